@@ -1,0 +1,89 @@
+"""The app factory. ``create_app(settings)`` is what uvicorn, tests and benchmarks run."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+
+from api import system
+from api.errors import install_error_handlers
+from api.middleware import Metrics, RequestContextMiddleware
+from api.problems import Problem
+from api.state import AppState
+from core.db import create_engine, create_session_factory
+from core.redis import create_redis
+from core.settings import Settings, load_settings
+
+API_PREFIX = "/api"
+
+DESCRIPTION = """
+Shopweave is an e-commerce backend whose order processing runs as durable Temporal
+workflows. JSON is camelCase; money is integer minor units plus an ISO 4217 `currency`;
+ids are prefixed strings (`prod_…`, `ord_…`). Every error is RFC 9457 problem+json with
+a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        redis = create_redis(settings)
+        app.state.shop = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            redis=redis,
+        )
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Shopweave API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    registry = CollectorRegistry()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
+    app.state.registry = registry
+    app.add_middleware(RequestContextMiddleware, metrics=Metrics(registry))
+    install_error_handlers(app)
+
+    app.include_router(system.router)
+    api = APIRouter(prefix=API_PREFIX)
+    # Domain routers are included here as they arrive (users, products, cart, orders, …).
+    app.include_router(api)
+
+    _register_problem_schema(app)
+    return app
+
+
+def _register_problem_schema(app: FastAPI) -> None:
+    """Make ``#/components/schemas/Problem`` exist even before any endpoint refers to it."""
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault(
+            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,118 @@
+"""Every exception becomes problem+json here, once (STYLE rule 4)."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from api.middleware import current_request_id
+from api.problems import problem_response
+from core.errors import ShopError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    # ("body", "shippingAddress", "city") -> "shippingAddress.city"; query/path/header keep
+    # their source so "limit" in the query is told apart from a body field.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _shop_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ShopError)
+    if exc.status >= 500:
+        log.warning("dependency failure: %s", exc.detail, extra={"code": exc.code})
+    return problem_response(
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        instance=request.url.path,
+        request_id=current_request_id(request),
+        extra=exc.extra,
+        headers=exc.headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": _field_path(tuple(err.get("loc", ()))),
+            "in": str(err["loc"][0]) if err.get("loc") else "body",
+            "message": err.get("msg", "invalid"),
+            "type": err.get("type", "value_error"),
+        }
+        for err in exc.errors()
+    ]
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    return problem_response(
+        status=HTTPStatus.UNPROCESSABLE_ENTITY,
+        code="validation_error",
+        title="The request is not valid",
+        detail=f"invalid: {fields}" if fields else "the request is not valid",
+        instance=request.url.path,
+        request_id=current_request_id(request),
+        extra={"errors": errors},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    detail = exc.detail if isinstance(exc.detail, str) else phrase
+    if status == 404 and detail == "Not Found":
+        detail = f"nothing at {request.method} {request.url.path}"
+    if status == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return problem_response(
+        status=status,
+        code=_HTTP_CODES.get(status, f"http_{status}"),
+        title=phrase,
+        detail=detail,
+        instance=request.url.path,
+        request_id=current_request_id(request),
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    request_id = current_request_id(request)
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return problem_response(
+        status=HTTPStatus.INTERNAL_SERVER_ERROR,
+        code="internal_error",
+        title="Internal server error",
+        detail=f"something went wrong on our side; quote request id {request_id} to support",
+        instance=request.url.path,
+        request_id=request_id,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ShopError, _shop_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

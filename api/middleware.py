@@ -1,0 +1,90 @@
+"""Request ids, one log line and Prometheus metrics per request (pure ASGI, no buffering)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.ids import IdPrefix, new_id
+from core.logging import request_id_var
+
+log = logging.getLogger("shop.access")
+
+# A client may pass its own id through (for tracing across systems) if it is sane.
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def current_request_id(request: Request) -> str | None:
+    rid = request.scope.get("state", {}).get("request_id")
+    return rid if isinstance(rid, str) else request_id_var.get()
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None
+        )
+        request_id = (
+            incoming if incoming and _CLIENT_ID.match(incoming) else new_id(IdPrefix.REQUEST)
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(elapsed)
+            log.info(
+                "%s %s %s",
+                method,
+                scope["path"],
+                status,
+                extra={"ms": round(elapsed * 1000, 1)},
+            )
+            request_id_var.reset(token)

@@ -1,0 +1,43 @@
+"""What the API process holds for its lifetime: engine, Redis, a lazily connected Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from core.db import SessionFactory
+from core.settings import Settings
+from temporal.client import connect
+
+
+class TemporalConnection:
+    """Connects on first use and again after a failure, so the API starts (and reports
+    itself not ready) while Temporal is still down, instead of refusing to start."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Client:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._client = await connect(self._settings, timeout=3.0)
+        return self._client
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    redis: Redis
+    temporal: TemporalConnection = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.temporal = TemporalConnection(self.settings)

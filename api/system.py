@@ -1,0 +1,95 @@
+"""Liveness, readiness and metrics: outside /api, for load balancers and Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import timedelta
+from http import HTTPStatus
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import State
+from api.middleware import current_request_id
+from api.problems import problem_response, problem_responses
+from core.db import ping
+from models.base import CamelModel
+
+router = APIRouter(tags=["system"])
+
+READY_TIMEOUT_SECONDS = 3.0
+
+
+class Health(CamelModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(CamelModel):
+    status: Literal["ready"] = "ready"
+    checks: dict[str, str]
+
+
+@router.get("/health", summary="Liveness: the process answers", response_model=Health)
+async def health() -> Health:
+    """Answers 200 while the API process runs. It checks nothing else, so a load balancer
+    does not restart healthy API replicas when a dependency has a bad minute."""
+    return Health()
+
+
+async def _check(probe: Awaitable[object]) -> str:
+    try:
+        await asyncio.wait_for(probe, READY_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"error: no answer within {READY_TIMEOUT_SECONDS:g}s"
+    except Exception as exc:
+        return f"error: {exc}".splitlines()[0][:300]
+    return "ok"
+
+
+async def _temporal_ok(state: State) -> None:
+    client = await state.temporal.get()
+    await client.service_client.check_health(timeout=timedelta(seconds=2))
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: database, Redis and Temporal all answer",
+    response_model=Readiness,
+    responses=problem_responses(503),
+)
+async def ready(request: Request, state: State) -> Response:
+    """200 when PostgreSQL, Redis and Temporal all answer within 3 s. Otherwise 503
+    problem+json with code `not_ready`, naming each dependency that failed in `detail`
+    and giving every check's result in `checks`."""
+    db, redis, temporal = await asyncio.gather(
+        _check(ping(state.engine)),
+        _check(state.redis.ping()),
+        _check(_temporal_ok(state)),
+    )
+    checks = {"database": db, "redis": redis, "temporal": temporal}
+    failed = [name for name, result in checks.items() if result != "ok"]
+    if failed:
+        return problem_response(
+            status=HTTPStatus.SERVICE_UNAVAILABLE,
+            code="not_ready",
+            title="Not ready",
+            detail="not ready: " + ", ".join(f"{n} ({checks[n]})" for n in failed),
+            instance=request.url.path,
+            request_id=current_request_id(request),
+            extra={"checks": checks, "failed": failed},
+        )
+    return JSONResponse(Readiness(checks=checks).model_dump(by_alias=True))
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def metrics(request: Request) -> Response:
+    """Request counts and latencies in the Prometheus text format."""
+    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,191 @@
+"""The ``shop`` command."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from core.errors import DependencyUnavailable
+from core.logging import configure_logging
+from core.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="shop",
+    help="Shopweave: the dev stack, the API, workers, migrations and admin tasks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+migrate_app = typer.Typer(help="Apply or create database migrations.", invoke_without_command=True)
+admin_app = typer.Typer(help="Operator tasks.", no_args_is_help=True)
+app.add_typer(migrate_app, name="migrate")
+app.add_typer(admin_app, name="admin")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data dir of the `shop dev` stack to use (default: SHOP_DATA_DIR or ./.shop).",
+        show_default=False,
+    ),
+]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    settings = load_settings(data_dir)
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def dev(
+    data_dir: DataDir = None,
+    api_port: Annotated[int, typer.Option(help="Port of the API.")] = 3001,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes to start.")] = 1,
+    temporal_port: Annotated[int, typer.Option(help="gRPC port of Temporal.")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Port of the Temporal web UI (0: none).")] = 8233,
+    postgres_port: Annotated[int, typer.Option(help="Port of embedded PostgreSQL.")] = 54329,
+    redis_port: Annotated[int, typer.Option(help="Port of embedded Redis.")] = 63799,
+) -> None:
+    """Run the whole system: PostgreSQL, Redis, Temporal, worker(s) and the API."""
+    from cli.stack.dev import DevOptions, DevStack
+    from cli.stack.process import StackError
+
+    settings = _settings(data_dir)
+    options = DevOptions(
+        data_dir=data_dir or settings.shop_data_dir,
+        api_port=api_port,
+        workers=workers,
+        temporal_port=temporal_port,
+        ui_port=ui_port,
+        postgres_port=postgres_port,
+        redis_port=redis_port,
+    )
+    try:
+        code = DevStack(options, settings, console).run()
+    except StackError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def api(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default SHOP_API_PORT, 3001).")] = None,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(data_dir)
+    try:
+        application = create_app(settings)
+    except DependencyUnavailable as exc:
+        raise _fail(exc.detail) from None
+    uvicorn.run(
+        application,
+        host=host or settings.shop_api_host,
+        port=port or settings.shop_api_port,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    queue: Annotated[
+        list[str] | None,
+        typer.Option("--queue", "-q", help="Task queue to serve (repeatable; default: all)."),
+    ] = None,
+) -> None:
+    """Run a worker process on the given task queues (all of them by default)."""
+    from temporal.queues import ALL_QUEUES, TaskQueue
+    from workers.main import run_worker
+
+    settings = _settings(data_dir)
+    try:
+        queues = [TaskQueue(q) for q in queue] if queue else list(ALL_QUEUES)
+    except ValueError:
+        names = ", ".join(ALL_QUEUES)
+        raise _fail(f"unknown queue in {queue}; the queues are {names}") from None
+    try:
+        asyncio.run(run_worker(settings, queues))
+    except DependencyUnavailable as exc:
+        raise _fail(exc.detail) from None
+
+
+def _database_url(data_dir: Path | None) -> str:
+    from core.db import require_database_url
+
+    try:
+        return require_database_url(_settings(data_dir))
+    except DependencyUnavailable as exc:
+        raise _fail(exc.detail) from None
+
+
+@migrate_app.callback()
+def migrate(
+    ctx: typer.Context,
+    data_dir: DataDir = None,
+    revision: Annotated[str, typer.Option(help="Revision to upgrade to.")] = "head",
+) -> None:
+    """Apply migrations up to REVISION (head by default)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from migrations.runner import upgrade
+
+    upgrade(_database_url(data_dir), revision)
+    console.print(f"database migrated to {revision}")
+
+
+@migrate_app.command("new")
+def migrate_new(
+    message: Annotated[str, typer.Argument(help="What the migration does.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Autogenerate a migration from the models (against an up-to-date database)."""
+    from migrations.runner import new_revision
+
+    new_revision(_database_url(data_dir), message)
+
+
+@admin_app.command("probe")
+def admin_probe(
+    data_dir: DataDir = None,
+    timeout: Annotated[float, typer.Option(help="Seconds a queue may go unserved.")] = 10,
+) -> None:
+    """Check that every task queue is served by a worker that reaches the database and Redis."""
+    from cli.stack.dev import probe_workers
+    from cli.stack.process import StackError
+
+    settings = _settings(data_dir)
+    try:
+        report = asyncio.run(probe_workers(settings, timeout))
+    except (StackError, DependencyUnavailable) as exc:
+        raise _fail(str(exc)) from None
+    for line in report:
+        console.print(line)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

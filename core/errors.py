@@ -1,0 +1,86 @@
+"""The one typed error family (STYLE rule 4).
+
+Every error a client can cause is a ``ShopError`` subclass carrying its HTTP status and
+a stable machine-readable ``code``. ``api/errors.py`` renders them as RFC 9457
+problem+json; ``temporal/errors.py`` turns them into non-retryable ``ApplicationError``s.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+
+class ShopError(Exception):
+    """Base of every expected failure. Subclasses set ``status`` and a default ``code``."""
+
+    status: ClassVar[int] = HTTPStatus.BAD_REQUEST
+    code: str = "bad_request"
+    title: ClassVar[str] = "Bad request"
+    # Business errors are final: retrying the same input gives the same answer.
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.detail = detail or self.title
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+        # Extra members of the problem document, camelCase on the wire
+        # (e.g. ``unavailableItems`` for out_of_stock).
+        self.extra = extra
+        super().__init__(self.detail)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, detail={self.detail!r})"
+
+
+class ValidationFailed(ShopError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "validation_error"
+    title = "The request is not valid"
+
+
+class Unauthenticated(ShopError):
+    status = HTTPStatus.UNAUTHORIZED
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(ShopError):
+    status = HTTPStatus.FORBIDDEN
+    code = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(ShopError):
+    status = HTTPStatus.NOT_FOUND
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(ShopError):
+    status = HTTPStatus.CONFLICT
+    code = "conflict"
+    title = "Conflict with the current state"
+
+
+class RateLimited(ShopError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+class DependencyUnavailable(ShopError):
+    """A server we depend on (database, Redis, Temporal, a provider) did not answer."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "dependency_unavailable"
+    title = "A dependency is unavailable"
+    retryable = True

@@ -1,0 +1,110 @@
+"""The one place configuration is read (STYLE rule 5).
+
+Precedence, highest first: real environment variables, then ``DATA_DIR/stack.env``
+(written by ``shop dev`` so a second terminal finds the running stack), then defaults.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STACK_ENV_FILE = "stack.env"
+
+
+class Settings(BaseSettings):
+    """Every knob Shopweave has, named after its environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # --- where the local stack keeps its data -------------------------------------
+    shop_data_dir: Path = Field(default=Path(".shop"), description="Data dir of `shop dev`.")
+    shop_api_port: int = Field(default=3001, ge=1, le=65535)
+    shop_api_host: str = "127.0.0.1"
+    shop_env: Literal["development", "test", "production"] = "development"
+
+    # --- PostgreSQL: DATABASE_URL, or the seed's DB_HOST/DB_PORT/DB_NAME --------------
+    database_url: str | None = None
+    db_host: str | None = None
+    db_port: int = 5432
+    db_name: str = "ecommerce"
+    db_user: str = "postgres"
+    db_password: SecretStr | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_echo: bool = False
+
+    # --- Redis -------------------------------------------------------------------------
+    redis_url: str | None = None
+
+    # --- Temporal ----------------------------------------------------------------------
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = None
+    temporal_tls: bool = False
+    temporal_ui_url: str | None = None
+
+    # --- Payments (Stripe) and email (SendGrid); unset means the local sandbox ----------
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    sendgrid_api_key: SecretStr | None = None
+
+    # --- Analytics and logging --------------------------------------------------------
+    analytics_enabled: bool = True
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    # --- Order pipeline defaults (the seed: retryAttempts 3, timeout 30 s) -------------
+    order_step_max_attempts: int = Field(default=3, ge=1)
+    order_step_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @cached_property
+    def resolved_database_url(self) -> str | None:
+        """DATABASE_URL if set, else one built from DB_HOST/DB_PORT/DB_NAME, else None."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        if self.db_host:
+            password = self.db_password.get_secret_value() if self.db_password else ""
+            auth = quote(self.db_user, safe="")
+            if password:
+                auth += ":" + quote(password, safe="")
+            return (
+                f"postgresql+asyncpg://{auth}@{self.db_host}:{self.db_port}/"
+                f"{quote(self.db_name, safe='')}"
+            )
+        return None
+
+    @property
+    def stack_env_path(self) -> Path:
+        return self.shop_data_dir / STACK_ENV_FILE
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual ``postgres://`` spellings and always drive them with asyncpg."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings, reading ``DATA_DIR/stack.env`` of a running `shop dev` if there is one.
+
+    ``data_dir`` (the CLI's ``--data-dir``) wins over ``SHOP_DATA_DIR``.
+    """
+    kwargs: dict[str, Any] = dict(overrides)
+    if data_dir is not None:
+        kwargs["shop_data_dir"] = data_dir
+    stack_env = Settings(**kwargs).stack_env_path
+    if stack_env.is_file():
+        kwargs["_env_file"] = stack_env
+    return Settings(**kwargs)

@@ -1,0 +1,44 @@
+"""The transactional outbox: domain events written in the same transaction as the change.
+
+A relay (a later issue) delivers rows in ``seq`` order per aggregate, at least once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from core.ids import IdPrefix, new_id
+from models.base import created_at_field
+
+
+class OutboxEvent(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # The relay's hot query: undelivered rows, oldest first.
+        Index(
+            "outbox_undelivered_idx",
+            "seq",
+            postgresql_where=text("delivered_at IS NULL"),
+        ),
+        Index("outbox_aggregate_id_seq_idx", "aggregate_id", "seq"),
+    )
+
+    id: str = Field(default_factory=lambda: new_id(IdPrefix.EVENT), primary_key=True)
+    # Commit-independent total order for delivery; ids alone are only ordered per process.
+    seq: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, Identity(always=True), nullable=False, unique=True),
+    )
+    type: str = Field(max_length=100, index=True)
+    aggregate_id: str = Field(max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = created_at_field()
+    delivered_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})

@@ -1,0 +1,21 @@
+"""Mapping our typed errors to Temporal failures, once."""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+from core.errors import ShopError
+
+
+def to_application_error(error: ShopError) -> ApplicationError:
+    """A business error becomes an ``ApplicationError`` whose ``type`` is our stable code.
+
+    It is non-retryable unless the error class says retrying can help, and it carries the
+    problem's extra members (e.g. ``unavailableItems``) as details for the workflow.
+    """
+    return ApplicationError(
+        error.detail,
+        error.extra,
+        type=error.code,
+        non_retryable=not error.retryable,
+    )

@@ -1,0 +1,58 @@
+"""A worker process: one Temporal ``Worker`` per task queue it serves.
+
+Start as many processes as you like, on any hosts; Temporal spreads tasks over them.
+SIGTERM/SIGINT shut the workers down gracefully (running activities get to finish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from datetime import timedelta
+
+from temporalio.worker import Worker
+
+from core.db import create_engine
+from core.redis import create_redis
+from core.settings import Settings
+from temporal.client import connect
+from temporal.queues import TaskQueue
+from workers.registry import WorkerDeps, components_for
+
+log = logging.getLogger(__name__)
+
+
+async def run_worker(settings: Settings, queues: Sequence[TaskQueue]) -> None:
+    client = await connect(settings)
+    engine = create_engine(settings)
+    redis = create_redis(settings)
+    deps = WorkerDeps(settings=settings, engine=engine, redis=redis)
+    workers = []
+    for queue in queues:
+        parts = components_for(queue, deps)
+        workers.append(
+            Worker(
+                client,
+                task_queue=str(queue),
+                workflows=parts.workflows,
+                activities=parts.activities,
+                graceful_shutdown_timeout=timedelta(seconds=5),
+            )
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with AsyncExitStack() as running:
+            for worker in workers:
+                await running.enter_async_context(worker)
+            log.info("worker ready", extra={"queues": ",".join(map(str, queues))})
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        await redis.aclose()
+        await engine.dispose()
