@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -184,7 +186,17 @@ def admin_probe(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    # The Temporal SDK's Rust threads can abort CPython's finalisation ("PyGILState_Release:
+    # thread state must be current", temporalio/sdk-python#300), turning a clean exit into
+    # SIGABRT. Everything is closed by now, so skip finalisation.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

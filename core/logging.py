@@ -64,6 +64,8 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic announces every plugin it loads; the migration lines themselves stay.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # uvicorn's access log duplicates our request log line.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):

@@ -6,7 +6,6 @@ Precedence, highest first: real environment variables, then ``DATA_DIR/stack.env
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -67,7 +66,7 @@ class Settings(BaseSettings):
     order_step_max_attempts: int = Field(default=3, ge=1)
     order_step_timeout_seconds: float = Field(default=30.0, gt=0)
 
-    @cached_property
+    @property
     def resolved_database_url(self) -> str | None:
         """DATABASE_URL if set, else one built from DB_HOST/DB_PORT/DB_NAME, else None."""
         if self.database_url:

@@ -13,6 +13,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent
 def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
     config.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s")
     # Not via set_main_option: URLs may hold '%' that configparser would interpret.

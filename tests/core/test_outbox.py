@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.db import create_session_factory, transaction
+from core.ids import IdPrefix, is_valid_id
+from core.outbox import publish
+from models.outbox import OutboxEvent
+
+
+async def test_publish_writes_an_undelivered_event_in_the_callers_transaction(
+    db_session: AsyncSession,
+) -> None:
+    event = await publish(db_session, "order.created", "ord_1", {"total": 9999})
+    assert is_valid_id(event.id, IdPrefix.EVENT)
+    row = (await db_session.exec(select(OutboxEvent).where(OutboxEvent.id == event.id))).one()
+    assert row.type == "order.created"
+    assert row.aggregate_id == "ord_1"
+    assert row.data == {"total": 9999}
+    assert row.delivered_at is None
+    assert row.attempts == 0
+    assert row.seq is not None
+    assert row.created_at.tzinfo is not None
+
+
+async def test_events_get_increasing_sequence_numbers(db_session: AsyncSession) -> None:
+    first = await publish(db_session, "order.created", "ord_2", {})
+    second = await publish(db_session, "order.cancelled", "ord_2", {})
+    assert first.seq is not None
+    assert second.seq is not None
+    assert second.seq > first.seq
+
+
+async def test_a_rolled_back_change_takes_its_event_with_it(engine: AsyncEngine) -> None:
+    sessions = create_session_factory(engine)
+    with pytest.raises(RuntimeError, match="business step failed"):
+        async with transaction(sessions) as session:
+            await publish(session, "order.created", "ord_rolled_back", {"n": 1})
+            raise RuntimeError("business step failed")
+    async with sessions() as session:
+        found = await session.exec(
+            select(OutboxEvent).where(col(OutboxEvent.aggregate_id) == "ord_rolled_back")
+        )
+        assert found.all() == []
+
+
+async def test_a_committed_change_keeps_its_event(engine: AsyncEngine) -> None:
+    sessions = create_session_factory(engine)
+    async with transaction(sessions) as session:
+        event = await publish(session, "user.created", "user_committed", {"email": "a@b.c"})
+    async with sessions() as session:
+        row = await session.get(OutboxEvent, event.id)
+        assert row is not None
+        assert row.data == {"email": "a@b.c"}
+        await session.delete(row)
+        await session.commit()
+
+
+@pytest.mark.parametrize("bad_type", ["", "created", "order"])
+async def test_event_types_must_be_dotted(db_session: AsyncSession, bad_type: str) -> None:
+    with pytest.raises(ValueError, match="event types"):
+        await publish(db_session, bad_type, "ord_1", {})

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings, load_settings
+
+URL_VARS = ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*URL_VARS, "REDIS_URL", "TEMPORAL_ADDRESS", "SHOP_DATA_DIR", "SHOP_API_PORT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_seeds_db_host_port_name_build_a_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_HOST", "db.internal")
+    monkeypatch.setenv("DB_PORT", "6543")
+    monkeypatch.setenv("DB_NAME", "ecommerce")
+    monkeypatch.setenv("DB_PASSWORD", "p@ss word")
+    url = Settings().resolved_database_url
+    assert url == "postgresql+asyncpg://postgres:p%40ss%20word@db.internal:6543/ecommerce"
+
+
+def test_database_url_wins_and_is_driven_by_asyncpg(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_HOST", "ignored")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h:1/d")
+    assert Settings().resolved_database_url == "postgresql+asyncpg://u@h:1/d"
+
+
+def test_nothing_configured_means_no_database() -> None:
+    assert Settings().resolved_database_url is None
+
+
+def test_every_seed_variable_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/2")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_x")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_x")
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.x")
+    monkeypatch.setenv("ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal:7233")
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "shop")
+    monkeypatch.setenv("SHOP_API_PORT", "4000")
+    s = Settings()
+    assert s.redis_url == "redis://cache:6379/2"
+    assert s.stripe_secret_key is not None
+    assert s.stripe_secret_key.get_secret_value() == "sk_test_x"
+    assert s.stripe_webhook_secret is not None
+    assert s.sendgrid_api_key is not None
+    assert s.analytics_enabled is False
+    assert (s.temporal_address, s.temporal_namespace, s.shop_api_port) == (
+        "temporal:7233",
+        "shop",
+        4000,
+    )
+    # Secrets never show in a repr (and so never in a log line).
+    assert "sk_test_x" not in repr(s)
+
+
+def test_stack_env_is_read_but_real_env_vars_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "stack.env").write_text(
+        "# comment\nDATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:1/shop\n"
+        "REDIS_URL=redis://127.0.0.1:2/0\nTEMPORAL_ADDRESS=127.0.0.1:3\n"
+    )
+    s = load_settings(tmp_path)
+    assert s.resolved_database_url == "postgresql+asyncpg://postgres@127.0.0.1:1/shop"
+    assert s.temporal_address == "127.0.0.1:3"
+    monkeypatch.setenv("REDIS_URL", "redis://elsewhere:6379/0")
+    assert load_settings(tmp_path).redis_url == "redis://elsewhere:6379/0"
+
+
+def test_shop_data_dir_names_where_stack_env_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "stack.env").write_text("REDIS_URL=redis://127.0.0.1:9/0\n")
+    monkeypatch.setenv("SHOP_DATA_DIR", str(tmp_path))
+    assert load_settings().redis_url == "redis://127.0.0.1:9/0"
+    assert load_settings(tmp_path / "nowhere").redis_url is None

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from migrations.runner import downgrade, upgrade
+from models.base import metadata
+from tests.stack import StackServers
+
+
+def _plain(url: str, database: str) -> str:
+    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture
+def scratch_database(servers: StackServers) -> Iterator[str]:
+    """An empty database of its own, so up/down migrations disturb no other test."""
+    name = f"shop_mig_{uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(_plain(servers.database_url, "postgres"))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    parts = urlsplit(servers.database_url)
+    yield urlunsplit(parts._replace(path=f"/{name}"))
+    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def _tables(url: str) -> set[str]:
+    async def read() -> set[str]:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        await engine.dispose()
+        return names
+
+    return asyncio.run(read())
+
+
+def _drift(url: str) -> list[object]:
+    async def compare() -> list[object]:
+        engine = create_async_engine(url)
+
+        def diff(conn: Connection) -> list[object]:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
+            return list(compare_metadata(context, metadata))
+
+        async with engine.connect() as conn:
+            result = await conn.run_sync(diff)
+        await engine.dispose()
+        return result
+
+    return asyncio.run(compare())
+
+
+def test_migrations_go_up_down_and_up_again(scratch_database: str) -> None:
+    upgrade(scratch_database)
+    assert {"outbox", "alembic_version"} <= _tables(scratch_database)
+    downgrade(scratch_database, "base")
+    assert _tables(scratch_database) == {"alembic_version"}
+    upgrade(scratch_database)
+    assert "outbox" in _tables(scratch_database)
+
+
+def test_the_models_and_the_migrations_describe_the_same_schema(scratch_database: str) -> None:
+    upgrade(scratch_database)
+    assert _drift(scratch_database) == [], "run `shop migrate new` to add a migration"

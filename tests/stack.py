@@ -1,0 +1,81 @@
+"""The servers a test run uses: embedded ones on free ports, or those the URL variables name.
+
+Started once per session by ``tests/conftest.py``; each run gets a fresh database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+from uuid import uuid4
+
+import asyncpg
+
+from cli.stack.postgres import EmbeddedPostgres
+from cli.stack.process import free_port
+from cli.stack.redis import EmbeddedRedis
+from core.settings import normalize_database_url
+
+
+@dataclass(frozen=True)
+class StackServers:
+    database_url: str  # the run's own fresh database
+    redis_url: str
+    redis_is_ours: bool  # only an embedded Redis may be flushed between tests
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _admin(url: str, sql: str) -> None:
+    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    conn = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def test_servers(workdir: Path) -> Iterator[StackServers]:
+    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    try:
+        server_url = os.environ.get("DATABASE_URL")
+        if server_url:
+            server_url = normalize_database_url(server_url)
+        else:
+            pg = EmbeddedPostgres(
+                workdir / "pg", free_port(), log_path=workdir / "postgres.log", durable=False
+            )
+            started.append(pg)
+            pg.start()
+            server_url = pg.url
+        redis_url = os.environ.get("REDIS_URL")
+        redis_is_ours = redis_url is None
+        if redis_url is None:
+            redis = EmbeddedRedis(
+                workdir / "redis", free_port(), log_path=workdir / "redis.log", durable=False
+            )
+            started.append(redis)
+            redis.start()
+            redis_url = redis.url
+        db_name = f"shop_test_{uuid4().hex[:12]}"
+        asyncio.run(_admin(server_url, f'CREATE DATABASE "{db_name}"'))
+        try:
+            yield StackServers(
+                database_url=_with_database(server_url, db_name),
+                redis_url=redis_url,
+                redis_is_ours=redis_is_ours,
+            )
+        finally:
+            asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+    finally:
+        for server in reversed(started):
+            server.stop()
