@@ -27,8 +27,8 @@ admin_app = typer.Typer(help="Operator tasks.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(admin_app, name="admin")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None,

@@ -36,10 +36,14 @@ async def test_events_get_increasing_sequence_numbers(db_session: AsyncSession) 
 
 async def test_a_rolled_back_change_takes_its_event_with_it(engine: AsyncEngine) -> None:
     sessions = create_session_factory(engine)
-    with pytest.raises(RuntimeError, match="business step failed"):
+
+    async def failing_change() -> None:
         async with transaction(sessions) as session:
             await publish(session, "order.created", "ord_rolled_back", {"n": 1})
             raise RuntimeError("business step failed")
+
+    with pytest.raises(RuntimeError, match="business step failed"):
+        await failing_change()
     async with sessions() as session:
         found = await session.exec(
             select(OutboxEvent).where(col(OutboxEvent.aggregate_id) == "ord_rolled_back")
