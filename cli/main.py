@@ -24,8 +24,10 @@ app = typer.Typer(
 )
 migrate_app = typer.Typer(help="Apply or create database migrations.", invoke_without_command=True)
 admin_app = typer.Typer(help="Operator tasks.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print figures (see bench/).", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(admin_app, name="admin")
+app.add_typer(bench_app, name="bench")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -167,6 +169,33 @@ def migrate_new(
     new_revision(_database_url(data_dir), message)
 
 
+@admin_app.command("setup-temporal")
+def admin_setup_temporal(data_dir: DataDir = None) -> None:
+    """Register our search attributes (CustomerId, OrderStatus, OrderTotal) on the namespace.
+
+    Idempotent; run once per namespace on a self-hosted cluster. On Temporal Cloud create
+    them in the Cloud console instead.
+    """
+    from temporal.client import connect
+    from temporal.search_attributes import ensure_search_attributes
+
+    settings = _settings(data_dir)
+
+    async def setup() -> list[str]:
+        client = await connect(settings)
+        return await ensure_search_attributes(client, settings.temporal_namespace)
+
+    try:
+        added = asyncio.run(setup())
+    except DependencyUnavailable as exc:
+        raise _fail(exc.detail) from None
+    namespace = settings.temporal_namespace
+    if added:
+        console.print(f"registered on {namespace}: {', '.join(added)}")
+    else:
+        console.print(f"search attributes already present on {namespace}")
+
+
 @admin_app.command("probe")
 def admin_probe(
     data_dir: DataDir = None,
@@ -182,6 +211,33 @@ def admin_probe(
     except (StackError, DependencyUnavailable) as exc:
         raise _fail(str(exc)) from None
     for line in report:
+        console.print(line)
+
+
+@bench_app.command("startup")
+def bench_startup(
+    runs: Annotated[int, typer.Option(min=1, max=10, help="Warm restarts to time.")] = 3,
+) -> None:
+    """Time `shop dev` from launch to ready (cold and warm) and to stop; weigh its processes."""
+    from bench.startup import run
+
+    for line in run(runs):
+        console.print(line)
+
+
+@bench_app.command("http")
+def bench_http(
+    data_dir: DataDir = None,
+    path: Annotated[str, typer.Option(help="Path to request.")] = "/health",
+    requests: Annotated[int, typer.Option(min=1, max=100_000)] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, max=200)] = 20,
+) -> None:
+    """Throughput and latency of one endpoint of the running stack (`shop dev`)."""
+    from bench.http import run
+
+    settings = _settings(data_dir)
+    url = f"http://127.0.0.1:{settings.shop_api_port}{path}"
+    for line in run(url, requests, concurrency):
         console.print(line)
 
 

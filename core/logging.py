@@ -66,6 +66,9 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     root.setLevel(level.upper())
     # Alembic announces every plugin it loads; the migration lines themselves stay.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # One line per outgoing HTTP call drowns everything else (benchmarks, provider SDKs).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # uvicorn's access log duplicates our request log line.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):
