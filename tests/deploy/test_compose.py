@@ -59,7 +59,8 @@ def test_shop_services_only_set_settings_that_exist(compose: dict[str, Any], nam
 @pytest.mark.parametrize("name", SHOP_SERVICES)
 def test_shop_services_point_at_the_compose_servers(compose: dict[str, Any], name: str) -> None:
     env = _env(compose["services"][name])
-    settings = Settings.model_validate({k.lower(): v for k, v in env.items() if v and "${" not in v})
+    values = {k.lower(): v for k, v in env.items() if v and "${" not in v}
+    settings = Settings.model_validate(values)
     assert settings.resolved_database_url is not None
     assert "@postgres:5432/" in settings.resolved_database_url
     assert settings.redis_url == "redis://redis:6379/0"
