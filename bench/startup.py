@@ -50,9 +50,7 @@ def _one_run(data_dir: Path, timeout: float = 120) -> StartupSample:
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_VARS}
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         while not (
             _ready(f"http://127.0.0.1:{api_port}/ready") and (data_dir / "stack.env").exists()
