@@ -12,6 +12,7 @@ from api import system
 from api.errors import install_error_handlers
 from api.middleware import Metrics, RequestContextMiddleware
 from api.problems import Problem
+from api.routes import addresses, auth, sandbox, users
 from api.state import AppState
 from core.db import create_engine, create_session_factory
 from core.redis import create_redis
@@ -64,8 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(system.router)
     api = APIRouter(prefix=API_PREFIX)
-    # Domain routers are included here as they arrive (users, products, cart, orders, …).
+    for routes in (auth.router, users.router, addresses.router):
+        api.include_router(routes)
     app.include_router(api)
+    if settings.sandboxes_enabled:
+        app.include_router(sandbox.router)
 
     _register_problem_schema(app)
     return app

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,6 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.state import AppState
 from core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def get_state(request: Request) -> AppState:
@@ -25,8 +28,23 @@ def get_settings(state: State) -> Settings:
     return state.settings
 
 
+AfterCommit = Callable[[], Awaitable[object]]
+_AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, action: AfterCommit) -> None:
+    """Run ``action`` once this request's transaction has committed (never if it fails).
+
+    For effects outside the database that must not happen for a rolled-back change,
+    such as starting a workflow. A failing action is logged; the request still succeeds,
+    since what it committed stands (and e.g. the workflow-start relay catches up).
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
 async def get_session(state: State) -> AsyncIterator[AsyncSession]:
-    """One session a request; it commits once, at the boundary, when the endpoint returns."""
+    """One session a request; it commits once, at the boundary, when the endpoint returns
+    (before the response is sent, so a failed commit is an error response, not a lie)."""
     async with state.sessions() as session:
         try:
             yield session
@@ -35,6 +53,11 @@ async def get_session(state: State) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+        for action in session.info.pop(_AFTER_COMMIT, []):
+            try:
+                await action()
+            except Exception:
+                log.exception("after-commit action failed")
 
 
 def get_redis(state: State) -> Redis:
@@ -42,5 +65,5 @@ def get_redis(state: State) -> Redis:
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
-DbSession = Annotated[AsyncSession, Depends(get_session)]
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RedisClient = Annotated[Redis, Depends(get_redis)]

@@ -10,7 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from core.db import SessionFactory
+from core.secrets import jwt_secret
 from core.settings import Settings
+from services.analytics import AnalyticsRecorder
+from services.tokens import AccessTokens, Revocations
 from temporal.client import connect
 
 
@@ -38,6 +41,13 @@ class AppState:
     sessions: SessionFactory
     redis: Redis
     temporal: TemporalConnection = field(init=False)
+    access_tokens: AccessTokens = field(init=False)
+    revocations: Revocations = field(init=False)
+    analytics: AnalyticsRecorder = field(init=False)
 
     def __post_init__(self) -> None:
         self.temporal = TemporalConnection(self.settings)
+        ttl = self.settings.access_token_ttl_seconds
+        self.access_tokens = AccessTokens(jwt_secret(self.settings), ttl)
+        self.revocations = Revocations(self.redis, ttl)
+        self.analytics = AnalyticsRecorder(self.settings.analytics_enabled)

@@ -169,6 +169,54 @@ def migrate_new(
     new_revision(_database_url(data_dir), message)
 
 
+@admin_app.command("create")
+def admin_create(
+    email: Annotated[str, typer.Argument(help="Email address of the staff account.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    name: Annotated[str, typer.Option(help="Display name.")] = "Staff",
+    role: Annotated[str, typer.Option(help="staff or admin.")] = "staff",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a staff (or admin) account. The password policy applies as for customers."""
+    from pydantic import ValidationError
+
+    from core.db import create_engine, create_session_factory, transaction
+    from core.errors import ShopError
+    from models.users import Role, UserCreate
+    from services.analytics import AnalyticsRecorder
+    from services.users import RegistrationContext, UserService
+
+    settings = _settings(data_dir)
+    if role not in ("staff", "admin"):
+        raise _fail("--role is staff or admin")
+    try:
+        data = UserCreate(email=email, password=password, name=name)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+    async def create() -> str:
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_session_factory(engine)) as session:
+                service = UserService(
+                    session,
+                    analytics=AnalyticsRecorder(settings.analytics_enabled),
+                    password_min_length=settings.password_min_length,
+                )
+                context = RegistrationContext(user_agent="shop admin create", method="admin")
+                user = await service.register(data, context, role=Role(role))
+                return user.id
+        finally:
+            await engine.dispose()
+
+    try:
+        user_id = asyncio.run(create())
+    except (ShopError, DependencyUnavailable) as exc:
+        raise _fail(exc.detail) from None
+    console.print(f"created {role} account {user_id} for {data.email}")
+
+
 @admin_app.command("setup-temporal")
 def admin_setup_temporal(data_dir: DataDir = None) -> None:
     """Register our search attributes (CustomerId, OrderStatus, OrderTotal) on the namespace.

@@ -28,6 +28,12 @@ class IdPrefix(StrEnum):
     PAYMENT = "pay"
     EVENT = "evt"
     REQUEST = "req"
+    ADDRESS = "addr"
+    SESSION = "sess"
+    TOKEN = "rtok"
+    MESSAGE = "msg"
+    ANALYTICS = "ae"
+    WORKFLOW_START = "wfs"
 
 
 def _encode(value: int, length: int) -> str:

@@ -57,6 +57,28 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     sendgrid_api_key: SecretStr | None = None
 
+    # --- Accounts and authentication ---------------------------------------------------
+    # Signs access tokens. Required in production; in development and tests a random
+    # secret is kept in DATA_DIR/jwt-secret (see core/secrets.py).
+    jwt_secret: SecretStr | None = None
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
+    refresh_token_ttl_days: int = Field(default=30, ge=1)
+    # NIST SP 800-63B-4: at least 15 characters for a password used as a single factor.
+    password_min_length: int = Field(default=15, ge=8, le=64)
+    login_max_failures_per_email: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=20, ge=1)
+    login_throttle_window_seconds: int = Field(default=15 * 60, ge=1)
+
+    # --- Email -------------------------------------------------------------------------
+    email_from: str = "Shopweave <no-reply@shopweave.example>"
+    # Where the SendGrid SDK sends requests; unset means the real service when
+    # SENDGRID_API_KEY is set, otherwise the sandbox mounted on our own API.
+    sendgrid_base_url: str | None = None
+    email_retry_initial_seconds: float = Field(default=2.0, gt=0)
+    email_retry_max_interval_seconds: float = Field(default=60.0, gt=0)
+    # The base URL people and providers reach the API at (links in emails, sandbox).
+    public_base_url: str | None = None
+
     # --- Analytics and logging --------------------------------------------------------
     analytics_enabled: bool = True
     log_level: str = "INFO"
@@ -85,6 +107,30 @@ class Settings(BaseSettings):
     @property
     def stack_env_path(self) -> Path:
         return self.shop_data_dir / STACK_ENV_FILE
+
+    @property
+    def api_base_url(self) -> str:
+        """Where this deployment's API answers, without a trailing slash."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://127.0.0.1:{self.shop_api_port}"
+
+    @property
+    def sandboxes_enabled(self) -> bool:
+        """The Stripe/SendGrid sandboxes and the mailbox exist outside production only."""
+        return self.shop_env != "production"
+
+    @property
+    def email_uses_sandbox(self) -> bool:
+        return self.sendgrid_api_key is None
+
+    @property
+    def resolved_sendgrid_base_url(self) -> str:
+        if self.sendgrid_base_url:
+            return self.sendgrid_base_url.rstrip("/")
+        if self.email_uses_sandbox:
+            return f"{self.api_base_url}/_sandbox/sendgrid"
+        return "https://api.sendgrid.com"
 
 
 def normalize_database_url(url: str) -> str:

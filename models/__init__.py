@@ -1,6 +1,21 @@
 """SQLModel tables, one module per domain. Importing this package registers them all."""
 
+from models.analytics import AnalyticsEvent
+from models.auth import RefreshToken
 from models.base import metadata
+from models.email import EmailMessage, SandboxEmail
 from models.outbox import OutboxEvent
+from models.users import Address, User
+from models.workflow_starts import WorkflowStart
 
-__all__ = ["OutboxEvent", "metadata"]
+__all__ = [
+    "Address",
+    "AnalyticsEvent",
+    "EmailMessage",
+    "OutboxEvent",
+    "RefreshToken",
+    "SandboxEmail",
+    "User",
+    "WorkflowStart",
+    "metadata",
+]

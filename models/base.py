@@ -37,6 +37,16 @@ def created_at_field() -> datetime:
     return field
 
 
+def updated_at_field() -> datetime:
+    """Set on insert; services set it on every update (``onupdate`` covers ORM flushes)."""
+    field: datetime = Field(
+        default_factory=utcnow,
+        sa_type=DateTime(timezone=True),
+        sa_column_kwargs={"server_default": func.now(), "nullable": False, "onupdate": utcnow},
+    )
+    return field
+
+
 class CamelModel(BaseModel):
     """Wire schemas: snake_case in Python, camelCase on the wire (ARCHITECTURE §4)."""
 

@@ -9,8 +9,10 @@ is rolled back.
 from __future__ import annotations
 
 import os
+import random
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
@@ -100,6 +102,10 @@ def settings(servers: StackServers, temporal_env: WorkflowEnvironment) -> Settin
         temporal_namespace=temporal_env.client.namespace,
         shop_env="test",
         log_level="WARNING",
+        jwt_secret="test-secret-that-is-long-enough-for-hs256-signing",
+        # Failed sends retry quickly, so provider-outage tests finish in seconds.
+        email_retry_initial_seconds=0.2,
+        email_retry_max_interval_seconds=1.0,
     )
 
 
@@ -149,11 +155,41 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(
+        app=app, raise_app_exceptions=False, client=(random_client_ip(), 50000)
+    )
     async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
         yield http
+
+
+def random_client_ip() -> str:
+    """Each test client comes from its own address (TEST-NET-2), so per-IP state such as
+    the login throttle never leaks from one test into another."""
+    return f"198.51.{random.randint(0, 255)}.{random.randint(1, 254)}"
 
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def make_client(
+    settings: Settings,
+) -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClient]]]:
+    """Build a client over an app whose settings differ from the session's."""
+    stack = AsyncExitStack()
+
+    async def build(**overrides: object) -> httpx.AsyncClient:
+        # Re-validated (not model_copy) so that e.g. secrets given as str become SecretStr.
+        application = create_app(Settings.model_validate(settings.model_dump() | overrides))
+        await stack.enter_async_context(application.router.lifespan_context(application))
+        transport = httpx.ASGITransport(
+            app=application, raise_app_exceptions=False, client=(random_client_ip(), 50000)
+        )
+        return await stack.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url="http://shop.test")
+        )
+
+    async with stack:
+        yield build

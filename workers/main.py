@@ -15,11 +15,13 @@ from datetime import timedelta
 
 from temporalio.worker import Worker
 
-from core.db import create_engine
+from core.db import create_engine, create_session_factory
 from core.redis import create_redis
 from core.settings import Settings
+from integrations.email.factory import build_sender
 from temporal.client import connect
 from temporal.queues import TaskQueue
+from temporal.schedules import ensure_schedules
 from workers.registry import WorkerDeps, components_for
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,18 @@ async def run_worker(settings: Settings, queues: Sequence[TaskQueue]) -> None:
     client = await connect(settings)
     engine = create_engine(settings)
     redis = create_redis(settings)
-    deps = WorkerDeps(settings=settings, engine=engine, redis=redis)
+    deps = WorkerDeps(
+        settings=settings,
+        client=client,
+        engine=engine,
+        sessions=create_session_factory(engine),
+        redis=redis,
+        email_sender=build_sender(settings),
+    )
+    try:
+        await ensure_schedules(client)
+    except Exception as exc:  # e.g. a namespace where we may not create schedules
+        log.warning("could not ensure schedules: %s", exc)
     workers = []
     for queue in queues:
         parts = components_for(queue, deps)

@@ -1,7 +1,6 @@
 """Which workflows and activities run on which task queue.
 
-Each later domain adds its workflows and activity classes here; ``shop worker`` and the
-tests both build workers from this one table.
+``shop worker`` and the tests both build workers from this one table.
 """
 
 from __future__ import annotations
@@ -12,10 +11,19 @@ from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 
+from activities.email import EmailActivities
+from activities.maintenance import MaintenanceActivities
 from activities.system import SystemActivities
+from core.db import SessionFactory
 from core.settings import Settings
+from integrations.email.sender import EmailSender
+from integrations.email.templates import EmailTemplates
+from services.email import EmailService
 from temporal.queues import TaskQueue
+from workflows.maintenance import WorkflowStartRelayWorkflow
+from workflows.onboarding import UserOnboardingWorkflow
 from workflows.system import StackProbeWorkflow
 
 
@@ -24,8 +32,11 @@ class WorkerDeps:
     """What activity classes are built with. One set per worker process."""
 
     settings: Settings
+    client: Client
     engine: AsyncEngine
+    sessions: SessionFactory
     redis: Redis
+    email_sender: EmailSender
 
 
 @dataclass(frozen=True)
@@ -36,8 +47,16 @@ class QueueComponents:
 
 def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
     workflows: list[type] = []
-    system = SystemActivities(deps.engine, deps.redis, str(queue))
-    activities: list[Callable[..., Any]] = [system.probe]
+    activities: list[Callable[..., Any]] = [
+        SystemActivities(deps.engine, deps.redis, str(queue)).probe
+    ]
     if queue is TaskQueue.DEFAULT:
-        workflows.append(StackProbeWorkflow)
+        workflows += [StackProbeWorkflow, WorkflowStartRelayWorkflow]
+        activities.append(MaintenanceActivities(deps.client, deps.sessions).relay_workflow_starts)
+    if queue is TaskQueue.NOTIFICATIONS:
+        emails = EmailService(
+            deps.sessions, deps.email_sender, EmailTemplates(), deps.settings.email_from
+        )
+        workflows.append(UserOnboardingWorkflow)
+        activities.append(EmailActivities(emails).send_email)
     return QueueComponents(workflows=workflows, activities=activities)

@@ -29,6 +29,7 @@ from cli.stack.postgres import EmbeddedPostgres
 from cli.stack.process import ManagedProcess, StackError, ensure_port_free, wait_until
 from cli.stack.redis import EmbeddedRedis
 from cli.stack.temporal import TemporalDevServer
+from core.secrets import jwt_secret
 from core.settings import STACK_ENV_FILE, Settings
 
 STOP_BUDGET_SECONDS = 10.0
@@ -183,6 +184,7 @@ class DevStack:
             "TEMPORAL_NAMESPACE": s.temporal_namespace,
             "SHOP_DATA_DIR": str(self.data_dir),
             "SHOP_API_PORT": str(o.api_port),
+            "JWT_SECRET": jwt_secret(s.model_copy(update={"shop_data_dir": self.data_dir})),
         }
         if ui_url:
             env["TEMPORAL_UI_URL"] = ui_url
@@ -233,6 +235,8 @@ class DevStack:
             ("Logs", str(self.logs)),
             ("Stack file", str(self.data_dir / STACK_ENV_FILE)),
         ]
+        if s.email_uses_sandbox:
+            rows.insert(4, ("Mailbox", f"{api_base}/_sandbox/mail (SendGrid sandbox)"))
         for label, value in rows:
             self.console.print(f"  {label:<12} {value}")
 

@@ -1,0 +1,98 @@
+"""A user's address book: /users/{id}/addresses."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from api.deps import DbSession
+from api.problems import problem_responses
+from api.security import CurrentUser, require_self_or_staff
+from models.users import Address, AddressCreate, AddressPublic, AddressUpdate
+from services.addresses import AddressService
+
+router = APIRouter(prefix="/users/{user_id}/addresses", tags=["addresses"])
+
+
+def _public(address: Address) -> AddressPublic:
+    return AddressPublic.model_validate(address, from_attributes=True)
+
+
+@router.get("", summary="List addresses", response_model=list[AddressPublic],
+            responses=problem_responses(401, 404))  # fmt: skip
+async def list_addresses(
+    user_id: str, caller: CurrentUser, session: DbSession
+) -> list[AddressPublic]:
+    """Every address of the user, oldest first."""
+    require_self_or_staff(caller, user_id)
+    return [_public(a) for a in await AddressService(session).list(user_id)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add an address",
+    response_model=AddressPublic,
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def create_address(
+    user_id: str, body: AddressCreate, caller: CurrentUser, session: DbSession
+) -> AddressPublic:
+    """`country` is an ISO 3166-1 alpha-2 code. Marking the address as default shipping
+    (or billing) takes that flag from the previous default."""
+    require_self_or_staff(caller, user_id)
+    return _public(await AddressService(session).create(user_id, body))
+
+
+@router.get("/{address_id}", summary="Get an address", response_model=AddressPublic,
+            responses=problem_responses(401, 404))  # fmt: skip
+async def get_address(
+    user_id: str, address_id: str, caller: CurrentUser, session: DbSession
+) -> AddressPublic:
+    """One address of the user."""
+    require_self_or_staff(caller, user_id)
+    return _public(await AddressService(session).get(user_id, address_id))
+
+
+@router.patch(
+    "/{address_id}",
+    summary="Change some fields of an address",
+    response_model=AddressPublic,
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def patch_address(
+    user_id: str, address_id: str, body: AddressUpdate, caller: CurrentUser, session: DbSession
+) -> AddressPublic:
+    """Only the fields given change."""
+    require_self_or_staff(caller, user_id)
+    return _public(await AddressService(session).update(user_id, address_id, body))
+
+
+@router.put(
+    "/{address_id}",
+    summary="Replace an address",
+    response_model=AddressPublic,
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def put_address(
+    user_id: str, address_id: str, body: AddressCreate, caller: CurrentUser, session: DbSession
+) -> AddressPublic:
+    """Every field is set from the body."""
+    require_self_or_staff(caller, user_id)
+    update = AddressUpdate.model_validate(body.model_dump())
+    return _public(await AddressService(session).update(user_id, address_id, update))
+
+
+@router.delete(
+    "/{address_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an address",
+    response_class=Response,
+    responses=problem_responses(401, 404),
+)
+async def delete_address(
+    user_id: str, address_id: str, caller: CurrentUser, session: DbSession
+) -> Response:
+    """Remove the address from the book."""
+    require_self_or_staff(caller, user_id)
+    await AddressService(session).delete(user_id, address_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,172 @@
+"""Users: registration, profiles, deletion; staff can list accounts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from api.deps import DbSession, State, after_commit
+from api.problems import problem_responses
+from api.routes.auth import auth_service
+from api.security import CurrentUser, StaffUser, require_self_or_staff
+from core.errors import Forbidden
+from models.base import Page
+from models.users import Role, UserCreate, UserPublic, UserReplace, UserUpdate
+from services import workflow_starts
+from services.onboarding import request_onboarding
+from services.users import RegistrationContext, UserService
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+# How long registration waits for Temporal before leaving the start to the relay.
+START_WAIT_SECONDS = 3.0
+
+
+def _users(state: State, session: DbSession) -> UserService:
+    return UserService(
+        session,
+        analytics=state.analytics,
+        password_min_length=state.settings.password_min_length,
+    )
+
+
+def public(user: object) -> UserPublic:
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a user",
+    response_model=UserPublic,
+    responses=problem_responses(409, 422),
+)
+async def register(
+    body: UserCreate, request: Request, state: State, session: DbSession
+) -> UserPublic:
+    """Create a customer account and send the welcome email.
+
+    The email is normalised (trimmed, lower-cased); one that is already registered, in
+    any case, answers 409 `email_taken`. The password needs at least 15 characters (NIST
+    SP 800-63B-4) and must not be common, repetitive or built from the email or name:
+    otherwise 422 `weak_password`. The welcome email is sent by a durable workflow, so
+    registration succeeds even when the email provider or Temporal is briefly down.
+    """
+    user = await _users(state, session).register(
+        body, RegistrationContext(user_agent=request.headers.get("user-agent"))
+    )
+    start = request_onboarding(session, user, state.settings)
+
+    async def start_onboarding() -> None:
+        client = await asyncio.wait_for(state.temporal.get(), START_WAIT_SECONDS)
+        await asyncio.wait_for(
+            workflow_starts.start(client, state.sessions, start), START_WAIT_SECONDS
+        )
+
+    after_commit(session, start_onboarding)
+    return public(user)
+
+
+@router.get(
+    "",
+    summary="List users (staff)",
+    response_model=Page[UserPublic],
+    responses=problem_responses(401, 403),
+)
+async def list_users(
+    caller: StaffUser,
+    state: State,
+    session: DbSession,
+    page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    role: Role | None = None,
+) -> Page[UserPublic]:
+    """Every active account, newest first. Staff only."""
+    users, total = await _users(state, session).list(page=page, limit=limit, role=role)
+    return Page(items=[public(u) for u in users], total=total, page=page, limit=limit)
+
+
+@router.get("/me", summary="The signed-in user", response_model=UserPublic,
+            responses=problem_responses(401))  # fmt: skip
+async def me(caller: CurrentUser) -> UserPublic:
+    """The account the access token belongs to."""
+    return public(caller.user)
+
+
+@router.get(
+    "/{user_id}",
+    summary="Get a user",
+    response_model=UserPublic,
+    responses=problem_responses(401, 404),
+)
+async def get_user(
+    user_id: str, caller: CurrentUser, state: State, session: DbSession
+) -> UserPublic:
+    """Yourself, or anyone for staff. Another user's id answers 404."""
+    require_self_or_staff(caller, user_id)
+    return public(await _users(state, session).get(user_id))
+
+
+async def _update(
+    user_id: str, body: UserUpdate, caller: CurrentUser, state: State, session: DbSession
+) -> UserPublic:
+    require_self_or_staff(caller, user_id)
+    service = _users(state, session)
+    user = await service.get(user_id)
+    if body.password is not None and caller.user.id != user_id:
+        raise Forbidden("only the account holder can change a password", code="forbidden")
+    user, password_changed = await service.update(user, body)
+    if password_changed:
+        await auth_service(state, session).end_other_sessions(user.id, caller.claims.session_id)
+    return public(user)
+
+
+@router.patch(
+    "/{user_id}",
+    summary="Update some profile fields",
+    response_model=UserPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def patch_user(
+    user_id: str, body: UserUpdate, caller: CurrentUser, state: State, session: DbSession
+) -> UserPublic:
+    """Change `name`, `email` or `password` (with `currentPassword`). Changing the
+    password signs out every other session of the account."""
+    return await _update(user_id, body, caller, state, session)
+
+
+@router.put(
+    "/{user_id}",
+    summary="Replace the profile",
+    response_model=UserPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def put_user(
+    user_id: str, body: UserReplace, caller: CurrentUser, state: State, session: DbSession
+) -> UserPublic:
+    """Set `name` and `email` (both required); `password` as for PATCH."""
+    return await _update(user_id, body, caller, state, session)
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an account",
+    response_class=Response,
+    responses=problem_responses(401, 404),
+)
+async def delete_user(
+    user_id: str, caller: CurrentUser, state: State, session: DbSession
+) -> Response:
+    """Anonymise the person (name, email, password, addresses) and end every session.
+    Order records stay, referring to the anonymised account."""
+    require_self_or_staff(caller, user_id)
+    service = _users(state, session)
+    user = await service.get(user_id)
+    await service.delete(user)
+    await auth_service(state, session).end_other_sessions(user.id, keep_session=None)
+    if caller.user.id == user_id:
+        await state.revocations.revoke_token(caller.claims)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

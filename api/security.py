@@ -1,0 +1,87 @@
+"""Who is calling: ``CurrentUser``, ``StaffUser``, ``AdminUser`` dependency aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.deps import DbSession, State
+from core.errors import Forbidden, NotFound, Unauthenticated
+from models.users import User
+from services.auth import ClientInfo
+from services.tokens import AccessClaims
+from services.users import UserRepository
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/auth/login")
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: User
+    claims: AccessClaims
+
+    @property
+    def is_staff(self) -> bool:
+        return self.user.role.is_staff
+
+
+async def _caller(
+    state: State,
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated(
+            "send an access token as `Authorization: Bearer <token>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    claims = state.access_tokens.decode(credentials.credentials)
+    await state.revocations.check(claims)
+    user = await UserRepository(session).get(claims.user_id)
+    if user is None:
+        raise Unauthenticated("this account no longer exists", code="account_deleted")
+    return Caller(user=user, claims=claims)
+
+
+async def _optional_caller(
+    state: State,
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller | None:
+    if credentials is None:
+        return None
+    return await _caller(state, session, credentials)
+
+
+def _staff(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    if not caller.is_staff:
+        raise Forbidden("this needs a staff account", code="staff_only")
+    return caller
+
+
+def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    if caller.user.role != "admin":
+        raise Forbidden("this needs an admin account", code="admin_only")
+    return caller
+
+
+CurrentUser = Annotated[Caller, Depends(_caller)]
+OptionalUser = Annotated[Caller | None, Depends(_optional_caller)]
+StaffUser = Annotated[Caller, Depends(_staff)]
+AdminUser = Annotated[Caller, Depends(_admin)]
+
+
+def require_self_or_staff(caller: Caller, user_id: str) -> None:
+    """Someone else's account answers 404, not 403, so ids cannot be probed."""
+    if caller.user.id != user_id and not caller.is_staff:
+        raise NotFound(f"no user {user_id}", code="user_not_found")
+
+
+def client_info(request: Request) -> ClientInfo:
+    return ClientInfo(
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )

@@ -1,0 +1,118 @@
+"""Sending email through SendGrid's v3 API with the real ``sendgrid`` SDK.
+
+The same code talks to SendGrid or to our sandbox: only the base URL and key differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from typing import Any, Protocol, TypeVar
+from urllib.error import URLError
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import Content, CustomArg, Email, Mail, To
+
+from core.errors import ShopError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SANDBOX_API_KEY = "SG.sandbox.local-development-key"
+
+
+class EmailRejected(ShopError):
+    """The provider refused the message itself (400): retrying cannot help."""
+
+    code = "email_rejected"
+    title = "The email provider rejected the message"
+
+
+class EmailProviderUnavailable(ShopError):
+    """Network errors, rate limits, 5xx, auth problems: worth retrying later."""
+
+    status = 503
+    code = "email_provider_unavailable"
+    title = "The email provider is unavailable"
+    retryable = True
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    to: str
+    from_: str
+    subject: str
+    html: str
+    text: str
+    # Sent as SendGrid custom_args; ``message_key`` identifies the message for lookups.
+    custom_args: dict[str, str] = field(default_factory=dict)
+    categories: tuple[str, ...] = ()
+
+
+class EmailSender(Protocol):
+    async def send(self, email: OutgoingEmail) -> str:
+        """Hand the message to the provider; returns its message id."""
+        ...
+
+    async def find_accepted(self, arg: str, value: str) -> str | None:
+        """The provider's id of a message it already accepted with custom arg
+        ``arg == value``, or None. Used to learn the outcome of a send whose answer
+        was lost, so that it is not sent twice."""
+        ...
+
+
+class SendGridSender:
+    def __init__(self, api_key: str, base_url: str, timeout_seconds: float = 10.0) -> None:
+        self._client = SendGridAPIClient(api_key=api_key, host=base_url)
+        # The SDK waits forever by default; a hung provider must fail the attempt.
+        self._client.client.timeout = timeout_seconds
+        self.base_url = base_url
+
+    async def send(self, email: OutgoingEmail) -> str:
+        name, address = parseaddr(email.from_)
+        mail = Mail(
+            from_email=Email(address, name or None),
+            to_emails=To(email.to),
+            subject=email.subject,
+        )
+        mail.add_content(Content("text/plain", email.text))
+        mail.add_content(Content("text/html", email.html))
+        for key, value in email.custom_args.items():
+            mail.add_custom_arg(CustomArg(key, value))
+        for category in email.categories:
+            mail.add_category(category)
+        response: Any = await self._call(lambda: self._client.send(mail))
+        headers = {k.lower(): v for k, v in dict(response.headers).items()}
+        return str(headers.get("x-message-id", ""))
+
+    async def find_accepted(self, arg: str, value: str) -> str | None:
+        query = f"unique_args['{arg}']=\"{value}\""
+        try:
+            response: Any = await self._call(
+                lambda: self._client.client.messages.get(query_params={"query": query, "limit": 1})
+            )
+        except EmailProviderUnavailable as exc:
+            # Without the Email Activity add-on SendGrid answers 401/403/404 here;
+            # then we cannot know, and sending again (at least once) is the fallback.
+            log.warning("cannot look up earlier sends: %s", exc.detail)
+            return None
+        messages = json.loads(response.body or b"{}").get("messages", [])
+        return str(messages[0]["msg_id"]) if messages else None
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(fn)
+        except HTTPError as err:
+            status = int(getattr(err, "status_code", 0) or 0)
+            body = getattr(err, "body", b"") or b""
+            detail = body.decode(errors="replace")[:500] if isinstance(body, bytes) else str(body)
+            if status == 400:
+                raise EmailRejected(f"SendGrid refused the message: {detail}") from err
+            raise EmailProviderUnavailable(f"SendGrid answered {status}: {detail}") from err
+        except (URLError, OSError, TimeoutError) as err:
+            raise EmailProviderUnavailable(f"SendGrid is unreachable: {err}") from err

@@ -1,0 +1,229 @@
+"""The SendGrid sandbox: the parts of SendGrid's v3 API we use, checked like SendGrid does.
+
+``POST /v3/mail/send`` validates and stores the message (the local mailbox) and answers
+202 with an ``X-Message-Id``; ``GET /v3/messages`` is the Email Activity query we use to
+learn whether a message was already accepted. Faults can be injected for tests and
+demos: ``down`` (503, nothing stored) and ``accept_then_fail`` (stored, then 500, as when
+the provider took the message but its answer was lost).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.email import SandboxEmail
+
+FAULT_KEY = "sandbox:sendgrid:fault"
+FaultMode = Literal["down", "accept_then_fail"]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_QUERY_TERM = re.compile(
+    r"""^\s*(?:(?P<field>to_email|from_email|subject|msg_id)|unique_args\['(?P<arg>[^']+)'\])"""
+    r"""\s*=\s*"(?P<value>[^"]*)"\s*$"""
+)
+
+
+@dataclass(frozen=True)
+class SendGridError:
+    message: str
+    field: str | None = None
+    help: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"message": self.message, "field": self.field, "help": self.help}
+
+
+def validate_mail_send(payload: Any) -> list[SendGridError]:
+    """The checks SendGrid makes on ``/v3/mail/send`` that a wrong client would trip."""
+    if not isinstance(payload, dict):
+        return [SendGridError("Bad Request", None, "the request body must be a JSON object")]
+    errors: list[SendGridError] = []
+    personalizations = payload.get("personalizations")
+    if not isinstance(personalizations, list) or not personalizations:
+        errors.append(
+            SendGridError(
+                "The personalizations field is required and must have at least one "
+                "personalization.",
+                "personalizations",
+            )
+        )
+        personalizations = []
+    for i, item in enumerate(personalizations):
+        to = item.get("to") if isinstance(item, dict) else None
+        if not isinstance(to, list) or not to:
+            errors.append(
+                SendGridError(
+                    "The to array is required for all personalization objects, and must "
+                    "have at least one email object with a valid email address.",
+                    f"personalizations.{i}.to",
+                )
+            )
+            continue
+        for j, recipient in enumerate(to):
+            email = recipient.get("email") if isinstance(recipient, dict) else None
+            if not isinstance(email, str) or not _EMAIL.match(email):
+                errors.append(
+                    SendGridError(
+                        "Does not contain a valid address.",
+                        f"personalizations.{i}.to.{j}.email",
+                    )
+                )
+    sender = payload.get("from")
+    if not isinstance(sender, dict) or not _EMAIL.match(str(sender.get("email", ""))):
+        errors.append(SendGridError("The from object must be provided for every email.", "from"))
+    has_template = bool(payload.get("template_id"))
+    subject_everywhere = bool(payload.get("subject")) or all(
+        isinstance(p, dict) and p.get("subject") for p in personalizations
+    )
+    if not has_template and not subject_everywhere:
+        errors.append(
+            SendGridError(
+                "The subject is required. You can get around this requirement if you use a "
+                "template with a subject defined or if every personalization has a subject "
+                "defined.",
+                "subject",
+            )
+        )
+    content = payload.get("content")
+    if not has_template:
+        valid = (
+            isinstance(content, list)
+            and content
+            and all(
+                isinstance(c, dict)
+                and c.get("type")
+                and isinstance(c.get("value"), str)
+                and c["value"]
+                for c in content
+            )
+        )
+        if not valid:
+            errors.append(
+                SendGridError(
+                    "Unless a valid template_id is provided, the content parameter is required. "
+                    "There must be at least one defined content block. We typically suggest "
+                    "both text/plain and text/html blocks are included, but only one block is "
+                    "required.",
+                    "content",
+                )
+            )
+    return errors
+
+
+def api_key_valid(authorization: str | None) -> bool:
+    """SendGrid keys look like ``SG.<id>.<secret>``; anything else is refused with 401."""
+    if not authorization or not authorization.startswith("Bearer "):
+        return False
+    return authorization.removeprefix("Bearer ").startswith("SG.")
+
+
+def new_message_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def to_row(message_id: str, payload: dict[str, Any]) -> SandboxEmail:
+    recipients = [
+        str(r["email"]).lower() for p in payload["personalizations"] for r in p.get("to", [])
+    ]
+    contents = {c["type"]: c["value"] for c in payload.get("content", [])}
+    subject = payload.get("subject") or payload["personalizations"][0].get("subject", "")
+    custom_args: dict[str, Any] = dict(payload.get("custom_args") or {})
+    for p in payload["personalizations"]:
+        custom_args.update(p.get("custom_args") or {})
+    return SandboxEmail(
+        id=message_id,
+        to_emails=recipients,
+        from_email=str(payload["from"]["email"]),
+        subject=str(subject),
+        text=contents.get("text/plain"),
+        html=contents.get("text/html"),
+        custom_args=custom_args,
+        payload=payload,
+    )
+
+
+class SandboxMailbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def store(self, row: SandboxEmail) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def messages(self, *, to: str | None, limit: int) -> list[SandboxEmail]:
+        query = select(SandboxEmail)
+        if to:
+            query = query.where(
+                col(SandboxEmail.to_emails).contains(func.jsonb_build_array(to.strip().lower()))
+            )
+        result = await self.session.exec(
+            query.order_by(col(SandboxEmail.received_at).desc()).limit(limit)
+        )
+        return list(result.all())
+
+    async def search(self, query: str, limit: int) -> list[SandboxEmail]:
+        """The Email Activity query language, for the terms we use, joined by AND."""
+        statement = select(SandboxEmail)
+        for term in re.split(r"\s+AND\s+", query.strip()) if query.strip() else []:
+            match = _QUERY_TERM.match(term)
+            if match is None:
+                raise ValueError(f"unsupported query term: {term}")
+            value = match["value"]
+            if match["arg"]:
+                statement = statement.where(SandboxEmail.custom_args[match["arg"]].astext == value)
+            elif match["field"] == "to_email":
+                statement = statement.where(
+                    col(SandboxEmail.to_emails).contains(func.jsonb_build_array(value.lower()))
+                )
+            elif match["field"] == "from_email":
+                statement = statement.where(SandboxEmail.from_email == value)
+            elif match["field"] == "subject":
+                statement = statement.where(SandboxEmail.subject == value)
+            else:
+                statement = statement.where(SandboxEmail.id == value)
+        result = await self.session.exec(
+            statement.order_by(col(SandboxEmail.received_at).desc()).limit(limit)
+        )
+        return list(result.all())
+
+
+class SandboxFaults:
+    """Injected failures, shared by every API process through Redis."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def set(self, mode: FaultMode, count: int | None) -> None:
+        await self.redis.set(FAULT_KEY, json.dumps({"mode": mode, "remaining": count}))
+
+    async def clear(self) -> None:
+        await self.redis.delete(FAULT_KEY)
+
+    async def current(self) -> dict[str, Any] | None:
+        raw = await self.redis.get(FAULT_KEY)
+        return json.loads(raw) if raw else None
+
+    async def take(self) -> FaultMode | None:
+        """The fault to apply to this request, counting it down (atomically)."""
+        script = """
+        local raw = redis.call('GET', KEYS[1])
+        if not raw then return nil end
+        local fault = cjson.decode(raw)
+        if fault.remaining ~= cjson.null and fault.remaining ~= nil then
+            if fault.remaining <= 0 then redis.call('DEL', KEYS[1]); return nil end
+            fault.remaining = fault.remaining - 1
+            if fault.remaining == 0 then redis.call('DEL', KEYS[1])
+            else redis.call('SET', KEYS[1], cjson.encode(fault)) end
+        end
+        return fault.mode
+        """
+        mode = await self.redis.eval(script, 1, FAULT_KEY)
+        return mode  # type: ignore[no-any-return]

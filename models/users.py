@@ -1,0 +1,179 @@
+"""Users and their addresses: tables and wire schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import EmailStr, field_validator
+from pydantic import Field as PydanticField
+from sqlalchemy import Column, DateTime, ForeignKey, Index, String, text
+from sqlmodel import Field, SQLModel
+
+from core.ids import IdPrefix, new_id
+from models.base import CamelModel, created_at_field, updated_at_field
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    STAFF = "staff"
+    ADMIN = "admin"
+
+    @property
+    def is_staff(self) -> bool:
+        return self in (Role.STAFF, Role.ADMIN)
+
+
+class UserStatus(StrEnum):
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: str = Field(default_factory=lambda: new_id(IdPrefix.USER), primary_key=True)
+    # Normalised (trimmed, lower-cased) before it is stored, so uniqueness ignores case.
+    email: str = Field(sa_column=Column(String(320), nullable=False, unique=True))
+    name: str = Field(max_length=200)
+    password_hash: str = Field(max_length=255)
+    role: Role = Field(sa_column=Column(String(16), nullable=False, server_default="customer"))
+    status: UserStatus = Field(
+        sa_column=Column(String(16), nullable=False, server_default="active")
+    )
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+    password_changed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    deleted_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class Address(SQLModel, table=True):
+    __tablename__ = "addresses"
+    __table_args__ = (
+        # At most one default of each kind per user, enforced by the database too.
+        Index(
+            "addresses_one_default_shipping_idx",
+            "user_id",
+            unique=True,
+            postgresql_where=text("is_default_shipping"),
+        ),
+        Index(
+            "addresses_one_default_billing_idx",
+            "user_id",
+            unique=True,
+            postgresql_where=text("is_default_billing"),
+        ),
+    )
+
+    id: str = Field(default_factory=lambda: new_id(IdPrefix.ADDRESS), primary_key=True)
+    user_id: str = Field(
+        sa_column=Column(
+            String, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    name: str = Field(max_length=200)
+    street: str = Field(max_length=300)
+    city: str = Field(max_length=120)
+    state: str | None = Field(default=None, max_length=120)
+    zip: str = Field(max_length=20)
+    country: str = Field(max_length=2)
+    phone: str | None = Field(default=None, max_length=32)
+    is_default_shipping: bool = Field(default=False)
+    is_default_billing: bool = Field(default=False)
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+
+# --- wire schemas ---------------------------------------------------------------------
+
+
+class UserCreate(CamelModel):
+    email: EmailStr = PydanticField(max_length=320, examples=["ada@example.com"])
+    password: str = PydanticField(
+        min_length=1, max_length=1024, examples=["violet tangerine orbit lamp 42"]
+    )
+    name: str = PydanticField(min_length=1, max_length=200, examples=["Ada Lovelace"])
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("name must not be blank")
+        return value
+
+
+class UserUpdate(CamelModel):
+    """Fields a user may change. A password change needs the current password."""
+
+    name: str | None = PydanticField(default=None, min_length=1, max_length=200)
+    email: EmailStr | None = PydanticField(default=None, max_length=320)
+    password: str | None = PydanticField(default=None, min_length=1, max_length=1024)
+    current_password: str | None = PydanticField(default=None, max_length=256)
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("name must not be blank")
+        return value
+
+
+class UserReplace(UserUpdate):
+    """PUT: the whole editable profile."""
+
+    name: str = PydanticField(min_length=1, max_length=200)
+    email: EmailStr = PydanticField(max_length=320)
+
+
+class UserPublic(CamelModel):
+    id: str = PydanticField(examples=["user_01M8A0B1C2D3E4F5G6H7J8K9MN"])
+    email: str
+    name: str
+    role: Role
+    created_at: datetime
+    updated_at: datetime
+
+
+class AddressFields(CamelModel):
+    name: str = PydanticField(min_length=1, max_length=200, examples=["Ada Lovelace"])
+    street: str = PydanticField(min_length=1, max_length=300, examples=["123 Main St"])
+    city: str = PydanticField(min_length=1, max_length=120, examples=["Boston"])
+    state: str | None = PydanticField(default=None, max_length=120, examples=["MA"])
+    zip: str = PydanticField(min_length=1, max_length=20, examples=["02101"])
+    country: str = PydanticField(
+        min_length=2, max_length=2, examples=["US"], description="ISO 3166-1 alpha-2"
+    )
+    phone: str | None = PydanticField(default=None, max_length=32, examples=["+1 617 555 0100"])
+    is_default_shipping: bool = False
+    is_default_billing: bool = False
+
+
+class AddressCreate(AddressFields):
+    pass
+
+
+class AddressUpdate(CamelModel):
+    name: str | None = PydanticField(default=None, min_length=1, max_length=200)
+    street: str | None = PydanticField(default=None, min_length=1, max_length=300)
+    city: str | None = PydanticField(default=None, min_length=1, max_length=120)
+    state: str | None = PydanticField(default=None, max_length=120)
+    zip: str | None = PydanticField(default=None, min_length=1, max_length=20)
+    country: str | None = PydanticField(default=None, min_length=2, max_length=2)
+    phone: str | None = PydanticField(default=None, max_length=32)
+    is_default_shipping: bool | None = None
+    is_default_billing: bool | None = None
+
+
+class AddressPublic(AddressFields):
+    id: str
+    user_id: str
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,40 @@
+"""Workflow starts owed: written with the change that needs them, started after commit.
+
+If Temporal is unreachable when the request commits, the row stays pending and the
+relay (``WorkflowStartRelayWorkflow``, on a Temporal Schedule) starts it later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Index, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from core.ids import IdPrefix, new_id
+from models.base import created_at_field
+
+
+class WorkflowStart(SQLModel, table=True):
+    __tablename__ = "workflow_starts"
+    __table_args__ = (
+        Index(
+            "workflow_starts_pending_idx",
+            "created_at",
+            postgresql_where=text("started_at IS NULL"),
+        ),
+    )
+
+    id: str = Field(default_factory=lambda: new_id(IdPrefix.WORKFLOW_START), primary_key=True)
+    workflow_type: str = Field(max_length=100)
+    workflow_id: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    task_queue: str = Field(max_length=100)
+    input: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = created_at_field()
+    started_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

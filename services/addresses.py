@@ -1,0 +1,143 @@
+"""A user's address book. At most one default shipping and one default billing address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.countries import is_country
+from core.errors import Conflict, NotFound, ValidationFailed
+from models.base import utcnow
+from models.users import Address, AddressCreate, AddressUpdate
+
+MAX_ADDRESSES_PER_USER = 50
+
+
+class AddressNotFound(NotFound):
+    code = "address_not_found"
+    title = "No such address"
+
+
+class InvalidAddress(ValidationFailed):
+    code = "invalid_address"
+    title = "The address is not valid"
+
+
+class AddressRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list_for(self, user_id: str) -> list[Address]:
+        result = await self.session.exec(
+            select(Address)
+            .where(Address.user_id == user_id)
+            .order_by(col(Address.created_at), col(Address.id))
+        )
+        return list(result.all())
+
+    async def count_for(self, user_id: str) -> int:
+        return len(await self.list_for(user_id))
+
+    async def get(self, user_id: str, address_id: str) -> Address | None:
+        result = await self.session.exec(
+            select(Address).where(Address.id == address_id, Address.user_id == user_id)
+        )
+        return result.first()
+
+    async def clear_default(self, user_id: str, flag: str, keep: str | None) -> None:
+        column = getattr(Address, flag)
+        query = update(Address).where(col(Address.user_id) == user_id, column.is_(True))
+        if keep is not None:
+            query = query.where(col(Address.id) != keep)
+        await self.session.exec(query.values({flag: False, "updated_at": utcnow()}))
+
+    async def delete(self, address: Address) -> None:
+        await self.session.exec(delete(Address).where(col(Address.id) == address.id))
+
+
+def _normalize(fields: dict[str, Any]) -> dict[str, Any]:
+    for key in ("name", "street", "city", "state", "zip", "phone"):
+        value = fields.get(key)
+        if isinstance(value, str):
+            value = " ".join(value.split())
+            fields[key] = value or None
+    for key in ("name", "street", "city", "zip"):
+        if key in fields and not fields[key]:
+            raise InvalidAddress(f"{key} must not be blank", field=key)
+    if "country" in fields and fields["country"] is not None:
+        country = str(fields["country"]).upper()
+        if not is_country(country):
+            raise InvalidAddress(
+                f"{fields['country']!r} is not an ISO 3166-1 alpha-2 country code",
+                field="country",
+            )
+        fields["country"] = country
+    return fields
+
+
+class AddressService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.addresses = AddressRepository(session)
+
+    async def list(self, user_id: str) -> list[Address]:
+        return await self.addresses.list_for(user_id)
+
+    async def get(self, user_id: str, address_id: str) -> Address:
+        address = await self.addresses.get(user_id, address_id)
+        if address is None:
+            raise AddressNotFound(f"no address {address_id}")
+        return address
+
+    async def create(self, user_id: str, data: AddressCreate) -> Address:
+        if await self.addresses.count_for(user_id) >= MAX_ADDRESSES_PER_USER:
+            raise ValidationFailed(
+                f"an address book holds at most {MAX_ADDRESSES_PER_USER} addresses",
+                code="address_book_full",
+            )
+        fields = _normalize(data.model_dump())
+        address = Address(user_id=user_id, **fields)
+        await self._take_defaults(address)
+        self.session.add(address)
+        await self._flush()
+        return address
+
+    async def update(self, user_id: str, address_id: str, data: AddressUpdate) -> Address:
+        address = await self.get(user_id, address_id)
+        fields = _normalize(data.model_dump(exclude_unset=True))
+        for key in ("name", "street", "city", "zip", "country"):
+            if key in fields and fields[key] is None:
+                raise InvalidAddress(f"{key} cannot be removed", field=key)
+        for key in ("is_default_shipping", "is_default_billing"):
+            if key in fields and fields[key] is None:
+                fields.pop(key)
+        for key, value in fields.items():
+            setattr(address, key, value)
+        address.updated_at = utcnow()
+        await self._take_defaults(address)
+        self.session.add(address)
+        await self._flush()
+        return address
+
+    async def delete(self, user_id: str, address_id: str) -> None:
+        await self.addresses.delete(await self.get(user_id, address_id))
+
+    async def _flush(self) -> None:
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                "another request changed this address book's defaults at the same time; retry",
+                code="address_default_conflict",
+            ) from exc
+
+    async def _take_defaults(self, address: Address) -> None:
+        # The old default stops being one in the same transaction; the partial unique
+        # indexes make two concurrent requests unable to leave two defaults.
+        for flag in ("is_default_shipping", "is_default_billing"):
+            if getattr(address, flag):
+                await self.addresses.clear_default(address.user_id, flag, keep=address.id)

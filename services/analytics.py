@@ -1,0 +1,36 @@
+"""Recording analytics events (the funnel, searches, registrations, custom events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.analytics import AnalyticsEvent
+
+
+class AnalyticsRecorder:
+    """Adds events to the caller's transaction, or nothing when ANALYTICS_ENABLED=false."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    async def track(
+        self,
+        session: AsyncSession,
+        event: str,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        properties: dict[str, Any] | None = None,
+    ) -> AnalyticsEvent | None:
+        if not self.enabled:
+            return None
+        row = AnalyticsEvent(
+            event=event,
+            user_id=user_id,
+            session_id=session_id,
+            properties=properties or {},
+        )
+        session.add(row)
+        return row

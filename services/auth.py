@@ -1,0 +1,193 @@
+"""Sign-in, refresh-token rotation with reuse detection, sign-out, session revocation."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import Unauthenticated
+from models.auth import RefreshToken
+from models.base import utcnow
+from models.users import User
+from services import passwords
+from services.throttle import LoginThrottle
+from services.tokens import AccessClaims, AccessTokens, Revocations, new_session_id
+from services.users import UserRepository
+
+REFRESH_PREFIX = "rt_"
+
+
+class InvalidCredentials(Unauthenticated):
+    code = "invalid_credentials"
+    title = "The email or password is wrong"
+
+
+class InvalidRefreshToken(Unauthenticated):
+    code = "invalid_refresh_token"
+    title = "The refresh token is not valid"
+
+
+class RefreshTokenReused(Unauthenticated):
+    code = "refresh_token_reused"
+    title = "The refresh token was already used"
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    access_claims: AccessClaims
+    refresh_token: str
+    refresh_expires_in: int
+    user: User
+
+
+class RefreshTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_hash_for_update(self, token_hash: str) -> RefreshToken | None:
+        result = await self.session.exec(
+            select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
+        )
+        return result.first()
+
+    async def revoke_family(self, family_id: str) -> None:
+        await self.session.exec(
+            update(RefreshToken)
+            .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
+            .values(revoked_at=utcnow())
+        )
+
+    async def live_families(self, user_id: str, *, except_family: str | None) -> list[str]:
+        query = select(RefreshToken.family_id).where(
+            RefreshToken.user_id == user_id, col(RefreshToken.revoked_at).is_(None)
+        )
+        if except_family is not None:
+            query = query.where(RefreshToken.family_id != except_family)
+        return sorted(set((await self.session.exec(query)).all()))
+
+    async def revoke_families(self, families: list[str]) -> None:
+        if families:
+            await self.session.exec(
+                update(RefreshToken)
+                .where(
+                    col(RefreshToken.family_id).in_(families),
+                    col(RefreshToken.revoked_at).is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+
+
+class AuthService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        tokens: AccessTokens,
+        revocations: Revocations,
+        throttle: LoginThrottle,
+        refresh_ttl: timedelta,
+    ) -> None:
+        self.session = session
+        self.users = UserRepository(session)
+        self.refresh_tokens = RefreshTokenRepository(session)
+        self.tokens = tokens
+        self.revocations = revocations
+        self.throttle = throttle
+        self.refresh_ttl = refresh_ttl
+
+    async def login(self, email: str, password: str, client: ClientInfo) -> IssuedTokens:
+        """Wrong password and unknown email answer alike and take the same time."""
+        email = email.strip().lower()
+        await self.throttle.check(email, client.ip)
+        user = await self.users.by_email(email)
+        if user is None:
+            await passwords.burn_verify_time(password)
+            ok = False
+        else:
+            ok = await passwords.verify_password(user.password_hash, password)
+        if not ok or user is None:
+            await self.throttle.failed(email, client.ip)
+            raise InvalidCredentials("the email or password is wrong")
+        await self.throttle.succeeded(email)
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = await passwords.hash_password(password)
+            self.session.add(user)
+        return await self._issue(user, new_session_id(), client)
+
+    async def refresh(self, refresh_token: str, client: ClientInfo) -> IssuedTokens:
+        row = await self.refresh_tokens.by_hash_for_update(hash_refresh_token(refresh_token))
+        if row is None or row.revoked_at is not None:
+            raise InvalidRefreshToken("the refresh token is not valid; sign in again")
+        if row.rotated_at is not None:
+            # A rotated token came back: it was stolen, or the client is broken. Either
+            # way nobody can tell the thief from the owner, so the whole login goes. The
+            # revocation must outlive the error response, hence the commit here.
+            await self.refresh_tokens.revoke_family(row.family_id)
+            await self.session.commit()
+            await self.revocations.revoke_sessions([row.family_id])
+            raise RefreshTokenReused(
+                "this refresh token was already used; the session has been ended"
+            )
+        if row.expires_at <= datetime.now(UTC):
+            raise InvalidRefreshToken("the refresh token has expired; sign in again")
+        user = await self.users.get(row.user_id)
+        if user is None:
+            raise InvalidRefreshToken("the refresh token is not valid; sign in again")
+        row.rotated_at = utcnow()
+        self.session.add(row)
+        return await self._issue(user, row.family_id, client)
+
+    async def logout(self, claims: AccessClaims, refresh_token: str | None) -> None:
+        families = [claims.session_id]
+        if refresh_token:
+            row = await self.refresh_tokens.by_hash_for_update(hash_refresh_token(refresh_token))
+            if row is not None and row.user_id == claims.user_id:
+                families.append(row.family_id)
+        await self.refresh_tokens.revoke_families(sorted(set(families)))
+        await self.revocations.revoke_token(claims)
+        await self.revocations.revoke_sessions(sorted(set(families)))
+
+    async def end_other_sessions(self, user_id: str, keep_session: str | None) -> None:
+        """After a password change (keep the current one) or deletion (keep none)."""
+        families = await self.refresh_tokens.live_families(user_id, except_family=keep_session)
+        await self.refresh_tokens.revoke_families(families)
+        await self.revocations.revoke_sessions(families)
+
+    async def _issue(self, user: User, family_id: str, client: ClientInfo) -> IssuedTokens:
+        token = REFRESH_PREFIX + secrets.token_urlsafe(32)
+        self.session.add(
+            RefreshToken(
+                user_id=user.id,
+                family_id=family_id,
+                token_hash=hash_refresh_token(token),
+                expires_at=utcnow() + self.refresh_ttl,
+                user_agent=(client.user_agent or "")[:500] or None,
+                ip=client.ip,
+            )
+        )
+        await self.session.flush()
+        access, claims = self.tokens.issue(user.id, user.role, family_id)
+        return IssuedTokens(
+            access_token=access,
+            access_claims=claims,
+            refresh_token=token,
+            refresh_expires_in=int(self.refresh_ttl.total_seconds()),
+            user=user,
+        )

@@ -1,0 +1,138 @@
+"""Sending an email exactly once per idempotency key.
+
+The ``email_messages`` ledger records each message before it is handed to the provider.
+A retried activity finds the row: ``sent`` means done; ``sending`` means an earlier
+attempt's outcome is unknown (its answer may have been lost after the provider took the
+message), so the provider is asked whether it has the message before sending again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.db import SessionFactory, transaction
+from core.errors import ShopError
+from core.ids import IdPrefix, new_id
+from integrations.email.sender import EmailRejected, EmailSender, OutgoingEmail
+from integrations.email.templates import EmailTemplates
+from models.base import utcnow
+from models.email import EmailMessage, EmailStatus
+
+log = logging.getLogger(__name__)
+MESSAGE_KEY_ARG = "message_key"
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    message_id: str
+    provider_message_id: str | None
+    already_sent: bool
+
+
+class EmailMessageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, *, key: str, template: str, to: str, subject: str) -> EmailMessage:
+        """The ledger row for ``key``, created if new, locked for this transaction."""
+        await self.session.exec(
+            insert(EmailMessage)
+            .values(
+                id=new_id(IdPrefix.MESSAGE),
+                idempotency_key=key,
+                template=template,
+                to_email=to,
+                subject=subject,
+                status=EmailStatus.PENDING,
+                attempts=0,
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )
+        result = await self.session.exec(
+            select(EmailMessage).where(EmailMessage.idempotency_key == key).with_for_update()
+        )
+        return result.one()
+
+    async def get(self, message_id: str) -> EmailMessage:
+        row = await self.session.get(EmailMessage, message_id)
+        assert row is not None
+        return row
+
+
+class EmailService:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        sender: EmailSender,
+        templates: EmailTemplates,
+        from_address: str,
+    ) -> None:
+        self.sessions = sessions
+        self.sender = sender
+        self.templates = templates
+        self.from_address = from_address
+
+    async def deliver(
+        self, *, key: str, template: str, to: str, context: dict[str, Any]
+    ) -> DeliveryResult:
+        rendered = self.templates.render(template, context)
+        async with transaction(self.sessions) as session:
+            row = await EmailMessageRepository(session).claim(
+                key=key, template=template, to=to, subject=rendered.subject
+            )
+            if row.status == EmailStatus.SENT:
+                return DeliveryResult(row.id, row.provider_message_id, already_sent=True)
+            outcome_unknown = row.status == EmailStatus.SENDING
+            row.status = EmailStatus.SENDING
+            row.attempts += 1
+            session.add(row)
+            message_id = row.id
+
+        if outcome_unknown:
+            found = await self.sender.find_accepted(MESSAGE_KEY_ARG, message_id)
+            if found is not None:
+                log.info("earlier attempt had been accepted", extra={"key": key})
+                await self._mark_sent(message_id, found)
+                return DeliveryResult(message_id, found, already_sent=True)
+
+        try:
+            provider_id = await self.sender.send(
+                OutgoingEmail(
+                    to=to,
+                    from_=self.from_address,
+                    subject=rendered.subject,
+                    html=rendered.html,
+                    text=rendered.text,
+                    custom_args={MESSAGE_KEY_ARG: message_id, "template": template},
+                    categories=(template,),
+                )
+            )
+        except ShopError as exc:
+            await self._record_error(message_id, exc, rejected=isinstance(exc, EmailRejected))
+            raise
+        await self._mark_sent(message_id, provider_id)
+        return DeliveryResult(message_id, provider_id, already_sent=False)
+
+    async def _mark_sent(self, message_id: str, provider_id: str | None) -> None:
+        async with transaction(self.sessions) as session:
+            row = await EmailMessageRepository(session).get(message_id)
+            row.status = EmailStatus.SENT
+            row.provider_message_id = provider_id or None
+            row.sent_at = utcnow()
+            row.last_error = None
+            session.add(row)
+
+    async def _record_error(self, message_id: str, exc: ShopError, *, rejected: bool) -> None:
+        async with transaction(self.sessions) as session:
+            row = await EmailMessageRepository(session).get(message_id)
+            row.last_error = exc.detail[:2000]
+            if rejected:
+                # The provider surely did not take it: nothing is in doubt.
+                row.status = EmailStatus.PENDING
+            session.add(row)

@@ -1,0 +1,192 @@
+"""Users: registration, profiles, roles, deletion. All user SQL is in ``UserRepository``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import Conflict, NotFound, Unauthenticated
+from core.outbox import publish
+from models.base import utcnow
+from models.users import Address, Role, User, UserCreate, UserStatus, UserUpdate
+from services import passwords
+from services.analytics import AnalyticsRecorder
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+    title = "That email address is already registered"
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    title = "No such user"
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: str) -> User | None:
+        user = await self.session.get(User, user_id)
+        return user if user is not None and user.status == UserStatus.ACTIVE else None
+
+    async def by_email(self, email: str) -> User | None:
+        result = await self.session.exec(
+            select(User).where(User.email == normalize_email(email), User.status == "active")
+        )
+        return result.first()
+
+    async def email_in_use(self, email: str, *, except_user: str | None = None) -> bool:
+        query = select(User.id).where(User.email == normalize_email(email))
+        if except_user:
+            query = query.where(User.id != except_user)
+        return (await self.session.exec(query)).first() is not None
+
+    async def add(self, user: User) -> User:
+        self.session.add(user)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            # Two registrations racing for one address: the unique index decides.
+            raise EmailTaken(f"{user.email} is already registered", field="email") from exc
+        return user
+
+    async def list(self, *, offset: int, limit: int, role: Role | None) -> tuple[list[User], int]:
+        query = select(User).where(User.status == "active")
+        count = select(func.count()).select_from(User).where(User.status == "active")
+        if role is not None:
+            query = query.where(User.role == role)
+            count = count.where(User.role == role)
+        rows = await self.session.exec(
+            query.order_by(col(User.created_at).desc()).offset(offset).limit(limit)
+        )
+        total = (await self.session.exec(count)).one()
+        return list(rows.all()), int(total)
+
+    async def delete_addresses(self, user_id: str) -> None:
+        await self.session.exec(delete(Address).where(col(Address.user_id) == user_id))
+
+
+@dataclass(frozen=True)
+class RegistrationContext:
+    user_agent: str | None
+    method: str = "email"
+
+
+class UserService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        analytics: AnalyticsRecorder,
+        password_min_length: int,
+    ) -> None:
+        self.session = session
+        self.users = UserRepository(session)
+        self.analytics = analytics
+        self.password_min_length = password_min_length
+
+    async def register(
+        self, data: UserCreate, context: RegistrationContext, *, role: Role = Role.CUSTOMER
+    ) -> User:
+        """The seed's createUser: validate, hash, create, track analytics; the caller
+        commits, then the welcome email workflow starts (``services.onboarding``)."""
+        email = normalize_email(str(data.email))
+        passwords.check_policy(
+            data.password, min_length=self.password_min_length, email=email, name=data.name
+        )
+        if await self.users.email_in_use(email):
+            raise EmailTaken(f"{email} is already registered", field="email")
+        user = User(
+            email=email,
+            name=data.name,
+            password_hash=await passwords.hash_password(data.password),
+            role=role,
+            status=UserStatus.ACTIVE,
+            password_changed_at=utcnow(),
+        )
+        await self.users.add(user)
+        await publish(
+            self.session,
+            "user.created",
+            user.id,
+            {"userId": user.id, "email": user.email, "name": user.name, "role": str(role)},
+        )
+        await self.analytics.track(
+            self.session,
+            "user_created",
+            user_id=user.id,
+            properties={"registrationMethod": context.method, "userAgent": context.user_agent},
+        )
+        return user
+
+    async def get(self, user_id: str) -> User:
+        user = await self.users.get(user_id)
+        if user is None:
+            raise UserNotFound(f"no user {user_id}")
+        return user
+
+    async def update(self, user: User, data: UserUpdate) -> tuple[User, bool]:
+        """Apply the fields given; returns the user and whether the password changed."""
+        changes = data.model_dump(exclude_unset=True)
+        password_changed = False
+        if "email" in changes and changes["email"] is not None:
+            email = normalize_email(str(changes["email"]))
+            if email != user.email:
+                if await self.users.email_in_use(email, except_user=user.id):
+                    raise EmailTaken(f"{email} is already registered", field="email")
+                user.email = email
+        if changes.get("name") is not None:
+            user.name = changes["name"]
+        if changes.get("password") is not None:
+            current = changes.get("current_password")
+            if not current or not await passwords.verify_password(user.password_hash, current):
+                raise Unauthenticated(
+                    "the current password is needed to change it, and it did not match",
+                    code="current_password_invalid",
+                    field="currentPassword",
+                )
+            passwords.check_policy(
+                changes["password"],
+                min_length=self.password_min_length,
+                email=user.email,
+                name=user.name,
+            )
+            user.password_hash = await passwords.hash_password(changes["password"])
+            user.password_changed_at = utcnow()
+            password_changed = True
+        user.updated_at = utcnow()
+        self.session.add(user)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise EmailTaken(f"{user.email} is already registered", field="email") from exc
+        return user, password_changed
+
+    async def delete(self, user: User) -> None:
+        """Anonymise the person; keep the account row (orders refer to it)."""
+        now = utcnow()
+        user.email = f"deleted+{user.id.lower()}@users.invalid"
+        user.name = "Deleted user"
+        user.password_hash = passwords.UNUSABLE_PASSWORD_HASH
+        user.status = UserStatus.DELETED
+        user.deleted_at = now
+        user.updated_at = now
+        self.session.add(user)
+        await self.users.delete_addresses(user.id)
+        await publish(self.session, "user.deleted", user.id, {"userId": user.id})
+        await self.session.flush()
+
+    async def list(
+        self, *, page: int, limit: int, role: Role | None = None
+    ) -> tuple[list[User], int]:
+        return await self.users.list(offset=(page - 1) * limit, limit=limit, role=role)

@@ -1,0 +1,54 @@
+"""Temporal Schedules Shopweave relies on, created idempotently on any server."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
+
+from activities.maintenance import RelayInput
+from temporal.queues import TaskQueue
+
+log = logging.getLogger(__name__)
+
+WORKFLOW_START_RELAY = "workflow-start-relay"
+
+
+def _schedules() -> dict[str, Schedule]:
+    return {
+        WORKFLOW_START_RELAY: Schedule(
+            action=ScheduleActionStartWorkflow(
+                "WorkflowStartRelayWorkflow",
+                RelayInput(),
+                id=WORKFLOW_START_RELAY,
+                task_queue=str(TaskQueue.DEFAULT),
+                execution_timeout=timedelta(minutes=2),
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=1))]),
+            # A slow run must not pile up behind itself.
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        ),
+    }
+
+
+async def ensure_schedules(client: Client) -> list[str]:
+    """Create the schedules that do not exist yet; returns the ids created."""
+    created = []
+    for schedule_id, schedule in _schedules().items():
+        try:
+            await client.create_schedule(schedule_id, schedule)
+        except ScheduleAlreadyRunningError:
+            continue
+        created.append(schedule_id)
+        log.info("created schedule", extra={"schedule": schedule_id})
+    return created

@@ -1,0 +1,257 @@
+"""register → login → me → refresh → logout, and what must be refused along the way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from tests.factories import PASSWORD, bearer, login, register, signed_up, unique_email
+
+ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+async def test_the_whole_session_flow(client: httpx.AsyncClient) -> None:
+    email = unique_email("Flow")
+    user = await register(client, email=f"  {email.upper()} ", name="  Grace   Hopper ")
+    assert user["email"] == email.lower()
+    assert user["name"] == "Grace Hopper"
+    assert user["role"] == "customer"
+    assert user["id"].startswith("user_")
+    assert "password" not in str(user).lower()
+
+    tokens = await login(client, email=email.upper())
+    assert tokens["tokenType"] == "Bearer"
+    assert tokens["expiresIn"] == 900
+    assert tokens["refreshExpiresIn"] == 30 * 24 * 3600
+    assert tokens["refreshToken"].startswith("rt_")
+    assert tokens["user"]["id"] == user["id"]
+
+    me = await client.get("/api/users/me", headers=bearer(tokens))
+    assert me.status_code == 200
+    assert me.json()["email"] == email.lower()
+
+    rotated = await client.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
+    assert rotated.status_code == 200, rotated.text
+    fresh = rotated.json()
+    assert fresh["refreshToken"] != tokens["refreshToken"]
+    assert (await client.get("/api/users/me", headers=bearer(fresh))).status_code == 200
+
+    out = await client.post(
+        "/api/auth/logout", headers=bearer(fresh), json={"refreshToken": fresh["refreshToken"]}
+    )
+    assert out.status_code == 204
+    refused = await client.get("/api/users/me", headers=bearer(fresh))
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "token_revoked"
+    again = await client.post("/api/auth/refresh", json={"refreshToken": fresh["refreshToken"]})
+    assert again.status_code == 401
+    assert again.json()["code"] == "invalid_refresh_token"
+
+
+async def test_logout_revokes_only_that_session(client: httpx.AsyncClient) -> None:
+    user = await register(client)
+    laptop = await login(client, email=user["email"])
+    phone = await login(client, email=user["email"])
+    assert (await client.post("/api/auth/logout", headers=bearer(laptop))).status_code == 204
+    assert (await client.get("/api/users/me", headers=bearer(laptop))).status_code == 401
+    assert (await client.get("/api/users/me", headers=bearer(phone))).status_code == 200
+
+
+async def test_reusing_a_rotated_refresh_token_ends_the_whole_family(
+    client: httpx.AsyncClient,
+) -> None:
+    user = await register(client)
+    first = await login(client, email=user["email"])
+    second = (
+        await client.post("/api/auth/refresh", json={"refreshToken": first["refreshToken"]})
+    ).json()
+    third = (
+        await client.post("/api/auth/refresh", json={"refreshToken": second["refreshToken"]})
+    ).json()
+
+    reuse = await client.post("/api/auth/refresh", json={"refreshToken": first["refreshToken"]})
+    assert reuse.status_code == 401
+    assert reuse.json()["code"] == "refresh_token_reused"
+
+    # Everything issued in that family is dead: the newest refresh token and access token.
+    newest = await client.post("/api/auth/refresh", json={"refreshToken": third["refreshToken"]})
+    assert newest.status_code == 401
+    assert newest.json()["code"] == "invalid_refresh_token"
+    me = await client.get("/api/users/me", headers=bearer(third))
+    assert me.status_code == 401
+    assert me.json()["code"] == "token_revoked"
+
+    # Another login of the same account is a different family and keeps working.
+    other = await login(client, email=user["email"])
+    assert (await client.get("/api/users/me", headers=bearer(other))).status_code == 200
+
+
+async def test_tampered_expired_and_missing_tokens_are_refused(
+    client: httpx.AsyncClient, make_client: ClientFactory
+) -> None:
+    _, headers = await signed_up(client)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    response = await client.get("/api/users/me", headers={"Authorization": f"Bearer {tampered}"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_token"
+
+    missing = await client.get("/api/users/me")
+    assert missing.status_code == 401
+    assert missing.json()["code"] == "unauthenticated"
+    assert missing.headers["www-authenticate"] == "Bearer"
+
+    short_lived = await make_client(access_token_ttl_seconds=30)
+    user = await register(short_lived)
+    tokens = await login(short_lived, email=user["email"])
+    # Another secret: a token signed elsewhere is not ours.
+    foreign = await make_client(jwt_secret="another-secret-that-is-long-enough-for-hs256")
+    response = await foreign.get("/api/users/me", headers=bearer(tokens))
+    assert response.json()["code"] == "invalid_token"
+
+
+async def test_wrong_password_and_unknown_email_answer_alike(client: httpx.AsyncClient) -> None:
+    user = await register(client)
+    wrong = await client.post(
+        "/api/auth/login", json={"email": user["email"], "password": "not the password at all"}
+    )
+    unknown = await client.post(
+        "/api/auth/login", json={"email": unique_email("nobody"), "password": PASSWORD}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    strip = lambda r: {k: v for k, v in r.json().items() if k != "requestId"}  # noqa: E731
+    assert strip(wrong) == strip(unknown)
+    assert wrong.json()["code"] == "invalid_credentials"
+
+
+async def test_failed_logins_are_throttled_then_released(make_client: ClientFactory) -> None:
+    client = await make_client(login_max_failures_per_email=3, login_throttle_window_seconds=2)
+    user = await register(client)
+    for _ in range(3):
+        failed = await client.post(
+            "/api/auth/login", json={"email": user["email"], "password": "wrong password here"}
+        )
+        assert failed.status_code == 401
+    # Over the limit even the right password is refused, so guessing cannot go on.
+    blocked = await client.post(
+        "/api/auth/login", json={"email": user["email"], "password": PASSWORD}
+    )
+    assert blocked.status_code == 429
+    assert blocked.json()["code"] == "too_many_attempts"
+    assert 1 <= int(blocked.headers["retry-after"]) <= 2
+    await asyncio.sleep(int(blocked.headers["retry-after"]) + 0.2)
+    assert (await login(client, email=user["email"]))["user"]["id"] == user["id"]
+
+
+async def test_failed_logins_are_throttled_per_address_too(make_client: ClientFactory) -> None:
+    client = await make_client(
+        login_max_failures_per_ip=4,
+        login_max_failures_per_email=100,
+        login_throttle_window_seconds=60,
+    )
+    for _ in range(4):
+        response = await client.post(
+            "/api/auth/login", json={"email": unique_email(), "password": "wrong password here"}
+        )
+        assert response.status_code == 401
+    blocked = await client.post(
+        "/api/auth/login", json={"email": unique_email(), "password": "wrong password here"}
+    )
+    assert blocked.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("short pass", "at least 15"),
+        ("x" * 257, "at most 256"),
+        ("1qaz2wsx3edc4rfv", "commonly used"),
+        ("123456789012345678", "easy to guess"),
+        ("aaaaaaaaaaaaaaaaaaaa", "easy to guess"),
+        ("qwertyuiopasdfghjkl", "easy to guess"),
+    ],
+)
+async def test_weak_passwords_are_refused(
+    client: httpx.AsyncClient, password: str, why: str
+) -> None:
+    response = await client.post(
+        "/api/users", json={"email": unique_email(), "password": password, "name": "Weak"}
+    )
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "weak_password"
+    assert body["field"] == "password"
+    assert why in body["detail"]
+
+
+async def test_a_password_built_from_the_email_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/users",
+        json={
+            "email": "margaret.hamilton@example.com",
+            "password": "margaret.hamilton2024!",
+            "name": "Margaret",
+        },
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "weak_password"
+
+
+async def test_emails_are_unique_whatever_their_case(client: httpx.AsyncClient) -> None:
+    email = unique_email("dup")
+    await register(client, email=email)
+    response = await client.post(
+        "/api/users", json={"email": email.upper(), "password": PASSWORD, "name": "Twin"}
+    )
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "email_taken"
+    assert body["field"] == "email"
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, {"email", "password", "name"}),
+        ({"email": "not-an-email", "password": PASSWORD, "name": "X"}, {"email"}),
+        ({"email": unique_email(), "password": PASSWORD, "name": "   "}, {"name"}),
+        ({"email": unique_email(), "password": PASSWORD, "name": "x" * 201}, {"name"}),
+        ({"email": unique_email(), "password": "", "name": "X"}, {"password"}),
+        ({"email": unique_email(), "password": 12345, "name": "X"}, {"password"}),
+        ({"email": "a" * 320 + "@example.com", "password": PASSWORD, "name": "X"}, {"email"}),
+    ],
+)
+async def test_registration_validates_every_field(
+    client: httpx.AsyncClient, body: dict[str, object], fields: set[str]
+) -> None:
+    response = await client.post("/api/users", json=body)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert {e["field"] for e in problem["errors"]} == fields
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "fields"),
+    [
+        ("/api/auth/login", {}, {"email", "password"}),
+        ("/api/auth/login", {"email": "", "password": "x"}, {"email"}),
+        ("/api/auth/refresh", {}, {"refreshToken"}),
+        ("/api/auth/refresh", {"refreshToken": "x" * 300}, {"refreshToken"}),
+    ],
+)
+async def test_auth_endpoints_validate_their_fields(
+    client: httpx.AsyncClient, path: str, body: dict[str, object], fields: set[str]
+) -> None:
+    response = await client.post(path, json=body)
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json()["errors"]} == fields
+
+
+async def test_an_unknown_refresh_token_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/auth/refresh", json={"refreshToken": "rt_made_up"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_refresh_token"

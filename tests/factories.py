@@ -1,0 +1,53 @@
+"""Keyword-only helpers that create things through the API, with sensible defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+import httpx
+
+PASSWORD = "violet tangerine orbit lamp 42"
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid4().hex[:10]}@example.com"
+
+
+async def register(
+    client: httpx.AsyncClient,
+    *,
+    email: str | None = None,
+    password: str = PASSWORD,
+    name: str = "Ada Lovelace",
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/users",
+        json={"email": email or unique_email(), "password": password, "name": name},
+        headers={"User-Agent": "pytest-client/1.0"},
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def login(
+    client: httpx.AsyncClient, *, email: str, password: str = PASSWORD
+) -> dict[str, Any]:
+    response = await client.post("/api/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['accessToken']}"}
+
+
+async def signed_up(
+    client: httpx.AsyncClient, **kwargs: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A registered, signed-in customer: (user, auth headers)."""
+    user = await register(client, **kwargs)
+    tokens = await login(client, email=user["email"], password=kwargs.get("password", PASSWORD))
+    return user, bearer(tokens)
