@@ -122,7 +122,10 @@ async def test_wrong_password_and_unknown_email_answer_alike(client: httpx.Async
         "/api/auth/login", json={"email": unique_email("nobody"), "password": PASSWORD}
     )
     assert wrong.status_code == unknown.status_code == 401
-    strip = lambda r: {k: v for k, v in r.json().items() if k != "requestId"}  # noqa: E731
+
+    def strip(response: httpx.Response) -> dict[str, object]:
+        return {k: v for k, v in response.json().items() if k != "requestId"}
+
     assert strip(wrong) == strip(unknown)
     assert wrong.json()["code"] == "invalid_credentials"
 
