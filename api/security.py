@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import DbSession, State
 from core.errors import Forbidden, NotFound, Unauthenticated
-from models.users import User
+from models.users import Role, User
 from services.auth import ClientInfo
 from services.tokens import AccessClaims
 from services.users import UserRepository
@@ -25,7 +25,7 @@ class Caller:
 
     @property
     def is_staff(self) -> bool:
-        return self.user.role.is_staff
+        return Role(self.user.role).is_staff
 
 
 async def _caller(
@@ -56,13 +56,13 @@ async def _optional_caller(
     return await _caller(state, session, credentials)
 
 
-def _staff(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+async def _staff(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
     if not caller.is_staff:
         raise Forbidden("this needs a staff account", code="staff_only")
     return caller
 
 
-def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+async def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
     if caller.user.role != "admin":
         raise Forbidden("this needs an admin account", code="admin_only")
     return caller

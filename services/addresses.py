@@ -115,10 +115,14 @@ class AddressService:
         for key in ("is_default_shipping", "is_default_billing"):
             if key in fields and fields[key] is None:
                 fields.pop(key)
+        # Take the default flags from the old holders before this row claims them: a
+        # flush in the other order would trip the one-default unique indexes.
+        for flag in ("is_default_shipping", "is_default_billing"):
+            if fields.get(flag):
+                await self.addresses.clear_default(user_id, flag, keep=address.id)
         for key, value in fields.items():
             setattr(address, key, value)
         address.updated_at = utcnow()
-        await self._take_defaults(address)
         self.session.add(address)
         await self._flush()
         return address

@@ -8,8 +8,10 @@ as started, so a start is never doubled.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -92,17 +94,26 @@ async def _start(client: Client, row: WorkflowStart) -> None:
         )
 
 
-async def start(client: Client, sessions: SessionFactory, row: WorkflowStart) -> bool:
-    """Try to start ``row`` now; True if it is started (or already was)."""
+async def start(
+    connect: Callable[[], Awaitable[Client]],
+    sessions: SessionFactory,
+    row: WorkflowStart,
+    *,
+    wait_seconds: float,
+) -> bool:
+    """Try to start ``row`` now (within ``wait_seconds`` for connecting and again for
+    starting); True if it is started or already was. On failure the row records why
+    and stays pending for the relay."""
     try:
-        await _start(client, row)
+        client = await asyncio.wait_for(connect(), wait_seconds)
+        await asyncio.wait_for(_start(client, row), wait_seconds)
     except Exception as exc:
         log.warning(
             "workflow start deferred to the relay",
-            extra={"workflow_id": row.workflow_id, "error": str(exc)[:200]},
+            extra={"workflow_id": row.workflow_id, "error": repr(exc)[:200]},
         )
         async with sessions() as session, session.begin():
-            await WorkflowStartRepository(session).mark_failed(row.id, str(exc))
+            await WorkflowStartRepository(session).mark_failed(row.id, repr(exc))
         return False
     async with sessions() as session, session.begin():
         await WorkflowStartRepository(session).mark_started(row.id)

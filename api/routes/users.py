@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -60,9 +59,8 @@ async def register(
     start = request_onboarding(session, user, state.settings)
 
     async def start_onboarding() -> None:
-        client = await asyncio.wait_for(state.temporal.get(), START_WAIT_SECONDS)
-        await asyncio.wait_for(
-            workflow_starts.start(client, state.sessions, start), START_WAIT_SECONDS
+        await workflow_starts.start(
+            state.temporal.get, state.sessions, start, wait_seconds=START_WAIT_SECONDS
         )
 
     after_commit(session, start_onboarding)

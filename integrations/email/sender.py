@@ -16,7 +16,7 @@ from urllib.error import URLError
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import Content, CustomArg, Email, Mail, To
+from sendgrid.helpers.mail import Category, Content, CustomArg, Email, Mail, To
 
 from core.errors import ShopError
 
@@ -85,7 +85,7 @@ class SendGridSender:
         for key, value in email.custom_args.items():
             mail.add_custom_arg(CustomArg(key, value))
         for category in email.categories:
-            mail.add_category(category)
+            mail.add_category(Category(category))
         response: Any = await self._call(lambda: self._client.send(mail))
         headers = {k.lower(): v for k, v in dict(response.headers).items()}
         return str(headers.get("x-message-id", ""))

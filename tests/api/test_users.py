@@ -1,0 +1,288 @@
+"""Profiles, password changes, deletion, and who may see or change what."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from core.db import create_session_factory
+from models.analytics import AnalyticsEvent
+from models.outbox import OutboxEvent
+from tests.factories import PASSWORD, bearer, login, register, signed_up, unique_email
+
+NEW_PASSWORD = "quiet harbour lantern seventeen"
+
+
+async def test_a_user_updates_their_profile(client: httpx.AsyncClient) -> None:
+    user, headers = await signed_up(client)
+    new_email = unique_email("moved")
+    response = await client.patch(
+        f"/api/users/{user['id']}", headers=headers, json={"name": "Ada K.", "email": new_email}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "Ada K."
+    assert response.json()["email"] == new_email
+    assert (await login(client, email=new_email))["user"]["id"] == user["id"]
+
+    replaced = await client.put(
+        f"/api/users/{user['id']}", headers=headers, json={"name": "Ada", "email": new_email}
+    )
+    assert replaced.status_code == 200
+    incomplete = await client.put(f"/api/users/{user['id']}", headers=headers, json={"name": "A"})
+    assert incomplete.status_code == 422
+    assert {e["field"] for e in incomplete.json()["errors"]} == {"email"}
+
+
+async def test_an_email_someone_else_has_cannot_be_taken(client: httpx.AsyncClient) -> None:
+    other = await register(client)
+    user, headers = await signed_up(client)
+    response = await client.patch(
+        f"/api/users/{user['id']}", headers=headers, json={"email": other["email"].upper()}
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "email_taken"
+
+
+async def test_changing_the_password_needs_the_current_one_and_ends_other_sessions(
+    client: httpx.AsyncClient,
+) -> None:
+    user = await register(client)
+    here = await login(client, email=user["email"])
+    elsewhere = await login(client, email=user["email"])
+    path = f"/api/users/{user['id']}"
+
+    missing = await client.patch(path, headers=bearer(here), json={"password": NEW_PASSWORD})
+    assert missing.status_code == 401
+    assert missing.json()["code"] == "current_password_invalid"
+    wrong = await client.patch(
+        path,
+        headers=bearer(here),
+        json={"password": NEW_PASSWORD, "currentPassword": "not it at all"},
+    )
+    assert wrong.status_code == 401
+    weak = await client.patch(
+        path, headers=bearer(here), json={"password": "short", "currentPassword": PASSWORD}
+    )
+    assert weak.status_code == 422
+    assert weak.json()["code"] == "weak_password"
+
+    changed = await client.patch(
+        path, headers=bearer(here), json={"password": NEW_PASSWORD, "currentPassword": PASSWORD}
+    )
+    assert changed.status_code == 200
+    # This session carries on; the other one is signed out, refresh token included.
+    assert (await client.get("/api/users/me", headers=bearer(here))).status_code == 200
+    assert (await client.get("/api/users/me", headers=bearer(elsewhere))).status_code == 401
+    refresh = await client.post(
+        "/api/auth/refresh", json={"refreshToken": elsewhere["refreshToken"]}
+    )
+    assert refresh.status_code == 401
+    old = await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
+    assert old.status_code == 401
+    await login(client, email=user["email"], password=NEW_PASSWORD)
+
+
+async def test_deleting_an_account_anonymises_it_and_ends_its_sessions(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    user, headers = await signed_up(client)
+    await client.post(f"/api/users/{user['id']}/addresses", headers=headers, json=_address())
+    response = await client.delete(f"/api/users/{user['id']}", headers=headers)
+    assert response.status_code == 204
+    assert (await client.get("/api/users/me", headers=headers)).status_code == 401
+    relog = await client.post(
+        "/api/auth/login", json={"email": user["email"], "password": PASSWORD}
+    )
+    assert relog.status_code == 401
+    # The address is free for a new account.
+    await register(client, email=user["email"])
+
+    async with create_session_factory(engine)() as session:
+        from models.users import Address, User
+
+        row = await session.get(User, user["id"])
+        assert row is not None
+        assert row.status == "deleted"
+        assert row.name == "Deleted user"
+        assert user["email"] not in row.email
+        assert row.password_hash.startswith("!")
+        addresses = await session.exec(select(Address).where(Address.user_id == user["id"]))
+        assert addresses.all() == []
+
+
+async def test_registration_writes_its_events_with_the_user(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    user = await register(client)
+    async with create_session_factory(engine)() as session:
+        outbox = (
+            await session.exec(select(OutboxEvent).where(OutboxEvent.aggregate_id == user["id"]))
+        ).all()
+        analytics = (
+            await session.exec(select(AnalyticsEvent).where(AnalyticsEvent.user_id == user["id"]))
+        ).all()
+    assert [e.type for e in outbox] == ["user.created"]
+    assert outbox[0].data["email"] == user["email"]
+    assert [e.event for e in analytics] == ["user_created"]
+    assert analytics[0].properties == {
+        "registrationMethod": "email",
+        "userAgent": "pytest-client/1.0",
+    }
+
+
+def _address(**overrides: object) -> dict[str, object]:
+    return {
+        "name": "Ada Lovelace",
+        "street": "123 Main St",
+        "city": "Boston",
+        "state": "MA",
+        "zip": "02101",
+        "country": "us",
+        "phone": "+1 617 555 0100",
+    } | overrides
+
+
+async def test_the_address_book_keeps_one_default_of_each_kind(client: httpx.AsyncClient) -> None:
+    user, headers = await signed_up(client)
+    base = f"/api/users/{user['id']}/addresses"
+    home = await client.post(
+        base, headers=headers, json=_address(isDefaultShipping=True, isDefaultBilling=True)
+    )
+    assert home.status_code == 201, home.text
+    home_body = home.json()
+    assert home_body["country"] == "US"
+    assert home_body["id"].startswith("addr_")
+    work = await client.post(
+        base, headers=headers, json=_address(street="1 Office Park", isDefaultShipping=True)
+    )
+    assert work.status_code == 201
+    listed = (await client.get(base, headers=headers)).json()
+    flags = {a["street"]: (a["isDefaultShipping"], a["isDefaultBilling"]) for a in listed}
+    assert flags == {"123 Main St": (False, True), "1 Office Park": (True, False)}
+
+    patched = await client.patch(
+        f"{base}/{home_body['id']}", headers=headers, json={"isDefaultShipping": True}
+    )
+    assert patched.status_code == 200
+    listed = (await client.get(base, headers=headers)).json()
+    assert [a["street"] for a in listed if a["isDefaultShipping"]] == ["123 Main St"]
+
+    put = await client.put(
+        f"{base}/{work.json()['id']}", headers=headers, json=_address(city="Cambridge")
+    )
+    assert put.status_code == 200
+    assert put.json()["city"] == "Cambridge"
+    assert put.json()["isDefaultShipping"] is False
+
+    gone = await client.delete(f"{base}/{home_body['id']}", headers=headers)
+    assert gone.status_code == 204
+    missing = await client.get(f"{base}/{home_body['id']}", headers=headers)
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "address_not_found"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"country": "XX"}, "country"),
+        ({"country": "USA"}, "country"),
+        ({"street": "   "}, "street"),
+        ({"city": ""}, "city"),
+        ({"zip": "1" * 21}, "zip"),
+        ({"name": None}, "name"),
+        ({"phone": "1" * 33}, "phone"),
+    ],
+)
+async def test_address_validation_names_the_field(
+    client: httpx.AsyncClient, overrides: dict[str, object], field: str
+) -> None:
+    user, headers = await signed_up(client)
+    response = await client.post(
+        f"/api/users/{user['id']}/addresses", headers=headers, json=_address(**overrides)
+    )
+    assert response.status_code == 422, response.text
+    body = response.json()
+    fields = {e["field"] for e in body.get("errors", [])} | {body.get("field")}
+    assert field in fields
+
+
+async def test_access_matrix(client: httpx.AsyncClient) -> None:
+    alice, alice_headers = await signed_up(client, name="Alice")
+    bob, bob_headers = await signed_up(client, name="Bob")
+    bob_address = (
+        await client.post(f"/api/users/{bob['id']}/addresses", headers=bob_headers, json=_address())
+    ).json()
+    b = f"/api/users/{bob['id']}"
+    attempts = [
+        ("GET", b, None),
+        ("PATCH", b, {"name": "Mallory"}),
+        ("PUT", b, {"name": "Mallory", "email": unique_email()}),
+        ("DELETE", b, None),
+        ("GET", f"{b}/addresses", None),
+        ("POST", f"{b}/addresses", _address()),
+        ("GET", f"{b}/addresses/{bob_address['id']}", None),
+        ("PATCH", f"{b}/addresses/{bob_address['id']}", {"city": "Elsewhere"}),
+        ("DELETE", f"{b}/addresses/{bob_address['id']}", None),
+    ]
+    for method, path, body in attempts:
+        response = await client.request(method, path, headers=alice_headers, json=body)
+        # Not 403: another account's ids must not be confirmable.
+        assert response.status_code == 404, (method, path, response.status_code)
+        anonymous = await client.request(method, path, json=body)
+        assert anonymous.status_code == 401, (method, path)
+    # Alice's address id under Alice's own path does not reach Bob's address either.
+    cross = await client.get(
+        f"/api/users/{alice['id']}/addresses/{bob_address['id']}", headers=alice_headers
+    )
+    assert cross.status_code == 404
+    # Nothing of Bob's changed.
+    assert (await client.get(b, headers=bob_headers)).json()["name"] == "Bob"
+    assert len((await client.get(f"{b}/addresses", headers=bob_headers)).json()) == 1
+
+    staff_only = await client.get("/api/users", headers=alice_headers)
+    assert staff_only.status_code == 403
+    assert staff_only.json()["code"] == "staff_only"
+
+
+async def test_staff_can_see_and_manage_accounts(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    from core.db import transaction
+    from models.users import Role
+    from services.users import UserRepository
+
+    staff = await register(client, name="Staff Member")
+    async with transaction(create_session_factory(engine)) as session:
+        row = await UserRepository(session).get(staff["id"])
+        assert row is not None
+        row.role = Role.STAFF
+        session.add(row)
+    staff_headers = bearer(await login(client, email=staff["email"]))
+    customer, _ = await signed_up(client, name="Customer")
+
+    listing = await client.get("/api/users", headers=staff_headers, params={"limit": 100})
+    assert listing.status_code == 200
+    page = listing.json()
+    assert page["total"] >= 2
+    assert page["limit"] == 100
+    assert customer["id"] in {u["id"] for u in page["items"]}
+    only_staff = await client.get("/api/users", headers=staff_headers, params={"role": "staff"})
+    assert {u["role"] for u in only_staff.json()["items"]} == {"staff"}
+
+    seen = await client.get(f"/api/users/{customer['id']}", headers=staff_headers)
+    assert seen.status_code == 200
+    renamed = await client.patch(
+        f"/api/users/{customer['id']}", headers=staff_headers, json={"name": "Renamed by staff"}
+    )
+    assert renamed.status_code == 200
+    # Staff cannot set someone else's password.
+    forced = await client.patch(
+        f"/api/users/{customer['id']}",
+        headers=staff_headers,
+        json={"password": NEW_PASSWORD, "currentPassword": PASSWORD},
+    )
+    assert forced.status_code == 403
+    too_big = await client.get("/api/users", headers=staff_headers, params={"limit": 101})
+    assert too_big.status_code == 422
