@@ -219,22 +219,24 @@ def admin_create(
 
 @admin_app.command("setup-temporal")
 def admin_setup_temporal(data_dir: DataDir = None) -> None:
-    """Register our search attributes (CustomerId, OrderStatus, OrderTotal) on the namespace.
+    """Register our search attributes (CustomerId, OrderStatus, OrderTotal) and schedules.
 
     Idempotent; run once per namespace on a self-hosted cluster. On Temporal Cloud create
     them in the Cloud console instead.
     """
     from temporal.client import connect
+    from temporal.schedules import ensure_schedules
     from temporal.search_attributes import ensure_search_attributes
 
     settings = _settings(data_dir)
 
-    async def setup() -> list[str]:
+    async def setup() -> tuple[list[str], list[str]]:
         client = await connect(settings)
-        return await ensure_search_attributes(client, settings.temporal_namespace)
+        added = await ensure_search_attributes(client, settings.temporal_namespace)
+        return added, await ensure_schedules(client)
 
     try:
-        added = asyncio.run(setup())
+        added, schedules = asyncio.run(setup())
     except DependencyUnavailable as exc:
         raise _fail(exc.detail) from None
     namespace = settings.temporal_namespace
@@ -242,6 +244,8 @@ def admin_setup_temporal(data_dir: DataDir = None) -> None:
         console.print(f"registered on {namespace}: {', '.join(added)}")
     else:
         console.print(f"search attributes already present on {namespace}")
+    if schedules:
+        console.print(f"created schedules: {', '.join(schedules)}")
 
 
 @admin_app.command("probe")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import asyncpg
@@ -36,6 +39,27 @@ async def _sql(url: str, sql: str, *args: object) -> object:
         return await conn.fetchval(sql, *args)
     finally:
         await conn.close()
+
+
+def _post_json(url: str, body: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+        result: dict[str, object] = json.loads(response.read())
+        return result
+
+
+def _wait_for_mail(url: str, timeout: float = 30) -> list[object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            messages: list[object] = json.loads(response.read())
+        if messages:
+            return messages
+        time.sleep(0.3)
+    return []
 
 
 def test_shop_dev_runs_the_stack_stops_cleanly_and_keeps_its_data(dev_run: DevRun) -> None:
@@ -75,6 +99,16 @@ def test_shop_dev_runs_the_stack_stops_cleanly_and_keeps_its_data(dev_run: DevRu
     assert probe.returncode == 0, probe.stdout + probe.stderr
     for queue in ("orders", "payments", "notifications", "default"):
         assert queue in probe.stdout
+
+    # A registration through the real API reaches the real worker, whose welcome email
+    # lands in the sandbox mailbox.
+    email = f"e2e-{dev_run.ports['api']}@example.com"
+    registered = _post_json(
+        f"{dev_run.api}/api/users",
+        {"email": email, "password": "violet tangerine orbit lamp 42", "name": "E2E"},
+    )
+    assert registered["email"] == email
+    assert _wait_for_mail(f"{dev_run.api}/_sandbox/mail/messages?to={email}")
 
     database_url = settings.resolved_database_url
     assert database_url is not None
