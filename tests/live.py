@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import uvicorn
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from api.app import create_app
 from cli.stack.process import free_port
-from core.db import create_engine, create_session_factory
-from core.redis import create_redis
 from core.settings import Settings
-from integrations.email.factory import build_sender
 from temporal.queues import ALL_QUEUES
-from workers.registry import WorkerDeps, components_for
+from workers.main import running_workers, worker_deps
 
 
 @dataclass(frozen=True)
@@ -52,32 +48,8 @@ async def live_api(settings: Settings) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def live_workers(settings: Settings, client: Client) -> AsyncIterator[None]:
-    engine = create_engine(settings)
-    redis = create_redis(settings)
-    deps = WorkerDeps(
-        settings=settings,
-        client=client,
-        engine=engine,
-        sessions=create_session_factory(engine),
-        redis=redis,
-        email_sender=build_sender(settings),
-    )
-    try:
-        async with AsyncExitStack() as stack:
-            for queue in ALL_QUEUES:
-                parts = components_for(queue, deps)
-                await stack.enter_async_context(
-                    Worker(
-                        client,
-                        task_queue=str(queue),
-                        workflows=parts.workflows,
-                        activities=parts.activities,
-                    )
-                )
-            yield
-    finally:
-        await redis.aclose()
-        await engine.dispose()
+    async with worker_deps(settings, client) as deps, running_workers(client, deps, ALL_QUEUES):
+        yield
 
 
 @asynccontextmanager

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from core.db import create_engine, create_session_factory
@@ -27,45 +28,56 @@ from workers.registry import WorkerDeps, components_for
 log = logging.getLogger(__name__)
 
 
-async def run_worker(settings: Settings, queues: Sequence[TaskQueue]) -> None:
-    client = await connect(settings)
+@asynccontextmanager
+async def worker_deps(settings: Settings, client: Client) -> AsyncIterator[WorkerDeps]:
+    """The engine, Redis and providers activities are built with, closed on exit."""
     engine = create_engine(settings)
     redis = create_redis(settings)
-    deps = WorkerDeps(
-        settings=settings,
-        client=client,
-        engine=engine,
-        sessions=create_session_factory(engine),
-        redis=redis,
-        email_sender=build_sender(settings),
-    )
+    try:
+        yield WorkerDeps(
+            settings=settings,
+            client=client,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            redis=redis,
+            email_sender=build_sender(settings),
+        )
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def running_workers(
+    client: Client, deps: WorkerDeps, queues: Sequence[TaskQueue]
+) -> AsyncIterator[None]:
+    """Poll every queue in ``queues`` until the block exits, then drain gracefully."""
+    async with AsyncExitStack() as running:
+        for queue in queues:
+            parts = components_for(queue, deps)
+            await running.enter_async_context(
+                Worker(
+                    client,
+                    task_queue=str(queue),
+                    workflows=parts.workflows,
+                    activities=parts.activities,
+                    graceful_shutdown_timeout=timedelta(seconds=5),
+                )
+            )
+        yield
+
+
+async def run_worker(settings: Settings, queues: Sequence[TaskQueue]) -> None:
+    client = await connect(settings)
     try:
         await ensure_schedules(client)
     except Exception as exc:  # e.g. a namespace where we may not create schedules
         log.warning("could not ensure schedules: %s", exc)
-    workers = []
-    for queue in queues:
-        parts = components_for(queue, deps)
-        workers.append(
-            Worker(
-                client,
-                task_queue=str(queue),
-                workflows=parts.workflows,
-                activities=parts.activities,
-                graceful_shutdown_timeout=timedelta(seconds=5),
-            )
-        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        async with AsyncExitStack() as running:
-            for worker in workers:
-                await running.enter_async_context(worker)
-            log.info("worker ready", extra={"queues": ",".join(map(str, queues))})
-            await stop.wait()
-            log.info("worker stopping")
-    finally:
-        await redis.aclose()
-        await engine.dispose()
+    async with worker_deps(settings, client) as deps, running_workers(client, deps, queues):
+        log.info("worker ready", extra={"queues": ",".join(map(str, queues))})
+        await stop.wait()
+        log.info("worker stopping")
