@@ -34,6 +34,7 @@ class IdPrefix(StrEnum):
     MESSAGE = "msg"
     ANALYTICS = "ae"
     WORKFLOW_START = "wfs"
+    REVIEW = "rev"
 
 
 def _encode(value: int, length: int) -> str:

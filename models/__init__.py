@@ -3,6 +3,7 @@
 from models.analytics import AnalyticsEvent
 from models.auth import RefreshToken
 from models.base import metadata
+from models.catalog import Category, Product, Review
 from models.email import EmailMessage, SandboxEmail
 from models.outbox import OutboxEvent
 from models.users import Address, User
@@ -11,9 +12,12 @@ from models.workflow_starts import WorkflowStart
 __all__ = [
     "Address",
     "AnalyticsEvent",
+    "Category",
     "EmailMessage",
     "OutboxEvent",
+    "Product",
     "RefreshToken",
+    "Review",
     "SandboxEmail",
     "User",
     "WorkflowStart",

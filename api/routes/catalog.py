@@ -1,0 +1,220 @@
+"""The catalogue: categories, products (listing, search, detail) and staff writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from api.deps import DbSession, RedisClient, State, after_commit
+from api.problems import problem_responses
+from api.security import OptionalUser, StaffUser
+from core.errors import ValidationFailed
+from models.base import Page
+from models.catalog import (
+    CategoryCreate,
+    CategoryNode,
+    ProductCreate,
+    ProductPublic,
+    ProductUpdate,
+)
+from services.catalog.cache import CatalogCache
+from services.catalog.categories import CategoryService
+from services.catalog.products import (
+    ProductQuery,
+    ProductService,
+    ProductSort,
+    normalize_search,
+    to_public,
+)
+
+router = APIRouter(tags=["catalog"])
+
+
+def invalidate_catalog(session: DbSession, redis: RedisClient) -> None:
+    """After this request commits, every cached listing and detail is out of date."""
+    after_commit(session, CatalogCache(redis).invalidate)
+
+
+@router.get("/categories", summary="The category tree", response_model=list[CategoryNode])
+async def category_tree(session: DbSession) -> list[CategoryNode]:
+    """Every category, nested under its parent, alphabetical at each level."""
+    return await CategoryService(session).tree()
+
+
+@router.post(
+    "/categories",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a category (staff)",
+    response_model=CategoryNode,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_category(
+    body: CategoryCreate, caller: StaffUser, session: DbSession, redis: RedisClient
+) -> CategoryNode:
+    """`slug` is unique (409 `slug_taken`); `parentId` (an id or slug) must exist."""
+    category = await CategoryService(session).create(body)
+    invalidate_catalog(session, redis)
+    return CategoryNode(
+        id=category.id, name=category.name, slug=category.slug, parent_id=category.parent_id
+    )
+
+
+@router.get(
+    "/products",
+    summary="List and search products",
+    response_model=Page[ProductPublic],
+    responses=problem_responses(422),
+)
+async def list_products(
+    state: State,
+    session: DbSession,
+    redis: RedisClient,
+    caller: OptionalUser,
+    category: Annotated[str | None, Query(max_length=120, description="Id or slug")] = None,
+    min_price: Annotated[int | None, Query(alias="minPrice", ge=0)] = None,
+    max_price: Annotated[int | None, Query(alias="maxPrice", ge=0)] = None,
+    search: Annotated[str | None, Query(max_length=10_000)] = None,
+    sort: ProductSort | None = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Page[ProductPublic]:
+    """Active products, newest first (or by relevance when searching).
+
+    `category` includes its subcategories; an unknown one gives an empty page.
+    `minPrice`/`maxPrice` are inclusive, in minor units. `search` uses full-text search
+    with ranking over name and description, plus trigram similarity on the name, so
+    partial words and small typos match ("headphon", "wireles"). `sort` is `newest`,
+    `price_asc`, `price_desc`, `rating` or `relevance`.
+    """
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise ValidationFailed(
+            "minPrice must not be greater than maxPrice", code="invalid_price_range",
+            field="minPrice",
+        )  # fmt: skip
+    query = ProductQuery(
+        category=category,
+        min_price=min_price,
+        max_price=max_price,
+        search=normalize_search(search),
+        sort=sort,
+        page=page,
+        limit=limit,
+    )
+    cache = CatalogCache(redis)
+    version = await cache.version()
+    cached: dict[str, Any] | None = await cache.get(version, "list", query.cache_params())
+    if cached is not None:
+        result = Page[ProductPublic].model_validate(cached)
+    else:
+        rows, total = await ProductService(session).search(query)
+        result = Page(items=[to_public(p) for p in rows], total=total, page=page, limit=limit)
+        await cache.put(version, "list", query.cache_params(), result.model_dump(mode="json"))
+    if query.search:
+        await state.analytics.track(
+            session,
+            "product_search",
+            user_id=caller.user.id if caller else None,
+            properties={"search": query.search, "resultsCount": result.total},
+        )
+    return result
+
+
+@router.get(
+    "/products/{key}",
+    summary="Get a product",
+    response_model=ProductPublic,
+    responses=problem_responses(404),
+)
+async def get_product(
+    key: str, state: State, session: DbSession, redis: RedisClient, caller: OptionalUser
+) -> ProductPublic:
+    """By id (`prod_…`) or slug: the effective price and the rating summary."""
+    cache = CatalogCache(redis)
+    version = await cache.version()
+    cached = await cache.get(version, "detail", {"key": key})
+    if cached is not None:
+        product = ProductPublic.model_validate(cached)
+    else:
+        product = to_public(await ProductService(session).get(key))
+        await cache.put(version, "detail", {"key": key}, product.model_dump(mode="json"))
+    await state.analytics.track(
+        session,
+        "product_view",
+        user_id=caller.user.id if caller else None,
+        properties={
+            "productId": product.id,
+            "categoryId": product.category_id,
+            "price": product.effective_price,
+        },
+    )
+    return product
+
+
+@router.post(
+    "/products",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a product (staff)",
+    response_model=ProductPublic,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_product(
+    body: ProductCreate, caller: StaffUser, session: DbSession, redis: RedisClient
+) -> ProductPublic:
+    """`sku` and `slug` are unique (409 `sku_taken`, `slug_taken`); the slug is made from
+    the name when not given. Prices are non-negative integers of minor units."""
+    product = await ProductService(session).create(body)
+    invalidate_catalog(session, redis)
+    return to_public(product)
+
+
+async def _update(
+    key: str, body: ProductUpdate, session: DbSession, redis: RedisClient
+) -> ProductPublic:
+    product = await ProductService(session).update(key, body)
+    invalidate_catalog(session, redis)
+    return to_public(product)
+
+
+@router.patch(
+    "/products/{key}",
+    summary="Change some fields of a product (staff)",
+    response_model=ProductPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def patch_product(
+    key: str, body: ProductUpdate, caller: StaffUser, session: DbSession, redis: RedisClient
+) -> ProductPublic:
+    """Only the fields given change; the new price is served as soon as this returns."""
+    return await _update(key, body, session, redis)
+
+
+@router.put(
+    "/products/{key}",
+    summary="Replace a product (staff)",
+    response_model=ProductPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def put_product(
+    key: str, body: ProductCreate, caller: StaffUser, session: DbSession, redis: RedisClient
+) -> ProductPublic:
+    """Every field is set from the body."""
+    update = ProductUpdate.model_validate(body.model_dump(exclude_none=False))
+    return await _update(key, update, session, redis)
+
+
+@router.delete(
+    "/products/{key}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a product from the catalogue (staff)",
+    response_class=Response,
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_product(
+    key: str, caller: StaffUser, session: DbSession, redis: RedisClient
+) -> Response:
+    """A soft delete: it leaves listings and detail (404), while orders and reviews that
+    refer to it keep working."""
+    await ProductService(session).delete(key)
+    invalidate_catalog(session, redis)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

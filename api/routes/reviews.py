@@ -1,0 +1,90 @@
+"""Reviews of a product, and staff moderation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel
+
+from api.deps import DbSession, RedisClient
+from api.problems import problem_responses
+from api.routes.catalog import invalidate_catalog
+from api.security import CurrentUser, OptionalUser, StaffUser
+from models.base import Page
+from models.catalog import Review, ReviewCreate, ReviewPublic
+from services.catalog.products import ProductService
+from services.catalog.reviews import NoPurchases, ReviewService
+
+router = APIRouter(prefix="/products/{key}/reviews", tags=["reviews"])
+
+
+def _public(review: Review) -> ReviewPublic:
+    return ReviewPublic.model_validate(review, from_attributes=True)
+
+
+def _service(session: DbSession) -> ReviewService:
+    return ReviewService(session, NoPurchases())
+
+
+@router.get("", summary="List a product's reviews", response_model=Page[ReviewPublic],
+            responses=problem_responses(404, 422))  # fmt: skip
+async def list_reviews(
+    key: str,
+    session: DbSession,
+    caller: OptionalUser,
+    page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Page[ReviewPublic]:
+    """Newest first. Hidden reviews are shown to staff only."""
+    product = await ProductService(session).get(key)
+    staff = caller is not None and caller.is_staff
+    rows, total = await _service(session).page(
+        product.id, include_hidden=staff, page=page, limit=limit
+    )
+    return Page(items=[_public(r) for r in rows], total=total, page=page, limit=limit)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Review a product",
+    response_model=ReviewPublic,
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def create_review(
+    key: str, body: ReviewCreate, caller: CurrentUser, session: DbSession, redis: RedisClient
+) -> ReviewPublic:
+    """A rating from 1 to 5 with a title and a body; one review per user and product
+    (409 `already_reviewed`). `verifiedPurchase` is true when the user has a confirmed
+    order containing the product."""
+    product = await ProductService(session).get(key)
+    review = await _service(session).create(product.id, caller.user.id, body)
+    invalidate_catalog(session, redis)
+    return _public(review)
+
+
+class ReviewModeration(BaseModel):
+    hidden: bool
+
+
+@router.patch(
+    "/{review_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Hide or show a review (staff)",
+    response_class=Response,
+    responses=problem_responses(401, 403, 404),
+)
+async def moderate_review(
+    key: str,
+    review_id: str,
+    body: ReviewModeration,
+    caller: StaffUser,
+    session: DbSession,
+    redis: RedisClient,
+) -> Response:
+    """A hidden review leaves the public list and the product's rating summary."""
+    product = await ProductService(session).get(key, include_inactive=True)
+    await _service(session).set_hidden(product.id, review_id, body.hidden)
+    invalidate_catalog(session, redis)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

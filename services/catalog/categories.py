@@ -1,0 +1,90 @@
+"""Categories form a tree addressed by slug; a filter by category includes its subtree."""
+
+from __future__ import annotations
+
+from sqlalchemy import literal_column
+from sqlalchemy import select as sa_select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import Conflict, NotFound, ValidationFailed
+from models.catalog import Category, CategoryCreate, CategoryNode
+
+
+class CategoryNotFound(NotFound):
+    code = "category_not_found"
+    title = "No such category"
+
+
+class CategoryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def all(self) -> list[Category]:
+        result = await self.session.exec(select(Category).order_by(col(Category.name)))
+        return list(result.all())
+
+    async def by_id_or_slug(self, key: str) -> Category | None:
+        result = await self.session.exec(
+            select(Category).where((Category.id == key) | (Category.slug == key))
+        )
+        return result.first()
+
+    async def subtree_ids(self, root_id: str) -> list[str]:
+        """The category and every descendant (a recursive CTE; trees are shallow)."""
+        tree = sa_select(col(Category.id)).where(col(Category.id) == root_id).cte(recursive=True)
+        tree = tree.union_all(
+            sa_select(col(Category.id)).where(col(Category.parent_id) == tree.c.id)
+        )
+        result = await self.session.execute(sa_select(literal_column("id")).select_from(tree))
+        return [str(row[0]) for row in result.all()]
+
+    async def add(self, category: Category) -> Category:
+        self.session.add(category)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                f"the slug {category.slug!r} is taken", code="slug_taken", field="slug"
+            ) from exc
+        return category
+
+
+class CategoryService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.categories = CategoryRepository(session)
+
+    async def create(self, data: CategoryCreate) -> Category:
+        if data.parent_id is not None:
+            parent = await self.categories.by_id_or_slug(data.parent_id)
+            if parent is None:
+                raise ValidationFailed(
+                    f"no parent category {data.parent_id}",
+                    code="parent_not_found",
+                    field="parentId",
+                )
+            data.parent_id = parent.id
+        if await self.categories.by_id_or_slug(data.slug) is not None:
+            raise Conflict(f"the slug {data.slug!r} is taken", code="slug_taken", field="slug")
+        return await self.categories.add(
+            Category(name=data.name.strip(), slug=data.slug, parent_id=data.parent_id)
+        )
+
+    async def tree(self) -> list[CategoryNode]:
+        nodes = {
+            c.id: CategoryNode(id=c.id, name=c.name, slug=c.slug, parent_id=c.parent_id)
+            for c in await self.categories.all()
+        }
+        roots: list[CategoryNode] = []
+        for node in nodes.values():
+            parent = nodes.get(node.parent_id) if node.parent_id else None
+            (parent.children if parent else roots).append(node)
+        return roots
+
+    async def subtree_ids(self, key: str) -> list[str] | None:
+        """Ids of the category named by id or slug and its descendants; None if unknown."""
+        category = await self.categories.by_id_or_slug(key)
+        if category is None:
+            return None
+        return await self.categories.subtree_ids(category.id)

@@ -1,0 +1,287 @@
+"""Products: staff writes, public listing, search and detail. All product SQL is here."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, cast, func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import Conflict, NotFound, ValidationFailed
+from models.base import utcnow
+from models.catalog import Product, ProductCreate, ProductPublic, ProductUpdate, RatingSummary
+from services.catalog.categories import CategoryRepository
+
+# Searches are matched on their first 100 characters: enough for any real query, and a
+# 10 kB paste costs no more than a short one.
+SEARCH_CHARS = 100
+
+
+class ProductSort(StrEnum):
+    NEWEST = "newest"
+    PRICE_ASC = "price_asc"
+    PRICE_DESC = "price_desc"
+    RATING = "rating"
+    RELEVANCE = "relevance"
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+    title = "No such product"
+
+
+@dataclass(frozen=True)
+class ProductQuery:
+    category: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    search: str | None = None
+    sort: ProductSort | None = None
+    page: int = 1
+    limit: int = 20
+
+    def cache_params(self) -> dict[str, Any]:
+        return {k: (str(v) if v is not None else None) for k, v in self.__dict__.items()}
+
+
+def normalize_search(text: str | None) -> str | None:
+    if text is None:
+        return None
+    cleaned = " ".join(unicodedata.normalize("NFKC", text).split())[:SEARCH_CHARS]
+    return cleaned or None
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:200] or "product"
+
+
+def rating_summary(product: Product) -> RatingSummary:
+    average = None
+    if product.rating_count:
+        average = float(
+            (Decimal(product.rating_sum) / product.rating_count).quantize(
+                Decimal("0.01"), rounding=ROUND_HALF_EVEN
+            )
+        )
+    histogram = {str(n): getattr(product, f"rating_{n}") for n in range(1, 6)}
+    return RatingSummary(average=average, count=product.rating_count, histogram=histogram)
+
+
+def to_public(product: Product) -> ProductPublic:
+    return ProductPublic(
+        id=product.id,
+        sku=product.sku,
+        name=product.name,
+        slug=product.slug,
+        description=product.description,
+        category_id=product.category_id,
+        price=product.price,
+        # Automatic discounts (a later part of the catalogue issue) will lower this.
+        effective_price=product.price,
+        currency=product.currency,
+        compare_at_price=product.compare_at_price,
+        images=list(product.images),
+        attributes=dict(product.attributes),
+        active=product.active,
+        low_stock_threshold=product.low_stock_threshold,
+        auto_reorder=product.auto_reorder,
+        reorder_quantity=product.reorder_quantity,
+        rating=rating_summary(product),
+        created_at=product.created_at,
+        updated_at=product.updated_at,
+    )
+
+
+class ProductRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, key: str, *, include_inactive: bool = False) -> Product | None:
+        query = select(Product).where(
+            (Product.id == key) | (Product.slug == key), col(Product.deleted_at).is_(None)
+        )
+        if not include_inactive:
+            query = query.where(col(Product.active).is_(True))
+        return (await self.session.exec(query)).first()
+
+    async def slug_taken(self, slug: str, *, except_id: str | None = None) -> bool:
+        query = select(Product.id).where(Product.slug == slug)
+        if except_id:
+            query = query.where(Product.id != except_id)
+        return (await self.session.exec(query)).first() is not None
+
+    async def sku_taken(self, sku: str, *, except_id: str | None = None) -> bool:
+        query = select(Product.id).where(Product.sku == sku)
+        if except_id:
+            query = query.where(Product.id != except_id)
+        return (await self.session.exec(query)).first() is not None
+
+    async def flush(self) -> None:
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            text = str(exc.orig)
+            if "sku" in text:
+                raise Conflict("that SKU is taken", code="sku_taken", field="sku") from exc
+            if "slug" in text:
+                raise Conflict("that slug is taken", code="slug_taken", field="slug") from exc
+            raise
+
+    async def search(
+        self, query: ProductQuery, category_ids: list[str] | None
+    ) -> tuple[list[Product], int]:
+        conditions: list[ColumnElement[bool]] = [
+            col(Product.active).is_(True),
+            col(Product.deleted_at).is_(None),
+        ]
+        if category_ids is not None:
+            conditions.append(col(Product.category_id).in_(category_ids))
+        if query.min_price is not None:
+            conditions.append(col(Product.price) >= query.min_price)
+        if query.max_price is not None:
+            conditions.append(col(Product.price) <= query.max_price)
+        rank = None
+        if query.search:
+            tsquery = func.websearch_to_tsquery("english", query.search)
+            vector = col(Product.search_vector)
+            similarity = func.word_similarity(query.search, col(Product.name))
+            conditions.append(
+                or_(
+                    vector.op("@@")(tsquery),
+                    # name %> q is word_similarity(q, name) >= pg_trgm's threshold (0.6),
+                    # answered from the trigram index: partial words and small typos.
+                    col(Product.name).op("%>")(query.search),
+                )
+            )
+            rank = func.ts_rank_cd(vector, tsquery, 32) + similarity
+        sort = query.sort or (ProductSort.RELEVANCE if query.search else ProductSort.NEWEST)
+        if sort is ProductSort.RELEVANCE and rank is None:
+            sort = ProductSort.NEWEST
+        average = cast(col(Product.rating_sum), Float) / func.nullif(col(Product.rating_count), 0)
+        orderings: dict[ProductSort, list[Any]] = {
+            ProductSort.NEWEST: [col(Product.created_at).desc(), col(Product.id).desc()],
+            ProductSort.PRICE_ASC: [col(Product.price).asc(), col(Product.id)],
+            ProductSort.PRICE_DESC: [col(Product.price).desc(), col(Product.id)],
+            ProductSort.RATING: [
+                average.desc().nulls_last(),
+                col(Product.rating_count).desc(),
+                col(Product.id),
+            ],
+            ProductSort.RELEVANCE: [rank.desc() if rank is not None else None, col(Product.id)],
+        }
+        order_by = orderings[sort]
+        statement = (
+            select(Product)
+            .where(*conditions)
+            .order_by(*[o for o in order_by if o is not None])
+            .offset((query.page - 1) * query.limit)
+            .limit(query.limit)
+        )
+        rows = list((await self.session.exec(statement)).all())
+        total = (
+            await self.session.exec(select(func.count()).select_from(Product).where(*conditions))
+        ).one()
+        return rows, int(total)
+
+
+class ProductService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.products = ProductRepository(session)
+        self.categories = CategoryRepository(session)
+
+    async def get(self, key: str, *, include_inactive: bool = False) -> Product:
+        product = await self.products.get(key, include_inactive=include_inactive)
+        if product is None:
+            raise ProductNotFound(f"no product {key}")
+        return product
+
+    async def _category(self, key: str | None) -> str | None:
+        if key is None:
+            return None
+        category = await self.categories.by_id_or_slug(key)
+        if category is None:
+            raise ValidationFailed(
+                f"no category {key}", code="category_not_found", field="categoryId"
+            )
+        return category.id
+
+    async def _free_slug(self, base: str, except_id: str | None = None) -> str:
+        slug, n = base, 2
+        while await self.products.slug_taken(slug, except_id=except_id):
+            slug, n = f"{base}-{n}", n + 1
+        return slug
+
+    async def create(self, data: ProductCreate) -> Product:
+        if await self.products.sku_taken(data.sku):
+            raise Conflict(f"SKU {data.sku} is taken", code="sku_taken", field="sku")
+        fields = data.model_dump(mode="json", exclude={"slug"})
+        fields["category_id"] = await self._category(data.category_id)
+        if data.slug is not None:
+            if await self.products.slug_taken(data.slug):
+                raise Conflict(f"the slug {data.slug!r} is taken", code="slug_taken", field="slug")
+            slug = data.slug
+        else:
+            slug = await self._free_slug(slugify(data.name))
+        product = Product(slug=slug, **fields)
+        self.session.add(product)
+        await self.products.flush()
+        return product
+
+    async def update(self, key: str, data: ProductUpdate) -> Product:
+        product = await self.get(key, include_inactive=True)
+        changes = data.model_dump(mode="json", exclude_unset=True)
+        new_sku, new_slug = changes.get("sku"), changes.get("slug")
+        if (
+            new_sku
+            and new_sku != product.sku
+            and await self.products.sku_taken(new_sku, except_id=product.id)
+        ):
+            raise Conflict(f"SKU {changes['sku']} is taken", code="sku_taken", field="sku")
+        if (
+            new_slug
+            and new_slug != product.slug
+            and await self.products.slug_taken(new_slug, except_id=product.id)
+        ):
+            raise Conflict("that slug is taken", code="slug_taken", field="slug")
+        if "category_id" in changes:
+            changes["category_id"] = await self._category(changes["category_id"])
+        for required in ("sku", "name", "price", "currency"):
+            if required in changes and changes[required] is None:
+                raise ValidationFailed(f"{required} cannot be removed", field=required)
+        for key_, value in changes.items():
+            if value is None and key_ in ("images", "attributes", "description"):
+                value = [] if key_ == "images" else {} if key_ == "attributes" else ""
+            if key_ == "currency" and value is not None:
+                value = value.upper()
+            setattr(product, key_, value)
+        product.updated_at = utcnow()
+        self.session.add(product)
+        await self.products.flush()
+        return product
+
+    async def delete(self, key: str) -> None:
+        """Soft: orders and reviews keep referring to it; it leaves the catalogue."""
+        product = await self.get(key, include_inactive=True)
+        await self.session.exec(
+            update(Product)
+            .where(col(Product.id) == product.id)
+            .values(active=False, deleted_at=utcnow(), updated_at=utcnow())
+        )
+
+    async def search(self, query: ProductQuery) -> tuple[list[Product], int]:
+        category_ids = None
+        if query.category is not None:
+            category = await self.categories.by_id_or_slug(query.category)
+            if category is None:
+                return [], 0  # an unknown category is an empty page, not an error
+            category_ids = await self.categories.subtree_ids(category.id)
+        return await self.products.search(query, category_ids)
