@@ -51,3 +51,22 @@ async def signed_up(
     user = await register(client, **kwargs)
     tokens = await login(client, email=user["email"], password=kwargs.get("password", PASSWORD))
     return user, bearer(tokens)
+
+
+async def staff_headers(client: httpx.AsyncClient, engine: Any) -> dict[str, str]:
+    """A signed-in staff member (registered, then promoted in the database)."""
+    from core.db import create_session_factory, transaction
+    from models.users import Role
+    from services.users import UserRepository
+
+    user = await register(client, name="Staff Member")
+    async with transaction(create_session_factory(engine)) as session:
+        row = await UserRepository(session).get(user["id"])
+        assert row is not None
+        row.role = Role.STAFF
+        session.add(row)
+    return bearer(await login(client, email=user["email"]))
+
+
+def unique_slug(prefix: str) -> str:
+    return f"{prefix}-{uuid4().hex[:8]}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import literal_column
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -37,8 +36,10 @@ class CategoryRepository:
         tree = tree.union_all(
             sa_select(col(Category.id)).where(col(Category.parent_id) == tree.c.id)
         )
-        result = await self.session.execute(sa_select(literal_column("id")).select_from(tree))
-        return [str(row[0]) for row in result.all()]
+        result = await self.session.exec(
+            select(Category.id).where(col(Category.id).in_(sa_select(tree.c.id)))
+        )
+        return list(result.all())
 
     async def add(self, category: Category) -> Category:
         self.session.add(category)

@@ -1,0 +1,341 @@
+"""The catalogue through the API: filters, sorts, search relevance, cache, bad input."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from core.db import create_session_factory
+from models.analytics import AnalyticsEvent
+from tests.factories import signed_up, staff_headers, unique_slug
+
+
+@pytest.fixture
+async def staff(client: httpx.AsyncClient, engine: AsyncEngine) -> dict[str, str]:
+    return await staff_headers(client, engine)
+
+
+async def _category(
+    client: httpx.AsyncClient, staff: dict[str, str], name: str, parent: str | None = None
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/categories",
+        headers=staff,
+        json={"name": name, "slug": unique_slug(name.lower()), "parentId": parent},
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _product(
+    client: httpx.AsyncClient, staff: dict[str, str], **fields: Any
+) -> dict[str, Any]:
+    body = {"sku": unique_slug("sku"), "name": "Thing", "price": 1000, "currency": "USD"}
+    response = await client.post("/api/products", headers=staff, json=body | fields)
+    assert response.status_code == 201, response.text
+    product: dict[str, Any] = response.json()
+    return product
+
+
+@pytest.fixture
+async def catalogue(client: httpx.AsyncClient, staff: dict[str, str]) -> dict[str, Any]:
+    """A small hand-built catalogue in a category tree of its own."""
+    root = await _category(client, staff, "Electronics")
+    audio = await _category(client, staff, "Audio", root["id"])
+    headphones = await _category(client, staff, "Headphones", audio["id"])
+    cables = await _category(client, staff, "Cables", root["id"])
+    items = {
+        "wireless": await _product(
+            client, staff, name="Wireless Headphones", price=9999, categoryId=headphones["id"],
+            description="Over-ear, noise cancelling, 30 hours of battery.",
+        ),
+        "wired": await _product(
+            client, staff, name="Studio Headphones", price=4999, categoryId=headphones["id"],
+            description="Wired monitoring headphones for the studio.",
+        ),
+        "speaker": await _product(
+            client, staff, name="Bluetooth Speaker", price=5000, categoryId=audio["id"],
+            description="A wireless speaker for the garden.",
+        ),
+        "cable": await _product(
+            client, staff, name="USB-C Cable", price=999, categoryId=cables["id"],
+            description="One metre, braided.",
+        ),
+        "free": await _product(
+            client, staff, name="Sticker Pack", price=0, categoryId=root["id"],
+            description="Stickers.",
+        ),
+    }  # fmt: skip
+    return {"root": root, "audio": audio, "headphones": headphones, "cables": cables} | items
+
+
+def _names(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [p["name"] for p in response.json()["items"]]
+
+
+async def test_a_category_filter_includes_its_descendants(
+    client: httpx.AsyncClient, catalogue: dict[str, Any]
+) -> None:
+    audio = await client.get("/api/products", params={"category": catalogue["audio"]["slug"]})
+    assert set(_names(audio)) == {"Wireless Headphones", "Studio Headphones", "Bluetooth Speaker"}
+    assert audio.json()["total"] == 3
+    everything = await client.get("/api/products", params={"category": catalogue["root"]["id"]})
+    assert everything.json()["total"] == 5
+    leaf = await client.get("/api/products", params={"category": catalogue["cables"]["slug"]})
+    assert _names(leaf) == ["USB-C Cable"]
+
+
+async def test_price_bounds_are_inclusive(
+    client: httpx.AsyncClient, catalogue: dict[str, Any]
+) -> None:
+    root = catalogue["root"]["id"]
+    cases = {
+        (4999, 5000): {"Studio Headphones", "Bluetooth Speaker"},
+        (0, 0): {"Sticker Pack"},
+        (5001, None): {"Wireless Headphones"},
+        (None, 999): {"USB-C Cable", "Sticker Pack"},
+        (10000, None): set(),
+    }
+    for (low, high), expected in cases.items():
+        params: dict[str, Any] = {"category": root}
+        if low is not None:
+            params["minPrice"] = low
+        if high is not None:
+            params["maxPrice"] = high
+        assert set(_names(await client.get("/api/products", params=params))) == expected, params
+
+
+async def test_sorts_and_pages(client: httpx.AsyncClient, catalogue: dict[str, Any]) -> None:
+    root = catalogue["root"]["id"]
+    ascending = await client.get("/api/products", params={"category": root, "sort": "price_asc"})
+    assert [p["price"] for p in ascending.json()["items"]] == [0, 999, 4999, 5000, 9999]
+    descending = await client.get("/api/products", params={"category": root, "sort": "price_desc"})
+    assert [p["price"] for p in descending.json()["items"]] == [9999, 5000, 4999, 999, 0]
+    newest = await client.get("/api/products", params={"category": root})
+    assert _names(newest)[0] == "Sticker Pack"  # created last
+    page2 = await client.get(
+        "/api/products", params={"category": root, "sort": "price_asc", "limit": 2, "page": 2}
+    )
+    body = page2.json()
+    assert (body["total"], body["page"], body["limit"]) == (5, 2, 2)
+    assert [p["price"] for p in body["items"]] == [4999, 5000]
+
+
+async def test_unknown_category_is_an_empty_page(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/products", params={"category": "no-such-category"})
+    assert response.status_code == 200
+    assert response.json()["items"] == []
+    assert response.json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "first"),
+    [
+        ("wireless headphones", "Wireless Headphones"),
+        ("headphon", None),
+        ("wireles", "Wireless Headphones"),
+        ("studio", "Studio Headphones"),
+        ("speaker", "Bluetooth Speaker"),
+    ],
+)
+async def test_search_relevance(
+    client: httpx.AsyncClient, catalogue: dict[str, Any], query: str, first: str | None
+) -> None:
+    names = _names(
+        await client.get(
+            "/api/products", params={"category": catalogue["root"]["id"], "search": query}
+        )
+    )
+    if first is None:  # a partial word finds both headphones
+        assert set(names[:2]) == {"Wireless Headphones", "Studio Headphones"}
+    else:
+        assert names[0] == first
+    assert "Sticker Pack" not in names
+
+
+async def test_a_name_match_outranks_a_description_match(
+    client: httpx.AsyncClient, catalogue: dict[str, Any]
+) -> None:
+    # "wireless" is in the headphones' name but only in the speaker's description.
+    names = _names(
+        await client.get(
+            "/api/products", params={"category": catalogue["root"]["id"], "search": "wireless"}
+        )
+    )
+    assert names[:2] == ["Wireless Headphones", "Bluetooth Speaker"]
+
+
+async def test_hostile_search_input_is_harmless_and_quick(client: httpx.AsyncClient) -> None:
+    nasty = (r".*+?[](){}|^$\\" * 800)[:10_000]
+    started = time.perf_counter()
+    response = await client.get("/api/products", params={"search": nasty})
+    assert response.status_code == 200
+    assert response.json()["items"] == []
+    # Behaviour, not a benchmark: a pathological pattern would take orders of magnitude
+    # longer than this generous bound.
+    assert time.perf_counter() - started < 5
+    quote = await client.get("/api/products", params={"search": "o'brien \" OR 1=1 --"})
+    assert quote.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"minPrice": 500, "maxPrice": 100},
+        {"limit": 101},
+        {"limit": 0},
+        {"page": 0},
+        {"sort": "cheapest"},
+        {"minPrice": -1},
+    ],
+)
+async def test_bad_listing_parameters_are_422(
+    client: httpx.AsyncClient, params: dict[str, Any]
+) -> None:
+    response = await client.get("/api/products", params=params)
+    assert response.status_code == 422, params
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_detail_by_id_or_slug_and_404(
+    client: httpx.AsyncClient, catalogue: dict[str, Any]
+) -> None:
+    product = catalogue["wireless"]
+    by_id = await client.get(f"/api/products/{product['id']}")
+    by_slug = await client.get(f"/api/products/{product['slug']}")
+    assert by_id.status_code == by_slug.status_code == 200
+    assert by_id.json() == by_slug.json()
+    assert by_id.json()["effectivePrice"] == 9999
+    assert by_id.json()["rating"] == {
+        "average": None,
+        "count": 0,
+        "histogram": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0},
+    }
+    missing = await client.get("/api/products/prod_does_not_exist")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "product_not_found"
+
+
+async def test_an_updated_price_is_served_as_soon_as_the_update_returns(
+    client: httpx.AsyncClient, staff: dict[str, str], catalogue: dict[str, Any]
+) -> None:
+    product = catalogue["cable"]
+    listing = {"category": catalogue["cables"]["id"]}
+    assert (await client.get(f"/api/products/{product['id']}")).json()["price"] == 999
+    assert (await client.get("/api/products", params=listing)).json()["items"][0]["price"] == 999
+    # Both are cached now; the update must not leave either stale.
+    for price in (1299, 1499):
+        updated = await client.patch(
+            f"/api/products/{product['id']}", headers=staff, json={"price": price}
+        )
+        assert updated.status_code == 200
+        assert (await client.get(f"/api/products/{product['id']}")).json()["price"] == price
+        items = (await client.get("/api/products", params=listing)).json()["items"]
+        assert items[0]["price"] == price
+
+
+async def test_a_deleted_product_leaves_the_catalogue(
+    client: httpx.AsyncClient, staff: dict[str, str], catalogue: dict[str, Any]
+) -> None:
+    product = catalogue["free"]
+    assert (await client.get(f"/api/products/{product['id']}")).status_code == 200
+    gone = await client.delete(f"/api/products/{product['id']}", headers=staff)
+    assert gone.status_code == 204
+    assert (await client.get(f"/api/products/{product['id']}")).status_code == 404
+    listing = await client.get("/api/products", params={"category": catalogue["root"]["id"]})
+    assert "Sticker Pack" not in _names(listing)
+
+
+async def test_bad_product_writes_are_refused_and_write_nothing(
+    client: httpx.AsyncClient, staff: dict[str, str], catalogue: dict[str, Any]
+) -> None:
+    negative = await client.post(
+        "/api/products", headers=staff, json={"sku": "NEG-1", "name": "Bad", "price": -1}
+    )
+    assert negative.status_code == 422
+    duplicate = await client.post(
+        "/api/products",
+        headers=staff,
+        json={"sku": catalogue["cable"]["sku"], "name": "Second Cable", "price": 1},
+    )
+    assert duplicate.status_code == 409
+    assert duplicate.json()["code"] == "sku_taken"
+    unknown_category = await client.post(
+        "/api/products",
+        headers=staff,
+        json={"sku": unique_slug("sku"), "name": "Orphan", "price": 1, "categoryId": "cat_x"},
+    )
+    assert unknown_category.status_code == 422
+    assert unknown_category.json()["field"] == "categoryId"
+    bad_currency = await client.post(
+        "/api/products",
+        headers=staff,
+        json={"sku": unique_slug("sku"), "name": "Odd", "price": 1, "currency": "U$D"},
+    )
+    assert bad_currency.status_code == 422
+    for name in ("Second Cable", "Orphan", "Odd", "Bad"):
+        found = await client.get("/api/products", params={"search": name})
+        assert name not in _names(found)
+
+
+async def test_customers_cannot_write_the_catalogue(client: httpx.AsyncClient) -> None:
+    _, customer = await signed_up(client)
+    attempts = [
+        ("POST", "/api/products", {"sku": "X-1", "name": "X", "price": 1}),
+        ("POST", "/api/categories", {"name": "X", "slug": unique_slug("x")}),
+    ]
+    for method, path, body in attempts:
+        response = await client.request(method, path, headers=customer, json=body)
+        assert response.status_code == 403
+        assert (await client.request(method, path, json=body)).status_code == 401
+
+
+async def test_the_category_tree_nests_and_slugs_are_unique(
+    client: httpx.AsyncClient, staff: dict[str, str], catalogue: dict[str, Any]
+) -> None:
+    tree = (await client.get("/api/categories")).json()
+    root = next(n for n in tree if n["id"] == catalogue["root"]["id"])
+    children = {c["name"]: c for c in root["children"]}
+    assert set(children) == {"Audio", "Cables"}
+    assert [c["name"] for c in children["Audio"]["children"]] == ["Headphones"]
+    taken = await client.post(
+        "/api/categories",
+        headers=staff,
+        json={"name": "Again", "slug": catalogue["audio"]["slug"]},
+    )
+    assert taken.status_code == 409
+    assert taken.json()["code"] == "slug_taken"
+    orphan = await client.post(
+        "/api/categories",
+        headers=staff,
+        json={"name": "Orphan", "slug": unique_slug("orphan"), "parentId": "cat_nope"},
+    )
+    assert orphan.status_code == 422
+    bad_slug = await client.post(
+        "/api/categories", headers=staff, json={"name": "Bad", "slug": "Not A Slug"}
+    )
+    assert bad_slug.status_code == 422
+
+
+async def test_searches_and_views_are_recorded(
+    client: httpx.AsyncClient, catalogue: dict[str, Any], engine: AsyncEngine
+) -> None:
+    user, headers = await signed_up(client)
+    term = f"studio {user['id'][-6:]}"
+    await client.get("/api/products", params={"search": term}, headers=headers)
+    await client.get(f"/api/products/{catalogue['wired']['id']}", headers=headers)
+    async with create_session_factory(engine)() as session:
+        events = (
+            await session.exec(select(AnalyticsEvent).where(AnalyticsEvent.user_id == user["id"]))
+        ).all()
+    by_name = {e.event: e.properties for e in events}
+    assert by_name["product_search"] == {"search": term, "resultsCount": 0}
+    assert by_name["product_view"]["productId"] == catalogue["wired"]["id"]
+    assert by_name["product_view"]["price"] == 4999
