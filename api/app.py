@@ -12,7 +12,7 @@ from api import system
 from api.errors import install_error_handlers
 from api.middleware import Metrics, RequestContextMiddleware
 from api.problems import Problem
-from api.routes import addresses, auth, catalog, reviews, sandbox, users
+from api.routes import addresses, auth, catalog, pricing, reviews, sandbox, users
 from api.state import AppState
 from core.db import create_engine, create_session_factory
 from core.redis import create_redis
@@ -65,7 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(system.router)
     api = APIRouter(prefix=API_PREFIX)
-    for routes in (auth.router, users.router, addresses.router, catalog.router, reviews.router):
+    for routes in (
+        auth.router,
+        users.router,
+        addresses.router,
+        catalog.router,
+        reviews.router,
+        pricing.router,
+    ):
         api.include_router(routes)
     app.include_router(api)
     if settings.sandboxes_enabled:

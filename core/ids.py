@@ -35,6 +35,9 @@ class IdPrefix(StrEnum):
     ANALYTICS = "ae"
     WORKFLOW_START = "wfs"
     REVIEW = "rev"
+    DISCOUNT = "disc"
+    COUPON = "cpn"
+    REDEMPTION = "red"
 
 
 def _encode(value: int, length: int) -> str:

@@ -6,6 +6,7 @@ from models.base import metadata
 from models.catalog import Category, Product, Review
 from models.email import EmailMessage, SandboxEmail
 from models.outbox import OutboxEvent
+from models.pricing import Coupon, CouponRedemption, Discount
 from models.users import Address, User
 from models.workflow_starts import WorkflowStart
 
@@ -13,6 +14,9 @@ __all__ = [
     "Address",
     "AnalyticsEvent",
     "Category",
+    "Coupon",
+    "CouponRedemption",
+    "Discount",
     "EmailMessage",
     "OutboxEvent",
     "Product",

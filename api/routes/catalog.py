@@ -20,6 +20,7 @@ from models.catalog import (
 )
 from services.catalog.cache import CatalogCache
 from services.catalog.categories import CategoryService
+from services.catalog.pricing import price_book
 from services.catalog.products import (
     ProductQuery,
     ProductService,
@@ -108,8 +109,17 @@ async def list_products(
         result = Page[ProductPublic].model_validate(cached)
     else:
         rows, total = await ProductService(session).search(query)
-        result = Page(items=[to_public(p) for p in rows], total=total, page=page, limit=limit)
-        await cache.put(version, "list", query.cache_params(), result.model_dump(mode="json"))
+        prices = await price_book(session)
+        result = Page(
+            items=[to_public(p, prices) for p in rows], total=total, page=page, limit=limit
+        )
+        await cache.put(
+            version,
+            "list",
+            query.cache_params(),
+            result.model_dump(mode="json"),
+            ttl_seconds=prices.cache_seconds(),
+        )
     if query.search:
         await state.analytics.track(
             session,
@@ -136,8 +146,15 @@ async def get_product(
     if cached is not None:
         product = ProductPublic.model_validate(cached)
     else:
-        product = to_public(await ProductService(session).get(key))
-        await cache.put(version, "detail", {"key": key}, product.model_dump(mode="json"))
+        prices = await price_book(session)
+        product = to_public(await ProductService(session).get(key), prices)
+        await cache.put(
+            version,
+            "detail",
+            {"key": key},
+            product.model_dump(mode="json"),
+            ttl_seconds=prices.cache_seconds(),
+        )
     await state.analytics.track(
         session,
         "product_view",
@@ -165,7 +182,7 @@ async def create_product(
     the name when not given. Prices are non-negative integers of minor units."""
     product = await ProductService(session).create(body)
     invalidate_catalog(session, redis)
-    return to_public(product)
+    return to_public(product, await price_book(session))
 
 
 async def _update(
@@ -173,7 +190,7 @@ async def _update(
 ) -> ProductPublic:
     product = await ProductService(session).update(key, body)
     invalidate_catalog(session, redis)
-    return to_public(product)
+    return to_public(product, await price_book(session))
 
 
 @router.patch(

@@ -49,11 +49,21 @@ class CatalogCache:
             return None
         return json.loads(raw) if raw else None
 
-    async def put(self, version: str | None, kind: str, params: dict[str, Any], value: Any) -> None:
+    async def put(
+        self,
+        version: str | None,
+        kind: str,
+        params: dict[str, Any],
+        value: Any,
+        *,
+        ttl_seconds: int | None = None,
+    ) -> None:
+        """``ttl_seconds`` shortens the entry's life, e.g. to a discount window's edge."""
         if version is None:
             return
+        ttl = min(self.ttl, ttl_seconds) if ttl_seconds else self.ttl
         with contextlib.suppress(RedisError):
-            await self.redis.set(self._key(version, kind, params), json.dumps(value), ex=self.ttl)
+            await self.redis.set(self._key(version, kind, params), json.dumps(value), ex=ttl)
 
     async def invalidate(self) -> None:
         await self.redis.incr(VERSION_KEY)

@@ -18,6 +18,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from models.base import utcnow
 from models.catalog import Product, ProductCreate, ProductPublic, ProductUpdate, RatingSummary
 from services.catalog.categories import CategoryRepository
+from services.catalog.pricing import PriceBook
 
 # Searches are matched on their first 100 characters: enough for any real query, and a
 # 10 kB paste costs no more than a short one.
@@ -75,7 +76,7 @@ def rating_summary(product: Product) -> RatingSummary:
     return RatingSummary(average=average, count=product.rating_count, histogram=histogram)
 
 
-def to_public(product: Product) -> ProductPublic:
+def to_public(product: Product, prices: PriceBook) -> ProductPublic:
     return ProductPublic(
         id=product.id,
         sku=product.sku,
@@ -84,8 +85,7 @@ def to_public(product: Product) -> ProductPublic:
         description=product.description,
         category_id=product.category_id,
         price=product.price,
-        # Automatic discounts (a later part of the catalogue issue) will lower this.
-        effective_price=product.price,
+        effective_price=prices.effective_price(product),
         currency=product.currency,
         compare_at_price=product.compare_at_price,
         images=list(product.images),

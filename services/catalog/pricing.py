@@ -1,0 +1,330 @@
+"""Effective prices (automatic discounts) and coupons. Integer minor units, half-even.
+
+Several discounts may cover a product (its own, its category's, an ancestor
+category's): the customer gets the single largest reduction; discounts do not stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import or_, update
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.money import percent_of
+from models.base import utcnow
+from models.catalog import Category, Product
+from models.pricing import (
+    Coupon,
+    CouponCreate,
+    CouponRedemption,
+    CouponUpdate,
+    CouponVerdict,
+    Discount,
+    DiscountCreate,
+    DiscountKind,
+)
+
+# A cached price may live this long at most, and never past a discount window's edge.
+MAX_PRICE_CACHE_SECONDS = 60
+
+
+def reduction(kind: DiscountKind, percent_bp: int | None, amount: int | None, base: int) -> int:
+    """What a discount takes off ``base``: never more than ``base`` itself."""
+    if kind is DiscountKind.PERCENTAGE:
+        assert percent_bp is not None
+        off = percent_of(base, Decimal(percent_bp) / 100)
+    else:
+        assert amount is not None
+        off = amount
+    return max(0, min(base, off))
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    """The discounts in force at ``at``, ready to price any number of products."""
+
+    at: datetime
+    discounts: list[Discount]
+    parents: dict[str, str | None]
+    next_change: datetime | None
+
+    def effective_price(self, product: Product) -> int:
+        ancestors: set[str] = set()
+        category = product.category_id
+        while category is not None and category not in ancestors:
+            ancestors.add(category)
+            category = self.parents.get(category)
+        best = 0
+        for d in self.discounts:
+            if d.product_id == product.id or (
+                d.category_id is not None and d.category_id in ancestors
+            ):
+                best = max(
+                    best, reduction(DiscountKind(d.kind), d.percent_bp, d.amount, product.price)
+                )
+        return product.price - best
+
+    def cache_seconds(self) -> int:
+        if self.next_change is None:
+            return MAX_PRICE_CACHE_SECONDS
+        until = (self.next_change - self.at).total_seconds()
+        return max(1, min(MAX_PRICE_CACHE_SECONDS, int(until)))
+
+
+class DiscountRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def in_force(self, at: datetime) -> list[Discount]:
+        result = await self.session.exec(
+            select(Discount).where(
+                col(Discount.active).is_(True),
+                col(Discount.starts_at) <= at,
+                or_(col(Discount.ends_at).is_(None), col(Discount.ends_at) > at),
+            )
+        )
+        return list(result.all())
+
+    async def next_change(self, at: datetime) -> datetime | None:
+        starts = select(func.min(Discount.starts_at)).where(
+            col(Discount.active).is_(True), col(Discount.starts_at) > at
+        )
+        ends = select(func.min(Discount.ends_at)).where(
+            col(Discount.active).is_(True), col(Discount.ends_at) > at
+        )
+        candidates = [
+            (await self.session.exec(starts)).one(),
+            (await self.session.exec(ends)).one(),
+        ]
+        present = [c for c in candidates if c is not None]
+        return min(present) if present else None
+
+    async def all(self) -> list[Discount]:
+        result = await self.session.exec(select(Discount).order_by(col(Discount.starts_at)))
+        return list(result.all())
+
+
+async def price_book(session: AsyncSession, at: datetime | None = None) -> PriceBook:
+    at = at or utcnow()
+    repo = DiscountRepository(session)
+    discounts = await repo.in_force(at)
+    parents: dict[str, str | None] = {}
+    if any(d.category_id for d in discounts):
+        rows = await session.exec(select(Category.id, Category.parent_id))
+        parents = {row[0]: row[1] for row in rows.all()}
+    return PriceBook(
+        at=at, discounts=discounts, parents=parents, next_change=await repo.next_change(at)
+    )
+
+
+class DiscountService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.discounts = DiscountRepository(session)
+
+    async def create(self, data: DiscountCreate) -> Discount:
+        if data.product_id and await self.session.get(Product, data.product_id) is None:
+            raise ValidationFailed("no such product", code="product_not_found", field="productId")
+        if data.category_id and await self.session.get(Category, data.category_id) is None:
+            raise ValidationFailed(
+                "no such category", code="category_not_found", field="categoryId"
+            )
+        discount = Discount(
+            name=data.name,
+            kind=data.kind,
+            percent_bp=data.percent_bp,
+            amount=data.amount,
+            product_id=data.product_id,
+            category_id=data.category_id,
+            starts_at=data.starts_at,
+            ends_at=data.ends_at,
+        )
+        self.session.add(discount)
+        await self.session.flush()
+        return discount
+
+    async def end(self, discount_id: str) -> None:
+        discount = await self.session.get(Discount, discount_id)
+        if discount is None:
+            raise NotFound(f"no discount {discount_id}", code="discount_not_found")
+        discount.active = False
+        self.session.add(discount)
+
+
+class CouponNotFound(NotFound):
+    code = "coupon_not_found"
+    title = "No such coupon"
+
+
+class CouponNotApplicable(Conflict):
+    code = "coupon_not_applicable"
+    title = "The coupon does not apply"
+
+
+def normalize_code(code: str) -> str:
+    return code.strip().upper()
+
+
+class CouponRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_code(self, code: str, *, lock: bool = False) -> Coupon | None:
+        query = select(Coupon).where(Coupon.code == normalize_code(code))
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def redemptions_by(self, coupon_id: str, user_id: str) -> int:
+        result = await self.session.exec(
+            select(func.count())
+            .select_from(CouponRedemption)
+            .where(CouponRedemption.coupon_id == coupon_id, CouponRedemption.user_id == user_id)
+        )
+        return int(result.one())
+
+    async def redemption_for_order(self, order_id: str) -> CouponRedemption | None:
+        result = await self.session.exec(
+            select(CouponRedemption).where(CouponRedemption.order_id == order_id)
+        )
+        return result.first()
+
+    async def count_use(self, coupon_id: str, delta: int) -> None:
+        await self.session.exec(
+            update(Coupon)
+            .where(col(Coupon.id) == coupon_id)
+            .values(used_count=Coupon.used_count + delta, updated_at=utcnow())
+        )
+
+
+class CouponService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.coupons = CouponRepository(session)
+
+    async def create(self, data: CouponCreate) -> Coupon:
+        code = normalize_code(data.code)
+        if await self.coupons.by_code(code) is not None:
+            raise Conflict(f"coupon {code} exists", code="coupon_code_taken", field="code")
+        coupon = Coupon(
+            code=code,
+            kind=data.kind,
+            percent_bp=data.percent_bp,
+            amount=data.amount,
+            currency=data.currency,
+            min_subtotal=data.min_subtotal,
+            starts_at=data.starts_at,
+            expires_at=data.expires_at,
+            usage_limit=data.usage_limit,
+            per_user_limit=data.per_user_limit,
+        )
+        self.session.add(coupon)
+        await self.session.flush()
+        return coupon
+
+    async def get(self, code: str) -> Coupon:
+        coupon = await self.coupons.by_code(code)
+        if coupon is None:
+            raise CouponNotFound(f"no coupon {normalize_code(code)}")
+        return coupon
+
+    async def list(self) -> list[Coupon]:
+        result = await self.session.exec(select(Coupon).order_by(col(Coupon.created_at).desc()))
+        return list(result.all())
+
+    async def update(self, code: str, data: CouponUpdate) -> Coupon:
+        coupon = await self.get(code)
+        for key, value in data.model_dump(exclude_unset=True).items():
+            setattr(coupon, key, value)
+        coupon.updated_at = utcnow()
+        self.session.add(coupon)
+        await self.session.flush()
+        return coupon
+
+    def _verdict(
+        self,
+        coupon: Coupon | None,
+        code: str,
+        subtotal: int,
+        currency: str,
+        user_redemptions: int,
+        at: datetime,
+    ) -> CouponVerdict:
+        def no(reason: str, detail: str) -> CouponVerdict:
+            return CouponVerdict(valid=False, code=code, discount=0, reason=reason, detail=detail)
+
+        if coupon is None:
+            return no("coupon_not_found", f"there is no coupon {code}")
+        if not coupon.active:
+            return no("coupon_inactive", f"{code} is no longer offered")
+        if coupon.starts_at is not None and at < coupon.starts_at:
+            return no(
+                "coupon_not_started",
+                f"{code} can be used from {coupon.starts_at:%Y-%m-%d %H:%M} UTC",
+            )
+        if coupon.expires_at is not None and at >= coupon.expires_at:
+            return no("coupon_expired", f"{code} expired on {coupon.expires_at:%Y-%m-%d %H:%M} UTC")
+        if coupon.kind == DiscountKind.FIXED and coupon.currency != currency.upper():
+            return no("coupon_currency_mismatch", f"{code} is for {coupon.currency} orders")
+        if subtotal < coupon.min_subtotal:
+            return no(
+                "coupon_below_minimum",
+                f"{code} needs a subtotal of at least {coupon.min_subtotal} "
+                f"(minor units); this one is {subtotal}",
+            )
+        if coupon.usage_limit is not None and coupon.used_count >= coupon.usage_limit:
+            return no("coupon_exhausted", f"{code} has been used as often as it may be")
+        if coupon.per_user_limit is not None and user_redemptions >= coupon.per_user_limit:
+            return no("coupon_user_limit_reached", f"you have already used {code}")
+        off = reduction(DiscountKind(coupon.kind), coupon.percent_bp, coupon.amount, subtotal)
+        return CouponVerdict(valid=True, code=code, discount=off)
+
+    async def check(
+        self, code: str, subtotal: int, currency: str, user_id: str | None
+    ) -> CouponVerdict:
+        """Whether ``code`` applies to a subtotal, and if not, why. Changes nothing."""
+        coupon = await self.coupons.by_code(code)
+        used = 0
+        if coupon is not None and user_id is not None:
+            used = await self.coupons.redemptions_by(coupon.id, user_id)
+        return self._verdict(coupon, normalize_code(code), subtotal, currency, used, utcnow())
+
+    async def redeem(
+        self, code: str, *, user_id: str, order_id: str, subtotal: int, currency: str
+    ) -> CouponRedemption:
+        """Record one use for ``order_id`` (the checkout's create-order step).
+
+        The coupon row is locked, so concurrent checkouts cannot exceed its limits;
+        redeeming again for the same order returns the existing redemption.
+        """
+        existing = await self.coupons.redemption_for_order(order_id)
+        if existing is not None:
+            return existing
+        coupon = await self.coupons.by_code(code, lock=True)
+        used = await self.coupons.redemptions_by(coupon.id, user_id) if coupon else 0
+        verdict = self._verdict(coupon, normalize_code(code), subtotal, currency, used, utcnow())
+        if not verdict.valid or coupon is None:
+            raise CouponNotApplicable(verdict.detail or "the coupon does not apply",
+                                      reason=verdict.reason)  # fmt: skip
+        redemption = CouponRedemption(
+            coupon_id=coupon.id, user_id=user_id, order_id=order_id, amount=verdict.discount
+        )
+        self.session.add(redemption)
+        await self.coupons.count_use(coupon.id, +1)
+        await self.session.flush()
+        return redemption
+
+    async def release(self, order_id: str) -> bool:
+        """Undo the use recorded for ``order_id`` (a compensation); idempotent."""
+        redemption = await self.coupons.redemption_for_order(order_id)
+        if redemption is None:
+            return False
+        await self.session.delete(redemption)
+        await self.coupons.count_use(redemption.coupon_id, -1)
+        await self.session.flush()
+        return True
