@@ -30,6 +30,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(bench_app, name="bench")
 
 console = Console(soft_wrap=True)
+SEED_PASSWORD_HINT = "seeded customer password 2026"
 err_console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
@@ -266,6 +267,44 @@ def admin_probe(
         console.print(line)
 
 
+@app.command()
+def seed(
+    data_dir: DataDir = None,
+    products: Annotated[int, typer.Option(min=0, max=1_000_000)] = 1000,
+    users: Annotated[int, typer.Option(min=0, max=100_000)] = 100,
+    reviews: Annotated[
+        int | None, typer.Option(min=0, help="Default: half the products, at most 5000.")
+    ] = None,
+    seed_value: Annotated[int, typer.Option("--seed", help="Same seed, same data.")] = 42,
+) -> None:
+    """Fill the database with a realistic, deterministic catalogue, users and reviews."""
+    from cli.seed import seed as run_seed
+
+    settings = _settings(data_dir)
+    try:
+        report = asyncio.run(
+            run_seed(
+                settings,
+                products=products,
+                users=users,
+                reviews=reviews,
+                seed=seed_value,
+                console=console,
+            )
+        )
+    except DependencyUnavailable as exc:
+        raise _fail(exc.detail) from None
+    console.print(
+        f"categories {report.categories}, products added {report.products_added}, "
+        f"users added {report.users_added} (password: {SEED_PASSWORD_HINT}), "
+        f"reviews added {report.reviews_added}"
+    )
+    if report.staff_password:
+        console.print(f"staff account: {report.staff_email} / {report.staff_password}")
+    else:
+        console.print(f"staff account {report.staff_email} already existed")
+
+
 @bench_app.command("startup")
 def bench_startup(
     runs: Annotated[int, typer.Option(min=1, max=10, help="Warm restarts to time.")] = 3,
@@ -291,6 +330,48 @@ def bench_http(
     url = f"http://127.0.0.1:{settings.shop_api_port}{path}"
     for line in run(url, requests, concurrency):
         console.print(line)
+
+
+@bench_app.command("catalog")
+def bench_catalog(
+    data_dir: DataDir = None,
+    url: Annotated[str | None, typer.Option(help="API base URL (default: the stack's).")] = None,
+    duration: Annotated[float, typer.Option(min=1, max=300, help="Seconds per workload.")] = 20,
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 32,
+    sizes: Annotated[
+        str, typer.Option(help="Catalogue sizes for the search-scaling part; '' skips it.")
+    ] = "1000,100000",
+) -> None:
+    """Listing, filtered listing and search throughput and latency; then search latency
+    at each catalogue size, on a scratch database seeded for the purpose."""
+    import httpx
+
+    from bench.catalog import measure, product_count, search_scaling
+
+    settings = _settings(data_dir)
+    base = url or settings.api_base_url
+
+    async def run() -> None:
+        console.print(f"catalogue of {await product_count(base):,} products at {base}")
+        for result in await measure(base, duration, concurrency):
+            for line in result.lines():
+                console.print(line)
+        wanted = [int(s) for s in sizes.split(",") if s.strip()]
+        if wanted:
+            console.print("search latency by catalogue size (scratch database):")
+            points = await search_scaling(settings, wanted, min(duration, 10), concurrency)
+            for point in points:
+                r = point.result
+                console.print(
+                    f"  {point.products:>9,} products: {r.rps:7.0f} req/s   "
+                    f"p50 {r.percentile(50) * 1000:6.1f} ms   p95 {r.percentile(95) * 1000:6.1f} ms"
+                    f"   p99 {r.percentile(99) * 1000:6.1f} ms"
+                )
+
+    try:
+        asyncio.run(run())
+    except (httpx.HTTPError, DependencyUnavailable) as exc:
+        raise _fail(f"the API at {base} did not answer: {exc}") from None
 
 
 def main() -> None:

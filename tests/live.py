@@ -6,15 +6,13 @@ where workflows must actually run.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import uvicorn
 from temporalio.client import Client
 
-from api.app import create_app
+from cli.serve import serve_api
 from cli.stack.process import free_port
 from core.settings import Settings
 from temporal.queues import ALL_QUEUES
@@ -30,20 +28,8 @@ class LiveStack:
 
 @asynccontextmanager
 async def live_api(settings: Settings) -> AsyncIterator[str]:
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=settings.shop_api_port, log_config=None
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield settings.api_base_url
-    finally:
-        server.should_exit = True
-        await task
+    async with serve_api(settings) as base_url:
+        yield base_url
 
 
 @asynccontextmanager

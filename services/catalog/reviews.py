@@ -47,9 +47,11 @@ class ReviewRepository:
         self.session = session
 
     async def add(self, review: Review) -> None:
-        self.session.add(review)
         try:
+            # Inside the savepoint, so a refused row is dropped with it and the
+            # surrounding transaction carries on.
             async with self.session.begin_nested():
+                self.session.add(review)
                 await self.session.flush()
         except IntegrityError as exc:
             raise AlreadyReviewed("you have already reviewed this product") from exc

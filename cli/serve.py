@@ -1,0 +1,31 @@
+"""Serving the API inside an existing event loop (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+
+from api.app import create_app
+from core.settings import Settings
+
+
+@asynccontextmanager
+async def serve_api(settings: Settings) -> AsyncIterator[str]:
+    """The API on 127.0.0.1:``SHOP_API_PORT`` until the block exits; yields its base URL."""
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=settings.shop_api_port, log_config=None
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield settings.api_base_url
+    finally:
+        server.should_exit = True
+        await task
