@@ -190,8 +190,11 @@ class Seeder:
         with self._progress() as progress:
             task = progress.add_task("users", total=count)
             for n in range(1, count + 1):
+                # Every draw happens whether or not the user exists already, so a second
+                # run walks the same random sequence and adds nothing new.
                 first, last = rng.choice(FIRST), rng.choice(LAST)
                 city, state, zip_code, country = rng.choice(CITIES)
+                street = f"{rng.randint(1, 999)} {rng.choice(LAST)} Street"
                 email = f"customer{n:05d}@example.com"
                 async with transaction(self.sessions) as session:
                     service = UserService(
@@ -214,7 +217,7 @@ class Seeder:
                         user.id,
                         AddressCreate(
                             name=f"{first} {last}",
-                            street=f"{rng.randint(1, 999)} {rng.choice(LAST)} Street",
+                            street=street,
                             city=city,
                             state=state,
                             zip=zip_code,
