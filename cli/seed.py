@@ -182,6 +182,8 @@ class Seeder:
                 async with transaction(self.sessions) as session:
                     added += await ProductService(session).create_many(items)
                 progress.advance(task, len(items))
+        async with transaction(self.sessions) as session:
+            await ProductService(session).products.analyze()
         return added
 
     async def users(self, rng: random.Random, count: int) -> tuple[int, list[str]]:

@@ -38,6 +38,9 @@ class IdPrefix(StrEnum):
     DISCOUNT = "disc"
     COUPON = "cpn"
     REDEMPTION = "red"
+    MOVEMENT = "mov"
+    RESERVATION = "resv"
+    PURCHASE_ORDER = "po"
 
 
 def _encode(value: int, length: int) -> str:

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
 
+    # --- Inventory -----------------------------------------------------------------------
+    # How long a checkout may hold stock before the sweeper gives it back.
+    reservation_ttl_seconds: int = Field(default=15 * 60, ge=10)
+
     # --- Order pipeline defaults (the seed: retryAttempts 3, timeout 30 s) -------------
     order_step_max_attempts: int = Field(default=3, ge=1)
     order_step_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -5,6 +5,7 @@ from models.auth import RefreshToken
 from models.base import metadata
 from models.catalog import Category, Product, Review
 from models.email import EmailMessage, SandboxEmail
+from models.inventory import PurchaseOrder, Reservation, StockLevel, StockMovement
 from models.outbox import OutboxEvent
 from models.pricing import Coupon, CouponRedemption, Discount
 from models.users import Address, User
@@ -20,9 +21,13 @@ __all__ = [
     "EmailMessage",
     "OutboxEvent",
     "Product",
+    "PurchaseOrder",
     "RefreshToken",
+    "Reservation",
     "Review",
     "SandboxEmail",
+    "StockLevel",
+    "StockMovement",
     "User",
     "WorkflowStart",
     "metadata",

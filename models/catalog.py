@@ -218,6 +218,7 @@ class ProductPublic(CamelModel):
     auto_reorder: bool
     reorder_quantity: int
     rating: RatingSummary
+    available: int = PydanticField(description="Units that can be ordered now (on hand - reserved)")
     created_at: datetime
     updated_at: datetime
 

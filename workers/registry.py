@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from activities.email import EmailActivities
+from activities.inventory import InventoryActivities
 from activities.maintenance import MaintenanceActivities
 from activities.system import SystemActivities
 from core.db import SessionFactory
@@ -22,7 +23,7 @@ from integrations.email.sender import EmailSender
 from integrations.email.templates import EmailTemplates
 from services.email import EmailService
 from temporal.queues import TaskQueue
-from workflows.maintenance import WorkflowStartRelayWorkflow
+from workflows.maintenance import ReservationSweepWorkflow, WorkflowStartRelayWorkflow
 from workflows.onboarding import UserOnboardingWorkflow
 from workflows.system import StackProbeWorkflow
 
@@ -51,8 +52,9 @@ def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
         SystemActivities(deps.engine, deps.redis, str(queue)).probe
     ]
     if queue is TaskQueue.DEFAULT:
-        workflows += [StackProbeWorkflow, WorkflowStartRelayWorkflow]
+        workflows += [StackProbeWorkflow, WorkflowStartRelayWorkflow, ReservationSweepWorkflow]
         activities.append(MaintenanceActivities(deps.client, deps.sessions).relay_workflow_starts)
+        activities.append(InventoryActivities(deps.sessions).sweep_expired_reservations)
     if queue is TaskQueue.NOTIFICATIONS:
         emails = EmailService(
             deps.sessions, deps.email_sender, EmailTemplates(), deps.settings.email_from

@@ -28,6 +28,7 @@ from services.catalog.products import (
     normalize_search,
     to_public,
 )
+from services.inventory import StockRepository
 
 router = APIRouter(tags=["catalog"])
 
@@ -35,6 +36,14 @@ router = APIRouter(tags=["catalog"])
 def invalidate_catalog(session: DbSession, redis: RedisClient) -> None:
     """After this request commits, every cached listing and detail is out of date."""
     after_commit(session, CatalogCache(redis).invalidate)
+
+
+async def _with_live_stock(session: DbSession, products: list[ProductPublic]) -> None:
+    """Availability is never cached: it is read fresh (one indexed query) every time."""
+    if products:
+        available = await StockRepository(session).available([p.id for p in products])
+        for product in products:
+            product.available = available[product.id]
 
 
 @router.get("/categories", summary="The category tree", response_model=list[CategoryNode])
@@ -76,6 +85,7 @@ async def list_products(
     min_price: Annotated[int | None, Query(alias="minPrice", ge=0)] = None,
     max_price: Annotated[int | None, Query(alias="maxPrice", ge=0)] = None,
     search: Annotated[str | None, Query(max_length=10_000)] = None,
+    in_stock: Annotated[bool | None, Query(alias="inStock")] = None,
     sort: ProductSort | None = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -83,7 +93,8 @@ async def list_products(
     """Active products, newest first (or by relevance when searching).
 
     `category` includes its subcategories; an unknown one gives an empty page.
-    `minPrice`/`maxPrice` are inclusive, in minor units. `search` uses full-text search
+    `minPrice`/`maxPrice` are inclusive, in minor units. `inStock=true` keeps products
+    with stock available (`false`: only those without). `search` uses full-text search
     with ranking over name and description, plus trigram similarity on the name, so
     partial words and small typos match ("headphon", "wireles"). `sort` is `newest`,
     `price_asc`, `price_desc`, `rating` or `relevance`.
@@ -98,12 +109,14 @@ async def list_products(
         min_price=min_price,
         max_price=max_price,
         search=normalize_search(search),
+        in_stock=in_stock,
         sort=sort,
         page=page,
         limit=limit,
     )
     cache = CatalogCache(redis)
-    version = await cache.version()
+    # Stock moves with every checkout: a list filtered by it is not cached.
+    version = await cache.version() if in_stock is None else None
     cached: dict[str, Any] | None = await cache.get(version, "list", query.cache_params())
     if cached is not None:
         result = Page[ProductPublic].model_validate(cached)
@@ -120,6 +133,7 @@ async def list_products(
             result.model_dump(mode="json"),
             ttl_seconds=prices.cache_seconds(),
         )
+    await _with_live_stock(session, result.items)
     if query.search:
         await state.analytics.track(
             session,
@@ -155,6 +169,7 @@ async def get_product(
             product.model_dump(mode="json"),
             ttl_seconds=prices.cache_seconds(),
         )
+    await _with_live_stock(session, [product])
     await state.analytics.track(
         session,
         "product_view",

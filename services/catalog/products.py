@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, cast, func, or_, update
+from sqlalchemy import ColumnElement, Float, cast, exists, func, or_, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import Conflict, NotFound, ValidationFailed
 from models.base import utcnow
 from models.catalog import Product, ProductCreate, ProductPublic, ProductUpdate, RatingSummary
+from models.inventory import StockLevel
 from services.catalog.categories import CategoryRepository
 from services.catalog.pricing import PriceBook
 
@@ -45,6 +46,7 @@ class ProductQuery:
     min_price: int | None = None
     max_price: int | None = None
     search: str | None = None
+    in_stock: bool | None = None
     sort: ProductSort | None = None
     page: int = 1
     limit: int = 20
@@ -77,7 +79,7 @@ def rating_summary(product: Product) -> RatingSummary:
     return RatingSummary(average=average, count=product.rating_count, histogram=histogram)
 
 
-def to_public(product: Product, prices: PriceBook) -> ProductPublic:
+def to_public(product: Product, prices: PriceBook, available: int = 0) -> ProductPublic:
     return ProductPublic(
         id=product.id,
         sku=product.sku,
@@ -96,6 +98,7 @@ def to_public(product: Product, prices: PriceBook) -> ProductPublic:
         auto_reorder=product.auto_reorder,
         reorder_quantity=product.reorder_quantity,
         rating=rating_summary(product),
+        available=available,
         created_at=product.created_at,
         updated_at=product.updated_at,
     )
@@ -136,6 +139,10 @@ class ProductRepository:
                 raise Conflict("that slug is taken", code="slug_taken", field="slug") from exc
             raise
 
+    async def analyze(self) -> None:
+        """Refresh the planner's statistics after a bulk load."""
+        await self.session.exec(text("ANALYZE products"))  # type: ignore[call-overload]
+
     async def insert_many(self, rows: list[dict[str, Any]]) -> int:
         """Bulk insert (one round trip per batch); rows whose SKU exists are skipped."""
         if not rows:
@@ -161,6 +168,12 @@ class ProductRepository:
             conditions.append(col(Product.price) >= query.min_price)
         if query.max_price is not None:
             conditions.append(col(Product.price) <= query.max_price)
+        if query.in_stock is not None:
+            has_stock = exists().where(
+                col(StockLevel.product_id) == col(Product.id),
+                col(StockLevel.on_hand) - col(StockLevel.reserved) > 0,
+            )
+            conditions.append(has_stock if query.in_stock else ~has_stock)
         rank = None
         if query.search:
             tsquery = func.websearch_to_tsquery("english", query.search)
