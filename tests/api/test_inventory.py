@@ -1,0 +1,112 @@
+"""Inventory endpoints (staff) and live stock in the catalogue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.factories import signed_up, staff_headers, unique_slug
+
+
+@pytest.fixture
+async def staff(client: httpx.AsyncClient, engine: AsyncEngine) -> dict[str, str]:
+    return await staff_headers(client, engine)
+
+
+@pytest.fixture
+async def product(client: httpx.AsyncClient, staff: dict[str, str]) -> dict[str, Any]:
+    response = await client.post(
+        "/api/products",
+        headers=staff,
+        json={"sku": unique_slug("stk"), "name": "Counted Widget", "price": 500,
+              "lowStockThreshold": 3, "autoReorder": True, "reorderQuantity": 20},
+    )  # fmt: skip
+    assert response.status_code == 201
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_adjust_and_read_the_ledger(
+    client: httpx.AsyncClient, staff: dict[str, str], product: dict[str, Any]
+) -> None:
+    path = f"/api/inventory/{product['id']}"
+    added = await client.post(
+        f"{path}/adjust", headers=staff, json={"delta": 12, "reason": "delivery"}
+    )
+    assert added.status_code == 200, added.text
+    assert added.json() == {
+        "productId": product["id"], "onHand": 12, "reserved": 0, "available": 12,
+        "lowStockThreshold": 3,
+    }  # fmt: skip
+    too_much = await client.post(
+        f"{path}/adjust", headers=staff, json={"delta": -13, "reason": "count"}
+    )
+    assert too_much.status_code == 409
+    assert too_much.json()["code"] == "insufficient_stock"
+    await client.post(f"{path}/adjust", headers=staff, json={"delta": -2, "reason": "damaged"})
+    ledger = (await client.get(path, headers=staff)).json()
+    assert (ledger["onHand"], ledger["available"], ledger["total"]) == (10, 10, 2)
+    assert [(m["kind"], m["onHandDelta"], m["reason"]) for m in ledger["movements"]] == [
+        ("adjustment", -2, "damaged"),
+        ("adjustment", 12, "delivery"),
+    ]
+    assert sum(m["onHandDelta"] for m in ledger["movements"]) == ledger["onHand"]
+    bad = await client.post(f"{path}/adjust", headers=staff, json={"delta": "lots"})
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"delta", "reason"}
+    missing = await client.get("/api/inventory/prod_nope", headers=staff)
+    assert missing.status_code == 404
+
+
+async def test_the_catalogue_shows_live_stock_and_filters_by_it(
+    client: httpx.AsyncClient, staff: dict[str, str], product: dict[str, Any]
+) -> None:
+    detail = f"/api/products/{product['id']}"
+    assert (await client.get(detail)).json()["available"] == 0  # cached from here on
+    await client.post(
+        f"/api/inventory/{product['id']}/adjust", headers=staff, json={"delta": 4, "reason": "in"}
+    )
+    assert (await client.get(detail)).json()["available"] == 4
+    search: dict[str, str | int] = {"search": "Counted Widget", "limit": 100}
+    in_stock = await client.get("/api/products", params=search | {"inStock": "true"})
+    assert product["id"] in {p["id"] for p in in_stock.json()["items"]}
+    out = await client.get("/api/products", params=search | {"inStock": "false"})
+    assert product["id"] not in {p["id"] for p in out.json()["items"]}
+
+
+async def test_low_stock_list_and_purchase_orders(
+    client: httpx.AsyncClient, staff: dict[str, str], product: dict[str, Any]
+) -> None:
+    path = f"/api/inventory/{product['id']}"
+    await client.post(f"{path}/adjust", headers=staff, json={"delta": 10, "reason": "in"})
+    await client.post(f"{path}/adjust", headers=staff, json={"delta": -8, "reason": "out"})
+    low = (
+        await client.get("/api/inventory/low-stock", headers=staff, params={"limit": 100})
+    ).json()
+    assert product["id"] in {s["productId"] for s in low["items"]}
+    orders = (
+        await client.get("/api/purchase-orders", headers=staff, params={"status": "open"})
+    ).json()
+    mine = [po for po in orders if po["productId"] == product["id"]]
+    assert [(po["quantity"], po["status"]) for po in mine] == [(20, "open")]
+    received = await client.post(f"/api/purchase-orders/{mine[0]['id']}/receive", headers=staff)
+    assert received.status_code == 200
+    assert received.json()["status"] == "received"
+    assert (await client.get(path, headers=staff)).json()["onHand"] == 22
+    again = await client.post(f"/api/purchase-orders/{mine[0]['id']}/receive", headers=staff)
+    assert again.status_code == 409
+
+
+async def test_inventory_is_staff_only(client: httpx.AsyncClient, product: dict[str, Any]) -> None:
+    _, customer = await signed_up(client)
+    for method, path, body in [
+        ("GET", f"/api/inventory/{product['id']}", None),
+        ("POST", f"/api/inventory/{product['id']}/adjust", {"delta": 5, "reason": "x"}),
+        ("GET", "/api/inventory/low-stock", None),
+        ("GET", "/api/purchase-orders", None),
+    ]:
+        assert (await client.request(method, path, headers=customer, json=body)).status_code == 403
+        assert (await client.request(method, path, json=body)).status_code == 401

@@ -1,0 +1,224 @@
+"""Stock, ledger and reservations against the real database, concurrency included."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, func, select
+
+from activities.inventory import InventoryActivities, SweepInput
+from core.db import SessionFactory, create_session_factory, transaction
+from core.errors import ShopError
+from models.catalog import ProductCreate
+from models.inventory import PurchaseOrder, ReservationLine, StockLevel, StockMovement
+from models.outbox import OutboxEvent
+from services.catalog.products import ProductService
+from services.inventory import InsufficientStock, InventoryService, OutOfStock
+from tests.factories import unique_slug
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> SessionFactory:
+    return create_session_factory(engine)
+
+
+async def _product(sessions: SessionFactory, stock: int = 0, **fields: Any) -> str:
+    async with transaction(sessions) as session:
+        product = await ProductService(session).create(
+            ProductCreate(sku=unique_slug("inv"), name="Stocked thing", price=100, **fields)
+        )
+        product_id = product.id
+    if stock:
+        async with transaction(sessions) as session:
+            await InventoryService(session).adjust(product_id, stock, "initial count")
+    return product_id
+
+
+async def _stock(sessions: SessionFactory, product_id: str) -> tuple[int, int, int]:
+    async with sessions() as session:
+        s = await InventoryService(session).get(product_id)
+        return s.on_hand, s.reserved, s.available
+
+
+async def _ledger_adds_up(sessions: SessionFactory, product_id: str) -> None:
+    async with sessions() as session:
+        on_hand, reserved = (
+            await session.exec(
+                select(
+                    func.coalesce(func.sum(StockMovement.on_hand_delta), 0),
+                    func.coalesce(func.sum(StockMovement.reserved_delta), 0),
+                ).where(StockMovement.product_id == product_id)
+            )
+        ).one()
+        level = await session.get(StockLevel, product_id)
+    assert level is not None
+    assert (on_hand, reserved) == (level.on_hand, level.reserved)
+
+
+async def _reserve(
+    sessions: SessionFactory, order_id: str, lines: dict[str, int], ttl: float = 600
+) -> bool:
+    try:
+        async with transaction(sessions) as session:
+            await InventoryService(session).reserve(
+                order_id,
+                [ReservationLine(product_id=p, quantity=q) for p, q in lines.items()],
+                timedelta(seconds=ttl),
+            )
+    except OutOfStock:
+        return False
+    return True
+
+
+async def test_adjustments_never_make_stock_negative(sessions: SessionFactory) -> None:
+    product = await _product(sessions, stock=10)
+    assert await _stock(sessions, product) == (10, 0, 10)
+    with pytest.raises(InsufficientStock):
+        async with transaction(sessions) as session:
+            await InventoryService(session).adjust(product, -11, "shrinkage")
+    assert await _stock(sessions, product) == (10, 0, 10)
+    assert await _reserve(sessions, unique_slug("ord"), {product: 8})
+    # Reserved stock cannot be adjusted away either.
+    with pytest.raises(InsufficientStock):
+        async with transaction(sessions) as session:
+            await InventoryService(session).adjust(product, -3, "shrinkage")
+    async with transaction(sessions) as session:
+        await InventoryService(session).adjust(product, -2, "shrinkage")
+    assert await _stock(sessions, product) == (8, 8, 0)
+    await _ledger_adds_up(sessions, product)
+
+
+async def test_a_reservation_is_all_or_nothing_and_names_what_is_short(
+    sessions: SessionFactory,
+) -> None:
+    plenty = await _product(sessions, stock=5)
+    scarce = await _product(sessions, stock=1)
+    with pytest.raises(OutOfStock) as caught:
+        async with transaction(sessions) as session:
+            await InventoryService(session).reserve(
+                "ord_short",
+                [ReservationLine(product_id=plenty, quantity=3),
+                 ReservationLine(product_id=scarce, quantity=2)],
+                timedelta(minutes=5),
+            )  # fmt: skip
+    assert caught.value.extra["unavailableItems"] == [
+        {"productId": scarce, "requested": 2, "available": 1}
+    ]
+    assert await _stock(sessions, plenty) == (5, 0, 5)
+    assert await _stock(sessions, scarce) == (1, 0, 1)
+
+
+async def test_no_overselling_under_concurrent_checkouts(sessions: SessionFactory) -> None:
+    a = await _product(sessions, stock=10)
+    b = await _product(sessions, stock=10)
+    # 30 orders race for 10 units of each; half list the products in the other order,
+    # which would deadlock if rows were not locked in a fixed order.
+    results = await asyncio.gather(
+        *(
+            _reserve(sessions, f"ord_r{i}_{a[-10:]}", {a: 1, b: 1} if i % 2 else {b: 1, a: 1})
+            for i in range(30)
+        )
+    )
+    assert sum(results) == 10
+    assert await _stock(sessions, a) == (10, 10, 0)
+    assert await _stock(sessions, b) == (10, 10, 0)
+    await _ledger_adds_up(sessions, a)
+
+
+async def test_reserve_release_and_commit_are_idempotent(sessions: SessionFactory) -> None:
+    product = await _product(sessions, stock=6)
+    assert await _reserve(sessions, "ord_idem_1", {product: 4})
+    assert await _reserve(sessions, "ord_idem_1", {product: 4})  # the retry finds it
+    assert await _stock(sessions, product) == (6, 4, 2)
+    for expected in (1, 0):
+        async with transaction(sessions) as session:
+            assert await InventoryService(session).release("ord_idem_1") == expected
+    assert await _stock(sessions, product) == (6, 0, 6)
+
+    assert await _reserve(sessions, "ord_idem_2", {product: 5})
+    for expected in (1, 0):
+        async with transaction(sessions) as session:
+            assert await InventoryService(session).commit("ord_idem_2") == expected
+    assert await _stock(sessions, product) == (1, 0, 1)  # sold
+    async with transaction(sessions) as session:
+        assert await InventoryService(session).release("ord_idem_2") == 0  # sold stays sold
+    await _ledger_adds_up(sessions, product)
+
+
+async def _events(sessions: SessionFactory, product_id: str) -> list[dict[str, Any]]:
+    async with sessions() as session:
+        rows = await session.exec(
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.aggregate_id == product_id, OutboxEvent.type == "inventory.low_stock"
+            )
+            .order_by(col(OutboxEvent.seq))
+        )
+        return [e.data for e in rows.all()]
+
+
+async def test_low_stock_alerts_once_per_crossing_and_reorders_once(
+    sessions: SessionFactory,
+) -> None:
+    product = await _product(
+        sessions, stock=10, low_stock_threshold=5, auto_reorder=True, reorder_quantity=40
+    )
+    assert await _reserve(sessions, "ord_low_1", {product: 6})  # available 4 < 5: alert
+    assert await _reserve(sessions, "ord_low_2", {product: 1})  # still low: no new alert
+    events = await _events(sessions, product)
+    assert events == [{"productId": product, "currentStock": 4, "threshold": 5}]
+    async with transaction(sessions) as session:
+        await InventoryService(session).release("ord_low_1")  # back to 9: re-armed
+        await InventoryService(session).release("ord_low_2")
+    assert await _reserve(sessions, "ord_low_3", {product: 7})  # 3 < 5: second alert
+    assert [e["currentStock"] for e in await _events(sessions, product)] == [4, 3]
+
+    async with sessions() as session:
+        orders = (
+            await session.exec(select(PurchaseOrder).where(PurchaseOrder.product_id == product))
+        ).all()
+    assert [(po.quantity, po.status) for po in orders] == [(40, "open")]  # not two
+
+    async with transaction(sessions) as session:
+        await InventoryService(session).receive(orders[0].id)
+    assert await _stock(sessions, product) == (50, 7, 43)
+    with pytest.raises(ShopError) as again:
+        async with transaction(sessions) as session:
+            await InventoryService(session).receive(orders[0].id)
+    assert again.value.code == "purchase_order_not_open"
+    await _ledger_adds_up(sessions, product)
+
+
+async def test_the_sweeper_returns_expired_reservations(sessions: SessionFactory) -> None:
+    product = await _product(sessions, stock=3)
+    assert await _reserve(sessions, "ord_sweep_old", {product: 2}, ttl=0.01)
+    assert await _reserve(sessions, "ord_sweep_new", {product: 1}, ttl=600)
+    await asyncio.sleep(0.05)
+    result = await InventoryActivities(sessions).sweep_expired_reservations(SweepInput())
+    assert result.reservations >= 1
+    assert await _stock(sessions, product) == (3, 1, 2)  # only the expired one went back
+    async with sessions() as session:
+        statuses = {
+            r.order_id: r.status
+            for r in await InventoryService(session).reservations("ord_sweep_old")
+        }
+    assert statuses == {"ord_sweep_old": "expired"}
+    await _ledger_adds_up(sessions, product)
+
+
+async def test_extending_a_reservation_keeps_it_from_the_sweeper(sessions: SessionFactory) -> None:
+    from models.base import utcnow
+
+    product = await _product(sessions, stock=2)
+    assert await _reserve(sessions, "ord_3ds", {product: 2}, ttl=0.01)
+    async with transaction(sessions) as session:
+        assert (
+            await InventoryService(session).extend("ord_3ds", utcnow() + timedelta(minutes=10)) == 1
+        )
+    await asyncio.sleep(0.05)
+    await InventoryActivities(sessions).sweep_expired_reservations(SweepInput())
+    assert await _stock(sessions, product) == (2, 2, 0)
