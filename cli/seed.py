@@ -183,7 +183,7 @@ class Seeder:
                     added += await ProductService(session).create_many(items)
                 progress.advance(task, len(items))
         async with transaction(self.sessions) as session:
-            await ProductService(session).products.analyze()
+            await ProductService(session).products.after_bulk_load()
         return added
 
     async def users(self, rng: random.Random, count: int) -> tuple[int, list[str]]:

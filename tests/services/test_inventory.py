@@ -222,3 +222,18 @@ async def test_extending_a_reservation_keeps_it_from_the_sweeper(sessions: Sessi
     await asyncio.sleep(0.05)
     await InventoryActivities(sessions).sweep_expired_reservations(SweepInput())
     assert await _stock(sessions, product) == (2, 2, 0)
+
+
+async def test_two_hundred_racing_reservations_for_ten_units(sessions: SessionFactory) -> None:
+    product = await _product(sessions, stock=10)
+    results = await asyncio.gather(
+        *(_reserve(sessions, f"ord_{i:03d}_{product[-12:]}", {product: 1}) for i in range(200))
+    )
+    assert sum(results) == 10
+    assert await _stock(sessions, product) == (10, 10, 0)
+    async with sessions() as session:
+        # The table's CHECK (reserved <= on_hand) means available can never have been < 0.
+        level = await session.get(StockLevel, product)
+        assert level is not None
+        assert level.on_hand - level.reserved == 0
+    await _ledger_adds_up(sessions, product)
