@@ -12,12 +12,7 @@ from sqlmodel import select
 
 from core.db import create_session_factory
 from models.analytics import AnalyticsEvent
-from tests.factories import signed_up, staff_headers, unique_slug
-
-
-@pytest.fixture
-async def staff(client: httpx.AsyncClient, engine: AsyncEngine) -> dict[str, str]:
-    return await staff_headers(client, engine)
+from tests.factories import signed_up, unique_slug
 
 
 async def _category(

@@ -13,16 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_session_factory, transaction
 from core.errors import ShopError
 from services.catalog.pricing import CouponService
-from tests.factories import signed_up, staff_headers, unique_slug
+from tests.factories import signed_up, unique_slug
 
 
 def _iso(delta_seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=delta_seconds)).isoformat()
-
-
-@pytest.fixture
-async def staff(client: httpx.AsyncClient, engine: AsyncEngine) -> dict[str, str]:
-    return await staff_headers(client, engine)
 
 
 async def _post(

@@ -7,14 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.factories import signed_up, staff_headers, unique_slug
-
-
-@pytest.fixture
-async def staff(client: httpx.AsyncClient, engine: AsyncEngine) -> dict[str, str]:
-    return await staff_headers(client, engine)
+from tests.factories import signed_up, unique_slug
 
 
 @pytest.fixture
