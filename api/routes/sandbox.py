@@ -55,11 +55,12 @@ async def mail_send(
     problems = validate_mail_send(payload)
     if problems:
         return _errors(400, problems)
-    fault = await SandboxFaults(redis).take()
+    message_id = new_message_id()
+    row = to_row(message_id, payload)
+    fault = await SandboxFaults(redis).take(row.to_emails)
     if fault == "down":
         return _errors(503, [SendGridError("Service Unavailable (sandbox fault: down)")])
-    message_id = new_message_id()
-    await SandboxMailbox(session).store(to_row(message_id, payload))
+    await SandboxMailbox(session).store(row)
     if fault == "accept_then_fail":
         # The message is kept (the request still commits) but the client is told it
         # failed, as when the provider took a message and the answer was lost.
@@ -107,14 +108,16 @@ async def email_activity(
 class FaultRequest(CamelModel):
     mode: Literal["down", "accept_then_fail"]
     count: int | None = Field(default=None, ge=1, description="Requests to affect; none: all")
+    to: str | None = Field(default=None, max_length=320, description="Only sends to this address")
 
 
 @router.put("/sendgrid/faults", summary="SendGrid sandbox: inject a fault",
             status_code=status.HTTP_204_NO_CONTENT, response_class=Response)  # fmt: skip
 async def set_fault(body: FaultRequest, redis: RedisClient) -> Response:
     """`down`: sends answer 503 and nothing is stored. `accept_then_fail`: the message is
-    stored, then the send answers 500. `count` limits the fault to that many sends."""
-    await SandboxFaults(redis).set(body.mode, body.count)
+    stored, then the send answers 500. `count` limits the fault to that many sends, `to`
+    to sends to one address."""
+    await SandboxFaults(redis).set(body.mode, body.count, body.to)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

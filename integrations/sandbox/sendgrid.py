@@ -201,8 +201,10 @@ class SandboxFaults:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def set(self, mode: FaultMode, count: int | None) -> None:
-        await self.redis.set(FAULT_KEY, json.dumps({"mode": mode, "remaining": count}))
+    async def set(self, mode: FaultMode, count: int | None, to: str | None = None) -> None:
+        """``to``: only messages to that address are affected (others pass normally)."""
+        fault = {"mode": mode, "remaining": count, "to": to.lower() if to else None}
+        await self.redis.set(FAULT_KEY, json.dumps(fault))
 
     async def clear(self) -> None:
         await self.redis.delete(FAULT_KEY)
@@ -211,12 +213,17 @@ class SandboxFaults:
         raw = await self.redis.get(FAULT_KEY)
         return json.loads(raw) if raw else None
 
-    async def take(self) -> FaultMode | None:
-        """The fault to apply to this request, counting it down (atomically)."""
+    async def take(self, recipients: list[str]) -> FaultMode | None:
+        """The fault to apply to a send to ``recipients``, counting it down atomically."""
         script = """
         local raw = redis.call('GET', KEYS[1])
         if not raw then return nil end
         local fault = cjson.decode(raw)
+        if fault.to ~= cjson.null and fault.to ~= nil then
+            local hit = false
+            for i = 1, #ARGV do if ARGV[i] == fault.to then hit = true end end
+            if not hit then return nil end
+        end
         if fault.remaining ~= cjson.null and fault.remaining ~= nil then
             if fault.remaining <= 0 then redis.call('DEL', KEYS[1]); return nil end
             fault.remaining = fault.remaining - 1
@@ -225,5 +232,5 @@ class SandboxFaults:
         end
         return fault.mode
         """
-        mode = await self.redis.eval(script, 1, FAULT_KEY)
+        mode = await self.redis.eval(script, 1, FAULT_KEY, *[r.lower() for r in recipients])
         return mode  # type: ignore[no-any-return]

@@ -132,12 +132,12 @@ async def test_the_real_sdk_sends_and_finds_messages(sdk_sender: SendGridSender)
 async def test_the_sdk_reports_an_outage_as_retryable(
     sdk_sender: SendGridSender, settings: Settings
 ) -> None:
-    async with httpx.AsyncClient(
-        base_url=sdk_sender.base_url.removesuffix("/_sandbox/sendgrid")
-    ) as http:
-        await http.put("/_sandbox/sendgrid/faults", json={"mode": "down", "count": 1})
+    to = unique_email("down")
+    base = sdk_sender.base_url.removesuffix("/_sandbox/sendgrid")
+    async with httpx.AsyncClient(base_url=base) as http:
+        await http.put("/_sandbox/sendgrid/faults", json={"mode": "down", "count": 1, "to": to})
     with pytest.raises(EmailProviderUnavailable, match="503") as caught:
         await sdk_sender.send(
-            OutgoingEmail(to=unique_email(), from_="a@example.com", subject="s", html="h", text="t")
+            OutgoingEmail(to=to, from_="a@example.com", subject="s", html="h", text="t")
         )
     assert caught.value.retryable
