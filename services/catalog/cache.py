@@ -59,7 +59,7 @@ class CatalogCache:
         ttl_seconds: int | None = None,
     ) -> None:
         """``ttl_seconds`` shortens the entry's life, e.g. to a discount window's edge."""
-        if version is None:
+        if version is None or (ttl_seconds is not None and ttl_seconds <= 0):
             return
         ttl = min(self.ttl, ttl_seconds) if ttl_seconds else self.ttl
         with contextlib.suppress(RedisError):

@@ -70,10 +70,12 @@ class PriceBook:
         return product.price - best
 
     def cache_seconds(self) -> int:
+        """How long prices computed now stay right: 0 (do not cache) when a discount
+        window opens or closes within the second."""
         if self.next_change is None:
             return MAX_PRICE_CACHE_SECONDS
         until = (self.next_change - self.at).total_seconds()
-        return max(1, min(MAX_PRICE_CACHE_SECONDS, int(until)))
+        return min(MAX_PRICE_CACHE_SECONDS, int(until))
 
 
 class DiscountRepository:

@@ -36,6 +36,10 @@ async def _price(client: httpx.AsyncClient, product_id: str) -> int:
     return value
 
 
+async def _sleep_until(moment: datetime) -> None:
+    await asyncio.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()) + 0.2)
+
+
 async def test_a_discount_window_opens_and_closes(
     client: httpx.AsyncClient, staff: dict[str, str]
 ) -> None:
@@ -43,6 +47,8 @@ async def test_a_discount_window_opens_and_closes(
         client, "/api/products", staff, {"sku": unique_slug("win"), "name": "Lamp", "price": 1000}
     )
     assert await _price(client, product["id"]) == 1000  # now cached
+    opens = datetime.now(UTC) + timedelta(seconds=3)
+    closes = opens + timedelta(seconds=3)
     await _post(
         client,
         "/api/discounts",
@@ -52,16 +58,16 @@ async def test_a_discount_window_opens_and_closes(
             "kind": "percentage",
             "percent": "25",
             "productId": product["id"],
-            "startsAt": _iso(1.5),
-            "endsAt": _iso(3.5),
+            "startsAt": opens.isoformat(),
+            "endsAt": closes.isoformat(),
         },
     )
     assert await _price(client, product["id"]) == 1000  # not open yet, and cached again
-    await asyncio.sleep(2)
+    await _sleep_until(opens)
     assert await _price(client, product["id"]) == 750  # opened: the cache did not outlive it
     listing = await client.get("/api/products", params={"search": product["name"], "limit": 100})
     assert {p["id"]: p["effectivePrice"] for p in listing.json()["items"]}[product["id"]] == 750
-    await asyncio.sleep(2)
+    await _sleep_until(closes)
     assert await _price(client, product["id"]) == 1000  # closed again
 
 
