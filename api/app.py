@@ -12,7 +12,17 @@ from api import system
 from api.errors import install_error_handlers
 from api.middleware import Metrics, RequestContextMiddleware
 from api.problems import Problem
-from api.routes import addresses, auth, catalog, inventory, pricing, reviews, sandbox, users
+from api.routes import (
+    addresses,
+    auth,
+    carts,
+    catalog,
+    inventory,
+    pricing,
+    reviews,
+    sandbox,
+    users,
+)
 from api.state import AppState
 from core.db import create_engine, create_session_factory
 from core.redis import create_redis
@@ -73,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reviews.router,
         pricing.router,
         inventory.router,
+        carts.router,
     ):
         api.include_router(routes)
     app.include_router(api)

@@ -41,6 +41,7 @@ class IdPrefix(StrEnum):
     MOVEMENT = "mov"
     RESERVATION = "resv"
     PURCHASE_ORDER = "po"
+    CART_ITEM = "citem"
 
 
 def _encode(value: int, length: int) -> str:

@@ -88,6 +88,19 @@ class Settings(BaseSettings):
     # How long a checkout may hold stock before the sweeper gives it back.
     reservation_ttl_seconds: int = Field(default=15 * 60, ge=10)
 
+    # --- Carts -----------------------------------------------------------------------
+    cart_max_line_quantity: int = Field(default=99, ge=1)
+    cart_max_lines: int = Field(default=100, ge=1)
+    shipping_flat_rate: int = Field(default=599, ge=0, description="Minor units")
+    shipping_free_threshold: int | None = Field(default=5000, ge=0)
+    # Tax rates in basis points by "COUNTRY" or "COUNTRY-STATE" (the more specific wins),
+    # e.g. TAX_RATES='{"US-MA": 625, "US-CA": 725, "GB": 2000, "DE": 1900}'.
+    tax_rates: dict[str, int] = Field(
+        default_factory=lambda: {"US-MA": 625, "US-CA": 725, "GB": 2000, "DE": 1900, "FR": 2000}
+    )
+    default_tax_country: str = "US"
+    default_tax_state: str | None = "MA"
+
     # --- Order pipeline defaults (the seed: retryAttempts 3, timeout 30 s) -------------
     order_step_max_attempts: int = Field(default=3, ge=1)
     order_step_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -3,6 +3,7 @@
 from models.analytics import AnalyticsEvent
 from models.auth import RefreshToken
 from models.base import metadata
+from models.carts import Cart, CartItem
 from models.catalog import Category, Product, Review
 from models.email import EmailMessage, SandboxEmail
 from models.inventory import PurchaseOrder, Reservation, StockLevel, StockMovement
@@ -14,6 +15,8 @@ from models.workflow_starts import WorkflowStart
 __all__ = [
     "Address",
     "AnalyticsEvent",
+    "Cart",
+    "CartItem",
     "Category",
     "Coupon",
     "CouponRedemption",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 
 from api.deps import DbSession, State
 from api.problems import problem_responses
@@ -12,6 +13,7 @@ from api.security import CurrentUser, client_info
 from models.auth import LoginRequest, LogoutRequest, RefreshRequest, TokenPair
 from models.users import UserPublic
 from services.auth import AuthService, IssuedTokens
+from services.carts import CartService
 from services.throttle import LoginThrottle
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -50,7 +52,11 @@ def _pair(issued: IssuedTokens, state: State) -> TokenPair:
     responses=problem_responses(401, 422, 429),
 )
 async def login(
-    body: LoginRequest, request: Request, state: State, session: DbSession
+    body: LoginRequest,
+    request: Request,
+    state: State,
+    session: DbSession,
+    cart_token: Annotated[str | None, Header(alias="X-Cart-Token", max_length=100)] = None,
 ) -> TokenPair:
     """Exchange email and password for an access token (a JWT, 15 minutes) and a refresh
     token (opaque, 30 days, single use).
@@ -58,9 +64,16 @@ async def login(
     A wrong password and an unknown email both answer 401 `invalid_credentials`, in the
     same time. After 5 failures for an email (or 20 from one address) within 15 minutes,
     attempts answer 429 `too_many_attempts` with `Retry-After` until the window ends.
+    With `X-Cart-Token`, that guest cart is merged into the user's cart: quantities add
+    up, capped by stock and the per-line maximum.
     """
     service = auth_service(state, session)
-    return _pair(await service.login(body.email, body.password, client_info(request)), state)
+    issued = await service.login(body.email, body.password, client_info(request))
+    if cart_token:
+        await CartService(session, state.settings, state.analytics).merge_guest_cart(
+            cart_token, issued.user.id
+        )
+    return _pair(issued, state)
 
 
 @router.post(

@@ -1,0 +1,372 @@
+"""Carts: who owns one, what is in it, what it costs now, and merging at sign-in.
+
+Totals are always computed from current prices; each line says whether its price moved
+since it was added. Quantities are checked against available stock when they change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import NotFound, ValidationFailed
+from core.ids import IdPrefix, new_id
+from core.money import percent_of
+from core.settings import Settings
+from models.base import utcnow
+from models.carts import Cart, CartItem, CartLine, CartPublic, CartStatus, CartTotals
+from models.catalog import Product
+from services.analytics import AnalyticsRecorder
+from services.catalog.pricing import CouponService, PriceBook, price_book
+from services.inventory import OutOfStock, StockRepository
+
+TOKEN_PREFIX = "ct_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(24)
+
+
+class CartItemNotFound(NotFound):
+    code = "cart_item_not_found"
+    title = "That product is not in the cart"
+
+
+@dataclass(frozen=True)
+class OwnedCart:
+    cart: Cart
+    token: str | None  # only for guest carts
+
+
+class CartRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def active_for_user(self, user_id: str, *, lock: bool = False) -> Cart | None:
+        query = select(Cart).where(Cart.user_id == user_id, Cart.status == CartStatus.ACTIVE)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def active_for_token(self, token: str, *, lock: bool = False) -> Cart | None:
+        query = select(Cart).where(
+            Cart.token_hash == hash_token(token),
+            Cart.status == CartStatus.ACTIVE,
+            col(Cart.user_id).is_(None),
+        )
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def create(self, user_id: str | None) -> tuple[Cart, str]:
+        token = new_token()
+        if user_id is not None:
+            # Two first requests of one user racing: the partial unique index lets one
+            # insert win; the other reads the winner's cart.
+            await self.session.exec(
+                pg_insert(Cart)
+                .values(
+                    id=new_id(IdPrefix.CART),
+                    user_id=user_id,
+                    token_hash=hash_token(token),
+                    status=CartStatus.ACTIVE,
+                    currency="USD",
+                )
+                .on_conflict_do_nothing()
+            )
+            cart = await self.active_for_user(user_id, lock=True)
+            assert cart is not None
+            return cart, token
+        cart = Cart(user_id=None, token_hash=hash_token(token), status=CartStatus.ACTIVE)
+        self.session.add(cart)
+        await self.session.flush()
+        return cart, token
+
+    async def items(self, cart_id: str) -> list[CartItem]:
+        result = await self.session.exec(
+            select(CartItem).where(CartItem.cart_id == cart_id).order_by(col(CartItem.created_at))
+        )
+        return list(result.all())
+
+    async def item(self, cart_id: str, product_id: str) -> CartItem | None:
+        result = await self.session.exec(
+            select(CartItem).where(CartItem.cart_id == cart_id, CartItem.product_id == product_id)
+        )
+        return result.first()
+
+    async def touch(self, cart_id: str) -> None:
+        await self.session.exec(
+            update(Cart).where(col(Cart.id) == cart_id).values(updated_at=utcnow())
+        )
+
+    async def clear(self, cart_id: str) -> None:
+        await self.session.exec(delete(CartItem).where(col(CartItem.cart_id) == cart_id))
+
+
+class CartService:
+    def __init__(
+        self, session: AsyncSession, settings: Settings, analytics: AnalyticsRecorder
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.analytics = analytics
+        self.carts = CartRepository(session)
+        self.stock = StockRepository(session)
+
+    async def find(self, user_id: str | None, token: str | None) -> OwnedCart | None:
+        if user_id is not None:
+            cart = await self.carts.active_for_user(user_id, lock=True)
+            return OwnedCart(cart, None) if cart else None
+        if token:
+            cart = await self.carts.active_for_token(token, lock=True)
+            return OwnedCart(cart, token) if cart else None
+        return None
+
+    async def find_or_create(self, user_id: str | None, token: str | None) -> OwnedCart:
+        found = await self.find(user_id, token)
+        if found is not None:
+            return found
+        cart, new = await self.carts.create(user_id)
+        return OwnedCart(cart, None if user_id else new)
+
+    async def _product(self, product_id: str) -> Product:
+        product = (
+            await self.session.exec(
+                select(Product).where(Product.id == product_id, col(Product.deleted_at).is_(None))
+            )
+        ).first()
+        if product is None:
+            raise NotFound(f"no product {product_id}", code="product_not_found")
+        if not product.active:
+            raise ValidationFailed(
+                f"{product_id} is not for sale", code="product_inactive", field="productId"
+            )
+        return product
+
+    async def _check_quantity(self, product_id: str, quantity: int) -> None:
+        limit = self.settings.cart_max_line_quantity
+        if quantity > limit:
+            raise ValidationFailed(
+                f"at most {limit} of one product per cart", code="quantity_limit", field="quantity"
+            )
+        available = (await self.stock.available([product_id]))[product_id]
+        if quantity > available:
+            raise OutOfStock(
+                f"only {available} available",
+                available=available,
+                unavailableItems=[
+                    {"productId": product_id, "requested": quantity, "available": available}
+                ],
+            )
+
+    async def add(self, owned: OwnedCart, product_id: str, quantity: int) -> None:
+        cart = owned.cart
+        product = await self._product(product_id)
+        existing = await self.carts.item(cart.id, product_id)
+        wanted = quantity + (existing.quantity if existing else 0)
+        await self._check_quantity(product_id, wanted)
+        if existing is not None:
+            existing.quantity = wanted
+            existing.updated_at = utcnow()
+            self.session.add(existing)
+        else:
+            if len(await self.carts.items(cart.id)) >= self.settings.cart_max_lines:
+                raise ValidationFailed("the cart is full", code="cart_full")
+            prices = await price_book(self.session)
+            self.session.add(
+                CartItem(
+                    cart_id=cart.id,
+                    product_id=product_id,
+                    quantity=wanted,
+                    unit_price_at_add=prices.effective_price(product),
+                )
+            )
+        await self.carts.touch(cart.id)
+        await self.analytics.track(
+            self.session,
+            "add_to_cart",
+            user_id=cart.user_id,
+            session_id=cart.id,
+            properties={"productId": product_id, "quantity": quantity, "price": product.price},
+        )
+        await self.session.flush()
+
+    async def set_quantity(self, owned: OwnedCart, product_id: str, quantity: int) -> None:
+        item = await self.carts.item(owned.cart.id, product_id)
+        if item is None:
+            raise CartItemNotFound(f"{product_id} is not in the cart")
+        if quantity > item.quantity or quantity > self.settings.cart_max_line_quantity:
+            await self._check_quantity(product_id, quantity)
+        item.quantity = quantity
+        item.updated_at = utcnow()
+        self.session.add(item)
+        await self.carts.touch(owned.cart.id)
+        await self.session.flush()
+
+    async def remove(self, owned: OwnedCart, product_id: str) -> None:
+        item = await self.carts.item(owned.cart.id, product_id)
+        if item is None:
+            raise CartItemNotFound(f"{product_id} is not in the cart")
+        await self.session.delete(item)
+        await self.carts.touch(owned.cart.id)
+        await self.session.flush()
+
+    async def clear(self, owned: OwnedCart) -> None:
+        await self.carts.clear(owned.cart.id)
+        owned.cart.coupon_code = None
+        owned.cart.updated_at = utcnow()
+        self.session.add(owned.cart)
+        await self.session.flush()
+
+    async def apply_coupon(self, owned: OwnedCart, code: str) -> None:
+        view = await self.view(owned)
+        verdict = await CouponService(self.session).check(
+            code, view.totals.subtotal - view.totals.automatic_discounts, owned.cart.currency,
+            owned.cart.user_id,
+        )  # fmt: skip
+        if not verdict.valid:
+            raise ValidationFailed(
+                verdict.detail or "the coupon does not apply",
+                code="coupon_not_applicable",
+                reason=verdict.reason,
+                field="code",
+            )
+        owned.cart.coupon_code = verdict.code
+        owned.cart.updated_at = utcnow()
+        self.session.add(owned.cart)
+        await self.session.flush()
+
+    async def remove_coupon(self, owned: OwnedCart) -> None:
+        owned.cart.coupon_code = None
+        self.session.add(owned.cart)
+        await self.session.flush()
+
+    def _tax_rate(self, country: str | None, state: str | None) -> int:
+        """Basis points for a destination; without one, the configured default."""
+        if country is None:
+            country, state = self.settings.default_tax_country, self.settings.default_tax_state
+        rates = {k.upper(): v for k, v in self.settings.tax_rates.items()}
+        if state and f"{country.upper()}-{state.upper()}" in rates:
+            return rates[f"{country.upper()}-{state.upper()}"]
+        return rates.get(country.upper(), 0)
+
+    async def view(
+        self, owned: OwnedCart, *, country: str | None = None, state: str | None = None
+    ) -> CartPublic:
+        cart = owned.cart
+        items = await self.carts.items(cart.id)
+        products = {
+            p.id: p
+            for p in (
+                await self.session.exec(
+                    select(Product).where(col(Product.id).in_([i.product_id for i in items]))
+                )
+            ).all()
+        } if items else {}  # fmt: skip
+        prices: PriceBook = await price_book(self.session)
+        available = await self.stock.available([i.product_id for i in items]) if items else {}
+        lines: list[CartLine] = []
+        subtotal = automatic = 0
+        for item in items:
+            product = products[item.product_id]
+            unit = prices.effective_price(product)
+            subtotal += product.price * item.quantity
+            automatic += (product.price - unit) * item.quantity
+            lines.append(
+                CartLine(
+                    product_id=product.id,
+                    name=product.name,
+                    slug=product.slug,
+                    quantity=item.quantity,
+                    unit_price=unit,
+                    unit_price_at_add=item.unit_price_at_add,
+                    price_changed=unit != item.unit_price_at_add,
+                    line_total=unit * item.quantity,
+                    available=available.get(product.id, 0),
+                )
+            )
+        goods = subtotal - automatic
+        coupon_discount, coupon_problem = 0, None
+        if cart.coupon_code:
+            verdict = await CouponService(self.session).check(
+                cart.coupon_code, goods, cart.currency, cart.user_id
+            )
+            if verdict.valid:
+                coupon_discount = verdict.discount
+            else:
+                coupon_problem = verdict.reason
+        goods -= coupon_discount
+        threshold = self.settings.shipping_free_threshold
+        shipping = (
+            0
+            if not items or (threshold is not None and goods >= threshold)
+            else (self.settings.shipping_flat_rate)
+        )
+        rate = Decimal(self._tax_rate(country, state)) / 100
+        tax = percent_of(goods, rate) if goods > 0 else 0
+        return CartPublic(
+            id=cart.id,
+            cart_token=owned.token,
+            user_id=cart.user_id,
+            currency=cart.currency,
+            items=lines,
+            coupon_code=cart.coupon_code,
+            coupon_problem=coupon_problem,
+            totals=CartTotals(
+                subtotal=subtotal,
+                automatic_discounts=automatic,
+                coupon_discount=coupon_discount,
+                shipping=shipping,
+                tax=tax,
+                total=goods + shipping + tax,
+            ),
+            updated_at=cart.updated_at,
+        )
+
+    async def merge_guest_cart(self, token: str, user_id: str) -> None:
+        """At sign-in: the guest cart's lines join the user's cart. Quantities add up,
+        capped by available stock and the per-line maximum; the guest cart is closed."""
+        guest = await self.carts.active_for_token(token, lock=True)
+        if guest is None:
+            return
+        owned = await self.find_or_create(user_id, None)
+        mine = {i.product_id: i for i in await self.carts.items(owned.cart.id)}
+        guest_items = await self.carts.items(guest.id)
+        available = (
+            await self.stock.available([i.product_id for i in guest_items]) if guest_items else {}
+        )
+        for item in guest_items:
+            current = mine.get(item.product_id)
+            wanted = item.quantity + (current.quantity if current else 0)
+            capped = min(
+                wanted, self.settings.cart_max_line_quantity, available.get(item.product_id, 0)
+            )
+            if current is not None:
+                current.quantity = max(capped, 1)
+                self.session.add(current)
+            elif capped > 0:
+                self.session.add(
+                    CartItem(
+                        cart_id=owned.cart.id,
+                        product_id=item.product_id,
+                        quantity=capped,
+                        unit_price_at_add=item.unit_price_at_add,
+                    )
+                )
+        if guest.coupon_code and not owned.cart.coupon_code:
+            owned.cart.coupon_code = guest.coupon_code
+            self.session.add(owned.cart)
+        guest.status = CartStatus.MERGED
+        self.session.add(guest)
+        await self.session.flush()
