@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pricing.router,
         inventory.router,
         carts.router,
+        carts.shared,
     ):
         api.include_router(routes)
     app.include_router(api)

@@ -42,6 +42,7 @@ class IdPrefix(StrEnum):
     RESERVATION = "resv"
     PURCHASE_ORDER = "po"
     CART_ITEM = "citem"
+    CART_SHARE = "share"
 
 
 def _encode(value: int, length: int) -> str:

@@ -3,7 +3,7 @@
 from models.analytics import AnalyticsEvent
 from models.auth import RefreshToken
 from models.base import metadata
-from models.carts import Cart, CartItem
+from models.carts import Cart, CartItem, CartShare
 from models.catalog import Category, Product, Review
 from models.email import EmailMessage, SandboxEmail
 from models.inventory import PurchaseOrder, Reservation, StockLevel, StockMovement
@@ -17,6 +17,7 @@ __all__ = [
     "AnalyticsEvent",
     "Cart",
     "CartItem",
+    "CartShare",
     "Category",
     "Coupon",
     "CouponRedemption",

@@ -6,7 +6,16 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field as PydanticField
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
@@ -67,6 +76,23 @@ class CartItem(SQLModel, table=True):
     updated_at: datetime = updated_at_field()
 
 
+class CartShare(SQLModel, table=True):
+    """A link to a cart: read-only by default, or open to edits by signed-in users."""
+
+    __tablename__ = "cart_shares"
+
+    id: str = Field(default_factory=lambda: new_id(IdPrefix.CART_SHARE), primary_key=True)
+    cart_id: str = Field(
+        sa_column=Column(
+            String, ForeignKey("carts.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    can_edit: bool = Field(default=False)
+    created_at: datetime = created_at_field()
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
 # --- wire schemas ---------------------------------------------------------------------
 
 
@@ -121,3 +147,26 @@ class CartPublic(CamelModel):
     )
     totals: CartTotals
     updated_at: datetime
+
+
+class ShareCreate(CamelModel):
+    can_edit: bool = PydanticField(
+        default=False, description="Let signed-in holders of the link add to this cart"
+    )
+
+
+class SharePublic(CamelModel):
+    id: str
+    token: str = PydanticField(description="Shown once; anyone holding it can use the link")
+    url: str
+    can_edit: bool
+    created_at: datetime
+
+
+class SharedCartView(CamelModel):
+    """A shared cart as its link shows it: what is in it and what it costs, no personal data."""
+
+    items: list[CartLine]
+    totals: CartTotals
+    currency: str
+    can_edit: bool

@@ -16,12 +16,21 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import NotFound, ValidationFailed
+from core.errors import Forbidden, NotFound, ValidationFailed
 from core.ids import IdPrefix, new_id
 from core.money import percent_of
 from core.settings import Settings
 from models.base import utcnow
-from models.carts import Cart, CartItem, CartLine, CartPublic, CartStatus, CartTotals
+from models.carts import (
+    Cart,
+    CartItem,
+    CartLine,
+    CartPublic,
+    CartShare,
+    CartStatus,
+    CartTotals,
+    SharedCartView,
+)
 from models.catalog import Product
 from services.analytics import AnalyticsRecorder
 from services.catalog.pricing import CouponService, PriceBook, price_book
@@ -334,39 +343,111 @@ class CartService:
             updated_at=cart.updated_at,
         )
 
-    async def merge_guest_cart(self, token: str, user_id: str) -> None:
-        """At sign-in: the guest cart's lines join the user's cart. Quantities add up,
-        capped by available stock and the per-line maximum; the guest cart is closed."""
-        guest = await self.carts.active_for_token(token, lock=True)
-        if guest is None:
-            return
-        owned = await self.find_or_create(user_id, None)
-        mine = {i.product_id: i for i in await self.carts.items(owned.cart.id)}
-        guest_items = await self.carts.items(guest.id)
-        available = (
-            await self.stock.available([i.product_id for i in guest_items]) if guest_items else {}
-        )
-        for item in guest_items:
+    async def absorb(self, source_cart_id: str, target: OwnedCart) -> None:
+        """Add another cart's lines to ``target``: quantities add up, capped by available
+        stock and the per-line maximum."""
+        mine = {i.product_id: i for i in await self.carts.items(target.cart.id)}
+        incoming = await self.carts.items(source_cart_id)
+        available = await self.stock.available([i.product_id for i in incoming]) if incoming else {}
+        limit = self.settings.cart_max_line_quantity
+        for item in incoming:
             current = mine.get(item.product_id)
             wanted = item.quantity + (current.quantity if current else 0)
-            capped = min(
-                wanted, self.settings.cart_max_line_quantity, available.get(item.product_id, 0)
-            )
+            capped = min(wanted, limit, available.get(item.product_id, 0))
             if current is not None:
-                current.quantity = max(capped, 1)
+                # Never below what the shopper already had, never above the cap.
+                current.quantity = max(current.quantity, capped)
                 self.session.add(current)
             elif capped > 0:
                 self.session.add(
                     CartItem(
-                        cart_id=owned.cart.id,
+                        cart_id=target.cart.id,
                         product_id=item.product_id,
                         quantity=capped,
                         unit_price_at_add=item.unit_price_at_add,
                     )
                 )
+        await self.carts.touch(target.cart.id)
+        await self.session.flush()
+
+    async def merge_guest_cart(self, token: str, user_id: str) -> None:
+        """At sign-in: the guest cart joins the user's cart and is closed."""
+        guest = await self.carts.active_for_token(token, lock=True)
+        if guest is None:
+            return
+        owned = await self.find_or_create(user_id, None)
+        await self.absorb(guest.id, owned)
         if guest.coupon_code and not owned.cart.coupon_code:
             owned.cart.coupon_code = guest.coupon_code
             self.session.add(owned.cart)
         guest.status = CartStatus.MERGED
         self.session.add(guest)
         await self.session.flush()
+
+
+class ShareNotFound(NotFound):
+    code = "share_not_found"
+    title = "No such share link (or it was revoked)"
+
+
+class CartShares:
+    """Share links: read-only views, copying into one's own cart, optional shared edits."""
+
+    def __init__(self, service: CartService) -> None:
+        self.service = service
+        self.session = service.session
+
+    async def create(self, owned: OwnedCart, can_edit: bool) -> tuple[CartShare, str]:
+        token = "cs_" + secrets.token_urlsafe(24)
+        share = CartShare(cart_id=owned.cart.id, token_hash=hash_token(token), can_edit=can_edit)
+        self.session.add(share)
+        await self.session.flush()
+        return share, token
+
+    async def revoke(self, owned: OwnedCart, share_id: str) -> None:
+        result = await self.session.exec(
+            update(CartShare)
+            .where(
+                col(CartShare.id) == share_id,
+                col(CartShare.cart_id) == owned.cart.id,
+                col(CartShare.revoked_at).is_(None),
+            )
+            .values(revoked_at=utcnow())
+            .returning(col(CartShare.id))
+        )
+        if result.first() is None:
+            raise ShareNotFound(f"no live share {share_id} on this cart")
+
+    async def resolve(self, token: str) -> tuple[CartShare, OwnedCart]:
+        share = (
+            await self.session.exec(
+                select(CartShare).where(
+                    CartShare.token_hash == hash_token(token), col(CartShare.revoked_at).is_(None)
+                )
+            )
+        ).first()
+        cart = await self.session.get(Cart, share.cart_id) if share else None
+        if share is None or cart is None or cart.status != CartStatus.ACTIVE:
+            raise ShareNotFound("this share link does not exist or was revoked")
+        return share, OwnedCart(cart, None)
+
+    async def view(self, token: str) -> SharedCartView:
+        share, owned = await self.resolve(token)
+        full = await self.service.view(owned)
+        return SharedCartView(
+            items=full.items, totals=full.totals, currency=full.currency, can_edit=share.can_edit
+        )
+
+    async def copy_into(self, token: str, target: OwnedCart) -> None:
+        """Add the shared cart's lines to ``target``, capped by stock and line maximum."""
+        _, source = await self.resolve(token)
+        if source.cart.id == target.cart.id:
+            return
+        await self.service.absorb(source.cart.id, target)
+
+    async def add_as_editor(self, token: str, product_id: str, quantity: int) -> OwnedCart:
+        share, owned = await self.resolve(token)
+        if not share.can_edit:
+            raise Forbidden("this share link is read-only", code="share_read_only")
+        await self.service.add(owned, product_id, quantity)
+        return owned

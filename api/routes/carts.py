@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Cookie, Header, Query, status
+from fastapi import APIRouter, Cookie, Header, Query, Response, status
 
 from api.deps import DbSession, State
 from api.problems import problem_responses
-from api.security import OptionalUser
+from api.security import CurrentUser, OptionalUser
 from core.errors import Forbidden, NotFound
-from models.carts import CartItemAdd, CartItemUpdate, CartPublic, CouponApply
-from services.carts import CartService, OwnedCart
+from models.carts import (
+    CartItemAdd,
+    CartItemUpdate,
+    CartPublic,
+    CouponApply,
+    ShareCreate,
+    SharedCartView,
+    SharePublic,
+)
+from services.carts import CartService, CartShares, OwnedCart
 
 router = APIRouter(prefix="/cart", tags=["cart"])
 
@@ -171,3 +179,93 @@ async def remove_coupon(
     owned = await _cart(service, caller, token or cookie, create=False)
     await service.remove_coupon(owned)
     return await service.view(owned)
+
+
+@router.post(
+    "/share",
+    status_code=status.HTTP_201_CREATED,
+    summary="Share the cart",
+    response_model=SharePublic,
+    responses=problem_responses(404),
+)
+async def share_cart(
+    state: State,
+    session: DbSession,
+    caller: OptionalUser,
+    body: ShareCreate | None = None,
+    token: CartToken = None,
+    cookie: CartCookie = None,
+) -> SharePublic:
+    """A link anyone can open (`GET /api/carts/shared/{token}`, no personal data) and
+    copy into their own cart. With `canEdit`, signed-in holders can add to this cart."""
+    service = _service(state, session)
+    owned = await _cart(service, caller, token or cookie, create=False)
+    share, share_token = await CartShares(service).create(owned, body.can_edit if body else False)
+    return SharePublic(
+        id=share.id,
+        token=share_token,
+        url=f"{state.settings.api_base_url}/api/carts/shared/{share_token}",
+        can_edit=share.can_edit,
+        created_at=share.created_at,
+    )
+
+
+@router.delete("/share/{share_id}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Revoke a share link", response_class=Response,
+               responses=problem_responses(404))  # fmt: skip
+async def revoke_share(
+    share_id: str,
+    state: State,
+    session: DbSession,
+    caller: OptionalUser,
+    token: CartToken = None,
+    cookie: CartCookie = None,
+) -> Response:
+    """The link stops working at once."""
+    service = _service(state, session)
+    owned = await _cart(service, caller, token or cookie, create=False)
+    await CartShares(service).revoke(owned, share_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+shared = APIRouter(prefix="/carts/shared", tags=["cart"])
+
+
+@shared.get("/{share_token}", summary="View a shared cart", response_model=SharedCartView,
+            responses=problem_responses(404))  # fmt: skip
+async def view_shared(share_token: str, state: State, session: DbSession) -> SharedCartView:
+    """Read-only: lines and totals, nothing about the owner."""
+    return await CartShares(_service(state, session)).view(share_token)
+
+
+@shared.post("/{share_token}/copy", summary="Copy a shared cart into yours",
+             response_model=CartPublic, responses=problem_responses(404))  # fmt: skip
+async def copy_shared(
+    share_token: str,
+    state: State,
+    session: DbSession,
+    caller: OptionalUser,
+    token: CartToken = None,
+    cookie: CartCookie = None,
+) -> CartPublic:
+    """Adds the shared lines to your cart (made if needed), capped by stock."""
+    service = _service(state, session)
+    mine = await _cart(service, caller, token or cookie, create=True)
+    await CartShares(service).copy_into(share_token, mine)
+    return await service.view(mine)
+
+
+@shared.post(
+    "/{share_token}/items",
+    summary="Add to a shared cart",
+    response_model=SharedCartView,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def add_to_shared(
+    share_token: str, body: CartItemAdd, state: State, session: DbSession, caller: CurrentUser
+) -> SharedCartView:
+    """Only through a link made with `canEdit`, and only signed in (a household filling
+    one cart together)."""
+    shares = CartShares(_service(state, session))
+    await shares.add_as_editor(share_token, body.product_id, body.quantity)
+    return await shares.view(share_token)

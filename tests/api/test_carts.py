@@ -228,3 +228,70 @@ async def test_the_per_line_maximum(
         "/api/cart/items", json={"productId": product["id"], "quantity": quantity}
     )
     assert response.status_code == 422
+
+
+async def test_share_links_view_copy_and_revoke(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    lamp = await _product(client, staff, price=1200, stock=10)
+    owner, owner_headers = await signed_up(client, name="Owner Person")
+    await client.post(
+        "/api/cart/items", headers=owner_headers, json={"productId": lamp["id"], "quantity": 2}
+    )
+    shared = await client.post("/api/cart/share", headers=owner_headers, json={})
+    assert shared.status_code == 201
+    link = shared.json()
+    assert link["url"].endswith(f"/api/carts/shared/{link['token']}")
+    assert link["canEdit"] is False
+
+    view = await client.get(f"/api/carts/shared/{link['token']}")
+    assert view.status_code == 200
+    body = view.json()
+    assert [(i["productId"], i["quantity"]) for i in body["items"]] == [(lamp["id"], 2)]
+    # No personal data in the shared view.
+    for secret in (owner["id"], owner["email"], "Owner Person"):
+        assert secret not in view.text
+
+    copied = await client.post(f"/api/carts/shared/{link['token']}/copy")
+    assert copied.status_code == 200
+    guest = copied.json()
+    assert guest["id"] != body.get("id")
+    assert guest["cartToken"]
+    assert [(i["productId"], i["quantity"]) for i in guest["items"]] == [(lamp["id"], 2)]
+
+    # Read-only link: nobody can add through it.
+    _, friend = await signed_up(client)
+    refused = await client.post(
+        f"/api/carts/shared/{link['token']}/items", headers=friend, json={"productId": lamp["id"]}
+    )
+    assert refused.status_code == 403
+
+    revoked = await client.delete(f"/api/cart/share/{link['id']}", headers=owner_headers)
+    assert revoked.status_code == 204
+    assert (await client.get(f"/api/carts/shared/{link['token']}")).status_code == 404
+    assert (await client.post(f"/api/carts/shared/{link['token']}/copy")).status_code == 404
+    again = await client.delete(f"/api/cart/share/{link['id']}", headers=owner_headers)
+    assert again.status_code == 404
+
+
+async def test_an_editable_share_lets_a_household_fill_one_cart(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    milk = await _product(client, staff, price=150, stock=10)
+    _, owner = await signed_up(client)
+    await client.post("/api/cart/items", headers=owner, json={"productId": milk["id"]})
+    link = (await client.post("/api/cart/share", headers=owner, json={"canEdit": True})).json()
+    assert link["canEdit"] is True
+    anonymous = await client.post(
+        f"/api/carts/shared/{link['token']}/items", json={"productId": milk["id"]}
+    )
+    assert anonymous.status_code == 401
+    _, partner = await signed_up(client)
+    added = await client.post(
+        f"/api/carts/shared/{link['token']}/items",
+        headers=partner,
+        json={"productId": milk["id"], "quantity": 2},
+    )
+    assert added.status_code == 200, added.text
+    mine = (await client.get("/api/cart", headers=owner)).json()
+    assert mine["items"][0]["quantity"] == 3
