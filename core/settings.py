@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     )
     default_tax_country: str = "US"
     default_tax_state: str | None = "MA"
+    # One reminder email when a signed-in shopper's cart sits untouched this long.
+    cart_abandonment_enabled: bool = True
+    cart_abandonment_delay_hours: float = Field(default=24.0, gt=0)
 
     # --- Order pipeline defaults (the seed: retryAttempts 3, timeout 30 s) -------------
     order_step_max_attempts: int = Field(default=3, ge=1)

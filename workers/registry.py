@@ -23,6 +23,7 @@ from integrations.email.sender import EmailSender
 from integrations.email.templates import EmailTemplates
 from services.email import EmailService
 from temporal.queues import TaskQueue
+from workflows.carts import CartAbandonmentWorkflow
 from workflows.maintenance import ReservationSweepWorkflow, WorkflowStartRelayWorkflow
 from workflows.onboarding import UserOnboardingWorkflow
 from workflows.system import StackProbeWorkflow
@@ -59,6 +60,6 @@ def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
         emails = EmailService(
             deps.sessions, deps.email_sender, EmailTemplates(), deps.settings.email_from
         )
-        workflows.append(UserOnboardingWorkflow)
+        workflows += [UserOnboardingWorkflow, CartAbandonmentWorkflow]
         activities.append(EmailActivities(emails).send_email)
     return QueueComponents(workflows=workflows, activities=activities)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Header, Query, Response, status
 
-from api.deps import DbSession, State
+from api.deps import DbSession, State, after_commit
 from api.problems import problem_responses
-from api.security import CurrentUser, OptionalUser
+from api.security import Caller, CurrentUser, OptionalUser
 from core.errors import Forbidden, NotFound
 from models.carts import (
     CartItemAdd,
@@ -19,9 +20,11 @@ from models.carts import (
     SharedCartView,
     SharePublic,
 )
+from services.cart_reminders import cart_closed, cart_touched
 from services.carts import CartService, CartShares, OwnedCart
 
 router = APIRouter(prefix="/cart", tags=["cart"])
+REMINDER_WAIT_SECONDS = 3.0
 
 CartToken = Annotated[
     str | None,
@@ -32,6 +35,33 @@ Country = Annotated[
     str | None,
     Query(min_length=2, max_length=2, description="Destination for the tax estimate"),
 ]
+
+
+def _keep_reminder_in_step(
+    state: State,
+    session: DbSession,
+    caller: Caller | None,
+    owned: OwnedCart,
+    *,
+    closed: bool = False,
+) -> None:
+    """After the change commits, push back (or stop) the cart's abandonment timer.
+    Guests get no reminder: there is nobody to write to."""
+    if caller is None:
+        return
+    user = caller.user
+
+    async def sync() -> None:
+        client = await asyncio.wait_for(state.temporal.get(), REMINDER_WAIT_SECONDS)
+        if closed:
+            await cart_closed(client, owned.cart.id)
+        else:
+            await cart_touched(
+                client, state.settings, cart_id=owned.cart.id, user_id=user.id,
+                email=user.email, name=user.name,
+            )  # fmt: skip
+
+    after_commit(session, sync)
 
 
 def _service(state: State, session: DbSession) -> CartService:
@@ -93,6 +123,7 @@ async def add_item(
     service = _service(state, session)
     owned = await _cart(service, caller, token or cookie, create=True)
     await service.add(owned, body.product_id, body.quantity)
+    _keep_reminder_in_step(state, session, caller, owned)
     return await service.view(owned)
 
 
@@ -111,6 +142,7 @@ async def update_item(
     service = _service(state, session)
     owned = await _cart(service, caller, token or cookie, create=False)
     await service.set_quantity(owned, product_id, body.quantity)
+    _keep_reminder_in_step(state, session, caller, owned)
     return await service.view(owned)
 
 
@@ -128,6 +160,7 @@ async def remove_item(
     service = _service(state, session)
     owned = await _cart(service, caller, token or cookie, create=False)
     await service.remove(owned, product_id)
+    _keep_reminder_in_step(state, session, caller, owned)
     return await service.view(owned)
 
 
@@ -144,6 +177,7 @@ async def clear_cart(
     service = _service(state, session)
     owned = await _cart(service, caller, token or cookie, create=False)
     await service.clear(owned)
+    _keep_reminder_in_step(state, session, caller, owned, closed=True)
     return await service.view(owned)
 
 
@@ -162,6 +196,7 @@ async def apply_coupon(
     service = _service(state, session)
     owned = await _cart(service, caller, token or cookie, create=False)
     await service.apply_coupon(owned, body.code)
+    _keep_reminder_in_step(state, session, caller, owned)
     return await service.view(owned)
 
 

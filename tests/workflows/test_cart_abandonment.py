@@ -1,0 +1,77 @@
+"""The abandoned-cart timer, in a time-skipping environment (email replaced by name)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import uuid4
+
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.email import SendEmailInput, SendEmailResult
+from workflows.carts import AbandonmentInput, CartAbandonmentWorkflow, workflow_id
+
+DAY = 24 * 3600
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.sent: list[SendEmailInput] = []
+
+    @activity.defn(name="email.send")
+    async def send(self, input: SendEmailInput) -> SendEmailResult:
+        self.sent.append(input)
+        return SendEmailResult(message_id="msg_test", provider_message_id="x", already_sent=False)
+
+
+def _input(cart_id: str) -> AbandonmentInput:
+    return AbandonmentInput(
+        cart_id=cart_id, user_id="user_1", email="ada@example.com", name="Ada", delay_seconds=DAY
+    )
+
+
+async def test_activity_pushes_the_timer_back_and_it_fires_once(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
+    cart = f"cart_{uuid4().hex[:8]}"
+    async with Worker(
+        env.client, task_queue=queue, workflows=[CartAbandonmentWorkflow], activities=[outbox.send]
+    ):
+        handle = await env.client.start_workflow(
+            CartAbandonmentWorkflow.run, _input(cart), id=workflow_id(cart), task_queue=queue,
+            start_signal="cart_changed",
+        )  # fmt: skip
+        first_deadline = await handle.query(CartAbandonmentWorkflow.deadline)
+        await env.sleep(timedelta(hours=20))
+        await handle.signal(CartAbandonmentWorkflow.cart_changed)  # the shopper is back
+        pushed = await handle.query(CartAbandonmentWorkflow.deadline)
+        assert first_deadline is not None
+        assert pushed is not None
+        assert pushed - first_deadline >= timedelta(hours=19)
+        await env.sleep(timedelta(hours=10))  # 30 h after the start, 10 h after the change
+        assert outbox.sent == []
+        assert await handle.result() == "reminded"  # time skips to the pushed deadline
+    assert len(outbox.sent) == 1
+    reminder = outbox.sent[0]
+    assert reminder.template == "cart_reminder"
+    assert reminder.to == "ada@example.com"
+    assert reminder.idempotency_key.startswith(f"cart-reminder:{cart}:")
+
+
+async def test_checkout_or_clearing_ends_it_without_a_reminder(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
+    cart = f"cart_{uuid4().hex[:8]}"
+    async with Worker(
+        env.client, task_queue=queue, workflows=[CartAbandonmentWorkflow], activities=[outbox.send]
+    ):
+        handle = await env.client.start_workflow(
+            CartAbandonmentWorkflow.run, _input(cart), id=workflow_id(cart), task_queue=queue
+        )
+        await env.sleep(timedelta(hours=5))
+        await handle.signal(CartAbandonmentWorkflow.cart_closed)
+        assert await handle.result() == "closed"
+    assert outbox.sent == []

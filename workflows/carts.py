@@ -1,0 +1,90 @@
+"""``CartAbandonmentWorkflow``: one reminder email when a cart sits untouched.
+
+One workflow per active cart (id ``cart-abandonment-{cartId}``). It holds a durable
+timer; every cart change (the ``cart_changed`` signal) pushes the deadline back, the
+updatable-timer pattern. When the deadline passes it sends one reminder and ends;
+checkout or clearing the cart (``cart_closed``) ends it without one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.email import EmailActivities, SendEmailInput
+
+
+class AbandonmentInput(BaseModel):
+    cart_id: str
+    user_id: str
+    email: str
+    name: str
+    delay_seconds: float
+
+
+def workflow_id(cart_id: str) -> str:
+    return f"cart-abandonment-{cart_id}"
+
+
+@workflow.defn(name="CartAbandonmentWorkflow")
+class CartAbandonmentWorkflow:
+    def __init__(self) -> None:
+        self._delay = timedelta(0)
+        self._deadline: datetime | None = None
+        self._changes = 0
+        self._closed = False
+
+    @workflow.run
+    async def run(self, input: AbandonmentInput) -> str:
+        self._delay = timedelta(seconds=input.delay_seconds)
+        if self._deadline is None:  # a change signalled with the start already set it
+            self._deadline = workflow.now() + self._delay
+        while not self._closed:
+            remaining = (self._deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                break
+            seen = self._changes
+            try:
+                await workflow.wait_condition(
+                    lambda seen=seen: self._closed or self._changes != seen,  # type: ignore[misc]
+                    timeout=remaining,
+                )
+            except TimeoutError:
+                break
+        if self._closed:
+            return "closed"
+        await workflow.execute_activity_method(
+            EmailActivities.send_email,
+            SendEmailInput(
+                # One reminder per run, however often the activity is retried.
+                idempotency_key=f"cart-reminder:{input.cart_id}:{workflow.info().run_id}",
+                template="cart_reminder",
+                to=input.email,
+                context={"name": input.name},
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(hours=6),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=5),
+                maximum_interval=timedelta(minutes=5),
+                non_retryable_error_types=["email_rejected"],
+            ),
+        )
+        return "reminded"
+
+    @workflow.signal
+    def cart_changed(self) -> None:
+        self._changes += 1
+        self._deadline = workflow.now() + self._delay if self._delay else None
+
+    @workflow.signal
+    def cart_closed(self) -> None:
+        self._closed = True
+
+    @workflow.query
+    def deadline(self) -> datetime | None:
+        return self._deadline
