@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from api import system
 from api.errors import install_error_handlers
+from api.idempotency import IdempotencyMiddleware
 from api.middleware import Metrics, RequestContextMiddleware
 from api.problems import Problem
 from api.routes import (
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
         collector(registry=registry)
     app.state.registry = registry
+    # Added first, so it runs inside the request-id middleware (and sees the id).
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=Metrics(registry))
     install_error_handlers(app)
 

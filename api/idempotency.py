@@ -1,0 +1,193 @@
+"""``Idempotency-Key`` on creating POSTs, with Stripe's rules.
+
+The same key with the same request returns the stored response (marked
+``Idempotent-Replayed: true``) without running the endpoint again; the same key with a
+different request answers 409 ``idempotency_key_reused``; a key whose first request is
+still running answers 409 ``idempotency_key_in_progress``. Keys are scoped to the caller
+(the signed-in user, else the guest cart token, else the client address) and kept for
+24 hours. Server errors (5xx) are not stored, so the client can retry them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from http import HTTPStatus
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import problem_response
+from core.errors import ShopError
+
+KEEP_SECONDS = 24 * 3600
+# How long a first request may run before its lock lapses (a crashed API replica must
+# not hold a key forever).
+LOCK_SECONDS = 60
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp, prefix: str = "/api") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].startswith(self.prefix)
+        ):
+            await self.app(scope, receive, send)
+            return
+        key = _header(scope, b"idempotency-key")
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        request_id = scope.get("state", {}).get("request_id")
+        if not _KEY.match(key):
+            response = problem_response(
+                status=HTTPStatus.BAD_REQUEST, code="invalid_idempotency_key",
+                title="Invalid Idempotency-Key",
+                detail="Idempotency-Key must be 1 to 255 printable ASCII characters",
+                instance=scope["path"], request_id=request_id,
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
+
+        body = await _read_body(receive)
+        state = scope["app"].state.shop
+        owner = _owner(scope, state)
+        fingerprint = hashlib.sha256(
+            b"\n".join([scope["path"].encode(), scope.get("query_string", b""), body])
+        ).hexdigest()
+        redis_key = f"idem:{owner}:{hashlib.sha256(key.encode()).hexdigest()}"
+        redis = state.redis
+        try:
+            acquired = await redis.set(
+                redis_key, json.dumps({"state": "running", "fingerprint": fingerprint}),
+                nx=True, ex=LOCK_SECONDS,
+            )  # fmt: skip
+            stored = None if acquired else await redis.get(redis_key)
+        except RedisError:
+            # Without Redis we cannot promise idempotency: refuse rather than risk a
+            # second order or charge.
+            response = problem_response(
+                status=HTTPStatus.SERVICE_UNAVAILABLE, code="idempotency_unavailable",
+                title="Idempotency store unavailable",
+                detail="retry in a moment with the same Idempotency-Key",
+                instance=scope["path"], request_id=request_id,
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
+        if not acquired:
+            await self._answer_existing(scope, receive, send, stored, fingerprint, request_id)
+            return
+
+        captured: dict[str, Any] = {"status": 500, "headers": [], "body": b""}
+
+        async def replay_body() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = [
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]
+                ]
+            elif message["type"] == "http.response.body":
+                captured["body"] += message.get("body", b"")
+            await send(message)
+
+        try:
+            await self.app(scope, replay_body, capture)
+        finally:
+            try:
+                if captured["status"] >= 500:
+                    await redis.delete(redis_key)
+                else:
+                    record = {
+                        "state": "done",
+                        "fingerprint": fingerprint,
+                        "status": captured["status"],
+                        "headers": [
+                            (k, v) for k, v in captured["headers"]
+                            if k.lower() in ("content-type", "location", "retry-after")
+                        ],
+                        "body": base64.b64encode(captured["body"]).decode(),
+                    }  # fmt: skip
+                    await redis.set(redis_key, json.dumps(record), ex=KEEP_SECONDS)
+            except RedisError:
+                pass  # the lock lapses by itself
+
+    async def _answer_existing(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        stored: str | None,
+        fingerprint: str,
+        request_id: str | None,
+    ) -> None:
+        record: dict[str, Any] = (
+            json.loads(stored) if stored else {"state": "running", "fingerprint": fingerprint}
+        )
+        if record["fingerprint"] != fingerprint:
+            response = problem_response(
+                status=HTTPStatus.CONFLICT, code="idempotency_key_reused",
+                title="Idempotency-Key reused",
+                detail="this Idempotency-Key was used with a different request",
+                instance=scope["path"], request_id=request_id,
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
+        if record["state"] != "done":
+            response = problem_response(
+                status=HTTPStatus.CONFLICT, code="idempotency_key_in_progress",
+                title="Request in progress",
+                detail="the first request with this Idempotency-Key is still running",
+                instance=scope["path"], request_id=request_id, headers={"Retry-After": "1"},
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
+        headers = [
+            (str(k).encode("latin-1"), str(v).encode("latin-1")) for k, v in record["headers"]
+        ]
+        headers.append((b"idempotent-replayed", b"true"))
+        await send({"type": "http.response.start", "status": record["status"], "headers": headers})
+        await send({"type": "http.response.body", "body": base64.b64decode(record["body"])})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _owner(scope: Scope, state: Any) -> str:
+    """Whose key this is: a verified user, else a guest cart, else the client address."""
+    authorization = _header(scope, b"authorization")
+    if authorization and authorization.lower().startswith("bearer "):
+        try:
+            claims = state.access_tokens.decode(authorization[7:].strip())
+            return f"user:{claims.user_id}"
+        except ShopError:
+            pass  # the endpoint will refuse the token; scope it like an anonymous call
+    cart = _header(scope, b"x-cart-token")
+    if cart:
+        return "cart:" + hashlib.sha256(cart.encode()).hexdigest()[:32]
+    client = scope.get("client")
+    return f"ip:{client[0] if client else 'unknown'}"

@@ -1,0 +1,115 @@
+"""Idempotency-Key on creating POSTs: Stripe's rules."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import func, select
+
+from core.db import create_session_factory
+from models.users import User
+from tests.factories import PASSWORD, signed_up, unique_email
+
+
+async def _users_with(engine: AsyncEngine, email: str) -> int:
+    async with create_session_factory(engine)() as session:
+        return int(
+            (
+                await session.exec(
+                    select(func.count()).select_from(User).where(User.email == email)
+                )
+            ).one()
+        )
+
+
+async def test_the_same_key_and_body_replay_the_first_answer(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    email = unique_email("idem")
+    body = {"email": email, "password": PASSWORD, "name": "Once"}
+    headers = {"Idempotency-Key": f"register-{email}"}
+    first = await client.post("/api/users", json=body, headers=headers)
+    second = await client.post("/api/users", json=body, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert second.json() == first.json()
+    assert second.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert await _users_with(engine, email) == 1
+    # Without the key the same body is a new request: here, a duplicate email.
+    assert (await client.post("/api/users", json=body)).status_code == 409
+
+
+async def test_the_same_key_with_another_body_is_409(client: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": f"k-{unique_email()}"}
+    first = await client.post(
+        "/api/users", json={"email": unique_email(), "password": PASSWORD, "name": "A"}, headers=key
+    )
+    assert first.status_code == 201
+    other = await client.post(
+        "/api/users", json={"email": unique_email(), "password": PASSWORD, "name": "B"}, headers=key
+    )
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"
+
+
+async def test_client_errors_are_replayed_too(client: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": f"bad-{unique_email()}"}
+    body = {"email": unique_email(), "password": "short", "name": "W"}
+    first = await client.post("/api/users", json=body, headers=key)
+    again = await client.post("/api/users", json=body, headers=key)
+    assert first.status_code == again.status_code == 422
+    assert again.json()["code"] == "weak_password"
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+async def test_racing_requests_with_one_key_create_one_thing(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    email = unique_email("race")
+    body = {"email": email, "password": PASSWORD, "name": "Racer"}
+    headers = {"Idempotency-Key": f"race-{email}"}
+    responses = await asyncio.gather(
+        *(client.post("/api/users", json=body, headers=headers) for _ in range(5))
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(201) >= 1
+    assert set(statuses) <= {201, 409}
+    for r in responses:
+        if r.status_code == 409:
+            assert r.json()["code"] == "idempotency_key_in_progress"
+            assert r.headers["retry-after"] == "1"
+    assert await _users_with(engine, email) == 1
+
+
+async def test_keys_belong_to_their_caller(client: httpx.AsyncClient) -> None:
+    user_a, a = await signed_up(client)
+    user_b, b = await signed_up(client)
+    key = "same-key-for-two-people"
+    body = {
+        "name": "Home",
+        "street": "1 Main St",
+        "city": "Boston",
+        "zip": "02101",
+        "country": "US",
+    }
+    first = await client.post(
+        f"/api/users/{user_a['id']}/addresses", json=body, headers=a | {"Idempotency-Key": key}
+    )
+    second = await client.post(
+        f"/api/users/{user_b['id']}/addresses", json=body, headers=b | {"Idempotency-Key": key}
+    )
+    assert first.status_code == second.status_code == 201
+    assert first.json()["userId"] == user_a["id"]
+    assert second.json()["userId"] == user_b["id"]
+
+
+async def test_a_malformed_key_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/users",
+        json={"email": unique_email(), "password": PASSWORD, "name": "X"},
+        headers={"Idempotency-Key": "x" * 256},
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_idempotency_key"
