@@ -7,6 +7,7 @@ from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -98,6 +99,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _data_error(request: Request, exc: Exception) -> Response:
+    # A value the database cannot hold (a number out of range, say) is the client's
+    # mistake: validation bounds catch most, this catches the rest without a 500.
+    log.info("value refused by the database: %s", exc)
+    return problem_response(
+        status=HTTPStatus.UNPROCESSABLE_ENTITY,
+        code="invalid_value",
+        title="A value is out of range",
+        detail="a value in the request is out of the range this field accepts",
+        instance=request.url.path,
+        request_id=current_request_id(request),
+    )
+
+
 async def _unhandled(request: Request, exc: Exception) -> Response:
     request_id = current_request_id(request)
     log.exception("unhandled error", extra={"path": request.url.path})
@@ -115,4 +130,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ShopError, _shop_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(Exception, _unhandled)

@@ -47,6 +47,8 @@ class IdempotencyMiddleware:
             scope["type"] != "http"
             or scope["method"] != "POST"
             or not scope["path"].startswith(self.prefix)
+            # Sign-in answers carry live tokens: never stored, never replayed.
+            or scope["path"].startswith(f"{self.prefix}/auth/")
         ):
             await self.app(scope, receive, send)
             return

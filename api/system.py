@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from datetime import timedelta
 from http import HTTPStatus
@@ -19,6 +20,7 @@ from core.db import ping
 from models.base import CamelModel
 
 router = APIRouter(tags=["system"])
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 3.0
 
@@ -39,13 +41,17 @@ async def health() -> Health:
     return Health()
 
 
-async def _check(probe: Awaitable[object]) -> str:
+async def _check(name: str, probe: Awaitable[object]) -> str:
+    """ "ok" or a short, public reason; the full error goes to the log only (it may name
+    hosts, users or ports)."""
     try:
         await asyncio.wait_for(probe, READY_TIMEOUT_SECONDS)
     except TimeoutError:
-        return f"error: no answer within {READY_TIMEOUT_SECONDS:g}s"
+        log.warning("readiness: %s did not answer in time", name)
+        return "error: no answer in time"
     except Exception as exc:
-        return f"error: {exc}".splitlines()[0][:300]
+        log.warning("readiness: %s failed: %s", name, exc)
+        return "error: unavailable"
     return "ok"
 
 
@@ -65,9 +71,9 @@ async def ready(request: Request, state: State) -> Response:
     problem+json with code `not_ready`, naming each dependency that failed in `detail`
     and giving every check's result in `checks`."""
     db, redis, temporal = await asyncio.gather(
-        _check(ping(state.engine)),
-        _check(state.redis.ping()),
-        _check(_temporal_ok(state)),
+        _check("database", ping(state.engine)),
+        _check("redis", state.redis.ping()),
+        _check("temporal", _temporal_ok(state)),
     )
     checks = {"database": db, "redis": redis, "temporal": temporal}
     failed = [name for name, result in checks.items() if result != "ok"]
@@ -76,7 +82,7 @@ async def ready(request: Request, state: State) -> Response:
             status=HTTPStatus.SERVICE_UNAVAILABLE,
             code="not_ready",
             title="Not ready",
-            detail="not ready: " + ", ".join(f"{n} ({checks[n]})" for n in failed),
+            detail="not ready: " + ", ".join(failed),
             instance=request.url.path,
             request_id=current_request_id(request),
             extra={"checks": checks, "failed": failed},

@@ -26,6 +26,7 @@ class CartStatus(StrEnum):
     ACTIVE = "active"
     MERGED = "merged"
     CHECKED_OUT = "checked_out"
+    CLOSED = "closed"  # its owner's account was deleted
 
 
 class Cart(SQLModel, table=True):

@@ -25,6 +25,8 @@ from core.money import MoneyError, normalize_currency
 from models.base import CamelModel, created_at_field, updated_at_field
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+# Amounts are 32-bit integer columns: 21,474,836.47 in a 2-decimal currency at most.
+MAX_AMOUNT = 2_147_483_647
 
 
 class Category(SQLModel, table=True):
@@ -153,15 +155,15 @@ class ProductFields(CamelModel):
     name: str = PydanticField(min_length=1, max_length=200, examples=["Wireless Headphones"])
     description: str = PydanticField(default="", max_length=20_000)
     category_id: str | None = None
-    price: int = PydanticField(ge=0, le=10**10, description="Minor units", examples=[9999])
+    price: int = PydanticField(ge=0, le=MAX_AMOUNT, description="Minor units", examples=[9999])
     currency: str = PydanticField(default="USD", min_length=3, max_length=3, examples=["USD"])
-    compare_at_price: int | None = PydanticField(default=None, ge=0, le=10**10)
+    compare_at_price: int | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
     images: list[HttpUrl] = PydanticField(default_factory=list, max_length=20)
     attributes: dict[str, Any] = PydanticField(default_factory=dict)
     active: bool = True
-    low_stock_threshold: int = PydanticField(default=10, ge=0)
+    low_stock_threshold: int = PydanticField(default=10, ge=0, le=1_000_000)
     auto_reorder: bool = False
-    reorder_quantity: int = PydanticField(default=0, ge=0)
+    reorder_quantity: int = PydanticField(default=0, ge=0, le=1_000_000)
 
     @field_validator("currency")
     @classmethod
@@ -183,15 +185,15 @@ class ProductUpdate(CamelModel):
     slug: str | None = PydanticField(default=None, max_length=220, pattern=SLUG_PATTERN)
     description: str | None = PydanticField(default=None, max_length=20_000)
     category_id: str | None = None
-    price: int | None = PydanticField(default=None, ge=0, le=10**10)
+    price: int | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
     currency: str | None = PydanticField(default=None, min_length=3, max_length=3)
-    compare_at_price: int | None = PydanticField(default=None, ge=0, le=10**10)
+    compare_at_price: int | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
     images: list[HttpUrl] | None = PydanticField(default=None, max_length=20)
     attributes: dict[str, Any] | None = None
     active: bool | None = None
-    low_stock_threshold: int | None = PydanticField(default=None, ge=0)
+    low_stock_threshold: int | None = PydanticField(default=None, ge=0, le=1_000_000)
     auto_reorder: bool | None = None
-    reorder_quantity: int | None = PydanticField(default=None, ge=0)
+    reorder_quantity: int | None = PydanticField(default=None, ge=0, le=1_000_000)
 
 
 class RatingSummary(CamelModel):

@@ -106,7 +106,7 @@ class _Value(CamelModel):
     percent: Decimal | None = PydanticField(
         default=None, gt=0, le=100, decimal_places=2, examples=["12.5"]
     )
-    amount: int | None = PydanticField(default=None, gt=0, le=10**10, examples=[500])
+    amount: int | None = PydanticField(default=None, gt=0, le=2_147_483_647, examples=[500])
 
     @model_validator(mode="after")
     def _one_value(self) -> _Value:
@@ -156,11 +156,11 @@ class CouponCreate(_Value):
     code: str = PydanticField(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
                               examples=["WELCOME10"])  # fmt: skip
     currency: str = PydanticField(default="USD", min_length=3, max_length=3)
-    min_subtotal: int = PydanticField(default=0, ge=0)
+    min_subtotal: int = PydanticField(default=0, ge=0, le=2_147_483_647)
     starts_at: datetime | None = None
     expires_at: datetime | None = None
-    usage_limit: int | None = PydanticField(default=None, ge=1)
-    per_user_limit: int | None = PydanticField(default=None, ge=1)
+    usage_limit: int | None = PydanticField(default=None, ge=1, le=2_147_483_647)
+    per_user_limit: int | None = PydanticField(default=None, ge=1, le=2_147_483_647)
 
     @field_validator("currency")
     @classmethod
@@ -172,11 +172,14 @@ class CouponCreate(_Value):
 
 
 class CouponUpdate(CamelModel):
+    """Only the fields given change. ``expiresAt``, ``usageLimit`` and ``perUserLimit``
+    may be set to null (no expiry, no limit); ``active`` and ``minSubtotal`` may not."""
+
     active: bool | None = None
     expires_at: datetime | None = None
-    usage_limit: int | None = PydanticField(default=None, ge=1)
-    per_user_limit: int | None = PydanticField(default=None, ge=1)
-    min_subtotal: int | None = PydanticField(default=None, ge=0)
+    usage_limit: int | None = PydanticField(default=None, ge=1, le=2_147_483_647)
+    per_user_limit: int | None = PydanticField(default=None, ge=1, le=2_147_483_647)
+    min_subtotal: int | None = PydanticField(default=None, ge=0, le=2_147_483_647)
 
 
 class CouponPublic(CamelModel):
@@ -197,7 +200,7 @@ class CouponPublic(CamelModel):
 
 class CouponCheck(CamelModel):
     code: str = PydanticField(min_length=1, max_length=64)
-    subtotal: int = PydanticField(ge=0, le=10**12, description="Minor units")
+    subtotal: int = PydanticField(ge=0, le=2_147_483_647, description="Minor units")
     currency: str = PydanticField(default="USD", min_length=3, max_length=3)
 
 

@@ -74,6 +74,14 @@ class RefreshTokenRepository:
             .values(revoked_at=utcnow())
         )
 
+    async def family_revoked(self, family_id: str) -> bool:
+        result = await self.session.exec(
+            select(RefreshToken.id).where(
+                RefreshToken.family_id == family_id, col(RefreshToken.revoked_at).is_not(None)
+            )
+        )
+        return result.first() is not None
+
     async def live_families(self, user_id: str, *, except_family: str | None) -> list[str]:
         query = select(RefreshToken.family_id).where(
             RefreshToken.user_id == user_id, col(RefreshToken.revoked_at).is_(None)
@@ -115,7 +123,7 @@ class AuthService:
     async def login(self, email: str, password: str, client: ClientInfo) -> IssuedTokens:
         """Wrong password and unknown email answer alike and take the same time."""
         email = email.strip().lower()
-        await self.throttle.check(email, client.ip)
+        await self.throttle.attempt(email, client.ip)
         user = await self.users.by_email(email)
         if user is None:
             await passwords.burn_verify_time(password)
@@ -123,9 +131,8 @@ class AuthService:
         else:
             ok = await passwords.verify_password(user.password_hash, password)
         if not ok or user is None:
-            await self.throttle.failed(email, client.ip)
             raise InvalidCredentials("the email or password is wrong")
-        await self.throttle.succeeded(email)
+        await self.throttle.succeeded(email, client.ip)
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = await passwords.hash_password(password)
             self.session.add(user)
@@ -145,6 +152,9 @@ class AuthService:
             raise RefreshTokenReused(
                 "this refresh token was already used; the session has been ended"
             )
+        if await self.refresh_tokens.family_revoked(row.family_id):
+            # A logout or password change revoked this session while this refresh waited.
+            raise InvalidRefreshToken("this session has ended; sign in again")
         if row.expires_at <= datetime.now(UTC):
             raise InvalidRefreshToken("the refresh token has expired; sign in again")
         user = await self.users.get(row.user_id)

@@ -418,7 +418,7 @@ class CartShares:
         if result.first() is None:
             raise ShareNotFound(f"no live share {share_id} on this cart")
 
-    async def resolve(self, token: str) -> tuple[CartShare, OwnedCart]:
+    async def resolve(self, token: str, *, lock: bool = False) -> tuple[CartShare, OwnedCart]:
         share = (
             await self.session.exec(
                 select(CartShare).where(
@@ -426,7 +426,12 @@ class CartShares:
                 )
             )
         ).first()
-        cart = await self.session.get(Cart, share.cart_id) if share else None
+        cart = None
+        if share is not None:
+            query = select(Cart).where(Cart.id == share.cart_id)
+            if lock:  # edits serialise on the cart row, like the owner's own edits
+                query = query.with_for_update()
+            cart = (await self.session.exec(query)).first()
         if share is None or cart is None or cart.status != CartStatus.ACTIVE:
             raise ShareNotFound("this share link does not exist or was revoked")
         return share, OwnedCart(cart, None)
@@ -446,7 +451,7 @@ class CartShares:
         await self.service.absorb(source.cart.id, target)
 
     async def add_as_editor(self, token: str, product_id: str, quantity: int) -> OwnedCart:
-        share, owned = await self.resolve(token)
+        share, owned = await self.resolve(token, lock=True)
         if not share.can_edit:
             raise Forbidden("this share link is read-only", code="share_read_only")
         await self.service.add(owned, product_id, quantity)

@@ -43,6 +43,11 @@ class OutOfStock(Conflict):
     title = "Not enough stock"
 
 
+class ReservationLapsed(Conflict):
+    code = "reservation_lapsed"
+    title = "The reservation expired or was released"
+
+
 class InsufficientStock(Conflict):
     code = "insufficient_stock"
     title = "The adjustment would make stock negative"
@@ -220,10 +225,18 @@ class InventoryService:
     async def reserve(
         self, order_id: str, lines: Sequence[ReservationLine], ttl: timedelta
     ) -> list[Reservation]:
-        """All lines or none; idempotent per order (a second call returns the first)."""
+        """All lines or none; idempotent per order (a second call returns the first).
+
+        A reservation that already lapsed (expired or released) is not quietly reported
+        as held: that answers 409 ``reservation_lapsed``."""
         existing = await self.reservations(order_id)
         if existing:
-            return existing
+            if any(
+                r.status in (ReservationStatus.ACTIVE, ReservationStatus.COMMITTED)
+                for r in existing
+            ):
+                return existing
+            raise ReservationLapsed(f"the stock held for {order_id} was given back")
         quantities: dict[str, int] = {}
         for line in lines:
             quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
@@ -308,8 +321,15 @@ class InventoryService:
         return await self._close(order_id, ReservationStatus.RELEASED)
 
     async def commit(self, order_id: str) -> int:
-        """Turn the order's active reservations into a sale; idempotent."""
-        return await self._close(order_id, ReservationStatus.COMMITTED)
+        """Turn the order's active reservations into a sale; idempotent (0 once sold).
+        If they lapsed before the sale (expired, released), 409 ``reservation_lapsed``:
+        a sale must never go through without stock held for it."""
+        committed = await self._close(order_id, ReservationStatus.COMMITTED)
+        if committed == 0:
+            states = {r.status for r in await self.reservations(order_id)}
+            if states and ReservationStatus.COMMITTED not in states:
+                raise ReservationLapsed(f"the stock held for {order_id} was given back")
+        return committed
 
     async def extend(self, order_id: str, until: datetime) -> int:
         """Keep the order's active reservations until ``until`` (e.g. while 3-D Secure

@@ -1,8 +1,9 @@
 """Failed-login throttling, per email and per client IP, with the counts in Redis.
 
-Each failure increments a counter that lives for the window; over the limit, attempts
-are refused (429 with Retry-After) until the window runs out, even with the right
-password, so guessing cannot continue. A successful login clears the email's counter.
+Each attempt increments a counter that lives for the window, before the password is
+checked; over the limit, attempts are refused (429 with Retry-After) until the window
+runs out, even with the right password, so guessing cannot continue. A successful
+sign-in clears the email's counter and takes its attempt off the address's.
 """
 
 from __future__ import annotations
@@ -21,9 +22,23 @@ def _key(kind: str, value: str) -> str:
     return f"{PREFIX}:{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
 
 
-_COUNT_FAILURE = """
-for _, key in ipairs(KEYS) do
-    if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+# KEYS: the counters; ARGV[1]: window seconds; ARGV[2..]: each counter's limit.
+_COUNT_ATTEMPT = """
+local over, ttl = 0, 0
+for i, key in ipairs(KEYS) do
+    local count = redis.call('INCR', key)
+    if count == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+    if count > tonumber(ARGV[i + 1]) then
+        over = 1
+        ttl = math.max(ttl, redis.call('PTTL', key))
+    end
+end
+return {over, ttl}
+"""
+_FORGIVE = """
+redis.call('DEL', KEYS[1])
+if redis.call('GET', KEYS[2]) and tonumber(redis.call('GET', KEYS[2])) > 0 then
+    redis.call('DECR', KEYS[2])
 end
 return 0
 """
@@ -46,29 +61,23 @@ class LoginThrottle:
             keys["ip"] = _key("ip", ip)
         return keys
 
-    async def check(self, email: str, ip: str | None) -> None:
-        """Refuse the attempt before any password work if a limit is already reached."""
+    async def attempt(self, email: str, ip: str | None) -> None:
+        """Count this attempt, then refuse it if a limit is exceeded: counting first and
+        atomically, so parallel attempts cannot all slip under the limit."""
         keys = self._keys(email, ip)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys.values():
-                pipe.get(key)
-                pipe.pttl(key)
-            values = await pipe.execute()
-        for i, kind in enumerate(keys):
-            count, ttl_ms = values[2 * i], values[2 * i + 1]
-            if count is not None and int(count) >= self.limits[kind] and ttl_ms > 0:
-                retry_after = max(1, -(-int(ttl_ms) // 1000))
-                raise TooManyAttempts(
-                    f"too many failed sign-in attempts; try again in {retry_after} s",
-                    headers={"Retry-After": str(retry_after)},
-                    retry_after=retry_after,
-                )
+        limits = [self.limits[kind] for kind in keys]
+        over, ttl_ms = await self.redis.eval(
+            _COUNT_ATTEMPT, len(keys), *keys.values(), self.window, *limits
+        )
+        if int(over):
+            retry_after = max(1, -(-int(ttl_ms) // 1000))
+            raise TooManyAttempts(
+                f"too many failed sign-in attempts; try again in {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+                retry_after=retry_after,
+            )
 
-    async def failed(self, email: str, ip: str | None) -> None:
-        # The window starts at the first failure and does not slide. (EXPIRE NX would
-        # say this in one command, but needs Redis 7; the embedded server is 6.2.)
-        keys = list(self._keys(email, ip).values())
-        await self.redis.eval(_COUNT_FAILURE, len(keys), *keys, self.window)
-
-    async def succeeded(self, email: str) -> None:
-        await self.redis.delete(_key("email", email))
+    async def succeeded(self, email: str, ip: str | None) -> None:
+        """A right password: the email's count starts over, and the attempt no longer
+        counts against the address (an office behind one address is not punished)."""
+        await self.redis.eval(_FORGIVE, 2, _key("email", email), _key("ip", ip or "-"))

@@ -12,6 +12,7 @@ from api.security import OptionalUser, StaffUser
 from core.errors import ValidationFailed
 from models.base import Page
 from models.catalog import (
+    MAX_AMOUNT,
     CategoryCreate,
     CategoryNode,
     ProductCreate,
@@ -82,8 +83,8 @@ async def list_products(
     redis: RedisClient,
     caller: OptionalUser,
     category: Annotated[str | None, Query(max_length=120, description="Id or slug")] = None,
-    min_price: Annotated[int | None, Query(alias="minPrice", ge=0)] = None,
-    max_price: Annotated[int | None, Query(alias="maxPrice", ge=0)] = None,
+    min_price: Annotated[int | None, Query(alias="minPrice", ge=0, le=MAX_AMOUNT)] = None,
+    max_price: Annotated[int | None, Query(alias="maxPrice", ge=0, le=MAX_AMOUNT)] = None,
     search: Annotated[str | None, Query(max_length=10_000)] = None,
     in_stock: Annotated[bool | None, Query(alias="inStock")] = None,
     sort: ProductSort | None = None,
@@ -231,7 +232,10 @@ async def put_product(
     key: str, body: ProductCreate, caller: StaffUser, session: DbSession, redis: RedisClient
 ) -> ProductPublic:
     """Every field is set from the body."""
-    update = ProductUpdate.model_validate(body.model_dump(exclude_none=False))
+    fields = body.model_dump()
+    if fields.get("slug") is None:
+        fields.pop("slug", None)  # no slug given: keep the current one
+    update = ProductUpdate.model_validate(fields)
     return await _update(key, update, session, redis)
 
 

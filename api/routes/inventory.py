@@ -44,7 +44,7 @@ def _po(po: PurchaseOrder) -> PurchaseOrderPublic:
 async def low_stock(
     caller: StaffUser,
     session: DbSession,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Page[StockPublic]:
     """Products whose available stock is below their `lowStockThreshold`, lowest first."""
@@ -58,7 +58,7 @@ async def inventory(
     product_id: str,
     caller: StaffUser,
     session: DbSession,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> InventoryPublic:
     """`onHand`, `reserved`, `available` and the ledger (`movements`), newest first. The

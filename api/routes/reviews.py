@@ -33,7 +33,7 @@ async def list_reviews(
     key: str,
     session: DbSession,
     caller: OptionalUser,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Page[ReviewPublic]:
     """Newest first. Hidden reviews are shown to staff only."""

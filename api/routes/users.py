@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -9,11 +10,14 @@ from fastapi import APIRouter, Query, Request, Response, status
 from api.deps import DbSession, State, after_commit
 from api.problems import problem_responses
 from api.routes.auth import auth_service
-from api.security import CurrentUser, StaffUser, require_self_or_staff
+from api.security import Caller, CurrentUser, StaffUser, client_info, require_self_or_staff
 from core.errors import Forbidden
 from models.base import Page
-from models.users import Role, UserCreate, UserPublic, UserReplace, UserUpdate
+from models.carts import CartStatus
+from models.users import Role, User, UserCreate, UserPublic, UserReplace, UserUpdate
 from services import workflow_starts
+from services.cart_reminders import cart_closed
+from services.carts import CartRepository
 from services.onboarding import request_onboarding
 from services.users import RegistrationContext, UserService
 
@@ -77,7 +81,7 @@ async def list_users(
     caller: StaffUser,
     state: State,
     session: DbSession,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     role: Role | None = None,
 ) -> Page[UserPublic]:
@@ -107,17 +111,36 @@ async def get_user(
     return public(await _users(state, session).get(user_id))
 
 
+def _require_can_manage(caller: Caller, target: User) -> None:
+    """Staff manage customers; only admins manage other staff and admin accounts."""
+    if caller.user.id != target.id and Role(target.role).is_staff and caller.user.role != "admin":
+        raise Forbidden("only an admin can change another staff account", code="admin_only")
+
+
 async def _update(
-    user_id: str, body: UserUpdate, caller: CurrentUser, state: State, session: DbSession
+    user_id: str,
+    body: UserUpdate,
+    caller: CurrentUser,
+    state: State,
+    session: DbSession,
+    request: Request,
 ) -> UserPublic:
     require_self_or_staff(caller, user_id)
     service = _users(state, session)
     user = await service.get(user_id)
-    if body.password is not None and caller.user.id != user_id:
-        raise Forbidden("only the account holder can change a password", code="forbidden")
+    _require_can_manage(caller, user)
+    auth = auth_service(state, session)
+    if body.password is not None:
+        if caller.user.id != user_id:
+            raise Forbidden("only the account holder can change a password", code="forbidden")
+        # Guessing the current password is throttled like signing in: a stolen access
+        # token must not become an unlimited password oracle.
+        await auth.throttle.attempt(user.email, client_info(request).ip)
     user, password_changed = await service.update(user, body)
+    if body.password is not None:
+        await auth.throttle.succeeded(user.email, client_info(request).ip)
     if password_changed:
-        await auth_service(state, session).end_other_sessions(user.id, caller.claims.session_id)
+        await auth.end_other_sessions(user.id, caller.claims.session_id)
     return public(user)
 
 
@@ -128,11 +151,16 @@ async def _update(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def patch_user(
-    user_id: str, body: UserUpdate, caller: CurrentUser, state: State, session: DbSession
+    user_id: str,
+    body: UserUpdate,
+    caller: CurrentUser,
+    state: State,
+    session: DbSession,
+    request: Request,
 ) -> UserPublic:
     """Change `name`, `email` or `password` (with `currentPassword`). Changing the
     password signs out every other session of the account."""
-    return await _update(user_id, body, caller, state, session)
+    return await _update(user_id, body, caller, state, session, request)
 
 
 @router.put(
@@ -142,10 +170,15 @@ async def patch_user(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def put_user(
-    user_id: str, body: UserReplace, caller: CurrentUser, state: State, session: DbSession
+    user_id: str,
+    body: UserReplace,
+    caller: CurrentUser,
+    state: State,
+    session: DbSession,
+    request: Request,
 ) -> UserPublic:
     """Set `name` and `email` (both required); `password` as for PATCH."""
-    return await _update(user_id, body, caller, state, session)
+    return await _update(user_id, body, caller, state, session, request)
 
 
 @router.delete(
@@ -163,7 +196,20 @@ async def delete_user(
     require_self_or_staff(caller, user_id)
     service = _users(state, session)
     user = await service.get(user_id)
+    _require_can_manage(caller, user)
     await service.delete(user)
+    # No reminder email may reach an erased account.
+    cart = await CartRepository(session).active_for_user(user.id)
+    if cart is not None:
+        cart.status = CartStatus.CLOSED
+        session.add(cart)
+        cart_id = cart.id
+
+        async def stop_reminder() -> None:
+            client = await asyncio.wait_for(state.temporal.get(), START_WAIT_SECONDS)
+            await cart_closed(client, cart_id)
+
+        after_commit(session, stop_reminder)
     await auth_service(state, session).end_other_sessions(user.id, keep_session=None)
     if caller.user.id == user_id:
         await state.revocations.revoke_token(caller.claims)

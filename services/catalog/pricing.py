@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import or_, update
+from sqlalchemy import delete, or_, update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -240,8 +240,21 @@ class CouponService:
         return list(result.all())
 
     async def update(self, code: str, data: CouponUpdate) -> Coupon:
-        coupon = await self.get(code)
-        for key, value in data.model_dump(exclude_unset=True).items():
+        coupon = await self.coupons.by_code(code, lock=True)
+        if coupon is None:
+            raise CouponNotFound(f"no coupon {normalize_code(code)}")
+        changes = data.model_dump(exclude_unset=True)
+        for required in ("active", "min_subtotal"):
+            if required in changes and changes[required] is None:
+                raise ValidationFailed(f"{required} cannot be null", field=required)
+        limit = changes.get("usage_limit", coupon.usage_limit)
+        if limit is not None and limit < coupon.used_count:
+            raise Conflict(
+                f"{coupon.code} has been used {coupon.used_count} times already",
+                code="usage_limit_below_use",
+                field="usageLimit",
+            )
+        for key, value in changes.items():
             setattr(coupon, key, value)
         coupon.updated_at = utcnow()
         self.session.add(coupon)
@@ -323,10 +336,13 @@ class CouponService:
 
     async def release(self, order_id: str) -> bool:
         """Undo the use recorded for ``order_id`` (a compensation); idempotent."""
-        redemption = await self.coupons.redemption_for_order(order_id)
-        if redemption is None:
-            return False
-        await self.session.delete(redemption)
-        await self.coupons.count_use(redemption.coupon_id, -1)
-        await self.session.flush()
+        removed = await self.session.exec(
+            delete(CouponRedemption)
+            .where(col(CouponRedemption.order_id) == order_id)
+            .returning(col(CouponRedemption.coupon_id))
+        )
+        row = removed.first()
+        if row is None:
+            return False  # never redeemed, or a concurrent release got there first
+        await self.coupons.count_use(row[0], -1)
         return True

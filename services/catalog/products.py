@@ -55,6 +55,11 @@ class ProductQuery:
         return {k: (str(v) if v is not None else None) for k, v in self.__dict__.items()}
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
 def normalize_search(text: str | None) -> str | None:
     if text is None:
         return None
@@ -133,9 +138,9 @@ class ProductRepository:
             await self.session.flush()
         except IntegrityError as exc:
             text = str(exc.orig)
-            if "sku" in text:
+            if "products_sku_key" in text:
                 raise Conflict("that SKU is taken", code="sku_taken", field="sku") from exc
-            if "slug" in text:
+            if "products_slug_key" in text:
                 raise Conflict("that slug is taken", code="slug_taken", field="slug") from exc
             raise
 
@@ -287,9 +292,12 @@ class ProductService:
             raise Conflict("that slug is taken", code="slug_taken", field="slug")
         if "category_id" in changes:
             changes["category_id"] = await self._category(changes["category_id"])
-        for required in ("sku", "name", "price", "currency"):
+        for required in (
+            "sku", "name", "slug", "price", "currency", "active",
+            "low_stock_threshold", "auto_reorder", "reorder_quantity",
+        ):  # fmt: skip
             if required in changes and changes[required] is None:
-                raise ValidationFailed(f"{required} cannot be removed", field=required)
+                raise ValidationFailed(f"{required} cannot be null", field=_camel(required))
         for key_, value in changes.items():
             if value is None and key_ in ("images", "attributes", "description"):
                 value = [] if key_ == "images" else {} if key_ == "attributes" else ""
