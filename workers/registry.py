@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from activities.accounts import AccountActivities
 from activities.email import EmailActivities
 from activities.inventory import InventoryActivities
 from activities.maintenance import MaintenanceActivities
@@ -62,4 +63,5 @@ def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
         )
         workflows += [UserOnboardingWorkflow, CartAbandonmentWorkflow]
         activities.append(EmailActivities(emails).send_email)
+        activities.append(AccountActivities(deps.sessions).contact)
     return QueueComponents(workflows=workflows, activities=activities)

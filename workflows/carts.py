@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.accounts import AccountActivities, ContactInput
     from activities.email import EmailActivities, SendEmailInput
 
 
@@ -57,14 +58,23 @@ class CartAbandonmentWorkflow:
                 break
         if self._closed:
             return "closed"
+        # Write to whoever the shopper is *now*: the address may have changed in a day,
+        # and a deleted account gets nothing.
+        contact = await workflow.execute_activity_method(
+            AccountActivities.contact,
+            ContactInput(user_id=input.user_id),
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+        if not contact.active or contact.email is None:
+            return "closed"
         await workflow.execute_activity_method(
             EmailActivities.send_email,
             SendEmailInput(
                 # One reminder per run, however often the activity is retried.
                 idempotency_key=f"cart-reminder:{input.cart_id}:{workflow.info().run_id}",
                 template="cart_reminder",
-                to=input.email,
-                context={"name": input.name},
+                to=contact.email,
+                context={"name": contact.name or input.name},
             ),
             start_to_close_timeout=timedelta(seconds=30),
             schedule_to_close_timeout=timedelta(hours=6),

@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.accounts import Contact, ContactInput
 from activities.email import SendEmailInput, SendEmailResult
 from workflows.carts import AbandonmentInput, CartAbandonmentWorkflow, workflow_id
 
@@ -16,8 +17,13 @@ DAY = 24 * 3600
 
 
 class Outbox:
-    def __init__(self) -> None:
+    def __init__(self, contact: Contact | None = None) -> None:
         self.sent: list[SendEmailInput] = []
+        self.contact_now = contact or Contact(active=True, email="ada.new@example.com", name="Ada")
+
+    @activity.defn(name="accounts.contact")
+    async def contact(self, input: ContactInput) -> Contact:
+        return self.contact_now
 
     @activity.defn(name="email.send")
     async def send(self, input: SendEmailInput) -> SendEmailResult:
@@ -37,7 +43,10 @@ async def test_activity_pushes_the_timer_back_and_it_fires_once(
     env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
     cart = f"cart_{uuid4().hex[:8]}"
     async with Worker(
-        env.client, task_queue=queue, workflows=[CartAbandonmentWorkflow], activities=[outbox.send]
+        env.client,
+        task_queue=queue,
+        workflows=[CartAbandonmentWorkflow],
+        activities=[outbox.send, outbox.contact],
     ):
         handle = await env.client.start_workflow(
             CartAbandonmentWorkflow.run, _input(cart), id=workflow_id(cart), task_queue=queue,
@@ -56,7 +65,7 @@ async def test_activity_pushes_the_timer_back_and_it_fires_once(
     assert len(outbox.sent) == 1
     reminder = outbox.sent[0]
     assert reminder.template == "cart_reminder"
-    assert reminder.to == "ada@example.com"
+    assert reminder.to == "ada.new@example.com"  # the address at send time, not at start
     assert reminder.idempotency_key.startswith(f"cart-reminder:{cart}:")
 
 
@@ -66,12 +75,30 @@ async def test_checkout_or_clearing_ends_it_without_a_reminder(
     env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
     cart = f"cart_{uuid4().hex[:8]}"
     async with Worker(
-        env.client, task_queue=queue, workflows=[CartAbandonmentWorkflow], activities=[outbox.send]
+        env.client,
+        task_queue=queue,
+        workflows=[CartAbandonmentWorkflow],
+        activities=[outbox.send, outbox.contact],
     ):
         handle = await env.client.start_workflow(
             CartAbandonmentWorkflow.run, _input(cart), id=workflow_id(cart), task_queue=queue
         )
         await env.sleep(timedelta(hours=5))
         await handle.signal(CartAbandonmentWorkflow.cart_closed)
+        assert await handle.result() == "closed"
+    assert outbox.sent == []
+
+
+async def test_a_deleted_account_gets_no_reminder(time_skipping_env: WorkflowEnvironment) -> None:
+    env, queue = time_skipping_env, f"carts-{uuid4().hex[:6]}"
+    outbox = Outbox(Contact(active=False))
+    cart = f"cart_{uuid4().hex[:8]}"
+    async with Worker(
+        env.client, task_queue=queue, workflows=[CartAbandonmentWorkflow],
+        activities=[outbox.send, outbox.contact],
+    ):  # fmt: skip
+        handle = await env.client.start_workflow(
+            CartAbandonmentWorkflow.run, _input(cart), id=workflow_id(cart), task_queue=queue
+        )
         assert await handle.result() == "closed"
     assert outbox.sent == []
