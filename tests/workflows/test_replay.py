@@ -1,0 +1,35 @@
+"""Recorded histories replayed against today's workflow code.
+
+A change that would make a running workflow take a different path (non-determinism)
+fails here, before it can break orders in flight. See ``record_histories.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from tests.workflows.record_histories import HISTORIES, WORKFLOWS
+
+FILES = sorted(HISTORIES.glob("*.json"))
+
+
+def test_there_are_histories_to_replay() -> None:
+    assert {f.stem for f in FILES} >= {
+        "cart_abandonment_reminded",
+        "cart_abandonment_closed",
+        "user_onboarding_sent",
+        "stack_probe_ok",
+    }
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+async def test_history_replays_deterministically(path: Path) -> None:
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
