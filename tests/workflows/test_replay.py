@@ -16,6 +16,7 @@ from temporalio.worker import Replayer
 from tests.workflows.record_histories import HISTORIES, WORKFLOWS
 
 FILES = sorted(HISTORIES.glob("*.json"))
+TEXTS = {f.stem: f.read_text() for f in FILES}  # read once, at collection
 
 
 def test_there_are_histories_to_replay() -> None:
@@ -30,6 +31,6 @@ def test_there_are_histories_to_replay() -> None:
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
 async def test_history_replays_deterministically(path: Path) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    history = WorkflowHistory.from_json(path.stem, TEXTS[path.stem])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
