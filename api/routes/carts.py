@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Cookie, Header, Query, Response, status
+from fastapi import APIRouter, Cookie, Depends, Header, Query, Response, status
 
 from api.deps import DbSession, State, after_commit
 from api.problems import problem_responses
@@ -66,6 +67,38 @@ def _keep_reminder_in_step(
 
 def _service(state: State, session: DbSession) -> CartService:
     return CartService(session, state.settings, state.analytics)
+
+
+@dataclass
+class CartHandle:
+    """The caller's existing cart with what endpoints do to it."""
+
+    service: CartService
+    owned: OwnedCart
+    state: State
+    session: DbSession
+    caller: Caller | None
+
+    def changed(self, *, closed: bool = False) -> None:
+        _keep_reminder_in_step(self.state, self.session, self.caller, self.owned, closed=closed)
+
+    async def view(self) -> CartPublic:
+        return await self.service.view(self.owned)
+
+
+async def _existing_cart(
+    state: State,
+    session: DbSession,
+    caller: OptionalUser,
+    token: CartToken = None,
+    cookie: CartCookie = None,
+) -> CartHandle:
+    service = _service(state, session)
+    owned = await _cart(service, caller, token or cookie, create=False)
+    return CartHandle(service, owned, state, session, caller)
+
+
+ExistingCart = Annotated[CartHandle, Depends(_existing_cart)]
 
 
 async def _cart(
@@ -129,91 +162,47 @@ async def add_item(
 
 @router.patch("/items/{product_id}", summary="Change a line's quantity",
               response_model=CartPublic, responses=problem_responses(404, 409, 422))  # fmt: skip
-async def update_item(
-    product_id: str,
-    body: CartItemUpdate,
-    state: State,
-    session: DbSession,
-    caller: OptionalUser,
-    token: CartToken = None,
-    cookie: CartCookie = None,
-) -> CartPublic:
+async def update_item(product_id: str, body: CartItemUpdate, cart: ExistingCart) -> CartPublic:
     """Set the quantity of a product already in the cart."""
-    service = _service(state, session)
-    owned = await _cart(service, caller, token or cookie, create=False)
-    await service.set_quantity(owned, product_id, body.quantity)
-    _keep_reminder_in_step(state, session, caller, owned)
-    return await service.view(owned)
+    await cart.service.set_quantity(cart.owned, product_id, body.quantity)
+    cart.changed()
+    return await cart.view()
 
 
 @router.delete("/items/{product_id}", summary="Remove a line", response_model=CartPublic,
                responses=problem_responses(404))  # fmt: skip
-async def remove_item(
-    product_id: str,
-    state: State,
-    session: DbSession,
-    caller: OptionalUser,
-    token: CartToken = None,
-    cookie: CartCookie = None,
-) -> CartPublic:
+async def remove_item(product_id: str, cart: ExistingCart) -> CartPublic:
     """Take a product out of the cart."""
-    service = _service(state, session)
-    owned = await _cart(service, caller, token or cookie, create=False)
-    await service.remove(owned, product_id)
-    _keep_reminder_in_step(state, session, caller, owned)
-    return await service.view(owned)
+    await cart.service.remove(cart.owned, product_id)
+    cart.changed()
+    return await cart.view()
 
 
 @router.delete("", summary="Empty the cart", response_model=CartPublic,
                responses=problem_responses(404))  # fmt: skip
-async def clear_cart(
-    state: State,
-    session: DbSession,
-    caller: OptionalUser,
-    token: CartToken = None,
-    cookie: CartCookie = None,
-) -> CartPublic:
+async def clear_cart(cart: ExistingCart) -> CartPublic:
     """Remove every line and the coupon."""
-    service = _service(state, session)
-    owned = await _cart(service, caller, token or cookie, create=False)
-    await service.clear(owned)
-    _keep_reminder_in_step(state, session, caller, owned, closed=True)
-    return await service.view(owned)
+    await cart.service.clear(cart.owned)
+    cart.changed(closed=True)
+    return await cart.view()
 
 
 @router.post("/coupon", summary="Apply a coupon", response_model=CartPublic,
              responses=problem_responses(404, 422))  # fmt: skip
-async def apply_coupon(
-    body: CouponApply,
-    state: State,
-    session: DbSession,
-    caller: OptionalUser,
-    token: CartToken = None,
-    cookie: CartCookie = None,
-) -> CartPublic:
+async def apply_coupon(body: CouponApply, cart: ExistingCart) -> CartPublic:
     """A coupon that does not apply answers 422 `coupon_not_applicable` with its `reason`
     (see `POST /api/coupons/validate`)."""
-    service = _service(state, session)
-    owned = await _cart(service, caller, token or cookie, create=False)
-    await service.apply_coupon(owned, body.code)
-    _keep_reminder_in_step(state, session, caller, owned)
-    return await service.view(owned)
+    await cart.service.apply_coupon(cart.owned, body.code)
+    cart.changed()
+    return await cart.view()
 
 
 @router.delete("/coupon", summary="Remove the coupon", response_model=CartPublic,
                responses=problem_responses(404))  # fmt: skip
-async def remove_coupon(
-    state: State,
-    session: DbSession,
-    caller: OptionalUser,
-    token: CartToken = None,
-    cookie: CartCookie = None,
-) -> CartPublic:
+async def remove_coupon(cart: ExistingCart) -> CartPublic:
     """The cart no longer carries a coupon."""
-    service = _service(state, session)
-    owned = await _cart(service, caller, token or cookie, create=False)
-    await service.remove_coupon(owned)
-    return await service.view(owned)
+    await cart.service.remove_coupon(cart.owned)
+    return await cart.view()
 
 
 @router.post(
@@ -223,23 +212,16 @@ async def remove_coupon(
     response_model=SharePublic,
     responses=problem_responses(404),
 )
-async def share_cart(
-    state: State,
-    session: DbSession,
-    caller: OptionalUser,
-    body: ShareCreate | None = None,
-    token: CartToken = None,
-    cookie: CartCookie = None,
-) -> SharePublic:
+async def share_cart(cart: ExistingCart, body: ShareCreate | None = None) -> SharePublic:
     """A link anyone can open (`GET /api/carts/shared/{token}`, no personal data) and
     copy into their own cart. With `canEdit`, signed-in holders can add to this cart."""
-    service = _service(state, session)
-    owned = await _cart(service, caller, token or cookie, create=False)
-    share, share_token = await CartShares(service).create(owned, body.can_edit if body else False)
+    share, share_token = await CartShares(cart.service).create(
+        cart.owned, body.can_edit if body else False
+    )
     return SharePublic(
         id=share.id,
         token=share_token,
-        url=f"{state.settings.api_base_url}/api/carts/shared/{share_token}",
+        url=f"{cart.state.settings.api_base_url}/api/carts/shared/{share_token}",
         can_edit=share.can_edit,
         created_at=share.created_at,
     )
@@ -248,18 +230,9 @@ async def share_cart(
 @router.delete("/share/{share_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Revoke a share link", response_class=Response,
                responses=problem_responses(404))  # fmt: skip
-async def revoke_share(
-    share_id: str,
-    state: State,
-    session: DbSession,
-    caller: OptionalUser,
-    token: CartToken = None,
-    cookie: CartCookie = None,
-) -> Response:
+async def revoke_share(share_id: str, cart: ExistingCart) -> Response:
     """The link stops working at once."""
-    service = _service(state, session)
-    owned = await _cart(service, caller, token or cookie, create=False)
-    await CartShares(service).revoke(owned, share_id)
+    await CartShares(cart.service).revoke(cart.owned, share_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
