@@ -22,6 +22,7 @@ from api.routes import (
     pricing,
     reviews,
     sandbox,
+    stripe_sandbox,
     users,
 )
 from api.state import AppState
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     if settings.sandboxes_enabled:
         app.include_router(sandbox.router)
+        app.include_router(stripe_sandbox.router)
 
     _register_problem_schema(app)
     return app

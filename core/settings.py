@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     sendgrid_api_key: SecretStr | None = None
+    # Where Stripe (or its sandbox) delivers webhooks; default: our own endpoint.
+    stripe_webhook_url: str | None = None
 
     # --- Accounts and authentication ---------------------------------------------------
     # Signs access tokens. Required in production; in development and tests a random
@@ -139,6 +141,10 @@ class Settings(BaseSettings):
     def sandboxes_enabled(self) -> bool:
         """The Stripe/SendGrid sandboxes and the mailbox exist outside production only."""
         return self.shop_env != "production"
+
+    @property
+    def resolved_stripe_webhook_url(self) -> str:
+        return self.stripe_webhook_url or f"{self.api_base_url}/api/payments/webhooks/stripe"
 
     @property
     def email_uses_sandbox(self) -> bool:

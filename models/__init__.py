@@ -9,6 +9,7 @@ from models.email import EmailMessage, SandboxEmail
 from models.inventory import PurchaseOrder, Reservation, StockLevel, StockMovement
 from models.outbox import OutboxEvent
 from models.pricing import Coupon, CouponRedemption, Discount
+from models.sandbox import SandboxStripeObject
 from models.users import Address, User
 from models.workflow_starts import WorkflowStart
 
@@ -30,6 +31,7 @@ __all__ = [
     "Reservation",
     "Review",
     "SandboxEmail",
+    "SandboxStripeObject",
     "StockLevel",
     "StockMovement",
     "User",

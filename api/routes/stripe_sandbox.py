@@ -1,0 +1,269 @@
+"""The Stripe sandbox over HTTP: ``/_sandbox/stripe/v1/…`` in Stripe's wire format.
+
+Stripe's idempotency rules apply (``Idempotency-Key``: the same parameters replay the
+first answer, other parameters are a 400 ``idempotency_error``), API keys must look like
+``sk_test_…``, and webhooks are signed as Stripe signs them. Fault switches: a failure
+rate, added latency, a forced 5xx status and timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+import httpx
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import Field
+
+from api.deps import DbSession, RedisClient, State, after_commit
+from integrations.sandbox.stripe import (
+    SANDBOX_WEBHOOK_SECRET,
+    Event,
+    StripeError,
+    StripeSandbox,
+    parse_form,
+)
+from models.base import CamelModel
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/_sandbox/stripe", tags=["sandbox"])
+FAULTS_KEY = "sandbox:stripe:faults"
+IDEMPOTENCY_SECONDS = 24 * 3600
+
+
+def _error(status_code: int, error: dict[str, Any]) -> JSONResponse:
+    return JSONResponse({"error": error}, status_code=status_code)
+
+
+class StripeFaults(CamelModel):
+    failure_rate: float = Field(default=0, ge=0, le=1, description="Share of calls that 500")
+    latency_ms: int = Field(default=0, ge=0, le=30_000)
+    status: int | None = Field(default=None, ge=500, le=599, description="Every call answers this")
+    timeout: bool = Field(default=False, description="Calls hang for 30 s before answering")
+
+
+@router.put("/faults", status_code=204, response_class=Response,
+            summary="Stripe sandbox: fault switches")  # fmt: skip
+async def set_faults(body: StripeFaults, redis: RedisClient) -> Response:
+    """Make the sandbox flaky: a failure rate, latency, a fixed 5xx, or timeouts."""
+    await redis.set(FAULTS_KEY, body.model_dump_json())
+    return Response(status_code=204)
+
+
+@router.delete("/faults", status_code=204, response_class=Response,
+               summary="Stripe sandbox: clear faults")  # fmt: skip
+async def clear_faults(redis: RedisClient) -> Response:
+    """Back to normal service."""
+    await redis.delete(FAULTS_KEY)
+    return Response(status_code=204)
+
+
+_deliveries: set[asyncio.Task[None]] = set()
+
+
+def _deliver_later(url: str, events: list[Event]) -> None:
+    """Webhooks go out in the background, after the change committed, as Stripe's do."""
+    task = asyncio.create_task(_deliver(url, events))
+    _deliveries.add(task)  # keep a reference until it is done
+    task.add_done_callback(_deliveries.discard)
+
+
+async def _deliver(url: str, events: list[Event]) -> None:
+    async with httpx.AsyncClient(timeout=5) as http:
+        for event in events:
+            for attempt in range(3):
+                try:
+                    response = await http.post(
+                        url,
+                        content=event.payload,
+                        headers={"Content-Type": "application/json",
+                                 "Stripe-Signature": event.signature},
+                    )  # fmt: skip
+                    if response.status_code < 500:
+                        break
+                except httpx.HTTPError as exc:
+                    log.info("stripe sandbox webhook attempt %d failed: %s", attempt + 1, exc)
+                await asyncio.sleep(0.5 * 2**attempt)
+
+
+Handler = Callable[[StripeSandbox, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def _call(
+    request: Request,
+    state: State,
+    session: DbSession,
+    redis: RedisClient,
+    handler: Handler,
+) -> Response:
+    authorization = request.headers.get("authorization", "")
+    key = authorization.removeprefix("Bearer ").strip()
+    if not key.startswith(("sk_test_", "rk_test_")):
+        return _error(401, {"type": "invalid_request_error",
+                            "message": f"Invalid API Key provided: {key[:8]}***"})  # fmt: skip
+    faults = StripeFaults.model_validate_json(await redis.get(FAULTS_KEY) or "{}")
+    if faults.latency_ms:
+        await asyncio.sleep(faults.latency_ms / 1000)
+    if faults.timeout:
+        await asyncio.sleep(30)
+    if faults.status or (faults.failure_rate and random.random() < faults.failure_rate):
+        failure = {"type": "api_error", "message": "Sandbox fault: injected failure."}
+        return _error(faults.status or 500, failure)
+
+    # Stripe clients send application/x-www-form-urlencoded bodies.
+    params = parse_form(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+    params.update(parse_form(list(request.query_params.multi_items())))
+    idempotency_key = request.headers.get("idempotency-key")
+    record_key = None
+    fingerprint = hashlib.sha256(
+        json.dumps([request.url.path, params], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    if idempotency_key and request.method == "POST":
+        scope = hashlib.sha256(key.encode()).hexdigest()[:16]
+        record_key = f"sandbox:stripe:idem:{scope}:{idempotency_key}"
+        stored = await redis.get(record_key)
+        if stored:
+            record = json.loads(stored)
+            if record["fingerprint"] != fingerprint:
+                return _error(400, {
+                    "type": "idempotency_error",
+                    "message": "Keys for idempotent requests can only be used with the same "
+                    "parameters they were first used with. Try using a key other than "
+                    f"'{idempotency_key}' if you meant to execute a different request.",
+                })  # fmt: skip
+            return JSONResponse(record["body"], status_code=record["status"],
+                                headers={"Idempotent-Replayed": "true"})  # fmt: skip
+
+    sandbox = StripeSandbox(
+        session,
+        base_url=f"{state.settings.api_base_url}/_sandbox/stripe",
+        webhook_secret=(
+            state.settings.stripe_webhook_secret.get_secret_value()
+            if state.settings.stripe_webhook_secret else SANDBOX_WEBHOOK_SECRET
+        ),
+    )  # fmt: skip
+    try:
+        body, code = await handler(sandbox, params), 200
+    except StripeError as exc:
+        body, code = {"error": exc.error}, exc.status
+    if record_key is not None:
+        await redis.set(
+            record_key, json.dumps({"fingerprint": fingerprint, "status": code, "body": body}),
+            ex=IDEMPOTENCY_SECONDS,
+        )  # fmt: skip
+    if sandbox.events:
+        events, url = list(sandbox.events), state.settings.resolved_stripe_webhook_url
+
+        async def send_webhooks() -> None:
+            _deliver_later(url, events)
+
+        after_commit(session, send_webhooks)
+    return JSONResponse(
+        body, status_code=code, headers={"Request-Id": f"req_{random.getrandbits(48):x}"}
+    )
+
+
+@router.post("/v1/payment_intents", summary="Stripe sandbox: create a PaymentIntent")
+async def create_intent(
+    request: Request, state: State, session: DbSession, redis: RedisClient
+) -> Response:
+    """Stripe's `POST /v1/payment_intents`, with `confirm=true` support."""
+    return await _call(request, state, session, redis, lambda s, p: s.create_intent(p))
+
+
+@router.post("/v1/payment_intents/{intent_id}/confirm", summary="Stripe sandbox: confirm")
+async def confirm(
+    intent_id: str, request: Request, state: State, session: DbSession, redis: RedisClient
+) -> Response:
+    """Declines answer 402 `card_error`; `pm_card_authenticationRequired` needs 3-D Secure."""
+    return await _call(request, state, session, redis, lambda s, p: s.confirm(intent_id, p))
+
+
+@router.post("/v1/payment_intents/{intent_id}/capture", summary="Stripe sandbox: capture")
+async def capture(
+    intent_id: str, request: Request, state: State, session: DbSession, redis: RedisClient
+) -> Response:
+    """Only from `requires_capture`."""
+    return await _call(request, state, session, redis, lambda s, p: s.capture(intent_id, p))
+
+
+@router.post("/v1/payment_intents/{intent_id}/cancel", summary="Stripe sandbox: cancel")
+async def cancel(
+    intent_id: str, request: Request, state: State, session: DbSession, redis: RedisClient
+) -> Response:
+    """Voids an authorisation; not after success."""
+    return await _call(request, state, session, redis, lambda s, p: s.cancel(intent_id, p))
+
+
+@router.get("/v1/payment_intents/{intent_id}", summary="Stripe sandbox: retrieve")
+async def retrieve(
+    intent_id: str, request: Request, state: State, session: DbSession, redis: RedisClient
+) -> Response:
+    """One PaymentIntent."""
+    return await _call(request, state, session, redis, lambda s, p: s.retrieve(intent_id))
+
+
+@router.get("/v1/payment_intents", summary="Stripe sandbox: list PaymentIntents")
+async def list_intents(
+    request: Request,
+    state: State,
+    session: DbSession,
+    redis: RedisClient,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: str | None = None,
+) -> Response:
+    """Newest first, with `has_more` and `starting_after` paging."""
+    return await _call(
+        request, state, session, redis, lambda s, p: s.list_intents(limit, starting_after)
+    )
+
+
+@router.post("/v1/refunds", summary="Stripe sandbox: refund")
+async def refund(
+    request: Request, state: State, session: DbSession, redis: RedisClient
+) -> Response:
+    """Full or partial, never more than was received."""
+    return await _call(request, state, session, redis, lambda s, p: s.refund(p))
+
+
+@router.get("/3ds/{intent_id}", summary="Stripe sandbox: 3-D Secure page",
+            response_class=HTMLResponse)  # fmt: skip
+async def three_d_secure(
+    intent_id: str,
+    state: State,
+    session: DbSession,
+    outcome: Annotated[str, Query(pattern="^(succeed|fail)$")] = "succeed",
+) -> HTMLResponse:
+    """Visiting it completes the customer's authentication (`?outcome=fail` fails it);
+    the sandbox then sends the signed webhook, as Stripe does."""
+    sandbox = StripeSandbox(
+        session,
+        base_url=f"{state.settings.api_base_url}/_sandbox/stripe",
+        webhook_secret=(
+            state.settings.stripe_webhook_secret.get_secret_value()
+            if state.settings.stripe_webhook_secret else SANDBOX_WEBHOOK_SECRET
+        ),
+    )  # fmt: skip
+    try:
+        intent = await sandbox.authenticate(intent_id, outcome == "succeed")
+    except StripeError as exc:
+        return HTMLResponse(f"<p>{exc.error.get('message')}</p>", status_code=exc.status)
+    if sandbox.events:
+        events, url = list(sandbox.events), state.settings.resolved_stripe_webhook_url
+
+        async def send_webhooks() -> None:
+            _deliver_later(url, events)
+
+        after_commit(session, send_webhooks)
+    return HTMLResponse(
+        f"<!doctype html><title>3-D Secure</title><p>Authentication "
+        f"{'complete' if outcome == 'succeed' else 'failed'} for {intent['id']}: "
+        f"{intent['status']}.</p>"
+    )

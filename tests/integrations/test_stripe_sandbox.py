@@ -1,0 +1,222 @@
+"""The Stripe sandbox through the real ``stripe`` SDK: intents, 3-D Secure, refunds,
+idempotency, faults and signed webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+import stripe
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from temporalio.client import Client
+
+from cli.stack.process import free_port
+from core.settings import Settings
+from integrations.sandbox.stripe import SANDBOX_WEBHOOK_SECRET
+from tests.live import live_api
+
+KEY = "sk_test_sandbox"
+
+
+class Hooks:
+    """A stand-in receiver (the shop's own webhook endpoint comes with checkout)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, str]] = []
+
+    async def endpoint(self, request: Request) -> Response:
+        self.received.append((await request.body(), request.headers.get("stripe-signature", "")))
+        return Response(status_code=200)
+
+    def events(self, intent_id: str) -> list[Any]:
+        found = []
+        for payload, signature in self.received:
+            event = stripe.Webhook.construct_event(payload, signature, SANDBOX_WEBHOOK_SECRET)
+            if event["data"]["object"]["id"] == intent_id:
+                found.append(event)
+        return found
+
+
+@pytest.fixture(scope="module")
+async def sandbox(settings: Settings, temporal_client: Client) -> AsyncIterator[tuple[str, Hooks]]:
+    hooks = Hooks()
+    port = free_port()
+    receiver = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/hooks", hooks.endpoint, methods=["POST"])]),
+            host="127.0.0.1", port=port, log_config=None,
+        )
+    )  # fmt: skip
+    task = asyncio.create_task(receiver.serve())
+    live = Settings.model_validate(
+        settings.model_dump()
+        | {"shop_api_port": free_port(), "stripe_webhook_url": f"http://127.0.0.1:{port}/hooks"}
+    )
+    try:
+        async with live_api(live) as base:
+            yield f"{base}/_sandbox/stripe", hooks
+    finally:
+        receiver.should_exit = True
+        await task
+
+
+def _client(base: str) -> stripe.StripeClient:
+    return stripe.StripeClient(KEY, base_addresses={"api": base}, max_network_retries=0)
+
+
+async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def _wait_for(hooks: Hooks, intent_id: str, kind: str) -> Any:
+    for _ in range(100):
+        for event in hooks.events(intent_id):
+            if event["type"] == kind:
+                return event
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {kind} webhook for {intent_id}")
+
+
+async def test_authorise_then_capture_with_signed_webhooks(sandbox: tuple[str, Hooks]) -> None:
+    base, hooks = sandbox
+    client = _client(base)
+    intent = await _call(
+        client.v1.payment_intents.create,
+        {"amount": 4999, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True,
+         "capture_method": "manual", "metadata": {"order_id": "ord_1"}},
+    )  # fmt: skip
+    assert intent.status == "requires_capture"
+    assert intent.metadata["order_id"] == "ord_1"
+    captured = await _call(client.v1.payment_intents.capture, intent.id)
+    assert captured.status == "succeeded"
+    assert captured.amount_received == 4999
+    event = await _wait_for(hooks, intent.id, "payment_intent.succeeded")
+    assert event["data"]["object"]["amount_received"] == 4999
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        await _call(client.v1.payment_intents.capture, intent.id)
+    assert again.value.code == "payment_intent_unexpected_state"
+
+
+@pytest.mark.parametrize(
+    ("method", "decline"),
+    [("pm_card_chargeDeclined", "generic_decline"),
+     ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds")],
+)  # fmt: skip
+async def test_declines_are_card_errors(
+    sandbox: tuple[str, Hooks], method: str, decline: str
+) -> None:
+    base, _ = sandbox
+    with pytest.raises(stripe.CardError) as caught:
+        await _call(
+            _client(base).v1.payment_intents.create,
+            {"amount": 100, "currency": "usd", "payment_method": method, "confirm": True},
+        )
+    assert caught.value.code == "card_declined"
+    assert caught.value.error is not None
+    assert caught.value.error.decline_code == decline
+
+
+async def test_three_d_secure_completes_or_fails_on_the_redirect(
+    sandbox: tuple[str, Hooks],
+) -> None:
+    base, hooks = sandbox
+    client = _client(base)
+    for outcome, final in (("succeed", "requires_capture"), ("fail", "requires_payment_method")):
+        intent = await _call(
+            client.v1.payment_intents.create,
+            {"amount": 2500, "currency": "eur", "payment_method": "pm_card_authenticationRequired",
+             "confirm": True, "capture_method": "manual"},
+        )  # fmt: skip
+        assert intent.status == "requires_action"
+        url = intent.next_action.redirect_to_url.url
+        async with httpx.AsyncClient() as http:
+            page = await http.get(url, params={"outcome": outcome})
+        assert page.status_code == 200
+        assert (await _call(client.v1.payment_intents.retrieve, intent.id)).status == final
+        kind = (
+            "payment_intent.amount_capturable_updated" if outcome == "succeed"
+            else "payment_intent.payment_failed"
+        )  # fmt: skip
+        await _wait_for(hooks, intent.id, kind)
+
+
+async def test_refunds_full_and_partial(sandbox: tuple[str, Hooks]) -> None:
+    base, _ = sandbox
+    client = _client(base)
+    intent = await _call(
+        client.v1.payment_intents.create,
+        {"amount": 1000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True},
+    )
+    assert intent.status == "succeeded"
+    part = await _call(client.v1.refunds.create, {"payment_intent": intent.id, "amount": 300})
+    assert (part.amount, part.status) == (300, "succeeded")
+    rest = await _call(client.v1.refunds.create, {"payment_intent": intent.id})
+    assert rest.amount == 700
+    with pytest.raises(stripe.InvalidRequestError):
+        await _call(client.v1.refunds.create, {"payment_intent": intent.id, "amount": 1})
+
+
+async def test_idempotency_rules(sandbox: tuple[str, Hooks]) -> None:
+    base, _ = sandbox
+    client = _client(base)
+    key = f"ord_{uuid4().hex[:8]}:authorize"
+    params = {"amount": 700, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True,
+              "capture_method": "manual"}  # fmt: skip
+    first = await _call(client.v1.payment_intents.create, params, {"idempotency_key": key})
+    second = await _call(client.v1.payment_intents.create, params, {"idempotency_key": key})
+    assert first.id == second.id
+    with pytest.raises(stripe.IdempotencyError):
+        await _call(
+            client.v1.payment_intents.create, params | {"amount": 701}, {"idempotency_key": key}
+        )
+    listed = await _call(client.v1.payment_intents.list, {"limit": 100})
+    assert sum(1 for i in listed.data if i.id == first.id) == 1
+
+
+async def test_bad_keys_and_faults(sandbox: tuple[str, Hooks]) -> None:
+    base, _ = sandbox
+    bad = stripe.StripeClient("sk_live_nope", base_addresses={"api": base}, max_network_retries=0)
+    with pytest.raises(stripe.AuthenticationError):
+        await _call(bad.v1.payment_intents.list)
+    control = base
+    async with httpx.AsyncClient() as http:
+        assert (await http.put(f"{control}/faults", json={"status": 503})).status_code == 204
+        try:
+            with pytest.raises(stripe.APIError):
+                await _call(_client(base).v1.payment_intents.list)
+        finally:
+            assert (await http.delete(f"{control}/faults")).status_code == 204
+    assert (await _call(_client(base).v1.payment_intents.list)).object == "list"
+
+
+async def test_list_pages_newest_first(sandbox: tuple[str, Hooks]) -> None:
+    base, _ = sandbox
+    client = _client(base)
+    made = [
+        (await _call(client.v1.payment_intents.create, {"amount": 100 + i, "currency": "usd"})).id
+        for i in range(3)
+    ]
+    page = await _call(client.v1.payment_intents.list, {"limit": 2})
+    assert [i.id for i in page.data] == [made[2], made[1]]
+    assert page.has_more is True
+    after = await _call(client.v1.payment_intents.list, {"limit": 1, "starting_after": made[1]})
+    assert [i.id for i in after.data] == [made[0]]
+
+
+def test_webhook_signatures_verify_with_the_sdk() -> None:
+    from integrations.sandbox.stripe import sign
+
+    payload = json.dumps({"id": "evt_1", "object": "event", "type": "x", "data": {"object": {}}})
+    event = stripe.Webhook.construct_event(payload, sign(payload, "whsec_x"), "whsec_x")
+    assert event["id"] == "evt_1"
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(payload, sign(payload, "whsec_other"), "whsec_x")
