@@ -145,16 +145,14 @@ class Seeder:
         async with transaction(self.sessions) as session:
             service = CategoryService(session)
             for parent, children in TAXONOMY:
-                parent_row = await self._category(session, service, parent, None)
+                parent_row = await self._category(service, parent, None)
                 for child in children:
-                    row = await self._category(session, service, child, parent_row.id)
+                    row = await self._category(service, child, parent_row.id)
                     leaves.append((child, row.id))
         return leaves
 
     @staticmethod
-    async def _category(
-        session: object, service: CategoryService, name: str, parent_id: str | None
-    ) -> Category:
+    async def _category(service: CategoryService, name: str, parent_id: str | None) -> Category:
         slug = name.lower().replace(" ", "-")
         existing = await service.categories.by_id_or_slug(slug)
         if existing is not None:

@@ -93,6 +93,26 @@ async def _deliver(url: str, events: list[Event]) -> None:
                 await asyncio.sleep(0.5 * 2**attempt)
 
 
+def _sandbox(state: State, session: DbSession) -> StripeSandbox:
+    secret = state.settings.stripe_webhook_secret
+    return StripeSandbox(
+        session,
+        base_url=f"{state.settings.api_base_url}/_sandbox/stripe",
+        webhook_secret=secret.get_secret_value() if secret else SANDBOX_WEBHOOK_SECRET,
+    )
+
+
+def _send_webhooks_after_commit(state: State, session: DbSession, sandbox: StripeSandbox) -> None:
+    if not sandbox.events:
+        return
+    events, url = list(sandbox.events), state.settings.resolved_stripe_webhook_url
+
+    async def send_webhooks() -> None:
+        _deliver_later(url, events)
+
+    after_commit(session, send_webhooks)
+
+
 Handler = Callable[[StripeSandbox, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -141,14 +161,7 @@ async def _call(
             return JSONResponse(record["body"], status_code=record["status"],
                                 headers={"Idempotent-Replayed": "true"})  # fmt: skip
 
-    sandbox = StripeSandbox(
-        session,
-        base_url=f"{state.settings.api_base_url}/_sandbox/stripe",
-        webhook_secret=(
-            state.settings.stripe_webhook_secret.get_secret_value()
-            if state.settings.stripe_webhook_secret else SANDBOX_WEBHOOK_SECRET
-        ),
-    )  # fmt: skip
+    sandbox = _sandbox(state, session)
     try:
         body, code = await handler(sandbox, params), 200
     except StripeError as exc:
@@ -158,13 +171,7 @@ async def _call(
             record_key, json.dumps({"fingerprint": fingerprint, "status": code, "body": body}),
             ex=IDEMPOTENCY_SECONDS,
         )  # fmt: skip
-    if sandbox.events:
-        events, url = list(sandbox.events), state.settings.resolved_stripe_webhook_url
-
-        async def send_webhooks() -> None:
-            _deliver_later(url, events)
-
-        after_commit(session, send_webhooks)
+    _send_webhooks_after_commit(state, session, sandbox)
     return JSONResponse(
         body, status_code=code, headers={"Request-Id": f"req_{random.getrandbits(48):x}"}
     )
@@ -243,25 +250,12 @@ async def three_d_secure(
 ) -> HTMLResponse:
     """Visiting it completes the customer's authentication (`?outcome=fail` fails it);
     the sandbox then sends the signed webhook, as Stripe does."""
-    sandbox = StripeSandbox(
-        session,
-        base_url=f"{state.settings.api_base_url}/_sandbox/stripe",
-        webhook_secret=(
-            state.settings.stripe_webhook_secret.get_secret_value()
-            if state.settings.stripe_webhook_secret else SANDBOX_WEBHOOK_SECRET
-        ),
-    )  # fmt: skip
+    sandbox = _sandbox(state, session)
     try:
         intent = await sandbox.authenticate(intent_id, outcome == "succeed")
     except StripeError as exc:
         return HTMLResponse(f"<p>{exc.error.get('message')}</p>", status_code=exc.status)
-    if sandbox.events:
-        events, url = list(sandbox.events), state.settings.resolved_stripe_webhook_url
-
-        async def send_webhooks() -> None:
-            _deliver_later(url, events)
-
-        after_commit(session, send_webhooks)
+    _send_webhooks_after_commit(state, session, sandbox)
     return HTMLResponse(
         f"<!doctype html><title>3-D Secure</title><p>Authentication "
         f"{'complete' if outcome == 'succeed' else 'failed'} for {intent['id']}: "
