@@ -19,6 +19,8 @@ from api.routes import (
     carts,
     catalog,
     inventory,
+    orders,
+    payments,
     pricing,
     reviews,
     sandbox,
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inventory.router,
         carts.router,
         carts.shared,
+        orders.router,
+        payments.router,
     ):
         api.include_router(routes)
     app.include_router(api)

@@ -43,6 +43,9 @@ class IdPrefix(StrEnum):
     PURCHASE_ORDER = "po"
     CART_ITEM = "citem"
     CART_SHARE = "share"
+    ORDER_LINE = "oline"
+    ORDER_EVENT = "oevt"
+    PAYMENT_EVENT = "pevt"
 
 
 def _encode(value: int, length: int) -> str:

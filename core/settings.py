@@ -16,6 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 STACK_ENV_FILE = "stack.env"
 
 
+# Signs the Stripe sandbox's webhooks when STRIPE_WEBHOOK_SECRET is unset.
+SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local_development_secret"
+
+
 class Settings(BaseSettings):
     """Every knob Shopweave has, named after its environment variable."""
 
@@ -58,6 +62,9 @@ class Settings(BaseSettings):
     sendgrid_api_key: SecretStr | None = None
     # Where Stripe (or its sandbox) delivers webhooks; default: our own endpoint.
     stripe_webhook_url: str | None = None
+    # The SDK's own retries of 409/429/5xx and lost connections (same idempotency key).
+    stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
+    stripe_timeout_seconds: float = Field(default=20.0, gt=0)
 
     # --- Accounts and authentication ---------------------------------------------------
     # Signs access tokens. Required in production; in development and tests a random
@@ -109,6 +116,8 @@ class Settings(BaseSettings):
     # --- Order pipeline defaults (the seed: retryAttempts 3, timeout 30 s) -------------
     order_step_max_attempts: int = Field(default=3, ge=1)
     order_step_timeout_seconds: float = Field(default=30.0, gt=0)
+    # How long an order waits for the customer to finish 3-D Secure (the stock stays held).
+    payment_action_timeout_seconds: float = Field(default=15 * 60.0, gt=0)
 
     @property
     def resolved_database_url(self) -> str | None:
@@ -145,6 +154,14 @@ class Settings(BaseSettings):
     @property
     def resolved_stripe_webhook_url(self) -> str:
         return self.stripe_webhook_url or f"{self.api_base_url}/api/payments/webhooks/stripe"
+
+    @property
+    def resolved_stripe_webhook_secret(self) -> str | None:
+        """The secret webhooks are signed with: STRIPE_WEBHOOK_SECRET, or the sandbox's
+        own outside production (None in production without one: webhooks are refused)."""
+        if self.stripe_webhook_secret is not None:
+            return self.stripe_webhook_secret.get_secret_value()
+        return SANDBOX_WEBHOOK_SECRET if self.sandboxes_enabled else None
 
     @property
     def email_uses_sandbox(self) -> bool:

@@ -7,6 +7,7 @@ from models.carts import Cart, CartItem, CartShare
 from models.catalog import Category, Product, Review
 from models.email import EmailMessage, SandboxEmail
 from models.inventory import PurchaseOrder, Reservation, StockLevel, StockMovement
+from models.orders import Order, OrderEvent, OrderLine, Payment, PaymentEvent
 from models.outbox import OutboxEvent
 from models.pricing import Coupon, CouponRedemption, Discount
 from models.sandbox import SandboxStripeObject
@@ -24,7 +25,12 @@ __all__ = [
     "CouponRedemption",
     "Discount",
     "EmailMessage",
+    "Order",
+    "OrderEvent",
+    "OrderLine",
     "OutboxEvent",
+    "Payment",
+    "PaymentEvent",
     "Product",
     "PurchaseOrder",
     "RefreshToken",

@@ -40,6 +40,7 @@ class ReservationStatus(StrEnum):
     RELEASED = "released"
     EXPIRED = "expired"
     COMMITTED = "committed"
+    RETURNED = "returned"  # sold, then the order was undone: back on hand
 
 
 class PurchaseOrderStatus(StrEnum):

@@ -270,9 +270,11 @@ class InventoryService:
                 )
             )
             self.stock.record(
-                product_id, MovementKind.RESERVATION, reserved=quantities[product_id],
+                product_id,
+                MovementKind.RESERVATION,
+                reserved=quantities[product_id],
                 reference=order_id,
-            )  # fmt: skip
+            )
         self.session.add_all(rows)
         await self.session.flush()
         for product_id in ordered:
@@ -306,12 +308,22 @@ class InventoryService:
         for product_id, quantity in sorted(closed.all()):
             if to is ReservationStatus.COMMITTED:
                 await self.stock.change(product_id, on_hand=-quantity, reserved=-quantity)
-                self.stock.record(product_id, MovementKind.SALE, on_hand=-quantity,
-                                  reserved=-quantity, reference=order_id)  # fmt: skip
+                self.stock.record(
+                    product_id,
+                    MovementKind.SALE,
+                    on_hand=-quantity,
+                    reserved=-quantity,
+                    reference=order_id,
+                )
             else:
                 await self.stock.change(product_id, reserved=-quantity)
-                self.stock.record(product_id, MovementKind.RELEASE, reserved=-quantity,
-                                  reason=str(to), reference=order_id)  # fmt: skip
+                self.stock.record(
+                    product_id,
+                    MovementKind.RELEASE,
+                    reserved=-quantity,
+                    reason=str(to),
+                    reference=order_id,
+                )
             await self._after_change(product_id)
             count += 1
         return count
@@ -330,6 +342,32 @@ class InventoryService:
             if states and ReservationStatus.COMMITTED not in states:
                 raise ReservationLapsed(f"the stock held for {order_id} was given back")
         return committed
+
+    async def restock(self, order_id: str) -> int:
+        """Undo a sale whose order was later undone: its stock goes back on hand (a
+        ``return`` movement). Idempotent; 0 when nothing was sold."""
+        returned = await self.session.exec(
+            update(Reservation)
+            .where(
+                col(Reservation.order_id) == order_id,
+                col(Reservation.status) == ReservationStatus.COMMITTED,
+            )
+            .values(status=ReservationStatus.RETURNED, updated_at=utcnow())
+            .returning(col(Reservation.product_id), col(Reservation.quantity))
+        )
+        count = 0
+        for product_id, quantity in sorted(returned.all()):
+            await self.stock.change(product_id, on_hand=quantity)
+            self.stock.record(
+                product_id,
+                MovementKind.RETURN,
+                on_hand=quantity,
+                reason="order undone",
+                reference=order_id,
+            )
+            await self._after_change(product_id)
+            count += 1
+        return count
 
     async def extend(self, order_id: str, until: datetime) -> int:
         """Keep the order's active reservations until ``until`` (e.g. while 3-D Secure

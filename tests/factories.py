@@ -70,3 +70,24 @@ async def staff_headers(client: httpx.AsyncClient, engine: Any) -> dict[str, str
 
 def unique_slug(prefix: str) -> str:
     return f"{prefix}-{uuid4().hex[:8]}"
+
+
+async def stocked_product(
+    client: httpx.AsyncClient, staff: dict[str, str], *, price: int, stock: int, **fields: Any
+) -> dict[str, Any]:
+    """A product created by staff, with ``stock`` units booked in."""
+    response = await client.post(
+        "/api/products",
+        headers=staff,
+        json={"sku": unique_slug("sku"), "name": "Test Thing", "price": price} | fields,
+    )
+    assert response.status_code == 201, response.text
+    product: dict[str, Any] = response.json()
+    if stock:
+        adjusted = await client.post(
+            f"/api/inventory/{product['id']}/adjust",
+            headers=staff,
+            json={"delta": stock, "reason": "test stock"},
+        )
+        assert adjusted.status_code == 200, adjusted.text
+    return product

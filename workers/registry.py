@@ -17,16 +17,22 @@ from activities.accounts import AccountActivities
 from activities.email import EmailActivities
 from activities.inventory import InventoryActivities
 from activities.maintenance import MaintenanceActivities
+from activities.orders import OrderActivities
+from activities.payments import PaymentActivities
 from activities.system import SystemActivities
 from core.db import SessionFactory
 from core.settings import Settings
 from integrations.email.sender import EmailSender
 from integrations.email.templates import EmailTemplates
+from integrations.payments.stripe import StripeGateway
+from services.analytics import AnalyticsRecorder
 from services.email import EmailService
+from services.payments import PaymentService
 from temporal.queues import TaskQueue
 from workflows.carts import CartAbandonmentWorkflow
 from workflows.maintenance import ReservationSweepWorkflow, WorkflowStartRelayWorkflow
 from workflows.onboarding import UserOnboardingWorkflow
+from workflows.orders import OrderWorkflow
 from workflows.system import StackProbeWorkflow
 
 
@@ -64,4 +70,31 @@ def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
         workflows += [UserOnboardingWorkflow, CartAbandonmentWorkflow]
         activities.append(EmailActivities(emails).send_email)
         activities.append(AccountActivities(deps.sessions).contact)
+    analytics = AnalyticsRecorder(deps.settings.analytics_enabled)
+    if queue is TaskQueue.ORDERS:
+        orders = OrderActivities(deps.sessions, deps.settings, analytics)
+        workflows.append(OrderWorkflow)
+        activities += [
+            orders.validate,
+            orders.reserve_stock,
+            orders.extend_reservation,
+            orders.confirm,
+            orders.commit_stock,
+            orders.queue_fulfillment,
+            orders.release_stock,
+            orders.release_coupon,
+            orders.close,
+        ]
+    if queue is TaskQueue.PAYMENTS:
+        payments = PaymentActivities(
+            PaymentService(
+                deps.sessions, StripeGateway.from_settings(deps.settings), deps.settings, analytics
+            )
+        )
+        activities += [
+            payments.authorize,
+            payments.refresh,
+            payments.capture,
+            payments.void_or_refund,
+        ]
     return QueueComponents(workflows=workflows, activities=activities)

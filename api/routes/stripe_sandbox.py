@@ -94,11 +94,10 @@ async def _deliver(url: str, events: list[Event]) -> None:
 
 
 def _sandbox(state: State, session: DbSession) -> StripeSandbox:
-    secret = state.settings.stripe_webhook_secret
     return StripeSandbox(
         session,
         base_url=f"{state.settings.api_base_url}/_sandbox/stripe",
-        webhook_secret=secret.get_secret_value() if secret else SANDBOX_WEBHOOK_SECRET,
+        webhook_secret=state.settings.resolved_stripe_webhook_secret or SANDBOX_WEBHOOK_SECRET,
     )
 
 

@@ -21,7 +21,10 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.settings import SANDBOX_WEBHOOK_SECRET
 from models.sandbox import SandboxStripeObject
+
+__all__ = ["SANDBOX_WEBHOOK_SECRET", "StripeSandbox"]
 
 DECLINES = {
     "pm_card_chargeDeclined": "generic_decline",
@@ -32,7 +35,6 @@ NEEDS_3DS = {"pm_card_authenticationRequired", "pm_card_threeDSecure2Required"}
 CANCELABLE = {
     "requires_payment_method", "requires_confirmation", "requires_action", "requires_capture",
 }  # fmt: skip
-SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local_development_secret"
 
 
 class StripeError(Exception):

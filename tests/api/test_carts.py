@@ -11,27 +11,14 @@ from sqlmodel import select
 
 from core.db import create_session_factory
 from models.analytics import AnalyticsEvent
-from tests.factories import PASSWORD, bearer, register, signed_up, unique_slug
+from tests.factories import PASSWORD, bearer, register, signed_up, stocked_product, unique_slug
 
 
 async def _product(
     client: httpx.AsyncClient, staff: dict[str, str], *, price: int, stock: int, **fields: Any
 ) -> dict[str, Any]:
-    response = await client.post(
-        "/api/products",
-        headers=staff,
-        json={"sku": unique_slug("cart"), "name": "Cart Thing", "price": price} | fields,
-    )
-    assert response.status_code == 201, response.text
-    product: dict[str, Any] = response.json()
-    if stock:
-        adjusted = await client.post(
-            f"/api/inventory/{product['id']}/adjust",
-            headers=staff,
-            json={"delta": stock, "reason": "test stock"},
-        )
-        assert adjusted.status_code == 200
-    return product
+    fields = {"name": "Cart Thing"} | fields
+    return await stocked_product(client, staff, price=price, stock=stock, **fields)
 
 
 async def test_a_guest_cart_lives_by_its_token(

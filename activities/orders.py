@@ -1,0 +1,171 @@
+"""The order workflow's database steps (queue ``orders``): thin over ``services.orders``
+and ``services.inventory``; each is one transaction and safe to repeat."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from core.db import SessionFactory, transaction
+from core.errors import ShopError
+from core.settings import Settings
+from models.orders import OrderStatus
+from services.analytics import AnalyticsRecorder
+from services.inventory import InventoryService
+from services.orders import OrderService
+from temporal.errors import to_application_error
+
+
+class OrderRef(BaseModel):
+    order_id: str
+
+
+class ReserveInput(BaseModel):
+    order_id: str
+    ttl_seconds: float
+
+
+class ExtendInput(BaseModel):
+    order_id: str
+    until: datetime
+
+
+class CloseInput(BaseModel):
+    order_id: str
+    status: OrderStatus
+    failure_code: str | None = None
+    detail: str | None = None
+
+
+class LineSnapshot(BaseModel):
+    product_id: str
+    name: str
+    quantity: int
+    unit_price: int
+    line_total: int
+
+
+class OrderSnapshot(BaseModel):
+    order_id: str
+    user_id: str
+    email: str
+    name: str
+    currency: str
+    total: int
+    lines: list[LineSnapshot]
+
+
+class OrderActivities:
+    def __init__(
+        self, sessions: SessionFactory, settings: Settings, analytics: AnalyticsRecorder
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._analytics = analytics
+
+    def _orders(self, session: object) -> OrderService:
+        return OrderService(session, self._settings, self._analytics)  # type: ignore[arg-type]
+
+    @activity.defn(name="orders.validate")
+    async def validate(self, input: OrderRef) -> OrderSnapshot:
+        """validate-order: price the cart and snapshot its lines on the order."""
+        try:
+            async with transaction(self._sessions) as session:
+                snap = await self._orders(session).price(input.order_id)
+        except ShopError as exc:
+            raise to_application_error(exc) from exc
+        return OrderSnapshot(
+            order_id=snap.order_id,
+            user_id=snap.user_id,
+            email=snap.email,
+            name=snap.name,
+            currency=snap.currency,
+            total=snap.total,
+            lines=[
+                LineSnapshot(
+                    product_id=ln.product_id,
+                    name=ln.name,
+                    quantity=ln.quantity,
+                    unit_price=ln.unit_price,
+                    line_total=ln.line_total,
+                )
+                for ln in snap.lines
+            ],
+        )
+
+    @activity.defn(name="orders.reserve_stock")
+    async def reserve_stock(self, input: ReserveInput) -> None:
+        """check-inventory: hold every line's stock for the order, all or nothing."""
+        try:
+            async with transaction(self._sessions) as session:
+                orders = self._orders(session)
+                lines = await orders.reservation_lines(input.order_id)
+                await InventoryService(session).reserve(
+                    input.order_id, lines, timedelta(seconds=input.ttl_seconds)
+                )
+                order = await orders.orders.require(input.order_id, lock=True)
+                if order.status == OrderStatus.PENDING:
+                    await orders.transition(order, OrderStatus.RESERVED, "stock reserved")
+        except ShopError as exc:
+            raise to_application_error(exc) from exc
+
+    @activity.defn(name="orders.extend_reservation")
+    async def extend_reservation(self, input: ExtendInput) -> int:
+        async with transaction(self._sessions) as session:
+            return await InventoryService(session).extend(input.order_id, input.until)
+
+    @activity.defn(name="orders.confirm")
+    async def confirm(self, input: OrderRef) -> None:
+        """create-order: confirm, record coupon usage, publish ``order.created``."""
+        try:
+            async with transaction(self._sessions) as session:
+                await self._orders(session).confirm(input.order_id)
+        except ShopError as exc:
+            raise to_application_error(exc) from exc
+
+    @activity.defn(name="orders.commit_stock")
+    async def commit_stock(self, input: OrderRef) -> int:
+        """update-inventory: the held stock becomes a sale."""
+        try:
+            async with transaction(self._sessions) as session:
+                return await InventoryService(session).commit(input.order_id)
+        except ShopError as exc:
+            raise to_application_error(exc) from exc
+
+    @activity.defn(name="orders.queue_fulfillment")
+    async def queue_fulfillment(self, input: OrderRef) -> None:
+        async with transaction(self._sessions) as session:
+            await self._orders(session).queue_fulfillment(input.order_id)
+
+    # --- compensations: never raise business errors; retried until they succeed -------
+
+    @activity.defn(name="orders.release_stock")
+    async def release_stock(self, input: OrderRef) -> int:
+        """Give back held stock, and return sold stock if the sale already went through."""
+        async with transaction(self._sessions) as session:
+            inventory = InventoryService(session)
+            count = await inventory.release(input.order_id)
+            count += await inventory.restock(input.order_id)
+            if count:
+                orders = self._orders(session)
+                await orders.note(
+                    await orders.orders.require(input.order_id),
+                    "stock released",
+                    {"products": count},
+                )
+            return count
+
+    @activity.defn(name="orders.release_coupon")
+    async def release_coupon(self, input: OrderRef) -> bool:
+        async with transaction(self._sessions) as session:
+            return await self._orders(session).release_coupon(input.order_id)
+
+    @activity.defn(name="orders.close")
+    async def close(self, input: CloseInput) -> bool:
+        """Mark the order failed or cancelled and publish the matching event."""
+        async with transaction(self._sessions) as session:
+            return await self._orders(session).close(
+                input.order_id, input.status, input.failure_code, input.detail
+            )

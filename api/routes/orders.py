@@ -1,0 +1,222 @@
+"""Orders: checkout, history, one order, cancellation; staff search across all orders."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import DbSession, State, after_commit
+from api.problems import problem_responses
+from api.security import CurrentUser, StaffUser
+from core.errors import DependencyUnavailable
+from models.base import Page
+from models.orders import (
+    FINAL_STATUSES,
+    Order,
+    OrderCancel,
+    OrderCreate,
+    OrderPublic,
+    OrderStatus,
+    OrderSummary,
+)
+from services import workflow_starts
+from services.checkout import Checkout
+from services.orders import OrderFilter, OrderNotCancellable, OrderNotFound, OrderService
+from workflows.orders import CancelRequest, OrderWorkflow, workflow_id
+
+router = APIRouter(tags=["orders"])
+START_WAIT_SECONDS = 3.0
+CANCEL_WAIT_SECONDS = 10.0
+Pagination = Annotated[int, Query(ge=1, le=10_000)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+PLACE_EXAMPLE = {
+    "cartId": "cart_01JD3Q5Z8K2M4N6P8R0T2V4X6Z",
+    "shippingAddress": {"street": "123 Main St", "city": "Boston", "state": "MA", "zip": "02101"},
+    "paymentMethod": {"type": "card", "token": "pm_card_visa"},
+}
+
+
+def _orders(state: State, session: DbSession) -> OrderService:
+    return OrderService(session, state.settings, state.analytics)
+
+
+async def _visible(service: OrderService, order_id: str, caller: CurrentUser) -> Order:
+    """The order if the caller owns it or is staff; 404 otherwise (never 403)."""
+    order = await service.orders.get(order_id)
+    if order is None or (order.user_id != caller.user.id and not caller.is_staff):
+        raise OrderNotFound(f"no order {order_id}")
+    return order
+
+
+@router.post(
+    "/orders",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Place an order (checkout)",
+    response_model=OrderPublic,
+    responses=problem_responses(401, 404, 409, 422),
+    openapi_extra={"requestBody": {"content": {"application/json": {"example": PLACE_EXAMPLE}}}},
+)
+async def place_order(
+    body: OrderCreate, caller: CurrentUser, state: State, session: DbSession, response: Response
+) -> OrderPublic:
+    """Check out the caller's cart: 202 with the order in status `pending`.
+
+    Only fast checks happen here: the cart must be the caller's (404 `cart_not_found`)
+    and not empty (422 `cart_empty`); the address must be complete (422
+    `invalid_address`, or 404 `address_not_found` for a `shippingAddressId`) and the
+    payment method well formed (422). The rest (pricing, stock, payment) is done by
+    `OrderWorkflow`; follow it with `GET /api/orders/{id}`.
+
+    Checking the same cart out again returns the same order while it is live. With an
+    `Idempotency-Key` header, the same key and body replay the first answer, and the
+    same key with another body answers 409 `idempotency_key_reused`.
+    """
+    order, start = await Checkout(session, state.settings).place(caller.user, body)
+    if start is not None:
+
+        async def start_workflow() -> None:
+            await workflow_starts.start(
+                state.temporal.get, state.sessions, start, wait_seconds=START_WAIT_SECONDS
+            )
+
+        after_commit(session, start_workflow)
+    response.headers["Location"] = f"/api/orders/{order.id}"
+    return await _orders(state, session).public(order)
+
+
+@router.get(
+    "/orders",
+    summary="Your order history",
+    response_model=Page[OrderSummary],
+    responses=problem_responses(401, 422),
+)
+async def list_orders(
+    caller: CurrentUser,
+    state: State,
+    session: DbSession,
+    page: Pagination = 1,
+    limit: Limit = 20,
+    status: OrderStatus | None = None,
+) -> Page[OrderSummary]:
+    """The caller's orders, newest first, optionally only those in one `status`."""
+    items, total = await _orders(state, session).summaries(
+        OrderFilter(user_id=caller.user.id, status=status), offset=(page - 1) * limit, limit=limit
+    )
+    return Page(items=items, total=total, page=page, limit=limit)
+
+
+@router.get(
+    "/orders/{order_id}",
+    summary="Get an order",
+    response_model=OrderPublic,
+    responses=problem_responses(401, 404),
+)
+async def get_order(
+    order_id: str, caller: CurrentUser, state: State, session: DbSession
+) -> OrderPublic:
+    """Lines, totals, shipping address, payment summary, status and timeline.
+
+    While 3-D Secure is pending the status is `requires_action` and `nextActionUrl` is
+    where the customer authenticates. A failed order carries a `failureCode`
+    (`out_of_stock`, `payment_declined`, `payment_action_timeout`, `cart_empty`, …).
+    Someone else's order answers 404 (staff see every order).
+    """
+    service = _orders(state, session)
+    return await service.public(await _visible(service, order_id, caller))
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    summary="Cancel an order",
+    response_model=OrderPublic,
+    responses={
+        202: {
+            "description": "Cancellation accepted and still being carried out",
+            "model": OrderPublic,
+        },
+        **problem_responses(401, 404, 409, 503),
+    },
+)
+async def cancel_order(
+    order_id: str,
+    caller: CurrentUser,
+    state: State,
+    session: DbSession,
+    response: Response,
+    body: OrderCancel | None = None,
+) -> OrderPublic:
+    """Cancel until fulfilment has started: the stock is given back, the authorisation
+    voided (or a captured payment refunded), and the customer is emailed.
+
+    Answers 200 with the cancelled order, or 202 if undoing the steps takes longer than
+    a few seconds (it finishes in the background). An order already being fulfilled, or
+    already failed, answers 409 `order_not_cancellable`; cancelling twice is harmless.
+    """
+    service = _orders(state, session)
+    order = await _visible(service, order_id, caller)
+    if order.status == OrderStatus.CANCELLED:
+        return await service.public(order)
+    if order.status in FINAL_STATUSES:
+        raise OrderNotCancellable(f"the order is {order.status}")
+    try:
+        client = await asyncio.wait_for(state.temporal.get(), START_WAIT_SECONDS)
+        handle = client.get_workflow_handle_for(OrderWorkflow.run, workflow_id(order_id))
+        await asyncio.wait_for(
+            handle.execute_update(
+                OrderWorkflow.cancel, CancelRequest(reason=body.reason if body else None)
+            ),
+            CANCEL_WAIT_SECONDS,
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError) and cause.type == "order_not_cancellable":
+            raise OrderNotCancellable(cause.message) from exc
+        raise
+    except TimeoutError:
+        response.status_code = status.HTTP_202_ACCEPTED
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise DependencyUnavailable("the order service is unavailable") from exc
+        # The workflow already finished: the order's row says how it ended.
+    await session.refresh(order)
+    now = OrderStatus(order.status)
+    if now in FINAL_STATUSES and now is not OrderStatus.CANCELLED:
+        # It ended otherwise first (e.g. the payment failed while the cancel was on its way).
+        raise OrderNotCancellable(f"the order is {order.status}")
+    return await service.public(order)
+
+
+@router.get(
+    "/admin/orders",
+    summary="Search all orders (staff)",
+    response_model=Page[OrderSummary],
+    responses=problem_responses(401, 403, 422),
+)
+async def admin_orders(
+    caller: StaffUser,
+    state: State,
+    session: DbSession,
+    page: Pagination = 1,
+    limit: Limit = 20,
+    status: OrderStatus | None = None,
+    customer_id: Annotated[str | None, Query(alias="customerId", max_length=40)] = None,
+    created_from: Annotated[datetime | None, Query(alias="from")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+) -> Page[OrderSummary]:
+    """Every order, newest first, filtered by `status`, `customerId` and a creation
+    window `from` (inclusive) to `to` (exclusive), ISO 8601. Staff only."""
+    items, total = await _orders(state, session).summaries(
+        OrderFilter(
+            user_id=customer_id, status=status, created_from=created_from, created_to=created_to
+        ),
+        offset=(page - 1) * limit,
+        limit=limit,
+    )
+    return Page(items=items, total=total, page=page, limit=limit)

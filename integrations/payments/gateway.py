@@ -1,0 +1,104 @@
+"""The ``PaymentGateway`` protocol: authorise, capture, void and refund, idempotently.
+
+Every call takes an idempotency key the caller derives from (order id, operation), so a
+retried or replayed activity repeats the same provider request instead of a new charge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from core.errors import DependencyUnavailable, ShopError
+
+
+class IntentStatus(StrEnum):
+    """Where a payment stands at the provider, in our words."""
+
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"  # declined or failed 3-D Secure
+    REQUIRES_ACTION = "requires_action"  # the customer must authenticate
+    AUTHORIZED = "authorized"  # funds held, not captured
+    CAPTURED = "captured"
+    CANCELED = "canceled"
+    PROCESSING = "processing"
+
+
+@dataclass(frozen=True)
+class IntentState:
+    intent_id: str
+    status: IntentStatus
+    amount: int
+    currency: str
+    amount_captured: int
+    amount_refunded: int
+    next_action_url: str | None = None
+    failure_code: str | None = None
+    order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_id: str
+    amount: int
+    status: str
+
+
+class PaymentDeclined(ShopError):
+    status = 402
+    code = "payment_declined"
+    title = "The payment was declined"
+
+
+class InvalidPaymentMethod(ShopError):
+    status = 422
+    code = "invalid_payment_method"
+    title = "The payment method cannot be used"
+
+
+class PaymentRejected(ShopError):
+    """The provider refused the request itself (not the card): retrying will not help."""
+
+    status = 502
+    code = "payment_error"
+    title = "The payment provider rejected the request"
+
+
+class PaymentUnavailable(DependencyUnavailable):
+    """Rate limits, 5xx answers and network errors: worth retrying with the same key."""
+
+    code = "payment_unavailable"
+    title = "The payment provider is unavailable"
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    async def authorize(
+        self,
+        *,
+        order_id: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+    ) -> IntentState:
+        """Create and confirm a manual-capture payment. Raises ``PaymentDeclined``."""
+        ...
+
+    async def retrieve(self, intent_id: str) -> IntentState: ...
+
+    async def capture(self, intent_id: str, *, idempotency_key: str) -> IntentState:
+        """Capture the authorised amount; capturing a captured payment returns it."""
+        ...
+
+    async def void(self, intent_id: str, *, idempotency_key: str) -> IntentState:
+        """Release an authorisation; a payment already voided is returned as it is."""
+        ...
+
+    async def refund(
+        self, intent_id: str, *, amount: int | None, idempotency_key: str
+    ) -> RefundResult:
+        """Refund ``amount`` (all that is left when None) of a captured payment."""
+        ...

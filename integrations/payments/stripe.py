@@ -1,0 +1,184 @@
+"""The Stripe adapter: PaymentIntents with ``capture_method=manual``.
+
+With no ``STRIPE_SECRET_KEY`` it talks to our Stripe sandbox (``/_sandbox/stripe``) with
+the same SDK, so the code path is the production one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe
+
+from core.settings import Settings
+from integrations.payments.gateway import (
+    IntentState,
+    IntentStatus,
+    InvalidPaymentMethod,
+    PaymentDeclined,
+    PaymentRejected,
+    PaymentUnavailable,
+    RefundResult,
+)
+
+SANDBOX_KEY = "sk_test_shopweave_sandbox"
+_STATUSES = {
+    "requires_payment_method": IntentStatus.REQUIRES_PAYMENT_METHOD,
+    "requires_confirmation": IntentStatus.REQUIRES_PAYMENT_METHOD,
+    "requires_action": IntentStatus.REQUIRES_ACTION,
+    "requires_capture": IntentStatus.AUTHORIZED,
+    "succeeded": IntentStatus.CAPTURED,
+    "canceled": IntentStatus.CANCELED,
+    "processing": IntentStatus.PROCESSING,
+}
+
+
+def _state(obj: Any) -> IntentState:
+    intent: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    next_action = intent.get("next_action") or {}
+    redirect = next_action.get("redirect_to_url") or {}
+    error = intent.get("last_payment_error") or {}
+    metadata = intent.get("metadata") or {}
+    return IntentState(
+        intent_id=intent["id"],
+        status=_STATUSES[intent["status"]],
+        amount=int(intent["amount"]),
+        currency=str(intent["currency"]).upper(),
+        amount_captured=int(intent.get("amount_received") or 0),
+        amount_refunded=int(intent.get("amount_refunded") or 0),
+        next_action_url=redirect.get("url"),
+        failure_code=error.get("decline_code") or error.get("code"),
+        order_id=metadata.get("order_id"),
+    )
+
+
+def _translate(exc: stripe.StripeError) -> Exception:
+    if isinstance(exc, stripe.CardError):
+        reason = (exc.error.decline_code if exc.error else None) or exc.code or "card_declined"
+        intent = getattr(exc.error, "payment_intent", None) if exc.error else None
+        return PaymentDeclined(
+            exc.user_message or "the card was declined",
+            reason=reason,
+            intentId=intent.get("id") if intent else None,
+        )
+    if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError):
+        return PaymentUnavailable(f"stripe: {exc.user_message or exc}")
+    if isinstance(exc, stripe.APIError) or (exc.http_status or 0) >= 500:
+        return PaymentUnavailable(f"stripe: {exc.user_message or exc}")
+    if isinstance(exc, stripe.InvalidRequestError) and exc.param == "payment_method":
+        return InvalidPaymentMethod(str(exc.user_message or exc))
+    return PaymentRejected(f"stripe: {exc.user_message or exc}", reason=exc.code)
+
+
+class StripeGateway:
+    name = "stripe"
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self._client = client
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StripeGateway:
+        secret = settings.stripe_secret_key
+        addresses: dict[str, str] = {}
+        key = SANDBOX_KEY
+        if secret is not None:
+            key = secret.get_secret_value()
+        else:
+            addresses["api"] = f"{settings.api_base_url}/_sandbox/stripe"
+        client = stripe.StripeClient(
+            key,
+            base_addresses=addresses,  # type: ignore[arg-type]
+            # The SDK retries 409/429/5xx and lost connections with the same key.
+            max_network_retries=settings.stripe_max_network_retries,
+            http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds),
+        )
+        return cls(client)
+
+    async def authorize(
+        self,
+        *,
+        order_id: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        idempotency_key: str,
+        return_url: str | None = None,
+    ) -> IntentState:
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "payment_method": payment_method,
+            "payment_method_types": ["card"],
+            "capture_method": "manual",
+            "confirm": True,
+            "metadata": {"order_id": order_id},
+            "description": f"Shopweave order {order_id}",
+        }
+        if return_url:
+            params["return_url"] = return_url
+        try:
+            intent = await self._client.v1.payment_intents.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _state(intent)
+
+    async def retrieve(self, intent_id: str) -> IntentState:
+        try:
+            return _state(await self._client.v1.payment_intents.retrieve_async(intent_id))
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def capture(self, intent_id: str, *, idempotency_key: str) -> IntentState:
+        try:
+            intent = await self._client.v1.payment_intents.capture_async(
+                intent_id, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "payment_intent_unexpected_state":
+                raise _translate(exc) from exc
+            # Captured by an earlier attempt whose answer was lost, or no longer capturable.
+            current = await self.retrieve(intent_id)
+            if current.status is IntentStatus.CAPTURED:
+                return current
+            raise PaymentRejected(
+                f"cannot capture a payment that is {current.status}", reason="not_capturable"
+            ) from exc
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _state(intent)
+
+    async def void(self, intent_id: str, *, idempotency_key: str) -> IntentState:
+        current = await self.retrieve(intent_id)
+        if current.status in (IntentStatus.CANCELED, IntentStatus.CAPTURED):
+            return current
+        try:
+            intent = await self._client.v1.payment_intents.cancel_async(
+                intent_id, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "payment_intent_unexpected_state":
+                raise _translate(exc) from exc
+            return await self.retrieve(intent_id)  # it moved on meanwhile: say where it is
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _state(intent)
+
+    async def refund(
+        self, intent_id: str, *, amount: int | None, idempotency_key: str
+    ) -> RefundResult:
+        params: dict[str, Any] = {"payment_intent": intent_id}
+        if amount is not None:
+            params["amount"] = amount
+        try:
+            refund = await self._client.v1.refunds.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return RefundResult(
+            refund_id=refund.id, amount=int(refund.amount), status=str(refund.status)
+        )

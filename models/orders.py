@@ -1,0 +1,302 @@
+"""Orders (the read model the API serves), their lines, timeline, and payments.
+
+``OrderWorkflow`` owns every change after placement; each transition updates the
+``orders`` row and appends an ``order_events`` row in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field as PydanticField
+from pydantic import model_validator
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from core.ids import IdPrefix, new_id
+from models.base import CamelModel, created_at_field, updated_at_field
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    RESERVED = "reserved"
+    REQUIRES_ACTION = "requires_action"
+    PAYMENT_AUTHORIZED = "payment_authorized"
+    CONFIRMED = "confirmed"
+    FULFILLMENT_QUEUED = "fulfillment_queued"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATUSES = frozenset(
+    {OrderStatus.FULFILLMENT_QUEUED, OrderStatus.FAILED, OrderStatus.CANCELLED}
+)
+# Until fulfilment has started, an order can still be cancelled.
+CANCELLABLE_STATUSES = frozenset(
+    {
+        OrderStatus.PENDING,
+        OrderStatus.RESERVED,
+        OrderStatus.REQUIRES_ACTION,
+        OrderStatus.PAYMENT_AUTHORIZED,
+        OrderStatus.CONFIRMED,
+    }
+)
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    FAILED = "failed"
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (
+        # One live order per cart: checking a cart out twice finds the first order.
+        Index(
+            "orders_one_live_per_cart_idx",
+            "cart_id",
+            unique=True,
+            postgresql_where=text("status NOT IN ('failed', 'cancelled')"),
+        ),
+        Index("orders_user_created_idx", "user_id", "created_at"),
+        Index("orders_status_created_idx", "status", "created_at"),
+        CheckConstraint("total >= 0", name="total_not_negative"),
+    )
+
+    id: str = Field(default_factory=lambda: new_id(IdPrefix.ORDER), primary_key=True)
+    user_id: str = Field(
+        sa_column=Column(String, ForeignKey("users.id", ondelete="RESTRICT"), nullable=False)
+    )
+    cart_id: str = Field(max_length=40)
+    email: str = Field(max_length=320)
+    status: OrderStatus = Field(sa_column=Column(String(24), nullable=False))
+    failure_code: str | None = Field(default=None, max_length=64)
+    failure_detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    currency: str = Field(default="USD", max_length=3)
+    subtotal: int = Field(default=0)
+    automatic_discounts: int = Field(default=0)
+    coupon_code: str | None = Field(default=None, max_length=64)
+    coupon_discount: int = Field(default=0)
+    shipping: int = Field(default=0)
+    tax: int = Field(default=0)
+    total: int = Field(default=0)
+    shipping_address: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    payment_method_type: str = Field(max_length=32)
+    payment_token: str = Field(max_length=255)
+    # Where the customer completes 3-D Secure while the order is requires_action.
+    next_action_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Set by validate-order once the cart is priced and snapshotted.
+    priced_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+
+class OrderLine(SQLModel, table=True):
+    __tablename__ = "order_lines"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: str = Field(default_factory=lambda: new_id(IdPrefix.ORDER_LINE), primary_key=True)
+    order_id: str = Field(
+        sa_column=Column(
+            String, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    product_id: str = Field(max_length=40, index=True)
+    name: str = Field(max_length=300)
+    sku: str | None = Field(default=None, max_length=100)
+    quantity: int
+    list_price: int
+    unit_price: int
+    line_total: int
+
+
+class OrderEvent(SQLModel, table=True):
+    """The order's timeline: one row per transition or notable step."""
+
+    __tablename__ = "order_events"
+
+    id: str = Field(default_factory=lambda: new_id(IdPrefix.ORDER_EVENT), primary_key=True)
+    order_id: str = Field(
+        sa_column=Column(
+            String, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    status: OrderStatus = Field(sa_column=Column(String(24), nullable=False))
+    message: str = Field(max_length=500)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = created_at_field()
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payments"
+
+    id: str = Field(default_factory=lambda: new_id(IdPrefix.PAYMENT), primary_key=True)
+    order_id: str = Field(
+        sa_column=Column(
+            String, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, unique=True
+        )
+    )
+    provider: str = Field(max_length=32)
+    intent_id: str | None = Field(
+        default=None, sa_column=Column(String(255), nullable=True, unique=True)
+    )
+    amount: int
+    currency: str = Field(max_length=3)
+    status: PaymentStatus = Field(sa_column=Column(String(24), nullable=False))
+    amount_captured: int = Field(default=0)
+    amount_refunded: int = Field(default=0)
+    failure_code: str | None = Field(default=None, max_length=64)
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+
+class PaymentEvent(SQLModel, table=True):
+    """A payment's history: our calls and the provider's webhooks (deduplicated by id)."""
+
+    __tablename__ = "payment_events"
+
+    id: str = Field(default_factory=lambda: new_id(IdPrefix.PAYMENT_EVENT), primary_key=True)
+    payment_id: str | None = Field(
+        default=None,
+        sa_column=Column(
+            String, ForeignKey("payments.id", ondelete="CASCADE"), nullable=True, index=True
+        ),
+    )
+    # The provider's event id for webhooks; a delivery seen twice is dropped.
+    provider_event_id: str | None = Field(
+        default=None, sa_column=Column(String(255), nullable=True, unique=True)
+    )
+    type: str = Field(max_length=100)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = created_at_field()
+
+
+# --- wire schemas ---------------------------------------------------------------------
+
+
+class ShippingAddressIn(CamelModel):
+    """The seed's address (street/city/state/zip); country defaults to US."""
+
+    name: str | None = PydanticField(default=None, max_length=200, examples=["Ada Lovelace"])
+    street: str = PydanticField(min_length=1, max_length=300, examples=["123 Main St"])
+    city: str = PydanticField(min_length=1, max_length=120, examples=["Boston"])
+    state: str | None = PydanticField(default=None, max_length=120, examples=["MA"])
+    zip: str = PydanticField(min_length=1, max_length=20, examples=["02101"])
+    country: str = PydanticField(default="US", min_length=2, max_length=2, examples=["US"])
+    phone: str | None = PydanticField(default=None, max_length=32)
+
+
+class PaymentMethodIn(CamelModel):
+    type: Literal["card"] = PydanticField(examples=["card"])
+    token: str = PydanticField(
+        min_length=3,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_]+$",
+        examples=["pm_card_visa"],
+        description="A Stripe PaymentMethod id (test tokens: pm_card_visa, "
+        "pm_card_chargeDeclined, pm_card_authenticationRequired)",
+    )
+
+
+class OrderCreate(CamelModel):
+    cart_id: str = PydanticField(min_length=1, max_length=40, examples=["cart_01J…"])
+    shipping_address: ShippingAddressIn | None = None
+    shipping_address_id: str | None = PydanticField(default=None, max_length=40)
+    payment_method: PaymentMethodIn
+
+    @model_validator(mode="after")
+    def _one_address(self) -> OrderCreate:
+        if (self.shipping_address is None) == (self.shipping_address_id is None):
+            raise ValueError("give either shippingAddress or shippingAddressId")
+        return self
+
+
+class OrderCancel(CamelModel):
+    reason: str | None = PydanticField(default=None, max_length=500, examples=["changed my mind"])
+
+
+class OrderLinePublic(CamelModel):
+    product_id: str
+    name: str
+    sku: str | None
+    quantity: int
+    list_price: int
+    unit_price: int
+    line_total: int
+
+
+class OrderTotals(CamelModel):
+    subtotal: int
+    automatic_discounts: int
+    coupon_discount: int
+    shipping: int
+    tax: int
+    total: int
+
+
+class PaymentSummary(CamelModel):
+    id: str
+    provider: str
+    status: PaymentStatus
+    amount: int
+    amount_captured: int
+    amount_refunded: int
+    currency: str
+    failure_code: str | None
+
+
+class OrderEventPublic(CamelModel):
+    status: OrderStatus
+    message: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class OrderSummary(CamelModel):
+    id: str
+    user_id: str
+    status: OrderStatus
+    failure_code: str | None
+    currency: str
+    total: int
+    item_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderPublic(CamelModel):
+    id: str
+    user_id: str
+    cart_id: str
+    status: OrderStatus
+    failure_code: str | None
+    failure_detail: str | None
+    next_action_url: str | None
+    currency: str
+    coupon_code: str | None
+    items: list[OrderLinePublic]
+    totals: OrderTotals
+    shipping_address: dict[str, Any]
+    payment_method: dict[str, str]
+    payment: PaymentSummary | None
+    timeline: list[OrderEventPublic]
+    created_at: datetime
+    updated_at: datetime

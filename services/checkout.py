@@ -1,0 +1,120 @@
+"""Placing an order: the API's fast checks, the pending order row, and the workflow start.
+
+The order row, its first timeline entry and the workflow start are one transaction; the
+workflow is started after the commit (or by the relay if Temporal is briefly away), so a
+placed order is never lost and never started twice. The cart row is locked while its
+order is looked up, so one cart checked out twice concurrently yields one order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.countries import is_country
+from core.errors import Conflict, NotFound
+from core.settings import Settings
+from models.carts import Cart, CartStatus
+from models.orders import Order, OrderCreate, OrderEvent, OrderStatus
+from models.users import User
+from models.workflow_starts import WorkflowStart
+from services import workflow_starts
+from services.addresses import AddressService, InvalidAddress
+from services.carts import CartRepository
+from services.orders import CartEmpty, OrderRepository
+from temporal.queues import TaskQueue
+from workflows.orders import OrderInput, StepPolicy, workflow_id
+
+
+class CartNotFound(NotFound):
+    code = "cart_not_found"
+    title = "No such cart"
+
+
+def _clean_address(fields: dict[str, Any]) -> dict[str, Any]:
+    address = {k: " ".join(v.split()) if isinstance(v, str) else v for k, v in fields.items()}
+    for key in ("street", "city", "zip"):
+        if not address.get(key):
+            raise InvalidAddress(f"shippingAddress.{key} must not be blank", field=key)
+    country = str(address.get("country") or "").upper()
+    if not is_country(country):
+        raise InvalidAddress(
+            f"{country!r} is not an ISO 3166-1 alpha-2 country code", field="country"
+        )
+    address["country"] = country
+    if country == "US" and not address.get("state"):
+        raise InvalidAddress("a US address needs a state", field="state")
+    return {k: v for k, v in address.items() if v not in (None, "")}
+
+
+def order_input(order: Order, settings: Settings) -> OrderInput:
+    return OrderInput(
+        order_id=order.id,
+        user_id=order.user_id,
+        steps=StepPolicy(
+            attempts=settings.order_step_max_attempts,
+            timeout_seconds=settings.order_step_timeout_seconds,
+        ),
+        reservation_ttl_seconds=settings.reservation_ttl_seconds,
+        action_timeout_seconds=settings.payment_action_timeout_seconds,
+    )
+
+
+class Checkout:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+
+    async def place(self, user: User, body: OrderCreate) -> tuple[Order, WorkflowStart | None]:
+        """A pending order for the caller's cart and its workflow start; for a cart that
+        already has a live order, that order (and no new start)."""
+        cart = (
+            await self.session.exec(select(Cart).where(Cart.id == body.cart_id).with_for_update())
+        ).first()
+        if cart is None or cart.user_id != user.id:
+            raise CartNotFound(f"no cart {body.cart_id}")
+        existing = await OrderRepository(self.session).live_for_cart(cart.id)
+        if existing is not None:
+            return existing, None
+        if cart.status != CartStatus.ACTIVE:
+            raise Conflict(f"cart {cart.id} is {cart.status}", code="cart_not_active")
+        if not await CartRepository(self.session).items(cart.id):
+            raise CartEmpty("there is nothing in the cart to order")
+        if body.shipping_address_id is not None:
+            saved = await AddressService(self.session).get(user.id, body.shipping_address_id)
+            fields = {
+                k: getattr(saved, k)
+                for k in ("name", "street", "city", "state", "zip", "country", "phone")
+            }
+        else:
+            assert body.shipping_address is not None
+            fields = body.shipping_address.model_dump()
+        fields["name"] = fields.get("name") or user.name
+        order = Order(
+            user_id=user.id,
+            cart_id=cart.id,
+            email=user.email,
+            status=OrderStatus.PENDING,
+            currency=cart.currency,
+            shipping_address=_clean_address(fields),
+            payment_method_type=body.payment_method.type,
+            payment_token=body.payment_method.token,
+        )
+        self.session.add(order)
+        await self.session.flush()
+        self.session.add(
+            OrderEvent(
+                order_id=order.id, status=OrderStatus.PENDING, message="order placed", data={}
+            )
+        )
+        start = workflow_starts.request(
+            self.session,
+            workflow_type="OrderWorkflow",
+            workflow_id=workflow_id(order.id),
+            task_queue=str(TaskQueue.ORDERS),
+            input=order_input(order, self.settings),
+        )
+        await self.session.flush()
+        return order, start

@@ -1,0 +1,315 @@
+"""Payments for orders: authorise, capture, void or refund, and what webhooks tell us.
+
+The ``payments`` row is written before the provider is called and updated with its
+answer; ``payment_events`` keeps the history (our calls and the provider's webhooks,
+the latter deduplicated by event id). Idempotency keys come from (order id, operation),
+so a retried activity repeats the provider request instead of making a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.db import SessionFactory, transaction
+from core.errors import Conflict
+from core.ids import IdPrefix, new_id
+from core.outbox import publish
+from core.settings import Settings
+from integrations.payments.gateway import (
+    IntentState,
+    IntentStatus,
+    PaymentDeclined,
+    PaymentGateway,
+)
+from models.base import utcnow
+from models.orders import Order, OrderStatus, Payment, PaymentEvent, PaymentStatus
+from services.analytics import AnalyticsRecorder
+from services.orders import OrderRepository, OrderService
+
+_FROM_INTENT = {
+    IntentStatus.REQUIRES_PAYMENT_METHOD: PaymentStatus.FAILED,
+    IntentStatus.REQUIRES_ACTION: PaymentStatus.REQUIRES_ACTION,
+    IntentStatus.AUTHORIZED: PaymentStatus.AUTHORIZED,
+    IntentStatus.CAPTURED: PaymentStatus.CAPTURED,
+    IntentStatus.CANCELED: PaymentStatus.VOIDED,
+    IntentStatus.PROCESSING: PaymentStatus.PENDING,
+}
+
+
+@dataclass(frozen=True)
+class Authorization:
+    status: IntentStatus
+    next_action_url: str | None = None
+    failure_code: str | None = None
+
+
+def idempotency_key(order_id: str, operation: str) -> str:
+    return f"{order_id}:{operation}"
+
+
+class PaymentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def for_order(self, order_id: str, *, lock: bool = False) -> Payment | None:
+        query = select(Payment).where(Payment.order_id == order_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.exec(query)).first()
+
+    def event(self, payment: Payment | None, type: str, data: dict[str, Any]) -> None:
+        self.session.add(
+            PaymentEvent(payment_id=payment.id if payment else None, type=type, data=data)
+        )
+
+    async def webhook_seen_first_time(
+        self, event_id: str, type: str, data: dict[str, Any], payment_id: str | None
+    ) -> bool:
+        """Record a provider event; False when this event id was recorded before."""
+        result = await self.session.exec(
+            pg_insert(PaymentEvent)
+            .values(
+                id=new_id(IdPrefix.PAYMENT_EVENT),
+                payment_id=payment_id,
+                provider_event_id=event_id,
+                type=type,
+                data=data,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["provider_event_id"])
+            .returning(col(PaymentEvent.id))
+        )
+        return result.first() is not None
+
+    async def by_intent(self, intent_id: str) -> Payment | None:
+        result = await self.session.exec(select(Payment).where(Payment.intent_id == intent_id))
+        return result.first()
+
+
+def apply_state(payment: Payment, state: IntentState) -> None:
+    payment.intent_id = state.intent_id
+    payment.status = _FROM_INTENT[state.status]
+    payment.amount_captured = state.amount_captured
+    payment.amount_refunded = state.amount_refunded
+    if state.amount_refunded:
+        payment.status = (
+            PaymentStatus.REFUNDED
+            if state.amount_refunded >= state.amount_captured
+            else PaymentStatus.PARTIALLY_REFUNDED
+        )
+    if payment.status == PaymentStatus.FAILED:
+        payment.failure_code = state.failure_code
+    payment.updated_at = utcnow()
+
+
+class PaymentService:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        gateway: PaymentGateway,
+        settings: Settings,
+        analytics: AnalyticsRecorder,
+    ) -> None:
+        self.sessions = sessions
+        self.gateway = gateway
+        self.settings = settings
+        self.analytics = analytics
+
+    async def _open(self, order_id: str) -> Order:
+        """The order to charge, with its payment row (created on the first attempt)."""
+        async with transaction(self.sessions) as session:
+            order = await OrderRepository(session).require(order_id)
+            created = await session.exec(
+                pg_insert(Payment)
+                .values(
+                    id=new_id(IdPrefix.PAYMENT),
+                    order_id=order.id,
+                    provider=self.gateway.name,
+                    amount=order.total,
+                    currency=order.currency,
+                    status=PaymentStatus.PENDING,
+                    amount_captured=0,
+                    amount_refunded=0,
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["order_id"])
+                .returning(col(Payment.id))
+            )
+            if created.first() is not None:
+                payment = await PaymentRepository(session).for_order(order_id)
+                PaymentRepository(session).event(
+                    payment, "authorization_requested", {"amount": order.total}
+                )
+                await self.analytics.track(
+                    session,
+                    "payment_start",
+                    user_id=order.user_id,
+                    session_id=order.cart_id,
+                    properties={
+                        "orderId": order.id,
+                        "amount": order.total,
+                        "method": order.payment_method_type,
+                    },
+                )
+            session.expunge(order)
+        return order
+
+    async def _record(
+        self, order_id: str, state: IntentState, event: str, *, order_status: OrderStatus | None
+    ) -> None:
+        async with transaction(self.sessions) as session:
+            payment = await PaymentRepository(session).for_order(order_id, lock=True)
+            assert payment is not None
+            apply_state(payment, state)
+            session.add(payment)
+            PaymentRepository(session).event(
+                payment,
+                event,
+                {
+                    "intentId": state.intent_id,
+                    "status": str(state.status),
+                    "amountCaptured": state.amount_captured,
+                    "amountRefunded": state.amount_refunded,
+                    "failureCode": state.failure_code,
+                },
+            )
+            if order_status is not None:
+                orders = OrderService(session, self.settings, self.analytics)
+                order = await orders.orders.require(order_id, lock=True)
+                if order.status not in (OrderStatus.FAILED, OrderStatus.CANCELLED):
+                    if order_status is OrderStatus.REQUIRES_ACTION:
+                        order.next_action_url = state.next_action_url
+                    await orders.transition(
+                        order,
+                        order_status,
+                        event.replace("_", " "),
+                        data={"intentId": state.intent_id},
+                    )
+
+    async def authorize(self, order_id: str) -> Authorization:
+        """process-payment: hold the order total on the customer's card."""
+        order = await self._open(order_id)
+        try:
+            state = await self.gateway.authorize(
+                order_id=order.id,
+                amount=order.total,
+                currency=order.currency,
+                payment_method=order.payment_token,
+                idempotency_key=idempotency_key(order.id, "authorize"),
+                return_url=f"{self.settings.api_base_url}/api/orders/{order.id}",
+            )
+        except PaymentDeclined as exc:
+            async with transaction(self.sessions) as session:
+                row = await PaymentRepository(session).for_order(order_id, lock=True)
+                assert row is not None
+                row.status = PaymentStatus.FAILED
+                row.failure_code = str(exc.extra.get("reason") or exc.code)
+                row.intent_id = exc.extra.get("intentId") or row.intent_id
+                row.updated_at = utcnow()
+                session.add(row)
+                PaymentRepository(session).event(
+                    row, "authorization_declined", {"reason": row.failure_code}
+                )
+            raise
+        return await self._authorization(order_id, state, "authorization")
+
+    async def _authorization(self, order_id: str, state: IntentState, event: str) -> Authorization:
+        if state.status is IntentStatus.AUTHORIZED:
+            await self._record(
+                order_id, state, f"{event}_succeeded", order_status=OrderStatus.PAYMENT_AUTHORIZED
+            )
+        elif state.status is IntentStatus.REQUIRES_ACTION:
+            await self._record(
+                order_id,
+                state,
+                "customer_action_required",
+                order_status=OrderStatus.REQUIRES_ACTION,
+            )
+        elif state.status is IntentStatus.CAPTURED:
+            await self._record(order_id, state, "captured", order_status=None)
+        else:
+            await self._record(order_id, state, f"{event}_failed", order_status=None)
+        return Authorization(state.status, state.next_action_url, state.failure_code)
+
+    async def refresh(self, order_id: str) -> Authorization:
+        """Ask the provider where the payment stands (after a webhook, or a wait's end)."""
+        async with transaction(self.sessions) as session:
+            payment = await PaymentRepository(session).for_order(order_id)
+            intent_id = payment.intent_id if payment else None
+        if intent_id is None:
+            return Authorization(IntentStatus.REQUIRES_PAYMENT_METHOD, failure_code="no_payment")
+        state = await self.gateway.retrieve(intent_id)
+        return await self._authorization(order_id, state, "authentication")
+
+    async def capture(self, order_id: str) -> IntentState:
+        async with transaction(self.sessions) as session:
+            payment = await PaymentRepository(session).for_order(order_id)
+            intent_id = payment.intent_id if payment else None
+        if intent_id is None:
+            raise Conflict(f"order {order_id} has no authorised payment", code="payment_missing")
+        state = await self.gateway.capture(
+            intent_id, idempotency_key=idempotency_key(order_id, "capture")
+        )
+        await self._record(order_id, state, "captured", order_status=None)
+        return state
+
+    async def void_or_refund(self, order_id: str) -> str:
+        """The payment step's compensation: release a hold, or refund what was captured.
+        Idempotent; returns what it did."""
+        async with transaction(self.sessions) as session:
+            payment = await PaymentRepository(session).for_order(order_id)
+            intent_id = payment.intent_id if payment else None
+        if intent_id is None:
+            # Never reached the provider (or declined before an intent was kept). An
+            # authorisation whose answer was lost is found again by its idempotency key.
+            return "nothing to undo"
+        state = await self.gateway.void(
+            intent_id, idempotency_key=idempotency_key(order_id, "void")
+        )
+        if state.status is IntentStatus.CAPTURED:
+            left = state.amount_captured - state.amount_refunded
+            if left > 0:
+                await self.gateway.refund(
+                    intent_id, amount=None, idempotency_key=idempotency_key(order_id, "refund")
+                )
+                state = await self.gateway.retrieve(intent_id)
+            await self._record(order_id, state, "refunded", order_status=None)
+            async with transaction(self.sessions) as session:
+                await publish(
+                    session,
+                    "payment.refunded",
+                    order_id,
+                    {
+                        "orderId": order_id,
+                        "amount": left,
+                        "currency": state.currency,
+                    },
+                )
+            return "refunded"
+        await self._record(order_id, state, "voided", order_status=None)
+        return "voided"
+
+
+class WebhookService:
+    """Verified provider events: recorded once, applied to the payment row."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.payments = PaymentRepository(session)
+
+    async def record(self, event_id: str, type: str, intent: dict[str, Any]) -> bool:
+        """True if this event is new. The payment's status is refreshed by the workflow
+        (which asks the provider), not taken from the webhook's possibly stale copy."""
+        payment = await self.payments.by_intent(str(intent.get("id", "")))
+        return await self.payments.webhook_seen_first_time(
+            event_id,
+            type,
+            {"intentId": intent.get("id"), "status": intent.get("status")},
+            payment.id if payment else None,
+        )

@@ -1,0 +1,132 @@
+"""Placing orders through the API and waiting for the workflow to settle them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+
+from core.db import create_session_factory
+from models.analytics import AnalyticsEvent
+from models.outbox import OutboxEvent
+from tests.factories import signed_up, stocked_product
+
+ADDRESS = {"street": "123 Main St", "city": "Boston", "state": "MA", "zip": "02101"}
+SETTLED = {"fulfillment_queued", "failed", "cancelled"}
+SANDBOX_KEY = {"Authorization": "Bearer sk_test_shopweave_sandbox"}
+
+
+@dataclass
+class Shopper:
+    user: dict[str, Any]
+    headers: dict[str, str]
+    cart_id: str
+
+
+async def shopper_with_cart(
+    http: httpx.AsyncClient, lines: list[tuple[dict[str, Any], int]]
+) -> Shopper:
+    user, headers = await signed_up(http)
+    cart_id = ""
+    for product, quantity in lines:
+        added = await http.post(
+            "/api/cart/items",
+            headers=headers,
+            json={"productId": product["id"], "quantity": quantity},
+        )
+        assert added.status_code in (200, 201), added.text
+        cart_id = added.json()["id"]
+    return Shopper(user, headers, cart_id)
+
+
+async def product(
+    http: httpx.AsyncClient, staff: dict[str, str], *, price: int = 2500, stock: int = 10
+) -> dict[str, Any]:
+    return await stocked_product(http, staff, price=price, stock=stock)
+
+
+def order_body(cart_id: str, token: str = "pm_card_visa", **extra: Any) -> dict[str, Any]:
+    return {
+        "cartId": cart_id,
+        "shippingAddress": ADDRESS,
+        "paymentMethod": {"type": "card", "token": token},
+    } | extra
+
+
+async def place(
+    http: httpx.AsyncClient, shopper: Shopper, token: str = "pm_card_visa", **headers: str
+) -> dict[str, Any]:
+    response = await http.post(
+        "/api/orders", headers=shopper.headers | headers, json=order_body(shopper.cart_id, token)
+    )
+    assert response.status_code == 202, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def wait_for(
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    order_id: str,
+    statuses: set[str] = SETTLED,
+    within: float = 60,
+) -> dict[str, Any]:
+    """Poll the order until its status is one of ``statuses``."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        response = await http.get(f"/api/orders/{order_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        order: dict[str, Any] = response.json()
+        if order["status"] in statuses:
+            return order
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"order {order_id} stuck in {order['status']}: {order}")
+        await asyncio.sleep(0.1)
+
+
+async def stock(http: httpx.AsyncClient, staff: dict[str, str], product_id: str) -> dict[str, Any]:
+    response = await http.get(f"/api/inventory/{product_id}", headers=staff)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def intents_for(http: httpx.AsyncClient, order_id: str) -> list[dict[str, Any]]:
+    """Every PaymentIntent the Stripe sandbox holds for an order (its list endpoint)."""
+    found: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100} | ({"starting_after": after} if after else {})
+        response = await http.get(
+            "/_sandbox/stripe/v1/payment_intents", headers=SANDBOX_KEY, params=params
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()
+        found += [i for i in page["data"] if i["metadata"].get("order_id") == order_id]
+        if not page["has_more"]:
+            return found
+        after = page["data"][-1]["id"]
+
+
+async def outbox_types(engine: AsyncEngine, order_id: str) -> list[str]:
+    async with create_session_factory(engine)() as session:
+        rows = await session.exec(
+            select(OutboxEvent.type)
+            .where(OutboxEvent.aggregate_id == order_id)
+            .order_by(col(OutboxEvent.seq))
+        )
+        return list(rows.all())
+
+
+async def analytics_for(engine: AsyncEngine, order_id: str) -> list[str]:
+    async with create_session_factory(engine)() as session:
+        rows = await session.exec(
+            select(AnalyticsEvent.event)
+            .where(col(AnalyticsEvent.properties)["orderId"].astext == order_id)
+            .order_by(col(AnalyticsEvent.created_at))
+        )
+        return list(rows.all())

@@ -1,0 +1,75 @@
+"""Checkout end to end: the API, OrderWorkflow on real workers, the Stripe sandbox."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.live import LiveStack
+from tests.orders.helpers import (
+    analytics_for,
+    intents_for,
+    outbox_types,
+    place,
+    product,
+    shopper_with_cart,
+    stock,
+    wait_for,
+)
+from workflows.orders import OrderWorkflow, workflow_id
+
+
+async def test_an_order_is_priced_reserved_paid_captured_and_queued(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, engine: AsyncEngine
+) -> None:
+    item = await product(http, staff, price=2500, stock=10)
+    shopper = await shopper_with_cart(http, [(item, 2)])
+    placed = await place(http, shopper)
+    assert placed["status"] == "pending"
+    assert placed["id"].startswith("ord_")
+
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "fulfillment_queued", order
+    assert order["failureCode"] is None
+    assert [(i["productId"], i["quantity"], i["unitPrice"]) for i in order["items"]] == [
+        (item["id"], 2, 2500)
+    ]
+    assert order["totals"]["subtotal"] == 5000
+    assert order["payment"]["status"] == "captured"
+    assert order["payment"]["amountCaptured"] == order["totals"]["total"]
+    statuses = [e["status"] for e in order["timeline"]]
+    for expected in (
+        "pending",
+        "reserved",
+        "payment_authorized",
+        "confirmed",
+        "fulfillment_queued",
+    ):
+        assert expected in statuses
+
+    level = await stock(http, staff, item["id"])
+    assert (level["onHand"], level["reserved"]) == (8, 0)
+    intents = await intents_for(http, placed["id"])
+    assert len(intents) == 1
+    assert intents[0]["status"] == "succeeded"
+    assert intents[0]["capture_method"] == "manual"
+    assert intents[0]["amount_received"] == order["totals"]["total"]
+
+    assert await outbox_types(engine, placed["id"]) == ["order.created", "fulfillment.order_ready"]
+    assert await analytics_for(engine, placed["id"]) == [
+        "checkout_start",
+        "payment_start",
+        "order_complete",
+    ]
+    mail = await http.get("/_sandbox/mail/messages", params={"to": shopper.user["email"]})
+    subjects = [m["subject"] for m in mail.json()]
+    assert any(placed["id"] in s and "confirmed" in s for s in subjects), subjects
+
+    handle = live.client.get_workflow_handle_for(OrderWorkflow.run, workflow_id(placed["id"]))
+    view = await handle.query(OrderWorkflow.status)
+    assert view.status == "fulfillment_queued"
+    description = await handle.describe()
+    attributes = description.typed_search_attributes
+    assert any(p.key.name == "OrderStatus" and p.value == "fulfillment_queued" for p in attributes)
+    cart = await http.get("/api/cart", headers=shopper.headers)
+    assert cart.status_code == 404  # the cart was checked out

@@ -1,0 +1,454 @@
+"""``OrderWorkflow``: the seed's order pipeline as a saga (ARCHITECTURE §5).
+
+validate-order → check-inventory → process-payment (authorise; 3-D Secure may make the
+customer act) → create-order → update-inventory → capture → send-confirmation and
+queue-fulfillment in parallel. Each step that has an effect registers its compensation
+*before* it runs; on a business failure, exhausted retries, or a customer's cancel, the
+compensations run in reverse, each retried until it succeeds, and the order ends
+``failed`` (with a ``failureCode``) or ``cancelled``.
+
+The ``orders`` row is written by the activities; the workflow mirrors the status for its
+``status`` query and the ``OrderStatus``/``CustomerId``/``OrderTotal`` search attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.email import EmailActivities, SendEmailInput
+    from activities.orders import (
+        CloseInput,
+        ExtendInput,
+        OrderActivities,
+        OrderRef,
+        OrderSnapshot,
+        ReserveInput,
+    )
+    from activities.payments import AuthorizationResult, PaymentActivities
+    from models.orders import CANCELLABLE_STATUSES, OrderStatus
+    from temporal.queues import TaskQueue
+    from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
+
+AUTHORIZED, REQUIRES_ACTION, CAPTURED = "authorized", "requires_action", "captured"
+# Webhooks that may end the wait for 3-D Secure (the workflow then asks the provider).
+DECISIVE_WEBHOOKS = frozenset(
+    {
+        "payment_intent.amount_capturable_updated",
+        "payment_intent.payment_failed",
+        "payment_intent.succeeded",
+        "payment_intent.canceled",
+    }
+)
+
+
+class StepPolicy(BaseModel):
+    """Retry defaults from the seed (3 attempts, 30 s per step); set from settings."""
+
+    attempts: int = 3
+    timeout_seconds: float = 30.0
+
+
+class OrderInput(BaseModel):
+    order_id: str
+    user_id: str
+    steps: StepPolicy = StepPolicy()
+    reservation_ttl_seconds: float = 900.0
+    action_timeout_seconds: float = 900.0
+
+
+class OrderView(BaseModel):
+    """The ``status`` query's answer (and the workflow's result)."""
+
+    order_id: str
+    status: OrderStatus
+    failure_code: str | None = None
+    next_action_url: str | None = None
+    total: int = 0
+
+
+class PaymentWebhook(BaseModel):
+    event_id: str
+    type: str
+    intent_id: str
+
+
+class CancelRequest(BaseModel):
+    reason: str | None = None
+
+
+class OrderFailed(Exception):
+    """Ends the happy path; carries the failure code the order will show."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class OrderCancelled(Exception):
+    pass
+
+
+def workflow_id(order_id: str) -> str:
+    return f"order-{order_id}"
+
+
+def _failure(err: ActivityError, step: str) -> OrderFailed:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return OrderFailed(cause.type, f"{step}: {cause.message}")
+    return OrderFailed(f"{step.replace('-', '_')}_failed", f"{step}: {cause or err}")
+
+
+Compensation = Callable[[], Awaitable[Any]]
+
+
+@workflow.defn(name="OrderWorkflow")
+class OrderWorkflow:
+    def __init__(self) -> None:
+        self._order_id = ""
+        self._user_id = ""
+        self._status = OrderStatus.PENDING
+        self._failure_code: str | None = None
+        self._next_action_url: str | None = None
+        self._total = 0
+        self._cancel_reason: str | None = None
+        self._cancel_requested = False
+        self._fulfilment_started = False
+        self._compensating = False
+        self._done = False
+        self._webhooks: list[PaymentWebhook] = []
+        self._seen_events: set[str] = set()
+        self._input = OrderInput(order_id="", user_id="")
+        self._snapshot: OrderSnapshot | None = None
+
+    # --- messages ---------------------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> OrderView:
+        return OrderView(
+            order_id=self._order_id,
+            status=self._status,
+            failure_code=self._failure_code,
+            next_action_url=self._next_action_url,
+            total=self._total,
+        )
+
+    @workflow.signal
+    def payment_webhook(self, webhook: PaymentWebhook) -> None:
+        """A verified provider webhook (the API checked its signature)."""
+        if webhook.event_id in self._seen_events:
+            return
+        self._seen_events.add(webhook.event_id)
+        if webhook.type in DECISIVE_WEBHOOKS:
+            self._webhooks.append(webhook)
+
+    @workflow.update
+    async def cancel(self, request: CancelRequest) -> OrderView:
+        self._cancel_requested = True
+        self._cancel_reason = request.reason
+        await workflow.wait_condition(lambda: self._done)
+        return self.status()
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelRequest) -> None:
+        if (
+            self._fulfilment_started
+            or self._compensating
+            or self._done
+            or self._status not in CANCELLABLE_STATUSES
+        ):
+            raise ApplicationError(
+                f"the order is {self._status} and can no longer be cancelled",
+                type="order_not_cancellable",
+                non_retryable=True,
+            )
+
+    # --- the pipeline -----------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: OrderInput) -> OrderView:
+        self._order_id, self._user_id = input.order_id, input.user_id
+        self._input = input
+        ref = OrderRef(order_id=input.order_id)
+        compensations: list[tuple[str, Compensation]] = []
+        self._mirror(OrderStatus.PENDING)
+        try:
+            snapshot: OrderSnapshot = await self._step(
+                "validate-order", OrderActivities.validate, ref, "price the cart, snapshot lines"
+            )
+            self._snapshot = snapshot
+            self._total = snapshot.total
+            self._mirror(OrderStatus.PENDING)
+            self._check_cancel()
+
+            compensations.append(
+                (
+                    "release stock",
+                    lambda: self._compensate(
+                        OrderActivities.release_stock, ref, "give back held or sold stock"
+                    ),
+                )
+            )
+            await self._step(
+                "check-inventory",
+                OrderActivities.reserve_stock,
+                ReserveInput(order_id=input.order_id, ttl_seconds=input.reservation_ttl_seconds),
+                "reserve stock for every line",
+            )
+            self._mirror(OrderStatus.RESERVED)
+            self._check_cancel()
+
+            compensations.append(
+                (
+                    "void or refund payment",
+                    lambda: self._compensate(
+                        PaymentActivities.void_or_refund,
+                        ref,
+                        "void the authorisation or refund",
+                        queue=TaskQueue.PAYMENTS,
+                    ),
+                )
+            )
+            auth: AuthorizationResult = await self._step(
+                "process-payment",
+                PaymentActivities.authorize,
+                ref,
+                f"authorise {snapshot.total} {snapshot.currency} (manual capture)",
+                queue=TaskQueue.PAYMENTS,
+            )
+            if auth.status == REQUIRES_ACTION:
+                await self._await_customer_action(auth.next_action_url)
+            elif auth.status != AUTHORIZED:
+                raise OrderFailed("payment_declined", f"the payment is {auth.status}")
+            self._mirror(OrderStatus.PAYMENT_AUTHORIZED)
+            self._check_cancel()
+
+            compensations.append(
+                (
+                    "release coupon",
+                    lambda: self._compensate(
+                        OrderActivities.release_coupon, ref, "give back the coupon use"
+                    ),
+                )
+            )
+            await self._step(
+                "create-order", OrderActivities.confirm, ref, "confirm the order, record coupon use"
+            )
+            self._mirror(OrderStatus.CONFIRMED)
+            self._check_cancel()
+
+            await self._step(
+                "update-inventory",
+                OrderActivities.commit_stock,
+                ref,
+                "turn the reservation into a sale",
+            )
+            self._check_cancel()
+            await self._step(
+                "capture-payment",
+                PaymentActivities.capture,
+                ref,
+                "capture the authorised amount",
+                queue=TaskQueue.PAYMENTS,
+            )
+            self._check_cancel()
+
+            # The point of no return: from here the order cannot be cancelled.
+            self._fulfilment_started = True
+            await asyncio.gather(
+                self._send_email("order_confirmation", "send-confirmation"),
+                self._step(
+                    "queue-fulfillment",
+                    OrderActivities.queue_fulfillment,
+                    ref,
+                    "publish fulfillment.order_ready",
+                ),
+            )
+            self._mirror(OrderStatus.FULFILLMENT_QUEUED)
+        except OrderCancelled:
+            await self._unwind(compensations, OrderStatus.CANCELLED, None, self._cancel_reason)
+        except OrderFailed as failed:
+            await self._unwind(compensations, OrderStatus.FAILED, failed.code, failed.detail)
+        self._done = True
+        return self.status()
+
+    async def _await_customer_action(self, url: str | None) -> None:
+        """3-D Secure: hold the stock while the customer authenticates, up to the limit."""
+        self._next_action_url = url
+        self._mirror(OrderStatus.REQUIRES_ACTION)
+        limit = timedelta(seconds=self._input.action_timeout_seconds)
+        deadline = workflow.now() + limit
+        await self._step(
+            "extend-reservation",
+            OrderActivities.extend_reservation,
+            ExtendInput(
+                order_id=self._order_id,
+                until=deadline + timedelta(seconds=self._input.reservation_ttl_seconds),
+            ),
+            "hold stock while the customer authenticates",
+        )
+        ref = OrderRef(order_id=self._order_id)
+        while True:
+            remaining = (deadline - workflow.now()).total_seconds()
+            timed_out = False
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._webhooks) or self._cancel_requested,
+                    timeout=max(remaining, 0.001),
+                )
+            except TimeoutError:
+                timed_out = True
+            self._check_cancel()
+            self._webhooks.clear()
+            # Trust the provider, not the webhook's copy: ask where the payment stands.
+            now: AuthorizationResult = await self._step(
+                "check-payment",
+                PaymentActivities.refresh,
+                ref,
+                "ask the provider about 3-D Secure",
+                queue=TaskQueue.PAYMENTS,
+            )
+            if now.status in (AUTHORIZED, CAPTURED):
+                self._next_action_url = None
+                return
+            if now.status != REQUIRES_ACTION:
+                raise OrderFailed(
+                    "payment_declined", f"3-D Secure failed ({now.failure_code or now.status})"
+                )
+            if timed_out:
+                raise OrderFailed(
+                    "payment_action_timeout", "the customer did not complete 3-D Secure in time"
+                )
+
+    def _check_cancel(self) -> None:
+        if self._cancel_requested:
+            raise OrderCancelled()
+
+    def _mirror(self, status: OrderStatus) -> None:
+        """Keep the query's and the search attributes' idea of the status current."""
+        self._status = status
+        workflow.upsert_search_attributes(
+            [
+                ORDER_STATUS.value_set(str(status)),
+                CUSTOMER_ID.value_set(self._user_id),
+                ORDER_TOTAL.value_set(self._total),
+            ]
+        )
+
+    async def _step(
+        self,
+        name: str,
+        activity: Callable[..., Awaitable[Any]],
+        arg: BaseModel,
+        summary: str,
+        *,
+        queue: TaskQueue = TaskQueue.ORDERS,
+    ) -> Any:
+        policy = self._input.steps
+        try:
+            return await workflow.execute_activity_method(
+                activity,
+                arg,
+                task_queue=str(queue),
+                start_to_close_timeout=timedelta(seconds=policy.timeout_seconds),
+                retry_policy=RetryPolicy(
+                    maximum_attempts=policy.attempts,
+                    initial_interval=timedelta(seconds=1),
+                    maximum_interval=timedelta(seconds=10),
+                ),
+                summary=f"{name}: {summary}",
+            )
+        except ActivityError as err:
+            raise _failure(err, name) from err
+
+    async def _compensate(
+        self,
+        activity: Callable[..., Awaitable[Any]],
+        arg: BaseModel,
+        summary: str,
+        *,
+        queue: TaskQueue = TaskQueue.ORDERS,
+    ) -> Any:
+        """A compensation is retried until it succeeds (an operator can see it retrying)."""
+        return await workflow.execute_activity_method(
+            activity,
+            arg,
+            task_queue=str(queue),
+            start_to_close_timeout=timedelta(seconds=self._input.steps.timeout_seconds),
+            retry_policy=RetryPolicy(
+                maximum_attempts=0,
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(minutes=1),
+            ),
+            summary=f"compensate: {summary}",
+        )
+
+    async def _unwind(
+        self,
+        compensations: list[tuple[str, Compensation]],
+        status: OrderStatus,
+        code: str | None,
+        detail: str | None,
+    ) -> None:
+        self._compensating = True
+        for _name, compensation in reversed(compensations):
+            await compensation()
+        await self._compensate(
+            OrderActivities.close,
+            CloseInput(order_id=self._order_id, status=status, failure_code=code, detail=detail),
+            f"mark the order {status}",
+        )
+        self._failure_code = code
+        self._next_action_url = None
+        self._mirror(status)
+        template = "order_cancelled" if status is OrderStatus.CANCELLED else "order_failed"
+        await self._send_email(template, f"notify-{status}", reason=detail)
+
+    async def _send_email(self, template: str, name: str, *, reason: str | None = None) -> None:
+        snapshot = self._snapshot
+        if snapshot is None:
+            return  # failed before we knew whom to write to (and with nothing to say)
+        try:
+            await self._email(snapshot, template, name, reason)
+        except ActivityError as err:
+            # A lost email never undoes an order; the ledger shows what was not sent.
+            workflow.logger.warning("email %s for %s not sent: %s", template, self._order_id, err)
+
+    async def _email(
+        self, snapshot: OrderSnapshot, template: str, name: str, reason: str | None
+    ) -> None:
+        await workflow.execute_activity_method(
+            EmailActivities.send_email,
+            SendEmailInput(
+                idempotency_key=f"{template}:{self._order_id}",
+                template=template,
+                to=snapshot.email,
+                context={
+                    "name": snapshot.name,
+                    "order_id": self._order_id,
+                    "total": snapshot.total,
+                    "currency": snapshot.currency,
+                    "lines": [ln.model_dump() for ln in snapshot.lines],
+                    "reason": reason or "",
+                },
+            ),
+            task_queue=str(TaskQueue.NOTIFICATIONS),
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(hours=6),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=5),
+                maximum_interval=timedelta(minutes=5),
+                non_retryable_error_types=["email_rejected"],
+            ),
+            summary=f"{name}: email {template}",
+        )
