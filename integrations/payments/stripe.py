@@ -59,7 +59,7 @@ def _translate(exc: stripe.StripeError) -> Exception:
         return PaymentDeclined(
             exc.user_message or "the card was declined",
             reason=reason,
-            intentId=intent.get("id") if intent else None,
+            intentId=intent["id"] if intent else None,
         )
     if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError):
         return PaymentUnavailable(f"stripe: {exc.user_message or exc}")

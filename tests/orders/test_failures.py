@@ -1,0 +1,221 @@
+"""Every failure path runs the right compensations: stock comes back, the payment is
+voided or refunded, the coupon use is given back, and the order says why."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.factories import unique_slug
+from tests.orders.helpers import (
+    intents_for,
+    outbox_types,
+    place,
+    product,
+    shopper_with_cart,
+    stock,
+    wait_for,
+)
+
+
+async def test_a_declined_card_fails_the_order_and_gives_the_stock_back(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    item = await product(http, staff, stock=5)
+    shopper = await shopper_with_cart(http, [(item, 3)])
+    placed = await place(http, shopper, token="pm_card_chargeDeclined")
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert (order["status"], order["failureCode"]) == ("failed", "payment_declined")
+    assert order["payment"]["status"] in ("failed", "voided")
+    level = await stock(http, staff, item["id"])
+    assert (level["onHand"], level["reserved"]) == (5, 0)
+    # The declined intent was cancelled by the compensation; nothing was captured.
+    intents = await intents_for(http, placed["id"])
+    assert [i["status"] for i in intents] == ["canceled"]
+    assert await outbox_types(engine, placed["id"]) == ["payment.failed"]
+    mail = await http.get("/_sandbox/mail/messages", params={"to": shopper.user["email"]})
+    assert any("could not complete" in m["subject"] for m in mail.json())
+    # The cart is still there to try again, and a new checkout makes a new order.
+    again = await place(http, shopper)
+    assert again["id"] != placed["id"]
+    assert (await wait_for(http, shopper.headers, again["id"]))["status"] == "fulfillment_queued"
+
+
+async def test_stock_gone_since_the_cart_was_filled_fails_with_out_of_stock(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    plenty = await product(http, staff, stock=5)
+    scarce = await product(http, staff, stock=2)
+    shopper = await shopper_with_cart(http, [(plenty, 1), (scarce, 2)])
+    taken = await http.post(
+        f"/api/inventory/{scarce['id']}/adjust",
+        headers=staff,
+        json={"delta": -1, "reason": "damaged"},
+    )
+    assert taken.status_code == 200
+    placed = await place(http, shopper)
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert (order["status"], order["failureCode"]) == ("failed", "out_of_stock")
+    assert scarce["id"] in order["failureDetail"]
+    assert order["payment"] is None  # never charged
+    assert await intents_for(http, placed["id"]) == []
+    for item, on_hand in ((plenty, 5), (scarce, 1)):
+        level = await stock(http, staff, item["id"])
+        assert (level["onHand"], level["reserved"]) == (on_hand, 0)
+    assert await outbox_types(engine, placed["id"]) == ["order.failed"]
+
+
+async def test_three_d_secure_completed_by_the_customer_goes_through(
+    http: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    item = await product(http, staff, stock=3)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper, token="pm_card_authenticationRequired")
+    waiting = await wait_for(http, shopper.headers, placed["id"], {"requires_action"})
+    url = waiting["nextActionUrl"]
+    assert url
+    assert "/_sandbox/stripe/3ds/" in url
+    assert (await stock(http, staff, item["id"]))["reserved"] == 1  # held while waiting
+    visited = await http.get(url)
+    assert visited.status_code == 200
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "fulfillment_queued", order
+    assert order["nextActionUrl"] is None
+    assert [i["status"] for i in await intents_for(http, placed["id"])] == ["succeeded"]
+
+
+async def test_three_d_secure_failed_by_the_customer_declines_the_order(
+    http: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    item = await product(http, staff, stock=3)
+    shopper = await shopper_with_cart(http, [(item, 2)])
+    placed = await place(http, shopper, token="pm_card_authenticationRequired")
+    waiting = await wait_for(http, shopper.headers, placed["id"], {"requires_action"})
+    assert (await http.get(waiting["nextActionUrl"], params={"outcome": "fail"})).status_code == 200
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert (order["status"], order["failureCode"]) == ("failed", "payment_declined")
+    level = await stock(http, staff, item["id"])
+    assert (level["onHand"], level["reserved"]) == (3, 0)
+
+
+async def test_cancelling_while_3ds_waits_voids_and_releases(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    item = await product(http, staff, stock=3)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper, token="pm_card_authenticationRequired")
+    await wait_for(http, shopper.headers, placed["id"], {"requires_action"})
+    cancelled = await http.post(
+        f"/api/orders/{placed['id']}/cancel",
+        headers=shopper.headers,
+        json={"reason": "changed my mind"},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    order = cancelled.json()
+    assert order["status"] == "cancelled"
+    assert order["payment"]["status"] == "voided"
+    assert [i["status"] for i in await intents_for(http, placed["id"])] == ["canceled"]
+    assert (await stock(http, staff, item["id"]))["reserved"] == 0
+    assert await outbox_types(engine, placed["id"]) == ["order.cancelled"]
+    # Cancelling again is harmless; the customer was told once.
+    again = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
+    assert (again.status_code, again.json()["status"]) == (200, "cancelled")
+    mail = await http.get("/_sandbox/mail/messages", params={"to": shopper.user["email"]})
+    assert sum("cancelled" in m["subject"] for m in mail.json()) == 1
+
+
+async def test_a_cancel_racing_the_authorisation_voids_it(
+    http: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    item = await product(http, staff, stock=3)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    # Every Stripe call now takes a second: the cancel lands while the card is charged.
+    await http.put("/_sandbox/stripe/faults", json={"latencyMs": 1000})
+    placed = await place(http, shopper)
+    await wait_for(http, shopper.headers, placed["id"], {"reserved"})
+    cancelled = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
+    assert cancelled.status_code in (200, 202), cancelled.text
+    await http.delete("/_sandbox/stripe/faults")
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "cancelled", order
+    intents = await intents_for(http, placed["id"])
+    assert [i["status"] for i in intents] == ["canceled"]  # authorised, then voided
+    assert (await stock(http, staff, item["id"]))["reserved"] == 0
+
+
+async def test_a_cancel_after_capture_refunds_restocks_and_gives_the_coupon_back(
+    http: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    code = unique_slug("BACK").upper()
+    created = await http.post(
+        "/api/coupons", headers=staff, json={"code": code, "kind": "percentage", "percent": "10"}
+    )
+    assert created.status_code == 201, created.text
+    item = await product(http, staff, price=10_000, stock=4)
+    shopper = await shopper_with_cart(http, [(item, 2)])
+    applied = await http.post("/api/cart/coupon", headers=shopper.headers, json={"code": code})
+    assert applied.status_code == 200, applied.text
+    await http.put("/_sandbox/stripe/faults", json={"latencyMs": 1500})
+    placed = await place(http, shopper)
+    # "confirmed": the coupon is used, the stock about to be sold, the capture under way.
+    await wait_for(http, shopper.headers, placed["id"], {"confirmed"})
+    assert (await http.get(f"/api/coupons/{code}", headers=staff)).json()["usedCount"] == 1
+    cancelled = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
+    assert cancelled.status_code in (200, 202), cancelled.text
+    await http.delete("/_sandbox/stripe/faults")
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "cancelled", order
+    assert order["couponCode"] == code
+    [intent] = await intents_for(http, placed["id"])
+    assert intent["status"] == "succeeded"
+    assert intent["amount_refunded"] == intent["amount_received"] == order["totals"]["total"]
+    assert order["payment"]["status"] == "refunded"
+    level = await stock(http, staff, item["id"])
+    assert (level["onHand"], level["reserved"]) == (4, 0)  # sold, then returned
+    assert (await http.get(f"/api/coupons/{code}", headers=staff)).json()["usedCount"] == 0
+
+
+async def test_an_order_being_fulfilled_cannot_be_cancelled(
+    http: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    item = await product(http, staff, stock=3)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper)
+    await wait_for(http, shopper.headers, placed["id"])
+    refused = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "order_not_cancellable"
+
+
+async def test_many_orders_under_gateway_faults_are_captured_exactly_once(
+    http: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    item = await product(http, staff, stock=50)
+    shoppers = [await shopper_with_cart(http, [(item, 1)]) for _ in range(8)]
+    # A third of all Stripe calls fail with a 500; the SDK and Temporal retry them with
+    # the same idempotency keys.
+    await http.put("/_sandbox/stripe/faults", json={"failureRate": 0.35})
+    placed = await asyncio.gather(*(place(http, s) for s in shoppers))
+    orders = await asyncio.gather(
+        *(
+            wait_for(http, s.headers, p["id"], within=120)
+            for s, p in zip(shoppers, placed, strict=True)
+        )
+    )
+    await http.delete("/_sandbox/stripe/faults")
+    confirmed = [o for o in orders if o["status"] == "fulfillment_queued"]
+    assert confirmed, [o["failureCode"] for o in orders]
+    for order in orders:
+        intents = await intents_for(http, order["id"])
+        captured = [i for i in intents if i["status"] == "succeeded"]
+        if order["status"] == "fulfillment_queued":
+            assert len(intents) == 1, intents
+            assert len(captured) == 1
+            assert captured[0]["amount_received"] == order["totals"]["total"]
+        else:
+            assert all(i["amount_received"] == i["amount_refunded"] for i in captured)
+    level = await stock(http, staff, item["id"])
+    assert level["onHand"] == 50 - len(confirmed)
+    assert level["reserved"] == 0
