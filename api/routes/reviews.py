@@ -14,7 +14,8 @@ from api.security import CurrentUser, OptionalUser, StaffUser
 from models.base import Page
 from models.catalog import Review, ReviewCreate, ReviewPublic
 from services.catalog.products import ProductService
-from services.catalog.reviews import NoPurchases, ReviewService
+from services.catalog.reviews import ReviewService
+from services.orders import OrderPurchases
 
 router = APIRouter(prefix="/products/{key}/reviews", tags=["reviews"])
 
@@ -24,7 +25,7 @@ def _public(review: Review) -> ReviewPublic:
 
 
 def _service(session: DbSession) -> ReviewService:
-    return ReviewService(session, NoPurchases())
+    return ReviewService(session, OrderPurchases(session))
 
 
 @router.get("", summary="List a product's reviews", response_model=Page[ReviewPublic],

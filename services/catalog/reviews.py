@@ -20,8 +20,8 @@ from models.catalog import Product, Review, ReviewCreate
 class PurchaseHistory(Protocol):
     """Whether a user has a confirmed order containing a product.
 
-    The checkout issue provides the implementation over its orders; until orders exist
-    no purchase can be verified, and ``NoPurchases`` says so.
+    ``services.orders.OrderPurchases`` answers it from orders; ``NoPurchases`` is for
+    callers that have no orders to consult (the catalog seeder).
     """
 
     async def has_confirmed_purchase(self, user_id: str, product_id: str) -> bool: ...
