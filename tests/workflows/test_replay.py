@@ -25,6 +25,12 @@ def test_there_are_histories_to_replay() -> None:
         "cart_abandonment_closed",
         "user_onboarding_sent",
         "stack_probe_ok",
+        "order_fulfillment_queued",
+        "order_payment_declined",
+        "order_out_of_stock",
+        "order_cancelled_during_3ds",
+        "order_3ds_completed",
+        "order_3ds_timed_out",
     }
 
 
