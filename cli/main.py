@@ -374,6 +374,46 @@ def bench_catalog(
         raise _fail(f"the API at {base} did not answer: {exc}") from None
 
 
+@bench_app.command("checkout")
+def bench_checkout(
+    data_dir: DataDir = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="API base URL (default: the stack's).")
+    ] = None,
+    orders: Annotated[int, typer.Option(min=1, max=100_000, help="Orders to place.")] = 200,
+    concurrency: Annotated[int, typer.Option(min=1, max=500, help="Orders in flight.")] = 20,
+    poll: Annotated[
+        float, typer.Option(min=0.01, max=5, help="Seconds between polls of each order.")
+    ] = 0.25,
+) -> None:
+    """Orders per second and POST-to-confirmed latency of the whole checkout against the
+    running stack (`shop dev`): shoppers and stock are set up first, untimed."""
+    import httpx
+
+    from bench.checkout import BenchError
+    from bench.checkout import run as run_checkout
+
+    settings = _settings(data_dir)
+    base = (base_url or settings.api_base_url).rstrip("/")
+    try:
+        result = asyncio.run(
+            run_checkout(
+                base,
+                settings,
+                orders=orders,
+                concurrency=concurrency,
+                poll=poll,
+                progress=lambda message: err_console.print(message),
+            )
+        )
+    except (httpx.HTTPError, DependencyUnavailable) as exc:
+        raise _fail(f"the API at {base} did not answer: {exc}") from None
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    for line in result.lines():
+        console.print(line)
+
+
 def main() -> None:
     try:
         app()

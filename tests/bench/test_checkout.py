@@ -1,0 +1,51 @@
+"""``shop bench checkout`` against the API and workers running in the test loop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.client import Client
+
+from bench.checkout import CheckoutResult, OrderSample, percentile, run
+from core.settings import Settings
+from tests.live import LiveStack, live_stack
+
+
+@pytest.fixture(scope="module")
+async def live(settings: Settings, temporal_client: Client) -> AsyncIterator[LiveStack]:
+    async with live_stack(settings, temporal_client) as running:
+        yield running
+
+
+def test_percentiles_and_the_report() -> None:
+    assert percentile([], 50) == 0.0
+    assert percentile([0.3], 99) == 0.3
+    assert percentile([0.1 * n for n in range(1, 101)], 50) == pytest.approx(5.05)
+    start = datetime(2026, 11, 25, tzinfo=UTC)
+    ok = OrderSample("fulfillment_queued", None, 0.1, 1.0, 0.9, 1.5, start + timedelta(seconds=4))
+    declined = OrderSample("failed", "payment_declined", 0.1, None, None, 0.8, start)
+    stuck = OrderSample("reserved", None, 0.1, None, None, None, None)
+    result = CheckoutResult(3, 2, 1.0, start, [ok, declined, stuck])
+    assert result.seconds == 4.0
+    assert result.orders_per_second == 0.25
+    assert result.failures() == {"payment_declined": 1}
+    assert result.unsettled() == {"reserved": 1}
+    text = "\n".join(result.lines())
+    assert "completed 1" in text
+    assert "not settled in time" in text
+
+
+async def test_a_small_run_places_and_confirms_every_order(live: LiveStack) -> None:
+    result = await run(live.base_url, live.settings, orders=4, concurrency=2, poll=0.05)
+    assert len(result.samples) == 4
+    assert [s.status for s in result.samples] == ["fulfillment_queued"] * 4
+    assert result.failures() == {}
+    for sample in result.samples:
+        assert sample.to_confirmed is not None
+        assert sample.created_to_confirmed is not None
+        assert 0 < sample.created_to_confirmed <= sample.to_confirmed
+        assert sample.to_settled is not None
+        assert sample.to_settled >= sample.to_confirmed
+    assert result.orders_per_second > 0
