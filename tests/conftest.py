@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -32,7 +33,7 @@ from core.redis import create_redis
 from core.settings import Settings
 from migrations.runner import upgrade
 from temporal.client import connect
-from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
+from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL, SEARCH_ATTRIBUTES
 from tests.stack import StackServers, test_servers
 
 _exit_status = 0
@@ -86,6 +87,13 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_binary("temporal-test-server")),
         data_converter=pydantic_data_converter,
+    )
+    # OrderWorkflow upserts our search attributes; the test server knows none of them
+    # (and lacks ListSearchAttributes, which ensure_search_attributes uses).
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            search_attributes=SEARCH_ATTRIBUTES, namespace=env.client.namespace
+        )
     )
     try:
         yield env
