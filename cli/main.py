@@ -276,8 +276,19 @@ def seed(
         int | None, typer.Option(min=0, help="Default: half the products, at most 5000.")
     ] = None,
     seed_value: Annotated[int, typer.Option("--seed", help="Same seed, same data.")] = 42,
+    orders: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=100_000,
+            help="Orders of the seeded customers, placed through the real checkout and "
+            "workflow, then spread over the last 90 days with their analytics. Needs the "
+            "running stack (`shop dev`).",
+        ),
+    ] = 0,
 ) -> None:
-    """Fill the database with a realistic, deterministic catalogue, users and reviews."""
+    """Fill the database with a realistic, deterministic catalogue, users and reviews,
+    and optionally orders (with their funnel analytics) in the past."""
     from cli.seed import seed as run_seed
 
     settings = _settings(data_dir)
@@ -290,6 +301,7 @@ def seed(
                 reviews=reviews,
                 seed=seed_value,
                 console=console,
+                orders=orders,
             )
         )
     except DependencyUnavailable as exc:
@@ -299,6 +311,14 @@ def seed(
         f"users added {report.users_added} (password: {SEED_PASSWORD_HINT}), "
         f"reviews added {report.reviews_added}"
     )
+    if report.orders.added:
+        placed = report.orders
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(placed.by_status.items()))
+        failures = ", ".join(f"{n} {c}" for c, n in sorted(placed.failures.items()))
+        console.print(
+            f"orders added {placed.added} ({statuses}{'; ' + failures if failures else ''}), "
+            "spread over the last 90 days"
+        )
     if report.staff_password:
         console.print(f"staff account: {report.staff_email} / {report.staff_password}")
     else:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, func, select
+from temporalio.client import Client, WorkflowExecutionStatus
 
-from cli.seed import Seeder, _product, seed
+from cli.seed import OrderSeeder, Seeder, _product, past_times, seed
 from core.db import create_session_factory
 from core.settings import Settings
+from models.analytics import AnalyticsEvent
 from models.catalog import Product, Review
+from models.orders import Order, OrderEvent, Payment, PaymentEvent
 from models.users import Address, User
+from tests.live import LiveStack, live_stack
+from workflows.orders import workflow_id
 
 
 def test_the_same_seed_makes_the_same_products() -> None:
@@ -83,3 +90,126 @@ async def test_products_can_be_added_in_ranges(
     leaves = await seeder.categories()
     added = await seeder.products(random.Random(1), 5, leaves, first_number=first_number + 50_000)
     assert added == 5
+
+
+def test_order_times_are_past_ascending_and_spread() -> None:
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    times = past_times(random.Random(4), 400, 90, now)
+    assert times == sorted(times)
+    assert all(now - timedelta(days=91) <= t <= now - timedelta(minutes=10) for t in times)
+    assert len({t.date() for t in times}) > 60  # most days have orders
+    evening = sum(1 for t in times if 17 <= t.hour <= 21)
+    night = sum(1 for t in times if 1 <= t.hour <= 5)
+    assert evening > 3 * night
+
+
+@pytest.fixture(scope="module")
+async def live(settings: Settings, temporal_client: Client) -> AsyncIterator[LiveStack]:
+    """The API over real HTTP (payments reach the Stripe sandbox on it) and workers."""
+    async with live_stack(settings, temporal_client) as running:
+        yield running
+
+
+async def test_seeded_orders_run_the_real_workflow_and_are_moved_into_the_past(
+    live: LiveStack, engine: AsyncEngine
+) -> None:
+    quiet = Console(quiet=True)
+    sessions = create_session_factory(engine)
+    seeder = Seeder(sessions, live.settings, quiet)
+    rng = random.Random(21)
+    leaves = await seeder.categories()
+    await seeder.products(rng, 30, leaves, first_number=90_001)
+    _, user_ids = await seeder.users(rng, 3)
+
+    result = await OrderSeeder(seeder).run(rng, user_ids, 6, declined_share=0.35)
+    assert result.added == 6
+    assert not result.in_process_workers  # the live stack's workers took them
+    assert set(result.by_status) <= {"fulfillment_queued", "failed"}
+    assert result.by_status.get("fulfillment_queued", 0) >= 1
+    assert result.by_status.get("failed", 0) >= 1
+    assert result.failures == {"payment_declined": result.by_status["failed"]}
+
+    now = datetime.now(UTC)
+    async with sessions() as session:
+        orders = (
+            await session.exec(
+                select(Order).where(col(Order.user_id).in_(user_ids)).order_by(col(Order.id))
+            )
+        ).all()
+        assert len(orders) == 6
+        created = [o.created_at for o in orders]
+        assert created == sorted(created)  # ids and dates sort alike
+        for order in orders:
+            assert now - timedelta(days=91) <= order.created_at <= now - timedelta(minutes=10)
+            # Everything that belongs to the order moved with it, intervals kept.
+            window = (order.created_at, order.created_at + timedelta(minutes=5))
+            assert window[0] <= order.updated_at <= window[1]
+            timeline = (
+                await session.exec(
+                    select(OrderEvent.created_at).where(OrderEvent.order_id == order.id)
+                )
+            ).all()
+            assert timeline
+            assert all(window[0] <= t <= window[1] for t in timeline)
+            assert min(timeline) - order.created_at < timedelta(seconds=1)
+            payment = (
+                await session.exec(select(Payment).where(Payment.order_id == order.id))
+            ).one()
+            assert window[0] <= payment.created_at <= window[1]
+            history = (
+                await session.exec(
+                    select(PaymentEvent.created_at).where(PaymentEvent.payment_id == payment.id)
+                )
+            ).all()
+            assert history
+            assert all(window[0] <= t <= window[1] for t in history)
+            tracked = (
+                await session.exec(
+                    select(AnalyticsEvent.event, AnalyticsEvent.created_at).where(
+                        col(AnalyticsEvent.properties)["orderId"].astext == order.id
+                    )
+                )
+            ).all()
+            events = {event for event, _ in tracked}
+            assert {"checkout_start", "payment_start"} <= events
+            assert ("order_complete" in events) == (order.status == "fulfillment_queued")
+            assert all(window[0] <= t <= window[1] for _, t in tracked)
+            # The shopper looked at and added the products in the minutes before.
+            before = (
+                await session.exec(
+                    select(AnalyticsEvent.event, func.count())
+                    .where(
+                        AnalyticsEvent.user_id == order.user_id,
+                        col(AnalyticsEvent.created_at).between(
+                            order.created_at - timedelta(hours=3), order.created_at
+                        ),
+                    )
+                    .group_by(col(AnalyticsEvent.event))
+                )
+            ).all()
+            counts = dict(before)
+            assert counts.get("product_view", 0) >= counts.get("add_to_cart", 0) >= 1
+
+        # The funnel narrows: views, then adds, then checkouts, then completed orders.
+        funnel = dict(
+            (
+                await session.exec(
+                    select(AnalyticsEvent.event, func.count())
+                    .where(col(AnalyticsEvent.user_id).in_(user_ids))
+                    .group_by(col(AnalyticsEvent.event))
+                )
+            ).all()
+        )
+        assert funnel["product_view"] > funnel["add_to_cart"] > funnel["checkout_start"]
+        assert funnel["checkout_start"] == 6
+        assert funnel.get("order_complete", 0) == result.by_status["fulfillment_queued"]
+
+    # Each order was run by OrderWorkflow on the workers, to the end.
+    for order in orders:
+        handle = live.client.get_workflow_handle(workflow_id(order.id))
+        description = await handle.describe()
+        assert description.status == WorkflowExecutionStatus.COMPLETED
+
+    # Seeding again with the same target adds no orders.
+    again = await OrderSeeder(seeder).run(random.Random(21), user_ids, 6)
+    assert again.added == 0
