@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from core.errors import ShopError
 
@@ -18,4 +18,9 @@ def to_application_error(error: ShopError) -> ApplicationError:
         error.extra,
         type=error.code,
         non_retryable=not error.retryable,
+        # An expected business outcome (out_of_stock, payment_declined) is logged at
+        # DEBUG by the worker, not as an alarming traceback.
+        category=ApplicationErrorCategory.UNSPECIFIED
+        if error.retryable
+        else ApplicationErrorCategory.BENIGN,
     )

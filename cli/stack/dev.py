@@ -46,6 +46,9 @@ class DevOptions:
     redis_port: int = 63799
 
 
+WORKER_RESTARTS_PER_MINUTE = 5
+
+
 class _Server(Protocol):
     """An embedded server or a child process: something we start, watch and stop."""
 
@@ -241,13 +244,27 @@ class DevStack:
             self.console.print(f"  {label:<12} {value}")
 
     def _supervise(self) -> None:
+        """Restart a worker that dies (its work resumes from Temporal on the new one);
+        any other child dying, or a worker dying over and over, stops the stack."""
+        restarts: dict[str, list[float]] = {}
         while True:
-            for _name, thing in self._running:
+            for name, thing in self._running:
                 child = thing.process
-                if child is not None and child.exited():
-                    raise StackError(
-                        f"{child.name} exited with code {child.returncode()}; see {child.log_path}"
+                if child is None or not child.exited():
+                    continue
+                now = time.monotonic()
+                recent = [t for t in restarts.get(name, []) if now - t < 60]
+                if name.startswith("worker") and len(recent) < WORKER_RESTARTS_PER_MINUTE:
+                    self.console.print(
+                        f"  {child.name} exited with code {child.returncode()}; restarting it"
                     )
+                    child.stop(0.1)  # reap it and close its log
+                    child.start()
+                    restarts[name] = [*recent, now]
+                    continue
+                raise StackError(
+                    f"{child.name} exited with code {child.returncode()}; see {child.log_path}"
+                )
             time.sleep(0.5)
 
     def _stop_everything(self) -> None:

@@ -45,6 +45,7 @@ class DevRun:
     data_dir: Path
     ports: dict[str, int]
     workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
 
@@ -68,7 +69,11 @@ class DevRun:
         ]  # fmt: skip
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, env=clean_env(), start_new_session=True
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=clean_env(**self.env),
+                start_new_session=True,
             )
 
     def output(self) -> str:

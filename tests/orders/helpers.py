@@ -78,7 +78,12 @@ async def wait_for(
     """Poll the order until its status is one of ``statuses``."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
-        response = await http.get(f"/api/orders/{order_id}", headers=headers)
+        try:
+            response = await http.get(f"/api/orders/{order_id}", headers=headers)
+        except httpx.TransportError:
+            # A pooled keep-alive connection the server closed just then: ask again.
+            await asyncio.sleep(0.1)
+            continue
         assert response.status_code == 200, response.text
         order: dict[str, Any] = response.json()
         if order["status"] in statuses:
