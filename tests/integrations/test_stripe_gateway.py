@@ -1,0 +1,119 @@
+"""The Stripe adapter (``StripeGateway``) through the real SDK against the sandbox:
+manual capture, idempotency by key, error mapping, voids and full/partial refunds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from cli.stack.process import free_port
+from core.settings import Settings
+from integrations.payments.gateway import (
+    IntentStatus,
+    InvalidPaymentMethod,
+    PaymentDeclined,
+    PaymentUnavailable,
+)
+from integrations.payments.stripe import StripeGateway
+from tests.live import live_api
+
+
+@pytest.fixture(scope="module")
+async def api(settings: Settings) -> AsyncIterator[tuple[Settings, str]]:
+    live = settings.model_copy(update={"shop_api_port": free_port()})
+    async with live_api(live) as base:
+        yield live, base
+
+
+@pytest.fixture
+async def gateway(api: tuple[Settings, str]) -> AsyncIterator[StripeGateway]:
+    live, base = api
+    yield StripeGateway.from_settings(live.model_copy(update={"stripe_max_network_retries": 0}))
+    async with httpx.AsyncClient(base_url=base) as http:
+        await http.delete("/_sandbox/stripe/faults")
+
+
+def _order() -> str:
+    return f"ord_gw_{uuid4().hex[:12]}"
+
+
+async def _authorize(gateway: StripeGateway, order: str, **kwargs: Any) -> Any:
+    params: dict[str, Any] = {"amount": 4200, "currency": "USD", "payment_method": "pm_card_visa"}
+    params |= kwargs
+    return await gateway.authorize(order_id=order, idempotency_key=f"{order}:authorize", **params)
+
+
+async def test_authorise_is_idempotent_then_capture_and_refund_in_parts(
+    gateway: StripeGateway,
+) -> None:
+    order = _order()
+    held = await _authorize(gateway, order)
+    assert (held.status, held.amount, held.currency) == (IntentStatus.AUTHORIZED, 4200, "USD")
+    assert held.order_id == order
+    again = await _authorize(gateway, order)
+    assert again.intent_id == held.intent_id  # the same key is the same charge
+    captured = await gateway.capture(held.intent_id, idempotency_key=f"{order}:capture")
+    assert (captured.status, captured.amount_captured) == (IntentStatus.CAPTURED, 4200)
+    # Capturing again (an answer lost, a retried activity) reports the capture.
+    replay = await gateway.capture(held.intent_id, idempotency_key=f"{order}:capture-2")
+    assert replay.amount_captured == 4200
+    part = await gateway.refund(held.intent_id, amount=1200, idempotency_key=f"{order}:r1")
+    assert part.amount == 1200
+    rest = await gateway.refund(held.intent_id, amount=None, idempotency_key=f"{order}:r2")
+    assert rest.amount == 3000
+    final = await gateway.retrieve(held.intent_id)
+    assert final.amount_refunded == 4200
+
+
+async def test_a_void_releases_the_hold_and_is_repeatable(gateway: StripeGateway) -> None:
+    order = _order()
+    held = await _authorize(gateway, order)
+    voided = await gateway.void(held.intent_id, idempotency_key=f"{order}:void")
+    assert voided.status is IntentStatus.CANCELED
+    again = await gateway.void(held.intent_id, idempotency_key=f"{order}:void")
+    assert again.status is IntentStatus.CANCELED
+
+
+async def test_errors_are_mapped_to_retryable_or_final(
+    gateway: StripeGateway, api: tuple[Settings, str]
+) -> None:
+    with pytest.raises(PaymentDeclined) as declined:
+        await _authorize(
+            gateway, _order(), payment_method="pm_card_chargeDeclinedInsufficientFunds"
+        )
+    assert declined.value.code == "payment_declined"
+    assert declined.value.extra["reason"] == "insufficient_funds"
+    assert declined.value.extra["intentId"].startswith("pi_")
+    assert not declined.value.retryable
+
+    with pytest.raises(InvalidPaymentMethod):
+        await _authorize(gateway, _order(), payment_method="")
+
+    async with httpx.AsyncClient(base_url=api[1]) as http:
+        for status in (500, 503):
+            await http.put("/_sandbox/stripe/faults", json={"status": status})
+            with pytest.raises(PaymentUnavailable) as unavailable:
+                await _authorize(gateway, _order())
+            assert unavailable.value.retryable
+        await http.delete("/_sandbox/stripe/faults")
+
+
+async def test_the_sdk_retries_transient_failures_with_the_same_key(
+    api: tuple[Settings, str],
+) -> None:
+    live, base = api
+    patient = StripeGateway.from_settings(
+        live.model_copy(update={"stripe_max_network_retries": 12})
+    )
+    async with httpx.AsyncClient(base_url=base) as http:
+        await http.put("/_sandbox/stripe/faults", json={"failureRate": 0.5})
+        try:
+            orders = [_order() for _ in range(6)]
+            held = [await _authorize(patient, o) for o in orders]
+        finally:
+            await http.delete("/_sandbox/stripe/faults")
+    assert all(h.status is IntentStatus.AUTHORIZED for h in held)
