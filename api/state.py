@@ -12,6 +12,8 @@ from temporalio.client import Client
 from core.db import SessionFactory
 from core.secrets import jwt_secret
 from core.settings import Settings
+from integrations.payments.gateway import PaymentGateway
+from integrations.payments.stripe import StripeGateway
 from services.analytics import AnalyticsRecorder
 from services.tokens import AccessTokens, Revocations
 from temporal.client import connect
@@ -44,8 +46,10 @@ class AppState:
     access_tokens: AccessTokens = field(init=False)
     revocations: Revocations = field(init=False)
     analytics: AnalyticsRecorder = field(init=False)
+    payments: PaymentGateway = field(init=False)
 
     def __post_init__(self) -> None:
+        self.payments = StripeGateway.from_settings(self.settings)
         self.temporal = TemporalConnection(self.settings)
         ttl = self.settings.access_token_ttl_seconds
         self.access_tokens = AccessTokens(jwt_secret(self.settings), ttl)

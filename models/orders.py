@@ -233,6 +233,17 @@ class OrderCancel(CamelModel):
     reason: str | None = PydanticField(default=None, max_length=500, examples=["changed my mind"])
 
 
+class RefundCreate(CamelModel):
+    amount: int | None = PydanticField(
+        default=None,
+        gt=0,
+        le=2_147_483_647,
+        examples=[1200],
+        description="Minor units; omit to refund everything still captured",
+    )
+    reason: str | None = PydanticField(default=None, max_length=500, examples=["damaged item"])
+
+
 class OrderLinePublic(CamelModel):
     product_id: str
     name: str

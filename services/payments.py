@@ -27,7 +27,7 @@ from integrations.payments.gateway import (
     PaymentGateway,
 )
 from models.base import utcnow
-from models.orders import Order, OrderStatus, Payment, PaymentEvent, PaymentStatus
+from models.orders import Order, OrderEvent, OrderStatus, Payment, PaymentEvent, PaymentStatus
 from services.analytics import AnalyticsRecorder
 from services.orders import OrderRepository, OrderService
 
@@ -294,6 +294,76 @@ class PaymentService:
             return "refunded"
         await self._record(order_id, state, "voided", order_status=None)
         return "voided"
+
+
+class NotRefundable(Conflict):
+    code = "payment_not_refundable"
+    title = "Nothing captured is left to refund"
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    refund_id: str
+    amount: int
+    currency: str
+
+
+async def refund(
+    session: AsyncSession,
+    gateway: PaymentGateway,
+    order: Order,
+    *,
+    amount: int | None,
+    reason: str | None,
+    staff_id: str,
+) -> RefundOutcome:
+    """A staff refund of a captured payment, in full (``amount=None``) or in part.
+
+    The payment row stays locked during the provider call, so refunds of one order run
+    one at a time; the provider key counts this order's refunds (``ord_…:refund-2``), so
+    a retry after a lost answer repeats that refund instead of making another."""
+    payments = PaymentRepository(session)
+    payment = await payments.for_order(order.id, lock=True)
+    left = payment.amount_captured - payment.amount_refunded if payment else 0
+    if payment is None or payment.intent_id is None or left <= 0:
+        raise NotRefundable(f"order {order.id} has no captured amount left to refund")
+    if amount is not None and amount > left:
+        raise NotRefundable(f"at most {left} can still be refunded", refundable=left)
+    done = await session.exec(
+        select(PaymentEvent.id).where(
+            PaymentEvent.payment_id == payment.id, PaymentEvent.type == "refunded"
+        )
+    )
+    key = idempotency_key(order.id, f"refund-{len(done.all()) + 1}")
+    result = await gateway.refund(payment.intent_id, amount=amount, idempotency_key=key)
+    apply_state(payment, await gateway.retrieve(payment.intent_id))
+    session.add(payment)
+    payments.event(
+        payment,
+        "refunded",
+        {"refundId": result.refund_id, "amount": result.amount, "reason": reason, "by": staff_id},
+    )
+    await publish(
+        session,
+        "payment.refunded",
+        order.id,
+        {
+            "orderId": order.id,
+            "amount": result.amount,
+            "currency": payment.currency,
+            "reason": reason,
+        },
+    )
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            status=order.status,
+            message=f"refunded {result.amount} {payment.currency}",
+            data={"refundId": result.refund_id, "reason": reason},
+        )
+    )
+    await session.flush()
+    return RefundOutcome(result.refund_id, result.amount, payment.currency)
 
 
 class WebhookService:

@@ -24,8 +24,9 @@ from models.orders import (
     OrderPublic,
     OrderStatus,
     OrderSummary,
+    RefundCreate,
 )
-from services import workflow_starts
+from services import payments, workflow_starts
 from services.checkout import Checkout
 from services.orders import OrderFilter, OrderNotCancellable, OrderNotFound, OrderService
 from workflows.orders import CancelRequest, OrderWorkflow, workflow_id
@@ -190,6 +191,34 @@ async def cancel_order(
     if now in FINAL_STATUSES and now is not OrderStatus.CANCELLED:
         # It ended otherwise first (e.g. the payment failed while the cancel was on its way).
         raise OrderNotCancellable(f"the order is {order.status}")
+    return await service.public(order)
+
+
+@router.post(
+    "/admin/orders/{order_id}/refunds",
+    summary="Refund an order, in full or in part (staff)",
+    response_model=OrderPublic,
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+async def refund_order(
+    order_id: str, body: RefundCreate, caller: StaffUser, state: State, session: DbSession
+) -> OrderPublic:
+    """Refund `amount` (minor units) of the captured payment, or all that is left.
+
+    409 `payment_not_refundable` when nothing captured is left (or `amount` exceeds it,
+    with `refundable`); 503 `payment_unavailable` if Stripe cannot be reached (nothing is
+    recorded; try again with the same `Idempotency-Key`). Writes `payment.refunded` and
+    a timeline entry."""
+    service = _orders(state, session)
+    order = await service.orders.require(order_id)
+    await payments.refund(
+        session,
+        state.payments,
+        order,
+        amount=body.amount,
+        reason=body.reason,
+        staff_id=caller.user.id,
+    )
     return await service.public(order)
 
 

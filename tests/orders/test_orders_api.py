@@ -12,7 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import SANDBOX_WEBHOOK_SECRET
 from integrations.sandbox.stripe import sign
 from tests.factories import signed_up
-from tests.orders.helpers import ADDRESS, order_body, place, product, shopper_with_cart, wait_for
+from tests.orders.helpers import (
+    ADDRESS,
+    intents_for,
+    order_body,
+    outbox_types,
+    place,
+    product,
+    shopper_with_cart,
+    wait_for,
+)
 
 
 async def test_the_edge_rejects_what_it_can_see_is_wrong(
@@ -285,3 +294,32 @@ async def test_a_review_by_a_buyer_is_a_verified_purchase(
     )
     assert verified.status_code == 201, verified.text
     assert verified.json()["verifiedPurchase"] is True
+
+
+async def test_staff_refund_in_parts_then_nothing_is_left(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    item = await product(http, staff, price=3000)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    order = await wait_for(http, shopper.headers, (await place(http, shopper))["id"])
+    total = order["totals"]["total"]
+    url = f"/api/admin/orders/{order['id']}/refunds"
+    assert (await http.post(url, headers=shopper.headers, json={})).status_code == 403
+    too_much = await http.post(url, headers=staff, json={"amount": total + 1})
+    assert (too_much.status_code, too_much.json()["code"]) == (409, "payment_not_refundable")
+    key = {"Idempotency-Key": f"refund-{order['id']}"}
+    part = await http.post(url, headers=staff | key, json={"amount": 1000, "reason": "dented"})
+    assert part.status_code == 200, part.text
+    assert part.json()["payment"]["status"] == "partially_refunded"
+    assert part.json()["payment"]["amountRefunded"] == 1000
+    replay = await http.post(url, headers=staff | key, json={"amount": 1000, "reason": "dented"})
+    assert replay.json()["payment"]["amountRefunded"] == 1000  # not refunded twice
+    rest = await http.post(url, headers=staff, json={})
+    assert rest.json()["payment"]["status"] == "refunded"
+    assert rest.json()["payment"]["amountRefunded"] == total
+    [intent] = await intents_for(http, order["id"])
+    assert intent["amount_refunded"] == total
+    nothing = await http.post(url, headers=staff, json={"amount": 1})
+    assert nothing.status_code == 409
+    assert "refunded 1000 USD" in [e["message"] for e in rest.json()["timeline"]]
+    assert (await outbox_types(engine, order["id"]))[-2:] == ["payment.refunded"] * 2
