@@ -3,19 +3,24 @@ and ``services.inventory``; each is one transaction and safe to repeat."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.client import Client
 
 from core.db import SessionFactory, transaction
 from core.errors import ShopError
 from core.settings import Settings
 from models.orders import OrderStatus
 from services.analytics import AnalyticsRecorder
+from services.cart_reminders import cart_closed
 from services.inventory import InventoryService
 from services.orders import OrderService
 from temporal.errors import to_application_error
+
+log = logging.getLogger(__name__)
 
 
 class OrderRef(BaseModel):
@@ -59,11 +64,16 @@ class OrderSnapshot(BaseModel):
 
 class OrderActivities:
     def __init__(
-        self, sessions: SessionFactory, settings: Settings, analytics: AnalyticsRecorder
+        self,
+        sessions: SessionFactory,
+        settings: Settings,
+        analytics: AnalyticsRecorder,
+        client: Client,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._analytics = analytics
+        self._client = client
 
     def _orders(self, session: object) -> OrderService:
         return OrderService(session, self._settings, self._analytics)  # type: ignore[arg-type]
@@ -121,9 +131,16 @@ class OrderActivities:
         """create-order: confirm, record coupon usage, publish ``order.created``."""
         try:
             async with transaction(self._sessions) as session:
-                await self._orders(session).confirm(input.order_id)
+                cart_id = await self._orders(session).confirm(input.order_id)
         except ShopError as exc:
             raise to_application_error(exc) from exc
+        try:
+            # The cart is checked out: its abandoned-cart reminder must not go.
+            await cart_closed(self._client, cart_id)
+        except Exception as exc:  # best effort, like every reminder signal
+            log.warning(
+                "cart reminder not stopped", extra={"cart_id": cart_id, "error": repr(exc)[:200]}
+            )
 
     @activity.defn(name="orders.commit_stock")
     async def commit_stock(self, input: OrderRef) -> int:

@@ -298,11 +298,12 @@ class OrderService:
             for ln in await self.orders.lines(order_id)
         ]
 
-    async def confirm(self, order_id: str) -> None:
-        """create-order: record coupon usage, close the cart, publish ``order.created``."""
+    async def confirm(self, order_id: str) -> str:
+        """create-order: record coupon usage, close the cart, publish ``order.created``.
+        Returns the (now checked-out) cart's id."""
         order = await self.orders.require(order_id, lock=True)
         if order.status in (OrderStatus.CONFIRMED, OrderStatus.FULFILLMENT_QUEUED):
-            return
+            return order.cart_id
         if order.coupon_code:
             await CouponService(self.session).redeem(
                 order.coupon_code,
@@ -337,6 +338,7 @@ class OrderService:
                 ],
             },
         )
+        return order.cart_id
 
     async def queue_fulfillment(self, order_id: str) -> None:
         """queue-fulfillment: hand the order to the warehouse (``fulfillment.order_ready``)."""

@@ -72,7 +72,7 @@ def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
         activities.append(AccountActivities(deps.sessions).contact)
     analytics = AnalyticsRecorder(deps.settings.analytics_enabled)
     if queue is TaskQueue.ORDERS:
-        orders = OrderActivities(deps.sessions, deps.settings, analytics)
+        orders = OrderActivities(deps.sessions, deps.settings, analytics, deps.client)
         workflows.append(OrderWorkflow)
         activities += [
             orders.validate,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,6 +18,7 @@ from tests.orders.helpers import (
     stock,
     wait_for,
 )
+from workflows.carts import workflow_id as cart_reminder_id
 from workflows.orders import OrderWorkflow, workflow_id
 
 
@@ -73,3 +76,6 @@ async def test_an_order_is_priced_reserved_paid_captured_and_queued(
     assert any(p.key.name == "OrderStatus" and p.value == "fulfillment_queued" for p in attributes)
     cart = await http.get("/api/cart", headers=shopper.headers)
     assert cart.status_code == 404  # the cart was checked out
+    # ... and its abandoned-cart reminder was called off.
+    reminder = live.client.get_workflow_handle(cart_reminder_id(shopper.cart_id))
+    assert await asyncio.wait_for(reminder.result(), 10) == "closed"
