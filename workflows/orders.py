@@ -298,6 +298,9 @@ class OrderWorkflow:
             "hold stock while the customer authenticates",
         )
         ref = OrderRef(order_id=self._order_id)
+        workflow.set_current_details(
+            f"requires_action: waiting for the customer's 3-D Secure until {deadline:%F %T} UTC"
+        )
         while True:
             remaining = (deadline - workflow.now()).total_seconds()
             timed_out = False
@@ -337,6 +340,10 @@ class OrderWorkflow:
     def _mirror(self, status: OrderStatus) -> None:
         """Keep the query's and the search attributes' idea of the status current."""
         self._status = status
+        details = f"{status}; total {self._total}"
+        if self._failure_code:
+            details += f"; failure {self._failure_code}"
+        workflow.set_current_details(details)
         workflow.upsert_search_attributes(
             [
                 ORDER_STATUS.value_set(str(status)),
