@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -42,6 +43,7 @@ class CloseInput(BaseModel):
     status: OrderStatus
     failure_code: str | None = None
     detail: str | None = None
+    data: dict[str, Any] = {}
 
 
 class LineSnapshot(BaseModel):
@@ -184,5 +186,5 @@ class OrderActivities:
         """Mark the order failed or cancelled and publish the matching event."""
         async with transaction(self._sessions) as session:
             return await self._orders(session).close(
-                input.order_id, input.status, input.failure_code, input.detail
+                input.order_id, input.status, input.failure_code, input.detail, input.data
             )

@@ -376,7 +376,12 @@ class OrderService:
         return released
 
     async def close(
-        self, order_id: str, status: OrderStatus, failure_code: str | None, detail: str | None
+        self,
+        order_id: str,
+        status: OrderStatus,
+        failure_code: str | None,
+        detail: str | None,
+        data: dict[str, Any] | None = None,
     ) -> bool:
         """Mark the order failed or cancelled and publish why; idempotent."""
         order = await self.orders.require(order_id, lock=True)
@@ -387,7 +392,7 @@ class OrderService:
             order,
             status,
             message,
-            data={"failureCode": failure_code},
+            data={"failureCode": failure_code} | (data or {}),
             failure_code=failure_code,
             failure_detail=detail,
         )
@@ -398,7 +403,7 @@ class OrderService:
             "reason": detail,
             "total": order.total,
             "currency": order.currency,
-        }
+        } | (data or {})
         if status is OrderStatus.CANCELLED:
             await publish(self.session, "order.cancelled", order.id, payload)
         elif failure_code in PAYMENT_FAILURES:

@@ -88,10 +88,12 @@ class CancelRequest(BaseModel):
 class OrderFailed(Exception):
     """Ends the happy path; carries the failure code the order will show."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, data: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        # The business error's details, e.g. ``unavailableItems`` for out_of_stock.
+        self.data = data or {}
 
 
 class OrderCancelled(Exception):
@@ -105,7 +107,9 @@ def workflow_id(order_id: str) -> str:
 def _failure(err: ActivityError, step: str) -> OrderFailed:
     cause = err.cause
     if isinstance(cause, ApplicationError) and cause.type:
-        return OrderFailed(cause.type, f"{step}: {cause.message}")
+        first = cause.details[0] if cause.details else None
+        data = {k: v for k, v in first.items() if v is not None} if isinstance(first, dict) else {}
+        return OrderFailed(cause.type, f"{step}: {cause.message}", data)
     return OrderFailed(f"{step.replace('-', '_')}_failed", f"{step}: {cause or err}")
 
 
@@ -278,7 +282,9 @@ class OrderWorkflow:
         except OrderCancelled:
             await self._unwind(compensations, OrderStatus.CANCELLED, None, self._cancel_reason)
         except OrderFailed as failed:
-            await self._unwind(compensations, OrderStatus.FAILED, failed.code, failed.detail)
+            await self._unwind(
+                compensations, OrderStatus.FAILED, failed.code, failed.detail, failed.data
+            )
         self._done = True
         return self.status()
 
@@ -406,13 +412,20 @@ class OrderWorkflow:
         status: OrderStatus,
         code: str | None,
         detail: str | None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         self._compensating = True
         for _name, compensation in reversed(compensations):
             await compensation()
         await self._compensate(
             OrderActivities.close,
-            CloseInput(order_id=self._order_id, status=status, failure_code=code, detail=detail),
+            CloseInput(
+                order_id=self._order_id,
+                status=status,
+                failure_code=code,
+                detail=detail,
+                data=data or {},
+            ),
             f"mark the order {status}",
         )
         self._failure_code = code

@@ -59,6 +59,10 @@ async def test_stock_gone_since_the_cart_was_filled_fails_with_out_of_stock(
     order = await wait_for(http, shopper.headers, placed["id"])
     assert (order["status"], order["failureCode"]) == ("failed", "out_of_stock")
     assert scarce["id"] in order["failureDetail"]
+    [failed] = [e for e in order["timeline"] if e["status"] == "failed"]
+    assert failed["data"]["unavailableItems"] == [
+        {"productId": scarce["id"], "requested": 2, "available": 1}
+    ]
     assert order["payment"] is None  # never charged
     assert await intents_for(http, placed["id"]) == []
     for item, on_hand in ((plenty, 5), (scarce, 1)):
