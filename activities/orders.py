@@ -3,6 +3,7 @@ and ``services.inventory``; each is one transaction and safe to repeat."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from services.orders import OrderService
 from temporal.errors import to_application_error
 
 log = logging.getLogger(__name__)
+REMINDER_WAIT_SECONDS = 3.0
 
 
 class OrderRef(BaseModel):
@@ -113,13 +115,16 @@ class OrderActivities:
         try:
             async with transaction(self._sessions) as session:
                 orders = self._orders(session)
+                # The order row lock first: a late attempt finds an undone order and
+                # holds nothing for it.
+                order = await orders.orders.require(input.order_id, lock=True)
+                if order.status in (OrderStatus.FAILED, OrderStatus.CANCELLED):
+                    return
                 lines = await orders.reservation_lines(input.order_id)
                 await InventoryService(session).reserve(
                     input.order_id, lines, timedelta(seconds=input.ttl_seconds)
                 )
-                order = await orders.orders.require(input.order_id, lock=True)
-                if order.status == OrderStatus.PENDING:
-                    await orders.transition(order, OrderStatus.RESERVED, "stock reserved")
+                await orders.transition(order, OrderStatus.RESERVED, "stock reserved")
         except ShopError as exc:
             raise to_application_error(exc) from exc
 
@@ -137,8 +142,9 @@ class OrderActivities:
         except ShopError as exc:
             raise to_application_error(exc) from exc
         try:
-            # The cart is checked out: its abandoned-cart reminder must not go.
-            await cart_closed(self._client, cart_id)
+            # The cart is checked out: its abandoned-cart reminder must not go. Bounded,
+            # so a slow Temporal call can never fail a confirmed order's step.
+            await asyncio.wait_for(cart_closed(self._client, cart_id), REMINDER_WAIT_SECONDS)
         except Exception as exc:  # best effort, like every reminder signal
             log.warning(
                 "cart reminder not stopped", extra={"cart_id": cart_id, "error": repr(exc)[:200]}
@@ -176,10 +182,11 @@ class OrderActivities:
                 )
             return count
 
-    @activity.defn(name="orders.release_coupon")
-    async def release_coupon(self, input: OrderRef) -> bool:
+    @activity.defn(name="orders.undo_confirm")
+    async def undo_confirm(self, input: OrderRef) -> bool:
+        """Give the coupon use back and reopen the cart."""
         async with transaction(self._sessions) as session:
-            return await self._orders(session).release_coupon(input.order_id)
+            return await self._orders(session).undo_confirm(input.order_id)
 
     @activity.defn(name="orders.close")
     async def close(self, input: CloseInput) -> bool:

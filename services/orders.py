@@ -37,7 +37,7 @@ from models.orders import (
 )
 from models.users import User
 from services.analytics import AnalyticsRecorder
-from services.carts import CartService, OwnedCart
+from services.carts import CartRepository, CartService, OwnedCart
 from services.catalog.pricing import CouponService
 
 PAYMENT_FAILURES = frozenset(
@@ -49,6 +49,13 @@ PAYMENT_FAILURES = frozenset(
         "payment_error",
     }
 )
+
+
+_PROGRESS = {
+    OrderStatus.PENDING: 0, OrderStatus.RESERVED: 1, OrderStatus.REQUIRES_ACTION: 2,
+    OrderStatus.PAYMENT_AUTHORIZED: 3, OrderStatus.CONFIRMED: 4,
+    OrderStatus.FULFILLMENT_QUEUED: 5,
+}  # fmt: skip
 
 
 class OrderNotFound(NotFound):
@@ -177,6 +184,18 @@ class OrderService:
 
     # --- transitions ------------------------------------------------------------------
 
+    @staticmethod
+    def can_move(order: Order, status: OrderStatus) -> bool:
+        """Orders only move forward. A failed or cancelled order never reopens, an order
+        handed to fulfilment never fails, and a late answer (a timed-out activity attempt
+        that finished after all) never takes an order back to an earlier status."""
+        current = OrderStatus(order.status)
+        if current == status or current in (OrderStatus.FAILED, OrderStatus.CANCELLED):
+            return False
+        if status in (OrderStatus.FAILED, OrderStatus.CANCELLED):
+            return current != OrderStatus.FULFILLMENT_QUEUED
+        return _PROGRESS[status] > _PROGRESS[current]
+
     async def transition(
         self,
         order: Order,
@@ -187,8 +206,9 @@ class OrderService:
         failure_code: str | None = None,
         failure_detail: str | None = None,
     ) -> bool:
-        """Move ``order`` to ``status`` with a timeline entry; False if it already was."""
-        if order.status == status:
+        """Move ``order`` to ``status`` with a timeline entry; False (and no change) if
+        it already is there or the move would go backwards."""
+        if not self.can_move(order, status):
             return False
         order.status = status
         order.failure_code = failure_code
@@ -302,8 +322,8 @@ class OrderService:
         """create-order: record coupon usage, close the cart, publish ``order.created``.
         Returns the (now checked-out) cart's id."""
         order = await self.orders.require(order_id, lock=True)
-        if order.status in (OrderStatus.CONFIRMED, OrderStatus.FULFILLMENT_QUEUED):
-            return order.cart_id
+        if not self.can_move(order, OrderStatus.CONFIRMED):
+            return order.cart_id  # confirmed before, or undone meanwhile: nothing to do
         if order.coupon_code:
             await CouponService(self.session).redeem(
                 order.coupon_code,
@@ -369,11 +389,24 @@ class OrderService:
             properties={"orderId": order.id, "total": order.total, "currency": order.currency},
         )
 
-    async def release_coupon(self, order_id: str) -> bool:
+    async def undo_confirm(self, order_id: str) -> bool:
+        """create-order's compensation: give the coupon use back and reopen the cart (if
+        its owner has not started another one meanwhile). Idempotent."""
+        order = await self.orders.require(order_id, lock=True)
         released = await CouponService(self.session).release(order_id)
         if released:
-            await self.note(await self.orders.require(order_id), "coupon use given back")
-        return released
+            await self.note(order, "coupon use given back")
+        cart = await self.session.get(Cart, order.cart_id, with_for_update=True)
+        reopened = False
+        if cart is not None and cart.status == CartStatus.CHECKED_OUT:
+            other = await CartRepository(self.session).active_for_user(order.user_id)
+            if other is None:
+                cart.status = CartStatus.ACTIVE
+                cart.updated_at = utcnow()
+                self.session.add(cart)
+                await self.note(order, "cart reopened")
+                reopened = True
+        return released or reopened
 
     async def close(
         self,
@@ -385,7 +418,7 @@ class OrderService:
     ) -> bool:
         """Mark the order failed or cancelled and publish why; idempotent."""
         order = await self.orders.require(order_id, lock=True)
-        if order.status in (OrderStatus.FAILED, OrderStatus.CANCELLED):
+        if not self.can_move(order, status):
             return False
         message = "order cancelled" if status is OrderStatus.CANCELLED else "order failed"
         await self.transition(

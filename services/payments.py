@@ -33,11 +33,26 @@ from services.orders import OrderRepository, OrderService
 
 _FROM_INTENT = {
     IntentStatus.REQUIRES_PAYMENT_METHOD: PaymentStatus.FAILED,
+    IntentStatus.REQUIRES_CONFIRMATION: PaymentStatus.PENDING,
     IntentStatus.REQUIRES_ACTION: PaymentStatus.REQUIRES_ACTION,
     IntentStatus.AUTHORIZED: PaymentStatus.AUTHORIZED,
     IntentStatus.CAPTURED: PaymentStatus.CAPTURED,
     IntentStatus.CANCELED: PaymentStatus.VOIDED,
     IntentStatus.PROCESSING: PaymentStatus.PENDING,
+}
+
+
+# Payments only move forward: an answer that arrives late (a timed-out attempt that
+# finished after all) never takes a payment back to an earlier state.
+_RANK = {
+    PaymentStatus.PENDING: 0,
+    PaymentStatus.REQUIRES_ACTION: 1,
+    PaymentStatus.FAILED: 1,
+    PaymentStatus.AUTHORIZED: 2,
+    PaymentStatus.CAPTURED: 3,
+    PaymentStatus.PARTIALLY_REFUNDED: 4,
+    PaymentStatus.REFUNDED: 5,
+    PaymentStatus.VOIDED: 5,
 }
 
 
@@ -91,20 +106,26 @@ class PaymentRepository:
         return result.first()
 
 
-def apply_state(payment: Payment, state: IntentState) -> None:
-    payment.intent_id = state.intent_id
-    payment.status = _FROM_INTENT[state.status]
-    payment.amount_captured = state.amount_captured
-    payment.amount_refunded = state.amount_refunded
-    if state.amount_refunded:
-        payment.status = (
-            PaymentStatus.REFUNDED
-            if state.amount_refunded >= state.amount_captured
-            else PaymentStatus.PARTIALLY_REFUNDED
+def apply_state(payment: Payment, state: IntentState) -> int:
+    """Bring the row up to what the provider says, forward only; returns how much more
+    has been refunded than the row knew (to publish ``payment.refunded`` once)."""
+    current = PaymentStatus(payment.status)
+    captured = max(payment.amount_captured, state.amount_captured)
+    refunded = max(payment.amount_refunded, state.amount_refunded)
+    newly_refunded = refunded - payment.amount_refunded
+    status = _FROM_INTENT[state.status]
+    if refunded and captured:
+        status = (
+            PaymentStatus.REFUNDED if refunded >= captured else PaymentStatus.PARTIALLY_REFUNDED
         )
-    if payment.status == PaymentStatus.FAILED:
-        payment.failure_code = state.failure_code
+    payment.intent_id = payment.intent_id or state.intent_id
+    payment.amount_captured, payment.amount_refunded = captured, refunded
+    if _RANK[status] >= _RANK[current]:
+        payment.status = status
+        if status == PaymentStatus.FAILED:
+            payment.failure_code = state.failure_code
     payment.updated_at = utcnow()
+    return newly_refunded
 
 
 class PaymentService:
@@ -120,7 +141,7 @@ class PaymentService:
         self.settings = settings
         self.analytics = analytics
 
-    async def _open(self, order_id: str) -> Order:
+    async def _open(self, order_id: str) -> tuple[Order, str | None]:
         """The order to charge, with its payment row (created on the first attempt)."""
         async with transaction(self.sessions) as session:
             order = await OrderRepository(session).require(order_id)
@@ -157,18 +178,24 @@ class PaymentService:
                         "method": order.payment_method_type,
                     },
                 )
+            payment = await PaymentRepository(session).for_order(order_id)
+            intent_id = payment.intent_id if payment else None
             session.expunge(order)
-        return order
+        return order, intent_id
 
     async def _record(
         self, order_id: str, state: IntentState, event: str, *, order_status: OrderStatus | None
     ) -> None:
+        """The provider's answer onto the payment row (and the order's status), with a
+        ``payment.refunded`` event for any refund not recorded before, in one
+        transaction."""
         async with transaction(self.sessions) as session:
-            payment = await PaymentRepository(session).for_order(order_id, lock=True)
+            payments = PaymentRepository(session)
+            payment = await payments.for_order(order_id, lock=True)
             assert payment is not None
-            apply_state(payment, state)
+            newly_refunded = apply_state(payment, state)
             session.add(payment)
-            PaymentRepository(session).event(
+            payments.event(
                 payment,
                 event,
                 {
@@ -179,42 +206,71 @@ class PaymentService:
                     "failureCode": state.failure_code,
                 },
             )
+            if newly_refunded > 0:
+                await publish(
+                    session,
+                    "payment.refunded",
+                    order_id,
+                    {
+                        "orderId": order_id,
+                        "amount": newly_refunded,
+                        "currency": state.currency,
+                    },
+                )
             if order_status is not None:
                 orders = OrderService(session, self.settings, self.analytics)
                 order = await orders.orders.require(order_id, lock=True)
-                if order.status not in (OrderStatus.FAILED, OrderStatus.CANCELLED):
-                    if order_status is OrderStatus.REQUIRES_ACTION:
-                        order.next_action_url = state.next_action_url
-                    await orders.transition(
-                        order,
-                        order_status,
-                        event.replace("_", " "),
-                        data={"intentId": state.intent_id},
-                    )
+                if order_status is OrderStatus.REQUIRES_ACTION and orders.can_move(
+                    order, order_status
+                ):
+                    order.next_action_url = state.next_action_url
+                await orders.transition(
+                    order, order_status, event.replace("_", " "), data={"intentId": state.intent_id}
+                )
+
+    async def _save_intent(self, order_id: str, intent_id: str) -> None:
+        async with transaction(self.sessions) as session:
+            payment = await PaymentRepository(session).for_order(order_id, lock=True)
+            assert payment is not None
+            if payment.intent_id is None:
+                payment.intent_id = intent_id
+                payment.updated_at = utcnow()
+                session.add(payment)
 
     async def authorize(self, order_id: str) -> Authorization:
-        """process-payment: hold the order total on the customer's card."""
-        order = await self._open(order_id)
-        try:
-            state = await self.gateway.authorize(
+        """process-payment: hold the order total on the customer's card.
+
+        Two provider calls: create the PaymentIntent (nothing held yet) and save its id,
+        then confirm it. So whenever money can be held, the payment row knows the intent
+        and the compensation can void it, even if an answer was lost in between."""
+        order, intent_id = await self._open(order_id)
+        if intent_id is None:
+            created = await self.gateway.create(
                 order_id=order.id,
                 amount=order.total,
                 currency=order.currency,
                 payment_method=order.payment_token,
-                idempotency_key=idempotency_key(order.id, "authorize"),
+                idempotency_key=idempotency_key(order.id, "create"),
+            )
+            intent_id = created.intent_id
+            await self._save_intent(order_id, intent_id)
+        try:
+            state = await self.gateway.confirm(
+                intent_id,
+                idempotency_key=idempotency_key(order.id, "confirm"),
                 return_url=f"{self.settings.api_base_url}/api/orders/{order.id}",
             )
         except PaymentDeclined as exc:
             async with transaction(self.sessions) as session:
                 row = await PaymentRepository(session).for_order(order_id, lock=True)
                 assert row is not None
-                row.status = PaymentStatus.FAILED
-                row.failure_code = str(exc.extra.get("reason") or exc.code)
-                row.intent_id = exc.extra.get("intentId") or row.intent_id
-                row.updated_at = utcnow()
-                session.add(row)
+                if _RANK[PaymentStatus(row.status)] <= _RANK[PaymentStatus.FAILED]:
+                    row.status = PaymentStatus.FAILED
+                    row.failure_code = str(exc.extra.get("reason") or exc.code)
+                    row.updated_at = utcnow()
+                    session.add(row)
                 PaymentRepository(session).event(
-                    row, "authorization_declined", {"reason": row.failure_code}
+                    row, "authorization_declined", {"reason": exc.extra.get("reason")}
                 )
             raise
         return await self._authorization(order_id, state, "authorization")
@@ -237,20 +293,21 @@ class PaymentService:
             await self._record(order_id, state, f"{event}_failed", order_status=None)
         return Authorization(state.status, state.next_action_url, state.failure_code)
 
-    async def refresh(self, order_id: str) -> Authorization:
-        """Ask the provider where the payment stands (after a webhook, or a wait's end)."""
+    async def _intent_id(self, order_id: str) -> str | None:
         async with transaction(self.sessions) as session:
             payment = await PaymentRepository(session).for_order(order_id)
-            intent_id = payment.intent_id if payment else None
+            return payment.intent_id if payment else None
+
+    async def refresh(self, order_id: str) -> Authorization:
+        """Ask the provider where the payment stands (after a webhook, or a wait's end)."""
+        intent_id = await self._intent_id(order_id)
         if intent_id is None:
             return Authorization(IntentStatus.REQUIRES_PAYMENT_METHOD, failure_code="no_payment")
         state = await self.gateway.retrieve(intent_id)
         return await self._authorization(order_id, state, "authentication")
 
     async def capture(self, order_id: str) -> IntentState:
-        async with transaction(self.sessions) as session:
-            payment = await PaymentRepository(session).for_order(order_id)
-            intent_id = payment.intent_id if payment else None
+        intent_id = await self._intent_id(order_id)
         if intent_id is None:
             raise Conflict(f"order {order_id} has no authorised payment", code="payment_missing")
         state = await self.gateway.capture(
@@ -262,35 +319,20 @@ class PaymentService:
     async def void_or_refund(self, order_id: str) -> str:
         """The payment step's compensation: release a hold, or refund what was captured.
         Idempotent; returns what it did."""
-        async with transaction(self.sessions) as session:
-            payment = await PaymentRepository(session).for_order(order_id)
-            intent_id = payment.intent_id if payment else None
+        intent_id = await self._intent_id(order_id)
         if intent_id is None:
-            # Never reached the provider (or declined before an intent was kept). An
-            # authorisation whose answer was lost is found again by its idempotency key.
+            # No PaymentIntent was ever created (its id is saved before any confirm).
             return "nothing to undo"
         state = await self.gateway.void(
             intent_id, idempotency_key=idempotency_key(order_id, "void")
         )
         if state.status is IntentStatus.CAPTURED:
-            left = state.amount_captured - state.amount_refunded
-            if left > 0:
+            if state.amount_captured > state.amount_refunded:
                 await self.gateway.refund(
                     intent_id, amount=None, idempotency_key=idempotency_key(order_id, "refund")
                 )
                 state = await self.gateway.retrieve(intent_id)
             await self._record(order_id, state, "refunded", order_status=None)
-            async with transaction(self.sessions) as session:
-                await publish(
-                    session,
-                    "payment.refunded",
-                    order_id,
-                    {
-                        "orderId": order_id,
-                        "amount": left,
-                        "currency": state.currency,
-                    },
-                )
             return "refunded"
         await self._record(order_id, state, "voided", order_status=None)
         return "voided"

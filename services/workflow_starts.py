@@ -47,6 +47,15 @@ class WorkflowStartRepository:
         )
         return list(result.all())
 
+    async def owed(self, workflow_id: str) -> WorkflowStart | None:
+        """The start of ``workflow_id`` if it is recorded and not yet done."""
+        result = await self.session.exec(
+            select(WorkflowStart).where(
+                WorkflowStart.workflow_id == workflow_id, col(WorkflowStart.started_at).is_(None)
+            )
+        )
+        return result.first()
+
     async def mark_started(self, start_id: str) -> None:
         await self.session.exec(
             update(WorkflowStart)
@@ -118,6 +127,22 @@ async def start(
     async with sessions() as session, session.begin():
         await WorkflowStartRepository(session).mark_started(row.id)
     return True
+
+
+async def start_owed(
+    connect: Callable[[], Awaitable[Client]],
+    sessions: SessionFactory,
+    workflow_id: str,
+    *,
+    wait_seconds: float,
+) -> bool:
+    """Start ``workflow_id`` now if its start is still owed (e.g. Temporal was away when
+    it was requested); False if there is no such pending start or it cannot start yet."""
+    async with sessions() as session:
+        row = await WorkflowStartRepository(session).owed(workflow_id)
+    if row is None:
+        return False
+    return await start(connect, sessions, row, wait_seconds=wait_seconds)
 
 
 async def relay_pending(

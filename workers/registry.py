@@ -82,7 +82,7 @@ def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
             orders.commit_stock,
             orders.queue_fulfillment,
             orders.release_stock,
-            orders.release_coupon,
+            orders.undo_confirm,
             orders.close,
         ]
     if queue is TaskQueue.PAYMENTS:

@@ -14,6 +14,7 @@ The ``orders`` row is written by the activities; the workflow mirrors the status
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -39,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
     from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
 
 AUTHORIZED, REQUIRES_ACTION, CAPTURED = "authorized", "requires_action", "captured"
+# Our error codes are snake_case; a Python exception's class name (a bug) is not.
+_OUR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Webhooks that may end the wait for 3-D Secure (the workflow then asks the provider).
 DECISIVE_WEBHOOKS = frozenset(
     {
@@ -105,12 +108,16 @@ def workflow_id(order_id: str) -> str:
 
 
 def _failure(err: ActivityError, step: str) -> OrderFailed:
+    """Our errors keep their stable code and message; anything else (a bug, a timeout)
+    becomes ``{step}_failed`` without internals, which stay in the workflow history."""
     cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type:
+    if isinstance(cause, ApplicationError) and cause.type and _OUR_CODE.match(cause.type):
         first = cause.details[0] if cause.details else None
         data = {k: v for k, v in first.items() if v is not None} if isinstance(first, dict) else {}
         return OrderFailed(cause.type, f"{step}: {cause.message}", data)
-    return OrderFailed(f"{step.replace('-', '_')}_failed", f"{step}: {cause or err}")
+    return OrderFailed(
+        f"{step.replace('-', '_')}_failed", f"{step}: could not complete; it was retried"
+    )
 
 
 Compensation = Callable[[], Awaitable[Any]]
@@ -130,6 +137,7 @@ class OrderWorkflow:
         self._fulfilment_started = False
         self._compensating = False
         self._done = False
+        self._closed = False  # a final status is set (the order row says so too)
         self._webhooks: list[PaymentWebhook] = []
         self._seen_events: set[str] = set()
         self._input = OrderInput(order_id="", user_id="")
@@ -158,13 +166,17 @@ class OrderWorkflow:
 
     @workflow.update
     async def cancel(self, request: CancelRequest) -> OrderView:
-        self._cancel_requested = True
-        self._cancel_reason = request.reason
-        await workflow.wait_condition(lambda: self._done)
+        if not self._cancel_requested:
+            self._cancel_requested = True
+            self._cancel_reason = request.reason
+        # Answered once the order is closed (the customer's email may follow later).
+        await workflow.wait_condition(lambda: self._closed)
         return self.status()
 
     @cancel.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
+        if self._cancel_requested and not self._closed:
+            return  # asking again while it is being cancelled is harmless
         if (
             self._fulfilment_started
             or self._compensating
@@ -239,9 +251,11 @@ class OrderWorkflow:
 
             compensations.append(
                 (
-                    "release coupon",
+                    "undo create-order",
                     lambda: self._compensate(
-                        OrderActivities.release_coupon, ref, "give back the coupon use"
+                        OrderActivities.undo_confirm,
+                        ref,
+                        "give back the coupon use, reopen the cart",
                     ),
                 )
             )
@@ -276,11 +290,18 @@ class OrderWorkflow:
                     OrderActivities.queue_fulfillment,
                     ref,
                     "publish fulfillment.order_ready",
+                    forever=True,  # past the point of no return there is no failing
                 ),
             )
             self._mirror(OrderStatus.FULFILLMENT_QUEUED)
+            self._closed = True
         except OrderCancelled:
             await self._unwind(compensations, OrderStatus.CANCELLED, None, self._cancel_reason)
+        except asyncio.CancelledError:
+            # Cancelled from Temporal (the UI, the CLI): undo the order all the same.
+            await self._unwind(
+                compensations, OrderStatus.CANCELLED, None, "cancelled by an operator"
+            )
         except OrderFailed as failed:
             await self._unwind(
                 compensations, OrderStatus.FAILED, failed.code, failed.detail, failed.data
@@ -366,6 +387,7 @@ class OrderWorkflow:
         summary: str,
         *,
         queue: TaskQueue = TaskQueue.ORDERS,
+        forever: bool = False,
     ) -> Any:
         policy = self._input.steps
         try:
@@ -375,7 +397,7 @@ class OrderWorkflow:
                 task_queue=str(queue),
                 start_to_close_timeout=timedelta(seconds=policy.timeout_seconds),
                 retry_policy=RetryPolicy(
-                    maximum_attempts=policy.attempts,
+                    maximum_attempts=0 if forever else policy.attempts,
                     initial_interval=timedelta(seconds=1),
                     maximum_interval=timedelta(seconds=10),
                 ),
@@ -431,6 +453,7 @@ class OrderWorkflow:
         self._failure_code = code
         self._next_action_url = None
         self._mirror(status)
+        self._closed = True
         template = "order_cancelled" if status is OrderStatus.CANCELLED else "order_failed"
         await self._send_email(template, f"notify-{status}", reason=detail)
 

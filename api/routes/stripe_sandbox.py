@@ -239,6 +239,21 @@ async def refund(
     return await _call(request, state, session, redis, lambda s, p: s.refund(p))
 
 
+@router.get("/v1/refunds", summary="Stripe sandbox: list a PaymentIntent's refunds")
+async def list_refunds(
+    request: Request,
+    state: State,
+    session: DbSession,
+    redis: RedisClient,
+    payment_intent: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> Response:
+    """`payment_intent` is required here; newest first."""
+    return await _call(
+        request, state, session, redis, lambda s, p: s.list_refunds(payment_intent, limit)
+    )
+
+
 @router.get("/3ds/{intent_id}", summary="Stripe sandbox: 3-D Secure page",
             response_class=HTMLResponse)  # fmt: skip
 async def three_d_secure(

@@ -17,6 +17,7 @@ class IntentStatus(StrEnum):
     """Where a payment stands at the provider, in our words."""
 
     REQUIRES_PAYMENT_METHOD = "requires_payment_method"  # declined or failed 3-D Secure
+    REQUIRES_CONFIRMATION = "requires_confirmation"  # created, nothing held yet
     REQUIRES_ACTION = "requires_action"  # the customer must authenticate
     AUTHORIZED = "authorized"  # funds held, not captured
     CAPTURED = "captured"
@@ -74,7 +75,7 @@ class PaymentUnavailable(DependencyUnavailable):
 class PaymentGateway(Protocol):
     name: str
 
-    async def authorize(
+    async def create(
         self,
         *,
         order_id: str,
@@ -82,9 +83,16 @@ class PaymentGateway(Protocol):
         currency: str,
         payment_method: str,
         idempotency_key: str,
-        return_url: str | None = None,
     ) -> IntentState:
-        """Create and confirm a manual-capture payment. Raises ``PaymentDeclined``."""
+        """A manual-capture payment for the order, not yet confirmed (nothing is held):
+        its id is saved before anything can be held, so a void always finds it."""
+        ...
+
+    async def confirm(
+        self, intent_id: str, *, idempotency_key: str, return_url: str | None = None
+    ) -> IntentState:
+        """Authorise it: ``authorized``, or ``requires_action`` (3-D Secure). Raises
+        ``PaymentDeclined``."""
         ...
 
     async def retrieve(self, intent_id: str) -> IntentState: ...

@@ -24,7 +24,7 @@ from integrations.payments.gateway import (
 SANDBOX_KEY = "sk_test_shopweave_sandbox"
 _STATUSES = {
     "requires_payment_method": IntentStatus.REQUIRES_PAYMENT_METHOD,
-    "requires_confirmation": IntentStatus.REQUIRES_PAYMENT_METHOD,
+    "requires_confirmation": IntentStatus.REQUIRES_CONFIRMATION,
     "requires_action": IntentStatus.REQUIRES_ACTION,
     "requires_capture": IntentStatus.AUTHORIZED,
     "succeeded": IntentStatus.CAPTURED,
@@ -33,7 +33,7 @@ _STATUSES = {
 }
 
 
-def _state(obj: Any) -> IntentState:
+def _state(obj: Any, refunded: int = 0) -> IntentState:
     intent: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
     next_action = intent.get("next_action") or {}
     redirect = next_action.get("redirect_to_url") or {}
@@ -45,7 +45,7 @@ def _state(obj: Any) -> IntentState:
         amount=int(intent["amount"]),
         currency=str(intent["currency"]).upper(),
         amount_captured=int(intent.get("amount_received") or 0),
-        amount_refunded=int(intent.get("amount_refunded") or 0),
+        amount_refunded=refunded,
         next_action_url=redirect.get("url"),
         failure_code=error.get("decline_code") or error.get("code"),
         order_id=metadata.get("order_id"),
@@ -94,7 +94,7 @@ class StripeGateway:
         )
         return cls(client)
 
-    async def authorize(
+    async def create(
         self,
         *,
         order_id: str,
@@ -102,7 +102,6 @@ class StripeGateway:
         currency: str,
         payment_method: str,
         idempotency_key: str,
-        return_url: str | None = None,
     ) -> IntentState:
         params: dict[str, Any] = {
             "amount": amount,
@@ -110,12 +109,9 @@ class StripeGateway:
             "payment_method": payment_method,
             "payment_method_types": ["card"],
             "capture_method": "manual",
-            "confirm": True,
             "metadata": {"order_id": order_id},
             "description": f"Shopweave order {order_id}",
         }
-        if return_url:
-            params["return_url"] = return_url
         try:
             intent = await self._client.v1.payment_intents.create_async(
                 params,  # type: ignore[arg-type]
@@ -125,11 +121,47 @@ class StripeGateway:
             raise _translate(exc) from exc
         return _state(intent)
 
-    async def retrieve(self, intent_id: str) -> IntentState:
+    async def confirm(
+        self, intent_id: str, *, idempotency_key: str, return_url: str | None = None
+    ) -> IntentState:
+        params: dict[str, Any] = {"return_url": return_url} if return_url else {}
         try:
-            return _state(await self._client.v1.payment_intents.retrieve_async(intent_id))
+            intent = await self._client.v1.payment_intents.confirm_async(
+                intent_id,
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "payment_intent_unexpected_state":
+                raise _translate(exc) from exc
+            # Confirmed by an earlier attempt whose answer was lost: say where it stands.
+            return await self.retrieve(intent_id)
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
+        return _state(intent)
+
+    async def _refunded(self, intent_id: str) -> int:
+        """Stripe keeps refunds on the charge: add up the PaymentIntent's refunds."""
+        try:
+            refunds = await self._client.v1.refunds.list_async(
+                {"payment_intent": intent_id, "limit": 100}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return sum(int(r.amount) for r in refunds.data if r.status in ("succeeded", "pending"))
+
+    async def _with_refunds(self, intent: Any) -> IntentState:
+        state = _state(intent)
+        if state.status is IntentStatus.CAPTURED:
+            return _state(intent, await self._refunded(state.intent_id))
+        return state
+
+    async def retrieve(self, intent_id: str) -> IntentState:
+        try:
+            intent = await self._client.v1.payment_intents.retrieve_async(intent_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return await self._with_refunds(intent)
 
     async def capture(self, intent_id: str, *, idempotency_key: str) -> IntentState:
         try:
@@ -148,23 +180,26 @@ class StripeGateway:
             ) from exc
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
-        return _state(intent)
+        return await self._with_refunds(intent)
 
     async def void(self, intent_id: str, *, idempotency_key: str) -> IntentState:
+        """Cancel the PaymentIntent (releasing any hold). Returns it canceled, or captured
+        (for the caller to refund); anything else is retried."""
         current = await self.retrieve(intent_id)
-        if current.status in (IntentStatus.CANCELED, IntentStatus.CAPTURED):
-            return current
-        try:
-            intent = await self._client.v1.payment_intents.cancel_async(
-                intent_id, options={"idempotency_key": idempotency_key}
-            )
-        except stripe.InvalidRequestError as exc:
-            if exc.code != "payment_intent_unexpected_state":
+        if current.status not in (IntentStatus.CANCELED, IntentStatus.CAPTURED):
+            try:
+                await self._client.v1.payment_intents.cancel_async(
+                    intent_id, options={"idempotency_key": idempotency_key}
+                )
+            except stripe.InvalidRequestError as exc:
+                if exc.code != "payment_intent_unexpected_state":
+                    raise _translate(exc) from exc
+            except stripe.StripeError as exc:
                 raise _translate(exc) from exc
-            return await self.retrieve(intent_id)  # it moved on meanwhile: say where it is
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _state(intent)
+            current = await self.retrieve(intent_id)  # where it stands now, not a replay
+        if current.status not in (IntentStatus.CANCELED, IntentStatus.CAPTURED):
+            raise PaymentUnavailable(f"the payment is {current.status}; voiding it again later")
+        return current
 
     async def refund(
         self, intent_id: str, *, amount: int | None, idempotency_key: str

@@ -146,7 +146,7 @@ class StripeSandbox:
             "metadata": params.get("metadata") or {}, "next_action": None,
             "payment_method": method, "payment_method_types": ["card"],
             "status": "requires_confirmation" if method else "requires_payment_method",
-            "latest_charge": None, "amount_refunded": 0,
+            "latest_charge": None,
         }  # fmt: skip
         row = SandboxStripeObject(id=intent_id, kind="payment_intent", data=intent)
         self.session.add(row)
@@ -286,7 +286,8 @@ class StripeSandbox:
                 if intent["status"] != "canceled"
                 else "charge_already_refunded",
             )
-        left = intent["amount_received"] - intent.get("amount_refunded", 0)
+        refunded = sum(r["amount"] for r in await self._refunds(intent["id"]))
+        left = intent["amount_received"] - refunded
         amount = int(params.get("amount", left))
         if amount < 1 or amount > left:
             raise invalid_request(
@@ -300,9 +301,28 @@ class StripeSandbox:
             "reason": params.get("reason"), "metadata": params.get("metadata") or {},
             "created": int(time.time()),
         }  # fmt: skip
-        intent["amount_refunded"] = intent.get("amount_refunded", 0) + amount
-        self._save(row, intent)
         self.session.add(SandboxStripeObject(id=refund["id"], kind="refund", data=refund))
         await self.session.flush()
         self._event("charge.refunded", intent)
         return refund
+
+    async def _refunds(self, intent_id: str) -> list[dict[str, Any]]:
+        rows = await self.session.exec(
+            select(SandboxStripeObject)
+            .where(
+                SandboxStripeObject.kind == "refund",
+                col(SandboxStripeObject.data)["payment_intent"].astext == intent_id,
+            )
+            .order_by(col(SandboxStripeObject.seq).desc())
+        )
+        return [dict(r.data) for r in rows.all()]
+
+    async def list_refunds(self, payment_intent: str | None, limit: int) -> dict[str, Any]:
+        """``GET /v1/refunds``: a PaymentIntent's refunds (Stripe keeps the refunded total
+        on the charge, not on the PaymentIntent), newest first."""
+        if not payment_intent:
+            raise invalid_request("This sandbox lists refunds per payment_intent.",
+                                  "payment_intent")  # fmt: skip
+        refunds = await self._refunds(payment_intent)
+        return {"object": "list", "url": "/v1/refunds", "has_more": len(refunds) > limit,
+                "data": refunds[:limit]}  # fmt: skip

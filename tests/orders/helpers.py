@@ -135,3 +135,12 @@ async def analytics_for(engine: AsyncEngine, order_id: str) -> list[str]:
             .order_by(col(AnalyticsEvent.created_at))
         )
         return list(rows.all())
+
+
+async def refunded(http: httpx.AsyncClient, intent_id: str) -> int:
+    """How much of a PaymentIntent was refunded (Stripe keeps refunds on the charge)."""
+    response = await http.get(
+        "/_sandbox/stripe/v1/refunds", headers=SANDBOX_KEY, params={"payment_intent": intent_id}
+    )
+    assert response.status_code == 200, response.text
+    return sum(int(r["amount"]) for r in response.json()["data"])

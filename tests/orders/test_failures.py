@@ -14,6 +14,7 @@ from tests.orders.helpers import (
     outbox_types,
     place,
     product,
+    refunded,
     shopper_with_cart,
     stock,
     wait_for,
@@ -174,11 +175,18 @@ async def test_a_cancel_after_capture_refunds_restocks_and_gives_the_coupon_back
     assert order["couponCode"] == code
     [intent] = await intents_for(http, placed["id"])
     assert intent["status"] == "succeeded"
-    assert intent["amount_refunded"] == intent["amount_received"] == order["totals"]["total"]
+    assert (
+        await refunded(http, intent["id"]) == intent["amount_received"] == order["totals"]["total"]
+    )
     assert order["payment"]["status"] == "refunded"
     level = await stock(http, staff, item["id"])
     assert (level["onHand"], level["reserved"]) == (4, 0)  # sold, then returned
     assert (await http.get(f"/api/coupons/{code}", headers=staff)).json()["usedCount"] == 0
+    # The cart it came from is open again, coupon and all, to order another time.
+    cart = await http.get("/api/cart", headers=shopper.headers)
+    assert cart.status_code == 200, cart.text
+    assert (cart.json()["id"], cart.json()["couponCode"]) == (shopper.cart_id, code)
+    assert [i["quantity"] for i in cart.json()["items"]] == [2]
 
 
 async def test_an_order_being_fulfilled_cannot_be_cancelled(
@@ -219,7 +227,8 @@ async def test_many_orders_under_gateway_faults_are_captured_exactly_once(
             assert len(captured) == 1
             assert captured[0]["amount_received"] == order["totals"]["total"]
         else:
-            assert all(i["amount_received"] == i["amount_refunded"] for i in captured)
+            for intent in captured:
+                assert await refunded(http, intent["id"]) == intent["amount_received"]
     level = await stock(http, staff, item["id"])
     assert level["onHand"] == 50 - len(confirmed)
     assert level["reserved"] == 0

@@ -142,8 +142,8 @@ async def release_stock(input: OrderRef) -> int:
     return 0 if input.order_id == OUT_OF_STOCK else 2  # out of stock: nothing was held
 
 
-@activity.defn(name="orders.release_coupon")
-async def release_coupon(input: OrderRef) -> bool:
+@activity.defn(name="orders.undo_confirm")
+async def undo_confirm(input: OrderRef) -> bool:
     return False
 
 
@@ -331,7 +331,7 @@ async def _save(client: Client, workflow_id: str, name: str) -> None:
 def _workers(client: Client, queue: str) -> list[Worker]:
     orders: list[Callable[..., Any]] = [
         validate, reserve_stock, extend_reservation, confirm, commit_stock,
-        queue_fulfillment, release_stock, release_coupon, close,
+        queue_fulfillment, release_stock, undo_confirm, close,
     ]  # fmt: skip
     payments: list[Callable[..., Any]] = [authorize, refresh, capture, void_or_refund]
     ours = [OrderWorkflow]
