@@ -53,6 +53,9 @@ def _state(obj: Any, refunded: int = 0) -> IntentState:
 
 
 def _translate(exc: stripe.StripeError) -> Exception:
+    if isinstance(exc, stripe.CardError) and exc.code == "processing_error":
+        # Stripe: "An error occurred while processing the card. Try again."
+        return PaymentUnavailable(f"stripe: {exc.user_message or exc}")
     if isinstance(exc, stripe.CardError):
         reason = (exc.error.decline_code if exc.error else None) or exc.code or "card_declined"
         intent = getattr(exc.error, "payment_intent", None) if exc.error else None
