@@ -79,6 +79,11 @@ class Order(SQLModel, table=True):
         Index("orders_user_created_idx", "user_id", "created_at"),
         Index("orders_status_created_idx", "status", "created_at"),
         CheckConstraint("total >= 0", name="total_not_negative"),
+        CheckConstraint(
+            "status IN ('pending', 'reserved', 'requires_action', 'payment_authorized', "
+            "'confirmed', 'fulfillment_queued', 'failed', 'cancelled')",
+            name="status_known",
+        ),
     )
 
     id: str = Field(default_factory=lambda: new_id(IdPrefix.ORDER), primary_key=True)
@@ -147,6 +152,18 @@ class OrderEvent(SQLModel, table=True):
 
 class Payment(SQLModel, table=True):
     __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint(
+            "0 <= amount_refunded AND amount_refunded <= amount_captured "
+            "AND amount_captured <= amount",
+            name="amounts_consistent",
+        ),
+        CheckConstraint(
+            "status IN ('pending', 'requires_action', 'authorized', 'captured', 'voided', "
+            "'refunded', 'partially_refunded', 'failed')",
+            name="status_known",
+        ),
+    )
 
     id: str = Field(default_factory=lambda: new_id(IdPrefix.PAYMENT), primary_key=True)
     order_id: str = Field(
