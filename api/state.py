@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -47,8 +48,11 @@ class AppState:
     revocations: Revocations = field(init=False)
     analytics: AnalyticsRecorder = field(init=False)
     payments: PaymentGateway = field(init=False)
+    # One outgoing HTTP client per process (sandbox webhooks): building one costs ~40 ms.
+    http: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
+        self.http = httpx.AsyncClient(timeout=5)
         self.payments = StripeGateway.from_settings(self.settings)
         self.temporal = TemporalConnection(self.settings)
         ttl = self.settings.access_token_ttl_seconds

@@ -59,6 +59,10 @@ def dev(
     data_dir: DataDir = None,
     api_port: Annotated[int, typer.Option(help="Port of the API.")] = 3001,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes to start.")] = 1,
+    api_workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="API processes (default: 2 on 2+ cores, else 1)."),
+    ] = None,
     temporal_port: Annotated[int, typer.Option(help="gRPC port of Temporal.")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Port of the Temporal web UI (0: none).")] = 8233,
     postgres_port: Annotated[int, typer.Option(help="Port of embedded PostgreSQL.")] = 54329,
@@ -73,6 +77,7 @@ def dev(
         data_dir=data_dir or settings.shop_data_dir,
         api_port=api_port,
         workers=workers,
+        api_workers=api_workers or min(2, os.cpu_count() or 1),
         temporal_port=temporal_port,
         ui_port=ui_port,
         postgres_port=postgres_port,
@@ -90,8 +95,12 @@ def api(
     data_dir: DataDir = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default SHOP_API_PORT, 3001).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Processes (default SHOP_API_WORKERS, 1)."),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API with uvicorn."""
+    """Serve the HTTP API with uvicorn (several processes with --workers)."""
     import uvicorn
 
     from api.app import create_app
@@ -101,14 +110,22 @@ def api(
         application = create_app(settings)
     except DependencyUnavailable as exc:
         raise _fail(exc.detail) from None
-    uvicorn.run(
-        application,
-        host=host or settings.shop_api_host,
-        port=port or settings.shop_api_port,
-        log_config=None,
-        proxy_headers=True,
-        timeout_graceful_shutdown=5,
-    )
+    processes = workers or settings.shop_api_workers
+    common = {
+        "host": host or settings.shop_api_host,
+        "port": port or settings.shop_api_port,
+        "log_config": None,
+        "proxy_headers": True,
+        "timeout_graceful_shutdown": 5,
+    }
+    if processes == 1:
+        uvicorn.run(application, **common)  # type: ignore[arg-type]
+        return
+    # Each process builds its own app from the same settings (the data dir by env).
+    if data_dir is not None:
+        os.environ["SHOP_DATA_DIR"] = str(data_dir)
+    os.environ["SHOP_API_PORT"] = str(common["port"])
+    uvicorn.run("cli.serve:api_worker_app", factory=True, workers=processes, **common)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -404,7 +421,7 @@ def bench_checkout(
     concurrency: Annotated[int, typer.Option(min=1, max=500, help="Orders in flight.")] = 20,
     poll: Annotated[
         float, typer.Option(min=0.01, max=5, help="Seconds between polls of each order.")
-    ] = 0.25,
+    ] = 0.5,
 ) -> None:
     """Orders per second and POST-to-confirmed latency of the whole checkout against the
     running stack (`shop dev`): shoppers and stock are set up first, untimed."""

@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
+from fastapi import FastAPI
 
 from api.app import create_app
-from core.settings import Settings
+from cli.stack.process import die_with_parent
+from core.logging import configure_logging
+from core.settings import Settings, load_settings
 
 
 @asynccontextmanager
@@ -29,3 +32,11 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+def api_worker_app() -> FastAPI:
+    """One of ``shop api --workers N``'s processes: dies with its supervisor."""
+    die_with_parent()
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -67,7 +67,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     # Alembic announces every plugin it loads; the migration lines themselves stay.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # One line per outgoing HTTP call drowns everything else (benchmarks, provider SDKs).
-    for name in ("httpx", "httpcore"):
+    for name in ("httpx", "httpcore", "stripe"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # uvicorn's access log duplicates our request log line.
     logging.getLogger("uvicorn.access").disabled = True

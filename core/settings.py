@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     shop_data_dir: Path = Field(default=Path(".shop"), description="Data dir of `shop dev`.")
     shop_api_port: int = Field(default=3001, ge=1, le=65535)
     shop_api_host: str = "127.0.0.1"
+    # API processes: Python serves one core per process; more use more cores.
+    shop_api_workers: int = Field(default=1, ge=1, le=64)
     shop_env: Literal["development", "test", "production"] = "development"
 
     # --- PostgreSQL: DATABASE_URL, or the seed's DB_HOST/DB_PORT/DB_NAME --------------

@@ -9,14 +9,16 @@ from typing import Any
 import stripe
 from fastapi import APIRouter, Header, Request
 from pydantic import Field
+from sqlmodel import select
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DbSession, State
 from api.problems import problem_responses
 from core.errors import DependencyUnavailable, ShopError
 from models.base import CamelModel
+from models.orders import Order, OrderStatus
 from services.payments import WebhookService
-from workflows.orders import OrderWorkflow, PaymentWebhook, workflow_id
+from workflows.orders import DECISIVE_WEBHOOKS, OrderWorkflow, PaymentWebhook, workflow_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/payments", tags=["payments"])
@@ -66,13 +68,20 @@ async def stripe_webhook(
     if not await WebhookService(session).record(event["id"], event["type"], obj):
         return WebhookReceipt(duplicate=True)
     order_id = (obj.get("metadata") or {}).get("order_id")
-    if order_id:
+    if order_id and event["type"] in DECISIVE_WEBHOOKS and await _at_payment(session, order_id):
+        # Only an order at the payment step can be waiting for the customer (3-D
+        # Secure); the others' workflows learn where the payment stands from Stripe.
         await _signal(
             state,
             order_id,
             PaymentWebhook(event_id=event["id"], type=event["type"], intent_id=str(obj["id"])),
         )
     return WebhookReceipt()
+
+
+async def _at_payment(session: DbSession, order_id: str) -> bool:
+    status = (await session.exec(select(Order.status).where(Order.id == order_id))).first()
+    return status in (OrderStatus.RESERVED, OrderStatus.REQUIRES_ACTION)
 
 
 async def _signal(state: State, order_id: str, webhook: PaymentWebhook) -> None:

@@ -68,29 +68,28 @@ async def clear_faults(redis: RedisClient) -> Response:
 _deliveries: set[asyncio.Task[None]] = set()
 
 
-def _deliver_later(url: str, events: list[Event]) -> None:
+def _deliver_later(http: httpx.AsyncClient, url: str, events: list[Event]) -> None:
     """Webhooks go out in the background, after the change committed, as Stripe's do."""
-    task = asyncio.create_task(_deliver(url, events))
+    task = asyncio.create_task(_deliver(http, url, events))
     _deliveries.add(task)  # keep a reference until it is done
     task.add_done_callback(_deliveries.discard)
 
 
-async def _deliver(url: str, events: list[Event]) -> None:
-    async with httpx.AsyncClient(timeout=5) as http:
-        for event in events:
-            for attempt in range(3):
-                try:
-                    response = await http.post(
-                        url,
-                        content=event.payload,
-                        headers={"Content-Type": "application/json",
-                                 "Stripe-Signature": event.signature},
-                    )  # fmt: skip
-                    if response.status_code < 500:
-                        break
-                except httpx.HTTPError as exc:
-                    log.info("stripe sandbox webhook attempt %d failed: %s", attempt + 1, exc)
-                await asyncio.sleep(0.5 * 2**attempt)
+async def _deliver(http: httpx.AsyncClient, url: str, events: list[Event]) -> None:
+    for event in events:
+        for attempt in range(3):
+            try:
+                response = await http.post(
+                    url,
+                    content=event.payload,
+                    headers={"Content-Type": "application/json",
+                             "Stripe-Signature": event.signature},
+                )  # fmt: skip
+                if response.status_code < 500:
+                    break
+            except httpx.HTTPError as exc:
+                log.info("stripe sandbox webhook attempt %d failed: %s", attempt + 1, exc)
+            await asyncio.sleep(0.5 * 2**attempt)
 
 
 def _sandbox(state: State, session: DbSession) -> StripeSandbox:
@@ -107,7 +106,7 @@ def _send_webhooks_after_commit(state: State, session: DbSession, sandbox: Strip
     events, url = list(sandbox.events), state.settings.resolved_stripe_webhook_url
 
     async def send_webhooks() -> None:
-        _deliver_later(url, events)
+        _deliver_later(state.http, url, events)
 
     after_commit(session, send_webhooks)
 

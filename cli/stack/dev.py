@@ -40,6 +40,7 @@ class DevOptions:
     data_dir: Path
     api_port: int = 3001
     workers: int = 1
+    api_workers: int = 1
     temporal_port: int = 7233
     ui_port: int = 8233
     postgres_port: int = 54329
@@ -205,7 +206,16 @@ class DevStack:
                 worker.start()
         api = ManagedProcess(
             "api",
-            [sys.executable, "-m", "cli.main", "api", "--port", str(o.api_port)],
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "api",
+                "--port",
+                str(o.api_port),
+                "--workers",
+                str(o.api_workers),
+            ],
             log_path=self.logs / "api.log",
             env=child_env,
         )

@@ -23,7 +23,8 @@ class StackError(Exception):
     """A problem the user can fix; printed as one line, never as a traceback."""
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Get SIGTERM when the parent process dies (so nothing outlives the supervisor)."""
     # Linux only; elsewhere the supervisor's own shutdown is the only guarantee.
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -136,7 +137,7 @@ class ManagedProcess:
             # Own process group: Ctrl-C reaches only the supervisor, which stops
             # children in reverse start order.
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             user=uid,
             group=gid,
             extra_groups=groups,

@@ -183,7 +183,7 @@ class StripeGateway:
             ) from exc
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
-        return await self._with_refunds(intent)
+        return _state(intent)  # just captured: nothing refunded yet
 
     async def void(self, intent_id: str, *, idempotency_key: str) -> IntentState:
         """Cancel the PaymentIntent (releasing any hold). Returns it canceled, or captured
