@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,3 +145,12 @@ async def refunded(http: httpx.AsyncClient, intent_id: str) -> int:
     )
     assert response.status_code == 200, response.text
     return sum(int(r["amount"]) for r in response.json()["data"])
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30) -> None:
+    """Wait until ``check()`` is true (polling every 50 ms), or fail."""
+    for _ in range(int(within / 0.05)):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not true within {within}s: {check}")

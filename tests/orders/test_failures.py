@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.factories import unique_slug
 from tests.orders.helpers import (
+    eventually,
     intents_for,
     outbox_types,
     place,
@@ -140,6 +141,12 @@ async def test_a_cancel_racing_the_authorisation_voids_it(
     await http.put("/_sandbox/stripe/faults", json={"latencyMs": 1000})
     placed = await place(http, shopper)
     await wait_for(http, shopper.headers, placed["id"], {"reserved"})
+
+    # The PaymentIntent exists: the card is being authorised right now.
+    async def authorising() -> bool:
+        return bool(await intents_for(http, placed["id"]))
+
+    await eventually(authorising)
     cancelled = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
     assert cancelled.status_code in (200, 202), cancelled.text
     await http.delete("/_sandbox/stripe/faults")
@@ -167,6 +174,12 @@ async def test_a_cancel_after_capture_refunds_restocks_and_gives_the_coupon_back
     # "confirmed": the coupon is used, the stock about to be sold, the capture under way.
     await wait_for(http, shopper.headers, placed["id"], {"confirmed"})
     assert (await http.get(f"/api/coupons/{code}", headers=staff)).json()["usedCount"] == 1
+
+    # The stock is sold: the (slow) capture is what runs now.
+    async def sold() -> bool:
+        return bool((await stock(http, staff, item["id"]))["onHand"] == 2)
+
+    await eventually(sold)
     cancelled = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
     assert cancelled.status_code in (200, 202), cancelled.text
     await http.delete("/_sandbox/stripe/faults")
