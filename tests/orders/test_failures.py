@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.factories import unique_slug
+from tests.live import LiveStack
 from tests.orders.helpers import (
     eventually,
     intents_for,
@@ -20,6 +21,7 @@ from tests.orders.helpers import (
     stock,
     wait_for,
 )
+from workflows.orders import workflow_id
 
 
 async def test_a_declined_card_fails_the_order_and_gives_the_stock_back(
@@ -245,3 +247,18 @@ async def test_many_orders_under_gateway_faults_are_captured_exactly_once(
     level = await stock(http, staff, item["id"])
     assert level["onHand"] == 50 - len(confirmed)
     assert level["reserved"] == 0
+
+
+async def test_an_operator_cancelling_the_workflow_still_undoes_the_order(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack
+) -> None:
+    item = await product(http, staff, stock=3)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper, token="pm_card_authenticationRequired")
+    await wait_for(http, shopper.headers, placed["id"], {"requires_action"})
+    # `temporal workflow cancel` (or the UI's Cancel button) instead of the API:
+    await live.client.get_workflow_handle(workflow_id(placed["id"])).cancel()
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "cancelled"
+    assert [i["status"] for i in await intents_for(http, placed["id"])] == ["canceled"]
+    assert (await stock(http, staff, item["id"]))["reserved"] == 0
