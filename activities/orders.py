@@ -117,9 +117,7 @@ class OrderActivities:
                 orders = self._orders(session)
                 # The order row lock first: a late attempt finds an undone order and
                 # holds nothing for it.
-                order = await orders.orders.require(input.order_id, lock=True)
-                if order.status in (OrderStatus.FAILED, OrderStatus.CANCELLED):
-                    return
+                order = await orders.forward(input.order_id)
                 lines = await orders.reservation_lines(input.order_id)
                 await InventoryService(session).reserve(
                     input.order_id, lines, timedelta(seconds=input.ttl_seconds)
@@ -155,6 +153,7 @@ class OrderActivities:
         """update-inventory: the held stock becomes a sale."""
         try:
             async with transaction(self._sessions) as session:
+                await self._orders(session).forward(input.order_id)
                 return await InventoryService(session).commit(input.order_id)
         except ShopError as exc:
             raise to_application_error(exc) from exc
@@ -170,16 +169,13 @@ class OrderActivities:
     async def release_stock(self, input: OrderRef) -> int:
         """Give back held stock, and return sold stock if the sale already went through."""
         async with transaction(self._sessions) as session:
+            orders = self._orders(session)
+            order = await orders.undo_started(input.order_id)
             inventory = InventoryService(session)
             count = await inventory.release(input.order_id)
             count += await inventory.restock(input.order_id)
             if count:
-                orders = self._orders(session)
-                await orders.note(
-                    await orders.orders.require(input.order_id),
-                    "stock released",
-                    {"products": count},
-                )
+                await orders.note(order, "stock released", {"products": count})
             return count
 
     @activity.defn(name="orders.undo_confirm")
@@ -192,6 +188,7 @@ class OrderActivities:
     async def close(self, input: CloseInput) -> bool:
         """Mark the order failed or cancelled and publish the matching event."""
         async with transaction(self._sessions) as session:
+            await self._orders(session).undo_started(input.order_id)
             return await self._orders(session).close(
                 input.order_id, input.status, input.failure_code, input.detail, input.data
             )

@@ -108,6 +108,9 @@ class Order(SQLModel, table=True):
     payment_token: str = Field(max_length=255)
     # Where the customer completes 3-D Secure while the order is requires_action.
     next_action_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Set by the first compensation that runs: from then on a late attempt of a forward
+    # step (one that timed out but was still running) holds no stock and no money.
+    undoing_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     # Set by validate-order once the cart is priced and snapshotted.
     priced_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     created_at: datetime = created_at_field()

@@ -68,6 +68,11 @@ class CartEmpty(ValidationFailed):
     title = "The cart is empty"
 
 
+class OrderUndone(Conflict):
+    code = "order_undone"
+    title = "The order is being undone; this step no longer applies"
+
+
 class OrderNotCancellable(Conflict):
     code = "order_not_cancellable"
     title = "The order can no longer be cancelled"
@@ -223,6 +228,23 @@ class OrderService:
         await self.session.flush()
         return True
 
+    async def undo_started(self, order_id: str) -> Order:
+        """Every compensation starts here: the order (locked) is marked as being undone,
+        so that a late attempt of a forward step does nothing (see ``forward``)."""
+        order = await self.orders.require(order_id, lock=True)
+        if order.undoing_at is None:
+            order.undoing_at = utcnow()
+            self.session.add(order)
+            await self.session.flush()
+        return order
+
+    async def forward(self, order_id: str) -> Order:
+        """A forward step's order (locked); ``OrderUndone`` once compensations began."""
+        order = await self.orders.require(order_id, lock=True)
+        if order.undoing_at is not None:
+            raise OrderUndone(f"order {order_id} is being undone")
+        return order
+
     async def note(self, order: Order, message: str, data: dict[str, Any] | None = None) -> None:
         """A timeline entry without a status change (e.g. a compensation that ran)."""
         self.session.add(
@@ -321,7 +343,7 @@ class OrderService:
     async def confirm(self, order_id: str) -> str:
         """create-order: record coupon usage, close the cart, publish ``order.created``.
         Returns the (now checked-out) cart's id."""
-        order = await self.orders.require(order_id, lock=True)
+        order = await self.forward(order_id)
         if not self.can_move(order, OrderStatus.CONFIRMED):
             return order.cart_id  # confirmed before, or undone meanwhile: nothing to do
         if order.coupon_code:
@@ -362,7 +384,7 @@ class OrderService:
 
     async def queue_fulfillment(self, order_id: str) -> None:
         """queue-fulfillment: hand the order to the warehouse (``fulfillment.order_ready``)."""
-        order = await self.orders.require(order_id, lock=True)
+        order = await self.forward(order_id)
         if not await self.transition(
             order, OrderStatus.FULFILLMENT_QUEUED, "queued for fulfilment"
         ):
@@ -392,7 +414,7 @@ class OrderService:
     async def undo_confirm(self, order_id: str) -> bool:
         """create-order's compensation: give the coupon use back and reopen the cart (if
         its owner has not started another one meanwhile). Idempotent."""
-        order = await self.orders.require(order_id, lock=True)
+        order = await self.undo_started(order_id)
         released = await CouponService(self.session).release(order_id)
         if released:
             await self.note(order, "coupon use given back")

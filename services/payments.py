@@ -243,6 +243,7 @@ class PaymentService:
         Two provider calls: create the PaymentIntent (nothing held yet) and save its id,
         then confirm it. So whenever money can be held, the payment row knows the intent
         and the compensation can void it, even if an answer was lost in between."""
+        await self._mark(order_id, undo=False)
         order, intent_id = await self._open(order_id)
         if intent_id is None:
             created = await self.gateway.create(
@@ -254,6 +255,9 @@ class PaymentService:
             )
             intent_id = created.intent_id
             await self._save_intent(order_id, intent_id)
+        # Checked again right before money can be held: a late attempt of this step
+        # must not confirm what the compensation already voided (or found nothing of).
+        await self._mark(order_id, undo=False)
         try:
             state = await self.gateway.confirm(
                 intent_id,
@@ -293,6 +297,13 @@ class PaymentService:
             await self._record(order_id, state, f"{event}_failed", order_status=None)
         return Authorization(state.status, state.next_action_url, state.failure_code)
 
+    async def _mark(self, order_id: str, *, undo: bool) -> None:
+        """A forward call first checks the order is not being undone (``OrderUndone``);
+        the compensation first marks it so."""
+        async with transaction(self.sessions) as session:
+            orders = OrderService(session, self.settings, self.analytics)
+            await (orders.undo_started(order_id) if undo else orders.forward(order_id))
+
     async def _intent_id(self, order_id: str) -> str | None:
         async with transaction(self.sessions) as session:
             payment = await PaymentRepository(session).for_order(order_id)
@@ -307,6 +318,7 @@ class PaymentService:
         return await self._authorization(order_id, state, "authentication")
 
     async def capture(self, order_id: str) -> IntentState:
+        await self._mark(order_id, undo=False)
         intent_id = await self._intent_id(order_id)
         if intent_id is None:
             raise Conflict(f"order {order_id} has no authorised payment", code="payment_missing")
@@ -319,6 +331,7 @@ class PaymentService:
     async def void_or_refund(self, order_id: str) -> str:
         """The payment step's compensation: release a hold, or refund what was captured.
         Idempotent; returns what it did."""
+        await self._mark(order_id, undo=True)
         intent_id = await self._intent_id(order_id)
         if intent_id is None:
             # No PaymentIntent was ever created (its id is saved before any confirm).

@@ -6,8 +6,16 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.exceptions import ApplicationError
 
+from activities.orders import OrderActivities, OrderRef, ReserveInput
+from activities.payments import PaymentActivities
+from core.db import create_session_factory
+from integrations.payments.stripe import StripeGateway
+from services.analytics import AnalyticsRecorder
+from services.payments import PaymentService
 from tests.factories import unique_slug
 from tests.live import LiveStack
 from tests.orders.helpers import (
@@ -262,3 +270,32 @@ async def test_an_operator_cancelling_the_workflow_still_undoes_the_order(
     assert order["status"] == "cancelled"
     assert [i["status"] for i in await intents_for(http, placed["id"])] == ["canceled"]
     assert (await stock(http, staff, item["id"]))["reserved"] == 0
+
+
+async def test_a_late_attempt_of_a_forward_step_holds_nothing_once_undone(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, engine: AsyncEngine
+) -> None:
+    """An attempt that timed out but kept running (a hung connection) may finish after
+    the compensations: it must not hold stock or money for the undone order."""
+    item = await product(http, staff, stock=3)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper, token="pm_card_chargeDeclined")
+    assert (await wait_for(http, shopper.headers, placed["id"]))["status"] == "failed"
+    sessions = create_session_factory(engine)
+    analytics = AnalyticsRecorder(enabled=False)
+    orders = OrderActivities(sessions, live.settings, analytics, live.client)
+    ref = OrderRef(order_id=placed["id"])
+    with pytest.raises(ApplicationError) as late_reserve:
+        await orders.reserve_stock(ReserveInput(order_id=placed["id"], ttl_seconds=60))
+    assert late_reserve.value.type == "order_undone"
+    payments = PaymentActivities(
+        PaymentService(
+            sessions, StripeGateway.from_settings(live.settings), live.settings, analytics
+        )
+    )
+    for late in (payments.authorize, payments.capture):
+        with pytest.raises(ApplicationError) as refused:
+            await late(ref)
+        assert refused.value.type == "order_undone"
+    assert (await stock(http, staff, item["id"]))["reserved"] == 0
+    assert [i["status"] for i in await intents_for(http, placed["id"])] == ["canceled"]
