@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/_sandbox/stripe", tags=["sandbox"])
 FAULTS_KEY = "sandbox:stripe:faults"
 IDEMPOTENCY_SECONDS = 24 * 3600
+IN_FLIGHT_SECONDS = 30
 
 
 def _error(status_code: int, error: dict[str, Any]) -> JSONResponse:
@@ -158,6 +159,14 @@ async def _call(
                 })  # fmt: skip
             return JSONResponse(record["body"], status_code=record["status"],
                                 headers={"Idempotent-Replayed": "true"})  # fmt: skip
+        # Another request with this key still running: Stripe answers 409 (and its SDK
+        # retries). Held until this one's change is committed (or 30 s at most).
+        if not await redis.set(f"{record_key}:inflight", "1", nx=True, ex=IN_FLIGHT_SECONDS):
+            return _error(409, {
+                "type": "idempotency_error", "code": "idempotency_key_in_use",
+                "message": "There is currently another in-progress request using this "
+                f"idempotency key ('{idempotency_key}'). Try again later.",
+            })  # fmt: skip
 
     sandbox = _sandbox(state, session)
     try:
@@ -165,10 +174,17 @@ async def _call(
     except StripeError as exc:
         body, code = {"error": exc.error}, exc.status
     if record_key is not None:
-        await redis.set(
-            record_key, json.dumps({"fingerprint": fingerprint, "status": code, "body": body}),
-            ex=IDEMPOTENCY_SECONDS,
-        )  # fmt: skip
+        record, done = (
+            record_key,
+            json.dumps({"fingerprint": fingerprint, "status": code, "body": body}),
+        )
+
+        async def remember() -> None:
+            # Only a committed answer is replayed: a rolled-back one never happened.
+            await redis.set(record, done, ex=IDEMPOTENCY_SECONDS)
+            await redis.delete(f"{record}:inflight")
+
+        after_commit(session, remember)
     _send_webhooks_after_commit(state, session, sandbox)
     return JSONResponse(
         body, status_code=code, headers={"Request-Id": f"req_{random.getrandbits(48):x}"}

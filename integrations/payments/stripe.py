@@ -68,6 +68,9 @@ def _translate(exc: stripe.StripeError) -> Exception:
         return PaymentUnavailable(f"stripe: {exc.user_message or exc}")
     if isinstance(exc, stripe.APIError) or (exc.http_status or 0) >= 500:
         return PaymentUnavailable(f"stripe: {exc.user_message or exc}")
+    if exc.http_status == 409:
+        # The same idempotency key still in flight (an earlier attempt): try again.
+        return PaymentUnavailable(f"stripe: {exc.user_message or exc}")
     if isinstance(exc, stripe.InvalidRequestError) and exc.param == "payment_method":
         return InvalidPaymentMethod(str(exc.user_message or exc))
     return PaymentRejected(f"stripe: {exc.user_message or exc}", reason=exc.code)

@@ -4,6 +4,7 @@ idempotency, faults and signed webhooks."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,7 @@ import httpx
 import pytest
 import stripe
 import uvicorn
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,6 +23,8 @@ from temporalio.client import Client
 
 from cli.stack.process import free_port
 from core.settings import Settings
+from integrations.payments.gateway import PaymentUnavailable
+from integrations.payments.stripe import _translate
 from integrations.sandbox.stripe import SANDBOX_WEBHOOK_SECRET
 from tests.live import live_api
 
@@ -53,9 +57,11 @@ async def sandbox(settings: Settings, temporal_client: Client) -> AsyncIterator[
     receiver = uvicorn.Server(
         uvicorn.Config(
             Starlette(routes=[Route("/hooks", hooks.endpoint, methods=["POST"])]),
-            host="127.0.0.1", port=port, log_config=None,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
         )
-    )  # fmt: skip
+    )
     task = asyncio.create_task(receiver.serve())
     live = Settings.model_validate(
         settings.model_dump()
@@ -91,9 +97,15 @@ async def test_authorise_then_capture_with_signed_webhooks(sandbox: tuple[str, H
     client = _client(base)
     intent = await _call(
         client.v1.payment_intents.create,
-        {"amount": 4999, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True,
-         "capture_method": "manual", "metadata": {"order_id": "ord_1"}},
-    )  # fmt: skip
+        {
+            "amount": 4999,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "capture_method": "manual",
+            "metadata": {"order_id": "ord_1"},
+        },
+    )
     assert intent.status == "requires_capture"
     assert intent.metadata["order_id"] == "ord_1"
     captured = await _call(client.v1.payment_intents.capture, intent.id)
@@ -108,9 +120,11 @@ async def test_authorise_then_capture_with_signed_webhooks(sandbox: tuple[str, H
 
 @pytest.mark.parametrize(
     ("method", "decline"),
-    [("pm_card_chargeDeclined", "generic_decline"),
-     ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds")],
-)  # fmt: skip
+    [
+        ("pm_card_chargeDeclined", "generic_decline"),
+        ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+    ],
+)
 async def test_declines_are_card_errors(
     sandbox: tuple[str, Hooks], method: str, decline: str
 ) -> None:
@@ -133,9 +147,14 @@ async def test_three_d_secure_completes_or_fails_on_the_redirect(
     for outcome, final in (("succeed", "requires_capture"), ("fail", "requires_payment_method")):
         intent = await _call(
             client.v1.payment_intents.create,
-            {"amount": 2500, "currency": "eur", "payment_method": "pm_card_authenticationRequired",
-             "confirm": True, "capture_method": "manual"},
-        )  # fmt: skip
+            {
+                "amount": 2500,
+                "currency": "eur",
+                "payment_method": "pm_card_authenticationRequired",
+                "confirm": True,
+                "capture_method": "manual",
+            },
+        )
         assert intent.status == "requires_action"
         url = intent.next_action.redirect_to_url.url
         async with httpx.AsyncClient() as http:
@@ -143,9 +162,10 @@ async def test_three_d_secure_completes_or_fails_on_the_redirect(
         assert page.status_code == 200
         assert (await _call(client.v1.payment_intents.retrieve, intent.id)).status == final
         kind = (
-            "payment_intent.amount_capturable_updated" if outcome == "succeed"
+            "payment_intent.amount_capturable_updated"
+            if outcome == "succeed"
             else "payment_intent.payment_failed"
-        )  # fmt: skip
+        )
         await _wait_for(hooks, intent.id, kind)
 
 
@@ -169,8 +189,13 @@ async def test_idempotency_rules(sandbox: tuple[str, Hooks]) -> None:
     base, _ = sandbox
     client = _client(base)
     key = f"ord_{uuid4().hex[:8]}:authorize"
-    params = {"amount": 700, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True,
-              "capture_method": "manual"}  # fmt: skip
+    params = {
+        "amount": 700,
+        "currency": "usd",
+        "payment_method": "pm_card_visa",
+        "confirm": True,
+        "capture_method": "manual",
+    }
     first = await _call(client.v1.payment_intents.create, params, {"idempotency_key": key})
     second = await _call(client.v1.payment_intents.create, params, {"idempotency_key": key})
     assert first.id == second.id
@@ -220,3 +245,28 @@ def test_webhook_signatures_verify_with_the_sdk() -> None:
     assert event["id"] == "evt_1"
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(payload, sign(payload, "whsec_other"), "whsec_x")
+
+
+async def test_a_key_still_in_flight_answers_409(sandbox: tuple[str, Hooks], redis: Redis) -> None:
+    base, _ = sandbox
+    key = f"ord_{uuid4().hex[:8]}:create"
+    scope = hashlib.sha256(KEY.encode()).hexdigest()[:16]
+    in_flight = f"sandbox:stripe:idem:{scope}:{key}:inflight"
+    body = {"amount": "700", "currency": "usd", "payment_method": "pm_card_visa"}
+    headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": key}
+    async with httpx.AsyncClient(base_url=base) as http:
+        await redis.set(in_flight, "1", ex=30)  # another request with this key is running
+        busy = await http.post("/v1/payment_intents", data=body, headers=headers)
+        assert busy.status_code == 409
+        assert busy.json()["error"]["code"] == "idempotency_key_in_use"
+        await redis.delete(in_flight)
+        created = await http.post("/v1/payment_intents", data=body, headers=headers)
+        assert created.status_code == 200
+        assert await redis.get(in_flight) is None  # released once committed
+        replay = await http.post("/v1/payment_intents", data=body, headers=headers)
+        assert replay.headers.get("Idempotent-Replayed") == "true"
+        assert replay.json()["id"] == created.json()["id"]
+    # ... and the adapter treats such a 409 as worth retrying.
+    assert isinstance(
+        _translate(stripe.IdempotencyError("in use", http_status=409)), PaymentUnavailable
+    )
