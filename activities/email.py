@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.common import RetryPolicy
 
-from core.errors import ShopError
 from services.email import EmailService
-from temporal.errors import to_application_error
+from temporal.errors import application_errors
+
+# How workflows send a notification (a reminder, an order email): retried for up to six
+# hours; a message the provider refuses outright is not retried.
+NOTIFICATION_START_TO_CLOSE = timedelta(seconds=30)
+NOTIFICATION_SCHEDULE_TO_CLOSE = timedelta(hours=6)
+NOTIFICATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["email_rejected"],
+)
 
 
 class SendEmailInput(BaseModel):
@@ -31,15 +42,13 @@ class EmailActivities:
 
     @activity.defn(name="email.send")
     async def send_email(self, input: SendEmailInput) -> SendEmailResult:
-        try:
+        with application_errors():
             result = await self._emails.deliver(
                 key=input.idempotency_key,
                 template=input.template,
                 to=input.to,
                 context=input.context,
             )
-        except ShopError as exc:
-            raise to_application_error(exc) from exc
         return SendEmailResult(
             message_id=result.message_id,
             provider_message_id=result.provider_message_id,

@@ -9,18 +9,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.client import Client
 
 from core.db import SessionFactory, transaction
-from core.errors import ShopError
 from core.settings import Settings
-from models.orders import OrderStatus
+from models.orders import OrderSnapshot, OrderStatus
 from services.analytics import AnalyticsRecorder
 from services.cart_reminders import cart_closed
 from services.inventory import InventoryService
 from services.orders import OrderService
-from temporal.errors import to_application_error
+from temporal.errors import application_errors
 
 log = logging.getLogger(__name__)
 REMINDER_WAIT_SECONDS = 3.0
@@ -48,24 +48,6 @@ class CloseInput(BaseModel):
     data: dict[str, Any] = {}
 
 
-class LineSnapshot(BaseModel):
-    product_id: str
-    name: str
-    quantity: int
-    unit_price: int
-    line_total: int
-
-
-class OrderSnapshot(BaseModel):
-    order_id: str
-    user_id: str
-    email: str
-    name: str
-    currency: str
-    total: int
-    lines: list[LineSnapshot]
-
-
 class OrderActivities:
     def __init__(
         self,
@@ -79,40 +61,21 @@ class OrderActivities:
         self._analytics = analytics
         self._client = client
 
-    def _orders(self, session: object) -> OrderService:
-        return OrderService(session, self._settings, self._analytics)  # type: ignore[arg-type]
+    def _orders(self, session: AsyncSession) -> OrderService:
+        return OrderService(session, self._settings, self._analytics)
 
     @activity.defn(name="orders.validate")
     async def validate(self, input: OrderRef) -> OrderSnapshot:
         """validate-order: price the cart and snapshot its lines on the order."""
-        try:
+        with application_errors():
             async with transaction(self._sessions) as session:
                 snap = await self._orders(session).price(input.order_id)
-        except ShopError as exc:
-            raise to_application_error(exc) from exc
-        return OrderSnapshot(
-            order_id=snap.order_id,
-            user_id=snap.user_id,
-            email=snap.email,
-            name=snap.name,
-            currency=snap.currency,
-            total=snap.total,
-            lines=[
-                LineSnapshot(
-                    product_id=ln.product_id,
-                    name=ln.name,
-                    quantity=ln.quantity,
-                    unit_price=ln.unit_price,
-                    line_total=ln.line_total,
-                )
-                for ln in snap.lines
-            ],
-        )
+        return snap
 
     @activity.defn(name="orders.reserve_stock")
     async def reserve_stock(self, input: ReserveInput) -> None:
         """check-inventory: hold every line's stock for the order, all or nothing."""
-        try:
+        with application_errors():
             async with transaction(self._sessions) as session:
                 orders = self._orders(session)
                 # The order row lock first: a late attempt finds an undone order and
@@ -123,8 +86,6 @@ class OrderActivities:
                     input.order_id, lines, timedelta(seconds=input.ttl_seconds)
                 )
                 await orders.transition(order, OrderStatus.RESERVED, "stock reserved")
-        except ShopError as exc:
-            raise to_application_error(exc) from exc
 
     @activity.defn(name="orders.extend_reservation")
     async def extend_reservation(self, input: ExtendInput) -> int:
@@ -134,11 +95,9 @@ class OrderActivities:
     @activity.defn(name="orders.confirm")
     async def confirm(self, input: OrderRef) -> None:
         """create-order: confirm, record coupon usage, publish ``order.created``."""
-        try:
+        with application_errors():
             async with transaction(self._sessions) as session:
                 cart_id = await self._orders(session).confirm(input.order_id)
-        except ShopError as exc:
-            raise to_application_error(exc) from exc
         try:
             # The cart is checked out: its abandoned-cart reminder must not go. Bounded,
             # so a slow Temporal call can never fail a confirmed order's step.
@@ -151,12 +110,10 @@ class OrderActivities:
     @activity.defn(name="orders.commit_stock")
     async def commit_stock(self, input: OrderRef) -> int:
         """update-inventory: the held stock becomes a sale."""
-        try:
+        with application_errors():
             async with transaction(self._sessions) as session:
                 await self._orders(session).forward(input.order_id)
                 return await InventoryService(session).commit(input.order_id)
-        except ShopError as exc:
-            raise to_application_error(exc) from exc
 
     @activity.defn(name="orders.queue_fulfillment")
     async def queue_fulfillment(self, input: OrderRef) -> None:

@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.shop.http.aclose()
+            await app.state.shop.aclose()
             await redis.aclose()
             await engine.dispose()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import httpx
 from redis.asyncio import Redis
@@ -47,15 +48,25 @@ class AppState:
     access_tokens: AccessTokens = field(init=False)
     revocations: Revocations = field(init=False)
     analytics: AnalyticsRecorder = field(init=False)
-    payments: PaymentGateway = field(init=False)
-    # One outgoing HTTP client per process (sandbox webhooks): building one costs ~40 ms.
-    http: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
-        self.http = httpx.AsyncClient(timeout=5)
-        self.payments = StripeGateway.from_settings(self.settings)
         self.temporal = TemporalConnection(self.settings)
         ttl = self.settings.access_token_ttl_seconds
         self.access_tokens = AccessTokens(jwt_secret(self.settings), ttl)
         self.revocations = Revocations(self.redis, ttl)
         self.analytics = AnalyticsRecorder(self.settings.analytics_enabled)
+
+    # Built on first use: each costs ~40 ms (a TLS context), and most processes need
+    # neither (staff refunds; the Stripe sandbox's webhooks).
+    @cached_property
+    def payments(self) -> PaymentGateway:
+        return StripeGateway.from_settings(self.settings)
+
+    @cached_property
+    def http(self) -> httpx.AsyncClient:
+        """One outgoing HTTP client per process (the sandboxes' webhooks)."""
+        return httpx.AsyncClient(timeout=5)
+
+    async def aclose(self) -> None:
+        if "http" in self.__dict__:
+            await self.http.aclose()

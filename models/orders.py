@@ -10,8 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from pydantic import BaseModel, model_validator
 from pydantic import Field as PydanticField
-from pydantic import model_validator
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -44,15 +44,7 @@ FINAL_STATUSES = frozenset(
     {OrderStatus.FULFILLMENT_QUEUED, OrderStatus.FAILED, OrderStatus.CANCELLED}
 )
 # Until fulfilment has started, an order can still be cancelled.
-CANCELLABLE_STATUSES = frozenset(
-    {
-        OrderStatus.PENDING,
-        OrderStatus.RESERVED,
-        OrderStatus.REQUIRES_ACTION,
-        OrderStatus.PAYMENT_AUTHORIZED,
-        OrderStatus.CONFIRMED,
-    }
-)
+CANCELLABLE_STATUSES = frozenset(OrderStatus) - FINAL_STATUSES
 
 
 class PaymentStatus(StrEnum):
@@ -262,6 +254,28 @@ class RefundCreate(CamelModel):
         description="Minor units; omit to refund everything still captured",
     )
     reason: str | None = PydanticField(default=None, max_length=500, examples=["damaged item"])
+
+
+class LineSnapshot(BaseModel):
+    """A line as validate-order priced it (the workflow's copy; snake_case JSON)."""
+
+    product_id: str
+    name: str
+    quantity: int
+    unit_price: int
+    line_total: int
+
+
+class OrderSnapshot(BaseModel):
+    """What validate-order fixed: whom it is for, the priced lines and the total."""
+
+    order_id: str
+    user_id: str
+    email: str
+    name: str
+    currency: str
+    total: int
+    lines: list[LineSnapshot]
 
 
 class OrderLinePublic(CamelModel):

@@ -59,7 +59,7 @@ class AddressRepository:
         await self.session.exec(delete(Address).where(col(Address.id) == address.id))
 
 
-def _normalize(fields: dict[str, Any]) -> dict[str, Any]:
+def normalize_address(fields: dict[str, Any]) -> dict[str, Any]:
     for key in ("name", "street", "city", "state", "zip", "phone"):
         value = fields.get(key)
         if isinstance(value, str):
@@ -99,7 +99,7 @@ class AddressService:
                 f"an address book holds at most {MAX_ADDRESSES_PER_USER} addresses",
                 code="address_book_full",
             )
-        fields = _normalize(data.model_dump())
+        fields = normalize_address(data.model_dump())
         address = Address(user_id=user_id, **fields)
         await self._take_defaults(address)
         self.session.add(address)
@@ -108,7 +108,7 @@ class AddressService:
 
     async def update(self, user_id: str, address_id: str, data: AddressUpdate) -> Address:
         address = await self.get(user_id, address_id)
-        fields = _normalize(data.model_dump(exclude_unset=True))
+        fields = normalize_address(data.model_dump(exclude_unset=True))
         for key in ("name", "street", "city", "zip", "country"):
             if key in fields and fields[key] is None:
                 raise InvalidAddress(f"{key} cannot be removed", field=key)

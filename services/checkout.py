@@ -13,7 +13,6 @@ from typing import Any
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.countries import is_country
 from core.errors import Conflict, NotFound
 from core.settings import Settings
 from models.carts import Cart, CartStatus
@@ -21,7 +20,7 @@ from models.orders import Order, OrderCreate, OrderEvent, OrderStatus
 from models.users import User
 from models.workflow_starts import WorkflowStart
 from services import workflow_starts
-from services.addresses import AddressService, InvalidAddress
+from services.addresses import AddressService, InvalidAddress, normalize_address
 from services.carts import CartRepository
 from services.orders import CartEmpty, OrderRepository
 from temporal.queues import TaskQueue
@@ -34,19 +33,11 @@ class CartNotFound(NotFound):
 
 
 def _clean_address(fields: dict[str, Any]) -> dict[str, Any]:
-    address = {k: " ".join(v.split()) if isinstance(v, str) else v for k, v in fields.items()}
-    for key in ("street", "city", "zip"):
-        if not address.get(key):
-            raise InvalidAddress(f"shippingAddress.{key} must not be blank", field=key)
-    country = str(address.get("country") or "").upper()
-    if not is_country(country):
-        raise InvalidAddress(
-            f"{country!r} is not an ISO 3166-1 alpha-2 country code", field="country"
-        )
-    address["country"] = country
-    if country == "US" and not address.get("state"):
+    """The address book's rules, plus: a US address names its state (for tax)."""
+    address = normalize_address(fields)
+    if address["country"] == "US" and not address.get("state"):
         raise InvalidAddress("a US address needs a state", field="state")
-    return {k: v for k, v in address.items() if v not in (None, "")}
+    return {k: v for k, v in address.items() if v is not None}
 
 
 def order_input(order: Order, settings: Settings) -> OrderInput:

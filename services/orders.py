@@ -23,12 +23,14 @@ from models.carts import Cart, CartStatus
 from models.catalog import Product
 from models.inventory import ReservationLine
 from models.orders import (
+    LineSnapshot,
     Order,
     OrderEvent,
     OrderEventPublic,
     OrderLine,
     OrderLinePublic,
     OrderPublic,
+    OrderSnapshot,
     OrderStatus,
     OrderSummary,
     OrderTotals,
@@ -76,28 +78,6 @@ class OrderUndone(Conflict):
 class OrderNotCancellable(Conflict):
     code = "order_not_cancellable"
     title = "The order can no longer be cancelled"
-
-
-@dataclass(frozen=True)
-class SnapshotLine:
-    product_id: str
-    name: str
-    quantity: int
-    unit_price: int
-    line_total: int
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What validate-order fixed: the priced lines and totals."""
-
-    order_id: str
-    user_id: str
-    email: str
-    name: str
-    currency: str
-    total: int
-    lines: list[SnapshotLine]
 
 
 @dataclass(frozen=True)
@@ -254,7 +234,7 @@ class OrderService:
 
     # --- the workflow's steps ---------------------------------------------------------
 
-    async def price(self, order_id: str) -> Snapshot:
+    async def price(self, order_id: str) -> OrderSnapshot:
         """validate-order: price the cart now and keep a snapshot of each line (once)."""
         order = await self.orders.require(order_id, lock=True)
         user = await self.session.get(User, order.user_id)
@@ -321,17 +301,14 @@ class OrderService:
                 },
             )
         lines = await self.orders.lines(order.id)
-        return Snapshot(
+        return OrderSnapshot(
             order_id=order.id,
             user_id=order.user_id,
             email=order.email,
             name=name,
             currency=order.currency,
             total=order.total,
-            lines=[
-                SnapshotLine(ln.product_id, ln.name, ln.quantity, ln.unit_price, ln.line_total)
-                for ln in lines
-            ],
+            lines=[LineSnapshot.model_validate(ln, from_attributes=True) for ln in lines],
         )
 
     async def reservation_lines(self, order_id: str) -> list[ReservationLine]:

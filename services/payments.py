@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,7 +30,7 @@ from integrations.payments.gateway import (
 from models.base import utcnow
 from models.orders import Order, OrderEvent, OrderStatus, Payment, PaymentEvent, PaymentStatus
 from services.analytics import AnalyticsRecorder
-from services.orders import OrderRepository, OrderService
+from services.orders import OrderService
 
 _FROM_INTENT = {
     IntentStatus.REQUIRES_PAYMENT_METHOD: PaymentStatus.FAILED,
@@ -56,8 +57,9 @@ _RANK = {
 }
 
 
-@dataclass(frozen=True)
-class Authorization:
+class Authorization(BaseModel):
+    """Where an authorisation stands (also the payment activities' result)."""
+
     status: IntentStatus
     next_action_url: str | None = None
     failure_code: str | None = None
@@ -144,7 +146,7 @@ class PaymentService:
     async def _open(self, order_id: str) -> tuple[Order, str | None]:
         """The order to charge, with its payment row (created on the first attempt)."""
         async with transaction(self.sessions) as session:
-            order = await OrderRepository(session).require(order_id)
+            order = await OrderService(session, self.settings, self.analytics).forward(order_id)
             created = await session.exec(
                 pg_insert(Payment)
                 .values(
@@ -243,7 +245,6 @@ class PaymentService:
         Two provider calls: create the PaymentIntent (nothing held yet) and save its id,
         then confirm it. So whenever money can be held, the payment row knows the intent
         and the compensation can void it, even if an answer was lost in between."""
-        await self._mark(order_id, undo=False)
         order, intent_id = await self._open(order_id)
         if intent_id is None:
             created = await self.gateway.create(
@@ -257,7 +258,7 @@ class PaymentService:
             await self._save_intent(order_id, intent_id)
         # Checked again right before money can be held: a late attempt of this step
         # must not confirm what the compensation already voided (or found nothing of).
-        await self._mark(order_id, undo=False)
+        await self._intent_id(order_id, undo=False)
         try:
             state = await self.gateway.confirm(
                 intent_id,
@@ -295,17 +296,20 @@ class PaymentService:
             await self._record(order_id, state, "captured", order_status=None)
         else:
             await self._record(order_id, state, f"{event}_failed", order_status=None)
-        return Authorization(state.status, state.next_action_url, state.failure_code)
+        return Authorization(
+            status=state.status,
+            next_action_url=state.next_action_url,
+            failure_code=state.failure_code,
+        )
 
-    async def _mark(self, order_id: str, *, undo: bool) -> None:
-        """A forward call first checks the order is not being undone (``OrderUndone``);
-        the compensation first marks it so."""
+    async def _intent_id(self, order_id: str, *, undo: bool | None = None) -> str | None:
+        """The order's PaymentIntent id. With ``undo=False`` (a forward call) the order
+        must not be being undone (``OrderUndone``); with ``undo=True`` (the compensation)
+        it is marked so first. One transaction either way."""
         async with transaction(self.sessions) as session:
-            orders = OrderService(session, self.settings, self.analytics)
-            await (orders.undo_started(order_id) if undo else orders.forward(order_id))
-
-    async def _intent_id(self, order_id: str) -> str | None:
-        async with transaction(self.sessions) as session:
+            if undo is not None:
+                orders = OrderService(session, self.settings, self.analytics)
+                await (orders.undo_started(order_id) if undo else orders.forward(order_id))
             payment = await PaymentRepository(session).for_order(order_id)
             return payment.intent_id if payment else None
 
@@ -313,13 +317,14 @@ class PaymentService:
         """Ask the provider where the payment stands (after a webhook, or a wait's end)."""
         intent_id = await self._intent_id(order_id)
         if intent_id is None:
-            return Authorization(IntentStatus.REQUIRES_PAYMENT_METHOD, failure_code="no_payment")
+            return Authorization(
+                status=IntentStatus.REQUIRES_PAYMENT_METHOD, failure_code="no_payment"
+            )
         state = await self.gateway.retrieve(intent_id)
         return await self._authorization(order_id, state, "authentication")
 
     async def capture(self, order_id: str) -> IntentState:
-        await self._mark(order_id, undo=False)
-        intent_id = await self._intent_id(order_id)
+        intent_id = await self._intent_id(order_id, undo=False)
         if intent_id is None:
             raise Conflict(f"order {order_id} has no authorised payment", code="payment_missing")
         state = await self.gateway.capture(
@@ -331,8 +336,7 @@ class PaymentService:
     async def void_or_refund(self, order_id: str) -> str:
         """The payment step's compensation: release a hold, or refund what was captured.
         Idempotent; returns what it did."""
-        await self._mark(order_id, undo=True)
-        intent_id = await self._intent_id(order_id)
+        intent_id = await self._intent_id(order_id, undo=True)
         if intent_id is None:
             # No PaymentIntent was ever created (its id is saved before any confirm).
             return "nothing to undo"

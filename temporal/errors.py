@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from core.errors import ShopError
@@ -24,3 +27,12 @@ def to_application_error(error: ShopError) -> ApplicationError:
         if error.retryable
         else ApplicationErrorCategory.BENIGN,
     )
+
+
+@contextmanager
+def application_errors() -> Iterator[None]:
+    """In an activity: our typed errors leave as ``ApplicationError``s (see above)."""
+    try:
+        yield
+    except ShopError as exc:
+        raise to_application_error(exc) from exc

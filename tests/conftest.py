@@ -34,6 +34,7 @@ from core.settings import Settings
 from migrations.runner import upgrade
 from temporal.client import connect
 from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL, SEARCH_ATTRIBUTES
+from tests.live import LiveStack, live_stack
 from tests.stack import StackServers, test_servers
 
 _exit_status = 0
@@ -201,3 +202,11 @@ async def make_client(
 
     async with stack:
         yield build
+
+
+@pytest.fixture(scope="module")
+async def live(settings: Settings, temporal_client: Client) -> AsyncIterator[LiveStack]:
+    """The API over real HTTP (provider SDKs reach the sandboxes on it) and workers on
+    every queue; one per test module (a module may override it with other settings)."""
+    async with live_stack(settings, temporal_client) as running:
+        yield running

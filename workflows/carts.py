@@ -12,11 +12,16 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.accounts import AccountActivities, ContactInput
-    from activities.email import EmailActivities, SendEmailInput
+    from activities.email import (
+        NOTIFICATION_RETRY,
+        NOTIFICATION_SCHEDULE_TO_CLOSE,
+        NOTIFICATION_START_TO_CLOSE,
+        EmailActivities,
+        SendEmailInput,
+    )
 
 
 class AbandonmentInput(BaseModel):
@@ -76,13 +81,9 @@ class CartAbandonmentWorkflow:
                 to=contact.email,
                 context={"name": contact.name or input.name},
             ),
-            start_to_close_timeout=timedelta(seconds=30),
-            schedule_to_close_timeout=timedelta(hours=6),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=5),
-                maximum_interval=timedelta(minutes=5),
-                non_retryable_error_types=["email_rejected"],
-            ),
+            start_to_close_timeout=NOTIFICATION_START_TO_CLOSE,
+            schedule_to_close_timeout=NOTIFICATION_SCHEDULE_TO_CLOSE,
+            retry_policy=NOTIFICATION_RETRY,
         )
         return "reminded"
 

@@ -25,17 +25,22 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.email import EmailActivities, SendEmailInput
+    from activities.email import (
+        NOTIFICATION_RETRY,
+        NOTIFICATION_SCHEDULE_TO_CLOSE,
+        NOTIFICATION_START_TO_CLOSE,
+        EmailActivities,
+        SendEmailInput,
+    )
     from activities.orders import (
         CloseInput,
         ExtendInput,
         OrderActivities,
         OrderRef,
-        OrderSnapshot,
         ReserveInput,
     )
     from activities.payments import AuthorizationResult, PaymentActivities
-    from models.orders import CANCELLABLE_STATUSES, OrderStatus
+    from models.orders import CANCELLABLE_STATUSES, OrderSnapshot, OrderStatus
     from temporal.queues import TaskQueue
     from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
 
@@ -486,12 +491,8 @@ class OrderWorkflow:
                 },
             ),
             task_queue=str(TaskQueue.NOTIFICATIONS),
-            start_to_close_timeout=timedelta(seconds=30),
-            schedule_to_close_timeout=timedelta(hours=6),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=5),
-                maximum_interval=timedelta(minutes=5),
-                non_retryable_error_types=["email_rejected"],
-            ),
+            start_to_close_timeout=NOTIFICATION_START_TO_CLOSE,
+            schedule_to_close_timeout=NOTIFICATION_SCHEDULE_TO_CLOSE,
+            retry_policy=NOTIFICATION_RETRY,
             summary=f"{name}: email {template}",
         )

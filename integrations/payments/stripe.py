@@ -6,6 +6,9 @@ the same SDK, so the code path is the production one.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import stripe
@@ -76,6 +79,24 @@ def _translate(exc: stripe.StripeError) -> Exception:
     return PaymentRejected(f"stripe: {exc.user_message or exc}", reason=exc.code)
 
 
+class UnexpectedState(PaymentRejected):
+    """The PaymentIntent is not in a state that allows the call (often: an earlier
+    attempt already did it and its answer was lost)."""
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Stripe's errors as ours (``_translate``), with ``UnexpectedState`` set apart."""
+    try:
+        yield
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "payment_intent_unexpected_state":
+            raise UnexpectedState(f"stripe: {exc.user_message or exc}") from exc
+        raise _translate(exc) from exc
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+
+
 class StripeGateway:
     name = "stripe"
 
@@ -118,13 +139,11 @@ class StripeGateway:
             "metadata": {"order_id": order_id},
             "description": f"Shopweave order {order_id}",
         }
-        try:
+        with translated():
             intent = await self._client.v1.payment_intents.create_async(
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return _state(intent)
 
     async def confirm(
@@ -132,28 +151,23 @@ class StripeGateway:
     ) -> IntentState:
         params: dict[str, Any] = {"return_url": return_url} if return_url else {}
         try:
-            intent = await self._client.v1.payment_intents.confirm_async(
-                intent_id,
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": idempotency_key},
-            )
-        except stripe.InvalidRequestError as exc:
-            if exc.code != "payment_intent_unexpected_state":
-                raise _translate(exc) from exc
+            with translated():
+                intent = await self._client.v1.payment_intents.confirm_async(
+                    intent_id,
+                    params,  # type: ignore[arg-type]
+                    {"idempotency_key": idempotency_key},
+                )
+        except UnexpectedState:
             # Confirmed by an earlier attempt whose answer was lost: say where it stands.
             return await self.retrieve(intent_id)
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return _state(intent)
 
     async def _refunded(self, intent_id: str) -> int:
         """Stripe keeps refunds on the charge: add up the PaymentIntent's refunds."""
-        try:
+        with translated():
             refunds = await self._client.v1.refunds.list_async(
                 {"payment_intent": intent_id, "limit": 100}
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return sum(int(r.amount) for r in refunds.data if r.status in ("succeeded", "pending"))
 
     async def _with_refunds(self, intent: Any) -> IntentState:
@@ -163,20 +177,17 @@ class StripeGateway:
         return state
 
     async def retrieve(self, intent_id: str) -> IntentState:
-        try:
+        with translated():
             intent = await self._client.v1.payment_intents.retrieve_async(intent_id)
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return await self._with_refunds(intent)
 
     async def capture(self, intent_id: str, *, idempotency_key: str) -> IntentState:
         try:
-            intent = await self._client.v1.payment_intents.capture_async(
-                intent_id, options={"idempotency_key": idempotency_key}
-            )
-        except stripe.InvalidRequestError as exc:
-            if exc.code != "payment_intent_unexpected_state":
-                raise _translate(exc) from exc
+            with translated():
+                intent = await self._client.v1.payment_intents.capture_async(
+                    intent_id, options={"idempotency_key": idempotency_key}
+                )
+        except UnexpectedState as exc:
             # Captured by an earlier attempt whose answer was lost, or no longer capturable.
             current = await self.retrieve(intent_id)
             if current.status is IntentStatus.CAPTURED:
@@ -184,8 +195,6 @@ class StripeGateway:
             raise PaymentRejected(
                 f"cannot capture a payment that is {current.status}", reason="not_capturable"
             ) from exc
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return _state(intent)  # just captured: nothing refunded yet
 
     async def void(self, intent_id: str, *, idempotency_key: str) -> IntentState:
@@ -193,15 +202,10 @@ class StripeGateway:
         (for the caller to refund); anything else is retried."""
         current = await self.retrieve(intent_id)
         if current.status not in (IntentStatus.CANCELED, IntentStatus.CAPTURED):
-            try:
+            with contextlib.suppress(UnexpectedState), translated():
                 await self._client.v1.payment_intents.cancel_async(
                     intent_id, options={"idempotency_key": idempotency_key}
                 )
-            except stripe.InvalidRequestError as exc:
-                if exc.code != "payment_intent_unexpected_state":
-                    raise _translate(exc) from exc
-            except stripe.StripeError as exc:
-                raise _translate(exc) from exc
             current = await self.retrieve(intent_id)  # where it stands now, not a replay
         if current.status not in (IntentStatus.CANCELED, IntentStatus.CAPTURED):
             raise PaymentUnavailable(f"the payment is {current.status}; voiding it again later")
@@ -213,13 +217,11 @@ class StripeGateway:
         params: dict[str, Any] = {"payment_intent": intent_id}
         if amount is not None:
             params["amount"] = amount
-        try:
+        with translated():
             refund = await self._client.v1.refunds.create_async(
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return RefundResult(
             refund_id=refund.id, amount=int(refund.amount), status=str(refund.status)
         )

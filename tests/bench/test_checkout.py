@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from temporalio.client import Client
 
 from bench.checkout import CheckoutResult, OrderSample, percentile, run
-from core.settings import Settings
-from tests.live import LiveStack, live_stack
-
-
-@pytest.fixture(scope="module")
-async def live(settings: Settings, temporal_client: Client) -> AsyncIterator[LiveStack]:
-    async with live_stack(settings, temporal_client) as running:
-        yield running
+from tests.live import LiveStack
 
 
 def test_percentiles_and_the_report() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, func, select
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 
 from cli.seed import OrderSeeder, Seeder, _product, past_times, seed
 from core.db import create_session_factory
@@ -20,7 +19,7 @@ from models.analytics import AnalyticsEvent
 from models.catalog import Product, Review
 from models.orders import Order, OrderEvent, Payment, PaymentEvent
 from models.users import Address, User
-from tests.live import LiveStack, live_stack
+from tests.live import LiveStack
 from workflows.orders import workflow_id
 
 
@@ -101,13 +100,6 @@ def test_order_times_are_past_ascending_and_spread() -> None:
     evening = sum(1 for t in times if 17 <= t.hour <= 21)
     night = sum(1 for t in times if 1 <= t.hour <= 5)
     assert evening > 3 * night
-
-
-@pytest.fixture(scope="module")
-async def live(settings: Settings, temporal_client: Client) -> AsyncIterator[LiveStack]:
-    """The API over real HTTP (payments reach the Stripe sandbox on it) and workers."""
-    async with live_stack(settings, temporal_client) as running:
-        yield running
 
 
 async def test_seeded_orders_run_the_real_workflow_and_are_moved_into_the_past(

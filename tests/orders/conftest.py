@@ -1,22 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
 
 from tests.factories import staff_headers
-from tests.live import LiveStack, live_stack
-
-
-@pytest.fixture(scope="module")
-async def live(settings: Any, temporal_client: Client) -> AsyncIterator[LiveStack]:
-    """The API over real HTTP (the Stripe SDK reaches the sandbox) and real workers."""
-    async with live_stack(settings, temporal_client) as running:
-        yield running
+from tests.live import LiveStack
 
 
 @pytest.fixture

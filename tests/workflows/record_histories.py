@@ -40,15 +40,13 @@ from activities.email import SendEmailInput, SendEmailResult
 from activities.orders import (
     CloseInput,
     ExtendInput,
-    LineSnapshot,
     OrderRef,
-    OrderSnapshot,
     ReserveInput,
 )
 from activities.payments import AuthorizationResult
 from activities.system import ProbeInput, ProbeResult
 from cli.stack.process import find_binary
-from models.orders import OrderStatus
+from models.orders import LineSnapshot, OrderSnapshot, OrderStatus
 from temporal.queues import TaskQueue
 from temporal.search_attributes import SEARCH_ATTRIBUTES
 from workflows.carts import AbandonmentInput, CartAbandonmentWorkflow

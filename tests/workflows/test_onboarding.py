@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 
 from cli.stack.process import free_port
 from core.db import create_session_factory
@@ -23,14 +23,8 @@ from models.email import EmailMessage
 from models.workflow_starts import WorkflowStart
 from services.workflow_starts import relay_pending
 from tests.factories import PASSWORD, unique_email
-from tests.live import LiveStack, live_stack
+from tests.live import LiveStack
 from workflows.onboarding import workflow_id
-
-
-@pytest.fixture(scope="module")
-async def live(settings: Any, temporal_client: Client) -> AsyncIterator[LiveStack]:
-    async with live_stack(settings, temporal_client) as running:
-        yield running
 
 
 @pytest.fixture
