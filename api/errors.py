@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import typing
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic_core.core_schema import ErrorType
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -29,6 +31,11 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
+# Pydantic's own error types; any other type was raised by one of our validators as a
+# ``PydanticCustomError`` whose type is a stable code (e.g. ``invalid_payment_method``).
+_PYDANTIC_ERROR_TYPES = frozenset(typing.get_args(ErrorType))
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -68,11 +75,20 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         for err in exc.errors()
     ]
     fields = ", ".join(sorted({e["field"] for e in errors}))
+    code, detail = (
+        "validation_error",
+        f"invalid: {fields}" if fields else "the request is not valid",
+    )
+    kinds = {e["type"] for e in errors}
+    if len(kinds) == 1 and not kinds <= _PYDANTIC_ERROR_TYPES:
+        # One domain rule broken: its own code, and its message as the detail.
+        code = kinds.pop()
+        detail = "; ".join(dict.fromkeys(f"{e['field']}: {e['message']}" for e in errors))
     return problem_response(
         status=HTTPStatus.UNPROCESSABLE_ENTITY,
-        code="validation_error",
+        code=code,
         title="The request is not valid",
-        detail=f"invalid: {fields}" if fields else "the request is not valid",
+        detail=detail,
         instance=request.url.path,
         request_id=current_request_id(request),
         extra={"errors": errors},

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, field_validator, model_validator
 from pydantic import Field as PydanticField
+from pydantic_core import PydanticCustomError
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -216,8 +217,17 @@ class ShippingAddressIn(CamelModel):
     phone: str | None = PydanticField(default=None, max_length=32)
 
 
+# The seed's clients send "credit_card"; Stripe calls the same thing "card".
+PAYMENT_METHOD_TYPES: dict[str, str] = {"card": "card", "credit_card": "card"}
+
+
 class PaymentMethodIn(CamelModel):
-    type: Literal["card"] = PydanticField(examples=["card"])
+    type: str = PydanticField(
+        max_length=40,
+        examples=["card", "credit_card"],
+        json_schema_extra={"enum": list(PAYMENT_METHOD_TYPES)},
+        description="`card`, or the seed's `credit_card` (the same thing; stored as `card`)",
+    )
     token: str = PydanticField(
         min_length=3,
         max_length=255,
@@ -226,6 +236,19 @@ class PaymentMethodIn(CamelModel):
         description="A Stripe PaymentMethod id (test tokens: pm_card_visa, "
         "pm_card_chargeDeclined, pm_card_authenticationRequired)",
     )
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        try:
+            return PAYMENT_METHOD_TYPES[value]
+        except KeyError:
+            accepted = ", ".join(PAYMENT_METHOD_TYPES)
+            raise PydanticCustomError(
+                "invalid_payment_method",
+                "unknown payment method type {given!r}; accepted: {accepted}",
+                {"given": value[:40], "accepted": accepted},
+            ) from None
 
 
 class OrderCreate(CamelModel):
