@@ -57,11 +57,18 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 @app.command()
 def dev(
     data_dir: DataDir = None,
-    api_port: Annotated[int, typer.Option(help="Port of the API.")] = 3001,
+    api_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Port of the API (default: SHOP_API_PORT, 3001)."),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes to start.")] = 1,
     api_workers: Annotated[
         int | None,
-        typer.Option(min=1, max=64, help="API processes (default: 2 on 2+ cores, else 1)."),
+        typer.Option(
+            min=1,
+            max=64,
+            help="API processes (default: SHOP_API_WORKERS, else 2 on 2+ cores, else 1).",
+        ),
     ] = None,
     temporal_port: Annotated[int, typer.Option(help="gRPC port of Temporal.")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Port of the Temporal web UI (0: none).")] = 8233,
@@ -72,10 +79,14 @@ def dev(
     from cli.stack.dev import DevOptions, DevStack
     from cli.stack.process import StackError
 
-    settings = _settings(data_dir)
+    # Not load_settings: a stack.env left by a killed `shop dev` must not steer this one.
+    settings = Settings() if data_dir is None else Settings(shop_data_dir=data_dir)
+    configure_logging(settings.log_level, settings.log_format)
+    if api_workers is None and "shop_api_workers" in settings.model_fields_set:
+        api_workers = settings.shop_api_workers
     options = DevOptions(
-        data_dir=data_dir or settings.shop_data_dir,
-        api_port=api_port,
+        data_dir=settings.shop_data_dir,
+        api_port=api_port or settings.shop_api_port,
         workers=workers,
         api_workers=api_workers or min(2, os.cpu_count() or 1),
         temporal_port=temporal_port,

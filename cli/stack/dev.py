@@ -193,6 +193,9 @@ class DevStack:
         if ui_url:
             env["TEMPORAL_UI_URL"] = ui_url
         child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        # Written before anything can answer /ready, so a command run as soon as the API
+        # is ready (`shop admin create`) finds the stack; removed again on stop.
+        write_stack_env(self.data_dir / STACK_ENV_FILE, env)
 
         for n in range(1, o.workers + 1):
             worker = ManagedProcess(
@@ -233,7 +236,6 @@ class DevStack:
         with self._step("workers answer on every queue"):
             asyncio.run(probe_workers(stack_settings))
 
-        write_stack_env(self.data_dir / STACK_ENV_FILE, env)
         self.console.print()
         self.console.print("[bold green]Shopweave is running.[/] Ctrl-C stops everything.")
         rows = [

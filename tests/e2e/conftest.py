@@ -46,6 +46,8 @@ class DevRun:
     ports: dict[str, int]
     workers: int = 1
     env: dict[str, str] = field(default_factory=dict)
+    # Give the API port as SHOP_API_PORT instead of --api-port.
+    api_port_from_env: bool = False
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
 
@@ -67,12 +69,17 @@ class DevRun:
             "--redis-port", str(self.ports["redis"]),
             "--workers", str(self.workers),
         ]  # fmt: skip
+        env = dict(self.env)
+        if self.api_port_from_env:
+            argv.remove("--api-port")
+            argv.remove(str(self.ports["api"]))
+            env["SHOP_API_PORT"] = str(self.ports["api"])
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=clean_env(**self.env),
+                env=clean_env(**env),
                 start_new_session=True,
             )
 

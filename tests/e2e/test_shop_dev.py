@@ -195,3 +195,29 @@ def test_other_commands_without_a_stack_say_how_to_get_one(tmp_path: Path) -> No
     )  # fmt: skip
     line = _one_line_error(result)
     assert "shop dev" in line
+
+
+def test_shop_dev_takes_its_api_port_from_the_environment_and_writes_stack_env_first(
+    dev_run: DevRun,
+) -> None:
+    """`SHOP_API_PORT=4000 make dev` serves on 4000; and a command run the moment /ready
+    answers (`shop admin create`) finds stack.env."""
+    dev_run.api_port_from_env = True
+    dev_run.start()
+    assert dev_run.proc is not None
+    deadline = time.monotonic() + 90
+    while http_status(f"{dev_run.api}/ready") != 200:
+        assert dev_run.proc.poll() is None, dev_run.output()
+        assert time.monotonic() < deadline, dev_run.output()
+        time.sleep(0.1)
+    stack_env = (dev_run.data_dir / "stack.env").read_text()
+    assert f"SHOP_API_PORT={dev_run.ports['api']}" in stack_env
+    created = subprocess.run(
+        [SHOP, "admin", "create", "ops@example.com", "--password", "violet tangerine orbit 42"],
+        env=clean_env(SHOP_DATA_DIR=str(dev_run.data_dir)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert dev_run.terminate() == 0
