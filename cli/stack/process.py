@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -56,10 +57,26 @@ def ensure_port_free(port: int, what: str, flag: str) -> None:
         )
 
 
+# Ports handed out by free_port, never handed out twice by one process.
+_HANDED_OUT: set[int] = set()
+# Below Linux's ephemeral range (32768-60999): a port chosen here cannot be taken by an
+# outgoing connection between being chosen and being bound by the server it is for.
+_PORT_RANGE = range(20_000, 32_768)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on (nor lingers on) right now."""
+    while True:
+        port = random.choice(_PORT_RANGE)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
 
 
 def wait_until(
