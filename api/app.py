@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from api import system
 from api.errors import install_error_handlers
+from api.guards import InputGuardMiddleware
 from api.idempotency import IdempotencyMiddleware
 from api.middleware import Metrics, RequestContextMiddleware
 from api.problems import Problem
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     # Added first, so it runs inside the request-id middleware (and sees the id).
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(InputGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=Metrics(registry))
     install_error_handlers(app)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import typing
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -63,8 +64,33 @@ async def _shop_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _invalid_json(request: Request, error: dict[str, Any]) -> Response:
+    """A body that is not JSON: say so, with the line and column, not a byte offset."""
+    loc = error.get("loc", ())
+    offset = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+    # The offset counts characters of the decoded body.
+    text = request.scope.get("state", {}).get("raw_body", b"").decode("utf-8", errors="replace")
+    before = text[:offset]
+    line = before.count("\n") + 1
+    column = offset - (before.rfind("\n") + 1) + 1
+    reason = str(error.get("ctx", {}).get("error", "invalid JSON"))
+    return problem_response(
+        status=HTTPStatus.UNPROCESSABLE_ENTITY,
+        code="invalid_json",
+        title="The body is not valid JSON",
+        detail=f"the body is not valid JSON: {reason} at line {line}, column {column}",
+        instance=request.url.path,
+        request_id=current_request_id(request),
+        extra={"line": line, "column": column},
+    )
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if any(err.get("type") == "json_invalid" for err in exc.errors()):
+        return _invalid_json(
+            request, next(e for e in exc.errors() if e.get("type") == "json_invalid")
+        )
     errors = [
         {
             "field": _field_path(tuple(err.get("loc", ()))),

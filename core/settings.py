@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # API processes: Python serves one core per process; more use more cores.
     shop_api_workers: int = Field(default=1, ge=1, le=64)
     shop_env: Literal["development", "test", "production"] = "development"
+    # Largest request body the API reads (bytes); larger ones answer 413 unread.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     # --- PostgreSQL: DATABASE_URL, or the seed's DB_HOST/DB_PORT/DB_NAME --------------
     database_url: str | None = None

@@ -159,7 +159,7 @@ class ProductFields(CamelModel):
     currency: str = PydanticField(default="USD", min_length=3, max_length=3, examples=["USD"])
     compare_at_price: int | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
     images: list[HttpUrl] = PydanticField(default_factory=list, max_length=20)
-    attributes: dict[str, Any] = PydanticField(default_factory=dict)
+    attributes: dict[str, Any] = PydanticField(default_factory=dict, max_length=50)
     active: bool = True
     low_stock_threshold: int = PydanticField(default=10, ge=0, le=1_000_000)
     auto_reorder: bool = False
@@ -189,7 +189,7 @@ class ProductUpdate(CamelModel):
     currency: str | None = PydanticField(default=None, min_length=3, max_length=3)
     compare_at_price: int | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
     images: list[HttpUrl] | None = PydanticField(default=None, max_length=20)
-    attributes: dict[str, Any] | None = None
+    attributes: dict[str, Any] | None = PydanticField(default=None, max_length=50)
     active: bool | None = None
     low_stock_threshold: int | None = PydanticField(default=None, ge=0, le=1_000_000)
     auto_reorder: bool | None = None

@@ -9,6 +9,8 @@ rate, added latency, a forced 5xx status and timeouts.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import json
 import logging
@@ -112,6 +114,21 @@ def _send_webhooks_after_commit(state: State, session: DbSession, sandbox: Strip
     after_commit(session, send_webhooks)
 
 
+def _api_key(authorization: str) -> str:
+    """The secret key from `Bearer sk_…` or, as Stripe also accepts (and its docs' curl
+    examples use: `curl -u sk_test_…:`), HTTP Basic with the key as the user name."""
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        return decoded.partition(":")[0].strip()
+    if scheme.lower() == "bearer":
+        return credentials.strip()
+    return ""
+
+
 Handler = Callable[[StripeSandbox, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -122,8 +139,7 @@ async def _call(
     redis: RedisClient,
     handler: Handler,
 ) -> Response:
-    authorization = request.headers.get("authorization", "")
-    key = authorization.removeprefix("Bearer ").strip()
+    key = _api_key(request.headers.get("authorization", ""))
     if not key.startswith(("sk_test_", "rk_test_")):
         return _error(401, {"type": "invalid_request_error",
                             "message": f"Invalid API Key provided: {key[:8]}***"})  # fmt: skip

@@ -270,3 +270,17 @@ async def test_a_key_still_in_flight_answers_409(sandbox: tuple[str, Hooks], red
     assert isinstance(
         _translate(stripe.IdempotencyError("in use", http_status=409)), PaymentUnavailable
     )
+
+
+async def test_the_key_may_come_as_http_basic_auth(sandbox: tuple[str, Hooks]) -> None:
+    """`curl -u sk_test_…:` (Stripe's docs) works as well as a bearer token."""
+    base, _ = sandbox
+    body = {"amount": "700", "currency": "usd", "payment_method": "pm_card_visa"}
+    async with httpx.AsyncClient(base_url=base) as http:
+        created = await http.post("/v1/payment_intents", data=body, auth=(KEY, ""))
+        assert created.status_code == 200, created.text
+        fetched = await http.get(f"/v1/payment_intents/{created.json()['id']}", auth=(KEY, ""))
+        assert fetched.json()["amount"] == 700
+        wrong = await http.get("/v1/payment_intents", auth=("pk_live_nope", ""))
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["type"] == "invalid_request_error"
