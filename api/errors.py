@@ -40,12 +40,12 @@ _PYDANTIC_ERROR_TYPES = frozenset(typing.get_args(ErrorType))
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    # ("body", "shippingAddress", "city") -> "shippingAddress.city"; query/path/header keep
-    # their source so "limit" in the query is told apart from a body field.
+    # ("body", "shippingAddress", "city") -> "shippingAddress.city" and ("query", "status")
+    # -> "status": every source alike; the error's "in" says which one it came from.
     parts = [str(p) for p in loc]
-    if parts and parts[0] == "body":
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
         parts = parts[1:]
-    return ".".join(parts) or "body"
+    return ".".join(parts) or (str(loc[0]) if loc else "body")
 
 
 async def _shop_error(request: Request, exc: Exception) -> Response:

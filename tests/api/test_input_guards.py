@@ -129,3 +129,15 @@ async def test_malformed_json_names_the_line_and_column(client: httpx.AsyncClien
     assert body["detail"].startswith("the body is not valid JSON: ")
     assert "line 2, column 28" in body["detail"]
     assert (body["line"], body["column"]) == (2, 28)
+
+
+async def test_field_paths_read_alike_for_query_and_body(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    """A query error names `status`, as a body error names `shippingAddress.city`; `in`
+    tells where each came from."""
+    query = await client.get("/api/admin/orders?status=nonsense", headers=staff)
+    assert query.status_code == 422, query.text
+    assert [(e["field"], e["in"]) for e in query.json()["errors"]] == [("status", "query")]
+    body = await client.post("/api/users", json={"email": unique_email(), "name": "A"})
+    assert [(e["field"], e["in"]) for e in body.json()["errors"]] == [("password", "body")]
