@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for routes in (
         auth.router,
+        auth.admin,
         users.router,
         addresses.router,
         catalog.router,

@@ -246,6 +246,38 @@ def admin_create(
     console.print(f"created {role} account {user_id} for {data.email}")
 
 
+@admin_app.command("unlock")
+def admin_unlock(
+    email: Annotated[
+        str | None, typer.Argument(help="Email whose sign-in lock-out to lift.")
+    ] = None,
+    ip: Annotated[str | None, typer.Option(help="Client address to lift as well.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Lift a sign-in lock-out now (after too many failed sign-ins), for an email and/or
+    an address. The staff endpoint POST /api/admin/sign-in-locks/unlock does the same."""
+    from core.redis import create_redis
+    from services.throttle import LoginThrottle
+
+    if not email and not ip:
+        raise _fail("give an EMAIL, --ip, or both")
+    settings = _settings(data_dir)
+
+    async def unlock() -> bool:
+        redis = create_redis(settings)
+        try:
+            return await LoginThrottle.from_settings(redis, settings).unlock(email=email, ip=ip)
+        finally:
+            await redis.aclose()
+
+    try:
+        unlocked = asyncio.run(unlock())
+    except DependencyUnavailable as exc:
+        raise _fail(exc.detail) from None
+    who = " and ".join(x for x in (email, ip) if x)
+    console.print(f"unlocked {who}" if unlocked else f"{who} was not locked")
+
+
 @admin_app.command("setup-temporal")
 def admin_setup_temporal(data_dir: DataDir = None) -> None:
     """Register our search attributes (CustomerId, OrderStatus, OrderTotal) and schedules.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import Field as PydanticField
+from pydantic import model_validator
 from sqlalchemy import Column, DateTime, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
@@ -59,3 +60,20 @@ class TokenPair(CamelModel):
     refresh_token: str
     refresh_expires_in: int
     user: UserPublic
+
+
+class LoginUnlock(CamelModel):
+    email: str | None = PydanticField(default=None, max_length=320, examples=["ada@example.com"])
+    ip: str | None = PydanticField(default=None, max_length=64, examples=["203.0.113.7"])
+
+    @model_validator(mode="after")
+    def _something(self) -> LoginUnlock:
+        if not self.email and not self.ip:
+            raise ValueError("give an email, an ip, or both")
+        return self
+
+
+class LoginUnlocked(CamelModel):
+    email: str | None
+    ip: str | None
+    unlocked: bool

@@ -16,7 +16,7 @@ from models.auth import RefreshToken
 from models.base import utcnow
 from models.users import User
 from services import passwords
-from services.throttle import LoginThrottle
+from services.throttle import LoginThrottle, normalize_email
 from services.tokens import AccessClaims, AccessTokens, Revocations, new_session_id
 from services.users import UserRepository
 
@@ -122,7 +122,7 @@ class AuthService:
 
     async def login(self, email: str, password: str, client: ClientInfo) -> IssuedTokens:
         """Wrong password and unknown email answer alike and take the same time."""
-        email = email.strip().lower()
+        email = normalize_email(email)
         await self.throttle.attempt(email, client.ip)
         user = await self.users.by_email(email)
         if user is None:

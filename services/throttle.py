@@ -13,8 +13,14 @@ import hashlib
 from redis.asyncio import Redis
 
 from core.errors import RateLimited
+from core.settings import Settings
 
 PREFIX = "throttle:login"
+
+
+def normalize_email(email: str) -> str:
+    """The form sign-in counts attempts under."""
+    return email.strip().lower()
 
 
 def _key(kind: str, value: str) -> str:
@@ -50,6 +56,15 @@ class TooManyAttempts(RateLimited):
 
 
 class LoginThrottle:
+    @classmethod
+    def from_settings(cls, redis: Redis, settings: Settings) -> LoginThrottle:
+        return cls(
+            redis,
+            per_email=settings.login_max_failures_per_email,
+            per_ip=settings.login_max_failures_per_ip,
+            window_seconds=settings.login_throttle_window_seconds,
+        )
+
     def __init__(self, redis: Redis, *, per_email: int, per_ip: int, window_seconds: int) -> None:
         self.redis = redis
         self.limits = {"email": per_email, "ip": per_ip}
@@ -76,6 +91,14 @@ class LoginThrottle:
                 headers={"Retry-After": str(retry_after)},
                 retry_after=retry_after,
             )
+
+    async def unlock(self, *, email: str | None = None, ip: str | None = None) -> bool:
+        """Staff lift a lock-out at once (a locked-out customer who proved who they are,
+        an office whose address tripped the limit). True if there was anything to lift."""
+        keys = ([_key("email", normalize_email(email))] if email else []) + (
+            [_key("ip", ip)] if ip else []
+        )
+        return bool(keys) and bool(await self.redis.delete(*keys))
 
     async def succeeded(self, email: str, ip: str | None) -> None:
         """A right password: the email's count starts over, and the attempt no longer

@@ -9,14 +9,22 @@ from fastapi import APIRouter, Header, Request, Response, status
 
 from api.deps import DbSession, State
 from api.problems import problem_responses
-from api.security import CurrentUser, client_info
-from models.auth import LoginRequest, LogoutRequest, RefreshRequest, TokenPair
+from api.security import CurrentUser, StaffUser, client_info
+from models.auth import (
+    LoginRequest,
+    LoginUnlock,
+    LoginUnlocked,
+    LogoutRequest,
+    RefreshRequest,
+    TokenPair,
+)
 from models.users import UserPublic
 from services.auth import AuthService, IssuedTokens
 from services.carts import CartService
 from services.throttle import LoginThrottle
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+admin = APIRouter(prefix="/admin", tags=["auth"])
 
 
 def auth_service(state: State, session: DbSession) -> AuthService:
@@ -25,12 +33,7 @@ def auth_service(state: State, session: DbSession) -> AuthService:
         session,
         tokens=state.access_tokens,
         revocations=state.revocations,
-        throttle=LoginThrottle(
-            state.redis,
-            per_email=s.login_max_failures_per_email,
-            per_ip=s.login_max_failures_per_ip,
-            window_seconds=s.login_throttle_window_seconds,
-        ),
+        throttle=LoginThrottle.from_settings(state.redis, s),
         refresh_ttl=timedelta(days=s.refresh_token_ttl_days),
     )
 
@@ -106,3 +109,19 @@ async def logout(
     session's refresh tokens (plus the family of `refreshToken`, if given)."""
     await auth_service(state, session).logout(caller.claims, body.refresh_token if body else None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@admin.post(
+    "/sign-in-locks/unlock",
+    summary="Lift a sign-in lock-out (staff)",
+    response_model=LoginUnlocked,
+    responses=problem_responses(401, 403, 422),
+)
+async def unlock_sign_in(body: LoginUnlock, caller: StaffUser, state: State) -> LoginUnlocked:
+    """After too many failed sign-ins an email (or a client address) is refused, even
+    with the right password, until `LOGIN_THROTTLE_WINDOW_SECONDS` pass. Staff lift that
+    at once for an `email`, an `ip`, or both; `unlocked` says whether anything was
+    locked. The same as `shop admin unlock EMAIL [--ip IP]`."""
+    throttle = LoginThrottle.from_settings(state.redis, state.settings)
+    unlocked = await throttle.unlock(email=body.email, ip=body.ip)
+    return LoginUnlocked(email=body.email, ip=body.ip, unlocked=unlocked)

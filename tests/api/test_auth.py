@@ -7,8 +7,17 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.factories import PASSWORD, bearer, login, register, signed_up, unique_email
+from tests.factories import (
+    PASSWORD,
+    bearer,
+    login,
+    register,
+    signed_up,
+    staff_headers,
+    unique_email,
+)
 
 ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
@@ -258,3 +267,43 @@ async def test_an_unknown_refresh_token_is_refused(client: httpx.AsyncClient) ->
     response = await client.post("/api/auth/refresh", json={"refreshToken": "rt_made_up"})
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_refresh_token"
+
+
+async def _locked_out(client: httpx.AsyncClient, email: str) -> None:
+    for _ in range(3):
+        failed = await client.post(
+            "/api/auth/login", json={"email": email, "password": "wrong password here"}
+        )
+        assert failed.status_code == 401
+    blocked = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert blocked.status_code == 429
+
+
+async def test_staff_lift_a_sign_in_lock_out(
+    make_client: ClientFactory, engine: AsyncEngine
+) -> None:
+    client = await make_client(login_max_failures_per_email=3, login_throttle_window_seconds=600)
+    staff = await staff_headers(client, engine)
+    user = await register(client)
+    await _locked_out(client, user["email"])
+    refused = await client.post("/api/admin/sign-in-locks/unlock", json={"email": user["email"]})
+    assert refused.status_code == 401
+    customer = await signed_up(client)
+    forbidden = await client.post(
+        "/api/admin/sign-in-locks/unlock", json={"email": user["email"]}, headers=customer[1]
+    )
+    assert forbidden.status_code == 403
+    empty = await client.post("/api/admin/sign-in-locks/unlock", json={}, headers=staff)
+    assert empty.status_code == 422
+    lifted = await client.post(
+        "/api/admin/sign-in-locks/unlock",
+        json={"email": user["email"].upper()},
+        headers=staff,
+    )
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json()["unlocked"] is True
+    assert (await login(client, email=user["email"]))["user"]["id"] == user["id"]
+    again = await client.post(
+        "/api/admin/sign-in-locks/unlock", json={"email": user["email"]}, headers=staff
+    )
+    assert again.json()["unlocked"] is False

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import httpx
 import pytest
 from typer.testing import CliRunner
@@ -56,3 +59,27 @@ async def test_the_staff_account_can_use_staff_endpoints(client: httpx.AsyncClie
         "/api/users", headers={"Authorization": f"Bearer {tokens['accessToken']}"}
     )
     assert listing.status_code == 200
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_admin_unlock_lifts_a_sign_in_lock_out(
+    make_client: Any, servers: StackServers
+) -> None:
+    client: httpx.AsyncClient = await make_client(
+        login_max_failures_per_email=2, login_throttle_window_seconds=600
+    )
+    email = unique_email()
+    registered = await client.post(
+        "/api/users", json={"email": email, "password": PASSWORD, "name": "Ada"}
+    )
+    assert registered.status_code == 201
+    for _ in range(3):
+        await client.post("/api/auth/login", json={"email": email, "password": "wrong one here"})
+    locked = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert locked.status_code == 429
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["admin", "unlock", email])
+    assert result.exit_code == 0, result.output
+    assert f"unlocked {email}" in result.output
+    assert (await login(client, email=email))["user"]["email"] == email
+    nothing = await asyncio.to_thread(CliRunner().invoke, app, ["admin", "unlock"])
+    assert nothing.exit_code == 1
