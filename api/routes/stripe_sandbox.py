@@ -302,7 +302,19 @@ async def three_d_secure(
         return HTMLResponse(f"<p>{exc.error.get('message')}</p>", status_code=exc.status)
     _send_webhooks_after_commit(state, session, sandbox)
     return HTMLResponse(
-        f"<!doctype html><title>3-D Secure</title><p>Authentication "
-        f"{'complete' if outcome == 'succeed' else 'failed'} for {intent['id']}: "
-        f"{intent['status']}.</p>"
+        f"<!doctype html><title>3-D Secure</title><p>{_authentication_outcome(intent, outcome)}"
+        "</p>"
     )
+
+
+def _authentication_outcome(intent: dict[str, Any], outcome: str) -> str:
+    """What the customer reads: what became of the payment, not only of the challenge."""
+    match intent["status"]:
+        case "canceled":
+            return f"This payment ({intent['id']}) was cancelled; nothing was charged."
+        case "requires_capture" | "succeeded" | "processing":
+            return f"Authentication complete: payment {intent['id']} is authorised."
+        case _ if outcome == "fail":
+            return f"Authentication failed: payment {intent['id']} was not authorised."
+        case status:
+            return f"Payment {intent['id']} is {status}."

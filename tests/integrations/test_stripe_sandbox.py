@@ -284,3 +284,34 @@ async def test_the_key_may_come_as_http_basic_auth(sandbox: tuple[str, Hooks]) -
         wrong = await http.get("/v1/payment_intents", auth=("pk_live_nope", ""))
         assert wrong.status_code == 401
         assert wrong.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_the_three_d_secure_page_tells_what_became_of_the_payment(
+    sandbox: tuple[str, Hooks],
+) -> None:
+    base, _ = sandbox
+    client = _client(base)
+    pages = []
+    for cancel_first, outcome in ((False, "succeed"), (False, "fail"), (True, "succeed")):
+        intent = await _call(
+            client.v1.payment_intents.create,
+            {
+                "amount": 900,
+                "currency": "usd",
+                "payment_method": "pm_card_authenticationRequired",
+                "confirm": True,
+                "capture_method": "manual",
+            },
+        )
+        if cancel_first:  # the order was cancelled while the customer was away
+            await _call(client.v1.payment_intents.cancel, intent.id)
+        async with httpx.AsyncClient() as http:
+            page = await http.get(
+                intent.next_action.redirect_to_url.url, params={"outcome": outcome}
+            )
+        pages.append(page.text)
+    assert "Authentication complete" in pages[0]
+    assert "authorised" in pages[0]
+    assert "Authentication failed" in pages[1]
+    assert "was cancelled" in pages[2]
+    assert "Authentication complete" not in pages[2]
