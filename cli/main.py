@@ -390,9 +390,10 @@ def bench_startup(
     runs: Annotated[int, typer.Option(min=1, max=10, help="Warm restarts to time.")] = 3,
 ) -> None:
     """Time `shop dev` from launch to ready (cold and warm) and to stop; weigh its processes."""
+    from bench.environment import header
     from bench.startup import run
 
-    for line in run(runs):
+    for line in [*header(None, runs=runs), *run(runs)]:
         console.print(line)
 
 
@@ -404,11 +405,15 @@ def bench_http(
     concurrency: Annotated[int, typer.Option(min=1, max=200)] = 20,
 ) -> None:
     """Throughput and latency of one endpoint of the running stack (`shop dev`)."""
+    from bench.environment import header
     from bench.http import run
 
     settings = _settings(data_dir)
     url = f"http://127.0.0.1:{settings.shop_api_port}{path}"
-    for line in run(url, requests, concurrency):
+    for line in [
+        *header(settings, requests=requests, concurrency=concurrency),
+        *run(url, requests, concurrency),
+    ]:
         console.print(line)
 
 
@@ -431,7 +436,11 @@ def bench_catalog(
     settings = _settings(data_dir)
     base = url or settings.api_base_url
 
+    from bench.environment import header
+
     async def run() -> None:
+        for line in header(settings, duration=duration, concurrency=concurrency, sizes=sizes):
+            console.print(line)
         console.print(f"catalogue of {await product_count(base):,} products at {base}")
         for result in await measure(base, duration, concurrency):
             for line in result.lines():
@@ -490,7 +499,12 @@ def bench_checkout(
         raise _fail(f"the API at {base} did not answer: {exc}") from None
     except BenchError as exc:
         raise _fail(str(exc)) from None
-    for line in result.lines():
+    from bench.environment import header
+
+    for line in [
+        *header(settings, orders=orders, concurrency=concurrency, poll=poll),
+        *result.lines(),
+    ]:
         console.print(line)
 
 

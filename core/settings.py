@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     shop_api_host: str = "127.0.0.1"
     # API processes: Python serves one core per process; more use more cores.
     shop_api_workers: int = Field(default=1, ge=1, le=64)
+    # Worker processes a running `shop dev` started (it records them in stack.env).
+    shop_dev_workers: int = Field(default=0, ge=0)
     shop_env: Literal["development", "test", "production"] = "development"
     # Largest request body the API reads (bytes); larger ones answer 413 unread.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

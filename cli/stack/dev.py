@@ -188,6 +188,8 @@ class DevStack:
             "TEMPORAL_NAMESPACE": s.temporal_namespace,
             "SHOP_DATA_DIR": str(self.data_dir),
             "SHOP_API_PORT": str(o.api_port),
+            "SHOP_API_WORKERS": str(o.api_workers),
+            "SHOP_DEV_WORKERS": str(o.workers),
             "JWT_SECRET": jwt_secret(s.model_copy(update={"shop_data_dir": self.data_dir})),
         }
         if ui_url:

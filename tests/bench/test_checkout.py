@@ -40,3 +40,24 @@ async def test_a_small_run_places_and_confirms_every_order(live: LiveStack) -> N
         assert sample.to_settled is not None
         assert sample.to_settled >= sample.to_confirmed
     assert result.orders_per_second > 0
+
+
+def test_every_bench_prints_its_configuration_first() -> None:
+    from bench.environment import header
+    from core.settings import Settings
+
+    settings = Settings(
+        shop_api_workers=2,
+        shop_dev_workers=3,
+        temporal_address="127.0.0.1:7233",
+        temporal_ui_url="http://127.0.0.1:8233",
+    )
+    lines = header(settings, orders=200, concurrency=20)
+    assert lines[0].startswith("machine: ")
+    assert " cores, " in lines[0]
+    assert lines[1] == (
+        "stack: 2 API process(es), 3 worker process(es), "
+        "Temporal 127.0.0.1:7233 (embedded dev server, SQLite)"
+    )
+    assert lines[2] == "run: orders=200, concurrency=20"
+    assert header(None) == [lines[0]]
