@@ -246,7 +246,7 @@ class PaymentMethodIn(CamelModel):
             accepted = ", ".join(PAYMENT_METHOD_TYPES)
             raise PydanticCustomError(
                 "invalid_payment_method",
-                "unknown payment method type {given!r}; accepted: {accepted}",
+                "unknown payment method type '{given}'; accepted: {accepted}",
                 {"given": value[:40], "accepted": accepted},
             ) from None
 

@@ -302,8 +302,7 @@ async def three_d_secure(
         return HTMLResponse(f"<p>{exc.error.get('message')}</p>", status_code=exc.status)
     _send_webhooks_after_commit(state, session, sandbox)
     return HTMLResponse(
-        f"<!doctype html><title>3-D Secure</title><p>{_authentication_outcome(intent, outcome)}"
-        "</p>"
+        f"<!doctype html><title>3-D Secure</title><p>{_authentication_outcome(intent, outcome)}</p>"
     )
 
 

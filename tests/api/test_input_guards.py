@@ -58,11 +58,9 @@ def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
 
 
 @pytest.fixture
-async def staff_client(
-    client: httpx.AsyncClient, staff: dict[str, str]
-) -> AsyncIterator[httpx.AsyncClient]:
+async def staff_client(client: httpx.AsyncClient, staff: dict[str, str]) -> httpx.AsyncClient:
     client.headers.update(staff)
-    yield client
+    return client
 
 
 async def test_every_operation_refuses_nul_in_every_part(

@@ -45,7 +45,7 @@ async def test_the_edge_rejects_what_it_can_see_is_wrong(
         (
             order_body(shopper.cart_id) | {"paymentMethod": {"type": "cash", "token": "x_y"}},
             422,
-            "validation_error",
+            "invalid_payment_method",  # issue 10: an unknown type is named as such
         ),
         (
             order_body(shopper.cart_id) | {"shippingAddress": ADDRESS | {"state": None}},

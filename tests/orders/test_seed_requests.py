@@ -125,7 +125,9 @@ async def test_an_unknown_payment_method_type_is_named(
     body = SEED_PLACE_ORDER | {"paymentMethod": {"type": "bitcoin", "token": "card_token_123"}}
     response = await http.post("/api/orders", headers=auth | JSON, json=body)
     problem(response, 422, "invalid_payment_method")
-    assert "card, credit_card" in response.json()["detail"]
+    assert response.json()["detail"] == (
+        "paymentMethod.type: unknown payment method type 'bitcoin'; accepted: card, credit_card"
+    )
 
 
 async def test_the_analytics_queries_do_not_exist_yet(http: httpx.AsyncClient) -> None:
