@@ -654,7 +654,7 @@ class OrderSeeder:
     async def _checkout(
         self, session: AsyncSession, plan: PlannedOrder, recorder: AnalyticsRecorder
     ) -> tuple[Order, WorkflowStart | None]:
-        from services.orders import OrderRepository
+        from services.order_repository import OrderRepository
 
         carts = CartService(session, self.settings, recorder)
         owned = await carts.find_or_create(plan.user_id, None)

@@ -28,6 +28,7 @@ from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
 from models.base import CamelModel, created_at_field, updated_at_field
+from models.quotes import Destination
 
 
 class OrderStatus(StrEnum):
@@ -108,6 +109,11 @@ class Order(SQLModel, table=True):
     priced_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
+
+    @property
+    def address(self) -> ShippingAddress:
+        """``shipping_address`` (stored as JSON) as its model."""
+        return ShippingAddress.model_validate(self.shipping_address)
 
 
 class OrderLine(SQLModel, table=True):
@@ -215,6 +221,22 @@ class ShippingAddressIn(CamelModel):
     zip: str = PydanticField(min_length=1, max_length=20, examples=["02101"])
     country: str = PydanticField(default="US", min_length=2, max_length=2, examples=["US"])
     phone: str | None = PydanticField(default=None, max_length=32)
+
+
+class ShippingAddress(CamelModel):
+    """Where an order ships: the address as checkout cleaned it (stored on the order)."""
+
+    name: str | None = PydanticField(default=None, examples=["Ada Lovelace"])
+    street: str = PydanticField(examples=["123 Main St"])
+    city: str = PydanticField(examples=["Boston"])
+    state: str | None = PydanticField(default=None, examples=["MA"])
+    zip: str = PydanticField(examples=["02101"])
+    country: str = PydanticField(description="ISO 3166-1 alpha-2", examples=["US"])
+    phone: str | None = None
+
+    @property
+    def destination(self) -> Destination:
+        return Destination(country=self.country, state=self.state)
 
 
 # The seed's clients send "credit_card"; Stripe calls the same thing "card".
@@ -362,7 +384,7 @@ class OrderPublic(CamelModel):
     coupon_code: str | None
     items: list[OrderLinePublic]
     totals: OrderTotals
-    shipping_address: dict[str, Any]
+    shipping_address: ShippingAddress
     payment_method: dict[str, str]
     payment: PaymentSummary | None
     timeline: list[OrderEventPublic]

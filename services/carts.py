@@ -9,32 +9,24 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from decimal import Decimal
 
 from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import Forbidden, NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from core.ids import IdPrefix, new_id
-from core.money import percent_of
 from core.settings import Settings
 from models.base import utcnow
-from models.carts import (
-    Cart,
-    CartItem,
-    CartLine,
-    CartPublic,
-    CartShare,
-    CartStatus,
-    CartTotals,
-    SharedCartView,
-)
+from models.carts import Cart, CartItem, CartLine, CartPublic, CartStatus, CartTotals
 from models.catalog import Product
+from models.quotes import Destination, Quote
 from services.analytics import AnalyticsRecorder
-from services.catalog.pricing import CouponService, PriceBook, price_book
+from services.catalog.pricing import CouponService, price_book
+from services.catalog.products import ProductRepository
 from services.inventory import OutOfStock, StockRepository
+from services.quotes import quote
 
 TOKEN_PREFIX = "ct_"
 
@@ -102,6 +94,12 @@ class CartRepository:
         await self.session.flush()
         return cart, token
 
+    async def get(self, cart_id: str, *, lock: bool = False) -> Cart | None:
+        query = select(Cart).where(Cart.id == cart_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.exec(query)).first()
+
     async def items(self, cart_id: str) -> list[CartItem]:
         result = await self.session.exec(
             select(CartItem).where(CartItem.cart_id == cart_id).order_by(col(CartItem.created_at))
@@ -119,6 +117,14 @@ class CartRepository:
             update(Cart).where(col(Cart.id) == cart_id).values(updated_at=utcnow())
         )
 
+    async def remove_item(self, cart_id: str, product_id: str) -> bool:
+        result = await self.session.exec(
+            delete(CartItem)
+            .where(col(CartItem.cart_id) == cart_id, col(CartItem.product_id) == product_id)
+            .returning(col(CartItem.id))
+        )
+        return result.first() is not None
+
     async def clear(self, cart_id: str) -> None:
         await self.session.exec(delete(CartItem).where(col(CartItem.cart_id) == cart_id))
 
@@ -132,6 +138,7 @@ class CartService:
         self.analytics = analytics
         self.carts = CartRepository(session)
         self.stock = StockRepository(session)
+        self.products = ProductRepository(session)
 
     async def find(self, user_id: str | None, token: str | None) -> OwnedCart | None:
         if user_id is not None:
@@ -150,12 +157,8 @@ class CartService:
         return OwnedCart(cart, None if user_id else new)
 
     async def _product(self, product_id: str) -> Product:
-        product = (
-            await self.session.exec(
-                select(Product).where(Product.id == product_id, col(Product.deleted_at).is_(None))
-            )
-        ).first()
-        if product is None:
+        product = (await self.products.by_ids([product_id])).get(product_id)
+        if product is None or product.deleted_at is not None:
             raise NotFound(f"no product {product_id}", code="product_not_found")
         if not product.active:
             raise ValidationFailed(
@@ -224,10 +227,8 @@ class CartService:
         await self.session.flush()
 
     async def remove(self, owned: OwnedCart, product_id: str) -> None:
-        item = await self.carts.item(owned.cart.id, product_id)
-        if item is None:
+        if not await self.carts.remove_item(owned.cart.id, product_id):
             raise CartItemNotFound(f"{product_id} is not in the cart")
-        await self.session.delete(item)
         await self.carts.touch(owned.cart.id)
         await self.session.flush()
 
@@ -239,11 +240,10 @@ class CartService:
         await self.session.flush()
 
     async def apply_coupon(self, owned: OwnedCart, code: str) -> None:
-        view = await self.view(owned)
+        priced = await self.quote(owned.cart)
         verdict = await CouponService(self.session).check(
-            code, view.totals.subtotal - view.totals.automatic_discounts, owned.cart.currency,
-            owned.cart.user_id,
-        )  # fmt: skip
+            code, priced.discounted_subtotal, owned.cart.currency, owned.cart.user_id
+        )
         if not verdict.valid:
             raise ValidationFailed(
                 verdict.detail or "the coupon does not apply",
@@ -261,84 +261,47 @@ class CartService:
         self.session.add(owned.cart)
         await self.session.flush()
 
-    def _tax_rate(self, country: str | None, state: str | None) -> int:
-        """Basis points for a destination; without one, the configured default."""
-        if country is None:
-            country, state = self.settings.default_tax_country, self.settings.default_tax_state
-        rates = {k.upper(): v for k, v in self.settings.tax_rates.items()}
-        if state and f"{country.upper()}-{state.upper()}" in rates:
-            return rates[f"{country.upper()}-{state.upper()}"]
-        return rates.get(country.upper(), 0)
+    async def quote(self, cart: Cart, destination: Destination | None = None) -> Quote:
+        """What ``cart`` costs now (sent to ``destination``): see ``services.quotes``."""
+        return await quote(
+            self.session, self.settings, cart, await self.carts.items(cart.id), destination
+        )
 
-    async def view(
-        self, owned: OwnedCart, *, country: str | None = None, state: str | None = None
-    ) -> CartPublic:
+    async def view(self, owned: OwnedCart, destination: Destination | None = None) -> CartPublic:
+        """The cart's JSON, rendered from its ``Quote``."""
         cart = owned.cart
         items = await self.carts.items(cart.id)
-        products = {
-            p.id: p
-            for p in (
-                await self.session.exec(
-                    select(Product).where(col(Product.id).in_([i.product_id for i in items]))
-                )
-            ).all()
-        } if items else {}  # fmt: skip
-        prices: PriceBook = await price_book(self.session)
-        available = await self.stock.available([i.product_id for i in items]) if items else {}
-        lines: list[CartLine] = []
-        subtotal = automatic = 0
-        for item in items:
-            product = products[item.product_id]
-            unit = prices.effective_price(product)
-            subtotal += product.price * item.quantity
-            automatic += (product.price - unit) * item.quantity
-            lines.append(
-                CartLine(
-                    product_id=product.id,
-                    name=product.name,
-                    slug=product.slug,
-                    quantity=item.quantity,
-                    unit_price=unit,
-                    unit_price_at_add=item.unit_price_at_add,
-                    price_changed=unit != item.unit_price_at_add,
-                    line_total=unit * item.quantity,
-                    available=available.get(product.id, 0),
-                )
-            )
-        goods = subtotal - automatic
-        coupon_discount, coupon_problem = 0, None
-        if cart.coupon_code:
-            verdict = await CouponService(self.session).check(
-                cart.coupon_code, goods, cart.currency, cart.user_id
-            )
-            if verdict.valid:
-                coupon_discount = verdict.discount
-            else:
-                coupon_problem = verdict.reason
-        goods -= coupon_discount
-        threshold = self.settings.shipping_free_threshold
-        shipping = (
-            0
-            if not items or (threshold is not None and goods >= threshold)
-            else (self.settings.shipping_flat_rate)
-        )
-        rate = Decimal(self._tax_rate(country, state)) / 100
-        tax = percent_of(goods, rate) if goods > 0 else 0
+        priced = await quote(self.session, self.settings, cart, items, destination)
+        at_add = {i.product_id: i.unit_price_at_add for i in items}
+        available = await self.stock.available(list(at_add)) if items else {}
         return CartPublic(
             id=cart.id,
             cart_token=owned.token,
             user_id=cart.user_id,
-            currency=cart.currency,
-            items=lines,
+            currency=priced.currency,
+            items=[
+                CartLine(
+                    product_id=line.product_id,
+                    name=line.name,
+                    slug=line.slug,
+                    quantity=line.quantity,
+                    unit_price=line.effective_unit_price,
+                    unit_price_at_add=at_add[line.product_id],
+                    price_changed=line.effective_unit_price != at_add[line.product_id],
+                    line_total=line.line_total,
+                    available=available.get(line.product_id, 0),
+                )
+                for line in priced.lines
+            ],
             coupon_code=cart.coupon_code,
-            coupon_problem=coupon_problem,
+            coupon_problem=priced.coupon.problem if priced.coupon is not None else None,
             totals=CartTotals(
-                subtotal=subtotal,
-                automatic_discounts=automatic,
-                coupon_discount=coupon_discount,
-                shipping=shipping,
-                tax=tax,
-                total=goods + shipping + tax,
+                subtotal=priced.subtotal,
+                automatic_discounts=priced.automatic_discounts,
+                coupon_discount=priced.coupon_discount,
+                shipping=priced.shipping,
+                tax=priced.tax,
+                total=priced.total,
             ),
             updated_at=cart.updated_at,
         )
@@ -383,76 +346,3 @@ class CartService:
         guest.status = CartStatus.MERGED
         self.session.add(guest)
         await self.session.flush()
-
-
-class ShareNotFound(NotFound):
-    code = "share_not_found"
-    title = "No such share link (or it was revoked)"
-
-
-class CartShares:
-    """Share links: read-only views, copying into one's own cart, optional shared edits."""
-
-    def __init__(self, service: CartService) -> None:
-        self.service = service
-        self.session = service.session
-
-    async def create(self, owned: OwnedCart, can_edit: bool) -> tuple[CartShare, str]:
-        token = "cs_" + secrets.token_urlsafe(24)
-        share = CartShare(cart_id=owned.cart.id, token_hash=hash_token(token), can_edit=can_edit)
-        self.session.add(share)
-        await self.session.flush()
-        return share, token
-
-    async def revoke(self, owned: OwnedCart, share_id: str) -> None:
-        result = await self.session.exec(
-            update(CartShare)
-            .where(
-                col(CartShare.id) == share_id,
-                col(CartShare.cart_id) == owned.cart.id,
-                col(CartShare.revoked_at).is_(None),
-            )
-            .values(revoked_at=utcnow())
-            .returning(col(CartShare.id))
-        )
-        if result.first() is None:
-            raise ShareNotFound(f"no live share {share_id} on this cart")
-
-    async def resolve(self, token: str, *, lock: bool = False) -> tuple[CartShare, OwnedCart]:
-        share = (
-            await self.session.exec(
-                select(CartShare).where(
-                    CartShare.token_hash == hash_token(token), col(CartShare.revoked_at).is_(None)
-                )
-            )
-        ).first()
-        cart = None
-        if share is not None:
-            query = select(Cart).where(Cart.id == share.cart_id)
-            if lock:  # edits serialise on the cart row, like the owner's own edits
-                query = query.with_for_update()
-            cart = (await self.session.exec(query)).first()
-        if share is None or cart is None or cart.status != CartStatus.ACTIVE:
-            raise ShareNotFound("this share link does not exist or was revoked")
-        return share, OwnedCart(cart, None)
-
-    async def view(self, token: str) -> SharedCartView:
-        share, owned = await self.resolve(token)
-        full = await self.service.view(owned)
-        return SharedCartView(
-            items=full.items, totals=full.totals, currency=full.currency, can_edit=share.can_edit
-        )
-
-    async def copy_into(self, token: str, target: OwnedCart) -> None:
-        """Add the shared cart's lines to ``target``, capped by stock and line maximum."""
-        _, source = await self.resolve(token)
-        if source.cart.id == target.cart.id:
-            return
-        await self.service.absorb(source.cart.id, target)
-
-    async def add_as_editor(self, token: str, product_id: str, quantity: int) -> OwnedCart:
-        share, owned = await self.resolve(token, lock=True)
-        if not share.can_edit:
-            raise Forbidden("this share link is read-only", code="share_read_only")
-        await self.service.add(owned, product_id, quantity)
-        return owned

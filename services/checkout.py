@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict, NotFound
 from core.settings import Settings
-from models.carts import Cart, CartStatus
-from models.orders import Order, OrderCreate, OrderEvent, OrderStatus
+from models.carts import CartStatus
+from models.orders import Order, OrderCreate, OrderEvent, OrderStatus, ShippingAddress
 from models.users import User
 from models.workflow_starts import WorkflowStart
 from services import workflow_starts
 from services.addresses import AddressService, InvalidAddress, normalize_address
 from services.carts import CartRepository
-from services.orders import CartEmpty, OrderRepository
+from services.order_repository import OrderRepository
+from services.orders import CartEmpty
 from temporal.queues import TaskQueue
 from workflows.orders import OrderInput, StepPolicy, workflow_id
 
@@ -32,12 +32,12 @@ class CartNotFound(NotFound):
     title = "No such cart"
 
 
-def _clean_address(fields: dict[str, Any]) -> dict[str, Any]:
+def _clean_address(fields: dict[str, Any]) -> ShippingAddress:
     """The address book's rules, plus: a US address names its state (for tax)."""
     address = normalize_address(fields)
     if address["country"] == "US" and not address.get("state"):
         raise InvalidAddress("a US address needs a state", field="state")
-    return {k: v for k, v in address.items() if v is not None}
+    return ShippingAddress.model_validate(address)
 
 
 def order_input(order: Order, settings: Settings) -> OrderInput:
@@ -61,9 +61,8 @@ class Checkout:
     async def place(self, user: User, body: OrderCreate) -> tuple[Order, WorkflowStart | None]:
         """A pending order for the caller's cart and its workflow start; for a cart that
         already has a live order, that order (and no new start)."""
-        cart = (
-            await self.session.exec(select(Cart).where(Cart.id == body.cart_id).with_for_update())
-        ).first()
+        carts = CartRepository(self.session)
+        cart = await carts.get(body.cart_id, lock=True)
         if cart is None or cart.user_id != user.id:
             raise CartNotFound(f"no cart {body.cart_id}")
         existing = await OrderRepository(self.session).live_for_cart(cart.id)
@@ -71,7 +70,7 @@ class Checkout:
             return existing, None
         if cart.status != CartStatus.ACTIVE:
             raise Conflict(f"cart {cart.id} is {cart.status}", code="cart_not_active")
-        if not await CartRepository(self.session).items(cart.id):
+        if not await carts.items(cart.id):
             raise CartEmpty("there is nothing in the cart to order")
         if body.shipping_address_id is not None:
             saved = await AddressService(self.session).get(user.id, body.shipping_address_id)
@@ -89,7 +88,7 @@ class Checkout:
             email=user.email,
             status=OrderStatus.PENDING,
             currency=cart.currency,
-            shipping_address=_clean_address(fields),
+            shipping_address=_clean_address(fields).model_dump(exclude_none=True),
             payment_method_type=body.payment_method.type,
             payment_token=body.payment_method.token,
         )

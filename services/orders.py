@@ -7,40 +7,34 @@ repeat (activities retry): a transition to the status an order already has is a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from core.outbox import publish
 from core.settings import Settings
 from models.base import utcnow
-from models.carts import Cart, CartStatus
-from models.catalog import Product
+from models.carts import CartStatus
 from models.inventory import ReservationLine
 from models.orders import (
     LineSnapshot,
     Order,
-    OrderEvent,
     OrderEventPublic,
-    OrderLine,
     OrderLinePublic,
     OrderPublic,
     OrderSnapshot,
     OrderStatus,
     OrderSummary,
     OrderTotals,
-    Payment,
     PaymentSummary,
 )
-from models.users import User
+from models.quotes import QuoteLine
 from services.analytics import AnalyticsRecorder
-from services.carts import CartRepository, CartService, OwnedCart
+from services.carts import CartRepository, CartService
 from services.catalog.pricing import CouponService
+from services.order_repository import OrderFilter, OrderRepository
+from services.users import UserRepository
 
 PAYMENT_FAILURES = frozenset(
     {
@@ -60,11 +54,6 @@ _PROGRESS = {
 }  # fmt: skip
 
 
-class OrderNotFound(NotFound):
-    code = "order_not_found"
-    title = "No such order"
-
-
 class CartEmpty(ValidationFailed):
     code = "cart_empty"
     title = "The cart is empty"
@@ -80,84 +69,26 @@ class OrderNotCancellable(Conflict):
     title = "The order can no longer be cancelled"
 
 
-@dataclass(frozen=True)
-class OrderFilter:
-    user_id: str | None = None
-    status: OrderStatus | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+def _line_snapshot(line: QuoteLine) -> LineSnapshot:
+    return LineSnapshot(
+        product_id=line.product_id,
+        name=line.name,
+        quantity=line.quantity,
+        unit_price=line.effective_unit_price,
+        line_total=line.line_total,
+    )
 
 
-class OrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, order_id: str, *, lock: bool = False) -> Order | None:
-        query = select(Order).where(Order.id == order_id)
-        if lock:
-            query = query.with_for_update()
-        return (await self.session.exec(query)).first()
-
-    async def require(self, order_id: str, *, lock: bool = False) -> Order:
-        order = await self.get(order_id, lock=lock)
-        if order is None:
-            raise OrderNotFound(f"no order {order_id}")
-        return order
-
-    async def live_for_cart(self, cart_id: str) -> Order | None:
-        result = await self.session.exec(
-            select(Order).where(
-                Order.cart_id == cart_id,
-                col(Order.status).not_in([OrderStatus.FAILED, OrderStatus.CANCELLED]),
-            )
-        )
-        return result.first()
-
-    async def lines(self, order_id: str) -> list[OrderLine]:
-        result = await self.session.exec(
-            select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
-        )
-        return list(result.all())
-
-    async def events(self, order_id: str) -> list[OrderEvent]:
-        result = await self.session.exec(
-            select(OrderEvent)
-            .where(OrderEvent.order_id == order_id)
-            .order_by(col(OrderEvent.created_at), col(OrderEvent.id))
-        )
-        return list(result.all())
-
-    async def payment(self, order_id: str) -> Payment | None:
-        result = await self.session.exec(select(Payment).where(Payment.order_id == order_id))
-        return result.first()
-
-    async def search(
-        self, where: OrderFilter, *, offset: int, limit: int
-    ) -> tuple[list[tuple[Order, int]], int]:
-        conditions = []
-        if where.user_id is not None:
-            conditions.append(col(Order.user_id) == where.user_id)
-        if where.status is not None:
-            conditions.append(col(Order.status) == where.status)
-        if where.created_from is not None:
-            conditions.append(col(Order.created_at) >= where.created_from)
-        if where.created_to is not None:
-            conditions.append(col(Order.created_at) < where.created_to)
-        counts = (
-            select(OrderLine.order_id, func.sum(OrderLine.quantity).label("item_count"))
-            .group_by(col(OrderLine.order_id))
-            .subquery()
-        )
-        rows = await self.session.exec(
-            select(Order, func.coalesce(counts.c.item_count, 0))
-            .outerjoin(counts, counts.c.order_id == col(Order.id))
-            .where(*conditions)
-            .order_by(col(Order.created_at).desc(), col(Order.id).desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        total = await self.session.exec(select(func.count()).select_from(Order).where(*conditions))
-        return [(o, int(n)) for o, n in rows.all()], int(total.one())
+def _snapshot(order: Order, name: str, lines: list[LineSnapshot]) -> OrderSnapshot:
+    return OrderSnapshot(
+        order_id=order.id,
+        user_id=order.user_id,
+        email=order.email,
+        name=name,
+        currency=order.currency,
+        total=order.total,
+        lines=lines,
+    )
 
 
 class OrderService:
@@ -166,6 +97,7 @@ class OrderService:
         self.settings = settings
         self.analytics = analytics
         self.orders = OrderRepository(session)
+        self.carts = CartRepository(session)
 
     # --- transitions ------------------------------------------------------------------
 
@@ -202,10 +134,7 @@ class OrderService:
             order.next_action_url = None
         order.updated_at = utcnow()
         self.session.add(order)
-        self.session.add(
-            OrderEvent(order_id=order.id, status=status, message=message, data=data or {})
-        )
-        await self.session.flush()
+        await self.orders.add_event(order.id, status, message, data or {})
         return True
 
     async def undo_started(self, order_id: str) -> Order:
@@ -227,89 +156,57 @@ class OrderService:
 
     async def note(self, order: Order, message: str, data: dict[str, Any] | None = None) -> None:
         """A timeline entry without a status change (e.g. a compensation that ran)."""
-        self.session.add(
-            OrderEvent(order_id=order.id, status=order.status, message=message, data=data or {})
-        )
-        await self.session.flush()
+        await self.orders.add_event(order.id, order.status, message, data or {})
 
     # --- the workflow's steps ---------------------------------------------------------
 
     async def price(self, order_id: str) -> OrderSnapshot:
-        """validate-order: price the cart now and keep a snapshot of each line (once)."""
+        """validate-order: quote the cart for the order's address and keep that quote on
+        the order (its lines and totals), once; a repeat returns the same snapshot."""
         order = await self.orders.require(order_id, lock=True)
-        user = await self.session.get(User, order.user_id)
+        user = await UserRepository(self.session).get(order.user_id)
         name = user.name if user is not None else ""
-        if order.priced_at is None:
-            cart = await self.session.get(Cart, order.cart_id, with_for_update=True)
-            if cart is None or cart.status != CartStatus.ACTIVE:
-                raise Conflict("the cart was checked out or closed", code="cart_not_active")
-            address = order.shipping_address
-            view = await CartService(self.session, self.settings, self.analytics).view(
-                OwnedCart(cart, None), country=address.get("country"), state=address.get("state")
+        if order.priced_at is not None:
+            lines = await self.orders.lines(order.id)
+            return _snapshot(
+                order, name, [LineSnapshot.model_validate(ln, from_attributes=True) for ln in lines]
             )
-            if not view.items:
-                raise CartEmpty("there is nothing in the cart to order")
-            if view.coupon_code and view.coupon_problem:
-                raise ValidationFailed(
-                    f"the coupon no longer applies: {view.coupon_problem}",
-                    code="coupon_not_applicable",
-                )
-            products = {
-                p.id: p
-                for p in (
-                    await self.session.exec(
-                        select(Product).where(
-                            col(Product.id).in_([i.product_id for i in view.items])
-                        )
-                    )
-                ).all()
-            }
-            for item in view.items:
-                self.session.add(
-                    OrderLine(
-                        order_id=order.id,
-                        product_id=item.product_id,
-                        name=item.name,
-                        sku=products[item.product_id].sku,
-                        quantity=item.quantity,
-                        list_price=products[item.product_id].price,
-                        unit_price=item.unit_price,
-                        line_total=item.line_total,
-                    )
-                )
-            totals = view.totals
-            order.currency = view.currency
-            order.subtotal = totals.subtotal
-            order.automatic_discounts = totals.automatic_discounts
-            order.coupon_code = view.coupon_code
-            order.coupon_discount = totals.coupon_discount
-            order.shipping = totals.shipping
-            order.tax = totals.tax
-            order.total = totals.total
-            order.priced_at = utcnow()
-            self.session.add(order)
-            await self.note(order, "order priced", {"total": order.total, "lines": len(view.items)})
-            await self.analytics.track(
-                self.session,
-                "checkout_start",
-                user_id=order.user_id,
-                session_id=order.cart_id,
-                properties={
-                    "orderId": order.id,
-                    "total": order.total,
-                    "itemCount": sum(i.quantity for i in view.items),
-                },
+        cart = await self.carts.get(order.cart_id, lock=True)
+        if cart is None or cart.status != CartStatus.ACTIVE:
+            raise Conflict("the cart was checked out or closed", code="cart_not_active")
+        carts = CartService(self.session, self.settings, self.analytics)
+        priced = await carts.quote(cart, order.address.destination)
+        if not priced.lines:
+            raise CartEmpty("there is nothing in the cart to order")
+        if priced.coupon is not None and priced.coupon.problem:
+            raise ValidationFailed(
+                f"the coupon no longer applies: {priced.coupon.problem}",
+                code="coupon_not_applicable",
             )
-        lines = await self.orders.lines(order.id)
-        return OrderSnapshot(
-            order_id=order.id,
+        await self.orders.add_lines(order.id, priced.lines)
+        order.currency = priced.currency
+        order.subtotal = priced.subtotal
+        order.automatic_discounts = priced.automatic_discounts
+        order.coupon_code = priced.coupon.code if priced.coupon is not None else None
+        order.coupon_discount = priced.coupon_discount
+        order.shipping = priced.shipping
+        order.tax = priced.tax
+        order.total = priced.total
+        order.priced_at = utcnow()
+        self.session.add(order)
+        await self.note(order, "order priced", {"total": order.total, "lines": len(priced.lines)})
+        await self.analytics.track(
+            self.session,
+            "checkout_start",
             user_id=order.user_id,
-            email=order.email,
-            name=name,
-            currency=order.currency,
-            total=order.total,
-            lines=[LineSnapshot.model_validate(ln, from_attributes=True) for ln in lines],
+            session_id=order.cart_id,
+            properties={
+                "orderId": order.id,
+                "total": order.total,
+                "itemCount": sum(line.quantity for line in priced.lines),
+            },
         )
+        return _snapshot(order, name, [_line_snapshot(line) for line in priced.lines])
 
     async def reservation_lines(self, order_id: str) -> list[ReservationLine]:
         return [
@@ -331,7 +228,7 @@ class OrderService:
                 subtotal=order.subtotal - order.automatic_discounts,
                 currency=order.currency,
             )
-        cart = await self.session.get(Cart, order.cart_id, with_for_update=True)
+        cart = await self.carts.get(order.cart_id, lock=True)
         if cart is not None and cart.status == CartStatus.ACTIVE:
             cart.status = CartStatus.CHECKED_OUT
             cart.updated_at = utcnow()
@@ -395,10 +292,10 @@ class OrderService:
         released = await CouponService(self.session).release(order_id)
         if released:
             await self.note(order, "coupon use given back")
-        cart = await self.session.get(Cart, order.cart_id, with_for_update=True)
+        cart = await self.carts.get(order.cart_id, lock=True)
         reopened = False
         if cart is not None and cart.status == CartStatus.CHECKED_OUT:
-            other = await CartRepository(self.session).active_for_user(order.user_id)
+            other = await self.carts.active_for_user(order.user_id)
             if other is None:
                 cart.status = CartStatus.ACTIVE
                 cart.updated_at = utcnow()
@@ -469,7 +366,7 @@ class OrderService:
                 tax=order.tax,
                 total=order.total,
             ),
-            shipping_address=order.shipping_address,
+            shipping_address=order.address,
             payment_method={"type": order.payment_method_type, "token": order.payment_token},
             payment=PaymentSummary.model_validate(payment, from_attributes=True)
             if payment is not None
@@ -497,23 +394,3 @@ class OrderService:
             )
             for o, items in rows
         ], total
-
-
-class OrderPurchases:
-    """``PurchaseHistory`` over orders: a review is verified when the reviewer bought it."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def has_confirmed_purchase(self, user_id: str, product_id: str) -> bool:
-        result = await self.session.exec(
-            select(OrderLine.id)
-            .join(Order, col(Order.id) == col(OrderLine.order_id))
-            .where(
-                Order.user_id == user_id,
-                OrderLine.product_id == product_id,
-                col(Order.status).in_([OrderStatus.CONFIRMED, OrderStatus.FULFILLMENT_QUEUED]),
-            )
-            .limit(1)
-        )
-        return result.first() is not None

@@ -21,8 +21,10 @@ from models.carts import (
     SharedCartView,
     SharePublic,
 )
+from models.quotes import Destination
 from services.cart_reminders import cart_closed, cart_touched
-from services.carts import CartService, CartShares, OwnedCart
+from services.cart_shares import CartShares
+from services.carts import CartService, OwnedCart
 
 router = APIRouter(prefix="/cart", tags=["cart"])
 REMINDER_WAIT_SECONDS = 3.0
@@ -129,7 +131,8 @@ async def get_cart(
     Pass `country` (and `state`) for the tax of a destination."""
     service = _service(state, session)
     owned = await _cart(service, caller, token or cookie, create=False)
-    return await service.view(owned, country=country, state=region)
+    destination = Destination(country=country, state=region) if country else None
+    return await service.view(owned, destination)
 
 
 @router.post(

@@ -33,7 +33,8 @@ from models.orders import (
 )
 from services import payments, workflow_starts
 from services.checkout import Checkout
-from services.orders import OrderFilter, OrderNotCancellable, OrderNotFound, OrderService
+from services.order_repository import OrderFilter, OrderNotFound
+from services.orders import OrderNotCancellable, OrderService
 from workflows.orders import CancelRequest, OrderView, OrderWorkflow, workflow_id
 
 router = APIRouter(tags=["orders"])

@@ -15,7 +15,7 @@ from models.base import Page
 from models.catalog import Review, ReviewCreate, ReviewPublic
 from services.catalog.products import ProductService
 from services.catalog.reviews import ReviewService
-from services.orders import OrderPurchases
+from services.order_repository import OrderRepository
 
 router = APIRouter(prefix="/products/{key}/reviews", tags=["reviews"])
 
@@ -25,7 +25,7 @@ def _public(review: Review) -> ReviewPublic:
 
 
 def _service(session: DbSession) -> ReviewService:
-    return ReviewService(session, OrderPurchases(session))
+    return ReviewService(session, OrderRepository(session))
 
 
 @router.get("", summary="List a product's reviews", response_model=Page[ReviewPublic],

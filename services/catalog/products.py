@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
@@ -120,6 +121,13 @@ class ProductRepository:
         if not include_inactive:
             query = query.where(col(Product.active).is_(True))
         return (await self.session.exec(query)).first()
+
+    async def by_ids(self, ids: Sequence[str]) -> dict[str, Product]:
+        """Products by id, whatever their state (a cart or order may hold any)."""
+        if not ids:
+            return {}
+        result = await self.session.exec(select(Product).where(col(Product.id).in_(ids)))
+        return {p.id: p for p in result.all()}
 
     async def slug_taken(self, slug: str, *, except_id: str | None = None) -> bool:
         query = select(Product.id).where(Product.slug == slug)

@@ -20,7 +20,7 @@ from models.catalog import Product, Review, ReviewCreate
 class PurchaseHistory(Protocol):
     """Whether a user has a confirmed order containing a product.
 
-    ``services.orders.OrderPurchases`` answers it from orders; ``NoPurchases`` is for
+    ``services.order_repository.OrderRepository`` answers it from orders; ``NoPurchases`` is for
     callers that have no orders to consult (the catalog seeder).
     """
 

@@ -1,0 +1,139 @@
+"""All SQL of orders: the order row, its lines, timeline and payment, and searches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import NotFound
+from models.orders import Order, OrderEvent, OrderLine, OrderStatus, Payment
+from models.quotes import QuoteLine
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+    title = "No such order"
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    user_id: str | None = None
+    status: OrderStatus | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, order_id: str, *, lock: bool = False) -> Order | None:
+        query = select(Order).where(Order.id == order_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def require(self, order_id: str, *, lock: bool = False) -> Order:
+        order = await self.get(order_id, lock=lock)
+        if order is None:
+            raise OrderNotFound(f"no order {order_id}")
+        return order
+
+    async def live_for_cart(self, cart_id: str) -> Order | None:
+        result = await self.session.exec(
+            select(Order).where(
+                Order.cart_id == cart_id,
+                col(Order.status).not_in([OrderStatus.FAILED, OrderStatus.CANCELLED]),
+            )
+        )
+        return result.first()
+
+    async def lines(self, order_id: str) -> list[OrderLine]:
+        result = await self.session.exec(
+            select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
+        )
+        return list(result.all())
+
+    async def events(self, order_id: str) -> list[OrderEvent]:
+        result = await self.session.exec(
+            select(OrderEvent)
+            .where(OrderEvent.order_id == order_id)
+            .order_by(col(OrderEvent.created_at), col(OrderEvent.id))
+        )
+        return list(result.all())
+
+    async def payment(self, order_id: str) -> Payment | None:
+        result = await self.session.exec(select(Payment).where(Payment.order_id == order_id))
+        return result.first()
+
+    async def search(
+        self, where: OrderFilter, *, offset: int, limit: int
+    ) -> tuple[list[tuple[Order, int]], int]:
+        conditions = []
+        if where.user_id is not None:
+            conditions.append(col(Order.user_id) == where.user_id)
+        if where.status is not None:
+            conditions.append(col(Order.status) == where.status)
+        if where.created_from is not None:
+            conditions.append(col(Order.created_at) >= where.created_from)
+        if where.created_to is not None:
+            conditions.append(col(Order.created_at) < where.created_to)
+        counts = (
+            select(OrderLine.order_id, func.sum(OrderLine.quantity).label("item_count"))
+            .group_by(col(OrderLine.order_id))
+            .subquery()
+        )
+        rows = await self.session.exec(
+            select(Order, func.coalesce(counts.c.item_count, 0))
+            .outerjoin(counts, counts.c.order_id == col(Order.id))
+            .where(*conditions)
+            .order_by(col(Order.created_at).desc(), col(Order.id).desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        total = await self.session.exec(select(func.count()).select_from(Order).where(*conditions))
+        return [(o, int(n)) for o, n in rows.all()], int(total.one())
+
+    async def add_event(
+        self, order_id: str, status: OrderStatus, message: str, data: dict[str, Any]
+    ) -> None:
+        self.session.add(OrderEvent(order_id=order_id, status=status, message=message, data=data))
+        await self.session.flush()
+
+    async def add_lines(self, order_id: str, lines: Sequence[QuoteLine]) -> None:
+        """The order's lines as priced (validate-order's snapshot)."""
+        for line in lines:
+            self.session.add(
+                OrderLine(
+                    order_id=order_id,
+                    product_id=line.product_id,
+                    name=line.name,
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    list_price=line.unit_price,
+                    unit_price=line.effective_unit_price,
+                    line_total=line.line_total,
+                )
+            )
+        await self.session.flush()
+
+    async def has_confirmed_purchase(self, user_id: str, product_id: str) -> bool:
+        """``PurchaseHistory`` for reviews: a review is verified when the reviewer bought
+        the product."""
+        result = await self.session.exec(
+            select(OrderLine.id)
+            .join(Order, col(Order.id) == col(OrderLine.order_id))
+            .where(
+                Order.user_id == user_id,
+                OrderLine.product_id == product_id,
+                col(Order.status).in_([OrderStatus.CONFIRMED, OrderStatus.FULFILLMENT_QUEUED]),
+            )
+            .limit(1)
+        )
+        return result.first() is not None
