@@ -1,0 +1,146 @@
+"""The cart's displayed totals are what the order charges: both come from one ``Quote``.
+
+Every combination of the automatic discounts, coupons, shipping and tax destinations the
+cart and pricing tests use, each checked out through the real workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from tests.factories import signed_up, stocked_product, unique_slug
+from tests.orders.helpers import ADDRESS, order_body, product, wait_for
+
+DISCOUNTS = ("none", "percentage", "fixed")  # 12.5 % on an ancestor category; 100 off
+COUPONS = ("none", "percentage", "fixed")  # 10 %; 500 off
+SHIPPING = ("charged", "free")  # goods under or over the 50.00 threshold
+LANES = 6  # shoppers checking out side by side
+GB_ADDRESS = {"street": "1 The Mall", "city": "London", "zip": "SW1A 1AA", "country": "GB"}
+# The cart's tax query and the order's shipping address, for each destination.
+DESTINATIONS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "US-MA": ({"country": "US", "state": "MA"}, ADDRESS),
+    "GB": ({"country": "GB"}, GB_ADDRESS),
+}
+
+
+async def _created(
+    http: httpx.AsyncClient, staff: dict[str, str], path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    response = await http.post(path, headers=staff, json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def test_the_cart_total_shown_is_the_order_total_charged(
+    http: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    home = await _created(
+        http, staff, "/api/categories", {"name": "Home", "slug": unique_slug("home")}
+    )
+    lamps = await _created(
+        http,
+        staff,
+        "/api/categories",
+        {"name": "Lamps", "slug": unique_slug("lamps"), "parentId": home["id"]},
+    )
+    await _created(
+        http,
+        staff,
+        "/api/discounts",
+        {
+            "name": "Home week",
+            "kind": "percentage",
+            "percent": "12.5",
+            "categoryId": home["id"],
+            "startsAt": since,
+        },
+    )
+    coupons = {
+        "percentage": await _created(
+            http,
+            staff,
+            "/api/coupons",
+            {"code": unique_slug("PCT"), "kind": "percentage", "percent": "10"},
+        ),
+        "fixed": await _created(
+            http,
+            staff,
+            "/api/coupons",
+            {"code": unique_slug("FIX"), "kind": "fixed", "amount": 500},
+        ),
+    }
+    plain = await product(http, staff, price=1250, stock=50)
+    items: dict[tuple[str, str], dict[str, Any]] = {}
+    for discount, shipping in itertools.product(DISCOUNTS, SHIPPING):
+        category = {"categoryId": lamps["id"]} if discount == "percentage" else {}
+        price = 999 if shipping == "charged" else 2999
+        item = await stocked_product(
+            http, staff, price=price, stock=20, name=unique_slug("Lamp"), **category
+        )
+        if discount == "fixed":
+            await _created(
+                http,
+                staff,
+                "/api/discounts",
+                {
+                    "name": "Lamp deal",
+                    "kind": "fixed",
+                    "amount": 100,
+                    "productId": item["id"],
+                    "startsAt": since,
+                },
+            )
+        items[discount, shipping] = item
+
+    async def check_out(
+        headers: dict[str, str], discount: str, coupon: str, shipping: str, destination: str
+    ) -> None:
+        combination = (discount, coupon, shipping, destination)
+        cart_id = ""
+        for item, quantity in ((items[discount, shipping], 2), (plain, 1)):
+            added = await http.post(
+                "/api/cart/items",
+                headers=headers,
+                json={"productId": item["id"], "quantity": quantity},
+            )
+            assert added.status_code == 201, added.text
+            cart_id = added.json()["id"]
+        if coupon != "none":
+            applied = await http.post(
+                "/api/cart/coupon", headers=headers, json={"code": coupons[coupon]["code"]}
+            )
+            assert applied.status_code == 200, applied.text
+        query, address = DESTINATIONS[destination]
+        shown = await http.get("/api/cart", headers=headers, params=query)
+        assert shown.status_code == 200, shown.text
+        totals = shown.json()["totals"]
+        # Each combination really has the parts it is named for.
+        assert (totals["automaticDiscounts"] > 0) == (discount != "none"), (combination, totals)
+        assert (totals["couponDiscount"] > 0) == (coupon != "none"), (combination, totals)
+        assert (totals["shipping"] > 0) == (shipping == "charged"), (combination, totals)
+        assert totals["tax"] > 0, (combination, totals)
+
+        placed = await http.post(
+            "/api/orders", headers=headers, json=order_body(cart_id, shippingAddress=address)
+        )
+        assert placed.status_code == 202, placed.text
+        order = await wait_for(http, headers, placed.json()["id"], within=120)
+        assert order["status"] == "fulfillment_queued", (combination, order)
+        assert order["totals"] == totals, combination
+        assert order["payment"]["amountCaptured"] == totals["total"], combination
+
+    async def lane(combinations: list[tuple[str, str, str, str]]) -> None:
+        """One shopper checks out one combination after another (a cart each)."""
+        _, headers = await signed_up(http)
+        for combination in combinations:
+            await check_out(headers, *combination)
+
+    combinations = list(itertools.product(DISCOUNTS, COUPONS, SHIPPING, DESTINATIONS))
+    await asyncio.gather(*(lane(combinations[i::LANES]) for i in range(LANES)))
