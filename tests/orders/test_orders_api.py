@@ -324,3 +324,21 @@ async def test_staff_refund_in_parts_then_nothing_is_left(
     assert nothing.status_code == 409
     assert "refunded 1000 USD" in [e["message"] for e in rest.json()["timeline"]]
     assert (await outbox_types(engine, order["id"]))[-2:] == ["payment.refunded"] * 2
+
+
+async def test_the_shipping_address_has_its_schema_in_openapi(http: httpx.AsyncClient) -> None:
+    spec = (await http.get("/api/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    field = schemas["OrderPublic"]["properties"]["shippingAddress"]
+    assert field == {"$ref": "#/components/schemas/ShippingAddress"}
+    address = schemas["ShippingAddress"]
+    assert set(address["properties"]) == {
+        "name",
+        "street",
+        "city",
+        "state",
+        "zip",
+        "country",
+        "phone",
+    }
+    assert set(address["required"]) == {"street", "city", "zip", "country"}
