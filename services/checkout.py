@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import Conflict, NotFound
 from core.settings import Settings
 from models.carts import CartStatus
-from models.orders import Order, OrderCreate, OrderEvent, OrderStatus, ShippingAddress
+from models.orders import Order, OrderCreate, OrderStatus, ShippingAddress
 from models.users import User
 from models.workflow_starts import WorkflowStart
 from services import workflow_starts
@@ -65,7 +65,8 @@ class Checkout:
         cart = await carts.get(body.cart_id, lock=True)
         if cart is None or cart.user_id != user.id:
             raise CartNotFound(f"no cart {body.cart_id}")
-        existing = await OrderRepository(self.session).live_for_cart(cart.id)
+        orders = OrderRepository(self.session)
+        existing = await orders.live_for_cart(cart.id)
         if existing is not None:
             return existing, None
         if cart.status != CartStatus.ACTIVE:
@@ -92,13 +93,8 @@ class Checkout:
             payment_method_type=body.payment_method.type,
             payment_token=body.payment_method.token,
         )
-        self.session.add(order)
-        await self.session.flush()
-        self.session.add(
-            OrderEvent(
-                order_id=order.id, status=OrderStatus.PENDING, message="order placed", data={}
-            )
-        )
+        await orders.add(order)
+        await orders.add_event(order.id, OrderStatus.PENDING, "order placed", {})
         start = workflow_starts.request(
             self.session,
             workflow_type="OrderWorkflow",

@@ -100,6 +100,11 @@ class OrderRepository:
         total = await self.session.exec(select(func.count()).select_from(Order).where(*conditions))
         return [(o, int(n)) for o, n in rows.all()], int(total.one())
 
+    async def add(self, order: Order) -> Order:
+        self.session.add(order)
+        await self.session.flush()
+        return order
+
     async def add_event(
         self, order_id: str, status: OrderStatus, message: str, data: dict[str, Any]
     ) -> None:

@@ -110,6 +110,19 @@ class DiscountRepository:
         result = await self.session.exec(select(Discount).order_by(col(Discount.starts_at)))
         return list(result.all())
 
+    async def get(self, discount_id: str) -> Discount | None:
+        return await self.session.get(Discount, discount_id)
+
+    async def category_parents(self) -> dict[str, str | None]:
+        rows = await self.session.exec(select(Category.id, Category.parent_id))
+        return {row[0]: row[1] for row in rows.all()}
+
+    async def product_exists(self, product_id: str) -> bool:
+        return await self.session.get(Product, product_id) is not None
+
+    async def category_exists(self, category_id: str) -> bool:
+        return await self.session.get(Category, category_id) is not None
+
 
 async def price_book(session: AsyncSession, at: datetime | None = None) -> PriceBook:
     at = at or utcnow()
@@ -117,8 +130,7 @@ async def price_book(session: AsyncSession, at: datetime | None = None) -> Price
     discounts = await repo.in_force(at)
     parents: dict[str, str | None] = {}
     if any(d.category_id for d in discounts):
-        rows = await session.exec(select(Category.id, Category.parent_id))
-        parents = {row[0]: row[1] for row in rows.all()}
+        parents = await repo.category_parents()
     return PriceBook(
         at=at, discounts=discounts, parents=parents, next_change=await repo.next_change(at)
     )
@@ -130,9 +142,9 @@ class DiscountService:
         self.discounts = DiscountRepository(session)
 
     async def create(self, data: DiscountCreate) -> Discount:
-        if data.product_id and await self.session.get(Product, data.product_id) is None:
+        if data.product_id and not await self.discounts.product_exists(data.product_id):
             raise ValidationFailed("no such product", code="product_not_found", field="productId")
-        if data.category_id and await self.session.get(Category, data.category_id) is None:
+        if data.category_id and not await self.discounts.category_exists(data.category_id):
             raise ValidationFailed(
                 "no such category", code="category_not_found", field="categoryId"
             )
@@ -151,7 +163,7 @@ class DiscountService:
         return discount
 
     async def end(self, discount_id: str) -> None:
-        discount = await self.session.get(Discount, discount_id)
+        discount = await self.discounts.get(discount_id)
         if discount is None:
             raise NotFound(f"no discount {discount_id}", code="discount_not_found")
         discount.active = False
@@ -196,6 +208,20 @@ class CouponRepository:
         )
         return result.first()
 
+    async def all(self) -> list[Coupon]:
+        result = await self.session.exec(select(Coupon).order_by(col(Coupon.created_at).desc()))
+        return list(result.all())
+
+    async def delete_redemption(self, order_id: str) -> str | None:
+        """Remove the order's redemption; the coupon's id if there was one."""
+        removed = await self.session.exec(
+            delete(CouponRedemption)
+            .where(col(CouponRedemption.order_id) == order_id)
+            .returning(col(CouponRedemption.coupon_id))
+        )
+        row = removed.first()
+        return row[0] if row is not None else None
+
     async def count_use(self, coupon_id: str, delta: int) -> None:
         await self.session.exec(
             update(Coupon)
@@ -236,8 +262,7 @@ class CouponService:
         return coupon
 
     async def list(self) -> list[Coupon]:
-        result = await self.session.exec(select(Coupon).order_by(col(Coupon.created_at).desc()))
-        return list(result.all())
+        return await self.coupons.all()
 
     async def update(self, code: str, data: CouponUpdate) -> Coupon:
         coupon = await self.coupons.by_code(code, lock=True)
@@ -336,13 +361,8 @@ class CouponService:
 
     async def release(self, order_id: str) -> bool:
         """Undo the use recorded for ``order_id`` (a compensation); idempotent."""
-        removed = await self.session.exec(
-            delete(CouponRedemption)
-            .where(col(CouponRedemption.order_id) == order_id)
-            .returning(col(CouponRedemption.coupon_id))
-        )
-        row = removed.first()
-        if row is None:
+        coupon_id = await self.coupons.delete_redemption(order_id)
+        if coupon_id is None:
             return False  # never redeemed, or a concurrent release got there first
-        await self.coupons.count_use(row[0], -1)
+        await self.coupons.count_use(coupon_id, -1)
         return True
