@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import httpx
 
 from bench.load import LoadResult, run_load
-from cli.seed import ADJECTIVES, MATERIALS, NOUNS, TAXONOMY
+from cli.seed.vocabulary import ADJECTIVES, MATERIALS, NOUNS, TAXONOMY
 from core.settings import Settings
 
 LEAVES = [child.lower().replace(" ", "-") for _, children in TAXONOMY for child in children]

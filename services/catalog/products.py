@@ -333,6 +333,10 @@ class ProductService:
             )
         return await self.products.insert_many(rows)
 
+    async def after_bulk_load(self) -> None:
+        """After ``create_many`` of many products: see ``ProductRepository.after_bulk_load``."""
+        await self.products.after_bulk_load()
+
     async def delete(self, key: str) -> None:
         """Soft: orders and reviews keep referring to it; it leaves the catalogue."""
         product = await self.get(key, include_inactive=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import random
+import re
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -12,13 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, func, select
 from temporalio.client import WorkflowExecutionStatus
 
-from cli.seed import OrderSeeder, Seeder, _product, past_times, seed
-from core.db import create_session_factory
+from cli.seed import OrderSeeder, Seeder, seed
+from cli.seed.backdating import past_times
+from cli.seed.catalogue import _product
+from core.db import SessionFactory, create_session_factory, transaction
 from core.settings import Settings
 from models.analytics import AnalyticsEvent
-from models.catalog import Product, Review
+from models.catalog import Product, ProductCreate, Review, ReviewCreate
 from models.orders import Order, OrderEvent, Payment, PaymentEvent
-from models.users import Address, User
+from models.users import Address, Role, User, UserStatus
+from services.catalog.products import ProductService
+from services.catalog.reviews import NoPurchases, ReviewService
+from services.seeding import SEED_SKU_PATTERN, SeedRecords
 from tests.live import LiveStack
 from workflows.orders import workflow_id
 
@@ -205,3 +213,137 @@ async def test_seeded_orders_run_the_real_workflow_and_are_moved_into_the_past(
     # Seeding again with the same target adds no orders.
     again = await OrderSeeder(seeder).run(random.Random(21), user_ids, 6)
     assert again.added == 0
+
+
+def _bar(output: str, label: str) -> tuple[int, int]:
+    """Completed and total of the progress bar named ``label`` (its last rendering)."""
+    found = re.findall(rf"^{label}\s.*?(\d+)/(\d+)", output, re.MULTILINE)
+    assert found, output
+    done, total = found[-1]
+    return int(done), int(total)
+
+
+async def _seeded_ratings(sessions: SessionFactory) -> dict[str, tuple[int, int]]:
+    async with sessions() as session:
+        rows = await session.exec(
+            select(Product.id, Product.rating_count, Product.rating_sum).where(
+                col(Product.sku).regexp_match(SEED_SKU_PATTERN)
+            )
+        )
+        return {pid: (count, total) for pid, count, total in rows.all()}
+
+
+async def test_reseeding_tops_up_reviews_and_leaves_hand_made_data_alone(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    quiet = Console(quiet=True)
+    sessions = create_session_factory(engine)
+    await seed(settings, products=60, users=3, reviews=20, seed=9, console=quiet)
+
+    # A shopper's own product (its SKU sorts before the seed's) and their own review of
+    # a seeded product, made by hand between two runs.
+    tag = uuid4().hex[:8]
+    async with transaction(sessions) as session:
+        hand_made = await ProductService(session).create(
+            ProductCreate(sku=f"A-HAND-{tag}", name=f"Hand-thrown mug {tag}", price=2400)
+        )
+        maker = User(
+            email=f"maker-{tag}@hand.example",
+            name="Hand Maker",
+            password_hash="unusable",
+            role=Role.CUSTOMER,
+            status=UserStatus.ACTIVE,
+        )
+        session.add(maker)
+        await session.flush()
+        first_seeded = (
+            await session.exec(select(Product).where(Product.sku == "SW-0000001"))
+        ).one()
+        own_review = await ReviewService(session, NoPurchases()).create(
+            first_seeded.id, maker.id, ReviewCreate(rating=2, title="Mine", body="By hand.")
+        )
+
+    async def snapshot() -> tuple[Product, Review, int, set[tuple[str, str]]]:
+        async with sessions() as session:
+            product = (await session.exec(select(Product).where(Product.id == hand_made.id))).one()
+            review = (await session.exec(select(Review).where(Review.id == own_review.id))).one()
+            total = (await session.exec(select(func.count()).select_from(Review))).one()
+            return product, review, total, await SeedRecords(session).reviews()
+
+    product_before, review_before, total_before, seeded_before = await snapshot()
+    ratings_before = await _seeded_ratings(sessions)
+
+    # The same targets again: nothing is added, no rating moves.
+    again = await seed(settings, products=60, users=3, reviews=20, seed=9, console=quiet)
+    assert (again.products_added, again.users_added, again.reviews_added) == (0, 0, 0)
+    product_after, review_after, total_after, seeded_after = await snapshot()
+    assert total_after == total_before
+    assert seeded_after == seeded_before
+    assert await _seeded_ratings(sessions) == ratings_before
+
+    # A higher review target tops up to it exactly, with seeded customers on seeded
+    # products only; the bar counts what the summary reports.
+    target = len(seeded_before) + 10
+    output = io.StringIO()
+    more = await seed(
+        settings,
+        products=60,
+        users=3,
+        reviews=target,
+        seed=9,
+        console=Console(file=output, width=120),
+    )
+    assert more.reviews_added == 10
+    assert _bar(output.getvalue(), "reviews") == (10, 10)
+    product_after, review_after, total_after, seeded_after = await snapshot()
+    assert len(seeded_after) == target
+    assert seeded_after > seeded_before
+    assert total_after == total_before + 10
+    assert product_after == product_before
+    assert product_after.rating_count == 0
+    assert review_after == review_before
+    async with sessions() as session:
+        on_hand_made = (
+            await session.exec(
+                select(func.count()).select_from(Review).where(Review.product_id == hand_made.id)
+            )
+        ).one()
+        assert on_hand_made == 0
+        by_maker = (
+            await session.exec(
+                select(func.count()).select_from(Review).where(Review.user_id == maker.id)
+            )
+        ).one()
+        assert by_maker == 1
+
+
+async def test_products_top_up_the_missing_numbers_only(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    sessions = create_session_factory(engine)
+    seeder = Seeder(sessions, settings, Console(quiet=True))
+    leaves = await seeder.categories()
+    assert await seeder.products(random.Random(3), 3, leaves, first_number=60_001) == 3
+    async with sessions() as session:
+        first = (
+            await session.exec(select(Product).where(col(Product.sku).like("SW-006000_")))
+        ).all()
+
+    output = io.StringIO()
+    seeder = Seeder(sessions, settings, Console(file=output, width=120))
+    assert await seeder.products(random.Random(3), 5, leaves, first_number=60_001) == 2
+    assert _bar(output.getvalue(), "products") == (2, 2)
+    async with sessions() as session:
+        after = (
+            await session.exec(
+                select(Product).where(col(Product.sku).like("SW-006000_")).order_by(Product.sku)
+            )
+        ).all()
+    assert [p.sku for p in after] == [f"SW-006000{n}" for n in range(1, 6)]
+    assert sorted(first, key=lambda p: p.sku) == list(after[:3])  # untouched
+    # Each product is drawn from its own generator: the same whichever run added it.
+    base = random.Random(3).getrandbits(64)
+    for product in after:
+        own = random.Random(f"{base}:{int(product.sku[3:])}")
+        expected = _product(own, int(product.sku[3:]), *own.choice(leaves))
+        assert (product.name, product.price) == (expected.name, expected.price)
