@@ -348,7 +348,9 @@ def seed(
     ] = 0,
 ) -> None:
     """Fill the database with a realistic, deterministic catalogue, users and reviews,
-    and optionally orders (with their funnel analytics) in the past."""
+    and optionally orders (with their funnel analytics) in the past. The numbers are
+    targets: each part adds only what the seed's own records lack, so a re-run adds
+    nothing and leaves everything else alone."""
     from cli.seed import seed as run_seed
 
     settings = _settings(data_dir)
