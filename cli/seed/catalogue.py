@@ -21,7 +21,7 @@ from cli.seed.vocabulary import (
     TAXONOMY,
 )
 from core.db import transaction
-from models.catalog import Category, CategoryCreate, ProductCreate, ReviewCreate
+from models.catalog import CategoryCreate, ProductCreate, ReviewCreate
 from services.catalog.categories import CategoryService
 from services.catalog.products import ProductService
 from services.catalog.reviews import AlreadyReviewed, NoPurchases, ReviewService
@@ -60,6 +60,10 @@ def _product(rng: random.Random, n: int, category: str, category_id: str) -> Pro
     )
 
 
+def _category(name: str, parent_id: str | None) -> CategoryCreate:
+    return CategoryCreate(name=name, slug=name.lower().replace(" ", "-"), parent_id=parent_id)
+
+
 class CatalogueSeeder(SeedPart):
     async def categories(self) -> list[tuple[str, str]]:
         """(leaf name, id) of every leaf category, created if missing."""
@@ -67,19 +71,11 @@ class CatalogueSeeder(SeedPart):
         async with transaction(self.sessions) as session:
             service = CategoryService(session)
             for parent, children in TAXONOMY:
-                parent_row = await self._category(service, parent, None)
+                parent_row = await service.find_or_create(_category(parent, None))
                 for child in children:
-                    row = await self._category(service, child, parent_row.id)
+                    row = await service.find_or_create(_category(child, parent_row.id))
                     leaves.append((child, row.id))
         return leaves
-
-    @staticmethod
-    async def _category(service: CategoryService, name: str, parent_id: str | None) -> Category:
-        slug = name.lower().replace(" ", "-")
-        existing = await service.categories.by_id_or_slug(slug)
-        if existing is not None:
-            return existing
-        return await service.create(CategoryCreate(name=name, slug=slug, parent_id=parent_id))
 
     async def products(
         self,

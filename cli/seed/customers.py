@@ -68,17 +68,14 @@ class CustomerSeeder(SeedPart):
     async def staff(self) -> tuple[str, str | None]:
         """The staff account and its new password; no password if it existed already."""
         password = secrets.token_urlsafe(18)
-        async with transaction(self.sessions) as session:
-            service = UserService(
-                session,
-                analytics=AnalyticsRecorder(False),
-                password_min_length=self.settings.password_min_length,
-            )
-            if await service.users.by_email(STAFF_EMAIL) is not None:
-                return STAFF_EMAIL, None
-            await service.register(
-                UserCreate(email=STAFF_EMAIL, password=password, name="Shop Staff"),
-                SEEDED,
-                role=Role.STAFF,
-            )
+        data = UserCreate(email=STAFF_EMAIL, password=password, name="Shop Staff")
+        try:
+            async with transaction(self.sessions) as session:
+                await UserService(
+                    session,
+                    analytics=AnalyticsRecorder(False),
+                    password_min_length=self.settings.password_min_length,
+                ).register(data, SEEDED, role=Role.STAFF)
+        except EmailTaken:
+            return STAFF_EMAIL, None
         return STAFF_EMAIL, password

@@ -72,6 +72,11 @@ class CategoryService:
             Category(name=data.name.strip(), slug=data.slug, parent_id=data.parent_id)
         )
 
+    async def find_or_create(self, data: CategoryCreate) -> Category:
+        """The category with ``data.slug``, created from ``data`` if there is none."""
+        existing = await self.categories.by_id_or_slug(data.slug)
+        return existing if existing is not None else await self.create(data)
+
     async def tree(self) -> list[CategoryNode]:
         nodes = {
             c.id: CategoryNode(id=c.id, name=c.name, slug=c.slug, parent_id=c.parent_id)
