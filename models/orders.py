@@ -366,7 +366,9 @@ class OrderSummary(CamelModel):
     status: OrderStatus
     failure_code: str | None
     currency: str
-    total: int
+    total: int | None = PydanticField(
+        description="null until validate-order has priced the order (while `pending`)"
+    )
     item_count: int
     created_at: datetime
     updated_at: datetime
@@ -383,7 +385,11 @@ class OrderPublic(CamelModel):
     currency: str
     coupon_code: str | None
     items: list[OrderLinePublic]
-    totals: OrderTotals
+    totals: OrderTotals | None = PydanticField(
+        description="null until validate-order has priced the order (while `pending`): "
+        "the workflow prices the cart a moment after the 202, and only its figures are "
+        "charged; the cart's own totals are the estimate to show meanwhile"
+    )
     shipping_address: ShippingAddress
     payment_method: dict[str, str]
     payment: PaymentSummary | None

@@ -365,7 +365,9 @@ class OrderService:
                 shipping=order.shipping,
                 tax=order.tax,
                 total=order.total,
-            ),
+            )
+            if order.priced_at is not None
+            else None,
             shipping_address=order.address,
             payment_method={"type": order.payment_method_type, "token": order.payment_token},
             payment=PaymentSummary.model_validate(payment, from_attributes=True)
@@ -387,7 +389,7 @@ class OrderService:
                 status=o.status,
                 failure_code=o.failure_code,
                 currency=o.currency,
-                total=o.total,
+                total=o.total if o.priced_at is not None else None,
                 item_count=items,
                 created_at=o.created_at,
                 updated_at=o.updated_at,

@@ -111,8 +111,11 @@ async def test_creating_an_order_as_the_seed_shows(
     )
     assert placed.status_code == 202, placed.text
     assert placed.json()["status"] == "pending"
+    # Not priced yet (the workflow does that): no totals rather than a misleading 0.
+    assert placed.json()["totals"] is None
     order = await wait_for(http, auth, placed.json()["id"])
     assert order["status"] == "fulfillment_queued", order
+    assert order["totals"]["total"] > 2 * 4999  # two units and Massachusetts tax
     assert [(line["productId"], line["quantity"]) for line in order["items"]] == [(item["id"], 2)]
     assert order["paymentMethod"]["type"] == "card"  # the seed's credit_card, stored as card
 
