@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import Conflict, NotFound, Unauthenticated
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.outbox import publish
 from models.base import utcnow
 from models.users import Address, Role, User, UserCreate, UserStatus, UserUpdate
@@ -148,10 +148,17 @@ class UserService:
         if changes.get("name") is not None:
             user.name = changes["name"]
         if changes.get("password") is not None:
+            # Not 401: the caller is signed in, and a client reads 401 as "sign out".
             current = changes.get("current_password")
-            if not current or not await passwords.verify_password(user.password_hash, current):
-                raise Unauthenticated(
-                    "the current password is needed to change it, and it did not match",
+            if not current:
+                raise ValidationFailed(
+                    "changing the password needs currentPassword",
+                    code="current_password_required",
+                    field="currentPassword",
+                )
+            if not await passwords.verify_password(user.password_hash, current):
+                raise Forbidden(
+                    "currentPassword does not match the account's password",
                     code="current_password_invalid",
                     field="currentPassword",
                 )

@@ -98,7 +98,7 @@ async def test_current_password_guesses_are_throttled(make_client: ClientFactory
             json={"password": "a brand new long password", "currentPassword": f"guess {i}"},
         )
         statuses.append(response.status_code)
-    assert statuses == [401, 401, 429]
+    assert statuses == [403, 403, 429]  # issue 11: a wrong current password is 403
 
 
 async def test_deleting_an_account_closes_its_cart(

@@ -53,15 +53,17 @@ async def test_changing_the_password_needs_the_current_one_and_ends_other_sessio
     elsewhere = await login(client, email=user["email"])
     path = f"/api/users/{user['id']}"
 
+    # Issue 11: a missing field is 422 and a wrong one 403, never 401 ("sign out").
     missing = await client.patch(path, headers=bearer(here), json={"password": NEW_PASSWORD})
-    assert missing.status_code == 401
-    assert missing.json()["code"] == "current_password_invalid"
+    assert missing.status_code == 422
+    assert missing.json()["code"] == "current_password_required"
     wrong = await client.patch(
         path,
         headers=bearer(here),
         json={"password": NEW_PASSWORD, "currentPassword": "not it at all"},
     )
-    assert wrong.status_code == 401
+    assert wrong.status_code == 403
+    assert wrong.json()["code"] == "current_password_invalid"
     weak = await client.patch(
         path, headers=bearer(here), json={"password": "short", "currentPassword": PASSWORD}
     )
