@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from core.db import SessionFactory
-from services.workflow_starts import relay_pending
+from temporal.clients.starts import relay_pending
 
 
 class RelayInput(BaseModel):

@@ -3,49 +3,20 @@ and ``services.inventory``; each is one transaction and safe to repeat."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
-from temporalio.client import Client
 
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from models.orders import OrderSnapshot, OrderStatus
 from services.analytics import AnalyticsRecorder
-from services.cart_reminders import cart_closed
 from services.inventory import InventoryService
 from services.orders import OrderService
+from temporal.clients.carts import CartReminderWorkflows
 from temporal.errors import application_errors
-
-log = logging.getLogger(__name__)
-REMINDER_WAIT_SECONDS = 3.0
-
-
-class OrderRef(BaseModel):
-    order_id: str
-
-
-class ReserveInput(BaseModel):
-    order_id: str
-    ttl_seconds: float
-
-
-class ExtendInput(BaseModel):
-    order_id: str
-    until: datetime
-
-
-class CloseInput(BaseModel):
-    order_id: str
-    status: OrderStatus
-    failure_code: str | None = None
-    detail: str | None = None
-    data: dict[str, Any] = {}
+from workflows.types.orders import CloseInput, ExtendInput, OrderRef, ReserveInput
 
 
 class OrderActivities:
@@ -54,12 +25,12 @@ class OrderActivities:
         sessions: SessionFactory,
         settings: Settings,
         analytics: AnalyticsRecorder,
-        client: Client,
+        reminders: CartReminderWorkflows,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._analytics = analytics
-        self._client = client
+        self._reminders = reminders
 
     def _orders(self, session: AsyncSession) -> OrderService:
         return OrderService(session, self._settings, self._analytics)
@@ -98,14 +69,9 @@ class OrderActivities:
         with application_errors():
             async with transaction(self._sessions) as session:
                 cart_id = await self._orders(session).confirm(input.order_id)
-        try:
-            # The cart is checked out: its abandoned-cart reminder must not go. Bounded,
-            # so a slow Temporal call can never fail a confirmed order's step.
-            await asyncio.wait_for(cart_closed(self._client, cart_id), REMINDER_WAIT_SECONDS)
-        except Exception as exc:  # best effort, like every reminder signal
-            log.warning(
-                "cart reminder not stopped", extra={"cart_id": cart_id, "error": repr(exc)[:200]}
-            )
+                # The cart is checked out: its abandoned-cart reminder must not go.
+                await CartReminderWorkflows.forget_owed_start(session, cart_id)
+        await self._reminders.stop(cart_id)
 
     @activity.defn(name="orders.commit_stock")
     async def commit_stock(self, input: OrderRef) -> int:

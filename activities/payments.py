@@ -5,10 +5,10 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.orders import OrderRef
 from core.errors import ShopError
 from services.payments import Authorization, PaymentService
 from temporal.errors import application_errors
+from workflows.types.orders import OrderRef
 
 # The workflow's name for what authorise and refresh answer.
 AuthorizationResult = Authorization

@@ -2,6 +2,10 @@
 
 If Temporal is unreachable when the request commits, the row stays pending and the
 relay (``WorkflowStartRelayWorkflow``, on a Temporal Schedule) starts it later.
+
+A row with a ``start_signal`` is a signal-with-start that each change requests again
+(the cart reminder): the row is reset to pending, ``created_at`` becomes the time of the
+latest request, and a finished workflow with the id may run again.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class WorkflowStart(SQLModel, table=True):
     workflow_id: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
     task_queue: str = Field(max_length=100)
     input: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    start_signal: str | None = Field(default=None, max_length=100)
     created_at: datetime = created_at_field()
     started_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)

@@ -1,26 +1,35 @@
-"""Keeping each signed-in shopper's ``CartAbandonmentWorkflow`` in step with their cart."""
+"""Keeping each signed-in shopper's ``CartAbandonmentWorkflow`` in step with their cart.
+
+Each function works in the change's transaction; the caller has the workflow started
+(``WorkflowStarts.start``) or stopped (``CartReminderWorkflows.stop``) after the commit.
+"""
 
 from __future__ import annotations
 
-import contextlib
-
-from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.service import RPCError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings
-from temporal.queues import TaskQueue
-from workflows.carts import AbandonmentInput, CartAbandonmentWorkflow, workflow_id
+from models.workflow_starts import WorkflowStart
+from services.carts import CartRepository
+from temporal.clients.carts import CartReminderWorkflows
+from workflows.types.carts import AbandonmentInput
 
 
 async def cart_touched(
-    client: Client, settings: Settings, *, cart_id: str, user_id: str, email: str, name: str
-) -> None:
-    """Start the cart's reminder timer, or push it back if it is running."""
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    cart_id: str,
+    user_id: str,
+    email: str,
+    name: str,
+) -> WorkflowStart | None:
+    """Start the cart's reminder timer, or push it back if it is running; None when
+    reminders are off."""
     if not settings.cart_abandonment_enabled:
-        return
-    await client.start_workflow(
-        CartAbandonmentWorkflow.run,
+        return None
+    return await CartReminderWorkflows.request_start(
+        session,
         AbandonmentInput(
             cart_id=cart_id,
             user_id=user_id,
@@ -28,18 +37,18 @@ async def cart_touched(
             name=name,
             delay_seconds=settings.cart_abandonment_delay_hours * 3600,
         ),
-        id=workflow_id(cart_id),
-        task_queue=str(TaskQueue.NOTIFICATIONS),
-        start_signal="cart_changed",
-        # After a reminder went out, new activity on the cart starts a new timer.
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )
 
 
-async def cart_closed(client: Client, cart_id: str) -> None:
-    """Checkout or an emptied cart: no reminder. Nothing to do if no timer runs."""
-    # RPCError: not running (never started, or already finished).
-    with contextlib.suppress(RPCError):
-        await client.get_workflow_handle(workflow_id(cart_id)).signal(
-            CartAbandonmentWorkflow.cart_closed
-        )
+async def cart_closed(session: AsyncSession, cart_id: str) -> None:
+    """Checkout or an emptied cart: no reminder, not even one whose start is owed."""
+    await CartReminderWorkflows.forget_owed_start(session, cart_id)
+
+
+async def account_deleted(session: AsyncSession, user_id: str) -> str | None:
+    """No reminder may reach an erased account: close its active cart. The cart's id,
+    whose timer is to be stopped, if it had one."""
+    cart_id = await CartRepository(session).close_active_for_user(user_id)
+    if cart_id is not None:
+        await cart_closed(session, cart_id)
+    return cart_id

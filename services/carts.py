@@ -128,6 +128,15 @@ class CartRepository:
     async def clear(self, cart_id: str) -> None:
         await self.session.exec(delete(CartItem).where(col(CartItem.cart_id) == cart_id))
 
+    async def close_active_for_user(self, user_id: str) -> str | None:
+        """Close the user's active cart (the account is deleted); its id, if any."""
+        cart = await self.active_for_user(user_id, lock=True)
+        if cart is None:
+            return None
+        cart.status = CartStatus.CLOSED
+        self.session.add(cart)
+        return cart.id
+
 
 class CartService:
     def __init__(

@@ -18,13 +18,12 @@ from models.carts import CartStatus
 from models.orders import Order, OrderCreate, OrderStatus, ShippingAddress
 from models.users import User
 from models.workflow_starts import WorkflowStart
-from services import workflow_starts
 from services.addresses import AddressService, InvalidAddress, normalize_address
 from services.carts import CartRepository
 from services.order_repository import OrderRepository
 from services.orders import CartEmpty
-from temporal.queues import TaskQueue
-from workflows.orders import OrderInput, StepPolicy, workflow_id
+from temporal.clients.orders import OrderWorkflows
+from workflows.types.orders import OrderInput, StepPolicy
 
 
 class CartNotFound(NotFound):
@@ -95,12 +94,6 @@ class Checkout:
         )
         await orders.add(order)
         await orders.add_event(order.id, OrderStatus.PENDING, "order placed", {})
-        start = workflow_starts.request(
-            self.session,
-            workflow_type="OrderWorkflow",
-            workflow_id=workflow_id(order.id),
-            task_queue=str(TaskQueue.ORDERS),
-            input=order_input(order, self.settings),
-        )
+        start = OrderWorkflows.request_start(self.session, order_input(order, self.settings))
         await self.session.flush()
         return order, start

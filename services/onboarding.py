@@ -7,19 +7,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.settings import Settings
 from models.users import User
 from models.workflow_starts import WorkflowStart
-from services import workflow_starts
-from temporal.queues import TaskQueue
-from workflows.onboarding import OnboardingInput, RetrySpec, workflow_id
+from temporal.clients.onboarding import OnboardingWorkflows
+from workflows.types.onboarding import OnboardingInput, RetrySpec
 
 
 def request_onboarding(session: AsyncSession, user: User, settings: Settings) -> WorkflowStart:
     """Add the onboarding start to the registration's transaction."""
-    return workflow_starts.request(
+    return OnboardingWorkflows.request_start(
         session,
-        workflow_type="UserOnboardingWorkflow",
-        workflow_id=workflow_id(user.id),
-        task_queue=str(TaskQueue.NOTIFICATIONS),
-        input=OnboardingInput(
+        OnboardingInput(
             user_id=user.id,
             email=user.email,
             name=user.name,

@@ -26,11 +26,14 @@ from integrations.payments.gateway import (
     IntentStatus,
     PaymentDeclined,
     PaymentGateway,
+    WebhookEvent,
 )
 from models.base import utcnow
 from models.orders import Order, OrderEvent, OrderStatus, Payment, PaymentEvent, PaymentStatus
 from services.analytics import AnalyticsRecorder
+from services.order_repository import OrderRepository
 from services.orders import OrderService
+from workflows.types.orders import DECISIVE_WEBHOOKS
 
 _FROM_INTENT = {
     IntentStatus.REQUIRES_PAYMENT_METHOD: PaymentStatus.FAILED,
@@ -425,6 +428,13 @@ async def refund(
     return RefundOutcome(result.refund_id, result.amount, payment.currency)
 
 
+@dataclass(frozen=True)
+class WebhookOutcome:
+    duplicate: bool = False
+    # The order whose workflow may be waiting for this event (at the payment step).
+    wake_order_id: str | None = None
+
+
 class WebhookService:
     """Verified provider events: recorded once, applied to the payment row."""
 
@@ -432,13 +442,24 @@ class WebhookService:
         self.session = session
         self.payments = PaymentRepository(session)
 
-    async def record(self, event_id: str, type: str, intent: dict[str, Any]) -> bool:
-        """True if this event is new. The payment's status is refreshed by the workflow
+    async def receive(self, event: WebhookEvent) -> WebhookOutcome:
+        """Record a payment event once. The payment's status is refreshed by the workflow
         (which asks the provider), not taken from the webhook's possibly stale copy."""
-        payment = await self.payments.by_intent(str(intent.get("id", "")))
-        return await self.payments.webhook_seen_first_time(
-            event_id,
-            type,
-            {"intentId": intent.get("id"), "status": intent.get("status")},
+        if event.intent_id is None:
+            return WebhookOutcome()  # not about a payment
+        payment = await self.payments.by_intent(event.intent_id)
+        if not await self.payments.webhook_seen_first_time(
+            event.event_id,
+            event.type,
+            {"intentId": event.intent_id, "status": event.intent_status},
             payment.id if payment else None,
-        )
+        ):
+            return WebhookOutcome(duplicate=True)
+        if event.order_id is None or event.type not in DECISIVE_WEBHOOKS:
+            return WebhookOutcome()
+        # Only an order at the payment step can be waiting for the customer (3-D Secure);
+        # the others' workflows learn where the payment stands from the provider.
+        order = await OrderRepository(self.session).get(event.order_id)
+        if order is None or order.status not in (OrderStatus.RESERVED, OrderStatus.REQUIRES_ACTION):
+            return WebhookOutcome()
+        return WebhookOutcome(wake_order_id=order.id)

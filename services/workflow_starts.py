@@ -1,32 +1,26 @@
 """Starting workflows reliably: record the start with the change, start after commit.
 
-``request`` adds a row in the caller's transaction. After the commit, ``start`` tries at
-once; if Temporal is unreachable the row stays pending and ``relay_pending`` (run every
-minute by a Temporal Schedule) starts it later. A workflow id that already exists counts
-as started, so a start is never doubled.
+``request`` adds a row in the caller's transaction. After the commit the API starts it
+at once (``temporal.clients.starts``); if Temporal is unreachable the row stays pending
+and the relay (run every minute by a Temporal Schedule) starts it later. A workflow id
+that already exists counts as started, so a start is never doubled.
+
+``request_again`` is the signal-with-start form, for a workflow that every change wakes
+(the cart reminder): one row per workflow id, set pending again by each change.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import update
+from sqlalchemy import delete, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.db import SessionFactory
 from models.base import utcnow
 from models.workflow_starts import WorkflowStart
-
-log = logging.getLogger(__name__)
 
 
 class WorkflowStartRepository:
@@ -56,12 +50,45 @@ class WorkflowStartRepository:
         )
         return result.first()
 
-    async def mark_started(self, start_id: str) -> None:
+    async def upsert_pending(self, row: WorkflowStart) -> WorkflowStart:
+        """Insert ``row``, or set the row of its workflow id pending again with its input.
+        ``row`` (not added to the session) then carries the stored row's id."""
+        values = {
+            "workflow_type": row.workflow_type,
+            "task_queue": row.task_queue,
+            "input": row.input,
+            "start_signal": row.start_signal,
+            "created_at": row.created_at,
+            "started_at": None,
+            "last_error": None,
+        }
+        stored_id = (
+            await self.session.exec(
+                insert(WorkflowStart)
+                .values(id=row.id, workflow_id=row.workflow_id, **values)
+                .on_conflict_do_update(index_elements=["workflow_id"], set_=values)
+                .returning(col(WorkflowStart.id))
+            )
+        ).scalar_one()
+        row.id = stored_id
+        return row
+
+    async def discard_owed(self, workflow_id: str) -> None:
+        """Forget a start not yet done (the reason for it went away in this transaction)."""
         await self.session.exec(
-            update(WorkflowStart)
-            .where(col(WorkflowStart.id) == start_id)
-            .values(started_at=utcnow())
+            delete(WorkflowStart).where(
+                col(WorkflowStart.workflow_id) == workflow_id,
+                col(WorkflowStart.started_at).is_(None),
+            )
         )
+
+    async def mark_started(self, start_id: str, *, requested_at: datetime | None = None) -> None:
+        """Done. With ``requested_at``: unless it was requested again since then (the
+        newer request's own start, or the relay, still owes it)."""
+        done = update(WorkflowStart).where(col(WorkflowStart.id) == start_id)
+        if requested_at is not None:
+            done = done.where(col(WorkflowStart.created_at) == requested_at)
+        await self.session.exec(done.values(started_at=utcnow()))
 
     async def mark_failed(self, start_id: str, error: str) -> None:
         await self.session.exec(
@@ -79,6 +106,7 @@ def request(
     task_queue: str,
     input: BaseModel,
 ) -> WorkflowStart:
+    """A start owed once: a workflow that ran with this id is never run again."""
     row = WorkflowStart(
         workflow_type=workflow_type,
         workflow_id=workflow_id,
@@ -89,76 +117,23 @@ def request(
     return row
 
 
-async def _start(client: Client, row: WorkflowStart) -> None:
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await client.start_workflow(
-            row.workflow_type,
-            # The stored JSON input; the workflow parses it into its input model.
-            row.input,
-            id=row.workflow_id,
-            task_queue=row.task_queue,
-            # A finished workflow with this id means the work was done: never redo it.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-
-
-async def start(
-    connect: Callable[[], Awaitable[Client]],
-    sessions: SessionFactory,
-    row: WorkflowStart,
+async def request_again(
+    session: AsyncSession,
     *,
-    wait_seconds: float,
-) -> bool:
-    """Try to start ``row`` now (within ``wait_seconds`` for connecting and again for
-    starting); True if it is started or already was. On failure the row records why
-    and stays pending for the relay."""
-    try:
-        client = await asyncio.wait_for(connect(), wait_seconds)
-        await asyncio.wait_for(_start(client, row), wait_seconds)
-    except Exception as exc:
-        log.warning(
-            "workflow start deferred to the relay",
-            extra={"workflow_id": row.workflow_id, "error": repr(exc)[:200]},
-        )
-        async with sessions() as session, session.begin():
-            await WorkflowStartRepository(session).mark_failed(row.id, repr(exc))
-        return False
-    async with sessions() as session, session.begin():
-        await WorkflowStartRepository(session).mark_started(row.id)
-    return True
-
-
-async def start_owed(
-    connect: Callable[[], Awaitable[Client]],
-    sessions: SessionFactory,
+    workflow_type: str,
     workflow_id: str,
-    *,
-    wait_seconds: float,
-) -> bool:
-    """Start ``workflow_id`` now if its start is still owed (e.g. Temporal was away when
-    it was requested); False if there is no such pending start or it cannot start yet."""
-    async with sessions() as session:
-        row = await WorkflowStartRepository(session).owed(workflow_id)
-    if row is None:
-        return False
-    return await start(connect, sessions, row, wait_seconds=wait_seconds)
-
-
-async def relay_pending(
-    client: Client, sessions: SessionFactory, *, older_than: timedelta, limit: int = 100
-) -> int:
-    """Start pending rows older than ``older_than`` (younger ones are still being started
-    by the request that wrote them). Returns how many were started."""
-    started = 0
-    async with sessions() as session, session.begin():
-        repo = WorkflowStartRepository(session)
-        for row in await repo.pending(older_than, limit):
-            try:
-                await _start(client, row)
-            except Exception as exc:
-                await repo.mark_failed(row.id, str(exc))
-                continue
-            await repo.mark_started(row.id)
-            started += 1
-    return started
+    task_queue: str,
+    input: BaseModel,
+    signal: str,
+) -> WorkflowStart:
+    """A signal-with-start owed by this change: it signals the running workflow, or
+    starts a new one (also after an earlier one finished)."""
+    row = WorkflowStart(
+        workflow_type=workflow_type,
+        workflow_id=workflow_id,
+        task_queue=task_queue,
+        input=input.model_dump(mode="json"),
+        start_signal=signal,
+        created_at=utcnow(),
+    )
+    return await WorkflowStartRepository(session).upsert_pending(row)

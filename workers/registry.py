@@ -28,6 +28,7 @@ from integrations.payments.stripe import StripeGateway
 from services.analytics import AnalyticsRecorder
 from services.email import EmailService
 from services.payments import PaymentService
+from temporal.clients import CartReminderWorkflows, TemporalConnection
 from temporal.queues import TaskQueue
 from workflows.carts import CartAbandonmentWorkflow
 from workflows.maintenance import ReservationSweepWorkflow, WorkflowStartRelayWorkflow
@@ -72,7 +73,8 @@ def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
         activities.append(AccountActivities(deps.sessions).contact)
     analytics = AnalyticsRecorder(deps.settings.analytics_enabled)
     if queue is TaskQueue.ORDERS:
-        orders = OrderActivities(deps.sessions, deps.settings, analytics, deps.client)
+        reminders = CartReminderWorkflows(TemporalConnection.of(deps.client))
+        orders = OrderActivities(deps.sessions, deps.settings, analytics, reminders)
         workflows.append(OrderWorkflow)
         activities += [
             orders.validate,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -22,21 +21,16 @@ with workflow.unsafe.imports_passed_through():
         EmailActivities,
         SendEmailInput,
     )
+    from workflows.types.carts import (
+        CART_ABANDONMENT_WORKFLOW,
+        CART_CHANGED_SIGNAL,
+        CART_CLOSED_SIGNAL,
+        DEADLINE_QUERY,
+        AbandonmentInput,
+    )
 
 
-class AbandonmentInput(BaseModel):
-    cart_id: str
-    user_id: str
-    email: str
-    name: str
-    delay_seconds: float
-
-
-def workflow_id(cart_id: str) -> str:
-    return f"cart-abandonment-{cart_id}"
-
-
-@workflow.defn(name="CartAbandonmentWorkflow")
+@workflow.defn(name=CART_ABANDONMENT_WORKFLOW)
 class CartAbandonmentWorkflow:
     def __init__(self) -> None:
         self._delay = timedelta(0)
@@ -87,15 +81,15 @@ class CartAbandonmentWorkflow:
         )
         return "reminded"
 
-    @workflow.signal
+    @workflow.signal(name=CART_CHANGED_SIGNAL)
     def cart_changed(self) -> None:
         self._changes += 1
         self._deadline = workflow.now() + self._delay if self._delay else None
 
-    @workflow.signal
+    @workflow.signal(name=CART_CLOSED_SIGNAL)
     def cart_closed(self) -> None:
         self._closed = True
 
-    @workflow.query
+    @workflow.query(name=DEADLINE_QUERY)
     def deadline(self) -> datetime | None:
         return self._deadline

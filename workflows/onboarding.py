@@ -4,35 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities, SendEmailInput, SendEmailResult
+    from workflows.types.onboarding import USER_ONBOARDING_WORKFLOW, OnboardingInput
 
 
-class RetrySpec(BaseModel):
-    """Retry timing, decided by the starter from settings (workflows read no config)."""
-
-    initial_seconds: float = 2.0
-    max_interval_seconds: float = 60.0
-    # A welcome email a day late is still worth sending; later than that it is not.
-    give_up_after_hours: float = 24.0
-
-
-class OnboardingInput(BaseModel):
-    user_id: str
-    email: str
-    name: str
-    email_retry: RetrySpec = RetrySpec()
-
-
-def workflow_id(user_id: str) -> str:
-    return f"user-onboarding-{user_id}"
-
-
-@workflow.defn(name="UserOnboardingWorkflow")
+@workflow.defn(name=USER_ONBOARDING_WORKFLOW)
 class UserOnboardingWorkflow:
     @workflow.run
     async def run(self, input: OnboardingInput) -> SendEmailResult:

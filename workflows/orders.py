@@ -32,65 +32,29 @@ with workflow.unsafe.imports_passed_through():
         EmailActivities,
         SendEmailInput,
     )
-    from activities.orders import (
-        CloseInput,
-        ExtendInput,
-        OrderActivities,
-        OrderRef,
-        ReserveInput,
-    )
+    from activities.orders import OrderActivities
     from activities.payments import AuthorizationResult, PaymentActivities
     from models.orders import CANCELLABLE_STATUSES, OrderSnapshot, OrderStatus
     from temporal.queues import TaskQueue
     from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
+    from workflows.types.orders import (
+        DECISIVE_WEBHOOKS,
+        ORDER_WORKFLOW,
+        PAYMENT_WEBHOOK_SIGNAL,
+        STATUS_QUERY,
+        CancelRequest,
+        CloseInput,
+        ExtendInput,
+        OrderInput,
+        OrderRef,
+        OrderView,
+        PaymentWebhook,
+        ReserveInput,
+    )
 
 AUTHORIZED, REQUIRES_ACTION, CAPTURED = "authorized", "requires_action", "captured"
 # Our error codes are snake_case; a Python exception's class name (a bug) is not.
 _OUR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
-# Webhooks that may end the wait for 3-D Secure (the workflow then asks the provider).
-DECISIVE_WEBHOOKS = frozenset(
-    {
-        "payment_intent.amount_capturable_updated",
-        "payment_intent.payment_failed",
-        "payment_intent.succeeded",
-        "payment_intent.canceled",
-    }
-)
-
-
-class StepPolicy(BaseModel):
-    """Retry defaults from the seed (3 attempts, 30 s per step); set from settings."""
-
-    attempts: int = 3
-    timeout_seconds: float = 30.0
-
-
-class OrderInput(BaseModel):
-    order_id: str
-    user_id: str
-    steps: StepPolicy = StepPolicy()
-    reservation_ttl_seconds: float = 900.0
-    action_timeout_seconds: float = 900.0
-
-
-class OrderView(BaseModel):
-    """The ``status`` query's answer (and the workflow's result)."""
-
-    order_id: str
-    status: OrderStatus
-    failure_code: str | None = None
-    next_action_url: str | None = None
-    total: int = 0
-
-
-class PaymentWebhook(BaseModel):
-    event_id: str
-    type: str
-    intent_id: str
-
-
-class CancelRequest(BaseModel):
-    reason: str | None = None
 
 
 class OrderFailed(Exception):
@@ -106,10 +70,6 @@ class OrderFailed(Exception):
 
 class OrderCancelled(Exception):
     pass
-
-
-def workflow_id(order_id: str) -> str:
-    return f"order-{order_id}"
 
 
 def _failure(err: ActivityError, step: str) -> OrderFailed:
@@ -128,7 +88,7 @@ def _failure(err: ActivityError, step: str) -> OrderFailed:
 Compensation = Callable[[], Awaitable[Any]]
 
 
-@workflow.defn(name="OrderWorkflow")
+@workflow.defn(name=ORDER_WORKFLOW)
 class OrderWorkflow:
     def __init__(self) -> None:
         self._order_id = ""
@@ -150,7 +110,7 @@ class OrderWorkflow:
 
     # --- messages ---------------------------------------------------------------------
 
-    @workflow.query
+    @workflow.query(name=STATUS_QUERY)
     def status(self) -> OrderView:
         return OrderView(
             order_id=self._order_id,
@@ -160,7 +120,7 @@ class OrderWorkflow:
             total=self._total,
         )
 
-    @workflow.signal
+    @workflow.signal(name=PAYMENT_WEBHOOK_SIGNAL)
     def payment_webhook(self, webhook: PaymentWebhook) -> None:
         """A verified provider webhook (the API checked its signature)."""
         if webhook.event_id in self._seen_events:
@@ -169,7 +129,7 @@ class OrderWorkflow:
         if webhook.type in DECISIVE_WEBHOOKS:
             self._webhooks.append(webhook)
 
-    @workflow.update
+    @workflow.update  # named CANCEL_UPDATE (typed callers keep the method's result type)
     async def cancel(self, request: CancelRequest) -> OrderView:
         if not self._cancel_requested:
             self._cancel_requested = True

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Depends, Header, Query, Response, status
@@ -27,7 +27,6 @@ from services.cart_shares import CartShares
 from services.carts import CartService, OwnedCart
 
 router = APIRouter(prefix="/cart", tags=["cart"])
-REMINDER_WAIT_SECONDS = 3.0
 
 CartToken = Annotated[
     str | None,
@@ -40,7 +39,7 @@ Country = Annotated[
 ]
 
 
-def _keep_reminder_in_step(
+async def _keep_reminder_in_step(
     state: State,
     session: DbSession,
     caller: Caller | None,
@@ -48,23 +47,20 @@ def _keep_reminder_in_step(
     *,
     closed: bool = False,
 ) -> None:
-    """After the change commits, push back (or stop) the cart's abandonment timer.
-    Guests get no reminder: there is nobody to write to."""
+    """With the change, push back (or stop) the cart's abandonment timer; Temporal hears
+    of it after the commit. Guests get no reminder: there is nobody to write to."""
     if caller is None:
         return
-    user = caller.user
-
-    async def sync() -> None:
-        client = await asyncio.wait_for(state.temporal.get(), REMINDER_WAIT_SECONDS)
-        if closed:
-            await cart_closed(client, owned.cart.id)
-        else:
-            await cart_touched(
-                client, state.settings, cart_id=owned.cart.id, user_id=user.id,
-                email=user.email, name=user.name,
-            )  # fmt: skip
-
-    after_commit(session, sync)
+    user, cart_id = caller.user, owned.cart.id
+    if closed:
+        await cart_closed(session, cart_id)
+        after_commit(session, partial(state.workflows.cart_reminders.stop, cart_id))
+        return
+    start = await cart_touched(
+        session, state.settings, cart_id=cart_id, user_id=user.id, email=user.email, name=user.name
+    )
+    if start is not None:
+        after_commit(session, partial(state.workflows.starts.start, start))
 
 
 def _service(state: State, session: DbSession) -> CartService:
@@ -81,8 +77,10 @@ class CartHandle:
     session: DbSession
     caller: Caller | None
 
-    def changed(self, *, closed: bool = False) -> None:
-        _keep_reminder_in_step(self.state, self.session, self.caller, self.owned, closed=closed)
+    async def changed(self, *, closed: bool = False) -> None:
+        await _keep_reminder_in_step(
+            self.state, self.session, self.caller, self.owned, closed=closed
+        )
 
     async def view(self) -> CartPublic:
         return await self.service.view(self.owned)
@@ -159,7 +157,7 @@ async def add_item(
     service = _service(state, session)
     owned = await _cart(service, caller, token or cookie, create=True)
     await service.add(owned, body.product_id, body.quantity)
-    _keep_reminder_in_step(state, session, caller, owned)
+    await _keep_reminder_in_step(state, session, caller, owned)
     return await service.view(owned)
 
 
@@ -168,7 +166,7 @@ async def add_item(
 async def update_item(product_id: str, body: CartItemUpdate, cart: ExistingCart) -> CartPublic:
     """Set the quantity of a product already in the cart."""
     await cart.service.set_quantity(cart.owned, product_id, body.quantity)
-    cart.changed()
+    await cart.changed()
     return await cart.view()
 
 
@@ -177,7 +175,7 @@ async def update_item(product_id: str, body: CartItemUpdate, cart: ExistingCart)
 async def remove_item(product_id: str, cart: ExistingCart) -> CartPublic:
     """Take a product out of the cart."""
     await cart.service.remove(cart.owned, product_id)
-    cart.changed()
+    await cart.changed()
     return await cart.view()
 
 
@@ -186,7 +184,7 @@ async def remove_item(product_id: str, cart: ExistingCart) -> CartPublic:
 async def clear_cart(cart: ExistingCart) -> CartPublic:
     """Remove every line and the coupon."""
     await cart.service.clear(cart.owned)
-    cart.changed(closed=True)
+    await cart.changed(closed=True)
     return await cart.view()
 
 
@@ -196,7 +194,7 @@ async def apply_coupon(body: CouponApply, cart: ExistingCart) -> CartPublic:
     """A coupon that does not apply answers 422 `coupon_not_applicable` with its `reason`
     (see `POST /api/coupons/validate`)."""
     await cart.service.apply_coupon(cart.owned, body.code)
-    cart.changed()
+    await cart.changed()
     return await cart.view()
 
 

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from temporalio.client import (
-    WorkflowUpdateFailedError,
-    WorkflowUpdateHandle,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-    WorkflowUpdateStage,
-)
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DbSession, State, after_commit
 from api.problems import problem_responses
@@ -31,15 +23,15 @@ from models.orders import (
     OrderSummary,
     RefundCreate,
 )
-from services import payments, workflow_starts
+from services import payments
 from services.checkout import Checkout
 from services.order_repository import OrderFilter, OrderNotFound
 from services.orders import OrderNotCancellable, OrderService
-from workflows.orders import CancelRequest, OrderView, OrderWorkflow, workflow_id
+from temporal.clients.connection import WorkflowRefused
+from temporal.clients.orders import CancelOutcome
+from workflows.types.orders import CancelRequest
 
 router = APIRouter(tags=["orders"])
-START_WAIT_SECONDS = 3.0
-CANCEL_WAIT_SECONDS = 10.0
 Pagination = Annotated[int, Query(ge=1, le=10_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
@@ -87,13 +79,7 @@ async def place_order(
     """
     order, start = await Checkout(session, state.settings).place(caller.user, body)
     if start is not None:
-
-        async def start_workflow() -> None:
-            await workflow_starts.start(
-                state.temporal.get, state.sessions, start, wait_seconds=START_WAIT_SECONDS
-            )
-
-        after_commit(session, start_workflow)
+        after_commit(session, partial(state.workflows.starts.start, start))
     response.headers["Location"] = f"/api/orders/{order.id}"
     return await _orders(state, session).public(order)
 
@@ -173,58 +159,20 @@ async def cancel_order(
     if order.status in FINAL_STATUSES:
         raise OrderNotCancellable(f"the order is {order.status}")
     request = CancelRequest(reason=body.reason if body else None)
-    update = await _accepted_cancel(state, order_id, request)
-    if update is not None:
-        try:
-            await asyncio.wait_for(update.result(), CANCEL_WAIT_SECONDS)
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            response.status_code = status.HTTP_202_ACCEPTED  # accepted; still undoing
+    try:
+        outcome = await state.workflows.orders.cancel(order_id, request)
+    except WorkflowRefused as exc:
+        raise OrderNotCancellable(exc.detail) from exc
+    if outcome is CancelOutcome.UNDERWAY:
+        response.status_code = status.HTTP_202_ACCEPTED  # accepted; still undoing
     await session.refresh(order)
     now = OrderStatus(order.status)
     if now in FINAL_STATUSES and now is not OrderStatus.CANCELLED:
         # It ended otherwise first (e.g. the payment failed while the cancel was on its way).
         raise OrderNotCancellable(f"the order is {order.status}")
-    if update is None and now not in FINAL_STATUSES:
+    if outcome is CancelOutcome.NOT_RUNNING and now not in FINAL_STATUSES:
         raise DependencyUnavailable("the order's workflow cannot be reached yet; try again")
     return await service.public(order)
-
-
-async def _accepted_cancel(
-    state: State, order_id: str, request: CancelRequest
-) -> WorkflowUpdateHandle[OrderView] | None:
-    """Send the ``cancel`` Update and wait until the workflow accepted it. None when the
-    workflow has already finished (the order row then says how it ended)."""
-    try:
-        client = await asyncio.wait_for(state.temporal.get(), START_WAIT_SECONDS)
-    except Exception as exc:
-        raise DependencyUnavailable("the order service is unavailable; try again") from exc
-    handle = client.get_workflow_handle_for(OrderWorkflow.run, workflow_id(order_id))
-    for attempt in range(2):
-        try:
-            return await asyncio.wait_for(
-                handle.start_update(OrderWorkflow.cancel, request,
-                                    wait_for_stage=WorkflowUpdateStage.ACCEPTED),
-                CANCEL_WAIT_SECONDS,
-            )  # fmt: skip
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            if isinstance(cause, ApplicationError) and cause.type == "order_not_cancellable":
-                raise OrderNotCancellable(cause.message) from exc
-            raise DependencyUnavailable("the order could not be cancelled; try again") from exc
-        except RPCError as exc:
-            if exc.status is not RPCStatusCode.NOT_FOUND:
-                raise DependencyUnavailable("the order service is unavailable") from exc
-            # Never started (its start is still owed: start it now and ask again), or
-            # already finished.
-            if attempt == 0 and await workflow_starts.start_owed(
-                state.temporal.get, state.sessions, workflow_id(order_id),
-                wait_seconds=START_WAIT_SECONDS,
-            ):  # fmt: skip
-                continue
-            return None
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-            raise DependencyUnavailable("the order service did not answer; try again") from exc
-    return None
 
 
 @router.post(

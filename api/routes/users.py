@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -13,18 +13,12 @@ from api.routes.auth import auth_service
 from api.security import Caller, CurrentUser, StaffUser, client_info, require_self_or_staff
 from core.errors import Forbidden
 from models.base import Page
-from models.carts import CartStatus
 from models.users import Role, User, UserCreate, UserPublic, UserReplace, UserUpdate
-from services import workflow_starts
-from services.cart_reminders import cart_closed
-from services.carts import CartRepository
+from services.cart_reminders import account_deleted
 from services.onboarding import request_onboarding
 from services.users import RegistrationContext, UserService
 
 router = APIRouter(prefix="/users", tags=["users"])
-
-# How long registration waits for Temporal before leaving the start to the relay.
-START_WAIT_SECONDS = 3.0
 
 
 def _users(state: State, session: DbSession) -> UserService:
@@ -61,13 +55,7 @@ async def register(
         body, RegistrationContext(user_agent=request.headers.get("user-agent"))
     )
     start = request_onboarding(session, user, state.settings)
-
-    async def start_onboarding() -> None:
-        await workflow_starts.start(
-            state.temporal.get, state.sessions, start, wait_seconds=START_WAIT_SECONDS
-        )
-
-    after_commit(session, start_onboarding)
+    after_commit(session, partial(state.workflows.starts.start, start))
     return public(user)
 
 
@@ -198,18 +186,9 @@ async def delete_user(
     user = await service.get(user_id)
     _require_can_manage(caller, user)
     await service.delete(user)
-    # No reminder email may reach an erased account.
-    cart = await CartRepository(session).active_for_user(user.id)
-    if cart is not None:
-        cart.status = CartStatus.CLOSED
-        session.add(cart)
-        cart_id = cart.id
-
-        async def stop_reminder() -> None:
-            client = await asyncio.wait_for(state.temporal.get(), START_WAIT_SECONDS)
-            await cart_closed(client, cart_id)
-
-        after_commit(session, stop_reminder)
+    cart_id = await account_deleted(session, user.id)
+    if cart_id is not None:
+        after_commit(session, partial(state.workflows.cart_reminders.stop, cart_id))
     await auth_service(state, session).end_other_sessions(user.id, keep_session=None)
     if caller.user.id == user_id:
         await state.revocations.revoke_token(caller.claims)

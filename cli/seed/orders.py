@@ -21,8 +21,8 @@ from cli.seed.backdating import Backdater, PlacedOrder, PlannedOrder, past_times
 from cli.seed.part import SeedPart
 from core.db import transaction
 from core.errors import DependencyUnavailable
-from services import workflow_starts
 from services.seeding import CollectingRecorder, SeedCheckout, SeededProduct, SeedRecords
+from temporal.clients import TemporalConnection, WorkflowStarts
 
 # How many orders are placed at once, over how many past days they are spread, and the
 # share paid with Stripe's always-declined test card.
@@ -201,9 +201,7 @@ class OrderSeeder:
         return placed
 
     async def _place(self, client: Client, plan: PlannedOrder) -> PlacedOrder:
-        async def connected() -> Client:
-            return client
-
+        starts = WorkflowStarts(TemporalConnection.of(client), self.sessions, call_seconds=10)
         lines = [(product.id, quantity) for product, quantity in plan.lines]
         for _ in range(3):
             recorder = CollectingRecorder(self.settings.analytics_enabled)
@@ -215,7 +213,7 @@ class OrderSeeder:
                 # An order of an earlier, interrupted run still holds this cart.
                 await self._settled(client, order.id)
                 continue
-            if not await workflow_starts.start(connected, self.sessions, start, wait_seconds=10):
+            if not await starts.start(start):
                 raise DependencyUnavailable(f"could not start the workflow of {order.id}")
             result = PlacedOrder(plan, order.id, recorder.ids("add_to_cart"))
             await self._settled(client, order.id)
@@ -227,7 +225,7 @@ class OrderSeeder:
 
     @staticmethod
     async def _settled(client: Client, order_id: str) -> None:
-        from workflows.orders import workflow_id
+        from temporal.clients.orders import workflow_id
 
         handle = client.get_workflow_handle(workflow_id(order_id))
         try:

@@ -39,6 +39,18 @@ class IntentState:
 
 
 @dataclass(frozen=True)
+class WebhookEvent:
+    """A provider's webhook whose signature verified. The ``intent_*`` fields are set
+    for events about a payment (``intent_status`` in the provider's own words)."""
+
+    event_id: str
+    type: str
+    intent_id: str | None = None
+    intent_status: str | None = None
+    order_id: str | None = None
+
+
+@dataclass(frozen=True)
 class RefundResult:
     refund_id: str
     amount: int
@@ -70,6 +82,11 @@ class PaymentUnavailable(DependencyUnavailable):
 
     code = "payment_unavailable"
     title = "The payment provider is unavailable"
+
+
+class InvalidSignature(ShopError):
+    code = "invalid_signature"
+    title = "The webhook signature does not verify"
 
 
 class PaymentGateway(Protocol):
@@ -109,4 +126,9 @@ class PaymentGateway(Protocol):
         self, intent_id: str, *, amount: int | None, idempotency_key: str
     ) -> RefundResult:
         """Refund ``amount`` (all that is left when None) of a captured payment."""
+        ...
+
+    def verify_webhook(self, payload: bytes, signature: str) -> WebhookEvent:
+        """The event a webhook carries, if ``signature`` proves the provider sent it.
+        Raises ``InvalidSignature``; ``DependencyUnavailable`` if no secret is set."""
         ...

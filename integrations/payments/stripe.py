@@ -13,15 +13,18 @@ from typing import Any
 
 import stripe
 
+from core.errors import DependencyUnavailable
 from core.settings import Settings
 from integrations.payments.gateway import (
     IntentState,
     IntentStatus,
     InvalidPaymentMethod,
+    InvalidSignature,
     PaymentDeclined,
     PaymentRejected,
     PaymentUnavailable,
     RefundResult,
+    WebhookEvent,
 )
 
 SANDBOX_KEY = "sk_test_shopweave_sandbox"
@@ -100,8 +103,9 @@ def translated() -> Iterator[None]:
 class StripeGateway:
     name = "stripe"
 
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(self, client: stripe.StripeClient, webhook_secret: str | None = None) -> None:
         self._client = client
+        self._webhook_secret = webhook_secret
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StripeGateway:
@@ -119,7 +123,25 @@ class StripeGateway:
             max_network_retries=settings.stripe_max_network_retries,
             http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds),
         )
-        return cls(client)
+        return cls(client, settings.resolved_stripe_webhook_secret)
+
+    def verify_webhook(self, payload: bytes, signature: str) -> WebhookEvent:
+        if self._webhook_secret is None:
+            raise DependencyUnavailable("STRIPE_WEBHOOK_SECRET is not configured")
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, self._webhook_secret)
+        except (ValueError, stripe.SignatureVerificationError) as exc:
+            raise InvalidSignature(str(exc)[:200]) from exc
+        obj: dict[str, Any] = event["data"]["object"].to_dict()
+        if obj.get("object") != "payment_intent":
+            return WebhookEvent(event_id=event["id"], type=event["type"])
+        return WebhookEvent(
+            event_id=event["id"],
+            type=event["type"],
+            intent_id=str(obj["id"]),
+            intent_status=obj.get("status"),
+            order_id=(obj.get("metadata") or {}).get("order_id"),
+        )
 
     async def create(
         self,

@@ -27,8 +27,8 @@ from models.users import Address, Role, User, UserStatus
 from services.catalog.products import ProductService
 from services.catalog.reviews import NoPurchases, ReviewService
 from services.seeding import SEED_SKU_PATTERN, SeedRecords
+from temporal.clients.orders import workflow_id
 from tests.live import LiveStack
-from workflows.orders import workflow_id
 
 
 def test_the_same_seed_makes_the_same_products() -> None:

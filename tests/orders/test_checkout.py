@@ -7,6 +7,8 @@ import asyncio
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from temporal.clients.carts import workflow_id as cart_reminder_id
+from temporal.clients.orders import workflow_id
 from tests.live import LiveStack
 from tests.orders.helpers import (
     analytics_for,
@@ -18,8 +20,7 @@ from tests.orders.helpers import (
     stock,
     wait_for,
 )
-from workflows.carts import workflow_id as cart_reminder_id
-from workflows.orders import OrderWorkflow, workflow_id
+from workflows.orders import OrderWorkflow
 
 
 async def test_an_order_is_priced_reserved_paid_captured_and_queued(

@@ -10,12 +10,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 
-from activities.orders import OrderActivities, OrderRef, ReserveInput
+from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
 from core.db import create_session_factory
 from integrations.payments.stripe import StripeGateway
 from services.analytics import AnalyticsRecorder
 from services.payments import PaymentService
+from temporal.clients import CartReminderWorkflows, TemporalConnection
+from temporal.clients.orders import workflow_id
 from tests.factories import unique_slug
 from tests.live import LiveStack
 from tests.orders.helpers import (
@@ -29,7 +31,7 @@ from tests.orders.helpers import (
     stock,
     wait_for,
 )
-from workflows.orders import workflow_id
+from workflows.types.orders import OrderRef, ReserveInput
 
 
 async def test_a_declined_card_fails_the_order_and_gives_the_stock_back(
@@ -283,7 +285,8 @@ async def test_a_late_attempt_of_a_forward_step_holds_nothing_once_undone(
     assert (await wait_for(http, shopper.headers, placed["id"]))["status"] == "failed"
     sessions = create_session_factory(engine)
     analytics = AnalyticsRecorder(enabled=False)
-    orders = OrderActivities(sessions, live.settings, analytics, live.client)
+    reminders = CartReminderWorkflows(TemporalConnection.of(live.client))
+    orders = OrderActivities(sessions, live.settings, analytics, reminders)
     ref = OrderRef(order_id=placed["id"])
     with pytest.raises(ApplicationError) as late_reserve:
         await orders.reserve_stock(ReserveInput(order_id=placed["id"], ttl_seconds=60))

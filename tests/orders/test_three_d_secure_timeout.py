@@ -18,11 +18,12 @@ from models.orders import OrderCreate
 from models.users import User
 from services.checkout import Checkout, order_input
 from services.workflow_starts import WorkflowStartRepository
+from temporal.clients.orders import workflow_id
 from temporal.queues import ALL_QUEUES, TaskQueue
 from tests.live import LiveStack
 from tests.orders.helpers import intents_for, order_body, product, shopper_with_cart, stock
 from workers.main import running_workers, worker_deps
-from workflows.orders import OrderWorkflow, workflow_id
+from workflows.orders import OrderWorkflow
 
 
 async def test_an_abandoned_3ds_times_out_and_compensates(

@@ -37,29 +37,29 @@ from temporalio.worker import Worker
 
 from activities.accounts import Contact, ContactInput
 from activities.email import SendEmailInput, SendEmailResult
-from activities.orders import (
-    CloseInput,
-    ExtendInput,
-    OrderRef,
-    ReserveInput,
-)
 from activities.payments import AuthorizationResult
 from activities.system import ProbeInput, ProbeResult
 from cli.stack.process import find_binary
 from models.orders import LineSnapshot, OrderSnapshot, OrderStatus
+from temporal.clients.orders import workflow_id
 from temporal.queues import TaskQueue
 from temporal.search_attributes import SEARCH_ATTRIBUTES
-from workflows.carts import AbandonmentInput, CartAbandonmentWorkflow
-from workflows.onboarding import OnboardingInput, UserOnboardingWorkflow
-from workflows.orders import (
-    CancelRequest,
-    OrderInput,
-    OrderView,
-    OrderWorkflow,
-    PaymentWebhook,
-    workflow_id,
-)
+from workflows.carts import CartAbandonmentWorkflow
+from workflows.onboarding import UserOnboardingWorkflow
+from workflows.orders import OrderWorkflow
 from workflows.system import StackProbeInput, StackProbeWorkflow
+from workflows.types.carts import AbandonmentInput
+from workflows.types.onboarding import OnboardingInput
+from workflows.types.orders import (
+    CancelRequest,
+    CloseInput,
+    ExtendInput,
+    OrderInput,
+    OrderRef,
+    OrderView,
+    PaymentWebhook,
+    ReserveInput,
+)
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 WORKFLOWS = [CartAbandonmentWorkflow, UserOnboardingWorkflow, StackProbeWorkflow, OrderWorkflow]

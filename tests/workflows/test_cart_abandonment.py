@@ -11,7 +11,9 @@ from temporalio.worker import Worker
 
 from activities.accounts import Contact, ContactInput
 from activities.email import SendEmailInput, SendEmailResult
-from workflows.carts import AbandonmentInput, CartAbandonmentWorkflow, workflow_id
+from temporal.clients.carts import workflow_id
+from workflows.carts import CartAbandonmentWorkflow
+from workflows.types.carts import AbandonmentInput
 
 DAY = 24 * 3600
 

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from core.settings import Settings
+from temporal.clients.carts import workflow_id
 from tests.factories import bearer, login, register, staff_headers, unique_email, unique_slug
 from tests.live import LiveStack, live_stack
-from workflows.carts import workflow_id
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,10 @@ from cli.stack.process import free_port
 from core.db import create_session_factory
 from models.email import EmailMessage
 from models.workflow_starts import WorkflowStart
-from services.workflow_starts import relay_pending
+from temporal.clients.onboarding import workflow_id
+from temporal.clients.starts import relay_pending
 from tests.factories import PASSWORD, unique_email
 from tests.live import LiveStack
-from workflows.onboarding import workflow_id
 
 
 @pytest.fixture

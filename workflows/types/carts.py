@@ -1,0 +1,19 @@
+"""``CartAbandonmentWorkflow``'s input."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+# The workflow's name and its messages' names: recorded in every history, so never renamed.
+CART_ABANDONMENT_WORKFLOW = "CartAbandonmentWorkflow"
+CART_CHANGED_SIGNAL = "cart_changed"
+CART_CLOSED_SIGNAL = "cart_closed"
+DEADLINE_QUERY = "deadline"
+
+
+class AbandonmentInput(BaseModel):
+    cart_id: str
+    user_id: str
+    email: str
+    name: str
+    delay_seconds: float
