@@ -1,0 +1,78 @@
+"""Import rules that keep one way of talking to Temporal (README, Design notes).
+
+Routers and services reach workflows only through ``temporal.clients``: no router imports
+``temporalio``, no service imports ``temporalio`` or a workflow module (the light
+``workflows.types`` are fine), and no router verifies provider webhooks with a provider's
+SDK. Workflow types load without Temporal, services or activities.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imports(path: Path) -> set[str]:
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return modules
+
+
+def _under(top: str, name: str) -> bool:
+    return name == top or name.startswith(f"{top}.")
+
+
+def _violations(folder: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        bad = sorted(
+            name
+            for name in _imports(path)
+            if any(_under(top, name) for top in forbidden) and not _under("workflows.types", name)
+        )
+        if bad:
+            found[str(path.relative_to(ROOT))] = bad
+    return found
+
+
+def test_the_rule_sees_forbidden_imports(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "import temporalio.client\nfrom workflows import orders\n"
+        "from workflows.types.orders import OrderRef\n"
+    )
+    names = {n for n in _imports(module) if _under("temporalio", n) or _under("workflows", n)}
+    bad = {n for n in names if not _under("workflows.types", n)}
+    assert bad == {"temporalio.client", "workflows", "workflows.orders"}
+
+
+def test_routers_do_not_import_temporalio_workflows_or_provider_sdks() -> None:
+    assert _violations("api/routes", ("temporalio", "workflows", "activities", "stripe")) == {}
+
+
+def test_services_do_not_import_temporalio_or_workflow_modules() -> None:
+    assert _violations("services", ("temporalio", "workflows", "activities")) == {}
+
+
+def test_workflow_types_load_without_temporal_services_or_activities() -> None:
+    code = (
+        "import sys\n"
+        "import workflows.types.carts, workflows.types.onboarding, workflows.types.orders\n"
+        "heavy = ('temporalio', 'services', 'activities', 'temporal', 'stripe')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('workflows.')"
+        " and not m.startswith('workflows.types')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[:2] == ["[]", "[]"]
