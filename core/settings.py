@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # --- Order pipeline defaults (the seed: retryAttempts 3, timeout 30 s) -------------
     order_step_max_attempts: int = Field(default=3, ge=1)
     order_step_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A step's worker is taken for dead after this long without a heartbeat; the attempt
+    # is then retried elsewhere without counting toward the attempts above.
+    order_step_heartbeat_seconds: float = Field(default=5.0, gt=0)
     # How long an order waits for the customer to finish 3-D Secure (the stock stays held).
     payment_action_timeout_seconds: float = Field(default=15 * 60.0, gt=0)
 

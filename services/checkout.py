@@ -46,6 +46,7 @@ def order_input(order: Order, settings: Settings) -> OrderInput:
         steps=StepPolicy(
             attempts=settings.order_step_max_attempts,
             timeout_seconds=settings.order_step_timeout_seconds,
+            heartbeat_seconds=settings.order_step_heartbeat_seconds,
         ),
         reservation_ttl_seconds=settings.reservation_ttl_seconds,
         action_timeout_seconds=settings.payment_action_timeout_seconds,

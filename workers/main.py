@@ -20,6 +20,7 @@ from core.db import create_engine, create_session_factory
 from core.redis import create_redis
 from core.settings import Settings
 from integrations.email.factory import build_sender
+from temporal.attempts import StepAttempts
 from temporal.client import connect
 from temporal.queues import TaskQueue
 from temporal.schedules import ensure_schedules
@@ -61,6 +62,8 @@ async def running_workers(
                     task_queue=str(queue),
                     workflows=parts.workflows,
                     activities=parts.activities,
+                    # Retry budgets count an activity's own failures, not lost workers.
+                    interceptors=[StepAttempts()],
                     graceful_shutdown_timeout=timedelta(seconds=5),
                 )
             )

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
     from activities.payments import AuthorizationResult, PaymentActivities
     from models.orders import CANCELLABLE_STATUSES, OrderSnapshot, OrderStatus
+    from temporal.attempts import REPORT_GRACE
     from temporal.queues import TaskQueue
     from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
     from workflows.types.orders import (
@@ -360,7 +361,10 @@ class OrderWorkflow:
                 activity,
                 arg,
                 task_queue=str(queue),
-                start_to_close_timeout=timedelta(seconds=policy.timeout_seconds),
+                # The attempt stops itself at the step's timeout (and counts it); past
+                # the grace, or without heartbeats, its worker is taken for lost.
+                start_to_close_timeout=timedelta(seconds=policy.timeout_seconds) + REPORT_GRACE,
+                heartbeat_timeout=timedelta(seconds=policy.heartbeat_seconds),
                 retry_policy=RetryPolicy(
                     maximum_attempts=0 if forever else policy.attempts,
                     initial_interval=timedelta(seconds=1),
@@ -385,6 +389,7 @@ class OrderWorkflow:
             arg,
             task_queue=str(queue),
             start_to_close_timeout=timedelta(seconds=self._input.steps.timeout_seconds),
+            heartbeat_timeout=timedelta(seconds=self._input.steps.heartbeat_seconds),
             retry_policy=RetryPolicy(
                 maximum_attempts=0,
                 initial_interval=timedelta(seconds=1),
@@ -452,6 +457,7 @@ class OrderWorkflow:
             ),
             task_queue=str(TaskQueue.NOTIFICATIONS),
             start_to_close_timeout=NOTIFICATION_START_TO_CLOSE,
+            heartbeat_timeout=timedelta(seconds=self._input.steps.heartbeat_seconds),
             schedule_to_close_timeout=NOTIFICATION_SCHEDULE_TO_CLOSE,
             retry_policy=NOTIFICATION_RETRY,
             summary=f"{name}: email {template}",

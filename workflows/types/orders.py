@@ -27,10 +27,15 @@ DECISIVE_WEBHOOKS = frozenset(
 
 
 class StepPolicy(BaseModel):
-    """Retry defaults from the seed (3 attempts, 30 s per step); set from settings."""
+    """Retry defaults from the seed (3 attempts, 30 s per step); set from settings.
+
+    ``attempts`` counts a step's own failures only: an attempt lost with its worker,
+    noticed after ``heartbeat_seconds`` without a heartbeat, is retried uncounted
+    (``temporal/attempts.py``)."""
 
     attempts: int = 3
     timeout_seconds: float = 30.0
+    heartbeat_seconds: float = 5.0
 
 
 class OrderInput(BaseModel):
