@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -10,14 +11,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psutil
 import pytest
 
 from cli.stack.process import free_port
+from tests.factories import PASSWORD, bearer, login, unique_email
+from tests.orders.helpers import Shopper, shopper_with_cart
 
 SHOP = str(Path(sys.executable).parent / "shop")
 # Variables that would make `shop dev` use external servers instead of embedded ones.
@@ -127,3 +132,60 @@ def dev_run(tmp_path: Path, dev_ports: dict[str, int]) -> Iterator[DevRun]:
     run = DevRun(data_dir=tmp_path / "data", ports=dev_ports)
     yield run
     run.kill_everything()
+
+
+@contextlib.contextmanager
+def running_stack(
+    tmp_path_factory: pytest.TempPathFactory, name: str, *, workers: int = 1, **env: str
+) -> Iterator[DevRun]:
+    """``shop dev`` on free ports for a test module, killed (with every child) after."""
+    ports = {name: free_port() for name in ("api", "temporal", "ui", "postgres", "redis")}
+    run = DevRun(
+        data_dir=tmp_path_factory.mktemp(name) / "data", ports=ports, workers=workers, env=env
+    )
+    run.start()
+    try:
+        run.wait_ready()
+        yield run
+    finally:
+        run.kill_everything()
+
+
+# With a module's ``stack`` fixture (a ``running_stack``):
+
+
+@pytest.fixture
+async def http(stack: DevRun) -> AsyncIterator[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=50)
+    async with httpx.AsyncClient(base_url=stack.api, timeout=60, limits=limits) as client:
+        yield client
+        await client.delete("/_sandbox/stripe/faults")
+
+
+@pytest.fixture
+async def staff(stack: DevRun, http: httpx.AsyncClient) -> dict[str, str]:
+    email = unique_email("e2e-staff")
+    await asyncio.to_thread(
+        subprocess.run,
+        [SHOP, "admin", "create", email, "--password", PASSWORD, "--data-dir", str(stack.data_dir)],
+        env=clean_env(),
+        check=True,
+        capture_output=True,
+    )
+    return bearer(await login(http, email=email))
+
+
+def worker_processes(stack: DevRun) -> list[psutil.Process]:
+    """The worker processes ``shop dev`` runs (and restarts)."""
+    return [p for p in stack.descendants() if "cli.main worker" in " ".join(p.cmdline())]
+
+
+async def shoppers_with(http: httpx.AsyncClient, item: dict[str, Any], count: int) -> list[Shopper]:
+    """``count`` signed-up shoppers with one ``item`` each in their carts."""
+    gate = asyncio.Semaphore(10)
+
+    async def one() -> Shopper:
+        async with gate:
+            return await shopper_with_cart(http, [(item, 1)])
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))

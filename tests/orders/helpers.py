@@ -10,11 +10,14 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
+from temporalio.api.enums.v1 import EventType, TimeoutType
+from temporalio.client import Client
 
 from core.db import create_session_factory
 from models.analytics import AnalyticsEvent
 from models.outbox import OutboxEvent
 from tests.factories import signed_up, stocked_product
+from workflows.orders import workflow_id
 
 ADDRESS = {"street": "123 Main St", "city": "Boston", "state": "MA", "zip": "02101"}
 SETTLED = {"fulfillment_queued", "failed", "cancelled"}
@@ -75,8 +78,9 @@ async def wait_for(
     order_id: str,
     statuses: set[str] = SETTLED,
     within: float = 60,
+    poll: float = 0.1,
 ) -> dict[str, Any]:
-    """Poll the order until its status is one of ``statuses``."""
+    """Poll the order (every ``poll`` seconds) until its status is one of ``statuses``."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
         try:
@@ -91,7 +95,7 @@ async def wait_for(
             return order
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"order {order_id} stuck in {order['status']}: {order}")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(poll)
 
 
 async def stock(http: httpx.AsyncClient, staff: dict[str, str], product_id: str) -> dict[str, Any]:
@@ -154,3 +158,33 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30) -
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"not true within {within}s: {check}")
+
+
+@dataclass(frozen=True)
+class ActivityRun:
+    """One activity of an order's workflow, as its history records it."""
+
+    activity: str
+    attempt: int  # of the attempt that finished it
+    # How the attempt before that one ended, if it timed out (heartbeat: its worker died).
+    timeout_before: TimeoutType.ValueType
+
+
+async def activity_runs(client: Client, order_id: str) -> list[ActivityRun]:
+    history = await client.get_workflow_handle(workflow_id(order_id)).fetch_history()
+    names: dict[int, str] = {}
+    runs: list[ActivityRun] = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            names[event.event_id] = scheduled.activity_type.name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = event.activity_task_started_event_attributes
+            runs.append(
+                ActivityRun(
+                    activity=names[started.scheduled_event_id],
+                    attempt=started.attempt,
+                    timeout_before=started.last_failure.timeout_failure_info.timeout_type,
+                )
+            )
+    return runs
