@@ -11,22 +11,25 @@ is scheduled with a ``heartbeat_timeout``:
   budget: the workflow side moves it into a header and schedules the activity with
   unlimited attempts (backoff unchanged). An attempt that fails by itself (a retryable
   error, or running past its own deadline, ``REPORT_GRACE`` inside the start-to-close
-  timeout) counts one failure in its heartbeat details, which Temporal hands to the next
-  attempt; the failure that uses up the budget is raised non-retryable, unchanged
-  otherwise, so the workflow sees what it saw before. An attempt lost with its worker
-  (a heartbeat or start-to-close timeout: it never reported back) is not counted.
+  timeout) counts one failure in its heartbeat details (recorded before it reports),
+  which Temporal hands to the next attempt; the failure that uses up the budget is
+  raised non-retryable, unchanged otherwise, so the workflow sees what it saw before.
+  An attempt lost with its worker (a heartbeat or start-to-close timeout: it never
+  reported back) is not counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
+from temporalio.client import AsyncActivityCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -39,6 +42,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
+log = logging.getLogger(__name__)
 BUDGET_HEADER = "shopweave-attempts"
 # An attempt stops itself this long before its start-to-close timeout, so that running
 # too long is reported (and counted) by the attempt rather than timed out by Temporal.
@@ -105,8 +109,7 @@ class _Attempt(ActivityInboundInterceptor):
                 raise
             beating.cancel()
             failures += 1
-            # The next attempt reads this (Temporal sends the last details on failure).
-            self._outbound.heartbeat(failures)
+            await self._record(failures)
             if failures >= budget:
                 raise _final(exc, failures) from exc
             if isinstance(exc, _OwnTimeout):
@@ -128,6 +131,29 @@ class _Attempt(ActivityInboundInterceptor):
             if deadline.expired():
                 raise _OwnTimeout(f"the attempt ran past its own deadline ({limit})") from exc
             raise
+
+    async def _record(self, failures: int) -> None:
+        """Leave the count where the next attempt finds it, *before* this attempt fails.
+
+        The SDK sends heartbeats in the background (one could arrive after the failure
+        and be refused), and its failure report carries no heartbeat details, so the count
+        goes in a heartbeat of our own, awaited. The SDK's pending heartbeat is set to
+        the same count, so whichever arrives last agrees."""
+        self._outbound.heartbeat(failures)
+        info = activity.info()
+        try:
+            handle = activity.client().get_async_activity_handle(task_token=info.task_token)
+            await handle.heartbeat(failures)
+        except AsyncActivityCancelledError:
+            pass  # recorded all the same; the cancellation reaches the activity anyway
+        except Exception as exc:
+            # Most likely this attempt timed out already: its failure will not count.
+            log.warning(
+                "attempt %d of %s could not record its failure: %r",
+                info.attempt,
+                info.activity_type,
+                exc,
+            )
 
     async def _beat(self, heartbeat_timeout: timedelta, failures: int) -> None:
         """Heartbeat while the attempt runs (the SDK sends at most one per 0.8 timeout)."""
