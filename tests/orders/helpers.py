@@ -16,8 +16,8 @@ from temporalio.client import Client
 from core.db import create_session_factory
 from models.analytics import AnalyticsEvent
 from models.outbox import OutboxEvent
+from temporal.clients.orders import workflow_id
 from tests.factories import signed_up, stocked_product
-from workflows.orders import workflow_id
 
 ADDRESS = {"street": "123 Main St", "city": "Boston", "state": "MA", "zip": "02101"}
 SETTLED = {"fulfillment_queued", "failed", "cancelled"}
