@@ -36,7 +36,8 @@ async def stripe_webhook(
 ) -> WebhookReceipt:
     """Stripe calls this with PaymentIntent events, signed with the endpoint's secret.
 
-    A missing or wrong `Stripe-Signature` answers 400 `invalid_signature`. Each event id
+    A missing `Stripe-Signature` answers 400 `missing_signature`, a wrong one 400
+    `invalid_signature`, a body that is not an event 400 `invalid_payload`. Each event id
     is recorded once; a redelivery answers 200 with `duplicate: true` and does nothing.
     Events for an order are passed to its workflow as a signal; if Temporal cannot be
     reached the answer is 503 and nothing is recorded, so Stripe delivers it again.

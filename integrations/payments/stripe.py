@@ -128,10 +128,21 @@ class StripeGateway:
     def verify_webhook(self, payload: bytes, signature: str) -> WebhookEvent:
         if self._webhook_secret is None:
             raise DependencyUnavailable("STRIPE_WEBHOOK_SECRET is not configured")
+        if not signature.strip():
+            raise InvalidSignature(
+                "the request has no Stripe-Signature header", code="missing_signature"
+            )
         try:
             event = stripe.Webhook.construct_event(payload, signature, self._webhook_secret)
-        except (ValueError, stripe.SignatureVerificationError) as exc:
-            raise InvalidSignature(str(exc)[:200]) from exc
+        except stripe.SignatureVerificationError:
+            raise InvalidSignature(
+                "the Stripe-Signature header does not match the payload and the endpoint's "
+                "secret (or its timestamp is too old)"
+            ) from None
+        except ValueError:
+            raise InvalidSignature(
+                "the payload is not a Stripe event", code="invalid_payload"
+            ) from None
         obj: dict[str, Any] = event["data"]["object"].to_dict()
         if obj.get("object") != "payment_intent":
             return WebhookEvent(event_id=event["id"], type=event["type"])

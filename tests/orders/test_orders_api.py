@@ -255,6 +255,9 @@ async def test_webhooks_need_a_valid_signature_and_count_once(http: httpx.AsyncC
     assert (forged.status_code, forged.json()["code"]) == (400, "invalid_signature")
     unsigned = await http.post(url, content=payload)
     assert unsigned.status_code == 400
+    # Issue 11: said cleanly, not the SDK's message cut off mid-word.
+    assert unsigned.json()["code"] == "missing_signature"
+    assert unsigned.json()["detail"] == "the request has no Stripe-Signature header"
     headers = {
         "Stripe-Signature": sign(payload, SANDBOX_WEBHOOK_SECRET),
         "Content-Type": "application/json",
