@@ -216,15 +216,28 @@ async def admin_orders(
     page: Pagination = 1,
     limit: Limit = 20,
     status: OrderStatus | None = None,
-    customer_id: Annotated[str | None, Query(alias="customerId", max_length=40)] = None,
+    user_id: Annotated[str | None, Query(alias="userId", max_length=40)] = None,
+    customer_id: Annotated[
+        str | None,
+        Query(
+            alias="customerId",
+            max_length=40,
+            deprecated=True,
+            description="The old name of `userId`; still accepted",
+        ),
+    ] = None,
     created_from: Annotated[datetime | None, Query(alias="from")] = None,
     created_to: Annotated[datetime | None, Query(alias="to")] = None,
 ) -> Page[OrderSummary]:
-    """Every order, newest first, filtered by `status`, `customerId` and a creation
-    window `from` (inclusive) to `to` (exclusive), ISO 8601. Staff only."""
+    """Every order, newest first, filtered by `status`, `userId` (the `userId` the
+    orders carry) and a creation window `from` (inclusive) to `to` (exclusive), ISO 8601.
+    Staff only."""
     items, total = await _orders(state, session).summaries(
         OrderFilter(
-            user_id=customer_id, status=status, created_from=created_from, created_to=created_to
+            user_id=user_id or customer_id,
+            status=status,
+            created_from=created_from,
+            created_to=created_to,
         ),
         offset=(page - 1) * limit,
         limit=limit,
