@@ -72,6 +72,9 @@ async def test_an_order_is_priced_reserved_paid_captured_and_queued(
     handle = live.client.get_workflow_handle_for(OrderWorkflow.run, workflow_id(placed["id"]))
     view = await handle.query(OrderWorkflow.status)
     assert view.status == "fulfillment_queued"
+    # What an operator sees (`temporal workflow query --type status`) uses the API's names.
+    raw = await handle.query("status", result_type=dict)
+    assert {"orderId", "failureCode", "nextActionUrl"} <= set(raw), raw
     description = await handle.describe()
     attributes = description.typed_search_attributes
     assert any(p.key.name == "OrderStatus" and p.value == "fulfillment_queued" for p in attributes)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 
 from models.orders import OrderStatus
 
@@ -47,7 +48,13 @@ class OrderInput(BaseModel):
 
 
 class OrderView(BaseModel):
-    """The ``status`` query's answer (and the workflow's result)."""
+    """The ``status`` query's answer (and the workflow's result), in the API's camelCase
+    (``failureCode``, ``nextActionUrl``) for operators reading it in the Temporal UI or
+    CLI; snake_case input still parses (histories recorded before say ``failure_code``)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
+    )
 
     order_id: str
     status: OrderStatus
