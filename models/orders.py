@@ -321,6 +321,13 @@ class OrderSnapshot(BaseModel):
     currency: str
     total: int
     lines: list[LineSnapshot]
+    # The receipt's other rows (None in snapshots recorded before they were kept).
+    subtotal: int | None = None
+    automatic_discounts: int | None = None
+    coupon_code: str | None = None
+    coupon_discount: int | None = None
+    shipping: int | None = None
+    tax: int | None = None
 
 
 class OrderLinePublic(CamelModel):

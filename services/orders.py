@@ -88,6 +88,12 @@ def _snapshot(order: Order, name: str, lines: list[LineSnapshot]) -> OrderSnapsh
         currency=order.currency,
         total=order.total,
         lines=lines,
+        subtotal=order.subtotal,
+        automatic_discounts=order.automatic_discounts,
+        coupon_code=order.coupon_code,
+        coupon_discount=order.coupon_discount,
+        shipping=order.shipping,
+        tax=order.tax,
     )
 
 

@@ -452,6 +452,13 @@ class OrderWorkflow:
                     "total": snapshot.total,
                     "currency": snapshot.currency,
                     "lines": [ln.model_dump() for ln in snapshot.lines],
+                    # The receipt's other rows, so that its figures add up.
+                    "subtotal": snapshot.subtotal,
+                    "automatic_discounts": snapshot.automatic_discounts,
+                    "coupon_code": snapshot.coupon_code,
+                    "coupon_discount": snapshot.coupon_discount,
+                    "shipping": snapshot.shipping,
+                    "tax": snapshot.tax,
                     "reason": reason or "",
                 },
             ),

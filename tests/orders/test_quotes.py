@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,8 +101,13 @@ async def test_the_cart_total_shown_is_the_order_total_charged(
         items[discount, shipping] = item
 
     async def check_out(
-        headers: dict[str, str], discount: str, coupon: str, shipping: str, destination: str
+        shopper: tuple[dict[str, Any], dict[str, str]],
+        discount: str,
+        coupon: str,
+        shipping: str,
+        destination: str,
     ) -> None:
+        user, headers = shopper
         combination = (discount, coupon, shipping, destination)
         cart_id = ""
         for item, quantity in ((items[discount, shipping], 2), (plain, 1)):
@@ -135,12 +141,52 @@ async def test_the_cart_total_shown_is_the_order_total_charged(
         assert order["status"] == "fulfillment_queued", (combination, order)
         assert order["totals"] == totals, combination
         assert order["payment"]["amountCaptured"] == totals["total"], combination
+        await receipt_adds_up(http, user["email"], order)
 
     async def lane(combinations: list[tuple[str, str, str, str]]) -> None:
         """One shopper checks out one combination after another (a cart each)."""
-        _, headers = await signed_up(http)
+        shopper = await signed_up(http)
         for combination in combinations:
-            await check_out(headers, *combination)
+            await check_out(shopper, *combination)
 
     combinations = list(itertools.product(DISCOUNTS, COUPONS, SHIPPING, DESTINATIONS))
     await asyncio.gather(*(lane(combinations[i::LANES]) for i in range(LANES)))
+
+
+_AMOUNT = re.compile(r"(-?\d+\.\d{2}) [A-Z]{3}$")
+
+
+async def receipt_adds_up(http: httpx.AsyncClient, email: str, order: dict[str, Any]) -> None:
+    """The confirmation email's rows add up to what was charged (issue 11): lines to the
+    subtotal, and subtotal - coupon + shipping + tax to the total."""
+    # Sent beside queue-fulfillment, so it may land a moment after the order shows queued.
+    found: list[str] = []
+    for _ in range(200):
+        mail = (await http.get("/_sandbox/mail/messages", params={"to": email})).json()
+        found = [
+            m["text"] for m in mail if order["id"] in m["subject"] and "confirmed" in m["subject"]
+        ]
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert len(found) == 1, order["id"]
+    text = found[0]
+    rows: dict[str, int] = {}
+    line_sum = 0
+    for raw in text.splitlines():
+        found = _AMOUNT.search(raw.strip())
+        if found is None:
+            continue
+        cents = round(float(found.group(1)) * 100)
+        label = raw.strip().split(":")[0] if ":" in raw else ""
+        if label:
+            rows[label.split(" ")[0]] = cents
+        else:
+            line_sum += cents
+    totals = order["totals"]
+    # Lines are shown at their sale prices, so the subtotal is after automatic discounts.
+    assert line_sum == rows["Subtotal"] == totals["subtotal"] - totals["automaticDiscounts"]
+    assert ("saved you" in text) == (totals["automaticDiscounts"] > 0), text
+    assert rows.get("Coupon", 0) == -totals["couponDiscount"], text
+    assert (rows["Shipping"], rows["Tax"]) == (totals["shipping"], totals["tax"]), text
+    assert sum(v for k, v in rows.items() if k != "Total") == rows["Total"] == totals["total"]
