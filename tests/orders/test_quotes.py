@@ -174,10 +174,10 @@ async def receipt_adds_up(http: httpx.AsyncClient, email: str, order: dict[str, 
     rows: dict[str, int] = {}
     line_sum = 0
     for raw in text.splitlines():
-        found = _AMOUNT.search(raw.strip())
-        if found is None:
+        amount = _AMOUNT.search(raw.strip())
+        if amount is None:
             continue
-        cents = round(float(found.group(1)) * 100)
+        cents = round(float(amount.group(1)) * 100)
         label = raw.strip().split(":")[0] if ":" in raw else ""
         if label:
             rows[label.split(" ")[0]] = cents
