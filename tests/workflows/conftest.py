@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.workflows.order_standins import OrderStandIns
+
+
+@pytest.fixture(scope="module")
+async def standins(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[OrderStandIns]:
+    """``OrderWorkflow`` and its stand-in activities on the time-skipping server, one set
+    of workers per test module; each test scripts its own orders."""
+    async with OrderStandIns().running(time_skipping_env.client) as running:
+        yield running

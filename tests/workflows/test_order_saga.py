@@ -1,0 +1,264 @@
+"""``OrderWorkflow`` branch by branch, on the time-skipping server with stand-in
+activities: the happy path, a failure at each step with the exact compensations it
+runs, retries of steps and of compensations. Each test takes a fraction of a second;
+``tests/orders`` proves the same saga against the real activities and the live stack.
+"""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from models.orders import OrderStatus
+from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
+from tests.workflows.order_standins import (
+    TEA,
+    TOTAL,
+    USER,
+    Fail,
+    OrderStandIns,
+    authorization,
+    flaky,
+    start_order,
+)
+from workflows.orders import OrderView, OrderWorkflow
+
+VALIDATE, RESERVE, AUTHORIZE = "orders.validate", "orders.reserve_stock", "payments.authorize"
+CONFIRM, COMMIT, CAPTURE = "orders.confirm", "orders.commit_stock", "payments.capture"
+RELEASE, VOID, UNDO_CONFIRM = (
+    "orders.release_stock",
+    "payments.void_or_refund",
+    "orders.undo_confirm",
+)
+CLOSE, FULFIL = "orders.close", "orders.queue_fulfillment"
+FAILED_EMAIL, CONFIRMATION = "email.send:order_failed", "email.send:order_confirmation"
+FORWARD = [VALIDATE, RESERVE, AUTHORIZE, CONFIRM, COMMIT, CAPTURE]
+
+
+def _ends_queued(ran: list[str], forward: list[str] = FORWARD) -> None:
+    """The forward steps in order, then the confirmation and fulfilment in parallel."""
+    assert ran[: len(forward)] == forward
+    assert sorted(ran[len(forward) :]) == [CONFIRMATION, FULFIL]
+
+
+async def test_an_order_runs_every_step_and_is_queued_for_fulfilment(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order()
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    view = await handle.result()
+    assert view == OrderView(
+        order_id=order.order_id, status=OrderStatus.FULFILLMENT_QUEUED, total=TOTAL
+    )
+    _ends_queued(order.ran)
+    assert await handle.query(OrderWorkflow.status) == view
+    [email] = order.inputs("email.send")
+    assert (email["to"], email["idempotency_key"]) == (
+        "ada@example.com",
+        f"order_confirmation:{order.order_id}",
+    )
+    assert order.inputs(RESERVE) == [{"order_id": order.order_id, "ttl_seconds": 900.0}]
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(ORDER_STATUS) == "fulfillment_queued"
+    assert attributes.get(CUSTOMER_ID) == USER
+    assert attributes.get(ORDER_TOTAL) == TOTAL
+
+
+async def test_an_invalid_cart_fails_before_anything_is_held_and_nobody_is_written_to(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order({VALIDATE: [Fail("cart_empty", "the cart is empty")]})
+    view = await (await start_order(time_skipping_env.client, order.order_id)).result()
+    assert (view.status, view.failure_code) == (OrderStatus.FAILED, "cart_empty")
+    assert order.ran == [VALIDATE, CLOSE]
+    [close] = order.inputs(CLOSE)
+    assert (close["status"], close["failure_code"]) == ("failed", "cart_empty")
+    assert close["detail"] == "validate-order: the cart is empty"
+
+
+SHORT = {"productId": TEA.product_id, "requested": 1, "available": 0}
+
+
+@pytest.mark.parametrize(
+    ("step", "error", "ran"),
+    [
+        pytest.param(
+            RESERVE,
+            Fail("out_of_stock", details={"unavailableItems": [SHORT]}),
+            [VALIDATE, RESERVE, RELEASE, CLOSE, FAILED_EMAIL],
+            id="reserve",
+        ),
+        pytest.param(
+            AUTHORIZE,
+            Fail("payment_declined", details={"reason": "card_declined"}),
+            [VALIDATE, RESERVE, AUTHORIZE, VOID, RELEASE, CLOSE, FAILED_EMAIL],
+            id="authorise",
+        ),
+        pytest.param(
+            CONFIRM,
+            Fail("cart_not_active"),
+            [
+                VALIDATE,
+                RESERVE,
+                AUTHORIZE,
+                CONFIRM,
+                UNDO_CONFIRM,
+                VOID,
+                RELEASE,
+                CLOSE,
+                FAILED_EMAIL,
+            ],
+            id="create-order",
+        ),
+        pytest.param(
+            COMMIT,
+            Fail("reservation_lapsed"),
+            [
+                VALIDATE,
+                RESERVE,
+                AUTHORIZE,
+                CONFIRM,
+                COMMIT,
+                UNDO_CONFIRM,
+                VOID,
+                RELEASE,
+                CLOSE,
+                FAILED_EMAIL,
+            ],
+            id="commit",
+        ),
+        pytest.param(
+            CAPTURE,
+            Fail("payment_missing"),
+            [
+                VALIDATE,
+                RESERVE,
+                AUTHORIZE,
+                CONFIRM,
+                COMMIT,
+                CAPTURE,
+                UNDO_CONFIRM,
+                VOID,
+                RELEASE,
+                CLOSE,
+                FAILED_EMAIL,
+            ],
+            id="capture",
+        ),
+    ],
+)
+async def test_a_business_failure_undoes_the_steps_before_it_in_reverse(
+    time_skipping_env: WorkflowEnvironment,
+    standins: OrderStandIns,
+    step: str,
+    error: Fail,
+    ran: list[str],
+) -> None:
+    order = standins.order({step: [error]})
+    view = await (await start_order(time_skipping_env.client, order.order_id)).result()
+    assert view == OrderView(
+        order_id=order.order_id, status=OrderStatus.FAILED, failure_code=error.type, total=TOTAL
+    )
+    assert order.ran == ran
+    [close] = order.inputs(CLOSE)
+    assert (close["status"], close["failure_code"]) == ("failed", error.type)
+    assert close["data"] == dict(error.details or {})  # e.g. the unavailable items
+    [email] = order.inputs("email.send")
+    assert email["context"]["reason"] == close["detail"]
+
+
+async def test_a_step_that_keeps_failing_is_retried_three_times_then_fails_the_order(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    # What an exception an activity does not translate (here a dropped connection) looks like.
+    dropped = Fail("ConnectionResetError", "connection reset by peer", non_retryable=False)
+    order = standins.order({CONFIRM: [dropped]})
+    view = await (await start_order(time_skipping_env.client, order.order_id)).result()
+    # The step's name, not the internal error, is what the order shows.
+    assert (view.status, view.failure_code) == (OrderStatus.FAILED, "create_order_failed")
+    assert order.ran == [
+        VALIDATE,
+        RESERVE,
+        AUTHORIZE,
+        CONFIRM,
+        CONFIRM,
+        CONFIRM,
+        UNDO_CONFIRM,
+        VOID,
+        RELEASE,
+        CLOSE,
+        FAILED_EMAIL,
+    ]
+    [close] = order.inputs(CLOSE)
+    assert close["detail"] == "create-order: could not complete; it was retried"
+
+
+async def test_a_bug_in_a_step_fails_the_order_without_showing_internals(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order({AUTHORIZE: [Fail("KeyError", "'intent_id'")]})
+    view = await (await start_order(time_skipping_env.client, order.order_id)).result()
+    assert (view.status, view.failure_code) == (OrderStatus.FAILED, "process_payment_failed")
+    assert order.ran == [VALIDATE, RESERVE, AUTHORIZE, VOID, RELEASE, CLOSE, FAILED_EMAIL]
+    assert "intent_id" not in str(order.inputs(CLOSE))
+
+
+async def test_an_authorisation_that_is_neither_held_nor_waiting_is_a_decline(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order({AUTHORIZE: [authorization("requires_payment_method")]})
+    view = await (await start_order(time_skipping_env.client, order.order_id)).result()
+    assert (view.status, view.failure_code) == (OrderStatus.FAILED, "payment_declined")
+    assert order.ran == [VALIDATE, RESERVE, AUTHORIZE, VOID, RELEASE, CLOSE, FAILED_EMAIL]
+
+
+async def test_a_step_that_fails_transiently_goes_through_on_a_later_attempt(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order({RESERVE: flaky(2)})
+    view = await (await start_order(time_skipping_env.client, order.order_id)).result()
+    assert view.status == OrderStatus.FULFILLMENT_QUEUED
+    _ends_queued(order.ran, [VALIDATE, RESERVE, RESERVE, RESERVE, *FORWARD[2:]])
+
+
+async def test_past_the_point_of_no_return_fulfilment_is_retried_until_it_succeeds(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order({FULFIL: flaky(5)})
+    view = await (await start_order(time_skipping_env.client, order.order_id)).result()
+    assert view.status == OrderStatus.FULFILLMENT_QUEUED
+    assert order.ran[: len(FORWARD)] == FORWARD
+    assert sorted(order.ran[len(FORWARD) :]) == [CONFIRMATION] + [FULFIL] * 6  # not 3
+
+
+async def test_a_compensation_that_fails_is_retried_until_it_succeeds(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order(
+        {AUTHORIZE: [Fail("payment_declined")], VOID: flaky(4, "stripe_unavailable")}
+    )
+    view = await (await start_order(time_skipping_env.client, order.order_id)).result()
+    assert (view.status, view.failure_code) == (OrderStatus.FAILED, "payment_declined")
+    # More attempts than a forward step gets; the next compensation waits for it.
+    assert order.ran == [
+        VALIDATE,
+        RESERVE,
+        AUTHORIZE,
+        VOID,
+        VOID,
+        VOID,
+        VOID,
+        VOID,
+        RELEASE,
+        CLOSE,
+        FAILED_EMAIL,
+    ]
+
+
+async def test_a_lost_email_never_undoes_an_order(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order({"email.send": [Fail("email_rejected")]})
+    view = await (await start_order(time_skipping_env.client, order.order_id)).result()
+    assert view.status == OrderStatus.FULFILLMENT_QUEUED
+    _ends_queued(order.ran)
