@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.email import (
@@ -373,6 +373,10 @@ class OrderWorkflow:
                 summary=f"{name}: {summary}",
             )
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                # The workflow was cancelled from Temporal while this step ran: the order
+                # is undone as cancelled, not failed (see run()).
+                raise asyncio.CancelledError() from err
             raise _failure(err, name) from err
 
     async def _compensate(

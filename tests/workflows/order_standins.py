@@ -47,6 +47,24 @@ HEARTBEAT_THROTTLE = timedelta(milliseconds=20)
 THREE_DS_URL = "https://hooks.stripe.com/3d_secure_2/hosted?payment_intent=pi_recorded"
 
 
+# Activity names as ``Script.ran`` lists them (an email with its template).
+VALIDATE, RESERVE, AUTHORIZE = "orders.validate", "orders.reserve_stock", "payments.authorize"
+CONFIRM, COMMIT, CAPTURE = "orders.confirm", "orders.commit_stock", "payments.capture"
+EXTEND, REFRESH = "orders.extend_reservation", "payments.refresh"
+FULFIL, CLOSE = "orders.queue_fulfillment", "orders.close"
+RELEASE, VOID = "orders.release_stock", "payments.void_or_refund"
+UNDO_CONFIRM = "orders.undo_confirm"
+CONFIRMATION = "email.send:order_confirmation"
+FAILED_EMAIL, CANCELLED_EMAIL = "email.send:order_failed", "email.send:order_cancelled"
+FORWARD = [VALIDATE, RESERVE, AUTHORIZE, CONFIRM, COMMIT, CAPTURE]
+
+
+def ends_queued(ran: list[str], forward: list[str] = FORWARD) -> None:
+    """The forward steps in order, then the confirmation and fulfilment in parallel."""
+    assert ran[: len(forward)] == forward
+    assert sorted(ran[len(forward) :]) == [CONFIRMATION, FULFIL]
+
+
 def snapshot(order_id: str) -> OrderSnapshot:
     """What validate-order answers for every order: two lines, 33.99 USD."""
     return OrderSnapshot(
@@ -89,6 +107,7 @@ class Block:
 
     started: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
 
     def release(self) -> None:
@@ -104,6 +123,8 @@ class Block:
         except asyncio.CancelledError:
             self.cancelled = True
             raise
+        finally:
+            self.ended.set()
 
 
 Step = Succeed | Fail | Block
@@ -344,11 +365,13 @@ async def start_order(
     )
 
 
-async def waiting_for_3ds(handle: WorkflowHandle[Any, OrderView]) -> None:
-    """Until the workflow waits for the customer (its 3-D Secure timer has started)."""
+async def waiting_for_3ds(handle: WorkflowHandle[Any, OrderView], timers: int = 1) -> None:
+    """Until the workflow waits for the customer (its ``timers``-th 3-D Secure wait has
+    started its timer)."""
     for _ in range(400):
         history = await handle.fetch_history()
-        if any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in history.events):
+        started = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+        if len(started) >= timers:
             return
         await asyncio.sleep(0.01)
     raise TimeoutError(f"{handle.id} never waited for 3-D Secure")

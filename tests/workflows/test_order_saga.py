@@ -12,33 +12,31 @@ from temporalio.testing import WorkflowEnvironment
 from models.orders import OrderStatus
 from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
 from tests.workflows.order_standins import (
+    AUTHORIZE,
+    CAPTURE,
+    CLOSE,
+    COMMIT,
+    CONFIRM,
+    CONFIRMATION,
+    FAILED_EMAIL,
+    FORWARD,
+    FULFIL,
+    RELEASE,
+    RESERVE,
     TEA,
     TOTAL,
+    UNDO_CONFIRM,
     USER,
+    VALIDATE,
+    VOID,
     Fail,
     OrderStandIns,
     authorization,
+    ends_queued,
     flaky,
     start_order,
 )
 from workflows.orders import OrderView, OrderWorkflow
-
-VALIDATE, RESERVE, AUTHORIZE = "orders.validate", "orders.reserve_stock", "payments.authorize"
-CONFIRM, COMMIT, CAPTURE = "orders.confirm", "orders.commit_stock", "payments.capture"
-RELEASE, VOID, UNDO_CONFIRM = (
-    "orders.release_stock",
-    "payments.void_or_refund",
-    "orders.undo_confirm",
-)
-CLOSE, FULFIL = "orders.close", "orders.queue_fulfillment"
-FAILED_EMAIL, CONFIRMATION = "email.send:order_failed", "email.send:order_confirmation"
-FORWARD = [VALIDATE, RESERVE, AUTHORIZE, CONFIRM, COMMIT, CAPTURE]
-
-
-def _ends_queued(ran: list[str], forward: list[str] = FORWARD) -> None:
-    """The forward steps in order, then the confirmation and fulfilment in parallel."""
-    assert ran[: len(forward)] == forward
-    assert sorted(ran[len(forward) :]) == [CONFIRMATION, FULFIL]
 
 
 async def test_an_order_runs_every_step_and_is_queued_for_fulfilment(
@@ -50,7 +48,7 @@ async def test_an_order_runs_every_step_and_is_queued_for_fulfilment(
     assert view == OrderView(
         order_id=order.order_id, status=OrderStatus.FULFILLMENT_QUEUED, total=TOTAL
     )
-    _ends_queued(order.ran)
+    ends_queued(order.ran)
     assert await handle.query(OrderWorkflow.status) == view
     [email] = order.inputs("email.send")
     assert (email["to"], email["idempotency_key"]) == (
@@ -218,7 +216,7 @@ async def test_a_step_that_fails_transiently_goes_through_on_a_later_attempt(
     order = standins.order({RESERVE: flaky(2)})
     view = await (await start_order(time_skipping_env.client, order.order_id)).result()
     assert view.status == OrderStatus.FULFILLMENT_QUEUED
-    _ends_queued(order.ran, [VALIDATE, RESERVE, RESERVE, RESERVE, *FORWARD[2:]])
+    ends_queued(order.ran, [VALIDATE, RESERVE, RESERVE, RESERVE, *FORWARD[2:]])
 
 
 async def test_past_the_point_of_no_return_fulfilment_is_retried_until_it_succeeds(
@@ -261,4 +259,4 @@ async def test_a_lost_email_never_undoes_an_order(
     order = standins.order({"email.send": [Fail("email_rejected")]})
     view = await (await start_order(time_skipping_env.client, order.order_id)).result()
     assert view.status == OrderStatus.FULFILLMENT_QUEUED
-    _ends_queued(order.ran)
+    ends_queued(order.ran)

@@ -1,0 +1,331 @@
+"""``OrderWorkflow``'s messages on the time-skipping server with stand-in activities:
+the ``cancel`` update at each step (and after the point of no return), a cancel from
+Temporal itself, 3-D Secure ended by the ``payment_webhook`` signal or by the deadline,
+and the ``status`` query along the way."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from models.orders import OrderStatus
+from tests.workflows.order_standins import (
+    AUTHORIZE,
+    CANCELLED_EMAIL,
+    CAPTURE,
+    CLOSE,
+    COMMIT,
+    CONFIRM,
+    CONFIRMATION,
+    EXTEND,
+    FAILED_EMAIL,
+    FORWARD,
+    FULFIL,
+    REFRESH,
+    RELEASE,
+    RESERVE,
+    THREE_DS_URL,
+    TOTAL,
+    UNDO_CONFIRM,
+    VALIDATE,
+    VOID,
+    Block,
+    OrderStandIns,
+    authorization,
+    ends_queued,
+    requires_action,
+    start_order,
+    waiting_for_3ds,
+)
+from workflows.orders import CancelRequest, OrderView, OrderWorkflow, PaymentWebhook
+
+AFTER_3DS = [CONFIRM, COMMIT, CAPTURE]
+ACTION_TIMEOUT = timedelta(minutes=15)
+
+
+def _webhook(
+    event_id: str, type: str = "payment_intent.amount_capturable_updated"
+) -> PaymentWebhook:
+    return PaymentWebhook(event_id=event_id, type=type, intent_id="pi_standin")
+
+
+@pytest.mark.parametrize(
+    ("step", "status", "ran"),
+    [
+        pytest.param(
+            VALIDATE, OrderStatus.PENDING, [VALIDATE, CLOSE, CANCELLED_EMAIL], id="validate"
+        ),
+        pytest.param(
+            RESERVE,
+            OrderStatus.PENDING,
+            [VALIDATE, RESERVE, RELEASE, CLOSE, CANCELLED_EMAIL],
+            id="reserve",
+        ),
+        pytest.param(
+            AUTHORIZE,
+            OrderStatus.RESERVED,
+            [VALIDATE, RESERVE, AUTHORIZE, VOID, RELEASE, CLOSE, CANCELLED_EMAIL],
+            id="authorise",
+        ),
+        pytest.param(
+            CONFIRM,
+            OrderStatus.PAYMENT_AUTHORIZED,
+            [
+                VALIDATE,
+                RESERVE,
+                AUTHORIZE,
+                CONFIRM,
+                UNDO_CONFIRM,
+                VOID,
+                RELEASE,
+                CLOSE,
+                CANCELLED_EMAIL,
+            ],
+            id="create-order",
+        ),
+        pytest.param(
+            COMMIT,
+            OrderStatus.CONFIRMED,
+            [
+                VALIDATE,
+                RESERVE,
+                AUTHORIZE,
+                CONFIRM,
+                COMMIT,
+                UNDO_CONFIRM,
+                VOID,
+                RELEASE,
+                CLOSE,
+                CANCELLED_EMAIL,
+            ],
+            id="commit",
+        ),
+        pytest.param(
+            CAPTURE,
+            OrderStatus.CONFIRMED,
+            [
+                VALIDATE,
+                RESERVE,
+                AUTHORIZE,
+                CONFIRM,
+                COMMIT,
+                CAPTURE,
+                UNDO_CONFIRM,
+                VOID,
+                RELEASE,
+                CLOSE,
+                CANCELLED_EMAIL,
+            ],
+            id="capture",
+        ),
+    ],
+)
+async def test_a_cancel_during_a_step_undoes_that_step_and_every_one_before_it(
+    time_skipping_env: WorkflowEnvironment,
+    standins: OrderStandIns,
+    step: str,
+    status: OrderStatus,
+    ran: list[str],
+) -> None:
+    block = Block()
+    order = standins.order({step: [block]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await asyncio.wait_for(block.started.wait(), 5)
+    assert (await handle.query(OrderWorkflow.status)).status == status
+    update = await handle.start_update(
+        OrderWorkflow.cancel,
+        CancelRequest(reason="changed my mind"),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+    )
+    block.release()  # the step finishes; the workflow then sees the cancel
+    view = await update.result()
+    assert (view.status, view.failure_code) == (OrderStatus.CANCELLED, None)
+    assert await handle.result() == view
+    assert order.ran == ran
+    [close] = order.inputs(CLOSE)
+    assert (close["status"], close["detail"]) == ("cancelled", "changed my mind")
+
+
+async def test_asking_twice_cancels_once(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    block = Block()
+    order = standins.order({CONFIRM: [block]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await asyncio.wait_for(block.started.wait(), 5)
+    updates = [
+        await handle.start_update(
+            OrderWorkflow.cancel,
+            CancelRequest(reason=reason),
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        )
+        for reason in ("first", "second")
+    ]
+    block.release()
+    views = [await u.result() for u in updates]
+    assert [v.status for v in views] == [OrderStatus.CANCELLED] * 2
+    assert order.ran.count(CLOSE) == order.ran.count(CANCELLED_EMAIL) == 1
+    assert order.inputs(CLOSE)[0]["detail"] == "first"
+
+
+async def test_once_fulfilment_has_started_a_cancel_is_refused(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    block = Block()
+    order = standins.order({FULFIL: [block]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await asyncio.wait_for(block.started.wait(), 5)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(OrderWorkflow.cancel, CancelRequest(reason="too late"))
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert refused.value.cause.type == "order_not_cancellable"
+    block.release()
+    assert (await handle.result()).status == OrderStatus.FULFILLMENT_QUEUED
+    ends_queued(order.ran, FORWARD)  # nothing was undone
+
+
+async def test_a_cancel_from_temporal_undoes_the_order_too(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    block = Block()
+    order = standins.order({AUTHORIZE: [block]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await asyncio.wait_for(block.started.wait(), 5)
+    await handle.cancel()  # as from the Temporal UI or CLI
+    view = await handle.result()
+    assert view.status == OrderStatus.CANCELLED
+    assert order.ran == [VALIDATE, RESERVE, AUTHORIZE, VOID, RELEASE, CLOSE, CANCELLED_EMAIL]
+    assert order.inputs(CLOSE)[0]["detail"] == "cancelled by an operator"
+    # The authorisation in flight was told to stop (it heard so through its heartbeat).
+    await asyncio.wait_for(block.ended.wait(), 5)
+    assert block.cancelled
+
+
+async def test_3ds_completed_by_the_customer_goes_through(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order({AUTHORIZE: [requires_action()]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await waiting_for_3ds(handle)
+    assert await handle.query(OrderWorkflow.status) == OrderView(
+        order_id=order.order_id,
+        status=OrderStatus.REQUIRES_ACTION,
+        next_action_url=THREE_DS_URL,
+        total=TOTAL,
+    )
+    await handle.signal(OrderWorkflow.payment_webhook, _webhook("evt_1"))
+    view = await handle.result()
+    assert (view.status, view.next_action_url) == (OrderStatus.FULFILLMENT_QUEUED, None)
+    assert order.ran[:8] == [VALIDATE, RESERVE, AUTHORIZE, EXTEND, REFRESH, *AFTER_3DS]
+    assert sorted(order.ran[8:]) == [CONFIRMATION, FULFIL]
+
+
+async def test_3ds_failed_by_the_customer_declines_the_order(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    failed = authorization("requires_payment_method", failure_code="authentication_failed")
+    order = standins.order({AUTHORIZE: [requires_action()], REFRESH: [failed]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await waiting_for_3ds(handle)
+    await handle.signal(
+        OrderWorkflow.payment_webhook, _webhook("evt_1", "payment_intent.payment_failed")
+    )
+    view = await handle.result()
+    assert (view.status, view.failure_code, view.next_action_url) == (
+        OrderStatus.FAILED,
+        "payment_declined",
+        None,
+    )
+    assert order.ran == [
+        VALIDATE,
+        RESERVE,
+        AUTHORIZE,
+        EXTEND,
+        REFRESH,
+        VOID,
+        RELEASE,
+        CLOSE,
+        FAILED_EMAIL,
+    ]
+    assert "authentication_failed" in order.inputs(CLOSE)[0]["detail"]
+
+
+async def test_3ds_nobody_completes_times_out_at_the_deadline(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order({AUTHORIZE: [requires_action()], REFRESH: [requires_action()]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    view = await handle.result()  # the server skips the 15 minutes
+    assert (view.status, view.failure_code) == (OrderStatus.FAILED, "payment_action_timeout")
+    assert order.ran == [
+        VALIDATE,
+        RESERVE,
+        AUTHORIZE,
+        EXTEND,
+        REFRESH,
+        VOID,
+        RELEASE,
+        CLOSE,
+        FAILED_EMAIL,
+    ]
+    described = await handle.describe()
+    assert described.close_time is not None
+    assert described.close_time - described.start_time >= ACTION_TIMEOUT
+    # Stock is held past the deadline for as long as a reservation normally lives.
+    [extend] = order.inputs(EXTEND)
+    assert extend["until"]
+
+
+async def test_3ds_finished_without_a_webhook_is_found_at_the_deadline(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order({AUTHORIZE: [requires_action()]})  # refresh: authorised
+    view = await (await start_order(time_skipping_env.client, order.order_id)).result()
+    assert view.status == OrderStatus.FULFILLMENT_QUEUED
+    assert order.ran[:8] == [VALIDATE, RESERVE, AUTHORIZE, EXTEND, REFRESH, *AFTER_3DS]
+
+
+async def test_webhooks_that_settle_nothing_leave_the_order_waiting(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order({AUTHORIZE: [requires_action()], REFRESH: [requires_action()]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await waiting_for_3ds(handle)
+    # A decisive webhook makes the workflow ask the provider: still waiting.
+    await handle.signal(OrderWorkflow.payment_webhook, _webhook("evt_1"))
+    await order.called(REFRESH)
+    await waiting_for_3ds(handle, timers=2)
+    # The same event again, and one that decides nothing, do not wake it.
+    await handle.signal(OrderWorkflow.payment_webhook, _webhook("evt_1"))
+    await handle.signal(OrderWorkflow.payment_webhook, _webhook("evt_2", "payment_intent.created"))
+    view = await handle.result()
+    assert view.failure_code == "payment_action_timeout"
+    assert order.ran.count(REFRESH) == 2  # the first webhook's and the deadline's
+
+
+async def test_a_cancel_while_3ds_waits_voids_and_releases(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order({AUTHORIZE: [requires_action()], REFRESH: [requires_action()]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await waiting_for_3ds(handle)
+    view = await handle.execute_update(
+        OrderWorkflow.cancel, CancelRequest(reason="changed my mind")
+    )
+    assert (view.status, view.next_action_url) == (OrderStatus.CANCELLED, None)
+    assert await handle.result() == view
+    assert order.ran == [
+        VALIDATE,
+        RESERVE,
+        AUTHORIZE,
+        EXTEND,
+        VOID,
+        RELEASE,
+        CLOSE,
+        CANCELLED_EMAIL,
+    ]
