@@ -31,8 +31,10 @@ from temporalio.worker import Worker
 from activities.email import SendEmailResult
 from activities.payments import AuthorizationResult
 from models.orders import LineSnapshot, OrderSnapshot
+from temporal.clients.orders import workflow_id
 from temporal.queues import TaskQueue
-from workflows.orders import OrderInput, OrderView, OrderWorkflow, workflow_id
+from workflows.orders import OrderWorkflow
+from workflows.types.orders import OrderInput, OrderView
 
 USER = "usr_recorded"
 MUG = LineSnapshot(
@@ -132,7 +134,8 @@ Step = Succeed | Fail | Block
 
 def flaky(times: int, type: str = "provider_unavailable") -> list[Step]:
     """Fail ``times`` times with a transient (retryable) error, then succeed."""
-    return [Fail(type, "a transient failure", non_retryable=False)] * times + [Succeed()]
+    steps: list[Step] = [Fail(type, "a transient failure", non_retryable=False)] * times
+    return [*steps, Succeed()]
 
 
 def authorization(status: str, **fields: Any) -> Succeed:
