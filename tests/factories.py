@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import uuid4
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import create_session_factory, transaction
+from models.users import Role
+from services.users import UserRepository
+
+# The ``make_client`` fixture: a client over an app with some settings changed.
+ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 PASSWORD = "violet tangerine orbit lamp 42"
 
@@ -53,18 +62,19 @@ async def signed_up(
     return user, bearer(tokens)
 
 
-async def staff_headers(client: httpx.AsyncClient, engine: Any) -> dict[str, str]:
-    """A signed-in staff member (registered, then promoted in the database)."""
-    from core.db import create_session_factory, transaction
-    from models.users import Role
-    from services.users import UserRepository
-
-    user = await register(client, name="Staff Member")
+async def promote(engine: AsyncEngine, user_id: str, role: Role) -> None:
+    """Give a registered user a role, as an admin would (straight in the database)."""
     async with transaction(create_session_factory(engine)) as session:
-        row = await UserRepository(session).get(user["id"])
+        row = await UserRepository(session).get(user_id)
         assert row is not None
-        row.role = Role.STAFF
+        row.role = role
         session.add(row)
+
+
+async def staff_headers(client: httpx.AsyncClient, engine: AsyncEngine) -> dict[str, str]:
+    """A signed-in staff member (registered, then promoted in the database)."""
+    user = await register(client, name="Staff Member")
+    await promote(engine, user["id"], Role.STAFF)
     return bearer(await login(client, email=user["email"]))
 
 

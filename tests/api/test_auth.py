@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
+from core.db import create_session_factory, transaction
+from models.auth import RefreshToken
+from models.base import utcnow
+from services.auth import hash_refresh_token
 from tests.factories import (
     PASSWORD,
+    ClientFactory,
     bearer,
     login,
     register,
@@ -18,8 +24,6 @@ from tests.factories import (
     staff_headers,
     unique_email,
 )
-
-ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 async def test_the_whole_session_flow(client: httpx.AsyncClient) -> None:
@@ -307,3 +311,39 @@ async def test_staff_lift_a_sign_in_lock_out(
         "/api/admin/sign-in-locks/unlock", json={"email": user["email"]}, headers=staff
     )
     assert again.json()["unlocked"] is False
+
+
+async def test_parallel_guesses_cannot_slip_under_the_throttle(make_client: ClientFactory) -> None:
+    client = await make_client(login_max_failures_per_email=5, login_throttle_window_seconds=60)
+    user = await register(client)
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/api/auth/login", json={"email": user["email"], "password": f"guess number {i}"}
+            )
+            for i in range(20)
+        )
+    )
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(401) <= 5
+    assert statuses.count(429) >= 15
+
+
+async def test_a_refresh_token_minted_while_its_session_was_revoked_is_dead(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    user = await register(client)
+    first = await login(client, email=user["email"])
+    second = (
+        await client.post("/api/auth/refresh", json={"refreshToken": first["refreshToken"]})
+    ).json()
+    # What a logout racing that refresh leaves behind: the old token revoked, the new
+    # one (inserted after the logout's UPDATE began) not.
+    async with transaction(create_session_factory(engine)) as session:
+        await session.exec(
+            update(RefreshToken)
+            .where(col(RefreshToken.token_hash) == hash_refresh_token(first["refreshToken"]))
+            .values(revoked_at=utcnow())
+        )
+    response = await client.post("/api/auth/refresh", json={"refreshToken": second["refreshToken"]})
+    assert response.status_code == 401

@@ -334,3 +334,46 @@ async def test_searches_and_views_are_recorded(
     assert by_name["product_search"] == {"search": term, "resultsCount": 0}
     assert by_name["product_view"]["productId"] == catalogue["wired"]["id"]
     assert by_name["product_view"]["price"] == 4999
+
+
+async def test_out_of_range_numbers_are_422_not_500(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    assert (
+        await client.get("/api/products", params={"minPrice": 99_999_999_999})
+    ).status_code == 422
+    huge = await client.post(
+        "/api/products",
+        headers=staff,
+        json={"sku": unique_slug("big"), "name": "Big", "price": 3_000_000_000},
+    )
+    assert huge.status_code == 422
+    product = (
+        await client.post("/api/products", headers=staff,
+                          json={"sku": unique_slug("rv"), "name": "Paged", "price": 1})
+    ).json()  # fmt: skip
+    paged = await client.get(f"/api/products/{product['id']}/reviews", params={"page": 10**12})
+    assert paged.status_code == 422
+
+
+async def test_product_replace_keeps_the_slug_and_nulls_are_refused(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    sku = unique_slug("put")
+    product = (
+        await client.post(
+            "/api/products", headers=staff, json={"sku": sku, "name": "Put Me", "price": 10}
+        )
+    ).json()
+    replaced = await client.put(
+        f"/api/products/{product['id']}",
+        headers=staff,
+        json={"sku": sku, "name": "Put Again", "price": 20},
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["slug"] == product["slug"]
+    nulled = await client.patch(
+        f"/api/products/{product['id']}", headers=staff, json={"active": None}
+    )
+    assert nulled.status_code == 422
+    assert nulled.json()["field"] == "active"

@@ -10,7 +10,7 @@ from sqlmodel import func, select
 
 from core.db import create_session_factory
 from models.users import User
-from tests.factories import PASSWORD, signed_up, unique_email
+from tests.factories import PASSWORD, register, signed_up, unique_email
 
 
 async def _users_with(engine: AsyncEngine, email: str) -> int:
@@ -113,3 +113,14 @@ async def test_a_malformed_key_is_400(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_idempotency_key"
+
+
+async def test_sign_in_answers_are_never_replayed(client: httpx.AsyncClient) -> None:
+    user = await register(client)
+    key = {"Idempotency-Key": f"login-{unique_email()}"}
+    body = {"email": user["email"], "password": PASSWORD}
+    first = await client.post("/api/auth/login", json=body, headers=key)
+    second = await client.post("/api/auth/login", json=body, headers=key)
+    assert first.status_code == second.status_code == 200
+    assert "idempotent-replayed" not in second.headers
+    assert first.json()["refreshToken"] != second.json()["refreshToken"]

@@ -248,3 +248,43 @@ async def test_only_staff_manage_coupons_and_codes_are_unique(
         json={"code": "MINE", "kind": "percentage", "percent": "99"},
     )
     assert response.status_code == 403
+
+
+async def test_coupon_updates_are_checked(
+    client: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    code = unique_slug("UPD").upper()
+    await client.post(
+        "/api/coupons", headers=staff, json={"code": code, "kind": "percentage", "percent": "5"}
+    )
+    for i in range(2):
+        async with transaction(create_session_factory(engine)) as session:
+            await CouponService(session).redeem(
+                code, user_id=f"user_{i}", order_id=f"ord_{code}_{i}", subtotal=1000, currency="USD"
+            )
+    below = await client.patch(f"/api/coupons/{code}", headers=staff, json={"usageLimit": 1})
+    assert below.status_code == 409
+    assert below.json()["code"] == "usage_limit_below_use"
+    null = await client.patch(f"/api/coupons/{code}", headers=staff, json={"active": None})
+    assert null.status_code == 422
+
+
+async def test_concurrent_releases_give_a_coupon_use_back_once(
+    client: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    code = unique_slug("REL").upper()
+    await client.post(
+        "/api/coupons", headers=staff, json={"code": code, "kind": "percentage", "percent": "5"}
+    )
+    sessions = create_session_factory(engine)
+    async with transaction(sessions) as session:
+        await CouponService(session).redeem(
+            code, user_id="user_r", order_id=f"ord_{code}", subtotal=1000, currency="USD"
+        )
+
+    async def release() -> bool:
+        async with transaction(sessions) as session:
+            return await CouponService(session).release(f"ord_{code}")
+
+    assert sorted(await asyncio.gather(*(release() for _ in range(5)))) == [False] * 4 + [True]
+    assert (await client.get(f"/api/coupons/{code}", headers=staff)).json()["usedCount"] == 0

@@ -9,6 +9,7 @@ from api.app import create_app
 from cli.stack.process import free_port
 from core.errors import Conflict
 from core.settings import Settings
+from tests.factories import ClientFactory
 
 PROBLEM = "application/problem+json"
 
@@ -184,3 +185,12 @@ async def test_openapi_and_docs_are_under_api(client: httpx.AsyncClient) -> None
     docs = await client.get("/api/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+async def test_readiness_does_not_show_raw_errors(make_client: ClientFactory) -> None:
+    port = free_port()
+    client = await make_client(redis_url=f"redis://127.0.0.1:{port}/0")
+    response = await client.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["redis"].startswith("error")
+    assert str(port) not in response.text

@@ -9,8 +9,20 @@ from sqlmodel import select
 
 from core.db import create_session_factory
 from models.analytics import AnalyticsEvent
+from models.carts import Cart
 from models.outbox import OutboxEvent
-from tests.factories import PASSWORD, bearer, login, register, signed_up, unique_email
+from models.users import Role
+from tests.factories import (
+    PASSWORD,
+    ClientFactory,
+    bearer,
+    login,
+    promote,
+    register,
+    signed_up,
+    unique_email,
+    unique_slug,
+)
 
 NEW_PASSWORD = "quiet harbour lantern seventeen"
 
@@ -288,3 +300,54 @@ async def test_staff_can_see_and_manage_accounts(
     assert forced.status_code == 403
     too_big = await client.get("/api/users", headers=staff_headers, params={"limit": 101})
     assert too_big.status_code == 422
+
+
+async def test_only_admins_manage_staff_accounts(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    staff = await register(client, name="Staff")
+    admin = await register(client, name="Admin")
+    await promote(engine, staff["id"], Role.STAFF)
+    await promote(engine, admin["id"], Role.ADMIN)
+    staff_h = bearer(await login(client, email=staff["email"]))
+    admin_h = bearer(await login(client, email=admin["email"]))
+    refused = await client.patch(f"/api/users/{admin['id']}", headers=staff_h, json={"name": "X"})
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "admin_only"
+    assert (await client.delete(f"/api/users/{admin['id']}", headers=staff_h)).status_code == 403
+    allowed = await client.patch(f"/api/users/{staff['id']}", headers=admin_h, json={"name": "Ok"})
+    assert allowed.status_code == 200
+
+
+async def test_current_password_guesses_are_throttled(make_client: ClientFactory) -> None:
+    client = await make_client(login_max_failures_per_email=2, login_throttle_window_seconds=60)
+    user, headers = await signed_up(client)
+    statuses = []
+    for i in range(3):
+        response = await client.patch(
+            f"/api/users/{user['id']}",
+            headers=headers,
+            json={"password": "a brand new long password", "currentPassword": f"guess {i}"},
+        )
+        statuses.append(response.status_code)
+    assert statuses == [403, 403, 429]  # issue 11: a wrong current password is 403
+
+
+async def test_deleting_an_account_closes_its_cart(
+    client: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    product = (
+        await client.post("/api/products", headers=staff,
+                          json={"sku": unique_slug("del"), "name": "Gone", "price": 100})
+    ).json()  # fmt: skip
+    await client.post(
+        f"/api/inventory/{product['id']}/adjust", headers=staff, json={"delta": 1, "reason": "in"}
+    )
+    user, headers = await signed_up(client)
+    cart = (
+        await client.post("/api/cart/items", headers=headers, json={"productId": product["id"]})
+    ).json()
+    assert (await client.delete(f"/api/users/{user['id']}", headers=headers)).status_code == 204
+    async with create_session_factory(engine)() as session:
+        row = (await session.exec(select(Cart).where(Cart.id == cart["id"]))).one()
+    assert row.status == "closed"

@@ -17,7 +17,12 @@ from models.catalog import ProductCreate
 from models.inventory import PurchaseOrder, ReservationLine, StockLevel, StockMovement
 from models.outbox import OutboxEvent
 from services.catalog.products import ProductService
-from services.inventory import InsufficientStock, InventoryService, OutOfStock
+from services.inventory import (
+    InsufficientStock,
+    InventoryService,
+    OutOfStock,
+    ReservationLapsed,
+)
 from tests.factories import unique_slug
 
 
@@ -237,3 +242,24 @@ async def test_two_hundred_racing_reservations_for_ten_units(sessions: SessionFa
         assert level is not None
         assert level.on_hand - level.reserved == 0
     await _ledger_adds_up(sessions, product)
+
+
+async def test_a_lapsed_reservation_is_never_reported_as_held(sessions: SessionFactory) -> None:
+    product = await _product(sessions, stock=2)
+    line = [ReservationLine(product_id=product, quantity=1)]
+    order = f"ord_lap_{product[-8:]}"
+    async with transaction(sessions) as session:
+        await InventoryService(session).reserve(order, line, timedelta(minutes=5))
+    async with transaction(sessions) as session:
+        await InventoryService(session).release(order)
+    for action in ("reserve", "commit"):
+        try:
+            async with transaction(sessions) as session:
+                service = InventoryService(session)
+                if action == "reserve":
+                    await service.reserve(order, line, timedelta(minutes=5))
+                else:
+                    await service.commit(order)
+        except ReservationLapsed:
+            continue
+        raise AssertionError(f"{action} after the release must answer reservation_lapsed")
