@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
@@ -28,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from cli.stack.process import find_binary
-from core.db import create_engine
+from core.db import SessionFactory, create_engine
 from core.redis import create_redis
 from core.settings import Settings
 from migrations.runner import upgrade
@@ -131,19 +131,29 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """A session inside a transaction that is rolled back after the test, whatever the
-    test commits (commits become savepoints)."""
+async def db_sessions(engine: AsyncEngine) -> AsyncIterator[SessionFactory]:
+    """Sessions inside one transaction that is rolled back after the test, whatever the
+    test commits (commits, and ``transaction()`` blocks, become savepoints). They share
+    one connection: one at a time, nothing concurrent, nothing seen by the API or
+    workers; a test needing those commits through ``create_session_factory(engine)``."""
     async with engine.connect() as conn:
         outer = await conn.begin()
-        session = AsyncSession(
-            bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
         try:
-            yield session
+            yield async_sessionmaker(
+                bind=conn,
+                class_=AsyncSession,
+                join_transaction_mode="create_savepoint",
+                expire_on_commit=False,
+            )
         finally:
-            await session.close()
             await outer.rollback()
+
+
+@pytest.fixture
+async def db_session(db_sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """One session inside the transaction ``db_sessions`` rolls back."""
+    async with db_sessions() as session:
+        yield session
 
 
 @pytest.fixture

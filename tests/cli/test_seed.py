@@ -91,9 +91,9 @@ async def test_seeding_twice_adds_nothing_the_second_time(
 
 @pytest.mark.parametrize("first_number", [1, 1001])
 async def test_products_can_be_added_in_ranges(
-    settings: Settings, engine: AsyncEngine, first_number: int
+    settings: Settings, db_sessions: SessionFactory, first_number: int
 ) -> None:
-    seeder = Seeder(create_session_factory(engine), settings, Console(quiet=True))
+    seeder = Seeder(db_sessions, settings, Console(quiet=True))
     leaves = await seeder.categories()
     added = await seeder.products(random.Random(1), 5, leaves, first_number=first_number + 50_000)
     assert added == 5
@@ -318,9 +318,9 @@ async def test_reseeding_tops_up_reviews_and_leaves_hand_made_data_alone(
 
 
 async def test_products_top_up_the_missing_numbers_only(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, db_sessions: SessionFactory
 ) -> None:
-    sessions = create_session_factory(engine)
+    sessions = db_sessions
     seeder = Seeder(sessions, settings, Console(quiet=True))
     leaves = await seeder.categories()
     assert await seeder.products(random.Random(3), 3, leaves, first_number=60_001) == 3

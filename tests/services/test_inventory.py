@@ -27,8 +27,9 @@ from tests.factories import unique_slug
 
 
 @pytest.fixture
-def sessions(engine: AsyncEngine) -> SessionFactory:
-    return create_session_factory(engine)
+def sessions(db_sessions: SessionFactory) -> SessionFactory:
+    """Rolled back after each test; racing tests commit through their own connections."""
+    return db_sessions
 
 
 async def _product(sessions: SessionFactory, stock: int = 0, **fields: Any) -> str:
@@ -117,7 +118,8 @@ async def test_a_reservation_is_all_or_nothing_and_names_what_is_short(
     assert await _stock(sessions, scarce) == (1, 0, 1)
 
 
-async def test_no_overselling_under_concurrent_checkouts(sessions: SessionFactory) -> None:
+async def test_no_overselling_under_concurrent_checkouts(engine: AsyncEngine) -> None:
+    sessions = create_session_factory(engine)
     a = await _product(sessions, stock=10)
     b = await _product(sessions, stock=10)
     # 30 orders race for 10 units of each; half list the products in the other order,
@@ -229,7 +231,8 @@ async def test_extending_a_reservation_keeps_it_from_the_sweeper(sessions: Sessi
     assert await _stock(sessions, product) == (2, 2, 0)
 
 
-async def test_two_hundred_racing_reservations_for_ten_units(sessions: SessionFactory) -> None:
+async def test_two_hundred_racing_reservations_for_ten_units(engine: AsyncEngine) -> None:
+    sessions = create_session_factory(engine)
     product = await _product(sessions, stock=10)
     results = await asyncio.gather(
         *(_reserve(sessions, f"ord_{i:03d}_{product[-12:]}", {product: 1}) for i in range(200))
