@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -14,3 +14,11 @@ async def standins(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Orde
     of workers per test module; each test scripts its own orders."""
     async with OrderStandIns().running(time_skipping_env.client) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _release_blocks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that fails while a stand-in is blocked must not stall the ones after it."""
+    yield
+    if "standins" in request.fixturenames:
+        request.getfixturevalue("standins").release_all()

@@ -105,7 +105,8 @@ class Block:
     """Wait until released (then answer as the happy path would) or cancelled.
 
     It heartbeats while it waits, so a cancelled activity hears of it (the workers'
-    heartbeat throttle is short)."""
+    heartbeat throttle is short). It must end before its workflow does: an activity
+    still running holds the time-skipping server's clock for every test after it."""
 
     started: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
@@ -211,6 +212,14 @@ class OrderStandIns:
         """A script for a new order (a fresh id)."""
         order_id = f"ord_standin_{next(_ids)}_{uuid4().hex[:6]}"
         return self.script(order_id, plan)
+
+    def release_all(self) -> None:
+        """End every block (after a test, passed or not, so none outlives it)."""
+        for script in self.scripts.values():
+            for steps in script.plan.values():
+                for step in steps:
+                    if isinstance(step, Block):
+                        step.release()
 
     def script(self, order_id: str, plan: Mapping[str, Sequence[Step]] | None = None) -> Script:
         script = self.scripts.setdefault(order_id, Script(order_id))
@@ -368,13 +377,19 @@ async def start_order(
     )
 
 
+async def until_event(
+    handle: WorkflowHandle[Any, OrderView], event_type: EventType.ValueType, times: int = 1
+) -> None:
+    """Until the workflow's history holds ``times`` events of ``event_type``."""
+    for _ in range(400):
+        history = await handle.fetch_history()
+        if sum(e.event_type == event_type for e in history.events) >= times:
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError(f"{handle.id} never had {times} {EventType.Name(event_type)}")
+
+
 async def waiting_for_3ds(handle: WorkflowHandle[Any, OrderView], timers: int = 1) -> None:
     """Until the workflow waits for the customer (its ``timers``-th 3-D Secure wait has
     started its timer)."""
-    for _ in range(400):
-        history = await handle.fetch_history()
-        started = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
-        if len(started) >= timers:
-            return
-        await asyncio.sleep(0.01)
-    raise TimeoutError(f"{handle.id} never waited for 3-D Secure")
+    await until_event(handle, EventType.EVENT_TYPE_TIMER_STARTED, timers)

@@ -9,6 +9,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -40,6 +41,7 @@ from tests.workflows.order_standins import (
     ends_queued,
     requires_action,
     start_order,
+    until_event,
     waiting_for_3ds,
 )
 from workflows.orders import CancelRequest, OrderView, OrderWorkflow, PaymentWebhook
@@ -193,18 +195,23 @@ async def test_once_fulfilment_has_started_a_cancel_is_refused(
 async def test_a_cancel_from_temporal_undoes_the_order_too(
     time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
 ) -> None:
-    block = Block()
-    order = standins.order({AUTHORIZE: [block]})
+    block, undo = Block(), Block()
+    order = standins.order({AUTHORIZE: [block], VOID: [undo]})
     handle = await start_order(time_skipping_env.client, order.order_id)
     await asyncio.wait_for(block.started.wait(), 5)
     await handle.cancel()  # as from the Temporal UI or CLI
+    await asyncio.wait_for(undo.started.wait(), 5)  # undoing starts at once
+    # The authorisation in flight was told to stop (it heard so through its heartbeat)
+    # and its worker said it did. (Ended only by the order, it would hold the test
+    # server's clock until its own timeout.)
+    await asyncio.wait_for(block.ended.wait(), 5)
+    assert block.cancelled
+    await until_event(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED)
+    undo.release()
     view = await handle.result()
     assert view.status == OrderStatus.CANCELLED
     assert order.ran == [VALIDATE, RESERVE, AUTHORIZE, VOID, RELEASE, CLOSE, CANCELLED_EMAIL]
     assert order.inputs(CLOSE)[0]["detail"] == "cancelled by an operator"
-    # The authorisation in flight was told to stop (it heard so through its heartbeat).
-    await asyncio.wait_for(block.ended.wait(), 5)
-    assert block.cancelled
 
 
 async def test_3ds_completed_by_the_customer_goes_through(
