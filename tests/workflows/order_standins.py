@@ -59,6 +59,11 @@ UNDO_CONFIRM = "orders.undo_confirm"
 CONFIRMATION = "email.send:order_confirmation"
 FAILED_EMAIL, CANCELLED_EMAIL = "email.send:order_failed", "email.send:order_cancelled"
 FORWARD = [VALIDATE, RESERVE, AUTHORIZE, CONFIRM, COMMIT, CAPTURE]
+AUTHORISED = FORWARD[:3]
+# Compensations in the order they run, from the last step that registered one.
+UNDO_ORDER = [UNDO_CONFIRM, VOID, RELEASE]  # from create-order on
+UNDO_PAYMENT = [VOID, RELEASE]  # from process-payment
+ENDS_FAILED, ENDS_CANCELLED = [CLOSE, FAILED_EMAIL], [CLOSE, CANCELLED_EMAIL]
 
 
 def ends_queued(ran: list[str], forward: list[str] = FORWARD) -> None:

@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from models.orders import OrderStatus
 from tests.workflows.order_standins import (
+    AUTHORISED,
     AUTHORIZE,
     CANCELLED_EMAIL,
     CAPTURE,
@@ -23,8 +24,9 @@ from tests.workflows.order_standins import (
     COMMIT,
     CONFIRM,
     CONFIRMATION,
+    ENDS_CANCELLED,
+    ENDS_FAILED,
     EXTEND,
-    FAILED_EMAIL,
     FORWARD,
     FULFIL,
     REFRESH,
@@ -32,7 +34,8 @@ from tests.workflows.order_standins import (
     RESERVE,
     THREE_DS_URL,
     TOTAL,
-    UNDO_CONFIRM,
+    UNDO_ORDER,
+    UNDO_PAYMENT,
     VALIDATE,
     VOID,
     Block,
@@ -59,70 +62,35 @@ def _webhook(
 @pytest.mark.parametrize(
     ("step", "status", "ran"),
     [
-        pytest.param(
-            VALIDATE, OrderStatus.PENDING, [VALIDATE, CLOSE, CANCELLED_EMAIL], id="validate"
-        ),
+        pytest.param(VALIDATE, OrderStatus.PENDING, [VALIDATE, *ENDS_CANCELLED], id="validate"),
         pytest.param(
             RESERVE,
             OrderStatus.PENDING,
-            [VALIDATE, RESERVE, RELEASE, CLOSE, CANCELLED_EMAIL],
+            [VALIDATE, RESERVE, RELEASE, *ENDS_CANCELLED],
             id="reserve",
         ),
         pytest.param(
             AUTHORIZE,
             OrderStatus.RESERVED,
-            [VALIDATE, RESERVE, AUTHORIZE, VOID, RELEASE, CLOSE, CANCELLED_EMAIL],
+            [*AUTHORISED, *UNDO_PAYMENT, *ENDS_CANCELLED],
             id="authorise",
         ),
         pytest.param(
             CONFIRM,
             OrderStatus.PAYMENT_AUTHORIZED,
-            [
-                VALIDATE,
-                RESERVE,
-                AUTHORIZE,
-                CONFIRM,
-                UNDO_CONFIRM,
-                VOID,
-                RELEASE,
-                CLOSE,
-                CANCELLED_EMAIL,
-            ],
+            [*AUTHORISED, CONFIRM, *UNDO_ORDER, *ENDS_CANCELLED],
             id="create-order",
         ),
         pytest.param(
             COMMIT,
             OrderStatus.CONFIRMED,
-            [
-                VALIDATE,
-                RESERVE,
-                AUTHORIZE,
-                CONFIRM,
-                COMMIT,
-                UNDO_CONFIRM,
-                VOID,
-                RELEASE,
-                CLOSE,
-                CANCELLED_EMAIL,
-            ],
+            [*AUTHORISED, CONFIRM, COMMIT, *UNDO_ORDER, *ENDS_CANCELLED],
             id="commit",
         ),
         pytest.param(
             CAPTURE,
             OrderStatus.CONFIRMED,
-            [
-                VALIDATE,
-                RESERVE,
-                AUTHORIZE,
-                CONFIRM,
-                COMMIT,
-                CAPTURE,
-                UNDO_CONFIRM,
-                VOID,
-                RELEASE,
-                CLOSE,
-                CANCELLED_EMAIL,
-            ],
+            [*FORWARD, *UNDO_ORDER, *ENDS_CANCELLED],
             id="capture",
         ),
     ],
@@ -210,7 +178,7 @@ async def test_a_cancel_from_temporal_undoes_the_order_too(
     undo.release()
     view = await handle.result()
     assert view.status == OrderStatus.CANCELLED
-    assert order.ran == [VALIDATE, RESERVE, AUTHORIZE, VOID, RELEASE, CLOSE, CANCELLED_EMAIL]
+    assert order.ran == [*AUTHORISED, *UNDO_PAYMENT, *ENDS_CANCELLED]
     assert order.inputs(CLOSE)[0]["detail"] == "cancelled by an operator"
 
 
@@ -249,17 +217,7 @@ async def test_3ds_failed_by_the_customer_declines_the_order(
         "payment_declined",
         None,
     )
-    assert order.ran == [
-        VALIDATE,
-        RESERVE,
-        AUTHORIZE,
-        EXTEND,
-        REFRESH,
-        VOID,
-        RELEASE,
-        CLOSE,
-        FAILED_EMAIL,
-    ]
+    assert order.ran == [*AUTHORISED, EXTEND, REFRESH, *UNDO_PAYMENT, *ENDS_FAILED]
     assert "authentication_failed" in order.inputs(CLOSE)[0]["detail"]
 
 
@@ -270,17 +228,7 @@ async def test_3ds_nobody_completes_times_out_at_the_deadline(
     handle = await start_order(time_skipping_env.client, order.order_id)
     view = await handle.result()  # the server skips the 15 minutes
     assert (view.status, view.failure_code) == (OrderStatus.FAILED, "payment_action_timeout")
-    assert order.ran == [
-        VALIDATE,
-        RESERVE,
-        AUTHORIZE,
-        EXTEND,
-        REFRESH,
-        VOID,
-        RELEASE,
-        CLOSE,
-        FAILED_EMAIL,
-    ]
+    assert order.ran == [*AUTHORISED, EXTEND, REFRESH, *UNDO_PAYMENT, *ENDS_FAILED]
     described = await handle.describe()
     assert described.close_time is not None
     assert described.close_time - described.start_time >= ACTION_TIMEOUT
@@ -327,13 +275,4 @@ async def test_a_cancel_while_3ds_waits_voids_and_releases(
     )
     assert (view.status, view.next_action_url) == (OrderStatus.CANCELLED, None)
     assert await handle.result() == view
-    assert order.ran == [
-        VALIDATE,
-        RESERVE,
-        AUTHORIZE,
-        EXTEND,
-        VOID,
-        RELEASE,
-        CLOSE,
-        CANCELLED_EMAIL,
-    ]
+    assert order.ran == [*AUTHORISED, EXTEND, *UNDO_PAYMENT, *ENDS_CANCELLED]

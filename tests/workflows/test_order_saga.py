@@ -12,20 +12,22 @@ from temporalio.testing import WorkflowEnvironment
 from models.orders import OrderStatus
 from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
 from tests.workflows.order_standins import (
+    AUTHORISED,
     AUTHORIZE,
     CAPTURE,
     CLOSE,
     COMMIT,
     CONFIRM,
     CONFIRMATION,
-    FAILED_EMAIL,
+    ENDS_FAILED,
     FORWARD,
     FULFIL,
     RELEASE,
     RESERVE,
     TEA,
     TOTAL,
-    UNDO_CONFIRM,
+    UNDO_ORDER,
+    UNDO_PAYMENT,
     USER,
     VALIDATE,
     VOID,
@@ -83,64 +85,31 @@ SHORT = {"productId": TEA.product_id, "requested": 1, "available": 0}
         pytest.param(
             RESERVE,
             Fail("out_of_stock", details={"unavailableItems": [SHORT]}),
-            [VALIDATE, RESERVE, RELEASE, CLOSE, FAILED_EMAIL],
+            [VALIDATE, RESERVE, RELEASE, *ENDS_FAILED],
             id="reserve",
         ),
         pytest.param(
             AUTHORIZE,
             Fail("payment_declined", details={"reason": "card_declined"}),
-            [VALIDATE, RESERVE, AUTHORIZE, VOID, RELEASE, CLOSE, FAILED_EMAIL],
+            [*AUTHORISED, *UNDO_PAYMENT, *ENDS_FAILED],
             id="authorise",
         ),
         pytest.param(
             CONFIRM,
             Fail("cart_not_active"),
-            [
-                VALIDATE,
-                RESERVE,
-                AUTHORIZE,
-                CONFIRM,
-                UNDO_CONFIRM,
-                VOID,
-                RELEASE,
-                CLOSE,
-                FAILED_EMAIL,
-            ],
+            [*AUTHORISED, CONFIRM, *UNDO_ORDER, *ENDS_FAILED],
             id="create-order",
         ),
         pytest.param(
             COMMIT,
             Fail("reservation_lapsed"),
-            [
-                VALIDATE,
-                RESERVE,
-                AUTHORIZE,
-                CONFIRM,
-                COMMIT,
-                UNDO_CONFIRM,
-                VOID,
-                RELEASE,
-                CLOSE,
-                FAILED_EMAIL,
-            ],
+            [*AUTHORISED, CONFIRM, COMMIT, *UNDO_ORDER, *ENDS_FAILED],
             id="commit",
         ),
         pytest.param(
             CAPTURE,
             Fail("payment_missing"),
-            [
-                VALIDATE,
-                RESERVE,
-                AUTHORIZE,
-                CONFIRM,
-                COMMIT,
-                CAPTURE,
-                UNDO_CONFIRM,
-                VOID,
-                RELEASE,
-                CLOSE,
-                FAILED_EMAIL,
-            ],
+            [*FORWARD, *UNDO_ORDER, *ENDS_FAILED],
             id="capture",
         ),
     ],
@@ -174,19 +143,7 @@ async def test_a_step_that_keeps_failing_is_retried_three_times_then_fails_the_o
     view = await (await start_order(time_skipping_env.client, order.order_id)).result()
     # The step's name, not the internal error, is what the order shows.
     assert (view.status, view.failure_code) == (OrderStatus.FAILED, "create_order_failed")
-    assert order.ran == [
-        VALIDATE,
-        RESERVE,
-        AUTHORIZE,
-        CONFIRM,
-        CONFIRM,
-        CONFIRM,
-        UNDO_CONFIRM,
-        VOID,
-        RELEASE,
-        CLOSE,
-        FAILED_EMAIL,
-    ]
+    assert order.ran == [*AUTHORISED, CONFIRM, CONFIRM, CONFIRM, *UNDO_ORDER, *ENDS_FAILED]
     [close] = order.inputs(CLOSE)
     assert close["detail"] == "create-order: could not complete; it was retried"
 
@@ -197,7 +154,7 @@ async def test_a_bug_in_a_step_fails_the_order_without_showing_internals(
     order = standins.order({AUTHORIZE: [Fail("KeyError", "'intent_id'")]})
     view = await (await start_order(time_skipping_env.client, order.order_id)).result()
     assert (view.status, view.failure_code) == (OrderStatus.FAILED, "process_payment_failed")
-    assert order.ran == [VALIDATE, RESERVE, AUTHORIZE, VOID, RELEASE, CLOSE, FAILED_EMAIL]
+    assert order.ran == [*AUTHORISED, *UNDO_PAYMENT, *ENDS_FAILED]
     assert "intent_id" not in str(order.inputs(CLOSE))
 
 
@@ -207,7 +164,7 @@ async def test_an_authorisation_that_is_neither_held_nor_waiting_is_a_decline(
     order = standins.order({AUTHORIZE: [authorization("requires_payment_method")]})
     view = await (await start_order(time_skipping_env.client, order.order_id)).result()
     assert (view.status, view.failure_code) == (OrderStatus.FAILED, "payment_declined")
-    assert order.ran == [VALIDATE, RESERVE, AUTHORIZE, VOID, RELEASE, CLOSE, FAILED_EMAIL]
+    assert order.ran == [*AUTHORISED, *UNDO_PAYMENT, *ENDS_FAILED]
 
 
 async def test_a_step_that_fails_transiently_goes_through_on_a_later_attempt(
@@ -238,19 +195,7 @@ async def test_a_compensation_that_fails_is_retried_until_it_succeeds(
     view = await (await start_order(time_skipping_env.client, order.order_id)).result()
     assert (view.status, view.failure_code) == (OrderStatus.FAILED, "payment_declined")
     # More attempts than a forward step gets; the next compensation waits for it.
-    assert order.ran == [
-        VALIDATE,
-        RESERVE,
-        AUTHORIZE,
-        VOID,
-        VOID,
-        VOID,
-        VOID,
-        VOID,
-        RELEASE,
-        CLOSE,
-        FAILED_EMAIL,
-    ]
+    assert order.ran == [*AUTHORISED, VOID, VOID, VOID, VOID, *UNDO_PAYMENT, *ENDS_FAILED]
 
 
 async def test_a_lost_email_never_undoes_an_order(
