@@ -31,6 +31,7 @@ from temporalio.worker import Worker
 from activities.email import SendEmailResult
 from activities.payments import AuthorizationResult
 from models.orders import LineSnapshot, OrderSnapshot
+from temporal.attempts import StepAttempts
 from temporal.clients.orders import workflow_id
 from temporal.queues import TaskQueue
 from workflows.orders import OrderWorkflow
@@ -331,7 +332,8 @@ class OrderStandIns:
         return result
 
     def workers(self, client: Client) -> list[Worker]:
-        """``OrderWorkflow`` and these stand-ins on the real queues."""
+        """``OrderWorkflow`` and these stand-ins on the real queues, with the real
+        workers' retry budgets (``StepAttempts``)."""
         orders = [
             self.validate,
             self.reserve_stock,
@@ -350,6 +352,7 @@ class OrderStandIns:
                 task_queue=str(TaskQueue.ORDERS),
                 workflows=[OrderWorkflow],
                 activities=orders,
+                interceptors=[StepAttempts()],
                 max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                 default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
             ),
@@ -357,10 +360,16 @@ class OrderStandIns:
                 client,
                 task_queue=str(TaskQueue.PAYMENTS),
                 activities=payments,
+                interceptors=[StepAttempts()],
                 max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                 default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
             ),
-            Worker(client, task_queue=str(TaskQueue.NOTIFICATIONS), activities=[self.send_email]),
+            Worker(
+                client,
+                task_queue=str(TaskQueue.NOTIFICATIONS),
+                activities=[self.send_email],
+                interceptors=[StepAttempts()],
+            ),
         ]
 
     @asynccontextmanager

@@ -47,7 +47,8 @@ from tests.workflows.order_standins import (
     until_event,
     waiting_for_3ds,
 )
-from workflows.orders import CancelRequest, OrderView, OrderWorkflow, PaymentWebhook
+from workflows.orders import OrderWorkflow
+from workflows.types.orders import CancelRequest, OrderView, PaymentWebhook
 
 AFTER_3DS = [CONFIRM, COMMIT, CAPTURE]
 ACTION_TIMEOUT = timedelta(minutes=15)

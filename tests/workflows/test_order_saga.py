@@ -38,7 +38,8 @@ from tests.workflows.order_standins import (
     flaky,
     start_order,
 )
-from workflows.orders import OrderView, OrderWorkflow
+from workflows.orders import OrderWorkflow
+from workflows.types.orders import OrderView
 
 
 async def test_an_order_runs_every_step_and_is_queued_for_fulfilment(
