@@ -76,12 +76,16 @@ def _invalid_json(request: Request, error: dict[str, Any]) -> Response:
     reason = str(error.get("ctx", {}).get("error", "invalid JSON"))
     return problem_response(
         status=HTTPStatus.UNPROCESSABLE_ENTITY,
-        code="invalid_json",
+        code="validation_error",
         title="The body is not valid JSON",
         detail=f"the body is not valid JSON: {reason} at line {line}, column {column}",
         instance=request.url.path,
         request_id=current_request_id(request),
-        extra={"line": line, "column": column},
+        extra={
+            "line": line,
+            "column": column,
+            "errors": [{"field": "body", "in": "body", "message": reason, "type": "json_invalid"}],
+        },
     )
 
 

@@ -123,7 +123,8 @@ async def test_malformed_json_names_the_line_and_column(client: httpx.AsyncClien
     )
     assert response.status_code == 422, response.text
     body = response.json()
-    assert body["code"] == "invalid_json"
+    assert body["code"] == "validation_error"
+    assert body["errors"][0]["type"] == "json_invalid"
     assert body["detail"].startswith("the body is not valid JSON: ")
     assert "line 2, column 28" in body["detail"]
     assert (body["line"], body["column"]) == (2, 28)
