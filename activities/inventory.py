@@ -7,7 +7,7 @@ from temporalio import activity
 
 from core.db import SessionFactory, transaction
 from models.base import utcnow
-from services.inventory import InventoryService
+from services.inventory import ReservationService
 
 
 class SweepInput(BaseModel):
@@ -29,9 +29,9 @@ class InventoryActivities:
         Idempotent: only reservations still active and past their expiry move."""
         now = utcnow()
         async with self._sessions() as session:
-            orders = await InventoryService(session).expired_orders(now, input.limit)
+            orders = await ReservationService(session).expired_orders(now, input.limit)
         released = 0
         for order_id in orders:
             async with transaction(self._sessions) as session:
-                released += await InventoryService(session).expire(order_id, now)
+                released += await ReservationService(session).expire(order_id, now)
         return SweepResult(orders=len(orders), reservations=released)

@@ -12,7 +12,7 @@ from core.db import SessionFactory, transaction
 from core.settings import Settings
 from models.orders import OrderSnapshot, OrderStatus
 from services.analytics import AnalyticsRecorder
-from services.inventory import InventoryService
+from services.inventory import ReservationService
 from services.orders import OrderService
 from temporal.clients.carts import CartReminderWorkflows
 from temporal.errors import application_errors
@@ -53,7 +53,7 @@ class OrderActivities:
                 # holds nothing for it.
                 order = await orders.forward(input.order_id)
                 lines = await orders.reservation_lines(input.order_id)
-                await InventoryService(session).reserve(
+                await ReservationService(session).reserve(
                     input.order_id, lines, timedelta(seconds=input.ttl_seconds)
                 )
                 await orders.transition(order, OrderStatus.RESERVED, "stock reserved")
@@ -61,7 +61,7 @@ class OrderActivities:
     @activity.defn(name="orders.extend_reservation")
     async def extend_reservation(self, input: ExtendInput) -> int:
         async with transaction(self._sessions) as session:
-            return await InventoryService(session).extend(input.order_id, input.until)
+            return await ReservationService(session).extend(input.order_id, input.until)
 
     @activity.defn(name="orders.confirm")
     async def confirm(self, input: OrderRef) -> None:
@@ -79,7 +79,7 @@ class OrderActivities:
         with application_errors():
             async with transaction(self._sessions) as session:
                 await self._orders(session).forward(input.order_id)
-                return await InventoryService(session).commit(input.order_id)
+                return await ReservationService(session).commit(input.order_id)
 
     @activity.defn(name="orders.queue_fulfillment")
     async def queue_fulfillment(self, input: OrderRef) -> None:
@@ -94,7 +94,7 @@ class OrderActivities:
         async with transaction(self._sessions) as session:
             orders = self._orders(session)
             order = await orders.undo_started(input.order_id)
-            inventory = InventoryService(session)
+            inventory = ReservationService(session)
             count = await inventory.release(input.order_id)
             count += await inventory.restock(input.order_id)
             if count:

@@ -33,7 +33,7 @@ from services.addresses import AddressService
 from services.analytics import AnalyticsRecorder
 from services.carts import CartService
 from services.checkout import Checkout
-from services.inventory import InventoryService
+from services.inventory import StockService
 from services.order_repository import OrderRepository
 from services.users import UserNotFound, UserRepository
 
@@ -244,7 +244,7 @@ class SeedCheckout:
 
     async def stock_for(self, demand: Mapping[str, int], margin: int) -> None:
         """Enough stock for ``demand``, and ``margin`` more (above the low-stock line)."""
-        inventory = InventoryService(self.session)
+        inventory = StockService(self.session)
         for product_id in sorted(demand):
             missing = demand[product_id] + margin - (await inventory.get(product_id)).available
             if missing > 0:

@@ -20,7 +20,7 @@ from models.inventory import (
     StockAdjustment,
     StockPublic,
 )
-from services.inventory import InventoryService, Stock
+from services.inventory import PurchasingService, Stock, StockService
 
 router = APIRouter(tags=["inventory"])
 
@@ -48,7 +48,7 @@ async def low_stock(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Page[StockPublic]:
     """Products whose available stock is below their `lowStockThreshold`, lowest first."""
-    rows, total = await InventoryService(session).stock.low(offset=(page - 1) * limit, limit=limit)
+    rows, total = await StockService(session).low(offset=(page - 1) * limit, limit=limit)
     return Page(items=[_stock(s) for s in rows], total=total, page=page, limit=limit)
 
 
@@ -63,9 +63,9 @@ async def inventory(
 ) -> InventoryPublic:
     """`onHand`, `reserved`, `available` and the ledger (`movements`), newest first. The
     ledger always adds up to the stock numbers."""
-    service = InventoryService(session)
+    service = StockService(session)
     stock = await service.get(product_id)
-    movements, total = await service.stock.movements(
+    movements, total = await service.movements(
         product_id, offset=(page - 1) * limit, limit=limit
     )
     return InventoryPublic(
@@ -93,7 +93,7 @@ async def adjust(
     """Add (`delta` > 0) or remove stock, with a `reason` for the ledger. A removal that
     would leave less than is reserved, or negative stock, answers 409
     `insufficient_stock` and writes nothing."""
-    stock = await InventoryService(session).adjust(
+    stock = await StockService(session).adjust(
         product_id, body.delta, body.reason, reference=caller.user.id
     )
     invalidate_catalog(session, redis)
@@ -110,7 +110,7 @@ async def purchase_orders(
     caller: StaffUser, session: DbSession, status: PurchaseOrderStatus | None = None
 ) -> list[PurchaseOrderPublic]:
     """Newest first; auto-reorder opens one when a product runs low."""
-    return [_po(po) for po in await InventoryService(session).purchase_orders(status)]
+    return [_po(po) for po in await PurchasingService(session).purchase_orders(status)]
 
 
 @router.post(
@@ -124,6 +124,6 @@ async def receive(
 ) -> PurchaseOrderPublic:
     """Adds the ordered quantity to stock as a receipt; a second receive answers 409
     `purchase_order_not_open`."""
-    po = await InventoryService(session).receive(purchase_order_id)
+    po = await PurchasingService(session).receive(purchase_order_id)
     invalidate_catalog(session, redis)
     return _po(po)

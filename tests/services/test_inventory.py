@@ -19,9 +19,11 @@ from models.outbox import OutboxEvent
 from services.catalog.products import ProductService
 from services.inventory import (
     InsufficientStock,
-    InventoryService,
     OutOfStock,
     ReservationLapsed,
+    PurchasingService,
+    ReservationService,
+    StockService,
 )
 from tests.factories import unique_slug
 
@@ -40,13 +42,13 @@ async def _product(sessions: SessionFactory, stock: int = 0, **fields: Any) -> s
         product_id = product.id
     if stock:
         async with transaction(sessions) as session:
-            await InventoryService(session).adjust(product_id, stock, "initial count")
+            await StockService(session).adjust(product_id, stock, "initial count")
     return product_id
 
 
 async def _stock(sessions: SessionFactory, product_id: str) -> tuple[int, int, int]:
     async with sessions() as session:
-        s = await InventoryService(session).get(product_id)
+        s = await StockService(session).get(product_id)
         return s.on_hand, s.reserved, s.available
 
 
@@ -70,7 +72,7 @@ async def _reserve(
 ) -> bool:
     try:
         async with transaction(sessions) as session:
-            await InventoryService(session).reserve(
+            await ReservationService(session).reserve(
                 order_id,
                 [ReservationLine(product_id=p, quantity=q) for p, q in lines.items()],
                 timedelta(seconds=ttl),
@@ -85,15 +87,15 @@ async def test_adjustments_never_make_stock_negative(sessions: SessionFactory) -
     assert await _stock(sessions, product) == (10, 0, 10)
     with pytest.raises(InsufficientStock):
         async with transaction(sessions) as session:
-            await InventoryService(session).adjust(product, -11, "shrinkage")
+            await StockService(session).adjust(product, -11, "shrinkage")
     assert await _stock(sessions, product) == (10, 0, 10)
     assert await _reserve(sessions, unique_slug("ord"), {product: 8})
     # Reserved stock cannot be adjusted away either.
     with pytest.raises(InsufficientStock):
         async with transaction(sessions) as session:
-            await InventoryService(session).adjust(product, -3, "shrinkage")
+            await StockService(session).adjust(product, -3, "shrinkage")
     async with transaction(sessions) as session:
-        await InventoryService(session).adjust(product, -2, "shrinkage")
+        await StockService(session).adjust(product, -2, "shrinkage")
     assert await _stock(sessions, product) == (8, 8, 0)
     await _ledger_adds_up(sessions, product)
 
@@ -105,7 +107,7 @@ async def test_a_reservation_is_all_or_nothing_and_names_what_is_short(
     scarce = await _product(sessions, stock=1)
     with pytest.raises(OutOfStock) as caught:
         async with transaction(sessions) as session:
-            await InventoryService(session).reserve(
+            await ReservationService(session).reserve(
                 "ord_short",
                 [ReservationLine(product_id=plenty, quantity=3),
                  ReservationLine(product_id=scarce, quantity=2)],
@@ -143,16 +145,16 @@ async def test_reserve_release_and_commit_are_idempotent(sessions: SessionFactor
     assert await _stock(sessions, product) == (6, 4, 2)
     for expected in (1, 0):
         async with transaction(sessions) as session:
-            assert await InventoryService(session).release("ord_idem_1") == expected
+            assert await ReservationService(session).release("ord_idem_1") == expected
     assert await _stock(sessions, product) == (6, 0, 6)
 
     assert await _reserve(sessions, "ord_idem_2", {product: 5})
     for expected in (1, 0):
         async with transaction(sessions) as session:
-            assert await InventoryService(session).commit("ord_idem_2") == expected
+            assert await ReservationService(session).commit("ord_idem_2") == expected
     assert await _stock(sessions, product) == (1, 0, 1)  # sold
     async with transaction(sessions) as session:
-        assert await InventoryService(session).release("ord_idem_2") == 0  # sold stays sold
+        assert await ReservationService(session).release("ord_idem_2") == 0  # sold stays sold
     await _ledger_adds_up(sessions, product)
 
 
@@ -179,8 +181,8 @@ async def test_low_stock_alerts_once_per_crossing_and_reorders_once(
     events = await _events(sessions, product)
     assert events == [{"productId": product, "currentStock": 4, "threshold": 5}]
     async with transaction(sessions) as session:
-        await InventoryService(session).release("ord_low_1")  # back to 9: re-armed
-        await InventoryService(session).release("ord_low_2")
+        await ReservationService(session).release("ord_low_1")  # back to 9: re-armed
+        await ReservationService(session).release("ord_low_2")
     assert await _reserve(sessions, "ord_low_3", {product: 7})  # 3 < 5: second alert
     assert [e["currentStock"] for e in await _events(sessions, product)] == [4, 3]
 
@@ -191,11 +193,11 @@ async def test_low_stock_alerts_once_per_crossing_and_reorders_once(
     assert [(po.quantity, po.status) for po in orders] == [(40, "open")]  # not two
 
     async with transaction(sessions) as session:
-        await InventoryService(session).receive(orders[0].id)
+        await PurchasingService(session).receive(orders[0].id)
     assert await _stock(sessions, product) == (50, 7, 43)
     with pytest.raises(ShopError) as again:
         async with transaction(sessions) as session:
-            await InventoryService(session).receive(orders[0].id)
+            await PurchasingService(session).receive(orders[0].id)
     assert again.value.code == "purchase_order_not_open"
     await _ledger_adds_up(sessions, product)
 
@@ -211,7 +213,7 @@ async def test_the_sweeper_returns_expired_reservations(sessions: SessionFactory
     async with sessions() as session:
         statuses = {
             r.order_id: r.status
-            for r in await InventoryService(session).reservations("ord_sweep_old")
+            for r in await ReservationService(session).reservations("ord_sweep_old")
         }
     assert statuses == {"ord_sweep_old": "expired"}
     await _ledger_adds_up(sessions, product)
@@ -224,7 +226,8 @@ async def test_extending_a_reservation_keeps_it_from_the_sweeper(sessions: Sessi
     assert await _reserve(sessions, "ord_3ds", {product: 2}, ttl=0.01)
     async with transaction(sessions) as session:
         assert (
-            await InventoryService(session).extend("ord_3ds", utcnow() + timedelta(minutes=10)) == 1
+            await ReservationService(session).extend("ord_3ds", utcnow() + timedelta(minutes=10))
+            == 1
         )
     await asyncio.sleep(0.05)
     await InventoryActivities(sessions).sweep_expired_reservations(SweepInput())
@@ -252,13 +255,13 @@ async def test_a_lapsed_reservation_is_never_reported_as_held(sessions: SessionF
     line = [ReservationLine(product_id=product, quantity=1)]
     order = f"ord_lap_{product[-8:]}"
     async with transaction(sessions) as session:
-        await InventoryService(session).reserve(order, line, timedelta(minutes=5))
+        await ReservationService(session).reserve(order, line, timedelta(minutes=5))
     async with transaction(sessions) as session:
-        await InventoryService(session).release(order)
+        await ReservationService(session).release(order)
     for action in ("reserve", "commit"):
         try:
             async with transaction(sessions) as session:
-                service = InventoryService(session)
+                service = ReservationService(session)
                 if action == "reserve":
                     await service.reserve(order, line, timedelta(minutes=5))
                 else:

@@ -1,0 +1,42 @@
+"""Purchase orders: listed for staff, received into stock once. Auto-reorder opens
+them (see ``StockService.after_change``)."""
+
+from __future__ import annotations
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import Conflict, NotFound
+from models.inventory import MovementKind, PurchaseOrder, PurchaseOrderStatus
+from services.inventory.repositories import PurchaseOrderRepository
+from services.inventory.stock import StockService
+
+
+class PurchasingService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.repository = PurchaseOrderRepository(session)
+        self.stock = StockService(session)
+
+    async def purchase_orders(self, status: PurchaseOrderStatus | None) -> list[PurchaseOrder]:
+        """Newest first."""
+        return await self.repository.recent(status)
+
+    async def receive(self, purchase_order_id: str) -> PurchaseOrder:
+        """Book an open purchase order's quantity into stock as a receipt; once."""
+        received = await self.repository.mark_received(purchase_order_id)
+        po = await self.repository.get(purchase_order_id)
+        if po is None:
+            raise NotFound(
+                f"no purchase order {purchase_order_id}", code="purchase_order_not_found"
+            )
+        if not received:
+            raise Conflict(
+                f"purchase order {purchase_order_id} is {po.status}", code="purchase_order_not_open"
+            )
+        await self.stock.adjust(
+            po.product_id,
+            po.quantity,
+            f"purchase order {po.id}",
+            kind=MovementKind.RECEIPT,
+            reference=po.id,
+        )
+        return po

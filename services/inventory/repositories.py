@@ -1,0 +1,312 @@
+"""All inventory SQL: stock levels and their ledger, reservations, purchase orders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, func, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.ids import IdPrefix, new_id
+from models.base import utcnow
+from models.catalog import Product
+from models.inventory import (
+    MovementKind,
+    PurchaseOrder,
+    PurchaseOrderStatus,
+    Reservation,
+    ReservationStatus,
+    StockLevel,
+    StockMovement,
+)
+
+ON_HAND = col(StockLevel.on_hand)
+RESERVED = col(StockLevel.reserved)
+AVAILABLE = ON_HAND - RESERVED
+
+
+@dataclass(frozen=True)
+class Stock:
+    product_id: str
+    on_hand: int
+    reserved: int
+    threshold: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class StockRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def ensure_rows(self, product_ids: Sequence[str]) -> None:
+        if product_ids:
+            await self.session.exec(
+                pg_insert(StockLevel)
+                .values([{"product_id": p, "on_hand": 0, "reserved": 0} for p in product_ids])
+                .on_conflict_do_nothing(index_elements=["product_id"])
+            )
+
+    async def stock(self, product_id: str) -> Stock | None:
+        row = (
+            await self.session.exec(
+                select(
+                    Product.id, Product.low_stock_threshold, StockLevel.on_hand, StockLevel.reserved
+                )
+                .outerjoin(StockLevel, col(StockLevel.product_id) == col(Product.id))
+                .where(Product.id == product_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return Stock(row[0], row[2] or 0, row[3] or 0, row[1])
+
+    async def available(self, product_ids: Sequence[str]) -> dict[str, int]:
+        rows = await self.session.exec(
+            select(StockLevel.product_id, AVAILABLE).where(
+                col(StockLevel.product_id).in_(product_ids)
+            )
+        )
+        found = {r[0]: int(r[1]) for r in rows.all()}
+        return {p: found.get(p, 0) for p in product_ids}
+
+    async def change(
+        self,
+        product_id: str,
+        *,
+        on_hand: int = 0,
+        reserved: int = 0,
+        guard_available: int | None = None,
+    ) -> bool:
+        """Apply deltas atomically; with ``guard_available``, only if at least that much is
+        available. False (and nothing changed) when a guard or constraint refuses."""
+        conditions: list[ColumnElement[bool]] = [
+            col(StockLevel.product_id) == product_id,
+            ON_HAND + on_hand >= 0,
+            RESERVED + reserved >= 0,
+            RESERVED + reserved <= ON_HAND + on_hand,
+        ]
+        if guard_available is not None:
+            conditions.append(guard_available <= AVAILABLE)
+        result = await self.session.exec(
+            update(StockLevel)
+            .where(and_(*conditions))
+            .values(on_hand=ON_HAND + on_hand, reserved=RESERVED + reserved, updated_at=utcnow())
+            .returning(col(StockLevel.product_id))
+        )
+        return result.first() is not None
+
+    def record(
+        self,
+        product_id: str,
+        kind: MovementKind,
+        *,
+        on_hand: int = 0,
+        reserved: int = 0,
+        reason: str | None = None,
+        reference: str | None = None,
+    ) -> None:
+        self.session.add(
+            StockMovement(
+                product_id=product_id,
+                kind=kind,
+                on_hand_delta=on_hand,
+                reserved_delta=reserved,
+                reason=reason,
+                reference=reference,
+            )
+        )
+
+    async def movements(
+        self, product_id: str, *, offset: int, limit: int
+    ) -> tuple[list[StockMovement], int]:
+        rows = await self.session.exec(
+            select(StockMovement)
+            .where(StockMovement.product_id == product_id)
+            .order_by(col(StockMovement.created_at).desc(), col(StockMovement.id).desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        total = await self.session.exec(
+            select(func.count())
+            .select_from(StockMovement)
+            .where(StockMovement.product_id == product_id)
+        )
+        return list(rows.all()), int(total.one())
+
+    async def low(self, *, offset: int, limit: int) -> tuple[list[Stock], int]:
+        available = AVAILABLE
+        condition = and_(
+            col(Product.deleted_at).is_(None),
+            func.coalesce(available, 0) < Product.low_stock_threshold,
+        )
+        query = (
+            select(Product.id, Product.low_stock_threshold, StockLevel.on_hand, StockLevel.reserved)
+            .outerjoin(StockLevel, col(StockLevel.product_id) == col(Product.id))
+            .where(condition)
+        )
+        rows = await self.session.exec(
+            query.order_by(func.coalesce(available, 0), col(Product.id)).offset(offset).limit(limit)
+        )
+        total = await self.session.exec(
+            select(func.count())
+            .select_from(Product)
+            .outerjoin(StockLevel, col(StockLevel.product_id) == col(Product.id))
+            .where(condition)
+        )
+        return [Stock(r[0], r[2] or 0, r[3] or 0, r[1]) for r in rows.all()], int(total.one())
+
+    async def mark_low(self, product_id: str) -> int | None:
+        """Flag the product as alerted if it just fell below its threshold: the available
+        count when it did, None when it is not low or was flagged already."""
+        crossed = await self.session.exec(
+            update(StockLevel)
+            .where(
+                col(StockLevel.product_id) == product_id,
+                col(StockLevel.low_stock_alerted).is_(False),
+                _threshold(product_id) > AVAILABLE,
+            )
+            .values(low_stock_alerted=True)
+            .returning(AVAILABLE)
+        )
+        row = crossed.first()
+        return None if row is None else int(row[0])
+
+    async def rearm(self, product_id: str) -> None:
+        """Clear the alert flag once stock is back at or above the threshold."""
+        await self.session.exec(
+            update(StockLevel)
+            .where(
+                col(StockLevel.product_id) == product_id,
+                col(StockLevel.low_stock_alerted).is_(True),
+                _threshold(product_id) <= AVAILABLE,
+            )
+            .values(low_stock_alerted=False)
+        )
+
+    async def product(self, product_id: str) -> Product | None:
+        """The product's row whatever its state (the alert and reorder terms live there)."""
+        return await self.session.get(Product, product_id)
+
+
+def _threshold(product_id: str) -> ColumnElement[int]:
+    return select(Product.low_stock_threshold).where(Product.id == product_id).scalar_subquery()
+
+
+class ReservationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, rows: Sequence[Reservation]) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def for_order(self, order_id: str) -> list[Reservation]:
+        result = await self.session.exec(
+            select(Reservation)
+            .where(Reservation.order_id == order_id)
+            .order_by(col(Reservation.product_id))
+        )
+        return list(result.all())
+
+    async def move(
+        self,
+        order_id: str,
+        source: ReservationStatus,
+        to: ReservationStatus,
+        *,
+        only_expired_before: datetime | None = None,
+    ) -> list[tuple[str, int]]:
+        """Move the order's reservations in ``source`` to ``to`` (conditionally, so each
+        moves once): (product id, quantity) of each moved, in product-id order."""
+        conditions = [
+            col(Reservation.order_id) == order_id,
+            col(Reservation.status) == source,
+        ]
+        if only_expired_before is not None:
+            conditions.append(col(Reservation.expires_at) < only_expired_before)
+        moved = await self.session.exec(
+            update(Reservation)
+            .where(*conditions)
+            .values(status=to, updated_at=utcnow())
+            .returning(col(Reservation.product_id), col(Reservation.quantity))
+        )
+        return sorted((product_id, quantity) for product_id, quantity in moved.all())
+
+    async def extend(self, order_id: str, until: datetime) -> int:
+        result = await self.session.exec(
+            update(Reservation)
+            .where(
+                col(Reservation.order_id) == order_id,
+                col(Reservation.status) == ReservationStatus.ACTIVE,
+            )
+            .values(expires_at=until, updated_at=utcnow())
+            .returning(col(Reservation.id))
+        )
+        return len(result.all())
+
+    async def expired_orders(self, now: datetime, limit: int) -> list[str]:
+        result = await self.session.exec(
+            select(Reservation.order_id)
+            .where(
+                col(Reservation.status) == ReservationStatus.ACTIVE,
+                col(Reservation.expires_at) < now,
+            )
+            .distinct()
+            .limit(limit)
+        )
+        return list(result.all())
+
+
+class PurchaseOrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def open_unless_open(self, product_id: str, quantity: int, reason: str) -> None:
+        """Open a purchase order, unless the product has one open already (a partial
+        unique index decides, so concurrent callers never double up)."""
+        await self.session.exec(
+            pg_insert(PurchaseOrder)
+            .values(
+                id=new_id(IdPrefix.PURCHASE_ORDER),
+                product_id=product_id,
+                quantity=quantity,
+                status=PurchaseOrderStatus.OPEN,
+                reason=reason,
+            )
+            .on_conflict_do_nothing(
+                index_elements=["product_id"], index_where=text("status = 'open'")
+            )
+        )
+
+    async def mark_received(self, purchase_order_id: str) -> bool:
+        """Open → received, once; False if it was not open (or does not exist)."""
+        result = await self.session.exec(
+            update(PurchaseOrder)
+            .where(
+                col(PurchaseOrder.id) == purchase_order_id,
+                col(PurchaseOrder.status) == PurchaseOrderStatus.OPEN,
+            )
+            .values(status=PurchaseOrderStatus.RECEIVED, received_at=utcnow())
+            .returning(col(PurchaseOrder.id))
+        )
+        return result.first() is not None
+
+    async def get(self, purchase_order_id: str) -> PurchaseOrder | None:
+        po = await self.session.get(PurchaseOrder, purchase_order_id)
+        if po is not None:
+            await self.session.refresh(po)  # the UPDATE above may have changed it
+        return po
+
+    async def recent(self, status: PurchaseOrderStatus | None) -> list[PurchaseOrder]:
+        """Newest first, at most 500."""
+        query = select(PurchaseOrder).order_by(col(PurchaseOrder.created_at).desc())
+        if status is not None:
+            query = query.where(PurchaseOrder.status == status)
+        return list((await self.session.exec(query.limit(500))).all())

@@ -1,0 +1,172 @@
+"""Reservations that cannot oversell: held for an order, then sold, released, expired or
+returned, each move once.
+
+A reservation is one conditional UPDATE of each product's ``stock_levels`` row plus a
+``stock_movements`` row, in the caller's one transaction. Rows are taken in product-id
+order, so two orders never deadlock, and only succeed when ``on_hand - reserved`` covers
+them, so stock is never promised twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import Conflict
+from models.base import utcnow
+from models.inventory import MovementKind, Reservation, ReservationLine, ReservationStatus
+from services.inventory.repositories import ReservationRepository, StockRepository
+from services.inventory.stock import StockService
+
+
+class OutOfStock(Conflict):
+    code = "out_of_stock"
+    title = "Not enough stock"
+
+
+class ReservationLapsed(Conflict):
+    code = "reservation_lapsed"
+    title = "The reservation expired or was released"
+
+
+class ReservationService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.repository = ReservationRepository(session)
+        self.stock = StockRepository(session)
+        self.stock_service = StockService(session)
+
+    async def reserve(
+        self, order_id: str, lines: Sequence[ReservationLine], ttl: timedelta
+    ) -> list[Reservation]:
+        """All lines or none; idempotent per order (a second call returns the first).
+
+        A reservation that already lapsed (expired or released) is not quietly reported
+        as held: that answers 409 ``reservation_lapsed``."""
+        existing = await self.reservations(order_id)
+        if existing:
+            if any(
+                r.status in (ReservationStatus.ACTIVE, ReservationStatus.COMMITTED)
+                for r in existing
+            ):
+                return existing
+            raise ReservationLapsed(f"the stock held for {order_id} was given back")
+        quantities: dict[str, int] = {}
+        for line in lines:
+            quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+        ordered = sorted(quantities)  # lock order: product id, so orders never deadlock
+        await self.stock.ensure_rows(ordered)
+        short: list[dict[str, int | str]] = []
+        for product_id in ordered:
+            wanted = quantities[product_id]
+            if not await self.stock.change(product_id, reserved=wanted, guard_available=wanted):
+                short.append({"productId": product_id, "requested": wanted})
+        if short:
+            available = await self.stock.available([str(s["productId"]) for s in short])
+            for item in short:
+                item["available"] = max(available[str(item["productId"])], 0)
+            # The caller's transaction rolls back, and the reservations already taken
+            # for other lines with it: all or nothing.
+            raise OutOfStock(
+                "not enough stock for: " + ", ".join(str(s["productId"]) for s in short),
+                unavailableItems=short,
+            )
+        expires_at = utcnow() + ttl
+        rows = []
+        for product_id in ordered:
+            rows.append(
+                Reservation(
+                    order_id=order_id,
+                    product_id=product_id,
+                    quantity=quantities[product_id],
+                    status=ReservationStatus.ACTIVE,
+                    expires_at=expires_at,
+                )
+            )
+            self.stock.record(
+                product_id,
+                MovementKind.RESERVATION,
+                reserved=quantities[product_id],
+                reference=order_id,
+            )
+        await self.repository.add(rows)
+        for product_id in ordered:
+            await self.stock_service.after_change(product_id)
+        return rows
+
+    async def reservations(self, order_id: str) -> list[Reservation]:
+        return await self.repository.for_order(order_id)
+
+    async def _close(
+        self, order_id: str, to: ReservationStatus, *, only_expired_before: datetime | None = None
+    ) -> int:
+        closed = await self.repository.move(
+            order_id, ReservationStatus.ACTIVE, to, only_expired_before=only_expired_before
+        )
+        for product_id, quantity in closed:
+            if to is ReservationStatus.COMMITTED:
+                await self.stock.change(product_id, on_hand=-quantity, reserved=-quantity)
+                self.stock.record(
+                    product_id,
+                    MovementKind.SALE,
+                    on_hand=-quantity,
+                    reserved=-quantity,
+                    reference=order_id,
+                )
+            else:
+                await self.stock.change(product_id, reserved=-quantity)
+                self.stock.record(
+                    product_id,
+                    MovementKind.RELEASE,
+                    reserved=-quantity,
+                    reason=str(to),
+                    reference=order_id,
+                )
+            await self.stock_service.after_change(product_id)
+        return len(closed)
+
+    async def release(self, order_id: str) -> int:
+        """Give the order's active reservations back to stock; idempotent."""
+        return await self._close(order_id, ReservationStatus.RELEASED)
+
+    async def commit(self, order_id: str) -> int:
+        """Turn the order's active reservations into a sale; idempotent (0 once sold).
+        If they lapsed before the sale (expired, released), 409 ``reservation_lapsed``:
+        a sale must never go through without stock held for it."""
+        committed = await self._close(order_id, ReservationStatus.COMMITTED)
+        if committed == 0:
+            states = {r.status for r in await self.reservations(order_id)}
+            if states and ReservationStatus.COMMITTED not in states:
+                raise ReservationLapsed(f"the stock held for {order_id} was given back")
+        return committed
+
+    async def restock(self, order_id: str) -> int:
+        """Undo a sale whose order was later undone: its stock goes back on hand (a
+        ``return`` movement). Idempotent; 0 when nothing was sold."""
+        returned = await self.repository.move(
+            order_id, ReservationStatus.COMMITTED, ReservationStatus.RETURNED
+        )
+        for product_id, quantity in returned:
+            await self.stock.change(product_id, on_hand=quantity)
+            self.stock.record(
+                product_id,
+                MovementKind.RETURN,
+                on_hand=quantity,
+                reason="order undone",
+                reference=order_id,
+            )
+            await self.stock_service.after_change(product_id)
+        return len(returned)
+
+    async def extend(self, order_id: str, until: datetime) -> int:
+        """Keep the order's active reservations until ``until`` (e.g. while 3-D Secure
+        waits on the customer)."""
+        return await self.repository.extend(order_id, until)
+
+    async def expired_orders(self, now: datetime, limit: int) -> list[str]:
+        """Orders holding a reservation past its expiry (for the sweeper)."""
+        return await self.repository.expired_orders(now, limit)
+
+    async def expire(self, order_id: str, now: datetime) -> int:
+        return await self._close(order_id, ReservationStatus.EXPIRED, only_expired_before=now)

@@ -1,0 +1,86 @@
+"""Stock levels and their ledger: adjustments, low stock, and the alert and reorder a
+fall below a product's threshold sets off."""
+
+from __future__ import annotations
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import Conflict, NotFound
+from core.outbox import publish
+from models.inventory import MovementKind, StockMovement
+from services.inventory.repositories import PurchaseOrderRepository, Stock, StockRepository
+
+
+class InsufficientStock(Conflict):
+    code = "insufficient_stock"
+    title = "The adjustment would make stock negative"
+
+
+class StockService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.stock = StockRepository(session)
+        self.purchase_orders = PurchaseOrderRepository(session)
+
+    async def get(self, product_id: str) -> Stock:
+        stock = await self.stock.stock(product_id)
+        if stock is None:
+            raise NotFound(f"no product {product_id}", code="product_not_found")
+        return stock
+
+    async def low(self, *, offset: int, limit: int) -> tuple[list[Stock], int]:
+        """Products whose available stock is below their threshold, lowest first."""
+        return await self.stock.low(offset=offset, limit=limit)
+
+    async def movements(
+        self, product_id: str, *, offset: int, limit: int
+    ) -> tuple[list[StockMovement], int]:
+        """The product's ledger, newest first."""
+        return await self.stock.movements(product_id, offset=offset, limit=limit)
+
+    async def adjust(
+        self,
+        product_id: str,
+        delta: int,
+        reason: str,
+        *,
+        kind: MovementKind = MovementKind.ADJUSTMENT,
+        reference: str | None = None,
+    ) -> Stock:
+        """Add (or, negative, remove) stock; 409 and no change if it would go below what
+        is on hand and not reserved."""
+        stock = await self.get(product_id)
+        await self.stock.ensure_rows([product_id])
+        if not await self.stock.change(product_id, on_hand=delta):
+            raise InsufficientStock(
+                f"removing {-delta} would leave negative or less than the reserved stock "
+                f"(on hand {stock.on_hand}, reserved {stock.reserved})",
+                onHand=stock.on_hand,
+                reserved=stock.reserved,
+            )
+        self.stock.record(product_id, kind, on_hand=delta, reason=reason, reference=reference)
+        await self.after_change(product_id)
+        return await self.get(product_id)
+
+    async def after_change(self, product_id: str) -> None:
+        """Low-stock alert once per crossing; re-arm when stock climbs back."""
+        available = await self.stock.mark_low(product_id)
+        if available is None:
+            await self.stock.rearm(product_id)
+            return
+        product = await self.stock.product(product_id)
+        assert product is not None
+        await publish(
+            self.session,
+            "inventory.low_stock",
+            product_id,
+            {
+                "productId": product_id,
+                "currentStock": available,
+                "threshold": product.low_stock_threshold,
+            },
+        )
+        if product.auto_reorder and product.reorder_quantity > 0:
+            await self.purchase_orders.open_unless_open(
+                product_id, product.reorder_quantity, "auto-reorder: low stock"
+            )
