@@ -1,0 +1,77 @@
+"""Staff refunds of a captured payment, in full or in part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import Conflict
+from core.outbox import publish
+from integrations.payments.gateway import PaymentGateway
+from models.orders import Order
+from services.payments.repository import PaymentRepository
+from services.payments.states import apply_state, idempotency_key
+
+
+class NotRefundable(Conflict):
+    code = "payment_not_refundable"
+    title = "Nothing captured is left to refund"
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    refund_id: str
+    amount: int
+    currency: str
+
+
+async def refund(
+    session: AsyncSession,
+    gateway: PaymentGateway,
+    order: Order,
+    *,
+    amount: int | None,
+    reason: str | None,
+    staff_id: str,
+) -> RefundOutcome:
+    """A staff refund of a captured payment, in full (``amount=None``) or in part.
+
+    The payment row stays locked during the provider call, so refunds of one order run
+    one at a time; the provider key counts this order's refunds (``ord_…:refund-2``), so
+    a retry after a lost answer repeats that refund instead of making another."""
+    payments = PaymentRepository(session)
+    payment = await payments.for_order(order.id, lock=True)
+    left = payment.amount_captured - payment.amount_refunded if payment else 0
+    if payment is None or payment.intent_id is None or left <= 0:
+        raise NotRefundable(f"order {order.id} has no captured amount left to refund")
+    if amount is not None and amount > left:
+        raise NotRefundable(f"at most {left} can still be refunded", refundable=left)
+    done = await payments.count_events(payment, "refunded")
+    key = idempotency_key(order.id, f"refund-{done + 1}")
+    result = await gateway.refund(payment.intent_id, amount=amount, idempotency_key=key)
+    apply_state(payment, await gateway.retrieve(payment.intent_id))
+    payments.save(payment)
+    payments.event(
+        payment,
+        "refunded",
+        {"refundId": result.refund_id, "amount": result.amount, "reason": reason, "by": staff_id},
+    )
+    await publish(
+        session,
+        "payment.refunded",
+        order.id,
+        {
+            "orderId": order.id,
+            "amount": result.amount,
+            "currency": payment.currency,
+            "reason": reason,
+        },
+    )
+    payments.order_timeline(
+        order,
+        f"refunded {result.amount} {payment.currency}",
+        {"refundId": result.refund_id, "reason": reason},
+    )
+    await session.flush()
+    return RefundOutcome(result.refund_id, result.amount, payment.currency)

@@ -1,0 +1,92 @@
+"""All payment SQL: the ``payments`` row of each order and its ``payment_events``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.ids import IdPrefix, new_id
+from models.base import utcnow
+from models.orders import Order, OrderEvent, Payment, PaymentEvent, PaymentStatus
+
+
+class PaymentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def for_order(self, order_id: str, *, lock: bool = False) -> Payment | None:
+        query = select(Payment).where(Payment.order_id == order_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def open(self, order: Order, provider: str, intent_id: str) -> bool:
+        """The order's payment row, pending, once: False if it existed already."""
+        created = await self.session.exec(
+            pg_insert(Payment)
+            .values(
+                id=new_id(IdPrefix.PAYMENT),
+                order_id=order.id,
+                provider=provider,
+                intent_id=intent_id,
+                amount=order.total,
+                currency=order.currency,
+                status=PaymentStatus.PENDING,
+                amount_captured=0,
+                amount_refunded=0,
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["order_id"])
+            .returning(col(Payment.id))
+        )
+        return created.first() is not None
+
+    def save(self, payment: Payment) -> None:
+        self.session.add(payment)
+
+    def event(self, payment: Payment | None, type: str, data: dict[str, Any]) -> None:
+        self.session.add(
+            PaymentEvent(payment_id=payment.id if payment else None, type=type, data=data)
+        )
+
+    async def count_events(self, payment: Payment, type: str) -> int:
+        result = await self.session.exec(
+            select(func.count())
+            .select_from(PaymentEvent)
+            .where(PaymentEvent.payment_id == payment.id, PaymentEvent.type == type)
+        )
+        return int(result.one())
+
+    def order_timeline(self, order: Order, message: str, data: dict[str, Any]) -> None:
+        """A payment entry on the order's timeline, at the order's current status."""
+        self.session.add(
+            OrderEvent(order_id=order.id, status=order.status, message=message, data=data)
+        )
+
+    async def webhook_seen_first_time(
+        self, event_id: str, type: str, data: dict[str, Any], payment_id: str | None
+    ) -> bool:
+        """Record a provider event; False when this event id was recorded before."""
+        result = await self.session.exec(
+            pg_insert(PaymentEvent)
+            .values(
+                id=new_id(IdPrefix.PAYMENT_EVENT),
+                payment_id=payment_id,
+                provider_event_id=event_id,
+                type=type,
+                data=data,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["provider_event_id"])
+            .returning(col(PaymentEvent.id))
+        )
+        return result.first() is not None
+
+    async def by_intent(self, intent_id: str) -> Payment | None:
+        result = await self.session.exec(select(Payment).where(Payment.intent_id == intent_id))
+        return result.first()

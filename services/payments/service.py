@@ -1,0 +1,238 @@
+"""The order workflow's payment steps: authorise, refresh, capture, void or refund.
+
+Each step commits on both sides of its provider call and never holds a transaction open
+across one: before it, the order's check under its row lock (the fence against late
+attempts, see ``OrderService.forward``); after it, the provider's answer with the
+order's transition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.db import SessionFactory, transaction
+from core.errors import Conflict
+from core.outbox import publish
+from core.settings import Settings
+from integrations.payments.gateway import (
+    IntentState,
+    IntentStatus,
+    PaymentDeclined,
+    PaymentGateway,
+)
+from models.orders import Order, OrderStatus
+from services.analytics import AnalyticsRecorder
+from services.orders import OrderService
+from services.payments.repository import PaymentRepository
+from services.payments.states import Authorization, apply_decline, apply_state, idempotency_key
+
+
+class PaymentService:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        gateway: PaymentGateway,
+        settings: Settings,
+        analytics: AnalyticsRecorder,
+    ) -> None:
+        self.sessions = sessions
+        self.gateway = gateway
+        self.settings = settings
+        self.analytics = analytics
+
+    async def authorize(self, order_id: str) -> Authorization:
+        """process-payment: hold the order total on the customer's card.
+
+        Two provider calls and two commits, and no transaction open across a call. The
+        PaymentIntent is created first (that holds nothing); then one transaction, under
+        the order's row lock (so a late attempt for an order being undone stops here),
+        records the payment with the intent's id. Only then is the intent confirmed, the
+        call that can hold money, and a second transaction records the answer. The two
+        cannot be one: whenever money can be held, the payment row must already know the
+        intent, so the compensation can void it even if the confirm's answer is lost."""
+        order, intent_id = await self._to_charge(order_id)
+        if intent_id is None:
+            created = await self.gateway.create(
+                order_id=order.id,
+                amount=order.total,
+                currency=order.currency,
+                payment_method=order.payment_token,
+                idempotency_key=idempotency_key(order.id, "create"),
+            )
+            intent_id = created.intent_id
+        await self._open(order_id, intent_id)
+        try:
+            state = await self.gateway.confirm(
+                intent_id,
+                idempotency_key=idempotency_key(order.id, "confirm"),
+                return_url=f"{self.settings.api_base_url}/api/orders/{order.id}",
+            )
+        except PaymentDeclined as exc:
+            await self._declined(order_id, exc)
+            raise
+        return await self._authorization(order_id, state, "authorization")
+
+    async def _to_charge(self, order_id: str) -> tuple[Order, str | None]:
+        """The order to charge and its PaymentIntent id, if one was made before. Nothing is
+        written; an order being undone already stops here (``OrderUndone``), before an
+        intent is made for it."""
+        async with self.sessions() as session:
+            order = await OrderService(session, self.settings, self.analytics).forward(order_id)
+            payment = await PaymentRepository(session).for_order(order_id)
+            return order, payment.intent_id if payment else None
+
+    async def _open(self, order_id: str, intent_id: str) -> None:
+        """The order's payment row with its intent's id, created on the first attempt
+        (with ``payment_start``); ``OrderUndone`` once compensations began."""
+        async with transaction(self.sessions) as session:
+            order = await OrderService(session, self.settings, self.analytics).forward(order_id)
+            payments = PaymentRepository(session)
+            if await payments.open(order, self.gateway.name, intent_id):
+                payment = await payments.for_order(order_id)
+                payments.event(payment, "authorization_requested", {"amount": order.total})
+                await self.analytics.track(
+                    session,
+                    "payment_start",
+                    user_id=order.user_id,
+                    session_id=order.cart_id,
+                    properties={
+                        "orderId": order.id,
+                        "amount": order.total,
+                        "method": order.payment_method_type,
+                    },
+                )
+                return
+            payment = await payments.for_order(order_id, lock=True)
+            assert payment is not None
+            if payment.intent_id is None:  # a row from before intents were saved with it
+                payment.intent_id = intent_id
+                payments.save(payment)
+
+    async def _declined(self, order_id: str, exc: PaymentDeclined) -> None:
+        async with transaction(self.sessions) as session:
+            payments = PaymentRepository(session)
+            payment = await payments.for_order(order_id, lock=True)
+            assert payment is not None
+            apply_decline(payment, str(exc.extra.get("reason") or exc.code))
+            payments.save(payment)
+            payments.event(payment, "authorization_declined", {"reason": exc.extra.get("reason")})
+
+    async def _record(
+        self, order_id: str, state: IntentState, event: str, *, order_status: OrderStatus | None
+    ) -> None:
+        """The provider's answer onto the payment row (and the order's status), with a
+        ``payment.refunded`` event for any refund not recorded before, in one
+        transaction."""
+        async with transaction(self.sessions) as session:
+            payments = PaymentRepository(session)
+            payment = await payments.for_order(order_id, lock=True)
+            assert payment is not None
+            newly_refunded = apply_state(payment, state)
+            payments.save(payment)
+            payments.event(payment, event, _state_data(state))
+            if newly_refunded > 0:
+                await publish(
+                    session,
+                    "payment.refunded",
+                    order_id,
+                    {
+                        "orderId": order_id,
+                        "amount": newly_refunded,
+                        "currency": state.currency,
+                    },
+                )
+            if order_status is not None:
+                orders = OrderService(session, self.settings, self.analytics)
+                order = await orders.orders.require(order_id, lock=True)
+                if order_status is OrderStatus.REQUIRES_ACTION and orders.can_move(
+                    order, order_status
+                ):
+                    order.next_action_url = state.next_action_url
+                await orders.transition(
+                    order, order_status, event.replace("_", " "), data={"intentId": state.intent_id}
+                )
+
+    async def _authorization(self, order_id: str, state: IntentState, event: str) -> Authorization:
+        if state.status is IntentStatus.AUTHORIZED:
+            await self._record(
+                order_id, state, f"{event}_succeeded", order_status=OrderStatus.PAYMENT_AUTHORIZED
+            )
+        elif state.status is IntentStatus.REQUIRES_ACTION:
+            await self._record(
+                order_id,
+                state,
+                "customer_action_required",
+                order_status=OrderStatus.REQUIRES_ACTION,
+            )
+        elif state.status is IntentStatus.CAPTURED:
+            await self._record(order_id, state, "captured", order_status=None)
+        else:
+            await self._record(order_id, state, f"{event}_failed", order_status=None)
+        return Authorization(
+            status=state.status,
+            next_action_url=state.next_action_url,
+            failure_code=state.failure_code,
+        )
+
+    async def _intent_id(self, order_id: str, *, undo: bool | None = None) -> str | None:
+        """The order's PaymentIntent id. With ``undo=False`` (a forward call) the order
+        must not be being undone (``OrderUndone``); with ``undo=True`` (the compensation)
+        it is marked so first. One transaction either way."""
+        async with transaction(self.sessions) as session:
+            if undo is not None:
+                orders = OrderService(session, self.settings, self.analytics)
+                await (orders.undo_started(order_id) if undo else orders.forward(order_id))
+            payment = await PaymentRepository(session).for_order(order_id)
+            return payment.intent_id if payment else None
+
+    async def refresh(self, order_id: str) -> Authorization:
+        """Ask the provider where the payment stands (after a webhook, or a wait's end)."""
+        intent_id = await self._intent_id(order_id)
+        if intent_id is None:
+            return Authorization(
+                status=IntentStatus.REQUIRES_PAYMENT_METHOD, failure_code="no_payment"
+            )
+        state = await self.gateway.retrieve(intent_id)
+        return await self._authorization(order_id, state, "authentication")
+
+    async def capture(self, order_id: str) -> IntentState:
+        intent_id = await self._intent_id(order_id, undo=False)
+        if intent_id is None:
+            raise Conflict(f"order {order_id} has no authorised payment", code="payment_missing")
+        state = await self.gateway.capture(
+            intent_id, idempotency_key=idempotency_key(order_id, "capture")
+        )
+        await self._record(order_id, state, "captured", order_status=None)
+        return state
+
+    async def void_or_refund(self, order_id: str) -> str:
+        """The payment step's compensation: release a hold, or refund what was captured.
+        Idempotent; returns what it did."""
+        intent_id = await self._intent_id(order_id, undo=True)
+        if intent_id is None:
+            # No payment row knows an intent, so none was ever confirmed (its id is
+            # saved before any confirm).
+            return "nothing to undo"
+        state = await self.gateway.void(
+            intent_id, idempotency_key=idempotency_key(order_id, "void")
+        )
+        if state.status is IntentStatus.CAPTURED:
+            if state.amount_captured > state.amount_refunded:
+                await self.gateway.refund(
+                    intent_id, amount=None, idempotency_key=idempotency_key(order_id, "refund")
+                )
+                state = await self.gateway.retrieve(intent_id)
+            await self._record(order_id, state, "refunded", order_status=None)
+            return "refunded"
+        await self._record(order_id, state, "voided", order_status=None)
+        return "voided"
+
+
+def _state_data(state: IntentState) -> dict[str, Any]:
+    return {
+        "intentId": state.intent_id,
+        "status": str(state.status),
+        "amountCaptured": state.amount_captured,
+        "amountRefunded": state.amount_refunded,
+        "failureCode": state.failure_code,
+    }
