@@ -58,6 +58,11 @@ class AddressRepository:
     async def delete(self, address: Address) -> None:
         await self.session.exec(delete(Address).where(col(Address.id) == address.id))
 
+    async def save(self, address: Address) -> None:
+        """Insert or update, flushed now (so a unique index speaks here)."""
+        self.session.add(address)
+        await self.session.flush()
+
 
 def normalize_address(fields: dict[str, Any]) -> dict[str, Any]:
     for key in ("name", "street", "city", "state", "zip", "phone"):
@@ -81,7 +86,6 @@ def normalize_address(fields: dict[str, Any]) -> dict[str, Any]:
 
 class AddressService:
     def __init__(self, session: AsyncSession) -> None:
-        self.session = session
         self.addresses = AddressRepository(session)
 
     async def list(self, user_id: str) -> list[Address]:
@@ -102,8 +106,7 @@ class AddressService:
         fields = normalize_address(data.model_dump())
         address = Address(user_id=user_id, **fields)
         await self._take_defaults(address)
-        self.session.add(address)
-        await self._flush()
+        await self._save(address)
         return address
 
     async def update(self, user_id: str, address_id: str, data: AddressUpdate) -> Address:
@@ -123,16 +126,15 @@ class AddressService:
         for key, value in fields.items():
             setattr(address, key, value)
         address.updated_at = utcnow()
-        self.session.add(address)
-        await self._flush()
+        await self._save(address)
         return address
 
     async def delete(self, user_id: str, address_id: str) -> None:
         await self.addresses.delete(await self.get(user_id, address_id))
 
-    async def _flush(self) -> None:
+    async def _save(self, address: Address) -> None:
         try:
-            await self.session.flush()
+            await self.addresses.save(address)
         except IntegrityError as exc:
             raise Conflict(
                 "another request changed this address book's defaults at the same time; retry",

@@ -9,6 +9,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.analytics import AnalyticsEvent
 
 
+class AnalyticsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, row: AnalyticsEvent) -> None:
+        self.session.add(row)
+
+
 class AnalyticsRecorder:
     """Adds events to the caller's transaction, or nothing when ANALYTICS_ENABLED=false."""
 
@@ -32,5 +40,5 @@ class AnalyticsRecorder:
             session_id=session_id,
             properties=properties or {},
         )
-        session.add(row)
+        AnalyticsRepository(session).add(row)
         return row

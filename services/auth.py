@@ -67,6 +67,11 @@ class RefreshTokenRepository:
         )
         return result.first()
 
+    async def add(self, row: RefreshToken) -> None:
+        """Insert or update, flushed now."""
+        self.session.add(row)
+        await self.session.flush()
+
     async def revoke_family(self, family_id: str) -> None:
         await self.session.exec(
             update(RefreshToken)
@@ -135,7 +140,7 @@ class AuthService:
         await self.throttle.succeeded(email, client.ip)
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = await passwords.hash_password(password)
-            self.session.add(user)
+            await self.users.save(user)
         return await self._issue(user, new_session_id(), client)
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> IssuedTokens:
@@ -161,7 +166,7 @@ class AuthService:
         if user is None:
             raise InvalidRefreshToken("the refresh token is not valid; sign in again")
         row.rotated_at = utcnow()
-        self.session.add(row)
+        await self.refresh_tokens.add(row)
         return await self._issue(user, row.family_id, client)
 
     async def logout(self, claims: AccessClaims, refresh_token: str | None) -> None:
@@ -182,7 +187,7 @@ class AuthService:
 
     async def _issue(self, user: User, family_id: str, client: ClientInfo) -> IssuedTokens:
         token = REFRESH_PREFIX + secrets.token_urlsafe(32)
-        self.session.add(
+        await self.refresh_tokens.add(
             RefreshToken(
                 user_id=user.id,
                 family_id=family_id,
@@ -192,7 +197,6 @@ class AuthService:
                 ip=client.ip,
             )
         )
-        await self.session.flush()
         access, claims = self.tokens.issue(user.id, user.role, family_id)
         return IssuedTokens(
             access_token=access,

@@ -64,6 +64,9 @@ class EmailMessageRepository:
         assert row is not None
         return row
 
+    def save(self, row: EmailMessage) -> None:
+        self.session.add(row)
+
 
 class EmailService:
     def __init__(
@@ -83,15 +86,14 @@ class EmailService:
     ) -> DeliveryResult:
         rendered = self.templates.render(template, context)
         async with transaction(self.sessions) as session:
-            row = await EmailMessageRepository(session).claim(
-                key=key, template=template, to=to, subject=rendered.subject
-            )
+            messages = EmailMessageRepository(session)
+            row = await messages.claim(key=key, template=template, to=to, subject=rendered.subject)
             if row.status == EmailStatus.SENT:
                 return DeliveryResult(row.id, row.provider_message_id, already_sent=True)
             outcome_unknown = row.status == EmailStatus.SENDING
             row.status = EmailStatus.SENDING
             row.attempts += 1
-            session.add(row)
+            messages.save(row)
             message_id = row.id
 
         if outcome_unknown:
@@ -121,18 +123,20 @@ class EmailService:
 
     async def _mark_sent(self, message_id: str, provider_id: str | None) -> None:
         async with transaction(self.sessions) as session:
-            row = await EmailMessageRepository(session).get(message_id)
+            messages = EmailMessageRepository(session)
+            row = await messages.get(message_id)
             row.status = EmailStatus.SENT
             row.provider_message_id = provider_id or None
             row.sent_at = utcnow()
             row.last_error = None
-            session.add(row)
+            messages.save(row)
 
     async def _record_error(self, message_id: str, exc: ShopError, *, rejected: bool) -> None:
         async with transaction(self.sessions) as session:
-            row = await EmailMessageRepository(session).get(message_id)
+            messages = EmailMessageRepository(session)
+            row = await messages.get(message_id)
             row.last_error = exc.detail[:2000]
             if rejected:
                 # The provider surely did not take it: nothing is in doubt.
                 row.status = EmailStatus.PENDING
-            session.add(row)
+            messages.save(row)

@@ -51,12 +51,14 @@ class UserRepository:
             query = query.where(User.id != except_user)
         return (await self.session.exec(query)).first() is not None
 
-    async def add(self, user: User) -> User:
+    async def save(self, user: User) -> User:
+        """Insert or update, flushed now: ``EmailTaken`` if the email's unique index
+        refuses it."""
         self.session.add(user)
         try:
             await self.session.flush()
         except IntegrityError as exc:
-            # Two registrations racing for one address: the unique index decides.
+            # Two requests racing for one address: the unique index decides.
             raise EmailTaken(f"{user.email} is already registered", field="email") from exc
         return user
 
@@ -114,7 +116,7 @@ class UserService:
             status=UserStatus.ACTIVE,
             password_changed_at=utcnow(),
         )
-        await self.users.add(user)
+        await self.users.save(user)
         await publish(
             self.session,
             "user.created",
@@ -172,11 +174,7 @@ class UserService:
             user.password_changed_at = utcnow()
             password_changed = True
         user.updated_at = utcnow()
-        self.session.add(user)
-        try:
-            await self.session.flush()
-        except IntegrityError as exc:
-            raise EmailTaken(f"{user.email} is already registered", field="email") from exc
+        await self.users.save(user)
         return user, password_changed
 
     async def delete(self, user: User) -> None:
@@ -188,10 +186,9 @@ class UserService:
         user.status = UserStatus.DELETED
         user.deleted_at = now
         user.updated_at = now
-        self.session.add(user)
+        await self.users.save(user)
         await self.users.delete_addresses(user.id)
         await publish(self.session, "user.deleted", user.id, {"userId": user.id})
-        await self.session.flush()
 
     async def list(
         self, *, page: int, limit: int, role: Role | None = None

@@ -65,9 +65,7 @@ async def inventory(
     ledger always adds up to the stock numbers."""
     service = StockService(session)
     stock = await service.get(product_id)
-    movements, total = await service.movements(
-        product_id, offset=(page - 1) * limit, limit=limit
-    )
+    movements, total = await service.movements(product_id, offset=(page - 1) * limit, limit=limit)
     return InventoryPublic(
         **_stock(stock).model_dump(),
         movements=[MovementPublic.model_validate(m, from_attributes=True) for m in movements],

@@ -141,7 +141,9 @@ class ProductRepository:
             query = query.where(Product.id != except_id)
         return (await self.session.exec(query)).first() is not None
 
-    async def flush(self) -> None:
+    async def save(self, product: Product) -> None:
+        """Insert or update, flushed now; a taken SKU or slug answers 409."""
+        self.session.add(product)
         try:
             await self.session.flush()
         except IntegrityError as exc:
@@ -151,6 +153,13 @@ class ProductRepository:
             if "products_slug_key" in text:
                 raise Conflict("that slug is taken", code="slug_taken", field="slug") from exc
             raise
+
+    async def soft_delete(self, product_id: str) -> None:
+        await self.session.exec(
+            update(Product)
+            .where(col(Product.id) == product_id)
+            .values(active=False, deleted_at=utcnow(), updated_at=utcnow())
+        )
 
     async def after_bulk_load(self) -> None:
         """Make a bulk load searchable at full speed: move the GIN indexes' pending
@@ -240,7 +249,6 @@ class ProductRepository:
 
 class ProductService:
     def __init__(self, session: AsyncSession) -> None:
-        self.session = session
         self.products = ProductRepository(session)
         self.categories = CategoryRepository(session)
 
@@ -278,8 +286,7 @@ class ProductService:
         else:
             slug = await self._free_slug(slugify(data.name))
         product = Product(slug=slug, **fields)
-        self.session.add(product)
-        await self.products.flush()
+        await self.products.save(product)
         return product
 
     async def update(self, key: str, data: ProductUpdate) -> Product:
@@ -313,8 +320,7 @@ class ProductService:
                 value = value.upper()
             setattr(product, key_, value)
         product.updated_at = utcnow()
-        self.session.add(product)
-        await self.products.flush()
+        await self.products.save(product)
         return product
 
     async def create_many(self, items: list[ProductCreate]) -> int:
@@ -340,11 +346,7 @@ class ProductService:
     async def delete(self, key: str) -> None:
         """Soft: orders and reviews keep referring to it; it leaves the catalogue."""
         product = await self.get(key, include_inactive=True)
-        await self.session.exec(
-            update(Product)
-            .where(col(Product.id) == product.id)
-            .values(active=False, deleted_at=utcnow(), updated_at=utcnow())
-        )
+        await self.products.soft_delete(product.id)
 
     async def search(self, query: ProductQuery) -> tuple[list[Product], int]:
         category_ids = None

@@ -170,7 +170,7 @@ class StockRepository:
             .where(
                 col(StockLevel.product_id) == product_id,
                 col(StockLevel.low_stock_alerted).is_(False),
-                _threshold(product_id) > AVAILABLE,
+                self._threshold(product_id) > AVAILABLE,
             )
             .values(low_stock_alerted=True)
             .returning(AVAILABLE)
@@ -185,7 +185,7 @@ class StockRepository:
             .where(
                 col(StockLevel.product_id) == product_id,
                 col(StockLevel.low_stock_alerted).is_(True),
-                _threshold(product_id) <= AVAILABLE,
+                self._threshold(product_id) <= AVAILABLE,
             )
             .values(low_stock_alerted=False)
         )
@@ -194,9 +194,9 @@ class StockRepository:
         """The product's row whatever its state (the alert and reorder terms live there)."""
         return await self.session.get(Product, product_id)
 
-
-def _threshold(product_id: str) -> ColumnElement[int]:
-    return select(Product.low_stock_threshold).where(Product.id == product_id).scalar_subquery()
+    @staticmethod
+    def _threshold(product_id: str) -> ColumnElement[int]:
+        return select(Product.low_stock_threshold).where(Product.id == product_id).scalar_subquery()
 
 
 class ReservationRepository:
