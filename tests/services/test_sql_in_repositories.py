@@ -20,11 +20,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "services"
 
-# Modules whose SQL is being moved into repositories by other work in progress.
+# Modules that still stage rows with ``session.add`` outside their repositories (their
+# queries have moved): to be tightened.
 NOT_YET = {
     "services/carts.py",
     "services/orders.py",
-    "services/checkout.py",
     "services/catalog/pricing.py",
 }
 
