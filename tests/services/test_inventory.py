@@ -20,8 +20,8 @@ from services.catalog.products import ProductService
 from services.inventory import (
     InsufficientStock,
     OutOfStock,
-    ReservationLapsed,
     PurchasingService,
+    ReservationLapsed,
     ReservationService,
     StockService,
 )
