@@ -101,14 +101,24 @@ async def adjust(
 @router.get(
     "/purchase-orders",
     summary="Purchase orders (staff)",
-    response_model=list[PurchaseOrderPublic],
-    responses=problem_responses(401, 403),
+    response_model=Page[PurchaseOrderPublic],
+    responses=problem_responses(401, 403, 422),
 )
 async def purchase_orders(
-    caller: StaffUser, session: DbSession, status: PurchaseOrderStatus | None = None
-) -> list[PurchaseOrderPublic]:
-    """Newest first; auto-reorder opens one when a product runs low."""
-    return [_po(po) for po in await PurchasingService(session).purchase_orders(status)]
+    caller: StaffUser,
+    session: DbSession,
+    status: PurchaseOrderStatus | None = None,
+    product_id: Annotated[str | None, Query(alias="productId", max_length=40)] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Page[PurchaseOrderPublic]:
+    """Newest first, paginated like every list (`items`, `total`, `page`, `limit`),
+    optionally one `status` or one `productId`; auto-reorder opens one when a product
+    runs low."""
+    rows, total = await PurchasingService(session).purchase_orders(
+        status, product_id=product_id, offset=(page - 1) * limit, limit=limit
+    )
+    return Page(items=[_po(po) for po in rows], total=total, page=page, limit=limit)
 
 
 @router.post(

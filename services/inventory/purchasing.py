@@ -16,9 +16,18 @@ class PurchasingService:
         self.repository = PurchaseOrderRepository(session)
         self.stock = StockService(session)
 
-    async def purchase_orders(self, status: PurchaseOrderStatus | None) -> list[PurchaseOrder]:
-        """Newest first."""
-        return await self.repository.recent(status)
+    async def purchase_orders(
+        self,
+        status: PurchaseOrderStatus | None,
+        *,
+        product_id: str | None = None,
+        offset: int = 0,
+        limit: int = 20,
+    ) -> tuple[list[PurchaseOrder], int]:
+        """Newest first: one page and the total."""
+        return await self.repository.page(
+            status=status, product_id=product_id, offset=offset, limit=limit
+        )
 
     async def receive(self, purchase_order_id: str) -> PurchaseOrder:
         """Book an open purchase order's quantity into stock as a receipt; once."""

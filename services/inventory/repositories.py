@@ -304,9 +304,28 @@ class PurchaseOrderRepository:
             await self.session.refresh(po)  # the UPDATE above may have changed it
         return po
 
-    async def recent(self, status: PurchaseOrderStatus | None) -> list[PurchaseOrder]:
-        """Newest first, at most 500."""
-        query = select(PurchaseOrder).order_by(col(PurchaseOrder.created_at).desc())
+    async def page(
+        self,
+        *,
+        status: PurchaseOrderStatus | None,
+        product_id: str | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[PurchaseOrder], int]:
+        """Newest first, one page, and how many there are in all."""
+        conditions = []
         if status is not None:
-            query = query.where(PurchaseOrder.status == status)
-        return list((await self.session.exec(query.limit(500))).all())
+            conditions.append(col(PurchaseOrder.status) == status)
+        if product_id is not None:
+            conditions.append(col(PurchaseOrder.product_id) == product_id)
+        rows = await self.session.exec(
+            select(PurchaseOrder)
+            .where(*conditions)
+            .order_by(col(PurchaseOrder.created_at).desc(), col(PurchaseOrder.id).desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        total = await self.session.exec(
+            select(func.count()).select_from(PurchaseOrder).where(*conditions)
+        )
+        return list(rows.all()), int(total.one())

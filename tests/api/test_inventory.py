@@ -84,7 +84,14 @@ async def test_low_stock_list_and_purchase_orders(
     orders = (
         await client.get("/api/purchase-orders", headers=staff, params={"status": "open"})
     ).json()
-    mine = [po for po in orders if po["productId"] == product["id"]]
+    # Issue 11: paginated like every other list.
+    assert set(orders) == {"items", "total", "page", "limit"}
+    mine = [po for po in orders["items"] if po["productId"] == product["id"]]
+    by_product = (
+        await client.get("/api/purchase-orders", headers=staff, params={"productId": product["id"]})
+    ).json()
+    assert [po["id"] for po in by_product["items"]] == [mine[0]["id"]]
+    assert by_product["total"] == 1
     assert [(po["quantity"], po["status"]) for po in mine] == [(20, "open")]
     received = await client.post(f"/api/purchase-orders/{mine[0]['id']}/receive", headers=staff)
     assert received.status_code == 200
