@@ -53,6 +53,9 @@ def apply_state(payment: Payment, state: IntentState) -> int:
     refunded = max(payment.amount_refunded, state.amount_refunded)
     newly_refunded = refunded - payment.amount_refunded
     status = _FROM_INTENT[state.status]
+    if status == PaymentStatus.VOIDED and current == PaymentStatus.FAILED:
+        # Cancelling a declined intent releases nothing: the payment stays declined.
+        status = PaymentStatus.FAILED
     if refunded and captured:
         status = (
             PaymentStatus.REFUNDED if refunded >= captured else PaymentStatus.PARTIALLY_REFUNDED

@@ -44,6 +44,8 @@ async def test_a_declined_card_fails_the_order_and_gives_the_stock_back(
     order = await wait_for(http, shopper.headers, placed["id"])
     assert (order["status"], order["failureCode"]) == ("failed", "payment_declined")
     assert order["payment"]["status"] in ("failed", "voided")
+    # Issue 11: declined before any hold, it reads as failed, not voided.
+    assert order["payment"]["status"] == "failed"
     level = await stock(http, staff, item["id"])
     assert (level["onHand"], level["reserved"]) == (5, 0)
     # The declined intent was cancelled by the compensation; nothing was captured.

@@ -99,3 +99,15 @@ def test_a_decline_after_3ds_is_recorded_but_not_over_an_authorisation() -> None
     assert held.status == PaymentStatus.AUTHORIZED
     apply_state(held, _state(IntentStatus.CANCELED))
     assert PaymentStatus(held.status) is PaymentStatus.VOIDED
+
+
+def test_cancelling_a_declined_intent_leaves_the_payment_failed() -> None:
+    declined = _payment(PaymentStatus.FAILED)
+    apply_state(declined, _state(IntentStatus.CANCELED))
+    assert declined.status == PaymentStatus.FAILED
+    held = _payment(PaymentStatus.AUTHORIZED)
+    apply_state(held, _state(IntentStatus.CANCELED))
+    assert held.status == PaymentStatus.VOIDED
+    waiting = _payment(PaymentStatus.REQUIRES_ACTION)
+    apply_state(waiting, _state(IntentStatus.CANCELED))
+    assert waiting.status == PaymentStatus.VOIDED
