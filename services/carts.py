@@ -90,8 +90,7 @@ class CartRepository:
             assert cart is not None
             return cart, token
         cart = Cart(user_id=None, token_hash=hash_token(token), status=CartStatus.ACTIVE)
-        self.session.add(cart)
-        await self.session.flush()
+        await self.save(cart)
         return cart, token
 
     async def get(self, cart_id: str, *, lock: bool = False) -> Cart | None:
@@ -113,9 +112,20 @@ class CartRepository:
         return result.first()
 
     async def touch(self, cart_id: str) -> None:
+        """Stamp the cart as changed now and flush what was staged with it."""
         await self.session.exec(
             update(Cart).where(col(Cart.id) == cart_id).values(updated_at=utcnow())
         )
+        await self.session.flush()
+
+    def stage(self, row: Cart | CartItem) -> None:
+        """Insert or update ``row`` at the next flush (``touch`` or ``save``)."""
+        self.session.add(row)
+
+    async def save(self, row: Cart | CartItem) -> None:
+        """Insert or update ``row``, with whatever is staged, flushed now."""
+        self.session.add(row)
+        await self.session.flush()
 
     async def remove_item(self, cart_id: str, product_id: str) -> bool:
         result = await self.session.exec(
@@ -134,7 +144,7 @@ class CartRepository:
         if cart is None:
             return None
         cart.status = CartStatus.CLOSED
-        self.session.add(cart)
+        self.stage(cart)
         return cart.id
 
 
@@ -200,12 +210,12 @@ class CartService:
         if existing is not None:
             existing.quantity = wanted
             existing.updated_at = utcnow()
-            self.session.add(existing)
+            self.carts.stage(existing)
         else:
             if len(await self.carts.items(cart.id)) >= self.settings.cart_max_lines:
                 raise ValidationFailed("the cart is full", code="cart_full")
             prices = await price_book(self.session)
-            self.session.add(
+            self.carts.stage(
                 CartItem(
                     cart_id=cart.id,
                     product_id=product_id,
@@ -213,7 +223,6 @@ class CartService:
                     unit_price_at_add=prices.effective_price(product),
                 )
             )
-        await self.carts.touch(cart.id)
         await self.analytics.track(
             self.session,
             "add_to_cart",
@@ -221,7 +230,7 @@ class CartService:
             session_id=cart.id,
             properties={"productId": product_id, "quantity": quantity, "price": product.price},
         )
-        await self.session.flush()
+        await self.carts.touch(cart.id)
 
     async def set_quantity(self, owned: OwnedCart, product_id: str, quantity: int) -> None:
         item = await self.carts.item(owned.cart.id, product_id)
@@ -231,22 +240,19 @@ class CartService:
             await self._check_quantity(product_id, quantity)
         item.quantity = quantity
         item.updated_at = utcnow()
-        self.session.add(item)
+        self.carts.stage(item)
         await self.carts.touch(owned.cart.id)
-        await self.session.flush()
 
     async def remove(self, owned: OwnedCart, product_id: str) -> None:
         if not await self.carts.remove_item(owned.cart.id, product_id):
             raise CartItemNotFound(f"{product_id} is not in the cart")
         await self.carts.touch(owned.cart.id)
-        await self.session.flush()
 
     async def clear(self, owned: OwnedCart) -> None:
         await self.carts.clear(owned.cart.id)
         owned.cart.coupon_code = None
         owned.cart.updated_at = utcnow()
-        self.session.add(owned.cart)
-        await self.session.flush()
+        await self.carts.save(owned.cart)
 
     async def apply_coupon(self, owned: OwnedCart, code: str) -> None:
         priced = await self.quote(owned.cart)
@@ -262,13 +268,11 @@ class CartService:
             )
         owned.cart.coupon_code = verdict.code
         owned.cart.updated_at = utcnow()
-        self.session.add(owned.cart)
-        await self.session.flush()
+        await self.carts.save(owned.cart)
 
     async def remove_coupon(self, owned: OwnedCart) -> None:
         owned.cart.coupon_code = None
-        self.session.add(owned.cart)
-        await self.session.flush()
+        await self.carts.save(owned.cart)
 
     async def quote(self, cart: Cart, destination: Destination | None = None) -> Quote:
         """What ``cart`` costs now (sent to ``destination``): see ``services.quotes``."""
@@ -329,9 +333,9 @@ class CartService:
             if current is not None:
                 # Never below what the shopper already had, never above the cap.
                 current.quantity = max(current.quantity, capped)
-                self.session.add(current)
+                self.carts.stage(current)
             elif capped > 0:
-                self.session.add(
+                self.carts.stage(
                     CartItem(
                         cart_id=target.cart.id,
                         product_id=item.product_id,
@@ -340,7 +344,6 @@ class CartService:
                     )
                 )
         await self.carts.touch(target.cart.id)
-        await self.session.flush()
 
     async def merge_guest_cart(self, token: str, user_id: str) -> None:
         """At sign-in: the guest cart joins the user's cart and is closed."""
@@ -351,7 +354,6 @@ class CartService:
         await self.absorb(guest.id, owned)
         if guest.coupon_code and not owned.cart.coupon_code:
             owned.cart.coupon_code = guest.coupon_code
-            self.session.add(owned.cart)
+            self.carts.stage(owned.cart)
         guest.status = CartStatus.MERGED
-        self.session.add(guest)
-        await self.session.flush()
+        await self.carts.save(guest)

@@ -93,7 +93,7 @@ class Checkout:
             payment_method_type=body.payment_method.type,
             payment_token=body.payment_method.token,
         )
-        await orders.add(order)
+        await orders.save(order)
         await orders.add_event(order.id, OrderStatus.PENDING, "order placed", {})
         start = OrderWorkflows.request_start(self.session, order_input(order, self.settings))
         await self.session.flush()

@@ -100,10 +100,15 @@ class OrderRepository:
         total = await self.session.exec(select(func.count()).select_from(Order).where(*conditions))
         return [(o, int(n)) for o, n in rows.all()], int(total.one())
 
-    async def add(self, order: Order) -> Order:
+    async def save(self, order: Order) -> Order:
+        """Insert or update ``order``, flushed now."""
         self.session.add(order)
         await self.session.flush()
         return order
+
+    def stage(self, order: Order) -> None:
+        """Update ``order`` at the next flush (``add_event`` flushes)."""
+        self.session.add(order)
 
     async def add_event(
         self, order_id: str, status: OrderStatus, message: str, data: dict[str, Any]

@@ -29,11 +29,11 @@ from models.orders import (
     OrderTotals,
     PaymentSummary,
 )
-from models.quotes import QuoteLine
 from services.analytics import AnalyticsRecorder
 from services.carts import CartRepository, CartService
 from services.catalog.pricing import CouponService
 from services.order_repository import OrderFilter, OrderRepository
+from services.order_snapshots import line_snapshot, order_snapshot
 from services.users import UserRepository
 
 PAYMENT_FAILURES = frozenset(
@@ -67,34 +67,6 @@ class OrderUndone(Conflict):
 class OrderNotCancellable(Conflict):
     code = "order_not_cancellable"
     title = "The order can no longer be cancelled"
-
-
-def _line_snapshot(line: QuoteLine) -> LineSnapshot:
-    return LineSnapshot(
-        product_id=line.product_id,
-        name=line.name,
-        quantity=line.quantity,
-        unit_price=line.effective_unit_price,
-        line_total=line.line_total,
-    )
-
-
-def _snapshot(order: Order, name: str, lines: list[LineSnapshot]) -> OrderSnapshot:
-    return OrderSnapshot(
-        order_id=order.id,
-        user_id=order.user_id,
-        email=order.email,
-        name=name,
-        currency=order.currency,
-        total=order.total,
-        lines=lines,
-        subtotal=order.subtotal,
-        automatic_discounts=order.automatic_discounts,
-        coupon_code=order.coupon_code,
-        coupon_discount=order.coupon_discount,
-        shipping=order.shipping,
-        tax=order.tax,
-    )
 
 
 class OrderService:
@@ -139,7 +111,7 @@ class OrderService:
         if status is not OrderStatus.REQUIRES_ACTION:
             order.next_action_url = None
         order.updated_at = utcnow()
-        self.session.add(order)
+        self.orders.stage(order)
         await self.orders.add_event(order.id, status, message, data or {})
         return True
 
@@ -149,8 +121,7 @@ class OrderService:
         order = await self.orders.require(order_id, lock=True)
         if order.undoing_at is None:
             order.undoing_at = utcnow()
-            self.session.add(order)
-            await self.session.flush()
+            await self.orders.save(order)
         return order
 
     async def forward(self, order_id: str) -> Order:
@@ -174,7 +145,7 @@ class OrderService:
         name = user.name if user is not None else ""
         if order.priced_at is not None:
             lines = await self.orders.lines(order.id)
-            return _snapshot(
+            return order_snapshot(
                 order, name, [LineSnapshot.model_validate(ln, from_attributes=True) for ln in lines]
             )
         cart = await self.carts.get(order.cart_id, lock=True)
@@ -199,7 +170,7 @@ class OrderService:
         order.tax = priced.tax
         order.total = priced.total
         order.priced_at = utcnow()
-        self.session.add(order)
+        self.orders.stage(order)
         await self.note(order, "order priced", {"total": order.total, "lines": len(priced.lines)})
         await self.analytics.track(
             self.session,
@@ -212,7 +183,7 @@ class OrderService:
                 "itemCount": sum(line.quantity for line in priced.lines),
             },
         )
-        return _snapshot(order, name, [_line_snapshot(line) for line in priced.lines])
+        return order_snapshot(order, name, [line_snapshot(line) for line in priced.lines])
 
     async def reservation_lines(self, order_id: str) -> list[ReservationLine]:
         return [
@@ -238,7 +209,7 @@ class OrderService:
         if cart is not None and cart.status == CartStatus.ACTIVE:
             cart.status = CartStatus.CHECKED_OUT
             cart.updated_at = utcnow()
-            self.session.add(cart)
+            self.carts.stage(cart)
         await self.transition(order, OrderStatus.CONFIRMED, "order confirmed")
         lines = await self.orders.lines(order.id)
         await publish(
@@ -305,7 +276,7 @@ class OrderService:
             if other is None:
                 cart.status = CartStatus.ACTIVE
                 cart.updated_at = utcnow()
-                self.session.add(cart)
+                self.carts.stage(cart)
                 await self.note(order, "cart reopened")
                 reopened = True
         return released or reopened

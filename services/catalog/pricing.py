@@ -123,6 +123,16 @@ class DiscountRepository:
     async def category_exists(self, category_id: str) -> bool:
         return await self.session.get(Category, category_id) is not None
 
+    async def save(self, discount: Discount) -> Discount:
+        """Insert or update ``discount``, flushed now."""
+        self.session.add(discount)
+        await self.session.flush()
+        return discount
+
+    def stage(self, discount: Discount) -> None:
+        """Update ``discount`` at the next flush (the request's commit, for ``end``)."""
+        self.session.add(discount)
+
 
 async def price_book(session: AsyncSession, at: datetime | None = None) -> PriceBook:
     at = at or utcnow()
@@ -158,16 +168,14 @@ class DiscountService:
             starts_at=data.starts_at,
             ends_at=data.ends_at,
         )
-        self.session.add(discount)
-        await self.session.flush()
-        return discount
+        return await self.discounts.save(discount)
 
     async def end(self, discount_id: str) -> None:
         discount = await self.discounts.get(discount_id)
         if discount is None:
             raise NotFound(f"no discount {discount_id}", code="discount_not_found")
         discount.active = False
-        self.session.add(discount)
+        self.discounts.stage(discount)
 
 
 class CouponNotFound(NotFound):
@@ -222,6 +230,12 @@ class CouponRepository:
         row = removed.first()
         return row[0] if row is not None else None
 
+    async def save(self, row: Coupon | CouponRedemption) -> None:
+        """Insert or update ``row``, flushed now (so a taken code or a second redemption
+        for one order is refused here, by its unique index)."""
+        self.session.add(row)
+        await self.session.flush()
+
     async def count_use(self, coupon_id: str, delta: int) -> None:
         await self.session.exec(
             update(Coupon)
@@ -251,8 +265,7 @@ class CouponService:
             usage_limit=data.usage_limit,
             per_user_limit=data.per_user_limit,
         )
-        self.session.add(coupon)
-        await self.session.flush()
+        await self.coupons.save(coupon)
         return coupon
 
     async def get(self, code: str) -> Coupon:
@@ -282,8 +295,7 @@ class CouponService:
         for key, value in changes.items():
             setattr(coupon, key, value)
         coupon.updated_at = utcnow()
-        self.session.add(coupon)
-        await self.session.flush()
+        await self.coupons.save(coupon)
         return coupon
 
     def _verdict(
@@ -354,9 +366,8 @@ class CouponService:
         redemption = CouponRedemption(
             coupon_id=coupon.id, user_id=user_id, order_id=order_id, amount=verdict.discount
         )
-        self.session.add(redemption)
+        await self.coupons.save(redemption)
         await self.coupons.count_use(coupon.id, +1)
-        await self.session.flush()
         return redemption
 
     async def release(self, order_id: str) -> bool:

@@ -20,14 +20,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "services"
 
-# Modules that still stage rows with ``session.add`` outside their repositories (their
-# queries have moved): to be tightened.
-NOT_YET = {
-    "services/carts.py",
-    "services/orders.py",
-    "services/catalog/pricing.py",
-}
-
 STATEMENT_BUILDERS = {"select", "insert", "update", "delete", "text"}
 SQL_MODULES = ("sqlalchemy", "sqlmodel")
 SESSION_METHODS = {
@@ -108,15 +100,10 @@ def _modules() -> list[str]:
     return sorted(str(p.relative_to(ROOT)) for p in SERVICES.rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", [p for p in _modules() if p not in NOT_YET])
+@pytest.mark.parametrize("path", _modules())
 def test_services_run_sql_only_in_repositories(path: str) -> None:
     found = sql_outside_repositories((ROOT / path).read_text(), path)
     assert not found, "SQL outside a repository:\n" + "\n".join(map(str, found))
-
-
-def test_the_modules_not_yet_checked_still_exist() -> None:
-    # A module that was moved or split must leave this list, so the check covers it.
-    assert NOT_YET.issubset(_modules())
 
 
 def test_the_check_finds_sql_wherever_it_hides() -> None:
