@@ -97,7 +97,8 @@ class DevRun:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"shop dev exited with {self.proc.returncode}:\n{self.output()}")
-            if http_status(f"{self.api}/ready") == 200 and (self.data_dir / "stack.env").exists():
+            # Ready, and done starting: every URL printed (stack.env comes earlier).
+            if "Shopweave is running" in self.output() and http_status(f"{self.api}/ready") == 200:
                 return
             time.sleep(0.5)
         pytest.fail(f"shop dev was not ready within {timeout}s:\n{self.output()}")
