@@ -23,6 +23,7 @@ from models.carts import Cart, CartItem, CartLine, CartPublic, CartStatus, CartT
 from models.catalog import Product
 from models.quotes import Destination, Quote
 from services.analytics import AnalyticsRecorder
+from services.catalog.errors import ProductNotFound
 from services.catalog.pricing import CouponService, price_book
 from services.catalog.products import ProductRepository
 from services.inventory import OutOfStock, StockRepository
@@ -178,7 +179,7 @@ class CartService:
     async def _product(self, product_id: str) -> Product:
         product = (await self.products.by_ids([product_id])).get(product_id)
         if product is None or product.deleted_at is not None:
-            raise NotFound(f"no product {product_id}", code="product_not_found")
+            raise ProductNotFound(f"no product {product_id}")
         if not product.active:
             raise ValidationFailed(
                 f"{product_id} is not for sale", code="product_inactive", field="productId"

@@ -7,13 +7,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from models.catalog import Category, CategoryCreate, CategoryNode
-
-
-class CategoryNotFound(NotFound):
-    code = "category_not_found"
-    title = "No such category"
 
 
 class CategoryRepository:

@@ -28,6 +28,7 @@ from models.pricing import (
     DiscountCreate,
     DiscountKind,
 )
+from services.catalog.errors import CategoryNotFound, ProductNotFound
 
 # A cached price may live this long at most, and never past a discount window's edge.
 MAX_PRICE_CACHE_SECONDS = 60
@@ -153,11 +154,9 @@ class DiscountService:
 
     async def create(self, data: DiscountCreate) -> Discount:
         if data.product_id and not await self.discounts.product_exists(data.product_id):
-            raise ValidationFailed("no such product", code="product_not_found", field="productId")
+            raise ProductNotFound("no such product", field="productId")
         if data.category_id and not await self.discounts.category_exists(data.category_id):
-            raise ValidationFailed(
-                "no such category", code="category_not_found", field="categoryId"
-            )
+            raise CategoryNotFound("no such category", field="categoryId")
         discount = Discount(
             name=data.name,
             kind=data.kind,

@@ -16,11 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from models.base import utcnow
 from models.catalog import Product, ProductCreate, ProductPublic, ProductUpdate, RatingSummary
 from models.inventory import StockLevel
 from services.catalog.categories import CategoryRepository
+from services.catalog.errors import CategoryNotFound, ProductNotFound
 from services.catalog.pricing import PriceBook
 
 # Searches are matched on their first 100 characters: enough for any real query, and a
@@ -34,11 +35,6 @@ class ProductSort(StrEnum):
     PRICE_DESC = "price_desc"
     RATING = "rating"
     RELEVANCE = "relevance"
-
-
-class ProductNotFound(NotFound):
-    code = "product_not_found"
-    title = "No such product"
 
 
 @dataclass(frozen=True)
@@ -263,9 +259,7 @@ class ProductService:
             return None
         category = await self.categories.by_id_or_slug(key)
         if category is None:
-            raise ValidationFailed(
-                f"no category {key}", code="category_not_found", field="categoryId"
-            )
+            raise CategoryNotFound(f"no category {key}", field="categoryId")
         return category.id
 
     async def _free_slug(self, base: str, except_id: str | None = None) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import Conflict, NotFound
+from core.errors import Conflict
 from core.outbox import publish
 from models.inventory import MovementKind, StockMovement
+from services.catalog.errors import ProductNotFound
 from services.inventory.repositories import PurchaseOrderRepository, Stock, StockRepository
 
 
@@ -25,7 +26,7 @@ class StockService:
     async def get(self, product_id: str) -> Stock:
         stock = await self.stock.stock(product_id)
         if stock is None:
-            raise NotFound(f"no product {product_id}", code="product_not_found")
+            raise ProductNotFound(f"no product {product_id}")
         return stock
 
     async def low(self, *, offset: int, limit: int) -> tuple[list[Stock], int]:
