@@ -13,7 +13,7 @@ from api.errors import install_error_handlers
 from api.guards import InputGuardMiddleware
 from api.idempotency import IdempotencyMiddleware
 from api.middleware import Metrics, RequestContextMiddleware
-from api.problems import Problem
+from api.openapi import install_openapi
 from api.routes import (
     addresses,
     auth,
@@ -104,23 +104,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(sandbox.router)
         app.include_router(stripe_sandbox.router)
 
-    _register_problem_schema(app)
+    install_openapi(app)
     return app
-
-
-def _register_problem_schema(app: FastAPI) -> None:
-    """Make ``#/components/schemas/Problem`` exist even before any endpoint refers to it."""
-    original = app.openapi
-
-    def openapi() -> dict[str, object]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = original()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.setdefault(
-            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        )
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -20,14 +20,28 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import problem_response
-from core.errors import ShopError
+from api.problems import ProblemSpec, problem_response
+from core.errors import Conflict, DependencyUnavailable, ShopError
 
 KEEP_SECONDS = 24 * 3600
 # How long a first request may run before its lock lapses (a crashed API replica must
 # not hold a key forever).
 LOCK_SECONDS = 60
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+# What a request with an Idempotency-Key can answer besides the endpoint's own answers.
+IDEMPOTENCY_PROBLEMS: tuple[ProblemSpec, ...] = (
+    (ShopError, "invalid_idempotency_key"),
+    (Conflict, "idempotency_key_reused"),
+    (Conflict, "idempotency_key_in_progress"),
+    (DependencyUnavailable, "idempotency_unavailable"),
+)
+
+
+def applies_to(method: str, path: str, prefix: str = "/api") -> bool:
+    """Creating POSTs of the API; sign-in answers carry live tokens: never stored, never
+    replayed."""
+    return method == "POST" and path.startswith(prefix) and not path.startswith(f"{prefix}/auth/")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -43,13 +57,7 @@ class IdempotencyMiddleware:
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or not scope["path"].startswith(self.prefix)
-            # Sign-in answers carry live tokens: never stored, never replayed.
-            or scope["path"].startswith(f"{self.prefix}/auth/")
-        ):
+        if scope["type"] != "http" or not applies_to(scope["method"], scope["path"], self.prefix):
             await self.app(scope, receive, send)
             return
         key = _header(scope, b"idempotency-key")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, TypeVar
 
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from core.errors import ShopError
 from models.base import CamelModel
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_REF = "#/components/schemas/Problem"
 
 
 class Problem(CamelModel):
@@ -57,12 +61,73 @@ def problem_response(
     )
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries documenting problem+json errors for an endpoint."""
+# An error a route can answer: its class (status and default code), or its class with
+# the code given where it is raised (``(Conflict, "slug_taken")``).
+ProblemSpec = type[ShopError] | tuple[type[ShopError], str]
+Responses = dict[int | str, dict[str, Any]]
+
+
+def problem_codes(*errors: ProblemSpec) -> dict[int, set[str]]:
+    """The stable codes of ``errors``, by HTTP status."""
+    codes: dict[int, set[str]] = {}
+    for error in errors:
+        cls, code = error if isinstance(error, tuple) else (error, error.code)
+        codes.setdefault(int(cls.status), set()).add(code)
+    return codes
+
+
+def problem_entry(status: int, codes: set[str]) -> dict[str, Any]:
+    """One OpenAPI response: problem+json whose ``code`` is one of ``codes``."""
+    listed = ", ".join(f"`{code}`" for code in sorted(codes))
     return {
-        status: {
-            "model": Problem,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in statuses
+        "description": f"{HTTPStatus(status).phrase}: `code` is one of {listed}",
+        "content": {
+            PROBLEM_MEDIA_TYPE: {
+                "schema": {
+                    "allOf": [
+                        {"$ref": PROBLEM_REF},
+                        {"properties": {"code": {"enum": sorted(codes)}}},
+                    ]
+                }
+            }
+        },
     }
+
+
+def entry_codes(entry: dict[str, Any]) -> set[str]:
+    """The codes a response made by ``problem_entry`` lists (none for any other)."""
+    schema = entry.get("content", {}).get(PROBLEM_MEDIA_TYPE, {}).get("schema", {})
+    for part in schema.get("allOf", []):
+        enum = part.get("properties", {}).get("code", {}).get("enum")
+        if enum is not None:
+            return set(enum)
+    return set()
+
+
+def problem_responses(*errors: ProblemSpec) -> Responses:
+    """OpenAPI ``responses=`` entries for the errors an endpoint raises, by status, each
+    problem+json with its ``code`` values. What every endpoint of a kind can answer
+    (validation, authentication, staff-only, idempotency keys) is added by
+    ``api.openapi``, so routes list only their own errors."""
+    return {
+        status: problem_entry(status, codes) for status, codes in problem_codes(*errors).items()
+    }
+
+
+_RAISED_BY: dict[Callable[..., Any], tuple[ProblemSpec, ...]] = {}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def raises(*errors: ProblemSpec) -> Callable[[F], F]:
+    """Mark a dependency with the errors it can raise: every endpoint that depends on it
+    declares them in the OpenAPI document (see ``api.openapi``)."""
+
+    def mark(dependency: F) -> F:
+        _RAISED_BY[dependency] = errors
+        return dependency
+
+    return mark
+
+
+def raised_by(dependency: Callable[..., Any]) -> tuple[ProblemSpec, ...]:
+    return _RAISED_BY.get(dependency, ())

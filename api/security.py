@@ -9,11 +9,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import DbSession, State
-from core.errors import Forbidden, NotFound, Unauthenticated
+from api.problems import raised_by, raises
+from core.errors import Forbidden, Unauthenticated
 from models.users import Role, User
 from services.auth import ClientInfo
-from services.tokens import AccessClaims
-from services.users import UserRepository
+from services.tokens import AccessClaims, InvalidToken, TokenExpired, TokenRevoked
+from services.users import UserNotFound, UserRepository
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/auth/login")
 
@@ -28,6 +29,13 @@ class Caller:
         return Role(self.user.role).is_staff
 
 
+@raises(
+    Unauthenticated,
+    (Unauthenticated, "account_deleted"),
+    InvalidToken,
+    TokenExpired,
+    TokenRevoked,
+)
 async def _caller(
     state: State,
     session: DbSession,
@@ -46,6 +54,7 @@ async def _caller(
     return Caller(user=user, claims=claims)
 
 
+@raises(*raised_by(_caller))
 async def _optional_caller(
     state: State,
     session: DbSession,
@@ -56,12 +65,14 @@ async def _optional_caller(
     return await _caller(state, session, credentials)
 
 
+@raises((Forbidden, "staff_only"))
 async def _staff(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
     if not caller.is_staff:
         raise Forbidden("this needs a staff account", code="staff_only")
     return caller
 
 
+@raises((Forbidden, "admin_only"))
 async def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
     if caller.user.role != "admin":
         raise Forbidden("this needs an admin account", code="admin_only")
@@ -77,7 +88,7 @@ AdminUser = Annotated[Caller, Depends(_admin)]
 def require_self_or_staff(caller: Caller, user_id: str) -> None:
     """Someone else's account answers 404, not 403, so ids cannot be probed."""
     if caller.user.id != user_id and not caller.is_staff:
-        raise NotFound(f"no user {user_id}", code="user_not_found")
+        raise UserNotFound(f"no user {user_id}")
 
 
 def client_info(request: Request) -> ClientInfo:

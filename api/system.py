@@ -17,6 +17,7 @@ from api.deps import State
 from api.middleware import current_request_id
 from api.problems import problem_response, problem_responses
 from core.db import ping
+from core.errors import DependencyUnavailable
 from models.base import CamelModel
 
 router = APIRouter(tags=["system"])
@@ -64,7 +65,7 @@ async def _temporal_ok(state: State) -> None:
     "/ready",
     summary="Readiness: database, Redis and Temporal all answer",
     response_model=Readiness,
-    responses=problem_responses(503),
+    responses=problem_responses((DependencyUnavailable, "not_ready")),
 )
 async def ready(request: Request, state: State) -> Response:
     """200 when PostgreSQL, Redis and Temporal all answer within 3 s. Otherwise 503

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 from sqlalchemy import DateTime, MetaData, func
 from sqlmodel import Field, SQLModel
@@ -45,6 +46,23 @@ def updated_at_field() -> datetime:
         sa_column_kwargs={"server_default": func.now(), "nullable": False, "onupdate": utcnow},
     )
     return field
+
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_datetime(value: object) -> object:
+    # Pydantic's lax mode reads a number (or a numeric string, as in a query) as seconds
+    # since 1970: `?to=0.5` would be a date in 1970. On the wire a time is ISO 8601 text.
+    if isinstance(value, datetime) or (isinstance(value, str) and not _NUMBER.fullmatch(value)):
+        return value
+    raise ValueError("expected an ISO 8601 date-time, such as 2026-01-31T12:00:00Z")
+
+
+# Request fields: strict at the edge (STYLE: the document tells the truth). JSON numbers,
+# booleans and times are taken only as themselves: `"delta": false` or `"isDefault": 0`
+# answer 422 instead of being coerced. Use StrictInt and StrictBool (pydantic) likewise.
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 
 
 class CamelModel(BaseModel):

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field as PydanticField
+from pydantic import StrictBool, StrictInt
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -99,14 +100,14 @@ class CartShare(SQLModel, table=True):
 
 class CartItemAdd(CamelModel):
     product_id: str = PydanticField(min_length=1, max_length=40, examples=["prod_01M8…"])
-    quantity: int = PydanticField(default=1, ge=1, le=10_000, examples=[2])
+    quantity: StrictInt = PydanticField(default=1, ge=1, le=10_000, examples=[2])
     user_id: str | None = PydanticField(
         default=None, description="Accepted only when it is the caller's own id (the seed's shape)"
     )
 
 
 class CartItemUpdate(CamelModel):
-    quantity: int = PydanticField(ge=1, le=10_000)
+    quantity: StrictInt = PydanticField(ge=1, le=10_000)
 
 
 class CouponApply(CamelModel):
@@ -151,7 +152,7 @@ class CartPublic(CamelModel):
 
 
 class ShareCreate(CamelModel):
-    can_edit: bool = PydanticField(
+    can_edit: StrictBool = PydanticField(
         default=False, description="Let signed-in holders of the link add to this cart"
     )
 

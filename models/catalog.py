@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import Field as PydanticField
-from pydantic import HttpUrl, field_validator
+from pydantic import HttpUrl, StrictBool, StrictInt, field_validator
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -155,15 +155,17 @@ class ProductFields(CamelModel):
     name: str = PydanticField(min_length=1, max_length=200, examples=["Wireless Headphones"])
     description: str = PydanticField(default="", max_length=20_000)
     category_id: str | None = None
-    price: int = PydanticField(ge=0, le=MAX_AMOUNT, description="Minor units", examples=[9999])
+    price: StrictInt = PydanticField(
+        ge=0, le=MAX_AMOUNT, description="Minor units", examples=[9999]
+    )
     currency: str = PydanticField(default="USD", min_length=3, max_length=3, examples=["USD"])
-    compare_at_price: int | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
+    compare_at_price: StrictInt | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
     images: list[HttpUrl] = PydanticField(default_factory=list, max_length=20)
     attributes: dict[str, Any] = PydanticField(default_factory=dict, max_length=50)
-    active: bool = True
-    low_stock_threshold: int = PydanticField(default=10, ge=0, le=1_000_000)
-    auto_reorder: bool = False
-    reorder_quantity: int = PydanticField(default=0, ge=0, le=1_000_000)
+    active: StrictBool = True
+    low_stock_threshold: StrictInt = PydanticField(default=10, ge=0, le=1_000_000)
+    auto_reorder: StrictBool = False
+    reorder_quantity: StrictInt = PydanticField(default=0, ge=0, le=1_000_000)
 
     @field_validator("currency")
     @classmethod
@@ -185,15 +187,15 @@ class ProductUpdate(CamelModel):
     slug: str | None = PydanticField(default=None, max_length=220, pattern=SLUG_PATTERN)
     description: str | None = PydanticField(default=None, max_length=20_000)
     category_id: str | None = None
-    price: int | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
+    price: StrictInt | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
     currency: str | None = PydanticField(default=None, min_length=3, max_length=3)
-    compare_at_price: int | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
+    compare_at_price: StrictInt | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
     images: list[HttpUrl] | None = PydanticField(default=None, max_length=20)
     attributes: dict[str, Any] | None = PydanticField(default=None, max_length=50)
-    active: bool | None = None
-    low_stock_threshold: int | None = PydanticField(default=None, ge=0, le=1_000_000)
-    auto_reorder: bool | None = None
-    reorder_quantity: int | None = PydanticField(default=None, ge=0, le=1_000_000)
+    active: StrictBool | None = None
+    low_stock_threshold: StrictInt | None = PydanticField(default=None, ge=0, le=1_000_000)
+    auto_reorder: StrictBool | None = None
+    reorder_quantity: StrictInt | None = PydanticField(default=None, ge=0, le=1_000_000)
 
 
 class RatingSummary(CamelModel):
@@ -226,7 +228,7 @@ class ProductPublic(CamelModel):
 
 
 class ReviewCreate(CamelModel):
-    rating: int = PydanticField(ge=1, le=5)
+    rating: StrictInt = PydanticField(ge=1, le=5)
     title: str = PydanticField(min_length=1, max_length=200)
     body: str = PydanticField(min_length=1, max_length=10_000)
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field as PydanticField
+from pydantic import StrictInt
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -161,7 +162,7 @@ class InventoryPublic(StockPublic):
 
 
 class StockAdjustment(CamelModel):
-    delta: int = PydanticField(ge=-1_000_000, le=1_000_000, examples=[25])
+    delta: StrictInt = PydanticField(ge=-1_000_000, le=1_000_000, examples=[25])
     reason: str = PydanticField(min_length=1, max_length=500, examples=["cycle count"])
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, field_validator, model_validator
+from pydantic import BaseModel, StrictInt, field_validator, model_validator
 from pydantic import Field as PydanticField
 from pydantic_core import PydanticCustomError
 from sqlalchemy import (
@@ -291,7 +291,7 @@ class OrderCancel(CamelModel):
 
 
 class RefundCreate(CamelModel):
-    amount: int | None = PydanticField(
+    amount: StrictInt | None = PydanticField(
         default=None,
         gt=0,
         le=2_147_483_647,

@@ -8,13 +8,13 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import Field as PydanticField
-from pydantic import field_validator, model_validator
+from pydantic import StrictBool, StrictInt, field_validator, model_validator
 from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
 from core.money import MoneyError, normalize_currency
-from models.base import CamelModel, created_at_field, updated_at_field
+from models.base import CamelModel, IsoDatetime, created_at_field, updated_at_field
 
 
 class DiscountKind(StrEnum):
@@ -106,7 +106,7 @@ class _Value(CamelModel):
     percent: Decimal | None = PydanticField(
         default=None, gt=0, le=100, decimal_places=2, examples=["12.5"]
     )
-    amount: int | None = PydanticField(default=None, gt=0, le=2_147_483_647, examples=[500])
+    amount: StrictInt | None = PydanticField(default=None, gt=0, le=2_147_483_647, examples=[500])
 
     @model_validator(mode="after")
     def _one_value(self) -> _Value:
@@ -125,8 +125,8 @@ class DiscountCreate(_Value):
     name: str = PydanticField(min_length=1, max_length=200, examples=["Summer audio sale"])
     product_id: str | None = None
     category_id: str | None = None
-    starts_at: datetime
-    ends_at: datetime | None = None
+    starts_at: IsoDatetime
+    ends_at: IsoDatetime | None = None
 
     @model_validator(mode="after")
     def _target_and_window(self) -> DiscountCreate:
@@ -156,11 +156,11 @@ class CouponCreate(_Value):
     code: str = PydanticField(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
                               examples=["WELCOME10"])  # fmt: skip
     currency: str = PydanticField(default="USD", min_length=3, max_length=3)
-    min_subtotal: int = PydanticField(default=0, ge=0, le=2_147_483_647)
-    starts_at: datetime | None = None
-    expires_at: datetime | None = None
-    usage_limit: int | None = PydanticField(default=None, ge=1, le=2_147_483_647)
-    per_user_limit: int | None = PydanticField(default=None, ge=1, le=2_147_483_647)
+    min_subtotal: StrictInt = PydanticField(default=0, ge=0, le=2_147_483_647)
+    starts_at: IsoDatetime | None = None
+    expires_at: IsoDatetime | None = None
+    usage_limit: StrictInt | None = PydanticField(default=None, ge=1, le=2_147_483_647)
+    per_user_limit: StrictInt | None = PydanticField(default=None, ge=1, le=2_147_483_647)
 
     @field_validator("currency")
     @classmethod
@@ -175,11 +175,11 @@ class CouponUpdate(CamelModel):
     """Only the fields given change. ``expiresAt``, ``usageLimit`` and ``perUserLimit``
     may be set to null (no expiry, no limit); ``active`` and ``minSubtotal`` may not."""
 
-    active: bool | None = None
-    expires_at: datetime | None = None
-    usage_limit: int | None = PydanticField(default=None, ge=1, le=2_147_483_647)
-    per_user_limit: int | None = PydanticField(default=None, ge=1, le=2_147_483_647)
-    min_subtotal: int | None = PydanticField(default=None, ge=0, le=2_147_483_647)
+    active: StrictBool | None = None
+    expires_at: IsoDatetime | None = None
+    usage_limit: StrictInt | None = PydanticField(default=None, ge=1, le=2_147_483_647)
+    per_user_limit: StrictInt | None = PydanticField(default=None, ge=1, le=2_147_483_647)
+    min_subtotal: StrictInt | None = PydanticField(default=None, ge=0, le=2_147_483_647)
 
 
 class CouponPublic(CamelModel):
@@ -200,7 +200,7 @@ class CouponPublic(CamelModel):
 
 class CouponCheck(CamelModel):
     code: str = PydanticField(min_length=1, max_length=64)
-    subtotal: int = PydanticField(ge=0, le=2_147_483_647, description="Minor units")
+    subtotal: StrictInt = PydanticField(ge=0, le=2_147_483_647, description="Minor units")
     currency: str = PydanticField(default="USD", min_length=3, max_length=3)
 
 

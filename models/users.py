@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import EmailStr, field_validator
+from pydantic import EmailStr, StrictBool, field_validator
 from pydantic import Field as PydanticField
 from sqlalchemy import Column, DateTime, ForeignKey, Index, String, text
 from sqlmodel import Field, SQLModel
@@ -152,8 +152,8 @@ class AddressFields(CamelModel):
         min_length=2, max_length=2, examples=["US"], description="ISO 3166-1 alpha-2"
     )
     phone: str | None = PydanticField(default=None, max_length=32, examples=["+1 617 555 0100"])
-    is_default_shipping: bool = False
-    is_default_billing: bool = False
+    is_default_shipping: StrictBool = False
+    is_default_billing: StrictBool = False
 
 
 class AddressCreate(AddressFields):
@@ -168,8 +168,8 @@ class AddressUpdate(CamelModel):
     zip: str | None = PydanticField(default=None, min_length=1, max_length=20)
     country: str | None = PydanticField(default=None, min_length=2, max_length=2)
     phone: str | None = PydanticField(default=None, max_length=32)
-    is_default_shipping: bool | None = None
-    is_default_billing: bool | None = None
+    is_default_shipping: StrictBool | None = None
+    is_default_billing: StrictBool | None = None
 
 
 class AddressPublic(AddressFields):

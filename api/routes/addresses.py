@@ -7,8 +7,13 @@ from fastapi import APIRouter, Response, status
 from api.deps import DbSession
 from api.problems import problem_responses
 from api.security import CurrentUser, require_self_or_staff
+from core.errors import Conflict, ValidationFailed
 from models.users import Address, AddressCreate, AddressPublic, AddressUpdate
-from services.addresses import AddressService
+from services.addresses import AddressNotFound, AddressService, InvalidAddress
+from services.users import UserNotFound
+
+# Two requests making different addresses the default at once: one of them retries.
+DEFAULTS_RACE = (Conflict, "address_default_conflict")
 
 router = APIRouter(prefix="/users/{user_id}/addresses", tags=["addresses"])
 
@@ -18,7 +23,7 @@ def _public(address: Address) -> AddressPublic:
 
 
 @router.get("", summary="List addresses", response_model=list[AddressPublic],
-            responses=problem_responses(401, 404))  # fmt: skip
+            responses=problem_responses(UserNotFound))  # fmt: skip
 async def list_addresses(
     user_id: str, caller: CurrentUser, session: DbSession
 ) -> list[AddressPublic]:
@@ -32,7 +37,9 @@ async def list_addresses(
     status_code=status.HTTP_201_CREATED,
     summary="Add an address",
     response_model=AddressPublic,
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(
+        UserNotFound, InvalidAddress, (ValidationFailed, "address_book_full"), DEFAULTS_RACE
+    ),
 )
 async def create_address(
     user_id: str, body: AddressCreate, caller: CurrentUser, session: DbSession
@@ -44,7 +51,7 @@ async def create_address(
 
 
 @router.get("/{address_id}", summary="Get an address", response_model=AddressPublic,
-            responses=problem_responses(401, 404))  # fmt: skip
+            responses=problem_responses(UserNotFound, AddressNotFound))  # fmt: skip
 async def get_address(
     user_id: str, address_id: str, caller: CurrentUser, session: DbSession
 ) -> AddressPublic:
@@ -57,7 +64,7 @@ async def get_address(
     "/{address_id}",
     summary="Change some fields of an address",
     response_model=AddressPublic,
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(UserNotFound, AddressNotFound, InvalidAddress, DEFAULTS_RACE),
 )
 async def patch_address(
     user_id: str, address_id: str, body: AddressUpdate, caller: CurrentUser, session: DbSession
@@ -71,7 +78,7 @@ async def patch_address(
     "/{address_id}",
     summary="Replace an address",
     response_model=AddressPublic,
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(UserNotFound, AddressNotFound, InvalidAddress, DEFAULTS_RACE),
 )
 async def put_address(
     user_id: str, address_id: str, body: AddressCreate, caller: CurrentUser, session: DbSession
@@ -87,7 +94,7 @@ async def put_address(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an address",
     response_class=Response,
-    responses=problem_responses(401, 404),
+    responses=problem_responses(UserNotFound, AddressNotFound),
 )
 async def delete_address(
     user_id: str, address_id: str, caller: CurrentUser, session: DbSession

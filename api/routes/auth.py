@@ -19,9 +19,15 @@ from models.auth import (
     TokenPair,
 )
 from models.users import UserPublic
-from services.auth import AuthService, IssuedTokens
+from services.auth import (
+    AuthService,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    IssuedTokens,
+    RefreshTokenReused,
+)
 from services.carts import CartService
-from services.throttle import LoginThrottle
+from services.throttle import LoginThrottle, TooManyAttempts
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 admin = APIRouter(prefix="/admin", tags=["auth"])
@@ -52,7 +58,7 @@ def _pair(issued: IssuedTokens, state: State) -> TokenPair:
     "/login",
     summary="Sign in",
     response_model=TokenPair,
-    responses=problem_responses(401, 422, 429),
+    responses=problem_responses(InvalidCredentials, TooManyAttempts),
 )
 async def login(
     body: LoginRequest,
@@ -83,7 +89,7 @@ async def login(
     "/refresh",
     summary="Rotate the refresh token",
     response_model=TokenPair,
-    responses=problem_responses(401, 422),
+    responses=problem_responses(InvalidRefreshToken, RefreshTokenReused),
 )
 async def refresh(
     body: RefreshRequest, request: Request, state: State, session: DbSession
@@ -100,7 +106,7 @@ async def refresh(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Sign out",
     response_class=Response,
-    responses=problem_responses(401),
+    responses=problem_responses(),
 )
 async def logout(
     caller: CurrentUser, state: State, session: DbSession, body: LogoutRequest | None = None
@@ -115,7 +121,7 @@ async def logout(
     "/sign-in-locks/unlock",
     summary="Lift a sign-in lock-out (staff)",
     response_model=LoginUnlocked,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(),
 )
 async def unlock_sign_in(body: LoginUnlock, caller: StaffUser, state: State) -> LoginUnlocked:
     """After too many failed sign-ins an email (or a client address) is refused, even

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Cookie, Depends, Header, Query, Response, status
 
 from api.deps import DbSession, State, after_commit
-from api.problems import problem_responses
+from api.problems import ProblemSpec, problem_responses, raises
 from api.security import Caller, CurrentUser, OptionalUser
-from core.errors import Forbidden, NotFound
+from core.errors import Forbidden, ValidationFailed
 from models.carts import (
     CartItemAdd,
     CartItemUpdate,
@@ -23,10 +23,24 @@ from models.carts import (
 )
 from models.quotes import Destination
 from services.cart_reminders import cart_closed, cart_touched
-from services.cart_shares import CartShares
-from services.carts import CartService, OwnedCart
+from services.cart_shares import CartShares, ShareNotFound
+from services.carts import CartItemNotFound, CartService, OwnedCart
+from services.catalog.errors import ProductNotFound
+from services.checkout import CartNotFound
+from services.inventory import OutOfStock
 
 router = APIRouter(prefix="/cart", tags=["cart"])
+
+NO_CART = CartNotFound
+QUANTITY_LIMIT = (ValidationFailed, "quantity_limit")
+# What adding a product to a cart can answer.
+ADDING: tuple[ProblemSpec, ...] = (
+    ProductNotFound,
+    (ValidationFailed, "product_inactive"),
+    QUANTITY_LIMIT,
+    OutOfStock,
+    (ValidationFailed, "cart_full"),
+)
 
 CartToken = Annotated[
     str | None,
@@ -86,6 +100,7 @@ class CartHandle:
         return await self.service.view(self.owned)
 
 
+@raises(NO_CART)
 async def _existing_cart(
     state: State,
     session: DbSession,
@@ -109,12 +124,12 @@ async def _cart(
         return await service.find_or_create(user_id, token)
     found = await service.find(user_id, token)
     if found is None:
-        raise NotFound("there is no cart yet", code="cart_not_found")
+        raise CartNotFound("there is no cart yet")
     return found
 
 
 @router.get("", summary="The current cart", response_model=CartPublic,
-            responses=problem_responses(404))  # fmt: skip
+            responses=problem_responses(NO_CART))  # fmt: skip
 async def get_cart(
     state: State,
     session: DbSession,
@@ -138,7 +153,7 @@ async def get_cart(
     status_code=status.HTTP_201_CREATED,
     summary="Add a product to the cart",
     response_model=CartPublic,
-    responses=problem_responses(403, 404, 409, 422),
+    responses=problem_responses(*ADDING, (Forbidden, "user_mismatch")),
 )
 async def add_item(
     body: CartItemAdd,
@@ -161,8 +176,12 @@ async def add_item(
     return await service.view(owned)
 
 
-@router.patch("/items/{product_id}", summary="Change a line's quantity",
-              response_model=CartPublic, responses=problem_responses(404, 409, 422))  # fmt: skip
+@router.patch(
+    "/items/{product_id}",
+    summary="Change a line's quantity",
+    response_model=CartPublic,
+    responses=problem_responses(CartItemNotFound, QUANTITY_LIMIT, OutOfStock),
+)
 async def update_item(product_id: str, body: CartItemUpdate, cart: ExistingCart) -> CartPublic:
     """Set the quantity of a product already in the cart."""
     await cart.service.set_quantity(cart.owned, product_id, body.quantity)
@@ -171,7 +190,7 @@ async def update_item(product_id: str, body: CartItemUpdate, cart: ExistingCart)
 
 
 @router.delete("/items/{product_id}", summary="Remove a line", response_model=CartPublic,
-               responses=problem_responses(404))  # fmt: skip
+               responses=problem_responses(CartItemNotFound))  # fmt: skip
 async def remove_item(product_id: str, cart: ExistingCart) -> CartPublic:
     """Take a product out of the cart."""
     await cart.service.remove(cart.owned, product_id)
@@ -180,7 +199,7 @@ async def remove_item(product_id: str, cart: ExistingCart) -> CartPublic:
 
 
 @router.delete("", summary="Empty the cart", response_model=CartPublic,
-               responses=problem_responses(404))  # fmt: skip
+               responses=problem_responses())  # fmt: skip
 async def clear_cart(cart: ExistingCart) -> CartPublic:
     """Remove every line and the coupon."""
     await cart.service.clear(cart.owned)
@@ -189,7 +208,7 @@ async def clear_cart(cart: ExistingCart) -> CartPublic:
 
 
 @router.post("/coupon", summary="Apply a coupon", response_model=CartPublic,
-             responses=problem_responses(404, 422))  # fmt: skip
+             responses=problem_responses((ValidationFailed, "coupon_not_applicable")))  # fmt: skip
 async def apply_coupon(body: CouponApply, cart: ExistingCart) -> CartPublic:
     """A coupon that does not apply answers 422 `coupon_not_applicable` with its `reason`
     (see `POST /api/coupons/validate`)."""
@@ -199,7 +218,7 @@ async def apply_coupon(body: CouponApply, cart: ExistingCart) -> CartPublic:
 
 
 @router.delete("/coupon", summary="Remove the coupon", response_model=CartPublic,
-               responses=problem_responses(404))  # fmt: skip
+               responses=problem_responses())  # fmt: skip
 async def remove_coupon(cart: ExistingCart) -> CartPublic:
     """The cart no longer carries a coupon."""
     await cart.service.remove_coupon(cart.owned)
@@ -211,7 +230,7 @@ async def remove_coupon(cart: ExistingCart) -> CartPublic:
     status_code=status.HTTP_201_CREATED,
     summary="Share the cart",
     response_model=SharePublic,
-    responses=problem_responses(404),
+    responses=problem_responses(),
 )
 async def share_cart(cart: ExistingCart, body: ShareCreate | None = None) -> SharePublic:
     """A link anyone can open (`GET /api/carts/shared/{token}`, no personal data) and
@@ -230,7 +249,7 @@ async def share_cart(cart: ExistingCart, body: ShareCreate | None = None) -> Sha
 
 @router.delete("/share/{share_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Revoke a share link", response_class=Response,
-               responses=problem_responses(404))  # fmt: skip
+               responses=problem_responses(ShareNotFound))  # fmt: skip
 async def revoke_share(share_id: str, cart: ExistingCart) -> Response:
     """The link stops working at once."""
     await CartShares(cart.service).revoke(cart.owned, share_id)
@@ -241,14 +260,14 @@ shared = APIRouter(prefix="/carts/shared", tags=["cart"])
 
 
 @shared.get("/{share_token}", summary="View a shared cart", response_model=SharedCartView,
-            responses=problem_responses(404))  # fmt: skip
+            responses=problem_responses(ShareNotFound))  # fmt: skip
 async def view_shared(share_token: str, state: State, session: DbSession) -> SharedCartView:
     """Read-only: lines and totals, nothing about the owner."""
     return await CartShares(_service(state, session)).view(share_token)
 
 
 @shared.post("/{share_token}/copy", summary="Copy a shared cart into yours",
-             response_model=CartPublic, responses=problem_responses(404))  # fmt: skip
+             response_model=CartPublic, responses=problem_responses(ShareNotFound))  # fmt: skip
 async def copy_shared(
     share_token: str,
     state: State,
@@ -268,7 +287,7 @@ async def copy_shared(
     "/{share_token}/items",
     summary="Add to a shared cart",
     response_model=SharedCartView,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(ShareNotFound, (Forbidden, "share_read_only"), *ADDING),
 )
 async def add_to_shared(
     share_token: str, body: CartItemAdd, state: State, session: DbSession, caller: CurrentUser

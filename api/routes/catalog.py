@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from api.deps import DbSession, RedisClient, State, after_commit
 from api.problems import problem_responses
 from api.security import OptionalUser, StaffUser
-from core.errors import ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from models.base import Page
 from models.catalog import (
     MAX_AMOUNT,
@@ -21,6 +21,7 @@ from models.catalog import (
 )
 from services.catalog.cache import CatalogCache
 from services.catalog.categories import CategoryService
+from services.catalog.errors import CategoryNotFound, ProductNotFound
 from services.catalog.pricing import price_book
 from services.catalog.products import (
     ProductQuery,
@@ -30,6 +31,9 @@ from services.catalog.products import (
     to_public,
 )
 from services.inventory import StockRepository
+
+SLUG_TAKEN = (Conflict, "slug_taken")
+PRODUCT_CONFLICTS = ((Conflict, "sku_taken"), SLUG_TAKEN)
 
 router = APIRouter(tags=["catalog"])
 
@@ -58,7 +62,7 @@ async def category_tree(session: DbSession) -> list[CategoryNode]:
     status_code=status.HTTP_201_CREATED,
     summary="Create a category (staff)",
     response_model=CategoryNode,
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problem_responses(SLUG_TAKEN, (ValidationFailed, "parent_not_found")),
 )
 async def create_category(
     body: CategoryCreate, caller: StaffUser, session: DbSession, redis: RedisClient
@@ -75,7 +79,7 @@ async def create_category(
     "/products",
     summary="List and search products",
     response_model=Page[ProductPublic],
-    responses=problem_responses(422),
+    responses=problem_responses((ValidationFailed, "invalid_price_range")),
 )
 async def list_products(
     state: State,
@@ -149,7 +153,7 @@ async def list_products(
     "/products/{key}",
     summary="Get a product",
     response_model=ProductPublic,
-    responses=problem_responses(404),
+    responses=problem_responses(ProductNotFound),
 )
 async def get_product(
     key: str, state: State, session: DbSession, redis: RedisClient, caller: OptionalUser
@@ -189,7 +193,7 @@ async def get_product(
     status_code=status.HTTP_201_CREATED,
     summary="Create a product (staff)",
     response_model=ProductPublic,
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problem_responses(*PRODUCT_CONFLICTS, CategoryNotFound),
 )
 async def create_product(
     body: ProductCreate, caller: StaffUser, session: DbSession, redis: RedisClient
@@ -213,7 +217,7 @@ async def _update(
     "/products/{key}",
     summary="Change some fields of a product (staff)",
     response_model=ProductPublic,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(ProductNotFound, *PRODUCT_CONFLICTS, CategoryNotFound),
 )
 async def patch_product(
     key: str, body: ProductUpdate, caller: StaffUser, session: DbSession, redis: RedisClient
@@ -226,7 +230,7 @@ async def patch_product(
     "/products/{key}",
     summary="Replace a product (staff)",
     response_model=ProductPublic,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(ProductNotFound, *PRODUCT_CONFLICTS, CategoryNotFound),
 )
 async def put_product(
     key: str, body: ProductCreate, caller: StaffUser, session: DbSession, redis: RedisClient
@@ -244,7 +248,7 @@ async def put_product(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Remove a product from the catalogue (staff)",
     response_class=Response,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(ProductNotFound),
 )
 async def delete_product(
     key: str, caller: StaffUser, session: DbSession, redis: RedisClient

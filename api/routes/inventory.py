@@ -10,6 +10,7 @@ from api.deps import DbSession, RedisClient
 from api.problems import problem_responses
 from api.routes.catalog import invalidate_catalog
 from api.security import StaffUser
+from core.errors import Conflict, NotFound
 from models.base import Page
 from models.inventory import (
     InventoryPublic,
@@ -20,7 +21,8 @@ from models.inventory import (
     StockAdjustment,
     StockPublic,
 )
-from services.inventory import PurchasingService, Stock, StockService
+from services.catalog.errors import ProductNotFound
+from services.inventory import InsufficientStock, PurchasingService, Stock, StockService
 
 router = APIRouter(tags=["inventory"])
 
@@ -40,7 +42,7 @@ def _po(po: PurchaseOrder) -> PurchaseOrderPublic:
 
 
 @router.get("/inventory/low-stock", summary="Products low on stock (staff)",
-            response_model=Page[StockPublic], responses=problem_responses(401, 403))  # fmt: skip
+            response_model=Page[StockPublic], responses=problem_responses())  # fmt: skip
 async def low_stock(
     caller: StaffUser,
     session: DbSession,
@@ -52,8 +54,12 @@ async def low_stock(
     return Page(items=[_stock(s) for s in rows], total=total, page=page, limit=limit)
 
 
-@router.get("/inventory/{product_id}", summary="Stock and ledger of a product (staff)",
-            response_model=InventoryPublic, responses=problem_responses(401, 403, 404))  # fmt: skip
+@router.get(
+    "/inventory/{product_id}",
+    summary="Stock and ledger of a product (staff)",
+    response_model=InventoryPublic,
+    responses=problem_responses(ProductNotFound),
+)
 async def inventory(
     product_id: str,
     caller: StaffUser,
@@ -79,7 +85,7 @@ async def inventory(
     "/inventory/{product_id}/adjust",
     summary="Adjust stock (staff)",
     response_model=StockPublic,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(ProductNotFound, InsufficientStock),
 )
 async def adjust(
     product_id: str,
@@ -102,7 +108,7 @@ async def adjust(
     "/purchase-orders",
     summary="Purchase orders (staff)",
     response_model=Page[PurchaseOrderPublic],
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(),
 )
 async def purchase_orders(
     caller: StaffUser,
@@ -125,7 +131,9 @@ async def purchase_orders(
     "/purchase-orders/{purchase_order_id}/receive",
     summary="Receive a purchase order (staff)",
     response_model=PurchaseOrderPublic,
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(
+        (NotFound, "purchase_order_not_found"), (Conflict, "purchase_order_not_open")
+    ),
 )
 async def receive(
     purchase_order_id: str, caller: StaffUser, session: DbSession, redis: RedisClient

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import partial
 from typing import Annotated
 
@@ -11,8 +10,9 @@ from fastapi import APIRouter, Query, Response, status
 from api.deps import DbSession, State, after_commit
 from api.problems import problem_responses
 from api.security import CurrentUser, StaffUser
-from core.errors import DependencyUnavailable
-from models.base import Page
+from core.errors import Conflict, DependencyUnavailable
+from integrations.payments.gateway import PaymentRejected, PaymentUnavailable
+from models.base import IsoDatetime, Page
 from models.orders import (
     FINAL_STATUSES,
     Order,
@@ -24,9 +24,11 @@ from models.orders import (
     RefundCreate,
 )
 from services import payments
-from services.checkout import Checkout
+from services.addresses import AddressNotFound, InvalidAddress
+from services.checkout import CartNotFound, Checkout
 from services.order_repository import OrderFilter, OrderNotFound
-from services.orders import OrderNotCancellable, OrderService
+from services.orders import CartEmpty, OrderNotCancellable, OrderService
+from services.payments import NotRefundable
 from temporal.clients.connection import WorkflowRefused
 from temporal.clients.orders import CancelOutcome
 from workflows.types.orders import CancelRequest
@@ -59,7 +61,9 @@ async def _visible(service: OrderService, order_id: str, caller: CurrentUser) ->
     status_code=status.HTTP_202_ACCEPTED,
     summary="Place an order (checkout)",
     response_model=OrderPublic,
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(
+        CartNotFound, (Conflict, "cart_not_active"), CartEmpty, InvalidAddress, AddressNotFound
+    ),
     openapi_extra={"requestBody": {"content": {"application/json": {"example": PLACE_EXAMPLE}}}},
 )
 async def place_order(
@@ -88,7 +92,7 @@ async def place_order(
     "/orders",
     summary="Your order history",
     response_model=Page[OrderSummary],
-    responses=problem_responses(401, 422),
+    responses=problem_responses(),
 )
 async def list_orders(
     caller: CurrentUser,
@@ -109,7 +113,7 @@ async def list_orders(
     "/orders/{order_id}",
     summary="Get an order",
     response_model=OrderPublic,
-    responses=problem_responses(401, 404),
+    responses=problem_responses(OrderNotFound),
 )
 async def get_order(
     order_id: str, caller: CurrentUser, state: State, session: DbSession
@@ -134,7 +138,7 @@ async def get_order(
             "description": "Cancellation accepted and still being carried out",
             "model": OrderPublic,
         },
-        **problem_responses(401, 404, 409, 503),
+        **problem_responses(OrderNotFound, OrderNotCancellable, DependencyUnavailable),
     },
 )
 async def cancel_order(
@@ -179,7 +183,7 @@ async def cancel_order(
     "/admin/orders/{order_id}/refunds",
     summary="Refund an order, in full or in part (staff)",
     response_model=OrderPublic,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    responses=problem_responses(OrderNotFound, NotRefundable, PaymentUnavailable, PaymentRejected),
 )
 async def refund_order(
     order_id: str, body: RefundCreate, caller: StaffUser, state: State, session: DbSession
@@ -207,7 +211,7 @@ async def refund_order(
     "/admin/orders",
     summary="Search all orders (staff)",
     response_model=Page[OrderSummary],
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(),
 )
 async def admin_orders(
     caller: StaffUser,
@@ -226,8 +230,8 @@ async def admin_orders(
             description="The old name of `userId`; still accepted",
         ),
     ] = None,
-    created_from: Annotated[datetime | None, Query(alias="from")] = None,
-    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    created_from: Annotated[IsoDatetime | None, Query(alias="from")] = None,
+    created_to: Annotated[IsoDatetime | None, Query(alias="to")] = None,
 ) -> Page[OrderSummary]:
     """Every order, newest first, filtered by `status`, `userId` (the `userId` the
     orders carry) and a creation window `from` (inclusive) to `to` (exclusive), ISO 8601.

@@ -9,6 +9,8 @@ from pydantic import Field
 
 from api.deps import DbSession, State
 from api.problems import problem_responses
+from core.errors import DependencyUnavailable
+from integrations.payments.gateway import InvalidSignature
 from models.base import CamelModel
 from services.payments import WebhookService
 from workflows.types.orders import PaymentWebhook
@@ -26,7 +28,12 @@ class WebhookReceipt(CamelModel):
     "/webhooks/stripe",
     summary="Stripe webhook receiver",
     response_model=WebhookReceipt,
-    responses=problem_responses(400, 503),
+    responses=problem_responses(
+        InvalidSignature,
+        (InvalidSignature, "missing_signature"),
+        (InvalidSignature, "invalid_payload"),
+        DependencyUnavailable,
+    ),
 )
 async def stripe_webhook(
     request: Request,

@@ -10,6 +10,7 @@ from api.deps import DbSession, RedisClient
 from api.problems import problem_responses
 from api.routes.catalog import invalidate_catalog
 from api.security import OptionalUser, StaffUser
+from core.errors import Conflict, NotFound
 from models.pricing import (
     Coupon,
     CouponCheck,
@@ -21,7 +22,13 @@ from models.pricing import (
     DiscountCreate,
     DiscountPublic,
 )
-from services.catalog.pricing import CouponService, DiscountRepository, DiscountService
+from services.catalog.errors import CategoryNotFound, ProductNotFound
+from services.catalog.pricing import (
+    CouponNotFound,
+    CouponService,
+    DiscountRepository,
+    DiscountService,
+)
 
 router = APIRouter(tags=["pricing"])
 
@@ -52,7 +59,7 @@ def _coupon(c: Coupon) -> CouponPublic:
     status_code=status.HTTP_201_CREATED,
     summary="Create an automatic discount (staff)",
     response_model=DiscountPublic,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(ProductNotFound, CategoryNotFound),
 )
 async def create_discount(
     body: DiscountCreate, caller: StaffUser, session: DbSession, redis: RedisClient
@@ -67,7 +74,7 @@ async def create_discount(
 
 
 @router.get("/discounts", summary="List discounts (staff)", response_model=list[DiscountPublic],
-            responses=problem_responses(401, 403))  # fmt: skip
+            responses=problem_responses())  # fmt: skip
 async def list_discounts(caller: StaffUser, session: DbSession) -> list[DiscountPublic]:
     """Every discount, past, present and future, by start time."""
     return [_discount(d) for d in await DiscountRepository(session).all()]
@@ -75,7 +82,7 @@ async def list_discounts(caller: StaffUser, session: DbSession) -> list[Discount
 
 @router.delete("/discounts/{discount_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="End a discount (staff)", response_class=Response,
-               responses=problem_responses(401, 403, 404))  # fmt: skip
+               responses=problem_responses((NotFound, "discount_not_found")))  # fmt: skip
 async def end_discount(
     discount_id: str, caller: StaffUser, session: DbSession, redis: RedisClient
 ) -> Response:
@@ -90,7 +97,7 @@ async def end_discount(
     status_code=status.HTTP_201_CREATED,
     summary="Create a coupon (staff)",
     response_model=CouponPublic,
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problem_responses((Conflict, "coupon_code_taken")),
 )
 async def create_coupon(body: CouponCreate, caller: StaffUser, session: DbSession) -> CouponPublic:
     """Codes are case-insensitive and unique (409 `coupon_code_taken`). Optional: a
@@ -99,21 +106,25 @@ async def create_coupon(body: CouponCreate, caller: StaffUser, session: DbSessio
 
 
 @router.get("/coupons", summary="List coupons (staff)", response_model=list[CouponPublic],
-            responses=problem_responses(401, 403))  # fmt: skip
+            responses=problem_responses())  # fmt: skip
 async def list_coupons(caller: StaffUser, session: DbSession) -> list[CouponPublic]:
     """Newest first, with how often each has been used."""
     return [_coupon(c) for c in await CouponService(session).list()]
 
 
 @router.get("/coupons/{code}", summary="Get a coupon (staff)", response_model=CouponPublic,
-            responses=problem_responses(401, 403, 404))  # fmt: skip
+            responses=problem_responses(CouponNotFound))  # fmt: skip
 async def get_coupon(code: str, caller: StaffUser, session: DbSession) -> CouponPublic:
     """By code, in any case."""
     return _coupon(await CouponService(session).get(code))
 
 
-@router.patch("/coupons/{code}", summary="Change a coupon (staff)", response_model=CouponPublic,
-              responses=problem_responses(401, 403, 404, 422))  # fmt: skip
+@router.patch(
+    "/coupons/{code}",
+    summary="Change a coupon (staff)",
+    response_model=CouponPublic,
+    responses=problem_responses(CouponNotFound, (Conflict, "usage_limit_below_use")),
+)
 async def update_coupon(
     code: str, body: CouponUpdate, caller: StaffUser, session: DbSession
 ) -> CouponPublic:
@@ -125,7 +136,7 @@ async def update_coupon(
     "/coupons/validate",
     summary="Check whether a coupon applies",
     response_model=CouponVerdict,
-    responses=problem_responses(422),
+    responses=problem_responses(),
 )
 async def validate_coupon(
     body: CouponCheck, caller: OptionalUser, session: DbSession

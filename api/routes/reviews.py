@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool
 
 from api.deps import DbSession, RedisClient
 from api.problems import problem_responses
@@ -13,8 +13,9 @@ from api.routes.catalog import invalidate_catalog
 from api.security import CurrentUser, OptionalUser, StaffUser
 from models.base import Page
 from models.catalog import Review, ReviewCreate, ReviewPublic
+from services.catalog.errors import ProductNotFound
 from services.catalog.products import ProductService
-from services.catalog.reviews import ReviewService
+from services.catalog.reviews import AlreadyReviewed, ReviewNotFound, ReviewService
 from services.order_repository import OrderRepository
 
 router = APIRouter(prefix="/products/{key}/reviews", tags=["reviews"])
@@ -29,7 +30,7 @@ def _service(session: DbSession) -> ReviewService:
 
 
 @router.get("", summary="List a product's reviews", response_model=Page[ReviewPublic],
-            responses=problem_responses(404, 422))  # fmt: skip
+            responses=problem_responses(ProductNotFound))  # fmt: skip
 async def list_reviews(
     key: str,
     session: DbSession,
@@ -51,7 +52,7 @@ async def list_reviews(
     status_code=status.HTTP_201_CREATED,
     summary="Review a product",
     response_model=ReviewPublic,
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(ProductNotFound, AlreadyReviewed),
 )
 async def create_review(
     key: str, body: ReviewCreate, caller: CurrentUser, session: DbSession, redis: RedisClient
@@ -66,7 +67,7 @@ async def create_review(
 
 
 class ReviewModeration(BaseModel):
-    hidden: bool
+    hidden: StrictBool
 
 
 @router.patch(
@@ -74,7 +75,7 @@ class ReviewModeration(BaseModel):
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Hide or show a review (staff)",
     response_class=Response,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(ProductNotFound, ReviewNotFound),
 )
 async def moderate_review(
     key: str,

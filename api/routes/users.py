@@ -8,15 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from api.deps import DbSession, State, after_commit
-from api.problems import problem_responses
+from api.problems import ProblemSpec, problem_responses
 from api.routes.auth import auth_service
 from api.security import Caller, CurrentUser, StaffUser, client_info, require_self_or_staff
-from core.errors import Forbidden
+from core.errors import Forbidden, ValidationFailed
 from models.base import Page
 from models.users import Role, User, UserCreate, UserPublic, UserReplace, UserUpdate
 from services.cart_reminders import account_deleted
 from services.onboarding import request_onboarding
-from services.users import RegistrationContext, UserService
+from services.passwords import WeakPassword
+from services.throttle import TooManyAttempts
+from services.users import EmailTaken, RegistrationContext, UserNotFound, UserService
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -38,7 +40,7 @@ def public(user: object) -> UserPublic:
     status_code=status.HTTP_201_CREATED,
     summary="Register a user",
     response_model=UserPublic,
-    responses=problem_responses(409, 422),
+    responses=problem_responses(EmailTaken, WeakPassword),
 )
 async def register(
     body: UserCreate, request: Request, state: State, session: DbSession
@@ -63,7 +65,7 @@ async def register(
     "",
     summary="List users (staff)",
     response_model=Page[UserPublic],
-    responses=problem_responses(401, 403),
+    responses=problem_responses(),
 )
 async def list_users(
     caller: StaffUser,
@@ -79,7 +81,7 @@ async def list_users(
 
 
 @router.get("/me", summary="The signed-in user", response_model=UserPublic,
-            responses=problem_responses(401))  # fmt: skip
+            responses=problem_responses())  # fmt: skip
 async def me(caller: CurrentUser) -> UserPublic:
     """The account the access token belongs to."""
     return public(caller.user)
@@ -89,7 +91,7 @@ async def me(caller: CurrentUser) -> UserPublic:
     "/{user_id}",
     summary="Get a user",
     response_model=UserPublic,
-    responses=problem_responses(401, 404),
+    responses=problem_responses(UserNotFound),
 )
 async def get_user(
     user_id: str, caller: CurrentUser, state: State, session: DbSession
@@ -97,6 +99,19 @@ async def get_user(
     """Yourself, or anyone for staff. Another user's id answers 404."""
     require_self_or_staff(caller, user_id)
     return public(await _users(state, session).get(user_id))
+
+
+# What changing a profile can answer (see `_update`).
+PROFILE_CHANGE: tuple[ProblemSpec, ...] = (
+    UserNotFound,
+    (Forbidden, "admin_only"),
+    (Forbidden, "forbidden"),
+    TooManyAttempts,
+    (ValidationFailed, "current_password_required"),
+    (Forbidden, "current_password_invalid"),
+    EmailTaken,
+    WeakPassword,
+)
 
 
 def _require_can_manage(caller: Caller, target: User) -> None:
@@ -136,7 +151,7 @@ async def _update(
     "/{user_id}",
     summary="Update some profile fields",
     response_model=UserPublic,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(*PROFILE_CHANGE),
 )
 async def patch_user(
     user_id: str,
@@ -155,7 +170,7 @@ async def patch_user(
     "/{user_id}",
     summary="Replace the profile",
     response_model=UserPublic,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(*PROFILE_CHANGE),
 )
 async def put_user(
     user_id: str,
@@ -174,7 +189,7 @@ async def put_user(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an account",
     response_class=Response,
-    responses=problem_responses(401, 404),
+    responses=problem_responses(UserNotFound, (Forbidden, "admin_only")),
 )
 async def delete_user(
     user_id: str, caller: CurrentUser, state: State, session: DbSession

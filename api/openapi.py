@@ -1,0 +1,103 @@
+"""The OpenAPI document tells the truth: every status an operation can answer, each
+problem+json with its stable ``code`` values.
+
+Routes declare their own errors (``problem_responses``); what whole kinds of operations
+can answer is added here, from the code that answers it: the errors their dependencies
+raise (``@raises`` on ``CurrentUser``, ``StaffUser``…), request validation (422) and
+unreadable bodies (400) where there is input, and ``Idempotency-Key`` on creating POSTs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from api.idempotency import IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_PROBLEMS, applies_to
+from api.problems import (
+    PROBLEM_REF,
+    Problem,
+    ProblemSpec,
+    entry_codes,
+    problem_codes,
+    problem_entry,
+    raised_by,
+)
+from core.errors import ShopError, ValidationFailed
+
+# Any operation with input: the request does not match its schema, or a value passes the
+# schema but not the database (a number out of a column's range).
+INVALID_INPUT: tuple[ProblemSpec, ...] = (ValidationFailed, (ValidationFailed, "invalid_value"))
+# A body that is not JSON at all (not UTF-8, say).
+UNREADABLE_BODY: tuple[ProblemSpec, ...] = (ShopError,)
+# FastAPI's own 422 schema, which our problem+json replaces.
+_FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def install_openapi(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema(ref_template=_REF_TEMPLATE)
+        # Routers are included lazily (FastAPI 0.16x): walk them as the generator does.
+        for route in iter_route_contexts(app.routes):
+            if isinstance(route.original_route, APIRoute) and route.include_in_schema:
+                for method in route.methods or ():
+                    operation = schema["paths"][route.path_format][method.lower()]
+                    _declare(operation, route.dependant, route.path_format, method)
+        for name in _FASTAPI_VALIDATION_SCHEMAS:
+            components.pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_REF_TEMPLATE = PROBLEM_REF.replace("Problem", "{model}")
+
+
+def _dependency_problems(dependant: Dependant) -> list[ProblemSpec]:
+    found: list[ProblemSpec] = []
+    for dependency in dependant.dependencies:
+        if dependency.call is not None:
+            found.extend(raised_by(dependency.call))
+        found.extend(_dependency_problems(dependency))
+    return found
+
+
+def _declare(operation: dict[str, Any], dependant: Dependant, path: str, method: str) -> None:
+    errors = _dependency_problems(dependant)
+    has_body = "requestBody" in operation
+    if has_body or operation.get("parameters"):
+        errors.extend(INVALID_INPUT)
+    if has_body:
+        errors.extend(UNREADABLE_BODY)
+    if applies_to(method, path):
+        errors.extend(IDEMPOTENCY_PROBLEMS)
+        operation.setdefault("parameters", []).append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Repeat a request safely: the same key and request get the "
+                "first answer again (`Idempotent-Replayed: true`); kept 24 hours.",
+                "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+            }
+        )
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    if "422" in responses and not entry_codes(responses["422"]):
+        del responses["422"]  # FastAPI's HTTPValidationError: we answer problem+json
+    declared = {int(status): entry_codes(entry) for status, entry in responses.items()}
+    for status, codes in problem_codes(*errors).items():
+        declared[status] = declared.get(status, set()) | codes
+    for status, codes in declared.items():
+        # Rebuilt whole: FastAPI adds an empty application/json beside problem+json.
+        if codes:
+            responses[str(status)] = problem_entry(status, codes)
+    operation["responses"] = dict(sorted(responses.items()))
