@@ -9,6 +9,7 @@ unreadable bodies (400) where there is input, and ``Idempotency-Key`` on creatin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,6 +26,7 @@ from api.problems import (
     problem_entry,
     raised_by,
 )
+from api.security import token_optional
 from core.errors import ShopError, ValidationFailed
 
 # Any operation with input: the request does not match its schema, or a value passes the
@@ -62,17 +64,22 @@ def install_openapi(app: FastAPI) -> None:
 _REF_TEMPLATE = PROBLEM_REF.replace("Problem", "{model}")
 
 
-def _dependency_problems(dependant: Dependant) -> list[ProblemSpec]:
-    found: list[ProblemSpec] = []
+def _calls(dependant: Dependant) -> list[Callable[..., Any]]:
+    """Every dependency of an endpoint, however deep."""
+    found: list[Callable[..., Any]] = []
     for dependency in dependant.dependencies:
         if dependency.call is not None:
-            found.extend(raised_by(dependency.call))
-        found.extend(_dependency_problems(dependency))
+            found.append(dependency.call)
+        found.extend(_calls(dependency))
     return found
 
 
 def _declare(operation: dict[str, Any], dependant: Dependant, path: str, method: str) -> None:
-    errors = _dependency_problems(dependant)
+    calls = _calls(dependant)
+    errors = [error for call in calls for error in raised_by(call)]
+    if operation.get("security") and token_optional(calls):
+        # OptionalUser alone: the bearer token may be left out altogether.
+        operation["security"] = [*operation["security"], {}]
     has_body = "requestBody" in operation
     if has_body or operation.get("parameters"):
         errors.extend(INVALID_INPUT)

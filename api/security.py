@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -83,6 +84,12 @@ CurrentUser = Annotated[Caller, Depends(_caller)]
 OptionalUser = Annotated[Caller | None, Depends(_optional_caller)]
 StaffUser = Annotated[Caller, Depends(_staff)]
 AdminUser = Annotated[Caller, Depends(_admin)]
+
+
+def token_optional(dependencies: Collection[object]) -> bool:
+    """Whether an endpoint with these dependencies takes an access token without needing
+    one (``OptionalUser`` and no ``CurrentUser``, ``StaffUser`` or ``AdminUser``)."""
+    return _optional_caller in dependencies and _caller not in dependencies
 
 
 def require_self_or_staff(caller: Caller, user_id: str) -> None:
