@@ -49,10 +49,11 @@ def install_openapi(app: FastAPI) -> None:
         components["Problem"] = Problem.model_json_schema(ref_template=_REF_TEMPLATE)
         # Routers are included lazily (FastAPI 0.16x): walk them as the generator does.
         for route in iter_route_contexts(app.routes):
-            if isinstance(route.original_route, APIRoute) and route.include_in_schema:
+            path = route.path_format
+            if isinstance(route.original_route, APIRoute) and route.include_in_schema and path:
                 for method in route.methods or ():
-                    operation = schema["paths"][route.path_format][method.lower()]
-                    _declare(operation, route.dependant, route.path_format, method)
+                    operation = schema["paths"][path][method.lower()]
+                    _declare(operation, route.dependant, path, method)
         for name in _FASTAPI_VALIDATION_SCHEMAS:
             components.pop(name, None)
         app.openapi_schema = schema

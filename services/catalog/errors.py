@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import NotFound
+from core.errors import NotFound, ValidationFailed
 
 
 class ProductNotFound(NotFound):
@@ -10,6 +10,9 @@ class ProductNotFound(NotFound):
     title = "No such product"
 
 
-class CategoryNotFound(NotFound):
+class CategoryNotFound(ValidationFailed):
+    """A category named in a request body (``categoryId``) that does not exist: the
+    request is invalid (422), wherever it is raised."""
+
     code = "category_not_found"
     title = "No such category"

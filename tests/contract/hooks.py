@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from typing import Any
 
 import schemathesis
 from schemathesis import Case
@@ -26,16 +27,16 @@ _tokens = AccessTokens(os.environ["SHOP_CONTRACT_JWT_SECRET"], ttl_seconds=900)
 
 @schemathesis.auth(refresh_interval=600)
 class StaffToken:
-    def get(self, case: Case, context: AuthContext) -> str:
+    def get(self, case: Case[Any], context: AuthContext) -> str:
         token, _ = _tokens.issue(STAFF_ID, Role.STAFF, f"contract-{secrets.token_hex(8)}")
         return token
 
-    def set(self, case: Case, data: str, context: AuthContext) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+    def set(self, case: Case[Any], data: str, context: AuthContext) -> None:
+        case.headers["Authorization"] = f"Bearer {data}"
 
 
 @schemathesis.hook
-def filter_case(context: HookContext, case: Case) -> bool:
+def filter_case(context: HookContext, case: Case[Any]) -> bool:
     return not (
         case.method.upper() == "DELETE"
         and case.operation.path == "/api/users/{user_id}"
