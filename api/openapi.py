@@ -27,13 +27,18 @@ from api.problems import (
     raised_by,
 )
 from api.security import token_optional
-from core.errors import ShopError, ValidationFailed
+from core.errors import PayloadTooLarge, ShopError, ValidationFailed
 
 # Any operation with input: the request does not match its schema, or a value passes the
 # schema but not the database (a number out of a column's range).
 INVALID_INPUT: tuple[ProblemSpec, ...] = (ValidationFailed, (ValidationFailed, "invalid_value"))
-# A body that is not JSON at all (not UTF-8, say).
-UNREADABLE_BODY: tuple[ProblemSpec, ...] = (ShopError,)
+# A body that cannot be read (not UTF-8, say), is not JSON, or is over MAX_BODY_BYTES
+# (api/guards.py).
+UNREADABLE_BODY: tuple[ProblemSpec, ...] = (
+    ShopError,
+    (ValidationFailed, "invalid_json"),
+    PayloadTooLarge,
+)
 # FastAPI's own 422 schema, which our problem+json replaces.
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 

@@ -71,6 +71,12 @@ class Conflict(ShopError):
     title = "Conflict with the current state"
 
 
+class PayloadTooLarge(ShopError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
 class RateLimited(ShopError):
     status = HTTPStatus.TOO_MANY_REQUESTS
     code = "rate_limited"

@@ -11,7 +11,11 @@ from api.deps import DbSession, State, after_commit
 from api.problems import problem_responses
 from api.security import CurrentUser, StaffUser
 from core.errors import Conflict, DependencyUnavailable
-from integrations.payments.gateway import PaymentRejected, PaymentUnavailable
+from integrations.payments.gateway import (
+    InvalidPaymentMethod,
+    PaymentRejected,
+    PaymentUnavailable,
+)
 from models.base import IsoDatetime, Page
 from models.orders import (
     FINAL_STATUSES,
@@ -62,7 +66,12 @@ async def _visible(service: OrderService, order_id: str, caller: CurrentUser) ->
     summary="Place an order (checkout)",
     response_model=OrderPublic,
     responses=problem_responses(
-        CartNotFound, (Conflict, "cart_not_active"), CartEmpty, InvalidAddress, AddressNotFound
+        CartNotFound,
+        (Conflict, "cart_not_active"),
+        CartEmpty,
+        InvalidAddress,
+        AddressNotFound,
+        InvalidPaymentMethod,
     ),
     openapi_extra={"requestBody": {"content": {"application/json": {"example": PLACE_EXAMPLE}}}},
 )
