@@ -3,8 +3,10 @@ problem+json with its stable ``code`` values.
 
 Routes declare their own errors (``problem_responses``); what whole kinds of operations
 can answer is added here, from the code that answers it: the errors their dependencies
-raise (``@raises`` on ``CurrentUser``, ``StaffUser``…), request validation (422) and
-unreadable bodies (400) where there is input, and ``Idempotency-Key`` on creating POSTs.
+raise (``@raises`` on ``CurrentUser``, ``StaffUser``…), request validation (422; a NUL
+character anywhere is refused by ``api/guards.py`` for every operation), unreadable,
+non-JSON or oversized bodies (400, 422, 413) where there is a body, and
+``Idempotency-Key`` on creating POSTs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from api.problems import (
 from api.security import token_optional
 from core.errors import PayloadTooLarge, ShopError, ValidationFailed
 
+# Any operation: a NUL character in the path or query (api/guards.py).
+ANY_REQUEST: tuple[ProblemSpec, ...] = (ValidationFailed,)
 # Any operation with input: the request does not match its schema, or a value passes the
 # schema but not the database (a number out of a column's range).
 INVALID_INPUT: tuple[ProblemSpec, ...] = (ValidationFailed, (ValidationFailed, "invalid_value"))
@@ -82,7 +86,7 @@ def _calls(dependant: Dependant) -> list[Callable[..., Any]]:
 
 def _declare(operation: dict[str, Any], dependant: Dependant, path: str, method: str) -> None:
     calls = _calls(dependant)
-    errors = [error for call in calls for error in raised_by(call)]
+    errors = [*ANY_REQUEST, *(error for call in calls for error in raised_by(call))]
     if operation.get("security") and token_optional(calls):
         # OptionalUser alone: the bearer token may be left out altogether.
         operation["security"] = [*operation["security"], {}]

@@ -151,8 +151,20 @@ async def test_every_error_is_declared_as_problem_json(document: dict[str, Any])
             for status in operation["responses"]:
                 if int(status) >= 400:
                     assert _codes(operation, status), (method, path, status)
-            if operation.get("parameters") or operation.get("requestBody"):
-                assert "validation_error" in _codes(operation, "422"), (method, path)
+            # A NUL character in the query is refused everywhere (api/guards.py).
+            assert "validation_error" in _codes(operation, "422"), (method, path)
+            if "requestBody" in operation:
+                assert "invalid_json" in _codes(operation, "422"), (method, path)
+                assert _codes(operation, "413") == ["payload_too_large"], (method, path)
+
+
+async def test_a_nul_in_the_query_of_an_operation_without_parameters_is_declared(
+    client: httpx.AsyncClient, document: dict[str, Any]
+) -> None:
+    response = await client.get("/api/categories", params={"x": "a\x00b"})
+    assert response.status_code == 422, response.text
+    assert "parameters" not in document["paths"]["/api/categories"]["get"]
+    assert _codes(document["paths"]["/api/categories"]["get"], "422") == [_code(response)]
 
 
 async def test_kinds_of_operations_declare_what_they_share(document: dict[str, Any]) -> None:
