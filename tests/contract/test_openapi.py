@@ -37,7 +37,7 @@ SEED = 20261202
 
 
 async def test_openapi_document_matches_the_api(
-    live: LiveStack, engine: AsyncEngine, repo_root: Path
+    live: LiveStack, engine: AsyncEngine, repo_root: Path, tmp_path: Path
 ) -> None:
     async with httpx.AsyncClient(base_url=live.base_url) as http:
         staff = await staff_headers(http, engine)
@@ -68,6 +68,9 @@ async def test_openapi_document_matches_the_api(
     ]
     process = await asyncio.create_subprocess_exec(
         *command,
+        # Schemathesis keeps a cache (and replays past failures first) in the working
+        # directory: a fresh one each run, so every run is the same run.
+        cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env=os.environ
