@@ -36,11 +36,10 @@ ANY_REQUEST: tuple[ProblemSpec, ...] = (ValidationFailed,)
 # Any operation with input: the request does not match its schema, or a value passes the
 # schema but not the database (a number out of a column's range).
 INVALID_INPUT: tuple[ProblemSpec, ...] = (ValidationFailed, (ValidationFailed, "invalid_value"))
-# A body that cannot be read (not UTF-8, say), is not JSON, or is over MAX_BODY_BYTES
-# (api/guards.py).
+# A body that cannot be read (not UTF-8, say) or is over MAX_BODY_BYTES (api/guards.py);
+# one that is not JSON answers 422 validation_error.
 UNREADABLE_BODY: tuple[ProblemSpec, ...] = (
     ShopError,
-    (ValidationFailed, "invalid_json"),
     PayloadTooLarge,
 )
 # FastAPI's own 422 schema, which our problem+json replaces.
