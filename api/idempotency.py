@@ -67,11 +67,13 @@ class IdempotencyMiddleware:
         request_id = scope.get("state", {}).get("request_id")
         if not _KEY.match(key):
             response = problem_response(
-                status=HTTPStatus.BAD_REQUEST, code="invalid_idempotency_key",
+                status=HTTPStatus.BAD_REQUEST,
+                code="invalid_idempotency_key",
                 title="Invalid Idempotency-Key",
                 detail="Idempotency-Key must be 1 to 255 printable ASCII characters",
-                instance=scope["path"], request_id=request_id,
-            )  # fmt: skip
+                instance=scope["path"],
+                request_id=request_id,
+            )
             await response(scope, receive, send)
             return
 
@@ -85,19 +87,23 @@ class IdempotencyMiddleware:
         redis = state.redis
         try:
             acquired = await redis.set(
-                redis_key, json.dumps({"state": "running", "fingerprint": fingerprint}),
-                nx=True, ex=LOCK_SECONDS,
-            )  # fmt: skip
+                redis_key,
+                json.dumps({"state": "running", "fingerprint": fingerprint}),
+                nx=True,
+                ex=LOCK_SECONDS,
+            )
             stored = None if acquired else await redis.get(redis_key)
         except RedisError:
             # Without Redis we cannot promise idempotency: refuse rather than risk a
             # second order or charge.
             response = problem_response(
-                status=HTTPStatus.SERVICE_UNAVAILABLE, code="idempotency_unavailable",
+                status=HTTPStatus.SERVICE_UNAVAILABLE,
+                code="idempotency_unavailable",
                 title="Idempotency store unavailable",
                 detail="retry in a moment with the same Idempotency-Key",
-                instance=scope["path"], request_id=request_id,
-            )  # fmt: skip
+                instance=scope["path"],
+                request_id=request_id,
+            )
             await response(scope, receive, send)
             return
         if not acquired:
@@ -131,11 +137,12 @@ class IdempotencyMiddleware:
                         "fingerprint": fingerprint,
                         "status": captured["status"],
                         "headers": [
-                            (k, v) for k, v in captured["headers"]
+                            (k, v)
+                            for k, v in captured["headers"]
                             if k.lower() in ("content-type", "location", "retry-after")
                         ],
                         "body": base64.b64encode(captured["body"]).decode(),
-                    }  # fmt: skip
+                    }
                     await redis.set(redis_key, json.dumps(record), ex=KEEP_SECONDS)
             except RedisError:
                 pass  # the lock lapses by itself
@@ -154,20 +161,25 @@ class IdempotencyMiddleware:
         )
         if record["fingerprint"] != fingerprint:
             response = problem_response(
-                status=HTTPStatus.CONFLICT, code="idempotency_key_reused",
+                status=HTTPStatus.CONFLICT,
+                code="idempotency_key_reused",
                 title="Idempotency-Key reused",
                 detail="this Idempotency-Key was used with a different request",
-                instance=scope["path"], request_id=request_id,
-            )  # fmt: skip
+                instance=scope["path"],
+                request_id=request_id,
+            )
             await response(scope, receive, send)
             return
         if record["state"] != "done":
             response = problem_response(
-                status=HTTPStatus.CONFLICT, code="idempotency_key_in_progress",
+                status=HTTPStatus.CONFLICT,
+                code="idempotency_key_in_progress",
                 title="Request in progress",
                 detail="the first request with this Idempotency-Key is still running",
-                instance=scope["path"], request_id=request_id, headers={"Retry-After": "1"},
-            )  # fmt: skip
+                instance=scope["path"],
+                request_id=request_id,
+                headers={"Retry-After": "1"},
+            )
             await response(scope, receive, send)
             return
         headers = [

@@ -87,9 +87,16 @@ async def api_process(settings: Settings) -> AsyncIterator[str]:
     }
     port = settings.shop_api_port
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli.main", "api", "--port", str(port),
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "cli.main",
+        "api",
+        "--port",
+        str(port),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as http:
@@ -136,9 +143,13 @@ async def search_scaling(
     redis_url = (settings.redis_url or "").rsplit("/", 1)[0] + "/15"
     scratch = Settings.model_validate(
         settings.model_dump()
-        | {"database_url": scratch_url, "redis_url": redis_url, "shop_api_port": free_port(),
-           "analytics_enabled": False}
-    )  # fmt: skip
+        | {
+            "database_url": scratch_url,
+            "redis_url": redis_url,
+            "shop_api_port": free_port(),
+            "analytics_enabled": False,
+        }
+    )
     points: list[ScalingPoint] = []
     try:
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -159,9 +170,11 @@ async def search_scaling(
                 await redis.flushdb()
                 search = workloads(api_base, random.Random(11))["search"]
                 result = await run_load(
-                    f"search at {size:,} products", search, concurrency=concurrency,
+                    f"search at {size:,} products",
+                    search,
+                    concurrency=concurrency,
                     duration=duration,
-                )  # fmt: skip
+                )
                 points.append(ScalingPoint(size, result))
             await redis.flushdb()
             await redis.aclose()

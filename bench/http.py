@@ -9,7 +9,8 @@ from bench.load import run_load
 
 def run(url: str, requests: int = 2000, concurrency: int = 20) -> list[str]:
     result = asyncio.run(
-        run_load(f"GET {url}", lambda: url, concurrency=concurrency, max_requests=requests,
-                 duration=60)
-    )  # fmt: skip
+        run_load(
+            f"GET {url}", lambda: url, concurrency=concurrency, max_requests=requests, duration=60
+        )
+    )
     return result.lines()

@@ -43,11 +43,21 @@ def _ready(url: str) -> bool:
 def _one_run(data_dir: Path, timeout: float = 120) -> StartupSample:
     api_port = free_port()
     argv = [
-        str(Path(sys.executable).parent / "shop"), "dev", "--data-dir", str(data_dir),
-        "--api-port", str(api_port), "--temporal-port", str(free_port()),
-        "--ui-port", str(free_port()), "--postgres-port", str(free_port()),
-        "--redis-port", str(free_port()),
-    ]  # fmt: skip
+        str(Path(sys.executable).parent / "shop"),
+        "dev",
+        "--data-dir",
+        str(data_dir),
+        "--api-port",
+        str(api_port),
+        "--temporal-port",
+        str(free_port()),
+        "--ui-port",
+        str(free_port()),
+        "--postgres-port",
+        str(free_port()),
+        "--redis-port",
+        str(free_port()),
+    ]
     env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_VARS}
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)

@@ -136,8 +136,9 @@ class Review(SQLModel, table=True):
 
 class CategoryCreate(CamelModel):
     name: str = PydanticField(min_length=1, max_length=120, examples=["Headphones"])
-    slug: str = PydanticField(min_length=1, max_length=120, pattern=SLUG_PATTERN,
-                              examples=["headphones"])  # fmt: skip
+    slug: str = PydanticField(
+        min_length=1, max_length=120, pattern=SLUG_PATTERN, examples=["headphones"]
+    )
     parent_id: str | None = PydanticField(default=None, examples=["cat_01M8…"])
 
 
@@ -150,8 +151,9 @@ class CategoryNode(CamelModel):
 
 
 class ProductFields(CamelModel):
-    sku: str = PydanticField(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
-                             examples=["HP-WL-100"])  # fmt: skip
+    sku: str = PydanticField(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", examples=["HP-WL-100"]
+    )
     name: str = PydanticField(min_length=1, max_length=200, examples=["Wireless Headphones"])
     description: str = PydanticField(default="", max_length=20_000)
     category_id: str | None = None
@@ -181,8 +183,9 @@ class ProductCreate(ProductFields):
 
 
 class ProductUpdate(CamelModel):
-    sku: str | None = PydanticField(default=None, min_length=1, max_length=64,
-                                    pattern=r"^[A-Za-z0-9._-]+$")  # fmt: skip
+    sku: str | None = PydanticField(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$"
+    )
     name: str | None = PydanticField(default=None, min_length=1, max_length=200)
     slug: str | None = PydanticField(default=None, max_length=220, pattern=SLUG_PATTERN)
     description: str | None = PydanticField(default=None, max_length=20_000)

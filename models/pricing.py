@@ -153,8 +153,9 @@ class DiscountPublic(CamelModel):
 
 
 class CouponCreate(_Value):
-    code: str = PydanticField(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
-                              examples=["WELCOME10"])  # fmt: skip
+    code: str = PydanticField(
+        min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", examples=["WELCOME10"]
+    )
     currency: str = PydanticField(default="USD", min_length=3, max_length=3)
     min_subtotal: StrictInt = PydanticField(default=0, ge=0, le=2_147_483_647)
     starts_at: IsoDatetime | None = None

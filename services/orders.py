@@ -48,10 +48,13 @@ PAYMENT_FAILURES = frozenset(
 
 
 _PROGRESS = {
-    OrderStatus.PENDING: 0, OrderStatus.RESERVED: 1, OrderStatus.REQUIRES_ACTION: 2,
-    OrderStatus.PAYMENT_AUTHORIZED: 3, OrderStatus.CONFIRMED: 4,
+    OrderStatus.PENDING: 0,
+    OrderStatus.RESERVED: 1,
+    OrderStatus.REQUIRES_ACTION: 2,
+    OrderStatus.PAYMENT_AUTHORIZED: 3,
+    OrderStatus.CONFIRMED: 4,
     OrderStatus.FULFILLMENT_QUEUED: 5,
-}  # fmt: skip
+}
 
 
 class CartEmpty(ValidationFailed):

@@ -22,8 +22,12 @@ def _public(address: Address) -> AddressPublic:
     return AddressPublic.model_validate(address, from_attributes=True)
 
 
-@router.get("", summary="List addresses", response_model=list[AddressPublic],
-            responses=problem_responses(UserNotFound))  # fmt: skip
+@router.get(
+    "",
+    summary="List addresses",
+    response_model=list[AddressPublic],
+    responses=problem_responses(UserNotFound),
+)
 async def list_addresses(
     user_id: str, caller: CurrentUser, session: DbSession
 ) -> list[AddressPublic]:
@@ -50,8 +54,12 @@ async def create_address(
     return _public(await AddressService(session).create(user_id, body))
 
 
-@router.get("/{address_id}", summary="Get an address", response_model=AddressPublic,
-            responses=problem_responses(UserNotFound, AddressNotFound))  # fmt: skip
+@router.get(
+    "/{address_id}",
+    summary="Get an address",
+    response_model=AddressPublic,
+    responses=problem_responses(UserNotFound, AddressNotFound),
+)
 async def get_address(
     user_id: str, address_id: str, caller: CurrentUser, session: DbSession
 ) -> AddressPublic:

@@ -128,8 +128,9 @@ async def _cart(
     return found
 
 
-@router.get("", summary="The current cart", response_model=CartPublic,
-            responses=problem_responses(NO_CART))  # fmt: skip
+@router.get(
+    "", summary="The current cart", response_model=CartPublic, responses=problem_responses(NO_CART)
+)
 async def get_cart(
     state: State,
     session: DbSession,
@@ -189,8 +190,12 @@ async def update_item(product_id: str, body: CartItemUpdate, cart: ExistingCart)
     return await cart.view()
 
 
-@router.delete("/items/{product_id}", summary="Remove a line", response_model=CartPublic,
-               responses=problem_responses(CartItemNotFound))  # fmt: skip
+@router.delete(
+    "/items/{product_id}",
+    summary="Remove a line",
+    response_model=CartPublic,
+    responses=problem_responses(CartItemNotFound),
+)
 async def remove_item(product_id: str, cart: ExistingCart) -> CartPublic:
     """Take a product out of the cart."""
     await cart.service.remove(cart.owned, product_id)
@@ -198,8 +203,9 @@ async def remove_item(product_id: str, cart: ExistingCart) -> CartPublic:
     return await cart.view()
 
 
-@router.delete("", summary="Empty the cart", response_model=CartPublic,
-               responses=problem_responses())  # fmt: skip
+@router.delete(
+    "", summary="Empty the cart", response_model=CartPublic, responses=problem_responses()
+)
 async def clear_cart(cart: ExistingCart) -> CartPublic:
     """Remove every line and the coupon."""
     await cart.service.clear(cart.owned)
@@ -207,8 +213,12 @@ async def clear_cart(cart: ExistingCart) -> CartPublic:
     return await cart.view()
 
 
-@router.post("/coupon", summary="Apply a coupon", response_model=CartPublic,
-             responses=problem_responses((ValidationFailed, "coupon_not_applicable")))  # fmt: skip
+@router.post(
+    "/coupon",
+    summary="Apply a coupon",
+    response_model=CartPublic,
+    responses=problem_responses((ValidationFailed, "coupon_not_applicable")),
+)
 async def apply_coupon(body: CouponApply, cart: ExistingCart) -> CartPublic:
     """A coupon that does not apply answers 422 `coupon_not_applicable` with its `reason`
     (see `POST /api/coupons/validate`)."""
@@ -217,8 +227,9 @@ async def apply_coupon(body: CouponApply, cart: ExistingCart) -> CartPublic:
     return await cart.view()
 
 
-@router.delete("/coupon", summary="Remove the coupon", response_model=CartPublic,
-               responses=problem_responses())  # fmt: skip
+@router.delete(
+    "/coupon", summary="Remove the coupon", response_model=CartPublic, responses=problem_responses()
+)
 async def remove_coupon(cart: ExistingCart) -> CartPublic:
     """The cart no longer carries a coupon."""
     await cart.service.remove_coupon(cart.owned)
@@ -247,9 +258,13 @@ async def share_cart(cart: ExistingCart, body: ShareCreate | None = None) -> Sha
     )
 
 
-@router.delete("/share/{share_id}", status_code=status.HTTP_204_NO_CONTENT,
-               summary="Revoke a share link", response_class=Response,
-               responses=problem_responses(ShareNotFound))  # fmt: skip
+@router.delete(
+    "/share/{share_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a share link",
+    response_class=Response,
+    responses=problem_responses(ShareNotFound),
+)
 async def revoke_share(share_id: str, cart: ExistingCart) -> Response:
     """The link stops working at once."""
     await CartShares(cart.service).revoke(cart.owned, share_id)
@@ -259,15 +274,23 @@ async def revoke_share(share_id: str, cart: ExistingCart) -> Response:
 shared = APIRouter(prefix="/carts/shared", tags=["cart"])
 
 
-@shared.get("/{share_token}", summary="View a shared cart", response_model=SharedCartView,
-            responses=problem_responses(ShareNotFound))  # fmt: skip
+@shared.get(
+    "/{share_token}",
+    summary="View a shared cart",
+    response_model=SharedCartView,
+    responses=problem_responses(ShareNotFound),
+)
 async def view_shared(share_token: str, state: State, session: DbSession) -> SharedCartView:
     """Read-only: lines and totals, nothing about the owner."""
     return await CartShares(_service(state, session)).view(share_token)
 
 
-@shared.post("/{share_token}/copy", summary="Copy a shared cart into yours",
-             response_model=CartPublic, responses=problem_responses(ShareNotFound))  # fmt: skip
+@shared.post(
+    "/{share_token}/copy",
+    summary="Copy a shared cart into yours",
+    response_model=CartPublic,
+    responses=problem_responses(ShareNotFound),
+)
 async def copy_shared(
     share_token: str,
     state: State,

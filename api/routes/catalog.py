@@ -106,9 +106,10 @@ async def list_products(
     """
     if min_price is not None and max_price is not None and min_price > max_price:
         raise ValidationFailed(
-            "minPrice must not be greater than maxPrice", code="invalid_price_range",
+            "minPrice must not be greater than maxPrice",
+            code="invalid_price_range",
             field="minPrice",
-        )  # fmt: skip
+        )
     query = ProductQuery(
         category=category,
         min_price=min_price,

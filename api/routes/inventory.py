@@ -41,8 +41,12 @@ def _po(po: PurchaseOrder) -> PurchaseOrderPublic:
     return PurchaseOrderPublic.model_validate(po, from_attributes=True)
 
 
-@router.get("/inventory/low-stock", summary="Products low on stock (staff)",
-            response_model=Page[StockPublic], responses=problem_responses())  # fmt: skip
+@router.get(
+    "/inventory/low-stock",
+    summary="Products low on stock (staff)",
+    response_model=Page[StockPublic],
+    responses=problem_responses(),
+)
 async def low_stock(
     caller: StaffUser,
     session: DbSession,

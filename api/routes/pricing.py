@@ -39,19 +39,35 @@ def _percent(bp: int | None) -> Decimal | None:
 
 def _discount(d: Discount) -> DiscountPublic:
     return DiscountPublic(
-        id=d.id, name=d.name, kind=d.kind, percent=_percent(d.percent_bp), amount=d.amount,
-        product_id=d.product_id, category_id=d.category_id, starts_at=d.starts_at,
-        ends_at=d.ends_at, active=d.active,
-    )  # fmt: skip
+        id=d.id,
+        name=d.name,
+        kind=d.kind,
+        percent=_percent(d.percent_bp),
+        amount=d.amount,
+        product_id=d.product_id,
+        category_id=d.category_id,
+        starts_at=d.starts_at,
+        ends_at=d.ends_at,
+        active=d.active,
+    )
 
 
 def _coupon(c: Coupon) -> CouponPublic:
     return CouponPublic(
-        id=c.id, code=c.code, kind=c.kind, percent=_percent(c.percent_bp), amount=c.amount,
-        currency=c.currency, min_subtotal=c.min_subtotal, starts_at=c.starts_at,
-        expires_at=c.expires_at, usage_limit=c.usage_limit, per_user_limit=c.per_user_limit,
-        used_count=c.used_count, active=c.active,
-    )  # fmt: skip
+        id=c.id,
+        code=c.code,
+        kind=c.kind,
+        percent=_percent(c.percent_bp),
+        amount=c.amount,
+        currency=c.currency,
+        min_subtotal=c.min_subtotal,
+        starts_at=c.starts_at,
+        expires_at=c.expires_at,
+        usage_limit=c.usage_limit,
+        per_user_limit=c.per_user_limit,
+        used_count=c.used_count,
+        active=c.active,
+    )
 
 
 @router.post(
@@ -73,16 +89,24 @@ async def create_discount(
     return _discount(discount)
 
 
-@router.get("/discounts", summary="List discounts (staff)", response_model=list[DiscountPublic],
-            responses=problem_responses())  # fmt: skip
+@router.get(
+    "/discounts",
+    summary="List discounts (staff)",
+    response_model=list[DiscountPublic],
+    responses=problem_responses(),
+)
 async def list_discounts(caller: StaffUser, session: DbSession) -> list[DiscountPublic]:
     """Every discount, past, present and future, by start time."""
     return [_discount(d) for d in await DiscountRepository(session).all()]
 
 
-@router.delete("/discounts/{discount_id}", status_code=status.HTTP_204_NO_CONTENT,
-               summary="End a discount (staff)", response_class=Response,
-               responses=problem_responses((NotFound, "discount_not_found")))  # fmt: skip
+@router.delete(
+    "/discounts/{discount_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End a discount (staff)",
+    response_class=Response,
+    responses=problem_responses((NotFound, "discount_not_found")),
+)
 async def end_discount(
     discount_id: str, caller: StaffUser, session: DbSession, redis: RedisClient
 ) -> Response:
@@ -105,15 +129,23 @@ async def create_coupon(body: CouponCreate, caller: StaffUser, session: DbSessio
     return _coupon(await CouponService(session).create(body))
 
 
-@router.get("/coupons", summary="List coupons (staff)", response_model=list[CouponPublic],
-            responses=problem_responses())  # fmt: skip
+@router.get(
+    "/coupons",
+    summary="List coupons (staff)",
+    response_model=list[CouponPublic],
+    responses=problem_responses(),
+)
 async def list_coupons(caller: StaffUser, session: DbSession) -> list[CouponPublic]:
     """Newest first, with how often each has been used."""
     return [_coupon(c) for c in await CouponService(session).list()]
 
 
-@router.get("/coupons/{code}", summary="Get a coupon (staff)", response_model=CouponPublic,
-            responses=problem_responses(CouponNotFound))  # fmt: skip
+@router.get(
+    "/coupons/{code}",
+    summary="Get a coupon (staff)",
+    response_model=CouponPublic,
+    responses=problem_responses(CouponNotFound),
+)
 async def get_coupon(code: str, caller: StaffUser, session: DbSession) -> CouponPublic:
     """By code, in any case."""
     return _coupon(await CouponService(session).get(code))

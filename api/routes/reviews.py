@@ -29,8 +29,12 @@ def _service(session: DbSession) -> ReviewService:
     return ReviewService(session, OrderRepository(session))
 
 
-@router.get("", summary="List a product's reviews", response_model=Page[ReviewPublic],
-            responses=problem_responses(ProductNotFound))  # fmt: skip
+@router.get(
+    "",
+    summary="List a product's reviews",
+    response_model=Page[ReviewPublic],
+    responses=problem_responses(ProductNotFound),
+)
 async def list_reviews(
     key: str,
     session: DbSession,

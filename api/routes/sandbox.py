@@ -36,8 +36,12 @@ def _errors(code: int, errors: list[SendGridError]) -> JSONResponse:
     return JSONResponse({"errors": [e.as_dict() for e in errors]}, status_code=code)
 
 
-@router.post("/sendgrid/v3/mail/send", summary="SendGrid sandbox: send mail",
-             status_code=202, response_class=Response)  # fmt: skip
+@router.post(
+    "/sendgrid/v3/mail/send",
+    summary="SendGrid sandbox: send mail",
+    status_code=202,
+    response_class=Response,
+)
 async def mail_send(
     request: Request,
     session: DbSession,
@@ -111,8 +115,12 @@ class FaultRequest(CamelModel):
     to: str | None = Field(default=None, max_length=320, description="Only sends to this address")
 
 
-@router.put("/sendgrid/faults", summary="SendGrid sandbox: inject a fault",
-            status_code=status.HTTP_204_NO_CONTENT, response_class=Response)  # fmt: skip
+@router.put(
+    "/sendgrid/faults",
+    summary="SendGrid sandbox: inject a fault",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
 async def set_fault(body: FaultRequest, redis: RedisClient) -> Response:
     """`down`: sends answer 503 and nothing is stored. `accept_then_fail`: the message is
     stored, then the send answers 500. `count` limits the fault to that many sends, `to`
@@ -121,8 +129,12 @@ async def set_fault(body: FaultRequest, redis: RedisClient) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("/sendgrid/faults", summary="SendGrid sandbox: clear faults",
-               status_code=status.HTTP_204_NO_CONTENT, response_class=Response)  # fmt: skip
+@router.delete(
+    "/sendgrid/faults",
+    summary="SendGrid sandbox: clear faults",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
 async def clear_fault(redis: RedisClient) -> Response:
     """Back to normal service."""
     await SandboxFaults(redis).clear()
@@ -142,8 +154,7 @@ def _message(row: SandboxEmail) -> MailboxMessage:
     )
 
 
-@router.get("/mail/messages", summary="Sandbox mailbox (JSON)",
-            response_model=list[MailboxMessage])  # fmt: skip
+@router.get("/mail/messages", summary="Sandbox mailbox (JSON)", response_model=list[MailboxMessage])
 async def mailbox_messages(
     session: DbSession,
     to: Annotated[str | None, Query(max_length=320)] = None,

@@ -52,16 +52,18 @@ class StripeFaults(CamelModel):
     timeout: bool = Field(default=False, description="Calls hang for 30 s before answering")
 
 
-@router.put("/faults", status_code=204, response_class=Response,
-            summary="Stripe sandbox: fault switches")  # fmt: skip
+@router.put(
+    "/faults", status_code=204, response_class=Response, summary="Stripe sandbox: fault switches"
+)
 async def set_faults(body: StripeFaults, redis: RedisClient) -> Response:
     """Make the sandbox flaky: a failure rate, latency, a fixed 5xx, or timeouts."""
     await redis.set(FAULTS_KEY, body.model_dump_json())
     return Response(status_code=204)
 
 
-@router.delete("/faults", status_code=204, response_class=Response,
-               summary="Stripe sandbox: clear faults")  # fmt: skip
+@router.delete(
+    "/faults", status_code=204, response_class=Response, summary="Stripe sandbox: clear faults"
+)
 async def clear_faults(redis: RedisClient) -> Response:
     """Back to normal service."""
     await redis.delete(FAULTS_KEY)
@@ -85,9 +87,11 @@ async def _deliver(http: httpx.AsyncClient, url: str, events: list[Event]) -> No
                 response = await http.post(
                     url,
                     content=event.payload,
-                    headers={"Content-Type": "application/json",
-                             "Stripe-Signature": event.signature},
-                )  # fmt: skip
+                    headers={
+                        "Content-Type": "application/json",
+                        "Stripe-Signature": event.signature,
+                    },
+                )
                 if response.status_code < 500:
                     break
             except httpx.HTTPError as exc:
@@ -141,8 +145,10 @@ async def _call(
 ) -> Response:
     key = _api_key(request.headers.get("authorization", ""))
     if not key.startswith(("sk_test_", "rk_test_")):
-        return _error(401, {"type": "invalid_request_error",
-                            "message": f"Invalid API Key provided: {key[:8]}***"})  # fmt: skip
+        return _error(
+            401,
+            {"type": "invalid_request_error", "message": f"Invalid API Key provided: {key[:8]}***"},
+        )
     faults = StripeFaults.model_validate_json(await redis.get(FAULTS_KEY) or "{}")
     if faults.latency_ms:
         await asyncio.sleep(faults.latency_ms / 1000)
@@ -167,22 +173,32 @@ async def _call(
         if stored:
             record = json.loads(stored)
             if record["fingerprint"] != fingerprint:
-                return _error(400, {
-                    "type": "idempotency_error",
-                    "message": "Keys for idempotent requests can only be used with the same "
-                    "parameters they were first used with. Try using a key other than "
-                    f"'{idempotency_key}' if you meant to execute a different request.",
-                })  # fmt: skip
-            return JSONResponse(record["body"], status_code=record["status"],
-                                headers={"Idempotent-Replayed": "true"})  # fmt: skip
+                return _error(
+                    400,
+                    {
+                        "type": "idempotency_error",
+                        "message": "Keys for idempotent requests can only be used with the same "
+                        "parameters they were first used with. Try using a key other than "
+                        f"'{idempotency_key}' if you meant to execute a different request.",
+                    },
+                )
+            return JSONResponse(
+                record["body"],
+                status_code=record["status"],
+                headers={"Idempotent-Replayed": "true"},
+            )
         # Another request with this key still running: Stripe answers 409 (and its SDK
         # retries). Held until this one's change is committed (or 30 s at most).
         if not await redis.set(f"{record_key}:inflight", "1", nx=True, ex=IN_FLIGHT_SECONDS):
-            return _error(409, {
-                "type": "idempotency_error", "code": "idempotency_key_in_use",
-                "message": "There is currently another in-progress request using this "
-                f"idempotency key ('{idempotency_key}'). Try again later.",
-            })  # fmt: skip
+            return _error(
+                409,
+                {
+                    "type": "idempotency_error",
+                    "code": "idempotency_key_in_use",
+                    "message": "There is currently another in-progress request using this "
+                    f"idempotency key ('{idempotency_key}'). Try again later.",
+                },
+            )
 
     sandbox = _sandbox(state, session)
     try:
@@ -285,8 +301,9 @@ async def list_refunds(
     )
 
 
-@router.get("/3ds/{intent_id}", summary="Stripe sandbox: 3-D Secure page",
-            response_class=HTMLResponse)  # fmt: skip
+@router.get(
+    "/3ds/{intent_id}", summary="Stripe sandbox: 3-D Secure page", response_class=HTMLResponse
+)
 async def three_d_secure(
     intent_id: str,
     state: State,

@@ -80,8 +80,9 @@ async def list_users(
     return Page(items=[public(u) for u in users], total=total, page=page, limit=limit)
 
 
-@router.get("/me", summary="The signed-in user", response_model=UserPublic,
-            responses=problem_responses())  # fmt: skip
+@router.get(
+    "/me", summary="The signed-in user", response_model=UserPublic, responses=problem_responses()
+)
 async def me(caller: CurrentUser) -> UserPublic:
     """The account the access token belongs to."""
     return public(caller.user)

@@ -87,8 +87,10 @@ class EmbeddedPostgres:
             result = subprocess.run(
                 [
                     str(bin_dir / "initdb"),
-                    "-D", str(self.pgdata),
-                    "-U", SUPERUSER,
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    SUPERUSER,
                     "--auth=trust",
                     "--encoding=UTF8",
                     "--locale=C.UTF-8",
@@ -98,18 +100,24 @@ class EmbeddedPostgres:
                 text=True,
                 user=user,
                 check=False,
-            )  # fmt: skip
+            )
             if result.returncode != 0:
                 raise StackError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}")
         args = [
             str(bin_dir / "postgres"),
-            "-D", str(self.pgdata),
-            "-p", str(self.port),
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", "unix_socket_directories=",
-            "-c", "max_connections=200",
-            "-c", "logging_collector=off",
-        ]  # fmt: skip
+            "-D",
+            str(self.pgdata),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "logging_collector=off",
+        ]
         if not self.durable:
             # Tests only: throw-away data, so trade crash safety for speed.
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off"]

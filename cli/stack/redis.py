@@ -42,15 +42,22 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             str(redis_server_binary()),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--save", "",
-            "--daemonize", "no",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--daemonize",
+            "no",
             # Sessions, rate limits and revoked tokens survive a restart of `shop dev`.
-            "--appendonly", "yes" if self.durable else "no",
-            "--protected-mode", "yes",
-        ]  # fmt: skip
+            "--appendonly",
+            "yes" if self.durable else "no",
+            "--protected-mode",
+            "yes",
+        ]
         self.process = ManagedProcess("redis", args, log_path=self.log_path)
         self.process.start()
         wait_until(

@@ -52,12 +52,16 @@ class TemporalDevServer:
     def start(self, timeout: float = 30.0) -> None:
         args = [
             str(find_binary("temporal")),
-            "server", "start-dev",
-            "--ip", "127.0.0.1",
-            "--port", str(self.port),
-            "--log-level", "warn",
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warn",
             *dev_server_flags(),
-        ]  # fmt: skip
+        ]
         if self.namespace != "default":  # "default" always exists
             args += ["--namespace", self.namespace]
         if self.db_file is not None:

@@ -33,8 +33,11 @@ DECLINES = {
 }
 NEEDS_3DS = {"pm_card_authenticationRequired", "pm_card_threeDSecure2Required"}
 CANCELABLE = {
-    "requires_payment_method", "requires_confirmation", "requires_action", "requires_capture",
-}  # fmt: skip
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "requires_capture",
+}
 
 
 class StripeError(Exception):
@@ -47,8 +50,9 @@ class StripeError(Exception):
 
 
 def invalid_request(message: str, param: str | None = None, code: str | None = None) -> StripeError:
-    return StripeError(400, {"type": "invalid_request_error", "message": message,
-                             "param": param, "code": code})  # fmt: skip
+    return StripeError(
+        400, {"type": "invalid_request_error", "message": message, "param": param, "code": code}
+    )
 
 
 def new_id(prefix: str) -> str:
@@ -100,10 +104,15 @@ class StripeSandbox:
             query = query.with_for_update()
         row = (await self.session.exec(query)).first()
         if row is None:
-            raise StripeError(404, {
-                "type": "invalid_request_error", "code": "resource_missing",
-                "message": f"No such {kind}: '{object_id}'", "param": "id",
-            })  # fmt: skip
+            raise StripeError(
+                404,
+                {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "message": f"No such {kind}: '{object_id}'",
+                    "param": "id",
+                },
+            )
         return row
 
     def _save(self, row: SandboxStripeObject, data: dict[str, Any]) -> dict[str, Any]:
@@ -113,11 +122,16 @@ class StripeSandbox:
 
     def _event(self, kind: str, obj: dict[str, Any]) -> None:
         event = {
-            "id": new_id("evt"), "object": "event", "api_version": "2024-06-20",
-            "created": int(time.time()), "type": kind, "livemode": False,
-            "data": {"object": obj}, "pending_webhooks": 1,
+            "id": new_id("evt"),
+            "object": "event",
+            "api_version": "2024-06-20",
+            "created": int(time.time()),
+            "type": kind,
+            "livemode": False,
+            "data": {"object": obj},
+            "pending_webhooks": 1,
             "request": {"id": None, "idempotency_key": None},
-        }  # fmt: skip
+        }
         payload = json.dumps(event)
         self.events.append(Event(payload, sign(payload, self.webhook_secret)))
 
@@ -137,17 +151,25 @@ class StripeSandbox:
         method = params.get("payment_method")
         intent_id = new_id("pi")
         intent: dict[str, Any] = {
-            "id": intent_id, "object": "payment_intent", "amount": amount,
-            "amount_capturable": 0, "amount_received": 0, "currency": currency,
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_capturable": 0,
+            "amount_received": 0,
+            "currency": currency,
             "capture_method": capture,
             "client_secret": f"{intent_id}_secret_{secrets.token_hex(8)}",
-            "created": int(time.time()), "description": params.get("description"),
-            "last_payment_error": None, "livemode": False,
-            "metadata": params.get("metadata") or {}, "next_action": None,
-            "payment_method": method, "payment_method_types": ["card"],
+            "created": int(time.time()),
+            "description": params.get("description"),
+            "last_payment_error": None,
+            "livemode": False,
+            "metadata": params.get("metadata") or {},
+            "next_action": None,
+            "payment_method": method,
+            "payment_method_types": ["card"],
             "status": "requires_confirmation" if method else "requires_payment_method",
             "latest_charge": None,
-        }  # fmt: skip
+        }
         row = SandboxStripeObject(id=intent_id, kind="payment_intent", data=intent)
         self.session.add(row)
         await self.session.flush()
@@ -170,10 +192,12 @@ class StripeSandbox:
         intent["payment_method"] = method
         if method in DECLINES:
             error = {
-                "type": "card_error", "code": "card_declined",
-                "decline_code": DECLINES[method], "message": "Your card was declined.",
+                "type": "card_error",
+                "code": "card_declined",
+                "decline_code": DECLINES[method],
+                "message": "Your card was declined.",
                 "payment_method": {"id": method},
-            }  # fmt: skip
+            }
             intent.update(status="requires_payment_method", last_payment_error=error)
             self._save(row, intent)
             self._event("payment_intent.payment_failed", intent)
@@ -186,15 +210,14 @@ class StripeSandbox:
                     "type": "redirect_to_url",
                     "redirect_to_url": {"url": url, "return_url": params.get("return_url")},
                 },
-            )  # fmt: skip
+            )
             self._save(row, intent)
             self._event("payment_intent.requires_action", intent)
             return intent
         return self._authorised(row, intent)
 
     def _authorised(self, row: SandboxStripeObject, intent: dict[str, Any]) -> dict[str, Any]:
-        intent.update(next_action=None, last_payment_error=None,
-                      latest_charge=new_id("ch"))  # fmt: skip
+        intent.update(next_action=None, last_payment_error=None, latest_charge=new_id("ch"))
         if intent["capture_method"] == "manual":
             intent.update(status="requires_capture", amount_capturable=intent["amount"])
             self._save(row, intent)
@@ -214,9 +237,10 @@ class StripeSandbox:
         if succeed:
             return self._authorised(row, intent)
         error = {
-            "type": "card_error", "code": "payment_intent_authentication_failure",
+            "type": "card_error",
+            "code": "payment_intent_authentication_failure",
             "message": "The provided PaymentMethod has failed authentication.",
-        }  # fmt: skip
+        }
         intent.update(status="requires_payment_method", next_action=None, last_payment_error=error)
         self._save(row, intent)
         self._event("payment_intent.payment_failed", intent)
@@ -249,8 +273,12 @@ class StripeSandbox:
                 f"{intent['status']}.",
                 code="payment_intent_unexpected_state",
             )
-        intent.update(status="canceled", amount_capturable=0, next_action=None,
-                      cancellation_reason=params.get("cancellation_reason"))  # fmt: skip
+        intent.update(
+            status="canceled",
+            amount_capturable=0,
+            next_action=None,
+            cancellation_reason=params.get("cancellation_reason"),
+        )
         self._save(row, intent)
         self._event("payment_intent.canceled", intent)
         return intent
@@ -269,9 +297,11 @@ class StripeSandbox:
             )
         ).all()
         return {
-            "object": "list", "url": "/v1/payment_intents",
-            "has_more": len(rows) > limit, "data": [r.data for r in rows[:limit]],
-        }  # fmt: skip
+            "object": "list",
+            "url": "/v1/payment_intents",
+            "has_more": len(rows) > limit,
+            "data": [r.data for r in rows[:limit]],
+        }
 
     async def refund(self, params: dict[str, Any]) -> dict[str, Any]:
         intent_id = params.get("payment_intent")
@@ -292,15 +322,21 @@ class StripeSandbox:
         if amount < 1 or amount > left:
             raise invalid_request(
                 f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
-                "amount", "amount_too_large",
-            )  # fmt: skip
+                "amount",
+                "amount_too_large",
+            )
         refund = {
-            "id": new_id("re"), "object": "refund", "amount": amount,
-            "currency": intent["currency"], "payment_intent": intent["id"],
-            "charge": intent.get("latest_charge"), "status": "succeeded",
-            "reason": params.get("reason"), "metadata": params.get("metadata") or {},
+            "id": new_id("re"),
+            "object": "refund",
+            "amount": amount,
+            "currency": intent["currency"],
+            "payment_intent": intent["id"],
+            "charge": intent.get("latest_charge"),
+            "status": "succeeded",
+            "reason": params.get("reason"),
+            "metadata": params.get("metadata") or {},
             "created": int(time.time()),
-        }  # fmt: skip
+        }
         self.session.add(SandboxStripeObject(id=refund["id"], kind="refund", data=refund))
         await self.session.flush()
         self._event("charge.refunded", intent)
@@ -321,8 +357,13 @@ class StripeSandbox:
         """``GET /v1/refunds``: a PaymentIntent's refunds (Stripe keeps the refunded total
         on the charge, not on the PaymentIntent), newest first."""
         if not payment_intent:
-            raise invalid_request("This sandbox lists refunds per payment_intent.",
-                                  "payment_intent")  # fmt: skip
+            raise invalid_request(
+                "This sandbox lists refunds per payment_intent.", "payment_intent"
+            )
         refunds = await self._refunds(payment_intent)
-        return {"object": "list", "url": "/v1/refunds", "has_more": len(refunds) > limit,
-                "data": refunds[:limit]}  # fmt: skip
+        return {
+            "object": "list",
+            "url": "/v1/refunds",
+            "has_more": len(refunds) > limit,
+            "data": refunds[:limit],
+        }

@@ -360,8 +360,9 @@ class CouponService:
         used = await self.coupons.redemptions_by(coupon.id, user_id) if coupon else 0
         verdict = self._verdict(coupon, normalize_code(code), subtotal, currency, used, utcnow())
         if not verdict.valid or coupon is None:
-            raise CouponNotApplicable(verdict.detail or "the coupon does not apply",
-                                      reason=verdict.reason)  # fmt: skip
+            raise CouponNotApplicable(
+                verdict.detail or "the coupon does not apply", reason=verdict.reason
+            )
         redemption = CouponRedemption(
             coupon_id=coupon.id, user_id=user_id, order_id=order_id, amount=verdict.discount
         )

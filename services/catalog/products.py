@@ -302,9 +302,16 @@ class ProductService:
         if "category_id" in changes:
             changes["category_id"] = await self._category(changes["category_id"])
         for required in (
-            "sku", "name", "slug", "price", "currency", "active",
-            "low_stock_threshold", "auto_reorder", "reorder_quantity",
-        ):  # fmt: skip
+            "sku",
+            "name",
+            "slug",
+            "price",
+            "currency",
+            "active",
+            "low_stock_threshold",
+            "auto_reorder",
+            "reorder_quantity",
+        ):
             if required in changes and changes[required] is None:
                 raise ValidationFailed(f"{required} cannot be null", field=_camel(required))
         for key_, value in changes.items():

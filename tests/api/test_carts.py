@@ -99,9 +99,13 @@ async def test_totals_round_half_even_and_follow_current_prices(
     # 3,998 of goods: under the 50.00 threshold, so 5.99 shipping; 6.25 % MA tax of
     # 3,998 is 249.875, which rounds half-even to 250.
     assert cart["totals"] == {
-        "subtotal": 3998, "automaticDiscounts": 0, "couponDiscount": 0,
-        "shipping": 599, "tax": 250, "total": 4847,
-    }  # fmt: skip
+        "subtotal": 3998,
+        "automaticDiscounts": 0,
+        "couponDiscount": 0,
+        "shipping": 599,
+        "tax": 250,
+        "total": 4847,
+    }
     london = (await client.get("/api/cart", headers=headers, params={"country": "GB"})).json()
     assert london["totals"]["tax"] == 800  # 20 % of 3,998 = 799.6
 
@@ -115,9 +119,13 @@ async def test_totals_round_half_even_and_follow_current_prices(
     ).json()
     # 10 % of 3,998 = 399.8 → 400 off; tax on 3,598 = 224.875 → 225.
     assert with_coupon["totals"] == {
-        "subtotal": 3998, "automaticDiscounts": 0, "couponDiscount": 400,
-        "shipping": 599, "tax": 225, "total": 4422,
-    }  # fmt: skip
+        "subtotal": 3998,
+        "automaticDiscounts": 0,
+        "couponDiscount": 400,
+        "shipping": 599,
+        "tax": 225,
+        "total": 4422,
+    }
     assert with_coupon["couponCode"] == coupon
 
     await client.patch(f"/api/products/{product['id']}", headers=staff, json={"price": 2599})
@@ -126,9 +134,13 @@ async def test_totals_round_half_even_and_follow_current_prices(
     assert (line["unitPrice"], line["unitPriceAtAdd"], line["priceChanged"]) == (2599, 1999, True)
     # 5,198 - 520 = 4,678: still under the threshold; tax 292.375 → 292.
     assert moved["totals"] == {
-        "subtotal": 5198, "automaticDiscounts": 0, "couponDiscount": 520,
-        "shipping": 599, "tax": 292, "total": 5569,
-    }  # fmt: skip
+        "subtotal": 5198,
+        "automaticDiscounts": 0,
+        "couponDiscount": 520,
+        "shipping": 599,
+        "tax": 292,
+        "total": 5569,
+    }
     assert (await client.delete("/api/cart/coupon", headers=headers)).json()["couponCode"] is None
 
 

@@ -47,26 +47,46 @@ async def catalogue(client: httpx.AsyncClient, staff: dict[str, str]) -> dict[st
     cables = await _category(client, staff, "Cables", root["id"])
     items = {
         "wireless": await _product(
-            client, staff, name="Wireless Headphones", price=9999, categoryId=headphones["id"],
+            client,
+            staff,
+            name="Wireless Headphones",
+            price=9999,
+            categoryId=headphones["id"],
             description="Over-ear, noise cancelling, 30 hours of battery.",
         ),
         "wired": await _product(
-            client, staff, name="Studio Headphones", price=4999, categoryId=headphones["id"],
+            client,
+            staff,
+            name="Studio Headphones",
+            price=4999,
+            categoryId=headphones["id"],
             description="Wired monitoring headphones for the studio.",
         ),
         "speaker": await _product(
-            client, staff, name="Bluetooth Speaker", price=5000, categoryId=audio["id"],
+            client,
+            staff,
+            name="Bluetooth Speaker",
+            price=5000,
+            categoryId=audio["id"],
             description="A wireless speaker for the garden.",
         ),
         "cable": await _product(
-            client, staff, name="USB-C Cable", price=999, categoryId=cables["id"],
+            client,
+            staff,
+            name="USB-C Cable",
+            price=999,
+            categoryId=cables["id"],
             description="One metre, braided.",
         ),
         "free": await _product(
-            client, staff, name="Sticker Pack", price=0, categoryId=root["id"],
+            client,
+            staff,
+            name="Sticker Pack",
+            price=0,
+            categoryId=root["id"],
             description="Stickers.",
         ),
-    }  # fmt: skip
+    }
     return {"root": root, "audio": audio, "headphones": headphones, "cables": cables} | items
 
 
@@ -349,9 +369,12 @@ async def test_out_of_range_numbers_are_422_not_500(
     )
     assert huge.status_code == 422
     product = (
-        await client.post("/api/products", headers=staff,
-                          json={"sku": unique_slug("rv"), "name": "Paged", "price": 1})
-    ).json()  # fmt: skip
+        await client.post(
+            "/api/products",
+            headers=staff,
+            json={"sku": unique_slug("rv"), "name": "Paged", "price": 1},
+        )
+    ).json()
     paged = await client.get(f"/api/products/{product['id']}/reviews", params={"page": 10**12})
     assert paged.status_code == 422
 

@@ -15,9 +15,15 @@ async def product(client: httpx.AsyncClient, staff: dict[str, str]) -> dict[str,
     response = await client.post(
         "/api/products",
         headers=staff,
-        json={"sku": unique_slug("stk"), "name": "Counted Widget", "price": 500,
-              "lowStockThreshold": 3, "autoReorder": True, "reorderQuantity": 20},
-    )  # fmt: skip
+        json={
+            "sku": unique_slug("stk"),
+            "name": "Counted Widget",
+            "price": 500,
+            "lowStockThreshold": 3,
+            "autoReorder": True,
+            "reorderQuantity": 20,
+        },
+    )
     assert response.status_code == 201
     body: dict[str, Any] = response.json()
     return body
@@ -32,9 +38,12 @@ async def test_adjust_and_read_the_ledger(
     )
     assert added.status_code == 200, added.text
     assert added.json() == {
-        "productId": product["id"], "onHand": 12, "reserved": 0, "available": 12,
+        "productId": product["id"],
+        "onHand": 12,
+        "reserved": 0,
+        "available": 12,
         "lowStockThreshold": 3,
-    }  # fmt: skip
+    }
     too_much = await client.post(
         f"{path}/adjust", headers=staff, json={"delta": -13, "reason": "count"}
     )

@@ -78,31 +78,56 @@ async def test_the_largest_discount_applies_and_categories_cover_their_subtree(
         client, "/api/categories", staff, {"name": "Home", "slug": unique_slug("home")}
     )
     leaf = await _post(
-        client, "/api/categories", staff,
+        client,
+        "/api/categories",
+        staff,
         {"name": "Lamps", "slug": unique_slug("lamps"), "parentId": root["id"]},
-    )  # fmt: skip
+    )
     product = await _post(
-        client, "/api/products", staff,
+        client,
+        "/api/products",
+        staff,
         {"sku": unique_slug("lamp"), "name": "Desk Lamp", "price": 999, "categoryId": leaf["id"]},
-    )  # fmt: skip
+    )
     await _post(
-        client, "/api/discounts", staff,
-        {"name": "Home week", "kind": "percentage", "percent": "12.5",
-         "categoryId": root["id"], "startsAt": _iso(-60)},
-    )  # fmt: skip
+        client,
+        "/api/discounts",
+        staff,
+        {
+            "name": "Home week",
+            "kind": "percentage",
+            "percent": "12.5",
+            "categoryId": root["id"],
+            "startsAt": _iso(-60),
+        },
+    )
     # 12.5 % of 999 is 124.875: half-even rounding takes 125 off.
     assert await _price(client, product["id"]) == 874
     await _post(
-        client, "/api/discounts", staff,
-        {"name": "Lamp deal", "kind": "fixed", "amount": 100,
-         "productId": product["id"], "startsAt": _iso(-60)},
-    )  # fmt: skip
+        client,
+        "/api/discounts",
+        staff,
+        {
+            "name": "Lamp deal",
+            "kind": "fixed",
+            "amount": 100,
+            "productId": product["id"],
+            "startsAt": _iso(-60),
+        },
+    )
     assert await _price(client, product["id"]) == 874  # 125 off beats 100 off; no stacking
     big = await _post(
-        client, "/api/discounts", staff,
-        {"name": "Free lamp", "kind": "fixed", "amount": 5000,
-         "productId": product["id"], "startsAt": _iso(-60)},
-    )  # fmt: skip
+        client,
+        "/api/discounts",
+        staff,
+        {
+            "name": "Free lamp",
+            "kind": "fixed",
+            "amount": 5000,
+            "productId": product["id"],
+            "startsAt": _iso(-60),
+        },
+    )
     assert await _price(client, product["id"]) == 0  # never below zero
     assert (await client.delete(f"/api/discounts/{big['id']}", headers=staff)).status_code == 204
     assert await _price(client, product["id"]) == 874
@@ -138,9 +163,10 @@ async def _coupon(client: httpx.AsyncClient, staff: dict[str, str], **fields: An
 
 async def _check(client: httpx.AsyncClient, code: str, subtotal: int, **kw: Any) -> dict[str, Any]:
     response = await client.post(
-        "/api/coupons/validate", json={"code": code, "subtotal": subtotal} | kw.get("body", {}),
+        "/api/coupons/validate",
+        json={"code": code, "subtotal": subtotal} | kw.get("body", {}),
         headers=kw.get("headers", {}),
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.text
     verdict: dict[str, Any] = response.json()
     return verdict
@@ -151,8 +177,12 @@ async def test_coupon_checks_say_why(
 ) -> None:
     ok = await _coupon(client, staff, minSubtotal=2000)
     assert await _check(client, ok.lower(), 2500) == {
-        "valid": True, "code": ok, "discount": 250, "reason": None, "detail": None,
-    }  # fmt: skip
+        "valid": True,
+        "code": ok,
+        "discount": 250,
+        "reason": None,
+        "detail": None,
+    }
     assert (await _check(client, ok, 1999))["reason"] == "coupon_below_minimum"
     assert (await _check(client, "NOPE-123", 5000))["reason"] == "coupon_not_found"
     expired = await _coupon(client, staff, expiresAt=_iso(-1))

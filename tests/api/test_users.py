@@ -337,9 +337,12 @@ async def test_deleting_an_account_closes_its_cart(
     client: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
 ) -> None:
     product = (
-        await client.post("/api/products", headers=staff,
-                          json={"sku": unique_slug("del"), "name": "Gone", "price": 100})
-    ).json()  # fmt: skip
+        await client.post(
+            "/api/products",
+            headers=staff,
+            json={"sku": unique_slug("del"), "name": "Gone", "price": 100},
+        )
+    ).json()
     await client.post(
         f"/api/inventory/{product['id']}/adjust", headers=staff, json={"delta": 1, "reason": "in"}
     )

@@ -65,15 +65,23 @@ class DevRun:
 
     def start(self) -> None:
         argv = [
-            SHOP, "dev",
-            "--data-dir", str(self.data_dir),
-            "--api-port", str(self.ports["api"]),
-            "--temporal-port", str(self.ports["temporal"]),
-            "--ui-port", str(self.ports["ui"]),
-            "--postgres-port", str(self.ports["postgres"]),
-            "--redis-port", str(self.ports["redis"]),
-            "--workers", str(self.workers),
-        ]  # fmt: skip
+            SHOP,
+            "dev",
+            "--data-dir",
+            str(self.data_dir),
+            "--api-port",
+            str(self.ports["api"]),
+            "--temporal-port",
+            str(self.ports["temporal"]),
+            "--ui-port",
+            str(self.ports["ui"]),
+            "--postgres-port",
+            str(self.ports["postgres"]),
+            "--redis-port",
+            str(self.ports["redis"]),
+            "--workers",
+            str(self.workers),
+        ]
         env = dict(self.env)
         if self.api_port_from_env:
             argv.remove("--api-port")

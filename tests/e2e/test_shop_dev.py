@@ -86,16 +86,27 @@ def test_shop_dev_runs_the_stack_stops_cleanly_and_keeps_its_data(dev_run: DevRu
     settings = load_settings(dev_run.data_dir)
     assert settings.temporal_address == f"127.0.0.1:{dev_run.ports['temporal']}"
     attrs = subprocess.run(
-        [str(find_binary("temporal")), "operator", "search-attribute", "list",
-         "--address", settings.temporal_address],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            str(find_binary("temporal")),
+            "operator",
+            "search-attribute",
+            "list",
+            "--address",
+            settings.temporal_address,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for name in ("CustomerId", "OrderStatus", "OrderTotal"):
         assert name in attrs.stdout
     probe = subprocess.run(
         [SHOP, "admin", "probe", "--data-dir", str(dev_run.data_dir)],
-        capture_output=True, text=True, env=clean_env(), timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+    )
     assert probe.returncode == 0, probe.stdout + probe.stderr
     for queue in ("orders", "payments", "notifications", "default"):
         assert queue in probe.stdout
@@ -139,14 +150,24 @@ def test_shop_dev_runs_the_stack_stops_cleanly_and_keeps_its_data(dev_run: DevRu
 
 def _run_shop_dev(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     ports = [
-        "--api-port", str(free_port()), "--temporal-port", str(free_port()),
-        "--ui-port", str(free_port()), "--postgres-port", str(free_port()),
-        "--redis-port", str(free_port()),
-    ]  # fmt: skip
+        "--api-port",
+        str(free_port()),
+        "--temporal-port",
+        str(free_port()),
+        "--ui-port",
+        str(free_port()),
+        "--postgres-port",
+        str(free_port()),
+        "--redis-port",
+        str(free_port()),
+    ]
     return subprocess.run(
         [SHOP, "dev", "--data-dir", str(tmp_path / "data"), *ports, *args],
-        capture_output=True, text=True, env=clean_env(**env), timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=clean_env(**env),
+        timeout=60,
+    )
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -180,8 +201,11 @@ def test_a_port_in_use_is_named_and_nothing_starts(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         result = subprocess.run(
             [SHOP, "dev", "--data-dir", str(tmp_path / "d"), "--api-port", str(port)],
-            capture_output=True, text=True, env=clean_env(), timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            timeout=60,
+        )
     line = _one_line_error(result)
     assert f"port {port}" in line
     assert "API" in line
@@ -191,8 +215,11 @@ def test_a_port_in_use_is_named_and_nothing_starts(tmp_path: Path) -> None:
 def test_other_commands_without_a_stack_say_how_to_get_one(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "cli.main", "migrate", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, env=clean_env(), timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+    )
     line = _one_line_error(result)
     assert "shop dev" in line
 

@@ -109,10 +109,12 @@ async def test_a_reservation_is_all_or_nothing_and_names_what_is_short(
         async with transaction(sessions) as session:
             await ReservationService(session).reserve(
                 "ord_short",
-                [ReservationLine(product_id=plenty, quantity=3),
-                 ReservationLine(product_id=scarce, quantity=2)],
+                [
+                    ReservationLine(product_id=plenty, quantity=3),
+                    ReservationLine(product_id=scarce, quantity=2),
+                ],
                 timedelta(minutes=5),
-            )  # fmt: skip
+            )
     assert caught.value.extra["unavailableItems"] == [
         {"productId": scarce, "requested": 2, "available": 1}
     ]

@@ -119,17 +119,23 @@ def recording(name: str) -> Callable[[Recording], Recording]:
 
 
 CART = AbandonmentInput(
-    cart_id="cart_recorded", user_id="user_1", email="ada@example.com", name="Ada",
+    cart_id="cart_recorded",
+    user_id="user_1",
+    email="ada@example.com",
+    name="Ada",
     delay_seconds=24 * 3600,
-)  # fmt: skip
+)
 
 
 @recording("cart_abandonment_reminded")
 async def cart_reminded(env: WorkflowEnvironment, queue: str) -> str:
     handle = await env.client.start_workflow(
-        CartAbandonmentWorkflow.run, CART, id="cart-reminded", task_queue=queue,
+        CartAbandonmentWorkflow.run,
+        CART,
+        id="cart-reminded",
+        task_queue=queue,
         start_signal="cart_changed",
-    )  # fmt: skip
+    )
     await env.sleep(timedelta(hours=5))
     await handle.signal(CartAbandonmentWorkflow.cart_changed)
     await handle.result()
@@ -152,8 +158,9 @@ async def onboarding(env: WorkflowEnvironment, queue: str) -> str:
     await env.client.execute_workflow(
         UserOnboardingWorkflow.run,
         OnboardingInput(user_id="user_1", email="ada@example.com", name="Ada"),
-        id="onboarding", task_queue=queue,
-    )  # fmt: skip
+        id="onboarding",
+        task_queue=queue,
+    )
     return "onboarding"
 
 
@@ -209,9 +216,10 @@ async def order_3ds_completed(env: WorkflowEnvironment, queue: str) -> str:
     handle = await start_order(env.client, THREE_DS_COMPLETED)
     await waiting_for_3ds(handle)
     webhook = PaymentWebhook(
-        event_id="evt_recorded", type="payment_intent.amount_capturable_updated",
+        event_id="evt_recorded",
+        type="payment_intent.amount_capturable_updated",
         intent_id="pi_recorded",
-    )  # fmt: skip
+    )
     await handle.signal(OrderWorkflow.payment_webhook, webhook)
     await _order_ends(handle, OrderStatus.FULFILLMENT_QUEUED, None)
     return handle.id

@@ -51,9 +51,12 @@ async def test_activity_pushes_the_timer_back_and_it_fires_once(
         activities=[outbox.send, outbox.contact],
     ):
         handle = await env.client.start_workflow(
-            CartAbandonmentWorkflow.run, _input(cart), id=workflow_id(cart), task_queue=queue,
+            CartAbandonmentWorkflow.run,
+            _input(cart),
+            id=workflow_id(cart),
+            task_queue=queue,
             start_signal="cart_changed",
-        )  # fmt: skip
+        )
         first_deadline = await handle.query(CartAbandonmentWorkflow.deadline)
         await env.sleep(timedelta(hours=20))
         await handle.signal(CartAbandonmentWorkflow.cart_changed)  # the shopper is back
@@ -96,9 +99,11 @@ async def test_a_deleted_account_gets_no_reminder(time_skipping_env: WorkflowEnv
     outbox = Outbox(Contact(active=False))
     cart = f"cart_{uuid4().hex[:8]}"
     async with Worker(
-        env.client, task_queue=queue, workflows=[CartAbandonmentWorkflow],
+        env.client,
+        task_queue=queue,
+        workflows=[CartAbandonmentWorkflow],
         activities=[outbox.send, outbox.contact],
-    ):  # fmt: skip
+    ):
         handle = await env.client.start_workflow(
             CartAbandonmentWorkflow.run, _input(cart), id=workflow_id(cart), task_queue=queue
         )

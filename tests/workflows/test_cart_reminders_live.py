@@ -32,10 +32,11 @@ async def _shopper_with_a_product(
     staff = await staff_headers(http, engine)
     product = (
         await http.post(
-            "/api/products", headers=staff,
+            "/api/products",
+            headers=staff,
             json={"sku": unique_slug("rem"), "name": "Reminder Mug", "price": 800},
         )
-    ).json()  # fmt: skip
+    ).json()
     await http.post(
         f"/api/inventory/{product['id']}/adjust", headers=staff, json={"delta": 5, "reason": "in"}
     )
