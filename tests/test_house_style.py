@@ -1,0 +1,29 @@
+"""House rules a linter does not enforce on its own."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _python_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return [ROOT / name for name in listed.stdout.split()]
+
+
+def test_the_formatter_owns_the_layout() -> None:
+    """No `fmt: skip` / `fmt: off`: one layout, ruff format's (STYLE, issue 10)."""
+    files = _python_files()
+    assert len(files) > 100
+    marker = "fmt" + ": "  # not spelled out, so this file does not match itself
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in files
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if f"# {marker}skip" in line or f"# {marker}off" in line
+    ]
+    assert offenders == []
