@@ -52,18 +52,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
         yield run
 
 
-def test_the_api_tour_runs_top_to_bottom(stack: DevRun) -> None:
+def test_the_api_tour_runs_top_to_bottom_and_again(stack: DevRun) -> None:
     blocks = tour_blocks((ROOT / "README.md").read_text())
     assert len(blocks) >= 7, "the tour's blocks were not found"
     script = "\n".join(["set -euo pipefail", *blocks, "echo; echo 'the tour is over'"])
-    result = subprocess.run(
-        ["bash", "-x", "-c", script],
-        cwd=ROOT,  # the tour calls .venv/bin/shop
-        env=clean_env(API=f"{stack.api}/api", SHOP_DATA_DIR=str(stack.data_dir)),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    trace = "\n".join(result.stderr.splitlines()[-40:])
-    assert result.returncode == 0, f"the tour failed:\n{result.stdout[-4000:]}\n{trace}"
-    assert result.stdout.endswith("the tour is over\n"), "the tour stopped before its end"
+    # A second reader, on the same data, meets nothing the first one made (names are unique
+    # to a run) and a seed that adds nothing.
+    for run in ("first", "second"):
+        result = subprocess.run(
+            ["bash", "-x", "-c", script],
+            cwd=ROOT,  # the tour calls .venv/bin/shop
+            env=clean_env(API=f"{stack.api}/api", SHOP_DATA_DIR=str(stack.data_dir)),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        trace = "\n".join(result.stderr.splitlines()[-40:])
+        assert result.returncode == 0, f"the {run} tour failed:\n{result.stdout[-4000:]}\n{trace}"
+        assert result.stdout.endswith("the tour is over\n"), f"the {run} tour stopped early"
