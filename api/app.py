@@ -32,6 +32,7 @@ from api.state import AppState
 from core.db import create_engine, create_session_factory
 from core.redis import create_redis
 from core.settings import Settings, load_settings
+from services.passwords import configure_hashing
 
 API_PREFIX = "/api"
 
@@ -45,6 +46,7 @@ a stable `code`.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    configure_hashing(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

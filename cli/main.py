@@ -44,8 +44,11 @@ DataDir = Annotated[
 
 
 def _settings(data_dir: Path | None) -> Settings:
+    from services.passwords import configure_hashing
+
     settings = load_settings(data_dir)
     configure_logging(settings.log_level, settings.log_format)
+    configure_hashing(settings)
     return settings
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STACK_ENV_FILE = "stack.env"
@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     refresh_token_ttl_days: int = Field(default=30, ge=1)
     # NIST SP 800-63B-4: at least 15 characters for a password used as a single factor.
     password_min_length: int = Field(default=15, ge=8, le=64)
+    # argon2id cost of new password hashes (argon2-cffi's defaults, RFC 9106's low-memory
+    # profile). Production refuses less than OWASP's floor (19 MiB, 2 passes); the test
+    # suite uses a cheap cost, since it registers hundreds of accounts.
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=65536, ge=1024, le=4_194_304)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=16)
     login_max_failures_per_email: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=20, ge=1)
     login_throttle_window_seconds: int = Field(default=15 * 60, ge=1)
@@ -127,6 +133,17 @@ class Settings(BaseSettings):
     order_step_heartbeat_seconds: float = Field(default=5.0, gt=0)
     # How long an order waits for the customer to finish 3-D Secure (the stock stays held).
     payment_action_timeout_seconds: float = Field(default=15 * 60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _production_hash_cost(self) -> Settings:
+        if self.shop_env == "production" and (
+            self.password_hash_memory_kib < 19_456 or self.password_hash_time_cost < 2
+        ):
+            raise ValueError(
+                "in production PASSWORD_HASH_MEMORY_KIB must be at least 19456 and "
+                "PASSWORD_HASH_TIME_COST at least 2 (OWASP's argon2id floor)"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str | None:

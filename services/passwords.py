@@ -18,6 +18,7 @@ from zxcvbn import zxcvbn
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from core.errors import ValidationFailed
+from core.settings import Settings
 
 MAX_LENGTH = 256
 # zxcvbn's cost grows with length; the first 100 characters decide guessability.
@@ -26,6 +27,23 @@ _MIN_SCORE = 3  # zxcvbn: 3 = "safely unguessable: moderate protection from offl
 _CONTEXT_WORDS = ("shopweave", "shop", "password")
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+
+
+def configure_hashing(settings: Settings) -> None:
+    """Set the argon2id cost for new hashes in this process (the app factory and the CLI
+    call it). Existing hashes keep verifying: each carries its own cost, and a sign-in
+    rehashes one made at another cost."""
+    global _hasher
+    time_cost, memory_kib, parallelism = (
+        settings.password_hash_time_cost,
+        settings.password_hash_memory_kib,
+        settings.password_hash_parallelism,
+    )
+    wanted = (time_cost, memory_kib, parallelism)
+    if (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism) == wanted:
+        return
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    _dummy_hash.cache_clear()
 
 
 class WeakPassword(ValidationFailed):

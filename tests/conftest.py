@@ -35,7 +35,7 @@ from migrations.runner import upgrade
 from temporal.client import connect
 from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL, SEARCH_ATTRIBUTES
 from tests.live import LiveStack, live_stack
-from tests.stack import StackServers, test_servers
+from tests.stack import TEST_HASH_COST, StackServers, test_servers
 
 _exit_status = 0
 
@@ -115,6 +115,11 @@ def settings(servers: StackServers, temporal_env: WorkflowEnvironment) -> Settin
         # Failed sends retry quickly, so provider-outage tests finish in seconds.
         email_retry_initial_seconds=0.2,
         email_retry_max_interval_seconds=1.0,
+        # The suite registers hundreds of accounts: a cheap argon2id cost (production's
+        # floor is enforced by Settings; tests/services/test_passwords.py covers hashing).
+        password_hash_time_cost=TEST_HASH_COST["password_hash_time_cost"],
+        password_hash_memory_kib=TEST_HASH_COST["password_hash_memory_kib"],
+        password_hash_parallelism=TEST_HASH_COST["password_hash_parallelism"],
     )
 
 

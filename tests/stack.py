@@ -21,6 +21,15 @@ from cli.stack.process import free_port
 from cli.stack.redis import EmbeddedRedis
 from core.settings import normalize_database_url
 
+# The suite (and the `shop dev` stacks it starts) register hundreds of accounts: a cheap
+# argon2id cost for them. Production refuses this (Settings), and the hashing itself is
+# tested at more than one cost (tests/services/test_passwords.py).
+TEST_HASH_COST: dict[str, int] = {
+    "password_hash_time_cost": 1,
+    "password_hash_memory_kib": 8192,
+    "password_hash_parallelism": 1,
+}
+
 
 @dataclass(frozen=True)
 class StackServers:

@@ -23,6 +23,7 @@ import pytest
 from cli.stack.process import free_port
 from tests.factories import PASSWORD, bearer, login, unique_email
 from tests.orders.helpers import Shopper, shopper_with_cart
+from tests.stack import TEST_HASH_COST
 
 SHOP = str(Path(sys.executable).parent / "shop")
 # Variables that would make `shop dev` use external servers instead of embedded ones.
@@ -31,6 +32,8 @@ EXTERNAL_VARS = ("DATABASE_URL", "DB_HOST", "REDIS_URL", "TEMPORAL_ADDRESS", "SH
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_VARS}
+    # The shoppers these runs sign up need no production-grade argon2 cost.
+    env.update({key.upper(): str(value) for key, value in TEST_HASH_COST.items()})
     env.update(extra)
     return env
 
