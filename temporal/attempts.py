@@ -47,6 +47,8 @@ BUDGET_HEADER = "shopweave-attempts"
 # An attempt stops itself this long before its start-to-close timeout, so that running
 # too long is reported (and counted) by the attempt rather than timed out by Temporal.
 REPORT_GRACE = timedelta(seconds=2)
+# How long a failing attempt waits before repeating the heartbeat that records its count.
+_RESEND_AFTER = 0.5
 
 
 def own_deadline(start_to_close: timedelta) -> timedelta:
@@ -143,6 +145,10 @@ class _Attempt(ActivityInboundInterceptor):
         info = activity.info()
         try:
             handle = activity.client().get_async_activity_handle(task_token=info.task_token)
+            await handle.heartbeat(failures)
+            # A background heartbeat with the old count may have been in flight and land
+            # after ours (the last one wins): say it again once that one has landed.
+            await asyncio.sleep(_RESEND_AFTER)
             await handle.heartbeat(failures)
         except AsyncActivityCancelledError:
             pass  # recorded all the same; the cancellation reaches the activity anyway

@@ -4,6 +4,7 @@ voided or refunded, the coupon use is given back, and the order says why."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -121,8 +122,12 @@ async def test_three_d_secure_failed_by_the_customer_declines_the_order(
     assert (level["onHand"], level["reserved"]) == (3, 0)
 
 
+async def _sent(count: Callable[[], Awaitable[int]]) -> bool:
+    return await count() > 0
+
+
 async def test_cancelling_while_3ds_waits_voids_and_releases(
-    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, live: LiveStack
 ) -> None:
     item = await product(http, staff, stock=3)
     shopper = await shopper_with_cart(http, [(item, 1)])
@@ -143,8 +148,15 @@ async def test_cancelling_while_3ds_waits_voids_and_releases(
     # Cancelling again is harmless; the customer was told once.
     again = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
     assert (again.status_code, again.json()["status"]) == (200, "cancelled")
-    mail = await http.get("/_sandbox/mail/messages", params={"to": shopper.user["email"]})
-    assert sum("cancelled" in m["subject"] for m in mail.json()) == 1
+
+    # The cancel update answers before the workflow has sent the email: wait for it.
+    async def cancellation_mail() -> int:
+        mail = await http.get("/_sandbox/mail/messages", params={"to": shopper.user["email"]})
+        return sum("cancelled" in m["subject"] for m in mail.json())
+
+    await live.client.get_workflow_handle(workflow_id(placed["id"])).result()
+    await eventually(lambda: _sent(cancellation_mail))
+    assert await cancellation_mail() == 1
 
 
 async def test_a_cancel_racing_the_authorisation_voids_it(
