@@ -92,7 +92,14 @@ async def test_the_sandbox_is_not_mounted_in_production(settings: Settings) -> N
 
     production = Settings.model_validate(
         settings.model_dump()
-        | {"shop_env": "production", "jwt_secret": "a-production-secret-of-enough-length-123"}
+        | {
+            "shop_env": "production",
+            "jwt_secret": "a-production-secret-of-enough-length-123",
+            # Production refuses the suite's cheap argon2id cost.
+            "password_hash_time_cost": 3,
+            "password_hash_memory_kib": 65536,
+            "password_hash_parallelism": 4,
+        }
     )
     app = create_app(production)
     async with app.router.lifespan_context(app):
