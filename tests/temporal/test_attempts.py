@@ -30,6 +30,7 @@ class Plan(BaseModel):
     attempts: int = 3
     start_to_close_seconds: float = 10
     heartbeat: bool = True
+    backoff_seconds: float = 0.1
 
 
 class Script:
@@ -70,8 +71,8 @@ class ScriptedStep:
                 heartbeat_timeout=HEARTBEAT if plan.heartbeat else None,
                 retry_policy=RetryPolicy(
                     maximum_attempts=plan.attempts,
-                    initial_interval=timedelta(milliseconds=100),
-                    maximum_interval=timedelta(milliseconds=200),
+                    initial_interval=timedelta(seconds=plan.backoff_seconds),
+                    maximum_interval=timedelta(seconds=max(plan.backoff_seconds, 0.2)),
                 ),
             )
         )
@@ -115,8 +116,12 @@ async def test_the_budget_is_used_up_by_the_steps_own_failures_only(
     temporal_env: WorkflowEnvironment, queue: str
 ) -> None:
     script = Script(["lose", "fail", "lose", "fail", "ok"])
+    # A lost attempt stalls this worker for 2.5 heartbeat timeouts; the retry must come
+    # after that (Temporal times the attempt out after one), or the stalled worker would
+    # lose the retry too.
+    plan = Plan(attempts=3, backoff_seconds=HEARTBEAT.total_seconds() * 2.5)
     # Temporal alone would have given up on attempt 3: two attempts lost, one failure.
-    assert await _run(temporal_env, queue, script, Plan(attempts=3)) == "done on attempt 5"
+    assert await _run(temporal_env, queue, script, plan) == "done on attempt 5"
     assert script.seen == [(1, 0), (2, 0), (3, 1), (4, 1), (5, 2)]
 
 
