@@ -118,6 +118,7 @@ def api(
     import uvicorn
 
     from api.app import create_app
+    from cli.serve import MAX_REQUEST_HEAD_BYTES
 
     settings = _settings(data_dir)
     try:
@@ -131,6 +132,7 @@ def api(
         "log_config": None,
         "proxy_headers": True,
         "timeout_graceful_shutdown": 5,
+        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
     }
     if processes == 1:
         uvicorn.run(application, **common)  # type: ignore[arg-type]
