@@ -27,3 +27,12 @@ def test_the_formatter_owns_the_layout() -> None:
         if f"# {marker}skip" in line or f"# {marker}off" in line
     ]
     assert offenders == []
+
+
+def test_the_package_metadata_uses_an_spdx_license_string() -> None:
+    """A `license = { text = … }` table makes `make install` print setuptools'
+    deprecation warnings (issue 11); PEP 639 wants the SPDX expression."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"
