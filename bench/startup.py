@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from cli.stack.process import free_port
+from cli.stack.process import free_port, free_server_ports
 
 EXTERNAL_VARS = ("DATABASE_URL", "DB_HOST", "REDIS_URL", "TEMPORAL_ADDRESS", "SHOP_DATA_DIR")
 
@@ -49,14 +49,7 @@ def _one_run(data_dir: Path, timeout: float = 120) -> StartupSample:
         str(data_dir),
         "--api-port",
         str(api_port),
-        "--temporal-port",
-        str(free_port()),
-        "--ui-port",
-        str(free_port()),
-        "--postgres-port",
-        str(free_port()),
-        "--redis-port",
-        str(free_port()),
+        *free_server_ports(),
     ]
     env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_VARS}
     started = time.perf_counter()

@@ -79,6 +79,15 @@ def free_port() -> int:
         return port
 
 
+def free_server_ports() -> list[str]:
+    """`shop dev` flags giving each embedded server (all but the API) a free port."""
+    return [
+        arg
+        for flag in ("--temporal-port", "--ui-port", "--postgres-port", "--redis-port")
+        for arg in (flag, str(free_port()))
+    ]
+
+
 def wait_until(
     check: Callable[[], bool],
     *,

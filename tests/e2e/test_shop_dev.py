@@ -15,7 +15,7 @@ import asyncpg
 import psutil
 import pytest
 
-from cli.stack.process import find_binary, free_port
+from cli.stack.process import find_binary, free_port, free_server_ports
 from core.settings import load_settings
 from tests.e2e.conftest import SHOP, DevRun, clean_env, http_status
 
@@ -149,18 +149,7 @@ def test_shop_dev_runs_the_stack_stops_cleanly_and_keeps_its_data(dev_run: DevRu
 
 
 def _run_shop_dev(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    ports = [
-        "--api-port",
-        str(free_port()),
-        "--temporal-port",
-        str(free_port()),
-        "--ui-port",
-        str(free_port()),
-        "--postgres-port",
-        str(free_port()),
-        "--redis-port",
-        str(free_port()),
-    ]
+    ports = ["--api-port", str(free_port()), *free_server_ports()]
     return subprocess.run(
         [SHOP, "dev", "--data-dir", str(tmp_path / "data"), *ports, *args],
         capture_output=True,
