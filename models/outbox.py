@@ -1,6 +1,6 @@
 """The transactional outbox: domain events written in the same transaction as the change.
 
-A relay (a later issue) delivers rows in ``seq`` order per aggregate, at least once.
+The relay (``services/events``) delivers rows in ``seq`` order per aggregate, at least once.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class OutboxEvent(SQLModel, table=True):
             "seq",
             postgresql_where=text("delivered_at IS NULL"),
         ),
-        Index("outbox_aggregate_id_seq_idx", "aggregate_id", "seq"),
+        Index("outbox_aggregate_seq_idx", "aggregate_type", "aggregate_id", "seq"),
     )
 
     id: str = Field(default_factory=lambda: new_id(IdPrefix.EVENT), primary_key=True)
@@ -35,6 +35,7 @@ class OutboxEvent(SQLModel, table=True):
         sa_column=Column(BigInteger, Identity(always=True), nullable=False, unique=True),
     )
     type: str = Field(max_length=100, index=True)
+    aggregate_type: str = Field(max_length=40)
     aggregate_id: str = Field(max_length=64)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     created_at: datetime = created_at_field()

@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict, ValidationFailed
+from core.events import EventType
 from core.outbox import publish
 from core.settings import Settings
 from models.base import utcnow
@@ -217,7 +218,7 @@ class OrderService:
         lines = await self.orders.lines(order.id)
         await publish(
             self.session,
-            "order.created",
+            EventType.ORDER_CREATED,
             order.id,
             {
                 "orderId": order.id,
@@ -246,7 +247,7 @@ class OrderService:
         lines = await self.orders.lines(order.id)
         await publish(
             self.session,
-            "fulfillment.order_ready",
+            EventType.FULFILLMENT_ORDER_READY,
             order.id,
             {
                 "orderId": order.id,
@@ -314,11 +315,11 @@ class OrderService:
             "currency": order.currency,
         } | (data or {})
         if status is OrderStatus.CANCELLED:
-            await publish(self.session, "order.cancelled", order.id, payload)
+            await publish(self.session, EventType.ORDER_CANCELLED, order.id, payload)
         elif failure_code in PAYMENT_FAILURES:
-            await publish(self.session, "payment.failed", order.id, payload)
+            await publish(self.session, EventType.PAYMENT_FAILED, order.id, payload)
         else:
-            await publish(self.session, "order.failed", order.id, payload)
+            await publish(self.session, EventType.ORDER_FAILED, order.id, payload)
         return True
 
     # --- reading ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.events import EventType
 from core.outbox import publish
 from models.base import utcnow
 from models.users import Address, Role, User, UserCreate, UserStatus, UserUpdate
@@ -119,7 +120,7 @@ class UserService:
         await self.users.save(user)
         await publish(
             self.session,
-            "user.created",
+            EventType.USER_CREATED,
             user.id,
             {"userId": user.id, "email": user.email, "name": user.name, "role": str(role)},
         )
@@ -188,7 +189,7 @@ class UserService:
         user.updated_at = now
         await self.users.save(user)
         await self.users.delete_addresses(user.id)
-        await publish(self.session, "user.deleted", user.id, {"userId": user.id})
+        await publish(self.session, EventType.USER_DELETED, user.id, {"userId": user.id})
 
     async def list(
         self, *, page: int, limit: int, role: Role | None = None

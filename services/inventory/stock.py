@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict
+from core.events import EventType
 from core.outbox import publish
 from models.inventory import MovementKind, StockMovement
 from services.catalog.errors import ProductNotFound
@@ -73,7 +74,7 @@ class StockService:
         assert product is not None
         await publish(
             self.session,
-            "inventory.low_stock",
+            EventType.INVENTORY_LOW_STOCK,
             product_id,
             {
                 "productId": product_id,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict
+from core.events import EventType
 from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway
 from models.orders import Order
@@ -59,7 +60,7 @@ async def refund(
     )
     await publish(
         session,
-        "payment.refunded",
+        EventType.PAYMENT_REFUNDED,
         order.id,
         {
             "orderId": order.id,

@@ -12,6 +12,7 @@ from typing import Any
 
 from core.db import SessionFactory, transaction
 from core.errors import Conflict
+from core.events import EventType
 from core.outbox import publish
 from core.settings import Settings
 from integrations.payments.gateway import (
@@ -133,7 +134,7 @@ class PaymentService:
             if newly_refunded > 0:
                 await publish(
                     session,
-                    "payment.refunded",
+                    EventType.PAYMENT_REFUNDED,
                     order_id,
                     {
                         "orderId": order_id,

@@ -1,0 +1,43 @@
+"""The catalogue of domain events: every type ``publish`` accepts, and its aggregate.
+
+Events of one aggregate (``aggregate_type``, ``aggregate_id``) are delivered to each
+subscriber in ``seq`` order. Payment and fulfilment events belong to their order, so an
+order's ``order.created``, ``payment.refunded`` and ``order.cancelled`` reach a
+subscriber in the order they happened. A type added here needs a subscriber
+(``tests/events/test_catalogue.py`` fails otherwise).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    USER_CREATED = "user.created"
+    USER_DELETED = "user.deleted"
+    ORDER_CREATED = "order.created"
+    ORDER_CANCELLED = "order.cancelled"
+    ORDER_FAILED = "order.failed"
+    PAYMENT_FAILED = "payment.failed"
+    PAYMENT_REFUNDED = "payment.refunded"
+    FULFILLMENT_ORDER_READY = "fulfillment.order_ready"
+    INVENTORY_LOW_STOCK = "inventory.low_stock"
+
+
+class AggregateType(StrEnum):
+    USER = "user"
+    ORDER = "order"
+    PRODUCT = "product"
+
+
+AGGREGATE_OF: dict[EventType, AggregateType] = {
+    EventType.USER_CREATED: AggregateType.USER,
+    EventType.USER_DELETED: AggregateType.USER,
+    EventType.ORDER_CREATED: AggregateType.ORDER,
+    EventType.ORDER_CANCELLED: AggregateType.ORDER,
+    EventType.ORDER_FAILED: AggregateType.ORDER,
+    EventType.PAYMENT_FAILED: AggregateType.ORDER,
+    EventType.PAYMENT_REFUNDED: AggregateType.ORDER,
+    EventType.FULFILLMENT_ORDER_READY: AggregateType.ORDER,
+    EventType.INVENTORY_LOW_STOCK: AggregateType.PRODUCT,
+}
