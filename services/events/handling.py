@@ -1,0 +1,30 @@
+"""Running one subscriber's handler for one event, once in effect."""
+
+from __future__ import annotations
+
+from core.db import SessionFactory, transaction
+from core.errors import NotFound
+from services.events.repository import EventRepository
+from services.events.subscribers import DomainEvent, Subscriber
+
+
+class EventGone(NotFound):
+    code = "event_not_found"
+    title = "Event not found"
+
+
+async def handle_once(sessions: SessionFactory, subscriber: Subscriber, event_id: str) -> bool:
+    """Run ``subscriber`` for the event in one transaction with its receipt.
+
+    Returns False, running nothing, when the receipt shows it ran before. A handler error
+    rolls back its database effects and the receipt together.
+    """
+    async with transaction(sessions) as session:
+        events = EventRepository(session)
+        event: DomainEvent | None = await events.event(event_id)
+        if event is None:
+            raise EventGone(f"event {event_id} is not in the outbox (pruned or never written)")
+        if not await events.claim_receipt(event.id, subscriber.name):
+            return False
+        await subscriber.handle(event, session)
+        return True

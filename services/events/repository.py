@@ -1,0 +1,42 @@
+"""SQL for the relay: reading outbox events and the receipts ledger."""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.events import EventReceipt
+from models.outbox import OutboxEvent
+from services.events.subscribers import DomainEvent
+
+
+class EventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def event(self, event_id: str) -> DomainEvent | None:
+        row = await self.session.get(OutboxEvent, event_id)
+        if row is None:
+            return None
+        assert row.seq is not None
+        return DomainEvent(
+            id=row.id,
+            type=row.type,
+            aggregate_type=row.aggregate_type,
+            aggregate_id=row.aggregate_id,
+            seq=row.seq,
+            data=row.data,
+            created_at=row.created_at,
+        )
+
+    async def claim_receipt(self, event_id: str, subscriber: str) -> bool:
+        """Record that ``subscriber`` handles ``event_id`` in this transaction; False if it
+        already has. A concurrent claim waits for this transaction and then sees it."""
+        inserted = await self.session.exec(
+            insert(EventReceipt)
+            .values(event_id=event_id, subscriber=subscriber)
+            .on_conflict_do_nothing()
+            .returning(col(EventReceipt.event_id))
+        )
+        return inserted.first() is not None
