@@ -19,7 +19,13 @@ class Boom(RuntimeError):
 
 
 async def create_user(session: AsyncSession) -> User:
-    user = User(email=unique_email("events"), name="Ada", password_hash="x", role=Role.CUSTOMER)
+    user = User(
+        email=unique_email("events"),
+        name="Ada",
+        password_hash="x",
+        role=Role.CUSTOMER,
+        status=UserStatus.ACTIVE,
+    )
     session.add(user)
     await session.flush()
     return user
