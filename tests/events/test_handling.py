@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.db import SessionFactory, transaction
 from core.events import EventType
 from core.outbox import publish
-from models.users import Role, User
+from models.users import Role, User, UserStatus
 from services.events.handling import EventGone, handle_once
 from services.events.subscribers import DomainEvent, Subscriber
 from tests.factories import unique_email
