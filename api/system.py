@@ -18,6 +18,7 @@ from api.middleware import current_request_id
 from api.problems import problem_response, problem_responses
 from core.db import ping
 from core.errors import DependencyUnavailable
+from core.shared_metrics import SharedCounters
 from models.base import CamelModel
 
 router = APIRouter(tags=["system"])
@@ -97,6 +98,9 @@ async def ready(request: Request, state: State) -> Response:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
-async def metrics(request: Request) -> Response:
-    """Request counts and latencies in the Prometheus text format."""
-    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, state: State) -> Response:
+    """Request counts and latencies of this API process, and the system-wide counters
+    every process adds to (``core/shared_metrics.py``), in the Prometheus text format."""
+    own = generate_latest(request.app.state.registry)
+    shared = await SharedCounters(state.redis).exposition()
+    return Response(own + shared, media_type=CONTENT_TYPE_LATEST)
