@@ -6,7 +6,7 @@ from models.base import metadata
 from models.carts import Cart, CartItem, CartShare
 from models.catalog import Category, Product, Review
 from models.email import EmailMessage, SandboxEmail
-from models.events import EventReceipt
+from models.events import EventDelivery, EventReceipt
 from models.inventory import PurchaseOrder, Reservation, StockLevel, StockMovement
 from models.orders import Order, OrderEvent, OrderLine, Payment, PaymentEvent
 from models.outbox import OutboxEvent
@@ -26,6 +26,7 @@ __all__ = [
     "CouponRedemption",
     "Discount",
     "EmailMessage",
+    "EventDelivery",
     "EventReceipt",
     "Order",
     "OrderEvent",

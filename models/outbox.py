@@ -25,6 +25,11 @@ class OutboxEvent(SQLModel, table=True):
             "seq",
             postgresql_where=text("delivered_at IS NULL"),
         ),
+        Index(
+            "outbox_undispatched_idx",
+            "seq",
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
         Index("outbox_aggregate_seq_idx", "aggregate_type", "aggregate_id", "seq"),
     )
 
@@ -39,6 +44,11 @@ class OutboxEvent(SQLModel, table=True):
     aggregate_id: str = Field(max_length=64)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     created_at: datetime = created_at_field()
+    # Set when the relay has fanned the event out to its subscribers' deliveries.
+    dispatched_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # Set once every subscriber has it (delivered, or dropped with its subscriber).
     delivered_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
