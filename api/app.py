@@ -16,6 +16,7 @@ from api.middleware import Metrics, RequestContextMiddleware
 from api.openapi import install_openapi
 from api.routes import (
     addresses,
+    admin_events,
     auth,
     carts,
     catalog,
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         carts.shared,
         orders.router,
         payments.router,
+        admin_events.router,
     ):
         api.include_router(routes)
     app.include_router(api)

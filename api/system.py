@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import State
 from api.middleware import current_request_id
 from api.problems import problem_response, problem_responses
+from api.relay_metrics import relay_exposition
 from core.db import ping
 from core.errors import DependencyUnavailable
 from core.shared_metrics import SharedCounters
@@ -99,8 +100,10 @@ async def ready(request: Request, state: State) -> Response:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def metrics(request: Request, state: State) -> Response:
-    """Request counts and latencies of this API process, and the system-wide counters
-    every process adds to (``core/shared_metrics.py``), in the Prometheus text format."""
+    """Request counts and latencies of this API process, the system-wide counters every
+    process adds to (``core/shared_metrics.py``) and the event relay's gauges (read from
+    the database now), in the Prometheus text format."""
     own = generate_latest(request.app.state.registry)
     shared = await SharedCounters(state.redis).exposition()
-    return Response(own + shared, media_type=CONTENT_TYPE_LATEST)
+    relay = await relay_exposition(state.sessions)
+    return Response(own + shared + relay, media_type=CONTENT_TYPE_LATEST)

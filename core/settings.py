@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     cart_abandonment_enabled: bool = True
     cart_abandonment_delay_hours: float = Field(default=24.0, gt=0)
 
+    # --- Events -------------------------------------------------------------------------
+    # Delivered outbox rows (with their deliveries and receipts) are pruned after this
+    # many days by the `outbox-prune` schedule; undelivered ones and dead letters stay.
+    outbox_retention_days: int = Field(default=7, ge=1)
+
     # --- Order pipeline defaults (the seed: retryAttempts 3, timeout 30 s) -------------
     order_step_max_attempts: int = Field(default=3, ge=1)
     order_step_timeout_seconds: float = Field(default=30.0, gt=0)

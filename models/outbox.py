@@ -30,6 +30,12 @@ class OutboxEvent(SQLModel, table=True):
             "seq",
             postgresql_where=text("dispatched_at IS NULL"),
         ),
+        # Pruning: delivered rows past the retention, oldest first.
+        Index(
+            "outbox_delivered_at_idx",
+            "delivered_at",
+            postgresql_where=text("delivered_at IS NOT NULL"),
+        ),
         Index("outbox_aggregate_seq_idx", "aggregate_type", "aggregate_id", "seq"),
     )
 

@@ -19,26 +19,34 @@ from temporalio.client import (
 from activities.inventory import SweepInput
 from activities.maintenance import RelayInput
 from temporal.queues import TaskQueue
+from workflows.types.pruning import OUTBOX_PRUNE_WORKFLOW, PruneInput
 
 log = logging.getLogger(__name__)
 
 WORKFLOW_START_RELAY = "workflow-start-relay"
 RESERVATION_SWEEP = "reservation-sweep"
+OUTBOX_PRUNE = "outbox-prune"
 
 
-def _every_minute(workflow: str, arg: object, schedule_id: str) -> Schedule:
+def _every(
+    every: timedelta, workflow: str, arg: object, schedule_id: str, timeout: timedelta
+) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
             workflow,
             arg,
             id=schedule_id,
             task_queue=str(TaskQueue.DEFAULT),
-            execution_timeout=timedelta(minutes=2),
+            execution_timeout=timeout,
         ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=1))]),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         # A slow run must not pile up behind itself.
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
+
+
+def _every_minute(workflow: str, arg: object, schedule_id: str) -> Schedule:
+    return _every(timedelta(minutes=1), workflow, arg, schedule_id, timedelta(minutes=2))
 
 
 def _schedules() -> dict[str, Schedule]:
@@ -48,6 +56,14 @@ def _schedules() -> dict[str, Schedule]:
         ),
         RESERVATION_SWEEP: _every_minute(
             "ReservationSweepWorkflow", SweepInput(), RESERVATION_SWEEP
+        ),
+        # The retention is the worker's OUTBOX_RETENTION_DAYS, read at each run.
+        OUTBOX_PRUNE: _every(
+            timedelta(hours=1),
+            OUTBOX_PRUNE_WORKFLOW,
+            PruneInput(),
+            OUTBOX_PRUNE,
+            timeout=timedelta(minutes=30),
         ),
     }
 

@@ -19,6 +19,7 @@ from activities.inventory import InventoryActivities
 from activities.maintenance import MaintenanceActivities
 from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
+from activities.pruning import OutboxPruneActivities
 from activities.system import SystemActivities
 from core.db import SessionFactory
 from core.settings import Settings
@@ -31,7 +32,11 @@ from services.payments import PaymentService
 from temporal.clients import CartReminderWorkflows, TemporalConnection
 from temporal.queues import TaskQueue
 from workflows.carts import CartAbandonmentWorkflow
-from workflows.maintenance import ReservationSweepWorkflow, WorkflowStartRelayWorkflow
+from workflows.maintenance import (
+    OutboxPruneWorkflow,
+    ReservationSweepWorkflow,
+    WorkflowStartRelayWorkflow,
+)
 from workflows.onboarding import UserOnboardingWorkflow
 from workflows.orders import OrderWorkflow
 from workflows.system import StackProbeWorkflow
@@ -64,6 +69,12 @@ def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
         workflows += [StackProbeWorkflow, WorkflowStartRelayWorkflow, ReservationSweepWorkflow]
         activities.append(MaintenanceActivities(deps.client, deps.sessions).relay_workflow_starts)
         activities.append(InventoryActivities(deps.sessions).sweep_expired_reservations)
+        workflows.append(OutboxPruneWorkflow)
+        activities.append(
+            OutboxPruneActivities(
+                deps.sessions, deps.settings.outbox_retention_days
+            ).prune_outbox_batch
+        )
     if queue is TaskQueue.NOTIFICATIONS:
         emails = EmailService(
             deps.sessions, deps.email_sender, EmailTemplates(), deps.settings.email_from

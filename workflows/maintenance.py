@@ -1,8 +1,9 @@
-"""Housekeeping workflows, each run every minute from a Temporal Schedule.
+"""Housekeeping workflows, each run from a Temporal Schedule.
 
 ``WorkflowStartRelayWorkflow`` starts workflows whose start was missed (e.g. Temporal was
 unreachable when the request committed); ``ReservationSweepWorkflow`` returns expired
-stock reservations."""
+stock reservations (both every minute); ``OutboxPruneWorkflow`` deletes delivered outbox
+rows past their retention (hourly)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities, SweepInput, SweepResult
     from activities.maintenance import MaintenanceActivities, RelayInput, RelayResult
+    from activities.pruning import OutboxPruneActivities
+    from workflows.types.pruning import (
+        OUTBOX_PRUNE_WORKFLOW,
+        PruneBatchInput,
+        PruneInput,
+        PruneResult,
+    )
 
 
 @workflow.defn(name="WorkflowStartRelayWorkflow")
@@ -40,3 +48,26 @@ class ReservationSweepWorkflow:
             start_to_close_timeout=timedelta(seconds=50),
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
+
+
+@workflow.defn(name=OUTBOX_PRUNE_WORKFLOW)
+class OutboxPruneWorkflow:
+    """Delivered outbox rows older than ``OUTBOX_RETENTION_DAYS`` go, a batch per
+    activity call, until a batch comes back short or ``max_batches`` ran."""
+
+    @workflow.run
+    async def run(self, input: PruneInput) -> PruneResult:
+        deleted = 0
+        batches = 0
+        while batches < input.max_batches:
+            result = await workflow.execute_activity_method(
+                OutboxPruneActivities.prune_outbox_batch,
+                PruneBatchInput(limit=input.batch_size),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=RetryPolicy(maximum_attempts=5),
+            )
+            batches += 1
+            deleted += result.deleted
+            if result.deleted < input.batch_size:
+                break
+        return PruneResult(deleted=deleted, batches=batches)

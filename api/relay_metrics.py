@@ -1,0 +1,71 @@
+"""The event relay's gauges in ``/metrics``, computed from the database at scrape time.
+
+A database that fails or is slow must not take ``/metrics`` down with it: the gauges are
+then left out, ``shop_event_relay_metrics_ok`` is 0 and the error is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from core.db import SessionFactory
+from services.events.relay_health import RelayHealth, relay_health
+
+log = logging.getLogger(__name__)
+
+SCRAPE_TIMEOUT_SECONDS = 2.0
+
+
+async def relay_exposition(sessions: SessionFactory) -> bytes:
+    health: RelayHealth | None
+    try:
+        async with sessions() as session:
+            health = await asyncio.wait_for(relay_health(session), SCRAPE_TIMEOUT_SECONDS)
+    except Exception:
+        log.warning("relay metrics: the database did not answer", exc_info=True)
+        health = None
+    registry = CollectorRegistry()
+    registry.register(_RelayGauges(health))
+    return generate_latest(registry)
+
+
+class _RelayGauges(Collector):
+    def __init__(self, health: RelayHealth | None) -> None:
+        self.health = health
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        ok = GaugeMetricFamily(
+            "shop_event_relay_metrics_ok",
+            "1 if the relay gauges below were read from the database at this scrape",
+            value=0 if self.health is None else 1,
+        )
+        if self.health is None:
+            return [ok]
+        lag = GaugeMetricFamily(
+            "shop_event_relay_lag_seconds",
+            "Age of the oldest pending delivery per subscriber; subscriber=_dispatch: of "
+            "the oldest outbox row not yet fanned out (0 when none)",
+            labels=["subscriber"],
+        )
+        for name, seconds in self.health.lag_seconds.items():
+            lag.add_metric([name], seconds)
+        pending = GaugeMetricFamily(
+            "shop_event_deliveries_pending",
+            "Deliveries waiting or under way, per subscriber",
+            labels=["subscriber"],
+        )
+        for name, count in self.health.pending.items():
+            pending.add_metric([name], count)
+        dead = GaugeMetricFamily(
+            "shop_event_dead_letters",
+            "Failed deliveries (dead letters) now, per subscriber",
+            labels=["subscriber"],
+        )
+        for name, count in self.health.dead_letters.items():
+            dead.add_metric([name], count)
+        return [ok, lag, pending, dead]
