@@ -117,17 +117,23 @@ class EventAdminRepository:
         )
         if event_ids is not None:
             conditions.append(col(EventDelivery.event_id).in_(event_ids))
+        # Materialized: a LIMIT … FOR UPDATE subquery inside the UPDATE may be rescanned,
+        # each rescan skipping the rows already moved, and so move more than ``limit``.
         chosen = (
             select(EventDelivery.event_id, EventDelivery.subscriber)
             .where(*conditions)
             .order_by(col(EventDelivery.seq))
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("chosen")
+            .prefix_with("MATERIALIZED")
         )
         moved = await self.session.exec(
             update(EventDelivery)
             .where(
-                tuple_(col(EventDelivery.event_id), col(EventDelivery.subscriber)).in_(chosen),
+                tuple_(col(EventDelivery.event_id), col(EventDelivery.subscriber)).in_(
+                    select(chosen.c.event_id, chosen.c.subscriber)
+                ),
                 col(EventDelivery.status) == DeliveryStatus.FAILED,
             )
             .values(

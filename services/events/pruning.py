@@ -38,10 +38,13 @@ class OutboxPruneRepository:
             .order_by(col(OutboxEvent.delivered_at))
             .limit(limit)
             .with_for_update(skip_locked=True)
+            # Materialized, so a rescan cannot pick further rows past ``limit``.
+            .cte("chosen")
+            .prefix_with("MATERIALIZED")
         )
         deleted = await self.session.exec(
             delete(OutboxEvent)
-            .where(col(OutboxEvent.id).in_(chosen))
+            .where(col(OutboxEvent.id).in_(select(chosen.c.id)))
             .returning(col(OutboxEvent.id))
         )
         return len(deleted.all())
