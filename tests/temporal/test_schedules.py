@@ -5,11 +5,23 @@ import contextlib
 from temporalio.client import Client, ScheduleActionStartWorkflow
 from temporalio.service import RPCError
 
-from temporal.schedules import RESERVATION_SWEEP, WORKFLOW_START_RELAY, ensure_schedules
+from core.settings import Settings
+from temporal.queues import TaskQueue
+from temporal.schedules import (
+    OUTBOX_PRUNE,
+    RESERVATION_SWEEP,
+    WORKFLOW_START_RELAY,
+    ensure_schedules,
+)
+from workers.main import worker_deps
+from workers.registry import components_for
+from workflows.maintenance import OutboxPruneWorkflow
 
+# schedule id -> (workflow, seconds between runs)
 EXPECTED = {
-    WORKFLOW_START_RELAY: "WorkflowStartRelayWorkflow",
-    RESERVATION_SWEEP: "ReservationSweepWorkflow",
+    WORKFLOW_START_RELAY: ("WorkflowStartRelayWorkflow", 60),
+    RESERVATION_SWEEP: ("ReservationSweepWorkflow", 60),
+    OUTBOX_PRUNE: ("OutboxPruneWorkflow", 3600),
 }
 
 
@@ -19,9 +31,22 @@ async def test_schedules_are_created_once(temporal_client: Client) -> None:
             await temporal_client.get_schedule_handle(schedule_id).delete()
     assert sorted(await ensure_schedules(temporal_client)) == sorted(EXPECTED)
     assert await ensure_schedules(temporal_client) == []
-    for schedule_id, workflow in EXPECTED.items():
+    for schedule_id, (workflow, seconds) in EXPECTED.items():
         description = await temporal_client.get_schedule_handle(schedule_id).describe()
         action = description.schedule.action
         assert isinstance(action, ScheduleActionStartWorkflow)
         assert action.workflow == workflow
-        assert description.schedule.spec.intervals[0].every.total_seconds() == 60
+        assert action.task_queue == str(TaskQueue.DEFAULT)
+        assert description.schedule.spec.intervals[0].every.total_seconds() == seconds
+
+
+async def test_the_outbox_prune_workflow_and_activity_run_on_the_default_queue(
+    temporal_client: Client, settings: Settings
+) -> None:
+    async with worker_deps(settings, temporal_client) as deps:
+        default = components_for(TaskQueue.DEFAULT, deps)
+        elsewhere = [components_for(q, deps) for q in TaskQueue if q is not TaskQueue.DEFAULT]
+    names = {getattr(a, "__temporal_activity_definition").name for a in default.activities}
+    assert OutboxPruneWorkflow in default.workflows
+    assert "events.prune_outbox_batch" in names
+    assert all(OutboxPruneWorkflow not in parts.workflows for parts in elsewhere)

@@ -1,0 +1,87 @@
+"""The relay's gauges in /metrics: lag, pending deliveries and dead letters per subscriber."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+
+from cli.stack.process import free_port
+from core.db import SessionFactory, transaction
+from models.events import DeliveryStatus
+from services.events.relay_health import DISPATCH, relay_health
+from tests.events.admin.seeding import Seeder, unique_subscriber
+from tests.factories import ClientFactory
+
+GAUGES = (
+    "shop_event_relay_lag_seconds",
+    "shop_event_deliveries_pending",
+    "shop_event_dead_letters",
+)
+
+
+def _gauges(exposition: str) -> dict[tuple[str, str], float]:
+    values: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name in GAUGES or sample.name == "shop_event_relay_metrics_ok":
+                values[(sample.name, sample.labels.get("subscriber", ""))] = sample.value
+    return values
+
+
+async def test_metrics_report_lag_pending_and_dead_letters_per_subscriber(
+    client: httpx.AsyncClient, seed: Seeder
+) -> None:
+    crm, mail = unique_subscriber("crm"), unique_subscriber("mail")
+    await seed.event(
+        deliveries={crm: DeliveryStatus.PENDING, mail: DeliveryStatus.FAILED},
+        age=timedelta(minutes=10),
+    )
+    await seed.event(
+        deliveries={crm: DeliveryStatus.PENDING, mail: DeliveryStatus.FAILED},
+        age=timedelta(minutes=2),
+    )
+    await seed.event(deliveries={crm: DeliveryStatus.FAILED, mail: DeliveryStatus.DELIVERED})
+    # Not fanned out yet, an hour old.
+    await seed.event(age=timedelta(hours=1), dispatched=False)
+
+    answer = await client.get("/metrics")
+    assert answer.status_code == 200
+    gauges = _gauges(answer.text)
+    assert gauges[("shop_event_relay_metrics_ok", "")] == 1
+    assert 600 <= gauges[("shop_event_relay_lag_seconds", crm)] < 660
+    assert gauges[("shop_event_relay_lag_seconds", mail)] == 0
+    assert gauges[("shop_event_deliveries_pending", crm)] == 2
+    assert gauges[("shop_event_deliveries_pending", mail)] == 0
+    assert gauges[("shop_event_dead_letters", crm)] == 1
+    assert gauges[("shop_event_dead_letters", mail)] == 2
+    # The oldest undispatched row of the whole database: ours, or one older still.
+    assert gauges[("shop_event_relay_lag_seconds", DISPATCH)] >= 3600
+
+
+async def test_dispatch_lag_is_zero_when_everything_is_dispatched(
+    db_sessions: SessionFactory,
+) -> None:
+    async with transaction(db_sessions) as session:
+        # Rolled back with the test: every other test's events count as dispatched.
+        await session.exec(text("UPDATE outbox SET dispatched_at = now()"))
+        await session.exec(text("DELETE FROM event_deliveries"))
+    async with db_sessions() as session:
+        health = await relay_health(session)
+    assert health.lag_seconds == {DISPATCH: 0.0}
+    assert (health.pending, health.dead_letters) == ({}, {})
+
+
+async def test_metrics_answer_without_the_relay_gauges_when_the_database_is_down(
+    make_client: ClientFactory,
+) -> None:
+    broken = await make_client(
+        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing"
+    )
+    answer = await broken.get("/metrics")
+    assert answer.status_code == 200
+    gauges = _gauges(answer.text)
+    assert gauges == {("shop_event_relay_metrics_ok", ""): 0}
+    assert "http_requests_total" in answer.text
