@@ -6,6 +6,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db import create_session_factory
 from tests.events.admin.seeding import Seeder
 from tests.factories import staff_headers
 
@@ -13,7 +14,7 @@ from tests.factories import staff_headers
 @pytest.fixture
 async def seed(engine: AsyncEngine) -> AsyncIterator[Seeder]:
     """Committed outbox rows and deliveries, deleted (with their deliveries) afterwards."""
-    seeder = Seeder(engine)
+    seeder = Seeder(create_session_factory(engine))
     yield seeder
     await seeder.clean()
 

@@ -8,10 +8,9 @@ from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from core.db import create_session_factory, transaction
+from core.db import SessionFactory, transaction
 from core.events import AGGREGATE_OF, EventType
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
@@ -23,8 +22,8 @@ def unique_subscriber(prefix: str = "sub") -> str:
 
 
 class Seeder:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.sessions = create_session_factory(engine)
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.sessions = sessions
         self.event_ids: list[str] = []
 
     async def event(

@@ -239,7 +239,13 @@ async def test_bulk_replay_by_ids_or_by_filter(
     assert nothing.status_code == 202
     assert nothing.json() == {"replayed": 0, "events": 0, "more": False}
 
-    for body in ({}, {"eventIds": [a.id], "subscriber": crm}, {"eventIds": []}):
+    refusals: list[dict[str, object]] = [
+        {},
+        {"eventIds": [a.id], "subscriber": crm},
+        {"eventIds": []},
+        {"type": "order.lost"},
+    ]
+    for body in refusals:
         refused = await client.post("/api/admin/events/replay", headers=staff, json=body)
         assert refused.status_code == 422, body
 
