@@ -22,6 +22,10 @@ from core.errors import DependencyUnavailable
 from core.shared_metrics import SharedCounters
 from models.base import CamelModel
 
+# Shared counters are reported only once declared in this process: import the modules
+# that declare them (their increments happen in workers).
+from services.events.handlers import payments as _payment_counters  # noqa: F401
+
 router = APIRouter(tags=["system"])
 log = logging.getLogger(__name__)
 

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # --- Inventory -----------------------------------------------------------------------
     # How long a checkout may hold stock before the sweeper gives it back.
     reservation_ttl_seconds: int = Field(default=15 * 60, ge=10)
+    # Who gets the low-stock alert emails (the seed writes to inventory@company.com).
+    inventory_alert_email: str = Field(
+        default="inventory@shopweave.example", min_length=3, max_length=320, pattern=r"^\S+@\S+$"
+    )
 
     # --- Carts -----------------------------------------------------------------------
     cart_max_line_quantity: int = Field(default=99, ge=1)

@@ -17,6 +17,18 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
 KEY = "shop:metrics:counters"
+# ``incr_once`` marks what it counted under this prefix, for ``ONCE_TTL_SECONDS``.
+ONCE_PREFIX = "shop:metrics:counted:"
+ONCE_TTL_SECONDS = 30 * 24 * 3600
+# The mark and the increment in one atomic step: a crash can neither count without
+# marking (a double count on retry) nor mark without counting (a lost count).
+_INCR_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then
+  redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
 
 # name (without the ``_total`` suffix Prometheus adds) -> (help, label names)
 SHARED_COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -36,12 +48,39 @@ class SharedCounters:
         self.redis = redis
 
     async def incr(self, name: str, labels: Mapping[str, str], by: int = 1) -> None:
+        self._check(name, labels)
+        await self.redis.hincrby(KEY, _field(name, labels), by)
+
+    async def incr_once(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        once_key: str,
+        by: int = 1,
+        ttl_seconds: int = ONCE_TTL_SECONDS,
+    ) -> bool:
+        """``incr``, but at most once per ``once_key`` (e.g. an event id and subscriber)
+        within ``ttl_seconds``: a retried or redelivered caller does not count twice,
+        even when its own transaction rolled back after the count. True if counted."""
+        self._check(name, labels)
+        counted = await self.redis.eval(
+            _INCR_ONCE,
+            2,
+            f"{ONCE_PREFIX}{name}:{once_key}",
+            KEY,
+            _field(name, labels),
+            str(by),
+            str(ttl_seconds),
+        )
+        return int(counted) == 1
+
+    @staticmethod
+    def _check(name: str, labels: Mapping[str, str]) -> None:
         declared = SHARED_COUNTERS.get(name)
         if declared is None:
             raise KeyError(f"shared counter {name!r} is not declared")
         if set(labels) != set(declared[1]):
             raise ValueError(f"{name} takes labels {declared[1]}, got {sorted(labels)}")
-        await self.redis.hincrby(KEY, _field(name, labels), by)
 
     async def read(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
         raw = await self.redis.hgetall(KEY)

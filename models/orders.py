@@ -45,6 +45,17 @@ class OrderStatus(StrEnum):
 FINAL_STATUSES = frozenset(
     {OrderStatus.FULFILLMENT_QUEUED, OrderStatus.FAILED, OrderStatus.CANCELLED}
 )
+# Failure codes that mean the payment failed (``payment.failed`` rather than
+# ``order.failed``); the customer hears about them from that event's subscriber.
+PAYMENT_FAILURES = frozenset(
+    {
+        "payment_declined",
+        "payment_action_timeout",
+        "invalid_payment_method",
+        "payment_unavailable",
+        "payment_error",
+    }
+)
 # Until fulfilment has started, an order can still be cancelled.
 CANCELLABLE_STATUSES = frozenset(OrderStatus) - FINAL_STATUSES
 

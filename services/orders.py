@@ -19,6 +19,7 @@ from models.base import utcnow
 from models.carts import CartStatus
 from models.inventory import ReservationLine
 from models.orders import (
+    PAYMENT_FAILURES,
     LineSnapshot,
     Order,
     OrderEventPublic,
@@ -33,20 +34,10 @@ from models.orders import (
 from services.analytics import AnalyticsRecorder
 from services.carts import CartRepository, CartService
 from services.catalog.pricing import CouponService
+from services.fulfillment_priority import FulfillmentPriority, ShippingMethod, calculate_priority
 from services.order_repository import OrderFilter, OrderRepository
 from services.order_snapshots import line_snapshot, order_snapshot
 from services.users import UserRepository
-
-PAYMENT_FAILURES = frozenset(
-    {
-        "payment_declined",
-        "payment_action_timeout",
-        "invalid_payment_method",
-        "payment_unavailable",
-        "payment_error",
-    }
-)
-
 
 _PROGRESS = {
     OrderStatus.PENDING: 0,
@@ -245,6 +236,7 @@ class OrderService:
         ):
             return
         lines = await self.orders.lines(order.id)
+        priority = await self._priority(order)
         await publish(
             self.session,
             EventType.FULFILLMENT_ORDER_READY,
@@ -256,6 +248,8 @@ class OrderService:
                     {"productId": ln.product_id, "sku": ln.sku, "quantity": ln.quantity}
                     for ln in lines
                 ],
+                "priority": priority.score,
+                "priorityLevel": priority.level,
             },
         )
         await self.analytics.track(
@@ -264,6 +258,22 @@ class OrderService:
             user_id=order.user_id,
             session_id=order.cart_id,
             properties={"orderId": order.id, "total": order.total, "currency": order.currency},
+        )
+
+    async def _priority(self, order: Order) -> FulfillmentPriority:
+        """The seed's ``calculatePriority(order)``. Every order ships standard (there is
+        no other shipping method yet), and the customer's lifetime value is not kept yet:
+        0 until it is."""
+        timeline = await self.orders.events(order.id)
+        confirmed = next(
+            (e.created_at for e in timeline if e.status == OrderStatus.CONFIRMED),
+            order.created_at,
+        )
+        return calculate_priority(
+            ShippingMethod.STANDARD,
+            total=order.total,
+            lifetime_value=0,
+            waited=utcnow() - confirmed,
         )
 
     async def undo_confirm(self, order_id: str) -> bool:

@@ -34,7 +34,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.orders import OrderActivities
     from activities.payments import AuthorizationResult, PaymentActivities
-    from models.orders import CANCELLABLE_STATUSES, OrderSnapshot, OrderStatus
+    from models.orders import (
+        CANCELLABLE_STATUSES,
+        PAYMENT_FAILURES,
+        OrderSnapshot,
+        OrderStatus,
+    )
     from temporal.attempts import REPORT_GRACE
     from temporal.queues import TaskQueue
     from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
@@ -54,6 +59,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 AUTHORIZED, REQUIRES_ACTION, CAPTURED = "authorized", "requires_action", "captured"
+# Orders started before this patch still email order_failed for a payment failure.
+PAYMENT_FAILED_EMAIL_BY_EVENT = "payment-failed-email-by-event"
 # Our error codes are snake_case; a Python exception's class name (a bug) is not.
 _OUR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -428,6 +435,14 @@ class OrderWorkflow:
         self._next_action_url = None
         self._mirror(status)
         self._closed = True
+        if (
+            status is OrderStatus.FAILED
+            and code in PAYMENT_FAILURES
+            and workflow.patched(PAYMENT_FAILED_EMAIL_BY_EVENT)
+        ):
+            # The customer hears from the payment.failed event's subscriber (what failed
+            # and how to try again); an order_failed email as well would make two.
+            return
         template = "order_cancelled" if status is OrderStatus.CANCELLED else "order_failed"
         await self._send_email(template, f"notify-{status}", reason=detail)
 

@@ -1,5 +1,5 @@
 """Purchase orders: listed for staff, received into stock once. Auto-reorder opens
-them (see ``StockService.after_change``)."""
+them when ``inventory.low_stock`` reaches its subscriber (``reorder``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict, NotFound
 from models.inventory import MovementKind, PurchaseOrder, PurchaseOrderStatus
-from services.inventory.repositories import PurchaseOrderRepository
+from services.inventory.repositories import PurchaseOrderRepository, StockRepository
 from services.inventory.stock import StockService
 
 
@@ -15,6 +15,18 @@ class PurchasingService:
     def __init__(self, session: AsyncSession) -> None:
         self.repository = PurchaseOrderRepository(session)
         self.stock = StockService(session)
+        self.levels = StockRepository(session)
+
+    async def reorder(self, product_id: str) -> bool:
+        """Auto-reorder after a low-stock crossing: open a purchase order for the product's
+        reorder quantity if it is set up for it and has none open (the one-open-purchase-
+        order rule, kept by a partial unique index). True if one was opened."""
+        product = await self.levels.product(product_id)
+        if product is None or not product.auto_reorder or product.reorder_quantity <= 0:
+            return False
+        return await self.repository.open_unless_open(
+            product_id, product.reorder_quantity, "auto-reorder: low stock"
+        )
 
     async def purchase_orders(
         self,

@@ -268,10 +268,10 @@ class PurchaseOrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def open_unless_open(self, product_id: str, quantity: int, reason: str) -> None:
+    async def open_unless_open(self, product_id: str, quantity: int, reason: str) -> bool:
         """Open a purchase order, unless the product has one open already (a partial
-        unique index decides, so concurrent callers never double up)."""
-        await self.session.exec(
+        unique index decides, so concurrent callers never double up); True if opened."""
+        opened = await self.session.exec(
             pg_insert(PurchaseOrder)
             .values(
                 id=new_id(IdPrefix.PURCHASE_ORDER),
@@ -283,7 +283,9 @@ class PurchaseOrderRepository:
             .on_conflict_do_nothing(
                 index_elements=["product_id"], index_where=text("status = 'open'")
             )
+            .returning(col(PurchaseOrder.id))
         )
+        return opened.first() is not None
 
     async def mark_received(self, purchase_order_id: str) -> bool:
         """Open → received, once; False if it was not open (or does not exist)."""

@@ -1,5 +1,6 @@
-"""Stock levels and their ledger: adjustments, low stock, and the alert and reorder a
-fall below a product's threshold sets off."""
+"""Stock levels and their ledger: adjustments, low stock, and the ``inventory.low_stock``
+event a fall below a product's threshold publishes (its subscribers email the inventory
+team and auto-reorder: ``services/events/handlers/inventory.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from core.events import EventType
 from core.outbox import publish
 from models.inventory import MovementKind, StockMovement
 from services.catalog.errors import ProductNotFound
-from services.inventory.repositories import PurchaseOrderRepository, Stock, StockRepository
+from services.inventory.repositories import Stock, StockRepository
 
 
 class InsufficientStock(Conflict):
@@ -22,7 +23,6 @@ class StockService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.stock = StockRepository(session)
-        self.purchase_orders = PurchaseOrderRepository(session)
 
     async def get(self, product_id: str) -> Stock:
         stock = await self.stock.stock(product_id)
@@ -65,7 +65,7 @@ class StockService:
         return await self.get(product_id)
 
     async def after_change(self, product_id: str) -> None:
-        """Low-stock alert once per crossing; re-arm when stock climbs back."""
+        """``inventory.low_stock`` once per crossing; re-arm when stock climbs back."""
         available = await self.stock.mark_low(product_id)
         if available is None:
             await self.stock.rearm(product_id)
@@ -82,7 +82,3 @@ class StockService:
                 "threshold": product.low_stock_threshold,
             },
         )
-        if product.auto_reorder and product.reorder_quantity > 0:
-            await self.purchase_orders.open_unless_open(
-                product_id, product.reorder_quantity, "auto-reorder: low stock"
-            )

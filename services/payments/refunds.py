@@ -12,7 +12,7 @@ from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway
 from models.orders import Order
 from services.payments.repository import PaymentRepository
-from services.payments.states import apply_state, idempotency_key
+from services.payments.states import apply_state, idempotency_key, refund_balance
 
 
 class NotRefundable(Conflict):
@@ -67,6 +67,7 @@ async def refund(
             "amount": result.amount,
             "currency": payment.currency,
             "reason": reason,
+            **refund_balance(payment),
         },
     )
     payments.order_timeline(

@@ -25,7 +25,13 @@ from models.orders import Order, OrderStatus
 from services.analytics import AnalyticsRecorder
 from services.orders import OrderService
 from services.payments.repository import PaymentRepository
-from services.payments.states import Authorization, apply_decline, apply_state, idempotency_key
+from services.payments.states import (
+    Authorization,
+    apply_decline,
+    apply_state,
+    idempotency_key,
+    refund_balance,
+)
 
 
 class PaymentService:
@@ -140,6 +146,7 @@ class PaymentService:
                         "orderId": order_id,
                         "amount": newly_refunded,
                         "currency": state.currency,
+                        **refund_balance(payment),
                     },
                 )
             if order_status is not None:

@@ -70,6 +70,16 @@ def apply_state(payment: Payment, state: IntentState) -> int:
     return newly_refunded
 
 
+def refund_balance(payment: Payment) -> dict[str, int]:
+    """What a ``payment.refunded`` event carries about the balance, as of this refund (the
+    row brought up to date by ``apply_state``): a later refund cannot change it."""
+    return {
+        "captured": payment.amount_captured,
+        "refundedTotal": payment.amount_refunded,
+        "remaining": payment.amount_captured - payment.amount_refunded,
+    }
+
+
 def apply_decline(payment: Payment, failure_code: str) -> None:
     """A declined confirm fails a payment that had not got further (forward only)."""
     if RANK[PaymentStatus(payment.status)] <= RANK[PaymentStatus.FAILED]:

@@ -1,0 +1,38 @@
+"""Subscribers that act on domain events: each module's functions return a ``Subscriber``
+(``services/events/subscribers.py`` holds the handler contract they keep)."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from core.settings import Settings
+from services.email import EmailService
+from services.events.handlers.inventory import auto_reorder, low_stock_alert
+from services.events.handlers.payments import (
+    payment_failed_email,
+    payment_failure_metrics,
+    refund_email,
+)
+from services.events.subscribers import Subscriber
+
+__all__ = [
+    "alert_and_email_subscribers",
+    "auto_reorder",
+    "low_stock_alert",
+    "payment_failed_email",
+    "payment_failure_metrics",
+    "refund_email",
+]
+
+
+def alert_and_email_subscribers(
+    emails: EmailService, redis: Redis, settings: Settings
+) -> list[Subscriber]:
+    """The low-stock alert and auto-reorder, and the payment emails and counter."""
+    return [
+        low_stock_alert(emails, settings),
+        auto_reorder(),
+        payment_failed_email(emails, settings),
+        payment_failure_metrics(redis),
+        refund_email(emails, settings),
+    ]
