@@ -6,7 +6,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
 
+from core.db import create_session_factory
+from models.outbox import OutboxEvent
+from services.events.handlers import auto_reorder
+from services.events.handling import handle_once
 from tests.factories import signed_up, unique_slug
 
 
@@ -81,11 +87,23 @@ async def test_the_catalogue_shows_live_stock_and_filters_by_it(
 
 
 async def test_low_stock_list_and_purchase_orders(
-    client: httpx.AsyncClient, staff: dict[str, str], product: dict[str, Any]
+    client: httpx.AsyncClient, staff: dict[str, str], product: dict[str, Any], engine: AsyncEngine
 ) -> None:
     path = f"/api/inventory/{product['id']}"
     await client.post(f"{path}/adjust", headers=staff, json={"delta": 10, "reason": "in"})
     await client.post(f"{path}/adjust", headers=staff, json={"delta": -8, "reason": "out"})
+    # The low-stock event's auto-reorder subscriber opens the purchase order.
+    sessions = create_session_factory(engine)
+    async with sessions() as session:
+        [event_id] = (
+            await session.exec(
+                select(OutboxEvent.id).where(
+                    OutboxEvent.aggregate_id == product["id"],
+                    OutboxEvent.type == "inventory.low_stock",
+                )
+            )
+        ).all()
+    assert await handle_once(sessions, auto_reorder(), event_id) is True
     low = (
         await client.get("/api/inventory/low-stock", headers=staff, params={"limit": 100})
     ).json()

@@ -17,6 +17,8 @@ from models.catalog import ProductCreate
 from models.inventory import PurchaseOrder, ReservationLine, StockLevel, StockMovement
 from models.outbox import OutboxEvent
 from services.catalog.products import ProductService
+from services.events.handlers import auto_reorder
+from services.events.handling import handle_once
 from services.inventory import (
     InsufficientStock,
     OutOfStock,
@@ -160,7 +162,7 @@ async def test_reserve_release_and_commit_are_idempotent(sessions: SessionFactor
     await _ledger_adds_up(sessions, product)
 
 
-async def _events(sessions: SessionFactory, product_id: str) -> list[dict[str, Any]]:
+async def _low_stock(sessions: SessionFactory, product_id: str) -> list[OutboxEvent]:
     async with sessions() as session:
         rows = await session.exec(
             select(OutboxEvent)
@@ -169,7 +171,15 @@ async def _events(sessions: SessionFactory, product_id: str) -> list[dict[str, A
             )
             .order_by(col(OutboxEvent.seq))
         )
-        return [e.data for e in rows.all()]
+        return list(rows.all())
+
+
+async def _events(sessions: SessionFactory, product_id: str) -> list[dict[str, Any]]:
+    return [e.data for e in await _low_stock(sessions, product_id)]
+
+
+async def _event_ids(sessions: SessionFactory, product_id: str) -> list[str]:
+    return [e.id for e in await _low_stock(sessions, product_id)]
 
 
 async def test_low_stock_alerts_once_per_crossing_and_reorders_once(
@@ -188,6 +198,11 @@ async def test_low_stock_alerts_once_per_crossing_and_reorders_once(
     assert await _reserve(sessions, "ord_low_3", {product: 7})  # 3 < 5: second alert
     assert [e["currentStock"] for e in await _events(sessions, product)] == [4, 3]
 
+    # Auto-reorder is the event's subscriber now: each crossing delivered (one twice).
+    reorder = auto_reorder()
+    for event_id in await _event_ids(sessions, product):
+        assert await handle_once(sessions, reorder, event_id) is True
+        assert await handle_once(sessions, reorder, event_id) is False
     async with sessions() as session:
         orders = (
             await session.exec(select(PurchaseOrder).where(PurchaseOrder.product_id == product))

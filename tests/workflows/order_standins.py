@@ -65,6 +65,8 @@ AUTHORISED = FORWARD[:3]
 UNDO_ORDER = [UNDO_CONFIRM, VOID, RELEASE]  # from create-order on
 UNDO_PAYMENT = [VOID, RELEASE]  # from process-payment
 ENDS_FAILED, ENDS_CANCELLED = [CLOSE, FAILED_EMAIL], [CLOSE, CANCELLED_EMAIL]
+# A payment failure's email comes from the payment.failed event's subscriber instead.
+ENDS_PAYMENT_FAILED = [CLOSE]
 
 
 def ends_queued(ran: list[str], forward: list[str] = FORWARD) -> None:

@@ -69,6 +69,8 @@ WORKFLOWS = [CartAbandonmentWorkflow, UserOnboardingWorkflow, StackProbeWorkflow
 
 PAID = "ord_recorded_paid"
 DECLINED = "ord_recorded_declined"
+# Since the "payment-failed-email-by-event" patch: no order_failed email from the workflow.
+DECLINED_BY_EVENT = "ord_recorded_declined_by_event"
 OUT_OF_STOCK = "ord_recorded_out_of_stock"
 CANCELLED_IN_3DS = "ord_recorded_cancelled_in_3ds"
 THREE_DS_COMPLETED = "ord_recorded_3ds_completed"
@@ -79,6 +81,7 @@ DECLINE = {"reason": "card_declined", "intentId": "pi_recorded"}
 SCRIPTS: dict[str, dict[str, Sequence[Step]]] = {
     PAID: {},
     DECLINED: {AUTHORIZE: [Fail("payment_declined", "Your card was declined.", DECLINE)]},
+    DECLINED_BY_EVENT: {AUTHORIZE: [Fail("payment_declined", "Your card was declined.", DECLINE)]},
     OUT_OF_STOCK: {
         RESERVE: [Fail("out_of_stock", f"not enough stock for: {TEA.product_id}", UNAVAILABLE)],
         RELEASE: [Succeed(0)],  # nothing was held
@@ -189,6 +192,13 @@ async def order_paid(env: WorkflowEnvironment, queue: str) -> str:
 @recording("order_payment_declined")
 async def order_declined(env: WorkflowEnvironment, queue: str) -> str:
     handle = await start_order(env.client, DECLINED)
+    await _order_ends(handle, OrderStatus.FAILED, "payment_declined")
+    return handle.id
+
+
+@recording("order_payment_declined_by_event")
+async def order_declined_by_event(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_order(env.client, DECLINED_BY_EVENT)
     await _order_ends(handle, OrderStatus.FAILED, "payment_declined")
     return handle.id
 

@@ -25,7 +25,7 @@ from tests.workflows.order_standins import (
     CONFIRM,
     CONFIRMATION,
     ENDS_CANCELLED,
-    ENDS_FAILED,
+    ENDS_PAYMENT_FAILED,
     EXTEND,
     FORWARD,
     FULFIL,
@@ -218,7 +218,7 @@ async def test_3ds_failed_by_the_customer_declines_the_order(
         "payment_declined",
         None,
     )
-    assert order.ran == [*AUTHORISED, EXTEND, REFRESH, *UNDO_PAYMENT, *ENDS_FAILED]
+    assert order.ran == [*AUTHORISED, EXTEND, REFRESH, *UNDO_PAYMENT, *ENDS_PAYMENT_FAILED]
     assert "authentication_failed" in order.inputs(CLOSE)[0]["detail"]
 
 
@@ -229,7 +229,7 @@ async def test_3ds_nobody_completes_times_out_at_the_deadline(
     handle = await start_order(time_skipping_env.client, order.order_id)
     view = await handle.result()  # the server skips the 15 minutes
     assert (view.status, view.failure_code) == (OrderStatus.FAILED, "payment_action_timeout")
-    assert order.ran == [*AUTHORISED, EXTEND, REFRESH, *UNDO_PAYMENT, *ENDS_FAILED]
+    assert order.ran == [*AUTHORISED, EXTEND, REFRESH, *UNDO_PAYMENT, *ENDS_PAYMENT_FAILED]
     described = await handle.describe()
     assert described.close_time is not None
     assert described.close_time - described.start_time >= ACTION_TIMEOUT

@@ -27,6 +27,7 @@ def test_there_are_histories_to_replay() -> None:
         "stack_probe_ok",
         "order_fulfillment_queued",
         "order_payment_declined",
+        "order_payment_declined_by_event",
         "order_out_of_stock",
         "order_cancelled_during_3ds",
         "order_3ds_completed",
