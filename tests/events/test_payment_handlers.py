@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlmodel import select
@@ -181,7 +182,7 @@ async def test_a_cart_that_was_not_reopened_is_not_promised(
 
 
 async def test_failed_payments_are_counted_once_per_event_even_if_a_commit_is_lost(
-    db_sessions: SessionFactory, settings: Settings, redis: Redis
+    db_sessions: SessionFactory, settings: Settings, redis: Redis, client: httpx.AsyncClient
 ) -> None:
     counters = SharedCounters(redis)
     key = (PAYMENT_FAILURES_COUNTER, (("code", "payment_declined"),))
@@ -201,3 +202,5 @@ async def test_failed_payments_are_counted_once_per_event_even_if_a_commit_is_lo
     assert await handle_once(db_sessions, metrics, first) is False
     assert await handle_once(db_sessions, metrics, second) is True
     assert (await counters.read())[key] == before + 2
+    exposition = (await client.get("/metrics")).text
+    assert f'shop_payment_failures_total{{code="payment_declined"}} {before + 2}.0' in exposition
