@@ -20,6 +20,7 @@ from api.routes import (
     auth,
     carts,
     catalog,
+    hubspot_sandbox,
     inventory,
     orders,
     payments,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.sandboxes_enabled:
         app.include_router(sandbox.router)
         app.include_router(stripe_sandbox.router)
+        app.include_router(hubspot_sandbox.router)
 
     install_openapi(app)
     return app

@@ -100,6 +100,20 @@ class Settings(BaseSettings):
     # The base URL people and providers reach the API at (links in emails, sandbox).
     public_base_url: str | None = None
 
+    # --- CRM (HubSpot); unset token means the local sandbox ------------------------------
+    hubspot_access_token: SecretStr | None = None
+    # Where the HubSpot SDK sends requests; unset means the real service when
+    # HUBSPOT_ACCESS_TOKEN is set, otherwise the sandbox mounted on our own API.
+    hubspot_base_url: str | None = None
+    hubspot_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Deal pipeline and the internal ids of the stages an order's deal moves through
+    # (HubSpot's default sales pipeline: a placed, paid order is as good as a signed
+    # contract; it is won when handed to fulfilment, lost when cancelled).
+    hubspot_pipeline: str = "default"
+    hubspot_stage_placed: str = "contractsent"
+    hubspot_stage_won: str = "closedwon"
+    hubspot_stage_lost: str = "closedlost"
+
     # --- Analytics and logging --------------------------------------------------------
     analytics_enabled: bool = True
     log_level: str = "INFO"
@@ -209,6 +223,18 @@ class Settings(BaseSettings):
         if self.email_uses_sandbox:
             return f"{self.api_base_url}/_sandbox/sendgrid"
         return "https://api.sendgrid.com"
+
+    @property
+    def crm_uses_sandbox(self) -> bool:
+        return self.hubspot_access_token is None
+
+    @property
+    def resolved_hubspot_base_url(self) -> str:
+        if self.hubspot_base_url:
+            return self.hubspot_base_url.rstrip("/")
+        if self.crm_uses_sandbox:
+            return f"{self.api_base_url}/_sandbox/hubspot"
+        return "https://api.hubapi.com"
 
 
 def normalize_database_url(url: str) -> str:

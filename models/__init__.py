@@ -7,6 +7,7 @@ from models.carts import Cart, CartItem, CartShare
 from models.catalog import Category, Product, Review
 from models.email import EmailMessage, SandboxEmail
 from models.events import EventDelivery, EventReceipt
+from models.hubspot_sandbox import SandboxHubSpotObject
 from models.inventory import PurchaseOrder, Reservation, StockLevel, StockMovement
 from models.orders import Order, OrderEvent, OrderLine, Payment, PaymentEvent
 from models.outbox import OutboxEvent
@@ -40,6 +41,7 @@ __all__ = [
     "Reservation",
     "Review",
     "SandboxEmail",
+    "SandboxHubSpotObject",
     "SandboxStripeObject",
     "StockLevel",
     "StockMovement",

@@ -1,0 +1,535 @@
+"""The HubSpot sandbox: CRM v3 contacts, deals and properties as HubSpot answers them,
+for the calls we make, so the real ``hubspot-api-client`` SDK is exercised end to end.
+
+What it checks as HubSpot does: properties must exist (custom ones are created through
+the properties API first), a property created with ``hasUniqueValue`` (and a contact's
+email) is unique (a duplicate is a 409 ``CONFLICT``), deal stages of the default
+pipeline must be real stage ids, and errors come in HubSpot's shape
+(``status``, ``message``, ``correlationId``, ``category``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import and_, func, or_
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.base import utcnow
+from models.hubspot_sandbox import SandboxHubSpotObject
+
+OBJECT_TYPES = {
+    "contacts": "contacts",
+    "contact": "contacts",
+    "0-1": "contacts",
+    "deals": "deals",
+    "deal": "deals",
+    "0-3": "deals",
+}
+SINGULAR = {"contacts": "contact", "deals": "deal"}
+# HubSpot-defined association type ids (v4): deal to contact 3, contact to deal 4.
+ASSOCIATION_TYPES = {("deals", "contacts"): 3, ("contacts", "deals"): 4}
+DEFAULT_PIPELINE_STAGES = (
+    "appointmentscheduled",
+    "qualifiedtobuy",
+    "presentationscheduled",
+    "decisionmakerboughtin",
+    "contractsent",
+    "closedwon",
+    "closedlost",
+)
+# The default properties of each object that we (and a curious developer) might set.
+BUILTIN_PROPERTIES: dict[str, frozenset[str]] = {
+    "contacts": frozenset(
+        {"email", "firstname", "lastname", "phone", "company", "website", "lifecyclestage"}
+    ),
+    "deals": frozenset(
+        {
+            "dealname",
+            "amount",
+            "deal_currency_code",
+            "pipeline",
+            "dealstage",
+            "closedate",
+            "description",
+            "hubspot_owner_id",
+        }
+    ),
+}
+BUILTIN_UNIQUE = {"contacts": frozenset({"email"}), "deals": frozenset[str]()}
+READ_ONLY = frozenset({"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate"})
+PROPERTY_TYPES = {"string", "number", "date", "datetime", "enumeration", "bool"}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+SEARCH_MAX = 200
+
+
+class HubSpotError(Exception):
+    """An error HubSpot would answer: its HTTP status and the body's members."""
+
+    def __init__(self, status: int, message: str, category: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.category = category
+        self.extra = extra
+
+    def body(self, correlation_id: str) -> dict[str, Any]:
+        return {
+            "status": "error",
+            "message": self.message,
+            "correlationId": correlation_id,
+            "category": self.category,
+        } | self.extra
+
+
+def validation_error(message: str, **extra: Any) -> HubSpotError:
+    return HubSpotError(400, message, "VALIDATION_ERROR", **extra)
+
+
+def not_found() -> HubSpotError:
+    return HubSpotError(404, "resource not found", "OBJECT_NOT_FOUND")
+
+
+def object_type_of(name: str) -> str:
+    try:
+        return OBJECT_TYPES[name.lower()]
+    except KeyError:
+        raise validation_error(f"Unable to infer object type from: {name}") from None
+
+
+def iso(value: datetime) -> str:
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+def public(row: SandboxHubSpotObject) -> dict[str, Any]:
+    """A record as HubSpot's ``SimplePublicObject``."""
+    modified = "lastmodifieddate" if row.object_type == "contacts" else "hs_lastmodifieddate"
+    properties = dict(row.properties) | {
+        "hs_object_id": str(row.id),
+        "createdate": iso(row.created_at),
+        modified: iso(row.updated_at),
+    }
+    return {
+        "id": str(row.id),
+        "properties": properties,
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+        "archived": False,
+    }
+
+
+@dataclass
+class _Invalid:
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, name: str, code: str, message: str) -> None:
+        self.problems.append(
+            {
+                "isValid": False,
+                "message": message,
+                "error": code,
+                "name": name,
+                "localizedErrorMessage": message,
+            }
+        )
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise validation_error(
+                f"Property values were not valid: {json.dumps(self.problems)}",
+                errors=[
+                    {
+                        "message": p["message"],
+                        "code": p["error"],
+                        "context": {"propertyName": [p["name"]]},
+                    }
+                    for p in self.problems
+                ],
+            )
+
+
+def _strings(properties: Any) -> dict[str, str]:
+    if not isinstance(properties, dict):
+        raise validation_error("Invalid input JSON: properties must be an object")
+    return {str(k): "" if v is None else str(v) for k, v in properties.items()}
+
+
+class HubSpotSandbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- storage -------------------------------------------------------------------------
+
+    async def _lock(self, object_type: str) -> None:
+        """Writes of one object type wait for each other, so that a unique value is
+        checked and written by one request at a time (held until the commit)."""
+        key = func.hashtext(f"sandbox_hubspot:{object_type}")
+        await self.session.exec(select(func.pg_advisory_xact_lock(key)))
+
+    async def _definitions(self, object_type: str) -> dict[str, dict[str, Any]]:
+        rows = await self.session.exec(
+            select(SandboxHubSpotObject).where(
+                SandboxHubSpotObject.object_type == f"properties/{object_type}"
+            )
+        )
+        return {str(r.properties["name"]): dict(r.properties) for r in rows.all()}
+
+    async def _unique(self, object_type: str) -> frozenset[str]:
+        custom = await self._definitions(object_type)
+        return BUILTIN_UNIQUE[object_type] | {n for n, d in custom.items() if d["hasUniqueValue"]}
+
+    async def _by_value(
+        self, object_type: str, name: str, value: str
+    ) -> SandboxHubSpotObject | None:
+        row = await self.session.exec(
+            select(SandboxHubSpotObject).where(
+                SandboxHubSpotObject.object_type == object_type,
+                col(SandboxHubSpotObject.properties)[name].astext == value,
+            )
+        )
+        return row.first()
+
+    async def _by_id(self, object_type: str, object_id: str) -> SandboxHubSpotObject | None:
+        if not object_id.isdigit():
+            return None
+        row = await self.session.get(SandboxHubSpotObject, int(object_id))
+        return row if row is not None and row.object_type == object_type else None
+
+    async def _find(
+        self, object_type: str, object_id: str, id_property: str | None
+    ) -> SandboxHubSpotObject:
+        if id_property and id_property != "hs_object_id":
+            if id_property not in await self._unique(object_type):
+                raise validation_error(
+                    f"{id_property} is not a unique identifier property for {object_type}"
+                )
+            value = object_id.lower() if id_property == "email" else object_id
+            row = await self._by_value(object_type, id_property, value)
+        else:
+            row = await self._by_id(object_type, object_id)
+        if row is None:
+            raise not_found()
+        return row
+
+    # --- validation ----------------------------------------------------------------------
+
+    async def _validate(self, object_type: str, properties: dict[str, str]) -> dict[str, str]:
+        custom = await self._definitions(object_type)
+        invalid = _Invalid()
+        for name, value in properties.items():
+            if name in READ_ONLY:
+                invalid.add(name, "READ_ONLY_VALUE", f'Property "{name}" is read-only')
+            elif name not in BUILTIN_PROPERTIES[object_type] and name not in custom:
+                invalid.add(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
+            elif name == "email" and value and not _EMAIL.match(value):
+                invalid.add(name, "INVALID_EMAIL", f"Email address {value} is invalid")
+            elif name == "amount" and value:
+                try:
+                    Decimal(value)
+                except InvalidOperation:
+                    invalid.add(name, "INVALID_DECIMAL", f"{value} was not a valid number.")
+        stage, pipeline = properties.get("dealstage"), properties.get("pipeline", "default")
+        if stage and pipeline == "default" and stage not in DEFAULT_PIPELINE_STAGES:
+            invalid.add(
+                "dealstage",
+                "INVALID_OPTION",
+                f"{stage} was not one of the allowed options: {list(DEFAULT_PIPELINE_STAGES)}",
+            )
+        invalid.raise_if_any()
+        if "email" in properties:
+            properties = properties | {"email": properties["email"].strip().lower()}
+        return properties
+
+    async def _check_unique(
+        self, object_type: str, properties: dict[str, str], own_id: int | None
+    ) -> None:
+        for name in sorted(await self._unique(object_type)):
+            value = properties.get(name)
+            if not value:
+                continue
+            other = await self._by_value(object_type, name, value)
+            if other is not None and other.id != own_id:
+                if object_type == "contacts" and name == "email":
+                    message = f"Contact already exists. Existing ID: {other.id}"
+                else:
+                    message = (
+                        f"A {SINGULAR[object_type]} with {name}={value} already exists. "
+                        f"Existing ID: {other.id}"
+                    )
+                raise HubSpotError(
+                    409, message, "CONFLICT", errors=[{"message": message, "in": name}]
+                )
+
+    # --- objects -------------------------------------------------------------------------
+
+    async def create(self, type_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /crm/v3/objects/{objectType}``, with v3 ``associations``."""
+        object_type = object_type_of(type_name)
+        properties = await self._validate(object_type, _strings(body.get("properties") or {}))
+        links = await self._association_targets(object_type, body.get("associations") or [])
+        await self._lock(object_type)
+        await self._check_unique(object_type, properties, None)
+        row = SandboxHubSpotObject(object_type=object_type, properties=properties)
+        self.session.add(row)
+        await self.session.flush()
+        for target in links:
+            self._link(row, target)
+        return public(row)
+
+    async def update(
+        self, type_name: str, object_id: str, id_property: str | None, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``PATCH /crm/v3/objects/{objectType}/{id}[?idProperty=…]``."""
+        object_type = object_type_of(type_name)
+        changes = await self._validate(object_type, _strings(body.get("properties") or {}))
+        await self._lock(object_type)
+        row = await self._find(object_type, object_id, id_property)
+        merged = dict(row.properties) | changes
+        await self._check_unique(object_type, merged, row.id)
+        row.properties = merged
+        row.updated_at = utcnow()
+        self.session.add(row)
+        await self.session.flush()
+        return public(row)
+
+    async def read(self, type_name: str, object_id: str, id_property: str | None) -> dict[str, Any]:
+        """``GET /crm/v3/objects/{objectType}/{id}[?idProperty=…]``."""
+        return public(await self._find(object_type_of(type_name), object_id, id_property))
+
+    async def batch_upsert(self, type_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /crm/v3/objects/{objectType}/batch/upsert``: each input names a unique
+        property (``idProperty``) and its value (``id``)."""
+        object_type = object_type_of(type_name)
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise validation_error("Invalid input JSON: inputs must be a non-empty array")
+        started = utcnow()
+        await self._lock(object_type)
+        unique = await self._unique(object_type)
+        results = []
+        for item in inputs:
+            id_property, value = str(item.get("idProperty") or ""), str(item.get("id") or "")
+            if id_property not in unique or not value:
+                raise validation_error(
+                    f"idProperty {id_property!r} is not a unique property of {object_type}"
+                )
+            if id_property == "email":
+                value = value.strip().lower()
+            properties = await self._validate(
+                object_type, _strings(item.get("properties") or {}) | {id_property: value}
+            )
+            row = await self._by_value(object_type, id_property, value)
+            new = row is None
+            if row is None:
+                await self._check_unique(object_type, properties, None)
+                row = SandboxHubSpotObject(object_type=object_type, properties=properties)
+            else:
+                merged = dict(row.properties) | properties
+                await self._check_unique(object_type, merged, row.id)
+                row.properties = merged
+                row.updated_at = utcnow()
+            self.session.add(row)
+            await self.session.flush()
+            results.append(public(row) | {"new": new})
+        return {
+            "status": "COMPLETE",
+            "results": results,
+            "requestedAt": iso(started),
+            "startedAt": iso(started),
+            "completedAt": iso(utcnow()),
+        }
+
+    async def search(self, type_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /crm/v3/objects/{objectType}/search``: ``EQ`` and ``IN`` filters; the
+        filters of a group are ANDed, the groups ORed."""
+        object_type = object_type_of(type_name)
+        query = select(SandboxHubSpotObject).where(SandboxHubSpotObject.object_type == object_type)
+        groups = []
+        for group in body.get("filterGroups") or []:
+            conditions = []
+            for f in group.get("filters") or []:
+                name, operator = str(f.get("propertyName", "")), str(f.get("operator", ""))
+                column = col(SandboxHubSpotObject.properties)[name].astext
+                if operator == "EQ":
+                    conditions.append(column == str(f.get("value", "")))
+                elif operator == "IN":
+                    conditions.append(column.in_([str(v) for v in f.get("values") or []]))
+                else:
+                    raise validation_error(f"This sandbox does not support operator {operator}")
+            if conditions:
+                groups.append(conditions)
+        if groups:
+            query = query.where(or_(*(and_(*g) for g in groups)))
+        limit = min(int(body.get("limit") or 10), SEARCH_MAX)
+        offset = int(body.get("after") or 0)
+        rows = list(
+            (
+                await self.session.exec(
+                    query.order_by(col(SandboxHubSpotObject.id)).offset(offset).limit(limit + 1)
+                )
+            ).all()
+        )
+        count = await self.session.exec(
+            select(func.count()).select_from(query.order_by(None).subquery())
+        )
+        answer: dict[str, Any] = {
+            "total": int(count.one()),
+            "results": [public(r) for r in rows[:limit]],
+        }
+        if len(rows) > limit:
+            answer["paging"] = {"next": {"after": str(offset + limit)}}
+        return answer
+
+    async def gdpr_delete(self, type_name: str, body: dict[str, Any]) -> None:
+        """``POST /crm/v3/objects/contacts/gdpr-delete``: the record is gone for good,
+        and so are its associations."""
+        object_type = object_type_of(type_name)
+        object_id = str(body.get("objectId") or "")
+        id_property = body.get("idProperty")
+        await self._lock(object_type)
+        row = await self._find(object_type, object_id, str(id_property) if id_property else None)
+        for other_type, ids in row.associations.items():
+            for other_id in ids:
+                other = await self._by_id(other_type, other_id)
+                if other is not None:
+                    kept = [i for i in other.associations.get(object_type, []) if i != str(row.id)]
+                    other.associations = dict(other.associations) | {object_type: kept}
+                    self.session.add(other)
+        await self.session.exec(
+            delete(SandboxHubSpotObject).where(col(SandboxHubSpotObject.id) == row.id)
+        )
+
+    # --- associations ----------------------------------------------------------------------
+
+    async def _association_targets(
+        self, object_type: str, associations: list[Any]
+    ) -> list[SandboxHubSpotObject]:
+        targets = []
+        for association in associations:
+            to = str((association.get("to") or {}).get("id", ""))
+            for spec in association.get("types") or []:
+                type_id = spec.get("associationTypeId")
+                kinds = [
+                    t
+                    for (f, t), i in ASSOCIATION_TYPES.items()
+                    if f == object_type and i == type_id
+                ]
+                if not kinds:
+                    raise validation_error(f"association type id {type_id} is not valid here")
+                target = await self._by_id(kinds[0], to)
+                if target is None:
+                    raise validation_error(
+                        f"One or more associations are invalid: {kinds[0]} {to} does not exist"
+                    )
+                targets.append(target)
+        return targets
+
+    def _link(self, row: SandboxHubSpotObject, other: SandboxHubSpotObject) -> None:
+        for a, b in ((row, other), (other, row)):
+            ids = list(a.associations.get(b.object_type, []))
+            if str(b.id) not in ids:
+                a.associations = dict(a.associations) | {b.object_type: [*ids, str(b.id)]}
+                self.session.add(a)
+
+    async def associate_default(
+        self, from_type: str, from_id: str, to_type: str, to_id: str
+    ) -> dict[str, Any]:
+        """``PUT /crm/v4/objects/{from}/{id}/associations/default/{to}/{id}``."""
+        source, target_type = object_type_of(from_type), object_type_of(to_type)
+        started = utcnow()
+        row = await self._find(source, from_id, None)
+        other = await self._find(target_type, to_id, None)
+        if (source, target_type) not in ASSOCIATION_TYPES:
+            raise validation_error(f"{source} cannot be associated with {target_type}")
+        self._link(row, other)
+        await self.session.flush()
+        results = [
+            {
+                "from": {"id": str(a.id)},
+                "to": {"id": str(b.id)},
+                "associationSpec": {
+                    "associationCategory": "HUBSPOT_DEFINED",
+                    "associationTypeId": ASSOCIATION_TYPES[(a.object_type, b.object_type)],
+                },
+            }
+            for a, b in ((row, other), (other, row))
+        ]
+        return {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso(started),
+            "completedAt": iso(utcnow()),
+        }
+
+    # --- properties -------------------------------------------------------------------------
+
+    async def create_property(self, type_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /crm/v3/properties/{objectType}``: 409 when the name is taken."""
+        object_type = object_type_of(type_name)
+        name = str(body.get("name") or "")
+        missing = [
+            k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)
+        ]
+        if missing:
+            raise validation_error(f"Missing required fields: {', '.join(missing)}")
+        if not _NAME.match(name):
+            raise validation_error(f"Property name {name!r} is not valid")
+        if body["type"] not in PROPERTY_TYPES:
+            raise validation_error(f"Property type {body['type']!r} is not valid")
+        await self._lock(f"properties/{object_type}")
+        if name in BUILTIN_PROPERTIES[object_type] or name in await self._definitions(object_type):
+            raise HubSpotError(
+                409, f"Property named '{name}' already exists.", "OBJECT_ALREADY_EXISTS"
+            )
+        now = iso(utcnow())
+        definition = {
+            "name": name,
+            "label": str(body["label"]),
+            "type": str(body["type"]),
+            "fieldType": str(body["fieldType"]),
+            "groupName": str(body["groupName"]),
+            "description": str(body.get("description") or ""),
+            "options": list(body.get("options") or []),
+            "displayOrder": int(body.get("displayOrder") or -1),
+            "hasUniqueValue": bool(body.get("hasUniqueValue", False)),
+            "hidden": bool(body.get("hidden", False)),
+            "formField": bool(body.get("formField", False)),
+            "calculated": False,
+            "externalOptions": False,
+            "hubspotDefined": False,
+            "archived": False,
+            "createdAt": now,
+            "updatedAt": now,
+            "modificationMetadata": {
+                "archivable": True,
+                "readOnlyDefinition": False,
+                "readOnlyValue": False,
+            },
+        }
+        self.session.add(
+            SandboxHubSpotObject(object_type=f"properties/{object_type}", properties=definition)
+        )
+        await self.session.flush()
+        return definition
+
+    # --- what staff see ----------------------------------------------------------------------
+
+    async def records(
+        self, object_type: str, *, where: dict[str, str], limit: int
+    ) -> list[SandboxHubSpotObject]:
+        query = select(SandboxHubSpotObject).where(SandboxHubSpotObject.object_type == object_type)
+        for name, value in where.items():
+            query = query.where(col(SandboxHubSpotObject.properties)[name].astext == value)
+        rows = await self.session.exec(
+            query.order_by(col(SandboxHubSpotObject.id).desc()).limit(limit)
+        )
+        return list(rows.all())
