@@ -53,6 +53,13 @@ class HubSpotFaults(CamelModel):
         le=599,
         description="The status failing calls answer (500 if unset); alone, every call fails",
     )
+    lost_answer_rate: float = Field(
+        default=0,
+        ge=0,
+        le=1,
+        description="Share of calls that take effect but answer 500, as when the answer "
+        "was lost on the way back",
+    )
 
 
 class CrmRecord(CamelModel):
@@ -114,6 +121,9 @@ async def _call(
     except HubSpotError as exc:
         await session.rollback()  # nothing of a refused request stays
         return _error(exc)
+    if faults.lost_answer_rate and random.random() < faults.lost_answer_rate:
+        # The change stands (the request still commits); only the answer is lost.
+        return _error(HubSpotError(500, "Sandbox fault: answer lost.", "INTERNAL_ERROR"))
     headers = {"X-HubSpot-Correlation-Id": _correlation_id()}
     if answer is None:
         return Response(status_code=204, headers=headers)
@@ -225,7 +235,8 @@ async def associate_default(
 )
 async def set_faults(body: HubSpotFaults, redis: RedisClient) -> Response:
     """Make the sandbox flaky: `failureRate` of calls answer `status` (default 500), after
-    `latencyMs`; `status` alone fails every call (400 to test refusals, 429, 503…)."""
+    `latencyMs`; `status` alone fails every call (400 to test refusals, 429, 503…);
+    `lostAnswerRate` of calls take effect and then answer 500."""
     await redis.set(FAULTS_KEY, body.model_dump_json())
     return Response(status_code=204)
 

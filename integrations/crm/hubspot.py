@@ -232,8 +232,8 @@ class HubSpotCrm:
         except _Expected:
             pass
         # The deal exists (an earlier attempt made it): bring it up to date, but leave its
-        # stage, which later events may have moved on.
-        changes = {k: v for k, v in properties.items() if k != "dealstage"}
+        # stage and close date, which later events may have moved on.
+        changes = {k: v for k, v in properties.items() if k not in ("dealstage", "closedate")}
         try:
             updated: Any = await self._call(
                 lambda: self._deals.update(
