@@ -344,3 +344,30 @@ async def test_fault_switches_are_read_back_and_cleared(sandbox: httpx.AsyncClie
     page = await sandbox.get(str(sandbox.base_url).rstrip("/"))
     assert page.status_code == 200
     assert "HubSpot sandbox" in page.text
+
+
+async def test_the_sandbox_is_not_mounted_in_production(settings: Settings) -> None:
+    from api.app import create_app
+
+    production = Settings.model_validate(
+        settings.model_dump()
+        | {
+            "shop_env": "production",
+            "jwt_secret": "a-production-secret-of-enough-length-123",
+            # Production refuses the suite's cheap argon2id cost.
+            "password_hash_time_cost": 3,
+            "password_hash_memory_kib": 65536,
+            "password_hash_parallelism": 4,
+        }
+    )
+    app = create_app(production)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            upsert = await http.post(
+                "/_sandbox/hubspot/crm/v3/objects/contacts/batch/upsert",
+                headers=AUTH,
+                json={"inputs": []},
+            )
+            assert upsert.status_code == 404
+            assert (await http.get("/_sandbox/hubspot/deals")).status_code == 404
