@@ -22,7 +22,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import Field
 
 from api.deps import DbSession, RedisClient
-from integrations.sandbox.hubspot import HubSpotError, HubSpotSandbox, validation_error
+from integrations.sandbox.hubspot import HubSpotSandbox
+from integrations.sandbox.hubspot_wire import HubSpotError, validation_error
 from models.base import CamelModel
 from models.hubspot_sandbox import SandboxHubSpotObject
 
@@ -121,6 +122,10 @@ async def _call(
     except HubSpotError as exc:
         await session.rollback()  # nothing of a refused request stays
         return _error(exc)
+    except (AttributeError, TypeError, ValueError) as exc:
+        # JSON of the wrong shape (a string where an object belongs, say): HubSpot's 400.
+        await session.rollback()
+        return _error(validation_error(f"Invalid input JSON: {exc}"))
     if faults.lost_answer_rate and random.random() < faults.lost_answer_rate:
         # The change stands (the request still commits); only the answer is lost.
         return _error(HubSpotError(500, "Sandbox fault: answer lost.", "INTERNAL_ERROR"))

@@ -313,6 +313,13 @@ async def test_the_sandbox_speaks_hubspots_wire_format(
     assert missing.status_code == 404
     _is_hubspot_error(missing.json(), "OBJECT_NOT_FOUND")
 
+    for shapeless in ({"inputs": ["x"]}, {"inputs": "x"}, [1]):
+        bad = await sandbox.post(
+            "/crm/v3/objects/contacts/batch/upsert", headers=AUTH, json=shapeless
+        )
+        assert bad.status_code == 400, bad.text
+        _is_hubspot_error(bad.json(), "VALIDATION_ERROR")
+
     taken = await sandbox.post(
         "/crm/v3/properties/deals",
         headers=AUTH,
