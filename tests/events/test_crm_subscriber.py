@@ -5,19 +5,24 @@ customer is deleted, and exactly 20 deals for 20 orders with 30% of calls failin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.stack.process import free_port
-from core.db import SessionFactory, transaction
+from core.db import SessionFactory, create_session_factory, transaction
 from core.events import EventType
 from core.ids import IdPrefix, new_id
 from core.outbox import publish
 from core.settings import Settings
-from integrations.crm.client import CrmUnavailable
+from integrations.crm.client import Contact, CrmUnavailable, Deal, DealStage
 from integrations.crm.hubspot import HubSpotCrm
 from models.users import Role, User, UserStatus
 from services.events.handlers.crm import MalformedEvent, crm_subscriber, split_name
@@ -228,6 +233,57 @@ async def test_twenty_orders_with_30_percent_faults_make_exactly_twenty_deals(
         assert deal["properties"]["amount"] == f"{10 + i / 100:.2f}"
         assert deal["associations"] == {"contacts": [contact["id"]]}
         assert contact["associations"] == {"deals": [deal["id"]]}
+
+
+class _SlowContactCrm:
+    """A stand-in CRM whose contact upsert waits until released: the moment between
+    reading the customer and the CRM's answer, held open."""
+
+    def __init__(self) -> None:
+        self.writing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def upsert_contact(self, contact: Contact) -> str:
+        self.writing.set()
+        await self.release.wait()
+        return "1"
+
+    async def upsert_deal(self, deal: Deal, contact_id: str | None) -> str:
+        return "2"
+
+    async def set_deal_stage(self, order_id: str, stage: DealStage, at: datetime) -> bool:
+        return True
+
+    async def forget_contacts(self, user_id: str) -> int:
+        return 0
+
+
+async def test_a_customer_is_not_deleted_while_their_contact_is_being_written(
+    engine: AsyncEngine,
+) -> None:
+    # Otherwise user.deleted could be handled (finding no contact to erase) before the
+    # contact made from the account's last active moment reached the CRM.
+    sessions = create_session_factory(engine)
+    user = await _customer(sessions)
+    event_id, _ = await _order_created(sessions, user)
+    crm = _SlowContactCrm()
+    handling = asyncio.create_task(handle_once(sessions, crm_subscriber(crm), event_id))
+    await asyncio.wait_for(crm.writing.wait(), 10)
+    async with sessions() as session:
+        await (await session.connection()).execute(text("SET LOCAL lock_timeout = '300ms'"))
+        row = await session.get(User, user.id)  # reading is not held up
+        assert row is not None
+        row.status = UserStatus.DELETED
+        session.add(row)
+        with pytest.raises(DBAPIError, match="lock"):
+            await session.flush()
+    crm.release.set()
+    assert await handling is True
+    async with transaction(sessions) as session:
+        row = await session.get(User, user.id)
+        assert row is not None
+        row.status = UserStatus.DELETED  # now it goes through
+        session.add(row)
 
 
 def test_names_split_into_first_and_last() -> None:

@@ -18,15 +18,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import ValidationFailed
 from core.events import EventType
 from core.money import Money, MoneyError
 from integrations.crm.client import Contact, CrmClient, Deal, DealStage
-from models.users import UserStatus
+from models.users import User, UserStatus
 from services.events.subscribers import DomainEvent, Subscriber
-from services.users import UserRepository
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,22 @@ def _field(event: DomainEvent, key: str) -> Any:
     return value
 
 
+class CrmCustomerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def active_customer(self, user_id: str) -> User | None:
+        """The customer, held (``FOR SHARE``) until the handler's transaction ends: the
+        account cannot be deleted, nor its ``user.deleted`` published, while its contact
+        is being written, so the erasure that follows finds the contact."""
+        result = await self.session.exec(
+            select(User)
+            .where(User.id == user_id, User.status == UserStatus.ACTIVE)
+            .with_for_update(read=True)
+        )
+        return result.first()
+
+
 class CrmSync:
     """What each event does to the CRM."""
 
@@ -88,9 +104,9 @@ class CrmSync:
             amount = Money(int(_field(event, "total")), str(_field(event, "currency")))
         except (MoneyError, TypeError, ValueError) as exc:
             raise MalformedEvent(f"{event.type} {event.id}: {exc}") from exc
-        user = await UserRepository(session).get(str(_field(event, "userId")))
+        user = await CrmCustomerRepository(session).active_customer(str(_field(event, "userId")))
         contact_id = None
-        if user is not None and user.status != UserStatus.DELETED:
+        if user is not None:  # a deleted customer's order is a deal without a contact
             first, last = split_name(user.name)
             contact_id = await self.crm.upsert_contact(
                 Contact(email=user.email, first_name=first, last_name=last, user_id=user.id)
