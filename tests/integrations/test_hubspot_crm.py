@@ -219,6 +219,16 @@ async def test_an_invalid_stage_is_refused_not_retried(
     assert await _held(sandbox, "deals", orderId=deal.order_id) == []
 
 
+async def test_a_slow_hubspot_is_given_up_on_and_retryable(
+    api: tuple[Settings, str], sandbox: httpx.AsyncClient
+) -> None:
+    live, _ = api
+    crm = HubSpotCrm.from_settings(live.model_copy(update={"hubspot_timeout_seconds": 0.3}))
+    await sandbox.put("/faults", json={"latencyMs": 1500})
+    with pytest.raises(CrmUnavailable, match="unreachable"):
+        await crm.upsert_contact(_contact())
+
+
 async def test_an_unreachable_hubspot_is_retryable(settings: Settings) -> None:
     crm = HubSpotCrm.from_settings(
         settings.model_copy(update={"hubspot_base_url": f"http://127.0.0.1:{free_port()}"})
