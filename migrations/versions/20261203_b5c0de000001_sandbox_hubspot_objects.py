@@ -1,7 +1,7 @@
 """sandbox_hubspot_objects: contacts, deals and property definitions of the HubSpot sandbox
 
 Revision ID: b5c0de000001
-Revises: e7a1c0de0003
+Revises: e7a1c0de0501
 Create Date: 2026-12-03 08:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "b5c0de000001"
-down_revision: str | None = "e7a1c0de0003"
+down_revision: str | None = "e7a1c0de0501"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
