@@ -27,6 +27,7 @@ from api.routes import (
     pricing,
     reviews,
     sandbox,
+    sandbox_marketing,
     stripe_sandbox,
     users,
 )
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     if settings.sandboxes_enabled:
         app.include_router(sandbox.router)
+        app.include_router(sandbox_marketing.router)
         app.include_router(stripe_sandbox.router)
         app.include_router(hubspot_sandbox.router)
 

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # Where the SendGrid SDK sends requests; unset means the real service when
     # SENDGRID_API_KEY is set, otherwise the sandbox mounted on our own API.
     sendgrid_base_url: str | None = None
+    # SendGrid Marketing: the list customers join at their first order (an automation
+    # there can start on list entry); custom fields are created by name on first use.
+    sendgrid_customers_list: str = Field(default="customers", min_length=1, max_length=100)
     email_retry_initial_seconds: float = Field(default=2.0, gt=0)
     email_retry_max_interval_seconds: float = Field(default=60.0, gt=0)
     # The base URL people and providers reach the API at (links in emails, sandbox).

@@ -5,10 +5,12 @@ from models.auth import RefreshToken
 from models.base import metadata
 from models.carts import Cart, CartItem, CartShare
 from models.catalog import Category, Product, Review
+from models.customers import LifetimeValueEntry
 from models.email import EmailMessage, SandboxEmail
 from models.events import EventDelivery, EventReceipt
 from models.hubspot_sandbox import SandboxHubSpotObject
 from models.inventory import PurchaseOrder, Reservation, StockLevel, StockMovement
+from models.marketing import MarketingContact, SandboxMarketingRecord
 from models.orders import Order, OrderEvent, OrderLine, Payment, PaymentEvent
 from models.outbox import OutboxEvent
 from models.pricing import Coupon, CouponRedemption, Discount
@@ -29,6 +31,8 @@ __all__ = [
     "EmailMessage",
     "EventDelivery",
     "EventReceipt",
+    "LifetimeValueEntry",
+    "MarketingContact",
     "Order",
     "OrderEvent",
     "OrderLine",
@@ -42,6 +46,7 @@ __all__ = [
     "Review",
     "SandboxEmail",
     "SandboxHubSpotObject",
+    "SandboxMarketingRecord",
     "SandboxStripeObject",
     "StockLevel",
     "StockMovement",

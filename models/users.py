@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import EmailStr, StrictBool, field_validator
 from pydantic import Field as PydanticField
-from sqlalchemy import Column, DateTime, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, text
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
@@ -47,6 +47,21 @@ class User(SQLModel, table=True):
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
     deleted_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # Lifetime value: sums of the ``lifetime_value_entries`` ledger (services/customers.py),
+    # in minor units of ``lifetime_value_currency`` (the currency of the first order).
+    lifetime_value: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
+    lifetime_value_currency: str | None = Field(default=None, max_length=3)
+    orders_count: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    first_order_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    last_order_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
 
@@ -140,6 +155,22 @@ class UserPublic(CamelModel):
     role: Role
     created_at: datetime
     updated_at: datetime
+    lifetime_value: int = PydanticField(
+        default=0,
+        examples=[12998],
+        description="What the customer's orders count, in minor units of "
+        "`lifetimeValueCurrency`: order totals less refunds and cancellations.",
+    )
+    lifetime_value_currency: str | None = PydanticField(
+        default=None,
+        examples=["USD"],
+        description="The currency of the first order; null before any.",
+    )
+    orders_count: int = PydanticField(
+        default=0, examples=[2], description="Orders placed and not cancelled."
+    )
+    first_order_at: datetime | None = PydanticField(default=None, examples=["2026-11-02T10:15:00Z"])
+    last_order_at: datetime | None = PydanticField(default=None, examples=["2026-12-01T18:40:00Z"])
 
 
 class AddressFields(CamelModel):

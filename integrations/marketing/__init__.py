@@ -1,0 +1,1 @@
+"""Marketing contacts at an email marketing provider (SendGrid Marketing Campaigns)."""
