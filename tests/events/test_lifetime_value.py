@@ -1,0 +1,280 @@
+"""The ``lifetime_value`` subscriber: orders add, refunds and cancellations take out, each
+event once, whatever order a cancelled order's refund and cancellation arrive in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from core.db import SessionFactory, create_session_factory, transaction
+from core.events import EventType
+from models.customers import LedgerKind, LifetimeValueEntry
+from services.customers import LifetimeValueEventInvalid, plan_entry, summarize
+from services.events.handling import handle_once
+from services.events.handlers.lifetime_value import LIFETIME_VALUE
+from services.events.subscribers import DomainEvent
+from tests.events.customers import (
+    create_customer,
+    create_order,
+    customer,
+    order_cancelled,
+    order_created,
+    payment_refunded,
+    published,
+)
+from tests.factories import signed_up, staff_headers
+
+CREATED, CANCELLED, REFUNDED = (
+    EventType.ORDER_CREATED,
+    EventType.ORDER_CANCELLED,
+    EventType.PAYMENT_REFUNDED,
+)
+
+
+async def _entries(sessions: SessionFactory, user_id: str) -> list[LifetimeValueEntry]:
+    async with sessions() as session:
+        rows = await session.exec(
+            select(LifetimeValueEntry).where(LifetimeValueEntry.user_id == user_id)
+        )
+        return list(rows.all())
+
+
+async def _deliver(sessions: SessionFactory, event_id: str) -> None:
+    """Deliver twice, as an at-least-once relay may: the second changes nothing."""
+    assert await handle_once(sessions, LIFETIME_VALUE, event_id) is True
+    assert await handle_once(sessions, LIFETIME_VALUE, event_id) is False
+
+
+async def test_an_order_counts_once_when_delivered_twice(db_sessions: SessionFactory) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=12_345)
+    event_id = await published(db_sessions, CREATED, order.id, order_created(order))
+
+    await _deliver(db_sessions, event_id)
+
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.lifetime_value_currency, row.orders_count) == (12_345, "USD", 1)
+    assert row.first_order_at is not None
+    assert row.first_order_at == row.last_order_at
+    # The same order published again (a writer retried) is not a second order either.
+    again = await published(db_sessions, CREATED, order.id, order_created(order))
+    await _deliver(db_sessions, again)
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (12_345, 1)
+    entries = await _entries(db_sessions, user.id)
+    assert [(e.event_id, e.kind, e.amount, e.orders_delta) for e in entries] == [
+        (event_id, LedgerKind.ORDER, 12_345, 1)
+    ]
+
+
+async def test_orders_add_up_and_set_first_and_last_order(db_sessions: SessionFactory) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        first = await create_order(session, user, total=1_000)
+        second = await create_order(session, user, total=2_500)
+    first_event = await published(db_sessions, CREATED, first.id, order_created(first))
+    second_event = await published(db_sessions, CREATED, second.id, order_created(second))
+    await _deliver(db_sessions, first_event)
+    await _deliver(db_sessions, second_event)
+
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (3_500, 2)
+    assert row.first_order_at is not None
+    assert row.last_order_at is not None
+    assert row.first_order_at < row.last_order_at
+
+
+async def test_a_refund_takes_its_amount_out_once(db_sessions: SessionFactory) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=5_000)
+    await _deliver(
+        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
+    )
+    refund = await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 1_200))
+
+    await _deliver(db_sessions, refund)
+
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (3_800, 1)
+    # More than the order still counts is capped at what it counts: never below zero.
+    too_much = await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 9_999))
+    await _deliver(db_sessions, too_much)
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (0, 1)
+    assert sorted(e.amount for e in await _entries(db_sessions, user.id)) == [-3_800, -1_200, 5_000]
+
+
+@pytest.mark.parametrize("refund_first", [True, False], ids=["refund-first", "cancel-first"])
+async def test_a_cancelled_refunded_order_is_taken_out_once_in_either_order(
+    db_sessions: SessionFactory, refund_first: bool
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        kept = await create_order(session, user, total=700)
+        order = await create_order(session, user, total=4_000)
+    await _deliver(db_sessions, await published(db_sessions, CREATED, kept.id, order_created(kept)))
+    await _deliver(
+        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
+    )
+    refund = await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 4_000))
+    cancel = await published(db_sessions, CANCELLED, order.id, order_cancelled(order))
+
+    for event_id in (refund, cancel) if refund_first else (cancel, refund):
+        await _deliver(db_sessions, event_id)
+
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (700, 1)
+    assert row.first_order_at == row.last_order_at  # only the kept order still counts
+    kinds = sorted((e.kind, e.amount) for e in await _entries(db_sessions, user.id))
+    expected_refund = [(LedgerKind.REFUND, -4_000)] if refund_first else []
+    assert kinds == sorted(
+        [
+            (LedgerKind.ORDER, 700),
+            (LedgerKind.ORDER, 4_000),
+            (LedgerKind.CANCELLATION, 0 if refund_first else -4_000),
+            *expected_refund,
+        ]
+    )
+
+
+async def test_a_partly_refunded_order_cancelled_takes_out_the_rest(
+    db_sessions: SessionFactory,
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=3_000)
+    await _deliver(
+        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
+    )
+    await _deliver(
+        db_sessions, await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 500))
+    )
+    await _deliver(
+        db_sessions, await published(db_sessions, CANCELLED, order.id, order_cancelled(order))
+    )
+    # The rest of the money comes back as a refund after the cancellation: nothing left.
+    await _deliver(
+        db_sessions,
+        await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 2_500)),
+    )
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (0, 0)
+    assert (row.first_order_at, row.last_order_at) == (None, None)
+
+
+async def test_an_order_cancelled_before_it_counted_never_counts(
+    db_sessions: SessionFactory,
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=2_000)
+    await _deliver(
+        db_sessions, await published(db_sessions, CANCELLED, order.id, order_cancelled(order))
+    )
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (0, 0)
+    # A late or replayed order.created of the cancelled order: the cancellation entry
+    # keeps it out.
+    await _deliver(
+        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
+    )
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (0, 0)
+    assert [(e.kind, e.amount) for e in await _entries(db_sessions, user.id)] == [
+        (LedgerKind.CANCELLATION, 0)
+    ]
+
+
+async def test_a_replayed_order_created_after_the_cancellation_counts_nothing(
+    db_sessions: SessionFactory,
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=2_000)
+    created = await published(db_sessions, CREATED, order.id, order_created(order))
+    await _deliver(db_sessions, created)
+    await _deliver(
+        db_sessions, await published(db_sessions, CANCELLED, order.id, order_cancelled(order))
+    )
+    await _deliver(
+        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
+    )
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (0, 0)
+
+
+async def test_a_bad_event_is_a_business_error_and_leaves_no_receipt(
+    db_sessions: SessionFactory,
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=100)
+    bad = order_created(order) | {"total": -5}
+    event_id = await published(db_sessions, CREATED, order.id, bad)
+    with pytest.raises(LifetimeValueEventInvalid) as caught:
+        await handle_once(db_sessions, LIFETIME_VALUE, event_id)
+    assert not caught.value.retryable  # a dead letter at once
+    assert (await customer(db_sessions, user.id)).orders_count == 0
+    assert await _entries(db_sessions, user.id) == []
+
+
+def _event(type: EventType, order_id: str, at: datetime, **data: object) -> DomainEvent:
+    return DomainEvent(
+        id=f"evt_{type}_{at.timestamp()}",
+        type=type,
+        aggregate_type="order",
+        aggregate_id=order_id,
+        seq=1,
+        data={"orderId": order_id, **data},
+        created_at=at,
+    )
+
+
+def test_other_currencies_stay_in_the_ledger_and_count_as_orders() -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    usd = plan_entry(
+        _event(CREATED, "ord_1", start, userId="u", total=1_000, currency="USD"), "u", []
+    )
+    eur = plan_entry(
+        _event(CREATED, "ord_2", start + timedelta(days=1), userId="u", total=900, currency="eur"),
+        "u",
+        [],
+    )
+    assert usd is not None
+    assert eur is not None
+    totals = summarize([usd, eur])
+    assert (totals.lifetime_value, totals.currency, totals.orders_count) == (1_000, "USD", 2)
+    assert totals.by_currency == {"USD": 1_000, "EUR": 900}
+    assert totals.last_order_at == start + timedelta(days=1)
+    with pytest.raises(LifetimeValueEventInvalid):
+        plan_entry(_event(REFUNDED, "ord_2", start, amount=100, currency="USD"), "u", [eur])
+
+
+async def test_the_customer_and_staff_see_the_lifetime_value(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    user, auth = await signed_up(client)
+    sessions = create_session_factory(engine)  # committed: the API must see it
+    async with transaction(sessions) as session:
+        row = await customer(sessions, user["id"])
+        order = await create_order(session, row, total=4_321)
+    await _deliver(sessions, await published(sessions, CREATED, order.id, order_created(order)))
+
+    me = (await client.get("/api/users/me", headers=auth)).json()
+    assert me["lifetimeValue"] == 4_321
+    assert me["lifetimeValueCurrency"] == "USD"
+    assert me["ordersCount"] == 1
+    assert me["firstOrderAt"] == me["lastOrderAt"]
+    assert me["lastOrderAt"] is not None
+    staff = await staff_headers(client, engine)
+    seen = (await client.get(f"/api/users/{user['id']}", headers=staff)).json()
+    assert (seen["lifetimeValue"], seen["ordersCount"]) == (4_321, 1)
+    fresh, fresh_auth = await signed_up(client)
+    blank = (await client.get("/api/users/me", headers=fresh_auth)).json()
+    assert (blank["lifetimeValue"], blank["ordersCount"], blank["lastOrderAt"]) == (0, 0, None)
