@@ -1,0 +1,198 @@
+"""The ``marketing`` subscriber: the customer's SendGrid contact follows their orders
+(through the real SDK to the sandbox over HTTP), once per event, and goes with them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from core.db import SessionFactory, transaction
+from core.events import EventType
+from core.outbox import publish
+from integrations.marketing.client import MarketingProviderUnavailable
+from integrations.marketing.factory import build_marketing_client
+from models.users import UserStatus
+from services.events.handling import handle_once
+from services.events.handlers.lifetime_value import LIFETIME_VALUE
+from services.events.handlers.marketing import marketing_subscriber
+from services.events.subscribers import Subscriber
+from services.marketing import MarketingContactRepository
+from tests.events.customers import (
+    create_customer,
+    create_order,
+    customer,
+    order_cancelled,
+    order_created,
+    payment_refunded,
+    published,
+)
+from tests.live import LiveStack
+
+CREATED, CANCELLED, REFUNDED = (
+    EventType.ORDER_CREATED,
+    EventType.ORDER_CANCELLED,
+    EventType.PAYMENT_REFUNDED,
+)
+
+
+@pytest.fixture
+async def http(live: LiveStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live.base_url) as client:
+        yield client
+        await client.delete("/_sandbox/sendgrid/faults")
+
+
+@pytest.fixture
+def marketing(live: LiveStack) -> Subscriber:
+    return marketing_subscriber(build_marketing_client(live.settings))
+
+
+async def _contact(http: httpx.AsyncClient, email: str) -> dict[str, Any] | None:
+    found = (await http.get("/_sandbox/mail/marketing/contacts", params={"email": email})).json()
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+async def test_an_order_makes_a_customer_contact_once(
+    db_sessions: SessionFactory, marketing: Subscriber, http: httpx.AsyncClient
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=12_345)
+    event_id = await published(db_sessions, CREATED, order.id, order_created(order))
+
+    # Marketing first: the contact already says what the ledger will say with this order.
+    assert await handle_once(db_sessions, marketing, event_id) is True
+
+    contact = await _contact(http, user.email)
+    assert contact is not None
+    assert contact["lists"] == ["customers"]  # joined at the order: the automation's trigger
+    assert contact["customFields"]["lifetime_value"] == 123.45
+    assert contact["customFields"]["orders_count"] == 1
+    assert contact["customFields"]["last_order_date"] == order.created_at.strftime("%m/%d/%Y")
+    assert (contact["firstName"], contact["lastName"]) == ("Ada", "Lovelace")
+    assert await handle_once(db_sessions, marketing, event_id) is False
+    assert await _contact(http, user.email) == contact  # not even touched again
+    # The lifetime value subscriber after it agrees with what marketing sent.
+    assert await handle_once(db_sessions, LIFETIME_VALUE, event_id) is True
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (12_345, 1)
+
+
+@pytest.mark.parametrize("marketing_first", [True, False], ids=["before", "after"])
+async def test_refund_and_cancellation_update_the_contact_before_or_after_lifetime_value(
+    db_sessions: SessionFactory,
+    marketing: Subscriber,
+    http: httpx.AsyncClient,
+    marketing_first: bool,
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        kept = await create_order(session, user, total=1_000)
+        order = await create_order(session, user, total=5_000)
+    events = [
+        await published(db_sessions, CREATED, kept.id, order_created(kept)),
+        await published(db_sessions, CREATED, order.id, order_created(order)),
+        await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 2_000)),
+        await published(db_sessions, CANCELLED, order.id, order_cancelled(order)),
+    ]
+    seen: list[tuple[float, int]] = []
+    for event_id in events:
+        pair = (marketing, LIFETIME_VALUE) if marketing_first else (LIFETIME_VALUE, marketing)
+        for subscriber in pair:
+            assert await handle_once(db_sessions, subscriber, event_id) is True
+        contact = await _contact(http, user.email)
+        assert contact is not None
+        seen.append(
+            (contact["customFields"]["lifetime_value"], contact["customFields"]["orders_count"])
+        )
+
+    assert seen == [(10.0, 1), (60.0, 2), (40.0, 2), (10.0, 1)]
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (1_000, 1)
+
+
+async def test_an_outage_leaves_no_receipt_and_the_retry_syncs(
+    db_sessions: SessionFactory, marketing: Subscriber, http: httpx.AsyncClient
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=2_000)
+    event_id = await published(db_sessions, CREATED, order.id, order_created(order))
+    await handle_once(db_sessions, marketing, event_id)  # warm the field and list ids
+    await http.delete("/_sandbox/sendgrid/faults")
+    other = await published(db_sessions, CREATED, order.id, order_created(order))
+    await http.put("/_sandbox/sendgrid/faults", json={"mode": "down", "to": user.email})
+
+    with pytest.raises(MarketingProviderUnavailable) as caught:
+        await handle_once(db_sessions, marketing, other)
+    assert caught.value.retryable  # the relay retries it with backoff
+
+    await http.delete("/_sandbox/sendgrid/faults")
+    assert await handle_once(db_sessions, marketing, other) is True
+    contact = await _contact(http, user.email)
+    assert contact is not None
+    assert contact["customFields"]["orders_count"] == 1
+
+
+async def test_an_erased_customer_loses_the_contact_once(
+    db_sessions: SessionFactory, marketing: Subscriber, http: httpx.AsyncClient
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=800)
+    email = user.email
+    await handle_once(
+        db_sessions,
+        marketing,
+        await published(db_sessions, CREATED, order.id, order_created(order)),
+    )
+    assert await _contact(http, email) is not None
+    # As UserService.delete does: anonymise, then publish user.deleted.
+    async with transaction(db_sessions) as session:
+        row = await customer(db_sessions, user.id)
+        row.email = f"deleted+{user.id.lower()}@users.invalid"
+        row.status = UserStatus.DELETED
+        session.add(row)
+        deleted = await publish(session, EventType.USER_DELETED, user.id, {"userId": user.id})
+
+    assert await handle_once(db_sessions, marketing, deleted.id) is True
+
+    assert await _contact(http, email) is None
+    async with db_sessions() as session:
+        assert await MarketingContactRepository(session).emails(user.id) == []
+    assert await handle_once(db_sessions, marketing, deleted.id) is False
+    # A late order event of the erased customer does not bring the contact back.
+    late = await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 100))
+    await handle_once(db_sessions, LIFETIME_VALUE, late)
+    assert await handle_once(db_sessions, marketing, late) is True
+    assert await _contact(http, email) is None
+
+
+async def test_a_changed_address_replaces_the_contact(
+    db_sessions: SessionFactory, marketing: Subscriber, http: httpx.AsyncClient
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        first = await create_order(session, user, total=100)
+        second = await create_order(session, user, total=200)
+    old = user.email
+    placed = await published(db_sessions, CREATED, first.id, order_created(first))
+    await handle_once(db_sessions, LIFETIME_VALUE, placed)
+    await handle_once(db_sessions, marketing, placed)
+    async with transaction(db_sessions) as session:
+        row = await customer(db_sessions, user.id)
+        row.email = f"new-{old}"
+        session.add(row)
+    await handle_once(
+        db_sessions,
+        marketing,
+        await published(db_sessions, CREATED, second.id, order_created(second)),
+    )
+    assert await _contact(http, old) is None
+    contact = await _contact(http, f"new-{old}")
+    assert contact is not None
+    assert contact["customFields"]["orders_count"] == 2
