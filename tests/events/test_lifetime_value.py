@@ -14,8 +14,8 @@ from core.db import SessionFactory, create_session_factory, transaction
 from core.events import EventType
 from models.customers import LedgerKind, LifetimeValueEntry
 from services.customers import LifetimeValueEventInvalid, plan_entry, summarize
-from services.events.handling import handle_once
 from services.events.handlers.lifetime_value import LIFETIME_VALUE
+from services.events.handling import handle_once
 from services.events.subscribers import DomainEvent
 from tests.events.customers import (
     create_customer,
@@ -275,6 +275,6 @@ async def test_the_customer_and_staff_see_the_lifetime_value(
     staff = await staff_headers(client, engine)
     seen = (await client.get(f"/api/users/{user['id']}", headers=staff)).json()
     assert (seen["lifetimeValue"], seen["ordersCount"]) == (4_321, 1)
-    fresh, fresh_auth = await signed_up(client)
+    _, fresh_auth = await signed_up(client)
     blank = (await client.get("/api/users/me", headers=fresh_auth)).json()
     assert (blank["lifetimeValue"], blank["ordersCount"], blank["lastOrderAt"]) == (0, 0, None)

@@ -15,9 +15,9 @@ from core.outbox import publish
 from integrations.marketing.client import MarketingProviderUnavailable
 from integrations.marketing.factory import build_marketing_client
 from models.users import UserStatus
-from services.events.handling import handle_once
 from services.events.handlers.lifetime_value import LIFETIME_VALUE
 from services.events.handlers.marketing import marketing_subscriber
+from services.events.handling import handle_once
 from services.events.subscribers import Subscriber
 from services.marketing import MarketingContactRepository
 from tests.events.customers import (
