@@ -3,20 +3,27 @@ event once, whatever order a cancelled order's refund and cancellation arrive in
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, create_session_factory, transaction
 from core.events import EventType
 from models.customers import LedgerKind, LifetimeValueEntry
-from services.customers import LifetimeValueEventInvalid, plan_entry, summarize
+from services.customers import (
+    LifetimeValueEventInvalid,
+    LifetimeValueService,
+    plan_entry,
+    summarize,
+)
 from services.events.handlers.lifetime_value import LIFETIME_VALUE
 from services.events.handling import handle_once
-from services.events.subscribers import DomainEvent
+from services.events.subscribers import DomainEvent, Subscriber
 from tests.events.customers import (
     create_customer,
     create_order,
@@ -278,3 +285,33 @@ async def test_the_customer_and_staff_see_the_lifetime_value(
     _, fresh_auth = await signed_up(client)
     blank = (await client.get("/api/users/me", headers=fresh_auth)).json()
     assert (blank["lifetimeValue"], blank["ordersCount"], blank["lastOrderAt"]) == (0, 0, None)
+
+
+async def test_two_orders_of_one_customer_handled_at_once_both_count(
+    engine: AsyncEngine,
+) -> None:
+    sessions = create_session_factory(engine)  # committed, separate connections
+    async with transaction(sessions) as session:
+        user = await create_customer(session)
+        first = await create_order(session, user, total=100)
+        second = await create_order(session, user, total=200)
+    held = await published(sessions, CREATED, first.id, order_created(first))
+    other = await published(sessions, CREATED, second.id, order_created(second))
+    entered = asyncio.Event()
+
+    async def slow_to_commit(event: DomainEvent, session: AsyncSession) -> None:
+        await LifetimeValueService(session).record(event)
+        entered.set()
+        await asyncio.sleep(0.5)  # the other order is handled meanwhile
+
+    slow = Subscriber("lifetime_value", LIFETIME_VALUE.event_types, slow_to_commit)
+
+    async def the_other_order() -> bool:
+        await entered.wait()
+        return await handle_once(sessions, LIFETIME_VALUE, other)
+
+    handled = await asyncio.gather(handle_once(sessions, slow, held), the_other_order())
+
+    assert handled == [True, True]
+    row = await customer(sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (300, 2)
