@@ -312,6 +312,6 @@ async def test_two_orders_of_one_customer_handled_at_once_both_count(
 
     handled = await asyncio.gather(handle_once(sessions, slow, held), the_other_order())
 
-    assert handled == (True, True)
+    assert list(handled) == [True, True]
     row = await customer(sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (300, 2)
