@@ -183,9 +183,15 @@ class LifetimeValueService:
     def __init__(self, session: AsyncSession) -> None:
         self.ledger = LifetimeValueRepository(session)
 
-    async def _user_of(self, event: DomainEvent, entries: list[LifetimeValueEntry]) -> str | None:
-        if "orderId" not in event.data:
+    @staticmethod
+    def _order_id(event: DomainEvent) -> str:
+        order_id = event.data.get("orderId")
+        if not isinstance(order_id, str) or not order_id:
             raise LifetimeValueEventInvalid(f"{event.type} {event.id} has no orderId")
+        return order_id
+
+    @staticmethod
+    def _user_of(event: DomainEvent, entries: list[LifetimeValueEntry]) -> str | None:
         user_id = event.data.get("userId")
         if isinstance(user_id, str) and user_id:
             return user_id
@@ -195,10 +201,11 @@ class LifetimeValueService:
     async def project(self, event: DomainEvent) -> Projection | None:
         """The customer's totals with ``event`` entered, without entering it: what the
         customer's marketing contact should say once this event is handled, whether the
-        lifetime value subscriber has handled it yet or not. None for a refund of an
-        order that was never counted (no customer to speak of)."""
-        order_entries = await self.ledger.order_entries(str(event.data.get("orderId")))
-        user_id = await self._user_of(event, order_entries)
+        lifetime value subscriber has handled it yet or not (if that subscriber is
+        behind by more than this event, the ones it has not handled are missing). None
+        for a refund of an order that was never counted (no customer to speak of)."""
+        order_entries = await self.ledger.order_entries(self._order_id(event))
+        user_id = self._user_of(event, order_entries)
         if user_id is None:
             return None
         entry = plan_entry(event, user_id, order_entries)
@@ -210,14 +217,15 @@ class LifetimeValueService:
         caller's transaction. Returns the entry made, or None if it changes nothing."""
         if event.type not in LIFETIME_VALUE_EVENTS:
             return None
-        user_id = await self._user_of(event, await self.ledger.order_entries(event.data["orderId"]))
+        order_id = self._order_id(event)
+        user_id = self._user_of(event, await self.ledger.order_entries(order_id))
         if user_id is None:
             return None
         user = await self.ledger.lock_user(user_id)
         if user is None:
             raise LifetimeValueEventInvalid(f"{event.type} {event.id}: no user {user_id}")
         # Read again under the lock: the customer's other events wait for this one.
-        entry = plan_entry(event, user_id, await self.ledger.order_entries(event.data["orderId"]))
+        entry = plan_entry(event, user_id, await self.ledger.order_entries(order_id))
         if entry is None:
             return None
         await self.ledger.add(entry)
