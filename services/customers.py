@@ -212,6 +212,12 @@ class LifetimeValueService:
         entries = await self.ledger.user_entries(user_id)
         return Projection(user_id, summarize([*entries, *([entry] if entry else [])]), entry)
 
+    async def value_before(self, user_id: str, order_id: str, currency: str) -> int:
+        """What the customer's *other* orders count in ``currency``: their lifetime value
+        as it stood before this order, whether or not this order is entered yet."""
+        entries = [e for e in await self.ledger.user_entries(user_id) if e.order_id != order_id]
+        return summarize(entries).by_currency.get(currency.upper(), 0)
+
     async def record(self, event: DomainEvent) -> LifetimeValueEntry | None:
         """Enter ``event`` in its customer's ledger and update their totals, in the
         caller's transaction. Returns the entry made, or None if it changes nothing."""

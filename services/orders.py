@@ -34,6 +34,7 @@ from models.orders import (
 from services.analytics import AnalyticsRecorder
 from services.carts import CartRepository, CartService
 from services.catalog.pricing import CouponService
+from services.customers import LifetimeValueService
 from services.fulfillment_priority import FulfillmentPriority, ShippingMethod, calculate_priority
 from services.order_repository import OrderFilter, OrderRepository
 from services.order_snapshots import line_snapshot, order_snapshot
@@ -262,8 +263,9 @@ class OrderService:
 
     async def _priority(self, order: Order) -> FulfillmentPriority:
         """The seed's ``calculatePriority(order)``. Every order ships standard (there is
-        no other shipping method yet), and the customer's lifetime value is not kept yet:
-        0 until it is."""
+        no other shipping method yet); the lifetime value is what the customer's other
+        orders count in this order's currency (``services/customers.py``), so it does not
+        depend on whether this order's ``order.created`` was handled yet."""
         timeline = await self.orders.events(order.id)
         confirmed = next(
             (e.created_at for e in timeline if e.status == OrderStatus.CONFIRMED),
@@ -272,7 +274,9 @@ class OrderService:
         return calculate_priority(
             ShippingMethod.STANDARD,
             total=order.total,
-            lifetime_value=0,
+            lifetime_value=await LifetimeValueService(self.session).value_before(
+                order.user_id, order.id, order.currency
+            ),
             waited=utcnow() - confirmed,
         )
 

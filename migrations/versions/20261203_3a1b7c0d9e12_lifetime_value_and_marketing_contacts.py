@@ -1,7 +1,7 @@
 """lifetime value (users columns and its ledger), marketing contacts, SendGrid sandbox marketing
 
 Revision ID: 3a1b7c0d9e12
-Revises: e7a1c0de0501
+Revises: b5c0de000001
 Create Date: 2026-12-03 08:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "3a1b7c0d9e12"
-down_revision: str | None = "e7a1c0de0501"
+down_revision: str | None = "b5c0de000001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

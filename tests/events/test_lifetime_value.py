@@ -14,7 +14,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, create_session_factory, transaction
 from core.events import EventType
+from core.settings import Settings
 from models.customers import LedgerKind, LifetimeValueEntry
+from models.outbox import OutboxEvent
+from services.analytics import AnalyticsRecorder
 from services.customers import (
     LifetimeValueEventInvalid,
     LifetimeValueService,
@@ -24,6 +27,7 @@ from services.customers import (
 from services.events.handlers.lifetime_value import LIFETIME_VALUE
 from services.events.handling import handle_once
 from services.events.subscribers import DomainEvent, Subscriber
+from services.orders import OrderService
 from tests.events.customers import (
     create_customer,
     create_order,
@@ -315,3 +319,37 @@ async def test_two_orders_of_one_customer_handled_at_once_both_count(
     assert list(handled) == [True, True]
     row = await customer(sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (300, 2)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "total", "score"),
+    [
+        (30_000, 1_000, 10),  # the customer's earlier orders: +10
+        (20_000, 10_000, 10),  # this order's value (+10) does not count twice
+    ],
+)
+async def test_fulfilment_priority_reads_the_customers_other_orders(
+    db_sessions: SessionFactory, settings: Settings, earlier: int, total: int, score: int
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        before = await create_order(session, user, total=earlier)
+        order = await create_order(session, user, total=total)
+    for placed in (before, order):  # this order's own order.created handled too
+        await _deliver(
+            db_sessions, await published(db_sessions, CREATED, placed.id, order_created(placed))
+        )
+
+    async with transaction(db_sessions) as session:
+        await OrderService(session, settings, AnalyticsRecorder(False)).queue_fulfillment(order.id)
+
+    async with db_sessions() as session:
+        ready = (
+            await session.exec(
+                select(OutboxEvent).where(
+                    OutboxEvent.aggregate_id == order.id,
+                    OutboxEvent.type == EventType.FULFILLMENT_ORDER_READY,
+                )
+            )
+        ).one()
+    assert ready.data["priority"] == score

@@ -6,8 +6,11 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from core.settings import Settings
+from integrations.marketing.client import MarketingClient
 from services.email import EmailService
 from services.events.handlers.inventory import auto_reorder, low_stock_alert
+from services.events.handlers.lifetime_value import LIFETIME_VALUE
+from services.events.handlers.marketing import marketing_subscriber
 from services.events.handlers.payments import (
     payment_failed_email,
     payment_failure_metrics,
@@ -16,9 +19,12 @@ from services.events.handlers.payments import (
 from services.events.subscribers import Subscriber
 
 __all__ = [
+    "LIFETIME_VALUE",
     "alert_and_email_subscribers",
     "auto_reorder",
+    "customer_value_subscribers",
     "low_stock_alert",
+    "marketing_subscriber",
     "payment_failed_email",
     "payment_failure_metrics",
     "refund_email",
@@ -36,3 +42,9 @@ def alert_and_email_subscribers(
         payment_failure_metrics(redis),
         refund_email(emails, settings),
     ]
+
+
+def customer_value_subscribers(marketing: MarketingClient) -> list[Subscriber]:
+    """Lifetime value, and the customer's marketing contact (``integrations.marketing.
+    factory.build_marketing_client(settings)`` gives the deployment's client)."""
+    return [LIFETIME_VALUE, marketing_subscriber(marketing)]
