@@ -1,10 +1,12 @@
 """Customer lifetime value, kept as a ledger of entries per (order, event).
 
 ``order.created`` adds the order's total and one order; ``payment.refunded`` takes the
-refunded amount out, never more than the order still counts; ``order.cancelled`` takes
-out what the order still counts and one order. So a cancelled, refunded order is taken
-out once whichever of its two events comes first, and an order cancelled before it was
-counted (or a replayed ``order.created`` of a cancelled order) counts nothing.
+refunded amount out, never more than the order still counts; ``order.cancelled`` (and
+``order.failed`` or ``payment.failed`` of an order that failed after it was counted, e.g.
+its capture failed) takes out what the order still counts and one order. So a
+cancelled, refunded order is taken out once whichever of its two events comes first, and
+an order cancelled before it was counted (or a replayed ``order.created`` of a cancelled
+order) counts nothing.
 
 The totals on ``users`` are recomputed from the customer's ledger in the transaction
 that adds an entry, under a lock on the user's row: two orders of one customer handled
@@ -33,9 +35,11 @@ from models.customers import LedgerKind, LifetimeValueEntry
 from models.users import User
 from services.events.subscribers import DomainEvent
 
-LIFETIME_VALUE_EVENTS = frozenset(
-    {EventType.ORDER_CREATED, EventType.ORDER_CANCELLED, EventType.PAYMENT_REFUNDED}
-)
+# An order can fail after it was counted (its capture fails after create-order
+# published order.created): ``order.failed`` and ``payment.failed`` take it out as a
+# cancellation does.
+ENDINGS = frozenset({EventType.ORDER_CANCELLED, EventType.ORDER_FAILED, EventType.PAYMENT_FAILED})
+LIFETIME_VALUE_EVENTS = frozenset({EventType.ORDER_CREATED, EventType.PAYMENT_REFUNDED, *ENDINGS})
 
 
 class LifetimeValueEventInvalid(ShopError):
@@ -136,7 +140,7 @@ def plan_entry(
             )
         taken = min(refunded, still_counts)
         return entry(LedgerKind.REFUND, -taken, placed.currency, 0) if taken else None
-    if event.type is EventType.ORDER_CANCELLED:
+    if event.type in ENDINGS:
         if cancelled:
             return None
         if placed is None:
@@ -211,6 +215,11 @@ class LifetimeValueService:
         entry = plan_entry(event, user_id, order_entries)
         entries = await self.ledger.user_entries(user_id)
         return Projection(user_id, summarize([*entries, *([entry] if entry else [])]), entry)
+
+    async def was_counted(self, event: DomainEvent) -> bool:
+        """Whether the event's order ever counted (its ``order.created`` was entered)."""
+        entries = await self.ledger.order_entries(self._order_id(event))
+        return any(e.kind == LedgerKind.ORDER for e in entries)
 
     async def value_before(self, user_id: str, order_id: str, currency: str) -> int:
         """What the customer's *other* orders count in ``currency``: their lifetime value

@@ -27,7 +27,7 @@ from integrations.marketing.client import CustomerContact, MarketingClient
 from models.base import utcnow
 from models.marketing import MarketingContact
 from models.users import User, UserStatus
-from services.customers import LifetimeTotals, LifetimeValueService
+from services.customers import ENDINGS, LifetimeTotals, LifetimeValueService
 from services.events.subscribers import DomainEvent
 
 
@@ -92,9 +92,12 @@ class MarketingService:
         """Upsert the customer of an order event; at ``order.created`` they also join the
         customers list (the seed's ``triggerOrderConfirmation``). False: no one to sync
         (a refund of an order never counted, or an erased account)."""
-        projection = await LifetimeValueService(self.session).project(event)
+        values = LifetimeValueService(self.session)
+        projection = await values.project(event)
         if projection is None:
             return False
+        if event.type in ENDINGS and not await values.was_counted(event):
+            return False  # an order that ended before it counted makes no one a customer
         user = await self.contacts.customer(projection.user_id)
         if user is None or user.status != UserStatus.ACTIVE:
             return False

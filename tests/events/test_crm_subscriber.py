@@ -174,6 +174,25 @@ async def test_the_deal_follows_the_order_and_the_contact_goes_with_the_customer
     assert kept["associations"] == {"contacts": []}
 
 
+async def test_a_new_account_is_a_contact_and_a_failed_capture_loses_the_deal(
+    db_sessions: SessionFactory, subscriber: Subscriber, sandbox: httpx.AsyncClient
+) -> None:
+    user = await _customer(db_sessions)
+    signed = await _publish(db_sessions, EventType.USER_CREATED, user.id, {"userId": user.id})
+    assert await handle_once(db_sessions, subscriber, signed) is True
+    [contact] = await _held(sandbox, "contacts", userId=user.id)
+    assert contact["properties"]["email"] == user.email
+
+    created, order_id = await _order_created(db_sessions, user)
+    assert await handle_once(db_sessions, subscriber, created) is True
+    failed = {"orderId": order_id, "userId": user.id, "failureCode": "capture_failed"}
+    ended = await _publish(db_sessions, EventType.PAYMENT_FAILED, order_id, failed)
+    assert await handle_once(db_sessions, subscriber, ended) is True
+    [deal] = await _held(sandbox, "deals", orderId=order_id)
+    assert deal["properties"]["dealstage"] == "closedlost"
+    assert [c["id"] for c in await _held(sandbox, "contacts", userId=user.id)] == [contact["id"]]
+
+
 async def test_an_order_of_a_deleted_customer_is_a_deal_without_a_contact(
     db_sessions: SessionFactory, subscriber: Subscriber, sandbox: httpx.AsyncClient
 ) -> None:

@@ -353,3 +353,27 @@ async def test_fulfilment_priority_reads_the_customers_other_orders(
             )
         ).one()
     assert ready.data["priority"] == score
+
+
+@pytest.mark.parametrize("ending", [EventType.PAYMENT_FAILED, EventType.ORDER_FAILED])
+async def test_an_order_that_fails_after_it_counted_is_taken_out(
+    db_sessions: SessionFactory, ending: EventType
+) -> None:
+    # create-order published order.created, then the capture failed: the order unwinds.
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        kept = await create_order(session, user, total=1_500)
+        order = await create_order(session, user, total=7_000)
+    await _deliver(db_sessions, await published(db_sessions, CREATED, kept.id, order_created(kept)))
+    await _deliver(
+        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
+    )
+    failed = order_cancelled(order) | {"failureCode": "capture_failed", "reason": "expired"}
+    await _deliver(db_sessions, await published(db_sessions, ending, order.id, failed))
+
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (1_500, 1)
+    kinds = sorted((e.kind, e.amount) for e in await _entries(db_sessions, user.id))
+    assert kinds == sorted(
+        [(LedgerKind.ORDER, 1_500), (LedgerKind.ORDER, 7_000), (LedgerKind.CANCELLATION, -7_000)]
+    )

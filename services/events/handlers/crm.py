@@ -1,11 +1,13 @@
 """The CRM subscriber: the CRM (HubSpot) learns of customers and their orders.
 
+- ``user.created``: the new account becomes a contact (a lead until it orders);
 - ``order.created``: the customer's contact is upserted by email (name, our customer id)
   and the order's deal is created, keyed by the order id, in the "placed" stage and
   associated with the contact;
 - ``fulfillment.order_ready``: the deal is won;
-- ``order.cancelled``: the deal is lost (an order cancelled before it was confirmed has
-  no deal: nothing to do);
+- ``order.cancelled``, ``order.failed``, ``payment.failed``: the deal is lost (an order
+  that ended before it was confirmed has no deal: nothing to do; one whose capture failed
+  after it was confirmed has);
 - ``user.deleted``: the customer's contacts are erased (GDPR), as the shop forgets them.
 
 Events carry ids; the customer's email and name are read from the database through the
@@ -33,9 +35,12 @@ log = logging.getLogger(__name__)
 SUBSCRIBER_NAME = "crm"
 CRM_EVENTS = frozenset(
     {
+        EventType.USER_CREATED,
         EventType.ORDER_CREATED,
         EventType.FULFILLMENT_ORDER_READY,
         EventType.ORDER_CANCELLED,
+        EventType.ORDER_FAILED,
+        EventType.PAYMENT_FAILED,
         EventType.USER_DELETED,
     }
 )
@@ -91,12 +96,28 @@ class CrmSync:
                 await self.order_created(event, session)
             case EventType.FULFILLMENT_ORDER_READY:
                 await self.move_deal(event, DealStage.WON)
-            case EventType.ORDER_CANCELLED:
+            case EventType.ORDER_CANCELLED | EventType.ORDER_FAILED | EventType.PAYMENT_FAILED:
+                # A failure after create-order (its capture failed) loses the deal too.
                 await self.move_deal(event, DealStage.LOST)
+            case EventType.USER_CREATED:
+                await self.user_created(event, session)
             case EventType.USER_DELETED:
                 await self.user_deleted(event)
             case _:
                 raise MalformedEvent(f"the CRM subscriber does not take {event.type}")
+
+    async def user_created(self, event: DomainEvent, session: AsyncSession) -> None:
+        """A new account is a contact from the start (a lead until they order)."""
+        user = await CrmCustomerRepository(session).active_customer(str(_field(event, "userId")))
+        if user is None:
+            return  # deleted since: its user.deleted follows and forgets it
+        await self.upsert_contact(user)
+
+    async def upsert_contact(self, user: User) -> str:
+        first, last = split_name(user.name)
+        return await self.crm.upsert_contact(
+            Contact(email=user.email, first_name=first, last_name=last, user_id=user.id)
+        )
 
     async def order_created(self, event: DomainEvent, session: AsyncSession) -> None:
         order_id = str(_field(event, "orderId"))
@@ -107,10 +128,7 @@ class CrmSync:
         user = await CrmCustomerRepository(session).active_customer(str(_field(event, "userId")))
         contact_id = None
         if user is not None:  # a deleted customer's order is a deal without a contact
-            first, last = split_name(user.name)
-            contact_id = await self.crm.upsert_contact(
-                Contact(email=user.email, first_name=first, last_name=last, user_id=user.id)
-            )
+            contact_id = await self.upsert_contact(user)
         deal = Deal(
             order_id=order_id,
             name=f"Order {order_id}",

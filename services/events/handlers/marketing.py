@@ -1,6 +1,7 @@
 """Subscriber ``marketing``: the customer's SendGrid Marketing contact.
 
-``order.created``, ``order.cancelled`` and ``payment.refunded`` upsert the contact with
+``order.created``, ``order.cancelled`` and ``payment.refunded`` (and ``order.failed`` or
+``payment.failed`` of an order that had been counted) upsert the contact with
 the lifetime value, orders count and last order date the ledger gives with the event
 entered (``order.created`` also adds them to the customers list: the seed's
 ``triggerOrderConfirmation``); ``user.deleted`` deletes the contact. The provider calls
@@ -21,6 +22,8 @@ MARKETING_EVENTS = frozenset(
     {
         EventType.ORDER_CREATED,
         EventType.ORDER_CANCELLED,
+        EventType.ORDER_FAILED,
+        EventType.PAYMENT_FAILED,
         EventType.PAYMENT_REFUNDED,
         EventType.USER_DELETED,
     }
