@@ -196,3 +196,16 @@ async def test_a_changed_address_replaces_the_contact(
     contact = await _contact(http, f"new-{old}")
     assert contact is not None
     assert contact["customFields"]["orders_count"] == 2
+
+
+async def test_a_payment_that_fails_before_the_order_counted_makes_no_contact(
+    db_sessions: SessionFactory, marketing: Subscriber, http: httpx.AsyncClient
+) -> None:
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=3_000)
+    declined = order_cancelled(order) | {"failureCode": "card_declined", "reason": "declined"}
+    event_id = await published(db_sessions, EventType.PAYMENT_FAILED, order.id, declined)
+    for subscriber in (LIFETIME_VALUE, marketing):
+        assert await handle_once(db_sessions, subscriber, event_id) is True
+    assert await _contact(http, user.email) is None
