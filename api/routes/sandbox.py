@@ -113,6 +113,9 @@ class FaultRequest(CamelModel):
     mode: Literal["down", "accept_then_fail"]
     count: int | None = Field(default=None, ge=1, description="Requests to affect; none: all")
     to: str | None = Field(default=None, max_length=320, description="Only sends to this address")
+    failure_rate: float | None = Field(
+        default=None, gt=0, le=1, description="Affect each request with this probability"
+    )
 
 
 @router.put(
@@ -124,8 +127,9 @@ class FaultRequest(CamelModel):
 async def set_fault(body: FaultRequest, redis: RedisClient) -> Response:
     """`down`: sends answer 503 and nothing is stored. `accept_then_fail`: the message is
     stored, then the send answers 500. `count` limits the fault to that many sends, `to`
-    to sends to one address."""
-    await SandboxFaults(redis).set(body.mode, body.count, body.to)
+    to sends to one address, `failureRate` to that share of requests (drawn per request).
+    They apply to mail sends and to the Marketing calls alike."""
+    await SandboxFaults(redis).set(body.mode, body.count, body.to, body.failure_rate)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

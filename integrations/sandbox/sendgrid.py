@@ -10,6 +10,7 @@ the provider took the message but its answer was lost).
 from __future__ import annotations
 
 import json
+import random
 import re
 import secrets
 from dataclasses import dataclass
@@ -201,9 +202,16 @@ class SandboxFaults:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def set(self, mode: FaultMode, count: int | None, to: str | None = None) -> None:
-        """``to``: only messages to that address are affected (others pass normally)."""
-        fault = {"mode": mode, "remaining": count, "to": to.lower() if to else None}
+    async def set(
+        self,
+        mode: FaultMode,
+        count: int | None,
+        to: str | None = None,
+        rate: float | None = None,
+    ) -> None:
+        """``to``: only messages to that address are affected (others pass normally);
+        ``rate``: each request is affected with that probability (0 < rate <= 1)."""
+        fault = {"mode": mode, "remaining": count, "to": to.lower() if to else None, "rate": rate}
         await self.redis.set(FAULT_KEY, json.dumps(fault))
 
     async def clear(self) -> None:
@@ -221,8 +229,11 @@ class SandboxFaults:
         local fault = cjson.decode(raw)
         if fault.to ~= cjson.null and fault.to ~= nil then
             local hit = false
-            for i = 1, #ARGV do if ARGV[i] == fault.to then hit = true end end
+            for i = 2, #ARGV do if ARGV[i] == fault.to then hit = true end end
             if not hit then return nil end
+        end
+        if fault.rate ~= cjson.null and fault.rate ~= nil then
+            if tonumber(ARGV[1]) >= fault.rate then return nil end
         end
         if fault.remaining ~= cjson.null and fault.remaining ~= nil then
             if fault.remaining <= 0 then redis.call('DEL', KEYS[1]); return nil end
@@ -232,5 +243,7 @@ class SandboxFaults:
         end
         return fault.mode
         """
-        mode = await self.redis.eval(script, 1, FAULT_KEY, *[r.lower() for r in recipients])
+        # The dice are thrown here: Lua's math.random repeats itself in Redis 6 scripts.
+        roll = str(random.random())
+        mode = await self.redis.eval(script, 1, FAULT_KEY, roll, *[r.lower() for r in recipients])
         return mode  # type: ignore[no-any-return]

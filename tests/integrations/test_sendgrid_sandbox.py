@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from temporalio.client import Client
 
 from core.settings import Settings
@@ -16,6 +17,7 @@ from integrations.email.sender import (
     OutgoingEmail,
     SendGridSender,
 )
+from integrations.sandbox.sendgrid import SandboxFaults
 from tests.factories import unique_email
 from tests.live import live_api
 
@@ -148,3 +150,32 @@ async def test_the_sdk_reports_an_outage_as_retryable(
             OutgoingEmail(to=to, from_="a@example.com", subject="s", html="h", text="t")
         )
     assert caught.value.retryable
+
+
+async def test_a_failure_rate_affects_about_that_share_of_sends(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    to = unique_email("rate")
+    await SandboxFaults(redis).set("down", None, to=to, rate=0.3)
+    try:
+        statuses = [
+            (
+                await client.post(
+                    SEND, json=_mail(personalizations=[{"to": [{"email": to}]}]), headers=KEY
+                )
+            ).status_code
+            for _ in range(200)
+        ]
+    finally:
+        await SandboxFaults(redis).clear()
+    failed = statuses.count(503)
+    assert set(statuses) == {202, 503}
+    # 200 draws at 30 %: 60 expected; outside 30..90 is a one-in-a-million event.
+    assert 30 <= failed <= 90, failed
+
+
+async def test_the_failure_rate_is_validated(client: httpx.AsyncClient) -> None:
+    response = await client.put(
+        "/_sandbox/sendgrid/faults", json={"mode": "down", "failureRate": 1.5}
+    )
+    assert response.status_code == 422
