@@ -22,12 +22,15 @@ class EventType(StrEnum):
     PAYMENT_REFUNDED = "payment.refunded"
     FULFILLMENT_ORDER_READY = "fulfillment.order_ready"
     INVENTORY_LOW_STOCK = "inventory.low_stock"
+    # Published by `shop bench events` (and tests) to measure commit-to-handler lag.
+    RELAY_PROBE = "system.relay_probe"
 
 
 class AggregateType(StrEnum):
     USER = "user"
     ORDER = "order"
     PRODUCT = "product"
+    SYSTEM = "system"
 
 
 AGGREGATE_OF: dict[EventType, AggregateType] = {
@@ -40,4 +43,5 @@ AGGREGATE_OF: dict[EventType, AggregateType] = {
     EventType.PAYMENT_REFUNDED: AggregateType.ORDER,
     EventType.FULFILLMENT_ORDER_READY: AggregateType.ORDER,
     EventType.INVENTORY_LOW_STOCK: AggregateType.PRODUCT,
+    EventType.RELAY_PROBE: AggregateType.SYSTEM,
 }

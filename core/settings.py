@@ -160,6 +160,23 @@ class Settings(BaseSettings):
     # How long an order waits for the customer to finish 3-D Secure (the stock stays held).
     payment_action_timeout_seconds: float = Field(default=15 * 60.0, gt=0)
 
+    # --- Events: delivering the outbox to subscribers ----------------------------------
+    # A failing handler is retried with exponential backoff from the initial interval up
+    # to the maximum; after EVENT_MAX_ATTEMPTS failures of its own it is a dead letter.
+    event_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    event_retry_max_interval_seconds: float = Field(default=300.0, gt=0)
+    event_max_attempts: int = Field(default=10, ge=1)
+    # One handler attempt may take this long; its worker is taken for dead after
+    # EVENT_HEARTBEAT_SECONDS without a heartbeat (that attempt does not count).
+    event_handler_timeout_seconds: float = Field(default=60.0, gt=0)
+    event_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    # The relay wakes on every outbox commit (LISTEN/NOTIFY); this slow poll is the
+    # safety net for a lost notification.
+    event_relay_poll_seconds: float = Field(default=5.0, gt=0)
+    # A delivery started this long ago whose workflow no longer runs (terminated by an
+    # operator) is started afresh by the relay.
+    event_restart_after_seconds: float = Field(default=300.0, gt=0)
+
     @model_validator(mode="after")
     def _production_hash_cost(self) -> Settings:
         if self.shop_env == "production" and (

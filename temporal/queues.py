@@ -10,6 +10,8 @@ class TaskQueue(StrEnum):
     PAYMENTS = "payments"
     NOTIFICATIONS = "notifications"
     DEFAULT = "default"
+    # Outbox event deliveries; a worker serving it also runs the outbox relay.
+    EVENTS = "events"
 
 
 ALL_QUEUES: tuple[TaskQueue, ...] = tuple(TaskQueue)

@@ -6,7 +6,7 @@ where workflows must actually run.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -15,6 +15,7 @@ from temporalio.client import Client
 from cli.serve import serve_api
 from cli.stack.process import free_port
 from core.settings import Settings
+from services.events.subscribers import Subscriber
 from temporal.queues import ALL_QUEUES
 from workers.main import running_workers, worker_deps
 
@@ -33,8 +34,15 @@ async def live_api(settings: Settings) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def live_workers(settings: Settings, client: Client) -> AsyncIterator[None]:
-    async with worker_deps(settings, client) as deps, running_workers(client, deps, ALL_QUEUES):
+async def live_workers(
+    settings: Settings, client: Client, *, subscribers: Sequence[Subscriber] | None = None
+) -> AsyncIterator[None]:
+    """Workers on every queue (and the outbox relay, delivering to ``subscribers``, by
+    default every subscriber in the code)."""
+    async with (
+        worker_deps(settings, client) as deps,
+        running_workers(client, deps, ALL_QUEUES, subscribers=subscribers),
+    ):
         yield
 
 

@@ -20,11 +20,16 @@ from core.db import create_engine, create_session_factory
 from core.redis import create_redis
 from core.settings import Settings
 from integrations.email.factory import build_sender
+from services.events.relay import RelayService
+from services.events.subscribers import Subscriber
 from temporal.attempts import StepAttempts
 from temporal.client import connect
+from temporal.clients.connection import TemporalConnection
+from temporal.clients.events import EventDeliveryWorkflows
 from temporal.queues import TaskQueue
 from temporal.schedules import ensure_schedules
-from workers.registry import WorkerDeps, components_for
+from workers.registry import WorkerDeps, components_for, default_subscribers
+from workers.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +55,22 @@ async def worker_deps(settings: Settings, client: Client) -> AsyncIterator[Worke
 
 @asynccontextmanager
 async def running_workers(
-    client: Client, deps: WorkerDeps, queues: Sequence[TaskQueue]
+    client: Client,
+    deps: WorkerDeps,
+    queues: Sequence[TaskQueue],
+    *,
+    subscribers: Sequence[Subscriber] | None = None,
 ) -> AsyncIterator[None]:
-    """Poll every queue in ``queues`` until the block exits, then drain gracefully."""
+    """Poll every queue in ``queues`` until the block exits, then drain gracefully.
+
+    Serving the events queue also runs the outbox relay, delivering to ``subscribers``
+    (default: every subscriber in the code; tests pass their own).
+    """
+    if subscribers is None:
+        subscribers = default_subscribers(deps)
     async with AsyncExitStack() as running:
         for queue in queues:
-            parts = components_for(queue, deps)
+            parts = components_for(queue, deps, subscribers)
             await running.enter_async_context(
                 Worker(
                     client,
@@ -67,7 +82,31 @@ async def running_workers(
                     graceful_shutdown_timeout=timedelta(seconds=5),
                 )
             )
+        if TaskQueue.EVENTS in queues:
+            # Entered last, so it stops first: no new starts while the workers drain.
+            await running.enter_async_context(relaying(client, deps, subscribers))
         yield
+
+
+@asynccontextmanager
+async def relaying(
+    client: Client, deps: WorkerDeps, subscribers: Sequence[Subscriber]
+) -> AsyncIterator[OutboxRelay]:
+    """The outbox relay (``workers.relay``) running beside the workers."""
+    relay = OutboxRelay(
+        deps.settings,
+        RelayService(deps.sessions, subscribers),
+        EventDeliveryWorkflows(TemporalConnection.of(client), deps.settings),
+    )
+    task = asyncio.create_task(relay.run(), name="outbox-relay")
+    try:
+        yield relay
+    finally:
+        relay.stop()
+        try:
+            await asyncio.wait_for(task, 10)
+        except TimeoutError:
+            log.warning("outbox relay did not stop in time; cancelled")
 
 
 async def run_worker(settings: Settings, queues: Sequence[TaskQueue]) -> None:

@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from activities.accounts import AccountActivities
 from activities.email import EmailActivities
+from activities.events import EventActivities
 from activities.inventory import InventoryActivities
 from activities.maintenance import MaintenanceActivities
 from activities.orders import OrderActivities
@@ -28,10 +29,14 @@ from integrations.email.templates import EmailTemplates
 from integrations.payments.stripe import StripeGateway
 from services.analytics import AnalyticsRecorder
 from services.email import EmailService
+from services.events.delivery import DeliveryService
+from services.events.registry import HandlerDeps, build_subscribers
+from services.events.subscribers import Subscriber
 from services.payments import PaymentService
 from temporal.clients import CartReminderWorkflows, TemporalConnection
 from temporal.queues import TaskQueue
 from workflows.carts import CartAbandonmentWorkflow
+from workflows.events import EventDeliveryWorkflow
 from workflows.maintenance import (
     OutboxPruneWorkflow,
     ReservationSweepWorkflow,
@@ -60,7 +65,28 @@ class QueueComponents:
     activities: Sequence[Callable[..., Any]]
 
 
-def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
+def email_service(deps: WorkerDeps) -> EmailService:
+    return EmailService(
+        deps.sessions, deps.email_sender, EmailTemplates(), deps.settings.email_from
+    )
+
+
+def default_subscribers(deps: WorkerDeps) -> tuple[Subscriber, ...]:
+    """Every subscriber in the code (``services.events.registry``)."""
+    return build_subscribers(
+        HandlerDeps(
+            settings=deps.settings,
+            sessions=deps.sessions,
+            redis=deps.redis,
+            email=email_service(deps),
+        )
+    )
+
+
+def components_for(
+    queue: TaskQueue, deps: WorkerDeps, subscribers: Sequence[Subscriber] = ()
+) -> QueueComponents:
+    """``subscribers``: the handlers the events queue delivers to."""
     workflows: list[type] = []
     activities: list[Callable[..., Any]] = [
         SystemActivities(deps.engine, deps.redis, str(queue)).probe
@@ -76,9 +102,7 @@ def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
             ).prune_outbox_batch
         )
     if queue is TaskQueue.NOTIFICATIONS:
-        emails = EmailService(
-            deps.sessions, deps.email_sender, EmailTemplates(), deps.settings.email_from
-        )
+        emails = email_service(deps)
         workflows += [UserOnboardingWorkflow, CartAbandonmentWorkflow]
         activities.append(EmailActivities(emails).send_email)
         activities.append(AccountActivities(deps.sessions).contact)
@@ -110,4 +134,8 @@ def components_for(queue: TaskQueue, deps: WorkerDeps) -> QueueComponents:
             payments.capture,
             payments.void_or_refund,
         ]
+    if queue is TaskQueue.EVENTS:
+        events = EventActivities(DeliveryService(deps.sessions, deps.redis, subscribers))
+        workflows.append(EventDeliveryWorkflow)
+        activities += [events.deliver, events.dead_letter]
     return QueueComponents(workflows=workflows, activities=activities)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from core.db import SessionFactory, transaction
 from core.errors import NotFound
 from services.events.repository import EventRepository
@@ -20,11 +22,17 @@ async def handle_once(sessions: SessionFactory, subscriber: Subscriber, event_id
     rolls back its database effects and the receipt together.
     """
     async with transaction(sessions) as session:
-        events = EventRepository(session)
-        event: DomainEvent | None = await events.event(event_id)
-        if event is None:
-            raise EventGone(f"event {event_id} is not in the outbox (pruned or never written)")
-        if not await events.claim_receipt(event.id, subscriber.name):
-            return False
-        await subscriber.handle(event, session)
-        return True
+        return await handle_in(session, subscriber, event_id)
+
+
+async def handle_in(session: AsyncSession, subscriber: Subscriber, event_id: str) -> bool:
+    """``handle_once`` inside the caller's transaction, so that more (the delivery's
+    status) commits with the receipt and the handler's effects."""
+    events = EventRepository(session)
+    event: DomainEvent | None = await events.event(event_id)
+    if event is None:
+        raise EventGone(f"event {event_id} is not in the outbox (pruned or never written)")
+    if not await events.claim_receipt(event.id, subscriber.name):
+        return False
+    await subscriber.handle(event, session)
+    return True

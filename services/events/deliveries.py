@@ -1,0 +1,251 @@
+"""SQL for the relay's work list: fan-out, head-of-line starts and finishing deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, func, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.base import utcnow
+from models.events import DeliveryStatus, EventDelivery
+from models.outbox import OutboxEvent
+from workflows.types.events import DeliveryRef
+
+# The channel the outbox's insert trigger notifies (migration e7a1c0de0003); finishing a
+# delivery notifies it too, so the relay starts the aggregate's next delivery at once.
+CHANNEL = "shop_outbox"
+# pg_advisory_xact_lock key of a relay pass ("outbox" in ASCII): passes never overlap.
+RELAY_LOCK = 0x6F7574626F78
+
+_UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+
+
+class DeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- the relay pass ------------------------------------------------------------
+
+    async def lock_relay(self) -> None:
+        """Wait for other relay passes; held until this transaction ends."""
+        await self.session.exec(select(func.pg_advisory_xact_lock(RELAY_LOCK)))
+
+    async def undispatched(self, limit: int) -> list[OutboxEvent]:
+        result = await self.session.exec(
+            select(OutboxEvent)
+            .where(col(OutboxEvent.dispatched_at).is_(None))
+            .order_by(col(OutboxEvent.seq))
+            .limit(limit)
+        )
+        return list(result.all())
+
+    async def add_deliveries(self, event: OutboxEvent, subscribers: Iterable[str]) -> None:
+        assert event.seq is not None
+        rows = [
+            {
+                "event_id": event.id,
+                "subscriber": name,
+                "event_type": event.type,
+                "aggregate_type": event.aggregate_type,
+                "aggregate_id": event.aggregate_id,
+                "seq": event.seq,
+            }
+            for name in subscribers
+        ]
+        if rows:
+            await self.session.exec(insert(EventDelivery).values(rows).on_conflict_do_nothing())
+
+    async def mark_dispatched(self, event_ids: Sequence[str], *, delivered: Sequence[str]) -> None:
+        """Fanned out; ``delivered`` (wanted by no subscriber) are done at once as well."""
+        now = utcnow()
+        await self.session.exec(
+            update(OutboxEvent).where(col(OutboxEvent.id).in_(event_ids)).values(dispatched_at=now)
+        )
+        if delivered:
+            await self.session.exec(
+                update(OutboxEvent)
+                .where(col(OutboxEvent.id).in_(delivered))
+                .values(delivered_at=now)
+            )
+
+    async def drop_pending_of_others(self, keep: Iterable[str]) -> list[DeliveryRef]:
+        """Pending deliveries of subscribers not in ``keep`` become ``dropped``."""
+        result = await self.session.exec(
+            update(EventDelivery)
+            .where(
+                col(EventDelivery.status) == DeliveryStatus.PENDING,
+                col(EventDelivery.subscriber).not_in(list(keep)),
+            )
+            .values(status=DeliveryStatus.DROPPED, finished_at=utcnow())
+            .returning(
+                col(EventDelivery.event_id),
+                col(EventDelivery.subscriber),
+                col(EventDelivery.generation),
+                col(EventDelivery.event_type),
+            )
+        )
+        return [_ref(*row) for row in result.all()]
+
+    async def heads(self, limit: int) -> list[DeliveryRef]:
+        """Pending, not started, and no earlier pending delivery of the same aggregate to
+        the same subscriber: the deliveries that may start now, oldest first."""
+        earlier = aliased(EventDelivery)
+        blocked = (
+            select(earlier.event_id)
+            .where(
+                earlier.status == DeliveryStatus.PENDING,
+                earlier.subscriber == EventDelivery.subscriber,
+                earlier.aggregate_type == EventDelivery.aggregate_type,
+                earlier.aggregate_id == EventDelivery.aggregate_id,
+                earlier.seq < EventDelivery.seq,
+            )
+            .exists()
+        )
+        result = await self.session.exec(
+            select(
+                col(EventDelivery.event_id),
+                col(EventDelivery.subscriber),
+                col(EventDelivery.generation),
+                col(EventDelivery.event_type),
+            )
+            .where(
+                col(EventDelivery.status) == DeliveryStatus.PENDING,
+                col(EventDelivery.started_at).is_(None),
+                ~blocked,
+            )
+            .order_by(col(EventDelivery.seq))
+            .limit(limit)
+        )
+        return [_ref(*row) for row in result.all()]
+
+    async def mark_started(self, refs: Sequence[DeliveryRef]) -> None:
+        now = utcnow()
+        for ref in refs:
+            await self.session.exec(
+                update(EventDelivery)
+                .where(*_this(ref), col(EventDelivery.started_at).is_(None))
+                .values(started_at=now)
+            )
+
+    async def started_before(self, age: timedelta, limit: int) -> list[DeliveryRef]:
+        """Pending deliveries started more than ``age`` ago (their workflow may be gone)."""
+        result = await self.session.exec(
+            select(
+                col(EventDelivery.event_id),
+                col(EventDelivery.subscriber),
+                col(EventDelivery.generation),
+                col(EventDelivery.event_type),
+            )
+            .where(
+                col(EventDelivery.status) == DeliveryStatus.PENDING,
+                col(EventDelivery.started_at) < utcnow() - age,
+            )
+            .order_by(col(EventDelivery.seq))
+            .limit(limit)
+        )
+        return [_ref(*row) for row in result.all()]
+
+    async def restart(self, ref: DeliveryRef) -> bool:
+        """A new generation, not started: the next pass starts a fresh workflow."""
+        result = await self.session.exec(
+            update(EventDelivery)
+            .where(*_this(ref), col(EventDelivery.status) == DeliveryStatus.PENDING)
+            .values(generation=EventDelivery.generation + 1, started_at=None)
+            .returning(col(EventDelivery.event_id))
+        )
+        return result.first() is not None
+
+    # --- one delivery --------------------------------------------------------------
+
+    async def begin_attempt(self, event_id: str, subscriber: str, generation: int) -> bool:
+        """Count an attempt of a pending delivery of this generation; False if there is
+        none (finished, dropped, or replayed since)."""
+        result = await self.session.exec(
+            update(EventDelivery)
+            .where(
+                col(EventDelivery.event_id) == event_id,
+                col(EventDelivery.subscriber) == subscriber,
+                col(EventDelivery.generation) == generation,
+                col(EventDelivery.status) == DeliveryStatus.PENDING,
+            )
+            .values(attempts=EventDelivery.attempts + 1)
+            .returning(col(EventDelivery.event_id))
+        )
+        return result.first() is not None
+
+    async def finish(
+        self,
+        event_id: str,
+        subscriber: str,
+        status: DeliveryStatus,
+        *,
+        generation: int | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Pending -> ``status`` (forward only); False if it was not pending."""
+        conditions = [
+            col(EventDelivery.event_id) == event_id,
+            col(EventDelivery.subscriber) == subscriber,
+            col(EventDelivery.status) == DeliveryStatus.PENDING,
+        ]
+        if generation is not None:
+            conditions.append(col(EventDelivery.generation) == generation)
+        result = await self.session.exec(
+            update(EventDelivery)
+            .where(*conditions)
+            .values(status=status, finished_at=utcnow(), last_error=error)
+            .returning(col(EventDelivery.event_id))
+        )
+        return result.first() is not None
+
+    async def complete_events(self, event_ids: Iterable[str]) -> None:
+        """Set ``delivered_at`` on each event none of whose deliveries is pending or failed.
+
+        The outbox row is locked first: two subscribers finishing the same event at once
+        then see each other's status, so the last of them sets it.
+        """
+        for event_id in sorted(set(event_ids)):
+            locked = await self.session.exec(
+                select(col(OutboxEvent.id))
+                .where(col(OutboxEvent.id) == event_id, col(OutboxEvent.delivered_at).is_(None))
+                .with_for_update()
+            )
+            if locked.first() is None:
+                continue
+            unfinished = await self.session.exec(
+                select(func.count())
+                .select_from(EventDelivery)
+                .where(
+                    col(EventDelivery.event_id) == event_id,
+                    col(EventDelivery.status).in_(_UNFINISHED),
+                )
+            )
+            if unfinished.one() == 0:
+                await self.session.exec(
+                    update(OutboxEvent)
+                    .where(col(OutboxEvent.id) == event_id)
+                    .values(delivered_at=utcnow())
+                )
+
+    async def notify_relay(self) -> None:
+        """Wake every relay when this transaction commits."""
+        await self.session.exec(select(func.pg_notify(CHANNEL, "delivery")))
+
+
+def _this(ref: DeliveryRef) -> list[ColumnElement[bool]]:
+    return [
+        col(EventDelivery.event_id) == ref.event_id,
+        col(EventDelivery.subscriber) == ref.subscriber,
+        col(EventDelivery.generation) == ref.generation,
+    ]
+
+
+def _ref(event_id: str, subscriber: str, generation: int, event_type: str) -> DeliveryRef:
+    return DeliveryRef(
+        event_id=event_id, subscriber=subscriber, generation=generation, event_type=event_type
+    )

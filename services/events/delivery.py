@@ -1,0 +1,104 @@
+"""Delivering one event to one subscriber: what ``events.deliver`` and
+``events.dead_letter`` do.
+
+``deliver`` counts the attempt in a small transaction of its own (so a failing attempt
+is still counted), then runs the handler in one transaction with its receipt, the
+delivery's ``delivered`` status and, when it was the event's last delivery, the outbox
+row's ``delivered_at``. A receipt already there (the effect committed, the worker died
+before Temporal heard) still marks it delivered, running nothing again. Both finishing
+steps notify ``shop_outbox`` so that the relay starts the aggregate's next delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from redis.asyncio import Redis
+
+from core.db import SessionFactory, transaction
+from models.events import DeliveryStatus
+from services.events.deliveries import DeliveryRepository
+from services.events.handling import handle_in
+from services.events.metrics import EVENTS_DELIVERED, EVENTS_FAILED, count
+from services.events.repository import EventRepository
+from services.events.subscribers import Subscriber
+from workflows.types.events import DeliveryStep
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryService:
+    def __init__(
+        self, sessions: SessionFactory, redis: Redis, subscribers: Iterable[Subscriber]
+    ) -> None:
+        self._sessions = sessions
+        self._redis = redis
+        self._subscribers = {s.name: s for s in subscribers}
+
+    async def deliver(self, event_id: str, subscriber_name: str, generation: int) -> DeliveryStep:
+        subscriber = self._subscribers.get(subscriber_name)
+        if subscriber is None:
+            return await self._drop(event_id, subscriber_name)
+        async with transaction(self._sessions) as session:
+            if not await DeliveryRepository(session).begin_attempt(
+                event_id, subscriber_name, generation
+            ):
+                return DeliveryStep.SKIPPED
+        event_type = ""
+        try:
+            async with transaction(self._sessions) as session:
+                event = await EventRepository(session).event(event_id)
+                event_type = event.type if event is not None else ""
+                ran = await handle_in(session, subscriber, event_id)
+                deliveries = DeliveryRepository(session)
+                await deliveries.finish(event_id, subscriber_name, DeliveryStatus.DELIVERED)
+                await deliveries.complete_events([event_id])
+                await deliveries.notify_relay()
+        except Exception as exc:
+            labels = {"subscriber": subscriber_name, "type": event_type}
+            await count(self._redis, EVENTS_FAILED, labels)
+            log.warning(
+                "event handler failed",
+                extra={"event_id": event_id, "subscriber": subscriber_name, "error": repr(exc)},
+            )
+            raise
+        if ran:
+            await count(
+                self._redis, EVENTS_DELIVERED, {"subscriber": subscriber_name, "type": event_type}
+            )
+        return DeliveryStep.DELIVERED
+
+    async def dead_letter(
+        self, event_id: str, subscriber_name: str, generation: int, error: str
+    ) -> DeliveryStep:
+        async with transaction(self._sessions) as session:
+            deliveries = DeliveryRepository(session)
+            failed = await deliveries.finish(
+                event_id,
+                subscriber_name,
+                DeliveryStatus.FAILED,
+                generation=generation,
+                error=error,
+            )
+            if not failed:
+                return DeliveryStep.SKIPPED
+            await deliveries.notify_relay()
+        log.error(
+            "event delivery is a dead letter",
+            extra={"event_id": event_id, "subscriber": subscriber_name, "error": error},
+        )
+        return DeliveryStep.FAILED
+
+    async def _drop(self, event_id: str, subscriber_name: str) -> DeliveryStep:
+        """A subscriber this worker does not know (removed from the code): dropped."""
+        async with transaction(self._sessions) as session:
+            deliveries = DeliveryRepository(session)
+            if await deliveries.finish(event_id, subscriber_name, DeliveryStatus.DROPPED):
+                await deliveries.complete_events([event_id])
+                await deliveries.notify_relay()
+                log.warning(
+                    "event delivery dropped: its subscriber is no longer in the code",
+                    extra={"event_id": event_id, "subscriber": subscriber_name},
+                )
+        return DeliveryStep.SKIPPED

@@ -1,0 +1,36 @@
+"""The subscribers a worker runs: every handler of every event, built with its deps.
+
+Add a subscriber here (a name, the event types it takes, a handler; see
+``services.events.subscribers`` for the contract). A subscriber taken out of this list
+has its pending deliveries dropped by the relay, logged, never retried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from core.db import SessionFactory
+from core.settings import Settings
+from services.email import EmailService
+from services.events.probe import relay_probe
+from services.events.subscribers import Subscriber
+
+
+@dataclass(frozen=True)
+class HandlerDeps:
+    """What handlers are built with. One set per worker process."""
+
+    settings: Settings
+    sessions: SessionFactory
+    redis: Redis
+    email: EmailService
+
+
+def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
+    subscribers = (relay_probe(deps.redis),)
+    names = [s.name for s in subscribers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"subscriber names must be unique: {sorted(names)}")
+    return subscribers

@@ -1,0 +1,108 @@
+"""The relay's pass: fan the outbox out to deliveries and start those at their line's head.
+
+A pass runs in one transaction under ``pg_advisory_xact_lock(RELAY_LOCK)``, so passes
+of any number of relays (one per worker process) never overlap: a delivery is never
+started twice at once, and none is skipped.
+
+1. **Dispatch.** Outbox rows not yet dispatched, in ``seq`` order, get one
+   ``event_deliveries`` row per subscriber that wants their type; an event nobody wants
+   is delivered at once (logged at DEBUG).
+2. **Drop.** Pending deliveries of subscribers that are no longer in the code are
+   ``dropped`` (logged), never retried.
+3. **Start heads.** A pending delivery not yet started, with no earlier (lower ``seq``)
+   pending delivery of the same aggregate to the same subscriber, is started (the
+   caller's ``start``, which starts its workflow idempotently) and marked started.
+
+Ordering rests on one assumption, kept by every writer of the outbox: the events of one
+aggregate are published under that aggregate's row lock (the order, the product, the
+user), so within an aggregate ``seq`` order is commit order. A lower ``seq`` of the same
+aggregate can therefore never commit after a higher one has been dispatched.
+
+A dead letter (``failed``) is not pending, so it does not hold back later events of its
+aggregate: they proceed once it is dead. While it is being retried it does hold them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from core.db import SessionFactory, transaction
+from services.events.deliveries import DeliveryRepository
+from services.events.subscribers import Subscriber, subscribers_of
+from workflows.types.events import DeliveryRef
+
+log = logging.getLogger(__name__)
+
+DISPATCH_BATCH = 500
+START_BATCH = 500
+
+# Starts the workflows of ``refs``; returns those started (or already running).
+Starter = Callable[[Sequence[DeliveryRef]], Awaitable[Sequence[DeliveryRef]]]
+
+
+@dataclass(frozen=True)
+class PassResult:
+    dispatched: int
+    dropped: int
+    started: int
+
+    @property
+    def more(self) -> bool:
+        """A full batch: there may be more to do at once."""
+        return self.dispatched >= DISPATCH_BATCH or self.started >= START_BATCH
+
+
+class RelayService:
+    def __init__(self, sessions: SessionFactory, subscribers: Sequence[Subscriber]) -> None:
+        self._sessions = sessions
+        self._subscribers = tuple(subscribers)
+
+    async def run_pass(self, start: Starter) -> PassResult:
+        async with transaction(self._sessions) as session:
+            deliveries = DeliveryRepository(session)
+            await deliveries.lock_relay()
+            events = await deliveries.undispatched(DISPATCH_BATCH)
+            unwanted: list[str] = []
+            for event in events:
+                names = [s.name for s in subscribers_of(event.type, self._subscribers)]
+                if not names:
+                    unwanted.append(event.id)
+                    log.debug("event has no subscriber", extra={"event_id": event.id})
+                await deliveries.add_deliveries(event, names)
+            if events:
+                await deliveries.mark_dispatched([e.id for e in events], delivered=unwanted)
+            dropped = await deliveries.drop_pending_of_others(s.name for s in self._subscribers)
+            for ref in dropped:
+                log.warning(
+                    "event delivery dropped: its subscriber is no longer in the code",
+                    extra={"event_id": ref.event_id, "subscriber": ref.subscriber},
+                )
+            if dropped:
+                await deliveries.complete_events(ref.event_id for ref in dropped)
+            heads = await deliveries.heads(START_BATCH)
+            started = await start(heads) if heads else []
+            await deliveries.mark_started(started)
+        return PassResult(dispatched=len(events), dropped=len(dropped), started=len(started))
+
+    async def started_before(self, age: timedelta, limit: int = 100) -> list[DeliveryRef]:
+        """Deliveries started ``age`` ago and still pending: is their workflow still there?"""
+        async with self._sessions() as session:
+            return await DeliveryRepository(session).started_before(age, limit)
+
+    async def restart(self, ref: DeliveryRef) -> bool:
+        """A new generation of ``ref``, to be started by the next pass (its workflow is
+        gone, e.g. terminated by an operator)."""
+        async with transaction(self._sessions) as session:
+            deliveries = DeliveryRepository(session)
+            restarted = await deliveries.restart(ref)
+            if restarted:
+                await deliveries.notify_relay()
+        if restarted:
+            log.warning(
+                "event delivery restarted: its workflow no longer runs",
+                extra={"event_id": ref.event_id, "subscriber": ref.subscriber},
+            )
+        return restarted

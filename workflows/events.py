@@ -1,0 +1,72 @@
+"""``EventDeliveryWorkflow``: one (event, subscriber) delivery, retried, or a dead letter.
+
+The relay starts one per delivery when it reaches the head of its aggregate's line for
+that subscriber. ``events.deliver`` runs the handler with retries and backoff; a business
+error (a non-retryable ``ApplicationError``) or running out of attempts ends in
+``events.dead_letter``, which records the last error.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.events import EventActivities
+    from workflows.types.events import (
+        EVENT_DELIVERY_WORKFLOW,
+        DeadLetterInput,
+        DeliveryInput,
+        DeliveryResult,
+        DeliveryStep,
+    )
+
+# Recording a dead letter is one small UPDATE: retried until the database answers.
+DEAD_LETTER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+
+
+def describe_failure(error: ActivityError) -> str:
+    """The last error as a dead letter shows it: ``type: message``."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type or 'Error'}: {cause.message}"
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}"
+    return str(error)
+
+
+@workflow.defn(name=EVENT_DELIVERY_WORKFLOW)
+class EventDeliveryWorkflow:
+    @workflow.run
+    async def run(self, input: DeliveryInput) -> DeliveryResult:
+        retry = input.retry
+        what = f"{input.event_type} {input.event_id} to {input.subscriber}"
+        try:
+            return await workflow.execute_activity_method(
+                EventActivities.deliver,
+                input,
+                summary=f"deliver {what}",
+                start_to_close_timeout=timedelta(seconds=retry.timeout_seconds),
+                heartbeat_timeout=timedelta(seconds=retry.heartbeat_seconds),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=retry.initial_seconds),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(seconds=retry.max_interval_seconds),
+                    maximum_attempts=retry.max_attempts,
+                ),
+            )
+        except ActivityError as exc:
+            error = describe_failure(exc)
+        await workflow.execute_activity_method(
+            EventActivities.dead_letter,
+            DeadLetterInput(**input.model_dump(exclude={"retry"}), error=error),
+            summary=f"dead letter: {what}",
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DEAD_LETTER_RETRY,
+        )
+        return DeliveryResult(outcome=DeliveryStep.FAILED, error=error)
