@@ -29,6 +29,7 @@ from uuid import uuid4
 from temporalio import activity
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -54,15 +55,30 @@ from tests.workflows.order_standins import (
     waiting_for_3ds,
 )
 from workflows.carts import CartAbandonmentWorkflow
+from workflows.events import EventDeliveryWorkflow
 from workflows.onboarding import UserOnboardingWorkflow
 from workflows.orders import OrderWorkflow
 from workflows.system import StackProbeInput, StackProbeWorkflow
 from workflows.types.carts import AbandonmentInput
+from workflows.types.events import (
+    DEAD_LETTER_ACTIVITY,
+    DELIVER_ACTIVITY,
+    DeadLetterInput,
+    DeliveryInput,
+    DeliveryResult,
+    DeliveryStep,
+)
 from workflows.types.onboarding import OnboardingInput
 from workflows.types.orders import CancelRequest, OrderView, PaymentWebhook
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
-WORKFLOWS = [CartAbandonmentWorkflow, UserOnboardingWorkflow, StackProbeWorkflow, OrderWorkflow]
+WORKFLOWS = [
+    CartAbandonmentWorkflow,
+    UserOnboardingWorkflow,
+    StackProbeWorkflow,
+    OrderWorkflow,
+    EventDeliveryWorkflow,
+]
 
 # --- stand-in activities ------------------------------------------------------------------
 # OrderWorkflow's are shared with its tests; each recorded order follows its own script.
@@ -105,6 +121,21 @@ async def contact(input: ContactInput) -> Contact:
 @activity.defn(name="system.probe")
 async def probe(input: ProbeInput) -> ProbeResult:
     return ProbeResult(queue=input.queue, host="recorder", pid=1, database=True, redis=True)
+
+
+DEAD_EVENT = "evt_recorded_dead"
+
+
+@activity.defn(name=DELIVER_ACTIVITY)
+async def deliver_event(input: DeliveryInput) -> DeliveryResult:
+    if input.event_id == DEAD_EVENT:
+        raise ApplicationError("no such customer", type="customer_not_found", non_retryable=True)
+    return DeliveryResult(outcome=DeliveryStep.DELIVERED)
+
+
+@activity.defn(name=DEAD_LETTER_ACTIVITY)
+async def dead_letter_event(input: DeadLetterInput) -> DeliveryResult:
+    return DeliveryResult(outcome=DeliveryStep.FAILED, error=input.error)
 
 
 # --- the recordings: each drives one workflow and returns its id --------------------------
@@ -173,6 +204,27 @@ async def stack_probe(env: WorkflowEnvironment, queue: str) -> str:
         StackProbeWorkflow.run, StackProbeInput(queues=[queue]), id="probe", task_queue=queue
     )
     return "probe"
+
+
+async def _deliver(env: WorkflowEnvironment, queue: str, event_id: str) -> str:
+    ref = {"event_id": event_id, "subscriber": "crm", "event_type": "order.created"}
+    await env.client.execute_workflow(
+        EventDeliveryWorkflow.run,
+        DeliveryInput(**ref),
+        id=f"event-crm-{event_id}-0",
+        task_queue=queue,
+    )
+    return f"event-crm-{event_id}-0"
+
+
+@recording("event_delivery_delivered")
+async def event_delivered(env: WorkflowEnvironment, queue: str) -> str:
+    return await _deliver(env, queue, "evt_recorded_ok")
+
+
+@recording("event_delivery_dead_letter")
+async def event_dead_letter(env: WorkflowEnvironment, queue: str) -> str:
+    return await _deliver(env, queue, DEAD_EVENT)
 
 
 async def _order_ends(
@@ -257,7 +309,12 @@ def _workers(client: Client, queue: str) -> list[Worker]:
         standins.script(order_id, plan)
     others = [w for w in WORKFLOWS if w is not OrderWorkflow]
     return [
-        Worker(client, task_queue=queue, workflows=others, activities=[send_email, contact, probe]),
+        Worker(
+            client,
+            task_queue=queue,
+            workflows=others,
+            activities=[send_email, contact, probe, deliver_event, dead_letter_event],
+        ),
         *standins.workers(client),
     ]
 

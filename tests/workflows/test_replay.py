@@ -32,6 +32,8 @@ def test_there_are_histories_to_replay() -> None:
         "order_cancelled_during_3ds",
         "order_3ds_completed",
         "order_3ds_timed_out",
+        "event_delivery_delivered",
+        "event_delivery_dead_letter",
     }
 
 
