@@ -207,13 +207,16 @@ class DeliveryRepository:
         """Set ``delivered_at`` on each event none of whose deliveries is pending or failed.
 
         The outbox row is locked first: two subscribers finishing the same event at once
-        then see each other's status, so the last of them sets it.
+        then take turns and the second sees the first's status, so the last sets it.
         """
         for event_id in sorted(set(event_ids)):
             locked = await self.session.exec(
                 select(col(OutboxEvent.id))
                 .where(col(OutboxEvent.id) == event_id, col(OutboxEvent.delivered_at).is_(None))
-                .with_for_update()
+                # NO KEY UPDATE: it must not wait for the KEY SHARE locks that the receipts'
+                # foreign keys hold on this row (the other deliveries' transactions), or two
+                # subscribers finishing the same event deadlock.
+                .with_for_update(key_share=True)
             )
             if locked.first() is None:
                 continue

@@ -1,0 +1,263 @@
+"""The outbox relay, live: real PostgreSQL, the Temporal dev server, the relay loop and
+the delivery workflow on the events queue, with test subscribers whose handlers write a
+row per committed effect (so a doubled effect would show)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from functools import partial
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from core.db import create_session_factory
+from core.errors import ValidationFailed
+from core.events import EventType
+from core.settings import Settings
+from core.shared_metrics import SharedCounters
+from models.events import DeliveryStatus
+from services.events.relay import RelayService
+from services.events.subscribers import DomainEvent
+from temporal.clients.events import workflow_id
+from tests.events.relay_support import (
+    Recorder,
+    all_finished,
+    deliveries,
+    effects,
+    effects_table,
+    eventually,
+    outbox,
+    publish_probes,
+    quick,
+    relay,
+    run_id,
+)
+from workflows.types.events import DeliveryRef
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def _effects(engine: AsyncEngine) -> AsyncIterator[None]:
+    async with effects_table(engine):
+        yield
+
+
+def _counted(
+    values: dict[tuple[str, tuple[tuple[str, str], ...]], int], name: str, sub: str
+) -> int:
+    labels = (("subscriber", sub), ("type", EventType.RELAY_PROBE.value))
+    return values.get((name, labels), 0)
+
+
+async def test_an_event_reaches_every_matching_subscriber_and_is_delivered_when_all_have_it(
+    settings: Settings, temporal_client: Client, engine: AsyncEngine, redis: Redis
+) -> None:
+    run = run_id()
+    gate = asyncio.Event()
+
+    async def held(event: DomainEvent, attempt: int) -> None:
+        await gate.wait()
+
+    fast = Recorder(f"fast_{run}", run)
+    slow = Recorder(f"slow_{run}", run, behaviour=held)
+    other = Recorder(f"other_{run}", run, types=frozenset({EventType.USER_DELETED}))
+    sessions = create_session_factory(engine)
+    subscribers = [fast.subscriber, slow.subscriber, other.subscriber]
+    async with relay(quick(settings), temporal_client, subscribers):
+        [event] = await publish_probes(sessions, run, [f"agg-{run}"], 1)
+        await eventually(lambda: _has_effect(engine, event, fast.name))
+        [row] = await outbox(engine, [event])
+        assert row.dispatched_at is not None
+        assert row.delivered_at is None
+        gate.set()
+        await eventually(lambda: all_finished(engine, [event]))
+        description = await temporal_client.get_workflow_handle(
+            workflow_id(
+                DeliveryRef(event_id=event, subscriber=fast.name, event_type="system.relay_probe")
+            )
+        ).describe()
+        assert await description.static_summary() == f"system.relay_probe {event} to {fast.name}"
+    found = await effects(engine, [event])
+    assert sorted(e.subscriber for e in found) == sorted([fast.name, slow.name])
+    rows = await deliveries(engine, [event])
+    assert {(d.subscriber, d.status, d.attempts) for d in rows} == {
+        (fast.name, DeliveryStatus.DELIVERED, 1),
+        (slow.name, DeliveryStatus.DELIVERED, 1),
+    }
+    [done] = await outbox(engine, [event])
+    assert done.delivered_at is not None
+    assert all(d.finished_at is not None and d.finished_at <= done.delivered_at for d in rows)
+    counters = await SharedCounters(redis).read()
+    assert _counted(counters, "shop_events_delivered", fast.name) == 1
+    assert _counted(counters, "shop_events_delivered", slow.name) == 1
+
+
+async def _has_effect(engine: AsyncEngine, event_id: str, subscriber: str) -> bool:
+    return any(e.subscriber == subscriber for e in await effects(engine, [event_id]))
+
+
+async def test_a_failing_first_event_holds_back_its_aggregate_for_that_subscriber_only(
+    settings: Settings, temporal_client: Client, engine: AsyncEngine
+) -> None:
+    run = run_id()
+    held, free = f"held-{run}", f"free-{run}"
+
+    async def fails_twice_on_the_first(event: DomainEvent, attempt: int) -> None:
+        if event.aggregate_id == held and event.data["n"] == 0 and attempt <= 2:
+            raise RuntimeError(f"attempt {attempt} fails")
+
+    flaky = Recorder(f"flaky_{run}", run, behaviour=fails_twice_on_the_first)
+    steady = Recorder(f"steady_{run}", run)
+    sessions = create_session_factory(engine)
+    # Backoff of a second: the held-back events would have overtaken by then.
+    slow_retries = quick(
+        settings, event_retry_initial_seconds=1.0, event_retry_max_interval_seconds=1.0
+    )
+    async with relay(slow_retries, temporal_client, [flaky.subscriber, steady.subscriber]):
+        ids = await publish_probes(sessions, run, [held, free], 3)
+        await eventually(lambda: all_finished(engine, ids), within=40)
+    found = await effects(engine, ids)
+    flaky_effects = [e for e in found if e.subscriber == flaky.name]
+    steady_effects = [e for e in found if e.subscriber == steady.name]
+    held_seqs = [e.seq for e in flaky_effects if e.aggregate_id == held]
+    assert held_seqs == sorted(held_seqs)
+    assert len(held_seqs) == 3
+    assert flaky_effects[0].aggregate_id == free  # the other aggregate went first
+    first_done = found.index(next(e for e in flaky_effects if e.event_id == ids[0]))
+    later_free = [found.index(e) for e in flaky_effects if e.aggregate_id == free]
+    assert max(later_free) < first_done, "the other aggregate was held back"
+    steady_held = [found.index(e) for e in steady_effects if e.aggregate_id == held]
+    assert max(steady_held) < first_done, "the other subscriber was held back"
+    assert len(steady_effects) == 6
+    assert flaky.attempts[ids[0]] == 3
+    attempts = {(d.subscriber, d.event_id): d.attempts for d in await deliveries(engine, ids)}
+    assert attempts[(flaky.name, ids[0])] == 3
+    assert sum(attempts.values()) == 12 + 2
+
+
+async def test_a_business_error_is_a_dead_letter_at_once_a_transient_one_after_retries(
+    settings: Settings, temporal_client: Client, engine: AsyncEngine, redis: Redis
+) -> None:
+    run = run_id()
+    refused, down = f"refused-{run}", f"down-{run}"
+
+    async def fails(event: DomainEvent, attempt: int) -> None:
+        if event.aggregate_id == refused and event.data["n"] == 0:
+            raise ValidationFailed("the probe is malformed", code="bad_probe")
+        if event.aggregate_id == down:
+            raise RuntimeError("the CRM is down")
+
+    handler = Recorder(f"dead_{run}", run, behaviour=fails)
+    sessions = create_session_factory(engine)
+    async with relay(quick(settings), temporal_client, [handler.subscriber]):
+        ids = await publish_probes(sessions, run, [refused, down], 2)
+        bad, unavailable, after_bad, unavailable_too = ids
+
+        async def settled() -> bool:
+            rows = await deliveries(engine, ids)
+            return all(d.status != DeliveryStatus.PENDING for d in rows) and len(rows) == 4
+
+        await eventually(settled, within=40)
+    rows = {d.event_id: d for d in await deliveries(engine, ids)}
+    assert (rows[bad].status, rows[bad].attempts) == (DeliveryStatus.FAILED, 1)
+    assert rows[bad].last_error == "bad_probe: the probe is malformed"
+    assert rows[bad].finished_at is not None
+    for event in (unavailable, unavailable_too):
+        assert (rows[event].status, rows[event].attempts) == (DeliveryStatus.FAILED, 3)
+        assert rows[event].last_error == "RuntimeError: the CRM is down (failed 3 times)"
+    # A dead letter does not hold back its aggregate's later events.
+    assert rows[after_bad].status == DeliveryStatus.DELIVERED
+    assert [e.event_id for e in await effects(engine, ids)] == [after_bad]
+    delivered = {r.id: r.delivered_at for r in await outbox(engine, ids)}
+    assert delivered[after_bad] is not None
+    assert [delivered[e] for e in (bad, unavailable, unavailable_too)] == [None, None, None]
+    counters = await SharedCounters(redis).read()
+    assert _counted(counters, "shop_events_failed", handler.name) == 1 + 3 + 3
+
+
+async def test_a_removed_subscribers_pending_deliveries_are_dropped_and_logged(
+    settings: Settings,
+    temporal_client: Client,
+    engine: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    run = run_id()
+    gone = Recorder(f"gone_{run}", run)
+    kept = Recorder(f"kept_{run}", run)
+    sessions = create_session_factory(engine)
+    ids = await publish_probes(sessions, run, [f"agg-{run}"], 2)
+
+    async def start_nothing(refs: object) -> list[DeliveryRef]:
+        return []
+
+    # A relay of the old code fanned them out to ``gone`` and to ``kept``...
+    await RelayService(sessions, [gone.subscriber, kept.subscriber]).run_pass(start_nothing)
+    assert {d.subscriber for d in await deliveries(engine, ids)} == {gone.name, kept.name}
+    # ...and the new code has no ``gone``.
+    with caplog.at_level(logging.WARNING, logger="services.events.relay"):
+        async with relay(quick(settings), temporal_client, [kept.subscriber]):
+            await eventually(lambda: all_finished(engine, ids))
+    rows = {(d.subscriber, d.event_id): d for d in await deliveries(engine, ids)}
+    for event in ids:
+        dropped = rows[(gone.name, event)]
+        assert (dropped.status, dropped.attempts, dropped.started_at) == (
+            DeliveryStatus.DROPPED,
+            0,
+            None,
+        )
+        assert dropped.finished_at is not None
+        assert rows[(kept.name, event)].status == DeliveryStatus.DELIVERED
+    assert [e.subscriber for e in await effects(engine, ids)] == [kept.name, kept.name]
+    logged = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert {getattr(r, "event_id", None) for r in logged} >= set(ids)
+
+
+async def test_a_commit_wakes_the_relay_long_before_its_poll(
+    settings: Settings, temporal_client: Client, engine: AsyncEngine
+) -> None:
+    run = run_id()
+    handler = Recorder(f"woken_{run}", run)
+    sessions = create_session_factory(engine)
+    async with relay(
+        quick(settings, event_relay_poll_seconds=60.0), temporal_client, [handler.subscriber]
+    ):
+        await asyncio.sleep(1.5)  # the relay's first pass is over; it waits for 60 s now
+        lags = []
+        for _ in range(3):
+            [event] = await publish_probes(sessions, run, [f"agg-{run}"], 1)
+            lags.append(await eventually(partial(_has_effect, engine, event, handler.name)))
+    assert max(lags) < 3.0, lags
+
+
+async def test_a_delivery_whose_workflow_was_terminated_is_started_afresh(
+    settings: Settings, temporal_client: Client, engine: AsyncEngine
+) -> None:
+    run = run_id()
+
+    async def hangs_the_first_time(event: DomainEvent, attempt: int) -> None:
+        if attempt == 1:
+            await asyncio.sleep(3600)
+
+    handler = Recorder(f"stuck_{run}", run, behaviour=hangs_the_first_time)
+    sessions = create_session_factory(engine)
+    sweeping = quick(settings, event_restart_after_seconds=1.0, event_heartbeat_seconds=1.0)
+    async with relay(sweeping, temporal_client, [handler.subscriber]):
+        [event] = await publish_probes(sessions, run, [f"agg-{run}"], 1)
+        await eventually(lambda: _attempted(handler, event))
+        ref = DeliveryRef(event_id=event, subscriber=handler.name, event_type="system.relay_probe")
+        await temporal_client.get_workflow_handle(workflow_id(ref)).terminate("operator")
+        await eventually(lambda: all_finished(engine, [event]), within=20)
+    [row] = await deliveries(engine, [event])
+    assert (row.status, row.generation) == (DeliveryStatus.DELIVERED, 1)
+    assert [e.event_id for e in await effects(engine, [event])] == [event]
+    assert row.started_at is not None
+    assert row.finished_at is not None
+    assert row.finished_at - row.started_at < timedelta(seconds=20)
+
+
+async def _attempted(handler: Recorder, event_id: str) -> bool:
+    return event_id in handler.attempts
