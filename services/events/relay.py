@@ -1,8 +1,8 @@
 """The relay's pass: fan the outbox out to deliveries and start those at their line's head.
 
-A pass runs in one transaction under ``pg_advisory_xact_lock(RELAY_LOCK)``, so passes
-of any number of relays (one per worker process) never overlap: a delivery is never
-started twice at once, and none is skipped.
+A pass runs under ``pg_advisory_xact_lock(RELAY_LOCK)`` (two transactions: fan-out, then
+starts), so passes of any number of relays (one per worker process) never overlap: a
+delivery is never started twice at once, and none is skipped.
 
 1. **Dispatch.** Outbox rows not yet dispatched, in ``seq`` order, get one
    ``event_deliveries`` row per subscriber that wants their type; an event nobody wants
@@ -61,6 +61,8 @@ class RelayService:
         self._subscribers = tuple(subscribers)
 
     async def run_pass(self, start: Starter) -> PassResult:
+        # Two transactions, each under the lock: a delivery's workflow must not start
+        # before the row it works on has committed (its activity would not see it).
         async with transaction(self._sessions) as session:
             deliveries = DeliveryRepository(session)
             await deliveries.lock_relay()
@@ -82,6 +84,9 @@ class RelayService:
                 )
             if dropped:
                 await deliveries.complete_events(ref.event_id for ref in dropped)
+        async with transaction(self._sessions) as session:
+            deliveries = DeliveryRepository(session)
+            await deliveries.lock_relay()
             heads = await deliveries.heads(START_BATCH)
             started = await start(heads) if heads else []
             await deliveries.mark_started(started)

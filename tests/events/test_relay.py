@@ -23,6 +23,7 @@ from core.shared_metrics import SharedCounters
 from models.events import DeliveryStatus
 from services.events.relay import RelayService
 from services.events.subscribers import DomainEvent
+from temporal.client import connect
 from temporal.clients.events import workflow_id
 from tests.events.relay_support import (
     Recorder,
@@ -261,3 +262,49 @@ async def test_a_delivery_whose_workflow_was_terminated_is_started_afresh(
 
 async def _attempted(handler: Recorder, event_id: str) -> bool:
     return event_id in handler.attempts
+
+
+async def test_an_event_no_subscriber_wants_is_delivered_at_once(engine: AsyncEngine) -> None:
+    run = run_id()
+    sessions = create_session_factory(engine)
+    ids = await publish_probes(sessions, run, [f"agg-{run}"], 1)
+    wants_other_things = Recorder(f"picky_{run}", run, types=frozenset({EventType.USER_DELETED}))
+
+    async def start_nothing(refs: object) -> list[DeliveryRef]:
+        return []
+
+    await RelayService(sessions, [wants_other_things.subscriber]).run_pass(start_nothing)
+    [row] = await outbox(engine, ids)
+    assert row.dispatched_at is not None
+    assert row.delivered_at == row.dispatched_at
+    assert await deliveries(engine, ids) == []
+
+
+async def test_two_relays_start_every_delivery_once_and_skip_none(
+    settings: Settings, temporal_client: Client, engine: AsyncEngine
+) -> None:
+    run = run_id()
+    aggregates = [f"agg-{run}-{n}" for n in range(30)]
+    handler = Recorder(f"twice_{run}", run)
+    sessions = create_session_factory(engine)
+    fast = quick(settings)
+    # Another process's worker has a connection of its own (the SDK refuses two workers
+    # of one queue on one client).
+    other_process = await connect(fast)
+    async with (
+        relay(fast, temporal_client, [handler.subscriber]),
+        relay(fast, other_process, [handler.subscriber]),
+    ):
+        ids = await publish_probes(sessions, run, aggregates, 10)
+        await eventually(lambda: all_finished(engine, ids), within=120, poll=0.5)
+    found = await effects(engine, ids)
+    assert sorted(e.event_id for e in found) == sorted(ids)  # each once, none missing
+    for aggregate in aggregates:
+        seqs = [e.seq for e in found if e.aggregate_id == aggregate]
+        assert seqs == sorted(seqs)
+        assert len(seqs) == 10
+    rows = await deliveries(engine, ids)
+    assert {(d.status, d.attempts, d.generation) for d in rows} == {
+        (DeliveryStatus.DELIVERED, 1, 0)
+    }
+    assert max(handler.attempts.values()) == 1
