@@ -13,6 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+# Declares the event counters, so that /metrics shows them (at 0) before the first count.
+import services.events.metrics  # noqa: F401
 from api.deps import State
 from api.middleware import current_request_id
 from api.problems import problem_response, problem_responses

@@ -108,7 +108,7 @@ def test_shop_dev_runs_the_stack_stops_cleanly_and_keeps_its_data(dev_run: DevRu
         timeout=60,
     )
     assert probe.returncode == 0, probe.stdout + probe.stderr
-    for queue in ("orders", "payments", "notifications", "default"):
+    for queue in ("orders", "payments", "notifications", "default", "events"):
         assert queue in probe.stdout
 
     # A registration through the real API reaches the real worker, whose welcome email
