@@ -126,8 +126,8 @@ def test_shop_dev_runs_the_stack_stops_cleanly_and_keeps_its_data(dev_run: DevRu
     marker = asyncio.run(
         _sql(
             database_url,
-            "INSERT INTO outbox (id, type, aggregate_id, data) "
-            "VALUES ('evt_e2e_marker', 'test.marker', 'e2e', '{}') RETURNING id",
+            "INSERT INTO outbox (id, type, aggregate_type, aggregate_id, data) "
+            "VALUES ('evt_e2e_marker', 'test.marker', 'system', 'e2e', '{}') RETURNING id",
         )
     )
     assert marker == "evt_e2e_marker"
