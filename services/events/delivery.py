@@ -19,9 +19,8 @@ from redis.asyncio import Redis
 from core.db import SessionFactory, transaction
 from models.events import DeliveryStatus
 from services.events.deliveries import DeliveryRepository
-from services.events.handling import handle_in
+from services.events.handling import handle_event_in, load_event
 from services.events.metrics import EVENTS_DELIVERED, EVENTS_FAILED, count
-from services.events.repository import EventRepository
 from services.events.subscribers import Subscriber
 from workflows.types.events import DeliveryStep
 
@@ -48,9 +47,9 @@ class DeliveryService:
         event_type = ""
         try:
             async with transaction(self._sessions) as session:
-                event = await EventRepository(session).event(event_id)
-                event_type = event.type if event is not None else ""
-                ran = await handle_in(session, subscriber, event_id)
+                event = await load_event(session, event_id)
+                event_type = event.type
+                ran = await handle_event_in(session, subscriber, event)
                 deliveries = DeliveryRepository(session)
                 await deliveries.finish(event_id, subscriber_name, DeliveryStatus.DELIVERED)
                 await deliveries.complete_events([event_id])

@@ -28,11 +28,21 @@ async def handle_once(sessions: SessionFactory, subscriber: Subscriber, event_id
 async def handle_in(session: AsyncSession, subscriber: Subscriber, event_id: str) -> bool:
     """``handle_once`` inside the caller's transaction, so that more (the delivery's
     status) commits with the receipt and the handler's effects."""
-    events = EventRepository(session)
-    event: DomainEvent | None = await events.event(event_id)
+    return await handle_event_in(session, subscriber, await load_event(session, event_id))
+
+
+async def load_event(session: AsyncSession, event_id: str) -> DomainEvent:
+    event = await EventRepository(session).event(event_id)
     if event is None:
         raise EventGone(f"event {event_id} is not in the outbox (pruned or never written)")
-    if not await events.claim_receipt(event.id, subscriber.name):
+    return event
+
+
+async def handle_event_in(
+    session: AsyncSession, subscriber: Subscriber, event: DomainEvent
+) -> bool:
+    """Run the handler unless the receipt shows it ran; False if it had."""
+    if not await EventRepository(session).claim_receipt(event.id, subscriber.name):
         return False
     await subscriber.handle(event, session)
     return True

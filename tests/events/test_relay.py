@@ -12,6 +12,7 @@ from functools import partial
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
@@ -308,3 +309,27 @@ async def test_two_relays_start_every_delivery_once_and_skip_none(
         (DeliveryStatus.DELIVERED, 1, 0)
     }
     assert max(handler.attempts.values()) == 1
+
+
+async def test_the_relay_reconnects_when_its_listening_connection_is_killed(
+    settings: Settings, temporal_client: Client, engine: AsyncEngine
+) -> None:
+    run = run_id()
+    handler = Recorder(f"reconnect_{run}", run)
+    sessions = create_session_factory(engine)
+    async with relay(
+        quick(settings, event_relay_poll_seconds=60.0), temporal_client, [handler.subscriber]
+    ):
+        await asyncio.sleep(1.0)
+        async with engine.connect() as conn:
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            )
+        assert killed == 1
+        await asyncio.sleep(1.0)  # a reconnect, not the 60 s poll, must pick this up
+        [event] = await publish_probes(sessions, run, [f"agg-{run}"], 1)
+        lag = await eventually(partial(_has_effect, engine, event, handler.name))
+    assert lag < 5.0
