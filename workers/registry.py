@@ -24,8 +24,10 @@ from activities.pruning import OutboxPruneActivities
 from activities.system import SystemActivities
 from core.db import SessionFactory
 from core.settings import Settings
+from integrations.crm.factory import build_crm
 from integrations.email.sender import EmailSender
 from integrations.email.templates import EmailTemplates
+from integrations.marketing.factory import build_marketing_client
 from integrations.payments.stripe import StripeGateway
 from services.analytics import AnalyticsRecorder
 from services.email import EmailService
@@ -79,6 +81,8 @@ def default_subscribers(deps: WorkerDeps) -> tuple[Subscriber, ...]:
             sessions=deps.sessions,
             redis=deps.redis,
             email=email_service(deps),
+            crm=build_crm(deps.settings),
+            marketing=build_marketing_client(deps.settings),
         )
     )
 

@@ -13,7 +13,11 @@ from redis.asyncio import Redis
 
 from core.db import SessionFactory
 from core.settings import Settings
+from integrations.crm.client import CrmClient
+from integrations.marketing.client import MarketingClient
 from services.email import EmailService
+from services.events.handlers import alert_and_email_subscribers, customer_value_subscribers
+from services.events.handlers.crm import crm_subscriber
 from services.events.probe import relay_probe
 from services.events.subscribers import Subscriber
 
@@ -26,10 +30,17 @@ class HandlerDeps:
     sessions: SessionFactory
     redis: Redis
     email: EmailService
+    crm: CrmClient
+    marketing: MarketingClient
 
 
 def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
-    subscribers = (relay_probe(deps.redis),)
+    subscribers = (
+        crm_subscriber(deps.crm),
+        *customer_value_subscribers(deps.marketing),
+        *alert_and_email_subscribers(deps.email, deps.redis, deps.settings),
+        relay_probe(deps.redis),
+    )
     names = [s.name for s in subscribers]
     if len(set(names)) != len(names):
         raise ValueError(f"subscriber names must be unique: {sorted(names)}")
