@@ -22,6 +22,7 @@ from core.events import EventType
 from core.settings import Settings
 from core.shared_metrics import SharedCounters
 from models.events import DeliveryStatus
+from services.events.admin import EventAdminService
 from services.events.relay import RelayService
 from services.events.subscribers import DomainEvent
 from temporal.client import connect
@@ -333,3 +334,32 @@ async def test_the_relay_reconnects_when_its_listening_connection_is_killed(
         [event] = await publish_probes(sessions, run, [f"agg-{run}"], 1)
         lag = await eventually(partial(_has_effect, engine, event, handler.name))
     assert lag < 5.0
+
+
+async def test_a_replayed_dead_letter_is_delivered_by_the_relay_as_a_new_generation(
+    settings: Settings, temporal_client: Client, engine: AsyncEngine
+) -> None:
+    run = run_id()
+    fixed = asyncio.Event()
+
+    async def refuses_until_fixed(event: DomainEvent, attempt: int) -> None:
+        if not fixed.is_set():
+            raise ValidationFailed("not yet", code="not_yet")
+
+    handler = Recorder(f"replayed_{run}", run, behaviour=refuses_until_fixed)
+    sessions = create_session_factory(engine)
+    async with relay(quick(settings), temporal_client, [handler.subscriber]):
+        [event] = await publish_probes(sessions, run, [f"agg-{run}"], 1)
+
+        async def dead() -> bool:
+            return [d.status for d in await deliveries(engine, [event])] == ["failed"]
+
+        await eventually(dead)
+        fixed.set()
+        async with sessions() as session, session.begin():
+            await EventAdminService(session).replay(event)
+        await eventually(lambda: all_finished(engine, [event]))
+    [row] = await deliveries(engine, [event])
+    assert (row.status, row.generation, row.attempts) == (DeliveryStatus.DELIVERED, 1, 1)
+    assert row.last_error is None
+    assert [e.event_id for e in await effects(engine, [event])] == [event]
