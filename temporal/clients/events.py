@@ -16,6 +16,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from core.errors import DependencyUnavailable
 from core.settings import Settings
 from temporal.clients.connection import TemporalConnection, WorkflowNotFound, call
 from temporal.queues import TaskQueue
@@ -77,12 +78,18 @@ class EventDeliveryWorkflows:
         """Start each, a few at a time; returns those started (a failure is logged and
         left for the next pass)."""
         gate = asyncio.Semaphore(CONCURRENT_STARTS)
+        # Temporal unreachable: the rest would wait for it too (the relay's lock held).
+        unavailable = asyncio.Event()
 
         async def one(ref: DeliveryRef) -> DeliveryRef | None:
             async with gate:
+                if unavailable.is_set():
+                    return None
                 try:
                     await self.start(ref)
                 except Exception as exc:
+                    if isinstance(exc, DependencyUnavailable):
+                        unavailable.set()
                     log.warning(
                         "event delivery not started; the relay tries again",
                         extra={"workflow_id": workflow_id(ref), "error": repr(exc)[:200]},
