@@ -515,6 +515,54 @@ def bench_checkout(
         console.print(line)
 
 
+@bench_app.command("events")
+def bench_events(
+    data_dir: DataDir = None,
+    events: Annotated[int, typer.Option(min=1, max=1_000_000, help="Events in the load.")] = 2000,
+    rate: Annotated[
+        float, typer.Option(min=1, max=100_000, help="Events written per second.")
+    ] = 200,
+    aggregates: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Aggregates the load spreads over.")
+    ] = 200,
+    idle_events: Annotated[
+        int, typer.Option("--idle-events", min=1, max=1000, help="Events one at a time.")
+    ] = 30,
+) -> None:
+    """Events delivered per second end to end by the running stack's relay (`shop dev`),
+    and the lag from commit to handler, idle and under load."""
+    from bench.environment import header
+    from bench.events import BenchError
+    from bench.events import run as run_events
+
+    settings = _settings(data_dir)
+    try:
+        results = asyncio.run(
+            run_events(
+                settings,
+                events=events,
+                rate=rate,
+                aggregates=aggregates,
+                idle_events=idle_events,
+                progress=lambda message: err_console.print(message),
+            )
+        )
+    except DependencyUnavailable as exc:
+        raise _fail(f"the stack did not answer: {exc}") from None
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    lines = header(
+        settings,
+        events=events,
+        rate=rate,
+        aggregates=aggregates,
+        idle_events=idle_events,
+        subscriber="relay_probe",
+    )
+    for line in [*lines, *(line for result in results for line in result.lines())]:
+        console.print(line)
+
+
 def main() -> None:
     try:
         app()
