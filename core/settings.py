@@ -166,10 +166,10 @@ class Settings(BaseSettings):
     event_retry_initial_seconds: float = Field(default=1.0, gt=0)
     event_retry_max_interval_seconds: float = Field(default=300.0, gt=0)
     event_max_attempts: int = Field(default=10, ge=1)
-    # One handler attempt may take this long; its worker is taken for dead after
-    # EVENT_HEARTBEAT_SECONDS without a heartbeat (that attempt does not count).
+    # One handler attempt may take this long. Attempts run as local activities: one lost
+    # with its worker is noticed when the workflow task times out (10 s) and runs again
+    # elsewhere, uncounted.
     event_handler_timeout_seconds: float = Field(default=60.0, gt=0)
-    event_heartbeat_seconds: float = Field(default=10.0, gt=0)
     # The relay wakes on every outbox commit (LISTEN/NOTIFY); this slow poll is the
     # safety net for a lost notification.
     event_relay_poll_seconds: float = Field(default=5.0, gt=0)

@@ -43,7 +43,6 @@ def retry_of(settings: Settings) -> DeliveryRetry:
         max_interval_seconds=settings.event_retry_max_interval_seconds,
         max_attempts=settings.event_max_attempts,
         timeout_seconds=settings.event_handler_timeout_seconds,
-        heartbeat_seconds=settings.event_heartbeat_seconds,
     )
 
 
@@ -64,6 +63,7 @@ class EventDeliveryWorkflows:
                     task_queue=str(TaskQueue.EVENTS),
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    request_eager_start=True,
                     static_summary=(
                         f"{ref.event_type} {ref.event_id} to {ref.subscriber}"
                         + (f" (generation {ref.generation})" if ref.generation else "")

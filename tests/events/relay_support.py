@@ -48,7 +48,6 @@ def quick(settings: Settings, **overrides: Any) -> Settings:
         "event_retry_max_interval_seconds": 0.2,
         "event_max_attempts": 3,
         "event_relay_poll_seconds": 1.0,
-        "event_heartbeat_seconds": 2.0,
         "event_handler_timeout_seconds": 10.0,
     }
     return settings.model_copy(update=values | overrides)

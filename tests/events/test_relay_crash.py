@@ -55,8 +55,6 @@ def _env(settings: Settings) -> dict[str, str]:
         LOG_LEVEL="WARNING",
         EVENT_RETRY_INITIAL_SECONDS="0.1",
         EVENT_RETRY_MAX_INTERVAL_SECONDS="0.5",
-        # A lost attempt is noticed after this long without a heartbeat.
-        EVENT_HEARTBEAT_SECONDS="2",
         EVENT_RELAY_POLL_SECONDS="1",
     )
     return env

@@ -24,7 +24,6 @@ class DeliveryRetry(BaseModel):
     # The handler's own failures; an attempt lost with its worker does not count.
     max_attempts: int = 10
     timeout_seconds: float = 60.0
-    heartbeat_seconds: float = 10.0
 
 
 class DeliveryRef(BaseModel):
