@@ -208,12 +208,15 @@ class LifetimeValueService:
         lifetime value subscriber has handled it yet or not (if that subscriber is
         behind by more than this event, the ones it has not handled are missing). None
         for a refund of an order that was never counted (no customer to speak of)."""
-        order_entries = await self.ledger.order_entries(self._order_id(event))
-        user_id = self._user_of(event, order_entries)
+        order_id = self._order_id(event)
+        user_id = self._user_of(event, await self.ledger.order_entries(order_id))
         if user_id is None:
             return None
-        entry = plan_entry(event, user_id, order_entries)
+        # One read of the ledger for both the plan and the totals: two reads could
+        # straddle the lifetime_value subscriber's commit of this very event (the plan
+        # would not see its entry, the totals would) and count the order twice.
         entries = await self.ledger.user_entries(user_id)
+        entry = plan_entry(event, user_id, [e for e in entries if e.order_id == order_id])
         return Projection(user_id, summarize([*entries, *([entry] if entry else [])]), entry)
 
     async def was_counted(self, event: DomainEvent) -> bool:

@@ -377,3 +377,40 @@ async def test_an_order_that_fails_after_it_counted_is_taken_out(
     assert kinds == sorted(
         [(LedgerKind.ORDER, 1_500), (LedgerKind.ORDER, 7_000), (LedgerKind.CANCELLATION, -7_000)]
     )
+
+
+async def test_the_projection_reads_the_ledger_once_so_a_concurrent_commit_never_doubles(
+    db_sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marketing contact's values: ``project`` racing the lifetime_value subscriber's
+    commit of the same event must count the order once, whichever read sees the commit."""
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=3_255)
+    event_id = await published(db_sessions, CREATED, order.id, order_created(order))
+    await _deliver(db_sessions, event_id)  # lifetime_value has committed the order's entry
+
+    async with db_sessions() as session:
+        event = await session.get(OutboxEvent, event_id)
+        assert event is not None
+        service = LifetimeValueService(session)
+        real = service.ledger.order_entries
+
+        async def before_the_commit(order_id: str) -> list[LifetimeValueEntry]:
+            # A read taken just before the other subscriber committed: no entry yet.
+            return [e for e in await real(order_id) if e.event_id != event_id]
+
+        monkeypatch.setattr(service.ledger, "order_entries", before_the_commit)
+        projection = await service.project(
+            DomainEvent(
+                id=event.id,
+                type=EventType(event.type),
+                aggregate_type=event.aggregate_type,
+                aggregate_id=event.aggregate_id,
+                seq=event.seq or 0,
+                data=event.data,
+                created_at=event.created_at,
+            )
+        )
+    assert projection is not None
+    assert (projection.totals.lifetime_value, projection.totals.orders_count) == (3_255, 1)

@@ -1,7 +1,7 @@
 """A worker SIGKILLed in the middle of deliveries loses no event and doubles no effect.
 
 Two worker processes (each with its relay) deliver 200 events over 20 aggregates to a
-handler that writes an effect row per committed run; one is SIGKILLed mid-way and a
+handler that writes an effect row per committed run; both are SIGKILLed mid-way and a
 fresh one started. Every event's effect is there exactly once, in order per aggregate.
 """
 
@@ -103,7 +103,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_doubles_nothing(
     run = run_id()
     subscriber = f"crash_{run}"
     start = workers(run, subscriber)
-    first, _second = await asyncio.to_thread(start), await asyncio.to_thread(start)
+    first, second = await asyncio.to_thread(start), await asyncio.to_thread(start)
     aggregates = [f"agg-{run}-{n}" for n in range(20)]
     sessions = create_session_factory(engine)
     publishing = asyncio.create_task(publish_probes(sessions, run, aggregates, 10))
@@ -112,7 +112,11 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_doubles_nothing(
         return len(await effects(engine, await _run_events(engine, run))) >= 30
 
     await eventually(some_done, within=60)
+    # Both, a moment apart: deliveries start eagerly on the worker whose relay pass
+    # started them, so one worker alone may have had nothing in flight.
     os.kill(first.pid, signal.SIGKILL)
+    await asyncio.sleep(0.3)
+    os.kill(second.pid, signal.SIGKILL)
     await asyncio.to_thread(start)  # a fresh worker, as an operator would
     ids = await publishing
     await eventually(lambda: all_finished(engine, ids), within=120, poll=0.5)

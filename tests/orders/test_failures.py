@@ -167,8 +167,9 @@ async def test_a_cancel_racing_the_authorisation_voids_it(
 ) -> None:
     item = await product(http, staff, stock=3)
     shopper = await shopper_with_cart(http, [(item, 1)])
-    # Every Stripe call now takes a second: the cancel lands while the card is charged.
-    await http.put("/_sandbox/stripe/faults", json={"latencyMs": 1000})
+    # Every Stripe call now takes two seconds: the cancel lands while the card is
+    # charged, even on a loaded machine.
+    await http.put("/_sandbox/stripe/faults", json={"latencyMs": 2000})
     placed = await place(http, shopper)
     await wait_for(http, shopper.headers, placed["id"], {"reserved"})
 
