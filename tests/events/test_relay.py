@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -22,7 +23,6 @@ from core.events import EventType
 from core.settings import Settings
 from core.shared_metrics import SharedCounters
 from models.events import DeliveryStatus
-from services.events.admin import EventAdminService
 from services.events.relay import RelayService
 from services.events.subscribers import DomainEvent
 from temporal.client import connect
@@ -40,6 +40,7 @@ from tests.events.relay_support import (
     relay,
     run_id,
 )
+from tests.factories import staff_headers
 from workflows.types.events import DeliveryRef
 
 
@@ -336,8 +337,8 @@ async def test_the_relay_reconnects_when_its_listening_connection_is_killed(
     assert lag < 5.0
 
 
-async def test_a_replayed_dead_letter_is_delivered_by_the_relay_as_a_new_generation(
-    settings: Settings, temporal_client: Client, engine: AsyncEngine
+async def test_a_dead_letter_listed_and_replayed_through_the_api_is_delivered_again(
+    settings: Settings, temporal_client: Client, engine: AsyncEngine, client: httpx.AsyncClient
 ) -> None:
     run = run_id()
     fixed = asyncio.Event()
@@ -355,9 +356,18 @@ async def test_a_replayed_dead_letter_is_delivered_by_the_relay_as_a_new_generat
             return [d.status for d in await deliveries(engine, [event])] == ["failed"]
 
         await eventually(dead)
-        fixed.set()
-        async with sessions() as session, session.begin():
-            await EventAdminService(session).replay(event)
+        staff = await staff_headers(client, engine)
+        listed = await client.get(
+            "/api/admin/events",
+            params={"status": "failed", "subscriber": handler.name},
+            headers=staff,
+        )
+        assert listed.status_code == 200, listed.text
+        [item] = listed.json()["items"]
+        assert (item["eventId"], item["lastError"]) == (event, "not_yet: not yet")
+        fixed.set()  # the cause is fixed; staff replay it
+        replayed = await client.post(f"/api/admin/events/{event}/replay", headers=staff)
+        assert replayed.status_code == 202, replayed.text
         await eventually(lambda: all_finished(engine, [event]))
     [row] = await deliveries(engine, [event])
     assert (row.status, row.generation, row.attempts) == (DeliveryStatus.DELIVERED, 1, 1)
