@@ -24,12 +24,12 @@ from core.outbox import publish
 from core.settings import Settings
 from integrations.crm.client import Contact, CrmUnavailable, Deal, DealStage
 from integrations.crm.hubspot import HubSpotCrm
-from models.users import Role, User, UserStatus
+from models.users import User, UserStatus
 from services.events.handlers.crm import MalformedEvent, crm_subscriber, split_name
 from services.events.handling import handle_once
 from services.events.repository import EventRepository
 from services.events.subscribers import Subscriber
-from tests.factories import unique_email
+from tests.events.customers import create_customer
 from tests.live import live_api
 
 
@@ -56,16 +56,7 @@ def subscriber(api: tuple[Settings, str]) -> Subscriber:
 
 async def _customer(sessions: SessionFactory, name: str = "Ada King Lovelace") -> User:
     async with transaction(sessions) as session:
-        user = User(
-            email=unique_email("crm"),
-            name=name,
-            password_hash="x",
-            role=Role.CUSTOMER,
-            status=UserStatus.ACTIVE,
-        )
-        session.add(user)
-        await session.flush()
-        return user
+        return await create_customer(session, name=name)
 
 
 async def _publish(

@@ -8,27 +8,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.db import SessionFactory, transaction
 from core.events import EventType
 from core.outbox import publish
-from models.users import Role, User, UserStatus
+from models.users import User
 from services.events.handling import EventGone, handle_once
 from services.events.subscribers import DomainEvent, Subscriber
-from tests.factories import unique_email
+from tests.events.customers import create_customer
 
 
 class Boom(RuntimeError):
     pass
-
-
-async def create_user(session: AsyncSession) -> User:
-    user = User(
-        email=unique_email("events"),
-        name="Ada",
-        password_hash="x",
-        role=Role.CUSTOMER,
-        status=UserStatus.ACTIVE,
-    )
-    session.add(user)
-    await session.flush()
-    return user
 
 
 async def _event(sessions: SessionFactory, user: User) -> str:
@@ -39,7 +26,7 @@ async def _event(sessions: SessionFactory, user: User) -> str:
 
 async def test_a_handler_runs_once_per_event_and_subscriber(db_sessions: SessionFactory) -> None:
     async with transaction(db_sessions) as session:
-        user = await create_user(session)
+        user = await create_customer(session)
     seen: list[DomainEvent] = []
 
     async def rename(event: DomainEvent, session: AsyncSession) -> None:
@@ -69,7 +56,7 @@ async def test_a_failing_handler_leaves_no_effect_and_no_receipt(
     db_sessions: SessionFactory,
 ) -> None:
     async with transaction(db_sessions) as session:
-        user = await create_user(session)
+        user = await create_customer(session)
     calls = 0
 
     async def flaky(event: DomainEvent, session: AsyncSession) -> None:
