@@ -24,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
         DeliveryStep,
     )
 
+LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
+
 # Recording a dead letter is one small UPDATE: retried until the database answers.
 DEAD_LETTER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
@@ -60,6 +62,10 @@ class EventDeliveryWorkflow:
                     maximum_interval=timedelta(seconds=retry.max_interval_seconds),
                     maximum_attempts=retry.max_attempts,
                 ),
+                # A wait longer than this is a timer in the history, not a sleep in the
+                # worker: a backoff survives a restart, and a worker being stopped does
+                # not sit out a failing handler's retries (its shutdown waits for them).
+                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
             )
         except ActivityError as exc:
             error = describe_failure(exc)
@@ -72,5 +78,6 @@ class EventDeliveryWorkflow:
             summary=f"dead letter: {what}",
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=DEAD_LETTER_RETRY,
+            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
         )
         return DeliveryResult(outcome=DeliveryStep.FAILED, error=error)

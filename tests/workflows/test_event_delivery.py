@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from uuid import uuid4
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -109,6 +111,18 @@ async def test_a_transient_failure_is_retried_until_it_succeeds(deliveries: Deli
     assert result.outcome is DeliveryStep.DELIVERED
     assert deliveries.standins.attempts[event] == 4
     assert event not in [d.event_id for d in deliveries.standins.dead]
+    # Backoffs of 1 and 2 s are waited in the worker; the 4 s one is a timer in the
+    # history (past the local retry threshold): it survives a restart, and a worker
+    # being stopped does not sit it out.
+    history = await deliveries.env.client.get_workflow_handle(
+        f"event-crm-{event}-2"
+    ).fetch_history()
+    timers = [
+        e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+        for e in history.events
+        if e.event_type == HistoryEventType.EVENT_TYPE_TIMER_STARTED
+    ]
+    assert timers == [timedelta(seconds=4)]
 
 
 async def test_a_business_error_is_a_dead_letter_after_one_attempt(
