@@ -8,13 +8,16 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 
 from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
 from core.db import create_session_factory
 from integrations.payments.stripe import StripeGateway
+from models.sandbox import SandboxStripeObject
 from services.analytics import AnalyticsRecorder
 from services.payments import PaymentService
 from temporal.clients import CartReminderWorkflows, TemporalConnection
@@ -163,7 +166,7 @@ async def test_cancelling_while_3ds_waits_voids_and_releases(
 
 
 async def test_a_cancel_racing_the_authorisation_voids_it(
-    http: httpx.AsyncClient, staff: dict[str, str]
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
 ) -> None:
     item = await product(http, staff, stock=3)
     shopper = await shopper_with_cart(http, [(item, 1)])
@@ -173,9 +176,17 @@ async def test_a_cancel_racing_the_authorisation_voids_it(
     placed = await place(http, shopper)
     await wait_for(http, shopper.headers, placed["id"], {"reserved"})
 
-    # The PaymentIntent exists: the card is being authorised right now.
+    # The PaymentIntent exists: the card is being authorised right now. Read from the
+    # sandbox's table: its API would make every look take the injected two seconds.
     async def authorising() -> bool:
-        return bool(await intents_for(http, placed["id"]))
+        async with create_session_factory(engine)() as session:
+            found = await session.exec(
+                select(SandboxStripeObject).where(
+                    SandboxStripeObject.kind == "payment_intent",
+                    text("data->'metadata'->>'order_id' = :order").bindparams(order=placed["id"]),
+                )
+            )
+            return found.first() is not None
 
     await eventually(authorising)
     cancelled = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
