@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        # `KEY=` is unset, not an empty key: docker-compose's `${HUBSPOT_ACCESS_TOKEN:-}`
+        # must leave the provider's sandbox in place, not call HubSpot with no token.
+        env_ignore_empty=True,
     )
 
     # --- where the local stack keeps its data -------------------------------------

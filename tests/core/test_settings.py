@@ -80,3 +80,16 @@ def test_shop_data_dir_names_where_stack_env_is_found(
     monkeypatch.setenv("SHOP_DATA_DIR", str(tmp_path))
     assert load_settings().redis_url == "redis://127.0.0.1:9/0"
     assert load_settings(tmp_path / "nowhere").redis_url is None
+
+
+def test_an_empty_provider_key_means_unset_so_the_sandbox_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # docker-compose passes `${HUBSPOT_ACCESS_TOKEN:-}`: empty when the operator set none.
+    for name in ("HUBSPOT_ACCESS_TOKEN", "SENDGRID_API_KEY", "STRIPE_SECRET_KEY"):
+        monkeypatch.setenv(name, "")
+    settings = Settings()
+    assert settings.hubspot_access_token is None
+    assert settings.crm_uses_sandbox
+    assert settings.email_uses_sandbox
+    assert settings.stripe_secret_key is None
