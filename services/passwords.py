@@ -21,7 +21,8 @@ from core.errors import ValidationFailed
 from core.settings import Settings
 
 MAX_LENGTH = 256
-# zxcvbn's cost grows with length; the first 100 characters decide guessability.
+# zxcvbn's cost grows with length; the first 100 characters decide guessability (zxcvbn
+# refuses more than its max_length, 72 by default: a longer password was a 500).
 _SCORED_PREFIX = 100
 _MIN_SCORE = 3  # zxcvbn: 3 = "safely unguessable: moderate protection from offline attacks"
 _CONTEXT_WORDS = ("shopweave", "shop", "password")
@@ -77,7 +78,7 @@ def check_policy(password: str, *, min_length: int, email: str = "", name: str =
     if local_part and len(local_part) >= 4 and local_part in lowered:
         raise WeakPassword("the password must not contain your email address", field="password")
     inputs = [w for w in (local_part, *name.lower().split(), *_CONTEXT_WORDS) if w]
-    result = zxcvbn(value[:_SCORED_PREFIX], user_inputs=inputs)
+    result = zxcvbn(value[:_SCORED_PREFIX], user_inputs=inputs, max_length=_SCORED_PREFIX)
     if result["score"] < _MIN_SCORE:
         warning = result["feedback"].get("warning") or "it is easy to guess"
         raise WeakPassword(f"this password is easy to guess: {warning}", field="password")

@@ -39,8 +39,10 @@ async def live(settings: Settings, temporal_client: Client) -> AsyncIterator[Liv
         update={
             "event_retry_initial_seconds": 0.2,
             "event_retry_max_interval_seconds": 1.0,
-            # 30 % failures: ten in a row would be one delivery in 170,000.
-            "event_max_attempts": 10,
+            # A CRM delivery makes up to three calls, each failing 30 % of the time: an
+            # attempt fails two times in three, so ten attempts ran out now and then.
+            # Forty in a row fail for one delivery in ten million.
+            "event_max_attempts": 40,
         }
     )
     async with live_stack(quick, temporal_client) as running:

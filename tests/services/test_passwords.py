@@ -43,3 +43,9 @@ def test_production_refuses_a_cost_below_owasps_floor() -> None:
     with pytest.raises(ValidationError, match="TIME_COST at least 2"):
         Settings(shop_env="production", password_hash_time_cost=1, jwt_secret="x" * 40)
     assert Settings(shop_env="production", jwt_secret="x" * 40).password_hash_time_cost == 3
+
+
+def test_a_long_password_up_to_the_limit_is_judged_not_a_server_error() -> None:
+    # zxcvbn refuses more than 72 characters by default; schemathesis found the 500.
+    long_one = " ".join(["violet harbour lanterns drift slowly over amber tides"] * 4)[:200]
+    passwords.check_policy(long_one, min_length=15, email="ada@example.com", name="Ada")
