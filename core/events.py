@@ -22,6 +22,16 @@ class EventType(StrEnum):
     PAYMENT_REFUNDED = "payment.refunded"
     FULFILLMENT_ORDER_READY = "fulfillment.order_ready"
     INVENTORY_LOW_STOCK = "inventory.low_stock"
+    # After the sale (fulfilment, shipments, returns).
+    FULFILLMENT_ON_HOLD = "fulfillment.on_hold"
+    SHIPMENT_SHIPPED = "shipment.shipped"
+    SHIPMENT_DELAYED = "shipment.delayed"
+    ORDER_DELIVERED = "order.delivered"
+    RETURN_REQUESTED = "return.requested"
+    RETURN_APPROVED = "return.approved"
+    RETURN_DECLINED = "return.declined"
+    RETURN_RECEIVED = "return.received"
+    RETURN_REFUNDED = "return.refunded"
     # Published by `shop bench events` (and tests) to measure commit-to-handler lag.
     RELAY_PROBE = "system.relay_probe"
 
@@ -43,5 +53,14 @@ AGGREGATE_OF: dict[EventType, AggregateType] = {
     EventType.PAYMENT_REFUNDED: AggregateType.ORDER,
     EventType.FULFILLMENT_ORDER_READY: AggregateType.ORDER,
     EventType.INVENTORY_LOW_STOCK: AggregateType.PRODUCT,
+    EventType.FULFILLMENT_ON_HOLD: AggregateType.ORDER,
+    EventType.SHIPMENT_SHIPPED: AggregateType.ORDER,
+    EventType.SHIPMENT_DELAYED: AggregateType.ORDER,
+    EventType.ORDER_DELIVERED: AggregateType.ORDER,
+    EventType.RETURN_REQUESTED: AggregateType.ORDER,
+    EventType.RETURN_APPROVED: AggregateType.ORDER,
+    EventType.RETURN_DECLINED: AggregateType.ORDER,
+    EventType.RETURN_RECEIVED: AggregateType.ORDER,
+    EventType.RETURN_REFUNDED: AggregateType.ORDER,
     EventType.RELAY_PROBE: AggregateType.SYSTEM,
 }

@@ -46,6 +46,14 @@ class IdPrefix(StrEnum):
     ORDER_LINE = "oline"
     ORDER_EVENT = "oevt"
     PAYMENT_EVENT = "pevt"
+    FULFILLMENT = "ful"
+    FULFILLMENT_LINE = "fline"
+    SHIPMENT = "shp"
+    SHIPMENT_LINE = "sline"
+    LABEL = "lbl"
+    TRACKING_EVENT = "trk"
+    RETURN = "ret"
+    RETURN_LINE = "rline"
 
 
 def _encode(value: int, length: int) -> str:

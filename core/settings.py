@@ -120,6 +120,36 @@ class Settings(BaseSettings):
     hubspot_stage_won: str = "closedwon"
     hubspot_stage_lost: str = "closedlost"
 
+    # --- Shipping (EasyPost); unset key means the local sandbox ----------------------------
+    easypost_api_key: SecretStr | None = None
+    # Verifies EasyPost's webhooks (X-Hmac-Signature); outside production the sandbox's.
+    easypost_webhook_secret: SecretStr | None = None
+    # Where the EasyPost SDK sends requests; unset means the real service when
+    # EASYPOST_API_KEY is set, otherwise the sandbox mounted on our own API.
+    easypost_base_url: str | None = None
+    # Where the EasyPost sandbox delivers tracker webhooks; default: our own endpoint.
+    easypost_webhook_url: str | None = None
+    easypost_timeout_seconds: float = Field(default=20.0, gt=0)
+    # The warehouse parcels ship from (and returns go back to).
+    ship_from_name: str = "Shopweave Warehouse"
+    ship_from_street: str = "1 Warehouse Way"
+    ship_from_city: str = "Boston"
+    ship_from_state: str = "MA"
+    ship_from_zip: str = "02118"
+    ship_from_country: str = Field(default="US", min_length=2, max_length=2)
+    # A parcel without a carrier update for this long is flagged delayed (staff alerted).
+    shipment_stall_hours: float = Field(default=72.0, gt=0)
+    # Staff are alerted here about delayed parcels and fulfilments put on hold.
+    fulfillment_alert_email: str | None = None
+
+    # --- Returns -------------------------------------------------------------------------
+    # Customers may ask for a return this long after the line's delivery.
+    return_window_days: int = Field(default=30, ge=0)
+    # An approved return not received within this long is cancelled.
+    return_ship_by_days: int = Field(default=14, ge=1)
+    # Reasons approved without staff (comma-separated, e.g. "damaged,wrong_item").
+    return_auto_approve_reasons: str = ""
+
     # --- Analytics and logging --------------------------------------------------------
     analytics_enabled: bool = True
     log_level: str = "INFO"
@@ -258,6 +288,18 @@ class Settings(BaseSettings):
         if self.crm_uses_sandbox:
             return f"{self.api_base_url}/_sandbox/hubspot"
         return "https://api.hubapi.com"
+
+    @property
+    def shipping_uses_sandbox(self) -> bool:
+        return self.easypost_api_key is None
+
+    @property
+    def resolved_easypost_base_url(self) -> str:
+        if self.easypost_base_url:
+            return self.easypost_base_url.rstrip("/")
+        if self.shipping_uses_sandbox:
+            return f"{self.api_base_url}/_sandbox/easypost/v2"
+        return "https://api.easypost.com/v2"
 
 
 def normalize_database_url(url: str) -> str:

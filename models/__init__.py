@@ -8,12 +8,21 @@ from models.catalog import Category, Product, Review
 from models.customers import LifetimeValueEntry
 from models.email import EmailMessage, SandboxEmail
 from models.events import EventDelivery, EventReceipt
+from models.fulfillment import (
+    Fulfillment,
+    FulfillmentLine,
+    Shipment,
+    ShipmentLabel,
+    ShipmentLine,
+    TrackingEvent,
+)
 from models.hubspot_sandbox import SandboxHubSpotObject
 from models.inventory import PurchaseOrder, Reservation, StockLevel, StockMovement
 from models.marketing import MarketingContact, SandboxMarketingRecord
 from models.orders import Order, OrderEvent, OrderLine, Payment, PaymentEvent
 from models.outbox import OutboxEvent
 from models.pricing import Coupon, CouponRedemption, Discount
+from models.returns import ReturnLine, ReturnRequest
 from models.sandbox import SandboxStripeObject
 from models.users import Address, User
 from models.workflow_starts import WorkflowStart
@@ -31,6 +40,8 @@ __all__ = [
     "EmailMessage",
     "EventDelivery",
     "EventReceipt",
+    "Fulfillment",
+    "FulfillmentLine",
     "LifetimeValueEntry",
     "MarketingContact",
     "Order",
@@ -43,13 +54,19 @@ __all__ = [
     "PurchaseOrder",
     "RefreshToken",
     "Reservation",
+    "ReturnLine",
+    "ReturnRequest",
     "Review",
     "SandboxEmail",
     "SandboxHubSpotObject",
     "SandboxMarketingRecord",
     "SandboxStripeObject",
+    "Shipment",
+    "ShipmentLabel",
+    "ShipmentLine",
     "StockLevel",
     "StockMovement",
+    "TrackingEvent",
     "User",
     "WorkflowStart",
     "metadata",

@@ -38,12 +38,21 @@ class OrderStatus(StrEnum):
     PAYMENT_AUTHORIZED = "payment_authorized"
     CONFIRMED = "confirmed"
     FULFILLMENT_QUEUED = "fulfillment_queued"
+    # Set by fulfilment: some parcels on their way, all on their way, all delivered.
+    PARTIALLY_SHIPPED = "partially_shipped"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
+# Where OrderWorkflow ends (fulfilment carries an order on from fulfillment_queued).
 FINAL_STATUSES = frozenset(
     {OrderStatus.FULFILLMENT_QUEUED, OrderStatus.FAILED, OrderStatus.CANCELLED}
+)
+# The statuses fulfilment sets after OrderWorkflow has ended.
+AFTER_SALE_STATUSES = frozenset(
+    {OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.DELIVERED}
 )
 # Failure codes that mean the payment failed (``payment.failed`` rather than
 # ``order.failed``); the customer hears about them from that event's subscriber.
@@ -57,7 +66,7 @@ PAYMENT_FAILURES = frozenset(
     }
 )
 # Until fulfilment has started, an order can still be cancelled.
-CANCELLABLE_STATUSES = frozenset(OrderStatus) - FINAL_STATUSES
+CANCELLABLE_STATUSES = frozenset(OrderStatus) - FINAL_STATUSES - AFTER_SALE_STATUSES
 
 
 class PaymentStatus(StrEnum):
@@ -86,7 +95,8 @@ class Order(SQLModel, table=True):
         CheckConstraint("total >= 0", name="total_not_negative"),
         CheckConstraint(
             "status IN ('pending', 'reserved', 'requires_action', 'payment_authorized', "
-            "'confirmed', 'fulfillment_queued', 'failed', 'cancelled')",
+            "'confirmed', 'fulfillment_queued', 'partially_shipped', 'shipped', 'delivered', "
+            "'failed', 'cancelled')",
             name="status_known",
         ),
     )

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import NotFound
-from models.orders import Order, OrderEvent, OrderLine, OrderStatus, Payment
+from models.orders import AFTER_SALE_STATUSES, Order, OrderEvent, OrderLine, OrderStatus, Payment
 from models.quotes import QuoteLine
 
 
@@ -142,7 +142,13 @@ class OrderRepository:
             .where(
                 Order.user_id == user_id,
                 OrderLine.product_id == product_id,
-                col(Order.status).in_([OrderStatus.CONFIRMED, OrderStatus.FULFILLMENT_QUEUED]),
+                col(Order.status).in_(
+                    [
+                        OrderStatus.CONFIRMED,
+                        OrderStatus.FULFILLMENT_QUEUED,
+                        *AFTER_SALE_STATUSES,
+                    ]
+                ),
             )
             .limit(1)
         )

@@ -47,6 +47,9 @@ _PROGRESS = {
     OrderStatus.PAYMENT_AUTHORIZED: 3,
     OrderStatus.CONFIRMED: 4,
     OrderStatus.FULFILLMENT_QUEUED: 5,
+    OrderStatus.PARTIALLY_SHIPPED: 6,
+    OrderStatus.SHIPPED: 7,
+    OrderStatus.DELIVERED: 8,
 }
 
 
@@ -83,8 +86,12 @@ class OrderService:
         current = OrderStatus(order.status)
         if current == status or current in (OrderStatus.FAILED, OrderStatus.CANCELLED):
             return False
-        if status in (OrderStatus.FAILED, OrderStatus.CANCELLED):
-            return current != OrderStatus.FULFILLMENT_QUEUED
+        if status is OrderStatus.FAILED:
+            return _PROGRESS[current] < _PROGRESS[OrderStatus.FULFILLMENT_QUEUED]
+        if status is OrderStatus.CANCELLED:
+            # A fulfilment cancelled before any label cancels its order (fulfillment_queued);
+            # once a parcel has shipped it never does.
+            return _PROGRESS[current] <= _PROGRESS[OrderStatus.FULFILLMENT_QUEUED]
         return _PROGRESS[status] > _PROGRESS[current]
 
     async def transition(

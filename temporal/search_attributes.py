@@ -23,11 +23,19 @@ log = logging.getLogger(__name__)
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 ORDER_TOTAL = SearchAttributeKey.for_int("OrderTotal")
+ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
+FULFILLMENT_STATUS = SearchAttributeKey.for_keyword("FulfillmentStatus")
+SHIPMENT_STATUS = SearchAttributeKey.for_keyword("ShipmentStatus")
+RETURN_STATUS = SearchAttributeKey.for_keyword("ReturnStatus")
 
 SEARCH_ATTRIBUTES: dict[str, IndexedValueType.ValueType] = {
     CUSTOMER_ID.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     ORDER_STATUS.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     ORDER_TOTAL.name: IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    ORDER_ID.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    FULFILLMENT_STATUS.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    SHIPMENT_STATUS.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    RETURN_STATUS.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
 }
 
 _CLI_TYPE_NAMES = {

@@ -1,0 +1,1 @@
+"""Carriers: the ``ShippingProvider`` protocol and its EasyPost adapter."""

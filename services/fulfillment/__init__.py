@@ -1,0 +1,1 @@
+"""After the sale: fulfilment orders, shipments and their tracking (see models.fulfillment)."""
