@@ -28,24 +28,26 @@ async def _fresh_namespace(client: Client) -> str:
 async def test_ensure_registers_missing_attributes_once(temporal_client: Client) -> None:
     namespace = await _fresh_namespace(temporal_client)
     added = await ensure_search_attributes(temporal_client, namespace)
-    assert added == sorted(SEARCH_ATTRIBUTES) == [
-        "CustomerId",
-        "FulfillmentStatus",
-        "OrderId",
-        "OrderStatus",
-        "OrderTotal",
-        "ReturnStatus",
-        "ShipmentStatus",
-    ]
+    assert (
+        added
+        == sorted(SEARCH_ATTRIBUTES)
+        == [
+            "CustomerId",
+            "FulfillmentStatus",
+            "OrderId",
+            "OrderStatus",
+            "OrderTotal",
+            "ReturnStatus",
+            "ShipmentStatus",
+        ]
+    )
     listed = await temporal_client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=namespace)
     )
     assert listed.custom_attributes["CustomerId"] == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
     assert listed.custom_attributes["OrderStatus"] == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
     assert listed.custom_attributes["OrderTotal"] == IndexedValueType.INDEXED_VALUE_TYPE_INT
-    assert (
-        listed.custom_attributes["ShipmentStatus"] == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-    )
+    assert listed.custom_attributes["ShipmentStatus"] == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
     assert await ensure_search_attributes(temporal_client, namespace) == []
 
 
