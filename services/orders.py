@@ -106,7 +106,23 @@ class OrderService:
     ) -> bool:
         """Move ``order`` to ``status`` with a timeline entry; False (and no change) if
         it already is there or the move would go backwards."""
-        if not self.can_move(order, status):
+        return await self.move(
+            self.orders, order, status, message, data, failure_code, failure_detail
+        )
+
+    @classmethod
+    async def move(
+        cls,
+        orders: OrderRepository,
+        order: Order,
+        status: OrderStatus,
+        message: str,
+        data: dict[str, Any] | None = None,
+        failure_code: str | None = None,
+        failure_detail: str | None = None,
+    ) -> bool:
+        """``transition`` for callers that hold only the repository (fulfilment)."""
+        if not cls.can_move(order, status):
             return False
         order.status = status
         order.failure_code = failure_code
@@ -114,8 +130,8 @@ class OrderService:
         if status is not OrderStatus.REQUIRES_ACTION:
             order.next_action_url = None
         order.updated_at = utcnow()
-        self.orders.stage(order)
-        await self.orders.add_event(order.id, status, message, data or {})
+        orders.stage(order)
+        await orders.add_event(order.id, status, message, data or {})
         return True
 
     async def undo_started(self, order_id: str) -> Order:
