@@ -5,6 +5,10 @@ order), ``ShipmentWorkflow`` (one per parcel, a child of its fulfilment) and
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
+from models.fulfillment import ShipmentStatus
+
 FULFILLMENT_WORKFLOW = "FulfillmentWorkflow"
 SHIPMENT_WORKFLOW = "ShipmentWorkflow"
 RETURN_WORKFLOW = "ReturnWorkflow"
@@ -26,3 +30,24 @@ def shipment_workflow_id(shipment_id: str) -> str:
 
 def return_workflow_id(return_id: str) -> str:
     return f"return-{return_id}"
+
+
+class ShipmentInput(BaseModel):
+    """``ShipmentWorkflow``'s input (started by its ``FulfillmentWorkflow`` as a child)."""
+
+    shipment_id: str
+    order_id: str
+    fulfillment_id: str
+    # A parcel without a carrier update for this long is flagged delayed.
+    stall_hours: float = 72.0
+
+
+class ShipmentProgress(BaseModel):
+    """A parcel's news for its fulfilment (``SHIPMENT_PROGRESS_SIGNAL``). ``exception``
+    is set for ``failure``/``return_to_sender``: the fulfilment goes on hold."""
+
+    shipment_id: str
+    status: ShipmentStatus
+    delayed: bool = False
+    exception: bool = False
+    detail: str | None = None
