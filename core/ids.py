@@ -85,6 +85,13 @@ def new_id(prefix: IdPrefix | str) -> str:
     return f"{prefix}_{ulid()}"
 
 
+def id_from(prefix: IdPrefix | str, now_ms: int, random_bits: int) -> str:
+    """A prefixed ULID from given parts: a workflow names rows with its own clock and
+    seeded randomness (``workflow.now()``, ``workflow.random()``), so a replay names
+    them the same."""
+    return f"{prefix}_{_encode(now_ms, 10)}{_encode(random_bits & ((1 << _RANDOM_BITS) - 1), 16)}"
+
+
 def id_timestamp_ms(value: str) -> int:
     """The creation time (ms since the epoch) encoded in a prefixed id."""
     body = value.rsplit("_", 1)[-1]

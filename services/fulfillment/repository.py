@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -72,6 +73,12 @@ class FulfillmentRepository:
         )
         return list(result.all())
 
+    async def count(self, status: FulfillmentStatus | None) -> int:
+        query = select(func.count()).select_from(Fulfillment)
+        if status is not None:
+            query = query.where(Fulfillment.status == status)
+        return int((await self.session.exec(query)).one())
+
     async def insert_once(self, fulfillment: Fulfillment, lines: Sequence[FulfillmentLine]) -> bool:
         """Insert the fulfilment and its lines unless the order has one; True if inserted."""
         inserted = await self.session.exec(
@@ -93,6 +100,16 @@ class FulfillmentRepository:
         result = await self.session.exec(
             select(FulfillmentLine)
             .where(FulfillmentLine.fulfillment_id == fulfillment_id)
+            .order_by(col(FulfillmentLine.id))
+        )
+        return list(result.all())
+
+    async def lines_of(self, fulfillment_ids: Sequence[str]) -> list[FulfillmentLine]:
+        if not fulfillment_ids:
+            return []
+        result = await self.session.exec(
+            select(FulfillmentLine)
+            .where(col(FulfillmentLine.fulfillment_id).in_(fulfillment_ids))
             .order_by(col(FulfillmentLine.id))
         )
         return list(result.all())
@@ -121,6 +138,16 @@ class FulfillmentRepository:
         result = await self.session.exec(
             select(Shipment)
             .where(Shipment.fulfillment_id == fulfillment_id)
+            .order_by(col(Shipment.created_at), col(Shipment.id))
+        )
+        return list(result.all())
+
+    async def shipments_of(self, fulfillment_ids: Sequence[str]) -> list[Shipment]:
+        if not fulfillment_ids:
+            return []
+        result = await self.session.exec(
+            select(Shipment)
+            .where(col(Shipment.fulfillment_id).in_(fulfillment_ids))
             .order_by(col(Shipment.created_at), col(Shipment.id))
         )
         return list(result.all())
@@ -184,5 +211,21 @@ class FulfillmentRepository:
             select(TrackingEvent)
             .where(TrackingEvent.shipment_id == shipment_id)
             .order_by(col(TrackingEvent.occurred_at), col(TrackingEvent.id))
+        )
+        return list(result.all())
+
+    async def latest_tracking(self, shipment_ids: Sequence[str]) -> list[TrackingEvent]:
+        """Each shipment's newest carrier update (shipments without one are left out)."""
+        if not shipment_ids:
+            return []
+        result = await self.session.exec(
+            select(TrackingEvent)
+            .where(col(TrackingEvent.shipment_id).in_(shipment_ids))
+            .distinct(col(TrackingEvent.shipment_id))
+            .order_by(
+                col(TrackingEvent.shipment_id),
+                col(TrackingEvent.occurred_at).desc(),
+                col(TrackingEvent.id).desc(),
+            )
         )
         return list(result.all())

@@ -1,0 +1,118 @@
+"""Wire schemas of fulfilment: the warehouse's fulfilment orders (staff) and the
+customer's view of an order's parcels. Rendered from the ``models.fulfillment`` rows by
+``services.fulfillment.reading``; camelCase on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field as PydanticField
+
+from models.base import CamelModel
+from models.fulfillment import FulfillmentStatus, ShipmentStatus
+from models.orders import ShippingAddress
+
+# --- requests ---------------------------------------------------------------------------
+
+
+class ShipmentLineIn(CamelModel):
+    order_line_id: str = PydanticField(min_length=1, max_length=40, examples=["oline_01JD…"])
+    quantity: int = PydanticField(gt=0, le=10_000, examples=[1])
+
+
+class ShipmentCreate(CamelModel):
+    """A parcel staff pack: which order lines, how many of each, and its weight."""
+
+    lines: list[ShipmentLineIn] = PydanticField(min_length=1, max_length=200)
+    weight_oz: float | None = PydanticField(default=None, gt=0, le=2400, examples=[24.0])
+
+
+class FulfillmentHold(CamelModel):
+    reason: str = PydanticField(min_length=1, max_length=500, examples=["address to confirm"])
+
+
+class FulfillmentCancel(CamelModel):
+    reason: str | None = PydanticField(default=None, max_length=500, examples=["out of stock"])
+
+
+# --- staff views ------------------------------------------------------------------------
+
+
+class FulfillmentLinePublic(CamelModel):
+    order_line_id: str
+    product_id: str
+    sku: str | None
+    name: str
+    quantity: int
+    shipped: int = PydanticField(description="Units in parcels that have a label")
+    delivered: int
+    unassigned: int = PydanticField(description="Units not yet in any live parcel")
+
+
+class ShipmentLinePublic(CamelModel):
+    order_line_id: str
+    product_id: str
+    quantity: int
+
+
+class ShipmentSummary(CamelModel):
+    """A parcel as staff see it (with its label)."""
+
+    id: str
+    status: ShipmentStatus
+    delayed: bool
+    weight_oz: float
+    carrier: str | None
+    service: str | None
+    tracking_code: str | None
+    tracking_url: str | None
+    label_url: str | None
+    lines: list[ShipmentLinePublic]
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class FulfillmentPublic(CamelModel):
+    id: str
+    order_id: str
+    status: FulfillmentStatus
+    priority: int = PydanticField(description="Higher ships sooner")
+    priority_level: str
+    hold_reason: str | None
+    held_at: datetime | None
+    shipping_address: ShippingAddress
+    lines: list[FulfillmentLinePublic]
+    shipments: list[ShipmentSummary]
+    cancelled_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- the customer's view ----------------------------------------------------------------
+
+
+class TrackingEventPublic(CamelModel):
+    status: str = PydanticField(description="The carrier's status, e.g. `in_transit`")
+    message: str
+    location: str | None
+    occurred_at: datetime
+
+
+class OrderShipment(CamelModel):
+    """A parcel of the customer's order (no label URL: that is the warehouse's)."""
+
+    id: str
+    status: ShipmentStatus
+    delayed: bool
+    carrier: str | None
+    tracking_code: str | None
+    tracking_url: str | None
+    lines: list[ShipmentLinePublic]
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+    latest_tracking: TrackingEventPublic | None
+
+
+class OrderShipmentDetail(OrderShipment):
+    tracking: list[TrackingEventPublic] = PydanticField(description="Oldest first")

@@ -1,0 +1,485 @@
+"""``FulfillmentWorkflow``: one per order, from ``fulfillment.order_ready`` to the last
+parcel delivered (or the fulfilment cancelled).
+
+It opens the fulfilment order, then is the single writer of it: staff's actions arrive
+as Updates (``create_shipment``, ``hold``, ``release``, ``cancel``), each validated
+against the workflow's state and then carried out by an activity, the authority. Each
+shipment gets a ``ShipmentWorkflow`` child (by name; ``ABANDON``, so a parcel is tracked
+to the door whatever happens here) that signals its progress back; a carrier exception
+puts the fulfilment on hold. A cancel before any label cancels the pending parcels and
+runs the order's own compensations: stock back, payment refunded, order ``cancelled``,
+customer emailed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.email import (
+        NOTIFICATION_RETRY,
+        NOTIFICATION_SCHEDULE_TO_CLOSE,
+        NOTIFICATION_START_TO_CLOSE,
+        EmailActivities,
+        SendEmailInput,
+    )
+    from activities.fulfillment import FulfillmentActivities
+    from activities.orders import OrderActivities
+    from activities.payments import PaymentActivities
+    from core.ids import IdPrefix, id_from
+    from models.fulfillment import FulfillmentStatus, ShipmentStatus
+    from models.orders import OrderStatus
+    from services.fulfillment.status import shipment_can_move
+    from temporal.queues import TaskQueue
+    from temporal.search_attributes import CUSTOMER_ID, FULFILLMENT_STATUS, ORDER_ID
+    from workflows.types.fulfillment import (
+        FULFILLMENT_WORKFLOW,
+        SHIPMENT_PROGRESS_SIGNAL,
+        SHIPMENT_WORKFLOW,
+        STATUS_QUERY,
+        ShipmentInput,
+        ShipmentProgress,
+        shipment_workflow_id,
+    )
+    from workflows.types.fulfillment_orders import (
+        CANCEL_FULFILLMENT_UPDATE,
+        CREATE_SHIPMENT_UPDATE,
+        GIVEN_UP,
+        HOLD_UPDATE,
+        RELEASE_UPDATE,
+        CancelFulfillmentRequest,
+        FulfillmentCancelInput,
+        FulfillmentCancelled,
+        FulfillmentChange,
+        FulfillmentHoldInput,
+        FulfillmentInput,
+        FulfillmentOpened,
+        FulfillmentRef,
+        FulfillmentView,
+        HoldRequest,
+        NewShipment,
+        ShipmentCreated,
+        ShipmentRequest,
+        ShipmentState,
+    )
+    from workflows.types.orders import CloseInput, OrderRef
+
+STEP_TIMEOUT = timedelta(seconds=30)
+# Staff wait on an Update: a step retries a few times, then the Update answers.
+STAFF_STEP_RETRY = RetryPolicy(
+    maximum_attempts=5, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5)
+)
+# What cannot be given up (opening the fulfilment, a compensation) retries until it works.
+FOREVER = RetryPolicy(
+    maximum_attempts=0, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+NOT_SHIPPED = frozenset({ShipmentStatus.PENDING}) | GIVEN_UP
+
+
+def _refused(code: str, message: str) -> ApplicationError:
+    return ApplicationError(message, type=code, non_retryable=True)
+
+
+def _as_refusal(err: ActivityError) -> ApplicationError:
+    """The activity's business error, as the Update's answer (its code kept)."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type and cause.non_retryable:
+        return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
+    return _refused("fulfillment_unavailable", "the fulfilment step could not complete; try again")
+
+
+@workflow.defn(name=FULFILLMENT_WORKFLOW)
+class FulfillmentWorkflow:
+    def __init__(self) -> None:
+        self._input = FulfillmentInput(order_id="")
+        self._opened: FulfillmentOpened | None = None
+        self._status: FulfillmentStatus | None = None
+        self._hold_reason: str | None = None
+        self._shipments: dict[str, ShipmentState] = {}
+        self._running: set[str] = set()  # children not finished
+        self._children: dict[str, workflow.ChildWorkflowHandle[Any, Any]] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._exceptions: list[ShipmentProgress] = []
+        # Updates and holds run one at a time, in the order they come.
+        self._lock = asyncio.Lock()
+
+    # --- queries and signals ------------------------------------------------------------
+
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> FulfillmentView:
+        return FulfillmentView(
+            order_id=self._input.order_id,
+            fulfillment_id=self._opened.fulfillment_id if self._opened else None,
+            status=self._status,
+            hold_reason=self._hold_reason,
+            shipments=list(self._shipments.values()),
+        )
+
+    @workflow.signal(name=SHIPMENT_PROGRESS_SIGNAL)
+    def shipment_progress(self, progress: ShipmentProgress) -> None:
+        """A child parcel's news. Late or repeated news never moves a parcel back."""
+        shipment = self._shipments.get(progress.shipment_id)
+        if shipment is None:
+            return
+        shipment.delayed = progress.delayed
+        if shipment_can_move(shipment.status, progress.status):
+            shipment.status = progress.status
+            if progress.exception:
+                self._exceptions.append(progress)
+        self._derive()
+
+    # --- staff's Updates ----------------------------------------------------------------
+
+    @workflow.update(name=CREATE_SHIPMENT_UPDATE)
+    async def create_shipment(self, request: ShipmentRequest) -> ShipmentCreated:
+        async with self._lock:
+            opened = await self._wait_opened()
+            self._refuse_closed_or_held()
+            shipment_id = id_from(
+                IdPrefix.SHIPMENT,
+                int(workflow.now().timestamp() * 1000),
+                workflow.random().getrandbits(80),
+            )
+            try:
+                created: ShipmentCreated = await self._step(
+                    FulfillmentActivities.create_shipment,
+                    NewShipment(
+                        fulfillment_id=opened.fulfillment_id,
+                        shipment_id=shipment_id,
+                        lines=request.lines,
+                        weight_oz=request.weight_oz,
+                    ),
+                    f"create shipment {shipment_id}",
+                )
+            except ActivityError as err:
+                raise _as_refusal(err) from err
+            self._shipments[created.shipment_id] = ShipmentState(
+                shipment_id=created.shipment_id, status=created.status, lines=created.lines
+            )
+            self._derive()
+            await self._start_parcel(opened, created.shipment_id)
+            return created
+
+    @create_shipment.validator
+    def _validate_create_shipment(self, request: ShipmentRequest) -> None:
+        self._refuse_closed_or_held()
+        if self._opened is None:
+            return  # the handler waits for the fulfilment order; its activity judges
+        quantities = {ln.order_line_id: ln.quantity for ln in self._opened.lines}
+        wanted: dict[str, int] = {}
+        for line in request.lines:
+            if line.order_line_id not in quantities:
+                raise _refused(
+                    "unknown_order_line",
+                    f"order line {line.order_line_id} is not in this fulfilment order",
+                )
+            wanted[line.order_line_id] = wanted.get(line.order_line_id, 0) + line.quantity
+        assigned = self._assigned()
+        for order_line_id, quantity in wanted.items():
+            left = quantities[order_line_id] - assigned.get(order_line_id, 0)
+            if quantity > left:
+                raise _refused(
+                    "quantity_exceeds_unassigned",
+                    f"{quantity} of order line {order_line_id} asked, {left} left to ship",
+                )
+
+    @workflow.update(name=HOLD_UPDATE)
+    async def hold(self, request: HoldRequest) -> FulfillmentView:
+        async with self._lock:
+            await self._wait_opened()
+            try:
+                await self._hold(request.reason)
+            except ActivityError as err:
+                raise _as_refusal(err) from err
+            return self.status()
+
+    @hold.validator
+    def _validate_hold(self, request: HoldRequest) -> None:
+        if not request.reason.strip():
+            raise _refused("validation_error", "a hold needs a reason")
+        if self._status in (FulfillmentStatus.CANCELLED, FulfillmentStatus.DELIVERED):
+            raise _refused("fulfillment_closed", f"the fulfilment order is {self._status}")
+
+    @workflow.update(name=RELEASE_UPDATE)
+    async def release(self) -> FulfillmentView:
+        async with self._lock:
+            opened = await self._wait_opened()
+            try:
+                change: FulfillmentChange = await self._step(
+                    FulfillmentActivities.release,
+                    FulfillmentRef(fulfillment_id=opened.fulfillment_id),
+                    "release the hold",
+                )
+            except ActivityError as err:
+                raise _as_refusal(err) from err
+            self._hold_reason = None
+            self._mirror(change.status)
+            return self.status()
+
+    @release.validator
+    def _validate_release(self) -> None:
+        if self._hold_reason is None:
+            raise _refused("fulfillment_not_on_hold", "the fulfilment order is not on hold")
+
+    @workflow.update(name=CANCEL_FULFILLMENT_UPDATE)
+    async def cancel(self, request: CancelFulfillmentRequest) -> FulfillmentView:
+        async with self._lock:
+            opened = await self._wait_opened()
+            if self._status is FulfillmentStatus.CANCELLED:
+                return self.status()  # asked again: it is done
+            self._refuse_labelled()
+            try:
+                cancelled: FulfillmentCancelled = await self._step(
+                    FulfillmentActivities.cancel,
+                    FulfillmentCancelInput(
+                        fulfillment_id=opened.fulfillment_id, reason=request.reason
+                    ),
+                    "cancel the pending parcels and the fulfilment order",
+                )
+            except ActivityError as err:
+                raise _as_refusal(err) from err
+            for shipment_id in cancelled.cancelled_shipments:
+                if shipment_id in self._shipments:
+                    self._shipments[shipment_id].status = ShipmentStatus.CANCELLED
+                child = self._children.get(shipment_id)
+                if child is not None and shipment_id in self._running:
+                    child.cancel()
+            self._mirror(FulfillmentStatus.CANCELLED)
+            await self._undo_order(opened, request.reason)
+            return self.status()
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelFulfillmentRequest) -> None:
+        if self._status is FulfillmentStatus.CANCELLED:
+            return  # harmless
+        self._refuse_labelled()
+
+    # --- the run ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: FulfillmentInput) -> FulfillmentView:
+        self._input = input
+        async with self._lock:
+            opened: FulfillmentOpened = await self._step(
+                FulfillmentActivities.open, input, "open the fulfilment order", forever=True
+            )
+            self._opened = opened
+            self._mirror(opened.status)
+        while True:
+            await workflow.wait_condition(lambda: bool(self._exceptions) or self._finished())
+            while self._exceptions:
+                news = self._exceptions.pop(0)
+                reason = f"shipment {news.shipment_id}: {news.status}"
+                if news.detail:
+                    reason += f" ({news.detail})"
+                async with self._lock:
+                    await self._hold(reason, forever=True)
+            if self._finished():
+                break
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.status()
+
+    # --- steps ----------------------------------------------------------------------------
+
+    async def _hold(self, reason: str, *, forever: bool = False) -> None:
+        opened = await self._wait_opened()
+        change: FulfillmentChange = await self._step(
+            FulfillmentActivities.hold,
+            FulfillmentHoldInput(fulfillment_id=opened.fulfillment_id, reason=reason),
+            "put the fulfilment on hold",
+            forever=forever,
+        )
+        if change.changed:
+            self._hold_reason = reason
+        self._mirror(change.status)
+
+    async def _start_parcel(self, opened: FulfillmentOpened, shipment_id: str) -> None:
+        handle: workflow.ChildWorkflowHandle[Any, Any] = await workflow.start_child_workflow(
+            SHIPMENT_WORKFLOW,
+            ShipmentInput(
+                shipment_id=shipment_id,
+                order_id=opened.order_id,
+                fulfillment_id=opened.fulfillment_id,
+                stall_hours=self._input.stall_hours,
+            ),
+            id=shipment_workflow_id(shipment_id),
+            task_queue=str(TaskQueue.ORDERS),
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+        )
+        self._children[shipment_id] = handle
+        self._running.add(shipment_id)
+        self._watchers[shipment_id] = asyncio.create_task(self._watch(shipment_id, handle))
+
+    async def _watch(
+        self, shipment_id: str, handle: workflow.ChildWorkflowHandle[Any, Any]
+    ) -> None:
+        try:
+            await handle
+        except BaseException as err:  # a failed or cancelled parcel ends all the same
+            workflow.logger.info("parcel %s ended: %r", shipment_id, err)
+        finally:
+            self._running.discard(shipment_id)
+
+    async def _undo_order(self, opened: FulfillmentOpened, reason: str | None) -> None:
+        """The order's own compensations (as ``OrderWorkflow`` runs them), then the email."""
+        ref = OrderRef(order_id=opened.order_id)
+        await self._step(
+            OrderActivities.release_stock, ref, "give the sold stock back", forever=True
+        )
+        await self._step(
+            PaymentActivities.void_or_refund,
+            ref,
+            "refund the captured payment",
+            queue=TaskQueue.PAYMENTS,
+            forever=True,
+        )
+        await self._step(
+            OrderActivities.close,
+            CloseInput(
+                order_id=opened.order_id,
+                status=OrderStatus.CANCELLED,
+                failure_code=None,
+                detail=reason or "cancelled before shipping",
+            ),
+            "mark the order cancelled",
+            forever=True,
+        )
+        try:
+            await workflow.execute_activity_method(
+                EmailActivities.send_email,
+                SendEmailInput(
+                    # The same key as OrderWorkflow's: an order is cancelled once.
+                    idempotency_key=f"order_cancelled:{opened.order_id}",
+                    template="order_cancelled",
+                    to=opened.email,
+                    context={
+                        "name": opened.name,
+                        "order_id": opened.order_id,
+                        "total": opened.total,
+                        "currency": opened.currency,
+                        "reason": reason or "",
+                    },
+                ),
+                task_queue=str(TaskQueue.NOTIFICATIONS),
+                start_to_close_timeout=NOTIFICATION_START_TO_CLOSE,
+                schedule_to_close_timeout=NOTIFICATION_SCHEDULE_TO_CLOSE,
+                retry_policy=NOTIFICATION_RETRY,
+                summary="notify-cancelled: email order_cancelled",
+            )
+        except ActivityError as err:
+            # A lost email never undoes a cancel; the email ledger shows what was not sent.
+            workflow.logger.warning("order_cancelled email not sent: %s", err)
+
+    async def _step(
+        self,
+        activity: Callable[..., Awaitable[Any]],
+        arg: BaseModel,
+        summary: str,
+        *,
+        queue: TaskQueue = TaskQueue.ORDERS,
+        forever: bool = False,
+    ) -> Any:
+        return await workflow.execute_activity_method(
+            activity,
+            arg,
+            task_queue=str(queue),
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=FOREVER if forever else STAFF_STEP_RETRY,
+            summary=summary,
+        )
+
+    # --- state ----------------------------------------------------------------------------
+
+    async def _wait_opened(self) -> FulfillmentOpened:
+        await workflow.wait_condition(lambda: self._opened is not None)
+        assert self._opened is not None
+        return self._opened
+
+    def _refuse_closed_or_held(self) -> None:
+        if self._status in (FulfillmentStatus.CANCELLED, FulfillmentStatus.DELIVERED):
+            raise _refused("fulfillment_closed", f"the fulfilment order is {self._status}")
+        if self._hold_reason is not None:
+            raise _refused(
+                "fulfillment_on_hold", f"the fulfilment order is on hold: {self._hold_reason}"
+            )
+
+    def _refuse_labelled(self) -> None:
+        labelled = [
+            s.shipment_id
+            for s in self._shipments.values()
+            if s.status not in (ShipmentStatus.PENDING, ShipmentStatus.CANCELLED)
+        ]
+        if labelled:
+            raise _refused(
+                "fulfillment_has_labels",
+                f"shipment {labelled[0]} has a label: the order can no longer be cancelled",
+            )
+
+    def _assigned(self) -> dict[str, int]:
+        """Units of each line in live parcels (pending or shipped, not given up)."""
+        assigned: dict[str, int] = {}
+        for shipment in self._shipments.values():
+            if shipment.status in GIVEN_UP:
+                continue
+            for line in shipment.lines:
+                assigned[line.order_line_id] = assigned.get(line.order_line_id, 0) + line.quantity
+        return assigned
+
+    def _counted(self, statuses: Callable[[ShipmentStatus], bool]) -> dict[str, int]:
+        counted: dict[str, int] = {}
+        for shipment in self._shipments.values():
+            if statuses(shipment.status):
+                for line in shipment.lines:
+                    counted[line.order_line_id] = counted.get(line.order_line_id, 0) + line.quantity
+        return counted
+
+    def _derive(self) -> None:
+        """Mirror the fulfilment's status from the parcels (the database has the same
+        rule in ``services.fulfillment.status``; this copy feeds the query and the
+        search attribute)."""
+        if self._opened is None or self._status is FulfillmentStatus.CANCELLED:
+            return
+        if self._hold_reason is not None:
+            self._mirror(FulfillmentStatus.ON_HOLD)
+            return
+        lines = self._opened.lines
+        delivered = self._counted(lambda s: s is ShipmentStatus.DELIVERED)
+        shipped = self._counted(lambda s: s not in NOT_SHIPPED)
+        if lines and all(delivered.get(ln.order_line_id, 0) >= ln.quantity for ln in lines):
+            self._mirror(FulfillmentStatus.DELIVERED)
+        elif lines and all(shipped.get(ln.order_line_id, 0) >= ln.quantity for ln in lines):
+            self._mirror(FulfillmentStatus.SHIPPED)
+        elif any(shipped.values()):
+            self._mirror(FulfillmentStatus.PARTIALLY_SHIPPED)
+        elif any(s.status not in GIVEN_UP for s in self._shipments.values()):
+            self._mirror(FulfillmentStatus.IN_PROGRESS)
+        else:
+            self._mirror(FulfillmentStatus.OPEN)
+
+    def _finished(self) -> bool:
+        """Delivered or cancelled, and every parcel's workflow has ended."""
+        if self._status not in (FulfillmentStatus.DELIVERED, FulfillmentStatus.CANCELLED):
+            return False
+        return not self._running and not self._exceptions
+
+    def _mirror(self, status: FulfillmentStatus) -> None:
+        if self._hold_reason is not None and status is not FulfillmentStatus.CANCELLED:
+            status = FulfillmentStatus.ON_HOLD
+        self._status = status
+        opened = self._opened
+        workflow.set_current_details(f"fulfilment {status}; {len(self._shipments)} parcel(s)")
+        attributes = [
+            FULFILLMENT_STATUS.value_set(str(status)),
+            ORDER_ID.value_set(self._input.order_id),
+        ]
+        if opened is not None:
+            attributes.append(CUSTOMER_ID.value_set(opened.user_id))
+        workflow.upsert_search_attributes(attributes)

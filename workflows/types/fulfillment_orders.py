@@ -1,0 +1,131 @@
+"""``FulfillmentWorkflow``'s input, messages and the results of its activities.
+
+Light (pydantic and model enums only): the API, the typed client, the service and the
+workflow all use them. Names of the workflow, its id scheme and the child's messages are
+in ``workflows.types.fulfillment``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from models.fulfillment import FulfillmentStatus, ShipmentStatus
+
+# Update names (recorded in histories: never renamed).
+CREATE_SHIPMENT_UPDATE = "create_shipment"
+HOLD_UPDATE = "hold"
+RELEASE_UPDATE = "release"
+CANCEL_FULFILLMENT_UPDATE = "cancel"
+
+# Parcels whose lines are free to go out again (as ``services.fulfillment.status``).
+GIVEN_UP = frozenset({ShipmentStatus.CANCELLED, ShipmentStatus.RETURN_TO_SENDER})
+# Parcels that will hear nothing more from the carrier.
+PARCEL_DONE = frozenset(
+    {ShipmentStatus.DELIVERED, ShipmentStatus.RETURN_TO_SENDER, ShipmentStatus.CANCELLED}
+)
+
+
+class FulfillmentInput(BaseModel):
+    """Started by the ``fulfillment.order_ready`` subscriber, with the event's priority."""
+
+    order_id: str
+    priority: int = 0
+    priority_level: str = "normal"
+    # Passed to each parcel's ShipmentWorkflow (SHIPMENT_STALL_HOURS).
+    stall_hours: float = 72.0
+
+
+class LineQuantity(BaseModel):
+    order_line_id: str
+    quantity: int = Field(gt=0)
+
+
+class FulfillmentOpened(BaseModel):
+    """What the workflow keeps of its fulfilment order, and of the customer to write to."""
+
+    fulfillment_id: str
+    order_id: str
+    status: FulfillmentStatus
+    lines: list[LineQuantity]
+    user_id: str
+    email: str
+    name: str
+    total: int
+    currency: str
+
+
+class ShipmentRequest(BaseModel):
+    """Staff's parcel (the ``create_shipment`` Update)."""
+
+    lines: list[LineQuantity] = Field(min_length=1)
+    weight_oz: float | None = None
+
+
+class NewShipment(BaseModel):
+    """The activity's input: the workflow names the shipment, so a retried activity
+    finds the one it inserted."""
+
+    fulfillment_id: str
+    shipment_id: str
+    lines: list[LineQuantity]
+    weight_oz: float | None = None
+
+
+class ShipmentCreated(BaseModel):
+    shipment_id: str
+    status: ShipmentStatus
+    lines: list[LineQuantity]
+    fulfillment_status: FulfillmentStatus
+
+
+class HoldRequest(BaseModel):
+    reason: str
+
+
+class FulfillmentHoldInput(BaseModel):
+    fulfillment_id: str
+    reason: str
+
+
+class FulfillmentRef(BaseModel):
+    fulfillment_id: str
+
+
+class CancelFulfillmentRequest(BaseModel):
+    reason: str | None = None
+
+
+class FulfillmentCancelInput(BaseModel):
+    fulfillment_id: str
+    reason: str | None = None
+
+
+class FulfillmentCancelled(BaseModel):
+    """The cancel activity's answer: which pending parcels it cancelled."""
+
+    cancelled_shipments: list[str]
+    status: FulfillmentStatus
+
+
+class FulfillmentChange(BaseModel):
+    """The fulfilment's status after a hold or a release."""
+
+    status: FulfillmentStatus
+    changed: bool
+
+
+class ShipmentState(BaseModel):
+    shipment_id: str
+    status: ShipmentStatus
+    delayed: bool = False
+    lines: list[LineQuantity]
+
+
+class FulfillmentView(BaseModel):
+    """The ``status`` query's answer."""
+
+    order_id: str
+    fulfillment_id: str | None
+    status: FulfillmentStatus | None
+    hold_reason: str | None = None
+    shipments: list[ShipmentState] = []
