@@ -30,6 +30,16 @@ class WorkflowStartRepository:
     def add(self, row: WorkflowStart) -> None:
         self.session.add(row)
 
+    async def add_once(self, row: WorkflowStart) -> bool:
+        """Insert ``row`` unless its workflow id has a row; True if inserted."""
+        inserted = await self.session.exec(
+            insert(WorkflowStart)
+            .values(**row.model_dump())
+            .on_conflict_do_nothing(index_elements=["workflow_id"])
+            .returning(col(WorkflowStart.id))
+        )
+        return inserted.first() is not None
+
     async def pending(self, older_than: timedelta, limit: int) -> list[WorkflowStart]:
         cutoff = utcnow() - older_than
         result = await self.session.exec(

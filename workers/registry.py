@@ -16,6 +16,7 @@ from temporalio.client import Client
 from activities.accounts import AccountActivities
 from activities.email import EmailActivities
 from activities.events import EventActivities
+from activities.fulfillment import FulfillmentActivities
 from activities.inventory import InventoryActivities
 from activities.maintenance import MaintenanceActivities
 from activities.orders import OrderActivities
@@ -35,10 +36,11 @@ from services.events.delivery import DeliveryService
 from services.events.registry import HandlerDeps, build_subscribers
 from services.events.subscribers import Subscriber
 from services.payments import PaymentService
-from temporal.clients import CartReminderWorkflows, TemporalConnection
+from temporal.clients import CartReminderWorkflows, FulfillmentWorkflows, TemporalConnection
 from temporal.queues import TaskQueue
 from workflows.carts import CartAbandonmentWorkflow
 from workflows.events import EventDeliveryWorkflow
+from workflows.fulfillment import FulfillmentWorkflow
 from workflows.maintenance import (
     OutboxPruneWorkflow,
     ReservationSweepWorkflow,
@@ -83,6 +85,7 @@ def default_subscribers(deps: WorkerDeps) -> tuple[Subscriber, ...]:
             email=email_service(deps),
             crm=build_crm(deps.settings),
             marketing=build_marketing_client(deps.settings),
+            fulfillments=FulfillmentWorkflows(TemporalConnection.of(deps.client)),
         )
     )
 
@@ -125,6 +128,15 @@ def components_for(
             orders.release_stock,
             orders.undo_confirm,
             orders.close,
+        ]
+        fulfilment = FulfillmentActivities(deps.sessions)
+        workflows.append(FulfillmentWorkflow)
+        activities += [
+            fulfilment.open,
+            fulfilment.create_shipment,
+            fulfilment.hold,
+            fulfilment.release,
+            fulfilment.cancel,
         ]
     if queue is TaskQueue.PAYMENTS:
         payments = PaymentActivities(

@@ -18,8 +18,10 @@ from integrations.marketing.client import MarketingClient
 from services.email import EmailService
 from services.events.handlers import alert_and_email_subscribers, customer_value_subscribers
 from services.events.handlers.crm import crm_subscriber
+from services.events.handlers.fulfillment import fulfillment_hold_alert, fulfillment_starter
 from services.events.probe import relay_probe
 from services.events.subscribers import Subscriber
+from temporal.clients.fulfillment import FulfillmentWorkflows
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class HandlerDeps:
     email: EmailService
     crm: CrmClient
     marketing: MarketingClient
+    # Starts FulfillmentWorkflow for fulfillment.order_ready.
+    fulfillments: FulfillmentWorkflows
 
 
 def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
@@ -39,6 +43,8 @@ def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
         crm_subscriber(deps.crm),
         *customer_value_subscribers(deps.marketing),
         *alert_and_email_subscribers(deps.email, deps.redis, deps.settings),
+        fulfillment_starter(deps.fulfillments, deps.settings),
+        fulfillment_hold_alert(deps.email, deps.settings),
         relay_probe(deps.redis),
     )
     names = [s.name for s in subscribers]

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from core.db import SessionFactory
 from temporal.clients.carts import CartReminderWorkflows
 from temporal.clients.connection import TemporalConnection
+from temporal.clients.fulfillment import FulfillmentWorkflows
 from temporal.clients.onboarding import OnboardingWorkflows
 from temporal.clients.orders import OrderWorkflows
 from temporal.clients.starts import WorkflowStarts
 
 __all__ = [
     "CartReminderWorkflows",
+    "FulfillmentWorkflows",
     "OnboardingWorkflows",
     "OrderWorkflows",
     "TemporalConnection",
@@ -36,8 +38,10 @@ class WorkflowClients:
     starts: WorkflowStarts = field(init=False)
     orders: OrderWorkflows = field(init=False)
     cart_reminders: CartReminderWorkflows = field(init=False)
+    fulfillments: FulfillmentWorkflows = field(init=False)
 
     def __post_init__(self) -> None:
         self.starts = WorkflowStarts(self.connection, self.sessions)
         self.orders = OrderWorkflows(self.connection, self.starts)
         self.cart_reminders = CartReminderWorkflows(self.connection)
+        self.fulfillments = FulfillmentWorkflows(self.connection)

@@ -19,6 +19,7 @@ from integrations.marketing.factory import build_marketing_client
 from services.email import EmailService
 from services.events.registry import HandlerDeps, build_subscribers
 from services.events.subscribers import Subscriber, subscribers_of
+from temporal.clients import FulfillmentWorkflows, TemporalConnection
 
 # The seed's "Event Handlers" and ARCHITECTURE §6: each must reach a real handler.
 SEED_EVENTS = {
@@ -43,6 +44,7 @@ def _subscribers(settings: Settings, engine: AsyncEngine, redis: Redis) -> tuple
             email=EmailService(sessions, build_sender(settings), EmailTemplates(), "x@example.com"),
             crm=build_crm(settings),
             marketing=build_marketing_client(settings),
+            fulfillments=FulfillmentWorkflows(TemporalConnection.from_settings(settings)),
         )
     )
 
@@ -63,6 +65,8 @@ def test_the_worker_runs_every_handler_once_under_its_own_name(
         "payment_failure_metrics",
         "refund_email",
         "relay_probe",
+        "fulfillment_starter",
+        "fulfillment_hold_alert",
     }
     [probe] = [s for s in subscribers if s.wants(EventType.RELAY_PROBE)]
     assert probe.name == "relay_probe"
