@@ -20,6 +20,7 @@ from api.routes import (
     auth,
     carts,
     catalog,
+    fulfillments,
     hubspot_sandbox,
     inventory,
     orders,
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         carts.router,
         carts.shared,
         orders.router,
+        fulfillments.router,
         payments.router,
         admin_events.router,
     ):

@@ -11,6 +11,12 @@ from pydantic import Field as PydanticField
 from models.base import CamelModel
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from models.orders import ShippingAddress
+from models.shipment_views import (
+    OrderShipment,
+    OrderShipmentDetail,
+    ShipmentLinePublic,
+    TrackingEventPublic,
+)
 
 # --- requests ---------------------------------------------------------------------------
 
@@ -49,12 +55,6 @@ class FulfillmentLinePublic(CamelModel):
     unassigned: int = PydanticField(description="Units not yet in any live parcel")
 
 
-class ShipmentLinePublic(CamelModel):
-    order_line_id: str
-    product_id: str
-    quantity: int
-
-
 class ShipmentSummary(CamelModel):
     """A parcel as staff see it (with its label)."""
 
@@ -89,30 +89,16 @@ class FulfillmentPublic(CamelModel):
     updated_at: datetime
 
 
-# --- the customer's view ----------------------------------------------------------------
-
-
-class TrackingEventPublic(CamelModel):
-    status: str = PydanticField(description="The carrier's status, e.g. `in_transit`")
-    message: str
-    location: str | None
-    occurred_at: datetime
-
-
-class OrderShipment(CamelModel):
-    """A parcel of the customer's order (no label URL: that is the warehouse's)."""
-
-    id: str
-    status: ShipmentStatus
-    delayed: bool
-    carrier: str | None
-    tracking_code: str | None
-    tracking_url: str | None
-    lines: list[ShipmentLinePublic]
-    shipped_at: datetime | None
-    delivered_at: datetime | None
-    latest_tracking: TrackingEventPublic | None
-
-
-class OrderShipmentDetail(OrderShipment):
-    tracking: list[TrackingEventPublic] = PydanticField(description="Oldest first")
+__all__ = [
+    "FulfillmentCancel",
+    "FulfillmentHold",
+    "FulfillmentLinePublic",
+    "FulfillmentPublic",
+    "OrderShipment",
+    "OrderShipmentDetail",
+    "ShipmentCreate",
+    "ShipmentLineIn",
+    "ShipmentLinePublic",
+    "ShipmentSummary",
+    "TrackingEventPublic",
+]

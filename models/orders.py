@@ -29,6 +29,7 @@ from sqlmodel import Field, SQLModel
 from core.ids import IdPrefix, new_id
 from models.base import CamelModel, created_at_field, updated_at_field
 from models.quotes import Destination
+from models.shipment_views import OrderShipment
 
 
 class OrderStatus(StrEnum):
@@ -422,5 +423,11 @@ class OrderPublic(CamelModel):
     payment_method: dict[str, str]
     payment: PaymentSummary | None
     timeline: list[OrderEventPublic]
+    shipments: list[OrderShipment] = PydanticField(
+        default_factory=list,
+        description="The order's parcels with their latest tracking (empty until the "
+        "warehouse packs the first); `GET /api/orders/{id}/shipments/{shipmentId}` has "
+        "a parcel's full tracking history",
+    )
     created_at: datetime
     updated_at: datetime

@@ -35,6 +35,7 @@ from services.analytics import AnalyticsRecorder
 from services.carts import CartRepository, CartService
 from services.catalog.pricing import CouponService
 from services.customers import LifetimeValueService
+from services.fulfillment.reading import FulfillmentReader
 from services.fulfillment_priority import FulfillmentPriority, ShippingMethod, calculate_priority
 from services.order_repository import OrderFilter, OrderRepository
 from services.order_snapshots import line_snapshot, order_snapshot
@@ -392,6 +393,7 @@ class OrderService:
             if payment is not None
             else None,
             timeline=[OrderEventPublic.model_validate(e, from_attributes=True) for e in events],
+            shipments=await FulfillmentReader(self.session).order_shipments(order.id),
             created_at=order.created_at,
             updated_at=order.updated_at,
         )

@@ -18,6 +18,7 @@ from integrations.payments.gateway import (
 )
 from models.base import IsoDatetime, Page
 from models.orders import (
+    AFTER_SALE_STATUSES,
     FINAL_STATUSES,
     Order,
     OrderCancel,
@@ -27,13 +28,16 @@ from models.orders import (
     OrderSummary,
     RefundCreate,
 )
+from models.shipment_views import OrderShipmentDetail
 from services import payments
 from services.addresses import AddressNotFound, InvalidAddress
 from services.checkout import CartNotFound, Checkout
+from services.fulfillment.reading import FulfillmentReader
+from services.fulfillment.repository import ShipmentNotFound
 from services.order_repository import OrderFilter, OrderNotFound
 from services.orders import CartEmpty, OrderNotCancellable, OrderService
 from services.payments import NotRefundable
-from temporal.clients.connection import WorkflowRefused
+from temporal.clients.connection import WorkflowNotFound, WorkflowRefused
 from temporal.clients.orders import CancelOutcome
 from workflows.types.orders import CancelRequest
 
@@ -158,18 +162,23 @@ async def cancel_order(
     response: Response,
     body: OrderCancel | None = None,
 ) -> OrderPublic:
-    """Cancel until fulfilment has started: the stock is given back, the authorisation
-    voided (or a captured payment refunded), and the customer is emailed.
+    """Cancel until a parcel has a label: the stock is given back, the authorisation
+    voided (or a captured payment refunded), and the customer is emailed. An order
+    already handed to the warehouse (`fulfillment_queued`) is cancelled through its
+    fulfilment order, as long as no parcel of it has a label.
 
     Answers 200 with the cancelled order, or 202 if undoing the steps takes longer than
-    a few seconds (it finishes in the background). An order already being fulfilled, or
-    already failed, answers 409 `order_not_cancellable`; cancelling twice is harmless.
+    a few seconds (it finishes in the background). Once any parcel has a label
+    (`partially_shipped`, `shipped`, `delivered`), or when the order failed, it answers
+    409 `order_not_cancellable`; cancelling twice is harmless.
     """
     service = _orders(state, session)
     order = await _visible(service, order_id, caller)
     if order.status == OrderStatus.CANCELLED:
         return await service.public(order)
-    if order.status in FINAL_STATUSES:
+    if order.status == OrderStatus.FULFILLMENT_QUEUED:
+        return await _cancel_fulfilment(service, order, state, session, response, body)
+    if order.status in FINAL_STATUSES or order.status in AFTER_SALE_STATUSES:
         raise OrderNotCancellable(f"the order is {order.status}")
     request = CancelRequest(reason=body.reason if body else None)
     try:
@@ -186,6 +195,52 @@ async def cancel_order(
     if outcome is CancelOutcome.NOT_RUNNING and now not in FINAL_STATUSES:
         raise DependencyUnavailable("the order's workflow cannot be reached yet; try again")
     return await service.public(order)
+
+
+async def _cancel_fulfilment(
+    service: OrderService,
+    order: Order,
+    state: State,
+    session: DbSession,
+    response: Response,
+    body: OrderCancel | None,
+) -> OrderPublic:
+    """An order handed to the warehouse is cancelled by its ``FulfillmentWorkflow``
+    while no parcel has a label (refund, restock, ``cancelled``)."""
+    try:
+        done = await state.workflows.fulfillments.cancel(order.id, body.reason if body else None)
+    except WorkflowRefused as exc:
+        raise OrderNotCancellable(exc.detail) from exc
+    except WorkflowNotFound as exc:
+        # Not started yet (the relay is about to), or finished (delivered or cancelled).
+        await session.refresh(order)
+        if order.status == OrderStatus.CANCELLED:
+            return await service.public(order)
+        if order.status != OrderStatus.FULFILLMENT_QUEUED:
+            raise OrderNotCancellable(f"the order is {order.status}") from exc
+        raise DependencyUnavailable("the order's fulfilment is starting; try again") from exc
+    if done is None:
+        response.status_code = status.HTTP_202_ACCEPTED  # accepted; still undoing
+    await session.refresh(order)
+    return await service.public(order)
+
+
+@router.get(
+    "/orders/{order_id}/shipments/{shipment_id}",
+    summary="Track a parcel of an order",
+    response_model=OrderShipmentDetail,
+    responses=problem_responses(OrderNotFound, ShipmentNotFound),
+)
+async def get_order_shipment(
+    order_id: str, shipment_id: str, caller: CurrentUser, state: State, session: DbSession
+) -> OrderShipmentDetail:
+    """One parcel of the order: status, carrier, tracking code and link, its lines, and
+    the carrier's full tracking history, oldest first (status, message, location,
+    time). Someone else's order answers 404 `order_not_found`; a parcel not in this
+    order 404 `shipment_not_found`."""
+    service = _orders(state, session)
+    order = await _visible(service, order_id, caller)
+    return await FulfillmentReader(session).order_shipment(order.id, shipment_id)
 
 
 @router.post(

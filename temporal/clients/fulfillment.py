@@ -17,6 +17,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
 )
 from temporalio.exceptions import ApplicationError
 
@@ -49,8 +50,10 @@ from workflows.types.fulfillment_orders import (
     ShipmentRequest,
 )
 
-# Staff wait this long for an Update (a database step, or a cancel's compensations).
+# Staff wait this long for an Update (a database step, retried a few times).
 UPDATE_SECONDS = 20.0
+# How long a cancel waits for the refund and restock before answering "under way".
+CANCEL_SECONDS = 10.0
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -100,15 +103,30 @@ class FulfillmentWorkflows:
     async def release(self, order_id: str) -> FulfillmentView:
         return await self._update(order_id, RELEASE_UPDATE, None, FulfillmentView)
 
-    async def cancel(self, order_id: str, reason: str | None) -> FulfillmentView:
-        """Cancel before any label: the workflow refunds, restocks and cancels the
-        order before it answers."""
-        return await self._update(
-            order_id,
-            CANCEL_FULFILLMENT_UPDATE,
-            CancelFulfillmentRequest(reason=reason),
-            FulfillmentView,
-        )
+    async def cancel(self, order_id: str, reason: str | None) -> FulfillmentView | None:
+        """Cancel before any label: the workflow refunds, restocks and cancels the order.
+        The view once done, or None if it was accepted and is still undoing after
+        ``CANCEL_SECONDS`` (it finishes in the background)."""
+        handle = await self._handle(order_id)
+        what = f"fulfilment of {order_id}"
+        try:
+            update = await call(
+                handle.start_update(
+                    CANCEL_FULFILLMENT_UPDATE,
+                    CancelFulfillmentRequest(reason=reason),
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    result_type=FulfillmentView,
+                ),
+                what=what,
+            )
+        except WorkflowUpdateFailedError as exc:
+            raise _refusal(exc, what) from exc
+        try:
+            return await asyncio.wait_for(update.result(), CANCEL_SECONDS)
+        except WorkflowUpdateFailedError as exc:
+            raise _refusal(exc, what) from exc
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            return None
 
     async def _update(
         self, order_id: str, name: str, arg: BaseModel | None, result_type: type[R]
@@ -123,9 +141,12 @@ class FulfillmentWorkflows:
                 seconds=UPDATE_SECONDS,
             )
         except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            if isinstance(cause, ApplicationError) and cause.type:
-                raise WorkflowRefused(cause.message, code=cause.type) from exc
-            raise DependencyUnavailable(f"{what} could not be changed; try again") from exc
-        except (asyncio.CancelledError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-            raise DependencyUnavailable(f"{what} did not answer; try again") from exc
+            raise _refusal(exc, what) from exc
+
+
+def _refusal(exc: WorkflowUpdateFailedError, what: str) -> Exception:
+    """The workflow's refusal with its code; anything else means try again."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return WorkflowRefused(cause.message, code=cause.type)
+    return DependencyUnavailable(f"{what} could not be changed; try again")
