@@ -50,11 +50,7 @@ with workflow.unsafe.imports_passed_through():
         shipment_workflow_id,
     )
     from workflows.types.fulfillment_orders import (
-        CANCEL_FULFILLMENT_UPDATE,
-        CREATE_SHIPMENT_UPDATE,
         GIVEN_UP,
-        HOLD_UPDATE,
-        RELEASE_UPDATE,
         CancelFulfillmentRequest,
         FulfillmentCancelInput,
         FulfillmentCancelled,
@@ -138,7 +134,9 @@ class FulfillmentWorkflow:
 
     # --- staff's Updates ----------------------------------------------------------------
 
-    @workflow.update(name=CREATE_SHIPMENT_UPDATE)
+    # Updates are named by their methods (typed callers keep the result types); the
+    # names are CREATE_SHIPMENT_UPDATE, HOLD_UPDATE, RELEASE_UPDATE, CANCEL_FULFILLMENT_UPDATE.
+    @workflow.update
     async def create_shipment(self, request: ShipmentRequest) -> ShipmentCreated:
         async with self._lock:
             opened = await self._wait_opened()
@@ -191,7 +189,7 @@ class FulfillmentWorkflow:
                     f"{quantity} of order line {order_line_id} asked, {left} left to ship",
                 )
 
-    @workflow.update(name=HOLD_UPDATE)
+    @workflow.update
     async def hold(self, request: HoldRequest) -> FulfillmentView:
         async with self._lock:
             await self._wait_opened()
@@ -208,7 +206,7 @@ class FulfillmentWorkflow:
         if self._status in (FulfillmentStatus.CANCELLED, FulfillmentStatus.DELIVERED):
             raise _refused("fulfillment_closed", f"the fulfilment order is {self._status}")
 
-    @workflow.update(name=RELEASE_UPDATE)
+    @workflow.update
     async def release(self) -> FulfillmentView:
         async with self._lock:
             opened = await self._wait_opened()
@@ -229,7 +227,7 @@ class FulfillmentWorkflow:
         if self._hold_reason is None:
             raise _refused("fulfillment_not_on_hold", "the fulfilment order is not on hold")
 
-    @workflow.update(name=CANCEL_FULFILLMENT_UPDATE)
+    @workflow.update
     async def cancel(self, request: CancelFulfillmentRequest) -> FulfillmentView:
         async with self._lock:
             opened = await self._wait_opened()
@@ -323,7 +321,8 @@ class FulfillmentWorkflow:
     ) -> None:
         try:
             await handle
-        except BaseException as err:  # a failed or cancelled parcel ends all the same
+        except (Exception, asyncio.CancelledError) as err:
+            # A failed or cancelled parcel has ended all the same.
             workflow.logger.info("parcel %s ended: %r", shipment_id, err)
         finally:
             self._running.discard(shipment_id)

@@ -1,0 +1,321 @@
+"""``FulfillmentWorkflow`` branch by branch on the time-skipping server, with stand-in
+activities and a stand-in ``ShipmentWorkflow`` child that relays carrier statuses:
+parcels to delivered, validators and the activity's authority, hold and release, a
+cancel before any label (the order's compensations), a cancel after one (refused), and
+a carrier exception putting the fulfilment on hold."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from models.fulfillment import FulfillmentStatus, ShipmentStatus
+from temporal.search_attributes import CUSTOMER_ID, FULFILLMENT_STATUS, ORDER_ID
+from tests.workflows.fulfillment_standins import (
+    CANCEL,
+    CLOSE,
+    CREATE,
+    HOLD,
+    MUGS,
+    OPEN,
+    RELEASE,
+    TEA,
+    UNDO,
+    FulfillmentStandIns,
+    carrier,
+    eventually,
+    start_fulfilment,
+)
+from workflows.fulfillment import FulfillmentWorkflow
+from workflows.types.fulfillment import shipment_workflow_id
+from workflows.types.fulfillment_orders import (
+    CANCEL_FULFILLMENT_UPDATE,
+    CREATE_SHIPMENT_UPDATE,
+    HOLD_UPDATE,
+    RELEASE_UPDATE,
+    CancelFulfillmentRequest,
+    FulfillmentView,
+    HoldRequest,
+    LineQuantity,
+    ShipmentCreated,
+    ShipmentRequest,
+)
+
+
+@pytest.fixture(scope="module")
+async def fulfilments(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[FulfillmentStandIns]:
+    async with FulfillmentStandIns().running(time_skipping_env.client) as running:
+        yield running
+
+
+def parcel(*lines: tuple[str, int]) -> ShipmentRequest:
+    return ShipmentRequest(
+        lines=[LineQuantity(order_line_id=line, quantity=qty) for line, qty in lines]
+    )
+
+
+async def refusal(update: Any) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await update
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError)
+    return str(cause.type)
+
+
+async def status_is(handle: Any, status: FulfillmentStatus) -> None:
+    async def check() -> bool:
+        return bool((await handle.query(FulfillmentWorkflow.status)).status == status)
+
+    await eventually(check)
+
+
+async def test_split_parcels_deliver_independently_and_it_ends_when_every_line_is_delivered(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(client, script.order_id)
+    mugs = await handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((MUGS, 2)))
+    tea = await handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((TEA, 1)))
+    assert mugs.status == tea.status == ShipmentStatus.PENDING
+    assert mugs.shipment_id.startswith("shp_")
+    assert mugs.shipment_id != tea.shipment_id
+    await status_is(handle, FulfillmentStatus.IN_PROGRESS)
+
+    await carrier(client, mugs.shipment_id, ShipmentStatus.IN_TRANSIT)
+    await status_is(handle, FulfillmentStatus.PARTIALLY_SHIPPED)
+    await carrier(client, tea.shipment_id, ShipmentStatus.IN_TRANSIT)
+    await status_is(handle, FulfillmentStatus.SHIPPED)
+    await carrier(client, mugs.shipment_id, ShipmentStatus.DELIVERED)
+    await status_is(handle, FulfillmentStatus.SHIPPED)  # the tea is still on its way
+    assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
+
+    await carrier(client, tea.shipment_id, ShipmentStatus.DELIVERED)
+    view = await handle.result()
+    assert view.status is FulfillmentStatus.DELIVERED
+    assert {s.shipment_id: s.status for s in view.shipments} == {
+        mugs.shipment_id: ShipmentStatus.DELIVERED,
+        tea.shipment_id: ShipmentStatus.DELIVERED,
+    }
+    assert script.ran == [OPEN, CREATE, CREATE]
+    first, _tea = script.inputs(CREATE)
+    assert first["lines"] == [{"order_line_id": MUGS, "quantity": 2}]
+    assert first["shipment_id"] == mugs.shipment_id
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(FULFILLMENT_STATUS) == "delivered"
+    assert attributes.get(ORDER_ID) == script.order_id
+    assert attributes.get(CUSTOMER_ID) == "usr_standin"
+    # Each parcel is a child workflow that ran to its end.
+    child = await client.get_workflow_handle(shipment_workflow_id(tea.shipment_id)).describe()
+    assert child.parent_id == handle.id
+
+
+async def test_a_late_carrier_update_never_moves_a_parcel_back(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(client, script.order_id)
+    whole = await handle.execute_update(
+        FulfillmentWorkflow.create_shipment, parcel((MUGS, 2), (TEA, 1))
+    )
+    await carrier(client, whole.shipment_id, ShipmentStatus.OUT_FOR_DELIVERY)
+    await status_is(handle, FulfillmentStatus.SHIPPED)
+    await carrier(client, whole.shipment_id, ShipmentStatus.IN_TRANSIT)  # late
+    await carrier(client, whole.shipment_id, ShipmentStatus.DELIVERED)
+    view = await handle.result()
+    assert view.status is FulfillmentStatus.DELIVERED
+
+
+async def test_the_validator_refuses_what_the_state_shows_is_wrong_before_any_activity(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(client, script.order_id)
+    await status_is(handle, FulfillmentStatus.OPEN)
+    await handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((MUGS, 1)))
+    assert (
+        await refusal(handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((MUGS, 2))))
+        == "quantity_exceeds_unassigned"
+    )
+    assert (
+        await refusal(
+            handle.execute_update(FulfillmentWorkflow.create_shipment, parcel(("oline_x", 1)))
+        )
+        == "unknown_order_line"
+    )
+    assert await refusal(handle.execute_update(FulfillmentWorkflow.release)) == (
+        "fulfillment_not_on_hold"
+    )
+    assert script.ran == [OPEN, CREATE]  # refused updates leave no trace
+    await handle.execute_update(
+        FulfillmentWorkflow.cancel, CancelFulfillmentRequest(reason="test over")
+    )
+    await handle.result()
+
+
+async def test_the_activity_is_the_authority_and_its_code_reaches_the_caller(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment(
+        fulfillment_create_shipment=ApplicationError(
+            "2 asked, 1 left", type="quantity_exceeds_unassigned", non_retryable=True
+        )
+    )
+    handle = await start_fulfilment(client, script.order_id)
+    code = await refusal(
+        handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((MUGS, 2)))
+    )
+    assert code == "quantity_exceeds_unassigned"
+    assert (await handle.query(FulfillmentWorkflow.status)).shipments == []
+    await handle.execute_update(FulfillmentWorkflow.cancel, CancelFulfillmentRequest())
+    assert (await handle.result()).status is FulfillmentStatus.CANCELLED
+
+
+async def test_hold_stops_new_parcels_until_released(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(client, script.order_id)
+    held = await handle.execute_update(
+        FulfillmentWorkflow.hold, HoldRequest(reason="address to confirm")
+    )
+    assert (held.status, held.hold_reason) == (FulfillmentStatus.ON_HOLD, "address to confirm")
+    assert (await handle.describe()).typed_search_attributes.get(FULFILLMENT_STATUS) == "on_hold"
+    assert (
+        await refusal(handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((MUGS, 1))))
+        == "fulfillment_on_hold"
+    )
+    released = await handle.execute_update(FulfillmentWorkflow.release)
+    assert (released.status, released.hold_reason) == (FulfillmentStatus.IN_PROGRESS, None)
+    await handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((MUGS, 1)))
+    assert script.ran == [OPEN, HOLD, RELEASE, CREATE]
+    assert script.inputs(HOLD) == [
+        {"fulfillment_id": script.fulfillment_id, "reason": "address to confirm"}
+    ]
+    await handle.execute_update(FulfillmentWorkflow.cancel, CancelFulfillmentRequest())
+    await handle.result()
+
+
+async def test_cancel_before_any_label_cancels_parcels_then_refunds_restocks_and_emails(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(client, script.order_id)
+    pending = await handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((MUGS, 2)))
+    view = await handle.execute_update(
+        FulfillmentWorkflow.cancel, CancelFulfillmentRequest(reason="changed my mind")
+    )
+    assert view.status is FulfillmentStatus.CANCELLED
+    assert [s.status for s in view.shipments] == [ShipmentStatus.CANCELLED]
+    assert script.ran == [OPEN, CREATE, CANCEL, *UNDO]
+    [close] = script.inputs(CLOSE)
+    assert (close["order_id"], close["status"], close["detail"]) == (
+        script.order_id,
+        "cancelled",
+        "changed my mind",
+    )
+    [email] = script.inputs("email.send")
+    assert email["idempotency_key"] == f"order_cancelled:{script.order_id}"
+    assert email["context"]["reason"] == "changed my mind"
+    assert (await handle.result()).status is FulfillmentStatus.CANCELLED
+    # The pending parcel's workflow was cancelled with it.
+    child = await client.get_workflow_handle(shipment_workflow_id(pending.shipment_id)).describe()
+    assert child.status is WorkflowExecutionStatus.CANCELED
+
+
+async def test_cancel_after_a_label_is_refused_and_nothing_is_undone(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(client, script.order_id)
+    labelled = await handle.execute_update(
+        FulfillmentWorkflow.create_shipment, parcel((MUGS, 2), (TEA, 1))
+    )
+    await carrier(client, labelled.shipment_id, ShipmentStatus.LABEL_PURCHASED)
+    await status_is(handle, FulfillmentStatus.SHIPPED)
+    code = await refusal(
+        handle.execute_update(FulfillmentWorkflow.cancel, CancelFulfillmentRequest())
+    )
+    assert code == "fulfillment_has_labels"
+    assert script.ran == [OPEN, CREATE]
+    await carrier(client, labelled.shipment_id, ShipmentStatus.DELIVERED)
+    assert (await handle.result()).status is FulfillmentStatus.DELIVERED
+
+
+async def test_a_label_bought_meanwhile_makes_the_cancel_activity_refuse(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment(
+        fulfillment_cancel=ApplicationError(
+            "a shipment has a label", type="fulfillment_has_labels", non_retryable=True
+        )
+    )
+    handle = await start_fulfilment(client, script.order_id)
+    await handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((MUGS, 2)))
+    code = await refusal(
+        handle.execute_update(FulfillmentWorkflow.cancel, CancelFulfillmentRequest())
+    )
+    assert code == "fulfillment_has_labels"
+    assert script.ran == [OPEN, CREATE, CANCEL]  # no refund, no restock
+    await handle.terminate("test over")
+
+
+async def test_a_carrier_exception_puts_the_fulfilment_on_hold_for_staff(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(client, script.order_id)
+    lost = await handle.execute_update(
+        FulfillmentWorkflow.create_shipment, parcel((MUGS, 2), (TEA, 1))
+    )
+    await carrier(client, lost.shipment_id, ShipmentStatus.IN_TRANSIT)
+    await carrier(
+        client,
+        lost.shipment_id,
+        ShipmentStatus.RETURN_TO_SENDER,
+        exception=True,
+        detail="address not found",
+    )
+    await status_is(handle, FulfillmentStatus.ON_HOLD)
+    [hold] = script.inputs(HOLD)
+    assert hold["reason"] == f"shipment {lost.shipment_id}: return_to_sender (address not found)"
+    # Its lines are free again: after the release a new parcel may carry them.
+    await handle.execute_update(FulfillmentWorkflow.release)
+    again = await handle.execute_update(
+        FulfillmentWorkflow.create_shipment, parcel((MUGS, 2), (TEA, 1))
+    )
+    await carrier(client, again.shipment_id, ShipmentStatus.DELIVERED)
+    assert (await handle.result()).status is FulfillmentStatus.DELIVERED
+
+
+async def test_the_updates_answer_to_the_names_the_typed_client_uses(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(time_skipping_env.client, script.order_id)
+    created = await handle.execute_update(
+        CREATE_SHIPMENT_UPDATE, parcel((TEA, 1)), result_type=ShipmentCreated
+    )
+    assert created.lines == [LineQuantity(order_line_id=TEA, quantity=1)]
+    held = await handle.execute_update(
+        HOLD_UPDATE, HoldRequest(reason="x"), result_type=FulfillmentView
+    )
+    assert held.status is FulfillmentStatus.ON_HOLD
+    await handle.execute_update(RELEASE_UPDATE, result_type=FulfillmentView)
+    done = await handle.execute_update(
+        CANCEL_FULFILLMENT_UPDATE, CancelFulfillmentRequest(), result_type=FulfillmentView
+    )
+    assert done.status is FulfillmentStatus.CANCELLED
