@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -221,7 +221,7 @@ class FulfillmentRepository:
         result = await self.session.exec(
             select(TrackingEvent)
             .where(col(TrackingEvent.shipment_id).in_(shipment_ids))
-            .distinct(col(TrackingEvent.shipment_id))
+            .ext(distinct_on(col(TrackingEvent.shipment_id)))
             .order_by(
                 col(TrackingEvent.shipment_id),
                 col(TrackingEvent.occurred_at).desc(),

@@ -118,7 +118,7 @@ class FulfillmentService:
             ],
             user_id=order.user_id,
             email=order.email,
-            name=order.address.name or order.email,
+            name=str(order.shipping_address.get("name") or order.email),
             total=order.total,
             currency=order.currency,
         )
