@@ -3,6 +3,7 @@ hold/release with the staff event, cancel only before a label."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,9 +26,9 @@ def lq(line_id: str, quantity: int) -> LineQuantity:
     return LineQuantity(order_line_id=line_id, quantity=quantity)
 
 
-async def code_of(call: object) -> str:
+async def code_of(call: Awaitable[object]) -> str:
     with pytest.raises(ShopError) as raised:
-        await call  # type: ignore[misc]  # an awaitable service call
+        await call
     return raised.value.code
 
 
