@@ -33,7 +33,14 @@ from core.redis import create_redis
 from core.settings import Settings
 from migrations.runner import upgrade
 from temporal.client import connect
-from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL, SEARCH_ATTRIBUTES
+from temporal.search_attributes import (
+    CUSTOMER_ID,
+    FULFILLMENT_STATUS,
+    ORDER_ID,
+    ORDER_STATUS,
+    ORDER_TOTAL,
+    SEARCH_ATTRIBUTES,
+)
 from tests.live import LiveStack, live_stack
 from tests.stack import TEST_HASH_COST, StackServers, test_servers
 
@@ -73,7 +80,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(find_binary("temporal")),
         data_converter=pydantic_data_converter,
-        search_attributes=[CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL],
+        # The workflows' own attributes (FulfillmentWorkflow upserts FulfillmentStatus, OrderId).
+        search_attributes=[CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL, ORDER_ID, FULFILLMENT_STATUS],
         dev_server_log_level="error",
     )
     try:

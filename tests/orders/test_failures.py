@@ -23,6 +23,7 @@ from services.payments import PaymentService
 from temporal.clients import CartReminderWorkflows, TemporalConnection
 from temporal.clients.orders import workflow_id
 from tests.factories import unique_slug
+from tests.fulfillment.helpers import fulfilment_of, label_bought, order_lines
 from tests.live import LiveStack
 from tests.orders.helpers import (
     activity_runs,
@@ -244,13 +245,24 @@ async def test_a_cancel_after_capture_refunds_restocks_and_gives_the_coupon_back
     assert [i["quantity"] for i in cart.json()["items"]] == [2]
 
 
-async def test_an_order_being_fulfilled_cannot_be_cancelled(
-    http: httpx.AsyncClient, staff: dict[str, str]
+async def test_an_order_with_a_labelled_parcel_cannot_be_cancelled(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
 ) -> None:
+    """A queued order is still cancelled through its fulfilment (tests/fulfillment);
+    once the warehouse has a label for a parcel of it, no more."""
     item = await product(http, staff, stock=3)
     shopper = await shopper_with_cart(http, [(item, 1)])
     placed = await place(http, shopper)
     await wait_for(http, shopper.headers, placed["id"])
+    fulfillment_id = await fulfilment_of(engine, placed["id"])
+    [line] = await order_lines(engine, fulfillment_id)
+    parcel = await http.post(
+        f"/api/admin/fulfillments/{fulfillment_id}/shipments",
+        headers=staff,
+        json={"lines": [{"orderLineId": line["id"], "quantity": 1}]},
+    )
+    assert parcel.status_code == 201, parcel.text
+    await label_bought(engine, parcel.json()["id"])
     refused = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
     assert refused.status_code == 409
     assert refused.json()["code"] == "order_not_cancellable"
