@@ -38,8 +38,16 @@ from activities.accounts import Contact, ContactInput
 from activities.email import SendEmailInput, SendEmailResult
 from activities.system import ProbeInput, ProbeResult
 from cli.stack.process import find_binary
+from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from models.orders import OrderStatus
 from temporal.search_attributes import SEARCH_ATTRIBUTES
+from tests.workflows.fulfillment_standins import (
+    MUGS,
+    FulfillmentStandIns,
+    carrier,
+    start_fulfilment,
+)
+from tests.workflows.fulfillment_standins import TEA as TEA_LINE
 from tests.workflows.order_standins import (
     AUTHORIZE,
     REFRESH,
@@ -56,6 +64,7 @@ from tests.workflows.order_standins import (
 )
 from workflows.carts import CartAbandonmentWorkflow
 from workflows.events import EventDeliveryWorkflow
+from workflows.fulfillment import FulfillmentWorkflow
 from workflows.onboarding import UserOnboardingWorkflow
 from workflows.orders import OrderWorkflow
 from workflows.system import StackProbeInput, StackProbeWorkflow
@@ -68,6 +77,13 @@ from workflows.types.events import (
     DeliveryResult,
     DeliveryStep,
 )
+from workflows.types.fulfillment_orders import (
+    CancelFulfillmentRequest,
+    FulfillmentView,
+    HoldRequest,
+    LineQuantity,
+    ShipmentRequest,
+)
 from workflows.types.onboarding import OnboardingInput
 from workflows.types.orders import CancelRequest, OrderView, PaymentWebhook
 
@@ -78,6 +94,7 @@ WORKFLOWS = [
     StackProbeWorkflow,
     OrderWorkflow,
     EventDeliveryWorkflow,
+    FulfillmentWorkflow,
 ]
 
 # --- stand-in activities ------------------------------------------------------------------
@@ -294,6 +311,72 @@ async def order_3ds_timed_out(env: WorkflowEnvironment, queue: str) -> str:
     return handle.id
 
 
+# FulfillmentWorkflow's recordings run with its own stand-ins (which answer some of the
+# order activities' names too), after the others.
+FULFILMENTS = FulfillmentStandIns()
+FULFILMENT_RECORDINGS: set[str] = set()
+
+
+def fulfilment_recording(name: str) -> Callable[[Recording], Recording]:
+    FULFILMENT_RECORDINGS.add(name)
+    return recording(name)
+
+
+def _parcel(*lines: tuple[str, int]) -> ShipmentRequest:
+    return ShipmentRequest(lines=[LineQuantity(order_line_id=ln, quantity=q) for ln, q in lines])
+
+
+async def _fulfilment_ends(handle: WorkflowHandle[Any, FulfillmentView], status: str) -> None:
+    view = await handle.result()
+    assert view.status == status, view
+
+
+@fulfilment_recording("fulfillment_delivered_in_two_parcels")
+async def fulfilment_delivered(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_fulfilment(env.client, FULFILMENTS.fulfilment().order_id)
+    mugs = await handle.execute_update(FulfillmentWorkflow.create_shipment, _parcel((MUGS, 2)))
+    tea = await handle.execute_update(FulfillmentWorkflow.create_shipment, _parcel((TEA_LINE, 1)))
+    for shipment in (mugs, tea):
+        await carrier(env.client, shipment.shipment_id, ShipmentStatus.LABEL_PURCHASED)
+        await carrier(env.client, shipment.shipment_id, ShipmentStatus.IN_TRANSIT)
+    await carrier(env.client, mugs.shipment_id, ShipmentStatus.DELIVERED)
+    await carrier(env.client, tea.shipment_id, ShipmentStatus.DELIVERED)
+    await _fulfilment_ends(handle, FulfillmentStatus.DELIVERED)
+    return handle.id
+
+
+@fulfilment_recording("fulfillment_cancelled_before_label")
+async def fulfilment_cancelled(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_fulfilment(env.client, FULFILMENTS.fulfilment().order_id)
+    await handle.execute_update(FulfillmentWorkflow.create_shipment, _parcel((MUGS, 1)))
+    await handle.execute_update(
+        FulfillmentWorkflow.cancel, CancelFulfillmentRequest(reason="changed mind")
+    )
+    await _fulfilment_ends(handle, FulfillmentStatus.CANCELLED)
+    return handle.id
+
+
+@fulfilment_recording("fulfillment_held_by_carrier_then_released")
+async def fulfilment_held(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_fulfilment(env.client, FULFILMENTS.fulfilment().order_id)
+    await handle.execute_update(FulfillmentWorkflow.hold, HoldRequest(reason="address check"))
+    await handle.execute_update(FulfillmentWorkflow.release)
+    lost = await handle.execute_update(
+        FulfillmentWorkflow.create_shipment, _parcel((MUGS, 2), (TEA_LINE, 1))
+    )
+    await carrier(
+        env.client, lost.shipment_id, ShipmentStatus.FAILURE, exception=True, detail="no access"
+    )
+    for _ in range(100):  # the hold is the workflow's next step
+        if (await handle.query(FulfillmentWorkflow.status)).hold_reason:
+            break
+        await asyncio.sleep(0.05)
+    await handle.execute_update(FulfillmentWorkflow.release)
+    await carrier(env.client, lost.shipment_id, ShipmentStatus.DELIVERED)
+    await _fulfilment_ends(handle, FulfillmentStatus.DELIVERED)
+    return handle.id
+
+
 # --- running them -------------------------------------------------------------------------
 
 
@@ -338,11 +421,18 @@ async def record(names: list[str], overwrite: bool = False) -> None:
             )
         )
         queue = f"record-{uuid4().hex[:6]}"
-        async with AsyncExitStack() as stack:
-            for worker in _workers(env.client, queue):
-                await stack.enter_async_context(worker)
-            for name in wanted:
-                await _save(env.client, await RECORDINGS[name](env, queue), name)
+        others = [n for n in wanted if n not in FULFILMENT_RECORDINGS]
+        if others:
+            async with AsyncExitStack() as stack:
+                for worker in _workers(env.client, queue):
+                    await stack.enter_async_context(worker)
+                for name in others:
+                    await _save(env.client, await RECORDINGS[name](env, queue), name)
+        fulfilments = [n for n in wanted if n in FULFILMENT_RECORDINGS]
+        if fulfilments:
+            async with FULFILMENTS.running(env.client):
+                for name in fulfilments:
+                    await _save(env.client, await RECORDINGS[name](env, queue), name)
     finally:
         await env.shutdown()
 
