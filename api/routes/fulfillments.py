@@ -90,13 +90,15 @@ async def list_fulfillments(
     page: Pagination = 1,
     limit: Limit = 20,
     status: FulfillmentStatus | None = None,
+    order_id: Annotated[str | None, Query(alias="orderId", max_length=40)] = None,
 ) -> Page[FulfillmentPublic]:
     """Fulfilment orders most urgent first (highest `priority`), then oldest first, each
     with its lines (quantity, shipped, delivered, unassigned), shipping address and
     parcels. `status` filters (`open`, `in_progress`, `on_hold`, `partially_shipped`,
-    `shipped`, `delivered`, `cancelled`); another value answers 422. Staff only."""
+    `shipped`, `delivered`, `cancelled`); another value answers 422. `orderId` finds an
+    order's fulfilment. Staff only."""
     items, total = await FulfillmentReader(session).queue(
-        status, offset=(page - 1) * limit, limit=limit
+        status, offset=(page - 1) * limit, limit=limit, order_id=order_id
     )
     return Page(items=items, total=total, page=page, limit=limit)
 

@@ -53,11 +53,16 @@ class FulfillmentReader:
         self.repo = FulfillmentRepository(session)
 
     async def queue(
-        self, status: FulfillmentStatus | None, *, offset: int, limit: int
+        self,
+        status: FulfillmentStatus | None,
+        *,
+        offset: int,
+        limit: int,
+        order_id: str | None = None,
     ) -> tuple[list[FulfillmentPublic], int]:
         """The warehouse's list, most urgent first, and the total across pages."""
-        rows = await self.repo.queue(status, offset=offset, limit=limit)
-        total = await self.repo.count(status)
+        rows = await self.repo.queue(status, offset=offset, limit=limit, order_id=order_id)
+        total = await self.repo.count(status, order_id)
         ids = [f.id for f in rows]
         lines = await self.repo.lines_of(ids)
         shipments = await self.repo.shipments_of(ids)

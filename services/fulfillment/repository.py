@@ -56,12 +56,19 @@ class FulfillmentRepository:
         return (await self.session.exec(query)).first()
 
     async def queue(
-        self, status: FulfillmentStatus | None, *, offset: int, limit: int
+        self,
+        status: FulfillmentStatus | None,
+        *,
+        offset: int,
+        limit: int,
+        order_id: str | None = None,
     ) -> list[Fulfillment]:
         """The warehouse's list: most urgent first, then oldest first."""
         query = select(Fulfillment)
         if status is not None:
             query = query.where(Fulfillment.status == status)
+        if order_id is not None:
+            query = query.where(Fulfillment.order_id == order_id)
         result = await self.session.exec(
             query.order_by(
                 col(Fulfillment.priority).desc(),
@@ -73,10 +80,12 @@ class FulfillmentRepository:
         )
         return list(result.all())
 
-    async def count(self, status: FulfillmentStatus | None) -> int:
+    async def count(self, status: FulfillmentStatus | None, order_id: str | None = None) -> int:
         query = select(func.count()).select_from(Fulfillment)
         if status is not None:
             query = query.where(Fulfillment.status == status)
+        if order_id is not None:
+            query = query.where(Fulfillment.order_id == order_id)
         return int((await self.session.exec(query)).one())
 
     async def insert_once(self, fulfillment: Fulfillment, lines: Sequence[FulfillmentLine]) -> bool:

@@ -132,6 +132,10 @@ async def test_staff_work_a_fulfilment_order_and_every_mistake_has_its_code(
     assert page["total"] >= 1
     priorities = [f["priority"] for f in page["items"]]
     assert priorities == sorted(priorities, reverse=True)
+    [found] = (
+        await http.get(f"/api/admin/fulfillments?orderId={order['id']}", headers=staff)
+    ).json()["items"]
+    assert found["id"] == fulfillment_id
     one = (await http.get(base, headers=staff)).json()
     assert one["orderId"] == order["id"]
     assert one["shippingAddress"]["street"] == order["shippingAddress"]["street"]
