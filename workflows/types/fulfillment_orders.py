@@ -19,10 +19,6 @@ CANCEL_FULFILLMENT_UPDATE = "cancel"
 
 # Parcels whose lines are free to go out again (as ``services.fulfillment.status``).
 GIVEN_UP = frozenset({ShipmentStatus.CANCELLED, ShipmentStatus.RETURN_TO_SENDER})
-# Parcels that will hear nothing more from the carrier.
-PARCEL_DONE = frozenset(
-    {ShipmentStatus.DELIVERED, ShipmentStatus.RETURN_TO_SENDER, ShipmentStatus.CANCELLED}
-)
 
 
 class FulfillmentInput(BaseModel):
