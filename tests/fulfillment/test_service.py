@@ -15,6 +15,7 @@ from core.events import EventType
 from models.fulfillment import FulfillmentStatus, ShipmentStatus, TrackingEvent
 from models.orders import OrderEvent, OrderStatus
 from models.outbox import OutboxEvent
+from services.fulfillment.progress import FulfillmentProgress
 from services.fulfillment.reading import FulfillmentReader
 from services.fulfillment.repository import FulfillmentNotFound, FulfillmentRepository
 from services.fulfillment.service import FulfillmentService
@@ -208,3 +209,42 @@ async def test_the_customer_sees_parcels_without_label_urls_and_only_their_own(
     assert opened.fulfillment_id in [f.id for f in page]
     with pytest.raises(FulfillmentNotFound):
         await reader.one("ful_missing")
+
+
+async def test_split_parcels_deliver_independently_and_the_order_is_delivered_with_the_last(
+    db_session: AsyncSession,
+) -> None:
+    order, (mugs, tea) = await queued_order(db_session)
+    service = FulfillmentService(db_session)
+    opened = await service.open(order.id, 0, "normal")
+    first = await service.create_shipment(opened.fulfillment_id, [lq(mugs.id, 2)])
+    second = await service.create_shipment(opened.fulfillment_id, [lq(tea.id, 1)])
+    repo = FulfillmentRepository(db_session)
+
+    async def parcel_is(shipment_id: str, status: ShipmentStatus) -> tuple[str, str]:
+        """As the parcel's ShipmentWorkflow records a carrier update."""
+        shipment = await repo.require_shipment(shipment_id, lock=True)
+        shipment.status = status
+        repo.stage(shipment)
+        fulfilment = await FulfillmentProgress(db_session).refresh(opened.fulfillment_id)
+        stored = await db_session.get_one(type(order), order.id)
+        return str(fulfilment.status), str(stored.status)
+
+    assert await parcel_is(first.shipment_id, ShipmentStatus.IN_TRANSIT) == (
+        "partially_shipped",
+        "partially_shipped",
+    )
+    assert await parcel_is(first.shipment_id, ShipmentStatus.DELIVERED) == (
+        "partially_shipped",
+        "partially_shipped",
+    )
+    assert await parcel_is(second.shipment_id, ShipmentStatus.IN_TRANSIT) == ("shipped", "shipped")
+    assert await events(db_session, order.id, EventType.ORDER_DELIVERED) == []
+    assert await parcel_is(second.shipment_id, ShipmentStatus.DELIVERED) == (
+        "delivered",
+        "delivered",
+    )
+    [delivered] = await events(db_session, order.id, EventType.ORDER_DELIVERED)
+    assert delivered.data["fulfillmentId"] == opened.fulfillment_id
+    # Delivered parcels cannot be cancelled, so neither can the fulfilment.
+    assert await code_of(service.cancel(opened.fulfillment_id, None)) == "fulfillment_has_labels"
