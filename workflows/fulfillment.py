@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.email import (
@@ -40,6 +40,14 @@ with workflow.unsafe.imports_passed_through():
     from services.fulfillment.status import shipment_can_move
     from temporal.queues import TaskQueue
     from temporal.search_attributes import CUSTOMER_ID, FULFILLMENT_STATUS, ORDER_ID
+    from workflows.fulfillment_parcels import (
+        as_refusal,
+        parcels_status,
+        refuse_closed_or_held,
+        refuse_labelled,
+        refuse_parcel,
+        refused,
+    )
     from workflows.types.fulfillment import (
         FULFILLMENT_WORKFLOW,
         SHIPMENT_PROGRESS_SIGNAL,
@@ -50,7 +58,6 @@ with workflow.unsafe.imports_passed_through():
         shipment_workflow_id,
     )
     from workflows.types.fulfillment_orders import (
-        GIVEN_UP,
         CancelFulfillmentRequest,
         FulfillmentCancelInput,
         FulfillmentCancelled,
@@ -77,19 +84,6 @@ STAFF_STEP_RETRY = RetryPolicy(
 FOREVER = RetryPolicy(
     maximum_attempts=0, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
-NOT_SHIPPED = frozenset({ShipmentStatus.PENDING}) | GIVEN_UP
-
-
-def _refused(code: str, message: str) -> ApplicationError:
-    return ApplicationError(message, type=code, non_retryable=True)
-
-
-def _as_refusal(err: ActivityError) -> ApplicationError:
-    """The activity's business error, as the Update's answer (its code kept)."""
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type and cause.non_retryable:
-        return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
-    return _refused("fulfillment_unavailable", "the fulfilment step could not complete; try again")
 
 
 @workflow.defn(name=FULFILLMENT_WORKFLOW)
@@ -140,7 +134,7 @@ class FulfillmentWorkflow:
     async def create_shipment(self, request: ShipmentRequest) -> ShipmentCreated:
         async with self._lock:
             opened = await self._wait_opened()
-            self._refuse_closed_or_held()
+            refuse_closed_or_held(self._status, self._hold_reason)
             shipment_id = id_from(
                 IdPrefix.SHIPMENT,
                 int(workflow.now().timestamp() * 1000),
@@ -158,7 +152,7 @@ class FulfillmentWorkflow:
                     f"create shipment {shipment_id}",
                 )
             except ActivityError as err:
-                raise _as_refusal(err) from err
+                raise as_refusal(err) from err
             self._shipments[created.shipment_id] = ShipmentState(
                 shipment_id=created.shipment_id, status=created.status, lines=created.lines
             )
@@ -168,26 +162,9 @@ class FulfillmentWorkflow:
 
     @create_shipment.validator
     def _validate_create_shipment(self, request: ShipmentRequest) -> None:
-        self._refuse_closed_or_held()
-        if self._opened is None:
-            return  # the handler waits for the fulfilment order; its activity judges
-        quantities = {ln.order_line_id: ln.quantity for ln in self._opened.lines}
-        wanted: dict[str, int] = {}
-        for line in request.lines:
-            if line.order_line_id not in quantities:
-                raise _refused(
-                    "unknown_order_line",
-                    f"order line {line.order_line_id} is not in this fulfilment order",
-                )
-            wanted[line.order_line_id] = wanted.get(line.order_line_id, 0) + line.quantity
-        assigned = self._assigned()
-        for order_line_id, quantity in wanted.items():
-            left = quantities[order_line_id] - assigned.get(order_line_id, 0)
-            if quantity > left:
-                raise _refused(
-                    "quantity_exceeds_unassigned",
-                    f"{quantity} of order line {order_line_id} asked, {left} left to ship",
-                )
+        refuse_closed_or_held(self._status, self._hold_reason)
+        if self._opened is not None:  # else the handler waits; its activity judges
+            refuse_parcel(self._opened.lines, self._shipments.values(), request.lines)
 
     @workflow.update
     async def hold(self, request: HoldRequest) -> FulfillmentView:
@@ -196,15 +173,15 @@ class FulfillmentWorkflow:
             try:
                 await self._hold(request.reason)
             except ActivityError as err:
-                raise _as_refusal(err) from err
+                raise as_refusal(err) from err
             return self.status()
 
     @hold.validator
     def _validate_hold(self, request: HoldRequest) -> None:
         if not request.reason.strip():
-            raise _refused("validation_error", "a hold needs a reason")
+            raise refused("validation_error", "a hold needs a reason")
         if self._status in (FulfillmentStatus.CANCELLED, FulfillmentStatus.DELIVERED):
-            raise _refused("fulfillment_closed", f"the fulfilment order is {self._status}")
+            raise refused("fulfillment_closed", f"the fulfilment order is {self._status}")
 
     @workflow.update
     async def release(self) -> FulfillmentView:
@@ -217,7 +194,7 @@ class FulfillmentWorkflow:
                     "release the hold",
                 )
             except ActivityError as err:
-                raise _as_refusal(err) from err
+                raise as_refusal(err) from err
             self._hold_reason = None
             self._mirror(change.status)
             return self.status()
@@ -225,7 +202,7 @@ class FulfillmentWorkflow:
     @release.validator
     def _validate_release(self) -> None:
         if self._hold_reason is None:
-            raise _refused("fulfillment_not_on_hold", "the fulfilment order is not on hold")
+            raise refused("fulfillment_not_on_hold", "the fulfilment order is not on hold")
 
     @workflow.update
     async def cancel(self, request: CancelFulfillmentRequest) -> FulfillmentView:
@@ -233,7 +210,7 @@ class FulfillmentWorkflow:
             opened = await self._wait_opened()
             if self._status is FulfillmentStatus.CANCELLED:
                 return self.status()  # asked again: it is done
-            self._refuse_labelled()
+            refuse_labelled(self._shipments.values())
             try:
                 cancelled: FulfillmentCancelled = await self._step(
                     FulfillmentActivities.cancel,
@@ -243,7 +220,7 @@ class FulfillmentWorkflow:
                     "cancel the pending parcels and the fulfilment order",
                 )
             except ActivityError as err:
-                raise _as_refusal(err) from err
+                raise as_refusal(err) from err
             for shipment_id in cancelled.cancelled_shipments:
                 if shipment_id in self._shipments:
                     self._shipments[shipment_id].status = ShipmentStatus.CANCELLED
@@ -258,7 +235,7 @@ class FulfillmentWorkflow:
     def _validate_cancel(self, request: CancelFulfillmentRequest) -> None:
         if self._status is FulfillmentStatus.CANCELLED:
             return  # harmless
-        self._refuse_labelled()
+        refuse_labelled(self._shipments.values())
 
     # --- the run ------------------------------------------------------------------------
 
@@ -402,66 +379,13 @@ class FulfillmentWorkflow:
         assert self._opened is not None
         return self._opened
 
-    def _refuse_closed_or_held(self) -> None:
-        if self._status in (FulfillmentStatus.CANCELLED, FulfillmentStatus.DELIVERED):
-            raise _refused("fulfillment_closed", f"the fulfilment order is {self._status}")
-        if self._hold_reason is not None:
-            raise _refused(
-                "fulfillment_on_hold", f"the fulfilment order is on hold: {self._hold_reason}"
-            )
-
-    def _refuse_labelled(self) -> None:
-        labelled = [
-            s.shipment_id
-            for s in self._shipments.values()
-            if s.status not in (ShipmentStatus.PENDING, ShipmentStatus.CANCELLED)
-        ]
-        if labelled:
-            raise _refused(
-                "fulfillment_has_labels",
-                f"shipment {labelled[0]} has a label: the order can no longer be cancelled",
-            )
-
-    def _assigned(self) -> dict[str, int]:
-        """Units of each line in live parcels (pending or shipped, not given up)."""
-        assigned: dict[str, int] = {}
-        for shipment in self._shipments.values():
-            if shipment.status in GIVEN_UP:
-                continue
-            for line in shipment.lines:
-                assigned[line.order_line_id] = assigned.get(line.order_line_id, 0) + line.quantity
-        return assigned
-
-    def _counted(self, statuses: Callable[[ShipmentStatus], bool]) -> dict[str, int]:
-        counted: dict[str, int] = {}
-        for shipment in self._shipments.values():
-            if statuses(shipment.status):
-                for line in shipment.lines:
-                    counted[line.order_line_id] = counted.get(line.order_line_id, 0) + line.quantity
-        return counted
-
     def _derive(self) -> None:
         """Mirror the fulfilment's status from the parcels (the database has the same
         rule in ``services.fulfillment.status``; this copy feeds the query and the
         search attribute)."""
         if self._opened is None or self._status is FulfillmentStatus.CANCELLED:
             return
-        if self._hold_reason is not None:
-            self._mirror(FulfillmentStatus.ON_HOLD)
-            return
-        lines = self._opened.lines
-        delivered = self._counted(lambda s: s is ShipmentStatus.DELIVERED)
-        shipped = self._counted(lambda s: s not in NOT_SHIPPED)
-        if lines and all(delivered.get(ln.order_line_id, 0) >= ln.quantity for ln in lines):
-            self._mirror(FulfillmentStatus.DELIVERED)
-        elif lines and all(shipped.get(ln.order_line_id, 0) >= ln.quantity for ln in lines):
-            self._mirror(FulfillmentStatus.SHIPPED)
-        elif any(shipped.values()):
-            self._mirror(FulfillmentStatus.PARTIALLY_SHIPPED)
-        elif any(s.status not in GIVEN_UP for s in self._shipments.values()):
-            self._mirror(FulfillmentStatus.IN_PROGRESS)
-        else:
-            self._mirror(FulfillmentStatus.OPEN)
+        self._mirror(parcels_status(self._opened.lines, list(self._shipments.values())))
 
     def _finished(self) -> bool:
         """Delivered or cancelled, and every parcel's workflow has ended."""

@@ -19,6 +19,8 @@ from services.fulfillment.status import (
     order_status,
     shipment_can_move,
 )
+from workflows.fulfillment_parcels import parcels_status
+from workflows.types.fulfillment_orders import LineQuantity, ShipmentState
 
 F, S, OS = FulfillmentStatus, ShipmentStatus, OrderStatus
 # Two lines: A (2 units) and B (1 unit).
@@ -145,3 +147,49 @@ def test_parcels_move_forward_only(
     current: ShipmentStatus, to: ShipmentStatus, allowed: bool
 ) -> None:
     assert shipment_can_move(current, to) is allowed
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        (),
+        ((S.PENDING, {"A": 2}),),
+        ((S.IN_TRANSIT, {"A": 2}), (S.PENDING, {"B": 1})),
+        ((S.DELIVERED, {"A": 2}), (S.IN_TRANSIT, {"B": 1})),
+        ((S.DELIVERED, {"A": 1, "B": 1}), (S.OUT_FOR_DELIVERY, {"A": 1})),
+        ((S.DELIVERED, {"A": 2}), (S.DELIVERED, {"B": 1})),
+        ((S.CANCELLED, {"A": 2, "B": 1}),),
+        ((S.RETURN_TO_SENDER, {"A": 2}), (S.IN_TRANSIT, {"B": 1})),
+        ((S.FAILURE, {"A": 2, "B": 1}),),
+        ((S.RETURN_TO_SENDER, {"A": 2, "B": 1}),),
+        ((S.LABEL_PURCHASED, {"A": 2}), (S.AVAILABLE_FOR_PICKUP, {"B": 1})),
+    ],
+)
+def test_the_workflow_mirrors_the_database_rule(
+    spec: tuple[tuple[ShipmentStatus, dict[str, int]], ...],
+) -> None:
+    """``FulfillmentWorkflow`` derives its status (query, search attribute) itself; it
+    must say what ``services.fulfillment.status`` writes to the row."""
+    shipments, lines = parcels(*spec)
+    expected = fulfillment_status(
+        F.OPEN,
+        on_hold=False,
+        has_shipments=any(s.status != S.CANCELLED for s in shipments),
+        progress=line_progress(LINES, shipments, lines),
+    )
+    states = [
+        ShipmentState(
+            shipment_id=s.id,
+            status=s.status,
+            lines=[
+                LineQuantity(order_line_id=ln.order_line_id, quantity=ln.quantity)
+                for ln in lines
+                if ln.shipment_id == s.id
+            ],
+        )
+        for s in shipments
+    ]
+    quantities = [
+        LineQuantity(order_line_id=ln.order_line_id, quantity=ln.quantity) for ln in LINES
+    ]
+    assert parcels_status(quantities, states) is expected
