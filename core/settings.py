@@ -18,6 +18,10 @@ STACK_ENV_FILE = "stack.env"
 
 # Signs the Stripe sandbox's webhooks when STRIPE_WEBHOOK_SECRET is unset.
 SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local_development_secret"
+# The EasyPost sandbox's API key and webhook secret when EASYPOST_API_KEY /
+# EASYPOST_WEBHOOK_SECRET are unset (outside production).
+SANDBOX_EASYPOST_API_KEY = "EZTK_sandbox"
+SANDBOX_EASYPOST_WEBHOOK_SECRET = "easypost_sandbox_local_development_secret"
 
 
 class Settings(BaseSettings):
@@ -300,6 +304,25 @@ class Settings(BaseSettings):
         if self.shipping_uses_sandbox:
             return f"{self.api_base_url}/_sandbox/easypost/v2"
         return "https://api.easypost.com/v2"
+
+    @property
+    def resolved_easypost_api_key(self) -> str:
+        if self.easypost_api_key is not None:
+            return self.easypost_api_key.get_secret_value()
+        return SANDBOX_EASYPOST_API_KEY
+
+    @property
+    def resolved_easypost_webhook_url(self) -> str:
+        """Where the EasyPost sandbox sends ``tracker.updated``: our own endpoint."""
+        return self.easypost_webhook_url or f"{self.api_base_url}/api/shipping/webhooks/easypost"
+
+    @property
+    def resolved_easypost_webhook_secret(self) -> str | None:
+        """The secret EasyPost webhooks are signed with: EASYPOST_WEBHOOK_SECRET, or the
+        sandbox's own outside production (None in production without one: refused)."""
+        if self.easypost_webhook_secret is not None:
+            return self.easypost_webhook_secret.get_secret_value()
+        return SANDBOX_EASYPOST_WEBHOOK_SECRET if self.sandboxes_enabled else None
 
 
 def normalize_database_url(url: str) -> str:
