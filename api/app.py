@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from api import system
+from api.easypost_auto_advance import run_auto_advance
 from api.errors import install_error_handlers
 from api.guards import InputGuardMiddleware
 from api.idempotency import IdempotencyMiddleware
@@ -20,6 +22,8 @@ from api.routes import (
     auth,
     carts,
     catalog,
+    easypost_sandbox,
+    easypost_sandbox_pages,
     fulfillments,
     hubspot_sandbox,
     inventory,
@@ -62,9 +66,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=create_session_factory(engine),
             redis=redis,
         )
+        # The EasyPost sandbox moves trackers on a timer when its switch says so.
+        auto_advance = (
+            asyncio.create_task(run_auto_advance(app.state.shop))
+            if settings.sandboxes_enabled
+            else None
+        )
         try:
             yield
         finally:
+            if auto_advance is not None:
+                auto_advance.cancel()
+                with suppress(asyncio.CancelledError):
+                    await auto_advance
             await app.state.shop.aclose()
             await redis.aclose()
             await engine.dispose()
@@ -113,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(sandbox_marketing.router)
         app.include_router(stripe_sandbox.router)
         app.include_router(hubspot_sandbox.router)
+        app.include_router(easypost_sandbox.router)
+        app.include_router(easypost_sandbox_pages.router)
 
     install_openapi(app)
     return app

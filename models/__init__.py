@@ -6,6 +6,7 @@ from models.base import metadata
 from models.carts import Cart, CartItem, CartShare
 from models.catalog import Category, Product, Review
 from models.customers import LifetimeValueEntry
+from models.easypost_sandbox import SandboxEasyPostObject
 from models.email import EmailMessage, SandboxEmail
 from models.events import EventDelivery, EventReceipt
 from models.fulfillment import (
@@ -57,6 +58,7 @@ __all__ = [
     "ReturnLine",
     "ReturnRequest",
     "Review",
+    "SandboxEasyPostObject",
     "SandboxEmail",
     "SandboxHubSpotObject",
     "SandboxMarketingRecord",

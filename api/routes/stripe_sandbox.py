@@ -32,6 +32,7 @@ from integrations.sandbox.stripe import (
     StripeSandbox,
     parse_form,
 )
+from integrations.sandbox.webhooks import Delivery, deliver_later
 from models.base import CamelModel
 
 log = logging.getLogger(__name__)
@@ -70,33 +71,13 @@ async def clear_faults(redis: RedisClient) -> Response:
     return Response(status_code=204)
 
 
-_deliveries: set[asyncio.Task[None]] = set()
-
-
 def _deliver_later(http: httpx.AsyncClient, url: str, events: list[Event]) -> None:
     """Webhooks go out in the background, after the change committed, as Stripe's do."""
-    task = asyncio.create_task(_deliver(http, url, events))
-    _deliveries.add(task)  # keep a reference until it is done
-    task.add_done_callback(_deliveries.discard)
-
-
-async def _deliver(http: httpx.AsyncClient, url: str, events: list[Event]) -> None:
-    for event in events:
-        for attempt in range(3):
-            try:
-                response = await http.post(
-                    url,
-                    content=event.payload,
-                    headers={
-                        "Content-Type": "application/json",
-                        "Stripe-Signature": event.signature,
-                    },
-                )
-                if response.status_code < 500:
-                    break
-            except httpx.HTTPError as exc:
-                log.info("stripe sandbox webhook attempt %d failed: %s", attempt + 1, exc)
-            await asyncio.sleep(0.5 * 2**attempt)
+    deliveries: list[Delivery] = [
+        (e.payload, {"Content-Type": "application/json", "Stripe-Signature": e.signature})
+        for e in events
+    ]
+    deliver_later(http, url, deliveries, provider="stripe")
 
 
 def _sandbox(state: State, session: DbSession) -> StripeSandbox:
