@@ -193,6 +193,9 @@ class EasyPostProvider:
 
     async def buy_label(self, provider_shipment_id: str) -> Label:
         shipment = await self._retrieve(provider_shipment_id)
+        if _get(shipment, "refund_status") in _REFUND_DONE:
+            # Its label was voided (a compensation ran): a new label needs a new shipment.
+            raise ShippingRejected(f"the label of {provider_shipment_id} was voided")
         label = label_of(shipment)
         if label is not None:
             return label

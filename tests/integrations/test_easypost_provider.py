@@ -139,6 +139,8 @@ async def test_refunds_are_idempotent_and_void_the_tracker(
     shipment = (await sandbox.get(f"/v2/shipments/{created.provider_shipment_id}")).json()
     assert shipment["refund_status"] == "submitted"
     assert (await provider.get_tracker(label.tracker_id)).status is CarrierStatus.CANCELLED
+    with pytest.raises(ShippingRejected, match="voided"):
+        await provider.buy_label(created.provider_shipment_id)
 
 
 async def test_a_label_the_carrier_has_cannot_be_voided(
