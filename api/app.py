@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from api import system
-from api.easypost_auto_advance import run_auto_advance
+from api.easypost_auto_advance import stop_auto_advance
 from api.errors import install_error_handlers
 from api.guards import InputGuardMiddleware
 from api.idempotency import IdempotencyMiddleware
@@ -66,19 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=create_session_factory(engine),
             redis=redis,
         )
-        # The EasyPost sandbox moves trackers on a timer when its switch says so.
-        auto_advance = (
-            asyncio.create_task(run_auto_advance(app.state.shop))
-            if settings.sandboxes_enabled
-            else None
-        )
         try:
             yield
         finally:
-            if auto_advance is not None:
-                auto_advance.cancel()
-                with suppress(asyncio.CancelledError):
-                    await auto_advance
+            await stop_auto_advance(app.state.shop)  # the EasyPost sandbox's, if running
             await app.state.shop.aclose()
             await redis.aclose()
             await engine.dispose()

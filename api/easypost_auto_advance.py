@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 from datetime import timedelta
 
 from api.routes.easypost_sandbox import (
@@ -43,18 +44,40 @@ async def advance_once(state: AppState) -> int:
 
 
 async def run_auto_advance(state: AppState) -> None:
-    """Until cancelled: poll the switch; while on, advance what is due."""
+    """While the switch is on: advance what is due. Ends when it is switched off."""
     while True:
         poll = IDLE_POLL_SECONDS
         try:
             raw = await state.redis.get(AUTO_ADVANCE_KEY)
-            if raw:
-                interval = AutoAdvance.model_validate_json(raw).interval_seconds
-                poll = min(IDLE_POLL_SECONDS, max(interval / 5, 0.05))
-                while await advance_once(state) >= BATCH:
-                    pass  # more are due: go on at once
+            if not raw:
+                return
+            interval = AutoAdvance.model_validate_json(raw).interval_seconds
+            poll = min(IDLE_POLL_SECONDS, max(interval / 5, 0.05))
+            while await advance_once(state) >= BATCH:
+                pass  # more are due: go on at once
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("EasyPost sandbox auto-advance failed; trying again")
         await asyncio.sleep(poll)
+
+
+# The loop of each API process (by its state), started by the switch: a process the
+# switch was not sent to leaves the work to those it was sent to.
+_loops: dict[int, asyncio.Task[None]] = {}
+
+
+def start_auto_advance(state: AppState) -> None:
+    task = _loops.get(id(state))
+    if task is None or task.done():
+        task = asyncio.create_task(run_auto_advance(state))
+        _loops[id(state)] = task
+        task.add_done_callback(lambda _: _loops.pop(id(state), None))
+
+
+async def stop_auto_advance(state: AppState) -> None:
+    task = _loops.pop(id(state), None)
+    if task is not None and not task.done():
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

@@ -280,10 +280,14 @@ async def advance_tracker(
     response_class=Response,
     summary="EasyPost sandbox: auto-advance trackers",
 )
-async def set_auto_advance(body: AutoAdvance, redis: RedisClient) -> Response:
+async def set_auto_advance(body: AutoAdvance, state: State, redis: RedisClient) -> Response:
     """Every `intervalSeconds`, each moving tracker takes its next normal status (and its
-    webhook goes out). With several API processes each tracker still moves once a step."""
+    webhook goes out), moved by the API process this switch reached (send it to several:
+    each tracker still moves once a step)."""
+    from api.easypost_auto_advance import start_auto_advance  # it imports this module
+
     await redis.set(AUTO_ADVANCE_KEY, body.model_dump_json())
+    start_auto_advance(state)
     return Response(status_code=204)
 
 

@@ -176,9 +176,13 @@ async def test_auto_advance_moves_each_tracker_once_a_step_with_two_api_processe
     tracker_ids = [label.tracker_id for label in labels if label.tracker_id is not None]
     assert len(tracker_ids) == 3
     second = stack.settings.model_copy(update={"shop_api_port": free_port()})
-    async with live_api(second):
+    async with live_api(second) as second_base:
         switched = await sandbox.put("/auto-advance", json={"intervalSeconds": 0.5})
         assert switched.status_code == 204
+        async with httpx.AsyncClient() as http:
+            # The switch reaches the second process too: both advance.
+            url = f"{second_base}/_sandbox/easypost/auto-advance"
+            assert (await http.put(url, json={"intervalSeconds": 0.5})).status_code == 204
         assert (await sandbox.get("/auto-advance")).json() == {"intervalSeconds": 0.5}
         for tracker_id in tracker_ids:
             await stack.hooks.wait_for(tracker_id, 3, seconds=20)
