@@ -29,6 +29,7 @@ from api.routes import (
     orders,
     payments,
     pricing,
+    returns,
     reviews,
     sandbox,
     sandbox_marketing,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         carts.shared,
         orders.router,
         fulfillments.router,
+        returns.router,
         payments.router,
         admin_events.router,
     ):

@@ -32,6 +32,8 @@ class EventType(StrEnum):
     RETURN_DECLINED = "return.declined"
     RETURN_RECEIVED = "return.received"
     RETURN_REFUNDED = "return.refunded"
+    # An approved return not sent back within RETURN_SHIP_BY_DAYS.
+    RETURN_CANCELLED = "return.cancelled"
     # Published by `shop bench events` (and tests) to measure commit-to-handler lag.
     RELAY_PROBE = "system.relay_probe"
 
@@ -62,5 +64,6 @@ AGGREGATE_OF: dict[EventType, AggregateType] = {
     EventType.RETURN_DECLINED: AggregateType.ORDER,
     EventType.RETURN_RECEIVED: AggregateType.ORDER,
     EventType.RETURN_REFUNDED: AggregateType.ORDER,
+    EventType.RETURN_CANCELLED: AggregateType.ORDER,
     EventType.RELAY_PROBE: AggregateType.SYSTEM,
 }

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STACK_ENV_FILE = "stack.env"
@@ -22,6 +22,8 @@ SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local_development_secret"
 # EASYPOST_WEBHOOK_SECRET are unset (outside production).
 SANDBOX_EASYPOST_API_KEY = "EZTK_sandbox"
 SANDBOX_EASYPOST_WEBHOOK_SECRET = "easypost_sandbox_local_development_secret"
+# ``models.returns.ReturnReason``'s values (a test keeps the two the same).
+RETURN_REASONS = ("damaged", "wrong_item", "not_as_described", "no_longer_needed", "other")
 
 
 class Settings(BaseSettings):
@@ -151,7 +153,8 @@ class Settings(BaseSettings):
     return_window_days: int = Field(default=30, ge=0)
     # An approved return not received within this long is cancelled.
     return_ship_by_days: int = Field(default=14, ge=1)
-    # Reasons approved without staff (comma-separated, e.g. "damaged,wrong_item").
+    # Reasons approved without staff (comma-separated, e.g. "damaged,wrong_item"); each
+    # must be one of RETURN_REASONS (an unknown name is refused at start-up).
     return_auto_approve_reasons: str = ""
 
     # --- Analytics and logging --------------------------------------------------------
@@ -213,6 +216,21 @@ class Settings(BaseSettings):
     # A delivery started this long ago whose workflow no longer runs (terminated by an
     # operator) is started afresh by the relay.
     event_restart_after_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("return_auto_approve_reasons")
+    @classmethod
+    def _known_return_reasons(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        if unknown := sorted(set(names) - set(RETURN_REASONS)):
+            raise ValueError(
+                f"unknown return reason(s) {', '.join(unknown)}; known: {', '.join(RETURN_REASONS)}"
+            )
+        return ",".join(names)
+
+    @property
+    def auto_approve_reasons(self) -> frozenset[str]:
+        """RETURN_AUTO_APPROVE_REASONS as a set of ``ReturnReason`` values."""
+        return frozenset(n for n in self.return_auto_approve_reasons.split(",") if n)
 
     @model_validator(mode="after")
     def _production_hash_cost(self) -> Settings:

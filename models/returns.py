@@ -8,11 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import Field as PydanticField
+from pydantic import StrictInt, model_validator
 from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import created_at_field, updated_at_field
+from models.base import CamelModel, created_at_field, updated_at_field
 
 
 class ReturnReason(StrEnum):
@@ -112,3 +114,100 @@ class ReturnLine(SQLModel, table=True):
     # Filled at receipt: undamaged units (restocked) and damaged ones (not restocked).
     received_quantity: int = Field(default=0)
     damaged_quantity: int = Field(default=0)
+
+
+# --- wire schemas ---------------------------------------------------------------------
+
+REASON_TEXT = {
+    ReturnReason.DAMAGED: "The item arrived damaged",
+    ReturnReason.WRONG_ITEM: "We sent the wrong item",
+    ReturnReason.NOT_AS_DESCRIBED: "The item is not as described",
+    ReturnReason.NO_LONGER_NEEDED: "You no longer need the item",
+    ReturnReason.OTHER: "Another reason (tell us in the note)",
+}
+
+
+class ReturnLineCreate(CamelModel):
+    """A line to send back: the order line (``orderLineId``), or the product
+    (``productId``) when the order has one line of it."""
+
+    order_line_id: str | None = PydanticField(
+        default=None, max_length=40, examples=["oline_01JD3Q5Z8K2M4N6P8R0T2V4X6Z"]
+    )
+    product_id: str | None = PydanticField(default=None, max_length=40)
+    quantity: StrictInt = PydanticField(gt=0, le=10_000, examples=[1])
+
+    @model_validator(mode="after")
+    def _names_a_line(self) -> ReturnLineCreate:
+        if self.order_line_id is None and self.product_id is None:
+            raise ValueError("give orderLineId (or productId)")
+        return self
+
+
+class ReturnCreate(CamelModel):
+    lines: list[ReturnLineCreate] = PydanticField(min_length=1, max_length=100)
+    reason: ReturnReason
+    note: str | None = PydanticField(default=None, max_length=1000)
+
+
+class ReturnDecline(CamelModel):
+    reason: str = PydanticField(min_length=1, max_length=1000, examples=["worn, not returnable"])
+
+
+class ReturnReceiveLine(CamelModel):
+    return_line_id: str = PydanticField(max_length=40)
+    received_quantity: StrictInt = PydanticField(
+        ge=0, le=10_000, description="Units back in good condition: restocked and refunded"
+    )
+    damaged_quantity: StrictInt = PydanticField(
+        default=0, ge=0, le=10_000, description="Units back damaged: refunded, not restocked"
+    )
+
+
+class ReturnReceive(CamelModel):
+    lines: list[ReturnReceiveLine] = PydanticField(min_length=1, max_length=100)
+
+
+class ReturnLinePublic(CamelModel):
+    id: str
+    order_line_id: str
+    product_id: str
+    name: str | None = None
+    quantity: int
+    received_quantity: int
+    damaged_quantity: int
+
+
+class ReturnPublic(CamelModel):
+    id: str
+    order_id: str
+    user_id: str
+    status: ReturnStatus
+    reason: ReturnReason
+    note: str | None
+    decline_reason: str | None
+    auto_approved: bool
+    label_url: str | None
+    tracking_code: str | None
+    tracking_url: str | None
+    currency: str
+    refund_amount: int | None = PydanticField(
+        description="Minor units; set when the goods are received"
+    )
+    refund_id: str | None
+    ship_by: datetime | None
+    approved_at: datetime | None
+    decided_at: datetime | None
+    received_at: datetime | None
+    refunded_at: datetime | None
+    closed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    lines: list[ReturnLinePublic]
+
+
+class ReturnReasonPublic(CamelModel):
+    reason: ReturnReason
+    description: str
+    shop_fault: bool = PydanticField(description="The refund includes the order's shipping")
+    auto_approved: bool = PydanticField(description="Approved without waiting for staff")

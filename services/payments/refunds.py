@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,13 +35,18 @@ async def refund(
     *,
     amount: int | None,
     reason: str | None,
-    staff_id: str,
+    staff_id: str | None,
+    key: str | None = None,
+    source: dict[str, Any] | None = None,
 ) -> RefundOutcome:
     """A staff refund of a captured payment, in full (``amount=None``) or in part.
 
     The payment row stays locked during the provider call, so refunds of one order run
     one at a time; the provider key counts this order's refunds (``ord_…:refund-2``), so
-    a retry after a lost answer repeats that refund instead of making another."""
+    a retry after a lost answer repeats that refund instead of making another. A refund
+    owed for something else brings its own ``key`` (a return: ``return:{id}``) and says
+    where it came from in ``source`` (``{"returnId": …}``), carried by its payment event,
+    its ``payment.refunded`` and its timeline entry."""
     payments = PaymentRepository(session)
     payment = await payments.for_order(order.id, lock=True)
     left = payment.amount_captured - payment.amount_refunded if payment else 0
@@ -48,15 +54,23 @@ async def refund(
         raise NotRefundable(f"order {order.id} has no captured amount left to refund")
     if amount is not None and amount > left:
         raise NotRefundable(f"at most {left} can still be refunded", refundable=left)
-    done = await payments.count_events(payment, "refunded")
-    key = idempotency_key(order.id, f"refund-{done + 1}")
+    if key is None:
+        done = await payments.count_events(payment, "refunded")
+        key = idempotency_key(order.id, f"refund-{done + 1}")
+    origin = source or {}
     result = await gateway.refund(payment.intent_id, amount=amount, idempotency_key=key)
     apply_state(payment, await gateway.retrieve(payment.intent_id))
     payments.save(payment)
     payments.event(
         payment,
         "refunded",
-        {"refundId": result.refund_id, "amount": result.amount, "reason": reason, "by": staff_id},
+        {
+            "refundId": result.refund_id,
+            "amount": result.amount,
+            "reason": reason,
+            "by": staff_id,
+            **origin,
+        },
     )
     await publish(
         session,
@@ -68,12 +82,13 @@ async def refund(
             "currency": payment.currency,
             "reason": reason,
             **refund_balance(payment),
+            **origin,
         },
     )
     payments.order_timeline(
         order,
         f"refunded {result.amount} {payment.currency}",
-        {"refundId": result.refund_id, "reason": reason},
+        {"refundId": result.refund_id, "reason": reason, **origin},
     )
     await session.flush()
     return RefundOutcome(result.refund_id, result.amount, payment.currency)

@@ -16,6 +16,7 @@ from temporal.clients.connection import TemporalConnection
 from temporal.clients.fulfillment import FulfillmentWorkflows
 from temporal.clients.onboarding import OnboardingWorkflows
 from temporal.clients.orders import OrderWorkflows
+from temporal.clients.returns import ReturnWorkflows
 from temporal.clients.starts import WorkflowStarts
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "FulfillmentWorkflows",
     "OnboardingWorkflows",
     "OrderWorkflows",
+    "ReturnWorkflows",
     "TemporalConnection",
     "WorkflowClients",
     "WorkflowStarts",
@@ -39,9 +41,11 @@ class WorkflowClients:
     orders: OrderWorkflows = field(init=False)
     cart_reminders: CartReminderWorkflows = field(init=False)
     fulfillments: FulfillmentWorkflows = field(init=False)
+    returns: ReturnWorkflows = field(init=False)
 
     def __post_init__(self) -> None:
         self.starts = WorkflowStarts(self.connection, self.sessions)
         self.orders = OrderWorkflows(self.connection, self.starts)
         self.cart_reminders = CartReminderWorkflows(self.connection)
         self.fulfillments = FulfillmentWorkflows(self.connection)
+        self.returns = ReturnWorkflows(self.connection, self.starts)

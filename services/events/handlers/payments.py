@@ -104,6 +104,8 @@ def refund_email(emails: EmailService, settings: Settings) -> Subscriber:
     name = "refund_email"
 
     async def email_customer(event: DomainEvent, session: AsyncSession) -> None:
+        if event.data.get("returnId"):
+            return  # a return's refund: its customer hears from return.refunded's email
         orders = OrderRepository(session)
         order = await orders.require(str(event.data["orderId"]))
         customer = await _customer_name(session, order)

@@ -1,0 +1,354 @@
+"""Returns (RMA): the customer asks, staff approve or decline and record the receipt;
+``ReturnWorkflow`` does the rest (label, restock, refund)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from api.deps import DbSession, State, after_commit
+from api.problems import problem_responses
+from api.security import CurrentUser, StaffUser
+from core.errors import DependencyUnavailable
+from models.base import Page
+from models.returns import (
+    REASON_TEXT,
+    SHOP_FAULT_REASONS,
+    ReturnCreate,
+    ReturnDecline,
+    ReturnPublic,
+    ReturnReason,
+    ReturnReasonPublic,
+    ReturnReceive,
+    ReturnRequest,
+    ReturnStatus,
+)
+from services.order_repository import OrderNotFound
+from services.returns import (
+    InvalidReceipt,
+    LineNotDelivered,
+    OrderNotDelivered,
+    ReturnNotActionable,
+    ReturnNotFound,
+    ReturnQuantityExceedsDelivered,
+    ReturnService,
+    ReturnWindowClosed,
+    UnknownOrderLine,
+)
+from temporal.clients.connection import WorkflowNotFound, WorkflowRefused
+from workflows.types.returns import (
+    ApproveRequest,
+    DeclineRequest,
+    ReceivedLine,
+    ReceiveRequest,
+)
+
+router = APIRouter(tags=["returns"])
+Pagination = Annotated[int, Query(ge=1, le=10_000)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+REQUEST_EXAMPLE = {
+    "lines": [{"orderLineId": "oline_01JD3Q5Z8K2M4N6P8R0T2V4X6Z", "quantity": 1}],
+    "reason": "damaged",
+    "note": "The mug arrived with a chipped handle.",
+}
+RECEIVE_EXAMPLE = {
+    "lines": [
+        {
+            "returnLineId": "rline_01JD3Q5Z8K2M4N6P8R0T2V4X6Z",
+            "receivedQuantity": 1,
+            "damagedQuantity": 1,
+        }
+    ]
+}
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Accepted; the workflow is still at it", "model": ReturnPublic}
+}
+STAFF_ACTION_PROBLEMS = (ReturnNotFound, ReturnNotActionable, DependencyUnavailable)
+REFUSED = {
+    "approve": (ReturnNotActionable, "return_not_requested"),
+    "label": (ReturnNotActionable, "return_label_failed"),
+    "receive": (ReturnNotActionable, "return_not_approved"),
+}
+
+
+def _returns(state: State, session: DbSession) -> ReturnService:
+    return ReturnService(session, state.settings)
+
+
+@router.get(
+    "/returns/reasons",
+    summary="The reasons a return can give",
+    response_model=list[ReturnReasonPublic],
+    responses=problem_responses(),
+)
+async def return_reasons(state: State) -> list[ReturnReasonPublic]:
+    """Every reason, whether it is the shop's fault (the refund then includes the
+    order's shipping) and whether it is approved without waiting for staff
+    (RETURN_AUTO_APPROVE_REASONS)."""
+    auto = state.settings.auto_approve_reasons
+    return [
+        ReturnReasonPublic(
+            reason=r,
+            description=REASON_TEXT[r],
+            shop_fault=r in SHOP_FAULT_REASONS,
+            auto_approved=str(r) in auto,
+        )
+        for r in ReturnReason
+    ]
+
+
+@router.post(
+    "/orders/{order_id}/returns",
+    status_code=status.HTTP_201_CREATED,
+    summary="Ask to return delivered items",
+    response_model=ReturnPublic,
+    responses=problem_responses(
+        OrderNotFound,
+        OrderNotDelivered,
+        ReturnWindowClosed,
+        UnknownOrderLine,
+        LineNotDelivered,
+        ReturnQuantityExceedsDelivered,
+    ),
+    openapi_extra={"requestBody": {"content": {"application/json": {"example": REQUEST_EXAMPLE}}}},
+)
+async def request_return(
+    order_id: str,
+    body: ReturnCreate,
+    caller: CurrentUser,
+    state: State,
+    session: DbSession,
+    response: Response,
+) -> ReturnPublic:
+    """Ask to send delivered lines back: 201 with the return in status `requested`.
+
+    Name each line by `orderLineId` (or by `productId` when the order has one line of
+    it), with a `quantity`; give a `reason` (see `GET /api/returns/reasons`) and an
+    optional `note` (≤ 1000 characters). Only your own orders (404 otherwise); 409
+    `order_not_delivered` while nothing has been delivered; 422 `unknown_order_line`,
+    422 `line_not_delivered` for a line not delivered yet, 409 `return_window_closed`
+    past RETURN_WINDOW_DAYS after that line's delivery, 422
+    `return_quantity_exceeds_delivered` for more than was delivered less what earlier
+    returns (not declined or cancelled) take back.
+
+    Staff approve it, or it is approved at once for a reason in
+    RETURN_AUTO_APPROVE_REASONS; the approval comes with a return label (`labelUrl`).
+    An `Idempotency-Key` header makes a retry answer the first return.
+    """
+    request, start = await _returns(state, session).request(caller.user.id, order_id, body)
+    after_commit(session, partial(state.workflows.starts.start, start))
+    response.headers["Location"] = f"/api/returns/{request.id}"
+    return await _returns(state, session).public(request)
+
+
+@router.get(
+    "/orders/{order_id}/returns",
+    summary="The returns of one of your orders",
+    response_model=list[ReturnPublic],
+    responses=problem_responses(OrderNotFound),
+)
+async def order_returns(
+    order_id: str, caller: CurrentUser, state: State, session: DbSession
+) -> list[ReturnPublic]:
+    """Oldest first, with their lines, label and refund. Someone else's order is 404
+    (staff see every order's)."""
+    user_id = None if caller.is_staff else caller.user.id
+    return await _returns(state, session).of_order(order_id, user_id=user_id)
+
+
+@router.get(
+    "/returns/{return_id}",
+    summary="Get one of your returns",
+    response_model=ReturnPublic,
+    responses=problem_responses(ReturnNotFound),
+)
+async def get_return(
+    return_id: str, caller: CurrentUser, state: State, session: DbSession
+) -> ReturnPublic:
+    """Its status (`requested`, `approved`, `declined`, `received`, `refunded`,
+    `closed`, `cancelled`), lines with what was received, the label and the refund.
+    Someone else's return is 404."""
+    service = _returns(state, session)
+    return await service.public(await service.get(return_id, user_id=caller.user.id))
+
+
+# --- staff ------------------------------------------------------------------------------
+
+
+@router.get(
+    "/admin/returns",
+    summary="List returns (staff)",
+    response_model=Page[ReturnPublic],
+    responses=problem_responses(),
+)
+async def admin_returns(
+    caller: StaffUser,
+    state: State,
+    session: DbSession,
+    page: Pagination = 1,
+    limit: Limit = 20,
+    status: ReturnStatus | None = None,
+    order_id: Annotated[str | None, Query(alias="orderId", max_length=40)] = None,
+) -> Page[ReturnPublic]:
+    """Every return, newest first, filtered by `status` and `orderId`."""
+    items, total = await _returns(state, session).page(
+        status=status, order_id=order_id, offset=(page - 1) * limit, limit=limit
+    )
+    return Page(items=items, total=total, page=page, limit=limit)
+
+
+@router.get(
+    "/admin/returns/{return_id}",
+    summary="Get a return (staff)",
+    response_model=ReturnPublic,
+    responses=problem_responses(ReturnNotFound),
+)
+async def admin_return(
+    return_id: str, caller: StaffUser, state: State, session: DbSession
+) -> ReturnPublic:
+    """Any customer's return."""
+    service = _returns(state, session)
+    return await service.public(await service.get(return_id))
+
+
+async def _after_action(
+    service: ReturnService,
+    session: DbSession,
+    request: ReturnRequest,
+    done: bool,
+    response: Response,
+) -> ReturnPublic:
+    if not done:
+        response.status_code = status.HTTP_202_ACCEPTED
+    await session.refresh(request)
+    return await service.public(request)
+
+
+async def _act(
+    state: State, return_id: str, action: str, send: Callable[[], Awaitable[bool]]
+) -> bool:
+    try:
+        result = await send()
+    except WorkflowRefused as exc:
+        if exc.code == InvalidReceipt.code:
+            raise InvalidReceipt(exc.detail) from exc
+        raise ReturnNotActionable(exc.detail, code=exc.code) from exc
+    except WorkflowNotFound as exc:
+        raise ReturnNotActionable(
+            f"return {return_id} can no longer {action}", code="return_not_actionable"
+        ) from exc
+    return bool(result)
+
+
+@router.post(
+    "/admin/returns/{return_id}/approve",
+    summary="Approve a return (staff)",
+    response_model=ReturnPublic,
+    responses={
+        **ACCEPTED,
+        **problem_responses(*STAFF_ACTION_PROBLEMS, REFUSED["approve"], REFUSED["label"]),
+    },
+)
+async def approve_return(
+    return_id: str, caller: StaffUser, state: State, session: DbSession, response: Response
+) -> ReturnPublic:
+    """Approve a `requested` return: the return label is bought from the carrier and the
+    customer is emailed it (`labelUrl`, `trackingCode`); the goods must be back within
+    RETURN_SHIP_BY_DAYS (`shipBy`) or the return is cancelled. 409
+    `return_not_requested` once decided; 409 `return_label_failed` if the carrier
+    refuses the label (approve again, or decline). 202 if the label is still being
+    bought."""
+    service = _returns(state, session)
+    request = await service.get(return_id)
+    done = await _act(
+        state,
+        return_id,
+        "be approved",
+        partial(
+            state.workflows.returns.approve, return_id, ApproveRequest(staff_id=caller.user.id)
+        ),
+    )
+    return await _after_action(service, session, request, done, response)
+
+
+@router.post(
+    "/admin/returns/{return_id}/decline",
+    summary="Decline a return (staff)",
+    response_model=ReturnPublic,
+    responses={**ACCEPTED, **problem_responses(*STAFF_ACTION_PROBLEMS, REFUSED["approve"])},
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"example": {"reason": "worn, not returnable"}}}
+        }
+    },
+)
+async def decline_return(
+    return_id: str,
+    body: ReturnDecline,
+    caller: StaffUser,
+    state: State,
+    session: DbSession,
+    response: Response,
+) -> ReturnPublic:
+    """Decline a `requested` return with a `reason` (the customer is emailed it). 409
+    `return_not_requested` once decided; 422 without a reason."""
+    service = _returns(state, session)
+    request = await service.get(return_id)
+    decline = DeclineRequest(reason=body.reason, staff_id=caller.user.id)
+    done = await _act(
+        state,
+        return_id,
+        "be declined",
+        partial(state.workflows.returns.decline, return_id, decline),
+    )
+    return await _after_action(service, session, request, done, response)
+
+
+@router.post(
+    "/admin/returns/{return_id}/receive",
+    summary="Record what came back (staff)",
+    response_model=ReturnPublic,
+    responses={
+        **ACCEPTED,
+        **problem_responses(*STAFF_ACTION_PROBLEMS, REFUSED["receive"], InvalidReceipt),
+    },
+    openapi_extra={"requestBody": {"content": {"application/json": {"example": RECEIVE_EXAMPLE}}}},
+)
+async def receive_return(
+    return_id: str,
+    body: ReturnReceive,
+    caller: StaffUser,
+    state: State,
+    session: DbSession,
+    response: Response,
+) -> ReturnPublic:
+    """Per return line: `receivedQuantity` units back in good condition (restocked,
+    ledger reason `return`) and `damagedQuantity` units back damaged (not restocked);
+    together at most the line's quantity (422 `invalid_receipt`); lines left out count
+    as nothing received. Every unit received, damaged or not, is refunded: the return
+    then moves to `received`, `refunded` and `closed` (202 while the refund is still
+    under way). 409 `return_not_approved` unless the return is `approved`."""
+    service = _returns(state, session)
+    request = await service.get(return_id)
+    receipt = ReceiveRequest(
+        lines=[
+            ReceivedLine(
+                return_line_id=ln.return_line_id,
+                received_quantity=ln.received_quantity,
+                damaged_quantity=ln.damaged_quantity,
+            )
+            for ln in body.lines
+        ],
+        staff_id=caller.user.id,
+    )
+    done = await _act(
+        state,
+        return_id,
+        "be received",
+        partial(state.workflows.returns.receive, return_id, receipt),
+    )
+    return await _after_action(service, session, request, done, response)

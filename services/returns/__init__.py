@@ -1,0 +1,40 @@
+"""Returns (RMA): a customer's request for delivered lines, and what follows it.
+
+- ``requests``: the request, checked against what was delivered, and the views;
+- ``lifecycle``: ``ReturnWorkflow``'s steps (label, decline, cancel, receive and restock,
+  refund, close);
+- ``refunds``: what a return refunds (a pure function);
+- ``repository``: all return SQL; ``errors``: the codes a client can get.
+"""
+
+from services.returns.errors import (
+    InvalidReceipt,
+    LineNotDelivered,
+    OrderNotDelivered,
+    ReturnNotActionable,
+    ReturnQuantityExceedsDelivered,
+    ReturnWindowClosed,
+    UnknownOrderLine,
+)
+from services.returns.lifecycle import ReturnSteps, refund_key
+from services.returns.refunds import OrderAmounts, RefundBreakdown, return_refund
+from services.returns.repository import ReturnNotFound, ReturnRepository
+from services.returns.requests import ReturnService
+
+__all__ = [
+    "InvalidReceipt",
+    "LineNotDelivered",
+    "OrderAmounts",
+    "OrderNotDelivered",
+    "RefundBreakdown",
+    "ReturnNotActionable",
+    "ReturnNotFound",
+    "ReturnQuantityExceedsDelivered",
+    "ReturnRepository",
+    "ReturnService",
+    "ReturnSteps",
+    "ReturnWindowClosed",
+    "UnknownOrderLine",
+    "refund_key",
+    "return_refund",
+]

@@ -1,0 +1,372 @@
+"""``ReturnWorkflow``'s steps: approve (with the return label), decline, cancel, receive
+(restock), refund and close. Each moves the return forward only from the status it
+expects, in one transaction with its event, so a repeated step changes nothing; the
+provider calls are keyed (the label by the provider shipment id saved before buying,
+the refund by ``return:{id}``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.db import SessionFactory, transaction
+from core.events import EventType
+from core.outbox import publish
+from core.settings import Settings
+from integrations.payments.gateway import PaymentGateway
+from integrations.shipping.provider import (
+    ParcelSpec,
+    PostalAddress,
+    ShipmentRequest,
+    ShippingProvider,
+)
+from models.base import utcnow
+from models.inventory import MovementKind
+from models.orders import Order
+from models.returns import SHOP_FAULT_REASONS, ReturnLine, ReturnRequest, ReturnStatus
+from services import payments
+from services.inventory.stock import StockService
+from services.order_repository import OrderRepository
+from services.payments.repository import PaymentRepository
+from services.returns.errors import InvalidReceipt
+from services.returns.refunds import OrderAmounts, RefundBreakdown, return_refund
+from services.returns.repository import ReturnRepository
+from workflows.types.returns import ReceivedLine
+
+# The weight a returned unit is booked at (the carrier needs one; ours are estimates).
+UNIT_WEIGHT_OZ = 16.0
+
+
+def refund_key(return_id: str) -> str:
+    """The provider's idempotency key of a return's refund: one refund per return."""
+    return f"return:{return_id}"
+
+
+class ReturnSteps:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        settings: Settings,
+        shipping: ShippingProvider,
+        gateway: PaymentGateway,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._shipping = shipping
+        self._gateway = gateway
+
+    # --- approval and its label -------------------------------------------------------
+
+    async def approve(
+        self, return_id: str, *, staff_id: str | None, auto: bool, ship_by: timedelta
+    ) -> ReturnStatus:
+        """Issue the return label and approve. The provider's shipment id is saved
+        before the label is bought, so a retry buys that same shipment's label."""
+        async with self._sessions() as session:
+            request = await ReturnRepository(session).require(return_id)
+            if request.status != ReturnStatus.REQUESTED:
+                return ReturnStatus(request.status)
+            provider_id = request.provider_shipment_id
+            if provider_id is None:
+                order = await OrderRepository(session).require(request.order_id)
+                units = sum(
+                    ln.quantity for ln in await ReturnRepository(session).lines([return_id])
+                )
+                booking = self._booking(request, order, units)
+        if provider_id is None:
+            created = await self._shipping.create_shipment(booking)
+            async with transaction(self._sessions) as session:
+                returns = ReturnRepository(session)
+                request = await returns.require(return_id, lock=True)
+                if request.provider_shipment_id is None:
+                    request.provider_shipment_id = created.provider_shipment_id
+                    returns.stage(request)
+                provider_id = request.provider_shipment_id
+        label = await self._shipping.buy_label(provider_id)
+        async with transaction(self._sessions) as session:
+            returns = ReturnRepository(session)
+            request = await returns.require(return_id, lock=True)
+            if request.status != ReturnStatus.REQUESTED:
+                return ReturnStatus(request.status)
+            now = utcnow()
+            request.label_url = label.label_url
+            request.tracking_code = label.tracking_code
+            request.tracking_url = label.tracking_url
+            request.status = ReturnStatus.APPROVED
+            request.auto_approved = auto
+            request.approved_at = request.decided_at = now
+            request.ship_by = now + ship_by
+            request.updated_at = now
+            returns.stage(request)
+            await self._event(
+                session,
+                EventType.RETURN_APPROVED,
+                request,
+                "return approved",
+                {
+                    "labelUrl": label.label_url,
+                    "trackingCode": label.tracking_code,
+                    "trackingUrl": label.tracking_url,
+                    "shipBy": request.ship_by.isoformat(),
+                    "autoApproved": auto,
+                    "by": staff_id,
+                },
+            )
+            return ReturnStatus.APPROVED
+
+    def _booking(self, request: ReturnRequest, order: Order, units: int) -> ShipmentRequest:
+        address = order.address
+        s = self._settings
+        return ShipmentRequest(
+            reference=request.id,
+            is_return=True,
+            to_address=PostalAddress(
+                name=s.ship_from_name,
+                street1=s.ship_from_street,
+                city=s.ship_from_city,
+                state=s.ship_from_state,
+                zip=s.ship_from_zip,
+                country=s.ship_from_country,
+            ),
+            from_address=PostalAddress(
+                name=address.name,
+                street1=address.street,
+                city=address.city,
+                state=address.state,
+                zip=address.zip,
+                country=address.country,
+                phone=address.phone,
+                email=order.email,
+            ),
+            parcel=ParcelSpec(weight_oz=UNIT_WEIGHT_OZ * max(units, 1)),
+        )
+
+    async def decline(self, return_id: str, *, reason: str, staff_id: str | None) -> ReturnStatus:
+        async with transaction(self._sessions) as session:
+            returns = ReturnRepository(session)
+            request = await returns.require(return_id, lock=True)
+            if request.status != ReturnStatus.REQUESTED:
+                return ReturnStatus(request.status)
+            now = utcnow()
+            request.status = ReturnStatus.DECLINED
+            request.decline_reason = reason
+            request.decided_at = request.closed_at = request.updated_at = now
+            returns.stage(request)
+            await self._event(
+                session,
+                EventType.RETURN_DECLINED,
+                request,
+                "return declined",
+                {"reason": reason, "by": staff_id},
+            )
+            return ReturnStatus.DECLINED
+
+    async def cancel(self, return_id: str) -> ReturnStatus:
+        """Not sent back in time: void the unused label, cancel, tell the customer."""
+        async with self._sessions() as session:
+            request = await ReturnRepository(session).require(return_id)
+        if request.status != ReturnStatus.APPROVED:
+            return ReturnStatus(request.status)
+        if request.provider_shipment_id is not None:
+            await self._shipping.refund_label(request.provider_shipment_id)
+        async with transaction(self._sessions) as session:
+            returns = ReturnRepository(session)
+            request = await returns.require(return_id, lock=True)
+            if request.status != ReturnStatus.APPROVED:
+                return ReturnStatus(request.status)
+            now = utcnow()
+            request.status = ReturnStatus.CANCELLED
+            request.closed_at = request.updated_at = now
+            returns.stage(request)
+            await self._event(
+                session,
+                EventType.RETURN_CANCELLED,
+                request,
+                "return cancelled: not sent back in time",
+                {"shipBy": request.ship_by.isoformat() if request.ship_by else None},
+            )
+            return ReturnStatus.CANCELLED
+
+    # --- receipt, restock, refund -----------------------------------------------------
+
+    async def receive(
+        self, return_id: str, received: list[ReceivedLine], *, staff_id: str | None
+    ) -> int | None:
+        """Record what came back, restock the undamaged units (ledger reason ``return``,
+        once per return line) and fix the refund. Returns the refund amount."""
+        async with transaction(self._sessions) as session:
+            returns = ReturnRepository(session)
+            request = await returns.require(return_id, lock=True)
+            if request.status != ReturnStatus.APPROVED:
+                return request.refund_amount
+            lines = {ln.id: ln for ln in await returns.lines([return_id])}
+            counted = {r.return_line_id: r for r in received}
+            if unknown := sorted(set(counted) - set(lines)):
+                raise InvalidReceipt(f"not lines of this return: {', '.join(unknown)}")
+            for line in lines.values():
+                got = counted.get(line.id)
+                line.received_quantity = got.received_quantity if got else 0
+                line.damaged_quantity = got.damaged_quantity if got else 0
+                if line.received_quantity + line.damaged_quantity > line.quantity:
+                    raise InvalidReceipt(f"line {line.id}: more units than the return holds")
+                returns.stage(line)
+            await self._restock(session, list(lines.values()))
+            breakdown = await self._refund_due(session, request, list(lines.values()))
+            now = utcnow()
+            request.status = ReturnStatus.RECEIVED
+            request.refund_amount = breakdown.amount
+            request.received_at = request.updated_at = now
+            returns.stage(request)
+            await self._event(
+                session,
+                EventType.RETURN_RECEIVED,
+                request,
+                "return received",
+                {
+                    "lines": [
+                        {
+                            "returnLineId": ln.id,
+                            "productId": ln.product_id,
+                            "received": ln.received_quantity,
+                            "damaged": ln.damaged_quantity,
+                        }
+                        for ln in lines.values()
+                    ],
+                    "refundAmount": breakdown.amount,
+                    "refund": {
+                        "goods": breakdown.goods,
+                        "tax": breakdown.tax,
+                        "shipping": breakdown.shipping,
+                        "capped": breakdown.capped,
+                    },
+                    "by": staff_id,
+                },
+            )
+            return breakdown.amount
+
+    async def _restock(self, session: AsyncSession, lines: list[ReturnLine]) -> None:
+        done = await ReturnRepository(session).restocked([ln.id for ln in lines])
+        stock = StockService(session)
+        for line in lines:
+            if line.received_quantity > 0 and line.id not in done:
+                await stock.adjust(
+                    line.product_id,
+                    line.received_quantity,
+                    f"return {line.return_id}",
+                    kind=MovementKind.RETURN,
+                    reference=line.id,
+                )
+
+    async def _refund_due(
+        self, session: AsyncSession, request: ReturnRequest, lines: list[ReturnLine]
+    ) -> RefundBreakdown:
+        orders = OrderRepository(session)
+        returns = ReturnRepository(session)
+        order = await orders.require(request.order_id)
+        order_lines = await orders.lines(order.id)
+        prices = {ln.id: ln.unit_price for ln in order_lines}
+        payment = await PaymentRepository(session).for_order(order.id)
+        earlier = [
+            r
+            for r in await returns.for_order(order.id)
+            if r.id != request.id and r.refund_amount is not None
+        ]
+        earlier_value = sum(
+            prices[ln.order_line_id] * (ln.received_quantity + ln.damaged_quantity)
+            for ln in await returns.lines([r.id for r in earlier])
+        )
+        value = sum(
+            prices[ln.order_line_id] * (ln.received_quantity + ln.damaged_quantity) for ln in lines
+        )
+        shipping_refunded = any(r.reason in SHOP_FAULT_REASONS for r in earlier)
+        return return_refund(
+            OrderAmounts(
+                lines_total=sum(ln.line_total for ln in order_lines),
+                coupon_discount=order.coupon_discount,
+                shipping=order.shipping,
+                tax=order.tax,
+                captured=payment.amount_captured if payment else 0,
+                refunded=payment.amount_refunded if payment else 0,
+            ),
+            returned_value=value,
+            earlier_value=earlier_value,
+            refund_shipping=request.reason in SHOP_FAULT_REASONS and not shipping_refunded,
+        )
+
+    async def refund(self, return_id: str) -> str | None:
+        """Refund the amount fixed at receipt through the payment gateway, once (key
+        ``return:{id}``), capped at what is still captured; ``payment.refunded`` follows
+        (with ``returnId``), then ``return.refunded``. Returns the provider's refund id."""
+        async with transaction(self._sessions) as session:
+            returns = ReturnRepository(session)
+            request = await returns.require(return_id, lock=True)
+            if request.status != ReturnStatus.RECEIVED:
+                return request.refund_id
+            order = await OrderRepository(session).require(request.order_id)
+            payment = await PaymentRepository(session).for_order(order.id, lock=True)
+            left = payment.amount_captured - payment.amount_refunded if payment else 0
+            amount = min(request.refund_amount or 0, max(left, 0))
+            if amount > 0:
+                outcome = await payments.refund(
+                    session,
+                    self._gateway,
+                    order,
+                    amount=amount,
+                    reason=f"return {request.id} ({request.reason})",
+                    staff_id=None,
+                    key=refund_key(request.id),
+                    source={"returnId": request.id},
+                )
+                request.refund_id = outcome.refund_id
+            now = utcnow()
+            request.refund_amount = amount
+            request.status = ReturnStatus.REFUNDED
+            request.refunded_at = request.updated_at = now
+            returns.stage(request)
+            await self._event(
+                session,
+                EventType.RETURN_REFUNDED,
+                request,
+                f"return refunded: {amount} {request.currency}",
+                {"amount": amount, "currency": request.currency, "refundId": request.refund_id},
+            )
+            return request.refund_id
+
+    async def close(self, return_id: str) -> ReturnStatus:
+        async with transaction(self._sessions) as session:
+            returns = ReturnRepository(session)
+            request = await returns.require(return_id, lock=True)
+            if request.status == ReturnStatus.REFUNDED:
+                request.status = ReturnStatus.CLOSED
+                request.closed_at = request.updated_at = utcnow()
+                returns.stage(request)
+            return ReturnStatus(request.status)
+
+    async def _event(
+        self,
+        session: AsyncSession,
+        type: EventType,
+        request: ReturnRequest,
+        message: str,
+        data: dict[str, Any],
+    ) -> None:
+        """The event (with what its email needs) and the order's timeline entry."""
+        orders = OrderRepository(session)
+        order = await orders.require(request.order_id)
+        await publish(
+            session,
+            type,
+            order.id,
+            {
+                "returnId": request.id,
+                "orderId": order.id,
+                "userId": order.user_id,
+                "email": order.email,
+                "reason": str(request.reason),
+                **data,
+            },
+        )
+        await orders.add_event(order.id, order.status, message, {"returnId": request.id})

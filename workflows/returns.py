@@ -1,0 +1,240 @@
+"""``ReturnWorkflow``: one per return (RMA), from the request to its close.
+
+requested → (``approve`` | ``decline`` Updates from staff, or approved at once when the
+reason is one of RETURN_AUTO_APPROVE_REASONS) → the return label is issued and the
+return is ``approved`` → the ``receive`` Update (what came back, per line, undamaged and
+damaged) → ``received`` (undamaged units restocked) → the refund → ``refunded`` →
+``closed``. An approved return not received within its ship-by time is ``cancelled``
+(the label voided, the customer told, nothing refunded); a declined one ends there.
+
+The ``returns`` row is written by the activities; the workflow mirrors the status for its
+``status`` query and the ``ReturnStatus``/``OrderId``/``CustomerId`` search attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.returns import ReturnActivities
+    from models.returns import ReturnStatus
+    from temporal.queues import TaskQueue
+    from temporal.search_attributes import CUSTOMER_ID, ORDER_ID, RETURN_STATUS
+    from workflows.types.fulfillment import RETURN_WORKFLOW, STATUS_QUERY
+    from workflows.types.returns import (
+        APPROVE_UPDATE,
+        DECLINE_UPDATE,
+        RECEIVE_UPDATE,
+        ApproveInput,
+        ApproveRequest,
+        DeclineInput,
+        DeclineRequest,
+        ReceiveInput,
+        ReceiveRequest,
+        ReturnInput,
+        ReturnRef,
+        ReturnView,
+    )
+
+STEP_TIMEOUT = timedelta(seconds=60)
+# Every step is idempotent: retried until it succeeds, unless it fails for a business
+# reason (the carrier refused the label).
+STEP_RETRY = RetryPolicy(
+    maximum_attempts=0,
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+)
+
+
+def _refuse(message: str, code: str) -> ApplicationError:
+    return ApplicationError(message, type=code, non_retryable=True)
+
+
+@workflow.defn(name=RETURN_WORKFLOW)
+class ReturnWorkflow:
+    def __init__(self) -> None:
+        self._input: ReturnInput | None = None
+        self._status = ReturnStatus.REQUESTED
+        self._refund_amount: int | None = None
+        self._approval: ApproveRequest | None = None
+        self._decline: DeclineRequest | None = None
+        self._receipt: ReceiveRequest | None = None
+        self._label_error: str | None = None
+
+    # --- messages ---------------------------------------------------------------------
+
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> ReturnView:
+        return ReturnView(
+            return_id=self._input.return_id if self._input else "",
+            order_id=self._input.order_id if self._input else "",
+            status=self._status,
+            refund_amount=self._refund_amount,
+        )
+
+    def _deciding(self) -> bool:
+        return self._approval is not None or self._decline is not None
+
+    def _check_undecided(self) -> None:
+        if self._status != ReturnStatus.REQUESTED or self._deciding():
+            raise _refuse(f"the return is {self._status}", "return_not_requested")
+
+    @workflow.update(name=APPROVE_UPDATE)
+    async def approve(self, request: ApproveRequest) -> ReturnView:
+        self._approval = request
+        self._label_error = None
+        await workflow.wait_condition(
+            lambda: self._status != ReturnStatus.REQUESTED or self._label_error is not None
+        )
+        if self._label_error is not None:
+            raise _refuse(self._label_error, "return_label_failed")
+        return self.status()
+
+    @approve.validator
+    def _validate_approve(self, request: ApproveRequest) -> None:
+        self._check_undecided()
+
+    @workflow.update(name=DECLINE_UPDATE)
+    async def decline(self, request: DeclineRequest) -> ReturnView:
+        self._decline = request
+        await workflow.wait_condition(lambda: self._status != ReturnStatus.REQUESTED)
+        return self.status()
+
+    @decline.validator
+    def _validate_decline(self, request: DeclineRequest) -> None:
+        self._check_undecided()
+        if not request.reason.strip():
+            raise _refuse("a decline needs a reason", "decline_reason_required")
+
+    @workflow.update(name=RECEIVE_UPDATE)
+    async def receive(self, request: ReceiveRequest) -> ReturnView:
+        self._receipt = request
+        await workflow.wait_condition(
+            lambda: self._status not in (ReturnStatus.APPROVED, ReturnStatus.RECEIVED)
+        )
+        return self.status()
+
+    @receive.validator
+    def _validate_receive(self, request: ReceiveRequest) -> None:
+        if self._status != ReturnStatus.APPROVED or self._receipt is not None:
+            raise _refuse(f"the return is {self._status}", "return_not_approved")
+        assert self._input is not None
+        quantities = {ln.return_line_id: ln.quantity for ln in self._input.lines}
+        seen: set[str] = set()
+        for line in request.lines:
+            if line.return_line_id not in quantities or line.return_line_id in seen:
+                raise _refuse(
+                    f"{line.return_line_id} is not a line of this return (or is repeated)",
+                    "invalid_receipt",
+                )
+            seen.add(line.return_line_id)
+            if line.received_quantity + line.damaged_quantity > quantities[line.return_line_id]:
+                raise _refuse(
+                    f"line {line.return_line_id}: {line.received_quantity} received and "
+                    f"{line.damaged_quantity} damaged exceed the "
+                    f"{quantities[line.return_line_id]} returned",
+                    "invalid_receipt",
+                )
+
+    # --- the return ---------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: ReturnInput) -> ReturnView:
+        self._input = input
+        ref = ReturnRef(return_id=input.return_id)
+        self._mirror(ReturnStatus.REQUESTED)
+        if input.auto_approve:
+            self._approval = ApproveRequest(staff_id=None)
+        while self._status == ReturnStatus.REQUESTED:
+            await workflow.wait_condition(self._deciding)
+            if self._decline is not None:
+                decline = self._decline
+                await self._step(
+                    ReturnActivities.decline,
+                    DeclineInput(
+                        return_id=input.return_id, reason=decline.reason, staff_id=decline.staff_id
+                    ),
+                    "decline; the customer is told",
+                )
+                self._mirror(ReturnStatus.DECLINED)
+                return self.status()
+            await self._issue_label(input)
+
+        try:
+            await workflow.wait_condition(
+                lambda: self._receipt is not None,
+                timeout=timedelta(seconds=input.ship_by_seconds),
+            )
+        except TimeoutError:
+            await self._step(ReturnActivities.cancel, ref, "not sent back in time: cancel")
+            self._mirror(ReturnStatus.CANCELLED)
+            return self.status()
+
+        receipt = self._receipt
+        assert receipt is not None
+        self._refund_amount = await self._step(
+            ReturnActivities.receive,
+            ReceiveInput(return_id=input.return_id, lines=receipt.lines, staff_id=receipt.staff_id),
+            "record the receipt, restock undamaged units",
+        )
+        self._mirror(ReturnStatus.RECEIVED)
+        await self._step(ReturnActivities.refund, ref, "refund through the payment gateway")
+        self._mirror(ReturnStatus.REFUNDED)
+        await self._step(ReturnActivities.close, ref, "close")
+        self._mirror(ReturnStatus.CLOSED)
+        return self.status()
+
+    async def _issue_label(self, input: ReturnInput) -> None:
+        """Approve with a label; if the carrier refuses, staff may try again or decline."""
+        approval = self._approval
+        assert approval is not None
+        try:
+            await self._step(
+                ReturnActivities.issue_label,
+                ApproveInput(
+                    return_id=input.return_id,
+                    staff_id=approval.staff_id,
+                    auto_approved=approval.staff_id is None,
+                    ship_by_seconds=input.ship_by_seconds,
+                ),
+                "issue the return label and approve",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            detail = cause.message if isinstance(cause, ApplicationError) else str(err)
+            workflow.logger.warning("return label for %s failed: %s", input.return_id, detail)
+            self._label_error = f"the return label could not be issued: {detail}"
+            self._approval = None
+            return
+        self._mirror(ReturnStatus.APPROVED)
+
+    def _mirror(self, status: ReturnStatus) -> None:
+        self._status = status
+        assert self._input is not None
+        workflow.set_current_details(f"{status}; order {self._input.order_id}")
+        workflow.upsert_search_attributes(
+            [
+                RETURN_STATUS.value_set(str(status)),
+                ORDER_ID.value_set(self._input.order_id),
+                CUSTOMER_ID.value_set(self._input.user_id),
+            ]
+        )
+
+    async def _step(
+        self, activity: Callable[..., Awaitable[Any]], arg: BaseModel, summary: str
+    ) -> Any:
+        return await workflow.execute_activity_method(
+            activity,
+            arg,
+            task_queue=str(TaskQueue.ORDERS),
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=STEP_RETRY,
+            summary=summary,
+        )
