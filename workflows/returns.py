@@ -29,9 +29,6 @@ with workflow.unsafe.imports_passed_through():
     from temporal.search_attributes import CUSTOMER_ID, ORDER_ID, RETURN_STATUS
     from workflows.types.fulfillment import RETURN_WORKFLOW, STATUS_QUERY
     from workflows.types.returns import (
-        APPROVE_UPDATE,
-        DECLINE_UPDATE,
-        RECEIVE_UPDATE,
         ApproveInput,
         ApproveRequest,
         DeclineInput,
@@ -86,7 +83,7 @@ class ReturnWorkflow:
         if self._status != ReturnStatus.REQUESTED or self._deciding():
             raise _refuse(f"the return is {self._status}", "return_not_requested")
 
-    @workflow.update(name=APPROVE_UPDATE)
+    @workflow.update  # named APPROVE_UPDATE (typed callers keep the method's result type)
     async def approve(self, request: ApproveRequest) -> ReturnView:
         self._approval = request
         self._label_error = None
@@ -101,7 +98,7 @@ class ReturnWorkflow:
     def _validate_approve(self, request: ApproveRequest) -> None:
         self._check_undecided()
 
-    @workflow.update(name=DECLINE_UPDATE)
+    @workflow.update  # named DECLINE_UPDATE (typed callers keep the method's result type)
     async def decline(self, request: DeclineRequest) -> ReturnView:
         self._decline = request
         await workflow.wait_condition(lambda: self._status != ReturnStatus.REQUESTED)
@@ -113,7 +110,7 @@ class ReturnWorkflow:
         if not request.reason.strip():
             raise _refuse("a decline needs a reason", "decline_reason_required")
 
-    @workflow.update(name=RECEIVE_UPDATE)
+    @workflow.update  # named RECEIVE_UPDATE (typed callers keep the method's result type)
     async def receive(self, request: ReceiveRequest) -> ReturnView:
         self._receipt = request
         await workflow.wait_condition(

@@ -172,6 +172,7 @@ class ReturnService:
                 "orderId": order.id,
                 "userId": order.user_id,
                 "reason": str(request.reason),
+                "autoApprove": str(request.reason) in self.settings.auto_approve_reasons,
                 "lines": [
                     {"returnLineId": r.id, "orderLineId": r.order_line_id, "quantity": r.quantity}
                     for r in rows

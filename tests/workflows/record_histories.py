@@ -67,6 +67,7 @@ from workflows.events import EventDeliveryWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.onboarding import UserOnboardingWorkflow
 from workflows.orders import OrderWorkflow
+from workflows.returns import ReturnWorkflow
 from workflows.system import StackProbeInput, StackProbeWorkflow
 from workflows.types.carts import AbandonmentInput
 from workflows.types.events import (
@@ -95,6 +96,7 @@ WORKFLOWS = [
     OrderWorkflow,
     EventDeliveryWorkflow,
     FulfillmentWorkflow,
+    ReturnWorkflow,  # its histories: record_return_histories.py
 ]
 
 # --- stand-in activities ------------------------------------------------------------------
@@ -390,7 +392,7 @@ def _workers(client: Client, queue: str) -> list[Worker]:
     standins = OrderStandIns()
     for order_id, plan in SCRIPTS.items():
         standins.script(order_id, plan)
-    others = [w for w in WORKFLOWS if w is not OrderWorkflow]
+    others = [w for w in WORKFLOWS if w not in (OrderWorkflow, ReturnWorkflow)]
     return [
         Worker(
             client,

@@ -37,6 +37,10 @@ def test_there_are_histories_to_replay() -> None:
         "fulfillment_delivered_in_two_parcels",
         "fulfillment_cancelled_before_label",
         "fulfillment_held_by_carrier_then_released",
+        "return_refunded",
+        "return_auto_approved",
+        "return_declined",
+        "return_not_sent_back",
     }
 
 

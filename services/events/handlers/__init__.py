@@ -16,6 +16,7 @@ from services.events.handlers.payments import (
     payment_failure_metrics,
     refund_email,
 )
+from services.events.handlers.returns import return_emails, return_request_alert
 from services.events.subscribers import Subscriber
 
 __all__ = [
@@ -28,19 +29,24 @@ __all__ = [
     "payment_failed_email",
     "payment_failure_metrics",
     "refund_email",
+    "return_emails",
+    "return_request_alert",
 ]
 
 
 def alert_and_email_subscribers(
     emails: EmailService, redis: Redis, settings: Settings
 ) -> list[Subscriber]:
-    """The low-stock alert and auto-reorder, and the payment emails and counter."""
+    """The low-stock alert and auto-reorder, the payment emails and counter, and the
+    return emails (the customer's, and staff's alert of a request to decide)."""
     return [
         low_stock_alert(emails, settings),
         auto_reorder(),
         payment_failed_email(emails, settings),
         payment_failure_metrics(redis),
         refund_email(emails, settings),
+        return_emails(emails, settings),
+        return_request_alert(emails, settings),
     ]
 
 

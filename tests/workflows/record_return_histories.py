@@ -1,0 +1,122 @@
+"""Record ``ReturnWorkflow``'s histories for ``test_replay.py`` (see
+``record_histories.py`` for when to record; the same rules hold):
+
+    .venv/bin/python -m tests.workflows.record_return_histories [NAME ...] [--overwrite]
+
+They run on their own time-skipping server, because the return stand-ins poll the
+``orders`` queue that ``OrderWorkflow``'s stand-ins poll in the main recorder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from cli.stack.process import find_binary
+from models.returns import ReturnReason, ReturnStatus
+from temporal.search_attributes import SEARCH_ATTRIBUTES
+from tests.workflows.record_histories import HISTORIES
+from tests.workflows.return_standins import (
+    SHIP_BY_SECONDS,
+    ReturnStandIns,
+    return_input,
+    start_return,
+    until_approved,
+)
+from workflows.returns import ReturnWorkflow
+from workflows.types.returns import (
+    ApproveRequest,
+    DeclineRequest,
+    ReceivedLine,
+    ReceiveRequest,
+)
+
+Recording = Callable[[WorkflowEnvironment], Awaitable[str]]
+RECEIPT = ReceiveRequest(
+    lines=[ReceivedLine(return_line_id="rline_a", received_quantity=1, damaged_quantity=1)],
+    staff_id="usr_recorded_staff",
+)
+
+
+async def refunded(env: WorkflowEnvironment) -> str:
+    handle = await start_return(env.client, return_input("ret_recorded_refunded"))
+    await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_staff"))
+    await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    assert (await handle.result()).status == ReturnStatus.CLOSED
+    return handle.id
+
+
+async def auto_approved(env: WorkflowEnvironment) -> str:
+    input = return_input("ret_recorded_auto", reason=ReturnReason.DAMAGED, auto_approve=True)
+    handle = await start_return(env.client, input)
+    await until_approved(handle)
+    await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    assert (await handle.result()).status == ReturnStatus.CLOSED
+    return handle.id
+
+
+async def declined(env: WorkflowEnvironment) -> str:
+    handle = await start_return(env.client, return_input("ret_recorded_declined"))
+    await handle.execute_update(ReturnWorkflow.decline, DeclineRequest(reason="worn"))
+    assert (await handle.result()).status == ReturnStatus.DECLINED
+    return handle.id
+
+
+async def not_sent_back(env: WorkflowEnvironment) -> str:
+    handle = await start_return(env.client, return_input("ret_recorded_cancelled"))
+    await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_staff"))
+    await env.sleep(timedelta(seconds=SHIP_BY_SECONDS / 2))
+    assert (await handle.result()).status == ReturnStatus.CANCELLED
+    return handle.id
+
+
+RECORDINGS: dict[str, Recording] = {
+    "return_refunded": refunded,
+    "return_auto_approved": auto_approved,
+    "return_declined": declined,
+    "return_not_sent_back": not_sent_back,
+}
+
+
+async def record(names: list[str], overwrite: bool = False) -> None:
+    wanted = [n for n in names if overwrite or not (HISTORIES / f"{n}.json").exists()]
+    if not wanted:
+        return
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_binary("temporal-test-server")),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                search_attributes=SEARCH_ATTRIBUTES, namespace=env.client.namespace
+            )
+        )
+        async with ReturnStandIns().worker(env.client):
+            for name in wanted:
+                workflow_id = await RECORDINGS[name](env)
+                history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+                (HISTORIES / f"{name}.json").write_text(history.to_json())
+                print(f"recorded {name}")
+    finally:
+        await env.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(RECORDINGS))
+    parser.add_argument("--overwrite", action="store_true", help="re-record existing files")
+    args = parser.parse_args()
+    if unknown := set(args.names) - set(RECORDINGS):
+        parser.error(f"no such recording: {', '.join(sorted(unknown))}")
+    asyncio.run(record(args.names or list(RECORDINGS), overwrite=args.overwrite))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Stand-in activities for ``ReturnWorkflow``, registered under the real activity names on
+the real task queue, shared by its tests and the history recorder.
+
+Each records its call per return; their results are the real result types. A return id
+in ``label_refusals`` has its first label refused by the carrier (non-retryable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+from uuid import uuid4
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from models.returns import ReturnReason, ReturnStatus
+from temporal.queues import TaskQueue
+from workflows.returns import ReturnWorkflow
+from workflows.types.fulfillment import return_workflow_id
+from workflows.types.returns import (
+    CANCEL_ACTIVITY,
+    CLOSE_ACTIVITY,
+    DECLINE_ACTIVITY,
+    ISSUE_LABEL_ACTIVITY,
+    RECEIVE_ACTIVITY,
+    REFUND_ACTIVITY,
+    ReturnInput,
+    ReturnLineRef,
+    ReturnView,
+)
+
+# The stand-in refunds 1000 minor units per unit received, damaged or not.
+UNIT_REFUND = 1000
+SHIP_BY_SECONDS = 14 * 86400.0
+
+
+class ReturnStandIns:
+    def __init__(self) -> None:
+        self.ran: dict[str, list[str]] = defaultdict(list)
+        self.inputs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.label_refusals: set[str] = set()
+
+    def _record(self, name: str, input: dict[str, Any]) -> str:
+        return_id = str(input["return_id"])
+        self.ran[return_id].append(name)
+        self.inputs[return_id].append(input)
+        return return_id
+
+    @activity.defn(name=ISSUE_LABEL_ACTIVITY)
+    async def issue_label(self, input: dict[str, Any]) -> ReturnStatus:
+        return_id = self._record(ISSUE_LABEL_ACTIVITY, input)
+        if return_id in self.label_refusals:
+            self.label_refusals.discard(return_id)
+            raise ApplicationError(
+                "the carrier refused the address", type="shipping_rejected", non_retryable=True
+            )
+        return ReturnStatus.APPROVED
+
+    @activity.defn(name=DECLINE_ACTIVITY)
+    async def decline(self, input: dict[str, Any]) -> ReturnStatus:
+        self._record(DECLINE_ACTIVITY, input)
+        return ReturnStatus.DECLINED
+
+    @activity.defn(name=CANCEL_ACTIVITY)
+    async def cancel(self, input: dict[str, Any]) -> ReturnStatus:
+        self._record(CANCEL_ACTIVITY, input)
+        return ReturnStatus.CANCELLED
+
+    @activity.defn(name=RECEIVE_ACTIVITY)
+    async def receive(self, input: dict[str, Any]) -> int:
+        self._record(RECEIVE_ACTIVITY, input)
+        return UNIT_REFUND * sum(
+            int(ln["received_quantity"]) + int(ln["damaged_quantity"]) for ln in input["lines"]
+        )
+
+    @activity.defn(name=REFUND_ACTIVITY)
+    async def refund(self, input: dict[str, Any]) -> str:
+        self._record(REFUND_ACTIVITY, input)
+        return "re_standin"
+
+    @activity.defn(name=CLOSE_ACTIVITY)
+    async def close(self, input: dict[str, Any]) -> ReturnStatus:
+        self._record(CLOSE_ACTIVITY, input)
+        return ReturnStatus.CLOSED
+
+    def worker(self, client: Client) -> Worker:
+        return Worker(
+            client,
+            task_queue=str(TaskQueue.ORDERS),
+            workflows=[ReturnWorkflow],
+            activities=[
+                self.issue_label,
+                self.decline,
+                self.cancel,
+                self.receive,
+                self.refund,
+                self.close,
+            ],
+        )
+
+
+def return_input(
+    return_id: str | None = None,
+    *,
+    reason: ReturnReason = ReturnReason.NO_LONGER_NEEDED,
+    auto_approve: bool = False,
+) -> ReturnInput:
+    """A return of two lines: ``rline_a`` (2 units) and ``rline_b`` (1 unit)."""
+    return ReturnInput(
+        return_id=return_id or f"ret_standin_{uuid4().hex[:10]}",
+        order_id="ord_standin_returned",
+        user_id="usr_standin",
+        reason=reason,
+        lines=[
+            ReturnLineRef(return_line_id="rline_a", quantity=2),
+            ReturnLineRef(return_line_id="rline_b", quantity=1),
+        ],
+        auto_approve=auto_approve,
+        ship_by_seconds=SHIP_BY_SECONDS,
+    )
+
+
+async def start_return(client: Client, input: ReturnInput) -> WorkflowHandle[Any, ReturnView]:
+    return await client.start_workflow(
+        ReturnWorkflow.run,
+        input,
+        id=return_workflow_id(input.return_id),
+        task_queue=str(TaskQueue.ORDERS),
+    )
+
+
+async def until_approved(handle: WorkflowHandle[Any, ReturnView]) -> None:
+    """Until the (auto-approved) return's label is issued, for a few seconds at most."""
+    for _ in range(100):
+        if (await handle.query(ReturnWorkflow.status)).status == ReturnStatus.APPROVED:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id} was not approved")

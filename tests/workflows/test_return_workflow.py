@@ -1,0 +1,176 @@
+"""``ReturnWorkflow`` branch by branch on the time-skipping server, with stand-in
+activities: approve → label → receive → refund → closed; decline; auto-approve; the
+ship-by timer; the Updates' validators; a refused label."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from models.returns import ReturnStatus
+from temporal.search_attributes import RETURN_STATUS
+from tests.workflows.return_standins import (
+    SHIP_BY_SECONDS,
+    UNIT_REFUND,
+    ReturnStandIns,
+    return_input,
+    start_return,
+    until_approved,
+)
+from workflows.returns import ReturnWorkflow
+from workflows.types.returns import (
+    CANCEL_ACTIVITY,
+    CLOSE_ACTIVITY,
+    DECLINE_ACTIVITY,
+    ISSUE_LABEL_ACTIVITY,
+    RECEIVE_ACTIVITY,
+    REFUND_ACTIVITY,
+    ApproveRequest,
+    DeclineRequest,
+    ReceivedLine,
+    ReceiveRequest,
+    ReturnView,
+)
+
+RECEIPT = ReceiveRequest(
+    lines=[
+        ReceivedLine(return_line_id="rline_a", received_quantity=1, damaged_quantity=1),
+        ReceivedLine(return_line_id="rline_b", received_quantity=1, damaged_quantity=0),
+    ],
+    staff_id="usr_staff",
+)
+
+
+@pytest.fixture(scope="module")
+async def returns(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[ReturnStandIns]:
+    standins = ReturnStandIns()
+    async with standins.worker(time_skipping_env.client):
+        yield standins
+
+
+async def _status(handle: WorkflowHandle[Any, ReturnView]) -> ReturnStatus:
+    return (await handle.query(ReturnWorkflow.status)).status
+
+
+def _refused(exc: pytest.ExceptionInfo[WorkflowUpdateFailedError]) -> str | None:
+    cause = exc.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause.type
+
+
+async def test_approve_label_receive_refund_close(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    input = return_input()
+    handle = await start_return(time_skipping_env.client, input)
+    assert await _status(handle) == ReturnStatus.REQUESTED
+
+    view = await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
+    assert view.status == ReturnStatus.APPROVED
+    view = await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    # The receipt is answered once the refund is made (closing follows).
+    assert view.status == ReturnStatus.REFUNDED
+    assert view.refund_amount == 3 * UNIT_REFUND
+
+    result = await handle.result()
+    assert result.status == ReturnStatus.CLOSED
+    assert returns.ran[input.return_id] == [
+        ISSUE_LABEL_ACTIVITY,
+        RECEIVE_ACTIVITY,
+        REFUND_ACTIVITY,
+        CLOSE_ACTIVITY,
+    ]
+    label = returns.inputs[input.return_id][0]
+    assert (label["staff_id"], label["auto_approved"]) == ("usr_s", False)
+    assert label["ship_by_seconds"] == SHIP_BY_SECONDS
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(RETURN_STATUS) == "closed"
+
+
+async def test_decline_needs_a_reason_and_ends_the_return(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    input = return_input()
+    handle = await start_return(time_skipping_env.client, input)
+    with pytest.raises(WorkflowUpdateFailedError) as blank:
+        await handle.execute_update(ReturnWorkflow.decline, DeclineRequest(reason="   "))
+    assert _refused(blank) == "decline_reason_required"
+    with pytest.raises(WorkflowUpdateFailedError) as early:
+        await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    assert _refused(early) == "return_not_approved"
+
+    view = await handle.execute_update(
+        ReturnWorkflow.decline, DeclineRequest(reason="worn", staff_id="usr_s")
+    )
+    assert view.status == ReturnStatus.DECLINED
+    assert (await handle.result()).status == ReturnStatus.DECLINED
+    assert returns.ran[input.return_id] == [DECLINE_ACTIVITY]
+    assert returns.inputs[input.return_id][0]["reason"] == "worn"
+
+
+async def test_an_auto_approved_reason_needs_no_staff(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    input = return_input(auto_approve=True)
+    handle = await start_return(time_skipping_env.client, input)
+    with pytest.raises(WorkflowUpdateFailedError) as again:
+        await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
+    assert _refused(again) == "return_not_requested"
+    await until_approved(handle)
+    label = returns.inputs[input.return_id][0]
+    assert (label["staff_id"], label["auto_approved"]) == (None, True)
+    await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    assert (await handle.result()).status == ReturnStatus.CLOSED
+
+
+async def test_not_sent_back_in_time_is_cancelled_without_a_refund(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    input = return_input()
+    handle = await start_return(time_skipping_env.client, input)
+    await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
+    await time_skipping_env.sleep(timedelta(seconds=SHIP_BY_SECONDS - 3600))
+    assert await _status(handle) == ReturnStatus.APPROVED  # not yet
+    result = await handle.result()  # time skips to the ship-by deadline
+    assert result.status == ReturnStatus.CANCELLED
+    assert result.refund_amount is None
+    assert returns.ran[input.return_id] == [ISSUE_LABEL_ACTIVITY, CANCEL_ACTIVITY]
+
+
+async def test_a_receipt_must_fit_the_return(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    input = return_input()
+    handle = await start_return(time_skipping_env.client, input)
+    await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
+    too_many = ReceivedLine(return_line_id="rline_b", received_quantity=1, damaged_quantity=1)
+    unknown = ReceivedLine(return_line_id="rline_x", received_quantity=1, damaged_quantity=0)
+    for lines in ([too_many], [unknown], [RECEIPT.lines[0], RECEIPT.lines[0]]):
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(ReturnWorkflow.receive, ReceiveRequest(lines=lines))
+        assert _refused(refused) == "invalid_receipt"
+    assert returns.ran[input.return_id] == [ISSUE_LABEL_ACTIVITY]
+    view = await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    assert view.status == ReturnStatus.REFUNDED
+
+
+async def test_a_refused_label_leaves_the_return_to_decide_again(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    input = return_input()
+    returns.label_refusals.add(input.return_id)
+    handle = await start_return(time_skipping_env.client, input)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
+    assert _refused(refused) == "return_label_failed"
+    assert await _status(handle) == ReturnStatus.REQUESTED
+    view = await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
+    assert view.status == ReturnStatus.APPROVED
+    assert returns.ran[input.return_id] == [ISSUE_LABEL_ACTIVITY, ISSUE_LABEL_ACTIVITY]
+    await handle.terminate("done with this test")
