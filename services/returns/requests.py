@@ -259,7 +259,8 @@ class ReturnService:
             )
         return [
             ReturnPublic.model_validate(
-                r.model_dump() | {"lines": by_return[r.id]}, from_attributes=False
+                {k: getattr(r, k) for k in ReturnPublic.model_fields if k != "lines"}
+                | {"lines": by_return[r.id]}
             )
             for r in requests
         ]

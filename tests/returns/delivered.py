@@ -1,0 +1,138 @@
+"""Delivered orders written as fulfilment writes them: a ``fulfillments`` row with its
+lines, and shipments (with their lines) that the carrier delivered at a given time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import uuid4
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import create_session_factory, transaction
+from models.base import utcnow
+from models.fulfillment import (
+    Fulfillment,
+    FulfillmentLine,
+    FulfillmentStatus,
+    Shipment,
+    ShipmentLine,
+    ShipmentStatus,
+)
+from models.orders import Order, OrderLine, OrderStatus
+from services.fulfillment.repository import FulfillmentRepository
+from services.order_repository import OrderRepository
+
+ADDRESS = {
+    "street": "123 Main St",
+    "city": "Boston",
+    "state": "MA",
+    "zip": "02101",
+    "country": "US",
+}
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """A shipment: {order line index: units}, delivered at ``delivered_at`` (None: still
+    on its way)."""
+
+    units: dict[int, int]
+    delivered_at: datetime | None = None
+
+
+async def write_order(
+    engine: AsyncEngine,
+    user_id: str,
+    *,
+    lines: list[tuple[str, int, int]],
+    coupon_discount: int = 0,
+    shipping: int = 599,
+    tax: int = 0,
+) -> tuple[Order, list[OrderLine]]:
+    """An order in ``fulfillment_queued`` with ``lines`` of (product id, quantity, unit
+    price), as checkout prices it (no payment row: the refund is not these tests')."""
+    goods = sum(q * p for _, q, p in lines)
+    async with transaction(create_session_factory(engine)) as session:
+        order = Order(
+            user_id=user_id,
+            cart_id=f"cart_{uuid4().hex[:20]}",
+            email="ada@example.com",
+            status=OrderStatus.FULFILLMENT_QUEUED,
+            subtotal=goods,
+            coupon_discount=coupon_discount,
+            shipping=shipping,
+            tax=tax,
+            total=goods - coupon_discount + shipping + tax,
+            shipping_address=ADDRESS,
+            payment_method_type="card",
+            payment_token="pm_card_visa",
+        )
+        await OrderRepository(session).save(order)
+        rows = [
+            OrderLine(
+                order_id=order.id,
+                product_id=product_id,
+                name=f"Thing {i}",
+                quantity=quantity,
+                list_price=price,
+                unit_price=price,
+                line_total=price * quantity,
+            )
+            for i, (product_id, quantity, price) in enumerate(lines)
+        ]
+        session.add_all(rows)
+    return order, rows
+
+
+async def ship(engine: AsyncEngine, order_id: str, parcels: list[Parcel]) -> None:
+    """The order's fulfilment and its ``parcels``."""
+    async with transaction(create_session_factory(engine)) as session:
+        orders = OrderRepository(session)
+        repo = FulfillmentRepository(session)
+        lines = await orders.lines(order_id)
+        fulfillment = await repo.for_order(order_id)
+        if fulfillment is None:
+            fulfillment = Fulfillment(
+                order_id=order_id, status=FulfillmentStatus.IN_PROGRESS, shipping_address=ADDRESS
+            )
+            await repo.insert_once(
+                fulfillment,
+                [
+                    FulfillmentLine(
+                        fulfillment_id=fulfillment.id,
+                        order_line_id=ln.id,
+                        product_id=ln.product_id,
+                        name=ln.name,
+                        quantity=ln.quantity,
+                    )
+                    for ln in lines
+                ],
+            )
+            fulfillment = await repo.for_order(order_id)
+            assert fulfillment is not None
+        for parcel in parcels:
+            delivered = parcel.delivered_at is not None
+            shipment = Shipment(
+                fulfillment_id=fulfillment.id,
+                order_id=order_id,
+                status=ShipmentStatus.DELIVERED if delivered else ShipmentStatus.IN_TRANSIT,
+                shipped_at=(parcel.delivered_at or utcnow()) - timedelta(days=2),
+                delivered_at=parcel.delivered_at,
+            )
+            await repo.add_shipment(
+                shipment,
+                [
+                    ShipmentLine(
+                        shipment_id=shipment.id,
+                        order_line_id=lines[i].id,
+                        product_id=lines[i].product_id,
+                        quantity=units,
+                    )
+                    for i, units in parcel.units.items()
+                ],
+            )
+
+
+def days_ago(days: float) -> datetime:
+    return utcnow() - timedelta(days=days)
