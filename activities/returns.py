@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from core.errors import ShopError
 from models.returns import ReturnStatus
-from services.returns import ReturnSteps
+from services.returns import ReturnLabels, ReturnSteps
 from temporal.errors import application_errors
 from workflows.types.returns import (
     CANCEL_ACTIVITY,
@@ -27,14 +27,15 @@ from workflows.types.returns import (
 
 
 class ReturnActivities:
-    def __init__(self, steps: ReturnSteps) -> None:
+    def __init__(self, labels: ReturnLabels, steps: ReturnSteps) -> None:
+        self._labels = labels
         self._steps = steps
 
     @activity.defn(name=ISSUE_LABEL_ACTIVITY)
     async def issue_label(self, input: ApproveInput) -> ReturnStatus:
         """Book the return label (provider shipment saved before buying) and approve."""
         with application_errors():
-            return await self._steps.approve(
+            return await self._labels.approve(
                 input.return_id,
                 staff_id=input.staff_id,
                 auto=input.auto_approved,
@@ -44,7 +45,7 @@ class ReturnActivities:
     @activity.defn(name=DECLINE_ACTIVITY)
     async def decline(self, input: DeclineInput) -> ReturnStatus:
         with application_errors():
-            return await self._steps.decline(
+            return await self._labels.decline(
                 input.return_id, reason=input.reason, staff_id=input.staff_id
             )
 
@@ -52,7 +53,7 @@ class ReturnActivities:
     async def cancel(self, input: ReturnRef) -> ReturnStatus:
         """Not sent back in time: void the label, cancel, tell the customer."""
         with application_errors():
-            return await self._steps.cancel(input.return_id)
+            return await self._labels.cancel(input.return_id)
 
     @activity.defn(name=RECEIVE_ACTIVITY)
     async def receive(self, input: ReceiveInput) -> int | None:

@@ -1,8 +1,8 @@
 """Returns (RMA): a customer's request for delivered lines, and what follows it.
 
 - ``requests``: the request, checked against what was delivered, and the views;
-- ``lifecycle``: ``ReturnWorkflow``'s steps (label, decline, cancel, receive and restock,
-  refund, close);
+- ``labels``: ``ReturnWorkflow``'s steps around the label (approve, decline, cancel);
+- ``lifecycle``: its steps once the goods are back (receive and restock, refund, close);
 - ``refunds``: what a return refunds (a pure function);
 - ``repository``: all return SQL; ``errors``: the codes a client can get.
 """
@@ -16,6 +16,7 @@ from services.returns.errors import (
     ReturnWindowClosed,
     UnknownOrderLine,
 )
+from services.returns.labels import ReturnLabels
 from services.returns.lifecycle import ReturnSteps, refund_key
 from services.returns.refunds import OrderAmounts, RefundBreakdown, return_refund
 from services.returns.repository import ReturnNotFound, ReturnRepository
@@ -27,6 +28,7 @@ __all__ = [
     "OrderAmounts",
     "OrderNotDelivered",
     "RefundBreakdown",
+    "ReturnLabels",
     "ReturnNotActionable",
     "ReturnNotFound",
     "ReturnQuantityExceedsDelivered",

@@ -1,13 +1,11 @@
-"""``ReturnWorkflow``'s steps: approve (with the return label), decline, cancel, receive
-(restock), refund and close. Each moves the return forward only from the status it
-expects, in one transaction with its event, so a repeated step changes nothing; the
-provider calls are keyed (the label by the provider shipment id saved before buying,
-the refund by ``return:{id}``).
+"""``ReturnWorkflow``'s steps after the goods are back: receive (restock), refund and
+close (the label's steps are in ``labels``). Each moves the return forward only from
+the status it expects, in one transaction with its event, so a repeated step changes
+nothing; the refund is keyed at the provider by ``return:{id}``.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,17 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.db import SessionFactory, transaction
 from core.events import EventType
 from core.outbox import publish
-from core.settings import Settings
 from integrations.payments.gateway import PaymentGateway
-from integrations.shipping.provider import (
-    ParcelSpec,
-    PostalAddress,
-    ShipmentRequest,
-    ShippingProvider,
-)
 from models.base import utcnow
 from models.inventory import MovementKind
-from models.orders import Order
 from models.returns import SHOP_FAULT_REASONS, ReturnLine, ReturnRequest, ReturnStatus
 from services import payments
 from services.inventory.stock import StockService
@@ -49,146 +39,10 @@ class ReturnSteps:
     def __init__(
         self,
         sessions: SessionFactory,
-        settings: Settings,
-        shipping: ShippingProvider,
         gateway: PaymentGateway,
     ) -> None:
         self._sessions = sessions
-        self._settings = settings
-        self._shipping = shipping
         self._gateway = gateway
-
-    # --- approval and its label -------------------------------------------------------
-
-    async def approve(
-        self, return_id: str, *, staff_id: str | None, auto: bool, ship_by: timedelta
-    ) -> ReturnStatus:
-        """Issue the return label and approve. The provider's shipment id is saved
-        before the label is bought, so a retry buys that same shipment's label."""
-        async with self._sessions() as session:
-            request = await ReturnRepository(session).require(return_id)
-            if request.status != ReturnStatus.REQUESTED:
-                return ReturnStatus(request.status)
-            provider_id = request.provider_shipment_id
-            if provider_id is None:
-                order = await OrderRepository(session).require(request.order_id)
-                units = sum(
-                    ln.quantity for ln in await ReturnRepository(session).lines([return_id])
-                )
-                booking = self._booking(request, order, units)
-        if provider_id is None:
-            created = await self._shipping.create_shipment(booking)
-            async with transaction(self._sessions) as session:
-                returns = ReturnRepository(session)
-                request = await returns.require(return_id, lock=True)
-                if request.provider_shipment_id is None:
-                    request.provider_shipment_id = created.provider_shipment_id
-                    returns.stage(request)
-                provider_id = request.provider_shipment_id
-        label = await self._shipping.buy_label(provider_id)
-        async with transaction(self._sessions) as session:
-            returns = ReturnRepository(session)
-            request = await returns.require(return_id, lock=True)
-            if request.status != ReturnStatus.REQUESTED:
-                return ReturnStatus(request.status)
-            now = utcnow()
-            request.label_url = label.label_url
-            request.tracking_code = label.tracking_code
-            request.tracking_url = label.tracking_url
-            request.status = ReturnStatus.APPROVED
-            request.auto_approved = auto
-            request.approved_at = request.decided_at = now
-            request.ship_by = now + ship_by
-            request.updated_at = now
-            returns.stage(request)
-            await self._event(
-                session,
-                EventType.RETURN_APPROVED,
-                request,
-                "return approved",
-                {
-                    "labelUrl": label.label_url,
-                    "trackingCode": label.tracking_code,
-                    "trackingUrl": label.tracking_url,
-                    "shipBy": request.ship_by.isoformat(),
-                    "autoApproved": auto,
-                    "by": staff_id,
-                },
-            )
-            return ReturnStatus.APPROVED
-
-    def _booking(self, request: ReturnRequest, order: Order, units: int) -> ShipmentRequest:
-        address = order.address
-        s = self._settings
-        return ShipmentRequest(
-            reference=request.id,
-            is_return=True,
-            to_address=PostalAddress(
-                name=s.ship_from_name,
-                street1=s.ship_from_street,
-                city=s.ship_from_city,
-                state=s.ship_from_state,
-                zip=s.ship_from_zip,
-                country=s.ship_from_country,
-            ),
-            from_address=PostalAddress(
-                name=address.name,
-                street1=address.street,
-                city=address.city,
-                state=address.state,
-                zip=address.zip,
-                country=address.country,
-                phone=address.phone,
-                email=order.email,
-            ),
-            parcel=ParcelSpec(weight_oz=UNIT_WEIGHT_OZ * max(units, 1)),
-        )
-
-    async def decline(self, return_id: str, *, reason: str, staff_id: str | None) -> ReturnStatus:
-        async with transaction(self._sessions) as session:
-            returns = ReturnRepository(session)
-            request = await returns.require(return_id, lock=True)
-            if request.status != ReturnStatus.REQUESTED:
-                return ReturnStatus(request.status)
-            now = utcnow()
-            request.status = ReturnStatus.DECLINED
-            request.decline_reason = reason
-            request.decided_at = request.closed_at = request.updated_at = now
-            returns.stage(request)
-            await self._event(
-                session,
-                EventType.RETURN_DECLINED,
-                request,
-                "return declined",
-                {"reason": reason, "by": staff_id},
-            )
-            return ReturnStatus.DECLINED
-
-    async def cancel(self, return_id: str) -> ReturnStatus:
-        """Not sent back in time: void the unused label, cancel, tell the customer."""
-        async with self._sessions() as session:
-            request = await ReturnRepository(session).require(return_id)
-        if request.status != ReturnStatus.APPROVED:
-            return ReturnStatus(request.status)
-        if request.provider_shipment_id is not None:
-            await self._shipping.refund_label(request.provider_shipment_id)
-        async with transaction(self._sessions) as session:
-            returns = ReturnRepository(session)
-            request = await returns.require(return_id, lock=True)
-            if request.status != ReturnStatus.APPROVED:
-                return ReturnStatus(request.status)
-            now = utcnow()
-            request.status = ReturnStatus.CANCELLED
-            request.closed_at = request.updated_at = now
-            returns.stage(request)
-            await self._event(
-                session,
-                EventType.RETURN_CANCELLED,
-                request,
-                "return cancelled: not sent back in time",
-                {"shipBy": request.ship_by.isoformat() if request.ship_by else None},
-            )
-            return ReturnStatus.CANCELLED
 
     # --- receipt, restock, refund -----------------------------------------------------
 
@@ -220,7 +74,7 @@ class ReturnSteps:
             request.refund_amount = breakdown.amount
             request.received_at = request.updated_at = now
             returns.stage(request)
-            await self._event(
+            await announce(
                 session,
                 EventType.RETURN_RECEIVED,
                 request,
@@ -326,7 +180,7 @@ class ReturnSteps:
             request.status = ReturnStatus.REFUNDED
             request.refunded_at = request.updated_at = now
             returns.stage(request)
-            await self._event(
+            await announce(
                 session,
                 EventType.RETURN_REFUNDED,
                 request,
@@ -345,28 +199,28 @@ class ReturnSteps:
                 returns.stage(request)
             return ReturnStatus(request.status)
 
-    async def _event(
-        self,
-        session: AsyncSession,
-        type: EventType,
-        request: ReturnRequest,
-        message: str,
-        data: dict[str, Any],
-    ) -> None:
-        """The event (with what its email needs) and the order's timeline entry."""
-        orders = OrderRepository(session)
-        order = await orders.require(request.order_id)
-        await publish(
-            session,
-            type,
-            order.id,
-            {
-                "returnId": request.id,
-                "orderId": order.id,
-                "userId": order.user_id,
-                "email": order.email,
-                "reason": str(request.reason),
-                **data,
-            },
-        )
-        await orders.add_event(order.id, order.status, message, {"returnId": request.id})
+
+async def announce(
+    session: AsyncSession,
+    type: EventType,
+    request: ReturnRequest,
+    message: str,
+    data: dict[str, Any],
+) -> None:
+    """The return's event (with what its email needs) and the order's timeline entry."""
+    orders = OrderRepository(session)
+    order = await orders.require(request.order_id)
+    await publish(
+        session,
+        type,
+        order.id,
+        {
+            "returnId": request.id,
+            "orderId": order.id,
+            "userId": order.user_id,
+            "email": order.email,
+            "reason": str(request.reason),
+            **data,
+        },
+    )
+    await orders.add_event(order.id, order.status, message, {"returnId": request.id})
