@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from core.db import SessionFactory, transaction
 from core.events import EventType
+from core.outbox import publish
 from core.settings import Settings
 from integrations.shipping.provider import (
     ParcelSpec,
@@ -22,7 +23,7 @@ from models.base import utcnow
 from models.orders import Order
 from models.returns import ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
-from services.returns.lifecycle import announce
+from services.returns.lifecycle import announced
 from services.returns.repository import ReturnRepository
 
 # The weight a returned unit is booked at (the carrier needs one; ours are estimates).
@@ -78,9 +79,8 @@ class ReturnLabels:
             request.ship_by = now + ship_by
             request.updated_at = now
             returns.stage(request)
-            await announce(
+            order_id, payload = await announced(
                 session,
-                EventType.RETURN_APPROVED,
                 request,
                 "return approved",
                 {
@@ -92,6 +92,7 @@ class ReturnLabels:
                     "by": staff_id,
                 },
             )
+            await publish(session, EventType.RETURN_APPROVED, order_id, payload)
             return ReturnStatus.APPROVED
 
     def _booking(self, request: ReturnRequest, order: Order, units: int) -> ShipmentRequest:
@@ -132,13 +133,13 @@ class ReturnLabels:
             request.decline_reason = reason
             request.decided_at = request.closed_at = request.updated_at = now
             returns.stage(request)
-            await announce(
+            order_id, payload = await announced(
                 session,
-                EventType.RETURN_DECLINED,
                 request,
                 "return declined",
                 {"reason": reason, "by": staff_id},
             )
+            await publish(session, EventType.RETURN_DECLINED, order_id, payload)
             return ReturnStatus.DECLINED
 
     async def cancel(self, return_id: str) -> ReturnStatus:
@@ -158,11 +159,11 @@ class ReturnLabels:
             request.status = ReturnStatus.CANCELLED
             request.closed_at = request.updated_at = now
             returns.stage(request)
-            await announce(
+            order_id, payload = await announced(
                 session,
-                EventType.RETURN_CANCELLED,
                 request,
                 "return cancelled: not sent back in time",
                 {"shipBy": request.ship_by.isoformat() if request.ship_by else None},
             )
+            await publish(session, EventType.RETURN_CANCELLED, order_id, payload)
             return ReturnStatus.CANCELLED

@@ -74,9 +74,8 @@ class ReturnSteps:
             request.refund_amount = breakdown.amount
             request.received_at = request.updated_at = now
             returns.stage(request)
-            await announce(
+            order_id, payload = await announced(
                 session,
-                EventType.RETURN_RECEIVED,
                 request,
                 "return received",
                 {
@@ -99,6 +98,7 @@ class ReturnSteps:
                     "by": staff_id,
                 },
             )
+            await publish(session, EventType.RETURN_RECEIVED, order_id, payload)
             return breakdown.amount
 
     async def _restock(self, session: AsyncSession, lines: list[ReturnLine]) -> None:
@@ -180,13 +180,13 @@ class ReturnSteps:
             request.status = ReturnStatus.REFUNDED
             request.refunded_at = request.updated_at = now
             returns.stage(request)
-            await announce(
+            order_id, payload = await announced(
                 session,
-                EventType.RETURN_REFUNDED,
                 request,
                 f"return refunded: {amount} {request.currency}",
                 {"amount": amount, "currency": request.currency, "refundId": request.refund_id},
             )
+            await publish(session, EventType.RETURN_REFUNDED, order_id, payload)
             return request.refund_id
 
     async def close(self, return_id: str) -> ReturnStatus:
@@ -200,27 +200,19 @@ class ReturnSteps:
             return ReturnStatus(request.status)
 
 
-async def announce(
-    session: AsyncSession,
-    type: EventType,
-    request: ReturnRequest,
-    message: str,
-    data: dict[str, Any],
-) -> None:
-    """The return's event (with what its email needs) and the order's timeline entry."""
+async def announced(
+    session: AsyncSession, request: ReturnRequest, message: str, data: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The order id and payload of a return's event (with what its email needs), and
+    the order's timeline entry; the caller publishes it."""
     orders = OrderRepository(session)
     order = await orders.require(request.order_id)
-    await publish(
-        session,
-        type,
-        order.id,
-        {
-            "returnId": request.id,
-            "orderId": order.id,
-            "userId": order.user_id,
-            "email": order.email,
-            "reason": str(request.reason),
-            **data,
-        },
-    )
     await orders.add_event(order.id, order.status, message, {"returnId": request.id})
+    return order.id, {
+        "returnId": request.id,
+        "orderId": order.id,
+        "userId": order.user_id,
+        "email": order.email,
+        "reason": str(request.reason),
+        **data,
+    }
