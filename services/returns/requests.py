@@ -203,11 +203,9 @@ class ReturnService:
             )
         return found
 
-    async def units_returned(
-        self, order_id: str, *, except_id: str | None = None
-    ) -> dict[str, int]:
+    async def units_returned(self, order_id: str) -> dict[str, int]:
         """Per order line: units the order's returns take back (see ``units_held``)."""
-        requests = {r.id: r for r in await self.returns.for_order(order_id) if r.id != except_id}
+        requests = {r.id: r for r in await self.returns.for_order(order_id)}
         held: dict[str, int] = defaultdict(int)
         for line in await self.returns.lines(list(requests)):
             held[line.order_line_id] += units_held(requests[line.return_id], line)
