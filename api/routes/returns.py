@@ -228,6 +228,12 @@ async def _after_action(
     return await service.public(request)
 
 
+def _expect(request: ReturnRequest, status_: ReturnStatus, code: str) -> None:
+    """The row tells at once what a finished workflow would no longer answer."""
+    if request.status != status_:
+        raise ReturnNotActionable(f"the return is {request.status}", code=code)
+
+
 async def _act(
     state: State, return_id: str, action: str, send: Callable[[], Awaitable[bool]]
 ) -> bool:
@@ -264,6 +270,7 @@ async def approve_return(
     bought."""
     service = _returns(state, session)
     request = await service.get(return_id)
+    _expect(request, ReturnStatus.REQUESTED, "return_not_requested")
     done = await _act(
         state,
         return_id,
@@ -298,6 +305,7 @@ async def decline_return(
     `return_not_requested` once decided; 422 without a reason."""
     service = _returns(state, session)
     request = await service.get(return_id)
+    _expect(request, ReturnStatus.REQUESTED, "return_not_requested")
     decline = DeclineRequest(reason=body.reason, staff_id=caller.user.id)
     done = await _act(
         state,
@@ -334,6 +342,7 @@ async def receive_return(
     under way). 409 `return_not_approved` unless the return is `approved`."""
     service = _returns(state, session)
     request = await service.get(return_id)
+    _expect(request, ReturnStatus.APPROVED, "return_not_approved")
     receipt = ReceiveRequest(
         lines=[
             ReceivedLine(
