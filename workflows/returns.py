@@ -64,6 +64,7 @@ class ReturnWorkflow:
         self._decline: DeclineRequest | None = None
         self._receipt: ReceiveRequest | None = None
         self._label_error: str | None = None
+        self._expired = False  # the ship-by time passed: no receipt is taken any more
 
     # --- messages ---------------------------------------------------------------------
 
@@ -120,8 +121,9 @@ class ReturnWorkflow:
 
     @receive.validator
     def _validate_receive(self, request: ReceiveRequest) -> None:
-        if self._status != ReturnStatus.APPROVED or self._receipt is not None:
-            raise _refuse(f"the return is {self._status}", "return_not_approved")
+        if self._status != ReturnStatus.APPROVED or self._receipt is not None or self._expired:
+            status = ReturnStatus.CANCELLED if self._expired else self._status
+            raise _refuse(f"the return is {status}", "return_not_approved")
         assert self._input is not None
         quantities = {ln.return_line_id: ln.quantity for ln in self._input.lines}
         seen: set[str] = set()
@@ -170,6 +172,7 @@ class ReturnWorkflow:
                 timeout=timedelta(seconds=input.ship_by_seconds),
             )
         except TimeoutError:
+            self._expired = True
             await self._step(ReturnActivities.cancel, ref, "not sent back in time: cancel")
             self._mirror(ReturnStatus.CANCELLED)
             return self.status()
