@@ -39,7 +39,9 @@ from temporal.search_attributes import (
     ORDER_ID,
     ORDER_STATUS,
     ORDER_TOTAL,
+    RETURN_STATUS,
     SEARCH_ATTRIBUTES,
+    SHIPMENT_STATUS,
 )
 from tests.live import LiveStack, live_stack
 from tests.stack import TEST_HASH_COST, StackServers, test_servers
@@ -80,8 +82,16 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(find_binary("temporal")),
         data_converter=pydantic_data_converter,
-        # The workflows' own attributes (FulfillmentWorkflow upserts FulfillmentStatus, OrderId).
-        search_attributes=[CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL, ORDER_ID, FULFILLMENT_STATUS],
+        # Every attribute our workflows upsert (temporal/search_attributes.py).
+        search_attributes=[
+            CUSTOMER_ID,
+            ORDER_STATUS,
+            ORDER_TOTAL,
+            ORDER_ID,
+            FULFILLMENT_STATUS,
+            SHIPMENT_STATUS,
+            RETURN_STATUS,
+        ],
         dev_server_log_level="error",
     )
     try:

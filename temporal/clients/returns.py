@@ -102,13 +102,21 @@ class ReturnWorkflows:
                     continue
                 raise
             except WorkflowUpdateFailedError as exc:
-                cause = exc.cause
-                if isinstance(cause, ApplicationError) and cause.type:
-                    raise WorkflowRefused(cause.message, code=cause.type) from exc
-                raise DependencyUnavailable(f"{what} could not take {name}; try again") from exc
+                raise _refused(exc, what, name) from exc
             try:
                 await asyncio.wait_for(update.result(), ACTION_SECONDS)
             except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
                 return False
+            except WorkflowUpdateFailedError as exc:
+                # A validator's refusal (or the handler's, e.g. a refused label) arrives
+                # with the outcome.
+                raise _refused(exc, what, name) from exc
             return True
         raise WorkflowNotFound(f"{what} is not running")
+
+
+def _refused(exc: WorkflowUpdateFailedError, what: str, name: str) -> Exception:
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return WorkflowRefused(cause.message, code=cause.type)
+    return DependencyUnavailable(f"{what} could not take {name}; try again")
