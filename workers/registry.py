@@ -22,6 +22,7 @@ from activities.maintenance import MaintenanceActivities
 from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
 from activities.pruning import OutboxPruneActivities
+from activities.returns import ReturnActivities
 from activities.system import SystemActivities
 from core.db import SessionFactory
 from core.settings import Settings
@@ -30,12 +31,14 @@ from integrations.email.sender import EmailSender
 from integrations.email.templates import EmailTemplates
 from integrations.marketing.factory import build_marketing_client
 from integrations.payments.stripe import StripeGateway
+from integrations.shipping.factory import build_shipping_provider
 from services.analytics import AnalyticsRecorder
 from services.email import EmailService
 from services.events.delivery import DeliveryService
 from services.events.registry import HandlerDeps, build_subscribers
 from services.events.subscribers import Subscriber
 from services.payments import PaymentService
+from services.returns import ReturnLabels, ReturnSteps
 from temporal.clients import CartReminderWorkflows, FulfillmentWorkflows, TemporalConnection
 from temporal.queues import TaskQueue
 from workflows.carts import CartAbandonmentWorkflow
@@ -48,6 +51,7 @@ from workflows.maintenance import (
 )
 from workflows.onboarding import UserOnboardingWorkflow
 from workflows.orders import OrderWorkflow
+from workflows.returns import ReturnWorkflow
 from workflows.system import StackProbeWorkflow
 
 
@@ -137,6 +141,19 @@ def components_for(
             fulfilment.hold,
             fulfilment.release,
             fulfilment.cancel,
+        ]
+        returns = ReturnActivities(
+            ReturnLabels(deps.sessions, deps.settings, build_shipping_provider(deps.settings)),
+            ReturnSteps(deps.sessions, StripeGateway.from_settings(deps.settings)),
+        )
+        workflows.append(ReturnWorkflow)
+        activities += [
+            returns.issue_label,
+            returns.decline,
+            returns.cancel,
+            returns.receive,
+            returns.refund,
+            returns.close,
         ]
     if queue is TaskQueue.PAYMENTS:
         payments = PaymentActivities(

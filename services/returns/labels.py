@@ -13,6 +13,7 @@ from core.db import SessionFactory, transaction
 from core.events import EventType
 from core.outbox import publish
 from core.settings import Settings
+from integrations.shipping.factory import ship_from_address
 from integrations.shipping.provider import (
     ParcelSpec,
     PostalAddress,
@@ -97,18 +98,10 @@ class ReturnLabels:
 
     def _booking(self, request: ReturnRequest, order: Order, units: int) -> ShipmentRequest:
         address = order.address
-        s = self._settings
         return ShipmentRequest(
             reference=request.id,
             is_return=True,
-            to_address=PostalAddress(
-                name=s.ship_from_name,
-                street1=s.ship_from_street,
-                city=s.ship_from_city,
-                state=s.ship_from_state,
-                zip=s.ship_from_zip,
-                country=s.ship_from_country,
-            ),
+            to_address=ship_from_address(self._settings),
             from_address=PostalAddress(
                 name=address.name,
                 street1=address.street,

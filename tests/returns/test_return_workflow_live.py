@@ -1,0 +1,151 @@
+"""A return from end to end on the live stack, as clients drive it: a delivered order,
+the customer's request, staff's approval (a return label from the carrier sandbox),
+the receipt with one unit damaged under Stripe faults, exactly one refund of the right
+amount, the undamaged unit back in stock, the return closed; and a declined one."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+
+from core.db import create_session_factory
+from models.inventory import MovementKind, StockMovement
+from models.outbox import OutboxEvent
+from tests.orders.helpers import (
+    intents_for,
+    place,
+    product,
+    refunded,
+    shopper_with_cart,
+    stock,
+    wait_for,
+)
+from tests.returns.delivered import Parcel, days_ago, ship
+
+
+async def _return_until(
+    http: httpx.AsyncClient, headers: dict[str, str], return_id: str, status: str
+) -> dict[str, Any]:
+    for _ in range(300):
+        body: dict[str, Any] = (await http.get(f"/api/returns/{return_id}", headers=headers)).json()
+        if body["status"] == status:
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"return {return_id} is {body['status']}, not {status}")
+
+
+async def _delivered_order(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    mug = await product(http, staff, price=1500, stock=10)
+    tea = await product(http, staff, price=1000, stock=10)
+    shopper = await shopper_with_cart(http, [(mug, 2), (tea, 1)])
+    placed = await place(http, shopper)
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "fulfillment_queued", order
+    await ship(engine, order["id"], [Parcel({0: 2, 1: 1}, days_ago(2))])
+    return mug, order, shopper
+
+
+async def test_approve_receive_one_damaged_refund_once_restock_close(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    mug, order, shopper = await _delivered_order(http, staff, engine)
+    asked = await http.post(
+        f"/api/orders/{order['id']}/returns",
+        headers=shopper.headers,
+        json={"lines": [{"productId": mug["id"], "quantity": 2}], "reason": "damaged"},
+    )
+    assert asked.status_code == 201, asked.text
+    return_id = asked.json()["id"]
+    line_id = asked.json()["lines"][0]["id"]
+
+    approved = await http.post(f"/api/admin/returns/{return_id}/approve", headers=staff)
+    assert approved.status_code in (200, 202), approved.text
+    body = await _return_until(http, shopper.headers, return_id, "approved")
+    assert body["labelUrl"]
+    assert body["trackingCode"]
+    assert body["shipBy"]
+    again = await http.post(f"/api/admin/returns/{return_id}/approve", headers=staff)
+    assert (again.status_code, again.json()["code"]) == (409, "return_not_requested")
+    too_many = await http.post(
+        f"/api/admin/returns/{return_id}/receive",
+        headers=staff,
+        json={"lines": [{"returnLineId": line_id, "receivedQuantity": 2, "damagedQuantity": 1}]},
+    )
+    assert (too_many.status_code, too_many.json()["code"]) == (422, "invalid_receipt")
+
+    # A third of Stripe's answers fail: the SDK and the activity retry with the same key.
+    await http.put("/_sandbox/stripe/faults", json={"failureRate": 0.3})
+    received = await http.post(
+        f"/api/admin/returns/{return_id}/receive",
+        headers=staff,
+        json={"lines": [{"returnLineId": line_id, "receivedQuantity": 1, "damagedQuantity": 1}]},
+    )
+    assert received.status_code in (200, 202), received.text
+    done = await _return_until(http, shopper.headers, return_id, "closed")
+    await http.delete("/_sandbox/stripe/faults")
+
+    # Goods 30.00 of 40.00, tax 2.50 x 3/4 -> 1.87, shipping 5.99 (the shop's fault).
+    assert done["refundAmount"] == 3786
+    [intent] = await intents_for(http, order["id"])
+    assert await refunded(http, intent["id"]) == 3786
+    assert [(ln["receivedQuantity"], ln["damagedQuantity"]) for ln in done["lines"]] == [(1, 1)]
+    assert (await stock(http, staff, mug["id"]))["onHand"] == 9  # 10 - 2 sold + 1 back
+    async with create_session_factory(engine)() as session:
+        movements = (
+            await session.exec(
+                select(StockMovement.on_hand_delta).where(
+                    StockMovement.product_id == mug["id"],
+                    StockMovement.kind == MovementKind.RETURN,
+                )
+            )
+        ).all()
+        types = (
+            await session.exec(
+                select(OutboxEvent.type)
+                .where(OutboxEvent.aggregate_id == order["id"])
+                .order_by(col(OutboxEvent.seq))
+            )
+        ).all()
+    assert movements == [1]
+    assert [t for t in types if t.startswith(("return.", "payment.refunded"))] == [
+        "return.requested",
+        "return.approved",
+        "return.received",
+        "payment.refunded",
+        "return.refunded",
+    ]
+    paid = (await http.get(f"/api/orders/{order['id']}", headers=shopper.headers)).json()
+    assert paid["payment"]["amountRefunded"] == 3786
+
+
+async def test_a_declined_return_frees_its_units(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    mug, order, shopper = await _delivered_order(http, staff, engine)
+    lines = {"lines": [{"productId": mug["id"], "quantity": 2}], "reason": "no_longer_needed"}
+    asked = await http.post(
+        f"/api/orders/{order['id']}/returns", headers=shopper.headers, json=lines
+    )
+    return_id = asked.json()["id"]
+    held = await http.post(
+        f"/api/orders/{order['id']}/returns", headers=shopper.headers, json=lines
+    )
+    assert held.json()["code"] == "return_quantity_exceeds_delivered"
+
+    declined = await http.post(
+        f"/api/admin/returns/{return_id}/decline", headers=staff, json={"reason": "used"}
+    )
+    assert declined.status_code == 200, declined.text
+    assert (declined.json()["status"], declined.json()["declineReason"]) == ("declined", "used")
+    late = await http.post(f"/api/admin/returns/{return_id}/approve", headers=staff)
+    assert late.status_code == 409
+    again = await http.post(
+        f"/api/orders/{order['id']}/returns", headers=shopper.headers, json=lines
+    )
+    assert again.status_code == 201, again.text
