@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -202,6 +203,17 @@ class FulfillmentRepository:
             .returning(col(ShipmentLabel.id))
         )
         return inserted.first() is not None
+
+    async def void_labels(self, shipment_id: str, at: datetime) -> int:
+        """Mark the shipment's labels refunded (the ones not marked yet)."""
+        result = await self.session.exec(
+            update(ShipmentLabel)
+            .where(col(ShipmentLabel.shipment_id) == shipment_id)
+            .where(col(ShipmentLabel.voided_at).is_(None))
+            .values(voided_at=at)
+            .returning(col(ShipmentLabel.id))
+        )
+        return len(result.all())
 
     # --- tracking ---------------------------------------------------------------------
 

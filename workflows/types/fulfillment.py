@@ -5,8 +5,11 @@ order), ``ShipmentWorkflow`` (one per parcel, a child of its fulfilment) and
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from datetime import datetime
 
+from pydantic import BaseModel, Field
+
+from integrations.shipping.provider import TrackerState
 from models.fulfillment import ShipmentStatus
 
 FULFILLMENT_WORKFLOW = "FulfillmentWorkflow"
@@ -18,6 +21,8 @@ STATUS_QUERY = "status"
 CARRIER_UPDATE_SIGNAL = "carrier_update"
 # FulfillmentWorkflow: a child parcel's status changed.
 SHIPMENT_PROGRESS_SIGNAL = "shipment_progress"
+# ShipmentWorkflow: try the label again after the carrier refused it (address fixed).
+RETRY_LABEL_SIGNAL = "retry_label"
 
 
 def fulfillment_workflow_id(order_id: str) -> str:
@@ -40,6 +45,15 @@ class ShipmentInput(BaseModel):
     fulfillment_id: str
     # A parcel without a carrier update for this long is flagged delayed.
     stall_hours: float = 72.0
+    # Carrier updates one run handles before it continues as new.
+    max_updates_per_run: int = 500
+    # Carried over by continue-as-new (a fresh start leaves them at their defaults).
+    status: ShipmentStatus = ShipmentStatus.PENDING
+    delayed: bool = False
+    tracking_code: str | None = None
+    tracking_url: str | None = None
+    last_update_at: datetime | None = None
+    seen_event_ids: list[str] = Field(default_factory=list)
 
 
 class ShipmentProgress(BaseModel):
@@ -51,3 +65,11 @@ class ShipmentProgress(BaseModel):
     delayed: bool = False
     exception: bool = False
     detail: str | None = None
+
+
+class CarrierUpdate(BaseModel):
+    """A verified carrier webhook for one parcel (``CARRIER_UPDATE_SIGNAL``). ``event_id``
+    is the provider's event id: a redelivered webhook repeats it and is dropped."""
+
+    event_id: str
+    tracker: TrackerState

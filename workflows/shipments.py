@@ -1,0 +1,333 @@
+"""``ShipmentWorkflow``: one parcel, from its label to the customer's door.
+
+Started by its ``FulfillmentWorkflow`` as a child (``shipment_workflow_id``, queue
+``orders``). It books the label (once, however often it is retried), then waits for the
+carrier's updates, which the webhook passes on as ``carrier_update`` signals (a
+redelivered event id is dropped here; the tracking history dedupes its entries too).
+Each update is recorded (history appended, status forward only), and every status change
+is told to the parent (``shipment_progress``; ``failure`` and ``return_to_sender`` as
+exceptions, which put the fulfilment on hold). A parcel the carrier has not mentioned for
+``stall_hours`` is flagged delayed once per silence (staff are alerted through
+``shipment.delayed``) and still waited for. It ends at ``delivered``,
+``return_to_sender`` or ``cancelled``, and continues as new when its history grows long.
+
+A refused label (a bad address) is an exception for the parent too; the workflow waits
+for ``retry_label`` (staff fixed it) or its cancellation. Cancelled after the label was
+bought but before the parcel moved, it refunds the label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from activities.shipping import ShippingActivities
+    from models.fulfillment import ShipmentStatus
+    from temporal.queues import TaskQueue
+    from temporal.search_attributes import ORDER_ID, SHIPMENT_STATUS
+    from workflows.types.fulfillment import (
+        CARRIER_UPDATE_SIGNAL,
+        RETRY_LABEL_SIGNAL,
+        SHIPMENT_PROGRESS_SIGNAL,
+        SHIPMENT_WORKFLOW,
+        STATUS_QUERY,
+        CarrierUpdate,
+        ShipmentInput,
+        ShipmentProgress,
+    )
+    from workflows.types.shipments import (
+        BookedLabel,
+        MarkDelayedInput,
+        RecordedUpdate,
+        RecordUpdateInput,
+        ShipmentRef,
+        ShipmentView,
+    )
+
+FINAL = frozenset(
+    {ShipmentStatus.DELIVERED, ShipmentStatus.RETURN_TO_SENDER, ShipmentStatus.CANCELLED}
+)
+EXCEPTIONS = frozenset({ShipmentStatus.FAILURE, ShipmentStatus.RETURN_TO_SENDER})
+# Event ids a run hands to the next one: enough for any carrier's redeliveries (an older
+# repeat is caught by the tracking history's unique ids and the forward-only status).
+KEEP_SEEN = 1000
+STEP_TIMEOUT = timedelta(seconds=60)
+# Provider and database hiccups are retried until they pass; our business errors
+# (a refused label) are non-retryable and reach the workflow.
+RETRY = RetryPolicy(
+    maximum_attempts=0, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+
+
+@workflow.defn(name=SHIPMENT_WORKFLOW)
+class ShipmentWorkflow:
+    def __init__(self) -> None:
+        self._input = ShipmentInput(shipment_id="", order_id="", fulfillment_id="")
+        self._status = ShipmentStatus.PENDING
+        self._delayed = False
+        self._tracking_code: str | None = None
+        self._tracking_url: str | None = None
+        # When the carrier was last heard from (workflow time), or the label bought.
+        self._last_update_at: datetime | None = None
+        self._seen: list[str] = []
+        self._seen_set: set[str] = set()
+        self._pending: list[CarrierUpdate] = []
+        self._problem: str | None = None
+        self._retry_label = False
+        self._handled = 0
+
+    # --- messages ---------------------------------------------------------------------
+
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> ShipmentView:
+        return ShipmentView(
+            shipment_id=self._input.shipment_id,
+            order_id=self._input.order_id,
+            status=self._status,
+            delayed=self._delayed,
+            tracking_code=self._tracking_code,
+            tracking_url=self._tracking_url,
+            last_update_at=self._last_update_at,
+            problem=self._problem,
+        )
+
+    @workflow.signal(name=CARRIER_UPDATE_SIGNAL)
+    def carrier_update(self, update: CarrierUpdate) -> None:
+        """A verified carrier webhook; a redelivery (same event id) is dropped."""
+        if update.event_id in self._seen_set:
+            return
+        self._remember(update.event_id)
+        self._pending.append(update)
+
+    @workflow.signal(name=RETRY_LABEL_SIGNAL)
+    def retry_label(self) -> None:
+        """Try the refused label again (staff corrected what the carrier refused)."""
+        self._retry_label = True
+
+    # --- the parcel's life ------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: ShipmentInput) -> ShipmentView:
+        self._restore(input)
+        self._mirror()
+        try:
+            if self._status is ShipmentStatus.PENDING:
+                await self._book()
+            await self._track()
+        except asyncio.CancelledError:
+            await self._undo()
+        return self.status()
+
+    async def _book(self) -> None:
+        ref = ShipmentRef(shipment_id=self._input.shipment_id)
+        while True:
+            try:
+                booked: BookedLabel = await self._step(
+                    ShippingActivities.book_label,
+                    ref,
+                    "book-label: buy the parcel's label",
+                    # A cancel waits for a running attempt, so the refund sees its label.
+                    cancellation=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+            except ApplicationError as refused:
+                if refused.type == "shipment_cancelled":
+                    self._status = ShipmentStatus.CANCELLED
+                    self._mirror()
+                    return
+                if refused.type != "shipping_rejected":
+                    raise
+                await self._await_retry(refused.message)
+                continue
+            self._problem = None
+            self._tracking_code, self._tracking_url = booked.tracking_code, booked.tracking_url
+            self._last_update_at = workflow.now()
+            await self._moved_to(booked.status)
+            return
+
+    async def _await_retry(self, problem: str) -> None:
+        """The carrier refused the label: the fulfilment goes on hold until staff act."""
+        self._problem = problem
+        self._retry_label = False
+        self._mirror()
+        await self._tell_parent(exception=True, detail=f"label refused: {problem}")
+        await workflow.wait_condition(lambda: self._retry_label)
+
+    async def _track(self) -> None:
+        while self._status not in FINAL:
+            if not self._pending and self._time_to_continue():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._carry_over())
+            try:
+                await workflow.wait_condition(lambda: bool(self._pending), timeout=self._quiet())
+            except TimeoutError:
+                await self._flag_delayed()
+                continue
+            await self._record(self._pending.pop(0))
+
+    async def _record(self, update: CarrierUpdate) -> None:
+        recorded: RecordedUpdate = await self._step(
+            ShippingActivities.record_update,
+            RecordUpdateInput(shipment_id=self._input.shipment_id, tracker=update.tracker),
+            f"record-update: carrier says {update.tracker.status}",
+        )
+        self._handled += 1
+        self._last_update_at = workflow.now()
+        self._tracking_code = self._tracking_code or update.tracker.tracking_code
+        was_delayed, self._delayed = self._delayed, False
+        if recorded.status != self._status:
+            await self._moved_to(recorded.status, recorded.detail)
+        elif was_delayed:
+            self._mirror()
+            await self._tell_parent()  # moving again: no longer delayed
+
+    async def _flag_delayed(self) -> None:
+        quiet_since = self._last_update_at or workflow.now()
+        await self._step(
+            ShippingActivities.mark_delayed,
+            MarkDelayedInput(
+                shipment_id=self._input.shipment_id,
+                stall_hours=self._input.stall_hours,
+                quiet_since=quiet_since,
+            ),
+            f"mark-delayed: no carrier update for {self._input.stall_hours:g} h",
+        )
+        self._delayed = True
+        self._mirror()
+        await self._tell_parent(detail=f"no carrier update since {quiet_since:%F %T} UTC")
+
+    async def _moved_to(self, status: ShipmentStatus, detail: str | None = None) -> None:
+        self._status = status
+        self._mirror()
+        await self._tell_parent(exception=status in EXCEPTIONS, detail=detail)
+
+    async def _undo(self) -> None:
+        """Cancelled: a label bought for a parcel that never moved is refunded."""
+        if self._status not in (ShipmentStatus.PENDING, ShipmentStatus.LABEL_PURCHASED):
+            return
+        refunded = await workflow.execute_activity_method(
+            ShippingActivities.refund_label,
+            ShipmentRef(shipment_id=self._input.shipment_id),
+            task_queue=str(TaskQueue.ORDERS),
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=RETRY,
+            summary="compensate: refund the unused label",
+        )
+        if refunded or self._status is ShipmentStatus.PENDING:
+            self._status = ShipmentStatus.CANCELLED
+            self._mirror()
+            await self._tell_parent()
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _restore(self, input: ShipmentInput) -> None:
+        """A fresh start, or the state the previous run carried over."""
+        self._input = input
+        self._status = input.status
+        self._delayed = input.delayed
+        self._tracking_code, self._tracking_url = input.tracking_code, input.tracking_url
+        self._last_update_at = input.last_update_at
+        for event_id in input.seen_event_ids:
+            self._remember(event_id)
+
+    def _carry_over(self) -> ShipmentInput:
+        return self._input.model_copy(
+            update={
+                "status": self._status,
+                "delayed": self._delayed,
+                "tracking_code": self._tracking_code,
+                "tracking_url": self._tracking_url,
+                "last_update_at": self._last_update_at,
+                "seen_event_ids": self._seen[-KEEP_SEEN:],
+            }
+        )
+
+    def _time_to_continue(self) -> bool:
+        return (
+            self._handled >= self._input.max_updates_per_run
+            or workflow.info().is_continue_as_new_suggested()
+        )
+
+    def _quiet(self) -> timedelta | None:
+        """How long until the parcel counts as stalled; None once it is flagged (the
+        next update clears the flag and starts the clock again)."""
+        if self._delayed:
+            return None
+        since = self._last_update_at or workflow.now()
+        left = since + timedelta(hours=self._input.stall_hours) - workflow.now()
+        return max(left, timedelta(milliseconds=1))
+
+    def _remember(self, event_id: str) -> None:
+        self._seen.append(event_id)
+        self._seen_set.add(event_id)
+
+    def _mirror(self) -> None:
+        """The query's and the search attributes' idea of the parcel."""
+        details = f"{self._status}"
+        if self._delayed:
+            details += "; delayed"
+        if self._tracking_code:
+            details += f"; tracking {self._tracking_code}"
+        if self._problem:
+            details += f"; {self._problem}"
+        workflow.set_current_details(details)
+        workflow.upsert_search_attributes(
+            [
+                SHIPMENT_STATUS.value_set(str(self._status)),
+                ORDER_ID.value_set(self._input.order_id),
+            ]
+        )
+
+    async def _tell_parent(self, *, exception: bool = False, detail: str | None = None) -> None:
+        """Signal the fulfilment (started standalone, there is none to tell)."""
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        progress = ShipmentProgress(
+            shipment_id=self._input.shipment_id,
+            status=self._status,
+            delayed=self._delayed,
+            exception=exception,
+            detail=detail,
+        )
+        try:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                SHIPMENT_PROGRESS_SIGNAL, progress
+            )
+        except FailureError as err:
+            # The fulfilment has closed; the parcel's rows still say where it is.
+            workflow.logger.warning("progress of %s not told: %s", progress.shipment_id, err)
+
+    async def _step(
+        self,
+        activity: Callable[..., Awaitable[Any]],
+        arg: BaseModel,
+        summary: str,
+        *,
+        cancellation: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    ) -> Any:
+        """Run one step; our business errors come out as their ``ApplicationError``."""
+        try:
+            return await workflow.execute_activity_method(
+                activity,
+                arg,
+                task_queue=str(TaskQueue.ORDERS),
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=RETRY,
+                cancellation_type=cancellation,
+                summary=summary,
+            )
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                raise asyncio.CancelledError() from err
+            if isinstance(err.cause, ApplicationError):
+                raise err.cause from err
+            raise
