@@ -1,0 +1,237 @@
+"""Stand-ins for ``ShipmentWorkflow``'s activities, and a test-only parent registered as
+``FulfillmentWorkflow`` that starts one parcel as its child and keeps every
+``shipment_progress`` signal it is sent. Shared by the workflow tests and the history
+recorder.
+
+The stand-ins keep each parcel's status as the real service would (the carrier's status
+mapped, forward only by ``shipment_can_move``) and record every call, so a test can
+assert exactly what the workflow asked for; a parcel's label can be scripted to be
+refused by the carrier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+with workflow.unsafe.imports_passed_through():
+    from integrations.shipping.provider import CarrierStatus, TrackerState, TrackingDetail
+    from models.fulfillment import ShipmentStatus
+    from services.fulfillment.shipments import STATUS_OF_CARRIER
+    from services.fulfillment.status import shipment_can_move
+    from temporal.queues import TaskQueue
+    from workflows.shipments import ShipmentWorkflow
+    from workflows.types.fulfillment import (
+        FULFILLMENT_WORKFLOW,
+        SHIPMENT_PROGRESS_SIGNAL,
+        SHIPMENT_WORKFLOW,
+        CarrierUpdate,
+        ShipmentInput,
+        ShipmentProgress,
+        fulfillment_workflow_id,
+        shipment_workflow_id,
+    )
+    from workflows.types.shipments import (
+        BOOK_LABEL_ACTIVITY,
+        MARK_DELAYED_ACTIVITY,
+        RECORD_UPDATE_ACTIVITY,
+        REFUND_LABEL_ACTIVITY,
+        BookedLabel,
+        MarkDelayedInput,
+        RecordedUpdate,
+        RecordUpdateInput,
+        ShipmentRef,
+        ShipmentView,
+    )
+
+BOOK, RECORD, DELAYED, REFUND = (
+    BOOK_LABEL_ACTIVITY,
+    RECORD_UPDATE_ACTIVITY,
+    MARK_DELAYED_ACTIVITY,
+    REFUND_LABEL_ACTIVITY,
+)
+PROGRESS_QUERY = "progress"
+REFUSED = "the carrier refused the address: street not found"
+
+
+@workflow.defn(name=FULFILLMENT_WORKFLOW)
+class ParentStandIn:
+    """Starts the parcel as a child and keeps the progress it is told."""
+
+    def __init__(self) -> None:
+        self._progress: list[ShipmentProgress] = []
+
+    @workflow.signal(name=SHIPMENT_PROGRESS_SIGNAL)
+    def shipment_progress(self, progress: ShipmentProgress) -> None:
+        self._progress.append(progress)
+
+    @workflow.query(name=PROGRESS_QUERY)
+    def progress(self) -> list[ShipmentProgress]:
+        return self._progress
+
+    @workflow.run
+    async def run(self, input: ShipmentInput) -> ShipmentView:
+        view: ShipmentView = await workflow.execute_child_workflow(
+            SHIPMENT_WORKFLOW,
+            input,
+            id=shipment_workflow_id(input.shipment_id),
+            task_queue=str(TaskQueue.ORDERS),
+            result_type=ShipmentView,
+        )
+        return view
+
+
+def tracker(
+    shipment_id: str, *statuses: CarrierStatus, location: str | None = "Boston, MA"
+) -> TrackerState:
+    """The tracker as the carrier sends it: its whole history so far, the last status
+    current. Entries are an hour apart from a fixed day, so that they repeat exactly."""
+    details = [
+        TrackingDetail(
+            status=s,
+            message=f"{s}".replace("_", " ").capitalize(),
+            location=location,
+            occurred_at=datetime(2026, 12, 1, 8 + i, tzinfo=UTC),
+        )
+        for i, s in enumerate(statuses)
+    ]
+    return TrackerState(
+        tracker_id=f"trk_{shipment_id}",
+        tracking_code=f"9400{shipment_id}",
+        status=statuses[-1],
+        shipment_id=f"shp_provider_{shipment_id}",
+        details=details,
+        updated_at=details[-1].occurred_at,
+    )
+
+
+def update(event_id: str, shipment_id: str, *statuses: CarrierStatus) -> CarrierUpdate:
+    return CarrierUpdate(event_id=event_id, tracker=tracker(shipment_id, *statuses))
+
+
+class ShipmentStandIns:
+    def __init__(self) -> None:
+        self.calls: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        self.status: dict[str, ShipmentStatus] = {}
+        self.refusals: dict[str, int] = {}  # shipment id: labels refused before one is sold
+
+    def ran(self, shipment_id: str) -> list[str]:
+        return [name for name, _ in self.calls[shipment_id]]
+
+    def inputs(self, shipment_id: str, name: str) -> list[dict[str, Any]]:
+        return [i for n, i in self.calls[shipment_id] if n == name]
+
+    async def called(self, shipment_id: str, name: str, times: int = 1) -> None:
+        """Wait (a few real seconds at most) until ``name`` ran ``times`` times."""
+        for _ in range(500):
+            if self.ran(shipment_id).count(name) >= times:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{name} ran {self.ran(shipment_id)}, not {times} times")
+
+    @activity.defn(name=BOOK_LABEL_ACTIVITY)
+    async def book_label(self, input: ShipmentRef) -> BookedLabel:
+        sid = input.shipment_id
+        self.calls[sid].append((BOOK, input.model_dump(mode="json")))
+        if self.refusals.get(sid, 0) > 0:
+            self.refusals[sid] -= 1
+            raise ApplicationError(REFUSED, type="shipping_rejected", non_retryable=True)
+        current = self.status.get(sid, ShipmentStatus.PENDING)
+        if shipment_can_move(current, ShipmentStatus.LABEL_PURCHASED):
+            self.status[sid] = ShipmentStatus.LABEL_PURCHASED
+        return BookedLabel(
+            shipment_id=sid,
+            status=self.status[sid],
+            carrier="USPS",
+            tracking_code=f"9400{sid}",
+            tracking_url=f"https://tools.usps.com/go/TrackConfirmAction?tLabels=9400{sid}",
+        )
+
+    @activity.defn(name=RECORD_UPDATE_ACTIVITY)
+    async def record_update(self, input: RecordUpdateInput) -> RecordedUpdate:
+        sid = input.shipment_id
+        self.calls[sid].append((RECORD, input.model_dump(mode="json")))
+        current = self.status.get(sid, ShipmentStatus.PENDING)
+        target = STATUS_OF_CARRIER.get(input.tracker.status)
+        moved = target is not None and shipment_can_move(current, target)
+        if moved and target is not None:
+            self.status[sid] = target
+        details = input.tracker.details
+        return RecordedUpdate(
+            status=self.status.get(sid, current),
+            moved=moved,
+            new_events=len(details),
+            detail=details[-1].message if details else None,
+        )
+
+    @activity.defn(name=MARK_DELAYED_ACTIVITY)
+    async def mark_delayed(self, input: MarkDelayedInput) -> bool:
+        self.calls[input.shipment_id].append((DELAYED, input.model_dump(mode="json")))
+        return True
+
+    @activity.defn(name=REFUND_LABEL_ACTIVITY)
+    async def refund_label(self, input: ShipmentRef) -> bool:
+        sid = input.shipment_id
+        self.calls[sid].append((REFUND, input.model_dump(mode="json")))
+        if self.status.get(sid) is not ShipmentStatus.LABEL_PURCHASED:
+            return False
+        self.status[sid] = ShipmentStatus.CANCELLED
+        return True
+
+    def worker(self, client: Client) -> Worker:
+        return Worker(
+            client,
+            task_queue=str(TaskQueue.ORDERS),
+            workflows=[ShipmentWorkflow, ParentStandIn],
+            activities=[self.book_label, self.record_update, self.mark_delayed, self.refund_label],
+        )
+
+    @asynccontextmanager
+    async def running(self, client: Client) -> AsyncIterator[ShipmentStandIns]:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(self.worker(client))
+            yield self
+
+
+def parcel(shipment_id: str, **fields: Any) -> ShipmentInput:
+    return ShipmentInput(
+        shipment_id=shipment_id, order_id=f"ord_{shipment_id}", fulfillment_id="ful_1", **fields
+    )
+
+
+async def start_under_parent(
+    client: Client, input: ShipmentInput
+) -> tuple[WorkflowHandle[Any, ShipmentView], WorkflowHandle[Any, Any]]:
+    """The parcel under the stand-in parent: (the parcel's handle, the parent's)."""
+    parent = await client.start_workflow(
+        FULFILLMENT_WORKFLOW,
+        input,
+        id=fulfillment_workflow_id(input.order_id),
+        task_queue=str(TaskQueue.ORDERS),
+    )
+    child = client.get_workflow_handle(
+        shipment_workflow_id(input.shipment_id), result_type=ShipmentView
+    )
+    return child, parent
+
+
+async def progress(parent: WorkflowHandle[Any, Any]) -> list[ShipmentProgress]:
+    told: list[ShipmentProgress] = await parent.query(
+        PROGRESS_QUERY, result_type=list[ShipmentProgress]
+    )
+    return told
+
+
+async def view(handle: WorkflowHandle[Any, ShipmentView]) -> ShipmentView:
+    """The ``status`` query (by name, as the typed client asks)."""
+    answer: ShipmentView = await handle.query("status", result_type=ShipmentView)
+    return answer

@@ -1,0 +1,292 @@
+"""``ShipmentWorkflow`` branch by branch on the time-skipping server, with stand-in
+activities and a stand-in ``FulfillmentWorkflow`` parent that keeps what it is told:
+the label, updates in order, duplicates and late updates, exceptions, a refused label,
+the stall timer, continue-as-new and the refund of an unused label. The real activities
+are proven against PostgreSQL in ``tests/services/test_shipments.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from integrations.shipping.provider import CarrierStatus
+from models.fulfillment import ShipmentStatus
+from temporal.queues import TaskQueue
+from temporal.search_attributes import ORDER_ID, SHIPMENT_STATUS
+from tests.workflows.shipment_standins import (
+    BOOK,
+    DELAYED,
+    RECORD,
+    REFUND,
+    REFUSED,
+    ShipmentStandIns,
+    parcel,
+    progress,
+    start_under_parent,
+    update,
+    view,
+)
+from workflows.types.fulfillment import (
+    CARRIER_UPDATE_SIGNAL,
+    RETRY_LABEL_SIGNAL,
+    SHIPMENT_WORKFLOW,
+    ShipmentInput,
+    shipment_workflow_id,
+)
+from workflows.types.shipments import ShipmentView
+
+PRE, TRANSIT, OUT, DELIVERED = (
+    CarrierStatus.PRE_TRANSIT,
+    CarrierStatus.IN_TRANSIT,
+    CarrierStatus.OUT_FOR_DELIVERY,
+    CarrierStatus.DELIVERED,
+)
+
+
+@pytest.fixture(scope="module")
+async def parcels(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[ShipmentStandIns]:
+    async with ShipmentStandIns().running(time_skipping_env.client) as running:
+        yield running
+
+
+def new_id() -> str:
+    return f"shp_{uuid4().hex[:10]}"
+
+
+async def standalone(
+    env: WorkflowEnvironment, input: ShipmentInput
+) -> WorkflowHandle[Any, ShipmentView]:
+    return await env.client.start_workflow(
+        SHIPMENT_WORKFLOW,
+        input,
+        id=shipment_workflow_id(input.shipment_id),
+        task_queue=str(TaskQueue.ORDERS),
+        result_type=ShipmentView,
+    )
+
+
+async def until(
+    handle: WorkflowHandle[Any, ShipmentView], ok: Callable[[ShipmentView], bool]
+) -> ShipmentView:
+    for _ in range(500):
+        seen = await view(handle)
+        if ok(seen):
+            return seen
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the parcel never got there: {seen}")
+
+
+def statuses(told: list[Any]) -> list[str]:
+    return [str(p.status) for p in told]
+
+
+async def test_a_parcel_is_labelled_then_follows_the_carrier_to_the_door(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    sid = new_id()
+    child, parent = await start_under_parent(time_skipping_env.client, parcel(sid))
+    await parcels.called(sid, BOOK)
+    labelled = await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    assert labelled.tracking_code == f"9400{sid}"
+    assert labelled.order_id == f"ord_{sid}"
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e3", sid, PRE, TRANSIT, OUT, DELIVERED))
+    done = await parent.result()
+    assert done["status"] == "delivered"
+    assert parcels.ran(sid) == [BOOK, RECORD, RECORD, RECORD]
+    told = await progress(parent)
+    assert statuses(told) == ["label_purchased", "in_transit", "out_for_delivery", "delivered"]
+    assert not any(p.exception or p.delayed for p in told)
+    attributes = (await child.describe()).typed_search_attributes
+    assert attributes.get(SHIPMENT_STATUS) == "delivered"
+    assert attributes.get(ORDER_ID) == f"ord_{sid}"
+
+
+async def test_a_duplicate_is_dropped_and_a_late_update_never_moves_the_parcel_back(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    sid = new_id()
+    child, parent = await start_under_parent(time_skipping_env.client, parcel(sid))
+    await parcels.called(sid, BOOK)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))  # redelivery
+    # An older event that arrives last (the carrier's retries cross).
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e0", sid, PRE, TRANSIT))
+    await parcels.called(sid, RECORD, 3)
+    assert (await until(child, lambda v: True)).status is ShipmentStatus.OUT_FOR_DELIVERY
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e3", sid, PRE, TRANSIT, OUT, DELIVERED))
+    assert (await child.result()).status is ShipmentStatus.DELIVERED
+    assert parcels.ran(sid).count(RECORD) == 4  # e1, e2, e0, e3: the redelivery never ran
+    told = statuses(await progress(parent))
+    assert told == ["label_purchased", "in_transit", "out_for_delivery", "delivered"]
+
+
+async def test_a_failed_delivery_is_an_exception_for_the_parent_and_the_parcel_is_still_tracked(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    sid = new_id()
+    child, parent = await start_under_parent(time_skipping_env.client, parcel(sid))
+    await parcels.called(sid, BOOK)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, TRANSIT, CarrierStatus.FAILURE))
+    failed = await until(child, lambda v: v.status is ShipmentStatus.FAILURE)
+    assert failed.status is ShipmentStatus.FAILURE
+    [_, told] = await progress(parent)
+    assert (told.status, told.exception, told.detail) == ("failure", True, "Failure")
+    # Still waiting: the second attempt delivers it.
+    await child.signal(
+        CARRIER_UPDATE_SIGNAL, update("e2", sid, TRANSIT, CarrierStatus.FAILURE, DELIVERED)
+    )
+    assert (await child.result()).status is ShipmentStatus.DELIVERED
+    assert [p.exception for p in await progress(parent)] == [False, True, False]
+
+
+async def test_a_parcel_returned_to_sender_ends_as_an_exception(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    sid = new_id()
+    child, parent = await start_under_parent(time_skipping_env.client, parcel(sid))
+    await parcels.called(sid, BOOK)
+    await child.signal(
+        CARRIER_UPDATE_SIGNAL, update("e1", sid, TRANSIT, CarrierStatus.RETURN_TO_SENDER)
+    )
+    assert (await child.result()).status is ShipmentStatus.RETURN_TO_SENDER
+    last = (await progress(parent))[-1]
+    assert (last.status, last.exception) == ("return_to_sender", True)
+
+
+async def test_a_refused_label_holds_the_fulfilment_until_staff_retry(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    sid = new_id()
+    parcels.refusals[sid] = 1
+    child, parent = await start_under_parent(time_skipping_env.client, parcel(sid))
+    await parcels.called(sid, BOOK)
+    stuck = await until(child, lambda v: v.problem is not None)
+    assert (stuck.status, stuck.problem) == (ShipmentStatus.PENDING, REFUSED)
+    [told] = await progress(parent)
+    assert (told.status, told.exception, told.detail) == (
+        "pending",
+        True,
+        f"label refused: {REFUSED}",
+    )
+    # Nothing more happens until staff ask again, however long it takes.
+    await time_skipping_env.sleep(timedelta(days=10))
+    assert parcels.ran(sid) == [BOOK]
+    await child.signal(RETRY_LABEL_SIGNAL)
+    booked = await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    assert booked.problem is None
+    assert parcels.ran(sid) == [BOOK, BOOK]
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, DELIVERED))
+    assert (await child.result()).status is ShipmentStatus.DELIVERED
+
+
+async def test_a_stalled_parcel_is_flagged_once_per_silence_and_still_waited_for(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    sid = new_id()
+    child, parent = await start_under_parent(time_skipping_env.client, parcel(sid))
+    await parcels.called(sid, BOOK)
+    await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    await time_skipping_env.sleep(timedelta(hours=71))
+    assert DELAYED not in parcels.ran(sid)
+    await time_skipping_env.sleep(timedelta(hours=2))
+    await parcels.called(sid, DELAYED)
+    flagged = await until(child, lambda v: v.delayed)
+    assert flagged.status is ShipmentStatus.LABEL_PURCHASED
+    [flag] = parcels.inputs(sid, DELAYED)
+    assert flag["stall_hours"] == 72.0
+    told = (await progress(parent))[-1]
+    assert (told.status, told.delayed, told.exception) == ("label_purchased", True, False)
+    # Flagged once for this silence, however long it lasts.
+    await time_skipping_env.sleep(timedelta(hours=200))
+    assert parcels.ran(sid).count(DELAYED) == 1
+    # News clears the flag; the next silence is flagged again.
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    moving = await until(child, lambda v: not v.delayed)
+    assert moving.status is ShipmentStatus.IN_TRANSIT
+    assert (await progress(parent))[-1].delayed is False
+    await time_skipping_env.sleep(timedelta(hours=73))
+    await parcels.called(sid, DELAYED, 2)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
+    done = await child.result()
+    assert (done.status, done.delayed) == (ShipmentStatus.DELIVERED, False)
+
+
+async def test_the_stall_time_comes_from_the_input(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    sid = new_id()
+    handle = await standalone(time_skipping_env, parcel(sid, stall_hours=0.5))
+    await parcels.called(sid, BOOK)
+    await until(handle, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    await time_skipping_env.sleep(timedelta(minutes=31))
+    await parcels.called(sid, DELAYED)
+    assert (await until(handle, lambda v: v.delayed)).delayed
+    await handle.cancel()
+    await handle.result()
+
+
+async def test_a_long_history_continues_as_new_with_its_state(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    sid = new_id()
+    handle = await standalone(time_skipping_env, parcel(sid, max_updates_per_run=2))
+    first_run = handle.result_run_id
+    await parcels.called(sid, BOOK)
+    await handle.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    await handle.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))
+    for _ in range(500):
+        if (await handle.describe()).run_id != first_run:
+            break
+        await asyncio.sleep(0.01)
+    old = time_skipping_env.client.get_workflow_handle(handle.id, run_id=first_run)
+    events = [e async for e in old.fetch_history_events()]
+    assert events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    carried = await view(time_skipping_env.client.get_workflow_handle(handle.id))
+    assert (carried.status, carried.tracking_code) == (
+        ShipmentStatus.OUT_FOR_DELIVERY,
+        f"9400{sid}",
+    )
+    # The new run still knows e2 (dropped) and books no second label.
+    latest = time_skipping_env.client.get_workflow_handle(handle.id, result_type=ShipmentView)
+    await latest.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))
+    await latest.signal(CARRIER_UPDATE_SIGNAL, update("e3", sid, PRE, TRANSIT, OUT, DELIVERED))
+    assert (await latest.result()).status is ShipmentStatus.DELIVERED
+    assert parcels.ran(sid) == [BOOK, RECORD, RECORD, RECORD]
+
+
+async def test_cancelled_after_the_label_the_label_is_refunded(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    sid = new_id()
+    child, parent = await start_under_parent(time_skipping_env.client, parcel(sid))
+    await parcels.called(sid, BOOK)
+    await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    await child.cancel()
+    assert (await child.result()).status is ShipmentStatus.CANCELLED
+    assert parcels.ran(sid) == [BOOK, REFUND]
+    assert statuses(await progress(parent))[-1] == "cancelled"
+
+
+async def test_cancelled_once_the_parcel_moves_nothing_is_refunded(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    sid = new_id()
+    handle = await standalone(time_skipping_env, parcel(sid))
+    await parcels.called(sid, BOOK)
+    await handle.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    await until(handle, lambda v: v.status is ShipmentStatus.IN_TRANSIT)
+    await handle.cancel()
+    assert (await handle.result()).status is ShipmentStatus.IN_TRANSIT
+    assert REFUND not in parcels.ran(sid)
