@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from core.errors import ShopError
 from services.fulfillment.shipments import ShipmentService
+from services.fulfillment.tracking import ShipmentTracking
 from temporal.errors import application_errors
 from workflows.types.shipments import (
     BOOK_LABEL_ACTIVITY,
@@ -26,8 +27,9 @@ from workflows.types.shipments import (
 
 
 class ShippingActivities:
-    def __init__(self, shipments: ShipmentService) -> None:
+    def __init__(self, shipments: ShipmentService, tracking: ShipmentTracking) -> None:
         self._shipments = shipments
+        self._tracking = tracking
 
     @activity.defn(name=BOOK_LABEL_ACTIVITY)
     async def book_label(self, input: ShipmentRef) -> BookedLabel:
@@ -38,12 +40,12 @@ class ShippingActivities:
     @activity.defn(name=RECORD_UPDATE_ACTIVITY)
     async def record_update(self, input: RecordUpdateInput) -> RecordedUpdate:
         with application_errors():
-            return await self._shipments.record_update(input.shipment_id, input.tracker)
+            return await self._tracking.record_update(input.shipment_id, input.tracker)
 
     @activity.defn(name=MARK_DELAYED_ACTIVITY)
     async def mark_delayed(self, input: MarkDelayedInput) -> bool:
         with application_errors():
-            return await self._shipments.mark_delayed(
+            return await self._tracking.mark_delayed(
                 input.shipment_id, input.stall_hours, input.quiet_since
             )
 

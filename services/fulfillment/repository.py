@@ -129,7 +129,8 @@ class FulfillmentRepository:
     async def shipment(self, shipment_id: str, *, lock: bool = False) -> Shipment | None:
         query = select(Shipment).where(Shipment.id == shipment_id)
         if lock:
-            query = query.with_for_update()
+            # Locking re-reads the row: a copy loaded earlier in the session is stale.
+            query = query.with_for_update().execution_options(populate_existing=True)
         return (await self.session.exec(query)).first()
 
     async def require_shipment(self, shipment_id: str, *, lock: bool = False) -> Shipment:

@@ -26,8 +26,8 @@ from temporalio.worker import Worker
 with workflow.unsafe.imports_passed_through():
     from integrations.shipping.provider import CarrierStatus, TrackerState, TrackingDetail
     from models.fulfillment import ShipmentStatus
-    from services.fulfillment.shipments import STATUS_OF_CARRIER
     from services.fulfillment.status import shipment_can_move
+    from services.fulfillment.tracking import STATUS_OF_CARRIER
     from temporal.queues import TaskQueue
     from workflows.shipments import ShipmentWorkflow
     from workflows.types.fulfillment import (
