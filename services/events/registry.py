@@ -16,7 +16,11 @@ from core.settings import Settings
 from integrations.crm.client import CrmClient
 from integrations.marketing.client import MarketingClient
 from services.email import EmailService
-from services.events.handlers import alert_and_email_subscribers, customer_value_subscribers
+from services.events.handlers import (
+    alert_and_email_subscribers,
+    customer_value_subscribers,
+    shipping_subscribers,
+)
 from services.events.handlers.crm import crm_subscriber
 from services.events.handlers.fulfillment import fulfillment_hold_alert, fulfillment_starter
 from services.events.probe import relay_probe
@@ -45,6 +49,7 @@ def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
         *alert_and_email_subscribers(deps.email, deps.redis, deps.settings),
         fulfillment_starter(deps.fulfillments, deps.settings),
         fulfillment_hold_alert(deps.email, deps.settings),
+        *shipping_subscribers(deps.email, deps.settings),
         relay_probe(deps.redis),
     )
     names = [s.name for s in subscribers]

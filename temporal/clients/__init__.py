@@ -17,6 +17,7 @@ from temporal.clients.fulfillment import FulfillmentWorkflows
 from temporal.clients.onboarding import OnboardingWorkflows
 from temporal.clients.orders import OrderWorkflows
 from temporal.clients.returns import ReturnWorkflows
+from temporal.clients.shipments import ShipmentWorkflows
 from temporal.clients.starts import WorkflowStarts
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "OnboardingWorkflows",
     "OrderWorkflows",
     "ReturnWorkflows",
+    "ShipmentWorkflows",
     "TemporalConnection",
     "WorkflowClients",
     "WorkflowStarts",
@@ -42,6 +44,7 @@ class WorkflowClients:
     cart_reminders: CartReminderWorkflows = field(init=False)
     fulfillments: FulfillmentWorkflows = field(init=False)
     returns: ReturnWorkflows = field(init=False)
+    shipments: ShipmentWorkflows = field(init=False)
 
     def __post_init__(self) -> None:
         self.starts = WorkflowStarts(self.connection, self.sessions)
@@ -49,3 +52,4 @@ class WorkflowClients:
         self.cart_reminders = CartReminderWorkflows(self.connection)
         self.fulfillments = FulfillmentWorkflows(self.connection)
         self.returns = ReturnWorkflows(self.connection, self.starts)
+        self.shipments = ShipmentWorkflows(self.connection)

@@ -17,6 +17,11 @@ from services.events.handlers.payments import (
     refund_email,
 )
 from services.events.handlers.returns import return_emails, return_request_alert
+from services.events.handlers.shipping import (
+    order_delivered_email,
+    shipment_delayed_alert,
+    shipment_shipped_email,
+)
 from services.events.subscribers import Subscriber
 
 __all__ = [
@@ -26,11 +31,14 @@ __all__ = [
     "customer_value_subscribers",
     "low_stock_alert",
     "marketing_subscriber",
+    "order_delivered_email",
     "payment_failed_email",
     "payment_failure_metrics",
     "refund_email",
     "return_emails",
     "return_request_alert",
+    "shipment_delayed_alert",
+    "shipment_shipped_email",
 ]
 
 
@@ -47,6 +55,15 @@ def alert_and_email_subscribers(
         refund_email(emails, settings),
         return_emails(emails, settings),
         return_request_alert(emails, settings),
+    ]
+
+
+def shipping_subscribers(emails: EmailService, settings: Settings) -> list[Subscriber]:
+    """The customer's parcel and delivery emails, and the staff's delayed-parcel alert."""
+    return [
+        shipment_shipped_email(emails, settings),
+        order_delivered_email(emails, settings),
+        shipment_delayed_alert(emails, settings),
     ]
 
 
