@@ -38,9 +38,7 @@ class ShipmentWorkflows:
         Temporal cannot be reached (the webhook answers 503 and the carrier retries)."""
         handle = await self._handle(shipment_id)
         try:
-            await call(
-                handle.signal(CARRIER_UPDATE_SIGNAL, update), what=f"shipment {shipment_id}"
-            )
+            await call(handle.signal(CARRIER_UPDATE_SIGNAL, update), what=f"shipment {shipment_id}")
         except WorkflowNotFound:
             return False
         return True
