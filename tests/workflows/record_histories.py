@@ -38,6 +38,7 @@ from activities.accounts import Contact, ContactInput
 from activities.email import SendEmailInput, SendEmailResult
 from activities.system import ProbeInput, ProbeResult
 from cli.stack.process import find_binary
+from integrations.shipping.provider import CarrierStatus
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from models.orders import OrderStatus
 from temporal.search_attributes import SEARCH_ATTRIBUTES
@@ -62,12 +63,21 @@ from tests.workflows.order_standins import (
     start_order,
     waiting_for_3ds,
 )
+from tests.workflows.shipment_standins import (
+    BOOK,
+    DELAYED,
+    ShipmentStandIns,
+    parcel,
+    start_under_parent,
+    update,
+)
 from workflows.carts import CartAbandonmentWorkflow
 from workflows.events import EventDeliveryWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.onboarding import UserOnboardingWorkflow
 from workflows.orders import OrderWorkflow
 from workflows.returns import ReturnWorkflow
+from workflows.shipments import ShipmentWorkflow
 from workflows.system import StackProbeInput, StackProbeWorkflow
 from workflows.types.carts import AbandonmentInput
 from workflows.types.events import (
@@ -78,6 +88,7 @@ from workflows.types.events import (
     DeliveryResult,
     DeliveryStep,
 )
+from workflows.types.fulfillment import CARRIER_UPDATE_SIGNAL, RETRY_LABEL_SIGNAL
 from workflows.types.fulfillment_orders import (
     CancelFulfillmentRequest,
     FulfillmentView,
@@ -87,6 +98,7 @@ from workflows.types.fulfillment_orders import (
 )
 from workflows.types.onboarding import OnboardingInput
 from workflows.types.orders import CancelRequest, OrderView, PaymentWebhook
+from workflows.types.shipments import ShipmentView
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 WORKFLOWS = [
@@ -97,6 +109,7 @@ WORKFLOWS = [
     EventDeliveryWorkflow,
     FulfillmentWorkflow,
     ReturnWorkflow,  # its histories: record_return_histories.py
+    ShipmentWorkflow,
 ]
 
 # --- stand-in activities ------------------------------------------------------------------
@@ -379,11 +392,124 @@ async def fulfilment_held(env: WorkflowEnvironment, queue: str) -> str:
     return handle.id
 
 
+# ShipmentWorkflow: stand-ins keep each parcel's status; parcel ids name the recordings.
+# They run with their own stand-ins (the real ShipmentWorkflow under a stand-in parent on
+# the orders queue, where FulfillmentWorkflow's stand-ins have a stand-in parcel), last.
+SHIPMENT_STANDINS = ShipmentStandIns()
+SHIPMENT_RECORDINGS: set[str] = set()
+
+
+def shipment_recording(name: str) -> Callable[[Recording], Recording]:
+    SHIPMENT_RECORDINGS.add(name)
+    return recording(name)
+
+
+SHIPMENT_STANDINS.refusals["shp_recorded_refused"] = 1
+PRE, TRANSIT, OUT, DELIVERED = (
+    CarrierStatus.PRE_TRANSIT,
+    CarrierStatus.IN_TRANSIT,
+    CarrierStatus.OUT_FOR_DELIVERY,
+    CarrierStatus.DELIVERED,
+)
+
+
+async def _shipment_ends(handle: WorkflowHandle[Any, ShipmentView], status: str) -> None:
+    view = await handle.result()
+    assert view.status == status, view
+
+
+@shipment_recording("shipment_delivered")
+async def shipment_delivered(env: WorkflowEnvironment, queue: str) -> str:
+    """Under a fulfilment (signals to the parent), with a redelivery and a late update."""
+    sid = "shp_recorded_delivered"
+    child, parent = await start_under_parent(env.client, parcel(sid))
+    await SHIPMENT_STANDINS.called(sid, BOOK)
+    for event_id, statuses in [
+        ("e1", (PRE, TRANSIT)),
+        ("e2", (PRE, TRANSIT, OUT)),
+        ("e2", (PRE, TRANSIT, OUT)),
+        ("e0", (PRE, TRANSIT)),
+        ("e3", (PRE, TRANSIT, OUT, DELIVERED)),
+    ]:
+        await child.signal(CARRIER_UPDATE_SIGNAL, update(event_id, sid, *statuses))
+    await _shipment_ends(child, ShipmentStatus.DELIVERED)
+    await parent.result()
+    return child.id
+
+
+@shipment_recording("shipment_delayed_then_delivered")
+async def shipment_delayed(env: WorkflowEnvironment, queue: str) -> str:
+    sid = "shp_recorded_delayed"
+    child, _parent = await start_under_parent(env.client, parcel(sid))
+    await SHIPMENT_STANDINS.called(sid, BOOK)
+    await env.sleep(timedelta(hours=73))
+    await SHIPMENT_STANDINS.called(sid, DELAYED)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT, DELIVERED))
+    await _shipment_ends(child, ShipmentStatus.DELIVERED)
+    return child.id
+
+
+@shipment_recording("shipment_label_refused_then_retried")
+async def shipment_refused(env: WorkflowEnvironment, queue: str) -> str:
+    sid = "shp_recorded_refused"
+    child, _parent = await start_under_parent(env.client, parcel(sid))
+    await SHIPMENT_STANDINS.called(sid, BOOK)
+    await child.signal(RETRY_LABEL_SIGNAL)
+    await SHIPMENT_STANDINS.called(sid, BOOK, 2)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, DELIVERED))
+    await _shipment_ends(child, ShipmentStatus.DELIVERED)
+    return child.id
+
+
+@shipment_recording("shipment_continued_as_new")
+async def shipment_continued(env: WorkflowEnvironment, queue: str) -> str:
+    """The first run's history: it ends by continuing as new."""
+    sid = "shp_recorded_continued"
+    handle = await env.client.start_workflow(
+        ShipmentWorkflow.run,
+        parcel(sid, max_updates_per_run=2),
+        id=f"shipment-{sid}",
+        task_queue="orders",
+    )
+    first = handle.result_run_id
+    await SHIPMENT_STANDINS.called(sid, BOOK)
+    await handle.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    await handle.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))
+    latest = env.client.get_workflow_handle(handle.id, result_type=ShipmentView)
+    await SHIPMENT_STANDINS.called(sid, "shipping.record_update", 2)
+    for _ in range(500):
+        if (await latest.describe()).run_id != first:
+            break
+        await asyncio.sleep(0.01)
+    await latest.signal(CARRIER_UPDATE_SIGNAL, update("e3", sid, PRE, TRANSIT, OUT, DELIVERED))
+    await _shipment_ends(latest, ShipmentStatus.DELIVERED)
+    return f"{handle.id}@{first}"
+
+
+@shipment_recording("shipment_cancelled_label_refunded")
+async def shipment_cancelled(env: WorkflowEnvironment, queue: str) -> str:
+    sid = "shp_recorded_cancelled"
+    handle = await env.client.start_workflow(
+        ShipmentWorkflow.run, parcel(sid), id=f"shipment-{sid}", task_queue="orders"
+    )
+    await SHIPMENT_STANDINS.called(sid, BOOK)
+    for _ in range(500):
+        view = await handle.query(ShipmentWorkflow.status)
+        if view.status == ShipmentStatus.LABEL_PURCHASED:
+            break
+        await asyncio.sleep(0.01)
+    await handle.cancel()
+    await _shipment_ends(handle, ShipmentStatus.CANCELLED)
+    return handle.id
+
+
 # --- running them -------------------------------------------------------------------------
 
 
 async def _save(client: Client, workflow_id: str, name: str) -> None:
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    """``workflow_id``, or ``id@run`` for one run of a workflow that continued as new."""
+    workflow_id, _, run_id = workflow_id.partition("@")
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id or None).fetch_history()
     (HISTORIES / f"{name}.json").write_text(history.to_json())
     print(f"recorded {name}")
 
@@ -392,7 +518,7 @@ def _workers(client: Client, queue: str) -> list[Worker]:
     standins = OrderStandIns()
     for order_id, plan in SCRIPTS.items():
         standins.script(order_id, plan)
-    others = [w for w in WORKFLOWS if w not in (OrderWorkflow, ReturnWorkflow)]
+    others = [w for w in WORKFLOWS if w not in (OrderWorkflow, ReturnWorkflow, ShipmentWorkflow)]
     return [
         Worker(
             client,
@@ -423,7 +549,9 @@ async def record(names: list[str], overwrite: bool = False) -> None:
             )
         )
         queue = f"record-{uuid4().hex[:6]}"
-        others = [n for n in wanted if n not in FULFILMENT_RECORDINGS]
+        others = [
+            n for n in wanted if n not in FULFILMENT_RECORDINGS and n not in SHIPMENT_RECORDINGS
+        ]
         if others:
             async with AsyncExitStack() as stack:
                 for worker in _workers(env.client, queue):
@@ -434,6 +562,11 @@ async def record(names: list[str], overwrite: bool = False) -> None:
         if fulfilments:
             async with FULFILMENTS.running(env.client):
                 for name in fulfilments:
+                    await _save(env.client, await RECORDINGS[name](env, queue), name)
+        parcels = [n for n in wanted if n in SHIPMENT_RECORDINGS]
+        if parcels:
+            async with SHIPMENT_STANDINS.running(env.client):
+                for name in parcels:
                     await _save(env.client, await RECORDINGS[name](env, queue), name)
     finally:
         await env.shutdown()

@@ -41,6 +41,11 @@ def test_there_are_histories_to_replay() -> None:
         "return_auto_approved",
         "return_declined",
         "return_not_sent_back",
+        "shipment_delivered",
+        "shipment_delayed_then_delivered",
+        "shipment_label_refused_then_retried",
+        "shipment_continued_as_new",
+        "shipment_cancelled_label_refunded",
     }
 
 
