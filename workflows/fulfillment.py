@@ -120,10 +120,12 @@ class FulfillmentWorkflow:
         if shipment is None:
             return
         shipment.delayed = progress.delayed
-        if shipment_can_move(shipment.status, progress.status):
+        moved = shipment_can_move(shipment.status, progress.status)
+        if moved:
             shipment.status = progress.status
-            if progress.exception:
-                self._exceptions.append(progress)
+        # A label the carrier refused leaves the parcel pending: an exception all the same.
+        if progress.exception and (moved or progress.status is ShipmentStatus.PENDING):
+            self._exceptions.append(progress)
         self._derive()
 
     # --- staff's Updates ----------------------------------------------------------------

@@ -301,6 +301,29 @@ async def test_a_carrier_exception_puts_the_fulfilment_on_hold_for_staff(
     assert (await handle.result()).status is FulfillmentStatus.DELIVERED
 
 
+async def test_a_refused_label_puts_the_fulfilment_on_hold_for_staff(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    """The parcel stays pending (no label): ShipmentWorkflow tells it as an exception."""
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(client, script.order_id)
+    stuck = await handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((TEA, 1)))
+    await carrier(
+        client,
+        stuck.shipment_id,
+        ShipmentStatus.PENDING,
+        exception=True,
+        detail="label refused: address not found",
+    )
+    await status_is(handle, FulfillmentStatus.ON_HOLD)
+    [hold] = script.inputs(HOLD)
+    assert hold["reason"] == (
+        f"shipment {stuck.shipment_id}: pending (label refused: address not found)"
+    )
+    await handle.terminate("test over")
+
+
 async def test_the_updates_answer_to_the_names_the_typed_client_uses(
     time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
 ) -> None:
