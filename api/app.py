@@ -33,6 +33,7 @@ from api.routes import (
     reviews,
     sandbox,
     sandbox_marketing,
+    shipping_webhooks,
     stripe_sandbox,
     users,
 )
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fulfillments.router,
         returns.router,
         payments.router,
+        shipping_webhooks.router,
         admin_events.router,
     ):
         api.include_router(routes)

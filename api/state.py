@@ -14,6 +14,8 @@ from core.secrets import jwt_secret
 from core.settings import Settings
 from integrations.payments.gateway import PaymentGateway
 from integrations.payments.stripe import StripeGateway
+from integrations.shipping.factory import build_shipping_provider
+from integrations.shipping.provider import ShippingProvider
 from services.analytics import AnalyticsRecorder
 from services.tokens import AccessTokens, Revocations
 from temporal.clients import TemporalConnection, WorkflowClients
@@ -44,6 +46,11 @@ class AppState:
     @cached_property
     def payments(self) -> PaymentGateway:
         return StripeGateway.from_settings(self.settings)
+
+    @cached_property
+    def shipping(self) -> ShippingProvider:
+        """The carrier (EasyPost or its sandbox): verifies the carrier's webhooks."""
+        return build_shipping_provider(self.settings)
 
     @cached_property
     def http(self) -> httpx.AsyncClient:

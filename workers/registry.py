@@ -23,6 +23,7 @@ from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
 from activities.pruning import OutboxPruneActivities
 from activities.returns import ReturnActivities
+from activities.shipping import ShippingActivities
 from activities.system import SystemActivities
 from core.db import SessionFactory
 from core.settings import Settings
@@ -37,6 +38,8 @@ from services.email import EmailService
 from services.events.delivery import DeliveryService
 from services.events.registry import HandlerDeps, build_subscribers
 from services.events.subscribers import Subscriber
+from services.fulfillment.shipments import ShipmentService
+from services.fulfillment.tracking import ShipmentTracking
 from services.payments import PaymentService
 from services.returns import ReturnLabels, ReturnSteps
 from temporal.clients import CartReminderWorkflows, FulfillmentWorkflows, TemporalConnection
@@ -52,6 +55,7 @@ from workflows.maintenance import (
 from workflows.onboarding import UserOnboardingWorkflow
 from workflows.orders import OrderWorkflow
 from workflows.returns import ReturnWorkflow
+from workflows.shipments import ShipmentWorkflow
 from workflows.system import StackProbeWorkflow
 
 
@@ -142,8 +146,9 @@ def components_for(
             fulfilment.release,
             fulfilment.cancel,
         ]
+        carrier = build_shipping_provider(deps.settings)
         returns = ReturnActivities(
-            ReturnLabels(deps.sessions, deps.settings, build_shipping_provider(deps.settings)),
+            ReturnLabels(deps.sessions, deps.settings, carrier),
             ReturnSteps(deps.sessions, StripeGateway.from_settings(deps.settings)),
         )
         workflows.append(ReturnWorkflow)
@@ -154,6 +159,17 @@ def components_for(
             returns.receive,
             returns.refund,
             returns.close,
+        ]
+        shipping = ShippingActivities(
+            ShipmentService(deps.sessions, carrier, deps.settings),
+            ShipmentTracking(deps.sessions),
+        )
+        workflows.append(ShipmentWorkflow)
+        activities += [
+            shipping.book_label,
+            shipping.record_update,
+            shipping.mark_delayed,
+            shipping.refund_label,
         ]
     if queue is TaskQueue.PAYMENTS:
         payments = PaymentActivities(

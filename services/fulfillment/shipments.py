@@ -23,6 +23,7 @@ from core.errors import Conflict
 from core.events import EventType
 from core.outbox import publish
 from core.settings import Settings
+from integrations.shipping.factory import ship_from_address
 from integrations.shipping.provider import (
     Label,
     ParcelSpec,
@@ -82,17 +83,6 @@ class ShipmentService:
         self.provider = provider
         self.settings = settings
 
-    def ship_from(self) -> PostalAddress:
-        s = self.settings
-        return PostalAddress(
-            name=s.ship_from_name,
-            street1=s.ship_from_street,
-            city=s.ship_from_city,
-            state=s.ship_from_state,
-            zip=s.ship_from_zip,
-            country=s.ship_from_country,
-        )
-
     # --- the label ------------------------------------------------------------------
 
     async def book_label(self, shipment_id: str) -> BookedLabel:
@@ -108,7 +98,7 @@ class ShipmentService:
             request = ShipmentRequest(
                 reference=shipment.id,
                 to_address=_address(fulfillment.shipping_address),
-                from_address=self.ship_from(),
+                from_address=ship_from_address(self.settings),
                 parcel=ParcelSpec(weight_oz=shipment.weight_oz),
             )
         if provider_shipment_id is None:

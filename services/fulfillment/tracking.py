@@ -183,3 +183,9 @@ class ShipmentTracking:
                 },
             )
             return True
+
+
+async def shipment_of_tracker(session: AsyncSession, tracker_id: str) -> str | None:
+    """The shipment a carrier tracker follows, or None (not ours, or not recorded yet)."""
+    shipment = await FulfillmentRepository(session).shipment_by_tracker(tracker_id)
+    return shipment.id if shipment is not None else None

@@ -1,0 +1,160 @@
+"""Booking a parcel's label against the EasyPost sandbox (over the real SDK): once,
+however often it is asked; refused for an address the carrier cannot verify; refunded
+while the parcel has not moved."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cli.stack.process import free_port
+from core.db import SessionFactory, create_session_factory, transaction
+from core.events import EventType
+from core.settings import Settings
+from integrations.sandbox.easypost_wire import UNVERIFIABLE_ZIP
+from integrations.shipping.factory import build_shipping_provider, ship_from_address
+from integrations.shipping.provider import (
+    ParcelSpec,
+    PostalAddress,
+    ShipmentRequest,
+    ShippingRejected,
+)
+from models.fulfillment import FulfillmentStatus, ShipmentStatus
+from models.orders import OrderStatus
+from services.fulfillment.repository import FulfillmentRepository
+from services.fulfillment.shipments import ShipmentService
+from services.order_repository import OrderRepository
+from tests.fulfillment_rows import ADDRESS, OrderParcels, order_in_parcels, published, timeline
+from tests.live import live_api
+
+
+@pytest.fixture(scope="module")
+async def sandboxed(settings: Settings) -> AsyncIterator[Settings]:
+    """Settings whose EasyPost SDK reaches the sandbox on a live API."""
+    live = settings.model_copy(update={"shop_api_port": free_port()})
+    async with live_api(live):
+        yield live
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> SessionFactory:
+    return create_session_factory(engine)
+
+
+def service(sessions: SessionFactory, settings: Settings) -> ShipmentService:
+    return ShipmentService(sessions, build_shipping_provider(settings), settings)
+
+
+async def made(
+    sessions: SessionFactory, status: ShipmentStatus = ShipmentStatus.PENDING
+) -> OrderParcels:
+    async with transaction(sessions) as session:
+        return await order_in_parcels(session, status=status)
+
+
+async def test_a_label_is_bought_once_however_often_booking_runs(
+    sessions: SessionFactory, sandboxed: Settings
+) -> None:
+    order = await made(sessions)
+    [shipment] = order.shipments
+    shipments = service(sessions, sandboxed)
+
+    first = await shipments.book_label(shipment.id)
+    again = await shipments.book_label(shipment.id)
+    assert first == again
+    assert first.status is ShipmentStatus.LABEL_PURCHASED
+    assert first.tracking_code
+    async with sessions() as session:
+        repo = FulfillmentRepository(session)
+        saved = await repo.require_shipment(shipment.id)
+        [label] = await repo.labels(shipment.id)
+        fulfillment = await repo.require(order.fulfillment.id)
+        placed = await OrderRepository(session).require(order.order.id)
+        [shipped] = await published(session, order.order.id, EventType.SHIPMENT_SHIPPED)
+        entries = await timeline(session, order.order.id)
+    assert saved.provider_shipment_id == label.provider_shipment_id
+    assert saved.provider_tracker_id
+    assert saved.shipped_at is not None
+    assert (label.tracking_code, label.label_url) == (saved.tracking_code, saved.label_url)
+    assert (fulfillment.status, placed.status) == (FulfillmentStatus.SHIPPED, OrderStatus.SHIPPED)
+    assert shipped.data["trackingCode"] == saved.tracking_code
+    assert shipped.data["items"] == [
+        {"productId": order.lines[0].product_id, "name": "Mug", "quantity": 2},
+        {"productId": order.lines[1].product_id, "name": "Tea", "quantity": 1},
+    ]
+    assert sum(e.startswith(f"parcel {shipment.id} shipped with") for e in entries) == 1
+
+
+async def test_a_retry_after_the_provider_shipment_was_saved_buys_that_one(
+    sessions: SessionFactory, sandboxed: Settings
+) -> None:
+    """A crash between creating the provider's shipment and buying: the retry buys the
+    label of the shipment the first attempt saved, not a second one."""
+    order = await made(sessions)
+    [shipment] = order.shipments
+    provider = build_shipping_provider(sandboxed)
+    shipments = ShipmentService(sessions, provider, sandboxed)
+    created = await provider.create_shipment(
+        ShipmentRequest(
+            reference=shipment.id,
+            to_address=PostalAddress(
+                street1=ADDRESS["street"], city="Boston", state="MA", zip="02110", country="US"
+            ),
+            from_address=ship_from_address(sandboxed),
+            parcel=ParcelSpec(weight_oz=16),
+        )
+    )
+    async with transaction(sessions) as session:
+        repo = FulfillmentRepository(session)
+        row = await repo.require_shipment(shipment.id, lock=True)
+        row.provider_shipment_id = created.provider_shipment_id
+        repo.stage(row)
+    booked = await shipments.book_label(shipment.id)
+    async with sessions() as session:
+        repo = FulfillmentRepository(session)
+        saved = await repo.require_shipment(shipment.id)
+        [label] = await repo.labels(shipment.id)
+    assert saved.provider_shipment_id == created.provider_shipment_id
+    assert label.provider_shipment_id == created.provider_shipment_id
+    assert booked.tracking_code == saved.tracking_code
+
+
+async def test_an_address_the_carrier_cannot_verify_is_refused(
+    sessions: SessionFactory, sandboxed: Settings
+) -> None:
+    async with transaction(sessions) as session:
+        order = await order_in_parcels(session)
+        fulfillment = await FulfillmentRepository(session).require(order.fulfillment.id)
+        fulfillment.shipping_address = ADDRESS | {"zip": UNVERIFIABLE_ZIP}
+        session.add(fulfillment)
+    with pytest.raises(ShippingRejected):
+        await service(sessions, sandboxed).book_label(order.shipments[0].id)
+    async with sessions() as session:
+        saved = await FulfillmentRepository(session).require_shipment(order.shipments[0].id)
+    assert saved.status == ShipmentStatus.PENDING
+
+
+async def test_an_unused_label_is_refunded_and_the_parcel_cancelled(
+    sessions: SessionFactory, sandboxed: Settings
+) -> None:
+    order = await made(sessions)
+    [shipment] = order.shipments
+    shipments = service(sessions, sandboxed)
+    await shipments.book_label(shipment.id)
+    assert await shipments.refund_label(shipment.id) is True
+    assert await shipments.refund_label(shipment.id) is False  # nothing left to refund
+    async with sessions() as session:
+        repo = FulfillmentRepository(session)
+        saved = await repo.require_shipment(shipment.id)
+        [label] = await repo.labels(shipment.id)
+    assert saved.status == ShipmentStatus.CANCELLED
+    assert label.voided_at is not None
+
+
+async def test_a_parcel_the_carrier_has_is_not_refunded(
+    sessions: SessionFactory, sandboxed: Settings
+) -> None:
+    order = await made(sessions, status=ShipmentStatus.IN_TRANSIT)
+    assert await service(sessions, sandboxed).refund_label(order.shipments[0].id) is False
