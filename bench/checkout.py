@@ -78,6 +78,7 @@ class OrderSample:
     created_to_confirmed: float | None  # order row created -> the same entry (server clock)
     to_settled: float | None  # POST sent -> the final timeline entry
     settled_at: datetime | None  # server time of the final timeline entry
+    order_id: str = ""
 
 
 @dataclass
@@ -293,6 +294,7 @@ async def place_and_follow(
         created_to_confirmed=(min(confirmed) - created).total_seconds() if confirmed else None,
         to_settled=(last - sent_at).total_seconds() if last else None,
         settled_at=last,
+        order_id=str(placed["id"]),
     )
 
 

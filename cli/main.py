@@ -515,6 +515,57 @@ def bench_checkout(
         console.print(line)
 
 
+@bench_app.command("fulfilment")
+def bench_fulfilment(
+    data_dir: DataDir = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="API base URL (default: the stack's).")
+    ] = None,
+    parcels: Annotated[int, typer.Option(min=1, max=20_000, help="Parcels to ship.")] = 100,
+    concurrency: Annotated[int, typer.Option(min=1, max=200, help="Parcels in flight.")] = 10,
+    poll: Annotated[
+        float, typer.Option(min=0.01, max=5, help="Seconds between polls of each parcel.")
+    ] = 0.2,
+    ceiling: Annotated[
+        bool, typer.Option(help="Also time the sandbox carrier alone, for comparison.")
+    ] = True,
+) -> None:
+    """Shipments per second the running stack (`shop dev`) books (label through the
+    sandbox carrier) and tracks to delivery (advance switch, signed webhooks,
+    `ShipmentWorkflow`, order delivered), with create-to-label and create-to-delivered
+    latencies; orders to ship are placed first, untimed."""
+    import httpx
+
+    from bench.checkout import BenchError
+    from bench.fulfilment import run as run_fulfilment
+
+    settings = _settings(data_dir)
+    base = (base_url or settings.api_base_url).rstrip("/")
+    try:
+        result = asyncio.run(
+            run_fulfilment(
+                base,
+                settings,
+                parcels=parcels,
+                concurrency=concurrency,
+                poll=poll,
+                ceiling=ceiling,
+                progress=lambda message: err_console.print(message),
+            )
+        )
+    except (httpx.HTTPError, DependencyUnavailable) as exc:
+        raise _fail(f"the API at {base} did not answer: {exc}") from None
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    from bench.environment import header
+
+    for line in [
+        *header(settings, parcels=parcels, concurrency=concurrency, poll=poll),
+        *result.lines(),
+    ]:
+        console.print(line)
+
+
 @bench_app.command("events")
 def bench_events(
     data_dir: DataDir = None,

@@ -1,0 +1,370 @@
+"""``shop bench fulfilment``: parcels per second the running stack books and tracks to the
+door with the sandbox carrier, and how long each takes.
+
+Setup, untimed: orders placed through the checkout as ``shop bench checkout`` does (one
+unit each, ``fulfillment_queued``), and each order's fulfilment order started by the
+relay. Timed, ``concurrency`` parcels in flight (closed loop): staff create the order's
+one shipment (``POST /api/admin/fulfillments/{id}/shipments``), its ``ShipmentWorkflow``
+books the label through the EasyPost sandbox; once the label is there the bench moves
+the tracker with the sandbox's advance switch (``in_transit``, ``out_for_delivery``,
+``delivered``), each move a signed ``tracker.updated`` webhook to
+``POST /api/shipping/webhooks/easypost``, a signal, a tracking row; the parcel counts as
+delivered when its order says ``delivered``.
+
+Latencies are the server's own clock: shipment ``createdAt`` to ``shippedAt`` (the label
+bought) and to the order's ``delivered`` timeline entry, so the poll interval does not
+change them. Throughput counts over the wall time from the first create to the last
+label (booked) or the last delivery (delivered).
+
+The ceiling, in the same run: the same number of parcels through the carrier alone, at
+the same concurrency: the EasyPost adapter's create and buy against the sandbox, then the
+same three advances (whose webhooks name no parcel of ours, so the stack only verifies
+and drops them). The ratio says what the workflow, the database rows and the polling of
+our own API cost on top of the carrier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import httpx
+
+from bench.checkout import (
+    ADDRESS,
+    BenchError,
+    Shopper,
+    _check,
+    _ts,
+    percentile,
+    place_and_follow,
+    shoppers,
+    staff_headers,
+    stocked_product,
+    wait_for_onboarding,
+)
+from core.settings import Settings
+
+ADVANCES = ("in_transit", "out_for_delivery", "delivered")
+PARCEL_WEIGHT_OZ = 16.0
+
+
+@dataclass
+class ParcelSample:
+    """One parcel of the timed part (server times; None where it did not get there)."""
+
+    created_at: datetime
+    labelled_at: datetime | None = None
+    delivered_at: datetime | None = None
+    status: str = "pending"
+
+    @property
+    def to_label(self) -> float | None:
+        if self.labelled_at is None:
+            return None
+        return (self.labelled_at - self.created_at).total_seconds()
+
+    @property
+    def to_delivered(self) -> float | None:
+        if self.delivered_at is None:
+            return None
+        return (self.delivered_at - self.created_at).total_seconds()
+
+
+@dataclass
+class Throughput:
+    """Parcels booked and delivered per second over one timed part."""
+
+    label: str
+    parcels: int
+    booked: int
+    delivered: int
+    booked_seconds: float
+    delivered_seconds: float
+
+    @property
+    def booked_per_second(self) -> float:
+        return self.booked / self.booked_seconds if self.booked_seconds > 0 else 0.0
+
+    @property
+    def delivered_per_second(self) -> float:
+        return self.delivered / self.delivered_seconds if self.delivered_seconds > 0 else 0.0
+
+
+@dataclass
+class FulfilmentResult:
+    parcels: int
+    concurrency: int
+    setup_seconds: float
+    started_at: datetime
+    samples: list[ParcelSample] = field(repr=False)
+    ceiling: Throughput | None = None
+
+    def throughput(self) -> Throughput:
+        labelled = [s.labelled_at for s in self.samples if s.labelled_at is not None]
+        delivered = [s.delivered_at for s in self.samples if s.delivered_at is not None]
+
+        def span(ends: list[datetime]) -> float:
+            return (max(ends) - self.started_at).total_seconds() if ends else 0.0
+
+        return Throughput(
+            "stack", self.parcels, len(labelled), len(delivered), span(labelled), span(delivered)
+        )
+
+    def lines(self) -> list[str]:
+        ours = self.throughput()
+
+        def row(label: str, values: list[float]) -> str:
+            return (
+                f"  {label:<26} p50 {percentile(values, 50) * 1000:8.1f} ms   "
+                f"p95 {percentile(values, 95) * 1000:8.1f} ms"
+            )
+
+        lines = [
+            f"fulfilment: {self.parcels} parcels, {self.concurrency} in flight "
+            f"(setup {self.setup_seconds:.1f} s, untimed)",
+            f"  booked    {ours.booked}: {ours.booked_per_second:.1f} shipments/s "
+            f"over {ours.booked_seconds:.1f} s",
+            f"  delivered {ours.delivered}: {ours.delivered_per_second:.1f} shipments/s "
+            f"over {ours.delivered_seconds:.1f} s",
+            row("create → label", [s.to_label for s in self.samples if s.to_label is not None]),
+            row(
+                "create → order delivered",
+                [s.to_delivered for s in self.samples if s.to_delivered is not None],
+            ),
+        ]
+        stuck = [s.status for s in self.samples if s.delivered_at is None]
+        if stuck:
+            lines.append(f"  not delivered in time: {len(stuck)} ({', '.join(sorted(set(stuck)))})")
+        if self.ceiling is not None:
+            c = self.ceiling
+            lines += [
+                f"ceiling, the sandbox carrier alone (adapter create + buy, 3 advances), "
+                f"{c.parcels} parcels: booked {c.booked_per_second:.1f}/s, "
+                f"delivered {c.delivered_per_second:.1f}/s",
+                f"  stack / ceiling: booked {ratio(ours.booked_per_second, c.booked_per_second)}"
+                f", delivered {ratio(ours.delivered_per_second, c.delivered_per_second)}",
+            ]
+        return lines
+
+
+def ratio(ours: float, ceiling: float) -> str:
+    return f"{ours / ceiling:.0%}" if ceiling > 0 else "-"
+
+
+async def _closed_loop(concurrency: int, jobs: list[Callable[[], Awaitable[None]]]) -> None:
+    queue = list(reversed(jobs))
+
+    async def client() -> None:
+        while queue:
+            await queue.pop()()
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+
+
+# --- setup ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadyOrder:
+    shopper: Shopper
+    order_id: str
+    fulfillment_id: str
+    lines: list[dict[str, Any]]
+
+
+async def _fulfilment_of(
+    http: httpx.AsyncClient, staff: dict[str, str], order_id: str, within: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while True:
+        page = _check(
+            await http.get("/api/admin/fulfillments", headers=staff, params={"orderId": order_id}),
+            200,
+        )
+        if page["items"]:
+            found: dict[str, Any] = page["items"][0]
+            return found
+        if time.monotonic() > deadline:
+            raise BenchError(
+                f"order {order_id} has no fulfilment order after {within:.0f} s: is the relay "
+                "running (shop dev)?"
+            )
+        await asyncio.sleep(0.2)
+
+
+async def ready_orders(
+    http: httpx.AsyncClient, settings: Settings, staff: dict[str, str], count: int, c: int
+) -> list[ReadyOrder]:
+    product_id = await stocked_product(http, staff, count + 10)
+    ready = await shoppers(http, count, product_id)
+    await wait_for_onboarding(settings)
+    placed: list[tuple[Shopper, str]] = []
+
+    async def place(shopper: Shopper) -> None:
+        sample = await place_and_follow(http, shopper, poll=0.2, within=120)
+        if sample.status != "fulfillment_queued":
+            raise BenchError(f"a setup order ended {sample.status} ({sample.failure_code})")
+        placed.append((shopper, sample.order_id))
+
+    await _closed_loop(c, [partial(place, s) for s in ready])
+    result: list[ReadyOrder] = []
+    for shopper, order_id in placed:
+        fulfilment = await _fulfilment_of(http, staff, order_id, within=60)
+        result.append(
+            ReadyOrder(shopper, order_id, str(fulfilment["id"]), list(fulfilment["lines"]))
+        )
+    return result
+
+
+# --- the timed part ---------------------------------------------------------------------
+
+
+async def _advance(http: httpx.AsyncClient, tracker_id: str) -> None:
+    for status in ADVANCES:
+        _check(
+            await http.post(
+                f"/_sandbox/easypost/trackers/{tracker_id}/advance", json={"status": status}
+            ),
+            200,
+        )
+
+
+async def _tracker_of(http: httpx.AsyncClient, shipment_id: str) -> str:
+    held = _check(
+        await http.get("/_sandbox/easypost/shipments", params={"reference": shipment_id}), 200
+    )
+    if not isinstance(held, list) or not held or not held[0].get("tracker_id"):
+        raise BenchError(f"the sandbox holds no tracker for {shipment_id}")
+    return str(held[0]["tracker_id"])
+
+
+async def ship_and_follow(
+    http: httpx.AsyncClient, staff: dict[str, str], order: ReadyOrder, *, poll: float, within: float
+) -> ParcelSample:
+    lines = [
+        {"orderLineId": line["orderLineId"], "quantity": line["quantity"]} for line in order.lines
+    ]
+    created = _check(
+        await http.post(
+            f"/api/admin/fulfillments/{order.fulfillment_id}/shipments",
+            headers=staff,
+            json={"lines": lines, "weightOz": PARCEL_WEIGHT_OZ},
+        ),
+        201,
+    )
+    sample = ParcelSample(created_at=_ts(created["createdAt"]))
+    shipment_id = str(created["id"])
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        fulfilment = _check(
+            await http.get(f"/api/admin/fulfillments/{order.fulfillment_id}", headers=staff), 200
+        )
+        mine = next(s for s in fulfilment["shipments"] if s["id"] == shipment_id)
+        sample.status = str(mine["status"])
+        if mine["shippedAt"] is not None:
+            sample.labelled_at = _ts(mine["shippedAt"])
+            break
+        await asyncio.sleep(poll)
+    if sample.labelled_at is None:
+        return sample
+    await _advance(http, await _tracker_of(http, shipment_id))
+    while time.monotonic() < deadline:
+        seen = _check(
+            await http.get(f"/api/orders/{order.order_id}", headers=order.shopper.headers), 200
+        )
+        sample.status = f"order {seen['status']}"
+        if seen["status"] == "delivered":
+            at = [_ts(e["createdAt"]) for e in seen["timeline"] if e["status"] == "delivered"]
+            sample.delivered_at = min(at)
+            break
+        await asyncio.sleep(poll)
+    return sample
+
+
+async def carrier_alone(
+    http: httpx.AsyncClient, settings: Settings, parcels: int, concurrency: int
+) -> Throughput:
+    """The ceiling: the same parcels through the sandbox carrier with no workflow."""
+    from integrations.shipping.factory import build_shipping_provider, ship_from_address
+    from integrations.shipping.provider import ParcelSpec, PostalAddress, ShipmentRequest
+
+    provider = build_shipping_provider(settings)
+    to = PostalAddress(
+        name="Bench Shopper",
+        street1=ADDRESS["street"],
+        city=ADDRESS["city"],
+        state=ADDRESS["state"],
+        zip=ADDRESS["zip"],
+        country="US",
+    )
+    booked: list[float] = []
+    delivered: list[float] = []
+    run = f"{int(time.time())}"
+
+    async def one(n: int) -> None:
+        request = ShipmentRequest(
+            reference=f"bench-ceiling-{run}-{n}",
+            to_address=to,
+            from_address=ship_from_address(settings),
+            parcel=ParcelSpec(weight_oz=PARCEL_WEIGHT_OZ),
+        )
+        shipment = await provider.create_shipment(request)
+        label = await provider.buy_label(shipment.provider_shipment_id)
+        booked.append(time.perf_counter())
+        if label.tracker_id is None:
+            raise BenchError("the sandbox bought a label without a tracker")
+        await _advance(http, label.tracker_id)
+        delivered.append(time.perf_counter())
+
+    started = time.perf_counter()
+    await _closed_loop(concurrency, [partial(one, n) for n in range(parcels)])
+    return Throughput(
+        "carrier",
+        parcels,
+        len(booked),
+        len(delivered),
+        max(booked) - started,
+        max(delivered) - started,
+    )
+
+
+async def run(
+    base_url: str,
+    settings: Settings,
+    *,
+    parcels: int = 100,
+    concurrency: int = 10,
+    poll: float = 0.2,
+    within: float = 180,
+    ceiling: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> FulfilmentResult:
+    say = progress or (lambda _message: None)
+    limits = httpx.Limits(
+        max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8
+    )
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as http:
+        setup_started = time.perf_counter()
+        staff = await staff_headers(http, settings)
+        say(f"setup: {parcels} orders through the checkout, {concurrency} at once…")
+        orders = await ready_orders(http, settings, staff, parcels, concurrency)
+        setup_seconds = time.perf_counter() - setup_started
+        say(f"setup done in {setup_seconds:.1f} s; shipping {parcels} parcels…")
+        samples: list[ParcelSample] = []
+
+        async def ship(order: ReadyOrder) -> None:
+            samples.append(await ship_and_follow(http, staff, order, poll=poll, within=within))
+
+        started_at = datetime.now(UTC)
+        await _closed_loop(concurrency, [partial(ship, o) for o in orders])
+        result = FulfilmentResult(parcels, concurrency, setup_seconds, started_at, samples)
+        if ceiling:
+            say(f"ceiling: {parcels} parcels through the sandbox carrier alone…")
+            result.ceiling = await carrier_alone(http, settings, parcels, concurrency)
+    return result
