@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -82,6 +82,16 @@ class TrackerAdvance(CamelModel):
     message: str | None = Field(default=None, max_length=500, description="The carrier's words")
     location: str | None = Field(
         default=None, max_length=200, description='"City, ST, ZIP, CC" (leading parts will do)'
+    )
+    occurred_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the carrier saw it (default now): not before the tracker's last "
+        "entry, not in the future",
+    )
+    label_at: AwareDatetime | None = Field(
+        default=None,
+        description="Re-dates the label's entry of a tracker that has not moved yet (its "
+        "first update), for history seeded in the past",
     )
 
 
@@ -258,13 +268,20 @@ async def advance_tracker(
     """Append a tracking detail and send the signed `tracker.updated` webhook. Without a
     body the tracker takes its next normal status (`pre_transit → in_transit →
     out_for_delivery → delivered`); with `status` it goes there (`failure`,
-    `return_to_sender`, …), with the carrier's `message` and `location` if given.
-    A voided label's tracker, or a finished one without `status`, cannot move (409)."""
+    `return_to_sender`, …), with the carrier's `message` and `location` if given, at
+    `occurredAt` if given (past history: `labelAt` dates the label's entry of a tracker
+    still at its first step). A voided label's tracker, a finished one without `status`,
+    or an update dated before the tracker's last one or in the future cannot move (409)."""
     body = body or TrackerAdvance()
     sandbox = sandbox_for(state, session)
     try:
         tracker = await sandbox.advance(
-            tracker_id, body.status.value if body.status else None, body.message, body.location
+            tracker_id,
+            body.status.value if body.status else None,
+            body.message,
+            body.location,
+            at=body.occurred_at,
+            label_at=body.label_at,
         )
     except EasyPostError:
         raise NotFound(f"No tracker {tracker_id}", code="tracker_not_found") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import col, select
@@ -276,10 +276,31 @@ class EasyPostSandbox:
         status: str | None = None,
         message: str | None = None,
         where: str | None = None,
+        *,
+        at: datetime | None = None,
+        label_at: datetime | None = None,
     ) -> dict[str, Any]:
-        """Move a tracker by hand: to ``status``, or else to the next normal one."""
+        """Move a tracker by hand: to ``status``, or else to the next normal one. ``at``
+        is when the carrier saw it (default now; never before the tracker's last entry,
+        never in the future); ``label_at`` re-dates the label's entry of a tracker that
+        has not moved yet (seeding a past shipment)."""
         row = await self._row(tracker_id, "tracker", lock=True)
-        return await self._advance(row, status, message, where)
+        if label_at is not None:
+            self._date_label(row, label_at, at)
+        return await self._advance(row, status, message, where, at)
+
+    def _date_label(
+        self, row: SandboxEasyPostObject, label_at: datetime, at: datetime | None
+    ) -> None:
+        tracker = dict(row.data)
+        details = list(tracker["tracking_details"])
+        if len(details) != 1 or tracker["status"] != "pre_transit":
+            raise TrackerCannotMove(f"tracker {row.id} has moved: its label's date is told")
+        if label_at > (at or utcnow()):
+            raise TrackerCannotMove("the label cannot be dated after the update")
+        details[0] = dict(details[0]) | {"datetime": iso(label_at)}
+        tracker |= {"tracking_details": details, "created_at": iso(label_at)}
+        self._save(row, tracker)
 
     async def advance_due(self, interval: timedelta, limit: int = 100) -> list[dict[str, Any]]:
         """Auto-advance: move each tracker that has stood still for ``interval`` one step.
@@ -303,6 +324,7 @@ class EasyPostSandbox:
         status: str | None,
         message: str | None,
         where: str | None,
+        at: datetime | None = None,
     ) -> dict[str, Any]:
         tracker = dict(row.data)
         previous = str(tracker["status"])
@@ -315,6 +337,14 @@ class EasyPostSandbox:
         if status not in STATUSES:
             raise TrackerCannotMove(f"{status!r} is not an EasyPost tracker status")
         now = utcnow()
+        when = now if at is None else at
+        if when > now:
+            raise TrackerCannotMove("a carrier update cannot come from the future")
+        last = datetime.fromisoformat(str(tracker["tracking_details"][-1]["datetime"]))
+        if when.replace(microsecond=0) < last:
+            raise TrackerCannotMove(
+                f"tracker {row.id} last moved at {iso(last)}: an update cannot come before it"
+            )
         shipment = (await self._row(str(tracker["shipment_id"]), "shipment")).data
         if where is None:
             origin, destination = shipment["from_address"], shipment["to_address"]
@@ -323,9 +353,9 @@ class EasyPostSandbox:
             "status": status,
             "tracking_details": [
                 *tracker["tracking_details"],
-                tracking_detail(status, message, where, str(tracker["carrier"]), now),
+                tracking_detail(status, message, where, str(tracker["carrier"]), when),
             ],
-            "updated_at": iso(now),
+            "updated_at": iso(when),
         }
         if status == "delivered":
             tracker["signed_by"] = "Sandbox Recipient"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -153,6 +154,47 @@ async def test_a_label_the_carrier_has_cannot_be_voided(
     assert moved.status_code == 200, moved.text
     with pytest.raises(ShippingRejected, match="already used"):
         await provider.refund_label(created.provider_shipment_id)
+
+
+async def test_a_tracker_moved_at_past_times_keeps_them(
+    stack: EasyPostStack, sandbox: httpx.AsyncClient
+) -> None:
+    """Seeding a past parcel: the label's entry and each update carry the carrier's
+    times, which only go forward and never past now."""
+    provider = stack.provider()
+    created = await provider.create_shipment(shipment_request(_reference()))
+    label = await provider.buy_label(created.provider_shipment_id)
+    assert label.tracker_id is not None
+    advance = f"/trackers/{label.tracker_id}/advance"
+    now = datetime.now(UTC).replace(microsecond=0)
+    labelled, moved = now - timedelta(days=20), now - timedelta(days=19)
+    future = await sandbox.post(
+        advance, json={"occurredAt": (now + timedelta(hours=1)).isoformat()}
+    )
+    assert future.status_code == 409, future.text
+    assert future.json()["code"] == "tracker_cannot_move"
+    naive = await sandbox.post(advance, json={"occurredAt": "2026-11-01T10:00:00"})
+    assert naive.status_code == 422, naive.text
+    first = await sandbox.post(
+        advance, json={"occurredAt": moved.isoformat(), "labelAt": labelled.isoformat()}
+    )
+    assert first.status_code == 200, first.text
+
+    tracker = await provider.get_tracker(label.tracker_id)
+    assert [(d.status, d.occurred_at) for d in tracker.details] == [
+        (CarrierStatus.PRE_TRANSIT, labelled),
+        (CarrierStatus.IN_TRANSIT, moved),
+    ]
+    assert tracker.updated_at == moved
+    backwards = await sandbox.post(
+        advance, json={"occurredAt": (moved - timedelta(minutes=1)).isoformat()}
+    )
+    assert backwards.status_code == 409, backwards.text
+    redated = await sandbox.post(
+        advance, json={"occurredAt": now.isoformat(), "labelAt": labelled.isoformat()}
+    )
+    assert redated.status_code == 409, redated.text  # the label's date is told already
+    assert (await provider.get_tracker(label.tracker_id)).status is CarrierStatus.IN_TRANSIT
 
 
 async def test_refusals_retrying_cannot_cure(stack: EasyPostStack) -> None:
