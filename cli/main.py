@@ -347,7 +347,8 @@ def seed(
             min=0,
             max=100_000,
             help="Orders of the seeded customers, placed through the real checkout and "
-            "workflow, then spread over the last 90 days with their analytics. Needs the "
+            "workflow, then spread over the last 90 days with their analytics, then "
+            "shipped, delivered and some returned by the real workflows. Needs the "
             "running stack (`shop dev`).",
         ),
     ] = 0,
@@ -385,6 +386,13 @@ def seed(
         console.print(
             f"orders added {placed.added} ({statuses}{'; ' + failures if failures else ''}), "
             "spread over the last 90 days"
+        )
+    after = report.after_sale
+    if after.parcels or after.returns:
+        fates = ", ".join(f"{n} {f}" for f, n in sorted(after.by_fate.items()))
+        console.print(
+            f"after the sale ({fates}): parcels added {after.parcels}, "
+            f"returns added {after.returns}"
         )
     if report.staff_password:
         console.print(f"staff account: {report.staff_email} / {report.staff_password}")

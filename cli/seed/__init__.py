@@ -6,7 +6,9 @@ and never touches anything else, so running it again adds nothing that exists: p
 (``vocabulary``, ``catalogue``), customers and the staff account (``customers``), reviews
 by seeded customers on seeded products (``catalogue``), and with ``--orders N`` orders
 through the real checkout (``orders``), then moved into the past with their analytics
-(``backdating``). Each progress bar counts what was added, as the summary does.
+(``backdating``), then carried through shipping, delivery and some returns by the real
+workflows (``after_sale``, its shares in ``after_sale_plan``). Each progress bar counts
+what was added, as the summary does.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
+from cli.seed.after_sale import AfterSaleSeeded, AfterSaleSeeder
 from cli.seed.catalogue import CatalogueSeeder
 from cli.seed.customers import CustomerSeeder
 from cli.seed.orders import OrderSeeder, OrdersSeeded
@@ -23,7 +26,15 @@ from cli.seed.vocabulary import TAXONOMY
 from core.db import create_engine, create_session_factory
 from core.settings import Settings
 
-__all__ = ["OrderSeeder", "OrdersSeeded", "SeedReport", "Seeder", "seed"]
+__all__ = [
+    "AfterSaleSeeded",
+    "AfterSaleSeeder",
+    "OrderSeeder",
+    "OrdersSeeded",
+    "SeedReport",
+    "Seeder",
+    "seed",
+]
 
 
 class Seeder(CatalogueSeeder, CustomerSeeder):
@@ -39,6 +50,7 @@ class SeedReport:
     staff_email: str
     staff_password: str | None
     orders: OrdersSeeded = field(default_factory=OrdersSeeded)
+    after_sale: AfterSaleSeeded = field(default_factory=AfterSaleSeeded)
 
 
 async def seed(
@@ -65,6 +77,11 @@ async def seed(
         reviews_added = await seeder.reviews(part("reviews"), user_ids, review_count)
         staff_email, staff_password = await seeder.staff()
         orders_seeded = await OrderSeeder(seeder).run(part("orders"), user_ids, orders)
+        after_sale = AfterSaleSeeded()
+        if orders > 0:
+            after_sale = await AfterSaleSeeder(seeder.sessions, settings, console).run(
+                seed, user_ids, staff_email
+            )
     finally:
         await engine.dispose()
     return SeedReport(
@@ -75,4 +92,5 @@ async def seed(
         staff_email=staff_email,
         staff_password=staff_password,
         orders=orders_seeded,
+        after_sale=after_sale,
     )

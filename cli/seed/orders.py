@@ -80,12 +80,12 @@ class OrderSeeder:
         from temporal.client import connect
 
         client = await connect(self.settings)
-        in_process = not await self._workers_present(client)
+        in_process = not await self.workers_present(client)
         if in_process:
             self.seeder.console.print(
                 "no worker serves the order queues: running workers in this process"
             )
-        async with self._workers(client, in_process):
+        async with self.workers(client, in_process):
             placed = await self._place_all(client, plans)
         backdater = Backdater(self.sessions, self.settings, self.seeder.console)
         await backdater.payments_quiet([p.order_id for p in placed])
@@ -142,7 +142,7 @@ class OrderSeeder:
             ) from None
 
     @staticmethod
-    async def _workers_present(client: Client) -> bool:
+    async def workers_present(client: Client) -> bool:
         """Does some worker poll every queue an order passes through?"""
         from temporalio.api.enums.v1 import TaskQueueType
         from temporalio.api.taskqueue.v1 import TaskQueue as TaskQueueRef
@@ -166,7 +166,7 @@ class OrderSeeder:
         return True
 
     @asynccontextmanager
-    async def _workers(self, client: Client, in_process: bool) -> AsyncIterator[None]:
+    async def workers(self, client: Client, in_process: bool) -> AsyncIterator[None]:
         if not in_process:
             yield
             return
