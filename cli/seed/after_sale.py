@@ -23,7 +23,7 @@ from typing import TypeVar
 import httpx
 from temporalio.client import Client
 
-from cli.seed.after_sale_plan import ParcelPlan, ReturnPlan, plan_order
+from cli.seed.after_sale_plan import ParcelPlan, ReturnPlan, Shares, plan_order
 from cli.seed.part import SeedPart
 from core.db import transaction
 from core.errors import DependencyUnavailable
@@ -63,7 +63,9 @@ async def _until(what: str, probe: Callable[[], Awaitable[T | None]]) -> T:
 
 
 class AfterSaleSeeder(SeedPart):
-    async def run(self, seed: int, user_ids: list[str], staff_email: str) -> AfterSaleSeeded:
+    async def run(
+        self, seed: int, user_ids: list[str], staff_email: str, shares: Shares = Shares()
+    ) -> AfterSaleSeeded:
         """The seeded orders at the warehouse taken on from where they stand; the stack's
         workers do it, or workers in this process when none serves the queues."""
         if not user_ids:
@@ -77,17 +79,23 @@ class AfterSaleSeeder(SeedPart):
         client = await connect(self.settings)
         orders = OrderSeeder(self)
         async with orders.workers(client, not await orders.workers_present(client)):
-            return await self._run(seed, user_ids, client, staff_email)
+            return await self._run(seed, user_ids, client, staff_email, shares)
 
     async def _run(
-        self, seed: int, user_ids: list[str], client: Client, staff_email: str
+        self, seed: int, user_ids: list[str], client: Client, staff_email: str, shares: Shares
     ) -> AfterSaleSeeded:
         since = datetime.now(UTC)
         orders = await self._shippable(user_ids)
         now = datetime.now(UTC)
         plans = {
             o.order_id: plan_order(
-                seed, o.order_id, o.created_at, o.lines, now, self.settings.return_window_days
+                seed,
+                o.order_id,
+                o.created_at,
+                o.lines,
+                now,
+                self.settings.return_window_days,
+                shares,
             )
             for o in orders
         }

@@ -44,6 +44,17 @@ REASONS = [
 ]
 
 
+@dataclass(frozen=True)
+class Shares:
+    """The shares above (a test may ask for others)."""
+
+    partial: float = PARTIAL_SHARE
+    stalled: float = STALLED_SHARE
+    two_parcels: float = TWO_PARCEL_SHARE
+    # Of the orders delivered 3 to 27 days ago: RETURN_SHARE of all delivered ones.
+    returned_in_window: float = RETURN_SHARE / IN_WINDOW
+
+
 class Fate(StrEnum):
     OPEN = "open"
     DELIVERED = "delivered"
@@ -89,7 +100,8 @@ class AfterSalePlan:
 
 
 def _hours(rng: random.Random, low: float, high: float) -> timedelta:
-    return timedelta(hours=rng.uniform(low, high))
+    # Whole seconds: a carrier's times (and the sandbox's) have no finer grain.
+    return timedelta(seconds=round(rng.uniform(low, high) * 3600))
 
 
 def _parcel(
@@ -101,7 +113,7 @@ def _parcel(
 ) -> ParcelPlan | None:
     """A label some hours after ``after``, then ``steps`` carrier steps; None if even the
     label would be in the future."""
-    label_at = after + _hours(rng, 3, 30)
+    label_at = after.replace(microsecond=0) + _hours(rng, 3, 30)
     if label_at > now:
         return None
     gaps = [_hours(rng, 4, 18), _hours(rng, 18, 70), _hours(rng, 2, 9)]
@@ -136,20 +148,23 @@ def plan_order(
     lines: tuple[tuple[str, int], ...],
     now: datetime,
     return_window_days: int,
+    shares: Shares = Shares(),
 ) -> AfterSalePlan:
     rng = random.Random(f"{seed}:after-sale:{order_id}")
     draw, parcels_draw, return_draw = rng.random(), rng.random(), rng.random()
     if not lines or created_at > now - timedelta(hours=OPEN_HOURS):
         return AfterSalePlan(order_id, Fate.OPEN)
     split = _split(rng, lines)
-    if draw < PARTIAL_SHARE and split is not None:
+    if draw < shares.partial and split is not None:
         first = _parcel(rng, split[0], created_at, now, len(CARRIER_STEPS))
         return AfterSalePlan(order_id, Fate.PARTIAL, (first,) if first else ())
-    if draw < PARTIAL_SHARE + STALLED_SHARE:
+    if draw < shares.partial + shares.stalled:
         parcel = _parcel(rng, lines, created_at, now, 1)
         return AfterSalePlan(order_id, Fate.STALLED, (parcel,) if parcel else ())
     groups = (
-        split if split is not None and len(lines) >= 2 and parcels_draw < TWO_PARCEL_SHARE else None
+        split
+        if split is not None and len(lines) >= 2 and parcels_draw < shares.two_parcels
+        else None
     )
     parcels: list[ParcelPlan] = []
     after = created_at
@@ -161,13 +176,14 @@ def plan_order(
         after = parcel.label_at
     packed = len(parcels) == len(groups or (lines,))
     plan = AfterSalePlan(order_id, Fate.DELIVERED, tuple(parcels), every_unit_packed=packed)
-    return _with_return(rng, plan, return_draw, now, return_window_days)
+    returning = return_draw < shares.returned_in_window
+    return _with_return(rng, plan, returning, now, return_window_days)
 
 
 def _with_return(
-    rng: random.Random, plan: AfterSalePlan, draw: float, now: datetime, window_days: int
+    rng: random.Random, plan: AfterSalePlan, returning: bool, now: datetime, window_days: int
 ) -> AfterSalePlan:
-    if not plan.parcels or not plan.delivered or draw >= RETURN_SHARE / IN_WINDOW:
+    if not returning or not plan.parcels or not plan.delivered:
         return plan
     last = max(p.delivered_at for p in plan.parcels if p.delivered_at is not None)
     if not (

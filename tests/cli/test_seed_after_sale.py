@@ -1,0 +1,140 @@
+"""``shop seed`` after the sale, on the live stack: parcels booked by the real workflows,
+trackers moved at the carrier's past times, returns refunded, and nothing twice."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+
+from cli.seed import AfterSaleSeeder, OrderSeeder, Seeder
+from cli.seed.after_sale_plan import Fate, Shares, plan_order
+from core.db import create_session_factory
+from models.fulfillment import Shipment, ShipmentLine, TrackingEvent
+from models.orders import Order, OrderEvent
+from models.returns import ReturnRequest, ReturnStatus
+from services.seeding_after_sale import AfterSaleRepository
+from tests.live import LiveStack
+
+SEED = 5
+# Every branch on a dozen orders: many split, stalled and returned ones.
+SHARES = Shares(partial=0.25, stalled=0.2, two_parcels=0.6, returned_in_window=1.0)
+
+
+async def test_seeded_orders_are_shipped_delivered_and_returned_by_the_workflows(
+    live: LiveStack, engine: AsyncEngine
+) -> None:
+    quiet = Console(quiet=True)
+    sessions = create_session_factory(engine)
+    seeder = Seeder(sessions, live.settings, quiet)
+    rng = random.Random(33)
+    leaves = await seeder.categories()
+    await seeder.products(rng, 30, leaves, first_number=93_001)
+    _, user_ids = await seeder.users(rng, 4)
+    staff_email, _ = await seeder.staff()
+    # Twenty days back: every delivered order is within the return window.
+    placed = await OrderSeeder(seeder).run(rng, user_ids, 12, declined_share=0.0, days=20)
+    assert placed.by_status == {"fulfillment_queued": 12}
+
+    async with sessions() as session:
+        at_the_warehouse = await AfterSaleRepository(session).shippable(user_ids)
+    after_sale = AfterSaleSeeder(sessions, live.settings, quiet)
+    done = await after_sale.run(SEED, user_ids, staff_email, SHARES)
+    now = datetime.now(UTC)
+    # Each order's plan is its own: asked again, it says what the seed meant.
+    plans = {
+        o.order_id: plan_order(
+            SEED, o.order_id, o.created_at, o.lines, now, live.settings.return_window_days, SHARES
+        )
+        for o in at_the_warehouse
+    }
+    ordered = {o.order_id: Counter(dict(o.lines)) for o in at_the_warehouse}
+
+    async with sessions() as session:
+        orders = (await session.exec(select(Order).where(col(Order.user_id).in_(user_ids)))).all()
+        order_ids = [o.id for o in orders]
+        shipments = (
+            await session.exec(select(Shipment).where(col(Shipment.order_id).in_(order_ids)))
+        ).all()
+        shipment_ids = [s.id for s in shipments]
+        shipment_lines = (
+            await session.exec(
+                select(ShipmentLine).where(col(ShipmentLine.shipment_id).in_(shipment_ids))
+            )
+        ).all()
+        tracking = (
+            await session.exec(
+                select(TrackingEvent).where(col(TrackingEvent.shipment_id).in_(shipment_ids))
+            )
+        ).all()
+        returns = (
+            await session.exec(
+                select(ReturnRequest).where(col(ReturnRequest.order_id).in_(order_ids))
+            )
+        ).all()
+        timelines = (
+            await session.exec(select(OrderEvent).where(col(OrderEvent.order_id).in_(order_ids)))
+        ).all()
+
+    by_order: dict[str, list[Shipment]] = defaultdict(list)
+    for shipment in sorted(shipments, key=lambda s: s.shipped_at or now):
+        by_order[shipment.order_id].append(shipment)
+    packed: dict[str, Counter[str]] = defaultdict(Counter)
+    for line in shipment_lines:
+        packed[line.shipment_id][line.order_line_id] += line.quantity
+    history: dict[str, list[TrackingEvent]] = defaultdict(list)
+    for event in sorted(tracking, key=lambda e: e.occurred_at):
+        history[event.shipment_id].append(event)
+    returned = {r.order_id: r for r in returns}
+    assert done.parcels == len(shipments) == sum(len(p.parcels) for p in plans.values())
+    assert done.returns == len(returns)
+
+    for order in orders:
+        plan = plans[order.id]
+        parcels = by_order[order.id]
+        assert len(parcels) == len(plan.parcels)
+        for parcel, meant in zip(parcels, plan.parcels, strict=True):
+            events = history[parcel.id]
+            # The carrier's times, written right the first time: the label, then each
+            # step the plan gave, in order, none after now.
+            assert parcel.shipped_at == meant.label_at
+            told = [("pre_transit", meant.label_at), *meant.steps] if meant.steps else []
+            assert [(e.carrier_status, e.occurred_at) for e in events] == told
+            assert packed[parcel.id] == Counter(dict(meant.lines))
+            if meant.delivered_at is not None:
+                assert parcel.status == "delivered"
+                assert parcel.delivered_at == (meant.delivered_at)
+        if plan.fate is Fate.OPEN or not plan.parcels:
+            assert order.status == "fulfillment_queued"
+        elif plan.delivered:
+            assert order.status == "delivered"
+            delivered = sum((packed[p.id] for p in parcels), Counter())
+            assert delivered == ordered[order.id]  # every line in delivered parcels
+        elif plan.fate is Fate.PARTIAL:
+            assert order.status == "partially_shipped"
+        else:
+            assert order.status == "shipped"  # stalled in transit, or still on its way
+        # The timeline reads in the order's own time, none of it at the seed's run.
+        own = sorted(e.created_at for e in timelines if e.order_id == order.id)
+        assert own[0] >= order.created_at - timedelta(seconds=1)
+        if plan.parcels and plan.returned is None:
+            carrier = [t for p in plan.parcels for t in (p.label_at, *(at for _, at in p.steps))]
+            assert own[-1] == max(carrier)
+            assert order.updated_at == own[-1]
+        request = returned.get(order.id)
+        assert (request is not None) == (plan.returned is not None)
+        if request is not None:
+            assert request.status == ReturnStatus.CLOSED
+            assert request.refund_amount is not None
+            assert request.refund_amount > 0
+
+    fates = Counter(p.fate for p in plans.values())
+    assert sum(p.delivered for p in plans.values()) >= 1
+    assert returns, f"a delivered order within the window was returned: {fates}"
+
+    again = await after_sale.run(SEED, user_ids, staff_email, SHARES)
+    assert (again.parcels, again.returns) == (0, 0)
