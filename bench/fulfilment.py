@@ -239,9 +239,12 @@ async def _tracker_of(http: httpx.AsyncClient, shipment_id: str) -> str:
     held = _check(
         await http.get("/_sandbox/easypost/shipments", params={"reference": shipment_id}), 200
     )
-    if not isinstance(held, list) or not held or not held[0].get("tracker_id"):
+    tracker: dict[str, Any] = (
+        (held[0].get("tracker") or {}) if isinstance(held, list) and held else {}
+    )
+    if not tracker.get("id"):
         raise BenchError(f"the sandbox holds no tracker for {shipment_id}")
-    return str(held[0]["tracker_id"])
+    return str(tracker["id"])
 
 
 async def ship_and_follow(

@@ -155,10 +155,11 @@ def plan_order(
     if not lines or created_at > now - timedelta(hours=OPEN_HOURS):
         return AfterSalePlan(order_id, Fate.OPEN)
     split = _split(rng, lines)
-    if draw < shares.partial and split is not None:
-        first = _parcel(rng, split[0], created_at, now, len(CARRIER_STEPS))
-        return AfterSalePlan(order_id, Fate.PARTIAL, (first,) if first else ())
-    if draw < shares.partial + shares.stalled:
+    if draw < shares.partial:
+        if split is not None:  # (an order of one unit ships whole)
+            first = _parcel(rng, split[0], created_at, now, len(CARRIER_STEPS))
+            return AfterSalePlan(order_id, Fate.PARTIAL, (first,) if first else ())
+    elif draw < shares.partial + shares.stalled:
         parcel = _parcel(rng, lines, created_at, now, 1)
         return AfterSalePlan(order_id, Fate.STALLED, (parcel,) if parcel else ())
     groups = (
