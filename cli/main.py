@@ -391,7 +391,8 @@ def seed(
     if after.parcels or after.returns:
         fates = ", ".join(f"{n} {f}" for f, n in sorted(after.by_fate.items()))
         console.print(
-            f"after the sale ({fates}): parcels added {after.parcels}, "
+            f"after the sale, as planned ({fates}; a parcel whose carrier steps fall after "
+            f"now is still on its way): parcels added {after.parcels}, "
             f"returns added {after.returns}"
         )
     if report.staff_password:
