@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
@@ -27,6 +28,11 @@ T = TypeVar("T")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def one_of(column: str, values: type[StrEnum]) -> str:
+    """A CHECK constraint's text: ``column`` holds one of the enum's values."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 def created_at_field() -> datetime:

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import created_at_field, updated_at_field
+from models.base import created_at_field, one_of, updated_at_field
 
 
 class FulfillmentStatus(StrEnum):
@@ -46,10 +46,6 @@ class ShipmentStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-def _known(column: str, values: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
-
-
 class Fulfillment(SQLModel, table=True):
     """The warehouse's work for one order (a "fulfilment order")."""
 
@@ -57,7 +53,7 @@ class Fulfillment(SQLModel, table=True):
     __table_args__ = (
         # The warehouse's queue: open work, most urgent first, then oldest first.
         Index("fulfillments_queue_idx", "status", "priority", "created_at"),
-        CheckConstraint(_known("status", FulfillmentStatus), name="status_known"),
+        CheckConstraint(one_of("status", FulfillmentStatus), name="status_known"),
     )
 
     id: str = Field(default_factory=lambda: new_id(IdPrefix.FULFILLMENT), primary_key=True)
@@ -104,7 +100,7 @@ class Shipment(SQLModel, table=True):
     """One parcel of a fulfilment, tracked by its own ``ShipmentWorkflow``."""
 
     __tablename__ = "shipments"
-    __table_args__ = (CheckConstraint(_known("status", ShipmentStatus), name="status_known"),)
+    __table_args__ = (CheckConstraint(one_of("status", ShipmentStatus), name="status_known"),)
 
     id: str = Field(default_factory=lambda: new_id(IdPrefix.SHIPMENT), primary_key=True)
     fulfillment_id: str = Field(

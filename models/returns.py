@@ -14,7 +14,7 @@ from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, Str
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, created_at_field, updated_at_field
+from models.base import CamelModel, created_at_field, one_of, updated_at_field
 
 
 class ReturnReason(StrEnum):
@@ -45,12 +45,8 @@ class ReturnRequest(SQLModel, table=True):
     __tablename__ = "returns"
     __table_args__ = (
         Index("returns_status_created_idx", "status", "created_at"),
-        CheckConstraint(
-            f"status IN ({', '.join(repr(str(s)) for s in ReturnStatus)})", name="status_known"
-        ),
-        CheckConstraint(
-            f"reason IN ({', '.join(repr(str(r)) for r in ReturnReason)})", name="reason_known"
-        ),
+        CheckConstraint(one_of("status", ReturnStatus), name="status_known"),
+        CheckConstraint(one_of("reason", ReturnReason), name="reason_known"),
         CheckConstraint("refund_amount IS NULL OR refund_amount >= 0", name="refund_not_negative"),
     )
 

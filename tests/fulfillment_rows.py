@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from uuid import uuid4
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,9 +19,9 @@ from models.fulfillment import (
     ShipmentLine,
     ShipmentStatus,
 )
-from models.orders import Order, OrderEvent, OrderLine, OrderStatus
+from models.orders import Order, OrderEvent, OrderLine
 from models.outbox import OutboxEvent
-from models.users import Role, User, UserStatus
+from tests.fulfillment.factories import queued_order
 
 ADDRESS = {
     "name": "Ada Lovelace",
@@ -54,43 +53,17 @@ async def order_in_parcels(
     """An order of ``items`` (name, quantity), queued for fulfilment, with one shipment
     per entry of ``parcels`` ((item index, quantity), …), each in ``status``; a labelled
     one has a tracker id ``trk_{shipment id}``."""
-    tag = uuid4().hex[:8]
-    user = User(
-        email=email or f"ada-{tag}@example.com",
-        name="Ada",
-        password_hash="x",
-        role=Role.CUSTOMER,
-        status=UserStatus.ACTIVE,
+    order, lines = await queued_order(
+        session,
+        tuple(qty for _, qty in items),
+        names=tuple(name for name, _ in items),
+        email=email,
     )
-    session.add(user)
-    await session.flush()
-    order = Order(
-        user_id=user.id,
-        cart_id=f"cart_{tag}",
-        email=user.email,
-        status=OrderStatus.FULFILLMENT_QUEUED,
-        shipping_address=ADDRESS,
-        payment_method_type="card",
-        payment_token="pm_card_visa",
-    )
-    session.add(order)
-    await session.flush()
-    lines = [
-        OrderLine(
-            order_id=order.id,
-            product_id=f"prod_{tag}_{i}",
-            name=name,
-            quantity=qty,
-            list_price=1000,
-            unit_price=1000,
-            line_total=1000 * qty,
-        )
-        for i, (name, qty) in enumerate(items)
-    ]
-    session.add_all(lines)
-    await session.flush()
+    order.shipping_address = ADDRESS
     fulfillment = Fulfillment(
-        order_id=order.id, status=FulfillmentStatus.IN_PROGRESS, shipping_address=ADDRESS
+        order_id=order.id,
+        status=FulfillmentStatus.IN_PROGRESS,
+        shipping_address=ADDRESS,
     )
     session.add(fulfillment)
     await session.flush()

@@ -15,9 +15,11 @@ from models.users import Role, User, UserStatus
 from tests.factories import unique_email
 
 
-async def create_customer(session: AsyncSession, *, name: str = "Ada Lovelace") -> User:
+async def create_customer(
+    session: AsyncSession, *, name: str = "Ada Lovelace", email: str | None = None
+) -> User:
     user = User(
-        email=unique_email("ltv"),
+        email=email or unique_email("ltv"),
         name=name,
         password_hash="x",
         role=Role.CUSTOMER,

@@ -20,10 +20,15 @@ ADDRESS = {
 
 
 async def queued_order(
-    session: AsyncSession, quantities: tuple[int, ...] = (2, 1)
+    session: AsyncSession,
+    quantities: tuple[int, ...] = (2, 1),
+    *,
+    names: tuple[str, ...] | None = None,
+    email: str | None = None,
 ) -> tuple[Order, list[OrderLine]]:
-    """An order handed to fulfilment (``fulfillment_queued``) with one line per quantity."""
-    user = await create_customer(session)
+    """An order handed to fulfilment (``fulfillment_queued``) with one line per quantity
+    (named ``names``, else ``Item n``), for a new customer (at ``email`` if given)."""
+    user = await create_customer(session, email=email)
     order = Order(
         user_id=user.id,
         cart_id=f"cart_{uuid4().hex[:20]}",
@@ -41,7 +46,7 @@ async def queued_order(
         OrderLine(
             order_id=order.id,
             product_id=f"prod_{uuid4().hex[:12]}",
-            name=f"Item {n}",
+            name=names[n] if names else f"Item {n}",
             sku=f"SKU-{n}",
             quantity=quantity,
             list_price=1000,
