@@ -1,27 +1,75 @@
-"""Analytics events (product_view, add_to_cart, …, user_created, custom)."""
+"""Analytics events (product_view, add_to_cart, …, user_created, custom) and the links
+from anonymous ids to the users they turned out to be."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index
+from sqlalchemy import Column, DateTime, Index, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import created_at_field
+from models.base import created_at_field, utcnow
+
+
+def person_key(
+    user_id: str | None, anonymous_id: str | None, session_id: str | None, event_id: str
+) -> str:
+    """Whom an event counts for: the user, else the anonymous id (or the guest session),
+    else the event alone. Sign-in rewrites ``anon:`` keys to the user (identity link)."""
+    if user_id:
+        return user_id
+    if anonymous_id:
+        return f"anon:{anonymous_id}"
+    if session_id:
+        return f"anon:{session_id}"
+    return f"ae:{event_id}"
 
 
 class AnalyticsEvent(SQLModel, table=True):
+    """One event. ``created_at`` is when it happened (the client's ``timestamp`` when
+    within ±24 h, else the server's time); ``received_at`` is when the server stored it,
+    which is what rollups follow to correct an hour when a late event arrives."""
+
     __tablename__ = "analytics_events"
-    __table_args__ = (Index("analytics_events_event_created_at_idx", "event", "created_at"),)
+    __table_args__ = (
+        Index("analytics_events_event_created_at_idx", "event", "created_at"),
+        Index("analytics_events_created_at_idx", "created_at"),
+        Index("analytics_events_received_at_idx", "received_at"),
+        Index("analytics_events_person_id_created_at_idx", "person_id", "created_at"),
+        Index(
+            "analytics_events_anonymous_id_idx",
+            "anonymous_id",
+            postgresql_where=text("anonymous_id IS NOT NULL"),
+        ),
+    )
 
     id: str = Field(default_factory=lambda: new_id(IdPrefix.ANALYTICS), primary_key=True)
     event: str = Field(max_length=100)
     user_id: str | None = Field(default=None, max_length=40, index=True)
     session_id: str | None = Field(default=None, max_length=100)
+    anonymous_id: str | None = Field(default=None, max_length=100)
+    person_id: str = Field(max_length=110)
+    page: str | None = Field(default=None, max_length=2048)
+    referrer: str | None = Field(default=None, max_length=2048)
     properties: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSONB, nullable=False)
     )
     created_at: datetime = created_at_field()
+    received_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=DateTime(timezone=True),
+        sa_column_kwargs={"server_default": func.now(), "nullable": False},
+    )
+
+
+class AnalyticsIdentity(SQLModel, table=True):
+    """An anonymous id that signed in as ``user_id``: its events count for the user."""
+
+    __tablename__ = "analytics_identities"
+
+    anonymous_id: str = Field(primary_key=True, max_length=100)
+    user_id: str = Field(max_length=40, index=True)
+    linked_at: datetime = created_at_field()

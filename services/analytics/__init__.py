@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.analytics import AnalyticsEvent
+from core.ids import IdPrefix, new_id
+from models.analytics import AnalyticsEvent, person_key
 
 
 class AnalyticsRepository:
@@ -34,10 +35,13 @@ class AnalyticsRecorder:
     ) -> AnalyticsEvent | None:
         if not self.enabled:
             return None
+        event_id = new_id(IdPrefix.ANALYTICS)
         row = AnalyticsEvent(
+            id=event_id,
             event=event,
             user_id=user_id,
             session_id=session_id,
+            person_id=person_key(user_id, None, session_id, event_id),
             properties=properties or {},
         )
         AnalyticsRepository(session).add(row)
