@@ -18,6 +18,7 @@ from api.openapi import install_openapi
 from api.routes import (
     addresses,
     admin_events,
+    analytics_track,
     auth,
     carts,
     catalog,
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=create_session_factory(engine),
             redis=redis,
         )
+        app.state.shop.ingest.start()
         try:
             yield
         finally:
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         payments.router,
         shipping_webhooks.router,
         admin_events.router,
+        analytics_track.router,
     ):
         api.include_router(routes)
     app.include_router(api)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -67,3 +67,15 @@ def get_redis(state: State) -> Redis:
 AppSettings = Annotated[Settings, Depends(get_settings)]
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RedisClient = Annotated[Redis, Depends(get_redis)]
+
+
+# A visitor's id before sign-in, chosen by the client (analytics: product views, searches
+# and tracked events carry it; signing in with it links them to the user).
+AnonymousIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Anonymous-Id",
+        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        description="The visitor's anonymous id (analytics), before sign-in",
+    ),
+]

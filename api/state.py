@@ -17,6 +17,7 @@ from integrations.payments.stripe import StripeGateway
 from integrations.shipping.factory import build_shipping_provider
 from integrations.shipping.provider import ShippingProvider
 from services.analytics import AnalyticsRecorder
+from services.analytics.ingest import EventBuffer
 from services.tokens import AccessTokens, Revocations
 from temporal.clients import TemporalConnection, WorkflowClients
 
@@ -32,6 +33,8 @@ class AppState:
     access_tokens: AccessTokens = field(init=False)
     revocations: Revocations = field(init=False)
     analytics: AnalyticsRecorder = field(init=False)
+    # Tracked events, product views and searches: written in batches off the request.
+    ingest: EventBuffer = field(init=False)
 
     def __post_init__(self) -> None:
         self.temporal = TemporalConnection.from_settings(self.settings)
@@ -40,6 +43,7 @@ class AppState:
         self.access_tokens = AccessTokens(jwt_secret(self.settings), ttl)
         self.revocations = Revocations(self.redis, ttl)
         self.analytics = AnalyticsRecorder(self.settings.analytics_enabled)
+        self.ingest = EventBuffer.from_settings(self.sessions, self.settings)
 
     # Built on first use: each costs ~40 ms (a TLS context), and most processes need
     # neither (staff refunds; the Stripe sandbox's webhooks).
@@ -58,5 +62,6 @@ class AppState:
         return httpx.AsyncClient(timeout=5)
 
     async def aclose(self) -> None:
+        await self.ingest.aclose()  # the last events, before the engine goes
         if "http" in self.__dict__:
             await self.http.aclose()

@@ -159,6 +159,21 @@ class Settings(BaseSettings):
 
     # --- Analytics and logging --------------------------------------------------------
     analytics_enabled: bool = True
+    # POST /api/analytics/track: events a caller may send per window (a batch counts each
+    # of its events); guests are counted per anonymous id and, more loosely, per address.
+    analytics_rate_limit: int = Field(default=600, ge=1)
+    analytics_rate_limit_per_ip: int = Field(default=6000, ge=1)
+    analytics_rate_window_seconds: int = Field(default=60, ge=1)
+    # The API's batch writer: rows buffered in the process and written off the request
+    # path, one multi-row INSERT per batch, at least every interval.
+    analytics_batch_rows: int = Field(default=500, ge=1, le=2000)
+    analytics_flush_interval_ms: int = Field(default=250, ge=10)
+    # Buffer bound: when it is full, requests wait for a write instead of dropping events.
+    analytics_buffer_rows: int = Field(default=10_000, ge=100)
+    # A write slower than this is abandoned and retried (backing off up to 5 s).
+    analytics_write_timeout_seconds: float = Field(default=5.0, gt=0)
+    # At a clean stop, how long the last writes keep retrying before giving up.
+    analytics_shutdown_flush_seconds: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
 

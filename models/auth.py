@@ -43,6 +43,13 @@ class RefreshToken(SQLModel, table=True):
 class LoginRequest(CamelModel):
     email: str = PydanticField(min_length=1, max_length=320, examples=["ada@example.com"])
     password: str = PydanticField(min_length=1, max_length=256)
+    anonymous_id: str | None = PydanticField(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        description="The visitor's anonymous id (analytics; or `X-Anonymous-Id`): its "
+        "events count for this user from now on, earlier ones included",
+        examples=["anon_5f1c2a"],
+    )
 
 
 class RefreshRequest(CamelModel):

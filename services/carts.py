@@ -346,11 +346,12 @@ class CartService:
                 )
         await self.carts.touch(target.cart.id)
 
-    async def merge_guest_cart(self, token: str, user_id: str) -> None:
-        """At sign-in: the guest cart joins the user's cart and is closed."""
+    async def merge_guest_cart(self, token: str, user_id: str) -> str | None:
+        """At sign-in: the guest cart joins the user's cart and is closed. Returns the
+        guest cart's id (None if there was none)."""
         guest = await self.carts.active_for_token(token, lock=True)
         if guest is None:
-            return
+            return None
         owned = await self.find_or_create(user_id, None)
         await self.absorb(guest.id, owned)
         if guest.coupon_code and not owned.cart.coupon_code:
@@ -358,3 +359,4 @@ class CartService:
             self.carts.stage(owned.cart)
         guest.status = CartStatus.MERGED
         await self.carts.save(guest)
+        return guest.id

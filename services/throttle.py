@@ -1,4 +1,5 @@
-"""Failed-login throttling, per email and per client IP, with the counts in Redis.
+"""Fixed-window counters in Redis (``count_in_window``), and failed-login throttling on
+them, per email and per client IP.
 
 Each attempt increments a counter that lives for the window, before the password is
 checked; over the limit, attempts are refused (429 with Retry-After) until the window
@@ -28,13 +29,15 @@ def _key(kind: str, value: str) -> str:
     return f"{PREFIX}:{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
 
 
-# KEYS: the counters; ARGV[1]: window seconds; ARGV[2..]: each counter's limit.
-_COUNT_ATTEMPT = """
+# KEYS: the counters; ARGV[1]: window seconds; ARGV[2]: how much to add; ARGV[3..]: each
+# counter's limit.
+_COUNT = """
 local over, ttl = 0, 0
+local amount = tonumber(ARGV[2])
 for i, key in ipairs(KEYS) do
-    local count = redis.call('INCR', key)
-    if count == 1 then redis.call('EXPIRE', key, ARGV[1]) end
-    if count > tonumber(ARGV[i + 1]) then
+    local count = redis.call('INCRBY', key, amount)
+    if count == amount then redis.call('EXPIRE', key, ARGV[1]) end
+    if count > tonumber(ARGV[i + 2]) then
         over = 1
         ttl = math.max(ttl, redis.call('PTTL', key))
     end
@@ -48,6 +51,20 @@ if redis.call('GET', KEYS[2]) and tonumber(redis.call('GET', KEYS[2])) > 0 then
 end
 return 0
 """
+
+
+async def count_in_window(
+    redis: Redis, limits: dict[str, int], window_seconds: int, amount: int = 1
+) -> int | None:
+    """Add ``amount`` to each counter (key → limit), atomically, counting first so that
+    parallel callers cannot all slip under a limit. Over any limit: the seconds until
+    its window ends (the ``Retry-After``), else None. A counter lives for its window."""
+    over, ttl_ms = await redis.eval(
+        _COUNT, len(limits), *limits, window_seconds, amount, *limits.values()
+    )
+    if not int(over):
+        return None
+    return max(1, -(-int(ttl_ms) // 1000))
 
 
 class TooManyAttempts(RateLimited):
@@ -80,12 +97,9 @@ class LoginThrottle:
         """Count this attempt, then refuse it if a limit is exceeded: counting first and
         atomically, so parallel attempts cannot all slip under the limit."""
         keys = self._keys(email, ip)
-        limits = [self.limits[kind] for kind in keys]
-        over, ttl_ms = await self.redis.eval(
-            _COUNT_ATTEMPT, len(keys), *keys.values(), self.window, *limits
-        )
-        if int(over):
-            retry_after = max(1, -(-int(ttl_ms) // 1000))
+        limits = {key: self.limits[kind] for kind, key in keys.items()}
+        retry_after = await count_in_window(self.redis, limits, self.window)
+        if retry_after is not None:
             raise TooManyAttempts(
                 f"too many failed sign-in attempts; try again in {retry_after} s",
                 headers={"Retry-After": str(retry_after)},

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
 
-from api.deps import DbSession, State
+from api.deps import AnonymousIdHeader, DbSession, State
 from api.problems import problem_responses
 from api.security import CurrentUser, StaffUser, client_info
 from models.auth import (
@@ -19,6 +20,7 @@ from models.auth import (
     TokenPair,
 )
 from models.users import UserPublic
+from services.analytics.identity import IdentityLinks
 from services.auth import (
     AuthService,
     InvalidCredentials,
@@ -28,6 +30,8 @@ from services.auth import (
 )
 from services.carts import CartService
 from services.throttle import LoginThrottle, TooManyAttempts
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 admin = APIRouter(prefix="/admin", tags=["auth"])
@@ -66,6 +70,7 @@ async def login(
     state: State,
     session: DbSession,
     cart_token: Annotated[str | None, Header(alias="X-Cart-Token", max_length=100)] = None,
+    anonymous_id: AnonymousIdHeader = None,
 ) -> TokenPair:
     """Exchange email and password for an access token (a JWT, 15 minutes) and a refresh
     token (opaque, 30 days, single use).
@@ -74,15 +79,40 @@ async def login(
     same time. After 5 failures for an email (or 20 from one address) within 15 minutes,
     attempts answer 429 `too_many_attempts` with `Retry-After` until the window ends.
     With `X-Cart-Token`, that guest cart is merged into the user's cart: quantities add
-    up, capped by stock and the per-line maximum.
+    up, capped by stock and the per-line maximum. With `anonymousId` (or the
+    `X-Anonymous-Id` header), the visitor's analytics events (and the merged guest cart's)
+    count for the user from now on, the earlier ones included.
     """
     service = auth_service(state, session)
     issued = await service.login(body.email, body.password, client_info(request))
+    guest_cart_id = None
     if cart_token:
-        await CartService(session, state.settings, state.analytics).merge_guest_cart(
-            cart_token, issued.user.id
-        )
+        guest_cart_id = await CartService(
+            session, state.settings, state.analytics
+        ).merge_guest_cart(cart_token, issued.user.id)
+    anonymous = body.anonymous_id or anonymous_id
+    if state.settings.analytics_enabled and (anonymous or guest_cart_id):
+        await _link_visitor(state, session, issued.user.id, anonymous, guest_cart_id)
     return _pair(issued, state)
+
+
+async def _link_visitor(
+    state: State,
+    session: DbSession,
+    user_id: str,
+    anonymous_id: str | None,
+    guest_cart_id: str | None,
+) -> None:
+    # The guest's last views may still wait in this process's batch writer: written
+    # first, they move with the rest (events buffered elsewhere find the link when
+    # written). Sign-in does not fail for analytics: the link is made regardless.
+    try:
+        await state.ingest.flush()
+    except Exception:
+        log.warning("analytics events not written before linking a sign-in", exc_info=True)
+    await IdentityLinks(session).sign_in(
+        user_id, anonymous_id=anonymous_id, guest_cart_id=guest_cart_id
+    )
 
 
 @router.post(

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.deps import DbSession, RedisClient, State, after_commit
+from api.deps import AnonymousIdHeader, DbSession, RedisClient, State, after_commit
 from api.problems import problem_responses
-from api.security import OptionalUser, StaffUser
+from api.security import Caller, OptionalUser, StaffUser
 from core.errors import Conflict, ValidationFailed
 from models.base import Page
 from models.catalog import (
@@ -19,6 +19,7 @@ from models.catalog import (
     ProductPublic,
     ProductUpdate,
 )
+from services.analytics.ingest import PendingEvent
 from services.catalog.cache import CatalogCache
 from services.catalog.categories import CategoryService
 from services.catalog.errors import CategoryNotFound, ProductNotFound
@@ -49,6 +50,21 @@ async def _with_live_stock(session: DbSession, products: list[ProductPublic]) ->
         available = await StockRepository(session).available([p.id for p in products])
         for product in products:
             product.available = available[product.id]
+
+
+async def _record(
+    state: State,
+    caller: Caller | None,
+    anonymous_id: str | None,
+    event: str,
+    properties: dict[str, Any],
+) -> None:
+    """Views and searches go to the batch writer: a read never waits for an INSERT."""
+    if state.settings.analytics_enabled:
+        user_id = caller.user.id if caller else None
+        await state.ingest.add(
+            [PendingEvent(event, user_id=user_id, anonymous_id=anonymous_id, properties=properties)]
+        )
 
 
 @router.get("/categories", summary="The category tree", response_model=list[CategoryNode])
@@ -86,6 +102,7 @@ async def list_products(
     session: DbSession,
     redis: RedisClient,
     caller: OptionalUser,
+    anonymous_id: AnonymousIdHeader = None,
     category: Annotated[str | None, Query(max_length=120, description="Id or slug")] = None,
     min_price: Annotated[int | None, Query(alias="minPrice", ge=0, le=MAX_AMOUNT)] = None,
     max_price: Annotated[int | None, Query(alias="maxPrice", ge=0, le=MAX_AMOUNT)] = None,
@@ -141,11 +158,12 @@ async def list_products(
         )
     await _with_live_stock(session, result.items)
     if query.search:
-        await state.analytics.track(
-            session,
+        await _record(
+            state,
+            caller,
+            anonymous_id,
             "product_search",
-            user_id=caller.user.id if caller else None,
-            properties={"search": query.search, "resultsCount": result.total},
+            {"search": query.search, "resultsCount": result.total},
         )
     return result
 
@@ -157,7 +175,12 @@ async def list_products(
     responses=problem_responses(ProductNotFound),
 )
 async def get_product(
-    key: str, state: State, session: DbSession, redis: RedisClient, caller: OptionalUser
+    key: str,
+    state: State,
+    session: DbSession,
+    redis: RedisClient,
+    caller: OptionalUser,
+    anonymous_id: AnonymousIdHeader = None,
 ) -> ProductPublic:
     """By id (`prod_…`) or slug: the effective price and the rating summary."""
     cache = CatalogCache(redis)
@@ -176,11 +199,12 @@ async def get_product(
             ttl_seconds=prices.cache_seconds(),
         )
     await _with_live_stock(session, [product])
-    await state.analytics.track(
-        session,
+    await _record(
+        state,
+        caller,
+        anonymous_id,
         "product_view",
-        user_id=caller.user.id if caller else None,
-        properties={
+        {
             "productId": product.id,
             "categoryId": product.category_id,
             "price": product.effective_price,

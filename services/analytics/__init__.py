@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.ids import IdPrefix, new_id
-from models.analytics import AnalyticsEvent, person_key
+from models.analytics import AnalyticsEvent, AnalyticsIdentity, person_key
 
 
 class AnalyticsRepository:
@@ -16,6 +20,53 @@ class AnalyticsRepository:
 
     def add(self, row: AnalyticsEvent) -> None:
         self.session.add(row)
+
+    async def limit_statement_time(self, seconds: float) -> None:
+        """This transaction's statements give up after ``seconds`` (a slow database makes
+        the batch writer retry rather than hold its rows for ever)."""
+        timeout = f"{max(1, int(seconds * 1000))}ms"
+        await self.session.exec(select(func.set_config("statement_timeout", timeout, True)))
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """One multi-row INSERT; a row already written (a retried batch whose first
+        commit went through) is left alone. ``received_at`` is the database's now()."""
+        if rows:
+            await self.session.exec(
+                insert(AnalyticsEvent).values(list(rows)).on_conflict_do_nothing()
+            )
+
+    async def linked_users(self, anonymous_ids: Collection[str]) -> dict[str, str]:
+        """anonymous id → the user it signed in as, for those that did."""
+        if not anonymous_ids:
+            return {}
+        found = await self.session.exec(
+            select(AnalyticsIdentity.anonymous_id, AnalyticsIdentity.user_id).where(
+                col(AnalyticsIdentity.anonymous_id).in_(list(anonymous_ids))
+            )
+        )
+        return dict(found.all())
+
+    async def link(self, anonymous_id: str, user_id: str) -> None:
+        """Upsert: an anonymous id belongs to the last user who signed in with it."""
+        statement = insert(AnalyticsIdentity).values(anonymous_id=anonymous_id, user_id=user_id)
+        await self.session.exec(
+            statement.on_conflict_do_update(
+                index_elements=["anonymous_id"],
+                set_={"user_id": statement.excluded.user_id, "linked_at": func.now()},
+            )
+        )
+
+    async def reassign(self, person_ids: Collection[str], user_id: str) -> int:
+        """Events counted for ``person_ids`` count for the user from now on; their
+        ``received_at`` moves to now, so the rollups recompute the hours they fall in."""
+        if not person_ids:
+            return 0
+        result = await self.session.exec(
+            update(AnalyticsEvent)
+            .where(col(AnalyticsEvent.person_id).in_(list(person_ids)))
+            .values(person_id=user_id, received_at=func.now())
+        )
+        return int(result.rowcount)
 
 
 class AnalyticsRecorder:

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
@@ -340,20 +341,36 @@ async def test_the_category_tree_nests_and_slugs_are_unique(
 
 
 async def test_searches_and_views_are_recorded(
-    client: httpx.AsyncClient, catalogue: dict[str, Any], engine: AsyncEngine
+    app: FastAPI, client: httpx.AsyncClient, catalogue: dict[str, Any], engine: AsyncEngine
 ) -> None:
     user, headers = await signed_up(client)
     term = f"studio {user['id'][-6:]}"
     await client.get("/api/products", params={"search": term}, headers=headers)
     await client.get(f"/api/products/{catalogue['wired']['id']}", headers=headers)
+    # A guest's view carries its anonymous id (X-Anonymous-Id) and counts for it.
+    visitor = f"anon_{user['id'][-10:]}"
+    await client.get(
+        f"/api/products/{catalogue['wired']['id']}", headers={"X-Anonymous-Id": visitor}
+    )
+    # Written off the request path by the batch writer: flushed here rather than waited for.
+    await app.state.shop.ingest.flush()
     async with create_session_factory(engine)() as session:
         events = (
             await session.exec(select(AnalyticsEvent).where(AnalyticsEvent.user_id == user["id"]))
         ).all()
+        guest = (
+            await session.exec(select(AnalyticsEvent).where(AnalyticsEvent.anonymous_id == visitor))
+        ).one()
     by_name = {e.event: e.properties for e in events}
     assert by_name["product_search"] == {"search": term, "resultsCount": 0}
     assert by_name["product_view"]["productId"] == catalogue["wired"]["id"]
     assert by_name["product_view"]["price"] == 4999
+    assert {e.person_id for e in events} == {user["id"]}
+    assert (guest.event, guest.user_id, guest.person_id) == (
+        "product_view",
+        None,
+        f"anon:{visitor}",
+    )
 
 
 async def test_out_of_range_numbers_are_422_not_500(
