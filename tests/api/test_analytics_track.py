@@ -112,7 +112,7 @@ async def test_a_batch_keeps_near_times_and_replaces_far_ones(
     assert answer.json() == {"accepted": 4}
     await app.state.shop.ingest.flush()
     after = datetime.now(UTC)
-    rows = {r.page: r for r in await _rows(engine, anonymous_id=visitor)}
+    rows = {r.page or "": r for r in await _rows(engine, anonymous_id=visitor)}
     assert sorted(rows) == ["/a", "/b", "/c", "/d"]
     assert rows["/a"].created_at == two_hours_ago
     for page in ("/b", "/c", "/d"):
