@@ -48,7 +48,9 @@ class AnalyticsRepository:
 
     async def link(self, anonymous_id: str, user_id: str) -> None:
         """Upsert: an anonymous id belongs to the last user who signed in with it."""
-        statement = insert(AnalyticsIdentity).values(anonymous_id=anonymous_id, user_id=user_id)
+        statement = insert(AnalyticsIdentity).values(
+            anonymous_id=anonymous_id, user_id=user_id, linked_at=func.now()
+        )
         await self.session.exec(
             statement.on_conflict_do_update(
                 index_elements=["anonymous_id"],

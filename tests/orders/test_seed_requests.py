@@ -134,13 +134,28 @@ async def test_an_unknown_payment_method_type_is_named(
 
 
 async def test_the_analytics_queries_do_not_exist_yet(http: httpx.AsyncClient) -> None:
-    """The seed's analytics calls belong to the analytics issue (14). Until it lands they
+    """The seed's analytics reads belong to the analytics issue (14). Until they land they
     answer 404; this test then fails, and whoever builds them replaces it."""
     user = await register(http)
     auth = bearer(await login(http, email=user["email"]))
     for response in (
         await http.get("/api/analytics/dashboard?timeRange=7d", headers=auth),
         await http.get("/api/analytics/funnel", headers=auth),
-        await http.post("/api/analytics/track", headers=auth | JSON, json=SEED_TRACK),
     ):
         problem(response, 404, "not_found")
+
+
+async def test_tracking_a_custom_event_as_the_seed_shows(http: httpx.AsyncClient) -> None:
+    """As written, `user_123` is not the caller: 403. With the caller's own id: 202."""
+    user = await register(http)
+    auth = bearer(await login(http, email=user["email"]))
+    problem(
+        await http.post("/api/analytics/track", headers=auth | JSON, json=SEED_TRACK),
+        403,
+        "user_mismatch",
+    )
+    tracked = await http.post(
+        "/api/analytics/track", headers=auth | JSON, json=SEED_TRACK | {"userId": user["id"]}
+    )
+    assert tracked.status_code == 202, tracked.text
+    assert tracked.json() == {"accepted": 1}

@@ -1,0 +1,94 @@
+"""The batch writer: events wait off the request path, survive a slow database, and are
+all written when the app stops."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import uuid4
+
+import httpx
+from sqlalchemy import func, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+
+from api.app import create_app
+from core.db import create_session_factory
+from core.settings import Settings
+from models.analytics import AnalyticsEvent
+from services.analytics.ingest import EventBuffer, PendingEvent
+from tests.orders.helpers import eventually
+
+
+async def _count(engine: AsyncEngine, anonymous_id: str) -> int:
+    async with create_session_factory(engine)() as session:
+        found = await session.exec(
+            select(func.count())
+            .select_from(AnalyticsEvent)
+            .where(col(AnalyticsEvent.anonymous_id) == anonymous_id)
+        )
+        return int(found.one())
+
+
+async def test_what_is_tracked_is_written_when_the_app_stops(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    visitor = f"anon_{uuid4().hex[:12]}"
+    # A writer that would wait ten minutes: only the shutdown can write these events.
+    app = create_app(settings.model_copy(update={"analytics_flush_interval_ms": 600_000}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+            batch = {"batch": [{"event": "page_open", "properties": {"n": n}} for n in range(60)]}
+            headers = {"X-Anonymous-Id": visitor}
+            answer = await http.post("/api/analytics/track", headers=headers, json=batch)
+            assert answer.json() == {"accepted": 60}, answer.text
+            single = await http.post(
+                "/api/analytics/track", json={"event": "page_open", "anonymousId": visitor}
+            )
+            assert single.status_code == 202, single.text
+        assert app.state.shop.ingest.pending == 61
+        assert await _count(engine, visitor) == 0  # answered before anything was written
+    assert await _count(engine, visitor) == 61
+
+
+async def test_a_slow_database_holds_events_back_but_loses_none(engine: AsyncEngine) -> None:
+    visitor = f"anon_{uuid4().hex[:12]}"
+    buffer = EventBuffer(
+        create_session_factory(engine),
+        batch_rows=10,
+        flush_interval=0.02,
+        capacity=30,
+        write_timeout=0.2,
+        shutdown_seconds=30,
+    )
+    buffer.start()
+    try:
+        async with engine.connect() as blocker:
+            # Inserts wait for this lock, past the writer's timeout: its writes fail.
+            lock = await blocker.begin()
+            await blocker.execute(text("LOCK TABLE analytics_events IN SHARE MODE"))
+            await buffer.add([PendingEvent("page_open", anonymous_id=visitor) for _ in range(25)])
+
+            async def failing() -> bool:
+                return buffer.failures >= 2
+
+            await eventually(failing, within=20)
+            # The buffer is bounded: a request with more than fits waits for room.
+            waiting = asyncio.create_task(
+                buffer.add([PendingEvent("page_open", anonymous_id=visitor) for _ in range(10)])
+            )
+            failures = buffer.failures
+
+            async def failed_again() -> bool:
+                return buffer.failures > failures
+
+            await eventually(failed_again, within=20)
+            assert not waiting.done()
+            assert buffer.pending == 25
+            await lock.rollback()
+        await asyncio.wait_for(waiting, timeout=20)
+    finally:
+        await buffer.aclose()
+    assert buffer.failures == 0
+    assert buffer.pending == 0
+    assert await _count(engine, visitor) == 35
