@@ -74,9 +74,8 @@ async def test_a_slow_database_holds_events_back_but_loses_none(engine: AsyncEng
 
             await eventually(failing, within=20)
             # The buffer is bounded: a request with more than fits waits for room.
-            waiting = asyncio.create_task(
-                buffer.add([PendingEvent("page_open", anonymous_id=visitor) for _ in range(10)])
-            )
+            more = [PendingEvent("page_open", anonymous_id=visitor) for _ in range(10)]
+            waiting: asyncio.Task[None] = asyncio.create_task(buffer.add(more))
             failures = buffer.failures
 
             async def failed_again() -> bool:
