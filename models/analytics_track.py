@@ -6,7 +6,16 @@ import json
 import re
 from typing import Annotated, Any
 
-from pydantic import Discriminator, Field, StrictBool, StrictFloat, StrictInt, Tag, field_validator
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    Tag,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from models.base import CamelModel, IsoDatetime
@@ -32,7 +41,8 @@ MAX_BATCH = 100
 MAX_PROPERTIES_BYTES = 4096
 ANONYMOUS_ID = r"^[A-Za-z0-9_.:-]{1,100}$"
 
-Scalar = StrictBool | StrictInt | StrictFloat | str | None
+# Finite numbers only: JSON (and a JSONB column) has no Infinity or NaN.
+Scalar = StrictBool | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | str | None
 PropertyValue = Scalar | list[Scalar]
 
 SEED_TRACK_EXAMPLE: dict[str, Any] = {
@@ -48,6 +58,9 @@ def properties_size(properties: dict[str, Any]) -> int:
 
 
 class TrackEvent(CamelModel):
+    # Unknown fields are refused, so a body is one event or one batch, never both.
+    model_config = ConfigDict(extra="forbid")
+
     event: str = Field(
         max_length=64,
         examples=["product_view", "newsletter_signup"],
@@ -125,7 +138,12 @@ class TrackEvent(CamelModel):
     @field_validator("properties")
     @classmethod
     def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        size = properties_size(value)
+        try:
+            size = properties_size(value)
+        except UnicodeEncodeError:
+            raise PydanticCustomError(
+                "invalid_text", "properties: not valid Unicode text"
+            ) from None
         if size > MAX_PROPERTIES_BYTES:
             raise PydanticCustomError(
                 "properties_too_large",
@@ -136,6 +154,8 @@ class TrackEvent(CamelModel):
 
 
 class TrackBatch(CamelModel):
+    model_config = ConfigDict(extra="forbid")
+
     batch: list[TrackEvent] = Field(
         description=f"1 to {MAX_BATCH} events", json_schema_extra={"minItems": 1, "maxItems": 100}
     )

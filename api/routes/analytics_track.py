@@ -61,6 +61,7 @@ TRACK_EXAMPLES = {
         (ValidationFailed, "reserved_event"),
         (ValidationFailed, "properties_not_flat"),
         (ValidationFailed, "properties_too_large"),
+        (ValidationFailed, "invalid_text"),
         (ValidationFailed, "batch_too_large"),
         (ValidationFailed, "batch_empty"),
         SignInRequired,

@@ -31,9 +31,8 @@ class AnalyticsRepository:
         """One multi-row INSERT; a row already written (a retried batch whose first
         commit went through) is left alone. ``received_at`` is the database's now()."""
         if rows:
-            await self.session.exec(
-                insert(AnalyticsEvent).values(list(rows)).on_conflict_do_nothing()
-            )
+            values = [row | {"received_at": func.now()} for row in rows]
+            await self.session.exec(insert(AnalyticsEvent).values(values).on_conflict_do_nothing())
 
     async def linked_users(self, anonymous_ids: Collection[str]) -> dict[str, str]:
         """anonymous id → the user it signed in as, for those that did."""

@@ -6,9 +6,10 @@ buffer is full). A background task writes a batch every ``flush_interval`` secon
 as soon as ``batch_rows`` are waiting. A failed or too slow write keeps its rows, in
 order, at the front of the buffer and is retried with a growing pause; rows are taken
 off only once their transaction has committed, and their ids are made beforehand, so a
-retry after a lost acknowledgement writes nothing twice. ``aclose`` (the app's lifespan
-exit, which SIGTERM under uvicorn reaches too) writes what is left before the process
-ends.
+retry after a lost acknowledgement writes nothing twice. A row the database refuses as
+data (which request validation should make impossible) is logged and dropped alone.
+``aclose`` (the app's lifespan exit, which SIGTERM under uvicorn reaches too) writes
+what is left before the process ends.
 
 Events that must commit with a change (add_to_cart, checkout_start, …) do not come
 here: ``AnalyticsRecorder`` adds them to the change's own transaction.
@@ -26,6 +27,8 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from core.db import SessionFactory
 from core.ids import IdPrefix, new_id
 from core.settings import Settings
@@ -37,6 +40,14 @@ log = logging.getLogger(__name__)
 
 RETRY_INITIAL_SECONDS = 0.1
 RETRY_MAX_SECONDS = 5.0
+
+
+def _refused_as_data(error: DBAPIError) -> bool:
+    """The database refused a value (SQLSTATE class 22, data exception, or 23, integrity
+    violation): retrying the same row fails the same way. A timeout or a lost
+    connection is not this: the same write is tried again."""
+    state = getattr(error.orig, "sqlstate", None) or ""
+    return state.startswith(("22", "23"))
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,7 @@ class EventBuffer:
         # Consecutive failed writes (0 once one succeeds) and rows written in all.
         self.failures = 0
         self.written = 0
+        self.refused = 0  # rows the database would not take (dropped, logged)
 
     @property
     def pending(self) -> int:
@@ -136,7 +148,7 @@ class EventBuffer:
         async with self._writing:
             while self._pending:
                 batch = list(islice(self._pending, self.batch_rows))
-                await self._write(batch)
+                await self._write_refusing_bad_rows(batch)
                 async with self._freed:
                     for _ in batch:
                         self._pending.popleft()
@@ -145,6 +157,23 @@ class EventBuffer:
                 self.written += len(batch)
                 self.failures = 0
         return written
+
+    async def _write_refusing_bad_rows(self, batch: list[PendingEvent]) -> None:
+        try:
+            await self._write(batch)
+        except DBAPIError as error:
+            if not _refused_as_data(error):
+                raise
+            # A row the database refuses (the request checks should have caught it) must
+            # not hold every later event back for ever: the others go one at a time.
+            for event in batch:
+                try:
+                    await self._write([event])
+                except DBAPIError as refused:
+                    if not _refused_as_data(refused):
+                        raise
+                    self.refused += 1
+                    log.error("analytics event %s refused by the database: %s", event.id, refused)
 
     async def _write(self, batch: list[PendingEvent]) -> None:
         async with self.sessions() as session:

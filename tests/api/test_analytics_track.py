@@ -86,6 +86,16 @@ async def test_bad_events_are_refused_with_their_own_code(client: httpx.AsyncCli
     for body, code in cases:
         problem = _problem(await client.post(TRACK, json=body), 422, code)
         assert problem["errors"], problem
+    # What the database could not store is refused now, not when the batch is written:
+    # JSON's non-standard Infinity, and a body that is both an event and a batch.
+    infinite = await client.post(
+        TRACK,
+        content=b'{"event": "zoom", "properties": {"level": Infinity}}',
+        headers={"Content-Type": "application/json"},
+    )
+    _problem(infinite, 422, "validation_error")
+    both = {"event": "zoom", "batch": [{"event": "zoom"}]}
+    _problem(await client.post(TRACK, json=both), 422, "validation_error")
     # Flat means scalars and arrays of scalars; up to 4 KB is fine.
     fine = {
         "event": "filter_used",

@@ -91,3 +91,24 @@ async def test_a_slow_database_holds_events_back_but_loses_none(engine: AsyncEng
     assert buffer.failures == 0
     assert buffer.pending == 0
     assert await _count(engine, visitor) == 35
+
+
+async def test_a_row_the_database_refuses_does_not_hold_the_others_back(
+    engine: AsyncEngine,
+) -> None:
+    visitor = f"anon_{uuid4().hex[:12]}"
+    buffer = EventBuffer(
+        create_session_factory(engine),
+        batch_rows=10,
+        flush_interval=60,
+        capacity=100,
+        write_timeout=5,
+        shutdown_seconds=5,
+    )
+    good = [PendingEvent("page_open", anonymous_id=visitor, page=f"/{n}") for n in range(4)]
+    # Longer than the column holds (the API's validation refuses it before it gets here).
+    bad = PendingEvent("page_open", anonymous_id=visitor, page="/" + "x" * 3000)
+    await buffer.add([*good[:2], bad, *good[2:]])
+    await buffer.flush()
+    assert (buffer.pending, buffer.refused) == (0, 1)
+    assert await _count(engine, visitor) == 4
