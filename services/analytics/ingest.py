@@ -42,6 +42,12 @@ RETRY_INITIAL_SECONDS = 0.1
 RETRY_MAX_SECONDS = 5.0
 
 
+def _reason(error: BaseException) -> str:
+    # The database's own message, not SQLAlchemy's (which quotes every row's values).
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    return f"{type(cause).__name__}: {str(cause)[:300]}"
+
+
 def _refused_as_data(error: DBAPIError) -> bool:
     """The database refused a value (SQLSTATE class 22, data exception, or 23, integrity
     violation): retrying the same row fails the same way. A timeout or a lost
@@ -173,7 +179,9 @@ class EventBuffer:
                     if not _refused_as_data(refused):
                         raise
                     self.refused += 1
-                    log.error("analytics event %s refused by the database: %s", event.id, refused)
+                    log.error(
+                        "analytics event %s refused by the database: %s", event.id, _reason(refused)
+                    )
 
     async def _write(self, batch: list[PendingEvent]) -> None:
         async with self.sessions() as session:
@@ -198,7 +206,7 @@ class EventBuffer:
                     "analytics write failed (%d events waiting); retrying in %.1f s: %s",
                     len(self._pending),
                     pause,
-                    error,
+                    _reason(error),
                 )
                 await asyncio.sleep(pause)
 
@@ -219,7 +227,9 @@ class EventBuffer:
             except Exception as error:
                 if asyncio.get_running_loop().time() + pause > deadline:
                     log.error(
-                        "analytics: %d events not written at shutdown: %s", self.pending, error
+                        "analytics: %d events not written at shutdown: %s",
+                        self.pending,
+                        _reason(error),
                     )
                     return
                 await asyncio.sleep(pause)
