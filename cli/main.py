@@ -118,7 +118,7 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from cli.serve import MAX_REQUEST_HEAD_BYTES
+    from cli.serve import MAX_REQUEST_HEAD_BYTES, serve_processes
 
     settings = _settings(data_dir)
     try:
@@ -141,7 +141,7 @@ def api(
     if data_dir is not None:
         os.environ["SHOP_DATA_DIR"] = str(data_dir)
     os.environ["SHOP_API_PORT"] = str(common["port"])
-    uvicorn.run("cli.serve:api_worker_app", factory=True, workers=processes, **common)  # type: ignore[arg-type]
+    serve_processes("cli.serve:api_worker_app", processes, **common)
 
 
 @app.command()
@@ -417,18 +417,21 @@ def bench_startup(
 def bench_http(
     data_dir: DataDir = None,
     path: Annotated[str, typer.Option(help="Path to request.")] = "/health",
-    requests: Annotated[int, typer.Option(min=1, max=100_000)] = 2000,
-    concurrency: Annotated[int, typer.Option(min=1, max=200)] = 20,
+    requests: Annotated[int, typer.Option(min=1, max=100_000, help="Per workload.")] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, max=200, help="Clients, after one.")] = 32,
+    seconds: Annotated[float, typer.Option(min=1, max=300, help="Per workload, at most.")] = 20,
 ) -> None:
-    """Throughput and latency of one endpoint of the running stack (`shop dev`)."""
+    """Keep-alive throughput and latency of one endpoint of the running stack (`shop
+    dev`), with one client and with `--concurrency`, next to a FastAPI hello world in as
+    many processes as the stack's API, in the same run."""
     from bench.environment import header
     from bench.http import run
 
     settings = _settings(data_dir)
     url = f"http://127.0.0.1:{settings.shop_api_port}{path}"
     for line in [
-        *header(settings, requests=requests, concurrency=concurrency),
-        *run(url, requests, concurrency),
+        *header(settings, requests=requests, concurrency=concurrency, seconds=seconds),
+        *run(url, requests, concurrency, settings.shop_api_workers, seconds),
     ]:
         console.print(line)
 

@@ -1,0 +1,40 @@
+"""A FastAPI "hello world" served the way ``shop api`` serves ours (``TcpConfig``'s
+socket, the same number of processes): the ceiling ``shop bench http`` measures our API
+against. ``python -m bench.hello --port P --workers N``."""
+
+from __future__ import annotations
+
+import argparse
+
+from fastapi import FastAPI
+
+from cli.serve import serve_processes
+
+
+def hello_app() -> FastAPI:
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/")
+    async def hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    serve_processes(
+        "bench.hello:hello_app",
+        args.workers,
+        host="127.0.0.1",
+        port=args.port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
