@@ -40,6 +40,7 @@ class ParcelState:
     status: str
     tracker_id: str | None
     delivered_at: datetime | None
+    delayed: bool
 
 
 # The parcels' rows at the carrier's times: each shipment created a little before its
@@ -56,14 +57,17 @@ SET created_at = t.at - interval '25 minutes', shipped_at = t.at,
 FROM t WHERE s.id = t.id
 """
 # The orders' timeline entries written since ``since``: a carrier update at its own time
-# (``occurredAt``), a label at its parcel's ``shipped_at``, and any other (a status the
-# parcel's move brought about, written in the same transaction) at the time of its
-# nearest such entry. Then the fulfilment after the order's last earlier entry, and
+# (``occurredAt``), a parcel flagged delayed when its silence reached the stall hours
+# (``quietSince`` + ``stallHours``), a label at its parcel's ``shipped_at``, and any
+# other (a status the parcel's move brought about, written in the same transaction) at
+# the time of its nearest such entry. Then the fulfilment after the order's last earlier entry, and
 # the order's ``updated_at`` at its latest entry.
 MOVE_TIMELINES = """
 WITH written AS (
     SELECT e.id, e.order_id, e.created_at AS real_at,
         CASE WHEN e.data ? 'occurredAt' THEN CAST(e.data ->> 'occurredAt' AS timestamptz)
+             WHEN e.data ? 'quietSince' THEN CAST(e.data ->> 'quietSince' AS timestamptz)
+                 + CAST(e.data ->> 'stallHours' AS float) * interval '1 hour'
              WHEN e.data ? 'shipmentId' THEN s.shipped_at END AS at
     FROM order_events e LEFT JOIN shipments s ON s.id = e.data ->> 'shipmentId'
     WHERE e.order_id = ANY(CAST(:ids AS text[])) AND e.created_at >= :since
@@ -182,11 +186,12 @@ class AfterSaleRepository:
 
     async def parcels(self, shipment_ids: Sequence[str]) -> dict[str, ParcelState]:
         rows = await self.session.exec(
-            select(
-                Shipment.id, Shipment.status, Shipment.provider_tracker_id, Shipment.delivered_at
-            ).where(col(Shipment.id) == _ids("shipment_ids", shipment_ids))
+            select(Shipment).where(col(Shipment.id) == _ids("shipment_ids", shipment_ids))
         )
-        return {i: ParcelState(str(s), t, d) for i, s, t, d in rows.all()}
+        return {
+            s.id: ParcelState(str(s.status), s.provider_tracker_id, s.delivered_at, s.delayed)
+            for s in rows.all()
+        }
 
     async def user_id(self, email: str) -> str | None:
         found = await self.session.exec(select(User.id).where(User.email == email))

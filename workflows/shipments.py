@@ -6,10 +6,12 @@ carrier's updates, which the webhook passes on as ``carrier_update`` signals (a
 redelivered event id is dropped here; the tracking history dedupes its entries too).
 Each update is recorded (history appended, status forward only), and every status change
 is told to the parent (``shipment_progress``; ``failure`` and ``return_to_sender`` as
-exceptions, which put the fulfilment on hold). A parcel the carrier has not mentioned for
-``stall_hours`` is flagged delayed once per silence (staff are alerted through
-``shipment.delayed``) and still waited for. It ends at ``delivered``,
-``return_to_sender`` or ``cancelled``, and continues as new when its history grows long.
+exceptions, which put the fulfilment on hold). A parcel with no carrier scan for
+``stall_hours`` (counted from the carrier's time of its latest tracking entry, so a
+silence already that long is flagged at once, after ``BACKFILL_GRACE``) is flagged
+delayed once per silence (staff are alerted through ``shipment.delayed``) and still
+waited for. It ends at ``delivered``, ``return_to_sender`` or ``cancelled``, and
+continues as new when its history grows long.
 
 A refused label (a bad address) is an exception for the parent too; the workflow waits
 for ``retry_label`` (staff fixed it) or its cancellation. Cancelled after the label was
@@ -61,6 +63,13 @@ EXCEPTIONS = frozenset({ShipmentStatus.FAILURE, ShipmentStatus.RETURN_TO_SENDER}
 # repeat is caught by the tracking history's unique ids and the forward-only status).
 KEEP_SEEN = 1000
 STEP_TIMEOUT = timedelta(seconds=60)
+# Patch: the stall clock runs from the carrier's latest tracking entry, not from when the
+# workflow recorded the update.
+STALL_FROM_CARRIER_TIME = "stall-from-carrier-time"
+# A silence already past when an update is recorded is flagged this long after it, unless
+# more news comes: a carrier (or ``shop seed``) sending a parcel's past scans one after
+# another must not have it flagged between two of them.
+BACKFILL_GRACE = timedelta(seconds=10)
 # Provider and database hiccups are retried until they pass; our business errors
 # (a refused label) are non-retryable and reach the workflow.
 RETRY = RetryPolicy(
@@ -76,8 +85,10 @@ class ShipmentWorkflow:
         self._delayed = False
         self._tracking_code: str | None = None
         self._tracking_url: str | None = None
-        # When the carrier was last heard from (workflow time), or the label bought.
+        # When the carrier last scanned the parcel (its own time), or the label bought.
         self._last_update_at: datetime | None = None
+        # Since the patch: the stall clock runs on the carrier's times.
+        self._carrier_clock = False
         self._seen: list[str] = []
         self._seen_set: set[str] = set()
         self._pending: list[CarrierUpdate] = []
@@ -180,7 +191,7 @@ class ShipmentWorkflow:
             f"record-update: carrier says {update.tracker.status}",
         )
         self._handled += 1
-        self._last_update_at = workflow.now()
+        self._last_update_at = self._heard_at(recorded)
         self._tracking_code = self._tracking_code or update.tracker.tracking_code
         was_delayed, self._delayed = self._delayed, False
         if recorded.status != self._status:
@@ -188,6 +199,18 @@ class ShipmentWorkflow:
         elif was_delayed:
             self._mirror()
             await self._tell_parent()  # moving again: no longer delayed
+
+    def _heard_at(self, recorded: RecordedUpdate) -> datetime:
+        """Where the stall clock starts after an update: the carrier's time of the
+        parcel's latest tracking entry (a parcel whose carrier went quiet days ago, as
+        ``shop seed`` writes, is late already), never later than now. Histories from
+        before the patch counted from when the workflow heard it."""
+        if not workflow.patched(STALL_FROM_CARRIER_TIME):
+            return workflow.now()
+        self._carrier_clock = True
+        if recorded.last_event_at is None:
+            return workflow.now()
+        return min(recorded.last_event_at, workflow.now())
 
     async def _flag_delayed(self) -> None:
         quiet_since = self._last_update_at or workflow.now()
@@ -263,7 +286,7 @@ class ShipmentWorkflow:
             return None
         since = self._last_update_at or workflow.now()
         left = since + timedelta(hours=self._input.stall_hours) - workflow.now()
-        return max(left, timedelta(milliseconds=1))
+        return max(left, BACKFILL_GRACE if self._carrier_clock else timedelta(milliseconds=1))
 
     def _remember(self, event_id: str) -> None:
         self._seen.append(event_id)

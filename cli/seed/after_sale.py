@@ -195,6 +195,15 @@ class AfterSaleSeeder(SeedPart):
                 return True if state.status == last else None
 
             await _until(f"parcel {shipment_id} did not reach {last}", arrived)
+        if parcel.late(datetime.now(UTC), self.settings.shipment_stall_hours):
+
+            async def flagged() -> bool | None:
+                async with transaction(self.sessions) as session:
+                    state = (await AfterSaleRepository(session).parcels([shipment_id]))[shipment_id]
+                return True if state.delayed else None
+
+            # Its workflow flags it once the scan is recorded: before the rows are moved.
+            await _until(f"parcel {shipment_id} was not flagged delayed", flagged)
         return shipment_id
 
     # --- one return -------------------------------------------------------------------

@@ -6,9 +6,9 @@ Of the orders that reached the warehouse:
 - ``PARTIAL_SHARE`` of those that can be split ship one parcel and keep the rest back
   (``partially_shipped``);
 - ``STALLED_SHARE`` ship and stall in transit: the carrier goes quiet after its first
-  scan. The ``delayed`` flag is the ``ShipmentWorkflow``'s SLA timer's to raise, and it
-  counts ``SHIPMENT_STALL_HOURS`` of workflow time from the last update it received
-  (the seed's run), so these are flagged that long after seeding, not at once;
+  scan. The ``delayed`` flag is the ``ShipmentWorkflow``'s SLA timer's to raise; it
+  counts ``SHIPMENT_STALL_HOURS`` from the carrier's time of the latest scan, so a
+  parcel quiet that long already is flagged as it is seeded (``ParcelPlan.late``);
 - the rest are delivered, multi-line orders in two parcels ``TWO_PARCEL_SHARE`` of the
   time. A parcel whose carrier steps would fall after now is still on its way.
 About ``RETURN_SHARE`` of delivered orders are returned: returns need a delivery within
@@ -72,6 +72,13 @@ class ParcelPlan:
     @property
     def delivered_at(self) -> datetime | None:
         return next((at for status, at in self.steps if status == "delivered"), None)
+
+    def late(self, now: datetime, stall_hours: float) -> bool:
+        """Not delivered, and the carrier's last scan is ``stall_hours`` old at ``now``:
+        the parcel's workflow flags it delayed as soon as it records that scan."""
+        if not self.steps or self.delivered_at is not None:
+            return False
+        return self.steps[-1][1] + timedelta(hours=stall_hours) <= now
 
 
 @dataclass(frozen=True)

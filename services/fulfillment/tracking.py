@@ -4,7 +4,8 @@
   made of the tracker, the time and the status, so a repeated webhook or a tracker's
   history sent again adds nothing), and the status only moves forward: a late or
   repeated update never takes a parcel back. The fulfilment's and order's progress and
-  the order's timeline follow in the same transaction.
+  the order's timeline follow in the same transaction. It answers the carrier's time of
+  the parcel's latest entry, which the workflow's stall clock counts from.
 - ``mark_delayed``: flags a quiet parcel once and alerts staff (``shipment.delayed``).
 
 Every write transaction locks the fulfilment first, then the shipment (and
@@ -110,11 +111,13 @@ class ShipmentTracking:
                     },
                 )
             latest = tracker.details[-1] if tracker.details else None
+            newest = await repo.latest_tracking([shipment.id])
             return RecordedUpdate(
                 status=ShipmentStatus(shipment.status),
                 moved=moved,
                 new_events=len(fresh),
                 detail=latest.message if latest is not None else None,
+                last_event_at=newest[0].occurred_at if newest else None,
             )
 
     @staticmethod
@@ -163,7 +166,12 @@ class ShipmentTracking:
                 order.id,
                 order.status,
                 f"parcel {shipment.id} delayed: no carrier update for {stall_hours:g} h",
-                {"shipmentId": shipment.id, "trackingCode": shipment.tracking_code},
+                {
+                    "shipmentId": shipment.id,
+                    "trackingCode": shipment.tracking_code,
+                    "quietSince": quiet_since.isoformat(),
+                    "stallHours": stall_hours,
+                },
             )
             await publish(
                 session,

@@ -21,8 +21,10 @@ from services.seeding_after_sale import AfterSaleRepository
 from tests.live import LiveStack
 
 SEED = 5
-# Every branch on a dozen orders: many split, stalled and returned ones.
-SHARES = Shares(partial=0.25, stalled=0.2, two_parcels=0.6, returned_in_window=1.0)
+# Every branch on a dozen orders: many split, stalled and returned ones. (Each order's
+# fate is drawn from its id: a run may have no stalled parcel, and every parcel is still
+# checked for a flag it should not have.)
+SHARES = Shares(partial=0.2, stalled=0.3, two_parcels=0.6, returned_in_window=1.0)
 
 
 async def test_seeded_orders_are_shipped_delivered_and_returned_by_the_workflows(
@@ -92,6 +94,7 @@ async def test_seeded_orders_are_shipped_delivered_and_returned_by_the_workflows
     for event in sorted(tracking, key=lambda e: e.occurred_at):
         history[event.shipment_id].append(event)
     returned = {r.order_id: r for r in returns}
+    stall = live.settings.shipment_stall_hours
     assert done.parcels == len(shipments) == sum(len(p.parcels) for p in plans.values())
     assert done.returns == len(returns)
 
@@ -107,6 +110,10 @@ async def test_seeded_orders_are_shipped_delivered_and_returned_by_the_workflows
             told = [("pre_transit", meant.label_at), *meant.steps] if meant.steps else []
             assert [(e.carrier_status, e.occurred_at) for e in events] == told
             assert packed[parcel.id] == Counter(dict(meant.lines))
+            # Quiet for the stall hours by the carrier's times: flagged right away, once.
+            assert parcel.delayed is meant.late(now, stall)
+            flags = [e for e in timelines if e.message.startswith(f"parcel {parcel.id} delayed")]
+            assert len(flags) == (1 if parcel.delayed else 0)
             if meant.delivered_at is not None:
                 assert parcel.status == "delivered"
                 assert parcel.delivered_at == (meant.delivered_at)
@@ -125,7 +132,11 @@ async def test_seeded_orders_are_shipped_delivered_and_returned_by_the_workflows
         assert own[0] >= order.created_at - timedelta(seconds=1)
         if plan.parcels and plan.returned is None:
             carrier = [t for p in plan.parcels for t in (p.label_at, *(at for _, at in p.steps))]
-            assert own[-1] == max(carrier)
+            # A delayed flag at the moment the silence reached the stall hours.
+            flagged = [
+                p.steps[-1][1] + timedelta(hours=stall) for p in plan.parcels if p.late(now, stall)
+            ]
+            assert own[-1] == max(carrier + flagged)
             assert order.updated_at == own[-1]
         request = returned.get(order.id)
         assert (request is not None) == (plan.returned is not None)

@@ -85,6 +85,10 @@ async def test_updates_append_history_once_and_move_the_parcel_forward_only(
     late = await tracking.record_update(shipment.id, tracker(shipment.id, PRE, TRANSIT))
     assert (again.moved, again.new_events) == (False, 0)
     assert (late.status, late.moved, late.new_events) == (ShipmentStatus.OUT_FOR_DELIVERY, False, 0)
+    # The carrier's time of the parcel's latest scan (the stall clock's start), even after
+    # the late one: the 09:00 scan of in transit, then 10:00 out for delivery.
+    assert first.last_event_at == datetime(2026, 12, 1, 9, tzinfo=UTC)
+    assert later.last_event_at == late.last_event_at == datetime(2026, 12, 1, 10, tzinfo=UTC)
 
     history = await FulfillmentRepository(db_session).tracking(shipment.id)
     assert [e.carrier_status for e in history] == ["pre_transit", "in_transit", "out_for_delivery"]

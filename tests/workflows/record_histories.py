@@ -449,6 +449,22 @@ async def shipment_delayed(env: WorkflowEnvironment, queue: str) -> str:
     return child.id
 
 
+@shipment_recording("shipment_stalled_from_carrier_time")
+async def shipment_stalled_from_carrier_time(env: WorkflowEnvironment, queue: str) -> str:
+    """Since the "stall-from-carrier-time" patch: the carrier's scans, 80 h old, make the
+    parcel late at once; the next scan moves it on."""
+    sid = "shp_recorded_stalled_by_carrier"
+    child, _parent = await start_under_parent(env.client, parcel(sid))
+    await SHIPMENT_STANDINS.called(sid, BOOK)
+    old = await env.get_current_time() - timedelta(hours=80)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT, last_at=old))
+    await env.sleep(timedelta(seconds=11))
+    await SHIPMENT_STANDINS.called(sid, DELAYED)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
+    await _shipment_ends(child, ShipmentStatus.DELIVERED)
+    return child.id
+
+
 @shipment_recording("shipment_label_refused_then_retried")
 async def shipment_refused(env: WorkflowEnvironment, queue: str) -> str:
     sid = "shp_recorded_refused"

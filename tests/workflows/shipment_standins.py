@@ -15,7 +15,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity, workflow
@@ -90,17 +90,28 @@ class ParentStandIn:
         return view
 
 
+# The carrier's clock, unless a test dates its scans: ahead of the test server's, so the
+# workflow counts these scans as just now (a carrier's time never starts the stall clock
+# later than now) and only the tests of the stall clock depend on the carrier's times.
+CARRIER_DAY = datetime(2100, 1, 1, 8, tzinfo=UTC)
+
+
 def tracker(
-    shipment_id: str, *statuses: CarrierStatus, location: str | None = "Boston, MA"
+    shipment_id: str,
+    *statuses: CarrierStatus,
+    location: str | None = "Boston, MA",
+    last_at: datetime | None = None,
 ) -> TrackerState:
     """The tracker as the carrier sends it: its whole history so far, the last status
-    current. Entries are an hour apart from a fixed day, so that they repeat exactly."""
+    current. Entries are an hour apart, the last at ``last_at`` (else from a fixed day,
+    so that they repeat exactly)."""
+    first = CARRIER_DAY if last_at is None else last_at - timedelta(hours=len(statuses) - 1)
     details = [
         TrackingDetail(
             status=s,
             message=f"{s}".replace("_", " ").capitalize(),
             location=location,
-            occurred_at=datetime(2026, 12, 1, 8 + i, tzinfo=UTC),
+            occurred_at=first + timedelta(hours=i),
         )
         for i, s in enumerate(statuses)
     ]
@@ -114,8 +125,12 @@ def tracker(
     )
 
 
-def update(event_id: str, shipment_id: str, *statuses: CarrierStatus) -> CarrierUpdate:
-    return CarrierUpdate(event_id=event_id, tracker=tracker(shipment_id, *statuses))
+def update(
+    event_id: str, shipment_id: str, *statuses: CarrierStatus, last_at: datetime | None = None
+) -> CarrierUpdate:
+    return CarrierUpdate(
+        event_id=event_id, tracker=tracker(shipment_id, *statuses, last_at=last_at)
+    )
 
 
 class ShipmentStandIns:
@@ -123,6 +138,7 @@ class ShipmentStandIns:
         self.calls: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
         self.status: dict[str, ShipmentStatus] = {}
         self.refusals: dict[str, int] = {}  # shipment id: labels refused before one is sold
+        self.latest: dict[str, datetime] = {}  # shipment id: its latest carrier scan
 
     def ran(self, shipment_id: str) -> list[str]:
         return [name for name, _ in self.calls[shipment_id]]
@@ -166,11 +182,17 @@ class ShipmentStandIns:
         if moved and target is not None:
             self.status[sid] = target
         details = input.tracker.details
+        # As the service answers: the latest entry of all the parcel's recorded ones.
+        latest = [self.latest[sid]] if sid in self.latest else []
+        latest += [d.occurred_at for d in details]
+        if latest:
+            self.latest[sid] = max(latest)
         return RecordedUpdate(
             status=self.status.get(sid, current),
             moved=moved,
             new_events=len(details),
             detail=details[-1].message if details else None,
+            last_event_at=self.latest.get(sid),
         )
 
     @activity.defn(name=MARK_DELAYED_ACTIVITY)

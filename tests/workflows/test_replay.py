@@ -43,6 +43,7 @@ def test_there_are_histories_to_replay() -> None:
         "return_not_sent_back",
         "shipment_delivered",
         "shipment_delayed_then_delivered",
+        "shipment_stalled_from_carrier_time",
         "shipment_label_refused_then_retried",
         "shipment_continued_as_new",
         "shipment_cancelled_label_refunded",

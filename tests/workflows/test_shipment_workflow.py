@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -35,6 +35,7 @@ from tests.workflows.shipment_standins import (
     update,
     view,
 )
+from workflows.shipments import BACKFILL_GRACE
 from workflows.types.fulfillment import (
     CARRIER_UPDATE_SIGNAL,
     RETRY_LABEL_SIGNAL,
@@ -221,6 +222,43 @@ async def test_a_stalled_parcel_is_flagged_once_per_silence_and_still_waited_for
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
     done = await child.result()
     assert (done.status, done.delayed) == (ShipmentStatus.DELIVERED, False)
+
+
+async def test_the_stall_clock_runs_from_the_carriers_latest_scan(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    env = time_skipping_env
+    late, recent = new_id(), new_id()
+    handles = {sid: await standalone(env, parcel(sid)) for sid in (late, recent)}
+    for sid in handles:
+        await parcels.called(sid, BOOK)
+    now = await env.get_current_time()
+    # The carrier's past scans, sent one after another (as shop seed does): the last
+    # one is 80 h old, so the parcel is late already; it is flagged once, not between.
+    for n, hours in enumerate((100, 90, 80)):
+        scan = update(f"e{n}", late, PRE, TRANSIT, last_at=now - timedelta(hours=hours))
+        await handles[late].signal(CARRIER_UPDATE_SIGNAL, scan)
+    await parcels.called(late, RECORD, 3)
+    await handles[recent].signal(
+        CARRIER_UPDATE_SIGNAL, update("e1", recent, PRE, TRANSIT, last_at=now - timedelta(hours=10))
+    )
+    await parcels.called(recent, RECORD)
+    await env.sleep(BACKFILL_GRACE + timedelta(seconds=1))
+    await parcels.called(late, DELAYED)
+    assert (await until(handles[late], lambda v: v.delayed)).status is ShipmentStatus.IN_TRANSIT
+    [flag] = parcels.inputs(late, DELAYED)
+    assert datetime.fromisoformat(flag["quiet_since"]) == now - timedelta(hours=80)
+    # Ten hours of silence already: 62 more make the 72.
+    await env.sleep(timedelta(hours=61, minutes=50))
+    assert DELAYED not in parcels.ran(recent)
+    assert not (await view(handles[recent])).delayed
+    await env.sleep(timedelta(minutes=20))
+    await parcels.called(recent, DELAYED)
+    assert (await until(handles[recent], lambda v: v.delayed)).delayed
+    assert parcels.ran(late).count(DELAYED) == 1
+    for handle in handles.values():
+        await handle.cancel()
+        await handle.result()
 
 
 async def test_the_stall_time_comes_from_the_input(

@@ -47,12 +47,15 @@ class RecordedUpdate(BaseModel):
     new_events: int
     # The latest tracking entry's words, for the fulfilment and the staff.
     detail: str | None = None
+    # The carrier's time of the parcel's latest tracking entry (of all recorded so far):
+    # the stall clock runs from it. None from workers before it existed, or no entry.
+    last_event_at: datetime | None = None
 
 
 class MarkDelayedInput(BaseModel):
     shipment_id: str
     stall_hours: float
-    # The last time the workflow heard from the carrier (or booked the label).
+    # The carrier's latest tracking entry (or, before any, when the label was booked).
     quiet_since: datetime
 
 
