@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.countries import is_country
 from core.errors import Conflict, NotFound, ValidationFailed
 from models.base import utcnow
+from models.orders import ShippingAddress
 from models.users import Address, AddressCreate, AddressUpdate
 
 MAX_ADDRESSES_PER_USER = 50
@@ -82,6 +83,15 @@ def normalize_address(fields: dict[str, Any]) -> dict[str, Any]:
             )
         fields["country"] = country
     return fields
+
+
+def clean_shipping_address(fields: dict[str, Any]) -> ShippingAddress:
+    """Where an order ships: the address book's rules, plus: a US address names its
+    state (for tax). Checkout's, and staff's when they correct a refused one."""
+    address = normalize_address(fields)
+    if address["country"] == "US" and not address.get("state"):
+        raise InvalidAddress("a US address needs a state", field="state")
+    return ShippingAddress.model_validate(address)
 
 
 class AddressService:

@@ -8,17 +8,15 @@ order is looked up, so one cart checked out twice concurrently yields one order.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict, NotFound
 from core.settings import Settings
 from models.carts import CartStatus
-from models.orders import Order, OrderCreate, OrderStatus, ShippingAddress
+from models.orders import Order, OrderCreate, OrderStatus
 from models.users import User
 from models.workflow_starts import WorkflowStart
-from services.addresses import AddressService, InvalidAddress, normalize_address
+from services.addresses import AddressService, clean_shipping_address
 from services.carts import CartRepository
 from services.order_repository import OrderRepository
 from services.orders import CartEmpty
@@ -29,14 +27,6 @@ from workflows.types.orders import OrderInput, StepPolicy
 class CartNotFound(NotFound):
     code = "cart_not_found"
     title = "No such cart"
-
-
-def _clean_address(fields: dict[str, Any]) -> ShippingAddress:
-    """The address book's rules, plus: a US address names its state (for tax)."""
-    address = normalize_address(fields)
-    if address["country"] == "US" and not address.get("state"):
-        raise InvalidAddress("a US address needs a state", field="state")
-    return ShippingAddress.model_validate(address)
 
 
 def order_input(order: Order, settings: Settings) -> OrderInput:
@@ -89,7 +79,7 @@ class Checkout:
             email=user.email,
             status=OrderStatus.PENDING,
             currency=cart.currency,
-            shipping_address=_clean_address(fields).model_dump(exclude_none=True),
+            shipping_address=clean_shipping_address(fields).model_dump(exclude_none=True),
             payment_method_type=body.payment_method.type,
             payment_token=body.payment_method.token,
         )

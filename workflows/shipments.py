@@ -94,6 +94,7 @@ class ShipmentWorkflow:
         self._pending: list[CarrierUpdate] = []
         self._problem: str | None = None
         self._retry_label = False
+        self._awaiting_retry = False
         self._handled = 0
 
     # --- messages ---------------------------------------------------------------------
@@ -109,6 +110,7 @@ class ShipmentWorkflow:
             tracking_url=self._tracking_url,
             last_update_at=self._last_update_at,
             problem=self._problem,
+            awaiting_retry=self._awaiting_retry,
         )
 
     @workflow.signal(name=CARRIER_UPDATE_SIGNAL)
@@ -123,6 +125,7 @@ class ShipmentWorkflow:
     def retry_label(self) -> None:
         """Try the refused label again (staff corrected what the carrier refused)."""
         self._retry_label = True
+        self._awaiting_retry = False
 
     # --- the parcel's life ------------------------------------------------------------
 
@@ -170,6 +173,7 @@ class ShipmentWorkflow:
         self._retry_label = False
         self._mirror()
         await self._tell_parent(exception=True, detail=f"label refused: {problem}")
+        self._awaiting_retry = not self._retry_label
         await workflow.wait_condition(lambda: self._retry_label)
 
     async def _track(self) -> None:

@@ -4,11 +4,12 @@ the workflow is the single writer; reads come from the tables."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, NoReturn
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.deps import DbSession, State
+from api.deps import DbSession, State, after_commit
 from api.problems import problem_responses
 from api.security import StaffUser
 from core.errors import Conflict, DependencyUnavailable, ShopError, ValidationFailed
@@ -21,8 +22,11 @@ from models.fulfillment_api import (
     ShipmentCreate,
     ShipmentSummary,
 )
+from models.orders import ShippingAddressIn
+from services.addresses import InvalidAddress
+from services.fulfillment.addresses import ShipmentAddresses, ShipmentNotAwaitingAddress
 from services.fulfillment.reading import FulfillmentReader
-from services.fulfillment.repository import FulfillmentNotFound
+from services.fulfillment.repository import FulfillmentNotFound, ShipmentNotFound
 from services.fulfillment.service import (
     FulfillmentClosed,
     FulfillmentHasLabels,
@@ -57,6 +61,16 @@ _REFUSALS["fulfillment_unavailable"] = DependencyUnavailable
 SHIPMENT_EXAMPLE = {
     "lines": [{"orderLineId": "oline_01JD3Q5Z8K2M4N6P8R0T2V4X6Z", "quantity": 1}],
     "weightOz": 24.0,
+}
+
+
+ADDRESS_EXAMPLE = {
+    "name": "Ada Lovelace",
+    "street": "12 Beacon St",
+    "city": "Boston",
+    "state": "MA",
+    "zip": "02108",
+    "country": "US",
 }
 
 
@@ -251,3 +265,38 @@ async def cancel_fulfillment(
     if done is None:
         response.status_code = status.HTTP_202_ACCEPTED  # accepted; still undoing
     return await _after_change(session, fulfillment_id)
+
+
+@router.post(
+    "/admin/shipments/{shipment_id}/address",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Correct the address a parcel's label was refused for, and retry it (staff)",
+    response_model=ShipmentSummary,
+    responses=problem_responses(
+        ShipmentNotFound, InvalidAddress, ShipmentNotAwaitingAddress, DependencyUnavailable
+    ),
+    openapi_extra={"requestBody": {"content": {"application/json": {"example": ADDRESS_EXAMPLE}}}},
+)
+async def correct_shipment_address(
+    shipment_id: str,
+    body: ShippingAddressIn,
+    caller: StaffUser,
+    state: State,
+    session: DbSession,
+) -> ShipmentSummary:
+    """When the carrier refuses a parcel's label (an address it cannot verify or serve),
+    the fulfilment goes on hold and the parcel's workflow waits. This stores the
+    corrected address (the order's; checkout's rules: a US address names its state) as
+    where the order ships, and asks the workflow to buy the label again: 202 with the
+    parcel, still `pending` until the label is bought (follow it with `GET
+    /api/admin/fulfillments/{id}`; a second refusal waits again). The order's timeline
+    records the correction.
+
+    404 `shipment_not_found`; 422 `invalid_address`; 409 `shipment_not_awaiting_address`
+    unless the parcel's label was refused and is waiting (already labelled, cancelled,
+    or still being booked)."""
+    shipment = await ShipmentAddresses(session, state.workflows.shipments).correct(
+        shipment_id, body.model_dump()
+    )
+    after_commit(session, partial(state.workflows.shipments.retry_label, shipment.id))
+    return await FulfillmentReader(session).summary(shipment.id)

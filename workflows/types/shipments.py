@@ -71,3 +71,6 @@ class ShipmentView(BaseModel):
     last_update_at: datetime | None
     # Why the parcel is stuck (a refused label), if it is.
     problem: str | None = None
+    # The label was refused and the workflow waits for ``retry_label`` (staff fix the
+    # address first): the one time a corrected address can be taken.
+    awaiting_retry: bool = False
