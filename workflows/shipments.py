@@ -195,12 +195,21 @@ class ShipmentWorkflow:
             f"record-update: carrier says {update.tracker.status}",
         )
         self._handled += 1
-        self._last_update_at = self._heard_at(recorded)
+        heard_at, quiet_since = self._heard_at(recorded), self._last_update_at
+        # On the carrier's clock, an update with no newer scan (a late, out-of-order
+        # webhook) does not end the silence: the parcel stays flagged, alerted once.
+        still_quiet = (
+            self._delayed
+            and self._carrier_clock
+            and quiet_since is not None
+            and heard_at <= quiet_since
+        )
+        self._last_update_at = quiet_since if still_quiet else heard_at
         self._tracking_code = self._tracking_code or update.tracker.tracking_code
-        was_delayed, self._delayed = self._delayed, False
+        was_delayed, self._delayed = self._delayed, self._delayed and still_quiet
         if recorded.status != self._status:
             await self._moved_to(recorded.status, recorded.detail)
-        elif was_delayed:
+        elif was_delayed and not self._delayed:
             self._mirror()
             await self._tell_parent()  # moving again: no longer delayed
 

@@ -248,6 +248,13 @@ async def test_the_stall_clock_runs_from_the_carriers_latest_scan(
     assert (await until(handles[late], lambda v: v.delayed)).status is ShipmentStatus.IN_TRANSIT
     [flag] = parcels.inputs(late, DELAYED)
     assert datetime.fromisoformat(flag["quiet_since"]) == now - timedelta(hours=80)
+    # A late webhook with an older scan is news of nothing: still flagged, not again.
+    stale = update("e9", late, PRE, TRANSIT, last_at=now - timedelta(hours=95))
+    await handles[late].signal(CARRIER_UPDATE_SIGNAL, stale)
+    await parcels.called(late, RECORD, 4)
+    await env.sleep(BACKFILL_GRACE + timedelta(seconds=1))
+    assert (await view(handles[late])).delayed
+    assert parcels.ran(late).count(DELAYED) == 1
     # Ten hours of silence already: 62 more make the 72.
     await env.sleep(timedelta(hours=61, minutes=50))
     assert DELAYED not in parcels.ran(recent)
