@@ -22,6 +22,7 @@ from api.routes import (
     auth,
     carts,
     catalog,
+    dashboard_page,
     easypost_sandbox,
     easypost_sandbox_pages,
     fulfillments,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     app.include_router(system.router)
+    app.include_router(dashboard_page.router)
     api = APIRouter(prefix=API_PREFIX)
     for routes in (
         auth.router,
