@@ -118,7 +118,8 @@ async def dashboard_page(
             },
         },
         304: {"description": "Not modified since the `ETag` sent in `If-None-Match`"},
-        **problem_responses((NotFound, "asset_not_found")),
+        # A name with a "/" in it (even %2F) matches no route: the generic not_found.
+        **problem_responses((NotFound, "asset_not_found"), NotFound),
     },
 )
 async def dashboard_asset(
