@@ -59,17 +59,25 @@ class Asset:
 
 
 @cache
+def _files() -> dict[str, Asset]:
+    """Every file of the page, read once from the installed package."""
+    folder = resources.files(ASSET_PACKAGE).joinpath(*ASSET_DIR.split("/"))
+    found: dict[str, Asset] = {}
+    for entry in folder.iterdir():
+        suffix = entry.name[entry.name.rfind(".") :]
+        media_type = "text/html; charset=utf-8" if entry.name == PAGE else MEDIA_TYPES.get(suffix)
+        if entry.is_file() and media_type is not None:
+            body = entry.read_bytes()
+            found[entry.name] = Asset(
+                body, media_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+            )
+    return found
+
+
 def load_asset(name: str) -> Asset | None:
-    """A file of the page, read once from the installed package (``None``: no such file)."""
-    suffix = name[name.rfind(".") :] if "." in name else ""
-    media_type = MEDIA_TYPES.get(suffix) if name != PAGE else "text/html; charset=utf-8"
-    if media_type is None or "/" in name or name.startswith("."):
-        return None
-    resource = resources.files(ASSET_PACKAGE).joinpath(*ASSET_DIR.split("/"), name)
-    if not resource.is_file():
-        return None
-    body = resource.read_bytes()
-    return Asset(body, media_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+    """A file of the page by name (``None``: no such file). Only the package's own files
+    are looked up, so no name reaches the file system."""
+    return _files().get(name)
 
 
 def _answer(asset: Asset, if_none_match: str | None) -> Response:
