@@ -9,7 +9,6 @@ the database path; the hit ratio is what a real shop would see from such traffic
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import random
 import subprocess
@@ -74,15 +73,16 @@ async def measure(base: str, duration: float, concurrency: int, seed: int = 7) -
 
 
 @asynccontextmanager
-async def api_process(settings: Settings) -> AsyncIterator[str]:
-    """``shop api`` for ``settings`` in a process of its own, as in production."""
+async def api_process(settings: Settings, *, analytics: bool = False) -> AsyncIterator[str]:
+    """``shop api`` for ``settings`` in a process of its own, as in production (with
+    analytics recording off unless ``analytics``)."""
     env = {
         **os.environ,
         "DATABASE_URL": settings.resolved_database_url or "",
         "REDIS_URL": settings.redis_url or "",
         "TEMPORAL_ADDRESS": settings.temporal_address or "",
         "JWT_SECRET": "bench-only-secret-" + "x" * 32,
-        "ANALYTICS_ENABLED": "false",
+        "ANALYTICS_ENABLED": "true" if analytics else "false",
         "LOG_LEVEL": "WARNING",
     }
     port = settings.shop_api_port
@@ -122,38 +122,14 @@ async def search_scaling(
 ) -> list[ScalingPoint]:
     """Seed a scratch database to each size in turn and measure search on it, through a
     scratch API process (its own Redis database, so no cached answer crosses over)."""
-    from uuid import uuid4
-
-    import asyncpg
     from rich.console import Console
 
+    from bench.scratch import scratch_database
     from cli.seed import Seeder
-    from cli.stack.process import free_port
     from core.db import create_engine, create_session_factory
-    from migrations.runner import upgrade
 
-    base_url = settings.resolved_database_url
-    assert base_url is not None
-    name = f"shop_bench_{uuid4().hex[:8]}"
-    admin_dsn = base_url.replace("postgresql+asyncpg://", "postgresql://", 1).rsplit("/", 1)[0]
-    conn = await asyncpg.connect(admin_dsn + "/postgres")
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    scratch_url = base_url.rsplit("/", 1)[0] + "/" + name
-    redis_url = (settings.redis_url or "").rsplit("/", 1)[0] + "/15"
-    scratch = Settings.model_validate(
-        settings.model_dump()
-        | {
-            "database_url": scratch_url,
-            "redis_url": redis_url,
-            "shop_api_port": free_port(),
-            "analytics_enabled": False,
-        }
-    )
     points: list[ScalingPoint] = []
-    try:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        await asyncio.to_thread(upgrade, scratch_url)
+    async with scratch_database(settings) as scratch:
         engine = create_engine(scratch)
         seeder = Seeder(create_session_factory(engine), scratch, Console(quiet=True))
         rng = random.Random(42)
@@ -162,7 +138,7 @@ async def search_scaling(
         async with api_process(scratch) as api_base:
             from redis.asyncio import Redis
 
-            redis = Redis.from_url(redis_url)
+            redis = Redis.from_url(scratch.redis_url or "")
             for size in sorted(sizes):
                 if size > seeded:
                     await seeder.products(rng, size - seeded, leaves, first_number=seeded + 1)
@@ -179,9 +155,4 @@ async def search_scaling(
             await redis.flushdb()
             await redis.aclose()
         await engine.dispose()
-    finally:
-        with suppress(Exception):
-            conn = await asyncpg.connect(admin_dsn + "/postgres")
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.close()
     return points

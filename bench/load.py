@@ -48,6 +48,7 @@ async def run_load(
     concurrency: int,
     duration: float | None = None,
     max_requests: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """Run until ``duration`` seconds pass or ``max_requests`` are answered."""
     assert duration is not None or max_requests is not None
@@ -68,7 +69,7 @@ async def run_load(
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+    async with httpx.AsyncClient(limits=limits, timeout=60, headers=headers) as http:
         await http.get(next_url())  # warm the pool and the app
         started = time.perf_counter()
         await asyncio.gather(*(client_loop(http) for _ in range(concurrency)))

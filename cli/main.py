@@ -626,6 +626,73 @@ def bench_events(
         console.print(line)
 
 
+def _sizes(value: str) -> list[int]:
+    try:
+        sizes = sorted({int(part.replace("_", "")) for part in value.split(",") if part.strip()})
+    except ValueError:
+        raise _fail(f"--events takes comma-separated counts, not {value!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise _fail("--events takes counts of at least 1, e.g. 1000000,10000000")
+    return sizes
+
+
+@bench_app.command("analytics")
+def bench_analytics(
+    data_dir: DataDir = None,
+    events: Annotated[
+        str, typer.Option(help="Event counts to load in turn, growing one table.")
+    ] = "1000000,10000000",
+    people: Annotated[int, typer.Option(min=1, max=10_000_000, help="People acting.")] = 100_000,
+    products: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Catalogue the events name.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated events.")] = 2026,
+    requests: Annotated[
+        int, typer.Option(min=2, max=100_000, help="Requests per endpoint and size.")
+    ] = 200,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight.")] = 4,
+) -> None:
+    """Load analytics events (1 and 10 million by default, for 100,000 people over 90 days)
+    into a scratch database on the running stack's PostgreSQL, then time the dashboard,
+    funnel and retention endpoints at each size against a ceiling (`GET /health`); prints
+    the load's events/s and the table and index sizes."""
+    from bench.analytics import run as run_analytics
+    from bench.checkout import BenchError
+    from bench.environment import header
+
+    sizes = _sizes(events)
+    settings = _settings(data_dir)
+    lines = header(
+        settings,
+        events=",".join(f"{s:,}" for s in sizes),
+        people=people,
+        products=products,
+        seed=seed,
+        requests=requests,
+        concurrency=concurrency,
+    )
+    for line in lines:
+        console.print(line)
+    try:
+        asyncio.run(
+            run_analytics(
+                settings,
+                sizes=sizes,
+                people=people,
+                products=products,
+                seed=seed,
+                requests=requests,
+                concurrency=concurrency,
+                console=err_console,
+                say=console.print,
+            )
+        )
+    except (DependencyUnavailable, OSError) as exc:
+        raise _fail(f"the stack did not answer: {exc}") from None
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,291 @@
+"""``shop bench analytics``: load 1 million, then 10 million analytics events for 100,000
+people (``bench.analytics_data``), and after each load time the reading endpoints over
+HTTP with a staff token, against a ceiling measured in the same run.
+
+Everything happens in a scratch database on the stack's PostgreSQL (dropped afterwards)
+behind a scratch ``shop api`` process, so the stack's own data is left alone: migrate,
+seed a catalogue (the events name its products), then per size:
+
+1. COPY the events (chunks of 50,000, the next drawn while PostgreSQL writes the last):
+   events/s, then ``VACUUM (ANALYZE)`` as autovacuum would after such a load;
+2. the table's and each index's size on disk;
+3. bring the hourly rollups up to date (``bring_rollups_up_to_date``), timed;
+4. ``GET /health`` (the ceiling: what the API answers with no work), the dashboard over
+   7 and 30 days, the funnel over 7 days and the retention table: p50/p95/p99 of
+   ``--requests`` requests, ``--concurrency`` at a time, against the issue's targets
+   (dashboard p95 < 100 ms and funnel over 7 days < 1 s, both at 10 million events).
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+import httpx
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from bench.analytics_data import EventGenerator, LoadFigures, copy_events, load_catalogue
+from bench.load import LoadResult, run_load
+from core.settings import Settings
+
+DASHBOARD_P95 = 0.100
+FUNNEL_P95 = 1.0
+TARGET_EVENTS = 10_000_000
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    label: str
+    path: str
+    params: str = ""
+    target_p95: float | None = None  # seconds, at TARGET_EVENTS
+
+    def url(self, base: str) -> str:
+        return f"{base}{self.path}" + (f"?{self.params}" if self.params else "")
+
+
+ENDPOINTS = (
+    Endpoint("ceiling: GET /health", "/health"),
+    Endpoint("dashboard, 7 days", "/api/analytics/dashboard", "timeRange=7d", DASHBOARD_P95),
+    Endpoint("dashboard, 30 days", "/api/analytics/dashboard", "timeRange=30d", DASHBOARD_P95),
+    Endpoint("funnel, 7 days", "/api/analytics/funnel", "timeRange=7d", FUNNEL_P95),
+    Endpoint("retention, weekly", "/api/analytics/retention"),
+)
+
+
+def _bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "kB", "MB"):
+        if size < 1024:
+            return f"{size:,.0f} B" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.2f} GB"
+
+
+def _always(url: str) -> Callable[[], str]:
+    return lambda: url
+
+
+@dataclass(frozen=True)
+class TableSizes:
+    rows: int
+    heap_bytes: int  # the table with its TOAST
+    index_bytes: dict[str, int]
+
+    @property
+    def total_bytes(self) -> int:
+        return self.heap_bytes + sum(self.index_bytes.values())
+
+    def lines(self) -> list[str]:
+        per_row = self.total_bytes / self.rows if self.rows else 0
+        lines = [
+            f"  analytics_events: {self.rows:,} rows, {_bytes(self.total_bytes)} "
+            f"({per_row:,.0f} B a row): table {_bytes(self.heap_bytes)}, "
+            f"indexes {_bytes(sum(self.index_bytes.values()))}"
+        ]
+        lines += [f"    {name:<46} {_bytes(size):>10}" for name, size in self.index_bytes.items()]
+        return lines
+
+
+@dataclass(frozen=True)
+class Timing:
+    endpoint: Endpoint
+    result: LoadResult
+
+    def line(self, events: int) -> str:
+        r = self.result
+        label = f"  {self.endpoint.label:<22}"
+        if set(r.statuses) != {200}:
+            return f"{label} not measured: answered {dict(sorted(r.statuses.items()))}"
+        p95 = r.percentile(95)
+        line = (
+            f"{label} p50 {r.percentile(50) * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms   "
+            f"p99 {r.percentile(99) * 1000:8.1f} ms   {r.rps:7.1f} req/s"
+        )
+        target = self.endpoint.target_p95
+        if target is not None:
+            verdict = "met" if p95 < target else "MISSED"
+            at = "" if events >= TARGET_EVENTS else f", set for {TARGET_EVENTS:,}"
+            line += f"   target p95 < {target * 1000:,.0f} ms{at}: {verdict}"
+        return line
+
+
+@dataclass
+class SizeResult:
+    events: int
+    load: LoadFigures
+    sizes: TableSizes
+    rollups: str
+    timings: list[Timing] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.events:,} events",
+            f"  load: {self.load.events:,} events in {self.load.seconds:,.1f} s: "
+            f"{self.load.rate:,.0f} events/s (COPY, indexes in place)",
+            *self.sizes.lines(),
+            f"  {self.rollups}",
+            *(t.line(self.events) for t in self.timings),
+        ]
+
+
+async def table_sizes(conn: asyncpg.Connection) -> TableSizes:
+    rows = await conn.fetchval("SELECT count(*) FROM analytics_events")
+    heap = await conn.fetchval(
+        "SELECT pg_total_relation_size('analytics_events') - pg_indexes_size('analytics_events')"
+    )
+    indexes = await conn.fetch(
+        """
+        SELECT c.relname AS name, pg_relation_size(c.oid) AS size
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = 'analytics_events'::regclass
+        ORDER BY size DESC, name
+        """
+    )
+    return TableSizes(int(rows), int(heap), {r["name"]: int(r["size"]) for r in indexes})
+
+
+async def bring_rollups_up_to_date(settings: Settings) -> str:
+    """Recompute the hourly rollups the dashboard reads, after a bulk load.
+
+    INTEGRATION POINT (issue 14): the rollups are another change of the same issue
+    (``services.analytics.rollups``, maintained by a Temporal schedule). This calls its
+    ``catch_up(session)``, the step the schedule's activity runs, in one transaction;
+    until that module is in the build the dashboard is timed over rollups nobody filled,
+    and the line says so.
+    """
+    from core.db import create_engine, create_session_factory, transaction
+
+    try:
+        rollups = importlib.import_module("services.analytics.rollups")
+    except ModuleNotFoundError:
+        return "rollups: not in this build (no services.analytics.rollups): none computed"
+    catch_up = getattr(rollups, "catch_up", None)
+    if catch_up is None:
+        return "rollups: services.analytics.rollups has no catch_up(session): none computed"
+    engine = create_engine(settings)
+    started = time.perf_counter()
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            await catch_up(session)
+    finally:
+        await engine.dispose()
+    return f"rollups brought up to date in {time.perf_counter() - started:,.1f} s"
+
+
+def _bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+async def _load(
+    conn: asyncpg.Connection, generator: EventGenerator, count: int, console: Console
+) -> LoadFigures:
+    with _bar(console) as bar:
+        task = bar.add_task(f"COPY {count:,} events", total=count)
+        figures = await copy_events(conn, generator, count, advance=lambda n: bar.advance(task, n))
+    await conn.execute("VACUUM (ANALYZE) analytics_events")
+    return figures
+
+
+async def _time(
+    base: str, headers: dict[str, str], requests: int, concurrency: int
+) -> list[Timing]:
+    timings = []
+    for endpoint in ENDPOINTS:
+        result = await run_load(
+            endpoint.label,
+            _always(endpoint.url(base)),
+            concurrency=concurrency,
+            max_requests=requests,
+            duration=120,
+            headers=headers,
+        )
+        timings.append(Timing(endpoint, result))
+    return timings
+
+
+async def run(
+    settings: Settings,
+    *,
+    sizes: list[int],
+    people: int,
+    products: int,
+    seed: int,
+    requests: int,
+    concurrency: int,
+    console: Console,
+    say: Callable[[str], None],
+) -> list[SizeResult]:
+    """Load each size in turn (growing the same table) and time the endpoints at each."""
+    from redis.asyncio import Redis
+
+    from bench.catalog import api_process
+    from bench.checkout import staff_headers
+    from bench.scratch import asyncpg_dsn, scratch_database
+    from cli.seed import Seeder
+    from core.db import create_engine, create_session_factory
+
+    results: list[SizeResult] = []
+    async with scratch_database(settings, analytics_enabled=True) as scratch:
+        say(f"scratch database ready; seeding a catalogue of {products:,} products…")
+        engine = create_engine(scratch)
+        try:
+            seeder = Seeder(create_session_factory(engine), scratch, console)
+            leaves = await seeder.categories()
+            await seeder.products(random.Random(f"{seed}:products"), products, leaves)
+        finally:
+            await engine.dispose()
+        conn = await asyncpg.connect(asyncpg_dsn(scratch.resolved_database_url or ""))
+        redis = Redis.from_url(scratch.redis_url or "")
+        now = datetime.now(UTC)
+        try:
+            catalogue = await load_catalogue(conn)
+            async with api_process(scratch, analytics=True) as base:
+                loaded = 0
+                for part, size in enumerate(sorted(sizes)):
+                    generator = EventGenerator(
+                        catalogue, people=people, seed=seed, part=part, now=now
+                    )
+                    figures = await _load(conn, generator, size - loaded, console)
+                    loaded = size
+                    result = SizeResult(
+                        size,
+                        figures,
+                        await table_sizes(conn),
+                        await bring_rollups_up_to_date(scratch),
+                    )
+                    await redis.flushdb()  # no answer cached at the last size
+                    say(f"{size:,} events loaded; timing the endpoints…")
+                    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+                        headers = await staff_headers(http, scratch)
+                    result.timings = await _time(base, headers, requests, concurrency)
+                    for line in result.lines():
+                        say(line)
+                    results.append(result)
+        finally:
+            await redis.flushdb()
+            await redis.aclose()
+            await conn.close()
+    return results

@@ -1,0 +1,166 @@
+"""``shop bench analytics``: the event generator writes what it says, with a sane shape,
+into the real table (a small load, rolled back)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from rich.console import Console
+
+from bench.analytics import ENDPOINTS, Timing, table_sizes
+from bench.analytics_data import (
+    WINDOW_DAYS,
+    CatalogueProduct,
+    EventGenerator,
+    copy_events,
+    load_catalogue,
+)
+from bench.load import LoadResult
+from cli.seed import Seeder
+from core.db import SessionFactory
+from core.settings import Settings
+
+EVENTS = 5000
+PEOPLE = 400
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+async def conn(
+    db_sessions: SessionFactory, settings: Settings
+) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection under the test's rolled-back transaction, with a catalogue."""
+    seeder = Seeder(db_sessions, settings, Console(quiet=True))
+    leaves = await seeder.categories()
+    await seeder.products(random.Random(3), 40, leaves)
+    async with db_sessions() as session:
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        yield raw.driver_connection
+
+
+def test_the_same_seed_draws_the_same_events_and_exactly_as_many() -> None:
+    catalogue = [CatalogueProduct(f"prod_{n}", f"cat_{n % 4}", 1000 + n, "USD") for n in range(9)]
+    first = list(EventGenerator(catalogue, people=50, seed=5, now=NOW).rows(777))
+    again = list(EventGenerator(catalogue, people=50, seed=5, now=NOW).rows(777))
+    other = list(EventGenerator(catalogue, people=50, seed=5, part=1, now=NOW).rows(777))
+    assert len(first) == 777
+    assert first == again
+    assert first != other
+    assert not any(row[1] == "user_created" for row in other)  # one sign-up a person
+
+
+async def test_a_small_load_writes_every_event_with_a_realistic_shape(
+    conn: asyncpg.Connection,
+) -> None:
+    catalogue = await load_catalogue(conn)
+    assert len(catalogue) >= 40
+    generator = EventGenerator(catalogue, people=PEOPLE, seed=11, now=NOW)
+    ours = sorted({p.person_id(NOW) for p in generator.people})
+    before = await conn.fetchval("SELECT count(*) FROM analytics_events")
+    advanced: list[int] = []
+    figures = await copy_events(conn, generator, EVENTS, chunk=1500, advance=advanced.append)
+
+    assert figures.events == EVENTS
+    assert figures.rate > 0
+    assert advanced == [1500, 1500, 1500, 500]
+    assert await conn.fetchval("SELECT count(*) FROM analytics_events") == before + EVENTS
+    mine = "FROM analytics_events WHERE person_id = ANY($1::text[])"
+    assert await conn.fetchval(f"SELECT count(*) {mine}", ours) == EVENTS
+
+    # People: most of them act; members, guests and converters are all there.
+    persons = await conn.fetchval(f"SELECT count(DISTINCT person_id) {mine}", ours)
+    assert PEOPLE * 0.6 <= persons <= PEOPLE
+    kinds = await conn.fetchrow(
+        f"""SELECT count(*) FILTER (WHERE person_id LIKE 'anon:%') AS guests,
+                   count(*) FILTER (WHERE person_id LIKE 'user_%' AND user_id IS NULL)
+                       AS before_sign_in,
+                   count(*) FILTER (WHERE user_id IS NOT NULL AND anonymous_id IS NULL)
+                       AS members,
+                   count(*) FILTER (WHERE event = 'user_created') AS signups
+            {mine}""",
+        ours,
+    )
+    assert all(kinds[k] > 0 for k in ("guests", "before_sign_in", "members", "signups"))
+    links = generator.identities()
+    assert links
+    linked = await conn.fetchval(
+        "SELECT count(*) FROM analytics_identities WHERE anonymous_id = ANY($1::text[])",
+        [anonymous_id for anonymous_id, _, _ in links],
+    )
+    assert linked == len(links)
+    # Only signed-in people check out.
+    assert not await conn.fetchval(
+        f"SELECT count(*) {mine} AND event = 'checkout_start' AND user_id IS NULL", ours
+    )
+
+    # The funnel drops off step by step, per session, about 100 → 25 → 12 → 10 → 8.
+    steps = await conn.fetchrow(
+        f"""SELECT count(DISTINCT session_id) FILTER (WHERE event = 'product_view') AS views,
+                   count(DISTINCT session_id) FILTER (WHERE event = 'add_to_cart') AS carts,
+                   count(*) FILTER (WHERE event = 'checkout_start') AS checkouts,
+                   count(*) FILTER (WHERE event = 'payment_start') AS payments,
+                   count(*) FILTER (WHERE event = 'order_complete') AS orders
+            {mine}""",
+        ours,
+    )
+    assert 0.17 < steps["carts"] / steps["views"] < 0.33
+    assert 0.06 < steps["checkouts"] / steps["views"] < 0.18
+    assert steps["checkouts"] >= steps["payments"] >= steps["orders"] > 0
+    assert 0.7 < steps["payments"] / steps["checkouts"] < 0.95
+    assert 0.65 < steps["orders"] / steps["payments"] < 0.92
+    funnel = [
+        await conn.fetchval(f"SELECT count(DISTINCT person_id) {mine} AND event = $2", ours, step)
+        for step in ("product_view", "add_to_cart", "checkout_start", "order_complete")
+    ]
+    assert funnel == sorted(funnel, reverse=True)
+    assert funnel[-1] > 0
+
+    # Views name catalogue products; sources and referrers are there.
+    unknown = await conn.fetchval(
+        f"""SELECT count(*) {mine} AND event = 'product_view'
+            AND NOT EXISTS (SELECT 1 FROM products p WHERE p.id = properties->>'productId')""",
+        ours,
+    )
+    assert unknown == 0
+    assert await conn.fetchval(f"SELECT count(*) {mine} AND properties ? 'utm_source'", ours)
+    assert await conn.fetchval(f"SELECT count(*) {mine} AND referrer IS NOT NULL", ours)
+
+    # Time: spread over the 90 days, busier in the evening than at night, received late
+    # by no more than the API's 24 hours.
+    spread = await conn.fetchrow(
+        f"""SELECT min(created_at) AS first, max(created_at) AS last,
+                   count(*) FILTER (WHERE extract(hour FROM created_at) BETWEEN 2 AND 4)
+                       AS night,
+                   count(*) FILTER (WHERE extract(hour FROM created_at) BETWEEN 18 AND 20)
+                       AS evening,
+                   bool_and(received_at >= created_at
+                            AND received_at < created_at + interval '24 hours') AS received
+            {mine}""",
+        ours,
+    )
+    assert NOW - timedelta(days=WINDOW_DAYS) <= spread["first"] < NOW - timedelta(days=80)
+    assert NOW - timedelta(days=3) < spread["last"] < NOW
+    assert spread["evening"] > 2 * spread["night"]
+    assert spread["received"]
+
+    sizes = await table_sizes(conn)
+    assert sizes.rows == before + EVENTS
+    assert sizes.heap_bytes > 0
+    assert sizes.index_bytes["analytics_events_event_created_at_idx"] > 0
+    assert "analytics_events_person_id_created_at_idx" in "\n".join(sizes.lines())
+
+
+def test_a_timing_reports_its_target_and_an_endpoint_that_is_not_there() -> None:
+    dashboard = next(e for e in ENDPOINTS if e.path == "/api/analytics/dashboard")
+    fast = LoadResult("d", 100, 2.0, 4, [0.01 + n / 10_000 for n in range(100)], {200: 100})
+    slow = LoadResult("d", 100, 20.0, 4, [0.15 + n / 10_000 for n in range(100)], {200: 100})
+    missing = LoadResult("d", 10, 0.1, 4, [0.001] * 10, {404: 10})
+    assert Timing(dashboard, fast).line(10_000_000).endswith("target p95 < 100 ms: met")
+    assert Timing(dashboard, slow).line(10_000_000).endswith("target p95 < 100 ms: MISSED")
+    assert "set for 10,000,000" in Timing(dashboard, fast).line(1_000_000)
+    assert "not measured: answered {404: 10}" in Timing(dashboard, missing).line(10)
