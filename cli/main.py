@@ -664,7 +664,7 @@ def bench_analytics(
     settings = _settings(data_dir)
     lines = header(
         settings,
-        events=",".join(f"{s:,}" for s in sizes),
+        events=" then ".join(f"{s:,}" for s in sizes),
         people=people,
         products=products,
         seed=seed,
