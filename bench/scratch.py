@@ -30,11 +30,10 @@ async def scratch_database(settings: Settings, **overrides: object) -> AsyncIter
     """Settings for a fresh, migrated database named ``shop_bench_…`` on the stack's server
     (Redis database 15, a free API port, ``overrides``), dropped on the way out."""
     from cli.stack.process import free_port
+    from core.db import require_database_url
     from migrations.runner import upgrade
 
-    base_url = settings.resolved_database_url
-    if base_url is None:
-        raise RuntimeError("no database: start the stack (shop dev) or set DATABASE_URL")
+    base_url = require_database_url(settings)
     name = f"shop_bench_{uuid4().hex[:8]}"
     admin_dsn = asyncpg_dsn(with_database(base_url, "postgres"))
     conn = await asyncpg.connect(admin_dsn)
