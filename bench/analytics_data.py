@@ -31,6 +31,7 @@ checkout; the ``order_complete`` events here carry order ids of no row.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import itertools
 import json
@@ -409,8 +410,6 @@ async def copy_events(
 ) -> LoadFigures:
     """COPY ``count`` events in chunks, the next chunk drawn while PostgreSQL writes the
     last one; then the identity links (an upsert: later loads find them there)."""
-    import asyncio
-
     rows = generator.rows(count)
     started = time.perf_counter()
 
