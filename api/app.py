@@ -19,6 +19,7 @@ from api.routes import (
     addresses,
     admin_events,
     analytics_track,
+    analytics_dashboard,
     auth,
     carts,
     catalog,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shipping_webhooks.router,
         admin_events.router,
         analytics_track.router,
+        analytics_dashboard.router,
     ):
         api.include_router(routes)
     app.include_router(api)

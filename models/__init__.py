@@ -1,6 +1,7 @@
 """SQLModel tables, one module per domain. Importing this package registers them all."""
 
 from models.analytics import AnalyticsEvent
+from models.analytics_rollups import AnalyticsEventHour
 from models.auth import RefreshToken
 from models.base import metadata
 from models.carts import Cart, CartItem, CartShare
@@ -31,6 +32,7 @@ from models.workflow_starts import WorkflowStart
 __all__ = [
     "Address",
     "AnalyticsEvent",
+    "AnalyticsEventHour",
     "Cart",
     "CartItem",
     "CartShare",

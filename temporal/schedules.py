@@ -19,6 +19,7 @@ from temporalio.client import (
 from activities.inventory import SweepInput
 from activities.maintenance import RelayInput
 from temporal.queues import TaskQueue
+from workflows.types.analytics import ANALYTICS_ROLLUP_WORKFLOW, RollupInput
 from workflows.types.pruning import OUTBOX_PRUNE_WORKFLOW, PruneInput
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 WORKFLOW_START_RELAY = "workflow-start-relay"
 RESERVATION_SWEEP = "reservation-sweep"
 OUTBOX_PRUNE = "outbox-prune"
+ANALYTICS_ROLLUP = "analytics-rollup"
 
 
 def _every(
@@ -64,6 +66,14 @@ def _schedules() -> dict[str, Schedule]:
             PruneInput(),
             OUTBOX_PRUNE,
             timeout=timedelta(minutes=30),
+        ),
+        # Every minute; a first run over a long history may take longer (runs never overlap).
+        ANALYTICS_ROLLUP: _every(
+            timedelta(minutes=1),
+            ANALYTICS_ROLLUP_WORKFLOW,
+            RollupInput(),
+            ANALYTICS_ROLLUP,
+            timeout=timedelta(minutes=15),
         ),
     }
 

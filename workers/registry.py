@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from activities.accounts import AccountActivities
+from activities.analytics import AnalyticsActivities
 from activities.email import EmailActivities
 from activities.events import EventActivities
 from activities.fulfillment import FulfillmentActivities
@@ -48,6 +49,7 @@ from workflows.carts import CartAbandonmentWorkflow
 from workflows.events import EventDeliveryWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.maintenance import (
+    AnalyticsRollupWorkflow,
     OutboxPruneWorkflow,
     ReservationSweepWorkflow,
     WorkflowStartRelayWorkflow,
@@ -116,6 +118,8 @@ def components_for(
                 deps.sessions, deps.settings.outbox_retention_days
             ).prune_outbox_batch
         )
+        workflows.append(AnalyticsRollupWorkflow)
+        activities.append(AnalyticsActivities(deps.sessions).refresh_rollups)
     if queue is TaskQueue.NOTIFICATIONS:
         emails = email_service(deps)
         workflows += [UserOnboardingWorkflow, CartAbandonmentWorkflow]

@@ -3,7 +3,8 @@
 ``WorkflowStartRelayWorkflow`` starts workflows whose start was missed (e.g. Temporal was
 unreachable when the request committed); ``ReservationSweepWorkflow`` returns expired
 stock reservations (both every minute); ``OutboxPruneWorkflow`` deletes delivered outbox
-rows past their retention (hourly)."""
+rows past their retention (hourly); ``AnalyticsRollupWorkflow`` recomputes the analytics
+hours touched since its last run (every minute)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.analytics import AnalyticsActivities
     from activities.inventory import InventoryActivities, SweepInput, SweepResult
     from activities.maintenance import MaintenanceActivities, RelayInput, RelayResult
     from activities.pruning import OutboxPruneActivities
+    from workflows.types.analytics import ANALYTICS_ROLLUP_WORKFLOW, RollupInput, RollupResult
     from workflows.types.pruning import (
         OUTBOX_PRUNE_WORKFLOW,
         PruneBatchInput,
@@ -71,3 +74,18 @@ class OutboxPruneWorkflow:
             if result.deleted < input.batch_size:
                 break
         return PruneResult(deleted=deleted, batches=batches)
+
+
+@workflow.defn(name=ANALYTICS_ROLLUP_WORKFLOW)
+class AnalyticsRollupWorkflow:
+    """The hourly analytics rollups catch up with what changed since the last run."""
+
+    @workflow.run
+    async def run(self, input: RollupInput) -> RollupResult:
+        return await workflow.execute_activity_method(
+            AnalyticsActivities.refresh_rollups,
+            input,
+            # A first run over a large history recomputes every hour it holds.
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )

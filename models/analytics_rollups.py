@@ -1,0 +1,96 @@
+"""Hourly analytics rollups, the dashboard's only source (``services/analytics/rollups.py``
+keeps them; each hour is recomputed whole from raw rows whenever something in it changes).
+
+Distinct people over any range stay exact: every person gets a dense ``number`` in
+``analytics_people``, and each (hour, event) row keeps the set of its people as a
+zlib-compressed bitmap of those numbers; a range's people are the union of its hours'
+bitmaps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Integer, LargeBinary
+from sqlmodel import Field, SQLModel
+
+# The rollup row of "any event" (event names start with a letter, so no clash).
+ANY_EVENT = "*"
+
+
+def _hour() -> datetime:
+    field: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)
+    return field
+
+
+class AnalyticsPerson(SQLModel, table=True):
+    __tablename__ = "analytics_people"
+
+    person_id: str = Field(primary_key=True, max_length=110)
+    number: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, Identity(always=True), nullable=False, unique=True),
+    )
+
+
+class AnalyticsEventHour(SQLModel, table=True):
+    """Events and people per (hour, event), and per hour for any event (``*``)."""
+
+    __tablename__ = "analytics_event_hourly"
+
+    hour: datetime = _hour()
+    event: str = Field(primary_key=True, max_length=100)
+    events: int
+    people: int
+    bitmap: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class AnalyticsSalesHour(SQLModel, table=True):
+    """Orders that count as sales, by the hour they were placed, per currency."""
+
+    __tablename__ = "analytics_sales_hourly"
+
+    hour: datetime = _hour()
+    currency: str = Field(primary_key=True, max_length=3)
+    orders: int
+    revenue: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AnalyticsRefundHour(SQLModel, table=True):
+    """Refunds by the hour they were made, per currency."""
+
+    __tablename__ = "analytics_refund_hourly"
+
+    hour: datetime = _hour()
+    currency: str = Field(primary_key=True, max_length=3)
+    refunds: int
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AnalyticsProductViewHour(SQLModel, table=True):
+    __tablename__ = "analytics_product_view_hourly"
+
+    hour: datetime = _hour()
+    product_id: str = Field(primary_key=True, max_length=40)
+    views: int
+
+
+class AnalyticsProductSalesHour(SQLModel, table=True):
+    """Units, revenue (line totals) and orders per product, by the order's hour."""
+
+    __tablename__ = "analytics_product_sales_hourly"
+
+    hour: datetime = _hour()
+    product_id: str = Field(primary_key=True, max_length=40)
+    currency: str = Field(primary_key=True, max_length=3)
+    units: int
+    revenue: int = Field(sa_column=Column(BigInteger, nullable=False))
+    orders: int
+
+
+class AnalyticsRollupState(SQLModel, table=True):
+    """How far the rollups have read: rows changed after ``watermark`` are not in yet."""
+
+    __tablename__ = "analytics_rollup_state"
+
+    name: str = Field(primary_key=True, max_length=40)
+    watermark: datetime = Field(sa_type=DateTime(timezone=True))

@@ -1,0 +1,33 @@
+"""Sets of dense person numbers as zlib-compressed bitmaps (bit n set: person n is in).
+
+A Python ``int`` is the in-memory bitmap: union is ``|``, the count is ``bit_count()``,
+both in C over the whole set. An hour's few hundred people out of 100,000 compress to a
+few hundred bytes."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+
+EMPTY = zlib.compress(b"", 1)
+
+
+def encode(numbers: Iterable[int]) -> bytes:
+    members = list(numbers)
+    if not members:
+        return EMPTY
+    bits = bytearray(max(members) // 8 + 1)
+    for n in members:
+        bits[n >> 3] |= 1 << (n & 7)
+    return zlib.compress(bytes(bits), 1)
+
+
+def decode(blob: bytes) -> int:
+    return int.from_bytes(zlib.decompress(blob), "little")
+
+
+def union(blobs: Iterable[bytes]) -> int:
+    members = 0
+    for blob in blobs:
+        members |= decode(blob)
+    return members

@@ -1,0 +1,236 @@
+"""Hourly rollups, kept by a Temporal Schedule every minute (``AnalyticsRollupWorkflow``).
+
+Each run finds the hours touched since its watermark (events received, orders and
+payments changed, refunds made) and recomputes exactly those hours from raw rows: delete
+and insert, one transaction per hour, so a run repeated (or retried) gives the same rows.
+A late event (its ``created_at`` up to 24 h back) is received now, so its hour is
+recomputed. Rows written by a transaction that began before the watermark but committed
+after it are caught by reading ``OVERLAP`` back from the watermark."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.db import SessionFactory, transaction
+from models.analytics_rollups import ANY_EVENT
+from services.analytics import bitmaps
+
+STATE = "hourly"
+OVERLAP = timedelta(minutes=5)
+HOUR = timedelta(hours=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# An order is a sale once paid: confirmed or later, or its payment captured (an order
+# cancelled after capture stays a sale; its refund counts as a refund, by refund time).
+SOLD = """
+(o.status IN ('confirmed', 'fulfillment_queued', 'partially_shipped', 'shipped', 'delivered')
+ OR EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.amount_captured > 0))
+"""
+
+TOUCHED_HOURS = """
+SELECT date_trunc('hour', created_at, 'UTC') FROM analytics_events WHERE received_at > :since
+UNION
+SELECT date_trunc('hour', o.created_at, 'UTC') FROM orders o WHERE o.updated_at > :since
+UNION
+SELECT date_trunc('hour', o.created_at, 'UTC')
+FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.updated_at > :since
+UNION
+SELECT date_trunc('hour', o.created_at, 'UTC')
+FROM analytics_events a JOIN orders o ON o.id = a.properties ->> 'orderId'
+WHERE a.received_at > :since AND a.properties ? 'orderId'
+"""
+TOUCHED_REFUND_HOURS = """
+SELECT DISTINCT date_trunc('hour', created_at, 'UTC') FROM outbox
+WHERE type = 'payment.refunded' AND created_at > :since
+"""
+NUMBER_PEOPLE = """
+INSERT INTO analytics_people (person_id)
+SELECT DISTINCT person_id FROM analytics_events WHERE created_at >= :start AND created_at < :end
+ON CONFLICT DO NOTHING
+"""
+EVENT_PEOPLE = """
+SELECT e.event, count(*), array_agg(DISTINCT p.number)
+FROM analytics_events e JOIN analytics_people p ON p.person_id = e.person_id
+WHERE e.created_at >= :start AND e.created_at < :end
+GROUP BY e.event
+"""
+SALES = f"""
+SELECT o.currency, count(*), sum(o.total) FROM orders o
+WHERE o.created_at >= :start AND o.created_at < :end AND {SOLD}
+GROUP BY o.currency
+"""
+PRODUCT_SALES = f"""
+SELECT l.product_id, o.currency, sum(l.quantity), sum(l.line_total), count(DISTINCT o.id)
+FROM order_lines l JOIN orders o ON o.id = l.order_id
+WHERE o.created_at >= :start AND o.created_at < :end AND {SOLD}
+GROUP BY l.product_id, o.currency
+"""
+PRODUCT_VIEWS = """
+SELECT properties ->> 'productId', count(*) FROM analytics_events
+WHERE event = 'product_view' AND created_at >= :start AND created_at < :end
+  AND length(properties ->> 'productId') BETWEEN 1 AND 40
+GROUP BY 1
+"""
+REFUNDS = """
+SELECT data ->> 'currency', count(*), sum((data ->> 'amount')::bigint) FROM outbox
+WHERE type = 'payment.refunded' AND created_at >= :start AND created_at < :end
+GROUP BY 1
+"""
+HOURLY_TABLES = (
+    "analytics_event_hourly",
+    "analytics_sales_hourly",
+    "analytics_product_view_hourly",
+    "analytics_product_sales_hourly",
+)
+
+
+class RollupRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        # sqlmodel types exec() for select() only; text() runs as in SQLAlchemy.
+        result = await self.session.exec(text(sql), params=params)  # type: ignore[call-overload]
+        return [tuple(r) for r in result.all()] if result.returns_rows else []
+
+    async def now(self) -> datetime:
+        rows = await self._rows("SELECT now()")
+        value: datetime = rows[0][0]
+        return value
+
+    async def watermark(self) -> datetime | None:
+        rows = await self._rows(
+            "SELECT watermark FROM analytics_rollup_state WHERE name = :name", name=STATE
+        )
+        return rows[0][0] if rows else None
+
+    async def set_watermark(self, at: datetime) -> None:
+        await self._rows(
+            "INSERT INTO analytics_rollup_state (name, watermark) VALUES (:name, :at) "
+            "ON CONFLICT (name) DO UPDATE SET watermark = excluded.watermark",
+            name=STATE,
+            at=at,
+        )
+
+    async def touched_hours(self, since: datetime | None) -> tuple[list[datetime], list[datetime]]:
+        """Hours whose events or sales changed after ``since``; hours with new refunds."""
+        params = {"since": since or EPOCH}
+        hours = await self._rows(TOUCHED_HOURS, **params)
+        refunds = await self._rows(TOUCHED_REFUND_HOURS, **params)
+        return sorted(r[0] for r in hours), sorted(r[0] for r in refunds)
+
+    async def recompute_hour(self, start: datetime) -> None:
+        """Every rollup but refunds, for the hour starting at ``start``, from raw rows."""
+        span = {"start": start, "end": start + HOUR}
+        for table in HOURLY_TABLES:
+            await self._rows(f"DELETE FROM {table} WHERE hour = :start", start=start)
+        await self._rows(NUMBER_PEOPLE, **span)
+        everyone: set[int] = set()
+        total = 0
+        for event, count, numbers in await self._rows(EVENT_PEOPLE, **span):
+            everyone.update(numbers)
+            total += count
+            await self._event_row(start, event, count, numbers)
+        if total:
+            await self._event_row(start, ANY_EVENT, total, everyone)
+        for currency, orders, revenue in await self._rows(SALES, **span):
+            await self._rows(
+                "INSERT INTO analytics_sales_hourly VALUES (:hour, :currency, :orders, :revenue)",
+                hour=start,
+                currency=currency,
+                orders=orders,
+                revenue=revenue,
+            )
+        for product_id, views in await self._rows(PRODUCT_VIEWS, **span):
+            await self._rows(
+                "INSERT INTO analytics_product_view_hourly VALUES (:hour, :product, :views)",
+                hour=start,
+                product=product_id,
+                views=views,
+            )
+        for product_id, currency, units, revenue, orders in await self._rows(PRODUCT_SALES, **span):
+            await self._rows(
+                "INSERT INTO analytics_product_sales_hourly "
+                "VALUES (:hour, :product, :currency, :units, :revenue, :orders)",
+                hour=start,
+                product=product_id,
+                currency=currency,
+                units=units,
+                revenue=revenue,
+                orders=orders,
+            )
+
+    async def recompute_refund_hour(self, start: datetime) -> None:
+        """Refunds come from ``payment.refunded`` outbox rows, which are pruned after the
+        outbox retention: only hours with new refunds are recomputed, never older ones."""
+        await self._rows("DELETE FROM analytics_refund_hourly WHERE hour = :start", start=start)
+        for currency, refunds, amount in await self._rows(REFUNDS, start=start, end=start + HOUR):
+            await self._rows(
+                "INSERT INTO analytics_refund_hourly VALUES (:hour, :currency, :refunds, :amount)",
+                hour=start,
+                currency=currency,
+                refunds=refunds,
+                amount=amount,
+            )
+
+    async def _event_row(
+        self, hour: datetime, event: str, count: int, numbers: Sequence[int] | set[int]
+    ) -> None:
+        await self._rows(
+            "INSERT INTO analytics_event_hourly VALUES (:hour, :event, :events, :people, :bitmap)",
+            hour=hour,
+            event=event,
+            events=count,
+            people=len(numbers),
+            bitmap=bitmaps.encode(numbers),
+        )
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    hours: int
+    refund_hours: int
+    watermark: datetime
+
+
+class RollupService:
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.sessions = sessions
+
+    async def refresh(self) -> RefreshOutcome:
+        """Recompute the hours touched since the watermark, then move the watermark to
+        when this run began. A run that fails part-way leaves the watermark where it was,
+        so the next run redoes every hour (each recompute is idempotent)."""
+        async with transaction(self.sessions) as session:
+            rollups = RollupRepository(session)
+            began = await rollups.now()
+            watermark = await rollups.watermark()
+            since = None if watermark is None else watermark - OVERLAP
+            hours, refund_hours = await rollups.touched_hours(since)
+        await self.recompute(hours, refund_hours)
+        async with transaction(self.sessions) as session:
+            await RollupRepository(session).set_watermark(began)
+        return RefreshOutcome(len(hours), len(refund_hours), began)
+
+    async def recompute(
+        self, hours: Sequence[datetime], refund_hours: Sequence[datetime] = ()
+    ) -> None:
+        """Each hour in its own transaction: readers see an hour before or after, whole."""
+        by_hour: dict[datetime, list[str]] = defaultdict(list)
+        for hour in hours:
+            by_hour[hour].append("all")
+        for hour in refund_hours:
+            by_hour[hour].append("refunds")
+        for hour, parts in sorted(by_hour.items()):
+            async with transaction(self.sessions) as session:
+                rollups = RollupRepository(session)
+                if "all" in parts:
+                    await rollups.recompute_hour(hour)
+                if "refunds" in parts:
+                    await rollups.recompute_refund_hour(hour)
