@@ -15,7 +15,7 @@ from models.catalog import Product
 from models.inventory import StockLevel
 from models.orders import Order, OrderLine, OrderStatus, Payment, PaymentStatus
 from models.outbox import OutboxEvent
-from models.users import User
+from models.users import Role, User, UserStatus
 
 ADDRESS = {"street": "1 Main St", "city": "Boston", "state": "MA", "zip": "02101"}
 
@@ -39,7 +39,13 @@ def event(
 
 
 async def user(session: AsyncSession) -> User:
-    row = User(email=f"{new_id(IdPrefix.USER)}@example.com", name="Analyst", password_hash="x")
+    row = User(
+        email=f"{new_id(IdPrefix.USER)}@example.com",
+        name="Analyst",
+        password_hash="x",
+        role=Role.CUSTOMER,
+        status=UserStatus.ACTIVE,
+    )
     session.add(row)
     await session.flush()
     return row

@@ -36,7 +36,9 @@ async def raw_hour(session: AsyncSession, hour: datetime) -> dict[str, tuple[int
     everyone: set[str] = set()
     total = 0
     for name, count, people in rows:
-        assert isinstance(name, str) and isinstance(count, int) and isinstance(people, list)
+        assert isinstance(name, str)
+        assert isinstance(count, int)
+        assert isinstance(people, list)
         found[name] = (count, set(people))
         everyone |= set(people)
         total += count
@@ -52,7 +54,9 @@ async def rolled_hour(session: AsyncSession, hour: datetime) -> dict[str, tuple[
     }
     found: dict[str, tuple[int, set[str]]] = {}
     for name, count, people, blob in await _rows(session, ROLLED, start=hour):
-        assert isinstance(name, str) and isinstance(count, int) and isinstance(blob, bytes)
+        assert isinstance(name, str)
+        assert isinstance(count, int)
+        assert isinstance(blob, bytes)
         members = bitmaps.decode(blob)
         ids = {str(p) for n, p in numbers.items() if isinstance(n, int) and members >> n & 1}
         assert people == len(ids)
@@ -87,7 +91,8 @@ async def test_rollups_match_the_raw_events_after_late_events_and_identity_links
         for h in (h1, h2, late_hour):
             assert await rolled_hour(session, h) == await raw_hour(session, h)
         views, viewers = (await rolled_hour(session, h1))["product_view"]
-        assert {"user_ra1", "anon:guest_ra"} <= viewers and views >= 3
+        assert {"user_ra1", "anon:guest_ra"} <= viewers
+        assert views >= 3
         late_before = await rolled_hour(session, late_hour)
 
     # A late event (20 h back, received now), and the guest signing in as user_ra1: its
@@ -109,7 +114,8 @@ async def test_rollups_match_the_raw_events_after_late_events_and_identity_links
         assert late["order_complete"][0] == late_before.get("order_complete", (0, set()))[0] + 1
         assert "user_ra2" in late["order_complete"][1]
         people_h1 = (await rolled_hour(session, h1))[ANY_EVENT][1]
-        assert "user_ra1" in people_h1 and "anon:guest_ra" not in people_h1
+        assert "user_ra1" in people_h1
+        assert "anon:guest_ra" not in people_h1
 
 
 async def test_recomputing_an_hour_twice_gives_the_same_rows(db_sessions: SessionFactory) -> None:
