@@ -133,13 +133,28 @@ async def test_an_unknown_payment_method_type_is_named(
     )
 
 
+async def test_the_seed_dashboard_answers_staff(
+    http: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    """`GET /api/analytics/dashboard?timeRange=7d` with a staff token, as the seed shows;
+    a customer's token is refused."""
+    response = await http.get("/api/analytics/dashboard?timeRange=7d", headers=staff)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["range"]["timeRange"] == "7d"
+    assert {"sales", "users", "products", "conversion", "series", "timestamp"} <= set(body)
+    user = await register(http)
+    auth = bearer(await login(http, email=user["email"]))
+    customer = await http.get("/api/analytics/dashboard?timeRange=7d", headers=auth)
+    assert customer.status_code == 403, customer.text
+
+
 async def test_the_analytics_queries_do_not_exist_yet(http: httpx.AsyncClient) -> None:
-    """The seed's analytics reads belong to the analytics issue (14). Until they land they
-    answer 404; this test then fails, and whoever builds them replaces it."""
+    """The seed's funnel call belongs to the analytics issue (14). Until it lands it
+    answers 404; this test then fails, and whoever builds it replaces it."""
     user = await register(http)
     auth = bearer(await login(http, email=user["email"]))
     for response in (
-        await http.get("/api/analytics/dashboard?timeRange=7d", headers=auth),
         await http.get("/api/analytics/funnel", headers=auth),
     ):
         problem(response, 404, "not_found")

@@ -8,6 +8,7 @@ from temporalio.service import RPCError
 from core.settings import Settings
 from temporal.queues import TaskQueue
 from temporal.schedules import (
+    ANALYTICS_ROLLUP,
     OUTBOX_PRUNE,
     RESERVATION_SWEEP,
     WORKFLOW_START_RELAY,
@@ -15,13 +16,14 @@ from temporal.schedules import (
 )
 from workers.main import worker_deps
 from workers.registry import components_for
-from workflows.maintenance import OutboxPruneWorkflow
+from workflows.maintenance import AnalyticsRollupWorkflow, OutboxPruneWorkflow
 
 # schedule id -> (workflow, seconds between runs)
 EXPECTED = {
     WORKFLOW_START_RELAY: ("WorkflowStartRelayWorkflow", 60),
     RESERVATION_SWEEP: ("ReservationSweepWorkflow", 60),
     OUTBOX_PRUNE: ("OutboxPruneWorkflow", 3600),
+    ANALYTICS_ROLLUP: ("AnalyticsRollupWorkflow", 60),
 }
 
 
@@ -50,3 +52,13 @@ async def test_the_outbox_prune_workflow_and_activity_run_on_the_default_queue(
     assert OutboxPruneWorkflow in default.workflows
     assert "events.prune_outbox_batch" in names
     assert all(OutboxPruneWorkflow not in parts.workflows for parts in elsewhere)
+
+
+async def test_the_analytics_rollup_workflow_and_activity_run_on_the_default_queue(
+    temporal_client: Client, settings: Settings
+) -> None:
+    async with worker_deps(settings, temporal_client) as deps:
+        default = components_for(TaskQueue.DEFAULT, deps)
+    names = {getattr(a, "__temporal_activity_definition").name for a in default.activities}
+    assert AnalyticsRollupWorkflow in default.workflows
+    assert "analytics.refresh_rollups" in names

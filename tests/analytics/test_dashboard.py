@@ -1,0 +1,208 @@
+"""The dashboard on a hand-built data set (January 2024, far from every other test's
+rows), every figure computed by hand here: sales per currency with refunds and growth
+against the previous week, users and retention, products, conversion and the series."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from core.db import SessionFactory
+from core.ids import IdPrefix, new_id
+from models.analytics_dashboard import Dashboard
+from models.orders import OrderStatus
+from services.analytics.dashboard import DashboardQuery
+from services.analytics.postgres import PostgresAnalyticsStore
+from services.analytics.ranges import resolve_range
+from services.analytics.rollups import RollupService
+from tests.analytics import rows
+
+FROM = datetime(2024, 1, 8, tzinfo=UTC)
+TO = datetime(2024, 1, 15, tzinfo=UTC)
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2024, 1, day, hour, minute, tzinfo=UTC)
+
+
+async def build(db_sessions: SessionFactory) -> dict[str, str]:
+    """The data set; returns the product ids by letter."""
+    async with db_sessions() as session:
+        buyer = await rows.user(session)
+        x = await rows.product(session, name="Product X", available=50, threshold=5)
+        y, z = new_id(IdPrefix.PRODUCT), new_id(IdPrefix.PRODUCT)
+        # This week: A, B (USD), C (EUR), D failed (not a sale), E cancelled after
+        # capture (a sale, refunded in full); refunds 3000 + 1500 USD.
+        a = await rows.order(
+            session,
+            user_id=buyer.id,
+            at=at(9, 10, 15),
+            total=10000,
+            lines=[(x.id, 2, 8000), (y, 1, 2000)],
+        )
+        await rows.order(
+            session,
+            user_id=buyer.id,
+            at=at(10, 12),
+            total=5000,
+            lines=[(y, 3, 5000)],
+            status=OrderStatus.DELIVERED,
+        )
+        await rows.order(
+            session,
+            user_id=buyer.id,
+            at=at(11, 9),
+            total=7000,
+            lines=[(x.id, 1, 7000)],
+            currency="EUR",
+            status=OrderStatus.SHIPPED,
+        )
+        await rows.order(
+            session,
+            user_id=buyer.id,
+            at=at(11, 10),
+            total=9999,
+            lines=[(x.id, 5, 9999)],
+            status=OrderStatus.FAILED,
+        )
+        e = await rows.order(
+            session,
+            user_id=buyer.id,
+            at=at(12, 8),
+            total=3000,
+            lines=[(z, 1, 3000)],
+            status=OrderStatus.CANCELLED,
+            captured=3000,
+        )
+        session.add(rows.refund(e.id, amount=3000, currency="USD", at=at(12, 9)))
+        session.add(rows.refund(a.id, amount=1500, currency="USD", at=at(13, 16)))
+        # The week before: F (USD 4000), G (EUR 7000), a EUR refund of 500.
+        await rows.order(
+            session, user_id=buyer.id, at=at(3, 10), total=4000, lines=[(x.id, 1, 4000)]
+        )
+        g = await rows.order(
+            session,
+            user_id=buyer.id,
+            at=at(4, 10),
+            total=7000,
+            lines=[(y, 2, 7000)],
+            currency="EUR",
+        )
+        session.add(rows.refund(g.id, amount=500, currency="EUR", at=at(5, 11)))
+        # People: this week p1 (the whole funnel), p2, p3 (new), a guest; the week
+        # before p1 and p5 (new).
+        p1, p2, p3, p5 = "user_dash1", "user_dash2", "user_dash3", "user_dash5"
+        session.add_all(
+            [
+                rows.event("product_view", p1, at(9, 10), productId=x.id),
+                rows.event("add_to_cart", p1, at(9, 10, 5), productId=x.id),
+                rows.event("checkout_start", p1, at(9, 10, 10)),
+                rows.event("payment_start", p1, at(9, 10, 12)),
+                rows.event("order_complete", p1, at(9, 10, 15)),
+                rows.event("product_view", p2, at(10, 11), productId=x.id),
+                rows.event("product_view", p2, at(10, 11, 2), productId=y),
+                rows.event("add_to_cart", p2, at(10, 11, 3), productId=y),
+                rows.event("user_created", p3, at(8, 5)),
+                rows.event("product_view", p3, at(8, 5, 1), productId=y),
+                rows.event("product_view", "anon:dash_guest", at(14, 23, 30), productId=x.id),
+                rows.event("product_view", p1, at(2, 9), productId=x.id),
+                rows.event("user_created", p5, at(3, 8)),
+                rows.event("product_view", p5, at(3, 8, 30), productId=x.id),
+            ]
+        )
+        await session.commit()
+    hours = [FROM - timedelta(days=7) + timedelta(hours=h) for h in range(14 * 24)]
+    refund_hours = [at(12, 9), at(13, 16), at(5, 11)]
+    await RollupService(db_sessions).recompute(hours, refund_hours)
+    return {"x": x.id, "y": y, "z": z}
+
+
+async def read(db_sessions: SessionFactory, *, compare: bool = True) -> Dashboard:
+    span = resolve_range(None, FROM, TO, now=TO)
+    async with db_sessions() as session:
+        return await PostgresAnalyticsStore(session).dashboard(
+            DashboardQuery(range=span, compare=compare, now=TO)
+        )
+
+
+async def test_the_dashboard_equals_the_figures_worked_out_by_hand(
+    db_sessions: SessionFactory,
+) -> None:
+    ids = await build(db_sessions)
+    board = await read(db_sessions)
+
+    assert board.range.granularity == "hour"
+    assert (board.range.previous_from, board.range.previous_to) == (FROM - timedelta(days=7), FROM)
+
+    sales = board.sales
+    # USD: A 10000 + B 5000 + E 3000 (D failed); refunds 3000 + 1500; before: F 4000.
+    assert sales.currency == "USD"
+    assert (sales.revenue, sales.orders, sales.avg_order_value) == (18000, 3, 6000)
+    assert (sales.refunds, sales.net_revenue) == (4500, 13500)
+    assert sales.revenue_growth == 3.5  # (18000 - 4000) / 4000
+    assert sales.orders_growth == 2.0  # (3 - 1) / 1
+    assert sales.previous is not None
+    assert (sales.previous.revenue, sales.previous.orders, sales.previous.refunds) == (4000, 1, 0)
+    eur = next(c for c in sales.by_currency if c.currency == "EUR")
+    # EUR: C 7000, against G 7000 (and its 500 refund) the week before: no growth.
+    assert (eur.revenue, eur.orders, eur.refunds, eur.net_revenue) == (7000, 1, 0, 7000)
+    assert (eur.revenue_growth, eur.orders_growth) == (0.0, 0.0)
+    assert [c.currency for c in sales.by_currency] == ["EUR", "USD"]
+
+    users = board.users
+    # This week p1, p2, p3 and the guest; before p1 and p5, of whom p1 came back.
+    assert (users.active_users, users.new_users) == (4, 1)
+    assert users.previous is not None
+    assert (users.previous.active_users, users.previous.new_users) == (2, 1)
+    assert users.user_growth == 1.0
+    assert users.retention_rate == 0.5
+
+    steps = {s.step: (s.people, s.rate) for s in board.conversion.steps}
+    assert steps == {
+        "product_view": (4, 1.0),
+        "add_to_cart": (2, 0.5),
+        "checkout_start": (1, 0.25),
+        "payment_start": (1, 0.25),
+        "order_complete": (1, 0.25),
+    }
+
+    products = board.products
+    x, y, z = ids["x"], ids["y"], ids["z"]
+    assert [(p.product_id, p.currency, p.revenue, p.units) for p in products.top_by_revenue] == [
+        (x, "USD", 8000, 2),
+        *sorted([(x, "EUR", 7000, 1), (y, "USD", 7000, 4)]),
+        (z, "USD", 3000, 1),
+    ]
+    assert [(p.product_id, p.currency, p.units) for p in products.top_by_units][:2] == [
+        (y, "USD", 4),
+        (x, "USD", 2),
+    ]
+    assert products.top_by_revenue[0].name == "Product X"
+    assert [(p.product_id, p.views) for p in products.most_viewed] == [(x, 3), (y, 2)]
+    conversion = {p.product_id: (p.views, p.purchases, p.rate) for p in products.view_to_purchase}
+    # x: viewed by p1, p2 and the guest; in A and C. y: viewed by p2, p3; in A and B.
+    assert conversion == {x: (3, 2, 0.6667), y: (2, 2, 1.0)}
+    assert all(s.available < s.low_stock_threshold for s in products.low_stock)
+
+    series = board.series
+    assert (series.granularity, series.currency, len(series.points)) == ("hour", "USD", 168)
+    by_hour = {p.at: p for p in series.points}
+    assert (by_hour[at(9, 10)].revenue, by_hour[at(9, 10)].orders) == (10000, 1)
+    assert by_hour[at(9, 10)].active_users == 1
+    assert sum(p.revenue for p in series.points) == 18000
+    # p1 (all in 9 Jan 10:00), p2 (10 Jan 11:00), p3 (8 Jan 05:00), the guest: one hour each.
+    assert sum(p.active_users for p in series.points) == 4
+    assert series.previous_points is not None
+    assert sum(p.revenue for p in series.previous_points) == 4000
+
+
+async def test_without_comparison_there_is_no_previous_period(
+    db_sessions: SessionFactory,
+) -> None:
+    await build(db_sessions)
+    board = await read(db_sessions, compare=False)
+    assert board.range.compare == "none"
+    assert board.sales.previous is None
+    assert board.sales.revenue_growth is None
+    assert board.users.retention_rate is None
+    assert board.series.previous_points is None
+    assert board.sales.revenue == 18000
