@@ -7,7 +7,7 @@ recomputes every minute: figures are at most about a minute behind)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +42,8 @@ from services.inventory.stock import StockService
 DEFAULT_CURRENCY = "USD"
 FUNNEL_STEPS = ("product_view", "add_to_cart", "checkout_start", "payment_start", "order_complete")
 TOP = 10
+# (hour, event, the hour's people of that event as a bitmap int)
+HourPeople = tuple[datetime, str, int]
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,8 @@ class DashboardRepository:
         )
         return {h: Money(orders=o, revenue=r) for h, o, r in rows}
 
-    async def bitmaps(
-        self, span: TimeRange, events: Sequence[str]
-    ) -> list[tuple[datetime, str, bytes]]:
+    async def people(self, span: TimeRange, events: Sequence[str]) -> list[HourPeople]:
+        """Each hour's people per event, decoded once (a bitmap as an ``int``)."""
         rows = await self._rows(
             "SELECT hour, event, bitmap FROM analytics_event_hourly "
             "WHERE hour >= :start AND hour < :end AND event = ANY(:events)",
@@ -115,7 +116,7 @@ class DashboardRepository:
             end=span.end,
             events=list(events),
         )
-        return [(h, e, bytes(b)) for h, e, b in rows]
+        return [(h, e, bitmaps.decode(b)) for h, e, b in rows]
 
     async def event_count(self, span: TimeRange, event: str) -> int:
         rows = await self._rows(
@@ -127,20 +128,16 @@ class DashboardRepository:
         )
         return int(rows[0][0])
 
-    async def top_sales(self, span: TimeRange, order_by: str) -> list[ProductSales]:
-        column = {"revenue": "sum(revenue)", "units": "sum(units)"}[order_by]
+    async def product_sales(self, span: TimeRange) -> list[tuple[str, str, int, int, int]]:
+        """(product, currency, revenue, units, orders) of every product sold in range."""
         rows = await self._rows(
-            "SELECT product_id, currency, sum(revenue), sum(units) "
+            "SELECT product_id, currency, sum(revenue), sum(units), sum(orders) "
             "FROM analytics_product_sales_hourly WHERE hour >= :start AND hour < :end "
-            f"GROUP BY product_id, currency ORDER BY {column} DESC, product_id LIMIT :top",
+            "GROUP BY product_id, currency",
             start=span.start,
             end=span.end,
-            top=TOP,
         )
-        return [
-            ProductSales(product_id=p, name=None, currency=c, revenue=int(r), units=int(u))
-            for p, c, r, u in rows
-        ]
+        return [(p, c, int(r), int(u), int(o)) for p, c, r, u, o in rows]
 
     async def most_viewed(self, span: TimeRange) -> list[ProductViews]:
         rows = await self._rows(
@@ -152,17 +149,6 @@ class DashboardRepository:
             top=TOP,
         )
         return [ProductViews(product_id=p, name=None, views=int(v)) for p, v in rows]
-
-    async def purchases(self, span: TimeRange, product_ids: Sequence[str]) -> dict[str, int]:
-        rows = await self._rows(
-            "SELECT product_id, sum(orders) FROM analytics_product_sales_hourly "
-            "WHERE hour >= :start AND hour < :end AND product_id = ANY(:ids) "
-            "GROUP BY product_id",
-            start=span.start,
-            end=span.end,
-            ids=list(product_ids),
-        )
-        return {p: int(n) for p, n in rows}
 
 
 def _buckets(span: TimeRange) -> list[datetime]:
@@ -187,8 +173,8 @@ class DashboardReader:
         money = await self.rollups.sales(span)
         old_money = await self.rollups.sales(before) if before else {}
         currency = max(money, key=lambda c: (money[c].revenue, c)) if money else DEFAULT_CURRENCY
-        people = await self.rollups.bitmaps(span, (ANY_EVENT, *FUNNEL_STEPS))
-        old_people = await self.rollups.bitmaps(before, (ANY_EVENT,)) if before else []
+        people = await self.rollups.people(span, (ANY_EVENT, *FUNNEL_STEPS))
+        old_people = await self.rollups.people(before, (ANY_EVENT,)) if before else []
         return Dashboard(
             range=RangePublic(
                 time_range=span.label,
@@ -247,10 +233,10 @@ class DashboardReader:
         self,
         span: TimeRange,
         before: TimeRange | None,
-        people: list[tuple[datetime, str, bytes]],
-        old_people: list[tuple[datetime, str, bytes]],
+        people: list[HourPeople],
+        old_people: list[HourPeople],
     ) -> UsersPublic:
-        active = bitmaps.union(b for _, e, b in people if e == ANY_EVENT)
+        active = _union(b for _, e, b in people if e == ANY_EVENT)
         new_users = await self.rollups.event_count(span, "user_created")
         if before is None:
             return UsersPublic(
@@ -260,7 +246,7 @@ class DashboardReader:
                 user_growth=None,
                 previous=None,
             )
-        was_active = bitmaps.union(b for _, _, b in old_people)
+        was_active = _union(b for _, _, b in old_people)
         return UsersPublic(
             new_users=new_users,
             active_users=active.bit_count(),
@@ -273,18 +259,21 @@ class DashboardReader:
         )
 
     async def _products(self, span: TimeRange) -> ProductsPublic:
-        by_revenue = await self.rollups.top_sales(span, "revenue")
-        by_units = await self.rollups.top_sales(span, "units")
+        sold = await self.rollups.product_sales(span)
+        by_revenue = _top(sold, key=lambda s: (-s[2], s[0], s[1]))
+        by_units = _top(sold, key=lambda s: (-s[3], s[0], s[1]))
         viewed = await self.rollups.most_viewed(span)
-        purchases = await self.rollups.purchases(span, [v.product_id for v in viewed])
+        purchases: dict[str, int] = defaultdict(int)
+        for product_id, _, _, _, orders in sold:
+            purchases[product_id] += orders
         low, _ = await StockService(self.session).low(offset=0, limit=TOP)
         names = await self._names(
             [p.product_id for p in (*by_revenue, *by_units)]
             + [v.product_id for v in viewed]
             + [s.product_id for s in low]
         )
-        for sold in (*by_revenue, *by_units):
-            sold.name = names.get(sold.product_id)
+        for top in (*by_revenue, *by_units):
+            top.name = names.get(top.product_id)
         for seen in viewed:
             seen.name = names.get(seen.product_id)
         return ProductsPublic(
@@ -317,7 +306,7 @@ class DashboardReader:
         return {p.id: p.name for p in products.values()}
 
     async def _series(
-        self, span: TimeRange, currency: str, people: list[tuple[datetime, str, bytes]]
+        self, span: TimeRange, currency: str, people: list[HourPeople]
     ) -> list[SeriesPoint]:
         sales = await self.rollups.sales_by_hour(span, currency)
         orders: dict[datetime, int] = defaultdict(int)
@@ -329,13 +318,30 @@ class DashboardReader:
         for hour, event, blob in people:
             if event == ANY_EVENT:
                 bucket = _bucket_of(span, hour)
-                active[bucket] |= bitmaps.decode(blob)
+                active[bucket] |= blob
         return [
             SeriesPoint(
                 at=at, revenue=revenue[at], orders=orders[at], active_users=active[at].bit_count()
             )
             for at in _buckets(span)
         ]
+
+
+def _union(members: Iterable[int]) -> int:
+    union = 0
+    for member in members:
+        union |= member
+    return union
+
+
+def _top(
+    sold: list[tuple[str, str, int, int, int]],
+    key: Callable[[tuple[str, str, int, int, int]], tuple[int, str, str]],
+) -> list[ProductSales]:
+    return [
+        ProductSales(product_id=p, name=None, currency=c, revenue=r, units=u)
+        for p, c, r, u, _ in sorted(sold, key=key)[:TOP]
+    ]
 
 
 def _currency_sales(currency: str, now: Money, then: Money | None, compare: bool) -> CurrencySales:
@@ -352,10 +358,8 @@ def _currency_sales(currency: str, now: Money, then: Money | None, compare: bool
     )
 
 
-def _conversion(people: list[tuple[datetime, str, bytes]]) -> ConversionPublic:
-    counts = [
-        bitmaps.union(b for _, e, b in people if e == step).bit_count() for step in FUNNEL_STEPS
-    ]
+def _conversion(people: list[HourPeople]) -> ConversionPublic:
+    counts = [_union(b for _, e, b in people if e == step).bit_count() for step in FUNNEL_STEPS]
     first = counts[0]
     return ConversionPublic(
         steps=[

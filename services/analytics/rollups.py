@@ -61,26 +61,33 @@ WHERE e.created_at >= :start AND e.created_at < :end
 GROUP BY e.event
 """
 SALES = f"""
-SELECT o.currency, count(*), sum(o.total) FROM orders o
+INSERT INTO analytics_sales_hourly (hour, currency, orders, revenue)
+SELECT CAST(:start AS timestamptz), o.currency, count(*), sum(o.total) FROM orders o
 WHERE o.created_at >= :start AND o.created_at < :end AND {SOLD}
 GROUP BY o.currency
 """
 PRODUCT_SALES = f"""
-SELECT l.product_id, o.currency, sum(l.quantity), sum(l.line_total), count(DISTINCT o.id)
+INSERT INTO analytics_product_sales_hourly (hour, product_id, currency, units, revenue, orders)
+SELECT CAST(:start AS timestamptz), l.product_id, o.currency, sum(l.quantity), sum(l.line_total),
+       count(DISTINCT o.id)
 FROM order_lines l JOIN orders o ON o.id = l.order_id
 WHERE o.created_at >= :start AND o.created_at < :end AND {SOLD}
 GROUP BY l.product_id, o.currency
 """
 PRODUCT_VIEWS = """
-SELECT properties ->> 'productId', count(*) FROM analytics_events
+INSERT INTO analytics_product_view_hourly (hour, product_id, views)
+SELECT CAST(:start AS timestamptz), properties ->> 'productId', count(*) FROM analytics_events
 WHERE event = 'product_view' AND created_at >= :start AND created_at < :end
   AND length(properties ->> 'productId') BETWEEN 1 AND 40
-GROUP BY 1
+GROUP BY 2
 """
 REFUNDS = """
-SELECT data ->> 'currency', count(*), sum((data ->> 'amount')::bigint) FROM outbox
+INSERT INTO analytics_refund_hourly (hour, currency, refunds, amount)
+SELECT CAST(:start AS timestamptz), data ->> 'currency', count(*),
+       sum((data ->> 'amount')::bigint)
+FROM outbox
 WHERE type = 'payment.refunded' AND created_at >= :start AND created_at < :end
-GROUP BY 1
+GROUP BY 2
 """
 HOURLY_TABLES = (
     "analytics_event_hourly",
@@ -139,45 +146,14 @@ class RollupRepository:
             await self._event_row(start, event, count, numbers)
         if total:
             await self._event_row(start, ANY_EVENT, total, everyone)
-        for currency, orders, revenue in await self._rows(SALES, **span):
-            await self._rows(
-                "INSERT INTO analytics_sales_hourly VALUES (:hour, :currency, :orders, :revenue)",
-                hour=start,
-                currency=currency,
-                orders=orders,
-                revenue=revenue,
-            )
-        for product_id, views in await self._rows(PRODUCT_VIEWS, **span):
-            await self._rows(
-                "INSERT INTO analytics_product_view_hourly VALUES (:hour, :product, :views)",
-                hour=start,
-                product=product_id,
-                views=views,
-            )
-        for product_id, currency, units, revenue, orders in await self._rows(PRODUCT_SALES, **span):
-            await self._rows(
-                "INSERT INTO analytics_product_sales_hourly "
-                "VALUES (:hour, :product, :currency, :units, :revenue, :orders)",
-                hour=start,
-                product=product_id,
-                currency=currency,
-                units=units,
-                revenue=revenue,
-                orders=orders,
-            )
+        for statement in (SALES, PRODUCT_VIEWS, PRODUCT_SALES):
+            await self._rows(statement, **span)
 
     async def recompute_refund_hour(self, start: datetime) -> None:
         """Refunds come from ``payment.refunded`` outbox rows, which are pruned after the
         outbox retention: only hours with new refunds are recomputed, never older ones."""
         await self._rows("DELETE FROM analytics_refund_hourly WHERE hour = :start", start=start)
-        for currency, refunds, amount in await self._rows(REFUNDS, start=start, end=start + HOUR):
-            await self._rows(
-                "INSERT INTO analytics_refund_hourly VALUES (:hour, :currency, :refunds, :amount)",
-                hour=start,
-                currency=currency,
-                refunds=refunds,
-                amount=amount,
-            )
+        await self._rows(REFUNDS, start=start, end=start + HOUR)
 
     async def _event_row(
         self, hour: datetime, event: str, count: int, numbers: Sequence[int] | set[int]
