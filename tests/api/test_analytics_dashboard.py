@@ -74,4 +74,5 @@ async def test_customers_may_not_read_it(client: httpx.AsyncClient) -> None:
     _, auth = await signed_up(client)
     response = await client.get(PATH, headers=auth)
     assert response.status_code == 403, response.text
+    assert response.json()["code"] == "staff_only"
     assert (await client.get(PATH)).status_code == 401

@@ -21,7 +21,7 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -74,11 +74,13 @@ from tests.workflows.shipment_standins import (
 from workflows.carts import CartAbandonmentWorkflow
 from workflows.events import EventDeliveryWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
+from workflows.maintenance import AnalyticsRollupWorkflow
 from workflows.onboarding import UserOnboardingWorkflow
 from workflows.orders import OrderWorkflow
 from workflows.returns import ReturnWorkflow
 from workflows.shipments import ShipmentWorkflow
 from workflows.system import StackProbeInput, StackProbeWorkflow
+from workflows.types.analytics import RollupInput, RollupResult
 from workflows.types.carts import AbandonmentInput
 from workflows.types.events import (
     DEAD_LETTER_ACTIVITY,
@@ -110,6 +112,7 @@ WORKFLOWS = [
     FulfillmentWorkflow,
     ReturnWorkflow,  # its histories: record_return_histories.py
     ShipmentWorkflow,
+    AnalyticsRollupWorkflow,
 ]
 
 # --- stand-in activities ------------------------------------------------------------------
@@ -153,6 +156,11 @@ async def contact(input: ContactInput) -> Contact:
 @activity.defn(name="system.probe")
 async def probe(input: ProbeInput) -> ProbeResult:
     return ProbeResult(queue=input.queue, host="recorder", pid=1, database=True, redis=True)
+
+
+@activity.defn(name="analytics.refresh_rollups")
+async def refresh_rollups(input: RollupInput) -> RollupResult:
+    return RollupResult(hours=2, refund_hours=0, watermark=datetime(2026, 12, 4, 12, tzinfo=UTC))
 
 
 DEAD_EVENT = "evt_recorded_dead"
@@ -228,6 +236,14 @@ async def onboarding(env: WorkflowEnvironment, queue: str) -> str:
         task_queue=queue,
     )
     return "onboarding"
+
+
+@recording("analytics_rollup_ok")
+async def analytics_rollup(env: WorkflowEnvironment, queue: str) -> str:
+    await env.client.execute_workflow(
+        AnalyticsRollupWorkflow.run, RollupInput(), id="analytics-rollup", task_queue=queue
+    )
+    return "analytics-rollup"
 
 
 @recording("stack_probe_ok")
@@ -540,7 +556,14 @@ def _workers(client: Client, queue: str) -> list[Worker]:
             client,
             task_queue=queue,
             workflows=others,
-            activities=[send_email, contact, probe, deliver_event, dead_letter_event],
+            activities=[
+                send_email,
+                contact,
+                probe,
+                deliver_event,
+                dead_letter_event,
+                refresh_rollups,
+            ],
         ),
         *standins.workers(client),
     ]

@@ -25,6 +25,7 @@ def test_there_are_histories_to_replay() -> None:
         "cart_abandonment_closed",
         "user_onboarding_sent",
         "stack_probe_ok",
+        "analytics_rollup_ok",
         "order_fulfillment_queued",
         "order_payment_declined",
         "order_payment_declined_by_event",
