@@ -3,8 +3,8 @@ keeps them; each hour is recomputed whole from raw rows whenever something in it
 
 Distinct people over any range stay exact: every person gets a dense ``number`` in
 ``analytics_people``, and each (hour, event) row keeps the set of its people as a
-zlib-compressed bitmap of those numbers; a range's people are the union of its hours'
-bitmaps."""
+zlib-compressed bitmap of those numbers; a range's people are the union of its days' and
+edge hours' bitmaps."""
 
 from __future__ import annotations
 
@@ -38,6 +38,19 @@ class AnalyticsEventHour(SQLModel, table=True):
     __tablename__ = "analytics_event_hourly"
 
     hour: datetime = _hour()
+    event: str = Field(primary_key=True, max_length=100)
+    events: int
+    people: int
+    bitmap: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class AnalyticsEventDay(SQLModel, table=True):
+    """The same per UTC day (the union of its hours), so that long ranges read a row a
+    day rather than 24."""
+
+    __tablename__ = "analytics_event_daily"
+
+    day: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)
     event: str = Field(primary_key=True, max_length=100)
     events: int
     people: int

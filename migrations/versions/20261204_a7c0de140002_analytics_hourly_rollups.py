@@ -1,4 +1,4 @@
-"""analytics: hourly rollups (events and people, sales, refunds, product views and sales),
+"""analytics: hourly rollups (events and people, also per day; sales, refunds, product views and sales),
 dense person numbers for exact distinct counts, and the rollups' watermark
 
 Revision ID: a7c0de140002
@@ -38,6 +38,15 @@ def upgrade() -> None:
         sa.Column("people", sa.Integer(), nullable=False),
         sa.Column("bitmap", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("hour", "event", name=op.f("analytics_event_hourly_pkey")),
+    )
+    op.create_table(
+        "analytics_event_daily",
+        sa.Column("day", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("event", sa.String(100), nullable=False),
+        sa.Column("events", sa.Integer(), nullable=False),
+        sa.Column("people", sa.Integer(), nullable=False),
+        sa.Column("bitmap", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "event", name=op.f("analytics_event_daily_pkey")),
     )
     op.create_table(
         "analytics_sales_hourly",
@@ -91,6 +100,7 @@ def downgrade() -> None:
         "analytics_product_view_hourly",
         "analytics_refund_hourly",
         "analytics_sales_hourly",
+        "analytics_event_daily",
         "analytics_event_hourly",
         "analytics_people",
     ):

@@ -22,6 +22,10 @@ def encode(numbers: Iterable[int]) -> bytes:
     return zlib.compress(bytes(bits), 1)
 
 
+def encode_int(members: int) -> bytes:
+    return zlib.compress(members.to_bytes((members.bit_length() + 7) // 8, "little"), 1)
+
+
 def decode(blob: bytes) -> int:
     return int.from_bytes(zlib.decompress(blob), "little")
 

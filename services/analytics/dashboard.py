@@ -7,7 +7,7 @@ recomputes every minute: figures are at most about a minute behind)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +34,7 @@ from models.analytics_dashboard import (
     UsersPublic,
 )
 from models.analytics_rollups import ANY_EVENT
-from services.analytics import bitmaps
+from services.analytics.people import DAY, PeopleReader, midnight, next_midnight
 from services.analytics.ranges import TimeRange
 from services.catalog.products import ProductRepository
 from services.inventory.stock import StockService
@@ -42,8 +42,7 @@ from services.inventory.stock import StockService
 DEFAULT_CURRENCY = "USD"
 FUNNEL_STEPS = ("product_view", "add_to_cart", "checkout_start", "payment_start", "order_complete")
 TOP = 10
-# (hour, event, the hour's people of that event as a bitmap int)
-HourPeople = tuple[datetime, str, int]
+HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -107,17 +106,6 @@ class DashboardRepository:
         )
         return {h: Money(orders=o, revenue=r) for h, o, r in rows}
 
-    async def people(self, span: TimeRange, events: Sequence[str]) -> list[HourPeople]:
-        """Each hour's people per event, decoded once (a bitmap as an ``int``)."""
-        rows = await self._rows(
-            "SELECT hour, event, bitmap FROM analytics_event_hourly "
-            "WHERE hour >= :start AND hour < :end AND event = ANY(:events)",
-            start=span.start,
-            end=span.end,
-            events=list(events),
-        )
-        return [(h, e, bitmaps.decode(b)) for h, e, b in rows]
-
     async def event_count(self, span: TimeRange, event: str) -> int:
         rows = await self._rows(
             "SELECT coalesce(sum(events), 0) FROM analytics_event_hourly "
@@ -152,20 +140,28 @@ class DashboardRepository:
 
 
 def _buckets(span: TimeRange) -> list[datetime]:
-    step = timedelta(hours=1) if span.granularity == "hour" else timedelta(days=1)
-    count = -(-span.length // step)
-    return [span.start + i * step for i in range(count)]
+    """Series points: hours from the range's start, or UTC days (the first and last may be
+    partial: a point's ``at`` is where its piece of the range starts)."""
+    if span.granularity == "hour":
+        return [span.start + i * HOUR for i in range(-(-span.length // HOUR))]
+    points, day = [span.start], next_midnight(span.start)
+    while day < span.end:
+        points.append(day)
+        day += DAY
+    return points
 
 
-def _bucket_of(span: TimeRange, hour: datetime) -> datetime:
-    step = timedelta(hours=1) if span.granularity == "hour" else timedelta(days=1)
-    return span.start + ((hour - span.start) // step) * step
+def _bucket_of(span: TimeRange, at: datetime) -> datetime:
+    if span.granularity == "hour":
+        return span.start + ((at - span.start) // HOUR) * HOUR
+    return max(span.start, midnight(at))
 
 
 class DashboardReader:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.rollups = DashboardRepository(session)
+        self.people = PeopleReader(session)
 
     async def dashboard(self, query: DashboardQuery) -> Dashboard:
         span = query.range
@@ -173,8 +169,12 @@ class DashboardReader:
         money = await self.rollups.sales(span)
         old_money = await self.rollups.sales(before) if before else {}
         currency = max(money, key=lambda c: (money[c].revenue, c)) if money else DEFAULT_CURRENCY
-        people = await self.rollups.people(span, (ANY_EVENT, *FUNNEL_STEPS))
-        old_people = await self.rollups.people(before, (ANY_EVENT,)) if before else []
+        people = await self.people.unions(span.start, span.end, (ANY_EVENT, *FUNNEL_STEPS))
+        was_active = (
+            (await self.people.unions(before.start, before.end, (ANY_EVENT,)))[ANY_EVENT]
+            if before
+            else 0
+        )
         return Dashboard(
             range=RangePublic(
                 time_range=span.label,
@@ -186,16 +186,14 @@ class DashboardReader:
                 previous_to=before.end if before else None,
             ),
             sales=self._sales(currency, money, old_money, compare=before is not None),
-            users=await self._users(span, before, people, old_people),
+            users=await self._users(span, before, people[ANY_EVENT], was_active),
             products=await self._products(span),
             conversion=_conversion(people),
             series=SeriesPublic(
                 granularity=span.granularity,
                 currency=currency,
-                points=await self._series(span, currency, people),
-                previous_points=await self._series(before, currency, old_people)
-                if before
-                else None,
+                points=await self._series(span, currency),
+                previous_points=await self._series(before, currency) if before else None,
             ),
             timestamp=query.now or span.end,
         )
@@ -233,10 +231,9 @@ class DashboardReader:
         self,
         span: TimeRange,
         before: TimeRange | None,
-        people: list[HourPeople],
-        old_people: list[HourPeople],
+        active: int,
+        was_active: int,
     ) -> UsersPublic:
-        active = _union(b for _, e, b in people if e == ANY_EVENT)
         new_users = await self.rollups.event_count(span, "user_created")
         if before is None:
             return UsersPublic(
@@ -246,7 +243,6 @@ class DashboardReader:
                 user_growth=None,
                 previous=None,
             )
-        was_active = _union(b for _, _, b in old_people)
         return UsersPublic(
             new_users=new_users,
             active_users=active.bit_count(),
@@ -305,33 +301,38 @@ class DashboardReader:
         products = await ProductRepository(self.session).by_ids(sorted(set(product_ids)))
         return {p.id: p.name for p in products.values()}
 
-    async def _series(
-        self, span: TimeRange, currency: str, people: list[HourPeople]
-    ) -> list[SeriesPoint]:
+    async def _series(self, span: TimeRange, currency: str) -> list[SeriesPoint]:
         sales = await self.rollups.sales_by_hour(span, currency)
         orders: dict[datetime, int] = defaultdict(int)
         revenue: dict[datetime, int] = defaultdict(int)
         for hour, money in sales.items():
             orders[_bucket_of(span, hour)] += money.orders
             revenue[_bucket_of(span, hour)] += money.revenue
-        active: dict[datetime, int] = defaultdict(int)
-        for hour, event, blob in people:
-            if event == ANY_EVENT:
-                bucket = _bucket_of(span, hour)
-                active[bucket] |= blob
+        points = _buckets(span)
+        active = await self._active(span, points)
         return [
-            SeriesPoint(
-                at=at, revenue=revenue[at], orders=orders[at], active_users=active[at].bit_count()
-            )
-            for at in _buckets(span)
+            SeriesPoint(at=at, revenue=revenue[at], orders=orders[at], active_users=active[at])
+            for at in points
         ]
 
-
-def _union(members: Iterable[int]) -> int:
-    union = 0
-    for member in members:
-        union |= member
-    return union
+    async def _active(self, span: TimeRange, points: list[datetime]) -> dict[datetime, int]:
+        """People per point: the rollup row's own count for an hour or a whole day, the
+        union of its hours for a partial day at either end of the range."""
+        if span.granularity == "hour":
+            counts = await self.people.hourly_counts(span.start, span.end, ANY_EVENT)
+            active: dict[datetime, int] = defaultdict(int)
+            for hour, people in counts.items():
+                active[_bucket_of(span, hour)] = people
+            return active
+        days = await self.people.daily_counts(span.start, span.end, ANY_EVENT)
+        active = defaultdict(int)
+        for at, end in zip(points, [*points[1:], span.end], strict=True):
+            if end - at == DAY and at == midnight(at):
+                active[at] = days.get(at, 0)
+            else:
+                union = await self.people.unions(at, end, (ANY_EVENT,))
+                active[at] = union[ANY_EVENT].bit_count()
+        return active
 
 
 def _top(
@@ -358,8 +359,8 @@ def _currency_sales(currency: str, now: Money, then: Money | None, compare: bool
     )
 
 
-def _conversion(people: list[HourPeople]) -> ConversionPublic:
-    counts = [_union(b for _, e, b in people if e == step).bit_count() for step in FUNNEL_STEPS]
+def _conversion(people: dict[str, int]) -> ConversionPublic:
+    counts = [people[step].bit_count() for step in FUNNEL_STEPS]
     first = counts[0]
     return ConversionPublic(
         steps=[

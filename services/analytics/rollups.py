@@ -25,6 +25,7 @@ from services.analytics import bitmaps
 STATE = "hourly"
 OVERLAP = timedelta(minutes=5)
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # An order is a sale once paid: confirmed or later, or its payment captured (an order
 # cancelled after capture stays a sale; its refund counts as a refund, by refund time).
@@ -149,6 +150,27 @@ class RollupRepository:
         for statement in (SALES, PRODUCT_VIEWS, PRODUCT_SALES):
             await self._rows(statement, **span)
 
+    async def recompute_day(self, day: datetime) -> None:
+        """The day's events and people: the sums and unions of its hourly rows."""
+        await self._rows("DELETE FROM analytics_event_daily WHERE day = :day", day=day)
+        rows = await self._rows(
+            "SELECT event, sum(events), array_agg(bitmap) FROM analytics_event_hourly "
+            "WHERE hour >= :day AND hour < :end GROUP BY event",
+            day=day,
+            end=day + DAY,
+        )
+        for event, count, blobs in rows:
+            members = bitmaps.union(bytes(b) for b in blobs)
+            await self._rows(
+                "INSERT INTO analytics_event_daily "
+                "VALUES (:day, :event, :events, :people, :bitmap)",
+                day=day,
+                event=event,
+                events=count,
+                people=members.bit_count(),
+                bitmap=bitmaps.encode_int(members),
+            )
+
     async def recompute_refund_hour(self, start: datetime) -> None:
         """Refunds come from ``payment.refunded`` outbox rows, which are pruned after the
         outbox retention: only hours with new refunds are recomputed, never older ones."""
@@ -210,3 +232,6 @@ class RollupService:
                     await rollups.recompute_hour(hour)
                 if "refunds" in parts:
                     await rollups.recompute_refund_hour(hour)
+        for day in sorted({h.replace(hour=0) for h in hours}):
+            async with transaction(self.sessions) as session:
+                await RollupRepository(session).recompute_day(day)

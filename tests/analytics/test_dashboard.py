@@ -195,6 +195,41 @@ async def test_the_dashboard_equals_the_figures_worked_out_by_hand(
     assert sum(p.revenue for p in series.previous_points) == 4000
 
 
+async def test_a_range_with_partial_days_reads_its_edge_hours(
+    db_sessions: SessionFactory,
+) -> None:
+    """8 Jan 06:00 to 14 Jan 23:00: whole days 9 to 13 from the daily rows, the edges
+    from the hours. p3 (8 Jan 05:00) and the guest (14 Jan 23:30) fall outside."""
+    await build(db_sessions)
+    span = resolve_range(None, at(8, 6), at(14, 23), now=TO)
+    async with db_sessions() as session:
+        board = await PostgresAnalyticsStore(session).dashboard(
+            DashboardQuery(range=span, compare=False, now=TO)
+        )
+    assert board.users.active_users == 2  # p1 and p2
+    assert [s.people for s in board.conversion.steps] == [2, 2, 1, 1, 1]
+    assert board.sales.revenue == 18000
+
+
+async def test_daily_series_use_utc_days(db_sessions: SessionFactory) -> None:
+    """Thirty days from 1 Jan 12:00: a half day, 29 whole days, a half day."""
+    await build(db_sessions)
+    span = resolve_range(None, at(1, 12), at(31, 12), now=TO)
+    async with db_sessions() as session:
+        board = await PostgresAnalyticsStore(session).dashboard(
+            DashboardQuery(range=span, compare=False, now=TO)
+        )
+    points = board.series.points
+    assert (board.series.granularity, len(points)) == ("day", 31)
+    assert (points[0].at, points[1].at, points[-1].at) == (at(1, 12), at(2, 0), at(31, 0))
+    by_day = {p.at: p for p in points}
+    assert (by_day[at(9, 0)].revenue, by_day[at(9, 0)].active_users) == (10000, 1)
+    assert by_day[at(3, 0)].active_users == 1  # p5 (p1 came on the 2nd)
+    assert by_day[at(2, 0)].active_users == 1
+    assert sum(p.revenue for p in points) == 4000 + 18000  # USD: F, then A, B, E
+    assert sum(p.active_users for p in points) == 6
+
+
 async def test_without_comparison_there_is_no_previous_period(
     db_sessions: SessionFactory,
 ) -> None:

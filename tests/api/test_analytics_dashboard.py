@@ -3,6 +3,8 @@ the field (the figures themselves: tests/analytics/test_dashboard.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import httpx
 
 from tests.factories import signed_up
@@ -41,7 +43,10 @@ async def test_long_ranges_are_daily_and_compare_none_drops_the_previous_period(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["range"]["granularity"] == "day"
-    assert len(body["series"]["points"]) == 30
+    # UTC days: the range's first and last days are partial unless it starts at midnight.
+    start = datetime.fromisoformat(body["range"]["from"])
+    assert len(body["series"]["points"]) == (30 if start.hour == 0 else 31)
+    assert body["series"]["points"][1]["at"].endswith("T00:00:00Z")
     assert body["series"]["previousPoints"] is None
     assert body["range"]["previousFrom"] is None
     custom = await client.get(
