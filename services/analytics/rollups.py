@@ -88,6 +88,7 @@ SELECT CAST(:start AS timestamptz), data ->> 'currency', count(*),
        sum((data ->> 'amount')::bigint)
 FROM outbox
 WHERE type = 'payment.refunded' AND created_at >= :start AND created_at < :end
+  AND length(data ->> 'currency') = 3 AND data ? 'amount'
 GROUP BY 2
 """
 HOURLY_TABLES = (
