@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from api.deps import DbSession
 from api.problems import problem_responses
@@ -21,7 +21,11 @@ router = APIRouter(prefix="/analytics", tags=["analytics"])
 
 
 def analytics_store(session: DbSession) -> AnalyticsStore:
+    """The one way routes read analytics (PostgreSQL today)."""
     return PostgresAnalyticsStore(session)
+
+
+Store = Annotated[AnalyticsStore, Depends(analytics_store)]
 
 
 @router.get(
@@ -32,7 +36,7 @@ def analytics_store(session: DbSession) -> AnalyticsStore:
 )
 async def dashboard(
     caller: StaffUser,
-    session: DbSession,
+    store: Store,
     time_range: Annotated[
         str | None,
         Query(
@@ -75,7 +79,6 @@ async def dashboard(
     422 `invalid_time_range` naming the `field`."""
     now = utcnow()
     span = resolve_range(time_range, start, end, now)
-    store = analytics_store(session)
     return await store.dashboard(
         DashboardQuery(range=span, compare=compare == "previous_period", now=now)
     )
