@@ -18,8 +18,8 @@ from api.openapi import install_openapi
 from api.routes import (
     addresses,
     admin_events,
-    analytics_track,
     analytics_dashboard,
+    analytics_track,
     auth,
     carts,
     catalog,

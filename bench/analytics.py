@@ -18,7 +18,6 @@ seed a catalogue (the events name its products), then per size:
 
 from __future__ import annotations
 
-import importlib
 import random
 import time
 from collections.abc import Callable
@@ -160,31 +159,21 @@ async def table_sizes(conn: asyncpg.Connection) -> TableSizes:
 
 
 async def bring_rollups_up_to_date(settings: Settings) -> str:
-    """Recompute the hourly rollups the dashboard reads, after a bulk load.
+    """Recompute the hourly rollups the dashboard reads, after a bulk load: the step the
+    ``analytics-rollup`` schedule's activity runs (``RollupService.refresh``), timed."""
+    from core.db import create_engine, create_session_factory
+    from services.analytics.rollups import RollupService
 
-    INTEGRATION POINT (issue 14): the rollups are another change of the same issue
-    (``services.analytics.rollups``, maintained by a Temporal schedule). This calls its
-    ``catch_up(session)``, the step the schedule's activity runs, in one transaction;
-    until that module is in the build the dashboard is timed over rollups nobody filled,
-    and the line says so.
-    """
-    from core.db import create_engine, create_session_factory, transaction
-
-    try:
-        rollups = importlib.import_module("services.analytics.rollups")
-    except ModuleNotFoundError:
-        return "rollups: not in this build (no services.analytics.rollups): none computed"
-    catch_up = getattr(rollups, "catch_up", None)
-    if catch_up is None:
-        return "rollups: services.analytics.rollups has no catch_up(session): none computed"
     engine = create_engine(settings)
     started = time.perf_counter()
     try:
-        async with transaction(create_session_factory(engine)) as session:
-            await catch_up(session)
+        outcome = await RollupService(create_session_factory(engine)).refresh()
     finally:
         await engine.dispose()
-    return f"rollups brought up to date in {time.perf_counter() - started:,.1f} s"
+    return (
+        f"rollups brought up to date in {time.perf_counter() - started:,.1f} s "
+        f"({outcome.hours:,} hours recomputed)"
+    )
 
 
 def _bar(console: Console) -> Progress:

@@ -154,9 +154,7 @@ async def test_the_analytics_queries_do_not_exist_yet(http: httpx.AsyncClient) -
     answers 404; this test then fails, and whoever builds it replaces it."""
     user = await register(http)
     auth = bearer(await login(http, email=user["email"]))
-    for response in (
-        await http.get("/api/analytics/funnel", headers=auth),
-    ):
+    for response in (await http.get("/api/analytics/funnel", headers=auth),):
         problem(response, 404, "not_found")
 
 
