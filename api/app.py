@@ -20,6 +20,7 @@ from api.routes import (
     admin_events,
     analytics_dashboard,
     analytics_track,
+    analytics_funnel,
     auth,
     carts,
     catalog,
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_events.router,
         analytics_track.router,
         analytics_dashboard.router,
+        analytics_funnel.router,
     ):
         api.include_router(routes)
     app.include_router(api)

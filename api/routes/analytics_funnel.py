@@ -1,0 +1,175 @@
+"""Funnel and retention readings (staff), through the ``AnalyticsStore``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from api.deps import DbSession
+from api.problems import problem_responses
+from api.security import StaffUser
+from core.errors import ValidationFailed
+from models.analytics_funnel import FunnelReport, RetentionReport
+from models.base import utcnow
+from services.analytics.funnel import FunnelQuery
+from services.analytics.postgres import PostgresAnalyticsStore
+from services.analytics.ranges import InvalidTimeRange
+from services.analytics.retention import RetentionQuery
+from services.analytics.store import AnalyticsStore
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+
+def analytics_store(session: DbSession) -> AnalyticsStore:
+    return PostgresAnalyticsStore(session)
+
+
+Store = Annotated[AnalyticsStore, Depends(analytics_store)]
+TimeRangeParam = Annotated[
+    str | None,
+    Query(
+        alias="timeRange",
+        max_length=8,
+        description="`24h`, `7d`, `30d`, `90d` or `12m`, ending now",
+        examples=["7d"],
+    ),
+]
+FromParam = Annotated[
+    datetime | None,
+    Query(
+        alias="from",
+        description="Start (ISO 8601, with `to`; replaces `timeRange`)",
+        examples=["2026-11-01T00:00:00Z"],
+    ),
+]
+ToParam = Annotated[
+    datetime | None,
+    Query(alias="to", description="End, exclusive (at most 400 days after `from`)"),
+]
+
+
+@router.get(
+    "/funnel",
+    summary="Conversion funnel (staff)",
+    response_model=FunnelReport,
+    responses=problem_responses(
+        InvalidTimeRange,
+        (ValidationFailed, "invalid_funnel_step"),
+        (ValidationFailed, "invalid_window"),
+        (ValidationFailed, "invalid_order"),
+        (ValidationFailed, "invalid_breakdown"),
+    ),
+)
+async def funnel(
+    caller: StaffUser,
+    store: Store,
+    time_range: TimeRangeParam = None,
+    start: FromParam = None,
+    end: ToParam = None,
+    steps: Annotated[
+        str | None,
+        Query(
+            max_length=700,
+            description="Event names, comma-separated (2 to 10; custom events allowed); "
+            "default the seed's five",
+            examples=["product_view,add_to_cart,order_complete"],
+        ),
+    ] = None,
+    window: Annotated[
+        str | None,
+        Query(
+            max_length=8,
+            description="Conversion window from entry: `30m`, `2h`, `14d` (at most 90d)",
+            examples=["14d"],
+        ),
+    ] = None,
+    order: Annotated[
+        str | None,
+        Query(max_length=16, description="`ordered`, `strict` or `any`", examples=["ordered"]),
+    ] = None,
+    step_windows: Annotated[
+        str | None,
+        Query(
+            alias="stepWindows",
+            max_length=100,
+            description="Per step after the first, the most time from the previous step",
+            examples=["1h,1d,30m,30m"],
+        ),
+    ] = None,
+    breakdown: Annotated[
+        str | None,
+        Query(max_length=16, description="`category` or `source`", examples=["source"]),
+    ] = None,
+) -> FunnelReport:
+    """People (the user, or the anonymous id before sign-in) who did the first step in
+    the range, and how far they got within `window` of it: per step `count`,
+    `conversionFromPrevious`, `conversionFromStart`, `inWindow` (reached the previous
+    step and can still convert), `dropped` (cannot any more) and
+    `medianSecondsFromPrevious`. `order=strict` allows no other event between steps;
+    `any` takes the steps after the first in any order. Definitions: README, Funnel."""
+    now = utcnow()
+    query = FunnelQuery.parse(
+        now=now,
+        time_range=time_range,
+        start=start,
+        end=end,
+        steps=steps,
+        window=window,
+        order=order,
+        step_windows=step_windows,
+        breakdown=breakdown,
+    )
+    return await store.funnel(query, now)
+
+
+@router.get(
+    "/retention",
+    summary="Retention cohorts (staff)",
+    response_model=RetentionReport,
+    responses=problem_responses(
+        InvalidTimeRange,
+        (ValidationFailed, "invalid_period"),
+        (ValidationFailed, "invalid_periods"),
+        (ValidationFailed, "invalid_cohort"),
+    ),
+)
+async def retention(
+    caller: StaffUser,
+    store: Store,
+    time_range: TimeRangeParam = None,
+    start: FromParam = None,
+    end: ToParam = None,
+    period: Annotated[
+        str | None,
+        Query(max_length=8, description="`week` (default) or `day`", examples=["week"]),
+    ] = None,
+    periods: Annotated[
+        int | None,
+        Query(description="Periods after the first, 1 to 26 (default 8)", examples=[8]),
+    ] = None,
+    cohort: Annotated[
+        str | None,
+        Query(
+            max_length=16,
+            description="`first_order` (default) or `first_visit`",
+            examples=["first_order"],
+        ),
+    ] = None,
+) -> RetentionReport:
+    """People grouped by the week (or day) of their first order (or first visit) within
+    the range (default 90 days for weeks, 30 for days), and per cohort `retained[k]`:
+    how many ordered again (or came back at all) in period k; `retained[0]` is the
+    cohort's `size`. Periods that have not begun yet are left out, not zero."""
+    now = utcnow()
+    query = RetentionQuery.parse(
+        period=period,
+        periods=periods,
+        cohort=cohort,
+        time_range=time_range,
+        start=start,
+        end=end,
+        now=now,
+    )
+    return await store.retention(query, now)

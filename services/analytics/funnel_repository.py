@@ -1,0 +1,195 @@
+"""The funnel's SQL: who entered, and either every step's figures computed in the
+database, or each entered person's events for the walk in ``funnel_walk``.
+
+Only the steps' events in the range plus the window are read, through the
+(event, created_at) index; each step is one hash aggregate over its own events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.analytics.funnel_walk import FunnelOrder, WalkRules
+from services.analytics.ranges import TimeRange
+
+
+class Breakdown(StrEnum):
+    CATEGORY = "category"  # the entry event's categoryId, else its product's category
+    SOURCE = "source"  # utm_source, else the referrer's host, else direct
+
+
+@dataclass(frozen=True)
+class StepFigures:
+    """One group's figures per step: people, people still inside the window, and the
+    median seconds from the previous step (``None`` for the first step or nobody)."""
+
+    counts: list[int]
+    in_window: list[int]
+    medians: list[float | None]
+
+
+_FIRSTS = """firsts AS (
+  SELECT DISTINCT ON (person_id) person_id, created_at AS t0, properties, referrer
+  FROM analytics_events
+  WHERE event = :s0 AND created_at >= :start AND created_at < :end
+  ORDER BY person_id, created_at, id
+)"""
+_ENTRY = {
+    None: """entry AS (
+  SELECT person_id, min(created_at) AS t0, '' AS grp
+  FROM analytics_events
+  WHERE event = :s0 AND created_at >= :start AND created_at < :end
+  GROUP BY person_id
+)""",
+    Breakdown.CATEGORY: _FIRSTS
+    + """,
+entry AS (
+  SELECT f.person_id, f.t0,
+    coalesce(c.slug, pc.slug, f.properties->>'categoryId', 'uncategorized') AS grp
+  FROM firsts f
+  LEFT JOIN categories c ON c.id = f.properties->>'categoryId'
+  LEFT JOIN products p ON p.id = f.properties->>'productId'
+  LEFT JOIN categories pc ON pc.id = p.category_id
+)""",
+    Breakdown.SOURCE: _FIRSTS
+    + """,
+entry AS (
+  SELECT f.person_id, f.t0, coalesce(
+    nullif(lower(f.properties->>'utm_source'), ''),
+    nullif(lower(substring(f.referrer from '^[A-Za-z][A-Za-z0-9+.-]*://([^/:?#]+)')), ''),
+    'direct') AS grp
+  FROM firsts f
+)""",
+}
+_WINDOW = "CAST(:window AS interval)"
+
+
+def _step_events(k: int, source: str, after: str) -> str:
+    """The first event of step ``k`` of each person of ``source``, at or after ``after``
+    and inside the funnel window from entry."""
+    return f"""s{k} AS (
+  SELECT c.person_id, min(e.created_at) AS t
+  FROM {source} c JOIN analytics_events e ON e.person_id = c.person_id
+  WHERE {after} IS NOT NULL AND e.event = :s{k}
+    AND e.created_at >= :start AND e.created_at <= :horizon
+    AND e.created_at >= {after} AND e.created_at <= c.t0 + {_WINDOW}
+  GROUP BY c.person_id
+)"""
+
+
+def _chain(rules: WalkRules) -> list[str]:
+    """``c{k}``: every entered person with ``t{j}``, when they reached step j ≤ k."""
+    parts = ["c0 AS (SELECT * FROM entry)"]
+    for k in range(1, len(rules.steps)):
+        if rules.order is FunnelOrder.ANY:
+            # Steps after the first in any order: step k is reached once steps 1..k were
+            # all seen, at the latest of their first times.
+            parts.append(_step_events(k, "entry", "c.t0"))
+            reach = f"greatest(c.t{k - 1}, s.t)"
+            fits = f" AND {reach} - c.t{k - 1} <= CAST(:sw{k} AS interval)"
+            reached = (
+                f"CASE WHEN c.t{k - 1} IS NOT NULL AND s.t IS NOT NULL"
+                f"{fits if rules.step_windows else ''} THEN {reach} END"
+            )
+        else:
+            parts.append(_step_events(k, f"c{k - 1}", f"c.t{k - 1}"))
+            reached = "s.t"
+        parts.append(
+            f"c{k} AS (SELECT c.*, {reached} AS t{k} "
+            f"FROM c{k - 1} c LEFT JOIN s{k} s ON s.person_id = c.person_id)"
+        )
+    return parts
+
+
+def _figures_select(rules: WalkRules, by: Breakdown | None) -> str:
+    n = len(rules.steps)
+    columns = [
+        "GROUPING(grp) = 1 AS total, grp" if by else "true AS total, '' AS grp",
+        *(f"count(t{k}) AS c{k}" for k in range(n)),
+    ]
+    for k in range(1, n):
+        deadline = f"t0 + {_WINDOW}"
+        if rules.step_windows:
+            deadline = f"least({deadline}, t{k - 1} + CAST(:sw{k} AS interval))"
+        columns.append(
+            f"count(*) FILTER (WHERE t{k - 1} IS NOT NULL AND t{k} IS NULL"
+            f" AND {deadline} > :now) AS w{k}"
+        )
+        columns.append(
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+            f"CAST(extract(epoch FROM t{k} - t{k - 1}) AS double precision)) AS m{k}"
+        )
+    grouping = " GROUP BY GROUPING SETS ((grp), ())" if by else ""
+    return f"SELECT {', '.join(columns)} FROM c{n - 1}{grouping}"
+
+
+def _params(rules: WalkRules, time_range: TimeRange) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "start": time_range.start,
+        "end": time_range.end,
+        "horizon": time_range.end + rules.window,
+        "window": rules.window,
+    }
+    params |= {f"s{k}": step for k, step in enumerate(rules.steps)}
+    if rules.step_windows:
+        params |= {f"sw{k}": w for k, w in enumerate(rules.step_windows, start=1)}
+    return params
+
+
+class FunnelRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def figures(
+        self, rules: WalkRules, by: Breakdown | None, time_range: TimeRange, now: datetime
+    ) -> dict[str | None, StepFigures]:
+        """``ordered`` without step windows, or ``any``: computed in the database, by
+        breakdown value (``None``: everyone)."""
+        assert rules.order is FunnelOrder.ANY or not rules.step_windows
+        chain = ",\n".join(_chain(rules))
+        sql = f"WITH {_ENTRY[by]},\n{chain}\n{_figures_select(rules, by)}"
+        rows = await self.session.exec(
+            text(sql),  # type: ignore[call-overload]
+            params=_params(rules, time_range) | {"now": now},
+        )
+        n = len(rules.steps)
+        found: dict[str | None, StepFigures] = {}
+        for row in rows.mappings().all():
+            found[None if row["total"] else str(row["grp"])] = StepFigures(
+                [int(row[f"c{k}"]) for k in range(n)],
+                [0, *(int(row[f"w{k}"]) for k in range(1, n))],
+                [None, *(row[f"m{k}"] for k in range(1, n))],
+            )
+        return found
+
+    async def paths(
+        self, rules: WalkRules, by: Breakdown | None, time_range: TimeRange
+    ) -> list[tuple[str, datetime, list[tuple[str, datetime]]]]:
+        """Each entered person's breakdown value, entry time and events inside the window
+        (the steps' events; every event for ``strict``), oldest first."""
+        only_steps = ""
+        params = _params(rules, time_range)
+        if rules.order is not FunnelOrder.STRICT:
+            only_steps = " AND e.event = ANY(CAST(:steps AS text[]))"
+            params["steps"] = list(rules.steps)
+        sql = f"""WITH {_ENTRY[by]}
+SELECT c.person_id, c.grp, c.t0 AS entered_at, e.event, e.created_at
+FROM entry c JOIN analytics_events e ON e.person_id = c.person_id
+WHERE e.created_at >= :start AND e.created_at <= :horizon
+  AND e.created_at >= c.t0 AND e.created_at <= c.t0 + {_WINDOW}{only_steps}
+ORDER BY c.person_id, e.created_at, e.id"""
+        rows = await self.session.exec(text(sql), params=params)  # type: ignore[call-overload]
+        people: list[tuple[str, datetime, list[tuple[str, datetime]]]] = []
+        current: str | None = None
+        for row in rows.all():
+            if row.person_id != current:
+                current = row.person_id
+                people.append((str(row.grp), row.entered_at, []))
+            people[-1][2].append((row.event, row.created_at))
+        return people

@@ -1,0 +1,171 @@
+"""Retention: cohorts of people by the period of their first order (or first visit),
+and how many of each came back in each later period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import ValidationFailed
+from models.analytics_funnel import RetentionCohort, RetentionReport
+from services.analytics.funnel import range_public
+from services.analytics.ranges import TimeRange, resolve_range
+
+MAX_PERIODS = 26
+DEFAULT_PERIODS = 8
+
+
+class RetentionPeriod(StrEnum):
+    WEEK = "week"  # ISO weeks, from Monday 00:00 UTC
+    DAY = "day"
+
+
+class CohortBy(StrEnum):
+    FIRST_ORDER = "first_order"  # cohort: first order_complete; back: another order
+    FIRST_VISIT = "first_visit"  # cohort: first event of any kind; back: any event
+
+
+PERIOD_LENGTH = {RetentionPeriod.WEEK: timedelta(weeks=1), RetentionPeriod.DAY: timedelta(days=1)}
+E = TypeVar("E", bound=StrEnum)
+DEFAULT_RANGE = {RetentionPeriod.WEEK: "90d", RetentionPeriod.DAY: "30d"}
+
+
+def _choice(kind: type[E], raw: str, code: str, field: str) -> E:
+    try:
+        return kind(raw)
+    except ValueError:
+        accepted = ", ".join(member.value for member in kind)
+        raise ValidationFailed(
+            f"{field}: {raw!r}; accepted: {accepted}", code=code, field=field
+        ) from None
+
+
+@dataclass(frozen=True)
+class RetentionQuery:
+    period: RetentionPeriod
+    periods: int
+    cohort_by: CohortBy
+    range: TimeRange
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        period: str | None,
+        periods: int | None,
+        cohort: str | None,
+        time_range: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        now: datetime,
+    ) -> RetentionQuery:
+        unit = _choice(RetentionPeriod, period or "week", "invalid_period", "period")
+        if periods is not None and not 1 <= periods <= MAX_PERIODS:
+            raise ValidationFailed(
+                f"periods: give 1 to {MAX_PERIODS}", code="invalid_periods", field="periods"
+            )
+        by = _choice(CohortBy, cohort or CohortBy.FIRST_ORDER, "invalid_cohort", "cohort")
+        if time_range is None and start is None and end is None:
+            time_range = DEFAULT_RANGE[unit]
+        return cls(unit, periods or DEFAULT_PERIODS, by, resolve_range(time_range, start, end, now))
+
+    @property
+    def first_period(self) -> datetime:
+        """The range's start, down to the start of its period (whole cohorts)."""
+        day = self.range.start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.period is RetentionPeriod.WEEK:
+            day -= timedelta(days=day.weekday())
+        return day
+
+
+_ONLY_ORDERS = " AND {alias}.event = 'order_complete'"
+_RETENTION = """WITH firsts AS (
+  SELECT person_id, min(created_at) AS first_at
+  FROM analytics_events a
+  WHERE created_at >= :start AND created_at < :end{only_a}
+  GROUP BY person_id
+), cohort AS (
+  SELECT f.person_id, date_trunc(:unit, f.first_at, 'UTC') AS cohort_start
+  FROM firsts f
+  WHERE NOT EXISTS (
+    SELECT 1 FROM analytics_events b
+    WHERE b.person_id = f.person_id AND b.created_at < :start{only_b})
+), back AS (
+  SELECT DISTINCT c.cohort_start, c.person_id, CAST(floor(
+    extract(epoch FROM e.created_at - c.cohort_start) / :seconds) AS integer) AS k
+  FROM cohort c JOIN analytics_events e ON e.person_id = c.person_id
+  WHERE e.created_at >= :start AND e.created_at < :horizon{only_e}
+    AND e.created_at >= c.cohort_start + CAST(:period AS interval)
+    AND e.created_at < c.cohort_start + CAST(:span AS interval)
+)
+SELECT cohort_start, 0 AS k, count(*) AS people FROM cohort GROUP BY cohort_start
+UNION ALL
+SELECT cohort_start, k, count(*) AS people FROM back GROUP BY cohort_start, k"""
+
+
+class RetentionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def counts(self, query: RetentionQuery) -> dict[datetime, dict[int, int]]:
+        """People per cohort start and period (0: the cohort itself)."""
+        length = PERIOD_LENGTH[query.period]
+        span = length * (query.periods + 1)
+        orders = query.cohort_by is CohortBy.FIRST_ORDER
+        sql = _RETENTION.format(
+            **{
+                f"only_{alias}": _ONLY_ORDERS.format(alias=alias) if orders else ""
+                for alias in "abe"
+            }
+        )
+        rows = await self.session.exec(
+            text(sql),  # type: ignore[call-overload]
+            params={
+                "start": query.first_period,
+                "end": query.range.end,
+                "horizon": query.range.end + span,
+                "unit": query.period.value,
+                "seconds": int(length.total_seconds()),
+                "period": length,
+                "span": span,
+            },
+        )
+        found: dict[datetime, dict[int, int]] = {}
+        for row in rows.all():
+            found.setdefault(row.cohort_start, {})[int(row.k)] = int(row.people)
+        return found
+
+
+class RetentionService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.repo = RetentionRepository(session)
+
+    async def retention(self, query: RetentionQuery, now: datetime) -> RetentionReport:
+        length = PERIOD_LENGTH[query.period]
+        cohorts: list[RetentionCohort] = []
+        for start, by_period in sorted((await self.repo.counts(query)).items()):
+            size = by_period[0]
+            # Periods that have begun by now; later ones are left out, not zero.
+            reached = min(query.periods + 1, (now - start) // length + 1)
+            retained = [by_period.get(k, 0) for k in range(reached)]
+            cohorts.append(
+                RetentionCohort(
+                    start=start.astimezone(UTC).date(),
+                    size=size,
+                    retained=retained,
+                    rates=[round(count / size, 4) for count in retained],
+                )
+            )
+        return RetentionReport(
+            period=query.period.value,
+            cohort_by=query.cohort_by.value,
+            periods=query.periods,
+            range=range_public(query.range),
+            cohorts=cohorts,
+            timestamp=now,
+        )
