@@ -149,15 +149,6 @@ async def test_the_seed_dashboard_answers_staff(
     problem(customer, 403, "staff_only")
 
 
-async def test_the_analytics_queries_do_not_exist_yet(http: httpx.AsyncClient) -> None:
-    """The seed's funnel call belongs to the analytics issue (14). Until it lands it
-    answers 404; this test then fails, and whoever builds it replaces it."""
-    user = await register(http)
-    auth = bearer(await login(http, email=user["email"]))
-    for response in (await http.get("/api/analytics/funnel", headers=auth),):
-        problem(response, 404, "not_found")
-
-
 async def test_tracking_a_custom_event_as_the_seed_shows(http: httpx.AsyncClient) -> None:
     """As written, `user_123` is not the caller: 403. With the caller's own id: 202."""
     user = await register(http)
@@ -172,3 +163,20 @@ async def test_tracking_a_custom_event_as_the_seed_shows(http: httpx.AsyncClient
     )
     assert tracked.status_code == 202, tracked.text
     assert tracked.json() == {"accepted": 1}
+
+
+async def test_the_seed_funnel(http: httpx.AsyncClient, staff: dict[str, str]) -> None:
+    """`GET /api/analytics/funnel` as written, with a staff token: the seed's five steps
+    over the last 7 days. A shopper's token is refused (staff only)."""
+    response = await http.get("/api/analytics/funnel", headers=staff)
+    assert response.status_code == 200, response.text
+    assert [step["step"] for step in response.json()["steps"]] == [
+        "product_view",
+        "add_to_cart",
+        "checkout_start",
+        "payment_start",
+        "order_complete",
+    ]
+    user = await register(http)
+    shopper = bearer(await login(http, email=user["email"]))
+    problem(await http.get("/api/analytics/funnel", headers=shopper), 403, "staff_only")
