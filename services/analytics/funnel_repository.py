@@ -68,28 +68,31 @@ entry AS (
 )""",
 }
 _WINDOW = "CAST(:window AS interval)"
+# Enough memory for the per-person hash tables of ~100k people without spilling to disk.
+_WORK_MEM = "SET LOCAL work_mem = '64MB'"
 
 
 def _step_events(k: int, source: str, after: str) -> str:
     """The first event of step ``k`` of each person of ``source``, at or after ``after``
-    and inside the funnel window from entry."""
+    and inside the funnel window from entry (``t0``)."""
     return f"""s{k} AS (
-  SELECT c.person_id, min(e.created_at) AS t
+  SELECT c.person_id, c.t0, min(e.created_at) AS t
   FROM {source} c JOIN analytics_events e ON e.person_id = c.person_id
-  WHERE {after} IS NOT NULL AND e.event = :s{k}
-    AND e.created_at >= :start AND e.created_at <= :horizon
+  WHERE e.event = :s{k} AND e.created_at >= :start AND e.created_at <= :horizon
     AND e.created_at >= {after} AND e.created_at <= c.t0 + {_WINDOW}
-  GROUP BY c.person_id
+  GROUP BY c.person_id, c.t0
 )"""
 
 
-def _chain(rules: WalkRules) -> list[str]:
-    """``c{k}``: every entered person with ``t{j}``, when they reached step j ≤ k."""
-    parts = ["c0 AS (SELECT * FROM entry)"]
-    for k in range(1, len(rules.steps)):
-        if rules.order is FunnelOrder.ANY:
-            # Steps after the first in any order: step k is reached once steps 1..k were
-            # all seen, at the latest of their first times.
+def _chain(rules: WalkRules) -> tuple[list[str], str]:
+    """The CTEs, and a relation of every entered person with ``grp``, ``t0`` and
+    ``t{k}``: when they reached step k (null if they did not)."""
+    n = len(rules.steps)
+    if rules.order is FunnelOrder.ANY:
+        # Steps after the first in any order: step k is reached once steps 1..k were all
+        # seen, at the latest of their first times.
+        parts = ["c0 AS (SELECT * FROM entry)"]
+        for k in range(1, n):
             parts.append(_step_events(k, "entry", "c.t0"))
             reach = f"greatest(c.t{k - 1}, s.t)"
             fits = f" AND {reach} - c.t{k - 1} <= CAST(:sw{k} AS interval)"
@@ -97,17 +100,21 @@ def _chain(rules: WalkRules) -> list[str]:
                 f"CASE WHEN c.t{k - 1} IS NOT NULL AND s.t IS NOT NULL"
                 f"{fits if rules.step_windows else ''} THEN {reach} END"
             )
-        else:
-            parts.append(_step_events(k, f"c{k - 1}", f"c.t{k - 1}"))
-            reached = "s.t"
-        parts.append(
-            f"c{k} AS (SELECT c.*, {reached} AS t{k} "
-            f"FROM c{k - 1} c LEFT JOIN s{k} s ON s.person_id = c.person_id)"
-        )
-    return parts
+            parts.append(
+                f"c{k} AS (SELECT c.*, {reached} AS t{k} "
+                f"FROM c{k - 1} c LEFT JOIN s{k} s ON s.person_id = c.person_id)"
+            )
+        return parts, f"c{n - 1}"
+    # In order: step k's first event after step k-1 was first reached, looked for only
+    # among the people who reached step k-1 (fewer at every step).
+    parts = ["s0 AS (SELECT person_id, t0, t0 AS t FROM entry)"]
+    parts += [_step_events(k, f"s{k - 1}", "c.t") for k in range(1, n)]
+    columns = ", ".join(f"s{k}.t AS t{k}" for k in range(1, n))
+    joins = " ".join(f"LEFT JOIN s{k} ON s{k}.person_id = en.person_id" for k in range(1, n))
+    return parts, f"(SELECT en.grp, en.t0, {columns} FROM entry en {joins}) AS reached"
 
 
-def _figures_select(rules: WalkRules, by: Breakdown | None) -> str:
+def _figures_select(rules: WalkRules, by: Breakdown | None, source: str) -> str:
     n = len(rules.steps)
     columns = [
         "GROUPING(grp) = 1 AS total, grp" if by else "true AS total, '' AS grp",
@@ -126,7 +133,7 @@ def _figures_select(rules: WalkRules, by: Breakdown | None) -> str:
             f"CAST(extract(epoch FROM t{k} - t{k - 1}) AS double precision)) AS m{k}"
         )
     grouping = " GROUP BY GROUPING SETS ((grp), ())" if by else ""
-    return f"SELECT {', '.join(columns)} FROM c{n - 1}{grouping}"
+    return f"SELECT {', '.join(columns)} FROM {source}{grouping}"
 
 
 def _params(rules: WalkRules, time_range: TimeRange) -> dict[str, Any]:
@@ -152,8 +159,10 @@ class FunnelRepository:
         """``ordered`` without step windows, or ``any``: computed in the database, by
         breakdown value (``None``: everyone)."""
         assert rules.order is FunnelOrder.ANY or not rules.step_windows
-        chain = ",\n".join(_chain(rules))
-        sql = f"WITH {_ENTRY[by]},\n{chain}\n{_figures_select(rules, by)}"
+        await self.session.exec(text(_WORK_MEM))  # type: ignore[call-overload]
+        parts, source = _chain(rules)
+        chain = ",\n".join(parts)
+        sql = f"WITH {_ENTRY[by]},\n{chain}\n{_figures_select(rules, by, source)}"
         rows = await self.session.exec(
             text(sql),  # type: ignore[call-overload]
             params=_params(rules, time_range) | {"now": now},
