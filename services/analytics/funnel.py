@@ -26,7 +26,7 @@ from models.analytics_funnel import (
 )
 from services.analytics.funnel_repository import Breakdown, FunnelRepository, StepFigures
 from services.analytics.funnel_walk import FunnelOrder, PersonPath, WalkRules, walk
-from services.analytics.ranges import TimeRange, resolve_range
+from services.analytics.ranges import InvalidTimeRange, TimeRange, resolve_range
 
 SEED_STEPS = ("product_view", "add_to_cart", "checkout_start", "payment_start", "order_complete")
 KNOWN_EVENTS = (*SEED_STEPS, "product_search", "user_created")
@@ -40,6 +40,16 @@ MAX_STEPS = 10
 
 def _invalid(code: str, field: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"{field}: {message}", code=code, field=field)
+
+
+def ensure_horizon(time_range: TimeRange, beyond: timedelta) -> TimeRange:
+    """Reading goes ``beyond`` the range's end (the window, the retention periods): a ``to``
+    so late that it cannot is refused, not a 500."""
+    try:
+        time_range.end + beyond
+    except OverflowError:
+        raise InvalidTimeRange("to", "too far in the future") from None
+    return time_range
 
 
 def parse_steps(raw: str | None) -> tuple[str, ...]:
@@ -126,7 +136,7 @@ class FunnelQuery:
                 parse_duration(each, "stepWindows")
         return cls(
             parsed_steps,
-            resolve_range(time_range, start, end, now),
+            ensure_horizon(resolve_range(time_range, start, end, now), MAX_WINDOW),
             label,
             parse_order(order),
             labels,

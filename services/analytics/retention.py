@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import ValidationFailed
 from models.analytics_funnel import RetentionCohort, RetentionReport
-from services.analytics.funnel import range_public
+from services.analytics.funnel import ensure_horizon, range_public
 from services.analytics.ranges import TimeRange, resolve_range
 
 MAX_PERIODS = 26
@@ -72,7 +72,10 @@ class RetentionQuery:
         by = _choice(CohortBy, cohort or CohortBy.FIRST_ORDER, "invalid_cohort", "cohort")
         if time_range is None and start is None and end is None:
             time_range = DEFAULT_RANGE[unit]
-        return cls(unit, periods or DEFAULT_PERIODS, by, resolve_range(time_range, start, end, now))
+        count = periods or DEFAULT_PERIODS
+        resolved = resolve_range(time_range, start, end, now)
+        horizon = PERIOD_LENGTH[unit] * (count + 1)
+        return cls(unit, count, by, ensure_horizon(resolved, horizon))
 
     @property
     def first_period(self) -> datetime:

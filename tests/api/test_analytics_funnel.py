@@ -58,6 +58,19 @@ async def test_the_defaults(client: httpx.AsyncClient, staff: dict[str, str]) ->
         "inWindow",
         "medianSecondsFromPrevious",
     }
+    # The README tour's own requests.
+    tour = await client.get(
+        "/api/analytics/funnel?steps=product_view,add_to_cart,order_complete&window=1h"
+        "&order=strict&stepWindows=30m,30m&breakdown=source",
+        headers=staff,
+    )
+    assert tour.status_code == 200, tour.text
+    assert (tour.json()["order"], tour.json()["stepWindows"]) == ("strict", ["30m", "30m"])
+    assert tour.json()["breakdown"]["by"] == "source"
+    tour = await client.get(
+        "/api/analytics/retention?period=week&periods=8&cohort=first_order", headers=staff
+    )
+    assert tour.status_code == 200, tour.text
     retention = await client.get("/api/analytics/retention", headers=staff)
     assert retention.status_code == 200, retention.text
     assert (retention.json()["period"], retention.json()["periods"]) == ("week", 8)
@@ -110,7 +123,9 @@ BAD_PARAMETERS: list[tuple[str, dict[str, str], str, str | None]] = [
     ("funnel", {"timeRange": "5d"}, "invalid_time_range", "timeRange"),
     ("funnel", {"from": "2026-01-01T00:00:00Z"}, "invalid_time_range", "to"),
     ("funnel", {"from": "2024-01-01", "to": "2026-01-01"}, "invalid_time_range", "to"),
+    ("funnel", {"from": "9999-12-30T00:00:00Z", "to": "9999-12-31"}, "invalid_time_range", "to"),
     ("retention", {"period": "month"}, "invalid_period", "period"),
+    ("retention", {"from": "9999-12-01", "to": "9999-12-02"}, "invalid_time_range", "to"),
     ("retention", {"periods": "27"}, "invalid_periods", "periods"),
     ("retention", {"cohort": "first_login"}, "invalid_cohort", "cohort"),
     ("retention", {"timeRange": "1y"}, "invalid_time_range", "timeRange"),
