@@ -227,7 +227,7 @@ class FunnelService:
         rules, n = query.rules, len(query.steps)
         by_group: dict[str | None, list[PersonPath]] = {None: []}
         for group, entry, events in await self.repo.paths(rules, query.breakdown, query.range):
-            path = walk(rules, entry, events, now)
+            path = walk(rules, entry, events, now.timestamp())
             by_group[None].append(path)
             if query.breakdown:
                 by_group.setdefault(group, []).append(path)

@@ -179,26 +179,28 @@ class FunnelRepository:
 
     async def paths(
         self, rules: WalkRules, by: Breakdown | None, time_range: TimeRange
-    ) -> list[tuple[str, datetime, list[tuple[str, datetime]]]]:
+    ) -> list[tuple[str, float, list[tuple[int | None, float]]]]:
         """Each entered person's breakdown value, entry time and events inside the window
-        (the steps' events; every event for ``strict``), oldest first."""
+        (the steps' events; every event for ``strict``), oldest first: times in seconds
+        since the epoch, events as their step's index (None: not a step)."""
         only_steps = ""
-        params = _params(rules, time_range)
         if rules.order is not FunnelOrder.STRICT:
             only_steps = " AND e.event = ANY(CAST(:steps AS text[]))"
-            params["steps"] = list(rules.steps)
+        order = "ORDER BY e.created_at, e.id"
         sql = f"""WITH {_ENTRY[by]}
-SELECT c.person_id, c.grp, c.t0 AS entered_at, e.event, e.created_at
+SELECT c.grp, CAST(extract(epoch FROM c.t0) AS double precision) AS entered_at,
+  array_agg(array_position(CAST(:steps AS text[]), CAST(e.event AS text)) - 1 {order}) AS steps,
+  array_agg(CAST(extract(epoch FROM e.created_at) AS double precision) {order}) AS ats
 FROM entry c JOIN analytics_events e ON e.person_id = c.person_id
 WHERE e.created_at >= :start AND e.created_at <= :horizon
   AND e.created_at >= c.t0 AND e.created_at <= c.t0 + {_WINDOW}{only_steps}
-ORDER BY c.person_id, e.created_at, e.id"""
-        rows = await self.session.exec(text(sql), params=params)  # type: ignore[call-overload]
-        people: list[tuple[str, datetime, list[tuple[str, datetime]]]] = []
-        current: str | None = None
-        for row in rows.all():
-            if row.person_id != current:
-                current = row.person_id
-                people.append((str(row.grp), row.entered_at, []))
-            people[-1][2].append((row.event, row.created_at))
-        return people
+GROUP BY c.person_id, c.grp, c.t0"""
+        await self.session.exec(text(_WORK_MEM))  # type: ignore[call-overload]
+        rows = await self.session.exec(
+            text(sql),  # type: ignore[call-overload]
+            params=_params(rules, time_range) | {"steps": list(rules.steps)},
+        )
+        return [
+            (str(grp), entered_at, list(zip(steps, ats, strict=True)))
+            for grp, entered_at, steps, ats in rows.all()
+        ]
