@@ -12,6 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.state import AppState
 from core.settings import Settings
+from services.analytics.postgres import PostgresAnalyticsStore
+from services.analytics.store import AnalyticsStore
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +81,12 @@ AnonymousIdHeader = Annotated[
         description="The visitor's anonymous id (analytics), before sign-in",
     ),
 ]
+
+
+def analytics_store(session: DbSession) -> AnalyticsStore:
+    """The one way routes read analytics (PostgreSQL today; README "Growing out of one
+    machine: ClickHouse")."""
+    return PostgresAnalyticsStore(session)
+
+
+AnalyticsReader = Annotated[AnalyticsStore, Depends(analytics_store)]

@@ -5,27 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from api.deps import DbSession
+from api.deps import AnalyticsReader
 from api.problems import problem_responses
 from api.security import StaffUser
 from models.analytics_dashboard import Compare, Dashboard
 from models.base import utcnow
 from services.analytics.dashboard import DashboardQuery
-from services.analytics.postgres import PostgresAnalyticsStore
 from services.analytics.ranges import PRESETS, InvalidTimeRange, resolve_range
-from services.analytics.store import AnalyticsStore
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
-
-
-def analytics_store(session: DbSession) -> AnalyticsStore:
-    """The one way routes read analytics (PostgreSQL today)."""
-    return PostgresAnalyticsStore(session)
-
-
-Store = Annotated[AnalyticsStore, Depends(analytics_store)]
 
 
 @router.get(
@@ -36,7 +26,7 @@ Store = Annotated[AnalyticsStore, Depends(analytics_store)]
 )
 async def dashboard(
     caller: StaffUser,
-    store: Store,
+    store: AnalyticsReader,
     time_range: Annotated[
         str | None,
         Query(

@@ -5,28 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from api.deps import DbSession
+from api.deps import AnalyticsReader
 from api.problems import problem_responses
 from api.security import StaffUser
 from core.errors import ValidationFailed
 from models.analytics_funnel import FunnelReport, RetentionReport
 from models.base import utcnow
 from services.analytics.funnel import FunnelQuery
-from services.analytics.postgres import PostgresAnalyticsStore
 from services.analytics.ranges import InvalidTimeRange
 from services.analytics.retention import RetentionQuery
-from services.analytics.store import AnalyticsStore
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
-
-def analytics_store(session: DbSession) -> AnalyticsStore:
-    return PostgresAnalyticsStore(session)
-
-
-Store = Annotated[AnalyticsStore, Depends(analytics_store)]
 TimeRangeParam = Annotated[
     str | None,
     Query(
@@ -64,7 +56,7 @@ ToParam = Annotated[
 )
 async def funnel(
     caller: StaffUser,
-    store: Store,
+    store: AnalyticsReader,
     time_range: TimeRangeParam = None,
     start: FromParam = None,
     end: ToParam = None,
@@ -137,7 +129,7 @@ async def funnel(
 )
 async def retention(
     caller: StaffUser,
-    store: Store,
+    store: AnalyticsReader,
     time_range: TimeRangeParam = None,
     start: FromParam = None,
     end: ToParam = None,
