@@ -82,7 +82,7 @@ def resolve_range(
         if start < EARLIEST or end > LATEST:
             raise InvalidTimeRange("from", "from and to must fall between 1970 and 9000")
         if end - start > MAX_CUSTOM:
-            raise InvalidTimeRange("to", f"a range spans at most {MAX_CUSTOM.days} days")
+            raise InvalidTimeRange("to", f"to must be at most {MAX_CUSTOM.days} days after from")
         return TimeRange("custom", start, end)
     label = DEFAULT_RANGE if time_range is None else time_range
     length = PRESETS.get(label)
