@@ -243,6 +243,7 @@ class DevStack:
         rows = [
             ("API", f"{api_base}/api"),
             ("API docs", f"{api_base}/api/docs"),
+            ("Dashboard", f"{api_base}/dashboard (staff: the account shop seed prints)"),
             ("Readiness", f"{api_base}/ready"),
             ("Metrics", f"{api_base}/metrics"),
             ("Temporal UI", ui_url or "(external Temporal: see its own UI)"),
@@ -253,7 +254,7 @@ class DevStack:
             ("Stack file", str(self.data_dir / STACK_ENV_FILE)),
         ]
         if s.email_uses_sandbox:
-            rows.insert(4, ("Mailbox", f"{api_base}/_sandbox/mail (SendGrid sandbox)"))
+            rows.insert(5, ("Mailbox", f"{api_base}/_sandbox/mail (SendGrid sandbox)"))
         for label, value in rows:
             self.console.print(f"  {label:<12} {value}")
 
