@@ -18,6 +18,7 @@ from integrations.shipping.factory import build_shipping_provider
 from integrations.shipping.provider import ShippingProvider
 from services.analytics import AnalyticsRecorder
 from services.analytics.ingest import EventBuffer
+from services.catalog.pricing import PriceBookCache
 from services.tokens import AccessTokens, Revocations
 from temporal.clients import TemporalConnection, WorkflowClients
 
@@ -35,6 +36,8 @@ class AppState:
     analytics: AnalyticsRecorder = field(init=False)
     # Tracked events, product views and searches: written in batches off the request.
     ingest: EventBuffer = field(init=False)
+    # Catalogue reads price with this process's price book, reused for a second.
+    prices: PriceBookCache = field(init=False, default_factory=PriceBookCache)
 
     def __post_init__(self) -> None:
         self.temporal = TemporalConnection.from_settings(self.settings)

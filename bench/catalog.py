@@ -1,9 +1,12 @@
-"""``shop bench catalog``: listing, filtered listing and search against a running API,
+"""``shop bench catalog``: listing, filtered listing, search and product detail against a
+running API, next to a FastAPI hello world served the same way (``--compare-hello``),
 and how search latency grows from 1k to 100k products.
 
-The three workloads draw their parameters at random from a wide space (pages, price
-bands, categories, search words), so most requests miss the response cache and measure
-the database path; the hit ratio is what a real shop would see from such traffic.
+The load comes from generator processes of its own (``bench.load.run_load_processes``):
+a Python client in the measuring process would be the bottleneck. The workloads draw
+their parameters at random from a wide space (pages, price bands, categories, search
+words, 2,000 products), so most requests miss the response cache and measure the
+database path; the hit ratio is what a real shop would see from such traffic.
 """
 
 from __future__ import annotations
@@ -13,30 +16,32 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import urlencode
 
 import httpx
 
-from bench.load import LoadResult, run_load
+from bench.http import hello_world
+from bench.load import GeneratedLoad, TargetFactory, run_load_processes
 from cli.seed.vocabulary import ADJECTIVES, MATERIALS, NOUNS, TAXONOMY
 from core.settings import Settings
 
 LEAVES = [child.lower().replace(" ", "-") for _, children in TAXONOMY for child in children]
 WORDS = [*ADJECTIVES, *MATERIALS, *(n for nouns in NOUNS.values() for n in nouns)]
+API = "/api/products"
 
 
-def workloads(base: str, rng: random.Random) -> dict[str, Callable[[], str]]:
-    api = base.rstrip("/") + "/api/products?"
+def _listing(rng: random.Random) -> Callable[[], str]:
+    return lambda: f"{API}?" + urlencode({"page": rng.randint(1, 200), "limit": 20})
 
-    def listing() -> str:
-        return api + urlencode({"page": rng.randint(1, 200), "limit": 20})
 
-    def filtered() -> str:
+def _filtered(rng: random.Random) -> Callable[[], str]:
+    def target() -> str:
         low = rng.randint(0, 50_000)
-        return api + urlencode(
+        return f"{API}?" + urlencode(
             {
                 "category": rng.choice(LEAVES),
                 "minPrice": low,
@@ -46,30 +51,115 @@ def workloads(base: str, rng: random.Random) -> dict[str, Callable[[], str]]:
             }
         )
 
-    def search() -> str:
+    return target
+
+
+def _search(rng: random.Random) -> Callable[[], str]:
+    def target() -> str:
         words = rng.sample(WORDS, rng.choice([1, 1, 2]))
         # Some searches carry a typo or a cut-off word, as people type them.
         if rng.random() < 0.3:
             w = words[0]
             words[0] = w[: max(4, len(w) - 2)]
-        return api + urlencode({"search": " ".join(words).lower(), "page": rng.randint(1, 3)})
+        return f"{API}?" + urlencode({"search": " ".join(words).lower(), "page": rng.randint(1, 3)})
 
-    return {"listing": listing, "filtered listing": filtered, "search": search}
+    return target
+
+
+def _detail(keys: tuple[str, ...], rng: random.Random) -> Callable[[], str]:
+    return lambda: f"{API}/{rng.choice(keys)}"
+
+
+def _fixed(path: str, rng: random.Random) -> Callable[[], str]:
+    return lambda: path
+
+
+SEARCH: TargetFactory = _search
+
+
+def workloads(keys: Sequence[str]) -> dict[str, TargetFactory]:
+    """The four catalogue workloads; product detail draws from ``keys`` (slugs)."""
+    return {
+        "listing": _listing,
+        "filtered listing": _filtered,
+        "search": _search,
+        "product detail": partial(_detail, tuple(keys)),
+    }
+
+
+HELLO: TargetFactory = partial(_fixed, "/")
 
 
 async def product_count(base: str) -> int:
     async with httpx.AsyncClient(timeout=30) as http:
-        response = await http.get(base.rstrip("/") + "/api/products", params={"limit": 1})
+        response = await http.get(base.rstrip("/") + API, params={"limit": 1})
         response.raise_for_status()
         return int(response.json()["total"])
 
 
-async def measure(base: str, duration: float, concurrency: int, seed: int = 7) -> list[LoadResult]:
+async def product_keys(base: str, pages: int = 20, seed: int = 5) -> list[str]:
+    """Slugs of about ``pages`` x 100 products from pages spread over the catalogue."""
     rng = random.Random(seed)
-    results = []
-    for label, next_url in workloads(base, rng).items():
-        results.append(await run_load(label, next_url, concurrency=concurrency, duration=duration))
-    return results
+    total = await product_count(base)
+    last = max(1, min(10_000, (total + 99) // 100))
+    keys: list[str] = []
+    async with httpx.AsyncClient(timeout=30, base_url=base) as http:
+        for page in sorted({rng.randint(1, last) for _ in range(pages)}):
+            response = await http.get(API, params={"limit": 100, "page": page})
+            response.raise_for_status()
+            keys.extend(item["slug"] for item in response.json()["items"])
+    return keys
+
+
+def measure(
+    base: str, keys: Sequence[str], duration: float, concurrency: int, generators: int
+) -> list[GeneratedLoad]:
+    return [
+        run_load_processes(
+            label,
+            base,
+            targets,
+            concurrency=concurrency,
+            duration=duration,
+            processes=generators,
+        )
+        for label, targets in workloads(keys).items()
+    ]
+
+
+def measure_hello(
+    processes: int, duration: float, concurrency: int, generators: int
+) -> GeneratedLoad:
+    """The FastAPI hello world (``bench.hello``) in ``processes`` processes, same load."""
+    with hello_world(processes) as url:
+        return run_load_processes(
+            "hello world",
+            url,
+            HELLO,
+            concurrency=concurrency,
+            duration=duration,
+            processes=generators,
+        )
+
+
+def table(results: list[GeneratedLoad], hello: GeneratedLoad | None) -> list[str]:
+    lines = [
+        f"{'request':<18}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'share of hello':>16}   statuses"
+    ]
+    for r in [*results, *([hello] if hello else [])]:
+        share = f"{r.rps / hello.rps:.3f}x" if hello and hello.rps and r is not hello else "-"
+        lines.append(
+            f"{r.label:<18}{r.requests:>9}{r.rps:>8.0f}{r.percentile(50) * 1000:>9.1f}"
+            f"{r.percentile(95) * 1000:>9.1f}{r.percentile(99) * 1000:>9.1f}{share:>16}"
+            f"   {dict(sorted(r.statuses.items()))}"
+        )
+    cpu = ", ".join(
+        f"{r.label} {'/'.join(f'{c:.0%}' for c in r.generator_cpu)}"
+        for r in [*results, *([hello] if hello else [])]
+    )
+    lines.append(f"load generator CPU per process (100% = its core is the limit): {cpu}")
+    return lines
 
 
 @asynccontextmanager
@@ -93,6 +183,8 @@ async def api_process(settings: Settings, *, analytics: bool = False) -> AsyncIt
         "api",
         "--port",
         str(port),
+        "--workers",
+        str(settings.shop_api_workers),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -114,11 +206,11 @@ async def api_process(settings: Settings, *, analytics: bool = False) -> AsyncIt
 @dataclass(frozen=True)
 class ScalingPoint:
     products: int
-    result: LoadResult
+    result: GeneratedLoad
 
 
 async def search_scaling(
-    settings: Settings, sizes: list[int], duration: float, concurrency: int
+    settings: Settings, sizes: list[int], duration: float, concurrency: int, generators: int
 ) -> list[ScalingPoint]:
     """Seed a scratch database to each size in turn and measure search on it, through a
     scratch API process (its own Redis database, so no cached answer crosses over)."""
@@ -144,12 +236,15 @@ async def search_scaling(
                     await seeder.products(rng, size - seeded, leaves, first_number=seeded + 1)
                     seeded = size
                 await redis.flushdb()
-                search = workloads(api_base, random.Random(11))["search"]
-                result = await run_load(
+                result = await asyncio.to_thread(
+                    run_load_processes,
                     f"search at {size:,} products",
-                    search,
+                    api_base,
+                    SEARCH,
                     concurrency=concurrency,
                     duration=duration,
+                    processes=generators,
+                    seed=11,
                 )
                 points.append(ScalingPoint(size, result))
             await redis.flushdb()

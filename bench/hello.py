@@ -1,6 +1,7 @@
-"""A FastAPI "hello world" served the way ``shop api`` serves ours (``TcpConfig``'s
-socket, the same number of processes): the ceiling ``shop bench http`` measures our API
-against. ``python -m bench.hello --port P --workers N``."""
+"""A FastAPI "hello world" served as a user would deploy it (uvicorn with httptools and
+uvloop), with ``shop api``'s socket (``TcpConfig``) and number of processes: the ceiling
+``shop bench http`` and ``shop bench catalog`` measure our API against.
+``python -m bench.hello --port P --workers N``."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def main() -> None:
         port=args.port,
         log_config=None,
         access_log=False,
+        http="httptools",
+        loop="uvloop",
     )
 
 

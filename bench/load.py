@@ -4,6 +4,7 @@ as the previous one answers, for a fixed time or request count. Localhost only."
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -76,3 +77,141 @@ async def run_load(
         elapsed = time.perf_counter() - started
     latencies.sort()
     return LoadResult(label, len(latencies), elapsed, concurrency, latencies, statuses)
+
+
+# A factory of request targets: given a client's random generator, the function that
+# draws its next path (``/api/products?…``). Picklable (a module-level function or a
+# ``functools.partial`` of one), since it is sent to the generator processes.
+TargetFactory = Callable[[random.Random], Callable[[], str]]
+
+
+@dataclass(frozen=True)
+class _Share:
+    host: str
+    port: int
+    targets: TargetFactory
+    clients: int
+    seed: int
+    start_at: float  # time.time() at which every generator process starts sending
+    duration: float
+
+
+@dataclass
+class _ShareResult:
+    latencies: list[float]
+    statuses: dict[int, int]
+    seconds: float
+    cpu_seconds: float
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 response (Content-Length or chunked); its status code."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    lowered = head.lower()
+    at = lowered.find(b"\r\ncontent-length:")
+    if at >= 0:
+        end = lowered.index(b"\r\n", at + 2)
+        await reader.readexactly(int(lowered[at + 17 : end]))
+    elif b"transfer-encoding: chunked" in lowered:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    return status
+
+
+async def _run_share(share: _Share) -> _ShareResult:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    host_header = f"Host: {share.host}:{share.port}\r\n\r\n".encode()
+
+    async def client(index: int) -> None:
+        next_target = share.targets(random.Random(share.seed * 1_000 + index))
+        reader, writer = await asyncio.open_connection(share.host, share.port)
+        await asyncio.sleep(max(0.0, share.start_at - time.time()))
+        deadline = time.perf_counter() + share.duration
+        try:
+            while time.perf_counter() < deadline:
+                request = b"GET " + next_target().encode() + b" HTTP/1.1\r\n" + host_header
+                started = time.perf_counter()
+                writer.write(request)
+                status = await _read_response(reader)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    cpu = time.process_time()
+    await asyncio.gather(*(client(i) for i in range(share.clients)))
+    seconds = time.time() - share.start_at
+    return _ShareResult(latencies, statuses, seconds, time.process_time() - cpu)
+
+
+def _generate(share: _Share) -> _ShareResult:
+    try:
+        import uvloop
+
+        return uvloop.run(_run_share(share))
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.run(_run_share(share))
+
+
+@dataclass
+class GeneratedLoad(LoadResult):
+    # CPU the generator processes used, as a share of the run's wall time each: near 1.0
+    # means a generator saturated its core and the figure is the generator's ceiling.
+    generator_cpu: list[float] = field(default_factory=list)
+
+
+def run_load_processes(
+    label: str,
+    base_url: str,
+    targets: TargetFactory,
+    *,
+    concurrency: int,
+    duration: float,
+    processes: int = 2,
+    seed: int = 7,
+) -> GeneratedLoad:
+    """``concurrency`` keep-alive clients spread over ``processes`` generator processes
+    (raw HTTP/1.1 on uvloop: a fraction of httpx's cost per request, and off the
+    caller's process), each sending its next request when the previous one answered."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+    from urllib.parse import urlsplit
+
+    url = urlsplit(base_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    processes = max(1, min(processes, concurrency))
+    start_at = time.time() + 1.5 + 0.5 * processes  # spawned generators import first
+    shares = [
+        _Share(
+            host,
+            port,
+            targets,
+            concurrency // processes + (1 if i < concurrency % processes else 0),
+            seed * 100 + i,
+            start_at,
+            duration,
+        )
+        for i in range(processes)
+    ]
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+        results = list(pool.map(_generate, shares))
+    latencies = sorted(x for r in results for x in r.latencies)
+    statuses: dict[int, int] = {}
+    for r in results:
+        for code, n in r.statuses.items():
+            statuses[code] = statuses.get(code, 0) + n
+    seconds = max(r.seconds for r in results)
+    return GeneratedLoad(
+        label,
+        len(latencies),
+        seconds,
+        concurrency,
+        latencies,
+        statuses,
+        generator_cpu=[r.cpu_seconds / r.seconds for r in results],
+    )

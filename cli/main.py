@@ -118,7 +118,7 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from cli.serve import MAX_REQUEST_HEAD_BYTES, serve_processes
+    from cli.serve import API_SERVER, MAX_REQUEST_HEAD_BYTES, serve_processes
 
     settings = _settings(data_dir)
     try:
@@ -133,6 +133,7 @@ def api(
         "proxy_headers": True,
         "timeout_graceful_shutdown": 5,
         "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
+        **API_SERVER,
     }
     if processes == 1:
         uvicorn.run(application, **common)  # type: ignore[arg-type]
@@ -445,41 +446,75 @@ def bench_catalog(
     sizes: Annotated[
         str, typer.Option(help="Catalogue sizes for the search-scaling part; '' skips it.")
     ] = "1000,100000",
+    compare_hello: Annotated[
+        bool,
+        typer.Option(
+            "--compare-hello",
+            help="Also serve a FastAPI hello world (uvicorn, httptools, uvloop) in as many "
+            "processes as the API's and measure it under the same load.",
+        ),
+    ] = False,
+    generators: Annotated[int, typer.Option(min=1, max=16, help="Load generator processes.")] = 2,
 ) -> None:
-    """Listing, filtered listing and search throughput and latency; then search latency
-    at each catalogue size, on a scratch database seeded for the purpose."""
+    """Listing, filtered listing, search and product detail: throughput and latency under
+    keep-alive clients; with --compare-hello, each as a share of a hello world's; then
+    search latency at each catalogue size, on a scratch database seeded for the purpose."""
     import httpx
 
-    from bench.catalog import measure, product_count, search_scaling
+    from bench.catalog import (
+        measure,
+        measure_hello,
+        product_count,
+        product_keys,
+        search_scaling,
+        table,
+    )
+    from bench.environment import header
 
     settings = _settings(data_dir)
     base = url or settings.api_base_url
-
-    from bench.environment import header
-
-    async def run() -> None:
-        for line in header(settings, duration=duration, concurrency=concurrency, sizes=sizes):
-            console.print(line)
-        console.print(f"catalogue of {await product_count(base):,} products at {base}")
-        for result in await measure(base, duration, concurrency):
-            for line in result.lines():
-                console.print(line)
-        wanted = [int(s) for s in sizes.split(",") if s.strip()]
-        if wanted:
-            console.print("search latency by catalogue size (scratch database):")
-            points = await search_scaling(settings, wanted, min(duration, 10), concurrency)
-            for point in points:
-                r = point.result
-                console.print(
-                    f"  {point.products:>9,} products: {r.rps:7.0f} req/s   "
-                    f"p50 {r.percentile(50) * 1000:6.1f} ms   p95 {r.percentile(95) * 1000:6.1f} ms"
-                    f"   p99 {r.percentile(99) * 1000:6.1f} ms"
-                )
-
+    for line in header(
+        settings,
+        duration=duration,
+        concurrency=concurrency,
+        sizes=sizes,
+        generators=generators,
+        load_average="/".join(f"{x:.2f}" for x in os.getloadavg()),
+    ):
+        console.print(line)
     try:
-        asyncio.run(run())
+        total = asyncio.run(product_count(base))
+        keys = asyncio.run(product_keys(base))
     except (httpx.HTTPError, DependencyUnavailable) as exc:
         raise _fail(f"the API at {base} did not answer: {exc}") from None
+    console.print(f"catalogue of {total:,} products at {base}")
+    results = measure(base, keys, duration, concurrency, generators)
+    hello = None
+    if compare_hello:
+        processes = settings.shop_api_workers
+        console.print(f"hello world: uvicorn, httptools, uvloop, {processes} process(es)")
+        hello = measure_hello(processes, duration, concurrency, generators)
+    for line in table(results, hello):
+        console.print(line)
+    wanted = [int(s) for s in sizes.split(",") if s.strip()]
+    if wanted:
+        console.print("search latency by catalogue size (scratch database):")
+        points = asyncio.run(
+            search_scaling(settings, wanted, min(duration, 10), concurrency, generators)
+        )
+        for point in points:
+            r = point.result
+            console.print(
+                f"  {point.products:>9,} products: {r.rps:7.0f} req/s   "
+                f"p50 {r.percentile(50) * 1000:6.1f} ms   p95 {r.percentile(95) * 1000:6.1f} ms"
+                f"   p99 {r.percentile(99) * 1000:6.1f} ms   {dict(sorted(r.statuses.items()))}"
+            )
+        if len(points) >= 2 and points[0].result.percentile(95):
+            first, last = points[0], points[-1]
+            ratio = last.result.percentile(95) / first.result.percentile(95)
+            console.print(
+                f"  search p95 at {last.products:,} is {ratio:.2f}x its value at {first.products:,}"
+            )
 
 
 @bench_app.command("checkout")

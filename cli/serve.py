@@ -21,6 +21,11 @@ from core.settings import Settings, load_settings
 # default is less than a search of the 10,000 characters the API accepts (up to 12 bytes
 # each once percent-encoded), which then got a bare 400 that is not ours.
 MAX_REQUEST_HEAD_BYTES = 256 * 1024
+# The API's HTTP parser and event loop, named rather than uvicorn's "auto" (which takes
+# httptools and uvloop once installed, as they are for ``bench.hello``): httptools
+# refuses a request head as long as the longest search the API accepts, which h11 takes
+# up to MAX_REQUEST_HEAD_BYTES.
+API_SERVER = {"http": "h11", "loop": "asyncio"}
 
 
 class TcpConfig(uvicorn.Config):
@@ -64,6 +69,7 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
         port=settings.shop_api_port,
         log_config=None,
         h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+        **API_SERVER,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -22,7 +22,7 @@ from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
 from core.money import MoneyError, normalize_currency
-from models.base import CamelModel, created_at_field, updated_at_field
+from models.base import CamelModel, Page, created_at_field, updated_at_field
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 # Amounts are 32-bit integer columns: 21,474,836.47 in a 2-decimal currency at most.
@@ -228,6 +228,16 @@ class ProductPublic(CamelModel):
     available: int = PydanticField(description="Units that can be ordered now (on hand - reserved)")
     created_at: datetime
     updated_at: datetime
+
+
+class ProductPage(Page[ProductPublic]):
+    """A page of products. A search counts its matches up to 1,000: above that, `total`
+    is 1,000, a lower bound, and `totalExact` is false (relevance-ranked pages end
+    there). Listings without `search` always count exactly."""
+
+    total_exact: bool = PydanticField(
+        default=True, description="False when `total` is a lower bound (a search past 1,000)"
+    )
 
 
 class ReviewCreate(CamelModel):

@@ -8,14 +8,15 @@ from fastapi import APIRouter, Query, Response, status
 
 from api.deps import AnonymousIdHeader, DbSession, RedisClient, State, after_commit
 from api.problems import problem_responses
+from api.responses import JsonBody
 from api.security import Caller, OptionalUser, StaffUser
 from core.errors import Conflict, ValidationFailed
-from models.base import Page
 from models.catalog import (
     MAX_AMOUNT,
     CategoryCreate,
     CategoryNode,
     ProductCreate,
+    ProductPage,
     ProductPublic,
     ProductUpdate,
 )
@@ -44,12 +45,17 @@ def invalidate_catalog(session: DbSession, redis: RedisClient) -> None:
     after_commit(session, CatalogCache(redis).invalidate)
 
 
-async def _with_live_stock(session: DbSession, products: list[ProductPublic]) -> None:
+def _wire(product: ProductPublic) -> dict[str, Any]:
+    """A product as it goes on the wire (and into the response cache)."""
+    return product.model_dump(mode="json", by_alias=True)
+
+
+async def _with_live_stock(session: DbSession, products: list[dict[str, Any]]) -> None:
     """Availability is never cached: it is read fresh (one indexed query) every time."""
     if products:
-        available = await StockRepository(session).available([p.id for p in products])
+        available = await StockRepository(session).available([p["id"] for p in products])
         for product in products:
-            product.available = available[product.id]
+            product["available"] = available[product["id"]]
 
 
 async def _record(
@@ -94,7 +100,7 @@ async def create_category(
 @router.get(
     "/products",
     summary="List and search products",
-    response_model=Page[ProductPublic],
+    response_model=ProductPage,
     responses=problem_responses((ValidationFailed, "invalid_price_range")),
 )
 async def list_products(
@@ -111,7 +117,7 @@ async def list_products(
     sort: ProductSort | None = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> Page[ProductPublic]:
+) -> Response:
     """Active products, newest first (or by relevance when searching).
 
     `category` includes its subcategories; an unknown one gives an empty page.
@@ -120,6 +126,9 @@ async def list_products(
     with ranking over name and description, plus trigram similarity on the name, so
     partial words and small typos match ("headphon", "wireles"). `sort` is `newest`,
     `price_asc`, `price_desc`, `rating` or `relevance`.
+
+    A search counts at most 1,000 matches and ranks those (the first the indexes find):
+    past that, `total` is 1,000 and `totalExact` is false.
     """
     if min_price is not None and max_price is not None and min_price > max_price:
         raise ValidationFailed(
@@ -140,32 +149,35 @@ async def list_products(
     cache = CatalogCache(redis)
     # Stock moves with every checkout: a list filtered by it is not cached.
     version = await cache.version() if in_stock is None else None
-    cached: dict[str, Any] | None = await cache.get(version, "list", query.cache_params())
-    if cached is not None:
-        result = Page[ProductPublic].model_validate(cached)
-    else:
-        rows, total = await ProductService(session).search(query)
-        prices = await price_book(session)
-        result = Page(
-            items=[to_public(p, prices) for p in rows], total=total, page=page, limit=limit
-        )
+    body: dict[str, Any] | None = await cache.get(version, "page", query.cache_params())
+    if body is None:
+        # A listing's total is the same for all its pages and orders: counted once per
+        # catalogue version (a count of 100,000 rows is most of a listing's cost).
+        counted = None if query.search else await cache.get(version, "count", query.count_params())
+        found = await ProductService(session).search(query, known_total=counted)
+        if counted is None and not query.search:
+            await cache.put(version, "count", query.count_params(), found.total)
+        prices = await state.prices.get(session, version)
+        body = {
+            "items": [_wire(to_public(p, prices)) for p in found.rows],
+            "total": found.total,
+            "totalExact": found.total_exact,
+            "page": page,
+            "limit": limit,
+        }
         await cache.put(
-            version,
-            "list",
-            query.cache_params(),
-            result.model_dump(mode="json"),
-            ttl_seconds=prices.cache_seconds(),
+            version, "page", query.cache_params(), body, ttl_seconds=prices.cache_seconds()
         )
-    await _with_live_stock(session, result.items)
+    await _with_live_stock(session, body["items"])
     if query.search:
         await _record(
             state,
             caller,
             anonymous_id,
             "product_search",
-            {"search": query.search, "resultsCount": result.total},
+            {"search": query.search, "resultsCount": body["total"]},
         )
-    return result
+    return JsonBody(body)
 
 
 @router.get(
@@ -181,22 +193,16 @@ async def get_product(
     redis: RedisClient,
     caller: OptionalUser,
     anonymous_id: AnonymousIdHeader = None,
-) -> ProductPublic:
+) -> Response:
     """By id (`prod_…`) or slug: the effective price and the rating summary."""
     cache = CatalogCache(redis)
     version = await cache.version()
-    cached = await cache.get(version, "detail", {"key": key})
-    if cached is not None:
-        product = ProductPublic.model_validate(cached)
-    else:
-        prices = await price_book(session)
-        product = to_public(await ProductService(session).get(key), prices)
+    product: dict[str, Any] | None = await cache.get(version, "product", {"key": key})
+    if product is None:
+        prices = await state.prices.get(session, version)
+        product = _wire(to_public(await ProductService(session).get(key), prices))
         await cache.put(
-            version,
-            "detail",
-            {"key": key},
-            product.model_dump(mode="json"),
-            ttl_seconds=prices.cache_seconds(),
+            version, "product", {"key": key}, product, ttl_seconds=prices.cache_seconds()
         )
     await _with_live_stock(session, [product])
     await _record(
@@ -205,12 +211,12 @@ async def get_product(
         anonymous_id,
         "product_view",
         {
-            "productId": product.id,
-            "categoryId": product.category_id,
-            "price": product.effective_price,
+            "productId": product["id"],
+            "categoryId": product["categoryId"],
+            "price": product["effectivePrice"],
         },
     )
-    return product
+    return JsonBody(product)
 
 
 @router.post(

@@ -16,6 +16,7 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -47,7 +48,7 @@ class CatalogCache:
             raw = await self.redis.get(self._key(version, kind, params))
         except RedisError:
             return None
-        return json.loads(raw) if raw else None
+        return orjson.loads(raw) if raw else None
 
     async def put(
         self,
@@ -63,7 +64,7 @@ class CatalogCache:
             return
         ttl = min(self.ttl, ttl_seconds) if ttl_seconds else self.ttl
         with contextlib.suppress(RedisError):
-            await self.redis.set(self._key(version, kind, params), json.dumps(value), ex=ttl)
+            await self.redis.set(self._key(version, kind, params), orjson.dumps(value), ex=ttl)
 
     async def invalidate(self) -> None:
         await self.redis.incr(VERSION_KEY)

@@ -6,7 +6,9 @@ category's): the customer gets the single largest reduction; discounts do not st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -145,6 +147,49 @@ async def price_book(session: AsyncSession, at: datetime | None = None) -> Price
     return PriceBook(
         at=at, discounts=discounts, parents=parents, next_change=await repo.next_change(at)
     )
+
+
+# How long one process reuses a price book for catalogue reads (see PriceBookCache).
+PRICE_BOOK_SECONDS = 1.0
+
+
+class PriceBookCache:
+    """One process's price book for catalogue reads (listing and detail), so a page does
+    not cost the three discount queries each time.
+
+    A book is reused only under the catalogue version it was read under (the Redis
+    ``catalog:version`` that every discount, product and category write bumps once it
+    has committed), for at most ``seconds``, and never past the next discount window's
+    edge. So after a discount write returns, no process prices with the old discounts:
+    its next read sees a new version and reads the book again. The version is read
+    before the book, so a book read while a write was committing is filed under the old
+    version, which nobody asks for again. Without a version (Redis unavailable) the book
+    is read every time. Checkout's quote and carts read it fresh (``price_book``).
+    """
+
+    def __init__(
+        self, seconds: float = PRICE_BOOK_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self._entry: tuple[str, float, PriceBook] | None = None
+
+    async def get(self, session: AsyncSession, version: str | None) -> PriceBook:
+        at = utcnow()
+        entry = self._entry
+        if entry is not None and version is not None:
+            cached_version, expires, book = entry
+            if (
+                cached_version == version
+                and self.clock() < expires
+                and (book.next_change is None or at < book.next_change)
+            ):
+                return replace(book, at=at)
+        read_at = self.clock()
+        book = await price_book(session, at)
+        if version is not None:
+            self._entry = (version, read_at + self.seconds, book)
+        return book
 
 
 class DiscountService:
