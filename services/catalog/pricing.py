@@ -48,11 +48,27 @@ def reduction(kind: DiscountKind, percent_bp: int | None, amount: int | None, ba
 
 
 @dataclass(frozen=True)
+class DiscountTerms:
+    """What pricing needs of a discount: plain values, so a price book outlives the
+    session that read it (``PriceBookCache``)."""
+
+    product_id: str | None
+    category_id: str | None
+    kind: DiscountKind
+    percent_bp: int | None
+    amount: int | None
+
+    @classmethod
+    def of(cls, d: Discount) -> DiscountTerms:
+        return cls(d.product_id, d.category_id, DiscountKind(d.kind), d.percent_bp, d.amount)
+
+
+@dataclass(frozen=True)
 class PriceBook:
     """The discounts in force at ``at``, ready to price any number of products."""
 
     at: datetime
-    discounts: list[Discount]
+    discounts: list[DiscountTerms]
     parents: dict[str, str | None]
     next_change: datetime | None
 
@@ -67,9 +83,7 @@ class PriceBook:
             if d.product_id == product.id or (
                 d.category_id is not None and d.category_id in ancestors
             ):
-                best = max(
-                    best, reduction(DiscountKind(d.kind), d.percent_bp, d.amount, product.price)
-                )
+                best = max(best, reduction(d.kind, d.percent_bp, d.amount, product.price))
         return product.price - best
 
     def cache_seconds(self) -> int:
@@ -140,7 +154,7 @@ class DiscountRepository:
 async def price_book(session: AsyncSession, at: datetime | None = None) -> PriceBook:
     at = at or utcnow()
     repo = DiscountRepository(session)
-    discounts = await repo.in_force(at)
+    discounts = [DiscountTerms.of(d) for d in await repo.in_force(at)]
     parents: dict[str, str | None] = {}
     if any(d.category_id for d in discounts):
         parents = await repo.category_parents()
@@ -168,14 +182,18 @@ class PriceBookCache:
     """
 
     def __init__(
-        self, seconds: float = PRICE_BOOK_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        seconds: float = PRICE_BOOK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.seconds = seconds
         self.clock = clock
+        self.now = now
         self._entry: tuple[str, float, PriceBook] | None = None
 
     async def get(self, session: AsyncSession, version: str | None) -> PriceBook:
-        at = utcnow()
+        at = self.now()
         entry = self._entry
         if entry is not None and version is not None:
             cached_version, expires, book = entry

@@ -417,3 +417,19 @@ async def test_product_replace_keeps_the_slug_and_nulls_are_refused(
     )
     assert nulled.status_code == 422
     assert nulled.json()["field"] == "active"
+
+
+async def test_a_listing_total_is_counted_again_after_a_catalogue_write(
+    client: httpx.AsyncClient, staff: dict[str, str], catalogue: dict[str, Any]
+) -> None:
+    """The total is cached per filter set (all pages and orders share it) under the
+    catalogue version: the next product in the category shows in every page's total."""
+    params = {"category": catalogue["root"]["id"], "limit": 2}
+    first = (await client.get("/api/products", params=params | {"page": 1})).json()
+    assert (first["total"], first["totalExact"]) == (5, True)
+    await _product(client, staff, name="HDMI Cable", categoryId=catalogue["cables"]["id"])
+    for page, sort in ((1, "newest"), (3, "price_asc")):
+        body = (
+            await client.get("/api/products", params=params | {"page": page, "sort": sort})
+        ).json()
+        assert (body["total"], body["totalExact"]) == (6, True)

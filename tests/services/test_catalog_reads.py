@@ -1,0 +1,162 @@
+"""Catalogue reads at scale: a search's capped count and ranking, and the per-process
+price book. In one rolled-back transaction each (``db_sessions``)."""
+
+from __future__ import annotations
+
+import random
+import string
+from datetime import timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.base import utcnow
+from models.catalog import ProductCreate
+from models.pricing import DiscountCreate, DiscountKind
+from services.catalog.pricing import DiscountService, PriceBookCache
+from services.catalog.products import (
+    SEARCH_CANDIDATES,
+    ProductQuery,
+    ProductService,
+    ProductSort,
+)
+
+
+def _word() -> str:
+    """A word no other test's products contain."""
+    return "".join(random.choices(string.ascii_lowercase, k=14))
+
+
+async def _products(session: AsyncSession, word: str, n: int) -> None:
+    tag = word[:6].upper()
+    items = [
+        ProductCreate(sku=f"{tag}-{i}", name=f"{word} thing {i}", price=100 + i, currency="USD")
+        for i in range(n)
+    ]
+    assert await ProductService(session).create_many(items) == n
+
+
+async def test_a_search_past_the_cap_reports_a_lower_bound(db_session: AsyncSession) -> None:
+    word = _word()
+    await _products(db_session, word, SEARCH_CANDIDATES + 5)
+    service = ProductService(db_session)
+
+    first = await service.search(ProductQuery(search=word, limit=20))
+    assert (first.total, first.total_exact) == (SEARCH_CANDIDATES, False)
+    assert len(first.rows) == 20
+    assert all(word in p.name for p in first.rows)
+
+    # Relevance-ranked pages run to the candidates' end, and no further.
+    last_page = SEARCH_CANDIDATES // 20
+    last = await service.search(ProductQuery(search=word, limit=20, page=last_page))
+    assert len(last.rows) == 20
+    beyond = await service.search(ProductQuery(search=word, limit=20, page=last_page + 1))
+    assert beyond.rows == []
+
+    # Another order sorts every match: the cheapest of all, past the candidates too.
+    cheapest = await service.search(
+        ProductQuery(search=word, sort=ProductSort.PRICE_ASC, limit=20, page=last_page + 1)
+    )
+    assert [p.price for p in cheapest.rows] == list(range(1100, 1105))
+    assert cheapest.total_exact is False
+
+
+async def test_a_search_within_the_cap_counts_exactly_and_ranks_all(
+    db_session: AsyncSession,
+) -> None:
+    word = _word()
+    await _products(db_session, word, 30)
+    service = ProductService(db_session)
+    result = await service.search(ProductQuery(search=word, limit=100))
+    assert (result.total, result.total_exact, len(result.rows)) == (30, True, 30)
+    # Ties in relevance are broken by id, as the SQL order did.
+    assert [p.id for p in result.rows] == sorted(p.id for p in result.rows)
+    page_two = await service.search(ProductQuery(search=word, limit=20, page=2))
+    assert [p.id for p in page_two.rows] == [p.id for p in result.rows[20:]]
+
+
+async def test_listings_count_exactly(db_session: AsyncSession) -> None:
+    word = _word()
+    await _products(db_session, word, 3)
+    listing = await ProductService(db_session).search(ProductQuery(limit=1))
+    assert listing.total_exact is True
+    assert listing.total >= 3
+    told = await ProductService(db_session).search(ProductQuery(limit=1), known_total=7)
+    assert told.total == 7  # a cached count is used as it is
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _discount(session: AsyncSession, product_id: str, amount: int) -> None:
+    await DiscountService(session).create(
+        DiscountCreate(
+            name="test",
+            kind=DiscountKind.FIXED,
+            amount=amount,
+            product_id=product_id,
+            starts_at=utcnow() - timedelta(minutes=1),
+        )
+    )
+
+
+async def test_the_price_book_is_reused_per_version_for_a_second(
+    db_session: AsyncSession,
+) -> None:
+    word = _word()
+    await _products(db_session, word, 1)
+    product = (await ProductService(db_session).search(ProductQuery(search=word))).rows[0]
+    clock = Clock()
+    cache = PriceBookCache(seconds=1.0, clock=clock)
+    assert (await cache.get(db_session, "v1")).effective_price(product) == 100
+
+    await _discount(db_session, product.id, 30)
+    # Same version, within the second: the book read before (a write bumps the version).
+    assert (await cache.get(db_session, "v1")).effective_price(product) == 100
+    # A new version (the write committed and bumped it): read again.
+    assert (await cache.get(db_session, "v2")).effective_price(product) == 70
+    # The book outlives the request's session: the rows it read are expired and gone.
+    product_id = product.id
+    db_session.expire_all()
+    db_session.expunge_all()
+    product = await ProductService(db_session).get(product_id)
+    assert (await cache.get(db_session, "v2")).effective_price(product) == 70
+
+    await _discount(db_session, product.id, 50)
+    clock.now += 1.01  # the second is over, even under the same version
+    assert (await cache.get(db_session, "v2")).effective_price(product) == 50
+
+    await _discount(db_session, product.id, 60)
+    # No version (Redis unavailable): never reused.
+    assert (await cache.get(db_session, None)).effective_price(product) == 40
+
+
+async def test_the_price_book_is_not_reused_past_a_discount_window_edge(
+    db_session: AsyncSession,
+) -> None:
+    word = _word()
+    await _products(db_session, word, 1)
+    product = (await ProductService(db_session).search(ProductQuery(search=word))).rows[0]
+    start = utcnow()
+    await DiscountService(db_session).create(
+        DiscountCreate(
+            name="a short sale",
+            kind=DiscountKind.FIXED,
+            amount=30,
+            product_id=product.id,
+            starts_at=start - timedelta(minutes=1),
+            ends_at=start + timedelta(minutes=10),
+        )
+    )
+    now = start
+    cache = PriceBookCache(seconds=3600.0, now=lambda: now)
+    assert (await cache.get(db_session, "v1")).effective_price(product) == 70
+    now = start + timedelta(minutes=5)
+    assert (await cache.get(db_session, "v1")).effective_price(product) == 70
+    # The sale ended: the book read before it did is not used, whatever its lifetime.
+    now = start + timedelta(minutes=10, seconds=1)
+    assert (await cache.get(db_session, "v1")).effective_price(product) == 100
