@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 import httpx
 
 from bench.http import hello_world
-from bench.load import GeneratedLoad, TargetFactory, run_load_processes
+from bench.load import GeneratedLoad, TargetFactory, fixed, run_load_processes
 from cli.seed.vocabulary import ADJECTIVES, MATERIALS, NOUNS, TAXONOMY
 from core.settings import Settings
 
@@ -70,10 +70,6 @@ def _detail(keys: tuple[str, ...], rng: random.Random) -> Callable[[], str]:
     return lambda: f"{API}/{rng.choice(keys)}"
 
 
-def _fixed(path: str, rng: random.Random) -> Callable[[], str]:
-    return lambda: path
-
-
 SEARCH: TargetFactory = _search
 
 
@@ -87,7 +83,7 @@ def workloads(keys: Sequence[str]) -> dict[str, TargetFactory]:
     }
 
 
-HELLO: TargetFactory = partial(_fixed, "/")
+HELLO: TargetFactory = partial(fixed, "/")
 
 
 async def product_count(base: str) -> int:

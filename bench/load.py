@@ -85,6 +85,11 @@ async def run_load(
 TargetFactory = Callable[[random.Random], Callable[[], str]]
 
 
+def fixed(path: str, rng: random.Random) -> Callable[[], str]:
+    """``partial(fixed, "/")``: the same target every time."""
+    return lambda: path
+
+
 @dataclass(frozen=True)
 class _Share:
     host: str
@@ -174,6 +179,7 @@ def run_load_processes(
     duration: float,
     processes: int = 2,
     seed: int = 7,
+    start_delay: float | None = None,
 ) -> GeneratedLoad:
     """``concurrency`` keep-alive clients spread over ``processes`` generator processes
     (raw HTTP/1.1 on uvloop: a fraction of httpx's cost per request, and off the
@@ -185,7 +191,8 @@ def run_load_processes(
     url = urlsplit(base_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     processes = max(1, min(processes, concurrency))
-    start_at = time.time() + 1.5 + 0.5 * processes  # spawned generators import first
+    # Every generator starts sending at once, after the spawned processes' imports.
+    start_at = time.time() + (1.5 + 0.5 * processes if start_delay is None else start_delay)
     shares = [
         _Share(
             host,

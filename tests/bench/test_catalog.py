@@ -1,0 +1,67 @@
+"""``shop bench catalog``'s parts: the load generator processes against the hello world,
+a chunked answer, the workloads' targets and the table. Nothing here is timed."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from bench.catalog import HELLO, table, workloads
+from bench.http import hello_world
+from bench.load import GeneratedLoad, _read_response, run_load_processes
+
+
+def test_the_generators_load_the_hello_world_and_count_its_answers() -> None:
+    with hello_world(1) as url:
+        hello = run_load_processes(
+            "hello world", url, HELLO, concurrency=3, duration=0.3, start_delay=0.3
+        )
+    assert hello.requests > 0
+    assert hello.statuses == {200: hello.requests}
+    assert len(hello.latencies) == hello.requests
+    assert len(hello.generator_cpu) == 2  # three clients over two processes
+    missing = GeneratedLoad("missing", 4, 1.0, 2, [0.001] * 4, {404: 4})
+    lines = table([missing], hello)
+    assert "share of hello" in lines[0]
+    assert lines[1].startswith("missing")
+    assert lines[2].startswith("hello world")
+
+
+def test_a_chunked_answer_is_read_to_its_end() -> None:
+    async def read() -> tuple[int, bytes]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\nHTTP/1.1 204"
+        )
+        status = await _read_response(reader)
+        return status, await reader.read(12)
+
+    assert asyncio.run(read()) == (200, b"HTTP/1.1 204")
+
+
+def test_an_answer_with_a_length_is_read_to_its_end() -> None:
+    async def read() -> tuple[int, bytes]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(
+            b"HTTP/1.1 404 Not Found\r\ncontent-type: application/problem+json\r\n"
+            b'Content-Length: 9\r\n\r\n{"a": 1}\nHTTP/1.1 200'
+        )
+        status = await _read_response(reader)
+        return status, await reader.read(12)
+
+    assert asyncio.run(read()) == (404, b"HTTP/1.1 200")
+
+
+def test_the_workloads_draw_from_a_wide_space() -> None:
+    targets = workloads(["a-slug", "b-slug"])
+    assert list(targets) == ["listing", "filtered listing", "search", "product detail"]
+    for name, factory in targets.items():
+        draw = factory(random.Random(1))
+        drawn = {draw() for _ in range(50)}
+        assert all(t.startswith("/api/products") for t in drawn), name
+        assert len(drawn) > 1, name
+    detail = targets["product detail"](random.Random(2))
+    assert {detail() for _ in range(50)} == {"/api/products/a-slug", "/api/products/b-slug"}
+    empty = GeneratedLoad("x", 0, 0.0, 1, [], {})
+    assert empty.rps == 0.0
