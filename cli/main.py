@@ -467,7 +467,9 @@ def bench_catalog(
         product_count,
         product_keys,
         search_scaling,
-        table,
+    )
+    from bench.catalog import (
+        table as figures_table,
     )
     from bench.environment import header
 
@@ -494,7 +496,7 @@ def bench_catalog(
         processes = settings.shop_api_workers
         console.print(f"hello world: uvicorn, httptools, uvloop, {processes} process(es)")
         hello = measure_hello(processes, duration, concurrency, generators)
-    for line in table(results, hello):
+    for line in figures_table(results, hello):
         console.print(line)
     wanted = [int(s) for s in sizes.split(",") if s.strip()]
     if wanted:
