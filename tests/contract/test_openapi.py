@@ -32,7 +32,7 @@ CHECKS = (
 )
 # The whole run's budget: fuzzing and stateful phases repeat until it is spent. Sized to
 # keep the suite under 15 minutes on a 2-core machine.
-MAX_SECONDS = int(os.environ.get("SHOP_CONTRACT_SECONDS", "150"))
+MAX_SECONDS = int(os.environ.get("SHOP_CONTRACT_SECONDS", "90"))
 SEED = 20261202
 
 
