@@ -3,6 +3,7 @@ from anonymous ids to the users they turned out to be."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,11 @@ from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
 from models.base import created_at_field, utcnow
+
+# The seed's funnel, in order, and every event it names; custom events match EVENT_NAME.
+FUNNEL_STEPS = ("product_view", "add_to_cart", "checkout_start", "payment_start", "order_complete")
+SEED_EVENTS = (*FUNNEL_STEPS, "product_search", "user_created")
+EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 
 
 def person_key(

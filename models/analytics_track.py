@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any
 
 from pydantic import (
@@ -18,19 +17,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from models.analytics import EVENT_NAME
 from models.base import CamelModel, IsoDatetime
 
 # The seed's events (recorded by the shop itself, or sent by clients) and custom ones.
-EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
-SEED_EVENTS = (
-    "product_view",
-    "add_to_cart",
-    "checkout_start",
-    "payment_start",
-    "order_complete",
-    "product_search",
-    "user_created",
-)
 # Recorded by the shop in the transaction that makes them true (a cart line, an order, a
 # payment, an account): a client claiming one would count a sale or a sign-up that never
 # happened, so the funnel and the revenue figures could be forged.

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.analytics import FUNNEL_STEPS
 from models.analytics_dashboard import (
     ConversionPublic,
     ConversionStep,
@@ -40,7 +41,6 @@ from services.catalog.products import ProductRepository
 from services.inventory.stock import StockService
 
 DEFAULT_CURRENCY = "USD"
-FUNNEL_STEPS = ("product_view", "add_to_cart", "checkout_start", "payment_start", "order_complete")
 TOP = 10
 HOUR = timedelta(hours=1)
 

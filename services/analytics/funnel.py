@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import ValidationFailed
+from models.analytics import EVENT_NAME, FUNNEL_STEPS, SEED_EVENTS
 from models.analytics_funnel import (
     AnalyticsRange,
     FunnelBreakdown,
@@ -28,9 +29,6 @@ from services.analytics.funnel_repository import Breakdown, FunnelRepository, St
 from services.analytics.funnel_walk import FunnelOrder, PersonPath, WalkRules, walk
 from services.analytics.ranges import InvalidTimeRange, TimeRange, resolve_range
 
-SEED_STEPS = ("product_view", "add_to_cart", "checkout_start", "payment_start", "order_complete")
-KNOWN_EVENTS = (*SEED_STEPS, "product_search", "user_created")
-CUSTOM_EVENT = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 DURATION = re.compile(r"^([1-9][0-9]{0,5})(m|h|d)$")
 DURATION_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 DEFAULT_WINDOW = "14d"
@@ -54,10 +52,10 @@ def ensure_horizon(time_range: TimeRange, beyond: timedelta) -> TimeRange:
 
 def parse_steps(raw: str | None) -> tuple[str, ...]:
     if raw is None:
-        return SEED_STEPS
+        return FUNNEL_STEPS
     steps = tuple(part.strip() for part in raw.split(","))
     for step in steps:
-        if step not in KNOWN_EVENTS and not CUSTOM_EVENT.match(step):
+        if step not in SEED_EVENTS and not EVENT_NAME.match(step):
             raise _invalid(
                 "invalid_funnel_step",
                 "steps",
