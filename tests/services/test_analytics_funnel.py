@@ -308,3 +308,10 @@ async def test_funnels_and_retention_read_covering_indexes(db_session: AsyncSess
     assert defs["analytics_events_person_id_created_at_idx"].endswith(
         "(person_id, created_at) INCLUDE (event)"
     )
+    # Vacuumed every 100,000 new events, so that recent pages are all-visible.
+    options = await db_session.exec(
+        text(  # type: ignore[call-overload]
+            "SELECT reloptions FROM pg_class WHERE relname = 'analytics_events'"
+        )
+    )
+    assert "autovacuum_vacuum_insert_threshold=100000" in options.one()[0]
