@@ -85,6 +85,7 @@ _WORK_MEM = "SET LOCAL work_mem = '64MB'"
 # probes the person index once per person, a random read each; reading the step's events
 # once by time and hashing them is steady at any size (10 million events: README).
 _HASH_STEPS = "SET LOCAL enable_nestloop = off"
+_PLANNER_DEFAULTS = "RESET enable_nestloop"
 
 
 def _step_events(k: int, source: str, after: str) -> str:
@@ -183,9 +184,12 @@ class FunnelRepository:
             text(sql),  # type: ignore[call-overload]
             params=_params(rules, time_range) | {"now": now},
         )
+        figures_rows = rows.mappings().all()
+        # Later statements of the request's transaction are planned as usual.
+        await self.session.exec(text(_PLANNER_DEFAULTS))  # type: ignore[call-overload]
         n = len(rules.steps)
         found: dict[str | None, StepFigures] = {}
-        for row in rows.mappings().all():
+        for row in figures_rows:
             found[None if row["total"] else str(row["grp"])] = StepFigures(
                 [int(row[f"c{k}"]) for k in range(n)],
                 [0, *(int(row[f"w{k}"]) for k in range(1, n))],

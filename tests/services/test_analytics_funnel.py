@@ -315,3 +315,11 @@ async def test_funnels_and_retention_read_covering_indexes(db_session: AsyncSess
         )
     )
     assert "autovacuum_vacuum_insert_threshold=100000" in options.one()[0]
+
+
+async def test_the_funnel_leaves_the_planner_as_it_found_it(shoppers: AsyncSession) -> None:
+    """The funnel's statement runs without nested loops; the rest of the transaction
+    (a request's other reads) is planned as usual."""
+    assert counts(await funnel(shoppers)) == [5, 4, 2]
+    setting = await shoppers.exec(text("SHOW enable_nestloop"))  # type: ignore[call-overload]
+    assert setting.one()[0] == "on"
