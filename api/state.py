@@ -19,6 +19,7 @@ from integrations.shipping.provider import ShippingProvider
 from services.analytics import AnalyticsRecorder
 from services.analytics.ingest import EventBuffer
 from services.catalog.pricing import PriceBookCache
+from services.catalog.search import SearchEngines
 from services.tokens import AccessTokens, Revocations
 from temporal.clients import TemporalConnection, WorkflowClients
 
@@ -38,6 +39,8 @@ class AppState:
     ingest: EventBuffer = field(init=False)
     # Catalogue reads price with this process's price book, reused for a second.
     prices: PriceBookCache = field(init=False, default_factory=PriceBookCache)
+    # Searches read the search index when it is ready, PostgreSQL otherwise.
+    search: SearchEngines = field(init=False)
 
     def __post_init__(self) -> None:
         self.temporal = TemporalConnection.from_settings(self.settings)
@@ -47,6 +50,8 @@ class AppState:
         self.revocations = Revocations(self.redis, ttl)
         self.analytics = AnalyticsRecorder(self.settings.analytics_enabled)
         self.ingest = EventBuffer.from_settings(self.sessions, self.settings)
+        index = self.settings.search_index_path if self.settings.search_index else None
+        self.search = SearchEngines(index)
 
     # Built on first use: each costs ~40 ms (a TLS context), and most processes need
     # neither (staff refunds; the Stripe sandbox's webhooks).

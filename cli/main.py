@@ -25,9 +25,11 @@ app = typer.Typer(
 migrate_app = typer.Typer(help="Apply or create database migrations.", invoke_without_command=True)
 admin_app = typer.Typer(help="Operator tasks.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures (see bench/).", no_args_is_help=True)
+search_app = typer.Typer(help="The catalogue's search index.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(admin_app, name="admin")
 app.add_typer(bench_app, name="bench")
+app.add_typer(search_app, name="search")
 
 console = Console(soft_wrap=True)
 SEED_PASSWORD_HINT = "seeded customer password 2026"
@@ -400,6 +402,33 @@ def seed(
         console.print(f"staff account: {report.staff_email} / {report.staff_password}")
     else:
         console.print(f"staff account {report.staff_email} already existed")
+
+
+@search_app.command("reindex")
+def search_reindex(data_dir: DataDir = None) -> None:
+    """Rebuild the search index from PostgreSQL (SEARCH_INDEX_DIR, default
+    DATA_DIR/search-index). Searches keep answering meanwhile; changes committed during
+    the rebuild reach the index through their product.changed events."""
+    from core.db import create_engine, create_session_factory
+    from services.catalog.indexing import SearchIndexing
+
+    settings = _settings(data_dir)
+    indexing = SearchIndexing.from_settings(settings)
+    if indexing is None:
+        raise _fail("the search index is switched off (SEARCH_INDEX=false)")
+
+    async def rebuild() -> int:
+        engine = create_engine(settings)
+        try:
+            return await indexing.rebuild(create_session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        count = asyncio.run(rebuild())
+    except DependencyUnavailable as exc:
+        raise _fail(exc.detail) from None
+    console.print(f"search index rebuilt: {count} products at {settings.search_index_path}")
 
 
 @bench_app.command("startup")

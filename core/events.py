@@ -22,6 +22,9 @@ class EventType(StrEnum):
     PAYMENT_REFUNDED = "payment.refunded"
     FULFILLMENT_ORDER_READY = "fulfillment.order_ready"
     INVENTORY_LOW_STOCK = "inventory.low_stock"
+    # Something a search reads changed: name, description, price, category, active,
+    # deleted, rating, or stock crossing zero. The search index re-reads the product.
+    PRODUCT_CHANGED = "product.changed"
     # After the sale (fulfilment, shipments, returns).
     FULFILLMENT_ON_HOLD = "fulfillment.on_hold"
     SHIPMENT_SHIPPED = "shipment.shipped"
@@ -55,6 +58,7 @@ AGGREGATE_OF: dict[EventType, AggregateType] = {
     EventType.PAYMENT_REFUNDED: AggregateType.ORDER,
     EventType.FULFILLMENT_ORDER_READY: AggregateType.ORDER,
     EventType.INVENTORY_LOW_STOCK: AggregateType.PRODUCT,
+    EventType.PRODUCT_CHANGED: AggregateType.PRODUCT,
     EventType.FULFILLMENT_ON_HOLD: AggregateType.ORDER,
     EventType.SHIPMENT_SHIPPED: AggregateType.ORDER,
     EventType.SHIPMENT_DELAYED: AggregateType.ORDER,

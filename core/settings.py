@@ -206,6 +206,13 @@ class Settings(BaseSettings):
     # many days by the `outbox-prune` schedule; undelivered ones and dead letters stay.
     outbox_retention_days: int = Field(default=7, ge=1)
 
+    # --- catalogue search: the in-process tantivy index ------------------------------
+    # False: searches use PostgreSQL full-text search only, and no index is kept.
+    search_index: bool = True
+    # Where the index lives (default DATA_DIR/search-index); one writer (the worker),
+    # every API process a reader.
+    search_index_dir: Path | None = None
+
     # --- Order pipeline defaults (the seed: retryAttempts 3, timeout 30 s) -------------
     order_step_max_attempts: int = Field(default=3, ge=1)
     order_step_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -273,6 +280,10 @@ class Settings(BaseSettings):
                 f"{quote(self.db_name, safe='')}"
             )
         return None
+
+    @property
+    def search_index_path(self) -> Path:
+        return self.search_index_dir or self.shop_data_dir / "search-index"
 
     @property
     def stack_env_path(self) -> Path:

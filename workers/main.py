@@ -20,6 +20,7 @@ from core.db import create_engine, create_session_factory
 from core.redis import create_redis
 from core.settings import Settings
 from integrations.email.factory import build_sender
+from services.catalog.indexing import SearchIndexing
 from services.events.relay import RelayService
 from services.events.subscribers import Subscriber
 from temporal.attempts import StepAttempts
@@ -47,6 +48,7 @@ async def worker_deps(settings: Settings, client: Client) -> AsyncIterator[Worke
             sessions=create_session_factory(engine),
             redis=redis,
             email_sender=build_sender(settings),
+            search_index=SearchIndexing.from_settings(settings),
         )
     finally:
         await redis.aclose()
@@ -85,6 +87,13 @@ async def running_workers(
         if TaskQueue.EVENTS in queues:
             # Entered last, so it stops first: no new starts while the workers drain.
             await running.enter_async_context(relaying(client, deps, subscribers))
+            if deps.search_index is not None:
+                # The events worker writes the search index: built now if missing or of
+                # an older schema, in the background (searches use PostgreSQL meanwhile).
+                build = asyncio.create_task(
+                    deps.search_index.ensure_built(deps.sessions), name="search-index-build"
+                )
+                running.callback(build.cancel)
         yield
 
 

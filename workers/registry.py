@@ -35,6 +35,7 @@ from integrations.marketing.factory import build_marketing_client
 from integrations.payments.stripe import StripeGateway
 from integrations.shipping.factory import build_shipping_provider
 from services.analytics import AnalyticsRecorder
+from services.catalog.indexing import SearchIndexing
 from services.email import EmailService
 from services.events.delivery import DeliveryService
 from services.events.registry import HandlerDeps, build_subscribers
@@ -71,6 +72,8 @@ class WorkerDeps:
     sessions: SessionFactory
     redis: Redis
     email_sender: EmailSender
+    # The process's one search-index writer (None: SEARCH_INDEX=false).
+    search_index: SearchIndexing | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ def default_subscribers(deps: WorkerDeps) -> tuple[Subscriber, ...]:
             crm=build_crm(deps.settings),
             marketing=build_marketing_client(deps.settings),
             fulfillments=FulfillmentWorkflows(TemporalConnection.of(deps.client)),
+            search_index=deps.search_index,
         )
     )
 

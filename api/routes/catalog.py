@@ -127,8 +127,9 @@ async def list_products(
     partial words and small typos match ("headphon", "wireles"). `sort` is `newest`,
     `price_asc`, `price_desc`, `rating` or `relevance`.
 
-    A search counts at most 1,000 matches and ranks those (the first the indexes find):
-    past that, `total` is 1,000 and `totalExact` is false.
+    A search counts at most 1,000 matches and ranks those (the best 1,000 from the search
+    index, or the first the database's indexes find while it is not ready): past that,
+    `total` is 1,000 and `totalExact` is false.
     """
     if min_price is not None and max_price is not None and min_price > max_price:
         raise ValidationFailed(
@@ -149,12 +150,18 @@ async def list_products(
     cache = CatalogCache(redis)
     # Stock moves with every checkout: a list filtered by it is not cached.
     version = await cache.version() if in_stock is None else None
-    body: dict[str, Any] | None = await cache.get(version, "page", query.cache_params())
+    engine = state.search.current()
+    page_key = query.cache_params()
+    if query.search:
+        # The index catches up with a write a moment after it commits: a page it answered
+        # is cached under the index's generation, so a newer one is not answered from it.
+        page_key["engine"] = engine.name
+    body: dict[str, Any] | None = await cache.get(version, "page", page_key)
     if body is None:
         # A listing's total is the same for all its pages and orders: counted once per
         # catalogue version (a count of 100,000 rows is most of a listing's cost).
         counted = None if query.search else await cache.get(version, "count", query.count_params())
-        found = await ProductService(session).search(query, known_total=counted)
+        found = await ProductService(session).search(query, known_total=counted, engine=engine)
         if counted is None and not query.search:
             await cache.put(version, "count", query.count_params(), found.total)
         prices = await state.prices.get(session, version)
@@ -165,9 +172,7 @@ async def list_products(
             "page": page,
             "limit": limit,
         }
-        await cache.put(
-            version, "page", query.cache_params(), body, ttl_seconds=prices.cache_seconds()
-        )
+        await cache.put(version, "page", page_key, body, ttl_seconds=prices.cache_seconds())
     await _with_live_stock(session, body["items"])
     if query.search:
         await _record(

@@ -76,6 +76,7 @@ async def seed(
         review_count = reviews if reviews is not None else min(products // 2, 5000)
         reviews_added = await seeder.reviews(part("reviews"), user_ids, review_count)
         staff_email, staff_password = await seeder.staff()
+        await seeder.search_index()
         orders_seeded = await OrderSeeder(seeder).run(part("orders"), user_ids, orders)
         after_sale = AfterSaleSeeded()
         if orders > 0:

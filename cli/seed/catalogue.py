@@ -23,6 +23,7 @@ from cli.seed.vocabulary import (
 from core.db import transaction
 from models.catalog import CategoryCreate, ProductCreate, ReviewCreate
 from services.catalog.categories import CategoryService
+from services.catalog.indexing import SearchIndexing
 from services.catalog.products import ProductService
 from services.catalog.reviews import AlreadyReviewed, NoPurchases, ReviewService
 from services.seeding import SeedRecords, seed_sku
@@ -107,6 +108,14 @@ class CatalogueSeeder(SeedPart):
                 await ProductService(session).after_bulk_load()
         return tally.added
 
+    async def search_index(self) -> None:
+        """The search index rebuilt from what is now in the database (the bulk loads
+        above publish no ``product.changed`` per product or review)."""
+        indexing = SearchIndexing.from_settings(self.settings)
+        if indexing is not None:
+            indexed = await indexing.rebuild(self.sessions)
+            self.console.print(f"search index rebuilt: {indexed} products")
+
     async def reviews(self, rng: random.Random, user_ids: list[str], count: int) -> int:
         """Reviews by the customers ``user_ids`` on the first ``count`` seeded products,
         until there are ``count`` seeded reviews (or no (customer, product) is left).
@@ -125,7 +134,7 @@ class CatalogueSeeder(SeedPart):
         with self.tally("reviews", wanted) as tally:
             while tally.added < wanted and free > 0:
                 async with transaction(self.sessions) as session:
-                    service = ReviewService(session, NoPurchases())
+                    service = ReviewService(session, NoPurchases(), index_events=False)
                     batch_end = min(wanted, tally.added + REVIEW_BATCH)
                     while tally.added < batch_end and free > 0:
                         pair = (rng.choice(user_ids), rng.choice(product_ids))

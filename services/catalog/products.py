@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Float, cast, exists, func, or_, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -17,6 +17,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict, ValidationFailed
+from core.events import EventType
+from core.outbox import publish
 from models.base import utcnow
 from models.catalog import Product, ProductCreate, ProductPublic, ProductUpdate, RatingSummary
 from models.inventory import StockLevel
@@ -124,6 +126,23 @@ def to_public(product: Product, prices: PriceBook, available: int = 0) -> Produc
     )
 
 
+def _order_by(sort: ProductSort, rank: ColumnElement[float] | None = None) -> list[Any]:
+    """The SQL order of ``sort``; ties always broken by id, so pages never overlap."""
+    average = cast(col(Product.rating_sum), Float) / func.nullif(col(Product.rating_count), 0)
+    orderings: dict[ProductSort, list[Any]] = {
+        ProductSort.NEWEST: [col(Product.created_at).desc(), col(Product.id).desc()],
+        ProductSort.PRICE_ASC: [col(Product.price).asc(), col(Product.id)],
+        ProductSort.PRICE_DESC: [col(Product.price).desc(), col(Product.id)],
+        ProductSort.RATING: [
+            average.desc().nulls_last(),
+            col(Product.rating_count).desc(),
+            col(Product.id),
+        ],
+        ProductSort.RELEVANCE: [rank.desc() if rank is not None else None, col(Product.id)],
+    }
+    return [o for o in orderings[sort] if o is not None]
+
+
 class ProductRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -142,6 +161,34 @@ class ProductRepository:
             return {}
         result = await self.session.exec(select(Product).where(col(Product.id).in_(ids)))
         return {p.id: p for p in result.all()}
+
+    async def page_of(
+        self, ids: Sequence[str], sort: ProductSort, offset: int, limit: int
+    ) -> list[Product]:
+        """``limit`` of ``ids`` from ``offset``, in ``sort``'s order (the search index
+        found them; the order and the rows are the database's)."""
+        if not ids or limit <= 0:
+            return []
+        statement = select(Product).where(col(Product.id).in_(ids)).order_by(*_order_by(sort))
+        return list((await self.session.exec(statement.offset(max(offset, 0)).limit(limit))).all())
+
+    async def searchable(
+        self, *, ids: Sequence[str] | None = None, after_id: str = "", limit: int = 5_000
+    ) -> list[tuple[Product, int]]:
+        """Active products with their available stock, by id: ``ids``, or the next
+        ``limit`` after ``after_id`` (a full rebuild of the search index)."""
+        available = col(StockLevel.on_hand) - col(StockLevel.reserved)
+        statement = (
+            select(Product, func.coalesce(available, 0))
+            .outerjoin(StockLevel, col(StockLevel.product_id) == col(Product.id))
+            .where(col(Product.active).is_(True), col(Product.deleted_at).is_(None))
+            .order_by(col(Product.id))
+        )
+        if ids is not None:
+            statement = statement.where(col(Product.id).in_(ids))
+        else:
+            statement = statement.where(col(Product.id) > after_id).limit(limit)
+        return [(row[0], int(row[1])) for row in (await self.session.exec(statement)).all()]
 
     async def slug_taken(self, slug: str, *, except_id: str | None = None) -> bool:
         query = select(Product.id).where(Product.slug == slug)
@@ -236,19 +283,7 @@ class ProductRepository:
         sort = query.sort or (ProductSort.RELEVANCE if query.search else ProductSort.NEWEST)
         if sort is ProductSort.RELEVANCE and rank is None:
             sort = ProductSort.NEWEST
-        average = cast(col(Product.rating_sum), Float) / func.nullif(col(Product.rating_count), 0)
-        orderings: dict[ProductSort, list[Any]] = {
-            ProductSort.NEWEST: [col(Product.created_at).desc(), col(Product.id).desc()],
-            ProductSort.PRICE_ASC: [col(Product.price).asc(), col(Product.id)],
-            ProductSort.PRICE_DESC: [col(Product.price).desc(), col(Product.id)],
-            ProductSort.RATING: [
-                average.desc().nulls_last(),
-                col(Product.rating_count).desc(),
-                col(Product.id),
-            ],
-            ProductSort.RELEVANCE: [rank.desc() if rank is not None else None, col(Product.id)],
-        }
-        order_by = [o for o in orderings[sort] if o is not None]
+        order_by = _order_by(sort, rank)
         offset = (query.page - 1) * query.limit
         if not query.search:
             statement = (
@@ -299,6 +334,39 @@ class ProductRepository:
         await self.session.exec(text(f"SET LOCAL enable_seqscan = {value}"))  # type: ignore[call-overload]
 
 
+class ProductSearch(Protocol):
+    """Where a search's matches come from: PostgreSQL full-text search, or the search
+    index (``services.catalog.search.IndexedSearch``). Both answer the same page, with
+    the same ``total``/``total_exact`` rules; rows always come from PostgreSQL."""
+
+    @property
+    def name(self) -> str:
+        """Names the engine and its generation (cache keys of its answers)."""
+
+    async def search(
+        self, products: ProductRepository, query: ProductQuery, category_ids: list[str] | None
+    ) -> SearchResult: ...
+
+
+class PostgresSearch:
+    """PostgreSQL full-text search and trigram similarity (``ProductRepository.search``)."""
+
+    name = "postgres"
+
+    async def search(
+        self, products: ProductRepository, query: ProductQuery, category_ids: list[str] | None
+    ) -> SearchResult:
+        return await products.search(query, category_ids)
+
+
+POSTGRES_SEARCH = PostgresSearch()
+
+
+async def product_changed(session: AsyncSession, product_id: str, reason: str) -> None:
+    """In the caller's transaction: the search index re-reads this product."""
+    await publish(session, EventType.PRODUCT_CHANGED, product_id, {"reason": reason})
+
+
 class ProductService:
     def __init__(self, session: AsyncSession) -> None:
         self.products = ProductRepository(session)
@@ -337,6 +405,7 @@ class ProductService:
             slug = await self._free_slug(slugify(data.name))
         product = Product(slug=slug, **fields)
         await self.products.save(product)
+        await product_changed(self.products.session, product.id, "created")
         return product
 
     async def update(self, key: str, data: ProductUpdate) -> Product:
@@ -378,6 +447,7 @@ class ProductService:
             setattr(product, key_, value)
         product.updated_at = utcnow()
         await self.products.save(product)
+        await product_changed(self.products.session, product.id, "updated")
         return product
 
     async def create_many(self, items: list[ProductCreate]) -> int:
@@ -404,12 +474,22 @@ class ProductService:
         """Soft: orders and reviews keep referring to it; it leaves the catalogue."""
         product = await self.get(key, include_inactive=True)
         await self.products.soft_delete(product.id)
+        await product_changed(self.products.session, product.id, "deleted")
 
-    async def search(self, query: ProductQuery, known_total: int | None = None) -> SearchResult:
+    async def search(
+        self,
+        query: ProductQuery,
+        known_total: int | None = None,
+        engine: ProductSearch = POSTGRES_SEARCH,
+    ) -> SearchResult:
+        """A page of the catalogue. Listings are read from PostgreSQL; a search's matches
+        come from ``engine``."""
         category_ids = None
         if query.category is not None:
             category = await self.categories.by_id_or_slug(query.category)
             if category is None:
                 return SearchResult([], 0)  # an unknown category is an empty page, not an error
             category_ids = await self.categories.subtree_ids(category.id)
+        if query.search:
+            return await engine.search(self.products, query, category_ids)
         return await self.products.search(query, category_ids, known_total)

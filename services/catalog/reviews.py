@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict, NotFound
 from models.catalog import Product, Review, ReviewCreate
+from services.catalog.products import product_changed
 
 
 class PurchaseHistory(Protocol):
@@ -107,9 +108,18 @@ class ReviewRepository:
 
 
 class ReviewService:
-    def __init__(self, session: AsyncSession, purchases: PurchaseHistory) -> None:
+    def __init__(
+        self, session: AsyncSession, purchases: PurchaseHistory, *, index_events: bool = True
+    ) -> None:
+        """``index_events`` False: no ``product.changed`` per review, for a bulk load that
+        rebuilds the search index at its end (``shop seed``)."""
         self.reviews = ReviewRepository(session)
         self.purchases = purchases
+        self.index_events = index_events
+
+    async def _rating_changed(self, product_id: str) -> None:
+        if self.index_events:  # the rating sort reads it from the search index
+            await self._rating_changed(product_id)
 
     async def create(self, product_id: str, user_id: str, data: ReviewCreate) -> Review:
         review = Review(
@@ -122,12 +132,14 @@ class ReviewService:
         )
         await self.reviews.add(review)
         await self.reviews.count_towards(product_id, data.rating, +1)
+        await self._rating_changed(product_id)
         return review
 
     async def set_hidden(self, product_id: str, review_id: str, hidden: bool) -> None:
         rating = await self.reviews.set_hidden(product_id, review_id, hidden)
         if rating is not None:
             await self.reviews.count_towards(product_id, rating, -1 if hidden else +1)
+            await product_changed(self.reviews.session, product_id, "rated")
         elif not await self.reviews.exists(product_id, review_id):
             raise ReviewNotFound(f"no review {review_id} on this product")
 

@@ -15,6 +15,7 @@ from core.db import SessionFactory
 from core.settings import Settings
 from integrations.crm.client import CrmClient
 from integrations.marketing.client import MarketingClient
+from services.catalog.indexing import SearchIndexing
 from services.email import EmailService
 from services.events.handlers import (
     alert_and_email_subscribers,
@@ -23,6 +24,7 @@ from services.events.handlers import (
 )
 from services.events.handlers.crm import crm_subscriber
 from services.events.handlers.fulfillment import fulfillment_hold_alert, fulfillment_starter
+from services.events.handlers.search import search_index_subscriber
 from services.events.probe import relay_probe
 from services.events.subscribers import Subscriber
 from temporal.clients.fulfillment import FulfillmentWorkflows
@@ -40,6 +42,8 @@ class HandlerDeps:
     marketing: MarketingClient
     # Starts FulfillmentWorkflow for fulfillment.order_ready.
     fulfillments: FulfillmentWorkflows
+    # Writes the catalogue's search index (None: SEARCH_INDEX=false).
+    search_index: SearchIndexing | None = None
 
 
 def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
@@ -50,6 +54,7 @@ def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
         fulfillment_starter(deps.fulfillments, deps.settings),
         fulfillment_hold_alert(deps.email, deps.settings),
         *shipping_subscribers(deps.email, deps.settings),
+        search_index_subscriber(deps.search_index),
         relay_probe(deps.redis),
     )
     names = [s.name for s in subscribers]

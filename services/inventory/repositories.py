@@ -11,7 +11,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.events import EventType
 from core.ids import IdPrefix, new_id
+from core.outbox import publish
 from models.base import utcnow
 from models.catalog import Product
 from models.inventory import (
@@ -98,9 +100,17 @@ class StockRepository:
             update(StockLevel)
             .where(and_(*conditions))
             .values(on_hand=ON_HAND + on_hand, reserved=RESERVED + reserved, updated_at=utcnow())
-            .returning(col(StockLevel.product_id))
+            .returning(AVAILABLE)
         )
-        return result.first() is not None
+        row = result.first()
+        if row is None:
+            return False
+        now_available = int(row[0])
+        if (now_available > 0) != (now_available - (on_hand - reserved) > 0):
+            # In or out of stock: the search index's inStock filter re-reads it. Under the
+            # stock row's lock, so this product's events commit in seq order.
+            await publish(self.session, EventType.PRODUCT_CHANGED, product_id, {"reason": "stock"})
+        return True
 
     def record(
         self,

@@ -1,0 +1,265 @@
+"""The catalogue's search index: tantivy, in process, one directory on disk.
+
+One writer at a time: the worker's ``search_index`` subscriber, ``shop search reindex``
+and the rebuild at worker start, each under a file lock beside the directory (and an
+asyncio lock within a process). Every API process opens the index read-only and reloads
+it when a commit changed it (``SearchIndexReader``). The index holds what a search
+filters and sorts on; the rows a page shows are read from PostgreSQL by id.
+
+The index is *ready* once a full build has written its marker file with this code's
+``SCHEMA_VERSION``; until then searches use PostgreSQL full-text search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from models.catalog import Product
+
+log = logging.getLogger(__name__)
+
+# Bump when the schema or what a document holds changes: workers rebuild at start.
+SCHEMA_VERSION = 1
+MARKER = "shopweave-search.json"
+# tantivy's floor is 15 MB per indexing thread; one thread (two cores, shared).
+WRITER_HEAP_BYTES = 64_000_000
+# How long a writer waits for another process's write (a rebuild takes seconds).
+LOCK_WAIT_SECONDS = 120.0
+NO_RATING = -1.0
+
+
+def build_schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("id", stored=True, tokenizer_name="raw")
+    # en_stem: lower case, English (Porter) stems, as PostgreSQL's 'english' config.
+    builder.add_text_field("name", tokenizer_name="en_stem")
+    builder.add_text_field("description", tokenizer_name="en_stem")
+    builder.add_text_field("category_id", tokenizer_name="raw")
+    builder.add_integer_field("price", indexed=True, fast=True)
+    builder.add_boolean_field("in_stock", indexed=True, fast=True)
+    builder.add_integer_field("created_at", indexed=True, fast=True)
+    builder.add_float_field("rating", indexed=True, fast=True)
+    return builder.build()
+
+
+SCHEMA = build_schema()
+
+
+def average_rating(product: Product) -> float:
+    """As SQL computes it (float8 division), or ``NO_RATING`` (sorted last)."""
+    if not product.rating_count:
+        return NO_RATING
+    return float(product.rating_sum) / product.rating_count
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_micros(product: Product) -> int:
+    """Exact (no float on the way): the newest-first sort's ties must match SQL's."""
+    return (product.created_at - EPOCH) // timedelta(microseconds=1)
+
+
+def document(product: Product, available: int) -> tantivy.Document:
+    doc = tantivy.Document()
+    doc.add_text("id", product.id)
+    doc.add_text("name", product.name)
+    doc.add_text("description", product.description or "")
+    doc.add_text("category_id", product.category_id or "")
+    doc.add_integer("price", product.price)
+    doc.add_boolean("in_stock", available > 0)
+    doc.add_integer("created_at", epoch_micros(product))
+    doc.add_float("rating", average_rating(product))
+    return doc
+
+
+def read_marker(path: Path) -> dict[str, Any] | None:
+    """The last full build's marker, if it is this code's schema."""
+    try:
+        marker: dict[str, Any] = json.loads((path / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if marker.get("schemaVersion") == SCHEMA_VERSION else None
+
+
+class IndexBusy(RuntimeError):
+    """Another process held the index's write lock for too long (retried by the relay)."""
+
+
+Searchable = Sequence[tuple[Product, int]]
+
+
+class SearchIndexWriter:
+    """Writes the index: a product's document replaced or removed, or a full rebuild."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    def ready(self) -> bool:
+        return read_marker(self.path) is not None
+
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        async with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock_path = self.path.parent / f".{self.path.name}.lock"
+            with lock_path.open("a") as handle:
+                waited = 0.0
+                while True:
+                    try:
+                        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if waited >= LOCK_WAIT_SECONDS:
+                            raise IndexBusy(f"{lock_path} is held by another writer") from None
+                        await asyncio.sleep(0.05)
+                        waited += 0.05
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    async def apply(self, present: Searchable, absent: Sequence[str]) -> bool:
+        """Replace the documents of ``present`` and remove those of ``absent``, in one
+        commit. False (nothing written) while the index is not built: the build to come
+        reads every product anyway."""
+        async with self._exclusive():
+            if not self.ready():
+                return False
+            await asyncio.to_thread(self._apply, present, absent)
+            return True
+
+    def _apply(self, present: Searchable, absent: Sequence[str]) -> None:
+        index = tantivy.Index.open(str(self.path))
+        writer = index.writer(WRITER_HEAP_BYTES, 1)
+        for product_id in [*absent, *(p.id for p, _ in present)]:
+            writer.delete_documents_by_term("id", product_id)
+        for product, available in present:
+            writer.add_document(document(product, available))
+        writer.commit()
+        writer.wait_merging_threads()
+
+    async def rebuild(self, batches: AsyncIterator[Searchable]) -> int:
+        """Every product from ``batches``, into a fresh index, made ready at the end.
+        Readers keep answering from the old index (or PostgreSQL) until the marker."""
+        async with self._exclusive():
+            started = time.monotonic()
+            await asyncio.to_thread(self._fresh)
+            index = tantivy.Index.open(str(self.path))
+            writer = index.writer(WRITER_HEAP_BYTES, 1)
+            count = 0
+            try:
+                async for batch in batches:
+                    await asyncio.to_thread(self._add_all, writer, batch)
+                    count += len(batch)
+                await asyncio.to_thread(writer.commit)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    writer.rollback()
+                raise
+            finally:
+                await asyncio.to_thread(writer.wait_merging_threads)
+            marker = {"schemaVersion": SCHEMA_VERSION, "build": uuid.uuid4().hex, "products": count}
+            temporary = self.path / f"{MARKER}.tmp"
+            temporary.write_text(json.dumps(marker))
+            os.replace(temporary, self.path / MARKER)
+            log.info(
+                "search index built: %d products in %.1f s at %s",
+                count,
+                time.monotonic() - started,
+                self.path,
+            )
+            return count
+
+    def _fresh(self) -> None:
+        # The marker goes first: readers fall back to PostgreSQL until the new one.
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / MARKER).unlink()
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True)
+        tantivy.Index(SCHEMA, path=str(self.path), reuse=False)
+
+    @staticmethod
+    def _add_all(writer: tantivy.IndexWriter, batch: Searchable) -> None:
+        for product, available in batch:
+            writer.add_document(document(product, available))
+
+
+@dataclass(frozen=True)
+class IndexSnapshot:
+    """One reader's view: a searcher and a name for its generation (cache keys)."""
+
+    searcher: tantivy.Searcher
+    schema: tantivy.Schema
+    generation: str
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+class SearchIndexReader:
+    """An API process's read-only view of the index, reloaded when a commit changed it
+    (a ``stat`` of two small files per search) and reopened after a rebuild."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._index: tantivy.Index | None = None
+        self._marker: tuple[int, int, int] | None = None
+        self._build = ""
+        self._meta: tuple[int, int, int] | None = None
+        self._snapshot: IndexSnapshot | None = None
+
+    def snapshot(self) -> IndexSnapshot | None:
+        """The current view, or None when the index is not ready (search in PostgreSQL)."""
+        marker = _signature(self.path / MARKER)
+        if marker is None:
+            self._index = self._snapshot = None
+            self._marker = None
+            return None
+        try:
+            if marker != self._marker or self._index is None:
+                built = read_marker(self.path)
+                if built is None:
+                    return None
+                index = tantivy.Index.open(str(self.path))
+                index.config_reader("Manual", 0)
+                self._index, self._marker, self._build = index, marker, str(built["build"])
+                self._meta = self._snapshot = None
+            meta = _signature(self.path / "meta.json")
+            if meta != self._meta or self._snapshot is None:
+                self._index.reload()
+                self._meta = meta
+                self._snapshot = IndexSnapshot(
+                    self._index.searcher(),
+                    self._index.schema,
+                    f"{self._build}:{meta[1] if meta else 0}",
+                )
+        except (OSError, ValueError) as exc:
+            log.warning("search index at %s unreadable, searching PostgreSQL: %s", self.path, exc)
+            self._index = self._snapshot = None
+            self._marker = None
+            return None
+        return self._snapshot
