@@ -16,10 +16,12 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -170,6 +172,8 @@ async def api_process(settings: Settings, *, analytics: bool = False) -> AsyncIt
         "JWT_SECRET": "bench-only-secret-" + "x" * 32,
         "ANALYTICS_ENABLED": "true" if analytics else "false",
         "LOG_LEVEL": "WARNING",
+        "SEARCH_INDEX": "true" if settings.search_index else "false",
+        "SEARCH_INDEX_DIR": str(settings.search_index_path.resolve()),
     }
     port = settings.shop_api_port
     proc = await asyncio.create_subprocess_exec(
@@ -209,28 +213,42 @@ async def search_scaling(
     settings: Settings, sizes: list[int], duration: float, concurrency: int, generators: int
 ) -> list[ScalingPoint]:
     """Seed a scratch database to each size in turn and measure search on it, through a
-    scratch API process (its own Redis database, so no cached answer crosses over)."""
+    scratch API process (its own Redis database, so no cached answer crosses over, and
+    its own search index, rebuilt after each seeding as `shop seed` does)."""
+    from bench.scratch import scratch_database
+
+    with tempfile.TemporaryDirectory(prefix="shop-bench-index-") as index_dir:
+        async with scratch_database(settings, search_index_dir=Path(index_dir)) as scratch:
+            return await _scale_search(scratch, sizes, duration, concurrency, generators)
+
+
+async def _scale_search(
+    scratch: Settings, sizes: list[int], duration: float, concurrency: int, generators: int
+) -> list[ScalingPoint]:
+    from redis.asyncio import Redis
     from rich.console import Console
 
-    from bench.scratch import scratch_database
     from cli.seed import Seeder
     from core.db import create_engine, create_session_factory
+    from services.catalog.indexing import SearchIndexing
 
     points: list[ScalingPoint] = []
-    async with scratch_database(settings) as scratch:
-        engine = create_engine(scratch)
-        seeder = Seeder(create_session_factory(engine), scratch, Console(quiet=True))
-        rng = random.Random(42)
+    engine = create_engine(scratch)
+    sessions = create_session_factory(engine)
+    indexing = SearchIndexing.from_settings(scratch)
+    seeder = Seeder(sessions, scratch, Console(quiet=True))
+    rng = random.Random(42)
+    try:
         leaves = await seeder.categories()
         seeded = 0
         async with api_process(scratch) as api_base:
-            from redis.asyncio import Redis
-
             redis = Redis.from_url(scratch.redis_url or "")
             for size in sorted(sizes):
                 if size > seeded:
                     await seeder.products(rng, size - seeded, leaves, first_number=seeded + 1)
                     seeded = size
+                    if indexing is not None:
+                        await indexing.rebuild(sessions)
                 await redis.flushdb()
                 result = await asyncio.to_thread(
                     run_load_processes,
@@ -245,5 +263,6 @@ async def search_scaling(
                 points.append(ScalingPoint(size, result))
             await redis.flushdb()
             await redis.aclose()
+    finally:
         await engine.dispose()
     return points

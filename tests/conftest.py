@@ -142,6 +142,9 @@ def settings(servers: StackServers, temporal_env: WorkflowEnvironment) -> Settin
         password_hash_time_cost=TEST_HASH_COST["password_hash_time_cost"],
         password_hash_memory_kib=TEST_HASH_COST["password_hash_memory_kib"],
         password_hash_parallelism=TEST_HASH_COST["password_hash_parallelism"],
+        # Searches use PostgreSQL and no worker keeps an index (tests/services/
+        # test_search_index.py turns the index on, in a directory of its own).
+        search_index=False,
     )
 
 

@@ -119,7 +119,7 @@ class ReviewService:
 
     async def _rating_changed(self, product_id: str) -> None:
         if self.index_events:  # the rating sort reads it from the search index
-            await self._rating_changed(product_id)
+            await product_changed(self.reviews.session, product_id, "rated")
 
     async def create(self, product_id: str, user_id: str, data: ReviewCreate) -> Review:
         review = Review(
@@ -139,7 +139,7 @@ class ReviewService:
         rating = await self.reviews.set_hidden(product_id, review_id, hidden)
         if rating is not None:
             await self.reviews.count_towards(product_id, rating, -1 if hidden else +1)
-            await product_changed(self.reviews.session, product_id, "rated")
+            await self._rating_changed(product_id)
         elif not await self.reviews.exists(product_id, review_id):
             raise ReviewNotFound(f"no review {review_id} on this product")
 
