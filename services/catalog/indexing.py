@@ -36,7 +36,7 @@ class SearchIndexing:
         absent = [p for p in product_ids if p not in found]
         return await self.writer.apply(present, absent)
 
-    async def rebuild(self, sessions: SessionFactory) -> int:
+    async def rebuild(self, sessions: SessionFactory, *, unless_ready: bool = False) -> int:
         """Every active product, into a fresh index. Changes committed meanwhile reach it
         through their events, which wait for the rebuild's lock."""
 
@@ -52,7 +52,7 @@ class SearchIndexing:
                     yield batch
                     after = batch[-1][0].id
 
-        return await self.writer.rebuild(batches())
+        return await self.writer.rebuild(batches(), unless_ready=unless_ready)
 
     async def ensure_built(self, sessions: SessionFactory) -> None:
         """At worker start: rebuild when the index is missing or of another schema."""
@@ -60,6 +60,6 @@ class SearchIndexing:
             return
         log.info("search index missing or outdated at %s: rebuilding", self.writer.path)
         try:
-            await self.rebuild(sessions)
+            await self.rebuild(sessions, unless_ready=True)
         except Exception:
             log.exception("search index rebuild failed; searches use PostgreSQL")

@@ -156,10 +156,16 @@ class SearchIndexWriter:
         writer.commit()
         writer.wait_merging_threads()
 
-    async def rebuild(self, batches: AsyncIterator[Searchable]) -> int:
+    async def rebuild(
+        self, batches: AsyncIterator[Searchable], *, unless_ready: bool = False
+    ) -> int:
         """Every product from ``batches``, into a fresh index, made ready at the end.
-        Readers keep answering from the old index (or PostgreSQL) until the marker."""
+        Readers keep answering from the old index (or PostgreSQL) until the marker.
+        ``unless_ready``: nothing if the index is ready by the time the lock is held
+        (workers starting together build it once). Returns how many were indexed."""
         async with self._exclusive():
+            if unless_ready and self.ready():
+                return 0
             started = time.monotonic()
             await asyncio.to_thread(self._fresh)
             index = tantivy.Index.open(str(self.path))

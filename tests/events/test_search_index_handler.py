@@ -150,3 +150,16 @@ async def test_redelivering_a_live_product_keeps_one_document(
         async with transaction(sessions) as session:
             await subscriber.handle(await load_event(session, event_id), session)
     assert _documents(path, product.id) == 1
+
+
+async def test_the_events_worker_builds_a_missing_index(
+    settings: Settings, temporal_client: Client, tmp_path: Path
+) -> None:
+    path = tmp_path / "search-index"
+    live = quick(settings).model_copy(update={"search_index": True, "search_index_dir": path})
+
+    async def built() -> bool:
+        return isinstance(SearchEngines(path).current(), IndexedSearch)
+
+    async with relay(live, temporal_client, []):
+        await eventually(built, within=120)

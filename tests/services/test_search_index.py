@@ -4,6 +4,7 @@ rolled-back transaction each (``db_sessions``)."""
 
 from __future__ import annotations
 
+import json
 import random
 import string
 from pathlib import Path
@@ -27,7 +28,12 @@ from services.catalog.products import (
 )
 from services.catalog.reviews import NoPurchases, ReviewService
 from services.catalog.search import IndexedSearch, SearchEngines
-from services.catalog.search_index import SearchIndexWriter
+from services.catalog.search_index import (
+    MARKER,
+    SCHEMA_VERSION,
+    SearchIndexWriter,
+    read_marker,
+)
 from services.inventory import StockService
 from tests.factories import unique_email
 
@@ -253,3 +259,23 @@ async def test_a_change_before_the_index_is_built_waits_for_the_build(
     )
     assert await indexing.refresh(db_session, [product.id]) is False
     assert SearchEngines(indexing.writer.path).current().name == "postgres"
+
+
+async def test_a_worker_start_builds_a_missing_or_outdated_index_once(
+    db_sessions: SessionFactory, tmp_path: Path
+) -> None:
+    writer = SearchIndexWriter(tmp_path / "search-index")
+    indexing = SearchIndexing(writer)
+    await indexing.ensure_built(db_sessions)
+    built = read_marker(writer.path)
+    assert built is not None
+    await indexing.ensure_built(db_sessions)  # ready: left alone
+    assert read_marker(writer.path) == built
+    # Another schema version (this code's changed): rebuilt.
+    marker = writer.path / MARKER
+    marker.write_text(json.dumps(built | {"schemaVersion": SCHEMA_VERSION - 1}))
+    assert SearchEngines(writer.path).current().name == "postgres"
+    await indexing.ensure_built(db_sessions)
+    rebuilt = read_marker(writer.path)
+    assert rebuilt is not None
+    assert rebuilt["build"] != built["build"]
