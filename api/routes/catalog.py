@@ -122,9 +122,11 @@ async def list_products(
 
     `category` includes its subcategories; an unknown one gives an empty page.
     `minPrice`/`maxPrice` are inclusive, in minor units. `inStock=true` keeps products
-    with stock available (`false`: only those without). `search` uses full-text search
-    with ranking over name and description, plus trigram similarity on the name, so
-    partial words and small typos match ("headphon", "wireles"). `sort` is `newest`,
+    with stock available (`false`: only those without). `search` matches every word, by
+    its English stem in the name or description (ranked, the name weighing more), or a
+    name word close to it or starting with it, so partial words and small typos match
+    ("headphon", "wireles"); a change shows in search once the event relay has carried
+    it to the search index (PostgreSQL full-text search answers while it is not ready). `sort` is `newest`,
     `price_asc`, `price_desc`, `rating` or `relevance`.
 
     A search counts at most 1,000 matches and ranks those (the best 1,000 from the search
