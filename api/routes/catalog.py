@@ -126,8 +126,8 @@ async def list_products(
     its English stem in the name or description (ranked, the name weighing more), or a
     name word close to it or starting with it, so partial words and small typos match
     ("headphon", "wireles"); a change shows in search once the event relay has carried
-    it to the search index (PostgreSQL full-text search answers while it is not ready). `sort` is `newest`,
-    `price_asc`, `price_desc`, `rating` or `relevance`.
+    it to the search index (PostgreSQL full-text search answers while it is not ready).
+    `sort` is `newest`, `price_asc`, `price_desc`, `rating` or `relevance`.
 
     A search counts at most 1,000 matches and ranks those (the best 1,000 from the search
     index, or the first the database's indexes find while it is not ready): past that,
