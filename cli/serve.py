@@ -53,11 +53,25 @@ class TcpConfig(uvicorn.Config):
         return tcp
 
 
+# How long uvicorn's supervisor waits for a process to answer its health ping before it
+# kills it (uvicorn's default is 5 s). A process answers from a thread, which waits for
+# the GIL while the app imports; on two busy cores that took longer than 5 s, and the
+# supervisor killed and restarted processes that were only starting (`shop dev` never
+# came up under load). A hung process is still replaced, a little later.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
+def processes_config(app: str, processes: int, **options: Any) -> TcpConfig:
+    """The supervisor's configuration for ``processes`` copies of the app factory."""
+    options.setdefault("timeout_worker_healthcheck", WORKER_HEALTHCHECK_SECONDS)
+    return TcpConfig(app, factory=True, workers=processes, **options)
+
+
 def serve_processes(app: str, processes: int, **options: Any) -> None:
     """``uvicorn.run(app, workers=processes, factory=True, **options)``, with
     ``TcpConfig``'s socket: the API as ``shop api --workers N`` (and ``shop dev``)
     serves it. Blocks until the supervisor is stopped."""
-    config = TcpConfig(app, factory=True, workers=processes, **options)
+    config = processes_config(app, processes, **options)
     Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 

@@ -1,0 +1,57 @@
+"""An API process that is slow to start is waited for, not killed and restarted.
+
+uvicorn's supervisor pings each process and kills one that does not answer within
+``timeout_worker_healthcheck`` (5 s by default). The answer comes from a thread, which
+needs the GIL; while the app imports on two busy cores it can wait longer than that, and
+`shop dev` never came up: every process was killed while it started. ``serve_processes``
+waits ``WORKER_HEALTHCHECK_SECONDS``; here an app holds the GIL for 7 s before it serves
+and must come up in the first process the supervisor started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from cli.serve import WORKER_HEALTHCHECK_SECONDS
+from cli.stack.process import free_port
+from tests.cli.gil_holding_app import HOLD_SECONDS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_process_holding_the_gil_while_it_starts_is_not_killed(tmp_path: Path) -> None:
+    assert WORKER_HEALTHCHECK_SECONDS > HOLD_SECONDS
+    starts = tmp_path / "starts"
+    port = free_port()
+    serve = (
+        "from cli.serve import serve_processes; "
+        f"serve_processes('tests.cli.gil_holding_app:create', 1, host='127.0.0.1', port={port})"
+    )
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", serve],
+        cwd=ROOT,
+        env={**os.environ, "GIL_APP_STARTS": str(starts)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + HOLD_SECONDS + 30
+        answer = None
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).json()
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer is not None, f"never served; processes started: {starts.read_text()!r}"
+        [started] = starts.read_text().split()
+        assert answer["pid"] == int(started)
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        supervisor.wait(timeout=30)
