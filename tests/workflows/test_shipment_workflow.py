@@ -86,6 +86,24 @@ async def until(
     raise AssertionError(f"the parcel never got there: {seen}")
 
 
+async def cancelled(
+    env: WorkflowEnvironment, *handles: WorkflowHandle[Any, ShipmentView]
+) -> list[ShipmentView]:
+    """Cancel parcels and wait for them to end, with the clock held still.
+
+    A cancel needs no time to pass, and awaiting a result with the clock let go is what
+    skipped a parcel left waiting ten years ahead: the test server gives every workflow
+    a ten-year execution timeout, and while a result is awaited it skips time whenever
+    no task is outstanding, also in the moment between the awaited workflow's end and
+    the client holding the clock again. A flagged parcel waits with no timer of its
+    own, so its ten-year timeout was the next thing due: on a busy machine the second
+    parcel timed out while the first one's result came back."""
+    with env.auto_time_skipping_disabled():
+        for handle in handles:
+            await handle.cancel()
+        return [await handle.result() for handle in handles]
+
+
 def statuses(told: list[Any]) -> list[str]:
     return [str(p.status) for p in told]
 
@@ -263,9 +281,7 @@ async def test_the_stall_clock_runs_from_the_carriers_latest_scan(
     await parcels.called(recent, DELAYED)
     assert (await until(handles[recent], lambda v: v.delayed)).delayed
     assert parcels.ran(late).count(DELAYED) == 1
-    for handle in handles.values():
-        await handle.cancel()
-        await handle.result()
+    await cancelled(env, *handles.values())
 
 
 async def test_the_stall_time_comes_from_the_input(
@@ -278,8 +294,7 @@ async def test_the_stall_time_comes_from_the_input(
     await time_skipping_env.sleep(timedelta(minutes=31))
     await parcels.called(sid, DELAYED)
     assert (await until(handle, lambda v: v.delayed)).delayed
-    await handle.cancel()
-    await handle.result()
+    await cancelled(time_skipping_env, handle)
 
 
 async def test_a_long_history_continues_as_new_with_its_state(
