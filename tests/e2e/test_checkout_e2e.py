@@ -1,8 +1,8 @@
 """Checkout against the real ``shop dev`` stack, as clients and operators meet it.
 
 A worker killed with SIGKILL in the middle of orders loses nothing: the supervisor
-starts a new one, which finishes them, and every order is charged exactly once. A
-hundred shoppers racing for ten units produce ten orders and ninety ``out_of_stock``.
+starts a new one, which finishes them, and every order is charged exactly once. Thirty
+shoppers racing for ten units produce ten orders and twenty ``out_of_stock``.
 """
 
 from __future__ import annotations
@@ -60,20 +60,26 @@ async def test_a_worker_killed_mid_orders_is_replaced_and_the_orders_finish(
     assert (level["onHand"], level["reserved"]) == (30 - len(orders), 0)
 
 
-async def test_a_hundred_shoppers_racing_for_ten_units(
+# Three shoppers for each unit, all placing at once: an oversell, a unit reserved twice or
+# one left reserved shows as more or fewer than ten orders. A hundred proved no more and
+# took a minute and a quarter of a busy machine (polling ten times a second each).
+RACERS = 30
+
+
+async def test_thirty_shoppers_racing_for_ten_units(
     http: httpx.AsyncClient, staff: dict[str, str]
 ) -> None:
     item = await product(http, staff, stock=10)
-    shoppers = await shoppers_with(http, item, 100)
+    shoppers = await shoppers_with(http, item, RACERS)
     placed = await asyncio.gather(*(place(http, s) for s in shoppers))
     orders = await asyncio.gather(
         *(
-            wait_for(http, s.headers, p["id"], within=300)
+            wait_for(http, s.headers, p["id"], within=300, poll=0.5)
             for s, p in zip(shoppers, placed, strict=True)
         )
     )
     outcomes = Counter((o["status"], o["failureCode"]) for o in orders)
-    assert outcomes == {("fulfillment_queued", None): 10, ("failed", "out_of_stock"): 90}
+    assert outcomes == {("fulfillment_queued", None): 10, ("failed", "out_of_stock"): RACERS - 10}
     level = await stock(http, staff, item["id"])
     assert (level["onHand"], level["reserved"]) == (0, 0)
     # Nobody who got nothing was charged.

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 
+import pytest
 from temporalio.client import Client, ScheduleActionStartWorkflow
 from temporalio.service import RPCError
 
@@ -27,10 +29,24 @@ EXPECTED = {
 }
 
 
-async def test_schedules_are_created_once(temporal_client: Client) -> None:
+async def _delete_schedules(client: Client) -> None:
     for schedule_id in EXPECTED:
-        with contextlib.suppress(RPCError):  # an earlier test (or worker) may have made it
-            await temporal_client.get_schedule_handle(schedule_id).delete()
+        with contextlib.suppress(RPCError):  # not there: nothing to delete
+            await client.get_schedule_handle(schedule_id).delete()
+
+
+@pytest.fixture
+async def no_schedules(temporal_client: Client) -> AsyncIterator[Client]:
+    """No schedules before (an earlier test or worker may have made them) and none left
+    after: left on the suite's Temporal, they start relay, sweep and rollup workflows
+    every minute for whichever live workers of later modules poll the default queue."""
+    await _delete_schedules(temporal_client)
+    yield temporal_client
+    await _delete_schedules(temporal_client)
+
+
+async def test_schedules_are_created_once(no_schedules: Client) -> None:
+    temporal_client = no_schedules
     assert sorted(await ensure_schedules(temporal_client)) == sorted(EXPECTED)
     assert await ensure_schedules(temporal_client) == []
     for schedule_id, (workflow, seconds) in EXPECTED.items():
