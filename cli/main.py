@@ -559,6 +559,15 @@ def bench_checkout(
     poll: Annotated[
         float, typer.Option(min=0.01, max=5, help="Seconds between polls of each order.")
     ] = 0.5,
+    compare_bare: Annotated[
+        bool,
+        typer.Option(
+            "--compare-bare",
+            help="Then run as many bare workflows of the same shape (the activities of an "
+            "order's history, doing nothing) at the same concurrency on the same Temporal "
+            "server, and print both figures and their ratio.",
+        ),
+    ] = False,
 ) -> None:
     """Orders per second and POST-to-confirmed latency of the whole checkout against the
     running stack (`shop dev`): shoppers and stock are set up first, untimed."""
@@ -586,10 +595,21 @@ def bench_checkout(
         raise _fail(str(exc)) from None
     from bench.environment import header
 
-    for line in [
-        *header(settings, orders=orders, concurrency=concurrency, poll=poll),
-        *result.lines(),
-    ]:
+    lines = [*header(settings, orders=orders, concurrency=concurrency, poll=poll), *result.lines()]
+    if compare_bare:
+        from bench.bare import compare, comparison
+
+        done = result.completed
+        if not done:
+            raise _fail("no order was confirmed: there is no shape to compare with")
+        try:
+            bare = asyncio.run(
+                compare(settings, done[0].order_id, workflows=orders, concurrency=concurrency)
+            )
+        except DependencyUnavailable as exc:
+            raise _fail(f"Temporal did not answer: {exc}") from None
+        lines += [*bare.lines(), comparison(result.orders_per_second, bare)]
+    for line in lines:
         console.print(line)
 
 

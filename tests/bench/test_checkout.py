@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bench.bare import LOCAL, REMOTE, BareResult, Shape, comparison, run_bare, shape_of
 from bench.checkout import CheckoutResult, OrderSample, percentile, run
+from temporal.clients.orders import workflow_id
 from tests.live import LiveStack
 
 
@@ -40,6 +42,37 @@ async def test_a_small_run_places_and_confirms_every_order(live: LiveStack) -> N
         assert sample.to_settled is not None
         assert sample.to_settled >= sample.to_confirmed
     assert result.orders_per_second > 0
+
+
+async def test_compare_bare_prints_both_figures_and_their_ratio(live: LiveStack) -> None:
+    checkout = await run(live.base_url, live.settings, orders=2, concurrency=2, poll=0.05)
+    assert len(checkout.completed) == 2
+    shape = await shape_of(live.client, workflow_id(checkout.completed[0].order_id))
+    # The happy path: validate, reserve, authorise, confirm, commit, capture, then the
+    # confirmation email and the fulfilment in parallel.
+    assert shape.remote + shape.local == 8
+    assert len(shape.stages[-1]) == 2
+    bare = await run_bare(live.client, shape, workflows=3, concurrency=2)
+    assert len(bare.latencies) == 3
+    assert bare.per_second > 0
+    text = "\n".join(
+        [*checkout.lines(), *bare.lines(), comparison(checkout.orders_per_second, bare)]
+    )
+    assert f"{checkout.orders_per_second:.1f} orders/s" in text
+    assert f"completed 3: {bare.per_second:.1f} workflows/s" in text
+    assert "checkout / bare: " in text
+    assert f"= {checkout.orders_per_second / bare.per_second:.2f}x" in text
+
+
+def test_a_shape_describes_its_stages_and_the_ratio_is_ours_over_bare() -> None:
+    shape = Shape(((LOCAL,), (REMOTE,), (REMOTE, LOCAL)), source="order-ord_1")
+    assert (shape.remote, shape.local) == (2, 2)
+    assert shape.describe() == (
+        "4 activities (2 remote, 2 local, from order-ord_1): local → remote → remote+local"
+    )
+    bare = BareResult(10, 2, shape, 2.0, [0.1] * 10)
+    assert bare.per_second == 5.0
+    assert "= 0.80x" in comparison(4.0, bare)
 
 
 def test_every_bench_prints_its_configuration_first() -> None:
