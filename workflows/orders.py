@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.email import (
@@ -61,6 +61,12 @@ with workflow.unsafe.imports_passed_through():
 AUTHORIZED, REQUIRES_ACTION, CAPTURED = "authorized", "requires_action", "captured"
 # Orders started before this patch still email order_failed for a payment failure.
 PAYMENT_FAILED_EMAIL_BY_EVENT = "payment-failed-email-by-event"
+# Orders started before this patch run their database steps as remote activities and
+# upsert every search attribute at every status (six upserts on the happy path).
+LOCAL_DATABASE_STEPS = "local-database-steps"
+# Statuses an order passes through in a moment on its way to the next: since
+# LOCAL_DATABASE_STEPS the search attributes skip them (the query still has them).
+PASSING_STATUSES = frozenset({OrderStatus.RESERVED, OrderStatus.PAYMENT_AUTHORIZED})
 # Our error codes are snake_case; a Python exception's class name (a bug) is not.
 _OUR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -80,10 +86,13 @@ class OrderCancelled(Exception):
     pass
 
 
-def _failure(err: ActivityError, step: str) -> OrderFailed:
+def _failure(err: FailureError, step: str) -> OrderFailed:
     """Our errors keep their stable code and message; anything else (a bug, a timeout)
-    becomes ``{step}_failed`` without internals, which stay in the workflow history."""
-    cause = err.cause
+    becomes ``{step}_failed`` without internals, which stay in the workflow history.
+
+    A remote activity's failure arrives as an ``ActivityError`` around its cause; a local
+    activity's arrives as the cause itself."""
+    cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError) and cause.type and _OUR_CODE.match(cause.type):
         first = cause.details[0] if cause.details else None
         data = {k: v for k, v in first.items() if v is not None} if isinstance(first, dict) else {}
@@ -115,6 +124,8 @@ class OrderWorkflow:
         self._seen_events: set[str] = set()
         self._input = OrderInput(order_id="", user_id="")
         self._snapshot: OrderSnapshot | None = None
+        self._local_steps = False
+        self._indexed: dict[str, object] = {}  # search attribute values upserted so far
 
     # --- messages ---------------------------------------------------------------------
 
@@ -168,12 +179,21 @@ class OrderWorkflow:
     async def run(self, input: OrderInput) -> OrderView:
         self._order_id, self._user_id = input.order_id, input.user_id
         self._input = input
+        # The short, idempotent database steps run as local activities in this worker
+        # (no task queue round trip, no scheduled/started/completed events): a crashed
+        # worker's workflow task is retried elsewhere and the step runs again.
+        self._local_steps = workflow.patched(LOCAL_DATABASE_STEPS)
         ref = OrderRef(order_id=input.order_id)
         compensations: list[tuple[str, Compensation]] = []
-        self._mirror(OrderStatus.PENDING)
+        if not self._local_steps:
+            self._mirror(OrderStatus.PENDING)
         try:
             snapshot: OrderSnapshot = await self._step(
-                "validate-order", OrderActivities.validate, ref, "price the cart, snapshot lines"
+                "validate-order",
+                OrderActivities.validate,
+                ref,
+                "price the cart, snapshot lines",
+                local=True,
             )
             self._snapshot = snapshot
             self._total = snapshot.total
@@ -193,6 +213,7 @@ class OrderWorkflow:
                 OrderActivities.reserve_stock,
                 ReserveInput(order_id=input.order_id, ttl_seconds=input.reservation_ttl_seconds),
                 "reserve stock for every line",
+                local=True,
             )
             self._mirror(OrderStatus.RESERVED)
             self._check_cancel()
@@ -233,7 +254,11 @@ class OrderWorkflow:
                 )
             )
             await self._step(
-                "create-order", OrderActivities.confirm, ref, "confirm the order, record coupon use"
+                "create-order",
+                OrderActivities.confirm,
+                ref,
+                "confirm the order, record coupon use",
+                local=True,
             )
             self._mirror(OrderStatus.CONFIRMED)
             self._check_cancel()
@@ -243,6 +268,7 @@ class OrderWorkflow:
                 OrderActivities.commit_stock,
                 ref,
                 "turn the reservation into a sale",
+                local=True,
             )
             self._check_cancel()
             await self._step(
@@ -264,6 +290,7 @@ class OrderWorkflow:
                     ref,
                     "publish fulfillment.order_ready",
                     forever=True,  # past the point of no return there is no failing
+                    local=True,
                 ),
             )
             self._mirror(OrderStatus.FULFILLMENT_QUEUED)
@@ -344,13 +371,30 @@ class OrderWorkflow:
         if self._failure_code:
             details += f"; failure {self._failure_code}"
         workflow.set_current_details(details)
-        workflow.upsert_search_attributes(
-            [
-                ORDER_STATUS.value_set(str(status)),
-                CUSTOMER_ID.value_set(self._user_id),
-                ORDER_TOTAL.value_set(self._total),
-            ]
-        )
+        if not self._local_steps:
+            workflow.upsert_search_attributes(
+                [
+                    ORDER_STATUS.value_set(str(status)),
+                    CUSTOMER_ID.value_set(self._user_id),
+                    ORDER_TOTAL.value_set(self._total),
+                ]
+            )
+            return
+        if status in PASSING_STATUSES:
+            return
+        # One upsert per status operators filter on, carrying only what changed.
+        updates: list[SearchAttributeUpdate[Any]] = []
+        if self._indexed.get(ORDER_STATUS.name) != str(status):
+            updates.append(ORDER_STATUS.value_set(str(status)))
+        if self._indexed.get(CUSTOMER_ID.name) != self._user_id:
+            updates.append(CUSTOMER_ID.value_set(self._user_id))
+        if self._indexed.get(ORDER_TOTAL.name) != self._total:
+            updates.append(ORDER_TOTAL.value_set(self._total))
+        self._indexed[ORDER_STATUS.name] = str(status)
+        self._indexed[CUSTOMER_ID.name] = self._user_id
+        self._indexed[ORDER_TOTAL.name] = self._total
+        if updates:
+            workflow.upsert_search_attributes(updates)
 
     async def _step(
         self,
@@ -361,9 +405,22 @@ class OrderWorkflow:
         *,
         queue: TaskQueue = TaskQueue.ORDERS,
         forever: bool = False,
+        local: bool = False,
     ) -> Any:
         policy = self._input.steps
         try:
+            if local and self._local_steps:
+                return await workflow.execute_local_activity_method(
+                    activity,
+                    arg,
+                    start_to_close_timeout=timedelta(seconds=policy.timeout_seconds),
+                    retry_policy=RetryPolicy(
+                        maximum_attempts=0 if forever else policy.attempts,
+                        initial_interval=timedelta(seconds=1),
+                        maximum_interval=timedelta(seconds=10),
+                    ),
+                    summary=f"{name}: {summary}",
+                )
             return await workflow.execute_activity_method(
                 activity,
                 arg,
@@ -379,8 +436,11 @@ class OrderWorkflow:
                 ),
                 summary=f"{name}: {summary}",
             )
-        except ActivityError as err:
-            if isinstance(err.cause, CancelledError):
+        except FailureError as err:
+            if not isinstance(err, ActivityError) and not (local and self._local_steps):
+                raise
+            cause = err.cause if isinstance(err, ActivityError) else err
+            if isinstance(cause, CancelledError):
                 # The workflow was cancelled from Temporal while this step ran: the order
                 # is undone as cancelled, not failed (see run()).
                 raise asyncio.CancelledError() from err

@@ -126,6 +126,9 @@ OUT_OF_STOCK = "ord_recorded_out_of_stock"
 CANCELLED_IN_3DS = "ord_recorded_cancelled_in_3ds"
 THREE_DS_COMPLETED = "ord_recorded_3ds_completed"
 THREE_DS_TIMED_OUT = "ord_recorded_3ds_timed_out"
+# Since the "local-database-steps" patch: database steps as local activities, fewer upserts.
+PAID_LOCAL_STEPS = "ord_recorded_paid_local_steps"
+OUT_OF_STOCK_LOCAL_STEPS = "ord_recorded_out_of_stock_local_steps"
 SHORT = {"productId": TEA.product_id, "requested": TEA.quantity, "available": 0}
 UNAVAILABLE = {"unavailableItems": [SHORT]}
 DECLINE = {"reason": "card_declined", "intentId": "pi_recorded"}
@@ -136,6 +139,11 @@ SCRIPTS: dict[str, dict[str, Sequence[Step]]] = {
     OUT_OF_STOCK: {
         RESERVE: [Fail("out_of_stock", f"not enough stock for: {TEA.product_id}", UNAVAILABLE)],
         RELEASE: [Succeed(0)],  # nothing was held
+    },
+    PAID_LOCAL_STEPS: {},
+    OUT_OF_STOCK_LOCAL_STEPS: {
+        RESERVE: [Fail("out_of_stock", f"not enough stock for: {TEA.product_id}", UNAVAILABLE)],
+        RELEASE: [Succeed(0)],
     },
     CANCELLED_IN_3DS: {AUTHORIZE: [requires_action()], REFRESH: [requires_action()]},
     THREE_DS_COMPLETED: {AUTHORIZE: [requires_action()]},
@@ -286,6 +294,20 @@ async def _order_ends(
 async def order_paid(env: WorkflowEnvironment, queue: str) -> str:
     handle = await start_order(env.client, PAID)
     await _order_ends(handle, OrderStatus.FULFILLMENT_QUEUED, None)
+    return handle.id
+
+
+@recording("order_fulfillment_queued_local_steps")
+async def order_paid_local_steps(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_order(env.client, PAID_LOCAL_STEPS)
+    await _order_ends(handle, OrderStatus.FULFILLMENT_QUEUED, None)
+    return handle.id
+
+
+@recording("order_out_of_stock_local_steps")
+async def order_out_of_stock_local_steps(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_order(env.client, OUT_OF_STOCK_LOCAL_STEPS)
+    await _order_ends(handle, OrderStatus.FAILED, "out_of_stock")
     return handle.id
 
 

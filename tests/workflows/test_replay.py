@@ -27,6 +27,8 @@ def test_there_are_histories_to_replay() -> None:
         "stack_probe_ok",
         "analytics_rollup_ok",
         "order_fulfillment_queued",
+        "order_fulfillment_queued_local_steps",
+        "order_out_of_stock_local_steps",
         "order_payment_declined",
         "order_payment_declined_by_event",
         "order_out_of_stock",
