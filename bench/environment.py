@@ -29,6 +29,24 @@ def stack(settings: Settings) -> str:
     )
 
 
+def sandboxes(settings: Settings) -> str:
+    """Where the providers an order calls answer: the sandboxes are mounted on the API
+    (``/_sandbox/…``), so unless a provider's key is set they share the measured cores."""
+    stripe = (
+        "real Stripe"
+        if settings.stripe_secret_key
+        else f"sandbox at {settings.api_base_url}/_sandbox/stripe"
+    )
+    mail = (
+        f"sandbox at {settings.resolved_sendgrid_base_url}"
+        if settings.email_uses_sandbox
+        else "real SendGrid"
+    )
+    shared = settings.stripe_secret_key is None or settings.email_uses_sandbox
+    note = " (sandboxes run in the API processes)" if shared else ""
+    return f"providers: Stripe {stripe}; SendGrid {mail}{note}"
+
+
 def header(settings: Settings | None, **parameters: object) -> list[str]:
     lines = [machine()]
     if settings is not None:

@@ -593,15 +593,20 @@ def bench_checkout(
         raise _fail(f"the API at {base} did not answer: {exc}") from None
     except BenchError as exc:
         raise _fail(str(exc)) from None
-    from bench.environment import header
+    from bench.environment import header, sandboxes
 
-    lines = [*header(settings, orders=orders, concurrency=concurrency, poll=poll), *result.lines()]
+    lines = [
+        *header(settings, orders=orders, concurrency=concurrency, poll=poll),
+        sandboxes(settings),
+        *result.lines(),
+    ]
     if compare_bare:
         from bench.bare import compare, comparison
 
         done = result.completed
         if not done:
             raise _fail("no order was confirmed: there is no shape to compare with")
+        err_console.print(f"running {orders} bare workflows of the same shape…")
         try:
             bare = asyncio.run(
                 compare(settings, done[0].order_id, workflows=orders, concurrency=concurrency)

@@ -76,7 +76,7 @@ def test_a_shape_describes_its_stages_and_the_ratio_is_ours_over_bare() -> None:
 
 
 def test_every_bench_prints_its_configuration_first() -> None:
-    from bench.environment import header
+    from bench.environment import header, sandboxes
     from core.settings import Settings
 
     settings = Settings(
@@ -94,3 +94,7 @@ def test_every_bench_prints_its_configuration_first() -> None:
     )
     assert lines[2] == "run: orders=200, concurrency=20"
     assert header(None) == [lines[0]]
+    assert sandboxes(settings) == (
+        "providers: Stripe sandbox at http://127.0.0.1:3001/_sandbox/stripe; SendGrid "
+        "sandbox at http://127.0.0.1:3001/_sandbox/sendgrid (sandboxes run in the API processes)"
+    )
