@@ -7,6 +7,7 @@ runs, retries of steps and of compensations. Each test takes a fraction of a sec
 from __future__ import annotations
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from models.orders import PAYMENT_FAILURES, OrderStatus
@@ -64,6 +65,38 @@ async def test_an_order_runs_every_step_and_is_queued_for_fulfilment(
     assert attributes.get(ORDER_STATUS) == "fulfillment_queued"
     assert attributes.get(CUSTOMER_ID) == USER
     assert attributes.get(ORDER_TOTAL) == TOTAL
+
+
+async def test_database_steps_are_local_and_the_server_hears_of_operator_statuses_only(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.order()
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await handle.result()
+    history = await handle.fetch_history()
+    remote = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    local = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    statuses = [
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields[
+            ORDER_STATUS.name
+        ].data
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+        and ORDER_STATUS.name
+        in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    ]
+    assert sorted(remote) == ["email.send", "payments.authorize", "payments.capture"]
+    assert len(local) == 5  # validate, reserve, confirm, commit, queue-fulfillment
+    assert statuses == [b'"pending"', b'"confirmed"', b'"fulfillment_queued"']
 
 
 async def test_an_invalid_cart_fails_before_anything_is_held_and_nobody_is_written_to(
