@@ -559,6 +559,15 @@ def bench_checkout(
     poll: Annotated[
         float, typer.Option(min=0.01, max=5, help="Seconds between polls of each order.")
     ] = 0.5,
+    poll_max: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=30,
+            help="The poll interval doubles up to this while an order is not settled "
+            "(--poll-max equal to --poll: a fixed interval).",
+        ),
+    ] = 2.0,
     compare_bare: Annotated[
         bool,
         typer.Option(
@@ -586,6 +595,7 @@ def bench_checkout(
                 orders=orders,
                 concurrency=concurrency,
                 poll=poll,
+                poll_max=poll_max,
                 progress=lambda message: err_console.print(message),
             )
         )
@@ -596,7 +606,7 @@ def bench_checkout(
     from bench.environment import header, sandboxes
 
     lines = [
-        *header(settings, orders=orders, concurrency=concurrency, poll=poll),
+        *header(settings, orders=orders, concurrency=concurrency, poll=poll, poll_max=poll_max),
         sandboxes(settings),
         *result.lines(),
     ]
