@@ -2,8 +2,10 @@
 
 A bare workflow runs the same activities as an order's happy path, counted from a real
 order's history (remote activities scheduled on task queues, local activities recorded
-as markers), in the same stages (activities scheduled in one workflow task run in
-parallel), each doing nothing. Its worker runs inside the bench process on a scratch
+as markers), in the same stages (remote activities scheduled by one workflow task run
+in parallel; a local activity is a stage of its own, since its marker does not say
+whether it ran beside another: the bare workflow runs the order's last local step before
+the email it ran beside), each doing nothing. Its worker runs inside the bench process on a scratch
 task queue of the stack's own Temporal server, and its workflows are driven the way the
 checkout's orders are: N of them, C in flight (closed loop), so the ratio of the two
 throughputs is what our business logic, database, providers and API cost on top of what
