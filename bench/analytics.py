@@ -135,7 +135,9 @@ class SizeResult:
         return [
             f"{self.events:,} events",
             f"  load: {self.load.events:,} events in {self.load.seconds:,.1f} s: "
-            f"{self.load.rate:,.0f} events/s (COPY, indexes in place)",
+            f"{self.load.rate:,.0f} events/s (COPY, indexes in place)"
+            if self.load.events
+            else "  load: none, the kept database held them already",
             *self.sizes.lines(),
             f"  {self.rollups}",
             *(t.line(self.events) for t in self.timings),
@@ -226,6 +228,65 @@ async def _time(
     return timings
 
 
+LOADS_TABLE = """
+CREATE TABLE IF NOT EXISTS bench_analytics_load (
+    part integer PRIMARY KEY, events bigint NOT NULL, window_end timestamptz NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a kept database already holds: the parts loaded, their events, the load's
+    ``now`` (the window's end, which fixes who has signed up by then)."""
+
+    parts: int
+    events: int
+    window_end: datetime | None
+
+
+async def loaded_so_far(conn: asyncpg.Connection) -> Loaded:
+    await conn.execute(LOADS_TABLE)
+    row = await conn.fetchrow(
+        "SELECT count(*) AS parts, coalesce(sum(events), 0) AS events, "
+        "min(window_end) AS window_end FROM bench_analytics_load"
+    )
+    assert row is not None
+    return Loaded(int(row["parts"]), int(row["events"]), row["window_end"])
+
+
+async def _seed_catalogue(scratch: Settings, products: int, seed: int, console: Console) -> None:
+    from cli.seed import Seeder
+    from core.db import create_engine, create_session_factory
+
+    engine = create_engine(scratch)
+    try:
+        seeder = Seeder(create_session_factory(engine), scratch, console)
+        leaves = await seeder.categories()
+        await seeder.products(random.Random(f"{seed}:products"), products, leaves)
+    finally:
+        await engine.dispose()
+
+
+async def refresh_rollups(settings: Settings) -> str:
+    """The rollup schedule's own step, timed: on a kept database whose rollups were built
+    by an earlier run, it recomputes only what changed (everything, when a migration
+    reset the rollups' watermark to have them rebuilt)."""
+    from core.db import create_engine, create_session_factory
+    from services.analytics.rollups import RollupService
+
+    engine = create_engine(settings)
+    started = time.perf_counter()
+    try:
+        outcome = await RollupService(create_session_factory(engine)).refresh()
+    finally:
+        await engine.dispose()
+    return (
+        f"rollups refreshed in {time.perf_counter() - started:,.1f} s "
+        f"({outcome.hours:,} hours recomputed)"
+    )
+
+
 async def run(
     settings: Settings,
     *,
@@ -237,45 +298,54 @@ async def run(
     concurrency: int,
     console: Console,
     say: Callable[[str], None],
+    keep_database: str | None = None,
 ) -> list[SizeResult]:
-    """Load each size in turn (growing the same table) and time the endpoints at each."""
+    """Load each size in turn (growing the same table) and time the endpoints at each.
+
+    With ``keep_database`` the scratch database is kept (``shop_bench_<name>``) and a
+    later run reuses it: sizes it already holds are not loaded again, only timed."""
     from redis.asyncio import Redis
 
     from bench.catalog import api_process
     from bench.checkout import staff_headers
     from bench.scratch import asyncpg_dsn, scratch_database
-    from cli.seed import Seeder
-    from core.db import create_engine, create_session_factory
 
     results: list[SizeResult] = []
-    async with scratch_database(settings, analytics_enabled=True) as scratch:
-        say(f"scratch database ready; seeding a catalogue of {products:,} products…")
-        engine = create_engine(scratch)
-        try:
-            seeder = Seeder(create_session_factory(engine), scratch, console)
-            leaves = await seeder.categories()
-            await seeder.products(random.Random(f"{seed}:products"), products, leaves)
-        finally:
-            await engine.dispose()
+    async with scratch_database(settings, keep=keep_database, analytics_enabled=True) as scratch:
         conn = await asyncpg.connect(asyncpg_dsn(scratch.resolved_database_url or ""))
         redis = Redis.from_url(scratch.redis_url or "")
-        now = datetime.now(UTC)
         try:
+            before = await loaded_so_far(conn)
+            if not await conn.fetchval("SELECT count(*) FROM products"):
+                say(f"scratch database ready; seeding a catalogue of {products:,} products…")
+                await _seed_catalogue(scratch, products, seed, console)
+            else:
+                say(f"reusing {scratch.resolved_database_url}: {before.events:,} events loaded")
+            now = before.window_end or datetime.now(UTC)
             catalogue = await load_catalogue(conn)
             async with api_process(scratch, analytics=True) as base:
-                loaded = 0
-                for part, size in enumerate(sorted(sizes)):
-                    generator = EventGenerator(
-                        catalogue, people=people, seed=seed, part=part, now=now
-                    )
-                    figures = await _load(conn, generator, size - loaded, console)
-                    loaded = size
-                    result = SizeResult(
-                        size,
-                        figures,
-                        await table_sizes(conn),
-                        await bring_rollups_up_to_date(scratch, generator.start),
-                    )
+                loaded, part = before.events, before.parts
+                for size in sorted(sizes):
+                    if size < loaded:
+                        say(f"{size:,} events: skipped, the kept database holds {loaded:,}")
+                        continue
+                    if size == loaded:
+                        figures = LoadFigures(0, 0.0)
+                        rollups = await refresh_rollups(scratch)
+                    else:
+                        generator = EventGenerator(
+                            catalogue, people=people, seed=seed, part=part, now=now
+                        )
+                        figures = await _load(conn, generator, size - loaded, console)
+                        await conn.execute(
+                            "INSERT INTO bench_analytics_load VALUES ($1, $2, $3)",
+                            part,
+                            size - loaded,
+                            generator.now,
+                        )
+                        loaded, part = size, part + 1
+                        rollups = await bring_rollups_up_to_date(scratch, generator.start)
+                    result = SizeResult(size, figures, await table_sizes(conn), rollups)
                     await redis.flushdb()  # no answer cached at the last size
                     say(f"{size:,} events loaded; timing the endpoints…")
                     async with httpx.AsyncClient(base_url=base, timeout=60) as http:

@@ -1,10 +1,12 @@
 """A scratch database on the stack's PostgreSQL for benchmarks that load data of their own
-(search at 100k products, analytics at 10 million events), dropped afterwards."""
+(search at 100k products, analytics at 10 million events), dropped afterwards, or kept
+under a name of the caller's to be loaded once and reused (``keep``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from urllib.parse import urlsplit, urlunsplit
@@ -25,20 +27,46 @@ def asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+KEPT_NAME = re.compile(r"^shop_bench_[a-z0-9_]{1,40}$")
+
+
+class ScratchNameInvalid(ValueError):
+    pass
+
+
+def kept_name(name: str) -> str:
+    """A kept database's name: ``shop_bench_`` and a few lower-case letters, digits or
+    ``_``, so that it can never name the stack's own database (or another's)."""
+    full = name if name.startswith("shop_bench_") else f"shop_bench_{name}"
+    if not KEPT_NAME.match(full):
+        raise ScratchNameInvalid(
+            f"--keep-database takes lower-case letters, digits and _ (got {name!r})"
+        )
+    return full
+
+
 @asynccontextmanager
-async def scratch_database(settings: Settings, **overrides: object) -> AsyncIterator[Settings]:
-    """Settings for a fresh, migrated database named ``shop_bench_…`` on the stack's server
-    (Redis database 15, a free API port, ``overrides``), dropped on the way out."""
+async def scratch_database(
+    settings: Settings, *, keep: str | None = None, **overrides: object
+) -> AsyncIterator[Settings]:
+    """Settings for a migrated database on the stack's server (Redis database 15, a free
+    API port, ``overrides``): a fresh ``shop_bench_…`` dropped on the way out, or, with
+    ``keep``, the database ``shop_bench_<keep>``, created when missing, migrated to head
+    and left in place for the next run."""
     from cli.stack.process import free_port
     from core.db import require_database_url
     from migrations.runner import upgrade
 
     base_url = require_database_url(settings)
-    name = f"shop_bench_{uuid4().hex[:8]}"
+    name = kept_name(keep) if keep else f"shop_bench_{uuid4().hex[:8]}"
     admin_dsn = asyncpg_dsn(with_database(base_url, "postgres"))
     conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
     scratch_url = with_database(base_url, name)
     redis_url = (settings.redis_url or "").rsplit("/", 1)[0] + "/15"
     scratch = Settings.model_validate(
@@ -56,7 +84,8 @@ async def scratch_database(settings: Settings, **overrides: object) -> AsyncIter
         await asyncio.to_thread(upgrade, scratch_url)
         yield scratch
     finally:
-        with suppress(Exception):
-            conn = await asyncpg.connect(admin_dsn)
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.close()
+        if not keep:
+            with suppress(Exception):
+                conn = await asyncpg.connect(admin_dsn)
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await conn.close()

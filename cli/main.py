@@ -752,6 +752,13 @@ def bench_analytics(
         int, typer.Option(min=2, max=100_000, help="Requests per endpoint and size.")
     ] = 200,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight.")] = 4,
+    keep_database: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the scratch database as shop_bench_NAME and reuse it: sizes it "
+            "already holds are timed, not loaded again."
+        ),
+    ] = None,
 ) -> None:
     """Load analytics events (1 and 10 million by default, for 100,000 people over 90 days)
     into a scratch database on the running stack's PostgreSQL, then time the dashboard,
@@ -760,6 +767,7 @@ def bench_analytics(
     from bench.analytics import run as run_analytics
     from bench.checkout import BenchError
     from bench.environment import header
+    from bench.scratch import ScratchNameInvalid
 
     sizes = _sizes(events)
     settings = _settings(data_dir)
@@ -771,6 +779,7 @@ def bench_analytics(
         seed=seed,
         requests=requests,
         concurrency=concurrency,
+        keep_database=keep_database or "no",
     )
     for line in lines:
         console.print(line)
@@ -786,11 +795,12 @@ def bench_analytics(
                 concurrency=concurrency,
                 console=err_console,
                 say=console.print,
+                keep_database=keep_database,
             )
         )
     except (DependencyUnavailable, OSError) as exc:
         raise _fail(f"the stack did not answer: {exc}") from None
-    except BenchError as exc:
+    except (BenchError, ScratchNameInvalid) as exc:
         raise _fail(str(exc)) from None
 
 
