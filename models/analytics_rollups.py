@@ -100,6 +100,30 @@ class AnalyticsProductSalesHour(SQLModel, table=True):
     orders: int
 
 
+class AnalyticsProductViewDay(SQLModel, table=True):
+    """Views per (UTC day, product): the sum of the day's hourly rows."""
+
+    __tablename__ = "analytics_product_view_daily"
+
+    day: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)
+    product_id: str = Field(primary_key=True, max_length=40)
+    views: int
+
+
+class AnalyticsProductSalesDay(SQLModel, table=True):
+    """Units, revenue and orders per (UTC day, product, currency): the day's hours summed
+    (an order falls in one hour, so its orders add up)."""
+
+    __tablename__ = "analytics_product_sales_daily"
+
+    day: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)
+    product_id: str = Field(primary_key=True, max_length=40)
+    currency: str = Field(primary_key=True, max_length=3)
+    units: int
+    revenue: int = Field(sa_column=Column(BigInteger, nullable=False))
+    orders: int
+
+
 class AnalyticsRollupState(SQLModel, table=True):
     """How far the rollups have read: rows changed after ``watermark`` are not in yet."""
 

@@ -10,9 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.analytics import FUNNEL_STEPS
@@ -35,14 +33,31 @@ from models.analytics_dashboard import (
     UsersPublic,
 )
 from models.analytics_rollups import ANY_EVENT
-from services.analytics.people import DAY, PeopleReader, midnight, next_midnight
+from services.analytics.dashboard_repository import (
+    TOP,
+    DashboardRepository,
+    Money,
+    Periods,
+    ProductFigures,
+)
+from services.analytics.people import (
+    DAY,
+    PeopleAsk,
+    PeopleRepository,
+    PeopleRow,
+    edge_unions,
+    midnight,
+    next_midnight,
+    total,
+    union,
+)
 from services.analytics.ranges import TimeRange
 from services.catalog.products import ProductRepository
 from services.inventory.stock import StockService
 
 DEFAULT_CURRENCY = "USD"
-TOP = 10
 HOUR = timedelta(hours=1)
+USER_CREATED = "user_created"
 
 
 @dataclass(frozen=True)
@@ -52,91 +67,12 @@ class DashboardQuery:
     now: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Money:
-    orders: int = 0
-    revenue: int = 0
-    refunds: int = 0
-
-
 def rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
 def growth(current: int, previous: int) -> float | None:
     return round((current - previous) / previous, 4) if previous else None
-
-
-class DashboardRepository:
-    """Reads of the rollup tables, each over ``[start, end)`` by hour start."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def _rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-        result = await self.session.exec(text(sql), params=params)  # type: ignore[call-overload]
-        return [tuple(r) for r in result.all()]
-
-    async def sales(self, span: TimeRange) -> dict[str, Money]:
-        sold = await self._rows(
-            "SELECT currency, sum(orders), sum(revenue) FROM analytics_sales_hourly "
-            "WHERE hour >= :start AND hour < :end GROUP BY currency",
-            start=span.start,
-            end=span.end,
-        )
-        refunded = await self._rows(
-            "SELECT currency, sum(amount) FROM analytics_refund_hourly "
-            "WHERE hour >= :start AND hour < :end GROUP BY currency",
-            start=span.start,
-            end=span.end,
-        )
-        money = {c: Money(orders=int(o), revenue=int(r)) for c, o, r in sold}
-        for currency, amount in refunded:
-            base = money.get(currency, Money())
-            money[currency] = Money(base.orders, base.revenue, int(amount))
-        return money
-
-    async def sales_by_hour(self, span: TimeRange, currency: str) -> dict[datetime, Money]:
-        rows = await self._rows(
-            "SELECT hour, orders, revenue FROM analytics_sales_hourly "
-            "WHERE hour >= :start AND hour < :end AND currency = :currency",
-            start=span.start,
-            end=span.end,
-            currency=currency,
-        )
-        return {h: Money(orders=o, revenue=r) for h, o, r in rows}
-
-    async def event_count(self, span: TimeRange, event: str) -> int:
-        rows = await self._rows(
-            "SELECT coalesce(sum(events), 0) FROM analytics_event_hourly "
-            "WHERE hour >= :start AND hour < :end AND event = :event",
-            start=span.start,
-            end=span.end,
-            event=event,
-        )
-        return int(rows[0][0])
-
-    async def product_sales(self, span: TimeRange) -> list[tuple[str, str, int, int, int]]:
-        """(product, currency, revenue, units, orders) of every product sold in range."""
-        rows = await self._rows(
-            "SELECT product_id, currency, sum(revenue), sum(units), sum(orders) "
-            "FROM analytics_product_sales_hourly WHERE hour >= :start AND hour < :end "
-            "GROUP BY product_id, currency",
-            start=span.start,
-            end=span.end,
-        )
-        return [(p, c, int(r), int(u), int(o)) for p, c, r, u, o in rows]
-
-    async def most_viewed(self, span: TimeRange) -> list[ProductViews]:
-        rows = await self._rows(
-            "SELECT product_id, sum(views) FROM analytics_product_view_hourly "
-            "WHERE hour >= :start AND hour < :end "
-            "GROUP BY product_id ORDER BY sum(views) DESC, product_id LIMIT :top",
-            start=span.start,
-            end=span.end,
-            top=TOP,
-        )
-        return [ProductViews(product_id=p, name=None, views=int(v)) for p, v in rows]
 
 
 def _buckets(span: TimeRange) -> list[datetime]:
@@ -158,23 +94,23 @@ def _bucket_of(span: TimeRange, at: datetime) -> datetime:
 
 
 class DashboardReader:
+    """A hit makes a handful of statements, each for both periods at once: sales and
+    refunds; the people pieces (and hourly counts); products; the series' sales; low
+    stock and the products' names."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.rollups = DashboardRepository(session)
-        self.people = PeopleReader(session)
+        self.people = PeopleRepository(session)
 
     async def dashboard(self, query: DashboardQuery) -> Dashboard:
         span = query.range
         before = span.previous() if query.compare else None
-        money = await self.rollups.sales(span)
-        old_money = await self.rollups.sales(before) if before else {}
+        periods = Periods(span, before)
+        money, old_money = await self.rollups.money(periods)
         currency = max(money, key=lambda c: (money[c].revenue, c)) if money else DEFAULT_CURRENCY
-        people = await self.people.unions(span.start, span.end, (ANY_EVENT, *FUNNEL_STEPS))
-        was_active = (
-            (await self.people.unions(before.start, before.end, (ANY_EVENT,)))[ANY_EVENT]
-            if before
-            else 0
-        )
+        people = await self.people.rows(self._people_asks(periods))
+        now_rows, old_rows = people["now"], people.get("before", [])
         return Dashboard(
             range=RangePublic(
                 time_range=span.label,
@@ -186,17 +122,23 @@ class DashboardReader:
                 previous_to=before.end if before else None,
             ),
             sales=self._sales(currency, money, old_money, compare=before is not None),
-            users=await self._users(span, before, people[ANY_EVENT], was_active),
-            products=await self._products(span),
-            conversion=_conversion(people),
-            series=SeriesPublic(
-                granularity=span.granularity,
-                currency=currency,
-                points=await self._series(span, currency),
-                previous_points=await self._series(before, currency) if before else None,
-            ),
+            users=self._users(now_rows, old_rows if before else None),
+            products=await self._products(await self.rollups.products(span)),
+            conversion=_conversion(now_rows),
+            series=await self._all_series(periods, currency, people),
             timestamp=query.now or span.end,
         )
+
+    @staticmethod
+    def _people_asks(periods: Periods) -> list[PeopleAsk]:
+        span, before = periods.span, periods.before
+        asks = [PeopleAsk("now", span.start, span.end, (ANY_EVENT, USER_CREATED, *FUNNEL_STEPS))]
+        if before is not None:
+            asks.append(PeopleAsk("before", before.start, before.end, (ANY_EVENT, USER_CREATED)))
+        if span.granularity == "hour":
+            # The series' points are each hour's own count, the previous period's too.
+            asks.append(PeopleAsk("hours", periods.start, span.end, (ANY_EVENT,), counts_only=True))
+        return asks
 
     def _sales(
         self, currency: str, now: dict[str, Money], then: dict[str, Money], *, compare: bool
@@ -227,14 +169,9 @@ class DashboardReader:
             by_currency=rows,
         )
 
-    async def _users(
-        self,
-        span: TimeRange,
-        before: TimeRange | None,
-        active: int,
-        was_active: int,
-    ) -> UsersPublic:
-        new_users = await self.rollups.event_count(span, "user_created")
+    def _users(self, now: list[PeopleRow], before: list[PeopleRow] | None) -> UsersPublic:
+        active = union(now, ANY_EVENT)
+        new_users = total(now, USER_CREATED)
         if before is None:
             return UsersPublic(
                 new_users=new_users,
@@ -243,22 +180,23 @@ class DashboardReader:
                 user_growth=None,
                 previous=None,
             )
+        was_active = union(before, ANY_EVENT)
         return UsersPublic(
             new_users=new_users,
             active_users=active.bit_count(),
             retention_rate=rate((active & was_active).bit_count(), was_active.bit_count()),
             user_growth=growth(active.bit_count(), was_active.bit_count()),
             previous=PreviousUsers(
-                new_users=await self.rollups.event_count(before, "user_created"),
+                new_users=total(before, USER_CREATED),
                 active_users=was_active.bit_count(),
             ),
         )
 
-    async def _products(self, span: TimeRange) -> ProductsPublic:
-        sold = await self.rollups.product_sales(span)
+    async def _products(self, figures: ProductFigures) -> ProductsPublic:
+        sold = figures.sold
         by_revenue = _top(sold, key=lambda s: (-s[2], s[0], s[1]))
         by_units = _top(sold, key=lambda s: (-s[3], s[0], s[1]))
-        viewed = await self.rollups.most_viewed(span)
+        viewed = [ProductViews(product_id=p, name=None, views=v) for p, v in figures.viewed]
         purchases: dict[str, int] = defaultdict(int)
         for product_id, _, _, _, orders in sold:
             purchases[product_id] += orders
@@ -301,38 +239,59 @@ class DashboardReader:
         products = await ProductRepository(self.session).by_ids(sorted(set(product_ids)))
         return {p.id: p.name for p in products.values()}
 
-    async def _series(self, span: TimeRange, currency: str) -> list[SeriesPoint]:
-        sales = await self.rollups.sales_by_hour(span, currency)
-        orders: dict[datetime, int] = defaultdict(int)
-        revenue: dict[datetime, int] = defaultdict(int)
-        for hour, money in sales.items():
+    async def _all_series(
+        self, periods: Periods, currency: str, people: dict[str, list[PeopleRow]]
+    ) -> SeriesPublic:
+        span, before = periods.span, periods.before
+        sales = await self.rollups.sales_by_hour(periods.start, span.end, currency)
+        hours = people.get("hours", [])
+        return SeriesPublic(
+            granularity=span.granularity,
+            currency=currency,
+            points=_series(span, sales, people["now"], hours),
+            previous_points=_series(before, sales, people["before"], hours) if before else None,
+        )
+
+
+def _series(
+    span: TimeRange,
+    sales: dict[datetime, Money],
+    pieces: list[PeopleRow],
+    hours: list[PeopleRow],
+) -> list[SeriesPoint]:
+    orders: dict[datetime, int] = defaultdict(int)
+    revenue: dict[datetime, int] = defaultdict(int)
+    for hour, money in sales.items():
+        if span.start <= hour < span.end:
             orders[_bucket_of(span, hour)] += money.orders
             revenue[_bucket_of(span, hour)] += money.revenue
-        points = _buckets(span)
-        active = await self._active(span, points)
-        return [
-            SeriesPoint(at=at, revenue=revenue[at], orders=orders[at], active_users=active[at])
-            for at in points
-        ]
+    points = _buckets(span)
+    active = _active(span, points, pieces, hours)
+    return [
+        SeriesPoint(at=at, revenue=revenue[at], orders=orders[at], active_users=active[at])
+        for at in points
+    ]
 
-    async def _active(self, span: TimeRange, points: list[datetime]) -> dict[datetime, int]:
-        """People per point: the rollup row's own count for an hour or a whole day, the
-        union of its hours for a partial day at either end of the range."""
-        if span.granularity == "hour":
-            counts = await self.people.hourly_counts(span.start, span.end, ANY_EVENT)
-            active: dict[datetime, int] = defaultdict(int)
-            for hour, people in counts.items():
-                active[_bucket_of(span, hour)] = people
-            return active
-        days = await self.people.daily_counts(span.start, span.end, ANY_EVENT)
-        active = defaultdict(int)
-        for at, end in zip(points, [*points[1:], span.end], strict=True):
-            if end - at == DAY and at == midnight(at):
-                active[at] = days.get(at, 0)
-            else:
-                union = await self.people.unions(at, end, (ANY_EVENT,))
-                active[at] = union[ANY_EVENT].bit_count()
+
+def _active(
+    span: TimeRange, points: list[datetime], pieces: list[PeopleRow], hours: list[PeopleRow]
+) -> dict[datetime, int]:
+    """People per point: the rollup row's own count for an hour or a whole day, the
+    union of its hours for a partial day at either end of the range."""
+    active: dict[datetime, int] = defaultdict(int)
+    if span.granularity == "hour":
+        for row in hours:
+            if span.start <= row.at < span.end:
+                active[_bucket_of(span, row.at)] = row.people
         return active
+    days = {r.at: r.people for r in pieces if r.unit == "day" and r.event == ANY_EVENT}
+    edges = edge_unions(pieces, ANY_EVENT)
+    for at, end in zip(points, [*points[1:], span.end], strict=True):
+        if end - at == DAY and at == midnight(at):
+            active[at] = days.get(at, 0)
+        else:
+            active[at] = edges.get(midnight(at), 0).bit_count()
+    return active
 
 
 def _top(
@@ -359,8 +318,8 @@ def _currency_sales(currency: str, now: Money, then: Money | None, compare: bool
     )
 
 
-def _conversion(people: dict[str, int]) -> ConversionPublic:
-    counts = [people[step].bit_count() for step in FUNNEL_STEPS]
+def _conversion(rows: list[PeopleRow]) -> ConversionPublic:
+    counts = [union(rows, step).bit_count() for step in FUNNEL_STEPS]
     first = counts[0]
     return ConversionPublic(
         steps=[

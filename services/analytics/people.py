@@ -1,13 +1,17 @@
 """Distinct people over a range, exactly, from the rollups' bitmaps: whole UTC days from
-``analytics_event_daily``, the hours at either edge from ``analytics_event_hourly``."""
+``analytics_event_daily``, the hours at either edge from ``analytics_event_hourly``.
+
+One statement reads every piece a dashboard needs (the range's and the previous
+period's, and the hourly people counts of a series), so a hit makes one round trip for
+its people whatever the range."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.analytics import bitmaps
 
 DAY = timedelta(days=1)
-TABLES = {"hour": "analytics_event_hourly", "day": "analytics_event_daily"}
+Unit = Literal["hour", "day"]
 
 
 def midnight(at: datetime) -> datetime:
@@ -45,62 +49,93 @@ class Pieces:
         return cls(start, end, first, last)
 
 
+@dataclass(frozen=True)
+class PeopleAsk:
+    """The rows of ``events`` over ``[start, end)`` (as pieces), with their bitmaps; or,
+    with ``counts_only``, each hour's own row of ``events`` without its bitmap."""
+
+    tag: str
+    start: datetime
+    end: datetime
+    events: tuple[str, ...]
+    counts_only: bool = False
+
+
+@dataclass(frozen=True)
+class PeopleRow:
+    unit: Unit
+    at: datetime
+    event: str
+    events: int
+    people: int
+    bitmap: bytes | None
+
+
+PIECE_HOURS = """
+SELECT {n} AS ask, 'hour' AS unit, hour AS at, event, events, people, bitmap
+FROM analytics_event_hourly
+WHERE event = ANY(:events_{n})
+  AND ((hour >= :start_{n} AND hour < :days_from_{n}) OR (hour >= :days_to_{n} AND hour < :end_{n}))
+"""
+PIECE_DAYS = """
+SELECT {n}, 'day', day, event, events, people, bitmap FROM analytics_event_daily
+WHERE event = ANY(:events_{n}) AND day >= :days_from_{n} AND day < :days_to_{n}
+"""
+COUNT_HOURS = """
+SELECT {n}, 'hour', hour, event, events, people, CAST(NULL AS bytea) FROM analytics_event_hourly
+WHERE event = ANY(:events_{n}) AND hour >= :start_{n} AND hour < :end_{n}
+"""
+
+
 class PeopleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def _rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    async def rows(self, asks: Sequence[PeopleAsk]) -> dict[str, list[PeopleRow]]:
+        """Every ask's rows, in one statement (a ``UNION ALL`` of its pieces)."""
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        for n, ask in enumerate(asks):
+            pieces = Pieces.of(ask.start, ask.end)
+            params |= {
+                f"events_{n}": list(ask.events),
+                f"start_{n}": pieces.start,
+                f"end_{n}": pieces.end,
+                f"days_from_{n}": pieces.days_from,
+                f"days_to_{n}": pieces.days_to,
+            }
+            if ask.counts_only:
+                parts.append(COUNT_HOURS.format(n=n))
+            else:
+                parts.append(PIECE_HOURS.format(n=n))
+                parts.append(PIECE_DAYS.format(n=n))
+        found: dict[str, list[PeopleRow]] = {ask.tag: [] for ask in asks}
+        if not parts:
+            return found
+        sql = " UNION ALL ".join(f"({part})" for part in parts)
         result = await self.session.exec(text(sql), params=params)  # type: ignore[call-overload]
-        return [tuple(r) for r in result.all()]
-
-    async def bitmaps(
-        self, unit: str, start: datetime, end: datetime, events: Sequence[str]
-    ) -> list[tuple[datetime, str, bytes]]:
-        """(hour or day, event, bitmap) of the rows starting in ``[start, end)``."""
-        column = "hour" if unit == "hour" else "day"
-        rows = await self._rows(
-            f"SELECT {column}, event, bitmap FROM {TABLES[unit]} "
-            f"WHERE {column} >= :start AND {column} < :end AND event = ANY(:events)",
-            start=start,
-            end=end,
-            events=list(events),
-        )
-        return [(at, event, bytes(blob)) for at, event, blob in rows]
-
-    async def counts(
-        self, unit: str, start: datetime, end: datetime, event: str
-    ) -> dict[datetime, int]:
-        """People per hour (or day) of one event, without reading the bitmaps."""
-        column = "hour" if unit == "hour" else "day"
-        rows = await self._rows(
-            f"SELECT {column}, people FROM {TABLES[unit]} "
-            f"WHERE {column} >= :start AND {column} < :end AND event = :event",
-            start=start,
-            end=end,
-            event=event,
-        )
-        return {at: people for at, people in rows}
+        for n, unit, at, event, events, people, blob in result.all():
+            found[asks[n].tag].append(
+                PeopleRow(unit, at, event, events, people, None if blob is None else bytes(blob))
+            )
+        return found
 
 
-class PeopleReader:
-    def __init__(self, session: AsyncSession) -> None:
-        self.people = PeopleRepository(session)
+def union(rows: Iterable[PeopleRow], event: str) -> int:
+    """The people of ``event`` in ``rows``, as a bitmap ``int``."""
+    return bitmaps.union(r.bitmap for r in rows if r.event == event and r.bitmap is not None)
 
-    async def unions(self, start: datetime, end: datetime, events: Sequence[str]) -> dict[str, int]:
-        """Each event's people in ``[start, end)``, as a bitmap ``int``."""
-        pieces = Pieces.of(start, end)
-        rows = await self.people.bitmaps("hour", pieces.start, pieces.days_from, events)
-        rows += await self.people.bitmaps("day", pieces.days_from, pieces.days_to, events)
-        rows += await self.people.bitmaps("hour", pieces.days_to, pieces.end, events)
-        found: dict[str, int] = defaultdict(int)
-        for _, event, blob in rows:
-            found[event] |= bitmaps.decode(blob)
-        return {event: found[event] for event in events}
 
-    async def hourly_counts(
-        self, start: datetime, end: datetime, event: str
-    ) -> dict[datetime, int]:
-        return await self.people.counts("hour", start, end, event)
+def total(rows: Iterable[PeopleRow], event: str) -> int:
+    """The events of ``event`` in ``rows`` (each piece's count, summed)."""
+    return sum(r.events for r in rows if r.event == event)
 
-    async def daily_counts(self, start: datetime, end: datetime, event: str) -> dict[datetime, int]:
-        return await self.people.counts("day", start, end, event)
+
+def edge_unions(rows: Iterable[PeopleRow], event: str) -> dict[datetime, int]:
+    """The people of ``event`` per UTC day of the edge hours in ``rows`` (the partial
+    days at either end of a range)."""
+    found: dict[datetime, int] = defaultdict(int)
+    for r in rows:
+        if r.unit == "hour" and r.event == event and r.bitmap is not None:
+            found[midnight(r.at)] |= bitmaps.decode(r.bitmap)
+    return found

@@ -91,6 +91,22 @@ WHERE type = 'payment.refunded' AND created_at >= :start AND created_at < :end
   AND length(data ->> 'currency') = 3 AND data ? 'amount'
 GROUP BY 2
 """
+DAILY_PRODUCT_VIEWS = """
+INSERT INTO analytics_product_view_daily (day, product_id, views)
+SELECT CAST(:day AS timestamptz), product_id, sum(views) FROM analytics_product_view_hourly
+WHERE hour >= :day AND hour < :end GROUP BY product_id
+"""
+DAILY_PRODUCT_SALES = """
+INSERT INTO analytics_product_sales_daily (day, product_id, currency, units, revenue, orders)
+SELECT CAST(:day AS timestamptz), product_id, currency, sum(units), sum(revenue), sum(orders)
+FROM analytics_product_sales_hourly WHERE hour >= :day AND hour < :end
+GROUP BY product_id, currency
+"""
+DAILY_TABLES = (
+    "analytics_event_daily",
+    "analytics_product_view_daily",
+    "analytics_product_sales_daily",
+)
 HOURLY_TABLES = (
     "analytics_event_hourly",
     "analytics_sales_hourly",
@@ -152,8 +168,12 @@ class RollupRepository:
             await self._rows(statement, **span)
 
     async def recompute_day(self, day: datetime) -> None:
-        """The day's events and people: the sums and unions of its hourly rows."""
-        await self._rows("DELETE FROM analytics_event_daily WHERE day = :day", day=day)
+        """The day's events and people, product views and product sales: the sums (and
+        unions) of its hourly rows."""
+        for table in DAILY_TABLES:
+            await self._rows(f"DELETE FROM {table} WHERE day = :day", day=day)
+        for statement in (DAILY_PRODUCT_VIEWS, DAILY_PRODUCT_SALES):
+            await self._rows(statement, day=day, end=day + DAY)
         rows = await self._rows(
             "SELECT event, sum(events), array_agg(bitmap) FROM analytics_event_hourly "
             "WHERE hour >= :day AND hour < :end GROUP BY event",
