@@ -387,6 +387,7 @@ class EventGenerator:
 class LoadFigures:
     events: int
     seconds: float
+    index_seconds: float | None = None  # indexes built after the load, when deferred
 
     @property
     def rate(self) -> float:
