@@ -37,7 +37,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from bench.analytics_data import EventGenerator, LoadFigures, copy_events, load_catalogue
+from bench.analytics_data import (
+    EventGenerator,
+    LoadFigures,
+    copy_events,
+    copy_parallel,
+    load_catalogue,
+)
 from bench.load import LoadResult, run_load
 from core.settings import Settings
 
@@ -241,11 +247,28 @@ async def _load(
     console: Console,
     *,
     defer_indexes: bool = False,
+    workers: int = 1,
+    dsn: str = "",
 ) -> LoadFigures:
     rebuild = await drop_event_indexes(conn) if defer_indexes else []
     with _bar(console) as bar:
         task = bar.add_task(f"COPY {count:,} events", total=count)
-        figures = await copy_events(conn, generator, count, advance=lambda n: bar.advance(task, n))
+        if workers == 1:
+            figures = await copy_events(
+                conn, generator, count, advance=lambda n: bar.advance(task, n)
+            )
+        else:
+            figures = await copy_parallel(
+                dsn,
+                generator.catalogue,
+                people=len(generator.people),
+                seed=generator.seed,
+                part=generator.part,
+                now=generator.now,
+                count=count,
+                workers=workers,
+                advance=lambda n: bar.advance(task, n),
+            )
     started = time.perf_counter()
     await conn.execute("SET maintenance_work_mem = '512MB'")
     for statement in rebuild:
@@ -345,13 +368,15 @@ async def run(
     say: Callable[[str], None],
     keep_database: str | None = None,
     defer_indexes: bool = False,
+    load_workers: int = 1,
 ) -> list[SizeResult]:
     """Load each size in turn (growing the same table) and time the endpoints at each.
 
     With ``keep_database`` the scratch database is kept (``shop_bench_<name>``) and a
     later run reuses it: sizes it already holds are not loaded again, only timed. With
     ``defer_indexes`` the events' indexes are dropped for each load and built after it
-    (much faster on a busy machine, but not the rate ingestion would see)."""
+    (much faster on a busy machine, but not the rate ingestion would see), and
+    ``load_workers`` processes draw the events side by side."""
     from redis.asyncio import Redis
 
     from bench.catalog import api_process
@@ -385,7 +410,13 @@ async def run(
                             catalogue, people=people, seed=seed, part=part, now=now
                         )
                         figures = await _load(
-                            conn, generator, size - loaded, console, defer_indexes=defer_indexes
+                            conn,
+                            generator,
+                            size - loaded,
+                            console,
+                            defer_indexes=defer_indexes,
+                            workers=load_workers,
+                            dsn=asyncpg_dsn(scratch.resolved_database_url or ""),
                         )
                         await conn.execute(
                             "INSERT INTO bench_analytics_load VALUES ($1, $2, $3)",

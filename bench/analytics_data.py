@@ -35,9 +35,11 @@ import asyncio
 import bisect
 import itertools
 import json
+import multiprocessing
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
@@ -149,6 +151,8 @@ class EventGenerator:
 
     ``part`` numbers the loads of one run: each draws other sessions from the same people,
     and only part 0 writes their ``user_created`` events (a person signs up once).
+    ``stream`` numbers the generators of one part drawn side by side (``copy_parallel``):
+    each draws its own sessions, and only stream 0 writes the sign-ups.
     """
 
     def __init__(
@@ -159,6 +163,7 @@ class EventGenerator:
         seed: int = 2026,
         part: int = 0,
         now: datetime | None = None,
+        stream: int = 0,
     ) -> None:
         if not catalogue:
             raise ValueError("the generator needs a catalogue: seed products first")
@@ -166,7 +171,10 @@ class EventGenerator:
         self.start = self.now - timedelta(days=WINDOW_DAYS)
         self.people = make_people(people, seed, self.now)
         self.part = part
-        self.rng = random.Random(f"{seed}:events:{part}")
+        self.seed = seed
+        self.rng = random.Random(
+            f"{seed}:events:{part}" if stream == 0 else f"{seed}:events:{part}:{stream}"
+        )
         self.catalogue = list(catalogue)
         self._person_ids = [p.person_id(self.now) for p in self.people]
         activity = random.Random(f"{seed}:activity")
@@ -193,7 +201,7 @@ class EventGenerator:
             if p.anonymous_id is not None and p.signup_at is not None and p.signup_at < self.now
         ]
         random.Random(f"{seed}:signups").shuffle(signups)
-        self._signups = signups if part == 0 else []
+        self._signups = signups if part == 0 and stream == 0 else []
 
     # -- draws -------------------------------------------------------------------------
 
@@ -434,4 +442,73 @@ async def copy_events(
             "VALUES ($1, $2, $3) ON CONFLICT (anonymous_id) DO NOTHING",
             identities[start : start + 10_000],
         )
+    return LoadFigures(count, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class StreamJob:
+    """One process's share of a parallel load: a generator's arguments and its count."""
+
+    dsn: str
+    catalogue: list[CatalogueProduct]
+    people: int
+    seed: int
+    part: int
+    stream: int
+    now: datetime
+    count: int
+
+
+def _copy_stream(job: StreamJob) -> int:
+    """In a worker process: draw and COPY one stream on a connection of its own."""
+
+    async def copy() -> int:
+        conn = await asyncpg.connect(job.dsn)
+        try:
+            generator = EventGenerator(
+                job.catalogue,
+                people=job.people,
+                seed=job.seed,
+                part=job.part,
+                now=job.now,
+                stream=job.stream,
+            )
+            await copy_events(conn, generator, job.count)
+        finally:
+            await conn.close()
+        return job.count
+
+    return asyncio.run(copy())
+
+
+async def copy_parallel(
+    dsn: str,
+    catalogue: list[CatalogueProduct],
+    *,
+    people: int,
+    seed: int,
+    part: int,
+    now: datetime,
+    count: int,
+    workers: int,
+    advance: Callable[[int], None] | None = None,
+) -> LoadFigures:
+    """``count`` events drawn by ``workers`` processes side by side (the generator, pure
+    Python, is what limits one stream), each COPYing its share on its own connection."""
+    shares = [count // workers + (1 if n < count % workers else 0) for n in range(workers)]
+    jobs = [
+        StreamJob(dsn, catalogue, people, seed, part, stream, now, share)
+        for stream, share in enumerate(shares)
+        if share
+    ]
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    # spawn: a forked child would inherit this process's running event loop.
+    with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in asyncio.as_completed(
+            [loop.run_in_executor(pool, _copy_stream, job) for job in jobs]
+        ):
+            written = await done
+            if advance is not None:
+                advance(written)
     return LoadFigures(count, time.perf_counter() - started)

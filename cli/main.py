@@ -766,6 +766,9 @@ def bench_analytics(
             "but not the COPY rate ingestion would see."
         ),
     ] = False,
+    load_workers: Annotated[
+        int, typer.Option(min=1, max=16, help="Processes drawing the events side by side.")
+    ] = 1,
 ) -> None:
     """Load analytics events (1 and 10 million by default, for 100,000 people over 90 days)
     into a scratch database on the running stack's PostgreSQL, then time the dashboard,
@@ -788,6 +791,7 @@ def bench_analytics(
         concurrency=concurrency,
         keep_database=keep_database or "no",
         defer_indexes=defer_indexes,
+        load_workers=load_workers,
     )
     for line in lines:
         console.print(line)
@@ -805,6 +809,7 @@ def bench_analytics(
                 say=console.print,
                 keep_database=keep_database,
                 defer_indexes=defer_indexes,
+                load_workers=load_workers,
             )
         )
     except (DependencyUnavailable, OSError) as exc:

@@ -241,3 +241,50 @@ async def test_without_comparison_there_is_no_previous_period(
     assert board.users.retention_rate is None
     assert board.series.previous_points is None
     assert board.sales.revenue == 18000
+
+
+async def test_products_add_the_edge_hours_to_the_whole_days(db_sessions: SessionFactory) -> None:
+    """9 Jan 06:00 to 12 Jan 00:00: the 9th's hours from the hourly rows (p1's view of x,
+    order A), the 10th and 11th from the daily ones (p2's views, orders B and C); y's USD
+    sales are A's line (an edge hour) plus B's (a whole day)."""
+    ids = await build(db_sessions)
+    x, y = ids["x"], ids["y"]
+    span = resolve_range(None, at(9, 6), at(12, 0), now=TO)
+    async with db_sessions() as session:
+        board = await PostgresAnalyticsStore(session).dashboard(
+            DashboardQuery(range=span, compare=False, now=TO)
+        )
+    products = board.products
+    assert [(p.product_id, p.views) for p in products.most_viewed] == [(x, 2), (y, 1)]
+    assert [(p.product_id, p.currency, p.revenue, p.units) for p in products.top_by_revenue] == [
+        (x, "USD", 8000, 2),
+        *sorted([(x, "EUR", 7000, 1), (y, "USD", 7000, 4)]),
+    ]
+    conversion = {p.product_id: (p.views, p.purchases) for p in products.view_to_purchase}
+    assert conversion == {x: (2, 2), y: (1, 2)}
+
+
+async def test_partial_days_of_a_daily_series_are_the_union_of_their_hours(
+    db_sessions: SessionFactory,
+) -> None:
+    """2 Jan 09:00 to 14 Jan 23:45: p1 (2 Jan 09:00) is in the first, partial, day and
+    the guest (14 Jan 23:30) in the last, both read from their hours; p5 (3 Jan), p3
+    (8 Jan) and p1 again (9 Jan) from whole days. The previous period (from 20 Dec) is
+    empty."""
+    await build(db_sessions)
+    span = resolve_range(None, at(2, 9), at(14, 23, 45), now=TO)
+    async with db_sessions() as session:
+        board = await PostgresAnalyticsStore(session).dashboard(
+            DashboardQuery(range=span, compare=True, now=TO)
+        )
+    points = board.series.points
+    assert board.series.granularity == "day"
+    assert (points[0].at, points[0].active_users) == (at(2, 9), 1)
+    assert (points[-1].at, points[-1].active_users) == (at(14, 0), 1)
+    by_day = {p.at: p.active_users for p in points}
+    assert (by_day[at(3, 0)], by_day[at(8, 0)], by_day[at(9, 0)]) == (1, 1, 1)
+    assert board.users.active_users == 5  # p1 (once), p2, p3, p5 and the guest
+    assert board.users.previous is not None
+    assert board.users.previous.active_users == 0
+    assert board.series.previous_points is not None
+    assert sum(p.active_users for p in board.series.previous_points) == 0

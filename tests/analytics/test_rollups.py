@@ -13,6 +13,7 @@ from models.analytics_rollups import ANY_EVENT
 from models.base import utcnow
 from services.analytics import bitmaps
 from services.analytics.rollups import RollupService
+from tests.analytics import rows
 from tests.analytics.rows import event
 
 RAW = """
@@ -135,3 +136,61 @@ async def test_recomputing_an_hour_twice_gives_the_same_rows(db_sessions: Sessio
             session, "SELECT views FROM analytics_product_view_hourly WHERE hour = :h", h=hour
         )
         assert views == []  # no productId: counted as an event, not as a product's view
+
+
+async def test_a_day_of_product_views_and_sales_is_the_sum_of_its_hours_after_a_late_event(
+    db_sessions: SessionFactory,
+) -> None:
+    day = datetime(2025, 3, 7, tzinfo=UTC)
+    h1, h2 = day + timedelta(hours=9), day + timedelta(hours=22)
+    async with db_sessions() as session:
+        buyer = await rows.user(session)
+        session.add_all(
+            [
+                event("product_view", "user_rd1", h1, productId="prod_rd1"),
+                event("product_view", "user_rd2", h2 + timedelta(minutes=5), productId="prod_rd1"),
+                event("product_view", "user_rd2", h2 + timedelta(minutes=6), productId="prod_rd2"),
+            ]
+        )
+        await rows.order(
+            session, user_id=buyer.id, at=h1, total=3000, lines=[("prod_rd1", 2, 3000)]
+        )
+        await rows.order(
+            session, user_id=buyer.id, at=h2, total=1000, lines=[("prod_rd1", 1, 1000)]
+        )
+        await session.commit()
+    rollups = RollupService(db_sessions)
+    await rollups.recompute([h1, h2])
+    async with db_sessions() as session:
+        assert await _daily(session, day) == (
+            [("prod_rd1", 2), ("prod_rd2", 1)],
+            [("prod_rd1", "USD", 3, 4000, 2)],
+        )
+
+    # A late view of the first product in the 09:00 hour corrects that hour and its day.
+    async with db_sessions() as session:
+        late = h1 + timedelta(minutes=40)
+        session.add(event("product_view", "user_rd3", late, productId="prod_rd1"))
+        await session.commit()
+    await rollups.recompute([h1])
+    async with db_sessions() as session:
+        views, _ = await _daily(session, day)
+        assert views == [("prod_rd1", 3), ("prod_rd2", 1)]
+
+
+async def _daily(
+    session: AsyncSession, day: datetime
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    views = await _rows(
+        session,
+        "SELECT product_id, views FROM analytics_product_view_daily WHERE day = :day "
+        "ORDER BY product_id",
+        day=day,
+    )
+    sales = await _rows(
+        session,
+        "SELECT product_id, currency, units, revenue, orders FROM analytics_product_sales_daily "
+        "WHERE day = :day ORDER BY product_id",
+        day=day,
+    )
+    return views, sales

@@ -82,3 +82,49 @@ def test_migrations_go_up_down_and_up_again(scratch_database: str) -> None:
 def test_the_models_and_the_migrations_describe_the_same_schema(scratch_database: str) -> None:
     upgrade(scratch_database)
     assert _drift(scratch_database) == [], "run `shop migrate new` to add a migration"
+
+
+def test_the_daily_product_rollups_are_filled_from_the_hourly_rows(scratch_database: str) -> None:
+    """a7c0de140003 adds the daily product tables to a database whose hourly rollups are
+    already there: each day is the sum of its hours (an hour belongs to the UTC day it
+    starts in)."""
+    upgrade(scratch_database, "a7c0de140002")
+
+    async def fill() -> None:
+        conn = await asyncpg.connect(_plain(scratch_database, urlsplit(scratch_database).path[1:]))
+        try:
+            await conn.execute(
+                "INSERT INTO analytics_product_view_hourly (hour, product_id, views) VALUES "
+                "('2025-05-01 00:00Z', 'prod_a', 2), ('2025-05-01 23:00Z', 'prod_a', 3), "
+                "('2025-05-02 00:00Z', 'prod_a', 7), ('2025-05-01 10:00Z', 'prod_b', 1)"
+            )
+            await conn.execute(
+                "INSERT INTO analytics_product_sales_hourly "
+                "(hour, product_id, currency, units, revenue, orders) VALUES "
+                "('2025-05-01 08:00Z', 'prod_a', 'USD', 2, 2000, 1), "
+                "('2025-05-01 09:00Z', 'prod_a', 'USD', 3, 4500, 2), "
+                "('2025-05-01 09:00Z', 'prod_a', 'EUR', 1, 900, 1)"
+            )
+        finally:
+            await conn.close()
+
+    async def read() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        conn = await asyncpg.connect(_plain(scratch_database, urlsplit(scratch_database).path[1:]))
+        try:
+            views = await conn.fetch(
+                "SELECT to_char(day AT TIME ZONE 'UTC', 'MM-DD'), product_id, views "
+                "FROM analytics_product_view_daily ORDER BY 1, 2"
+            )
+            sales = await conn.fetch(
+                "SELECT to_char(day AT TIME ZONE 'UTC', 'MM-DD'), product_id, currency, units, "
+                "revenue, orders FROM analytics_product_sales_daily ORDER BY 1, 2, 3"
+            )
+        finally:
+            await conn.close()
+        return [tuple(r) for r in views], [tuple(r) for r in sales]
+
+    asyncio.run(fill())
+    upgrade(scratch_database)
+    views, sales = asyncio.run(read())
+    assert views == [("05-01", "prod_a", 5), ("05-01", "prod_b", 1), ("05-02", "prod_a", 7)]
+    assert sales == [("05-01", "prod_a", "EUR", 1, 900, 1), ("05-01", "prod_a", "USD", 5, 6500, 3)]
