@@ -83,10 +83,10 @@ AnonymousIdHeader = Annotated[
 ]
 
 
-def analytics_store(session: DbSession) -> AnalyticsStore:
+def analytics_store(session: DbSession, state: State) -> AnalyticsStore:
     """The one way routes read analytics (PostgreSQL today; README "Growing out of one
     machine: ClickHouse")."""
-    return PostgresAnalyticsStore(session)
+    return PostgresAnalyticsStore(session, state.dashboards)
 
 
 AnalyticsReader = Annotated[AnalyticsStore, Depends(analytics_store)]

@@ -17,6 +17,7 @@ from integrations.payments.stripe import StripeGateway
 from integrations.shipping.factory import build_shipping_provider
 from integrations.shipping.provider import ShippingProvider
 from services.analytics import AnalyticsRecorder
+from services.analytics.dashboard_cache import DashboardCache
 from services.analytics.ingest import EventBuffer
 from services.catalog.pricing import PriceBookCache
 from services.catalog.search import SearchEngines
@@ -41,6 +42,8 @@ class AppState:
     prices: PriceBookCache = field(init=False, default_factory=PriceBookCache)
     # Searches read the search index when it is ready, PostgreSQL otherwise.
     search: SearchEngines = field(init=False)
+    # Dashboards reused until the rollups' watermark moves (each rollup run).
+    dashboards: DashboardCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.temporal = TemporalConnection.from_settings(self.settings)
@@ -52,6 +55,7 @@ class AppState:
         self.ingest = EventBuffer.from_settings(self.sessions, self.settings)
         index = self.settings.search_index_path if self.settings.search_index else None
         self.search = SearchEngines(index)
+        self.dashboards = DashboardCache(self.settings.analytics_dashboard_cache_entries)
 
     # Built on first use: each costs ~40 ms (a TLS context), and most processes need
     # neither (staff refunds; the Stripe sandbox's webhooks).

@@ -174,6 +174,8 @@ class Settings(BaseSettings):
     analytics_write_timeout_seconds: float = Field(default=5.0, gt=0)
     # At a clean stop, how long the last writes keep retrying before giving up.
     analytics_shutdown_flush_seconds: float = Field(default=30.0, gt=0)
+    # Dashboards an API process keeps until the rollups' watermark moves; 0 keeps none.
+    analytics_dashboard_cache_entries: int = Field(default=32, ge=0, le=1000)
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
 

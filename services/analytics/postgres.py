@@ -10,16 +10,30 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.analytics_dashboard import Dashboard
 from models.analytics_funnel import FunnelReport, RetentionReport
 from services.analytics.dashboard import DashboardQuery, DashboardReader
+from services.analytics.dashboard_cache import DashboardCache
 from services.analytics.funnel import FunnelQuery, FunnelService
 from services.analytics.retention import RetentionQuery, RetentionService
+from services.analytics.rollups import RollupRepository
 
 
 class PostgresAnalyticsStore:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: DashboardCache | None = None) -> None:
         self.session = session
+        self.cache = cache
 
     async def dashboard(self, query: DashboardQuery) -> Dashboard:
-        return await DashboardReader(self.session).dashboard(query)
+        """Worked out from the rollups, or this process's answer for the same range under
+        the same rollup watermark (``DashboardCache``), with this hit's timestamp."""
+        if self.cache is None:
+            return await DashboardReader(self.session).dashboard(query)
+        watermark = await RollupRepository(self.session).watermark()
+        key = (query.range.start, query.range.end, query.compare, watermark)
+        found = self.cache.get(key)
+        if found is not None:
+            return found.model_copy(update={"timestamp": query.now or query.range.end})
+        dashboard = await DashboardReader(self.session).dashboard(query)
+        self.cache.put(key, dashboard)
+        return dashboard
 
     async def funnel(self, query: FunnelQuery, now: datetime) -> FunnelReport:
         return await FunnelService(self.session).funnel(query, now)

@@ -9,6 +9,7 @@ after it are caught by reading ``OVERLAP`` back from the watermark."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,9 +51,12 @@ TOUCHED_REFUND_HOURS = """
 SELECT DISTINCT date_trunc('hour', created_at, 'UTC') FROM outbox
 WHERE type = 'payment.refunded' AND created_at > :since
 """
+# In person order: hours recomputed side by side (``rebuild``) take the new rows' locks in
+# one order, so they wait for each other rather than deadlock.
 NUMBER_PEOPLE = """
 INSERT INTO analytics_people (person_id)
 SELECT DISTINCT person_id FROM analytics_events WHERE created_at >= :start AND created_at < :end
+ORDER BY person_id
 ON CONFLICT DO NOTHING
 """
 EVENT_PEOPLE = """
@@ -211,6 +215,17 @@ class RollupRepository:
         )
 
 
+def day_groups(hours: Sequence[datetime], streams: int) -> list[list[datetime]]:
+    """``hours`` in at most ``streams`` groups holding whole UTC days (days dealt in turn),
+    so that groups recomputed side by side never share a day's row."""
+    days: dict[datetime, list[datetime]] = defaultdict(list)
+    for hour in sorted(set(hours)):
+        days[hour.replace(hour=0)].append(hour)
+    ordered = [days[day] for day in sorted(days)]
+    groups = [ordered[n :: max(1, streams)] for n in range(max(1, streams))]
+    return [[hour for day in group for hour in day] for group in groups if group]
+
+
 @dataclass(frozen=True)
 class RefreshOutcome:
     hours: int
@@ -236,6 +251,23 @@ class RollupService:
         async with transaction(self.sessions) as session:
             await RollupRepository(session).set_watermark(began)
         return RefreshOutcome(len(hours), len(refund_hours), began)
+
+    async def watermark(self) -> datetime | None:
+        async with transaction(self.sessions) as session:
+            return await RollupRepository(session).watermark()
+
+    async def rebuild(self, hours: Sequence[datetime], *, streams: int = 1) -> RefreshOutcome:
+        """Recompute ``hours`` whatever the watermark (a bulk import written with its past
+        receipt times, which a refresh would not see again), in ``streams`` groups of
+        whole days side by side; then move the watermark to when this began and refresh
+        what changed meanwhile. The outcome counts every hour recomputed."""
+        async with transaction(self.sessions) as session:
+            began = await RollupRepository(session).now()
+        await asyncio.gather(*(self.recompute(group) for group in day_groups(hours, streams)))
+        async with transaction(self.sessions) as session:
+            await RollupRepository(session).set_watermark(began)
+        outcome = await self.refresh()
+        return RefreshOutcome(len(hours) + outcome.hours, outcome.refund_hours, outcome.watermark)
 
     async def recompute(
         self, hours: Sequence[datetime], refund_hours: Sequence[datetime] = ()

@@ -11,9 +11,10 @@ from core.ids import IdPrefix, new_id
 from models.analytics_dashboard import Dashboard
 from models.orders import OrderStatus
 from services.analytics.dashboard import DashboardQuery
+from services.analytics.dashboard_cache import DashboardCache
 from services.analytics.postgres import PostgresAnalyticsStore
 from services.analytics.ranges import resolve_range
-from services.analytics.rollups import RollupService
+from services.analytics.rollups import RollupRepository, RollupService
 from tests.analytics import rows
 
 FROM = datetime(2024, 1, 8, tzinfo=UTC)
@@ -288,3 +289,41 @@ async def test_partial_days_of_a_daily_series_are_the_union_of_their_hours(
     assert board.users.previous.active_users == 0
     assert board.series.previous_points is not None
     assert sum(p.active_users for p in board.series.previous_points) == 0
+
+
+async def test_a_cached_dashboard_lasts_until_the_rollups_watermark_moves(
+    db_sessions: SessionFactory,
+) -> None:
+    """Under one watermark a second read is the first's answer (even though an hour was
+    recomputed meanwhile) with its own timestamp; once the watermark moves it is read
+    again from the rollups."""
+    await build(db_sessions)
+    cache = DashboardCache(4)
+    span = resolve_range(None, FROM, TO, now=TO)
+
+    async def read_cached(now: datetime) -> Dashboard:
+        async with db_sessions() as session:
+            return await PostgresAnalyticsStore(session, cache).dashboard(
+                DashboardQuery(range=span, now=now)
+            )
+
+    async with db_sessions() as session:
+        await RollupRepository(session).set_watermark(datetime(2024, 2, 1, tzinfo=UTC))
+        await session.commit()
+    first = await read_cached(TO)
+    assert first.users.active_users == 4
+    async with db_sessions() as session:
+        session.add(rows.event("product_view", "user_dash9", at(12, 15)))
+        await session.commit()
+    await RollupService(db_sessions).recompute([at(12, 15)])
+    again = await read_cached(TO + timedelta(minutes=1))
+    assert again.users.active_users == 4
+    assert again.timestamp == TO + timedelta(minutes=1)
+    assert again.model_copy(update={"timestamp": TO}) == first
+
+    async with db_sessions() as session:
+        await RollupRepository(session).set_watermark(datetime(2024, 2, 1, 0, 1, tzinfo=UTC))
+        await session.commit()
+    moved = await read_cached(TO)
+    assert moved.users.active_users == 5
+    assert DashboardCache(0).get((FROM, TO, True, None)) is None

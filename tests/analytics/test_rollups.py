@@ -12,7 +12,7 @@ from core.db import SessionFactory
 from models.analytics_rollups import ANY_EVENT
 from models.base import utcnow
 from services.analytics import bitmaps
-from services.analytics.rollups import RollupService
+from services.analytics.rollups import RollupService, day_groups
 from tests.analytics import rows
 from tests.analytics.rows import event
 
@@ -194,3 +194,52 @@ async def _daily(
         day=day,
     )
     return views, sales
+
+
+async def test_a_rebuild_recomputes_hours_behind_the_watermark_in_day_groups(
+    db_sessions: SessionFactory,
+) -> None:
+    """Events imported with their past receipt times: a refresh does not see them again,
+    a rebuild does, and moves the watermark. (One stream: the test's sessions share one
+    connection; groups side by side are ``day_groups``, below, on separate connections.)"""
+    rollups = RollupService(db_sessions)
+    await rollups.refresh()
+    long_ago = datetime(2025, 4, 1, tzinfo=UTC)
+    hours = [long_ago + timedelta(days=d, hours=h) for d in range(3) for h in (3, 20)]
+    async with db_sessions() as session:
+        session.add_all(
+            [
+                event("product_view", f"user_rb{n % 3}", hour, received_at=long_ago)
+                for n, hour in enumerate(hours)
+            ]
+        )
+        await session.commit()
+    await rollups.refresh()
+    async with db_sessions() as session:
+        assert await rolled_hour(session, hours[0]) == {}
+    outcome = await rollups.rebuild(hours, streams=1)
+    assert outcome.hours >= len(hours)
+    assert outcome.watermark == await rollups.watermark()
+    async with db_sessions() as session:
+        for hour in hours:
+            assert await rolled_hour(session, hour) == await raw_hour(session, hour)
+        people = await _rows(
+            session,
+            "SELECT day, people FROM analytics_event_daily WHERE event = '*' "
+            "AND day >= :start AND day < :end ORDER BY day",
+            start=long_ago,
+            end=long_ago + timedelta(days=3),
+        )
+        assert [p for _, p in people] == [2, 2, 2]
+
+
+def test_day_groups_hold_whole_days_and_every_hour_once() -> None:
+    start = datetime(2025, 4, 1, tzinfo=UTC)
+    hours = [start + timedelta(hours=h) for h in range(0, 5 * 24, 7)]
+    groups = day_groups([*hours, hours[0]], 2)
+    assert len(groups) == 2
+    assert sorted(h for group in groups for h in group) == hours
+    days = [{h.date() for h in group} for group in groups]
+    assert not days[0] & days[1]
+    assert [len(d) for d in days] == [3, 2]  # days 1, 3, 5 and 2, 4
+    assert day_groups(hours, 1) == [hours]

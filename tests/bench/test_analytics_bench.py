@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
@@ -23,6 +24,7 @@ from bench.load import LoadResult
 from cli.seed import Seeder
 from core.db import SessionFactory
 from core.settings import Settings
+from services.analytics.ranges import resolve_range
 
 EVENTS = 5000
 PEOPLE = 400
@@ -164,3 +166,20 @@ def test_a_timing_reports_its_target_and_an_endpoint_that_is_not_there() -> None
     assert Timing(dashboard, slow).line(10_000_000).endswith("target p95 < 100 ms: MISSED")
     assert "set for 10,000,000" in Timing(dashboard, fast).line(1_000_000)
     assert "not measured: answered {404: 10}" in Timing(dashboard, missing).line(10)
+
+
+def test_an_uncached_dashboard_asks_for_other_ranges_over_the_same_hours() -> None:
+    uncached = next(e for e in ENDPOINTS if e.uncached_days == 30)
+    now = datetime(2026, 12, 4, 19, 25, tzinfo=UTC)
+    url = uncached.urls("http://api", now)
+    asked = [url() for _ in range(3)]
+    assert len(set(asked)) == 3
+    preset = resolve_range("30d", None, None, now)
+    for one in asked:
+        query = parse_qs(urlsplit(one).query)
+        start = datetime.fromisoformat(query["from"][0])
+        end = datetime.fromisoformat(query["to"][0])
+        assert end - start == timedelta(days=30)
+        # The hours starting in [from, to) are the preset's: from its first to its last.
+        assert preset.start - timedelta(hours=1) < start < preset.start
+        assert preset.end - timedelta(hours=1) < end < preset.end
