@@ -416,6 +416,7 @@ async def run(
     keep_database: str | None = None,
     defer_indexes: bool = False,
     load_workers: int = 1,
+    api_workers: int | None = None,
 ) -> list[SizeResult]:
     """Load each size in turn (growing the same table) and time the endpoints at each.
 
@@ -431,7 +432,10 @@ async def run(
     from bench.scratch import asyncpg_dsn, scratch_database
 
     results: list[SizeResult] = []
-    async with scratch_database(settings, keep=keep_database, analytics_enabled=True) as scratch:
+    overrides: dict[str, object] = {"analytics_enabled": True}
+    if api_workers is not None:
+        overrides["shop_api_workers"] = api_workers
+    async with scratch_database(settings, keep=keep_database, **overrides) as scratch:
         conn = await asyncpg.connect(asyncpg_dsn(scratch.resolved_database_url or ""))
         redis = Redis.from_url(scratch.redis_url or "")
         try:

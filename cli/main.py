@@ -769,6 +769,10 @@ def bench_analytics(
     load_workers: Annotated[
         int, typer.Option(min=1, max=16, help="Processes drawing the events side by side.")
     ] = 1,
+    api_workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=16, help="Scratch API processes (default SHOP_API_WORKERS)."),
+    ] = None,
 ) -> None:
     """Load analytics events (1 and 10 million by default, for 100,000 people over 90 days)
     into a scratch database on the running stack's PostgreSQL, then time the dashboard,
@@ -792,6 +796,7 @@ def bench_analytics(
         keep_database=keep_database or "no",
         defer_indexes=defer_indexes,
         load_workers=load_workers,
+        api_workers=api_workers or settings.shop_api_workers,
     )
     for line in lines:
         console.print(line)
@@ -810,6 +815,7 @@ def bench_analytics(
                 keep_database=keep_database,
                 defer_indexes=defer_indexes,
                 load_workers=load_workers,
+                api_workers=api_workers,
             )
         )
     except (DependencyUnavailable, OSError) as exc:
