@@ -22,6 +22,11 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
+def database_name(settings: Settings) -> str:
+    """The database ``settings`` name (not its URL, which may hold a password)."""
+    return urlsplit(settings.resolved_database_url or "").path.lstrip("/")
+
+
 def asyncpg_dsn(url: str) -> str:
     """The SQLAlchemy URL (``postgresql+asyncpg://…``) as asyncpg takes it."""
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
