@@ -4,7 +4,7 @@ the plain ones of the same names; autovacuum after every 100,000 new events, so 
 recent pages those scans read are marked all-visible
 
 Revision ID: a7c0de140004
-Revises: a7c0de140002
+Revises: a7c0de140003
 Create Date: 2026-12-04 19:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "a7c0de140004"
-down_revision: str | None = "a7c0de140002"
+down_revision: str | None = "a7c0de140003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
