@@ -3,10 +3,11 @@ rows (and orders a page by price, date or rating, as listings are ordered).
 
 Matching, as close to the PostgreSQL path as two engines get: every word must match
 (the English stem, in the name or the description; a name match weighs double), or a
-name word close to it (one edit for words of five letters or more) or beginning with it
-(three letters or more), which is what the trigram similarity on the name gives there.
-Ranking is BM25 (PostgreSQL: ``ts_rank_cd`` plus the trigram similarity), ties broken by
-id. Counting and candidates follow the same rules: at most ``SEARCH_CANDIDATES``.
+name word as written close to it (one edit for words of five letters or more) or
+beginning with it (three letters or more), which is what the trigram similarity on the
+name gives there. Ranking is BM25 (PostgreSQL: ``ts_rank_cd`` plus the trigram
+similarity), ties broken by id. Counting and candidates follow the same rules: at most
+``SEARCH_CANDIDATES``.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def text_query(schema: tantivy.Schema, text: str) -> tantivy.Query | None:
         ]
         if len(word) >= 3:
             near = tantivy.Query.fuzzy_term_query(
-                schema, "name", word, distance=1 if len(word) >= 5 else 0, prefix=True
+                schema, "name_words", word, distance=1 if len(word) >= 5 else 0, prefix=True
             )
             either.append((tantivy.Occur.Should, tantivy.Query.boost_query(near, NEAR_BOOST)))
         clauses.append((tantivy.Occur.Must, tantivy.Query.boolean_query(either)))

@@ -35,7 +35,8 @@ from models.catalog import Product
 log = logging.getLogger(__name__)
 
 # Bump when the schema or what a document holds changes: workers rebuild at start.
-SCHEMA_VERSION = 1
+# 2: ``name_words``, the name's words as written, for near matches.
+SCHEMA_VERSION = 2
 MARKER = "shopweave-search.json"
 # tantivy's floor is 15 MB per indexing thread; one thread (two cores, shared).
 WRITER_HEAP_BYTES = 64_000_000
@@ -49,6 +50,9 @@ def build_schema() -> tantivy.Schema:
     builder.add_text_field("id", stored=True, tokenizer_name="raw")
     # en_stem: lower case, English (Porter) stems, as PostgreSQL's 'english' config.
     builder.add_text_field("name", tokenizer_name="en_stem")
+    # The name's words as written (lower case, no stems): a typo is one edit from the word
+    # the shopper meant, not from its stem ("hedphones" is two from "headphon").
+    builder.add_text_field("name_words", tokenizer_name="default")
     builder.add_text_field("description", tokenizer_name="en_stem")
     builder.add_text_field("category_id", tokenizer_name="raw")
     builder.add_integer_field("price", indexed=True, fast=True)
@@ -80,6 +84,7 @@ def document(product: Product, available: int) -> tantivy.Document:
     doc = tantivy.Document()
     doc.add_text("id", product.id)
     doc.add_text("name", product.name)
+    doc.add_text("name_words", product.name)
     doc.add_text("description", product.description or "")
     doc.add_text("category_id", product.category_id or "")
     doc.add_integer("price", product.price)

@@ -163,10 +163,21 @@ async def test_the_index_answers_as_postgres_does(
                 assert {p.id for p in got.rows} == {p.id for p in expected.rows}, query
         else:
             assert [p.id for p in got.rows] == [p.id for p in expected.rows], query
-    # Typos and cut-off words, as the trigram similarity finds them.
-    for typed, name in (("wireles", "Wireless Headphones"), ("headphon", "Studio Headphones")):
-        found = await _search(db_session, engine, search=typed, category=root)
-        assert ids[name] in {p.id for p in found.rows}, typed
+    # Typos and cut-off words, as the trigram similarity finds them: one edit away from a
+    # name word as written (not from its stem: "headphones" is indexed as "headphon", two
+    # edits from "hedphones"), or its beginning.
+    typos = (
+        ("wireles", "Wireless Headphones"),
+        ("headphon", "Studio Headphones"),
+        ("hedphones", "Studio Headphones"),
+        ("headphoens", "Wireless Headphones"),
+        ("chargr", "Wireless Charger"),
+        ("runing shoes", "Running Shoes"),
+    )
+    for typed, name in typos:
+        for searched_by in (engine, None):
+            found = await _search(db_session, searched_by, search=typed, category=root)
+            assert ids[name] in {p.id for p in found.rows}, (typed, searched_by)
     # A name match outranks a description match.
     ranked = await _search(db_session, engine, search="wireless", category=root)
     assert ranked.rows[-1].id == ids["Bluetooth Speaker"]
