@@ -398,10 +398,18 @@ def seed(
             f"now is still on its way): parcels added {after.parcels}, "
             f"returns added {after.returns}"
         )
-    if report.staff_password:
-        console.print(f"staff account: {report.staff_email} / {report.staff_password}")
-    else:
-        console.print(f"staff account {report.staff_email} already existed")
+    console.print(staff_account_line(report.staff_email, report.staff_password))
+
+
+def staff_account_line(email: str, password: str | None) -> str:
+    """The seed's last line: the staff login it made, or, on a re-run (the password is
+    not kept), how to get in anyway."""
+    if password:
+        return f"staff account: {email} / {password}"
+    return (
+        f"staff account {email} already existed (its password was printed by the seed "
+        "that made it; `shop admin create EMAIL --password PW` makes another)"
+    )
 
 
 @search_app.command("reindex")

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, func, select
 from temporalio.client import WorkflowExecutionStatus
 
+from cli.main import staff_account_line
 from cli.seed import OrderSeeder, Seeder, seed
 from cli.seed.backdating import past_times
 from cli.seed.catalogue import _product
@@ -347,3 +348,11 @@ async def test_products_top_up_the_missing_numbers_only(
         own = random.Random(f"{base}:{int(product.sku[3:])}")
         expected = _product(own, int(product.sku[3:]), *own.choice(leaves))
         assert (product.name, product.price) == (expected.name, expected.price)
+
+
+def test_a_reseed_says_how_to_get_a_staff_login() -> None:
+    made = staff_account_line("staff@shopweave.example", "pw-123")
+    assert made == "staff account: staff@shopweave.example / pw-123"
+    again = staff_account_line("staff@shopweave.example", None)
+    assert again.startswith("staff account staff@shopweave.example already existed")
+    assert "shop admin create EMAIL --password PW" in again
