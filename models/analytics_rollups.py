@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Integer, LargeBinary
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Integer, LargeBinary
 from sqlmodel import Field, SQLModel
 
 # The rollup row of "any event" (event names start with a letter, so no clash).
@@ -23,13 +23,24 @@ def _hour() -> datetime:
 
 
 class AnalyticsPerson(SQLModel, table=True):
+    """A person's dense number, and when their first event happened (``first_seen_at``:
+    the earliest ``created_at`` of their events, kept by the hourly rollup)."""
+
     __tablename__ = "analytics_people"
+    __table_args__ = (
+        Index(
+            "analytics_people_first_seen_at_idx",
+            "first_seen_at",
+            postgresql_include=["number"],
+        ),
+    )
 
     person_id: str = Field(primary_key=True, max_length=110)
     number: int | None = Field(
         default=None,
         sa_column=Column(Integer, Identity(always=True), nullable=False, unique=True),
     )
+    first_seen_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class AnalyticsEventHour(SQLModel, table=True):

@@ -16,10 +16,21 @@ def encode(numbers: Iterable[int]) -> bytes:
     members = list(numbers)
     if not members:
         return EMPTY
+    return zlib.compress(_bits(members), 1)
+
+
+def of_numbers(numbers: Iterable[int]) -> int:
+    """The set as an ``int`` (built in a byte array: ``|=`` per number would copy the
+    whole ``int`` each time)."""
+    members = list(numbers)
+    return int.from_bytes(_bits(members), "little") if members else 0
+
+
+def _bits(members: list[int]) -> bytes:
     bits = bytearray(max(members) // 8 + 1)
     for n in members:
         bits[n >> 3] |= 1 << (n & 7)
-    return zlib.compress(bytes(bits), 1)
+    return bytes(bits)
 
 
 def encode_int(members: int) -> bytes:

@@ -3,6 +3,7 @@ and how many of each came back in each later period."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -13,7 +14,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import ValidationFailed
 from models.analytics_funnel import RetentionCohort, RetentionReport
+from models.analytics_rollups import ANY_EVENT
+from services.analytics import bitmaps
 from services.analytics.funnel import ensure_horizon, range_public
+from services.analytics.people import DAY, PeopleAsk, PeopleRepository, union
 from services.analytics.ranges import TimeRange, resolve_range
 
 MAX_PERIODS = 26
@@ -87,23 +91,22 @@ class RetentionQuery:
 
 
 _WORK_MEM = "SET LOCAL work_mem = '64MB'"
-_ONLY_ORDERS = " AND {alias}.event = 'order_complete'"
-_RETENTION = """WITH firsts AS (
+_BY_FIRST_ORDER = """WITH firsts AS (
   SELECT person_id, min(created_at) AS first_at
   FROM analytics_events a
-  WHERE created_at >= :start AND created_at < :end{only_a}
+  WHERE created_at >= :start AND created_at < :end AND a.event = 'order_complete'
   GROUP BY person_id
 ), cohort AS (
   SELECT f.person_id, date_trunc(:unit, f.first_at, 'UTC') AS cohort_start
   FROM firsts f
   WHERE NOT EXISTS (
     SELECT 1 FROM analytics_events b
-    WHERE b.person_id = f.person_id AND b.created_at < :start{only_b})
+    WHERE b.person_id = f.person_id AND b.created_at < :start AND b.event = 'order_complete')
 ), back AS (
   SELECT DISTINCT c.cohort_start, c.person_id, CAST(floor(
     extract(epoch FROM e.created_at - c.cohort_start) / :seconds) AS integer) AS k
   FROM cohort c JOIN analytics_events e ON e.person_id = c.person_id
-  WHERE e.created_at >= :start AND e.created_at < :horizon{only_e}
+  WHERE e.created_at >= :start AND e.created_at < :horizon AND e.event = 'order_complete'
     AND e.created_at >= c.cohort_start + CAST(:period AS interval)
     AND e.created_at < c.cohort_start + CAST(:span AS interval)
 )
@@ -112,26 +115,26 @@ UNION ALL
 SELECT cohort_start, k, count(*) AS people FROM back GROUP BY cohort_start, k"""
 
 
+_FIRST_VISITS = """
+SELECT date_trunc(:unit, first_seen_at, 'UTC') AS cohort_start, number
+FROM analytics_people WHERE first_seen_at >= :start AND first_seen_at < :end"""
+
+
 class RetentionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def counts(self, query: RetentionQuery) -> dict[datetime, dict[int, int]]:
         """People per cohort start and period (0: the cohort itself)."""
+        if query.cohort_by is CohortBy.FIRST_VISIT:
+            return await self._first_visit_counts(query)
         length = PERIOD_LENGTH[query.period]
         span = length * (query.periods + 1)
-        orders = query.cohort_by is CohortBy.FIRST_ORDER
-        sql = _RETENTION.format(
-            **{
-                f"only_{alias}": _ONLY_ORDERS.format(alias=alias) if orders else ""
-                for alias in "abe"
-            }
-        )
         # The per-person hash tables (50,000 people at 10 million events) fit in memory;
         # with the default 4 MB they spill to disk.
         await self.session.exec(text(_WORK_MEM))  # type: ignore[call-overload]
         rows = await self.session.exec(
-            text(sql),  # type: ignore[call-overload]
+            text(_BY_FIRST_ORDER),  # type: ignore[call-overload]
             params={
                 "start": query.first_period,
                 "end": query.range.end,
@@ -145,6 +148,40 @@ class RetentionRepository:
         found: dict[datetime, dict[int, int]] = {}
         for row in rows.all():
             found.setdefault(row.cohort_start, {})[int(row.k)] = int(row.people)
+        return found
+
+    async def _first_visit_counts(self, query: RetentionQuery) -> dict[datetime, dict[int, int]]:
+        """By first visit, from the rollups rather than the events: cohorts from the
+        people's first visits (``analytics_people.first_seen_at``), who came back from
+        the per-day bitmaps of anyone active (every period is whole UTC days)."""
+        length = PERIOD_LENGTH[query.period]
+        result = await self.session.exec(
+            text(_FIRST_VISITS),  # type: ignore[call-overload]
+            params={
+                "unit": query.period.value,
+                "start": query.first_period,
+                "end": query.range.end,
+            },
+        )
+        numbers: dict[datetime, list[int]] = defaultdict(list)
+        for cohort_start, number in result.all():
+            numbers[cohort_start].append(number)
+        if not numbers:
+            return {}
+        cohorts = {start: bitmaps.of_numbers(people) for start, people in numbers.items()}
+        after = min(cohorts) + length
+        until = max(cohorts) + length * (query.periods + 1)
+        ask = PeopleAsk("active", after, until, (ANY_EVENT,))
+        days = (await PeopleRepository(self.session).rows([ask]))["active"]
+        active = {row.at: row for row in days if row.unit == "day"}
+        found: dict[datetime, dict[int, int]] = {}
+        for start, members in cohorts.items():
+            found[start] = by_period = {0: members.bit_count()}
+            for k in range(1, query.periods + 1):
+                period_start = start + length * k
+                rows = (active.get(period_start + DAY * d) for d in range(length // DAY))
+                back = union((row for row in rows if row is not None), ANY_EVENT) & members
+                by_period[k] = back.bit_count()
         return found
 
 

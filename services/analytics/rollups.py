@@ -54,10 +54,37 @@ WHERE type = 'payment.refunded' AND created_at > :since
 # In person order: hours recomputed side by side (``rebuild``) take the new rows' locks in
 # one order, so they wait for each other rather than deadlock.
 NUMBER_PEOPLE = """
-INSERT INTO analytics_people (person_id)
-SELECT DISTINCT person_id FROM analytics_events WHERE created_at >= :start AND created_at < :end
-ORDER BY person_id
+INSERT INTO analytics_people (person_id, first_seen_at)
+SELECT person_id, min(created_at) FROM analytics_events
+WHERE created_at >= :start AND created_at < :end
+GROUP BY person_id ORDER BY person_id
 ON CONFLICT DO NOTHING
+"""
+# A person's first visit only moves earlier as events arrive (a late one, or a guest's
+# linked at sign-in). Only the rows that move are locked, in person order; ``ON CONFLICT
+# DO UPDATE`` above would lock every known person of the hour, and the hours a rebuild
+# recomputes side by side would queue on each other.
+EARLIER_FIRST_SEEN = """
+WITH hour AS (
+  SELECT person_id, min(created_at) AS first_at FROM analytics_events
+  WHERE created_at >= :start AND created_at < :end GROUP BY person_id
+), moved AS (
+  SELECT p.person_id, h.first_at FROM analytics_people p JOIN hour h USING (person_id)
+  WHERE p.first_seen_at IS NULL OR h.first_at < p.first_seen_at
+  ORDER BY p.person_id FOR UPDATE OF p
+)
+UPDATE analytics_people p SET first_seen_at = least(p.first_seen_at, m.first_at)
+FROM moved m WHERE p.person_id = m.person_id
+"""
+# The people whose first visit fell in the hour but no longer has an event (a guest's
+# events given to the user at sign-in): their first visit is their earliest event left,
+# or none.
+LOST_FIRST_SEEN = """
+UPDATE analytics_people p SET first_seen_at = (
+  SELECT min(created_at) FROM analytics_events e WHERE e.person_id = p.person_id)
+WHERE p.first_seen_at >= :start AND p.first_seen_at < :end
+  AND NOT EXISTS (SELECT 1 FROM analytics_events e
+                  WHERE e.person_id = p.person_id AND e.created_at = p.first_seen_at)
 """
 EVENT_PEOPLE = """
 SELECT e.event, count(*), array_agg(DISTINCT p.number)
@@ -155,11 +182,13 @@ class RollupRepository:
         return sorted(r[0] for r in hours), sorted(r[0] for r in refunds)
 
     async def recompute_hour(self, start: datetime) -> None:
-        """Every rollup but refunds, for the hour starting at ``start``, from raw rows."""
+        """Every rollup but refunds, for the hour starting at ``start``, from raw rows;
+        and the first visits of the hour's people (and of those whose first visit it was)."""
         span = {"start": start, "end": start + HOUR}
         for table in HOURLY_TABLES:
             await self._rows(f"DELETE FROM {table} WHERE hour = :start", start=start)
-        await self._rows(NUMBER_PEOPLE, **span)
+        for statement in (NUMBER_PEOPLE, EARLIER_FIRST_SEEN, LOST_FIRST_SEEN):
+            await self._rows(statement, **span)
         everyone: set[int] = set()
         total = 0
         for event, count, numbers in await self._rows(EVENT_PEOPLE, **span):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import SessionFactory
 from models.analytics import AnalyticsEvent
 from models.analytics_funnel import RetentionReport
 from services.analytics.retention import RetentionQuery, RetentionService
+from services.analytics.rollups import RollupService
 
 T0 = datetime(2001, 3, 5, 9, tzinfo=UTC)  # a Monday, 09:00
 D = timedelta(days=1)
@@ -21,28 +24,36 @@ def event(person: str, name: str, at: datetime) -> AnalyticsEvent:
 
 
 @pytest.fixture
-async def history(db_session: AsyncSession) -> AsyncSession:
-    db_session.add_all(
-        [
-            # p1 orders in week 0, again twice in week 1, and in week 3.
-            *(event("p1", "order_complete", T0 + d * D) for d in (1, 8, 9, 22)),
-            # p2 orders twice in week 0 (days 2 and 4).
-            event("p2", "order_complete", T0 + 2 * D),
-            event("p2", "order_complete", T0 + 4 * D),
-            # p3's first order was before the range: in no cohort.
-            event("p3", "order_complete", T0 - 3 * D),
-            event("p3", "order_complete", T0 + 3 * D),
-            # p4 visits in week 0, first orders in week 1, orders again in week 2.
-            event("p4", "product_view", T0 + D),
-            event("p4", "order_complete", T0 + 10 * D),
-            event("p4", "order_complete", T0 + 15 * D),
-            # p5 orders in week 1 and only looks afterwards.
-            event("p5", "order_complete", T0 + 12 * D),
-            event("p5", "product_view", T0 + 20 * D),
-        ]
-    )
-    await db_session.flush()
-    return db_session
+async def history(db_sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """The events, and the rollups that retention by first visit reads, filled by the
+    rollup service inside the test's transaction (rolled back after it)."""
+    events = [
+        # p1 orders in week 0, again twice in week 1, and in week 3.
+        *(event("p1", "order_complete", T0 + d * D) for d in (1, 8, 9, 22)),
+        # p2 orders twice in week 0 (days 2 and 4).
+        event("p2", "order_complete", T0 + 2 * D),
+        event("p2", "order_complete", T0 + 4 * D),
+        # p3's first order was before the range: in no cohort.
+        event("p3", "order_complete", T0 - 3 * D),
+        event("p3", "order_complete", T0 + 3 * D),
+        # p4 visits in week 0, first orders in week 1, orders again in week 2.
+        event("p4", "product_view", T0 + D),
+        event("p4", "order_complete", T0 + 10 * D),
+        event("p4", "order_complete", T0 + 15 * D),
+        # p5 orders in week 1 and only looks afterwards.
+        event("p5", "order_complete", T0 + 12 * D),
+        event("p5", "product_view", T0 + 20 * D),
+    ]
+    async with db_sessions() as session:
+        session.add_all(events)
+        await session.commit()
+    await RollupService(db_sessions).recompute(sorted({hour_of(e.created_at) for e in events}))
+    async with db_sessions() as session:
+        yield session
+
+
+def hour_of(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
 
 
 async def retention(session: AsyncSession, **query: str) -> RetentionReport:
