@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from random import Random
 
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -105,3 +106,83 @@ async def test_daily_cohorts(history: AsyncSession) -> None:
         (date(2001, 3, 15), 1, [1, 0, 0, 0]),
         (date(2001, 3, 17), 1, [1, 0, 0, 0]),
     ]
+
+
+async def test_daily_cohorts_by_first_visit(history: AsyncSession) -> None:
+    report = await retention(history, period="day", cohort="first_visit")
+    # p1 and p4 on day 1 (p1 back on day 8: too far), p2 on day 2 (back on day 4), p5 on
+    # day 12; p3 was first seen before the range.
+    assert table(report) == [
+        (date(2001, 3, 6), 2, [2, 0, 0, 0]),
+        (date(2001, 3, 7), 1, [1, 0, 1, 0]),
+        (date(2001, 3, 17), 1, [1, 0, 0, 0]),
+    ]
+
+
+async def test_first_visit_cohorts_come_from_the_rollups(
+    history: AsyncSession, db_sessions: SessionFactory
+) -> None:
+    """By first visit, retention reads the people's first visits and the days' people
+    that the rollup keeps: an event is counted once its hour is rolled up, not before."""
+    before = table(await retention(history, cohort="first_visit"))
+    async with db_sessions() as session:
+        session.add(event("p6", "product_view", T0 + 9 * D))
+        session.add(event("p6", "search", T0 + 16 * D))
+        await session.commit()
+    assert table(await retention(history, cohort="first_visit")) == before
+    await RollupService(db_sessions).recompute([hour_of(T0 + 9 * D), hour_of(T0 + 16 * D)])
+    assert table(await retention(history, cohort="first_visit")) == [
+        (date(2001, 3, 5), 3, [3, 2, 1, 1]),
+        (date(2001, 3, 12), 2, [2, 2, 0]),
+    ]
+
+
+async def test_first_visit_retention_equals_a_count_over_the_raw_events(
+    db_sessions: SessionFactory,
+) -> None:
+    """Random visits of 150 people over 7 weeks (some before the range), rolled up, against
+    cohorts counted here from the raw events."""
+    rng = Random(14)
+    start = datetime(2002, 4, 1, tzinfo=UTC)  # a Monday
+    events: list[AnalyticsEvent] = []
+    for n in range(150):
+        first = start + timedelta(hours=rng.randrange(-240, 21 * 24))
+        events += [
+            event(f"r{n}", "product_view", first + timedelta(hours=rng.randrange(28 * 24)))
+            for _ in range(rng.randrange(1, 9))
+        ]
+    async with db_sessions() as session:
+        session.add_all(events)
+        await session.commit()
+    await RollupService(db_sessions).recompute(sorted({hour_of(e.created_at) for e in events}))
+    now = start + timedelta(days=49)
+    for period, length in (("week", timedelta(weeks=1)), ("day", D)):
+        parsed = RetentionQuery.parse(
+            period=period,
+            periods=4,
+            cohort="first_visit",
+            time_range=None,
+            start=start,
+            end=start + 21 * D,
+            now=now,
+        )
+        async with db_sessions() as session:
+            report = await RetentionService(session).retention(parsed, now)
+        firsts: dict[str, datetime] = {}
+        for e in events:
+            firsts[e.person_id] = min(e.created_at, firsts.get(e.person_id, e.created_at))
+        expected: dict[datetime, list[set[str]]] = {}
+        for person, first_at in firsts.items():
+            if start <= first_at < start + 21 * D:
+                cohort = start + (first_at - start) // length * length
+                expected.setdefault(cohort, [set() for _ in range(5)])[0].add(person)
+        for e in events:
+            for cohort, sets in expected.items():
+                k = (e.created_at - cohort) // length
+                if e.person_id in sets[0] and 1 <= k <= 4:
+                    sets[k].add(e.person_id)
+        assert len(expected) > 2
+        assert table(report) == [
+            (cohort.date(), len(sets[0]), [len(s) for s in sets])
+            for cohort, sets in sorted(expected.items())
+        ], period
