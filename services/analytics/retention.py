@@ -3,7 +3,6 @@ and how many of each came back in each later period."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -115,9 +114,10 @@ UNION ALL
 SELECT cohort_start, k, count(*) AS people FROM back GROUP BY cohort_start, k"""
 
 
+# A row per cohort (an array of its people's numbers), not one per person.
 _FIRST_VISITS = """
-SELECT date_trunc(:unit, first_seen_at, 'UTC') AS cohort_start, number
-FROM analytics_people WHERE first_seen_at >= :start AND first_seen_at < :end"""
+SELECT date_trunc(:unit, first_seen_at, 'UTC') AS cohort_start, array_agg(number)
+FROM analytics_people WHERE first_seen_at >= :start AND first_seen_at < :end GROUP BY 1"""
 
 
 class RetentionRepository:
@@ -163,12 +163,9 @@ class RetentionRepository:
                 "end": query.range.end,
             },
         )
-        numbers: dict[datetime, list[int]] = defaultdict(list)
-        for cohort_start, number in result.all():
-            numbers[cohort_start].append(number)
-        if not numbers:
+        cohorts = {start: bitmaps.of_numbers(people) for start, people in result.all()}
+        if not cohorts:
             return {}
-        cohorts = {start: bitmaps.of_numbers(people) for start, people in numbers.items()}
         after = min(cohorts) + length
         until = max(cohorts) + length * (query.periods + 1)
         ask = PeopleAsk("active", after, until, (ANY_EVENT,))
