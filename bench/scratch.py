@@ -58,6 +58,7 @@ async def scratch_database(
     API port, ``overrides``): a fresh ``shop_bench_…`` dropped on the way out, or, with
     ``keep``, the database ``shop_bench_<keep>``, created when missing, migrated to head
     and left in place for the next run."""
+    from cli.stack.postgres import ensure_database
     from cli.stack.process import free_port
     from core.db import require_database_url
     from migrations.runner import upgrade
@@ -67,9 +68,7 @@ async def scratch_database(
     admin_dsn = asyncpg_dsn(with_database(base_url, "postgres"))
     conn = await asyncpg.connect(admin_dsn)
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+        await ensure_database(conn, name)
     finally:
         await conn.close()
     scratch_url = with_database(base_url, name)

@@ -156,11 +156,17 @@ class EmbeddedPostgres:
 
 
 async def create_database(port: int, name: str, host: str = "127.0.0.1") -> None:
-    """Create ``name`` unless it exists (CREATE DATABASE has no IF NOT EXISTS)."""
+    """Create ``name`` unless it exists, as the embedded server's superuser."""
     conn = await asyncpg.connect(host=host, port=port, user=SUPERUSER, database="postgres")
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+        await ensure_database(conn, name)
     finally:
         await conn.close()
+
+
+async def ensure_database(conn: asyncpg.Connection, name: str) -> None:
+    """Create ``name`` on ``conn``'s server unless it exists (CREATE DATABASE has no
+    IF NOT EXISTS)."""
+    exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+    if not exists:
+        await conn.execute(f'CREATE DATABASE "{name}"')
