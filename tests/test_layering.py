@@ -76,3 +76,35 @@ def test_workflow_types_load_without_temporal_services_or_activities() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split("\n")
     assert out[:2] == ["[]", "[]"]
+
+
+# How analytics are read: an ``AnalyticsStore``, one implementation chosen in
+# ``api/deps.py``; the readers' own modules stay behind it (README, "Growing out of one
+# machine: ClickHouse").
+ANALYTICS_READ_SIDE = (
+    "services.analytics.postgres",
+    "services.analytics.clickhouse",
+    "services.analytics.dashboard_repository",
+    "services.analytics.funnel_repository",
+    "services.analytics.funnel_walk",
+    "services.analytics.people",
+    "services.analytics.bitmaps",
+    "services.analytics.rollups",
+)
+
+
+def test_the_api_reads_analytics_only_through_the_store() -> None:
+    found = {
+        path: names
+        for path, names in _violations("api", ANALYTICS_READ_SIDE).items()
+        if path != "api/deps.py"
+    }
+    assert found == {}
+    # deps.py picks the implementation and hands out the interface, nothing else.
+    deps = {n for n in _imports(ROOT / "api/deps.py") if _under("services.analytics", n)}
+    assert deps <= {
+        "services.analytics.postgres",
+        "services.analytics.postgres.PostgresAnalyticsStore",
+        "services.analytics.store",
+        "services.analytics.store.AnalyticsStore",
+    }
