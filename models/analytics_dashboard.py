@@ -130,11 +130,30 @@ class SeriesPoint(CamelModel):
     active_users: int
 
 
+class MoneyPoint(CamelModel):
+    at: datetime
+    revenue: int
+    orders: int
+
+
+class CurrencySeries(CamelModel):
+    """One currency's sales over the same points: currencies are charted side by side,
+    never summed."""
+
+    currency: str = Field(examples=["EUR"])
+    points: list[MoneyPoint]
+    previous_points: list[MoneyPoint] | None
+
+
 class SeriesPublic(CamelModel):
+    """``points`` carry the main currency's sales (``currency``) and active users;
+    ``byCurrency`` every currency sold in the range or the previous one, main included."""
+
     granularity: Literal["hour", "day"]
     currency: str
     points: list[SeriesPoint]
     previous_points: list[SeriesPoint] | None
+    by_currency: list[CurrencySeries]
 
 
 class Dashboard(CamelModel):

@@ -18,8 +18,10 @@ from models.analytics_dashboard import (
     ConversionPublic,
     ConversionStep,
     CurrencySales,
+    CurrencySeries,
     Dashboard,
     LowStock,
+    MoneyPoint,
     PreviousSales,
     PreviousUsers,
     ProductConversion,
@@ -47,7 +49,6 @@ from services.analytics.people import (
     PeopleRow,
     edge_unions,
     midnight,
-    next_midnight,
     total,
     union,
 )
@@ -80,7 +81,8 @@ def _buckets(span: TimeRange) -> list[datetime]:
     partial: a point's ``at`` is where its piece of the range starts)."""
     if span.granularity == "hour":
         return [span.start + i * HOUR for i in range(-(-span.length // HOUR))]
-    points, day = [span.start], next_midnight(span.start)
+    # The day after the one the range starts in (next_midnight of a midnight is itself).
+    points, day = [span.start], midnight(span.start) + DAY
     while day < span.end:
         points.append(day)
         day += DAY
@@ -243,14 +245,43 @@ class DashboardReader:
         self, periods: Periods, currency: str, people: dict[str, list[PeopleRow]]
     ) -> SeriesPublic:
         span, before = periods.span, periods.before
-        sales = await self.rollups.sales_by_hour(periods.start, span.end, currency)
+        by_currency = await self.rollups.sales_by_hour(periods.start, span.end)
+        sales = by_currency.get(currency, {})
         hours = people.get("hours", [])
         return SeriesPublic(
             granularity=span.granularity,
             currency=currency,
             points=_series(span, sales, people["now"], hours),
             previous_points=_series(before, sales, people["before"], hours) if before else None,
+            by_currency=[
+                CurrencySeries(
+                    currency=c,
+                    points=_money_points(span, by_currency[c]),
+                    previous_points=_money_points(before, by_currency[c]) if before else None,
+                )
+                for c in sorted(by_currency)
+            ],
         )
+
+
+def _bucketed(span: TimeRange, sales: dict[datetime, Money]) -> dict[datetime, Money]:
+    """The hours' sales summed into the span's points."""
+    points: dict[datetime, Money] = defaultdict(Money)
+    for hour, money in sales.items():
+        if span.start <= hour < span.end:
+            point = points[_bucket_of(span, hour)]
+            points[_bucket_of(span, hour)] = Money(
+                orders=point.orders + money.orders, revenue=point.revenue + money.revenue
+            )
+    return points
+
+
+def _money_points(span: TimeRange, sales: dict[datetime, Money]) -> list[MoneyPoint]:
+    money = _bucketed(span, sales)
+    return [
+        MoneyPoint(at=at, revenue=money[at].revenue, orders=money[at].orders)
+        for at in _buckets(span)
+    ]
 
 
 def _series(
@@ -259,16 +290,13 @@ def _series(
     pieces: list[PeopleRow],
     hours: list[PeopleRow],
 ) -> list[SeriesPoint]:
-    orders: dict[datetime, int] = defaultdict(int)
-    revenue: dict[datetime, int] = defaultdict(int)
-    for hour, money in sales.items():
-        if span.start <= hour < span.end:
-            orders[_bucket_of(span, hour)] += money.orders
-            revenue[_bucket_of(span, hour)] += money.revenue
+    money = _bucketed(span, sales)
     points = _buckets(span)
     active = _active(span, points, pieces, hours)
     return [
-        SeriesPoint(at=at, revenue=revenue[at], orders=orders[at], active_users=active[at])
+        SeriesPoint(
+            at=at, revenue=money[at].revenue, orders=money[at].orders, active_users=active[at]
+        )
         for at in points
     ]
 

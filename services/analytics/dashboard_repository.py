@@ -4,6 +4,7 @@ tables and only the edge hours from the hourly ones."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -103,16 +104,19 @@ class DashboardRepository:
         return _money(rows, current=True), _money(rows, current=False)
 
     async def sales_by_hour(
-        self, start: datetime, end: datetime, currency: str
-    ) -> dict[datetime, Money]:
+        self, start: datetime, end: datetime
+    ) -> dict[str, dict[datetime, Money]]:
+        """Each currency's sales per hour."""
         rows = await self._rows(
-            "SELECT hour, orders, revenue FROM analytics_sales_hourly "
-            "WHERE hour >= :start AND hour < :end AND currency = :currency",
+            "SELECT currency, hour, orders, revenue FROM analytics_sales_hourly "
+            "WHERE hour >= :start AND hour < :end",
             start=start,
             end=end,
-            currency=currency,
         )
-        return {h: Money(orders=o, revenue=r) for h, o, r in rows}
+        sales: dict[str, dict[datetime, Money]] = defaultdict(dict)
+        for c, h, o, r in rows:
+            sales[c][h] = Money(orders=o, revenue=r)
+        return dict(sales)
 
     async def products(self, span: TimeRange) -> ProductFigures:
         pieces = Pieces.of(span.start, span.end)

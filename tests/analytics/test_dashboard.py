@@ -194,6 +194,21 @@ async def test_the_dashboard_equals_the_figures_worked_out_by_hand(
     assert sum(p.active_users for p in series.points) == 4
     assert series.previous_points is not None
     assert sum(p.revenue for p in series.previous_points) == 4000
+    # Each currency charted on its own, never summed: EUR's C this week, G the week before.
+    charts = {c.currency: c for c in series.by_currency}
+    assert sorted(charts) == ["EUR", "USD"]
+    euros = charts["EUR"]
+    assert len(euros.points) == 168
+    assert (sum(p.revenue for p in euros.points), sum(p.orders for p in euros.points)) == (
+        7000,
+        1,
+    )
+    assert euros.previous_points is not None
+    assert sum(p.revenue for p in euros.previous_points) == 7000
+    usd = charts["USD"]
+    assert [(p.at, p.revenue, p.orders) for p in usd.points] == [
+        (p.at, p.revenue, p.orders) for p in series.points
+    ]
 
 
 async def test_a_range_with_partial_days_reads_its_edge_hours(
@@ -231,6 +246,23 @@ async def test_daily_series_use_utc_days(db_sessions: SessionFactory) -> None:
     assert sum(p.active_users for p in points) == 6
 
 
+async def test_a_daily_series_from_midnight_has_one_point_a_day(
+    db_sessions: SessionFactory,
+) -> None:
+    """Thirty whole days from 1 Jan 00:00 (a preset asked in the hour before midnight UTC
+    starts so): thirty points, one a day, none twice."""
+    await build(db_sessions)
+    span = resolve_range(None, at(1, 0), at(31, 0), now=TO)
+    async with db_sessions() as session:
+        board = await PostgresAnalyticsStore(session).dashboard(
+            DashboardQuery(range=span, compare=False, now=TO)
+        )
+    points = [p.at for p in board.series.points]
+    assert points == [at(1, 0) + timedelta(days=d) for d in range(30)]
+    assert [p.at for p in board.series.by_currency[0].points] == points
+    assert sum(p.revenue for p in board.series.points) == 4000 + 18000
+
+
 async def test_without_comparison_there_is_no_previous_period(
     db_sessions: SessionFactory,
 ) -> None:
@@ -241,6 +273,7 @@ async def test_without_comparison_there_is_no_previous_period(
     assert board.sales.revenue_growth is None
     assert board.users.retention_rate is None
     assert board.series.previous_points is None
+    assert all(c.previous_points is None for c in board.series.by_currency)
     assert board.sales.revenue == 18000
 
 
