@@ -62,6 +62,13 @@ async def get_session(state: State) -> AsyncIterator[AsyncSession]:
                 log.exception("after-commit action failed")
 
 
+async def release_connection(session: AsyncSession) -> None:
+    """Give the request's database connection back to the pool (ending its read-only
+    transaction) before the request waits a long time for something else, so that
+    waiting clients do not exhaust the pool. The session reconnects if used again."""
+    await session.close()
+
+
 def get_redis(state: State) -> Redis:
     return state.redis
 

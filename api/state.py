@@ -9,7 +9,8 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import SessionFactory
+from core.db import SessionFactory, asyncpg_dsn
+from core.notifications import ChannelListener
 from core.secrets import jwt_secret
 from core.settings import Settings
 from integrations.payments.gateway import PaymentGateway
@@ -21,6 +22,8 @@ from services.analytics.dashboard_cache import DashboardCache
 from services.analytics.ingest import EventBuffer
 from services.catalog.pricing import PriceBookCache
 from services.catalog.search import SearchEngines
+from services.order_watch import CHANNEL as ORDER_CHANNEL
+from services.order_watch import OrderWatch
 from services.tokens import AccessTokens, Revocations
 from temporal.clients import TemporalConnection, WorkflowClients
 
@@ -44,6 +47,10 @@ class AppState:
     search: SearchEngines = field(init=False)
     # Dashboards reused until the rollups' watermark moves (each rollup run).
     dashboards: DashboardCache = field(init=False)
+    # Long-polls and event streams of orders: one LISTEN for the process (opened when
+    # the first client waits), fanned out to the waiters of each order.
+    order_changes: ChannelListener = field(init=False)
+    order_watch: OrderWatch = field(init=False)
 
     def __post_init__(self) -> None:
         self.temporal = TemporalConnection.from_settings(self.settings)
@@ -56,6 +63,10 @@ class AppState:
         index = self.settings.search_index_path if self.settings.search_index else None
         self.search = SearchEngines(index)
         self.dashboards = DashboardCache(self.settings.analytics_dashboard_cache_entries)
+        self.order_changes = ChannelListener(asyncpg_dsn(self.settings), ORDER_CHANNEL)
+        self.order_watch = OrderWatch(
+            self.sessions, self.settings, self.analytics, self.order_changes
+        )
 
     # Built on first use: each costs ~40 ms (a TLS context), and most processes need
     # neither (staff refunds; the Stripe sandbox's webhooks).
@@ -75,5 +86,6 @@ class AppState:
 
     async def aclose(self) -> None:
         await self.ingest.aclose()  # the last events, before the engine goes
+        await self.order_changes.aclose()
         if "http" in self.__dict__:
             await self.http.aclose()

@@ -26,6 +26,12 @@ def require_database_url(settings: Settings) -> str:
     return url
 
 
+def asyncpg_dsn(settings: Settings) -> str:
+    """The database URL as asyncpg takes it (without SQLAlchemy's driver name): for the
+    raw connections that ``LISTEN``."""
+    return require_database_url(settings).replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     return create_async_engine(
         url or require_database_url(settings),

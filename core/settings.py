@@ -223,6 +223,12 @@ class Settings(BaseSettings):
     order_step_heartbeat_seconds: float = Field(default=5.0, gt=0)
     # How long an order waits for the customer to finish 3-D Secure (the stock stays held).
     payment_action_timeout_seconds: float = Field(default=15 * 60.0, gt=0)
+    # GET /api/orders/{id} with `Prefer: wait=N` waits at most this long (larger N is
+    # clamped): under common proxies' idle timeouts.
+    order_wait_max_seconds: float = Field(default=30.0, gt=0, le=300)
+    # GET /api/orders/{id}/events sends a comment line this often while nothing happens,
+    # so that proxies and clients see a live connection.
+    order_stream_ping_seconds: float = Field(default=15.0, gt=0)
 
     # --- Events: delivering the outbox to subscribers ----------------------------------
     # A failing handler is retried with exponential backoff from the initial interval up

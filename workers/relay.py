@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from core.db import require_database_url
+from core.db import asyncpg_dsn
 from core.settings import Settings
 from services.events.deliveries import CHANNEL
 from services.events.relay import RelayService
@@ -29,11 +29,6 @@ log = logging.getLogger(__name__)
 
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
-
-
-def listen_dsn(settings: Settings) -> str:
-    """The database URL as asyncpg takes it (without SQLAlchemy's driver name)."""
-    return require_database_url(settings).replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 class OutboxRelay:
@@ -63,7 +58,7 @@ class OutboxRelay:
                 backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
 
     async def _listen_and_relay(self) -> None:
-        conn: asyncpg.Connection[Any] = await asyncpg.connect(listen_dsn(self._settings))
+        conn: asyncpg.Connection[Any] = await asyncpg.connect(asyncpg_dsn(self._settings))
         lost = asyncio.Event()
         try:
             await conn.add_listener(CHANNEL, self._notified)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.deps import DbSession, State, after_commit
+from api.conditional import ANY_TAG, KnownEtags, WaitPreference, matches
+from api.deps import DbSession, State, after_commit, release_connection
 from api.problems import problem_responses
 from api.security import CurrentUser, StaffUser
 from core.errors import Conflict, DependencyUnavailable
@@ -35,6 +36,7 @@ from services.checkout import CartNotFound, Checkout
 from services.fulfillment.reading import FulfillmentReader
 from services.fulfillment.repository import ShipmentNotFound
 from services.order_repository import OrderFilter, OrderNotFound
+from services.order_watch import order_etag
 from services.orders import CartEmpty, OrderNotCancellable, OrderService
 from services.payments import NotRefundable
 from temporal.clients.connection import WorkflowNotFound, WorkflowRefused
@@ -52,11 +54,11 @@ PLACE_EXAMPLE = {
 }
 
 
-def _orders(state: State, session: DbSession) -> OrderService:
+def order_service(state: State, session: DbSession) -> OrderService:
     return OrderService(session, state.settings, state.analytics)
 
 
-async def _visible(service: OrderService, order_id: str, caller: CurrentUser) -> Order:
+async def visible_order(service: OrderService, order_id: str, caller: CurrentUser) -> Order:
     """The order if the caller owns it or is staff; 404 otherwise (never 403)."""
     order = await service.orders.get(order_id)
     if order is None or (order.user_id != caller.user.id and not caller.is_staff):
@@ -98,7 +100,7 @@ async def place_order(
     if start is not None:
         after_commit(session, partial(state.workflows.starts.start, start))
     response.headers["Location"] = f"/api/orders/{order.id}"
-    return await _orders(state, session).public(order)
+    return await order_service(state, session).public(order)
 
 
 @router.get(
@@ -116,7 +118,7 @@ async def list_orders(
     status: OrderStatus | None = None,
 ) -> Page[OrderSummary]:
     """The caller's orders, newest first, optionally only those in one `status`."""
-    items, total = await _orders(state, session).summaries(
+    items, total = await order_service(state, session).summaries(
         OrderFilter(user_id=caller.user.id, status=status), offset=(page - 1) * limit, limit=limit
     )
     return Page(items=items, total=total, page=page, limit=limit)
@@ -124,22 +126,60 @@ async def list_orders(
 
 @router.get(
     "/orders/{order_id}",
-    summary="Get an order",
+    summary="Get an order (or wait for it to change)",
     response_model=OrderPublic,
-    responses=problem_responses(OrderNotFound),
+    responses={
+        200: {
+            "headers": {
+                "ETag": {"description": "The order's entity tag", "schema": {"type": "string"}}
+            }
+        },
+        304: {"description": "Not modified: the order's ETag is still one `If-None-Match` named"},
+        **problem_responses(OrderNotFound),
+    },
 )
 async def get_order(
-    order_id: str, caller: CurrentUser, state: State, session: DbSession
-) -> OrderPublic:
+    order_id: str,
+    caller: CurrentUser,
+    state: State,
+    session: DbSession,
+    response: Response,
+    known: KnownEtags,
+    wait: WaitPreference,
+) -> OrderPublic | Response:
     """Lines, totals, shipping address, payment summary, status and timeline.
 
     While 3-D Secure is pending the status is `requires_action` and `nextActionUrl` is
     where the customer authenticates. A failed order carries a `failureCode`
     (`out_of_stock`, `payment_declined`, `payment_action_timeout`, `cart_empty`, …).
     Someone else's order answers 404 (staff see every order).
+
+    Every answer carries an `ETag`. With `If-None-Match: <etag>` an unchanged order
+    answers 304 Not Modified. Add `Prefer: wait=N` (N seconds, at most 30) to wait for a
+    change instead: the answer is the 200 with the new order and ETag as soon as the
+    order changes (its status, a timeline entry, its payment or a parcel), or 304 once N
+    seconds pass without a change; `Preference-Applied: wait=N` says the wait was
+    honoured. A malformed `Prefer: wait` answers 400 `invalid_preference`, a malformed
+    `If-None-Match` 400 `invalid_if_none_match`. For every change as it happens, see
+    `GET /api/orders/{id}/events`.
     """
-    service = _orders(state, session)
-    return await service.public(await _visible(service, order_id, caller))
+    service = order_service(state, session)
+    order = await visible_order(service, order_id, caller)
+    if known is not None and wait is not None and ANY_TAG not in known:
+        # Waiting holds no database connection; the watch reads in sessions of its own.
+        await release_connection(session)
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
+        now = await state.order_watch.wait_for_change(order.id, known, wait)
+        public, etag = now.order, now.etag
+    else:
+        public = await service.public(order)
+        etag = order_etag(public)
+    response.headers["ETag"] = etag
+    if matches(etag, known):
+        kept = ("etag", "preference-applied")
+        headers = {k: v for k, v in response.headers.items() if k in kept}
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return public
 
 
 @router.post(
@@ -172,8 +212,8 @@ async def cancel_order(
     (`partially_shipped`, `shipped`, `delivered`), or when the order failed, it answers
     409 `order_not_cancellable`; cancelling twice is harmless.
     """
-    service = _orders(state, session)
-    order = await _visible(service, order_id, caller)
+    service = order_service(state, session)
+    order = await visible_order(service, order_id, caller)
     if order.status == OrderStatus.CANCELLED:
         return await service.public(order)
     if order.status == OrderStatus.FULFILLMENT_QUEUED:
@@ -238,8 +278,8 @@ async def get_order_shipment(
     the carrier's full tracking history, oldest first (status, message, location,
     time). Someone else's order answers 404 `order_not_found`; a parcel not in this
     order 404 `shipment_not_found`."""
-    service = _orders(state, session)
-    order = await _visible(service, order_id, caller)
+    service = order_service(state, session)
+    order = await visible_order(service, order_id, caller)
     return await FulfillmentReader(session).order_shipment(order.id, shipment_id)
 
 
@@ -258,7 +298,7 @@ async def refund_order(
     with `refundable`); 503 `payment_unavailable` if Stripe cannot be reached (nothing is
     recorded; try again with the same `Idempotency-Key`). Writes `payment.refunded` and
     a timeline entry."""
-    service = _orders(state, session)
+    service = order_service(state, session)
     order = await service.orders.require(order_id)
     await payments.refund(
         session,
@@ -300,7 +340,7 @@ async def admin_orders(
     """Every order, newest first, filtered by `status`, `userId` (the `userId` the
     orders carry) and a creation window `from` (inclusive) to `to` (exclusive), ISO 8601.
     Staff only."""
-    items, total = await _orders(state, session).summaries(
+    items, total = await order_service(state, session).summaries(
         OrderFilter(
             user_id=user_id or customer_id,
             status=status,

@@ -1,0 +1,98 @@
+"""An order's states as server-sent events, pushed as they are committed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response, status
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from api.deps import DbSession, State
+from api.problems import problem_responses
+from api.routes.orders import order_service, visible_order
+from api.security import CurrentUser
+from services.order_repository import OrderNotFound
+from services.order_watch import OrderWatch, is_settled, order_etag
+
+router = APIRouter(tags=["orders"])
+
+# How soon a disconnected EventSource tries again (the `retry:` field), in milliseconds.
+RECONNECT_MS = 1000
+STREAM_EXAMPLE = (
+    "retry: 1000\n"
+    "event: order\n"
+    "id: 3f9a1c0e7b2d4a5f8e6c1b0a9d8e7f6a\n"
+    'data: {"id":"ord_…","status":"pending","timeline":[…],…}\n\n'
+    ": ping\n\n"
+    "event: order\n"
+    "id: 9b0c2d4e6f8a1c3e5a7b9d1f3e5c7a9b\n"
+    'data: {"id":"ord_…","status":"reserved",…}\n\n'
+)
+
+
+@router.get(
+    "/orders/{order_id}/events",
+    summary="Follow an order as it changes (server-sent events)",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "`text/event-stream` of `order` events",
+            "content": {"text/event-stream": {"example": STREAM_EXAMPLE}},
+        },
+        204: {"description": "Settled, and `Last-Event-ID` is its final state: nothing to follow"},
+        **problem_responses(OrderNotFound),
+    },
+)
+async def order_events(
+    order_id: str,
+    caller: CurrentUser,
+    state: State,
+    session: DbSession,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=100,
+            description="The `id` of the last event received: resume after it",
+        ),
+    ] = None,
+) -> Response:
+    """A `text/event-stream`: an `order` event at once with the order as
+    `GET /api/orders/{id}` shows it, then one each time it changes (status, timeline
+    entry, payment, parcel), until it settles (`fulfillment_queued` or later, `failed`,
+    `cancelled`): the stream ends after that state. Each event's `id` is the order's ETag
+    (without quotes); an EventSource that reconnects sends it back as `Last-Event-ID` and
+    gets only what is newer, and a settled order whose final state it already has
+    answers 204, which tells an EventSource to stop. A comment line (`: ping`) is sent
+    every 15 s while nothing happens. Same access as `GET /api/orders/{id}`: the owner or
+    staff; anyone else gets 404."""
+    service = order_service(state, session)
+    order = await visible_order(service, order_id, caller)
+    public = await service.public(order)
+    last = f'"{last_event_id.strip().strip(chr(34))}"' if last_event_id else None
+    if is_settled(public) and order_etag(public) == last:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    # The request's session is closed before the stream starts; the watch reads with its own.
+    return EventSourceResponse(
+        _stream(state.order_watch, order.id, last),
+        ping=state.settings.order_stream_ping_seconds,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _stream(
+    watch: OrderWatch, order_id: str, last: str | None
+) -> AsyncIterator[ServerSentEvent]:
+    first = True
+    try:
+        async for now in watch.follow(order_id, last):
+            yield ServerSentEvent(
+                data=now.order.model_dump_json(by_alias=True),
+                event="order",
+                id=now.etag.strip('"'),
+                retry=RECONNECT_MS if first else None,
+            )
+            first = False
+    except OrderNotFound:
+        return  # gone (an erased account's orders): nothing more will come

@@ -1,0 +1,155 @@
+"""One PostgreSQL ``LISTEN`` connection per process, fanned out to in-process waiters.
+
+A waiter watches one key (a notification's payload, e.g. an order id) and is woken by
+each notification carrying it. The connection is opened when the first waiter arrives and
+kept for the life of the process; if it drops, it reconnects with backoff (never
+spinning) and, once listening again, wakes *every* waiter: a notification sent while the
+connection was down is lost, so each waiter re-checks what it is waiting for rather than
+trusting that nothing happened. The first connection does the same, which covers a
+waiter that read its state before the ``LISTEN`` was in place.
+
+A wake-up means "look again", never "it changed": waiters compare what they read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_SECONDS = 0.2
+BACKOFF_MAX_SECONDS = 10.0
+# An idle LISTEN connection is probed this often (a dead peer is otherwise never noticed).
+PROBE_SECONDS = 30.0
+PROBE_TIMEOUT_SECONDS = 5.0
+
+
+class Waiter:
+    """Woken by each notification of its key, and by every (re)connection."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._woken = asyncio.Event()
+        self.idle = False  # blocked in ``wait`` (what tests and metrics look at)
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    async def wait(self, seconds: float | None) -> bool:
+        """True once woken (then re-armed), False if ``seconds`` (None: no limit) pass
+        first.
+        A wake-up that came while the waiter was busy is not lost: this returns at once."""
+        self.idle = True
+        try:
+            await asyncio.wait_for(self._woken.wait(), seconds)
+        except TimeoutError:
+            return False
+        finally:
+            self.idle = False
+        self._woken.clear()
+        return True
+
+
+class ChannelListener:
+    def __init__(self, dsn: str, channel: str) -> None:
+        self._dsn = dsn
+        self._channel = channel
+        self._waiters: dict[str, set[Waiter]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection[Any] | None = None
+        # How many times LISTEN was established, and notifications that woke a waiter:
+        # what operators (and tests) read to tell the listener's state.
+        self.connections = 0
+        self.deliveries = 0
+
+    @contextlib.contextmanager
+    def watch(self, key: str) -> Iterator[Waiter]:
+        """A waiter for ``key`` while the block runs (starts listening if not yet)."""
+        waiter = Waiter(key)
+        self._waiters.setdefault(key, set()).add(waiter)
+        self._ensure_running()
+        try:
+            yield waiter
+        finally:
+            watching = self._waiters.get(key)
+            if watching is not None:
+                watching.discard(waiter)
+                if not watching:
+                    del self._waiters[key]
+
+    def watching(self, key: str, *, idle: bool = False) -> int:
+        """How many waiters watch ``key`` now (``idle``: only those blocked waiting)."""
+        return sum(1 for w in self._waiters.get(key, ()) if w.idle or not idle)
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL backend holding the LISTEN, while connected."""
+        conn = self._conn
+        return conn.get_server_pid() if conn is not None and not conn.is_closed() else None
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_FIRST_SECONDS
+        while True:
+            try:
+                await self._listen()
+                backoff = BACKOFF_FIRST_SECONDS
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "LISTEN connection interrupted; reconnecting",
+                    extra={"channel": self._channel, "error": repr(exc)},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+
+    async def _listen(self) -> None:
+        conn: asyncpg.Connection[Any] = await asyncpg.connect(self._dsn)
+        lost = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(self._channel, self._notified)
+            self._conn = conn
+            self.connections += 1
+            self._wake_all()  # whatever happened while nobody listened is looked at again
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), PROBE_SECONDS)
+                if not lost.is_set():
+                    # A peer gone without closing the socket is found by asking it.
+                    await conn.fetchval("SELECT 1", timeout=PROBE_TIMEOUT_SECONDS)
+            raise ConnectionError("the LISTEN connection was closed")
+        finally:
+            self._conn = None
+            if lost.is_set() or conn.is_closed():
+                conn.terminate()
+            else:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        for waiter in self._waiters.get(payload, ()):
+            waiter.wake()
+            self.deliveries += 1
+
+    def _wake_all(self) -> None:
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.wake()

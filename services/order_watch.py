@@ -1,0 +1,106 @@
+"""Following an order without polling: its ETag, a long-poll, and a stream of its states.
+
+Every write that changes what ``GET /api/orders/{id}`` shows notifies ``shop_order`` with
+the order's id, from a trigger in the writing transaction (migration f15c0de00010). Each
+API process holds one ``LISTEN`` (``core.notifications.ChannelListener``) and wakes only
+the waiters of that order, which then read the order once, in a short session of their
+own: no waiter holds a database connection while it waits, and none polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass
+
+from core.db import SessionFactory
+from core.notifications import ChannelListener
+from core.settings import Settings
+from models.orders import AFTER_SALE_STATUSES, FINAL_STATUSES, OrderPublic, OrderStatus
+from services.analytics import AnalyticsRecorder
+from services.order_repository import OrderRepository
+from services.orders import OrderService
+
+CHANNEL = "shop_order"
+# Where a stream of the order's states ends: OrderWorkflow is done with it (handed to
+# the warehouse, failed or cancelled), or fulfilment has moved it on since.
+SETTLED_STATUSES = FINAL_STATUSES | AFTER_SALE_STATUSES
+
+
+def order_etag(order: OrderPublic) -> str:
+    """A strong ETag of the order as the API renders it: it changes whenever the body
+    does (status, timeline, payment, parcels, …)."""
+    body = order.model_dump_json(by_alias=True).encode()
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def is_settled(order: OrderPublic) -> bool:
+    return OrderStatus(order.status) in SETTLED_STATUSES
+
+
+@dataclass(frozen=True)
+class OrderState:
+    order: OrderPublic
+    etag: str
+
+    @property
+    def settled(self) -> bool:
+        return is_settled(self.order)
+
+
+class OrderWatch:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        settings: Settings,
+        analytics: AnalyticsRecorder,
+        changes: ChannelListener,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._analytics = analytics
+        self.changes = changes
+
+    async def current(self, order_id: str) -> OrderState:
+        """The order as the API renders it, read in a session of its own (raises
+        ``OrderNotFound``)."""
+        async with self._sessions() as session:
+            # One snapshot for the order and its timeline, payment and parcels: read
+            # committed would let a commit land between the queries, and a torn state
+            # has an ETag of its own (a waiter would answer it as a change).
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            order = await OrderRepository(session).require(order_id)
+            public = await OrderService(session, self._settings, self._analytics).public(order)
+        return OrderState(public, order_etag(public))
+
+    async def wait_for_change(
+        self, order_id: str, known: Collection[str], wait: float
+    ) -> OrderState:
+        """The order once its ETag is none of ``known``: at once if it already differs,
+        else as soon as a change is committed; as it is if ``wait`` seconds pass first."""
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + wait
+        with self.changes.watch(order_id) as waiter:
+            # Watching before reading: a change committed in between still wakes us.
+            while True:
+                state = await self.current(order_id)
+                if state.etag not in known:
+                    return state
+                left = deadline - clock()
+                if left <= 0 or not await waiter.wait(left):
+                    return state
+
+    async def follow(self, order_id: str, last_etag: str | None) -> AsyncIterator[OrderState]:
+        """The order's states: the current one (unless it is ``last_etag``), then each
+        new one as it is committed, until a settled one."""
+        known = last_etag
+        with self.changes.watch(order_id) as waiter:
+            while True:
+                state = await self.current(order_id)
+                if state.etag != known:
+                    known = state.etag
+                    yield state
+                if state.settled:
+                    return
+                await waiter.wait(None)
