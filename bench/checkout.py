@@ -5,7 +5,9 @@ Setup, untimed: a staff account (registered through the API, promoted in the dat
 one product with enough stock, N shoppers registered and signed in in parallel, each
 with one unit in the cart. Timed: N ``POST /api/orders`` with C orders in flight at a
 time (closed loop: a client places its next order once the previous one has settled),
-each polled until it settles.
+each followed until it settles: by default with the long-poll (``GET`` with
+``If-None-Match`` and ``Prefer: wait=30``, answered when the order changes), or with
+``status="poll"`` by the old polling, kept for comparison.
 
 Latencies come from the order's timeline, not from polling: the ``createdAt`` of the
 first ``confirmed`` (or ``fulfillment_queued``) entry minus the moment the POST was sent.
@@ -33,11 +35,18 @@ from uuid import uuid4
 
 import httpx
 
+from bench.environment import api_processes, cpu_seconds
 from core.settings import Settings
 
 PASSWORD = "bench checkout shopper password 2026"
 ADDRESS = {"street": "123 Main St", "city": "Boston", "state": "MA", "zip": "02101"}
 SETTLED = frozenset({"fulfillment_queued", "failed", "cancelled"})
+# How a client learns that its order changed.
+LONG_POLL = "long-poll"
+POLL = "poll"
+FOLLOW_MODES = (LONG_POLL, POLL)
+# Seconds one long-poll may wait (the API's maximum by default).
+LONG_POLL_WAIT = 30
 CONFIRMED_OR_LATER = ("confirmed", "fulfillment_queued")
 # Sign-in throttling counts attempts per address before the password is checked (20 in
 # flight would trip it), so setup signs in fewer shoppers at once than it registers.
@@ -81,6 +90,7 @@ class OrderSample:
     to_settled: float | None  # POST sent -> the final timeline entry
     settled_at: datetime | None  # server time of the final timeline entry
     order_id: str = ""
+    status_reads: int = 0  # GET /api/orders/{id} the client sent until it settled
 
 
 @dataclass
@@ -90,6 +100,9 @@ class CheckoutResult:
     setup_seconds: float
     started_at: datetime
     samples: list[OrderSample] = field(repr=False)
+    follow: str = LONG_POLL
+    # CPU seconds the API's processes used during the timed part (None: not on this host).
+    api_cpu_seconds: float | None = None
 
     @property
     def completed(self) -> list[OrderSample]:
@@ -140,6 +153,13 @@ class CheckoutResult:
             row("POST → settled", [s.to_settled for s in self.samples if s.to_settled is not None]),
             row("POST answered (202)", [s.post_seconds for s in self.samples]),
         ]
+        reads = sum(s.status_reads for s in self.samples) / max(len(self.samples), 1)
+        lines.append(f"  status reads ({self.follow}): {reads:.1f} GET per order")
+        if self.api_cpu_seconds is not None and self.samples:
+            per_order = self.api_cpu_seconds / len(self.samples) * 1000
+            lines.append(
+                f"  API processes' CPU: {self.api_cpu_seconds:.1f} s, {per_order:.0f} ms per order"
+            )
         return lines
 
 
@@ -267,29 +287,26 @@ async def place_and_follow(
     poll: float,
     within: float,
     poll_max: float | None = None,
+    follow: str = LONG_POLL,
 ) -> OrderSample:
     sent_at = datetime.now(UTC)
     started = time.perf_counter()
-    placed = _check(
-        await http.post(
-            "/api/orders",
-            headers=shopper.headers,
-            json={
-                "cartId": shopper.cart_id,
-                "shippingAddress": ADDRESS,
-                "paymentMethod": {"type": "card", "token": "pm_card_visa"},
-            },
-        ),
-        202,
+    response = await http.post(
+        "/api/orders",
+        headers=shopper.headers,
+        json={
+            "cartId": shopper.cart_id,
+            "shippingAddress": ADDRESS,
+            "paymentMethod": {"type": "card", "token": "pm_card_visa"},
+        },
     )
+    placed = _check(response, 202)
     post_seconds = time.perf_counter() - started
-    order = placed
     deadline = started + within
-    delay, ceiling = poll, max(poll, poll_max or poll)
-    while order["status"] not in SETTLED and time.perf_counter() < deadline:
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, ceiling)
-        order = _check(await http.get(f"/api/orders/{placed['id']}", headers=shopper.headers), 200)
+    if follow == LONG_POLL:
+        order, reads = await _long_poll(http, shopper, placed, response.headers, deadline)
+    else:
+        order, reads = await _poll(http, shopper, placed, poll, poll_max, deadline)
     timeline = order["timeline"]
     confirmed = [_ts(e["createdAt"]) for e in timeline if e["status"] in CONFIRMED_OR_LATER]
     settled = order["status"] in SETTLED
@@ -304,7 +321,51 @@ async def place_and_follow(
         to_settled=(last - sent_at).total_seconds() if last else None,
         settled_at=last,
         order_id=str(placed["id"]),
+        status_reads=reads,
     )
+
+
+async def _poll(
+    http: httpx.AsyncClient,
+    shopper: Shopper,
+    order: dict[str, Any],
+    poll: float,
+    poll_max: float | None,
+    deadline: float,
+) -> tuple[dict[str, Any], int]:
+    """Ask every ``poll`` seconds, doubling up to ``poll_max``, until settled."""
+    reads = 0
+    delay, ceiling = poll, max(poll, poll_max or poll)
+    while order["status"] not in SETTLED and time.perf_counter() < deadline:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, ceiling)
+        order = _check(await http.get(f"/api/orders/{order['id']}", headers=shopper.headers), 200)
+        reads += 1
+    return order, reads
+
+
+async def _long_poll(
+    http: httpx.AsyncClient,
+    shopper: Shopper,
+    order: dict[str, Any],
+    placed_headers: httpx.Headers,
+    deadline: float,
+) -> tuple[dict[str, Any], int]:
+    """Wait for each change with ``If-None-Match`` and ``Prefer: wait``, until settled."""
+    reads = 0
+    etag = placed_headers.get("etag")
+    while order["status"] not in SETTLED and time.perf_counter() < deadline:
+        wait = max(1, min(LONG_POLL_WAIT, int(deadline - time.perf_counter())))
+        conditional = {"If-None-Match": etag, "Prefer": f"wait={wait}"} if etag else {}
+        response = await http.get(
+            f"/api/orders/{order['id']}", headers=shopper.headers | conditional
+        )
+        reads += 1
+        if response.status_code == 304:
+            continue
+        order = _check(response, 200)
+        etag = response.headers.get("etag")
+    return order, reads
 
 
 async def run(
@@ -316,6 +377,7 @@ async def run(
     poll: float = 0.5,
     poll_max: float | None = None,
     within: float = 120,
+    follow: str = LONG_POLL,
     progress: Any = None,
 ) -> CheckoutResult:
     say = progress or (lambda _message: None)
@@ -340,10 +402,16 @@ async def run(
                 shopper = queue.get_nowait()
                 samples.append(
                     await place_and_follow(
-                        http, shopper, poll=poll, within=within, poll_max=poll_max
+                        http, shopper, poll=poll, within=within, poll_max=poll_max, follow=follow
                     )
                 )
 
+        api = api_processes(base_url)
+        cpu_before = cpu_seconds(api)
         started_at = datetime.now(UTC)
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-    return CheckoutResult(orders, concurrency, setup_seconds, started_at, samples)
+        cpu_after = cpu_seconds(api)
+    api_cpu = (
+        cpu_after - cpu_before if api and cpu_after is not None and cpu_before is not None else None
+    )
+    return CheckoutResult(orders, concurrency, setup_seconds, started_at, samples, follow, api_cpu)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from contextlib import suppress
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -54,3 +56,36 @@ def header(settings: Settings | None, **parameters: object) -> list[str]:
     if parameters:
         lines.append("run: " + ", ".join(f"{k}={v}" for k, v in parameters.items()))
     return lines
+
+
+def api_processes(base_url: str) -> list[psutil.Process]:
+    """The processes accepting on the API's port, when it is on this host (uvicorn's
+    supervisor and its workers share the listening socket); [] if they cannot be seen."""
+    parts = urlsplit(base_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1") or parts.port is None:
+        return []
+    try:
+        pids = {
+            c.pid
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == parts.port and c.pid
+        }
+    except psutil.Error:
+        return []
+    found = []
+    for pid in sorted(pids):
+        with suppress(psutil.Error):
+            found.append(psutil.Process(pid))
+    return found
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float | None:
+    """User plus system CPU seconds the processes have used so far (None if one is gone)."""
+    total = 0.0
+    try:
+        for process in processes:
+            times = process.cpu_times()
+            total += times.user + times.system
+    except psutil.Error:
+        return None
+    return total

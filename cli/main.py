@@ -576,6 +576,15 @@ def bench_checkout(
             "(--poll-max equal to --poll: a fixed interval).",
         ),
     ] = 2.0,
+    status: Annotated[
+        str,
+        typer.Option(
+            "--status",
+            help="How each client learns that its order changed: `long-poll` "
+            "(If-None-Match + Prefer: wait=30, answered on the change) or `poll` (every "
+            "--poll seconds, doubling up to --poll-max), kept for comparison.",
+        ),
+    ] = "long-poll",
     compare_bare: Annotated[
         bool,
         typer.Option(
@@ -590,9 +599,11 @@ def bench_checkout(
     running stack (`shop dev`): shoppers and stock are set up first, untimed."""
     import httpx
 
-    from bench.checkout import BenchError
+    from bench.checkout import FOLLOW_MODES, BenchError
     from bench.checkout import run as run_checkout
 
+    if status not in FOLLOW_MODES:
+        raise _fail(f"--status is one of {', '.join(FOLLOW_MODES)}, not {status!r}")
     settings = _settings(data_dir)
     base = (base_url or settings.api_base_url).rstrip("/")
     try:
@@ -604,6 +615,7 @@ def bench_checkout(
                 concurrency=concurrency,
                 poll=poll,
                 poll_max=poll_max,
+                follow=status,
                 progress=lambda message: err_console.print(message),
             )
         )
@@ -614,7 +626,13 @@ def bench_checkout(
     from bench.environment import header, sandboxes
 
     lines = [
-        *header(settings, orders=orders, concurrency=concurrency, poll=poll, poll_max=poll_max),
+        *header(
+            settings,
+            orders=orders,
+            concurrency=concurrency,
+            status=status,
+            **({"poll": poll, "poll_max": poll_max} if status == "poll" else {}),
+        ),
         sandboxes(settings),
         *result.lines(),
     ]

@@ -95,12 +95,18 @@ async def place_order(
     Checking the same cart out again returns the same order while it is live. With an
     `Idempotency-Key` header, the same key and body replay the first answer, and the
     same key with another body answers 409 `idempotency_key_reused`.
+
+    The answer's `ETag` is the order's: send it as `If-None-Match` with `Prefer: wait=30`
+    to `GET /api/orders/{id}` to hear of the order's next change as it happens.
     """
     order, start = await Checkout(session, state.settings).place(caller.user, body)
     if start is not None:
         after_commit(session, partial(state.workflows.starts.start, start))
     response.headers["Location"] = f"/api/orders/{order.id}"
-    return await order_service(state, session).public(order)
+    public = await order_service(state, session).public(order)
+    # The tag a client long-polls from (GET with If-None-Match and Prefer: wait).
+    response.headers["ETag"] = order_etag(public)
+    return public
 
 
 @router.get(

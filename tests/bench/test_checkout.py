@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bench.bare import LOCAL, REMOTE, BareResult, Shape, comparison, run_bare, shape_of
-from bench.checkout import CheckoutResult, OrderSample, percentile, run
+from bench.checkout import LONG_POLL, POLL, CheckoutResult, OrderSample, percentile, run
 from temporal.clients.orders import workflow_id
 from tests.live import LiveStack
 
@@ -30,8 +30,16 @@ def test_percentiles_and_the_report() -> None:
     assert "not settled in time" in text
 
 
-async def test_a_small_run_places_and_confirms_every_order(live: LiveStack) -> None:
-    result = await run(live.base_url, live.settings, orders=4, concurrency=2, poll=0.05)
+@pytest.mark.parametrize("follow", [LONG_POLL, POLL])
+async def test_a_small_run_places_and_confirms_every_order(live: LiveStack, follow: str) -> None:
+    result = await run(
+        live.base_url, live.settings, orders=4, concurrency=2, poll=0.05, follow=follow
+    )
+    assert result.follow == follow
+    assert f"status reads ({follow})" in "\n".join(result.lines())
+    assert all(s.status_reads >= 1 for s in result.samples)
+    # The API runs in this process here: its CPU is not told apart from the generator's.
+    assert result.api_cpu_seconds is not None
     assert len(result.samples) == 4
     assert [s.status for s in result.samples] == ["fulfillment_queued"] * 4
     assert result.failures() == {}
