@@ -41,10 +41,18 @@ class Waiter:
     def wake(self) -> None:
         self._woken.set()
 
+    @property
+    def pending(self) -> bool:
+        """Woken, and not yet returned from ``wait`` since."""
+        return self._woken.is_set()
+
     async def wait(self, seconds: float | None) -> bool:
         """True once woken (then re-armed), False if ``seconds`` (None: no limit) pass
         first.
         A wake-up that came while the waiter was busy is not lost: this returns at once."""
+        if self._woken.is_set():
+            self._woken.clear()
+            return True
         self.idle = True
         try:
             await asyncio.wait_for(self._woken.wait(), seconds)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import DbSession, State
+from api.deps import DbSession, State, release_connection
 from api.problems import problem_responses
 from api.routes.orders import order_service, visible_order
 from api.security import CurrentUser
@@ -73,7 +73,8 @@ async def order_events(
     last = f'"{last_event_id.strip().strip(chr(34))}"' if last_event_id else None
     if is_settled(public) and order_etag(public) == last:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    # The request's session is closed before the stream starts; the watch reads with its own.
+    # The stream holds no database connection; the watch reads in sessions of its own.
+    await release_connection(session)
     return EventSourceResponse(
         _stream(state.order_watch, order.id, last),
         ping=state.settings.order_stream_ping_seconds,
