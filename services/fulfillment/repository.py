@@ -228,6 +228,19 @@ class FulfillmentRepository:
         )
         return inserted.first() is not None
 
+    async def add_tracking_new(self, events: Sequence[TrackingEvent]) -> set[str]:
+        """Append, in one statement, the carrier updates not seen before (by provider
+        event id); answers the provider event ids it added."""
+        if not events:
+            return set()
+        inserted = await self.session.exec(
+            insert(TrackingEvent)
+            .values([event.model_dump() for event in events])
+            .on_conflict_do_nothing(index_elements=["provider_event_id"])
+            .returning(col(TrackingEvent.provider_event_id))
+        )
+        return {str(row[0]) for row in inserted.all()}
+
     async def tracking(self, shipment_id: str) -> list[TrackingEvent]:
         result = await self.session.exec(
             select(TrackingEvent)

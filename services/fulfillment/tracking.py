@@ -1,6 +1,7 @@
 """A parcel's carrier news: its tracking history, its forward-only status, its stalls.
 
-- ``record_update``: each tracking entry of a carrier update is appended once (its id is
+- ``record_update`` (``record_updates``: several, one after the other, in one
+  transaction): each tracking entry of a carrier update is appended once (its id is
   made of the tracker, the time and the status, so a repeated webhook or a tracker's
   history sent again adds nothing), and the status only moves forward: a late or
   repeated update never takes a parcel back. The fulfilment's and order's progress and
@@ -71,54 +72,83 @@ class ShipmentTracking:
         self.sessions = sessions
 
     async def record_update(self, shipment_id: str, tracker: TrackerState) -> RecordedUpdate:
+        [recorded] = await self.record_updates(shipment_id, [tracker])
+        return recorded
+
+    async def record_updates(
+        self, shipment_id: str, trackers: Sequence[TrackerState]
+    ) -> list[RecordedUpdate]:
+        """Several updates of one parcel, in the order they came, in one transaction:
+        each answers what ``record_update`` would have answered for it, one after the
+        other (the workflow records what arrived while it was busy in one step)."""
         async with transaction(self.sessions) as session:
             repo = FulfillmentRepository(session)
             fulfillment, shipment = await locked_shipment(session, shipment_id)
-            fresh = await self._append(repo, shipment, tracker.tracker_id, tracker.details)
-            current = ShipmentStatus(shipment.status)
-            target = STATUS_OF_CARRIER.get(tracker.status)
-            moved = target is not None and shipment_can_move(current, target)
-            now = utcnow()
-            if moved and target is not None:
-                shipment.status = target
-                if target is ShipmentStatus.DELIVERED:
-                    delivered = [d for d in tracker.details if d.status is CarrierStatus.DELIVERED]
-                    shipment.delivered_at = delivered[-1].occurred_at if delivered else now
-            last = shipment.last_carrier_update_at
-            shipment.last_carrier_update_at = (
-                tracker.updated_at if last is None else max(last, tracker.updated_at)
-            )
-            shipment.delayed = False
-            shipment.updated_at = now
-            repo.stage(shipment)
-            await session.flush()
-            if moved:
-                await FulfillmentProgress(session).refresh(fulfillment.id)
-            orders = OrderRepository(session)
-            order = await orders.require(shipment.order_id)
-            for detail in fresh:
-                await orders.add_event(
-                    order.id,
-                    order.status,
-                    f"parcel {shipment.id}: {describe(detail)}",
-                    {
-                        "shipmentId": shipment.id,
-                        "trackingCode": shipment.tracking_code,
-                        "carrierStatus": str(detail.status),
-                        "message": detail.message,
-                        "location": detail.location,
-                        "occurredAt": detail.occurred_at.isoformat(),
-                    },
-                )
-            latest = tracker.details[-1] if tracker.details else None
             newest = await repo.latest_tracking([shipment.id])
-            return RecordedUpdate(
-                status=ShipmentStatus(shipment.status),
-                moved=moved,
-                new_events=len(fresh),
-                detail=latest.message if latest is not None else None,
-                last_event_at=newest[0].occurred_at if newest else None,
+            last_event_at = newest[0].occurred_at if newest else None
+            recorded: list[RecordedUpdate] = []
+            for tracker in trackers:
+                update = await self._record_one(session, fulfillment, shipment, tracker)
+                # The parcel's latest entry: every entry of this update is recorded now.
+                for detail in tracker.details:
+                    if last_event_at is None or detail.occurred_at > last_event_at:
+                        last_event_at = detail.occurred_at
+                recorded.append(update.model_copy(update={"last_event_at": last_event_at}))
+            return recorded
+
+    async def _record_one(
+        self,
+        session: AsyncSession,
+        fulfillment: Fulfillment,
+        shipment: Shipment,
+        tracker: TrackerState,
+    ) -> RecordedUpdate:
+        """One update, under the locks ``record_updates`` holds (its ``last_event_at``
+        is the caller's)."""
+        repo = FulfillmentRepository(session)
+        fresh = await self._append(repo, shipment, tracker.tracker_id, tracker.details)
+        current = ShipmentStatus(shipment.status)
+        target = STATUS_OF_CARRIER.get(tracker.status)
+        moved = target is not None and shipment_can_move(current, target)
+        now = utcnow()
+        if moved and target is not None:
+            shipment.status = target
+            if target is ShipmentStatus.DELIVERED:
+                delivered = [d for d in tracker.details if d.status is CarrierStatus.DELIVERED]
+                shipment.delivered_at = delivered[-1].occurred_at if delivered else now
+        last = shipment.last_carrier_update_at
+        shipment.last_carrier_update_at = (
+            tracker.updated_at if last is None else max(last, tracker.updated_at)
+        )
+        shipment.delayed = False
+        shipment.updated_at = now
+        repo.stage(shipment)
+        await session.flush()
+        if moved:
+            await FulfillmentProgress(session).refresh(fulfillment.id)
+        orders = OrderRepository(session)
+        order = await orders.require(shipment.order_id)
+        for detail in fresh:
+            await orders.add_event(
+                order.id,
+                order.status,
+                f"parcel {shipment.id}: {describe(detail)}",
+                {
+                    "shipmentId": shipment.id,
+                    "trackingCode": shipment.tracking_code,
+                    "carrierStatus": str(detail.status),
+                    "message": detail.message,
+                    "location": detail.location,
+                    "occurredAt": detail.occurred_at.isoformat(),
+                },
             )
+        latest = tracker.details[-1] if tracker.details else None
+        return RecordedUpdate(
+            status=ShipmentStatus(shipment.status),
+            moved=moved,
+            new_events=len(fresh),
+            detail=latest.message if latest is not None else None,
+        )
 
     @staticmethod
     async def _append(
@@ -127,20 +157,24 @@ class ShipmentTracking:
         tracker_id: str,
         details: Sequence[TrackingDetail],
     ) -> list[TrackingDetail]:
-        """Append the entries not seen before; answers those."""
+        """Append the entries not seen before; answers those, in the carrier's order."""
+        events = {
+            tracking_event_id(tracker_id, detail): TrackingEvent(
+                shipment_id=shipment.id,
+                provider_event_id=tracking_event_id(tracker_id, detail),
+                carrier_status=str(detail.status),
+                message=detail.message,
+                location=detail.location,
+                occurred_at=detail.occurred_at,
+            )
+            for detail in details
+        }
+        added = await repo.add_tracking_new(list(events.values()))
         fresh: list[TrackingDetail] = []
         for detail in details:
-            added = await repo.add_tracking_once(
-                TrackingEvent(
-                    shipment_id=shipment.id,
-                    provider_event_id=tracking_event_id(tracker_id, detail),
-                    carrier_status=str(detail.status),
-                    message=detail.message,
-                    location=detail.location,
-                    occurred_at=detail.occurred_at,
-                )
-            )
-            if added:
+            event_id = tracking_event_id(tracker_id, detail)
+            if event_id in added:
+                added.discard(event_id)  # an entry repeated within one update counts once
                 fresh.append(detail)
         return fresh
 

@@ -175,3 +175,62 @@ async def test_a_delivered_parcel_is_never_flagged(
     tracking = ShipmentTracking(db_sessions)
     assert await tracking.mark_delayed(made.shipments[0].id, 72, datetime.now(UTC)) is False
     assert await published(db_session, made.order.id, EventType.SHIPMENT_DELAYED) == []
+
+
+async def test_updates_recorded_together_answer_as_one_after_the_other(
+    db_sessions: SessionFactory, db_session: AsyncSession
+) -> None:
+    """``record_updates`` (the workflow's one step for the updates that waited): one
+    transaction, the same answers, rows and timeline as each update on its own, a
+    redelivery and a late update in the batch included."""
+    made = await order_in_parcels(db_session, status=ShipmentStatus.LABEL_PURCHASED)
+    [shipment] = made.shipments
+    sid = shipment.id
+    tracking = ShipmentTracking(db_sessions)
+
+    answers = await tracking.record_updates(
+        sid,
+        [
+            tracker(sid, PRE, TRANSIT),
+            tracker(sid, PRE, TRANSIT, OUT),
+            tracker(sid, PRE, TRANSIT, OUT),  # the same again
+            tracker(sid, PRE, TRANSIT),  # an older one, late
+            tracker(sid, PRE, TRANSIT, OUT, DELIVERED),
+        ],
+    )
+    assert [(a.status, a.moved, a.new_events) for a in answers] == [
+        (ShipmentStatus.IN_TRANSIT, True, 2),
+        (ShipmentStatus.OUT_FOR_DELIVERY, True, 1),
+        (ShipmentStatus.OUT_FOR_DELIVERY, False, 0),
+        (ShipmentStatus.OUT_FOR_DELIVERY, False, 0),
+        (ShipmentStatus.DELIVERED, True, 1),
+    ]
+    hour = [datetime(2026, 12, 1, h, tzinfo=UTC) for h in (9, 10, 10, 10, 11)]
+    assert [a.last_event_at for a in answers] == hour
+    assert answers[-1].detail == "Delivered"
+
+    history = await FulfillmentRepository(db_session).tracking(sid)
+    assert [e.carrier_status for e in history] == [
+        "pre_transit",
+        "in_transit",
+        "out_for_delivery",
+        "delivered",
+    ]
+    assert await statuses(db_sessions, made.order.id) == (
+        OrderStatus.DELIVERED,
+        FulfillmentStatus.DELIVERED,
+        ["delivered"],
+    )
+    entries = await timeline(db_session, made.order.id)
+    assert [e for e in entries if e.startswith(f"parcel {sid}:")] == [
+        f"parcel {sid}: pre transit",
+        f"parcel {sid}: in transit — Boston, MA",
+        f"parcel {sid}: out for delivery — Cambridge, MA",
+        f"parcel {sid}: delivered — Cambridge, MA",
+    ]
+    [delivered] = await published(db_session, made.order.id, EventType.ORDER_DELIVERED)
+    assert delivered.data["orderId"] == made.order.id
+    # The whole batch again (a retried step) adds nothing and moves nothing.
+    again = await tracking.record_updates(sid, [tracker(sid, PRE, TRANSIT, OUT, DELIVERED)])
+    assert [(a.moved, a.new_events) for a in again] == [(False, 0)]
+    assert len(await FulfillmentRepository(db_session).tracking(sid)) == 4
