@@ -225,6 +225,31 @@ async def ready_orders(
 # --- the timed part ---------------------------------------------------------------------
 
 
+class StaffSession:
+    """The staff's headers, renewed when the access token expires (it lives 15 minutes;
+    setup and a long run on a loaded machine outlast it). The parcels' orders are read
+    as staff too (staff see every order), so no shopper's token outlives its use."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+        self._http, self._settings = http, settings
+        self._headers: dict[str, str] = {}
+        self._renewing = asyncio.Lock()
+
+    async def renew(self, stale: dict[str, str] | None = None) -> None:
+        async with self._renewing:
+            if stale is None or self._headers is stale:
+                self._headers = await staff_headers(self._http, self._settings)
+
+    async def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        for _ in range(2):
+            headers = self._headers
+            response = await self._http.request(method, url, headers=headers, **kwargs)
+            if response.status_code != 401:
+                return response
+            await self.renew(stale=headers)
+        return response
+
+
 async def _advance(http: httpx.AsyncClient, tracker_id: str) -> None:
     for status in ADVANCES:
         _check(
@@ -248,15 +273,15 @@ async def _tracker_of(http: httpx.AsyncClient, shipment_id: str) -> str:
 
 
 async def ship_and_follow(
-    http: httpx.AsyncClient, staff: dict[str, str], order: ReadyOrder, *, poll: float, within: float
+    http: httpx.AsyncClient, staff: StaffSession, order: ReadyOrder, *, poll: float, within: float
 ) -> ParcelSample:
     lines = [
         {"orderLineId": line["orderLineId"], "quantity": line["quantity"]} for line in order.lines
     ]
     created = _check(
-        await http.post(
+        await staff.send(
+            "POST",
             f"/api/admin/fulfillments/{order.fulfillment_id}/shipments",
-            headers=staff,
             json={"lines": lines, "weightOz": PARCEL_WEIGHT_OZ},
         ),
         201,
@@ -266,7 +291,7 @@ async def ship_and_follow(
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         fulfilment = _check(
-            await http.get(f"/api/admin/fulfillments/{order.fulfillment_id}", headers=staff), 200
+            await staff.send("GET", f"/api/admin/fulfillments/{order.fulfillment_id}"), 200
         )
         mine = next(s for s in fulfilment["shipments"] if s["id"] == shipment_id)
         sample.status = str(mine["status"])
@@ -278,9 +303,7 @@ async def ship_and_follow(
         return sample
     await _advance(http, await _tracker_of(http, shipment_id))
     while time.monotonic() < deadline:
-        seen = _check(
-            await http.get(f"/api/orders/{order.order_id}", headers=order.shopper.headers), 200
-        )
+        seen = _check(await staff.send("GET", f"/api/orders/{order.order_id}"), 200)
         sample.status = f"order {seen['status']}"
         if seen["status"] == "delivered":
             at = [_ts(e["createdAt"]) for e in seen["timeline"] if e["status"] == "delivered"]
@@ -360,9 +383,11 @@ async def run(
         setup_seconds = time.perf_counter() - setup_started
         say(f"setup done in {setup_seconds:.1f} s; shipping {parcels} parcels…")
         samples: list[ParcelSample] = []
+        session = StaffSession(http, settings)
+        await session.renew()
 
         async def ship(order: ReadyOrder) -> None:
-            samples.append(await ship_and_follow(http, staff, order, poll=poll, within=within))
+            samples.append(await ship_and_follow(http, session, order, poll=poll, within=within))
 
         started_at = datetime.now(UTC)
         await _closed_loop(concurrency, [partial(ship, o) for o in orders])
