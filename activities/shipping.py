@@ -17,11 +17,14 @@ from workflows.types.shipments import (
     BOOK_LABEL_ACTIVITY,
     MARK_DELAYED_ACTIVITY,
     RECORD_UPDATE_ACTIVITY,
+    RECORD_UPDATES_ACTIVITY,
     REFUND_LABEL_ACTIVITY,
     BookedLabel,
     MarkDelayedInput,
     RecordedUpdate,
+    RecordedUpdates,
     RecordUpdateInput,
+    RecordUpdatesInput,
     ShipmentRef,
 )
 
@@ -41,6 +44,13 @@ class ShippingActivities:
     async def record_update(self, input: RecordUpdateInput) -> RecordedUpdate:
         with application_errors():
             return await self._tracking.record_update(input.shipment_id, input.tracker)
+
+    @activity.defn(name=RECORD_UPDATES_ACTIVITY)
+    async def record_updates(self, input: RecordUpdatesInput) -> RecordedUpdates:
+        """The updates that waited, in one transaction (a local activity)."""
+        with application_errors():
+            recorded = await self._tracking.record_updates(input.shipment_id, input.trackers)
+            return RecordedUpdates(updates=recorded)
 
     @activity.defn(name=MARK_DELAYED_ACTIVITY)
     async def mark_delayed(self, input: MarkDelayedInput) -> bool:

@@ -176,6 +176,7 @@ def components_for(
         activities += [
             shipping.book_label,
             shipping.record_update,
+            shipping.record_updates,
             shipping.mark_delayed,
             shipping.refund_label,
         ]

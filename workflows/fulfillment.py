@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -39,7 +39,12 @@ with workflow.unsafe.imports_passed_through():
     from models.orders import OrderStatus
     from services.fulfillment.status import shipment_can_move
     from temporal.queues import TaskQueue
-    from temporal.search_attributes import CUSTOMER_ID, FULFILLMENT_STATUS, ORDER_ID
+    from temporal.search_attributes import (
+        CUSTOMER_ID,
+        FULFILLMENT_STATUS,
+        ORDER_ID,
+        SHIPMENT_STATUS,
+    )
     from workflows.fulfillment_parcels import (
         as_refusal,
         parcels_status,
@@ -84,6 +89,11 @@ STAFF_STEP_RETRY = RetryPolicy(
 FOREVER = RetryPolicy(
     maximum_attempts=0, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
+# Patch: the fulfilment's own database steps (open, create a shipment, hold, release,
+# cancel) run as local activities, a search attribute is upserted only when its value
+# changes, and a parcel's workflow starts with its search attributes set. Fulfilments
+# started before it keep their remote steps and upserts.
+LOCAL_FULFILLMENT_STEPS = "local-fulfillment-steps"
 
 
 @workflow.defn(name=FULFILLMENT_WORKFLOW)
@@ -100,6 +110,7 @@ class FulfillmentWorkflow:
         self._exceptions: list[ShipmentProgress] = []
         # Updates and holds run one at a time, in the order they come.
         self._lock = asyncio.Lock()
+        self._local_steps = False
 
     # --- queries and signals ------------------------------------------------------------
 
@@ -152,6 +163,7 @@ class FulfillmentWorkflow:
                         weight_oz=request.weight_oz,
                     ),
                     f"create shipment {shipment_id}",
+                    local=True,
                 )
             except ActivityError as err:
                 raise as_refusal(err) from err
@@ -194,6 +206,7 @@ class FulfillmentWorkflow:
                     FulfillmentActivities.release,
                     FulfillmentRef(fulfillment_id=opened.fulfillment_id),
                     "release the hold",
+                    local=True,
                 )
             except ActivityError as err:
                 raise as_refusal(err) from err
@@ -220,6 +233,7 @@ class FulfillmentWorkflow:
                         fulfillment_id=opened.fulfillment_id, reason=request.reason
                     ),
                     "cancel the pending parcels and the fulfilment order",
+                    local=True,
                 )
             except ActivityError as err:
                 raise as_refusal(err) from err
@@ -243,10 +257,16 @@ class FulfillmentWorkflow:
 
     @workflow.run
     async def run(self, input: FulfillmentInput) -> FulfillmentView:
+        # First, so that one run keeps one shape (the SDK remembers the answer).
+        self._local_steps = workflow.patched(LOCAL_FULFILLMENT_STEPS)
         self._input = input
         async with self._lock:
             opened: FulfillmentOpened = await self._step(
-                FulfillmentActivities.open, input, "open the fulfilment order", forever=True
+                FulfillmentActivities.open,
+                input,
+                "open the fulfilment order",
+                forever=True,
+                local=True,
             )
             self._opened = opened
             self._mirror(opened.status)
@@ -273,6 +293,7 @@ class FulfillmentWorkflow:
             FulfillmentHoldInput(fulfillment_id=opened.fulfillment_id, reason=reason),
             "put the fulfilment on hold",
             forever=forever,
+            local=True,
         )
         if change.changed:
             self._hold_reason = reason
@@ -290,6 +311,17 @@ class FulfillmentWorkflow:
             id=shipment_workflow_id(shipment_id),
             task_queue=str(TaskQueue.ORDERS),
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            # Indexed from its first event: the parcel need not upsert them itself.
+            search_attributes=(
+                TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SHIPMENT_STATUS, str(ShipmentStatus.PENDING)),
+                        SearchAttributePair(ORDER_ID, opened.order_id),
+                    ]
+                )
+                if self._local_steps
+                else None
+            ),
         )
         self._children[shipment_id] = handle
         self._running.add(shipment_id)
@@ -364,7 +396,18 @@ class FulfillmentWorkflow:
         *,
         queue: TaskQueue = TaskQueue.ORDERS,
         forever: bool = False,
+        local: bool = False,
     ) -> Any:
+        """``local``: a database step of this workflow's own, run in this worker since
+        ``LOCAL_FULFILLMENT_STEPS`` (each is one transaction, safe to repeat)."""
+        if local and self._local_steps:
+            return await workflow.execute_local_activity_method(
+                activity,
+                arg,
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=FOREVER if forever else STAFF_STEP_RETRY,
+                summary=summary,
+            )
         return await workflow.execute_activity_method(
             activity,
             arg,
@@ -407,4 +450,10 @@ class FulfillmentWorkflow:
         ]
         if opened is not None:
             attributes.append(CUSTOMER_ID.value_set(opened.user_id))
-        workflow.upsert_search_attributes(attributes)
+        if self._local_steps:
+            # Only what changed: each upsert is an event, and parcels' news often
+            # leaves the fulfilment's status as it was.
+            indexed = workflow.info().typed_search_attributes
+            attributes = [a for a in attributes if indexed.get(a.key) != a.value]
+        if attributes:
+            workflow.upsert_search_attributes(attributes)

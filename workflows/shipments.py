@@ -50,7 +50,9 @@ with workflow.unsafe.imports_passed_through():
         BookedLabel,
         MarkDelayedInput,
         RecordedUpdate,
+        RecordedUpdates,
         RecordUpdateInput,
+        RecordUpdatesInput,
         ShipmentRef,
         ShipmentView,
     )
@@ -70,6 +72,11 @@ STALL_FROM_CARRIER_TIME = "stall-from-carrier-time"
 # more news comes: a carrier (or ``shop seed``) sending a parcel's past scans one after
 # another must not have it flagged between two of them.
 BACKFILL_GRACE = timedelta(seconds=10)
+# Patch: the database steps (recording updates, flagging a stall) run as local activities,
+# every update that arrived while the workflow was busy is recorded in one step and told
+# to the parent once (an exception at once), and a search attribute is upserted only when
+# its value changes. Parcels started before it keep one remote activity per update.
+LOCAL_TRACKING_STEPS = "local-tracking-steps"
 # Provider and database hiccups are retried until they pass; our business errors
 # (a refused label) are non-retryable and reach the workflow.
 RETRY = RetryPolicy(
@@ -96,6 +103,7 @@ class ShipmentWorkflow:
         self._retry_label = False
         self._awaiting_retry = False
         self._handled = 0
+        self._local_steps = False
 
     # --- messages ---------------------------------------------------------------------
 
@@ -131,6 +139,7 @@ class ShipmentWorkflow:
 
     @workflow.run
     async def run(self, input: ShipmentInput) -> ShipmentView:
+        self._local_steps = workflow.patched(LOCAL_TRACKING_STEPS)
         self._restore(input)
         self._mirror()
         try:
@@ -186,7 +195,11 @@ class ShipmentWorkflow:
             except TimeoutError:
                 await self._flag_delayed()
                 continue
-            await self._record(self._pending.pop(0))
+            if self._local_steps:
+                batch, self._pending = self._pending, []
+                await self._record_all(batch)
+            else:
+                await self._record(self._pending.pop(0))
 
     async def _record(self, update: CarrierUpdate) -> None:
         recorded: RecordedUpdate = await self._step(
@@ -194,6 +207,43 @@ class ShipmentWorkflow:
             RecordUpdateInput(shipment_id=self._input.shipment_id, tracker=update.tracker),
             f"record-update: carrier says {update.tracker.status}",
         )
+        was_status, was_delayed = self._status, self._delayed
+        self._take(update, recorded)
+        if self._status != was_status:
+            self._mirror()
+            await self._tell_parent(exception=self._status in EXCEPTIONS, detail=recorded.detail)
+        elif was_delayed and not self._delayed:
+            self._mirror()
+            await self._tell_parent()  # moving again: no longer delayed
+
+    async def _record_all(self, batch: list[CarrierUpdate]) -> None:
+        """The updates that waited, recorded in one local step. The parent hears of an
+        exception at once and of the rest once, where the batch left the parcel."""
+        recorded: RecordedUpdates = await self._step(
+            ShippingActivities.record_updates,
+            RecordUpdatesInput(
+                shipment_id=self._input.shipment_id, trackers=[u.tracker for u in batch]
+            ),
+            f"record-updates: carrier says {', '.join(str(u.tracker.status) for u in batch)}",
+            local=True,
+        )
+        told = (self._status, self._delayed)
+        detail: str | None = None
+        for update, one in zip(batch, recorded.updates, strict=True):
+            was_status = self._status
+            self._take(update, one)
+            if self._status != was_status:
+                detail = one.detail
+                if self._status in EXCEPTIONS:
+                    self._mirror()
+                    await self._tell_parent(exception=True, detail=detail)
+                    told, detail = (self._status, self._delayed), None
+        if (self._status, self._delayed) != told:
+            self._mirror()
+            await self._tell_parent(detail=detail)
+
+    def _take(self, update: CarrierUpdate, recorded: RecordedUpdate) -> None:
+        """The parcel's state after one recorded update (telling is the caller's)."""
         self._handled += 1
         heard_at, quiet_since = self._heard_at(recorded), self._last_update_at
         # On the carrier's clock, an update with no newer scan (a late, out-of-order
@@ -206,12 +256,8 @@ class ShipmentWorkflow:
         )
         self._last_update_at = quiet_since if still_quiet else heard_at
         self._tracking_code = self._tracking_code or update.tracker.tracking_code
-        was_delayed, self._delayed = self._delayed, self._delayed and still_quiet
-        if recorded.status != self._status:
-            await self._moved_to(recorded.status, recorded.detail)
-        elif was_delayed and not self._delayed:
-            self._mirror()
-            await self._tell_parent()  # moving again: no longer delayed
+        self._delayed = self._delayed and still_quiet
+        self._status = recorded.status
 
     def _heard_at(self, recorded: RecordedUpdate) -> datetime:
         """Where the stall clock starts after an update: the carrier's time of the
@@ -235,6 +281,7 @@ class ShipmentWorkflow:
                 quiet_since=quiet_since,
             ),
             f"mark-delayed: no carrier update for {self._input.stall_hours:g} h",
+            local=True,
         )
         self._delayed = True
         self._mirror()
@@ -315,12 +362,17 @@ class ShipmentWorkflow:
         if self._problem:
             details += f"; {self._problem}"
         workflow.set_current_details(details)
-        workflow.upsert_search_attributes(
-            [
-                SHIPMENT_STATUS.value_set(str(self._status)),
-                ORDER_ID.value_set(self._input.order_id),
-            ]
-        )
+        attributes = [
+            SHIPMENT_STATUS.value_set(str(self._status)),
+            ORDER_ID.value_set(self._input.order_id),
+        ]
+        if self._local_steps:
+            # Only what changed: each upsert is an event in the history. The parent
+            # starts a parcel with both set.
+            indexed = workflow.info().typed_search_attributes
+            attributes = [a for a in attributes if indexed.get(a.key) != a.value]
+        if attributes:
+            workflow.upsert_search_attributes(attributes)
 
     async def _tell_parent(self, *, exception: bool = False, detail: str | None = None) -> None:
         """Signal the fulfilment (started standalone, there is none to tell)."""
@@ -349,9 +401,22 @@ class ShipmentWorkflow:
         summary: str,
         *,
         cancellation: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+        local: bool = False,
     ) -> Any:
-        """Run one step; our business errors come out as their ``ApplicationError``."""
+        """Run one step; our business errors come out as their ``ApplicationError``.
+        ``local``: a database step, run in this worker since ``LOCAL_TRACKING_STEPS``
+        (no task queue round trip, one marker in the history; a crashed worker's
+        workflow task is retried elsewhere and the step runs again, as it may)."""
         try:
+            if local and self._local_steps:
+                return await workflow.execute_local_activity_method(
+                    activity,
+                    arg,
+                    start_to_close_timeout=STEP_TIMEOUT,
+                    retry_policy=RETRY,
+                    cancellation_type=cancellation,
+                    summary=summary,
+                )
             return await workflow.execute_activity_method(
                 activity,
                 arg,

@@ -384,6 +384,9 @@ async def _fulfilment_ends(handle: WorkflowHandle[Any, FulfillmentView], status:
     assert view.status == status, view
 
 
+# Since the "local-fulfillment-steps" patch (its parcels' workflows since
+# "local-tracking-steps"): local database steps, upserts only of what changed.
+@fulfilment_recording("fulfillment_delivered_in_two_parcels_local_steps")
 @fulfilment_recording("fulfillment_delivered_in_two_parcels")
 async def fulfilment_delivered(env: WorkflowEnvironment, queue: str) -> str:
     handle = await start_fulfilment(env.client, FULFILMENTS.fulfilment().order_id)
@@ -398,6 +401,7 @@ async def fulfilment_delivered(env: WorkflowEnvironment, queue: str) -> str:
     return handle.id
 
 
+@fulfilment_recording("fulfillment_cancelled_before_label_local_steps")
 @fulfilment_recording("fulfillment_cancelled_before_label")
 async def fulfilment_cancelled(env: WorkflowEnvironment, queue: str) -> str:
     handle = await start_fulfilment(env.client, FULFILMENTS.fulfilment().order_id)
@@ -409,6 +413,7 @@ async def fulfilment_cancelled(env: WorkflowEnvironment, queue: str) -> str:
     return handle.id
 
 
+@fulfilment_recording("fulfillment_held_by_carrier_then_released_local_steps")
 @fulfilment_recording("fulfillment_held_by_carrier_then_released")
 async def fulfilment_held(env: WorkflowEnvironment, queue: str) -> str:
     handle = await start_fulfilment(env.client, FULFILMENTS.fulfilment().order_id)
@@ -459,7 +464,17 @@ async def _shipment_ends(handle: WorkflowHandle[Any, ShipmentView], status: str)
 @shipment_recording("shipment_delivered")
 async def shipment_delivered(env: WorkflowEnvironment, queue: str) -> str:
     """Under a fulfilment (signals to the parent), with a redelivery and a late update."""
-    sid = "shp_recorded_delivered"
+    return await _delivered(env, "shp_recorded_delivered")
+
+
+@shipment_recording("shipment_delivered_local_steps")
+async def shipment_delivered_local_steps(env: WorkflowEnvironment, queue: str) -> str:
+    """Since the "local-tracking-steps" patch: the same, recorded in local steps, the
+    updates that waited together."""
+    return await _delivered(env, "shp_recorded_delivered_local_steps")
+
+
+async def _delivered(env: WorkflowEnvironment, sid: str) -> str:
     child, parent = await start_under_parent(env.client, parcel(sid))
     await SHIPMENT_STANDINS.called(sid, BOOK)
     for event_id, statuses in [
@@ -477,7 +492,15 @@ async def shipment_delivered(env: WorkflowEnvironment, queue: str) -> str:
 
 @shipment_recording("shipment_delayed_then_delivered")
 async def shipment_delayed(env: WorkflowEnvironment, queue: str) -> str:
-    sid = "shp_recorded_delayed"
+    return await _delayed(env, "shp_recorded_delayed")
+
+
+@shipment_recording("shipment_delayed_then_delivered_local_steps")
+async def shipment_delayed_local_steps(env: WorkflowEnvironment, queue: str) -> str:
+    return await _delayed(env, "shp_recorded_delayed_local_steps")
+
+
+async def _delayed(env: WorkflowEnvironment, sid: str) -> str:
     child, _parent = await start_under_parent(env.client, parcel(sid))
     await SHIPMENT_STANDINS.called(sid, BOOK)
     await env.sleep(timedelta(hours=73))

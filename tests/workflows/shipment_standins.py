@@ -20,6 +20,7 @@ from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from services.fulfillment.status import shipment_can_move
     from services.fulfillment.tracking import STATUS_OF_CARRIER
     from temporal.queues import TaskQueue
+    from temporal.search_attributes import ORDER_ID, SHIPMENT_STATUS
     from workflows.shipments import ShipmentWorkflow
     from workflows.types.fulfillment import (
         FULFILLMENT_WORKFLOW,
@@ -44,11 +46,14 @@ with workflow.unsafe.imports_passed_through():
         BOOK_LABEL_ACTIVITY,
         MARK_DELAYED_ACTIVITY,
         RECORD_UPDATE_ACTIVITY,
+        RECORD_UPDATES_ACTIVITY,
         REFUND_LABEL_ACTIVITY,
         BookedLabel,
         MarkDelayedInput,
         RecordedUpdate,
+        RecordedUpdates,
         RecordUpdateInput,
+        RecordUpdatesInput,
         ShipmentRef,
         ShipmentView,
     )
@@ -86,6 +91,13 @@ class ParentStandIn:
             id=shipment_workflow_id(input.shipment_id),
             task_queue=str(TaskQueue.ORDERS),
             result_type=ShipmentView,
+            # As FulfillmentWorkflow starts a parcel (since "local-fulfillment-steps").
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(SHIPMENT_STATUS, str(ShipmentStatus.PENDING)),
+                    SearchAttributePair(ORDER_ID, input.order_id),
+                ]
+            ),
         )
         return view
 
@@ -139,6 +151,10 @@ class ShipmentStandIns:
         self.status: dict[str, ShipmentStatus] = {}
         self.refusals: dict[str, int] = {}  # shipment id: labels refused before one is sold
         self.latest: dict[str, datetime] = {}  # shipment id: its latest carrier scan
+        # Shipment id: the number of updates each record_updates step was given.
+        self.batches: dict[str, list[int]] = defaultdict(list)
+        # Shipment id: the next record_updates step waits for this to be set.
+        self.gates: dict[str, asyncio.Event] = {}
 
     def ran(self, shipment_id: str) -> list[str]:
         return [name for name, _ in self.calls[shipment_id]]
@@ -174,6 +190,23 @@ class ShipmentStandIns:
 
     @activity.defn(name=RECORD_UPDATE_ACTIVITY)
     async def record_update(self, input: RecordUpdateInput) -> RecordedUpdate:
+        return self._record(input)
+
+    @activity.defn(name=RECORD_UPDATES_ACTIVITY)
+    async def record_updates(self, input: RecordUpdatesInput) -> RecordedUpdates:
+        """As the service answers: each update recorded as ``record_update`` would, one
+        after the other (each counts as a RECORD call; ``batches`` keeps the steps)."""
+        sid = input.shipment_id
+        self.batches[sid].append(len(input.trackers))
+        if sid in self.gates:
+            await self.gates.pop(sid).wait()
+        return RecordedUpdates(
+            updates=[
+                self._record(RecordUpdateInput(shipment_id=sid, tracker=t)) for t in input.trackers
+            ]
+        )
+
+    def _record(self, input: RecordUpdateInput) -> RecordedUpdate:
         sid = input.shipment_id
         self.calls[sid].append((RECORD, input.model_dump(mode="json")))
         current = self.status.get(sid, ShipmentStatus.PENDING)
@@ -214,7 +247,13 @@ class ShipmentStandIns:
             client,
             task_queue=str(TaskQueue.ORDERS),
             workflows=[ShipmentWorkflow, ParentStandIn],
-            activities=[self.book_label, self.record_update, self.mark_delayed, self.refund_label],
+            activities=[
+                self.book_label,
+                self.record_update,
+                self.record_updates,
+                self.mark_delayed,
+                self.refund_label,
+            ],
         )
 
     @asynccontextmanager

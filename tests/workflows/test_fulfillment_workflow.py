@@ -6,18 +6,20 @@ a carrier exception putting the fulfilment on hold."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
-from temporal.search_attributes import CUSTOMER_ID, FULFILLMENT_STATUS, ORDER_ID
+from temporal.search_attributes import CUSTOMER_ID, FULFILLMENT_STATUS, ORDER_ID, SHIPMENT_STATUS
 from tests.workflows.fulfillment_standins import (
     CANCEL,
     CLOSE,
@@ -129,9 +131,34 @@ async def test_split_parcels_deliver_independently_and_it_ends_when_every_line_i
     assert attributes.get(FULFILLMENT_STATUS) == "delivered"
     assert attributes.get(ORDER_ID) == script.order_id
     assert attributes.get(CUSTOMER_ID) == "usr_standin"
-    # Each parcel is a child workflow that ran to its end.
+    # Each parcel is a child workflow that ran to its end, started with its attributes.
     child = await client.get_workflow_handle(shipment_workflow_id(tea.shipment_id)).describe()
     assert child.parent_id == handle.id
+    assert child.typed_search_attributes.get(ORDER_ID) == script.order_id
+    assert child.typed_search_attributes.get(SHIPMENT_STATUS) == "pending"  # its own to move
+    # Since "local-fulfillment-steps": its database steps are local (markers, no activity
+    # task), and an attribute is upserted only when it changes: the status went open,
+    # in_progress, partially_shipped, shipped, delivered, while six parcel news came.
+    events = [e async for e in handle.fetch_history_events()]
+    kinds = [e.event_type for e in events]
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds
+    assert kinds.count(EventType.EVENT_TYPE_MARKER_RECORDED) >= 3  # open, two creates
+    statuses = [
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields[
+            FULFILLMENT_STATUS.name
+        ].data
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+        and FULFILLMENT_STATUS.name
+        in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    ]
+    assert [json.loads(s) for s in statuses] == [
+        "open",
+        "in_progress",
+        "partially_shipped",
+        "shipped",
+        "delivered",
+    ]
 
 
 async def test_a_late_carrier_update_never_moves_a_parcel_back(

@@ -50,6 +50,12 @@ def test_there_are_histories_to_replay() -> None:
         "shipment_label_refused_then_retried",
         "shipment_continued_as_new",
         "shipment_cancelled_label_refunded",
+        # Since "local-tracking-steps" and "local-fulfillment-steps".
+        "shipment_delivered_local_steps",
+        "shipment_delayed_then_delivered_local_steps",
+        "fulfillment_delivered_in_two_parcels_local_steps",
+        "fulfillment_cancelled_before_label_local_steps",
+        "fulfillment_held_by_carrier_then_released_local_steps",
     }
 
 

@@ -117,8 +117,12 @@ async def test_a_parcel_is_labelled_then_follows_the_carrier_to_the_door(
     labelled = await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
     assert labelled.tracking_code == f"9400{sid}"
     assert labelled.order_id == f"ord_{sid}"
+    # One at a time, as a carrier's scans come (updates that wait are recorded together:
+    # test_updates_that_wait_are_recorded_in_one_step_and_told_once).
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    await until(child, lambda v: v.status is ShipmentStatus.IN_TRANSIT)
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))
+    await until(child, lambda v: v.status is ShipmentStatus.OUT_FOR_DELIVERY)
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e3", sid, PRE, TRANSIT, OUT, DELIVERED))
     done = await parent.result()
     assert done["status"] == "delivered"
@@ -138,6 +142,7 @@ async def test_a_duplicate_is_dropped_and_a_late_update_never_moves_the_parcel_b
     child, parent = await start_under_parent(time_skipping_env.client, parcel(sid))
     await parcels.called(sid, BOOK)
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    await until(child, lambda v: v.status is ShipmentStatus.IN_TRANSIT)
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))  # redelivery
     # An older event that arrives last (the carrier's retries cross).
@@ -350,3 +355,51 @@ async def test_cancelled_once_the_parcel_moves_nothing_is_refunded(
     await handle.cancel()
     assert (await handle.result()).status is ShipmentStatus.IN_TRANSIT
     assert REFUND not in parcels.ran(sid)
+
+
+async def test_updates_that_wait_are_recorded_in_one_step_and_told_once(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    """Since the "local-tracking-steps" patch: updates that arrive while the workflow
+    records one are recorded together in one local step (a marker, no activity task),
+    the parent is told once where they left the parcel, and a search attribute is
+    upserted only when its value changes."""
+    sid = new_id()
+    child, parent = await start_under_parent(time_skipping_env.client, parcel(sid))
+    await parcels.called(sid, BOOK)
+    await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    gate = parcels.gates[sid] = asyncio.Event()
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    for _ in range(500):  # e1's step is running, held at the gate
+        if parcels.batches[sid]:
+            break
+        await asyncio.sleep(0.01)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))  # again
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e3", sid, PRE, TRANSIT, OUT, DELIVERED))
+    gate.set()
+    assert (await child.result()).status is ShipmentStatus.DELIVERED
+    assert parcels.batches[sid] == [1, 2]  # e1, then e2 and e3 (the redelivery dropped)
+    assert parcels.ran(sid) == [BOOK, RECORD, RECORD, RECORD]
+    assert statuses(await progress(parent)) == ["label_purchased", "in_transit", "delivered"]
+    events = [e async for e in child.fetch_history_events()]
+    kinds = [e.event_type for e in events]
+    # The label is the one remote activity; the two record steps are markers.
+    assert kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1
+    markers = [e for e in events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert [m.marker_recorded_event_attributes.marker_name for m in markers].count(
+        "core_local_activity"
+    ) == 2
+    # Started by its parent with both attributes set: one upsert per status it reached
+    # (the SDK's own, TemporalChangeVersion, marks each patch).
+    upserted = [
+        sorted(
+            e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        )
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    assert [u for u in upserted if u != ["TemporalChangeVersion"]] == [["ShipmentStatus"]] * 3
+    attributes = (await child.describe()).typed_search_attributes
+    assert attributes.get(SHIPMENT_STATUS) == "delivered"
+    assert attributes.get(ORDER_ID) == f"ord_{sid}"

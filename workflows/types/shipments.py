@@ -15,6 +15,8 @@ from models.fulfillment import ShipmentStatus
 
 BOOK_LABEL_ACTIVITY = "shipping.book_label"
 RECORD_UPDATE_ACTIVITY = "shipping.record_update"
+# Since the "local-tracking-steps" patch: every update that waited, in one local step.
+RECORD_UPDATES_ACTIVITY = "shipping.record_updates"
 MARK_DELAYED_ACTIVITY = "shipping.mark_delayed"
 REFUND_LABEL_ACTIVITY = "shipping.refund_label"
 
@@ -50,6 +52,19 @@ class RecordedUpdate(BaseModel):
     # The carrier's time of the parcel's latest tracking entry (of all recorded so far):
     # the stall clock runs from it. None from workers before it existed, or no entry.
     last_event_at: datetime | None = None
+
+
+class RecordUpdatesInput(BaseModel):
+    """Carrier updates of one parcel, in the order they came."""
+
+    shipment_id: str
+    trackers: list[TrackerState]
+
+
+class RecordedUpdates(BaseModel):
+    """One ``RecordedUpdate`` per update, in the same order."""
+
+    updates: list[RecordedUpdate]
 
 
 class MarkDelayedInput(BaseModel):
