@@ -37,6 +37,11 @@ class DeliveryPublic(CamelModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # The Temporal workflow delivering this generation (with the event's other
+    # subscribers started at the same time); null until started.
+    workflow_id: str | None = PydanticField(
+        default=None, examples=["events-evt_01M8Q2ZKJ4F3V6X9T0B7N5R2C1-5f0c2a9d41b7e3c8"]
+    )
 
 
 class DeliveryListItem(DeliveryPublic):

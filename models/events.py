@@ -78,4 +78,8 @@ class EventDelivery(SQLModel, table=True):
     finished_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    # The workflow delivering its current generation (an ``EventFanoutWorkflow``, with the
+    # event's other subscribers started in the same relay pass); NULL until started, and
+    # for deliveries started by the one-subscriber workflow before ids were recorded.
+    workflow_id: str | None = Field(default=None, max_length=200)
     updated_at: datetime = updated_at_field()

@@ -47,7 +47,7 @@ from services.returns import ReturnLabels, ReturnSteps
 from temporal.clients import CartReminderWorkflows, FulfillmentWorkflows, TemporalConnection
 from temporal.queues import TaskQueue
 from workflows.carts import CartAbandonmentWorkflow
-from workflows.events import EventDeliveryWorkflow
+from workflows.events import EventDeliveryWorkflow, EventFanoutWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.maintenance import (
     AnalyticsRollupWorkflow,
@@ -194,6 +194,7 @@ def components_for(
         ]
     if queue is TaskQueue.EVENTS:
         events = EventActivities(DeliveryService(deps.sessions, deps.redis, subscribers))
-        workflows.append(EventDeliveryWorkflow)
+        # The one-subscriber workflow stays for the runs it still has in flight.
+        workflows += [EventFanoutWorkflow, EventDeliveryWorkflow]
         activities += [events.deliver, events.dead_letter]
     return QueueComponents(workflows=workflows, activities=activities)

@@ -1,13 +1,20 @@
-"""``EventDeliveryWorkflow``: one (event, subscriber) delivery, retried, or a dead letter.
+"""Event delivery workflows: each (event, subscriber) delivery retried, or a dead letter.
 
-The relay starts one per delivery when it reaches the head of its aggregate's line for
-that subscriber. ``events.deliver`` runs the handler with retries and backoff; a business
+``EventFanoutWorkflow`` is what the relay starts: one per event per relay pass, for every
+subscriber of the event whose line (aggregate, subscriber) reached that event in the
+pass. Each subscriber's delivery runs beside the others (``deliver_one``): its own local
+activity, retries, backoff and dead letter, so a failing subscriber delays and fails only
+itself. ``EventDeliveryWorkflow`` (one subscriber) is what the relay started before; it
+stays registered for the runs still in flight and its recorded histories.
+
+``deliver_one``: ``events.deliver`` runs the handler with retries and backoff; a business
 error (a non-retryable ``ApplicationError``) or running out of attempts ends in
 ``events.dead_letter``, which records the last error.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -18,10 +25,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
     from workflows.types.events import (
         EVENT_DELIVERY_WORKFLOW,
+        EVENT_FANOUT_WORKFLOW,
         DeadLetterInput,
         DeliveryInput,
         DeliveryResult,
         DeliveryStep,
+        FanoutInput,
+        FanoutResult,
     )
 
 LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
@@ -42,42 +52,94 @@ def describe_failure(error: ActivityError) -> str:
     return str(error)
 
 
-# Unsandboxed: the workflow is a few deterministic lines over passed-through types, and
-# the sandbox's per-run set-up was a tenth of a worker's time per delivery (py-spy).
-@workflow.defn(name=EVENT_DELIVERY_WORKFLOW, sandboxed=False)
-class EventDeliveryWorkflow:
-    @workflow.run
-    async def run(self, input: DeliveryInput) -> DeliveryResult:
-        retry = input.retry
-        what = f"{input.event_type} {input.event_id} to {input.subscriber}"
-        try:
-            return await workflow.execute_local_activity_method(
-                EventActivities.deliver,
-                input,
-                summary=f"deliver {what}",
-                start_to_close_timeout=timedelta(seconds=retry.timeout_seconds),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=retry.initial_seconds),
-                    backoff_coefficient=2.0,
-                    maximum_interval=timedelta(seconds=retry.max_interval_seconds),
-                    maximum_attempts=retry.max_attempts,
-                ),
-                # A wait longer than this is a timer in the history, not a sleep in the
-                # worker: a backoff survives a restart, and a worker being stopped does
-                # not sit out a failing handler's retries (its shutdown waits for them).
-                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-            )
-        except ActivityError as exc:
-            error = describe_failure(exc)
-        except ApplicationError as exc:
-            # A local activity's non-retryable failure reaches the workflow unwrapped.
-            error = f"{exc.type or 'Error'}: {exc.message}"
-        await workflow.execute_local_activity_method(
-            EventActivities.dead_letter,
-            DeadLetterInput(**input.model_dump(exclude={"retry"}), error=error),
-            summary=f"dead letter: {what}",
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DEAD_LETTER_RETRY,
+async def deliver_one(input: DeliveryInput) -> DeliveryResult:
+    """One subscriber's delivery: the handler with retries, else its dead letter.
+
+    The local activities' summaries name the subscriber, so an operator reading a
+    history (or a fan-out's) sees whose delivery each attempt and dead letter is.
+    """
+    retry = input.retry
+    what = f"{input.event_type} {input.event_id} to {input.subscriber}"
+    try:
+        return await workflow.execute_local_activity_method(
+            EventActivities.deliver,
+            input,
+            summary=f"deliver {what}",
+            start_to_close_timeout=timedelta(seconds=retry.timeout_seconds),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=retry.initial_seconds),
+                backoff_coefficient=2.0,
+                maximum_interval=timedelta(seconds=retry.max_interval_seconds),
+                maximum_attempts=retry.max_attempts,
+            ),
+            # A wait longer than this is a timer in the history, not a sleep in the
+            # worker: a backoff survives a restart, and a worker being stopped does
+            # not sit out a failing handler's retries (its shutdown waits for them).
             local_retry_threshold=LOCAL_RETRY_THRESHOLD,
         )
-        return DeliveryResult(outcome=DeliveryStep.FAILED, error=error)
+    except ActivityError as exc:
+        error = describe_failure(exc)
+    except ApplicationError as exc:
+        # A local activity's non-retryable failure reaches the workflow unwrapped.
+        error = f"{exc.type or 'Error'}: {exc.message}"
+    await workflow.execute_local_activity_method(
+        EventActivities.dead_letter,
+        DeadLetterInput(**input.model_dump(exclude={"retry"}), error=error),
+        summary=f"dead letter: {what}",
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=DEAD_LETTER_RETRY,
+        local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+    )
+    return DeliveryResult(outcome=DeliveryStep.FAILED, error=error)
+
+
+# Unsandboxed: the workflow is a few deterministic lines over passed-through types, and
+# the sandbox's per-run set-up was a tenth of a worker's time per delivery (py-spy).
+@workflow.defn(name=EVENT_FANOUT_WORKFLOW, sandboxed=False)
+class EventFanoutWorkflow:
+    """One event to several subscribers, each delivery on its own (``deliver_one``)."""
+
+    def __init__(self) -> None:
+        self._outcomes: dict[str, DeliveryResult] = {}
+        self._delivering: list[str] = []
+
+    @workflow.run
+    async def run(self, input: FanoutInput) -> FanoutResult:
+        self._delivering = [d.subscriber for d in input.deliveries]
+        self._show_progress()
+        await asyncio.gather(*(self._deliver(input.delivery(d)) for d in input.deliveries))
+        return FanoutResult(outcomes=dict(self._outcomes))
+
+    async def _deliver(self, input: DeliveryInput) -> None:
+        result = await deliver_one(input)
+        self._outcomes[input.subscriber] = result
+        self._delivering.remove(input.subscriber)
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        """The UI's current details: which subscribers are still being delivered (a
+        subscriber listed long after the others finished is the one retrying)."""
+        done = [
+            f"{name} {result.outcome}"
+            for name, result in sorted(self._outcomes.items())
+            if result.outcome is not DeliveryStep.SKIPPED
+        ]
+        skipped = sorted(n for n, r in self._outcomes.items() if r.outcome is DeliveryStep.SKIPPED)
+        parts = []
+        if self._delivering:
+            parts.append("delivering to " + ", ".join(self._delivering))
+        if done:
+            parts.append("; ".join(done))
+        if skipped:
+            parts.append("skipped (already done or replayed): " + ", ".join(skipped))
+        workflow.set_current_details("\n".join(parts))
+
+
+# Unsandboxed, as above.
+@workflow.defn(name=EVENT_DELIVERY_WORKFLOW, sandboxed=False)
+class EventDeliveryWorkflow:
+    """One (event, subscriber) delivery: what the relay started before the fan-out."""
+
+    @workflow.run
+    async def run(self, input: DeliveryInput) -> DeliveryResult:
+        return await deliver_one(input)

@@ -2,7 +2,8 @@
 
 A dead letter is a delivery whose status is ``failed``. A replay puts it back to
 ``pending`` with its ``generation`` bumped (the delivery workflow's id carries it, so the
-replay is a new run), ``attempts`` reset and ``started_at``/``finished_at`` cleared;
+replay is a new run), ``attempts`` reset and ``started_at``/``finished_at``/``workflow_id``
+cleared;
 ``last_error`` is kept until the delivery succeeds, so the reason stays visible. In the
 same transaction ``pg_notify('shop_outbox', '')`` wakes the relay, which starts it when
 no earlier event of its aggregate is pending for that subscriber.
@@ -97,6 +98,7 @@ class EventAdminRepository:
             delivery.attempts = 0
             delivery.started_at = None
             delivery.finished_at = None
+            delivery.workflow_id = None
             self.session.add(delivery)
         await self.session.flush()
 
@@ -142,6 +144,7 @@ class EventAdminRepository:
                 attempts=0,
                 started_at=None,
                 finished_at=None,
+                workflow_id=None,
             )
             .returning(col(EventDelivery.event_id), col(EventDelivery.subscriber))
         )

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
-from workflows.types.events import DeliveryRef
+from workflows.types.events import DeliveryRef, StartedDelivery
 
 # The channel the outbox's insert trigger notifies (migration e7a1c0de0003); finishing a
 # delivery notifies it too, so the relay starts the aggregate's next delivery at once.
@@ -118,29 +118,24 @@ class DeliveryRepository:
                 col(EventDelivery.started_at).is_(None),
                 ~blocked,
             )
-            .order_by(col(EventDelivery.seq))
+            .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
             .limit(limit)
         )
         return [_ref(*row) for row in result.all()]
 
-    async def mark_started(self, refs: Sequence[DeliveryRef]) -> None:
+    async def mark_started(self, started: Sequence[StartedDelivery]) -> None:
         now = utcnow()
-        for ref in refs:
+        for delivery in started:
             await self.session.exec(
                 update(EventDelivery)
-                .where(*_this(ref), col(EventDelivery.started_at).is_(None))
-                .values(started_at=now)
+                .where(*_this(delivery), col(EventDelivery.started_at).is_(None))
+                .values(started_at=now, workflow_id=delivery.workflow_id)
             )
 
-    async def started_before(self, age: timedelta, limit: int) -> list[DeliveryRef]:
+    async def started_before(self, age: timedelta, limit: int) -> list[StartedDelivery]:
         """Pending deliveries started more than ``age`` ago (their workflow may be gone)."""
         result = await self.session.exec(
-            select(
-                col(EventDelivery.event_id),
-                col(EventDelivery.subscriber),
-                col(EventDelivery.generation),
-                col(EventDelivery.event_type),
-            )
+            select(EventDelivery)
             .where(
                 col(EventDelivery.status) == DeliveryStatus.PENDING,
                 col(EventDelivery.started_at) < utcnow() - age,
@@ -148,14 +143,23 @@ class DeliveryRepository:
             .order_by(col(EventDelivery.seq))
             .limit(limit)
         )
-        return [_ref(*row) for row in result.all()]
+        return [
+            StartedDelivery(
+                event_id=row.event_id,
+                subscriber=row.subscriber,
+                generation=row.generation,
+                event_type=row.event_type,
+                workflow_id=row.workflow_id,
+            )
+            for row in result.all()
+        ]
 
     async def restart(self, ref: DeliveryRef) -> bool:
         """A new generation, not started: the next pass starts a fresh workflow."""
         result = await self.session.exec(
             update(EventDelivery)
             .where(*_this(ref), col(EventDelivery.status) == DeliveryStatus.PENDING)
-            .values(generation=EventDelivery.generation + 1, started_at=None)
+            .values(generation=EventDelivery.generation + 1, started_at=None, workflow_id=None)
             .returning(col(EventDelivery.event_id))
         )
         return result.first() is not None

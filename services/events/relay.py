@@ -11,7 +11,10 @@ delivery is never started twice at once, and none is skipped.
    ``dropped`` (logged), never retried.
 3. **Start heads.** A pending delivery not yet started, with no earlier (lower ``seq``)
    pending delivery of the same aggregate to the same subscriber, is started (the
-   caller's ``start``, which starts its workflow idempotently) and marked started.
+   caller's ``start``, which starts one workflow per event for all of that event's
+   deliveries it is given, idempotently) and marked started with its workflow's id.
+   The deliveries of one event that start in one pass therefore share a workflow; one
+   held back on its line starts in a later pass, in a workflow of its own.
 
 Ordering rests on one assumption, kept by every writer of the outbox: the events of one
 aggregate are published under that aggregate's row lock (the order, the product, the
@@ -32,15 +35,16 @@ from datetime import timedelta
 from core.db import SessionFactory, transaction
 from services.events.deliveries import DeliveryRepository
 from services.events.subscribers import Subscriber, subscribers_of
-from workflows.types.events import DeliveryRef
+from workflows.types.events import DeliveryRef, StartedDelivery
 
 log = logging.getLogger(__name__)
 
 DISPATCH_BATCH = 500
 START_BATCH = 500
 
-# Starts the workflows of ``refs``; returns those started (or already running).
-Starter = Callable[[Sequence[DeliveryRef]], Awaitable[Sequence[DeliveryRef]]]
+# Starts the workflows of ``refs``; returns those started (or already running), each with
+# its workflow's id.
+Starter = Callable[[Sequence[DeliveryRef]], Awaitable[Sequence[StartedDelivery]]]
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class RelayService:
             await deliveries.mark_started(started)
         return PassResult(dispatched=len(events), dropped=len(dropped), started=len(started))
 
-    async def started_before(self, age: timedelta, limit: int = 100) -> list[DeliveryRef]:
+    async def started_before(self, age: timedelta, limit: int = 100) -> list[StartedDelivery]:
         """Deliveries started ``age`` ago and still pending: is their workflow still there?"""
         async with self._sessions() as session:
             return await DeliveryRepository(session).started_before(age, limit)

@@ -9,13 +9,15 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client, WorkflowHandle
 
 from core.db import create_session_factory
 from core.errors import ValidationFailed
@@ -26,7 +28,6 @@ from models.events import DeliveryStatus
 from services.events.relay import RelayService
 from services.events.subscribers import DomainEvent
 from temporal.client import connect
-from temporal.clients.events import workflow_id
 from tests.events.relay_support import (
     Recorder,
     all_finished,
@@ -41,7 +42,7 @@ from tests.events.relay_support import (
     run_id,
 )
 from tests.factories import staff_headers
-from workflows.types.events import DeliveryRef
+from workflows.types.events import StartedDelivery
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -77,14 +78,23 @@ async def test_an_event_reaches_every_matching_subscriber_and_is_delivered_when_
         [row] = await outbox(engine, [event])
         assert row.dispatched_at is not None
         assert row.delivered_at is None
+        # One workflow delivers both: the fast one is done, the slow one still runs in it.
+        started = {d.subscriber: d.workflow_id for d in await deliveries(engine, [event])}
+        shared = started[fast.name]
+        assert shared is not None
+        assert started[slow.name] == shared
+        handle = temporal_client.get_workflow_handle(shared)
+        description = await handle.describe()
+        assert await description.static_summary() == (
+            f"system.relay_probe {event} to {fast.name}, {slow.name}"
+        )
+        details = await _current_details(handle)
+        assert details.startswith(f"delivering to {slow.name}\n"), details
+        assert f"{fast.name} delivered" in details
         gate.set()
         await eventually(lambda: all_finished(engine, [event]))
-        description = await temporal_client.get_workflow_handle(
-            workflow_id(
-                DeliveryRef(event_id=event, subscriber=fast.name, event_type="system.relay_probe")
-            )
-        ).describe()
-        assert await description.static_summary() == f"system.relay_probe {event} to {fast.name}"
+        result = await handle.result()
+    assert set(result["outcomes"]) == {fast.name, slow.name}
     found = await effects(engine, [event])
     assert sorted(e.subscriber for e in found) == sorted([fast.name, slow.name])
     rows = await deliveries(engine, [event])
@@ -98,6 +108,12 @@ async def test_an_event_reaches_every_matching_subscriber_and_is_delivered_when_
     counters = await SharedCounters(redis).read()
     assert _counted(counters, "shop_events_delivered", fast.name) == 1
     assert _counted(counters, "shop_events_delivered", slow.name) == 1
+
+
+async def _current_details(handle: WorkflowHandle[Any, Any]) -> str:
+    """What the Temporal UI shows as the workflow's current details."""
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return str(metadata.current_details)
 
 
 async def _has_effect(engine: AsyncEngine, event_id: str, subscriber: str) -> bool:
@@ -138,9 +154,16 @@ async def test_a_failing_first_event_holds_back_its_aggregate_for_that_subscribe
     assert max(steady_held) < first_done, "the other subscriber was held back"
     assert len(steady_effects) == 6
     assert flaky.attempts[ids[0]] == 3
-    attempts = {(d.subscriber, d.event_id): d.attempts for d in await deliveries(engine, ids)}
+    rows = await deliveries(engine, ids)
+    attempts = {(d.subscriber, d.event_id): d.attempts for d in rows}
     assert attempts[(flaky.name, ids[0])] == 3
     assert sum(attempts.values()) == 12 + 2
+    # The first event's two deliveries started in one pass, in one workflow; the held
+    # line's later events reached ``flaky`` in later passes, in workflows of their own.
+    workflows = {(d.subscriber, d.event_id): d.workflow_id for d in rows}
+    assert workflows[(flaky.name, ids[0])] == workflows[(steady.name, ids[0])]
+    for event in ids[2::2]:  # the held aggregate's second and third events
+        assert workflows[(flaky.name, event)] != workflows[(steady.name, event)]
 
 
 async def test_a_business_error_is_a_dead_letter_at_once_a_transient_one_after_retries(
@@ -195,7 +218,7 @@ async def test_a_removed_subscribers_pending_deliveries_are_dropped_and_logged(
     sessions = create_session_factory(engine)
     ids = await publish_probes(sessions, run, [f"agg-{run}"], 2)
 
-    async def start_nothing(refs: object) -> list[DeliveryRef]:
+    async def start_nothing(refs: object) -> list[StartedDelivery]:
         return []
 
     # A relay of the old code fanned them out to ``gone`` and to ``kept``...
@@ -252,8 +275,9 @@ async def test_a_delivery_whose_workflow_was_terminated_is_started_afresh(
     async with relay(sweeping, temporal_client, [handler.subscriber]):
         [event] = await publish_probes(sessions, run, [f"agg-{run}"], 1)
         await eventually(lambda: _attempted(handler, event))
-        ref = DeliveryRef(event_id=event, subscriber=handler.name, event_type="system.relay_probe")
-        await temporal_client.get_workflow_handle(workflow_id(ref)).terminate("operator")
+        [started] = await deliveries(engine, [event])
+        assert started.workflow_id is not None
+        await temporal_client.get_workflow_handle(started.workflow_id).terminate("operator")
         await eventually(lambda: all_finished(engine, [event]), within=20)
     [row] = await deliveries(engine, [event])
     assert (row.status, row.generation) == (DeliveryStatus.DELIVERED, 1)
@@ -273,7 +297,7 @@ async def test_an_event_no_subscriber_wants_is_delivered_at_once(engine: AsyncEn
     ids = await publish_probes(sessions, run, [f"agg-{run}"], 1)
     wants_other_things = Recorder(f"picky_{run}", run, types=frozenset({EventType.USER_DELETED}))
 
-    async def start_nothing(refs: object) -> list[DeliveryRef]:
+    async def start_nothing(refs: object) -> list[StartedDelivery]:
         return []
 
     await RelayService(sessions, [wants_other_things.subscriber]).run_pass(start_nothing)

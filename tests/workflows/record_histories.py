@@ -72,7 +72,7 @@ from tests.workflows.shipment_standins import (
     update,
 )
 from workflows.carts import CartAbandonmentWorkflow
-from workflows.events import EventDeliveryWorkflow
+from workflows.events import EventDeliveryWorkflow, EventFanoutWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.maintenance import AnalyticsRollupWorkflow
 from workflows.onboarding import UserOnboardingWorkflow
@@ -89,6 +89,8 @@ from workflows.types.events import (
     DeliveryInput,
     DeliveryResult,
     DeliveryStep,
+    FanoutInput,
+    SubscriberDelivery,
 )
 from workflows.types.fulfillment import CARRIER_UPDATE_SIGNAL, RETRY_LABEL_SIGNAL
 from workflows.types.fulfillment_orders import (
@@ -109,6 +111,7 @@ WORKFLOWS = [
     StackProbeWorkflow,
     OrderWorkflow,
     EventDeliveryWorkflow,
+    EventFanoutWorkflow,
     FulfillmentWorkflow,
     ReturnWorkflow,  # its histories: record_return_histories.py
     ShipmentWorkflow,
@@ -172,11 +175,15 @@ async def refresh_rollups(input: RollupInput) -> RollupResult:
 
 
 DEAD_EVENT = "evt_recorded_dead"
+# A fan-out of three whose crm delivery is a dead letter, the others delivered.
+FANOUT_DEAD_EVENT = "evt_recorded_fanout_dead"
 
 
 @activity.defn(name=DELIVER_ACTIVITY)
 async def deliver_event(input: DeliveryInput) -> DeliveryResult:
-    if input.event_id == DEAD_EVENT:
+    if input.event_id == DEAD_EVENT or (
+        input.event_id == FANOUT_DEAD_EVENT and input.subscriber == "crm"
+    ):
         raise ApplicationError("no such customer", type="customer_not_found", non_retryable=True)
     return DeliveryResult(outcome=DeliveryStep.DELIVERED)
 
@@ -281,6 +288,31 @@ async def event_delivered(env: WorkflowEnvironment, queue: str) -> str:
 @recording("event_delivery_dead_letter")
 async def event_dead_letter(env: WorkflowEnvironment, queue: str) -> str:
     return await _deliver(env, queue, DEAD_EVENT)
+
+
+async def _fan_out(env: WorkflowEnvironment, queue: str, event_id: str) -> str:
+    subscribers = ["crm", "customer_emails", "lifetime_value"]
+    await env.client.execute_workflow(
+        EventFanoutWorkflow.run,
+        FanoutInput(
+            event_id=event_id,
+            event_type="order.created",
+            deliveries=[SubscriberDelivery(subscriber=name) for name in subscribers],
+        ),
+        id=f"events-{event_id}",
+        task_queue=queue,
+    )
+    return f"events-{event_id}"
+
+
+@recording("event_fanout_delivered")
+async def event_fanout_delivered(env: WorkflowEnvironment, queue: str) -> str:
+    return await _fan_out(env, queue, "evt_recorded_fanout_ok")
+
+
+@recording("event_fanout_dead_letter")
+async def event_fanout_dead_letter(env: WorkflowEnvironment, queue: str) -> str:
+    return await _fan_out(env, queue, FANOUT_DEAD_EVENT)
 
 
 async def _order_ends(

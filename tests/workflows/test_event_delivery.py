@@ -1,6 +1,8 @@
-"""``EventDeliveryWorkflow`` branch by branch, on the time-skipping server with stand-in
+"""The delivery workflows branch by branch, on the time-skipping server with stand-in
 activities: delivered at once, delivered after retries, a business error dead-lettered
-after one attempt, retries run out and dead-lettered with the last error.
+after one attempt, retries run out and dead-lettered with the last error; and
+``EventFanoutWorkflow``'s subscribers each on their own: one retrying or dead-lettered
+neither delays nor fails the others.
 ``tests/events`` proves the same against the real activities, relay and database.
 """
 
@@ -19,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from workflows.events import EventDeliveryWorkflow
+from workflows.events import EventDeliveryWorkflow, EventFanoutWorkflow
 from workflows.types.events import (
     DEAD_LETTER_ACTIVITY,
     DELIVER_ACTIVITY,
@@ -28,26 +30,34 @@ from workflows.types.events import (
     DeliveryResult,
     DeliveryRetry,
     DeliveryStep,
+    FanoutInput,
+    FanoutResult,
+    SubscriberDelivery,
 )
 
 RETRY = DeliveryRetry(initial_seconds=1, max_interval_seconds=10, max_attempts=4)
+Key = tuple[str, str]  # (event id, subscriber)
 
 
 @dataclass
 class StandIns:
-    """``events.deliver`` fails ``failures[event_id]`` times with its error, then succeeds;
-    ``events.dead_letter`` records what it was given."""
+    """``events.deliver`` fails ``failures[(event_id, subscriber)]`` times with its error,
+    then succeeds (noting it in ``delivered``); ``events.dead_letter`` records what it was
+    given."""
 
-    failures: dict[str, tuple[int, ApplicationError]] = field(default_factory=dict)
-    attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    failures: dict[Key, tuple[int, ApplicationError]] = field(default_factory=dict)
+    attempts: dict[Key, int] = field(default_factory=lambda: defaultdict(int))
+    delivered: list[Key] = field(default_factory=list)
     dead: list[DeadLetterInput] = field(default_factory=list)
 
     @activity.defn(name=DELIVER_ACTIVITY)
     async def deliver(self, input: DeliveryInput) -> DeliveryResult:
-        self.attempts[input.event_id] += 1
-        times, error = self.failures.get(input.event_id, (0, ApplicationError("unused")))
-        if self.attempts[input.event_id] <= times:
+        key = (input.event_id, input.subscriber)
+        self.attempts[key] += 1
+        times, error = self.failures.get(key, (0, ApplicationError("unused")))
+        if self.attempts[key] <= times:
             raise error
+        self.delivered.append(key)
         return DeliveryResult(outcome=DeliveryStep.DELIVERED)
 
     @activity.defn(name=DEAD_LETTER_ACTIVITY)
@@ -76,6 +86,19 @@ class Deliveries:
             task_queue=self.queue,
         )
 
+    async def fan_out(self, event_id: str, *subscribers: str) -> FanoutResult:
+        return await self.env.client.execute_workflow(
+            EventFanoutWorkflow.run,
+            FanoutInput(
+                event_id=event_id,
+                event_type="order.created",
+                deliveries=[SubscriberDelivery(subscriber=name) for name in subscribers],
+                retry=RETRY,
+            ),
+            id=f"events-{event_id}",
+            task_queue=self.queue,
+        )
+
 
 @pytest.fixture(scope="module")
 async def deliveries(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Deliveries]:
@@ -84,7 +107,7 @@ async def deliveries(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[De
     async with Worker(
         time_skipping_env.client,
         task_queue=queue,
-        workflows=[EventDeliveryWorkflow],
+        workflows=[EventDeliveryWorkflow, EventFanoutWorkflow],
         activities=[standins.deliver, standins.dead_letter],
     ):
         yield Deliveries(time_skipping_env, standins, queue)
@@ -100,16 +123,19 @@ async def test_a_delivery_that_succeeds_is_delivered_and_no_dead_letter(
     event = _event()
     result = await deliveries.run(event)
     assert result == DeliveryResult(outcome=DeliveryStep.DELIVERED)
-    assert deliveries.standins.attempts[event] == 1
+    assert deliveries.standins.attempts[(event, "crm")] == 1
     assert event not in [d.event_id for d in deliveries.standins.dead]
 
 
 async def test_a_transient_failure_is_retried_until_it_succeeds(deliveries: Deliveries) -> None:
     event = _event()
-    deliveries.standins.failures[event] = (3, ApplicationError("crm 503", type="HTTPError"))
+    deliveries.standins.failures[(event, "crm")] = (
+        3,
+        ApplicationError("crm 503", type="HTTPError"),
+    )
     result = await deliveries.run(event)
     assert result.outcome is DeliveryStep.DELIVERED
-    assert deliveries.standins.attempts[event] == 4
+    assert deliveries.standins.attempts[(event, "crm")] == 4
     assert event not in [d.event_id for d in deliveries.standins.dead]
     # Backoffs of 1 and 2 s are waited in the worker; the 4 s one is a timer in the
     # history (past the local retry threshold): it survives a restart, and a worker
@@ -130,12 +156,12 @@ async def test_a_business_error_is_a_dead_letter_after_one_attempt(
 ) -> None:
     event = _event()
     error = ApplicationError("no such customer", type="customer_not_found", non_retryable=True)
-    deliveries.standins.failures[event] = (99, error)
+    deliveries.standins.failures[(event, "crm")] = (99, error)
     result = await deliveries.run(event)
     assert result == DeliveryResult(
         outcome=DeliveryStep.FAILED, error="customer_not_found: no such customer"
     )
-    assert deliveries.standins.attempts[event] == 1
+    assert deliveries.standins.attempts[(event, "crm")] == 1
     [dead] = [d for d in deliveries.standins.dead if d.event_id == event]
     assert dead == DeadLetterInput(
         event_id=event,
@@ -150,10 +176,83 @@ async def test_retries_running_out_make_a_dead_letter_with_the_last_error(
     deliveries: Deliveries,
 ) -> None:
     event = _event()
-    deliveries.standins.failures[event] = (99, ApplicationError("crm 503", type="HTTPError"))
+    deliveries.standins.failures[(event, "crm")] = (
+        99,
+        ApplicationError("crm 503", type="HTTPError"),
+    )
     result = await deliveries.run(event)
     assert result == DeliveryResult(outcome=DeliveryStep.FAILED, error="HTTPError: crm 503")
-    assert deliveries.standins.attempts[event] == RETRY.max_attempts
+    assert deliveries.standins.attempts[(event, "crm")] == RETRY.max_attempts
     assert [d.error for d in deliveries.standins.dead if d.event_id == event] == [
         "HTTPError: crm 503"
     ]
+
+
+async def _timers(env: WorkflowEnvironment, workflow_id: str) -> list[timedelta]:
+    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+    return [
+        e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+        for e in history.events
+        if e.event_type == HistoryEventType.EVENT_TYPE_TIMER_STARTED
+    ]
+
+
+async def test_a_fanout_delivers_every_subscriber_once(deliveries: Deliveries) -> None:
+    event = _event()
+    result = await deliveries.fan_out(event, "crm", "mail", "search")
+    delivered = DeliveryResult(outcome=DeliveryStep.DELIVERED)
+    assert result == FanoutResult(
+        outcomes={"crm": delivered, "mail": delivered, "search": delivered}
+    )
+    for name in ("crm", "mail", "search"):
+        assert deliveries.standins.attempts[(event, name)] == 1
+
+
+async def test_a_retrying_subscriber_delays_none_of_the_others(deliveries: Deliveries) -> None:
+    event = _event()
+    deliveries.standins.failures[(event, "crm")] = (
+        3,
+        ApplicationError("crm 503", type="HTTPError"),
+    )
+    result = await deliveries.fan_out(event, "crm", "mail")
+    assert {name: r.outcome for name, r in result.outcomes.items()} == {
+        "crm": DeliveryStep.DELIVERED,
+        "mail": DeliveryStep.DELIVERED,
+    }
+    assert deliveries.standins.attempts[(event, "crm")] == 4
+    assert deliveries.standins.attempts[(event, "mail")] == 1
+    ours = [key for key in deliveries.standins.delivered if key[0] == event]
+    assert ours == [(event, "mail"), (event, "crm")], "mail waited for crm's retries"
+    # crm's own backoff, as in its own workflow: 1 and 2 s in the worker, 4 s a timer.
+    assert await _timers(deliveries.env, f"events-{event}") == [timedelta(seconds=4)]
+
+
+async def test_a_dead_letter_fails_only_its_own_subscriber(deliveries: Deliveries) -> None:
+    event = _event()
+    refused = ApplicationError("no such customer", type="customer_not_found", non_retryable=True)
+    deliveries.standins.failures[(event, "crm")] = (99, refused)
+    deliveries.standins.failures[(event, "search")] = (
+        99,
+        ApplicationError("index down", type="HTTPError"),
+    )
+    result = await deliveries.fan_out(event, "crm", "mail", "search")
+    assert result == FanoutResult(
+        outcomes={
+            "crm": DeliveryResult(
+                outcome=DeliveryStep.FAILED, error="customer_not_found: no such customer"
+            ),
+            "mail": DeliveryResult(outcome=DeliveryStep.DELIVERED),
+            "search": DeliveryResult(outcome=DeliveryStep.FAILED, error="HTTPError: index down"),
+        }
+    )
+    assert deliveries.standins.attempts[(event, "crm")] == 1
+    assert deliveries.standins.attempts[(event, "search")] == RETRY.max_attempts
+    dead = {d.subscriber: d for d in deliveries.standins.dead if d.event_id == event}
+    assert set(dead) == {"crm", "search"}
+    assert dead["crm"] == DeadLetterInput(
+        event_id=event,
+        subscriber="crm",
+        generation=0,
+        event_type="order.created",
+        error="customer_not_found: no such customer",
+    )

@@ -37,6 +37,8 @@ def test_there_are_histories_to_replay() -> None:
         "order_3ds_timed_out",
         "event_delivery_delivered",
         "event_delivery_dead_letter",
+        "event_fanout_delivered",
+        "event_fanout_dead_letter",
         "fulfillment_delivered_in_two_parcels",
         "fulfillment_cancelled_before_label",
         "fulfillment_held_by_carrier_then_released",
