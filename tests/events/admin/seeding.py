@@ -71,6 +71,7 @@ class Seeder:
                         last_error=last_error if failed else None,
                         created_at=created,
                         started_at=created,
+                        workflow_id=f"events-{row.id}-seeded",
                         finished_at=None if status is DeliveryStatus.PENDING else created,
                     )
                 )

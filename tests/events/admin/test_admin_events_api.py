@@ -65,6 +65,7 @@ async def test_dead_letters_are_listed_newest_first_filtered_and_paged(
         "createdAt": item["createdAt"],
         "startedAt": item["startedAt"],
         "finishedAt": item["finishedAt"],
+        "workflowId": f"events-{first.id}-seeded",
     }
     assert item["finishedAt"] is not None
 
@@ -163,9 +164,15 @@ async def test_replaying_an_event_puts_its_dead_letters_back_and_wakes_the_relay
     assert body["deliveries"][0]["lastError"] == "CrmUnavailable: HubSpot answered 503"
     assert body["deliveries"][0]["startedAt"] is None
     assert body["deliveries"][0]["finishedAt"] is None
+    assert body["deliveries"][0]["workflowId"] is None  # the next pass starts a new one
 
     replayed = await seed.delivery(event.id, crm)
-    assert (replayed.status, replayed.generation, replayed.started_at) == (PENDING, 1, None)
+    assert (replayed.status, replayed.generation, replayed.started_at, replayed.workflow_id) == (
+        PENDING,
+        1,
+        None,
+        None,
+    )
     assert (await seed.delivery(event.id, mail)).status == FAILED
     assert (await seed.delivery(event.id, ledger)).generation == 0
     outbox = await seed.outbox(event.id)
