@@ -6,7 +6,7 @@ delivery: the pass records it, and the slow poll asks Temporal about that id. NU
 deliveries started before (their one-subscriber workflow's id is derived as it was).
 
 Revision ID: f15c0de00020
-Revises: a7c0de140005
+Revises: f15c0de00010
 Create Date: 2026-12-04 22:40:00.000000
 """
 
@@ -17,7 +17,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "f15c0de00020"
-down_revision: str | None = "a7c0de140005"
+down_revision: str | None = "f15c0de00010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
