@@ -69,12 +69,20 @@ async def release_connection(session: AsyncSession) -> None:
     await session.close()
 
 
+async def get_read_session(state: State) -> AsyncIterator[AsyncSession]:
+    """A session for reads only, in autocommit (``create_read_session_factory``):
+    nothing to commit, and a read is one round trip."""
+    async with state.read_sessions() as session:
+        yield session
+
+
 def get_redis(state: State) -> Redis:
     return state.redis
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadSession = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 RedisClient = Annotated[Redis, Depends(get_redis)]
 
 

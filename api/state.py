@@ -9,7 +9,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import SessionFactory, asyncpg_dsn
+from core.db import SessionFactory, asyncpg_dsn, create_read_session_factory
 from core.notifications import ChannelListener
 from core.secrets import jwt_secret
 from core.settings import Settings
@@ -20,6 +20,7 @@ from integrations.shipping.provider import ShippingProvider
 from services.analytics import AnalyticsRecorder
 from services.analytics.dashboard_cache import DashboardCache
 from services.analytics.ingest import EventBuffer
+from services.catalog.cache import LocalEntries
 from services.catalog.pricing import PriceBookCache
 from services.catalog.search import SearchEngines
 from services.order_watch import CHANNEL as ORDER_CHANNEL
@@ -34,6 +35,8 @@ class AppState:
     engine: AsyncEngine
     sessions: SessionFactory
     redis: Redis
+    # Autocommit sessions on the same pool: catalogue reads served from the cache.
+    read_sessions: SessionFactory = field(init=False)
     temporal: TemporalConnection = field(init=False)
     workflows: WorkflowClients = field(init=False)
     access_tokens: AccessTokens = field(init=False)
@@ -41,6 +44,8 @@ class AppState:
     analytics: AnalyticsRecorder = field(init=False)
     # Tracked events, product views and searches: written in batches off the request.
     ingest: EventBuffer = field(init=False)
+    # This process's copy of the hot catalogue cache entries (current version only).
+    catalog_entries: LocalEntries = field(init=False, default_factory=LocalEntries)
     # Catalogue reads price with this process's price book, reused for a second.
     prices: PriceBookCache = field(init=False, default_factory=PriceBookCache)
     # Searches read the search index when it is ready, PostgreSQL otherwise.
@@ -53,6 +58,7 @@ class AppState:
     order_watch: OrderWatch = field(init=False)
 
     def __post_init__(self) -> None:
+        self.read_sessions = create_read_session_factory(self.engine)
         self.temporal = TemporalConnection.from_settings(self.settings)
         self.workflows = WorkflowClients(self.temporal, self.sessions)
         ttl = self.settings.access_token_ttl_seconds

@@ -47,6 +47,18 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+def create_read_session_factory(engine: AsyncEngine) -> SessionFactory:
+    """Sessions for reads that need no transaction: each statement runs on its own
+    (autocommit), so a read costs one round trip, not BEGIN, the read and COMMIT (and a
+    connection's liveness ping one, not three). Same pool as ``engine``. Not for writes,
+    nor for ``SET LOCAL``."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        class_=AsyncSession,
+        expire_on_commit=False,
+    )
+
+
 @asynccontextmanager
 async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """A session whose work commits once on success and rolls back on any error."""

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlmodel import Field, SQLModel
@@ -60,6 +61,21 @@ class Product(SQLModel, table=True):
         ),
         Index("products_active_created_at_idx", "active", "created_at"),
         Index("products_active_price_idx", "active", "price"),
+        # Listings read a page's ids (and a filtered listing its count) from these alone:
+        # they hold every column a listing filters or sorts on, of listed products only.
+        Index(
+            "products_listing_category_price_idx",
+            "category_id",
+            "price",
+            postgresql_include=["id", "created_at", "rating_sum", "rating_count"],
+            postgresql_where=text("active AND deleted_at IS NULL"),
+        ),
+        Index(
+            "products_listing_created_at_idx",
+            "created_at",
+            "id",
+            postgresql_where=text("active AND deleted_at IS NULL"),
+        ),
     )
 
     id: str = Field(default_factory=lambda: new_id(IdPrefix.PRODUCT), primary_key=True)

@@ -5,8 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.deps import AnonymousIdHeader, DbSession, RedisClient, State, after_commit
+from api.deps import (
+    AnonymousIdHeader,
+    DbSession,
+    ReadSession,
+    RedisClient,
+    State,
+    after_commit,
+)
 from api.problems import problem_responses
 from api.responses import JsonBody
 from api.security import Caller, OptionalUser, StaffUser
@@ -31,6 +39,7 @@ from services.catalog.products import (
     ProductSort,
     normalize_search,
     to_public,
+    to_wire,
 )
 from services.inventory import StockRepository
 
@@ -45,17 +54,15 @@ def invalidate_catalog(session: DbSession, redis: RedisClient) -> None:
     after_commit(session, CatalogCache(redis).invalidate)
 
 
-def _wire(product: ProductPublic) -> dict[str, Any]:
-    """A product as it goes on the wire (and into the response cache)."""
-    return product.model_dump(mode="json", by_alias=True)
-
-
-async def _with_live_stock(session: DbSession, products: list[dict[str, Any]]) -> None:
-    """Availability is never cached: it is read fresh (one indexed query) every time."""
-    if products:
-        available = await StockRepository(session).available([p["id"] for p in products])
-        for product in products:
-            product["available"] = available[product["id"]]
+async def _with_live_stock(
+    session: AsyncSession, products: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Availability is never cached: it is read fresh (one indexed query) every time.
+    The cached dicts are shared by this process's requests: copies carry the stock."""
+    if not products:
+        return products
+    available = await StockRepository(session).available([p["id"] for p in products])
+    return [{**product, "available": available[product["id"]]} for product in products]
 
 
 async def _record(
@@ -106,6 +113,7 @@ async def create_category(
 async def list_products(
     state: State,
     session: DbSession,
+    reads: ReadSession,
     redis: RedisClient,
     caller: OptionalUser,
     anonymous_id: AnonymousIdHeader = None,
@@ -149,7 +157,7 @@ async def list_products(
         page=page,
         limit=limit,
     )
-    cache = CatalogCache(redis)
+    cache = CatalogCache(redis, local=state.catalog_entries)
     # Stock moves with every checkout: a list filtered by it is not cached.
     version = await cache.version() if in_stock is None else None
     engine = state.search.current()
@@ -159,7 +167,10 @@ async def list_products(
         # is cached under the index's generation, so a newer one is not answered from it.
         page_key["engine"] = engine.name
     body: dict[str, Any] | None = await cache.get(version, "page", page_key)
+    # A cache hit reads the stock alone, without a transaction; a miss in its own.
+    stock_session = reads
     if body is None:
+        stock_session = session
         # A listing's total is the same for all its pages and orders: counted once per
         # catalogue version (a count of 100,000 rows is most of a listing's cost).
         counted = None if query.search else await cache.get(version, "count", query.count_params())
@@ -168,14 +179,14 @@ async def list_products(
             await cache.put(version, "count", query.count_params(), found.total)
         prices = await state.prices.get(session, version)
         body = {
-            "items": [_wire(to_public(p, prices)) for p in found.rows],
+            "items": [to_wire(p, prices) for p in found.rows],
             "total": found.total,
             "totalExact": found.total_exact,
             "page": page,
             "limit": limit,
         }
         await cache.put(version, "page", page_key, body, ttl_seconds=prices.cache_seconds())
-    await _with_live_stock(session, body["items"])
+    body = {**body, "items": await _with_live_stock(stock_session, body["items"])}
     if query.search:
         await _record(
             state,
@@ -197,21 +208,24 @@ async def get_product(
     key: str,
     state: State,
     session: DbSession,
+    reads: ReadSession,
     redis: RedisClient,
     caller: OptionalUser,
     anonymous_id: AnonymousIdHeader = None,
 ) -> Response:
     """By id (`prod_…`) or slug: the effective price and the rating summary."""
-    cache = CatalogCache(redis)
+    cache = CatalogCache(redis, local=state.catalog_entries)
     version = await cache.version()
     product: dict[str, Any] | None = await cache.get(version, "product", {"key": key})
+    stock_session = reads
     if product is None:
+        stock_session = session
         prices = await state.prices.get(session, version)
-        product = _wire(to_public(await ProductService(session).get(key), prices))
+        product = to_wire(await ProductService(session).get(key), prices)
         await cache.put(
             version, "product", {"key": key}, product, ttl_seconds=prices.cache_seconds()
         )
-    await _with_live_stock(session, [product])
+    [product] = await _with_live_stock(stock_session, [product])
     await _record(
         state,
         caller,

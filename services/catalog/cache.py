@@ -1,4 +1,5 @@
-"""Listing and detail responses cached in Redis, invalidated by a catalogue version.
+"""Listing and detail responses cached in Redis, invalidated by a catalogue version, with
+a copy of the hot entries in each process.
 
 Every catalogue write bumps ``catalog:version`` once it has committed; cache keys carry
 the version read *before* the database was queried. A reader that raced a write can
@@ -6,6 +7,11 @@ therefore only file its (possibly old) result under the old version, which nobod
 again: after an update returns, no stale price is served. Entries also expire (TTL), so
 a bump lost to a Redis hiccup heals by itself. Redis trouble never fails a request: the
 cache is skipped.
+
+The process's copy (``LocalEntries``) is keyed the same way and consulted after the
+version is read from Redis (one round trip a request), so it is invalidated across every
+process by the same bump; an entry copied from Redis keeps the Redis entry's expiry
+(a discount window's edge), never longer.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -22,12 +30,57 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 VERSION_KEY = "catalog:version"
+# Hot listing pages, product details and counts one process keeps (a few MB at most).
+LOCAL_ENTRIES = 4_096
+
+
+class LocalEntries:
+    """One process's copy of cache entries of the current catalogue version.
+
+    Values are shared between requests: callers must not change them. A new version
+    empties the copy (its entries could never be read again)."""
+
+    def __init__(
+        self, max_entries: int = LOCAL_ENTRIES, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_entries = max_entries
+        self.clock = clock
+        self._version: str | None = None
+        self._entries: dict[str, tuple[float, Any]] = {}
+
+    def get(self, version: str, key: str) -> Any:
+        if version != self._version:
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, value = entry
+        if self.clock() >= expires:
+            self._entries.pop(key, None)
+            return None
+        return value
+
+    def put(self, version: str, key: str, value: Any, ttl_seconds: float) -> None:
+        if ttl_seconds <= 0 or self.max_entries <= 0:
+            return
+        if version != self._version:
+            # A new version (or, rarely, the old one from a request that raced a write;
+            # the next request of the new version starts over again).
+            self._entries.clear()
+            self._version = version
+        elif len(self._entries) >= self.max_entries:
+            # The oldest entry goes (dicts keep insertion order).
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[key] = (self.clock() + ttl_seconds, value)
 
 
 class CatalogCache:
-    def __init__(self, redis: Redis, ttl_seconds: int = 60) -> None:
+    def __init__(
+        self, redis: Redis, ttl_seconds: int = 60, local: LocalEntries | None = None
+    ) -> None:
         self.redis = redis
         self.ttl = ttl_seconds
+        self.local = local
 
     @staticmethod
     def _key(version: str, kind: str, params: dict[str, Any]) -> str:
@@ -42,13 +95,31 @@ class CatalogCache:
             return None
 
     async def get(self, version: str | None, kind: str, params: dict[str, Any]) -> Any:
+        """The entry, or None. Shared with other requests of this process: not to be
+        changed."""
         if version is None:
             return None
+        key = self._key(version, kind, params)
+        if self.local is not None:
+            found = self.local.get(version, key)
+            if found is not None:
+                return found
         try:
-            raw = await self.redis.get(self._key(version, kind, params))
+            if self.local is None:
+                raw = await self.redis.get(key)
+            else:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.get(key)
+                    pipe.pttl(key)
+                    raw, remaining_ms = await pipe.execute()
         except RedisError:
             return None
-        return orjson.loads(raw) if raw else None
+        if not raw:
+            return None
+        value = orjson.loads(raw)
+        if self.local is not None and isinstance(remaining_ms, int) and remaining_ms > 0:
+            self.local.put(version, key, value, remaining_ms / 1000)
+        return value
 
     async def put(
         self,
@@ -63,8 +134,11 @@ class CatalogCache:
         if version is None or (ttl_seconds is not None and ttl_seconds <= 0):
             return
         ttl = min(self.ttl, ttl_seconds) if ttl_seconds else self.ttl
+        key = self._key(version, kind, params)
+        if self.local is not None:
+            self.local.put(version, key, value, ttl)
         with contextlib.suppress(RedisError):
-            await self.redis.set(self._key(version, kind, params), orjson.dumps(value), ex=ttl)
+            await self.redis.set(key, orjson.dumps(value), ex=ttl)
 
     async def invalidate(self) -> None:
         await self.redis.incr(VERSION_KEY)

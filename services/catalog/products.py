@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any, Protocol
@@ -124,6 +125,42 @@ def to_public(product: Product, prices: PriceBook, available: int = 0) -> Produc
         created_at=product.created_at,
         updated_at=product.updated_at,
     )
+
+
+def _json_time(moment: datetime) -> str:
+    """As pydantic writes a datetime in JSON (UTC as ``Z``)."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def to_wire(product: Product, prices: PriceBook, available: int = 0) -> dict[str, Any]:
+    """``to_public(...)`` as it goes on the wire (``model_dump(mode="json",
+    by_alias=True)``), built directly: a listing page of 20 built through pydantic cost
+    more than the query that read it. ``ProductPublic`` still documents the shape, and a
+    test holds the two equal."""
+    rating = rating_summary(product)
+    return {
+        "id": product.id,
+        "sku": product.sku,
+        "name": product.name,
+        "slug": product.slug,
+        "description": product.description,
+        "categoryId": product.category_id,
+        "price": product.price,
+        "effectivePrice": prices.effective_price(product),
+        "currency": product.currency,
+        "compareAtPrice": product.compare_at_price,
+        "images": list(product.images),
+        "attributes": dict(product.attributes),
+        "active": product.active,
+        "lowStockThreshold": product.low_stock_threshold,
+        "autoReorder": product.auto_reorder,
+        "reorderQuantity": product.reorder_quantity,
+        "rating": {"average": rating.average, "count": rating.count, "histogram": rating.histogram},
+        "available": available,
+        "createdAt": _json_time(product.created_at),
+        "updatedAt": _json_time(product.updated_at),
+    }
 
 
 def _order_by(sort: ProductSort, rank: ColumnElement[float] | None = None) -> list[Any]:
@@ -286,9 +323,18 @@ class ProductRepository:
         order_by = _order_by(sort, rank)
         offset = (query.page - 1) * query.limit
         if not query.search:
-            statement = (
-                select(Product).where(*conditions).order_by(*order_by).offset(offset)
-            ).limit(query.limit)
+            # The page's ids first, from the listing indexes alone (they hold what filters
+            # and sorts read), then those rows: a sort of 2,000 candidates reads 2,000
+            # index entries, not 2,000 rows.
+            page = (
+                select(col(Product.id))
+                .where(*conditions)
+                .order_by(*order_by)
+                .offset(offset)
+                .limit(query.limit)
+                .subquery()
+            )
+            statement = select(Product).join(page, col(Product.id) == page.c.id).order_by(*order_by)
             rows = list((await self.session.exec(statement)).all())
             if known_total is not None:
                 return SearchResult(rows, known_total)

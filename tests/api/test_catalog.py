@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -255,6 +257,60 @@ async def test_an_updated_price_is_served_as_soon_as_the_update_returns(
         assert (await client.get(f"/api/products/{product['id']}")).json()["price"] == price
         items = (await client.get("/api/products", params=listing)).json()["items"]
         assert items[0]["price"] == price
+
+
+async def test_a_write_through_one_api_process_is_served_by_every_other(
+    client: httpx.AsyncClient,
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]],
+    staff: dict[str, str],
+    catalogue: dict[str, Any],
+) -> None:
+    """Each API process keeps its own copy of the hot cache entries (``LocalEntries``):
+    a price, discount or stock change made through one process is what every other
+    process answers as soon as the write returns."""
+    other = await make_client()  # a second API process: its own copy, the same Redis
+    product = catalogue["cable"]
+    detail = f"/api/products/{product['id']}"
+    listing = {"category": catalogue["cables"]["id"]}
+
+    async def served(http: httpx.AsyncClient) -> tuple[int, int, int]:
+        one = (await http.get(detail)).json()
+        [item] = (await http.get("/api/products", params=listing)).json()["items"]
+        fields = ("price", "effectivePrice", "available")
+        assert tuple(item[f] for f in fields) == tuple(one[f] for f in fields)
+        return one["price"], one["effectivePrice"], one["available"]
+
+    for http in (client, other, client, other):  # the second round from each copy
+        assert await served(http) == (999, 999, 0)
+
+    changed = await client.patch(detail, headers=staff, json={"price": 1299})
+    assert changed.status_code == 200, changed.text
+    for http in (other, client, other, client):
+        assert await served(http) == (1299, 1299, 0)
+
+    discount = await other.post(
+        "/api/discounts",
+        headers=staff,
+        json={
+            "name": "Cable sale",
+            "kind": "fixed",
+            "amount": 300,
+            "productId": product["id"],
+            "startsAt": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+        },
+    )
+    assert discount.status_code == 201, discount.text
+    for http in (client, other, client, other):
+        assert await served(http) == (1299, 999, 0)
+
+    stocked = await other.post(
+        f"/api/inventory/{product['id']}/adjust",
+        headers=staff,
+        json={"delta": 7, "reason": "delivery"},
+    )
+    assert stocked.status_code == 200, stocked.text
+    for http in (client, other, client, other):
+        assert await served(http) == (1299, 999, 7)
 
 
 async def test_a_deleted_product_leaves_the_catalogue(

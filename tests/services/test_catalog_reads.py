@@ -7,17 +7,21 @@ import random
 import string
 from datetime import timedelta
 
+from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.base import utcnow
 from models.catalog import ProductCreate
 from models.pricing import DiscountCreate, DiscountKind
+from services.catalog.cache import CatalogCache, LocalEntries
 from services.catalog.pricing import DiscountService, PriceBookCache
 from services.catalog.products import (
     SEARCH_CANDIDATES,
     ProductQuery,
     ProductService,
     ProductSort,
+    to_public,
+    to_wire,
 )
 
 
@@ -160,3 +164,57 @@ async def test_the_price_book_is_not_reused_past_a_discount_window_edge(
     # The sale ended: the book read before it did is not used, whatever its lifetime.
     now = start + timedelta(minutes=10, seconds=1)
     assert (await cache.get(db_session, "v1")).effective_price(product) == 100
+
+
+def test_a_process_copy_holds_the_current_version_only() -> None:
+    clock = Clock()
+    local = LocalEntries(max_entries=2, clock=clock)
+    local.put("5", "a", {"price": 100}, ttl_seconds=10)
+    assert local.get("5", "a") == {"price": 100}
+    assert local.get("6", "a") is None  # another version never reads it
+    local.put("6", "b", {"price": 120}, ttl_seconds=10)
+    assert local.get("5", "a") is None  # a new version emptied the copy
+    assert local.get("6", "b") == {"price": 120}
+    local.put("6", "c", 1, ttl_seconds=10)
+    local.put("6", "d", 2, ttl_seconds=10)  # over the size: the oldest entry goes
+    assert (local.get("6", "b"), local.get("6", "c"), local.get("6", "d")) == (None, 1, 2)
+    clock.now += 10
+    assert local.get("6", "c") is None  # expired
+    local.put("6", "e", 3, ttl_seconds=0)  # not to be cached (a discount window's edge)
+    assert local.get("6", "e") is None
+
+
+async def test_an_entry_copied_from_redis_expires_with_the_redis_entry(redis: Redis) -> None:
+    """A process that copies an entry another process stored keeps it no longer than
+    Redis does (a discount window's edge), and a version bump is seen by both."""
+    version = _word()  # a version no other test uses
+    clock = Clock()
+    writer = CatalogCache(redis, local=LocalEntries())
+    reader_copy = LocalEntries(clock=clock)
+    reader = CatalogCache(redis, local=reader_copy)
+    await writer.put(version, "product", {"key": "p"}, {"price": 5}, ttl_seconds=3)
+    assert await reader.get(version, "product", {"key": "p"}) == {"price": 5}
+    await redis.delete(CatalogCache._key(version, "product", {"key": "p"}))
+    assert await reader.get(version, "product", {"key": "p"}) == {"price": 5}  # its copy
+    clock.now += 3
+    assert await reader.get(version, "product", {"key": "p"}) is None  # gone with Redis's
+
+
+async def test_the_wire_dict_is_what_the_public_model_dumps(db_session: AsyncSession) -> None:
+    """Listings and detail build their JSON without pydantic (``to_wire``); the documented
+    model (``ProductPublic``) must dump the very same."""
+    word = _word()
+    await _products(db_session, word, 2)
+    first, second = (await ProductService(db_session).search(ProductQuery(search=word))).rows
+    first.images = ["https://img.example/a.png"]
+    first.attributes = {"colour": "red", "sizes": [1, 2]}
+    first.rating_count, first.rating_sum, first.rating_4, first.rating_5 = 3, 14, 1, 2
+    first.compare_at_price = 999
+    second.created_at = second.created_at.replace(microsecond=0)  # no fraction on the wire
+    await _discount(db_session, second.id, 30)
+    book = await PriceBookCache().get(db_session, None)
+    for product in (first, second):
+        for available in (0, 5):
+            dumped = to_public(product, book, available).model_dump(mode="json", by_alias=True)
+            assert to_wire(product, book, available) == dumped
+    assert to_wire(second, book)["effectivePrice"] == second.price - 30
