@@ -34,6 +34,7 @@ from services.catalog.categories import CategoryService
 from services.catalog.errors import CategoryNotFound, ProductNotFound
 from services.catalog.pricing import price_book
 from services.catalog.products import (
+    POSTGRES_SEARCH,
     ProductQuery,
     ProductService,
     ProductSort,
@@ -167,17 +168,17 @@ async def list_products(
         # is cached under the index's generation, so a newer one is not answered from it.
         page_key["engine"] = engine.name
     body: dict[str, Any] | None = await cache.get(version, "page", page_key)
-    # A cache hit reads the stock alone, without a transaction; a miss in its own.
-    stock_session = reads
+    # Reads in autocommit (a round trip each, no BEGIN and COMMIT), except PostgreSQL's
+    # full-text search, which sets planner options for its own transaction.
+    db = session if query.search and engine is POSTGRES_SEARCH else reads
     if body is None:
-        stock_session = session
         # A listing's total is the same for all its pages and orders: counted once per
         # catalogue version (a count of 100,000 rows is most of a listing's cost).
         counted = None if query.search else await cache.get(version, "count", query.count_params())
-        found = await ProductService(session).search(query, known_total=counted, engine=engine)
+        found = await ProductService(db).search(query, known_total=counted, engine=engine)
         if counted is None and not query.search:
             await cache.put(version, "count", query.count_params(), found.total)
-        prices = await state.prices.get(session, version)
+        prices = await state.prices.get(db, version)
         body = {
             "items": [to_wire(p, prices) for p in found.rows],
             "total": found.total,
@@ -186,7 +187,7 @@ async def list_products(
             "limit": limit,
         }
         await cache.put(version, "page", page_key, body, ttl_seconds=prices.cache_seconds())
-    body = {**body, "items": await _with_live_stock(stock_session, body["items"])}
+    body = {**body, "items": await _with_live_stock(db, body["items"])}
     if query.search:
         await _record(
             state,
@@ -207,7 +208,6 @@ async def list_products(
 async def get_product(
     key: str,
     state: State,
-    session: DbSession,
     reads: ReadSession,
     redis: RedisClient,
     caller: OptionalUser,
@@ -217,15 +217,13 @@ async def get_product(
     cache = CatalogCache(redis, local=state.catalog_entries)
     version = await cache.version()
     product: dict[str, Any] | None = await cache.get(version, "product", {"key": key})
-    stock_session = reads
     if product is None:
-        stock_session = session
-        prices = await state.prices.get(session, version)
-        product = to_wire(await ProductService(session).get(key), prices)
+        prices = await state.prices.get(reads, version)
+        product = to_wire(await ProductService(reads).get(key), prices)
         await cache.put(
             version, "product", {"key": key}, product, ttl_seconds=prices.cache_seconds()
         )
-    [product] = await _with_live_stock(stock_session, [product])
+    [product] = await _with_live_stock(reads, [product])
     await _record(
         state,
         caller,

@@ -27,7 +27,15 @@ class CategoryRepository:
 
     async def subtree_ids(self, root_id: str) -> list[str]:
         """The category and every descendant (a recursive CTE; trees are shallow)."""
-        tree = sa_select(col(Category.id)).where(col(Category.id) == root_id).cte(recursive=True)
+        return await self.subtree_of(root_id, by_slug=False)
+
+    async def subtree_of(self, key: str, *, by_slug: bool = True) -> list[str]:
+        """The category named by id (or slug) and every descendant, in one query; empty
+        when there is no such category."""
+        named = col(Category.id) == key
+        if by_slug:
+            named = named | (col(Category.slug) == key)
+        tree = sa_select(col(Category.id)).where(named).cte(recursive=True)
         tree = tree.union_all(
             sa_select(col(Category.id)).where(col(Category.parent_id) == tree.c.id)
         )

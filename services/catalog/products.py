@@ -532,10 +532,9 @@ class ProductService:
         come from ``engine``."""
         category_ids = None
         if query.category is not None:
-            category = await self.categories.by_id_or_slug(query.category)
-            if category is None:
+            category_ids = await self.categories.subtree_of(query.category)
+            if not category_ids:
                 return SearchResult([], 0)  # an unknown category is an empty page, not an error
-            category_ids = await self.categories.subtree_ids(category.id)
         if query.search:
             return await engine.search(self.products, query, category_ids)
         return await self.products.search(query, category_ids, known_total)
