@@ -1,0 +1,39 @@
+"""The engine's pool: a connection the server closed is replaced at checkout."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import create_engine, create_read_session_factory
+from core.settings import Settings
+
+
+async def _backend(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+    assert isinstance(pid, int)
+    return pid
+
+
+async def test_a_connection_the_server_closed_is_replaced_at_checkout(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    pooled = create_engine(settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}))
+    try:
+        first = await _backend(pooled)
+        assert await _backend(pooled) == first  # the pool hands the same one out again
+        async with engine.connect() as admin:
+            # Waits (up to 5 s) until the backend has exited, so its goodbye was sent.
+            ended = await admin.scalar(text(f"SELECT pg_terminate_backend({first}, 5000)"))
+        assert ended is True
+        await asyncio.sleep(0.2)  # this loop reads the closed socket of the idle connection
+        # Without the check at checkout, this is "connection was closed" (a 500).
+        assert await _backend(pooled) != first
+        # Autocommit reads go through the same pool and the same check.
+        async with create_read_session_factory(pooled)() as session:
+            assert (await session.exec(text("SELECT 1"))).one() == (1,)  # type: ignore[call-overload]
+    finally:
+        await pooled.dispose()
