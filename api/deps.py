@@ -18,7 +18,10 @@ from services.analytics.store import AnalyticsStore
 log = logging.getLogger(__name__)
 
 
-def get_state(request: Request) -> AppState:
+# Dependencies are ``async def`` even when they do not await: FastAPI runs a plain
+# ``def`` dependency in its thread pool, a hand-off to another thread and back (and a
+# contended GIL) on every request, which py-spy showed as a sixth of a catalogue read.
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.shop
     return state
 
@@ -26,7 +29,7 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: State) -> Settings:
+async def get_settings(state: State) -> Settings:
     return state.settings
 
 
@@ -76,7 +79,7 @@ async def get_read_session(state: State) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_redis(state: State) -> Redis:
+async def get_redis(state: State) -> Redis:
     return state.redis
 
 
@@ -98,7 +101,7 @@ AnonymousIdHeader = Annotated[
 ]
 
 
-def analytics_store(session: DbSession, state: State) -> AnalyticsStore:
+async def analytics_store(session: DbSession, state: State) -> AnalyticsStore:
     """The one way routes read analytics (PostgreSQL today; README "Growing out of one
     machine: ClickHouse")."""
     return PostgresAnalyticsStore(session, state.dashboards)
