@@ -3,7 +3,7 @@ sort columns and (created_at, id), both of active, undeleted products only, so a
 listing's count and page ids are read from the index alone
 
 Revision ID: f15c0de00030
-Revises: a7c0de140005
+Revises: f15c0de00020
 Create Date: 2026-12-04 23:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "f15c0de00030"
-down_revision: str | None = "a7c0de140005"
+down_revision: str | None = "f15c0de00020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
