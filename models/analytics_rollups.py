@@ -23,14 +23,20 @@ def _hour() -> datetime:
 
 
 class AnalyticsPerson(SQLModel, table=True):
-    """A person's dense number, and when their first event happened (``first_seen_at``:
-    the earliest ``created_at`` of their events, kept by the hourly rollup)."""
+    """A person's dense number, when their first event happened (``first_seen_at``: the
+    earliest ``created_at`` of their events) and their first order (``first_order_at``:
+    the earliest ``order_complete``), both kept by the hourly rollup."""
 
     __tablename__ = "analytics_people"
     __table_args__ = (
         Index(
             "analytics_people_first_seen_at_idx",
             "first_seen_at",
+            postgresql_include=["number"],
+        ),
+        Index(
+            "analytics_people_first_order_at_idx",
+            "first_order_at",
             postgresql_include=["number"],
         ),
     )
@@ -41,6 +47,7 @@ class AnalyticsPerson(SQLModel, table=True):
         sa_column=Column(Integer, Identity(always=True), nullable=False, unique=True),
     )
     first_seen_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    first_order_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class AnalyticsEventHour(SQLModel, table=True):

@@ -53,38 +53,50 @@ WHERE type = 'payment.refunded' AND created_at > :since
 """
 # In person order: hours recomputed side by side (``rebuild``) take the new rows' locks in
 # one order, so they wait for each other rather than deadlock.
-NUMBER_PEOPLE = """
-INSERT INTO analytics_people (person_id, first_seen_at)
-SELECT person_id, min(created_at) FROM analytics_events
+FIRST_ORDER = "min(created_at) FILTER (WHERE event = 'order_complete')"
+NUMBER_PEOPLE = f"""
+INSERT INTO analytics_people (person_id, first_seen_at, first_order_at)
+SELECT person_id, min(created_at), {FIRST_ORDER} FROM analytics_events
 WHERE created_at >= :start AND created_at < :end
 GROUP BY person_id ORDER BY person_id
 ON CONFLICT DO NOTHING
 """
-# A person's first visit only moves earlier as events arrive (a late one, or a guest's
-# linked at sign-in). Only the rows that move are locked, in person order; ``ON CONFLICT
-# DO UPDATE`` above would lock every known person of the hour, and the hours a rebuild
-# recomputes side by side would queue on each other.
-EARLIER_FIRST_SEEN = """
+# A person's first visit and first order only move earlier as events arrive (a late
+# one, or a guest's linked at sign-in). Only the rows that move are locked, in person
+# order; ``ON CONFLICT DO UPDATE`` above would lock every known person of the hour, and
+# the hours a rebuild recomputes side by side would queue on each other.
+EARLIER_FIRSTS = f"""
 WITH hour AS (
-  SELECT person_id, min(created_at) AS first_at FROM analytics_events
+  SELECT person_id, min(created_at) AS first_at, {FIRST_ORDER} AS order_at
+  FROM analytics_events
   WHERE created_at >= :start AND created_at < :end GROUP BY person_id
 ), moved AS (
-  SELECT p.person_id, h.first_at FROM analytics_people p JOIN hour h USING (person_id)
+  SELECT p.person_id, h.first_at, h.order_at FROM analytics_people p JOIN hour h USING (person_id)
   WHERE p.first_seen_at IS NULL OR h.first_at < p.first_seen_at
+    OR h.order_at < p.first_order_at OR (p.first_order_at IS NULL AND h.order_at IS NOT NULL)
   ORDER BY p.person_id FOR UPDATE OF p
 )
-UPDATE analytics_people p SET first_seen_at = least(p.first_seen_at, m.first_at)
+UPDATE analytics_people p SET first_seen_at = least(p.first_seen_at, m.first_at),
+  first_order_at = least(p.first_order_at, m.order_at)
 FROM moved m WHERE p.person_id = m.person_id
 """
-# The people whose first visit fell in the hour but no longer has an event (a guest's
-# events given to the user at sign-in): their first visit is their earliest event left,
-# or none.
+# The people whose first visit (first order) fell in the hour but no longer has an event
+# (an order) there (a guest's events given to the user at sign-in): theirs is now their
+# earliest event (order) left, or none.
 LOST_FIRST_SEEN = """
 UPDATE analytics_people p SET first_seen_at = (
   SELECT min(created_at) FROM analytics_events e WHERE e.person_id = p.person_id)
 WHERE p.first_seen_at >= :start AND p.first_seen_at < :end
   AND NOT EXISTS (SELECT 1 FROM analytics_events e
                   WHERE e.person_id = p.person_id AND e.created_at = p.first_seen_at)
+"""
+LOST_FIRST_ORDER = """
+UPDATE analytics_people p SET first_order_at = (
+  SELECT min(created_at) FROM analytics_events e
+  WHERE e.person_id = p.person_id AND e.event = 'order_complete')
+WHERE p.first_order_at >= :start AND p.first_order_at < :end
+  AND NOT EXISTS (SELECT 1 FROM analytics_events e WHERE e.person_id = p.person_id
+                  AND e.created_at = p.first_order_at AND e.event = 'order_complete')
 """
 EVENT_PEOPLE = """
 SELECT e.event, count(*), array_agg(DISTINCT p.number)
@@ -183,11 +195,12 @@ class RollupRepository:
 
     async def recompute_hour(self, start: datetime) -> None:
         """Every rollup but refunds, for the hour starting at ``start``, from raw rows;
-        and the first visits of the hour's people (and of those whose first visit it was)."""
+        and the first visits and first orders of the hour's people (and of those whose
+        first visit or order it was)."""
         span = {"start": start, "end": start + HOUR}
         for table in HOURLY_TABLES:
             await self._rows(f"DELETE FROM {table} WHERE hour = :start", start=start)
-        for statement in (NUMBER_PEOPLE, EARLIER_FIRST_SEEN, LOST_FIRST_SEEN):
+        for statement in (NUMBER_PEOPLE, EARLIER_FIRSTS, LOST_FIRST_SEEN, LOST_FIRST_ORDER):
             await self._rows(statement, **span)
         everyone: set[int] = set()
         total = 0

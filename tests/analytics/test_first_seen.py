@@ -121,3 +121,71 @@ async def test_a_rebuild_gives_the_first_visits_of_imported_events(
     assert await first_seen(db_sessions) == expected
     await rollups.rebuild(hours, streams=1)
     assert await first_seen(db_sessions) == expected
+
+
+FIRST_ORDER = """
+SELECT person_id, first_order_at FROM analytics_people
+WHERE person_id = ANY(:people) AND first_order_at IS NOT NULL
+"""
+RAW_FIRST_ORDER = """
+SELECT person_id, min(created_at) FROM analytics_events
+WHERE person_id = ANY(:people) AND event = 'order_complete' GROUP BY person_id
+"""
+
+
+async def test_first_orders_follow_new_and_late_orders_and_identity_links(
+    db_sessions: SessionFactory,
+) -> None:
+    """``first_order_at`` is kept beside ``first_seen_at`` the same way: against the
+    earliest raw ``order_complete`` after each change."""
+    rollups = RollupService(db_sessions)
+
+    async def agree() -> dict[str, datetime | None]:
+        async with db_sessions() as session:
+            kept = await _pairs(session, FIRST_ORDER)
+            assert kept == await _pairs(session, RAW_FIRST_ORDER)
+        return kept
+
+    async with db_sessions() as session:
+        session.add_all(
+            [
+                event("product_view", "user_fs1", DAY0 + 3 * H),
+                event("order_complete", "user_fs1", DAY0 + 10 * H + timedelta(minutes=20)),
+                event("order_complete", "user_fs1", DAY0 + 30 * H),
+                event("order_complete", "anon:guest_fs", DAY0 + 2 * H + timedelta(minutes=7)),
+                event("product_view", "user_fs2", DAY0 + 4 * H),
+            ]
+        )
+        await session.commit()
+    await rollups.recompute(
+        [DAY0 + 2 * H, DAY0 + 3 * H, DAY0 + 4 * H, DAY0 + 10 * H, DAY0 + 30 * H]
+    )
+    kept = await agree()
+    assert kept["user_fs1"] == DAY0 + 10 * H + timedelta(minutes=20)
+    assert "user_fs2" not in kept  # seen, never ordered
+
+    # A first order later on; then a late one, earlier than the person's first.
+    async with db_sessions() as session:
+        session.add(event("order_complete", "user_fs2", DAY0 + 50 * H))
+        await session.commit()
+    await rollups.recompute([DAY0 + 50 * H])
+    assert (await agree())["user_fs2"] == DAY0 + 50 * H
+    async with db_sessions() as session:
+        session.add(event("order_complete", "user_fs2", DAY0 + 6 * H))
+        await session.commit()
+    await rollups.recompute([DAY0 + 6 * H])
+    assert (await agree())["user_fs2"] == DAY0 + 6 * H
+
+    # The guest who ordered signs in as user_fs1: the user's first order is the guest's.
+    async with db_sessions() as session:
+        await session.exec(
+            text(  # type: ignore[call-overload]
+                "UPDATE analytics_events SET person_id = 'user_fs1' "
+                "WHERE person_id = 'anon:guest_fs'"
+            )
+        )
+        await session.commit()
+    await rollups.recompute([DAY0 + 2 * H])
+    kept = await agree()
+    assert kept["user_fs1"] == DAY0 + 2 * H + timedelta(minutes=7)
+    assert "anon:guest_fs" not in kept
