@@ -89,35 +89,16 @@ class RetentionQuery:
         return day
 
 
-_WORK_MEM = "SET LOCAL work_mem = '64MB'"
-_BY_FIRST_ORDER = """WITH firsts AS (
-  SELECT person_id, min(created_at) AS first_at
-  FROM analytics_events a
-  WHERE created_at >= :start AND created_at < :end AND a.event = 'order_complete'
-  GROUP BY person_id
-), cohort AS (
-  SELECT f.person_id, date_trunc(:unit, f.first_at, 'UTC') AS cohort_start
-  FROM firsts f
-  WHERE NOT EXISTS (
-    SELECT 1 FROM analytics_events b
-    WHERE b.person_id = f.person_id AND b.created_at < :start AND b.event = 'order_complete')
-), back AS (
-  SELECT DISTINCT c.cohort_start, c.person_id, CAST(floor(
-    extract(epoch FROM e.created_at - c.cohort_start) / :seconds) AS integer) AS k
-  FROM cohort c JOIN analytics_events e ON e.person_id = c.person_id
-  WHERE e.created_at >= :start AND e.created_at < :horizon AND e.event = 'order_complete'
-    AND e.created_at >= c.cohort_start + CAST(:period AS interval)
-    AND e.created_at < c.cohort_start + CAST(:span AS interval)
-)
-SELECT cohort_start, 0 AS k, count(*) AS people FROM cohort GROUP BY cohort_start
-UNION ALL
-SELECT cohort_start, k, count(*) AS people FROM back GROUP BY cohort_start, k"""
-
-
+# Per cohort kind: the people's column their cohort comes from, and the rollups' event
+# whose per-day people are those who came back.
+COHORT_SOURCE = {
+    CohortBy.FIRST_ORDER: ("first_order_at", "order_complete"),
+    CohortBy.FIRST_VISIT: ("first_seen_at", ANY_EVENT),
+}
 # A row per cohort (an array of its people's numbers), not one per person.
-_FIRST_VISITS = """
-SELECT date_trunc(:unit, first_seen_at, 'UTC') AS cohort_start, array_agg(number)
-FROM analytics_people WHERE first_seen_at >= :start AND first_seen_at < :end GROUP BY 1"""
+_COHORTS = """
+SELECT date_trunc(:unit, {column}, 'UTC') AS cohort_start, array_agg(number)
+FROM analytics_people WHERE {column} >= :start AND {column} < :end GROUP BY 1"""
 
 
 class RetentionRepository:
@@ -125,38 +106,15 @@ class RetentionRepository:
         self.session = session
 
     async def counts(self, query: RetentionQuery) -> dict[datetime, dict[int, int]]:
-        """People per cohort start and period (0: the cohort itself)."""
-        if query.cohort_by is CohortBy.FIRST_VISIT:
-            return await self._first_visit_counts(query)
-        length = PERIOD_LENGTH[query.period]
-        span = length * (query.periods + 1)
-        # The per-person hash tables (50,000 people at 10 million events) fit in memory;
-        # with the default 4 MB they spill to disk.
-        await self.session.exec(text(_WORK_MEM))  # type: ignore[call-overload]
-        rows = await self.session.exec(
-            text(_BY_FIRST_ORDER),  # type: ignore[call-overload]
-            params={
-                "start": query.first_period,
-                "end": query.range.end,
-                "horizon": query.range.end + span,
-                "unit": query.period.value,
-                "seconds": int(length.total_seconds()),
-                "period": length,
-                "span": span,
-            },
-        )
-        found: dict[datetime, dict[int, int]] = {}
-        for row in rows.all():
-            found.setdefault(row.cohort_start, {})[int(row.k)] = int(row.people)
-        return found
-
-    async def _first_visit_counts(self, query: RetentionQuery) -> dict[datetime, dict[int, int]]:
-        """By first visit, from the rollups rather than the events: cohorts from the
-        people's first visits (``analytics_people.first_seen_at``), who came back from
-        the per-day bitmaps of anyone active (every period is whole UTC days)."""
+        """People per cohort start and period (0: the cohort itself), from the rollups
+        rather than the events: cohorts from the people's first order or first visit
+        (``analytics_people.first_order_at``, ``first_seen_at``), who came back from the
+        per-day bitmaps of ``order_complete`` or of any event (every period is whole UTC
+        days)."""
+        column, event = COHORT_SOURCE[query.cohort_by]
         length = PERIOD_LENGTH[query.period]
         result = await self.session.exec(
-            text(_FIRST_VISITS),  # type: ignore[call-overload]
+            text(_COHORTS.format(column=column)),  # type: ignore[call-overload]
             params={
                 "unit": query.period.value,
                 "start": query.first_period,
@@ -168,8 +126,8 @@ class RetentionRepository:
             return {}
         after = min(cohorts) + length
         until = max(cohorts) + length * (query.periods + 1)
-        ask = PeopleAsk("active", after, until, (ANY_EVENT,))
-        days = (await PeopleRepository(self.session).rows([ask]))["active"]
+        ask = PeopleAsk("back", after, until, (event,))
+        days = (await PeopleRepository(self.session).rows([ask]))["back"]
         active = {row.at: row for row in days if row.unit == "day"}
         found: dict[datetime, dict[int, int]] = {}
         for start, members in cohorts.items():
@@ -177,7 +135,7 @@ class RetentionRepository:
             for k in range(1, query.periods + 1):
                 period_start = start + length * k
                 rows = (active.get(period_start + DAY * d) for d in range(length // DAY))
-                back = union((row for row in rows if row is not None), ANY_EVENT) & members
+                back = union((row for row in rows if row is not None), event) & members
                 by_period[k] = back.bit_count()
         return found
 

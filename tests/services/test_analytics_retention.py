@@ -137,52 +137,102 @@ async def test_first_visit_cohorts_come_from_the_rollups(
     ]
 
 
-async def test_first_visit_retention_equals_a_count_over_the_raw_events(
+async def test_first_order_cohorts_come_from_the_rollups(
+    history: AsyncSession, db_sessions: SessionFactory
+) -> None:
+    """By first order too: an order is counted once its hour is rolled up; a late order,
+    earlier than a person's first, moves them to an earlier cohort."""
+    before = table(await retention(history))
+    async with db_sessions() as session:
+        session.add(event("p5", "order_complete", T0 + 3 * D))  # late: before day 12
+        await session.commit()
+    assert table(await retention(history)) == before
+    await RollupService(db_sessions).recompute([hour_of(T0 + 3 * D)])
+    # p5 now first ordered in week 0, and is back in week 1 (day 12); week 1 keeps p4.
+    assert table(await retention(history)) == [
+        (date(2001, 3, 5), 3, [3, 2, 0, 1]),
+        (date(2001, 3, 12), 1, [1, 1, 0]),
+    ]
+
+
+def _raw_cohorts(
+    events: list[AnalyticsEvent], cohort_by: str, start: datetime, length: timedelta
+) -> list[tuple[date, int, list[int]]]:
+    """The cohort table counted here from the raw events: a cohort's people first did
+    the cohort's event (an order, or anything) in its period; period k counts those who
+    did it again in the k-th period after."""
+    counted = [e for e in events if cohort_by == "first_visit" or e.event == "order_complete"]
+    firsts: dict[str, datetime] = {}
+    for e in counted:
+        firsts[e.person_id] = min(e.created_at, firsts.get(e.person_id, e.created_at))
+    expected: dict[datetime, list[set[str]]] = {}
+    for person, first_at in firsts.items():
+        if start <= first_at < start + 21 * D:
+            cohort = start + (first_at - start) // length * length
+            expected.setdefault(cohort, [set() for _ in range(5)])[0].add(person)
+    for e in counted:
+        for cohort, sets in expected.items():
+            k = (e.created_at - cohort) // length
+            if e.person_id in sets[0] and 1 <= k <= 4:
+                sets[k].add(e.person_id)
+    return [
+        (cohort.date(), len(sets[0]), [len(s) for s in sets])
+        for cohort, sets in sorted(expected.items())
+    ]
+
+
+async def test_retention_equals_a_count_over_the_raw_events(
     db_sessions: SessionFactory,
 ) -> None:
-    """Random visits of 150 people over 7 weeks (some before the range), rolled up, against
-    cohorts counted here from the raw events."""
+    """Random visits and orders of 150 people over 7 weeks (some before the range), rolled
+    up, against cohorts counted here from the raw events, by first visit and by first
+    order, weekly and daily; then late events (earlier than some people's first order or
+    visit) rolled up hour by hour, and the same comparison again."""
     rng = Random(14)
     start = datetime(2002, 4, 1, tzinfo=UTC)  # a Monday
+    rollups = RollupService(db_sessions)
+
+    def drawn(person: str, first: datetime) -> AnalyticsEvent:
+        name = "order_complete" if rng.random() < 0.3 else "product_view"
+        return event(person, name, first + timedelta(hours=rng.randrange(28 * 24)))
+
     events: list[AnalyticsEvent] = []
     for n in range(150):
         first = start + timedelta(hours=rng.randrange(-240, 21 * 24))
-        events += [
-            event(f"r{n}", "product_view", first + timedelta(hours=rng.randrange(28 * 24)))
-            for _ in range(rng.randrange(1, 9))
-        ]
+        events += [drawn(f"r{n}", first) for _ in range(rng.randrange(1, 9))]
     async with db_sessions() as session:
         session.add_all(events)
         await session.commit()
-    await RollupService(db_sessions).recompute(sorted({hour_of(e.created_at) for e in events}))
+    await rollups.recompute(sorted({hour_of(e.created_at) for e in events}))
     now = start + timedelta(days=49)
-    for period, length in (("week", timedelta(weeks=1)), ("day", D)):
-        parsed = RetentionQuery.parse(
-            period=period,
-            periods=4,
-            cohort="first_visit",
-            time_range=None,
-            start=start,
-            end=start + 21 * D,
-            now=now,
-        )
-        async with db_sessions() as session:
-            report = await RetentionService(session).retention(parsed, now)
-        firsts: dict[str, datetime] = {}
-        for e in events:
-            firsts[e.person_id] = min(e.created_at, firsts.get(e.person_id, e.created_at))
-        expected: dict[datetime, list[set[str]]] = {}
-        for person, first_at in firsts.items():
-            if start <= first_at < start + 21 * D:
-                cohort = start + (first_at - start) // length * length
-                expected.setdefault(cohort, [set() for _ in range(5)])[0].add(person)
-        for e in events:
-            for cohort, sets in expected.items():
-                k = (e.created_at - cohort) // length
-                if e.person_id in sets[0] and 1 <= k <= 4:
-                    sets[k].add(e.person_id)
-        assert len(expected) > 2
-        assert table(report) == [
-            (cohort.date(), len(sets[0]), [len(s) for s in sets])
-            for cohort, sets in sorted(expected.items())
-        ], period
+
+    async def compare() -> None:
+        for cohort_by in ("first_visit", "first_order"):
+            for period, length in (("week", timedelta(weeks=1)), ("day", D)):
+                parsed = RetentionQuery.parse(
+                    period=period,
+                    periods=4,
+                    cohort=cohort_by,
+                    time_range=None,
+                    start=start,
+                    end=start + 21 * D,
+                    now=now,
+                )
+                async with db_sessions() as session:
+                    report = await RetentionService(session).retention(parsed, now)
+                expected = _raw_cohorts(events, cohort_by, start, length)
+                assert len(expected) > 2
+                assert table(report) == expected, (cohort_by, period)
+
+    await compare()
+    late = [
+        event(f"r{n}", "order_complete", start + timedelta(hours=rng.randrange(-48, 21 * 24)))
+        for n in rng.sample(range(150), 40)
+    ]
+    async with db_sessions() as session:
+        session.add_all(late)
+        await session.commit()
+    events += late
+    for hour in sorted({hour_of(e.created_at) for e in late}):
+        await rollups.recompute([hour])
+    await compare()
