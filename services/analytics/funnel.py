@@ -193,13 +193,7 @@ class FunnelService:
 
     async def funnel(self, query: FunnelQuery, now: datetime) -> FunnelReport:
         n = len(query.steps)
-        rules = query.rules
-        if rules.order is FunnelOrder.ANY or (
-            rules.order is FunnelOrder.ORDERED and rules.step_windows is None
-        ):
-            found = await self.repo.figures(rules, query.breakdown, query.range, now)
-        else:
-            found = await self.walked(query, now)
+        found = await self.repo.figures(query.rules, query.breakdown, query.range, now)
         empty = StepFigures([0] * n, [0] * n, [None] * n)
         groups = [
             FunnelGroup(value=value, steps=_steps(query.steps, figures))
@@ -221,7 +215,8 @@ class FunnelService:
         )
 
     async def walked(self, query: FunnelQuery, now: datetime) -> dict[str | None, StepFigures]:
-        """The same figures as ``FunnelRepository.figures``, walked person by person."""
+        """The same figures as ``FunnelRepository.figures``, walked person by person in
+        Python (``funnel_walk``): the reference the SQL is tested against."""
         rules, n = query.rules, len(query.steps)
         by_group: dict[str | None, list[PersonPath]] = {None: []}
         for group, entry, events in await self.repo.paths(rules, query.breakdown, query.range):

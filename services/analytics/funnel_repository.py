@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.analytics.funnel_paths import walked_chain
 from services.analytics.funnel_walk import FunnelOrder, WalkRules
 from services.analytics.ranges import TimeRange
 
@@ -130,23 +131,34 @@ def _chain(rules: WalkRules) -> tuple[list[str], str]:
     return parts, f"(SELECT en.grp, en.t0, {columns} FROM entry en {joins}) AS reached"
 
 
+def _walked(rules: WalkRules) -> bool:
+    """``strict``, or ``ordered`` with step windows: walked (in SQL) event by event."""
+    return rules.order is FunnelOrder.STRICT or (
+        rules.order is FunnelOrder.ORDERED and rules.step_windows is not None
+    )
+
+
 def _figures_select(rules: WalkRules, by: Breakdown | None, source: str) -> str:
     n = len(rules.steps)
+    walked = _walked(rules)
     columns = [
         "GROUPING(grp) = 1 AS total, grp" if by else "true AS total, '' AS grp",
         *(f"count(t{k}) AS c{k}" for k in range(n)),
     ]
     for k in range(1, n):
+        # A walked way's next window opens at the latest event that reached the step
+        # (``l``), and its gaps (``g``) are counted from the event it followed.
         deadline = f"t0 + {_WINDOW}"
         if rules.step_windows:
-            deadline = f"least({deadline}, t{k - 1} + CAST(:sw{k} AS interval))"
+            opened = f"l{k - 1}" if walked else f"t{k - 1}"
+            deadline = f"least({deadline}, {opened} + CAST(:sw{k} AS interval))"
+        gap = f"g{k}" if walked else f"extract(epoch FROM t{k} - t{k - 1})"
         columns.append(
             f"count(*) FILTER (WHERE t{k - 1} IS NOT NULL AND t{k} IS NULL"
             f" AND {deadline} > :now) AS w{k}"
         )
         columns.append(
-            "percentile_cont(0.5) WITHIN GROUP (ORDER BY "
-            f"CAST(extract(epoch FROM t{k} - t{k - 1}) AS double precision)) AS m{k}"
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST({gap} AS double precision)) AS m{k}"
         )
     grouping = " GROUP BY GROUPING SETS ((grp), ())" if by else ""
     return f"SELECT {', '.join(columns)} FROM {source}{grouping}"
@@ -158,6 +170,7 @@ def _params(rules: WalkRules, time_range: TimeRange) -> dict[str, Any]:
         "end": time_range.end,
         "horizon": time_range.end + rules.window,
         "window": rules.window,
+        "steps": list(rules.steps),
     }
     params |= {f"s{k}": step for k, step in enumerate(rules.steps)}
     if rules.step_windows:
@@ -172,12 +185,11 @@ class FunnelRepository:
     async def figures(
         self, rules: WalkRules, by: Breakdown | None, time_range: TimeRange, now: datetime
     ) -> dict[str | None, StepFigures]:
-        """``ordered`` without step windows, or ``any``: computed in the database, by
-        breakdown value (``None``: everyone)."""
-        assert rules.order is FunnelOrder.ANY or not rules.step_windows
+        """Every step's figures, computed in the database, by breakdown value (``None``:
+        everyone)."""
         await self.session.exec(text(_WORK_MEM))  # type: ignore[call-overload]
         await self.session.exec(text(_HASH_STEPS))  # type: ignore[call-overload]
-        parts, source = _chain(rules)
+        parts, source = walked_chain(rules) if _walked(rules) else _chain(rules)
         chain = ",\n".join(parts)
         sql = f"WITH {_ENTRY[by]},\n{chain}\n{_figures_select(rules, by, source)}"
         rows = await self.session.exec(
@@ -218,7 +230,7 @@ GROUP BY c.person_id, c.grp, c.t0"""
         await self.session.exec(text(_WORK_MEM))  # type: ignore[call-overload]
         rows = await self.session.exec(
             text(sql),  # type: ignore[call-overload]
-            params=_params(rules, time_range) | {"steps": list(rules.steps)},
+            params=_params(rules, time_range),
         )
         return [
             (str(grp), entered_at, list(zip(steps, ats, strict=True)))

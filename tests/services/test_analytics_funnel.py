@@ -20,7 +20,6 @@ from models.analytics import AnalyticsEvent
 from models.analytics_funnel import FunnelReport
 from models.catalog import Category, Product
 from services.analytics.funnel import FunnelQuery, FunnelService
-from services.analytics.funnel_walk import FunnelOrder
 from tests.factories import unique_slug
 
 T0 = datetime(2001, 3, 5, tzinfo=UTC)  # a Monday
@@ -283,14 +282,112 @@ async def test_the_database_and_the_walk_agree(db_session: AsyncSession) -> None
         {"window": "2d", "order": "any"},
         {"window": "3d", "order": "any", "step_windows": "5h,1d,10h,1d"},
         {"window": "1d", "breakdown": "source"},
+        {"window": "3d", "step_windows": "5h,1d,10h,1d"},
+        {"window": "2d", "order": "strict"},
+        {"window": "3d", "order": "strict", "step_windows": "5h,1d,10h,1d"},
     ):
         parsed = FunnelQuery.parse(now=now, start=START, end=END, steps=",".join(names), **query)
-        assert parsed.order in (FunnelOrder.ORDERED, FunnelOrder.ANY)
         in_sql = await service.repo.figures(parsed.rules, parsed.breakdown, parsed.range, now)
         walked = await service.walked(parsed, now)
         assert walked == in_sql, query
         assert in_sql[None].counts[0] > 50
         assert in_sql[None].counts[-1] > 0
+
+
+async def test_strict_and_step_windows_agree_with_the_walk_at_ties(
+    db_session: AsyncSession,
+) -> None:
+    """Many events of a person at the same instant (taken in id order, random here) and
+    other events between the steps: the SQL walk of ``strict`` and of step windows, with
+    a breakdown, equals the walk in Python."""
+    rng = random.Random(1414)
+    names = ["product_view", "add_to_cart", "checkout_start", "payment_start"]
+    rows: list[AnalyticsEvent] = []
+    for person in range(200):
+        at = T0 + timedelta(minutes=30 * rng.randrange(0, 9 * 48))
+        step = 0
+        for _ in range(rng.randrange(1, 14)):
+            # Half the time the same instant as the event before.
+            at += timedelta(minutes=30 * rng.choice([0, 0, 1, 2, 6, 20]))
+            step = (step + 1) % len(names) if rng.random() < 0.6 else rng.randrange(len(names))
+            name = names[step] if rng.random() < 0.85 else "product_search"
+            rows.append(
+                event(
+                    f"t{person}",
+                    name,
+                    at,
+                    id=f"ae_tie_{rng.randrange(10**9):09d}_{len(rows)}",
+                    properties={"utm_source": rng.choice(["a", "b"])},
+                )
+            )
+    await add(db_session, rows)
+    service = FunnelService(db_session)
+    now = T0 + 6 * D  # many still inside their windows
+    for query in (
+        {"window": "3d", "step_windows": "1h,2h,30m"},
+        {"window": "2d", "step_windows": "30m,1d,1d", "breakdown": "source"},
+        {"window": "2d", "order": "strict"},
+        {"window": "2d", "order": "strict", "breakdown": "source"},
+        {"window": "3d", "order": "strict", "step_windows": "1h,2h,30m"},
+        {"window": "2d", "order": "strict", "step_windows": "1h,1h,1d", "breakdown": "source"},
+    ):
+        parsed = FunnelQuery.parse(now=now, start=START, end=END, steps=",".join(names), **query)
+        in_sql = await service.repo.figures(parsed.rules, parsed.breakdown, parsed.range, now)
+        walked = await service.walked(parsed, now)
+        assert walked == in_sql, query
+        assert in_sql[None].counts[0] > 50
+        assert in_sql[None].counts[-1] > 0, query
+        assert sum(in_sql[None].in_window) > 0, query
+
+
+async def test_strict_at_one_instant_follows_the_ids(db_session: AsyncSession) -> None:
+    """A view and a cart at the same instant: in id order they are a way, the other way
+    round the cart came first and the way is broken; ordered with step windows too."""
+    await add(
+        db_session,
+        [
+            event("kim", "product_view", T0 + H, id="ae_kim_1"),
+            event("kim", "add_to_cart", T0 + H, id="ae_kim_2"),
+            event("leo", "product_view", T0 + H, id="ae_leo_2"),
+            event("leo", "add_to_cart", T0 + H, id="ae_leo_1"),
+        ],
+    )
+    steps = "product_view,add_to_cart"
+    assert counts(await funnel(db_session, order="strict", steps=steps)) == [2, 1]
+    assert counts(await funnel(db_session, order="strict", step_windows="1m", steps=steps)) == [
+        2,
+        1,
+    ]
+    # leo's cart, before his view in id order, is at his entry: the entry starts a way.
+    assert counts(await funnel(db_session, step_windows="1m", steps=steps)) == [2, 2]
+
+
+async def test_strict_with_step_windows(db_session: AsyncSession) -> None:
+    """Each step within its own window of the step before, no other event between."""
+    await add(
+        db_session,
+        [
+            event("max", "product_view", T0),
+            event("max", "add_to_cart", T0 + 30 * timedelta(minutes=1)),
+            event("max", "checkout_start", T0 + 2 * H + 30 * timedelta(minutes=1)),
+            event("nia", "product_view", T0),
+            event("nia", "add_to_cart", T0 + 2 * H),
+            # A second way: a view again, its cart within the hour, then checkout.
+            event("nia", "product_view", T0 + 5 * H),
+            event("nia", "add_to_cart", T0 + 5 * H + 40 * timedelta(minutes=1)),
+            event("nia", "checkout_start", T0 + 6 * H),
+        ],
+    )
+    assert counts(await funnel(db_session, order="strict")) == [2, 2, 2]
+    report = await funnel(db_session, order="strict", step_windows="1h,1h")
+    assert counts(report) == [2, 2, 1]  # max's checkout came 2 h after his cart
+    cart, checkout = report.steps[1:]
+    assert cart.median_seconds_from_previous == (30 * 60 + 40 * 60) / 2
+    assert checkout.median_seconds_from_previous == 20 * 60  # nia's second way
+    assert counts(await funnel(db_session, order="strict", step_windows="1h,3h")) == [2, 2, 2]
+    # Still inside the window: max's checkout window (1 h from his cart) is open at 1 h.
+    later = await funnel(db_session, now=T0 + H, order="strict", step_windows="1h,1h")
+    assert [s.in_window for s in later.steps] == [0, 0, 1]
 
 
 async def test_funnels_and_retention_read_covering_indexes(db_session: AsyncSession) -> None:
@@ -307,6 +404,10 @@ async def test_funnels_and_retention_read_covering_indexes(db_session: AsyncSess
     )
     assert defs["analytics_events_person_id_created_at_idx"].endswith(
         "(person_id, created_at) INCLUDE (event)"
+    )
+    # The walk of strict funnels and step windows: by time, with whose, which and the id.
+    assert defs["analytics_events_created_at_idx"].endswith(
+        "(created_at) INCLUDE (person_id, event, id)"
     )
     # Vacuumed every 100,000 new events, so that recent pages are all-visible.
     options = await db_session.exec(
