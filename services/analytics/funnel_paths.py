@@ -45,14 +45,15 @@ def _events(rules: WalkRules) -> list[str]:
     ]
 
 
-def _person_row(n: int, source: str) -> str:
+def _person_row(n: int, source: str, *, valid: str = "v{k}", source_from: str = "f{k}") -> str:
     """Per person: ``a{k}`` the (time, from) of the first event that reached step k
-    (``v{k}``; of those at that same instant, the smallest ``from``: the time the gap is
+    (``valid``; of those at that same instant, the smallest ``from``: the time the gap is
     counted from), ``l{k}`` the latest one; ``l0`` the latest step-1 event."""
     columns = ["pn", "max(t) FILTER (WHERE k = 0) AS l0"]
     for k in range(1, n):
-        columns.append(f"min(ARRAY[{_epoch('t')}, {_epoch(f'f{k}')}]) FILTER (WHERE v{k}) AS a{k}")
-        columns.append(f"max(t) FILTER (WHERE v{k}) AS l{k}")
+        ok, since = valid.format(k=k), source_from.format(k=k)
+        columns.append(f"min(ARRAY[{_epoch('t')}, {_epoch(since)}]) FILTER (WHERE {ok}) AS a{k}")
+        columns.append(f"max(t) FILTER (WHERE {ok}) AS l{k}")
     return f"SELECT {', '.join(columns)} FROM {source} GROUP BY pn"
 
 
@@ -98,26 +99,40 @@ def _ordered_with_windows(rules: WalkRules) -> list[str]:
     (earlier, or at the same instant with a smaller id), within step k's window: the
     latest such event so far is a running maximum. The gap is counted from the earliest
     one inside the window (a frame by time; those of the same instant count too, since
-    the event is then reached at that instant)."""
+    the event is then reached at that instant). Pass k reads only the events that
+    reached step k-1 and the step-k events, so only the first pass reads every view."""
     n = len(rules.steps)
-    parts = ["r0 AS (SELECT *, k = 0 AS v0 FROM ev)"]
+    parts: list[str] = []
     for k in range(1, n):
-        running = f"max(t) FILTER (WHERE v{k - 1}) OVER (w ROWS UNBOUNDED PRECEDING)"
+        running = f"max(t) FILTER (WHERE k = {k - 1}) OVER (w ROWS UNBOUNDED PRECEDING)"
         if k == 1:
             # Before any step-1 event, the entry itself (this row is then at entry time,
             # ahead of the entry event in id order) is the way to step 2.
             running = f"coalesce({running}, t)"
         earliest = (
-            f"min(t) FILTER (WHERE v{k - 1}) OVER (PARTITION BY pn ORDER BY t "
+            f"min(t) FILTER (WHERE k = {k - 1}) OVER (PARTITION BY pn ORDER BY t "
             f"RANGE BETWEEN CAST(:sw{k} AS interval) PRECEDING AND CURRENT ROW)"
+        )
+        rows = (
+            "(SELECT pn, t, id, k FROM ev WHERE k <= 1)"
+            if k == 1
+            else f"(SELECT pn, t, id, k FROM r{k - 1} WHERE v UNION ALL "
+            f"SELECT pn, t, id, k FROM ev WHERE k = {k})"
         )
         parts.append(
             f"""r{k} AS (
-  SELECT *, k = {k} AND {running} >= t - CAST(:sw{k} AS interval) AS v{k}, {earliest} AS f{k}
-  FROM r{k - 1} WINDOW w AS (PARTITION BY pn ORDER BY t, id)
+  SELECT pn, t, id, k, k = {k} AND {running} >= t - CAST(:sw{k} AS interval) AS v,
+    {earliest} AS f
+  FROM {rows} x WINDOW w AS (PARTITION BY pn ORDER BY t, id)
 )"""
         )
-    parts.append(f"paths AS ({_person_row(n, f'r{n - 1}')})")
+    reached = " UNION ALL ".join(
+        ["SELECT pn, t, k, f FROM r1 WHERE k = 0 OR v"]
+        + [f"SELECT pn, t, k, f FROM r{k} WHERE v" for k in range(2, n)]
+    )
+    parts.append(f"ways AS ({reached})")
+    # Every row of ``ways`` after the first step reached its step.
+    parts.append(f"paths AS ({_person_row(n, 'ways', valid='k = {k}', source_from='f')})")
     return parts
 
 
