@@ -5,7 +5,7 @@ events' time index covering (person_id, event, id), so that strict funnels and f
 with step windows read each person's events in order without the table
 
 Revision ID: a7c0de140006
-Revises: a7c0de140005
+Revises: f15c0de00030
 Create Date: 2026-12-04 23:10:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "a7c0de140006"
-down_revision: str | None = "a7c0de140005"
+down_revision: str | None = "f15c0de00030"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
