@@ -34,7 +34,7 @@ ANY_TAG = "*"
 def requested_wait(
     state: State,
     prefer: Annotated[
-        list[str] | None,
+        str | None,
         Header(
             description="`wait=N` (RFC 7240), with `If-None-Match`: wait up to N seconds "
             "(at most `ORDER_WAIT_MAX_SECONDS`, 30 by default) for the order to change",
@@ -44,18 +44,19 @@ def requested_wait(
 ) -> float | None:
     """The seconds the client asked to wait (clamped to the maximum), None if it did not
     ask. Other preferences are ignored, as RFC 7240 says."""
+    # One header: its schema is a plain string (RFC 7240 lets a server ignore what it
+    # does not know, so there is no other form to refuse); preferences are comma-separated.
     wait: float | None = None
-    for header in prefer or ():
-        for preference in header.split(","):
-            name, _, value = preference.split(";", 1)[0].partition("=")
-            if name.strip().lower() != "wait":
-                continue
-            seconds = _WAIT.match(value.strip())
-            if seconds is None:
-                raise InvalidPreference(
-                    f"`Prefer: wait=N` takes whole seconds, got {preference.strip()!r}"
-                )
-            wait = min(float(seconds.group(1)), state.settings.order_wait_max_seconds)
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() != "wait":
+            continue
+        seconds = _WAIT.match(value.strip())
+        if seconds is None:
+            raise InvalidPreference(
+                f"`Prefer: wait=N` takes whole seconds, got {preference.strip()!r}"
+            )
+        wait = min(float(seconds.group(1)), state.settings.order_wait_max_seconds)
     return wait
 
 

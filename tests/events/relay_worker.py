@@ -19,7 +19,7 @@ from temporal.queues import TaskQueue
 from tests.events.relay_support import Recorder
 from workers.main import running_workers, worker_deps
 
-HANDLER_SECONDS = 0.1
+HANDLER_SECONDS = 0.5
 
 
 async def _slowly(event: DomainEvent, attempt: int) -> None:

@@ -111,7 +111,14 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_doubles_nothing(
     async def some_done() -> bool:
         return len(await effects(engine, await _run_events(engine, run))) >= 30
 
+    async def one_in_flight() -> bool:
+        # An attempt counted and not finished: its handler is running right now.
+        rows = await deliveries(engine, await _run_events(engine, run))
+        return any(d.status == DeliveryStatus.PENDING and d.attempts >= 1 for d in rows)
+
     await eventually(some_done, within=60)
+    # Kill while a handler runs (each takes HANDLER_SECONDS), not between two deliveries.
+    await eventually(one_in_flight, within=60, poll=0.02)
     # Both, a moment apart: deliveries start eagerly on the worker whose relay pass
     # started them, so one worker alone may have had nothing in flight.
     os.kill(first.pid, signal.SIGKILL)
