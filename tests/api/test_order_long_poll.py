@@ -91,6 +91,24 @@ async def listening(app: FastAPI) -> ChannelListener:
         return changes
 
 
+async def waiting_on(
+    client: httpx.AsyncClient,
+    changes: ChannelListener,
+    order_id: str,
+    headers: dict[str, str],
+    etag: str,
+) -> asyncio.Task[httpx.Response]:
+    """A long-poll (``Prefer: wait=30``) from ``etag``, once it waits on the order."""
+    waiting = asyncio.create_task(
+        client.get(
+            f"/api/orders/{order_id}",
+            headers=headers | {"If-None-Match": etag, "Prefer": "wait=30"},
+        )
+    )
+    await until(lambda: changes.watching(order_id, idle=True) == 1, "the request waits")
+    return waiting
+
+
 async def test_every_answer_has_an_etag_and_if_none_match_answers_304(
     client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
@@ -131,12 +149,7 @@ async def test_a_long_poll_is_woken_by_the_change_and_carries_it(
     url = f"/api/orders/{order_id}"
     etag = (await client.get(url, headers=headers)).headers["etag"]
     changes = await listening(app)
-    waiting = asyncio.create_task(
-        client.get(url, headers=headers | {"If-None-Match": etag, "Prefer": "wait=30"})
-    )
-    await until(
-        lambda: changes.watching(order_id, idle=True) == 1, "the request waits on the order"
-    )
+    waiting = await waiting_on(client, changes, order_id, headers, etag)
     delivered = changes.deliveries
     assert not waiting.done()  # unchanged: it waits (for up to 30 s)
 
@@ -217,12 +230,7 @@ async def test_a_lost_notification_is_made_good_when_the_listener_reconnects(
     url = f"/api/orders/{order_id}"
     etag = (await client.get(url, headers=headers)).headers["etag"]
     changes = await listening(app)
-    waiting = asyncio.create_task(
-        client.get(url, headers=headers | {"If-None-Match": etag, "Prefer": "wait=30"})
-    )
-    await until(
-        lambda: changes.watching(order_id, idle=True) == 1, "the request waits on the order"
-    )
+    waiting = await waiting_on(client, changes, order_id, headers, etag)
     connections, delivered, pid = changes.connections, changes.deliveries, changes.backend_pid
 
     # The change commits with no notification (lost), and the LISTEN connection dies.
@@ -240,10 +248,7 @@ async def test_a_lost_notification_is_made_good_when_the_listener_reconnects(
 
     # Listening again: the next change is delivered as usual.
     etag = answer.headers["etag"]
-    waiting = asyncio.create_task(
-        client.get(url, headers=headers | {"If-None-Match": etag, "Prefer": "wait=30"})
-    )
-    await until(lambda: changes.watching(order_id, idle=True) == 1, "the request waits again")
+    waiting = await waiting_on(client, changes, order_id, headers, etag)
     await move(engine, settings, order_id, OrderStatus.PAYMENT_AUTHORIZED)
     answer = await waiting
     assert answer.json()["status"] == "payment_authorized"
