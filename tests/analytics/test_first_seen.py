@@ -41,6 +41,18 @@ async def raw_first(db_sessions: SessionFactory) -> dict[str, datetime | None]:
         return await _pairs(session, RAW_FIRST)
 
 
+async def guest_signs_in(db_sessions: SessionFactory) -> None:
+    """The guest's events move to user_fs1, as a sign-in links them."""
+    async with db_sessions() as session:
+        await session.exec(
+            text(  # type: ignore[call-overload]
+                "UPDATE analytics_events SET person_id = 'user_fs1' "
+                "WHERE person_id = 'anon:guest_fs'"
+            )
+        )
+        await session.commit()
+
+
 async def test_first_visits_follow_new_and_late_events_and_identity_links(
     db_sessions: SessionFactory,
 ) -> None:
@@ -82,14 +94,7 @@ async def test_first_visits_follow_new_and_late_events_and_identity_links(
     # The guest signs in as user_fs1: its events count for the user (received again, so
     # their hours are recomputed). The user was first seen as the guest; the guest is
     # seen no more.
-    async with db_sessions() as session:
-        await session.exec(
-            text(  # type: ignore[call-overload]
-                "UPDATE analytics_events SET person_id = 'user_fs1' "
-                "WHERE person_id = 'anon:guest_fs'"
-            )
-        )
-        await session.commit()
+    await guest_signs_in(db_sessions)
     await rollups.recompute([DAY0 + 2 * H, DAY0 + 40 * H])
     seen = await first_seen(db_sessions)
     assert seen["user_fs1"] == DAY0 + 2 * H + timedelta(minutes=7)
@@ -177,14 +182,7 @@ async def test_first_orders_follow_new_and_late_orders_and_identity_links(
     assert (await agree())["user_fs2"] == DAY0 + 6 * H
 
     # The guest who ordered signs in as user_fs1: the user's first order is the guest's.
-    async with db_sessions() as session:
-        await session.exec(
-            text(  # type: ignore[call-overload]
-                "UPDATE analytics_events SET person_id = 'user_fs1' "
-                "WHERE person_id = 'anon:guest_fs'"
-            )
-        )
-        await session.commit()
+    await guest_signs_in(db_sessions)
     await rollups.recompute([DAY0 + 2 * H])
     kept = await agree()
     assert kept["user_fs1"] == DAY0 + 2 * H + timedelta(minutes=7)
