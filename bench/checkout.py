@@ -35,7 +35,7 @@ from uuid import uuid4
 
 import httpx
 
-from bench.environment import api_processes, cpu_seconds
+from bench.stack_cost import API, WorkflowCensus, cpu_lines, cpu_used, stack_processes
 from core.settings import Settings
 
 PASSWORD = "bench checkout shopper password 2026"
@@ -103,6 +103,11 @@ class CheckoutResult:
     follow: str = LONG_POLL
     # CPU seconds the API's processes used during the timed part (None: not on this host).
     api_cpu_seconds: float | None = None
+    # CPU seconds each of the stack's processes used then, by role (``bench.stack_cost``).
+    stack_cpu: dict[str, float] = field(default_factory=dict)
+    # When the timed part ended, and the workflows started in it (filled by the caller).
+    ended_at: datetime | None = None
+    census: WorkflowCensus = field(default_factory=WorkflowCensus)
 
     @property
     def completed(self) -> list[OrderSample]:
@@ -160,6 +165,8 @@ class CheckoutResult:
             lines.append(
                 f"  API processes' CPU: {self.api_cpu_seconds:.1f} s, {per_order:.0f} ms per order"
             )
+        lines += cpu_lines(self.stack_cpu, len(self.samples))
+        lines += self.census.lines(len(self.samples))
         return lines
 
 
@@ -406,12 +413,19 @@ async def run(
                     )
                 )
 
-        api = api_processes(base_url)
-        cpu_before = cpu_seconds(api)
+        stack = stack_processes(base_url)
+        cpu_before = stack.cpu_seconds()
         started_at = datetime.now(UTC)
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-        cpu_after = cpu_seconds(api)
-    api_cpu = (
-        cpu_after - cpu_before if api and cpu_after is not None and cpu_before is not None else None
+        used = cpu_used(cpu_before, stack.cpu_seconds())
+    return CheckoutResult(
+        orders,
+        concurrency,
+        setup_seconds,
+        started_at,
+        samples,
+        follow,
+        used.get(API),
+        stack_cpu=used,
+        ended_at=datetime.now(UTC),
     )
-    return CheckoutResult(orders, concurrency, setup_seconds, started_at, samples, follow, api_cpu)

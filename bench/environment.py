@@ -77,15 +77,3 @@ def api_processes(base_url: str) -> list[psutil.Process]:
         with suppress(psutil.Error):
             found.append(psutil.Process(pid))
     return found
-
-
-def cpu_seconds(processes: list[psutil.Process]) -> float | None:
-    """User plus system CPU seconds the processes have used so far (None if one is gone)."""
-    total = 0.0
-    try:
-        for process in processes:
-            times = process.cpu_times()
-            total += times.user + times.system
-    except psutil.Error:
-        return None
-    return total

@@ -624,6 +624,12 @@ def bench_checkout(
     except BenchError as exc:
         raise _fail(str(exc)) from None
     from bench.environment import header, sandboxes
+    from bench.stack_cost import census_since
+
+    try:
+        result.census = asyncio.run(census_since(settings, result.started_at))
+    except DependencyUnavailable as exc:
+        err_console.print(f"workflows per order not counted: {exc}")
 
     lines = [
         *header(

