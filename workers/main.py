@@ -28,6 +28,7 @@ from temporal.client import connect
 from temporal.clients.connection import TemporalConnection
 from temporal.clients.events import EventDeliveryWorkflows
 from temporal.queues import TaskQueue
+from temporal.sandbox import workflow_runner
 from temporal.schedules import ensure_schedules
 from workers.registry import WorkerDeps, components_for, default_subscribers
 from workers.relay import OutboxRelay
@@ -82,6 +83,7 @@ async def running_workers(
                     # Retry budgets count an activity's own failures, not lost workers.
                     interceptors=[StepAttempts()],
                     graceful_shutdown_timeout=timedelta(seconds=5),
+                    workflow_runner=workflow_runner(),
                 )
             )
         if TaskQueue.EVENTS in queues:

@@ -12,7 +12,9 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from temporal.sandbox import workflow_runner
 from tests.workflows.record_histories import HISTORIES, WORKFLOWS
 
 FILES = sorted(HISTORIES.glob("*.json"))
@@ -62,8 +64,18 @@ def test_there_are_histories_to_replay() -> None:
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
-async def test_history_replays_deterministically(path: Path) -> None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+@pytest.mark.parametrize(
+    "runner",
+    # The SDK's sandbox (what catches a non-deterministic call), and what our workers run.
+    [SandboxedWorkflowRunner(), workflow_runner()],
+    ids=["sdk-sandbox", "our-workers"],
+)
+async def test_history_replays_deterministically(
+    path: Path, runner: SandboxedWorkflowRunner
+) -> None:
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=runner
+    )
     history = WorkflowHistory.from_json(path.stem, TEXTS[path.stem])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
