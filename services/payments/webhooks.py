@@ -40,9 +40,13 @@ class WebhookService:
             return WebhookOutcome(duplicate=True)
         if event.order_id is None or event.type not in DECISIVE_WEBHOOKS:
             return WebhookOutcome()
-        # Only an order at the payment step can be waiting for the customer (3-D Secure);
-        # the others' workflows learn where the payment stands from the provider.
+        # Only an order waiting for the customer (3-D Secure) waits for a webhook; the
+        # others' workflows learn where the payment stands from the provider's answer to
+        # the step itself. Waking an order still at ``reserved`` (its authorisation in
+        # flight: every card order's first webhook arrives then) cost each order a signal
+        # and a workflow task for nothing: the customer can act only on the URL that the
+        # authorisation records with ``requires_action``, so their webhook comes after it.
         order = await self.orders.get(event.order_id)
-        if order is None or order.status not in (OrderStatus.RESERVED, OrderStatus.REQUIRES_ACTION):
+        if order is None or order.status != OrderStatus.REQUIRES_ACTION:
             return WebhookOutcome()
         return WebhookOutcome(wake_order_id=order.id)

@@ -6,12 +6,16 @@ import asyncio
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+from temporalio.api.enums.v1 import EventType
 
+from models.orders import Payment, PaymentEvent
 from temporal.clients.carts import workflow_id as cart_reminder_id
 from temporal.clients.orders import workflow_id
 from tests.live import LiveStack
 from tests.orders.helpers import (
     analytics_for,
+    eventually,
     intents_for,
     outbox_types,
     place,
@@ -83,3 +87,39 @@ async def test_an_order_is_priced_reserved_paid_captured_and_queued(
     # ... and its abandoned-cart reminder was called off.
     reminder = live.client.get_workflow_handle(cart_reminder_id(shopper.cart_id))
     assert await asyncio.wait_for(reminder.result(), 10) == "closed"
+
+
+async def test_the_webhooks_of_a_card_authorised_at_once_signal_no_workflow(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, engine: AsyncEngine
+) -> None:
+    """Only an order waiting for the customer's 3-D Secure hears of webhooks: the others
+    learn from the provider's answer, and a signal would cost each a workflow task."""
+    item = await product(http, staff, stock=2)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper)
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "fulfillment_queued", order
+
+    async def webhooks_received() -> bool:
+        async with engine.connect() as conn:
+            types = set(
+                (
+                    await conn.execute(
+                        select(PaymentEvent.type)
+                        .join(Payment, col(Payment.id) == col(PaymentEvent.payment_id))
+                        .where(Payment.order_id == placed["id"])
+                    )
+                ).scalars()
+            )
+        return {"payment_intent.amount_capturable_updated", "payment_intent.succeeded"} <= types
+
+    await eventually(webhooks_received)
+    handle = live.client.get_workflow_handle(workflow_id(placed["id"]))
+    await handle.result()
+    history = await handle.fetch_history()
+    signals = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert signals == []
