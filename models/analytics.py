@@ -41,12 +41,13 @@ class AnalyticsEvent(SQLModel, table=True):
 
     __tablename__ = "analytics_events"
     __table_args__ = (
-        # Covering: funnels and retention read (event, time, person) without the table.
+        # Covering: funnels and retention read (event, time, person) without the table,
+        # with the id that orders a person's events of the same instant.
         Index(
             "analytics_events_event_created_at_idx",
             "event",
             "created_at",
-            postgresql_include=["person_id"],
+            postgresql_include=["person_id", "id"],
         ),
         # Covering: strict funnels and step windows walk each person's events in time
         # (and id) order without the table; the rollup reads an hour's people by time.
@@ -56,10 +57,13 @@ class AnalyticsEvent(SQLModel, table=True):
             postgresql_include=["person_id", "event", "id"],
         ),
         Index("analytics_events_received_at_idx", "received_at"),
+        # A person's events in (time, id) order: the funnel's probe for the event just
+        # before a step's event reads one index entry backwards.
         Index(
             "analytics_events_person_id_created_at_idx",
             "person_id",
             "created_at",
+            "id",
             postgresql_include=["event"],
         ),
         Index(

@@ -1,13 +1,24 @@
-"""The ``strict`` funnel and funnels with per-step windows, walked in SQL: the rules of
-``funnel_walk`` (the reference, kept for the tests) as window functions over each entered
-person's events in time order, read index-only through ``(person_id, created_at)
-INCLUDE (event, id)``.
+"""The ``strict`` funnel and funnels with per-step windows, in SQL: the rules of
+``funnel_walk`` (the reference, kept for the tests) without reading every event of every
+entered person.
 
-Both give, per entered person, the time of the first event that reached each step (null
-if none), the seconds from the previous step to it, and the latest event that reached
-each step (the start of the next step's window). ``FunnelRepository`` turns that into
-the figures exactly as it does for the other modes. Events of the same instant are
-taken in ``id`` order, as the walk takes them.
+Most people who enter never reach the second step, and what decides a step-k event
+(k >= 1) is close to it: for ``strict``, the one event of the person just before it
+(itself a step k-1 event that reached step k-1, or a step-1 event after the entry); with
+step windows, the latest step-1 event before it (step 2) or the events that reached step
+k-1 (later steps). So only the steps' events after the first are read (index-only
+through ``(event, created_at) INCLUDE (person_id, id)``), step k only for the people who
+reached step k-1, and each is joined to what came before it by one backward probe of
+``(person_id, created_at, id) INCLUDE (event)``. The first step's events are read for
+the entry only (and, with step windows, those of the last step window before now, for
+who is still inside it).
+
+Both give, per entered person, ``t{k}`` the time of the first event that reached step k
+(null if none), ``g{k}`` the seconds from the previous step to it, and ``l{k}`` the
+latest event that reached step k (the start of the next step's window).
+``FunnelRepository`` turns that into the figures as it does for the other modes. Events
+are in (time, id) order: of two at the same instant, the smaller id came first; the
+entry comes before every event of its instant.
 """
 
 from __future__ import annotations
@@ -15,125 +26,160 @@ from __future__ import annotations
 from services.analytics.funnel_walk import FunnelOrder, WalkRules
 
 _WINDOW = "CAST(:window AS interval)"
+_NOW = "CAST(:now AS timestamptz)"
+
+
+def _step_window(k: int) -> str:
+    return f"CAST(:sw{k} AS interval)"
 
 
 def _epoch(column: str) -> str:
     return f"date_part('epoch', {column})"
 
 
-def _step_of(n: int) -> str:
-    """The event's step index (0-based), null for another event."""
-    whens = " ".join(f"WHEN :s{k} THEN {k}" for k in range(n))
-    return f"CASE CAST(e.event AS text) {whens} END"
+def _step_events(k: int, people: str) -> str:
+    """Step k's events of ``people`` (``person_id``, ``t0``), each inside its person's
+    window from entry."""
+    return f"""SELECT c.person_id, c.t0, e.created_at AS t, e.id
+    FROM {people} c JOIN analytics_events e ON e.person_id = c.person_id
+    WHERE e.event = :s{k} AND e.created_at >= :start AND e.created_at <= :horizon
+      AND e.created_at >= c.t0 AND e.created_at <= c.t0 + {_WINDOW}"""
 
 
-def _events(rules: WalkRules) -> list[str]:
-    """Each entered person's events inside the window from entry: every event for
-    ``strict`` (another event breaks a way), the steps' events otherwise. A person is a
-    small number here (``pn``), so that ordering their events compares integers."""
-    only_steps = ""
-    if rules.order is not FunnelOrder.STRICT:
-        only_steps = " AND e.event = ANY(CAST(:steps AS text[]))"
-    return [
-        "entered AS (SELECT *, row_number() OVER () AS pn FROM entry)",
-        f"""ev AS (
-  SELECT c.pn, e.created_at AS t, e.id, {_step_of(len(rules.steps))} AS k
-  FROM entered c JOIN analytics_events e ON e.person_id = c.person_id
-  WHERE e.created_at >= :start AND e.created_at <= :horizon
-    AND e.created_at >= c.t0 AND e.created_at <= c.t0 + {_WINDOW}{only_steps}
-)""",
-    ]
-
-
-def _person_row(n: int, source: str, *, valid: str = "v{k}", source_from: str = "f{k}") -> str:
-    """Per person: ``a{k}`` the (time, from) of the first event that reached step k
-    (``valid``; of those at that same instant, the smallest ``from``: the time the gap is
-    counted from), ``l{k}`` the latest one; ``l0`` the latest step-1 event."""
-    columns = ["pn", "max(t) FILTER (WHERE k = 0) AS l0"]
-    for k in range(1, n):
-        ok, since = valid.format(k=k), source_from.format(k=k)
-        columns.append(f"min(ARRAY[{_epoch('t')}, {_epoch(since)}]) FILTER (WHERE {ok}) AS a{k}")
-        columns.append(f"max(t) FILTER (WHERE {ok}) AS l{k}")
-    return f"SELECT {', '.join(columns)} FROM {source} GROUP BY pn"
-
-
-def _reached(n: int) -> str:
-    """The relation ``_figures_select`` reads: ``t{k}`` set when step k was reached,
-    ``g{k}`` the seconds from the previous step, ``l{k}`` as above."""
-    columns = ["c.grp", "c.t0", "p.l0"]
-    for k in range(1, n):
-        columns += [f"p.a{k}[1] AS t{k}", f"p.a{k}[1] - p.a{k}[2] AS g{k}", f"p.l{k}"]
-    return f"(SELECT {', '.join(columns)} FROM paths p JOIN entered c USING (pn)) AS reached"
+def _reached_before(k: int) -> str:
+    """The people who reached step k - 1 (step 1: everyone who entered)."""
+    return "entry" if k == 1 else f"(SELECT DISTINCT person_id, t0 FROM v{k - 1})"
 
 
 def _strict(rules: WalkRules) -> list[str]:
-    """A step-k event reaches step k when the k events just before it are steps
-    0 .. k-1 in order (any other event, or a step out of turn, breaks the way), each
-    within its step window of the one before."""
-    n = len(rules.steps)
-    lags = ", ".join(f"lag(k, {j}) OVER w AS k{j}, lag(t, {j}) OVER w AS p{j}" for j in range(1, n))
-    conditions: dict[int, str] = {}
+    """A step-k event reaches step k when the event just before it (any event of the
+    person) is a step k-1 event that reached step k-1, or for step 2 a step-1 event at
+    or after the entry; within step k's window of it. The walk's way of length k."""
+    n, parts = len(rules.steps), []
     for k in range(1, n):
-        # Going back j events from a step-k event: step k - j; its step window links it
-        # to the event after it.
-        parts = [f"k = {k}"] + [f"k{j} = {k - j}" for j in range(1, k + 1)]
-        if rules.step_windows:
-            parts += [
-                f"{'t' if j == 1 else f'p{j - 1}'} - p{j} <= CAST(:sw{k - j + 1} AS interval)"
-                for j in range(1, k + 1)
-            ]
-        conditions[k] = " AND ".join(parts)
-    valid = ", ".join(f"{conditions[k]} AS v{k}, p1 AS f{k}" for k in range(1, n))
-    return [
-        f"""lagged AS (
-  SELECT pn, t, k, {lags}
-  FROM ev WINDOW w AS (PARTITION BY pn ORDER BY t, id)
-)""",
-        f"walked AS (SELECT pn, t, k, {valid} FROM lagged)",
-        f"paths AS ({_person_row(n, 'walked')})",
-    ]
+        parts.append(
+            f"""c{k} AS (
+  SELECT s.*, p.event AS pe, p.t AS pt, p.id AS pid
+  FROM ({_step_events(k, _reached_before(k))}) s
+  CROSS JOIN LATERAL (
+    SELECT x.event, x.created_at AS t, x.id FROM analytics_events x
+    WHERE x.person_id = s.person_id AND (x.created_at, x.id) < (s.t, s.id)
+    ORDER BY x.created_at DESC, x.id DESC LIMIT 1
+  ) p
+)"""
+        )
+        fits = f" AND c.t - c.pt <= {_step_window(k)}" if rules.step_windows else ""
+        if k == 1:
+            joined, previous = "", "c.pt >= c.t0"
+        else:
+            joined = (
+                f" JOIN v{k - 1} r ON r.person_id = c.person_id AND r.t = c.pt AND r.id = c.pid"
+            )
+            previous = "true"
+        parts.append(
+            f"""v{k} AS (
+  SELECT c.person_id, c.t0, c.t, c.id, c.pt AS f FROM c{k} c{joined}
+  WHERE c.pe = :s{k - 1} AND {previous}{fits}
+)"""
+        )
+    return parts
 
 
 def _ordered_with_windows(rules: WalkRules) -> list[str]:
     """A step-k event reaches step k when an event that reached step k-1 came before it
-    (earlier, or at the same instant with a smaller id), within step k's window: the
-    latest such event so far is a running maximum. The gap is counted from the earliest
-    one inside the window (a frame by time; those of the same instant count too, since
-    the event is then reached at that instant). Pass k reads only the events that
-    reached step k-1 and the step-k events, so only the first pass reads every view."""
-    n = len(rules.steps)
-    parts: list[str] = []
-    for k in range(1, n):
-        running = f"max(t) FILTER (WHERE k = {k - 1}) OVER (w ROWS UNBOUNDED PRECEDING)"
-        if k == 1:
-            # Before any step-1 event, the entry itself (this row is then at entry time,
-            # ahead of the entry event in id order) is the way to step 2.
-            running = f"coalesce({running}, t)"
-        earliest = (
-            f"min(t) FILTER (WHERE k = {k - 1}) OVER (PARTITION BY pn ORDER BY t "
-            f"RANGE BETWEEN CAST(:sw{k} AS interval) PRECEDING AND CURRENT ROW)"
-        )
-        rows = (
-            "(SELECT pn, t, id, k FROM ev WHERE k <= 1)"
-            if k == 1
-            else f"(SELECT pn, t, id, k FROM r{k - 1} WHERE v UNION ALL "
-            f"SELECT pn, t, id, k FROM ev WHERE k = {k})"
-        )
+    within step k's window. Step 2: the entry, or the latest step-1 event before it (one
+    probe, only when the entry is too far back); its gap is counted from the earliest
+    of those inside the window (the entry, or a probe forwards), for each person's first
+    step-2 event only. Later steps: the events that reached the step before, joined per
+    person; the gap from the earliest inside the window."""
+    n, parts = len(rules.steps), []
+    window = _step_window(1)
+    parts.append(
+        f"""c1 AS (
+  SELECT s.*, greatest(s.t0, p.t) AS latest
+  FROM ({_step_events(1, "entry")}) s
+  LEFT JOIN LATERAL (
+    SELECT x.created_at AS t FROM analytics_events x
+    WHERE s.t - s.t0 > {window} AND x.person_id = s.person_id AND x.event = :s0
+      AND x.created_at >= s.t0 AND (x.created_at, x.id) < (s.t, s.id)
+    ORDER BY x.created_at DESC, x.id DESC LIMIT 1
+  ) p ON true
+)""",
+    )
+    parts.append(f"v1 AS (SELECT person_id, t0, t, id FROM c1 WHERE latest >= t - {window})")
+    parts.append(
+        f"""p1 AS (
+  SELECT person_id, t, l, ARRAY[{_epoch("t")}, {_epoch("f")}] AS a FROM (
+    SELECT w.person_id, w.t, w.l, CASE WHEN w.t0 >= w.t - {window} THEN w.t0 ELSE (
+      SELECT min(x.created_at) FROM analytics_events x
+      WHERE x.person_id = w.person_id AND x.event = :s0 AND x.created_at >= w.t - {window}
+    ) END AS f
+    FROM (SELECT person_id, t0, min(t) AS t, max(t) AS l FROM v1 GROUP BY person_id, t0) w
+  ) first_ways
+)"""
+    )
+    for k in range(2, n):
+        parts.append(f"c{k} AS ({_step_events(k, _reached_before(k))})")
         parts.append(
-            f"""r{k} AS (
-  SELECT pn, t, id, k, k = {k} AND {running} >= t - CAST(:sw{k} AS interval) AS v,
-    {earliest} AS f
-  FROM {rows} x WINDOW w AS (PARTITION BY pn ORDER BY t, id)
+            f"""v{k} AS (
+  SELECT c.person_id, c.t0, c.t, c.id, min(r.t) AS f
+  FROM c{k} c JOIN v{k - 1} r ON r.person_id = c.person_id
+  WHERE (r.t, r.id) < (c.t, c.id) AND r.t >= c.t - {_step_window(k)}
+  GROUP BY c.person_id, c.t0, c.t, c.id
 )"""
         )
-    reached = " UNION ALL ".join(
-        ["SELECT pn, t, k, f FROM r1 WHERE k = 0 OR v"]
-        + [f"SELECT pn, t, k, f FROM r{k} WHERE v" for k in range(2, n)]
-    )
-    parts.append(f"ways AS ({reached})")
-    # Every row of ``ways`` after the first step reached its step.
-    parts.append(f"paths AS ({_person_row(n, 'ways', valid='k = {k}', source_from='f')})")
     return parts
+
+
+def _person_paths(rules: WalkRules) -> list[str]:
+    """Per person and step k: ``a`` the (time, from) of the first event that reached it
+    (of those at one instant, the smallest ``from``: the time the gap is counted from),
+    ``l`` the latest."""
+    first = 2 if rules.order is FunnelOrder.ORDERED else 1
+    return [
+        f"""p{k} AS (
+  SELECT person_id, min(t) AS t, min(ARRAY[{_epoch("t")}, {_epoch("f")}]) AS a, max(t) AS l
+  FROM v{k} GROUP BY person_id
+)"""
+        for k in range(first, len(rules.steps))
+    ]
+
+
+def _latest_entry_step(rules: WalkRules) -> list[str]:
+    """With step windows, whether the window to step 2 is still open needs the latest
+    step-1 event (``l0``) only when it is recent: the people's first step-1 event after
+    ``now`` minus that window, the rest of the step-1 events unread."""
+    if not rules.step_windows:
+        return []
+    return [
+        f"""recent0 AS (
+  SELECT person_id, min(created_at) AS t FROM analytics_events
+  WHERE event = :s0 AND created_at > {_NOW} - {_step_window(1)}
+    AND created_at >= :start AND created_at <= :horizon
+  GROUP BY person_id
+)"""
+    ]
+
+
+def _reached(rules: WalkRules) -> str:
+    """The relation ``_figures_select`` reads: ``t{k}`` set when step k was reached,
+    ``g{k}`` the seconds from the previous step, ``l{k}`` as above. ``l0`` stands for
+    the latest step-1 event inside the window: it equals it when that is after ``now``
+    minus step 2's window, else it is the entry, also before then (all the figures ask
+    of it)."""
+    n = len(rules.steps)
+    columns, joins = ["en.grp", "en.t0"], []
+    if rules.step_windows:
+        window = _step_window(1)
+        columns.append(
+            f"CASE WHEN en.t0 > {_NOW} - {window} THEN en.t0"
+            f" WHEN r0.t <= en.t0 + {_WINDOW} THEN r0.t ELSE en.t0 END AS l0"
+        )
+        joins.append("LEFT JOIN recent0 r0 ON r0.person_id = en.person_id")
+    for k in range(1, n):
+        columns += [f"p{k}.t AS t{k}", f"p{k}.a[1] - p{k}.a[2] AS g{k}", f"p{k}.l AS l{k}"]
+        joins.append(f"LEFT JOIN p{k} ON p{k}.person_id = en.person_id")
+    return f"(SELECT {', '.join(columns)} FROM entry en {' '.join(joins)}) AS reached"
 
 
 def walked_chain(rules: WalkRules) -> tuple[list[str], str]:
@@ -143,6 +189,6 @@ def walked_chain(rules: WalkRules) -> tuple[list[str], str]:
     assert rules.order is FunnelOrder.STRICT or (
         rules.order is FunnelOrder.ORDERED and rules.step_windows
     )
-    n = len(rules.steps)
-    body = _strict(rules) if rules.order is FunnelOrder.STRICT else _ordered_with_windows(rules)
-    return [*_events(rules), *body], _reached(n)
+    strict = rules.order is FunnelOrder.STRICT
+    body = _strict(rules) if strict else _ordered_with_windows(rules)
+    return [*_latest_entry_step(rules), *body, *_person_paths(rules)], _reached(rules)

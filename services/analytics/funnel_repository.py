@@ -2,7 +2,7 @@
 database, or each entered person's events for the walk in ``funnel_walk``.
 
 Only the steps' events in the range plus the window are read, index-only through the
-covering ``(event, created_at) INCLUDE (person_id)`` index; each step is one hash join
+covering ``(event, created_at) INCLUDE (person_id, id)`` index; each step is one hash join
 and aggregate over its own events.
 """
 
@@ -89,11 +89,13 @@ _HASH_STEPS = "SET LOCAL enable_nestloop = off"
 _PLANNER_DEFAULTS = "RESET enable_nestloop"
 
 
-def _step_events(k: int, source: str, after: str) -> str:
+def _step_events(k: int, source: str, after: str, *, first_event: bool = False) -> str:
     """The first event of step ``k`` of each person of ``source``, at or after ``after``
-    and inside the funnel window from entry (``t0``)."""
+    and inside the funnel window from entry (``t0``); with ``first_event``, ``w`` too:
+    its (time, id), which the next step's events must come after."""
+    first = ", min(ROW(e.created_at, e.id)) AS w" if first_event else ""
     return f"""s{k} AS (
-  SELECT c.person_id, c.t0, min(e.created_at) AS t
+  SELECT c.person_id, c.t0, min(e.created_at) AS t{first}
   FROM {source} c JOIN analytics_events e ON e.person_id = c.person_id
   WHERE e.event = :s{k} AND e.created_at >= :start AND e.created_at <= :horizon
     AND e.created_at >= {after} AND e.created_at <= c.t0 + {_WINDOW}
@@ -123,9 +125,14 @@ def _chain(rules: WalkRules) -> tuple[list[str], str]:
             )
         return parts, f"c{n - 1}"
     # In order: step k's first event after step k-1 was first reached, looked for only
-    # among the people who reached step k-1 (fewer at every step).
+    # among the people who reached step k-1 (fewer at every step). Events are in (time,
+    # id) order, as the walk takes them: a step's event at the same instant as the
+    # previous step's first counts only with a greater id; the entry comes before
+    # every event of its instant.
     parts = ["s0 AS (SELECT person_id, t0, t0 AS t FROM entry)"]
-    parts += [_step_events(k, f"s{k - 1}", "c.t") for k in range(1, n)]
+    for k in range(1, n):
+        after = "c.t" if k == 1 else "c.t AND ROW(e.created_at, e.id) > c.w"
+        parts.append(_step_events(k, f"s{k - 1}", after, first_event=k < n - 1))
     columns = ", ".join(f"s{k}.t AS t{k}" for k in range(1, n))
     joins = " ".join(f"LEFT JOIN s{k} ON s{k}.person_id = en.person_id" for k in range(1, n))
     return parts, f"(SELECT en.grp, en.t0, {columns} FROM entry en {joins}) AS reached"

@@ -399,11 +399,13 @@ async def test_funnels_and_retention_read_covering_indexes(db_session: AsyncSess
         )
     )
     defs = dict(rows.all())
+    # With the id, which orders events of the same instant.
     assert defs["analytics_events_event_created_at_idx"].endswith(
-        "(event, created_at) INCLUDE (person_id)"
+        "(event, created_at) INCLUDE (person_id, id)"
     )
+    # Keyed in (time, id) order: the probe for the event just before a step's event.
     assert defs["analytics_events_person_id_created_at_idx"].endswith(
-        "(person_id, created_at) INCLUDE (event)"
+        "(person_id, created_at, id) INCLUDE (event)"
     )
     # The walk of strict funnels and step windows: by time, with whose, which and the id.
     assert defs["analytics_events_created_at_idx"].endswith(
