@@ -58,7 +58,7 @@ def _strict(rules: WalkRules) -> list[str]:
     n, parts = len(rules.steps), []
     for k in range(1, n):
         parts.append(
-            f"""c{k} AS (
+            f"""c{k} AS MATERIALIZED (
   SELECT s.*, p.event AS pe, p.t AS pt, p.id AS pid
   FROM ({_step_events(k, _reached_before(k))}) s
   CROSS JOIN LATERAL (

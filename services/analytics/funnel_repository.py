@@ -159,7 +159,9 @@ def _figures_select(rules: WalkRules, by: Breakdown | None, source: str) -> str:
         if rules.step_windows:
             opened = f"l{k - 1}" if walked else f"t{k - 1}"
             deadline = f"least({deadline}, {opened} + CAST(:sw{k} AS interval))"
-        gap = f"g{k}" if walked else f"extract(epoch FROM t{k} - t{k - 1})"
+        # Seconds as the walk counts them: the difference of the two times' epochs.
+        since = f"date_part('epoch', t{k}) - date_part('epoch', t{k - 1})"
+        gap = f"g{k}" if walked else since
         columns.append(
             f"count(*) FILTER (WHERE t{k - 1} IS NOT NULL AND t{k} IS NULL"
             f" AND {deadline} > :now) AS w{k}"
@@ -185,6 +187,18 @@ def _params(rules: WalkRules, time_range: TimeRange) -> dict[str, Any]:
     return params
 
 
+def figures_statement(rules: WalkRules, by: Breakdown | None) -> str:
+    """The one statement ``FunnelRepository.figures`` runs (its parameters:
+    ``figures_params``)."""
+    parts, source = walked_chain(rules) if _walked(rules) else _chain(rules)
+    chain = ",\n".join(parts)
+    return f"WITH {_ENTRY[by]},\n{chain}\n{_figures_select(rules, by, source)}"
+
+
+def figures_params(rules: WalkRules, time_range: TimeRange, now: datetime) -> dict[str, Any]:
+    return _params(rules, time_range) | {"now": now}
+
+
 class FunnelRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -196,12 +210,9 @@ class FunnelRepository:
         everyone)."""
         await self.session.exec(text(_WORK_MEM))  # type: ignore[call-overload]
         await self.session.exec(text(_HASH_STEPS))  # type: ignore[call-overload]
-        parts, source = walked_chain(rules) if _walked(rules) else _chain(rules)
-        chain = ",\n".join(parts)
-        sql = f"WITH {_ENTRY[by]},\n{chain}\n{_figures_select(rules, by, source)}"
         rows = await self.session.exec(
-            text(sql),  # type: ignore[call-overload]
-            params=_params(rules, time_range) | {"now": now},
+            text(figures_statement(rules, by)),  # type: ignore[call-overload]
+            params=figures_params(rules, time_range, now),
         )
         figures_rows = rows.mappings().all()
         # Later statements of the request's transaction are planned as usual.
