@@ -38,17 +38,20 @@ def _epoch(column: str) -> str:
 
 
 def _step_events(k: int, people: str) -> str:
-    """Step k's events of ``people`` (``person_id``, ``t0``), each inside its person's
-    window from entry."""
+    """Step k's events of ``people`` (``person_id``, ``t0``, and ``after``: when they
+    first reached step k - 1), each inside its person's window from entry."""
     return f"""SELECT c.person_id, c.t0, e.created_at AS t, e.id
     FROM {people} c JOIN analytics_events e ON e.person_id = c.person_id
     WHERE e.event = :s{k} AND e.created_at >= :start AND e.created_at <= :horizon
-      AND e.created_at >= c.t0 AND e.created_at <= c.t0 + {_WINDOW}"""
+      AND e.created_at >= c.after AND e.created_at <= c.t0 + {_WINDOW}"""
 
 
 def _reached_before(k: int) -> str:
-    """The people who reached step k - 1 (step 1: everyone who entered)."""
-    return "entry" if k == 1 else f"(SELECT DISTINCT person_id, t0 FROM v{k - 1})"
+    """The people who reached step k - 1 (step 1: everyone who entered), and when
+    they first did."""
+    if k == 1:
+        return "(SELECT person_id, t0, t0 AS after FROM entry)"
+    return f"(SELECT person_id, t0, min(t) AS after FROM v{k - 1} GROUP BY person_id, t0)"
 
 
 def _strict(rules: WalkRules) -> list[str]:
@@ -97,7 +100,7 @@ def _ordered_with_windows(rules: WalkRules) -> list[str]:
     parts.append(
         f"""c1 AS (
   SELECT s.*, greatest(s.t0, p.t) AS latest
-  FROM ({_step_events(1, "entry")}) s
+  FROM ({_step_events(1, _reached_before(1))}) s
   LEFT JOIN LATERAL (
     SELECT x.created_at AS t FROM analytics_events x
     WHERE s.t - s.t0 > {window} AND x.person_id = s.person_id AND x.event = :s0
