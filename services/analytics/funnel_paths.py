@@ -2,16 +2,16 @@
 ``funnel_walk`` (the reference, kept for the tests) without reading every event of every
 entered person.
 
-Most people who enter never reach the second step, and what decides a step-k event
-(k >= 1) is close to it: for ``strict``, the one event of the person just before it
-(itself a step k-1 event that reached step k-1, or a step-1 event after the entry); with
-step windows, the latest step-1 event before it (step 2) or the events that reached step
-k-1 (later steps). So only the steps' events after the first are read (index-only
-through ``(event, created_at) INCLUDE (person_id, id)``), step k only for the people who
-reached step k-1, and each is joined to what came before it by one backward probe of
-``(person_id, created_at, id) INCLUDE (event)``. The first step's events are read for
-the entry only (and, with step windows, those of the last step window before now, for
-who is still inside it).
+What decides a step-k event (k >= 1) is close to it: for ``strict``, the one event of
+the person just before it (a step k-1 event that reached step k-1, or for step 2 a
+step-1 event after the entry); with step windows, the entry or the latest step-1 event
+before it (step 2), or the events that reached step k-1 (later steps: one window pass
+over them and the step's own events). So the steps' events after the first are read
+index-only through ``(event, created_at) INCLUDE (person_id, id)``, step k only for the
+people who reached step k-1 and from when they did, and the event before one is found
+by one backward probe of ``(person_id, created_at, id) INCLUDE (event)``. The first
+step's events are read for the entry only, and with step windows those of the last
+step window before now (who is still inside it).
 
 Both give, per entered person, ``t{k}`` the time of the first event that reached step k
 (null if none), ``g{k}`` the seconds from the previous step to it, and ``l{k}`` the
@@ -122,14 +122,26 @@ def _ordered_with_windows(rules: WalkRules) -> list[str]:
 )"""
     )
     for k in range(2, n):
+        # One pass in (time, id) order over the events that reached step k-1 and the
+        # step's own: the latest of the former so far, and the earliest inside the
+        # window (a frame by time; those of the same instant count too, since the
+        # event is then reached at that instant).
+        window = _step_window(k)
         parts.append(f"c{k} AS ({_step_events(k, _reached_before(k))})")
         parts.append(
-            f"""v{k} AS (
-  SELECT c.person_id, c.t0, c.t, c.id, min(r.t) AS f
-  FROM c{k} c JOIN v{k - 1} r ON r.person_id = c.person_id
-  WHERE (r.t, r.id) < (c.t, c.id) AND r.t >= c.t - {_step_window(k)}
-  GROUP BY c.person_id, c.t0, c.t, c.id
+            f"""w{k} AS (
+  SELECT person_id, t0, t, id, step,
+    max(t) FILTER (WHERE NOT step) OVER (PARTITION BY person_id ORDER BY t, id
+      ROWS UNBOUNDED PRECEDING) AS latest,
+    min(t) FILTER (WHERE NOT step) OVER (PARTITION BY person_id ORDER BY t
+      RANGE BETWEEN {window} PRECEDING AND CURRENT ROW) AS f
+  FROM (SELECT person_id, t0, t, id, false AS step FROM v{k - 1}
+        UNION ALL SELECT person_id, t0, t, id, true FROM c{k}) x
 )"""
+        )
+        parts.append(
+            f"v{k} AS (SELECT person_id, t0, t, id, f FROM w{k} "
+            f"WHERE step AND latest >= t - {window})"
         )
     return parts
 
