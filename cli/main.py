@@ -120,7 +120,7 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from cli.serve import API_SERVER, MAX_REQUEST_HEAD_BYTES, serve_processes
+    from cli.serve import API_SERVER, serve_processes
 
     settings = _settings(data_dir)
     try:
@@ -134,11 +134,10 @@ def api(
         "log_config": None,
         "proxy_headers": True,
         "timeout_graceful_shutdown": 5,
-        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
         **API_SERVER,
     }
     if processes == 1:
-        uvicorn.run(application, **common)  # type: ignore[arg-type]
+        uvicorn.run(application, **common)
         return
     # Each process builds its own app from the same settings (the data dir by env).
     if data_dir is not None:

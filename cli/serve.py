@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 from api.app import create_app
@@ -17,16 +18,53 @@ from cli.stack.process import die_with_parent
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
 
-# The request line and headers uvicorn reads before answering 400 itself. Its 16 KiB
-# default is less than a search of the 10,000 characters the API accepts (up to 12 bytes
-# each once percent-encoded), which then got a bare 400 that is not ours.
-MAX_REQUEST_HEAD_BYTES = 256 * 1024
+# The longest request head (request line and headers) the API reads; a longer one gets
+# uvicorn's bare 400 and the connection is closed. httptools' own URL parser refuses a
+# URL over 65,535 bytes; the longest search the API accepts (SEARCH_MAX_LENGTH, 500
+# characters, at most 12 bytes each percent-encoded) is 6 KB.
+MAX_REQUEST_HEAD_BYTES = 64 * 1024
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing a request head over ``max_head_bytes``.
+
+    uvicorn bounds a head only under h11 (``h11_max_incomplete_event_size``); under
+    httptools it reads headers for as long as a client sends them. Bytes are counted
+    from the end of one request (or the connection's start) to the end of the next
+    one's headers, so a body is never counted."""
+
+    max_head_bytes = MAX_REQUEST_HEAD_BYTES
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes:
+                self.logger.warning("Request head over %d bytes refused.", self.max_head_bytes)
+                self.send_400_response("Request head too large.")
+                return
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        super().on_message_complete()
+
+
 # The API's HTTP parser and event loop, named rather than left to uvicorn's "auto":
-# h11, because httptools refuses a request head as long as the longest search the API
-# accepts (h11 takes up to MAX_REQUEST_HEAD_BYTES); uvloop, because the event loop's own
-# work per request is a third of asyncio's (GET /health from 32 keep-alive clients,
-# 2 processes, same machine and minute: 1,570 req/s on asyncio, 5,150 on uvloop).
-API_SERVER = {"http": "h11", "loop": "uvloop"}
+# httptools (bounded, above), whose parsing is C where h11's is Python; uvloop, because
+# the event loop's own work per request is a third of asyncio's (GET /health from 32
+# keep-alive clients, 2 processes, same machine and minute: 1,570 req/s on asyncio,
+# 5,150 on uvloop).
+API_SERVER: dict[str, Any] = {"http": BoundedHttpToolsProtocol, "loop": "uvloop"}
 
 
 class TcpConfig(uvicorn.Config):
@@ -83,8 +121,7 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
         host="127.0.0.1",
         port=settings.shop_api_port,
         log_config=None,
-        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
-        **API_SERVER,  # type: ignore[arg-type]
+        **API_SERVER,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

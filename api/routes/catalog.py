@@ -35,6 +35,7 @@ from services.catalog.errors import CategoryNotFound, ProductNotFound
 from services.catalog.pricing import price_book
 from services.catalog.products import (
     POSTGRES_SEARCH,
+    SEARCH_MAX_LENGTH,
     ProductQuery,
     ProductService,
     ProductSort,
@@ -121,7 +122,7 @@ async def list_products(
     category: Annotated[str | None, Query(max_length=120, description="Id or slug")] = None,
     min_price: Annotated[int | None, Query(alias="minPrice", ge=0, le=MAX_AMOUNT)] = None,
     max_price: Annotated[int | None, Query(alias="maxPrice", ge=0, le=MAX_AMOUNT)] = None,
-    search: Annotated[str | None, Query(max_length=10_000)] = None,
+    search: Annotated[str | None, Query(max_length=SEARCH_MAX_LENGTH)] = None,
     in_stock: Annotated[bool | None, Query(alias="inStock")] = None,
     sort: ProductSort | None = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,

@@ -28,8 +28,12 @@ from services.catalog.errors import CategoryNotFound, ProductNotFound
 from services.catalog.pricing import PriceBook
 
 # Searches are matched on their first 100 characters: enough for any real query, and a
-# 10 kB paste costs no more than a short one.
+# paste costs no more than a short one.
 SEARCH_CHARS = 100
+# The longest ``search`` the API accepts (422 above it). At most 6 KB percent-encoded
+# (12 bytes a character): a URL that fits the 8 KB request line nginx reads by default
+# and the API's own request head limit (``cli.serve.MAX_REQUEST_HEAD_BYTES``).
+SEARCH_MAX_LENGTH = 500
 # A search counts its matches up to this many and ranks by relevance only this many
 # candidates (the first found by the indexes), as search engines do: a broad word that
 # matches 10,000 products then costs what 1,000 do. Above it ``total`` is a lower bound

@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from core.db import create_session_factory
 from models.analytics import AnalyticsEvent
+from services.catalog.products import SEARCH_MAX_LENGTH
 from tests.factories import signed_up, unique_slug
 
 
@@ -191,7 +192,7 @@ async def test_a_name_match_outranks_a_description_match(
 
 
 async def test_hostile_search_input_is_harmless_and_quick(client: httpx.AsyncClient) -> None:
-    nasty = (r".*+?[](){}|^$\\" * 800)[:10_000]
+    nasty = (r".*+?[](){}|^$\\" * 40)[:SEARCH_MAX_LENGTH]
     started = time.perf_counter()
     response = await client.get("/api/products", params={"search": nasty})
     assert response.status_code == 200
