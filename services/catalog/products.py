@@ -167,21 +167,35 @@ def to_wire(product: Product, prices: PriceBook, available: int = 0) -> dict[str
     }
 
 
-def _order_by(sort: ProductSort, rank: ColumnElement[float] | None = None) -> list[Any]:
-    """The SQL order of ``sort``; ties always broken by id, so pages never overlap."""
+def _orderings() -> dict[ProductSort, tuple[Any, ...]]:
     average = cast(col(Product.rating_sum), Float) / func.nullif(col(Product.rating_count), 0)
-    orderings: dict[ProductSort, list[Any]] = {
-        ProductSort.NEWEST: [col(Product.created_at).desc(), col(Product.id).desc()],
-        ProductSort.PRICE_ASC: [col(Product.price).asc(), col(Product.id)],
-        ProductSort.PRICE_DESC: [col(Product.price).desc(), col(Product.id)],
-        ProductSort.RATING: [
+    return {
+        ProductSort.NEWEST: (col(Product.created_at).desc(), col(Product.id).desc()),
+        ProductSort.PRICE_ASC: (col(Product.price).asc(), col(Product.id)),
+        ProductSort.PRICE_DESC: (col(Product.price).desc(), col(Product.id)),
+        ProductSort.RATING: (
             average.desc().nulls_last(),
             col(Product.rating_count).desc(),
             col(Product.id),
-        ],
-        ProductSort.RELEVANCE: [rank.desc() if rank is not None else None, col(Product.id)],
+        ),
     }
-    return [o for o in orderings[sort] if o is not None]
+
+
+# SQL expressions are immutable: built once, not on every listing (building the five
+# orderings cost more than the rest of a listing's statement).
+_ORDERINGS = _orderings()
+# What every listing and search filters on: active products that are not deleted.
+_LISTED: tuple[ColumnElement[bool], ...] = (
+    col(Product.active).is_(True),
+    col(Product.deleted_at).is_(None),
+)
+
+
+def _order_by(sort: ProductSort, rank: ColumnElement[float] | None = None) -> list[Any]:
+    """The SQL order of ``sort``; ties always broken by id, so pages never overlap."""
+    if sort is ProductSort.RELEVANCE:
+        return [rank.desc(), col(Product.id)] if rank is not None else [col(Product.id)]
+    return list(_ORDERINGS[sort])
 
 
 class ProductRepository:
@@ -291,10 +305,7 @@ class ProductRepository:
     ) -> SearchResult:
         """A page of ``query``. ``known_total``: the listing's count, read before (it
         depends on the filters only); a search counts its own."""
-        conditions: list[ColumnElement[bool]] = [
-            col(Product.active).is_(True),
-            col(Product.deleted_at).is_(None),
-        ]
+        conditions: list[ColumnElement[bool]] = list(_LISTED)
         if category_ids is not None:
             conditions.append(col(Product.category_id).in_(category_ids))
         if query.min_price is not None:
@@ -329,16 +340,17 @@ class ProductRepository:
         if not query.search:
             # The page's ids first, from the listing indexes alone (they hold what filters
             # and sorts read), then those rows: a sort of 2,000 candidates reads 2,000
-            # index entries, not 2,000 rows.
+            # index entries, not 2,000 rows. ``IN`` rather than a join on a subquery,
+            # whose column collection SQLAlchemy built anew for every listing (a fifth
+            # of an API process's time under the catalogue benchmark).
             page = (
                 select(col(Product.id))
                 .where(*conditions)
                 .order_by(*order_by)
                 .offset(offset)
                 .limit(query.limit)
-                .subquery()
             )
-            statement = select(Product).join(page, col(Product.id) == page.c.id).order_by(*order_by)
+            statement = select(Product).where(col(Product.id).in_(page)).order_by(*order_by)
             rows = list((await self.session.exec(statement)).all())
             if known_total is not None:
                 return SearchResult(rows, known_total)
