@@ -6,8 +6,9 @@ category's): the customer gets the single largest reduction; discounts do not st
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -179,6 +180,10 @@ class PriceBookCache:
     before the book, so a book read while a write was committing is filed under the old
     version, which nobody asks for again. Without a version (Redis unavailable) the book
     is read every time. Checkout's quote and carts read it fresh (``price_book``).
+
+    One request of the process reads a book at a time: the others that found it out of
+    date wait for that read and take its book, rather than all reading it at once (under
+    32 clients, every request in flight when the second ran out read the book again).
     """
 
     def __init__(
@@ -186,28 +191,44 @@ class PriceBookCache:
         seconds: float = PRICE_BOOK_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
+        read: Callable[[AsyncSession, datetime], Awaitable[PriceBook]] | None = None,
     ) -> None:
         self.seconds = seconds
         self.clock = clock
         self.now = now
+        self.read = read or price_book
         self._entry: tuple[str, float, PriceBook] | None = None
+        self._reading = asyncio.Lock()
+
+    def _reusable(self, version: str | None, at: datetime) -> PriceBook | None:
+        entry = self._entry
+        if entry is None or version is None:
+            return None
+        cached_version, expires, book = entry
+        if (
+            cached_version == version
+            and self.clock() < expires
+            and (book.next_change is None or at < book.next_change)
+        ):
+            return replace(book, at=at)
+        return None
 
     async def get(self, session: AsyncSession, version: str | None) -> PriceBook:
         at = self.now()
-        entry = self._entry
-        if entry is not None and version is not None:
-            cached_version, expires, book = entry
-            if (
-                cached_version == version
-                and self.clock() < expires
-                and (book.next_change is None or at < book.next_change)
-            ):
-                return replace(book, at=at)
-        read_at = self.clock()
-        book = await price_book(session, at)
-        if version is not None:
+        book = self._reusable(version, at)
+        if book is not None:
+            return book
+        if version is None:
+            return await self.read(session, at)  # nothing to share it under
+        async with self._reading:
+            # Another request may have read it while this one waited.
+            book = self._reusable(version, at)
+            if book is not None:
+                return book
+            read_at = self.clock()
+            book = await self.read(session, at)
             self._entry = (version, read_at + self.seconds, book)
-        return book
+            return book
 
 
 class DiscountService:

@@ -3,9 +3,10 @@ price book. In one rolled-back transaction each (``db_sessions``)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,7 +15,7 @@ from models.base import utcnow
 from models.catalog import ProductCreate
 from models.pricing import DiscountCreate, DiscountKind
 from services.catalog.cache import CatalogCache, LocalEntries
-from services.catalog.pricing import DiscountService, PriceBookCache
+from services.catalog.pricing import DiscountService, PriceBook, PriceBookCache, price_book
 from services.catalog.products import (
     SEARCH_CANDIDATES,
     ProductQuery,
@@ -137,6 +138,37 @@ async def test_the_price_book_is_reused_per_version_for_a_second(
     await _discount(db_session, product.id, 60)
     # No version (Redis unavailable): never reused.
     assert (await cache.get(db_session, None)).effective_price(product) == 40
+
+
+async def test_requests_that_find_the_price_book_out_of_date_read_it_once(
+    db_session: AsyncSession,
+) -> None:
+    """Many requests at once under a new version: one reads the book, the others wait
+    for it and take it (no herd of reads each time the book runs out)."""
+    word = _word()
+    await _products(db_session, word, 1)
+    product = (await ProductService(db_session).search(ProductQuery(search=word))).rows[0]
+    reads: list[datetime] = []
+
+    async def read(session: AsyncSession, at: datetime) -> PriceBook:
+        reads.append(at)
+        await asyncio.sleep(0.05)  # the others arrive while it reads
+        return await price_book(session, at)
+
+    clock = Clock()
+    cache = PriceBookCache(seconds=1.0, clock=clock, read=read)
+    books = await asyncio.gather(*(cache.get(db_session, "v1") for _ in range(10)))
+    assert len(reads) == 1
+    assert {book.effective_price(product) for book in books} == {100}
+
+    await _discount(db_session, product.id, 30)
+    books = await asyncio.gather(*(cache.get(db_session, "v2") for _ in range(10)))
+    assert len(reads) == 2  # a new version: read once more, by one of them
+    assert {book.effective_price(product) for book in books} == {70}
+    # Without a version (Redis unavailable) nothing is shared: each reads its own.
+    for _ in range(3):
+        await cache.get(db_session, None)
+    assert len(reads) == 5
 
 
 async def test_the_price_book_is_not_reused_past_a_discount_window_edge(
