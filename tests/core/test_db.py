@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine, create_read_session_factory
@@ -35,5 +35,30 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(
         # Autocommit reads go through the same pool and the same check.
         async with create_read_session_factory(pooled)() as session:
             assert (await session.exec(text("SELECT 1"))).one() == (1,)  # type: ignore[call-overload]
+    finally:
+        await pooled.dispose()
+
+
+async def test_the_pool_keeps_the_connections_a_busy_api_process_has_in_flight(
+    settings: Settings,
+) -> None:
+    """16 reads at once (32 clients over two API processes), then 16 again: the second
+    round opens no connection. With the pool smaller than that, overflow connections
+    were closed when given back and opened again by the next requests."""
+    size = Settings.model_fields["db_pool_size"].default
+    assert size >= 16
+    pooled = create_engine(settings.model_copy(update={"db_pool_size": size}))
+    opened: list[object] = []
+    event.listen(pooled.sync_engine, "connect", lambda conn, record: opened.append(conn))
+
+    async def read() -> None:
+        async with pooled.connect() as conn:
+            await conn.execute(text("SELECT pg_sleep(0.05)"))
+
+    try:
+        await asyncio.gather(*(read() for _ in range(16)))
+        assert len(opened) == 16
+        await asyncio.gather(*(read() for _ in range(16)))
+        assert len(opened) == 16
     finally:
         await pooled.dispose()
