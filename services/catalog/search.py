@@ -128,8 +128,7 @@ class IndexedSearch:
         return f"index:{self.snapshot.generation}"
 
     def _id(self, address: tantivy.DocAddress) -> str:
-        value: str = self.snapshot.searcher.doc(address)["id"][0]
-        return value
+        return self.snapshot.product_id(address)
 
     async def search(
         self, products: ProductRepository, query: ProductQuery, category_ids: list[str] | None

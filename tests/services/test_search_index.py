@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import random
 import string
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+import tantivy
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory
@@ -215,6 +217,50 @@ async def test_past_the_cap_the_index_reports_a_lower_bound_and_sorts_every_matc
     # Equal relevance: ties broken by id, as the SQL order does.
     within = await _search(db_session, engine, search=f"{word} thing 7", limit=100)
     assert within.rows[0].name == f"{word} thing 7"
+
+
+class _CountingSearcher:
+    """A searcher that records each document it reads."""
+
+    def __init__(self, searcher: tantivy.Searcher) -> None:
+        self.searcher = searcher
+        self.reads: list[tuple[int, int]] = []
+
+    def doc(self, address: tantivy.DocAddress) -> tantivy.Document:
+        self.reads.append((address.segment_ord, address.doc))
+        return self.searcher.doc(address)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.searcher, name)
+
+
+async def test_a_snapshot_reads_each_documents_id_once(
+    db_session: AsyncSession, db_sessions: SessionFactory, indexing: SearchIndexing
+) -> None:
+    """Ranking a page reads the id of every hit that ties with it; a snapshot keeps the
+    ids it read (its documents' addresses never change), so the next search reads none
+    of them again, and answers as a snapshot that kept nothing."""
+    word = _word()
+    items = [
+        ProductCreate(sku=f"{word}-{i}", name=f"{word} thing", price=100 + i, currency="USD")
+        for i in range(30)
+    ]
+    assert await ProductService(db_session).create_many(items) == len(items)
+    await indexing.rebuild(db_sessions)
+    engine = _engine(indexing)
+    assert isinstance(engine, IndexedSearch)
+    searcher = _CountingSearcher(engine.snapshot.searcher)
+    counting = IndexedSearch(replace(engine.snapshot, searcher=cast(tantivy.Searcher, searcher)))
+
+    first = await _search(db_session, counting, search=word, limit=10, page=2)
+    assert len(searcher.reads) == 30  # all 30 tie: each id read, once
+    assert len(set(searcher.reads)) == 30
+    again = await _search(db_session, counting, search=word, limit=10, page=2)
+    assert len(searcher.reads) == 30  # none read again
+    fresh = await _search(db_session, _engine(indexing), search=word, limit=10, page=2)
+    ids = [p.id for p in fresh.rows]
+    assert [p.id for p in first.rows] == [p.id for p in again.rows] == ids
+    assert ids == sorted(p.id for p in fresh.rows)  # ties broken by id
 
 
 async def _answers(session: AsyncSession, engine: ProductSearch, root: str) -> list[Any]:
