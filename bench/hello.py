@@ -10,9 +10,13 @@ import argparse
 from fastapi import FastAPI
 
 from cli.serve import serve_processes
+from cli.stack.process import die_with_parent
 
 
 def hello_app() -> FastAPI:
+    # As the API's processes do: a process the supervisor started while it was being
+    # stopped outlived it (the bench left two orphans serving nothing).
+    die_with_parent()
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
     @app.get("/")
