@@ -28,6 +28,7 @@ import httpx
 
 from bench.http import hello_world
 from bench.load import GeneratedLoad, TargetFactory, fixed, run_load_processes
+from bench.server_cpu import ServerCpu, groups_of, per_request_line
 from cli.seed.vocabulary import ADJECTIVES, MATERIALS, NOUNS, TAXONOMY
 from core.settings import Settings
 
@@ -109,18 +110,35 @@ async def product_keys(base: str, pages: int = 20, seed: int = 5) -> list[str]:
     return keys
 
 
-def measure(
-    base: str, keys: Sequence[str], duration: float, concurrency: int, generators: int
-) -> list[GeneratedLoad]:
-    return [
-        run_load_processes(
-            label,
-            base,
-            targets,
-            concurrency=concurrency,
-            duration=duration,
-            processes=generators,
+def _run(
+    label: str,
+    base: str,
+    targets: TargetFactory,
+    cpu: ServerCpu,
+    duration: float,
+    concurrency: int,
+    generators: int,
+) -> GeneratedLoad:
+    with cpu.measuring() as used:
+        result = run_load_processes(
+            label, base, targets, concurrency=concurrency, duration=duration, processes=generators
         )
+    result.server_cpu = used
+    return result
+
+
+def measure(
+    base: str,
+    keys: Sequence[str],
+    duration: float,
+    concurrency: int,
+    generators: int,
+    cpu: ServerCpu | None = None,
+) -> list[GeneratedLoad]:
+    """Each workload in turn; with ``cpu``, the servers' CPU time during each."""
+    cpu = cpu or ServerCpu([])
+    return [
+        _run(label, base, targets, cpu, duration, concurrency, generators)
         for label, targets in workloads(keys).items()
     ]
 
@@ -130,14 +148,8 @@ def measure_hello(
 ) -> GeneratedLoad:
     """The FastAPI hello world (``bench.hello``) in ``processes`` processes, same load."""
     with hello_world(processes) as url:
-        return run_load_processes(
-            "hello world",
-            url,
-            HELLO,
-            concurrency=concurrency,
-            duration=duration,
-            processes=generators,
-        )
+        cpu = ServerCpu(groups_of(url, None, None))
+        return _run("hello world", url, HELLO, cpu, duration, concurrency, generators)
 
 
 def table(results: list[GeneratedLoad], hello: GeneratedLoad | None) -> list[str]:
@@ -157,6 +169,23 @@ def table(results: list[GeneratedLoad], hello: GeneratedLoad | None) -> list[str
         for r in [*results, *([hello] if hello else [])]
     )
     lines.append(f"load generator CPU per process (100% = its core is the limit): {cpu}")
+    return lines + cpu_table(results, hello)
+
+
+def cpu_table(results: list[GeneratedLoad], hello: GeneratedLoad | None) -> list[str]:
+    """Servers' CPU ms per request; the API's as a share of the hello world's, the
+    throughput share two cores would give with nothing else running."""
+    measured = [r for r in [*results, *([hello] if hello else [])] if r.server_cpu and r.requests]
+    if not measured:
+        return []
+    hello_api = hello.server_cpu.get("API", 0) / hello.requests if hello and hello.requests else 0
+    lines = ["server CPU per request, ms (user + system; a process that exited is not counted):"]
+    for r in measured:
+        line = per_request_line(r.label, r.server_cpu, r.requests)
+        api = r.server_cpu.get("API", 0) / r.requests
+        if hello_api and api and r is not hello:
+            line += f"   API CPU share of hello {hello_api / api:.3f}x"
+        lines.append(line)
     return lines
 
 
