@@ -94,16 +94,32 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:200] or "product"
 
 
-def rating_summary(product: Product) -> RatingSummary:
-    average = None
-    if product.rating_count:
-        average = float(
-            (Decimal(product.rating_sum) / product.rating_count).quantize(
-                Decimal("0.01"), rounding=ROUND_HALF_EVEN
-            )
+def _rating_average(product: Product) -> float | None:
+    if not product.rating_count:
+        return None
+    return float(
+        (Decimal(product.rating_sum) / product.rating_count).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_EVEN
         )
-    histogram = {str(n): getattr(product, f"rating_{n}") for n in range(1, 6)}
-    return RatingSummary(average=average, count=product.rating_count, histogram=histogram)
+    )
+
+
+def _rating_histogram(product: Product) -> dict[str, int]:
+    return {
+        "1": product.rating_1,
+        "2": product.rating_2,
+        "3": product.rating_3,
+        "4": product.rating_4,
+        "5": product.rating_5,
+    }
+
+
+def rating_summary(product: Product) -> RatingSummary:
+    return RatingSummary(
+        average=_rating_average(product),
+        count=product.rating_count,
+        histogram=_rating_histogram(product),
+    )
 
 
 def to_public(product: Product, prices: PriceBook, available: int = 0) -> ProductPublic:
@@ -142,7 +158,6 @@ def to_wire(product: Product, prices: PriceBook, available: int = 0) -> dict[str
     by_alias=True)``), built directly: a listing page of 20 built through pydantic cost
     more than the query that read it. ``ProductPublic`` still documents the shape, and a
     test holds the two equal."""
-    rating = rating_summary(product)
     return {
         "id": product.id,
         "sku": product.sku,
@@ -160,7 +175,13 @@ def to_wire(product: Product, prices: PriceBook, available: int = 0) -> dict[str
         "lowStockThreshold": product.low_stock_threshold,
         "autoReorder": product.auto_reorder,
         "reorderQuantity": product.reorder_quantity,
-        "rating": {"average": rating.average, "count": rating.count, "histogram": rating.histogram},
+        # Not through ``RatingSummary``: a pydantic model per product was 5% of an API
+        # process's samples under listing pages of 100.
+        "rating": {
+            "average": _rating_average(product),
+            "count": product.rating_count,
+            "histogram": _rating_histogram(product),
+        },
         "available": available,
         "createdAt": _json_time(product.created_at),
         "updatedAt": _json_time(product.updated_at),
