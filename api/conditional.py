@@ -1,16 +1,18 @@
-"""Conditional and waiting reads: ``If-None-Match`` (RFC 9110) and ``Prefer: wait``
-(RFC 7240), as dependencies that routes take by their ``Annotated`` names."""
+"""Conditional and waiting reads: ``If-None-Match`` (RFC 9110), ``Prefer: wait``
+(RFC 7240) and the order statuses a wait is for (``?until=``), as dependencies that
+routes take by their ``Annotated`` names."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Query
 
 from api.deps import State
 from api.problems import raises
-from core.errors import ShopError
+from core.errors import ShopError, ValidationFailed
+from models.orders import OrderStatus
 
 
 class InvalidPreference(ShopError):
@@ -89,5 +91,53 @@ def matches(etag: str, known: frozenset[str] | None) -> bool:
     return known is not None and (ANY_TAG in known or etag in known)
 
 
+INVALID_UNTIL = (ValidationFailed, "invalid_until")
+STATUS_NAMES = frozenset(status.value for status in OrderStatus)
+UNTIL_EXAMPLES = {
+    "confirmed": {
+        "summary": "Answer once the order is confirmed (or settled: queued, failed, cancelled)",
+        "value": "confirmed",
+    },
+    "confirmed or 3-D Secure": {
+        "summary": "Also answer if the customer must authenticate the payment",
+        "value": "confirmed,requires_action",
+    },
+    "settled": {
+        "summary": "Answer only once the order is settled",
+        "value": "fulfillment_queued",
+    },
+}
+
+
+@raises(INVALID_UNTIL)
+def awaited_statuses(
+    until: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="With `Prefer: wait`: the statuses to wait for, comma-separated. "
+            "The long-poll answers only when the order is in one of them or settled "
+            "(`fulfillment_queued` or later, `failed`, `cancelled`), or when the wait runs "
+            "out; other changes do not answer",
+            openapi_examples=UNTIL_EXAMPLES,
+        ),
+    ] = None,
+) -> frozenset[OrderStatus] | None:
+    """The statuses a long-poll waits for, None for any change."""
+    if until is None:
+        return None
+    names = [name.strip() for name in until.split(",")]
+    unknown = [name for name in names if name not in STATUS_NAMES]
+    if unknown:
+        raise ValidationFailed(
+            f"until: {', '.join(repr(n) for n in unknown)} is not an order status "
+            f"(one or more of {', '.join(OrderStatus)}, comma-separated)",
+            code=INVALID_UNTIL[1],
+            field="until",
+        )
+    return frozenset(OrderStatus(name) for name in names)
+
+
 WaitPreference = Annotated[float | None, Depends(requested_wait)]
 KnownEtags = Annotated[frozenset[str] | None, Depends(known_etags)]
+AwaitedStatuses = Annotated[frozenset[OrderStatus] | None, Depends(awaited_statuses)]

@@ -39,6 +39,12 @@ def is_settled(order: OrderPublic) -> bool:
     return OrderStatus(order.status) in SETTLED_STATUSES
 
 
+def awaited(status: OrderStatus, statuses: Collection[OrderStatus]) -> bool:
+    """Whether a waiter for ``statuses`` is answered at ``status``: one of them, or a
+    settled status (the order will not reach the others any more, or has passed them)."""
+    return status in statuses or status in SETTLED_STATUSES
+
+
 @dataclass(frozen=True)
 class OrderState:
     order: OrderPublic
@@ -65,31 +71,47 @@ class OrderWatch:
     async def current(self, order_id: str) -> OrderState:
         """The order as the API renders it, read in a session of its own (raises
         ``OrderNotFound``)."""
+        state = await self._read(order_id, None)
+        assert state is not None  # no statuses to wait for: always rendered
+        return state
+
+    async def _read(
+        self, order_id: str, statuses: Collection[OrderStatus] | None
+    ) -> OrderState | None:
+        """``current``, or None without rendering if ``statuses`` are given and the order
+        is in none of them and not settled (one query instead of the whole order)."""
         async with self._sessions() as session:
             # One snapshot for the order and its timeline, payment and parcels: read
             # committed would let a commit land between the queries, and a torn state
             # has an ETag of its own (a waiter would answer it as a change).
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             order = await OrderRepository(session).require(order_id)
+            if statuses is not None and not awaited(OrderStatus(order.status), statuses):
+                return None
             public = await OrderService(session, self._settings, self._analytics).public(order)
         return OrderState(public, order_etag(public))
 
     async def wait_for_change(
-        self, order_id: str, known: Collection[str], wait: float
+        self,
+        order_id: str,
+        known: Collection[str],
+        wait: float,
+        statuses: Collection[OrderStatus] | None = None,
     ) -> OrderState:
-        """The order once its ETag is none of ``known``: at once if it already differs,
-        else as soon as a change is committed; as it is if ``wait`` seconds pass first."""
+        """The order once its ETag is none of ``known`` (and, with ``statuses``, once it
+        is in one of them or settled): at once if it already is, else as soon as such a
+        change is committed; as it is if ``wait`` seconds pass first."""
         clock = asyncio.get_running_loop().time
         deadline = clock() + wait
         with self.changes.watch(order_id) as waiter:
             # Watching before reading: a change committed in between still wakes us.
             while True:
-                state = await self.current(order_id)
-                if state.etag not in known:
+                state = await self._read(order_id, statuses)
+                if state is not None and state.etag not in known:
                     return state
                 left = deadline - clock()
                 if left <= 0 or not await waiter.wait(left):
-                    return state
+                    return state or await self.current(order_id)
 
     async def follow(self, order_id: str, last_etag: str | None) -> AsyncIterator[OrderState]:
         """The order's states: the current one (unless it is ``last_etag``), then each

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.conditional import ANY_TAG, KnownEtags, WaitPreference, matches
+from api.conditional import ANY_TAG, AwaitedStatuses, KnownEtags, WaitPreference, matches
 from api.deps import DbSession, State, after_commit, release_connection
 from api.problems import problem_responses
 from api.security import CurrentUser, StaffUser
@@ -152,6 +152,7 @@ async def get_order(
     response: Response,
     known: KnownEtags,
     wait: WaitPreference,
+    statuses: AwaitedStatuses,
 ) -> OrderPublic | Response:
     """Lines, totals, shipping address, payment summary, status and timeline.
 
@@ -165,17 +166,28 @@ async def get_order(
     change instead: the answer is the 200 with the new order and ETag as soon as the
     order changes (its status, a timeline entry, its payment or a parcel), or 304 once N
     seconds pass without a change; `Preference-Applied: wait=N` says the wait was
-    honoured. A malformed `Prefer: wait` answers 400 `invalid_preference`, a malformed
-    `If-None-Match` 400 `invalid_if_none_match`. For every change as it happens, see
-    `GET /api/orders/{id}/events`.
+    honoured.
+
+    `until=confirmed` (statuses, comma-separated) narrows the wait to the statuses the
+    client waits for: it answers 200 once the order is in one of them or settled
+    (`fulfillment_queued` or later, `failed`, `cancelled`), and not at the changes in
+    between. When the wait runs out first, the answer is 304 if the order is still the
+    one `If-None-Match` names, else 200 with the order as it is (not yet at a status
+    asked for). With `until`, `If-None-Match` may be left out: an order already at an
+    asked status answers at once.
+
+    A malformed `Prefer: wait` answers 400 `invalid_preference`, a malformed
+    `If-None-Match` 400 `invalid_if_none_match`, an unknown status in `until` 422
+    `invalid_until`. For every change as it happens, see `GET /api/orders/{id}/events`.
     """
     service = order_service(state, session)
     order = await visible_order(service, order_id, caller)
-    if known is not None and wait is not None and ANY_TAG not in known:
+    waits = known is not None or statuses is not None
+    if wait is not None and waits and ANY_TAG not in (known or ()):
         # Waiting holds no database connection; the watch reads in sessions of its own.
         await release_connection(session)
         response.headers["Preference-Applied"] = f"wait={wait:g}"
-        now = await state.order_watch.wait_for_change(order.id, known, wait)
+        now = await state.order_watch.wait_for_change(order.id, known or (), wait, statuses)
         public, etag = now.order, now.etag
     else:
         public = await service.public(order)

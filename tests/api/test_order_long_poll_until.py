@@ -1,0 +1,157 @@
+"""GET /api/orders/{id}?until=…: a long-poll answered only at the statuses the client waits
+for (or once the order settles), woken by the order's NOTIFY like any long-poll."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import Settings
+from models.orders import OrderStatus
+from tests.api.test_order_long_poll import listening, move, placed_order, until
+from tests.factories import signed_up
+
+
+async def waiting_until(
+    client: httpx.AsyncClient, app: FastAPI, url: str, headers: dict[str, str], statuses: str
+) -> asyncio.Task[httpx.Response]:
+    """A long-poll for ``statuses`` (from the order's current ETag), once it waits."""
+    changes = await listening(app)
+    order_id = url.rsplit("/", 1)[-1]
+    etag = (await client.get(url, headers=headers)).headers["etag"]
+    waiting = asyncio.create_task(
+        client.get(
+            url,
+            params={"until": statuses},
+            headers=headers | {"If-None-Match": etag, "Prefer": "wait=30"},
+        )
+    )
+    await until(lambda: changes.watching(order_id, idle=True) == 1, "the request waits")
+    return waiting
+
+
+async def test_it_answers_at_the_status_asked_for_and_not_before(
+    client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine, settings: Settings
+) -> None:
+    user, headers = await signed_up(client)
+    order_id = await placed_order(engine, user)
+    url = f"/api/orders/{order_id}"
+    changes = app.state.shop.order_changes
+    waiting = await waiting_until(client, app, url, headers, "confirmed")
+    delivered = changes.deliveries
+
+    # Each change wakes the waiter (it looks again), but none is what it waits for.
+    for status in (OrderStatus.RESERVED, OrderStatus.PAYMENT_AUTHORIZED):
+        await move(engine, settings, order_id, status)
+        await until(lambda: changes.deliveries > delivered, f"{status} is notified")
+        await until(lambda: changes.watching(order_id, idle=True) == 1, "it waits again")
+        delivered = changes.deliveries
+        assert not waiting.done(), status
+
+    await move(engine, settings, order_id, OrderStatus.CONFIRMED)
+    answer = await waiting
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "confirmed"
+    # The answer is the whole order, with the steps it passed meanwhile.
+    assert [e["status"] for e in answer.json()["timeline"]] == [
+        "pending",
+        "reserved",
+        "payment_authorized",
+        "confirmed",
+    ]
+    assert answer.headers["preference-applied"] == "wait=30"
+    assert answer.headers["etag"] == (await client.get(url, headers=headers)).headers["etag"]
+    assert changes.watching(order_id) == 0
+
+    # Already at a status asked for, and the client's copy is older: answered at once,
+    # with or without If-None-Match.
+    for extra in ({"If-None-Match": '"older"'}, {}):
+        at_once = await client.get(
+            url,
+            params={"until": "reserved,confirmed"},
+            headers=headers | extra | {"Prefer": "wait=30"},
+        )
+        assert at_once.status_code == 200, extra
+        assert at_once.json()["status"] == "confirmed"
+    assert changes.watching(order_id) == 0
+
+
+@pytest.mark.parametrize(
+    "ending", [OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.FULFILLMENT_QUEUED]
+)
+async def test_a_settled_order_always_answers(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    engine: AsyncEngine,
+    settings: Settings,
+    ending: OrderStatus,
+) -> None:
+    user, headers = await signed_up(client)
+    order_id = await placed_order(engine, user)
+    url = f"/api/orders/{order_id}"
+    await move(engine, settings, order_id, OrderStatus.RESERVED)
+    # It will never be confirmed now; the waiter hears how it ended.
+    waiting = await waiting_until(client, app, url, headers, "confirmed")
+    await move(engine, settings, order_id, ending)
+    answer = await waiting
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == ending.value
+
+
+async def test_when_the_wait_runs_out_it_is_304_or_the_order_as_it_is(
+    make_client: Callable[..., Any], engine: AsyncEngine, settings: Settings
+) -> None:
+    client: httpx.AsyncClient = await make_client(order_wait_max_seconds=1)
+    user, headers = await signed_up(client)
+    order_id = await placed_order(engine, user)
+    url = f"/api/orders/{order_id}"
+    etag = (await client.get(url, headers=headers)).headers["etag"]
+    conditional = headers | {"If-None-Match": etag, "Prefer": "wait=30"}
+    # Unchanged: 304, as any long-poll that ran out.
+    answer = await client.get(url, params={"until": "confirmed"}, headers=conditional)
+    assert answer.status_code == 304
+    assert answer.content == b""
+    assert answer.headers["etag"] == etag
+    assert answer.headers["preference-applied"] == "wait=1"
+    # Changed, but not to a status asked for: not answered at the change; when the wait
+    # is over, the order as it is now (a 304 would say it had not changed).
+    await move(engine, settings, order_id, OrderStatus.RESERVED)
+    answer = await client.get(url, params={"until": "confirmed"}, headers=conditional)
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "reserved"
+    assert answer.headers["etag"] != etag
+
+
+@pytest.mark.parametrize("value", ["confirmd", "confirmed,shipping", "", "confirmed,"])
+async def test_an_unknown_status_is_a_422_naming_until(
+    client: httpx.AsyncClient, engine: AsyncEngine, value: str
+) -> None:
+    user, headers = await signed_up(client)
+    order_id = await placed_order(engine, user)
+    answer = await client.get(
+        f"/api/orders/{order_id}",
+        params={"until": value},
+        headers=headers | {"Prefer": "wait=30"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    problem = answer.json()
+    assert problem["code"] == "invalid_until"
+    assert problem["field"] == "until"
+    assert problem["detail"].startswith("until: ")
+
+
+async def test_until_is_documented_with_its_error_code(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/api/openapi.json")).json()
+    operation = spec["paths"]["/api/orders/{order_id}"]["get"]
+    (parameter,) = [p for p in operation["parameters"] if p["name"] == "until"]
+    assert parameter["in"] == "query"
+    assert parameter["examples"]["confirmed"]["value"] == "confirmed"
+    codes = operation["responses"]["422"]["content"]["application/problem+json"]["schema"]
+    assert "invalid_until" in str(codes)
