@@ -6,7 +6,8 @@ one product with enough stock, N shoppers registered and signed in in parallel, 
 with one unit in the cart. Timed: N ``POST /api/orders`` with C orders in flight at a
 time (closed loop: a client places its next order once the previous one has settled),
 each followed until it settles: by default with the long-poll (``GET`` with
-``If-None-Match`` and ``Prefer: wait=30``, answered when the order changes), or with
+``If-None-Match``, ``Prefer: wait=30`` and ``?until=``, answered when the order is
+confirmed, then when it settles), or with
 ``status="poll"`` by the old polling, kept for comparison.
 
 Latencies come from the order's timeline, not from polling: the ``createdAt`` of the
@@ -358,14 +359,18 @@ async def _long_poll(
     placed_headers: httpx.Headers,
     deadline: float,
 ) -> tuple[dict[str, Any], int]:
-    """Wait for each change with ``If-None-Match`` and ``Prefer: wait``, until settled."""
+    """Wait with ``If-None-Match`` and ``Prefer: wait`` for the statuses measured: until
+    confirmed, then until settled (``?until=``: the changes between are not answered)."""
     reads = 0
     etag = placed_headers.get("etag")
     while order["status"] not in SETTLED and time.perf_counter() < deadline:
         wait = max(1, min(LONG_POLL_WAIT, int(deadline - time.perf_counter())))
-        conditional = {"If-None-Match": etag, "Prefer": f"wait={wait}"} if etag else {}
+        conditional = {"If-None-Match": etag} if etag else {}
+        awaited = "fulfillment_queued" if order["status"] in CONFIRMED_OR_LATER else "confirmed"
         response = await http.get(
-            f"/api/orders/{order['id']}", headers=shopper.headers | conditional
+            f"/api/orders/{order['id']}",
+            params={"until": awaited},
+            headers=shopper.headers | conditional | {"Prefer": f"wait={wait}"},
         )
         reads += 1
         if response.status_code == 304:

@@ -582,7 +582,8 @@ def bench_checkout(
         typer.Option(
             "--status",
             help="How each client learns that its order changed: `long-poll` "
-            "(If-None-Match + Prefer: wait=30, answered on the change) or `poll` (every "
+            "(If-None-Match + Prefer: wait=30 + ?until=, answered once the order is "
+            "confirmed, then once it settles) or `poll` (every "
             "--poll seconds, doubling up to --poll-max), kept for comparison.",
         ),
     ] = "long-poll",
