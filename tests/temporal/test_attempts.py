@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -19,7 +21,13 @@ from temporalio.client import WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ActivityOutboundInterceptor,
+    Interceptor,
+    UnsandboxedWorkflowRunner,
+    Worker,
+)
 
 from temporal.attempts import StepAttempts, failures_so_far, own_deadline
 
@@ -55,6 +63,9 @@ class Script:
             await asyncio.sleep(3600)
         if step == "bug":
             raise ValueError("a bug")
+        if step in ("quick", "slow"):
+            # An attempt that waits on I/O, shortly or for most of a heartbeat timeout.
+            await asyncio.sleep(0.01 if step == "quick" else HEARTBEAT.total_seconds() * 0.75)
         if step == "declined":
             raise ApplicationError("declined", type="payment_declined", non_retryable=True)
         return f"done on attempt {info.attempt}"
@@ -83,13 +94,19 @@ def queue() -> str:
     return f"attempts-{uuid4().hex[:8]}"
 
 
-async def _run(env: WorkflowEnvironment, queue: str, script: Script, plan: Plan) -> str:
+async def _run(
+    env: WorkflowEnvironment,
+    queue: str,
+    script: Script,
+    plan: Plan,
+    outer: Sequence[Interceptor] = (),
+) -> str:
     async with Worker(
         env.client,
         task_queue=queue,
         workflows=[ScriptedStep],
         activities=[script.run],
-        interceptors=[StepAttempts()],
+        interceptors=[*outer, StepAttempts()],
         workflow_runner=UnsandboxedWorkflowRunner(),
     ):
         return str(
@@ -187,3 +204,46 @@ async def test_without_a_heartbeat_timeout_temporal_counts_as_usual(
     cause = _cause(failed.value)
     assert (cause.type, cause.non_retryable) == ("provider_down", False)
     assert script.seen == [(1, 0), (2, 0)]
+
+
+class Heartbeats(Interceptor):
+    """Outside ``StepAttempts``: records every heartbeat an activity sends, its own too."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _RecordingInbound(next, self.sent)
+
+
+class _RecordingInbound(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, sent: list[tuple[Any, ...]]) -> None:
+        super().__init__(next)
+        self._sent = sent
+
+    def init(self, outbound: ActivityOutboundInterceptor) -> None:
+        super().init(_RecordingOutbound(outbound, self._sent))
+
+
+class _RecordingOutbound(ActivityOutboundInterceptor):
+    def __init__(self, next: ActivityOutboundInterceptor, sent: list[tuple[Any, ...]]) -> None:
+        super().__init__(next)
+        self._sent = sent
+
+    def heartbeat(self, *details: Any) -> None:
+        self._sent.append(details)
+        super().heartbeat(*details)
+
+
+async def test_a_short_attempt_sends_no_heartbeat_a_long_one_does(
+    temporal_env: WorkflowEnvironment, queue: str
+) -> None:
+    quick, heartbeats = Script(["quick"]), Heartbeats()
+    assert await _run(temporal_env, queue, quick, Plan(), [heartbeats]) == "done on attempt 1"
+    assert heartbeats.sent == []  # Temporal needs none before the heartbeat timeout
+
+    slow, heartbeats = Script(["slow"]), Heartbeats()
+    plan = Plan()
+    assert await _run(temporal_env, f"{queue}-2", slow, plan, [heartbeats]) == "done on attempt 1"
+    assert heartbeats.sent  # within its timeout, with the count so far
+    assert set(heartbeats.sent) == {(0,)}
