@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -12,10 +13,15 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.notifications import ChannelListener
 from core.settings import Settings
 from models.orders import OrderStatus
 from tests.api.test_order_long_poll import listening, move, placed_order, until
 from tests.factories import signed_up
+
+
+def notified_since(changes: ChannelListener, delivered: int) -> bool:
+    return changes.deliveries > delivered
 
 
 async def waiting_until(
@@ -42,14 +48,14 @@ async def test_it_answers_at_the_status_asked_for_and_not_before(
     user, headers = await signed_up(client)
     order_id = await placed_order(engine, user)
     url = f"/api/orders/{order_id}"
-    changes = app.state.shop.order_changes
+    changes: ChannelListener = app.state.shop.order_changes
     waiting = await waiting_until(client, app, url, headers, "confirmed")
     delivered = changes.deliveries
 
     # Each change wakes the waiter (it looks again), but none is what it waits for.
     for status in (OrderStatus.RESERVED, OrderStatus.PAYMENT_AUTHORIZED):
         await move(engine, settings, order_id, status)
-        await until(lambda: changes.deliveries > delivered, f"{status} is notified")
+        await until(partial(notified_since, changes, delivered), f"{status} is notified")
         await until(lambda: changes.watching(order_id, idle=True) == 1, "it waits again")
         delivered = changes.deliveries
         assert not waiting.done(), status
