@@ -97,11 +97,15 @@ async def waiting_on(
     order_id: str,
     headers: dict[str, str],
     etag: str,
+    *,
+    until_statuses: str | None = None,
 ) -> asyncio.Task[httpx.Response]:
-    """A long-poll (``Prefer: wait=30``) from ``etag``, once it waits on the order."""
+    """A long-poll (``Prefer: wait=30``) from ``etag``, once it waits on the order
+    (``until_statuses``: with ``?until=``, for those statuses only)."""
     waiting = asyncio.create_task(
         client.get(
             f"/api/orders/{order_id}",
+            params={"until": until_statuses} if until_statuses else None,
             headers=headers | {"If-None-Match": etag, "Prefer": "wait=30"},
         )
     )

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.notifications import ChannelListener
 from core.settings import Settings
 from models.orders import OrderStatus
-from tests.api.test_order_long_poll import listening, move, placed_order, until
+from tests.api.test_order_long_poll import listening, move, placed_order, until, waiting_on
 from tests.factories import signed_up
 
 
@@ -25,21 +25,12 @@ def notified_since(changes: ChannelListener, delivered: int) -> bool:
 
 
 async def waiting_until(
-    client: httpx.AsyncClient, app: FastAPI, url: str, headers: dict[str, str], statuses: str
+    client: httpx.AsyncClient, app: FastAPI, order_id: str, headers: dict[str, str], statuses: str
 ) -> asyncio.Task[httpx.Response]:
-    """A long-poll for ``statuses`` (from the order's current ETag), once it waits."""
+    """A long-poll for ``statuses`` from the order's current ETag, once it waits."""
+    etag = (await client.get(f"/api/orders/{order_id}", headers=headers)).headers["etag"]
     changes = await listening(app)
-    order_id = url.rsplit("/", 1)[-1]
-    etag = (await client.get(url, headers=headers)).headers["etag"]
-    waiting = asyncio.create_task(
-        client.get(
-            url,
-            params={"until": statuses},
-            headers=headers | {"If-None-Match": etag, "Prefer": "wait=30"},
-        )
-    )
-    await until(lambda: changes.watching(order_id, idle=True) == 1, "the request waits")
-    return waiting
+    return await waiting_on(client, changes, order_id, headers, etag, until_statuses=statuses)
 
 
 async def test_it_answers_at_the_status_asked_for_and_not_before(
@@ -49,7 +40,7 @@ async def test_it_answers_at_the_status_asked_for_and_not_before(
     order_id = await placed_order(engine, user)
     url = f"/api/orders/{order_id}"
     changes: ChannelListener = app.state.shop.order_changes
-    waiting = await waiting_until(client, app, url, headers, "confirmed")
+    waiting = await waiting_until(client, app, order_id, headers, "confirmed")
     delivered = changes.deliveries
 
     # Each change wakes the waiter (it looks again), but none is what it waits for.
@@ -100,10 +91,9 @@ async def test_a_settled_order_always_answers(
 ) -> None:
     user, headers = await signed_up(client)
     order_id = await placed_order(engine, user)
-    url = f"/api/orders/{order_id}"
     await move(engine, settings, order_id, OrderStatus.RESERVED)
     # It will never be confirmed now; the waiter hears how it ended.
-    waiting = await waiting_until(client, app, url, headers, "confirmed")
+    waiting = await waiting_until(client, app, order_id, headers, "confirmed")
     await move(engine, settings, order_id, ending)
     answer = await waiting
     assert answer.status_code == 200, answer.text
