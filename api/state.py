@@ -71,7 +71,7 @@ class AppState:
         self.dashboards = DashboardCache(self.settings.analytics_dashboard_cache_entries)
         self.order_changes = ChannelListener(asyncpg_dsn(self.settings), ORDER_CHANNEL)
         self.order_watch = OrderWatch(
-            self.sessions, self.settings, self.analytics, self.order_changes
+            self.sessions, self.read_sessions, self.settings, self.analytics, self.order_changes
         )
 
     # Built on first use: each costs ~40 ms (a TLS context), and most processes need

@@ -45,6 +45,13 @@ class OrderRepository:
             raise OrderNotFound(f"no order {order_id}")
         return order
 
+    async def status_of(self, order_id: str) -> OrderStatus:
+        """The order's status alone (one column of one row)."""
+        status = (await self.session.exec(select(Order.status).where(Order.id == order_id))).first()
+        if status is None:
+            raise OrderNotFound(f"no order {order_id}")
+        return OrderStatus(status)
+
     async def live_for_cart(self, cart_id: str) -> Order | None:
         result = await self.session.exec(
             select(Order).where(

@@ -59,11 +59,13 @@ class OrderWatch:
     def __init__(
         self,
         sessions: SessionFactory,
+        read_sessions: SessionFactory,
         settings: Settings,
         analytics: AnalyticsRecorder,
         changes: ChannelListener,
     ) -> None:
         self._sessions = sessions
+        self._read_sessions = read_sessions  # autocommit: a status check is one round trip
         self._settings = settings
         self._analytics = analytics
         self.changes = changes
@@ -71,25 +73,29 @@ class OrderWatch:
     async def current(self, order_id: str) -> OrderState:
         """The order as the API renders it, read in a session of its own (raises
         ``OrderNotFound``)."""
-        state = await self._read(order_id, None)
-        assert state is not None  # no statuses to wait for: always rendered
-        return state
-
-    async def _read(
-        self, order_id: str, statuses: Collection[OrderStatus] | None
-    ) -> OrderState | None:
-        """``current``, or None without rendering if ``statuses`` are given and the order
-        is in none of them and not settled (one query instead of the whole order)."""
         async with self._sessions() as session:
             # One snapshot for the order and its timeline, payment and parcels: read
             # committed would let a commit land between the queries, and a torn state
             # has an ETag of its own (a waiter would answer it as a change).
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             order = await OrderRepository(session).require(order_id)
-            if statuses is not None and not awaited(OrderStatus(order.status), statuses):
-                return None
             public = await OrderService(session, self._settings, self._analytics).public(order)
         return OrderState(public, order_etag(public))
+
+    async def _current_if_awaited(
+        self, order_id: str, statuses: Collection[OrderStatus] | None
+    ) -> OrderState | None:
+        """``current``, or None if ``statuses`` are given and the order is in none of them
+        and not settled: then only its status is read (one round trip, no rendering)."""
+        if statuses is not None:
+            async with self._read_sessions() as session:
+                status = await OrderRepository(session).status_of(order_id)
+            if not awaited(status, statuses):
+                return None
+        state = await self.current(order_id)
+        if statuses is not None and not awaited(OrderStatus(state.order.status), statuses):
+            return None  # it moved past the statuses asked for between the two reads
+        return state
 
     async def wait_for_change(
         self,
@@ -106,7 +112,7 @@ class OrderWatch:
         with self.changes.watch(order_id) as waiter:
             # Watching before reading: a change committed in between still wakes us.
             while True:
-                state = await self._read(order_id, statuses)
+                state = await self._current_if_awaited(order_id, statuses)
                 if state is not None and state.etag not in known:
                     return state
                 left = deadline - clock()
