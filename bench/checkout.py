@@ -4,7 +4,8 @@ whole checkout (API, ``OrderWorkflow`` on the stack's workers, the Stripe sandbo
 Setup, untimed: a staff account (registered through the API, promoted in the database),
 one product with enough stock, N shoppers registered and signed in in parallel, each
 with one unit in the cart. Timed: N ``POST /api/orders`` with C orders in flight at a
-time (closed loop: a client places its next order once the previous one has settled),
+time (closed loop: a client places its next order once the previous one has settled,
+after ``pause`` seconds if given),
 each followed until it settles: by default with the long-poll (``GET`` with
 ``If-None-Match``, ``Prefer: wait=30`` and ``?until=``, answered when the order is
 confirmed, then when it settles), or with
@@ -390,6 +391,7 @@ async def run(
     poll_max: float | None = None,
     within: float = 120,
     follow: str = LONG_POLL,
+    pause: float = 0,
     progress: Any = None,
 ) -> CheckoutResult:
     say = progress or (lambda _message: None)
@@ -417,6 +419,10 @@ async def run(
                         http, shopper, poll=poll, within=within, poll_max=poll_max, follow=follow
                     )
                 )
+                if pause and not queue.empty():
+                    # What the settled order set off (fulfilment, event deliveries) runs
+                    # now, not under the next order.
+                    await asyncio.sleep(pause)
 
         stack = stack_processes(base_url)
         cpu_before = stack.cpu_seconds()

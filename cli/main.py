@@ -587,6 +587,18 @@ def bench_checkout(
             "--poll seconds, doubling up to --poll-max), kept for comparison.",
         ),
     ] = "long-poll",
+    pause: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=60,
+            help="Seconds a client waits after its order settled before placing the next "
+            "(0: at once). With --concurrency 1, a pause lets the work an order sets off "
+            "after it settles (fulfilment, event deliveries) finish before the next order, "
+            "so the latencies are those of one order alone; throughput then counts the "
+            "pauses.",
+        ),
+    ] = 0.0,
     compare_bare: Annotated[
         bool,
         typer.Option(
@@ -618,6 +630,7 @@ def bench_checkout(
                 poll=poll,
                 poll_max=poll_max,
                 follow=status,
+                pause=pause,
                 progress=lambda message: err_console.print(message),
             )
         )
@@ -640,6 +653,7 @@ def bench_checkout(
             concurrency=concurrency,
             status=status,
             **({"poll": poll, "poll_max": poll_max} if status == "poll" else {}),
+            **({"pause": pause} if pause else {}),
         ),
         sandboxes(settings),
         *result.lines(),

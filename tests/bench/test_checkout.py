@@ -30,10 +30,18 @@ def test_percentiles_and_the_report() -> None:
     assert "not settled in time" in text
 
 
-@pytest.mark.parametrize("follow", [LONG_POLL, POLL])
-async def test_a_small_run_places_and_confirms_every_order(live: LiveStack, follow: str) -> None:
+@pytest.mark.parametrize(("follow", "pause"), [(LONG_POLL, 0.1), (POLL, 0.0)])
+async def test_a_small_run_places_and_confirms_every_order(
+    live: LiveStack, follow: str, pause: float
+) -> None:
     result = await run(
-        live.base_url, live.settings, orders=4, concurrency=2, poll=0.05, follow=follow
+        live.base_url,
+        live.settings,
+        orders=4,
+        concurrency=2,
+        poll=0.05,
+        follow=follow,
+        pause=pause,
     )
     assert result.follow == follow
     assert f"status reads ({follow})" in "\n".join(result.lines())
