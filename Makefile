@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make install  create .venv and install Shopweave with its dev extras"
 	@echo "make dev      run the whole system (Temporal, PostgreSQL, Redis, worker, API)"
-	@echo "make test     run the whole test suite"
+	@echo "make test     run the whole test suite (in parallel: TEST_WORKERS=3)"
 	@echo "make lint     ruff check + ruff format --check + mypy"
 	@echo "make fmt      ruff format + ruff check --fix"
 	@echo "make lock     re-pin constraints.txt from a fresh resolve"
@@ -27,8 +27,12 @@ install: $(STAMP)
 dev: $(STAMP)
 	exec $(BIN)/shop dev $(ARGS)
 
+# The suite runs on TEST_WORKERS pytest-xdist workers, each with servers of its own
+# (tests/conftest.py) and whole test files (their module fixtures are started once);
+# TEST_WORKERS=0, or ARGS="-n 0", runs it in one process.
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

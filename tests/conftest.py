@@ -27,7 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from cli.stack.process import find_binary
+from cli.stack.process import find_binary, share_port_range
 from core.db import SessionFactory, create_engine
 from core.redis import create_redis
 from core.settings import Settings
@@ -47,6 +47,15 @@ from tests.live import LiveStack, live_stack
 from tests.stack import TEST_HASH_COST, StackServers, test_servers
 
 _exit_status = 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist each worker starts its own servers (the session fixtures below),
+    # live APIs and `shop dev` stacks: its own slice of the free ports, so that two workers
+    # never both choose a port that neither has bound yet.
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        share_port_range(int(worker["workerid"].removeprefix("gw")), int(worker["workercount"]))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -61,13 +61,35 @@ def ensure_port_free(port: int, what: str, flag: str) -> None:
 _HANDED_OUT: set[int] = set()
 # Below Linux's ephemeral range (32768-60999): a port chosen here cannot be taken by an
 # outgoing connection between being chosen and being bound by the server it is for.
-_PORT_RANGE = range(20_000, 32_768)
+PORT_RANGE = range(20_000, 32_768)
+_port_range = PORT_RANGE
+
+
+def port_slice(index: int, count: int) -> range:
+    """The ``index``-th of ``count`` equal, disjoint slices of the ports free_port uses."""
+    if not 0 <= index < count:
+        raise ValueError(f"slice {index} of {count} does not exist")
+    size = len(PORT_RANGE) // count
+    return PORT_RANGE[index * size : (index + 1) * size]
+
+
+def share_port_range(index: int, count: int) -> None:
+    """Hand out ports from ``port_slice(index, count)`` only: processes choosing ports at
+    the same time (the test suite's workers) could otherwise both choose a port that
+    neither has bound yet."""
+    global _port_range
+    _port_range = port_slice(index, count)
+
+
+def port_range() -> range:
+    """The ports free_port chooses from in this process."""
+    return _port_range
 
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (nor lingers on) right now."""
     while True:
-        port = random.choice(_PORT_RANGE)
+        port = random.choice(_port_range)
         if port in _HANDED_OUT:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
