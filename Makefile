@@ -32,7 +32,7 @@ dev: $(STAMP)
 # TEST_WORKERS=0, or ARGS="-n 0", runs it in one process.
 TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

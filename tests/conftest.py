@@ -58,6 +58,13 @@ def pytest_configure(config: pytest.Config) -> None:
         share_port_range(int(worker["workerid"].removeprefix("gw")), int(worker["workercount"]))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The `shop dev` runs (marked e2e) are the longest files: first, so that the parallel
+    # workers end the run sharing short files rather than one of them running a long one
+    # alone (`make test` keeps this order with --no-loadscope-reorder).
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     global _exit_status
     _exit_status = int(exitstatus)

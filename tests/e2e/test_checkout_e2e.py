@@ -19,6 +19,8 @@ import pytest
 from tests.e2e.conftest import DevRun, running_stack, shoppers_with, worker_processes
 from tests.orders.helpers import intents_for, place, product, stock, wait_for
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:

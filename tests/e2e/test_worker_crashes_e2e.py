@@ -40,6 +40,8 @@ from tests.orders.helpers import (
     wait_for,
 )
 
+pytestmark = pytest.mark.e2e
+
 ORDERS = 40
 
 
