@@ -28,11 +28,11 @@ dev: $(STAMP)
 	exec $(BIN)/shop dev $(ARGS)
 
 # The suite runs on TEST_WORKERS pytest-xdist workers, each with servers of its own
-# (tests/conftest.py) and whole test files (their module fixtures are started once);
-# TEST_WORKERS=0, or ARGS="-n 0", runs it in one process.
+# (tests/conftest.py), sharing it by whole test files, the `shop dev` ones all on one
+# worker (tests/parallel.py); TEST_WORKERS=0, or ARGS="-n 0", runs it in one process.
 TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -44,6 +44,7 @@ from temporal.search_attributes import (
     SHIPMENT_STATUS,
 )
 from tests.live import LiveStack, live_stack
+from tests.parallel import FileOrGroupScheduling, group_shop_dev_files
 from tests.stack import TEST_HASH_COST, StackServers, test_servers
 
 _exit_status = 0
@@ -58,11 +59,16 @@ def pytest_configure(config: pytest.Config) -> None:
         share_port_range(int(worker["workerid"].removeprefix("gw")), int(worker["workercount"]))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The `shop dev` runs (marked e2e) are the longest files: first, so that the parallel
-    # workers end the run sharing short files rather than one of them running a long one
-    # alone (`make test` keeps this order with --no-loadscope-reorder).
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    group_shop_dev_files(items)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which -p no:xdist turns off
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    if config.getoption("dist") != "loadgroup":
+        return None
+    return FileOrGroupScheduling(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
