@@ -47,13 +47,18 @@ from tests.live import LiveStack, live_stack
 from tests.parallel import FileOrGroupScheduling, group_shop_dev_files
 from tests.stack import TEST_HASH_COST, StackServers, test_servers
 
-_exit_status = 0
+_exit_status: int | None = None  # pytest's status once the session has finished
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Under pytest-xdist each worker starts its own servers (the session fixtures below),
     # live APIs and `shop dev` stacks: its own slice of the free ports, so that two workers
     # never both choose a port that neither has bound yet.
+    shared = [name for name in ("REDIS_URL", "TEMPORAL_ADDRESS") if os.environ.get(name)]
+    if shared and config.getoption("numprocesses", default=None):
+        # Workers would flush each other's keys and poll each other's task queues there
+        # (each gets a database of its own on DATABASE_URL's server).
+        raise pytest.UsageError(f"{' and '.join(shared)} set: run the suite with -n 0")
     worker = getattr(config, "workerinput", None)
     if worker is not None:
         share_port_range(int(worker["workerid"].removeprefix("gw")), int(worker["workercount"]))
@@ -81,6 +86,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     # The Temporal SDK's Rust threads can abort CPython's finalisation with SIGABRT
     # (temporalio/sdk-python#300) after every test has passed and been reported. Leave
     # with pytest's own status instead of letting finalisation decide it.
+    # A run that ends before its session does (a usage error) ends as pytest has it.
+    if _exit_status is None:
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_exit_status)
