@@ -28,7 +28,7 @@ import httpx
 
 from bench.http import hello_world
 from bench.load import GeneratedLoad, TargetFactory, fixed, run_load_processes
-from bench.server_cpu import ServerCpu, groups_of, per_request_line
+from bench.stack_cost import StackProcesses, cpu_during, stack_processes
 from cli.seed.vocabulary import ADJECTIVES, MATERIALS, NOUNS, TAXONOMY
 from core.settings import Settings
 
@@ -114,12 +114,12 @@ def _run(
     label: str,
     base: str,
     targets: TargetFactory,
-    cpu: ServerCpu,
+    cpu: StackProcesses,
     duration: float,
     concurrency: int,
     generators: int,
 ) -> GeneratedLoad:
-    with cpu.measuring() as used:
+    with cpu_during(cpu) as used:
         result = run_load_processes(
             label, base, targets, concurrency=concurrency, duration=duration, processes=generators
         )
@@ -133,10 +133,10 @@ def measure(
     duration: float,
     concurrency: int,
     generators: int,
-    cpu: ServerCpu | None = None,
+    cpu: StackProcesses | None = None,
 ) -> list[GeneratedLoad]:
-    """Each workload in turn; with ``cpu``, the servers' CPU time during each."""
-    cpu = cpu or ServerCpu([])
+    """Each workload in turn; with ``cpu``, the stack's CPU time during each."""
+    cpu = cpu or StackProcesses({})
     return [
         _run(label, base, targets, cpu, duration, concurrency, generators)
         for label, targets in workloads(keys).items()
@@ -148,7 +148,7 @@ def measure_hello(
 ) -> GeneratedLoad:
     """The FastAPI hello world (``bench.hello``) in ``processes`` processes, same load."""
     with hello_world(processes) as url:
-        cpu = ServerCpu(groups_of(url, None, None))
+        cpu = stack_processes(url)
         return _run("hello world", url, HELLO, cpu, duration, concurrency, generators)
 
 
@@ -179,7 +179,7 @@ def cpu_table(results: list[GeneratedLoad], hello: GeneratedLoad | None) -> list
     if not measured:
         return []
     hello_api = hello.server_cpu.get("API", 0) / hello.requests if hello and hello.requests else 0
-    lines = ["server CPU per request, ms (user + system; a process that exited is not counted):"]
+    lines = ["server CPU per request, ms (user + system, each process with its children):"]
     for r in measured:
         line = per_request_line(r.label, r.server_cpu, r.requests)
         api = r.server_cpu.get("API", 0) / r.requests
@@ -187,6 +187,11 @@ def cpu_table(results: list[GeneratedLoad], hello: GeneratedLoad | None) -> list
             line += f"   API CPU share of hello {hello_api / api:.3f}x"
         lines.append(line)
     return lines
+
+
+def per_request_line(label: str, cpu: dict[str, float], requests: int) -> str:
+    parts = ", ".join(f"{name} {seconds * 1000 / requests:.2f}" for name, seconds in cpu.items())
+    return f"  {label:<18}{parts}"
 
 
 @asynccontextmanager

@@ -168,8 +168,8 @@ class GeneratedLoad(LoadResult):
     # CPU the generator processes used, as a share of the run's wall time each: near 1.0
     # means a generator saturated its core and the figure is the generator's ceiling.
     generator_cpu: list[float] = field(default_factory=list)
-    # CPU seconds the measured servers used during the run, by server
-    # (``bench.server_cpu``): empty when not measured.
+    # CPU seconds the measured stack's processes used during the run, by role
+    # (``bench.stack_cost``): empty when not measured.
     server_cpu: dict[str, float] = field(default_factory=dict)
 
 

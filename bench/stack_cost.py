@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 from temporalio.client import Client
@@ -72,6 +74,31 @@ class StackProcesses:
         }
 
 
+def _holds_listener(process: psutil.Process, port: int) -> bool:
+    with suppress(psutil.Error):
+        return any(
+            c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+            for c in process.net_connections("tcp")
+        )
+    return False
+
+
+def _listener_roots(processes: list[psutil.Process], port: int) -> list[psutil.Process]:
+    """The top-most holders of the listening socket above ``processes``: the system's
+    socket table names one of the processes that share a socket (a uvicorn worker, say),
+    and the supervisor above it, counted with its children, is the whole server."""
+    roots: dict[int, psutil.Process] = {}
+    for process in processes:
+        root = process
+        with suppress(psutil.Error):
+            for parent in process.parents():  # nearest first
+                if not _holds_listener(parent, port):
+                    break
+                root = parent
+        roots.setdefault(root.pid, root)
+    return list(roots.values())
+
+
 def _dev_supervisor(process: psutil.Process) -> psutil.Process | None:
     """The ``shop dev`` process above ``process``, if there is one."""
     with suppress(psutil.Error):
@@ -91,7 +118,7 @@ def stack_processes(base_url: str) -> StackProcesses:
         return StackProcesses({})
     supervisor = _dev_supervisor(api[0])
     if supervisor is None:
-        return StackProcesses({API: api})
+        return StackProcesses({API: _listener_roots(api, urlsplit(base_url).port or 0)})
     roles: dict[str, list[psutil.Process]] = {}
     with suppress(psutil.Error):
         for child in supervisor.children():
@@ -104,6 +131,15 @@ def stack_processes(base_url: str) -> StackProcesses:
 def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """CPU seconds each role used between two readings, in ``ROLES`` order."""
     return {role: after[role] - before[role] for role in ROLES if role in before and role in after}
+
+
+@contextmanager
+def cpu_during(processes: StackProcesses) -> Iterator[dict[str, float]]:
+    """Yields a dict that holds, once the block is over, each role's CPU seconds in it."""
+    before = processes.cpu_seconds()
+    used: dict[str, float] = {}
+    yield used
+    used.update(cpu_used(before, processes.cpu_seconds()))
 
 
 @dataclass(frozen=True)

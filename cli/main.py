@@ -508,7 +508,7 @@ def bench_catalog(
         table as figures_table,
     )
     from bench.environment import header
-    from bench.server_cpu import ServerCpu, groups_of
+    from bench.stack_cost import stack_processes
 
     settings = _settings(data_dir)
     base = url or settings.api_base_url
@@ -527,8 +527,7 @@ def bench_catalog(
     except (httpx.HTTPError, DependencyUnavailable) as exc:
         raise _fail(f"the API at {base} did not answer: {exc}") from None
     console.print(f"catalogue of {total:,} products at {base}")
-    stack = groups_of(base, settings.resolved_database_url, settings.redis_url)
-    results = measure(base, keys, duration, concurrency, generators, ServerCpu(stack))
+    results = measure(base, keys, duration, concurrency, generators, stack_processes(base))
     hello = None
     if compare_hello:
         processes = settings.shop_api_workers

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +21,7 @@ from bench.stack_cost import (
     WORKER,
     StackProcesses,
     WorkflowCensus,
+    cpu_during,
     cpu_lines,
     cpu_used,
     role_of,
@@ -86,3 +91,54 @@ async def test_a_run_reports_its_processes_cpu_and_the_workflows_it_started(
     # Nothing started before the window is counted.
     later = datetime.now(UTC) + timedelta(hours=1)
     assert (await workflows_started(live.client, later, later)).started == Counter()
+
+
+CHILD = """
+import sys, time
+sys.stdin.readline()
+end = time.process_time() + 0.3
+while time.process_time() < end:
+    pass
+print("spent", flush=True)
+time.sleep(60)
+"""
+
+
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_a_server_without_shop_dev_counts_its_children_once() -> None:
+    """A hello world (or a lone ``shop api``) has no ``shop dev`` above it: the processes
+    listening on its port are its API, and a worker that inherited the listening socket
+    is counted with the supervisor above it, not a second time on its own."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            pass_fds=[listener.fileno()],
+        )
+        try:
+            assert child.stdin is not None
+            assert child.stdout is not None
+            # Both hold the listening socket now (the system's table names one of them);
+            # the server is this process with its children.
+            processes = stack_processes(f"http://127.0.0.1:{port}")
+            assert [p.pid for p in processes.roles[API]] == [os.getpid()]
+            with cpu_during(processes) as used:
+                child.stdin.write(b"go\n")
+                child.stdin.flush()
+                assert child.stdout.readline().strip() == b"spent"  # 0.3 s of its CPU
+                _burn(0.2)  # 0.2 s of this process's
+        finally:
+            child.kill()
+            child.wait()
+    # CPU seconds as the kernel counts them (clock ticks), not wall time: 0.5 s, where
+    # counting the child twice would give 0.8 s.
+    assert 0.5 - 0.05 <= used[API] < 0.8 - 0.05
