@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Float, cast, exists, func, or_, text, update
+from sqlalchemy import ColumnElement, Float, cast, exists, func, or_, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -206,10 +206,35 @@ def _orderings() -> dict[ProductSort, tuple[Any, ...]]:
 # orderings cost more than the rest of a listing's statement).
 _ORDERINGS = _orderings()
 # What every listing and search filters on: active products that are not deleted.
+# Written so that they imply the listing indexes' predicate (``active AND deleted_at IS
+# NULL``; ``active = true`` is simplified to ``active``): PostgreSQL does not prove that
+# ``active IS true`` implies ``active``, so with ``is_(True)`` those
+# partial indexes were never used and a filtered listing's page and count read the heap
+# through a bitmap of two other indexes (13 ms of PostgreSQL against 1.4 ms).
 _LISTED: tuple[ColumnElement[bool], ...] = (
-    col(Product.active).is_(True),
+    col(Product.active) == true(),
     col(Product.deleted_at).is_(None),
 )
+
+
+def listing_conditions(
+    query: ProductQuery, category_ids: list[str] | None
+) -> list[ColumnElement[bool]]:
+    """What a listing or search filters on, besides the search words."""
+    conditions: list[ColumnElement[bool]] = list(_LISTED)
+    if category_ids is not None:
+        conditions.append(col(Product.category_id).in_(category_ids))
+    if query.min_price is not None:
+        conditions.append(col(Product.price) >= query.min_price)
+    if query.max_price is not None:
+        conditions.append(col(Product.price) <= query.max_price)
+    if query.in_stock is not None:
+        has_stock = exists().where(
+            col(StockLevel.product_id) == col(Product.id),
+            col(StockLevel.on_hand) - col(StockLevel.reserved) > 0,
+        )
+        conditions.append(has_stock if query.in_stock else ~has_stock)
+    return conditions
 
 
 def _order_by(sort: ProductSort, rank: ColumnElement[float] | None = None) -> list[Any]:
@@ -326,19 +351,7 @@ class ProductRepository:
     ) -> SearchResult:
         """A page of ``query``. ``known_total``: the listing's count, read before (it
         depends on the filters only); a search counts its own."""
-        conditions: list[ColumnElement[bool]] = list(_LISTED)
-        if category_ids is not None:
-            conditions.append(col(Product.category_id).in_(category_ids))
-        if query.min_price is not None:
-            conditions.append(col(Product.price) >= query.min_price)
-        if query.max_price is not None:
-            conditions.append(col(Product.price) <= query.max_price)
-        if query.in_stock is not None:
-            has_stock = exists().where(
-                col(StockLevel.product_id) == col(Product.id),
-                col(StockLevel.on_hand) - col(StockLevel.reserved) > 0,
-            )
-            conditions.append(has_stock if query.in_stock else ~has_stock)
+        conditions = listing_conditions(query, category_ids)
         rank = None
         if query.search:
             tsquery = func.websearch_to_tsquery("english", query.search)

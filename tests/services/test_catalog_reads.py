@@ -9,10 +9,12 @@ import string
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
+from sqlalchemy import func, text
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.base import utcnow
-from models.catalog import ProductCreate
+from models.catalog import Product, ProductCreate
 from models.pricing import DiscountCreate, DiscountKind
 from services.catalog.cache import CatalogCache, LocalEntries
 from services.catalog.pricing import DiscountService, PriceBook, PriceBookCache, price_book
@@ -21,6 +23,7 @@ from services.catalog.products import (
     ProductQuery,
     ProductService,
     ProductSort,
+    listing_conditions,
     to_public,
     to_wire,
 )
@@ -87,6 +90,29 @@ async def test_listings_count_exactly(db_session: AsyncSession) -> None:
     assert listing.total >= 3
     told = await ProductService(db_session).search(ProductQuery(limit=1), known_total=7)
     assert told.total == 7  # a cached count is used as it is
+
+
+async def test_a_filtered_listing_can_be_read_from_the_listing_index(
+    db_session: AsyncSession,
+) -> None:
+    """The listing filters imply the partial listing index's predicate (``active AND
+    deleted_at IS NULL``): written ``active IS true``, PostgreSQL could not use that index,
+    and a category and price band read every matching row through two other indexes."""
+    query = ProductQuery(category="any", min_price=1_000, max_price=5_000)
+    count = (
+        select(func.count())
+        .select_from(Product)
+        .where(*listing_conditions(query, ["cat_a", "cat_b"]))
+    )
+    dialect = db_session.get_bind().dialect
+    sql = count.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    # On the small test catalogue any plan is cheap: leave the planner only index scans.
+    for setting in ("enable_seqscan", "enable_bitmapscan"):
+        await db_session.exec(text(f"SET LOCAL {setting} = off"))  # type: ignore[call-overload]
+    plan = (await db_session.exec(text(f"EXPLAIN {sql}"))).all()  # type: ignore[call-overload]
+    lines = [row[0] for row in plan]
+    # Which of the two listing indexes depends on the test database's statistics.
+    assert any("using products_listing_" in line for line in lines), lines
 
 
 class Clock:
