@@ -176,7 +176,15 @@ async def list_products(
         # A listing's total is the same for all its pages and orders: counted once per
         # catalogue version (a count of 100,000 rows is most of a listing's cost).
         counted = None if query.search else await cache.get(version, "count", query.count_params())
-        found = await ProductService(db).search(query, known_total=counted, engine=engine)
+        products = ProductService(db)
+        subtree = None
+        if query.category is not None:
+            # Categories change only by catalogue writes, which bump the version.
+            subtree = await cache.get(version, "subtree", {"category": query.category})
+            if subtree is None:
+                subtree = await products.category_subtree(query.category)
+                await cache.put(version, "subtree", {"category": query.category}, subtree)
+        found = await products.search(query, known_total=counted, engine=engine, subtree=subtree)
         if counted is None and not query.search:
             await cache.put(version, "count", query.count_params(), found.total)
         prices = await state.prices.get(db, version)

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+from sqlalchemy import String, bindparam
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from core.errors import Conflict, ValidationFailed
 from models.catalog import Category, CategoryCreate, CategoryNode
+
+
+def _subtree_statement(*, by_slug: bool) -> SelectOfScalar[str]:
+    """The ids of the category named by ``:key`` and of its descendants (a recursive CTE;
+    trees are shallow)."""
+    key = bindparam("key", type_=String)
+    named = col(Category.id) == key
+    if by_slug:
+        named = named | (col(Category.slug) == key)
+    tree = sa_select(col(Category.id)).where(named).cte(recursive=True)
+    tree = tree.union_all(sa_select(col(Category.id)).where(col(Category.parent_id) == tree.c.id))
+    return select(Category.id).where(col(Category.id).in_(sa_select(tree.c.id)))
+
+
+# Built once: building the recursive CTE's column collections was a tenth of an API
+# process's time under filtered listings.
+_SUBTREE_BY_ID_OR_SLUG = _subtree_statement(by_slug=True)
+_SUBTREE_BY_ID = _subtree_statement(by_slug=False)
 
 
 class CategoryRepository:
@@ -32,16 +52,8 @@ class CategoryRepository:
     async def subtree_of(self, key: str, *, by_slug: bool = True) -> list[str]:
         """The category named by id (or slug) and every descendant, in one query; empty
         when there is no such category."""
-        named = col(Category.id) == key
-        if by_slug:
-            named = named | (col(Category.slug) == key)
-        tree = sa_select(col(Category.id)).where(named).cte(recursive=True)
-        tree = tree.union_all(
-            sa_select(col(Category.id)).where(col(Category.parent_id) == tree.c.id)
-        )
-        result = await self.session.exec(
-            select(Category.id).where(col(Category.id).in_(sa_select(tree.c.id)))
-        )
+        statement = _SUBTREE_BY_ID_OR_SLUG if by_slug else _SUBTREE_BY_ID
+        result = await self.session.exec(statement, params={"key": key})
         return list(result.all())
 
     async def add(self, category: Category) -> Category:

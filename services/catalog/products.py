@@ -572,17 +572,25 @@ class ProductService:
         await self.products.soft_delete(product.id)
         await product_changed(self.products.session, product.id, "deleted")
 
+    async def category_subtree(self, key: str) -> list[str]:
+        """Ids of the category named by id or slug and its descendants; empty if unknown."""
+        return await self.categories.subtree_of(key)
+
     async def search(
         self,
         query: ProductQuery,
         known_total: int | None = None,
         engine: ProductSearch = POSTGRES_SEARCH,
+        subtree: list[str] | None = None,
     ) -> SearchResult:
         """A page of the catalogue. Listings are read from PostgreSQL; a search's matches
-        come from ``engine``."""
+        come from ``engine``. ``subtree``: ``query.category``'s, if the caller has it
+        (``category_subtree``); else it is read here."""
         category_ids = None
         if query.category is not None:
-            category_ids = await self.categories.subtree_of(query.category)
+            category_ids = subtree
+            if category_ids is None:
+                category_ids = await self.category_subtree(query.category)
             if not category_ids:
                 return SearchResult([], 0)  # an unknown category is an empty page, not an error
         if query.search:

@@ -490,3 +490,18 @@ async def test_a_listing_total_is_counted_again_after_a_catalogue_write(
             await client.get("/api/products", params=params | {"page": page, "sort": sort})
         ).json()
         assert (body["total"], body["totalExact"]) == (6, True)
+
+
+async def test_a_new_subcategory_shows_in_its_ancestors_listings(
+    client: httpx.AsyncClient, staff: dict[str, str], catalogue: dict[str, Any]
+) -> None:
+    """A category's subtree is cached with the listings (under the catalogue version):
+    a category created under it is part of the next listing by the ancestor."""
+    params = {"category": catalogue["audio"]["slug"], "sort": "price_asc"}
+    before = await client.get("/api/products", params=params)
+    assert before.json()["total"] == 3
+    earbuds = await _category(client, staff, "Earbuds", catalogue["audio"]["id"])
+    await _product(client, staff, name="Tiny Earbuds", price=1, categoryId=earbuds["id"])
+    after = await client.get("/api/products", params=params)
+    assert after.json()["total"] == 4
+    assert _names(after)[0] == "Tiny Earbuds"
