@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from sqlalchemy import String, bindparam
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
@@ -13,27 +15,27 @@ from core.errors import Conflict, ValidationFailed
 from models.catalog import Category, CategoryCreate, CategoryNode
 
 
-def _subtree_statement(*, by_slug: bool) -> SelectOfScalar[str]:
-    """The ids of the category named by ``:key`` and of its descendants (a recursive CTE;
-    trees are shallow)."""
-    key = bindparam("key", type_=String)
-    named = col(Category.id) == key
-    if by_slug:
-        named = named | (col(Category.slug) == key)
-    tree = sa_select(col(Category.id)).where(named).cte(recursive=True)
-    tree = tree.union_all(sa_select(col(Category.id)).where(col(Category.parent_id) == tree.c.id))
-    return select(Category.id).where(col(Category.id).in_(sa_select(tree.c.id)))
-
-
-# Built once: building the recursive CTE's column collections was a tenth of an API
-# process's time under filtered listings.
-_SUBTREE_BY_ID_OR_SLUG = _subtree_statement(by_slug=True)
-_SUBTREE_BY_ID = _subtree_statement(by_slug=False)
-
-
 class CategoryRepository:
+    # Built once per process: building the recursive CTE's column collections was a tenth
+    # of an API process's time under filtered listings.
+    _subtree_statements: ClassVar[dict[bool, SelectOfScalar[str]]] = {}
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    @staticmethod
+    def _subtree_statement(*, by_slug: bool) -> SelectOfScalar[str]:
+        """The ids of the category named by ``:key`` and of its descendants (a recursive
+        CTE; trees are shallow)."""
+        key = bindparam("key", type_=String)
+        named = col(Category.id) == key
+        if by_slug:
+            named = named | (col(Category.slug) == key)
+        tree = sa_select(col(Category.id)).where(named).cte(recursive=True)
+        tree = tree.union_all(
+            sa_select(col(Category.id)).where(col(Category.parent_id) == tree.c.id)
+        )
+        return select(Category.id).where(col(Category.id).in_(sa_select(tree.c.id)))
 
     async def all(self) -> list[Category]:
         result = await self.session.exec(select(Category).order_by(col(Category.name)))
@@ -52,7 +54,10 @@ class CategoryRepository:
     async def subtree_of(self, key: str, *, by_slug: bool = True) -> list[str]:
         """The category named by id (or slug) and every descendant, in one query; empty
         when there is no such category."""
-        statement = _SUBTREE_BY_ID_OR_SLUG if by_slug else _SUBTREE_BY_ID
+        statement = self._subtree_statements.get(by_slug)
+        if statement is None:
+            statement = self._subtree_statement(by_slug=by_slug)
+            self._subtree_statements[by_slug] = statement
         result = await self.session.exec(statement, params={"key": key})
         return list(result.all())
 
