@@ -1,6 +1,6 @@
 """SQLModel tables, one module per domain. Importing this package registers them all."""
 
-from models.analytics import AnalyticsEvent
+from models.analytics import AnalyticsEvent, AnalyticsEventLink
 from models.analytics_rollups import AnalyticsEventHour
 from models.auth import RefreshToken
 from models.base import metadata
@@ -33,6 +33,7 @@ __all__ = [
     "Address",
     "AnalyticsEvent",
     "AnalyticsEventHour",
+    "AnalyticsEventLink",
     "Cart",
     "CartItem",
     "CartShare",

@@ -92,6 +92,32 @@ class AnalyticsEvent(SQLModel, table=True):
     )
 
 
+class AnalyticsEventLink(SQLModel, table=True):
+    """Each event with the event of its person just before it (in (time, id) order; the
+    ``prev_*`` columns are null for a person's first event), kept by the hourly rollup
+    (``services/analytics/links.py``): a ``strict`` funnel reads a step's events with
+    their previous event here instead of probing the person's events for each."""
+
+    __tablename__ = "analytics_event_links"
+    __table_args__ = (
+        # Covering: a step's events over a range, with what came before each, index-only.
+        Index(
+            "analytics_event_links_event_created_at_idx",
+            "event",
+            "created_at",
+            postgresql_include=["person_id", "id", "prev_event", "prev_at", "prev_id"],
+        ),
+    )
+
+    id: str = Field(primary_key=True)
+    person_id: str = Field(max_length=110)
+    event: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    prev_event: str | None = Field(default=None, max_length=100)
+    prev_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    prev_id: str | None = Field(default=None)
+
+
 class AnalyticsIdentity(SQLModel, table=True):
     """An anonymous id that signed in as ``user_id``: its events count for the user."""
 

@@ -71,6 +71,7 @@ class SeededProduct:
 
 # Shift each order, its timeline, payment, payment history and the analytics events that
 # name it by the same amount; every part reads the rows as they were before the statement.
+# Moved events are received again, so the rollup relinks their people (``links.py``).
 MOVE_ORDERS = """
 WITH target AS (
     SELECT t.id, t.at - o.created_at AS shift
@@ -88,7 +89,7 @@ WITH target AS (
     FROM payments p JOIN target ON p.order_id = target.id
     WHERE pe.payment_id = p.id
 ), tracked AS (
-    UPDATE analytics_events a SET created_at = a.created_at + target.shift
+    UPDATE analytics_events a SET created_at = a.created_at + target.shift, received_at = now()
     FROM target WHERE a.properties ->> 'orderId' = target.id
 )
 UPDATE orders o
@@ -96,7 +97,7 @@ SET created_at = o.created_at + target.shift, updated_at = o.updated_at + target
 FROM target WHERE o.id = target.id
 """
 SET_EVENT_TIMES = """
-UPDATE analytics_events a SET created_at = t.at
+UPDATE analytics_events a SET created_at = t.at, received_at = now()
 FROM unnest(CAST(:ids AS text[]), CAST(:ats AS timestamptz[])) AS t(id, at)
 WHERE a.id = t.id
 """

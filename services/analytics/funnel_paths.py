@@ -24,6 +24,7 @@ entry comes before every event of its instant.
 from __future__ import annotations
 
 from services.analytics.funnel_walk import FunnelOrder, WalkRules
+from services.analytics.links import PENDING
 
 _WINDOW = "CAST(:window AS interval)"
 _NOW = "CAST(:now AS timestamptz)"
@@ -54,23 +55,53 @@ def _reached_before(k: int) -> str:
     return f"(SELECT person_id, t0, min(t) AS after FROM v{k - 1} GROUP BY person_id, t0)"
 
 
-def _strict(rules: WalkRules) -> list[str]:
-    """A step-k event reaches step k when the event just before it (any event of the
-    person) is a step k-1 event that reached step k-1, or for step 2 a step-1 event at
-    or after the entry; within step k's window of it. The walk's way of length k."""
-    n, parts = len(rules.steps), []
-    for k in range(1, n):
-        parts.append(
-            f"""c{k} AS MATERIALIZED (
-  SELECT s.*, p.event AS pe, p.t AS pt, p.id AS pid
-  FROM ({_step_events(k, _reached_before(k))}) s
-  CROSS JOIN LATERAL (
+_PREVIOUS = """CROSS JOIN LATERAL (
     SELECT x.event, x.created_at AS t, x.id FROM analytics_events x
     WHERE x.person_id = s.person_id AND (x.created_at, x.id) < (s.t, s.id)
     ORDER BY x.created_at DESC, x.id DESC LIMIT 1
-  ) p
-)"""
-        )
+  ) p"""
+
+
+def _probed(k: int) -> str:
+    """Step k's events, each with the event of its person just before it (``pe``,
+    ``pt``, ``pid``), found by one backward probe of the person index."""
+    return f"""SELECT s.*, p.event AS pe, p.t AS pt, p.id AS pid
+  FROM ({_step_events(k, _reached_before(k))}) s
+  {_PREVIOUS}"""
+
+
+def _linked(k: int) -> str:
+    """The same from the stored links (``links.py``): the step's events of the people
+    whose links are current read with their previous event, index-only; those of the
+    ``pending`` people (links not yet brought up to date) read through the person index
+    (the array keeps the planner from probing everyone's first) and probed."""
+    people = _reached_before(k)
+    return f"""SELECT c.person_id, c.t0, l.created_at AS t, l.id,
+    l.prev_event AS pe, l.prev_at AS pt, l.prev_id AS pid
+  FROM {people} c JOIN analytics_event_links l ON l.person_id = c.person_id
+  WHERE l.event = :s{k} AND l.created_at >= :start AND l.created_at <= :horizon
+    AND l.created_at >= c.after AND l.created_at <= c.t0 + {_WINDOW}
+    AND NOT EXISTS (SELECT 1 FROM pending q WHERE q.person_id = c.person_id)
+  UNION ALL
+  SELECT s.*, p.event AS pe, p.t AS pt, p.id AS pid
+  FROM (
+    SELECT c.person_id, c.t0, x.created_at AS t, x.id
+    FROM analytics_events x JOIN {people} c ON c.person_id = x.person_id
+    WHERE x.person_id = ANY(ARRAY(SELECT person_id FROM pending)) AND x.event = :s{k}
+      AND x.created_at >= :start AND x.created_at <= :horizon
+      AND x.created_at >= c.after AND x.created_at <= c.t0 + {_WINDOW}
+  ) s
+  {_PREVIOUS}"""
+
+
+def _strict(rules: WalkRules, linked: bool) -> list[str]:
+    """A step-k event reaches step k when the event just before it (any event of the
+    person) is a step k-1 event that reached step k-1, or for step 2 a step-1 event at
+    or after the entry; within step k's window of it. The walk's way of length k."""
+    n = len(rules.steps)
+    parts = [f"pending AS MATERIALIZED ({PENDING})"] if linked else []
+    for k in range(1, n):
+        parts.append(f"c{k} AS MATERIALIZED (\n  {_linked(k) if linked else _probed(k)}\n)")
         fits = f" AND c.t - c.pt <= {_step_window(k)}" if rules.step_windows else ""
         if k == 1:
             joined, previous = "", "c.pt >= c.t0"
@@ -197,13 +228,14 @@ def _reached(rules: WalkRules) -> str:
     return f"(SELECT {', '.join(columns)} FROM entry en {' '.join(joins)}) AS reached"
 
 
-def walked_chain(rules: WalkRules) -> tuple[list[str], str]:
+def walked_chain(rules: WalkRules, linked: bool) -> tuple[list[str], str]:
     """The CTEs after ``entry``, and the relation of every entered person with ``grp``,
     ``t0``, and per step k after the first ``t{k}`` (null: not reached), ``g{k}`` and
-    ``l{k-1}``."""
+    ``l{k-1}``. ``linked``: ``strict`` reads the stored links, current for the people
+    with no event received after ``:linked_since``."""
     assert rules.order is FunnelOrder.STRICT or (
         rules.order is FunnelOrder.ORDERED and rules.step_windows
     )
     strict = rules.order is FunnelOrder.STRICT
-    body = _strict(rules) if strict else _ordered_with_windows(rules)
+    body = _strict(rules, linked) if strict else _ordered_with_windows(rules)
     return [*_latest_entry_step(rules), *body, *_person_paths(rules)], _reached(rules)

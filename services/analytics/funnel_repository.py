@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.analytics.funnel_paths import walked_chain
 from services.analytics.funnel_walk import FunnelOrder, WalkRules
 from services.analytics.ranges import TimeRange
+from services.analytics.rollups import OVERLAP, RollupRepository
 
 
 class Breakdown(StrEnum):
@@ -187,16 +188,19 @@ def _params(rules: WalkRules, time_range: TimeRange) -> dict[str, Any]:
     return params
 
 
-def figures_statement(rules: WalkRules, by: Breakdown | None) -> str:
+def figures_statement(rules: WalkRules, by: Breakdown | None, *, linked: bool = False) -> str:
     """The one statement ``FunnelRepository.figures`` runs (its parameters:
-    ``figures_params``)."""
-    parts, source = walked_chain(rules) if _walked(rules) else _chain(rules)
+    ``figures_params``); ``linked``: ``strict`` reads the stored links (``links.py``)."""
+    parts, source = walked_chain(rules, linked) if _walked(rules) else _chain(rules)
     chain = ",\n".join(parts)
     return f"WITH {_ENTRY[by]},\n{chain}\n{_figures_select(rules, by, source)}"
 
 
-def figures_params(rules: WalkRules, time_range: TimeRange, now: datetime) -> dict[str, Any]:
-    return _params(rules, time_range) | {"now": now}
+def figures_params(
+    rules: WalkRules, time_range: TimeRange, now: datetime, linked_since: datetime | None = None
+) -> dict[str, Any]:
+    params = _params(rules, time_range) | {"now": now}
+    return params | {"linked_since": linked_since} if linked_since else params
 
 
 class FunnelRepository:
@@ -208,11 +212,12 @@ class FunnelRepository:
     ) -> dict[str | None, StepFigures]:
         """Every step's figures, computed in the database, by breakdown value (``None``:
         everyone)."""
+        linked_since = await self._linked_since(rules)
         await self.session.exec(text(_WORK_MEM))  # type: ignore[call-overload]
         await self.session.exec(text(_HASH_STEPS))  # type: ignore[call-overload]
         rows = await self.session.exec(
-            text(figures_statement(rules, by)),  # type: ignore[call-overload]
-            params=figures_params(rules, time_range, now),
+            text(figures_statement(rules, by, linked=linked_since is not None)),  # type: ignore[call-overload]
+            params=figures_params(rules, time_range, now, linked_since),
         )
         figures_rows = rows.mappings().all()
         # Later statements of the request's transaction are planned as usual.
@@ -226,6 +231,15 @@ class FunnelRepository:
                 [None, *(row[f"m{k}"] for k in range(1, n))],
             )
         return found
+
+    async def _linked_since(self, rules: WalkRules) -> datetime | None:
+        """For ``strict``: the links are current for everyone without an event received
+        after this (the rollup's watermark, less the overlap its runs read again); None
+        before the first run (no links read)."""
+        if rules.order is not FunnelOrder.STRICT:
+            return None
+        watermark = await RollupRepository(self.session).watermark()
+        return None if watermark is None else watermark - OVERLAP
 
     async def paths(
         self, rules: WalkRules, by: Breakdown | None, time_range: TimeRange

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.db import SessionFactory, transaction
 from models.analytics_rollups import ANY_EVENT
 from services.analytics import bitmaps
+from services.analytics.links import LinkRepository, batches
 
 STATE = "hourly"
 OVERLAP = timedelta(minutes=5)
@@ -280,8 +281,9 @@ class RollupService:
         self.sessions = sessions
 
     async def refresh(self) -> RefreshOutcome:
-        """Recompute the hours touched since the watermark, then move the watermark to
-        when this run began. A run that fails part-way leaves the watermark where it was,
+        """Recompute the hours touched since the watermark and relink the people with
+        events received since (``links.py``), then move the watermark to when this run
+        began. A run that fails part-way leaves the watermark where it was,
         so the next run redoes every hour (each recompute is idempotent)."""
         async with transaction(self.sessions) as session:
             rollups = RollupRepository(session)
@@ -291,8 +293,18 @@ class RollupService:
             hours, refund_hours = await rollups.touched_hours(since)
         await self.recompute(hours, refund_hours)
         async with transaction(self.sessions) as session:
+            pending = await LinkRepository(session).pending(since or EPOCH)
+        await self.relink(pending)
+        async with transaction(self.sessions) as session:
             await RollupRepository(session).set_watermark(began)
         return RefreshOutcome(len(hours), len(refund_hours), began)
+
+    async def relink(self, people: Sequence[str]) -> None:
+        """Every event of ``people`` linked to its person's previous event
+        (``links.py``), a batch of people a transaction."""
+        for batch in batches(people):
+            async with transaction(self.sessions) as session:
+                await LinkRepository(session).relink(batch)
 
     async def watermark(self) -> datetime | None:
         async with transaction(self.sessions) as session:
@@ -300,12 +312,17 @@ class RollupService:
 
     async def rebuild(self, hours: Sequence[datetime], *, streams: int = 1) -> RefreshOutcome:
         """Recompute ``hours`` whatever the watermark (a bulk import written with its past
-        receipt times, which a refresh would not see again), in ``streams`` groups of
-        whole days side by side; then move the watermark to when this began and refresh
-        what changed meanwhile. The outcome counts every hour recomputed."""
+                receipt times, which a refresh would not see again), in ``streams`` groups of
+                whole days side by side; then move the watermark to when this began and refresh
+                what changed meanwhile; the people with events in those hours are relinked
+        (``links.py``). The outcome counts every hour recomputed."""
         async with transaction(self.sessions) as session:
             began = await RollupRepository(session).now()
         await asyncio.gather(*(self.recompute(group) for group in day_groups(hours, streams)))
+        if hours:
+            async with transaction(self.sessions) as session:
+                people = await LinkRepository(session).active(min(hours), max(hours) + HOUR)
+            await self.relink(people)
         async with transaction(self.sessions) as session:
             await RollupRepository(session).set_watermark(began)
         outcome = await self.refresh()
