@@ -119,22 +119,36 @@ def _strict(rules: WalkRules, linked: bool) -> list[str]:
     return parts
 
 
-def _ordered_with_windows(rules: WalkRules) -> list[str]:
+def _ordered_with_windows(rules: WalkRules, linked: bool) -> list[str]:
     """A step-k event reaches step k when an event that reached step k-1 came before it
     within step k's window. Step 2: the entry, or the latest step-1 event before it (one
-    probe, only when the entry is too far back); its gap is counted from the earliest
-    of those inside the window (the entry, or a probe forwards), for each person's first
-    step-2 event only. Later steps: the events that reached the step before, joined per
-    person; the gap from the earliest inside the window."""
+    probe, only when the entry is too far back and, with ``linked``, the event just
+    before it is not a step-1 event inside the window); its gap is counted from the
+    earliest of those inside the window (the entry, or a probe forwards), for each
+    person's first step-2 event only. Later steps: the events that reached the step
+    before, joined per person; the gap from the earliest inside the window."""
     n, parts = len(rules.steps), []
     window = _step_window(1)
+    if linked:
+        # The event just before is itself a step-1 event inside the window: the latest
+        # one is at least as late, no probe needed.
+        follows = f"s.pe = :s0 AND s.pt >= s.t0 AND s.t - s.pt <= {window}"
+        parts.append(f"pending AS MATERIALIZED ({PENDING})")
+        source, latest, probe = (
+            _linked(1),
+            f"CASE WHEN {follows} THEN s.pt ELSE",
+            f"NOT ({follows})",
+        )
+        latest = f"{latest} greatest(s.t0, p.t) END"
+    else:
+        source, latest, probe = _step_events(1, _reached_before(1)), "greatest(s.t0, p.t)", "true"
     parts.append(
         f"""c1 AS (
-  SELECT s.*, greatest(s.t0, p.t) AS latest
-  FROM ({_step_events(1, _reached_before(1))}) s
+  SELECT s.*, {latest} AS latest
+  FROM ({source}) s
   LEFT JOIN LATERAL (
     SELECT x.created_at AS t FROM analytics_events x
-    WHERE s.t - s.t0 > {window} AND x.person_id = s.person_id AND x.event = :s0
+    WHERE s.t - s.t0 > {window} AND {probe} AND x.person_id = s.person_id AND x.event = :s0
       AND x.created_at >= s.t0 AND (x.created_at, x.id) < (s.t, s.id)
     ORDER BY x.created_at DESC, x.id DESC LIMIT 1
   ) p ON true
@@ -231,11 +245,12 @@ def _reached(rules: WalkRules) -> str:
 def walked_chain(rules: WalkRules, linked: bool) -> tuple[list[str], str]:
     """The CTEs after ``entry``, and the relation of every entered person with ``grp``,
     ``t0``, and per step k after the first ``t{k}`` (null: not reached), ``g{k}`` and
-    ``l{k-1}``. ``linked``: ``strict`` reads the stored links, current for the people
-    with no event received after ``:linked_since``."""
+    ``l{k-1}``. ``linked``: the stored links are read (current for the people with no
+    event received after ``:linked_since``): ``strict``'s previous events, and step
+    windows' shortcut past the probe for step 2."""
     assert rules.order is FunnelOrder.STRICT or (
         rules.order is FunnelOrder.ORDERED and rules.step_windows
     )
     strict = rules.order is FunnelOrder.STRICT
-    body = _strict(rules, linked) if strict else _ordered_with_windows(rules)
+    body = _strict(rules, linked) if strict else _ordered_with_windows(rules, linked)
     return [*_latest_entry_step(rules), *body, *_person_paths(rules)], _reached(rules)

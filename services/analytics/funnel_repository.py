@@ -190,7 +190,8 @@ def _params(rules: WalkRules, time_range: TimeRange) -> dict[str, Any]:
 
 def figures_statement(rules: WalkRules, by: Breakdown | None, *, linked: bool = False) -> str:
     """The one statement ``FunnelRepository.figures`` runs (its parameters:
-    ``figures_params``); ``linked``: ``strict`` reads the stored links (``links.py``)."""
+    ``figures_params``); ``linked``: the walked modes read the stored links
+    (``links.py``)."""
     parts, source = walked_chain(rules, linked) if _walked(rules) else _chain(rules)
     chain = ",\n".join(parts)
     return f"WITH {_ENTRY[by]},\n{chain}\n{_figures_select(rules, by, source)}"
@@ -233,10 +234,10 @@ class FunnelRepository:
         return found
 
     async def _linked_since(self, rules: WalkRules) -> datetime | None:
-        """For ``strict``: the links are current for everyone without an event received
-        after this (the rollup's watermark, less the overlap its runs read again); None
-        before the first run (no links read)."""
-        if rules.order is not FunnelOrder.STRICT:
+        """For the walked modes: the links are current for everyone without an event
+        received after this (the rollup's watermark, less the overlap its runs read
+        again); None before the first run (no links read)."""
+        if not _walked(rules):
             return None
         watermark = await RollupRepository(self.session).watermark()
         return None if watermark is None else watermark - OVERLAP

@@ -1,9 +1,9 @@
 """The links from each event to its person's previous event (``links.py``), kept by the
 hourly rollup: equal to a recomputation from the raw events after a rebuild, after a
 late event and after a guest's events are given to a user at sign-in, events of one
-instant in id order. And the ``strict`` funnel that reads them equal to the walk: with
-every link current, and with people whose links are pending (events received since the
-watermark, which the funnel probes as before).
+instant in id order. And the funnels that read them (``strict``, step windows) equal to
+the walk: with every link current, and with people whose links are pending (events
+received since the watermark, which the funnel probes as before).
 
 The events live in June 1999 (no other test writes there) and are received two hours
 back, well before the watermark a rebuild sets, unless a test says otherwise."""
@@ -151,25 +151,29 @@ def _random_people(rng: random.Random) -> list[AnalyticsEvent]:
     return rows
 
 
-STRICT_QUERIES: tuple[dict[str, str], ...] = (
+# strict, and step windows (whose step 2 skips its probe when the event just before is
+# a step-1 event inside the window).
+WALKED_QUERIES: tuple[dict[str, str], ...] = (
     {"window": "2d", "order": "strict"},
     {"window": "3d", "order": "strict", "step_windows": "1h,2h,30m"},
+    {"window": "3d", "step_windows": "1h,2h,30m"},
+    {"window": "2d", "step_windows": "2h,1d,1d"},
 )
 NOWS = (T0 + 1 * D + 7 * H, T0 + 6 * D)
 
 
 async def all_agree(session: AsyncSession) -> list[int]:
-    """Every strict query at every ``now``: the SQL equals the walk; the counts."""
+    """Every walked query at every ``now``: the SQL equals the walk; the counts."""
     counts: list[int] = []
     for now in NOWS:
-        for query in STRICT_QUERIES:
+        for query in WALKED_QUERIES:
             found = await agreed(session, now, steps=STEPS, start=T0, end=T0 + 3 * D, **query)
             assert found.counts[0] > 50
             counts += found.counts
     return counts
 
 
-async def test_strict_from_links_equals_the_walk_linked_and_pending(
+async def test_funnels_from_links_equal_the_walk_linked_and_pending(
     db_sessions: SessionFactory,
 ) -> None:
     rng = random.Random(2026)
@@ -212,7 +216,7 @@ async def test_strict_from_links_equals_the_walk_linked_and_pending(
         assert await all_agree(session) == mixed
         # The links are what it read: a link broken by hand (a cart's previous event
         # renamed) changes the strict answer, and the walk (raw events) disagrees.
-        query = {"steps": STEPS, "start": T0, "end": T0 + 3 * D} | STRICT_QUERIES[0]
+        query = {"steps": STEPS, "start": T0, "end": T0 + 3 * D} | WALKED_QUERIES[0]
         before, _ = await figures(session, NOWS[1], **query)
         await session.exec(
             text(  # type: ignore[call-overload]
@@ -223,3 +227,6 @@ async def test_strict_from_links_equals_the_walk_linked_and_pending(
         )
         tampered, walked = await figures(session, NOWS[1], **query)
         assert tampered.counts[1] < before.counts[1] == walked.counts[1]
+        # Step windows only skip a probe on such a link: without it, they probe.
+        windows = {"steps": STEPS, "start": T0, "end": T0 + 3 * D} | WALKED_QUERIES[2]
+        await agreed(session, NOWS[1], **windows)
