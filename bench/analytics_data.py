@@ -20,7 +20,7 @@ often in the same category), then ``add_to_cart`` (25 % of sessions), ``checkout
 checkout, 10 the payment and 8 an order.
 Custom events (``wishlist_add``, ``newsletter_signup``) come now and then. Events arrive
 (``received_at``) a moment after they happen, a few of them hours late, within the 24 h
-the API accepts.
+the API accepts, and never after the load's now.
 
 Sessions are independent draws (a person's state depends on the time only, through their
 sign-up time), so a load writes exactly the number of events asked for and the same seed
@@ -224,9 +224,12 @@ class EventGenerator:
         return self.catalogue[self._pick(self._product_weights)]
 
     def _received(self, at: datetime) -> datetime:
+        # Never after the load's now: an event due later has not arrived yet, and one
+        # "received" in the future would count as just received until then (the
+        # rollup's and the funnel's pending people).
         if self.rng.random() < LATE_SHARE:
-            return at + timedelta(seconds=self.rng.uniform(60, 20 * 3600))
-        return at + timedelta(milliseconds=self.rng.uniform(5, 900))
+            return min(at + timedelta(seconds=self.rng.uniform(60, 20 * 3600)), self.now)
+        return min(at + timedelta(milliseconds=self.rng.uniform(5, 900)), self.now)
 
     # -- rows --------------------------------------------------------------------------
 

@@ -9,7 +9,10 @@ before it (step 2), or the events that reached step k-1 (later steps: one window
 over them and the step's own events). So the steps' events after the first are read
 index-only through ``(event, created_at) INCLUDE (person_id, id)``, step k only for the
 people who reached step k-1 and from when they did, and the event before one is found
-by one backward probe of ``(person_id, created_at, id) INCLUDE (event)``. The first
+by one backward probe of ``(person_id, created_at, id) INCLUDE (event)``. Once the
+rollup keeps the links (``links.py``), a step's events are read with the event before
+each from ``analytics_event_links`` instead, and only the people with events received
+since its watermark (``pending``) are probed. The first
 step's events are read for the entry only, and with step windows those of the last
 step window before now (who is still inside it).
 
@@ -134,12 +137,9 @@ def _ordered_with_windows(rules: WalkRules, linked: bool) -> list[str]:
         # one is at least as late, no probe needed.
         follows = f"s.pe = :s0 AND s.pt >= s.t0 AND s.t - s.pt <= {window}"
         parts.append(f"pending AS MATERIALIZED ({PENDING})")
-        source, latest, probe = (
-            _linked(1),
-            f"CASE WHEN {follows} THEN s.pt ELSE",
-            f"NOT ({follows})",
-        )
-        latest = f"{latest} greatest(s.t0, p.t) END"
+        source = _linked(1)
+        latest = f"CASE WHEN {follows} THEN s.pt ELSE greatest(s.t0, p.t) END"
+        probe = f"NOT ({follows})"
     else:
         source, latest, probe = _step_events(1, _reached_before(1)), "greatest(s.t0, p.t)", "true"
     parts.append(
