@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry
 
 from api import system
 from api.easypost_auto_advance import stop_auto_advance
 from api.errors import install_error_handlers
 from api.guards import InputGuardMiddleware
 from api.idempotency import IdempotencyMiddleware
-from api.middleware import Metrics, RequestContextMiddleware
+from api.middleware import Metrics, RequestContextMiddleware, metrics_exposition
 from api.openapi import install_openapi
 from api.routes import (
     addresses,
@@ -91,9 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     registry = CollectorRegistry()
-    for collector in (ProcessCollector, PlatformCollector, GCCollector):
-        collector(registry=registry)
-    app.state.registry = registry
+    app.state.registry = metrics_exposition(registry, settings.prometheus_multiproc_dir)
     # Added first, so it runs inside the request-id middleware (and sees the id).
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(InputGuardMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -5,8 +5,17 @@ from __future__ import annotations
 import logging
 import re
 import time
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,6 +48,26 @@ class Metrics:
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+
+
+def metrics_exposition(registry: CollectorRegistry, shared_dir: Path | None) -> CollectorRegistry:
+    """What ``/metrics`` exposes of the request metrics ``Metrics(registry)`` records.
+
+    One process (``shared_dir`` None): that registry, with the process's CPU, memory and
+    GC figures. Several processes behind one port (``shop api --workers N``): each
+    records into its own files in ``shared_dir`` (prometheus_client's multiprocess mode,
+    chosen when it is imported with ``PROMETHEUS_MULTIPROC_DIR`` set), and every process
+    answers the sum over all of them, so a scrape that reaches any process sees every
+    request and a counter never jumps back. Per-process figures (CPU, memory) cannot be
+    summed and are left out then.
+    """
+    if shared_dir is None:
+        for collector in (ProcessCollector, PlatformCollector, GCCollector):
+            collector(registry=registry)
+        return registry
+    exposition = CollectorRegistry()
+    MultiProcessCollector(exposition, path=str(shared_dir))  # type: ignore[no-untyped-call]
+    return exposition
 
 
 class RequestContextMiddleware:

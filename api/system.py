@@ -106,9 +106,10 @@ async def ready(request: Request, state: State) -> Response:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def metrics(request: Request, state: State) -> Response:
-    """Request counts and latencies of this API process, the system-wide counters every
-    process adds to (``core/shared_metrics.py``) and the event relay's gauges (read from
-    the database now), in the Prometheus text format."""
+    """Request counts and latencies of every API process behind this port (`shop api
+    --workers N` sums them; one process adds its CPU, memory and GC figures), the
+    system-wide counters every process adds to (``core/shared_metrics.py``) and the event
+    relay's gauges (read from the database now), in the Prometheus text format."""
     own = generate_latest(request.app.state.registry)
     shared = await SharedCounters(state.redis).exposition()
     relay = await relay_exposition(state.sessions)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -23,6 +27,8 @@ from core.settings import Settings, load_settings
 # URL over 65,535 bytes; the longest search the API accepts (SEARCH_MAX_LENGTH, 500
 # characters, at most 12 bytes each percent-encoded) is 6 KB.
 MAX_REQUEST_HEAD_BYTES = 64 * 1024
+# prometheus_client's switch to its multiprocess mode (Settings.prometheus_multiproc_dir).
+PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -105,12 +111,31 @@ def processes_config(app: str, processes: int, **options: Any) -> TcpConfig:
     return TcpConfig(app, factory=True, workers=processes, **options)
 
 
+@contextmanager
+def shared_metrics_dir() -> Iterator[Path]:
+    """A fresh directory in ``PROMETHEUS_MULTIPROC_DIR`` while the block runs, removed
+    after: the API processes started meanwhile inherit it and write their request
+    metrics there, so that each one's ``/metrics`` answers the sum over all of them
+    (``api.middleware.metrics_exposition``). Fresh, because samples left by an earlier
+    supervisor would be added in; a process that dies and is replaced leaves its counts,
+    so the sums never go back."""
+    path = Path(tempfile.mkdtemp(prefix="shop-api-metrics-"))
+    os.environ[PROMETHEUS_MULTIPROC_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        os.environ.pop(PROMETHEUS_MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def serve_processes(app: str, processes: int, **options: Any) -> None:
     """``uvicorn.run(app, workers=processes, factory=True, **options)``, with
-    ``TcpConfig``'s socket: the API as ``shop api --workers N`` (and ``shop dev``)
-    serves it. Blocks until the supervisor is stopped."""
+    ``TcpConfig``'s socket and one ``/metrics`` for all processes: the API as
+    ``shop api --workers N`` (and ``shop dev``) serves it. Blocks until the supervisor
+    is stopped."""
     config = processes_config(app, processes, **options)
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    with shared_metrics_dir():
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 @asynccontextmanager

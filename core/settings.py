@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     shop_env: Literal["development", "test", "production"] = "development"
     # Largest request body the API reads (bytes); larger ones answer 413 unread.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Set by `shop api --workers N` for the processes it starts (prometheus_client's own
+    # variable): each writes its metrics there, and any one's /metrics sums them all.
+    prometheus_multiproc_dir: Path | None = None
 
     # --- PostgreSQL: DATABASE_URL, or the seed's DB_HOST/DB_PORT/DB_NAME --------------
     database_url: str | None = None
