@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -74,3 +77,24 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+@contextmanager
+def logged_to_file(name: str, path: Path) -> Iterator[None]:
+    """While the block runs, what logger ``name`` (and its children) logs goes to
+    ``path`` (appended, console format) instead of the console: a step whose every line
+    is detail, like ``shop dev`` applying dozens of migrations to a new database."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(ConsoleFormatter())
+    handler.addFilter(_RequestIdFilter())
+    logger = logging.getLogger(name)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.propagate = propagate
+        logger.removeHandler(handler)
+        handler.close()

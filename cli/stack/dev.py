@@ -29,6 +29,7 @@ from cli.stack.postgres import EmbeddedPostgres
 from cli.stack.process import ManagedProcess, StackError, ensure_port_free, wait_until
 from cli.stack.redis import EmbeddedRedis
 from cli.stack.temporal import TemporalDevServer
+from core.logging import logged_to_file
 from core.secrets import jwt_secret
 from core.settings import STACK_ENV_FILE, Settings
 
@@ -180,7 +181,7 @@ class DevStack:
         )
         with self._step("search attributes"):
             asyncio.run(_register_search_attributes(stack_settings))
-        with self._step("migrations"):
+        with self._step("migrations"), logged_to_file("alembic", self.logs / "migrations.log"):
             from migrations.runner import upgrade
 
             upgrade(database_url)

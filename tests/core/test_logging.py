@@ -2,8 +2,17 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
-from core.logging import ConsoleFormatter, JsonFormatter, _RequestIdFilter, request_id_var
+import pytest
+
+from core.logging import (
+    ConsoleFormatter,
+    JsonFormatter,
+    _RequestIdFilter,
+    logged_to_file,
+    request_id_var,
+)
 
 
 def _record(msg: str, **extra: object) -> logging.LogRecord:
@@ -42,3 +51,18 @@ def test_console_lines_are_readable() -> None:
     assert "shop.test: hello" in line
     assert "ms=3.5" in line
     assert "request_id=req_9" in line
+
+
+def test_a_logger_sent_to_a_file_stays_off_the_console(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # caplog's handler sits on the root, as the console's does
+    migrations = logging.getLogger("alembic.runtime.migration")
+    log_file = tmp_path / "logs" / "migrations.log"
+    with logged_to_file("alembic", log_file):
+        migrations.info("Running upgrade a -> b, the orders table")
+    migrations.info("Running upgrade b -> c, after the block")
+    written = log_file.read_text()
+    assert "INFO    alembic.runtime.migration: Running upgrade a -> b, the orders table" in written
+    assert "after the block" not in written
+    assert [r.getMessage() for r in caplog.records] == ["Running upgrade b -> c, after the block"]
