@@ -11,7 +11,7 @@ from fastapi import APIRouter, Cookie, Depends, Header, Query, Response, status
 from api.deps import DbSession, State, after_commit
 from api.problems import ProblemSpec, problem_responses, raises
 from api.security import Caller, CurrentUser, OptionalUser
-from core.errors import Forbidden, ValidationFailed
+from core.errors import Forbidden, Unauthenticated, ValidationFailed
 from models.carts import (
     CartItemAdd,
     CartItemUpdate,
@@ -154,7 +154,9 @@ async def get_cart(
     status_code=status.HTTP_201_CREATED,
     summary="Add a product to the cart",
     response_model=CartPublic,
-    responses=problem_responses(*ADDING, (Forbidden, "user_mismatch")),
+    responses=problem_responses(
+        *ADDING, (Forbidden, "user_mismatch"), (Unauthenticated, "sign_in_required")
+    ),
 )
 async def add_item(
     body: CartItemAdd,
@@ -165,11 +167,20 @@ async def add_item(
     cookie: CartCookie = None,
 ) -> CartPublic:
     """The seed's `{productId, quantity}` (a `userId` is accepted only if it is the
-    caller's). Creates the cart if needed: a guest's response carries `cartToken`, to be
-    sent back as `X-Cart-Token`. More than is available answers 409 `out_of_stock` with
-    `available`; an unknown product 404, an inactive one 422."""
-    if body.user_id is not None and (caller is None or body.user_id != caller.user.id):
-        raise Forbidden("userId must be your own", code="user_mismatch")
+    caller's: another's answers 403 `user_mismatch`, and a guest's 401
+    `sign_in_required`, as on `POST /api/analytics/track`). Creates the cart if needed: a
+    guest's response carries `cartToken`, to be sent back as `X-Cart-Token`. More than is
+    available answers 409 `out_of_stock` with `available`; an unknown product 404, an
+    inactive one 422."""
+    if body.user_id is not None:
+        if caller is None:
+            raise Unauthenticated(
+                f"userId {body.user_id[:40]} needs that user's access token "
+                "(`Authorization: Bearer …`); a guest's cart is named by its cartToken",
+                code="sign_in_required",
+            )
+        if body.user_id != caller.user.id:
+            raise Forbidden("userId must be your own", code="user_mismatch")
     service = _service(state, session)
     owned = await _cart(service, caller, token or cookie, create=True)
     await service.add(owned, body.product_id, body.quantity)

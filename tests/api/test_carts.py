@@ -70,13 +70,18 @@ async def test_stock_and_product_checks(client: httpx.AsyncClient, staff: dict[s
     assert response.json()["code"] == "product_inactive"
     bad = await client.post("/api/cart/items", json={"productId": product["id"], "quantity": 0})
     assert bad.status_code == 422
+    # A guest cannot speak for a user (the seed's body as written, without a token).
+    guest = await client.post(
+        "/api/cart/items", json={"productId": product["id"], "quantity": 1, "userId": "user_456"}
+    )
+    assert (guest.status_code, guest.json()["code"]) == (401, "sign_in_required")
     user, headers = await signed_up(client)
     other = await client.post(
         "/api/cart/items",
         headers=headers,
         json={"productId": product["id"], "quantity": 1, "userId": "user_someone_else"},
     )
-    assert other.status_code == 403
+    assert (other.status_code, other.json()["code"]) == (403, "user_mismatch")
     own = await client.post(
         "/api/cart/items",
         headers=headers,
