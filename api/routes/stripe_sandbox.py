@@ -53,6 +53,13 @@ class StripeFaults(CamelModel):
     timeout: bool = Field(default=False, description="Calls hang for 30 s before answering")
 
 
+@router.get("/faults", response_model=StripeFaults, summary="Stripe sandbox: the fault switches")
+async def get_faults(redis: RedisClient) -> StripeFaults:
+    """What `PUT /_sandbox/stripe/faults` set (all off after `DELETE`), as the HubSpot and
+    EasyPost sandboxes answer theirs."""
+    return StripeFaults.model_validate_json(await redis.get(FAULTS_KEY) or "{}")
+
+
 @router.put(
     "/faults", status_code=204, response_class=Response, summary="Stripe sandbox: fault switches"
 )

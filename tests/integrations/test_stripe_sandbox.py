@@ -216,10 +216,17 @@ async def test_bad_keys_and_faults(sandbox: tuple[str, Hooks]) -> None:
     async with httpx.AsyncClient() as http:
         assert (await http.put(f"{control}/faults", json={"status": 503})).status_code == 204
         try:
+            assert (await http.get(f"{control}/faults")).json() == {
+                "failureRate": 0.0,
+                "latencyMs": 0,
+                "status": 503,
+                "timeout": False,
+            }
             with pytest.raises(stripe.APIError):
                 await _call(_client(base).v1.payment_intents.list)
         finally:
             assert (await http.delete(f"{control}/faults")).status_code == 204
+        assert (await http.get(f"{control}/faults")).json()["status"] is None
     assert (await _call(_client(base).v1.payment_intents.list)).object == "list"
 
 
