@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 from sqlalchemy import DateTime, MetaData, func
 from sqlmodel import Field, SQLModel
@@ -65,10 +65,24 @@ def _iso_datetime(value: object) -> object:
     raise ValueError("expected an ISO 8601 date-time, such as 2026-01-31T12:00:00Z")
 
 
+def _utc_representable(value: datetime) -> datetime:
+    # The database stores times in UTC: 0001-01-01T00:00:00+05:00 or
+    # 9999-12-31T23:59:59-01:00 is a valid ISO 8601 time whose UTC falls outside Python's
+    # years 1 to 9999, and the driver's conversion failed with a 500.
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the time is outside the years 1 to 9999 in UTC") from None
+    return value
+
+
 # Request fields: strict at the edge (STYLE: the document tells the truth). JSON numbers,
 # booleans and times are taken only as themselves: `"delta": false` or `"isDefault": 0`
 # answer 422 instead of being coerced. Use StrictInt and StrictBool (pydantic) likewise.
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
+IsoDatetime = Annotated[
+    datetime, BeforeValidator(_iso_datetime), AfterValidator(_utc_representable)
+]
 
 
 class CamelModel(BaseModel):

@@ -226,6 +226,10 @@ async def test_orders_are_private_history_pages_and_staff_search(
         )
     ).json()
     assert later["total"] == 0
+    # ISO 8601 whose UTC is year 0 or 10000: named, not a 500 from the database driver.
+    for edge in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-23:59"):
+        refused = await http.get("/api/admin/orders", headers=staff, params={"from": edge})
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_error")
     # The filter is named as the items name it (userId); customerId is the old name.
     by_user = (
         await http.get("/api/admin/orders", headers=staff, params={"userId": shopper.user["id"]})
