@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,7 +10,7 @@ from api.deps import AnalyticsReader
 from api.problems import problem_responses
 from api.security import StaffUser
 from models.analytics_dashboard import Compare, Dashboard
-from models.base import utcnow
+from models.base import IsoDatetime, utcnow
 from services.analytics.dashboard import DashboardQuery
 from services.analytics.ranges import PRESETS, InvalidTimeRange, resolve_range
 
@@ -37,7 +36,7 @@ async def dashboard(
         ),
     ] = None,
     start: Annotated[
-        datetime | None,
+        IsoDatetime | None,
         Query(
             alias="from",
             description="Start of a custom range (ISO 8601, with `to`)",
@@ -45,7 +44,7 @@ async def dashboard(
         ),
     ] = None,
     end: Annotated[
-        datetime | None,
+        IsoDatetime | None,
         Query(
             alias="to",
             description="End of a custom range, exclusive (at most 400 days after `from`)",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -12,7 +11,7 @@ from api.problems import problem_responses
 from api.security import StaffUser
 from core.errors import ValidationFailed
 from models.analytics_funnel import FunnelReport, RetentionReport
-from models.base import utcnow
+from models.base import IsoDatetime, utcnow
 from services.analytics.funnel import FunnelQuery
 from services.analytics.ranges import InvalidTimeRange
 from services.analytics.retention import RetentionQuery
@@ -29,7 +28,7 @@ TimeRangeParam = Annotated[
     ),
 ]
 FromParam = Annotated[
-    datetime | None,
+    IsoDatetime | None,
     Query(
         alias="from",
         description="Start (ISO 8601, with `to`; replaces `timeRange`)",
@@ -37,7 +36,7 @@ FromParam = Annotated[
     ),
 ]
 ToParam = Annotated[
-    datetime | None,
+    IsoDatetime | None,
     Query(alias="to", description="End, exclusive (at most 400 days after `from`)"),
 ]
 

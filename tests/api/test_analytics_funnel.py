@@ -130,6 +130,22 @@ BAD_PARAMETERS: list[tuple[str, dict[str, str], str, str | None]] = [
     ("retention", {"cohort": "first_login"}, "invalid_cohort", "cohort"),
     ("retention", {"timeRange": "1y"}, "invalid_time_range", "timeRange"),
     ("retention", {"periods": "many"}, "validation_error", None),
+    # ISO 8601 whose UTC is year 0: a 500 when the range was converted to UTC.
+    ("funnel", {"from": "0001-01-01T00:00:00+05:00", "to": "2026-01-01"}, "validation_error", None),
+    (
+        "retention",
+        {"from": "2026-01-01", "to": "9999-12-31T23:59:59-23:59"},
+        "validation_error",
+        None,
+    ),
+    (
+        "dashboard",
+        {"from": "0001-01-01T00:00:00+05:00", "to": "2026-01-01"},
+        "validation_error",
+        None,
+    ),
+    # A number is not a time (it was read as seconds since 1970).
+    ("dashboard", {"from": "0.5", "to": "2026-01-01"}, "validation_error", None),
 ]
 
 
