@@ -10,13 +10,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic_core.core_schema import ErrorType
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api.middleware import current_request_id
 from api.problems import problem_response
-from core.errors import ShopError
+from core.errors import DependencyUnavailable, ShopError
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +161,17 @@ async def _data_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _redis_unavailable(request: Request, exc: Exception) -> Response:
+    # Sign-in throttling, rate limits and token revocation read Redis on the request's
+    # path: Redis down or not answering is a dependency's outage (503, try again), as
+    # /ready reports it, not a bug of ours (500). What Redis said stays in the log.
+    log.warning("redis unavailable: %s", exc, extra={"path": request.url.path})
+    unavailable = DependencyUnavailable(
+        "Redis did not answer; try again in a moment", headers={"Retry-After": "1"}
+    )
+    return await _shop_error(request, unavailable)
+
+
 async def _unhandled(request: Request, exc: Exception) -> Response:
     request_id = current_request_id(request)
     log.exception("unhandled error", extra={"path": request.url.path})
@@ -177,4 +190,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(RedisConnectionError, _redis_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_exception_handler(Exception, _unhandled)

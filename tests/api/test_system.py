@@ -48,6 +48,30 @@ async def test_ready_names_the_dependency_that_fails(settings: Settings) -> None
     assert body["checks"]["redis"].startswith("error")
 
 
+async def test_redis_down_is_a_503_where_a_request_needs_it(settings: Settings) -> None:
+    """Sign-in counts failures in Redis, tracking rate-limits there: with Redis away they
+    answered 500 internal_error; it is a dependency's outage, 503 like /ready's."""
+    broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = create_app(broken)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            answers = [
+                await http.post(
+                    "/api/auth/login",
+                    json={"email": "nobody@example.com", "password": "violet tangerine orbit"},
+                ),
+                await http.post(
+                    "/api/analytics/track", json={"event": "size_guide_open", "anonymousId": "a"}
+                ),
+            ]
+    for response in answers:
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == PROBLEM
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["code"] == "dependency_unavailable"
+
+
 async def test_ready_reports_temporal_down_but_the_api_still_starts(settings: Settings) -> None:
     broken = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     app = create_app(broken)
