@@ -11,7 +11,7 @@ from fastapi import APIRouter, Cookie, Depends, Header, Query, Response, status
 from api.deps import DbSession, State, after_commit
 from api.problems import ProblemSpec, problem_responses, raises
 from api.security import Caller, CurrentUser, OptionalUser
-from core.errors import Forbidden, Unauthenticated, ValidationFailed
+from core.errors import Forbidden, ValidationFailed
 from models.carts import (
     CartItemAdd,
     CartItemUpdate,
@@ -22,6 +22,7 @@ from models.carts import (
     SharePublic,
 )
 from models.quotes import Destination
+from services.analytics.tracking import SignInRequired
 from services.cart_reminders import cart_closed, cart_touched
 from services.cart_shares import CartShares, ShareNotFound
 from services.carts import CartItemNotFound, CartService, OwnedCart
@@ -154,9 +155,7 @@ async def get_cart(
     status_code=status.HTTP_201_CREATED,
     summary="Add a product to the cart",
     response_model=CartPublic,
-    responses=problem_responses(
-        *ADDING, (Forbidden, "user_mismatch"), (Unauthenticated, "sign_in_required")
-    ),
+    responses=problem_responses(*ADDING, (Forbidden, "user_mismatch"), SignInRequired),
 )
 async def add_item(
     body: CartItemAdd,
@@ -174,10 +173,9 @@ async def add_item(
     inactive one 422."""
     if body.user_id is not None:
         if caller is None:
-            raise Unauthenticated(
+            raise SignInRequired(
                 f"userId {body.user_id[:40]} needs that user's access token "
-                "(`Authorization: Bearer …`); a guest's cart is named by its cartToken",
-                code="sign_in_required",
+                "(`Authorization: Bearer …`); a guest's cart is named by its cartToken"
             )
         if body.user_id != caller.user.id:
             raise Forbidden("userId must be your own", code="user_mismatch")

@@ -75,6 +75,8 @@ async def test_stock_and_product_checks(client: httpx.AsyncClient, staff: dict[s
         "/api/cart/items", json={"productId": product["id"], "quantity": 1, "userId": "user_456"}
     )
     assert (guest.status_code, guest.json()["code"]) == (401, "sign_in_required")
+    # The same problem as POST /api/analytics/track's: one code, one title.
+    assert guest.json()["title"] == "A userId needs that user's access token"
     user, headers = await signed_up(client)
     other = await client.post(
         "/api/cart/items",
