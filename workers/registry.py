@@ -47,7 +47,7 @@ from services.returns import ReturnLabels, ReturnSteps
 from temporal.clients import CartReminderWorkflows, FulfillmentWorkflows, TemporalConnection
 from temporal.queues import TaskQueue
 from workflows.carts import CartAbandonmentWorkflow
-from workflows.events import EventDeliveryWorkflow, EventFanoutWorkflow
+from workflows.events import EventBatchWorkflow, EventDeliveryWorkflow, EventFanoutWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.maintenance import (
     AnalyticsRollupWorkflow,
@@ -195,6 +195,6 @@ def components_for(
     if queue is TaskQueue.EVENTS:
         events = EventActivities(DeliveryService(deps.sessions, deps.redis, subscribers))
         # The one-subscriber workflow stays for the runs it still has in flight.
-        workflows += [EventFanoutWorkflow, EventDeliveryWorkflow]
+        workflows += [EventBatchWorkflow, EventFanoutWorkflow, EventDeliveryWorkflow]
         activities += [events.deliver, events.dead_letter]
     return QueueComponents(workflows=workflows, activities=activities)

@@ -1,11 +1,13 @@
 """Event delivery workflows: each (event, subscriber) delivery retried, or a dead letter.
 
-``EventFanoutWorkflow`` is what the relay starts: one per event per relay pass, for every
-subscriber of the event whose line (aggregate, subscriber) reached that event in the
-pass. Each subscriber's delivery runs beside the others (``deliver_one``): its own local
-activity, retries, backoff and dead letter, so a failing subscriber delays and fails only
-itself. ``EventDeliveryWorkflow`` (one subscriber) is what the relay started before; it
-stays registered for the runs still in flight and its recorded histories.
+``EventBatchWorkflow`` is what the relay starts: one per relay pass (per
+``BATCH_LIMIT`` deliveries), for every delivery whose line (aggregate, subscriber)
+reached it in the pass, whatever its event. Each delivery runs beside the others
+(``deliver_one``): its own local activity, retries, backoff and dead letter, so a failing
+delivery delays and fails only itself (and, through the relay's head-of-line rule, the
+later events of its own line). ``EventFanoutWorkflow`` (one event, what the relay started
+before) and ``EventDeliveryWorkflow`` (one subscriber, before that) stay registered for
+the runs still in flight and their recorded histories.
 
 ``deliver_one``: ``events.deliver`` runs the handler with retries and backoff; a business
 error (a non-retryable ``ApplicationError``) or running out of attempts ends in
@@ -24,10 +26,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
     from workflows.types.events import (
+        EVENT_BATCH_WORKFLOW,
         EVENT_DELIVERY_WORKFLOW,
         EVENT_FANOUT_WORKFLOW,
+        BatchInput,
+        BatchResult,
         DeadLetterInput,
         DeliveryInput,
+        DeliveryRef,
         DeliveryResult,
         DeliveryStep,
         FanoutInput,
@@ -133,6 +139,63 @@ class EventFanoutWorkflow:
         if skipped:
             parts.append("skipped (already done or replayed): " + ", ".join(skipped))
         workflow.set_current_details("\n".join(parts))
+
+
+def progress(delivering: list[str], outcomes: dict[str, DeliveryResult]) -> str:
+    """The UI's current details: the deliveries still running (one listed long after
+    the others finished is the one retrying), how the others ended, a dead letter with
+    its error."""
+    done = [
+        f"{name} {result.outcome}" + (f" ({result.error})" if result.error else "")
+        for name, result in sorted(outcomes.items())
+        if result.outcome is not DeliveryStep.SKIPPED
+    ]
+    skipped = sorted(n for n, r in outcomes.items() if r.outcome is DeliveryStep.SKIPPED)
+    parts = []
+    if delivering:
+        parts.append("delivering to " + ", ".join(delivering))
+    if done:
+        parts.append("; ".join(done))
+    if skipped:
+        parts.append("skipped (already done or replayed): " + ", ".join(skipped))
+    return "\n".join(parts)
+
+
+# Unsandboxed, as above.
+@workflow.defn(name=EVENT_BATCH_WORKFLOW, sandboxed=False)
+class EventBatchWorkflow:
+    """A relay pass's deliveries, of any events, each on its own (``deliver_one``)."""
+
+    def __init__(self) -> None:
+        self._outcomes: dict[str, DeliveryResult] = {}
+        self._delivering: list[str] = []
+
+    @workflow.run
+    async def run(self, input: BatchInput) -> BatchResult:
+        one_event = len({d.event_id for d in input.deliveries}) == 1
+        labelled = [(self._label(d, one_event), d) for d in input.deliveries]
+        self._delivering = [label for label, _ in labelled]
+        workflow.set_current_details(progress(self._delivering, self._outcomes))
+        results = await asyncio.gather(
+            *(self._deliver(label, input.delivery(d)) for label, d in labelled)
+        )
+        outcomes: dict[str, dict[str, DeliveryResult]] = {}
+        for ref, result in zip(input.deliveries, results, strict=True):
+            outcomes.setdefault(ref.event_id, {})[ref.subscriber] = result
+        return BatchResult(outcomes=outcomes)
+
+    @staticmethod
+    def _label(ref: DeliveryRef, one_event: bool) -> str:
+        """How the UI names a delivery: its subscriber, with its event when the batch
+        has several."""
+        return ref.subscriber if one_event else f"{ref.subscriber} of {ref.event_id}"
+
+    async def _deliver(self, label: str, input: DeliveryInput) -> DeliveryResult:
+        result = await deliver_one(input)
+        self._outcomes[label] = result
+        self._delivering.remove(label)
+        workflow.set_current_details(progress(self._delivering, self._outcomes))
+        return result
 
 
 # Unsandboxed, as above.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, func, update
+from sqlalchemy import ColumnElement, func, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
-from workflows.types.events import DeliveryRef, StartedDelivery
+from workflows.types.events import DeliveryBatch, DeliveryRef, StartedDelivery
 
 # The channel the outbox's insert trigger notifies (migration e7a1c0de0003); finishing a
 # delivery notifies it too, so the relay starts the aggregate's next delivery at once.
@@ -92,8 +92,8 @@ class DeliveryRepository:
         return [_ref(*row) for row in result.all()]
 
     async def heads(self, limit: int) -> list[DeliveryRef]:
-        """Pending, not started, and no earlier pending delivery of the same aggregate to
-        the same subscriber: the deliveries that may start now, oldest first."""
+        """Pending, in no batch yet, and no earlier pending delivery of the same aggregate
+        to the same subscriber: the deliveries that may start now, oldest first."""
         earlier = aliased(EventDelivery)
         blocked = (
             select(earlier.event_id)
@@ -116,6 +116,7 @@ class DeliveryRepository:
             .where(
                 col(EventDelivery.status) == DeliveryStatus.PENDING,
                 col(EventDelivery.started_at).is_(None),
+                col(EventDelivery.workflow_id).is_(None),
                 ~blocked,
             )
             .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
@@ -123,14 +124,56 @@ class DeliveryRepository:
         )
         return [_ref(*row) for row in result.all()]
 
-    async def mark_started(self, started: Sequence[StartedDelivery]) -> None:
-        now = utcnow()
-        for delivery in started:
-            await self.session.exec(
-                update(EventDelivery)
-                .where(*_this(delivery), col(EventDelivery.started_at).is_(None))
-                .values(started_at=now, workflow_id=delivery.workflow_id)
+    async def claim(self, batch: DeliveryBatch) -> None:
+        """Write the batch's workflow id on its deliveries, before it is started: a pass
+        that dies before recording the start leaves them to the next pass, which starts
+        the same workflow again (``claimed``)."""
+        await self.session.exec(
+            update(EventDelivery)
+            .where(
+                tuple_(
+                    col(EventDelivery.event_id),
+                    col(EventDelivery.subscriber),
+                    col(EventDelivery.generation),
+                ).in_([(d.event_id, d.subscriber, d.generation) for d in batch.deliveries]),
+                col(EventDelivery.started_at).is_(None),
             )
+            .values(workflow_id=batch.workflow_id)
+        )
+
+    async def claimed(self, limit: int) -> list[DeliveryBatch]:
+        """Batches claimed by a pass whose start was not recorded (it failed, or its
+        relay died): pending deliveries with a workflow id and no ``started_at``."""
+        # Rows, not columns: one is rarely there (a pass died), so nothing to build.
+        result = await self.session.exec(
+            select(EventDelivery)
+            .where(
+                col(EventDelivery.status) == DeliveryStatus.PENDING,
+                col(EventDelivery.started_at).is_(None),
+                col(EventDelivery.workflow_id).is_not(None),
+            )
+            .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
+            .limit(limit)
+        )
+        batches: dict[str, list[DeliveryRef]] = {}
+        for row in result.all():
+            assert row.workflow_id is not None
+            ref = _ref(row.event_id, row.subscriber, row.generation, row.event_type)
+            batches.setdefault(row.workflow_id, []).append(ref)
+        return [DeliveryBatch(workflow_id=w, deliveries=refs) for w, refs in batches.items()]
+
+    async def mark_started(self, workflow_ids: Sequence[str]) -> None:
+        """The deliveries of these (claimed) batches are started; one dropped meanwhile
+        (its subscriber gone) never was."""
+        await self.session.exec(
+            update(EventDelivery)
+            .where(
+                col(EventDelivery.workflow_id).in_(workflow_ids),
+                col(EventDelivery.started_at).is_(None),
+                col(EventDelivery.status) != DeliveryStatus.DROPPED,
+            )
+            .values(started_at=utcnow())
+        )
 
     async def started_before(self, age: timedelta, limit: int) -> list[StartedDelivery]:
         """Pending deliveries started more than ``age`` ago (their workflow may be gone)."""

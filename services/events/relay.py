@@ -1,20 +1,26 @@
 """The relay's pass: fan the outbox out to deliveries and start those at their line's head.
 
 A pass runs under ``pg_advisory_xact_lock(RELAY_LOCK)`` (two transactions: fan-out, then
-starts), so passes of any number of relays (one per worker process) never overlap: a
-delivery is never started twice at once, and none is skipped.
+claims), so passes of any number of relays (one per worker process) never overlap: a
+delivery is claimed by one batch only, and none is skipped.
 
 1. **Dispatch.** Outbox rows not yet dispatched, in ``seq`` order, get one
    ``event_deliveries`` row per subscriber that wants their type; an event nobody wants
    is delivered at once (logged at DEBUG).
 2. **Drop.** Pending deliveries of subscribers that are no longer in the code are
    ``dropped`` (logged), never retried.
-3. **Start heads.** A pending delivery not yet started, with no earlier (lower ``seq``)
-   pending delivery of the same aggregate to the same subscriber, is started (the
-   caller's ``start``, which starts one workflow per event for all of that event's
-   deliveries it is given, idempotently) and marked started with its workflow's id.
-   The deliveries of one event that start in one pass therefore share a workflow; one
-   held back on its line starts in a later pass, in a workflow of its own.
+3. **Claim heads.** The pending deliveries in no batch yet, each with no earlier (lower
+   ``seq``) pending delivery of the same aggregate to the same subscriber, are put in
+   batches (``DeliveryBatch``, up to ``BATCH_LIMIT`` each): the batch's workflow id is
+   written on its rows, and committed.
+4. **Start.** After that commit (no lock held), the caller's ``start`` starts each
+   batch's workflow, idempotently by its id, and the started ones are marked
+   ``started_at``. A batch claimed but not marked started (the start failed, or the
+   relay died in between) is started again, under the same id, by the next pass: a
+   delivery is never in two workflows, and a dead relay leaves nothing behind.
+
+So a pass starts one workflow for all the events that reached it, not one per event; a
+delivery held back on its line starts in a later pass, in that pass's batch.
 
 Ordering rests on one assumption, kept by every writer of the outbox: the events of one
 aggregate are published under that aggregate's row lock (the order, the product, the
@@ -35,16 +41,15 @@ from datetime import timedelta
 from core.db import SessionFactory, transaction
 from services.events.deliveries import DeliveryRepository
 from services.events.subscribers import Subscriber, subscribers_of
-from workflows.types.events import DeliveryRef, StartedDelivery
+from workflows.types.events import DeliveryBatch, DeliveryRef, StartedDelivery, batches_of
 
 log = logging.getLogger(__name__)
 
 DISPATCH_BATCH = 500
 START_BATCH = 500
 
-# Starts the workflows of ``refs``; returns those started (or already running), each with
-# its workflow's id.
-Starter = Callable[[Sequence[DeliveryRef]], Awaitable[Sequence[StartedDelivery]]]
+# Starts the batches' workflows; returns the ids of those started (or already there).
+Starter = Callable[[Sequence[DeliveryBatch]], Awaitable[Sequence[str]]]
 
 
 @dataclass(frozen=True)
@@ -91,10 +96,17 @@ class RelayService:
         async with transaction(self._sessions) as session:
             deliveries = DeliveryRepository(session)
             await deliveries.lock_relay()
-            heads = await deliveries.heads(START_BATCH)
-            started = await start(heads) if heads else []
-            await deliveries.mark_started(started)
-        return PassResult(dispatched=len(events), dropped=len(dropped), started=len(started))
+            owed = await deliveries.claimed(START_BATCH)
+            fresh = batches_of(await deliveries.heads(START_BATCH))
+            for batch in fresh:
+                await deliveries.claim(batch)
+        batches = [*owed, *fresh]
+        started = set(await start(batches)) if batches else set()
+        if started:
+            async with transaction(self._sessions) as session:
+                await DeliveryRepository(session).mark_started(sorted(started))
+        count = sum(len(b.deliveries) for b in batches if b.workflow_id in started)
+        return PassResult(dispatched=len(events), dropped=len(dropped), started=count)
 
     async def started_before(self, age: timedelta, limit: int = 100) -> list[StartedDelivery]:
         """Deliveries started ``age`` ago and still pending: is their workflow still there?"""

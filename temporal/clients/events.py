@@ -1,16 +1,15 @@
 """``EventDeliveryWorkflows``: starting the relay's delivery workflows.
 
-A relay pass starts one ``EventFanoutWorkflow`` per event, for every subscriber of it
-whose delivery may start in that pass. Its id, ``events-{event_id}-{digest}``, names the
-event and digests the sorted (subscriber, generation) pairs it delivers; with
-REJECT_DUPLICATE that makes a start idempotent: a relay that crashed between starting and
-recording it starts the same set again, and Temporal answers "already started", which
-counts as started. A subscriber whose line was held back is started by a later pass, in
-a set of its own; a replay or a restart is a new generation: either way a new id.
+A relay pass starts one ``EventBatchWorkflow`` for the deliveries that may start in that
+pass (``DeliveryBatch``: at most ``BATCH_LIMIT`` each, whatever their events). The pass
+writes the batch's id (``events-batch-{digest}``) on its rows before it starts it, and
+starts with REJECT_DUPLICATE: a relay that crashed between the two starts the same batch
+again under the same id, and Temporal answers "already started", which counts as
+started. A replay or a restart is a new generation, so a new batch and a new id.
 
-The pass records each delivery's workflow id (``event_deliveries.workflow_id``), which is
-how the slow poll asks whether a delivery's workflow still runs. Deliveries started
-before the ids were recorded have none: theirs is the one-subscriber
+The recorded id (``event_deliveries.workflow_id``) is also how the slow poll asks whether
+a delivery's workflow still runs. Deliveries started by the relays of before have an
+``EventFanoutWorkflow``'s id (``fanout_id``), or none: theirs is the one-subscriber
 ``EventDeliveryWorkflow``, named by ``workflow_id(ref)``.
 """
 
@@ -31,10 +30,11 @@ from core.settings import Settings
 from temporal.clients.connection import TemporalConnection, WorkflowNotFound, call
 from temporal.queues import TaskQueue
 from workflows.types.events import (
-    EVENT_FANOUT_WORKFLOW,
+    EVENT_BATCH_WORKFLOW,
+    BatchInput,
+    DeliveryBatch,
     DeliveryRef,
     DeliveryRetry,
-    FanoutInput,
     StartedDelivery,
     SubscriberDelivery,
 )
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # Starts in flight at once during a relay pass.
 CONCURRENT_STARTS = 16
+# Events a batch's summary names (the UI shows its summary in one line).
+SUMMARY_EVENTS = 3
 
 
 def workflow_id(ref: DeliveryRef) -> str:
@@ -51,18 +53,28 @@ def workflow_id(ref: DeliveryRef) -> str:
 
 
 def fanout_id(event_id: str, deliveries: Sequence[SubscriberDelivery]) -> str:
-    """The same set of (subscriber, generation) pairs gives the same id, in any order."""
+    """The ``EventFanoutWorkflow``'s id (one event), of deliveries started before the
+    batches: the same set of (subscriber, generation) pairs gives the same id."""
     pairs = ",".join(sorted(f"{d.subscriber}:{d.generation}" for d in deliveries))
     return f"events-{event_id}-{hashlib.sha256(pairs.encode()).hexdigest()[:16]}"
 
 
-def fanout_summary(event_id: str, event_type: str, deliveries: Sequence[SubscriberDelivery]) -> str:
-    """What the Temporal UI lists: the event and each subscriber (with its generation
-    when it is a replay or a restart)."""
-    names = [
-        d.subscriber + (f" (generation {d.generation})" if d.generation else "") for d in deliveries
+def _subscriber(ref: DeliveryRef) -> str:
+    return ref.subscriber + (f" (generation {ref.generation})" if ref.generation else "")
+
+
+def batch_summary(deliveries: Sequence[DeliveryRef]) -> str:
+    """What the Temporal UI lists: each event and its subscribers (with the generation
+    when it is a replay or a restart), the first ``SUMMARY_EVENTS`` events of a batch."""
+    events: dict[str, tuple[str, list[str]]] = {}
+    for ref in deliveries:
+        events.setdefault(ref.event_id, (ref.event_type, []))[1].append(_subscriber(ref))
+    shown = [
+        f"{event_type} {event_id} to {', '.join(names)}"
+        for event_id, (event_type, names) in list(events.items())[:SUMMARY_EVENTS]
     ]
-    return f"{event_type} {event_id} to {', '.join(names)}"
+    more = len(events) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more events" if more else "")
 
 
 def retry_of(settings: Settings) -> DeliveryRetry:
@@ -74,79 +86,59 @@ def retry_of(settings: Settings) -> DeliveryRetry:
     )
 
 
-def by_event(refs: Sequence[DeliveryRef]) -> list[list[DeliveryRef]]:
-    """``refs`` grouped by event, in the order of each event's first delivery."""
-    groups: dict[str, list[DeliveryRef]] = {}
-    for ref in refs:
-        groups.setdefault(ref.event_id, []).append(ref)
-    return list(groups.values())
-
-
 class EventDeliveryWorkflows:
     def __init__(self, connection: TemporalConnection, settings: Settings) -> None:
         self._connection = connection
         self._retry = retry_of(settings)
 
-    async def start(self, refs: Sequence[DeliveryRef]) -> str:
-        """Start the workflow delivering ``refs`` (deliveries of one event); one that
-        exists (running or done) counts. Returns its id."""
-        first = refs[0]
-        assert all(r.event_id == first.event_id for r in refs), "one event per workflow"
-        deliveries = [
-            SubscriberDelivery(subscriber=r.subscriber, generation=r.generation) for r in refs
-        ]
-        wid = fanout_id(first.event_id, deliveries)
+    async def start(self, batch: DeliveryBatch) -> None:
+        """Start the workflow delivering ``batch``; one that exists (running or done)
+        counts."""
         client = await self._connection.client()
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await call(
                 client.start_workflow(
-                    EVENT_FANOUT_WORKFLOW,
-                    FanoutInput(
-                        event_id=first.event_id,
-                        event_type=first.event_type,
-                        deliveries=deliveries,
-                        retry=self._retry,
-                    ),
-                    id=wid,
+                    EVENT_BATCH_WORKFLOW,
+                    BatchInput(deliveries=batch.deliveries, retry=self._retry),
+                    id=batch.workflow_id,
                     task_queue=str(TaskQueue.EVENTS),
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     request_eager_start=True,
-                    static_summary=fanout_summary(first.event_id, first.event_type, deliveries),
+                    static_summary=batch_summary(batch.deliveries),
                 ),
-                what=f"delivery {wid}",
+                what=f"delivery {batch.workflow_id}",
             )
-        return wid
 
-    async def start_all(self, refs: Sequence[DeliveryRef]) -> list[StartedDelivery]:
-        """Start one workflow per event, a few at a time; returns the deliveries started
+    async def start_all(self, batches: Sequence[DeliveryBatch]) -> list[str]:
+        """Start each batch's workflow, a few at a time; returns the ids of those started
         (a failure is logged and left for the next pass)."""
         gate = asyncio.Semaphore(CONCURRENT_STARTS)
-        # Temporal unreachable: the rest would wait for it too (the relay's lock held).
+        # Temporal unreachable: the rest would wait for it too.
         unavailable = asyncio.Event()
 
-        async def one(group: list[DeliveryRef]) -> list[StartedDelivery]:
+        async def one(batch: DeliveryBatch) -> str | None:
             async with gate:
                 if unavailable.is_set():
-                    return []
+                    return None
                 try:
-                    wid = await self.start(group)
+                    await self.start(batch)
                 except Exception as exc:
                     if isinstance(exc, DependencyUnavailable):
                         unavailable.set()
                     log.warning(
-                        "event delivery not started; the relay tries again",
+                        "event deliveries not started; the relay tries again",
                         extra={
-                            "event_id": group[0].event_id,
-                            "subscribers": [r.subscriber for r in group],
+                            "workflow_id": batch.workflow_id,
+                            "deliveries": len(batch.deliveries),
                             "error": repr(exc)[:200],
                         },
                     )
-                    return []
-                return [StartedDelivery(**r.model_dump(), workflow_id=wid) for r in group]
+                    return None
+                return batch.workflow_id
 
-        started = await asyncio.gather(*(one(group) for group in by_event(refs)))
-        return [delivery for group in started for delivery in group]
+        started = await asyncio.gather(*(one(batch) for batch in batches))
+        return [wid for wid in started if wid is not None]
 
     async def is_running(self, delivery: StartedDelivery) -> bool:
         """Whether the delivery's workflow still runs (False if it is gone or closed)."""

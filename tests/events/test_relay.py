@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -42,7 +42,7 @@ from tests.events.relay_support import (
     run_id,
 )
 from tests.factories import staff_headers
-from workflows.types.events import StartedDelivery
+from workflows.types.events import DeliveryBatch
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -94,7 +94,7 @@ async def test_an_event_reaches_every_matching_subscriber_and_is_delivered_when_
         gate.set()
         await eventually(lambda: all_finished(engine, [event]))
         result = await handle.result()
-    assert set(result["outcomes"]) == {fast.name, slow.name}
+    assert set(result["outcomes"][event]) == {fast.name, slow.name}
     found = await effects(engine, [event])
     assert sorted(e.subscriber for e in found) == sorted([fast.name, slow.name])
     rows = await deliveries(engine, [event])
@@ -218,7 +218,7 @@ async def test_a_removed_subscribers_pending_deliveries_are_dropped_and_logged(
     sessions = create_session_factory(engine)
     ids = await publish_probes(sessions, run, [f"agg-{run}"], 2)
 
-    async def start_nothing(refs: object) -> list[StartedDelivery]:
+    async def start_nothing(batches: Sequence[DeliveryBatch]) -> list[str]:
         return []
 
     # A relay of the old code fanned them out to ``gone`` and to ``kept``...
@@ -297,7 +297,7 @@ async def test_an_event_no_subscriber_wants_is_delivered_at_once(engine: AsyncEn
     ids = await publish_probes(sessions, run, [f"agg-{run}"], 1)
     wants_other_things = Recorder(f"picky_{run}", run, types=frozenset({EventType.USER_DELETED}))
 
-    async def start_nothing(refs: object) -> list[StartedDelivery]:
+    async def start_nothing(batches: Sequence[DeliveryBatch]) -> list[str]:
         return []
 
     await RelayService(sessions, [wants_other_things.subscriber]).run_pass(start_nothing)

@@ -72,7 +72,7 @@ from tests.workflows.shipment_standins import (
     update,
 )
 from workflows.carts import CartAbandonmentWorkflow
-from workflows.events import EventDeliveryWorkflow, EventFanoutWorkflow
+from workflows.events import EventBatchWorkflow, EventDeliveryWorkflow, EventFanoutWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.maintenance import AnalyticsRollupWorkflow
 from workflows.onboarding import UserOnboardingWorkflow
@@ -85,8 +85,10 @@ from workflows.types.carts import AbandonmentInput
 from workflows.types.events import (
     DEAD_LETTER_ACTIVITY,
     DELIVER_ACTIVITY,
+    BatchInput,
     DeadLetterInput,
     DeliveryInput,
+    DeliveryRef,
     DeliveryResult,
     DeliveryStep,
     FanoutInput,
@@ -112,6 +114,7 @@ WORKFLOWS = [
     OrderWorkflow,
     EventDeliveryWorkflow,
     EventFanoutWorkflow,
+    EventBatchWorkflow,
     FulfillmentWorkflow,
     ReturnWorkflow,  # its histories: record_return_histories.py
     ShipmentWorkflow,
@@ -313,6 +316,27 @@ async def event_fanout_delivered(env: WorkflowEnvironment, queue: str) -> str:
 @recording("event_fanout_dead_letter")
 async def event_fanout_dead_letter(env: WorkflowEnvironment, queue: str) -> str:
     return await _fan_out(env, queue, FANOUT_DEAD_EVENT)
+
+
+@recording("event_batch_with_a_dead_letter")
+async def event_batch(env: WorkflowEnvironment, queue: str) -> str:
+    """A relay pass's batch: two events, one of whose crm deliveries is a dead letter."""
+    refs = [
+        DeliveryRef(event_id=event, subscriber=name, event_type="order.created")
+        for event, name in [
+            ("evt_recorded_batch_ok", "crm"),
+            ("evt_recorded_batch_ok", "customer_emails"),
+            (FANOUT_DEAD_EVENT, "crm"),
+            (FANOUT_DEAD_EVENT, "lifetime_value"),
+        ]
+    ]
+    await env.client.execute_workflow(
+        EventBatchWorkflow.run,
+        BatchInput(deliveries=refs),
+        id="events-batch-recorded",
+        task_queue=queue,
+    )
+    return "events-batch-recorded"
 
 
 async def _order_ends(

@@ -1,8 +1,9 @@
 """The delivery workflows branch by branch, on the time-skipping server with stand-in
 activities: delivered at once, delivered after retries, a business error dead-lettered
 after one attempt, retries run out and dead-lettered with the last error; and
-``EventFanoutWorkflow``'s subscribers each on their own: one retrying or dead-lettered
-neither delays nor fails the others.
+``EventFanoutWorkflow``'s subscribers, and ``EventBatchWorkflow``'s deliveries of several
+events, each on their own: one retrying or dead-lettered neither delays nor fails the
+others.
 ``tests/events`` proves the same against the real activities, relay and database.
 """
 
@@ -21,12 +22,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from workflows.events import EventDeliveryWorkflow, EventFanoutWorkflow
+from workflows.events import EventBatchWorkflow, EventDeliveryWorkflow, EventFanoutWorkflow
 from workflows.types.events import (
     DEAD_LETTER_ACTIVITY,
     DELIVER_ACTIVITY,
+    BatchInput,
+    BatchResult,
     DeadLetterInput,
     DeliveryInput,
+    DeliveryRef,
     DeliveryResult,
     DeliveryRetry,
     DeliveryStep,
@@ -99,6 +103,18 @@ class Deliveries:
             task_queue=self.queue,
         )
 
+    async def batch(self, workflow_id: str, *keys: Key) -> BatchResult:
+        refs = [
+            DeliveryRef(event_id=event, subscriber=name, event_type="order.created")
+            for event, name in keys
+        ]
+        return await self.env.client.execute_workflow(
+            EventBatchWorkflow.run,
+            BatchInput(deliveries=refs, retry=RETRY),
+            id=workflow_id,
+            task_queue=self.queue,
+        )
+
 
 @pytest.fixture(scope="module")
 async def deliveries(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Deliveries]:
@@ -107,7 +123,7 @@ async def deliveries(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[De
     async with Worker(
         time_skipping_env.client,
         task_queue=queue,
-        workflows=[EventDeliveryWorkflow, EventFanoutWorkflow],
+        workflows=[EventDeliveryWorkflow, EventFanoutWorkflow, EventBatchWorkflow],
         activities=[standins.deliver, standins.dead_letter],
     ):
         yield Deliveries(time_skipping_env, standins, queue)
@@ -256,3 +272,41 @@ async def test_a_dead_letter_fails_only_its_own_subscriber(deliveries: Deliverie
         event_type="order.created",
         error="customer_not_found: no such customer",
     )
+
+
+async def test_a_batch_delivers_every_event_to_its_subscribers_each_on_its_own(
+    deliveries: Deliveries,
+) -> None:
+    first, second, third = _event(), _event(), _event()
+    deliveries.standins.failures[(first, "crm")] = (
+        3,
+        ApplicationError("crm 503", type="HTTPError"),
+    )
+    refused = ApplicationError("no such customer", type="customer_not_found", non_retryable=True)
+    deliveries.standins.failures[(second, "crm")] = (99, refused)
+    batch = f"events-batch-{first}"
+    result = await deliveries.batch(
+        batch, (first, "crm"), (first, "mail"), (second, "crm"), (third, "mail")
+    )
+    delivered = DeliveryResult(outcome=DeliveryStep.DELIVERED)
+    assert result == BatchResult(
+        outcomes={
+            first: {"crm": delivered, "mail": delivered},
+            second: {
+                "crm": DeliveryResult(
+                    outcome=DeliveryStep.FAILED, error="customer_not_found: no such customer"
+                )
+            },
+            third: {"mail": delivered},
+        }
+    )
+    assert deliveries.standins.attempts[(first, "crm")] == 4
+    assert deliveries.standins.attempts[(second, "crm")] == 1
+    ours = [key for key in deliveries.standins.delivered if key[0] in (first, third)]
+    assert ours[-1] == (first, "crm"), "the others waited for crm's retries"
+    assert [d.event_id for d in deliveries.standins.dead if d.event_id in (first, third)] == []
+    assert [
+        (d.event_id, d.subscriber) for d in deliveries.standins.dead if d.event_id == second
+    ] == [(second, "crm")]
+    # crm's own backoff, as in a workflow of its own: 1 and 2 s in the worker, 4 s a timer.
+    assert await _timers(deliveries.env, batch) == [timedelta(seconds=4)]

@@ -1,8 +1,9 @@
 """The event delivery workflows' inputs and results, and their activities' names.
 
-``EventFanoutWorkflow`` delivers one event to every subscriber whose delivery the relay
-started in one pass; ``EventDeliveryWorkflow`` (one subscriber) is what the relay started
-before it, kept for the runs and histories it left.
+``EventBatchWorkflow`` delivers every delivery the relay started in one pass (any
+events, any subscribers, at most ``BATCH_LIMIT``); ``EventFanoutWorkflow`` (one event)
+and ``EventDeliveryWorkflow`` (one subscriber) are what the relay started before it,
+kept for the runs and histories they left.
 
 Light on purpose: the relay's client (``temporal.clients.events``) imports it without
 loading the workflow, the activities or any service.
@@ -10,6 +11,8 @@ loading the workflow, the activities or any service.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from enum import StrEnum
 
 from pydantic import BaseModel
@@ -17,6 +20,7 @@ from pydantic import BaseModel
 # Recorded in every history, so never renamed.
 EVENT_DELIVERY_WORKFLOW = "EventDeliveryWorkflow"
 EVENT_FANOUT_WORKFLOW = "EventFanoutWorkflow"
+EVENT_BATCH_WORKFLOW = "EventBatchWorkflow"
 DELIVER_ACTIVITY = "events.deliver"
 DEAD_LETTER_ACTIVITY = "events.dead_letter"
 
@@ -93,3 +97,47 @@ class DeliveryResult(BaseModel):
 class FanoutResult(BaseModel):
     # subscriber -> how its delivery ended
     outcomes: dict[str, DeliveryResult]
+
+
+# Deliveries in one batch workflow: its history stays small (two markers per delivery).
+BATCH_LIMIT = 100
+
+
+class DeliveryBatch(BaseModel):
+    """Deliveries the relay starts together, and the id of the workflow delivering them."""
+
+    workflow_id: str
+    deliveries: list[DeliveryRef]
+
+    @classmethod
+    def of(cls, deliveries: Sequence[DeliveryRef]) -> DeliveryBatch:
+        """Its id digests the sorted (event, subscriber, generation) triples: the same
+        deliveries give the same id, in any order, and a replay or a restart (a new
+        generation) a new one."""
+        triples = sorted(f"{d.event_id}:{d.subscriber}:{d.generation}" for d in deliveries)
+        digest = hashlib.sha256(",".join(triples).encode()).hexdigest()[:20]
+        return cls(workflow_id=f"events-batch-{digest}", deliveries=list(deliveries))
+
+
+def batches_of(deliveries: Sequence[DeliveryRef]) -> list[DeliveryBatch]:
+    """``deliveries`` in batches of at most ``BATCH_LIMIT``, in their order."""
+    return [
+        DeliveryBatch.of(deliveries[i : i + BATCH_LIMIT])
+        for i in range(0, len(deliveries), BATCH_LIMIT)
+    ]
+
+
+class BatchInput(BaseModel):
+    """Deliveries the relay started in one pass; no two of one (aggregate, subscriber)
+    line, since only a line's head starts."""
+
+    deliveries: list[DeliveryRef]
+    retry: DeliveryRetry = DeliveryRetry()
+
+    def delivery(self, ref: DeliveryRef) -> DeliveryInput:
+        return DeliveryInput(**ref.model_dump(), retry=self.retry)
+
+
+class BatchResult(BaseModel):
+    # event id -> subscriber -> how its delivery ended
+    outcomes: dict[str, dict[str, DeliveryResult]]
