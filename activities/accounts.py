@@ -6,17 +6,23 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from core.db import SessionFactory
+from models.carts import CartStatus
+from services.carts import CartRepository
 from services.users import UserRepository
 
 
 class ContactInput(BaseModel):
     user_id: str
+    # The cart a reminder would be about: is it still waiting to be checked out?
+    cart_id: str | None = None
 
 
 class Contact(BaseModel):
     active: bool
     email: str | None = None
     name: str | None = None
+    # False once the cart asked about was checked out (or closed, or merged).
+    cart_active: bool = True
 
 
 class AccountActivities:
@@ -25,9 +31,16 @@ class AccountActivities:
 
     @activity.defn(name="accounts.contact")
     async def contact(self, input: ContactInput) -> Contact:
-        """The user's current address and name; inactive once the account is deleted."""
+        """The user's current address and name; inactive once the account is deleted;
+        and whether the cart asked about is still active."""
         async with self._sessions() as session:
             user = await UserRepository(session).get(input.user_id)
+            cart = None
+            if input.cart_id is not None:
+                cart = await CartRepository(session).get(input.cart_id)
         if user is None:
             return Contact(active=False)
-        return Contact(active=True, email=user.email, name=user.name)
+        cart_active = input.cart_id is None or (
+            cart is not None and cart.status == CartStatus.ACTIVE
+        )
+        return Contact(active=True, email=user.email, name=user.name, cart_active=cart_active)

@@ -25,12 +25,10 @@ class OrderActivities:
         sessions: SessionFactory,
         settings: Settings,
         analytics: AnalyticsRecorder,
-        reminders: CartReminderWorkflows,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._analytics = analytics
-        self._reminders = reminders
 
     def _orders(self, session: AsyncSession) -> OrderService:
         return OrderService(session, self._settings, self._analytics)
@@ -69,9 +67,10 @@ class OrderActivities:
         with application_errors():
             async with transaction(self._sessions) as session:
                 cart_id = await self._orders(session).confirm(input.order_id)
-                # The cart is checked out: its abandoned-cart reminder must not go.
+                # The cart is checked out: a reminder whose start is still owed never
+                # starts; a running one sees the cart checked out at its deadline (no
+                # signal here: a workflow task per order).
                 await CartReminderWorkflows.forget_owed_start(session, cart_id)
-        await self._reminders.stop(cart_id)
 
     @activity.defn(name="orders.commit_stock")
     async def commit_stock(self, input: OrderRef) -> int:

@@ -44,7 +44,7 @@ from services.fulfillment.shipments import ShipmentService
 from services.fulfillment.tracking import ShipmentTracking
 from services.payments import PaymentService
 from services.returns import ReturnLabels, ReturnSteps
-from temporal.clients import CartReminderWorkflows, FulfillmentWorkflows, TemporalConnection
+from temporal.clients import FulfillmentWorkflows, TemporalConnection
 from temporal.queues import TaskQueue
 from workflows.carts import CartAbandonmentWorkflow
 from workflows.events import EventBatchWorkflow, EventDeliveryWorkflow, EventFanoutWorkflow
@@ -131,8 +131,7 @@ def components_for(
         activities.append(AccountActivities(deps.sessions).contact)
     analytics = AnalyticsRecorder(deps.settings.analytics_enabled)
     if queue is TaskQueue.ORDERS:
-        reminders = CartReminderWorkflows(TemporalConnection.of(deps.client))
-        orders = OrderActivities(deps.sessions, deps.settings, analytics, reminders)
+        orders = OrderActivities(deps.sessions, deps.settings, analytics)
         workflows.append(OrderWorkflow)
         activities += [
             orders.validate,

@@ -3,7 +3,9 @@
 One workflow per active cart (id ``cart-abandonment-{cartId}``). It holds a durable
 timer; every cart change (the ``cart_changed`` signal) pushes the deadline back, the
 updatable-timer pattern. When the deadline passes it sends one reminder and ends;
-checkout or clearing the cart (``cart_closed``) ends it without one.
+clearing the cart (``cart_closed``) ends it without one. Checkout signals nothing (a
+signal and a workflow task per order): at the deadline the workflow asks whether the
+cart is still active, and a checked-out one gets no reminder.
 """
 
 from __future__ import annotations
@@ -58,13 +60,15 @@ class CartAbandonmentWorkflow:
         if self._closed:
             return "closed"
         # Write to whoever the shopper is *now*: the address may have changed in a day,
-        # and a deleted account gets nothing.
+        # and a deleted account gets nothing; nor does a cart checked out since (checkout
+        # does not signal: it would cost every order a workflow task here).
+        asks_cart = workflow.patched("cart-checked-at-deadline")
         contact = await workflow.execute_activity_method(
             AccountActivities.contact,
-            ContactInput(user_id=input.user_id),
+            ContactInput(user_id=input.user_id, cart_id=input.cart_id if asks_cart else None),
             start_to_close_timeout=timedelta(seconds=10),
         )
-        if not contact.active or contact.email is None:
+        if not contact.active or contact.email is None or not contact.cart_active:
             return "closed"
         await workflow.execute_activity_method(
             EmailActivities.send_email,

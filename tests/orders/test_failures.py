@@ -20,7 +20,6 @@ from integrations.payments.stripe import StripeGateway
 from models.sandbox import SandboxStripeObject
 from services.analytics import AnalyticsRecorder
 from services.payments import PaymentService
-from temporal.clients import CartReminderWorkflows, TemporalConnection
 from temporal.clients.orders import workflow_id
 from tests.factories import unique_slug
 from tests.fulfillment.helpers import fulfilment_of, label_bought, order_lines
@@ -352,8 +351,7 @@ async def test_a_late_attempt_of_a_forward_step_holds_nothing_once_undone(
     assert (await wait_for(http, shopper.headers, placed["id"]))["status"] == "failed"
     sessions = create_session_factory(engine)
     analytics = AnalyticsRecorder(enabled=False)
-    reminders = CartReminderWorkflows(TemporalConnection.of(live.client))
-    orders = OrderActivities(sessions, live.settings, analytics, reminders)
+    orders = OrderActivities(sessions, live.settings, analytics)
     ref = OrderRef(order_id=placed["id"])
     with pytest.raises(ApplicationError) as late_reserve:
         await orders.reserve_stock(ReserveInput(order_id=placed["id"], ttl_seconds=60))

@@ -162,9 +162,14 @@ async def send_email(input: SendEmailInput) -> SendEmailResult:
     return SendEmailResult(message_id="msg_recorded", provider_message_id="x", already_sent=False)
 
 
+# A cart asked about by id (since "cart-checked-at-deadline") was checked out.
+CHECKED_OUT_CART = "cart_recorded_checked_out"
+
+
 @activity.defn(name="accounts.contact")
 async def contact(input: ContactInput) -> Contact:
-    return Contact(active=True, email="ada@example.com", name="Ada")
+    active = input.cart_id != CHECKED_OUT_CART
+    return Contact(active=True, email="ada@example.com", name="Ada", cart_active=active)
 
 
 @activity.defn(name="system.probe")
@@ -242,6 +247,20 @@ async def cart_closed(env: WorkflowEnvironment, queue: str) -> str:
     await env.sleep(timedelta(hours=1))
     await handle.signal(CartAbandonmentWorkflow.cart_closed)
     await handle.result()
+    return handle.id
+
+
+@recording("cart_abandonment_checked_out")
+async def cart_checked_out(env: WorkflowEnvironment, queue: str) -> str:
+    """Since "cart-checked-at-deadline": checkout signals nothing; at the deadline the
+    cart is found checked out and no reminder goes."""
+    handle = await env.client.start_workflow(
+        CartAbandonmentWorkflow.run,
+        CART.model_copy(update={"cart_id": CHECKED_OUT_CART}),
+        id="cart-checked-out",
+        task_queue=queue,
+    )
+    assert await handle.result() == "closed"
     return handle.id
 
 

@@ -21,10 +21,12 @@ DAY = 24 * 3600
 class Outbox:
     def __init__(self, contact: Contact | None = None) -> None:
         self.sent: list[SendEmailInput] = []
+        self.asked: list[ContactInput] = []
         self.contact_now = contact or Contact(active=True, email="ada.new@example.com", name="Ada")
 
     @activity.defn(name="accounts.contact")
     async def contact(self, input: ContactInput) -> Contact:
+        self.asked.append(input)
         return self.contact_now
 
     @activity.defn(name="email.send")
@@ -74,7 +76,7 @@ async def test_activity_pushes_the_timer_back_and_it_fires_once(
     assert reminder.idempotency_key.startswith(f"cart-reminder:{cart}:")
 
 
-async def test_checkout_or_clearing_ends_it_without_a_reminder(
+async def test_clearing_ends_it_without_a_reminder(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
@@ -109,3 +111,24 @@ async def test_a_deleted_account_gets_no_reminder(time_skipping_env: WorkflowEnv
         )
         assert await handle.result() == "closed"
     assert outbox.sent == []
+
+
+async def test_a_cart_checked_out_meanwhile_gets_no_reminder_at_its_deadline(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Checkout signals nothing: at the deadline the workflow asks about the cart."""
+    env, queue = time_skipping_env, f"carts-{uuid4().hex[:6]}"
+    outbox = Outbox(Contact(active=True, email="ada@example.com", name="Ada", cart_active=False))
+    cart = f"cart_{uuid4().hex[:8]}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[CartAbandonmentWorkflow],
+        activities=[outbox.send, outbox.contact],
+    ):
+        handle = await env.client.start_workflow(
+            CartAbandonmentWorkflow.run, _input(cart), id=workflow_id(cart), task_queue=queue
+        )
+        assert await handle.result() == "closed"
+    assert outbox.sent == []
+    assert outbox.asked == [ContactInput(user_id="user_1", cart_id=cart)]

@@ -25,6 +25,8 @@ def test_there_are_histories_to_replay() -> None:
     assert {f.stem for f in FILES} >= {
         "cart_abandonment_reminded",
         "cart_abandonment_closed",
+        # Since "cart-checked-at-deadline".
+        "cart_abandonment_checked_out",
         "user_onboarding_sent",
         "stack_probe_ok",
         "analytics_rollup_ok",
