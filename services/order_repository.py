@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import NotFound
+from core.ids import IdPrefix, new_id
+from models.base import utcnow
 from models.orders import AFTER_SALE_STATUSES, Order, OrderEvent, OrderLine, OrderStatus, Payment
 from models.quotes import QuoteLine
 
@@ -117,28 +119,48 @@ class OrderRepository:
         """Update ``order`` at the next flush (``add_event`` flushes)."""
         self.session.add(order)
 
+    # The two inserts below are Core statements, not ORM objects: every order step writes
+    # a timeline row, and ORM object construction and flushes showed in the worker's
+    # profiles of the order's steps. Same columns and defaults as the models.
+
     async def add_event(
         self, order_id: str, status: OrderStatus, message: str, data: dict[str, Any]
     ) -> None:
-        self.session.add(OrderEvent(order_id=order_id, status=status, message=message, data=data))
+        """A timeline row; flushes what is staged (``stage``) first."""
         await self.session.flush()
+        await self.session.exec(
+            insert(OrderEvent).values(
+                id=new_id(IdPrefix.ORDER_EVENT),
+                order_id=order_id,
+                status=status,
+                message=message,
+                data=data,
+                created_at=utcnow(),
+            )
+        )
 
     async def add_lines(self, order_id: str, lines: Sequence[QuoteLine]) -> None:
         """The order's lines as priced (validate-order's snapshot)."""
-        for line in lines:
-            self.session.add(
-                OrderLine(
-                    order_id=order_id,
-                    product_id=line.product_id,
-                    name=line.name,
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    list_price=line.unit_price,
-                    unit_price=line.effective_unit_price,
-                    line_total=line.line_total,
-                )
+        if not lines:
+            return
+        await self.session.exec(
+            insert(OrderLine).values(
+                [
+                    {
+                        "id": new_id(IdPrefix.ORDER_LINE),
+                        "order_id": order_id,
+                        "product_id": line.product_id,
+                        "name": line.name,
+                        "sku": line.sku,
+                        "quantity": line.quantity,
+                        "list_price": line.unit_price,
+                        "unit_price": line.effective_unit_price,
+                        "line_total": line.line_total,
+                    }
+                    for line in lines
+                ]
             )
-        await self.session.flush()
+        )
 
     async def has_confirmed_purchase(self, user_id: str, product_id: str) -> bool:
         """``PurchaseHistory`` for reviews: a review is verified when the reviewer bought
