@@ -130,30 +130,29 @@ class DeliveryRepository:
         the same workflow again (``claimed``)."""
         await self.session.exec(
             update(EventDelivery)
-            .where(
-                tuple_(
-                    col(EventDelivery.event_id),
-                    col(EventDelivery.subscriber),
-                    col(EventDelivery.generation),
-                ).in_([(d.event_id, d.subscriber, d.generation) for d in batch.deliveries]),
-                col(EventDelivery.started_at).is_(None),
-            )
+            .where(_any_of(batch.deliveries), col(EventDelivery.started_at).is_(None))
             .values(workflow_id=batch.workflow_id)
         )
 
     async def claimed(self, limit: int) -> list[DeliveryBatch]:
-        """Batches claimed by a pass whose start was not recorded (it failed, or its
-        relay died): pending deliveries with a workflow id and no ``started_at``."""
+        """Up to ``limit`` batches claimed by a pass whose start was not recorded (it
+        failed, or its relay died), each whole: their pending deliveries with no
+        ``started_at``."""
+        unstarted = [
+            col(EventDelivery.status) == DeliveryStatus.PENDING,
+            col(EventDelivery.started_at).is_(None),
+        ]
+        ids = (
+            select(col(EventDelivery.workflow_id))
+            .where(*unstarted, col(EventDelivery.workflow_id).is_not(None))
+            .distinct()
+            .limit(limit)
+        )
         # Rows, not columns: one is rarely there (a pass died), so nothing to build.
         result = await self.session.exec(
             select(EventDelivery)
-            .where(
-                col(EventDelivery.status) == DeliveryStatus.PENDING,
-                col(EventDelivery.started_at).is_(None),
-                col(EventDelivery.workflow_id).is_not(None),
-            )
+            .where(*unstarted, col(EventDelivery.workflow_id).in_(ids.scalar_subquery()))
             .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
-            .limit(limit)
         )
         batches: dict[str, list[DeliveryRef]] = {}
         for row in result.all():
@@ -162,18 +161,21 @@ class DeliveryRepository:
             batches.setdefault(row.workflow_id, []).append(ref)
         return [DeliveryBatch(workflow_id=w, deliveries=refs) for w, refs in batches.items()]
 
-    async def mark_started(self, workflow_ids: Sequence[str]) -> None:
+    async def mark_started(self, batches: Sequence[DeliveryBatch]) -> None:
         """The deliveries of these (claimed) batches are started; one dropped meanwhile
         (its subscriber gone) never was."""
-        await self.session.exec(
-            update(EventDelivery)
-            .where(
-                col(EventDelivery.workflow_id).in_(workflow_ids),
-                col(EventDelivery.started_at).is_(None),
-                col(EventDelivery.status) != DeliveryStatus.DROPPED,
+        now = utcnow()
+        for batch in batches:
+            await self.session.exec(
+                update(EventDelivery)
+                .where(
+                    _any_of(batch.deliveries),
+                    col(EventDelivery.workflow_id) == batch.workflow_id,
+                    col(EventDelivery.started_at).is_(None),
+                    col(EventDelivery.status) != DeliveryStatus.DROPPED,
+                )
+                .values(started_at=now)
             )
-            .values(started_at=utcnow())
-        )
 
     async def started_before(self, age: timedelta, limit: int) -> list[StartedDelivery]:
         """Pending deliveries started more than ``age`` ago (their workflow may be gone)."""
@@ -293,6 +295,12 @@ def _this(ref: DeliveryRef) -> list[ColumnElement[bool]]:
         col(EventDelivery.subscriber) == ref.subscriber,
         col(EventDelivery.generation) == ref.generation,
     ]
+
+
+def _any_of(refs: Sequence[DeliveryRef]) -> ColumnElement[bool]:
+    return tuple_(
+        col(EventDelivery.event_id), col(EventDelivery.subscriber), col(EventDelivery.generation)
+    ).in_([(r.event_id, r.subscriber, r.generation) for r in refs])
 
 
 def _ref(event_id: str, subscriber: str, generation: int, event_type: str) -> DeliveryRef:

@@ -41,7 +41,13 @@ from datetime import timedelta
 from core.db import SessionFactory, transaction
 from services.events.deliveries import DeliveryRepository
 from services.events.subscribers import Subscriber, subscribers_of
-from workflows.types.events import DeliveryBatch, DeliveryRef, StartedDelivery, batches_of
+from workflows.types.events import (
+    BATCH_LIMIT,
+    DeliveryBatch,
+    DeliveryRef,
+    StartedDelivery,
+    batches_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +102,17 @@ class RelayService:
         async with transaction(self._sessions) as session:
             deliveries = DeliveryRepository(session)
             await deliveries.lock_relay()
-            owed = await deliveries.claimed(START_BATCH)
+            owed = await deliveries.claimed(START_BATCH // BATCH_LIMIT)
             fresh = batches_of(await deliveries.heads(START_BATCH))
             for batch in fresh:
                 await deliveries.claim(batch)
         batches = [*owed, *fresh]
-        started = set(await start(batches)) if batches else set()
+        ids = set(await start(batches)) if batches else set()
+        started = [b for b in batches if b.workflow_id in ids]
         if started:
             async with transaction(self._sessions) as session:
-                await DeliveryRepository(session).mark_started(sorted(started))
-        count = sum(len(b.deliveries) for b in batches if b.workflow_id in started)
+                await DeliveryRepository(session).mark_started(started)
+        count = sum(len(b.deliveries) for b in started)
         return PassResult(dispatched=len(events), dropped=len(dropped), started=count)
 
     async def started_before(self, age: timedelta, limit: int = 100) -> list[StartedDelivery]:
