@@ -165,7 +165,7 @@ async def test_a_pass_that_dies_after_starting_its_batch_leaves_it_to_the_next_p
         (batch.workflow_id, None)
     }
     async with relay(fast, temporal_client, [handler.subscriber]):
-        await eventually(lambda: all_finished(engine, ids))
+        await eventually(lambda: all_finished(engine, ids), within=90)
     rows = {d.event_id: d for d in await deliveries(engine, ids)}
     assert {(d.status, d.attempts, d.generation) for d in rows.values()} == {
         (DeliveryStatus.DELIVERED, 1, 0)
@@ -173,5 +173,12 @@ async def test_a_pass_that_dies_after_starting_its_batch_leaves_it_to_the_next_p
     assert {rows[e].workflow_id for e in ids[:3]} == {batch.workflow_id}
     assert all(rows[e].started_at is not None for e in ids)
     assert sorted(e.event_id for e in await effects(engine, ids)) == sorted(ids)
-    runs = [w async for w in temporal_client.list_workflows(f"WorkflowId = '{batch.workflow_id}'")]
+    # Visibility lags the run's start: wait until it lists the batch's workflow at all.
+    query = f"WorkflowId = '{batch.workflow_id}'"
+
+    async def listed() -> bool:
+        return [w async for w in temporal_client.list_workflows(query)] != []
+
+    await eventually(listed)
+    runs = [w async for w in temporal_client.list_workflows(query)]
     assert len(runs) == 1
