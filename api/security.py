@@ -8,9 +8,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import DbSession, State
 from api.problems import raised_by, raises
+from api.state import AppState
 from core.errors import Forbidden, Unauthenticated
 from models.users import Role, User
 from services.auth import ClientInfo
@@ -30,17 +32,8 @@ class Caller:
         return Role(self.user.role).is_staff
 
 
-@raises(
-    Unauthenticated,
-    (Unauthenticated, "account_deleted"),
-    InvalidToken,
-    TokenExpired,
-    TokenRevoked,
-)
-async def _caller(
-    state: State,
-    session: DbSession,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+async def _identify(
+    state: AppState, session: AsyncSession, credentials: HTTPAuthorizationCredentials | None
 ) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated(
@@ -55,15 +48,32 @@ async def _caller(
     return Caller(user=user, claims=claims)
 
 
-@raises(*raised_by(_caller))
-async def _optional_caller(
+@raises(
+    Unauthenticated,
+    (Unauthenticated, "account_deleted"),
+    InvalidToken,
+    TokenExpired,
+    TokenRevoked,
+)
+async def _caller(
     state: State,
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    return await _identify(state, session, credentials)
+
+
+@raises(*raised_by(_caller))
+async def _optional_caller(
+    state: State,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller | None:
+    """No token, no database: a catalogue read by a guest opens no session for this
+    (the user is read in a read session of its own only when a token comes)."""
     if credentials is None:
         return None
-    return await _caller(state, session, credentials)
+    async with state.read_sessions() as session:
+        return await _identify(state, session, credentials)
 
 
 @raises((Forbidden, "staff_only"))

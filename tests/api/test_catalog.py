@@ -12,8 +12,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import create_session_factory
+from core.db import SessionFactory, create_session_factory
 from models.analytics import AnalyticsEvent
 from services.catalog.products import SEARCH_MAX_LENGTH
 from tests.factories import signed_up, unique_slug
@@ -505,3 +506,34 @@ async def test_a_new_subcategory_shows_in_its_ancestors_listings(
     after = await client.get("/api/products", params=params)
     assert after.json()["total"] == 4
     assert _names(after)[0] == "Tiny Earbuds"
+
+
+async def test_a_guest_product_read_opens_no_read_write_session(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    catalogue: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without an Authorization header nothing is looked up for the caller: product
+    detail (a miss, then a cache hit) reads through its read session only."""
+    state = app.state.shop
+    real: SessionFactory = state.sessions
+    opened: list[str] = []
+
+    def counted() -> AsyncSession:
+        opened.append("session")
+        return real()
+
+    monkeypatch.setattr(state, "sessions", counted)
+    for _ in range(2):
+        response = await client.get(f"/api/products/{catalogue['wired']['id']}")
+        assert response.status_code == 200, response.text
+    assert opened == []
+    # With a token the caller is still read (and an unknown one refused).
+    _, headers = await signed_up(client)
+    seen = await client.get(f"/api/products/{catalogue['wired']['id']}", headers=headers)
+    assert seen.status_code == 200
+    refused = await client.get(
+        f"/api/products/{catalogue['wired']['id']}", headers={"Authorization": "Bearer nope"}
+    )
+    assert refused.status_code == 401
