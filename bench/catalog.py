@@ -24,11 +24,13 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import urlencode
 
+import asyncpg
 import httpx
+import psutil
 
 from bench.http import hello_world
 from bench.load import GeneratedLoad, TargetFactory, fixed, run_load_processes
-from bench.stack_cost import StackProcesses, cpu_during, stack_processes
+from bench.stack_cost import POSTGRES, StackProcesses, cpu_during, stack_processes
 from cli.seed.vocabulary import ADJECTIVES, MATERIALS, NOUNS, TAXONOMY
 from core.settings import Settings
 
@@ -237,6 +239,29 @@ async def api_process(settings: Settings, *, analytics: bool = False) -> AsyncIt
         await asyncio.wait_for(proc.wait(), 15)
 
 
+# Long enough for both API processes to have served searches after the spawned load
+# generators' imports.
+WARM_UP_SECONDS = 3.0
+
+
+async def settle(settings: Settings) -> None:
+    """After a bulk load: vacuum and analyse the catalogue's tables and write the dirty
+    pages out, so that what is measured next is search at this size, not the load's
+    write-back. (A checkpoint started by the 99,000 products' writes spent 47 s writing,
+    all through the search measured at 100,000: PostgreSQL's log, 2026-12-06.)"""
+    from bench.scratch import asyncpg_dsn
+    from core.db import require_database_url
+
+    conn = await asyncpg.connect(asyncpg_dsn(require_database_url(settings)))
+    try:
+        await conn.execute("VACUUM (ANALYZE) products, stock_levels")
+        # A superuser's or pg_checkpoint's right: a managed server may refuse it.
+        with suppress(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
 @dataclass(frozen=True)
 class ScalingPoint:
     products: int
@@ -251,19 +276,34 @@ async def search_scaling(
     its own search index, rebuilt after each seeding as `shop seed` does)."""
     from bench.scratch import scratch_database
 
+    # CPU per search: the scratch API's processes and the stack's PostgreSQL (which
+    # serves the scratch database): a figure the neighbours on a shared machine move far
+    # less than latency, and one that tells an index search (well under a millisecond of
+    # PostgreSQL) from a full-text search in PostgreSQL (13-15 ms).
+    database = {
+        role: found
+        for role, found in stack_processes(settings.api_base_url).roles.items()
+        if role == POSTGRES
+    }
     with tempfile.TemporaryDirectory(prefix="shop-bench-index-") as index_dir:
         async with scratch_database(settings, search_index_dir=Path(index_dir)) as scratch:
-            return await _scale_search(scratch, sizes, duration, concurrency, generators)
+            return await _scale_search(scratch, sizes, duration, concurrency, generators, database)
 
 
 async def _scale_search(
-    scratch: Settings, sizes: list[int], duration: float, concurrency: int, generators: int
+    scratch: Settings,
+    sizes: list[int],
+    duration: float,
+    concurrency: int,
+    generators: int,
+    database: dict[str, list[psutil.Process]],
 ) -> list[ScalingPoint]:
     from redis.asyncio import Redis
     from rich.console import Console
 
     from cli.seed import Seeder
     from core.db import create_engine, create_session_factory
+    from services.catalog.cache import CatalogCache
     from services.catalog.indexing import SearchIndexing
 
     points: list[ScalingPoint] = []
@@ -277,22 +317,38 @@ async def _scale_search(
         seeded = 0
         async with api_process(scratch) as api_base:
             redis = Redis.from_url(scratch.redis_url or "")
+            await redis.flushdb()
             for size in sorted(sizes):
                 if size > seeded:
                     await seeder.products(rng, size - seeded, leaves, first_number=seeded + 1)
                     seeded = size
                     if indexing is not None:
                         await indexing.rebuild(sessions)
-                await redis.flushdb()
-                result = await asyncio.to_thread(
+                    await settle(scratch)
+                # Unmeasured: every API process opens the new index and fills its caches
+                # (as one that has served a while has), then a new catalogue version, so
+                # that no answer of the warm-up is served from a cache below.
+                await asyncio.to_thread(
                     run_load_processes,
-                    f"search at {size:,} products",
+                    f"warm-up at {size:,} products",
                     api_base,
                     SEARCH,
                     concurrency=concurrency,
-                    duration=duration,
+                    duration=WARM_UP_SECONDS,
                     processes=generators,
-                    seed=11,
+                    seed=3,
+                )
+                await CatalogCache(redis).invalidate()
+                cpu = StackProcesses({**stack_processes(api_base).roles, **database})
+                result = await asyncio.to_thread(
+                    _run,
+                    f"search at {size:,} products",
+                    api_base,
+                    SEARCH,
+                    cpu,
+                    duration,
+                    concurrency,
+                    generators,
                 )
                 points.append(ScalingPoint(size, result))
             await redis.flushdb()

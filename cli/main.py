@@ -500,6 +500,7 @@ def bench_catalog(
     from bench.catalog import (
         measure,
         measure_hello,
+        per_request_line,
         product_count,
         product_keys,
         search_scaling,
@@ -548,12 +549,24 @@ def bench_catalog(
                 f"p50 {r.percentile(50) * 1000:6.1f} ms   p95 {r.percentile(95) * 1000:6.1f} ms"
                 f"   p99 {r.percentile(99) * 1000:6.1f} ms   {dict(sorted(r.statuses.items()))}"
             )
+            if r.server_cpu and r.requests:
+                console.print(
+                    "  " + per_request_line("  CPU ms per search:", r.server_cpu, r.requests)
+                )
         if len(points) >= 2 and points[0].result.percentile(95):
             first, last = points[0], points[-1]
             ratio = last.result.percentile(95) / first.result.percentile(95)
             console.print(
                 f"  search p95 at {last.products:,} is {ratio:.2f}x its value at {first.products:,}"
             )
+            api = [
+                p.result.server_cpu.get("API", 0) / max(p.result.requests, 1) for p in (first, last)
+            ]
+            if api[0]:
+                console.print(
+                    f"  API CPU per search at {last.products:,} is {api[1] / api[0]:.2f}x "
+                    f"its value at {first.products:,}"
+                )
 
 
 @bench_app.command("checkout")

@@ -6,9 +6,14 @@ from __future__ import annotations
 import asyncio
 import random
 
-from bench.catalog import HELLO, table, workloads
+import asyncpg
+
+from bench.catalog import HELLO, settle, table, workloads
 from bench.http import hello_world
 from bench.load import GeneratedLoad, _read_response, run_load_processes
+from bench.scratch import asyncpg_dsn
+from core.db import require_database_url
+from core.settings import Settings
 
 
 def test_the_generators_load_the_hello_world_and_count_its_answers() -> None:
@@ -65,3 +70,22 @@ def test_the_workloads_draw_from_a_wide_space() -> None:
     assert {detail() for _ in range(50)} == {"/api/products/a-slug", "/api/products/b-slug"}
     empty = GeneratedLoad("x", 0, 0.0, 1, [], {})
     assert empty.rps == 0.0
+
+
+async def test_a_bulk_load_is_settled_before_search_is_measured(settings: Settings) -> None:
+    """The catalogue's tables are vacuumed and analysed (and the dirty pages written out)
+    before a size is measured, so that the write-back of the load is not measured."""
+    conn = await asyncpg.connect(asyncpg_dsn(require_database_url(settings)))
+    try:
+        before = await conn.fetchval("SELECT num_requested FROM pg_stat_checkpointer")
+        await settle(settings)
+        vacuumed = await conn.fetch(
+            "SELECT relname FROM pg_stat_user_tables"
+            " WHERE relname IN ('products', 'stock_levels')"
+            " AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL"
+        )
+        after = await conn.fetchval("SELECT num_requested FROM pg_stat_checkpointer")
+    finally:
+        await conn.close()
+    assert sorted(r["relname"] for r in vacuumed) == ["products", "stock_levels"]
+    assert after > before
