@@ -27,7 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from cli.stack.process import find_binary, share_port_range
+from cli.stack.process import find_binary, free_port, share_port_range
 from core.db import SessionFactory, create_engine
 from core.redis import create_redis
 from core.settings import Settings
@@ -109,8 +109,18 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         client = await connect(Settings(temporal_address=address))
         yield WorkflowEnvironment.from_client(client)
         return
+    # Every port it listens on that it lets us choose comes from this worker's ports
+    # (pytest_configure above): left to the SDK or the CLI, they would come from the
+    # ephemeral range that every process of the machine draws from.
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(find_binary("temporal")),
+        port=free_port(),
+        dev_server_extra_args=[
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+        ],
         data_converter=pydantic_data_converter,
         # Every attribute our workflows upsert (temporal/search_attributes.py).
         search_attributes=[
@@ -136,9 +146,16 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     per test module: time only skips while no workflow task or activity is outstanding,
     so a workflow a module leaves running (a parcel's child, abandoned by its parent)
     with no worker left to take its next task would stop the clock for every module
-    after it."""
+    after it.
+
+    Its port is this worker's (free_port), never one the SDK draws from the ephemeral
+    range: the SDK binds port 0, lets it go and starts the server on it; a server that
+    then finds the port taken exits, unnoticed, and the SDK connects to whatever took it.
+    When that was another worker's test server, whose tests held its clock, a timer of
+    hours here never fired: a run on three workers hung, its event loop idle."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_binary("temporal-test-server")),
+        port=free_port(),
         data_converter=pydantic_data_converter,
     )
     # OrderWorkflow upserts our search attributes; the test server knows none of them
