@@ -44,7 +44,7 @@ from temporal.search_attributes import (
     SHIPMENT_STATUS,
 )
 from tests.live import LiveStack, live_stack
-from tests.parallel import FileOrGroupScheduling, group_shop_dev_files
+from tests.parallel import FileOrGroupScheduling, order_shop_dev_first
 from tests.stack import TEST_HASH_COST, StackServers, test_servers
 
 _exit_status: int | None = None  # pytest's status once the session has finished
@@ -64,9 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
         share_port_range(int(worker["workerid"].removeprefix("gw")), int(worker["workercount"]))
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    group_shop_dev_files(items)
+    order_shop_dev_first(items)
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which -p no:xdist turns off

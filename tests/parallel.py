@@ -1,10 +1,17 @@
 """How `make test` shares the suite among its pytest-xdist workers (``--dist loadgroup``).
 
 A test file is one unit of work, run whole on one worker (its module fixtures, a live
-stack say, start once), except the files that start `shop dev` stacks (marked ``e2e``):
-together they are one unit, run one after another on one worker, so that the run never
-has several stacks (each its own PostgreSQL, Redis, Temporal, API and workers) starting
-at once on a small machine, while the other workers take the other files.
+stack say, start once), except the files that start `shop dev` stacks (marked ``e2e``,
+all under ``tests/e2e`` and ``tests/browser``): together they are one unit, run one after
+another on one worker, so that the run never has several stacks (each its own
+PostgreSQL, Redis, Temporal, API and workers) starting at once on a small machine, while
+the other workers take the other files.
+
+The unit is told by the test's path, not by an ``xdist_group`` marker: pytest-xdist
+names a marked test's group by appending ``@group`` to ``item._nodeid``, which pytest 9.2
+no longer reads (the node id is ``item._id``), so the marker grouped nothing and every
+worker started `shop dev` stacks at once. The ``e2e`` marker and the paths are checked
+against each other at collection (``order_shop_dev_first``).
 """
 
 from __future__ import annotations
@@ -12,25 +19,38 @@ from __future__ import annotations
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-# The xdist group of the files that start `shop dev` stacks.
+# The unit of work of the files that start `shop dev` stacks.
 SHOP_DEV_GROUP = "shop-dev"
+# Where those files live (node ids are relative to the repository).
+SHOP_DEV_DIRS = ("tests/e2e/", "tests/browser/")
 
 
-def group_shop_dev_files(items: list[pytest.Item]) -> None:
-    """Put the ``e2e`` tests in one group, and first: they are the longest unit of work,
-    and the workers should end the run sharing short files, not waiting on one long one
-    (`make test` keeps this order with --no-loadscope-reorder)."""
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: the `shop dev` group, or its file."""
+    if nodeid.startswith(SHOP_DEV_DIRS):
+        return SHOP_DEV_GROUP
+    return nodeid.split("::", 1)[0]
+
+
+def order_shop_dev_first(items: list[pytest.Item]) -> None:
+    """Put the ``e2e`` tests first: they are the longest unit of work, and the workers
+    should end the run sharing short files, not waiting on one long one (`make test`
+    keeps this order with --no-loadscope-reorder). A test marked ``e2e`` outside the
+    `shop dev` directories, or one in them unmarked, is refused: the scheduler, which
+    sees node ids only, would put it in the wrong unit."""
     for item in items:
-        if item.get_closest_marker("e2e") is not None:
-            item.add_marker(pytest.mark.xdist_group(SHOP_DEV_GROUP))
+        marked = item.get_closest_marker("e2e") is not None
+        if marked != (work_unit(item.nodeid) == SHOP_DEV_GROUP):
+            where = " or ".join(SHOP_DEV_DIRS)
+            raise pytest.UsageError(
+                f"{item.nodeid}: tests that start `shop dev` are marked e2e and live under "
+                f"{where}, and only they"
+            )
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
 class FileOrGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
-    """Units of work: a test's xdist group if it has one (xdist adds ``@group`` to its
-    node id under ``--dist loadgroup``), otherwise its file."""
+    """Units of work: the `shop dev` files together, every other file on its own."""
 
     def _split_scope(self, nodeid: str) -> str:
-        if nodeid.rfind("@") > nodeid.rfind("]"):
-            return nodeid.rsplit("@", 1)[1]
-        return nodeid.split("::", 1)[0]
+        return work_unit(nodeid)

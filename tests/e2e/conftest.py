@@ -38,9 +38,12 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def http_status(url: str) -> int | None:
+def http_status(url: str, timeout: float = 30) -> int | None:
+    """The status a GET answers with, or None if nothing answers. A server that answers
+    slowly (the first /api/openapi.json builds the schema, on a loaded machine: seconds)
+    is waited for."""
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as err:
         return err.code
