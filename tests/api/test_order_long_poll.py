@@ -75,12 +75,13 @@ async def move(
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
-    """Let the event loop run until ``condition`` holds (bounded in steps, not timed)."""
-    for _ in range(2000):
-        if condition():
-            return
+    """Let the event loop run until ``condition`` holds. The bound is only there to fail
+    rather than hang: a loaded machine takes seconds to get a request this far."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"never happened: {what}")
         await asyncio.sleep(0.005)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def listening(app: FastAPI) -> ChannelListener:
