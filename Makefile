@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make install  create .venv and install Shopweave with its dev extras"
 	@echo "make dev      run the whole system (Temporal, PostgreSQL, Redis, worker, API)"
-	@echo "make test     run the whole test suite (TEST_WORKERS=3: on three workers)"
+	@echo "make test     run the whole test suite on three workers (TEST_WORKERS=0: in one process)"
 	@echo "make lint     ruff check + ruff format --check + mypy"
 	@echo "make fmt      ruff format + ruff check --fix"
 	@echo "make lock     re-pin constraints.txt from a fresh resolve"
@@ -27,12 +27,11 @@ install: $(STAMP)
 dev: $(STAMP)
 	exec $(BIN)/shop dev $(ARGS)
 
-# The suite runs on TEST_WORKERS pytest-xdist workers, each with servers of its own
-# (tests/conftest.py), sharing it by whole test files, the `shop dev` ones all on one
-# worker (tests/parallel.py); TEST_WORKERS=0, or ARGS="-n 0", runs it in one process.
-# One process by default until three workers pass twice in a row from a fresh clone (README,
-# Tests): the hang seen once is understood and fixed, load-bound failures remain.
-TEST_WORKERS ?= 0
+# The suite runs on TEST_WORKERS pytest-xdist workers (three by default), each with
+# servers of its own on ports of its own (tests/conftest.py), sharing it by whole test
+# files, the `shop dev` ones all on one worker (tests/parallel.py); TEST_WORKERS=0, or
+# ARGS="-n 0", runs it in one process.
+TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(ARGS)
 
