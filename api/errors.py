@@ -19,6 +19,7 @@ from starlette.responses import Response
 from api.middleware import current_request_id
 from api.problems import problem_response
 from core.errors import DependencyUnavailable, ShopError
+from models.base import UNION_TAG_MARK
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ _PYDANTIC_ERROR_TYPES = frozenset(typing.get_args(ErrorType))
 def _field_path(loc: tuple[int | str, ...]) -> str:
     # ("body", "shippingAddress", "city") -> "shippingAddress.city" and ("query", "status")
     # -> "status": every source alike; the error's "in" says which one it came from.
-    parts = [str(p) for p in loc]
+    # A tagged union's tag (models.base.union_tag) is not a field the client sent.
+    parts = [str(p) for p in loc if not str(p).startswith(UNION_TAG_MARK)]
     if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
         parts = parts[1:]
     return ".".join(parts) or (str(loc[0]) if loc else "body")

@@ -12,13 +12,12 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
-    Tag,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from models.analytics import EVENT_NAME
-from models.base import CamelModel, IsoDatetime
+from models.base import CamelModel, IsoDatetime, union_tag
 
 # The seed's events (recorded by the shop itself, or sent by clients) and custom ones.
 # Recorded by the shop in the transaction that makes them true (a cart line, an order, a
@@ -163,12 +162,12 @@ class TrackBatch(CamelModel):
 
 
 def _shape(value: object) -> str:
-    return "batch" if isinstance(value, dict) and "batch" in value else "event"
+    return union_tag("batch" if isinstance(value, dict) and "batch" in value else "event").tag
 
 
 # One event or a batch, told apart by the `batch` key (so errors name only one shape).
 TrackRequest = Annotated[
-    Annotated[TrackEvent, Tag("event")] | Annotated[TrackBatch, Tag("batch")],
+    Annotated[TrackEvent, union_tag("event")] | Annotated[TrackBatch, union_tag("batch")],
     Discriminator(_shape),
 ]
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Tag
 from pydantic.alias_generators import to_camel
 from sqlalchemy import DateTime, MetaData, func
 from sqlmodel import Field, SQLModel
@@ -83,6 +83,17 @@ def _utc_representable(value: datetime) -> datetime:
 IsoDatetime = Annotated[
     datetime, BeforeValidator(_iso_datetime), AfterValidator(_utc_representable)
 ]
+
+
+# A tagged union's tag shows in a validation error's location ("body", tag, field, ...):
+# tags made by union_tag carry this mark, so the API's problem answers can leave them out
+# and name the field as the client sent it (api/errors.py).
+UNION_TAG_MARK = "~"
+
+
+def union_tag(name: str) -> Tag:
+    """The Tag of one member of a discriminated union, left out of error locations."""
+    return Tag(f"{UNION_TAG_MARK}{name}")
 
 
 class CamelModel(BaseModel):

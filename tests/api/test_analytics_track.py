@@ -72,20 +72,29 @@ async def test_the_seeds_body_is_accepted_for_the_callers_own_user(
 async def test_bad_events_are_refused_with_their_own_code(client: httpx.AsyncClient) -> None:
     nested = {"event": "filter_used", "properties": {"filter": {"color": "red"}}}
     too_big = {"event": "note_taken", "properties": {"text": "x" * 4100}}
+    # Each with the field as the client sent it (not the union's tag: "event.event").
     cases = [
-        ({"event": "Product View"}, "invalid_event_name"),
-        ({"event": "x"}, "invalid_event_name"),
-        ({"event": "order_complete", "properties": {"total": 1}}, "reserved_event"),
-        (nested, "properties_not_flat"),
-        ({"event": "filter_used", "properties": {"sizes": [[1, 2]]}}, "properties_not_flat"),
-        (too_big, "properties_too_large"),
-        ({"batch": [{"event": "tick"}] * 101}, "batch_too_large"),
-        ({"batch": []}, "batch_empty"),
-        ({"batch": [{"event": "ok_event"}, {"event": "Not-OK"}]}, "invalid_event_name"),
+        ({"event": "Product View"}, "invalid_event_name", "event"),
+        ({"event": "x"}, "invalid_event_name", "event"),
+        ({"event": "order_complete", "properties": {"total": 1}}, "reserved_event", "event"),
+        (nested, "properties_not_flat", "properties"),
+        (
+            {"event": "filter_used", "properties": {"sizes": [[1, 2]]}},
+            "properties_not_flat",
+            "properties",
+        ),
+        (too_big, "properties_too_large", "properties"),
+        ({"batch": [{"event": "tick"}] * 101}, "batch_too_large", "batch"),
+        ({"batch": []}, "batch_empty", "batch"),
+        (
+            {"batch": [{"event": "ok_event"}, {"event": "Not-OK"}]},
+            "invalid_event_name",
+            "batch.1.event",
+        ),
     ]
-    for body, code in cases:
+    for body, code, field in cases:
         problem = _problem(await client.post(TRACK, json=body), 422, code)
-        assert problem["errors"], problem
+        assert [e["field"] for e in problem["errors"]] == [field], problem
     # What the database could not store is refused now, not when the batch is written:
     # JSON's non-standard Infinity, and a body that is both an event and a batch.
     infinite = await client.post(
