@@ -157,8 +157,16 @@ async def _call(
     if idempotency_key and request.method == "POST":
         scope = hashlib.sha256(key.encode()).hexdigest()[:16]
         record_key = f"sandbox:stripe:idem:{scope}:{idempotency_key}"
+        # The in-flight mark first, the stored answer second: a first request stores its
+        # answer before it clears the mark, so whoever holds the mark and finds no answer
+        # is the only one to run the request. (Looking first left a gap: the answer
+        # stored and the mark cleared between the look and the mark, and the request ran
+        # twice, e.g. two PaymentIntents for one key.)
+        marked = await redis.set(f"{record_key}:inflight", "1", nx=True, ex=IN_FLIGHT_SECONDS)
         stored = await redis.get(record_key)
         if stored:
+            if marked:
+                await redis.delete(f"{record_key}:inflight")
             record = json.loads(stored)
             if record["fingerprint"] != fingerprint:
                 return _error(
@@ -177,7 +185,7 @@ async def _call(
             )
         # Another request with this key still running: Stripe answers 409 (and its SDK
         # retries). Held until this one's change is committed (or 30 s at most).
-        if not await redis.set(f"{record_key}:inflight", "1", nx=True, ex=IN_FLIGHT_SECONDS):
+        if not marked:
             return _error(
                 409,
                 {

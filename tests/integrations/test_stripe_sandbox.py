@@ -322,3 +322,38 @@ async def test_the_three_d_secure_page_tells_what_became_of_the_payment(
     assert "Authentication failed" in pages[1]
     assert "was cancelled" in pages[2]
     assert "Authentication complete" not in pages[2]
+
+
+async def test_a_key_sent_again_and_again_runs_its_request_once(
+    sandbox: tuple[str, Hooks],
+) -> None:
+    """A retry that comes just as the first request finishes gets its answer, never a run
+    of its own: each key below is sent by eight clients at once, each again after every
+    409, and only one PaymentIntent is made per key."""
+    base, _ = sandbox
+    headers = {"Authorization": f"Bearer {KEY}"}
+    tag = uuid4().hex[:8]
+
+    async def until_answered(http: httpx.AsyncClient, n: int) -> str:
+        body = {"amount": "700", "currency": "usd", "metadata[order_id]": f"ord_{tag}_{n}"}
+        while True:
+            answer = await http.post(
+                "/v1/payment_intents",
+                data=body,
+                headers=headers | {"Idempotency-Key": f"ord_{tag}_{n}:create"},
+            )
+            if answer.status_code != 409:
+                assert answer.status_code == 200, answer.text
+                return str(answer.json()["id"])
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        for n in range(10):
+            ids = await asyncio.gather(*(until_answered(http, n) for _ in range(8)))
+            assert len(set(ids)) == 1, (n, ids)
+    listed = await _call(_client(base).v1.payment_intents.list, {"limit": 100})
+    made = [
+        i.id
+        for i in listed.data
+        if str(i.to_dict()["metadata"].get("order_id", "")).startswith(f"ord_{tag}_")
+    ]
+    assert len(made) == 10
