@@ -67,7 +67,9 @@ class PaymentService:
                 idempotency_key=idempotency_key(order.id, "create"),
             )
             intent_id = created.intent_id
-        await self._open(order_id, intent_id)
+        # The intent the payment row records, which the compensation voids: confirm that
+        # one, even if this attempt's create answered another (a concurrent attempt's).
+        intent_id = await self._open(order_id, intent_id)
         try:
             state = await self.gateway.confirm(
                 intent_id,
@@ -88,9 +90,10 @@ class PaymentService:
             payment = await PaymentRepository(session).for_order(order_id)
             return order, payment.intent_id if payment else None
 
-    async def _open(self, order_id: str, intent_id: str) -> None:
+    async def _open(self, order_id: str, intent_id: str) -> str:
         """The order's payment row with its intent's id, created on the first attempt
-        (with ``payment_start``); ``OrderUndone`` once compensations began."""
+        (with ``payment_start``); ``OrderUndone`` once compensations began. Returns the
+        intent the row records: the first one saved, whichever attempt made it."""
         async with transaction(self.sessions) as session:
             order = await OrderService(session, self.settings, self.analytics).forward(order_id)
             payments = PaymentRepository(session)
@@ -108,12 +111,14 @@ class PaymentService:
                         "method": order.payment_method_type,
                     },
                 )
-                return
+                return intent_id
             payment = await payments.for_order(order_id, lock=True)
             assert payment is not None
             if payment.intent_id is None:  # a row from before intents were saved with it
                 payment.intent_id = intent_id
                 payments.save(payment)
+                return intent_id
+            return payment.intent_id
 
     async def _declined(self, order_id: str, exc: PaymentDeclined) -> None:
         async with transaction(self.sessions) as session:

@@ -367,3 +367,23 @@ async def test_a_late_attempt_of_a_forward_step_holds_nothing_once_undone(
         assert refused.value.type == "order_undone"
     assert (await stock(http, staff, item["id"]))["reserved"] == 0
     assert [i["status"] for i in await intents_for(http, placed["id"])] == ["canceled"]
+
+
+async def test_an_attempt_whose_create_answered_another_intent_confirms_the_recorded_one(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, engine: AsyncEngine
+) -> None:
+    """Two authorise attempts of one order (one taken for lost but still running) could
+    each get an intent from create: the one the payment row records first is the one
+    confirmed and captured, and voided by the compensation, never the other."""
+    item = await product(http, staff, stock=3)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper)
+    assert (await wait_for(http, shopper.headers, placed["id"]))["status"] == "fulfillment_queued"
+    [recorded] = await intents_for(http, placed["id"])
+    payments = PaymentService(
+        create_session_factory(engine),
+        StripeGateway.from_settings(live.settings),
+        live.settings,
+        AnalyticsRecorder(enabled=False),
+    )
+    assert await payments._open(placed["id"], "pi_made_by_another_attempt") == recorded["id"]
