@@ -201,6 +201,11 @@ async def _call(
         body, code = await handler(sandbox, params), 200
     except StripeError as exc:
         body, code = {"error": exc.error}, exc.status
+    except BaseException:
+        # Rolled back: nothing happened, so a retry with the key may run (not 30 s of 409).
+        if record_key is not None:
+            await redis.delete(f"{record_key}:inflight")
+        raise
     if record_key is not None:
         record, done = (
             record_key,

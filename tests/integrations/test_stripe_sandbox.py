@@ -357,3 +357,28 @@ async def test_a_key_sent_again_and_again_runs_its_request_once(
         if str(i.to_dict()["metadata"].get("order_id", "")).startswith(f"ord_{tag}_")
     ]
     assert len(made) == 10
+
+
+async def test_a_request_that_failed_frees_its_key_at_once(sandbox: tuple[str, Hooks]) -> None:
+    """A request the sandbox could not handle (a 500, its change rolled back) did nothing:
+    its retry runs again instead of being told for 30 s that it is still in flight."""
+    base, _ = sandbox
+    intent = await _call(
+        _client(base).v1.payment_intents.create,
+        {
+            "amount": 700,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "capture_method": "manual",
+            "confirm": True,
+        },
+    )
+    headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": f"{intent.id}:capture"}
+    async with httpx.AsyncClient(base_url=base) as http:
+        for _ in range(2):
+            failed = await http.post(
+                f"/v1/payment_intents/{intent.id}/capture",
+                data={"amount_to_capture": "not a number"},
+                headers=headers,
+            )
+            assert failed.status_code == 500, failed.text
