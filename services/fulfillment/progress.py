@@ -41,14 +41,17 @@ class FulfillmentProgress:
 
     async def lines(self, fulfillment: Fulfillment) -> list[LineProgress]:
         lines = await self.repo.lines(fulfillment.id)
-        shipments = await self.repo.shipments(fulfillment.id)
+        # As committed now: a parcel this session loaded before the fulfilment's lock may
+        # have shipped since in another transaction (seen stale, two parcels shipping at
+        # once each left the order partially shipped).
+        shipments = await self.repo.shipments(fulfillment.id, fresh=True)
         parcels = await self.repo.shipment_lines([s.id for s in shipments])
         return line_progress(lines, shipments, parcels)
 
     async def refresh(self, fulfillment_id: str) -> Fulfillment:
         """Recompute and save; returns the (locked) fulfilment."""
         fulfillment = await self.repo.require(fulfillment_id, lock=True)
-        shipments = await self.repo.shipments(fulfillment.id)
+        shipments = await self.repo.shipments(fulfillment.id, fresh=True)
         progress = await self.lines(fulfillment)
         status = fulfillment_status(
             FulfillmentStatus(fulfillment.status),

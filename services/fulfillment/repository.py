@@ -41,7 +41,8 @@ class FulfillmentRepository:
     async def get(self, fulfillment_id: str, *, lock: bool = False) -> Fulfillment | None:
         query = select(Fulfillment).where(Fulfillment.id == fulfillment_id)
         if lock:
-            query = query.with_for_update()
+            # Locked, it is read as committed now, not as this session last loaded it.
+            query = query.with_for_update().execution_options(populate_existing=True)
         return (await self.session.exec(query)).first()
 
     async def require(self, fulfillment_id: str, *, lock: bool = False) -> Fulfillment:
@@ -145,13 +146,17 @@ class FulfillmentRepository:
         )
         return result.first()
 
-    async def shipments(self, fulfillment_id: str) -> list[Shipment]:
-        result = await self.session.exec(
+    async def shipments(self, fulfillment_id: str, *, fresh: bool = False) -> list[Shipment]:
+        """``fresh``: as committed now (under the fulfilment's lock), overwriting parcels
+        this session loaded earlier: another transaction may have moved them since."""
+        query = (
             select(Shipment)
             .where(Shipment.fulfillment_id == fulfillment_id)
             .order_by(col(Shipment.created_at), col(Shipment.id))
         )
-        return list(result.all())
+        if fresh:
+            query = query.execution_options(populate_existing=True)
+        return list((await self.session.exec(query)).all())
 
     async def shipments_of(self, fulfillment_ids: Sequence[str]) -> list[Shipment]:
         if not fulfillment_ids:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -248,3 +249,32 @@ async def test_split_parcels_deliver_independently_and_the_order_is_delivered_wi
     assert delivered.data["fulfillmentId"] == opened.fulfillment_id
     # Delivered parcels cannot be cancelled, so neither can the fulfilment.
     assert await code_of(service.cancel(opened.fulfillment_id, None)) == "fulfillment_has_labels"
+
+
+async def test_the_order_follows_parcels_another_transaction_moved_since_this_one_read_them(
+    db_session: AsyncSession,
+) -> None:
+    """Two parcels shipping at once: the transaction that records the second may have
+    loaded the first before the fulfilment's lock, and another transaction shipped it
+    since. The order's status is worked out from the parcels as committed, not as this
+    session loaded them (stale, the order stayed partially shipped)."""
+    order, (mugs, tea) = await queued_order(db_session)
+    service = FulfillmentService(db_session)
+    opened = await service.open(order.id, 0, "normal")
+    first = await service.create_shipment(opened.fulfillment_id, [lq(mugs.id, 2)])
+    second = await service.create_shipment(opened.fulfillment_id, [lq(tea.id, 1)])
+    repo = FulfillmentRepository(db_session)
+    loaded = {s.id: s for s in await repo.shipments(opened.fulfillment_id)}
+    assert loaded[first.shipment_id].status == ShipmentStatus.PENDING
+    # The other transaction, as this session's identity map never hears of it.
+    await db_session.exec(  # type: ignore[call-overload]
+        text("UPDATE shipments SET status = 'in_transit' WHERE id = :id").bindparams(
+            id=first.shipment_id
+        )
+    )
+    shipment = await repo.require_shipment(second.shipment_id, lock=True)
+    shipment.status = ShipmentStatus.IN_TRANSIT
+    repo.stage(shipment)
+    fulfilment = await FulfillmentProgress(db_session).refresh(opened.fulfillment_id)
+    stored = await db_session.get_one(type(order), order.id)
+    assert (str(fulfilment.status), str(stored.status)) == ("shipped", "shipped")
