@@ -123,22 +123,7 @@ class EventFanoutWorkflow:
         self._show_progress()
 
     def _show_progress(self) -> None:
-        """The UI's current details: which subscribers are still being delivered (a
-        subscriber listed long after the others finished is the one retrying)."""
-        done = [
-            f"{name} {result.outcome}"
-            for name, result in sorted(self._outcomes.items())
-            if result.outcome is not DeliveryStep.SKIPPED
-        ]
-        skipped = sorted(n for n, r in self._outcomes.items() if r.outcome is DeliveryStep.SKIPPED)
-        parts = []
-        if self._delivering:
-            parts.append("delivering to " + ", ".join(self._delivering))
-        if done:
-            parts.append("; ".join(done))
-        if skipped:
-            parts.append("skipped (already done or replayed): " + ", ".join(skipped))
-        workflow.set_current_details("\n".join(parts))
+        workflow.set_current_details(progress(self._delivering, self._outcomes))
 
 
 def progress(delivering: list[str], outcomes: dict[str, DeliveryResult]) -> str:

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from sqlmodel import select as model_select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client, WorkflowHandle
 
 from core.db import SessionFactory, create_session_factory, transaction
 from core.events import EventType
@@ -185,3 +186,9 @@ async def effects_table(engine: AsyncEngine) -> AsyncIterator[None]:
     finally:
         async with engine.begin() as conn:
             await conn.run_sync(EFFECTS.drop, checkfirst=True)
+
+
+async def current_details(handle: WorkflowHandle[Any, Any]) -> str:
+    """What the Temporal UI shows as the workflow's current details."""
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return str(metadata.current_details)

@@ -9,15 +9,13 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from functools import partial
-from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from core.db import create_session_factory
 from core.errors import ValidationFailed
@@ -31,6 +29,7 @@ from temporal.client import connect
 from tests.events.relay_support import (
     Recorder,
     all_finished,
+    current_details,
     deliveries,
     effects,
     effects_table,
@@ -88,7 +87,7 @@ async def test_an_event_reaches_every_matching_subscriber_and_is_delivered_when_
         assert await description.static_summary() == (
             f"system.relay_probe {event} to {fast.name}, {slow.name}"
         )
-        details = await _current_details(handle)
+        details = await current_details(handle)
         assert details.startswith(f"delivering to {slow.name}\n"), details
         assert f"{fast.name} delivered" in details
         gate.set()
@@ -108,12 +107,6 @@ async def test_an_event_reaches_every_matching_subscriber_and_is_delivered_when_
     counters = await SharedCounters(redis).read()
     assert _counted(counters, "shop_events_delivered", fast.name) == 1
     assert _counted(counters, "shop_events_delivered", slow.name) == 1
-
-
-async def _current_details(handle: WorkflowHandle[Any, Any]) -> str:
-    """What the Temporal UI shows as the workflow's current details."""
-    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    return str(metadata.current_details)
 
 
 async def _has_effect(engine: AsyncEngine, event_id: str, subscriber: str) -> bool:

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from core.db import create_session_factory
 from core.errors import ValidationFailed
@@ -25,6 +23,7 @@ from temporal.clients.events import EventDeliveryWorkflows
 from tests.events.relay_support import (
     Recorder,
     all_finished,
+    current_details,
     deliveries,
     effects,
     effects_table,
@@ -41,12 +40,6 @@ from workflows.types.events import EVENT_BATCH_WORKFLOW, DeliveryBatch
 async def _effects(engine: AsyncEngine) -> AsyncIterator[None]:
     async with effects_table(engine):
         yield
-
-
-async def _details(handle: WorkflowHandle[Any, Any]) -> str:
-    """What the Temporal UI shows as the workflow's current details."""
-    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    return str(metadata.current_details)
 
 
 async def test_the_events_that_reach_one_pass_share_one_workflow(
@@ -110,14 +103,14 @@ async def test_a_failing_delivery_in_a_batch_holds_back_only_its_own_line(
         assert rows[ids[0]].status == DeliveryStatus.PENDING
         assert (rows[ids[2]].status, rows[ids[2]].started_at) == (DeliveryStatus.PENDING, None)
         handle = temporal_client.get_workflow_handle(batch)
-        details = await _details(handle)
+        details = await current_details(handle)
         assert details.startswith(f"delivering to {handler.name} of {ids[0]}\n"), details
         assert f"{handler.name} of {ids[1]} delivered" in details
         gate.set()
         # A dead letter's event is never "delivered": wait for the others.
         await eventually(lambda: all_finished(engine, ids[1:]))
         # The operator sees which delivery of the batch failed, and why.
-        details = await _details(handle)
+        details = await current_details(handle)
         failed = f"{handler.name} of {ids[0]} failed (customer_not_found: no such customer)"
         assert failed in details, details
     rows = {d.event_id: d for d in await deliveries(engine, ids)}

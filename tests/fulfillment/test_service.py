@@ -14,14 +14,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import ShopError
 from core.events import EventType
 from models.fulfillment import FulfillmentStatus, ShipmentStatus, TrackingEvent
-from models.orders import OrderEvent, OrderStatus
+from models.orders import Order, OrderEvent, OrderStatus
 from models.outbox import OutboxEvent
 from services.fulfillment.progress import FulfillmentProgress
 from services.fulfillment.reading import FulfillmentReader
 from services.fulfillment.repository import FulfillmentNotFound, FulfillmentRepository
 from services.fulfillment.service import FulfillmentService
 from tests.fulfillment.factories import ADDRESS, queued_order
-from workflows.types.fulfillment_orders import LineQuantity
+from workflows.types.fulfillment_orders import FulfillmentOpened, LineQuantity, ShipmentCreated
 
 
 def lq(line_id: str, quantity: int) -> LineQuantity:
@@ -212,14 +212,22 @@ async def test_the_customer_sees_parcels_without_label_urls_and_only_their_own(
         await reader.one("ful_missing")
 
 
-async def test_split_parcels_deliver_independently_and_the_order_is_delivered_with_the_last(
+async def _two_parcels(
     db_session: AsyncSession,
-) -> None:
+) -> tuple[Order, FulfillmentService, FulfillmentOpened, ShipmentCreated, ShipmentCreated]:
+    """A queued order's fulfilment split in two parcels: two mugs, then the tea."""
     order, (mugs, tea) = await queued_order(db_session)
     service = FulfillmentService(db_session)
     opened = await service.open(order.id, 0, "normal")
     first = await service.create_shipment(opened.fulfillment_id, [lq(mugs.id, 2)])
     second = await service.create_shipment(opened.fulfillment_id, [lq(tea.id, 1)])
+    return order, service, opened, first, second
+
+
+async def test_split_parcels_deliver_independently_and_the_order_is_delivered_with_the_last(
+    db_session: AsyncSession,
+) -> None:
+    order, service, opened, first, second = await _two_parcels(db_session)
     repo = FulfillmentRepository(db_session)
 
     async def parcel_is(shipment_id: str, status: ShipmentStatus) -> tuple[str, str]:
@@ -258,11 +266,7 @@ async def test_the_order_follows_parcels_another_transaction_moved_since_this_on
     loaded the first before the fulfilment's lock, and another transaction shipped it
     since. The order's status is worked out from the parcels as committed, not as this
     session loaded them (stale, the order stayed partially shipped)."""
-    order, (mugs, tea) = await queued_order(db_session)
-    service = FulfillmentService(db_session)
-    opened = await service.open(order.id, 0, "normal")
-    first = await service.create_shipment(opened.fulfillment_id, [lq(mugs.id, 2)])
-    second = await service.create_shipment(opened.fulfillment_id, [lq(tea.id, 1)])
+    order, _service, opened, first, second = await _two_parcels(db_session)
     repo = FulfillmentRepository(db_session)
     loaded = {s.id: s for s in await repo.shipments(opened.fulfillment_id)}
     assert loaded[first.shipment_id].status == ShipmentStatus.PENDING
