@@ -96,9 +96,10 @@ async def test_clearing_ends_it_without_a_reminder(
     assert outbox.sent == []
 
 
-async def test_a_deleted_account_gets_no_reminder(time_skipping_env: WorkflowEnvironment) -> None:
-    env, queue = time_skipping_env, f"carts-{uuid4().hex[:6]}"
-    outbox = Outbox(Contact(active=False))
+async def _closed_at_deadline(env: WorkflowEnvironment, contact: Contact) -> tuple[Outbox, str]:
+    """Runs a cart's workflow to its deadline with ``contact`` as the activity's answer;
+    it must end closed, having sent nothing. Returns the outbox and the cart's id."""
+    queue, outbox = f"carts-{uuid4().hex[:6]}", Outbox(contact)
     cart = f"cart_{uuid4().hex[:8]}"
     async with Worker(
         env.client,
@@ -111,24 +112,17 @@ async def test_a_deleted_account_gets_no_reminder(time_skipping_env: WorkflowEnv
         )
         assert await handle.result() == "closed"
     assert outbox.sent == []
+    return outbox, cart
+
+
+async def test_a_deleted_account_gets_no_reminder(time_skipping_env: WorkflowEnvironment) -> None:
+    await _closed_at_deadline(time_skipping_env, Contact(active=False))
 
 
 async def test_a_cart_checked_out_meanwhile_gets_no_reminder_at_its_deadline(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     """Checkout signals nothing: at the deadline the workflow asks about the cart."""
-    env, queue = time_skipping_env, f"carts-{uuid4().hex[:6]}"
-    outbox = Outbox(Contact(active=True, email="ada@example.com", name="Ada", cart_active=False))
-    cart = f"cart_{uuid4().hex[:8]}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[CartAbandonmentWorkflow],
-        activities=[outbox.send, outbox.contact],
-    ):
-        handle = await env.client.start_workflow(
-            CartAbandonmentWorkflow.run, _input(cart), id=workflow_id(cart), task_queue=queue
-        )
-        assert await handle.result() == "closed"
-    assert outbox.sent == []
+    contact = Contact(active=True, email="ada@example.com", name="Ada", cart_active=False)
+    outbox, cart = await _closed_at_deadline(time_skipping_env, contact)
     assert outbox.asked == [ContactInput(user_id="user_1", cart_id=cart)]
