@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Select, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,6 +15,7 @@ from core.errors import DependencyUnavailable
 from core.settings import Settings
 
 SessionFactory = async_sessionmaker[AsyncSession]
+Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
 
 def require_database_url(settings: Settings) -> str:
@@ -76,6 +77,23 @@ def create_read_session_factory(engine: AsyncEngine) -> SessionFactory:
         class_=AsyncSession,
         expire_on_commit=False,
     )
+
+
+def locked(
+    query: Query, *, read: bool = False, skip_locked: bool = False, key_share: bool = False
+) -> Query:
+    """``query`` with ``FOR UPDATE`` (``read``: ``FOR SHARE``; ``key_share``: ``FOR NO KEY
+    UPDATE``), its rows loaded as committed now: the one way to take a row lock.
+
+    The lock re-reads the rows, but the session keeps the attributes of a row it had
+    loaded before (earlier in the transaction, or in one it committed, as
+    ``expire_on_commit=False`` keeps them) unless told to overwrite them
+    (``populate_existing``): decided from that stale copy, two parcels shipping at once
+    left their order partially shipped. Rows the session has not loaded cost nothing more.
+    """
+    return query.with_for_update(
+        read=read, skip_locked=skip_locked, key_share=key_share
+    ).execution_options(populate_existing=True)
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.errors import Unauthenticated
 from models.auth import RefreshToken
 from models.base import utcnow
@@ -63,7 +64,7 @@ class RefreshTokenRepository:
 
     async def by_hash_for_update(self, token_hash: str) -> RefreshToken | None:
         result = await self.session.exec(
-            select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
+            locked(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
         )
         return result.first()
 

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.errors import NotFound, ValidationFailed
 from core.ids import IdPrefix, new_id
 from core.settings import Settings
@@ -58,7 +59,7 @@ class CartRepository:
     async def active_for_user(self, user_id: str, *, lock: bool = False) -> Cart | None:
         query = select(Cart).where(Cart.user_id == user_id, Cart.status == CartStatus.ACTIVE)
         if lock:
-            query = query.with_for_update()
+            query = locked(query)
         return (await self.session.exec(query)).first()
 
     async def active_for_token(self, token: str, *, lock: bool = False) -> Cart | None:
@@ -68,7 +69,7 @@ class CartRepository:
             col(Cart.user_id).is_(None),
         )
         if lock:
-            query = query.with_for_update()
+            query = locked(query)
         return (await self.session.exec(query)).first()
 
     async def create(self, user_id: str | None) -> tuple[Cart, str]:
@@ -97,7 +98,7 @@ class CartRepository:
     async def get(self, cart_id: str, *, lock: bool = False) -> Cart | None:
         query = select(Cart).where(Cart.id == cart_id)
         if lock:
-            query = query.with_for_update()
+            query = locked(query)
         return (await self.session.exec(query)).first()
 
     async def items(self, cart_id: str) -> list[CartItem]:

@@ -29,6 +29,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.errors import ShopError
 from core.events import EventType
 from models.customers import LedgerKind, LifetimeValueEntry
@@ -157,7 +158,7 @@ class LifetimeValueRepository:
         self.session = session
 
     async def lock_user(self, user_id: str) -> User | None:
-        result = await self.session.exec(select(User).where(User.id == user_id).with_for_update())
+        result = await self.session.exec(locked(select(User).where(User.id == user_id)))
         return result.first()
 
     async def order_entries(self, order_id: str) -> list[LifetimeValueEntry]:

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import SessionFactory, transaction
+from core.db import SessionFactory, locked, transaction
 from core.errors import ShopError
 from core.ids import IdPrefix, new_id
 from integrations.email.sender import EmailRejected, EmailSender, OutgoingEmail
@@ -55,7 +55,7 @@ class EmailMessageRepository:
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
         )
         result = await self.session.exec(
-            select(EmailMessage).where(EmailMessage.idempotency_key == key).with_for_update()
+            locked(select(EmailMessage).where(EmailMessage.idempotency_key == key))
         )
         return result.one()
 

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.events import EventType
 from core.money import Money
 from integrations.marketing.client import CustomerContact, MarketingClient
@@ -38,9 +39,7 @@ class MarketingContactRepository:
     async def customer(self, user_id: str) -> User | None:
         """The user, share-locked until the transaction ends: an erasure of the account
         waits for this contact's upsert, so its ``user.deleted`` cannot overtake it."""
-        result = await self.session.exec(
-            select(User).where(User.id == user_id).with_for_update(read=True)
-        )
+        result = await self.session.exec(locked(select(User).where(User.id == user_id), read=True))
         return result.first()
 
     async def remember(self, user_id: str, email: str) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import func, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.errors import NotFound
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
@@ -38,7 +39,7 @@ class OrderRepository:
     async def get(self, order_id: str, *, lock: bool = False) -> Order | None:
         query = select(Order).where(Order.id == order_id)
         if lock:
-            query = query.with_for_update()
+            query = locked(query)
         return (await self.session.exec(query)).first()
 
     async def require(self, order_id: str, *, lock: bool = False) -> Order:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from models.base import utcnow
 from models.workflow_starts import WorkflowStart
 
@@ -43,11 +44,13 @@ class WorkflowStartRepository:
     async def pending(self, older_than: timedelta, limit: int) -> list[WorkflowStart]:
         cutoff = utcnow() - older_than
         result = await self.session.exec(
-            select(WorkflowStart)
-            .where(col(WorkflowStart.started_at).is_(None), WorkflowStart.created_at <= cutoff)
-            .order_by(col(WorkflowStart.created_at))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+            locked(
+                select(WorkflowStart)
+                .where(col(WorkflowStart.started_at).is_(None), WorkflowStart.created_at <= cutoff)
+                .order_by(col(WorkflowStart.created_at))
+                .limit(limit),
+                skip_locked=True,
+            )
         )
         return list(result.all())
 

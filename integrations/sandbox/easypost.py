@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from integrations.sandbox.easypost_wire import (
     FINAL_STATUSES,
     NEXT_STATUS,
@@ -68,7 +69,7 @@ class EasyPostSandbox:
             SandboxEasyPostObject.id == object_id, SandboxEasyPostObject.kind == kind
         )
         if lock:
-            query = query.with_for_update()
+            query = locked(query)
         row = (await self.session.exec(query)).first()
         if row is None:
             raise not_found()
@@ -307,14 +308,16 @@ class EasyPostSandbox:
         Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and re-stamped in the same
         transaction, so with several API processes each tracker moves once a step."""
         due = await self.session.exec(
-            select(SandboxEasyPostObject)
-            .where(
-                SandboxEasyPostObject.kind == "tracker",
-                col(SandboxEasyPostObject.advanced_at) <= utcnow() - interval,
+            locked(
+                select(SandboxEasyPostObject)
+                .where(
+                    SandboxEasyPostObject.kind == "tracker",
+                    col(SandboxEasyPostObject.advanced_at) <= utcnow() - interval,
+                )
+                .order_by(col(SandboxEasyPostObject.advanced_at))
+                .limit(limit),
+                skip_locked=True,
             )
-            .order_by(col(SandboxEasyPostObject.advanced_at))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
         )
         return [await self._advance(row, None, None, None) for row in due.all()]
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.settings import SANDBOX_WEBHOOK_SECRET
 from models.sandbox import SandboxStripeObject
 
@@ -101,7 +102,7 @@ class StripeSandbox:
             SandboxStripeObject.id == object_id, SandboxStripeObject.kind == kind
         )
         if lock:
-            query = query.with_for_update()
+            query = locked(query)
         row = (await self.session.exec(query)).first()
         if row is None:
             raise StripeError(

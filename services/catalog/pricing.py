@@ -17,6 +17,7 @@ from sqlalchemy import delete, or_, update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.money import percent_of
 from models.base import utcnow
@@ -284,7 +285,7 @@ class CouponRepository:
     async def by_code(self, code: str, *, lock: bool = False) -> Coupon | None:
         query = select(Coupon).where(Coupon.code == normalize_code(code))
         if lock:
-            query = query.with_for_update()
+            query = locked(query)
         return (await self.session.exec(query)).first()
 
     async def redemptions_by(self, coupon_id: str, user_id: str) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, func, tuple_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.errors import Conflict, NotFound
 from models.event_admin import BULK_REPLAY_LIMIT
 from models.events import DeliveryStatus, EventDelivery
@@ -88,7 +89,7 @@ class EventAdminRepository:
             .order_by(col(EventDelivery.subscriber))
         )
         if lock:
-            query = query.with_for_update()
+            query = locked(query)
         return list((await self.session.exec(query)).all())
 
     async def back_to_pending(self, deliveries: Sequence[EventDelivery]) -> None:
@@ -122,11 +123,13 @@ class EventAdminRepository:
         # Materialized: a LIMIT … FOR UPDATE subquery inside the UPDATE may be rescanned,
         # each rescan skipping the rows already moved, and so move more than ``limit``.
         chosen = (
-            select(EventDelivery.event_id, EventDelivery.subscriber)
-            .where(*conditions)
-            .order_by(col(EventDelivery.seq))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+            locked(
+                select(EventDelivery.event_id, EventDelivery.subscriber)
+                .where(*conditions)
+                .order_by(col(EventDelivery.seq))
+                .limit(limit),
+                skip_locked=True,
+            )
             .cte("chosen")
             .prefix_with("MATERIALIZED")
         )

@@ -11,6 +11,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
@@ -259,15 +260,18 @@ class DeliveryRepository:
         then take turns and the second sees the first's status, so the last sets it.
         """
         for event_id in sorted(set(event_ids)):
-            locked = await self.session.exec(
-                select(col(OutboxEvent.id))
-                .where(col(OutboxEvent.id) == event_id, col(OutboxEvent.delivered_at).is_(None))
+            held = await self.session.exec(
                 # NO KEY UPDATE: it must not wait for the KEY SHARE locks that the receipts'
                 # foreign keys hold on this row (the other deliveries' transactions), or two
                 # subscribers finishing the same event deadlock.
-                .with_for_update(key_share=True)
+                locked(
+                    select(col(OutboxEvent.id)).where(
+                        col(OutboxEvent.id) == event_id, col(OutboxEvent.delivered_at).is_(None)
+                    ),
+                    key_share=True,
+                )
             )
-            if locked.first() is None:
+            if held.first() is None:
                 continue
             unfinished = await self.session.exec(
                 select(func.count())

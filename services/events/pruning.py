@@ -9,6 +9,7 @@ from sqlalchemy import delete, exists
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
@@ -29,15 +30,17 @@ class OutboxPruneRepository:
             col(EventDelivery.status).in_(_OPEN),
         )
         chosen = (
-            select(OutboxEvent.id)
-            .where(
-                col(OutboxEvent.delivered_at).is_not(None),
-                col(OutboxEvent.delivered_at) < cutoff,
-                ~open_delivery,
+            locked(
+                select(OutboxEvent.id)
+                .where(
+                    col(OutboxEvent.delivered_at).is_not(None),
+                    col(OutboxEvent.delivered_at) < cutoff,
+                    ~open_delivery,
+                )
+                .order_by(col(OutboxEvent.delivered_at))
+                .limit(limit),
+                skip_locked=True,
             )
-            .order_by(col(OutboxEvent.delivered_at))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
             # Materialized, so a rescan cannot pick further rows past ``limit``.
             .cte("chosen")
             .prefix_with("MATERIALIZED")

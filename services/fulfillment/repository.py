@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.errors import NotFound
 from models.fulfillment import (
     Fulfillment,
@@ -41,8 +42,7 @@ class FulfillmentRepository:
     async def get(self, fulfillment_id: str, *, lock: bool = False) -> Fulfillment | None:
         query = select(Fulfillment).where(Fulfillment.id == fulfillment_id)
         if lock:
-            # Locked, it is read as committed now, not as this session last loaded it.
-            query = query.with_for_update().execution_options(populate_existing=True)
+            query = locked(query)
         return (await self.session.exec(query)).first()
 
     async def require(self, fulfillment_id: str, *, lock: bool = False) -> Fulfillment:
@@ -54,7 +54,7 @@ class FulfillmentRepository:
     async def for_order(self, order_id: str, *, lock: bool = False) -> Fulfillment | None:
         query = select(Fulfillment).where(Fulfillment.order_id == order_id)
         if lock:
-            query = query.with_for_update()
+            query = locked(query)
         return (await self.session.exec(query)).first()
 
     async def queue(
@@ -130,8 +130,7 @@ class FulfillmentRepository:
     async def shipment(self, shipment_id: str, *, lock: bool = False) -> Shipment | None:
         query = select(Shipment).where(Shipment.id == shipment_id)
         if lock:
-            # Locking re-reads the row: a copy loaded earlier in the session is stale.
-            query = query.with_for_update().execution_options(populate_existing=True)
+            query = locked(query)
         return (await self.session.exec(query)).first()
 
     async def require_shipment(self, shipment_id: str, *, lock: bool = False) -> Shipment:

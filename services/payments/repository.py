@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
 from models.orders import Order, OrderEvent, Payment, PaymentEvent, PaymentStatus
@@ -21,7 +22,7 @@ class PaymentRepository:
     async def for_order(self, order_id: str, *, lock: bool = False) -> Payment | None:
         query = select(Payment).where(Payment.order_id == order_id)
         if lock:
-            query = query.with_for_update()
+            query = locked(query)
         return (await self.session.exec(query)).first()
 
     async def open(self, order: Order, provider: str, intent_id: str) -> bool:

@@ -8,6 +8,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.errors import NotFound
 from models.inventory import MovementKind, StockMovement
 from models.returns import ReturnLine, ReturnRequest, ReturnStatus
@@ -25,7 +26,7 @@ class ReturnRepository:
     async def get(self, return_id: str, *, lock: bool = False) -> ReturnRequest | None:
         query = select(ReturnRequest).where(ReturnRequest.id == return_id)
         if lock:
-            query = query.with_for_update()
+            query = locked(query)
         return (await self.session.exec(query)).first()
 
     async def require(self, return_id: str, *, lock: bool = False) -> ReturnRequest:

@@ -23,6 +23,7 @@ from typing import Any
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.errors import ValidationFailed
 from core.events import EventType
 from core.money import Money, MoneyError
@@ -77,9 +78,9 @@ class CrmCustomerRepository:
         account cannot be deleted, nor its ``user.deleted`` published, while its contact
         is being written, so the erasure that follows finds the contact."""
         result = await self.session.exec(
-            select(User)
-            .where(User.id == user_id, User.status == UserStatus.ACTIVE)
-            .with_for_update(read=True)
+            locked(
+                select(User).where(User.id == user_id, User.status == UserStatus.ACTIVE), read=True
+            )
         )
         return result.first()
 
