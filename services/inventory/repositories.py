@@ -322,10 +322,9 @@ class PurchaseOrderRepository:
         return result.first() is not None
 
     async def get(self, purchase_order_id: str) -> PurchaseOrder | None:
-        po = await self.session.get(PurchaseOrder, purchase_order_id)
-        if po is not None:
-            await self.session.refresh(po)  # the UPDATE above may have changed it
-        return po
+        # As committed (``mark_received`` may have changed a copy the session holds):
+        # one SELECT, where ``get`` then ``refresh`` made two for a row not loaded yet.
+        return await self.session.get(PurchaseOrder, purchase_order_id, populate_existing=True)
 
     async def page(
         self,
