@@ -16,6 +16,7 @@ from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway
 from models.base import utcnow
 from models.inventory import MovementKind
+from models.orders import Payment
 from models.returns import SHOP_FAULT_REASONS, ReturnLine, ReturnRequest, ReturnStatus
 from services import payments
 from services.inventory.stock import StockService
@@ -56,6 +57,13 @@ class ReturnSteps:
             request = await returns.require(return_id, lock=True)
             if request.status != ReturnStatus.APPROVED:
                 return request.refund_amount
+            # The order's refunds are decided one at a time, under its payment row's lock
+            # (the one its refunds are made under), taken before anything is counted: a
+            # return received at the same moment has then fixed its refund and is counted
+            # (its shipping too), not missed. Taken before the restock, so no stock row
+            # waits behind a staff refund's provider call. No payment row: nothing was
+            # captured, so nothing can be refunded (every amount is 0).
+            payment = await PaymentRepository(session).for_order(request.order_id, lock=True)
             lines = {ln.id: ln for ln in await returns.lines([return_id])}
             counted = {r.return_line_id: r for r in received}
             if unknown := sorted(set(counted) - set(lines)):
@@ -68,7 +76,7 @@ class ReturnSteps:
                     raise InvalidReceipt(f"line {line.id}: more units than the return holds")
                 returns.stage(line)
             await self._restock(session, list(lines.values()))
-            breakdown = await self._refund_due(session, request, list(lines.values()))
+            breakdown = await self._refund_due(session, request, list(lines.values()), payment)
             now = utcnow()
             request.status = ReturnStatus.RECEIVED
             request.refund_amount = breakdown.amount
@@ -115,14 +123,19 @@ class ReturnSteps:
                 )
 
     async def _refund_due(
-        self, session: AsyncSession, request: ReturnRequest, lines: list[ReturnLine]
+        self,
+        session: AsyncSession,
+        request: ReturnRequest,
+        lines: list[ReturnLine],
+        payment: Payment | None,
     ) -> RefundBreakdown:
+        """The refund of ``lines``, after the order's other returns whose refund is fixed;
+        the caller holds the order's ``payment`` row locked."""
         orders = OrderRepository(session)
         returns = ReturnRepository(session)
         order = await orders.require(request.order_id)
         order_lines = await orders.lines(order.id)
         prices = {ln.id: ln.unit_price for ln in order_lines}
-        payment = await PaymentRepository(session).for_order(order.id)
         earlier = [
             r
             for r in await returns.for_order(order.id)

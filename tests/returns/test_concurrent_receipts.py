@@ -1,0 +1,144 @@
+"""Two returns of one order received at the same moment: each receipt fixes its refund
+knowing what the other fixed (README, Returns: "once per order"). Each receipt locks only
+its own return row; what serialises them is the order's payment row, taken before
+anything already refunded is counted.
+
+Deterministic, no timing: another transaction holds the order's row (as an order step
+does), so each receipt stops at the latest when it writes the order's timeline entry,
+after deciding its refund. Both are seen waiting on a lock before that transaction
+lets go; without the serialisation both had decided by then, neither seeing the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+
+from core.db import SessionFactory, create_session_factory, transaction
+from core.events import EventType
+from core.settings import Settings
+from integrations.payments.stripe import StripeGateway
+from models.orders import OrderLine, Payment, PaymentStatus
+from models.outbox import OutboxEvent
+from models.returns import ReturnLine, ReturnReason, ReturnRequest, ReturnStatus
+from services.order_repository import OrderRepository
+from services.returns import ReturnRepository, ReturnSteps
+from tests.events.customers import create_customer
+from tests.returns.delivered import write_order
+from workflows.types.returns import ReceivedLine
+
+MUG, TEA, PLATE = "prod_race_mug", "prod_race_tea", "prod_race_plate"
+
+
+async def _approved(sessions: SessionFactory, line: OrderLine, user_id: str) -> str:
+    """An approved return of one unit of ``line``, the shop's fault (shipping owed)."""
+    async with transaction(sessions) as session:
+        request = ReturnRequest(
+            order_id=line.order_id,
+            user_id=user_id,
+            status=ReturnStatus.APPROVED,
+            reason=ReturnReason.DAMAGED,
+        )
+        await ReturnRepository(session).add(
+            request,
+            [
+                ReturnLine(
+                    return_id=request.id,
+                    order_line_id=line.id,
+                    product_id=line.product_id,
+                    quantity=1,
+                )
+            ],
+        )
+        return request.id
+
+
+async def _waiting_on_locks(engine: AsyncEngine, count: int) -> None:
+    """Until ``count`` backends of this database wait on a row lock (a fresh transaction
+    per look: a transaction sees one snapshot of pg_stat_activity)."""
+    while True:
+        async with engine.connect() as conn:
+            waiting = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            ).scalar_one()
+        if waiting >= count:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_two_receipts_at_once_refund_the_shipping_once_and_no_more_than_the_rule(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    sessions = create_session_factory(engine)
+    async with transaction(sessions) as session:
+        user = await create_customer(session)
+    # Mug 20.00, tea 10.00, plate 10.00; tax 3.20; shipping 5.99; paid 49.19. The mug and
+    # the tea come back damaged (the shop's fault), the plate stays: the rule refunds
+    # goods 30.00, tax 3.20 x 30/40 = 2.40 and the shipping once: 38.39, whichever first.
+    order, (mug, tea, _plate) = await write_order(
+        engine,
+        user.id,
+        lines=[(MUG, 1, 2000), (TEA, 1, 1000), (PLATE, 1, 1000)],
+        shipping=599,
+        tax=320,
+    )
+    async with transaction(sessions) as session:
+        session.add(
+            Payment(
+                order_id=order.id,
+                provider="stripe",
+                amount=order.total,
+                currency=order.currency,
+                status=PaymentStatus.CAPTURED,
+                amount_captured=order.total,
+            )
+        )
+    returns = [await _approved(sessions, ln, user.id) for ln in (mug, tea)]
+    lines: dict[str, str] = {}
+    async with sessions() as session:
+        for line in await ReturnRepository(session).lines(returns):
+            lines[line.return_id] = line.id
+    steps = ReturnSteps(sessions, StripeGateway.from_settings(settings))
+
+    async with transaction(sessions) as holder:
+        await OrderRepository(holder).require(order.id, lock=True)
+        receipts = [
+            asyncio.ensure_future(
+                steps.receive(
+                    return_id,
+                    [
+                        ReceivedLine(
+                            return_line_id=lines[return_id], received_quantity=0, damaged_quantity=1
+                        )
+                    ],
+                    staff_id=None,
+                )
+            )
+            for return_id in returns
+        ]
+        await _waiting_on_locks(engine, 2)
+    amounts = await asyncio.gather(*receipts)
+
+    assert sum(a or 0 for a in amounts) == 3000 + 240 + 599
+    async with sessions() as session:
+        received = (
+            await session.exec(
+                select(OutboxEvent.data).where(
+                    OutboxEvent.aggregate_id == order.id,
+                    OutboxEvent.type == EventType.RETURN_RECEIVED,
+                )
+            )
+        ).all()
+        rows = (
+            await session.exec(select(ReturnRequest).where(col(ReturnRequest.id).in_(returns)))
+        ).all()
+    assert sorted(d["refund"]["shipping"] for d in received) == [0, 599]
+    assert sorted(r.refund_amount or 0 for r in rows) == sorted(a or 0 for a in amounts)
