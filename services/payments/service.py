@@ -3,12 +3,15 @@
 Each step commits on both sides of its provider call and never holds a transaction open
 across one: before it, the order's check under its row lock (the fence against late
 attempts, see ``OrderService.forward``); after it, the provider's answer with the
-order's transition.
+order's transition. A refund is the exception, as every refund of an order is: made and
+recorded under the payment row's lock, so an order's refunds run one at a time.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, transaction
 from core.errors import Conflict
@@ -21,7 +24,7 @@ from integrations.payments.gateway import (
     PaymentDeclined,
     PaymentGateway,
 )
-from models.orders import Order, OrderStatus
+from models.orders import Order, OrderStatus, Payment
 from services.analytics import AnalyticsRecorder
 from services.orders import OrderService
 from services.payments.repository import PaymentRepository
@@ -139,21 +142,7 @@ class PaymentService:
             payments = PaymentRepository(session)
             payment = await payments.for_order(order_id, lock=True)
             assert payment is not None
-            newly_refunded = apply_state(payment, state)
-            payments.save(payment)
-            payments.event(payment, event, _state_data(state))
-            if newly_refunded > 0:
-                await publish(
-                    session,
-                    EventType.PAYMENT_REFUNDED,
-                    order_id,
-                    {
-                        "orderId": order_id,
-                        "amount": newly_refunded,
-                        "currency": state.currency,
-                        **refund_balance(payment),
-                    },
-                )
+            await self._apply(session, payment, state, event)
             if order_status is not None:
                 orders = OrderService(session, self.settings, self.analytics)
                 order = await orders.orders.require(order_id, lock=True)
@@ -164,6 +153,28 @@ class PaymentService:
                 await orders.transition(
                     order, order_status, event.replace("_", " "), data={"intentId": state.intent_id}
                 )
+
+    async def _apply(
+        self, session: AsyncSession, payment: Payment, state: IntentState, event: str
+    ) -> None:
+        """The provider's answer onto the (locked) payment row, with ``payment.refunded``
+        for any refund the row did not know of."""
+        payments = PaymentRepository(session)
+        newly_refunded = apply_state(payment, state)
+        payments.save(payment)
+        payments.event(payment, event, _state_data(state))
+        if newly_refunded > 0:
+            await publish(
+                session,
+                EventType.PAYMENT_REFUNDED,
+                payment.order_id,
+                {
+                    "orderId": payment.order_id,
+                    "amount": newly_refunded,
+                    "currency": state.currency,
+                    **refund_balance(payment),
+                },
+            )
 
     async def _authorization(self, order_id: str, state: IntentState, event: str) -> Authorization:
         if state.status is IntentStatus.AUTHORIZED:
@@ -230,15 +241,28 @@ class PaymentService:
             intent_id, idempotency_key=idempotency_key(order_id, "void")
         )
         if state.status is IntentStatus.CAPTURED:
+            await self._refund_rest(order_id, intent_id)
+            return "refunded"
+        await self._record(order_id, state, "voided", order_status=None)
+        return "voided"
+
+    async def _refund_rest(self, order_id: str, intent_id: str) -> None:
+        """Refund all that is still captured, as every refund of an order is made: under
+        its payment row's lock, held across the provider call, with the answer recorded
+        in that transaction. A staff refund (or a return's) at the same moment either
+        comes first, and this refunds what it left, or finds nothing left. Made outside
+        the lock, the other refund's record read the provider's total, this refund in
+        it, and ours then found nothing new to announce (no ``payment.refunded``)."""
+        async with transaction(self.sessions) as session:
+            payment = await PaymentRepository(session).for_order(order_id, lock=True)
+            assert payment is not None  # it knows the intent
+            state = await self.gateway.retrieve(intent_id)
             if state.amount_captured > state.amount_refunded:
                 await self.gateway.refund(
                     intent_id, amount=None, idempotency_key=idempotency_key(order_id, "refund")
                 )
                 state = await self.gateway.retrieve(intent_id)
-            await self._record(order_id, state, "refunded", order_status=None)
-            return "refunded"
-        await self._record(order_id, state, "voided", order_status=None)
-        return "voided"
+            await self._apply(session, payment, state, "refunded")
 
 
 def _state_data(state: IntentState) -> dict[str, Any]:

@@ -10,20 +10,26 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.exceptions import ApplicationError
 
 from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
-from core.db import create_session_factory
+from core.db import create_session_factory, transaction
+from core.events import EventType
+from integrations.payments.gateway import RefundResult
 from integrations.payments.stripe import StripeGateway
+from models.outbox import OutboxEvent
 from models.sandbox import SandboxStripeObject
+from services import payments
 from services.analytics import AnalyticsRecorder
+from services.order_repository import OrderRepository
 from services.payments import PaymentService
 from temporal.clients.orders import workflow_id
 from tests.factories import unique_slug
 from tests.fulfillment.helpers import fulfilment_of, label_bought, order_lines
 from tests.live import LiveStack
+from tests.lock_waits import waiting_on_locks
 from tests.orders.helpers import (
     activity_runs,
     eventually,
@@ -387,3 +393,74 @@ async def test_an_attempt_whose_create_answered_another_intent_confirms_the_reco
         AnalyticsRecorder(enabled=False),
     )
     assert await payments._open(placed["id"], "pi_made_by_another_attempt") == recorded["id"]
+
+
+class _RefundAnswersOnCue(StripeGateway):
+    """The Stripe sandbox over HTTP, but a refund's answer comes back only on ``answer``
+    (``made`` once the sandbox has refunded): a staff refund caught mid-call."""
+
+    made: asyncio.Event
+    answer: asyncio.Event
+
+    async def refund(
+        self, intent_id: str, *, amount: int | None, idempotency_key: str
+    ) -> RefundResult:
+        result = await super().refund(intent_id, amount=amount, idempotency_key=idempotency_key)
+        self.made.set()
+        await self.answer.wait()
+        return result
+
+
+async def test_a_cancel_refunding_during_a_staff_refund_announces_both_refunds(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, engine: AsyncEngine
+) -> None:
+    """The compensation's refund of what is left and a staff refund of part, at once: one
+    waits for the other (the payment row's lock), so each ``payment.refunded`` says its own
+    amount and together they say all of it. The compensation refunded outside that lock:
+    the staff refund, reading the provider's total after it, took the compensation's
+    money into the row, whose record then found nothing new to announce."""
+    item = await product(http, staff, price=3000)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper)
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "fulfillment_queued", order
+    total = order["totals"]["total"]
+    sessions = create_session_factory(engine)
+    analytics = AnalyticsRecorder(enabled=False)
+    slow = _RefundAnswersOnCue.from_settings(live.settings)
+    assert isinstance(slow, _RefundAnswersOnCue)
+    slow.made, slow.answer = asyncio.Event(), asyncio.Event()
+
+    async def staff_refund() -> None:
+        async with transaction(sessions) as session:
+            row = await OrderRepository(session).require(placed["id"])
+            await payments.refund(session, slow, row, amount=1000, reason="dented", staff_id=None)
+
+    staff_refunding = asyncio.ensure_future(staff_refund())
+    await slow.made.wait()  # refunded at the provider, the payment row still locked
+    service = PaymentService(
+        sessions, StripeGateway.from_settings(live.settings), live.settings, analytics
+    )
+    cancelling = asyncio.ensure_future(service.void_or_refund(placed["id"]))
+    await waiting_on_locks(engine, 1, query_like="%FROM payments%FOR UPDATE%")
+    slow.answer.set()
+    await staff_refunding
+    assert await cancelling == "refunded"
+
+    [intent] = await intents_for(http, placed["id"])
+    assert await refunded(http, intent["id"]) == total
+    async with sessions() as session:
+        announced = (
+            await session.exec(
+                select(OutboxEvent.data)
+                .where(
+                    OutboxEvent.aggregate_id == placed["id"],
+                    OutboxEvent.type == EventType.PAYMENT_REFUNDED,
+                )
+                .order_by(col(OutboxEvent.seq))
+            )
+        ).all()
+    assert [(d["amount"], d["remaining"]) for d in announced] == [
+        (1000, total - 1000),
+        (total - 1000, 0),
+    ]

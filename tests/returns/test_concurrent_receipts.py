@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
@@ -27,6 +26,7 @@ from models.returns import ReturnLine, ReturnReason, ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
 from services.returns import ReturnRepository, ReturnSteps
 from tests.events.customers import create_customer
+from tests.lock_waits import waiting_on_locks
 from tests.returns.delivered import write_order
 from workflows.types.returns import ReceivedLine
 
@@ -54,24 +54,6 @@ async def _approved(sessions: SessionFactory, line: OrderLine, user_id: str) -> 
             ],
         )
         return request.id
-
-
-async def _waiting_on_locks(engine: AsyncEngine, count: int) -> None:
-    """Until ``count`` backends of this database wait on a row lock (a fresh transaction
-    per look: a transaction sees one snapshot of pg_stat_activity)."""
-    while True:
-        async with engine.connect() as conn:
-            waiting = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    )
-                )
-            ).scalar_one()
-        if waiting >= count:
-            return
-        await asyncio.sleep(0.01)
 
 
 async def test_two_receipts_at_once_refund_the_shipping_once_and_no_more_than_the_rule(
@@ -124,7 +106,7 @@ async def test_two_receipts_at_once_refund_the_shipping_once_and_no_more_than_th
             )
             for return_id in returns
         ]
-        await _waiting_on_locks(engine, 2)
+        await waiting_on_locks(engine, 2)
     amounts = await asyncio.gather(*receipts)
 
     assert sum(a or 0 for a in amounts) == 3000 + 240 + 599
