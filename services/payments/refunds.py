@@ -42,8 +42,9 @@ async def refund(
     """A staff refund of a captured payment, in full (``amount=None``) or in part.
 
     The payment row stays locked during the provider call, so refunds of one order run
-    one at a time; the provider key counts this order's refunds (``ord_…:refund-2``), so
-    a retry after a lost answer repeats that refund instead of making another. A refund
+    one at a time; the provider key counts this order's staff refunds
+    (``ord_…:refund-2``), so a retry after a lost answer repeats that refund instead of
+    making another, whatever other refunds were recorded meanwhile. A refund
     owed for something else brings its own ``key`` (a return: ``return:{id}``) and says
     where it came from in ``source`` (``{"returnId": …}``), carried by its payment event,
     its ``payment.refunded`` and its timeline entry."""
@@ -55,7 +56,9 @@ async def refund(
     if amount is not None and amount > left:
         raise NotRefundable(f"at most {left} can still be refunded", refundable=left)
     if key is None:
-        done = await payments.count_events(payment, "refunded")
+        # Counted over staff refunds only: a return's refund recorded between a lost
+        # answer and its retry must not move the retry to a new key (a second refund).
+        done = await payments.count_staff_refunds(payment)
         key = idempotency_key(order.id, f"refund-{done + 1}")
     origin = source or {}
     result = await gateway.refund(payment.intent_id, amount=amount, idempotency_key=key)

@@ -55,11 +55,20 @@ class PaymentRepository:
             PaymentEvent(payment_id=payment.id if payment else None, type=type, data=data)
         )
 
-    async def count_events(self, payment: Payment, type: str) -> int:
+    async def count_staff_refunds(self, payment: Payment) -> int:
+        """The staff refunds recorded for ``payment``: its ``refunded`` events with a
+        provider refund id and no ``returnId`` (a return's refund and the compensation's
+        have their own keys, so they do not count)."""
+        data = col(PaymentEvent.data)
         result = await self.session.exec(
             select(func.count())
             .select_from(PaymentEvent)
-            .where(PaymentEvent.payment_id == payment.id, PaymentEvent.type == type)
+            .where(
+                PaymentEvent.payment_id == payment.id,
+                PaymentEvent.type == "refunded",
+                data.op("?", is_comparison=True)("refundId"),
+                ~data.op("?", is_comparison=True)("returnId"),
+            )
         )
         return int(result.one())
 
