@@ -9,11 +9,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
-async def waiting_on_locks(engine: AsyncEngine, count: int, *, query_like: str = "%") -> None:
+async def waiting_on_locks(
+    engine: AsyncEngine, count: int, *, query_like: str = "%", looks: int = 3000
+) -> None:
     """Until ``count`` backends of this database wait on a lock while running a statement
-    ``LIKE query_like``. A fresh transaction per look: one transaction sees one snapshot of
+    ``LIKE query_like`` (failing after ``looks`` looks, 10 ms apart, rather than hanging).
+    A fresh transaction per look: one transaction sees one snapshot of
     ``pg_stat_activity``."""
-    while True:
+    waiting = 0
+    for _ in range(looks):
         async with engine.connect() as conn:
             waiting = (
                 await conn.execute(
@@ -27,3 +31,4 @@ async def waiting_on_locks(engine: AsyncEngine, count: int, *, query_like: str =
         if waiting >= count:
             return
         await asyncio.sleep(0.01)
+    raise AssertionError(f"{waiting} waiting on a lock, not {count}")

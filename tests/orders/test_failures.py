@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
+from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 
 from activities.orders import OrderActivities
@@ -20,7 +20,6 @@ from core.db import create_session_factory, transaction
 from core.events import EventType
 from integrations.payments.gateway import PaymentUnavailable, RefundResult
 from integrations.payments.stripe import StripeGateway
-from models.outbox import OutboxEvent
 from models.sandbox import SandboxStripeObject
 from services import payments
 from services.analytics import AnalyticsRecorder
@@ -29,6 +28,7 @@ from services.payments import PaymentService
 from temporal.clients.orders import workflow_id
 from tests.factories import unique_slug
 from tests.fulfillment.helpers import fulfilment_of, label_bought, order_lines
+from tests.fulfillment_rows import published
 from tests.live import LiveStack
 from tests.lock_waits import waiting_on_locks
 from tests.orders.helpers import (
@@ -451,17 +451,8 @@ async def test_a_cancel_refunding_during_a_staff_refund_announces_both_refunds(
     [intent] = await intents_for(http, placed["id"])
     assert await refunded(http, intent["id"]) == total
     async with sessions() as session:
-        announced = (
-            await session.exec(
-                select(OutboxEvent.data)
-                .where(
-                    OutboxEvent.aggregate_id == placed["id"],
-                    OutboxEvent.type == EventType.PAYMENT_REFUNDED,
-                )
-                .order_by(col(OutboxEvent.seq))
-            )
-        ).all()
-    assert [(d["amount"], d["remaining"]) for d in announced] == [
+        announced = await published(session, placed["id"], EventType.PAYMENT_REFUNDED)
+    assert [(e.data["amount"], e.data["remaining"]) for e in announced] == [
         (1000, total - 1000),
         (total - 1000, 0),
     ]

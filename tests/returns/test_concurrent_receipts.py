@@ -21,11 +21,11 @@ from core.events import EventType
 from core.settings import Settings
 from integrations.payments.stripe import StripeGateway
 from models.orders import OrderLine, Payment, PaymentStatus
-from models.outbox import OutboxEvent
 from models.returns import ReturnLine, ReturnReason, ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
 from services.returns import ReturnRepository, ReturnSteps
 from tests.events.customers import create_customer
+from tests.fulfillment_rows import published
 from tests.lock_waits import waiting_on_locks
 from tests.returns.delivered import write_order
 from workflows.types.returns import ReceivedLine
@@ -111,16 +111,9 @@ async def test_two_receipts_at_once_refund_the_shipping_once_and_no_more_than_th
 
     assert sum(a or 0 for a in amounts) == 3000 + 240 + 599
     async with sessions() as session:
-        received = (
-            await session.exec(
-                select(OutboxEvent.data).where(
-                    OutboxEvent.aggregate_id == order.id,
-                    OutboxEvent.type == EventType.RETURN_RECEIVED,
-                )
-            )
-        ).all()
+        received = await published(session, order.id, EventType.RETURN_RECEIVED)
         rows = (
             await session.exec(select(ReturnRequest).where(col(ReturnRequest.id).in_(returns)))
         ).all()
-    assert sorted(d["refund"]["shipping"] for d in received) == [0, 599]
+    assert sorted(e.data["refund"]["shipping"] for e in received) == [0, 599]
     assert sorted(r.refund_amount or 0 for r in rows) == sorted(a or 0 for a in amounts)
