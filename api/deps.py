@@ -100,6 +100,13 @@ AnonymousIdHeader = Annotated[
     ),
 ]
 
+# The request's Idempotency-Key, for an endpoint whose provider call takes its own key
+# from it (a staff refund). The middleware (api/idempotency.py) checks it and replays a
+# stored answer; the OpenAPI declares it once for every creating POST (api/openapi.py).
+IdempotencyKeyHeader = Annotated[
+    str | None, Header(alias="Idempotency-Key", include_in_schema=False)
+]
+
 
 async def analytics_store(session: DbSession, state: State) -> AnalyticsStore:
     """The one way routes read analytics (PostgreSQL today; README "Growing out of one

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from api.conditional import ANY_TAG, AwaitedStatuses, KnownEtags, WaitPreference, matches
-from api.deps import DbSession, State, after_commit, release_connection
+from api.deps import DbSession, IdempotencyKeyHeader, State, after_commit, release_connection
 from api.problems import problem_responses
 from api.security import CurrentUser, StaffUser
 from core.errors import Conflict, DependencyUnavailable
@@ -308,14 +308,27 @@ async def get_order_shipment(
     responses=problem_responses(OrderNotFound, NotRefundable, PaymentUnavailable, PaymentRejected),
 )
 async def refund_order(
-    order_id: str, body: RefundCreate, caller: StaffUser, state: State, session: DbSession
+    order_id: str,
+    body: RefundCreate,
+    caller: StaffUser,
+    state: State,
+    session: DbSession,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> OrderPublic:
     """Refund `amount` (minor units) of the captured payment, or all that is left.
 
     409 `payment_not_refundable` when nothing captured is left (or `amount` exceeds it,
-    with `refundable`); 503 `payment_unavailable` if Stripe cannot be reached (nothing is
-    recorded; try again with the same `Idempotency-Key`). Writes `payment.refunded` and
-    a timeline entry."""
+    with `refundable`); 503 `payment_unavailable` if Stripe cannot be reached or its
+    answer was lost (nothing is recorded; try again with the same `Idempotency-Key`).
+    Writes `payment.refunded` and a timeline entry.
+
+    Send an `Idempotency-Key`: Stripe's refund is keyed by it, so a retry with the same
+    key repeats the refund (made once, however often its answer was lost) and a new key
+    makes a new refund. Without one, the refund is keyed by the count of staff refunds
+    recorded without a key: a retry after a lost answer still repeats it, but so is a
+    new refund asked before the lost one is recorded taken for that retry (the same
+    amount: the lost refund is recorded, no second one is made; another amount: 502
+    `payment_error`, nothing made)."""
     service = order_service(state, session)
     order = await service.orders.require(order_id)
     await payments.refund(
@@ -325,6 +338,7 @@ async def refund_order(
         amount=body.amount,
         reason=body.reason,
         staff_id=caller.user.id,
+        request_key=idempotency_key,
     )
     return await service.public(order)
 

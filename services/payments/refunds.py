@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +39,17 @@ async def refund(
     staff_id: str | None,
     key: str | None = None,
     source: dict[str, Any] | None = None,
+    request_key: str | None = None,
 ) -> RefundOutcome:
     """A staff refund of a captured payment, in full (``amount=None``) or in part.
 
     The payment row stays locked during the provider call, so refunds of one order run
-    one at a time; the provider key counts this order's staff refunds
-    (``ord_…:refund-2``), so a retry after a lost answer repeats that refund instead of
-    making another, whatever other refunds were recorded meanwhile. A refund
+    one at a time. The provider key comes from the request's ``Idempotency-Key``
+    (``request_key``, scoped to the staff member) when it has one: its retry repeats the
+    refund, another key makes a new one. Without it the key counts this order's staff
+    refunds made without one (``ord_…:refund-2``), so a retry after a lost answer repeats
+    that refund instead of making another, whatever other refunds were recorded
+    meanwhile (and so does a new refund asked before the lost one is recorded). A refund
     owed for something else brings its own ``key`` (a return: ``return:{id}``) and says
     where it came from in ``source`` (``{"returnId": …}``), carried by its payment event,
     its ``payment.refunded`` and its timeline entry."""
@@ -55,9 +60,19 @@ async def refund(
         raise NotRefundable(f"order {order.id} has no captured amount left to refund")
     if amount is not None and amount > left:
         raise NotRefundable(f"at most {left} can still be refunded", refundable=left)
-    if key is None:
-        # Counted over staff refunds only: a return's refund recorded between a lost
-        # answer and its retry must not move the retry to a new key (a second refund).
+    # A request's key is hashed with the staff member's id: the API keeps keys per caller,
+    # Stripe's keys must fit 255 characters.
+    requested = (
+        hashlib.sha256(f"{staff_id}\n{request_key}".encode()).hexdigest()[:32]
+        if request_key is not None
+        else None
+    )
+    if key is None and requested is not None:
+        key = idempotency_key(order.id, f"refund:{requested}")
+    elif key is None:
+        # Counted over staff refunds without a request key only: a return's refund (or a
+        # keyed staff refund) recorded between a lost answer and its retry must not move
+        # the retry to a new key (a second refund).
         done = await payments.count_staff_refunds(payment)
         key = idempotency_key(order.id, f"refund-{done + 1}")
     origin = source or {}
@@ -72,6 +87,7 @@ async def refund(
             "amount": result.amount,
             "reason": reason,
             "by": staff_id,
+            **({"requestKey": requested} if requested is not None else {}),
             **origin,
         },
     )

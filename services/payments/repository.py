@@ -56,9 +56,10 @@ class PaymentRepository:
         )
 
     async def count_staff_refunds(self, payment: Payment) -> int:
-        """The staff refunds recorded for ``payment``: its ``refunded`` events with a
-        provider refund id and no ``returnId`` (a return's refund and the compensation's
-        have their own keys, so they do not count)."""
+        """The staff refunds recorded for ``payment`` whose provider key counts them: its
+        ``refunded`` events with a provider refund id, no ``returnId`` and no
+        ``requestKey`` (a return's refund, the compensation's and a staff refund asked
+        with an ``Idempotency-Key`` have keys of their own, so they do not count)."""
         data = col(PaymentEvent.data)
         result = await self.session.exec(
             select(func.count())
@@ -68,6 +69,7 @@ class PaymentRepository:
                 PaymentEvent.type == "refunded",
                 data.op("?", is_comparison=True)("refundId"),
                 ~data.op("?", is_comparison=True)("returnId"),
+                ~data.op("?", is_comparison=True)("requestKey"),
             )
         )
         return int(result.one())

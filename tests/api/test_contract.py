@@ -175,6 +175,9 @@ async def test_kinds_of_operations_declare_what_they_share(document: dict[str, A
     assert {"insufficient_stock", "idempotency_key_reused"} <= set(_codes(adjust, "409"))
     assert "bad_request" in _codes(adjust, "400")
     assert "Idempotency-Key" in [p["name"] for p in adjust["parameters"]]
+    # The staff refund reads the header itself, but declares it once, as every creating POST.
+    refund = paths["/api/admin/orders/{order_id}/refunds"]["post"]
+    assert [p["name"] for p in refund["parameters"]].count("Idempotency-Key") == 1
     login = paths["/api/auth/login"]["post"]
     assert _codes(login, "429") == ["too_many_attempts"]
     assert "Idempotency-Key" not in [p["name"] for p in login.get("parameters", [])]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
 from core.db import create_session_factory, transaction
 from core.events import EventType
-from integrations.payments.gateway import PaymentUnavailable, RefundResult
+from integrations.payments.gateway import RefundResult
 from integrations.payments.stripe import StripeGateway
 from models.sandbox import SandboxStripeObject
 from services import payments
@@ -456,46 +455,3 @@ async def test_a_cancel_refunding_during_a_staff_refund_announces_both_refunds(
         (1000, total - 1000),
         (total - 1000, 0),
     ]
-
-
-class _RefundAnswerLost(StripeGateway):
-    """The Stripe sandbox over HTTP, but a refund's answer is lost after the sandbox made
-    it (a timeout on the way back)."""
-
-    async def refund(
-        self, intent_id: str, *, amount: int | None, idempotency_key: str
-    ) -> RefundResult:
-        await super().refund(intent_id, amount=amount, idempotency_key=idempotency_key)
-        raise PaymentUnavailable("the refund's answer was lost")
-
-
-async def test_a_staff_refund_retried_after_a_lost_answer_refunds_once_whatever_came_between(
-    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, engine: AsyncEngine
-) -> None:
-    """The staff refund's provider key counts the order's staff refunds, so its retry
-    repeats the refund whose answer was lost. A return's refund recorded in between does
-    not move it on: counted too, the retry took a new key and refunded a second time."""
-    item = await product(http, staff, price=3000)
-    shopper = await shopper_with_cart(http, [(item, 1)])
-    placed = await place(http, shopper)
-    order = await wait_for(http, shopper.headers, placed["id"])
-    assert order["status"] == "fulfillment_queued", order
-    sessions = create_session_factory(engine)
-    gateway = StripeGateway.from_settings(live.settings)
-
-    async def refund_of(amount: int, via: StripeGateway, **owed: Any) -> None:
-        async with transaction(sessions) as session:
-            row = await OrderRepository(session).require(placed["id"])
-            await payments.refund(
-                session, via, row, amount=amount, reason="dented", staff_id=None, **owed
-            )
-
-    with pytest.raises(PaymentUnavailable):
-        await refund_of(1000, _RefundAnswerLost.from_settings(live.settings))
-    await refund_of(500, gateway, key="return:ret_between", source={"returnId": "ret_between"})
-    await refund_of(1000, gateway)  # staff try again
-
-    [intent] = await intents_for(http, placed["id"])
-    assert await refunded(http, intent["id"]) == 1500
-    after = await http.get(f"/api/orders/{placed['id']}", headers=shopper.headers)
-    assert after.json()["payment"]["amountRefunded"] == 1500

@@ -1,0 +1,106 @@
+"""Staff refunds whose answer was lost: a retry repeats the refund, a new refund is made
+anew (the provider key comes from the request's ``Idempotency-Key``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import create_session_factory, transaction
+from integrations.payments.gateway import PaymentUnavailable, RefundResult
+from integrations.payments.stripe import StripeGateway
+from services import payments
+from services.order_repository import OrderRepository
+from tests.live import LiveStack
+from tests.orders.helpers import intents_for, place, product, refunded, shopper_with_cart, wait_for
+
+
+class _RefundAnswerLost(StripeGateway):
+    """The Stripe sandbox over HTTP, but a refund's answer is lost after the sandbox made
+    it (a timeout on the way back)."""
+
+    async def refund(
+        self, intent_id: str, *, amount: int | None, idempotency_key: str
+    ) -> RefundResult:
+        await super().refund(intent_id, amount=amount, idempotency_key=idempotency_key)
+        raise PaymentUnavailable("the refund's answer was lost")
+
+
+async def test_a_staff_refund_retried_after_a_lost_answer_refunds_once_whatever_came_between(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, engine: AsyncEngine
+) -> None:
+    """The staff refund's provider key counts the order's staff refunds, so its retry
+    repeats the refund whose answer was lost. A return's refund, or a staff refund asked
+    with an ``Idempotency-Key``, recorded in between does not move it on: counted too, the
+    retry took a new key and refunded a second time."""
+    item = await product(http, staff, price=3000)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper)
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "fulfillment_queued", order
+    sessions = create_session_factory(engine)
+    gateway = StripeGateway.from_settings(live.settings)
+
+    async def refund_of(amount: int, via: StripeGateway, **owed: Any) -> None:
+        async with transaction(sessions) as session:
+            row = await OrderRepository(session).require(placed["id"])
+            await payments.refund(
+                session, via, row, amount=amount, reason="dented", staff_id=None, **owed
+            )
+
+    with pytest.raises(PaymentUnavailable):
+        await refund_of(1000, _RefundAnswerLost.from_settings(live.settings))
+    await refund_of(500, gateway, key="return:ret_between", source={"returnId": "ret_between"})
+    await refund_of(300, gateway, request_key="keyed-between")
+    await refund_of(1000, gateway)  # staff try again
+
+    [intent] = await intents_for(http, placed["id"])
+    assert await refunded(http, intent["id"]) == 1800
+    after = await http.get(f"/api/orders/{placed['id']}", headers=shopper.headers)
+    assert after.json()["payment"]["amountRefunded"] == 1800
+
+
+async def test_a_new_staff_refund_after_a_lost_answer_refunds_anew_and_the_retry_once(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, engine: AsyncEngine
+) -> None:
+    """Two staff refunds of 10.00, the first's answer lost: the second (its own
+    ``Idempotency-Key``) is a new refund, and the first's retry (its key again) repeats
+    the first. Keyed by the count of staff refunds, the second took the first's key and
+    Stripe answered it with the first refund: 10.00 refunded, not 20.00."""
+    item = await product(http, staff, price=3000)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper)
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "fulfillment_queued", order
+    staff_id = (await http.get("/api/users/me", headers=staff)).json()["id"]
+    url = f"/api/admin/orders/{placed['id']}/refunds"
+    body = {"amount": 1000, "reason": "dented"}
+    first, second = (f"{name}-{placed['id']}" for name in ("first", "second"))
+    # The first request, as the endpoint runs it, until Stripe's answer is lost.
+    async with transaction(create_session_factory(engine)) as session:
+        row = await OrderRepository(session).require(placed["id"])
+        with pytest.raises(PaymentUnavailable):
+            await payments.refund(
+                session,
+                _RefundAnswerLost.from_settings(live.settings),
+                row,
+                amount=1000,
+                reason="dented",
+                staff_id=staff_id,
+                request_key=first,
+            )
+    [intent] = await intents_for(http, placed["id"])
+    assert await refunded(http, intent["id"]) == 1000
+
+    again = await http.post(url, headers=staff | {"Idempotency-Key": second}, json=body)
+    assert again.status_code == 200, again.text
+    assert await refunded(http, intent["id"]) == 2000
+    retry = await http.post(url, headers=staff | {"Idempotency-Key": first}, json=body)
+    assert retry.status_code == 200, retry.text
+    assert await refunded(http, intent["id"]) == 2000
+    assert retry.json()["payment"]["amountRefunded"] == 2000
+    refunds = [e for e in retry.json()["timeline"] if e["message"].startswith("refunded ")]
+    assert len(refunds) == 2
