@@ -90,6 +90,14 @@ def locked(
     ``expire_on_commit=False`` keeps them) unless told to overwrite them
     (``populate_existing``): decided from that stale copy, two parcels shipping at once
     left their order partially shipped. Rows the session has not loaded cost nothing more.
+
+    The order of locks, for the rows of one order: a return's row, then the order's
+    payment row, then the order's row (``FOR UPDATE``, or the ``FOR KEY SHARE`` that a
+    row referencing it takes, such as a timeline entry). A refund holds the payment row
+    across its provider call and then writes the order's timeline; recording a provider
+    answer moves the order under the payment row's lock; authorisation checks the order
+    under it too. Two transactions taking two of these rows in opposite orders can each
+    wait for the other: a deadlock (PostgreSQL aborts one after ``deadlock_timeout``).
     """
     return query.with_for_update(
         read=read, skip_locked=skip_locked, key_share=key_share

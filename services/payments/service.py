@@ -96,11 +96,17 @@ class PaymentService:
     async def _open(self, order_id: str, intent_id: str) -> str:
         """The order's payment row with its intent's id, created on the first attempt
         (with ``payment_start``); ``OrderUndone`` once compensations began. Returns the
-        intent the row records: the first one saved, whichever attempt made it."""
+        intent the row records: the first one saved, whichever attempt made it.
+
+        The payment row is locked before the order's (the order of locks, see
+        ``core.db.locked``): taken after it, a later attempt held the order waiting for
+        the payment row while an earlier one, recording its answer (or a webhook's
+        refresh), held the payment row waiting for the order: a deadlock."""
         async with transaction(self.sessions) as session:
-            order = await OrderService(session, self.settings, self.analytics).forward(order_id)
             payments = PaymentRepository(session)
-            if await payments.open(order, self.gateway.name, intent_id):
+            payment = await payments.for_order(order_id, lock=True)
+            order = await OrderService(session, self.settings, self.analytics).forward(order_id)
+            if payment is None and await payments.open(order, self.gateway.name, intent_id):
                 payment = await payments.for_order(order_id)
                 payments.event(payment, "authorization_requested", {"amount": order.total})
                 await self.analytics.track(
@@ -115,8 +121,11 @@ class PaymentService:
                     },
                 )
                 return intent_id
-            payment = await payments.for_order(order_id, lock=True)
-            assert payment is not None
+            if payment is None:
+                # Made by another attempt since our look, with its intent's id (which
+                # never changes): read, not locked, as the order's lock is held now.
+                payment = await payments.for_order(order_id)
+                assert payment is not None
             if payment.intent_id is None:  # a row from before intents were saved with it
                 payment.intent_id = intent_id
                 payments.save(payment)
