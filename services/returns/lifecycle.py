@@ -62,8 +62,12 @@ class ReturnSteps:
             # return received at the same moment has then fixed its refund and is counted
             # (its shipping too), not missed. Taken before the restock, so no stock row
             # waits behind a staff refund's provider call. No payment row: nothing was
-            # captured, so nothing can be refunded (every amount is 0).
+            # captured, so every amount is 0, but the breakdown still says what is owed
+            # (the shipping once): the order's row serialises the receipts instead (after
+            # the payment row's place in the order of locks, see ``core.db.locked``).
             payment = await PaymentRepository(session).for_order(request.order_id, lock=True)
+            if payment is None:
+                await OrderRepository(session).require(request.order_id, lock=True)
             lines = {ln.id: ln for ln in await returns.lines([return_id])}
             counted = {r.return_line_id: r for r in received}
             if unknown := sorted(set(counted) - set(lines)):

@@ -1,7 +1,7 @@
 """Two returns of one order received at the same moment: each receipt fixes its refund
 knowing what the other fixed (README, Returns: "once per order"). Each receipt locks only
 its own return row; what serialises them is the order's payment row, taken before
-anything already refunded is counted.
+anything already refunded is counted (the order's row when it has none).
 
 Deterministic, no timing: another transaction holds the order's row (as an order step
 does), so each receipt stops at the latest when it writes the order's timeline entry,
@@ -56,15 +56,16 @@ async def _approved(sessions: SessionFactory, line: OrderLine, user_id: str) -> 
         return request.id
 
 
-async def test_two_receipts_at_once_refund_the_shipping_once_and_no_more_than_the_rule(
-    engine: AsyncEngine, settings: Settings
-) -> None:
+async def _received_at_once(
+    engine: AsyncEngine, settings: Settings, *, paid: bool
+) -> tuple[list[int | None], list[int]]:
+    """Mug 20.00, tea 10.00, plate 10.00; tax 3.20; shipping 5.99: 49.19, captured when
+    ``paid`` (else no payment row). The mug and the tea come back damaged (the shop's
+    fault) in two returns received at once while another transaction holds the order's
+    row. Returns the receipts' refunds and the ``return.received`` shipping amounts."""
     sessions = create_session_factory(engine)
     async with transaction(sessions) as session:
         user = await create_customer(session)
-    # Mug 20.00, tea 10.00, plate 10.00; tax 3.20; shipping 5.99; paid 49.19. The mug and
-    # the tea come back damaged (the shop's fault), the plate stays: the rule refunds
-    # goods 30.00, tax 3.20 x 30/40 = 2.40 and the shipping once: 38.39, whichever first.
     order, (mug, tea, _plate) = await write_order(
         engine,
         user.id,
@@ -72,17 +73,18 @@ async def test_two_receipts_at_once_refund_the_shipping_once_and_no_more_than_th
         shipping=599,
         tax=320,
     )
-    async with transaction(sessions) as session:
-        session.add(
-            Payment(
-                order_id=order.id,
-                provider="stripe",
-                amount=order.total,
-                currency=order.currency,
-                status=PaymentStatus.CAPTURED,
-                amount_captured=order.total,
+    if paid:
+        async with transaction(sessions) as session:
+            session.add(
+                Payment(
+                    order_id=order.id,
+                    provider="stripe",
+                    amount=order.total,
+                    currency=order.currency,
+                    status=PaymentStatus.CAPTURED,
+                    amount_captured=order.total,
+                )
             )
-        )
     returns = [await _approved(sessions, ln, user.id) for ln in (mug, tea)]
     lines: dict[str, str] = {}
     async with sessions() as session:
@@ -109,11 +111,31 @@ async def test_two_receipts_at_once_refund_the_shipping_once_and_no_more_than_th
         await waiting_on_locks(engine, 2)
     amounts = await asyncio.gather(*receipts)
 
-    assert sum(a or 0 for a in amounts) == 3000 + 240 + 599
     async with sessions() as session:
         received = await published(session, order.id, EventType.RETURN_RECEIVED)
         rows = (
             await session.exec(select(ReturnRequest).where(col(ReturnRequest.id).in_(returns)))
         ).all()
-    assert sorted(e.data["refund"]["shipping"] for e in received) == [0, 599]
     assert sorted(r.refund_amount or 0 for r in rows) == sorted(a or 0 for a in amounts)
+    return amounts, sorted(e.data["refund"]["shipping"] for e in received)
+
+
+async def test_two_receipts_at_once_refund_the_shipping_once_and_no_more_than_the_rule(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    # The rule refunds goods 30.00, tax 3.20 x 30/40 = 2.40 and the shipping once: 38.39,
+    # whichever first.
+    amounts, shipping = await _received_at_once(engine, settings, paid=True)
+    assert sum(a or 0 for a in amounts) == 3000 + 240 + 599
+    assert shipping == [0, 599]
+
+
+async def test_two_receipts_of_an_order_without_a_payment_row_owe_the_shipping_once(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Nothing captured, nothing to refund, but the breakdown still says what is owed:
+    with no payment row to lock, the receipts were not serialised and both listed the
+    shipping. The order's row serialises them instead."""
+    amounts, shipping = await _received_at_once(engine, settings, paid=False)
+    assert amounts == [0, 0]
+    assert shipping == [0, 599]
