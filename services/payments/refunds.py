@@ -12,7 +12,7 @@ from core.errors import Conflict
 from core.events import EventType
 from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway
-from models.orders import Order
+from models.orders import Order, Payment
 from services.payments.repository import PaymentRepository
 from services.payments.states import apply_state, idempotency_key, refund_balance
 
@@ -52,7 +52,12 @@ async def refund(
     meanwhile (and so does a new refund asked before the lost one is recorded). A refund
     owed for something else brings its own ``key`` (a return: ``return:{id}``) and says
     where it came from in ``source`` (``{"returnId": …}``), carried by its payment event,
-    its ``payment.refunded`` and its timeline entry."""
+    its ``payment.refunded`` and its timeline entry.
+
+    Money the provider has refunded that no ``payment.refunded`` announced (an earlier
+    refund whose answer was lost, then rolled back) is announced with this refund, in an
+    event of its own (``unrecorded``, no reason): the events add up to the refunded
+    balance whether or not that refund is ever retried, and its retry announces nothing."""
     payments = PaymentRepository(session)
     payment = await payments.for_order(order.id, lock=True)
     left = payment.amount_captured - payment.amount_refunded if payment else 0
@@ -77,37 +82,75 @@ async def refund(
         key = idempotency_key(order.id, f"refund-{done + 1}")
     origin = source or {}
     result = await gateway.refund(payment.intent_id, amount=amount, idempotency_key=key)
-    apply_state(payment, await gateway.retrieve(payment.intent_id))
+    announced = payment.amount_refunded
+    recorded = await payments.refund_recorded(payment, result.refund_id)
+    newly_refunded = apply_state(payment, await gateway.retrieve(payment.intent_id))
     payments.save(payment)
-    payments.event(
-        payment,
-        "refunded",
-        {
-            "refundId": result.refund_id,
-            "amount": result.amount,
-            "reason": reason,
-            "by": staff_id,
-            **({"requestKey": requested} if requested is not None else {}),
-            **origin,
-        },
-    )
+    # Every move of the row's refunded amount is announced in its transaction (here or
+    # by PaymentService._apply), so ``announced`` is what payment.refunded events have
+    # said and ``newly_refunded`` what none has: this refund, unless it was recorded
+    # before, and any earlier refund whose answer was lost (Stripe's total has it, no
+    # event did). The lost one is announced now, in an event of its own; its retry finds
+    # nothing new and announces nothing.
+    own = 0 if recorded else min(result.amount, newly_refunded)
+    unrecorded = newly_refunded - own
+    if not recorded:
+        payments.event(
+            payment,
+            "refunded",
+            {
+                "refundId": result.refund_id,
+                "amount": result.amount,
+                "announced": own,
+                "reason": reason,
+                "by": staff_id,
+                **({"requestKey": requested} if requested is not None else {}),
+                **origin,
+            },
+        )
+    if unrecorded > 0:
+        await announce_refund(
+            session,
+            payment,
+            unrecorded,
+            {"reason": None, "unrecorded": True},
+            refunded=announced + unrecorded,
+        )
+        payments.order_timeline(
+            order,
+            f"refunded {unrecorded} {payment.currency} (a refund whose answer was lost)",
+            {"unrecorded": True},
+        )
+    if own > 0:
+        await announce_refund(session, payment, own, {"reason": reason, **origin})
+        payments.order_timeline(
+            order,
+            f"refunded {own} {payment.currency}",
+            {"refundId": result.refund_id, "reason": reason, **origin},
+        )
+    await session.flush()
+    return RefundOutcome(result.refund_id, result.amount, payment.currency)
+
+
+async def announce_refund(
+    session: AsyncSession,
+    payment: Payment,
+    amount: int,
+    data: dict[str, Any],
+    *,
+    refunded: int | None = None,
+) -> None:
+    """``payment.refunded`` for ``amount`` of the order's money, with ``data`` and the
+    balance as of it (``refund_balance``), in the caller's transaction."""
     await publish(
         session,
         EventType.PAYMENT_REFUNDED,
-        order.id,
+        payment.order_id,
         {
-            "orderId": order.id,
-            "amount": result.amount,
+            "orderId": payment.order_id,
+            "amount": amount,
             "currency": payment.currency,
-            "reason": reason,
-            **refund_balance(payment),
-            **origin,
+            **data,
+            **refund_balance(payment, refunded=refunded),
         },
     )
-    payments.order_timeline(
-        order,
-        f"refunded {result.amount} {payment.currency}",
-        {"refundId": result.refund_id, "reason": reason, **origin},
-    )
-    await session.flush()
-    return RefundOutcome(result.refund_id, result.amount, payment.currency)

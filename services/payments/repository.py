@@ -61,15 +61,30 @@ class PaymentRepository:
         ``requestKey`` (a return's refund, the compensation's and a staff refund asked
         with an ``Idempotency-Key`` have keys of their own, so they do not count)."""
         data = col(PaymentEvent.data)
+        return await self._refunded_events(
+            payment,
+            data.op("?", is_comparison=True)("refundId"),
+            ~data.op("?", is_comparison=True)("returnId"),
+            ~data.op("?", is_comparison=True)("requestKey"),
+        )
+
+    async def refund_recorded(self, payment: Payment, refund_id: str) -> bool:
+        """Whether the provider's refund ``refund_id`` has a ``refunded`` event already
+        (its money is in the row's refunded amount, and was announced with it)."""
+        found = await self._refunded_events(
+            payment, col(PaymentEvent.data)["refundId"].astext == refund_id
+        )
+        return found > 0
+
+    async def _refunded_events(self, payment: Payment, *conditions: Any) -> int:
+        """How many of ``payment``'s ``refunded`` events meet ``conditions``."""
         result = await self.session.exec(
             select(func.count())
             .select_from(PaymentEvent)
             .where(
                 PaymentEvent.payment_id == payment.id,
                 PaymentEvent.type == "refunded",
-                data.op("?", is_comparison=True)("refundId"),
-                ~data.op("?", is_comparison=True)("returnId"),
-                ~data.op("?", is_comparison=True)("requestKey"),
+                *conditions,
             )
         )
         return int(result.one())

@@ -15,8 +15,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, transaction
 from core.errors import Conflict
-from core.events import EventType
-from core.outbox import publish
 from core.settings import Settings
 from integrations.payments.gateway import (
     IntentState,
@@ -27,13 +25,13 @@ from integrations.payments.gateway import (
 from models.orders import Order, OrderStatus, Payment
 from services.analytics import AnalyticsRecorder
 from services.orders import OrderService
+from services.payments.refunds import announce_refund
 from services.payments.repository import PaymentRepository
 from services.payments.states import (
     Authorization,
     apply_decline,
     apply_state,
     idempotency_key,
-    refund_balance,
 )
 
 
@@ -173,17 +171,7 @@ class PaymentService:
         payments.save(payment)
         payments.event(payment, event, _state_data(state))
         if newly_refunded > 0:
-            await publish(
-                session,
-                EventType.PAYMENT_REFUNDED,
-                payment.order_id,
-                {
-                    "orderId": payment.order_id,
-                    "amount": newly_refunded,
-                    "currency": state.currency,
-                    **refund_balance(payment),
-                },
-            )
+            await announce_refund(session, payment, newly_refunded, {})
 
     async def _authorization(self, order_id: str, state: IntentState, event: str) -> Authorization:
         if state.status is IntentStatus.AUTHORIZED:

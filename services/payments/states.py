@@ -70,13 +70,15 @@ def apply_state(payment: Payment, state: IntentState) -> int:
     return newly_refunded
 
 
-def refund_balance(payment: Payment) -> dict[str, int]:
+def refund_balance(payment: Payment, *, refunded: int | None = None) -> dict[str, int]:
     """What a ``payment.refunded`` event carries about the balance, as of this refund (the
-    row brought up to date by ``apply_state``): a later refund cannot change it."""
+    row brought up to date by ``apply_state``, or ``refunded`` in all when it is one of
+    two announced at once): a later refund cannot change it."""
+    total = payment.amount_refunded if refunded is None else refunded
     return {
         "captured": payment.amount_captured,
-        "refundedTotal": payment.amount_refunded,
-        "remaining": payment.amount_captured - payment.amount_refunded,
+        "refundedTotal": total,
+        "remaining": payment.amount_captured - total,
     }
 
 

@@ -10,10 +10,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_session_factory, transaction
+from core.events import EventType
 from integrations.payments.gateway import PaymentUnavailable, RefundResult
 from integrations.payments.stripe import StripeGateway
 from services import payments
 from services.order_repository import OrderRepository
+from tests.fulfillment_rows import published
 from tests.live import LiveStack
 from tests.orders.helpers import intents_for, place, product, refunded, shopper_with_cart, wait_for
 
@@ -69,7 +71,11 @@ async def test_a_new_staff_refund_after_a_lost_answer_refunds_anew_and_the_retry
     """Two staff refunds of 10.00, the first's answer lost: the second (its own
     ``Idempotency-Key``) is a new refund, and the first's retry (its key again) repeats
     the first. Keyed by the count of staff refunds, the second took the first's key and
-    Stripe answered it with the first refund: 10.00 refunded, not 20.00."""
+    Stripe answered it with the first refund: 10.00 refunded, not 20.00.
+
+    The second refund also announces the first's money (``unrecorded``): announcing its
+    own 10.00 only, the events said 10.00 of the 20.00 refunded until (unless) the first
+    was retried. The retry then announces nothing more."""
     item = await product(http, staff, price=3000)
     shopper = await shopper_with_cart(http, [(item, 1)])
     placed = await place(http, shopper)
@@ -98,9 +104,22 @@ async def test_a_new_staff_refund_after_a_lost_answer_refunds_anew_and_the_retry
     again = await http.post(url, headers=staff | {"Idempotency-Key": second}, json=body)
     assert again.status_code == 200, again.text
     assert await refunded(http, intent["id"]) == 2000
+    announced = await _announced(engine, placed["id"])
+    assert [(e["amount"], e.get("unrecorded", False)) for e in announced] == [
+        (1000, True),
+        (1000, False),
+    ]
+    assert [e["refundedTotal"] for e in announced] == [1000, 2000]
     retry = await http.post(url, headers=staff | {"Idempotency-Key": first}, json=body)
     assert retry.status_code == 200, retry.text
     assert await refunded(http, intent["id"]) == 2000
     assert retry.json()["payment"]["amountRefunded"] == 2000
     refunds = [e for e in retry.json()["timeline"] if e["message"].startswith("refunded ")]
     assert len(refunds) == 2
+    assert sum(e["amount"] for e in await _announced(engine, placed["id"])) == 2000
+
+
+async def _announced(engine: AsyncEngine, order_id: str) -> list[dict[str, Any]]:
+    """The order's ``payment.refunded`` events' data, in the order written."""
+    async with create_session_factory(engine)() as session:
+        return [e.data for e in await published(session, order_id, EventType.PAYMENT_REFUNDED)]
