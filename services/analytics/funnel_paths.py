@@ -168,40 +168,54 @@ def _ordered_with_windows(rules: WalkRules, linked: bool) -> list[str]:
     )
     for k in range(2, n):
         # One pass in (time, id) order over the events that reached step k-1 and the
-        # step's own: the latest of the former so far, and the earliest inside the
-        # window (a frame by time; those of the same instant count too, since the
-        # event is then reached at that instant).
+        # step's own: the latest of the former so far. (Where the gap is counted from,
+        # the earliest of them inside the window, is found for the first event that
+        # reached the step only: ``_first_ways``.)
         window = _step_window(k)
         parts.append(f"c{k} AS ({_step_events(k, _reached_before(k))})")
         parts.append(
             f"""w{k} AS (
   SELECT person_id, t0, t, id, step,
     max(t) FILTER (WHERE NOT step) OVER (PARTITION BY person_id ORDER BY t, id
-      ROWS UNBOUNDED PRECEDING) AS latest,
-    min(t) FILTER (WHERE NOT step) OVER (PARTITION BY person_id ORDER BY t
-      RANGE BETWEEN {window} PRECEDING AND CURRENT ROW) AS f
+      ROWS UNBOUNDED PRECEDING) AS latest
   FROM (SELECT person_id, t0, t, id, false AS step FROM v{k - 1}
         UNION ALL SELECT person_id, t0, t, id, true FROM c{k}) x
 )"""
         )
         parts.append(
-            f"v{k} AS (SELECT person_id, t0, t, id, f FROM w{k} "
-            f"WHERE step AND latest >= t - {window})"
+            f"v{k} AS (SELECT person_id, t0, t, id FROM w{k} WHERE step AND latest >= t - {window})"
         )
     return parts
 
 
+def _first_ways(rules: WalkRules) -> list[str]:
+    """``ordered`` with step windows, per person and step k >= 2: ``t`` the first event
+    that reached it, ``l`` the latest, and ``a`` (t, from): the gap is counted from the
+    earliest event that reached step k-1 inside step k's window before ``t`` (those of
+    its instant count too). One join per step for each person's first event, where a
+    window frame by time recomputed its minimum at every event of the step."""
+    return [
+        f"""p{k} AS (
+  SELECT r.person_id, r.t, ARRAY[{_epoch("r.t")}, {_epoch("min(b.t)")}] AS a, r.l
+  FROM (SELECT person_id, min(t) AS t, max(t) AS l FROM v{k} GROUP BY person_id) r
+  JOIN v{k - 1} b ON b.person_id = r.person_id
+    AND b.t >= r.t - {_step_window(k)} AND b.t <= r.t
+  GROUP BY r.person_id, r.t, r.l
+)"""
+        for k in range(2, len(rules.steps))
+    ]
+
+
 def _person_paths(rules: WalkRules) -> list[str]:
-    """Per person and step k: ``a`` the (time, from) of the first event that reached it
-    (of those at one instant, the smallest ``from``: the time the gap is counted from),
-    ``l`` the latest."""
-    first = 2 if rules.order is FunnelOrder.ORDERED else 1
+    """``strict``, per person and step k: ``a`` the (time, from) of the first event that
+    reached it (of those at one instant, the smallest ``from``: the time the gap is
+    counted from), ``l`` the latest."""
     return [
         f"""p{k} AS (
   SELECT person_id, min(t) AS t, min(ARRAY[{_epoch("t")}, {_epoch("f")}]) AS a, max(t) AS l
   FROM v{k} GROUP BY person_id
 )"""
-        for k in range(first, len(rules.steps))
+        for k in range(1, len(rules.steps))
     ]
 
 
@@ -253,4 +267,5 @@ def walked_chain(rules: WalkRules, linked: bool) -> tuple[list[str], str]:
     )
     strict = rules.order is FunnelOrder.STRICT
     body = _strict(rules, linked) if strict else _ordered_with_windows(rules, linked)
-    return [*_latest_entry_step(rules), *body, *_person_paths(rules)], _reached(rules)
+    paths = _person_paths(rules) if strict else _first_ways(rules)
+    return [*_latest_entry_step(rules), *body, *paths], _reached(rules)

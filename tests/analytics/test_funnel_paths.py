@@ -241,3 +241,50 @@ async def test_strict_finds_the_event_before_a_step_by_one_probe(
     for probe in probes:
         assert probe["Scan Direction"] == "Backward"
         assert "ROW(created_at, id) < ROW(" in probe["Index Cond"]
+
+
+async def test_step_windows_count_each_persons_gap_from_the_earliest_way_inside(
+    db_session: AsyncSession,
+) -> None:
+    """Step windows, person by person: each person is a breakdown group of their own
+    (their ``utm_source``), so every median is one person's gap. People repeat steps
+    (ways reached at several times, some just outside a step's window, some at one
+    instant): the gap from the earliest way inside the window equals the walk's."""
+    rng = random.Random(1416)
+    names = ["product_view", "add_to_cart", "checkout_start", "payment_start"]
+    rows: list[AnalyticsEvent] = []
+    for person in range(120):
+        at = T0 + 10 * M * rng.randrange(0, 3 * 144)
+        step = 0
+        for _ in range(rng.randrange(2, 16)):
+            at += 10 * M * rng.choice([0, 1, 2, 3, 6, 12, 30])
+            # Often the same step again, else mostly on to the next one.
+            roll = rng.random()
+            step = step if roll < 0.35 else (step + 1) % len(names) if roll < 0.8 else 0
+            rows.append(
+                AnalyticsEvent(
+                    id=f"ae_w_{rng.randrange(10**9):09d}_{len(rows)}",
+                    event=names[step],
+                    person_id=f"w{person}",
+                    created_at=at,
+                    properties={"utm_source": f"w{person}"},
+                )
+            )
+    await add(db_session, *rows)
+    service = FunnelService(db_session)
+    steps = ",".join(names)
+    for now, windows in ((T0 + 9 * D, "1h,1h,30m"), (T0 + 2 * D, "30m,2h,1h")):
+        parsed = FunnelQuery.parse(
+            now=now,
+            start=T0,
+            end=T0 + 5 * D,
+            steps=steps,
+            window="2d",
+            step_windows=windows,
+            breakdown="source",
+        )
+        in_sql = await service.repo.figures(parsed.rules, parsed.breakdown, parsed.range, now)
+        walked = await service.walked(parsed, now)
+        assert in_sql == walked, windows
+        reached_last = [g for g, f in in_sql.items() if g is not None and f.counts[-1]]
+        assert len(reached_last) > 5, windows
