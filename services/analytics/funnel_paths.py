@@ -244,9 +244,8 @@ def _reached(rules: WalkRules) -> str:
     n = len(rules.steps)
     columns, joins = ["en.grp", "en.t0"], []
     if rules.step_windows:
-        window = _step_window(1)
         columns.append(
-            f"CASE WHEN en.t0 > {_NOW} - {window} THEN en.t0"
+            "CASE WHEN en.t0 > :open_after1 THEN en.t0"
             f" WHEN r0.t <= en.t0 + {_WINDOW} THEN r0.t ELSE en.t0 END AS l0"
         )
         joins.append("LEFT JOIN recent0 r0 ON r0.person_id = en.person_id")

@@ -155,17 +155,19 @@ def _figures_select(rules: WalkRules, by: Breakdown | None, source: str) -> str:
     ]
     for k in range(1, n):
         # A walked way's next window opens at the latest event that reached the step
-        # (``l``), and its gaps (``g``) are counted from the event it followed.
-        deadline = f"t0 + {_WINDOW}"
+        # (``l``), and its gaps (``g``) are counted from the event it followed. Still
+        # open: the window from entry, and the step's own, end after now; compared with
+        # now less each window (``open_params``), worked out once, not per person.
+        still_open = "t0 > :open_after"
         if rules.step_windows:
             opened = f"l{k - 1}" if walked else f"t{k - 1}"
-            deadline = f"least({deadline}, {opened} + CAST(:sw{k} AS interval))"
+            still_open += f" AND {opened} > :open_after{k}"
         # Seconds as the walk counts them: the difference of the two times' epochs.
         since = f"date_part('epoch', t{k}) - date_part('epoch', t{k - 1})"
         gap = f"g{k}" if walked else since
         columns.append(
             f"count(*) FILTER (WHERE t{k - 1} IS NOT NULL AND t{k} IS NULL"
-            f" AND {deadline} > :now) AS w{k}"
+            f" AND {still_open}) AS w{k}"
         )
         columns.append(
             f"percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST({gap} AS double precision)) AS m{k}"
@@ -197,10 +199,21 @@ def figures_statement(rules: WalkRules, by: Breakdown | None, *, linked: bool = 
     return f"WITH {_ENTRY[by]},\n{chain}\n{_figures_select(rules, by, source)}"
 
 
+def open_params(rules: WalkRules, now: datetime) -> dict[str, datetime]:
+    """Whose window is still open: the times after which a way's start (the entry for
+    the funnel's window, ``open_after``; the latest way to step k-1 for step k's own,
+    ``open_after{k}``) leaves its window ending after ``now``. Durations are exact
+    seconds, as the walk counts them."""
+    params = {"open_after": now - rules.window}
+    if rules.step_windows:
+        params |= {f"open_after{k}": now - w for k, w in enumerate(rules.step_windows, start=1)}
+    return params
+
+
 def figures_params(
     rules: WalkRules, time_range: TimeRange, now: datetime, linked_since: datetime | None = None
 ) -> dict[str, Any]:
-    params = _params(rules, time_range) | {"now": now}
+    params = _params(rules, time_range) | {"now": now} | open_params(rules, now)
     return params | {"linked_since": linked_since} if linked_since else params
 
 
