@@ -324,11 +324,13 @@ async def refund_order(
 
     Send an `Idempotency-Key`: Stripe's refund is keyed by it, so a retry with the same
     key repeats the refund (made once, however often its answer was lost) and a new key
-    makes a new refund. Without one, the refund is keyed by the count of staff refunds
-    recorded without a key: a retry after a lost answer still repeats it, but so is a
-    new refund asked before the lost one is recorded taken for that retry (the same
-    amount: the lost refund is recorded, no second one is made; another amount: 502
-    `payment_error`, nothing made)."""
+    makes a new refund. A keyed request is asked of Stripe even when `amount` is more
+    than is left here (a lost first attempt counts in that once another refund is
+    recorded): Stripe answers the refund made, or refuses (409, as above). Without one,
+    the refund is keyed by the count of staff refunds recorded without a key: a retry
+    after a lost answer still repeats it, but so is a new refund asked before the lost
+    one is recorded taken for that retry (the same amount: the lost refund is recorded,
+    no second one is made; another amount: 502 `payment_error`, nothing made)."""
     service = order_service(state, session)
     order = await service.orders.require(order_id)
     await payments.refund(

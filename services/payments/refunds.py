@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import Conflict
 from core.events import EventType
 from core.outbox import publish
-from integrations.payments.gateway import PaymentGateway
+from integrations.payments.gateway import PaymentGateway, PaymentRejected
 from models.orders import Order, Payment
 from services.payments.repository import PaymentRepository
 from services.payments.states import apply_state, idempotency_key, refund_balance
@@ -20,6 +20,10 @@ from services.payments.states import apply_state, idempotency_key, refund_balanc
 class NotRefundable(Conflict):
     code = "payment_not_refundable"
     title = "Nothing captured is left to refund"
+
+
+# Stripe's codes for a refund of more than the charge has left.
+_NOTHING_LEFT = ("amount_too_large", "charge_already_refunded")
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,20 @@ async def refund(
     balance whether or not that refund is ever retried, and its retry announces nothing."""
     payments = PaymentRepository(session)
     payment = await payments.for_order(order.id, lock=True)
-    left = payment.amount_captured - payment.amount_refunded if payment else 0
-    if payment is None or payment.intent_id is None or left <= 0:
-        raise NotRefundable(f"order {order.id} has no captured amount left to refund")
-    if amount is not None and amount > left:
-        raise NotRefundable(f"at most {left} can still be refunded", refundable=left)
+    if payment is None or payment.intent_id is None or payment.amount_captured <= 0:
+        raise NotRefundable(f"order {order.id} has no captured amount to refund")
+    left = payment.amount_captured - payment.amount_refunded
+    # A key of this refund alone (a return's, a request's) may be a retry whose first
+    # attempt reached Stripe, its answer lost: ``left`` counts that money once any refund
+    # is recorded after it, so the retry would look like too much. It goes to Stripe with
+    # the same parameters: Stripe replays the first answer, or (never made) refuses it.
+    # The count key is shared with the next new refund: refused, that one would find
+    # Stripe's stored refusal, so its checks stay here.
+    if key is None and request_key is None:
+        if left <= 0:
+            raise NotRefundable(f"order {order.id} has no captured amount left to refund")
+        if amount is not None and amount > left:
+            raise NotRefundable(f"at most {left} can still be refunded", refundable=left)
     # A request's key is hashed with the staff member's id: the API keeps keys per caller,
     # Stripe's keys must fit 255 characters.
     requested = (
@@ -81,7 +94,15 @@ async def refund(
         done = await payments.count_staff_refunds(payment)
         key = idempotency_key(order.id, f"refund-{done + 1}")
     origin = source or {}
-    result = await gateway.refund(payment.intent_id, amount=amount, idempotency_key=key)
+    try:
+        result = await gateway.refund(payment.intent_id, amount=amount, idempotency_key=key)
+    except PaymentRejected as exc:
+        if exc.extra.get("reason") not in _NOTHING_LEFT:
+            raise
+        raise NotRefundable(
+            f"Stripe refused the refund: at most {max(left, 0)} can still be refunded",
+            refundable=max(left, 0),
+        ) from exc
     announced = payment.amount_refunded
     recorded = await payments.refund_recorded(payment, result.refund_id)
     newly_refunded = apply_state(payment, await gateway.retrieve(payment.intent_id))

@@ -72,6 +72,17 @@ async def place(
     return body
 
 
+async def paid_order(
+    http: httpx.AsyncClient, staff: dict[str, str], *, price: int = 3000
+) -> tuple[Shopper, dict[str, Any]]:
+    """One unit of a new product at ``price``, ordered, paid and queued for fulfilment."""
+    item = await product(http, staff, price=price)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    order = await wait_for(http, shopper.headers, (await place(http, shopper))["id"])
+    assert order["status"] == "fulfillment_queued", order
+    return shopper, order
+
+
 async def wait_for(
     http: httpx.AsyncClient,
     headers: dict[str, str],

@@ -17,7 +17,7 @@ from services import payments
 from services.order_repository import OrderRepository
 from tests.fulfillment_rows import published
 from tests.live import LiveStack
-from tests.orders.helpers import intents_for, place, product, refunded, shopper_with_cart, wait_for
+from tests.orders.helpers import intents_for, paid_order, refunded
 
 
 class _RefundAnswerLost(StripeGateway):
@@ -38,11 +38,7 @@ async def test_a_staff_refund_retried_after_a_lost_answer_refunds_once_whatever_
     repeats the refund whose answer was lost. A return's refund, or a staff refund asked
     with an ``Idempotency-Key``, recorded in between does not move it on: counted too, the
     retry took a new key and refunded a second time."""
-    item = await product(http, staff, price=3000)
-    shopper = await shopper_with_cart(http, [(item, 1)])
-    placed = await place(http, shopper)
-    order = await wait_for(http, shopper.headers, placed["id"])
-    assert order["status"] == "fulfillment_queued", order
+    shopper, placed = await paid_order(http, staff)
     sessions = create_session_factory(engine)
     gateway = StripeGateway.from_settings(live.settings)
 
@@ -76,28 +72,12 @@ async def test_a_new_staff_refund_after_a_lost_answer_refunds_anew_and_the_retry
     The second refund also announces the first's money (``unrecorded``): announcing its
     own 10.00 only, the events said 10.00 of the 20.00 refunded until (unless) the first
     was retried. The retry then announces nothing more."""
-    item = await product(http, staff, price=3000)
-    shopper = await shopper_with_cart(http, [(item, 1)])
-    placed = await place(http, shopper)
-    order = await wait_for(http, shopper.headers, placed["id"])
-    assert order["status"] == "fulfillment_queued", order
+    _shopper, placed = await paid_order(http, staff)
     staff_id = (await http.get("/api/users/me", headers=staff)).json()["id"]
     url = f"/api/admin/orders/{placed['id']}/refunds"
     body = {"amount": 1000, "reason": "dented"}
     first, second = (f"{name}-{placed['id']}" for name in ("first", "second"))
-    # The first request, as the endpoint runs it, until Stripe's answer is lost.
-    async with transaction(create_session_factory(engine)) as session:
-        row = await OrderRepository(session).require(placed["id"])
-        with pytest.raises(PaymentUnavailable):
-            await payments.refund(
-                session,
-                _RefundAnswerLost.from_settings(live.settings),
-                row,
-                amount=1000,
-                reason="dented",
-                staff_id=staff_id,
-                request_key=first,
-            )
+    await _refund_answer_lost(engine, live, placed["id"], staff_id, first)
     [intent] = await intents_for(http, placed["id"])
     assert await refunded(http, intent["id"]) == 1000
 
@@ -117,6 +97,50 @@ async def test_a_new_staff_refund_after_a_lost_answer_refunds_anew_and_the_retry
     refunds = [e for e in retry.json()["timeline"] if e["message"].startswith("refunded ")]
     assert len(refunds) == 2
     assert sum(e["amount"] for e in await _announced(engine, placed["id"])) == 2000
+
+
+async def test_a_keyed_staff_refund_retried_after_its_money_went_elsewhere_is_replayed(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, engine: AsyncEngine
+) -> None:
+    """10.00 refunded at Stripe, the answer lost; another refund then took all but 5.00 and
+    recorded Stripe's total. The first's retry (its ``Idempotency-Key``, 10.00) is more
+    than the 5.00 left here, but it asks Stripe the same and is answered with the refund
+    made (200, nothing more refunded); checked here first, it answered 409
+    ``payment_not_refundable`` for a refund that was made."""
+    _shopper, placed = await paid_order(http, staff)
+    total = placed["totals"]["total"]
+    staff_id = (await http.get("/api/users/me", headers=staff)).json()["id"]
+    first = f"first-{placed['id']}"
+    await _refund_answer_lost(engine, live, placed["id"], staff_id, first)
+    url = f"/api/admin/orders/{placed['id']}/refunds"
+    rest = {"amount": total - 1500, "reason": "goodwill"}
+    other = await http.post(url, headers=staff | {"Idempotency-Key": f"o-{first}"}, json=rest)
+    assert other.json()["payment"]["amountRefunded"] == total - 500, other.text
+
+    body = {"amount": 1000, "reason": "dented"}
+    retry = await http.post(url, headers=staff | {"Idempotency-Key": first}, json=body)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["payment"]["amountRefunded"] == total - 500
+    [intent] = await intents_for(http, placed["id"])
+    assert await refunded(http, intent["id"]) == total - 500
+
+
+async def _refund_answer_lost(
+    engine: AsyncEngine, live: LiveStack, order_id: str, staff_id: str, request_key: str
+) -> None:
+    """A staff refund of 10.00, as the endpoint runs it, until Stripe's answer is lost."""
+    async with transaction(create_session_factory(engine)) as session:
+        row = await OrderRepository(session).require(order_id)
+        with pytest.raises(PaymentUnavailable):
+            await payments.refund(
+                session,
+                _RefundAnswerLost.from_settings(live.settings),
+                row,
+                amount=1000,
+                reason="dented",
+                staff_id=staff_id,
+                request_key=request_key,
+            )
 
 
 async def _announced(engine: AsyncEngine, order_id: str) -> list[dict[str, Any]]:
