@@ -10,8 +10,9 @@ from temporalio.exceptions import ApplicationError
 
 from core.errors import ShopError
 from models.returns import ReturnStatus
+from services.payments import NotRefundable
 from services.returns import ReturnLabels, ReturnSteps
-from temporal.errors import application_errors
+from temporal.errors import application_errors, to_application_error
 from workflows.types.returns import (
     CANCEL_ACTIVITY,
     CLOSE_ACTIVITY,
@@ -65,9 +66,13 @@ class ReturnActivities:
     async def refund(self, input: ReturnRef) -> str | None:
         """One refund at the provider (key ``return:{id}``). The goods are back: the
         refund is owed, so even a "final" provider answer is retried (an operator sees
-        it retrying) rather than ending the return without its money."""
+        it retrying) rather than ending the return without its money. But when Stripe
+        has no longer that much to refund (``payment_not_refundable``: another refund
+        took it after receipt), no retry can change it: that fails at once, for staff."""
         try:
             return await self._steps.refund(input.return_id)
+        except NotRefundable as exc:
+            raise to_application_error(exc) from exc
         except ShopError as exc:
             raise ApplicationError(exc.detail, exc.extra, type=exc.code) from exc
 

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from temporal.search_attributes import CUSTOMER_ID, ORDER_ID, RETURN_STATUS
     from workflows.types.fulfillment import RETURN_WORKFLOW, STATUS_QUERY
     from workflows.types.returns import (
+        REFUND_NOT_REFUNDABLE,
         ApproveInput,
         ApproveRequest,
         DeclineInput,
@@ -50,6 +51,12 @@ STEP_RETRY = RetryPolicy(
 )
 
 
+# A refund Stripe refuses (the money went to another refund after receipt) ends the
+# return ``received``, failed for staff, instead of failing the workflow bare: the
+# ``receive`` Update says why (older workers never saw that refusal).
+REFUND_REFUSED = "return-refund-refused"
+
+
 def _refuse(message: str, code: str) -> ApplicationError:
     return ApplicationError(message, type=code, non_retryable=True)
 
@@ -64,6 +71,7 @@ class ReturnWorkflow:
         self._decline: DeclineRequest | None = None
         self._receipt: ReceiveRequest | None = None
         self._label_error: str | None = None
+        self._refund_error: str | None = None
         self._expired = False  # the ship-by time passed: no receipt is taken any more
 
     # --- messages ---------------------------------------------------------------------
@@ -75,6 +83,7 @@ class ReturnWorkflow:
             order_id=self._input.order_id if self._input else "",
             status=self._status,
             refund_amount=self._refund_amount,
+            refund_error=self._refund_error,
         )
 
     def _deciding(self) -> bool:
@@ -115,8 +124,13 @@ class ReturnWorkflow:
     async def receive(self, request: ReceiveRequest) -> ReturnView:
         self._receipt = request
         await workflow.wait_condition(
-            lambda: self._status not in (ReturnStatus.APPROVED, ReturnStatus.RECEIVED)
+            lambda: (
+                self._status not in (ReturnStatus.APPROVED, ReturnStatus.RECEIVED)
+                or self._refund_error is not None
+            )
         )
+        if self._refund_error is not None:
+            raise _refuse(self._refund_error, REFUND_NOT_REFUNDABLE)
         return self.status()
 
     @receive.validator
@@ -185,11 +199,32 @@ class ReturnWorkflow:
             "record the receipt, restock undamaged units",
         )
         self._mirror(ReturnStatus.RECEIVED)
-        await self._step(ReturnActivities.refund, ref, "refund through the payment gateway")
+        await self._refund(ref)
         self._mirror(ReturnStatus.REFUNDED)
         await self._step(ReturnActivities.close, ref, "close")
         self._mirror(ReturnStatus.CLOSED)
         return self.status()
+
+    async def _refund(self, ref: ReturnRef) -> None:
+        """The refund, retried until it succeeds, unless Stripe no longer has the money
+        (``payment_not_refundable``, non-retryable): then the workflow fails with that
+        type, the return ``received`` (its search attribute), for staff to settle."""
+        try:
+            await self._step(ReturnActivities.refund, ref, "refund through the payment gateway")
+        except ActivityError as err:
+            cause = err.cause
+            if not (
+                isinstance(cause, ApplicationError)
+                and cause.type == REFUND_NOT_REFUNDABLE
+                and workflow.patched(REFUND_REFUSED)
+            ):
+                raise
+            self._refund_error = f"the refund was refused: {cause.message}"
+            workflow.set_current_details(f"{self._status}; {self._refund_error}")
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise ApplicationError(
+                self._refund_error, *cause.details, type=cause.type, non_retryable=True
+            ) from err
 
     async def _issue_label(self, input: ReturnInput) -> None:
         """Approve with a label; if the carrier refuses, staff may try again or decline."""

@@ -322,7 +322,12 @@ async def decline_return(
     response_model=ReturnPublic,
     responses={
         **ACCEPTED,
-        **problem_responses(*STAFF_ACTION_PROBLEMS, REFUSED["receive"], InvalidReceipt),
+        **problem_responses(
+            *STAFF_ACTION_PROBLEMS,
+            REFUSED["receive"],
+            (ReturnNotActionable, "payment_not_refundable"),
+            InvalidReceipt,
+        ),
     },
     openapi_extra={"requestBody": {"content": {"application/json": {"example": RECEIVE_EXAMPLE}}}},
 )
@@ -339,7 +344,10 @@ async def receive_return(
     together at most the line's quantity (422 `invalid_receipt`); lines left out count
     as nothing received. Every unit received, damaged or not, is refunded: the return
     then moves to `received`, `refunded` and `closed` (202 while the refund is still
-    under way). 409 `return_not_approved` unless the return is `approved`."""
+    under way). 409 `return_not_approved` unless the return is `approved`; 409
+    `payment_not_refundable` when Stripe no longer has the amount to refund (a staff
+    refund took it after receipt): the return stays `received`, its workflow failed with
+    that type, for staff to settle (see the README's "Returns")."""
     service = _returns(state, session)
     request = await service.get(return_id)
     _expect(request, ReturnStatus.APPROVED, "return_not_approved")

@@ -169,17 +169,21 @@ class ReturnSteps:
 
     async def refund(self, return_id: str) -> str | None:
         """Refund the amount fixed at receipt through the payment gateway, once (key
-        ``return:{id}``), capped at what is still captured; ``payment.refunded`` follows
-        (with ``returnId``), then ``return.refunded``. Returns the provider's refund id."""
+        ``return:{id}``, always the same amount); ``payment.refunded`` follows (with
+        ``returnId``), then ``return.refunded``. Returns the provider's refund id. Raises
+        ``NotRefundable`` when Stripe no longer has that much to refund (another refund
+        took it after receipt); the return stays ``received``."""
         async with transaction(self._sessions) as session:
             returns = ReturnRepository(session)
             request = await returns.require(return_id, lock=True)
             if request.status != ReturnStatus.RECEIVED:
                 return request.refund_id
             order = await OrderRepository(session).require(request.order_id)
-            payment = await PaymentRepository(session).for_order(order.id, lock=True)
-            left = payment.amount_captured - payment.amount_refunded if payment else 0
-            amount = min(request.refund_amount or 0, max(left, 0))
+            # The amount fixed at receipt, never what is left now: an attempt whose
+            # answer was lost counts in what is left once another refund is recorded,
+            # and its retry must ask Stripe the same (which replays it). If the money
+            # went to another refund first, Stripe refuses: ``NotRefundable``.
+            amount = request.refund_amount or 0
             if amount > 0:
                 outcome = await payments.refund(
                     session,

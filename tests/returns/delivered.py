@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_session_factory, transaction
+from core.settings import Settings
 from models.base import utcnow
 from models.fulfillment import (
     Fulfillment,
@@ -20,8 +22,17 @@ from models.fulfillment import (
     ShipmentStatus,
 )
 from models.orders import Order, OrderLine, OrderStatus
+from models.returns import (
+    ReturnCreate,
+    ReturnLine,
+    ReturnLineCreate,
+    ReturnReason,
+    ReturnRequest,
+    ReturnStatus,
+)
 from services.fulfillment.repository import FulfillmentRepository
 from services.order_repository import OrderRepository
+from services.returns import ReturnRepository, ReturnService
 
 ADDRESS = {
     "street": "123 Main St",
@@ -136,3 +147,23 @@ async def ship(engine: AsyncEngine, order_id: str, parcels: list[Parcel]) -> Non
 
 def days_ago(days: float) -> datetime:
     return utcnow() - timedelta(days=days)
+
+
+async def approved_return(
+    engine: AsyncEngine,
+    settings: Settings,
+    order: dict[str, Any],
+    quantities: dict[str, int],
+    reason: ReturnReason,
+) -> tuple[ReturnRequest, list[ReturnLine]]:
+    """A return of an order (as the API shows it) of ``quantities`` per product id, asked
+    through ``ReturnService`` and marked approved (its label is ``ReturnLabels``' and the
+    workflow's tests, not the refund's): the row and its lines."""
+    lines = [ReturnLineCreate(product_id=p, quantity=q) for p, q in quantities.items()]
+    async with transaction(create_session_factory(engine)) as session:
+        request, _start = await ReturnService(session, settings).request(
+            order["userId"], order["id"], ReturnCreate(lines=lines, reason=reason)
+        )
+        request.status = ReturnStatus.APPROVED
+        ReturnRepository(session).stage(request)
+        return request, await ReturnRepository(session).lines([request.id])

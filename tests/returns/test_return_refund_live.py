@@ -10,13 +10,13 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
-from core.db import create_session_factory, transaction
+from core.db import create_session_factory
 from integrations.payments.gateway import PaymentUnavailable
 from integrations.payments.stripe import StripeGateway
 from models.inventory import MovementKind, StockMovement
 from models.outbox import OutboxEvent
-from models.returns import ReturnCreate, ReturnLineCreate, ReturnReason, ReturnStatus
-from services.returns import ReturnRepository, ReturnService, ReturnSteps, refund_key
+from models.returns import ReturnReason, ReturnStatus
+from services.returns import ReturnRepository, ReturnSteps, refund_key
 from tests.live import LiveStack
 from tests.orders.helpers import (
     intents_for,
@@ -27,7 +27,7 @@ from tests.orders.helpers import (
     stock,
     wait_for,
 )
-from tests.returns.delivered import Parcel, days_ago, ship
+from tests.returns.delivered import Parcel, approved_return, days_ago, ship
 from workflows.types.returns import ReceivedLine
 
 
@@ -45,20 +45,10 @@ async def test_damaged_return_refunds_once_under_faults_and_restocks_the_good_un
     assert (totals["shipping"], totals["tax"], totals["total"]) == (599, 250, 4849)
     await ship(engine, order["id"], [Parcel({0: 2, 1: 1}, days_ago(2))])
 
+    request, [line] = await approved_return(
+        engine, live.settings, order, {mug["id"]: 2}, ReturnReason.DAMAGED
+    )
     sessions = create_session_factory(engine)
-    async with transaction(sessions) as session:
-        request, _start = await ReturnService(session, live.settings).request(
-            shopper.user["id"],
-            order["id"],
-            ReturnCreate(
-                lines=[ReturnLineCreate(product_id=mug["id"], quantity=2)],
-                reason=ReturnReason.DAMAGED,
-            ),
-        )
-        # Approved (the label is ReturnLabels' and the workflow's test, not this one's).
-        request.status = ReturnStatus.APPROVED
-        ReturnRepository(session).stage(request)
-        [line] = await ReturnRepository(session).lines([request.id])
     gateway = StripeGateway.from_settings(live.settings)
     steps = ReturnSteps(sessions, gateway)
 

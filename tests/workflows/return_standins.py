@@ -2,7 +2,9 @@
 the real task queue, shared by its tests and the history recorder.
 
 Each records its call per return; their results are the real result types. A return id
-in ``label_refusals`` has its first label refused by the carrier (non-retryable).
+in ``label_refusals`` has its first label refused by the carrier (non-retryable); one in
+``refund_refusals`` has its refund refused by Stripe (``payment_not_refundable``: no
+longer that much to refund, non-retryable).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from workflows.types.returns import (
     ISSUE_LABEL_ACTIVITY,
     RECEIVE_ACTIVITY,
     REFUND_ACTIVITY,
+    REFUND_NOT_REFUNDABLE,
     ReturnInput,
     ReturnLineRef,
     ReturnView,
@@ -43,6 +46,7 @@ class ReturnStandIns:
         self.ran: dict[str, list[str]] = defaultdict(list)
         self.inputs: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.label_refusals: set[str] = set()
+        self.refund_refusals: set[str] = set()
 
     def _record(self, name: str, input: dict[str, Any]) -> str:
         return_id = str(input["return_id"])
@@ -79,7 +83,13 @@ class ReturnStandIns:
 
     @activity.defn(name=REFUND_ACTIVITY)
     async def refund(self, input: dict[str, Any]) -> str:
-        self._record(REFUND_ACTIVITY, input)
+        if self._record(REFUND_ACTIVITY, input) in self.refund_refusals:
+            raise ApplicationError(
+                "Stripe refused the refund: at most 500 can still be refunded",
+                {"refundable": 500},
+                type=REFUND_NOT_REFUNDABLE,
+                non_retryable=True,
+            )
         return "re_standin"
 
     @activity.defn(name=CLOSE_ACTIVITY)

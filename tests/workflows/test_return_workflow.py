@@ -1,6 +1,6 @@
 """``ReturnWorkflow`` branch by branch on the time-skipping server, with stand-in
 activities: approve → label → receive → refund → closed; decline; auto-approve; the
-ship-by timer; the Updates' validators; a refused label."""
+ship-by timer; the Updates' validators; a refused label; a refused refund."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -174,3 +174,34 @@ async def test_a_refused_label_leaves_the_return_to_decide_again(
     assert view.status == ReturnStatus.APPROVED
     assert returns.ran[input.return_id] == [ISSUE_LABEL_ACTIVITY, ISSUE_LABEL_ACTIVITY]
     await handle.terminate("done with this test")
+
+
+async def test_a_refused_refund_fails_the_return_received_for_staff(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    """Stripe no longer has the money (another refund took it after receipt): the refund
+    is not retried, the ``receive`` Update answers ``payment_not_refundable``, the status
+    query says why, and the workflow fails with that type, ``ReturnStatus`` received.
+    Before, the Update's caller was left waiting and the workflow failed bare."""
+    input = return_input()
+    returns.refund_refusals.add(input.return_id)
+    handle = await start_return(time_skipping_env.client, input)
+    await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    assert _refused(refused) == "payment_not_refundable"
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert (cause.type, cause.non_retryable) == ("payment_not_refundable", True)
+    assert cause.details == ({"refundable": 500},)
+    view = await handle.query(ReturnWorkflow.status)
+    assert view.status == ReturnStatus.RECEIVED
+    assert view.refund_error == (
+        "the refund was refused: Stripe refused the refund: at most 500 can still be refunded"
+    )
+    assert returns.ran[input.return_id][-1] == REFUND_ACTIVITY  # tried once, not retried
+    assert returns.ran[input.return_id].count(REFUND_ACTIVITY) == 1
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(RETURN_STATUS) == "received"

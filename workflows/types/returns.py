@@ -90,6 +90,11 @@ class ReceiveInput(BaseModel):
     staff_id: str | None = None
 
 
+# The refund activity's failure type when Stripe no longer has the money (non-retryable):
+# ``services.payments.NotRefundable.code``.
+REFUND_NOT_REFUNDABLE = "payment_not_refundable"
+
+
 class ReturnView(BaseModel):
     """The ``status`` query's answer (and the workflow's result), camelCase like the API."""
 
@@ -101,3 +106,6 @@ class ReturnView(BaseModel):
     order_id: str
     status: ReturnStatus
     refund_amount: int | None = None
+    # Why the refund was refused for good (Stripe no longer had the money): the return
+    # stays ``received`` and its workflow failed, for staff to settle.
+    refund_error: str | None = None
