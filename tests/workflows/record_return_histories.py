@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -38,6 +39,8 @@ from workflows.types.returns import (
 )
 
 Recording = Callable[[WorkflowEnvironment], Awaitable[str]]
+# Stripe refuses this return's refund (the stand-ins' ``refund_refusals``).
+REFUND_REFUSED_ID = "ret_recorded_refund_refused"
 RECEIPT = ReceiveRequest(
     lines=[ReceivedLine(return_line_id="rline_a", received_quantity=1, damaged_quantity=1)],
     staff_id="usr_recorded_staff",
@@ -76,11 +79,28 @@ async def not_sent_back(env: WorkflowEnvironment) -> str:
     return handle.id
 
 
+async def refund_refused(env: WorkflowEnvironment) -> str:
+    handle = await start_return(env.client, return_input(REFUND_REFUSED_ID))
+    await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_staff"))
+    try:
+        await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    except WorkflowUpdateFailedError:
+        pass
+    else:
+        raise AssertionError("the receipt was not refused")
+    try:
+        await handle.result()
+    except WorkflowFailureError:
+        return handle.id
+    raise AssertionError("the workflow did not fail")
+
+
 RECORDINGS: dict[str, Recording] = {
     "return_refunded": refunded,
     "return_auto_approved": auto_approved,
     "return_declined": declined,
     "return_not_sent_back": not_sent_back,
+    "return_refund_refused": refund_refused,
 }
 
 
@@ -98,7 +118,9 @@ async def record(names: list[str], overwrite: bool = False) -> None:
                 search_attributes=SEARCH_ATTRIBUTES, namespace=env.client.namespace
             )
         )
-        async with ReturnStandIns().worker(env.client):
+        standins = ReturnStandIns()
+        standins.refund_refusals.add(REFUND_REFUSED_ID)
+        async with standins.worker(env.client):
             for name in wanted:
                 workflow_id = await RECORDINGS[name](env)
                 history = await env.client.get_workflow_handle(workflow_id).fetch_history()

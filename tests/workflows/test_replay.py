@@ -52,6 +52,8 @@ def test_there_are_histories_to_replay() -> None:
         "return_auto_approved",
         "return_declined",
         "return_not_sent_back",
+        # Since "return-refund-refused".
+        "return_refund_refused",
         "shipment_delivered",
         "shipment_delayed_then_delivered",
         "shipment_stalled_from_carrier_time",
