@@ -77,7 +77,7 @@ class OrderActivities:
         """update-inventory: the held stock becomes a sale."""
         with application_errors():
             async with transaction(self._sessions) as session:
-                await self._orders(session).forward(input.order_id)
+                await self._orders(session).fence(input.order_id)
                 return await ReservationService(session).commit(input.order_id)
 
     @activity.defn(name="orders.queue_fulfillment")

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import select as core_select
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -47,6 +49,18 @@ class OrderRepository:
         if order is None:
             raise OrderNotFound(f"no order {order_id}")
         return order
+
+    async def undoing_since(self, order_id: str) -> datetime | None:
+        """Lock the order's row and return when its undoing began (None: it has not),
+        without loading the order: the fence of a step that needs nothing else of it."""
+        found = (
+            await self.session.exec(
+                select(Order.id, Order.undoing_at).where(Order.id == order_id).with_for_update()
+            )
+        ).first()
+        if found is None:
+            raise OrderNotFound(f"no order {order_id}")
+        return found[1]
 
     async def status_of(self, order_id: str) -> OrderStatus:
         """The order's status alone (one column of one row)."""
@@ -123,6 +137,53 @@ class OrderRepository:
     # The two inserts below are Core statements, not ORM objects: every order step writes
     # a timeline row, and ORM object construction and flushes showed in the worker's
     # profiles of the order's steps. Same columns and defaults as the models.
+
+    async def move(
+        self,
+        order: Order,
+        values: dict[str, Any],
+        message: str,
+        data: dict[str, Any],
+    ) -> None:
+        """Set ``values`` on the order's row and append its timeline entry at
+        ``values["status"]``, in one statement (a data-modifying CTE: one round trip, no
+        ORM flush); ``order`` is updated in memory as committed (nothing left to flush).
+        The caller holds the row (``require(lock=True)``); what else is staged is flushed
+        first, as ``add_event`` does."""
+        await self.session.flush()
+        orders = Order.__table__  # type: ignore[attr-defined]
+        events = OrderEvent.__table__  # type: ignore[attr-defined]
+        moved = (
+            update(orders)
+            .where(orders.c.id == order.id)
+            .values(**values)
+            .returning(orders.c.id)
+            .cte("moved")
+        )
+        entry = {
+            "id": new_id(IdPrefix.ORDER_EVENT),
+            "status": values["status"],
+            "message": message,
+            "data": data,
+            "created_at": values.get("updated_at") or utcnow(),
+        }
+        await self.session.exec(
+            insert(events)
+            .from_select(
+                ["id", "order_id", "status", "message", "data", "created_at"],
+                core_select(
+                    bindparam("event_id", entry["id"], type_=events.c.id.type),
+                    moved.c.id,
+                    bindparam("event_status", entry["status"], type_=events.c.status.type),
+                    bindparam("event_message", message, type_=events.c.message.type),
+                    bindparam("event_data", data, type_=events.c.data.type),
+                    bindparam("event_at", entry["created_at"], type_=events.c.created_at.type),
+                ).select_from(moved),
+            )
+            .add_cte(moved)
+        )
+        for key, value in values.items():
+            set_committed_value(order, key, value)
 
     async def add_event(
         self, order_id: str, status: OrderStatus, message: str, data: dict[str, Any]

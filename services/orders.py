@@ -125,14 +125,23 @@ class OrderService:
         """``transition`` for callers that hold only the repository (fulfilment)."""
         if not cls.can_move(order, status):
             return False
-        order.status = status
-        order.failure_code = failure_code
-        order.failure_detail = failure_detail
-        if status is not OrderStatus.REQUIRES_ACTION:
-            order.next_action_url = None
-        order.updated_at = utcnow()
-        orders.stage(order)
-        await orders.add_event(order.id, status, message, data or {})
+        # The row and its timeline entry in one statement, not an ORM flush and an insert:
+        # every step of every order moves it (issue #15, the worker's CPU per order).
+        await orders.move(
+            order,
+            {
+                "status": status,
+                "failure_code": failure_code,
+                "failure_detail": failure_detail,
+                # requires_action keeps the URL its caller set on the order
+                "next_action_url": order.next_action_url
+                if status is OrderStatus.REQUIRES_ACTION
+                else None,
+                "updated_at": utcnow(),
+            },
+            message,
+            data or {},
+        )
         return True
 
     async def undo_started(self, order_id: str) -> Order:
@@ -150,6 +159,12 @@ class OrderService:
         if order.undoing_at is not None:
             raise OrderUndone(f"order {order_id} is being undone")
         return order
+
+    async def fence(self, order_id: str) -> None:
+        """``forward`` for a step that needs nothing of the order but the fence: the row
+        is locked and checked without loading the order."""
+        if await self.orders.undoing_since(order_id) is not None:
+            raise OrderUndone(f"order {order_id} is being undone")
 
     async def note(self, order: Order, message: str, data: dict[str, Any] | None = None) -> None:
         """A timeline entry without a status change (e.g. a compensation that ran)."""

@@ -202,7 +202,7 @@ class PaymentService:
         async with transaction(self.sessions) as session:
             if undo is not None:
                 orders = OrderService(session, self.settings, self.analytics)
-                await (orders.undo_started(order_id) if undo else orders.forward(order_id))
+                await (orders.undo_started(order_id) if undo else orders.fence(order_id))
             payment = await PaymentRepository(session).for_order(order_id)
             return payment.intent_id if payment else None
 
