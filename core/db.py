@@ -111,6 +111,16 @@ async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+@asynccontextmanager
+async def autocommit(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """A session whose statements each commit on their own: one round trip per statement,
+    no BEGIN and COMMIT around it. For one write that must stand whatever comes after it
+    (an attempt counted before the work that may fail), and reads."""
+    async with factory() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))

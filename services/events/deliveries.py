@@ -273,20 +273,22 @@ class DeliveryRepository:
             )
             if held.first() is None:
                 continue
-            unfinished = await self.session.exec(
-                select(func.count())
-                .select_from(EventDelivery)
+            # A statement of its own after the lock: its snapshot (read committed) sees
+            # what the transaction that held the lock committed. Counting the unfinished
+            # deliveries in the UPDATE saves the round trip of a separate count.
+            unfinished = (
+                select(col(EventDelivery.event_id))
                 .where(
                     col(EventDelivery.event_id) == event_id,
                     col(EventDelivery.status).in_(_UNFINISHED),
                 )
+                .exists()
             )
-            if unfinished.one() == 0:
-                await self.session.exec(
-                    update(OutboxEvent)
-                    .where(col(OutboxEvent.id) == event_id)
-                    .values(delivered_at=utcnow())
-                )
+            await self.session.exec(
+                update(OutboxEvent)
+                .where(col(OutboxEvent.id) == event_id, ~unfinished)
+                .values(delivered_at=utcnow())
+            )
 
     async def notify_relay(self) -> None:
         """Wake every relay when this transaction commits."""

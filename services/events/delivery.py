@@ -1,8 +1,8 @@
 """Delivering one event to one subscriber: what ``events.deliver`` and
 ``events.dead_letter`` do.
 
-``deliver`` counts the attempt in a small transaction of its own (so a failing attempt
-is still counted), then runs the handler in one transaction with its receipt, the
+``deliver`` counts the attempt in a statement that commits on its own (so a failing
+attempt is still counted), then runs the handler in one transaction with its receipt, the
 delivery's ``delivered`` status and, when it was the event's last delivery, the outbox
 row's ``delivered_at``. A receipt already there (the effect committed, the worker died
 before Temporal heard) still marks it delivered, running nothing again. Both finishing
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-from core.db import SessionFactory, transaction
+from core.db import SessionFactory, autocommit, transaction
 from models.events import DeliveryStatus
 from services.events.deliveries import DeliveryRepository
 from services.events.handling import handle_event_in, load_event
@@ -39,7 +39,8 @@ class DeliveryService:
         subscriber = self._subscribers.get(subscriber_name)
         if subscriber is None:
             return await self._drop(event_id, subscriber_name)
-        async with transaction(self._sessions) as session:
+        # One statement that commits by itself (autocommit: one round trip, not three).
+        async with autocommit(self._sessions) as session:
             if not await DeliveryRepository(session).begin_attempt(
                 event_id, subscriber_name, generation
             ):

@@ -1,4 +1,6 @@
-"""The engine's pool: a connection the server closed is replaced at checkout."""
+"""The engine's pool: a connection the server closed is replaced at checkout; an
+autocommit session's writes stand on their own, and its connection goes back to the pool
+transactional."""
 
 from __future__ import annotations
 
@@ -7,7 +9,12 @@ import asyncio
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import create_engine, create_read_session_factory
+from core.db import (
+    autocommit,
+    create_engine,
+    create_read_session_factory,
+    create_session_factory,
+)
 from core.settings import Settings
 
 
@@ -60,5 +67,31 @@ async def test_the_pool_keeps_the_connections_a_busy_api_process_has_in_flight(
         assert len(opened) == 16
         await asyncio.gather(*(read() for _ in range(16)))
         assert len(opened) == 16
+    finally:
+        await pooled.dispose()
+
+
+async def test_an_autocommit_session_writes_without_a_transaction_and_the_pool_forgets_it(
+    settings: Settings,
+) -> None:
+    pooled = create_engine(settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}))
+    sessions = create_session_factory(pooled)
+
+    async def numbers() -> list[int]:
+        async with sessions() as session:
+            found = await session.exec(text("SELECT n FROM autocommit_probe ORDER BY n"))  # type: ignore[call-overload]
+            return [n for (n,) in found.all()]
+
+    try:
+        async with autocommit(sessions) as session:
+            # One connection in the pool: the temporary table is there for every session.
+            await session.exec(text("CREATE TEMP TABLE autocommit_probe (n int)"))  # type: ignore[call-overload]
+            await session.exec(text("INSERT INTO autocommit_probe VALUES (1)"))  # type: ignore[call-overload]
+            # the session closes without a commit: the insert stands all the same
+        assert await numbers() == [1]
+        async with sessions() as session:
+            await session.exec(text("INSERT INTO autocommit_probe VALUES (2)"))  # type: ignore[call-overload]
+            # closed without a commit: an ordinary session's write is rolled back
+        assert await numbers() == [1]
     finally:
         await pooled.dispose()
