@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import SessionFactory, transaction
+from core.db import SessionFactory, autocommit, transaction
 from core.errors import Conflict
 from core.settings import Settings
 from integrations.payments.gateway import (
@@ -85,8 +85,10 @@ class PaymentService:
     async def _to_charge(self, order_id: str) -> tuple[Order, str | None]:
         """The order to charge and its PaymentIntent id, if one was made before. Nothing is
         written; an order being undone already stops here (``OrderUndone``), before an
-        intent is made for it."""
-        async with self.sessions() as session:
+        intent is made for it. Autocommit: the fence's lock waits for an undo in flight
+        and is let go at once, as the rollback that ended this read did, without the
+        ``BEGIN`` and ``ROLLBACK`` round trips."""
+        async with autocommit(self.sessions) as session:
             order = await OrderService(session, self.settings, self.analytics).forward(order_id)
             payment = await PaymentRepository(session).for_order(order_id)
             return order, payment.intent_id if payment else None
@@ -198,8 +200,9 @@ class PaymentService:
     async def _intent_id(self, order_id: str, *, undo: bool | None = None) -> str | None:
         """The order's PaymentIntent id. With ``undo=False`` (a forward call) the order
         must not be being undone (``OrderUndone``); with ``undo=True`` (the compensation)
-        it is marked so first. One transaction either way."""
-        async with transaction(self.sessions) as session:
+        it is marked so first, in one transaction; the other two write nothing and read in
+        autocommit (the fence's lock is let go at once, as a commit of nothing did)."""
+        async with (transaction if undo else autocommit)(self.sessions) as session:
             if undo is not None:
                 orders = OrderService(session, self.settings, self.analytics)
                 await (orders.undo_started(order_id) if undo else orders.fence(order_id))
