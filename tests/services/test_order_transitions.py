@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from sqlalchemy import event
@@ -20,23 +19,12 @@ from models.orders import Order, OrderEvent, OrderStatus
 from services.analytics import AnalyticsRecorder
 from services.order_repository import OrderNotFound
 from services.orders import OrderService, OrderUndone
-from tests.events.customers import create_customer
-from tests.fulfillment.factories import ADDRESS
+from tests.fulfillment.factories import queued_order
 
 
 async def _order(session: AsyncSession, status: OrderStatus) -> Order:
-    user = await create_customer(session)
-    order = Order(
-        user_id=user.id,
-        cart_id=f"cart_{uuid4().hex[:20]}",
-        email=user.email,
-        status=status,
-        total=4999,
-        shipping_address=ADDRESS,
-        payment_method_type="card",
-        payment_token="pm_card_visa",
-    )
-    session.add(order)
+    order, _ = await queued_order(session, (1,))
+    order.status = status
     await session.flush()
     return order
 
