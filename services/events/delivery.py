@@ -52,9 +52,10 @@ class DeliveryService:
                 event_type = event.type
                 ran = await handle_event_in(session, subscriber, event)
                 deliveries = DeliveryRepository(session)
-                await deliveries.finish(event_id, subscriber_name, DeliveryStatus.DELIVERED)
+                await deliveries.finish(
+                    event_id, subscriber_name, DeliveryStatus.DELIVERED, wake_relay=True
+                )
                 await deliveries.complete_events([event_id])
-                await deliveries.notify_relay()
         except Exception as exc:
             labels = {"subscriber": subscriber_name, "type": event_type}
             await count(self._redis, EVENTS_FAILED, labels)
@@ -80,10 +81,10 @@ class DeliveryService:
                 DeliveryStatus.FAILED,
                 generation=generation,
                 error=error,
+                wake_relay=True,
             )
             if not failed:
                 return DeliveryStep.SKIPPED
-            await deliveries.notify_relay()
         log.error(
             "event delivery is a dead letter",
             extra={"event_id": event_id, "subscriber": subscriber_name, "error": error},
@@ -94,9 +95,10 @@ class DeliveryService:
         """A subscriber this worker does not know (removed from the code): dropped."""
         async with transaction(self._sessions) as session:
             deliveries = DeliveryRepository(session)
-            if await deliveries.finish(event_id, subscriber_name, DeliveryStatus.DROPPED):
+            if await deliveries.finish(
+                event_id, subscriber_name, DeliveryStatus.DROPPED, wake_relay=True
+            ):
                 await deliveries.complete_events([event_id])
-                await deliveries.notify_relay()
                 log.warning(
                     "event delivery dropped: its subscriber is no longer in the code",
                     extra={"event_id": event_id, "subscriber": subscriber_name},
