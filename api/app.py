@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from api import system
@@ -98,15 +98,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, metrics=Metrics(registry))
     install_error_handlers(app)
 
+    # Routes are matched in order, each included router one level of matching (FastAPI
+    # walks every candidate's routes, and does it twice for the one it picks): the
+    # catalogue, the busiest by far, comes first, and the API's routers are included
+    # directly under their prefix, not through one more router. No other path overlaps
+    # the catalogue's (`/api/products`, `/api/products/{key}`, `/api/categories`).
+    app.include_router(catalog.router, prefix=API_PREFIX)
     app.include_router(system.router)
     app.include_router(dashboard_page.router)
-    api = APIRouter(prefix=API_PREFIX)
     for routes in (
         auth.router,
         auth.admin,
         users.router,
         addresses.router,
-        catalog.router,
         reviews.router,
         pricing.router,
         inventory.router,
@@ -123,8 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analytics_dashboard.router,
         analytics_funnel.router,
     ):
-        api.include_router(routes)
-    app.include_router(api)
+        app.include_router(routes, prefix=API_PREFIX)
     if settings.sandboxes_enabled:
         app.include_router(sandbox.router)
         app.include_router(sandbox_marketing.router)
