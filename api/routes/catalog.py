@@ -10,7 +10,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import (
     AnonymousIdHeader,
     DbSession,
-    ReadSession,
     RedisClient,
     State,
     after_commit,
@@ -18,6 +17,7 @@ from api.deps import (
 from api.problems import problem_responses
 from api.responses import JsonBody
 from api.security import Caller, OptionalUser, StaffUser
+from api.state import AppState
 from core.errors import Conflict, ValidationFailed
 from models.catalog import (
     MAX_AMOUNT,
@@ -37,6 +37,7 @@ from services.catalog.products import (
     POSTGRES_SEARCH,
     SEARCH_MAX_LENGTH,
     ProductQuery,
+    ProductSearch,
     ProductService,
     ProductSort,
     normalize_search,
@@ -114,9 +115,6 @@ async def create_category(
 )
 async def list_products(
     state: State,
-    session: DbSession,
-    reads: ReadSession,
-    redis: RedisClient,
     caller: OptionalUser,
     anonymous_id: AnonymousIdHeader = None,
     category: Annotated[str | None, Query(max_length=120, description="Id or slug")] = None,
@@ -159,19 +157,42 @@ async def list_products(
         page=page,
         limit=limit,
     )
-    cache = CatalogCache(redis, local=state.catalog_entries)
-    # Stock moves with every checkout: a list filtered by it is not cached.
-    version = await cache.version() if in_stock is None else None
-    engine = state.search.current()
-    page_key = query.cache_params()
+    # The sessions are opened here, not taken as dependencies: FastAPI's per-request
+    # dependency machinery (an exit stack, a shielded context manager per generator) cost
+    # more than the session itself on a cached page. Reads run in autocommit (a round trip
+    # each, no BEGIN and COMMIT), except PostgreSQL's full-text search, which sets planner
+    # options for a transaction of its own.
+    engine = state.search.current() if query.search else None
+    if engine is POSTGRES_SEARCH:
+        async with state.sessions() as session, session.begin():
+            body = await _listing(state, query, session, engine)
+    else:
+        async with state.read_sessions() as reads:
+            body = await _listing(state, query, reads, engine)
     if query.search:
+        await _record(
+            state,
+            caller,
+            anonymous_id,
+            "product_search",
+            {"search": query.search, "resultsCount": body["total"]},
+        )
+    return JsonBody(body)
+
+
+async def _listing(
+    state: AppState, query: ProductQuery, db: AsyncSession, engine: ProductSearch | None
+) -> dict[str, Any]:
+    """The page of ``query``, from the cache or ``db``, with the stock read now."""
+    cache = CatalogCache(state.redis, local=state.catalog_entries)
+    # Stock moves with every checkout: a list filtered by it is not cached.
+    version = await cache.version() if query.in_stock is None else None
+    page_key = query.cache_params()
+    if engine is not None:
         # The index catches up with a write a moment after it commits: a page it answered
         # is cached under the index's generation, so a newer one is not answered from it.
         page_key["engine"] = engine.name
     body: dict[str, Any] | None = await cache.get(version, "page", page_key)
-    # Reads in autocommit (a round trip each, no BEGIN and COMMIT), except PostgreSQL's
-    # full-text search, which sets planner options for its own transaction.
-    db = session if query.search and engine is POSTGRES_SEARCH else reads
     if body is None:
         # A listing's total is the same for all its pages and orders: counted once per
         # catalogue version (a count of 100,000 rows is most of a listing's cost).
@@ -184,7 +205,9 @@ async def list_products(
             if subtree is None:
                 subtree = await products.category_subtree(query.category)
                 await cache.put(version, "subtree", {"category": query.category}, subtree)
-        found = await products.search(query, known_total=counted, engine=engine, subtree=subtree)
+        found = await products.search(
+            query, known_total=counted, engine=engine or POSTGRES_SEARCH, subtree=subtree
+        )
         if counted is None and not query.search:
             await cache.put(version, "count", query.count_params(), found.total)
         prices = await state.prices.get(db, version)
@@ -192,20 +215,11 @@ async def list_products(
             "items": [to_wire(p, prices) for p in found.rows],
             "total": found.total,
             "totalExact": found.total_exact,
-            "page": page,
-            "limit": limit,
+            "page": query.page,
+            "limit": query.limit,
         }
         await cache.put(version, "page", page_key, body, ttl_seconds=prices.cache_seconds())
-    body = {**body, "items": await _with_live_stock(db, body["items"])}
-    if query.search:
-        await _record(
-            state,
-            caller,
-            anonymous_id,
-            "product_search",
-            {"search": query.search, "resultsCount": body["total"]},
-        )
-    return JsonBody(body)
+    return {**body, "items": await _with_live_stock(db, body["items"])}
 
 
 @router.get(
@@ -217,22 +231,22 @@ async def list_products(
 async def get_product(
     key: str,
     state: State,
-    reads: ReadSession,
-    redis: RedisClient,
     caller: OptionalUser,
     anonymous_id: AnonymousIdHeader = None,
 ) -> Response:
     """By id (`prod_…`) or slug: the effective price and the rating summary."""
-    cache = CatalogCache(redis, local=state.catalog_entries)
+    cache = CatalogCache(state.redis, local=state.catalog_entries)
     version = await cache.version()
     product: dict[str, Any] | None = await cache.get(version, "product", {"key": key})
-    if product is None:
-        prices = await state.prices.get(reads, version)
-        product = to_wire(await ProductService(reads).get(key), prices)
-        await cache.put(
-            version, "product", {"key": key}, product, ttl_seconds=prices.cache_seconds()
-        )
-    [product] = await _with_live_stock(reads, [product])
+    # A session of its own, not a dependency (see ``list_products``).
+    async with state.read_sessions() as reads:
+        if product is None:
+            prices = await state.prices.get(reads, version)
+            product = to_wire(await ProductService(reads).get(key), prices)
+            await cache.put(
+                version, "product", {"key": key}, product, ttl_seconds=prices.cache_seconds()
+            )
+        [product] = await _with_live_stock(reads, [product])
     await _record(
         state,
         caller,
