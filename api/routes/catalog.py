@@ -192,24 +192,31 @@ async def _listing(
         # The index catches up with a write a moment after it commits: a page it answered
         # is cached under the index's generation, so a newer one is not answered from it.
         page_key["engine"] = engine.name
-    body: dict[str, Any] | None = await cache.get(version, "page", page_key)
+    body: dict[str, Any] | None = cache.get_local(version, "page", page_key)
+    # What a page that is not in this process's copy needs, read from Redis in one round
+    # trip: the page, the listing's total (the same for all its pages and orders: counted
+    # once per catalogue version, a count of 100,000 rows is most of a listing's cost) and
+    # the category's subtree (categories change only by catalogue writes, which bump the
+    # version).
+    count_key = None if query.search else ("count", query.count_params())
+    subtree_key = None if query.category is None else ("subtree", {"category": query.category})
+    counted = subtree = None
     if body is None:
-        # A listing's total is the same for all its pages and orders: counted once per
-        # catalogue version (a count of 100,000 rows is most of a listing's cost).
-        counted = None if query.search else await cache.get(version, "count", query.count_params())
+        wanted = [("page", page_key), *(k for k in (count_key, subtree_key) if k is not None)]
+        body, *found_entries = await cache.get_many(version, wanted)
+        entries = dict(zip([kind for kind, _ in wanted[1:]], found_entries, strict=True))
+        counted, subtree = entries.get("count"), entries.get("subtree")
+    if body is None:
         products = ProductService(db)
-        subtree = None
-        if query.category is not None:
-            # Categories change only by catalogue writes, which bump the version.
-            subtree = await cache.get(version, "subtree", {"category": query.category})
-            if subtree is None:
-                subtree = await products.category_subtree(query.category)
-                await cache.put(version, "subtree", {"category": query.category}, subtree)
+        writes: list[tuple[str, dict[str, Any], Any, int | None]] = []
+        if subtree_key is not None and subtree is None:
+            subtree = await products.category_subtree(subtree_key[1]["category"])
+            writes.append((*subtree_key, subtree, None))
         found = await products.search(
             query, known_total=counted, engine=engine or POSTGRES_SEARCH, subtree=subtree
         )
-        if counted is None and not query.search:
-            await cache.put(version, "count", query.count_params(), found.total)
+        if count_key is not None and counted is None:
+            writes.append((*count_key, found.total, None))
         prices = await state.prices.get(db, version)
         body = {
             "items": [to_wire(p, prices) for p in found.rows],
@@ -218,7 +225,9 @@ async def _listing(
             "page": query.page,
             "limit": query.limit,
         }
-        await cache.put(version, "page", page_key, body, ttl_seconds=prices.cache_seconds())
+        # The page, and the total and subtree it read, written in one round trip.
+        writes.append(("page", page_key, body, prices.cache_seconds()))
+        await cache.put_many(version, writes)
     return {**body, "items": await _with_live_stock(db, body["items"])}
 
 

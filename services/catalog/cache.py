@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 VERSION_KEY = "catalog:version"
 # Hot listing pages, product details and counts one process keeps (a few MB at most).
 LOCAL_ENTRIES = 4_096
+# An entry asked for: its kind ("page", "count", ...) and what it depends on.
+Entry = tuple[str, dict[str, Any]]
 
 
 class LocalEntries:
@@ -97,29 +99,46 @@ class CatalogCache:
     async def get(self, version: str | None, kind: str, params: dict[str, Any]) -> Any:
         """The entry, or None. Shared with other requests of this process: not to be
         changed."""
+        [found] = await self.get_many(version, [(kind, params)])
+        return found
+
+    def get_local(self, version: str | None, kind: str, params: dict[str, Any]) -> Any:
+        """The entry from this process's copy only (no round trip), or None."""
+        if version is None or self.local is None:
+            return None
+        return self.local.get(version, self._key(version, kind, params))
+
+    async def get_many(self, version: str | None, entries: list[Entry]) -> list[Any]:
+        """Each entry (None where there is none), those not in this process's copy read
+        from Redis in one round trip."""
         if version is None:
-            return None
-        key = self._key(version, kind, params)
+            return [None] * len(entries)
+        keys = [self._key(version, kind, params) for kind, params in entries]
+        found: list[Any] = [None] * len(keys)
         if self.local is not None:
-            found = self.local.get(version, key)
-            if found is not None:
-                return found
+            found = [self.local.get(version, key) for key in keys]
+        missing = [n for n, value in enumerate(found) if value is None]
+        if not missing:
+            return found
         try:
-            if self.local is None:
-                raw = await self.redis.get(key)
-            else:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.get(key)
-                    pipe.pttl(key)
-                    raw, remaining_ms = await pipe.execute()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for n in missing:
+                    pipe.get(keys[n])
+                    if self.local is not None:
+                        pipe.pttl(keys[n])
+                replies = await pipe.execute()
         except RedisError:
-            return None
-        if not raw:
-            return None
-        value = orjson.loads(raw)
-        if self.local is not None and isinstance(remaining_ms, int) and remaining_ms > 0:
-            self.local.put(version, key, value, remaining_ms / 1000)
-        return value
+            return found
+        step = 1 if self.local is None else 2
+        for i, n in enumerate(missing):
+            raw = replies[i * step]
+            if not raw:
+                continue
+            found[n] = value = orjson.loads(raw)
+            remaining_ms = replies[i * step + 1] if self.local is not None else None
+            if self.local is not None and isinstance(remaining_ms, int) and remaining_ms > 0:
+                self.local.put(version, keys[n], value, remaining_ms / 1000)
+        return found
 
     async def put(
         self,
@@ -131,14 +150,34 @@ class CatalogCache:
         ttl_seconds: int | None = None,
     ) -> None:
         """``ttl_seconds`` shortens the entry's life, e.g. to a discount window's edge."""
-        if version is None or (ttl_seconds is not None and ttl_seconds <= 0):
+        await self.put_many(version, [(kind, params, value, ttl_seconds)])
+
+    async def put_many(
+        self, version: str | None, entries: list[tuple[str, dict[str, Any], Any, int | None]]
+    ) -> None:
+        """Each ``(kind, params, value, ttl_seconds)`` as ``put`` does, in one round trip."""
+        if version is None:
             return
-        ttl = min(self.ttl, ttl_seconds) if ttl_seconds else self.ttl
-        key = self._key(version, kind, params)
-        if self.local is not None:
-            self.local.put(version, key, value, ttl)
+        writes: list[tuple[str, bytes, int]] = []
+        for kind, params, value, ttl_seconds in entries:
+            if ttl_seconds is not None and ttl_seconds <= 0:
+                continue
+            ttl = min(self.ttl, ttl_seconds) if ttl_seconds else self.ttl
+            key = self._key(version, kind, params)
+            if self.local is not None:
+                self.local.put(version, key, value, ttl)
+            writes.append((key, orjson.dumps(value), ttl))
+        if not writes:
+            return
         with contextlib.suppress(RedisError):
-            await self.redis.set(key, orjson.dumps(value), ex=ttl)
+            if len(writes) == 1:
+                [(key, raw, ttl)] = writes
+                await self.redis.set(key, raw, ex=ttl)
+                return
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, raw, ttl in writes:
+                    pipe.set(key, raw, ex=ttl)
+                await pipe.execute()
 
     async def invalidate(self) -> None:
         await self.redis.incr(VERSION_KEY)

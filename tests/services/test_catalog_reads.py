@@ -272,6 +272,37 @@ async def test_an_entry_copied_from_redis_expires_with_the_redis_entry(redis: Re
     assert await reader.get(version, "product", {"key": "p"}) is None  # gone with Redis's
 
 
+async def test_entries_are_read_and_written_together(redis: Redis) -> None:
+    """A listing that is not in the process's copy asks for its page, total and subtree
+    at once (``get_many``) and writes what it read the same way (``put_many``): each
+    entry keeps its own lifetime, one not to be cached is not, and what came from Redis
+    is copied with the Redis entry's expiry."""
+    version = _word()
+    clock = Clock()
+    writer = CatalogCache(redis, local=LocalEntries())
+    await writer.put_many(
+        version,
+        [
+            ("page", {"p": 1}, {"items": []}, 30),
+            ("count", {"c": 1}, 0, None),
+            ("page", {"p": 2}, {"items": [1]}, 0),  # a discount window's edge: not cached
+        ],
+    )
+    assert 25 < await redis.ttl(CatalogCache._key(version, "page", {"p": 1})) <= 30
+    assert 55 < await redis.ttl(CatalogCache._key(version, "count", {"c": 1})) <= 60
+    assert not await redis.exists(CatalogCache._key(version, "page", {"p": 2}))
+    reader_copy = LocalEntries(clock=clock)
+    reader = CatalogCache(redis, local=reader_copy)
+    reader_copy.put(version, CatalogCache._key(version, "subtree", {"s": 1}), ["c1"], 60)
+    wanted = [("page", {"p": 1}), ("count", {"c": 1}), ("subtree", {"s": 1}), ("page", {"p": 2})]
+    assert await reader.get_many(version, wanted) == [{"items": []}, 0, ["c1"], None]
+    assert reader.get_local(version, "count", {"c": 1}) == 0  # copied
+    clock.now += 31
+    assert reader.get_local(version, "page", {"p": 1}) is None  # with the Redis entry's life
+    assert reader.get_local(version, "count", {"c": 1}) == 0
+    assert await reader.get_many(None, wanted) == [None] * 4  # Redis unavailable: no cache
+
+
 async def test_the_wire_dict_is_what_the_public_model_dumps(db_session: AsyncSession) -> None:
     """Listings and detail build their JSON without pydantic (``to_wire``); the documented
     model (``ProductPublic``) must dump the very same."""
