@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -11,11 +12,24 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Float, cast, exists, func, or_, text, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    bindparam,
+    cast,
+    exists,
+    func,
+    or_,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from core.errors import Conflict, ValidationFailed
 from core.events import EventType
@@ -217,24 +231,77 @@ _LISTED: tuple[ColumnElement[bool], ...] = (
 )
 
 
-def listing_conditions(
-    query: ProductQuery, category_ids: list[str] | None
+def _filters(
+    category_ids: Any, min_price: Any, max_price: Any, in_stock: bool | None
 ) -> list[ColumnElement[bool]]:
-    """What a listing or search filters on, besides the search words."""
+    """The filters given (not None), as values or as bound parameters."""
     conditions: list[ColumnElement[bool]] = list(_LISTED)
     if category_ids is not None:
         conditions.append(col(Product.category_id).in_(category_ids))
-    if query.min_price is not None:
-        conditions.append(col(Product.price) >= query.min_price)
-    if query.max_price is not None:
-        conditions.append(col(Product.price) <= query.max_price)
-    if query.in_stock is not None:
+    if min_price is not None:
+        conditions.append(col(Product.price) >= min_price)
+    if max_price is not None:
+        conditions.append(col(Product.price) <= max_price)
+    if in_stock is not None:
         has_stock = exists().where(
             col(StockLevel.product_id) == col(Product.id),
             col(StockLevel.on_hand) - col(StockLevel.reserved) > 0,
         )
-        conditions.append(has_stock if query.in_stock else ~has_stock)
+        conditions.append(has_stock if in_stock else ~has_stock)
     return conditions
+
+
+def listing_conditions(
+    query: ProductQuery, category_ids: list[str] | None
+) -> list[ColumnElement[bool]]:
+    """What a listing or search filters on, besides the search words."""
+    return _filters(category_ids, query.min_price, query.max_price, query.in_stock)
+
+
+@dataclass(frozen=True)
+class _ListingShape:
+    """Which filters a listing has (not their values) and its order."""
+
+    category: bool
+    min_price: bool
+    max_price: bool
+    in_stock: bool | None
+    sort: ProductSort
+
+
+@dataclass(frozen=True)
+class _ListingStatements:
+    page: SelectOfScalar[Product]
+    count: SelectOfScalar[int]
+
+
+@functools.cache
+def _listing_statements(shape: _ListingShape) -> _ListingStatements:
+    """A listing's page and count statements, built once for each shape (at most 96) with
+    the values as bound parameters: building them (the ``IN`` lists, the comparisons) for
+    each listing cost a fifth of a filtered listing's time in the API."""
+    conditions = _filters(
+        bindparam("category_ids", expanding=True) if shape.category else None,
+        bindparam("min_price") if shape.min_price else None,
+        bindparam("max_price") if shape.max_price else None,
+        shape.in_stock,
+    )
+    order_by = _order_by(shape.sort)
+    # The page's ids first, from the listing indexes alone (they hold what filters and
+    # sorts read), then those rows: a sort of 2,000 candidates reads 2,000 index entries,
+    # not 2,000 rows. ``IN`` rather than a join on a subquery, whose column collection
+    # SQLAlchemy built anew for every listing.
+    ids = (
+        select(col(Product.id))
+        .where(*conditions)
+        .order_by(*order_by)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return _ListingStatements(
+        page=select(Product).where(col(Product.id).in_(ids)).order_by(*order_by),
+        count=select(func.count()).select_from(Product).where(*conditions),
+    )
 
 
 def _order_by(sort: ProductSort, rank: ColumnElement[float] | None = None) -> list[Any]:
@@ -372,24 +439,7 @@ class ProductRepository:
         order_by = _order_by(sort, rank)
         offset = (query.page - 1) * query.limit
         if not query.search:
-            # The page's ids first, from the listing indexes alone (they hold what filters
-            # and sorts read), then those rows: a sort of 2,000 candidates reads 2,000
-            # index entries, not 2,000 rows. ``IN`` rather than a join on a subquery,
-            # whose column collection SQLAlchemy built anew for every listing (a fifth
-            # of an API process's time under the catalogue benchmark).
-            page = (
-                select(col(Product.id))
-                .where(*conditions)
-                .order_by(*order_by)
-                .offset(offset)
-                .limit(query.limit)
-            )
-            statement = select(Product).where(col(Product.id).in_(page)).order_by(*order_by)
-            rows = list((await self.session.exec(statement)).all())
-            if known_total is not None:
-                return SearchResult(rows, known_total)
-            count = select(func.count()).select_from(Product).where(*conditions)
-            return SearchResult(rows, int((await self.session.exec(count)).one()))
+            return await self._listing(query, category_ids, sort, offset, known_total)
         # The first SEARCH_CANDIDATES + 1 matches, from the indexes. With a LIMIT the
         # planner prefers a sequential scan that stops early, but testing every row's
         # trigram similarity on the way costs 3-4x the bitmap scan of the two indexes.
@@ -423,6 +473,37 @@ class ProductRepository:
         if counted > SEARCH_CANDIDATES:
             return SearchResult(rows, SEARCH_CANDIDATES, total_exact=False)
         return SearchResult(rows, counted)
+
+    async def _listing(
+        self,
+        query: ProductQuery,
+        category_ids: list[str] | None,
+        sort: ProductSort,
+        offset: int,
+        known_total: int | None,
+    ) -> SearchResult:
+        shape = _ListingShape(
+            category=category_ids is not None,
+            min_price=query.min_price is not None,
+            max_price=query.max_price is not None,
+            in_stock=query.in_stock,
+            sort=sort,
+        )
+        statements = _listing_statements(shape)
+        values: dict[str, Any] = {
+            "category_ids": category_ids,
+            "min_price": query.min_price,
+            "max_price": query.max_price,
+        }
+        values = {name: value for name, value in values.items() if value is not None}
+        page = await self.session.exec(
+            statements.page, params={**values, "offset": offset, "limit": query.limit}
+        )
+        rows = list(page.all())
+        if known_total is not None:
+            return SearchResult(rows, known_total)
+        count = await self.session.exec(statements.count, params=values)
+        return SearchResult(rows, int(count.one()))
 
     async def _set_seqscan(self, enabled: bool) -> None:
         """For the rest of this transaction (``SET LOCAL``), or back to the default."""
