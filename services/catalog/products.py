@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Float,
     Integer,
@@ -311,6 +312,18 @@ def _order_by(sort: ProductSort, rank: ColumnElement[float] | None = None) -> li
     return list(_ORDERINGS[sort])
 
 
+# Rows by id (a search's page, a cart's lines), built once: the ``IN`` list's coercion
+# was a tenth of a search's time in the API.
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_BY_IDS = select(Product).where(col(Product.id).in_(_IDS))
+_PAGE_OF = {
+    sort: _BY_IDS.order_by(*_order_by(sort))
+    .offset(bindparam("offset", type_=Integer))
+    .limit(bindparam("limit", type_=Integer))
+    for sort in ProductSort
+}
+
+
 class ProductRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -327,7 +340,7 @@ class ProductRepository:
         """Products by id, whatever their state (a cart or order may hold any)."""
         if not ids:
             return {}
-        result = await self.session.exec(select(Product).where(col(Product.id).in_(ids)))
+        result = await self.session.exec(_BY_IDS, params={"ids": list(ids)})
         return {p.id: p for p in result.all()}
 
     async def page_of(
@@ -337,8 +350,8 @@ class ProductRepository:
         found them; the order and the rows are the database's)."""
         if not ids or limit <= 0:
             return []
-        statement = select(Product).where(col(Product.id).in_(ids)).order_by(*_order_by(sort))
-        return list((await self.session.exec(statement.offset(max(offset, 0)).limit(limit))).all())
+        params = {"ids": list(ids), "offset": max(offset, 0), "limit": limit}
+        return list((await self.session.exec(_PAGE_OF[sort], params=params)).all())
 
     async def searchable(
         self, *, ids: Sequence[str] | None = None, after_id: str = "", limit: int = 5_000
