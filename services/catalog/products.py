@@ -276,52 +276,11 @@ class _ListingStatements:
     count: SelectOfScalar[int]
 
 
-@functools.cache
-def _listing_statements(shape: _ListingShape) -> _ListingStatements:
-    """A listing's page and count statements, built once for each shape (at most 96) with
-    the values as bound parameters: building them (the ``IN`` lists, the comparisons) for
-    each listing cost a fifth of a filtered listing's time in the API."""
-    conditions = _filters(
-        bindparam("category_ids", expanding=True) if shape.category else None,
-        bindparam("min_price") if shape.min_price else None,
-        bindparam("max_price") if shape.max_price else None,
-        shape.in_stock,
-    )
-    order_by = _order_by(shape.sort)
-    # The page's ids first, from the listing indexes alone (they hold what filters and
-    # sorts read), then those rows: a sort of 2,000 candidates reads 2,000 index entries,
-    # not 2,000 rows. ``IN`` rather than a join on a subquery, whose column collection
-    # SQLAlchemy built anew for every listing.
-    ids = (
-        select(col(Product.id))
-        .where(*conditions)
-        .order_by(*order_by)
-        .offset(bindparam("offset", type_=Integer))
-        .limit(bindparam("limit", type_=Integer))
-    )
-    return _ListingStatements(
-        page=select(Product).where(col(Product.id).in_(ids)).order_by(*order_by),
-        count=select(func.count()).select_from(Product).where(*conditions),
-    )
-
-
 def _order_by(sort: ProductSort, rank: ColumnElement[float] | None = None) -> list[Any]:
     """The SQL order of ``sort``; ties always broken by id, so pages never overlap."""
     if sort is ProductSort.RELEVANCE:
         return [rank.desc(), col(Product.id)] if rank is not None else [col(Product.id)]
     return list(_ORDERINGS[sort])
-
-
-# Rows by id (a search's page, a cart's lines), built once: the ``IN`` list's coercion
-# was a tenth of a search's time in the API.
-_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
-_BY_IDS = select(Product).where(col(Product.id).in_(_IDS))
-_PAGE_OF = {
-    sort: _BY_IDS.order_by(*_order_by(sort))
-    .offset(bindparam("offset", type_=Integer))
-    .limit(bindparam("limit", type_=Integer))
-    for sort in ProductSort
-}
 
 
 class ProductRepository:
@@ -336,11 +295,59 @@ class ProductRepository:
             query = query.where(col(Product.active).is_(True))
         return (await self.session.exec(query)).first()
 
+    # Rows by id (a search's page, a cart's lines) and a search's page in a sort's order,
+    # built once with an expanding bound parameter: the ``IN`` list's coercion was a tenth
+    # of a search's time in the API.
+    @staticmethod
+    @functools.cache
+    def _by_ids_statement() -> SelectOfScalar[Product]:
+        ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
+        return select(Product).where(col(Product.id).in_(ids))
+
+    @staticmethod
+    @functools.cache
+    def _page_of_statement(sort: ProductSort) -> SelectOfScalar[Product]:
+        return (
+            ProductRepository._by_ids_statement()
+            .order_by(*_order_by(sort))
+            .offset(bindparam("offset", type_=Integer))
+            .limit(bindparam("limit", type_=Integer))
+        )
+
+    @staticmethod
+    @functools.cache
+    def _listing_statements(shape: _ListingShape) -> _ListingStatements:
+        """A listing's page and count statements, built once for each shape (at most 96) with
+        the values as bound parameters: building them (the ``IN`` lists, the comparisons) for
+        each listing cost a fifth of a filtered listing's time in the API."""
+        conditions = _filters(
+            bindparam("category_ids", expanding=True) if shape.category else None,
+            bindparam("min_price") if shape.min_price else None,
+            bindparam("max_price") if shape.max_price else None,
+            shape.in_stock,
+        )
+        order_by = _order_by(shape.sort)
+        # The page's ids first, from the listing indexes alone (they hold what filters and
+        # sorts read), then those rows: a sort of 2,000 candidates reads 2,000 index entries,
+        # not 2,000 rows. ``IN`` rather than a join on a subquery, whose column collection
+        # SQLAlchemy built anew for every listing.
+        ids = (
+            select(col(Product.id))
+            .where(*conditions)
+            .order_by(*order_by)
+            .offset(bindparam("offset", type_=Integer))
+            .limit(bindparam("limit", type_=Integer))
+        )
+        return _ListingStatements(
+            page=select(Product).where(col(Product.id).in_(ids)).order_by(*order_by),
+            count=select(func.count()).select_from(Product).where(*conditions),
+        )
+
     async def by_ids(self, ids: Sequence[str]) -> dict[str, Product]:
         """Products by id, whatever their state (a cart or order may hold any)."""
         if not ids:
             return {}
-        result = await self.session.exec(_BY_IDS, params={"ids": list(ids)})
+        result = await self.session.exec(self._by_ids_statement(), params={"ids": list(ids)})
         return {p.id: p for p in result.all()}
 
     async def page_of(
@@ -351,7 +358,7 @@ class ProductRepository:
         if not ids or limit <= 0:
             return []
         params = {"ids": list(ids), "offset": max(offset, 0), "limit": limit}
-        return list((await self.session.exec(_PAGE_OF[sort], params=params)).all())
+        return list((await self.session.exec(self._page_of_statement(sort), params=params)).all())
 
     async def searchable(
         self, *, ids: Sequence[str] | None = None, after_id: str = "", limit: int = 5_000
@@ -502,7 +509,7 @@ class ProductRepository:
             in_stock=query.in_stock,
             sort=sort,
         )
-        statements = _listing_statements(shape)
+        statements = self._listing_statements(shape)
         values: dict[str, Any] = {
             "category_ids": category_ids,
             "min_price": query.min_price,
