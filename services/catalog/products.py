@@ -438,34 +438,34 @@ class ProductRepository:
     ) -> SearchResult:
         """A page of ``query``. ``known_total``: the listing's count, read before (it
         depends on the filters only); a search counts its own."""
-        conditions = listing_conditions(query, category_ids)
-        rank = None
-        if query.search:
-            tsquery = func.websearch_to_tsquery("english", query.search)
-            vector = col(Product.search_vector)
-            similarity = func.word_similarity(query.search, col(Product.name))
-            conditions.append(
-                or_(
-                    vector.op("@@")(tsquery),
-                    # name %> q is word_similarity(q, name) >= pg_trgm's threshold (0.6),
-                    # answered from the trigram index: partial words and small typos.
-                    col(Product.name).op("%>")(query.search),
-                )
-            )
-            rank = func.ts_rank_cd(vector, tsquery, 32) + similarity
-        sort = query.sort or (ProductSort.RELEVANCE if query.search else ProductSort.NEWEST)
-        if sort is ProductSort.RELEVANCE and rank is None:
-            sort = ProductSort.NEWEST
-        order_by = _order_by(sort, rank)
         offset = (query.page - 1) * query.limit
         if not query.search:
+            # Its statements are built once per shape: nothing to build here.
+            sort = query.sort or ProductSort.NEWEST
+            if sort is ProductSort.RELEVANCE:
+                sort = ProductSort.NEWEST
             return await self._listing(query, category_ids, sort, offset, known_total)
+        conditions = listing_conditions(query, category_ids)
+        tsquery = func.websearch_to_tsquery("english", query.search)
+        vector = col(Product.search_vector)
+        similarity = func.word_similarity(query.search, col(Product.name))
+        conditions.append(
+            or_(
+                vector.op("@@")(tsquery),
+                # name %> q is word_similarity(q, name) >= pg_trgm's threshold (0.6),
+                # answered from the trigram index: partial words and small typos.
+                col(Product.name).op("%>")(query.search),
+            )
+        )
+        rank = func.ts_rank_cd(vector, tsquery, 32) + similarity
+        sort = query.sort or ProductSort.RELEVANCE
+        order_by = _order_by(sort, rank)
         # The first SEARCH_CANDIDATES + 1 matches, from the indexes. With a LIMIT the
         # planner prefers a sequential scan that stops early, but testing every row's
         # trigram similarity on the way costs 3-4x the bitmap scan of the two indexes.
         await self._set_seqscan(False)
         try:
-            if sort is ProductSort.RELEVANCE and rank is not None:
+            if sort is ProductSort.RELEVANCE:
                 scored = (
                     await self.session.exec(
                         select(col(Product.id), rank)
