@@ -44,6 +44,7 @@ from core.settings import Settings
 DASHBOARD_P95 = 0.100
 FUNNEL_P95 = 1.0
 TARGET_EVENTS = 10_000_000
+REQUEST_TIMEOUT = 60.0  # seconds, ``--timeout``
 HOUR = timedelta(hours=1)
 
 
@@ -148,10 +149,21 @@ class TableSizes:
 class Timing:
     endpoint: Endpoint
     result: LoadResult
+    timeout: float = REQUEST_TIMEOUT  # seconds the bench waited for each answer
+
+    def _unanswered(self) -> str:
+        errors = dict(self.result.errors)
+        parts = []
+        if timeouts := errors.pop("timeout", 0):
+            parts.append(f"{timeouts} timed out")
+        parts += [f"{n} failed ({kind})" for kind, n in sorted(errors.items())]
+        return ", ".join(parts)
 
     def line(self, events: int) -> str:
         r = self.result
         label = f"  {self.endpoint.label:<26}"
+        if not r.requests and r.failed:
+            return f"{label} not measured: {self._unanswered()}, none answered"
         if set(r.statuses) != {200}:
             return f"{label} not measured: answered {dict(sorted(r.statuses.items()))}"
         p95 = r.percentile(95)
@@ -159,12 +171,28 @@ class Timing:
             f"{label} p50 {r.percentile(50) * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms   "
             f"p99 {r.percentile(99) * 1000:8.1f} ms   {r.rps:7.1f} req/s"
         )
+        if r.failed:
+            line += f"   {self._unanswered()}"
         target = self.endpoint.target_p95
         if target is not None:
-            verdict = "met" if p95 < target else "MISSED"
+            # The percentiles are over the requests that answered: with any unanswered,
+            # the target is not met whatever they say.
+            verdict = "met" if p95 < target and not r.failed else "MISSED"
             at = "" if events >= TARGET_EVENTS else f", set for {TARGET_EVENTS:,}"
             line += f"   target p95 < {target * 1000:,.0f} ms{at}: {verdict}"
         return line
+
+    def unanswered_line(self) -> str | None:
+        """The explicit line for an endpoint with requests that got no answer."""
+        r = self.result
+        if not r.failed:
+            return None
+        return (
+            f"  ! {self.endpoint.label} ({self.endpoint.path}"
+            f"{'?' + self.endpoint.params if self.endpoint.params else ''}): "
+            f"{r.failed} request(s) without an answer within the {self.timeout:g} s timeout "
+            f"({self._unanswered()}, warm-up included); {r.requests} answered"
+        )
 
 
 @dataclass
@@ -193,7 +221,12 @@ class SizeResult:
             *self.sizes.lines(),
             f"  {self.rollups}",
             *(t.line(self.events) for t in self.timings),
+            *(line for t in self.timings if (line := t.unanswered_line())),
         ]
+
+    @property
+    def unanswered(self) -> int:
+        return sum(t.result.failed for t in self.timings)
 
 
 async def table_sizes(conn: asyncpg.Connection) -> TableSizes:
@@ -212,11 +245,19 @@ async def table_sizes(conn: asyncpg.Connection) -> TableSizes:
     return TableSizes(int(rows), int(heap), {r["name"]: int(r["size"]) for r in indexes})
 
 
-async def _time(
-    base: str, headers: dict[str, str], requests: int, concurrency: int
+async def time_endpoints(
+    base: str,
+    headers: dict[str, str],
+    requests: int,
+    concurrency: int,
+    *,
+    request_timeout: float = REQUEST_TIMEOUT,
+    endpoints: tuple[Endpoint, ...] = ENDPOINTS,
 ) -> list[Timing]:
+    """Each endpoint in turn; a request with no answer in ``request_timeout`` seconds is
+    counted against its endpoint, and the next endpoint is timed all the same."""
     timings = []
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         result = await run_load(
             endpoint.label,
             endpoint.urls(base, datetime.now(UTC)),
@@ -224,8 +265,9 @@ async def _time(
             max_requests=requests,
             duration=120,
             headers=headers,
+            request_timeout=request_timeout,
         )
-        timings.append(Timing(endpoint, result))
+        timings.append(Timing(endpoint, result, request_timeout))
     return timings
 
 
@@ -260,6 +302,7 @@ async def run(
     defer_indexes: bool = False,
     load_workers: int = 1,
     api_workers: int | None = None,
+    request_timeout: float = REQUEST_TIMEOUT,
 ) -> list[SizeResult]:
     """Load each size in turn (growing the same table) and time the endpoints at each.
 
@@ -267,7 +310,9 @@ async def run(
     later run reuses it: sizes it already holds are not loaded again, only timed. With
     ``defer_indexes`` the events' indexes are dropped for each load and built after it
     (much faster on a busy machine, but not the rate ingestion would see), and
-    ``load_workers`` processes draw the events side by side."""
+    ``load_workers`` processes draw the events side by side. A request with no answer in
+    ``request_timeout`` seconds is reported against its endpoint
+    (``SizeResult.unanswered``), and the run goes on."""
     from redis.asyncio import Redis
 
     from bench.analytics_load import (
@@ -336,7 +381,9 @@ async def run(
                     say(f"{size:,} events loaded; timing the endpoints…")
                     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
                         headers = await staff_headers(http, scratch)
-                    result.timings = await _time(base, headers, requests, concurrency)
+                    result.timings = await time_endpoints(
+                        base, headers, requests, concurrency, request_timeout=request_timeout
+                    )
                     for line in result.lines():
                         say(line)
                     results.append(result)

@@ -100,4 +100,6 @@ def run(
         lines.append(_row(name, result, ceiling))
     statuses = {f"{n}/{c}": dict(r.statuses) for (n, c), r in results.items()}
     lines.append(f"statuses: {statuses}")
+    if unanswered := {f"{n}/{c}": dict(r.errors) for (n, c), r in results.items() if r.errors}:
+        lines.append(f"without an answer: {unanswered}")
     return lines

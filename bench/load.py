@@ -21,6 +21,13 @@ class LoadResult:
     concurrency: int
     latencies: list[float] = field(repr=False)
     statuses: dict[int, int]
+    # Requests that got no answer, by kind: "timeout" (no answer within the client's
+    # timeout) or the transport error's name. Not in ``requests`` nor the latencies.
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.errors.values())
 
     @property
     def rps(self) -> float:
@@ -39,6 +46,7 @@ class LoadResult:
             f"  latency    p50 {self.percentile(50) * 1000:6.1f} ms   "
             f"p95 {self.percentile(95) * 1000:6.1f} ms   p99 {self.percentile(99) * 1000:6.1f} ms",
             f"  statuses   {dict(sorted(self.statuses.items()))}",
+            *([f"  no answer  {dict(sorted(self.errors.items()))}"] if self.errors else []),
         ]
 
 
@@ -50,13 +58,26 @@ async def run_load(
     duration: float | None = None,
     max_requests: int | None = None,
     headers: dict[str, str] | None = None,
+    request_timeout: float = 60,
 ) -> LoadResult:
-    """Run until ``duration`` seconds pass or ``max_requests`` are answered."""
+    """Run until ``duration`` seconds pass or ``max_requests`` are sent. A request with
+    no answer within ``request_timeout`` seconds (or a failed connection) is counted in the
+    result's ``errors``, the warm-up's too, and the run goes on: one slow answer must
+    not end a whole bench with no figures."""
     assert duration is not None or max_requests is not None
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    errors: dict[str, int] = {}
     sent = 0
     deadline = time.perf_counter() + (duration if duration is not None else 3600)
+
+    async def get(http: httpx.AsyncClient) -> httpx.Response | None:
+        try:
+            return await http.get(next_url())
+        except httpx.HTTPError as exc:
+            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
+            errors[kind] = errors.get(kind, 0) + 1
+            return None
 
     async def client_loop(http: httpx.AsyncClient) -> None:
         nonlocal sent
@@ -65,18 +86,19 @@ async def run_load(
                 return
             sent += 1
             started = time.perf_counter()
-            response = await http.get(next_url())
-            latencies.append(time.perf_counter() - started)
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            response = await get(http)
+            if response is not None:
+                latencies.append(time.perf_counter() - started)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=60, headers=headers) as http:
-        await http.get(next_url())  # warm the pool and the app
+    async with httpx.AsyncClient(limits=limits, timeout=request_timeout, headers=headers) as http:
+        await get(http)  # warm the pool and the app
         started = time.perf_counter()
         await asyncio.gather(*(client_loop(http) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     latencies.sort()
-    return LoadResult(label, len(latencies), elapsed, concurrency, latencies, statuses)
+    return LoadResult(label, len(latencies), elapsed, concurrency, latencies, statuses, errors)
 
 
 # A factory of request targets: given a client's random generator, the function that

@@ -833,6 +833,21 @@ def bench_analytics(
         int | None,
         typer.Option(min=1, max=16, help="Scratch API processes (default SHOP_API_WORKERS)."),
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="Seconds to wait for each answer; a request without one is counted "
+            "against its endpoint and the run goes on.",
+        ),
+    ] = 60.0,
+    fail_on_unanswered: Annotated[
+        bool,
+        typer.Option(
+            help="Exit with status 1 if any request went without an answer (by default "
+            "the run reports them and exits 0)."
+        ),
+    ] = False,
 ) -> None:
     """Load analytics events (1 and 10 million by default, for 100,000 people over 90 days)
     into a scratch database on the running stack's PostgreSQL, then time the dashboard,
@@ -857,11 +872,12 @@ def bench_analytics(
         defer_indexes=defer_indexes,
         load_workers=load_workers,
         api_workers=api_workers or settings.shop_api_workers,
+        timeout=f"{timeout:g} s",
     )
     for line in lines:
         console.print(line)
     try:
-        asyncio.run(
+        results = asyncio.run(
             run_analytics(
                 settings,
                 sizes=sizes,
@@ -876,12 +892,16 @@ def bench_analytics(
                 defer_indexes=defer_indexes,
                 load_workers=load_workers,
                 api_workers=api_workers,
+                request_timeout=timeout,
             )
         )
     except (DependencyUnavailable, OSError) as exc:
         raise _fail(f"the stack did not answer: {exc}") from None
     except (BenchError, ScratchNameInvalid) as exc:
         raise _fail(str(exc)) from None
+    unanswered = sum(result.unanswered for result in results)
+    if unanswered and fail_on_unanswered:
+        raise _fail(f"{unanswered} request(s) went without an answer (the lines marked !)")
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """``shop bench analytics``: the event generator writes what it says, with a sane shape,
-into the real table (a small load, rolled back)."""
+into the real table (a small load, rolled back); an endpoint that does not answer in
+time is reported against its name and the run goes on."""
 
 from __future__ import annotations
 
@@ -9,22 +10,36 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+import httpx
 import pytest
 from rich.console import Console
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.analytics import ENDPOINTS, Timing, table_sizes
+from bench.analytics import (
+    ENDPOINTS,
+    SizeResult,
+    TableSizes,
+    Timing,
+    table_sizes,
+    time_endpoints,
+)
 from bench.analytics_data import (
     WINDOW_DAYS,
     CatalogueProduct,
     EventGenerator,
+    LoadFigures,
     copy_events,
     load_catalogue,
 )
 from bench.load import LoadResult
 from cli.seed import Seeder
+from cli.stack.process import free_port
 from core.db import SessionFactory
 from core.settings import Settings
 from services.analytics.ranges import resolve_range
+from tests.factories import staff_headers
+from tests.live import live_api
 
 EVENTS = 5000
 PEOPLE = 400
@@ -183,3 +198,61 @@ def test_an_uncached_dashboard_asks_for_other_ranges_over_the_same_hours() -> No
         # The hours starting in [from, to) are the preset's: from its first to its last.
         assert preset.start - timedelta(hours=1) < start < preset.start
         assert preset.end - timedelta(hours=1) < end < preset.end
+
+
+def test_requests_without_an_answer_are_counted_against_their_endpoint() -> None:
+    funnel = next(e for e in ENDPOINTS if e.params == "timeRange=7d" and "funnel" in e.path)
+    some = LoadResult("f", 8, 2.0, 1, [0.2] * 8, {200: 8}, {"timeout": 2})
+    none = LoadResult("f", 0, 2.0, 1, [], {}, {"timeout": 3, "ConnectError": 1})
+    partly = Timing(funnel, some, 60.0)
+    # The answers alone would meet the target: the two that never answered did not.
+    assert partly.line(10_000_000).endswith("2 timed out   target p95 < 1,000 ms: MISSED")
+    assert partly.unanswered_line() == (
+        "  ! funnel, 7 days (/api/analytics/funnel?timeRange=7d): 2 request(s) without an "
+        "answer within the 60 s timeout (2 timed out, warm-up included); 8 answered"
+    )
+    nothing = Timing(funnel, none, 0.5)
+    assert nothing.line(10).endswith(
+        "not measured: 3 timed out, 1 failed (ConnectError), none answered"
+    )
+    answered = Timing(funnel, LoadResult("f", 8, 2.0, 1, [0.2] * 8, {200: 8}))
+    assert answered.unanswered_line() is None
+    size = SizeResult(10, LoadFigures(0, 0.0), TableSizes(10, 1, {}), "rollups", [partly, answered])
+    assert size.unanswered == 2
+    assert [line for line in size.lines() if line.startswith("  !")] == [partly.unanswered_line()]
+
+
+async def test_a_funnel_that_does_not_answer_in_time_is_named_and_the_run_goes_on(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """The real API over HTTP, with the events' table locked, so every funnel request
+    waits (until the lock goes) past the bench's timeout, whatever the machine's speed;
+    ``/health`` reads no table and answers. The old bench raised ``ReadTimeout``."""
+    health = next(e for e in ENDPOINTS if e.path == "/health")
+    funnel = next(e for e in ENDPOINTS if e.params == "timeRange=7d" and "funnel" in e.path)
+    served = settings.model_copy(update={"shop_api_port": free_port()})
+    async with live_api(served) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            headers = await staff_headers(http, engine)
+        async with engine.connect() as locker:
+            await locker.begin()
+            await locker.execute(text("LOCK TABLE analytics_events IN ACCESS EXCLUSIVE MODE"))
+            try:
+                timings = await time_endpoints(
+                    base, headers, 3, 1, request_timeout=0.5, endpoints=(health, funnel, health)
+                )
+            finally:
+                await locker.rollback()
+    assert [t.endpoint for t in timings] == [health, funnel, health]
+    first, slow, after = (t.result for t in timings)
+    assert first.statuses == after.statuses == {200: 3}
+    assert not first.errors
+    assert not after.errors
+    assert slow.errors == {"timeout": 4}  # the warm-up and the three measured
+    assert slow.requests == 0
+    report = timings[1].unanswered_line()
+    assert report is not None
+    assert report.startswith("  ! funnel, 7 days (/api/analytics/funnel?timeRange=7d): 4 ")
+    assert "within the 0.5 s timeout (4 timed out" in report
+    assert "none answered" in timings[1].line(10)
+    assert "p95" in timings[2].line(10)
