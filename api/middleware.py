@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import (
@@ -15,6 +17,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,8 +69,37 @@ def metrics_exposition(registry: CollectorRegistry, shared_dir: Path | None) -> 
             collector(registry=registry)
         return registry
     exposition = CollectorRegistry()
-    MultiProcessCollector(exposition, path=str(shared_dir))  # type: ignore[no-untyped-call]
+    StartedFilesCollector(exposition, path=str(shared_dir))  # type: ignore[no-untyped-call]
     return exposition
+
+
+# The header of a process's file: how many of its bytes are in use (prometheus_client's
+# ``mmap_dict``: 4 bytes, padded to 8).
+_FILE_HEADER = 8
+
+
+class StartedFilesCollector(MultiProcessCollector):
+    """``MultiProcessCollector`` without the files a starting process has not sized yet.
+
+    A process creates its file on its first sample and only then sizes it
+    (``MmapedDict.__init__``: open, then truncate), so a scrape by another process in
+    between read a file of 0 bytes, and prometheus_client's merge raised ``struct.error``
+    for the whole scrape: ``/metrics`` answered 500 while a second API process started
+    (prometheus/client_python#1199). Such a file holds no sample yet; leaving it out loses
+    nothing.
+    """
+
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for entry in os.scandir(self._path):
+            if not entry.name.endswith(".db"):
+                continue
+            try:
+                if entry.stat().st_size >= _FILE_HEADER:
+                    files.append(entry.path)
+            except FileNotFoundError:  # gone since the listing
+                continue
+        return self.merge(files, accumulate=True)  # type: ignore[no-any-return,no-untyped-call]
 
 
 class RequestContextMiddleware:
