@@ -55,7 +55,7 @@ class OrderRepository:
         without loading the order: the fence of a step that needs nothing else of it."""
         found = (
             await self.session.exec(
-                select(Order.id, Order.undoing_at).where(Order.id == order_id).with_for_update()
+                locked(select(Order.id, Order.undoing_at).where(Order.id == order_id))
             )
         ).first()
         if found is None:
