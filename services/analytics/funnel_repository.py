@@ -90,53 +90,92 @@ _HASH_STEPS = "SET LOCAL enable_nestloop = off"
 _PLANNER_DEFAULTS = "RESET enable_nestloop"
 
 
-def _step_events(k: int, source: str, after: str, *, first_event: bool = False) -> str:
+def _step_events(
+    k: int, source: str, after: str, *, first_event: bool = False, carried: bool = False
+) -> str:
     """The first event of step ``k`` of each person of ``source``, at or after ``after``
     and inside the funnel window from entry (``t0``); with ``first_event``, ``w`` too:
-    its (time, id), which the next step's events must come after."""
+    its (time, id), which the next step's events must come after; with ``carried``,
+    ``grp`` and ``tp`` (the previous step's ``t``) carried on from ``source``."""
     first = ", min(ROW(e.created_at, e.id)) AS w" if first_event else ""
+    # One row of ``source`` per person: its columns are the same on all the person's
+    # rows, grouped by the person alone (fewer keys to hash or sort).
+    columns, keys = "c.t0", ", c.t0"
+    if carried:
+        columns, keys = "any_value(c.t0) AS t0, any_value(c.grp) AS grp, any_value(c.t) AS tp", ""
     return f"""s{k} AS (
-  SELECT c.person_id, c.t0, min(e.created_at) AS t{first}
+  SELECT c.person_id, {columns}, min(e.created_at) AS t{first}
   FROM {source} c JOIN analytics_events e ON e.person_id = c.person_id
   WHERE e.event = :s{k} AND e.created_at >= :start AND e.created_at <= :horizon
     AND e.created_at >= {after} AND e.created_at <= c.t0 + {_WINDOW}
-  GROUP BY c.person_id, c.t0
+  GROUP BY c.person_id{keys}
 )"""
 
 
 def _chain(rules: WalkRules) -> tuple[list[str], str]:
-    """The CTEs, and a relation of every entered person with ``grp``, ``t0`` and
-    ``t{k}``: when they reached step k (null if they did not)."""
+    """``any``: the CTEs, and a relation of every entered person with ``grp``, ``t0``
+    and ``t{k}``: when they reached step k (null if they did not)."""
+    assert rules.order is FunnelOrder.ANY
     n = len(rules.steps)
-    if rules.order is FunnelOrder.ANY:
-        # Steps after the first in any order: step k is reached once steps 1..k were all
-        # seen, at the latest of their first times.
-        parts = ["c0 AS (SELECT * FROM entry)"]
-        for k in range(1, n):
-            parts.append(_step_events(k, "entry", "c.t0"))
-            reach = f"greatest(c.t{k - 1}, s.t)"
-            fits = f" AND {reach} - c.t{k - 1} <= CAST(:sw{k} AS interval)"
-            reached = (
-                f"CASE WHEN c.t{k - 1} IS NOT NULL AND s.t IS NOT NULL"
-                f"{fits if rules.step_windows else ''} THEN {reach} END"
-            )
-            parts.append(
-                f"c{k} AS (SELECT c.*, {reached} AS t{k} "
-                f"FROM c{k - 1} c LEFT JOIN s{k} s ON s.person_id = c.person_id)"
-            )
-        return parts, f"c{n - 1}"
-    # In order: step k's first event after step k-1 was first reached, looked for only
-    # among the people who reached step k-1 (fewer at every step). Events are in (time,
-    # id) order, as the walk takes them: a step's event at the same instant as the
-    # previous step's first counts only with a greater id; the entry comes before
-    # every event of its instant.
-    parts = ["s0 AS (SELECT person_id, t0, t0 AS t FROM entry)"]
+    # Steps after the first in any order: step k is reached once steps 1..k were all
+    # seen, at the latest of their first times.
+    parts = ["c0 AS (SELECT * FROM entry)"]
+    for k in range(1, n):
+        parts.append(_step_events(k, "entry", "c.t0"))
+        reach = f"greatest(c.t{k - 1}, s.t)"
+        fits = f" AND {reach} - c.t{k - 1} <= CAST(:sw{k} AS interval)"
+        reached = (
+            f"CASE WHEN c.t{k - 1} IS NOT NULL AND s.t IS NOT NULL"
+            f"{fits if rules.step_windows else ''} THEN {reach} END"
+        )
+        parts.append(
+            f"c{k} AS (SELECT c.*, {reached} AS t{k} "
+            f"FROM c{k - 1} c LEFT JOIN s{k} s ON s.person_id = c.person_id)"
+        )
+    return parts, f"c{n - 1}"
+
+
+def _ordered(rules: WalkRules, by: Breakdown | None) -> tuple[list[str], str]:
+    """``ordered`` without step windows: the CTEs and the figures. Step k's first event
+    after step k-1 was first reached, looked for only among the people who reached step
+    k-1 (fewer at every step), so the people of step k are among those of step k-1 and
+    each step's figures come from its own people (``grp`` and the previous step's time
+    carried along): no join of every entered person with every step at the end. Events
+    are in (time, id) order, as the walk takes them: a step's event at the same instant
+    as the previous step's first counts only with a greater id; the entry comes before
+    every event of its instant."""
+    n = len(rules.steps)
+    parts = ["s0 AS (SELECT person_id, t0, grp, t0 AS t FROM entry)"]
     for k in range(1, n):
         after = "c.t" if k == 1 else "c.t AND ROW(e.created_at, e.id) > c.w"
-        parts.append(_step_events(k, f"s{k - 1}", after, first_event=k < n - 1))
-    columns = ", ".join(f"s{k}.t AS t{k}" for k in range(1, n))
-    joins = " ".join(f"LEFT JOIN s{k} ON s{k}.person_id = en.person_id" for k in range(1, n))
-    return parts, f"(SELECT en.grp, en.t0, {columns} FROM entry en {joins}) AS reached"
+        parts.append(_step_events(k, f"s{k - 1}", after, first_event=k < n - 1, carried=True))
+    head = "GROUPING(grp) = 1 AS total, grp" if by else "true AS total, '' AS grp"
+    grouping = " GROUP BY GROUPING SETS ((grp), ())" if by else ""
+    for k in range(n):
+        # Seconds as the walk counts them: the difference of the two times' epochs.
+        since = "date_part('epoch', t) - date_part('epoch', tp)"
+        median = (
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST({since} AS double precision))"
+            if k
+            else "NULL"
+        )
+        parts.append(
+            f"a{k} AS (SELECT {head}, count(*) AS c,"
+            f" count(*) FILTER (WHERE t0 > :open_after) AS o, {median} AS m FROM s{k}{grouping})"
+        )
+    # Still inside the window at step k: reached step k-1, not step k, entered after
+    # now less the window (people of step k are people of step k-1).
+    columns = ["a0.total", "a0.grp", "a0.c AS c0"]
+    columns += [f"coalesce(a{k}.c, 0) AS c{k}" for k in range(1, n)]
+    columns += [
+        f"coalesce(a{k - 1}.o, 0) - coalesce(a{k}.o, 0) AS w{k}, a{k}.m AS m{k}"
+        for k in range(1, n)
+    ]
+    joins = " ".join(
+        f"LEFT JOIN a{k} ON a{k}.total = a0.total AND a{k}.grp IS NOT DISTINCT FROM a0.grp"
+        for k in range(1, n)
+    )
+    return parts, f"SELECT {', '.join(columns)} FROM a0 {joins}"
 
 
 def _walked(rules: WalkRules) -> bool:
@@ -194,9 +233,13 @@ def figures_statement(rules: WalkRules, by: Breakdown | None, *, linked: bool = 
     """The one statement ``FunnelRepository.figures`` runs (its parameters:
     ``figures_params``); ``linked``: the walked modes read the stored links
     (``links.py``)."""
-    parts, source = walked_chain(rules, linked) if _walked(rules) else _chain(rules)
+    if _walked(rules) or rules.order is FunnelOrder.ANY:
+        parts, source = walked_chain(rules, linked) if _walked(rules) else _chain(rules)
+        select = _figures_select(rules, by, source)
+    else:
+        parts, select = _ordered(rules, by)
     chain = ",\n".join(parts)
-    return f"WITH {_ENTRY[by]},\n{chain}\n{_figures_select(rules, by, source)}"
+    return f"WITH {_ENTRY[by]},\n{chain}\n{select}"
 
 
 def open_params(rules: WalkRules, now: datetime) -> dict[str, datetime]:
