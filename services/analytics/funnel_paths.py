@@ -19,7 +19,8 @@ step window before now (who is still inside it).
 Both give, per entered person, ``t{k}`` the time of the first event that reached step k
 (null if none), ``g{k}`` the seconds from the previous step to it, and ``l{k}`` the
 latest event that reached step k (the start of the next step's window).
-``FunnelRepository`` turns that into the figures as it does for the other modes. Events
+``FunnelRepository`` turns that into the figures as it does for the other modes
+(``strict`` without step windows: from each step's ``p{k}`` alone, as ``ordered``). Events
 are in (time, id) order: of two at the same instant, the smaller id came first; the
 entry comes before every event of its instant.
 """
@@ -209,10 +210,11 @@ def _first_ways(rules: WalkRules) -> list[str]:
 def _person_paths(rules: WalkRules) -> list[str]:
     """``strict``, per person and step k: ``a`` the (time, from) of the first event that
     reached it (of those at one instant, the smallest ``from``: the time the gap is
-    counted from), ``l`` the latest."""
+    counted from), ``l`` the latest, ``t0`` the entry."""
     return [
         f"""p{k} AS (
-  SELECT person_id, min(t) AS t, min(ARRAY[{_epoch("t")}, {_epoch("f")}]) AS a, max(t) AS l
+  SELECT person_id, any_value(t0) AS t0, min(t) AS t,
+    min(ARRAY[{_epoch("t")}, {_epoch("f")}]) AS a, max(t) AS l
   FROM v{k} GROUP BY person_id
 )"""
         for k in range(1, len(rules.steps))

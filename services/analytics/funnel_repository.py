@@ -8,6 +8,7 @@ and aggregate over its own events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -149,22 +150,33 @@ def _ordered(rules: WalkRules, by: Breakdown | None) -> tuple[list[str], str]:
     for k in range(1, n):
         after = "c.t" if k == 1 else "c.t AND ROW(e.created_at, e.id) > c.w"
         parts.append(_step_events(k, f"s{k - 1}", after, first_event=k < n - 1, carried=True))
+    # Seconds as the walk counts them: the difference of the two times' epochs.
+    since = "date_part('epoch', t) - date_part('epoch', tp)"
+    return _by_step_figures(parts, n, by, lambda k: f"s{k}", since)
+
+
+def _by_step_figures(
+    parts: list[str], n: int, by: Breakdown | None, people: Callable[[int], str], gap: str
+) -> tuple[list[str], str]:
+    """The figures when the people of step k are among those of step k-1 and no step
+    has its own window: each step's from its own people (``people(k)``: ``t0``, ``grp``
+    and ``gap``, the seconds from the previous step), counted apart and joined by
+    breakdown value (a row or a few), not person by person."""
     head = "GROUPING(grp) = 1 AS total, grp" if by else "true AS total, '' AS grp"
     grouping = " GROUP BY GROUPING SETS ((grp), ())" if by else ""
+    parts = list(parts)
     for k in range(n):
-        # Seconds as the walk counts them: the difference of the two times' epochs.
-        since = "date_part('epoch', t) - date_part('epoch', tp)"
         median = (
-            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST({since} AS double precision))"
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST({gap} AS double precision))"
             if k
             else "NULL"
         )
         parts.append(
-            f"a{k} AS (SELECT {head}, count(*) AS c,"
-            f" count(*) FILTER (WHERE t0 > :open_after) AS o, {median} AS m FROM s{k}{grouping})"
+            f"a{k} AS (SELECT {head}, count(*) AS c, count(*) FILTER"
+            f" (WHERE t0 > :open_after) AS o, {median} AS m FROM {people(k)} x{grouping})"
         )
     # Still inside the window at step k: reached step k-1, not step k, entered after
-    # now less the window (people of step k are people of step k-1).
+    # now less the window.
     columns = ["a0.total", "a0.grp", "a0.c AS c0"]
     columns += [f"coalesce(a{k}.c, 0) AS c{k}" for k in range(1, n)]
     columns += [
@@ -233,11 +245,28 @@ def figures_statement(rules: WalkRules, by: Breakdown | None, *, linked: bool = 
     """The one statement ``FunnelRepository.figures`` runs (its parameters:
     ``figures_params``); ``linked``: the walked modes read the stored links
     (``links.py``)."""
-    if _walked(rules) or rules.order is FunnelOrder.ANY:
+    if rules.order is FunnelOrder.ORDERED and not rules.step_windows:
+        parts, select = _ordered(rules, by)
+    elif rules.order is FunnelOrder.STRICT and not rules.step_windows:
+        # Each step's people from the walk's per-person paths, their breakdown value
+        # from the entry (only with a breakdown).
+        parts, _ = walked_chain(rules, linked)
+        grp = "en.grp" if by else "''"
+        entered = " JOIN entry en ON en.person_id = p.person_id" if by else ""
+        parts, select = _by_step_figures(
+            parts,
+            len(rules.steps),
+            by,
+            lambda k: (
+                "(SELECT t0, grp, NULL AS g FROM entry)"
+                if k == 0
+                else f"(SELECT p.t0, {grp} AS grp, p.a[1] - p.a[2] AS g FROM p{k} p{entered})"
+            ),
+            "g",
+        )
+    else:
         parts, source = walked_chain(rules, linked) if _walked(rules) else _chain(rules)
         select = _figures_select(rules, by, source)
-    else:
-        parts, select = _ordered(rules, by)
     chain = ",\n".join(parts)
     return f"WITH {_ENTRY[by]},\n{chain}\n{select}"
 
