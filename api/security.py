@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.deps import DbSession, State
+from api.deps import DbSession, ReadSession, State
 from api.problems import raised_by, raises
 from api.state import AppState
 from core.errors import Forbidden, Unauthenticated
@@ -64,6 +64,18 @@ async def _caller(
 
 
 @raises(*raised_by(_caller))
+async def _reading_caller(
+    state: State,
+    session: ReadSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """``_caller`` for an endpoint that only reads: the user is read in the request's read
+    session (autocommit), which the endpoint shares, so a read opens no transaction (no
+    ``BEGIN`` and ``ROLLBACK`` round trips: the long-poll's two per ``GET``, issue #15)."""
+    return await _identify(state, session, credentials)
+
+
+@raises(*raised_by(_caller))
 async def _optional_caller(
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -91,6 +103,8 @@ async def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
 
 
 CurrentUser = Annotated[Caller, Depends(_caller)]
+# The caller of an endpoint that only reads, with ``ReadSession`` (not ``DbSession``).
+ReadingUser = Annotated[Caller, Depends(_reading_caller)]
 OptionalUser = Annotated[Caller | None, Depends(_optional_caller)]
 StaffUser = Annotated[Caller, Depends(_staff)]
 AdminUser = Annotated[Caller, Depends(_admin)]
@@ -98,8 +112,9 @@ AdminUser = Annotated[Caller, Depends(_admin)]
 
 def token_optional(dependencies: Collection[object]) -> bool:
     """Whether an endpoint with these dependencies takes an access token without needing
-    one (``OptionalUser`` and no ``CurrentUser``, ``StaffUser`` or ``AdminUser``)."""
-    return _optional_caller in dependencies and _caller not in dependencies
+    one (``OptionalUser`` and no ``CurrentUser``, ``ReadingUser``, ``StaffUser`` or
+    ``AdminUser``)."""
+    return _optional_caller in dependencies and not {_caller, _reading_caller} & set(dependencies)
 
 
 def require_self_or_staff(caller: Caller, user_id: str) -> None:

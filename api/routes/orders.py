@@ -8,9 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from api.conditional import ANY_TAG, AwaitedStatuses, KnownEtags, WaitPreference, matches
-from api.deps import DbSession, IdempotencyKeyHeader, State, after_commit, release_connection
+from api.deps import (
+    DbSession,
+    IdempotencyKeyHeader,
+    ReadSession,
+    State,
+    after_commit,
+    release_connection,
+)
 from api.problems import problem_responses
-from api.security import CurrentUser, StaffUser
+from api.security import CurrentUser, ReadingUser, StaffUser
 from core.errors import Conflict, DependencyUnavailable
 from integrations.payments.gateway import (
     InvalidPaymentMethod,
@@ -146,9 +153,9 @@ async def list_orders(
 )
 async def get_order(
     order_id: str,
-    caller: CurrentUser,
+    caller: ReadingUser,
     state: State,
-    session: DbSession,
+    session: ReadSession,
     response: Response,
     known: KnownEtags,
     wait: WaitPreference,
@@ -180,6 +187,8 @@ async def get_order(
     `If-None-Match` 400 `invalid_if_none_match`, an unknown status in `until` 422
     `invalid_until`. For every change as it happens, see `GET /api/orders/{id}/events`.
     """
+    # Reads only, in autocommit: the caller, the order and (not waiting) what it shows are
+    # a round trip each, with no transaction around them (issue #15: two fewer per GET).
     service = order_service(state, session)
     order = await visible_order(service, order_id, caller)
     waits = known is not None or statuses is not None

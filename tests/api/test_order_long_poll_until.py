@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.notifications import ChannelListener
@@ -151,3 +152,39 @@ async def test_until_is_documented_with_its_error_code(client: httpx.AsyncClient
     assert parameter["examples"]["confirmed"]["value"] == "confirmed"
     codes = operation["responses"]["422"]["content"]["application/problem+json"]["schema"]
     assert "invalid_until" in str(codes)
+
+
+async def test_reading_an_order_opens_no_transaction_but_the_long_polls_snapshot(
+    client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine, settings: Settings
+) -> None:
+    """The caller and the order are read in autocommit (a round trip each, no BEGIN and
+    ROLLBACK around them, issue #15); only the long-poll's answer is read in one
+    REPEATABLE READ snapshot (its ETag never comes from a torn state)."""
+    user, headers = await signed_up(client)
+    order_id = await placed_order(engine, user)
+    await move(engine, settings, order_id, OrderStatus.CONFIRMED)
+    levels: list[tuple[str, str]] = []
+
+    def record(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        levels.append((conn.get_execution_options().get("isolation_level", "?"), statement))
+
+    url = f"/api/orders/{order_id}"
+    app_engine = app.state.shop.engine.sync_engine
+    event.listen(app_engine, "before_cursor_execute", record)
+    try:
+        plain = await client.get(url, headers=headers)
+        assert plain.status_code == 200, plain.text
+        reads = list(levels)
+        levels.clear()
+        polled = await client.get(
+            url, params={"until": "confirmed"}, headers=headers | {"Prefer": "wait=30"}
+        )
+        assert polled.status_code == 200, polled.text
+    finally:
+        event.remove(app_engine, "before_cursor_execute", record)
+
+    assert reads, "the GET read nothing"
+    assert {level for level, _ in reads} == {"AUTOCOMMIT"}, reads
+    assert {level for level, _ in levels} == {"AUTOCOMMIT", "REPEATABLE READ"}, levels
+    snapshot = [s for level, s in levels if level == "REPEATABLE READ"]
+    assert "FROM orders" in snapshot[0], snapshot
