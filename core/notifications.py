@@ -1,7 +1,10 @@
 """One PostgreSQL ``LISTEN`` connection per process, fanned out to in-process waiters.
 
 A waiter watches one key (a notification's payload, e.g. an order id) and is woken by
-each notification carrying it. The connection is opened when the first waiter arrives and
+each notification carrying it. A payload may add a detail after a space (``key detail``,
+e.g. the order's status): the waiter keeps the latest one it heard (``heard``).
+
+The connection is opened when the first waiter arrives and
 kept for the life of the process; if it drops, it reconnects with backoff (never
 spinning) and, once listening again, wakes *every* waiter: a notification sent while the
 connection was down is lost, so each waiter re-checks what it is waiting for rather than
@@ -37,9 +40,27 @@ class Waiter:
         self.key = key
         self._woken = asyncio.Event()
         self.idle = False  # blocked in ``wait`` (what tests and metrics look at)
+        self._detail: str | None = None
+        self._lost = False
 
-    def wake(self) -> None:
+    def wake(self, detail: str | None = None) -> None:
+        if detail is not None:
+            self._detail = detail
         self._woken.set()
+
+    def wake_after_loss(self) -> None:
+        """Woken by a (re)connection: notifications may have been lost meanwhile, so no
+        detail heard before it can be trusted."""
+        self._detail = None
+        self._lost = True
+        self._woken.set()
+
+    def heard(self) -> tuple[str | None, bool]:
+        """The detail of the latest notification heard since the last call (None if
+        none carried one), and whether notifications may have been lost since then."""
+        detail, lost = self._detail, self._lost
+        self._detail, self._lost = None, False
+        return detail, lost
 
     @property
     def pending(self) -> bool:
@@ -153,11 +174,12 @@ class ChannelListener:
                     await conn.close(timeout=2)
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        for waiter in self._waiters.get(payload, ()):
-            waiter.wake()
+        key, _, detail = payload.partition(" ")
+        for waiter in self._waiters.get(key, ()):
+            waiter.wake(detail or None)
             self.deliveries += 1
 
     def _wake_all(self) -> None:
         for waiters in self._waiters.values():
             for waiter in waiters:
-                waiter.wake()
+                waiter.wake_after_loss()

@@ -1,10 +1,18 @@
 """Following an order without polling: its ETag, a long-poll, and a stream of its states.
 
 Every write that changes what ``GET /api/orders/{id}`` shows notifies ``shop_order`` with
-the order's id, from a trigger in the writing transaction (migration f15c0de00010). Each
-API process holds one ``LISTEN`` (``core.notifications.ChannelListener``) and wakes only
-the waiters of that order, which then read the order once, in a short session of their
-own: no waiter holds a database connection while it waits, and none polls.
+the order's id, from a trigger in the writing transaction (migration f15c0de00010); a
+change of the order row adds its status (``ord_… confirmed``, migration a7c0de140010).
+Each API process holds one ``LISTEN`` (``core.notifications.ChannelListener``) and wakes
+only the waiters of that order, which then read the order once, in a short session of
+their own: no waiter holds a database connection while it waits, and none polls.
+
+A waiter for some statuses (``?until=``) knows the order's status from what it heard:
+the order row's changes commit in the order of its row lock, and notifications arrive in
+commit order, so the latest status heard is the latest committed one delivered (a later
+one is still on its way, and wakes the waiter again). It reads the status only before it
+heard one, or after the listener lost its connection (issue #15: a status read per
+wake-up was the long-poll's most frequent statement).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 
 from core.db import SessionFactory
-from core.notifications import ChannelListener
+from core.notifications import ChannelListener, Waiter
 from core.settings import Settings
 from models.orders import AFTER_SALE_STATUSES, FINAL_STATUSES, OrderPublic, OrderStatus
 from services.analytics import AnalyticsRecorder
@@ -82,20 +90,19 @@ class OrderWatch:
             public = await OrderService(session, self._settings, self._analytics).public(order)
         return OrderState(public, order_etag(public))
 
-    async def _current_if_awaited(
-        self, order_id: str, statuses: Collection[OrderStatus] | None
-    ) -> OrderState | None:
-        """``current``, or None if ``statuses`` are given and the order is in none of them
-        and not settled: then only its status is read (one round trip, no rendering)."""
-        if statuses is not None:
-            async with self._read_sessions() as session:
-                status = await OrderRepository(session).status_of(order_id)
-            if not awaited(status, statuses):
-                return None
-        state = await self.current(order_id)
-        if statuses is not None and not awaited(OrderStatus(state.order.status), statuses):
-            return None  # it moved past the statuses asked for between the two reads
-        return state
+    async def _status(
+        self, order_id: str, waiter: Waiter, known: OrderStatus | None
+    ) -> OrderStatus:
+        """The order's status: the latest one ``waiter`` heard, else ``known`` (read or
+        heard before), else read (one round trip) when nothing is known or notifications
+        may have been lost."""
+        heard, lost = waiter.heard()
+        if heard is not None:
+            return OrderStatus(heard)
+        if known is not None and not lost:
+            return known
+        async with self._read_sessions() as session:
+            return await OrderRepository(session).status_of(order_id)
 
     async def wait_for_change(
         self,
@@ -109,10 +116,21 @@ class OrderWatch:
         change is committed; as it is if ``wait`` seconds pass first."""
         clock = asyncio.get_running_loop().time
         deadline = clock() + wait
+        status: OrderStatus | None = None
         with self.changes.watch(order_id) as waiter:
             # Watching before reading: a change committed in between still wakes us.
             while True:
-                state = await self._current_if_awaited(order_id, statuses)
+                state: OrderState | None = None
+                if statuses is None:
+                    state = await self.current(order_id)
+                else:
+                    # Only the status until it is one asked for (no rendering).
+                    status = await self._status(order_id, waiter, status)
+                    if awaited(status, statuses):
+                        state = await self.current(order_id)
+                        status = OrderStatus(state.order.status)
+                        if not awaited(status, statuses):
+                            state = None  # it moved past them between the two reads
                 if state is not None and state.etag not in known:
                     return state
                 left = deadline - clock()

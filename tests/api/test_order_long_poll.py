@@ -165,15 +165,16 @@ async def test_a_long_poll_is_woken_by_the_change_and_carries_it(
     assert answer.json()["timeline"][-1]["status"] == "reserved"
     assert answer.headers["etag"] != etag
     assert answer.headers["preference-applied"] == "wait=30"
-    # It was the notification that woke it (not the 30 s running out, nor a re-read).
-    assert changes.deliveries == delivered + 1
+    # It was the notification that woke it (not the 30 s running out, nor a re-read): the
+    # order row's (with its status) and its timeline entry's, two payloads.
+    assert changes.deliveries == delivered + 2
     assert changes.watching(order_id) == 0
 
     # A client whose tag is already old is answered at once, without waiting.
     stale = await client.get(url, headers=headers | {"If-None-Match": etag, "Prefer": "wait=30"})
     assert stale.status_code == 200
     assert stale.json()["status"] == "reserved"
-    assert changes.deliveries == delivered + 1
+    assert changes.deliveries == delivered + 2
 
 
 async def test_a_long_poll_without_a_change_answers_304_when_the_wait_is_over(
@@ -257,7 +258,8 @@ async def test_a_lost_notification_is_made_good_when_the_listener_reconnects(
     await move(engine, settings, order_id, OrderStatus.PAYMENT_AUTHORIZED)
     answer = await waiting
     assert answer.json()["status"] == "payment_authorized"
-    assert changes.deliveries == delivered + 1
+    # The order row's notification (with its status) and its timeline entry's.
+    assert changes.deliveries == delivered + 2
 
 
 def _events(body: str) -> list[dict[str, str]]:

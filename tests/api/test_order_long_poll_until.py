@@ -11,13 +11,19 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.notifications import ChannelListener
 from core.settings import Settings
 from models.orders import OrderStatus
-from tests.api.test_order_long_poll import listening, move, placed_order, until, waiting_on
+from tests.api.test_order_long_poll import (
+    listening,
+    move,
+    placed_order,
+    until,
+    waiting_on,
+)
 from tests.factories import signed_up
 
 
@@ -188,3 +194,61 @@ async def test_reading_an_order_opens_no_transaction_but_the_long_polls_snapshot
     assert {level for level, _ in levels} == {"AUTOCOMMIT", "REPEATABLE READ"}, levels
     snapshot = [s for level, s in levels if level == "REPEATABLE READ"]
     assert "FROM orders" in snapshot[0], snapshot
+
+
+async def test_a_waiter_knows_the_status_from_the_notification_and_reads_nothing_meanwhile(
+    client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine, settings: Settings
+) -> None:
+    """The order row's notification carries its status: a change that is not a status
+    asked for wakes the waiter, which reads nothing (issue #15: one status read per
+    wake-up was the long-poll's most frequent statement)."""
+    user, headers = await signed_up(client)
+    order_id = await placed_order(engine, user)
+    changes: ChannelListener = app.state.shop.order_changes
+    waiting = await waiting_until(client, app, order_id, headers, "confirmed")
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    app_engine = app.state.shop.engine.sync_engine
+    event.listen(app_engine, "before_cursor_execute", record)
+    try:
+        for status in (OrderStatus.RESERVED, OrderStatus.PAYMENT_AUTHORIZED):
+            delivered = changes.deliveries
+            await move(engine, settings, order_id, status)
+            await until(partial(notified_since, changes, delivered), f"{status} is notified")
+            await until(lambda: changes.watching(order_id, idle=True) == 1, "it waits again")
+            assert not waiting.done(), status
+        assert statements == []
+        await move(engine, settings, order_id, OrderStatus.CONFIRMED)
+        answer = await waiting
+    finally:
+        event.remove(app_engine, "before_cursor_execute", record)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "confirmed"
+    assert statements, "the answer is read"
+
+
+async def test_after_a_lost_connection_the_waiter_reads_the_status_again(
+    client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine, settings: Settings
+) -> None:
+    """A status heard before the LISTEN connection dropped is not trusted: the change to
+    a status asked for, committed while nobody listened, still answers."""
+    user, headers = await signed_up(client)
+    order_id = await placed_order(engine, user)
+    changes: ChannelListener = app.state.shop.order_changes
+    waiting = await waiting_until(client, app, order_id, headers, "confirmed")
+    delivered = changes.deliveries
+    await move(engine, settings, order_id, OrderStatus.RESERVED)
+    await until(partial(notified_since, changes, delivered), "reserved is notified")
+    await until(lambda: changes.watching(order_id, idle=True) == 1, "it waits again")
+    pid = changes.backend_pid
+
+    await move(engine, settings, order_id, OrderStatus.CONFIRMED, unnotified=True)
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    answer = await waiting
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "confirmed"
