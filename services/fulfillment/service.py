@@ -106,9 +106,13 @@ class FulfillmentService:
                 "fulfilment order opened",
                 {"fulfillmentId": draft.id, "priority": priority, "priorityLevel": level},
             )
-        fulfillment = await self.repo.for_order(order_id)
-        assert fulfillment is not None  # inserted above, or by an earlier attempt
-        stored = await self.repo.lines(fulfillment.id)
+            # Just inserted: nothing to read back (issue #15, two statements per order);
+            # the lines' ids were made in this order, the order ``lines`` reads them in.
+            fulfillment, stored = draft, lines
+        else:
+            earlier = await self.repo.for_order(order_id)
+            assert earlier is not None  # inserted by an earlier attempt
+            fulfillment, stored = earlier, await self.repo.lines(earlier.id)
         return FulfillmentOpened(
             fulfillment_id=fulfillment.id,
             order_id=order.id,

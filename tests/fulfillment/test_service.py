@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,6 +67,28 @@ async def test_open_copies_address_and_lines_once(db_session: AsyncSession) -> N
     assert (stored.priority, stored.priority_level) == (40, "high")
     assert (await timeline(db_session, order.id)).count("fulfilment order opened") == 1
     assert (first.email, first.name) == (order.email, "Ada Lovelace")
+    # The attempt that inserts answers from what it inserted; a repeat reads it back.
+    assert first.status == again.status
+    assert first.lines == again.lines
+    assert [ln.order_line_id for ln in first.lines] == [ln.id for ln in lines]
+
+
+async def test_open_reads_back_nothing_it_just_inserted(
+    db_session: AsyncSession, engine: AsyncEngine
+) -> None:
+    order, _ = await queued_order(db_session)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await FulfillmentService(db_session).open(order.id, 0, "normal")
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    reads = [s for s in statements if s.startswith("SELECT") and "FROM fulfillment" in s]
+    assert reads == [], reads
 
 
 async def test_shipments_take_only_what_is_left_and_move_it_to_in_progress(
