@@ -25,8 +25,8 @@ class PaymentRepository:
             query = locked(query)
         return (await self.session.exec(query)).first()
 
-    async def open(self, order: Order, provider: str, intent_id: str) -> bool:
-        """The order's payment row, pending, once: False if it existed already."""
+    async def open(self, order: Order, provider: str, intent_id: str) -> str | None:
+        """The order's payment row, pending, once: its id, or None if it existed already."""
         created = await self.session.exec(
             pg_insert(Payment)
             .values(
@@ -45,15 +45,16 @@ class PaymentRepository:
             .on_conflict_do_nothing(index_elements=["order_id"])
             .returning(col(Payment.id))
         )
-        return created.first() is not None
+        row = created.first()
+        return None if row is None else str(row[0])
 
     def save(self, payment: Payment) -> None:
         self.session.add(payment)
 
-    def event(self, payment: Payment | None, type: str, data: dict[str, Any]) -> None:
-        self.session.add(
-            PaymentEvent(payment_id=payment.id if payment else None, type=type, data=data)
-        )
+    def event(self, payment: Payment | str | None, type: str, data: dict[str, Any]) -> None:
+        """A ``payment_events`` row of ``payment`` (the row, or its id)."""
+        payment_id = payment.id if isinstance(payment, Payment) else payment
+        self.session.add(PaymentEvent(payment_id=payment_id, type=type, data=data))
 
     async def count_staff_refunds(self, payment: Payment) -> int:
         """The staff refunds recorded for ``payment`` whose provider key counts them: its

@@ -106,9 +106,12 @@ class PaymentService:
             payments = PaymentRepository(session)
             payment = await payments.for_order(order_id, lock=True)
             order = await OrderService(session, self.settings, self.analytics).forward(order_id)
-            if payment is None and await payments.open(order, self.gateway.name, intent_id):
-                payment = await payments.for_order(order_id)
-                payments.event(payment, "authorization_requested", {"amount": order.total})
+            opened = None
+            if payment is None:
+                opened = await payments.open(order, self.gateway.name, intent_id)
+            if opened is not None:
+                # The new row's id from the INSERT itself, not read back (issue #15).
+                payments.event(opened, "authorization_requested", {"amount": order.total})
                 await self.analytics.track(
                     session,
                     "payment_start",
