@@ -10,7 +10,9 @@ Of the orders that reached the warehouse:
   counts ``SHIPMENT_STALL_HOURS`` from the carrier's time of the latest scan, so a
   parcel quiet that long already is flagged as it is seeded (``ParcelPlan.late``);
 - the rest are delivered, multi-line orders in two parcels ``TWO_PARCEL_SHARE`` of the
-  time. A parcel whose carrier steps would fall after now is still on its way.
+  time. A parcel whose carrier steps would fall after now is still on its way; a second
+  parcel whose label would fall after now is not packed yet (the order is partially
+  shipped, as a ``PARTIAL_SHARE`` one is).
 About ``RETURN_SHARE`` of delivered orders are returned: returns need a delivery within
 ``RETURN_WINDOW_DAYS``, so they are drawn among the recently delivered ones, at the rate
 that makes that share of all delivered ones (orders are spread over 90 days, busier
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from models.orders import OrderStatus
 from models.returns import ReturnReason
 
 OPEN_HOURS = 24
@@ -105,6 +108,19 @@ class AfterSalePlan:
             and all(p.delivered_at for p in self.parcels)
         )
 
+    @property
+    def order_status(self) -> OrderStatus:
+        """Where the order stands once its parcels have taken their steps: by what is
+        packed, not by the fate alone (a delivered one whose second parcel is not
+        packed yet is partially shipped)."""
+        if not self.parcels:
+            return OrderStatus.FULFILLMENT_QUEUED
+        if self.delivered:
+            return OrderStatus.DELIVERED
+        if self.every_unit_packed:
+            return OrderStatus.SHIPPED
+        return OrderStatus.PARTIALLY_SHIPPED
+
 
 def _hours(rng: random.Random, low: float, high: float) -> timedelta:
     # Whole seconds: a carrier's times (and the sandbox's) have no finer grain.
@@ -168,7 +184,9 @@ def plan_order(
             return AfterSalePlan(order_id, Fate.PARTIAL, (first,) if first else ())
     elif draw < shares.partial + shares.stalled:
         parcel = _parcel(rng, lines, created_at, now, 1)
-        return AfterSalePlan(order_id, Fate.STALLED, (parcel,) if parcel else ())
+        if parcel is None:
+            return AfterSalePlan(order_id, Fate.STALLED)
+        return AfterSalePlan(order_id, Fate.STALLED, (parcel,), every_unit_packed=True)
     groups = (
         split
         if split is not None and len(lines) >= 2 and parcels_draw < shares.two_parcels
