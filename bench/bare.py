@@ -25,6 +25,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from bench.stack_cost import BENCH, TEMPORAL, StackProcesses, own_cpu_seconds
 from core.settings import Settings
 
 REMOTE, LOCAL = "remote", "local"
@@ -111,10 +112,19 @@ class BareResult:
     shape: Shape
     seconds: float
     latencies: list[float] = field(repr=False)
+    # CPU seconds in the timed part: the Temporal server's (when the stack runs on this
+    # host) and this process's (the bare worker and its clients), by ``bench.stack_cost`` role.
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_second(self) -> float:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def cpu_per_workflow_ms(self) -> float | None:
+        """Every counted process's CPU per workflow (None: the server was not counted)."""
+        if TEMPORAL not in self.cpu or not self.latencies:
+            return None
+        return sum(self.cpu.values()) / len(self.latencies) * 1000
 
     def lines(self) -> list[str]:
         from bench.checkout import percentile
@@ -128,11 +138,30 @@ class BareResult:
             f"  shape: {self.shape.describe()}",
             f"  completed {len(self.latencies)}: {self.per_second:.1f} workflows/s",
             f"  start → completed          p50 {ms(50)}   p95 {ms(95)}   p99 {ms(99)}",
+            *self._cpu_lines(),
         ]
 
+    def _cpu_lines(self) -> list[str]:
+        total = self.cpu_per_workflow_ms()
+        if total is None:
+            return []
+        per = ", ".join(
+            f"{role} {seconds / len(self.latencies) * 1000:.0f} ms"
+            for role, seconds in self.cpu.items()
+        )
+        return [f"  CPU per workflow: {per} (the worker and its clients); all {total:.0f} ms"]
 
-async def run_bare(client: Client, shape: Shape, *, workflows: int, concurrency: int) -> BareResult:
-    """Run ``workflows`` bare workflows of ``shape``, ``concurrency`` at a time."""
+
+async def run_bare(
+    client: Client,
+    shape: Shape,
+    *,
+    workflows: int,
+    concurrency: int,
+    stack: StackProcesses | None = None,
+) -> BareResult:
+    """Run ``workflows`` bare workflows of ``shape``, ``concurrency`` at a time; with
+    ``stack``, count its Temporal server's CPU and this process's in the timed part."""
     queue = f"bench-bare-{uuid4().hex[:8]}"
     stages = [list(stage) for stage in shape.stages]
     latencies: list[float] = []
@@ -148,10 +177,20 @@ async def run_bare(client: Client, shape: Shape, *, workflows: int, concurrency:
             latencies.append(time.perf_counter() - started)
 
     async with Worker(client, task_queue=queue, workflows=[BareWorkflow], activities=[noop]):
+        server = (
+            StackProcesses({TEMPORAL: stack.roles[TEMPORAL]})
+            if stack and TEMPORAL in stack.roles
+            else None
+        )
+        server_before = server.cpu_seconds() if server else {}
+        bench_before = own_cpu_seconds()
         started = time.perf_counter()
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
-    return BareResult(workflows, concurrency, shape, seconds, latencies)
+        cpu = {BENCH: own_cpu_seconds() - bench_before}
+        if server is not None:
+            cpu = {TEMPORAL: server.cpu_seconds()[TEMPORAL] - server_before[TEMPORAL], **cpu}
+    return BareResult(workflows, concurrency, shape, seconds, latencies, cpu)
 
 
 def comparison(orders_per_second: float, bare: BareResult) -> str:
@@ -162,13 +201,35 @@ def comparison(orders_per_second: float, bare: BareResult) -> str:
     )
 
 
+def cpu_comparison(checkout_cpu_ms: float | None, bare: BareResult) -> list[str]:
+    """Where the ratio comes from when both runs keep the cores busy: throughput is then
+    the cores over the CPU each unit costs, so ours over the bare's is about the bare
+    workflow's CPU over an order's (every process of each run counted, its clients too)."""
+    bare_ms = bare.cpu_per_workflow_ms()
+    if checkout_cpu_ms is None or bare_ms is None or not checkout_cpu_ms:
+        return []
+    return [
+        f"  CPU: {checkout_cpu_ms:.0f} ms per order (the stack and the bench's clients) / "
+        f"{bare_ms:.0f} ms per bare workflow (Temporal server and the bench process): on "
+        f"busy cores ours can reach about {bare_ms / checkout_cpu_ms:.2f}x"
+    ]
+
+
 async def compare(
-    settings: Settings, order_id: str, *, workflows: int, concurrency: int
+    settings: Settings,
+    order_id: str,
+    *,
+    workflows: int,
+    concurrency: int,
+    base_url: str | None = None,
 ) -> BareResult:
-    """The bare workflow of ``order_id``'s shape, on the stack's Temporal server."""
+    """The bare workflow of ``order_id``'s shape, on the stack's Temporal server (whose
+    CPU is counted when ``base_url``'s stack runs on this host)."""
+    from bench.stack_cost import stack_processes
     from temporal.client import connect
     from temporal.clients.orders import workflow_id
 
     client = await connect(settings)
     shape = await shape_of(client, workflow_id(order_id))
-    return await run_bare(client, shape, workflows=workflows, concurrency=concurrency)
+    stack = stack_processes(base_url) if base_url else None
+    return await run_bare(client, shape, workflows=workflows, concurrency=concurrency, stack=stack)

@@ -37,7 +37,14 @@ from uuid import uuid4
 
 import httpx
 
-from bench.stack_cost import API, WorkflowCensus, cpu_lines, cpu_used, stack_processes
+from bench.stack_cost import (
+    API,
+    WorkflowCensus,
+    cpu_lines,
+    cpu_used,
+    own_cpu_seconds,
+    stack_processes,
+)
 from core.settings import Settings
 
 PASSWORD = "bench checkout shopper password 2026"
@@ -107,6 +114,8 @@ class CheckoutResult:
     api_cpu_seconds: float | None = None
     # CPU seconds each of the stack's processes used then, by role (``bench.stack_cost``).
     stack_cpu: dict[str, float] = field(default_factory=dict)
+    # CPU seconds this process (the shoppers' clients) used then: not the stack's.
+    bench_cpu_seconds: float | None = None
     # When the timed part ended, and the workflows started in it (filled by the caller).
     ended_at: datetime | None = None
     census: WorkflowCensus = field(default_factory=WorkflowCensus)
@@ -123,6 +132,13 @@ class CheckoutResult:
     @property
     def orders_per_second(self) -> float:
         return len(self.completed) / self.seconds if self.seconds else 0.0
+
+    def cpu_per_order_ms(self) -> float | None:
+        """Every stack process's CPU per order plus the bench's clients' (None: the stack
+        is not on this host)."""
+        if not self.stack_cpu or self.bench_cpu_seconds is None or not self.samples:
+            return None
+        return (sum(self.stack_cpu.values()) + self.bench_cpu_seconds) / len(self.samples) * 1000
 
     def failures(self) -> dict[str, int]:
         counts = Counter(
@@ -168,6 +184,11 @@ class CheckoutResult:
                 f"  API processes' CPU: {self.api_cpu_seconds:.1f} s, {per_order:.0f} ms per order"
             )
         lines += cpu_lines(self.stack_cpu, len(self.samples))
+        if self.bench_cpu_seconds is not None and self.samples:
+            per_order = self.bench_cpu_seconds / len(self.samples) * 1000
+            lines.append(
+                f"  bench process (the clients), not counted above: {per_order:.0f} ms per order"
+            )
         lines += self.census.lines(len(self.samples))
         return lines
 
@@ -425,10 +446,11 @@ async def run(
                     await asyncio.sleep(pause)
 
         stack = stack_processes(base_url)
-        cpu_before = stack.cpu_seconds()
+        cpu_before, bench_before = stack.cpu_seconds(), own_cpu_seconds()
         started_at = datetime.now(UTC)
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
         used = cpu_used(cpu_before, stack.cpu_seconds())
+        bench_used = own_cpu_seconds() - bench_before
     return CheckoutResult(
         orders,
         concurrency,
@@ -438,5 +460,6 @@ async def run(
         follow,
         used.get(API),
         stack_cpu=used,
+        bench_cpu_seconds=bench_used,
         ended_at=datetime.now(UTC),
     )

@@ -30,6 +30,8 @@ from core.settings import Settings
 
 TEMPORAL, WORKER, API, POSTGRES, REDIS = "Temporal server", "worker", "API", "PostgreSQL", "Redis"
 ROLES = (TEMPORAL, WORKER, API, POSTGRES, REDIS)
+# The benchmark's own process: its clients (and, for the bare workflow, its worker).
+BENCH = "bench process"
 # The last orders' fulfilments and event fan-outs start a moment after they settle.
 CENSUS_SETTLE_SECONDS = 2.0
 
@@ -126,6 +128,12 @@ def stack_processes(base_url: str) -> StackProcesses:
             if role is not None:
                 roles.setdefault(role, []).append(child)
     return StackProcesses(roles)
+
+
+def own_cpu_seconds() -> float:
+    """User and system CPU of this (the benchmark's) process so far."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
 
 
 def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

@@ -671,7 +671,7 @@ def bench_checkout(
         *result.lines(),
     ]
     if compare_bare:
-        from bench.bare import compare, comparison
+        from bench.bare import compare, comparison, cpu_comparison
 
         done = result.completed
         if not done:
@@ -679,11 +679,21 @@ def bench_checkout(
         err_console.print(f"running {orders} bare workflows of the same shape…")
         try:
             bare = asyncio.run(
-                compare(settings, done[0].order_id, workflows=orders, concurrency=concurrency)
+                compare(
+                    settings,
+                    done[0].order_id,
+                    workflows=orders,
+                    concurrency=concurrency,
+                    base_url=base,
+                )
             )
         except DependencyUnavailable as exc:
             raise _fail(f"Temporal did not answer: {exc}") from None
-        lines += [*bare.lines(), comparison(result.orders_per_second, bare)]
+        lines += [
+            *bare.lines(),
+            comparison(result.orders_per_second, bare),
+            *cpu_comparison(result.cpu_per_order_ms(), bare),
+        ]
     for line in lines:
         console.print(line)
 

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import psutil
 import pytest
 
-from bench.bare import LOCAL, REMOTE, BareResult, Shape, comparison, run_bare, shape_of
+from bench.bare import (
+    LOCAL,
+    REMOTE,
+    BareResult,
+    Shape,
+    comparison,
+    cpu_comparison,
+    run_bare,
+    shape_of,
+)
 from bench.checkout import LONG_POLL, POLL, CheckoutResult, OrderSample, percentile, run
+from bench.stack_cost import API, BENCH, TEMPORAL, WORKER, StackProcesses
 from temporal.clients.orders import workflow_id
 from tests.live import LiveStack
 
@@ -68,9 +79,19 @@ async def test_compare_bare_prints_both_figures_and_their_ratio(live: LiveStack)
     # confirmation email beside the fulfilment; the database steps are local activities.
     assert (shape.remote, shape.local) == (3, 5)
     assert shape.stages[2] == ("remote",)  # authorise, once the cart is priced and held
-    bare = await run_bare(live.client, shape, workflows=3, concurrency=2)
+    # The Temporal server here is a process of its own; this process stands in for it, so
+    # that what the bare run counts for a server's tree and for the bench is read.
+    me = psutil.Process()
+    bare = await run_bare(
+        live.client, shape, workflows=3, concurrency=2, stack=StackProcesses({TEMPORAL: [me]})
+    )
     assert len(bare.latencies) == 3
     assert bare.per_second > 0
+    assert list(bare.cpu) == [TEMPORAL, BENCH]
+    assert bare.cpu[BENCH] > 0
+    assert any(line.startswith("  CPU per workflow: Temporal server ") for line in bare.lines())
+    assert checkout.bench_cpu_seconds is not None
+    assert checkout.bench_cpu_seconds > 0
     text = "\n".join(
         [*checkout.lines(), *bare.lines(), comparison(checkout.orders_per_second, bare)]
     )
@@ -89,6 +110,33 @@ def test_a_shape_describes_its_stages_and_the_ratio_is_ours_over_bare() -> None:
     bare = BareResult(10, 2, shape, 2.0, [0.1] * 10)
     assert bare.per_second == 5.0
     assert "= 0.80x" in comparison(4.0, bare)
+
+
+def test_the_cpu_comparison_is_a_bare_workflows_cpu_over_an_orders() -> None:
+    start = datetime(2026, 11, 25, tzinfo=UTC)
+    ok = OrderSample("fulfillment_queued", None, 0.1, 1.0, 0.9, 1.5, start + timedelta(seconds=4))
+    checkout = CheckoutResult(
+        4, 2, 1.0, start, [ok] * 4, stack_cpu={TEMPORAL: 0.8, WORKER: 1.2}, bench_cpu_seconds=0.4
+    )
+    assert checkout.cpu_per_order_ms() == pytest.approx(600.0)
+    assert "  bench process (the clients), not counted above: 100 ms per order" in checkout.lines()
+    shape = Shape(((LOCAL,), (REMOTE,)))
+    bare = BareResult(10, 2, shape, 2.0, [0.1] * 10, cpu={TEMPORAL: 1.0, BENCH: 0.5})
+    assert bare.cpu_per_workflow_ms() == pytest.approx(150.0)
+    assert (
+        "  CPU per workflow: Temporal server 100 ms, bench process 50 ms (the worker and its "
+        "clients); all 150 ms"
+    ) in bare.lines()
+    [line] = cpu_comparison(checkout.cpu_per_order_ms(), bare)
+    assert "600 ms per order" in line
+    assert "150 ms per bare workflow" in line
+    assert line.endswith("about 0.25x")
+    # Nothing to compare when a side was not counted (a stack on another host).
+    assert cpu_comparison(None, bare) == []
+    assert cpu_comparison(600.0, BareResult(10, 2, shape, 2.0, [0.1] * 10, cpu={BENCH: 0.5})) == []
+    assert (
+        CheckoutResult(4, 2, 1.0, start, [ok] * 4, stack_cpu={API: 1.0}).cpu_per_order_ms() is None
+    )
 
 
 def test_every_bench_prints_its_configuration_first() -> None:
