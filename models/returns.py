@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
 from models.base import CamelModel, created_at_field, one_of, updated_at_field
+from models.catalog import MAX_AMOUNT
 
 
 class ReturnReason(StrEnum):
@@ -73,6 +74,10 @@ class ReturnRequest(SQLModel, table=True):
     # Computed when the goods are received; refunded once with key ``return:{id}``.
     refund_amount: int | None = Field(default=None)
     refund_id: str | None = Field(default=None, max_length=128)
+    # Why the refund was refused for good (another refund took the money after receipt):
+    # the return stays ``received`` until staff settle it, with ``settlement_note``.
+    refund_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    settlement_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     ship_by: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     approved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
@@ -150,6 +155,19 @@ class ReturnDecline(CamelModel):
     reason: str = PydanticField(min_length=1, max_length=1000, examples=["worn, not returnable"])
 
 
+class ReturnSettle(CamelModel):
+    amount: StrictInt = PydanticField(
+        ge=0,
+        le=MAX_AMOUNT,
+        description="Minor units refunded now (0: the money went back another way); at "
+        "most the amount fixed at receipt and what is left to refund",
+        examples=[787],
+    )
+    note: str = PydanticField(
+        min_length=1, max_length=1000, examples=["refunded 30.00 by phone on 12-05; the rest now"]
+    )
+
+
 class ReturnReceiveLine(CamelModel):
     return_line_id: str = PydanticField(max_length=40)
     received_quantity: StrictInt = PydanticField(
@@ -191,6 +209,14 @@ class ReturnPublic(CamelModel):
         description="Minor units; set when the goods are received"
     )
     refund_id: str | None
+    refund_error: str | None = PydanticField(
+        default=None,
+        description="Why the refund was refused (the money went to another refund after "
+        "receipt): the return stays `received` until staff settle it",
+    )
+    settlement_note: str | None = PydanticField(
+        default=None, description="What staff wrote when they settled a refused refund"
+    )
     ship_by: datetime | None
     approved_at: datetime | None
     decided_at: datetime | None

@@ -13,6 +13,7 @@ from api.deps import DbSession, State, after_commit
 from api.problems import problem_responses
 from api.security import CurrentUser, StaffUser
 from core.errors import DependencyUnavailable
+from integrations.payments.gateway import PaymentRejected, PaymentUnavailable
 from models.base import Page
 from models.returns import (
     REASON_TEXT,
@@ -24,18 +25,23 @@ from models.returns import (
     ReturnReasonPublic,
     ReturnReceive,
     ReturnRequest,
+    ReturnSettle,
     ReturnStatus,
 )
 from services.order_repository import OrderNotFound
+from services.payments import NotRefundable
 from services.returns import (
     InvalidReceipt,
     LineNotDelivered,
     OrderNotDelivered,
     ReturnNotActionable,
     ReturnNotFound,
+    ReturnNotSettleable,
     ReturnQuantityExceedsDelivered,
     ReturnService,
+    ReturnSteps,
     ReturnWindowClosed,
+    SettlementTooLarge,
     UnknownOrderLine,
 )
 from temporal.clients.connection import WorkflowNotFound, WorkflowRefused
@@ -369,3 +375,48 @@ async def receive_return(
         partial(state.workflows.returns.receive, return_id, receipt),
     )
     return await _after_action(service, session, request, done, response)
+
+
+@router.post(
+    "/admin/returns/{return_id}/settle",
+    summary="Settle a return whose refund was refused (staff)",
+    response_model=ReturnPublic,
+    responses=problem_responses(
+        ReturnNotFound,
+        ReturnNotSettleable,
+        SettlementTooLarge,
+        NotRefundable,
+        PaymentUnavailable,
+        PaymentRejected,
+    ),
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {"amount": 787, "note": "30.00 went back by a staff refund"}
+                }
+            }
+        }
+    },
+)
+async def settle_return(
+    return_id: str, body: ReturnSettle, caller: StaffUser, state: State, session: DbSession
+) -> ReturnPublic:
+    """A return stays `received` with `refundError` when Stripe refused its refund for
+    good (another refund took the money after receipt). Staff settle it here: `amount`
+    (minor units, 0 when the money went back another way) is refunded now, keyed at
+    Stripe by `return:{id}:settlement:{amount}`, and the return is `closed` with
+    `settlementNote`; `return.refunded` (`settled`, `owed`) emails the customer. Sent
+    again with the same amount it changes nothing: after a lost answer (503), send the
+    same amount again.
+
+    409 `return_not_settleable` for a return whose refund was not refused (its workflow
+    finishes it) or that was settled with another amount; 422 `settlement_exceeds_refund`
+    above the amount fixed at receipt (`owed`); 409 `payment_not_refundable` above what
+    Stripe has left (`refundable`); 503 `payment_unavailable` if Stripe cannot be reached
+    (nothing recorded: send it again)."""
+    await ReturnSteps(state.sessions, state.payments).settle(
+        return_id, amount=body.amount, note=body.note, staff_id=caller.user.id
+    )
+    service = _returns(state, session)
+    return await service.public(await service.get(return_id))

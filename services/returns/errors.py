@@ -47,3 +47,17 @@ class InvalidReceipt(ShopError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "invalid_receipt"
     title = "The received quantities do not fit the return's lines"
+
+
+class ReturnNotSettleable(Conflict):
+    """Only a return whose refund was refused for good is settled by hand; any other is
+    the workflow's to finish (or was settled with another amount)."""
+
+    code = "return_not_settleable"
+    title = "The return has no refused refund to settle"
+
+
+class SettlementTooLarge(ShopError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "settlement_exceeds_refund"
+    title = "More than the refund fixed at receipt"

@@ -21,8 +21,9 @@ from models.returns import SHOP_FAULT_REASONS, ReturnLine, ReturnRequest, Return
 from services import payments
 from services.inventory.stock import StockService
 from services.order_repository import OrderRepository
+from services.payments.refunds import NotRefundable
 from services.payments.repository import PaymentRepository
-from services.returns.errors import InvalidReceipt
+from services.returns.errors import InvalidReceipt, ReturnNotSettleable, SettlementTooLarge
 from services.returns.refunds import OrderAmounts, RefundBreakdown, return_refund
 from services.returns.repository import ReturnRepository
 from workflows.types.returns import ReceivedLine
@@ -34,6 +35,14 @@ UNIT_WEIGHT_OZ = 16.0
 def refund_key(return_id: str) -> str:
     """The provider's idempotency key of a return's refund: one refund per return."""
     return f"return:{return_id}"
+
+
+def settlement_key(return_id: str, amount: int) -> str:
+    """The provider's key of the refund staff make when they settle a refused one: a
+    retry of the same amount repeats it. The amount is part of it because Stripe keeps a
+    refusal under its key: a settlement refused as more than is left must not make the
+    next, smaller one be refused as a changed request."""
+    return f"{refund_key(return_id)}:settlement:{amount}"
 
 
 class ReturnSteps:
@@ -172,7 +181,24 @@ class ReturnSteps:
         ``return:{id}``, always the same amount); ``payment.refunded`` follows (with
         ``returnId``), then ``return.refunded``. Returns the provider's refund id. Raises
         ``NotRefundable`` when Stripe no longer has that much to refund (another refund
-        took it after receipt); the return stays ``received``."""
+        took it after receipt); the return stays ``received``, the refusal recorded in
+        its ``refund_error`` for staff to settle (``settle``)."""
+        try:
+            return await self._refund(return_id)
+        except NotRefundable as refused:
+            await self._record_refusal(return_id, refused.detail)
+            raise
+
+    async def _record_refusal(self, return_id: str, detail: str) -> None:
+        async with transaction(self._sessions) as session:
+            returns = ReturnRepository(session)
+            request = await returns.require(return_id, lock=True)
+            if request.status == ReturnStatus.RECEIVED and request.refund_error != detail:
+                request.refund_error = detail
+                request.updated_at = utcnow()
+                returns.stage(request)
+
+    async def _refund(self, return_id: str) -> str | None:
         async with transaction(self._sessions) as session:
             returns = ReturnRepository(session)
             request = await returns.require(return_id, lock=True)
@@ -209,6 +235,64 @@ class ReturnSteps:
             )
             await publish(session, EventType.RETURN_REFUNDED, order_id, payload)
             return request.refund_id
+
+    async def settle(self, return_id: str, *, amount: int, note: str, staff_id: str) -> None:
+        """Staff settle a return whose refund was refused for good: refund ``amount`` now
+        (at most the amount fixed at receipt; 0 when the money went back another way)
+        under ``settlement_key`` and close the return, ``return.refunded`` following
+        (``settled``, what was ``owed``, the staff ``note``) with a timeline entry. Asked
+        again with the same amount it changes nothing (a retry after a lost answer);
+        with another, or for a return whose refund was not refused, it is refused."""
+        async with transaction(self._sessions) as session:
+            returns = ReturnRepository(session)
+            request = await returns.require(return_id, lock=True)
+            if request.settlement_note is not None and request.refund_amount == amount:
+                return  # settled already, with this amount: a retry
+            if request.status != ReturnStatus.RECEIVED or request.refund_error is None:
+                raise ReturnNotSettleable(
+                    f"return {return_id} is {request.status}"
+                    + ("" if request.settlement_note is None else ", settled with another amount")
+                    + ": only a return whose refund was refused is settled by hand"
+                )
+            owed = request.refund_amount or 0
+            if amount > owed:
+                raise SettlementTooLarge(
+                    f"at most the {owed} fixed at receipt", field="amount", owed=owed
+                )
+            if amount > 0:
+                order = await OrderRepository(session).require(request.order_id)
+                outcome = await payments.refund(
+                    session,
+                    self._gateway,
+                    order,
+                    amount=amount,
+                    reason=f"return {request.id} settled: {note}",
+                    staff_id=staff_id,
+                    key=settlement_key(request.id, amount),
+                    source={"returnId": request.id},
+                )
+                request.refund_id = outcome.refund_id
+            now = utcnow()
+            request.refund_amount = amount
+            request.settlement_note = note
+            request.status = ReturnStatus.CLOSED
+            request.refunded_at = request.closed_at = request.updated_at = now
+            returns.stage(request)
+            order_id, payload = await announced(
+                session,
+                request,
+                f"return settled by staff: {amount} {request.currency} refunded of {owed}",
+                {
+                    "amount": amount,
+                    "currency": request.currency,
+                    "refundId": request.refund_id,
+                    "settled": True,
+                    "owed": owed,
+                    "note": note,
+                    "by": staff_id,
+                },
+            )
+            await publish(session, EventType.RETURN_REFUNDED, order_id, payload)
 
     async def close(self, return_id: str) -> ReturnStatus:
         async with transaction(self._sessions) as session:

@@ -98,6 +98,20 @@ async def test_the_customer_hears_of_each_step_once(
     assert len(await mail_api.mailbox(order.email)) == 3
 
 
+async def test_a_return_settled_by_staff_says_its_refund_unless_it_is_none(
+    db_sessions: SessionFactory, emails: EmailService, mail_api: MailApi
+) -> None:
+    order = await _order(db_sessions)
+    subscriber = return_emails(emails, mail_api.settings)
+    settled = {"currency": "USD", "settled": True, "owed": 2125, "note": "by phone"}
+    nothing = await _event(db_sessions, EventType.RETURN_REFUNDED, order, settled | {"amount": 0})
+    rest = await _event(db_sessions, EventType.RETURN_REFUNDED, order, settled | {"amount": 787})
+    assert await handle_once(db_sessions, subscriber, nothing)
+    assert await handle_once(db_sessions, subscriber, rest)
+    [mail] = await mail_api.mailbox(order.email)
+    assert mail["subject"] == "Refund of 7.87 USD for your return ret_mail"
+
+
 async def test_a_decline_and_a_cancellation_say_why(
     db_sessions: SessionFactory, emails: EmailService, mail_api: MailApi
 ) -> None:

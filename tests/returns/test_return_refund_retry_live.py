@@ -1,19 +1,22 @@
 """A return's refund once other refunds took money after its receipt, on the live stack
 (the Stripe sandbox over HTTP): the refund always asks Stripe the amount fixed at receipt
 (key ``return:{id}``), so a retry after a lost answer is replayed; never made and no
-longer covered, it is refused for good (``payment_not_refundable``, non-retryable)."""
+longer covered, it is refused for good (``payment_not_refundable``, non-retryable), the
+refusal shown on the return, and staff settle it by hand (``POST .../settle``)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
 from temporalio.exceptions import ApplicationError
 
 from activities.returns import ReturnActivities
 from core.db import create_session_factory, transaction
 from integrations.payments.stripe import StripeGateway
 from integrations.shipping.factory import build_shipping_provider
+from models.outbox import OutboxEvent
 from models.returns import ReturnReason, ReturnStatus
 from services import payments
 from services.order_repository import OrderRepository
@@ -116,3 +119,100 @@ async def test_a_return_refund_no_longer_covered_is_refused_for_good(
             OWED,
             None,
         )
+    # Staff see why, on the return itself.
+    shown = await http.get(f"/api/admin/returns/{return_id}", headers=staff)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["status"] == "received"
+    assert "refund" in shown.json()["refundError"]
+
+
+async def _refused(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, live: LiveStack
+) -> tuple[str, str, str]:
+    """Received (21.25 owed), a staff refund of 30.00 after it, the return's refund
+    refused for good: 7.87 is left at Stripe. (order, return, intent)"""
+    order_id, return_id, intent_id = await _received(http, staff, engine, live)
+    await _staff_refund(engine, live, order_id, 3000)
+    steps = ReturnSteps(create_session_factory(engine), StripeGateway.from_settings(live.settings))
+    with pytest.raises(payments.NotRefundable):
+        await steps.refund(return_id)
+    return order_id, return_id, intent_id
+
+
+async def test_staff_settle_a_refused_return_refund_once(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, live: LiveStack
+) -> None:
+    order_id, return_id, intent_id = await _refused(http, staff, engine, live)
+    url = f"/api/admin/returns/{return_id}/settle"
+    note = "30.00 went back by phone; the 7.87 left now"
+
+    too_much = await http.post(url, headers=staff, json={"amount": OWED + 1, "note": note})
+    assert too_much.status_code == 422, too_much.text
+    assert too_much.json()["code"] == "settlement_exceeds_refund"
+    assert too_much.json()["owed"] == OWED
+    left = CAPTURED - 3000
+    not_left = await http.post(url, headers=staff, json={"amount": left + 1, "note": note})
+    assert not_left.status_code == 409, not_left.text
+    assert not_left.json()["code"] == "payment_not_refundable"
+    assert await refunded(http, intent_id) == 3000  # nothing made by the refusals
+
+    settled = await http.post(url, headers=staff, json={"amount": left, "note": note})
+    assert settled.status_code == 200, settled.text
+    body = settled.json()
+    assert (body["status"], body["refundAmount"], body["settlementNote"]) == (
+        "closed",
+        left,
+        note,
+    )
+    assert body["refundId"]
+    assert body["refundError"]  # why it needed settling stays on the record
+    assert await refunded(http, intent_id) == CAPTURED
+
+    # A retry after a lost answer changes nothing; another amount is refused.
+    again = await http.post(url, headers=staff, json={"amount": left, "note": note})
+    assert again.status_code == 200, again.text
+    assert again.json()["refundId"] == body["refundId"]
+    other = await http.post(url, headers=staff, json={"amount": 0, "note": note})
+    assert other.status_code == 409, other.text
+    assert other.json()["code"] == "return_not_settleable"
+    assert await refunded(http, intent_id) == CAPTURED
+
+    async with create_session_factory(engine)() as session:
+        events = (
+            await session.exec(
+                select(OutboxEvent.type, OutboxEvent.data)
+                .where(OutboxEvent.aggregate_id == order_id)
+                .where(col(OutboxEvent.type) == "return.refunded")
+            )
+        ).all()
+    [(_type, data)] = events
+    assert (data["amount"], data["owed"], data["settled"], data["note"]) == (
+        left,
+        OWED,
+        True,
+        note,
+    )
+
+
+async def test_only_a_refused_return_refund_is_settled_and_zero_closes_it(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, live: LiveStack
+) -> None:
+    _order_id, received_id, intent_id = await _received(http, staff, engine, live)
+    body = {"amount": 0, "note": "covered by a goodwill refund"}
+    # Its refund was never refused: the workflow finishes it, not staff.
+    early = await http.post(f"/api/admin/returns/{received_id}/settle", headers=staff, json=body)
+    assert early.status_code == 409, early.text
+    assert early.json()["code"] == "return_not_settleable"
+    missing = await http.post("/api/admin/returns/ret_missing/settle", headers=staff, json=body)
+    assert missing.status_code == 404, missing.text
+    bad = await http.post(
+        f"/api/admin/returns/{received_id}/settle", headers=staff, json={"amount": -1}
+    )
+    assert bad.status_code == 422, bad.text
+
+    _order_id, return_id, intent_id = await _refused(http, staff, engine, live)
+    closed = await http.post(f"/api/admin/returns/{return_id}/settle", headers=staff, json=body)
+    assert closed.status_code == 200, closed.text
+    assert (closed.json()["status"], closed.json()["refundAmount"]) == ("closed", 0)
+    assert closed.json()["refundId"] is None
+    assert await refunded(http, intent_id) == 3000

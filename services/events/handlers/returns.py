@@ -80,6 +80,11 @@ def return_emails(emails: EmailService, settings: Settings) -> Subscriber:
             }
         elif event.type is EventType.RETURN_REFUNDED:
             context["amount"] = int(data.get("amount") or 0)
+            if data.get("settled") and not context["amount"]:
+                # Settled by staff with nothing refunded now: the money went back another
+                # way (a staff refund, with its own email); "a refund of 0.00" says nothing.
+                log.info("return settled without a refund: no email", extra={"order": order.id})
+                return
         else:
             context["ship_by"] = _day(data.get("shipBy"))
         await emails.deliver(
