@@ -16,16 +16,20 @@ since its watermark (``pending``) are probed. The first
 step's events are read for the entry only, and with step windows those of the last
 step window before now (who is still inside it).
 
-Both give, per entered person, ``t{k}`` the time of the first event that reached step k
-(null if none), ``g{k}`` the seconds from the previous step to it, and ``l{k}`` the
-latest event that reached step k (the start of the next step's window).
-``FunnelRepository`` turns that into the figures as it does for the other modes
-(``strict`` without step windows: from each step's ``p{k}`` alone, as ``ordered``). Events
-are in (time, id) order: of two at the same instant, the smaller id came first; the
-entry comes before every event of its instant.
+Both give, per step k >= 1, ``p{k}``: one row for each person who reached it, with
+``t`` the first event that reached it, ``a`` (t, from: ``a[1] - a[2]`` the seconds from
+the previous step), ``l`` the latest event that reached it (the start of the next step's
+window), and carried on from the entry ``t0``, ``grp`` and, with step windows, ``lp``
+(the previous step's ``l``). Step k's people are read from step k-1's (``p{k-1}``), so
+they are among them, and ``FunnelRepository`` takes each step's figures from its own
+people as for ``ordered``: no join of every entered person with every step. Events are
+in (time, id) order: of two at the same instant, the smaller id came first; the entry
+comes before every event of its instant.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from services.analytics.funnel_walk import FunnelOrder, WalkRules
 from services.analytics.links import PENDING
@@ -42,21 +46,37 @@ def _epoch(column: str) -> str:
     return f"date_part('epoch', {column})"
 
 
-def _step_events(k: int, people: str) -> str:
-    """Step k's events of ``people`` (``person_id``, ``t0``, and ``after``: when they
-    first reached step k - 1), each inside its person's window from entry."""
-    return f"""SELECT c.person_id, c.t0, e.created_at AS t, e.id
+def _carried(rules: WalkRules, alias: str = "") -> str:
+    """The columns a step's rows carry on from the entry: the breakdown value (``grp``)
+    and, with step windows, ``lp`` (whether the step's own window is still open)."""
+    columns = ("grp", "lp") if rules.step_windows else ("grp",)
+    return "".join(f", {alias}{column}" for column in columns)
+
+
+def _any_carried(rules: WalkRules, alias: str = "") -> str:
+    """``_carried`` in a query grouped by person (the same on all of a person's rows)."""
+    columns = ("grp", "lp") if rules.step_windows else ("grp",)
+    return "".join(f", any_value({alias}{column}) AS {column}" for column in columns)
+
+
+def _step_events(k: int, rules: WalkRules, people: str) -> str:
+    """Step k's events of ``people`` (``person_id``, ``t0``, the carried columns, and
+    ``after``: when they first reached step k - 1), each inside its person's window
+    from entry."""
+    return f"""SELECT c.person_id, c.t0{_carried(rules, "c.")}, e.created_at AS t, e.id
     FROM {people} c JOIN analytics_events e ON e.person_id = c.person_id
     WHERE e.event = :s{k} AND e.created_at >= :start AND e.created_at <= :horizon
       AND e.created_at >= c.after AND e.created_at <= c.t0 + {_WINDOW}"""
 
 
-def _reached_before(k: int) -> str:
-    """The people who reached step k - 1 (step 1: everyone who entered), and when
-    they first did."""
+def _reached_before(k: int, rules: WalkRules) -> str:
+    """The people who reached step k - 1 (step 1: everyone who entered), when they
+    first did (``after``), and the columns their step-k rows carry (``lp``: the latest
+    event that reached step k - 1)."""
+    lp = ", l AS lp" if rules.step_windows else ""
     if k == 1:
-        return "(SELECT person_id, t0, t0 AS after FROM entry)"
-    return f"(SELECT person_id, t0, min(t) AS after FROM v{k - 1} GROUP BY person_id, t0)"
+        return f"(SELECT person_id, t0, t0 AS after, grp{lp} FROM {_entered(rules)})"
+    return f"(SELECT person_id, t0, t AS after, grp{lp} FROM p{k - 1})"
 
 
 _PREVIOUS = """CROSS JOIN LATERAL (
@@ -66,21 +86,21 @@ _PREVIOUS = """CROSS JOIN LATERAL (
   ) p"""
 
 
-def _probed(k: int) -> str:
+def _probed(k: int, rules: WalkRules) -> str:
     """Step k's events, each with the event of its person just before it (``pe``,
     ``pt``, ``pid``), found by one backward probe of the person index."""
     return f"""SELECT s.*, p.event AS pe, p.t AS pt, p.id AS pid
-  FROM ({_step_events(k, _reached_before(k))}) s
+  FROM ({_step_events(k, rules, _reached_before(k, rules))}) s
   {_PREVIOUS}"""
 
 
-def _linked(k: int) -> str:
+def _linked(k: int, rules: WalkRules) -> str:
     """The same from the stored links (``links.py``): the step's events of the people
     whose links are current read with their previous event, index-only; those of the
     ``pending`` people (links not yet brought up to date) read through the person index
     (the array keeps the planner from probing everyone's first) and probed."""
-    people = _reached_before(k)
-    return f"""SELECT c.person_id, c.t0, l.created_at AS t, l.id,
+    people, carried = _reached_before(k, rules), _carried(rules, "c.")
+    return f"""SELECT c.person_id, c.t0{carried}, l.created_at AS t, l.id,
     l.prev_event AS pe, l.prev_at AS pt, l.prev_id AS pid
   FROM {people} c JOIN analytics_event_links l ON l.person_id = c.person_id
   WHERE l.event = :s{k} AND l.created_at >= :start AND l.created_at <= :horizon
@@ -89,7 +109,7 @@ def _linked(k: int) -> str:
   UNION ALL
   SELECT s.*, p.event AS pe, p.t AS pt, p.id AS pid
   FROM (
-    SELECT c.person_id, c.t0, x.created_at AS t, x.id
+    SELECT c.person_id, c.t0{carried}, x.created_at AS t, x.id
     FROM analytics_events x JOIN {people} c ON c.person_id = x.person_id
     WHERE x.person_id = ANY(ARRAY(SELECT person_id FROM pending)) AND x.event = :s{k}
       AND x.created_at >= :start AND x.created_at <= :horizon
@@ -105,7 +125,8 @@ def _strict(rules: WalkRules, linked: bool) -> list[str]:
     n = len(rules.steps)
     parts = [f"pending AS MATERIALIZED ({PENDING})"] if linked else []
     for k in range(1, n):
-        parts.append(f"c{k} AS MATERIALIZED (\n  {_linked(k) if linked else _probed(k)}\n)")
+        source = _linked(k, rules) if linked else _probed(k, rules)
+        parts.append(f"c{k} AS MATERIALIZED (\n  {source}\n)")
         fits = f" AND c.t - c.pt <= {_step_window(k)}" if rules.step_windows else ""
         if k == 1:
             joined, previous = "", "c.pt >= c.t0"
@@ -116,8 +137,17 @@ def _strict(rules: WalkRules, linked: bool) -> list[str]:
             previous = "true"
         parts.append(
             f"""v{k} AS (
-  SELECT c.person_id, c.t0, c.t, c.id, c.pt AS f FROM c{k} c{joined}
+  SELECT c.person_id, c.t0{_carried(rules, "c.")}, c.t, c.id, c.pt AS f FROM c{k} c{joined}
   WHERE c.pe = :s{k - 1} AND {previous}{fits}
+)"""
+        )
+        # Of a person's first events at one instant, the smallest ``from``: the time the
+        # gap is counted from.
+        parts.append(
+            f"""p{k} AS (
+  SELECT person_id, any_value(t0) AS t0{_any_carried(rules)}, min(t) AS t,
+    min(ARRAY[{_epoch("t")}, {_epoch("f")}]) AS a, max(t) AS l
+  FROM v{k} GROUP BY person_id
 )"""
         )
     return parts
@@ -138,11 +168,13 @@ def _ordered_with_windows(rules: WalkRules, linked: bool) -> list[str]:
         # one is at least as late, no probe needed.
         follows = f"s.pe = :s0 AND s.pt >= s.t0 AND s.t - s.pt <= {window}"
         parts.append(f"pending AS MATERIALIZED ({PENDING})")
-        source = _linked(1)
+        source = _linked(1, rules)
         latest = f"CASE WHEN {follows} THEN s.pt ELSE greatest(s.t0, p.t) END"
         probe = f"NOT ({follows})"
     else:
-        source, latest, probe = _step_events(1, _reached_before(1)), "greatest(s.t0, p.t)", "true"
+        source = _step_events(1, rules, _reached_before(1, rules))
+        latest, probe = "greatest(s.t0, p.t)", "true"
+    carried = _carried(rules)
     parts.append(
         f"""c1 AS (
   SELECT s.*, {latest} AS latest
@@ -155,15 +187,20 @@ def _ordered_with_windows(rules: WalkRules, linked: bool) -> list[str]:
   ) p ON true
 )""",
     )
-    parts.append(f"v1 AS (SELECT person_id, t0, t, id FROM c1 WHERE latest >= t - {window})")
+    parts.append(
+        f"v1 AS (SELECT person_id, t0{carried}, t, id FROM c1 WHERE latest >= t - {window})"
+    )
     parts.append(
         f"""p1 AS (
-  SELECT person_id, t, l, ARRAY[{_epoch("t")}, {_epoch("f")}] AS a FROM (
-    SELECT w.person_id, w.t, w.l, CASE WHEN w.t0 >= w.t - {window} THEN w.t0 ELSE (
+  SELECT person_id, t0{carried}, t, l, ARRAY[{_epoch("t")}, {_epoch("f")}] AS a FROM (
+    SELECT w.*, CASE WHEN w.t0 >= w.t - {window} THEN w.t0 ELSE (
       SELECT min(x.created_at) FROM analytics_events x
       WHERE x.person_id = w.person_id AND x.event = :s0 AND x.created_at >= w.t - {window}
     ) END AS f
-    FROM (SELECT person_id, t0, min(t) AS t, max(t) AS l FROM v1 GROUP BY person_id, t0) w
+    FROM (
+      SELECT person_id, t0{_any_carried(rules)}, min(t) AS t, max(t) AS l
+      FROM v1 GROUP BY person_id, t0
+    ) w
   ) first_ways
 )"""
     )
@@ -171,60 +208,58 @@ def _ordered_with_windows(rules: WalkRules, linked: bool) -> list[str]:
         # One pass in (time, id) order over the events that reached step k-1 and the
         # step's own: the latest of the former so far. (Where the gap is counted from,
         # the earliest of them inside the window, is found for the first event that
-        # reached the step only: ``_first_ways``.)
+        # reached the step only: ``_first_way``.)
         window = _step_window(k)
-        parts.append(f"c{k} AS ({_step_events(k, _reached_before(k))})")
+        parts.append(f"c{k} AS ({_step_events(k, rules, _reached_before(k, rules))})")
         parts.append(
             f"""w{k} AS (
-  SELECT person_id, t0, t, id, step,
+  SELECT person_id, t0{carried}, t, id, step,
     max(t) FILTER (WHERE NOT step) OVER (PARTITION BY person_id ORDER BY t, id
       ROWS UNBOUNDED PRECEDING) AS latest
-  FROM (SELECT person_id, t0, t, id, false AS step FROM v{k - 1}
-        UNION ALL SELECT person_id, t0, t, id, true FROM c{k}) x
+  FROM (SELECT person_id, t0, NULL AS grp, NULL AS lp, t, id, false AS step FROM v{k - 1}
+        UNION ALL SELECT person_id, t0, grp, lp, t, id, true FROM c{k}) x
 )"""
         )
         parts.append(
-            f"v{k} AS (SELECT person_id, t0, t, id FROM w{k} WHERE step AND latest >= t - {window})"
+            f"v{k} AS (SELECT person_id, t0{carried}, t, id FROM w{k}"
+            f" WHERE step AND latest >= t - {window})"
         )
+        parts.append(_first_way(k, rules))
     return parts
 
 
-def _first_ways(rules: WalkRules) -> list[str]:
+def _first_way(k: int, rules: WalkRules) -> str:
     """``ordered`` with step windows, per person and step k >= 2: ``t`` the first event
     that reached it, ``l`` the latest, and ``a`` (t, from): the gap is counted from the
     earliest event that reached step k-1 inside step k's window before ``t`` (those of
     its instant count too). One join per step for each person's first event, where a
     window frame by time recomputed its minimum at every event of the step."""
-    return [
-        f"""p{k} AS (
-  SELECT r.person_id, r.t, ARRAY[{_epoch("r.t")}, {_epoch("min(b.t)")}] AS a, r.l
-  FROM (SELECT person_id, min(t) AS t, max(t) AS l FROM v{k} GROUP BY person_id) r
+    return f"""p{k} AS (
+  SELECT r.person_id, any_value(r.t0) AS t0{_any_carried(rules, "r.")}, r.t,
+    ARRAY[{_epoch("r.t")}, {_epoch("min(b.t)")}] AS a, r.l
+  FROM (
+    SELECT person_id, any_value(t0) AS t0{_any_carried(rules)}, min(t) AS t, max(t) AS l
+    FROM v{k} GROUP BY person_id
+  ) r
   JOIN v{k - 1} b ON b.person_id = r.person_id
     AND b.t >= r.t - {_step_window(k)} AND b.t <= r.t
   GROUP BY r.person_id, r.t, r.l
 )"""
-        for k in range(2, len(rules.steps))
-    ]
 
 
-def _person_paths(rules: WalkRules) -> list[str]:
-    """``strict``, per person and step k: ``a`` the (time, from) of the first event that
-    reached it (of those at one instant, the smallest ``from``: the time the gap is
-    counted from), ``l`` the latest, ``t0`` the entry."""
-    return [
-        f"""p{k} AS (
-  SELECT person_id, any_value(t0) AS t0, min(t) AS t,
-    min(ARRAY[{_epoch("t")}, {_epoch("f")}]) AS a, max(t) AS l
-  FROM v{k} GROUP BY person_id
-)"""
-        for k in range(1, len(rules.steps))
-    ]
+def _entered(rules: WalkRules) -> str:
+    """The entered people as step 2 reads them: with step windows ``entered`` (the entry
+    and its ``l``), else ``entry``."""
+    return "entered" if rules.step_windows else "entry"
 
 
 def _latest_entry_step(rules: WalkRules) -> list[str]:
     """With step windows, whether the window to step 2 is still open needs the latest
-    step-1 event (``l0``) only when it is recent: the people's first step-1 event after
-    ``now`` minus that window, the rest of the step-1 events unread."""
+    step-1 event (``l``) only when it is recent: the people's first step-1 event after
+    ``now`` minus that window, the rest of the step-1 events unread. ``l`` stands for the
+    latest step-1 event inside the window: it equals it when that is after ``now`` minus
+    step 2's window, else it is the entry, also before then (all the figures ask of
+    it)."""
     if not rules.step_windows:
         return []
     return [
@@ -233,40 +268,37 @@ def _latest_entry_step(rules: WalkRules) -> list[str]:
   WHERE event = :s0 AND created_at > {_NOW} - {_step_window(1)}
     AND created_at >= :start AND created_at <= :horizon
   GROUP BY person_id
-)"""
+)""",
+        f"""entered AS (
+  SELECT en.person_id, en.t0, en.grp, CASE WHEN en.t0 > :open_after1 THEN en.t0
+    WHEN r0.t <= en.t0 + {_WINDOW} THEN r0.t ELSE en.t0 END AS l
+  FROM entry en LEFT JOIN recent0 r0 ON r0.person_id = en.person_id
+)""",
     ]
 
 
-def _reached(rules: WalkRules) -> str:
-    """The relation ``_figures_select`` reads: ``t{k}`` set when step k was reached,
-    ``g{k}`` the seconds from the previous step, ``l{k}`` as above. ``l0`` stands for
-    the latest step-1 event inside the window: it equals it when that is after ``now``
-    minus step 2's window, else it is the entry, also before then (all the figures ask
-    of it)."""
-    n = len(rules.steps)
-    columns, joins = ["en.grp", "en.t0"], []
-    if rules.step_windows:
-        columns.append(
-            "CASE WHEN en.t0 > :open_after1 THEN en.t0"
-            f" WHEN r0.t <= en.t0 + {_WINDOW} THEN r0.t ELSE en.t0 END AS l0"
-        )
-        joins.append("LEFT JOIN recent0 r0 ON r0.person_id = en.person_id")
-    for k in range(1, n):
-        columns += [f"p{k}.t AS t{k}", f"p{k}.a[1] - p{k}.a[2] AS g{k}", f"p{k}.l AS l{k}"]
-        joins.append(f"LEFT JOIN p{k} ON p{k}.person_id = en.person_id")
-    return f"(SELECT {', '.join(columns)} FROM entry en {' '.join(joins)}) AS reached"
+def _people(rules: WalkRules) -> Callable[[int], str]:
+    """Step k's people as ``FunnelRepository`` counts them: ``t0``, ``grp``, ``g`` the
+    seconds from the previous step, and with step windows ``l`` and ``lp``."""
+    windows = ", lp, l" if rules.step_windows else ""
+
+    def people(k: int) -> str:
+        if k == 0:
+            latest = ", l" if rules.step_windows else ""
+            return f"(SELECT t0, grp, NULL AS g{latest} FROM {_entered(rules)})"
+        return f"(SELECT t0, grp, a[1] - a[2] AS g{windows} FROM p{k})"
+
+    return people
 
 
-def walked_chain(rules: WalkRules, linked: bool) -> tuple[list[str], str]:
-    """The CTEs after ``entry``, and the relation of every entered person with ``grp``,
-    ``t0``, and per step k after the first ``t{k}`` (null: not reached), ``g{k}`` and
-    ``l{k-1}``. ``linked``: the stored links are read (current for the people with no
-    event received after ``:linked_since``): ``strict``'s previous events, and step
-    windows' shortcut past the probe for step 2."""
+def walked_chain(rules: WalkRules, linked: bool) -> tuple[list[str], Callable[[int], str]]:
+    """The CTEs after ``entry``, and each step's people (``_people``). ``linked``: the
+    stored links are read (current for the people with no event received after
+    ``:linked_since``): ``strict``'s previous events, and step windows' shortcut past the
+    probe for step 2."""
     assert rules.order is FunnelOrder.STRICT or (
         rules.order is FunnelOrder.ORDERED and rules.step_windows
     )
     strict = rules.order is FunnelOrder.STRICT
     body = _strict(rules, linked) if strict else _ordered_with_windows(rules, linked)
-    paths = _person_paths(rules) if strict else _first_ways(rules)
-    return [*_latest_entry_step(rules), *body, *paths], _reached(rules)
+    return [*_latest_entry_step(rules), *body], _people(rules)

@@ -156,31 +156,53 @@ def _ordered(rules: WalkRules, by: Breakdown | None) -> tuple[list[str], str]:
 
 
 def _by_step_figures(
-    parts: list[str], n: int, by: Breakdown | None, people: Callable[[int], str], gap: str
+    parts: list[str],
+    n: int,
+    by: Breakdown | None,
+    people: Callable[[int], str],
+    gap: str,
+    *,
+    step_windows: bool = False,
 ) -> tuple[list[str], str]:
-    """The figures when the people of step k are among those of step k-1 and no step
-    has its own window: each step's from its own people (``people(k)``: ``t0``, ``grp``
-    and ``gap``, the seconds from the previous step), counted apart and joined by
-    breakdown value (a row or a few), not person by person."""
+    """The figures when the people of step k are among those of step k-1: each step's
+    from its own people (``people(k)``: ``t0``, ``grp`` and ``gap``, the seconds from
+    the previous step; with ``step_windows`` also ``l``, the latest event that reached
+    the step, and ``lp``, the previous step's), counted apart and joined by breakdown
+    value (a row or a few), not person by person."""
     head = "GROUPING(grp) = 1 AS total, grp" if by else "true AS total, '' AS grp"
     grouping = " GROUP BY GROUPING SETS ((grp), ())" if by else ""
     parts = list(parts)
+
+    def still_open(latest: str, k: int) -> str:
+        # The window from entry, and with step windows step k's own from ``latest``,
+        # end after now: compared with now less each window (``open_params``), worked
+        # out once, not per person.
+        return (
+            f"t0 > :open_after AND {latest} > :open_after{k}"
+            if step_windows
+            else "t0 > :open_after"
+        )
+
     for k in range(n):
         median = (
             f"percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST({gap} AS double precision))"
             if k
             else "NULL"
         )
-        parts.append(
-            f"a{k} AS (SELECT {head}, count(*) AS c, count(*) FILTER"
-            f" (WHERE t0 > :open_after) AS o, {median} AS m FROM {people(k)} x{grouping})"
-        )
-    # Still inside the window at step k: reached step k-1, not step k, entered after
-    # now less the window.
+        # ``o``: of the step's people, those whose window to the next step is open;
+        # ``i``: those whose window to this step still was.
+        columns = [head, "count(*) AS c", f"{median} AS m"]
+        if k < n - 1:
+            columns.append(f"count(*) FILTER (WHERE {still_open('l', k + 1)}) AS o")
+        if k:
+            columns.append(f"count(*) FILTER (WHERE {still_open('lp', k)}) AS i")
+        parts.append(f"a{k} AS (SELECT {', '.join(columns)} FROM {people(k)} x{grouping})")
+    # Still inside the window at step k: reached step k-1, not step k, with the window
+    # to step k still open.
     columns = ["a0.total", "a0.grp", "a0.c AS c0"]
     columns += [f"coalesce(a{k}.c, 0) AS c{k}" for k in range(1, n)]
     columns += [
-        f"coalesce(a{k - 1}.o, 0) - coalesce(a{k}.o, 0) AS w{k}, a{k}.m AS m{k}"
+        f"coalesce(a{k - 1}.o, 0) - coalesce(a{k}.i, 0) AS w{k}, a{k}.m AS m{k}"
         for k in range(1, n)
     ]
     joins = " ".join(
@@ -198,24 +220,21 @@ def _walked(rules: WalkRules) -> bool:
 
 
 def _figures_select(rules: WalkRules, by: Breakdown | None, source: str) -> str:
+    """``any``'s figures from every entered person's ``t{k}`` (``_chain``)."""
     n = len(rules.steps)
-    walked = _walked(rules)
     columns = [
         "GROUPING(grp) = 1 AS total, grp" if by else "true AS total, '' AS grp",
         *(f"count(t{k}) AS c{k}" for k in range(n)),
     ]
     for k in range(1, n):
-        # A walked way's next window opens at the latest event that reached the step
-        # (``l``), and its gaps (``g``) are counted from the event it followed. Still
-        # open: the window from entry, and the step's own, end after now; compared with
-        # now less each window (``open_params``), worked out once, not per person.
+        # Still open: the window from entry, and the step's own (from when step k-1
+        # was reached), end after now; compared with now less each window
+        # (``open_params``), worked out once, not per person.
         still_open = "t0 > :open_after"
         if rules.step_windows:
-            opened = f"l{k - 1}" if walked else f"t{k - 1}"
-            still_open += f" AND {opened} > :open_after{k}"
+            still_open += f" AND t{k - 1} > :open_after{k}"
         # Seconds as the walk counts them: the difference of the two times' epochs.
-        since = f"date_part('epoch', t{k}) - date_part('epoch', t{k - 1})"
-        gap = f"g{k}" if walked else since
+        gap = f"date_part('epoch', t{k}) - date_part('epoch', t{k - 1})"
         columns.append(
             f"count(*) FILTER (WHERE t{k - 1} IS NOT NULL AND t{k} IS NULL"
             f" AND {still_open}) AS w{k}"
@@ -247,25 +266,15 @@ def figures_statement(rules: WalkRules, by: Breakdown | None, *, linked: bool = 
     (``links.py``)."""
     if rules.order is FunnelOrder.ORDERED and not rules.step_windows:
         parts, select = _ordered(rules, by)
-    elif rules.order is FunnelOrder.STRICT and not rules.step_windows:
-        # Each step's people from the walk's per-person paths, their breakdown value
-        # from the entry (only with a breakdown).
-        parts, _ = walked_chain(rules, linked)
-        grp = "en.grp" if by else "''"
-        entered = " JOIN entry en ON en.person_id = p.person_id" if by else ""
+    elif _walked(rules):
+        # Each step's people from the walk's per-person paths (``funnel_paths``), the
+        # breakdown value and the previous step's latest event carried along.
+        parts, people = walked_chain(rules, linked)
         parts, select = _by_step_figures(
-            parts,
-            len(rules.steps),
-            by,
-            lambda k: (
-                "(SELECT t0, grp, NULL AS g FROM entry)"
-                if k == 0
-                else f"(SELECT p.t0, {grp} AS grp, p.a[1] - p.a[2] AS g FROM p{k} p{entered})"
-            ),
-            "g",
+            parts, len(rules.steps), by, people, "g", step_windows=bool(rules.step_windows)
         )
     else:
-        parts, source = walked_chain(rules, linked) if _walked(rules) else _chain(rules)
+        parts, source = _chain(rules)
         select = _figures_select(rules, by, source)
     chain = ",\n".join(parts)
     return f"WITH {_ENTRY[by]},\n{chain}\n{select}"

@@ -288,3 +288,38 @@ async def test_step_windows_count_each_persons_gap_from_the_earliest_way_inside(
         assert in_sql == walked, windows
         reached_last = [g for g, f in in_sql.items() if g is not None and f.counts[-1]]
         assert len(reached_last) > 5, windows
+
+
+async def test_step_windows_carry_on_from_the_first_cart_that_reached_the_step(
+    db_session: AsyncSession,
+) -> None:
+    """Step 3 is read from the people of step 2, with what they carry: ola's first cart
+    is outside the hour after her view, a later one inside. Her checkout window opens at
+    the latest cart that reached the step (not her first cart, not her first that
+    reached it, not her latest cart), and her gap is counted from the view it followed."""
+    await add(
+        db_session,
+        event("ola", "product_view", T0),
+        event("ola", "add_to_cart", T0 + 2 * H),  # two hours after the view: outside
+        event("ola", "checkout_start", T0 + 2 * H + 30 * M),  # before step 2 was reached
+        event("ola", "product_view", T0 + 3 * H),
+        event("ola", "add_to_cart", T0 + 3 * H + 30 * M),  # reaches step 2
+        event("ola", "add_to_cart", T0 + 4 * H),  # reaches it again: the window opens here
+        event("ola", "add_to_cart", T0 + 5 * H),  # two hours after a view: outside
+    )
+    windows = {"step_windows": "1h,1h"}
+    # 4h45: inside the hour after the 4h cart (the first that reached step 2, at 3h30,
+    # would have closed it at 4h30).
+    found = await agreed(db_session, T0 + 4 * H + 45 * M, **windows)
+    assert (found.counts, found.in_window) == ([1, 1, 0], [0, 0, 1])
+    assert found.medians == [None, 30 * 60, None]
+    # 5h15: dropped (the 5h cart, which did not reach the step, would keep it open).
+    found = await agreed(db_session, T0 + 5 * H + 15 * M, **windows)
+    assert (found.counts, found.in_window) == ([1, 1, 0], [0, 0, 0])
+    # strict: the 4h cart follows a cart, not a view; the window opens at 3h30.
+    strict = windows | {"order": "strict"}
+    found = await agreed(db_session, T0 + 4 * H + 15 * M, **strict)
+    assert (found.counts, found.in_window) == ([1, 1, 0], [0, 0, 1])
+    assert found.medians == [None, 30 * 60, None]
+    found = await agreed(db_session, T0 + 4 * H + 45 * M, **strict)
+    assert (found.counts, found.in_window) == ([1, 1, 0], [0, 0, 0])
