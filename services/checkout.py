@@ -19,7 +19,7 @@ from models.workflow_starts import WorkflowStart
 from services.addresses import AddressService, clean_shipping_address
 from services.carts import CartRepository
 from services.order_repository import OrderRepository
-from services.orders import CartEmpty
+from services.orders import PLACED_MESSAGE, CartEmpty
 from temporal.clients.orders import OrderWorkflows
 from workflows.types.orders import OrderInput, StepPolicy
 
@@ -84,7 +84,10 @@ class Checkout:
             payment_token=body.payment_method.token,
         )
         await orders.save(order)
-        await orders.add_event(order.id, OrderStatus.PENDING, "order placed", {})
+        # At the order's own time: ``OrderService.placed`` renders it without reading it.
+        await orders.add_event(
+            order.id, OrderStatus.PENDING, PLACED_MESSAGE, {}, at=order.created_at
+        )
         start = OrderWorkflows.request_start(self.session, order_input(order, self.settings))
         await self.session.flush()
         return order, start

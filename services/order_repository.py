@@ -186,9 +186,16 @@ class OrderRepository:
             set_committed_value(order, key, value)
 
     async def add_event(
-        self, order_id: str, status: OrderStatus, message: str, data: dict[str, Any]
+        self,
+        order_id: str,
+        status: OrderStatus,
+        message: str,
+        data: dict[str, Any],
+        *,
+        at: datetime | None = None,
     ) -> None:
-        """A timeline row; flushes what is staged (``stage``) first."""
+        """A timeline row (at ``at``, default now); flushes what is staged (``stage``)
+        first."""
         await self.session.flush()
         await self.session.exec(
             insert(OrderEvent).values(
@@ -197,7 +204,7 @@ class OrderRepository:
                 status=status,
                 message=message,
                 data=data,
-                created_at=utcnow(),
+                created_at=at or utcnow(),
             )
         )
 

@@ -29,8 +29,10 @@ from models.orders import (
     OrderStatus,
     OrderSummary,
     OrderTotals,
+    Payment,
     PaymentSummary,
 )
+from models.shipment_views import OrderShipment
 from services.analytics import AnalyticsRecorder
 from services.carts import CartRepository, CartService
 from services.catalog.pricing import CouponService
@@ -40,6 +42,9 @@ from services.fulfillment_priority import FulfillmentPriority, ShippingMethod, c
 from services.order_repository import OrderFilter, OrderRepository
 from services.order_snapshots import line_snapshot, order_snapshot
 from services.users import UserRepository
+
+# The first timeline entry of every order (``Checkout.place``).
+PLACED_MESSAGE = "order placed"
 
 _PROGRESS = {
     OrderStatus.PENDING: 0,
@@ -378,9 +383,49 @@ class OrderService:
     # --- reading ----------------------------------------------------------------------
 
     async def public(self, order: Order) -> OrderPublic:
-        lines = await self.orders.lines(order.id)
-        events = await self.orders.events(order.id)
-        payment = await self.orders.payment(order.id)
+        return self._render(
+            order,
+            lines=[
+                OrderLinePublic.model_validate(ln, from_attributes=True)
+                for ln in await self.orders.lines(order.id)
+            ],
+            timeline=[
+                OrderEventPublic.model_validate(e, from_attributes=True)
+                for e in await self.orders.events(order.id)
+            ],
+            payment=await self.orders.payment(order.id),
+            shipments=await FulfillmentReader(self.session).order_shipments(order.id),
+        )
+
+    def placed(self, order: Order) -> OrderPublic:
+        """``public`` of an order ``Checkout.place`` has just written, from what it wrote:
+        no lines, payment or parcels yet, its one timeline entry at its creation (POST
+        /api/orders read all four back, issue #15). The same body, so the same ETag, as a
+        read of it would give."""
+        return self._render(
+            order,
+            lines=[],
+            timeline=[
+                OrderEventPublic(
+                    status=OrderStatus.PENDING,
+                    message=PLACED_MESSAGE,
+                    data={},
+                    created_at=order.created_at,
+                )
+            ],
+            payment=None,
+            shipments=[],
+        )
+
+    @staticmethod
+    def _render(
+        order: Order,
+        *,
+        lines: list[OrderLinePublic],
+        timeline: list[OrderEventPublic],
+        payment: Payment | None,
+        shipments: list[OrderShipment],
+    ) -> OrderPublic:
         return OrderPublic(
             id=order.id,
             user_id=order.user_id,
@@ -391,7 +436,7 @@ class OrderService:
             next_action_url=order.next_action_url,
             currency=order.currency,
             coupon_code=order.coupon_code,
-            items=[OrderLinePublic.model_validate(ln, from_attributes=True) for ln in lines],
+            items=lines,
             totals=OrderTotals(
                 subtotal=order.subtotal,
                 automatic_discounts=order.automatic_discounts,
@@ -407,8 +452,8 @@ class OrderService:
             payment=PaymentSummary.model_validate(payment, from_attributes=True)
             if payment is not None
             else None,
-            timeline=[OrderEventPublic.model_validate(e, from_attributes=True) for e in events],
-            shipments=await FulfillmentReader(self.session).order_shipments(order.id),
+            timeline=timeline,
+            shipments=shipments,
             created_at=order.created_at,
             updated_at=order.updated_at,
         )

@@ -110,7 +110,10 @@ async def place_order(
     if start is not None:
         after_commit(session, partial(state.workflows.starts.start, start))
     response.headers["Location"] = f"/api/orders/{order.id}"
-    public = await order_service(state, session).public(order)
+    service = order_service(state, session)
+    # A new order is rendered from what was just written; an order already placed for
+    # this cart is read.
+    public = service.placed(order) if start is not None else await service.public(order)
     # The tag a client long-polls from (GET with If-None-Match and Prefer: wait).
     response.headers["ETag"] = order_etag(public)
     return public
