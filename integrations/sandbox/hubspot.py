@@ -37,8 +37,14 @@ from models.hubspot_sandbox import SandboxHubSpotObject
 
 
 class HubSpotSandbox:
+    """One per request (the API builds one for each call it answers)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        # Property definitions by object type, read once per request: validating,
+        # finding by a unique property and checking uniqueness each needed them, and
+        # read them again (issue #15: 14 reads of sandbox objects per order, now 7).
+        self._defined: dict[str, dict[str, dict[str, Any]]] = {}
 
     # --- storage -------------------------------------------------------------------------
 
@@ -49,12 +55,17 @@ class HubSpotSandbox:
         await self.session.exec(select(func.pg_advisory_xact_lock(key)))
 
     async def _definitions(self, object_type: str) -> dict[str, dict[str, Any]]:
+        known = self._defined.get(object_type)
+        if known is not None:
+            return known
         rows = await self.session.exec(
             select(SandboxHubSpotObject).where(
                 SandboxHubSpotObject.object_type == f"properties/{object_type}"
             )
         )
-        return {str(r.properties["name"]): dict(r.properties) for r in rows.all()}
+        known = {str(r.properties["name"]): dict(r.properties) for r in rows.all()}
+        self._defined[object_type] = known
+        return known
 
     async def _unique(self, object_type: str) -> frozenset[str]:
         custom = await self._definitions(object_type)
@@ -80,6 +91,7 @@ class HubSpotSandbox:
     async def _find(
         self, object_type: str, object_id: str, id_property: str | None
     ) -> SandboxHubSpotObject:
+        """The object by id, or by the value of a unique property (``id_property``)."""
         if id_property and id_property != "hs_object_id":
             if id_property not in await self._unique(object_type):
                 raise validation_error(
@@ -99,11 +111,18 @@ class HubSpotSandbox:
         return check_properties(object_type, properties, set(await self._definitions(object_type)))
 
     async def _check_unique(
-        self, object_type: str, properties: dict[str, str], own_id: int | None
+        self,
+        object_type: str,
+        properties: dict[str, str],
+        own_id: int | None,
+        looked_up: tuple[str, str] | None = None,
     ) -> None:
+        """409 when another object holds one of ``properties``' unique values.
+        ``looked_up``: a (property, value) the caller has just found this object by (or
+        found no object by): nobody else holds it, no need to look again."""
         for name in sorted(await self._unique(object_type)):
             value = properties.get(name)
-            if not value:
+            if not value or (name, value) == looked_up:
                 continue
             other = await self._by_value(object_type, name, value)
             if other is not None and other.id != own_id:
@@ -145,7 +164,13 @@ class HubSpotSandbox:
         await self._lock(object_type)
         row = await self._find(object_type, object_id, id_property)
         merged = dict(row.properties) | changes
-        await self._check_unique(object_type, merged, row.id)
+        # Found by a unique value: the object itself holds it.
+        held = (
+            (id_property, str(row.properties.get(id_property, "")))
+            if id_property and id_property != "hs_object_id"
+            else None
+        )
+        await self._check_unique(object_type, merged, row.id, held)
         row.properties = merged
         row.updated_at = utcnow()
         self.session.add(row)
@@ -181,11 +206,11 @@ class HubSpotSandbox:
             row = await self._by_value(object_type, id_property, value)
             new = row is None
             if row is None:
-                await self._check_unique(object_type, properties, None)
+                await self._check_unique(object_type, properties, None, (id_property, value))
                 row = SandboxHubSpotObject(object_type=object_type, properties=properties)
             else:
                 merged = dict(row.properties) | properties
-                await self._check_unique(object_type, merged, row.id)
+                await self._check_unique(object_type, merged, row.id, (id_property, value))
                 row.properties = merged
                 row.updated_at = utcnow()
             self.session.add(row)
@@ -337,6 +362,7 @@ class HubSpotSandbox:
             SandboxHubSpotObject(object_type=f"properties/{object_type}", properties=definition)
         )
         await self.session.flush()
+        self._defined.pop(object_type, None)
         return definition
 
     # --- what staff see ----------------------------------------------------------------------
