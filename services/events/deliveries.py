@@ -15,6 +15,8 @@ from core.db import locked
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
+from services.events.repository import domain_event
+from services.events.subscribers import DomainEvent
 from workflows.types.events import DeliveryBatch, DeliveryRef, StartedDelivery
 
 # The channel the outbox's insert trigger notifies (migration e7a1c0de0003); finishing a
@@ -212,10 +214,14 @@ class DeliveryRepository:
 
     # --- one delivery --------------------------------------------------------------
 
-    async def begin_attempt(self, event_id: str, subscriber: str, generation: int) -> bool:
-        """Count an attempt of a pending delivery of this generation; False if there is
-        none (finished, dropped, or replayed since)."""
-        result = await self.session.exec(
+    async def begin_attempt(
+        self, event_id: str, subscriber: str, generation: int
+    ) -> DomainEvent | None:
+        """Count an attempt of a pending delivery of this generation and read its event,
+        in one statement (the handler's transaction read the outbox row again, issue
+        #15); None if there is no such delivery (finished, dropped, or replayed since).
+        A delivery's event is always there (its foreign key cascades)."""
+        counted = (
             update(EventDelivery)
             .where(
                 col(EventDelivery.event_id) == event_id,
@@ -225,8 +231,16 @@ class DeliveryRepository:
             )
             .values(attempts=EventDelivery.attempts + 1)
             .returning(col(EventDelivery.event_id))
+            .cte("counted")
         )
-        return result.first() is not None
+        event = (
+            await self.session.exec(
+                select(OutboxEvent)
+                .join(counted, counted.c.event_id == col(OutboxEvent.id))
+                .add_cte(counted)
+            )
+        ).first()
+        return None if event is None else domain_event(event)
 
     async def finish(
         self,

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from core.db import SessionFactory, autocommit, transaction
 from models.events import DeliveryStatus
 from services.events.deliveries import DeliveryRepository
-from services.events.handling import handle_event_in, load_event
+from services.events.handling import handle_event_in
 from services.events.metrics import EVENTS_DELIVERED, EVENTS_FAILED, count
 from services.events.subscribers import Subscriber
 from workflows.types.events import DeliveryStep
@@ -39,17 +39,17 @@ class DeliveryService:
         subscriber = self._subscribers.get(subscriber_name)
         if subscriber is None:
             return await self._drop(event_id, subscriber_name)
-        # One statement that commits by itself (autocommit: one round trip, not three).
+        # One statement that commits by itself (autocommit: one round trip, not three),
+        # and reads the event (immutable: the handler's transaction need not read it).
         async with autocommit(self._sessions) as session:
-            if not await DeliveryRepository(session).begin_attempt(
+            event = await DeliveryRepository(session).begin_attempt(
                 event_id, subscriber_name, generation
-            ):
-                return DeliveryStep.SKIPPED
-        event_type = ""
+            )
+        if event is None:
+            return DeliveryStep.SKIPPED
+        event_type = event.type
         try:
             async with transaction(self._sessions) as session:
-                event = await load_event(session, event_id)
-                event_type = event.type
                 ran = await handle_event_in(session, subscriber, event)
                 deliveries = DeliveryRepository(session)
                 await deliveries.finish(

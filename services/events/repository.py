@@ -11,24 +11,27 @@ from models.outbox import OutboxEvent
 from services.events.subscribers import DomainEvent
 
 
+def domain_event(row: OutboxEvent) -> DomainEvent:
+    """An outbox row as handlers see it."""
+    assert row.seq is not None
+    return DomainEvent(
+        id=row.id,
+        type=row.type,
+        aggregate_type=row.aggregate_type,
+        aggregate_id=row.aggregate_id,
+        seq=row.seq,
+        data=row.data,
+        created_at=row.created_at,
+    )
+
+
 class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def event(self, event_id: str) -> DomainEvent | None:
         row = await self.session.get(OutboxEvent, event_id)
-        if row is None:
-            return None
-        assert row.seq is not None
-        return DomainEvent(
-            id=row.id,
-            type=row.type,
-            aggregate_type=row.aggregate_type,
-            aggregate_id=row.aggregate_id,
-            seq=row.seq,
-            data=row.data,
-            created_at=row.created_at,
-        )
+        return None if row is None else domain_event(row)
 
     async def claim_receipt(self, event_id: str, subscriber: str) -> bool:
         """Record that ``subscriber`` handles ``event_id`` in this transaction; False if it

@@ -1,0 +1,62 @@
+"""One delivery reads its outbox row once (issue #15): the statement that counts the
+attempt returns the event, and the handler's transaction does not read it again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.db import create_session_factory, transaction
+from core.events import EventType
+from core.ids import IdPrefix, new_id
+from core.outbox import publish
+from services.events.deliveries import DeliveryRepository
+from services.events.delivery import DeliveryService
+from services.events.subscribers import DomainEvent, Subscriber
+from workflows.types.events import DeliveryStep
+
+SUBSCRIBER = "delivery-reads-probe"
+
+
+async def test_a_delivery_reads_its_event_in_the_statement_that_counts_the_attempt(
+    engine: AsyncEngine, redis: Redis
+) -> None:
+    sessions = create_session_factory(engine)
+    user_id = new_id(IdPrefix.USER)
+    async with transaction(sessions) as session:
+        published = await publish(session, EventType.USER_CREATED, user_id, {"userId": user_id})
+        await DeliveryRepository(session).add_deliveries(published, [SUBSCRIBER])
+    handled: list[DomainEvent] = []
+
+    async def handle(domain_event: DomainEvent, _session: AsyncSession) -> None:
+        handled.append(domain_event)
+
+    service = DeliveryService(
+        sessions, redis, [Subscriber(SUBSCRIBER, frozenset({EventType.USER_CREATED}), handle)]
+    )
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        delivered = await service.deliver(published.id, SUBSCRIBER, 0)
+        again = await service.deliver(published.id, SUBSCRIBER, 0)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+    assert (delivered, again) == (DeliveryStep.DELIVERED, DeliveryStep.SKIPPED)
+    assert [(e.id, e.type, e.aggregate_id, e.data) for e in handled] == [
+        (published.id, EventType.USER_CREATED, user_id, {"userId": user_id})
+    ]
+    assert handled[0].created_at == published.created_at
+    # The outbox row is read by the attempt's statement and locked to finish the event;
+    # no plain read of it besides.
+    reads = [s for s in statements if s.startswith("SELECT") and " FROM outbox" in s]
+    assert [s for s in reads if "FOR NO KEY UPDATE" not in s] == [], reads
+    assert statements[0].startswith("WITH counted AS (UPDATE event_deliveries"), statements[0]
