@@ -5,8 +5,10 @@ The SDK's sandbox re-imports a workflow's module for every run it builds (a new 
 or one rebuilt after leaving the worker's cache): it compiles ``workflows/orders.py``
 from source, runs its body and ``@workflow.defn`` again, ~40 ms of worker CPU per run
 here (cProfile of recorded histories replayed: 79 ms per order run with the default
-sandbox, 27 ms with ``workflows`` passed through, 15 ms unsandboxed). Every order makes
-two such runs (its ``OrderWorkflow`` and its ``FulfillmentWorkflow``).
+sandbox, 27 ms with ``workflows`` passed through, 15 ms unsandboxed). The two runs every
+order makes (its ``OrderWorkflow`` and its ``FulfillmentWorkflow``) and the event
+workflows are now unsandboxed altogether (``sandboxed=False``); the other workflows run
+in this sandbox.
 
 Passing the ``workflows`` package through imports each workflow module once per process.
 That is safe because those modules keep nothing at module level but constants and

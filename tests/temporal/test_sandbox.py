@@ -22,7 +22,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from temporal.sandbox import PASSED_THROUGH, RESTRICTIONS, workflow_runner
 from tests.workflows.record_histories import HISTORIES, WORKFLOWS
+from workflows.fulfillment import FulfillmentWorkflow
 from workflows.orders import OrderWorkflow
+from workflows.shipments import ShipmentWorkflow
 
 WORKFLOW_MODULES = sorted(Path(__file__).parents[2].joinpath("workflows").glob("*.py"))
 # Modules whose use in a workflow's own code would make a replay take another path.
@@ -52,9 +54,10 @@ class _RunClasses(Interceptor):
         return Inbound
 
 
-async def _run_class(runner: SandboxedWorkflowRunner) -> type:
+async def _run_class(
+    runner: SandboxedWorkflowRunner, name: str = "shipment_delivered_local_steps"
+) -> type:
     noted = _RunClasses()
-    name = "order_fulfillment_queued_local_steps"
     history = WorkflowHistory.from_json(name, (HISTORIES / f"{name}.json").read_text())
     replayer = Replayer(
         workflows=WORKFLOWS,
@@ -70,8 +73,38 @@ async def _run_class(runner: SandboxedWorkflowRunner) -> type:
 
 async def test_a_run_uses_the_workflow_class_imported_once_not_a_fresh_import() -> None:
     # The SDK's default sandbox builds a fresh module, hence a fresh class, for the run.
-    assert await _run_class(SandboxedWorkflowRunner()) is not OrderWorkflow
-    assert await _run_class(workflow_runner()) is OrderWorkflow
+    assert await _run_class(SandboxedWorkflowRunner()) is not ShipmentWorkflow
+    assert await _run_class(workflow_runner()) is ShipmentWorkflow
+
+
+@pytest.mark.parametrize(
+    ("name", "workflow_class"),
+    [
+        ("order_fulfillment_queued_local_steps", OrderWorkflow),
+        ("fulfillment_delivered_in_two_parcels_local_steps", FulfillmentWorkflow),
+    ],
+)
+async def test_the_workflows_every_order_runs_build_no_sandbox(
+    name: str, workflow_class: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``OrderWorkflow`` and ``FulfillmentWorkflow`` are unsandboxed (issue #15: about
+    10 ms of worker CPU per run went to building the sandbox), whatever runner a worker
+    is given, and still replay their recorded histories."""
+    built: list[str] = []
+    create_instance = SandboxedWorkflowRunner.create_instance
+
+    def counted(self: SandboxedWorkflowRunner, det: Any) -> Any:
+        built.append(det.defn.name)
+        return create_instance(self, det)
+
+    monkeypatch.setattr(SandboxedWorkflowRunner, "create_instance", counted)
+    # (A replayer checks every sandboxed workflow it registers by building it once.)
+    assert await _run_class(workflow_runner(), name) is workflow_class
+    assert workflow_class.__name__ not in built, built
+    # A workflow left in the sandbox builds one for its run (the count can see it).
+    built.clear()
+    await _run_class(workflow_runner())
+    assert built.count("ShipmentWorkflow") == 2, built
 
 
 def test_the_sdk_restrictions_stay_and_only_our_workflow_modules_are_added() -> None:
