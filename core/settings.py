@@ -86,6 +86,20 @@ class Settings(BaseSettings):
     # The SDK's own retries of 409/429/5xx and lost connections (same idempotency key).
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
     stripe_timeout_seconds: float = Field(default=20.0, gt=0)
+    # The event types our webhook endpoint is subscribed to (a Stripe endpoint's
+    # ``enabled_events``; ``["*"]``: all), which the sandbox sends. Not
+    # payment_intent.created: nothing waits for it, and it was a third of the webhooks
+    # every order made the API send and receive (issue #15).
+    stripe_webhook_events: frozenset[str] = frozenset(
+        {
+            "payment_intent.requires_action",
+            "payment_intent.amount_capturable_updated",
+            "payment_intent.succeeded",
+            "payment_intent.payment_failed",
+            "payment_intent.canceled",
+            "charge.refunded",
+        }
+    )
 
     # --- Accounts and authentication ---------------------------------------------------
     # Signs access tokens. Required in production; in development and tests a random

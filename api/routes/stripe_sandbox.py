@@ -92,6 +92,7 @@ def _sandbox(state: State, session: DbSession) -> StripeSandbox:
         session,
         base_url=f"{state.settings.api_base_url}/_sandbox/stripe",
         webhook_secret=state.settings.resolved_stripe_webhook_secret or SANDBOX_WEBHOOK_SECRET,
+        enabled_events=state.settings.stripe_webhook_events,
     )
 
 

@@ -15,6 +15,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,10 +92,19 @@ class Event:
 
 
 class StripeSandbox:
-    def __init__(self, session: AsyncSession, *, base_url: str, webhook_secret: str) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        base_url: str,
+        webhook_secret: str,
+        enabled_events: Collection[str] = ("*",),
+    ) -> None:
         self.session = session
         self.base_url = base_url
         self.webhook_secret = webhook_secret
+        # As a Stripe webhook endpoint's: the event types sent ("*": every one).
+        self.enabled_events = frozenset(enabled_events)
         self.events: list[Event] = []  # to deliver after commit
 
     async def _get(self, object_id: str, kind: str, *, lock: bool = True) -> SandboxStripeObject:
@@ -122,6 +132,8 @@ class StripeSandbox:
         return data
 
     def _event(self, kind: str, obj: dict[str, Any]) -> None:
+        if "*" not in self.enabled_events and kind not in self.enabled_events:
+            return
         event = {
             "id": new_id("evt"),
             "object": "event",

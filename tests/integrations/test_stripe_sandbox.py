@@ -15,6 +15,7 @@ import pytest
 import stripe
 import uvicorn
 from redis.asyncio import Redis
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,7 +26,7 @@ from cli.stack.process import free_port
 from core.settings import Settings
 from integrations.payments.gateway import PaymentUnavailable
 from integrations.payments.stripe import _translate
-from integrations.sandbox.stripe import SANDBOX_WEBHOOK_SECRET
+from integrations.sandbox.stripe import SANDBOX_WEBHOOK_SECRET, StripeSandbox
 from tests.live import live_api
 
 KEY = "sk_test_sandbox"
@@ -382,3 +383,50 @@ async def test_a_request_that_failed_frees_its_key_at_once(sandbox: tuple[str, H
                 headers=headers,
             )
             assert failed.status_code == 500, failed.text
+
+
+async def test_only_the_events_the_endpoint_is_subscribed_to_are_sent(
+    sandbox: tuple[str, Hooks], settings: Settings
+) -> None:
+    """As Stripe sends an endpoint only its ``enabled_events``: by default not
+    ``payment_intent.created``, which nothing waits for (issue #15: one webhook of the
+    three each order made the API send and receive)."""
+    base, hooks = sandbox
+    assert "payment_intent.created" not in settings.stripe_webhook_events
+    intent = await _call(
+        _client(base).v1.payment_intents.create,
+        {
+            "amount": 1200,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "capture_method": "manual",
+        },
+    )
+    await _wait_for(hooks, intent.id, "payment_intent.amount_capturable_updated")
+    assert [e["type"] for e in hooks.events(intent.id)] == [
+        "payment_intent.amount_capturable_updated"
+    ]
+
+
+async def test_an_endpoint_subscribed_to_everything_gets_every_event(
+    db_session: AsyncSession,
+) -> None:
+    every = StripeSandbox(db_session, base_url="http://sandbox", webhook_secret="whsec_x")
+    await every.create_intent(
+        {"amount": "100", "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true"}
+    )
+    assert [json.loads(e.payload)["type"] for e in every.events] == [
+        "payment_intent.created",
+        "payment_intent.succeeded",
+    ]
+    some = StripeSandbox(
+        db_session,
+        base_url="http://sandbox",
+        webhook_secret="whsec_x",
+        enabled_events={"payment_intent.succeeded"},
+    )
+    await some.create_intent(
+        {"amount": "100", "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true"}
+    )
+    assert [json.loads(e.payload)["type"] for e in some.events] == ["payment_intent.succeeded"]
