@@ -28,17 +28,14 @@ from models.orders import (
     OrderSnapshot,
     OrderStatus,
     OrderSummary,
-    OrderTotals,
-    Payment,
-    PaymentSummary,
 )
-from models.shipment_views import OrderShipment
 from services.analytics import AnalyticsRecorder
 from services.carts import CartRepository, CartService
 from services.catalog.pricing import CouponService
 from services.customers import LifetimeValueService
 from services.fulfillment.reading import FulfillmentReader
 from services.fulfillment_priority import FulfillmentPriority, ShippingMethod, calculate_priority
+from services.order_rendering import render_order
 from services.order_repository import OrderFilter, OrderRepository
 from services.order_snapshots import line_snapshot, order_snapshot
 from services.users import UserRepository
@@ -383,7 +380,7 @@ class OrderService:
     # --- reading ----------------------------------------------------------------------
 
     async def public(self, order: Order) -> OrderPublic:
-        return self._render(
+        return render_order(
             order,
             lines=[
                 OrderLinePublic.model_validate(ln, from_attributes=True)
@@ -402,7 +399,7 @@ class OrderService:
         no lines, payment or parcels yet, its one timeline entry at its creation (POST
         /api/orders read all four back, issue #15). The same body, so the same ETag, as a
         read of it would give."""
-        return self._render(
+        return render_order(
             order,
             lines=[],
             timeline=[
@@ -415,47 +412,6 @@ class OrderService:
             ],
             payment=None,
             shipments=[],
-        )
-
-    @staticmethod
-    def _render(
-        order: Order,
-        *,
-        lines: list[OrderLinePublic],
-        timeline: list[OrderEventPublic],
-        payment: Payment | None,
-        shipments: list[OrderShipment],
-    ) -> OrderPublic:
-        return OrderPublic(
-            id=order.id,
-            user_id=order.user_id,
-            cart_id=order.cart_id,
-            status=order.status,
-            failure_code=order.failure_code,
-            failure_detail=order.failure_detail,
-            next_action_url=order.next_action_url,
-            currency=order.currency,
-            coupon_code=order.coupon_code,
-            items=lines,
-            totals=OrderTotals(
-                subtotal=order.subtotal,
-                automatic_discounts=order.automatic_discounts,
-                coupon_discount=order.coupon_discount,
-                shipping=order.shipping,
-                tax=order.tax,
-                total=order.total,
-            )
-            if order.priced_at is not None
-            else None,
-            shipping_address=order.address,
-            payment_method={"type": order.payment_method_type, "token": order.payment_token},
-            payment=PaymentSummary.model_validate(payment, from_attributes=True)
-            if payment is not None
-            else None,
-            timeline=timeline,
-            shipments=shipments,
-            created_at=order.created_at,
-            updated_at=order.updated_at,
         )
 
     async def summaries(
