@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_echo: bool = False
 
+    # --- The embedded PostgreSQL of `shop dev` (not read with DATABASE_URL or DB_HOST) ---
+    # Unset, sized to the machine (its memory, or its cgroup's limit if lower) as a
+    # production server would be: shared_buffers an eighth of memory (128 MB to 2 GB),
+    # effective_cache_size half of it; random_page_cost for an SSD. The test suite's
+    # servers keep PostgreSQL's own defaults (three run side by side).
+    postgres_shared_buffers_mb: int | None = Field(default=None, ge=16, le=65_536)
+    postgres_effective_cache_size_mb: int | None = Field(default=None, ge=64)
+    postgres_random_page_cost: float = Field(default=1.1, gt=0, le=1000)
+
     # --- Redis -------------------------------------------------------------------------
     redis_url: str | None = None
 

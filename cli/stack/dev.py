@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from cli.stack.postgres import EmbeddedPostgres
+from cli.stack.postgres import EmbeddedPostgres, sizing_for
 from cli.stack.process import ManagedProcess, StackError, ensure_port_free, wait_until
 from cli.stack.redis import EmbeddedRedis
 from cli.stack.temporal import TemporalDevServer
@@ -133,10 +133,14 @@ class DevStack:
             with self._step("PostgreSQL (DATABASE_URL)"):
                 check_postgres(database_url)
         else:
+            sizing = sizing_for(s)
             pg = EmbeddedPostgres(
-                self.data_dir / "postgres", o.postgres_port, log_path=self.logs / "postgres.log"
+                self.data_dir / "postgres",
+                o.postgres_port,
+                log_path=self.logs / "postgres.log",
+                sizing=sizing,
             )
-            with self._step(f"PostgreSQL on 127.0.0.1:{o.postgres_port}"):
+            with self._step(f"PostgreSQL on 127.0.0.1:{o.postgres_port} ({sizing.describe()})"):
                 self._track("PostgreSQL", pg)
                 pg.start()
             database_url = pg.url

@@ -12,11 +12,13 @@ import os
 import signal
 import subprocess
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
 from cli.stack.process import ManagedProcess, StackError, wait_until
+from core.settings import Settings
 
 SUPERUSER = "postgres"
 DATABASE = "shop"
@@ -63,16 +65,85 @@ def _prepare_for_system_user(pgdata: Path) -> str | None:
     return SYSTEM_USER
 
 
+# Where Linux gives a cgroup's memory limit (v2, then v1); "max" or a huge number: none.
+CGROUP_MEMORY_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
+MIN_SHARED_BUFFERS_MB = 128  # PostgreSQL's own default
+MAX_SHARED_BUFFERS_MB = 2048
+
+
+@dataclass(frozen=True)
+class ServerSizing:
+    """The memory and planner settings a server is started with."""
+
+    shared_buffers_mb: int
+    effective_cache_size_mb: int
+    random_page_cost: float
+
+    def args(self) -> list[str]:
+        return [
+            "-c",
+            f"shared_buffers={self.shared_buffers_mb}MB",
+            "-c",
+            f"effective_cache_size={self.effective_cache_size_mb}MB",
+            "-c",
+            f"random_page_cost={self.random_page_cost}",
+        ]
+
+    def describe(self) -> str:
+        return (
+            f"shared_buffers {self.shared_buffers_mb} MB, effective_cache_size "
+            f"{self.effective_cache_size_mb} MB, random_page_cost {self.random_page_cost}"
+        )
+
+
+def machine_memory_mb() -> int:
+    """This machine's memory in MiB, or its cgroup's limit when that is lower."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in CGROUP_MEMORY_LIMITS:
+        try:
+            limit = path.read_text().strip()
+        except OSError:
+            continue
+        if limit.isdigit():
+            memory = min(memory, int(limit))
+    return memory // (1024 * 1024)
+
+
+def sizing_for(settings: Settings, memory_mb: int | None = None) -> ServerSizing:
+    """``POSTGRES_*`` settings where set, else sized to ``memory_mb`` (default: this
+    machine): shared_buffers an eighth (128 MB to 2 GB), effective_cache_size half."""
+    memory = machine_memory_mb() if memory_mb is None else memory_mb
+    shared = settings.postgres_shared_buffers_mb or min(
+        MAX_SHARED_BUFFERS_MB, max(MIN_SHARED_BUFFERS_MB, memory // 8)
+    )
+    cache = settings.postgres_effective_cache_size_mb or max(shared, memory // 2)
+    return ServerSizing(shared, cache, settings.postgres_random_page_cost)
+
+
 def url_for(port: int, database: str = DATABASE, host: str = "127.0.0.1") -> str:
     return f"postgresql+asyncpg://{SUPERUSER}@{host}:{port}/{database}"
 
 
 class EmbeddedPostgres:
-    def __init__(self, pgdata: Path, port: int, *, log_path: Path, durable: bool = True) -> None:
+    """``sizing`` None keeps PostgreSQL's defaults (128 MB of shared buffers: the tests)."""
+
+    def __init__(
+        self,
+        pgdata: Path,
+        port: int,
+        *,
+        log_path: Path,
+        durable: bool = True,
+        sizing: ServerSizing | None = None,
+    ) -> None:
         self.pgdata = pgdata.resolve()
         self.port = port
         self.log_path = log_path
         self.durable = durable
+        self.sizing = sizing
         self.process: ManagedProcess | None = None
 
     @property
@@ -118,6 +189,8 @@ class EmbeddedPostgres:
             "-c",
             "logging_collector=off",
         ]
+        if self.sizing is not None:
+            args += self.sizing.args()
         if not self.durable:
             # Tests only: throw-away data, so trade crash safety for speed.
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
