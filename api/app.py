@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=create_session_factory(engine),
             redis=redis,
         )
-        app.state.shop.ingest.start()
+        app.state.shop.start()
         try:
             yield
         finally:

@@ -23,6 +23,10 @@ from services.analytics.ingest import EventBuffer
 from services.catalog.cache import LocalEntries
 from services.catalog.pricing import PriceBookCache
 from services.catalog.search import SearchEngines
+from services.catalog.stock_view import CHANNEL as STOCK_CHANNEL
+from services.catalog.stock_view import StockView
+from services.catalog.versions import CHANNEL as CATALOG_CHANNEL
+from services.catalog.versions import CatalogVersion
 from services.order_watch import CHANNEL as ORDER_CHANNEL
 from services.order_watch import OrderWatch
 from services.tokens import AccessTokens, Revocations
@@ -52,8 +56,13 @@ class AppState:
     search: SearchEngines = field(init=False)
     # Dashboards reused until the rollups' watermark moves (each rollup run).
     dashboards: DashboardCache = field(init=False)
-    # Long-polls and event streams of orders: one LISTEN for the process (opened when
-    # the first client waits), fanned out to the waiters of each order.
+    # Catalogue reads show this process's view of the available stock and answer with
+    # the catalogue version it holds, both kept by notifications (issue #15).
+    stock: StockView = field(init=False, default_factory=StockView)
+    catalog_version: CatalogVersion = field(init=False)
+    # The process's one LISTEN connection (opened at start-up): long-polls and event
+    # streams of orders (fanned out to the waiters of each order), and the stock view's
+    # and the catalogue version's channels.
     order_changes: ChannelListener = field(init=False)
     order_watch: OrderWatch = field(init=False)
 
@@ -69,7 +78,10 @@ class AppState:
         index = self.settings.search_index_path if self.settings.search_index else None
         self.search = SearchEngines(index)
         self.dashboards = DashboardCache(self.settings.analytics_dashboard_cache_entries)
+        self.catalog_version = CatalogVersion(self.redis)
         self.order_changes = ChannelListener(asyncpg_dsn(self.settings), ORDER_CHANNEL)
+        self.order_changes.subscribe(STOCK_CHANNEL, self.stock)
+        self.order_changes.subscribe(CATALOG_CHANNEL, self.catalog_version)
         self.order_watch = OrderWatch(
             self.sessions, self.read_sessions, self.settings, self.analytics, self.order_changes
         )
@@ -90,8 +102,14 @@ class AppState:
         """One outgoing HTTP client per process (the sandboxes' webhooks)."""
         return httpx.AsyncClient(timeout=5)
 
+    def start(self) -> None:
+        """What runs for the life of the process, started on the running event loop."""
+        self.ingest.start()
+        self.order_changes.start()
+
     async def aclose(self) -> None:
         await self.ingest.aclose()  # the last events, before the engine goes
         await self.order_changes.aclose()
+        await self.catalog_version.aclose()
         if "http" in self.__dict__:
             await self.http.aclose()

@@ -305,6 +305,7 @@ async def _scale_search(
     from core.db import create_engine, create_session_factory
     from services.catalog.cache import CatalogCache
     from services.catalog.indexing import SearchIndexing
+    from services.catalog.versions import announce_version
 
     points: list[ScalingPoint] = []
     engine = create_engine(scratch)
@@ -338,7 +339,10 @@ async def _scale_search(
                     processes=generators,
                     seed=3,
                 )
-                await CatalogCache(redis).invalidate()
+                # The API processes hold the version: they are told, as a write tells them.
+                version = await CatalogCache(redis).invalidate()
+                async with sessions() as session:
+                    await announce_version(session, version)
                 cpu = StackProcesses({**stack_processes(api_base).roles, **database})
                 result = await asyncio.to_thread(
                     _run,

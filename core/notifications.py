@@ -12,6 +12,12 @@ trusting that nothing happened. The first connection does the same, which covers
 waiter that read its state before the ``LISTEN`` was in place.
 
 A wake-up means "look again", never "it changed": waiters compare what they read.
+
+Other channels ride on the same connection (``subscribe``): a subscriber hears each
+payload of its channel, that LISTEN is in place (from then on every commit's notification
+reaches it) and that the connection is lost (from then on notifications may be missed, so
+what it built from them is no longer to be trusted). The catalogue's stock view and
+version are kept this way (issue #15).
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +93,25 @@ class Waiter:
         return True
 
 
+class ChannelSubscriber(Protocol):
+    """What hears a channel of its own on the listener's connection."""
+
+    def listening(self) -> None:
+        """LISTEN is in place: every commit's notification from now on is heard."""
+
+    def notified(self, payload: str) -> None:
+        """A notification of the channel (called on the event loop, must not block)."""
+
+    def lost(self) -> None:
+        """The connection is gone: notifications may be missed until ``listening``."""
+
+
 class ChannelListener:
     def __init__(self, dsn: str, channel: str) -> None:
         self._dsn = dsn
         self._channel = channel
         self._waiters: dict[str, set[Waiter]] = {}
+        self._subscribers: dict[str, ChannelSubscriber] = {}
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection[Any] | None = None
         # How many times LISTEN was established, and notifications that woke a waiter:
@@ -111,6 +133,15 @@ class ChannelListener:
                 watching.discard(waiter)
                 if not watching:
                     del self._waiters[key]
+
+    def subscribe(self, channel: str, subscriber: ChannelSubscriber) -> None:
+        """``subscriber`` hears ``channel`` on this connection from its next (re)connection:
+        subscribe before ``start``."""
+        self._subscribers[channel] = subscriber
+
+    def start(self) -> None:
+        """Listen now (and for the life of the process), not only once a waiter comes."""
+        self._ensure_running()
 
     def watching(self, key: str, *, idle: bool = False) -> int:
         """How many waiters watch ``key`` now (``idle``: only those blocked waiting)."""
@@ -152,11 +183,20 @@ class ChannelListener:
     async def _listen(self) -> None:
         conn: asyncpg.Connection[Any] = await asyncpg.connect(self._dsn)
         lost = asyncio.Event()
+
+        def terminated(_conn: object) -> None:
+            lost.set()
+            self._lose_subscribers()  # at once, not after the task has woken
+
         try:
-            conn.add_termination_listener(lambda _conn: lost.set())
+            conn.add_termination_listener(terminated)
             await conn.add_listener(self._channel, self._notified)
+            for channel, subscriber in self._subscribers.items():
+                await conn.add_listener(channel, _heard_by(subscriber))
             self._conn = conn
             self.connections += 1
+            for subscriber in self._subscribers.values():
+                subscriber.listening()
             self._wake_all()  # whatever happened while nobody listened is looked at again
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -167,6 +207,7 @@ class ChannelListener:
             raise ConnectionError("the LISTEN connection was closed")
         finally:
             self._conn = None
+            self._lose_subscribers()
             if lost.is_set() or conn.is_closed():
                 conn.terminate()
             else:
@@ -179,7 +220,28 @@ class ChannelListener:
             waiter.wake(detail or None)
             self.deliveries += 1
 
+    def _lose_subscribers(self) -> None:
+        for subscriber in self._subscribers.values():
+            subscriber.lost()
+
     def _wake_all(self) -> None:
         for waiters in self._waiters.values():
             for waiter in waiters:
                 waiter.wake_after_loss()
+
+
+def _heard_by(subscriber: ChannelSubscriber) -> Any:
+    """An asyncpg listener callback handing the payload to ``subscriber``."""
+
+    def heard(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+        subscriber.notified(payload)
+
+    return heard
+
+
+async def notify(session: AsyncSession, channel: str, payload: str) -> None:
+    """Notify ``channel`` in ``session``'s transaction (sent when it commits)."""
+    await session.exec(
+        text("SELECT pg_notify(:channel, :payload)"),  # type: ignore[call-overload]
+        params={"channel": channel, "payload": payload},
+    )

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pydantic import Field as PydanticField
 from pydantic import StrictInt
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     DateTime,
@@ -66,6 +67,11 @@ class StockLevel(SQLModel, table=True):
     # cleared when it climbs back, which re-arms the alert.
     low_stock_alerted: bool = Field(default=False)
     updated_at: datetime = updated_at_field()
+    # Orders the row's changes of availability (a sequence's value, set by a trigger under
+    # the row's lock: migration f15c0de00040); notifications of them carry it.
+    revision: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class StockMovement(SQLModel, table=True):

@@ -10,7 +10,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import (
     AnonymousIdHeader,
     DbSession,
-    RedisClient,
     State,
     after_commit,
 )
@@ -52,19 +51,27 @@ PRODUCT_CONFLICTS = ((Conflict, "sku_taken"), SLUG_TAKEN)
 router = APIRouter(tags=["catalog"])
 
 
-def invalidate_catalog(session: DbSession, redis: RedisClient) -> None:
-    """After this request commits, every cached listing and detail is out of date."""
-    after_commit(session, CatalogCache(redis).invalidate)
+def invalidate_catalog(session: DbSession, state: AppState) -> None:
+    """After this request commits, every cached listing and detail is out of date: the
+    next request of this process reads the new version, the others once told."""
+    after_commit(session, lambda: state.catalog_version.bump(session))
 
 
 async def _with_live_stock(
-    session: AsyncSession, products: list[dict[str, Any]]
+    state: AppState, session: AsyncSession, products: list[dict[str, Any]], *, fresh: bool
 ) -> list[dict[str, Any]]:
-    """Availability is never cached: it is read fresh (one indexed query) every time.
-    The cached dicts are shared by this process's requests: copies carry the stock."""
+    """Availability is never cached with a page: it comes from the process's stock view
+    (kept by the stock rows' notifications), or from the database (one indexed query)
+    for products the view does not hold, and for every product when ``fresh`` (a list
+    filtered by stock shows what the filter read). The cached dicts are shared by this
+    process's requests: copies carry the stock."""
     if not products:
         return products
-    available = await StockRepository(session).available([p["id"] for p in products])
+    ids = [p["id"] for p in products]
+    if fresh:
+        available = await StockRepository(session).available(ids)
+    else:
+        available = await state.stock.available(session, ids)
     return [{**product, "available": available[product["id"]]} for product in products]
 
 
@@ -97,11 +104,11 @@ async def category_tree(session: DbSession) -> list[CategoryNode]:
     responses=problem_responses(SLUG_TAKEN, (ValidationFailed, "parent_not_found")),
 )
 async def create_category(
-    body: CategoryCreate, caller: StaffUser, session: DbSession, redis: RedisClient
+    body: CategoryCreate, caller: StaffUser, session: DbSession, state: State
 ) -> CategoryNode:
     """`slug` is unique (409 `slug_taken`); `parentId` (an id or slug) must exist."""
     category = await CategoryService(session).create(body)
-    invalidate_catalog(session, redis)
+    invalidate_catalog(session, state)
     return CategoryNode(
         id=category.id, name=category.name, slug=category.slug, parent_id=category.parent_id
     )
@@ -186,7 +193,7 @@ async def _listing(
     """The page of ``query``, from the cache or ``db``, with the stock read now."""
     cache = CatalogCache(state.redis, local=state.catalog_entries)
     # Stock moves with every checkout: a list filtered by it is not cached.
-    version = await cache.version() if query.in_stock is None else None
+    version = await state.catalog_version.current() if query.in_stock is None else None
     page_key = query.cache_params()
     if engine is not None:
         # The index catches up with a write a moment after it commits: a page it answered
@@ -228,7 +235,8 @@ async def _listing(
         # The page, and the total and subtree it read, written in one round trip.
         writes.append(("page", page_key, body, prices.cache_seconds()))
         await cache.put_many(version, writes)
-    return {**body, "items": await _with_live_stock(db, body["items"])}
+    items = await _with_live_stock(state, db, body["items"], fresh=query.in_stock is not None)
+    return {**body, "items": items}
 
 
 @router.get(
@@ -245,7 +253,7 @@ async def get_product(
 ) -> Response:
     """By id (`prod_…`) or slug: the effective price and the rating summary."""
     cache = CatalogCache(state.redis, local=state.catalog_entries)
-    version = await cache.version()
+    version = await state.catalog_version.current()
     product: dict[str, Any] | None = await cache.get(version, "product", {"key": key})
     # A session of its own, not a dependency (see ``list_products``).
     async with state.read_sessions() as reads:
@@ -255,7 +263,7 @@ async def get_product(
             await cache.put(
                 version, "product", {"key": key}, product, ttl_seconds=prices.cache_seconds()
             )
-        [product] = await _with_live_stock(reads, [product])
+        [product] = await _with_live_stock(state, reads, [product], fresh=False)
     await _record(
         state,
         caller,
@@ -278,20 +286,18 @@ async def get_product(
     responses=problem_responses(*PRODUCT_CONFLICTS, CategoryNotFound),
 )
 async def create_product(
-    body: ProductCreate, caller: StaffUser, session: DbSession, redis: RedisClient
+    body: ProductCreate, caller: StaffUser, session: DbSession, state: State
 ) -> ProductPublic:
     """`sku` and `slug` are unique (409 `sku_taken`, `slug_taken`); the slug is made from
     the name when not given. Prices are non-negative integers of minor units."""
     product = await ProductService(session).create(body)
-    invalidate_catalog(session, redis)
+    invalidate_catalog(session, state)
     return to_public(product, await price_book(session))
 
 
-async def _update(
-    key: str, body: ProductUpdate, session: DbSession, redis: RedisClient
-) -> ProductPublic:
+async def _update(key: str, body: ProductUpdate, session: DbSession, state: State) -> ProductPublic:
     product = await ProductService(session).update(key, body)
-    invalidate_catalog(session, redis)
+    invalidate_catalog(session, state)
     return to_public(product, await price_book(session))
 
 
@@ -302,10 +308,11 @@ async def _update(
     responses=problem_responses(ProductNotFound, *PRODUCT_CONFLICTS, CategoryNotFound),
 )
 async def patch_product(
-    key: str, body: ProductUpdate, caller: StaffUser, session: DbSession, redis: RedisClient
+    key: str, body: ProductUpdate, caller: StaffUser, session: DbSession, state: State
 ) -> ProductPublic:
-    """Only the fields given change; the new price is served as soon as this returns."""
-    return await _update(key, body, session, redis)
+    """Only the fields given change; the new price is served as soon as this returns (by
+    every API process once told, about a millisecond later)."""
+    return await _update(key, body, session, state)
 
 
 @router.put(
@@ -315,14 +322,14 @@ async def patch_product(
     responses=problem_responses(ProductNotFound, *PRODUCT_CONFLICTS, CategoryNotFound),
 )
 async def put_product(
-    key: str, body: ProductCreate, caller: StaffUser, session: DbSession, redis: RedisClient
+    key: str, body: ProductCreate, caller: StaffUser, session: DbSession, state: State
 ) -> ProductPublic:
     """Every field is set from the body."""
     fields = body.model_dump()
     if fields.get("slug") is None:
         fields.pop("slug", None)  # no slug given: keep the current one
     update = ProductUpdate.model_validate(fields)
-    return await _update(key, update, session, redis)
+    return await _update(key, update, session, state)
 
 
 @router.delete(
@@ -332,11 +339,9 @@ async def put_product(
     response_class=Response,
     responses=problem_responses(ProductNotFound),
 )
-async def delete_product(
-    key: str, caller: StaffUser, session: DbSession, redis: RedisClient
-) -> Response:
+async def delete_product(key: str, caller: StaffUser, session: DbSession, state: State) -> Response:
     """A soft delete: it leaves listings and detail (404), while orders and reviews that
     refer to it keep working."""
     await ProductService(session).delete(key)
-    invalidate_catalog(session, redis)
+    invalidate_catalog(session, state)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

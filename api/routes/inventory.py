@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import DbSession, RedisClient
+from api.deps import DbSession, State
 from api.problems import problem_responses
 from api.routes.catalog import invalidate_catalog
 from api.security import StaffUser
@@ -96,7 +96,7 @@ async def adjust(
     body: StockAdjustment,
     caller: StaffUser,
     session: DbSession,
-    redis: RedisClient,
+    state: State,
 ) -> StockPublic:
     """Add (`delta` > 0) or remove stock, with a `reason` for the ledger. A removal that
     would leave less than is reserved, or negative stock, answers 409
@@ -104,7 +104,7 @@ async def adjust(
     stock = await StockService(session).adjust(
         product_id, body.delta, body.reason, reference=caller.user.id
     )
-    invalidate_catalog(session, redis)
+    invalidate_catalog(session, state)
     return _stock(stock)
 
 
@@ -140,10 +140,10 @@ async def purchase_orders(
     ),
 )
 async def receive(
-    purchase_order_id: str, caller: StaffUser, session: DbSession, redis: RedisClient
+    purchase_order_id: str, caller: StaffUser, session: DbSession, state: State
 ) -> PurchaseOrderPublic:
     """Adds the ordered quantity to stock as a receipt; a second receive answers 409
     `purchase_order_not_open`."""
     po = await PurchasingService(session).receive(purchase_order_id)
-    invalidate_catalog(session, redis)
+    invalidate_catalog(session, state)
     return _po(po)

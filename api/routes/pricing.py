@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import DbSession, RedisClient
+from api.deps import DbSession, State
 from api.problems import problem_responses
 from api.routes.catalog import invalidate_catalog
 from api.security import OptionalUser, StaffUser
@@ -78,14 +78,14 @@ def _coupon(c: Coupon) -> CouponPublic:
     responses=problem_responses(ProductNotFound, CategoryNotFound),
 )
 async def create_discount(
-    body: DiscountCreate, caller: StaffUser, session: DbSession, redis: RedisClient
+    body: DiscountCreate, caller: StaffUser, session: DbSession, state: State
 ) -> DiscountPublic:
     """A percentage (`percent`, up to 2 decimals) or fixed (`amount`, minor units)
     reduction on one product (`productId`) or a category and its subcategories
     (`categoryId`), between `startsAt` and `endsAt` (open-ended if absent). Where several
     apply, the customer gets the largest; they do not stack."""
     discount = await DiscountService(session).create(body)
-    invalidate_catalog(session, redis)
+    invalidate_catalog(session, state)
     return _discount(discount)
 
 
@@ -108,11 +108,11 @@ async def list_discounts(caller: StaffUser, session: DbSession) -> list[Discount
     responses=problem_responses((NotFound, "discount_not_found")),
 )
 async def end_discount(
-    discount_id: str, caller: StaffUser, session: DbSession, redis: RedisClient
+    discount_id: str, caller: StaffUser, session: DbSession, state: State
 ) -> Response:
     """The discount stops applying at once; it stays listed as inactive."""
     await DiscountService(session).end(discount_id)
-    invalidate_catalog(session, redis)
+    invalidate_catalog(session, state)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

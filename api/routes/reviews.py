@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, StrictBool
 
-from api.deps import DbSession, RedisClient
+from api.deps import DbSession, State
 from api.problems import problem_responses
 from api.routes.catalog import invalidate_catalog
 from api.security import CurrentUser, OptionalUser, StaffUser
@@ -59,14 +59,14 @@ async def list_reviews(
     responses=problem_responses(ProductNotFound, AlreadyReviewed),
 )
 async def create_review(
-    key: str, body: ReviewCreate, caller: CurrentUser, session: DbSession, redis: RedisClient
+    key: str, body: ReviewCreate, caller: CurrentUser, session: DbSession, state: State
 ) -> ReviewPublic:
     """A rating from 1 to 5 with a title and a body; one review per user and product
     (409 `already_reviewed`). `verifiedPurchase` is true when the user has a confirmed
     order containing the product."""
     product = await ProductService(session).get(key)
     review = await _service(session).create(product.id, caller.user.id, body)
-    invalidate_catalog(session, redis)
+    invalidate_catalog(session, state)
     return _public(review)
 
 
@@ -87,10 +87,10 @@ async def moderate_review(
     body: ReviewModeration,
     caller: StaffUser,
     session: DbSession,
-    redis: RedisClient,
+    state: State,
 ) -> Response:
     """A hidden review leaves the public list and the product's rating summary."""
     product = await ProductService(session).get(key, include_inactive=True)
     await _service(session).set_hidden(product.id, review_id, body.hidden)
-    invalidate_catalog(session, redis)
+    invalidate_catalog(session, state)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,10 +8,11 @@ again: after an update returns, no stale price is served. Entries also expire (T
 a bump lost to a Redis hiccup heals by itself. Redis trouble never fails a request: the
 cache is skipped.
 
-The process's copy (``LocalEntries``) is keyed the same way and consulted after the
-version is read from Redis (one round trip a request), so it is invalidated across every
-process by the same bump; an entry copied from Redis keeps the Redis entry's expiry
-(a discount window's edge), never longer.
+The process's copy (``LocalEntries``) is keyed the same way and consulted with the
+version the process holds (``services.catalog.versions``: read from Redis when a bump's
+notification arrives, not per request), so it is invalidated across every process by the
+same bump; an entry copied from Redis keeps the Redis entry's expiry (a discount window's
+edge), never longer.
 """
 
 from __future__ import annotations
@@ -91,11 +92,8 @@ class CatalogCache:
         return f"catalog:{version}:{kind}:{digest.hexdigest()[:32]}"
 
     async def version(self) -> str | None:
-        try:
-            return str(await self.redis.get(VERSION_KEY) or "0")
-        except RedisError as exc:
-            log.warning("catalogue cache unavailable: %s", exc)
-            return None
+        """The version in Redis now (a round trip; the API holds it in ``CatalogVersion``)."""
+        return await read_version(self.redis)
 
     async def get(self, version: str | None, kind: str, params: dict[str, Any]) -> Any:
         """The entry, or None. Shared with other requests of this process: not to be
@@ -180,5 +178,15 @@ class CatalogCache:
                     pipe.set(key, raw, ex=ttl)
                 await pipe.execute()
 
-    async def invalidate(self) -> None:
-        await self.redis.incr(VERSION_KEY)
+    async def invalidate(self) -> int:
+        """A new version (the processes are told by ``CatalogVersion.bump``)."""
+        return int(await self.redis.incr(VERSION_KEY))
+
+
+async def read_version(redis: Redis) -> str | None:
+    """The catalogue version in Redis, or None when Redis is unavailable (no cache)."""
+    try:
+        return str(await redis.get(VERSION_KEY) or "0")
+    except RedisError as exc:
+        log.warning("catalogue cache unavailable: %s", exc)
+        return None

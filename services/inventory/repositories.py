@@ -30,7 +30,8 @@ ON_HAND = col(StockLevel.on_hand)
 RESERVED = col(StockLevel.reserved)
 AVAILABLE = ON_HAND - RESERVED
 _AVAILABLE_BY_IDS = (
-    "SELECT product_id, on_hand - reserved FROM stock_levels WHERE product_id = ANY($1::varchar[])"
+    "SELECT product_id, on_hand - reserved, revision FROM stock_levels"
+    " WHERE product_id = ANY($1::varchar[])"
 )
 
 
@@ -80,14 +81,20 @@ class StockRepository:
         of ids, at under half the CPU of the same read through SQLAlchemy's execution
         (0.2 against 0.4-0.5 ms, most of a cached product detail's database work). Same
         connection, so inside a transaction that has begun it reads that transaction."""
+        revised = await self.available_revisions(product_ids)
+        return {p: available for p, (available, _) in revised.items()}
+
+    async def available_revisions(self, product_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Available stock and the row's revision (what orders its changes: migration
+        f15c0de00040) by product; ``(0, 0)`` for a product without a stock row."""
         if not product_ids:
             return {}
         connection = await self.session.connection()
         driver = (await connection.get_raw_connection()).driver_connection
         assert driver is not None
         rows = await driver.fetch(_AVAILABLE_BY_IDS, list(product_ids))
-        found = {r[0]: int(r[1]) for r in rows}
-        return {p: found.get(p, 0) for p in product_ids}
+        found = {r[0]: (int(r[1]), int(r[2])) for r in rows}
+        return {p: found.get(p, (0, 0)) for p in product_ids}
 
     async def change(
         self,

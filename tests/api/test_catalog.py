@@ -267,10 +267,14 @@ async def test_a_write_through_one_api_process_is_served_by_every_other(
     staff: dict[str, str],
     catalogue: dict[str, Any],
 ) -> None:
-    """Each API process keeps its own copy of the hot cache entries (``LocalEntries``):
-    a price, discount or stock change made through one process is what every other
-    process answers as soon as the write returns."""
+    """Each API process keeps its own copy of the hot cache entries (``LocalEntries``),
+    the catalogue version and a view of the stock: a price, discount or stock change made
+    through one process is what the writing process answers as soon as the write returns
+    (price, discount), and what every other process answers once told (a notification
+    and a Redis read later; a stock change, every process once its notification
+    arrives). Waited for by asking again, with a bound only to fail rather than hang."""
     other = await make_client()  # a second API process: its own copy, the same Redis
+
     product = catalogue["cable"]
     detail = f"/api/products/{product['id']}"
     listing = {"category": catalogue["cables"]["id"]}
@@ -282,12 +286,19 @@ async def test_a_write_through_one_api_process_is_served_by_every_other(
         assert tuple(item[f] for f in fields) == tuple(one[f] for f in fields)
         return one["price"], one["effectivePrice"], one["available"]
 
+    async def once_told(http: httpx.AsyncClient, expected: tuple[int, int, int]) -> None:
+        deadline = time.monotonic() + 30
+        while (found := await served(http)) != expected:
+            assert time.monotonic() < deadline, f"still {found}, not {expected}"
+
     for http in (client, other, client, other):  # the second round from each copy
         assert await served(http) == (999, 999, 0)
 
     changed = await client.patch(detail, headers=staff, json={"price": 1299})
     assert changed.status_code == 200, changed.text
-    for http in (other, client, other, client):
+    assert await served(client) == (1299, 1299, 0)
+    await once_told(other, (1299, 1299, 0))
+    for http in (other, client):
         assert await served(http) == (1299, 1299, 0)
 
     discount = await other.post(
@@ -302,8 +313,8 @@ async def test_a_write_through_one_api_process_is_served_by_every_other(
         },
     )
     assert discount.status_code == 201, discount.text
-    for http in (client, other, client, other):
-        assert await served(http) == (1299, 999, 0)
+    assert await served(other) == (1299, 999, 0)
+    await once_told(client, (1299, 999, 0))
 
     stocked = await other.post(
         f"/api/inventory/{product['id']}/adjust",
@@ -311,7 +322,9 @@ async def test_a_write_through_one_api_process_is_served_by_every_other(
         json={"delta": 7, "reason": "delivery"},
     )
     assert stocked.status_code == 200, stocked.text
-    for http in (client, other, client, other):
+    for http in (client, other):
+        await once_told(http, (1299, 999, 7))
+    for http in (client, other):
         assert await served(http) == (1299, 999, 7)
 
 
