@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
@@ -91,11 +92,13 @@ RedisClient = Annotated[Redis, Depends(get_redis)]
 
 # A visitor's id before sign-in, chosen by the client (analytics: product views, searches
 # and tracked events carry it; signing in with it links them to the user).
+ANONYMOUS_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+ANONYMOUS_ID = re.compile(ANONYMOUS_ID_PATTERN)
 AnonymousIdHeader = Annotated[
     str | None,
     Header(
         alias="X-Anonymous-Id",
-        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        pattern=ANONYMOUS_ID_PATTERN,
         description="The visitor's anonymous id (analytics), before sign-in",
     ),
 ]

@@ -20,6 +20,7 @@ from integrations.shipping.provider import ShippingProvider
 from services.analytics import AnalyticsRecorder
 from services.analytics.dashboard_cache import DashboardCache
 from services.analytics.ingest import EventBuffer
+from services.catalog.answers import Answers
 from services.catalog.cache import LocalEntries
 from services.catalog.pricing import PriceBookCache
 from services.catalog.search import SearchEngines
@@ -59,6 +60,8 @@ class AppState:
     # Catalogue reads show this process's view of the available stock and answer with
     # the catalogue version it holds, both kept by notifications (issue #15).
     stock: StockView = field(init=False, default_factory=StockView)
+    # Guests' listing and detail answers, sent again as long as they are current.
+    answers: Answers = field(init=False)
     catalog_version: CatalogVersion = field(init=False)
     # The process's one LISTEN connection (opened at start-up): long-polls and event
     # streams of orders (fanned out to the waiters of each order), and the stock view's
@@ -79,6 +82,7 @@ class AppState:
         self.search = SearchEngines(index)
         self.dashboards = DashboardCache(self.settings.analytics_dashboard_cache_entries)
         self.catalog_version = CatalogVersion(self.redis)
+        self.answers = Answers(clock=self.catalog_entries.clock)
         self.order_changes = ChannelListener(asyncpg_dsn(self.settings), ORDER_CHANNEL)
         self.order_changes.subscribe(STOCK_CHANNEL, self.stock)
         self.order_changes.subscribe(CATALOG_CHANNEL, self.catalog_version)

@@ -62,6 +62,13 @@ class LocalEntries:
             return None
         return value
 
+    def expires(self, version: str, key: str) -> float | None:
+        """When the entry expires (on ``clock``), if this copy holds it."""
+        if version != self._version:
+            return None
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
     def put(self, version: str, key: str, value: Any, ttl_seconds: float) -> None:
         if ttl_seconds <= 0 or self.max_entries <= 0:
             return
@@ -106,6 +113,12 @@ class CatalogCache:
         if version is None or self.local is None:
             return None
         return self.local.get(version, self._key(version, kind, params))
+
+    def local_expiry(self, version: str | None, kind: str, params: dict[str, Any]) -> float | None:
+        """When this process's copy of the entry expires, if it holds one."""
+        if version is None or self.local is None:
+            return None
+        return self.local.expires(version, self._key(version, kind, params))
 
     async def get_many(self, version: str | None, entries: list[Entry]) -> list[Any]:
         """Each entry (None where there is none), those not in this process's copy read

@@ -87,6 +87,15 @@ class StockView:
             return  # an older change (its notification was still on its way)
         self._available[product_id] = (available, revision)
 
+    def shows(self, shown: Sequence[tuple[str, int]]) -> bool:
+        """Whether the view holds each product with the availability ``shown``."""
+        known = self._available
+        for product_id, available in shown:
+            held = known.get(product_id)
+            if held is None or held[0] != available:
+                return False
+        return True
+
     async def available(self, session: AsyncSession, product_ids: Sequence[str]) -> dict[str, int]:
         """Available stock by product (0 for a product without a stock row): from the
         view, and the products it does not hold from ``session`` in one statement."""

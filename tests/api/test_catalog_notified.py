@@ -1,5 +1,6 @@
 """Catalogue reads answered from what the process was told (issue #15): the stock view kept
-by the stock rows' notifications, and the catalogue version pushed by a write's.
+by the stock rows' notifications, the catalogue version pushed by a write's, and the
+answers kept and sent again while both say they are current.
 
 Stock is changed the ways a shop changes it, in sessions of their own that commit (a
 checkout's reservation, a restock), never through the API under test: what reaches the
@@ -16,14 +17,16 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
 
 from api.state import AppState
 from core.db import create_session_factory, transaction
+from models.analytics import AnalyticsEvent
 from models.inventory import ReservationLine
 from services.inventory.reservations import ReservationService
 from services.inventory.stock import StockService
 from tests.api.test_order_long_poll import until
-from tests.factories import stocked_product, unique_slug
+from tests.factories import signed_up, stocked_product, unique_slug
 
 
 @pytest.fixture
@@ -128,3 +131,48 @@ async def test_a_staff_price_change_is_served_at_once_by_the_process_that_made_i
     assert (await client.get(detail)).json()["price"] == 2700
     listing = await client.get("/api/products", params={"category": product["categoryId"]})
     assert listing.json()["items"][0]["price"] == 2700
+
+
+async def test_a_guest_read_answered_again_is_the_same_and_still_recorded(
+    app: FastAPI, client: httpx.AsyncClient, engine: AsyncEngine, product: dict[str, Any]
+) -> None:
+    """A guest's listing and detail are answered again with the bytes the process kept
+    (``AnsweredRoute``), and a product view answered so is recorded as any other; a
+    request with a token or a bad anonymous id goes the full way."""
+    state = await _live(app)
+    await until(lambda: state.catalog_version.known is not None, "the version is held")
+    detail = f"/api/products/{product['id']}"
+    listing = {"category": product["categoryId"], "limit": 5}
+    first = [await client.get(detail), await client.get("/api/products", params=listing)]
+    hits = state.answers.hits
+    visitor = f"anon_{unique_slug('answered')}"
+    again = [
+        await client.get(detail, headers={"X-Anonymous-Id": visitor}),
+        await client.get("/api/products", params=listing),
+    ]
+    assert state.answers.hits == hits + 2
+    for kept, sent in zip(first, again, strict=True):
+        assert sent.status_code == kept.status_code == 200
+        assert sent.content == kept.content
+        assert sent.headers["content-type"] == kept.headers["content-type"]
+        assert sent.headers["x-request-id"] != kept.headers["x-request-id"]
+
+    bad = await client.get(detail, headers={"X-Anonymous-Id": "not an id!"})
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "validation_error"
+    user, headers = await signed_up(client)
+    assert (await client.get(detail, headers=headers)).status_code == 200
+    assert state.answers.hits == hits + 2  # neither was answered from the kept bytes
+
+    await state.ingest.flush()
+    async with create_session_factory(engine)() as session:
+        rows = (
+            await session.exec(
+                select(AnalyticsEvent.anonymous_id, AnalyticsEvent.user_id).where(
+                    AnalyticsEvent.event == "product_view",
+                    AnalyticsEvent.properties["productId"].astext == product["id"],
+                )
+            )
+        ).all()
+    assert (visitor, None) in rows
+    assert (None, user["id"]) in rows

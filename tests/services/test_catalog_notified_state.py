@@ -1,4 +1,5 @@
-"""``StockView`` and ``CatalogVersion``: what a process answers from what it was told.
+"""``StockView``, ``CatalogVersion`` and ``Answers``: what a process answers from what it
+was told.
 
 The listener's calls (``listening``, ``notified``, ``lost``) are made here directly, as
 ``ChannelListener`` makes them (tests/api/test_catalog_notified.py runs them through the
@@ -13,6 +14,7 @@ from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.catalog import ProductCreate
+from services.catalog.answers import Answer, Answers
 from services.catalog.cache import VERSION_KEY
 from services.catalog.products import ProductService
 from services.catalog.stock_view import StockView
@@ -21,6 +23,7 @@ from services.inventory import StockRepository
 from services.inventory.stock import StockService
 from tests.api.test_order_long_poll import until
 from tests.factories import unique_slug
+from tests.services.test_catalog_reads import Clock
 
 
 async def _stocked(session: AsyncSession, units: int) -> tuple[str, int]:
@@ -129,3 +132,34 @@ async def test_the_writing_process_reads_the_new_version_at_once_the_others_once
     await until(lambda: other.known == str(int(new) + 1), "read again on reconnection")
     await writer.aclose()
     await other.aclose()
+
+
+def test_a_kept_answer_is_sent_only_while_version_expiry_and_stock_agree() -> None:
+    clock = Clock()
+    stock = StockView()
+    stock.listening()
+    stock.notified("prod_a 3 10")
+    answers = Answers(max_entries=2, clock=clock)
+    key = ("/api/products", b"page=2")
+    answers.put(key, Answer("7", clock.now + 5, b"{}", (("prod_a", 3),)))
+    assert answers.get(key, "7", stock) is not None
+    assert answers.get(key, "8", stock) is None  # another version: forgotten
+    assert answers.get(key, "7", stock) is None
+
+    answers.put(key, Answer("7", clock.now + 5, b"{}", (("prod_a", 3),)))
+    stock.notified("prod_a 2 11")
+    assert answers.get(key, "7", stock) is None  # the stock moved since
+
+    answers.put(key, Answer("7", clock.now + 5, b"{}", (("prod_a", 2),)))
+    clock.now += 5
+    assert answers.get(key, "7", stock) is None  # its cache entry expired (a window's edge)
+
+    answers.put(key, Answer("7", clock.now + 5, b"{}", (("prod_a", 2),)))
+    stock.lost()
+    assert answers.get(key, "7", stock) is None  # the view was dropped
+
+    for n in range(3):  # over the bound: the oldest goes
+        answers.put(("/api/products", str(n).encode()), Answer("7", clock.now + 5, b"{}", ()))
+    assert len(answers) == 2
+    assert answers.get(("/api/products", b"0"), "7", stock) is None
+    assert answers.get(("/api/products", b"2"), "7", stock) is not None
