@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.routing import APIRoute
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import (
-    ANONYMOUS_ID,
     AnonymousIdHeader,
     DbSession,
     State,
@@ -18,7 +15,8 @@ from api.deps import (
 )
 from api.problems import problem_responses
 from api.responses import JsonBody
-from api.security import Caller, OptionalUser, StaffUser
+from api.routes.catalog_answers import AnsweredRoute, keep_answer, record_read
+from api.security import OptionalUser, StaffUser
 from api.state import AppState
 from core.errors import Conflict, ValidationFailed
 from models.catalog import (
@@ -30,8 +28,6 @@ from models.catalog import (
     ProductPublic,
     ProductUpdate,
 )
-from services.analytics.ingest import PendingEvent
-from services.catalog.answers import Answer
 from services.catalog.cache import CatalogCache
 from services.catalog.categories import CategoryService
 from services.catalog.errors import CategoryNotFound, ProductNotFound
@@ -51,46 +47,6 @@ from services.inventory import StockRepository
 
 SLUG_TAKEN = (Conflict, "slug_taken")
 PRODUCT_CONFLICTS = ((Conflict, "sku_taken"), SLUG_TAKEN)
-
-# The reads whose answers a process keeps and sends again (``AnsweredRoute``).
-ANSWERED_READS = frozenset({"list_products", "get_product"})
-
-
-class AnsweredRoute(APIRoute):
-    """A catalogue read whose answer this process holds, still current, is answered with
-    its bytes before FastAPI reads the request (``services.catalog.answers``): no query
-    parameters validated again, no dependencies, no cache lookups, no serialisation. A
-    guest's only: a request with a token (the caller's analytics need it identified) or
-    an anonymous id the full read would refuse goes the full way, as any other does."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        if self.name not in ANSWERED_READS:
-            return handler
-
-        async def answered(request: Request) -> Response:
-            scope = request.scope
-            anonymous_id = None
-            for name, value in scope["headers"]:
-                if name == b"authorization":
-                    return await handler(request)
-                if name == b"x-anonymous-id":
-                    if anonymous_id is not None:
-                        return await handler(request)  # twice: the full read decides
-                    anonymous_id = value.decode("latin-1")
-                    if not ANONYMOUS_ID.match(anonymous_id):
-                        return await handler(request)  # its 422
-            state: AppState = request.app.state.shop
-            key = (scope["path"], scope["query_string"])
-            answer = state.answers.get(key, state.catalog_version.known, state.stock)
-            if answer is None:
-                return await handler(request)
-            if answer.event is not None:
-                await _record(state, None, anonymous_id, *answer.event)
-            return Response(answer.body, media_type=JsonBody.media_type)
-
-        return answered
-
 
 router = APIRouter(tags=["catalog"], route_class=AnsweredRoute)
 
@@ -117,44 +73,6 @@ async def _with_live_stock(
     else:
         available = await state.stock.available(session, ids)
     return [{**product, "available": available[product["id"]]} for product in products]
-
-
-def _keep_answer(
-    state: AppState,
-    request: Request,
-    version: str | None,
-    entry: tuple[str, dict[str, Any]],
-    response: Response,
-    products: list[dict[str, Any]],
-    event: tuple[str, dict[str, Any]] | None = None,
-) -> None:
-    """Keep a guest read's answer to send again (``AnsweredRoute``), while it is current:
-    rendered under the version the process holds, from the cache ``entry`` (whose expiry
-    it takes), with the stock the view holds."""
-    if version is None or version != state.catalog_version.known or not state.stock.live:
-        return
-    cache = CatalogCache(state.redis, local=state.catalog_entries)
-    expires = cache.local_expiry(version, *entry)
-    if expires is None:
-        return
-    stock = tuple((p["id"], p["available"]) for p in products)
-    answer = Answer(version, expires, bytes(response.body), stock, event)
-    state.answers.put((request.scope["path"], request.scope["query_string"]), answer)
-
-
-async def _record(
-    state: AppState,
-    caller: Caller | None,
-    anonymous_id: str | None,
-    event: str,
-    properties: dict[str, Any],
-) -> None:
-    """Views and searches go to the batch writer: a read never waits for an INSERT."""
-    if state.settings.analytics_enabled:
-        user_id = caller.user.id if caller else None
-        await state.ingest.add(
-            [PendingEvent(event, user_id=user_id, anonymous_id=anonymous_id, properties=properties)]
-        )
 
 
 @router.get("/categories", summary="The category tree", response_model=list[CategoryNode])
@@ -248,7 +166,7 @@ async def list_products(
             body = await _listing(state, query, reads, engine, version)
     response = JsonBody(body)
     if query.search:
-        await _record(
+        await record_read(
             state,
             caller,
             anonymous_id,
@@ -257,7 +175,7 @@ async def list_products(
         )
     elif caller is None:
         entry = ("page", query.cache_params())
-        _keep_answer(state, request, version, entry, response, body["items"])
+        keep_answer(state, request, version, entry, response, body["items"])
     return response
 
 
@@ -346,11 +264,11 @@ async def get_product(
         "categoryId": product["categoryId"],
         "price": product["effectivePrice"],
     }
-    await _record(state, caller, anonymous_id, "product_view", view)
+    await record_read(state, caller, anonymous_id, "product_view", view)
     response = JsonBody(product)
     if caller is None:
         entry = ("product", {"key": key})
-        _keep_answer(state, request, version, entry, response, [product], ("product_view", view))
+        keep_answer(state, request, version, entry, response, [product], ("product_view", view))
     return response
 
 

@@ -1,0 +1,115 @@
+"""The API's own cost of a cached catalogue read, the app called in-process.
+
+``python -m bench.catalog_inprocess --data-dir DIR`` builds the app on the settings of the
+`shop dev` stack in DIR (seeded), reads 50 listing pages and 50 products three times (so
+every answer is cached), then 3,000 of each and of ``/health`` (our middleware with no
+work), each an ASGI call without a server or a socket, and prints the process's CPU time
+per request and cProfile's count of Python calls per request (over 500). No server,
+generator or neighbour shares the figure, which a shared machine blurs less than it
+blurs throughput (README *Catalogue reads*)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from starlette.types import Message
+
+from api.app import create_app
+from core.settings import load_settings
+
+WARM_ROUNDS = 3
+PROFILED = 500
+
+
+async def call(app: FastAPI, path: str, query: bytes = b"") -> tuple[int, bytes]:
+    """One GET through the whole ASGI app: its status and body."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"accept", b"*/*")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    answer: dict[str, Any] = {"status": 0, "body": b""}
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return answer["status"], answer["body"]
+
+
+async def measure(data_dir: Path, requests: int) -> None:
+    app = create_app(load_settings(data_dir))
+    async with app.router.lifespan_context(app):
+        state = app.state.shop
+        status, body = await call(app, "/api/products", b"limit=100")
+        assert status == 200, body
+        keys = [p["id"] for p in orjson.loads(body)["items"]][:50]
+        rng = random.Random(1)
+        sorts = ["newest", "price_asc", "rating"]
+        pages = [
+            f"page={rng.randint(1, 50)}&limit=20&sort={rng.choice(sorts)}".encode()
+            for _ in range(50)
+        ]
+        await asyncio.sleep(1.0)  # the LISTEN connection is in place
+        for _ in range(WARM_ROUNDS):
+            for page in pages:
+                assert (await call(app, "/api/products", page))[0] == 200
+            for key in keys:
+                assert (await call(app, f"/api/products/{key}"))[0] == 200
+        await state.ingest.flush()
+        workloads = {
+            "listing": [("/api/products", pages[n % len(pages)]) for n in range(requests)],
+            "product detail": [
+                (f"/api/products/{keys[n % len(keys)]}", b"") for n in range(requests)
+            ],
+            "/health": [("/health", b"") for _ in range(requests)],
+        }
+        for label, calls in workloads.items():
+            started = time.process_time()
+            for path, query in calls:
+                await call(app, path, query)
+            cpu_ms = (time.process_time() - started) / len(calls) * 1000
+            profile = cProfile.Profile()
+            profile.enable()
+            for path, query in calls[:PROFILED]:
+                await call(app, path, query)
+            profile.disable()
+            python_calls = pstats.Stats(profile).total_calls / min(PROFILED, len(calls))  # type: ignore[attr-defined]
+            print(f"{label:16s} CPU {cpu_ms:.3f} ms a request, {python_calls:,.0f} Python calls")
+        await state.ingest.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="a running `shop dev`'s")
+    parser.add_argument("--requests", type=int, default=3_000)
+    args = parser.parse_args()
+    asyncio.run(measure(args.data_dir, args.requests))
+
+
+if __name__ == "__main__":
+    main()
