@@ -11,7 +11,7 @@ and re-insert too. A view that read a row (with its revision) keeps it against a
 change's notification still on its way.
 
 Revision ID: f15c0de00040
-Revises: a7c0de140010
+Revises: a7c0de140011
 Create Date: 2026-12-06 07:30:00.000000
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "f15c0de00040"
-down_revision: str | None = "a7c0de140010"
+down_revision: str | None = "a7c0de140011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
