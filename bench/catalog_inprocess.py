@@ -3,8 +3,10 @@
 ``python -m bench.catalog_inprocess --data-dir DIR`` builds the app on the settings of the
 `shop dev` stack in DIR (seeded), reads 50 listing pages and 50 products three times (so
 every answer is cached), then 3,000 of each and of ``/health`` (our middleware with no
-work), each an ASGI call without a server or a socket, and prints the process's CPU time
-per request and cProfile's count of Python calls per request (over 500). No server,
+work), each an ASGI call without a server or a socket; then 1,000 searches as `shop bench
+catalog` draws them, all different and new to the process, and the same 1,000 again. It
+prints the process's CPU time per request and cProfile's count of Python calls per
+request (over 500: for first searches, 500 others, also new). No server,
 generator or neighbour shares the figure, which a shared machine blurs less than it
 blurs throughput (README *Catalogue reads*)."""
 
@@ -24,10 +26,12 @@ from fastapi import FastAPI
 from starlette.types import Message
 
 from api.app import create_app
+from bench.catalog import SEARCH
 from core.settings import load_settings
 
 WARM_ROUNDS = 3
 PROFILED = 500
+SEARCHES = 1_000
 
 
 async def call(app: FastAPI, path: str, query: bytes = b"") -> tuple[int, bytes]:
@@ -61,6 +65,34 @@ async def call(app: FastAPI, path: str, query: bytes = b"") -> tuple[int, bytes]
     return answer["status"], answer["body"]
 
 
+async def measure_calls(
+    app: FastAPI, label: str, timed: list[tuple[str, bytes]], profiled: list[tuple[str, bytes]]
+) -> None:
+    """Print the CPU time per request over ``timed`` and the Python calls per request over
+    ``profiled`` (the same calls, or others where a first read is measured)."""
+    started = time.process_time()
+    for path, query in timed:
+        await call(app, path, query)
+    cpu_ms = (time.process_time() - started) / len(timed) * 1000
+    profile = cProfile.Profile()
+    profile.enable()
+    for path, query in profiled:
+        await call(app, path, query)
+    profile.disable()
+    python_calls = pstats.Stats(profile).total_calls / len(profiled)  # type: ignore[attr-defined]
+    print(f"{label:16s} CPU {cpu_ms:.3f} ms a request, {python_calls:,.0f} Python calls")
+
+
+def searches(count: int) -> list[tuple[str, bytes]]:
+    """``count`` different searches as `shop bench catalog` draws them, from a seed of the
+    clock: none read before by this process, nor (a minute apart) cached in Redis."""
+    target = SEARCH(random.Random(time.time_ns()))
+    drawn: dict[str, None] = {}
+    while len(drawn) < count:
+        drawn[target()] = None
+    return [(path, query.encode()) for path, _, query in (t.partition("?") for t in drawn)]
+
+
 async def measure(data_dir: Path, requests: int) -> None:
     app = create_app(load_settings(data_dir))
     async with app.router.lifespan_context(app):
@@ -89,17 +121,13 @@ async def measure(data_dir: Path, requests: int) -> None:
             "/health": [("/health", b"") for _ in range(requests)],
         }
         for label, calls in workloads.items():
-            started = time.process_time()
-            for path, query in calls:
-                await call(app, path, query)
-            cpu_ms = (time.process_time() - started) / len(calls) * 1000
-            profile = cProfile.Profile()
-            profile.enable()
-            for path, query in calls[:PROFILED]:
-                await call(app, path, query)
-            profile.disable()
-            python_calls = pstats.Stats(profile).total_calls / min(PROFILED, len(calls))  # type: ignore[attr-defined]
-            print(f"{label:16s} CPU {cpu_ms:.3f} ms a request, {python_calls:,.0f} Python calls")
+            await measure_calls(app, label, calls, calls[:PROFILED])
+        # A search read the first time (the index, the page's rows, to_wire), then the
+        # same searches again; the first reads profiled are others, also new.
+        drawn = searches(SEARCHES + PROFILED)
+        first, profiled = drawn[:SEARCHES], drawn[SEARCHES:]
+        await measure_calls(app, "search, first", first, profiled)
+        await measure_calls(app, "search, again", first, first[:PROFILED])
         await state.ingest.flush()
 
 
