@@ -194,8 +194,11 @@ class EventBuffer:
 
     async def _run(self) -> None:
         while True:
+            # Not ``wait_for``: on Python 3.11 it swallows a cancellation that arrives once
+            # the event is set (a full batch at shutdown), and ``aclose`` waited for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._due.wait(), timeout=self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):
+                    await self._due.wait()
             self._due.clear()
             try:
                 await self.flush()

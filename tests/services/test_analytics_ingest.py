@@ -112,3 +112,30 @@ async def test_a_row_the_database_refuses_does_not_hold_the_others_back(
     await buffer.flush()
     assert (buffer.pending, buffer.refused) == (0, 1)
     assert await _count(engine, visitor) == 4
+
+
+async def test_a_full_batch_at_shutdown_is_written_and_the_writer_stops(
+    engine: AsyncEngine,
+) -> None:
+    """A batch that fills up just as the app stops: the writer, woken and cancelled in the
+    same turn of the loop, stops (``asyncio.wait_for`` swallowed that cancellation on
+    Python 3.11 and ``aclose`` waited for ever) and the shutdown writes the batch."""
+    visitor = f"anon_{uuid4().hex[:12]}"
+    buffer = EventBuffer(
+        create_session_factory(engine),
+        batch_rows=10,
+        flush_interval=600,
+        capacity=100,
+        write_timeout=5,
+        shutdown_seconds=5,
+    )
+    buffer.start()
+    await asyncio.sleep(0.05)  # the writer waits for a full batch
+    await buffer.add([PendingEvent("page_open", anonymous_id=visitor) for _ in range(10)])
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(10):  # not ``wait_for``: its task would start a turn later
+        await buffer.aclose()
+    # The old writer ran on until this timeout cancelled ``aclose``'s wait for it.
+    assert loop.time() - started < 5
+    assert await _count(engine, visitor) == 10
