@@ -47,7 +47,9 @@ class AnsweredRoute(APIRoute):
                         return await handler(request)  # its 422
             state: AppState = request.app.state.shop
             key = (scope["path"], scope["query_string"])
-            answer = state.answers.get(key, state.catalog_version.known, state.stock)
+            answer = state.answers.get(
+                key, state.catalog_version.known, state.stock, state.search.current_name
+            )
             if answer is None:
                 return await handler(request)
             if answer.event is not None:
@@ -65,10 +67,11 @@ def keep_answer(
     response: Response,
     products: list[dict[str, Any]],
     event: tuple[str, dict[str, Any]] | None = None,
+    engine: str | None = None,
 ) -> None:
     """Keep a guest read's answer to send again (``AnsweredRoute``), while it is current:
     rendered under the version the process holds, from the cache ``entry`` (whose expiry
-    it takes), with the stock the view holds."""
+    it takes), with the stock the view holds, and for a search by ``engine``."""
     if version is None or version != state.catalog_version.known or not state.stock.live:
         return
     cache = CatalogCache(state.redis, local=state.catalog_entries)
@@ -76,7 +79,7 @@ def keep_answer(
     if expires is None:
         return
     stock = tuple((p["id"], p["available"]) for p in products)
-    answer = Answer(version, expires, bytes(response.body), stock, event)
+    answer = Answer(version, expires, bytes(response.body), stock, event, engine)
     state.answers.put((request.scope["path"], request.scope["query_string"]), answer)
 
 

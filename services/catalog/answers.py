@@ -13,7 +13,10 @@ give:
 - the cache entry it was rendered from has not expired (its expiry, a discount window's
   edge at the latest, is the answer's);
 - each product's availability in it is what the stock view holds now (a change heard
-  since, or a view dropped, misses).
+  since, or a view dropped, misses);
+- a search's page was ranked by the search engine the process searches now (the index's
+  generation: a change the relay carried to the index since, or the index turning ready
+  or not, misses), as its cache entry is keyed.
 
 Only the answer of a request that went the full way (validated, 200) is kept, under
 its exact path and query string, so a bad request is never answered from here.
@@ -39,8 +42,11 @@ class Answer:
     body: bytes
     # Each product's availability as shown in ``body``.
     stock: tuple[tuple[str, int], ...]
-    # The analytics event a read records (``product_view``): its name and properties.
+    # The analytics event a read records (``product_view``, ``product_search``): its name
+    # and properties.
     event: tuple[str, dict[str, Any]] | None = None
+    # A search's: the engine and index generation that ranked it (``ProductSearch.name``).
+    engine: str | None = None
 
 
 class Answers:
@@ -54,9 +60,16 @@ class Answers:
         # Answers sent from here (what tests and benchmarks look at).
         self.hits = 0
 
-    def get(self, key: tuple[str, bytes], version: str | None, stock: StockView) -> Answer | None:
+    def get(
+        self,
+        key: tuple[str, bytes],
+        version: str | None,
+        stock: StockView,
+        search_engine: Callable[[], str] | None = None,
+    ) -> Answer | None:
         """The answer kept for ``key`` (path, query string) if it is still the one a full
-        read gives under ``version``, else None (and it is forgotten)."""
+        read gives under ``version``, else None (and it is forgotten). ``search_engine``
+        names the engine a search would use now (asked only of a search's answer)."""
         answer = self._entries.get(key)
         if answer is None:
             return None
@@ -64,6 +77,10 @@ class Answers:
             answer.version != version
             or self.clock() >= answer.expires
             or not stock.shows(answer.stock)
+            or (
+                answer.engine is not None
+                and (search_engine is None or search_engine() != answer.engine)
+            )
         ):
             del self._entries[key]
             return None

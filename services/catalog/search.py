@@ -214,3 +214,7 @@ class SearchEngines:
     def current(self) -> ProductSearch:
         snapshot = self.reader.snapshot() if self.reader is not None else None
         return IndexedSearch(snapshot) if snapshot is not None else POSTGRES_SEARCH
+
+    def current_name(self) -> str:
+        """The current engine's name: what a kept search answer was ranked by, if current."""
+        return self.current().name

@@ -176,3 +176,34 @@ async def test_a_guest_read_answered_again_is_the_same_and_still_recorded(
         ).all()
     assert (visitor, None) in rows
     assert (None, user["id"]) in rows
+
+
+async def test_a_guest_search_answered_again_is_the_same_and_still_recorded(
+    app: FastAPI, client: httpx.AsyncClient, engine: AsyncEngine, product: dict[str, Any]
+) -> None:
+    """A guest's search is answered again with the bytes the process kept, and recorded
+    as a search (``product_search``) as the full read records it."""
+    state = await _live(app)
+    await until(lambda: state.catalog_version.known is not None, "the version is held")
+    search = {"search": "thing", "category": product["categoryId"]}
+    first = await client.get("/api/products", params=search)
+    assert first.status_code == 200, first.text
+    assert [p["id"] for p in first.json()["items"]] == [product["id"]]
+    hits = state.answers.hits
+    visitor = f"anon_{unique_slug('searched')}"
+    again = await client.get("/api/products", params=search, headers={"X-Anonymous-Id": visitor})
+    assert state.answers.hits == hits + 1
+    assert again.status_code == 200
+    assert again.content == first.content
+
+    await state.ingest.flush()
+    async with create_session_factory(engine)() as session:
+        rows = (
+            await session.exec(
+                select(AnalyticsEvent.properties).where(
+                    AnalyticsEvent.event == "product_search",
+                    AnalyticsEvent.anonymous_id == visitor,
+                )
+            )
+        ).all()
+    assert rows == [{"search": "thing", "resultsCount": 1}]

@@ -163,3 +163,22 @@ def test_a_kept_answer_is_sent_only_while_version_expiry_and_stock_agree() -> No
     assert len(answers) == 2
     assert answers.get(("/api/products", b"0"), "7", stock) is None
     assert answers.get(("/api/products", b"2"), "7", stock) is not None
+
+
+def test_a_kept_search_answer_is_sent_only_while_its_engine_ranks_searches() -> None:
+    """A search's answer names the engine and index generation that ranked it: a change
+    the relay carried to the index since (a new generation) misses, as does an answer
+    asked for without the engine."""
+    clock = Clock()
+    stock = StockView()
+    stock.listening()
+    stock.notified("prod_a 3 10")
+    answers = Answers(clock=clock)
+    key = ("/api/products", b"search=lamp")
+    engine = "index:build:1"
+    answers.put(key, Answer("7", clock.now + 5, b"{}", (("prod_a", 3),), engine=engine))
+    assert answers.get(key, "7", stock, lambda: "index:build:1") is not None
+    assert answers.get(key, "7", stock) is None  # no engine named: forgotten
+    answers.put(key, Answer("7", clock.now + 5, b"{}", (("prod_a", 3),), engine=engine))
+    assert answers.get(key, "7", stock, lambda: "index:build:2") is None
+    assert answers.get(key, "7", stock, lambda: "index:build:1") is None
