@@ -204,24 +204,19 @@ class ReturnSteps:
             request = await returns.require(return_id, lock=True)
             if request.status != ReturnStatus.RECEIVED:
                 return request.refund_id
-            order = await OrderRepository(session).require(request.order_id)
             # The amount fixed at receipt, never what is left now: an attempt whose
             # answer was lost counts in what is left once another refund is recorded,
             # and its retry must ask Stripe the same (which replays it). If the money
             # went to another refund first, Stripe refuses: ``NotRefundable``.
             amount = request.refund_amount or 0
-            if amount > 0:
-                outcome = await payments.refund(
-                    session,
-                    self._gateway,
-                    order,
-                    amount=amount,
-                    reason=f"return {request.id} ({request.reason})",
-                    staff_id=None,
-                    key=refund_key(request.id),
-                    source={"returnId": request.id},
-                )
-                request.refund_id = outcome.refund_id
+            await self._pay_back(
+                session,
+                request,
+                amount,
+                reason=f"return {request.id} ({request.reason})",
+                staff_id=None,
+                key=refund_key(request.id),
+            )
             now = utcnow()
             request.refund_amount = amount
             request.status = ReturnStatus.REFUNDED
@@ -259,19 +254,14 @@ class ReturnSteps:
                 raise SettlementTooLarge(
                     f"at most the {owed} fixed at receipt", field="amount", owed=owed
                 )
-            if amount > 0:
-                order = await OrderRepository(session).require(request.order_id)
-                outcome = await payments.refund(
-                    session,
-                    self._gateway,
-                    order,
-                    amount=amount,
-                    reason=f"return {request.id} settled: {note}",
-                    staff_id=staff_id,
-                    key=settlement_key(request.id, amount),
-                    source={"returnId": request.id},
-                )
-                request.refund_id = outcome.refund_id
+            await self._pay_back(
+                session,
+                request,
+                amount,
+                reason=f"return {request.id} settled: {note}",
+                staff_id=staff_id,
+                key=settlement_key(request.id, amount),
+            )
             now = utcnow()
             request.refund_amount = amount
             request.settlement_note = note
@@ -293,6 +283,34 @@ class ReturnSteps:
                 },
             )
             await publish(session, EventType.RETURN_REFUNDED, order_id, payload)
+
+    async def _pay_back(
+        self,
+        session: AsyncSession,
+        request: ReturnRequest,
+        amount: int,
+        *,
+        reason: str,
+        staff_id: str | None,
+        key: str,
+    ) -> None:
+        """Refund ``amount`` of the return's order at the provider under ``key`` (nothing
+        for 0), its ``payment.refunded`` carrying the return's id; the caller holds the
+        return's row lock and records the rest."""
+        if amount <= 0:
+            return
+        order = await OrderRepository(session).require(request.order_id)
+        outcome = await payments.refund(
+            session,
+            self._gateway,
+            order,
+            amount=amount,
+            reason=reason,
+            staff_id=staff_id,
+            key=key,
+            source={"returnId": request.id},
+        )
+        request.refund_id = outcome.refund_id
 
     async def close(self, return_id: str) -> ReturnStatus:
         async with transaction(self._sessions) as session:
