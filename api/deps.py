@@ -114,7 +114,9 @@ IdempotencyKeyHeader = Annotated[
 async def analytics_store(session: DbSession, state: State) -> AnalyticsStore:
     """The one way routes read analytics (PostgreSQL today; README "Growing out of one
     machine: ClickHouse")."""
-    return PostgresAnalyticsStore(session, state.dashboards)
+    return PostgresAnalyticsStore(
+        session, state.dashboards, parallelism=state.settings.analytics_parallelism
+    )
 
 
 AnalyticsReader = Annotated[AnalyticsStore, Depends(analytics_store)]

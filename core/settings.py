@@ -6,6 +6,7 @@ Precedence, highest first: real environment variables, then ``DATA_DIR/stack.env
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -205,6 +206,11 @@ class Settings(BaseSettings):
     analytics_shutdown_flush_seconds: float = Field(default=30.0, gt=0)
     # Dashboards an API process keeps until the rollups' watermark moves; 0 keeps none.
     analytics_dashboard_cache_entries: int = Field(default=32, ge=0, le=1000)
+    # Connections one funnel reads on side by side, each for a share of the people (1: one
+    # statement); default the machine's cores, at most 4.
+    analytics_parallelism: int = Field(
+        default_factory=lambda: min(os.cpu_count() or 1, 4), ge=1, le=16
+    )
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
 

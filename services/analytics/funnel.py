@@ -188,8 +188,8 @@ def _steps(steps: Sequence[str], figures: StepFigures) -> list[FunnelStep]:
 
 
 class FunnelService:
-    def __init__(self, session: AsyncSession) -> None:
-        self.repo = FunnelRepository(session)
+    def __init__(self, session: AsyncSession, parallelism: int = 1) -> None:
+        self.repo = FunnelRepository(session, parallelism)
 
     async def funnel(self, query: FunnelQuery, now: datetime) -> FunnelReport:
         n = len(query.steps)

@@ -38,6 +38,13 @@ _WINDOW = "CAST(:window AS interval)"
 _NOW = "CAST(:now AS timestamptz)"
 
 
+def person_share(column: str, shared: bool) -> str:
+    """With ``shared``, a condition keeping one share of the people (``:part`` of
+    ``:parts``, by a hash of ``column``): a funnel computed in shares side by side, each
+    on its own connection, reads each person's events in one share only."""
+    return f" AND (hashtext({column}) & 2147483647) % :parts = :part" if shared else ""
+
+
 def _step_window(k: int) -> str:
     return f"CAST(:sw{k} AS interval)"
 
@@ -253,7 +260,7 @@ def _entered(rules: WalkRules) -> str:
     return "entered" if rules.step_windows else "entry"
 
 
-def _latest_entry_step(rules: WalkRules) -> list[str]:
+def _latest_entry_step(rules: WalkRules, shared: bool) -> list[str]:
     """With step windows, whether the window to step 2 is still open needs the latest
     step-1 event (``l``) only when it is recent: the people's first step-1 event after
     ``now`` minus that window, the rest of the step-1 events unread. ``l`` stands for the
@@ -266,7 +273,7 @@ def _latest_entry_step(rules: WalkRules) -> list[str]:
         f"""recent0 AS (
   SELECT person_id, min(created_at) AS t FROM analytics_events
   WHERE event = :s0 AND created_at > {_NOW} - {_step_window(1)}
-    AND created_at >= :start AND created_at <= :horizon
+    AND created_at >= :start AND created_at <= :horizon{person_share("person_id", shared)}
   GROUP BY person_id
 )""",
         f"""entered AS (
@@ -291,14 +298,16 @@ def _people(rules: WalkRules) -> Callable[[int], str]:
     return people
 
 
-def walked_chain(rules: WalkRules, linked: bool) -> tuple[list[str], Callable[[int], str]]:
+def walked_chain(
+    rules: WalkRules, linked: bool, shared: bool = False
+) -> tuple[list[str], Callable[[int], str]]:
     """The CTEs after ``entry``, and each step's people (``_people``). ``linked``: the
     stored links are read (current for the people with no event received after
     ``:linked_since``): ``strict``'s previous events, and step windows' shortcut past the
-    probe for step 2."""
+    probe for step 2. ``shared``: for one share of the people (``person_share``)."""
     assert rules.order is FunnelOrder.STRICT or (
         rules.order is FunnelOrder.ORDERED and rules.step_windows
     )
     strict = rules.order is FunnelOrder.STRICT
     body = _strict(rules, linked) if strict else _ordered_with_windows(rules, linked)
-    return [*_latest_entry_step(rules), *body], _people(rules)
+    return [*_latest_entry_step(rules, shared), *body], _people(rules)

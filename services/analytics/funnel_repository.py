@@ -8,6 +8,8 @@ and aggregate over its own events.
 
 from __future__ import annotations
 
+import asyncio
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,9 +17,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.analytics.funnel_paths import walked_chain
+from services.analytics.funnel_paths import person_share, walked_chain
 from services.analytics.funnel_walk import FunnelOrder, WalkRules
 from services.analytics.ranges import TimeRange
 from services.analytics.rollups import OVERLAP, RollupRepository
@@ -45,7 +48,7 @@ _FIRSTS = """firsts AS (
   FROM (
     SELECT person_id, min(created_at) AS t0
     FROM analytics_events
-    WHERE event = :s0 AND created_at >= :start AND created_at < :end
+    WHERE event = :s0 AND created_at >= :start AND created_at < :end{share}
     GROUP BY person_id
   ) m
   CROSS JOIN LATERAL (
@@ -58,7 +61,7 @@ _ENTRY = {
     None: """entry AS (
   SELECT person_id, min(created_at) AS t0, '' AS grp
   FROM analytics_events
-  WHERE event = :s0 AND created_at >= :start AND created_at < :end
+  WHERE event = :s0 AND created_at >= :start AND created_at < :end{share}
   GROUP BY person_id
 )""",
     Breakdown.CATEGORY: _FIRSTS
@@ -82,6 +85,18 @@ entry AS (
 )""",
 }
 _WINDOW = "CAST(:window AS interval)"
+
+
+def _entry(by: Breakdown | None, shared: bool) -> str:
+    return _ENTRY[by].replace("{share}", person_share("person_id", shared))
+
+
+def _gaps(gap: str) -> str:
+    """The seconds from the previous step of a step's people, unsorted: the median is
+    taken of every share's together (``StepGaps``)."""
+    return f"array_agg(CAST({gap} AS double precision)) FILTER (WHERE {gap} IS NOT NULL)"
+
+
 # Enough memory for the per-person hash tables of ~100k people without spilling to disk.
 _WORK_MEM = "SET LOCAL work_mem = '64MB'"
 # The planner sees each step's people as a handful (it cannot estimate a grouped CTE) and
@@ -89,6 +104,15 @@ _WORK_MEM = "SET LOCAL work_mem = '64MB'"
 # once by time and hashing them is steady at any size (10 million events: README).
 _HASH_STEPS = "SET LOCAL enable_nestloop = off"
 _PLANNER_DEFAULTS = "RESET enable_nestloop"
+
+
+async def _on_connection(engine: AsyncEngine, statement: str, params: dict[str, Any]) -> list[Any]:
+    """``statement`` in a transaction of its own on a connection of ``engine``."""
+    async with engine.connect() as connection:
+        await connection.execute(text(_WORK_MEM))
+        await connection.execute(text(_HASH_STEPS))
+        rows = await connection.execute(text(statement), params)
+        return list(rows.mappings().all())
 
 
 def _step_events(
@@ -184,11 +208,7 @@ def _by_step_figures(
         )
 
     for k in range(n):
-        median = (
-            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST({gap} AS double precision))"
-            if k
-            else "NULL"
-        )
+        median = _gaps(gap) if k else "NULL"
         # ``o``: of the step's people, those whose window to the next step is open;
         # ``i``: those whose window to this step still was.
         columns = [head, "count(*) AS c", f"{median} AS m"]
@@ -239,9 +259,7 @@ def _figures_select(rules: WalkRules, by: Breakdown | None, source: str) -> str:
             f"count(*) FILTER (WHERE t{k - 1} IS NOT NULL AND t{k} IS NULL"
             f" AND {still_open}) AS w{k}"
         )
-        columns.append(
-            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST({gap} AS double precision)) AS m{k}"
-        )
+        columns.append(f"{_gaps(gap)} AS m{k}")
     grouping = " GROUP BY GROUPING SETS ((grp), ())" if by else ""
     return f"SELECT {', '.join(columns)} FROM {source}{grouping}"
 
@@ -260,16 +278,18 @@ def _params(rules: WalkRules, time_range: TimeRange) -> dict[str, Any]:
     return params
 
 
-def figures_statement(rules: WalkRules, by: Breakdown | None, *, linked: bool = False) -> str:
+def figures_statement(
+    rules: WalkRules, by: Breakdown | None, *, linked: bool = False, shared: bool = False
+) -> str:
     """The one statement ``FunnelRepository.figures`` runs (its parameters:
     ``figures_params``); ``linked``: the walked modes read the stored links
-    (``links.py``)."""
+    (``links.py``); ``shared``: for one share of the people (``person_share``)."""
     if rules.order is FunnelOrder.ORDERED and not rules.step_windows:
         parts, select = _ordered(rules, by)
     elif _walked(rules):
         # Each step's people from the walk's per-person paths (``funnel_paths``), the
         # breakdown value and the previous step's latest event carried along.
-        parts, people = walked_chain(rules, linked)
+        parts, people = walked_chain(rules, linked, shared)
         parts, select = _by_step_figures(
             parts, len(rules.steps), by, people, "g", step_windows=bool(rules.step_windows)
         )
@@ -277,7 +297,7 @@ def figures_statement(rules: WalkRules, by: Breakdown | None, *, linked: bool = 
         parts, source = _chain(rules)
         select = _figures_select(rules, by, source)
     chain = ",\n".join(parts)
-    return f"WITH {_ENTRY[by]},\n{chain}\n{select}"
+    return f"WITH {_entry(by, shared)},\n{chain}\n{select}"
 
 
 def open_params(rules: WalkRules, now: datetime) -> dict[str, datetime]:
@@ -298,33 +318,89 @@ def figures_params(
     return params | {"linked_since": linked_since} if linked_since else params
 
 
+@dataclass
+class _GroupFigures:
+    """One group's figures summed over the shares: the median is taken of every share's
+    gaps together, so it is the median of everyone's."""
+
+    counts: list[int]
+    in_window: list[int]
+    gaps: list[list[float]]
+
+    @classmethod
+    def empty(cls, n: int) -> _GroupFigures:
+        return cls([0] * n, [0] * n, [[] for _ in range(n)])
+
+    def add(self, row: Any, n: int) -> None:
+        for k in range(n):
+            self.counts[k] += int(row[f"c{k}"])
+            if k:
+                self.in_window[k] += int(row[f"w{k}"])
+                self.gaps[k].extend(row[f"m{k}"] or ())
+
+    def figures(self) -> StepFigures:
+        medians = [
+            statistics.median(gaps) if k and gaps else None for k, gaps in enumerate(self.gaps)
+        ]
+        return StepFigures(self.counts, self.in_window, medians)
+
+
+class _FanOut:
+    """Shares in flight in this process: one funnel at a time is computed in shares (the
+    cores are what it wins, and another funnel already has them), so a busy process does
+    not take more connections than it would for one statement each."""
+
+    busy = False
+
+
 class FunnelRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, parallelism: int = 1) -> None:
         self.session = session
+        # Connections one funnel reads on side by side (``Settings.analytics_parallelism``).
+        self.parallelism = parallelism
 
     async def figures(
         self, rules: WalkRules, by: Breakdown | None, time_range: TimeRange, now: datetime
     ) -> dict[str | None, StepFigures]:
         """Every step's figures, computed in the database, by breakdown value (``None``:
-        everyone)."""
+        everyone). With ``parallelism`` above 1, on an engine, and no other funnel of this
+        process being computed so: in that many shares of the people side by side, the
+        first on the session, the others each on a connection of their own (a request's
+        session has written nothing these would not see)."""
         linked_since = await self._linked_since(rules)
+        linked = linked_since is not None
+        params = figures_params(rules, time_range, now, linked_since)
+        engine = self.session.bind
+        if self.parallelism < 2 or _FanOut.busy or not isinstance(engine, AsyncEngine):
+            found = await self._on_session(figures_statement(rules, by, linked=linked), params)
+        else:
+            statement = figures_statement(rules, by, linked=linked, shared=True)
+            shares = [
+                params | {"parts": self.parallelism, "part": k} for k in range(self.parallelism)
+            ]
+            _FanOut.busy = True
+            try:
+                answers = await asyncio.gather(
+                    self._on_session(statement, shares[0]),
+                    *(_on_connection(engine, statement, share) for share in shares[1:]),
+                )
+            finally:
+                _FanOut.busy = False
+            found = [row for rows in answers for row in rows]
+        n = len(rules.steps)
+        groups: dict[str | None, _GroupFigures] = {}
+        for row in found:
+            key = None if row["total"] else str(row["grp"])
+            groups.setdefault(key, _GroupFigures.empty(n)).add(row, n)
+        return {key: group.figures() for key, group in groups.items()}
+
+    async def _on_session(self, statement: str, params: dict[str, Any]) -> list[Any]:
         await self.session.exec(text(_WORK_MEM))  # type: ignore[call-overload]
         await self.session.exec(text(_HASH_STEPS))  # type: ignore[call-overload]
-        rows = await self.session.exec(
-            text(figures_statement(rules, by, linked=linked_since is not None)),  # type: ignore[call-overload]
-            params=figures_params(rules, time_range, now, linked_since),
-        )
-        figures_rows = rows.mappings().all()
+        rows = await self.session.exec(text(statement), params=params)  # type: ignore[call-overload]
+        found = list(rows.mappings().all())
         # Later statements of the request's transaction are planned as usual.
         await self.session.exec(text(_PLANNER_DEFAULTS))  # type: ignore[call-overload]
-        n = len(rules.steps)
-        found: dict[str | None, StepFigures] = {}
-        for row in figures_rows:
-            found[None if row["total"] else str(row["grp"])] = StepFigures(
-                [int(row[f"c{k}"]) for k in range(n)],
-                [0, *(int(row[f"w{k}"]) for k in range(1, n))],
-                [None, *(row[f"m{k}"] for k in range(1, n))],
-            )
         return found
 
     async def _linked_since(self, rules: WalkRules) -> datetime | None:
@@ -346,7 +422,7 @@ class FunnelRepository:
         if rules.order is not FunnelOrder.STRICT:
             only_steps = " AND e.event = ANY(CAST(:steps AS text[]))"
         order = "ORDER BY e.created_at, e.id"
-        sql = f"""WITH {_ENTRY[by]}
+        sql = f"""WITH {_entry(by, False)}
 SELECT c.grp, CAST(extract(epoch FROM c.t0) AS double precision) AS entered_at,
   array_agg(array_position(CAST(:steps AS text[]), CAST(e.event AS text)) - 1 {order}) AS steps,
   array_agg(CAST(extract(epoch FROM e.created_at) AS double precision) {order}) AS ats

@@ -17,9 +17,13 @@ from services.analytics.rollups import RollupRepository
 
 
 class PostgresAnalyticsStore:
-    def __init__(self, session: AsyncSession, cache: DashboardCache | None = None) -> None:
+    def __init__(
+        self, session: AsyncSession, cache: DashboardCache | None = None, *, parallelism: int = 1
+    ) -> None:
         self.session = session
         self.cache = cache
+        # Connections a funnel reads on side by side (``FunnelRepository``).
+        self.parallelism = parallelism
 
     async def dashboard(self, query: DashboardQuery) -> Dashboard:
         """Worked out from the rollups, or this process's answer for the same range under
@@ -36,7 +40,7 @@ class PostgresAnalyticsStore:
         return dashboard
 
     async def funnel(self, query: FunnelQuery, now: datetime) -> FunnelReport:
-        return await FunnelService(self.session).funnel(query, now)
+        return await FunnelService(self.session, self.parallelism).funnel(query, now)
 
     async def retention(self, query: RetentionQuery, now: datetime) -> RetentionReport:
         return await RetentionService(self.session).retention(query, now)
