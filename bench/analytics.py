@@ -340,6 +340,10 @@ async def run(
                 await seed_catalogue(scratch, products, seed, console)
             else:
                 say(f"reusing {database_name(scratch)}: {before.events:,} events loaded")
+            say(
+                f"funnels in {scratch.analytics_parallelism} share(s) side by side "
+                "(ANALYTICS_PARALLELISM)"
+            )
             now = before.window_end or datetime.now(UTC)
             catalogue = await load_catalogue(conn)
             async with api_process(scratch, analytics=True) as base:
