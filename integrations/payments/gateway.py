@@ -6,7 +6,8 @@ retried or replayed activity repeats the same provider request instead of a new 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -55,6 +56,9 @@ class RefundResult:
     refund_id: str
     amount: int
     status: str
+    # What the refund was asked with (``return_id`` for a return's): Stripe keeps it on
+    # the refund, so a refund whose answer was lost can still be told apart.
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class PaymentDeclined(ShopError):
@@ -123,9 +127,19 @@ class PaymentGateway(Protocol):
         ...
 
     async def refund(
-        self, intent_id: str, *, amount: int | None, idempotency_key: str
+        self,
+        intent_id: str,
+        *,
+        amount: int | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
-        """Refund ``amount`` (all that is left when None) of a captured payment."""
+        """Refund ``amount`` (all that is left when None) of a captured payment, with
+        ``metadata`` kept on the refund."""
+        ...
+
+    async def refunds(self, intent_id: str) -> list[RefundResult]:
+        """The payment's refunds that moved (or are moving) money, oldest first."""
         ...
 
     def verify_webhook(self, payload: bytes, signature: str) -> WebhookEvent:

@@ -7,7 +7,7 @@ the same SDK, so the code path is the production one.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -197,11 +197,14 @@ class StripeGateway:
 
     async def _refunded(self, intent_id: str) -> int:
         """Stripe keeps refunds on the charge: add up the PaymentIntent's refunds."""
+        return sum(r.amount for r in await self.refunds(intent_id))
+
+    async def refunds(self, intent_id: str) -> list[RefundResult]:
         with translated():
-            refunds = await self._client.v1.refunds.list_async(
+            listed = await self._client.v1.refunds.list_async(
                 {"payment_intent": intent_id, "limit": 100}
             )
-        return sum(int(r.amount) for r in refunds.data if r.status in ("succeeded", "pending"))
+        return [_refund(r) for r in reversed(listed.data) if r.status in ("succeeded", "pending")]
 
     async def _with_refunds(self, intent: Any) -> IntentState:
         state = _state(intent)
@@ -245,16 +248,36 @@ class StripeGateway:
         return current
 
     async def refund(
-        self, intent_id: str, *, amount: int | None, idempotency_key: str
+        self,
+        intent_id: str,
+        *,
+        amount: int | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
         params: dict[str, Any] = {"payment_intent": intent_id}
         if amount is not None:
             params["amount"] = amount
+        asked = {**params, "metadata": dict(metadata)} if metadata else params
+        options: dict[str, Any] = {"idempotency_key": idempotency_key}
         with translated():
-            refund = await self._client.v1.refunds.create_async(
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": idempotency_key},
-            )
-        return RefundResult(
-            refund_id=refund.id, amount=int(refund.amount), status=str(refund.status)
-        )
+            try:
+                refund = await self._client.v1.refunds.create_async(asked, options)  # type: ignore[arg-type]
+            except stripe.IdempotencyError as exc:
+                if asked is params or exc.http_status == 409:
+                    raise
+                # The key's first call came from a release that sent no metadata, and its
+                # answer was lost: Stripe refuses other parameters under that key. Asked
+                # as it was asked, Stripe replays that refund (never a second one).
+                refund = await self._client.v1.refunds.create_async(params, options)  # type: ignore[arg-type]
+        return _refund(refund)
+
+
+def _refund(refund: Any) -> RefundResult:
+    metadata = getattr(refund, "metadata", None)
+    return RefundResult(
+        refund_id=refund.id,
+        amount=int(refund.amount),
+        status=str(refund.status),
+        metadata={str(k): str(v) for k, v in (metadata.to_dict() if metadata else {}).items()},
+    )

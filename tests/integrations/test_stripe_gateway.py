@@ -127,3 +127,28 @@ async def test_the_sdk_retries_transient_failures_with_the_same_key(
         finally:
             await http.delete("/_sandbox/stripe/faults")
     assert all(h.status is IntentStatus.AUTHORIZED for h in held)
+
+
+async def test_a_refund_keeps_its_metadata_and_a_key_first_used_without_it_is_replayed(
+    gateway: StripeGateway,
+) -> None:
+    """A return's refund carries ``return_id`` on Stripe's refund, listed with it. Its key
+    first used by a release that sent no metadata (its answer lost) is asked again as it
+    was: Stripe replays that refund rather than refusing the changed parameters."""
+    order = _order()
+    held = await _authorize(gateway, order)
+    await gateway.capture(held.intent_id, idempotency_key=f"{order}:capture")
+    tagged = await gateway.refund(
+        held.intent_id, amount=1000, idempotency_key=f"{order}:a", metadata={"return_id": "ret_a"}
+    )
+    assert tagged.metadata == {"return_id": "ret_a"}
+    untagged = await gateway.refund(held.intent_id, amount=700, idempotency_key=f"{order}:b")
+    again = await gateway.refund(
+        held.intent_id, amount=700, idempotency_key=f"{order}:b", metadata={"return_id": "ret_b"}
+    )
+    assert again.refund_id == untagged.refund_id
+    assert [(r.refund_id, r.amount, r.metadata) for r in await gateway.refunds(held.intent_id)] == [
+        (tagged.refund_id, 1000, {"return_id": "ret_a"}),
+        (untagged.refund_id, 700, {}),
+    ]
+    assert (await gateway.retrieve(held.intent_id)).amount_refunded == 1700

@@ -4,7 +4,7 @@ voided or refunded, the coupon use is given back, and the order says why."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 import pytest
@@ -403,9 +403,16 @@ class _RefundAnswersOnCue(StripeGateway):
     answer: asyncio.Event
 
     async def refund(
-        self, intent_id: str, *, amount: int | None, idempotency_key: str
+        self,
+        intent_id: str,
+        *,
+        amount: int | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
-        result = await super().refund(intent_id, amount=amount, idempotency_key=idempotency_key)
+        result = await super().refund(
+            intent_id, amount=amount, idempotency_key=idempotency_key, metadata=metadata
+        )
         self.made.set()
         await self.answer.wait()
         return result

@@ -3,6 +3,7 @@ anew (the provider key comes from the request's ``Idempotency-Key``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -25,9 +26,16 @@ class _RefundAnswerLost(StripeGateway):
     it (a timeout on the way back)."""
 
     async def refund(
-        self, intent_id: str, *, amount: int | None, idempotency_key: str
+        self,
+        intent_id: str,
+        *,
+        amount: int | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
-        await super().refund(intent_id, amount=amount, idempotency_key=idempotency_key)
+        await super().refund(
+            intent_id, amount=amount, idempotency_key=idempotency_key, metadata=metadata
+        )
         raise PaymentUnavailable("the refund's answer was lost")
 
 
