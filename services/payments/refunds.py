@@ -60,8 +60,9 @@ async def refund(
 
     Money the provider has refunded that no ``payment.refunded`` announced (an earlier
     refund whose answer was lost, then rolled back) is announced with this refund, in an
-    event of its own (``unrecorded``, no reason): the events add up to the refunded
-    balance whether or not that refund is ever retried, and its retry announces nothing."""
+    event of its own (``unrecorded``, no reason; a return's with its ``returnId``): the
+    events add up to the refunded balance whether or not that refund is ever retried,
+    and its retry announces nothing."""
     payments = PaymentRepository(session)
     payment = await payments.for_order(order.id, lock=True)
     if payment is None or payment.intent_id is None or payment.amount_captured <= 0:
@@ -94,8 +95,13 @@ async def refund(
         done = await payments.count_staff_refunds(payment)
         key = idempotency_key(order.id, f"refund-{done + 1}")
     origin = source or {}
+    # Stripe keeps the return's id on its refund: another refund that finds this one's
+    # money unannounced (its answer lost) can say whose it is (``_announce_unrecorded``).
+    metadata = {"return_id": str(origin["returnId"])} if origin.get("returnId") else None
     try:
-        result = await gateway.refund(payment.intent_id, amount=amount, idempotency_key=key)
+        result = await gateway.refund(
+            payment.intent_id, amount=amount, idempotency_key=key, metadata=metadata
+        )
     except PaymentRejected as exc:
         if exc.extra.get("reason") not in _NOTHING_LEFT:
             raise
@@ -130,17 +136,8 @@ async def refund(
             },
         )
     if unrecorded > 0:
-        await announce_refund(
-            session,
-            payment,
-            unrecorded,
-            {"reason": None, "unrecorded": True},
-            refunded=announced + unrecorded,
-        )
-        payments.order_timeline(
-            order,
-            f"refunded {unrecorded} {payment.currency} (a refund whose answer was lost)",
-            {"unrecorded": True},
+        await _announce_unrecorded(
+            session, gateway, payment, order, unrecorded, announced, made=result.refund_id
         )
     if own > 0:
         await announce_refund(session, payment, own, {"reason": reason, **origin})
@@ -174,4 +171,75 @@ async def announce_refund(
             **data,
             **refund_balance(payment, refunded=refunded),
         },
+    )
+
+
+async def _announce_unrecorded(
+    session: AsyncSession,
+    gateway: PaymentGateway,
+    payment: Payment,
+    order: Order,
+    unrecorded: int,
+    announced: int,
+    *,
+    made: str,
+) -> None:
+    """Announce ``unrecorded`` money Stripe has refunded that no event announced (after
+    ``announced``): first each return's refund among Stripe's that none recorded (its
+    ``return_id`` kept on it), recorded now under its refund id with the return's id, so
+    the customer hears of it once, from the return's own email, and the return's retry
+    finds it recorded; the rest (refunds without a return's id) in one event.
+
+    Announced without the return's id, the return's lost refund had the plain refund
+    email, and its retry the return's: two emails about one refund."""
+    payments = PaymentRepository(session)
+    for found in await gateway.refunds(str(payment.intent_id)):
+        return_id = found.metadata.get("return_id")
+        if (
+            found.refund_id == made
+            or not return_id
+            or found.amount > unrecorded
+            or await payments.refund_recorded(payment, found.refund_id)
+        ):
+            continue
+        origin = {"returnId": return_id}
+        payments.event(
+            payment,
+            "refunded",
+            {
+                "refundId": found.refund_id,
+                "amount": found.amount,
+                "announced": found.amount,
+                "reason": None,
+                "unrecorded": True,
+                **origin,
+            },
+        )
+        announced += found.amount
+        unrecorded -= found.amount
+        await _announce_lost(session, payment, order, found.amount, announced, origin)
+    if unrecorded > 0:
+        await _announce_lost(session, payment, order, unrecorded, announced + unrecorded, {})
+
+
+async def _announce_lost(
+    session: AsyncSession,
+    payment: Payment,
+    order: Order,
+    amount: int,
+    refunded: int,
+    origin: dict[str, Any],
+) -> None:
+    """``payment.refunded`` and the timeline entry of a refund whose answer was lost."""
+    await announce_refund(
+        session,
+        payment,
+        amount,
+        {"reason": None, "unrecorded": True, **origin},
+        refunded=refunded,
+    )
+    PaymentRepository(session).order_timeline(
+        order,
+        f"refunded {amount} {payment.currency} (a refund whose answer was lost)",
+        {"unrecorded": True, **origin},
     )
