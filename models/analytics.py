@@ -42,12 +42,20 @@ class AnalyticsEvent(SQLModel, table=True):
     __tablename__ = "analytics_events"
     __table_args__ = (
         # Covering: funnels and retention read (event, time, person) without the table,
-        # with the id that orders a person's events of the same instant.
+        # with the id that orders a person's events of the same instant, and the source
+        # a funnel broken down by source takes from each person's entry event.
         Index(
             "analytics_events_event_created_at_idx",
             "event",
             "created_at",
-            postgresql_include=["person_id", "id"],
+            postgresql_include=["person_id", "id", "source"],
+        ),
+        # The same for a funnel broken down by category: the entry event's ids, index-only.
+        Index(
+            "analytics_events_event_category_idx",
+            "event",
+            "created_at",
+            postgresql_include=["person_id", "id", "category_id", "product_id"],
         ),
         # Covering: strict funnels and step windows walk each person's events in time
         # (and id) order without the table; the rollup reads an hour's people by time.
@@ -84,6 +92,14 @@ class AnalyticsEvent(SQLModel, table=True):
     properties: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSONB, nullable=False)
     )
+    # The funnel's breakdown inputs, set by the database from ``properties`` and
+    # ``referrer`` on every insert (trigger ``analytics_events_breakdown``, migration
+    # a7c0de140012), whatever a writer sends: ``source`` is ``utm_source``, else the
+    # referrer's host, else ``direct`` (lower-cased); the two ids as the properties
+    # name them (``categoryId``, ``productId``).
+    source: str | None = Field(default=None)
+    category_id: str | None = Field(default=None)
+    product_id: str | None = Field(default=None)
     created_at: datetime = created_at_field()
     received_at: datetime = Field(
         default_factory=utcnow,

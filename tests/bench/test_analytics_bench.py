@@ -146,6 +146,20 @@ async def test_a_small_load_writes_every_event_with_a_realistic_shape(
     assert unknown == 0
     assert await conn.fetchval(f"SELECT count(*) {mine} AND properties ? 'utm_source'", ours)
     assert await conn.fetchval(f"SELECT count(*) {mine} AND referrer IS NOT NULL", ours)
+    # COPY stores each event's breakdown inputs too (the database's trigger): the
+    # generator's source, else its referrer's host, else direct, and the ids it names.
+    breakdown = await conn.fetch(
+        f"""SELECT source, count(*) AS n,
+                   bool_and(source = coalesce(properties->>'utm_source',
+                                              substring(referrer from '://([^/]+)/'), 'direct')
+                            AND category_id IS NOT DISTINCT FROM properties->>'categoryId'
+                            AND product_id IS NOT DISTINCT FROM properties->>'productId')
+                       AS as_drawn
+            {mine} GROUP BY source""",
+        ours,
+    )
+    assert all(row["as_drawn"] for row in breakdown)
+    assert {"direct", "google", "news.ycombinator.com"} <= {row["source"] for row in breakdown}
 
     # Time: spread over the 90 days, busier in the evening than at night, received late
     # by no more than the API's 24 hours.

@@ -128,3 +128,78 @@ def test_the_daily_product_rollups_are_filled_from_the_hourly_rows(scratch_datab
     views, sales = asyncio.run(read())
     assert views == [("05-01", "prod_a", 5), ("05-01", "prod_b", 1), ("05-02", "prod_a", 7)]
     assert sales == [("05-01", "prod_a", "EUR", 1, 900, 1), ("05-01", "prod_a", "USD", 5, 6500, 3)]
+
+
+def test_the_breakdown_columns_are_backfilled_and_taken_away(scratch_database: str) -> None:
+    """a7c0de140012 fills each existing event's source and ids (in batches of 50,000, so
+    past a batch's end too), then the trigger keeps new ones; down, all of it goes."""
+    upgrade(scratch_database, "f15c0de00040")
+    url = _plain(scratch_database, urlsplit(scratch_database).path[1:])
+    insert = (
+        "INSERT INTO analytics_events (id, event, person_id, properties, referrer, created_at) "
+        "VALUES ($1, 'product_view', 'p', $2::jsonb, $3, now())"
+    )
+
+    async def fill() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "INSERT INTO analytics_events (id, event, person_id, properties, created_at) "
+                "SELECT 'ae_' || lpad(n::text, 6, '0'), 'product_view', 'p', "
+                "jsonb_build_object('utm_source', 'Bulk', 'productId', 'prod_' || n), now() "
+                "FROM generate_series(1, 50010) n"
+            )
+            await conn.execute(insert, "ae_zz_ref", "{}", "https://Www.Example.com/a")
+            await conn.execute(insert, "ae_zz_cat", '{"categoryId": "cat_1"}', None)
+        finally:
+            await conn.close()
+
+    async def read() -> dict[str, object]:
+        conn = await asyncpg.connect(url)
+        try:
+            columns = await conn.fetchval(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                "'analytics_events' AND column_name IN ('source', 'category_id', 'product_id')"
+            )
+            if not columns:
+                return {"columns": 0}
+            rows = await conn.fetch(
+                "SELECT id, source, category_id, product_id FROM analytics_events "
+                "WHERE id IN ('ae_000001', 'ae_050010', 'ae_zz_ref', 'ae_zz_cat', 'ae_zz_new', "
+                "'ae_zz_down')"
+            )
+            unfilled = await conn.fetchval(
+                "SELECT count(*) FROM analytics_events WHERE source IS NULL"
+            )
+        finally:
+            await conn.close()
+        return {"columns": columns, "unfilled": unfilled} | {r["id"]: tuple(r)[1:] for r in rows}
+
+    async def add_one(event_id: str) -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(insert, event_id, '{"utm_source": "New"}', None)
+        finally:
+            await conn.close()
+
+    asyncio.run(fill())
+    upgrade(scratch_database, "a7c0de140012")
+    asyncio.run(add_one("ae_zz_new"))
+    found = asyncio.run(read())
+    assert found == {
+        "columns": 3,
+        "unfilled": 0,
+        "ae_000001": ("bulk", None, "prod_1"),
+        "ae_050010": ("bulk", None, "prod_50010"),
+        "ae_zz_ref": ("www.example.com", None, None),
+        "ae_zz_cat": ("direct", "cat_1", None),
+        "ae_zz_new": ("new", None, None),
+    }
+    downgrade(scratch_database, "f15c0de00040")
+    assert asyncio.run(read()) == {"columns": 0}
+    # Written while down (no trigger): filled by the next upgrade.
+    asyncio.run(add_one("ae_zz_down"))
+    upgrade(scratch_database)
+    again = asyncio.run(read())
+    assert again["unfilled"] == 0
+    assert again["ae_zz_down"] == ("new", None, None)

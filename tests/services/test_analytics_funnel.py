@@ -399,9 +399,13 @@ async def test_funnels_and_retention_read_covering_indexes(db_session: AsyncSess
         )
     )
     defs = dict(rows.all())
-    # With the id, which orders events of the same instant.
+    # With the id, which orders events of the same instant, and the source a funnel by
+    # source takes from the entry event; the category's ids in an index of their own.
     assert defs["analytics_events_event_created_at_idx"].endswith(
-        "(event, created_at) INCLUDE (person_id, id)"
+        "(event, created_at) INCLUDE (person_id, id, source)"
+    )
+    assert defs["analytics_events_event_category_idx"].endswith(
+        "(event, created_at) INCLUDE (person_id, id, category_id, product_id)"
     )
     # Keyed in (time, id) order: the probe for the event just before a step's event.
     assert defs["analytics_events_person_id_created_at_idx"].endswith(
