@@ -2,8 +2,9 @@
 database, or each entered person's events for the walk in ``funnel_walk``.
 
 Only the steps' events in the range plus the window are read, index-only through the
-covering ``(event, created_at) INCLUDE (person_id, id)`` index; each step is one hash join
-and aggregate over its own events.
+covering ``(event, created_at) INCLUDE (person_id, id, source)`` index (a breakdown by
+category reads the entry through its own); each step is one hash join and aggregate over
+its own events.
 """
 
 from __future__ import annotations
