@@ -42,7 +42,8 @@ class IntentState:
 @dataclass(frozen=True)
 class WebhookEvent:
     """A provider's webhook whose signature verified. The ``intent_*`` fields are set
-    for events about a payment (``intent_status`` in the provider's own words)."""
+    for events about a payment; ``intent_status`` (in the provider's own words) only
+    where the event carries the intent itself, not one of its charges."""
 
     event_id: str
     type: str

@@ -143,16 +143,7 @@ class StripeGateway:
             raise InvalidSignature(
                 "the payload is not a Stripe event", code="invalid_payload"
             ) from None
-        obj: dict[str, Any] = event["data"]["object"].to_dict()
-        if obj.get("object") != "payment_intent":
-            return WebhookEvent(event_id=event["id"], type=event["type"])
-        return WebhookEvent(
-            event_id=event["id"],
-            type=event["type"],
-            intent_id=str(obj["id"]),
-            intent_status=obj.get("status"),
-            order_id=(obj.get("metadata") or {}).get("order_id"),
-        )
+        return _webhook_event(event["id"], event["type"], event["data"]["object"].to_dict())
 
     async def create(
         self,
@@ -271,6 +262,32 @@ class StripeGateway:
                 # as it was asked, Stripe replays that refund (never a second one).
                 refund = await self._client.v1.refunds.create_async(params, options)  # type: ignore[arg-type]
         return _refund(refund)
+
+
+def _webhook_event(event_id: str, type: str, obj: dict[str, Any]) -> WebhookEvent:
+    """The payment an event is about: a PaymentIntent's own events carry the intent, the
+    ``charge.*`` ones (``charge.refunded``) its Charge, which names the intent in
+    ``payment_intent`` and carries its metadata (Stripe copies it to the charge)."""
+    metadata = obj.get("metadata") or {}
+    if obj.get("object") == "payment_intent":
+        intent_id, status = str(obj["id"]), obj.get("status")
+    elif obj.get("object") == "charge" and obj.get("payment_intent"):
+        intent = obj["payment_intent"]  # an id; the intent itself only where expanded
+        intent_id = str(intent["id"] if isinstance(intent, dict) else intent)
+        # A charge's status (succeeded, pending, failed) says whether its money moved, not
+        # where the intent stands: a refunded charge's intent may be succeeded, or canceled
+        # (a released hold refunds the uncaptured charge). Left unsaid: where a payment
+        # stands is asked of Stripe, never read from a webhook (WebhookService.receive).
+        status = None
+    else:
+        return WebhookEvent(event_id=event_id, type=type)
+    return WebhookEvent(
+        event_id=event_id,
+        type=type,
+        intent_id=intent_id,
+        intent_status=status,
+        order_id=metadata.get("order_id"),
+    )
 
 
 def _refund(refund: Any) -> RefundResult:

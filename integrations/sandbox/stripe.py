@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import locked
 from core.settings import SANDBOX_WEBHOOK_SECRET
+from integrations.sandbox.stripe_wire import charge, charge_id
 from models.sandbox import SandboxStripeObject
 
 __all__ = ["SANDBOX_WEBHOOK_SECRET", "StripeSandbox"]
@@ -344,7 +345,7 @@ class StripeSandbox:
             "amount": amount,
             "currency": intent["currency"],
             "payment_intent": intent["id"],
-            "charge": intent.get("latest_charge"),
+            "charge": charge_id(intent),
             "status": "succeeded",
             "reason": params.get("reason"),
             "metadata": params.get("metadata") or {},
@@ -352,7 +353,8 @@ class StripeSandbox:
         }
         self.session.add(SandboxStripeObject(id=refund["id"], kind="refund", data=refund))
         await self.session.flush()
-        self._event("charge.refunded", intent)
+        # As Stripe sends it: about the intent's Charge (``payment_intent`` names the intent).
+        self._event("charge.refunded", charge(intent, amount_refunded=refunded + amount))
         return refund
 
     async def _refunds(self, intent_id: str) -> list[dict[str, Any]]:

@@ -3,12 +3,17 @@ manual capture, idempotency by key, error mapping, voids and full/partial refund
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
+import stripe
 
 from cli.stack.process import free_port
 from core.settings import Settings
@@ -17,6 +22,7 @@ from integrations.payments.gateway import (
     InvalidPaymentMethod,
     PaymentDeclined,
     PaymentUnavailable,
+    WebhookEvent,
 )
 from integrations.payments.stripe import StripeGateway
 from tests.live import live_api
@@ -152,3 +158,116 @@ async def test_a_refund_keeps_its_metadata_and_a_key_first_used_without_it_is_re
         (untagged.refund_id, 700, {}),
     ]
     assert (await gateway.retrieve(held.intent_id)).amount_refunded == 1700
+
+
+def _stripe_event(type: str, obj: dict[str, Any], secret: str) -> tuple[bytes, str]:
+    """An event as Stripe delivers it: the JSON body and its ``Stripe-Signature``
+    (HMAC-SHA256 of ``{t}.{body}`` with the endpoint's secret)."""
+    body = json.dumps(
+        {
+            "id": "evt_3QxRfa2eZvKYlo2C1kq8Lr0d",
+            "object": "event",
+            "api_version": "2024-06-20",
+            "created": int(time.time()),
+            "data": {"object": obj, "previous_attributes": {"amount_refunded": 0}},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": "req_Vb2mQk1xFz0aRt", "idempotency_key": "ord_x:refund"},
+            "type": type,
+        }
+    ).encode()
+    t = int(time.time())
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return body, f"t={t},v1={mac}"
+
+
+# A Charge as Stripe's API reference shows it (API version 2024-06-20: no ``refunds``).
+CHARGE: dict[str, Any] = {
+    "id": "ch_3QxRfZ2eZvKYlo2C0pYcKq7b",
+    "object": "charge",
+    "amount": 3787,
+    "amount_captured": 3787,
+    "amount_refunded": 2125,
+    "application": None,
+    "application_fee": None,
+    "application_fee_amount": None,
+    "balance_transaction": "txn_3QxRfZ2eZvKYlo2C0w3vTq1n",
+    "billing_details": {
+        "address": {
+            "city": None,
+            "country": None,
+            "line1": None,
+            "line2": None,
+            "postal_code": None,
+            "state": None,
+        },
+        "email": None,
+        "name": None,
+        "phone": None,
+    },
+    "calculated_statement_descriptor": "SHOPWEAVE",
+    "captured": True,
+    "created": 1765000000,
+    "currency": "usd",
+    "customer": None,
+    "description": "Shopweave order ord_gw_charge",
+    "disputed": False,
+    "failure_balance_transaction": None,
+    "failure_code": None,
+    "failure_message": None,
+    "fraud_details": {},
+    "livemode": False,
+    "metadata": {"order_id": "ord_gw_charge"},
+    "on_behalf_of": None,
+    "outcome": {
+        "network_status": "approved_by_network",
+        "reason": None,
+        "risk_level": "normal",
+        "risk_score": 32,
+        "seller_message": "Payment complete.",
+        "type": "authorized",
+    },
+    "paid": True,
+    "payment_intent": "pi_3QxRfZ2eZvKYlo2C0d9Hh4Xs",
+    "payment_method": "pm_1QxRfY2eZvKYlo2CbM5rTz8u",
+    "payment_method_details": {
+        "card": {"brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2030},
+        "type": "card",
+    },
+    "receipt_email": None,
+    "receipt_number": None,
+    "receipt_url": "https://pay.stripe.com/receipts/payment/CAcaFwoVYWNjdF8x",
+    "refunded": False,
+    "review": None,
+    "shipping": None,
+    "source": None,
+    "source_transfer": None,
+    "statement_descriptor": None,
+    "statement_descriptor_suffix": None,
+    "status": "succeeded",
+    "transfer_data": None,
+    "transfer_group": None,
+}
+
+
+def test_a_charge_refunded_event_is_about_the_charge_s_payment_intent() -> None:
+    """Stripe's ``charge.refunded`` carries the Charge: its ``payment_intent`` and the
+    metadata copied from the intent name the payment and order. The charge's status is
+    not the intent's, so none is said."""
+    gateway = StripeGateway(stripe.StripeClient("sk_test_unit"), "whsec_unit")
+    event = gateway.verify_webhook(*_stripe_event("charge.refunded", CHARGE, "whsec_unit"))
+    assert event == WebhookEvent(
+        event_id="evt_3QxRfa2eZvKYlo2C1kq8Lr0d",
+        type="charge.refunded",
+        intent_id="pi_3QxRfZ2eZvKYlo2C0d9Hh4Xs",
+        intent_status=None,
+        order_id="ord_gw_charge",
+    )
+    # A charge of no PaymentIntent (the legacy Charges API) is about no payment of ours.
+    legacy = CHARGE | {"payment_intent": None, "metadata": {}}
+    alone = gateway.verify_webhook(*_stripe_event("charge.refunded", legacy, "whsec_unit"))
+    assert (alone.type, alone.intent_id, alone.order_id) == ("charge.refunded", None, None)
+    # A PaymentIntent's own event still says its status.
+    intent = {"id": "pi_1", "object": "payment_intent", "status": "succeeded", "metadata": {}}
+    own = gateway.verify_webhook(*_stripe_event("payment_intent.succeeded", intent, "whsec_unit"))
+    assert (own.intent_id, own.intent_status, own.order_id) == ("pi_1", "succeeded", None)

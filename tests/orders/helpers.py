@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from core.db import create_session_factory
 from models.analytics import AnalyticsEvent
+from models.orders import Payment, PaymentEvent
 from models.outbox import OutboxEvent
 from temporal.clients.orders import workflow_id
 from tests.factories import signed_up, stocked_product
@@ -141,6 +142,18 @@ async def outbox_types(engine: AsyncEngine, order_id: str) -> list[str]:
             .order_by(col(OutboxEvent.seq))
         )
         return list(rows.all())
+
+
+async def provider_events(engine: AsyncEngine, order_id: str, type: str) -> list[dict[str, Any]]:
+    """The data of the provider's webhooks of ``type`` recorded against the order's payment."""
+    async with create_session_factory(engine)() as session:
+        rows = await session.exec(
+            select(PaymentEvent.data)
+            .join(Payment, col(Payment.id) == col(PaymentEvent.payment_id))
+            .where(Payment.order_id == order_id, PaymentEvent.type == type)
+            .order_by(col(PaymentEvent.created_at))
+        )
+        return [dict(r) for r in rows.all()]
 
 
 async def analytics_for(engine: AsyncEngine, order_id: str) -> list[str]:

@@ -14,11 +14,13 @@ from integrations.sandbox.stripe import sign
 from tests.factories import signed_up
 from tests.orders.helpers import (
     ADDRESS,
+    eventually,
     intents_for,
     order_body,
     outbox_types,
     place,
     product,
+    provider_events,
     refunded,
     shopper_with_cart,
     wait_for,
@@ -337,6 +339,17 @@ async def test_staff_refund_in_parts_then_nothing_is_left(
     assert nothing.status_code == 409
     assert "refunded 1000 USD" in [e["message"] for e in rest.json()["timeline"]]
     assert (await outbox_types(engine, order["id"]))[-2:] == ["payment.refunded"] * 2
+
+    # Stripe's charge.refunded, one per refund, is about the intent's Charge: recorded
+    # against the order's payment through the charge's payment_intent.
+    async def both_recorded() -> bool:
+        return len(await provider_events(engine, order["id"], "charge.refunded")) >= 2
+
+    await eventually(both_recorded)
+    assert (
+        await provider_events(engine, order["id"], "charge.refunded")
+        == [{"intentId": intent["id"], "status": None}] * 2
+    )
 
 
 async def test_the_shipping_address_has_its_schema_in_openapi(http: httpx.AsyncClient) -> None:

@@ -103,14 +103,30 @@ class _Case:
         return [m["subject"] for m in messages[::-1] if m["subject"].startswith("Refund")]
 
     async def charge_refunded_webhook(self, http: httpx.AsyncClient) -> None:
-        """Stripe's ``charge.refunded`` for the intent, delivered now (as a late retry of
-        Stripe's delivery would be), signed with the endpoint's secret."""
+        """Stripe's ``charge.refunded`` for the intent's charge, delivered now (as a late
+        retry of Stripe's delivery would be), signed with the endpoint's secret."""
         intent = (
             await http.get(
                 f"/_sandbox/stripe/v1/payment_intents/{self.intent_id}",
                 headers={"Authorization": "Bearer sk_test_shopweave_sandbox"},
             )
         ).json()
+        # As Stripe sends it: the Charge (the intent's metadata copied to it), not the intent.
+        back = await refunded(http, self.intent_id)
+        charge = {
+            "id": intent["latest_charge"],
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_captured": intent["amount_received"],
+            "amount_refunded": back,
+            "captured": True,
+            "currency": intent["currency"],
+            "metadata": intent["metadata"],
+            "paid": True,
+            "payment_intent": intent["id"],
+            "refunded": back >= intent["amount_received"],
+            "status": "succeeded",
+        }
         payload = json.dumps(
             {
                 "id": f"evt_late_{self.return_id}",
@@ -119,7 +135,7 @@ class _Case:
                 "created": int(time.time()),
                 "type": "charge.refunded",
                 "livemode": False,
-                "data": {"object": intent},
+                "data": {"object": charge},
                 "pending_webhooks": 1,
                 "request": {"id": None, "idempotency_key": None},
             }
