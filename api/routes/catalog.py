@@ -16,7 +16,8 @@ from api.deps import (
 from api.problems import problem_responses
 from api.responses import JsonBody
 from api.routes.catalog_answers import AnsweredRoute, keep_answer, record_read
-from api.security import OptionalUser, StaffUser
+from api.routes.catalog_query import guest_search_query
+from api.security import Caller, OptionalUser, StaffUser
 from api.state import AppState
 from core.errors import Conflict, ValidationFailed
 from models.catalog import (
@@ -48,7 +49,24 @@ from services.inventory import StockRepository
 SLUG_TAKEN = (Conflict, "slug_taken")
 PRODUCT_CONFLICTS = ((Conflict, "sku_taken"), SLUG_TAKEN)
 
-router = APIRouter(tags=["catalog"], route_class=AnsweredRoute)
+
+class CatalogRoute(AnsweredRoute):
+    """``AnsweredRoute``, and a guest's search that was not answered before is validated
+    and answered here, before FastAPI's parameter and dependency machinery (0.8 ms of a
+    first search's 2-3.5 ms of API CPU): ``guest_search_query`` takes only a query that
+    FastAPI would accept as it stands, and the answer comes from ``answer_listing``, as
+    the route's. Anything else (a listing, an error) goes the full way."""
+
+    async def first_guest_read(self, request: Request, anonymous_id: str | None) -> Response | None:
+        if self.name != "list_products":
+            return None
+        query = guest_search_query(request.scope["query_string"])
+        if query is None:
+            return None
+        return await answer_listing(request, request.app.state.shop, None, anonymous_id, query)
+
+
+router = APIRouter(tags=["catalog"], route_class=CatalogRoute)
 
 
 def invalidate_catalog(session: DbSession, state: AppState) -> None:
@@ -150,6 +168,18 @@ async def list_products(
         page=page,
         limit=limit,
     )
+    return await answer_listing(request, state, caller, anonymous_id, query)
+
+
+async def answer_listing(
+    request: Request,
+    state: AppState,
+    caller: Caller | None,
+    anonymous_id: str | None,
+    query: ProductQuery,
+) -> Response:
+    """The answer to a validated ``GET /products``: by the route, or for a guest's search
+    by ``CatalogRoute`` before FastAPI reads the request."""
     # The sessions are opened here, not taken as dependencies: FastAPI's per-request
     # dependency machinery (an exit stack, a shielded context manager per generator) cost
     # more than the session itself on a cached page. Reads run in autocommit (a round trip

@@ -51,12 +51,18 @@ class AnsweredRoute(APIRoute):
                 key, state.catalog_version.known, state.stock, state.search.current_name
             )
             if answer is None:
-                return await handler(request)
+                first = await self.first_guest_read(request, anonymous_id)
+                return first if first is not None else await handler(request)
             if answer.event is not None:
                 await record_read(state, None, anonymous_id, *answer.event)
             return Response(answer.body, media_type=JsonBody.media_type)
 
         return answered
+
+    async def first_guest_read(self, request: Request, anonymous_id: str | None) -> Response | None:
+        """A guest's read this process holds no answer for, answered without FastAPI's
+        machinery, or None (the full way). None here; see ``api.routes.catalog``."""
+        return None
 
 
 def keep_answer(
