@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import Row, delete, or_, update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -74,7 +75,8 @@ class PriceBook:
     parents: dict[str, str | None]
     next_change: datetime | None
 
-    def effective_price(self, product: Product) -> int:
+    def effective_price(self, product: Product | Row[Any]) -> int:
+        """Of a product, or of a row with its ``id``, ``category_id`` and ``price``."""
         ancestors: set[str] = set()
         category = product.category_id
         while category is not None and category not in ancestors:

@@ -144,7 +144,7 @@ class IndexedSearch:
             hits = self.snapshot.searcher.search(wanted, SEARCH_CANDIDATES + 1, count=False).hits
             counted = len(hits)
             ids = self._ranked_page(hits[:SEARCH_CANDIDATES], offset, query.limit)
-            found = await products.by_ids(ids)
+            found = await products.rendered_by_ids(ids)
             rows = [found[i] for i in ids if i in found]
         else:
             counted = min(self._count(wanted), SEARCH_CANDIDATES + 1)

@@ -8,6 +8,7 @@ import random
 import string
 from datetime import datetime, timedelta
 
+import orjson
 from redis.asyncio import Redis
 from sqlalchemy import func, text
 from sqlmodel import select
@@ -21,6 +22,7 @@ from services.catalog.pricing import DiscountService, PriceBook, PriceBookCache,
 from services.catalog.products import (
     SEARCH_CANDIDATES,
     ProductQuery,
+    ProductRepository,
     ProductService,
     ProductSort,
     listing_conditions,
@@ -309,6 +311,8 @@ async def test_the_wire_dict_is_what_the_public_model_dumps(db_session: AsyncSes
     word = _word()
     await _products(db_session, word, 2)
     first, second = (await ProductService(db_session).search(ProductQuery(search=word))).rows
+    assert isinstance(first, Product)
+    assert isinstance(second, Product)
     first.images = ["https://img.example/a.png"]
     first.attributes = {"colour": "red", "sizes": [1, 2]}
     first.rating_count, first.rating_sum, first.rating_4, first.rating_5 = 3, 14, 1, 2
@@ -321,3 +325,36 @@ async def test_the_wire_dict_is_what_the_public_model_dumps(db_session: AsyncSes
             dumped = to_public(product, book, available).model_dump(mode="json", by_alias=True)
             assert to_wire(product, book, available) == dumped
     assert to_wire(second, book)["effectivePrice"] == second.price - 30
+
+
+async def test_a_search_pages_rows_render_as_its_products_do(db_session: AsyncSession) -> None:
+    """The search index's page is read as rows of the rendered columns, not ORM objects
+    (``rendered_by_ids``, ``page_of``): each renders to the very dict its product does."""
+    word = _word()
+    await _products(db_session, word, 3)
+    found = await ProductService(db_session).search(ProductQuery(search=word))
+    products = [p for p in found.rows if isinstance(p, Product)]
+    assert len(products) == 3
+    first, second, third = products
+    first.images = ["https://img.example/a.png"]
+    first.attributes = {"colour": "red", "sizes": [1, 2], "note": None}
+    first.rating_count, first.rating_sum, first.rating_4, first.rating_5 = 3, 14, 1, 2
+    first.compare_at_price = 999
+    second.description = "Ünïcode, “quotes” and a\nnewline"
+    second.active = False
+    await _discount(db_session, third.id, 30)
+    await db_session.flush()
+    book = await PriceBookCache().get(db_session, None)
+    ids = [p.id for p in products]
+    repository = ProductRepository(db_session)
+    rows = await repository.rendered_by_ids([*ids, "prod_none"])
+    assert sorted(rows) == sorted(ids)
+    by_price = await repository.page_of(ids, ProductSort.PRICE_DESC, 0, 3)
+    assert [row.id for row in by_price] == [p.id for p in sorted(products, key=lambda p: -p.price)]
+    db_session.expunge_all()
+    loaded = await repository.by_ids(ids)  # the products as the ORM reads them back
+    for product_id in ids:
+        wire = to_wire(loaded[product_id], book, 4)
+        assert orjson.dumps(to_wire(rows[product_id], book, 4)) == orjson.dumps(wire)
+    assert to_wire(rows[first.id], book)["attributes"] == first.attributes
+    assert to_wire(rows[third.id], book)["effectivePrice"] == third.price - 30
