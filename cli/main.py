@@ -120,7 +120,7 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from cli.serve import API_SERVER, serve_processes
+    from cli.serve import API_SERVER, serve_processes, settle_heap
 
     settings = _settings(data_dir)
     try:
@@ -137,6 +137,7 @@ def api(
         **API_SERVER,
     }
     if processes == 1:
+        settle_heap()
         uvicorn.run(application, **common)
         return
     # Each process builds its own app from the same settings (the data dir by env).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import socket
@@ -182,9 +183,26 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
         await task
 
 
+def settle_heap() -> None:
+    """Keep what a serving process has built by now (modules, the app, its routes and
+    schemas: about 240,000 objects) out of the garbage collector's full passes.
+
+    A full (generation 2) collection walks every tracked object while the event loop
+    waits, and each API process serves 16 requests at once under the catalogue bench:
+    in-process at 100,000 products, one full pass over a heap of 315,000 objects took
+    253 ms during 1,500 first searches (the whole of that run's worst latency), and 61
+    ms with this heap frozen (README *Catalogue reads*). Objects frozen here are still
+    freed by reference counting; only cyclic garbage among them would stay, and a
+    collection first clears what the start-up left."""
+    gc.collect()
+    gc.freeze()
+
+
 def api_worker_app() -> FastAPI:
     """One of ``shop api --workers N``'s processes: dies with its supervisor."""
     die_with_parent()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    settle_heap()
+    return app
