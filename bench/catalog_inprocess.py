@@ -6,7 +6,8 @@ every answer is cached), then 3,000 of each and of ``/health`` (our middleware w
 work), each an ASGI call without a server or a socket; then 1,000 searches as `shop bench
 catalog` draws them, all different and new to the process, and the same 1,000 again. It
 prints the process's CPU time per request and cProfile's count of Python calls per
-request (over 500: for first searches, 500 others, also new). No server,
+request (over 500: for first searches, 500 others, also new). ``--first-searches N``
+measures only N first searches, with the garbage collector's passes. No server,
 generator or neighbour shares the figure, which a shared machine blurs less than it
 blurs throughput (README *Catalogue reads*)."""
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import pstats
 import random
 import time
@@ -131,12 +133,86 @@ async def measure(data_dir: Path, requests: int) -> None:
         await state.ingest.flush()
 
 
+class CollectorPauses:
+    """The garbage collector's passes while installed, by generation: how many, and the
+    longest and total CPU time they took (``gc.callbacks``; the event loop stands still
+    for at least that long, more when a neighbour takes the core)."""
+
+    def __init__(self) -> None:
+        self.passes: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.passes[info["generation"]].append(time.process_time() - self._started)
+
+    def __str__(self) -> str:
+        return ", ".join(
+            f"gen{gen} {len(took)} passes, longest {max(took, default=0) * 1000:.1f} ms, "
+            f"{sum(took) * 1000:.0f} ms in all"
+            for gen, took in self.passes.items()
+        )
+
+
+async def measure_first_searches(data_dir: Path, count: int, *, frozen: bool) -> None:
+    """``count`` first searches only, after the catalogue version moved (so no page of
+    theirs is in Redis either): CPU per search, the worst latency, and the collector's
+    passes, with the start-up heap frozen (``cli.serve.settle_heap``, as ``shop api``
+    does) or not."""
+    from cli.serve import settle_heap
+    from services.catalog.cache import CatalogCache
+    from services.catalog.versions import announce_version
+
+    app = create_app(load_settings(data_dir))
+    async with app.router.lifespan_context(app):
+        state = app.state.shop
+        await asyncio.sleep(1.0)  # the LISTEN connection is in place
+        version = await CatalogCache(state.redis).invalidate()
+        async with state.sessions() as session:
+            await announce_version(session, version)
+        await asyncio.sleep(0.5)
+        if frozen:
+            settle_heap()
+        pauses = CollectorPauses()
+        gc.callbacks.append(pauses)
+        latencies = []
+        started = time.process_time()
+        for path, query in searches(count):
+            began = time.perf_counter()
+            status, body = await call(app, path, query)
+            assert status == 200, body
+            latencies.append(time.perf_counter() - began)
+        cpu_ms = (time.process_time() - started) / count * 1000
+        gc.callbacks.remove(pauses)
+        latencies.sort()
+        print(
+            f"first searches ({'frozen' if frozen else 'plain'} heap): CPU {cpu_ms:.3f} ms a "
+            f"search, p99 {latencies[int(count * 0.99)] * 1000:.1f} ms, worst "
+            f"{latencies[-1] * 1000:.1f} ms; collector: {pauses}"
+        )
+        await state.ingest.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True, help="a running `shop dev`'s")
     parser.add_argument("--requests", type=int, default=3_000)
+    parser.add_argument(
+        "--first-searches",
+        type=int,
+        default=0,
+        help="only this many first searches (and the collector's passes), instead",
+    )
+    parser.add_argument("--plain-heap", action="store_true", help="with --first-searches")
     args = parser.parse_args()
-    asyncio.run(measure(args.data_dir, args.requests))
+    if args.first_searches:
+        asyncio.run(
+            measure_first_searches(args.data_dir, args.first_searches, frozen=not args.plain_heap)
+        )
+    else:
+        asyncio.run(measure(args.data_dir, args.requests))
 
 
 if __name__ == "__main__":
