@@ -3,11 +3,13 @@
 ``python -m bench.catalog_inprocess --data-dir DIR`` builds the app on the settings of the
 `shop dev` stack in DIR (seeded), reads 50 listing pages and 50 products three times (so
 every answer is cached), then 3,000 of each and of ``/health`` (our middleware with no
-work), each an ASGI call without a server or a socket; then 1,000 searches as `shop bench
-catalog` draws them, all different and new to the process, and the same 1,000 again. It
-prints the process's CPU time per request and cProfile's count of Python calls per
-request (over 500: for first searches, 500 others, also new). ``--first-searches N``
-measures only N first searches, with the garbage collector's passes. No server,
+work), each an ASGI call without a server or a socket; then 1,000 products read the
+first time (by slug, as `shop bench catalog` reads them: none read before by this process,
+nor in the last minute by another), and 1,000 searches as `shop bench catalog` draws them,
+all different and new to the process, and the same 1,000 again. It prints the process's
+CPU time per request and cProfile's count of Python calls per request (over 500: for
+first reads, 500 others, also new). ``--first-searches N`` measures only N first
+searches, with the garbage collector's passes. No server,
 generator or neighbour shares the figure, which a shared machine blurs less than it
 blurs throughput (README *Catalogue reads*)."""
 
@@ -34,6 +36,7 @@ from core.settings import load_settings
 WARM_ROUNDS = 3
 PROFILED = 500
 SEARCHES = 1_000
+FIRST_DETAILS = 1_000
 
 
 async def call(app: FastAPI, path: str, query: bytes = b"") -> tuple[int, bytes]:
@@ -68,7 +71,11 @@ async def call(app: FastAPI, path: str, query: bytes = b"") -> tuple[int, bytes]
 
 
 async def measure_calls(
-    app: FastAPI, label: str, timed: list[tuple[str, bytes]], profiled: list[tuple[str, bytes]]
+    app: FastAPI,
+    label: str,
+    timed: list[tuple[str, bytes]],
+    profiled: list[tuple[str, bytes]],
+    top: int = 0,
 ) -> None:
     """Print the CPU time per request over ``timed`` and the Python calls per request over
     ``profiled`` (the same calls, or others where a first read is measured)."""
@@ -83,6 +90,8 @@ async def measure_calls(
     profile.disable()
     python_calls = pstats.Stats(profile).total_calls / len(profiled)  # type: ignore[attr-defined]
     print(f"{label:16s} CPU {cpu_ms:.3f} ms a request, {python_calls:,.0f} Python calls")
+    if top:
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(top)
 
 
 def searches(count: int) -> list[tuple[str, bytes]]:
@@ -95,7 +104,29 @@ def searches(count: int) -> list[tuple[str, bytes]]:
     return [(path, query.encode()) for path, _, query in (t.partition("?") for t in drawn)]
 
 
-async def measure(data_dir: Path, requests: int) -> None:
+async def unread_slugs(app: FastAPI, count: int) -> list[str]:
+    """``count`` products' slugs from listing pages drawn from a seed of the clock, read
+    filtered by stock (``inStock``): those pages are neither cached nor read through the
+    process's stock view, so neither holds the products afterwards. Active products, in
+    stock and not, in a random order."""
+    rng = random.Random(time.time_ns())
+    status, body = await call(app, "/api/products", b"limit=1")
+    assert status == 200, body
+    last_page = max(1, min(10_000, orjson.loads(body)["total"] // 100))
+    slugs: dict[str, None] = {}
+    while len(slugs) < count:
+        in_stock = rng.choice(["true", "false"])
+        query = f"inStock={in_stock}&limit=100&page={rng.randint(1, last_page)}&sort=price_asc"
+        status, body = await call(app, "/api/products", query.encode())
+        assert status == 200, body
+        for item in orjson.loads(body)["items"]:
+            slugs[item["slug"]] = None
+    drawn = list(slugs)[:count]
+    rng.shuffle(drawn)
+    return drawn
+
+
+async def measure(data_dir: Path, requests: int, top: int) -> None:
     app = create_app(load_settings(data_dir))
     async with app.router.lifespan_context(app):
         state = app.state.shop
@@ -124,6 +155,13 @@ async def measure(data_dir: Path, requests: int) -> None:
         }
         for label, calls in workloads.items():
             await measure_calls(app, label, calls, calls[:PROFILED])
+        # A product read the first time by this process (the row, its price and stock,
+        # rendering, the product_view event); the first reads profiled are others.
+        slugs = await unread_slugs(app, FIRST_DETAILS + PROFILED)
+        unread = [(f"/api/products/{slug}", b"") for slug in slugs]
+        first, profiled = unread[:FIRST_DETAILS], unread[FIRST_DETAILS:]
+        await measure_calls(app, "detail, first", first, profiled, top)
+        await state.ingest.flush()
         # A search read the first time (the index, the page's rows, to_wire), then the
         # same searches again; the first reads profiled are others, also new.
         drawn = searches(SEARCHES + PROFILED)
@@ -200,6 +238,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True, help="a running `shop dev`'s")
     parser.add_argument("--requests", type=int, default=3_000)
     parser.add_argument(
+        "--top", type=int, default=0, help="print the first detail reads' N costliest functions"
+    )
+    parser.add_argument(
         "--first-searches",
         type=int,
         default=0,
@@ -212,7 +253,7 @@ def main() -> None:
             measure_first_searches(args.data_dir, args.first_searches, frozen=not args.plain_heap)
         )
     else:
-        asyncio.run(measure(args.data_dir, args.requests))
+        asyncio.run(measure(args.data_dir, args.requests, args.top))
 
 
 if __name__ == "__main__":
