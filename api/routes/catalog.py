@@ -16,6 +16,7 @@ from api.deps import (
 from api.problems import problem_responses
 from api.responses import JsonBody
 from api.routes.catalog_answers import AnsweredRoute, keep_answer, record_read
+from api.routes.catalog_detail import ProductDetailRoute, read_product
 from api.routes.catalog_query import guest_search_query
 from api.security import Caller, OptionalUser, StaffUser
 from api.state import AppState
@@ -268,12 +269,6 @@ async def _listing(
     return {**body, "items": items}
 
 
-@router.get(
-    "/products/{key}",
-    summary="Get a product",
-    response_model=ProductPublic,
-    responses=problem_responses(ProductNotFound),
-)
 async def get_product(
     key: str,
     request: Request,
@@ -282,29 +277,20 @@ async def get_product(
     anonymous_id: AnonymousIdHeader = None,
 ) -> Response:
     """By id (`prod_…`) or slug: the effective price and the rating summary."""
-    cache = CatalogCache(state.redis, local=state.catalog_entries)
-    version = await state.catalog_version.current()
-    product: dict[str, Any] | None = await cache.get(version, "product", {"key": key})
-    # A session of its own, not a dependency (see ``list_products``).
-    async with state.read_sessions() as reads:
-        if product is None:
-            prices = await state.prices.get(reads, version)
-            product = to_wire(await ProductService(reads).get(key), prices)
-            await cache.put(
-                version, "product", {"key": key}, product, ttl_seconds=prices.cache_seconds()
-            )
-        [product] = await _with_live_stock(state, reads, [product], fresh=False)
-    view = {
-        "productId": product["id"],
-        "categoryId": product["categoryId"],
-        "price": product["effectivePrice"],
-    }
-    await record_read(state, caller, anonymous_id, "product_view", view)
-    response = JsonBody(product)
-    if caller is None:
-        entry = ("product", {"key": key})
-        keep_answer(state, request, version, entry, response, [product], ("product_view", view))
-    return response
+    return await read_product(state, key, caller, anonymous_id, request)
+
+
+# Added, not decorated: a guest's read is taken by its route class before FastAPI's
+# request handling (``ProductDetailRoute``).
+router.add_api_route(
+    "/products/{key}",
+    get_product,
+    methods=["GET"],
+    summary="Get a product",
+    response_model=ProductPublic,
+    responses=problem_responses(ProductNotFound),
+    route_class_override=ProductDetailRoute,
+)
 
 
 @router.post(

@@ -152,6 +152,23 @@ class CatalogCache:
                 self.local.put(version, keys[n], value, remaining_ms / 1000)
         return found
 
+    def put_local(
+        self,
+        version: str | None,
+        kind: str,
+        params: dict[str, Any],
+        value: Any,
+        *,
+        ttl_seconds: int | None = None,
+    ) -> None:
+        """Into this process's copy only, for as long as ``put`` would keep it."""
+        if version is None or self.local is None:
+            return
+        if ttl_seconds is not None and ttl_seconds <= 0:
+            return
+        ttl = min(self.ttl, ttl_seconds) if ttl_seconds else self.ttl
+        self.local.put(version, self._key(version, kind, params), value, ttl)
+
     async def put(
         self,
         version: str | None,

@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Row, delete, or_, update
+from sqlalchemy import delete, or_, update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,6 +33,7 @@ from models.pricing import (
     DiscountKind,
 )
 from services.catalog.errors import CategoryNotFound, ProductNotFound
+from services.catalog.rows import ProductFields
 
 # A cached price may live this long at most, and never past a discount window's edge.
 MAX_PRICE_CACHE_SECONDS = 60
@@ -75,7 +75,7 @@ class PriceBook:
     parents: dict[str, str | None]
     next_change: datetime | None
 
-    def effective_price(self, product: Product | Row[Any]) -> int:
+    def effective_price(self, product: ProductFields) -> int:
         """Of a product, or of a row with its ``id``, ``category_id`` and ``price``."""
         ancestors: set[str] = set()
         category = product.category_id

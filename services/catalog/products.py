@@ -45,6 +45,7 @@ from models.inventory import StockLevel
 from services.catalog.categories import CategoryRepository
 from services.catalog.errors import CategoryNotFound, ProductNotFound
 from services.catalog.pricing import PriceBook
+from services.catalog.rows import ProductFields
 
 # Searches are matched on their first 100 characters: enough for any real query, and a
 # paste costs no more than a short one.
@@ -66,11 +67,6 @@ class ProductSort(StrEnum):
     PRICE_DESC = "price_desc"
     RATING = "rating"
     RELEVANCE = "relevance"
-
-
-# A product as a page renders it (``to_wire``): the ORM object, or a row of the columns
-# it reads (a search's page: ``ProductRepository.rendered_by_ids``).
-ProductFields = Product | Row[Any]
 
 
 @dataclass(frozen=True)

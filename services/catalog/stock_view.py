@@ -96,6 +96,22 @@ class StockView:
                 return False
         return True
 
+    def reading(self) -> tuple[int, bool]:
+        """Taken before a stock read whose result is given to ``read``."""
+        return self.generation, self._live
+
+    def read(self, begun: tuple[int, bool], product_id: str, available: int, revision: int) -> int:
+        """The availability to show of a product whose stock a read begun at ``begun``
+        (``reading()``) found ``available`` at ``revision``, read with its row (product
+        detail): kept unless the view was dropped since the read began, and the newer of
+        it and what the view holds (a change heard during the read)."""
+        if product_id not in self._available:
+            self.reads += 1
+        if begun == (self.generation, True):
+            self._keep(product_id, available, revision)
+        held = self._available.get(product_id)
+        return held[0] if held is not None and held[1] >= revision else available
+
     async def available(self, session: AsyncSession, product_ids: Sequence[str]) -> dict[str, int]:
         """Available stock by product (0 for a product without a stock row): from the
         view, and the products it does not hold from ``session`` in one statement."""

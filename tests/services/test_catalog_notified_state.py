@@ -97,6 +97,37 @@ async def test_a_read_keeps_neither_what_a_drop_or_a_newer_change_overtook(
     assert await view.available(db_session, [product_id]) == {product_id: 5}
 
 
+def test_a_stock_read_with_its_product_is_kept_and_the_newer_change_shown() -> None:
+    """``StockView.read``: the stock a product detail read with its row (one statement)."""
+    view = StockView()
+    begun = view.reading()
+    assert view.read(begun, "prod_a", 5, 10) == 5
+    assert (len(view), view.reads) == (0, 1)  # not listening: shown, not kept
+
+    view.listening()
+    assert view.read(view.reading(), "prod_a", 5, 10) == 5
+    assert (len(view), view.reads) == (1, 2)
+    # Held: a read of an older revision shows the held change, one of a newer the read's
+    # (its notification is on its way), which is kept.
+    view.notified("prod_a 3 12")
+    assert view.read(view.reading(), "prod_a", 5, 10) == 3
+    assert view.read(view.reading(), "prod_a", 1, 13) == 1
+    assert view.shows([("prod_a", 1)])
+    assert view.reads == 2  # held: not counted as a read
+
+    # Dropped while the read was on its way (the connection lost and found again): shown,
+    # not kept, as what it read may predate a lost notification.
+    begun = view.reading()
+    view.lost()
+    view.listening()
+    assert view.read(begun, "prod_b", 4, 20) == 4
+    assert len(view) == 0
+    # A change heard after the drop, newer than the read, is what shows.
+    begun = view.reading()
+    view.notified("prod_b 6 21")
+    assert view.read(begun, "prod_b", 4, 20) == 6
+
+
 async def test_the_writing_process_reads_the_new_version_at_once_the_others_once_told(
     redis: Redis, db_session: AsyncSession
 ) -> None:
