@@ -25,22 +25,26 @@ async def read_product(
     cache = CatalogCache(state.redis, local=state.catalog_entries)
     version = await state.catalog_version.current()
     product: dict[str, Any] | None = cache.get_local(version, "product", {"key": key})
-    # A session of its own, not a dependency (see ``catalog.list_products``).
-    async with state.read_sessions() as reads:
-        if product is None:
-            # Only in this process's copy, not in Redis: reading the row with its stock
-            # costs the API less than a Redis read and write of the rendered product.
-            begun = state.stock.reading()
-            row = await ProductDetailRepository(reads).listed(key)
-            if row is None:
-                raise ProductNotFound(f"no product {key}")
-            prices = await state.prices.get(reads, version)
-            product = to_wire(row, prices)
-            ttl = prices.cache_seconds()
-            cache.put_local(version, "product", {"key": key}, product, ttl_seconds=ttl)
-            available = state.stock.read(begun, row.id, row.available, row.stock_revision)
-        else:
-            available = (await state.stock.available(reads, [product["id"]]))[product["id"]]
+    if product is None:
+        # Only in this process's copy, not in Redis: reading the row with its stock costs
+        # the API less than a Redis read and write of the rendered product.
+        begun = state.stock.reading()
+        async with state.engine.connect() as connection:
+            row = await ProductDetailRepository(connection).listed(key)
+        if row is None:
+            raise ProductNotFound(f"no product {key}")
+        prices = state.prices.held(version)
+        if prices is None:
+            async with state.read_sessions() as reads:
+                prices = await state.prices.get(reads, version)
+        product = to_wire(row, prices)
+        ttl = prices.cache_seconds()
+        cache.put_local(version, "product", {"key": key}, product, ttl_seconds=ttl)
+        available = state.stock.read(begun, row.id, row.available, row.stock_revision)
+    else:
+        # A session of its own, not a dependency (see ``catalog.list_products``).
+        async with state.read_sessions() as reads:
+            [available] = (await state.stock.available(reads, [product["id"]])).values()
     product = {**product, "available": available}
     view = {
         "productId": product["id"],

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 # The columns ``ProductDetail`` holds, in its fields' order. ``active IS true`` as the
 # ORM read wrote it (``ProductRepository.get``); a missing stock row is 0 at revision 0,
@@ -67,16 +67,19 @@ class ProductDetail:
 
 
 class ProductDetailRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    """On a pooled connection, not a session: a session's transaction bookkeeping cost
+    more than the statement (0.35-0.54 against 0.22-0.32 ms of CPU for the read)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
 
     async def listed(self, key: str) -> ProductDetail | None:
         """The active, not deleted product whose id or slug is ``key``, with its stock.
         Through asyncpg directly, as ``StockRepository.available_revisions`` reads: the
-        driver keeps the prepared statement, and the JSON columns are decoded by the
-        codecs SQLAlchemy set on the connection."""
-        connection = await self.session.connection()
-        driver = (await connection.get_raw_connection()).driver_connection
+        driver keeps the prepared statement, the JSON columns are decoded by the codecs
+        SQLAlchemy set on the connection, and no transaction is begun (SQLAlchemy's
+        return of the connection to the pool then has nothing to roll back)."""
+        driver = (await self.connection.get_raw_connection()).driver_connection
         assert driver is not None
         row = await driver.fetchrow(_DETAIL, key)
         return None if row is None else ProductDetail(*row)

@@ -218,6 +218,10 @@ class PriceBookCache:
             return replace(book, at=at)
         return None
 
+    def held(self, version: str | None) -> PriceBook | None:
+        """The book ``get`` would give now without reading, if there is one."""
+        return self._reusable(version, self.now())
+
     async def get(self, session: AsyncSession, version: str | None) -> PriceBook:
         at = self.now()
         book = self._reusable(version, at)
