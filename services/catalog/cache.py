@@ -1,5 +1,5 @@
-"""Listing and detail responses cached in Redis, invalidated by a catalogue version, with
-a copy of the hot entries in each process.
+"""Listing responses cached in Redis, invalidated by a catalogue version, with a copy of
+the hot entries in each process (where product details are kept alone: ``put_local``).
 
 Every catalogue write bumps ``catalog:version`` once it has committed; cache keys carry
 the version read *before* the database was queried. A reader that raced a write can

@@ -4,9 +4,9 @@ A product read for the first time by an API process (each process keeps the answ
 rendered: ``services.catalog.answers``) cost a Redis read of the shared cache, the row
 through the ORM (building the statement, the identity map, the ``Product`` instance), a
 second statement for its stock when the process's stock view did not hold it, and a
-Redis write: 2.5-3.3 ms of API CPU in-process, and most of the product detail's p99
-under load (issue #15). Here it is one prepared statement on the read session's asyncpg
-connection, reading the row and its stock together, rendered by the same ``to_wire``.
+Redis write: 2.5-4.7 ms of API CPU in-process, and most of the product detail's p99
+under load (issue #15). Here it is one prepared statement on a pooled connection's asyncpg
+driver, reading the row and its stock together, rendered by the same ``to_wire``.
 """
 
 from __future__ import annotations
