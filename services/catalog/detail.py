@@ -35,7 +35,8 @@ _DETAIL = (
 
 @dataclass(slots=True)
 class ProductDetail:
-    """A listed product's row (``services.catalog.rows.ProductRow``) and its stock."""
+    """A listed product's row (the columns of ``Product`` that rendering reads) and its
+    stock."""
 
     id: str
     sku: str
