@@ -115,14 +115,6 @@ def _planner_defaults(settings: dict[str, str]) -> str:
     return f"SELECT set_config(name, reset_val, true) FROM pg_settings WHERE name IN ({names})"
 
 
-async def _on_connection(engine: AsyncEngine, statement: str, params: dict[str, Any]) -> list[Any]:
-    """A share's ``statement`` in a transaction of its own on a connection of ``engine``."""
-    async with engine.connect() as connection:
-        await connection.execute(text(_planner(_SHARE_PLANNED)))
-        rows = await connection.execute(text(statement), params)
-        return list(rows.mappings().all())
-
-
 def _step_events(
     k: int, source: str, after: str, *, first_event: bool = False, carried: bool = False
 ) -> str:
@@ -392,7 +384,7 @@ class FunnelRepository:
             try:
                 answers = await asyncio.gather(
                     self._on_session(statement, shares[0], _SHARE_PLANNED),
-                    *(_on_connection(engine, statement, share) for share in shares[1:]),
+                    *(self._on_own_connection(engine, statement, share) for share in shares[1:]),
                 )
             finally:
                 _FanOut.busy = False
@@ -403,6 +395,17 @@ class FunnelRepository:
             key = None if row["total"] else str(row["grp"])
             groups.setdefault(key, _GroupFigures.empty(n)).add(row, n)
         return {key: group.figures() for key, group in groups.items()}
+
+    @staticmethod
+    async def _on_own_connection(
+        engine: AsyncEngine, statement: str, params: dict[str, Any]
+    ) -> list[Any]:
+        """A share's ``statement`` in a transaction of its own on a connection of
+        ``engine``."""
+        async with engine.connect() as connection:
+            await connection.execute(text(_planner(_SHARE_PLANNED)))
+            rows = await connection.execute(text(statement), params)
+            return list(rows.mappings().all())
 
     async def _on_session(
         self, statement: str, params: dict[str, Any], settings: dict[str, str]

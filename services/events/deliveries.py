@@ -220,7 +220,10 @@ class DeliveryRepository:
         """Count an attempt of a pending delivery of this generation and read its event,
         in one statement (the handler's transaction read the outbox row again, issue
         #15); None if there is no such delivery (finished, dropped, or replayed since).
-        A delivery's event is always there (its foreign key cascades)."""
+        A delivery's event is always there (its foreign key cascades). A delivery not
+        yet marked started is by its first attempt: its workflow ran before any pass
+        recorded its start (the pass that started it died), and may finish it before the
+        next pass looks (which then finds nothing pending to mark)."""
         counted = (
             update(EventDelivery)
             .where(
@@ -229,7 +232,10 @@ class DeliveryRepository:
                 col(EventDelivery.generation) == generation,
                 col(EventDelivery.status) == DeliveryStatus.PENDING,
             )
-            .values(attempts=EventDelivery.attempts + 1)
+            .values(
+                attempts=EventDelivery.attempts + 1,
+                started_at=func.coalesce(col(EventDelivery.started_at), func.now()),
+            )
             .returning(col(EventDelivery.event_id))
             .cte("counted")
         )

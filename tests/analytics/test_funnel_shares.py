@@ -20,7 +20,7 @@ from core.db import create_session_factory
 from models.analytics import AnalyticsEvent
 from services.analytics import funnel_repository
 from services.analytics.funnel import FunnelQuery, FunnelService
-from services.analytics.funnel_repository import StepFigures
+from services.analytics.funnel_repository import FunnelRepository, StepFigures
 
 T0 = datetime(2003, 4, 7, tzinfo=UTC)
 NOW = T0 + timedelta(days=9)
@@ -73,13 +73,13 @@ async def figures(
 def own_connections(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the shares run on connections of their own."""
     calls: list[int] = []
-    on_connection: Callable[..., Awaitable[list[Any]]] = funnel_repository._on_connection
+    on_own_connection: Callable[..., Awaitable[list[Any]]] = FunnelRepository._on_own_connection
 
     async def counted(engine: AsyncEngine, statement: str, params: dict[str, Any]) -> list[Any]:
         calls.append(params["part"])
-        return await on_connection(engine, statement, params)
+        return await on_own_connection(engine, statement, params)
 
-    monkeypatch.setattr(funnel_repository, "_on_connection", counted)
+    monkeypatch.setattr(FunnelRepository, "_on_own_connection", staticmethod(counted))
     return calls
 
 

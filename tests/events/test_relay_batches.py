@@ -16,6 +16,7 @@ from core.db import create_session_factory
 from core.errors import ValidationFailed
 from core.settings import Settings
 from models.events import DeliveryStatus
+from services.events.deliveries import DeliveryRepository
 from services.events.relay import RelayService
 from services.events.subscribers import DomainEvent
 from temporal.clients.connection import TemporalConnection
@@ -175,3 +176,34 @@ async def test_a_pass_that_dies_after_starting_its_batch_leaves_it_to_the_next_p
     await eventually(listed)
     runs = [w async for w in temporal_client.list_workflows(query)]
     assert len(runs) == 1
+
+
+async def test_a_claimed_delivery_is_started_by_its_first_attempt(engine: AsyncEngine) -> None:
+    """A batch's workflow may run, and finish its deliveries, before any pass records its
+    start (the pass that started it died, and the next one then finds nothing pending):
+    the delivery's first attempt marks it started, so no delivered row lacks a start."""
+    run = run_id()
+    handler = Recorder(f"first_attempt_{run}", run)
+    sessions = create_session_factory(engine)
+    [event_id] = await publish_probes(sessions, run, [f"agg-{run}"], 1)
+
+    async def dies_before_starting(batches: Sequence[DeliveryBatch]) -> list[str]:
+        raise RuntimeError("the relay died before starting its batch")
+
+    with pytest.raises(RuntimeError):
+        await RelayService(sessions, [handler.subscriber]).run_pass(dies_before_starting)
+    [claimed] = await deliveries(engine, [event_id])
+    assert claimed.workflow_id is not None
+    assert claimed.started_at is None
+    async with sessions() as session, session.begin():
+        repository = DeliveryRepository(session)
+        assert await repository.begin_attempt(event_id, handler.name, claimed.generation)
+    [attempted] = await deliveries(engine, [event_id])
+    assert attempted.attempts == 1
+    assert attempted.started_at is not None
+    first_start = attempted.started_at
+    async with sessions() as session, session.begin():
+        repository = DeliveryRepository(session)
+        assert await repository.begin_attempt(event_id, handler.name, claimed.generation)
+    [again] = await deliveries(engine, [event_id])
+    assert (again.attempts, again.started_at) == (2, first_start)  # the first attempt's
