@@ -85,7 +85,7 @@ def _entry(by: Breakdown | None, shared: bool) -> str:
 
 def _gaps(gap: str) -> str:
     """The seconds from the previous step of a step's people, unsorted: the median is
-    taken of every share's together (``StepGaps``)."""
+    taken of every share's together (``_GroupFigures``)."""
     return f"array_agg(CAST({gap} AS double precision)) FILTER (WHERE {gap} IS NOT NULL)"
 
 
@@ -382,13 +382,21 @@ class FunnelRepository:
             ]
             _FanOut.busy = True
             try:
-                answers = await asyncio.gather(
-                    self._on_session(statement, shares[0], _SHARE_PLANNED),
-                    *(self._on_own_connection(engine, statement, share) for share in shares[1:]),
-                )
+                # A share that fails stops the others (a gather would leave them running on
+                # a request that has ended), and its error is the request's.
+                async with asyncio.TaskGroup() as group:
+                    answers = [
+                        group.create_task(self._on_session(statement, shares[0], _SHARE_PLANNED)),
+                        *(
+                            group.create_task(self._on_own_connection(engine, statement, share))
+                            for share in shares[1:]
+                        ),
+                    ]
+            except ExceptionGroup as failed:
+                raise failed.exceptions[0] from None
             finally:
                 _FanOut.busy = False
-            found = [row for rows in answers for row in rows]
+            found = [row for answer in answers for row in answer.result()]
         n = len(rules.steps)
         groups: dict[str | None, _GroupFigures] = {}
         for row in found:

@@ -115,3 +115,19 @@ async def test_one_funnel_at_a_time_is_computed_in_shares(
         funnel_repository._FanOut.busy = False
     assert own_connections == []
     assert busy == await figures(engine, names, 1)
+
+
+async def test_a_failing_share_fails_the_funnel_with_its_own_error(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A share whose connection fails stops the others and raises its own error (not a
+    group of them: the API maps it as any), and the process may fan out again."""
+    names = await committed_people(engine, uuid4().hex[:8])
+
+    async def lost(engine: AsyncEngine, statement: str, params: dict[str, Any]) -> list[Any]:
+        raise ConnectionResetError("the share's connection was lost")
+
+    monkeypatch.setattr(FunnelRepository, "_on_own_connection", staticmethod(lost))
+    with pytest.raises(ConnectionResetError):
+        await figures(engine, names, 2)
+    assert funnel_repository._FanOut.busy is False
