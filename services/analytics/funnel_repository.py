@@ -89,8 +89,6 @@ def _gaps(gap: str) -> str:
     return f"array_agg(CAST({gap} AS double precision)) FILTER (WHERE {gap} IS NOT NULL)"
 
 
-# Enough memory for the per-person hash tables of ~100k people without spilling to disk.
-_WORK_MEM = "SET LOCAL work_mem = '64MB'"
 # How the figures statement is planned, set for its transaction in one round trip:
 # - enough memory for the per-person hash tables of ~100k people without spilling;
 # - no nested loops: the planner sees each step's people as a handful (it cannot estimate
@@ -451,7 +449,8 @@ FROM entry c JOIN analytics_events e ON e.person_id = c.person_id
 WHERE e.created_at >= :start AND e.created_at <= :horizon
   AND e.created_at >= c.t0 AND e.created_at <= c.t0 + {_WINDOW}{only_steps}
 GROUP BY c.person_id, c.grp, c.t0"""
-        await self.session.exec(text(_WORK_MEM))  # type: ignore[call-overload]
+        work_mem = {"work_mem": _PLANNED["work_mem"]}
+        await self.session.exec(text(_planner(work_mem)))  # type: ignore[call-overload]
         rows = await self.session.exec(
             text(sql),  # type: ignore[call-overload]
             params=_params(rules, time_range),
