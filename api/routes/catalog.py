@@ -249,9 +249,11 @@ async def _listing(
         if subtree_key is not None and subtree is None:
             subtree = await products.category_subtree(subtree_key[1]["category"])
             writes.append((*subtree_key, subtree, None))
+        begun = state.stock.reading()
         found = await products.search(
             query, known_total=counted, engine=engine or POSTGRES_SEARCH, subtree=subtree
         )
+        state.stock.read_rows(begun, found.rows)
         if count_key is not None and counted is None:
             writes.append((*count_key, found.total, None))
         prices = await state.prices.get(db, version)

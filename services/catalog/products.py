@@ -316,11 +316,24 @@ class ProductRepository:
     def _rendered_by_ids_statement() -> Select[*tuple[Any, ...]]:
         """The columns a page renders, by id: rows, not ORM objects (no identity map, no
         instance state, and not the search vector, the widest column, which no page
-        shows). A fifth of a first search's database read went to the ORM's loading."""
+        shows). A fifth of a first search's database read went to the ORM's loading.
+        With each product's stock (``available``, ``stock_revision``: 0 at revision 0
+        without a stock row, as ``StockRepository.available_revisions`` reads it), for
+        the process's stock view (``StockView.read_rows``): a page of products the view
+        did not hold needed a second statement for their stock."""
         ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
         table = cast_type(Table, sa_inspect(Product).local_table)
+        stock = cast_type(Table, sa_inspect(StockLevel).local_table)
         rendered = [c for c in table.columns if c.name not in _NOT_RENDERED]
-        return Select(*rendered).where(col(Product.id).in_(ids))
+        return (
+            Select(
+                *rendered,
+                func.coalesce(stock.c.on_hand - stock.c.reserved, 0).label("available"),
+                func.coalesce(stock.c.revision, 0).label("stock_revision"),
+            )
+            .select_from(table.outerjoin(stock, stock.c.product_id == table.c.id))
+            .where(col(Product.id).in_(ids))
+        )
 
     @staticmethod
     @functools.cache

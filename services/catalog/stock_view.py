@@ -25,7 +25,8 @@ this view: reservations take the stock row's lock in the database (no oversell).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -111,6 +112,15 @@ class StockView:
             self._keep(product_id, available, revision)
         held = self._available.get(product_id)
         return held[0] if held is not None and held[1] >= revision else available
+
+    def read_rows(self, begun: tuple[int, bool], rows: Iterable[Any]) -> None:
+        """Rows of a page read with their stock since ``begun`` (``reading()``): those that
+        carry it (``available``, ``stock_revision``: an index search's rows) are kept as
+        ``read`` keeps a detail's, so showing the page reads no stock again."""
+        for row in rows:
+            revision = getattr(row, "stock_revision", None)
+            if revision is not None:
+                self.read(begun, row.id, row.available, revision)
 
     async def available(self, session: AsyncSession, product_ids: Sequence[str]) -> dict[str, int]:
         """Available stock by product (0 for a product without a stock row): from the

@@ -36,7 +36,8 @@ from services.catalog.search_index import (
     SearchIndexWriter,
     read_marker,
 )
-from services.inventory import StockService
+from services.catalog.stock_view import StockView
+from services.inventory import StockRepository, StockService
 from tests.factories import unique_email
 
 
@@ -183,6 +184,36 @@ async def test_the_index_answers_as_postgres_does(
     # A name match outranks a description match.
     ranked = await _search(db_session, engine, search="wireless", category=root)
     assert ranked.rows[-1].id == ids["Bluetooth Speaker"]
+
+
+async def test_an_index_search_reads_its_page_with_the_stock_the_view_keeps(
+    db_session: AsyncSession, db_sessions: SessionFactory, indexing: SearchIndexing
+) -> None:
+    """An index search's rows carry each product's stock as the stock read gives it (0 at
+    revision 0 without a stock row), by relevance and by a sort; kept by a live stock
+    view, the page's availability is then shown with no stock read of its own."""
+    word = _word()
+    ids = await _small_catalogue(db_session, word)
+    await indexing.rebuild(db_sessions)
+    engine = _engine(indexing)
+    stock = StockRepository(db_session)
+    for sort in (None, ProductSort.PRICE_ASC):
+        found = await _search(
+            db_session, engine, search="headphones", category=ids["root"], sort=sort
+        )
+        rows: list[Any] = list(found.rows)  # ``Row``s (with the stock), not ``Product``s
+        shown = [row.id for row in rows]
+        assert len(shown) == 3, shown
+        expected = await stock.available_revisions(shown)
+        assert {row.id: (row.available, row.stock_revision) for row in rows} == expected
+        assert {available for available, _ in expected.values()} == {0, 5}  # with and without a row
+
+        view = StockView()
+        view.listening()
+        view.read_rows(view.reading(), found.rows)
+        reads = view.reads
+        assert await view.available(db_session, shown) == {p: a for p, (a, _) in expected.items()}
+        assert view.reads == reads  # nothing read again
 
 
 async def test_past_the_cap_the_index_reports_a_lower_bound_and_sorts_every_match(
