@@ -149,17 +149,22 @@ class EventBuffer:
             self._due.set()
 
     async def flush(self) -> int:
-        """Write everything waiting now; raises if a write fails (the rows stay)."""
+        """Write everything waiting now; raises if a write fails (the rows stay). Rows
+        added while it writes wait for the next flush: writing them too, the writer never
+        waited for a batch under steady traffic, and wrote one or two rows a transaction
+        (674 transactions for 1,032 searches, one after another in process)."""
         written = 0
         async with self._writing:
-            while self._pending:
-                batch = list(islice(self._pending, self.batch_rows))
+            waiting = len(self._pending)
+            while waiting > 0:
+                batch = list(islice(self._pending, min(self.batch_rows, waiting)))
                 await self._write_refusing_bad_rows(batch)
                 async with self._freed:
                     for _ in batch:
                         self._pending.popleft()
                     self._freed.notify_all()
                 written += len(batch)
+                waiting -= len(batch)
                 self.written += len(batch)
                 self.failures = 0
         return written

@@ -4,10 +4,11 @@ all written when the app stops."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from uuid import uuid4
 
 import httpx
-from sqlalchemy import func, text
+from sqlalchemy import event, func, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
@@ -139,3 +140,44 @@ async def test_a_full_batch_at_shutdown_is_written_and_the_writer_stops(
     # The old writer ran on until this timeout cancelled ``aclose``'s wait for it.
     assert loop.time() - started < 5
     assert await _count(engine, visitor) == 10
+
+
+async def test_events_arriving_while_the_writer_writes_wait_for_the_next_batch(
+    engine: AsyncEngine,
+) -> None:
+    """Under steady traffic the writer writes a batch per interval: the rows added while it
+    writes wait for the next flush. (It wrote until the buffer was empty, so with a row
+    arriving during each write it never waited again: a transaction per row or two.)"""
+    visitor = f"anon_{uuid4().hex[:12]}"
+    buffer = EventBuffer(
+        create_session_factory(engine),
+        batch_rows=500,
+        flush_interval=0.3,
+        capacity=10_000,
+        write_timeout=5,
+        shutdown_seconds=5,
+    )
+    inserts = 0
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        nonlocal inserts
+        if statement.startswith("INSERT INTO analytics_events"):
+            inserts += 1
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    buffer.start()
+    try:
+        added = 0
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 1.0
+        while loop.time() < until:  # a row every millisecond or so, for a second
+            await buffer.add([PendingEvent("page_open", anonymous_id=visitor)])
+            added += 1
+            await asyncio.sleep(0.001)
+        await buffer.flush()
+    finally:
+        await buffer.aclose()
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert await _count(engine, visitor) == added
+    # One write per interval (about three in the second) and the last flush.
+    assert inserts <= 6, (inserts, added)
