@@ -1,7 +1,9 @@
 """Structured logging with a request id carried in a context variable.
 
 ``console`` format for people, ``json`` (one object a line) for log shippers. Every
-record gets ``request_id`` when it is logged while a request (or activity) is handled.
+record gets ``request_id`` when it is logged while a request (or activity) is handled,
+and ``trace_id`` (32 hex digits, OpenTelemetry's, ``core.telemetry``) while a span is
+current: a request's, an activity's, a Temporal call's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
+
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
@@ -26,6 +30,9 @@ class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
+        if not hasattr(record, "trace_id"):
+            trace_id = trace.get_current_span().get_span_context().trace_id
+            record.trace_id = format(trace_id, "032x") if trace_id else None
         return True
 
 

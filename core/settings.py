@@ -214,6 +214,29 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
 
+    # --- Tracing: OpenTelemetry's standard variables (core/telemetry.py) ---------------
+    # True: no spans and nothing sent to Temporal; the API still makes a trace id per
+    # request for its log lines and problems.
+    otel_sdk_disabled: bool = False
+    # Unset: by process role, `shopweave-api`, `shopweave-worker` or `shopweave-cli`.
+    otel_service_name: str | None = None
+    # Unset: `otlp` when an OTLP endpoint is set, else `none` (ids made, nothing sent).
+    otel_traces_exporter: Literal["otlp", "none"] | None = None
+    otel_exporter_otlp_endpoint: str | None = None  # the base; `/v1/traces` is added
+    otel_exporter_otlp_traces_endpoint: str | None = None  # the full URL, as given
+    otel_exporter_otlp_protocol: Literal["http/protobuf"] = "http/protobuf"
+    otel_traces_sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = "parentbased_always_on"
+    otel_traces_sampler_arg: float = Field(default=1.0, ge=0, le=1)
+    # `key=value,key2=value2` (values percent-encoded), e.g. `deployment.environment=prod`.
+    otel_resource_attributes: str | None = None
+
     # --- Inventory -----------------------------------------------------------------------
     # How long a checkout may hold stock before the sweeper gives it back.
     reservation_ttl_seconds: int = Field(default=15 * 60, ge=10)

@@ -1,0 +1,219 @@
+"""Tracing with OpenTelemetry, configured by its standard ``OTEL_*`` variables.
+
+A process role (the API, a worker, the CLI) gets one ``Tracing``: a tracer provider of
+its own (never the global one, so that an API and a worker in one process, as in the
+tests, keep their own service names), and what the API's middleware and the Temporal
+client's ``TracingInterceptor`` (``temporal/client.py``) create spans with.
+
+With no exporter configured (the default) every span is a non-recording one: it carries
+a trace id and a span id, which the log lines, problem+json bodies and Temporal headers
+carry on, and nothing is recorded or sent. With ``OTEL_TRACES_EXPORTER=otlp`` spans that
+the sampler keeps are batched (``BatchSpanProcessor``: a request only appends to a
+queue, a background thread exports) and sent over OTLP/HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import unquote
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TRACER_NAME = "shopweave"
+DEFAULT_OTLP_ENDPOINT = "http://localhost:4318"
+TRACES_PATH = "/v1/traces"
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+class ProcessRole(StrEnum):
+    """Who is tracing; its value is the default ``service.name``."""
+
+    API = "shopweave-api"
+    WORKER = "shopweave-worker"
+    CLI = "shopweave-cli"
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    """What ``Settings`` say about tracing for one process role."""
+
+    service_name: str
+    enabled: bool
+    traces_endpoint: str | None  # None: no exporter
+    sampler: str
+    sampler_arg: float
+    resource_attributes: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings, role: ProcessRole) -> TracingConfig:
+        return cls(
+            service_name=settings.otel_service_name or role.value,
+            enabled=not settings.otel_sdk_disabled,
+            traces_endpoint=traces_endpoint(settings),
+            sampler=settings.otel_traces_sampler,
+            sampler_arg=settings.otel_traces_sampler_arg,
+            resource_attributes=tuple(parse_resource_attributes(settings.otel_resource_attributes)),
+        )
+
+
+def traces_endpoint(settings: Settings) -> str | None:
+    """Where spans go, or None when no exporter is configured (the spec's rules:
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as given, else the base endpoint plus
+    ``/v1/traces``)."""
+    exporter = settings.otel_traces_exporter
+    if exporter is None:
+        configured = (
+            settings.otel_exporter_otlp_traces_endpoint or settings.otel_exporter_otlp_endpoint
+        )
+        exporter = "otlp" if configured else "none"
+    if exporter == "none":
+        return None
+    if settings.otel_exporter_otlp_traces_endpoint:
+        return settings.otel_exporter_otlp_traces_endpoint
+    base = settings.otel_exporter_otlp_endpoint or DEFAULT_OTLP_ENDPOINT
+    return base.rstrip("/") + TRACES_PATH
+
+
+def parse_resource_attributes(raw: str | None) -> list[tuple[str, str]]:
+    """``OTEL_RESOURCE_ATTRIBUTES``: ``key=value`` pairs split by commas, percent-encoded;
+    a malformed pair is skipped (with a warning), as the SDK does."""
+    pairs: list[tuple[str, str]] = []
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            log.warning("OTEL_RESOURCE_ATTRIBUTES: ignored %r (not key=value)", item)
+            continue
+        pairs.append((key.strip(), unquote(value.strip())))
+    return pairs
+
+
+def build_sampler(name: str, arg: float) -> Sampler:
+    ratio = TraceIdRatioBased(arg)
+    return {
+        "always_on": ALWAYS_ON,
+        "always_off": ALWAYS_OFF,
+        "traceidratio": ratio,
+        "parentbased_always_on": ParentBased(ALWAYS_ON),
+        "parentbased_always_off": ParentBased(ALWAYS_OFF),
+        "parentbased_traceidratio": ParentBased(ratio),
+    }[name]
+
+
+class Tracing:
+    """One process role's tracer provider and tracer."""
+
+    def __init__(self, config: TracingConfig) -> None:
+        self.config = config
+        # Spans are recorded only for an exporter; otherwise every span is dropped at
+        # birth (a non-recording span: ids, nothing else), whatever the sampler says.
+        self.exporting = config.enabled and config.traces_endpoint is not None
+        resource = Resource(
+            {
+                "telemetry.sdk.language": "python",
+                "telemetry.sdk.name": "opentelemetry",
+                **dict(config.resource_attributes),
+                "service.name": config.service_name,
+            }
+        )
+        sampler = (
+            build_sampler(config.sampler, config.sampler_arg) if self.exporting else ALWAYS_OFF
+        )
+        self.provider = TracerProvider(
+            sampler=sampler, resource=resource, shutdown_on_exit=self.exporting
+        )
+        if self.exporting:
+            # Imported only when used: the exporter pulls in protobuf and requests.
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            self.provider.add_span_processor(
+                BatchSpanProcessor(OTLPSpanExporter(endpoint=config.traces_endpoint))
+            )
+        self.tracer = self.provider.get_tracer(TRACER_NAME)
+
+    def flush(self, timeout_millis: int = 5_000) -> bool:
+        """Send what is batched now (a test, a stopping process)."""
+        return self.provider.force_flush(timeout_millis) if self.exporting else True
+
+
+_BY_CONFIG: dict[TracingConfig, Tracing] = {}
+
+
+def tracing_for(settings: Settings, role: ProcessRole) -> Tracing | None:
+    """The process's ``Tracing`` for ``role`` under ``settings`` (one per configuration,
+    so one batch and one exporter thread however many clients and apps ask), or None
+    when ``OTEL_SDK_DISABLED`` is set."""
+    config = TracingConfig.from_settings(settings, role)
+    if not config.enabled:
+        return None
+    tracing = _BY_CONFIG.get(config)
+    if tracing is None:
+        tracing = _BY_CONFIG[config] = Tracing(config)
+        if tracing.exporting:
+            log.info(
+                "tracing exported",
+                extra={"service": config.service_name, "endpoint": config.traces_endpoint},
+            )
+    return tracing
+
+
+def incoming_context(traceparent: bytes | None, tracestate: bytes | None) -> Context | None:
+    """The remote parent a request's W3C ``traceparent`` names, or None (absent or
+    malformed: the request starts a trace)."""
+    if traceparent is None:
+        return None
+    carrier = {"traceparent": traceparent.decode("latin-1")}
+    if tracestate is not None:
+        carrier["tracestate"] = tracestate.decode("latin-1")
+    context = _PROPAGATOR.extract(carrier)
+    if not trace.get_current_span(context).get_span_context().is_valid:
+        return None
+    return context
+
+
+def unrecorded_span(parent: Context | None) -> NonRecordingSpan:
+    """A span that is only ids: a child of ``parent`` (its trace id and flags), or the
+    root of a new trace. What a request gets when nothing is exported: the cost of two
+    random numbers, not of an SDK span."""
+    parent_context = trace.get_current_span(parent).get_span_context() if parent else None
+    if parent_context is not None:
+        trace_id = parent_context.trace_id
+        flags = parent_context.trace_flags
+    else:
+        trace_id = random.getrandbits(128) or 1
+        flags = TraceFlags(TraceFlags.DEFAULT)
+    return NonRecordingSpan(
+        SpanContext(trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=flags)
+    )
+
+
+def format_trace_id(trace_id: int) -> str:
+    return format(trace_id, "032x")
+
+
+def current_trace_id() -> str | None:
+    """The trace id of the span being handled (a request's, an activity's), as 32 hex
+    digits, or None outside any."""
+    trace_id = trace.get_current_span().get_span_context().trace_id
+    return format_trace_id(trace_id) if trace_id else None
