@@ -13,7 +13,12 @@ from api.easypost_auto_advance import stop_auto_advance
 from api.errors import install_error_handlers
 from api.guards import InputGuardMiddleware
 from api.idempotency import IdempotencyMiddleware
-from api.middleware import Metrics, RequestContextMiddleware, metrics_exposition
+from api.middleware import (
+    Metrics,
+    RequestContextMiddleware,
+    fastapi_telemetry,
+    metrics_exposition,
+)
 from api.openapi import install_openapi
 from api.routes import (
     addresses,
@@ -46,6 +51,7 @@ from api.state import AppState
 from core.db import create_engine, create_session_factory
 from core.redis import create_redis
 from core.settings import Settings, load_settings
+from core.telemetry import ProcessRole, tracing_for
 from services.passwords import configure_hashing
 
 API_PREFIX = "/api"
@@ -61,6 +67,7 @@ a stable `code`.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_hashing(settings)
+    tracing = tracing_for(settings, ProcessRole.API)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.shop.aclose()
             await redis.aclose()
             await engine.dispose()
+            if tracing is not None:
+                tracing.flush()  # the last requests' spans, before the process goes
 
     app = FastAPI(
         title="Shopweave API",
@@ -89,13 +98,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(tracing),
     )
     registry = CollectorRegistry()
     app.state.registry = metrics_exposition(registry, settings.prometheus_multiproc_dir)
     # Added first, so it runs inside the request-id middleware (and sees the id).
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(InputGuardMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, metrics=Metrics(registry))
+    app.add_middleware(RequestContextMiddleware, metrics=Metrics(registry), tracing=tracing)
     install_error_handlers(app)
 
     # Routes are matched in order, each included router one level of matching (FastAPI

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from opentelemetry import trace
 from pydantic_core.core_schema import ErrorType
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -16,7 +17,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from api.middleware import current_request_id
+from api.middleware import current_request_id, request_span
 from api.problems import problem_response
 from core.errors import DependencyUnavailable, ShopError
 from models.base import UNION_TAG_MARK
@@ -176,15 +177,18 @@ async def _redis_unavailable(request: Request, exc: Exception) -> Response:
 
 async def _unhandled(request: Request, exc: Exception) -> Response:
     request_id = current_request_id(request)
-    log.exception("unhandled error", extra={"path": request.url.path})
-    return problem_response(
-        status=HTTPStatus.INTERNAL_SERVER_ERROR,
-        code="internal_error",
-        title="Internal server error",
-        detail=f"something went wrong on our side; quote request id {request_id} to support",
-        instance=request.url.path,
-        request_id=request_id,
-    )
+    # Answered outside the request's middleware (Starlette's outermost one): its span is
+    # made current again, so that this line and the body carry its trace id.
+    with trace.use_span(request_span(request), end_on_exit=False):
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return problem_response(
+            status=HTTPStatus.INTERNAL_SERVER_ERROR,
+            code="internal_error",
+            title="Internal server error",
+            detail=f"something went wrong on our side; quote request id {request_id} to support",
+            instance=request.url.path,
+            request_id=request_id,
+        )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,4 +1,5 @@
-"""Request ids, one log line and Prometheus metrics per request (pure ASGI, no buffering)."""
+"""Request ids, a trace span, one log line and Prometheus metrics per request (pure ASGI,
+no buffering)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from fastapi.telemetry import TelemetryConfig
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, Span
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -24,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.ids import IdPrefix, new_id
 from core.logging import request_id_var
+from core.telemetry import Tracing, incoming_context, unrecorded_span
 
 log = logging.getLogger("shop.access")
 
@@ -34,6 +40,28 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 def current_request_id(request: Request) -> str | None:
     rid = request.scope.get("state", {}).get("request_id")
     return rid if isinstance(rid, str) else request_id_var.get()
+
+
+def fastapi_telemetry(tracing: Tracing | None) -> TelemetryConfig:
+    """``FastAPI(telemetry=...)``: its server span per request, on our provider, when
+    spans are exported (no spans per dependency or serialisation); off otherwise. Never
+    its metrics (ours are Prometheus'), its log records, nor its configuring exporters
+    from the environment."""
+    if tracing is None or not tracing.exporting:
+        return {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}
+    return {
+        "tracer_provider": tracing.provider,
+        "operation_spans": False,
+        "metrics": False,
+        "logs": False,
+        "auto_configure": False,
+    }
+
+
+def request_span(request: Request) -> Span:
+    """The request's span (``RequestContextMiddleware``), also after it has ended."""
+    span = request.scope.get("state", {}).get("span")
+    return span if isinstance(span, Span) else INVALID_SPAN
 
 
 class Metrics:
@@ -103,21 +131,47 @@ class StartedFilesCollector(MultiProcessCollector):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    """Every request gets a request id (the client's ``X-Request-ID`` if sane) and a
+    span: a child of the client's W3C ``traceparent`` if it sent one, else the root of a
+    new trace. The span is current while the request is handled, so that log lines,
+    problem+json bodies and the Temporal calls it makes carry its trace id.
+
+    With spans exported (``tracing.exporting``) the span is FastAPI's own server span
+    (``fastapi_telemetry``), already current here: named after the route, with the
+    HTTP semantic conventions' attributes. Otherwise this makes one that is only ids,
+    at the cost of two random numbers."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, tracing: Tracing | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.spans_made_by_fastapi = tracing is not None and tracing.exporting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None
-        )
+        incoming = traceparent = tracestate = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+            elif name == b"traceparent":
+                traceparent = value
+            elif name == b"tracestate":
+                tracestate = value
         request_id = (
             incoming if incoming and _CLIENT_ID.match(incoming) else new_id(IdPrefix.REQUEST)
         )
-        scope.setdefault("state", {})["request_id"] = request_id
+        trace_token = None
+        span: Span
+        if self.spans_made_by_fastapi:
+            span = trace.get_current_span()
+        else:
+            parent = incoming_context(traceparent, tracestate) if traceparent else None
+            span = unrecorded_span(parent)
+            trace_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["span"] = span
         token = request_id_var.set(request_id)
         status = 500
         started = time.perf_counter()
@@ -148,4 +202,6 @@ class RequestContextMiddleware:
                 status,
                 extra={"ms": round(elapsed * 1000, 1)},
             )
+            if trace_token is not None:
+                otel_context.detach(trace_token)
             request_id_var.reset(token)

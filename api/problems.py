@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from core.errors import ShopError
+from core.telemetry import current_trace_id
 from models.base import CamelModel
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -27,6 +28,14 @@ class Problem(CamelModel):
     code: str = Field(examples=["not_found"])
     instance: str | None = Field(default=None, examples=["/api/products/prod_01JD3K7Q8M"])
     request_id: str | None = Field(default=None, examples=["req_01JD3K7Q8MXYZ"])
+    trace_id: str | None = Field(
+        default=None,
+        description=(
+            "The OpenTelemetry trace id of the request (32 hex digits): the client's, "
+            "when it sent a W3C `traceparent`, else one the API started."
+        ),
+        examples=["4bf92f3577b34da6a3ce929d0e0e4736"],
+    )
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
 
@@ -39,9 +48,11 @@ def problem_response(
     detail: str,
     instance: str | None,
     request_id: str | None,
+    trace_id: str | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    """A problem+json response; ``trace_id`` defaults to the current span's."""
     body: dict[str, Any] = {
         "type": f"urn:shopweave:problem:{code}",
         "title": title,
@@ -50,6 +61,7 @@ def problem_response(
         "code": code,
         "instance": instance,
         "requestId": request_id,
+        "traceId": trace_id or current_trace_id(),
     }
     for key, value in (extra or {}).items():
         body.setdefault(to_camel(key) if "_" in key else key, value)

@@ -1,0 +1,107 @@
+"""A real OTLP/HTTP trace receiver for tests: what a collector's ``/v1/traces`` does.
+
+It decodes every ``ExportTraceServiceRequest`` (protobuf, gzip or not) the exporter
+posts and keeps its spans, so that a test can check what a process really exported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from cli.stack.process import free_port
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str
+    name: str
+    trace_id: str  # 32 hex digits
+    span_id: str
+    parent_span_id: str  # "" for a root span
+    attributes: dict[str, str]
+    resource: dict[str, str]  # its process's resource attributes (service.name, ...)
+
+
+@dataclass
+class OtlpReceiver:
+    endpoint: str  # the base, as OTEL_EXPORTER_OTLP_ENDPOINT takes it
+    spans: list[ReceivedSpan] = field(default_factory=list)
+    requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def received(self) -> list[ReceivedSpan]:
+        with self.lock:
+            return list(self.spans)
+
+    def add(self, body: bytes) -> None:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        found = []
+        for resource_spans in request.resource_spans:
+            resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    found.append(
+                        ReceivedSpan(
+                            service=resource.get("service.name", ""),
+                            name=span.name,
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_span_id=span.parent_span_id.hex(),
+                            attributes={
+                                a.key: str(
+                                    getattr(a.value, a.value.WhichOneof("value") or "string_value")
+                                )
+                                for a in span.attributes
+                            },
+                            resource=resource,
+                        )
+                    )
+        with self.lock:
+            self.requests += 1
+            self.spans.extend(found)
+
+
+@contextmanager
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    port = free_port()
+    receiver = OtlpReceiver(endpoint=f"http://127.0.0.1:{port}")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            if self.path != "/v1/traces":
+                self.send_response(404)
+                self.end_headers()
+                return
+            receiver.add(body)
+            answer = ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return  # no line per export on the test's output
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="otlp-receiver", daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
