@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from core.db import create_engine, create_session_factory
 from core.redis import create_redis
 from core.settings import Settings
+from core.telemetry import ProcessRole
 from integrations.email.factory import build_sender
 from services.catalog.indexing import SearchIndexing
 from services.events.relay import RelayService
@@ -121,7 +122,7 @@ async def relaying(
 
 
 async def run_worker(settings: Settings, queues: Sequence[TaskQueue]) -> None:
-    client = await connect(settings)
+    client = await connect(settings, role=ProcessRole.WORKER)
     try:
         await ensure_schedules(client)
     except Exception as exc:  # e.g. a namespace where we may not create schedules

@@ -16,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core.errors import Conflict, DependencyUnavailable, NotFound
 from core.settings import Settings
+from core.telemetry import ProcessRole
 from temporal.client import connect
 
 T = TypeVar("T")
@@ -48,8 +49,10 @@ class TemporalConnection:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TemporalConnection:
-        return cls(lambda: connect(settings, timeout=CONNECT_SECONDS))
+    def from_settings(
+        cls, settings: Settings, *, role: ProcessRole = ProcessRole.API
+    ) -> TemporalConnection:
+        return cls(lambda: connect(settings, timeout=CONNECT_SECONDS, role=role))
 
     @classmethod
     def of(cls, client: Client) -> TemporalConnection:

@@ -1,0 +1,77 @@
+"""One trace per order: the client's request, the API's Temporal start, and the order
+workflow and its activities on a worker, all exported to a real OTLP/HTTP receiver."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from core.settings import Settings
+from core.telemetry import ProcessRole, tracing_for
+from temporal.client import connect
+from tests.live import LiveStack, live_stack
+from tests.orders.helpers import eventually, place, product, shopper_with_cart, wait_for
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+PARENT = "b7ad6b7169203331"
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OtlpReceiver]:
+    with otlp_receiver() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def live(settings: Settings, receiver: OtlpReceiver) -> AsyncIterator[LiveStack]:
+    """The live API and workers, both exporting; the workers on a client of their own,
+    connected as a worker process connects (``connect``: the tracing interceptor)."""
+    traced = settings.model_copy(update={"otel_exporter_otlp_endpoint": receiver.endpoint})
+    client = await connect(traced, role=ProcessRole.WORKER)
+    async with live_stack(traced, client) as running:
+        yield running
+
+
+def _flush(settings: Settings) -> None:
+    for role in (ProcessRole.API, ProcessRole.WORKER):
+        tracing = tracing_for(settings, role)
+        assert tracing is not None
+        assert tracing.exporting
+        assert tracing.flush()
+
+
+async def test_an_order_is_one_trace_from_the_request_to_its_activities(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, receiver: OtlpReceiver
+) -> None:
+    item = await product(http, staff)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper, traceparent=f"00-{TRACE}-{PARENT}-01")
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "fulfillment_queued", order
+
+    def in_trace() -> list[ReceivedSpan]:
+        return [s for s in receiver.received() if s.trace_id == TRACE]
+
+    async def activities_arrived() -> bool:
+        _flush(live.settings)
+        names = {s.name for s in in_trace()}
+        return "RunWorkflow:OrderWorkflow" in names and any(
+            name.startswith("RunActivity:") for name in names
+        )
+
+    await eventually(activities_arrived, within=15)
+    spans = in_trace()
+    request = next(s for s in spans if s.name == "POST /api/orders")
+    assert (request.service, request.parent_span_id) == ("shopweave-api", PARENT)
+    start = next(s for s in spans if s.name == "StartWorkflow:OrderWorkflow")
+    assert (start.service, start.parent_span_id) == ("shopweave-api", request.span_id)
+    assert start.attributes["temporalWorkflowID"] == f"order-{placed['id']}"
+    run = next(s for s in spans if s.name == "RunWorkflow:OrderWorkflow")
+    assert (run.service, run.parent_span_id) == ("shopweave-worker", start.span_id)
+    activities = [s for s in spans if s.name.startswith("RunActivity:")]
+    assert len(activities) >= 3, sorted(s.name for s in spans)
+    assert {s.service for s in activities} == {"shopweave-worker"}
+    assert all(s.attributes["temporalWorkflowID"].endswith(placed["id"]) for s in activities)
