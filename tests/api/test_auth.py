@@ -137,7 +137,7 @@ async def test_wrong_password_and_unknown_email_answer_alike(client: httpx.Async
     assert wrong.status_code == unknown.status_code == 401
 
     def strip(response: httpx.Response) -> dict[str, object]:
-        return {k: v for k, v in response.json().items() if k != "requestId"}
+        return {k: v for k, v in response.json().items() if k not in {"requestId", "traceId"}}
 
     assert strip(wrong) == strip(unknown)
     assert wrong.json()["code"] == "invalid_credentials"
