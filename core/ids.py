@@ -54,6 +54,7 @@ class IdPrefix(StrEnum):
     TRACKING_EVENT = "trk"
     RETURN = "ret"
     RETURN_LINE = "rline"
+    NOTIFICATION = "ntf"
 
 
 def _encode(value: int, length: int) -> str:
@@ -90,6 +91,16 @@ def id_from(prefix: IdPrefix | str, now_ms: int, random_bits: int) -> str:
     seeded randomness (``workflow.now()``, ``workflow.random()``), so a replay names
     them the same."""
     return f"{prefix}_{_encode(now_ms, 10)}{_encode(random_bits & ((1 << _RANDOM_BITS) - 1), 16)}"
+
+
+def id_after(value: str) -> str:
+    """The next id after ``value`` in sort order (same prefix): for a writer that must
+    keep a sequence of ids increasing whatever another process's clock said."""
+    prefix, _, body = value.rpartition("_")
+    number = 0
+    for char in body.upper():
+        number = (number << 5) | _DECODE[char]
+    return f"{prefix}_{_encode(number + 1, 26)}"
 
 
 def id_timestamp_ms(value: str) -> int:

@@ -21,6 +21,7 @@ from models.fulfillment import (
 from models.hubspot_sandbox import SandboxHubSpotObject
 from models.inventory import PurchaseOrder, Reservation, StockLevel, StockMovement
 from models.marketing import MarketingContact, SandboxMarketingRecord
+from models.notifications import Notification
 from models.orders import Order, OrderEvent, OrderLine, Payment, PaymentEvent
 from models.outbox import OutboxEvent
 from models.pricing import Coupon, CouponRedemption, Discount
@@ -48,6 +49,7 @@ __all__ = [
     "FulfillmentLine",
     "LifetimeValueEntry",
     "MarketingContact",
+    "Notification",
     "Order",
     "OrderEvent",
     "OrderLine",

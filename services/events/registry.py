@@ -24,6 +24,7 @@ from services.events.handlers import (
 )
 from services.events.handlers.crm import crm_subscriber
 from services.events.handlers.fulfillment import fulfillment_hold_alert, fulfillment_starter
+from services.events.handlers.notifications import notifications_subscriber
 from services.events.handlers.search import search_index_subscriber
 from services.events.probe import relay_probe
 from services.events.subscribers import Subscriber
@@ -55,6 +56,7 @@ def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
         fulfillment_hold_alert(deps.email, deps.settings),
         *shipping_subscribers(deps.email, deps.settings),
         search_index_subscriber(deps.search_index),
+        notifications_subscriber(),
         relay_probe(deps.redis),
     )
     names = [s.name for s in subscribers]

@@ -70,6 +70,7 @@ def test_the_worker_runs_every_handler_once_under_its_own_name(
         "relay_probe",
         "fulfillment_starter",
         "fulfillment_hold_alert",
+        "notifications",
     }
     [probe] = [s for s in subscribers if s.wants(EventType.RELAY_PROBE)]
     assert probe.name == "relay_probe"

@@ -1,0 +1,116 @@
+"""The ``notifications`` subscriber: which events write what for the order's customer,
+and which write nothing (a return's own refund, a closed account)."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+
+from core.db import SessionFactory, transaction
+from core.events import EventType
+from core.outbox import publish
+from models.notifications import Notification
+from models.users import User, UserStatus
+from services.events.handlers.notifications import notifications_subscriber
+from services.events.handling import handle_once
+from tests.fulfillment_rows import order_in_parcels
+
+
+async def _notifications(sessions: SessionFactory, user_id: str) -> list[Notification]:
+    async with sessions() as session:
+        rows = await session.exec(
+            select(Notification)
+            .where(col(Notification.user_id) == user_id)
+            .order_by(col(Notification.id))
+        )
+        return list(rows.all())
+
+
+async def test_parcels_refunds_and_returns_notify_the_customer(
+    db_sessions: SessionFactory,
+) -> None:
+    subscriber = notifications_subscriber()
+    async with transaction(db_sessions) as session:
+        made = await order_in_parcels(session)
+        order = made.order
+        [shipment] = made.shipments
+        base = {"orderId": order.id, "currency": "USD"}
+        events = [
+            await publish(
+                session,
+                EventType.SHIPMENT_SHIPPED,
+                order.id,
+                base
+                | {
+                    "shipmentId": shipment.id,
+                    "carrier": "USPS",
+                    "service": "Priority",
+                    "trackingCode": "9400123",
+                    "trackingUrl": "https://tools.usps.com/t/9400123",
+                },
+            ),
+            # A return's refund is told by return.refunded, not twice.
+            await publish(
+                session,
+                EventType.PAYMENT_REFUNDED,
+                order.id,
+                base | {"amount": 1250, "returnId": "ret_1"},
+            ),
+            await publish(
+                session,
+                EventType.RETURN_REFUNDED,
+                order.id,
+                base | {"amount": 1250, "returnId": "ret_1", "refundId": "re_1"},
+            ),
+            await publish(session, EventType.PAYMENT_REFUNDED, order.id, base | {"amount": 500}),
+        ]
+    for event in events:
+        assert await handle_once(db_sessions, subscriber, event.id) is True
+        assert await handle_once(db_sessions, subscriber, event.id) is False
+
+    rows = await _notifications(db_sessions, order.user_id)
+    assert [(r.kind, r.title, r.body) for r in rows] == [
+        (
+            "shipment_shipped",
+            "Your parcel is on its way",
+            f"A parcel from order {order.id} has shipped with USPS Priority. "
+            "Tracking number: 9400123.",
+        ),
+        (
+            "return_refunded",
+            "Return ret_1 refunded",
+            f"We refunded 12.50 USD for your return from order {order.id}.",
+        ),
+        (
+            "payment_refunded",
+            f"Refund of 5.00 USD for order {order.id}",
+            "The refund is on its way back to your card; it can take a few days to show on "
+            "your statement.",
+        ),
+    ]
+    assert rows[0].data == {
+        "orderId": order.id,
+        "shipmentId": shipment.id,
+        "trackingCode": "9400123",
+        "trackingUrl": "https://tools.usps.com/t/9400123",
+    }
+    assert rows[1].data == {"orderId": order.id, "returnId": "ret_1", "refundId": "re_1"}
+    assert [r.event_id for r in rows] == [events[0].id, events[2].id, events[3].id]
+    # Ids increase in the order they were written (what a resuming stream relies on).
+    assert [r.id for r in rows] == sorted(r.id for r in rows)
+
+
+async def test_a_closed_account_is_not_notified(db_sessions: SessionFactory) -> None:
+    async with transaction(db_sessions) as session:
+        order = (await order_in_parcels(session)).order
+        user = await session.get(User, order.user_id)
+        assert user is not None
+        user.status = UserStatus.DELETED
+        session.add(user)
+        event = await publish(
+            session,
+            EventType.ORDER_DELIVERED,
+            order.id,
+            {"orderId": order.id, "userId": order.user_id},
+        )
+    assert await handle_once(db_sessions, notifications_subscriber(), event.id) is True
+    assert await _notifications(db_sessions, order.user_id) == []
