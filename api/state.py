@@ -28,6 +28,8 @@ from services.catalog.stock_view import CHANNEL as STOCK_CHANNEL
 from services.catalog.stock_view import StockView
 from services.catalog.versions import CHANNEL as CATALOG_CHANNEL
 from services.catalog.versions import CatalogVersion
+from services.notifications.stream import CHANNEL as NOTIFICATION_CHANNEL
+from services.notifications.stream import NotificationFeed
 from services.order_watch import CHANNEL as ORDER_CHANNEL
 from services.order_watch import OrderWatch
 from services.tokens import AccessTokens, Revocations
@@ -64,10 +66,13 @@ class AppState:
     answers: Answers = field(init=False)
     catalog_version: CatalogVersion = field(init=False)
     # The process's one LISTEN connection (opened at start-up): long-polls and event
-    # streams of orders (fanned out to the waiters of each order), and the stock view's
-    # and the catalogue version's channels.
+    # streams of orders (fanned out to the waiters of each order), and the stock view's,
+    # the catalogue version's and the users' notifications' channels.
     order_changes: ChannelListener = field(init=False)
     order_watch: OrderWatch = field(init=False)
+    # Each user's live notifications (GET /api/events/stream), woken on the same LISTEN
+    # connection's ``shop_notification`` channel.
+    notifications: NotificationFeed = field(init=False)
 
     def __post_init__(self) -> None:
         self.read_sessions = create_read_session_factory(self.engine)
@@ -86,6 +91,8 @@ class AppState:
         self.order_changes = ChannelListener(asyncpg_dsn(self.settings), ORDER_CHANNEL)
         self.order_changes.subscribe(STOCK_CHANNEL, self.stock)
         self.order_changes.subscribe(CATALOG_CHANNEL, self.catalog_version)
+        self.notifications = NotificationFeed(self.read_sessions)
+        self.order_changes.subscribe(NOTIFICATION_CHANNEL, self.notifications)
         self.order_watch = OrderWatch(
             self.sessions, self.read_sessions, self.settings, self.analytics, self.order_changes
         )

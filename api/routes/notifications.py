@@ -1,0 +1,170 @@
+"""The caller's notifications, and their live stream (``GET /api/events/stream``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from api.deps import DbSession, ReadSession, State, release_connection
+from api.problems import problem_responses
+from api.security import CurrentUser, ReadingUser
+from models.notifications import NotificationPage, NotificationPublic, ReadAllResult
+from services.notifications.inbox import NotificationInbox
+from services.notifications.repository import NotificationNotFound
+from services.notifications.stream import InvalidLastEventId, NotificationFeed, resume_after
+
+router = APIRouter(tags=["notifications"])
+Pagination = Annotated[int, Query(ge=1, le=10_000)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+# How soon a disconnected EventSource tries again (the `retry:` field), in milliseconds.
+RECONNECT_MS = 1000
+NOTIFICATION_EXAMPLE = {
+    "id": "ntf_01JEX4Q8Z3K5M7N9P1R3T5V7X9",
+    "kind": "order_confirmed",
+    "title": "Order ord_01JEX4Q2A8B0C2D4E6F8G0H2J4 confirmed",
+    "body": "We have your order (2 items, 59.98 USD) and will let you know when it ships.",
+    "data": {"orderId": "ord_01JEX4Q2A8B0C2D4E6F8G0H2J4"},
+    "createdAt": "2026-12-06T14:10:02.113000Z",
+    "readAt": None,
+}
+PAGE_EXAMPLE = {
+    "items": [NOTIFICATION_EXAMPLE],
+    "total": 1,
+    "page": 1,
+    "limit": 20,
+    "unreadCount": 1,
+}
+STREAM_EXAMPLE = (
+    ": connected\n"
+    "retry: 1000\n\n"
+    ": ping\n\n"
+    "event: notification\n"
+    "id: ntf_01JEX4Q8Z3K5M7N9P1R3T5V7X9\n"
+    'data: {"id":"ntf_01JEX4Q8Z3K5M7N9P1R3T5V7X9","kind":"order_confirmed",'
+    '"title":"Order ord_… confirmed",…}\n\n'
+)
+
+
+@router.get(
+    "/notifications",
+    summary="Your notifications",
+    response_model=NotificationPage,
+    responses={
+        200: {"content": {"application/json": {"example": PAGE_EXAMPLE}}},
+        **problem_responses(),
+    },
+)
+async def list_notifications(
+    caller: ReadingUser,
+    session: ReadSession,
+    page: Pagination = 1,
+    limit: Limit = 20,
+    unread: Annotated[bool, Query(description="Only the unread ones")] = False,
+) -> NotificationPage:
+    """The caller's notifications, newest first (what happened to their orders, parcels,
+    refunds and returns), with `unreadCount` across all of them. `?unread=true` lists
+    only the unread ones."""
+    return await NotificationInbox(session).page(
+        caller.user.id, unread=unread, page=page, limit=limit
+    )
+
+
+@router.post(
+    "/notifications/read-all",
+    summary="Mark all your notifications read",
+    response_model=ReadAllResult,
+    responses={
+        200: {"content": {"application/json": {"example": {"marked": 3, "unreadCount": 0}}}},
+        **problem_responses(),
+    },
+)
+async def read_all_notifications(caller: CurrentUser, session: DbSession) -> ReadAllResult:
+    """Every unread notification of the caller is marked read now; `marked` says how
+    many were (0 when none was: calling it again changes nothing)."""
+    return await NotificationInbox(session).read_all(caller.user.id)
+
+
+@router.post(
+    "/notifications/{notification_id}/read",
+    summary="Mark a notification read",
+    response_model=NotificationPublic,
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": NOTIFICATION_EXAMPLE | {"readAt": "2026-12-06T14:12:40.500000Z"}
+                }
+            }
+        },
+        **problem_responses(NotificationNotFound),
+    },
+)
+async def read_notification(
+    notification_id: str, caller: CurrentUser, session: DbSession
+) -> NotificationPublic:
+    """The notification, marked read (its first `readAt` is kept if it already was).
+    Another user's notification, or none, is 404 `notification_not_found`."""
+    return await NotificationInbox(session).read(caller.user.id, notification_id)
+
+
+@router.get(
+    "/events/stream",
+    summary="Your notifications as they happen (server-sent events)",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "`text/event-stream` of `notification` events",
+            "content": {"text/event-stream": {"example": STREAM_EXAMPLE}},
+        },
+        **problem_responses(InvalidLastEventId),
+    },
+)
+async def event_stream(
+    caller: ReadingUser,
+    state: State,
+    session: ReadSession,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=100,
+            description="The `id` of the last event received: first send every "
+            "notification after it",
+        ),
+    ] = None,
+) -> EventSourceResponse:
+    """A `text/event-stream` of the caller's notifications as they are written: each a
+    `notification` event whose `id` is the notification's id and whose `data` is the
+    notification as `GET /api/notifications` lists it. Without `Last-Event-ID` it starts
+    with the next one written; an EventSource that reconnects sends the last `id` back as
+    `Last-Event-ID` and first gets every notification written after it, oldest first
+    (nothing is lost while it was away), then the live ones. A comment line (`: ping`)
+    is sent every 15 s while nothing happens. The stream lasts until the client leaves.
+    A `Last-Event-ID` that is no notification id is 422 `invalid_last_event_id`."""
+    after = resume_after(last_event_id)
+    # The stream holds no database connection; the feed reads in sessions of its own.
+    await release_connection(session)
+    return EventSourceResponse(
+        _stream(state.notifications, caller.user.id, after),
+        ping=state.settings.order_stream_ping_seconds,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _stream(
+    feed: NotificationFeed, user_id: str, after: str | None
+) -> AsyncIterator[ServerSentEvent]:
+    async with feed.open(user_id, after) as notifications:
+        # First the `retry:` field, once the stream is watching: from this line on, no
+        # notification written is missed.
+        yield ServerSentEvent(comment="connected", retry=RECONNECT_MS)
+        async for notification in notifications:
+            yield ServerSentEvent(
+                data=notification.model_dump_json(by_alias=True),
+                event="notification",
+                id=notification.id,
+            )
