@@ -116,12 +116,13 @@ class NotificationRepository:
         if row is None or row.user_id != user_id:
             raise NotificationNotFound(f"no notification {notification_id}")
         if row.read_at is None:
+            # Conditional: of two calls at once, the first one's time stands.
             await self.session.exec(
                 update(Notification)
                 .where(col(Notification.id) == notification_id, col(Notification.read_at).is_(None))
                 .values(read_at=at)
             )
-            row.read_at = at
+            await self.session.refresh(row)
         return row
 
     async def mark_all_read(self, user_id: str, at: datetime) -> int:
