@@ -261,6 +261,10 @@ async def test_an_updated_price_is_served_as_soon_as_the_update_returns(
         assert items[0]["price"] == price
 
 
+# price, effective price, available: as a detail or a listing item shows them
+_Shown = tuple[int, int, int]
+
+
 async def test_a_write_through_one_api_process_is_served_by_every_other(
     client: httpx.AsyncClient,
     make_client: Callable[..., Awaitable[httpx.AsyncClient]],
@@ -279,16 +283,25 @@ async def test_a_write_through_one_api_process_is_served_by_every_other(
     detail = f"/api/products/{product['id']}"
     listing = {"category": catalogue["cables"]["id"]}
 
-    async def served(http: httpx.AsyncClient) -> tuple[int, int, int]:
+    async def detail_and_listing(http: httpx.AsyncClient) -> tuple[_Shown, _Shown]:
         one = (await http.get(detail)).json()
         [item] = (await http.get("/api/products", params=listing)).json()["items"]
-        fields = ("price", "effectivePrice", "available")
-        assert tuple(item[f] for f in fields) == tuple(one[f] for f in fields)
-        return one["price"], one["effectivePrice"], one["available"]
+        return (
+            (one["price"], one["effectivePrice"], one["available"]),
+            (item["price"], item["effectivePrice"], item["available"]),
+        )
 
-    async def once_told(http: httpx.AsyncClient, expected: tuple[int, int, int]) -> None:
+    async def served(http: httpx.AsyncClient) -> _Shown:
+        """What the detail and the listing both show (nothing changes meanwhile)."""
+        shown, listed = await detail_and_listing(http)
+        assert listed == shown
+        return shown
+
+    async def once_told(http: httpx.AsyncClient, expected: _Shown) -> None:
+        """Until the detail and the listing both show ``expected`` (a notification may
+        arrive between the two reads: the listing then shows it and the detail not yet)."""
         deadline = time.monotonic() + 30
-        while (found := await served(http)) != expected:
+        while (found := await detail_and_listing(http)) != (expected, expected):
             assert time.monotonic() < deadline, f"still {found}, not {expected}"
 
     for http in (client, other, client, other):  # the second round from each copy
