@@ -47,6 +47,7 @@ from api.routes import (
     shipping_webhooks,
     stripe_sandbox,
     users,
+    webhooks,
 )
 from api.state import AppState
 from core.db import create_engine, create_session_factory
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         payments.router,
         shipping_webhooks.router,
         admin_events.router,
+        webhooks.router,
         analytics_track.router,
         analytics_dashboard.router,
         analytics_funnel.router,

@@ -55,6 +55,7 @@ class IdPrefix(StrEnum):
     RETURN = "ret"
     RETURN_LINE = "rline"
     NOTIFICATION = "ntf"
+    WEBHOOK_ENDPOINT = "whk"
 
 
 def _encode(value: int, length: int) -> str:

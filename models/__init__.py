@@ -28,6 +28,7 @@ from models.pricing import Coupon, CouponRedemption, Discount
 from models.returns import ReturnLine, ReturnRequest
 from models.sandbox import SandboxStripeObject
 from models.users import Address, User
+from models.webhooks import WebhookEndpoint
 from models.workflow_starts import WorkflowStart
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "StockMovement",
     "TrackingEvent",
     "User",
+    "WebhookEndpoint",
     "WorkflowStart",
     "metadata",
 ]

@@ -1,0 +1,173 @@
+"""Outgoing webhook endpoints (staff): register, list, change, delete, rotate the secret."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query, Response, status
+
+from api.deps import DbSession
+from api.problems import problem_responses
+from api.security import StaffUser
+from models.base import Page
+from models.webhooks import (
+    SECRET_EXAMPLE,
+    URL_EXAMPLE,
+    WebhookEndpointCreate,
+    WebhookEndpointPublic,
+    WebhookEndpointUpdate,
+    WebhookEndpointWithSecret,
+)
+from services.webhooks.endpoints import (
+    InvalidWebhookUrl,
+    UnknownEventType,
+    WebhookEndpointNotFound,
+    WebhookEndpointService,
+)
+
+router = APIRouter(prefix="/admin/webhooks", tags=["webhooks"])
+
+ENDPOINT_ID = "whk_01JEX5A1B2C3D4E5F6G7H8J9K0"
+EndpointId = Annotated[str, Path(max_length=64, examples=[ENDPOINT_ID])]
+ENDPOINT_EXAMPLE = {
+    "id": ENDPOINT_ID,
+    "url": URL_EXAMPLE,
+    "eventTypes": ["order.created", "order.cancelled"],
+    "description": "ERP order sync",
+    "enabled": True,
+    "createdAt": "2026-12-06T14:30:00Z",
+    "updatedAt": "2026-12-06T14:30:00Z",
+}
+WITH_SECRET_EXAMPLE = ENDPOINT_EXAMPLE | {"secret": SECRET_EXAMPLE}
+
+
+def _json(example: object) -> dict[int | str, dict[str, object]]:
+    return {200: {"content": {"application/json": {"example": example}}}}
+
+
+@router.post(
+    "",
+    summary="Register a webhook endpoint (staff)",
+    response_model=WebhookEndpointWithSecret,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {"content": {"application/json": {"example": WITH_SECRET_EXAMPLE}}},
+        **problem_responses(InvalidWebhookUrl, UnknownEventType),
+    },
+)
+async def create_endpoint(
+    body: Annotated[
+        WebhookEndpointCreate,
+        Body(
+            openapi_examples={
+                "some": {
+                    "summary": "Some event types",
+                    "value": {
+                        "url": URL_EXAMPLE,
+                        "eventTypes": ["order.created", "order.cancelled"],
+                        "description": "ERP order sync",
+                    },
+                },
+                "all": {
+                    "summary": "Every event type",
+                    "value": {"url": "http://localhost:9000/hooks", "eventTypes": ["*"]},
+                },
+            }
+        ),
+    ],
+    caller: StaffUser,
+    session: DbSession,
+) -> WebhookEndpointWithSecret:
+    """An endpoint that wants `eventTypes` (`["*"]`: all of them) at `url` (https, or
+    http to localhost / 127.0.0.1 for development). The answer carries its signing
+    `secret` (`whsec_…`, Standard Webhooks): it is shown only here and by
+    `rotate-secret`, keep it."""
+    return await WebhookEndpointService(session).create(body)
+
+
+@router.get(
+    "",
+    summary="Webhook endpoints (staff)",
+    response_model=Page[WebhookEndpointPublic],
+    responses={
+        **_json({"items": [ENDPOINT_EXAMPLE], "total": 1, "page": 1, "limit": 20}),
+        **problem_responses(),
+    },
+)
+async def list_endpoints(
+    caller: StaffUser,
+    session: DbSession,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Page[WebhookEndpointPublic]:
+    """Every endpoint, newest first, without secrets. Paginated like every list."""
+    return await WebhookEndpointService(session).page(page=page, limit=limit)
+
+
+@router.get(
+    "/{endpoint_id}",
+    summary="One webhook endpoint (staff)",
+    response_model=WebhookEndpointPublic,
+    responses={**_json(ENDPOINT_EXAMPLE), **problem_responses(WebhookEndpointNotFound)},
+)
+async def get_endpoint(
+    endpoint_id: EndpointId, caller: StaffUser, session: DbSession
+) -> WebhookEndpointPublic:
+    """The endpoint, without its secret."""
+    return await WebhookEndpointService(session).get(endpoint_id)
+
+
+@router.patch(
+    "/{endpoint_id}",
+    summary="Change a webhook endpoint (staff)",
+    response_model=WebhookEndpointPublic,
+    responses={
+        **_json(ENDPOINT_EXAMPLE | {"enabled": False}),
+        **problem_responses(WebhookEndpointNotFound, InvalidWebhookUrl, UnknownEventType),
+    },
+)
+async def update_endpoint(
+    endpoint_id: EndpointId,
+    body: Annotated[
+        WebhookEndpointUpdate,
+        Body(
+            openapi_examples={
+                "disable": {"summary": "Pause it", "value": {"enabled": False}},
+                "types": {"summary": "Change its event types", "value": {"eventTypes": ["*"]}},
+            }
+        ),
+    ],
+    caller: StaffUser,
+    session: DbSession,
+) -> WebhookEndpointPublic:
+    """Change the fields sent (`url`, `eventTypes`, `description`, `enabled`), checked as
+    on create; the others stay."""
+    return await WebhookEndpointService(session).update(endpoint_id, body)
+
+
+@router.delete(
+    "/{endpoint_id}",
+    summary="Delete a webhook endpoint (staff)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(WebhookEndpointNotFound),
+)
+async def delete_endpoint(
+    endpoint_id: EndpointId, caller: StaffUser, session: DbSession
+) -> Response:
+    """The endpoint is gone."""
+    await WebhookEndpointService(session).delete(endpoint_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{endpoint_id}/rotate-secret",
+    summary="Rotate a webhook endpoint's signing secret (staff)",
+    response_model=WebhookEndpointWithSecret,
+    responses={**_json(WITH_SECRET_EXAMPLE), **problem_responses(WebhookEndpointNotFound)},
+)
+async def rotate_secret(
+    endpoint_id: EndpointId, caller: StaffUser, session: DbSession
+) -> WebhookEndpointWithSecret:
+    """A new signing `secret` replaces the old one at once (shown only in this answer)."""
+    return await WebhookEndpointService(session).rotate_secret(endpoint_id)

@@ -1,0 +1,97 @@
+"""Outgoing webhook endpoints: where staff want domain events sent, signed with the
+endpoint's secret (Standard Webhooks). Managed at ``/api/admin/webhooks``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field as PydanticField
+from sqlalchemy import Column, Text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Field, SQLModel
+
+from core.ids import IdPrefix, new_id
+from models.base import CamelModel, created_at_field, updated_at_field
+
+# An endpoint taking every event type.
+ALL_EVENTS = "*"
+MAX_URL_LENGTH = 2048
+MAX_EVENT_TYPES = 50
+URL_EXAMPLE = "https://hooks.example.com/shopweave"
+SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqXTX6X7L5nqP0X9mC3hQ5uYyY1pTq0kzQ="
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    __tablename__ = "webhook_endpoints"
+
+    id: str = Field(default_factory=lambda: new_id(IdPrefix.WEBHOOK_ENDPOINT), primary_key=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    # Event type values, or ["*"] for all of them.
+    event_types: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    enabled: bool = True
+    # ``whsec_`` + base64 of the random key bytes; the HMAC key is those bytes. Kept
+    # readable (a signature needs it), shown to staff only when created or rotated.
+    secret: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+
+class WebhookEndpointCreate(CamelModel):
+    url: str = PydanticField(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="https, or http to localhost / 127.0.0.1 for development",
+        examples=[URL_EXAMPLE],
+    )
+    event_types: list[str] = PydanticField(
+        min_length=1,
+        max_length=MAX_EVENT_TYPES,
+        description='`["*"]` for every event, or a list of event types',
+        examples=[["order.created", "order.cancelled"]],
+    )
+    description: str = PydanticField(default="", max_length=500, examples=["ERP order sync"])
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(CamelModel):
+    """Only the fields sent change."""
+
+    url: str | None = PydanticField(default=None, min_length=1, max_length=MAX_URL_LENGTH)
+    event_types: list[str] | None = PydanticField(
+        default=None, min_length=1, max_length=MAX_EVENT_TYPES
+    )
+    description: str | None = PydanticField(default=None, max_length=500)
+    enabled: bool | None = None
+
+
+class WebhookEndpointPublic(CamelModel):
+    id: str = PydanticField(examples=["whk_01JEX5A1B2C3D4E5F6G7H8J9K0"])
+    url: str = PydanticField(examples=[URL_EXAMPLE])
+    event_types: list[str] = PydanticField(examples=[["order.created", "order.cancelled"]])
+    description: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: WebhookEndpoint) -> WebhookEndpointPublic:
+        return cls(
+            id=row.id,
+            url=row.url,
+            event_types=list(row.event_types),
+            description=row.description,
+            enabled=row.enabled,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+class WebhookEndpointWithSecret(WebhookEndpointPublic):
+    """The endpoint and its signing secret: answered only by create and rotate-secret."""
+
+    secret: str = PydanticField(examples=[SECRET_EXAMPLE])
+
+    @classmethod
+    def revealing(cls, row: WebhookEndpoint) -> WebhookEndpointWithSecret:
+        return cls(**WebhookEndpointPublic.of(row).model_dump(), secret=row.secret)

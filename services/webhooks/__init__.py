@@ -1,0 +1,1 @@
+"""Outgoing webhooks: the endpoints staff register at ``/api/admin/webhooks``."""
