@@ -148,7 +148,9 @@ async def test_staff_only_and_unknown_ids(
         ("DELETE", path),
         ("POST", f"{path}/rotate-secret"),
     ]:
-        json = {"url": URL, "eventTypes": ["*"]} if method in ("POST", "PATCH") else None
+        json: dict[str, Any] | None = (
+            {"url": URL, "eventTypes": ["*"]} if method in ("POST", "PATCH") else None
+        )
         response = await client.request(method, url, json=json, headers=customer)
         assert response.status_code == 403, (method, url, response.text)
         anonymous = await client.request(method, url, json=json)
@@ -160,7 +162,7 @@ async def test_staff_only_and_unknown_ids(
         ("DELETE", missing),
         ("POST", f"{missing}/rotate-secret"),
     ]:
-        json = {"enabled": False} if method == "PATCH" else None
-        response = await client.request(method, url, json=json, headers=staff)
+        body: dict[str, Any] | None = {"enabled": False} if method == "PATCH" else None
+        response = await client.request(method, url, json=body, headers=staff)
         assert response.status_code == 404, (method, url, response.text)
         assert response.json()["code"] == "webhook_endpoint_not_found"
