@@ -56,6 +56,8 @@ class IdPrefix(StrEnum):
     RETURN_LINE = "rline"
     NOTIFICATION = "ntf"
     WEBHOOK_ENDPOINT = "whk"
+    WEBHOOK_DELIVERY = "msg"
+    WEBHOOK_ATTEMPT = "wha"
 
 
 def _encode(value: int, length: int) -> str:

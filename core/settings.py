@@ -305,6 +305,16 @@ class Settings(BaseSettings):
     # operator) is started afresh by the relay.
     event_restart_after_seconds: float = Field(default=300.0, gt=0)
 
+    # --- Outgoing webhooks (/api/admin/webhooks) ---------------------------------------
+    # Each (event, endpoint) delivery: a 5xx, 408, 429, timeout or connection error is
+    # retried with exponential backoff from the initial interval up to the maximum; after
+    # WEBHOOK_MAX_ATTEMPTS attempts it is failed (visible, retryable by an operator).
+    webhook_retry_initial_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_interval_seconds: float = Field(default=600.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    # How long one request may take, connecting included.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
     @field_validator("return_auto_approve_reasons")
     @classmethod
     def _known_return_reasons(cls, value: str) -> str:

@@ -28,6 +28,7 @@ from models.pricing import Coupon, CouponRedemption, Discount
 from models.returns import ReturnLine, ReturnRequest
 from models.sandbox import SandboxStripeObject
 from models.users import Address, User
+from models.webhook_deliveries import WebhookAttempt, WebhookDelivery
 from models.webhooks import WebhookEndpoint
 from models.workflow_starts import WorkflowStart
 
@@ -76,6 +77,8 @@ __all__ = [
     "StockMovement",
     "TrackingEvent",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "WebhookEndpoint",
     "WorkflowStart",
     "metadata",

@@ -24,6 +24,7 @@ from integrations.email.factory import build_sender
 from services.catalog.indexing import SearchIndexing
 from services.events.relay import RelayService
 from services.events.subscribers import Subscriber
+from services.webhooks.sending import webhook_client
 from temporal.attempts import StepAttempts
 from temporal.client import connect
 from temporal.clients.connection import TemporalConnection
@@ -42,6 +43,7 @@ async def worker_deps(settings: Settings, client: Client) -> AsyncIterator[Worke
     """The engine, Redis and providers activities are built with, closed on exit."""
     engine = create_engine(settings)
     redis = create_redis(settings)
+    webhook_http = webhook_client(settings)
     try:
         yield WorkerDeps(
             settings=settings,
@@ -50,9 +52,11 @@ async def worker_deps(settings: Settings, client: Client) -> AsyncIterator[Worke
             sessions=create_session_factory(engine),
             redis=redis,
             email_sender=build_sender(settings),
+            webhook_http=webhook_http,
             search_index=SearchIndexing.from_settings(settings),
         )
     finally:
+        await webhook_http.aclose()
         await redis.aclose()
         await engine.dispose()
 

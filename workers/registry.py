@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -26,6 +27,7 @@ from activities.pruning import OutboxPruneActivities
 from activities.returns import ReturnActivities
 from activities.shipping import ShippingActivities
 from activities.system import SystemActivities
+from activities.webhooks import WebhookActivities
 from core.db import SessionFactory
 from core.settings import Settings
 from integrations.crm.factory import build_crm
@@ -44,7 +46,9 @@ from services.fulfillment.shipments import ShipmentService
 from services.fulfillment.tracking import ShipmentTracking
 from services.payments import PaymentService
 from services.returns import ReturnLabels, ReturnSteps
+from services.webhooks.sending import WebhookSender
 from temporal.clients import FulfillmentWorkflows, TemporalConnection
+from temporal.clients.webhooks import WebhookWorkflows
 from temporal.queues import TaskQueue
 from workflows.carts import CartAbandonmentWorkflow
 from workflows.events import EventBatchWorkflow, EventDeliveryWorkflow, EventFanoutWorkflow
@@ -60,6 +64,7 @@ from workflows.orders import OrderWorkflow
 from workflows.returns import ReturnWorkflow
 from workflows.shipments import ShipmentWorkflow
 from workflows.system import StackProbeWorkflow
+from workflows.webhooks import WebhookDeliveryWorkflow
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,8 @@ class WorkerDeps:
     sessions: SessionFactory
     redis: Redis
     email_sender: EmailSender
+    # The process's one outgoing client for webhook endpoints.
+    webhook_http: httpx.AsyncClient
     # The process's one search-index writer (None: SEARCH_INDEX=false).
     search_index: SearchIndexing | None = None
 
@@ -99,6 +106,7 @@ def default_subscribers(deps: WorkerDeps) -> tuple[Subscriber, ...]:
             crm=build_crm(deps.settings),
             marketing=build_marketing_client(deps.settings),
             fulfillments=FulfillmentWorkflows(TemporalConnection.of(deps.client)),
+            webhooks=WebhookWorkflows(TemporalConnection.of(deps.client), deps.settings),
             search_index=deps.search_index,
         )
     )
@@ -196,4 +204,7 @@ def components_for(
         # The one-subscriber workflow stays for the runs it still has in flight.
         workflows += [EventBatchWorkflow, EventFanoutWorkflow, EventDeliveryWorkflow]
         activities += [events.deliver, events.dead_letter]
+        webhooks = WebhookActivities(WebhookSender(deps.sessions, deps.webhook_http))
+        workflows.append(WebhookDeliveryWorkflow)
+        activities += [webhooks.send, webhooks.give_up]
     return QueueComponents(workflows=workflows, activities=activities)

@@ -1,15 +1,18 @@
-"""Outgoing webhook endpoints (staff): register, list, change, delete, rotate the secret."""
+"""Outgoing webhook endpoints (staff): register, list, change, delete, rotate the secret;
+each endpoint's deliveries with their attempts, and a failed delivery's retry."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
-from api.deps import DbSession
+from api.deps import DbSession, State, after_commit
 from api.problems import problem_responses
 from api.security import StaffUser
 from models.base import Page
+from models.webhook_deliveries import WebhookDeliveryPublic, WebhookStatus
 from models.webhooks import (
     SECRET_EXAMPLE,
     URL_EXAMPLE,
@@ -18,12 +21,18 @@ from models.webhooks import (
     WebhookEndpointUpdate,
     WebhookEndpointWithSecret,
 )
+from services.webhooks.deliveries import (
+    WebhookDeliveryAdmin,
+    WebhookDeliveryNotFailed,
+    WebhookDeliveryNotFound,
+)
 from services.webhooks.endpoints import (
     InvalidWebhookUrl,
     UnknownEventType,
     WebhookEndpointNotFound,
     WebhookEndpointService,
 )
+from temporal.clients.webhooks import WebhookWorkflows
 
 router = APIRouter(prefix="/admin/webhooks", tags=["webhooks"])
 
@@ -171,3 +180,94 @@ async def rotate_secret(
 ) -> WebhookEndpointWithSecret:
     """A new signing `secret` replaces the old one at once (shown only in this answer)."""
     return await WebhookEndpointService(session).rotate_secret(endpoint_id)
+
+
+DELIVERY_EXAMPLE = {
+    "id": "msg_01JEX5C9D8E7F6G5H4J3K2M1N0",
+    "endpointId": ENDPOINT_ID,
+    "eventId": "evt_01JEX5C9A1B2C3D4E5F6G7H8J9",
+    "eventType": "order.created",
+    "status": "failed",
+    "generation": 0,
+    "attempts": 1,
+    "lastStatusCode": 400,
+    "lastError": "HTTP 400: unknown order",
+    "createdAt": "2026-12-06T14:31:00Z",
+    "finishedAt": "2026-12-06T14:31:01Z",
+    "payload": {
+        "type": "order.created",
+        "timestamp": "2026-12-06T14:31:00+00:00",
+        "data": {"orderId": "ord_01JEX5C9…", "total": 2999, "currency": "USD"},
+    },
+    "attemptLog": [
+        {
+            "id": "wha_01JEX5CA00000000000000000",
+            "succeeded": False,
+            "statusCode": 400,
+            "error": "HTTP 400: unknown order",
+            "durationMs": 42,
+            "createdAt": "2026-12-06T14:31:01Z",
+        }
+    ],
+}
+
+
+@router.get(
+    "/{endpoint_id}/deliveries",
+    summary="A webhook endpoint's deliveries (staff)",
+    response_model=Page[WebhookDeliveryPublic],
+    responses={
+        **_json({"items": [DELIVERY_EXAMPLE], "total": 1, "page": 1, "limit": 20}),
+        **problem_responses(WebhookEndpointNotFound),
+    },
+)
+async def list_deliveries(
+    endpoint_id: EndpointId,
+    caller: StaffUser,
+    session: DbSession,
+    delivery_status: Annotated[
+        WebhookStatus | None,
+        Query(alias="status", description="`failed` lists the failed ones", examples=["failed"]),
+    ] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Page[WebhookDeliveryPublic]:
+    """One item per event sent (or being sent) to the endpoint, newest first: `status`
+    (`pending`, `delivered`, `failed`), `attempts`, `lastStatusCode`, `lastError`, the
+    `payload` sent, and `attemptLog` (each attempt's status code, error and duration). The
+    item's `id` is the `webhook-id` header. Paginated like every list."""
+    return await WebhookDeliveryAdmin(session).page(
+        endpoint_id, status=delivery_status, page=page, limit=limit
+    )
+
+
+@router.post(
+    "/deliveries/{delivery_id}/retry",
+    summary="Send a failed webhook delivery again (staff)",
+    response_model=WebhookDeliveryPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        202: {
+            "content": {
+                "application/json": {
+                    "example": DELIVERY_EXAMPLE | {"status": "pending", "generation": 1}
+                }
+            }
+        },
+        **problem_responses(WebhookDeliveryNotFound, WebhookDeliveryNotFailed),
+    },
+)
+async def retry_delivery(
+    delivery_id: Annotated[str, Path(max_length=64, examples=["msg_01JEX5C9D8E7F6G5H4J3K2M1N0"])],
+    caller: StaffUser,
+    session: DbSession,
+    state: State,
+) -> WebhookDeliveryPublic:
+    """The failed delivery goes back to `pending` (its `generation` bumped) and is sent
+    again at once, with the same `webhook-id` and its own retries. Only a `failed` one:
+    another answers 409 `webhook_delivery_not_failed`."""
+    delivery, start = await WebhookDeliveryAdmin(session).retry(
+        delivery_id, WebhookWorkflows(state.temporal, state.settings)
+    )
+    after_commit(session, partial(state.workflows.starts.start, start))
+    return delivery

@@ -26,9 +26,11 @@ from services.events.handlers.crm import crm_subscriber
 from services.events.handlers.fulfillment import fulfillment_hold_alert, fulfillment_starter
 from services.events.handlers.notifications import notifications_subscriber
 from services.events.handlers.search import search_index_subscriber
+from services.events.handlers.webhooks import webhooks_subscriber
 from services.events.probe import relay_probe
 from services.events.subscribers import Subscriber
 from temporal.clients.fulfillment import FulfillmentWorkflows
+from temporal.clients.webhooks import WebhookWorkflows
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class HandlerDeps:
     marketing: MarketingClient
     # Starts FulfillmentWorkflow for fulfillment.order_ready.
     fulfillments: FulfillmentWorkflows
+    # Starts WebhookDeliveryWorkflow for each (event, endpoint) delivery.
+    webhooks: WebhookWorkflows
     # Writes the catalogue's search index (None: SEARCH_INDEX=false).
     search_index: SearchIndexing | None = None
 
@@ -57,6 +61,7 @@ def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
         *shipping_subscribers(deps.email, deps.settings),
         search_index_subscriber(deps.search_index),
         notifications_subscriber(),
+        webhooks_subscriber(deps.webhooks),
         relay_probe(deps.redis),
     )
     names = [s.name for s in subscribers]

@@ -6,6 +6,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from models.webhooks import WebhookEndpoint
 
 
@@ -21,9 +22,7 @@ class WebhookEndpointRepository:
 
     async def get(self, endpoint_id: str, *, for_update: bool = False) -> WebhookEndpoint | None:
         query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
-        if for_update:
-            query = query.with_for_update()
-        result = await self.session.exec(query)
+        result = await self.session.exec(locked(query) if for_update else query)
         return result.one_or_none()
 
     async def page(self, *, offset: int, limit: int) -> tuple[list[WebhookEndpoint], int]:

@@ -20,6 +20,7 @@ from services.email import EmailService
 from services.events.registry import HandlerDeps, build_subscribers
 from services.events.subscribers import Subscriber, subscribers_of
 from temporal.clients import FulfillmentWorkflows, TemporalConnection
+from temporal.clients.webhooks import WebhookWorkflows
 
 # The seed's "Event Handlers" and ARCHITECTURE §6: each must reach a real handler.
 SEED_EVENTS = {
@@ -45,6 +46,7 @@ def _subscribers(settings: Settings, engine: AsyncEngine, redis: Redis) -> tuple
             crm=build_crm(settings),
             marketing=build_marketing_client(settings),
             fulfillments=FulfillmentWorkflows(TemporalConnection.from_settings(settings)),
+            webhooks=WebhookWorkflows(TemporalConnection.from_settings(settings), settings),
         )
     )
 
@@ -68,6 +70,7 @@ def test_the_worker_runs_every_handler_once_under_its_own_name(
         "order_delivered_email",
         "shipment_delayed_alert",
         "relay_probe",
+        "webhooks",
         "fulfillment_starter",
         "fulfillment_hold_alert",
         "notifications",

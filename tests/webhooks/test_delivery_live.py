@@ -1,0 +1,213 @@
+"""Outgoing webhooks on the real stack: real checkouts, the relay's ``webhooks``
+subscriber, ``WebhookDeliveryWorkflow`` on the events queue, and a real HTTP receiver
+that verifies every request with ``standardwebhooks.Webhook``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+from temporalio.client import Client
+
+from core.settings import Settings
+from tests.live import LiveStack, live_stack
+from tests.orders.conftest import http, staff
+from tests.orders.helpers import eventually, paid_order
+from tests.webhooks.receiver import Received, Receiver, receiver
+
+__all__ = ["http", "staff"]
+
+
+@pytest.fixture(scope="module")
+async def live(settings: Settings, temporal_client: Client) -> AsyncIterator[LiveStack]:
+    quick = settings.model_copy(
+        update={
+            "webhook_retry_initial_seconds": 0.2,
+            "webhook_retry_max_interval_seconds": 1.0,
+            "webhook_max_attempts": 3,
+            "webhook_timeout_seconds": 10.0,
+        }
+    )
+    async with live_stack(quick, temporal_client) as running:
+        yield running
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[Receiver]:
+    async with receiver() as running:
+        yield running
+
+
+@pytest.fixture
+async def made(http: httpx.AsyncClient, staff: dict[str, str]) -> AsyncIterator[list[str]]:
+    ids: list[str] = []
+    yield ids
+    for endpoint_id in ids:
+        await http.delete(f"/api/admin/webhooks/{endpoint_id}", headers=staff)
+
+
+async def register(
+    http: httpx.AsyncClient,
+    staff: dict[str, str],
+    made: list[str],
+    url: str,
+    types: list[str],
+) -> dict[str, Any]:
+    response = await http.post(
+        "/api/admin/webhooks", json={"url": url, "eventTypes": types}, headers=staff
+    )
+    assert response.status_code == 201, response.text
+    endpoint: dict[str, Any] = response.json()
+    made.append(endpoint["id"])
+    return endpoint
+
+
+def verified(secret: str, received: Received) -> dict[str, Any]:
+    """The payload, once ``standardwebhooks`` accepts the request's signature."""
+    payload: dict[str, Any] = Webhook(secret).verify(received.body, received.headers)
+    return payload
+
+
+def of_order(received: list[Received], order_id: str) -> list[Received]:
+    return [r for r in received if r.json["data"].get("orderId") == order_id]
+
+
+async def deliveries(
+    http: httpx.AsyncClient, staff: dict[str, str], endpoint_id: str, **params: str
+) -> list[dict[str, Any]]:
+    response = await http.get(
+        f"/api/admin/webhooks/{endpoint_id}/deliveries", headers=staff, params=params
+    )
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_an_order_reaches_the_endpoint_that_wants_it_signed_and_not_the_other(
+    http: httpx.AsyncClient, staff: dict[str, str], made: list[str], hooks: Receiver
+) -> None:
+    wants = await register(http, staff, made, hooks.url("orders"), ["order.created"])
+    other = await register(http, staff, made, hooks.url("returns"), ["return.requested"])
+    _, order = await paid_order(http, staff)
+
+    await eventually(lambda: _has(hooks, "orders", order["id"]))
+    [received] = of_order(hooks.got("orders"), order["id"])
+    payload = verified(wants["secret"], received)
+    assert payload["type"] == "order.created"
+    assert payload["data"]["orderId"] == order["id"]
+    assert set(payload) == {"type", "timestamp", "data"}
+    assert received.headers["webhook-id"].startswith("msg_")
+    with pytest.raises(WebhookVerificationError):  # another endpoint's secret fails
+        verified(other["secret"], received)
+
+    async def recorded() -> bool:
+        items = await deliveries(http, staff, wants["id"])
+        return any(i["status"] == "delivered" for i in items)
+
+    await eventually(recorded)
+    [item] = [
+        i
+        for i in await deliveries(http, staff, wants["id"])
+        if i["payload"]["data"].get("orderId") == order["id"]
+    ]
+    assert item["id"] == received.headers["webhook-id"]
+    assert (item["eventType"], item["attempts"], item["lastStatusCode"]) == (
+        "order.created",
+        1,
+        200,
+    )
+    assert [a["statusCode"] for a in item["attemptLog"]] == [200]
+    assert item["attemptLog"][0]["succeeded"] is True
+    # The other endpoint wants no order event: nothing was recorded for it, nothing sent.
+    assert await deliveries(http, staff, other["id"]) == []
+    assert hooks.got("returns") == []
+
+
+async def _has(hooks: Receiver, path: str, order_id: str, count: int = 1) -> bool:
+    return len(of_order(hooks.got(path), order_id)) >= count
+
+
+async def test_a_500_then_200_is_retried_with_the_same_webhook_id(
+    http: httpx.AsyncClient, staff: dict[str, str], made: list[str], hooks: Receiver
+) -> None:
+    hooks.script["flaky"] = [500]
+    endpoint = await register(http, staff, made, hooks.url("flaky"), ["order.created"])
+    _, order = await paid_order(http, staff)
+
+    await eventually(lambda: _has(hooks, "flaky", order["id"], 2))
+    first, second = of_order(hooks.got("flaky"), order["id"])
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.body == second.body
+    verified(endpoint["secret"], first)
+    verified(endpoint["secret"], second)
+
+    async def delivered() -> bool:
+        return any(
+            i["status"] == "delivered" for i in await deliveries(http, staff, endpoint["id"])
+        )
+
+    await eventually(delivered)
+    [item] = await deliveries(http, staff, endpoint["id"])
+    assert item["attempts"] == 2
+    assert [a["statusCode"] for a in item["attemptLog"]] == [500, 200]
+    assert item["attemptLog"][0]["error"].startswith("HTTP 500")
+
+
+async def test_a_400_fails_visibly_and_a_retry_sends_it_again(
+    http: httpx.AsyncClient, staff: dict[str, str], made: list[str], hooks: Receiver
+) -> None:
+    hooks.script["strict"] = [400]
+    endpoint = await register(http, staff, made, hooks.url("strict"), ["order.created"])
+    _, order = await paid_order(http, staff)
+
+    async def failed() -> bool:
+        return bool(await deliveries(http, staff, endpoint["id"], status="failed"))
+
+    await eventually(failed)
+    [item] = await deliveries(http, staff, endpoint["id"], status="failed")
+    assert (item["status"], item["attempts"], item["lastStatusCode"]) == ("failed", 1, 400)
+    assert item["lastError"].startswith("webhook_rejected: HTTP 400")
+    assert item["finishedAt"] is not None
+    assert len(of_order(hooks.got("strict"), order["id"])) == 1  # a 400 is not retried
+    assert await deliveries(http, staff, endpoint["id"], status="delivered") == []
+
+    retried = await http.post(f"/api/admin/webhooks/deliveries/{item['id']}/retry", headers=staff)
+    assert retried.status_code == 202, retried.text
+    assert (retried.json()["status"], retried.json()["generation"]) == ("pending", 1)
+
+    await eventually(lambda: _has(hooks, "strict", order["id"], 2))
+    first, again = of_order(hooks.got("strict"), order["id"])
+    assert again.headers["webhook-id"] == first.headers["webhook-id"] == item["id"]
+    verified(endpoint["secret"], again)
+
+    async def delivered() -> bool:
+        return bool(await deliveries(http, staff, endpoint["id"], status="delivered"))
+
+    await eventually(delivered)
+    [done] = await deliveries(http, staff, endpoint["id"])
+    assert [a["statusCode"] for a in done["attemptLog"]] == [400, 200]
+    twice = await http.post(f"/api/admin/webhooks/deliveries/{item['id']}/retry", headers=staff)
+    assert (twice.status_code, twice.json()["code"]) == (409, "webhook_delivery_not_failed")
+    missing = await http.post("/api/admin/webhooks/deliveries/msg_nope/retry", headers=staff)
+    assert (missing.status_code, missing.json()["code"]) == (404, "webhook_delivery_not_found")
+
+
+async def test_a_slow_endpoint_does_not_hold_back_another(
+    http: httpx.AsyncClient, staff: dict[str, str], made: list[str], hooks: Receiver
+) -> None:
+    hooks.delay["slow"] = 6.0
+    slow = await register(http, staff, made, hooks.url("slow"), ["order.created"])
+    await register(http, staff, made, hooks.url("fast"), ["order.created"])
+    _, first = await paid_order(http, staff)
+    _, second = await paid_order(http, staff)
+
+    await eventually(lambda: _has(hooks, "fast", first["id"]), within=6)
+    await eventually(lambda: _has(hooks, "fast", second["id"]), within=6)
+    # Both reached the fast endpoint while the slow one has not answered its first.
+    pending = await deliveries(http, staff, slow["id"])
+    assert len(pending) == 2
+    assert all(i["status"] == "pending" and i["attempts"] == 0 for i in pending)
