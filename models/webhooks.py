@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import Field as PydanticField
+from pydantic import StrictBool
 from sqlalchemy import Column, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
@@ -51,7 +52,7 @@ class WebhookEndpointCreate(CamelModel):
         examples=[["order.created", "order.cancelled"]],
     )
     description: str = PydanticField(default="", max_length=500, examples=["ERP order sync"])
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class WebhookEndpointUpdate(CamelModel):
@@ -62,7 +63,7 @@ class WebhookEndpointUpdate(CamelModel):
         default=None, min_length=1, max_length=MAX_EVENT_TYPES
     )
     description: str | None = PydanticField(default=None, max_length=500)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class WebhookEndpointPublic(CamelModel):

@@ -114,6 +114,7 @@ async def test_bad_input_is_a_problem_with_a_stable_code(
         ({"eventTypes": ["system.relay_probe"]}, "unknown_event_type"),
         ({"eventTypes": ["*", "order.created"]}, "unknown_event_type"),
         ({"eventTypes": []}, "validation_error"),
+        ({"enabled": 0}, "validation_error"),
     ]
     for body, code in cases:
         response = await client.post(
