@@ -71,13 +71,8 @@ async def deliver_one(input: DeliveryInput) -> DeliveryResult:
             EventActivities.deliver,
             input,
             summary=f"deliver {what}",
-            start_to_close_timeout=timedelta(seconds=retry.timeout_seconds),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=retry.initial_seconds),
-                backoff_coefficient=2.0,
-                maximum_interval=timedelta(seconds=retry.max_interval_seconds),
-                maximum_attempts=retry.max_attempts,
-            ),
+            start_to_close_timeout=retry.timeout,
+            retry_policy=retry.policy(),
             # A wait longer than this is a timer in the history, not a sleep in the
             # worker: a backoff survives a restart, and a worker being stopped does
             # not sit out a failing handler's retries (its shutdown waits for them).

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -36,13 +35,8 @@ class WebhookDeliveryWorkflow:
                 WebhookActivities.send,
                 input,
                 summary=f"send {input.event_id} to {input.endpoint_id}",
-                start_to_close_timeout=timedelta(seconds=retry.timeout_seconds),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=retry.initial_seconds),
-                    backoff_coefficient=2.0,
-                    maximum_interval=timedelta(seconds=retry.max_interval_seconds),
-                    maximum_attempts=retry.max_attempts,
-                ),
+                start_to_close_timeout=retry.timeout,
+                retry_policy=retry.policy(),
             )
         except ActivityError as exc:
             error = describe_failure(exc)

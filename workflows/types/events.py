@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel
+from temporalio.common import RetryPolicy
 
 # Recorded in every history, so never renamed.
 EVENT_DELIVERY_WORKFLOW = "EventDeliveryWorkflow"
@@ -33,6 +35,20 @@ class DeliveryRetry(BaseModel):
     # The handler's own failures; an attempt lost with its worker does not count.
     max_attempts: int = 10
     timeout_seconds: float = 60.0
+
+    def policy(self) -> RetryPolicy:
+        """Exponential backoff (doubling) from ``initial_seconds`` up to the ceiling."""
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=self.initial_seconds),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=self.max_interval_seconds),
+            maximum_attempts=self.max_attempts,
+        )
+
+    @property
+    def timeout(self) -> timedelta:
+        """One attempt's start-to-close timeout."""
+        return timedelta(seconds=self.timeout_seconds)
 
 
 class DeliveryRef(BaseModel):

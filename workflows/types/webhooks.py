@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from workflows.types.events import DeliveryRetry
+
 # Recorded in every history, so never renamed.
 WEBHOOK_DELIVERY_WORKFLOW = "WebhookDeliveryWorkflow"
 SEND_ACTIVITY = "webhooks.send"
@@ -17,8 +19,8 @@ def webhook_workflow_id(event_id: str, endpoint_id: str, generation: int) -> str
     return f"webhook-{event_id}-{endpoint_id}-{generation}"
 
 
-class WebhookRetry(BaseModel):
-    """Retry timing, decided by the starter from settings (workflows read no config)."""
+class WebhookRetry(DeliveryRetry):
+    """A delivery's retry timing (the relay's, with a webhook's defaults)."""
 
     initial_seconds: float = 5.0
     max_interval_seconds: float = 600.0
