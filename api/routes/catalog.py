@@ -82,8 +82,8 @@ async def _with_live_stock(
     """Availability is never cached with a page: it comes from the process's stock view
     (kept by the stock rows' notifications), or from the database (one indexed query)
     for products the view does not hold, and for every product when ``fresh`` (a list
-    filtered by stock shows what the filter read). The cached dicts are shared by this
-    process's requests: copies carry the stock."""
+    filtered by stock shows what the filter read). Copies carry the stock; the page's
+    own dicts stay as they were cached (each read of the cache decodes its own)."""
     if not products:
         return products
     ids = [p["id"] for p in products]
