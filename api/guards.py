@@ -40,6 +40,10 @@ class _TooLarge(Exception):
     pass
 
 
+class ClientGone(Exception):
+    """The client disconnected before its request's body was whole."""
+
+
 class InputGuardMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -68,6 +72,12 @@ class InputGuardMiddleware:
         except _TooLarge:
             await self._refuse_size(scope, receive, send)
             return
+        except ClientGone:
+            # Nobody is left to answer, and what came is not the request: a body cut
+            # short must never run as if it were whole (a create missing its fields,
+            # answered 4xx and kept under its Idempotency-Key, refuses the client's
+            # retry of the whole request).
+            return
         # Kept for the error handler, which names the line and column of invalid JSON.
         scope.setdefault("state", {})["raw_body"] = body
         form = _header(scope, b"content-type").startswith("application/x-www-form-urlencoded")
@@ -92,8 +102,7 @@ class InputGuardMiddleware:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                # The client went away: hand on what there is.
-                return b"".join(chunks)
+                raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:

@@ -20,6 +20,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.guards import ClientGone
 from api.problems import ProblemSpec, problem_response
 from core.errors import Conflict, DependencyUnavailable, ShopError
 
@@ -77,7 +78,10 @@ class IdempotencyMiddleware:
             await response(scope, receive, send)
             return
 
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive)
+        except ClientGone:
+            return  # the client went away before its request was whole: nothing to answer
         state = scope["app"].state.shop
         owner = _owner(scope, state)
         fingerprint = hashlib.sha256(
@@ -194,6 +198,8 @@ async def _read_body(receive: Receive) -> bytes:
     chunks = []
     while True:
         message = await receive()
+        if message["type"] != "http.request":
+            raise ClientGone  # a body cut short is not the request: never run, never kept
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)

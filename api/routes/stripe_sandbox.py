@@ -1,7 +1,8 @@
 """The Stripe sandbox over HTTP: ``/_sandbox/stripe/v1/…`` in Stripe's wire format.
 
 Stripe's idempotency rules apply (``Idempotency-Key``: the same parameters replay the
-first answer, other parameters are a 400 ``idempotency_error``), API keys must look like
+first answer, other parameters are a 400 ``idempotency_error``; no answer is kept for
+parameters that failed validation), API keys must look like
 ``sk_test_…``, and webhooks are signed as Stripe signs them. Fault switches: a failure
 rate, added latency, a forced 5xx status and timeouts.
 """
@@ -122,6 +123,14 @@ def _api_key(authorization: str) -> str:
     return ""
 
 
+def _failed_validation(status: int, body: dict[str, Any]) -> bool:
+    """An ``invalid_request_error`` that names a parameter: the request was refused before
+    anything ran."""
+    error = body.get("error") or {}
+    refused = error.get("type") == "invalid_request_error" and bool(error.get("param"))
+    return status == 400 and refused
+
+
 Handler = Callable[[StripeSandbox, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -207,7 +216,11 @@ async def _call(
         if record_key is not None:
             await redis.delete(f"{record_key}:inflight")
         raise
-    if record_key is not None:
+    if record_key is not None and _failed_validation(code, body):
+        # Stripe keeps no answer for a request whose parameters failed validation (its
+        # endpoint never began): the key stays free for the request sent as meant.
+        await redis.delete(f"{record_key}:inflight")
+    elif record_key is not None:
         record, done = (
             record_key,
             json.dumps({"fingerprint": fingerprint, "status": code, "body": body}),

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import func, select
 
+from cli.stack.process import free_port
 from core.db import create_session_factory
+from core.settings import Settings
 from models.users import User
 from tests.factories import PASSWORD, register, signed_up, unique_email
+from tests.live import live_api, send_cut_short
 
 
 async def _users_with(engine: AsyncEngine, email: str) -> int:
@@ -124,3 +128,22 @@ async def test_sign_in_answers_are_never_replayed(client: httpx.AsyncClient) -> 
     assert first.status_code == second.status_code == 200
     assert "idempotent-replayed" not in second.headers
     assert first.json()["refreshToken"] != second.json()["refreshToken"]
+
+
+async def test_a_body_cut_short_by_a_lost_client_is_neither_run_nor_kept(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """Over a real socket: a client that dies halfway through its body. What arrived is not
+    its request: answered (invalid JSON, 422) and kept under the key, the client's retry of
+    the whole request with that key was refused as another body, for a day."""
+    email = unique_email("cut-short")
+    body = json.dumps({"email": email, "password": PASSWORD, "name": "Whole"}).encode()
+    key = f"register-{email}"
+    live = settings.model_copy(update={"shop_api_port": free_port()})
+    async with live_api(live) as base, httpx.AsyncClient(base_url=base) as http:
+        headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+        await send_cut_short(base, "/api/users", headers, body)
+        retried = await http.post("/api/users", content=body, headers=headers)
+    assert retried.status_code == 201, retried.text
+    assert "idempotent-replayed" not in retried.headers
+    assert await _users_with(engine, email) == 1

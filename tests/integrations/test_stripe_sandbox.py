@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 from uuid import uuid4
 
 import httpx
@@ -27,7 +28,7 @@ from core.settings import Settings
 from integrations.payments.gateway import PaymentUnavailable
 from integrations.payments.stripe import _translate
 from integrations.sandbox.stripe import SANDBOX_WEBHOOK_SECRET, StripeSandbox
-from tests.live import live_api
+from tests.live import live_api, send_cut_short
 
 KEY = "sk_test_sandbox"
 
@@ -206,6 +207,53 @@ async def test_idempotency_rules(sandbox: tuple[str, Hooks]) -> None:
         )
     listed = await _call(client.v1.payment_intents.list, {"limit": 100})
     assert sum(1 for i in listed.data if i.id == first.id) == 1
+
+
+async def test_a_body_cut_short_by_a_lost_client_never_runs(sandbox: tuple[str, Hooks]) -> None:
+    """A worker killed while sending its create: the half that arrived is not the request.
+    Run, it made a PaymentIntent of its own or failed validation, and its answer was kept
+    under the key, so the retry with the whole request was refused as other parameters (an
+    order failed with ``payment_error`` after a worker crash)."""
+    base, _ = sandbox
+    key = f"ord_{uuid4().hex[:8]}:create"
+    # The half that arrives is a valid create of its own (amount and currency come first).
+    params = {
+        "amount": 700,
+        "currency": "usd",
+        "capture_method": "manual",
+        "payment_method": "pm_card_visa",
+    }
+    headers = {
+        "Authorization": f"Bearer {KEY}",
+        "Idempotency-Key": key,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    path = httpx.URL(f"{base}/v1/payment_intents").path
+    await send_cut_short(base, path, headers, urlencode(params).encode())
+    intent = await _call(_client(base).v1.payment_intents.create, params, {"idempotency_key": key})
+    assert (intent.amount, intent.status) == (700, "requires_confirmation")
+
+
+async def test_parameters_that_failed_validation_keep_no_answer(
+    sandbox: tuple[str, Hooks],
+) -> None:
+    """As Stripe: no answer is kept for a request refused before its endpoint began, so
+    the request sent as meant runs under the same key (while another request's answer,
+    once run, is kept: ``test_idempotency_rules``)."""
+    base, _ = sandbox
+    client = _client(base)
+    key = f"ord_{uuid4().hex[:8]}:create"
+    params = {"currency": "usd", "payment_method": "pm_card_visa", "capture_method": "manual"}
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        await _call(client.v1.payment_intents.create, params, {"idempotency_key": key})
+    assert refused.value.param == "amount"
+    intent = await _call(
+        client.v1.payment_intents.create, params | {"amount": 700}, {"idempotency_key": key}
+    )
+    again = await _call(
+        client.v1.payment_intents.create, params | {"amount": 700}, {"idempotency_key": key}
+    )
+    assert intent.id == again.id
 
 
 async def test_bad_keys_and_faults(sandbox: tuple[str, Hooks]) -> None:
