@@ -48,7 +48,7 @@ async def stack(settings: Settings) -> AsyncIterator[EasyPostStack]:
 
 @pytest.fixture
 async def sandbox(stack: EasyPostStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.sandbox_url, headers=AUTH) as http:
+    async with httpx.AsyncClient(base_url=stack.sandbox_url, headers=AUTH, timeout=30) as http:
         yield http
         await http.delete("/faults")
         await http.delete("/auto-advance")
@@ -179,7 +179,7 @@ async def test_auto_advance_moves_each_tracker_once_a_step_with_two_api_processe
     async with live_api(second) as second_base:
         switched = await sandbox.put("/auto-advance", json={"intervalSeconds": 0.5})
         assert switched.status_code == 204
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30) as http:
             # The switch reaches the second process too: both advance.
             url = f"{second_base}/_sandbox/easypost/auto-advance"
             assert (await http.put(url, json={"intervalSeconds": 0.5})).status_code == 204
