@@ -37,6 +37,8 @@ class EventType(StrEnum):
     RETURN_REFUNDED = "return.refunded"
     # An approved return not sent back within RETURN_SHIP_BY_DAYS.
     RETURN_CANCELLED = "return.cancelled"
+    # Staff's alert: an outgoing webhook endpoint was disabled after failing too long.
+    WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
     # Published by `shop bench events` (and tests) to measure commit-to-handler lag.
     RELAY_PROBE = "system.relay_probe"
 
@@ -46,6 +48,7 @@ class AggregateType(StrEnum):
     ORDER = "order"
     PRODUCT = "product"
     SYSTEM = "system"
+    WEBHOOK_ENDPOINT = "webhook_endpoint"
 
 
 AGGREGATE_OF: dict[EventType, AggregateType] = {
@@ -69,5 +72,6 @@ AGGREGATE_OF: dict[EventType, AggregateType] = {
     EventType.RETURN_RECEIVED: AggregateType.ORDER,
     EventType.RETURN_REFUNDED: AggregateType.ORDER,
     EventType.RETURN_CANCELLED: AggregateType.ORDER,
+    EventType.WEBHOOK_ENDPOINT_DISABLED: AggregateType.WEBHOOK_ENDPOINT,
     EventType.RELAY_PROBE: AggregateType.SYSTEM,
 }

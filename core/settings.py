@@ -314,6 +314,18 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=8, ge=1)
     # How long one request may take, connecting included.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # An endpoint whose deliveries failed WEBHOOK_DISABLE_AFTER_FAILURES times in a row
+    # (each after all its attempts), the first of them at least WEBHOOK_DISABLE_AFTER_SECONDS
+    # ago, is disabled and staff are emailed (WEBHOOK_ALERT_EMAIL). Svix and Stripe give
+    # a failing endpoint days (Svix five) before disabling it: so do we.
+    webhook_disable_after_failures: int = Field(default=10, ge=1)
+    webhook_disable_after_seconds: float = Field(default=5 * 24 * 3600.0, ge=0)
+    # Who is told that an endpoint was disabled; default INVENTORY_ALERT_EMAIL.
+    webhook_alert_email: str | None = None
+    # Endpoints may be (or resolve to) private, loopback, link-local, multicast or
+    # reserved addresses: unset, true outside production (dev and test receivers listen
+    # on 127.0.0.1) and false in production (SSRF: a webhook url must not reach inside).
+    webhook_allow_private_addresses: bool | None = None
 
     @field_validator("return_auto_approve_reasons")
     @classmethod
@@ -375,6 +387,13 @@ class Settings(BaseSettings):
     @property
     def sandboxes_enabled(self) -> bool:
         """The Stripe/SendGrid sandboxes and the mailbox exist outside production only."""
+        return self.shop_env != "production"
+
+    @property
+    def webhook_private_addresses_allowed(self) -> bool:
+        """WEBHOOK_ALLOW_PRIVATE_ADDRESSES, or (unset) whether this is not production."""
+        if self.webhook_allow_private_addresses is not None:
+            return self.webhook_allow_private_addresses
         return self.shop_env != "production"
 
     @property

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field as PydanticField
 from pydantic import StrictBool
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, DateTime, Integer, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
@@ -34,6 +34,25 @@ class WebhookEndpoint(SQLModel, table=True):
     # ``whsec_`` + base64 of the random key bytes; the HMAC key is those bytes. Kept
     # readable (a signature needs it), shown to staff only when created or rotated.
     secret: str = Field(sa_column=Column(Text, nullable=False))
+    # The secret a rotation replaced, still signing (beside ``secret``) until then.
+    previous_secret: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # Failed deliveries (retries exhausted, or refused) since the last success, and when
+    # the first of them failed: too many for too long disables the endpoint.
+    consecutive_failures: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    failing_since: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    # Set when the endpoint was disabled (by the failure rule or by staff); cleared on
+    # re-enabling.
+    disabled_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    disabled_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
 
@@ -72,6 +91,23 @@ class WebhookEndpointPublic(CamelModel):
     event_types: list[str] = PydanticField(examples=[["order.created", "order.cancelled"]])
     description: str
     enabled: bool
+    disabled_at: datetime | None = PydanticField(
+        description="When it was disabled (by staff, or by too many failed deliveries)"
+    )
+    disabled_reason: str | None = PydanticField(
+        examples=["10 consecutive failed deliveries since 2026-12-01T09:00:00+00:00"]
+    )
+    consecutive_failures: int = PydanticField(
+        description="Failed deliveries since the last success (reset by a success or by "
+        "re-enabling)",
+        examples=[0],
+    )
+    failing_since: datetime | None = PydanticField(
+        description="When the first of those failures failed"
+    )
+    previous_secret_expires_at: datetime | None = PydanticField(
+        description="Until then the secret replaced by the last rotation also signs"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -83,9 +119,30 @@ class WebhookEndpointPublic(CamelModel):
             event_types=list(row.event_types),
             description=row.description,
             enabled=row.enabled,
+            disabled_at=row.disabled_at,
+            disabled_reason=row.disabled_reason,
+            consecutive_failures=row.consecutive_failures,
+            failing_since=row.failing_since,
+            previous_secret_expires_at=row.previous_secret_expires_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+# Standard Webhooks' suggestion: the old secret keeps working for a day.
+DEFAULT_ROTATION_GRACE_SECONDS = 24 * 3600
+MAX_ROTATION_GRACE_SECONDS = 7 * 24 * 3600
+
+
+class WebhookSecretRotation(CamelModel):
+    expires_in_seconds: int = PydanticField(
+        default=DEFAULT_ROTATION_GRACE_SECONDS,
+        ge=0,
+        le=MAX_ROTATION_GRACE_SECONDS,
+        description="How long the old secret keeps signing beside the new one (0: it "
+        "stops at once). At most 7 days.",
+        examples=[DEFAULT_ROTATION_GRACE_SECONDS],
+    )
 
 
 class WebhookEndpointWithSecret(WebhookEndpointPublic):

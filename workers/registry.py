@@ -204,7 +204,7 @@ def components_for(
         # The one-subscriber workflow stays for the runs it still has in flight.
         workflows += [EventBatchWorkflow, EventFanoutWorkflow, EventDeliveryWorkflow]
         activities += [events.deliver, events.dead_letter]
-        webhooks = WebhookActivities(WebhookSender(deps.sessions, deps.webhook_http))
+        webhooks = WebhookActivities(WebhookSender(deps.sessions, deps.webhook_http, deps.settings))
         workflows.append(WebhookDeliveryWorkflow)
         activities += [webhooks.send, webhooks.give_up]
     return QueueComponents(workflows=workflows, activities=activities)

@@ -20,17 +20,20 @@ from models.webhooks import (
     WebhookEndpointPublic,
     WebhookEndpointUpdate,
     WebhookEndpointWithSecret,
+    WebhookSecretRotation,
 )
 from services.webhooks.deliveries import (
     WebhookDeliveryAdmin,
     WebhookDeliveryNotFailed,
     WebhookDeliveryNotFound,
 )
+from services.webhooks.destinations import DestinationPolicy
 from services.webhooks.endpoints import (
     InvalidWebhookUrl,
     UnknownEventType,
     WebhookEndpointNotFound,
     WebhookEndpointService,
+    WebhookUrlNotAllowed,
 )
 from temporal.clients.webhooks import WebhookWorkflows
 
@@ -44,6 +47,11 @@ ENDPOINT_EXAMPLE = {
     "eventTypes": ["order.created", "order.cancelled"],
     "description": "ERP order sync",
     "enabled": True,
+    "disabledAt": None,
+    "disabledReason": None,
+    "consecutiveFailures": 0,
+    "failingSince": None,
+    "previousSecretExpiresAt": None,
     "createdAt": "2026-12-06T14:30:00Z",
     "updatedAt": "2026-12-06T14:30:00Z",
 }
@@ -61,7 +69,7 @@ def _json(example: object) -> dict[int | str, dict[str, object]]:
     status_code=status.HTTP_201_CREATED,
     responses={
         201: {"content": {"application/json": {"example": WITH_SECRET_EXAMPLE}}},
-        **problem_responses(InvalidWebhookUrl, UnknownEventType),
+        **problem_responses(InvalidWebhookUrl, WebhookUrlNotAllowed, UnknownEventType),
     },
 )
 async def create_endpoint(
@@ -86,12 +94,16 @@ async def create_endpoint(
     ],
     caller: StaffUser,
     session: DbSession,
+    state: State,
 ) -> WebhookEndpointWithSecret:
     """An endpoint that wants `eventTypes` (`["*"]`: all of them) at `url` (https, or
-    http to localhost / 127.0.0.1 for development). The answer carries its signing
+    outside production http to localhost / 127.0.0.1). Unless
+    `WEBHOOK_ALLOW_PRIVATE_ADDRESSES` (default: outside production only), the url's host
+    must resolve to public addresses only: a private, loopback, link-local, multicast or
+    reserved one answers 422 `webhook_url_not_allowed`. The answer carries its signing
     `secret` (`whsec_…`, Standard Webhooks): it is shown only here and by
     `rotate-secret`, keep it."""
-    return await WebhookEndpointService(session).create(body)
+    return await WebhookEndpointService(session, DestinationPolicy.of(state.settings)).create(body)
 
 
 @router.get(
@@ -131,8 +143,17 @@ async def get_endpoint(
     summary="Change a webhook endpoint (staff)",
     response_model=WebhookEndpointPublic,
     responses={
-        **_json(ENDPOINT_EXAMPLE | {"enabled": False}),
-        **problem_responses(WebhookEndpointNotFound, InvalidWebhookUrl, UnknownEventType),
+        **_json(
+            ENDPOINT_EXAMPLE
+            | {
+                "enabled": False,
+                "disabledAt": "2026-12-06T15:00:00Z",
+                "disabledReason": "disabled by staff",
+            }
+        ),
+        **problem_responses(
+            WebhookEndpointNotFound, InvalidWebhookUrl, WebhookUrlNotAllowed, UnknownEventType
+        ),
     },
 )
 async def update_endpoint(
@@ -142,16 +163,26 @@ async def update_endpoint(
         Body(
             openapi_examples={
                 "disable": {"summary": "Pause it", "value": {"enabled": False}},
+                "enable": {
+                    "summary": "Re-enable it (its failure count starts again)",
+                    "value": {"enabled": True},
+                },
                 "types": {"summary": "Change its event types", "value": {"eventTypes": ["*"]}},
             }
         ),
     ],
     caller: StaffUser,
     session: DbSession,
+    state: State,
 ) -> WebhookEndpointPublic:
     """Change the fields sent (`url`, `eventTypes`, `description`, `enabled`), checked as
-    on create; the others stay."""
-    return await WebhookEndpointService(session).update(endpoint_id, body)
+    on create; the others stay. `enabled: false` records `disabledAt` and
+    `disabledReason` ("disabled by staff"); `enabled: true` clears them and resets
+    `consecutiveFailures` (also for an endpoint disabled after too many failed
+    deliveries)."""
+    return await WebhookEndpointService(session, DestinationPolicy.of(state.settings)).update(
+        endpoint_id, body
+    )
 
 
 @router.delete(
@@ -173,13 +204,40 @@ async def delete_endpoint(
     "/{endpoint_id}/rotate-secret",
     summary="Rotate a webhook endpoint's signing secret (staff)",
     response_model=WebhookEndpointWithSecret,
-    responses={**_json(WITH_SECRET_EXAMPLE), **problem_responses(WebhookEndpointNotFound)},
+    responses={
+        **_json(WITH_SECRET_EXAMPLE | {"previousSecretExpiresAt": "2026-12-07T14:30:00Z"}),
+        **problem_responses(WebhookEndpointNotFound),
+    },
 )
 async def rotate_secret(
-    endpoint_id: EndpointId, caller: StaffUser, session: DbSession
+    endpoint_id: EndpointId,
+    caller: StaffUser,
+    session: DbSession,
+    body: Annotated[
+        WebhookSecretRotation | None,
+        Body(
+            openapi_examples={
+                "default": {"summary": "The old secret signs for 24 h more", "value": {}},
+                "hour": {
+                    "summary": "The old secret signs for an hour more",
+                    "value": {"expiresInSeconds": 3600},
+                },
+                "now": {
+                    "summary": "The old secret stops at once",
+                    "value": {"expiresInSeconds": 0},
+                },
+            }
+        ),
+    ] = None,
 ) -> WebhookEndpointWithSecret:
-    """A new signing `secret` replaces the old one at once (shown only in this answer)."""
-    return await WebhookEndpointService(session).rotate_secret(endpoint_id)
+    """A new signing `secret` (shown only in this answer). The old one stays valid for
+    `expiresInSeconds` (default 86400, 24 h; `0`: it stops at once; at most 7 days):
+    until `previousSecretExpiresAt` every delivery carries both signatures in
+    `webhook-signature` (`v1,<new> v1,<old>`), so receivers can switch secrets without
+    rejecting a delivery. Rotating again drops an older secret at once."""
+    return await WebhookEndpointService(session).rotate_secret(
+        endpoint_id, body or WebhookSecretRotation()
+    )
 
 
 DELIVERY_EXAMPLE = {

@@ -26,7 +26,7 @@ from services.events.handlers.crm import crm_subscriber
 from services.events.handlers.fulfillment import fulfillment_hold_alert, fulfillment_starter
 from services.events.handlers.notifications import notifications_subscriber
 from services.events.handlers.search import search_index_subscriber
-from services.events.handlers.webhooks import webhooks_subscriber
+from services.events.handlers.webhooks import webhook_disabled_alert, webhooks_subscriber
 from services.events.probe import relay_probe
 from services.events.subscribers import Subscriber
 from temporal.clients.fulfillment import FulfillmentWorkflows
@@ -62,6 +62,7 @@ def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
         search_index_subscriber(deps.search_index),
         notifications_subscriber(),
         webhooks_subscriber(deps.webhooks),
+        webhook_disabled_alert(deps.email, deps.settings),
         relay_probe(deps.redis),
     )
     names = [s.name for s in subscribers]

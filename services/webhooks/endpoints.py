@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from urllib.parse import urlsplit
+from datetime import timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -18,26 +18,31 @@ from models.webhooks import (
     WebhookEndpointPublic,
     WebhookEndpointUpdate,
     WebhookEndpointWithSecret,
+    WebhookSecretRotation,
+)
+from services.webhooks.destinations import (
+    DestinationPolicy,
+    InvalidWebhookUrl,
+    WebhookUrlNotAllowed,
+    check_saved_url,
 )
 from services.webhooks.repository import WebhookEndpointRepository
+
+__all__ = ["InvalidWebhookUrl", "WebhookUrlNotAllowed"]
 
 SECRET_PREFIX = "whsec_"
 # Standard Webhooks asks for 24 to 64 random bytes.
 SECRET_BYTES = 32
-# Internal plumbing (the relay's own probe), never sent out.
-INTERNAL_TYPES = frozenset({EventType.RELAY_PROBE})
+# Internal plumbing (the relay's own probe; the staff alert about a disabled endpoint,
+# which names another endpoint's url), never sent out.
+INTERNAL_TYPES = frozenset({EventType.RELAY_PROBE, EventType.WEBHOOK_ENDPOINT_DISABLED})
 SUBSCRIBABLE = tuple(sorted(str(t) for t in EventType if t not in INTERNAL_TYPES))
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
+STAFF_DISABLED = "disabled by staff"
 
 
 class WebhookEndpointNotFound(NotFound):
     code = "webhook_endpoint_not_found"
     title = "No such webhook endpoint"
-
-
-class InvalidWebhookUrl(ValidationFailed):
-    code = "invalid_webhook_url"
-    title = "The webhook url is not allowed"
 
 
 class UnknownEventType(ValidationFailed):
@@ -52,23 +57,6 @@ def new_secret() -> str:
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a ``whsec_…`` secret: its bytes."""
     return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-
-
-def checked_url(url: str) -> str:
-    """``url`` if it is https, or http to localhost / 127.0.0.1 (development)."""
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as error:
-        raise InvalidWebhookUrl(f"{url!r} is not a url: {error}") from None
-    if not host or parts.username or parts.password:
-        raise InvalidWebhookUrl("The url needs a host and no user or password in it")
-    if parts.scheme == "https" or (parts.scheme == "http" and host in LOCAL_HOSTS):
-        return url.strip()
-    raise InvalidWebhookUrl(
-        "A webhook url must be https (http only to localhost or 127.0.0.1)", url=url
-    )
 
 
 def checked_types(types: list[str]) -> list[str]:
@@ -86,13 +74,16 @@ def checked_types(types: list[str]) -> list[str]:
 
 
 class WebhookEndpointService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(
+        self, session: AsyncSession, destinations: DestinationPolicy = DestinationPolicy()
+    ) -> None:
         self._endpoints = WebhookEndpointRepository(session)
+        self._destinations = destinations
 
     async def create(self, body: WebhookEndpointCreate) -> WebhookEndpointWithSecret:
         row = await self._endpoints.add(
             WebhookEndpoint(
-                url=checked_url(body.url),
+                url=await check_saved_url(body.url, self._destinations),
                 event_types=checked_types(body.event_types),
                 description=body.description,
                 enabled=body.enabled,
@@ -113,23 +104,40 @@ class WebhookEndpointService:
     async def update(self, endpoint_id: str, body: WebhookEndpointUpdate) -> WebhookEndpointPublic:
         row = await self._row(endpoint_id, for_update=True)
         if body.url is not None:
-            row.url = checked_url(body.url)
+            row.url = await check_saved_url(body.url, self._destinations)
         if body.event_types is not None:
             row.event_types = checked_types(body.event_types)
         if body.description is not None:
             row.description = body.description
-        if body.enabled is not None:
-            row.enabled = body.enabled
+        if body.enabled is True:
+            # A fresh start: the failures that disabled it are forgotten.
+            row.enabled = True
+            row.disabled_at = row.disabled_reason = row.failing_since = None
+            row.consecutive_failures = 0
+        elif body.enabled is False and row.enabled:
+            row.enabled = False
+            row.disabled_at = utcnow()
+            row.disabled_reason = STAFF_DISABLED
         row.updated_at = utcnow()
         return WebhookEndpointPublic.of(await self._endpoints.save(row))
 
     async def delete(self, endpoint_id: str) -> None:
         await self._endpoints.delete(await self._row(endpoint_id, for_update=True))
 
-    async def rotate_secret(self, endpoint_id: str) -> WebhookEndpointWithSecret:
+    async def rotate_secret(
+        self, endpoint_id: str, body: WebhookSecretRotation
+    ) -> WebhookEndpointWithSecret:
+        """A new secret; the replaced one keeps signing for ``expires_in_seconds`` (one
+        predecessor at most: rotating again drops the older one at once)."""
         row = await self._row(endpoint_id, for_update=True)
+        now = utcnow()
+        if body.expires_in_seconds > 0:
+            row.previous_secret = row.secret
+            row.previous_secret_expires_at = now + timedelta(seconds=body.expires_in_seconds)
+        else:
+            row.previous_secret = row.previous_secret_expires_at = None
         row.secret = new_secret()
-        row.updated_at = utcnow()
+        row.updated_at = now
         return WebhookEndpointWithSecret.revealing(await self._endpoints.save(row))
 
     async def _row(self, endpoint_id: str, *, for_update: bool = False) -> WebhookEndpoint:

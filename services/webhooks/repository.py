@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from datetime import datetime
+
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -45,3 +47,55 @@ class WebhookEndpointRepository:
     async def delete(self, endpoint: WebhookEndpoint) -> None:
         await self.session.delete(endpoint)
         await self.session.flush()
+
+    async def count_failure(self, endpoint_id: str, at: datetime) -> WebhookEndpoint | None:
+        """One more failed delivery in the endpoint's current run of them (which started
+        ``at`` if this is its first); the endpoint as it is now, None if it is gone."""
+        result = await self.session.exec(
+            update(WebhookEndpoint)
+            .where(col(WebhookEndpoint.id) == endpoint_id)
+            .values(
+                consecutive_failures=col(WebhookEndpoint.consecutive_failures) + 1,
+                failing_since=func.coalesce(col(WebhookEndpoint.failing_since), at),
+            )
+            .returning(WebhookEndpoint)
+        )
+        row = result.first()
+        return None if row is None else row[0]
+
+    async def disable_failing(
+        self,
+        endpoint_id: str,
+        *,
+        failures: int,
+        failing_before: datetime,
+        at: datetime,
+        reason: str,
+    ) -> bool:
+        """Disable the endpoint if it is enabled with at least ``failures`` failed
+        deliveries in a row, the first before ``failing_before``; False if it was not.
+        Conditional under the row's lock: of concurrent give-ups one disables it."""
+        result = await self.session.exec(
+            update(WebhookEndpoint)
+            .where(
+                col(WebhookEndpoint.id) == endpoint_id,
+                col(WebhookEndpoint.enabled).is_(True),
+                col(WebhookEndpoint.consecutive_failures) >= failures,
+                col(WebhookEndpoint.failing_since) <= failing_before,
+            )
+            .values(enabled=False, disabled_at=at, disabled_reason=reason, updated_at=at)
+            .returning(col(WebhookEndpoint.id))
+        )
+        return result.first() is not None
+
+    async def clear_failures(self, endpoint_id: str) -> None:
+        """A delivery succeeded: the run of failures is over (no write when there was none,
+        so the common case takes no lock on the endpoint)."""
+        await self.session.exec(
+            update(WebhookEndpoint)
+            .where(
+                col(WebhookEndpoint.id) == endpoint_id,
+                col(WebhookEndpoint.consecutive_failures) > 0,
+            )
+            .values(consecutive_failures=0, failing_since=None)
+        )

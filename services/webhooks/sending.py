@@ -1,26 +1,41 @@
 """Sending one webhook delivery once: what ``webhooks.send`` and ``webhooks.give_up`` do.
 
-``send`` reads the delivery and its endpoint, POSTs the frozen payload signed with the
-endpoint's current secret, and records the attempt (status code, error, duration) in one
-transaction with the delivery's count and, on a 2xx, its ``delivered`` status. Then a
-2xx returns; a 4xx other than 408/429 (or a disabled endpoint) raises a permanent error;
-anything else (5xx, 408, 429, timeout, connection error) raises a retryable one. A crash
-between the endpoint's answer and the commit repeats the send with the same
-``webhook-id``, which is what receivers deduplicate on.
+``send`` reads the delivery and its endpoint, resolves and checks the url's host
+(``destinations``: a blocked address is a permanent failure, recorded), POSTs the frozen
+payload to the checked address signed with the endpoint's secret (and, during a
+rotation's grace, its previous one), and records the attempt (status code, error,
+duration) in one transaction with the delivery's count and, on a 2xx, its ``delivered``
+status and the end of the endpoint's run of failures. Then a 2xx returns; a 4xx other
+than 408/429, a blocked address or a disabled endpoint raises a permanent error; anything
+else (5xx, 408, 429, timeout, connection error, a failed DNS lookup) raises a retryable
+one. A crash between the endpoint's answer and the commit repeats the send with the same
+``webhook-id``, which is what receivers deduplicate on. ``give_up`` fails the delivery and
+counts it against the endpoint (``health``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import httpx
 
 from core.db import SessionFactory, autocommit, transaction
 from core.errors import ShopError
 from core.settings import Settings
+from models.base import utcnow
 from models.webhook_deliveries import WebhookStatus
+from models.webhooks import WebhookEndpoint
 from services.webhooks.delivery_repository import AttemptRecord, WebhookDeliveryRepository
+from services.webhooks.destinations import (
+    DestinationBlocked,
+    DestinationPolicy,
+    DestinationUnresolved,
+    pinned,
+)
+from services.webhooks.health import EndpointHealth
+from services.webhooks.repository import WebhookEndpointRepository
 from services.webhooks.signing import body_of, signed_headers
 from workflows.types.webhooks import SendOutcome
 
@@ -52,16 +67,24 @@ class WebhookSendFailed(ShopError):
 
 
 class WebhookRejected(ShopError):
-    """A permanent failure: the endpoint answered 4xx (not 408/429) or is disabled."""
+    """A permanent failure: the endpoint answered 4xx (not 408/429), its url reaches an
+    address webhooks may not go to, or it is disabled."""
 
     code = "webhook_rejected"
     title = "The webhook endpoint refused the delivery"
 
 
 class WebhookSender:
-    def __init__(self, sessions: SessionFactory, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        http: httpx.AsyncClient,
+        settings: Settings,
+    ) -> None:
         self._sessions = sessions
         self._http = http
+        self._destinations = DestinationPolicy.of(settings)
+        self._health = EndpointHealth(settings)
 
     async def send(self, event_id: str, endpoint_id: str, generation: int) -> SendOutcome:
         async with autocommit(self._sessions) as session:
@@ -77,54 +100,91 @@ class WebhookSender:
         if not endpoint.enabled:
             raise WebhookRejected("the endpoint is disabled")
         body = body_of(delivery.payload)
-        headers = signed_headers(delivery.id, int(time.time()), body, endpoint.secret)
+        headers = signed_headers(delivery.id, int(time.time()), body, signing_secrets(endpoint))
         started = time.monotonic()
-        status_code: int | None = None
-        try:
-            response = await self._http.post(endpoint.url, content=body, headers=headers)
-            status_code = response.status_code
-            error = (
-                None
-                if response.is_success
-                else f"HTTP {status_code}: {response.text[:ERROR_BODY_CHARS]}".strip()
-            )
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-        succeeded = status_code is not None and 200 <= status_code < 300
+        answer = await self._post(endpoint.url, body, headers)
         attempt = AttemptRecord(
             generation=generation,
-            succeeded=succeeded,
-            status_code=status_code,
-            error=error,
+            succeeded=answer.succeeded,
+            status_code=answer.status_code,
+            error=answer.error,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
         async with transaction(self._sessions) as session:
             recorded = await WebhookDeliveryRepository(session).record_attempt(delivery, attempt)
+            if recorded and answer.succeeded:
+                await WebhookEndpointRepository(session).clear_failures(endpoint_id)
         if not recorded:
             return SendOutcome.SKIPPED  # retried (or finished) by another run meanwhile
-        if succeeded:
+        if answer.succeeded:
             return SendOutcome.DELIVERED
         log.warning(
             "webhook attempt failed",
-            extra={"delivery_id": delivery.id, "endpoint_id": endpoint_id, "error": error},
+            extra={"delivery_id": delivery.id, "endpoint_id": endpoint_id, "error": answer.error},
         )
-        if (
-            status_code is not None
-            and 400 <= status_code < 500
-            and status_code not in RETRYABLE_4XX
-        ):
-            raise WebhookRejected(error, status_code=status_code)
-        raise WebhookSendFailed(error, status_code=status_code)
+        if answer.permanent:
+            raise WebhookRejected(answer.error, status_code=answer.status_code)
+        raise WebhookSendFailed(answer.error, status_code=answer.status_code)
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+        """POST to the address ``url`` resolves to now, once it is checked."""
+        try:
+            target = await pinned(url, self._destinations)
+        except DestinationBlocked as blocked:
+            return Answer(None, f"blocked: {blocked}", permanent=True)
+        except DestinationUnresolved as unresolved:
+            return Answer(None, f"DNS: {unresolved}")
+        try:
+            response = await self._http.post(
+                target.url,
+                content=body,
+                headers=headers | target.headers,
+                extensions=target.extensions,
+            )
+        except httpx.HTTPError as exc:
+            return Answer(None, f"{type(exc).__name__}: {exc}"[:500])
+        code = response.status_code
+        if response.is_success:
+            return Answer(code, None)
+        error = f"HTTP {code}: {response.text[:ERROR_BODY_CHARS]}".strip()
+        return Answer(code, error, permanent=400 <= code < 500 and code not in RETRYABLE_4XX)
 
     async def give_up(self, event_id: str, endpoint_id: str, generation: int, error: str) -> bool:
-        """The delivery is failed with its last error (if still pending in ``generation``)."""
+        """The delivery is failed with its last error (if still pending in ``generation``),
+        counted against its endpoint in the same transaction (which may disable it): a
+        repeated give-up finds nothing pending and counts nothing."""
         async with transaction(self._sessions) as session:
             failed = await WebhookDeliveryRepository(session).fail(
                 event_id, endpoint_id, generation, error
             )
+            if failed:
+                await self._health.count_failure(session, endpoint_id)
         if failed:
             log.error(
                 "webhook delivery failed",
                 extra={"event_id": event_id, "endpoint_id": endpoint_id, "error": error},
             )
         return failed
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How one POST went: the status code (None: no answer), the error, and whether it
+    is a permanent refusal (a 4xx other than 408/429, or a blocked destination)."""
+
+    status_code: int | None
+    error: str | None
+    permanent: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def signing_secrets(endpoint: WebhookEndpoint) -> list[str]:
+    """The endpoint's secret, and the one its last rotation replaced while that is valid."""
+    secrets = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and expires > utcnow():
+        secrets.append(endpoint.previous_secret)
+    return secrets

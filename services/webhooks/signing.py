@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,14 +23,21 @@ def body_of(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
-def signed_headers(message_id: str, timestamp: int, body: bytes, secret: str) -> dict[str, str]:
-    """``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` (``v1,`` and the
-    base64 HMAC-SHA256 of ``id.timestamp.body`` keyed with the secret's bytes)."""
+def signed_headers(
+    message_id: str, timestamp: int, body: bytes, secrets: Sequence[str]
+) -> dict[str, str]:
+    """``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``: for each secret,
+    ``v1,`` and the base64 HMAC-SHA256 of ``id.timestamp.body`` keyed with the secret's
+    bytes, space-separated (during a rotation's grace, the new secret's and the old's: a
+    receiver holding either accepts)."""
     signed = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+    signatures = [
+        "v1," + base64.b64encode(hmac.new(secret_key(s), signed, hashlib.sha256).digest()).decode()
+        for s in secrets
+    ]
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+        "webhook-signature": " ".join(signatures),
         "content-type": "application/json",
     }

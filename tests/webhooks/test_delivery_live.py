@@ -4,7 +4,9 @@ that verifies every request with ``standardwebhooks.Webhook``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from temporalio.client import Client
 
 from core.settings import Settings
+from tests.factories import register as register_user
 from tests.live import LiveStack, live_stack
 from tests.orders.conftest import http, staff
 from tests.orders.helpers import eventually, paid_order
@@ -211,3 +214,43 @@ async def test_a_slow_endpoint_does_not_hold_back_another(
     pending = await deliveries(http, staff, slow["id"])
     assert len(pending) == 2
     assert all(i["status"] == "pending" and i["attempts"] == 0 for i in pending)
+
+
+def of_user(received: list[Received], user_id: str) -> list[Received]:
+    return [r for r in received if r.json["data"].get("userId") == user_id]
+
+
+async def test_a_rotated_secret_signs_beside_the_new_one_until_it_expires(
+    http: httpx.AsyncClient, staff: dict[str, str], made: list[str], hooks: Receiver
+) -> None:
+    first = await register(http, staff, made, hooks.url("rotating"), ["user.created"])
+    path = f"/api/admin/webhooks/{first['id']}/rotate-secret"
+    rotated = await http.post(path, json={"expiresInSeconds": 600}, headers=staff)
+    assert rotated.status_code == 200, rotated.text
+    second = rotated.json()["secret"]
+
+    # During the grace: two signatures, and receivers with either secret accept.
+    user = await register_user(http)
+    await eventually(lambda: _got_user(hooks, "rotating", user["id"]))
+    [during] = of_user(hooks.got("rotating"), user["id"])
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    assert verified(first["secret"], during)["data"]["userId"] == user["id"]
+    assert verified(second, during)["data"]["userId"] == user["id"]
+
+    # Rotated again with a second of grace: once it is over, only the newest signs.
+    again = await http.post(path, json={"expiresInSeconds": 1}, headers=staff)
+    third = again.json()["secret"]
+    expires = datetime.fromisoformat(again.json()["previousSecretExpiresAt"])
+    await asyncio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.2)
+    later = await register_user(http)
+    await eventually(lambda: _got_user(hooks, "rotating", later["id"]))
+    [after] = of_user(hooks.got("rotating"), later["id"])
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    assert verified(third, after)["data"]["userId"] == later["id"]
+    for old in (first["secret"], second):
+        with pytest.raises(WebhookVerificationError):
+            verified(old, after)
+
+
+async def _got_user(hooks: Receiver, path: str, user_id: str) -> bool:
+    return bool(of_user(hooks.got(path), user_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -73,6 +74,11 @@ async def test_patch_changes_only_what_is_sent_and_delete_removes(
     assert (body["enabled"], body["eventTypes"]) == (False, ["*"])
     assert (body["url"], body["description"]) == (URL, "before")
     assert body["updatedAt"] > endpoint["updatedAt"]
+    assert body["disabledReason"] == "disabled by staff"
+    assert body["disabledAt"] is not None
+    again = await client.patch(path, json={"enabled": True}, headers=staff)
+    assert (again.json()["enabled"], again.json()["disabledAt"]) == (True, None)
+    assert (again.json()["disabledReason"], again.json()["consecutiveFailures"]) == (None, 0)
     moved = await client.patch(
         path, json={"url": "http://localhost:8080/in", "description": "after"}, headers=staff
     )
@@ -88,17 +94,37 @@ async def test_patch_changes_only_what_is_sent_and_delete_removes(
     assert gone.json()["code"] == "webhook_endpoint_not_found"
 
 
-async def test_rotate_secret_replaces_it(
+async def test_rotate_secret_replaces_it_and_keeps_the_old_one_for_a_while(
     client: httpx.AsyncClient, staff: dict[str, str], made: list[str]
 ) -> None:
     endpoint = await create(client, staff, made)
-    rotated = await client.post(
-        f"/api/admin/webhooks/{endpoint['id']}/rotate-secret", headers=staff
-    )
+    assert endpoint["previousSecretExpiresAt"] is None
+    path = f"/api/admin/webhooks/{endpoint['id']}"
+    before = datetime.now(UTC)
+    rotated = await client.post(f"{path}/rotate-secret", headers=staff)
     assert rotated.status_code == 200, rotated.text
     assert_secret(rotated.json()["secret"])
     assert rotated.json()["secret"] != endpoint["secret"]
     assert rotated.json()["id"] == endpoint["id"]
+    # No body: the old secret keeps signing for 24 h.
+    grace = datetime.fromisoformat(rotated.json()["previousSecretExpiresAt"]) - before
+    assert timedelta(hours=24) <= grace < timedelta(hours=24, minutes=1)
+    read = await client.get(path, headers=staff)
+    assert read.json()["previousSecretExpiresAt"] == rotated.json()["previousSecretExpiresAt"]
+
+    hour = await client.post(
+        f"{path}/rotate-secret", json={"expiresInSeconds": 3600}, headers=staff
+    )
+    grace = datetime.fromisoformat(hour.json()["previousSecretExpiresAt"]) - before
+    assert timedelta(hours=1) <= grace < timedelta(hours=1, minutes=1)
+    now = await client.post(f"{path}/rotate-secret", json={"expiresInSeconds": 0}, headers=staff)
+    assert now.status_code == 200, now.text
+    assert now.json()["previousSecretExpiresAt"] is None
+    for bad in (-1, 7 * 24 * 3600 + 1, "soon"):
+        refused = await client.post(
+            f"{path}/rotate-secret", json={"expiresInSeconds": bad}, headers=staff
+        )
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_error"), bad
 
 
 async def test_bad_input_is_a_problem_with_a_stable_code(

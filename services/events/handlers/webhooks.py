@@ -1,5 +1,6 @@
 """``webhooks``: every event an enabled webhook endpoint wants becomes one delivery per
-such endpoint, each sent by its own ``WebhookDeliveryWorkflow``.
+such endpoint, each sent by its own ``WebhookDeliveryWorkflow``. And
+``webhook_disabled_alert``: staff are emailed when an endpoint was disabled for failing.
 
 The deliveries and their workflow starts are written in the relay's delivery
 transaction, so the relay's receipt makes this happen once per event; each delivery's
@@ -12,6 +13,8 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.events import EventType
+from core.settings import Settings
+from services.email import EmailService
 from services.events.subscribers import DomainEvent, Subscriber
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
 from services.webhooks.endpoints import INTERNAL_TYPES
@@ -20,6 +23,7 @@ from temporal.clients.webhooks import WebhookWorkflows
 
 NAME = "webhooks"
 EVENT_TYPES = frozenset(t for t in EventType if t not in INTERNAL_TYPES)
+DISABLED_TEMPLATE = "webhook_endpoint_disabled"
 
 
 def webhooks_subscriber(workflows: WebhookWorkflows) -> Subscriber:
@@ -36,3 +40,28 @@ def webhooks_subscriber(workflows: WebhookWorkflows) -> Subscriber:
             await workflows.start_in(session, workflows.input(event.id, endpoint.id, 0))
 
     return Subscriber(NAME, EVENT_TYPES, record_deliveries)
+
+
+def webhook_disabled_alert(emails: EmailService, settings: Settings) -> Subscriber:
+    """Email ``WEBHOOK_ALERT_EMAIL`` (else ``INVENTORY_ALERT_EMAIL``) that an endpoint was
+    disabled, why, and where to re-enable it; once per disabling (the email ledger's key)."""
+    name = "webhook_disabled_alert"
+
+    async def email_staff(event: DomainEvent, session: AsyncSession) -> None:
+        data = event.data
+        endpoint_id = str(data["endpointId"])
+        await emails.deliver(
+            key=f"{name}:{event.id}",
+            template=DISABLED_TEMPLATE,
+            to=settings.webhook_alert_email or settings.inventory_alert_email,
+            context={
+                "endpoint_id": endpoint_id,
+                "url": str(data.get("url") or ""),
+                "description": str(data.get("description") or ""),
+                "reason": str(data.get("reason") or ""),
+                "disabled_at": str(data.get("disabledAt") or ""),
+                "staff_url": f"{settings.api_base_url}/api/admin/webhooks/{endpoint_id}",
+            },
+        )
+
+    return Subscriber(name, frozenset({EventType.WEBHOOK_ENDPOINT_DISABLED}), email_staff)
