@@ -9,8 +9,9 @@ as the IPv4 one). In production the url must be https.
 
 DNS can change between the save and a send (or between a check and the connection:
 DNS rebinding), so a send resolves the host itself, checks the addresses and connects to
-the address it checked: the request goes to that IP, with the url's host in ``Host`` and
-as the TLS server name (SNI and certificate check), so https still verifies the name.
+an address it checked: the request goes to that IP (the next checked one if it does not
+connect), with the url's host in ``Host`` and as the TLS server name (SNI and
+certificate check), so https still verifies the name.
 """
 
 from __future__ import annotations
@@ -166,10 +167,10 @@ class DestinationBlocked(Exception):
     """The url reaches an address webhooks may not go to (a permanent refusal)."""
 
 
-async def pinned(url: str, policy: DestinationPolicy) -> Destination:
-    """The request to make for ``url``: its host resolved now, every address checked,
-    the first one connected to. Raises ``DestinationBlocked`` or
-    ``DestinationUnresolved``."""
+async def pinned(url: str, policy: DestinationPolicy) -> list[Destination]:
+    """The requests that may be made for ``url``, one per address its host resolves to
+    now, every address checked (try them in order until one connects). Raises
+    ``DestinationBlocked`` or ``DestinationUnresolved``."""
     parsed = httpx.URL(url)
     if policy.https_only and parsed.scheme != "https":
         raise DestinationBlocked(f"{parsed.scheme} is not allowed: webhooks go to https urls")
@@ -179,15 +180,14 @@ async def pinned(url: str, policy: DestinationPolicy) -> Destination:
         reason = _blocked(parsed.host, addresses)
         if reason is not None:
             raise DestinationBlocked(f"{reason}, and WEBHOOK_ALLOW_PRIVATE_ADDRESSES is false")
-    address = str(addresses[0])
-    if address == parsed.host:
-        return Destination(url=parsed)
+    if [str(a) for a in addresses] == [parsed.host]:
+        return [Destination(url=parsed)]
     extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
-    return Destination(
-        url=parsed.copy_with(host=address),
-        headers={"host": parsed.netloc.decode("ascii")},
-        extensions=extensions,
-    )
+    host = {"host": parsed.netloc.decode("ascii")}
+    return [
+        Destination(url=parsed.copy_with(host=str(a)), headers=host, extensions=extensions)
+        for a in addresses
+    ]
 
 
 def _default_port(url: httpx.URL) -> int:

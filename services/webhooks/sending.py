@@ -129,20 +129,26 @@ class WebhookSender:
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         """POST to the address ``url`` resolves to now, once it is checked."""
         try:
-            target = await pinned(url, self._destinations)
+            targets = await pinned(url, self._destinations)
         except DestinationBlocked as blocked:
             return Answer(None, f"blocked: {blocked}", permanent=True)
         except DestinationUnresolved as unresolved:
             return Answer(None, f"DNS: {unresolved}")
-        try:
-            response = await self._http.post(
-                target.url,
-                content=body,
-                headers=headers | target.headers,
-                extensions=target.extensions,
-            )
-        except httpx.HTTPError as exc:
-            return Answer(None, f"{type(exc).__name__}: {exc}"[:500])
+        for target in targets:
+            try:
+                response = await self._http.post(
+                    target.url,
+                    content=body,
+                    headers=headers | target.headers,
+                    extensions=target.extensions,
+                )
+                break
+            except httpx.ConnectError as exc:
+                failure = exc  # the host's next address, if it has one
+            except httpx.HTTPError as exc:
+                return Answer(None, f"{type(exc).__name__}: {exc}"[:500])
+        else:
+            return Answer(None, f"{type(failure).__name__}: {failure}"[:500])
         code = response.status_code
         if response.is_success:
             return Answer(code, None)
