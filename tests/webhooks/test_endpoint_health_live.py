@@ -1,0 +1,143 @@
+"""A failing endpoint on the real stack: sign-ups publish ``user.created``, the relay's
+``webhooks`` subscriber records deliveries, ``WebhookDeliveryWorkflow`` sends them to a
+real receiver that refuses them, ``webhooks.give_up`` counts them until the endpoint is
+disabled, and ``webhook_disabled_alert`` emails staff through the SendGrid sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from core.settings import Settings
+from tests.factories import register as register_user
+from tests.factories import unique_email
+from tests.live import LiveStack, live_stack
+from tests.orders.conftest import http, staff
+from tests.orders.helpers import eventually
+from tests.webhooks.receiver import Receiver, receiver
+from tests.webhooks.test_delivery_live import made, register
+
+__all__ = ["http", "made", "staff"]
+
+ALERTS = unique_email("webhook-alerts")
+
+
+@pytest.fixture(scope="module")
+async def live(settings: Settings, temporal_client: Client) -> AsyncIterator[LiveStack]:
+    quick = settings.model_copy(
+        update={
+            "webhook_retry_initial_seconds": 0.2,
+            "webhook_retry_max_interval_seconds": 1.0,
+            "webhook_max_attempts": 2,
+            "webhook_disable_after_failures": 2,
+            "webhook_disable_after_seconds": 1.0,
+            "webhook_alert_email": ALERTS,
+        }
+    )
+    async with live_stack(quick, temporal_client) as running:
+        yield running
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[Receiver]:
+    async with receiver() as running:
+        yield running
+
+
+async def _endpoint(http: httpx.AsyncClient, staff: dict[str, str], id: str) -> dict[str, Any]:
+    response = await http.get(f"/api/admin/webhooks/{id}", headers=staff)
+    assert response.status_code == 200, response.text
+    endpoint: dict[str, Any] = response.json()
+    return endpoint
+
+
+async def _deliveries_of(
+    http: httpx.AsyncClient, staff: dict[str, str], endpoint_id: str, user_id: str
+) -> list[dict[str, Any]]:
+    response = await http.get(
+        f"/api/admin/webhooks/{endpoint_id}/deliveries", params={"limit": 100}, headers=staff
+    )
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return [i for i in items if i["payload"]["data"].get("userId") == user_id]
+
+
+async def test_an_endpoint_failing_too_long_is_disabled_staff_told_and_re_enabled(
+    http: httpx.AsyncClient, staff: dict[str, str], made: list[str], hooks: Receiver
+) -> None:
+    # Every delivery refused for good (a 410: one attempt each).
+    hooks.script["down"] = [410] * 1000
+    down = await register(http, staff, made, hooks.url("down"), ["user.created"])
+    await register(http, staff, made, hooks.url("control"), ["user.created"])
+
+    async def failed(user_id: str) -> bool:
+        items = await _deliveries_of(http, staff, down["id"], user_id)
+        return any(i["status"] == "failed" for i in items)
+
+    first = await register_user(http)
+    await eventually(lambda: failed(first["id"]))
+    endpoint = await _endpoint(http, staff, down["id"])
+    assert endpoint["enabled"] is True  # one failure (maybe more: other tests' sign-ups)
+    assert endpoint["consecutiveFailures"] >= 1
+    since = datetime.fromisoformat(endpoint["failingSince"])
+
+    # Once the run of failures is a second old, the next failed delivery disables it.
+    await asyncio.sleep(max(0.0, (since - datetime.now(UTC)).total_seconds() + 1.1))
+    await register_user(http)
+
+    async def disabled() -> bool:
+        return (await _endpoint(http, staff, down["id"]))["enabled"] is False
+
+    await eventually(disabled)
+    endpoint = await _endpoint(http, staff, down["id"])
+    assert endpoint["disabledReason"].startswith(
+        f"{endpoint['consecutiveFailures']} consecutive failed deliveries since "
+    )
+    assert datetime.fromisoformat(endpoint["disabledAt"]) >= since
+    assert endpoint["consecutiveFailures"] >= 2
+
+    async def alerted() -> list[dict[str, Any]]:
+        response = await http.get("/_sandbox/mail/messages", params={"to": ALERTS})
+        assert response.status_code == 200, response.text
+        messages: list[dict[str, Any]] = response.json()
+        return messages
+
+    await eventually(lambda: _nonempty(alerted()))
+    [mail] = await alerted()
+    assert mail["subject"] == f"Webhook endpoint disabled: {down['url']}"
+    assert f"Reason: {endpoint['disabledReason']}" in mail["text"]
+
+    # Disabled: a new sign-up reaches the control endpoint, and nothing goes to this one.
+    third = await register_user(http)
+    await eventually(lambda: _received(hooks, "control", third["id"]))
+    assert await _deliveries_of(http, staff, down["id"], third["id"]) == []
+    assert not _sent(hooks, "down", third["id"])
+
+    # Re-enabled: the count starts again and deliveries resume.
+    enabled = await http.patch(
+        f"/api/admin/webhooks/{down['id']}", json={"enabled": True}, headers=staff
+    )
+    assert enabled.status_code == 200, enabled.text
+    assert (enabled.json()["enabled"], enabled.json()["consecutiveFailures"]) == (True, 0)
+    assert (enabled.json()["disabledAt"], enabled.json()["disabledReason"]) == (None, None)
+    fourth = await register_user(http)
+    await eventually(lambda: _received(hooks, "down", fourth["id"]))
+    await eventually(lambda: failed(fourth["id"]))
+
+
+async def _nonempty(messages: Any) -> bool:
+    return bool(await messages)
+
+
+def _sent(hooks: Receiver, path: str, user_id: str) -> bool:
+    return any(r.json["data"].get("userId") == user_id for r in hooks.got(path))
+
+
+async def _received(hooks: Receiver, path: str, user_id: str) -> bool:
+    return _sent(hooks, path, user_id)
