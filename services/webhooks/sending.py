@@ -16,6 +16,7 @@ counts it against the endpoint (``health``).
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -47,13 +48,21 @@ RETRYABLE_4XX = frozenset({408, 429})
 ERROR_BODY_CHARS = 200
 
 
-def webhook_client(settings: Settings) -> httpx.AsyncClient:
+def webhook_client(
+    settings: Settings, *, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
     """A worker's one client for webhook endpoints: no redirects followed (a 3xx is a
-    failure to fix at the endpoint), the configured timeout for each request."""
+    failure to fix at the endpoint), the configured timeout for each request, and no
+    connection kept for another request: each send connects to the address it has just
+    checked, and a pooled connection (keyed by that address) could otherwise carry a
+    request for another host name sharing the address over a TLS session verified for
+    the first. ``verify``: the CA bundle (tests trust their own certificate)."""
     return httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds,
         follow_redirects=False,
         headers={"user-agent": "Shopweave-Webhooks/1"},
+        limits=httpx.Limits(max_keepalive_connections=0),
+        verify=verify,
     )
 
 

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -55,12 +56,22 @@ class Receiver:
 
 
 @asynccontextmanager
-async def receiver() -> AsyncIterator[Receiver]:
+async def receiver(tls: tuple[Path, Path] | None = None) -> AsyncIterator[Receiver]:
+    """On 127.0.0.1; https with ``tls`` (a certificate file and its key file)."""
     port = free_port()
-    found = Receiver(base_url=f"http://127.0.0.1:{port}")
+    found = Receiver(base_url=f"{'https' if tls else 'http'}://127.0.0.1:{port}")
     app = Starlette(routes=[Route("/{path}", found._handle, methods=["POST"])])
+    certfile, keyfile = tls or (None, None)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
     )
     serving = asyncio.create_task(server.serve())
     for _ in range(1000):

@@ -5,11 +5,19 @@ sender, a real receiver, the real database)."""
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -198,3 +206,54 @@ async def test_a_send_connects_to_the_checked_address_under_the_url_s_host(
         assert await sender.send("evt_pinned_send", endpoint_id, 0) == "delivered"
     [received] = hooks.got("named")
     assert received.headers["host"] == f"localhost:{port}"
+
+
+def _certificate_for_localhost(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate naming only ``localhost`` (no IP address), and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
+    certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certfile, keyfile
+
+
+async def test_https_to_the_checked_address_still_verifies_the_url_s_host_name(
+    settings: Settings, engine: AsyncEngine, made: list[str], tmp_path: Path
+) -> None:
+    """The connection goes to 127.0.0.1, whose certificate names only ``localhost``: it
+    verifies because the url's host is the TLS server name (SNI), not the address."""
+    certfile, keyfile = _certificate_for_localhost(tmp_path)
+    trusting = ssl.create_default_context(cafile=str(certfile))
+    async with receiver(tls=(certfile, keyfile)) as hooks:
+        url = hooks.url("secure").replace("127.0.0.1", "localhost")
+        event_id = f"evt_tls_{uuid4().hex[:8]}"
+        endpoint_id, _ = await _pending_delivery(engine, made, url, event_id)
+        async with webhook_client(settings, verify=trusting) as http:
+            sender = WebhookSender(create_session_factory(engine), http, settings)
+            assert await sender.send(event_id, endpoint_id, 0) == "delivered"
+            # The same certificate does not name the address: without SNI it would fail.
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await http.post(hooks.url("direct"), content=b"{}")
+        [received] = hooks.got("secure")
+        assert received.headers["host"] == url.split("/")[2]
+        assert hooks.got("direct") == []
