@@ -29,6 +29,8 @@ from core.settings import Settings
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
+# A lookup that takes longer is a failure (retried at send time; a 422 on save).
+RESOLVE_SECONDS = 5.0
 
 
 class InvalidWebhookUrl(ValidationFailed):
@@ -122,11 +124,16 @@ async def resolve(host: str, port: int) -> list[IpAddress]:
     except ValueError:
         pass
     try:
-        found = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
+        async with asyncio.timeout(RESOLVE_SECONDS):
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )
     except (socket.gaierror, UnicodeError) as error:
         raise DestinationUnresolved(f"{host} does not resolve: {error}") from None
+    except TimeoutError:
+        raise DestinationUnresolved(
+            f"{host} did not resolve within {RESOLVE_SECONDS:g} s"
+        ) from None
     addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
     if not addresses:
         raise DestinationUnresolved(f"{host} does not resolve")
