@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import Field as PydanticField
-from pydantic import StrictBool
+from pydantic import StrictBool, StrictInt
 from sqlalchemy import Column, DateTime, Integer, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
@@ -135,7 +135,7 @@ MAX_ROTATION_GRACE_SECONDS = 7 * 24 * 3600
 
 
 class WebhookSecretRotation(CamelModel):
-    expires_in_seconds: int = PydanticField(
+    expires_in_seconds: StrictInt = PydanticField(
         default=DEFAULT_ROTATION_GRACE_SECONDS,
         ge=0,
         le=MAX_ROTATION_GRACE_SECONDS,
