@@ -12,6 +12,8 @@ similarity), ties broken by id. Counting and candidates follow the same rules: a
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from services.catalog.products import (
     ProductSort,
     SearchResult,
 )
+from services.catalog.rows import ProductFields
 from services.catalog.search_index import IndexSnapshot, SearchIndexReader
 
 # A query's words past this many are ignored (a search is at most 100 characters).
@@ -61,6 +64,11 @@ _FIELD_TYPES = {
     "price": tantivy.FieldType.Integer,
     "rating": tantivy.FieldType.Float,
 }
+
+
+def _descending(hit: tuple[float, tantivy.DocAddress]) -> float:
+    """A hit's place in an order by score, highest first (a key for ``bisect``)."""
+    return -hit[0]
 
 
 def _filter(query: tantivy.Query) -> tuple[tantivy.Occur, tantivy.Query]:
@@ -140,10 +148,11 @@ class IndexedSearch:
         wanted = filtered_query(schema, matches, query, category_ids)
         offset = (query.page - 1) * query.limit
         sort = query.sort or ProductSort.RELEVANCE
+        rows: Sequence[ProductFields]
         if sort is ProductSort.RELEVANCE:
             hits = self.snapshot.searcher.search(wanted, SEARCH_CANDIDATES + 1, count=False).hits
             counted = len(hits)
-            ids = self._ranked_page(hits[:SEARCH_CANDIDATES], offset, query.limit)
+            ids = self._ranked_page(hits, offset, query.limit)
             found = await products.rendered_by_ids(ids)
             rows = [found[i] for i in ids if i in found]
         else:
@@ -161,23 +170,21 @@ class IndexedSearch:
     def _ranked_page(
         self, hits: list[tuple[float, tantivy.DocAddress]], offset: int, limit: int
     ) -> list[str]:
-        """The page's ids by score, ties by id: only the hits whose score the page's
-        first or last shares (or lies between) have their id read. ``hits`` come by
-        score, highest first, so those are one run around the page, found from the page
-        outwards (not by a pass over every candidate: at 100,000 products that pass was
-        most of a first search's ranking time)."""
-        if offset >= len(hits):
+        """The page's ids by score, ties by id, among the first ``SEARCH_CANDIDATES`` of
+        ``hits``: only the hits whose score the page's first or last shares (or lies
+        between) have their id read. ``hits`` come by score, highest first, so those are
+        one run around the page, whose ends are found by bisection (not by a pass over
+        every candidate: at 100,000 products that pass was most of a first search's
+        ranking time, and a step a hit, from the page outwards, still a sixth of it)."""
+        candidates = min(len(hits), SEARCH_CANDIDATES)
+        if offset >= candidates:
             return []
-        end = min(offset + limit, len(hits))
+        end = min(offset + limit, candidates)
         high, low = hits[offset][0], hits[end - 1][0]
-        start = offset
-        while start > 0 and hits[start - 1][0] <= high:
-            start -= 1
-        stop = end
-        while stop < len(hits) and hits[stop][0] >= low:
-            stop += 1
+        start = bisect.bisect_left(hits, -high, 0, offset, key=_descending)
+        stop = bisect.bisect_right(hits, -low, end, candidates, key=_descending)
         tied = hits[start:stop]
-        ids = self.snapshot.product_ids(address for _, address in tied)
+        ids = self.snapshot.product_ids([address for _, address in tied])
         if high == low:  # one score (the most common case): by id alone
             ordered = sorted(ids)
         else:

@@ -29,7 +29,7 @@ from services.catalog.products import (
     SearchResult,
 )
 from services.catalog.reviews import NoPurchases, ReviewService
-from services.catalog.search import IndexedSearch, SearchEngines
+from services.catalog.search import IndexedSearch, SearchEngines, text_query
 from services.catalog.search_index import (
     MARKER,
     SCHEMA_VERSION,
@@ -248,6 +248,52 @@ async def test_past_the_cap_the_index_reports_a_lower_bound_and_sorts_every_matc
     # Equal relevance: ties broken by id, as the SQL order does.
     within = await _search(db_session, engine, search=f"{word} thing 7", limit=100)
     assert within.rows[0].name == f"{word} thing 7"
+
+
+async def test_every_page_ranks_as_a_full_ranking_of_the_candidates_does(
+    db_session: AsyncSession, db_sessions: SessionFactory, indexing: SearchIndexing
+) -> None:
+    """Pages cut from long runs of equal scores, up to and past the candidates' end, are
+    those of a plain ranking of the candidates (the index's best ``SEARCH_CANDIDATES``,
+    by score, then id), with the same total: the page's run of ties is found by
+    bisection, not a pass over the candidates."""
+    word = _word()
+    items = [
+        ProductCreate(
+            sku=f"{word}-{i}",
+            # Three runs of equal scores: the word in the name and the description, in
+            # the name twice, in the name once (most of them, past the candidates' end).
+            name=f"{word} {word} thing" if i % 50 == 1 else f"{word} thing",
+            description=word if i % 40 == 0 else "",
+            price=100 + i,
+            currency="USD",
+        )
+        for i in range(SEARCH_CANDIDATES + 30)
+    ]
+    assert await ProductService(db_session).create_many(items) == len(items)
+    await indexing.rebuild(db_sessions)
+    # Some documents written again, as the relay does: they move to a segment of their
+    # own, so the index's order of equal scores (by address) is no longer by id.
+    listed = await _search(db_session, _engine(indexing), search=word, limit=100, page=4)
+    assert await indexing.refresh(db_session, [p.id for p in listed.rows][::3])
+    engine = _engine(indexing)
+    assert isinstance(engine, IndexedSearch)
+    snapshot = engine.snapshot
+    wanted = text_query(snapshot.schema, word)
+    assert wanted is not None
+    found = snapshot.searcher.search(wanted, SEARCH_CANDIDATES + 1, count=False).hits
+    assert len({score for score, _ in found}) == 3
+    candidates = sorted(
+        (-score, snapshot.product_id(address)) for score, address in found[:SEARCH_CANDIDATES]
+    )
+    ranked = [product_id for _, product_id in candidates]
+    for limit in (20, 7, 100):
+        last = -(-SEARCH_CANDIDATES // limit)
+        for page in [*range(1, 6), last - 1, last, last + 1]:
+            got = await _search(db_session, engine, search=word, limit=limit, page=page)
+            expected = ranked[(page - 1) * limit : page * limit]
+            assert [p.id for p in got.rows] == expected, (limit, page)
+            assert (got.total, got.total_exact) == (SEARCH_CANDIDATES, False)
 
 
 class _CountingSearcher:
