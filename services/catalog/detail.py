@@ -11,6 +11,7 @@ driver, reading the row and its stock together, rendered by the same ``to_wire``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 # The columns ``ProductDetail`` holds, in its fields' order. ``active IS true`` as the
 # ORM read wrote it (``ProductRepository.get``); a missing stock row is 0 at revision 0,
 # as ``StockRepository.available_revisions`` reads it.
-_DETAIL = (
+_COLUMNS = (
     "SELECT p.id, p.sku, p.name, p.slug, p.description, p.category_id, p.price,"
     " p.currency, p.compare_at_price, p.images, p.attributes, p.active,"
     " p.low_stock_threshold, p.auto_reorder, p.reorder_quantity, p.rating_count,"
@@ -28,9 +29,14 @@ _DETAIL = (
     " p.created_at, p.updated_at,"
     " coalesce(s.on_hand - s.reserved, 0), coalesce(s.revision, 0)"
     " FROM products p LEFT JOIN stock_levels s ON s.product_id = p.id"
-    " WHERE (p.id = $1 OR p.slug = $1) AND p.deleted_at IS NULL AND p.active IS true"
+)
+_DETAIL = (
+    _COLUMNS + " WHERE (p.id = $1 OR p.slug = $1) AND p.deleted_at IS NULL AND p.active IS true"
     " LIMIT 1"
 )
+# A search's page by id, whatever the products' state (``ProductRepository.rendered_by_ids``):
+# one array parameter, so one prepared statement for every page size.
+_BY_IDS = _COLUMNS + " WHERE p.id = ANY($1::text[])"
 
 
 @dataclass(slots=True)
@@ -84,3 +90,11 @@ class ProductDetailRepository:
         assert driver is not None
         row = await driver.fetchrow(_DETAIL, key)
         return None if row is None else ProductDetail(*row)
+
+    async def by_ids(self, ids: Sequence[str]) -> dict[str, ProductDetail]:
+        """Products by id, whatever their state, with their stock, as ``listed`` reads
+        one."""
+        driver = (await self.connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        rows = await driver.fetch(_BY_IDS, list(ids))
+        return {row[0]: ProductDetail(*row) for row in rows}
