@@ -201,7 +201,7 @@ async def test_an_index_search_reads_its_page_with_the_stock_the_view_keeps(
         found = await _search(
             db_session, engine, search="headphones", category=ids["root"], sort=sort
         )
-        rows: list[Any] = list(found.rows)  # ``Row``s (with the stock), not ``Product``s
+        rows: list[Any] = list(found.rows)  # rows with the stock, not ``Product``s
         shown = [row.id for row in rows]
         assert len(shown) == 3, shown
         expected = await stock.available_revisions(shown)
