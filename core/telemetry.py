@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
@@ -32,7 +34,16 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    Tracer,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from core.settings import Settings
@@ -176,6 +187,48 @@ def tracing_for(settings: Settings, role: ProcessRole) -> Tracing | None:
                 extra={"service": config.service_name, "endpoint": config.traces_endpoint},
             )
     return tracing
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the span being handled (a request's, an activity's),
+    or None outside any: what an outbox row keeps, so that its deliveries join the trace
+    (``continued_span``). Made whether or not spans are exported (a string format)."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+@contextmanager
+def continued_span(
+    tracer: Tracer | None,
+    name: str,
+    traceparent: str | None,
+    attributes: Mapping[str, str | int],
+) -> Iterator[Span]:
+    """A consumer span, current while the block runs: a child of ``traceparent`` (where
+    the work was asked for, e.g. the request that wrote an event) when it is valid, and
+    linked to the span current here (e.g. the activity doing the work, in a trace of its
+    own); without a valid ``traceparent``, a plain child of the current span. Without a
+    tracer (``OTEL_SDK_DISABLED``) nothing is made.
+
+    Without an exporter the span is a non-recording one (ids only), so the log lines
+    written inside still carry the trace id the work was asked for in."""
+    if tracer is None:
+        yield INVALID_SPAN
+        return
+    parent = _PROPAGATOR.extract({"traceparent": traceparent}) if traceparent else None
+    links: list[Link] = []
+    if parent is None or not trace.get_current_span(parent).get_span_context().is_valid:
+        parent = None
+    else:
+        here = trace.get_current_span().get_span_context()
+        if here.is_valid:
+            links.append(Link(here))
+    with tracer.start_as_current_span(
+        name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes, links=links
+    ) as span:
+        yield span
 
 
 def incoming_context(traceparent: bytes | None, tracestate: bytes | None) -> Context | None:

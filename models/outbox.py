@@ -59,3 +59,6 @@ class OutboxEvent(SQLModel, table=True):
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    # The W3C traceparent of the request or activity that wrote the event (None outside
+    # any trace): its deliveries' spans join that trace.
+    traceparent: str | None = Field(default=None, max_length=55)

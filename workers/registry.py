@@ -30,6 +30,7 @@ from activities.system import SystemActivities
 from activities.webhooks import WebhookActivities
 from core.db import SessionFactory
 from core.settings import Settings
+from core.telemetry import ProcessRole, tracing_for
 from integrations.crm.factory import build_crm
 from integrations.email.sender import EmailSender
 from integrations.email.templates import EmailTemplates
@@ -200,7 +201,12 @@ def components_for(
             payments.void_or_refund,
         ]
     if queue is TaskQueue.EVENTS:
-        events = EventActivities(DeliveryService(deps.sessions, deps.redis, subscribers))
+        tracing = tracing_for(deps.settings, ProcessRole.WORKER)
+        events = EventActivities(
+            DeliveryService(
+                deps.sessions, deps.redis, subscribers, tracing.tracer if tracing else None
+            )
+        )
         # The one-subscriber workflow stays for the runs it still has in flight.
         workflows += [EventBatchWorkflow, EventFanoutWorkflow, EventDeliveryWorkflow]
         activities += [events.deliver, events.dead_letter]

@@ -7,6 +7,10 @@ delivery's ``delivered`` status and, when it was the event's last delivery, the 
 row's ``delivered_at``. A receipt already there (the effect committed, the worker died
 before Temporal heard) still marks it delivered, running nothing again. Both finishing
 steps notify ``shop_outbox`` so that the relay starts the aggregate's next delivery.
+
+The handler runs in a span of the trace the event was written in (its outbox row's
+``traceparent``), linked to the activity's own span: one trace holds the request, its
+workflow, and every subscriber's delivery of the events they wrote.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 
 from core.db import SessionFactory, autocommit, transaction
+from core.telemetry import continued_span
 from models.events import DeliveryStatus
 from services.events.deliveries import DeliveryRepository
 from services.events.handling import handle_event_in
@@ -29,11 +35,16 @@ log = logging.getLogger(__name__)
 
 class DeliveryService:
     def __init__(
-        self, sessions: SessionFactory, redis: Redis, subscribers: Iterable[Subscriber]
+        self,
+        sessions: SessionFactory,
+        redis: Redis,
+        subscribers: Iterable[Subscriber],
+        tracer: Tracer | None = None,
     ) -> None:
         self._sessions = sessions
         self._redis = redis
         self._subscribers = {s.name: s for s in subscribers}
+        self._tracer = tracer
 
     async def deliver(self, event_id: str, subscriber_name: str, generation: int) -> DeliveryStep:
         subscriber = self._subscribers.get(subscriber_name)
@@ -49,13 +60,26 @@ class DeliveryService:
             return DeliveryStep.SKIPPED
         event_type = event.type
         try:
-            async with transaction(self._sessions) as session:
-                ran = await handle_event_in(session, subscriber, event)
-                deliveries = DeliveryRepository(session)
-                await deliveries.finish(
-                    event_id, subscriber_name, DeliveryStatus.DELIVERED, wake_relay=True
-                )
-                await deliveries.complete_events([event_id])
+            # In the trace the event was written in (the request's, the activity's): the
+            # handler's own calls (a workflow it starts, an email) join it too.
+            with continued_span(
+                self._tracer,
+                f"deliver {event_type} to {subscriber_name}",
+                event.traceparent,
+                {
+                    "shop.event.id": event_id,
+                    "shop.event.type": str(event_type),
+                    "shop.event.subscriber": subscriber_name,
+                    "shop.event.generation": generation,
+                },
+            ):
+                async with transaction(self._sessions) as session:
+                    ran = await handle_event_in(session, subscriber, event)
+                    deliveries = DeliveryRepository(session)
+                    await deliveries.finish(
+                        event_id, subscriber_name, DeliveryStatus.DELIVERED, wake_relay=True
+                    )
+                    await deliveries.complete_events([event_id])
         except Exception as exc:
             labels = {"subscriber": subscriber_name, "type": event_type}
             await count(self._redis, EVENTS_FAILED, labels)

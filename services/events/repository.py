@@ -22,6 +22,7 @@ def domain_event(row: OutboxEvent) -> DomainEvent:
         seq=row.seq,
         data=row.data,
         created_at=row.created_at,
+        traceparent=row.traceparent,
     )
 
 

@@ -38,6 +38,8 @@ class DomainEvent(BaseModel):
     seq: int
     data: dict[str, Any]
     created_at: datetime
+    # Where it was written (a W3C traceparent), for the deliveries' spans.
+    traceparent: str | None = None
 
 
 Handler = Callable[[DomainEvent, AsyncSession], Awaitable[None]]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -9,6 +10,7 @@ from core.db import create_session_factory, transaction
 from core.events import EventType
 from core.ids import IdPrefix, is_valid_id
 from core.outbox import publish
+from core.telemetry import incoming_context, unrecorded_span
 from models.outbox import OutboxEvent
 
 
@@ -25,6 +27,18 @@ async def test_publish_writes_an_undelivered_event_in_the_callers_transaction(
     assert row.attempts == 0
     assert row.seq is not None
     assert row.created_at.tzinfo is not None
+    assert row.traceparent is None  # written outside any trace
+
+
+async def test_an_event_keeps_the_trace_it_was_written_in(db_session: AsyncSession) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    parent = incoming_context(f"00-{trace_id}-00f067aa0ba902b7-01".encode(), None)
+    span = unrecorded_span(parent)
+    with trace.use_span(span):
+        event = await publish(db_session, EventType.ORDER_CREATED, "ord_traced", {})
+    span_id = format(span.get_span_context().span_id, "016x")
+    row = (await db_session.exec(select(OutboxEvent).where(OutboxEvent.id == event.id))).one()
+    assert row.traceparent == f"00-{trace_id}-{span_id}-01"
 
 
 async def test_events_get_increasing_sequence_numbers(db_session: AsyncSession) -> None:

@@ -6,12 +6,18 @@ import logging
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import INVALID_SPAN, SpanKind
 
 from core.logging import ConsoleFormatter, JsonFormatter, _RequestIdFilter
 from core.settings import Settings
 from core.telemetry import (
     ProcessRole,
     TracingConfig,
+    continued_span,
+    current_traceparent,
     incoming_context,
     parse_resource_attributes,
     traces_endpoint,
@@ -124,3 +130,52 @@ def test_unexported_spans_carry_the_callers_trace_into_log_lines() -> None:
         otel_context.detach(token)
     assert trace.get_current_span() is trace.INVALID_SPAN
     assert "trace_id" not in json.loads(_line(JsonFormatter()))
+
+
+def test_the_current_traceparent_names_the_span_being_handled() -> None:
+    assert current_traceparent() is None
+    token = otel_context.attach(incoming_context(TRACEPARENT, None) or otel_context.Context())
+    try:
+        span = unrecorded_span(otel_context.get_current())
+        with trace.use_span(span):
+            span_id = format(span.get_span_context().span_id, "016x")
+            assert current_traceparent() == f"00-{TRACE}-{span_id}-01"
+    finally:
+        otel_context.detach(token)
+
+
+def _recording_tracer() -> tuple[trace.Tracer, InMemorySpanExporter]:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    return provider.get_tracer("test"), spans
+
+
+def test_a_continued_span_joins_the_stored_trace_and_links_the_current_one() -> None:
+    tracer, spans = _recording_tracer()
+    stored = TRACEPARENT.decode()
+    with tracer.start_as_current_span("RunActivity:events.deliver") as activity:
+        with continued_span(tracer, "deliver order.created to crm", stored, {"n": 1}) as span:
+            assert trace.get_current_span() is span
+            assert current_traceparent() is not None
+            assert TRACE in (current_traceparent() or "")
+        with continued_span(tracer, "deliver user.created to crm", None, {}):
+            pass
+    delivered, unlinked, _ = spans.get_finished_spans()
+    assert delivered.context is not None
+    assert delivered.parent is not None
+    assert format(delivered.context.trace_id, "032x") == TRACE
+    assert delivered.parent.span_id == 0x00F067AA0BA902B7
+    assert delivered.kind is SpanKind.CONSUMER
+    assert delivered.attributes == {"n": 1}
+    assert [link.context for link in delivered.links] == [activity.get_span_context()]
+    # No stored trace: a plain child of the activity's span, nothing linked.
+    assert unlinked.parent is not None
+    assert unlinked.parent.span_id == activity.get_span_context().span_id
+    assert list(unlinked.links) == []
+
+
+def test_a_continued_span_without_a_tracer_is_nothing() -> None:
+    with continued_span(None, "deliver", TRACEPARENT.decode(), {}) as span:
+        assert span is INVALID_SPAN
+        assert trace.get_current_span() is INVALID_SPAN

@@ -75,3 +75,41 @@ async def test_an_order_is_one_trace_from_the_request_to_its_activities(
     assert len(activities) >= 3, sorted(s.name for s in spans)
     assert {s.service for s in activities} == {"shopweave-worker"}
     assert all(s.attributes["temporalWorkflowID"].endswith(placed["id"]) for s in activities)
+
+
+async def test_the_events_an_order_writes_are_delivered_in_its_trace(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, receiver: OtlpReceiver
+) -> None:
+    trace_id = "5c1e0ff2a4b14e0c9d3b7a8f6e2d1c0b"
+    item = await product(http, staff)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper, traceparent=f"00-{trace_id}-{PARENT}-01")
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "fulfillment_queued", order
+
+    def in_trace() -> list[ReceivedSpan]:
+        return [s for s in receiver.received() if s.trace_id == trace_id]
+
+    async def fulfilment_started() -> bool:
+        _flush(live.settings)
+        return any(s.name == "RunWorkflow:FulfillmentWorkflow" for s in in_trace())
+
+    await eventually(fulfilment_started, within=20)
+    spans = in_trace()
+    by_id = {s.span_id: s for s in spans}
+    deliveries = [s for s in spans if s.name.startswith("deliver ")]
+    # Every delivery is a child of the activity that wrote its event, in the order's trace.
+    created = [s for s in deliveries if s.attributes["shop.event.type"] == "order.created"]
+    assert created, sorted(s.name for s in spans)
+    for delivery in deliveries:
+        assert delivery.service == "shopweave-worker"
+        writer = by_id[delivery.parent_span_id]
+        assert writer.name.startswith("RunActivity:"), (delivery.name, writer.name)
+        assert writer.attributes["temporalWorkflowID"] == f"order-{placed['id']}"
+    # A workflow a handler starts (the fulfilment starter's) joins the trace under it.
+    ready = next(s for s in deliveries if s.name.endswith("to fulfillment_starter"))
+    assert ready.attributes["shop.event.type"] == "fulfillment.order_ready"
+    start = next(s for s in spans if s.name == "StartWorkflow:FulfillmentWorkflow")
+    assert start.parent_span_id == ready.span_id
+    run = next(s for s in spans if s.name == "RunWorkflow:FulfillmentWorkflow")
+    assert run.parent_span_id == start.span_id
