@@ -73,8 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        redis = create_redis(settings)
+        engine = create_engine(settings, tracing=tracing)
+        redis = create_redis(settings, tracing=tracing)
         app.state.shop = AppState(
             settings=settings,
             engine=engine,

@@ -13,6 +13,7 @@ from core.db import SessionFactory, asyncpg_dsn, create_read_session_factory
 from core.notifications import ChannelListener
 from core.secrets import jwt_secret
 from core.settings import Settings
+from core.telemetry import ProcessRole, tracing_for
 from integrations.payments.gateway import PaymentGateway
 from integrations.payments.stripe import StripeGateway
 from integrations.shipping.factory import build_shipping_provider
@@ -101,7 +102,9 @@ class AppState:
     # neither (staff refunds; the Stripe sandbox's webhooks).
     @cached_property
     def payments(self) -> PaymentGateway:
-        return StripeGateway.from_settings(self.settings)
+        return StripeGateway.from_settings(
+            self.settings, tracing_for(self.settings, ProcessRole.API)
+        )
 
     @cached_property
     def shipping(self) -> ShippingProvider:

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import DependencyUnavailable
+from core.instrumentation import trace_engine
 from core.settings import Settings
+from core.telemetry import Tracing
 
 SessionFactory = async_sessionmaker[AsyncSession]
 Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
@@ -40,7 +42,11 @@ def asyncpg_dsn(settings: Settings) -> str:
 POOL_RECYCLE_SECONDS = 300
 
 
-def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, url: str | None = None, *, tracing: Tracing | None = None
+) -> AsyncEngine:
+    """The pool for ``url`` (default: the configured database); with ``tracing`` that
+    exports, a span per statement."""
     engine = create_async_engine(
         url or require_database_url(settings),
         pool_size=settings.db_pool_size,
@@ -49,6 +55,7 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         echo=settings.db_echo,
     )
     event.listen(engine.sync_engine, "checkout", _closed_is_replaced)
+    trace_engine(engine, tracing)
     return engine
 
 

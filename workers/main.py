@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 from core.db import create_engine, create_session_factory
 from core.redis import create_redis
 from core.settings import Settings
-from core.telemetry import ProcessRole
+from core.telemetry import ProcessRole, tracing_for
 from integrations.email.factory import build_sender
 from services.catalog.indexing import SearchIndexing
 from services.events.relay import RelayService
@@ -41,9 +41,10 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def worker_deps(settings: Settings, client: Client) -> AsyncIterator[WorkerDeps]:
     """The engine, Redis and providers activities are built with, closed on exit."""
-    engine = create_engine(settings)
-    redis = create_redis(settings)
-    webhook_http = webhook_client(settings)
+    tracing = tracing_for(settings, ProcessRole.WORKER)
+    engine = create_engine(settings, tracing=tracing)
+    redis = create_redis(settings, tracing=tracing)
+    webhook_http = webhook_client(settings, tracing)
     try:
         yield WorkerDeps(
             settings=settings,

@@ -117,6 +117,8 @@ def components_for(
     queue: TaskQueue, deps: WorkerDeps, subscribers: Sequence[Subscriber] = ()
 ) -> QueueComponents:
     """``subscribers``: the handlers the events queue delivers to."""
+    # The worker's spans (cached per configuration): delivery spans and provider calls.
+    tracing = tracing_for(deps.settings, ProcessRole.WORKER)
     workflows: list[type] = []
     activities: list[Callable[..., Any]] = [
         SystemActivities(deps.engine, deps.redis, str(queue)).probe
@@ -165,7 +167,7 @@ def components_for(
         carrier = build_shipping_provider(deps.settings)
         returns = ReturnActivities(
             ReturnLabels(deps.sessions, deps.settings, carrier),
-            ReturnSteps(deps.sessions, StripeGateway.from_settings(deps.settings)),
+            ReturnSteps(deps.sessions, StripeGateway.from_settings(deps.settings, tracing)),
         )
         workflows.append(ReturnWorkflow)
         activities += [
@@ -191,7 +193,10 @@ def components_for(
     if queue is TaskQueue.PAYMENTS:
         payments = PaymentActivities(
             PaymentService(
-                deps.sessions, StripeGateway.from_settings(deps.settings), deps.settings, analytics
+                deps.sessions,
+                StripeGateway.from_settings(deps.settings, tracing),
+                deps.settings,
+                analytics,
             )
         )
         activities += [
@@ -201,7 +206,6 @@ def components_for(
             payments.void_or_refund,
         ]
     if queue is TaskQueue.EVENTS:
-        tracing = tracing_for(deps.settings, ProcessRole.WORKER)
         events = EventActivities(
             DeliveryService(
                 deps.sessions, deps.redis, subscribers, tracing.tracer if tracing else None

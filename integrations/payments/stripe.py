@@ -14,7 +14,9 @@ from typing import Any
 import stripe
 
 from core.errors import DependencyUnavailable
+from core.instrumentation import trace_stripe_http
 from core.settings import Settings
+from core.telemetry import Tracing
 from integrations.payments.gateway import (
     IntentState,
     IntentStatus,
@@ -108,7 +110,7 @@ class StripeGateway:
         self._webhook_secret = webhook_secret
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StripeGateway:
+    def from_settings(cls, settings: Settings, tracing: Tracing | None = None) -> StripeGateway:
         secret = settings.stripe_secret_key
         addresses: dict[str, str] = {}
         key = SANDBOX_KEY
@@ -116,12 +118,14 @@ class StripeGateway:
             key = secret.get_secret_value()
         else:
             addresses["api"] = f"{settings.api_base_url}/_sandbox/stripe"
+        http_client = stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds)
+        trace_stripe_http(http_client, tracing)  # with an exporter: a span per call
         client = stripe.StripeClient(
             key,
             base_addresses=addresses,  # type: ignore[arg-type]
             # The SDK retries 409/429/5xx and lost connections with the same key.
             max_network_retries=settings.stripe_max_network_retries,
-            http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds),
+            http_client=http_client,
         )
         return cls(client, settings.resolved_stripe_webhook_secret)
 

@@ -24,7 +24,9 @@ import httpx
 
 from core.db import SessionFactory, autocommit, transaction
 from core.errors import ShopError
+from core.instrumentation import trace_httpx
 from core.settings import Settings
+from core.telemetry import Tracing
 from models.base import utcnow
 from models.webhook_deliveries import WebhookStatus
 from models.webhooks import WebhookEndpoint
@@ -49,21 +51,27 @@ ERROR_BODY_CHARS = 200
 
 
 def webhook_client(
-    settings: Settings, *, verify: ssl.SSLContext | bool = True
+    settings: Settings,
+    tracing: Tracing | None = None,
+    *,
+    verify: ssl.SSLContext | bool = True,
 ) -> httpx.AsyncClient:
     """A worker's one client for webhook endpoints: no redirects followed (a 3xx is a
     failure to fix at the endpoint), the configured timeout for each request, and no
     connection kept for another request: each send connects to the address it has just
     checked, and a pooled connection (keyed by that address) could otherwise carry a
     request for another host name sharing the address over a TLS session verified for
-    the first. ``verify``: the CA bundle (tests trust their own certificate)."""
-    return httpx.AsyncClient(
+    the first. ``verify``: the CA bundle (tests trust their own certificate). With
+    ``tracing`` that exports, a span per request (and its ``traceparent`` header)."""
+    client = httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds,
         follow_redirects=False,
         headers={"user-agent": "Shopweave-Webhooks/1"},
         limits=httpx.Limits(max_keepalive_connections=0),
         verify=verify,
     )
+    trace_httpx(client, tracing)
+    return client
 
 
 class WebhookSendFailed(ShopError):

@@ -165,3 +165,31 @@ async def test_with_an_otlp_endpoint_the_request_span_is_exported_in_the_clients
     # A request with no traceparent is the root of a trace of its own.
     root = next(s for s in spans if s.trace_id == own)
     assert root.parent_span_id == ""
+
+
+async def test_with_an_exporter_sql_and_redis_calls_are_spans_under_the_request(
+    settings: Settings,
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]],
+    receiver: OtlpReceiver,
+) -> None:
+    overrides = {"otel_exporter_otlp_endpoint": receiver.endpoint}
+    http = await make_client(**overrides)
+    # Reads the database (``SELECT 1``) and Redis (``PING``); Temporal is not traced here.
+    assert (await http.get("/ready", headers={"traceparent": TRACEPARENT})).status_code == 200
+    tracing = tracing_for(_traced(settings, **overrides), ProcessRole.API)
+    assert tracing is not None
+    assert tracing.flush()
+    spans = receiver.received()
+    request = next(s for s in spans if s.name == "GET /ready")
+    assert (request.trace_id, request.parent_span_id) == (TRACE, PARENT)
+    children = [s for s in spans if s.parent_span_id == request.span_id]
+    sql = next(s for s in children if s.attributes.get("db.system") == "postgresql")
+    assert (sql.name, sql.attributes["db.statement"]) == ("SELECT", "SELECT 1")
+    assert sql.service == "shopweave-api"
+    assert sql.trace_id == TRACE
+    ping = next(s for s in children if s.attributes.get("db.system") == "redis")
+    assert ping.name == "PING"
+    # The app's background work (its listeners, caches) makes no trace of its own.
+    assert all(s.parent_span_id for s in spans if "db.system" in s.attributes), [
+        (s.name, s.attributes) for s in spans if not s.parent_span_id
+    ]
