@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -227,6 +227,38 @@ def continued_span(
             links.append(Link(here))
     with tracer.start_as_current_span(
         name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes, links=links
+    ) as span:
+        yield span
+
+
+@contextmanager
+def span_for_traces(
+    tracer: Tracer | None,
+    name: str,
+    traceparents: Sequence[str],
+    attributes: Mapping[str, str | int],
+) -> Iterator[Span]:
+    """A producer span, current while the block runs, for work asked for in the traces
+    ``traceparents`` name (a batch of events): in that trace when they are all of one,
+    else the root of a trace of its own linked to each. Nothing without a tracer, or
+    without any valid traceparent (the span current here goes on)."""
+    parents = [
+        context
+        for context in (_PROPAGATOR.extract({"traceparent": tp}) for tp in traceparents)
+        if trace.get_current_span(context).get_span_context().is_valid
+    ]
+    if tracer is None or not parents:
+        yield trace.get_current_span()
+        return
+    contexts = [trace.get_current_span(c).get_span_context() for c in parents]
+    links: list[Link] = []
+    if len({c.trace_id for c in contexts}) == 1:
+        parent = parents[0]
+    else:
+        parent = Context()  # a root, not a child of whatever is current here
+        links = [Link(c) for c in contexts]
+    with tracer.start_as_current_span(
+        name, context=parent, kind=SpanKind.PRODUCER, attributes=attributes, links=links
     ) as span:
         yield span
 

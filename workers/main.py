@@ -110,9 +110,12 @@ async def relaying(
     client: Client, deps: WorkerDeps, subscribers: Sequence[Subscriber]
 ) -> AsyncIterator[OutboxRelay]:
     """The outbox relay (``workers.relay``) running beside the workers."""
+    tracing = tracing_for(deps.settings, ProcessRole.WORKER)
     relay = OutboxRelay(
         deps.settings,
-        RelayService(deps.sessions, subscribers),
+        RelayService(
+            deps.sessions, subscribers, trace_links=tracing is not None and tracing.exporting
+        ),
         EventDeliveryWorkflows(TemporalConnection.of(client), deps.settings),
     )
     task = asyncio.create_task(relay.run(), name="outbox-relay")

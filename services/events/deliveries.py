@@ -164,6 +164,16 @@ class DeliveryRepository:
             batches.setdefault(row.workflow_id, []).append(ref)
         return [DeliveryBatch(workflow_id=w, deliveries=refs) for w, refs in batches.items()]
 
+    async def traceparents(self, event_ids: Iterable[str]) -> dict[str, str]:
+        """The traceparent each of these events was written in (those written in one)."""
+        result = await self.session.exec(
+            select(col(OutboxEvent.id), col(OutboxEvent.traceparent)).where(
+                col(OutboxEvent.id).in_(list(set(event_ids))),
+                col(OutboxEvent.traceparent).is_not(None),
+            )
+        )
+        return {event_id: traceparent for event_id, traceparent in result.all() if traceparent}
+
     async def mark_started(self, batches: Sequence[DeliveryBatch]) -> None:
         """The deliveries of these (claimed) batches are started; one dropped meanwhile
         (its subscriber gone) never was."""

@@ -34,7 +34,7 @@ aggregate: they proceed once it is dead. While it is being retried it does hold 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -71,9 +71,18 @@ class PassResult:
 
 
 class RelayService:
-    def __init__(self, sessions: SessionFactory, subscribers: Sequence[Subscriber]) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        subscribers: Sequence[Subscriber],
+        *,
+        trace_links: bool = False,
+    ) -> None:
+        """``trace_links``: read the traceparents of the batches' events, for the spans
+        of their starts (one query a pass; only worth it when spans are exported)."""
         self._sessions = sessions
         self._subscribers = tuple(subscribers)
+        self._trace_links = trace_links
 
     async def run_pass(self, start: Starter) -> PassResult:
         # Two transactions, each under the lock: a delivery's workflow must not start
@@ -106,7 +115,15 @@ class RelayService:
             fresh = batches_of(await deliveries.heads(START_BATCH))
             for batch in fresh:
                 await deliveries.claim(batch)
-        batches = [*owed, *fresh]
+            batches = [*owed, *fresh]
+            if self._trace_links and batches:
+                traces = await deliveries.traceparents(
+                    ref.event_id for batch in batches for ref in batch.deliveries
+                )
+                for batch in batches:
+                    batch.traceparents = _distinct(
+                        traces[ref.event_id] for ref in batch.deliveries if ref.event_id in traces
+                    )
         ids = set(await start(batches)) if batches else set()
         started = [b for b in batches if b.workflow_id in ids]
         if started:
@@ -134,3 +151,7 @@ class RelayService:
                 extra={"event_id": ref.event_id, "subscriber": ref.subscriber},
             )
         return restarted
+
+
+def _distinct(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))

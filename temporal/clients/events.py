@@ -27,6 +27,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core.errors import DependencyUnavailable
 from core.settings import Settings
+from core.telemetry import ProcessRole, span_for_traces, tracing_for
 from temporal.clients.connection import TemporalConnection, WorkflowNotFound, call
 from temporal.queues import TaskQueue
 from workflows.types.events import (
@@ -90,12 +91,23 @@ class EventDeliveryWorkflows:
     def __init__(self, connection: TemporalConnection, settings: Settings) -> None:
         self._connection = connection
         self._retry = retry_of(settings)
+        tracing = tracing_for(settings, ProcessRole.WORKER)
+        self._tracer = tracing.tracer if tracing is not None else None
 
     async def start(self, batch: DeliveryBatch) -> None:
         """Start the workflow delivering ``batch``; one that exists (running or done)
-        counts."""
+        counts. With its events' traces known, the start (and so the workflow and its
+        activities) is in their trace, or linked to each (``span_for_traces``)."""
         client = await self._connection.client()
-        with contextlib.suppress(WorkflowAlreadyStartedError):
+        with (
+            span_for_traces(
+                self._tracer,
+                f"relay {EVENT_BATCH_WORKFLOW}",
+                batch.traceparents,
+                {"temporalWorkflowID": batch.workflow_id, "shop.deliveries": len(batch.deliveries)},
+            ),
+            contextlib.suppress(WorkflowAlreadyStartedError),
+        ):
             await call(
                 client.start_workflow(
                     EVENT_BATCH_WORKFLOW,

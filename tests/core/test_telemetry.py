@@ -20,6 +20,7 @@ from core.telemetry import (
     current_traceparent,
     incoming_context,
     parse_resource_attributes,
+    span_for_traces,
     traces_endpoint,
     tracing_for,
     unrecorded_span,
@@ -179,3 +180,25 @@ def test_a_continued_span_without_a_tracer_is_nothing() -> None:
     with continued_span(None, "deliver", TRACEPARENT.decode(), {}) as span:
         assert span is INVALID_SPAN
         assert trace.get_current_span() is INVALID_SPAN
+
+
+def test_a_batch_span_joins_one_trace_or_links_to_each() -> None:
+    tracer, spans = _recording_tracer()
+    other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    same = [TRACEPARENT.decode(), f"00-{TRACE}-1111111111111111-01"]
+    with tracer.start_as_current_span("relay pass"):
+        with span_for_traces(tracer, "relay one", same, {}):
+            pass
+        with span_for_traces(tracer, "relay mixed", [TRACEPARENT.decode(), other], {}):
+            pass
+        with span_for_traces(tracer, "relay none", ["garbage"], {}) as current:
+            assert current is trace.get_current_span()
+    one, mixed, _ = spans.get_finished_spans()
+    assert one.parent is not None
+    assert (format(one.parent.trace_id, "032x"), one.parent.span_id) == (TRACE, 0x00F067AA0BA902B7)
+    assert one.kind is SpanKind.PRODUCER
+    assert mixed.parent is None  # a root of its own, not the pass's child
+    assert [format(link.context.trace_id, "032x") for link in mixed.links] == [
+        TRACE,
+        "0af7651916cd43dd8448eb211c80319c",
+    ]

@@ -75,9 +75,11 @@ async def test_an_order_is_one_trace_from_the_request_to_its_activities(
     run = next(s for s in spans if s.name == "RunWorkflow:OrderWorkflow")
     assert (run.service, run.parent_span_id) == ("shopweave-worker", start.span_id)
     activities = [s for s in spans if s.name.startswith("RunActivity:")]
-    assert len(activities) >= 3, sorted(s.name for s in spans)
     assert {s.service for s in activities} == {"shopweave-worker"}
-    assert all(s.attributes["temporalWorkflowID"].endswith(placed["id"]) for s in activities)
+    # The order's steps, and later the deliveries of the events they wrote (their
+    # batches' activities, ``events-batch-…``) and the workflows those start.
+    steps = [s for s in activities if s.attributes["temporalWorkflowID"] == f"order-{placed['id']}"]
+    assert len(steps) >= 3, sorted(s.name for s in spans)
 
 
 async def test_the_events_an_order_writes_are_delivered_in_its_trace(
@@ -101,6 +103,7 @@ async def test_the_events_an_order_writes_are_delivered_in_its_trace(
             "deliver fulfillment.order_ready to fulfillment_starter",
             "StartWorkflow:FulfillmentWorkflow",
             "RunWorkflow:FulfillmentWorkflow",
+            "RunWorkflow:EventBatchWorkflow",
         } <= names
 
     await eventually(fulfilment_started, within=20)
@@ -122,3 +125,11 @@ async def test_the_events_an_order_writes_are_delivered_in_its_trace(
     assert start.parent_span_id == ready.span_id
     run = next(s for s in spans if s.name == "RunWorkflow:FulfillmentWorkflow")
     assert run.parent_span_id == start.span_id
+    # The relay's batches of these events: their starts are in the trace too (a batch
+    # with events of several traces would be a root linked to each).
+    relayed = [s for s in spans if s.name == "relay EventBatchWorkflow"]
+    assert relayed
+    batches = {s.attributes["temporalWorkflowID"] for s in relayed}
+    runs = [s for s in spans if s.name == "RunWorkflow:EventBatchWorkflow"]
+    assert {s.attributes["temporalWorkflowID"] for s in runs} <= batches
+    assert runs

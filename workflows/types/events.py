@@ -124,6 +124,9 @@ class DeliveryBatch(BaseModel):
 
     workflow_id: str
     deliveries: list[DeliveryRef]
+    # The W3C traceparents its events were written in (when the relay traces): the
+    # batch's workflow joins that trace, or links to each (not part of its input).
+    traceparents: list[str] = []
 
     @classmethod
     def of(cls, deliveries: Sequence[DeliveryRef]) -> DeliveryBatch:
