@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -261,6 +262,22 @@ def span_for_traces(
         name, context=parent, kind=SpanKind.PRODUCER, attributes=attributes, links=links
     ) as span:
         yield span
+
+
+@contextmanager
+def in_trace_of(traceparent: str | None) -> Iterator[None]:
+    """The span ``traceparent`` names is the current one while the block runs (a start
+    made later for a request: the Temporal client's span is its child); a missing or
+    malformed one changes nothing."""
+    context = _PROPAGATOR.extract({"traceparent": traceparent}) if traceparent else None
+    if context is None or not trace.get_current_span(context).get_span_context().is_valid:
+        yield
+        return
+    token = otel_context.attach(context)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def incoming_context(traceparent: bytes | None, tracestate: bytes | None) -> Context | None:

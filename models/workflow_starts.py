@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
+from core.telemetry import current_traceparent
 from models.base import created_at_field
 
 
@@ -43,3 +44,6 @@ class WorkflowStart(SQLModel, table=True):
     )
     attempts: int = Field(default=0)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The W3C traceparent of the request or activity that asked for the start: a start
+    # the relay makes later (Temporal was away) joins that trace.
+    traceparent: str | None = Field(default_factory=current_traceparent, max_length=55)

@@ -74,6 +74,7 @@ class WorkflowStartRepository:
             "created_at": row.created_at,
             "started_at": None,
             "last_error": None,
+            "traceparent": row.traceparent,
         }
         stored_id = (
             await self.session.exec(

@@ -16,6 +16,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core.db import SessionFactory
+from core.telemetry import in_trace_of
 from models.workflow_starts import WorkflowStart
 from services.workflow_starts import WorkflowStartRepository
 from temporal.clients.connection import CALL_SECONDS, TemporalConnection, call
@@ -106,7 +107,10 @@ async def relay_pending(
         repo = WorkflowStartRepository(session)
         for row in await repo.pending(older_than, limit):
             try:
-                await start_row(client, row)
+                # In the trace that asked for it: its StartWorkflow span (and so the
+                # workflow's) is a child of the request's or activity's span.
+                with in_trace_of(row.traceparent):
+                    await start_row(client, row)
             except Exception as exc:
                 await repo.mark_failed(row.id, str(exc))
                 continue

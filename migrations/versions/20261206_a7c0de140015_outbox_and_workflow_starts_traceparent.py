@@ -1,5 +1,6 @@
-"""outbox traceparent: the W3C trace context of the request or activity that wrote the
-event, so that the relay's deliveries of it join that trace
+"""outbox and workflow_starts traceparent: the W3C trace context of the request or
+activity that wrote the event (its deliveries join that trace) or asked for the start
+(a start the relay makes later joins it)
 
 Revision ID: a7c0de140015
 Revises: a7c0de140014
@@ -19,8 +20,10 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # Nullable, no default: adding it rewrites nothing (a catalogue change only).
-    op.add_column("outbox", sa.Column("traceparent", sa.String(length=55), nullable=True))
+    for table in ("outbox", "workflow_starts"):
+        op.add_column(table, sa.Column("traceparent", sa.String(length=55), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_column("outbox", "traceparent")
+    for table in ("workflow_starts", "outbox"):
+        op.drop_column(table, "traceparent")
