@@ -206,11 +206,7 @@ def components_for(
             payments.void_or_refund,
         ]
     if queue is TaskQueue.EVENTS:
-        events = EventActivities(
-            DeliveryService(
-                deps.sessions, deps.redis, subscribers, tracing.tracer if tracing else None
-            )
-        )
+        events = EventActivities(DeliveryService(deps.sessions, deps.redis, subscribers, tracing))
         # The one-subscriber workflow stays for the runs it still has in flight.
         workflows += [EventBatchWorkflow, EventFanoutWorkflow, EventDeliveryWorkflow]
         activities += [events.deliver, events.dead_letter]

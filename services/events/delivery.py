@@ -18,11 +18,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 
 from core.db import SessionFactory, autocommit, transaction
-from core.telemetry import continued_span
+from core.telemetry import Tracing, continued_span
 from models.events import DeliveryStatus
 from services.events.deliveries import DeliveryRepository
 from services.events.handling import handle_event_in
@@ -39,12 +38,12 @@ class DeliveryService:
         sessions: SessionFactory,
         redis: Redis,
         subscribers: Iterable[Subscriber],
-        tracer: Tracer | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._sessions = sessions
         self._redis = redis
         self._subscribers = {s.name: s for s in subscribers}
-        self._tracer = tracer
+        self._tracing = tracing
 
     async def deliver(self, event_id: str, subscriber_name: str, generation: int) -> DeliveryStep:
         subscriber = self._subscribers.get(subscriber_name)
@@ -63,7 +62,7 @@ class DeliveryService:
             # In the trace the event was written in (the request's, the activity's): the
             # handler's own calls (a workflow it starts, an email) join it too.
             with continued_span(
-                self._tracer,
+                self._tracing,
                 f"deliver {event_type} to {subscriber_name}",
                 event.traceparent,
                 {

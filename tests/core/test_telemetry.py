@@ -15,6 +15,7 @@ from core.logging import ConsoleFormatter, JsonFormatter, _RequestIdFilter
 from core.settings import Settings
 from core.telemetry import (
     ProcessRole,
+    Tracing,
     TracingConfig,
     continued_span,
     current_traceparent,
@@ -25,6 +26,7 @@ from core.telemetry import (
     tracing_for,
     unrecorded_span,
 )
+from tests.otlp_receiver import otlp_receiver
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01".encode()
@@ -152,16 +154,34 @@ def _recording_tracer() -> tuple[trace.Tracer, InMemorySpanExporter]:
     return provider.get_tracer("test"), spans
 
 
+def _recording_tracing(endpoint: str) -> tuple[Tracing, InMemorySpanExporter]:
+    """An exporting ``Tracing`` whose finished spans are also kept here (links, kinds)."""
+    tracing = Tracing(
+        TracingConfig(
+            service_name="test",
+            enabled=True,
+            traces_endpoint=endpoint,
+            sampler="parentbased_always_on",
+            sampler_arg=1.0,
+            resource_attributes=(),
+        )
+    )
+    spans = InMemorySpanExporter()
+    tracing.provider.add_span_processor(SimpleSpanProcessor(spans))
+    return tracing, spans
+
+
 def test_a_continued_span_joins_the_stored_trace_and_links_the_current_one() -> None:
-    tracer, spans = _recording_tracer()
-    stored = TRACEPARENT.decode()
-    with tracer.start_as_current_span("RunActivity:events.deliver") as activity:
-        with continued_span(tracer, "deliver order.created to crm", stored, {"n": 1}) as span:
-            assert trace.get_current_span() is span
-            assert current_traceparent() is not None
-            assert TRACE in (current_traceparent() or "")
-        with continued_span(tracer, "deliver user.created to crm", None, {}):
-            pass
+    with otlp_receiver() as receiver:
+        tracing, spans = _recording_tracing(receiver.endpoint + "/v1/traces")
+        stored = TRACEPARENT.decode()
+        with tracing.tracer.start_as_current_span("RunActivity:events.deliver") as activity:
+            with continued_span(tracing, "deliver order.created", stored, {"n": 1}) as span:
+                assert trace.get_current_span() is span
+                assert TRACE in (current_traceparent() or "")
+            with continued_span(tracing, "deliver user.created to crm", None, {}):
+                pass
+        assert tracing.flush()
     delivered, unlinked, _ = spans.get_finished_spans()
     assert delivered.context is not None
     assert delivered.parent is not None
@@ -174,6 +194,25 @@ def test_a_continued_span_joins_the_stored_trace_and_links_the_current_one() -> 
     assert unlinked.parent is not None
     assert unlinked.parent.span_id == activity.get_span_context().span_id
     assert list(unlinked.links) == []
+
+
+def test_without_an_exporter_a_continued_span_is_ids_in_the_stored_trace() -> None:
+    tracing = tracing_for(Settings(), ProcessRole.WORKER)
+    assert tracing is not None
+    assert not tracing.exporting
+    with continued_span(tracing, "deliver", TRACEPARENT.decode(), {}) as span:
+        assert not span.is_recording()
+        assert span.get_span_context().trace_id == int(TRACE, 16)
+        assert TRACE in (current_traceparent() or "")
+    # Outside any trace and with none stored: a trace of its own.
+    with continued_span(tracing, "deliver", None, {}) as span:
+        assert span.get_span_context().is_valid
+        assert span.get_span_context().trace_id != int(TRACE, 16)
+    with (
+        tracing.tracer.start_as_current_span("RunActivity") as activity,
+        continued_span(tracing, "deliver", None, {}) as span,
+    ):
+        assert span.get_span_context().trace_id == activity.get_span_context().trace_id
 
 
 def test_a_continued_span_without_a_tracer_is_nothing() -> None:
