@@ -2,8 +2,8 @@
 activity that wrote the event (its deliveries join that trace) or asked for the start
 (a start the relay makes later joins it)
 
-Revision ID: a7c0de140015
-Revises: a7c0de140014
+Revision ID: a7c0de140016
+Revises: a7c0de140015
 Create Date: 2026-12-06 15:45:00.000000
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "a7c0de140015"
-down_revision: str | None = "a7c0de140014"
+revision: str = "a7c0de140016"
+down_revision: str | None = "a7c0de140015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
