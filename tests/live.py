@@ -77,10 +77,8 @@ async def send_cut_short(base_url: str, path: str, headers: dict[str, str], body
     url = httpx.URL(base_url)
     _, writer = await asyncio.open_connection(url.host, url.port)
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    writer.write(
-        f"POST {path} HTTP/1.1\r\nHost: {url.host}\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
-        + body[: len(body) // 2]
-    )
+    start = f"POST {path} HTTP/1.1\r\nHost: {url.host}\r\n{head}"
+    writer.write(f"{start}Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2])
     await writer.drain()
     writer.close()
     await writer.wait_closed()
