@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from models.fulfillment import FulfillmentStatus, ShipmentStatus
     from models.orders import OrderStatus
     from services.fulfillment.status import shipment_can_move
+    from temporal.local_retries import LOCAL_RETRY_THRESHOLD
     from temporal.queues import TaskQueue
     from temporal.search_attributes import (
         CUSTOMER_ID,
@@ -411,6 +412,7 @@ class FulfillmentWorkflow:
                 arg,
                 start_to_close_timeout=STEP_TIMEOUT,
                 retry_policy=FOREVER if forever else STAFF_STEP_RETRY,
+                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                 summary=summary,
             )
         return await workflow.execute_activity_method(

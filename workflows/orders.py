@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         OrderStatus,
     )
     from temporal.attempts import REPORT_GRACE
+    from temporal.local_retries import LOCAL_RETRY_THRESHOLD
     from temporal.queues import TaskQueue
     from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
     from workflows.types.orders import (
@@ -424,6 +425,7 @@ class OrderWorkflow:
                         initial_interval=timedelta(seconds=1),
                         maximum_interval=timedelta(seconds=10),
                     ),
+                    local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                     summary=f"{name}: {summary}",
                 )
             return await workflow.execute_activity_method(

@@ -34,6 +34,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.shipping import ShippingActivities
     from models.fulfillment import ShipmentStatus
+    from temporal.local_retries import LOCAL_RETRY_THRESHOLD
     from temporal.queues import TaskQueue
     from temporal.search_attributes import ORDER_ID, SHIPMENT_STATUS
     from workflows.types.fulfillment import (
@@ -414,6 +415,7 @@ class ShipmentWorkflow:
                     arg,
                     start_to_close_timeout=STEP_TIMEOUT,
                     retry_policy=RETRY,
+                    local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                     cancellation_type=cancellation,
                     summary=summary,
                 )
