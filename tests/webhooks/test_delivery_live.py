@@ -125,9 +125,12 @@ async def test_an_order_reaches_the_endpoint_that_wants_it_signed_and_not_the_ot
     )
     assert [a["statusCode"] for a in item["attemptLog"]] == [200]
     assert item["attemptLog"][0]["succeeded"] is True
-    # The other endpoint wants no order event: nothing was recorded for it, nothing sent.
-    assert await deliveries(http, staff, other["id"]) == []
-    assert hooks.got("returns") == []
+    # The other endpoint wants no order event: none was recorded for it, none sent. (It
+    # may get other files' returns: the suite's tests share one database and relay.)
+    assert {i["eventType"] for i in await deliveries(http, staff, other["id"])} <= {
+        "return.requested"
+    }
+    assert {r.json["type"] for r in hooks.got("returns")} <= {"return.requested"}
 
 
 async def _has(hooks: Receiver, path: str, order_id: str, count: int = 1) -> bool:
