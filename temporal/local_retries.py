@@ -13,8 +13,8 @@ Every backoff we use is a second or more, so a threshold of a millisecond sends 
 retry through a workflow timer, where each attempt has its own timers and they go with
 it. The cost is paid on the failure path only: a marker and a timer in the history per
 retry. The threshold must not be zero: zero means unset, which core reads as a minute.
-Event deliveries keep their own 2 s threshold (``workflows.events``), so their 1 and 2 s
-retries still run inside the worker and can still meet the bug.
+Event deliveries (``workflows.events``) use it too: before, their 2 s threshold kept the 1
+and 2 s retries inside the worker, and the panic still showed in full test runs.
 """
 
 from __future__ import annotations

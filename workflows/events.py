@@ -25,6 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
+    from temporal.local_retries import LOCAL_RETRY_THRESHOLD
     from workflows.types.events import (
         EVENT_BATCH_WORKFLOW,
         EVENT_DELIVERY_WORKFLOW,
@@ -40,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
         FanoutResult,
     )
 
-LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
 
 # Recording a dead letter is one small UPDATE: retried until the database answers.
 DEAD_LETTER_RETRY = RetryPolicy(
@@ -73,9 +73,10 @@ async def deliver_one(input: DeliveryInput) -> DeliveryResult:
             summary=f"deliver {what}",
             start_to_close_timeout=retry.timeout,
             retry_policy=retry.policy(),
-            # A wait longer than this is a timer in the history, not a sleep in the
-            # worker: a backoff survives a restart, and a worker being stopped does
-            # not sit out a failing handler's retries (its shutdown waits for them).
+            # Every backoff is a timer in the history, not a sleep in the worker: it
+            # survives a restart, a worker being stopped does not sit out a failing
+            # handler's retries, and no attempt's timer outlives it (sdk-rust#1454,
+            # ``temporal/local_retries.py``).
             local_retry_threshold=LOCAL_RETRY_THRESHOLD,
         )
     except ActivityError as exc:

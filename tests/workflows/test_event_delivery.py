@@ -153,9 +153,8 @@ async def test_a_transient_failure_is_retried_until_it_succeeds(deliveries: Deli
     assert result.outcome is DeliveryStep.DELIVERED
     assert deliveries.standins.attempts[(event, "crm")] == 4
     assert event not in [d.event_id for d in deliveries.standins.dead]
-    # Backoffs of 1 and 2 s are waited in the worker; the 4 s one is a timer in the
-    # history (past the local retry threshold): it survives a restart, and a worker
-    # being stopped does not sit it out.
+    # Every backoff, 1, 2 and 4 s, is a timer in the history (none is waited in the
+    # worker): it survives a restart, and a worker being stopped does not sit it out.
     history = await deliveries.env.client.get_workflow_handle(
         f"event-crm-{event}-2"
     ).fetch_history()
@@ -164,7 +163,7 @@ async def test_a_transient_failure_is_retried_until_it_succeeds(deliveries: Deli
         for e in history.events
         if e.event_type == HistoryEventType.EVENT_TYPE_TIMER_STARTED
     ]
-    assert timers == [timedelta(seconds=4)]
+    assert timers == [timedelta(seconds=1), timedelta(seconds=2), timedelta(seconds=4)]
 
 
 async def test_a_business_error_is_a_dead_letter_after_one_attempt(
@@ -239,8 +238,12 @@ async def test_a_retrying_subscriber_delays_none_of_the_others(deliveries: Deliv
     assert deliveries.standins.attempts[(event, "mail")] == 1
     ours = [key for key in deliveries.standins.delivered if key[0] == event]
     assert ours == [(event, "mail"), (event, "crm")], "mail waited for crm's retries"
-    # crm's own backoff, as in its own workflow: 1 and 2 s in the worker, 4 s a timer.
-    assert await _timers(deliveries.env, f"events-{event}") == [timedelta(seconds=4)]
+    # crm's own backoff, as in its own workflow: 1, 2 and 4 s, each a timer.
+    assert await _timers(deliveries.env, f"events-{event}") == [
+        timedelta(seconds=1),
+        timedelta(seconds=2),
+        timedelta(seconds=4),
+    ]
 
 
 async def test_a_dead_letter_fails_only_its_own_subscriber(deliveries: Deliveries) -> None:
@@ -308,5 +311,9 @@ async def test_a_batch_delivers_every_event_to_its_subscribers_each_on_its_own(
     assert [
         (d.event_id, d.subscriber) for d in deliveries.standins.dead if d.event_id == second
     ] == [(second, "crm")]
-    # crm's own backoff, as in a workflow of its own: 1 and 2 s in the worker, 4 s a timer.
-    assert await _timers(deliveries.env, batch) == [timedelta(seconds=4)]
+    # crm's own backoff, as in a workflow of its own: 1, 2 and 4 s, each a timer.
+    assert await _timers(deliveries.env, batch) == [
+        timedelta(seconds=1),
+        timedelta(seconds=2),
+        timedelta(seconds=4),
+    ]
