@@ -117,20 +117,6 @@ class WebhookDeliveryPublic(CamelModel):
 
     @classmethod
     def of(cls, row: WebhookDelivery, attempts: list[WebhookAttempt]) -> WebhookDeliveryPublic:
-        return cls(
-            id=row.id,
-            endpoint_id=row.endpoint_id,
-            event_id=row.event_id,
-            event_type=row.event_type,
-            status=WebhookStatus(row.status),
-            generation=row.generation,
-            attempts=row.attempts,
-            last_status_code=row.last_status_code,
-            last_error=row.last_error,
-            created_at=row.created_at,
-            finished_at=row.finished_at,
-            payload=row.payload,
-            attempt_log=[
-                WebhookAttemptPublic.model_validate(a, from_attributes=True) for a in attempts
-            ],
-        )
+        """The row's public fields, read by name, with its attempts."""
+        log = [WebhookAttemptPublic.model_validate(a, from_attributes=True) for a in attempts]
+        return cls.model_validate({**row.model_dump(), "attempt_log": log})

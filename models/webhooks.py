@@ -113,20 +113,8 @@ class WebhookEndpointPublic(CamelModel):
 
     @classmethod
     def of(cls, row: WebhookEndpoint) -> WebhookEndpointPublic:
-        return cls(
-            id=row.id,
-            url=row.url,
-            event_types=list(row.event_types),
-            description=row.description,
-            enabled=row.enabled,
-            disabled_at=row.disabled_at,
-            disabled_reason=row.disabled_reason,
-            consecutive_failures=row.consecutive_failures,
-            failing_since=row.failing_since,
-            previous_secret_expires_at=row.previous_secret_expires_at,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        """The row's public fields, read by name (never its secrets)."""
+        return cls.model_validate(row, from_attributes=True)
 
 
 # Standard Webhooks' suggestion: the old secret keeps working for a day.
