@@ -14,7 +14,8 @@ customer emailed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -95,6 +96,12 @@ FOREVER = RetryPolicy(
 # changes, and a parcel's workflow starts with its search attributes set. Fulfilments
 # started before it keep their remote steps and upserts.
 LOCAL_FULFILLMENT_STEPS = "local-fulfillment-steps"
+# Since this patch an Update waits for the fulfilment order to be open before it takes
+# the lock. Before it, an Update that came with the start (in the first workflow task)
+# ran first, took the lock and waited for the opening, which ``run`` makes holding the
+# lock: neither ever moved again. Fulfilments started before it keep the old order
+# (their Updates came after the opening, or they are stuck and are terminated).
+UPDATES_WAIT_FOR_OPEN = "updates-wait-for-open"
 
 
 # Unsandboxed, as the event workflows are: every order runs this workflow, and building
@@ -147,12 +154,20 @@ class FulfillmentWorkflow:
 
     # --- staff's Updates ----------------------------------------------------------------
 
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[FulfillmentOpened]:
+        """An Update's turn: once the fulfilment order is open, alone (holding the lock),
+        in the order the Updates came."""
+        if workflow.patched(UPDATES_WAIT_FOR_OPEN):
+            await self._wait_opened()  # outside the lock: ``run`` opens holding it
+        async with self._lock:
+            yield await self._wait_opened()
+
     # Updates are named by their methods (typed callers keep the result types); the
     # names are CREATE_SHIPMENT_UPDATE, HOLD_UPDATE, RELEASE_UPDATE, CANCEL_FULFILLMENT_UPDATE.
     @workflow.update
     async def create_shipment(self, request: ShipmentRequest) -> ShipmentCreated:
-        async with self._lock:
-            opened = await self._wait_opened()
+        async with self._turn() as opened:
             refuse_closed_or_held(self._status, self._hold_reason)
             shipment_id = id_from(
                 IdPrefix.SHIPMENT,
@@ -188,8 +203,7 @@ class FulfillmentWorkflow:
 
     @workflow.update
     async def hold(self, request: HoldRequest) -> FulfillmentView:
-        async with self._lock:
-            await self._wait_opened()
+        async with self._turn():
             try:
                 await self._hold(request.reason)
             except ActivityError as err:
@@ -205,8 +219,7 @@ class FulfillmentWorkflow:
 
     @workflow.update
     async def release(self) -> FulfillmentView:
-        async with self._lock:
-            opened = await self._wait_opened()
+        async with self._turn() as opened:
             try:
                 change: FulfillmentChange = await self._step(
                     FulfillmentActivities.release,
@@ -227,8 +240,7 @@ class FulfillmentWorkflow:
 
     @workflow.update
     async def cancel(self, request: CancelFulfillmentRequest) -> FulfillmentView:
-        async with self._lock:
-            opened = await self._wait_opened()
+        async with self._turn() as opened:
             if self._status is FulfillmentStatus.CANCELLED:
                 return self.status()  # asked again: it is done
             refuse_labelled(self._shipments.values())

@@ -28,7 +28,8 @@ from uuid import uuid4
 
 from temporalio import activity
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -41,6 +42,7 @@ from cli.stack.process import find_binary
 from integrations.shipping.provider import CarrierStatus
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from models.orders import OrderStatus
+from temporal.queues import TaskQueue
 from temporal.search_attributes import SEARCH_ATTRIBUTES
 from tests.workflows.fulfillment_standins import (
     MUGS,
@@ -94,9 +96,14 @@ from workflows.types.events import (
     FanoutInput,
     SubscriberDelivery,
 )
-from workflows.types.fulfillment import CARRIER_UPDATE_SIGNAL, RETRY_LABEL_SIGNAL
+from workflows.types.fulfillment import (
+    CARRIER_UPDATE_SIGNAL,
+    RETRY_LABEL_SIGNAL,
+    fulfillment_workflow_id,
+)
 from workflows.types.fulfillment_orders import (
     CancelFulfillmentRequest,
+    FulfillmentInput,
     FulfillmentView,
     HoldRequest,
     LineQuantity,
@@ -506,6 +513,29 @@ async def fulfilment_held(env: WorkflowEnvironment, queue: str) -> str:
         await asyncio.sleep(0.05)
     await handle.execute_update(FulfillmentWorkflow.release)
     await carrier(env.client, lost.shipment_id, ShipmentStatus.DELIVERED)
+    await _fulfilment_ends(handle, FulfillmentStatus.DELIVERED)
+    return handle.id
+
+
+# Since the "updates-wait-for-open" patch: an Update waits for the opening before it takes
+# the lock; this one comes with the start (in the first workflow task).
+@fulfilment_recording("fulfillment_parcel_with_the_start")
+async def fulfilment_parcel_with_the_start(env: WorkflowEnvironment, queue: str) -> str:
+    order_id = FULFILMENTS.fulfilment().order_id
+    start = WithStartWorkflowOperation(
+        FulfillmentWorkflow.run,
+        FulfillmentInput(order_id=order_id, priority=40, priority_level="high"),
+        id=fulfillment_workflow_id(order_id),
+        task_queue=str(TaskQueue.ORDERS),
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+    parcel = await env.client.execute_update_with_start_workflow(
+        FulfillmentWorkflow.create_shipment,
+        _parcel((MUGS, 2), (TEA_LINE, 1)),
+        start_workflow_operation=start,
+    )
+    await carrier(env.client, parcel.shipment_id, ShipmentStatus.DELIVERED)
+    handle = await start.workflow_handle()
     await _fulfilment_ends(handle, FulfillmentStatus.DELIVERED)
     return handle.id
 

@@ -6,6 +6,7 @@ a carrier exception putting the fulfilment on hold."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import suppress
@@ -13,12 +14,18 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
+from temporal.queues import TaskQueue
 from temporal.search_attributes import CUSTOMER_ID, FULFILLMENT_STATUS, ORDER_ID, SHIPMENT_STATUS
 from tests.workflows.fulfillment_standins import (
     CANCEL,
@@ -43,6 +50,7 @@ from workflows.types.fulfillment_orders import (
     HOLD_UPDATE,
     RELEASE_UPDATE,
     CancelFulfillmentRequest,
+    FulfillmentInput,
     FulfillmentView,
     HoldRequest,
     LineQuantity,
@@ -388,3 +396,32 @@ async def test_the_updates_answer_to_the_names_the_typed_client_uses(
         CANCEL_FULFILLMENT_UPDATE, CancelFulfillmentRequest(), result_type=FulfillmentView
     )
     assert done.status is FulfillmentStatus.CANCELLED
+
+
+async def test_an_update_that_comes_with_the_start_waits_for_the_opening(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    """Staff's first parcel may reach the workflow in its very first task, beside its
+    start (update-with-start makes that certain). Its handler ran first, took the lock
+    and waited for the opening that ``run`` makes holding the lock: the Update was
+    accepted and neither ever moved again."""
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    start = WithStartWorkflowOperation(
+        FulfillmentWorkflow.run,
+        FulfillmentInput(order_id=script.order_id, priority=40, priority_level="high"),
+        id=fulfillment_workflow_id(script.order_id),
+        task_queue=str(TaskQueue.ORDERS),
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+    created = await asyncio.wait_for(
+        client.execute_update_with_start_workflow(
+            FulfillmentWorkflow.create_shipment, parcel((MUGS, 2)), start_workflow_operation=start
+        ),
+        timeout=30,
+    )
+    assert created.status is ShipmentStatus.PENDING
+    assert script.ran == [OPEN, CREATE]
+    handle = await start.workflow_handle()
+    await status_is(handle, FulfillmentStatus.IN_PROGRESS)
+    await handle.terminate("test over")

@@ -66,6 +66,8 @@ def test_there_are_histories_to_replay() -> None:
         "fulfillment_delivered_in_two_parcels_local_steps",
         "fulfillment_cancelled_before_label_local_steps",
         "fulfillment_held_by_carrier_then_released_local_steps",
+        # Since "updates-wait-for-open".
+        "fulfillment_parcel_with_the_start",
     }
 
 
