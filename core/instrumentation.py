@@ -1,13 +1,14 @@
 """Spans of the libraries' calls, when spans are exported: SQL statements (SQLAlchemy,
 over asyncpg), Redis commands and outgoing HTTP requests (httpx: Stripe's SDK, outgoing
-webhooks), each a child of the span it is made in (a request's, an activity's).
+webhooks; the SendGrid, HubSpot and EasyPost SDKs' own transports, through
+``provider_spans``), each a child of the span it is made in (a request's, an activity's).
 
-Each is attached to one client object, an engine, a Redis client or an httpx client,
-with the tracer provider of the process role that made it (``core/telemetry.py``), never
-by patching a library for the whole process: an API and a worker in one process (the
-tests) keep their own service names, and an object made without an exporter costs
-nothing at all, not even an import (the instrumentation packages are imported here, and
-only when spans are exported).
+Each is attached to one client object, an engine, a Redis client, an httpx client or an
+SDK's client, with the tracer provider of the process role that made it
+(``core/telemetry.py``), never by patching a library for the whole process: an API and
+a worker in one process (the tests) keep their own service names, and an object made
+without an exporter costs nothing at all, not even an import (the instrumentation
+packages are imported here, and only when spans are exported).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     import httpx
     from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from core.client_spans import ProviderSpans
 
 log = logging.getLogger(__name__)
 
@@ -178,3 +181,15 @@ def trace_stripe_http(http_client: Any, tracing: Tracing | None) -> None:
         trace_httpx(client, tracing)
     else:
         log.warning("Stripe's HTTP client has no httpx client to trace; its calls get no spans")
+
+
+def provider_spans(tracing: Tracing | None, service: str) -> ProviderSpans | None:
+    """What a provider SDK's transport hook (``integrations/sdk_tracing.py``) makes a
+    client span per HTTP call with, ``service`` (``sendgrid``, ``hubspot``,
+    ``easypost``) as its ``peer.service``; None without an exporter (then the hook
+    attaches nothing)."""
+    if (exporting := _exporting(tracing)) is None:
+        return None
+    from core.client_spans import ProviderSpans
+
+    return ProviderSpans(InTraceOnlyProvider(exporting.provider), service)

@@ -52,7 +52,7 @@ async def worker_deps(settings: Settings, client: Client) -> AsyncIterator[Worke
             engine=engine,
             sessions=create_session_factory(engine),
             redis=redis,
-            email_sender=build_sender(settings),
+            email_sender=build_sender(settings, tracing),
             webhook_http=webhook_http,
             search_index=SearchIndexing.from_settings(settings),
         )

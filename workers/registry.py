@@ -98,14 +98,15 @@ def email_service(deps: WorkerDeps) -> EmailService:
 
 def default_subscribers(deps: WorkerDeps) -> tuple[Subscriber, ...]:
     """Every subscriber in the code (``services.events.registry``)."""
+    tracing = tracing_for(deps.settings, ProcessRole.WORKER)  # the providers' calls
     return build_subscribers(
         HandlerDeps(
             settings=deps.settings,
             sessions=deps.sessions,
             redis=deps.redis,
             email=email_service(deps),
-            crm=build_crm(deps.settings),
-            marketing=build_marketing_client(deps.settings),
+            crm=build_crm(deps.settings, tracing),
+            marketing=build_marketing_client(deps.settings, tracing),
             fulfillments=FulfillmentWorkflows(TemporalConnection.of(deps.client)),
             webhooks=WebhookWorkflows(TemporalConnection.of(deps.client), deps.settings),
             search_index=deps.search_index,
@@ -164,7 +165,7 @@ def components_for(
             fulfilment.release,
             fulfilment.cancel,
         ]
-        carrier = build_shipping_provider(deps.settings)
+        carrier = build_shipping_provider(deps.settings, tracing)
         returns = ReturnActivities(
             ReturnLabels(deps.sessions, deps.settings, carrier),
             ReturnSteps(deps.sessions, StripeGateway.from_settings(deps.settings, tracing)),

@@ -54,7 +54,9 @@ from urllib3.util.retry import Retry
 
 from core.money import exponent
 from core.settings import Settings
+from core.telemetry import Tracing
 from integrations.crm.client import Contact, CrmRejected, CrmUnavailable, Deal, DealStage
+from integrations.sdk_tracing import trace_hubspot
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,7 @@ class HubSpotCrm:
         pipeline: str,
         stages: Mapping[DealStage, str],
         timeout_seconds: float = 10.0,
+        tracing: Tracing | None = None,
     ) -> None:
         # The SDK builds a new HTTP pool per ``…_api`` access: build each API once.
         crm = client.crm
@@ -154,6 +157,17 @@ class HubSpotCrm:
         self._deals = crm.deals.basic_api
         self._properties = crm.properties.core_api
         self._associations = crm.associations.v4.basic_api
+        trace_hubspot(  # with an exporter: a span per call
+            (
+                self._contacts,
+                self._contacts_basic,
+                self._contacts_search,
+                self._deals,
+                self._properties,
+                self._associations,
+            ),
+            tracing,
+        )
         self._pipeline = pipeline
         self._stages = dict(stages)
         self._timeout = timeout_seconds
@@ -161,7 +175,7 @@ class HubSpotCrm:
         self._properties_lock = asyncio.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> HubSpotCrm:
+    def from_settings(cls, settings: Settings, tracing: Tracing | None = None) -> HubSpotCrm:
         token = settings.hubspot_access_token
         client = HubSpot(
             access_token=token.get_secret_value() if token is not None else SANDBOX_TOKEN,
@@ -178,6 +192,7 @@ class HubSpotCrm:
                 DealStage.LOST: settings.hubspot_stage_lost,
             },
             timeout_seconds=settings.hubspot_timeout_seconds,
+            tracing=tracing,
         )
 
     # --- the CrmClient protocol --------------------------------------------------------

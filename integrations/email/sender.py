@@ -19,6 +19,8 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Category, Content, CustomArg, Email, Mail, To
 
 from core.errors import ShopError
+from core.telemetry import Tracing
+from integrations.sdk_tracing import trace_sendgrid
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +69,17 @@ class EmailSender(Protocol):
 
 
 class SendGridSender:
-    def __init__(self, api_key: str, base_url: str, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        timeout_seconds: float = 10.0,
+        tracing: Tracing | None = None,
+    ) -> None:
         self._client = SendGridAPIClient(api_key=api_key, host=base_url)
         # The SDK waits forever by default; a hung provider must fail the attempt.
         self._client.client.timeout = timeout_seconds
+        trace_sendgrid(self._client, tracing)  # with an exporter: a span per call
         self.base_url = base_url
 
     async def send(self, email: OutgoingEmail) -> str:

@@ -23,11 +23,13 @@ from urllib.error import URLError
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
+from core.telemetry import Tracing
 from integrations.marketing.client import (
     CustomerContact,
     MarketingProviderUnavailable,
     MarketingRejected,
 )
+from integrations.sdk_tracing import trace_sendgrid
 
 T = TypeVar("T")
 
@@ -45,11 +47,18 @@ class _NotFound(Exception):
 
 class SendGridMarketing:
     def __init__(
-        self, api_key: str, base_url: str, *, list_name: str, timeout_seconds: float = 10.0
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        list_name: str,
+        timeout_seconds: float = 10.0,
+        tracing: Tracing | None = None,
     ) -> None:
         self._client = SendGridAPIClient(api_key=api_key, host=base_url)
         # The SDK waits forever by default; a hung provider must fail the attempt.
         self._client.client.timeout = timeout_seconds
+        trace_sendgrid(self._client, tracing)  # with an exporter: a span per call
         self.base_url = base_url
         self.list_name = list_name
         self._field_ids: dict[str, str] | None = None

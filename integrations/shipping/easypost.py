@@ -32,6 +32,8 @@ from easypost.util import validate_webhook
 
 from core.money import exponent
 from core.settings import Settings
+from core.telemetry import Tracing
+from integrations.sdk_tracing import trace_easypost
 from integrations.shipping.provider import (
     CarrierStatus,
     Label,
@@ -148,19 +150,28 @@ def _address(address: Any) -> dict[str, Any]:
 class EasyPostProvider:
     name = "easypost"
 
-    def __init__(self, client: EasyPostClient, *, webhook_secret: str | None) -> None:
+    def __init__(
+        self,
+        client: EasyPostClient,
+        *,
+        webhook_secret: str | None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self._client = client
         self._webhook_secret = webhook_secret
+        trace_easypost(client, tracing)  # with an exporter: a span per call
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> EasyPostProvider:
+    def from_settings(cls, settings: Settings, tracing: Tracing | None = None) -> EasyPostProvider:
         client = EasyPostClient(
             settings.resolved_easypost_api_key,
             api_base=settings.resolved_easypost_base_url,
             # requests takes a float although the SDK's annotation says int.
             timeout=settings.easypost_timeout_seconds,  # type: ignore[arg-type]
         )
-        return cls(client, webhook_secret=settings.resolved_easypost_webhook_secret)
+        return cls(
+            client, webhook_secret=settings.resolved_easypost_webhook_secret, tracing=tracing
+        )
 
     # --- the ShippingProvider protocol ---------------------------------------------------
 

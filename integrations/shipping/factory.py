@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from core.settings import Settings
+from core.telemetry import Tracing
 from integrations.shipping.easypost import EasyPostProvider
 from integrations.shipping.provider import PostalAddress, ShippingProvider
 
 
-def build_shipping_provider(settings: Settings) -> ShippingProvider:
-    return EasyPostProvider.from_settings(settings)
+def build_shipping_provider(settings: Settings, tracing: Tracing | None = None) -> ShippingProvider:
+    return EasyPostProvider.from_settings(settings, tracing)
 
 
 def ship_from_address(settings: Settings) -> PostalAddress:
