@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from cli.stack.process import free_port
 
@@ -30,6 +31,9 @@ class ReceivedSpan:
     parent_span_id: str  # "" for a root span
     attributes: dict[str, str]
     resource: dict[str, str]  # its process's resource attributes (service.name, ...)
+    kind: str = "SPAN_KIND_INTERNAL"  # SPAN_KIND_CLIENT, SPAN_KIND_SERVER, ...
+    status: str = "STATUS_CODE_UNSET"  # or STATUS_CODE_OK, STATUS_CODE_ERROR
+    events: tuple[str, ...] = ()  # their names ("exception", ...)
 
 
 @dataclass
@@ -65,6 +69,9 @@ class OtlpReceiver:
                                 for a in span.attributes
                             },
                             resource=resource,
+                            kind=Span.SpanKind.Name(span.kind),
+                            status=Status.StatusCode.Name(span.status.code),
+                            events=tuple(event.name for event in span.events),
                         )
                     )
         with self.lock:
