@@ -133,3 +133,54 @@ async def test_the_events_an_order_writes_are_delivered_in_its_trace(
     runs = [s for s in spans if s.name == "RunWorkflow:EventBatchWorkflow"]
     assert {s.attributes["temporalWorkflowID"] for s in runs} <= batches
     assert runs
+
+
+async def test_the_providers_calls_for_an_order_are_client_spans_in_its_trace(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, receiver: OtlpReceiver
+) -> None:
+    trace_id = "7d2c4e6f8a0b1c3d5e7f9a1b3c5d7e9f"
+    item = await product(http, staff)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper, traceparent=f"00-{trace_id}-{PARENT}-01")
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert order["status"] == "fulfillment_queued", order
+
+    def in_trace() -> list[ReceivedSpan]:
+        return [s for s in receiver.received() if s.trace_id == trace_id]
+
+    def calls_under(spans: list[ReceivedSpan], parent: str, service: str) -> list[ReceivedSpan]:
+        ids = {s.span_id for s in spans if s.name == parent}
+        return [
+            s
+            for s in spans
+            if s.parent_span_id in ids and s.attributes.get("peer.service") == service
+        ]
+
+    async def calls_arrived() -> bool:
+        _flush(live.settings)
+        spans = in_trace()
+        return bool(
+            calls_under(spans, "RunActivity:email.send", "sendgrid")
+            and calls_under(spans, "deliver order.created to crm", "hubspot")
+        )
+
+    await eventually(calls_arrived, within=20)
+    spans = in_trace()
+    # The confirmation email: the activity's POST (one unless the step was retried),
+    # which SendGrid's sandbox serves in the same trace.
+    emails = calls_under(spans, "RunActivity:email.send", "sendgrid")
+    sent = [s for s in emails if s.attributes["http.url"].endswith("/v3/mail/send")]
+    assert ("POST", "202") in [(s.name, s.attributes["http.status_code"]) for s in sent]
+    for email in emails:
+        assert (email.kind, email.service) == ("SPAN_KIND_CLIENT", "shopweave-worker")
+        served = [s for s in spans if s.parent_span_id == email.span_id]
+        assert [(s.service, s.kind) for s in served] == [("shopweave-api", "SPAN_KIND_SERVER")]
+    # The CRM deal: made by the order.created delivery, whose span its calls are under.
+    deals = [
+        s
+        for s in calls_under(spans, "deliver order.created to crm", "hubspot")
+        if "/crm/v3/objects/deals" in s.attributes["http.url"]
+    ]
+    # Created once (a redelivery would meet a 409 and update it).
+    assert ("POST", "201") in [(s.name, s.attributes["http.status_code"]) for s in deals], deals
+    assert all(any(c.parent_span_id == s.span_id for c in spans) for s in deals)
