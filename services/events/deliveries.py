@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, func, tuple_, update
+from sqlalchemy import ColumnElement, Table, func, tuple_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import aliased
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import locked
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
-from services.events.repository import domain_event
 from services.events.subscribers import DomainEvent
 from workflows.types.events import DeliveryBatch, DeliveryRef, StartedDelivery
 
@@ -26,6 +26,13 @@ CHANNEL = "shop_outbox"
 RELAY_LOCK = 0x6F7574626F78
 
 _UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+
+# The tables themselves, for the statements of one delivery (several an event, eight an
+# order): Core statements, not ORM-enabled ones, which cost about twice the worker's CPU
+# each (the ORM's bulk-update and bulk-insert steps, its session synchronisation, its
+# loading of rows as objects) for rows no caller holds as objects (issue #15).
+_DELIVERIES: Table = SQLModel.metadata.tables["event_deliveries"]
+_OUTBOX: Table = SQLModel.metadata.tables["outbox"]
 
 
 class DeliveryRepository:
@@ -234,29 +241,53 @@ class DeliveryRepository:
         yet marked started is by its first attempt: its workflow ran before any pass
         recorded its start (the pass that started it died), and may finish it before the
         next pass looks (which then finds nothing pending to mark)."""
+        deliveries, outbox = _DELIVERIES.c, _OUTBOX.c
         counted = (
-            update(EventDelivery)
+            update(_DELIVERIES)
             .where(
-                col(EventDelivery.event_id) == event_id,
-                col(EventDelivery.subscriber) == subscriber,
-                col(EventDelivery.generation) == generation,
-                col(EventDelivery.status) == DeliveryStatus.PENDING,
+                deliveries.event_id == event_id,
+                deliveries.subscriber == subscriber,
+                deliveries.generation == generation,
+                deliveries.status == DeliveryStatus.PENDING,
             )
             .values(
-                attempts=EventDelivery.attempts + 1,
-                started_at=func.coalesce(col(EventDelivery.started_at), func.now()),
+                attempts=deliveries.attempts + 1,
+                started_at=func.coalesce(deliveries.started_at, func.now()),
             )
-            .returning(col(EventDelivery.event_id))
+            .returning(deliveries.event_id)
             .cte("counted")
         )
-        event = (
-            await self.session.exec(
-                select(OutboxEvent)
-                .join(counted, counted.c.event_id == col(OutboxEvent.id))
+        # On the session's connection: a Core statement needs none of the session's steps.
+        connection = await self.session.connection()
+        row = (
+            await connection.execute(
+                core_select(
+                    outbox.id,
+                    outbox.type,
+                    outbox.aggregate_type,
+                    outbox.aggregate_id,
+                    outbox.seq,
+                    outbox.data,
+                    outbox.created_at,
+                    outbox.traceparent,
+                )
+                .join(counted, counted.c.event_id == outbox.id)
                 .add_cte(counted)
             )
         ).first()
-        return None if event is None else domain_event(event)
+        if row is None:
+            return None
+        id_, type_, aggregate_type, aggregate_id, seq, data, created_at, traceparent = row
+        return DomainEvent(
+            id=id_,
+            type=type_,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            seq=seq,
+            data=data,
+            created_at=created_at,
+            traceparent=traceparent,
+        )
 
     async def finish(
         self,
@@ -271,18 +302,19 @@ class DeliveryRepository:
         """Pending -> ``status`` (forward only); False if it was not pending. With
         ``wake_relay``, a delivery that finished wakes every relay when this transaction
         commits (``notify_relay`` in the same statement: one round trip fewer)."""
+        deliveries = _DELIVERIES.c
         conditions = [
-            col(EventDelivery.event_id) == event_id,
-            col(EventDelivery.subscriber) == subscriber,
-            col(EventDelivery.status) == DeliveryStatus.PENDING,
+            deliveries.event_id == event_id,
+            deliveries.subscriber == subscriber,
+            deliveries.status == DeliveryStatus.PENDING,
         ]
         if generation is not None:
-            conditions.append(col(EventDelivery.generation) == generation)
+            conditions.append(deliveries.generation == generation)
         finished = (
-            update(EventDelivery)
+            update(_DELIVERIES)
             .where(*conditions)
             .values(status=status, finished_at=utcnow(), last_error=error)
-            .returning(col(EventDelivery.event_id))
+            .returning(deliveries.event_id)
         )
         if wake_relay:
             finished = finished.returning(func.pg_notify(CHANNEL, "delivery"))
@@ -295,15 +327,14 @@ class DeliveryRepository:
         The outbox row is locked first: two subscribers finishing the same event at once
         then take turns and the second sees the first's status, so the last sets it.
         """
+        deliveries, outbox = _DELIVERIES.c, _OUTBOX.c
         for event_id in sorted(set(event_ids)):
             held = await self.session.exec(
                 # NO KEY UPDATE: it must not wait for the KEY SHARE locks that the receipts'
                 # foreign keys hold on this row (the other deliveries' transactions), or two
                 # subscribers finishing the same event deadlock.
                 locked(
-                    select(col(OutboxEvent.id)).where(
-                        col(OutboxEvent.id) == event_id, col(OutboxEvent.delivered_at).is_(None)
-                    ),
+                    select(outbox.id).where(outbox.id == event_id, outbox.delivered_at.is_(None)),
                     key_share=True,
                 )
             )
@@ -313,16 +344,13 @@ class DeliveryRepository:
             # what the transaction that held the lock committed. Counting the unfinished
             # deliveries in the UPDATE saves the round trip of a separate count.
             unfinished = (
-                select(col(EventDelivery.event_id))
-                .where(
-                    col(EventDelivery.event_id) == event_id,
-                    col(EventDelivery.status).in_(_UNFINISHED),
-                )
+                select(deliveries.event_id)
+                .where(deliveries.event_id == event_id, deliveries.status.in_(_UNFINISHED))
                 .exists()
             )
             await self.session.exec(
-                update(OutboxEvent)
-                .where(col(OutboxEvent.id) == event_id, ~unfinished)
+                update(_OUTBOX)
+                .where(outbox.id == event_id, ~unfinished)
                 .values(delivered_at=utcnow())
             )
 
