@@ -190,33 +190,24 @@ class StockRepository:
         )
         return [Stock(r[0], r[2] or 0, r[3] or 0, r[1]) for r in rows.all()], int(total.one())
 
-    async def mark_low(self, product_id: str) -> int | None:
-        """Flag the product as alerted if it just fell below its threshold: the available
-        count when it did, None when it is not low or was flagged already."""
-        crossed = await self.session.exec(
+    async def flag_low(self, product_id: str) -> int | None:
+        """Set the alert flag to whether the product is below its threshold, in one
+        statement (a crossing either way, not one statement for each way, issue #15): the
+        available count when it just fell below (the flag was clear); None when it is not
+        low, was flagged already, or climbed back to its threshold (the flag cleared)."""
+        low = self._threshold(product_id) > AVAILABLE
+        changed = await self.session.exec(
             update(StockLevel)
             .where(
                 col(StockLevel.product_id) == product_id,
-                col(StockLevel.low_stock_alerted).is_(False),
-                self._threshold(product_id) > AVAILABLE,
+                self._threshold(product_id).is_not(None),
+                col(StockLevel.low_stock_alerted).is_distinct_from(low),
             )
-            .values(low_stock_alerted=True)
-            .returning(AVAILABLE)
+            .values(low_stock_alerted=low)
+            .returning(col(StockLevel.low_stock_alerted), AVAILABLE)
         )
-        row = crossed.first()
-        return None if row is None else int(row[0])
-
-    async def rearm(self, product_id: str) -> None:
-        """Clear the alert flag once stock is back at or above the threshold."""
-        await self.session.exec(
-            update(StockLevel)
-            .where(
-                col(StockLevel.product_id) == product_id,
-                col(StockLevel.low_stock_alerted).is_(True),
-                self._threshold(product_id) <= AVAILABLE,
-            )
-            .values(low_stock_alerted=False)
-        )
+        row = changed.first()
+        return int(row[1]) if row is not None and row[0] else None
 
     async def product(self, product_id: str) -> Product | None:
         """The product's row whatever its state (the alert and reorder terms live there)."""

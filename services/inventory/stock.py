@@ -66,9 +66,8 @@ class StockService:
 
     async def after_change(self, product_id: str) -> None:
         """``inventory.low_stock`` once per crossing; re-arm when stock climbs back."""
-        available = await self.stock.mark_low(product_id)
+        available = await self.stock.flag_low(product_id)
         if available is None:
-            await self.stock.rearm(product_id)
             return
         product = await self.stock.product(product_id)
         assert product is not None
