@@ -52,8 +52,6 @@ def create_engine(
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_recycle=POOL_RECYCLE_SECONDS,
-        pool_use_lifo=settings.db_pool_lifo,
-        connect_args={"prepared_statement_cache_size": settings.db_statement_cache_size},
         echo=settings.db_echo,
     )
     event.listen(engine.sync_engine, "checkout", _closed_is_replaced)

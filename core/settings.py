@@ -66,17 +66,6 @@ class Settings(BaseSettings):
     # overflow connection (a TLS attempt, a login, a cold statement cache) per request.
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
-    # The pool hands out the connection given back last (LIFO), not the one idle longest:
-    # at less than the pool's size in flight a few connections do the work, their
-    # prepared statements warm, where a FIFO pool cycled through all of them and each
-    # prepared every statement for itself (a parse and a plan in PostgreSQL, a round
-    # trip). The ones left idle are the ones ``POOL_RECYCLE_SECONDS`` replaces.
-    db_pool_lifo: bool = True
-    # Prepared statements kept per connection (SQLAlchemy's asyncpg dialect: 100 unset).
-    # A process runs more distinct statements than 100 (the worker's activities, the
-    # API's routes and sandboxes): at 100 they pushed each other out and were prepared
-    # again. 0: none kept.
-    db_statement_cache_size: int = Field(default=256, ge=0)
     db_echo: bool = False
 
     # --- The embedded PostgreSQL of `shop dev` (not read with DATABASE_URL or DB_HOST) ---
