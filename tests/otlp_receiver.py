@@ -20,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from cli.stack.process import free_port
+from core.settings import Settings
+from core.telemetry import ProcessRole, tracing_for
 
 
 @dataclass(frozen=True)
@@ -112,3 +114,12 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def flush_exporters(settings: Settings) -> None:
+    """Send what the API's and the worker's tracer providers of ``settings`` hold now."""
+    for role in (ProcessRole.API, ProcessRole.WORKER):
+        tracing = tracing_for(settings, role)
+        assert tracing is not None
+        assert tracing.exporting
+        assert tracing.flush()

@@ -30,7 +30,7 @@ from integrations.shipping.factory import build_shipping_provider
 from tests.factories import unique_email
 from tests.integrations.easypost_live import shipment_request
 from tests.live import live_api
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan, flush_exporters, otlp_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,15 +50,7 @@ async def live(settings: Settings, receiver: OtlpReceiver) -> AsyncIterator[Sett
     )
     async with live_api(traced):
         yield traced
-    _flush(traced)
-
-
-def _flush(settings: Settings) -> None:
-    for role in (ProcessRole.API, ProcessRole.WORKER):
-        tracing = tracing_for(settings, role)
-        assert tracing is not None
-        assert tracing.exporting
-        assert tracing.flush()
+    flush_exporters(traced)
 
 
 def _email(to: str) -> OutgoingEmail:
@@ -104,7 +96,7 @@ async def test_each_provider_call_is_a_client_span_the_sandbox_continues(
         shipment = await carrier.create_shipment(shipment_request(new_id(IdPrefix.ORDER)))
         label = await carrier.buy_label(shipment.provider_shipment_id)
         assert label.tracking_code
-    _flush(live)
+    flush_exporters(live)
 
     trace_id = format(activity.get_span_context().trace_id, "032x")
     parent = format(activity.get_span_context().span_id, "016x")
@@ -165,7 +157,7 @@ async def test_a_call_that_fails_to_connect_is_an_error_span(
         pytest.raises(EmailProviderUnavailable),
     ):
         await sender.send(_email(unique_email("nowhere")))
-    _flush(live)
+    flush_exporters(live)
     parent = format(activity.get_span_context().span_id, "016x")
     [call] = [s for s in receiver.received() if s.parent_span_id == parent]
     assert (call.name, call.attributes["peer.service"]) == ("POST", "sendgrid")

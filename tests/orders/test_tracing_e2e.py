@@ -4,16 +4,17 @@ workflow and its activities on a worker, all exported to a real OTLP/HTTP receiv
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from core.settings import Settings
-from core.telemetry import ProcessRole, tracing_for
+from core.telemetry import ProcessRole
 from temporal.client import connect
 from tests.live import LiveStack, live_stack
 from tests.orders.helpers import eventually, place, product, shopper_with_cart, wait_for
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan, flush_exporters, otlp_receiver
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = "b7ad6b7169203331"
@@ -35,15 +36,7 @@ async def live(settings: Settings, receiver: OtlpReceiver) -> AsyncIterator[Live
         yield running
     # What the stack's stopping recorded, sent while the receiver still listens (else the
     # exporter retries against a closed port when the test process exits).
-    _flush(traced)
-
-
-def _flush(settings: Settings) -> None:
-    for role in (ProcessRole.API, ProcessRole.WORKER):
-        tracing = tracing_for(settings, role)
-        assert tracing is not None
-        assert tracing.exporting
-        assert tracing.flush()
+    flush_exporters(traced)
 
 
 async def test_an_order_is_one_trace_from_the_request_to_its_activities(
@@ -59,7 +52,7 @@ async def test_an_order_is_one_trace_from_the_request_to_its_activities(
         return [s for s in receiver.received() if s.trace_id == TRACE]
 
     async def activities_arrived() -> bool:
-        _flush(live.settings)
+        flush_exporters(live.settings)
         names = {s.name for s in in_trace()}
         return "RunWorkflow:OrderWorkflow" in names and any(
             name.startswith("RunActivity:") for name in names
@@ -82,22 +75,30 @@ async def test_an_order_is_one_trace_from_the_request_to_its_activities(
     assert len(steps) >= 3, sorted(s.name for s in spans)
 
 
-async def test_the_events_an_order_writes_are_delivered_in_its_trace(
-    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, receiver: OtlpReceiver
-) -> None:
-    trace_id = "5c1e0ff2a4b14e0c9d3b7a8f6e2d1c0b"
+async def order_placed_in(
+    trace_id: str, http: httpx.AsyncClient, staff: dict[str, str]
+) -> dict[str, Any]:
+    """A shopper's order placed with a ``traceparent`` in ``trace_id``, once queued."""
     item = await product(http, staff)
     shopper = await shopper_with_cart(http, [(item, 1)])
     placed = await place(http, shopper, traceparent=f"00-{trace_id}-{PARENT}-01")
     order = await wait_for(http, shopper.headers, placed["id"])
     assert order["status"] == "fulfillment_queued", order
+    return order
+
+
+async def test_the_events_an_order_writes_are_delivered_in_its_trace(
+    http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, receiver: OtlpReceiver
+) -> None:
+    trace_id = "5c1e0ff2a4b14e0c9d3b7a8f6e2d1c0b"
+    placed = await order_placed_in(trace_id, http, staff)
 
     def in_trace() -> list[ReceivedSpan]:
         return [s for s in receiver.received() if s.trace_id == trace_id]
 
     async def fulfilment_started() -> bool:
         # The delivery's span ends (and is exported) after the workflow it started runs.
-        _flush(live.settings)
+        flush_exporters(live.settings)
         names = {s.name for s in in_trace()}
         return {
             "deliver fulfillment.order_ready to fulfillment_starter",
@@ -139,11 +140,7 @@ async def test_the_providers_calls_for_an_order_are_client_spans_in_its_trace(
     http: httpx.AsyncClient, staff: dict[str, str], live: LiveStack, receiver: OtlpReceiver
 ) -> None:
     trace_id = "7d2c4e6f8a0b1c3d5e7f9a1b3c5d7e9f"
-    item = await product(http, staff)
-    shopper = await shopper_with_cart(http, [(item, 1)])
-    placed = await place(http, shopper, traceparent=f"00-{trace_id}-{PARENT}-01")
-    order = await wait_for(http, shopper.headers, placed["id"])
-    assert order["status"] == "fulfillment_queued", order
+    await order_placed_in(trace_id, http, staff)
 
     def in_trace() -> list[ReceivedSpan]:
         return [s for s in receiver.received() if s.trace_id == trace_id]
@@ -157,7 +154,7 @@ async def test_the_providers_calls_for_an_order_are_client_spans_in_its_trace(
         ]
 
     async def calls_arrived() -> bool:
-        _flush(live.settings)
+        flush_exporters(live.settings)
         spans = in_trace()
         return bool(
             calls_under(spans, "RunActivity:email.send", "sendgrid")
