@@ -21,7 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from cli.stack.process import free_port
 from core.settings import Settings
-from core.telemetry import ProcessRole, tracing_for
+from core.telemetry import ProcessRole, Tracing, TracingConfig, tracing_for
 
 
 @dataclass(frozen=True)
@@ -123,3 +123,17 @@ def flush_exporters(settings: Settings) -> None:
         assert tracing is not None
         assert tracing.exporting
         assert tracing.flush()
+
+
+def worker_tracing(endpoint: str | None) -> Tracing:
+    """A worker role's tracing, every span sampled, exporting to ``endpoint`` (None: none)."""
+    return Tracing(
+        TracingConfig(
+            service_name=ProcessRole.WORKER.value,
+            enabled=True,
+            traces_endpoint=endpoint,
+            sampler="parentbased_always_on",
+            sampler_arg=1.0,
+            resource_attributes=(),
+        )
+    )

@@ -12,28 +12,14 @@ from sqlalchemy import text
 from core.db import create_engine
 from core.redis import create_redis
 from core.settings import Settings
-from core.telemetry import ProcessRole, Tracing, TracingConfig
 from services.webhooks.sending import webhook_client
-from tests.otlp_receiver import OtlpReceiver, otlp_receiver
+from tests.otlp_receiver import OtlpReceiver, otlp_receiver, worker_tracing
 
 
 @pytest.fixture
 def receiver() -> Iterator[OtlpReceiver]:
     with otlp_receiver() as running:
         yield running
-
-
-def _tracing(endpoint: str | None) -> Tracing:
-    return Tracing(
-        TracingConfig(
-            service_name=ProcessRole.WORKER.value,
-            enabled=True,
-            traces_endpoint=endpoint,
-            sampler="parentbased_always_on",
-            sampler_arg=1.0,
-            resource_attributes=(),
-        )
-    )
 
 
 def _traced_listeners(engine_events: object) -> list[object]:
@@ -45,7 +31,7 @@ def _traced_listeners(engine_events: object) -> list[object]:
 
 
 async def test_without_an_exporter_nothing_is_instrumented(settings: Settings) -> None:
-    tracing = _tracing(None)
+    tracing = worker_tracing(None)
     assert not tracing.exporting
     engine = create_engine(settings, tracing=tracing)
     redis = create_redis(settings, tracing=tracing)
@@ -63,7 +49,7 @@ async def test_without_an_exporter_nothing_is_instrumented(settings: Settings) -
 async def test_with_an_exporter_calls_inside_a_span_are_its_children(
     settings: Settings, receiver: OtlpReceiver
 ) -> None:
-    tracing = _tracing(receiver.endpoint + "/v1/traces")
+    tracing = worker_tracing(receiver.endpoint + "/v1/traces")
     engine = create_engine(settings, tracing=tracing)
     redis = create_redis(settings, tracing=tracing)
     http = webhook_client(settings, tracing)

@@ -20,7 +20,7 @@ from cli.stack.process import free_port
 from core.ids import IdPrefix, new_id
 from core.money import Money
 from core.settings import Settings
-from core.telemetry import ProcessRole, Tracing, TracingConfig, tracing_for
+from core.telemetry import ProcessRole, Tracing, tracing_for
 from integrations.crm.client import Deal, DealStage
 from integrations.crm.factory import build_crm
 from integrations.email.factory import build_sender
@@ -30,7 +30,13 @@ from integrations.shipping.factory import build_shipping_provider
 from tests.factories import unique_email
 from tests.integrations.easypost_live import shipment_request
 from tests.live import live_api
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan, flush_exporters, otlp_receiver
+from tests.otlp_receiver import (
+    OtlpReceiver,
+    ReceivedSpan,
+    flush_exporters,
+    otlp_receiver,
+    worker_tracing,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,19 +173,6 @@ async def test_a_call_that_fails_to_connect_is_an_error_span(
     assert call.events == ("exception",)
 
 
-def _tracing(endpoint: str | None) -> Tracing:
-    return Tracing(
-        TracingConfig(
-            service_name=ProcessRole.WORKER.value,
-            enabled=True,
-            traces_endpoint=endpoint,
-            sampler="parentbased_always_on",
-            sampler_arg=1.0,
-            resource_attributes=(),
-        )
-    )
-
-
 def _hooked(settings: Settings, tracing: Tracing) -> dict[str, bool]:
     """Whether each adapter's SDK transport carries our hook."""
     sender = build_sender(settings, tracing)
@@ -206,10 +199,10 @@ def _hooked(settings: Settings, tracing: Tracing) -> dict[str, bool]:
 
 
 def test_only_with_an_exporter_are_the_sdks_transports_hooked(settings: Settings) -> None:
-    silent = _tracing(None)
+    silent = worker_tracing(None)
     assert not silent.exporting
     assert _hooked(settings, silent) == {"sendgrid": False, "hubspot": False, "easypost": False}
-    exporting = _tracing(f"http://127.0.0.1:{free_port()}/v1/traces")
+    exporting = worker_tracing(f"http://127.0.0.1:{free_port()}/v1/traces")
     try:
         assert _hooked(settings, exporting) == {"sendgrid": True, "hubspot": True, "easypost": True}
     finally:
