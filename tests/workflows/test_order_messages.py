@@ -1,7 +1,8 @@
 """``OrderWorkflow``'s messages on the time-skipping server with stand-in activities:
 the ``cancel`` update at each step (and after the point of no return), a cancel from
 Temporal itself, 3-D Secure ended by the ``payment_webhook`` signal or by the deadline,
-and the ``status`` query along the way."""
+the ``status`` query along the way, and each message coming with the start (in the first
+workflow task, where its handler runs before ``run``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ from datetime import timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from models.orders import OrderStatus
+from temporal.clients.orders import workflow_id
+from temporal.queues import TaskQueue
 from tests.workflows.order_standins import (
     AUTHORISED,
     AUTHORIZE,
@@ -35,9 +43,11 @@ from tests.workflows.order_standins import (
     TOTAL,
     UNDO_ORDER,
     UNDO_PAYMENT,
+    USER,
     VALIDATE,
     VOID,
     Block,
+    Fail,
     OrderStandIns,
     authorization,
     ends_queued,
@@ -47,7 +57,13 @@ from tests.workflows.order_standins import (
     waiting_for_3ds,
 )
 from workflows.orders import OrderWorkflow
-from workflows.types.orders import CancelRequest, OrderView, PaymentWebhook
+from workflows.types.orders import (
+    PAYMENT_WEBHOOK_SIGNAL,
+    CancelRequest,
+    OrderInput,
+    OrderView,
+    PaymentWebhook,
+)
 
 AFTER_3DS = [CONFIRM, COMMIT, CAPTURE]
 ACTION_TIMEOUT = timedelta(minutes=15)
@@ -303,3 +319,87 @@ async def test_a_cancel_while_3ds_waits_voids_and_releases(
     assert (view.status, view.next_action_url) == (OrderStatus.CANCELLED, None)
     assert await handle.result() == view
     assert order.ran == [*AUTHORISED, EXTEND, *UNDO_PAYMENT, *ENDS_CANCELLED]
+
+
+def _with_start(order_id: str) -> WithStartWorkflowOperation[OrderWorkflow, OrderView]:
+    return WithStartWorkflowOperation(
+        OrderWorkflow.run,
+        OrderInput(order_id=order_id, user_id=USER),
+        id=workflow_id(order_id),
+        task_queue=str(TaskQueue.ORDERS),
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+
+
+async def test_a_cancel_that_comes_with_the_start_cancels_before_anything_is_held(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    """The cancel's validator and handler run before ``run`` (the order still pending):
+    it is accepted, and the order is undone at the first check, after validate-order,
+    holding nothing yet; the Update answers once the order is closed."""
+    order = standins.order()
+    start = _with_start(order.order_id)
+    view = await asyncio.wait_for(
+        time_skipping_env.client.execute_update_with_start_workflow(
+            OrderWorkflow.cancel,
+            CancelRequest(reason="changed my mind"),
+            start_workflow_operation=start,
+        ),
+        timeout=30,
+    )
+    assert (view.order_id, view.status, view.failure_code) == (
+        order.order_id,
+        OrderStatus.CANCELLED,
+        None,
+    )
+    handle = await start.workflow_handle()
+    assert (await handle.result()).status == OrderStatus.CANCELLED
+    assert order.ran == [VALIDATE, *ENDS_CANCELLED]
+    [close] = order.inputs(CLOSE)
+    assert (close["status"], close["detail"]) == ("cancelled", "changed my mind")
+
+
+async def test_a_cancel_accepted_before_the_order_fails_answers_with_the_failure(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    """A cancel taken with the start, then validate-order fails: the order ends failed,
+    its workflow returning in the activation that closes it (no email: nothing known
+    to write to). The waiting Update still answers, with the failure, rather than the
+    caller getting AcceptedUpdateCompletedWorkflow."""
+    order = standins.order({VALIDATE: [Fail("cart_empty", "the cart is empty")]})
+    start = _with_start(order.order_id)
+    view = await asyncio.wait_for(
+        time_skipping_env.client.execute_update_with_start_workflow(
+            OrderWorkflow.cancel,
+            CancelRequest(reason="changed my mind"),
+            start_workflow_operation=start,
+        ),
+        timeout=30,
+    )
+    assert (view.status, view.failure_code) == (OrderStatus.FAILED, "cart_empty")
+    handle = await start.workflow_handle()
+    assert await handle.result() == view
+    assert order.ran == [VALIDATE, CLOSE]
+
+
+async def test_a_webhook_that_comes_with_the_start_is_taken_when_3ds_begins(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    """A decisive webhook delivered with the start (signal-with-start; the handler runs
+    before ``run``) is kept: once the workflow waits for the customer it asks the
+    provider at once (authorised) instead of sleeping to the 3-D Secure deadline."""
+    order = standins.order({AUTHORIZE: [requires_action()]})  # refresh: authorised
+    handle = await time_skipping_env.client.start_workflow(
+        OrderWorkflow.run,
+        OrderInput(order_id=order.order_id, user_id=USER),
+        id=workflow_id(order.order_id),
+        task_queue=str(TaskQueue.ORDERS),
+        start_signal=PAYMENT_WEBHOOK_SIGNAL,
+        start_signal_args=[_webhook("evt_early")],
+    )
+    view = await handle.result()
+    assert view.status == OrderStatus.FULFILLMENT_QUEUED
+    assert order.ran[:8] == [VALIDATE, RESERVE, AUTHORIZE, EXTEND, REFRESH, *AFTER_3DS]
+    described = await handle.describe()
+    assert described.close_time is not None
+    assert described.close_time - described.start_time < ACTION_TIMEOUT
