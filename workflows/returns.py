@@ -55,6 +55,12 @@ STEP_RETRY = RetryPolicy(
 # return ``received``, failed for staff, instead of failing the workflow bare: the
 # ``receive`` Update says why (older workers never saw that refusal).
 REFUND_REFUSED = "return-refund-refused"
+# An approve Update that comes with the start (in the first workflow task) runs before
+# ``run``: its validator accepts it (the return is requested, undecided) and its handler
+# keeps staff's approval. ``run`` then replaced it with the automatic one for an
+# auto-approved reason: the label was issued as auto-approved, staff's name lost. Since
+# this patch an approval already given stands.
+APPROVAL_BEFORE_RUN_KEPT = "return-approval-before-run-kept"
 
 
 def _refuse(message: str, code: str) -> ApplicationError:
@@ -163,7 +169,9 @@ class ReturnWorkflow:
         self._input = input
         ref = ReturnRef(return_id=input.return_id)
         self._mirror(ReturnStatus.REQUESTED)
-        if input.auto_approve:
+        if input.auto_approve and not (
+            self._approval is not None and workflow.patched(APPROVAL_BEFORE_RUN_KEPT)
+        ):
             self._approval = ApproveRequest(staff_id=None)
         while self._status == ReturnStatus.REQUESTED:
             await workflow.wait_condition(self._deciding)

@@ -15,12 +15,18 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from cli.stack.process import find_binary
 from models.returns import ReturnReason, ReturnStatus
+from temporal.queues import TaskQueue
 from temporal.search_attributes import SEARCH_ATTRIBUTES
 from tests.workflows.record_histories import HISTORIES
 from tests.workflows.return_standins import (
@@ -31,6 +37,7 @@ from tests.workflows.return_standins import (
     until_approved,
 )
 from workflows.returns import ReturnWorkflow
+from workflows.types.fulfillment import return_workflow_id
 from workflows.types.returns import (
     ApproveRequest,
     DeclineRequest,
@@ -59,6 +66,28 @@ async def auto_approved(env: WorkflowEnvironment) -> str:
     input = return_input("ret_recorded_auto", reason=ReturnReason.DAMAGED, auto_approve=True)
     handle = await start_return(env.client, input)
     await until_approved(handle)
+    await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    assert (await handle.result()).status == ReturnStatus.CLOSED
+    return handle.id
+
+
+# Since "return-approval-before-run-kept": staff's approval comes with the start of a
+# return whose reason approves itself, and stands.
+async def staff_approved_with_the_start(env: WorkflowEnvironment) -> str:
+    input = return_input("ret_recorded_approved_with_start", auto_approve=True)
+    start = WithStartWorkflowOperation(
+        ReturnWorkflow.run,
+        input,
+        id=return_workflow_id(input.return_id),
+        task_queue=str(TaskQueue.ORDERS),
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+    await env.client.execute_update_with_start_workflow(
+        ReturnWorkflow.approve,
+        ApproveRequest(staff_id="usr_staff"),
+        start_workflow_operation=start,
+    )
+    handle = await start.workflow_handle()
     await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
     assert (await handle.result()).status == ReturnStatus.CLOSED
     return handle.id
@@ -101,6 +130,7 @@ RECORDINGS: dict[str, Recording] = {
     "return_declined": declined,
     "return_not_sent_back": not_sent_back,
     "return_refund_refused": refund_refused,
+    "return_staff_approved_with_the_start": staff_approved_with_the_start,
 }
 
 

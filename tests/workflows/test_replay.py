@@ -54,6 +54,8 @@ def test_there_are_histories_to_replay() -> None:
         "return_not_sent_back",
         # Since "return-refund-refused".
         "return_refund_refused",
+        # Since "return-approval-before-run-kept".
+        "return_staff_approved_with_the_start",
         "shipment_delivered",
         "shipment_delayed_then_delivered",
         "shipment_stalled_from_carrier_time",

@@ -1,6 +1,7 @@
 """``ReturnWorkflow`` branch by branch on the time-skipping server, with stand-in
 activities: approve → label → receive → refund → closed; decline; auto-approve; the
-ship-by timer; the Updates' validators; a refused label; a refused refund."""
+ship-by timer; the Updates' validators; a refused label; a refused refund; each Update
+coming with the start (in the first workflow task, where it runs before ``run``)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,18 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from models.returns import ReturnStatus
+from temporal.queues import TaskQueue
 from temporal.search_attributes import RETURN_STATUS
 from tests.workflows.return_standins import (
     SHIP_BY_SECONDS,
@@ -24,6 +32,7 @@ from tests.workflows.return_standins import (
     until_approved,
 )
 from workflows.returns import ReturnWorkflow
+from workflows.types.fulfillment import return_workflow_id
 from workflows.types.returns import (
     CANCEL_ACTIVITY,
     CLOSE_ACTIVITY,
@@ -35,6 +44,7 @@ from workflows.types.returns import (
     DeclineRequest,
     ReceivedLine,
     ReceiveRequest,
+    ReturnInput,
     ReturnView,
 )
 
@@ -205,3 +215,104 @@ async def test_a_refused_refund_fails_the_return_received_for_staff(
     assert returns.ran[input.return_id].count(REFUND_ACTIVITY) == 1
     description = await handle.describe()
     assert description.typed_search_attributes.get(RETURN_STATUS) == "received"
+
+
+def _with_start(input: ReturnInput) -> WithStartWorkflowOperation[ReturnWorkflow, ReturnView]:
+    return WithStartWorkflowOperation(
+        ReturnWorkflow.run,
+        input,
+        id=return_workflow_id(input.return_id),
+        task_queue=str(TaskQueue.ORDERS),
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+
+
+async def test_an_approval_that_comes_with_the_start_issues_the_label(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    """Staff's approval in the first workflow task (update-with-start): its validator and
+    handler run before ``run``; the return is approved in staff's name."""
+    input = return_input()
+    start = _with_start(input)
+    view = await time_skipping_env.client.execute_update_with_start_workflow(
+        ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"), start_workflow_operation=start
+    )
+    assert (view.return_id, view.status) == (input.return_id, ReturnStatus.APPROVED)
+    label = returns.inputs[input.return_id][0]
+    assert (label["staff_id"], label["auto_approved"]) == ("usr_s", False)
+    handle = await start.workflow_handle()
+    await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    assert (await handle.result()).status == ReturnStatus.CLOSED
+
+
+async def test_staff_approval_with_the_start_of_an_auto_approved_return_is_kept(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    """The approve Update is accepted before ``run`` knows the return approves itself; the
+    approval it was given stands (staff's name on the label), not replaced by the
+    automatic one as if staff had never acted."""
+    input = return_input(auto_approve=True)
+    start = _with_start(input)
+    view = await time_skipping_env.client.execute_update_with_start_workflow(
+        ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"), start_workflow_operation=start
+    )
+    assert view.status == ReturnStatus.APPROVED
+    assert returns.ran[input.return_id] == [ISSUE_LABEL_ACTIVITY]
+    label = returns.inputs[input.return_id][0]
+    assert (label["staff_id"], label["auto_approved"]) == ("usr_s", False)
+    await (await start.workflow_handle()).terminate("done with this test")
+
+
+async def test_a_decline_that_comes_with_the_start_ends_the_return(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    """A decline before ``run``: the return ends declined in the activation that declines
+    it, and the Update still answers (not AcceptedUpdateCompletedWorkflow)."""
+    input = return_input()
+    start = _with_start(input)
+    view = await time_skipping_env.client.execute_update_with_start_workflow(
+        ReturnWorkflow.decline,
+        DeclineRequest(reason="worn", staff_id="usr_s"),
+        start_workflow_operation=start,
+    )
+    assert view.status == ReturnStatus.DECLINED
+    assert (await (await start.workflow_handle()).result()).status == ReturnStatus.DECLINED
+    assert returns.ran[input.return_id] == [DECLINE_ACTIVITY]
+
+
+async def test_a_receipt_that_comes_with_the_start_is_refused(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    """Nothing is received before the return is approved, also before ``run`` began; the
+    return itself goes on, requested."""
+    input = return_input()
+    start = _with_start(input)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await time_skipping_env.client.execute_update_with_start_workflow(
+            ReturnWorkflow.receive, RECEIPT, start_workflow_operation=start
+        )
+    assert _refused(refused) == "return_not_approved"
+    handle = await start.workflow_handle()
+    assert await _status(handle) == ReturnStatus.REQUESTED
+    view = await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
+    assert view.status == ReturnStatus.APPROVED
+    assert returns.ran[input.return_id] == [ISSUE_LABEL_ACTIVITY]
+    await handle.terminate("done with this test")
+
+
+async def test_a_refused_label_answers_an_approval_that_came_with_the_start(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    input = return_input()
+    returns.label_refusals.add(input.return_id)
+    start = _with_start(input)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await time_skipping_env.client.execute_update_with_start_workflow(
+            ReturnWorkflow.approve,
+            ApproveRequest(staff_id="usr_s"),
+            start_workflow_operation=start,
+        )
+    assert _refused(refused) == "return_label_failed"
+    handle = await start.workflow_handle()
+    assert await _status(handle) == ReturnStatus.REQUESTED
+    await handle.terminate("done with this test")
