@@ -78,6 +78,12 @@ BACKFILL_GRACE = timedelta(seconds=10)
 # to the parent once (an exception at once), and a search attribute is upserted only when
 # its value changes. Parcels started before it keep one remote activity per update.
 LOCAL_TRACKING_STEPS = "local-tracking-steps"
+# Patch: a carrier update handled before ``run`` (a continued run's first workflow task,
+# or signal-with-start) is checked against the event ids carried over, as any later one
+# is. The handler runs before ``run`` restores them, so a webhook redelivered just after
+# continue-as-new was recorded again (a step for nothing; the history and the status
+# caught the repeat). Parcels started before it keep what their first task did.
+EARLY_UPDATES_DEDUPED = "early-carrier-updates-deduped"
 # Provider and database hiccups are retried until they pass; our business errors
 # (a refused label) are non-retryable and reach the workflow.
 RETRY = RetryPolicy(
@@ -319,6 +325,15 @@ class ShipmentWorkflow:
         self._delayed = input.delayed
         self._tracking_code, self._tracking_url = input.tracking_code, input.tracking_url
         self._last_update_at = input.last_update_at
+        carried = set(input.seen_event_ids)
+        # Signals handled before ``run`` (in the first workflow task) saw no carried ids.
+        early = [event_id for event_id in self._seen if event_id not in carried]
+        if len(early) < len(self._seen) and workflow.patched(EARLY_UPDATES_DEDUPED):
+            self._pending = [u for u in self._pending if u.event_id not in carried]
+            self._seen, self._seen_set = [], set()
+            for event_id in [*input.seen_event_ids, *early]:
+                self._remember(event_id)
+            return
         for event_id in input.seen_event_ids:
             self._remember(event_id)
 

@@ -668,6 +668,33 @@ async def shipment_continued(env: WorkflowEnvironment, queue: str) -> str:
     return f"{handle.id}@{first}"
 
 
+@shipment_recording("shipment_redelivered_with_the_start")
+async def shipment_redelivered_with_the_start(env: WorkflowEnvironment, queue: str) -> str:
+    """Since the "early-carrier-updates-deduped" patch: a run carrying e0 and e1 (as a
+    continued run does) gets e1 again in its first workflow task (signal-with-start), a
+    new e2 with it, then e3: e1 is dropped, e2 and e3 recorded."""
+    sid = "shp_recorded_redelivered_with_start"
+    handle = await env.client.start_workflow(
+        ShipmentWorkflow.run,
+        parcel(
+            sid,
+            status=ShipmentStatus.IN_TRANSIT,
+            tracking_code=f"9400{sid}",
+            seen_event_ids=["e0", "e1"],
+        ),
+        id=f"shipment-{sid}",
+        task_queue="orders",
+        start_signal=CARRIER_UPDATE_SIGNAL,
+        start_signal_args=[update("e1", sid, PRE, TRANSIT)],
+    )
+    await handle.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, OUT))
+    await SHIPMENT_STANDINS.called(sid, "shipping.record_update", 1)
+    await handle.signal(CARRIER_UPDATE_SIGNAL, update("e3", sid, PRE, TRANSIT, OUT, DELIVERED))
+    await _shipment_ends(handle, ShipmentStatus.DELIVERED)
+    assert SHIPMENT_STANDINS.ran(sid) == ["shipping.record_update"] * 2
+    return handle.id
+
+
 @shipment_recording("shipment_cancelled_label_refunded")
 async def shipment_cancelled(env: WorkflowEnvironment, queue: str) -> str:
     sid = "shp_recorded_cancelled"

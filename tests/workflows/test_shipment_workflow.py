@@ -1,7 +1,8 @@
 """``ShipmentWorkflow`` branch by branch on the time-skipping server, with stand-in
 activities and a stand-in ``FulfillmentWorkflow`` parent that keeps what it is told:
 the label, updates in order, duplicates and late updates, exceptions, a refused label,
-the stall timer, continue-as-new and the refund of an unused label. The real activities
+the stall timer, continue-as-new, the refund of an unused label, and signals that come
+with the start (in the first workflow task, before ``run``). The real activities
 are proven against PostgreSQL in ``tests/services/test_shipments.py``.
 """
 
@@ -403,3 +404,75 @@ async def test_updates_that_wait_are_recorded_in_one_step_and_told_once(
     attributes = (await child.describe()).typed_search_attributes
     assert attributes.get(SHIPMENT_STATUS) == "delivered"
     assert attributes.get(ORDER_ID) == f"ord_{sid}"
+
+
+async def signalled_with_start(
+    env: WorkflowEnvironment, input: ShipmentInput, signal: str, *args: Any
+) -> WorkflowHandle[Any, ShipmentView]:
+    """The parcel started standalone with ``signal`` in its first workflow task (the
+    handler runs before ``run``), as signal-with-start, or a continued run, gets it."""
+    return await env.client.start_workflow(
+        SHIPMENT_WORKFLOW,
+        input,
+        id=shipment_workflow_id(input.shipment_id),
+        task_queue=str(TaskQueue.ORDERS),
+        result_type=ShipmentView,
+        start_signal=signal,
+        start_signal_args=list(args),
+    )
+
+
+async def test_a_carrier_update_that_comes_with_the_start_is_recorded_after_the_label(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    sid = new_id()
+    handle = await signalled_with_start(
+        time_skipping_env, parcel(sid), CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT)
+    )
+    moving = await until(handle, lambda v: v.status is ShipmentStatus.IN_TRANSIT)
+    assert moving.tracking_code == f"9400{sid}"
+    assert parcels.ran(sid) == [BOOK, RECORD]
+    await handle.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
+    assert (await handle.result()).status is ShipmentStatus.DELIVERED
+    assert parcels.ran(sid) == [BOOK, RECORD, RECORD]
+
+
+async def test_a_retry_that_comes_with_the_start_does_not_skip_a_later_refusal(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    """A retry_label before any label was refused asks nothing: when the carrier refuses
+    the label, the parcel still waits for staff."""
+    sid = new_id()
+    parcels.refusals[sid] = 1
+    handle = await signalled_with_start(time_skipping_env, parcel(sid), RETRY_LABEL_SIGNAL)
+    stuck = await until(handle, lambda v: v.awaiting_retry)
+    assert (stuck.status, stuck.problem) == (ShipmentStatus.PENDING, REFUSED)
+    await time_skipping_env.sleep(timedelta(days=1))
+    assert parcels.ran(sid) == [BOOK]
+    await handle.signal(RETRY_LABEL_SIGNAL)
+    await until(handle, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    assert parcels.ran(sid) == [BOOK, BOOK]
+    await cancelled(time_skipping_env, handle)
+
+
+async def test_a_redelivery_in_the_first_task_of_a_continued_run_is_dropped(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    """After continue-as-new a webhook redelivered at once reaches the new run in its
+    first workflow task, before ``run`` restores the event ids carried over: it must be
+    dropped as in any other task, not recorded again."""
+    sid = new_id()
+    carried = parcel(
+        sid,
+        status=ShipmentStatus.IN_TRANSIT,
+        tracking_code=f"9400{sid}",
+        seen_event_ids=["e0", "e1"],
+    )
+    handle = await signalled_with_start(
+        time_skipping_env, carried, CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT)
+    )
+    await handle.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
+    assert (await handle.result()).status is ShipmentStatus.DELIVERED
+    assert parcels.ran(sid) == [RECORD]
+    [recorded] = parcels.inputs(sid, RECORD)
+    assert recorded["tracker"]["status"] == str(DELIVERED)  # e2's, not e1's again
