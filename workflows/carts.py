@@ -32,6 +32,13 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# A change (or the cart cleared) while the deadline's contact step ran was lost: the
+# reminder went out about a cart just touched, and the workflow ended, so no timer ran
+# from the change. Since this patch the workflow waits again, from the new deadline.
+# (A change while the reminder itself is being sent still ends with that reminder.)
+CHANGE_AT_DEADLINE = "cart-change-at-deadline"
+
+
 @workflow.defn(name=CART_ABANDONMENT_WORKFLOW)
 class CartAbandonmentWorkflow:
     def __init__(self) -> None:
@@ -45,29 +52,25 @@ class CartAbandonmentWorkflow:
         self._delay = timedelta(seconds=input.delay_seconds)
         if self._deadline is None:  # a change signalled with the start already set it
             self._deadline = workflow.now() + self._delay
-        while not self._closed:
-            remaining = (self._deadline - workflow.now()).total_seconds()
-            if remaining <= 0:
+        while True:
+            await self._until_deadline()
+            if self._closed:
+                return "closed"
+            # Write to whoever the shopper is *now*: the address may have changed in a
+            # day, and a deleted account gets nothing; nor does a cart checked out since
+            # (checkout does not signal: it would cost every order a workflow task here).
+            changes = self._changes
+            asks_cart = workflow.patched("cart-checked-at-deadline")
+            contact = await workflow.execute_activity_method(
+                AccountActivities.contact,
+                ContactInput(user_id=input.user_id, cart_id=input.cart_id if asks_cart else None),
+                start_to_close_timeout=timedelta(seconds=10),
+            )
+            moved = self._closed or self._changes != changes
+            if not (moved and workflow.patched(CHANGE_AT_DEADLINE)):
                 break
-            seen = self._changes
-            try:
-                await workflow.wait_condition(
-                    lambda seen=seen: self._closed or self._changes != seen,  # type: ignore[misc]
-                    timeout=remaining,
-                )
-            except TimeoutError:
-                break
-        if self._closed:
-            return "closed"
-        # Write to whoever the shopper is *now*: the address may have changed in a day,
-        # and a deleted account gets nothing; nor does a cart checked out since (checkout
-        # does not signal: it would cost every order a workflow task here).
-        asks_cart = workflow.patched("cart-checked-at-deadline")
-        contact = await workflow.execute_activity_method(
-            AccountActivities.contact,
-            ContactInput(user_id=input.user_id, cart_id=input.cart_id if asks_cart else None),
-            start_to_close_timeout=timedelta(seconds=10),
-        )
+            # The shopper came back (or cleared the cart) while we asked: no reminder
+            # now; wait for the deadline the change set.
         if not contact.active or contact.email is None or not contact.cart_active:
             return "closed"
         await workflow.execute_activity_method(
@@ -84,6 +87,22 @@ class CartAbandonmentWorkflow:
             retry_policy=NOTIFICATION_RETRY,
         )
         return "reminded"
+
+    async def _until_deadline(self) -> None:
+        """Until the deadline passes (each change pushes it back) or the cart is closed."""
+        assert self._deadline is not None
+        while not self._closed:
+            remaining = (self._deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                return
+            seen = self._changes
+            try:
+                await workflow.wait_condition(
+                    lambda seen=seen: self._closed or self._changes != seen,  # type: ignore[misc]
+                    timeout=remaining,
+                )
+            except TimeoutError:
+                return
 
     @workflow.signal(name=CART_CHANGED_SIGNAL)
     def cart_changed(self) -> None:

@@ -173,8 +173,17 @@ async def send_email(input: SendEmailInput) -> SendEmailResult:
 CHECKED_OUT_CART = "cart_recorded_checked_out"
 
 
+# The first contact step of this cart waits for the recording to change the cart.
+CHANGED_AT_DEADLINE_CART = "cart_recorded_changed_at_deadline"
+ASKED_AT_DEADLINE = asyncio.Event()
+CHANGED_AT_DEADLINE = asyncio.Event()
+
+
 @activity.defn(name="accounts.contact")
 async def contact(input: ContactInput) -> Contact:
+    if input.cart_id == CHANGED_AT_DEADLINE_CART and not CHANGED_AT_DEADLINE.is_set():
+        ASKED_AT_DEADLINE.set()
+        await CHANGED_AT_DEADLINE.wait()
     active = input.cart_id != CHECKED_OUT_CART
     return Contact(active=True, email="ada@example.com", name="Ada", cart_active=active)
 
@@ -268,6 +277,26 @@ async def cart_checked_out(env: WorkflowEnvironment, queue: str) -> str:
         task_queue=queue,
     )
     assert await handle.result() == "closed"
+    return handle.id
+
+
+@recording("cart_abandonment_changed_at_deadline")
+async def cart_changed_at_deadline(env: WorkflowEnvironment, queue: str) -> str:
+    """Since "cart-change-at-deadline": the shopper is back while the deadline's contact
+    step runs; the workflow waits again and reminds a day after the change."""
+    handle = await env.client.start_workflow(
+        CartAbandonmentWorkflow.run,
+        CART.model_copy(update={"cart_id": CHANGED_AT_DEADLINE_CART}),
+        id="cart-changed-at-deadline",
+        task_queue=queue,
+        start_signal="cart_changed",
+    )
+    with env.auto_time_skipping_disabled():
+        await env.sleep(timedelta(hours=24, seconds=1))
+        await asyncio.wait_for(ASKED_AT_DEADLINE.wait(), 10)
+        await handle.signal(CartAbandonmentWorkflow.cart_changed)
+        CHANGED_AT_DEADLINE.set()
+    assert await handle.result() == "reminded"
     return handle.id
 
 

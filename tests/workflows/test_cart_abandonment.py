@@ -1,7 +1,10 @@
-"""The abandoned-cart timer, in a time-skipping environment (email replaced by name)."""
+"""The abandoned-cart timer, in a time-skipping environment (email replaced by name),
+with signals that come with the start (signal-with-start: the handler runs before
+``run``) and while the deadline's contact step runs."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from uuid import uuid4
 
@@ -23,10 +26,17 @@ class Outbox:
         self.sent: list[SendEmailInput] = []
         self.asked: list[ContactInput] = []
         self.contact_now = contact or Contact(active=True, email="ada.new@example.com", name="Ada")
+        # When set, the next contact step waits for it (the test acts meanwhile).
+        self.asking: asyncio.Event | None = None
+        self.answer: asyncio.Event | None = None
 
     @activity.defn(name="accounts.contact")
     async def contact(self, input: ContactInput) -> Contact:
         self.asked.append(input)
+        if self.asking is not None and self.answer is not None:
+            self.asking.set()
+            await self.answer.wait()
+            self.asking = self.answer = None
         return self.contact_now
 
     @activity.defn(name="email.send")
@@ -126,3 +136,101 @@ async def test_a_cart_checked_out_meanwhile_gets_no_reminder_at_its_deadline(
     contact = Contact(active=True, email="ada@example.com", name="Ada", cart_active=False)
     outbox, cart = await _closed_at_deadline(time_skipping_env, contact)
     assert outbox.asked == [ContactInput(user_id="user_1", cart_id=cart)]
+
+
+async def test_closed_with_the_start_ends_at_once(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
+    cart = f"cart_{uuid4().hex[:8]}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[CartAbandonmentWorkflow],
+        activities=[outbox.send, outbox.contact],
+    ):
+        handle = await env.client.start_workflow(
+            CartAbandonmentWorkflow.run,
+            _input(cart),
+            id=workflow_id(cart),
+            task_queue=queue,
+            start_signal="cart_closed",
+        )
+        assert await handle.result() == "closed"
+    assert outbox.asked == []
+    assert outbox.sent == []
+
+
+async def test_a_change_with_the_start_sets_the_deadline_one_delay_on(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The handler runs before ``run`` knows the delay: the deadline is still the start
+    plus the delay (not the start itself, which would remind at once)."""
+    env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
+    cart = f"cart_{uuid4().hex[:8]}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[CartAbandonmentWorkflow],
+        activities=[outbox.send, outbox.contact],
+    ):
+        handle = await env.client.start_workflow(
+            CartAbandonmentWorkflow.run,
+            _input(cart),
+            id=workflow_id(cart),
+            task_queue=queue,
+            start_signal="cart_changed",
+        )
+        deadline = await handle.query(CartAbandonmentWorkflow.deadline)
+        started = (await handle.describe()).start_time
+        assert deadline is not None
+        # workflow.now() is its first task's time, a moment after the start.
+        assert timedelta(seconds=DAY) <= deadline - started < timedelta(seconds=DAY + 60)
+        assert await handle.result() == "reminded"
+        closed = (await handle.describe()).close_time
+        assert closed is not None
+        assert closed - started >= timedelta(seconds=DAY)
+    assert len(outbox.sent) == 1
+
+
+async def test_a_change_while_the_deadline_is_checked_waits_again(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The shopper is back while the workflow asks about them at the deadline: no
+    reminder now (it ended with one and dropped the change, so no timer ran from it);
+    it waits a full delay from the change, then reminds once."""
+    env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
+    outbox.asking, outbox.answer = asyncio.Event(), asyncio.Event()
+    asking = outbox.asking
+    cart = f"cart_{uuid4().hex[:8]}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[CartAbandonmentWorkflow],
+        activities=[outbox.send, outbox.contact],
+    ):
+        handle = await env.client.start_workflow(
+            CartAbandonmentWorkflow.run,
+            _input(cart),
+            id=workflow_id(cart),
+            task_queue=queue,
+            start_signal="cart_changed",
+        )
+        with env.auto_time_skipping_disabled():
+            await env.sleep(timedelta(seconds=DAY + 1))  # past the deadline
+            await asyncio.wait_for(asking.wait(), 10)
+            await handle.signal(CartAbandonmentWorkflow.cart_changed)
+            changed_at = await env.get_current_time()
+            outbox.answer.set()
+            for _ in range(500):  # until the workflow took the answer and waits again
+                history = await handle.fetch_history()
+                if sum(e.HasField("timer_started_event_attributes") for e in history.events) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert outbox.sent == []
+        assert await handle.result() == "reminded"
+        closed = (await handle.describe()).close_time
+        assert closed is not None
+        assert closed - changed_at >= timedelta(seconds=DAY - 60)
+    assert len(outbox.sent) == 1
+    assert len(outbox.asked) == 2

@@ -27,6 +27,8 @@ def test_there_are_histories_to_replay() -> None:
         "cart_abandonment_closed",
         # Since "cart-checked-at-deadline".
         "cart_abandonment_checked_out",
+        # Since "cart-change-at-deadline".
+        "cart_abandonment_changed_at_deadline",
         "user_onboarding_sent",
         "stack_probe_ok",
         "analytics_rollup_ok",
