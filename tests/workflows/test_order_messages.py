@@ -403,3 +403,25 @@ async def test_a_webhook_that_comes_with_the_start_is_taken_when_3ds_begins(
     described = await handle.describe()
     assert described.close_time is not None
     assert described.close_time - described.start_time < ACTION_TIMEOUT
+
+
+async def test_a_cancel_after_undoing_began_is_refused(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    """The payment is declined and the compensations run: a cancel sent meanwhile is
+    refused (the order is already being undone, as failed), not left waiting."""
+    undo = Block()
+    order = standins.order({AUTHORIZE: [authorization("requires_payment_method")], VOID: [undo]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await asyncio.wait_for(undo.started.wait(), 5)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        # Accepted, it would wait for the compensation held here: bounded, not hung.
+        await asyncio.wait_for(
+            handle.execute_update(OrderWorkflow.cancel, CancelRequest(reason="too late")), 10
+        )
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert refused.value.cause.type == "order_not_cancellable"
+    undo.release()
+    view = await handle.result()
+    assert (view.status, view.failure_code) == (OrderStatus.FAILED, "payment_declined")
+    assert order.ran == [*AUTHORISED, *UNDO_PAYMENT, *ENDS_PAYMENT_FAILED]
