@@ -5,14 +5,11 @@ coming with the start (in the first workflow task, where it runs before ``run``)
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any
-from uuid import uuid4
 
 import pytest
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowFailureError,
@@ -22,7 +19,6 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from models.returns import ReturnStatus
 from temporal.queues import TaskQueue
@@ -320,49 +316,3 @@ async def test_a_refused_label_answers_an_approval_that_came_with_the_start(
     handle = await start.workflow_handle()
     assert await _status(handle) == ReturnStatus.REQUESTED
     await handle.terminate("done with this test")
-
-
-async def test_a_receipt_in_the_task_where_the_ship_by_time_passes_is_taken(
-    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
-) -> None:
-    """The ship-by timer fires while no worker runs the return; staff's receipt comes
-    then, and both reach the workflow in one workflow task. The receipt's validator runs
-    first (not yet expired) and accepts it: the goods are back, so the return is
-    received and refunded, not cancelled with the accepted receipt ignored."""
-    client, input = time_skipping_env.client, return_input()
-    # Its workflow tasks only (the steps run on orders), never sticky: a task for a worker
-    # gone would wait on that worker's own queue.
-    queue = f"returns-{uuid4().hex[:6]}"
-    async with Worker(client, task_queue=queue, workflows=[ReturnWorkflow], max_cached_workflows=0):
-        handle = await client.start_workflow(
-            ReturnWorkflow.run, input, id=return_workflow_id(input.return_id), task_queue=queue
-        )
-        await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
-    # To the ship-by timer's time exactly: past it, with its task waiting for a worker,
-    # the test server's clock cannot go.
-    events = [e async for e in handle.fetch_history_events()]
-    [timer] = [e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
-    fires = (
-        timer.event_time.ToDatetime(tzinfo=UTC)
-        + timer.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
-    )
-    await time_skipping_env.sleep(fires - await time_skipping_env.get_current_time())
-    for _ in range(500):
-        events = [e async for e in handle.fetch_history_events()]
-        if any(e.event_type == EventType.EVENT_TYPE_TIMER_FIRED for e in events):
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("the ship-by timer did not fire")
-    receiving = asyncio.create_task(handle.execute_update(ReturnWorkflow.receive, RECEIPT))
-    await asyncio.sleep(1)  # the Update reaches the server, beside the timer's task
-    async with Worker(client, task_queue=queue, workflows=[ReturnWorkflow], max_cached_workflows=0):
-        view = await asyncio.wait_for(receiving, 30)
-        assert view.status == ReturnStatus.REFUNDED
-        assert (await handle.result()).status == ReturnStatus.CLOSED
-    assert returns.ran[input.return_id] == [
-        ISSUE_LABEL_ACTIVITY,
-        RECEIVE_ACTIVITY,
-        REFUND_ACTIVITY,
-        CLOSE_ACTIVITY,
-    ]
