@@ -5,10 +5,13 @@ with signals that come with the start (signal-with-start: the handler runs befor
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from uuid import uuid4
 
 from temporalio import activity
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -51,11 +54,13 @@ def _input(cart_id: str) -> AbandonmentInput:
     )
 
 
-async def test_activity_pushes_the_timer_back_and_it_fires_once(
-    time_skipping_env: WorkflowEnvironment,
-) -> None:
-    env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
-    cart = f"cart_{uuid4().hex[:8]}"
+@asynccontextmanager
+async def _cart_workflow(
+    env: WorkflowEnvironment, outbox: Outbox, start_signal: str | None = None
+) -> AsyncIterator[tuple[WorkflowHandle[CartAbandonmentWorkflow, str], str]]:
+    """A fresh cart's workflow (with ``start_signal``, signal-with-start) and a worker of
+    its own running it against ``outbox``, while the block runs: its handle and cart id."""
+    queue, cart = f"carts-{uuid4().hex[:6]}", f"cart_{uuid4().hex[:8]}"
     async with Worker(
         env.client,
         task_queue=queue,
@@ -67,8 +72,16 @@ async def test_activity_pushes_the_timer_back_and_it_fires_once(
             _input(cart),
             id=workflow_id(cart),
             task_queue=queue,
-            start_signal="cart_changed",
+            start_signal=start_signal,
         )
+        yield handle, cart
+
+
+async def test_activity_pushes_the_timer_back_and_it_fires_once(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env, outbox = time_skipping_env, Outbox()
+    async with _cart_workflow(env, outbox, "cart_changed") as (handle, cart):
         first_deadline = await handle.query(CartAbandonmentWorkflow.deadline)
         await env.sleep(timedelta(hours=20))
         await handle.signal(CartAbandonmentWorkflow.cart_changed)  # the shopper is back
@@ -89,17 +102,8 @@ async def test_activity_pushes_the_timer_back_and_it_fires_once(
 async def test_clearing_ends_it_without_a_reminder(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
-    cart = f"cart_{uuid4().hex[:8]}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[CartAbandonmentWorkflow],
-        activities=[outbox.send, outbox.contact],
-    ):
-        handle = await env.client.start_workflow(
-            CartAbandonmentWorkflow.run, _input(cart), id=workflow_id(cart), task_queue=queue
-        )
+    env, outbox = time_skipping_env, Outbox()
+    async with _cart_workflow(env, outbox) as (handle, _cart):
         await env.sleep(timedelta(hours=5))
         await handle.signal(CartAbandonmentWorkflow.cart_closed)
         assert await handle.result() == "closed"
@@ -109,17 +113,8 @@ async def test_clearing_ends_it_without_a_reminder(
 async def _closed_at_deadline(env: WorkflowEnvironment, contact: Contact) -> tuple[Outbox, str]:
     """Runs a cart's workflow to its deadline with ``contact`` as the activity's answer;
     it must end closed, having sent nothing. Returns the outbox and the cart's id."""
-    queue, outbox = f"carts-{uuid4().hex[:6]}", Outbox(contact)
-    cart = f"cart_{uuid4().hex[:8]}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[CartAbandonmentWorkflow],
-        activities=[outbox.send, outbox.contact],
-    ):
-        handle = await env.client.start_workflow(
-            CartAbandonmentWorkflow.run, _input(cart), id=workflow_id(cart), task_queue=queue
-        )
+    outbox = Outbox(contact)
+    async with _cart_workflow(env, outbox) as (handle, cart):
         assert await handle.result() == "closed"
     assert outbox.sent == []
     return outbox, cart
@@ -141,21 +136,8 @@ async def test_a_cart_checked_out_meanwhile_gets_no_reminder_at_its_deadline(
 async def test_closed_with_the_start_ends_at_once(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
-    cart = f"cart_{uuid4().hex[:8]}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[CartAbandonmentWorkflow],
-        activities=[outbox.send, outbox.contact],
-    ):
-        handle = await env.client.start_workflow(
-            CartAbandonmentWorkflow.run,
-            _input(cart),
-            id=workflow_id(cart),
-            task_queue=queue,
-            start_signal="cart_closed",
-        )
+    env, outbox = time_skipping_env, Outbox()
+    async with _cart_workflow(env, outbox, "cart_closed") as (handle, _cart):
         assert await handle.result() == "closed"
     assert outbox.asked == []
     assert outbox.sent == []
@@ -166,21 +148,8 @@ async def test_a_change_with_the_start_sets_the_deadline_one_delay_on(
 ) -> None:
     """The handler runs before ``run`` knows the delay: the deadline is still the start
     plus the delay (not the start itself, which would remind at once)."""
-    env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
-    cart = f"cart_{uuid4().hex[:8]}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[CartAbandonmentWorkflow],
-        activities=[outbox.send, outbox.contact],
-    ):
-        handle = await env.client.start_workflow(
-            CartAbandonmentWorkflow.run,
-            _input(cart),
-            id=workflow_id(cart),
-            task_queue=queue,
-            start_signal="cart_changed",
-        )
+    env, outbox = time_skipping_env, Outbox()
+    async with _cart_workflow(env, outbox, "cart_changed") as (handle, _cart):
         deadline = await handle.query(CartAbandonmentWorkflow.deadline)
         started = (await handle.describe()).start_time
         assert deadline is not None
@@ -199,23 +168,10 @@ async def test_a_change_while_the_deadline_is_checked_waits_again(
     """The shopper is back while the workflow asks about them at the deadline: no
     reminder now (it ended with one and dropped the change, so no timer ran from it);
     it waits a full delay from the change, then reminds once."""
-    env, outbox, queue = time_skipping_env, Outbox(), f"carts-{uuid4().hex[:6]}"
+    env, outbox = time_skipping_env, Outbox()
     outbox.asking, outbox.answer = asyncio.Event(), asyncio.Event()
     asking = outbox.asking
-    cart = f"cart_{uuid4().hex[:8]}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[CartAbandonmentWorkflow],
-        activities=[outbox.send, outbox.contact],
-    ):
-        handle = await env.client.start_workflow(
-            CartAbandonmentWorkflow.run,
-            _input(cart),
-            id=workflow_id(cart),
-            task_queue=queue,
-            start_signal="cart_changed",
-        )
+    async with _cart_workflow(env, outbox, "cart_changed") as (handle, _cart):
         with env.auto_time_skipping_disabled():
             await env.sleep(timedelta(seconds=DAY + 1))  # past the deadline
             await asyncio.wait_for(asking.wait(), 10)
