@@ -65,14 +65,18 @@ def new_id() -> str:
 
 
 async def standalone(
-    env: WorkflowEnvironment, input: ShipmentInput
+    env: WorkflowEnvironment, input: ShipmentInput, signal: str | None = None, *args: Any
 ) -> WorkflowHandle[Any, ShipmentView]:
+    """The parcel started without a parent; with ``signal`` in its first workflow task
+    (signal-with-start: the handler runs before ``run``, as in a continued run's)."""
     return await env.client.start_workflow(
         SHIPMENT_WORKFLOW,
         input,
         id=shipment_workflow_id(input.shipment_id),
         task_queue=str(TaskQueue.ORDERS),
         result_type=ShipmentView,
+        start_signal=signal,
+        start_signal_args=list(args),
     )
 
 
@@ -406,27 +410,11 @@ async def test_updates_that_wait_are_recorded_in_one_step_and_told_once(
     assert attributes.get(ORDER_ID) == f"ord_{sid}"
 
 
-async def signalled_with_start(
-    env: WorkflowEnvironment, input: ShipmentInput, signal: str, *args: Any
-) -> WorkflowHandle[Any, ShipmentView]:
-    """The parcel started standalone with ``signal`` in its first workflow task (the
-    handler runs before ``run``), as signal-with-start, or a continued run, gets it."""
-    return await env.client.start_workflow(
-        SHIPMENT_WORKFLOW,
-        input,
-        id=shipment_workflow_id(input.shipment_id),
-        task_queue=str(TaskQueue.ORDERS),
-        result_type=ShipmentView,
-        start_signal=signal,
-        start_signal_args=list(args),
-    )
-
-
 async def test_a_carrier_update_that_comes_with_the_start_is_recorded_after_the_label(
     time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
 ) -> None:
     sid = new_id()
-    handle = await signalled_with_start(
+    handle = await standalone(
         time_skipping_env, parcel(sid), CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT)
     )
     moving = await until(handle, lambda v: v.status is ShipmentStatus.IN_TRANSIT)
@@ -444,7 +432,7 @@ async def test_a_retry_that_comes_with_the_start_does_not_skip_a_later_refusal(
     the label, the parcel still waits for staff."""
     sid = new_id()
     parcels.refusals[sid] = 1
-    handle = await signalled_with_start(time_skipping_env, parcel(sid), RETRY_LABEL_SIGNAL)
+    handle = await standalone(time_skipping_env, parcel(sid), RETRY_LABEL_SIGNAL)
     stuck = await until(handle, lambda v: v.awaiting_retry)
     assert (stuck.status, stuck.problem) == (ShipmentStatus.PENDING, REFUSED)
     await time_skipping_env.sleep(timedelta(days=1))
@@ -468,7 +456,7 @@ async def test_a_redelivery_in_the_first_task_of_a_continued_run_is_dropped(
         tracking_code=f"9400{sid}",
         seen_event_ids=["e0", "e1"],
     )
-    handle = await signalled_with_start(
+    handle = await standalone(
         time_skipping_env, carried, CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT)
     )
     await handle.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
