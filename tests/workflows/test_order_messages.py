@@ -13,6 +13,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WithStartWorkflowOperation,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
@@ -331,6 +332,23 @@ def _with_start(order_id: str) -> WithStartWorkflowOperation[OrderWorkflow, Orde
     )
 
 
+async def _cancelled_with_the_start(
+    env: WorkflowEnvironment, order_id: str
+) -> tuple[OrderView, WorkflowHandle[OrderWorkflow, OrderView]]:
+    """The order's workflow started with a cancel in its first workflow task
+    (update-with-start): the Update's answer, and the workflow's handle."""
+    start = _with_start(order_id)
+    view = await asyncio.wait_for(
+        env.client.execute_update_with_start_workflow(
+            OrderWorkflow.cancel,
+            CancelRequest(reason="changed my mind"),
+            start_workflow_operation=start,
+        ),
+        timeout=30,
+    )
+    return view, await start.workflow_handle()
+
+
 async def test_a_cancel_that_comes_with_the_start_cancels_before_anything_is_held(
     time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
 ) -> None:
@@ -338,21 +356,12 @@ async def test_a_cancel_that_comes_with_the_start_cancels_before_anything_is_hel
     it is accepted, and the order is undone at the first check, after validate-order,
     holding nothing yet; the Update answers once the order is closed."""
     order = standins.order()
-    start = _with_start(order.order_id)
-    view = await asyncio.wait_for(
-        time_skipping_env.client.execute_update_with_start_workflow(
-            OrderWorkflow.cancel,
-            CancelRequest(reason="changed my mind"),
-            start_workflow_operation=start,
-        ),
-        timeout=30,
-    )
+    view, handle = await _cancelled_with_the_start(time_skipping_env, order.order_id)
     assert (view.order_id, view.status, view.failure_code) == (
         order.order_id,
         OrderStatus.CANCELLED,
         None,
     )
-    handle = await start.workflow_handle()
     assert (await handle.result()).status == OrderStatus.CANCELLED
     assert order.ran == [VALIDATE, *ENDS_CANCELLED]
     [close] = order.inputs(CLOSE)
@@ -367,17 +376,8 @@ async def test_a_cancel_accepted_before_the_order_fails_answers_with_the_failure
     to write to). The waiting Update still answers, with the failure, rather than the
     caller getting AcceptedUpdateCompletedWorkflow."""
     order = standins.order({VALIDATE: [Fail("cart_empty", "the cart is empty")]})
-    start = _with_start(order.order_id)
-    view = await asyncio.wait_for(
-        time_skipping_env.client.execute_update_with_start_workflow(
-            OrderWorkflow.cancel,
-            CancelRequest(reason="changed my mind"),
-            start_workflow_operation=start,
-        ),
-        timeout=30,
-    )
+    view, handle = await _cancelled_with_the_start(time_skipping_env, order.order_id)
     assert (view.status, view.failure_code) == (OrderStatus.FAILED, "cart_empty")
-    handle = await start.workflow_handle()
     assert await handle.result() == view
     assert order.ran == [VALIDATE, CLOSE]
 
