@@ -250,7 +250,9 @@ async def test_a_commit_wakes_the_relay_long_before_its_poll(
         for _ in range(3):
             [event] = await publish_probes(sessions, run, [f"agg-{run}"], 1)
             lags.append(await eventually(partial(_has_effect, engine, event, handler.name)))
-    assert max(lags) < 3.0, lags
+    # Woken, not polled: each well inside the 60 s poll. (A bound of 3 s measured the
+    # machine: 3.8 s once, on a CI run under load.)
+    assert max(lags) < 20.0, lags
 
 
 async def test_a_delivery_whose_workflow_was_terminated_is_started_afresh(

@@ -23,6 +23,8 @@ from core.ids import IdPrefix, new_id
 from core.settings import SANDBOX_EASYPOST_WEBHOOK_SECRET, Settings
 from integrations.sandbox.easypost import EasyPostSandbox
 from integrations.shipping.provider import CarrierStatus, Label
+from models.base import utcnow
+from models.easypost_sandbox import SandboxEasyPostObject
 from tests.integrations.easypost_live import (
     AUTH,
     EasyPostStack,
@@ -218,13 +220,21 @@ async def test_a_claimed_tracker_is_skipped_by_the_other_process(
         )
 
     async with sessions() as first, sessions() as second:
+        claimed_at = utcnow()
         moved = await sandbox_in(first).advance_due(step, limit=1000)
         assert label.tracker_id in {t["id"] for t in moved}
         skipped = await sandbox_in(second).advance_due(step, limit=1000)
         assert label.tracker_id not in {t["id"] for t in skipped}
         await second.commit()
         await first.commit()
-        again = await sandbox_in(second).advance_due(step, limit=1000)
+        # Re-stamped with its move: due again only a whole step after it. (Asking again
+        # with the 0.2 s step itself found it due whenever the machine took longer than
+        # that between the move and the question.)
+        row = await second.get(SandboxEasyPostObject, str(label.tracker_id))
+        assert row is not None
+        assert row.advanced_at is not None
+        assert row.advanced_at >= claimed_at
+        again = await sandbox_in(second).advance_due(timedelta(minutes=1), limit=1000)
         assert label.tracker_id not in {t["id"] for t in again}
         await second.commit()
     tracker = await stack.provider().get_tracker(str(label.tracker_id))
