@@ -2,7 +2,8 @@
 
 One workflow per active cart (id ``cart-abandonment-{cartId}``). It holds a durable
 timer; every cart change (the ``cart_changed`` signal) pushes the deadline back, the
-updatable-timer pattern. When the deadline passes it sends one reminder and ends;
+updatable-timer pattern. When the deadline passes it sends one reminder and ends (a
+change while that email goes out continues it as new, to time the next quiet spell);
 clearing the cart (``cart_closed``) ends it without one. Checkout signals nothing (a
 signal and a workflow task per order): at the deadline the workflow asks whether the
 cart is still active, and a checked-out one gets no reminder.
@@ -35,8 +36,13 @@ with workflow.unsafe.imports_passed_through():
 # A change (or the cart cleared) while the deadline's contact step ran was lost: the
 # reminder went out about a cart just touched, and the workflow ended, so no timer ran
 # from the change. Since this patch the workflow waits again, from the new deadline.
-# (A change while the reminder itself is being sent still ends with that reminder.)
 CHANGE_AT_DEADLINE = "cart-change-at-deadline"
+# A change while the reminder itself was being sent was lost too: the run ended with
+# that email and no timer ran from the change, so a cart left again after it was never
+# reminded (a change after the end starts a new run, which times it). Since this patch
+# the run continues as new with the change's deadline: the email stays sent, and the
+# cart's next quiet spell gets its own reminder.
+CHANGE_DURING_REMINDER = "cart-change-during-reminder"
 
 
 @workflow.defn(name=CART_ABANDONMENT_WORKFLOW)
@@ -51,7 +57,7 @@ class CartAbandonmentWorkflow:
     async def run(self, input: AbandonmentInput) -> str:
         self._delay = timedelta(seconds=input.delay_seconds)
         if self._deadline is None:  # a change signalled with the start already set it
-            self._deadline = workflow.now() + self._delay
+            self._deadline = input.deadline or workflow.now() + self._delay
         while True:
             await self._until_deadline()
             if self._closed:
@@ -73,6 +79,7 @@ class CartAbandonmentWorkflow:
             # now; wait for the deadline the change set.
         if not contact.active or contact.email is None or not contact.cart_active:
             return "closed"
+        changes = self._changes
         await workflow.execute_activity_method(
             EmailActivities.send_email,
             SendEmailInput(
@@ -86,6 +93,10 @@ class CartAbandonmentWorkflow:
             schedule_to_close_timeout=NOTIFICATION_SCHEDULE_TO_CLOSE,
             retry_policy=NOTIFICATION_RETRY,
         )
+        back = not self._closed and self._changes != changes and self._deadline is not None
+        if back and workflow.patched(CHANGE_DURING_REMINDER):
+            # A new run: a new reminder key (the run id), the change's deadline kept.
+            workflow.continue_as_new(input.model_copy(update={"deadline": self._deadline}))
         return "reminded"
 
     async def _until_deadline(self) -> None:

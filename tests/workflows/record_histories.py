@@ -164,8 +164,20 @@ SCRIPTS: dict[str, dict[str, Sequence[Step]]] = {
 }
 
 
+# The first reminder of this cart waits for the recording to change the cart.
+CHANGED_DURING_REMINDER_CART = "cart_recorded_changed_during_reminder"
+SENDING_REMINDER = asyncio.Event()
+CHANGED_DURING_REMINDER = asyncio.Event()
+
+
 @activity.defn(name="email.send")
 async def send_email(input: SendEmailInput) -> SendEmailResult:
+    if (
+        CHANGED_DURING_REMINDER_CART in input.idempotency_key
+        and not CHANGED_DURING_REMINDER.is_set()
+    ):
+        SENDING_REMINDER.set()
+        await CHANGED_DURING_REMINDER.wait()
     return SendEmailResult(message_id="msg_recorded", provider_message_id="x", already_sent=False)
 
 
@@ -298,6 +310,27 @@ async def cart_changed_at_deadline(env: WorkflowEnvironment, queue: str) -> str:
         CHANGED_AT_DEADLINE.set()
     assert await handle.result() == "reminded"
     return handle.id
+
+
+@recording("cart_abandonment_changed_during_reminder")
+async def cart_changed_during_reminder(env: WorkflowEnvironment, queue: str) -> str:
+    """Since "cart-change-during-reminder": the shopper is back while the reminder goes
+    out; the first run's history, which ends by continuing as new."""
+    handle = await env.client.start_workflow(
+        CartAbandonmentWorkflow.run,
+        CART.model_copy(update={"cart_id": CHANGED_DURING_REMINDER_CART}),
+        id="cart-changed-during-reminder",
+        task_queue=queue,
+        start_signal="cart_changed",
+    )
+    first = handle.result_run_id
+    with env.auto_time_skipping_disabled():
+        await env.sleep(timedelta(hours=24, seconds=1))
+        await asyncio.wait_for(SENDING_REMINDER.wait(), 10)
+        await handle.signal(CartAbandonmentWorkflow.cart_changed)
+        CHANGED_DURING_REMINDER.set()
+    assert await handle.result() == "reminded"
+    return f"{handle.id}@{first}"
 
 
 @recording("user_onboarding_sent")

@@ -1,17 +1,17 @@
 """The abandoned-cart timer, in a time-skipping environment (email replaced by name),
 with signals that come with the start (signal-with-start: the handler runs before
-``run``) and while the deadline's contact step runs."""
+``run``), while the deadline's contact step runs and while the reminder goes out."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 from temporalio import activity
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -32,6 +32,9 @@ class Outbox:
         # When set, the next contact step waits for it (the test acts meanwhile).
         self.asking: asyncio.Event | None = None
         self.answer: asyncio.Event | None = None
+        # When set, the next send waits for it (the test acts while the email goes out).
+        self.sending: asyncio.Event | None = None
+        self.sent_answer: asyncio.Event | None = None
 
     @activity.defn(name="accounts.contact")
     async def contact(self, input: ContactInput) -> Contact:
@@ -45,6 +48,10 @@ class Outbox:
     @activity.defn(name="email.send")
     async def send(self, input: SendEmailInput) -> SendEmailResult:
         self.sent.append(input)
+        if self.sending is not None and self.sent_answer is not None:
+            self.sending.set()
+            await self.sent_answer.wait()
+            self.sending = self.sent_answer = None
         return SendEmailResult(message_id="msg_test", provider_message_id="x", already_sent=False)
 
 
@@ -190,3 +197,57 @@ async def test_a_change_while_the_deadline_is_checked_waits_again(
         assert closed - changed_at >= timedelta(seconds=DAY - 60)
     assert len(outbox.sent) == 1
     assert len(outbox.asked) == 2
+
+
+async def _message_while_the_reminder_goes_out(
+    env: WorkflowEnvironment, outbox: Outbox, signal: str
+) -> tuple[WorkflowExecutionDescription, str, str, datetime]:
+    """Past the deadline, ``signal`` sent while the reminder is being sent (the send
+    then completes), and the workflow waited out: its latest run's description and
+    result, its first run's id, and when the signal was sent."""
+    outbox.sending, outbox.sent_answer = asyncio.Event(), asyncio.Event()
+    sending, answer = outbox.sending, outbox.sent_answer
+    async with _cart_workflow(env, outbox, "cart_changed") as (handle, _cart):
+        with env.auto_time_skipping_disabled():
+            await env.sleep(timedelta(seconds=DAY + 1))  # past the deadline
+            await asyncio.wait_for(sending.wait(), 10)
+            await handle.signal(signal)
+            signalled_at = await env.get_current_time()
+            answer.set()
+        result = await handle.result()  # follows a continued run to its end
+        latest = await env.client.get_workflow_handle(handle.id).describe()
+    assert handle.result_run_id is not None  # the run start_workflow started
+    return latest, result, handle.result_run_id, signalled_at
+
+
+async def test_a_change_while_the_reminder_goes_out_times_the_next_one(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The shopper is back while the reminder is being sent: that email stays sent, and
+    the cart's next quiet spell gets a reminder of its own a full delay after the change
+    (the run used to end with the email and drop the change, so a cart left again was
+    never reminded). The run continues as new, so the second reminder has its own key."""
+    env, outbox = time_skipping_env, Outbox()
+    latest, result, first_run, changed_at = await _message_while_the_reminder_goes_out(
+        env, outbox, "cart_changed"
+    )
+    assert result == "reminded"
+    assert latest.run_id != first_run
+    assert latest.close_time is not None
+    assert latest.close_time - changed_at >= timedelta(seconds=DAY - 60)
+    assert len(outbox.sent) == 2
+    assert outbox.sent[0].idempotency_key != outbox.sent[1].idempotency_key
+    assert len(outbox.asked) == 2
+
+
+async def test_clearing_while_the_reminder_goes_out_ends_with_it(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Emptied while the reminder is being sent: the email stays sent and nothing waits."""
+    env, outbox = time_skipping_env, Outbox()
+    latest, result, first_run, _ = await _message_while_the_reminder_goes_out(
+        env, outbox, "cart_closed"
+    )
+    assert result == "reminded"
+    assert latest.run_id == first_run
+    assert len(outbox.sent) == 1

@@ -29,6 +29,8 @@ def test_there_are_histories_to_replay() -> None:
         "cart_abandonment_checked_out",
         # Since "cart-change-at-deadline".
         "cart_abandonment_changed_at_deadline",
+        # Since "cart-change-during-reminder" (the first run: it continues as new).
+        "cart_abandonment_changed_during_reminder",
         "user_onboarding_sent",
         "stack_probe_ok",
         "analytics_rollup_ok",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel
 
 # The workflow's name and its messages' names: recorded in every history, so never renamed.
@@ -17,3 +19,6 @@ class AbandonmentInput(BaseModel):
     email: str
     name: str
     delay_seconds: float
+    # Set when a run continues as new (the shopper changed the cart while its reminder
+    # went out): the next reminder's deadline, one delay after that change.
+    deadline: datetime | None = None
