@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import os
+import sys
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -850,14 +852,31 @@ async def record(names: list[str], overwrite: bool = False) -> None:
         await env.shutdown()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(RECORDINGS))
+def recorder_main(
+    doc: str,
+    recordings: Collection[str],
+    record: Callable[[list[str], bool], Coroutine[Any, Any, None]],
+) -> None:
+    """A recording script's command line: the names to record (default: all) and
+    ``--overwrite``. It exits without finalising the interpreter: the SDK core's threads
+    outlive ``asyncio.run`` and one of them, releasing the GIL during finalisation,
+    aborted the process (``PyGILState_Release``, exit 134) after every history was saved."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(recordings))
     parser.add_argument("--overwrite", action="store_true", help="re-record existing files")
     args = parser.parse_args()
-    if unknown := set(args.names) - set(RECORDINGS):
+    if unknown := set(args.names) - set(recordings):
         parser.error(f"no such recording: {', '.join(sorted(unknown))}")
-    asyncio.run(record(args.names or list(RECORDINGS), overwrite=args.overwrite))
+    asyncio.run(record(args.names or list(recordings), args.overwrite))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def main() -> None:
+    recorder_main(
+        __doc__ or "", RECORDINGS, lambda names, overwrite: record(names, overwrite=overwrite)
+    )
 
 
 if __name__ == "__main__":

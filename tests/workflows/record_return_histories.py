@@ -9,8 +9,6 @@ They run on their own time-skipping server, because the return stand-ins poll th
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -28,7 +26,7 @@ from cli.stack.process import find_binary
 from models.returns import ReturnReason, ReturnStatus
 from temporal.queues import TaskQueue
 from temporal.search_attributes import SEARCH_ATTRIBUTES
-from tests.workflows.record_histories import HISTORIES
+from tests.workflows.record_histories import HISTORIES, recorder_main
 from tests.workflows.return_standins import (
     SHIP_BY_SECONDS,
     ReturnStandIns,
@@ -161,13 +159,9 @@ async def record(names: list[str], overwrite: bool = False) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(RECORDINGS))
-    parser.add_argument("--overwrite", action="store_true", help="re-record existing files")
-    args = parser.parse_args()
-    if unknown := set(args.names) - set(RECORDINGS):
-        parser.error(f"no such recording: {', '.join(sorted(unknown))}")
-    asyncio.run(record(args.names or list(RECORDINGS), overwrite=args.overwrite))
+    recorder_main(
+        __doc__ or "", RECORDINGS, lambda names, overwrite: record(names, overwrite=overwrite)
+    )
 
 
 if __name__ == "__main__":
