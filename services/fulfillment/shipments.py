@@ -9,6 +9,11 @@
   order's timeline and ``shipment.shipped``, in one transaction.
 - ``refund_label``: the compensation of a booking whose parcel never moved.
 
+A parcel cancelled with its fulfilment is pending in the rows, yet a booking may have
+bought its label: an attempt in flight while staff cancelled, or one whose answer was
+lost. The booking that finds it cancelled (before buying or after) and the compensation
+void whatever the provider's shipment carries (nothing bought: nothing to do).
+
 The carrier's updates are ``services.fulfillment.tracking``'s. Write transactions lock
 the fulfilment, then the shipment (``locked_shipment``).
 """
@@ -30,6 +35,7 @@ from integrations.shipping.provider import (
     PostalAddress,
     ShipmentRequest,
     ShippingProvider,
+    ShippingRejected,
 )
 from models.base import utcnow
 from models.fulfillment import (
@@ -89,9 +95,8 @@ class ShipmentService:
         async with transaction(self.sessions) as session:
             repo = FulfillmentRepository(session)
             shipment = await repo.require_shipment(shipment_id)
-            if shipment.status == ShipmentStatus.CANCELLED:
-                raise ShipmentCancelled(f"shipment {shipment_id} was cancelled")
-            if shipment.status != ShipmentStatus.PENDING:
+            cancelled = shipment.status == ShipmentStatus.CANCELLED
+            if not cancelled and shipment.status != ShipmentStatus.PENDING:
                 return _booked(shipment)
             fulfillment = await repo.require(shipment.fulfillment_id)
             provider_shipment_id = shipment.provider_shipment_id
@@ -101,10 +106,20 @@ class ShipmentService:
                 from_address=ship_from_address(self.settings),
                 parcel=ParcelSpec(weight_oz=shipment.weight_oz),
             )
+        if cancelled:
+            # An earlier attempt may have bought its label (its answer lost) before staff
+            # cancelled the fulfilment: voided before the booking gives up.
+            if provider_shipment_id is not None:
+                await self._void_cancelled(shipment_id, provider_shipment_id)
+            raise ShipmentCancelled(f"shipment {shipment_id} was cancelled")
         if provider_shipment_id is None:
             provider_shipment_id = await self._create_at_provider(shipment_id, request)
         label = await self.provider.buy_label(provider_shipment_id)
-        return await self._record_label(shipment_id, label)
+        booked = await self._record_label(shipment_id, label)
+        if booked.status is ShipmentStatus.CANCELLED:
+            # Cancelled with its fulfilment while the carrier sold the label.
+            await self._void_cancelled(shipment_id, provider_shipment_id)
+        return booked
 
     async def _create_at_provider(self, shipment_id: str, request: ShipmentRequest) -> str:
         """Create the provider's shipment (nothing is charged) and save its id at once,
@@ -206,19 +221,26 @@ class ShipmentService:
 
     async def refund_label(self, shipment_id: str) -> bool:
         """Refund the label of a parcel that never moved and cancel the shipment (its
-        lines are free to go in another parcel). False if there is nothing to refund:
-        no label was bought, or the carrier has the parcel (then it stays tracked)."""
+        lines are free to go in another parcel). True once the parcel is cancelled with
+        a label refunded (a retry after a lost answer answers the same); False if there
+        is nothing to refund: no label was bought, or the carrier has the parcel (then
+        it stays tracked). A parcel cancelled with its fulfilment has whatever label a
+        booking bought for it voided."""
         async with transaction(self.sessions) as session:
             shipment = await FulfillmentRepository(session).require_shipment(shipment_id)
-            provider_shipment_id = shipment.provider_shipment_id
-            if shipment.status != ShipmentStatus.LABEL_PURCHASED or provider_shipment_id is None:
-                return False
+            status, provider_shipment_id = shipment.status, shipment.provider_shipment_id
+        if provider_shipment_id is None:
+            return False
+        if status == ShipmentStatus.CANCELLED:
+            return await self._void_cancelled(shipment_id, provider_shipment_id)
+        if status != ShipmentStatus.LABEL_PURCHASED:
+            return False
         await self.provider.refund_label(provider_shipment_id)
         async with transaction(self.sessions) as session:
             repo = FulfillmentRepository(session)
             fulfillment, shipment = await locked_shipment(session, shipment_id)
             if shipment.status != ShipmentStatus.LABEL_PURCHASED:
-                return False
+                return shipment.status == ShipmentStatus.CANCELLED
             now = utcnow()
             await repo.void_labels(shipment.id, now)
             # The refunded label leaves the parcel as if it had none: the one move back
@@ -237,3 +259,19 @@ class ShipmentService:
                 {"shipmentId": shipment.id, "trackingCode": shipment.tracking_code},
             )
             return True
+
+    async def _void_cancelled(self, shipment_id: str, provider_shipment_id: str) -> bool:
+        """Void at the provider the label a booking bought for a parcel cancelled
+        meanwhile, and mark its recorded labels voided. True if the parcel has a label
+        voided. The provider answers at once when nothing was bought or a refund was
+        asked for already; a label the carrier has scanned cannot be voided (the parcel
+        moved: its tracking takes over), which is logged, not retried."""
+        try:
+            await self.provider.refund_label(provider_shipment_id)
+        except ShippingRejected as refused:
+            log.warning("label of cancelled shipment %s not voided: %s", shipment_id, refused)
+            return False
+        async with transaction(self.sessions) as session:
+            repo = FulfillmentRepository(session)
+            await repo.void_labels(shipment_id, utcnow())
+            return any(label.voided_at is not None for label in await repo.labels(shipment_id))

@@ -5,7 +5,9 @@ while the parcel has not moved."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,15 +18,18 @@ from core.settings import Settings
 from integrations.sandbox.easypost_wire import UNVERIFIABLE_ZIP
 from integrations.shipping.factory import build_shipping_provider, ship_from_address
 from integrations.shipping.provider import (
+    Label,
     ParcelSpec,
     PostalAddress,
     ShipmentRequest,
+    ShippingProvider,
     ShippingRejected,
 )
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from models.orders import OrderStatus
 from services.fulfillment.repository import FulfillmentRepository
-from services.fulfillment.shipments import ShipmentService
+from services.fulfillment.service import FulfillmentService
+from services.fulfillment.shipments import ShipmentCancelled, ShipmentService
 from services.order_repository import OrderRepository
 from tests.fulfillment_rows import ADDRESS, OrderParcels, order_in_parcels, published, timeline
 from tests.live import live_api
@@ -144,7 +149,9 @@ async def test_an_unused_label_is_refunded_and_the_parcel_cancelled(
     shipments = service(sessions, sandboxed)
     await shipments.book_label(shipment.id)
     assert await shipments.refund_label(shipment.id) is True
-    assert await shipments.refund_label(shipment.id) is False  # nothing left to refund
+    # A retry after a lost answer: the same answer (the workflow marks the parcel
+    # cancelled on it), nothing asked of the carrier twice.
+    assert await shipments.refund_label(shipment.id) is True
     async with sessions() as session:
         repo = FulfillmentRepository(session)
         saved = await repo.require_shipment(shipment.id)
@@ -158,3 +165,116 @@ async def test_a_parcel_the_carrier_has_is_not_refunded(
 ) -> None:
     order = await made(sessions, status=ShipmentStatus.IN_TRANSIT)
     assert await service(sessions, sandboxed).refund_label(order.shipments[0].id) is False
+
+
+async def _at_carrier(settings: Settings, provider_shipment_id: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {settings.resolved_easypost_api_key}"}
+    ) as http:
+        response = await http.get(
+            f"{settings.resolved_easypost_base_url}/shipments/{provider_shipment_id}"
+        )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _saved_at_provider(
+    sessions: SessionFactory, provider: ShippingProvider, settings: Settings, shipment_id: str
+) -> str:
+    """What a booking does before it buys: the provider's shipment, its id saved."""
+    created = await provider.create_shipment(
+        ShipmentRequest(
+            reference=shipment_id,
+            to_address=PostalAddress(
+                street1=ADDRESS["street"], city="Boston", state="MA", zip="02110", country="US"
+            ),
+            from_address=ship_from_address(settings),
+            parcel=ParcelSpec(weight_oz=16),
+        )
+    )
+    async with transaction(sessions) as session:
+        repo = FulfillmentRepository(session)
+        row = await repo.require_shipment(shipment_id, lock=True)
+        row.provider_shipment_id = created.provider_shipment_id
+        repo.stage(row)
+    return created.provider_shipment_id
+
+
+async def _cancel_fulfilment(sessions: SessionFactory, fulfillment_id: str) -> None:
+    async with transaction(sessions) as session:
+        await FulfillmentService(session).cancel(fulfillment_id, "customer changed their mind")
+
+
+@pytest.mark.parametrize("next_step", ["booking retried", "parcel compensated"])
+async def test_a_label_bought_before_a_cancel_it_never_saw_is_voided(
+    sessions: SessionFactory, sandboxed: Settings, next_step: str
+) -> None:
+    """A booking bought the label and died before recording it (or its answer was lost);
+    staff cancelled the fulfilment meanwhile, the parcel still pending in the rows. The
+    next step, the booking's retry (it finds the parcel cancelled) or the parcel's
+    compensation (its workflow cancelled), voids the label paid for."""
+    order = await made(sessions)
+    [shipment] = order.shipments
+    provider = build_shipping_provider(sandboxed)
+    shipments = ShipmentService(sessions, provider, sandboxed)
+    provider_id = await _saved_at_provider(sessions, provider, sandboxed, shipment.id)
+    await provider.buy_label(provider_id)  # the answer that was lost
+    await _cancel_fulfilment(sessions, order.fulfillment.id)
+
+    if next_step == "booking retried":
+        with pytest.raises(ShipmentCancelled):
+            await shipments.book_label(shipment.id)
+    else:
+        await shipments.refund_label(shipment.id)
+    assert (await _at_carrier(sandboxed, provider_id))["refund_status"] == "submitted"
+    async with sessions() as session:
+        saved = await FulfillmentRepository(session).require_shipment(shipment.id)
+    assert saved.status == ShipmentStatus.CANCELLED
+
+
+class _CancelledWhileBuying:
+    """The carrier's answer to a purchase comes after staff cancelled the fulfilment."""
+
+    def __init__(self, provider: ShippingProvider, cancel: Any) -> None:
+        self._provider = provider
+        self._cancel = cancel
+        self.name = provider.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._provider, name)
+
+    async def buy_label(self, provider_shipment_id: str) -> Label:
+        label = await self._provider.buy_label(provider_shipment_id)
+        await self._cancel()
+        return label
+
+
+async def test_a_label_bought_while_the_fulfilment_is_cancelled_is_voided(
+    sessions: SessionFactory, sandboxed: Settings
+) -> None:
+    """Staff cancel the fulfilment (the parcel pending) while the carrier sells its label:
+    the booking records the label voided, and the carrier has voided it; the parcel stays
+    cancelled and a retry changes nothing."""
+    order = await made(sessions)
+    [shipment] = order.shipments
+    provider = _CancelledWhileBuying(
+        build_shipping_provider(sandboxed),
+        lambda: _cancel_fulfilment(sessions, order.fulfillment.id),
+    )
+    shipments = ShipmentService(sessions, provider, sandboxed)
+
+    booked = await shipments.book_label(shipment.id)
+    assert booked.status is ShipmentStatus.CANCELLED
+    with pytest.raises(ShipmentCancelled):
+        await shipments.book_label(shipment.id)  # a retry
+    async with sessions() as session:
+        repo = FulfillmentRepository(session)
+        saved = await repo.require_shipment(shipment.id)
+        [label] = await repo.labels(shipment.id)
+    assert saved.status == ShipmentStatus.CANCELLED
+    assert label.voided_at is not None
+    assert saved.provider_shipment_id is not None
+    assert (await _at_carrier(sandboxed, saved.provider_shipment_id))["refund_status"] == (
+        "submitted"
+    )
