@@ -213,10 +213,15 @@ class FulfillmentService:
 
     async def hold(self, fulfillment_id: str, reason: str) -> FulfillmentChange:
         """Put it on hold for staff (``fulfillment.on_hold``); a held one keeps its first
-        reason, and a cancelled or delivered one is left alone."""
+        reason, and a cancelled or delivered one is left alone. ``changed``: the hold in
+        place is this one, also when a repeat finds it (a retry whose first answer was
+        lost: the workflow learns the reason from it, and lets staff release it)."""
         fulfillment = await self.repo.require(fulfillment_id, lock=True)
         if fulfillment.hold_reason is not None or fulfillment.status in CLOSED:
-            return FulfillmentChange(status=fulfillment.status, changed=False)
+            return FulfillmentChange(
+                status=fulfillment.status,
+                changed=fulfillment.hold_reason == reason and fulfillment.status not in CLOSED,
+            )
         fulfillment.hold_reason = reason
         fulfillment.held_at = utcnow()
         self.repo.stage(fulfillment)

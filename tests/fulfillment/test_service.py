@@ -157,6 +157,25 @@ async def test_hold_publishes_for_staff_and_release_derives_the_status_again(
     assert (stored.hold_reason, stored.held_at) == (None, None)
 
 
+async def test_a_hold_repeated_after_a_lost_answer_answers_as_the_first(
+    db_session: AsyncSession,
+) -> None:
+    """The hold step committed and its answer was lost (a local activity's worker died
+    before its marker was recorded): the retry must still say the hold is this one, or
+    the workflow never learns its reason and refuses staff's release
+    (``fulfillment_not_on_hold``) of a fulfilment the rows keep on hold."""
+    order, (mugs, _tea) = await queued_order(db_session)
+    service = FulfillmentService(db_session)
+    opened = await service.open(order.id, 0, "normal")
+    await service.create_shipment(opened.fulfillment_id, [lq(mugs.id, 2)])
+    first = await service.hold(opened.fulfillment_id, "address to confirm")
+    again = await service.hold(opened.fulfillment_id, "address to confirm")
+    assert again == first
+    assert (again.status, again.changed) == (FulfillmentStatus.ON_HOLD, True)
+    assert len(await events(db_session, order.id, EventType.FULFILLMENT_ON_HOLD)) == 1
+    assert (await timeline(db_session, order.id)).count("fulfilment on hold") == 1
+
+
 async def test_cancel_cancels_pending_parcels_but_not_once_a_label_exists(
     db_session: AsyncSession,
 ) -> None:

@@ -104,7 +104,9 @@ class FulfillmentCancelled(BaseModel):
 
 
 class FulfillmentChange(BaseModel):
-    """The fulfilment's status after a hold or a release."""
+    """The fulfilment's status after a hold or a release. ``changed``: a release lifted
+    a hold; a hold is the one in place (made by this call, or by the attempt a retry
+    repeats)."""
 
     status: FulfillmentStatus
     changed: bool
