@@ -5,7 +5,9 @@ reason is one of RETURN_AUTO_APPROVE_REASONS) → the return label is issued and
 return is ``approved`` → the ``receive`` Update (what came back, per line, undamaged and
 damaged) → ``received`` (undamaged units restocked) → the refund → ``refunded`` →
 ``closed``. An approved return not received within its ship-by time is ``cancelled``
-(the label voided, the customer told, nothing refunded); a declined one ends there.
+(the label voided, the customer told, nothing refunded), unless the carrier has scanned
+its label by then (the goods are on their way, late): it stays approved and waits for
+them; a declined one ends there.
 
 The ``returns`` row is written by the activities; the workflow mirrors the status for its
 ``status`` query and the ``ReturnStatus``/``OrderId``/``CustomerId`` search attributes.
@@ -29,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from temporal.search_attributes import CUSTOMER_ID, ORDER_ID, RETURN_STATUS
     from workflows.types.fulfillment import RETURN_WORKFLOW, STATUS_QUERY
     from workflows.types.returns import (
+        LABEL_IN_USE,
         REFUND_NOT_REFUNDABLE,
         ApproveInput,
         ApproveRequest,
@@ -61,6 +64,11 @@ REFUND_REFUSED = "return-refund-refused"
 # auto-approved reason: the label was issued as auto-approved, staff's name lost. Since
 # this patch an approval already given stands.
 APPROVAL_BEFORE_RUN_KEPT = "return-approval-before-run-kept"
+# The ship-by time passed, but the cancel could not void the label: the carrier has
+# scanned it (``label_in_use``), the goods are on their way. Before this patch the
+# workflow failed there, the return left ``approved`` with no workflow to take the
+# goods' receipt or refund them; since, it waits for the receipt.
+LATE_PARCEL_AWAITED = "return-late-parcel-awaited"
 
 
 def _refuse(message: str, code: str) -> ApplicationError:
@@ -195,9 +203,9 @@ class ReturnWorkflow:
             )
         except TimeoutError:
             self._expired = True
-            await self._step(ReturnActivities.cancel, ref, "not sent back in time: cancel")
-            self._mirror(ReturnStatus.CANCELLED)
-            return self.status()
+            if await self._cancel_unsent(ref):
+                self._mirror(ReturnStatus.CANCELLED)
+                return self.status()
 
         receipt = self._receipt
         assert receipt is not None
@@ -212,6 +220,26 @@ class ReturnWorkflow:
         await self._step(ReturnActivities.close, ref, "close")
         self._mirror(ReturnStatus.CLOSED)
         return self.status()
+
+    async def _cancel_unsent(self, ref: ReturnRef) -> bool:
+        """Not sent back in time: cancel (the label voided). False when the carrier has
+        scanned the label meanwhile: the goods come late, and their receipt is awaited
+        (taken again by ``receive``), with no second deadline."""
+        try:
+            await self._step(ReturnActivities.cancel, ref, "not sent back in time: cancel")
+        except ActivityError as err:
+            cause = err.cause
+            if not (
+                isinstance(cause, ApplicationError)
+                and cause.type == LABEL_IN_USE
+                and workflow.patched(LATE_PARCEL_AWAITED)
+            ):
+                raise
+            self._expired = False
+            workflow.set_current_details(f"{self._status}; sent late: {cause.message}")
+            await workflow.wait_condition(lambda: self._receipt is not None)
+            return False
+        return True
 
     async def _refund(self, ref: ReturnRef) -> None:
         """The refund, retried until it succeeds, unless Stripe no longer has the money

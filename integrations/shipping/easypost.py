@@ -9,7 +9,8 @@ How each call stays safe to repeat:
   shipment behind at EasyPost, which costs nothing (EasyPost has no idempotency key).
 - ``buy_label`` reads the shipment first and answers its label if it has one; if a buy
   races another (EasyPost answers ``SHIPMENT.POSTAGE.EXISTS``), it reads again.
-- ``refund_label`` reads first: no label, or a refund already asked for, is done.
+- ``refund_label`` reads first: no label, or a refund already asked for, is done; a
+  label the carrier has scanned is ``LabelInUse``.
 
 The SDK is synchronous (``requests``): every call runs in a thread, with the SDK's own
 timeout (``EASYPOST_TIMEOUT_SECONDS``) bounding it.
@@ -37,6 +38,7 @@ from integrations.sdk_tracing import trace_easypost
 from integrations.shipping.provider import (
     CarrierStatus,
     Label,
+    LabelInUse,
     ProviderShipment,
     ShipmentRequest,
     ShippingRejected,
@@ -240,7 +242,7 @@ class EasyPostProvider:
             return
         refunded = await self._call(lambda: self._client.shipment.refund(provider_shipment_id))
         if _get(refunded, "refund_status") == "rejected":
-            raise ShippingRejected(
+            raise LabelInUse(
                 f"EasyPost refused to void the label of {provider_shipment_id} (already used)"
             )
 

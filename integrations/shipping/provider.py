@@ -120,6 +120,13 @@ class ShippingRejected(ShopError):
     retryable = False
 
 
+class LabelInUse(ShippingRejected):
+    """A void refused: the carrier has scanned the label (the parcel is on its way)."""
+
+    code = "label_in_use"
+    title = "The carrier has scanned the label; it cannot be voided"
+
+
 class ShippingUnavailable(DependencyUnavailable):
     code = "shipping_unavailable"
     title = "The carrier cannot be reached; try again"
@@ -142,7 +149,7 @@ class ShippingProvider(Protocol):
         ...
 
     async def refund_label(self, provider_shipment_id: str) -> None:
-        """Void an unused label (idempotent)."""
+        """Void an unused label (idempotent). ``LabelInUse`` once the carrier scanned it."""
         ...
 
     async def get_tracker(self, tracker_id: str) -> TrackerState: ...

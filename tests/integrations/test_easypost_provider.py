@@ -22,6 +22,7 @@ from integrations.sandbox.easypost_wire import sign
 from integrations.shipping.factory import build_shipping_provider, ship_from_address
 from integrations.shipping.provider import (
     CarrierStatus,
+    LabelInUse,
     ShippingRejected,
     ShippingUnavailable,
     WebhookSignatureInvalid,
@@ -32,6 +33,7 @@ from tests.integrations.easypost_live import (
     easypost_stack,
     shipment_request,
 )
+from workflows.types.returns import LABEL_IN_USE
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +154,9 @@ async def test_a_label_the_carrier_has_cannot_be_voided(
     label = await provider.buy_label(created.provider_shipment_id)
     moved = await sandbox.post(f"/trackers/{label.tracker_id}/advance")
     assert moved.status_code == 200, moved.text
-    with pytest.raises(ShippingRejected, match="already used"):
+    with pytest.raises(LabelInUse, match="already used"):
         await provider.refund_label(created.provider_shipment_id)
+    assert LabelInUse.code == LABEL_IN_USE  # the code ReturnWorkflow waits on
 
 
 async def test_a_tracker_moved_at_past_times_keeps_them(

@@ -8,11 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_session_factory, transaction
 from integrations.shipping.factory import build_shipping_provider
-from integrations.shipping.provider import ShippingUnavailable
+from integrations.shipping.provider import LabelInUse, ShippingUnavailable
 from models.returns import ReturnCreate, ReturnLineCreate, ReturnReason, ReturnStatus
 from services.returns import ReturnLabels, ReturnRepository, ReturnService
 from tests.factories import signed_up
@@ -92,3 +93,29 @@ async def test_the_label_is_bought_once_under_lost_answers_and_voided_on_cancel(
     assert held.status_code == 200, held.text
     bought = [s["id"] for s in held.json() if s.get("postage_label")]
     assert bought == [row.provider_shipment_id]
+
+
+async def test_a_label_the_carrier_scanned_is_not_voided_and_the_return_stays_approved(
+    http: httpx.AsyncClient, engine: AsyncEngine, live: LiveStack
+) -> None:
+    """The ship-by time passed as the goods were sent (the carrier scanned the label):
+    the cancel is refused ``label_in_use`` (non-retryable; ``ReturnWorkflow`` then waits
+    for the goods) and the return stays approved, its label in use."""
+    return_id = await _requested(http, engine, live)
+    sessions = create_session_factory(engine)
+    labels = ReturnLabels(sessions, live.settings, build_shipping_provider(live.settings))
+    await labels.approve(return_id, staff_id=None, auto=True, ship_by=timedelta(days=14))
+    async with sessions() as session:
+        row = await ReturnRepository(session).require(return_id)
+    provider_id = row.provider_shipment_id
+    assert provider_id is not None
+    shipment = await _shipment(http, provider_id)
+    moved = await http.post(f"/_sandbox/easypost/trackers/{shipment['tracker']['id']}/advance")
+    assert moved.status_code == 200, moved.text
+
+    with pytest.raises(LabelInUse):
+        await labels.cancel(return_id)
+    async with sessions() as session:
+        row = await ReturnRepository(session).require(return_id)
+    assert row.status == ReturnStatus.APPROVED
+    assert (await _shipment(http, provider_id))["refund_status"] == "rejected"

@@ -46,6 +46,8 @@ from workflows.types.returns import (
 Recording = Callable[[WorkflowEnvironment], Awaitable[str]]
 # Stripe refuses this return's refund (the stand-ins' ``refund_refusals``).
 REFUND_REFUSED_ID = "ret_recorded_refund_refused"
+# The carrier scans this return's label as the ship-by time passes (``labels_in_use``).
+SENT_LATE_ID = "ret_recorded_sent_late"
 RECEIPT = ReceiveRequest(
     lines=[ReceivedLine(return_line_id="rline_a", received_quantity=1, damaged_quantity=1)],
     staff_id="usr_recorded_staff",
@@ -122,6 +124,24 @@ async def refund_refused(env: WorkflowEnvironment) -> str:
     raise AssertionError("the workflow did not fail")
 
 
+# Since "return-late-parcel-awaited": the cancel finds the label scanned (the goods are
+# on their way); the receipt is refused while the cancel runs, taken once it has failed.
+async def sent_late(env: WorkflowEnvironment) -> str:
+    handle = await start_return(env.client, return_input(SENT_LATE_ID))
+    await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_staff"))
+    await env.sleep(timedelta(seconds=SHIP_BY_SECONDS + 60))
+    for _ in range(100):
+        try:
+            await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+            break
+        except WorkflowUpdateFailedError:
+            await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the late receipt was never taken")
+    assert (await handle.result()).status == ReturnStatus.CLOSED
+    return handle.id
+
+
 RECORDINGS: dict[str, Recording] = {
     "return_refunded": refunded,
     "return_auto_approved": auto_approved,
@@ -129,6 +149,7 @@ RECORDINGS: dict[str, Recording] = {
     "return_not_sent_back": not_sent_back,
     "return_refund_refused": refund_refused,
     "return_staff_approved_with_the_start": staff_approved_with_the_start,
+    "return_sent_late": sent_late,
 }
 
 
@@ -148,6 +169,7 @@ async def record(names: list[str], overwrite: bool = False) -> None:
         )
         standins = ReturnStandIns()
         standins.refund_refusals.add(REFUND_REFUSED_ID)
+        standins.labels_in_use.add(SENT_LATE_ID)
         async with standins.worker(env.client):
             for name in wanted:
                 workflow_id = await RECORDINGS[name](env)

@@ -4,7 +4,9 @@ the real task queue, shared by its tests and the history recorder.
 Each records its call per return; their results are the real result types. A return id
 in ``label_refusals`` has its first label refused by the carrier (non-retryable); one in
 ``refund_refusals`` has its refund refused by Stripe (``payment_not_refundable``: no
-longer that much to refund, non-retryable).
+longer that much to refund, non-retryable); one in ``labels_in_use`` has its label
+scanned by the carrier when the ship-by time passes (the cancel's void refused,
+``label_in_use``, non-retryable).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from workflows.types.returns import (
     CLOSE_ACTIVITY,
     DECLINE_ACTIVITY,
     ISSUE_LABEL_ACTIVITY,
+    LABEL_IN_USE,
     RECEIVE_ACTIVITY,
     REFUND_ACTIVITY,
     REFUND_NOT_REFUNDABLE,
@@ -47,6 +50,7 @@ class ReturnStandIns:
         self.inputs: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.label_refusals: set[str] = set()
         self.refund_refusals: set[str] = set()
+        self.labels_in_use: set[str] = set()
 
     def _record(self, name: str, input: dict[str, Any]) -> str:
         return_id = str(input["return_id"])
@@ -71,7 +75,10 @@ class ReturnStandIns:
 
     @activity.defn(name=CANCEL_ACTIVITY)
     async def cancel(self, input: dict[str, Any]) -> ReturnStatus:
-        self._record(CANCEL_ACTIVITY, input)
+        if self._record(CANCEL_ACTIVITY, input) in self.labels_in_use:
+            raise ApplicationError(
+                "the carrier has scanned the return label", type=LABEL_IN_USE, non_retryable=True
+            )
         return ReturnStatus.CANCELLED
 
     @activity.defn(name=RECEIVE_ACTIVITY)

@@ -60,6 +60,8 @@ def test_there_are_histories_to_replay() -> None:
         "return_refund_refused",
         # Since "return-approval-before-run-kept".
         "return_staff_approved_with_the_start",
+        # Since "return-late-parcel-awaited".
+        "return_sent_late",
         "shipment_delivered",
         "shipment_delayed_then_delivered",
         "shipment_stalled_from_carrier_time",

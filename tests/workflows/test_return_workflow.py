@@ -5,6 +5,7 @@ coming with the start (in the first workflow task, where it runs before ``run``)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -151,6 +152,37 @@ async def test_not_sent_back_in_time_is_cancelled_without_a_refund(
     assert result.status == ReturnStatus.CANCELLED
     assert result.refund_amount is None
     assert returns.ran[input.return_id] == [ISSUE_LABEL_ACTIVITY, CANCEL_ACTIVITY]
+
+
+async def test_a_label_the_carrier_scanned_by_the_ship_by_time_waits_for_the_goods(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    """The ship-by time passed, but the carrier has scanned the return label (the goods
+    were sent late): the cancel cannot void it (``label_in_use``). The return is not
+    cancelled, nor its workflow failed with the goods on their way: it stays approved
+    and takes their receipt, then refunds (failed, before "return-late-parcel-awaited")."""
+    input = return_input()
+    returns.labels_in_use.add(input.return_id)
+    handle = await start_return(time_skipping_env.client, input)
+    await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
+    await time_skipping_env.sleep(timedelta(seconds=SHIP_BY_SECONDS + 60))
+    for _ in range(200):
+        if CANCEL_ACTIVITY in returns.ran[input.return_id]:
+            break
+        await asyncio.sleep(0.05)
+    assert returns.ran[input.return_id] == [ISSUE_LABEL_ACTIVITY, CANCEL_ACTIVITY]
+    assert await _status(handle) == ReturnStatus.APPROVED
+
+    view = await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    assert view.status == ReturnStatus.REFUNDED
+    assert (await handle.result()).status == ReturnStatus.CLOSED
+    assert returns.ran[input.return_id] == [
+        ISSUE_LABEL_ACTIVITY,
+        CANCEL_ACTIVITY,
+        RECEIVE_ACTIVITY,
+        REFUND_ACTIVITY,
+        CLOSE_ACTIVITY,
+    ]
 
 
 async def test_a_receipt_must_fit_the_return(

@@ -93,6 +93,9 @@ class ReceiveInput(BaseModel):
 # The refund activity's failure type when Stripe no longer has the money (non-retryable):
 # ``services.payments.NotRefundable.code``.
 REFUND_NOT_REFUNDABLE = "payment_not_refundable"
+# The cancel's answer when the carrier has scanned the return label (it cannot be voided:
+# the goods are on their way), ``integrations.shipping.provider.LabelInUse``'s code.
+LABEL_IN_USE = "label_in_use"
 
 
 class ReturnView(BaseModel):
