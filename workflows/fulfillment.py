@@ -14,6 +14,7 @@ customer emailed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -102,6 +103,13 @@ LOCAL_FULFILLMENT_STEPS = "local-fulfillment-steps"
 # lock: neither ever moved again. Fulfilments started before it keep the old order
 # (their Updates came after the opening, or they are stuck and are terminated).
 UPDATES_WAIT_FOR_OPEN = "updates-wait-for-open"
+# Since this patch a parcel's id comes from its Update's id (and the run's start), not
+# from ``workflow.now()``. A workflow task tried again (its worker died after
+# ``fulfillment.create_shipment`` committed, before the task's completion recorded the
+# local step) runs the handler again at a later ``now()``: the step named another
+# parcel, and made it too (the same units twice while some were left) or was refused
+# (``quantity_exceeds_unassigned``), the first parcel left with no workflow to label it.
+PARCEL_ID_FROM_UPDATE = "parcel-id-from-update"
 
 
 # Unsandboxed, as the event workflows are: every order runs this workflow, and building
@@ -169,11 +177,7 @@ class FulfillmentWorkflow:
     async def create_shipment(self, request: ShipmentRequest) -> ShipmentCreated:
         async with self._turn() as opened:
             refuse_closed_or_held(self._status, self._hold_reason)
-            shipment_id = id_from(
-                IdPrefix.SHIPMENT,
-                int(workflow.now().timestamp() * 1000),
-                workflow.random().getrandbits(80),
-            )
+            shipment_id = self._parcel_id()
             try:
                 created: ShipmentCreated = await self._step(
                     FulfillmentActivities.create_shipment,
@@ -434,6 +438,23 @@ class FulfillmentWorkflow:
             start_to_close_timeout=STEP_TIMEOUT,
             retry_policy=FOREVER if forever else STAFF_STEP_RETRY,
             summary=summary,
+        )
+
+    def _parcel_id(self) -> str:
+        """The id a ``create_shipment`` Update names its parcel by: the same in every
+        attempt of the workflow task that runs it (see ``PARCEL_ID_FROM_UPDATE``)."""
+        update = workflow.current_update_info()
+        if update is None or not workflow.patched(PARCEL_ID_FROM_UPDATE):
+            return id_from(
+                IdPrefix.SHIPMENT,
+                int(workflow.now().timestamp() * 1000),
+                workflow.random().getrandbits(80),
+            )
+        key = hashlib.sha256(f"{workflow.info().workflow_id}/{update.id}".encode()).digest()
+        return id_from(
+            IdPrefix.SHIPMENT,
+            int(workflow.info().start_time.timestamp() * 1000),
+            int.from_bytes(key[:10], "big"),
         )
 
     # --- state ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from uuid import uuid4
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.email import SendEmailResult
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
@@ -199,7 +199,10 @@ class FulfillmentStandIns:
         self.fulfilments[order_id].calls.append((name, input))
 
     @asynccontextmanager
-    async def running(self, client: Client) -> AsyncIterator[FulfillmentStandIns]:
+    async def running(
+        self, client: Client, interceptors: Sequence[Interceptor] = ()
+    ) -> AsyncIterator[FulfillmentStandIns]:
+        """The stand-ins' workers; ``interceptors`` on the ``orders`` one (the workflows')."""
         async with AsyncExitStack() as stack:
             queues: list[tuple[TaskQueue, Sequence[type], Sequence[Callable[..., Any]]]] = [
                 (
@@ -221,7 +224,11 @@ class FulfillmentStandIns:
             for queue, workflows, activities in queues:
                 await stack.enter_async_context(
                     Worker(
-                        client, task_queue=str(queue), workflows=workflows, activities=activities
+                        client,
+                        task_queue=str(queue),
+                        workflows=workflows,
+                        activities=activities,
+                        interceptors=interceptors if queue is TaskQueue.ORDERS else (),
                     )
                 )
             yield self

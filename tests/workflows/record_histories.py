@@ -531,7 +531,9 @@ async def _fulfilment_ends(handle: WorkflowHandle[Any, FulfillmentView], status:
 
 
 # Since the "local-fulfillment-steps" patch (its parcels' workflows since
-# "local-tracking-steps"): local database steps, upserts only of what changed.
+# "local-tracking-steps"): local database steps, upserts only of what changed; since
+# "parcel-id-from-update", each parcel named by its Update's id.
+@fulfilment_recording("fulfillment_parcels_named_by_their_updates")
 @fulfilment_recording("fulfillment_delivered_in_two_parcels_local_steps")
 @fulfilment_recording("fulfillment_delivered_in_two_parcels")
 async def fulfilment_delivered(env: WorkflowEnvironment, queue: str) -> str:

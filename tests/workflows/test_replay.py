@@ -76,6 +76,8 @@ def test_there_are_histories_to_replay() -> None:
         "fulfillment_held_by_carrier_then_released_local_steps",
         # Since "updates-wait-for-open".
         "fulfillment_parcel_with_the_start",
+        # Since "parcel-id-from-update".
+        "fulfillment_parcels_named_by_their_updates",
         # Since "early-carrier-updates-deduped".
         "shipment_redelivered_with_the_start",
     }
