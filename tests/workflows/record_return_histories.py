@@ -9,6 +9,7 @@ They run on their own time-skipping server, because the return stand-ins poll th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
