@@ -13,7 +13,9 @@ from models.base import CamelModel, created_at_field, updated_at_field
 
 
 class MarketingContact(SQLModel, table=True):
-    """An address we upserted as a marketing contact for a user.
+    """An address we upserted as a marketing contact for a user, recorded (and committed)
+    before the upsert is sent, so that one the provider kept while its answer was lost
+    is here too.
 
     Erasing a user (``user.deleted``) anonymises the account before the event is
     handled, so the addresses to delete at the provider are read from here; the rows go

@@ -9,7 +9,11 @@ race (each projects its own event onto a ledger that may not show the other yet)
 customer's next event writes the contact again from the ledger and corrects it.
 
 Erasure: ``user.deleted`` arrives after the account was anonymised, so the addresses to
-delete at the provider are those recorded in ``marketing_contacts`` at each upsert.
+delete at the provider are those recorded in ``marketing_contacts``. An address is
+recorded, and committed on its own, *before* its upsert is sent: an upsert the provider
+kept whose answer was lost rolls the handler's transaction back, and an account deleted
+before the retry must still find that address to erase (the retry then finds the
+account closed and sends nothing).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import locked
+from core.db import SessionFactory, locked, transaction
 from core.events import EventType
 from core.money import Money
 from integrations.marketing.client import CustomerContact, MarketingClient
@@ -82,10 +86,15 @@ def contact_of(user: User, totals: LifetimeTotals) -> CustomerContact:
 
 
 class MarketingService:
-    def __init__(self, session: AsyncSession, client: MarketingClient) -> None:
+    def __init__(
+        self, session: AsyncSession, client: MarketingClient, sessions: SessionFactory
+    ) -> None:
+        """``session``: the handler's transaction; ``sessions``: for recording an address
+        before it is sent to the provider, committed whatever the handler then does."""
         self.session = session
         self.contacts = MarketingContactRepository(session)
         self.client = client
+        self.sessions = sessions
 
     async def sync_customer(self, event: DomainEvent) -> bool:
         """Upsert the customer of an order event; at ``order.created`` they also join the
@@ -100,6 +109,10 @@ class MarketingService:
         user = await self.contacts.customer(projection.user_id)
         if user is None or user.status != UserStatus.ACTIVE:
             return False
+        # Committed before the call: an erasure must find it even if this transaction
+        # rolls back after the provider kept the contact (its answer lost).
+        async with transaction(self.sessions) as ledger:
+            await MarketingContactRepository(ledger).remember(user.id, user.email)
         await self.client.upsert_customer(
             contact_of(user, projection.totals),
             add_to_list=event.type is EventType.ORDER_CREATED,
@@ -109,7 +122,6 @@ class MarketingService:
         if stale:
             await self.client.delete_contacts(stale)
             await self.contacts.forget(user.id, stale)
-        await self.contacts.remember(user.id, user.email)
         return True
 
     async def erase(self, user_id: str) -> int:

@@ -54,7 +54,7 @@ class HandlerDeps:
 def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
     subscribers = (
         crm_subscriber(deps.crm),
-        *customer_value_subscribers(deps.marketing),
+        *customer_value_subscribers(deps.marketing, deps.sessions),
         *alert_and_email_subscribers(deps.email, deps.redis, deps.settings),
         fulfillment_starter(deps.fulfillments, deps.settings),
         fulfillment_hold_alert(deps.email, deps.settings),

@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import SessionFactory, transaction
+from core.db import SessionFactory, create_session_factory, transaction
 from core.events import EventType
 from core.outbox import publish
 from integrations.marketing.client import MarketingProviderUnavailable
@@ -18,7 +19,8 @@ from models.users import UserStatus
 from services.events.handlers.lifetime_value import LIFETIME_VALUE
 from services.events.handlers.marketing import marketing_subscriber
 from services.events.handling import handle_once
-from services.events.subscribers import Subscriber
+from services.events.repository import domain_event
+from services.events.subscribers import DomainEvent, Subscriber
 from services.marketing import MarketingContactRepository
 from tests.events.customers import (
     create_customer,
@@ -46,8 +48,8 @@ async def http(live: LiveStack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def marketing(live: LiveStack) -> Subscriber:
-    return marketing_subscriber(build_marketing_client(live.settings))
+def marketing(live: LiveStack, db_sessions: SessionFactory) -> Subscriber:
+    return marketing_subscriber(build_marketing_client(live.settings), db_sessions)
 
 
 async def _contact(http: httpx.AsyncClient, email: str) -> dict[str, Any] | None:
@@ -209,3 +211,55 @@ async def test_a_payment_that_fails_before_the_order_counted_makes_no_contact(
     for subscriber in (LIFETIME_VALUE, marketing):
         assert await handle_once(db_sessions, subscriber, event_id) is True
     assert await _contact(http, user.email) is None
+
+
+async def _unpublished(
+    sessions: SessionFactory, type: EventType, aggregate_id: str, data: dict[str, Any]
+) -> DomainEvent:
+    """An event as ``publish`` writes it, rolled back: no relay (this file's, or another
+    file's on the same database) delivers it beside the test."""
+    async with sessions() as session:
+        event = domain_event(await publish(session, type, aggregate_id, data))
+        await session.rollback()
+    return event
+
+
+async def _handled(sessions: SessionFactory, subscriber: Subscriber, event: DomainEvent) -> None:
+    """The handler in a transaction of its own, as the relay runs it (without a receipt:
+    the event is not in the outbox)."""
+    async with transaction(sessions) as session:
+        await subscriber.handle(event, session)
+
+
+async def test_a_contact_whose_upsert_answer_was_lost_is_erased_with_the_customer(
+    engine: AsyncEngine, live: LiveStack, http: httpx.AsyncClient
+) -> None:
+    # Committed, on connections of their own, as in production: the handler's failure
+    # rolls back its transaction, not what was committed beside it.
+    sessions = create_session_factory(engine)
+    marketing = marketing_subscriber(build_marketing_client(live.settings), sessions)
+    async with transaction(sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=2_500)
+    email = user.email
+    created = await _unpublished(sessions, CREATED, order.id, order_created(order))
+    # SendGrid keeps the contact, then the answer is lost: the delivery fails, to retry.
+    fault = {"mode": "accept_then_fail", "count": 1, "to": email}
+    assert (await http.put("/_sandbox/sendgrid/faults", json=fault)).status_code == 204
+    with pytest.raises(MarketingProviderUnavailable):
+        await _handled(sessions, marketing, created)
+    assert await _contact(http, email) is not None
+
+    # Before the retry, the customer deletes their account: anonymised, as
+    # UserService.delete does, before user.deleted is handled.
+    async with transaction(sessions) as session:
+        row = await customer(sessions, user.id)
+        row.email = f"deleted+{user.id.lower()}@users.invalid"
+        row.status = UserStatus.DELETED
+        session.add(row)
+    deleted = await _unpublished(sessions, EventType.USER_DELETED, user.id, {"userId": user.id})
+    await _handled(sessions, marketing, deleted)
+
+    assert await _contact(http, email) is None  # erased, though its upsert never committed
+    await _handled(sessions, marketing, created)  # the retry: the account is closed
+    assert await _contact(http, email) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from core.db import SessionFactory
 from core.settings import Settings
 from integrations.marketing.client import MarketingClient
 from services.email import EmailService
@@ -67,7 +68,9 @@ def shipping_subscribers(emails: EmailService, settings: Settings) -> list[Subsc
     ]
 
 
-def customer_value_subscribers(marketing: MarketingClient) -> list[Subscriber]:
+def customer_value_subscribers(
+    marketing: MarketingClient, sessions: SessionFactory
+) -> list[Subscriber]:
     """Lifetime value, and the customer's marketing contact (``integrations.marketing.
     factory.build_marketing_client(settings)`` gives the deployment's client)."""
-    return [LIFETIME_VALUE, marketing_subscriber(marketing)]
+    return [LIFETIME_VALUE, marketing_subscriber(marketing, sessions)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import SessionFactory
 from core.events import EventType
 from integrations.marketing.client import MarketingClient
 from services.events.subscribers import DomainEvent, Handler, Subscriber
@@ -30,9 +31,9 @@ MARKETING_EVENTS = frozenset(
 )
 
 
-def marketing_handler(client: MarketingClient) -> Handler:
+def marketing_handler(client: MarketingClient, sessions: SessionFactory) -> Handler:
     async def update_marketing_contact(event: DomainEvent, session: AsyncSession) -> None:
-        service = MarketingService(session, client)
+        service = MarketingService(session, client, sessions)
         if event.type is EventType.USER_DELETED:
             await service.erase(str(event.data["userId"]))
         else:
@@ -41,5 +42,6 @@ def marketing_handler(client: MarketingClient) -> Handler:
     return update_marketing_contact
 
 
-def marketing_subscriber(client: MarketingClient) -> Subscriber:
-    return Subscriber("marketing", MARKETING_EVENTS, marketing_handler(client))
+def marketing_subscriber(client: MarketingClient, sessions: SessionFactory) -> Subscriber:
+    """``sessions``: where the contacts' addresses are recorded before each upsert."""
+    return Subscriber("marketing", MARKETING_EVENTS, marketing_handler(client, sessions))
