@@ -24,12 +24,13 @@ from core.outbox import publish
 from core.settings import Settings
 from integrations.crm.client import Contact, CrmUnavailable, Deal, DealStage
 from integrations.crm.hubspot import HubSpotCrm
+from models.orders import Order, OrderStatus
 from models.users import User, UserStatus
 from services.events.handlers.crm import MalformedEvent, crm_subscriber, split_name
 from services.events.handling import handle_once
 from services.events.repository import EventRepository
 from services.events.subscribers import Subscriber
-from tests.events.customers import create_customer
+from tests.events.customers import create_customer, create_order, order_created
 from tests.live import live_api
 
 
@@ -243,6 +244,46 @@ async def test_twenty_orders_with_30_percent_faults_make_exactly_twenty_deals(
         assert deal["properties"]["amount"] == f"{10 + i / 100:.2f}"
         assert deal["associations"] == {"contacts": [contact["id"]]}
         assert contact["associations"] == {"deals": [deal["id"]]}
+
+
+@pytest.mark.parametrize(
+    ("status", "later", "stage"),
+    [
+        (OrderStatus.CANCELLED, EventType.ORDER_CANCELLED, "closedlost"),
+        (OrderStatus.FULFILLMENT_QUEUED, EventType.FULFILLMENT_ORDER_READY, "closedwon"),
+    ],
+    ids=["cancelled", "won"],
+)
+async def test_an_order_created_replayed_after_the_order_moved_on_makes_its_deal_there(
+    db_sessions: SessionFactory,
+    subscriber: Subscriber,
+    sandbox: httpx.AsyncClient,
+    status: OrderStatus,
+    later: EventType,
+    stage: str,
+) -> None:
+    # order.created's delivery to the CRM became a dead letter (HubSpot down for longer
+    # than its retries); a dead letter does not hold back its order's later events, so
+    # the cancellation (or the hand-over to the warehouse) found no deal to move. Staff
+    # then replay the dead letter: the deal must not be made "placed" for ever.
+    user = await _customer(db_sessions)
+    async with transaction(db_sessions) as session:
+        order = await create_order(session, user, total=4599)
+    created = await _publish(db_sessions, EventType.ORDER_CREATED, order.id, order_created(order))
+    async with transaction(db_sessions) as session:
+        row = await session.get(Order, order.id)
+        assert row is not None
+        row.status = status
+        session.add(row)
+        moved = (await publish(session, later, order.id, {"orderId": order.id})).id
+    assert await handle_once(db_sessions, subscriber, moved) is True
+    assert await _held(sandbox, "deals", orderId=order.id) == []
+
+    assert await handle_once(db_sessions, subscriber, created) is True  # the replay
+
+    [deal] = await _held(sandbox, "deals", orderId=order.id)
+    assert deal["properties"]["dealstage"] == stage
+    assert deal["properties"]["closedate"].endswith("Z")
 
 
 class _SlowContactCrm:

@@ -2,7 +2,8 @@
 
 - ``user.created``: the new account becomes a contact (a lead until it orders);
 - ``order.created``: the customer's contact is upserted by email (name, our customer id)
-  and the order's deal is created, keyed by the order id, in the "placed" stage and
+  and the order's deal is created, keyed by the order id, in the "placed" stage (or the
+  stage the order has reached since, for an ``order.created`` replayed late) and
   associated with the contact;
 - ``fulfillment.order_ready``: the deal is won;
 - ``order.cancelled``, ``order.failed``, ``payment.failed``: the deal is lost (an order
@@ -28,8 +29,10 @@ from core.errors import ValidationFailed
 from core.events import EventType
 from core.money import Money, MoneyError
 from integrations.crm.client import Contact, CrmClient, Deal, DealStage
+from models.orders import OrderStatus
 from models.users import User, UserStatus
 from services.events.subscribers import DomainEvent, Subscriber
+from services.order_repository import OrderRepository
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,28 @@ def _field(event: DomainEvent, key: str) -> Any:
     if value is None or value == "":
         raise MalformedEvent(f"{event.type} {event.id} has no {key}")
     return value
+
+
+# Where an order's status puts its deal (an order before or at "confirmed" is placed).
+_WON = frozenset(
+    {
+        OrderStatus.FULFILLMENT_QUEUED,
+        OrderStatus.PARTIALLY_SHIPPED,
+        OrderStatus.SHIPPED,
+        OrderStatus.DELIVERED,
+    }
+)
+_LOST = frozenset({OrderStatus.CANCELLED, OrderStatus.FAILED})
+
+
+def deal_stage_of(status: OrderStatus) -> DealStage:
+    """The stage the order's events so far have put its deal at: won from
+    ``fulfillment.order_ready`` on, lost once cancelled or failed."""
+    if status in _LOST:
+        return DealStage.LOST
+    if status in _WON:
+        return DealStage.WON
+    return DealStage.PLACED
 
 
 class CrmCustomerRepository:
@@ -130,12 +155,23 @@ class CrmSync:
         contact_id = None
         if user is not None:  # a deleted customer's order is a deal without a contact
             contact_id = await self.upsert_contact(user)
+        # The stage the order is at now, not always "placed": an order.created that
+        # reaches the CRM after the order moved on (a dead letter replayed once its
+        # cancellation, or its hand-over to the warehouse, found no deal to move) makes
+        # the deal where that later event would have put it. In order, it is "placed",
+        # or the next event of the order moves it there anyway.
+        order = await OrderRepository(session).get(order_id)
+        stage = deal_stage_of(order.status) if order is not None else DealStage.PLACED
         deal = Deal(
             order_id=order_id,
             name=f"Order {order_id}",
             amount=amount,
-            stage=DealStage.PLACED,
-            close_date=event.created_at,
+            stage=stage,
+            close_date=(
+                order.updated_at
+                if order is not None and stage is not DealStage.PLACED
+                else event.created_at
+            ),
         )
         await self.crm.upsert_deal(deal, contact_id)
 
