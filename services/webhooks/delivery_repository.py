@@ -46,9 +46,9 @@ class WebhookDeliveryRepository:
 
     async def add_once(
         self, *, endpoint_id: str, event_id: str, event_type: str, payload: dict[str, Any]
-    ) -> None:
-        """Record the delivery unless (event, endpoint) has one."""
-        await self.session.exec(
+    ) -> bool:
+        """Record the delivery unless (event, endpoint) has one; True if recorded now."""
+        inserted = await self.session.exec(
             insert(WebhookDelivery)
             .values(
                 id=new_id(IdPrefix.WEBHOOK_DELIVERY),
@@ -61,7 +61,9 @@ class WebhookDeliveryRepository:
                 attempts=0,
             )
             .on_conflict_do_nothing(index_elements=["event_id", "endpoint_id"])
+            .returning(col(WebhookDelivery.id))
         )
+        return inserted.first() is not None
 
     async def target(
         self, event_id: str, endpoint_id: str

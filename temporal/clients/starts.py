@@ -24,8 +24,13 @@ from temporal.clients.connection import CALL_SECONDS, TemporalConnection, call
 log = logging.getLogger(__name__)
 
 
-async def start_row(client: Client, row: WorkflowStart) -> None:
-    """Start the row's workflow; one that already exists counts as started."""
+async def start_row(client: Client, row: WorkflowStart, *, again_if_closed: bool = False) -> None:
+    """Start the row's workflow; one that already exists counts as started.
+
+    ``again_if_closed``: a *closed* run with the id does not count, a new run starts (a
+    running one still does). For a caller that knows no earlier run can have done the
+    work: the work's row is new in its transaction, and a run only acts on a committed
+    one."""
     if row.start_signal is None:
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await client.start_workflow(
@@ -34,8 +39,13 @@ async def start_row(client: Client, row: WorkflowStart) -> None:
                 row.input,
                 id=row.workflow_id,
                 task_queue=row.task_queue,
-                # A finished workflow with this id means the work was done: never redo it.
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # A finished workflow with this id means the work was done: never redo it
+                # (unless the caller knows it was not).
+                id_reuse_policy=(
+                    WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                    if again_if_closed
+                    else WorkflowIDReusePolicy.REJECT_DUPLICATE
+                ),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
         return

@@ -51,17 +51,27 @@ class WebhookWorkflows:
             retry=retry_of(self._settings),
         )
 
-    async def start_in(self, session: AsyncSession, input: WebhookSendInput) -> None:
+    async def start_in(
+        self, session: AsyncSession, input: WebhookSendInput, *, fresh: bool = False
+    ) -> None:
         """Record and start the delivery's workflow inside ``session``'s transaction (the
         relay's delivery of the event): a failed start raises, so the transaction rolls
         back and the relay retries the event; a workflow that exists with the id counts as
         started. Its first attempt may run before the commit: it finds no delivery yet and
-        retries."""
+        retries.
+
+        ``fresh``: the delivery row was inserted by this transaction. A *closed* run with
+        the id then does not count: it was started by an attempt that never committed, and
+        gave up finding no delivery (nothing was sent; a run sends only a committed row),
+        so a new run starts. Counting it would leave the delivery pending for ever."""
         row = _row(input)
         row.started_at = utcnow()
         await WorkflowStartRepository(session).add_once(row)
         client = await self._connection.client()
-        await call(start_row(client, row), what=f"webhook delivery {row.workflow_id}")
+        await call(
+            start_row(client, row, again_if_closed=fresh),
+            what=f"webhook delivery {row.workflow_id}",
+        )
 
     @staticmethod
     def request_start(session: AsyncSession, input: WebhookSendInput) -> WorkflowStart:

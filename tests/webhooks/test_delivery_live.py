@@ -11,16 +11,26 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from temporalio.client import Client
 
+from core.db import create_session_factory, transaction
+from core.events import EventType
+from core.ids import IdPrefix, new_id
 from core.settings import Settings
+from models.base import utcnow
+from services.events.handlers.webhooks import webhooks_subscriber
+from services.events.subscribers import DomainEvent
+from temporal.clients.connection import TemporalConnection
+from temporal.clients.webhooks import WebhookWorkflows
 from tests.factories import register as register_user
 from tests.live import LiveStack, live_stack
 from tests.orders.conftest import http, staff
 from tests.orders.helpers import eventually, paid_order
 from tests.webhooks.receiver import Received, Receiver, receiver
+from workflows.types.webhooks import SendOutcome, SendResult, webhook_workflow_id
 
 __all__ = ["http", "staff"]
 
@@ -257,3 +267,53 @@ async def test_a_rotated_secret_signs_beside_the_new_one_until_it_expires(
 
 async def _got_user(hooks: Receiver, path: str, user_id: str) -> bool:
     return bool(of_user(hooks.got(path), user_id))
+
+
+async def test_a_delivery_committed_after_its_workflow_gave_up_is_sent_by_a_new_run(
+    engine: AsyncEngine,
+    live: LiveStack,
+    http: httpx.AsyncClient,
+    staff: dict[str, str],
+    made: list[str],
+    hooks: Receiver,
+) -> None:
+    # The webhooks subscriber starts each endpoint's workflow inside the relay's delivery
+    # transaction. When that transaction does not commit (a later statement fails, its
+    # worker dies), the workflow finds no delivery, retries, and gives up. The relay's
+    # later attempt (or staff's replay of the dead letter) commits the delivery: the same
+    # workflow id is then a closed run, and must not count as the delivery's start.
+    endpoint = await register(http, staff, made, hooks.url("late"), ["order.created"])
+    subscriber = webhooks_subscriber(
+        WebhookWorkflows(TemporalConnection.of(live.client), live.settings)
+    )
+    order_id = new_id(IdPrefix.ORDER)
+    event = DomainEvent(
+        id=new_id(IdPrefix.EVENT),
+        type=EventType.ORDER_CREATED,
+        aggregate_type="order",
+        aggregate_id=order_id,
+        seq=1,
+        data={"orderId": order_id},
+        created_at=utcnow(),
+    )
+    sessions = create_session_factory(engine)
+    async with sessions() as session:
+        await subscriber.handle(event, session)
+        await session.rollback()  # the delivery's transaction did not commit
+    workflow_id = webhook_workflow_id(event.id, endpoint["id"], 0)
+    gave_up = await live.client.get_workflow_handle(workflow_id, result_type=SendResult).result()
+    assert gave_up.outcome is SendOutcome.SKIPPED  # no delivery to send, none to fail
+
+    async with transaction(sessions) as session:  # the relay's next attempt commits
+        await subscriber.handle(event, session)
+
+    sent = await live.client.get_workflow_handle(workflow_id, result_type=SendResult).result()
+    assert sent.outcome is SendOutcome.DELIVERED
+    [received] = of_order(hooks.got("late"), order_id)
+    verified(endpoint["secret"], received)
+    [item] = [
+        i
+        for i in await deliveries(http, staff, endpoint["id"])
+        if i["payload"]["data"].get("orderId") == order_id
+    ]
+    assert (item["status"], item["attempts"]) == ("delivered", 1)

@@ -5,7 +5,10 @@ such endpoint, each sent by its own ``WebhookDeliveryWorkflow``. And
 The deliveries and their workflow starts are written in the relay's delivery
 transaction, so the relay's receipt makes this happen once per event; each delivery's
 workflow then retries on its own, so one slow or failing endpoint never holds back this
-subscriber's line (the next events of the aggregate) or another endpoint.
+subscriber's line (the next events of the aggregate) or another endpoint. A workflow is
+started before that transaction commits: one started by an attempt that did not commit
+finds no delivery and gives up, and the attempt that commits starts a new run under the
+same id (a closed run does not count for a delivery new in its transaction).
 """
 
 from __future__ import annotations
@@ -31,13 +34,17 @@ def webhooks_subscriber(workflows: WebhookWorkflows) -> Subscriber:
         deliveries = WebhookDeliveryRepository(session)
         payload = envelope(str(event.type), event.created_at, event.data)
         for endpoint in await deliveries.endpoints_wanting(str(event.type)):
-            await deliveries.add_once(
+            fresh = await deliveries.add_once(
                 endpoint_id=endpoint.id,
                 event_id=event.id,
                 event_type=str(event.type),
                 payload=payload,
             )
-            await workflows.start_in(session, workflows.input(event.id, endpoint.id, 0))
+            # A row new in this transaction: a closed run with its workflow's id came
+            # from an attempt that did not commit, and sent nothing (no row to send).
+            await workflows.start_in(
+                session, workflows.input(event.id, endpoint.id, 0), fresh=fresh
+            )
 
     return Subscriber(NAME, EVENT_TYPES, record_deliveries)
 
