@@ -9,9 +9,11 @@ from core.db import SessionFactory, transaction
 from core.events import EventType
 from core.outbox import publish
 from models.notifications import Notification
+from models.orders import OrderStatus
 from models.users import User, UserStatus
 from services.events.handlers.notifications import notifications_subscriber
 from services.events.handling import handle_once
+from tests.events.customers import create_customer, create_order, order_cancelled, order_created
 from tests.fulfillment_rows import order_in_parcels
 
 
@@ -114,3 +116,26 @@ async def test_a_closed_account_is_not_notified(db_sessions: SessionFactory) -> 
         )
     assert await handle_once(db_sessions, notifications_subscriber(), event.id) is True
     assert await _notifications(db_sessions, order.user_id) == []
+
+
+async def test_an_order_created_handled_after_the_order_ended_confirms_nothing(
+    db_sessions: SessionFactory,
+) -> None:
+    # order.created's delivery was a dead letter; a dead letter does not hold back its
+    # order's later events, so the cancellation was notified first. Replayed then, it
+    # must not tell the customer, after "cancelled", that the order is confirmed.
+    subscriber = notifications_subscriber()
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=4599)
+        created = await publish(session, EventType.ORDER_CREATED, order.id, order_created(order))
+        order.status = OrderStatus.CANCELLED
+        session.add(order)
+        cancelled = await publish(
+            session, EventType.ORDER_CANCELLED, order.id, order_cancelled(order)
+        )
+    assert await handle_once(db_sessions, subscriber, cancelled.id) is True
+    assert await handle_once(db_sessions, subscriber, created.id) is True  # the replay
+
+    rows = await _notifications(db_sessions, user.id)
+    assert [(r.kind, r.event_id) for r in rows] == [("order_cancelled", cancelled.id)]

@@ -4,7 +4,9 @@ notification for the order's customer (``/api/notifications``, pushed live at
 
 One notification per (event, user): the relay's receipt runs the handler once, and the
 table's unique (event id, user) keeps a replayed or redelivered event from writing a
-second one even so. Events of an order whose customer's account is closed write nothing.
+second one even so. Events of an order whose customer's account is closed write nothing,
+nor does an ``order.created`` handled once the order was cancelled or failed (late: its
+ending is the news).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.events import EventType
 from core.money import exponent
 from models.notifications import NotificationKind
+from models.orders import OrderStatus
 from services.events.subscribers import DomainEvent, Subscriber
 from services.notifications.repository import NewNotification, NotificationRepository
 from services.order_repository import OrderRepository
@@ -39,6 +42,8 @@ EVENT_TYPES = frozenset(
         EventType.RETURN_REFUNDED,
     }
 )
+# An order in these says nothing more of its confirmation (its ending is notified).
+ENDED = frozenset({OrderStatus.CANCELLED, OrderStatus.FAILED})
 # What the notification's ``data`` carries from the event, when present.
 DATA_KEYS = ("orderId", "shipmentId", "returnId", "refundId", "trackingCode", "trackingUrl")
 
@@ -54,6 +59,11 @@ async def write_notification(event: DomainEvent, session: AsyncSession) -> None:
     order = await OrderRepository(session).get(str(data.get("orderId") or event.aggregate_id))
     if order is None or await UserRepository(session).get(order.user_id) is None:
         log.info("no customer to notify", extra={"event": event.id, "type": str(event.type)})
+        return
+    if event.type is EventType.ORDER_CREATED and order.status in ENDED:
+        # Handled after the order ended (a dead letter replayed once its cancellation was
+        # notified, or a cancel quicker than the relay): "confirmed" would now mislead.
+        log.info("order ended before its confirmation was notified", extra={"order": order.id})
         return
     kind, title, body = describe(event.type, order.id, data)
     await NotificationRepository(session).add(
