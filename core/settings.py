@@ -7,6 +7,7 @@ Precedence, highest first: real environment variables, then ``DATA_DIR/stack.env
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -23,6 +24,8 @@ SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local_development_secret"
 # EASYPOST_WEBHOOK_SECRET are unset (outside production).
 SANDBOX_EASYPOST_API_KEY = "EZTK_sandbox"
 SANDBOX_EASYPOST_WEBHOOK_SECRET = "easypost_sandbox_local_development_secret"
+# How long SendGrid's Email Activity feed may take to show a message it accepted.
+REAL_SENDGRID_ACTIVITY_LAG = timedelta(minutes=5)
 # ``models.returns.ReturnReason``'s values (a test keeps the two the same).
 RETURN_REASONS = ("damaged", "wrong_item", "not_as_described", "no_longer_needed", "other")
 
@@ -137,6 +140,11 @@ class Settings(BaseSettings):
     # SendGrid Marketing: the list customers join at their first order (an automation
     # there can start on list entry); custom fields are created by name on first use.
     sendgrid_customers_list: str = Field(default="customers", min_length=1, max_length=100)
+    # How long after a send SendGrid's Email Activity feed can be trusted to show it: a
+    # retry whose earlier attempt's answer was lost sends again only after this long
+    # (until then it retries later). Unset: 300 s with real SendGrid (the feed lags by
+    # minutes), 0 with the sandbox (its feed is immediate unless told to lag).
+    email_activity_lag_seconds: float | None = Field(default=None, ge=0)
     email_retry_initial_seconds: float = Field(default=2.0, gt=0)
     email_retry_max_interval_seconds: float = Field(default=60.0, gt=0)
     # The base URL people and providers reach the API at (links in emails, sandbox).
@@ -411,6 +419,12 @@ class Settings(BaseSettings):
     @property
     def email_uses_sandbox(self) -> bool:
         return self.sendgrid_api_key is None
+
+    @property
+    def resolved_email_activity_lag(self) -> timedelta:
+        if self.email_activity_lag_seconds is not None:
+            return timedelta(seconds=self.email_activity_lag_seconds)
+        return timedelta(0) if self.email_uses_sandbox else REAL_SENDGRID_ACTIVITY_LAG
 
     @property
     def resolved_sendgrid_base_url(self) -> str:

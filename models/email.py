@@ -35,6 +35,11 @@ class EmailMessage(SQLModel, table=True):
     provider_message_id: str | None = Field(default=None, max_length=200)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = created_at_field()
+    # When it was last handed to the provider: a retry whose earlier outcome is unknown
+    # sends again only once the provider's activity feed would show that attempt.
+    attempted_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
     sent_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )

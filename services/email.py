@@ -4,12 +4,17 @@ The ``email_messages`` ledger records each message before it is handed to the pr
 A retried activity finds the row: ``sent`` means done; ``sending`` means an earlier
 attempt's outcome is unknown (its answer may have been lost after the provider took the
 message), so the provider is asked whether it has the message before sending again.
+The provider's activity feed lags (SendGrid's by minutes): a message it does not show
+yet is sent again only once the last attempt is older than that lag
+(``EMAIL_ACTIVITY_LAG_SECONDS``); until then the attempt fails with
+``email_outcome_pending`` and the activity retries later.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
@@ -17,7 +22,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, locked, transaction
-from core.errors import ShopError
+from core.errors import DependencyUnavailable, ShopError
 from core.ids import IdPrefix, new_id
 from integrations.email.sender import EmailRejected, EmailSender, OutgoingEmail
 from integrations.email.templates import EmailTemplates
@@ -26,6 +31,14 @@ from models.email import EmailMessage, EmailStatus
 
 log = logging.getLogger(__name__)
 MESSAGE_KEY_ARG = "message_key"
+
+
+class EmailOutcomePending(DependencyUnavailable):
+    """An earlier attempt's outcome is unknown and too recent for the provider's
+    activity feed to show it: retried later, never sent twice meanwhile."""
+
+    code = "email_outcome_pending"
+    title = "The last attempt's outcome is not known yet"
 
 
 @dataclass(frozen=True)
@@ -75,11 +88,15 @@ class EmailService:
         sender: EmailSender,
         templates: EmailTemplates,
         from_address: str,
+        activity_lag: timedelta = timedelta(0),
     ) -> None:
+        """``activity_lag``: how long after a send the provider's activity feed can be
+        trusted to show it (``Settings.resolved_email_activity_lag``)."""
         self.sessions = sessions
         self.sender = sender
         self.templates = templates
         self.from_address = from_address
+        self.activity_lag = activity_lag
 
     async def deliver(
         self, *, key: str, template: str, to: str, context: dict[str, Any]
@@ -91,8 +108,11 @@ class EmailService:
             if row.status == EmailStatus.SENT:
                 return DeliveryResult(row.id, row.provider_message_id, already_sent=True)
             outcome_unknown = row.status == EmailStatus.SENDING
+            last_attempt = row.attempted_at
             row.status = EmailStatus.SENDING
             row.attempts += 1
+            if not outcome_unknown:
+                row.attempted_at = utcnow()
             messages.save(row)
             message_id = row.id
 
@@ -102,6 +122,7 @@ class EmailService:
                 log.info("earlier attempt had been accepted", extra={"key": key})
                 await self._mark_sent(message_id, found)
                 return DeliveryResult(message_id, found, already_sent=True)
+            await self._send_again_when_shown(message_id, last_attempt)
 
         try:
             provider_id = await self.sender.send(
@@ -120,6 +141,22 @@ class EmailService:
             raise
         await self._mark_sent(message_id, provider_id)
         return DeliveryResult(message_id, provider_id, already_sent=False)
+
+    async def _send_again_when_shown(self, message_id: str, last_attempt: datetime | None) -> None:
+        """The feed does not show the earlier attempt: send again if it would by now
+        (the attempt is stamped), else fail with ``EmailOutcomePending`` (retried)."""
+        now = utcnow()
+        if last_attempt is not None and now - last_attempt < self.activity_lag:
+            wait = (last_attempt + self.activity_lag - now).total_seconds()
+            raise EmailOutcomePending(
+                f"the last attempt's outcome is unknown and the provider's activity feed "
+                f"may not show it for {wait:.0f} s more; retried then"
+            )
+        async with transaction(self.sessions) as session:
+            messages = EmailMessageRepository(session)
+            row = await messages.get(message_id)
+            row.attempted_at = now
+            messages.save(row)
 
     async def _mark_sent(self, message_id: str, provider_id: str | None) -> None:
         async with transaction(self.sessions) as session:

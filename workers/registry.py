@@ -92,7 +92,11 @@ class QueueComponents:
 
 def email_service(deps: WorkerDeps) -> EmailService:
     return EmailService(
-        deps.sessions, deps.email_sender, EmailTemplates(), deps.settings.email_from
+        deps.sessions,
+        deps.email_sender,
+        EmailTemplates(),
+        deps.settings.email_from,
+        deps.settings.resolved_email_activity_lag,
     )
 
 

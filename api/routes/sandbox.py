@@ -24,7 +24,7 @@ from integrations.sandbox.sendgrid import (
     to_row,
     validate_mail_send,
 )
-from models.base import CamelModel
+from models.base import CamelModel, utcnow
 from models.email import MailboxMessage, SandboxEmail
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox"])
@@ -84,10 +84,14 @@ async def email_activity(
     `from_email`, `subject`, `msg_id` and `unique_args['…']` terms joined by AND."""
     if not api_key_valid(authorization):
         return _errors(401, [_UNAUTHORIZED])
-    if (await SandboxFaults(redis).current() or {}).get("mode") == "down":
+    faults = SandboxFaults(redis)
+    if (await faults.current() or {}).get("mode") == "down":
         return _errors(503, [SendGridError("Service Unavailable (sandbox fault: down)")])
+    lag = await faults.activity_lag()
     try:
-        rows = await SandboxMailbox(session).search(query, limit)
+        rows = await SandboxMailbox(session).search(
+            query, limit, received_before=utcnow() - lag if lag else None
+        )
     except ValueError as exc:
         return _errors(400, [SendGridError(str(exc), "query")])
     return JSONResponse(
@@ -133,6 +137,23 @@ async def set_fault(body: FaultRequest, redis: RedisClient) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+class ActivityLagRequest(CamelModel):
+    seconds: float = Field(ge=0, le=86_400, description="How long after acceptance a message shows")
+
+
+@router.put(
+    "/sendgrid/activity-lag",
+    summary="SendGrid sandbox: make the Email Activity feed lag",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
+async def set_activity_lag(body: ActivityLagRequest, redis: RedisClient) -> Response:
+    """As SendGrid's own feed does (by minutes): `GET /v3/messages` shows an accepted
+    message only `seconds` after it was accepted. `DELETE /sendgrid/faults` ends it."""
+    await SandboxFaults(redis).set_activity_lag(body.seconds)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.delete(
     "/sendgrid/faults",
     summary="SendGrid sandbox: clear faults",
@@ -140,7 +161,7 @@ async def set_fault(body: FaultRequest, redis: RedisClient) -> Response:
     response_class=Response,
 )
 async def clear_fault(redis: RedisClient) -> Response:
-    """Back to normal service."""
+    """Back to normal service (the Email Activity feed's lag too)."""
     await SandboxFaults(redis).clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -14,6 +14,7 @@ import random
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from redis.asyncio import Redis
@@ -24,6 +25,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.email import SandboxEmail
 
 FAULT_KEY = "sandbox:sendgrid:fault"
+# Seconds an accepted message stays out of the Email Activity search (the real feed lags).
+ACTIVITY_LAG_KEY = "sandbox:sendgrid:activity_lag"
 FaultMode = Literal["down", "accept_then_fail"]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _QUERY_TERM = re.compile(
@@ -170,9 +173,14 @@ class SandboxMailbox:
         )
         return list(result.all())
 
-    async def search(self, query: str, limit: int) -> list[SandboxEmail]:
-        """The Email Activity query language, for the terms we use, joined by AND."""
+    async def search(
+        self, query: str, limit: int, *, received_before: datetime | None = None
+    ) -> list[SandboxEmail]:
+        """The Email Activity query language, for the terms we use, joined by AND;
+        ``received_before``: only messages accepted before then (the feed's lag)."""
         statement = select(SandboxEmail)
+        if received_before is not None:
+            statement = statement.where(col(SandboxEmail.received_at) < received_before)
         for term in re.split(r"\s+AND\s+", query.strip()) if query.strip() else []:
             match = _QUERY_TERM.match(term)
             if match is None:
@@ -215,7 +223,15 @@ class SandboxFaults:
         await self.redis.set(FAULT_KEY, json.dumps(fault))
 
     async def clear(self) -> None:
-        await self.redis.delete(FAULT_KEY)
+        await self.redis.delete(FAULT_KEY, ACTIVITY_LAG_KEY)
+
+    async def set_activity_lag(self, seconds: float) -> None:
+        """Accepted messages show in the Email Activity search only ``seconds`` later."""
+        await self.redis.set(ACTIVITY_LAG_KEY, str(seconds))
+
+    async def activity_lag(self) -> timedelta:
+        raw = await self.redis.get(ACTIVITY_LAG_KEY)
+        return timedelta(seconds=float(raw)) if raw else timedelta(0)
 
     async def current(self) -> dict[str, Any] | None:
         raw = await self.redis.get(FAULT_KEY)
