@@ -4,15 +4,15 @@ The ``email_messages`` ledger records each message before it is handed to the pr
 A retried activity finds the row: ``sent`` means done; ``sending`` means an earlier
 attempt's outcome is unknown (its answer may have been lost after the provider took the
 message), so the provider is asked whether it has the message before sending again.
-The provider's activity feed lags (SendGrid's by minutes): a message it does not show
-yet is sent again only once the last attempt is older than that lag
-(``EMAIL_ACTIVITY_LAG_SECONDS``); until then the attempt fails with
-``email_outcome_pending`` and the activity retries later.
+The provider's activity feed lags (SendGrid's by minutes): it is asked only once the
+last attempt is older than that lag (``EMAIL_ACTIVITY_LAG_SECONDS``); until then the
+attempt fails with ``email_outcome_pending`` and is retried when the lag ends.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -117,12 +117,13 @@ class EmailService:
             message_id = row.id
 
         if outcome_unknown:
+            self._wait_for_the_feed(last_attempt)
             found = await self.sender.find_accepted(MESSAGE_KEY_ARG, message_id)
             if found is not None:
                 log.info("earlier attempt had been accepted", extra={"key": key})
                 await self._mark_sent(message_id, found)
                 return DeliveryResult(message_id, found, already_sent=True)
-            await self._send_again_when_shown(message_id, last_attempt)
+            await self._stamp_attempt(message_id)
 
         try:
             provider_id = await self.sender.send(
@@ -142,20 +143,27 @@ class EmailService:
         await self._mark_sent(message_id, provider_id)
         return DeliveryResult(message_id, provider_id, already_sent=False)
 
-    async def _send_again_when_shown(self, message_id: str, last_attempt: datetime | None) -> None:
-        """The feed does not show the earlier attempt: send again if it would by now
-        (the attempt is stamped), else fail with ``EmailOutcomePending`` (retried)."""
-        now = utcnow()
-        if last_attempt is not None and now - last_attempt < self.activity_lag:
-            wait = (last_attempt + self.activity_lag - now).total_seconds()
+    def _wait_for_the_feed(self, last_attempt: datetime | None) -> None:
+        """Raise ``EmailOutcomePending`` while the last attempt is too recent for the
+        provider's activity feed to show it (asking it then proves nothing, and the
+        feed's API is rate limited: SendGrid allows 6 requests a minute)."""
+        if last_attempt is None:
+            return
+        wait = last_attempt + self.activity_lag - utcnow()
+        if wait > timedelta(0):
+            seconds = math.ceil(wait.total_seconds())
             raise EmailOutcomePending(
                 f"the last attempt's outcome is unknown and the provider's activity feed "
-                f"may not show it for {wait:.0f} s more; retried then"
+                f"may not show it for {seconds} s more; retried then",
+                retry_after=seconds,
             )
+
+    async def _stamp_attempt(self, message_id: str) -> None:
+        """The feed does not show the earlier attempt: this one is handed over now."""
         async with transaction(self.sessions) as session:
             messages = EmailMessageRepository(session)
             row = await messages.get(message_id)
-            row.attempted_at = now
+            row.attempted_at = utcnow()
             messages.save(row)
 
     async def _mark_sent(self, message_id: str, provider_id: str | None) -> None:

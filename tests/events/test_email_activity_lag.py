@@ -18,6 +18,7 @@ from integrations.email.sender import EmailProviderUnavailable
 from integrations.email.templates import EmailTemplates
 from models.email import EmailMessage, EmailStatus
 from services.email import EmailOutcomePending, EmailService
+from temporal.errors import to_application_error
 from tests.events.conftest import MailApi
 from tests.factories import unique_email
 
@@ -68,17 +69,23 @@ async def test_a_retry_before_the_feed_shows_the_lost_send_waits_instead_of_send
     first = await _ledger(engine, key)
     assert first.status == EmailStatus.SENDING
     assert first.attempted_at is not None
-    # Retried at once and again: the feed does not show the message yet, so nothing is
-    # sent; the attempt fails retryably and keeps the first attempt's time.
+    # Retried at once and again: too soon for the feed to show the message, so it is not
+    # asked and nothing is sent; the attempt fails retryably, the first one's time kept.
     for _ in range(2):
         with pytest.raises(EmailOutcomePending) as pending:
             await _send(emails, key, to)
         assert pending.value.retryable
+        # As an activity's failure: retried when the feed would show it, not sooner.
+        failure = to_application_error(pending.value)
+        assert not failure.non_retryable
+        assert failure.next_retry_delay is not None
+        assert timedelta(minutes=4) < failure.next_retry_delay <= LAG
     assert len(await mail_api.mailbox(to)) == 1
     assert (await _ledger(engine, key)).attempted_at == first.attempted_at
-    # The feed catches up (the lag ends): the retry finds the first send, sends nothing.
+    # Five minutes on (a service whose lag has passed), the feed showing the message: the
+    # retry finds the first send and sends nothing.
     assert (await mail_api.http.delete("/_sandbox/sendgrid/faults")).status_code == 204
-    await _send(emails, key, to)
+    await _send(_emails(engine, mail_api, timedelta(0)), key, to)
     [message] = await mail_api.mailbox(to)
     done = await _ledger(engine, key)
     assert (done.status, done.provider_message_id) == (EmailStatus.SENT, message["id"])
