@@ -5,7 +5,10 @@ relay (``WorkflowStartRelayWorkflow``, on a Temporal Schedule) starts it later.
 
 A row with a ``start_signal`` is a signal-with-start that each change requests again
 (the cart reminder): the row is reset to pending, ``created_at`` becomes the time of the
-latest request, and a finished workflow with the id may run again.
+latest request, and a finished workflow with the id may run again. A ``signal_only`` row
+is a signal owed to a running workflow that this row never starts (a parcel's
+``retry_label``, its workflow started as a child): if the workflow has ended, the signal
+has nobody to tell and the row is done.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, String, Text, text
+from sqlalchemy import Boolean, Column, DateTime, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -38,6 +41,10 @@ class WorkflowStart(SQLModel, table=True):
     task_queue: str = Field(max_length=100)
     input: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     start_signal: str | None = Field(default=None, max_length=100)
+    signal_only: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=text("false")),
+    )
     created_at: datetime = created_at_field()
     started_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)

@@ -7,6 +7,8 @@ that already exists counts as started, so a start is never doubled.
 
 ``request_again`` is the signal-with-start form, for a workflow that every change wakes
 (the cart reminder): one row per workflow id, set pending again by each change.
+``request_signal`` is a signal alone, owed to a workflow started elsewhere (a parcel's,
+a child of its fulfilment's): the same row, never a start.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class WorkflowStartRepository:
             "task_queue": row.task_queue,
             "input": row.input,
             "start_signal": row.start_signal,
+            "signal_only": row.signal_only,
             "created_at": row.created_at,
             "started_at": None,
             "last_error": None,
@@ -148,6 +151,28 @@ async def request_again(
         task_queue=task_queue,
         input=input.model_dump(mode="json"),
         start_signal=signal,
+        created_at=utcnow(),
+    )
+    return await WorkflowStartRepository(session).upsert_pending(row)
+
+
+async def request_signal(
+    session: AsyncSession,
+    *,
+    workflow_type: str,
+    workflow_id: str,
+    task_queue: str,
+    signal: str,
+) -> WorkflowStart:
+    """A signal owed by this change to the running workflow ``workflow_id``, sent after
+    the commit or by the relay; never a start (a workflow that has ended is not told)."""
+    row = WorkflowStart(
+        workflow_type=workflow_type,
+        workflow_id=workflow_id,
+        task_queue=task_queue,
+        input={},
+        start_signal=signal,
+        signal_only=True,
         created_at=utcnow(),
     )
     return await WorkflowStartRepository(session).upsert_pending(row)

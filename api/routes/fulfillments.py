@@ -295,8 +295,9 @@ async def correct_shipment_address(
     404 `shipment_not_found`; 422 `invalid_address`; 409 `shipment_not_awaiting_address`
     unless the parcel's label was refused and is waiting (already labelled, cancelled,
     or still being booked)."""
-    shipment = await ShipmentAddresses(session, state.workflows.shipments).correct(
+    shipment, retry = await ShipmentAddresses(session, state.workflows.shipments).correct(
         shipment_id, body.model_dump()
     )
-    after_commit(session, partial(state.workflows.shipments.retry_label, shipment.id))
+    # Recorded with the correction: the relay sends it if this process dies first.
+    after_commit(session, partial(state.workflows.starts.start, retry))
     return await FulfillmentReader(session).summary(shipment.id)

@@ -4,7 +4,9 @@ The parcel's ``ShipmentWorkflow`` waits after a refusal (``ShipmentView.awaiting
 only then is an address taken. It is stored on the fulfilment (the order's destination:
 every later label of the order goes there), the parcel's provider shipment is forgotten
 (it was created for the old address, so the retried booking creates one for the new),
-and the order's timeline says so; the caller signals ``retry_label`` once this commits.
+and the order's timeline says so. The ``retry_label`` signal is owed by the same
+transaction (a ``workflow_starts`` row): the caller sends it once this commits, and the
+relay does if the caller never gets to (its process died in between).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from core.errors import Conflict
 from models.base import utcnow
 from models.fulfillment import Shipment, ShipmentStatus
 from models.orders import ShippingAddress
+from models.workflow_starts import WorkflowStart
 from services.addresses import clean_shipping_address
 from services.fulfillment.repository import FulfillmentRepository
 from services.fulfillment.tracking import locked_shipment
@@ -35,12 +38,15 @@ class ShipmentAddresses:
         self.session = session
         self.workflows = workflows
 
-    async def correct(self, shipment_id: str, fields: dict[str, Any]) -> Shipment:
+    async def correct(
+        self, shipment_id: str, fields: dict[str, Any]
+    ) -> tuple[Shipment, WorkflowStart]:
         """Store ``fields`` (``ShippingAddressIn``'s; the name, if not given, stays) as
         where the parcel goes. 404
         ``shipment_not_found``; 422 ``invalid_address``; 409
         ``shipment_not_awaiting_address`` unless its label was refused and its workflow
-        waits for a retry."""
+        waits for a retry. With the parcel, the ``retry_label`` owed (to send after
+        the commit)."""
         repo = FulfillmentRepository(self.session)
         current = await repo.require((await repo.require_shipment(shipment_id)).fulfillment_id)
         # Whom it is for stays, unless staff say otherwise.
@@ -73,8 +79,9 @@ class ShipmentAddresses:
             f"parcel {shipment.id}: shipping address corrected, label to be tried again",
             {"shipmentId": shipment.id, "refused": view.problem, "address": _stored(address)},
         )
+        retry = await ShipmentWorkflows.request_retry_label(self.session, shipment.id)
         await self.session.flush()
-        return shipment
+        return shipment, retry
 
 
 def _stored(address: ShippingAddress) -> dict[str, Any]:

@@ -2,19 +2,26 @@
 
 The workflow is started by its ``FulfillmentWorkflow`` (a child, ``temporal.clients.
 fulfillment``); this client passes the carrier's webhooks on, asks where a parcel
-stands, and asks for a refused label to be tried again.
+stands, and asks for a refused label to be tried again: a ``retry_label`` owed by the
+correction's transaction (a ``workflow_starts`` row, ``signal_only``), sent after its
+commit or by the relay, so a process that dies in between loses nothing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import WorkflowHandle
 
+from models.workflow_starts import WorkflowStart
+from services import workflow_starts
 from temporal.clients.connection import TemporalConnection, WorkflowNotFound, call
+from temporal.queues import TaskQueue
 from workflows.types.fulfillment import (
     CARRIER_UPDATE_SIGNAL,
     RETRY_LABEL_SIGNAL,
+    SHIPMENT_WORKFLOW,
     STATUS_QUERY,
     CarrierUpdate,
     shipment_workflow_id,
@@ -50,7 +57,15 @@ class ShipmentWorkflows:
             handle.query(STATUS_QUERY, result_type=ShipmentView), what=f"shipment {shipment_id}"
         )
 
-    async def retry_label(self, shipment_id: str) -> None:
-        """Try a label the carrier refused again (after staff fixed the address)."""
-        handle = await self._handle(shipment_id)
-        await call(handle.signal(RETRY_LABEL_SIGNAL), what=f"shipment {shipment_id}")
+    @staticmethod
+    async def request_retry_label(session: AsyncSession, shipment_id: str) -> WorkflowStart:
+        """In the correction's transaction: the parcel's workflow is to try the label the
+        carrier refused again. The caller sends it after the commit
+        (``WorkflowStarts.start``); if that never happens, the relay does."""
+        return await workflow_starts.request_signal(
+            session,
+            workflow_type=SHIPMENT_WORKFLOW,
+            workflow_id=shipment_workflow_id(shipment_id),
+            task_queue=str(TaskQueue.ORDERS),
+            signal=RETRY_LABEL_SIGNAL,
+        )

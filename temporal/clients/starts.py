@@ -14,6 +14,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from core.db import SessionFactory
 from core.telemetry import in_trace_of
@@ -25,12 +26,26 @@ log = logging.getLogger(__name__)
 
 
 async def start_row(client: Client, row: WorkflowStart, *, again_if_closed: bool = False) -> None:
-    """Start the row's workflow; one that already exists counts as started.
+    """Start the row's workflow; one that already exists counts as started. A
+    ``signal_only`` row signals the running workflow; one that has ended (or never ran)
+    has nobody to tell, and the row is done all the same.
 
     ``again_if_closed``: a *closed* run with the id does not count, a new run starts (a
     running one still does). For a caller that knows no earlier run can have done the
     work: the work's row is new in its transaction, and a run only acts on a committed
     one."""
+    if row.signal_only:
+        assert row.start_signal is not None
+        try:
+            await client.get_workflow_handle(row.workflow_id).signal(row.start_signal)
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            log.info(
+                "owed signal dropped: the workflow has ended",
+                extra={"workflow_id": row.workflow_id, "signal": row.start_signal},
+            )
+        return
     if row.start_signal is None:
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await client.start_workflow(

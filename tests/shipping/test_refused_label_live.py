@@ -6,13 +6,24 @@ mistake has its code."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db import create_session_factory
 from integrations.sandbox.easypost_wire import UNVERIFIABLE_ZIP
 from models.fulfillment import ShipmentStatus
+from models.orders import ShippingAddressIn
+from services.fulfillment.addresses import ShipmentAddresses
+from services.workflow_starts import WorkflowStartRepository
+from temporal.clients.connection import TemporalConnection
+from temporal.clients.shipments import ShipmentWorkflows
+from temporal.clients.starts import relay_pending
 from tests.factories import staff_headers
 from tests.live import LiveStack
 from tests.orders.helpers import ADDRESS, order_body, product, shopper_with_cart, wait_for
@@ -28,9 +39,22 @@ def code(response: httpx.Response) -> tuple[int, str]:
     return response.status_code, response.json().get("code", "")
 
 
-async def test_staff_correct_a_refused_address_and_the_label_is_bought_for_it(
+@dataclass
+class RefusedParcel:
+    staff: dict[str, str]
+    shopper_headers: dict[str, str]
+    order_id: str
+    fulfillment_id: str
+    parcel: str
+    view: Callable[[], Awaitable[ShipmentView]]
+    admin_view: Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def refused_parcel(
     http: httpx.AsyncClient, engine: AsyncEngine, live: LiveStack
-) -> None:
+) -> RefusedParcel:
+    """An order to an address the sandbox cannot verify, its parcel's label refused: the
+    parcel's workflow waits for a retry and the fulfilment is on hold."""
     staff = await staff_headers(http, engine)
     mug = await product(http, staff, price=2500, stock=5)
     shopper = await shopper_with_cart(http, [(mug, 1)])
@@ -57,17 +81,32 @@ async def test_staff_correct_a_refused_address_and_the_label_is_bought_for_it(
         found: ShipmentView = await handle.query("status", result_type=ShipmentView)
         return found
 
-    stuck = await poll(view, lambda v: v.awaiting_retry, "the refused label")
-    assert stuck.status is ShipmentStatus.PENDING
-    assert stuck.problem is not None
-
     async def admin_view() -> dict[str, Any]:
         answer = await http.get(f"/api/admin/fulfillments/{fulfilment['id']}", headers=staff)
         found: dict[str, Any] = answer.json()
         return found
 
+    stuck = await poll(view, lambda v: v.awaiting_retry, "the refused label")
+    assert stuck.status is ShipmentStatus.PENDING
+    assert stuck.problem is not None
     held = await poll(admin_view, lambda f: f["status"] == "on_hold", "the hold")
     assert "label refused" in (held["holdReason"] or "")
+    return RefusedParcel(
+        staff, shopper.headers, order_id, fulfilment["id"], parcel, view, admin_view
+    )
+
+
+async def test_staff_correct_a_refused_address_and_the_label_is_bought_for_it(
+    http: httpx.AsyncClient, engine: AsyncEngine, live: LiveStack
+) -> None:
+    refused = await refused_parcel(http, engine, live)
+    staff, parcel, view, admin_view = (
+        refused.staff,
+        refused.parcel,
+        refused.view,
+        refused.admin_view,
+    )
+    order_id = refused.order_id
 
     path = f"/api/admin/shipments/{parcel}/address"
     unknown = await http.post(
@@ -78,7 +117,7 @@ async def test_staff_correct_a_refused_address_and_the_label_is_bought_for_it(
     assert code(stateless) == (422, "invalid_address")
     nowhere_country = await http.post(path, headers=staff, json=CORRECTED | {"country": "ZZ"})
     assert code(nowhere_country) == (422, "invalid_address")
-    customer = await http.post(path, headers=shopper.headers, json=CORRECTED)
+    customer = await http.post(path, headers=refused.shopper_headers, json=CORRECTED)
     assert customer.status_code == 403, customer.text
     assert (await view()).awaiting_retry  # none of those touched it
 
@@ -100,6 +139,49 @@ async def test_staff_correct_a_refused_address_and_the_label_is_bought_for_it(
 
     again = await http.post(path, headers=staff, json=CORRECTED)
     assert code(again) == (409, "shipment_not_awaiting_address")
-    mine = await http.get(f"/api/orders/{order_id}", headers=shopper.headers)
+    mine = await http.get(f"/api/orders/{order_id}", headers=refused.shopper_headers)
     timeline = [entry["message"] for entry in mine.json()["timeline"]]
     assert f"parcel {parcel}: shipping address corrected, label to be tried again" in timeline
+
+
+async def test_a_correction_whose_retry_was_never_sent_is_relayed(
+    http: httpx.AsyncClient, engine: AsyncEngine, live: LiveStack
+) -> None:
+    """The API process dies after the correction commits, before it tells the parcel's
+    workflow: the retry is owed by the committed correction (a ``workflow_starts`` row)
+    and the relay sends it; the label is bought for the corrected address. Before, the
+    address sat in the database and the workflow waited until staff posted it again."""
+    refused = await refused_parcel(http, engine, live)
+    sessions = create_session_factory(engine)
+    workflows = ShipmentWorkflows(TemporalConnection.of(live.client))
+    async with sessions() as session, session.begin():
+        # The request's work and its commit, without what runs after the commit.
+        await ShipmentAddresses(session, workflows).correct(
+            refused.parcel, ShippingAddressIn.model_validate(CORRECTED).model_dump()
+        )
+    assert (await refused.view()).awaiting_retry  # nobody told it
+
+    await relay_pending(live.client, sessions, older_than=timedelta(0))
+    labelled = await poll(
+        refused.admin_view,
+        lambda f: f["shipments"][0]["status"] == "label_purchased",
+        "the label for the corrected address",
+    )
+    assert labelled["shippingAddress"]["zip"] == "02108"
+    async with sessions() as session:
+        owed = await WorkflowStartRepository(session).owed(shipment_workflow_id(refused.parcel))
+    assert owed is None  # sent once; a later relay run sends nothing more
+
+
+async def test_a_signal_owed_to_a_workflow_that_ended_is_dropped(
+    engine: AsyncEngine, live: LiveStack
+) -> None:
+    """A parcel's workflow that ended (cancelled, say) before its owed ``retry_label`` went
+    out has nobody to tell: the relay counts the row done rather than trying forever."""
+    sessions = create_session_factory(engine)
+    gone = f"shp_gone_{uuid4().hex[:8]}"
+    async with sessions() as session, session.begin():
+        await ShipmentWorkflows.request_retry_label(session, gone)
+    await relay_pending(live.client, sessions, older_than=timedelta(0))
+    async with sessions() as session:
+        assert await WorkflowStartRepository(session).owed(shipment_workflow_id(gone)) is None
