@@ -8,7 +8,7 @@ shipment gets a ``ShipmentWorkflow`` child (by name; ``ABANDON``, so a parcel is
 to the door whatever happens here) that signals its progress back; a carrier exception
 puts the fulfilment on hold. A cancel before any label cancels the pending parcels and
 runs the order's own compensations: stock back, payment refunded, order ``cancelled``,
-customer emailed.
+customer emailed; once accepted, each of its steps is tried until it answers.
 """
 
 from __future__ import annotations
@@ -110,6 +110,15 @@ UPDATES_WAIT_FOR_OPEN = "updates-wait-for-open"
 # parcel, and made it too (the same units twice while some were left) or was refused
 # (``quantity_exceeds_unassigned``), the first parcel left with no workflow to label it.
 PARCEL_ID_FROM_UPDATE = "parcel-id-from-update"
+# Since this patch an accepted cancel's own step is retried until it answers, as the
+# undoing after it is. Before, it had a staff step's five attempts: an attempt that
+# committed (its answer lost: the worker or the database went away) followed by four
+# that failed answered the Update "try again", the rows cancelled while nothing gave the
+# stock back or refunded the payment, and the workflow, not knowing, waited for staff to
+# cancel again (the API had often answered 202, "under way", already). The step is one
+# idempotent transaction, so trying it until it answers either cancels (and the undoing
+# follows) or refuses with the business reason (``fulfillment_has_labels``).
+CANCEL_UNTIL_ANSWERED = "cancel-until-answered"
 
 
 # Unsandboxed, as the event workflows are: every order runs this workflow, and building
@@ -255,6 +264,7 @@ class FulfillmentWorkflow:
                         fulfillment_id=opened.fulfillment_id, reason=request.reason
                     ),
                     "cancel the pending parcels and the fulfilment order",
+                    forever=workflow.patched(CANCEL_UNTIL_ANSWERED),
                     local=True,
                 )
             except ActivityError as err:

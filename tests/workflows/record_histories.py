@@ -30,7 +30,12 @@ from uuid import uuid4
 
 from temporalio import activity
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateStage,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -47,6 +52,7 @@ from models.orders import OrderStatus
 from temporal.queues import TaskQueue
 from temporal.search_attributes import SEARCH_ATTRIBUTES
 from tests.workflows.fulfillment_standins import (
+    CANCEL,
     MUGS,
     FulfillmentStandIns,
     carrier,
@@ -556,6 +562,23 @@ async def fulfilment_cancelled(env: WorkflowEnvironment, queue: str) -> str:
     await handle.execute_update(FulfillmentWorkflow.create_shipment, _parcel((MUGS, 1)))
     await handle.execute_update(
         FulfillmentWorkflow.cancel, CancelFulfillmentRequest(reason="changed mind")
+    )
+    await _fulfilment_ends(handle, FulfillmentStatus.CANCELLED)
+    return handle.id
+
+
+# Since the "cancel-until-answered" patch: the cancel step's answer is lost six times
+# (more than a staff step's five attempts), and the cancel goes on to the refund.
+@fulfilment_recording("fulfillment_cancel_step_answered_late")
+async def fulfilment_cancel_answered_late(env: WorkflowEnvironment, queue: str) -> str:
+    script = FULFILMENTS.fulfilment()
+    script.flaky[CANCEL] = 6
+    handle = await start_fulfilment(env.client, script.order_id)
+    await handle.execute_update(FulfillmentWorkflow.create_shipment, _parcel((MUGS, 1)))
+    await handle.start_update(
+        FulfillmentWorkflow.cancel,
+        CancelFulfillmentRequest(reason="changed mind"),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
     )
     await _fulfilment_ends(handle, FulfillmentStatus.CANCELLED)
     return handle.id

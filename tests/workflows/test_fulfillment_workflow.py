@@ -18,6 +18,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -324,6 +325,30 @@ async def test_a_label_bought_meanwhile_makes_the_cancel_activity_refuse(
     assert code == "fulfillment_has_labels"
     assert script.ran == [OPEN, CREATE, CANCEL]  # no refund, no restock
     await handle.terminate("test over")
+
+
+async def test_a_cancel_whose_step_answers_late_is_carried_through_to_the_refund(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    """The cancel step commits, its answer is lost, and the attempts after it fail too
+    (more than a staff step's five: the database is away a while). The accepted cancel
+    goes on until the step answers, then gives the stock back, refunds and closes the
+    order. Before, the Update answered "try again" after five attempts with the rows
+    cancelled and nothing undone, until staff cancelled again."""
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    script.flaky[CANCEL] = 6
+    handle = await start_fulfilment(client, script.order_id)
+    await handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((MUGS, 2)))
+    cancel = await handle.start_update(
+        FulfillmentWorkflow.cancel,
+        CancelFulfillmentRequest(reason="changed my mind"),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+    )
+    # The run ends once the cancel is done (awaiting it lets the server skip the backoffs).
+    assert (await handle.result()).status is FulfillmentStatus.CANCELLED
+    assert (await cancel.result()).status is FulfillmentStatus.CANCELLED
+    assert script.ran == [OPEN, CREATE, *[CANCEL] * 7, *UNDO]
 
 
 async def test_a_carrier_exception_puts_the_fulfilment_on_hold_for_staff(

@@ -80,6 +80,8 @@ def test_there_are_histories_to_replay() -> None:
         "fulfillment_parcels_named_by_their_updates",
         # Since "early-carrier-updates-deduped".
         "shipment_redelivered_with_the_start",
+        # Since "cancel-until-answered".
+        "fulfillment_cancel_step_answered_late",
     }
 
 
