@@ -164,8 +164,12 @@ class FulfillmentWorkflow:
         moved = shipment_can_move(shipment.status, progress.status)
         if moved:
             shipment.status = progress.status
-        # A label the carrier refused leaves the parcel pending: an exception all the same.
-        if progress.exception and (moved or progress.status is ShipmentStatus.PENDING):
+        # A label the carrier refused leaves the parcel pending, and a cancel the carrier
+        # refused (it scanned the label) leaves it labelled: exceptions all the same (no
+        # parcel told either before them, so histories replay as they ran).
+        if progress.exception and (
+            moved or progress.status is ShipmentStatus.PENDING or progress.cancel_refused
+        ):
             self._exceptions.append(progress)
         self._derive()
 

@@ -15,7 +15,10 @@ continues as new when its history grows long.
 
 A refused label (a bad address) is an exception for the parent too; the workflow waits
 for ``retry_label`` (staff fixed it) or its cancellation. Cancelled after the label was
-bought but before the parcel moved, it refunds the label.
+bought but before the parcel moved, it refunds the label; if the carrier refuses the
+void (it has scanned the label: the parcel is on its way) the parcel stays labelled, the
+parent hears of it as an exception (the fulfilment goes on hold for staff) and the
+workflow keeps tracking it to the door.
 """
 
 from __future__ import annotations
@@ -84,6 +87,12 @@ LOCAL_TRACKING_STEPS = "local-tracking-steps"
 # continue-as-new was recorded again (a step for nothing; the history and the status
 # caught the repeat). Parcels started before it keep what their first task did.
 EARLY_UPDATES_DEDUPED = "early-carrier-updates-deduped"
+# Patch: cancelled, a parcel whose label the carrier would not void (scanned: the parcel
+# is on its way; the compensation answers False) is kept tracked and the parent told (an
+# exception: the fulfilment goes on hold for staff). Before, the run ended there with
+# the parcel labelled and nobody following it (and, before the compensation stopped
+# retrying a ``label_in_use`` refusal, the refund was tried forever).
+CANCEL_REFUSED_KEEPS_TRACKING = "cancel-refused-keeps-tracking"
 # Provider and database hiccups are retried until they pass; our business errors
 # (a refused label) are non-retryable and reach the workflow.
 RETRY = RetryPolicy(
@@ -154,7 +163,8 @@ class ShipmentWorkflow:
                 await self._book()
             await self._track()
         except asyncio.CancelledError:
-            await self._undo()
+            if await self._undo():
+                await self._track()  # a second cancel ends it
         return self.status()
 
     async def _book(self) -> None:
@@ -299,10 +309,12 @@ class ShipmentWorkflow:
         self._mirror()
         await self._tell_parent(exception=status in EXCEPTIONS, detail=detail)
 
-    async def _undo(self) -> None:
-        """Cancelled: a label bought for a parcel that never moved is refunded."""
+    async def _undo(self) -> bool:
+        """Cancelled: a label bought for a parcel that never moved is refunded. True if
+        the carrier has the parcel all the same (the refund was refused): tracking goes
+        on."""
         if self._status not in (ShipmentStatus.PENDING, ShipmentStatus.LABEL_PURCHASED):
-            return
+            return False
         refunded = await workflow.execute_activity_method(
             ShippingActivities.refund_label,
             ShipmentRef(shipment_id=self._input.shipment_id),
@@ -315,6 +327,13 @@ class ShipmentWorkflow:
             self._status = ShipmentStatus.CANCELLED
             self._mirror()
             await self._tell_parent()
+            return False
+        if not workflow.patched(CANCEL_REFUSED_KEEPS_TRACKING):
+            return False
+        self._problem = "cancel refused: the carrier has scanned the label; still tracked"
+        self._mirror()
+        await self._tell_parent(exception=True, detail=self._problem, cancel_refused=True)
+        return True
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -390,7 +409,9 @@ class ShipmentWorkflow:
         if attributes:
             workflow.upsert_search_attributes(attributes)
 
-    async def _tell_parent(self, *, exception: bool = False, detail: str | None = None) -> None:
+    async def _tell_parent(
+        self, *, exception: bool = False, detail: str | None = None, cancel_refused: bool = False
+    ) -> None:
         """Signal the fulfilment (started standalone, there is none to tell)."""
         parent = workflow.info().parent
         if parent is None:
@@ -401,6 +422,7 @@ class ShipmentWorkflow:
             delayed=self._delayed,
             exception=exception,
             detail=detail,
+            cancel_refused=cancel_refused,
         )
         try:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(

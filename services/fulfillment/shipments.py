@@ -7,7 +7,10 @@
   and its label bought (the provider answers the label already bought on a repeat),
   then recorded with the shipment's fields, the fulfilment's and order's progress, the
   order's timeline and ``shipment.shipped``, in one transaction.
-- ``refund_label``: the compensation of a booking whose parcel never moved.
+- ``refund_label``: the compensation of a booking whose parcel never moved. A void the
+  carrier refuses because it has scanned the label (``LabelInUse``: the parcel is on its
+  way) is not retried: the order's timeline says the parcel stays with the carrier, and
+  its workflow keeps tracking it.
 
 A parcel cancelled with its fulfilment is pending in the rows, yet a booking may have
 bought its label: an attempt in flight while staff cancelled, or one whose answer was
@@ -31,6 +34,7 @@ from core.settings import Settings
 from integrations.shipping.factory import ship_from_address
 from integrations.shipping.provider import (
     Label,
+    LabelInUse,
     ParcelSpec,
     PostalAddress,
     ShipmentRequest,
@@ -223,9 +227,10 @@ class ShipmentService:
         """Refund the label of a parcel that never moved and cancel the shipment (its
         lines are free to go in another parcel). True once the parcel is cancelled with
         a label refunded (a retry after a lost answer answers the same); False if there
-        is nothing to refund: no label was bought, or the carrier has the parcel (then
-        it stays tracked). A parcel cancelled with its fulfilment has whatever label a
-        booking bought for it voided."""
+        is nothing to refund: no label was bought, or the carrier has the parcel (its
+        status moved on, or the void was refused ``LabelInUse``, which the order's
+        timeline records; it stays tracked). A parcel cancelled with its fulfilment has
+        whatever label a booking bought for it voided."""
         async with transaction(self.sessions) as session:
             shipment = await FulfillmentRepository(session).require_shipment(shipment_id)
             status, provider_shipment_id = shipment.status, shipment.provider_shipment_id
@@ -235,7 +240,11 @@ class ShipmentService:
             return await self._void_cancelled(shipment_id, provider_shipment_id)
         if status != ShipmentStatus.LABEL_PURCHASED:
             return False
-        await self.provider.refund_label(provider_shipment_id)
+        try:
+            await self.provider.refund_label(provider_shipment_id)
+        except LabelInUse as refused:
+            await self._kept_by_carrier(shipment_id, refused)
+            return False
         async with transaction(self.sessions) as session:
             repo = FulfillmentRepository(session)
             fulfillment, shipment = await locked_shipment(session, shipment_id)
@@ -259,6 +268,27 @@ class ShipmentService:
                 {"shipmentId": shipment.id, "trackingCode": shipment.tracking_code},
             )
             return True
+
+    async def _kept_by_carrier(self, shipment_id: str, refused: LabelInUse) -> None:
+        """The carrier scanned the label before the void: the parcel is on its way and
+        stays as it is (tracked, its label paid for). The order's timeline says so, for
+        staff (its workflow puts the fulfilment on hold with the reason)."""
+        log.warning("label of shipment %s not refunded: %s", shipment_id, refused)
+        async with transaction(self.sessions) as session:
+            _, shipment = await locked_shipment(session, shipment_id)
+            orders = OrderRepository(session)
+            order = await orders.require(shipment.order_id)
+            await orders.add_event(
+                order.id,
+                order.status,
+                f"parcel {shipment.id} not cancelled: the carrier has scanned its label, "
+                "so it cannot be voided; the parcel stays tracked",
+                {
+                    "shipmentId": shipment.id,
+                    "trackingCode": shipment.tracking_code,
+                    "refused": refused.code,
+                },
+            )
 
     async def _void_cancelled(self, shipment_id: str, provider_shipment_id: str) -> bool:
         """Void at the provider the label a booking bought for a parcel cancelled

@@ -167,6 +167,40 @@ async def test_a_parcel_the_carrier_has_is_not_refunded(
     assert await service(sessions, sandboxed).refund_label(order.shipments[0].id) is False
 
 
+async def test_a_label_the_carrier_scanned_is_kept_and_the_timeline_says_so(
+    sessions: SessionFactory, sandboxed: Settings
+) -> None:
+    """The parcel's workflow is cancelled after the carrier scanned the label (before its
+    webhook was recorded): the void is refused ``label_in_use``. The compensation answers
+    False at once (the parcel stays with the carrier, tracked) instead of raising a
+    refusal the activity retries forever; the order's timeline says why."""
+    order = await made(sessions)
+    [shipment] = order.shipments
+    shipments = service(sessions, sandboxed)
+    await shipments.book_label(shipment.id)
+    async with sessions() as session:
+        booked = await FulfillmentRepository(session).require_shipment(shipment.id)
+    async with httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {sandboxed.resolved_easypost_api_key}"}
+    ) as http:
+        # The sandbox's own switch (beside the provider's ``/v2`` paths): the carrier scans.
+        sandbox = sandboxed.resolved_easypost_base_url.removesuffix("/v2")
+        moved = await http.post(f"{sandbox}/trackers/{booked.provider_tracker_id}/advance")
+    assert moved.status_code == 200, moved.text
+
+    assert await shipments.refund_label(shipment.id) is False
+    async with sessions() as session:
+        saved = await FulfillmentRepository(session).require_shipment(shipment.id)
+        [label] = await FulfillmentRepository(session).labels(shipment.id)
+        entries = await timeline(session, order.order.id)
+    assert saved.status == ShipmentStatus.LABEL_PURCHASED
+    assert label.voided_at is None
+    assert (
+        f"parcel {shipment.id} not cancelled: the carrier has scanned its label, so it "
+        "cannot be voided; the parcel stays tracked"
+    ) in entries
+
+
 async def _at_carrier(settings: Settings, provider_shipment_id: str) -> dict[str, Any]:
     async with httpx.AsyncClient(
         headers={"Authorization": f"Bearer {settings.resolved_easypost_api_key}"}

@@ -76,6 +76,7 @@ from tests.workflows.order_standins import (
 from tests.workflows.shipment_standins import (
     BOOK,
     DELAYED,
+    REFUND,
     ShipmentStandIns,
     parcel,
     start_under_parent,
@@ -606,6 +607,33 @@ async def fulfilment_held(env: WorkflowEnvironment, queue: str) -> str:
     return handle.id
 
 
+# A parcel whose cancel the carrier refused (it scanned the label) tells its fulfilment,
+# still labelled: an exception, the fulfilment on hold; released, it is delivered.
+@fulfilment_recording("fulfillment_held_for_a_refused_parcel_cancel")
+async def fulfilment_held_for_a_refused_cancel(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_fulfilment(env.client, FULFILMENTS.fulfilment().order_id)
+    labelled = await handle.execute_update(
+        FulfillmentWorkflow.create_shipment, _parcel((MUGS, 2), (TEA_LINE, 1))
+    )
+    await carrier(env.client, labelled.shipment_id, ShipmentStatus.LABEL_PURCHASED)
+    await carrier(
+        env.client,
+        labelled.shipment_id,
+        ShipmentStatus.LABEL_PURCHASED,
+        exception=True,
+        cancel_refused=True,
+        detail="cancel refused: the carrier has scanned the label; still tracked",
+    )
+    for _ in range(100):  # the hold is the workflow's next step
+        if (await handle.query(FulfillmentWorkflow.status)).hold_reason:
+            break
+        await asyncio.sleep(0.05)
+    await handle.execute_update(FulfillmentWorkflow.release)
+    await carrier(env.client, labelled.shipment_id, ShipmentStatus.DELIVERED)
+    await _fulfilment_ends(handle, FulfillmentStatus.DELIVERED)
+    return handle.id
+
+
 # Since the "updates-wait-for-open" patch: an Update waits for the opening before it takes
 # the lock; this one comes with the start (in the first workflow task).
 @fulfilment_recording("fulfillment_parcel_with_the_start")
@@ -799,6 +827,33 @@ async def shipment_cancelled(env: WorkflowEnvironment, queue: str) -> str:
     await handle.cancel()
     await _shipment_ends(handle, ShipmentStatus.CANCELLED)
     return handle.id
+
+
+# Since the "cancel-refused-keeps-tracking" patch: cancelled after the carrier scanned the
+# label, the refund is refused; the parcel is kept tracked to the door, the parent told.
+SHIPMENT_STANDINS.in_use.add("shp_recorded_cancel_refused")
+
+
+@shipment_recording("shipment_cancel_refused_kept_tracking")
+async def shipment_cancel_refused(env: WorkflowEnvironment, queue: str) -> str:
+    sid = "shp_recorded_cancel_refused"
+    child, parent = await start_under_parent(env.client, parcel(sid))
+    await SHIPMENT_STANDINS.called(sid, BOOK)
+    for _ in range(500):
+        view = await child.query(ShipmentWorkflow.status)
+        if view.status == ShipmentStatus.LABEL_PURCHASED:
+            break
+        await asyncio.sleep(0.01)
+    await child.cancel()
+    await SHIPMENT_STANDINS.called(sid, REFUND)
+    for _ in range(500):
+        if (await child.query(ShipmentWorkflow.status)).problem:
+            break
+        await asyncio.sleep(0.01)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT, DELIVERED))
+    await _shipment_ends(child, ShipmentStatus.DELIVERED)
+    await parent.result()
+    return child.id
 
 
 # --- running them -------------------------------------------------------------------------

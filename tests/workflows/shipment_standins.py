@@ -155,6 +155,8 @@ class ShipmentStandIns:
         self.batches: dict[str, list[int]] = defaultdict(list)
         # Shipment id: the next record_updates step waits for this to be set.
         self.gates: dict[str, asyncio.Event] = {}
+        # Shipment ids whose label the carrier has scanned: a refund is refused (False).
+        self.in_use: set[str] = set()
 
     def ran(self, shipment_id: str) -> list[str]:
         return [name for name, _ in self.calls[shipment_id]]
@@ -237,7 +239,7 @@ class ShipmentStandIns:
     async def refund_label(self, input: ShipmentRef) -> bool:
         sid = input.shipment_id
         self.calls[sid].append((REFUND, input.model_dump(mode="json")))
-        if self.status.get(sid) is not ShipmentStatus.LABEL_PURCHASED:
+        if self.status.get(sid) is not ShipmentStatus.LABEL_PURCHASED or sid in self.in_use:
             return False
         self.status[sid] = ShipmentStatus.CANCELLED
         return True

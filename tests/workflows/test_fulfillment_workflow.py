@@ -380,6 +380,34 @@ async def test_a_carrier_exception_puts_the_fulfilment_on_hold_for_staff(
     assert (await handle.result()).status is FulfillmentStatus.DELIVERED
 
 
+async def test_a_cancel_the_carrier_refused_puts_the_fulfilment_on_hold_for_staff(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    """A labelled parcel whose workflow an operator cancelled after the carrier scanned
+    its label says so (still labelled, ``cancel_refused``): the fulfilment goes on hold
+    with the reason, though the parcel's status did not move."""
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(client, script.order_id)
+    labelled = await handle.execute_update(
+        FulfillmentWorkflow.create_shipment, parcel((MUGS, 2), (TEA, 1))
+    )
+    await carrier(client, labelled.shipment_id, ShipmentStatus.LABEL_PURCHASED)
+    await status_is(handle, FulfillmentStatus.SHIPPED)
+    await carrier(
+        client,
+        labelled.shipment_id,
+        ShipmentStatus.LABEL_PURCHASED,
+        exception=True,
+        cancel_refused=True,
+        detail="cancel refused: the carrier has scanned the label; still tracked",
+    )
+    await status_is(handle, FulfillmentStatus.ON_HOLD)
+    view = await handle.query(FulfillmentWorkflow.status)
+    assert "cancel refused" in (view.hold_reason or "")
+    assert script.ran == [OPEN, CREATE, HOLD]
+
+
 async def test_a_refused_label_puts_the_fulfilment_on_hold_for_staff(
     time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
 ) -> None:

@@ -82,6 +82,9 @@ def test_there_are_histories_to_replay() -> None:
         "shipment_redelivered_with_the_start",
         # Since "cancel-until-answered".
         "fulfillment_cancel_step_answered_late",
+        # Since "cancel-refused-keeps-tracking" (and the fulfilment's hold for it).
+        "shipment_cancel_refused_kept_tracking",
+        "fulfillment_held_for_a_refused_parcel_cancel",
     }
 
 

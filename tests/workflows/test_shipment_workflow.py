@@ -349,6 +349,32 @@ async def test_cancelled_after_the_label_the_label_is_refunded(
     assert statuses(await progress(parent))[-1] == "cancelled"
 
 
+async def test_cancelled_after_the_carrier_scanned_the_label_it_is_kept_tracked(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    """An operator cancels the parcel's workflow after the carrier scanned the label
+    (its webhook not recorded yet): the refund is refused (False), the parcel stays
+    labelled, the fulfilment hears of it as an exception (it goes on hold for staff) and
+    the workflow follows the parcel to the door. Before, the run ended there, labelled,
+    with nobody tracking the parcel."""
+    sid = new_id()
+    parcels.in_use.add(sid)
+    child, parent = await start_under_parent(time_skipping_env.client, parcel(sid))
+    await parcels.called(sid, BOOK)
+    await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    await child.cancel()
+    await parcels.called(sid, REFUND)
+    kept = await until(child, lambda v: v.problem is not None)
+    assert kept.status is ShipmentStatus.LABEL_PURCHASED
+    assert "cancel refused" in (kept.problem or "")
+    told = (await progress(parent))[-1]
+    assert (told.status, told.exception, told.cancel_refused) == ("label_purchased", True, True)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT, DELIVERED))
+    assert (await child.result()).status is ShipmentStatus.DELIVERED
+    assert parcels.ran(sid) == [BOOK, REFUND, RECORD]
+    assert statuses(await progress(parent))[-1] == "delivered"
+
+
 async def test_cancelled_once_the_parcel_moves_nothing_is_refunded(
     time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
 ) -> None:

@@ -58,13 +58,16 @@ class ShipmentInput(BaseModel):
 
 class ShipmentProgress(BaseModel):
     """A parcel's news for its fulfilment (``SHIPMENT_PROGRESS_SIGNAL``). ``exception``
-    is set for ``failure``/``return_to_sender``: the fulfilment goes on hold."""
+    is set for ``failure``/``return_to_sender``: the fulfilment goes on hold.
+    ``cancel_refused``: the parcel's workflow was cancelled after the carrier scanned
+    its label (the void refused): it stays labelled and tracked, an exception too."""
 
     shipment_id: str
     status: ShipmentStatus
     delayed: bool = False
     exception: bool = False
     detail: str | None = None
+    cancel_refused: bool = False
 
 
 class CarrierUpdate(BaseModel):
