@@ -77,6 +77,19 @@ class PaymentRepository:
         )
         return found > 0
 
+    async def refunded_returns(self, payment: Payment) -> set[str]:
+        """The returns whose refund of ``payment`` is recorded (a ``refunded`` event with
+        their ``returnId``: its money is in the row's refunded amount)."""
+        return_id = col(PaymentEvent.data)["returnId"].astext
+        result = await self.session.exec(
+            select(return_id).where(
+                PaymentEvent.payment_id == payment.id,
+                PaymentEvent.type == "refunded",
+                col(PaymentEvent.data).op("?", is_comparison=True)("returnId"),
+            )
+        )
+        return {str(r) for r in result.all() if r is not None}
+
     async def _refunded_events(self, payment: Payment, *conditions: Any) -> int:
         """How many of ``payment``'s ``refunded`` events meet ``conditions``."""
         result = await self.session.exec(

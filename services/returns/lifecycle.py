@@ -162,6 +162,19 @@ class ReturnSteps:
             prices[ln.order_line_id] * (ln.received_quantity + ln.damaged_quantity) for ln in lines
         )
         shipping_refunded = any(r.reason in SHOP_FAULT_REASONS for r in earlier)
+        # What is left to refund is also less the refunds fixed at receipt and not made
+        # yet (a return ``received`` whose refund step is still running, or was refused
+        # for staff to settle): counted by the payment row only once made, two returns
+        # received before the first was refunded could owe more than was left, and
+        # Stripe then refused one of them.
+        owed = 0
+        if payment is not None:
+            made = await PaymentRepository(session).refunded_returns(payment)
+            owed = sum(
+                r.refund_amount or 0
+                for r in earlier
+                if r.status == ReturnStatus.RECEIVED and r.id not in made
+            )
         return return_refund(
             OrderAmounts(
                 lines_total=sum(ln.line_total for ln in order_lines),
@@ -169,7 +182,7 @@ class ReturnSteps:
                 shipping=order.shipping,
                 tax=order.tax,
                 captured=payment.amount_captured if payment else 0,
-                refunded=payment.amount_refunded if payment else 0,
+                refunded=(payment.amount_refunded if payment else 0) + owed,
             ),
             returned_value=value,
             earlier_value=earlier_value,

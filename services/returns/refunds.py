@@ -10,7 +10,8 @@ The rule (README, Returns):
   / lines)``, and a return refunds what its units add to that figure;
 - plus the tax, the same way (``floor(tax x returned value / lines)``, cumulative);
 - plus the order's shipping when the reason is the shop's fault, once per order;
-- never more than was captured and not yet refunded (a staff refund counts too).
+- never more than was captured and not yet refunded (a staff refund counts too, and so
+  does an earlier return's refund fixed at receipt and not made yet).
 
 Rounding is explicit: minor units, floored on the *cumulative* share, so each return
 loses at most one unit to rounding and the returns of a whole order add up to exactly
@@ -31,7 +32,9 @@ class OrderAmounts:
     shipping: int
     tax: int
     captured: int
-    refunded: int  # already refunded, by earlier returns or by staff
+    # already refunded, by earlier returns or by staff, and owed to earlier returns
+    # received whose refund is not made yet
+    refunded: int
 
 
 @dataclass(frozen=True)

@@ -139,3 +139,50 @@ async def test_two_receipts_of_an_order_without_a_payment_row_owe_the_shipping_o
     amounts, shipping = await _received_at_once(engine, settings, paid=False)
     assert amounts == [0, 0]
     assert shipping == [0, 599]
+
+
+async def test_a_receipt_counts_an_earlier_return_s_refund_still_owed(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Staff refunded 30.00 of 49.19 (19.19 left). The mug's return is received: 27.59 is
+    owed (goods 20.00, tax 1.60, shipping 5.99), capped at the 19.19 left; its refund is
+    not made yet (Stripe down, the step retrying) when the tea's return is received. The
+    tea's refund is capped by what is left *after* the mug's owed refund: nothing. Capped
+    by the payment row alone (10.80), the two owed 29.99 of 19.19: one of them was then
+    refused by Stripe and failed for staff to settle."""
+    sessions = create_session_factory(engine)
+    async with transaction(sessions) as session:
+        user = await create_customer(session)
+    order, (mug, tea, _plate) = await write_order(
+        engine,
+        user.id,
+        lines=[(MUG, 1, 2000), (TEA, 1, 1000), (PLATE, 1, 1000)],
+        shipping=599,
+        tax=320,
+    )
+    async with transaction(sessions) as session:
+        session.add(
+            Payment(
+                order_id=order.id,
+                provider="stripe",
+                amount=order.total,
+                currency=order.currency,
+                status=PaymentStatus.PARTIALLY_REFUNDED,
+                amount_captured=order.total,
+                amount_refunded=3000,
+            )
+        )
+    first, second = [await _approved(sessions, ln, user.id) for ln in (mug, tea)]
+    async with sessions() as session:
+        lines = {
+            ln.return_id: ln.id for ln in await ReturnRepository(session).lines([first, second])
+        }
+    steps = ReturnSteps(sessions, StripeGateway.from_settings(settings))
+
+    def damaged(return_id: str) -> list[ReceivedLine]:
+        return [
+            ReceivedLine(return_line_id=lines[return_id], received_quantity=0, damaged_quantity=1)
+        ]
+
+    assert await steps.receive(first, damaged(first), staff_id=None) == 4919 - 3000
+    assert await steps.receive(second, damaged(second), staff_id=None) == 0
