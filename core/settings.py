@@ -111,6 +111,7 @@ class Settings(BaseSettings):
             "payment_intent.payment_failed",
             "payment_intent.canceled",
             "charge.refunded",
+            "refund.failed",
         }
     )
 

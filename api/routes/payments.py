@@ -13,6 +13,7 @@ from core.errors import DependencyUnavailable
 from integrations.payments.gateway import InvalidSignature
 from models.base import CamelModel
 from services.payments import WebhookService
+from services.refund_failures import RefundFailures
 from workflows.types.orders import PaymentWebhook
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,14 @@ async def stripe_webhook(
     is recorded once; a redelivery answers 200 with `duplicate: true` and does nothing.
     Events for an order are passed to its workflow as a signal; if Temporal cannot be
     reached the answer is 503 and nothing is recorded, so Stripe delivers it again.
+    A refund's `refund.failed` (checked with Stripe) gives the refund's money back to the
+    payment's refundable amount and reopens the return it was for (`refundError`), once.
     """
     event = state.payments.verify_webhook(await request.body(), stripe_signature)
+    if event.refund_id is not None:
+        # First: it locks the return's row and the payment's, as refunds do, before the
+        # event's record below references the payment (the order of locks).
+        await RefundFailures(session, state.payments).record(event)
     outcome = await WebhookService(session).receive(event)
     if outcome.duplicate:
         return WebhookReceipt(duplicate=True)

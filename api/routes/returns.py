@@ -403,9 +403,11 @@ async def settle_return(
     return_id: str, body: ReturnSettle, caller: StaffUser, state: State, session: DbSession
 ) -> ReturnPublic:
     """A return stays `received` with `refundError` when Stripe refused its refund for
-    good (another refund took the money after receipt). Staff settle it here: `amount`
-    (minor units, 0 when the money went back another way) is refunded now, keyed at
-    Stripe by `return:{id}:settlement:{amount}`, and the return is `closed` with
+    good (another refund took the money after receipt), and is back to `received` with
+    it when its refund failed later (`refund.failed`: the card's bank sent it back).
+    Staff settle it here: `amount` (minor units, 0 when the money went back another way)
+    is refunded now, keyed at Stripe by `return:{id}:settlement:{amount}` (and
+    `:after:{refundId}` of the refund that failed), and the return is `closed` with
     `settlementNote`; `return.refunded` (`settled`, `owed`) emails the customer. Sent
     again with the same amount it changes nothing: after a lost answer (503), send the
     same amount again.

@@ -4,7 +4,8 @@ Stripe's idempotency rules apply (``Idempotency-Key``: the same parameters repla
 first answer, other parameters are a 400 ``idempotency_error``; no answer is kept for
 parameters that failed validation), API keys must look like
 ``sk_test_…``, and webhooks are signed as Stripe signs them. Fault switches: a failure
-rate, added latency, a forced 5xx status and timeouts.
+rate, added latency, a forced 5xx status and timeouts; ``POST …/refunds/{id}/fail`` fails
+a refund as a card's bank does, later.
 """
 
 from __future__ import annotations
@@ -314,6 +315,27 @@ async def list_refunds(
     return await _call(
         request, state, session, redis, lambda s, p: s.list_refunds(payment_intent, limit)
     )
+
+
+@router.post("/refunds/{refund_id}/fail", summary="Stripe sandbox: a refund fails")
+async def fail_refund(
+    refund_id: str,
+    state: State,
+    session: DbSession,
+    reason: Annotated[
+        str, Query(pattern="^(expired_or_canceled_card|lost_or_stolen_card|unknown)$")
+    ] = "expired_or_canceled_card",
+) -> JSONResponse:
+    """What Stripe's test card `4000000000005126` does some time after a refund: the
+    card's bank sends it back. The refund becomes `failed` with `failure_reason`, its
+    money can be refunded again, and the signed `refund.failed` webhook is sent."""
+    sandbox = _sandbox(state, session)
+    try:
+        refund = await sandbox.fail_refund(refund_id, reason)
+    except StripeError as exc:
+        return _error(exc.status, exc.error)
+    _send_webhooks_after_commit(state, session, sandbox)
+    return JSONResponse(refund)
 
 
 @router.get(

@@ -50,6 +50,9 @@ class WebhookEvent:
     intent_id: str | None = None
     intent_status: str | None = None
     order_id: str | None = None
+    # Set for events about a refund (``refund.failed``): which, and why it failed.
+    refund_id: str | None = None
+    failure_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,8 @@ class StripeGateway:
 def _webhook_event(event_id: str, type: str, obj: dict[str, Any]) -> WebhookEvent:
     """The payment an event is about: a PaymentIntent's own events carry the intent, the
     ``charge.*`` ones (``charge.refunded``) its Charge, which names the intent in
-    ``payment_intent`` and carries its metadata (Stripe copies it to the charge)."""
+    ``payment_intent`` and carries its metadata (Stripe copies it to the charge), the
+    ``refund.*`` ones the Refund, which names its intent too."""
     metadata = obj.get("metadata") or {}
     if obj.get("object") == "payment_intent":
         intent_id, status = str(obj["id"]), obj.get("status")
@@ -283,6 +284,17 @@ def _webhook_event(event_id: str, type: str, obj: dict[str, Any]) -> WebhookEven
         # (a released hold refunds the uncaptured charge). Left unsaid: where a payment
         # stands is asked of Stripe, never read from a webhook (WebhookService.receive).
         status = None
+    elif obj.get("object") == "refund" and obj.get("payment_intent"):
+        # A refund's own events (``refund.failed``): about the refund, which names its
+        # intent; the refund's metadata is ours (``return_id``), not the intent's.
+        intent = obj["payment_intent"]
+        return WebhookEvent(
+            event_id=event_id,
+            type=type,
+            intent_id=str(intent["id"] if isinstance(intent, dict) else intent),
+            refund_id=str(obj["id"]),
+            failure_reason=obj.get("failure_reason"),
+        )
     else:
         return WebhookEvent(event_id=event_id, type=type)
     return WebhookEvent(

@@ -330,7 +330,7 @@ class StripeSandbox:
                 if intent["status"] != "canceled"
                 else "charge_already_refunded",
             )
-        refunded = sum(r["amount"] for r in await self._refunds(intent["id"]))
+        refunded = _moved(await self._refunds(intent["id"]))
         left = intent["amount_received"] - refunded
         amount = int(params.get("amount", left))
         if amount < 1 or amount > left:
@@ -355,6 +355,24 @@ class StripeSandbox:
         await self.session.flush()
         # As Stripe sends it: about the intent's Charge (``payment_intent`` names the intent).
         self._event("charge.refunded", charge(intent, amount_refunded=refunded + amount))
+        return refund
+
+    async def fail_refund(self, refund_id: str, reason: str) -> dict[str, Any]:
+        """The card's bank sends the refund back (a closed or expired card): as Stripe,
+        the refund becomes ``failed`` with a ``failure_reason``, its money is the
+        charge's again (refundable anew), and ``refund.failed`` is sent. A refund failed
+        already is returned as it is."""
+        row = await self._get(refund_id, "refund")
+        refund = dict(row.data)
+        if refund["status"] not in ("succeeded", "pending"):
+            return refund
+        refund.update(
+            status="failed",
+            failure_reason=reason,
+            failure_balance_transaction=new_id("txn"),
+        )
+        self._save(row, refund)
+        self._event("refund.failed", refund)
         return refund
 
     async def _refunds(self, intent_id: str) -> list[dict[str, Any]]:
@@ -382,3 +400,8 @@ class StripeSandbox:
             "has_more": len(refunds) > limit,
             "data": refunds[:limit],
         }
+
+
+def _moved(refunds: list[dict[str, Any]]) -> int:
+    """What ``refunds`` took off the charge: a failed one gave its money back."""
+    return sum(r["amount"] for r in refunds if r["status"] in ("succeeded", "pending"))

@@ -79,16 +79,34 @@ class PaymentRepository:
 
     async def refunded_returns(self, payment: Payment) -> set[str]:
         """The returns whose refund of ``payment`` is recorded (a ``refunded`` event with
-        their ``returnId``: its money is in the row's refunded amount)."""
-        return_id = col(PaymentEvent.data)["returnId"].astext
+        their ``returnId``: its money is in the row's refunded amount), unless that
+        refund failed since (a ``refund_failed`` event of its refund id)."""
+        data = col(PaymentEvent.data)
+        failed = select(data["refundId"].astext).where(
+            PaymentEvent.payment_id == payment.id, PaymentEvent.type == "refund_failed"
+        )
         result = await self.session.exec(
-            select(return_id).where(
+            select(data["returnId"].astext).where(
                 PaymentEvent.payment_id == payment.id,
                 PaymentEvent.type == "refunded",
-                col(PaymentEvent.data).op("?", is_comparison=True)("returnId"),
+                data.op("?", is_comparison=True)("returnId"),
+                data["refundId"].astext.not_in(failed),
             )
         )
         return {str(r) for r in result.all() if r is not None}
+
+    async def refund_failure_recorded(self, payment: Payment, refund_id: str) -> bool:
+        """Whether the provider's refund ``refund_id`` has a ``refund_failed`` event."""
+        result = await self.session.exec(
+            select(func.count())
+            .select_from(PaymentEvent)
+            .where(
+                PaymentEvent.payment_id == payment.id,
+                PaymentEvent.type == "refund_failed",
+                col(PaymentEvent.data)["refundId"].astext == refund_id,
+            )
+        )
+        return int(result.one()) > 0
 
     async def _refunded_events(self, payment: Payment, *conditions: Any) -> int:
         """How many of ``payment``'s ``refunded`` events meet ``conditions``."""
@@ -128,6 +146,8 @@ class PaymentRepository:
         )
         return result.first() is not None
 
-    async def by_intent(self, intent_id: str) -> Payment | None:
-        result = await self.session.exec(select(Payment).where(Payment.intent_id == intent_id))
-        return result.first()
+    async def by_intent(self, intent_id: str, *, lock: bool = False) -> Payment | None:
+        query = select(Payment).where(Payment.intent_id == intent_id)
+        if lock:
+            query = locked(query)
+        return (await self.session.exec(query)).first()

@@ -37,12 +37,15 @@ def refund_key(return_id: str) -> str:
     return f"return:{return_id}"
 
 
-def settlement_key(return_id: str, amount: int) -> str:
+def settlement_key(return_id: str, amount: int, *, failed: str | None = None) -> str:
     """The provider's key of the refund staff make when they settle a refused one: a
     retry of the same amount repeats it. The amount is part of it because Stripe keeps a
     refusal under its key: a settlement refused as more than is left must not make the
-    next, smaller one be refused as a changed request."""
-    return f"{refund_key(return_id)}:settlement:{amount}"
+    next, smaller one be refused as a changed request. After a refund that failed at
+    Stripe (``refund.failed``), that refund's id (``failed``) is part of it too: under
+    the key that made it, Stripe would answer with the failed refund again."""
+    key = f"{refund_key(return_id)}:settlement:{amount}"
+    return key if failed is None else f"{key}:after:{failed}"
 
 
 class ReturnSteps:
@@ -245,7 +248,8 @@ class ReturnSteps:
             return request.refund_id
 
     async def settle(self, return_id: str, *, amount: int, note: str, staff_id: str) -> None:
-        """Staff settle a return whose refund was refused for good: refund ``amount`` now
+        """Staff settle a return whose refund was refused for good, or failed at Stripe
+        after it was made (``services.refund_failures``): refund ``amount`` now
         (at most the amount fixed at receipt; 0 when the money went back another way)
         under ``settlement_key`` and close the return, ``return.refunded`` following
         (``settled``, what was ``owed``, the staff ``note``) with a timeline entry. Asked
@@ -273,7 +277,8 @@ class ReturnSteps:
                 amount,
                 reason=f"return {request.id} settled: {note}",
                 staff_id=staff_id,
-                key=settlement_key(request.id, amount),
+                # A return whose refund failed at Stripe keeps that refund's id.
+                key=settlement_key(request.id, amount, failed=request.refund_id),
             )
             now = utcnow()
             request.refund_amount = amount

@@ -35,6 +35,13 @@ class ReturnRepository:
             raise ReturnNotFound(f"no return {return_id}")
         return found
 
+    async def by_refund(self, refund_id: str, *, lock: bool = False) -> ReturnRequest | None:
+        """The return whose refund (or settlement) the provider's ``refund_id`` is."""
+        query = select(ReturnRequest).where(ReturnRequest.refund_id == refund_id)
+        if lock:
+            query = locked(query)
+        return (await self.session.exec(query)).first()
+
     async def lines(self, return_ids: Sequence[str]) -> list[ReturnLine]:
         if not return_ids:
             return []

@@ -271,3 +271,29 @@ def test_a_charge_refunded_event_is_about_the_charge_s_payment_intent() -> None:
     intent = {"id": "pi_1", "object": "payment_intent", "status": "succeeded", "metadata": {}}
     own = gateway.verify_webhook(*_stripe_event("payment_intent.succeeded", intent, "whsec_unit"))
     assert (own.intent_id, own.intent_status, own.order_id) == ("pi_1", "succeeded", None)
+
+
+def test_a_refund_failed_event_is_about_the_refund_and_its_payment_intent() -> None:
+    """``refund.failed`` carries the Refund (its bank sent it back): the refund, why, and
+    the intent it names. Its metadata is ours (``return_id``), no order id."""
+    gateway = StripeGateway(stripe.StripeClient("sk_test_unit"), "whsec_unit")
+    refund = {
+        "id": "re_3QxRfZ2eZvKYlo2C0aBcDeFg",
+        "object": "refund",
+        "amount": 2125,
+        "charge": "ch_3QxRfZ2eZvKYlo2C0pYcKq7b",
+        "currency": "usd",
+        "failure_balance_transaction": "txn_3QxRfZ2eZvKYlo2C1zYxWvUt",
+        "failure_reason": "expired_or_canceled_card",
+        "metadata": {"return_id": "ret_1"},
+        "payment_intent": "pi_3QxRfZ2eZvKYlo2C0d9Hh4Xs",
+        "status": "failed",
+    }
+    event = gateway.verify_webhook(*_stripe_event("refund.failed", refund, "whsec_unit"))
+    assert event == WebhookEvent(
+        event_id="evt_3QxRfa2eZvKYlo2C1kq8Lr0d",
+        type="refund.failed",
+        intent_id="pi_3QxRfZ2eZvKYlo2C0d9Hh4Xs",
+        refund_id="re_3QxRfZ2eZvKYlo2C0aBcDeFg",
+        failure_reason="expired_or_canceled_card",
+    )

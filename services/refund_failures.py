@@ -1,0 +1,97 @@
+"""A refund Stripe could not complete (``refund.failed``): the card's bank sent it back
+(a closed or expired card), days after Stripe answered ``succeeded``. Its money is ours
+again and the customer has not got it.
+
+The failure is surfaced where staff look and made refundable again: the payment row's
+refunded amount comes down to what Stripe still refunds (so a new staff refund may take
+it), a ``refund_failed`` payment event and a timeline entry say which refund and why, and
+a return whose refund (or settlement) it was goes back to ``received`` with its
+``refundError`` set, for staff to settle (``ReturnSteps.settle``, under a new key).
+
+Until then the failure was never read: the payment stayed ``refunded``, the return
+``closed``, and a staff refund for the money was refused as more than was left.
+"""
+
+from __future__ import annotations
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from integrations.payments.gateway import PaymentGateway, WebhookEvent
+from models.base import utcnow
+from models.orders import Payment, PaymentStatus
+from models.returns import ReturnRequest, ReturnStatus
+from services.order_repository import OrderRepository
+from services.payments.repository import PaymentRepository
+from services.returns.repository import ReturnRepository
+
+
+class RefundFailures:
+    def __init__(self, session: AsyncSession, gateway: PaymentGateway) -> None:
+        self.session = session
+        self.gateway = gateway
+        self.payments = PaymentRepository(session)
+        self.returns = ReturnRepository(session)
+
+    async def record(self, event: WebhookEvent) -> bool:
+        """Record that the refund ``event`` is about failed, once per refund, if Stripe
+        says it moves no money (the webhook is a claim; Stripe's refunds are the truth).
+        Returns whether it was recorded now. Locks as refunds do (``core.db.locked``):
+        the return's row, then the payment's."""
+        if event.refund_id is None or event.intent_id is None:
+            return False
+        request = await self.returns.by_refund(event.refund_id, lock=True)
+        payment = await self.payments.by_intent(event.intent_id, lock=True)
+        if payment is None or await self.payments.refund_failure_recorded(payment, event.refund_id):
+            return False
+        moving = await self.gateway.refunds(event.intent_id)
+        if any(r.refund_id == event.refund_id for r in moving):
+            return False  # not failed (a refund that failed never succeeds again)
+        # The row's refunded amount is the most Stripe's refunds ever added up to: what
+        # it is above their total now is what failed.
+        reversed_amount = _give_back(payment, sum(r.amount for r in moving))
+        reason = event.failure_reason or "unknown"
+        origin = {"returnId": request.id} if request is not None else {}
+        self.payments.event(
+            payment,
+            "refund_failed",
+            {"refundId": event.refund_id, "reversed": reversed_amount, "reason": reason, **origin},
+        )
+        order = await OrderRepository(self.session).require(payment.order_id)
+        self.payments.order_timeline(
+            order,
+            f"refund {event.refund_id} failed at Stripe ({reason}): {reversed_amount} "
+            f"{payment.currency} not refunded, refundable again",
+            {"refundId": event.refund_id, "reason": reason, **origin},
+        )
+        if request is not None:
+            _reopen(request, event.refund_id, reason)
+            self.returns.stage(request)
+        return True
+
+
+def _give_back(payment: Payment, refunded_now: int) -> int:
+    """Bring the row's refunded amount down to ``refunded_now`` (Stripe's moving refunds),
+    its status with it; returns by how much."""
+    reversed_amount = max(payment.amount_refunded - refunded_now, 0)
+    if reversed_amount == 0:
+        return 0
+    payment.amount_refunded -= reversed_amount
+    if payment.amount_refunded <= 0:
+        payment.status = PaymentStatus.CAPTURED
+    elif payment.amount_refunded < payment.amount_captured:
+        payment.status = PaymentStatus.PARTIALLY_REFUNDED
+    payment.updated_at = utcnow()
+    return reversed_amount
+
+
+def _reopen(request: ReturnRequest, refund_id: str, reason: str) -> None:
+    """The return whose refund failed is owed its money again: ``received``, with the
+    failure as its ``refundError``, for staff to settle. Its ``refund_id`` stays the
+    failed refund's: the settlement's key names it, so it is a new refund at Stripe."""
+    if request.status not in (ReturnStatus.REFUNDED, ReturnStatus.CLOSED):
+        return
+    request.status = ReturnStatus.RECEIVED
+    request.refund_error = f"the refund {refund_id} failed at Stripe ({reason})"
+    request.settlement_note = None
+    request.refunded_at = request.closed_at = None
+    request.updated_at = utcnow()

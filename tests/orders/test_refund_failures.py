@@ -1,0 +1,76 @@
+"""A staff refund that Stripe answered ``succeeded`` and that failed later (the card's bank
+sent it back: ``refund.failed``, sent by the sandbox when ``POST /_sandbox/stripe/refunds/
+{id}/fail`` fails it, as Stripe's test card 4000000000005126 does on its own)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.orders.helpers import (
+    SANDBOX_KEY,
+    eventually,
+    intents_for,
+    paid_order,
+    provider_events,
+    refunded,
+)
+
+
+async def fail_refund(http: httpx.AsyncClient, refund_id: str) -> dict[str, Any]:
+    """The sandbox fails the refund and sends ``refund.failed`` to our endpoint."""
+    failed = await http.post(f"/_sandbox/stripe/refunds/{refund_id}/fail")
+    assert failed.status_code == 200, failed.text
+    body: dict[str, Any] = failed.json()
+    assert (body["status"], body["failure_reason"]) == ("failed", "expired_or_canceled_card")
+    return body
+
+
+async def test_a_staff_refund_that_failed_at_stripe_is_refundable_again(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    """10.00 refunded, then failed: the payment is ``captured`` with nothing refunded, the
+    timeline says which refund failed and why, and staff can refund the whole total. Read
+    never, the failure left the payment ``partially_refunded`` by 10.00 the customer did
+    not get, and a refund of the total was refused (409 ``payment_not_refundable``)."""
+    shopper, placed = await paid_order(http, staff)
+    order_url, total = f"/api/orders/{placed['id']}", placed["totals"]["total"]
+    refunds_url = f"/api/admin/orders/{placed['id']}/refunds"
+    first = await http.post(
+        refunds_url,
+        headers=staff | {"Idempotency-Key": f"dented-{placed['id']}"},
+        json={"amount": 1000, "reason": "dented"},
+    )
+    assert first.status_code == 200, first.text
+    [made] = await provider_events(engine, placed["id"], "refunded")
+    await fail_refund(http, made["refundId"])
+
+    async def failure_recorded() -> bool:
+        return bool(await provider_events(engine, placed["id"], "refund_failed"))
+
+    await eventually(failure_recorded)
+    [failure] = await provider_events(engine, placed["id"], "refund_failed")
+    assert (failure["refundId"], failure["reversed"]) == (made["refundId"], 1000)
+    order = (await http.get(order_url, headers=shopper.headers)).json()
+    assert (order["payment"]["status"], order["payment"]["amountRefunded"]) == ("captured", 0)
+    assert [e for e in order["timeline"] if made["refundId"] in e["message"]] != []
+
+    [intent] = await intents_for(http, placed["id"])
+    assert await refunded(http, intent["id"]) == 0
+    again = await http.post(
+        refunds_url,
+        headers=staff | {"Idempotency-Key": f"whole-{placed['id']}"},
+        json={"reason": "the first refund bounced"},
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["payment"]["amountRefunded"] == total
+    assert again.json()["payment"]["status"] == "refunded"
+    assert await refunded(http, intent["id"]) == total
+    # The sandbox lists the failed refund too (as Stripe does), not counted as money back.
+    listed = await http.get(
+        "/_sandbox/stripe/v1/refunds", headers=SANDBOX_KEY, params={"payment_intent": intent["id"]}
+    )
+    assert sorted(r["status"] for r in listed.json()["data"]) == ["failed", "succeeded"]
+    assert len(await provider_events(engine, placed["id"], "refund_failed")) == 1
