@@ -68,6 +68,11 @@ LOCAL_DATABASE_STEPS = "local-database-steps"
 # Statuses an order passes through in a moment on its way to the next: since
 # LOCAL_DATABASE_STEPS the search attributes skip them (the query still has them).
 PASSING_STATUSES = frozenset({OrderStatus.RESERVED, OrderStatus.PAYMENT_AUTHORIZED})
+# Orders started before this patch stop undoing where a cancel from Temporal (the UI, the
+# CLI) reaches them while they undo: the compensation it interrupts and the ones after
+# it never run (a hold not voided, a payment not refunded, the order left open). Since
+# this patch the undo, once begun, finishes whatever comes (see _despite_cancel).
+UNDO_FINISHES = "undo-finishes-when-cancelled"
 # Our error codes are snake_case; a Python exception's class name (a bug) is not.
 _OUR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -485,6 +490,20 @@ class OrderWorkflow:
         data: dict[str, Any] | None = None,
     ) -> None:
         self._compensating = True
+        undo = self._undo(compensations, status, code, detail, data)
+        if workflow.patched(UNDO_FINISHES):
+            await _despite_cancel(undo)
+        else:
+            await undo
+
+    async def _undo(
+        self,
+        compensations: list[tuple[str, Compensation]],
+        status: OrderStatus,
+        code: str | None,
+        detail: str | None,
+        data: dict[str, Any] | None,
+    ) -> None:
         for _name, compensation in reversed(compensations):
             await compensation()
         await self._compensate(
@@ -555,3 +574,22 @@ class OrderWorkflow:
             retry_policy=NOTIFICATION_RETRY,
             summary=f"{name}: email {template}",
         )
+
+
+async def _despite_cancel(undo: Awaitable[None]) -> None:
+    """Run ``undo`` to its end even if the workflow is cancelled from Temporal meanwhile.
+
+    A cancel from Temporal cancels the workflow's main task where it waits: the running
+    compensation's activity is told to stop and the rest never run. The undo runs in a
+    task of its own, which that cancel does not reach (the SDK cancels the main task
+    only); the main task waits for it again after a cancel. The one cancel Temporal
+    delivers is then spent, and the workflow ends as the undo does."""
+    task = asyncio.ensure_future(undo)
+    while True:
+        try:
+            await asyncio.shield(task)
+            return
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            workflow.logger.info("cancelled from Temporal while undoing: the undo goes on")

@@ -29,6 +29,7 @@ from typing import Any
 from uuid import uuid4
 
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import (
     Client,
@@ -65,12 +66,15 @@ from tests.workflows.order_standins import (
     RELEASE,
     RESERVE,
     TEA,
+    VOID,
+    Block,
     Fail,
     OrderStandIns,
     Step,
     Succeed,
     requires_action,
     start_order,
+    until_event,
     waiting_for_3ds,
 )
 from tests.workflows.shipment_standins import (
@@ -151,6 +155,10 @@ THREE_DS_TIMED_OUT = "ord_recorded_3ds_timed_out"
 # Since the "local-database-steps" patch: database steps as local activities, fewer upserts.
 PAID_LOCAL_STEPS = "ord_recorded_paid_local_steps"
 OUT_OF_STOCK_LOCAL_STEPS = "ord_recorded_out_of_stock_local_steps"
+# Since the "undo-finishes-when-cancelled" patch: a cancel from Temporal while the
+# declined payment's void runs; the undo finishes.
+CANCELLED_WHILE_UNDOING = "ord_recorded_cancelled_while_undoing"
+UNDO_HELD = Block()
 SHORT = {"productId": TEA.product_id, "requested": TEA.quantity, "available": 0}
 UNAVAILABLE = {"unavailableItems": [SHORT]}
 DECLINE = {"reason": "card_declined", "intentId": "pi_recorded"}
@@ -168,6 +176,10 @@ SCRIPTS: dict[str, dict[str, Sequence[Step]]] = {
         RELEASE: [Succeed(0)],
     },
     CANCELLED_IN_3DS: {AUTHORIZE: [requires_action()], REFRESH: [requires_action()]},
+    CANCELLED_WHILE_UNDOING: {
+        AUTHORIZE: [Fail("payment_declined", "Your card was declined.", DECLINE)],
+        VOID: [UNDO_HELD],
+    },
     THREE_DS_COMPLETED: {AUTHORIZE: [requires_action()]},
     THREE_DS_TIMED_OUT: {AUTHORIZE: [requires_action()], REFRESH: [requires_action()]},
 }
@@ -493,6 +505,17 @@ async def order_cancelled(env: WorkflowEnvironment, queue: str) -> str:
     view = await handle.execute_update(OrderWorkflow.cancel, CancelRequest(reason="changed mind"))
     assert view.status == OrderStatus.CANCELLED, view
     await _order_ends(handle, OrderStatus.CANCELLED, None)
+    return handle.id
+
+
+@recording("order_cancelled_from_temporal_while_undoing")
+async def order_cancelled_while_undoing(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_order(env.client, CANCELLED_WHILE_UNDOING)
+    await asyncio.wait_for(UNDO_HELD.started.wait(), 10)
+    await handle.cancel()
+    await until_event(handle, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED)
+    UNDO_HELD.release()
+    await _order_ends(handle, OrderStatus.FAILED, "payment_declined")  # not cancelled
     return handle.id
 
 

@@ -425,3 +425,23 @@ async def test_a_cancel_after_undoing_began_is_refused(
     view = await handle.result()
     assert (view.status, view.failure_code) == (OrderStatus.FAILED, "payment_declined")
     assert order.ran == [*AUTHORISED, *UNDO_PAYMENT, *ENDS_PAYMENT_FAILED]
+
+
+async def test_a_cancel_from_temporal_while_undoing_lets_the_undo_finish(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    """The payment is declined and its void runs when an operator cancels the workflow
+    (the UI, the CLI): the undo still ends (stock back, the order closed failed), and the
+    workflow with it. Taken at the void, the cancel ended the workflow there: the hold
+    never released, the stock held until its reservation lapsed, the order left open."""
+    undo = Block()
+    order = standins.order({AUTHORIZE: [authorization("requires_payment_method")], VOID: [undo]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await asyncio.wait_for(undo.started.wait(), 5)
+    await handle.cancel()  # as from the Temporal UI or CLI
+    await until_event(handle, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED)
+    undo.release()
+    view = await asyncio.wait_for(handle.result(), 10)
+    assert (view.status, view.failure_code) == (OrderStatus.FAILED, "payment_declined")
+    assert order.ran == [*AUTHORISED, *UNDO_PAYMENT, *ENDS_PAYMENT_FAILED]
+    assert not undo.cancelled

@@ -43,6 +43,8 @@ def test_there_are_histories_to_replay() -> None:
         "order_cancelled_during_3ds",
         "order_3ds_completed",
         "order_3ds_timed_out",
+        # Since "undo-finishes-when-cancelled".
+        "order_cancelled_from_temporal_while_undoing",
         "event_delivery_delivered",
         "event_delivery_dead_letter",
         "event_fanout_delivered",
