@@ -119,6 +119,11 @@ PARCEL_ID_FROM_UPDATE = "parcel-id-from-update"
 # idempotent transaction, so trying it until it answers either cancels (and the undoing
 # follows) or refuses with the business reason (``fulfillment_has_labels``).
 CANCEL_UNTIL_ANSWERED = "cancel-until-answered"
+# A cancel from Temporal (the UI, the CLI) ends ``run`` where it waits; the workflow then
+# closed with staff's cancel Update still undoing the order (stock back, the payment not
+# yet refunded, the order not closed), the rest never run. Since this patch ``run`` waits
+# for the Updates in flight to finish before it ends cancelled.
+HANDLERS_FINISH_WHEN_CANCELLED = "handlers-finish-when-cancelled"
 
 
 # Unsandboxed, as the event workflows are: every order runs this workflow, and building
@@ -296,6 +301,15 @@ class FulfillmentWorkflow:
         # First, so that one run keeps one shape (the SDK remembers the answer).
         self._local_steps = workflow.patched(LOCAL_FULFILLMENT_STEPS)
         self._input = input
+        try:
+            return await self._run(input)
+        except asyncio.CancelledError:
+            if workflow.patched(HANDLERS_FINISH_WHEN_CANCELLED):
+                # Temporal delivers its cancel once: this wait is not cancelled.
+                await workflow.wait_condition(workflow.all_handlers_finished)
+            raise
+
+    async def _run(self, input: FulfillmentInput) -> FulfillmentView:
         async with self._lock:
             opened: FulfillmentOpened = await self._step(
                 FulfillmentActivities.open,

@@ -26,6 +26,7 @@ from temporalio.worker import Interceptor, Worker
 from activities.email import SendEmailResult
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from temporal.queues import TaskQueue
+from tests.workflows.order_standins import Block
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.types.fulfillment import (
     SHIPMENT_PROGRESS_SIGNAL,
@@ -95,6 +96,8 @@ class Fulfilment:
     flaky: dict[str, int] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     shipments: list[str] = field(default_factory=list)
+    # The order activities that wait for their Block before they answer.
+    held: dict[str, Block] = field(default_factory=dict)
 
     @property
     def fulfillment_id(self) -> str:
@@ -185,7 +188,9 @@ class FulfillmentStandIns:
 
     @activity.defn(name=REFUND)
     async def void_or_refund(self, input: dict[str, Any]) -> str:
-        self._raw(REFUND, input)
+        held = self._raw(REFUND, input).held.get(REFUND)
+        if held is not None:
+            await held.wait()
         return "refunded"
 
     @activity.defn(name=CLOSE)
@@ -200,9 +205,11 @@ class FulfillmentStandIns:
             message_id="msg_standin", provider_message_id=None, already_sent=False
         )
 
-    def _raw(self, name: str, input: dict[str, Any]) -> None:
+    def _raw(self, name: str, input: dict[str, Any]) -> Fulfilment:
         order_id = input.get("order_id") or input["context"]["order_id"]
-        self.fulfilments[order_id].calls.append((name, input))
+        script = self.fulfilments[order_id]
+        script.calls.append((name, input))
+        return script
 
     @asynccontextmanager
     async def running(

@@ -394,7 +394,7 @@ async def start_order(
 
 
 async def until_event(
-    handle: WorkflowHandle[Any, OrderView], event_type: EventType.ValueType, times: int = 1
+    handle: WorkflowHandle[Any, Any], event_type: EventType.ValueType, times: int = 1
 ) -> None:
     """Until the workflow's history holds ``times`` events of ``event_type``."""
     for _ in range(400):

@@ -34,6 +34,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateStage,
 )
@@ -55,6 +56,7 @@ from temporal.search_attributes import SEARCH_ATTRIBUTES
 from tests.workflows.fulfillment_standins import (
     CANCEL,
     MUGS,
+    REFUND,
     FulfillmentStandIns,
     carrier,
     start_fulfilment,
@@ -576,6 +578,28 @@ async def fulfilment_delivered(env: WorkflowEnvironment, queue: str) -> str:
     await carrier(env.client, mugs.shipment_id, ShipmentStatus.DELIVERED)
     await carrier(env.client, tea.shipment_id, ShipmentStatus.DELIVERED)
     await _fulfilment_ends(handle, FulfillmentStatus.DELIVERED)
+    return handle.id
+
+
+@fulfilment_recording("fulfillment_cancelled_from_temporal_while_undoing")
+async def fulfilment_cancelled_while_undoing(env: WorkflowEnvironment, queue: str) -> str:
+    """Since the "handlers-finish-when-cancelled" patch: staff's cancel is refunding the
+    order when the workflow is cancelled from Temporal; the undo finishes, then the
+    workflow ends cancelled."""
+    script = FULFILMENTS.fulfilment()
+    refund = script.held[REFUND] = Block()
+    handle = await start_fulfilment(env.client, script.order_id)
+    update = await handle.start_update(
+        FulfillmentWorkflow.cancel,
+        CancelFulfillmentRequest(reason="changed mind"),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+    )
+    await asyncio.wait_for(refund.started.wait(), 10)
+    await handle.cancel()
+    await until_event(handle, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED)
+    refund.release()
+    assert (await update.result()).status == FulfillmentStatus.CANCELLED
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
     return handle.id
 
 

@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
@@ -35,6 +36,7 @@ from tests.workflows.fulfillment_standins import (
     HOLD,
     MUGS,
     OPEN,
+    REFUND,
     RELEASE,
     TEA,
     UNDO,
@@ -43,6 +45,7 @@ from tests.workflows.fulfillment_standins import (
     eventually,
     start_fulfilment,
 )
+from tests.workflows.order_standins import Block, until_event
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.types.fulfillment import fulfillment_workflow_id, shipment_workflow_id
 from workflows.types.fulfillment_orders import (
@@ -286,6 +289,35 @@ async def test_cancel_before_any_label_cancels_parcels_then_refunds_restocks_and
     # The pending parcel's workflow was cancelled with it.
     child = await client.get_workflow_handle(shipment_workflow_id(pending.shipment_id)).describe()
     assert child.status is WorkflowExecutionStatus.CANCELED
+
+
+async def test_a_cancel_from_temporal_while_staff_s_cancel_undoes_the_order_lets_it_finish(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    """Staff cancel the fulfilment; while its refund runs an operator cancels the workflow
+    (the UI, the CLI). The undo still ends (refund, the order closed, the email), staff's
+    cancel is answered, and the workflow ends cancelled after it. Before, the workflow
+    closed there: the stock back but the payment not refunded, the order left open."""
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    refund = Block()
+    script.held[REFUND] = refund
+    handle = await start_fulfilment(client, script.order_id)
+    update = await handle.start_update(
+        FulfillmentWorkflow.cancel,
+        CancelFulfillmentRequest(reason="changed my mind"),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+    )
+    await asyncio.wait_for(refund.started.wait(), 5)
+    await handle.cancel()
+    await until_event(handle, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED)
+    refund.release()
+    view = await asyncio.wait_for(update.result(), 10)
+    assert view.status is FulfillmentStatus.CANCELLED
+    assert script.ran == [OPEN, CANCEL, *UNDO]
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()  # cancelled, as the operator asked
+    assert (await handle.describe()).status is WorkflowExecutionStatus.CANCELED
 
 
 async def test_cancel_after_a_label_is_refused_and_nothing_is_undone(

@@ -80,6 +80,8 @@ def test_there_are_histories_to_replay() -> None:
         "fulfillment_parcel_with_the_start",
         # Since "parcel-id-from-update".
         "fulfillment_parcels_named_by_their_updates",
+        # Since "handlers-finish-when-cancelled".
+        "fulfillment_cancelled_from_temporal_while_undoing",
         # Since "early-carrier-updates-deduped".
         "shipment_redelivered_with_the_start",
         # Since "cancel-until-answered".
