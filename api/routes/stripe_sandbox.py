@@ -4,7 +4,8 @@ Stripe's idempotency rules apply (``Idempotency-Key``: the same parameters repla
 first answer, other parameters are a 400 ``idempotency_error``; no answer is kept for
 parameters that failed validation), API keys must look like
 ``sk_test_…``, and webhooks are signed as Stripe signs them. Fault switches: a failure
-rate, added latency, a forced 5xx status and timeouts; ``POST …/refunds/{id}/fail`` fails
+rate, added latency, a forced 5xx status, timeouts and lost answers (the call takes
+effect, then answers 500); ``POST …/refunds/{id}/fail`` fails
 a refund as a card's bank does, later.
 """
 
@@ -53,6 +54,13 @@ class StripeFaults(CamelModel):
     latency_ms: int = Field(default=0, ge=0, le=30_000)
     status: int | None = Field(default=None, ge=500, le=599, description="Every call answers this")
     timeout: bool = Field(default=False, description="Calls hang for 30 s before answering")
+    lost_answer_rate: float = Field(
+        default=0,
+        ge=0,
+        le=1,
+        description="Share of calls that take effect but answer 500, as when the answer "
+        "was lost on the way back (a retry with the key is answered with the first answer)",
+    )
 
 
 @router.get("/faults", response_model=StripeFaults, summary="Stripe sandbox: the fault switches")
@@ -66,7 +74,8 @@ async def get_faults(redis: RedisClient) -> StripeFaults:
     "/faults", status_code=204, response_class=Response, summary="Stripe sandbox: fault switches"
 )
 async def set_faults(body: StripeFaults, redis: RedisClient) -> Response:
-    """Make the sandbox flaky: a failure rate, latency, a fixed 5xx, or timeouts."""
+    """Make the sandbox flaky: a failure rate, latency, a fixed 5xx, timeouts, or lost
+    answers (`lostAnswerRate`: the call takes effect, then answers 500)."""
     await redis.set(FAULTS_KEY, body.model_dump_json())
     return Response(status_code=204)
 
@@ -234,6 +243,10 @@ async def _call(
 
         after_commit(session, remember)
     _send_webhooks_after_commit(state, session, sandbox)
+    if faults.lost_answer_rate and random.random() < faults.lost_answer_rate:
+        # The change stands (the request still commits, its answer kept under its key);
+        # only the answer is lost.
+        return _error(500, {"type": "api_error", "message": "Sandbox fault: answer lost."})
     return JSONResponse(
         body, status_code=code, headers={"Request-Id": f"req_{random.getrandbits(48):x}"}
     )

@@ -270,6 +270,7 @@ async def test_bad_keys_and_faults(sandbox: tuple[str, Hooks]) -> None:
                 "latencyMs": 0,
                 "status": 503,
                 "timeout": False,
+                "lostAnswerRate": 0.0,
             }
             with pytest.raises(stripe.APIError):
                 await _call(_client(base).v1.payment_intents.list)
@@ -277,6 +278,47 @@ async def test_bad_keys_and_faults(sandbox: tuple[str, Hooks]) -> None:
             assert (await http.delete(f"{control}/faults")).status_code == 204
         assert (await http.get(f"{control}/faults")).json()["status"] is None
     assert (await _call(_client(base).v1.payment_intents.list)).object == "list"
+
+
+async def test_a_lost_answer_took_effect_and_its_retry_is_answered_with_it(
+    sandbox: tuple[str, Hooks],
+) -> None:
+    """``lostAnswerRate``: the call takes effect, then answers 500. Sent again with its key
+    (the SDK's retry, a retried activity) it is answered with what it did: one
+    PaymentIntent, one capture."""
+    base, _ = sandbox
+    client = _client(base)
+    key = f"ord_{uuid4().hex[:8]}"
+    params = {"amount": 900, "currency": "usd", "payment_method": "pm_card_visa"}
+    params |= {"confirm": True, "capture_method": "manual", "metadata": {"order_id": key}}
+    async with httpx.AsyncClient() as http:
+        await http.put(f"{base}/faults", json={"lostAnswerRate": 1})
+        try:
+            with pytest.raises(stripe.APIError):
+                await _call(client.v1.payment_intents.create, params, {"idempotency_key": key})
+        finally:
+            await http.delete(f"{base}/faults")
+    listed = await _call(client.v1.payment_intents.list, {"limit": 100})
+    [lost] = [
+        i for i in listed.data if i.metadata.to_dict().get("order_id") == key
+    ]  # it took effect
+    made = await _call(client.v1.payment_intents.create, params, {"idempotency_key": key})
+    assert (made.id, made.status) == (lost.id, "requires_capture")
+    listed = await _call(client.v1.payment_intents.list, {"limit": 100})
+    assert sum(1 for i in listed.data if i.metadata.to_dict().get("order_id") == key) == 1
+    async with httpx.AsyncClient() as http:
+        await http.put(f"{base}/faults", json={"lostAnswerRate": 1})
+        try:
+            with pytest.raises(stripe.APIError):
+                await _call(
+                    client.v1.payment_intents.capture, made.id, {}, {"idempotency_key": f"{key}:c"}
+                )
+        finally:
+            await http.delete(f"{base}/faults")
+    captured = await _call(
+        client.v1.payment_intents.capture, made.id, {}, {"idempotency_key": f"{key}:c"}
+    )
+    assert (captured.status, captured.amount_received) == ("succeeded", 900)
 
 
 async def test_list_pages_newest_first(sandbox: tuple[str, Hooks]) -> None:

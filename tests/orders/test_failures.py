@@ -273,14 +273,24 @@ async def test_an_order_with_a_labelled_parcel_cannot_be_cancelled(
     assert refused.json()["code"] == "order_not_cancellable"
 
 
+@pytest.mark.parametrize(
+    "faults",
+    [
+        # A third of all Stripe calls fail with a 500 before doing anything.
+        pytest.param({"failureRate": 0.35}, id="failures"),
+        # A third take effect and then answer 500, their answer lost on the way back: the
+        # retry must ask the same under the same key and be answered with the first
+        # answer (one PaymentIntent, one capture, one refund), not make another.
+        pytest.param({"lostAnswerRate": 0.35}, id="lost-answers"),
+    ],
+)
 async def test_many_orders_under_gateway_faults_are_captured_exactly_once(
-    http: httpx.AsyncClient, staff: dict[str, str]
+    http: httpx.AsyncClient, staff: dict[str, str], faults: dict[str, float]
 ) -> None:
     item = await product(http, staff, stock=50)
     shoppers = [await shopper_with_cart(http, [(item, 1)]) for _ in range(8)]
-    # A third of all Stripe calls fail with a 500; the SDK and Temporal retry them with
-    # the same idempotency keys.
-    await http.put("/_sandbox/stripe/faults", json={"failureRate": 0.35})
+    # The SDK and Temporal retry them with the same idempotency keys.
+    await http.put("/_sandbox/stripe/faults", json=faults)
     placed = await asyncio.gather(*(place(http, s) for s in shoppers))
     orders = await asyncio.gather(
         *(
