@@ -51,6 +51,9 @@ class Quote(BaseModel):
     shipping: int
     tax: int
     total: int
+    # Lines whose product is priced in another currency than the cart's: their price is
+    # not in the cart's minor units, so the figures above do not hold for them.
+    foreign_currency: tuple[str, ...] = ()
 
     @property
     def discounted_subtotal(self) -> int:

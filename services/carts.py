@@ -206,6 +206,16 @@ class CartService:
     async def add(self, owned: OwnedCart, product_id: str, quantity: int) -> None:
         cart = owned.cart
         product = await self._product(product_id)
+        if product.currency != cart.currency:
+            # Its price is in another currency's minor units: read as the cart's, 1500
+            # yen were 15.00 USD.
+            raise ValidationFailed(
+                f"{product_id} is priced in {product.currency}, the cart in {cart.currency}",
+                code="currency_mismatch",
+                field="productId",
+                productCurrency=product.currency,
+                cartCurrency=cart.currency,
+            )
         existing = await self.carts.item(cart.id, product_id)
         wanted = quantity + (existing.quantity if existing else 0)
         await self._check_quantity(product_id, wanted)

@@ -192,6 +192,14 @@ class OrderService:
         priced = await carts.quote(cart, order.address.destination)
         if not priced.lines:
             raise CartEmpty("there is nothing in the cart to order")
+        if priced.foreign_currency:
+            # Repriced in another currency since it was added: never charged as the cart's.
+            raise ValidationFailed(
+                f"priced in another currency than the cart's ({priced.currency}): "
+                + ", ".join(priced.foreign_currency),
+                code="currency_mismatch",
+                productIds=list(priced.foreign_currency),
+            )
         if priced.coupon is not None and priced.coupon.problem:
             raise ValidationFailed(
                 f"the coupon no longer applies: {priced.coupon.problem}",

@@ -85,6 +85,9 @@ async def quote(
     rate = Decimal(tax_rate(settings, destination)) / 100
     tax = percent_of(goods, rate) if goods > 0 else 0
     return Quote(
+        foreign_currency=tuple(
+            i.product_id for i in items if products[i.product_id].currency != cart.currency
+        ),
         currency=cart.currency,
         lines=lines,
         subtotal=subtotal,

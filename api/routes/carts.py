@@ -41,6 +41,7 @@ ADDING: tuple[ProblemSpec, ...] = (
     QUANTITY_LIMIT,
     OutOfStock,
     (ValidationFailed, "cart_full"),
+    (ValidationFailed, "currency_mismatch"),
 )
 
 CartToken = Annotated[

@@ -93,6 +93,18 @@ async def test_stock_and_product_checks(client: httpx.AsyncClient, staff: dict[s
     assert own.json()["cartToken"] is None  # a signed-in user's cart needs no token
 
 
+async def test_a_product_priced_in_another_currency_is_not_added(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    """A cart is in one currency (USD): a product priced in yen is refused, not added at
+    its number of yen read as cents (1500 yen charged as 15.00 USD)."""
+    yen = await _product(client, staff, price=1500, stock=3, currency="JPY")
+    refused = await client.post("/api/cart/items", json={"productId": yen["id"], "quantity": 1})
+    assert (refused.status_code, refused.json()["code"]) == (422, "currency_mismatch")
+    assert refused.json()["productCurrency"] == "JPY"
+    assert refused.json()["cartCurrency"] == "USD"
+
+
 async def test_totals_round_half_even_and_follow_current_prices(
     client: httpx.AsyncClient, staff: dict[str, str]
 ) -> None:

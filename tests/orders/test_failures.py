@@ -101,6 +101,28 @@ async def test_stock_gone_since_the_cart_was_filled_fails_with_out_of_stock(
     assert await outbox_types(engine, placed["id"]) == ["order.failed"]
 
 
+async def test_a_product_repriced_in_another_currency_fails_the_order_before_anything_is_held(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    """The cart holds a USD product whose price staff then set in yen: validate-order
+    refuses it (``currency_mismatch``), nothing reserved, nothing charged. Priced as the
+    cart's currency, its 3000 yen were charged as 30.00 USD."""
+    item = await product(http, staff, stock=5)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    repriced = await http.patch(
+        f"/api/products/{item['id']}", headers=staff, json={"price": 3000, "currency": "JPY"}
+    )
+    assert repriced.status_code == 200, repriced.text
+    placed = await place(http, shopper)
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert (order["status"], order["failureCode"]) == ("failed", "currency_mismatch")
+    assert order["payment"] is None
+    assert await intents_for(http, placed["id"]) == []
+    level = await stock(http, staff, item["id"])
+    assert (level["onHand"], level["reserved"]) == (5, 0)
+    assert await outbox_types(engine, placed["id"]) == ["order.failed"]
+
+
 async def test_three_d_secure_completed_by_the_customer_goes_through(
     http: httpx.AsyncClient, staff: dict[str, str]
 ) -> None:
