@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import Conflict
 from core.events import EventType
 from core.outbox import publish
-from integrations.payments.gateway import PaymentGateway, PaymentRejected
+from integrations.payments.gateway import PaymentGateway, PaymentRejected, RefundResult
 from models.orders import Order, Payment
 from services.payments.repository import PaymentRepository
 from services.payments.states import apply_state, idempotency_key, refund_balance
@@ -99,8 +100,10 @@ async def refund(
     # money unannounced (its answer lost) can say whose it is (``_announce_unrecorded``).
     metadata = {"return_id": str(origin["returnId"])} if origin.get("returnId") else None
     try:
-        result = await gateway.refund(
-            payment.intent_id, amount=amount, idempotency_key=key, metadata=metadata
+        result = await _made_for(gateway, payment.intent_id, metadata, amount) or (
+            await gateway.refund(
+                payment.intent_id, amount=amount, idempotency_key=key, metadata=metadata
+            )
         )
     except PaymentRejected as exc:
         if exc.extra.get("reason") not in _NOTHING_LEFT:
@@ -148,6 +151,25 @@ async def refund(
         )
     await session.flush()
     return RefundOutcome(result.refund_id, result.amount, payment.currency)
+
+
+async def _made_for(
+    gateway: PaymentGateway,
+    intent_id: str,
+    metadata: Mapping[str, str] | None,
+    amount: int | None,
+) -> RefundResult | None:
+    """A return's refund of ``amount`` Stripe already made (the return's id is kept on
+    it), if any: an attempt whose answer was lost, retried after Stripe forgot its key
+    (24 hours), is answered with it instead of a second refund. A return has at most one
+    refund that moves money (a failed one does not: ``gateway.refunds`` leaves it out)."""
+    return_id = (metadata or {}).get("return_id")
+    if not return_id or amount is None:
+        return None
+    for found in await gateway.refunds(intent_id):
+        if found.metadata.get("return_id") == return_id and found.amount == amount:
+            return found
+    return None
 
 
 async def announce_refund(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
 from core.db import create_session_factory, transaction
+from core.redis import create_redis
 from core.settings import SANDBOX_WEBHOOK_SECRET
 from integrations.payments.gateway import PaymentUnavailable, RefundResult
 from integrations.payments.stripe import StripeGateway
@@ -253,3 +254,25 @@ async def test_another_refund_finds_the_lost_one_before_its_retry(
         )
     await case.steps().refund(case.return_id)
     await _one_return_refund(http, case, other=1500)
+
+
+async def test_a_lost_refund_retried_after_stripe_forgot_its_key_is_not_made_again(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, live: LiveStack
+) -> None:
+    """Stripe keeps an idempotency key 24 hours: a return's refund whose answer was lost
+    and whose retry comes later (a day's outage of the workers or the database) is
+    found among Stripe's refunds by the return's id it carries, not made again. Asked
+    anew, Stripe made a second refund (here refused as more than is left: the return
+    failed for staff, its money refunded)."""
+    case = await _received(http, staff, engine, live)
+    await _refund_answer_lost(case)
+    redis = create_redis(live.settings)
+    try:
+        keys = redis.scan_iter(f"sandbox:stripe:idem:*:return:{case.return_id}*")
+        forgotten = [k async for k in keys]
+        assert forgotten
+        await redis.delete(*forgotten)
+    finally:
+        await redis.aclose()
+    await case.steps().refund(case.return_id)
+    await _one_return_refund(http, case)
