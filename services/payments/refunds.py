@@ -23,6 +23,8 @@ class NotRefundable(Conflict):
     title = "Nothing captured is left to refund"
 
 
+# The refund's metadata entry that holds its idempotency key.
+KEY_METADATA = "idempotency_key"
 # Stripe's codes for a refund of more than the charge has left.
 _NOTHING_LEFT = ("amount_too_large", "charge_already_refunded")
 
@@ -98,9 +100,12 @@ async def refund(
     origin = source or {}
     # Stripe keeps the return's id on its refund: another refund that finds this one's
     # money unannounced (its answer lost) can say whose it is (``_announce_unrecorded``).
-    metadata = {"return_id": str(origin["returnId"])} if origin.get("returnId") else None
+    # And its key: a retry after Stripe forgot the key finds it (``_made_under``).
+    metadata = {KEY_METADATA: key}
+    if origin.get("returnId"):
+        metadata["return_id"] = str(origin["returnId"])
     try:
-        result = await _made_for(gateway, payment.intent_id, metadata, amount) or (
+        result = await _made_under(gateway, payment.intent_id, metadata, amount) or (
             await gateway.refund(
                 payment.intent_id, amount=amount, idempotency_key=key, metadata=metadata
             )
@@ -153,21 +158,31 @@ async def refund(
     return RefundOutcome(result.refund_id, result.amount, payment.currency)
 
 
-async def _made_for(
-    gateway: PaymentGateway,
-    intent_id: str,
-    metadata: Mapping[str, str] | None,
-    amount: int | None,
+async def _made_under(
+    gateway: PaymentGateway, intent_id: str, metadata: Mapping[str, str], amount: int | None
 ) -> RefundResult | None:
-    """A return's refund of ``amount`` Stripe already made (the return's id is kept on
-    it), if any: an attempt whose answer was lost, retried after Stripe forgot its key
-    (24 hours), is answered with it instead of a second refund. A return has at most one
-    refund that moves money (a failed one does not: ``gateway.refunds`` leaves it out)."""
-    return_id = (metadata or {}).get("return_id")
-    if not return_id or amount is None:
+    """The refund Stripe already made under this refund's key (kept on it), if any: an
+    attempt whose answer was lost, retried after Stripe forgot the key (24 hours: a day's
+    outage, or staff sending a 503'd refund again the next day), is answered with it
+    instead of making a second refund. A return's refund made before refunds carried
+    their key is known by the return's id and its amount (a return has at most one
+    refund that moves money: a failed one does not, ``gateway.refunds`` leaves it out)."""
+    if amount is None:
+        # All that is left: asked again, Stripe finds nothing left (409), never refunds
+        # twice. (Under a counted key shared with another refund, Stripe's answer to
+        # other parameters stands: 502, nothing made.)
         return None
+    return_id = metadata.get("return_id")
     for found in await gateway.refunds(intent_id):
-        if found.metadata.get("return_id") == return_id and found.amount == amount:
+        if found.amount != amount:
+            continue
+        if found.metadata.get(KEY_METADATA) == metadata[KEY_METADATA]:
+            return found
+        if (
+            return_id is not None
+            and KEY_METADATA not in found.metadata
+            and found.metadata.get("return_id") == return_id
+        ):
             return found
     return None
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_session_factory, transaction
 from core.events import EventType
+from core.redis import create_redis
 from integrations.payments.gateway import PaymentUnavailable, RefundResult
 from integrations.payments.stripe import StripeGateway
 from services import payments
@@ -131,6 +132,52 @@ async def test_a_keyed_staff_refund_retried_after_its_money_went_elsewhere_is_re
     assert retry.json()["payment"]["amountRefunded"] == total - 500
     [intent] = await intents_for(http, placed["id"])
     assert await refunded(http, intent["id"]) == total - 500
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["idempotency-key", "counted-key"])
+async def test_a_staff_refund_retried_after_stripe_forgot_its_key_is_not_made_again(
+    http: httpx.AsyncClient,
+    staff: dict[str, str],
+    live: LiveStack,
+    engine: AsyncEngine,
+    keyed: bool,
+) -> None:
+    """Stripe keeps an idempotency key 24 hours. A staff refund whose answer was lost (503)
+    and which staff send again the next day (the same ``Idempotency-Key``, or none: the
+    counted key again) is found among Stripe's refunds by the key it carries, not made a
+    second time: 10.00 refunded, not 20.00."""
+    _shopper, placed = await paid_order(http, staff)
+    staff_id = (await http.get("/api/users/me", headers=staff)).json()["id"]
+    request_key = f"next-day-{placed['id']}" if keyed else None
+    async with transaction(create_session_factory(engine)) as session:
+        row = await OrderRepository(session).require(placed["id"])
+        with pytest.raises(PaymentUnavailable):
+            await payments.refund(
+                session,
+                _RefundAnswerLost.from_settings(live.settings),
+                row,
+                amount=1000,
+                reason="dented",
+                staff_id=staff_id,
+                request_key=request_key,
+            )
+    redis = create_redis(live.settings)
+    try:
+        forgotten = [k async for k in redis.scan_iter(f"sandbox:stripe:idem:*:{placed['id']}:*")]
+        assert forgotten
+        await redis.delete(*forgotten)
+    finally:
+        await redis.aclose()
+    headers = staff | ({"Idempotency-Key": request_key} if request_key else {})
+    again = await http.post(
+        f"/api/admin/orders/{placed['id']}/refunds",
+        headers=headers,
+        json={"amount": 1000, "reason": "dented"},
+    )
+    assert again.status_code == 200, again.text
+    [intent] = await intents_for(http, placed["id"])
+    assert await refunded(http, intent["id"]) == 1000
+    assert again.json()["payment"]["amountRefunded"] == 1000
 
 
 async def _refund_answer_lost(
