@@ -82,11 +82,13 @@ from tests.workflows.order_standins import (
 from tests.workflows.shipment_standins import (
     BOOK,
     DELAYED,
-    REFUND,
     ShipmentStandIns,
     parcel,
     start_under_parent,
     update,
+)
+from tests.workflows.shipment_standins import (
+    REFUND as LABEL_REFUND,
 )
 from workflows.carts import CartAbandonmentWorkflow
 from workflows.events import EventBatchWorkflow, EventDeliveryWorkflow, EventFanoutWorkflow
@@ -892,7 +894,7 @@ async def shipment_cancel_refused(env: WorkflowEnvironment, queue: str) -> str:
             break
         await asyncio.sleep(0.01)
     await child.cancel()
-    await SHIPMENT_STANDINS.called(sid, REFUND)
+    await SHIPMENT_STANDINS.called(sid, LABEL_REFUND)
     for _ in range(500):
         if (await child.query(ShipmentWorkflow.status)).problem:
             break
