@@ -20,7 +20,7 @@ from core.db import SessionFactory, create_session_factory, transaction
 from core.events import EventType
 from core.settings import Settings
 from integrations.payments.stripe import StripeGateway
-from models.orders import OrderLine, Payment, PaymentStatus
+from models.orders import Order, OrderLine, Payment, PaymentStatus
 from models.returns import ReturnLine, ReturnReason, ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
 from services.returns import ReturnRepository, ReturnSteps
@@ -56,6 +56,41 @@ async def _approved(sessions: SessionFactory, line: OrderLine, user_id: str) -> 
         return request.id
 
 
+async def _ordered(
+    engine: AsyncEngine, sessions: SessionFactory
+) -> tuple[str, Order, list[OrderLine]]:
+    """A new customer's order of mug 20.00, tea 10.00, plate 10.00; tax 3.20; shipping
+    5.99: 49.19. Returns the customer's id, the order and its three lines."""
+    async with transaction(sessions) as session:
+        user = await create_customer(session)
+    order, lines = await write_order(
+        engine,
+        user.id,
+        lines=[(MUG, 1, 2000), (TEA, 1, 1000), (PLATE, 1, 1000)],
+        shipping=599,
+        tax=320,
+    )
+    return user.id, order, lines
+
+
+async def _paid(
+    sessions: SessionFactory, order: Order, status: PaymentStatus, *, refunded: int = 0
+) -> None:
+    """The order's Stripe payment row: its total captured, ``refunded`` of it refunded."""
+    async with transaction(sessions) as session:
+        session.add(
+            Payment(
+                order_id=order.id,
+                provider="stripe",
+                amount=order.total,
+                currency=order.currency,
+                status=status,
+                amount_captured=order.total,
+                amount_refunded=refunded,
+            )
+        )
+
+
 async def _received_at_once(
     engine: AsyncEngine, settings: Settings, *, paid: bool
 ) -> tuple[list[int | None], list[int]]:
@@ -64,28 +99,10 @@ async def _received_at_once(
     fault) in two returns received at once while another transaction holds the order's
     row. Returns the receipts' refunds and the ``return.received`` shipping amounts."""
     sessions = create_session_factory(engine)
-    async with transaction(sessions) as session:
-        user = await create_customer(session)
-    order, (mug, tea, _plate) = await write_order(
-        engine,
-        user.id,
-        lines=[(MUG, 1, 2000), (TEA, 1, 1000), (PLATE, 1, 1000)],
-        shipping=599,
-        tax=320,
-    )
+    user_id, order, (mug, tea, _plate) = await _ordered(engine, sessions)
     if paid:
-        async with transaction(sessions) as session:
-            session.add(
-                Payment(
-                    order_id=order.id,
-                    provider="stripe",
-                    amount=order.total,
-                    currency=order.currency,
-                    status=PaymentStatus.CAPTURED,
-                    amount_captured=order.total,
-                )
-            )
-    returns = [await _approved(sessions, ln, user.id) for ln in (mug, tea)]
+        await _paid(sessions, order, PaymentStatus.CAPTURED)
+    returns = [await _approved(sessions, ln, user_id) for ln in (mug, tea)]
     lines: dict[str, str] = {}
     async with sessions() as session:
         for line in await ReturnRepository(session).lines(returns):
@@ -151,28 +168,9 @@ async def test_a_receipt_counts_an_earlier_return_s_refund_still_owed(
     by the payment row alone (10.80), the two owed 29.99 of 19.19: one of them was then
     refused by Stripe and failed for staff to settle."""
     sessions = create_session_factory(engine)
-    async with transaction(sessions) as session:
-        user = await create_customer(session)
-    order, (mug, tea, _plate) = await write_order(
-        engine,
-        user.id,
-        lines=[(MUG, 1, 2000), (TEA, 1, 1000), (PLATE, 1, 1000)],
-        shipping=599,
-        tax=320,
-    )
-    async with transaction(sessions) as session:
-        session.add(
-            Payment(
-                order_id=order.id,
-                provider="stripe",
-                amount=order.total,
-                currency=order.currency,
-                status=PaymentStatus.PARTIALLY_REFUNDED,
-                amount_captured=order.total,
-                amount_refunded=3000,
-            )
-        )
-    first, second = [await _approved(sessions, ln, user.id) for ln in (mug, tea)]
+    user_id, order, (mug, tea, _plate) = await _ordered(engine, sessions)
+    await _paid(sessions, order, PaymentStatus.PARTIALLY_REFUNDED, refunded=3000)
+    first, second = [await _approved(sessions, ln, user_id) for ln in (mug, tea)]
     async with sessions() as session:
         lines = {
             ln.return_id: ln.id for ln in await ReturnRepository(session).lines([first, second])
