@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
+    Client,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
@@ -41,6 +43,7 @@ from tests.workflows.fulfillment_standins import (
     TEA,
     UNDO,
     FulfillmentStandIns,
+    Fulfilment,
     carrier,
     eventually,
     start_fulfilment,
@@ -105,6 +108,22 @@ async def status_is(handle: Any, status: FulfillmentStatus) -> None:
         return bool((await handle.query(FulfillmentWorkflow.status)).status == status)
 
     await eventually(check)
+
+
+async def shipped_in_one_parcel(
+    client: Client, fulfilments: FulfillmentStandIns, status: ShipmentStatus
+) -> tuple[Fulfilment, WorkflowHandle[FulfillmentWorkflow, FulfillmentView], ShipmentCreated]:
+    """A fulfilment whose whole order (two mugs, the tea) went in one parcel that the
+    carrier has at ``status`` (its label bought or later): shipped. Returns the script,
+    the fulfilment's handle and the parcel."""
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(client, script.order_id)
+    sent = await handle.execute_update(
+        FulfillmentWorkflow.create_shipment, parcel((MUGS, 2), (TEA, 1))
+    )
+    await carrier(client, sent.shipment_id, status)
+    await status_is(handle, FulfillmentStatus.SHIPPED)
+    return script, handle, sent
 
 
 async def test_split_parcels_deliver_independently_and_it_ends_when_every_line_is_delivered(
@@ -177,13 +196,9 @@ async def test_a_late_carrier_update_never_moves_a_parcel_back(
     time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
 ) -> None:
     client = time_skipping_env.client
-    script = fulfilments.fulfilment()
-    handle = await start_fulfilment(client, script.order_id)
-    whole = await handle.execute_update(
-        FulfillmentWorkflow.create_shipment, parcel((MUGS, 2), (TEA, 1))
+    _, handle, whole = await shipped_in_one_parcel(
+        client, fulfilments, ShipmentStatus.OUT_FOR_DELIVERY
     )
-    await carrier(client, whole.shipment_id, ShipmentStatus.OUT_FOR_DELIVERY)
-    await status_is(handle, FulfillmentStatus.SHIPPED)
     await carrier(client, whole.shipment_id, ShipmentStatus.IN_TRANSIT)  # late
     await carrier(client, whole.shipment_id, ShipmentStatus.DELIVERED)
     view = await handle.result()
@@ -324,13 +339,9 @@ async def test_cancel_after_a_label_is_refused_and_nothing_is_undone(
     time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
 ) -> None:
     client = time_skipping_env.client
-    script = fulfilments.fulfilment()
-    handle = await start_fulfilment(client, script.order_id)
-    labelled = await handle.execute_update(
-        FulfillmentWorkflow.create_shipment, parcel((MUGS, 2), (TEA, 1))
+    script, handle, labelled = await shipped_in_one_parcel(
+        client, fulfilments, ShipmentStatus.LABEL_PURCHASED
     )
-    await carrier(client, labelled.shipment_id, ShipmentStatus.LABEL_PURCHASED)
-    await status_is(handle, FulfillmentStatus.SHIPPED)
     code = await refusal(
         handle.execute_update(FulfillmentWorkflow.cancel, CancelFulfillmentRequest())
     )
@@ -419,13 +430,9 @@ async def test_a_cancel_the_carrier_refused_puts_the_fulfilment_on_hold_for_staf
     its label says so (still labelled, ``cancel_refused``): the fulfilment goes on hold
     with the reason, though the parcel's status did not move."""
     client = time_skipping_env.client
-    script = fulfilments.fulfilment()
-    handle = await start_fulfilment(client, script.order_id)
-    labelled = await handle.execute_update(
-        FulfillmentWorkflow.create_shipment, parcel((MUGS, 2), (TEA, 1))
+    script, handle, labelled = await shipped_in_one_parcel(
+        client, fulfilments, ShipmentStatus.LABEL_PURCHASED
     )
-    await carrier(client, labelled.shipment_id, ShipmentStatus.LABEL_PURCHASED)
-    await status_is(handle, FulfillmentStatus.SHIPPED)
     await carrier(
         client,
         labelled.shipment_id,
