@@ -149,18 +149,7 @@ async def test_a_staff_refund_retried_after_stripe_forgot_its_key_is_not_made_ag
     _shopper, placed = await paid_order(http, staff)
     staff_id = (await http.get("/api/users/me", headers=staff)).json()["id"]
     request_key = f"next-day-{placed['id']}" if keyed else None
-    async with transaction(create_session_factory(engine)) as session:
-        row = await OrderRepository(session).require(placed["id"])
-        with pytest.raises(PaymentUnavailable):
-            await payments.refund(
-                session,
-                _RefundAnswerLost.from_settings(live.settings),
-                row,
-                amount=1000,
-                reason="dented",
-                staff_id=staff_id,
-                request_key=request_key,
-            )
+    await _refund_answer_lost(engine, live, placed["id"], staff_id, request_key)
     redis = create_redis(live.settings)
     try:
         forgotten = [k async for k in redis.scan_iter(f"sandbox:stripe:idem:*:{placed['id']}:*")]
@@ -181,9 +170,10 @@ async def test_a_staff_refund_retried_after_stripe_forgot_its_key_is_not_made_ag
 
 
 async def _refund_answer_lost(
-    engine: AsyncEngine, live: LiveStack, order_id: str, staff_id: str, request_key: str
+    engine: AsyncEngine, live: LiveStack, order_id: str, staff_id: str, request_key: str | None
 ) -> None:
-    """A staff refund of 10.00, as the endpoint runs it, until Stripe's answer is lost."""
+    """A staff refund of 10.00, as the endpoint runs it, until Stripe's answer is lost
+    (``request_key`` the request's ``Idempotency-Key``, None when it had none)."""
     async with transaction(create_session_factory(engine)) as session:
         row = await OrderRepository(session).require(order_id)
         with pytest.raises(PaymentUnavailable):
