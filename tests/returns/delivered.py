@@ -1,5 +1,6 @@
 """Delivered orders written as fulfilment writes them: a ``fulfillments`` row with its
-lines, and shipments (with their lines) that the carrier delivered at a given time."""
+lines, and shipments (with their lines) that the carrier delivered at a given time; returns
+of them approved, and one placed through the live stack for the refund tests."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_session_factory, transaction
@@ -33,6 +35,7 @@ from models.returns import (
 from services.fulfillment.repository import FulfillmentRepository
 from services.order_repository import OrderRepository
 from services.returns import ReturnRepository, ReturnService
+from tests.orders.helpers import Shopper, place, product, shopper_with_cart, wait_for
 
 ADDRESS = {
     "street": "123 Main St",
@@ -167,3 +170,21 @@ async def approved_return(
         request.status = ReturnStatus.APPROVED
         ReturnRepository(session).stage(request)
         return request, await ReturnRepository(session).lines([request.id])
+
+
+async def two_mugs_of_three_approved(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, settings: Settings
+) -> tuple[Shopper, dict[str, Any], ReturnRequest, ReturnLine]:
+    """On the live stack: three 10.00 mugs ordered and paid (shipping 5.99, Massachusetts
+    tax 6.25%: 37.87 captured), delivered two days ago, two of them asked back undamaged
+    (no longer needed) and approved: 21.25 owed at receipt. The shopper, the order as the
+    API shows it, the return and its line."""
+    mug = await product(http, staff, price=1000, stock=10)
+    shopper = await shopper_with_cart(http, [(mug, 3)])
+    order = await wait_for(http, shopper.headers, (await place(http, shopper))["id"])
+    assert order["status"] == "fulfillment_queued", order
+    await ship(engine, order["id"], [Parcel({0: 3}, days_ago(2))])
+    request, [line] = await approved_return(
+        engine, settings, order, {mug["id"]: 2}, ReturnReason.NO_LONGER_NEEDED
+    )
+    return shopper, order, request, line

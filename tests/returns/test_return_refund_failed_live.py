@@ -9,25 +9,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_session_factory
 from integrations.payments.stripe import StripeGateway
-from models.returns import ReturnReason, ReturnStatus
+from models.returns import ReturnStatus
 from services.returns import ReturnRepository, ReturnSteps
 from tests.live import LiveStack
 from tests.orders.helpers import (
     eventually,
     intents_for,
-    place,
-    product,
     provider_events,
     refunded,
-    shopper_with_cart,
-    wait_for,
 )
 from tests.orders.test_refund_failures import fail_refund
-from tests.returns.delivered import Parcel, approved_return, days_ago, ship
+from tests.returns.delivered import two_mugs_of_three_approved
 from workflows.types.returns import ReceivedLine
 
 # Two of three 10.00 mugs back undamaged: 20.00 + Massachusetts tax 1.25 (see
-# test_return_refund_lost_answer_live.py).
+# two_mugs_of_three_approved).
 OWED = 2125
 
 
@@ -36,13 +32,8 @@ async def test_a_return_whose_refund_failed_is_reopened_and_settled_with_a_new_r
 ) -> None:
     """Read never, the failure left the return ``closed`` as refunded with money the
     customer never got, and its settlement was refused (409 ``return_not_settleable``)."""
-    mug = await product(http, staff, price=1000, stock=10)
-    shopper = await shopper_with_cart(http, [(mug, 3)])
-    order = await wait_for(http, shopper.headers, (await place(http, shopper))["id"])
-    assert order["status"] == "fulfillment_queued", order
-    await ship(engine, order["id"], [Parcel({0: 3}, days_ago(2))])
-    request, [line] = await approved_return(
-        engine, live.settings, order, {mug["id"]: 2}, ReturnReason.NO_LONGER_NEEDED
+    shopper, order, request, line = await two_mugs_of_three_approved(
+        http, staff, engine, live.settings
     )
     sessions = create_session_factory(engine)
     steps = ReturnSteps(sessions, StripeGateway.from_settings(live.settings))

@@ -24,13 +24,12 @@ from integrations.payments.stripe import StripeGateway
 from integrations.sandbox.stripe import sign
 from models.orders import OrderEvent, Payment, PaymentEvent
 from models.outbox import OutboxEvent
-from models.returns import ReturnReason
 from services import payments
 from services.order_repository import OrderRepository
 from services.returns import ReturnSteps
 from tests.live import LiveStack
-from tests.orders.helpers import intents_for, place, product, refunded, shopper_with_cart, wait_for
-from tests.returns.delivered import Parcel, approved_return, days_ago, ship
+from tests.orders.helpers import intents_for, refunded
+from tests.returns.delivered import two_mugs_of_three_approved
 from workflows.types.returns import ReceivedLine
 
 # 30.00 of goods, shipping 5.99, Massachusetts tax 6.25% (1.88): 37.87 captured. Two of
@@ -163,13 +162,8 @@ async def _received(
     http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, live: LiveStack
 ) -> _Case:
     """An order paid and delivered, two mugs of it received back (21.25 owed)."""
-    mug = await product(http, staff, price=1000, stock=10)
-    shopper = await shopper_with_cart(http, [(mug, 3)])
-    order = await wait_for(http, shopper.headers, (await place(http, shopper))["id"])
-    assert order["status"] == "fulfillment_queued", order
-    await ship(engine, order["id"], [Parcel({0: 3}, days_ago(2))])
-    request, [line] = await approved_return(
-        engine, live.settings, order, {mug["id"]: 2}, ReturnReason.NO_LONGER_NEEDED
+    shopper, order, request, line = await two_mugs_of_three_approved(
+        http, staff, engine, live.settings
     )
     case = _Case(engine, live, order, shopper.user["email"])
     back = [ReceivedLine(return_line_id=line.id, received_quantity=2, damaged_quantity=0)]
