@@ -101,28 +101,14 @@ async def test_a_retry_after_the_provider_shipment_was_saved_buys_that_one(
     [shipment] = order.shipments
     provider = build_shipping_provider(sandboxed)
     shipments = ShipmentService(sessions, provider, sandboxed)
-    created = await provider.create_shipment(
-        ShipmentRequest(
-            reference=shipment.id,
-            to_address=PostalAddress(
-                street1=ADDRESS["street"], city="Boston", state="MA", zip="02110", country="US"
-            ),
-            from_address=ship_from_address(sandboxed),
-            parcel=ParcelSpec(weight_oz=16),
-        )
-    )
-    async with transaction(sessions) as session:
-        repo = FulfillmentRepository(session)
-        row = await repo.require_shipment(shipment.id, lock=True)
-        row.provider_shipment_id = created.provider_shipment_id
-        repo.stage(row)
+    provider_id = await _saved_at_provider(sessions, provider, sandboxed, shipment.id)
     booked = await shipments.book_label(shipment.id)
     async with sessions() as session:
         repo = FulfillmentRepository(session)
         saved = await repo.require_shipment(shipment.id)
         [label] = await repo.labels(shipment.id)
-    assert saved.provider_shipment_id == created.provider_shipment_id
-    assert label.provider_shipment_id == created.provider_shipment_id
+    assert saved.provider_shipment_id == provider_id
+    assert label.provider_shipment_id == provider_id
     assert booked.tracking_code == saved.tracking_code
 
 
