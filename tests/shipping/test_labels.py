@@ -25,7 +25,7 @@ from integrations.shipping.provider import (
     ShippingProvider,
     ShippingRejected,
 )
-from models.fulfillment import FulfillmentStatus, ShipmentStatus
+from models.fulfillment import FulfillmentStatus, Shipment, ShipmentLabel, ShipmentStatus
 from models.orders import OrderStatus
 from services.fulfillment.repository import FulfillmentRepository
 from services.fulfillment.service import FulfillmentService
@@ -103,10 +103,7 @@ async def test_a_retry_after_the_provider_shipment_was_saved_buys_that_one(
     shipments = ShipmentService(sessions, provider, sandboxed)
     provider_id = await _saved_at_provider(sessions, provider, sandboxed, shipment.id)
     booked = await shipments.book_label(shipment.id)
-    async with sessions() as session:
-        repo = FulfillmentRepository(session)
-        saved = await repo.require_shipment(shipment.id)
-        [label] = await repo.labels(shipment.id)
+    saved, label = await _saved_with_label(sessions, shipment.id)
     assert saved.provider_shipment_id == provider_id
     assert label.provider_shipment_id == provider_id
     assert booked.tracking_code == saved.tracking_code
@@ -138,10 +135,7 @@ async def test_an_unused_label_is_refunded_and_the_parcel_cancelled(
     # A retry after a lost answer: the same answer (the workflow marks the parcel
     # cancelled on it), nothing asked of the carrier twice.
     assert await shipments.refund_label(shipment.id) is True
-    async with sessions() as session:
-        repo = FulfillmentRepository(session)
-        saved = await repo.require_shipment(shipment.id)
-        [label] = await repo.labels(shipment.id)
+    saved, label = await _saved_with_label(sessions, shipment.id)
     assert saved.status == ShipmentStatus.CANCELLED
     assert label.voided_at is not None
 
@@ -221,6 +215,17 @@ async def _saved_at_provider(
     return created.provider_shipment_id
 
 
+async def _saved_with_label(
+    sessions: SessionFactory, shipment_id: str
+) -> tuple[Shipment, ShipmentLabel]:
+    """The parcel's row as saved and its label (one, and only one)."""
+    async with sessions() as session:
+        repo = FulfillmentRepository(session)
+        saved = await repo.require_shipment(shipment_id)
+        [label] = await repo.labels(shipment_id)
+    return saved, label
+
+
 async def _cancel_fulfilment(sessions: SessionFactory, fulfillment_id: str) -> None:
     async with transaction(sessions) as session:
         await FulfillmentService(session).cancel(fulfillment_id, "customer changed their mind")
@@ -288,10 +293,7 @@ async def test_a_label_bought_while_the_fulfilment_is_cancelled_is_voided(
     assert booked.status is ShipmentStatus.CANCELLED
     with pytest.raises(ShipmentCancelled):
         await shipments.book_label(shipment.id)  # a retry
-    async with sessions() as session:
-        repo = FulfillmentRepository(session)
-        saved = await repo.require_shipment(shipment.id)
-        [label] = await repo.labels(shipment.id)
+    saved, label = await _saved_with_label(sessions, shipment.id)
     assert saved.status == ShipmentStatus.CANCELLED
     assert label.voided_at is not None
     assert saved.provider_shipment_id is not None
