@@ -24,7 +24,7 @@ class EventActivities:
         """Idempotent: the receipt commits with the handler's effects and the status."""
         with application_errors():
             outcome = await self._deliveries.deliver(
-                input.event_id, input.subscriber, input.generation
+                input.event_id, input.subscriber, input.generation, input.event_type
             )
         return DeliveryResult(outcome=outcome)
 

@@ -313,6 +313,12 @@ class Settings(BaseSettings):
     # A delivery started this long ago whose workflow no longer runs (terminated by an
     # operator) is started afresh by the relay.
     event_restart_after_seconds: float = Field(default=300.0, gt=0)
+    # Workers of several versions run side by side (a rolling deploy): each relay writes
+    # the subscribers (and their event types) of its code at least every
+    # EVENT_RELAY_POLL_SECONDS. A pending delivery whose subscriber no worker has known
+    # for this long is dropped (it was taken out of the code); until then it waits for a
+    # worker that knows it. At least three polls: a live worker is never taken for gone.
+    event_subscriber_grace_seconds: float = Field(default=600.0, gt=0)
 
     # --- Outgoing webhooks (/api/admin/webhooks) ---------------------------------------
     # Each (event, endpoint) delivery: a 5xx, 408, 429, timeout or connection error is
@@ -359,6 +365,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "in production PASSWORD_HASH_MEMORY_KIB must be at least 19456 and "
                 "PASSWORD_HASH_TIME_COST at least 2 (OWASP's argon2id floor)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _grace_outlasts_the_poll(self) -> Settings:
+        # A live relay writes what it knows at least every poll (and its pass may take a
+        # while): a grace of fewer polls could take a live worker's subscriber for gone.
+        if self.event_subscriber_grace_seconds < 3 * self.event_relay_poll_seconds:
+            raise ValueError(
+                "EVENT_SUBSCRIBER_GRACE_SECONDS must be at least three "
+                "EVENT_RELAY_POLL_SECONDS (a live worker's subscribers are never dropped)"
             )
         return self
 

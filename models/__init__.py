@@ -9,7 +9,7 @@ from models.catalog import Category, Product, Review
 from models.customers import LifetimeValueEntry
 from models.easypost_sandbox import SandboxEasyPostObject
 from models.email import EmailMessage, SandboxEmail
-from models.events import EventDelivery, EventReceipt
+from models.events import EventDelivery, EventReceipt, EventSubscription
 from models.fulfillment import (
     Fulfillment,
     FulfillmentLine,
@@ -47,6 +47,7 @@ __all__ = [
     "EmailMessage",
     "EventDelivery",
     "EventReceipt",
+    "EventSubscription",
     "Fulfillment",
     "FulfillmentLine",
     "LifetimeValueEntry",

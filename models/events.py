@@ -33,7 +33,8 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     # A dead letter: a business error, or retries ran out. ``last_error`` says why.
     FAILED = "failed"
-    # Its subscriber is no longer in the code; logged and never retried.
+    # No live worker has known its subscriber (for its event type) for
+    # EVENT_SUBSCRIBER_GRACE_SECONDS: taken out of the code. Logged, never retried.
     DROPPED = "dropped"
 
 
@@ -83,3 +84,23 @@ class EventDelivery(SQLModel, table=True):
     # for deliveries started by the one-subscriber workflow before ids were recorded.
     workflow_id: str | None = Field(default=None, max_length=200)
     updated_at: datetime = updated_at_field()
+
+
+class EventSubscription(SQLModel, table=True):
+    """A (subscriber, event type) some relay knows, and when one last said so.
+
+    Every relay writes the pairs of its own code at least every
+    ``EVENT_RELAY_POLL_SECONDS``. Workers of several versions side by side (a rolling
+    deploy) therefore share what each knows: the fan-out writes deliveries for every pair
+    known within the grace, whichever relay dispatches, and a pending delivery is dropped
+    only once no relay has known its pair for ``EVENT_SUBSCRIBER_GRACE_SECONDS``.
+    """
+
+    __tablename__ = "event_subscriptions"
+
+    subscriber: str = Field(max_length=64, primary_key=True)
+    event_type: str = Field(max_length=100, primary_key=True)
+    first_known_at: datetime = created_at_field()
+    known_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
+    )

@@ -114,7 +114,11 @@ async def relaying(
     relay = OutboxRelay(
         deps.settings,
         RelayService(
-            deps.sessions, subscribers, trace_links=tracing is not None and tracing.exporting
+            deps.sessions,
+            subscribers,
+            grace=timedelta(seconds=deps.settings.event_subscriber_grace_seconds),
+            beat_every=timedelta(seconds=deps.settings.event_relay_poll_seconds),
+            trace_links=tracing is not None and tracing.exporting,
         ),
         EventDeliveryWorkflows(TemporalConnection.of(client), deps.settings),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import ColumnElement, Table, func, tuple_, update
@@ -17,6 +17,7 @@ from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
 from services.events.subscribers import DomainEvent
+from services.events.subscriptions import Pair
 from workflows.types.events import DeliveryBatch, DeliveryRef, StartedDelivery
 
 # The channel the outbox's insert trigger notifies (migration e7a1c0de0003); finishing a
@@ -33,6 +34,7 @@ _UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 # loading of rows as objects) for rows no caller holds as objects (issue #15).
 _DELIVERIES: Table = SQLModel.metadata.tables["event_deliveries"]
 _OUTBOX: Table = SQLModel.metadata.tables["outbox"]
+_SUBSCRIPTIONS: Table = SQLModel.metadata.tables["event_subscriptions"]
 
 
 class DeliveryRepository:
@@ -83,13 +85,28 @@ class DeliveryRepository:
                 .values(delivered_at=now)
             )
 
-    async def drop_pending_of_others(self, keep: Iterable[str]) -> list[DeliveryRef]:
-        """Pending deliveries of subscribers not in ``keep`` become ``dropped``."""
+    async def drop_pending_unknown_for(self, grace: timedelta) -> list[DeliveryRef]:
+        """Pending deliveries older than ``grace`` whose (subscriber, event type) no relay
+        has known within ``grace`` become ``dropped``: the subscriber was taken out of the
+        code (or no longer takes that type). One a live worker knows is never dropped,
+        whichever relay runs this; nor one a worker of older code (which writes no pairs)
+        fanned out less than ``grace`` ago."""
+        subscriptions = _SUBSCRIPTIONS.c
+        known = (
+            core_select(subscriptions.subscriber)
+            .where(
+                subscriptions.subscriber == EventDelivery.subscriber,
+                subscriptions.event_type == EventDelivery.event_type,
+                subscriptions.known_at >= func.now() - grace,
+            )
+            .exists()
+        )
         result = await self.session.exec(
             update(EventDelivery)
             .where(
                 col(EventDelivery.status) == DeliveryStatus.PENDING,
-                col(EventDelivery.subscriber).not_in(list(keep)),
+                col(EventDelivery.created_at) < func.now() - grace,
+                ~known,
             )
             .values(status=DeliveryStatus.DROPPED, finished_at=utcnow())
             .returning(
@@ -101,9 +118,11 @@ class DeliveryRepository:
         )
         return [_ref(*row) for row in result.all()]
 
-    async def heads(self, limit: int) -> list[DeliveryRef]:
+    async def heads(self, limit: int, known: Collection[Pair]) -> list[DeliveryRef]:
         """Pending, in no batch yet, and no earlier pending delivery of the same aggregate
-        to the same subscriber: the deliveries that may start now, oldest first."""
+        to the same subscriber: the deliveries that may start now, oldest first. Only
+        those of ``known`` (subscriber, event type) pairs: the calling relay's own, which
+        its worker can deliver; the others wait for a relay that knows them."""
         earlier = aliased(EventDelivery)
         blocked = (
             select(earlier.event_id)
@@ -127,6 +146,7 @@ class DeliveryRepository:
                 col(EventDelivery.status) == DeliveryStatus.PENDING,
                 col(EventDelivery.started_at).is_(None),
                 col(EventDelivery.workflow_id).is_(None),
+                _of_pairs(known),
                 ~blocked,
             )
             .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
@@ -147,7 +167,9 @@ class DeliveryRepository:
     async def claimed(self, limit: int) -> list[DeliveryBatch]:
         """Up to ``limit`` batches claimed by a pass whose start was not recorded (it
         failed, or its relay died), each whole: their pending deliveries with no
-        ``started_at``."""
+        ``started_at``. A batch of a relay of other code may hold subscribers the caller
+        does not know: it is started all the same (under its id, it may already run), and
+        a delivery its worker cannot make goes back to pending for a relay that can."""
         unstarted = [
             col(EventDelivery.status) == DeliveryStatus.PENDING,
             col(EventDelivery.started_at).is_(None),
@@ -183,7 +205,7 @@ class DeliveryRepository:
 
     async def mark_started(self, batches: Sequence[DeliveryBatch]) -> None:
         """The deliveries of these (claimed) batches are started; one dropped meanwhile
-        (its subscriber gone) never was."""
+        (no relay had known its subscriber for the grace) never was."""
         now = utcnow()
         for batch in batches:
             await self.session.exec(
@@ -357,6 +379,10 @@ class DeliveryRepository:
     async def notify_relay(self) -> None:
         """Wake every relay when this transaction commits."""
         await self.session.exec(select(func.pg_notify(CHANNEL, "delivery")))
+
+
+def _of_pairs(pairs: Collection[Pair]) -> ColumnElement[bool]:
+    return tuple_(col(EventDelivery.subscriber), col(EventDelivery.event_type)).in_(sorted(pairs))
 
 
 def _this(ref: DeliveryRef) -> list[ColumnElement[bool]]:

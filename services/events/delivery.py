@@ -27,7 +27,7 @@ from services.events.deliveries import DeliveryRepository
 from services.events.handling import handle_event_in
 from services.events.metrics import EVENTS_DELIVERED, EVENTS_FAILED, count
 from services.events.subscribers import Subscriber
-from workflows.types.events import DeliveryStep
+from workflows.types.events import DeliveryRef, DeliveryStep
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,16 @@ class DeliveryService:
         self._subscribers = {s.name: s for s in subscribers}
         self._tracing = tracing
 
-    async def deliver(self, event_id: str, subscriber_name: str, generation: int) -> DeliveryStep:
+    async def deliver(
+        self,
+        event_id: str,
+        subscriber_name: str,
+        generation: int,
+        event_type: str | None = None,
+    ) -> DeliveryStep:
         subscriber = self._subscribers.get(subscriber_name)
-        if subscriber is None:
-            return await self._drop(event_id, subscriber_name)
+        if subscriber is None or (event_type is not None and not subscriber.wants(event_type)):
+            return await self._leave_to_others(event_id, subscriber_name, generation, event_type)
         # One statement that commits by itself (autocommit: one round trip, not three),
         # and reads the event (immutable: the handler's transaction need not read it).
         async with autocommit(self._sessions) as session:
@@ -114,16 +120,27 @@ class DeliveryService:
         )
         return DeliveryStep.FAILED
 
-    async def _drop(self, event_id: str, subscriber_name: str) -> DeliveryStep:
-        """A subscriber this worker does not know (removed from the code): dropped."""
+    async def _leave_to_others(
+        self, event_id: str, subscriber_name: str, generation: int, event_type: str | None
+    ) -> DeliveryStep:
+        """A delivery this worker's code cannot make (its subscriber, or the subscriber's
+        taking this type, is in other workers' code: a rolling deploy): back to pending as
+        a new generation, for the next pass of a relay that knows it (only those claim
+        it). The relay drops it only once no worker has known it for the grace period."""
+        ref = DeliveryRef(
+            event_id=event_id,
+            subscriber=subscriber_name,
+            generation=generation,
+            event_type=event_type or "",
+        )
         async with transaction(self._sessions) as session:
             deliveries = DeliveryRepository(session)
-            if await deliveries.finish(
-                event_id, subscriber_name, DeliveryStatus.DROPPED, wake_relay=True
-            ):
-                await deliveries.complete_events([event_id])
-                log.warning(
-                    "event delivery dropped: its subscriber is no longer in the code",
-                    extra={"event_id": event_id, "subscriber": subscriber_name},
-                )
+            left = await deliveries.restart(ref)
+            if left:
+                await deliveries.notify_relay()
+        if left:
+            log.warning(
+                "event delivery left pending: its subscriber is not in this worker's code",
+                extra={"event_id": event_id, "subscriber": subscriber_name},
+            )
         return DeliveryStep.SKIPPED

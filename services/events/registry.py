@@ -2,7 +2,9 @@
 
 Add a subscriber here (a name, the event types it takes, a handler; see
 ``services.events.subscribers`` for the contract). A subscriber taken out of this list
-has its pending deliveries dropped by the relay, logged, never retried.
+has its pending deliveries dropped by the relay, logged, never retried, once no running
+worker has known it for EVENT_SUBSCRIBER_GRACE_SECONDS (``services.events.subscriptions``:
+workers of the older code, during a rolling deploy, leave a new one's deliveries alone).
 """
 
 from __future__ import annotations

@@ -4,15 +4,23 @@ A pass runs under ``pg_advisory_xact_lock(RELAY_LOCK)`` (two transactions: fan-o
 claims), so passes of any number of relays (one per worker process) never overlap: a
 delivery is claimed by one batch only, and none is skipped.
 
+0. **Beat.** At least every ``beat_every`` (the relay's poll), the relay writes the
+   (subscriber, event type) pairs of its code as known now (``event_subscriptions``).
+   Workers of two versions side by side (a rolling deploy) share what each knows.
 1. **Dispatch.** Outbox rows not yet dispatched, in ``seq`` order, get one
-   ``event_deliveries`` row per subscriber that wants their type; an event nobody wants
-   is delivered at once (logged at DEBUG).
-2. **Drop.** Pending deliveries of subscribers that are no longer in the code are
-   ``dropped`` (logged), never retried.
-3. **Claim heads.** The pending deliveries in no batch yet, each with no earlier (lower
-   ``seq``) pending delivery of the same aggregate to the same subscriber, are put in
-   batches (``DeliveryBatch``, up to ``BATCH_LIMIT`` each): the batch's workflow id is
-   written on its rows, and committed.
+   ``event_deliveries`` row per subscriber that wants their type: in this relay's code,
+   or in any relay's that has known it within ``grace`` (a worker of newer code adding a
+   subscriber gets the events a worker of the older code dispatches). An event nobody
+   wants is delivered at once (logged at DEBUG).
+2. **Drop.** With the beat: pending deliveries older than ``grace`` whose pair no relay
+   has known within ``grace`` (its subscriber was taken out of the code) are ``dropped``
+   (logged), never retried. A pair only other workers know is not this relay's to drop
+   while they live.
+3. **Claim heads.** The pending deliveries of this relay's own pairs in no batch yet,
+   each with no earlier (lower ``seq``) pending delivery of the same aggregate to the same
+   subscriber, are put in batches (``DeliveryBatch``, up to ``BATCH_LIMIT`` each): the
+   batch's workflow id is written on its rows, and committed. Deliveries of pairs this
+   relay does not know wait, pending, for a relay that does.
 4. **Start.** After that commit (no lock held), the caller's ``start`` starts each
    batch's workflow, idempotently by its id, and the started ones are marked
    ``started_at``. A batch claimed but not marked started (the start failed, or the
@@ -34,13 +42,15 @@ aggregate: they proceed once it is dead. While it is being retried it does hold 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from core.db import SessionFactory, transaction
 from services.events.deliveries import DeliveryRepository
-from services.events.subscribers import Subscriber, subscribers_of
+from services.events.subscribers import Subscriber
+from services.events.subscriptions import Pair, SubscriptionRepository
 from workflows.types.events import (
     BATCH_LIMIT,
     DeliveryBatch,
@@ -53,6 +63,9 @@ log = logging.getLogger(__name__)
 
 DISPATCH_BATCH = 500
 START_BATCH = 500
+# The defaults of EVENT_SUBSCRIBER_GRACE_SECONDS and EVENT_RELAY_POLL_SECONDS.
+DEFAULT_GRACE = timedelta(minutes=10)
+DEFAULT_BEAT_EVERY = timedelta(seconds=5)
 
 # Starts the batches' workflows; returns the ids of those started (or already there).
 Starter = Callable[[Sequence[DeliveryBatch]], Awaitable[Sequence[str]]]
@@ -76,43 +89,67 @@ class RelayService:
         sessions: SessionFactory,
         subscribers: Sequence[Subscriber],
         *,
+        grace: timedelta = DEFAULT_GRACE,
+        beat_every: timedelta = DEFAULT_BEAT_EVERY,
         trace_links: bool = False,
     ) -> None:
-        """``trace_links``: read the traceparents of the batches' events, for the spans
-        of their starts (one query a pass; only worth it when spans are exported)."""
+        """``grace``: how long a (subscriber, event type) pair no relay knows keeps its
+        pending deliveries (and gets new ones). ``beat_every``: how often this relay
+        writes its own pairs as known, and drops (at least every pass after that long).
+        ``trace_links``: read the traceparents of the batches' events, for the spans of
+        their starts (one query a pass; only worth it when spans are exported)."""
         self._sessions = sessions
-        self._subscribers = tuple(subscribers)
+        self._pairs: frozenset[Pair] = frozenset(
+            (s.name, str(t)) for s in subscribers for t in s.event_types
+        )
+        self._grace = grace
+        self._beat_every = beat_every.total_seconds()
+        self._beaten: float | None = None
         self._trace_links = trace_links
+
+    def _beat_due(self) -> bool:
+        return self._beaten is None or time.monotonic() - self._beaten >= self._beat_every
 
     async def run_pass(self, start: Starter) -> PassResult:
         # Two transactions, each under the lock: a delivery's workflow must not start
         # before the row it works on has committed (its activity would not see it).
+        beat = self._beat_due()
         async with transaction(self._sessions) as session:
             deliveries = DeliveryRepository(session)
+            subscriptions = SubscriptionRepository(session)
             await deliveries.lock_relay()
+            if beat:
+                await subscriptions.beat(self._pairs)
             events = await deliveries.undispatched(DISPATCH_BATCH)
+            subscribed = await subscriptions.subscribed(self._grace) if events else {}
+            for name, event_type in self._pairs:
+                subscribed.setdefault(event_type, set()).add(name)
             unwanted: list[str] = []
             for event in events:
-                names = [s.name for s in subscribers_of(event.type, self._subscribers)]
+                names = sorted(subscribed.get(str(event.type), ()))
                 if not names:
                     unwanted.append(event.id)
                     log.debug("event has no subscriber", extra={"event_id": event.id})
                 await deliveries.add_deliveries(event, names)
             if events:
                 await deliveries.mark_dispatched([e.id for e in events], delivered=unwanted)
-            dropped = await deliveries.drop_pending_of_others(s.name for s in self._subscribers)
+            dropped: list[DeliveryRef] = []
+            if beat:
+                dropped = await deliveries.drop_pending_unknown_for(self._grace)
             for ref in dropped:
                 log.warning(
-                    "event delivery dropped: its subscriber is no longer in the code",
+                    "event delivery dropped: no worker has known its subscriber for the grace",
                     extra={"event_id": ref.event_id, "subscriber": ref.subscriber},
                 )
             if dropped:
                 await deliveries.complete_events(ref.event_id for ref in dropped)
+        if beat:
+            self._beaten = time.monotonic()
         async with transaction(self._sessions) as session:
             deliveries = DeliveryRepository(session)
             await deliveries.lock_relay()
             owed = await deliveries.claimed(START_BATCH // BATCH_LIMIT)
-            fresh = batches_of(await deliveries.heads(START_BATCH))
+            fresh = batches_of(await deliveries.heads(START_BATCH, self._pairs))
             for batch in fresh:
                 await deliveries.claim(batch)
             batches = [*owed, *fresh]

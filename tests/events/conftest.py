@@ -1,4 +1,5 @@
-"""Handlers send email through the real SendGrid SDK to the sandbox on a live API."""
+"""Handlers send email through the real SendGrid SDK to the sandbox on a live API; what
+the relays know is each test's own."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
@@ -16,6 +18,7 @@ from core.db import create_session_factory
 from core.settings import Settings
 from integrations.email.factory import build_sender
 from integrations.email.templates import EmailTemplates
+from models.events import EventSubscription
 from services.email import EmailService
 from tests.live import live_api
 
@@ -53,3 +56,18 @@ def emails(engine: AsyncEngine, mail_api: MailApi) -> EmailService:
         EmailTemplates(),
         mail_api.settings.email_from,
     )
+
+
+@pytest.fixture(autouse=True)
+async def _relays_know_only_this_tests_subscribers(engine: AsyncEngine) -> AsyncIterator[None]:
+    """The (subscriber, event type) pairs earlier tests' relays wrote are forgotten: every
+    relay fans out to the pairs any relay knew within the grace, so a test subscriber of
+    an earlier test would get this test's events (and hold them pending)."""
+
+    async def forget() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(delete(EventSubscription))
+
+    await forget()
+    yield
+    await forget()

@@ -5,7 +5,6 @@ row per committed effect (so a doubled effect would show)."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from functools import partial
@@ -197,43 +196,6 @@ async def test_a_business_error_is_a_dead_letter_at_once_a_transient_one_after_r
     assert [delivered[e] for e in (bad, unavailable, unavailable_too)] == [None, None, None]
     counters = await SharedCounters(redis).read()
     assert _counted(counters, "shop_events_failed", handler.name) == 1 + 3 + 3
-
-
-async def test_a_removed_subscribers_pending_deliveries_are_dropped_and_logged(
-    settings: Settings,
-    temporal_client: Client,
-    engine: AsyncEngine,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    run = run_id()
-    gone = Recorder(f"gone_{run}", run)
-    kept = Recorder(f"kept_{run}", run)
-    sessions = create_session_factory(engine)
-    ids = await publish_probes(sessions, run, [f"agg-{run}"], 2)
-
-    async def start_nothing(batches: Sequence[DeliveryBatch]) -> list[str]:
-        return []
-
-    # A relay of the old code fanned them out to ``gone`` and to ``kept``...
-    await RelayService(sessions, [gone.subscriber, kept.subscriber]).run_pass(start_nothing)
-    assert {d.subscriber for d in await deliveries(engine, ids)} == {gone.name, kept.name}
-    # ...and the new code has no ``gone``.
-    with caplog.at_level(logging.WARNING, logger="services.events.relay"):
-        async with relay(quick(settings), temporal_client, [kept.subscriber]):
-            await eventually(lambda: all_finished(engine, ids))
-    rows = {(d.subscriber, d.event_id): d for d in await deliveries(engine, ids)}
-    for event in ids:
-        dropped = rows[(gone.name, event)]
-        assert (dropped.status, dropped.attempts, dropped.started_at) == (
-            DeliveryStatus.DROPPED,
-            0,
-            None,
-        )
-        assert dropped.finished_at is not None
-        assert rows[(kept.name, event)].status == DeliveryStatus.DELIVERED
-    assert [e.subscriber for e in await effects(engine, ids)] == [kept.name, kept.name]
-    logged = [r for r in caplog.records if "dropped" in r.getMessage()]
-    assert {getattr(r, "event_id", None) for r in logged} >= set(ids)
 
 
 async def test_a_commit_wakes_the_relay_long_before_its_poll(

@@ -1,0 +1,73 @@
+"""SQL for what the relays know: the (subscriber, event type) pairs of their code.
+
+Workers of two versions run side by side during a rolling deploy, so no one relay's
+code says which subscribers exist. Each relay writes its own pairs (``beat``) at least
+every ``EVENT_RELAY_POLL_SECONDS``; a pair is *subscribed* while some relay has known it
+within ``EVENT_SUBSCRIBER_GRACE_SECONDS``. Every relay fans out to every subscribed pair,
+and a pending delivery is dropped only once it is older than that and its pair has not
+been known within it (``DeliveryRepository.drop_pending_unknown_for``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.events import EventSubscription
+
+# (subscriber, event type)
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class KnownSubscription:
+    subscriber: str
+    event_type: str
+    first_known_at: datetime
+    known_at: datetime
+
+
+class SubscriptionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def beat(self, pairs: Iterable[Pair]) -> None:
+        """These pairs are known now (by the relay calling)."""
+        rows = [{"subscriber": name, "event_type": type_} for name, type_ in sorted(set(pairs))]
+        if not rows:
+            return
+        statement = insert(EventSubscription).values(rows)
+        await self.session.exec(
+            statement.on_conflict_do_update(
+                index_elements=["subscriber", "event_type"], set_={"known_at": func.now()}
+            )
+        )
+
+    async def subscribed(self, grace: timedelta) -> dict[str, set[str]]:
+        """event type -> the subscribers some relay has known for it within ``grace``."""
+        rows = await self.session.exec(
+            select(col(EventSubscription.event_type), col(EventSubscription.subscriber)).where(
+                col(EventSubscription.known_at) >= func.now() - grace
+            )
+        )
+        subscribed: dict[str, set[str]] = {}
+        for event_type, name in rows.all():
+            subscribed.setdefault(event_type, set()).add(name)
+        return subscribed
+
+    async def all(self) -> list[KnownSubscription]:
+        rows = await self.session.exec(
+            select(EventSubscription).order_by(
+                col(EventSubscription.subscriber), col(EventSubscription.event_type)
+            )
+        )
+        return [
+            KnownSubscription(r.subscriber, r.event_type, r.first_known_at, r.known_at)
+            for r in rows.all()
+        ]
