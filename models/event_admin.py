@@ -117,3 +117,21 @@ class BulkReplayResult(CamelModel):
     events: int = PydanticField(examples=[40])
     # Whether failed deliveries matching the request remain (call again).
     more: bool = PydanticField(examples=[False])
+
+
+class SubscriptionPublic(CamelModel):
+    """A (subscriber, event type) pair as the workers' relays know it."""
+
+    subscriber: str = PydanticField(examples=["crm"])
+    event_type: str = PydanticField(examples=["order.created"])
+    # When a relay last said its code has it (null: no relay ever did, only a worker
+    # from before relays wrote theirs fanned deliveries out to it).
+    known_at: datetime | None
+    # A relay said so within three polls: a live worker delivers it.
+    live: bool
+    # Its pending deliveries (waiting for a worker that knows it, when not live).
+    pending: int = PydanticField(examples=[0])
+    oldest_pending_at: datetime | None
+    # Not live with deliveries pending: when they are dropped unless a worker that
+    # knows it comes back (EVENT_SUBSCRIBER_GRACE_SECONDS after it was last known).
+    drop_after: datetime | None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, status
 
-from api.deps import DbSession
+from api.deps import AppSettings, DbSession
 from api.problems import problem_responses
 from api.security import StaffUser
 from core.events import EventType
@@ -21,6 +22,7 @@ from models.event_admin import (
     EventDetail,
     ReplayRequest,
     ReplayResult,
+    SubscriptionPublic,
 )
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
@@ -123,6 +125,28 @@ async def replay_many(
         limit=BULK_REPLAY_LIMIT,
     )
     return BulkReplayResult(replayed=result.replayed, events=result.events, more=result.more)
+
+
+@router.get(
+    "/subscribers",
+    summary="Subscribers the workers know, and deliveries waiting for one (staff)",
+    response_model=list[SubscriptionPublic],
+    responses=problem_responses(),
+)
+async def subscribers(
+    caller: StaffUser, session: DbSession, settings: AppSettings
+) -> list[SubscriptionPublic]:
+    """One item per (subscriber, event type) a worker's relay has known (`knownAt`: when
+    one last said so) or a delivery is pending for. `live: false` with `pending` > 0:
+    no running worker knows it (a rolling deploy that adds it is under way, or it was
+    taken out of the code); its deliveries wait, and are dropped at `dropAfter` unless
+    a worker that knows it runs by then."""
+    poll = settings.event_relay_poll_seconds
+    states = await EventAdminService(session).subscription_states(
+        grace=timedelta(seconds=settings.event_subscriber_grace_seconds),
+        live_within=timedelta(seconds=3 * poll),
+    )
+    return [SubscriptionPublic.model_validate(s, from_attributes=True) for s in states]
 
 
 @router.get(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, tuple_, update
 from sqlmodel import col, select
@@ -23,6 +24,7 @@ from core.errors import Conflict, NotFound
 from models.event_admin import BULK_REPLAY_LIMIT
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
+from services.events.subscriptions import Pair, SubscriptionRepository
 
 # The relay LISTENs on this channel (migrations e7a1c0de0003).
 RELAY_CHANNEL = "shop_outbox"
@@ -48,6 +50,22 @@ class DeliveryFilter:
 class EventWithDeliveries:
     event: OutboxEvent
     deliveries: list[EventDelivery]
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """A (subscriber, event type) as the relays know it, and its pending deliveries."""
+
+    subscriber: str
+    event_type: str
+    # When a relay last wrote it (None: only a worker from before relays wrote theirs).
+    known_at: datetime | None
+    # A relay has written it within three polls: a live worker knows it.
+    live: bool
+    pending: int
+    oldest_pending_at: datetime | None
+    # When its pending deliveries are dropped if no worker that knows it comes back.
+    drop_after: datetime | None
 
 
 @dataclass(frozen=True)
@@ -175,6 +193,25 @@ class EventAdminRepository:
                 .values(delivered_at=None)
             )
 
+    async def pending_by_pair(self) -> dict[Pair, tuple[int, datetime]]:
+        """(subscriber, event type) -> its pending deliveries and the oldest one's
+        ``created_at``."""
+        rows = await self.session.exec(
+            select(
+                col(EventDelivery.subscriber),
+                col(EventDelivery.event_type),
+                func.count(),
+                func.min(col(EventDelivery.created_at)),
+            )
+            .where(col(EventDelivery.status) == DeliveryStatus.PENDING)
+            .group_by(col(EventDelivery.subscriber), col(EventDelivery.event_type))
+        )
+        return {(name, type_): (int(n), oldest) for name, type_, n, oldest in rows.all()}
+
+    async def now(self) -> datetime:
+        """The database's clock: the one relays write ``known_at`` with."""
+        return (await self.session.exec(select(func.now()))).one()
+
     async def notify_relay(self) -> None:
         """Wake the relay when this transaction commits (NOTIFY is sent at commit)."""
         await self.session.exec(select(func.pg_notify(RELAY_CHANNEL, "")))
@@ -196,6 +233,36 @@ def _conditions(where: DeliveryFilter) -> list[ColumnElement[bool]]:
 class EventAdminService:
     def __init__(self, session: AsyncSession) -> None:
         self.repository = EventAdminRepository(session)
+        self.subscriptions = SubscriptionRepository(session)
+
+    async def subscription_states(
+        self, *, grace: timedelta, live_within: timedelta
+    ) -> list[SubscriptionState]:
+        """Every pair a relay has written or a delivery is pending for: those pending
+        that no live worker knows wait for one, and are dropped at ``drop_after``."""
+        now = await self.repository.now()
+        known = {(k.subscriber, k.event_type): k.known_at for k in await self.subscriptions.all()}
+        pending = await self.repository.pending_by_pair()
+        states = []
+        for pair in sorted(set(known) | set(pending)):
+            known_at = known.get(pair)
+            count, oldest = pending.get(pair, (0, None))
+            live = known_at is not None and now - known_at <= live_within
+            drop_after = None
+            if count and not live and oldest is not None:
+                drop_after = max(oldest, known_at or oldest) + grace
+            states.append(
+                SubscriptionState(
+                    subscriber=pair[0],
+                    event_type=pair[1],
+                    known_at=known_at,
+                    live=live,
+                    pending=count,
+                    oldest_pending_at=oldest,
+                    drop_after=drop_after,
+                )
+            )
+        return states
 
     async def deliveries(
         self, where: DeliveryFilter, *, offset: int, limit: int

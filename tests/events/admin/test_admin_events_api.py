@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import httpx
@@ -14,6 +14,7 @@ from core.events import EventType
 from core.settings import Settings
 from models.events import DeliveryStatus
 from services.events.admin import EventAdminService
+from services.events.subscriptions import SubscriptionRepository
 from tests.events.admin.seeding import Seeder, unique_subscriber
 from tests.factories import signed_up
 
@@ -271,3 +272,31 @@ async def test_bulk_replay_is_capped_and_says_more_are_left(seed: Seeder, limit:
     async with transaction(seed.sessions) as session:
         rest = await EventAdminService(session).replay_many(subscriber=crm, limit=3)
     assert (rest.replayed, rest.more) == (3 - limit, False)
+
+
+async def test_subscribers_show_deliveries_waiting_for_a_worker_that_knows_them(
+    client: httpx.AsyncClient, staff: dict[str, str], seed: Seeder
+) -> None:
+    live, ghost = unique_subscriber("live"), unique_subscriber("ghost")
+    async with transaction(seed.sessions) as session:
+        await SubscriptionRepository(session).beat([(live, "order.created")])
+    event = await seed.event(deliveries={ghost: PENDING}, age=timedelta(minutes=2))
+
+    response = await client.get("/api/admin/events/subscribers", headers=staff)
+    assert response.status_code == 200, response.text
+    mine = {i["subscriber"]: i for i in response.json() if i["subscriber"] in (live, ghost)}
+    assert mine[live]["live"] is True
+    assert (mine[live]["eventType"], mine[live]["pending"], mine[live]["dropAfter"]) == (
+        "order.created",
+        0,
+        None,
+    )
+    waiting = mine[ghost]
+    assert (waiting["knownAt"], waiting["live"], waiting["pending"]) == (None, False, 1)
+    created = datetime.fromisoformat(waiting["oldestPendingAt"].replace("Z", "+00:00"))
+    assert abs(created - event.created_at) < timedelta(milliseconds=1)
+    drop_after = datetime.fromisoformat(waiting["dropAfter"].replace("Z", "+00:00"))
+    assert drop_after == created + timedelta(seconds=600)
+    _, customer = await signed_up(client)
+    refused = await client.get("/api/admin/events/subscribers", headers=customer)
+    assert refused.status_code == 403
