@@ -93,3 +93,16 @@ def test_an_empty_provider_key_means_unset_so_the_sandbox_stays(
     assert settings.crm_uses_sandbox
     assert settings.email_uses_sandbox
     assert settings.stripe_secret_key is None
+
+
+def test_a_subscriber_grace_shorter_than_three_relay_polls_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A live relay writes what it knows once a poll: a shorter grace could drop the
+    deliveries of a subscriber a running worker knows."""
+    monkeypatch.setenv("EVENT_RELAY_POLL_SECONDS", "60")
+    monkeypatch.setenv("EVENT_SUBSCRIBER_GRACE_SECONDS", "179")
+    with pytest.raises(ValueError, match="EVENT_SUBSCRIBER_GRACE_SECONDS"):
+        Settings()
+    monkeypatch.setenv("EVENT_SUBSCRIBER_GRACE_SECONDS", "180")
+    assert Settings().event_subscriber_grace_seconds == 180.0

@@ -13,7 +13,9 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from core.db import SessionFactory, create_session_factory
+from core.db import SessionFactory, create_session_factory, transaction
+from core.events import EventType
+from core.outbox import publish
 from core.settings import Settings
 from models.events import DeliveryStatus
 from services.events.delivery import DeliveryService
@@ -134,6 +136,50 @@ async def test_a_delivery_attempted_on_a_worker_that_does_not_know_it_waits_for_
     )
     rows = {d.subscriber: d for d in await deliveries(engine, [event])}
     assert rows[added.name].status == DeliveryStatus.DELIVERED
+
+
+async def test_an_event_type_only_the_newer_code_subscribes_to_is_delivered_by_it(
+    settings: Settings, temporal_client: Client, engine: AsyncEngine, redis: Redis
+) -> None:
+    run = run_id()
+    name = f"widened_{run}"
+    before = Recorder(name, run)  # the old code: relay probes only
+    after = Recorder(name, run, types=frozenset({EventType.RELAY_PROBE, EventType.USER_DELETED}))
+    sessions = create_session_factory(engine)
+    [first] = await _publish(sessions, EventType.USER_DELETED, [f"user_{run}_0"], run)
+    await RelayService(sessions, [after.subscriber]).run_pass(_start_nothing)
+    # An attempt on a worker of the old code, whose subscriber does not take the type:
+    # its handler is not run; the delivery waits for a worker that takes it.
+    old_worker = DeliveryService(sessions, redis, [before.subscriber])
+    step = await old_worker.deliver(first, name, 0, EventType.USER_DELETED.value)
+    assert step == "skipped"
+    [left] = await deliveries(engine, [first])
+    assert (left.status, left.generation) == (DeliveryStatus.PENDING, 1)
+    assert before.attempts == {}
+    fast = quick(settings, event_subscriber_grace_seconds=60.0)
+    old_process = await connect(fast)
+    # The pair is known (the pass above wrote it): whichever relay fans them out.
+    async with (
+        relay(fast, old_process, [before.subscriber]),
+        relay(fast, temporal_client, [after.subscriber]),
+    ):
+        users = [f"user_{run}_{n}" for n in range(1, 7)]
+        ids = [first, *await _publish(sessions, EventType.USER_DELETED, users, run)]
+        await eventually(lambda: all_finished(engine, ids), within=60)
+    rows = await deliveries(engine, ids)
+    assert {(d.subscriber, d.status) for d in rows} == {(name, DeliveryStatus.DELIVERED)}
+    assert sorted(e.event_id for e in await effects(engine, ids)) == sorted(ids)
+    assert before.attempts == {}
+
+
+async def _publish(
+    sessions: SessionFactory, type: EventType, aggregates: Sequence[str], run: str
+) -> list[str]:
+    ids = []
+    for aggregate in aggregates:
+        async with transaction(sessions) as session:
+            ids.append((await publish(session, type, aggregate, {"run": run})).id)
+    return ids
 
 
 async def test_a_subscriber_no_worker_has_known_for_the_grace_is_dropped_and_logged(
