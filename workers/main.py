@@ -117,7 +117,9 @@ async def relaying(
             deps.sessions,
             subscribers,
             grace=timedelta(seconds=deps.settings.event_subscriber_grace_seconds),
-            beat_every=timedelta(seconds=deps.settings.event_relay_poll_seconds),
+            # Twice a poll: a live relay's pairs are never older than about one poll
+            # (a pass runs at least once a poll), well inside the grace's three.
+            beat_every=timedelta(seconds=deps.settings.event_relay_poll_seconds / 2),
             trace_links=tracing is not None and tracing.exporting,
         ),
         EventDeliveryWorkflows(TemporalConnection.of(client), deps.settings),

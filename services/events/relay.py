@@ -4,9 +4,10 @@ A pass runs under ``pg_advisory_xact_lock(RELAY_LOCK)`` (two transactions: fan-o
 claims), so passes of any number of relays (one per worker process) never overlap: a
 delivery is claimed by one batch only, and none is skipped.
 
-0. **Beat.** At least every ``beat_every`` (the relay's poll), the relay writes the
-   (subscriber, event type) pairs of its code as known now (``event_subscriptions``).
-   Workers of two versions side by side (a rolling deploy) share what each knows.
+0. **Beat.** At a pass ``beat_every`` (half the relay's poll) after the last, the relay
+   writes the (subscriber, event type) pairs of its code as known now
+   (``event_subscriptions``): workers of two versions side by side (a rolling deploy)
+   share what each knows.
 1. **Dispatch.** Outbox rows not yet dispatched, in ``seq`` order, get one
    ``event_deliveries`` row per subscriber that wants their type: in this relay's code,
    or in any relay's that has known it within ``grace`` (a worker of newer code adding a
@@ -63,9 +64,9 @@ log = logging.getLogger(__name__)
 
 DISPATCH_BATCH = 500
 START_BATCH = 500
-# The defaults of EVENT_SUBSCRIBER_GRACE_SECONDS and EVENT_RELAY_POLL_SECONDS.
+# What the workers use by default: EVENT_SUBSCRIBER_GRACE_SECONDS, half EVENT_RELAY_POLL_SECONDS.
 DEFAULT_GRACE = timedelta(minutes=10)
-DEFAULT_BEAT_EVERY = timedelta(seconds=5)
+DEFAULT_BEAT_EVERY = timedelta(seconds=2.5)
 
 # Starts the batches' workflows; returns the ids of those started (or already there).
 Starter = Callable[[Sequence[DeliveryBatch]], Awaitable[Sequence[str]]]
