@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -21,11 +22,15 @@ log = logging.getLogger(__name__)
 SCRAPE_TIMEOUT_SECONDS = 2.0
 
 
-async def relay_exposition(sessions: SessionFactory) -> bytes:
+async def relay_exposition(sessions: SessionFactory, *, live_within: timedelta) -> bytes:
+    """``live_within``: a subscriber no relay has said it knows for this long has no live
+    worker (three relay polls)."""
     health: RelayHealth | None
     try:
         async with sessions() as session:
-            health = await asyncio.wait_for(relay_health(session), SCRAPE_TIMEOUT_SECONDS)
+            health = await asyncio.wait_for(
+                relay_health(session, live_within=live_within), SCRAPE_TIMEOUT_SECONDS
+            )
     except Exception:
         log.warning("relay metrics: the database did not answer", exc_info=True)
         health = None
@@ -68,4 +73,12 @@ class _RelayGauges(Collector):
         )
         for name, count in self.health.dead_letters.items():
             dead.add_metric([name], count)
-        return [ok, lag, pending, dead]
+        unknown = GaugeMetricFamily(
+            "shop_event_deliveries_unknown",
+            "Pending deliveries no live worker knows the subscriber (and event type) of: "
+            "waiting for one, dropped after EVENT_SUBSCRIBER_GRACE_SECONDS; per subscriber",
+            labels=["subscriber"],
+        )
+        for name, count in self.health.unknown.items():
+            unknown.add_metric([name], count)
+        return [ok, lag, pending, dead, unknown]

@@ -112,5 +112,8 @@ async def metrics(request: Request, state: State) -> Response:
     relay's gauges (read from the database now), in the Prometheus text format."""
     own = generate_latest(request.app.state.registry)
     shared = await SharedCounters(state.redis).exposition()
-    relay = await relay_exposition(state.sessions)
+    relay = await relay_exposition(
+        state.sessions,
+        live_within=timedelta(seconds=3 * state.settings.event_relay_poll_seconds),
+    )
     return Response(own + shared + relay, media_type=CONTENT_TYPE_LATEST)

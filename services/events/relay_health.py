@@ -1,25 +1,29 @@
 """How the relay is keeping up, read from the database when Prometheus scrapes ``/metrics``.
 
-Three cheap queries, each on an index that exists: pending deliveries per subscriber
-(``event_deliveries_status_created_at_idx``), failed ones (the same index), and the oldest
-outbox row not yet fanned out (``outbox_undispatched_idx``).
+Four cheap queries, each on an index that exists: pending deliveries per subscriber
+(``event_deliveries_status_created_at_idx``), those of them no live worker knows the
+subscriber of (the same index, and ``event_subscriptions``' key), failed ones (the same
+index), and the oldest outbox row not yet fanned out (``outbox_undispatched_idx``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.base import utcnow
-from models.events import DeliveryStatus, EventDelivery
+from models.events import DeliveryStatus, EventDelivery, EventSubscription
 from models.outbox import OutboxEvent
 
 # The label of the step before any subscriber: fanning outbox rows out to deliveries.
 DISPATCH = "_dispatch"
+# A relay writes what it knows twice a poll: three polls (of 5 s by default) without it,
+# no live worker knows the pair.
+LIVE_WITHIN = timedelta(seconds=15)
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,9 @@ class RelayHealth:
     lag_seconds: dict[str, float] = field(default_factory=dict)
     pending: dict[str, int] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)
+    # Pending deliveries whose (subscriber, event type) no live worker knows: waiting for
+    # one (a rolling deploy under way), or for the grace to drop them (a removal).
+    unknown: dict[str, int] = field(default_factory=dict)
 
 
 class RelayHealthRepository:
@@ -48,6 +55,25 @@ class RelayHealthRepository:
         )
         return {str(name): (int(count), oldest) for name, count, oldest in rows.all()}
 
+    async def unknown(self, live_within: timedelta) -> dict[str, int]:
+        """subscriber -> pending deliveries whose pair no relay has known within
+        ``live_within``."""
+        known = (
+            select(col(EventSubscription.subscriber))
+            .where(
+                col(EventSubscription.subscriber) == col(EventDelivery.subscriber),
+                col(EventSubscription.event_type) == col(EventDelivery.event_type),
+                col(EventSubscription.known_at) >= func.now() - live_within,
+            )
+            .exists()
+        )
+        rows = await self.session.exec(
+            select(EventDelivery.subscriber, func.count())
+            .where(col(EventDelivery.status) == DeliveryStatus.PENDING, ~known)
+            .group_by(col(EventDelivery.subscriber))
+        )
+        return {str(name): int(count) for name, count in rows.all()}
+
     async def failed(self) -> dict[str, int]:
         rows = await self.session.exec(
             select(EventDelivery.subscriber, func.count())
@@ -66,11 +92,15 @@ class RelayHealthRepository:
         return row.first()
 
 
-async def relay_health(session: AsyncSession) -> RelayHealth:
-    """Every subscriber seen pending or failed gets all three numbers (0 when none)."""
+async def relay_health(
+    session: AsyncSession, *, live_within: timedelta = LIVE_WITHIN
+) -> RelayHealth:
+    """Every subscriber seen pending or failed gets all four numbers (0 when none).
+    ``live_within``: a pair no relay has written for this long no live worker knows."""
     repository = RelayHealthRepository(session)
     now = utcnow()
     pending = await repository.pending()
+    unknown = await repository.unknown(live_within) if pending else {}
     failed = await repository.failed()
     undispatched = await repository.oldest_undispatched()
     names = sorted(set(pending) | set(failed))
@@ -80,6 +110,7 @@ async def relay_health(session: AsyncSession) -> RelayHealth:
         lag_seconds=lag,
         pending={name: pending[name][0] if name in pending else 0 for name in names},
         dead_letters={name: failed.get(name, 0) for name in names},
+        unknown={name: unknown.get(name, 0) for name in names},
     )
 
 

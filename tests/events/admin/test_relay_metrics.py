@@ -13,6 +13,7 @@ from core.db import SessionFactory, transaction
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
 from services.events.relay_health import DISPATCH, relay_health
+from services.events.subscriptions import SubscriptionRepository
 from tests.events.admin.seeding import Seeder, unique_subscriber
 from tests.factories import ClientFactory
 
@@ -20,6 +21,7 @@ GAUGES = (
     "shop_event_relay_lag_seconds",
     "shop_event_deliveries_pending",
     "shop_event_dead_letters",
+    "shop_event_deliveries_unknown",
 )
 
 
@@ -57,6 +59,26 @@ async def test_metrics_report_lag_pending_and_dead_letters_per_subscriber(
     assert gauges[("shop_event_dead_letters", crm)] == 1
     assert gauges[("shop_event_dead_letters", mail)] == 2
     assert gauges[("shop_event_relay_lag_seconds", DISPATCH)] >= 0
+    # No relay has said it knows crm: its pending deliveries wait for a worker that does.
+    assert gauges[("shop_event_deliveries_unknown", crm)] == 2
+    assert gauges[("shop_event_deliveries_unknown", mail)] == 0
+
+
+async def test_pending_deliveries_a_live_relay_knows_are_not_unknown(
+    client: httpx.AsyncClient, seed: Seeder
+) -> None:
+    known, other_type, gone = (unique_subscriber(p) for p in ("known", "typed", "gone"))
+    async with transaction(seed.sessions) as session:
+        subscriptions = SubscriptionRepository(session)
+        await subscriptions.beat([(known, "order.created"), (other_type, "order.cancelled")])
+    for _ in range(2):
+        await seed.event(deliveries={n: DeliveryStatus.PENDING for n in (known, other_type, gone)})
+    gauges = _gauges((await client.get("/metrics")).text)
+    assert gauges[("shop_event_deliveries_pending", known)] == 2
+    assert gauges[("shop_event_deliveries_unknown", known)] == 0
+    # Known for another event type only: a worker of that code cannot deliver these.
+    assert gauges[("shop_event_deliveries_unknown", other_type)] == 2
+    assert gauges[("shop_event_deliveries_unknown", gone)] == 2
 
 
 async def test_dispatch_lag_is_the_age_of_the_first_row_not_fanned_out(
