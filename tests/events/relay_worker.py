@@ -1,8 +1,8 @@
 """A worker process on the events queue with a test subscriber, for the crash test.
 
-    python -m tests.events.relay_worker RUN SUBSCRIBER
+    python -m tests.events.relay_worker RUN SUBSCRIBER[,SUBSCRIBER…]
 
-Configured from the environment like ``shop worker``. Its handler writes an effect row
+Configured from the environment like ``shop worker``. Its handlers write an effect row
 (``relay_support.EFFECTS``) a little slowly, so that a SIGKILL lands mid-delivery.
 """
 
@@ -26,17 +26,17 @@ async def _slowly(event: DomainEvent, attempt: int) -> None:
     await asyncio.sleep(HANDLER_SECONDS)
 
 
-async def serve(run: str, subscriber: str) -> None:
+async def serve(run: str, names: str) -> None:
     settings = Settings()
     client = await connect(settings)
-    recorder = Recorder(subscriber, run, behaviour=_slowly)
+    subscribers = [Recorder(name, run, behaviour=_slowly).subscriber for name in names.split(",")]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with (
         worker_deps(settings, client) as deps,
-        running_workers(client, deps, [TaskQueue.EVENTS], subscribers=[recorder.subscriber]),
+        running_workers(client, deps, [TaskQueue.EVENTS], subscribers=subscribers),
     ):
         print("ready", flush=True)
         await stop.wait()
