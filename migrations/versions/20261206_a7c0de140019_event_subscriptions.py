@@ -2,8 +2,8 @@
 said so. Workers of two versions side by side (a rolling deploy) share what each knows:
 a delivery is dropped only once no relay has known its pair for the grace period.
 
-Revision ID: d5e1a7c00001
-Revises: a7c0de140016
+Revision ID: a7c0de140019
+Revises: a7c0de140018
 Create Date: 2026-12-06 22:30:00.000000
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-revision: str = "d5e1a7c00001"
-down_revision: str | None = "a7c0de140016"
+revision: str = "a7c0de140019"
+down_revision: str | None = "a7c0de140018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
