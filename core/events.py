@@ -20,6 +20,9 @@ class EventType(StrEnum):
     ORDER_FAILED = "order.failed"
     PAYMENT_FAILED = "payment.failed"
     PAYMENT_REFUNDED = "payment.refunded"
+    # A refund Stripe answered ``succeeded`` that failed later (``refund.failed``: the
+    # card's bank sent it back); its money is the shop's again, owed to the customer.
+    PAYMENT_REFUND_FAILED = "payment.refund_failed"
     FULFILLMENT_ORDER_READY = "fulfillment.order_ready"
     INVENTORY_LOW_STOCK = "inventory.low_stock"
     # Something a search reads changed: name, description, price, category, active,
@@ -59,6 +62,7 @@ AGGREGATE_OF: dict[EventType, AggregateType] = {
     EventType.ORDER_FAILED: AggregateType.ORDER,
     EventType.PAYMENT_FAILED: AggregateType.ORDER,
     EventType.PAYMENT_REFUNDED: AggregateType.ORDER,
+    EventType.PAYMENT_REFUND_FAILED: AggregateType.ORDER,
     EventType.FULFILLMENT_ORDER_READY: AggregateType.ORDER,
     EventType.INVENTORY_LOW_STOCK: AggregateType.PRODUCT,
     EventType.PRODUCT_CHANGED: AggregateType.PRODUCT,

@@ -8,6 +8,11 @@ it), a ``refund_failed`` payment event and a timeline entry say which refund and
 a return whose refund (or settlement) it was goes back to ``received`` with its
 ``refundError`` set, for staff to settle (``ReturnSteps.settle``, under a new key).
 
+And it is told: ``payment.refund_failed`` (the order's), published in the same
+transaction, reaches staff (an alert: settle the return, or refund again), the customer
+(a notification and an email), webhook endpoints, and the analytics' refunds (counted
+back at the hour it failed).
+
 Until then the failure was never read: the payment stayed ``refunded``, the return
 ``closed``, and a staff refund for the money was refused as more than was left.
 """
@@ -16,12 +21,15 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.events import EventType
+from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway, WebhookEvent
 from models.base import utcnow
 from models.orders import Payment, PaymentStatus
 from models.returns import ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
 from services.payments.repository import PaymentRepository
+from services.payments.states import refund_balance
 from services.returns.repository import ReturnRepository
 
 
@@ -66,6 +74,21 @@ class RefundFailures:
         if request is not None:
             _reopen(request, event.refund_id, reason)
             self.returns.stage(request)
+        # Once per refund, as the payment event above: both are under the payment's lock.
+        await publish(
+            self.session,
+            EventType.PAYMENT_REFUND_FAILED,
+            payment.order_id,
+            {
+                "orderId": payment.order_id,
+                "refundId": event.refund_id,
+                "amount": reversed_amount,
+                "currency": payment.currency,
+                "reason": reason,
+                **origin,
+                **refund_balance(payment),
+            },
+        )
         return True
 
 

@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db import create_session_factory
+from core.events import EventType
+from tests.fulfillment_rows import published
 from tests.orders.helpers import (
     SANDBOX_KEY,
     eventually,
@@ -53,6 +56,20 @@ async def test_a_staff_refund_that_failed_at_stripe_is_refundable_again(
     await eventually(failure_recorded)
     [failure] = await provider_events(engine, placed["id"], "refund_failed")
     assert (failure["refundId"], failure["reversed"]) == (made["refundId"], 1000)
+    # Told, in the same transaction: once, with what a subscriber needs (no returnId: a
+    # staff refund), the balance as of the failure.
+    async with create_session_factory(engine)() as session:
+        [told] = await published(session, placed["id"], EventType.PAYMENT_REFUND_FAILED)
+    assert told.data == {
+        "orderId": placed["id"],
+        "refundId": made["refundId"],
+        "amount": 1000,
+        "currency": "USD",
+        "reason": "expired_or_canceled_card",
+        "captured": total,
+        "refundedTotal": 0,
+        "remaining": total,
+    }
     order = (await http.get(order_url, headers=shopper.headers)).json()
     assert (order["payment"]["status"], order["payment"]["amountRefunded"]) == ("captured", 0)
     assert [e for e in order["timeline"] if made["refundId"] in e["message"]] != []
@@ -74,3 +91,5 @@ async def test_a_staff_refund_that_failed_at_stripe_is_refundable_again(
     )
     assert sorted(r["status"] for r in listed.json()["data"]) == ["failed", "succeeded"]
     assert len(await provider_events(engine, placed["id"], "refund_failed")) == 1
+    async with create_session_factory(engine)() as session:
+        assert len(await published(session, placed["id"], EventType.PAYMENT_REFUND_FAILED)) == 1

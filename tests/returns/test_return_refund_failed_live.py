@@ -8,9 +8,11 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_session_factory
+from core.events import EventType
 from integrations.payments.stripe import StripeGateway
 from models.returns import ReturnStatus
 from services.returns import ReturnRepository, ReturnSteps
+from tests.fulfillment_rows import published
 from tests.live import LiveStack
 from tests.orders.helpers import (
     eventually,
@@ -64,6 +66,13 @@ async def test_a_return_whose_refund_failed_is_reopened_and_settled_with_a_new_r
         request.id,
     )
     assert await refunded(http, intent["id"]) == 0
+    async with sessions() as session:
+        [told] = await published(session, order["id"], EventType.PAYMENT_REFUND_FAILED)
+    assert (told.data["refundId"], told.data["amount"], told.data["returnId"]) == (
+        failed_id,
+        OWED,
+        request.id,
+    )
 
     url = f"/api/admin/returns/{request.id}/settle"
     body = {"amount": OWED, "note": "the card was replaced; refunded again"}
@@ -85,6 +94,9 @@ async def test_a_return_whose_refund_failed_is_reopened_and_settled_with_a_new_r
     await fail_refund(http, second_failed)
     await eventually(reopened)
     assert await refunded(http, intent["id"]) == 0
+    async with sessions() as session:
+        bounced = await published(session, order["id"], EventType.PAYMENT_REFUND_FAILED)
+    assert [e.data["refundId"] for e in bounced] == [failed_id, second_failed]
     third = await http.post(url, headers=staff, json=body)
     assert third.status_code == 200, third.text
     assert third.json()["refundId"] not in (failed_id, second_failed)
