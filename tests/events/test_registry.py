@@ -66,6 +66,8 @@ def test_the_worker_runs_every_handler_once_under_its_own_name(
         "payment_failed_email",
         "payment_failure_metrics",
         "refund_email",
+        "refund_failed_alert",
+        "refund_failed_email",
         "shipment_shipped_email",
         "order_delivered_email",
         "shipment_delayed_alert",

@@ -17,6 +17,7 @@ from services.events.handlers.payments import (
     payment_failure_metrics,
     refund_email,
 )
+from services.events.handlers.refund_failures import refund_failed_alert, refund_failed_email
 from services.events.handlers.returns import return_emails, return_request_alert
 from services.events.handlers.shipping import (
     order_delivered_email,
@@ -36,6 +37,8 @@ __all__ = [
     "payment_failed_email",
     "payment_failure_metrics",
     "refund_email",
+    "refund_failed_alert",
+    "refund_failed_email",
     "return_emails",
     "return_request_alert",
     "shipment_delayed_alert",
@@ -46,14 +49,17 @@ __all__ = [
 def alert_and_email_subscribers(
     emails: EmailService, redis: Redis, settings: Settings
 ) -> list[Subscriber]:
-    """The low-stock alert and auto-reorder, the payment emails and counter, and the
-    return emails (the customer's, and staff's alert of a request to decide)."""
+    """The low-stock alert and auto-reorder, the payment emails and counter, a bounced
+    refund's alert and email, and the return emails (the customer's, and staff's alert
+    of a request to decide)."""
     return [
         low_stock_alert(emails, settings),
         auto_reorder(),
         payment_failed_email(emails, settings),
         payment_failure_metrics(redis),
         refund_email(emails, settings),
+        refund_failed_alert(emails, settings),
+        refund_failed_email(emails, settings),
         return_emails(emails, settings),
         return_request_alert(emails, settings),
     ]
