@@ -25,6 +25,7 @@ class NotificationKind(StrEnum):
     ORDER_FAILED = "order_failed"
     PAYMENT_FAILED = "payment_failed"
     PAYMENT_REFUNDED = "payment_refunded"
+    REFUND_FAILED = "refund_failed"
     SHIPMENT_SHIPPED = "shipment_shipped"
     ORDER_DELIVERED = "order_delivered"
     RETURN_RECEIVED = "return_received"

@@ -139,3 +139,36 @@ async def test_an_order_created_handled_after_the_order_ended_confirms_nothing(
 
     rows = await _notifications(db_sessions, user.id)
     assert [(r.kind, r.event_id) for r in rows] == [("order_cancelled", cancelled.id)]
+
+
+async def test_a_refund_that_bounced_notifies_the_customer_once(
+    db_sessions: SessionFactory,
+) -> None:
+    subscriber = notifications_subscriber()
+    async with transaction(db_sessions) as session:
+        order = (await order_in_parcels(session)).order
+        event = await publish(
+            session,
+            EventType.PAYMENT_REFUND_FAILED,
+            order.id,
+            {
+                "orderId": order.id,
+                "refundId": "re_bounced",
+                "amount": 1250,
+                "currency": "USD",
+                "reason": "lost_or_stolen_card",
+                "returnId": "ret_1",
+            },
+        )
+    assert await handle_once(db_sessions, subscriber, event.id) is True
+    assert await handle_once(db_sessions, subscriber, event.id) is False
+
+    [row] = await _notifications(db_sessions, order.user_id)
+    assert (row.kind, row.title, row.body) == (
+        "refund_failed",
+        f"Refund of 12.50 USD for order {order.id} not completed",
+        "The refund did not reach you: the card it was sent to was reported lost or stolen. "
+        "The money is safe with us and will be refunded again; we have emailed you the "
+        "details.",
+    )
+    assert row.data == {"orderId": order.id, "returnId": "ret_1", "refundId": "re_bounced"}

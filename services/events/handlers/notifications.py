@@ -21,6 +21,7 @@ from core.events import EventType
 from core.money import exponent
 from models.notifications import NotificationKind
 from models.orders import OrderStatus
+from services.events.handlers.refund_failures import explain_refund_failure
 from services.events.subscribers import DomainEvent, Subscriber
 from services.notifications.repository import NewNotification, NotificationRepository
 from services.order_repository import OrderRepository
@@ -36,6 +37,7 @@ EVENT_TYPES = frozenset(
         EventType.ORDER_FAILED,
         EventType.PAYMENT_FAILED,
         EventType.PAYMENT_REFUNDED,
+        EventType.PAYMENT_REFUND_FAILED,
         EventType.SHIPMENT_SHIPPED,
         EventType.ORDER_DELIVERED,
         EventType.RETURN_RECEIVED,
@@ -115,6 +117,13 @@ def describe(event_type: EventType, order_id: str, data: dict[str, Any]) -> tupl
                 f"Refund of {_money(data.get('amount'), data)} for order {order_id}",
                 "The refund is on its way back to your card; it can take a few days to "
                 "show on your statement.",
+            )
+        case EventType.PAYMENT_REFUND_FAILED:
+            return (
+                NotificationKind.REFUND_FAILED,
+                f"Refund of {_money(data.get('amount'), data)} for order {order_id} not completed",
+                f"The refund did not reach you: {explain_refund_failure(reason)}. The money is "
+                "safe with us and will be refunded again; we have emailed you the details.",
             )
         case EventType.SHIPMENT_SHIPPED:
             carrier = (
