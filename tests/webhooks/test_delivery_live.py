@@ -28,7 +28,7 @@ from temporal.clients.webhooks import WebhookWorkflows
 from tests.factories import register as register_user
 from tests.live import LiveStack, live_stack
 from tests.orders.conftest import http, staff
-from tests.orders.helpers import eventually, paid_order
+from tests.orders.helpers import eventually, paid_order, provider_events
 from tests.webhooks.receiver import Received, Receiver, receiver
 from workflows.types.webhooks import SendOutcome, SendResult, webhook_workflow_id
 
@@ -141,6 +141,58 @@ async def test_an_order_reaches_the_endpoint_that_wants_it_signed_and_not_the_ot
         "return.requested"
     }
     assert {r.json["type"] for r in hooks.got("returns")} <= {"return.requested"}
+
+
+async def test_a_refund_that_bounced_reaches_the_endpoint_staff_and_the_customer(
+    engine: AsyncEngine,
+    live: LiveStack,
+    http: httpx.AsyncClient,
+    staff: dict[str, str],
+    made: list[str],
+    hooks: Receiver,
+) -> None:
+    """A staff refund the card's bank sent back (``refund.failed`` from the sandbox): the
+    relay takes ``payment.refund_failed`` to an endpoint that wants it, staff's alert, the
+    customer's notification and email. Before, nothing was published: no one heard."""
+    endpoint = await register(http, staff, made, hooks.url("bounced"), ["payment.refund_failed"])
+    shopper, order = await paid_order(http, staff)
+    refund = await http.post(
+        f"/api/admin/orders/{order['id']}/refunds",
+        headers=staff | {"Idempotency-Key": f"bounce-{order['id']}"},
+        json={"amount": 1000, "reason": "dented"},
+    )
+    assert refund.status_code == 200, refund.text
+    [made_refund] = await provider_events(engine, order["id"], "refunded")
+    failed = await http.post(f"/_sandbox/stripe/refunds/{made_refund['refundId']}/fail")
+    assert failed.status_code == 200, failed.text
+
+    await eventually(lambda: _has(hooks, "bounced", order["id"]))
+    [received] = of_order(hooks.got("bounced"), order["id"])
+    payload = verified(endpoint["secret"], received)
+    assert payload["type"] == "payment.refund_failed"
+    assert {k: payload["data"][k] for k in ("refundId", "amount", "currency", "reason")} == {
+        "refundId": made_refund["refundId"],
+        "amount": 1000,
+        "currency": "USD",
+        "reason": "expired_or_canceled_card",
+    }
+
+    async def told() -> bool:
+        kinds = await http.get("/api/notifications", headers=shopper.headers)
+        return "refund_failed" in [n["kind"] for n in kinds.json()["items"]]
+
+    await eventually(told)
+    settings = live.settings
+    to_staff = settings.fulfillment_alert_email or settings.inventory_alert_email
+
+    async def emailed() -> bool:
+        customer = await http.get("/_sandbox/mail/messages", params={"to": shopper.user["email"]})
+        alerts = await http.get("/_sandbox/mail/messages", params={"to": to_staff})
+        return any("did not reach you" in m["subject"] for m in customer.json()) and any(
+            order["id"] in m["subject"] and "failed" in m["subject"] for m in alerts.json()
+        )
+
+    await eventually(emailed)
 
 
 async def _has(hooks: Receiver, path: str, order_id: str, count: int = 1) -> bool:
