@@ -48,9 +48,13 @@ SELECT date_trunc('hour', o.created_at, 'UTC')
 FROM analytics_events a JOIN orders o ON o.id = a.properties ->> 'orderId'
 WHERE a.received_at > :since AND a.properties ? 'orderId'
 """
-TOUCHED_REFUND_HOURS = """
+# A refund that failed later (``payment.refund_failed``: the card's bank sent it back) is
+# counted back at the hour it failed, as a refund counts at the hour it was made: the
+# refund's own outbox row may have been pruned by then, its hour is never recomputed.
+REFUND_TYPES = "('payment.refunded', 'payment.refund_failed')"
+TOUCHED_REFUND_HOURS = f"""
 SELECT DISTINCT date_trunc('hour', created_at, 'UTC') FROM outbox
-WHERE type = 'payment.refunded' AND created_at > :since
+WHERE type IN {REFUND_TYPES} AND created_at > :since
 """
 # In person order: hours recomputed side by side (``rebuild``) take the new rows' locks in
 # one order, so they wait for each other rather than deadlock.
@@ -126,12 +130,14 @@ WHERE event = 'product_view' AND created_at >= :start AND created_at < :end
   AND length(properties ->> 'productId') BETWEEN 1 AND 40
 GROUP BY 2
 """
-REFUNDS = """
+REFUNDS = f"""
 INSERT INTO analytics_refund_hourly (hour, currency, refunds, amount)
-SELECT CAST(:start AS timestamptz), data ->> 'currency', count(*),
-       sum((data ->> 'amount')::bigint)
+SELECT CAST(:start AS timestamptz), data ->> 'currency',
+       count(*) FILTER (WHERE type = 'payment.refunded')
+         - count(*) FILTER (WHERE type = 'payment.refund_failed'),
+       sum(CASE type WHEN 'payment.refunded' THEN 1 ELSE -1 END * (data ->> 'amount')::bigint)
 FROM outbox
-WHERE type = 'payment.refunded' AND created_at >= :start AND created_at < :end
+WHERE type IN {REFUND_TYPES} AND created_at >= :start AND created_at < :end
   AND length(data ->> 'currency') = 3 AND data ? 'amount'
 GROUP BY 2
 """
@@ -240,8 +246,9 @@ class RollupRepository:
             )
 
     async def recompute_refund_hour(self, start: datetime) -> None:
-        """Refunds come from ``payment.refunded`` outbox rows, which are pruned after the
-        outbox retention: only hours with new refunds are recomputed, never older ones."""
+        """Refunds come from ``payment.refunded`` outbox rows (less ``payment.refund_failed``
+        ones), which are pruned after the outbox retention: only hours with new refunds
+        are recomputed, never older ones."""
         await self._rows("DELETE FROM analytics_refund_hourly WHERE hour = :start", start=start)
         await self._rows(REFUNDS, start=start, end=start + HOUR)
 

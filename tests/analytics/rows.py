@@ -1,5 +1,6 @@
 """Keyword-only factories of raw rows the analytics rollups read: events, orders (with
-lines and a payment), refunds (``payment.refunded`` outbox rows), users and products."""
+lines and a payment), refunds (``payment.refunded`` outbox rows, and
+``payment.refund_failed`` ones of refunds that failed later), users and products."""
 
 from __future__ import annotations
 
@@ -129,5 +130,21 @@ def refund(order_id: str, *, amount: int, currency: str, at: datetime) -> Outbox
         aggregate_type="order",
         aggregate_id=order_id,
         data={"orderId": order_id, "amount": amount, "currency": currency},
+        created_at=at,
+    )
+
+
+def refund_failed(order_id: str, *, amount: int, currency: str, at: datetime) -> OutboxEvent:
+    """A refund the card's bank sent back (``amount``: what is no longer refunded)."""
+    return OutboxEvent(
+        type=str(EventType.PAYMENT_REFUND_FAILED),
+        aggregate_type="order",
+        aggregate_id=order_id,
+        data={
+            "orderId": order_id,
+            "refundId": "re_bounced",
+            "amount": amount,
+            "currency": currency,
+        },
         created_at=at,
     )

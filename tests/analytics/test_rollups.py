@@ -12,7 +12,7 @@ from core.db import SessionFactory
 from models.analytics_rollups import ANY_EVENT
 from models.base import utcnow
 from services.analytics import bitmaps
-from services.analytics.rollups import RollupService, day_groups
+from services.analytics.rollups import RollupRepository, RollupService, day_groups
 from tests.analytics import rows
 from tests.analytics.rows import event
 
@@ -117,6 +117,40 @@ async def test_rollups_match_the_raw_events_after_late_events_and_identity_links
         people_h1 = (await rolled_hour(session, h1))[ANY_EVENT][1]
         assert "user_ra1" in people_h1
         assert "anon:guest_ra" not in people_h1
+
+
+async def test_a_refund_that_failed_later_is_counted_back_at_the_hour_it_failed(
+    db_sessions: SessionFactory,
+) -> None:
+    """30.00 and 10.00 refunded in one hour, the 30.00 sent back by the card's bank days
+    later: that hour is touched and counts it back, and the refunds of the whole span add
+    up to the 10.00 the customer got. Before, the failure was not read: 40.00 refunded."""
+    made, failed = datetime(2025, 4, 2, 10, tzinfo=UTC), datetime(2025, 4, 5, 15, tzinfo=UTC)
+    async with db_sessions() as session:
+        session.add_all(
+            [
+                rows.refund("ord_rf1", amount=3000, currency="USD", at=made + timedelta(minutes=5)),
+                rows.refund("ord_rf2", amount=1000, currency="USD", at=made + timedelta(minutes=9)),
+                rows.refund_failed(
+                    "ord_rf1", amount=3000, currency="USD", at=failed + timedelta(minutes=7)
+                ),
+            ]
+        )
+        await session.commit()
+    async with db_sessions() as session:
+        _, refund_hours = await RollupRepository(session).touched_hours(failed)
+    assert failed in refund_hours
+    await RollupService(db_sessions).recompute([], [made, failed])
+    async with db_sessions() as session:
+        rolled = await _rows(
+            session,
+            "SELECT hour, currency, refunds, amount FROM analytics_refund_hourly "
+            "WHERE hour >= :start AND hour < :end ORDER BY hour",
+            start=made,
+            end=failed + timedelta(hours=1),
+        )
+    assert rolled == [(made, "USD", 2, 4000), (failed, "USD", -1, -3000)]
+    assert sum(int(str(r[3])) for r in rolled) == 1000
 
 
 async def test_recomputing_an_hour_twice_gives_the_same_rows(db_sessions: SessionFactory) -> None:
