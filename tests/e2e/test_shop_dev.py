@@ -17,7 +17,7 @@ import pytest
 
 from cli.stack.process import find_binary, free_port, free_server_ports
 from core.settings import load_settings
-from tests.e2e.conftest import SHOP, DevRun, clean_env, http_status
+from tests.e2e.conftest import SHOP, DevRun, clean_env, command_lines, http_status
 
 pytestmark = pytest.mark.e2e
 
@@ -75,12 +75,13 @@ def test_shop_dev_runs_the_stack_stops_cleanly_and_keeps_its_data(dev_run: DevRu
 
     # Every server, both workers and the API are children, in their own processes.
     children = dev_run.descendants()
-    names = " ".join(" ".join(p.cmdline()) for p in children)
+    commands = [command for _, command in command_lines(children)]
+    names = " ".join(commands)
     assert "redis-server" in names
     assert "start-dev" in names
     assert "postgres" in names
-    assert sum("cli.main worker" in " ".join(p.cmdline()) for p in children) == 2
-    assert sum("cli.main api" in " ".join(p.cmdline()) for p in children) == 1
+    assert sum("cli.main worker" in command for command in commands) == 2
+    assert sum("cli.main api" in command for command in commands) == 1
 
     # A second terminal needs no configuration: it finds the stack through stack.env.
     settings = load_settings(dev_run.data_dir)
