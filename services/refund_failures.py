@@ -22,6 +22,7 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.events import EventType
+from core.money import Money
 from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway, WebhookEvent
 from models.base import utcnow
@@ -67,8 +68,8 @@ class RefundFailures:
         order = await OrderRepository(self.session).require(payment.order_id)
         self.payments.order_timeline(
             order,
-            f"refund {event.refund_id} failed at Stripe ({reason}): {reversed_amount} "
-            f"{payment.currency} not refunded, refundable again",
+            f"refund {event.refund_id} failed at Stripe ({reason}): "
+            f"{Money(reversed_amount, payment.currency).format()} not refunded, refundable again",
             {"refundId": event.refund_id, "reason": reason, **origin},
         )
         if request is not None:

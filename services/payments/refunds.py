@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict
 from core.events import EventType
+from core.money import Money
 from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway, PaymentRejected, RefundResult
 from models.orders import Order, Payment
@@ -151,7 +152,7 @@ async def refund(
         await announce_refund(session, payment, own, {"reason": reason, **origin})
         payments.order_timeline(
             order,
-            f"refunded {own} {payment.currency}",
+            f"refunded {Money(own, payment.currency).format()}",
             {"refundId": result.refund_id, "reason": reason, **origin},
         )
     await session.flush()
@@ -277,6 +278,6 @@ async def _announce_lost(
     )
     PaymentRepository(session).order_timeline(
         order,
-        f"refunded {amount} {payment.currency} (a refund whose answer was lost)",
+        f"refunded {Money(amount, payment.currency).format()} (a refund whose answer was lost)",
         {"unrecorded": True, **origin},
     )

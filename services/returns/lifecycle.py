@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, transaction
 from core.events import EventType
+from core.money import Money
 from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway
 from models.base import utcnow
@@ -241,7 +242,7 @@ class ReturnSteps:
             order_id, payload = await announced(
                 session,
                 request,
-                f"return refunded: {amount} {request.currency}",
+                f"return refunded: {Money(amount, request.currency).format()}",
                 {"amount": amount, "currency": request.currency, "refundId": request.refund_id},
             )
             await publish(session, EventType.RETURN_REFUNDED, order_id, payload)

@@ -337,7 +337,7 @@ async def test_staff_refund_in_parts_then_nothing_is_left(
     assert await refunded(http, intent["id"]) == total
     nothing = await http.post(url, headers=staff, json={"amount": 1})
     assert nothing.status_code == 409
-    assert "refunded 1000 USD" in [e["message"] for e in rest.json()["timeline"]]
+    assert "refunded 10.00 USD" in [e["message"] for e in rest.json()["timeline"]]
     assert (await outbox_types(engine, order["id"]))[-2:] == ["payment.refunded"] * 2
 
     # Stripe's charge.refunded, one per refund, is about the intent's Charge: recorded

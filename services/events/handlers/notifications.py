@@ -12,13 +12,12 @@ ending is the news).
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.events import EventType
-from core.money import exponent
+from core.money import Money
 from models.notifications import NotificationKind
 from models.orders import OrderStatus
 from services.events.handlers.refund_failures import explain_refund_failure
@@ -180,6 +179,4 @@ def _money(amount: object, data: dict[str, Any]) -> str:
     """``1234`` USD as ``12.34 USD`` (minor units, the currency's own exponent)."""
     if not isinstance(amount, int):
         return "the amount due"
-    currency = str(data.get("currency") or "USD")
-    places = exponent(currency)
-    return f"{Decimal(amount).scaleb(-places):.{places}f} {currency}"
+    return Money(amount, str(data.get("currency") or "USD")).format()
