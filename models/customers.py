@@ -2,10 +2,12 @@
 
 One ``lifetime_value_entries`` row per event that changed what a customer's orders
 count: ``order`` (+ total, one more order), ``refund`` (minus what was refunded, capped at
-what the order still counts) and ``cancellation`` (minus what the order still counts, one
-order fewer). The event id is the key, so an event is entered at most once; an order has
-at most one ``order`` and one ``cancellation`` entry, so a replayed or duplicated event
-of either kind enters nothing. The totals on ``users`` are sums of this ledger.
+what the order still counts), ``cancellation`` (minus what the order still counts, one
+order fewer) and ``refund_failed`` (plus what a refund that bounced gave back, capped at
+what refunds and the cancellation had taken out). The event id is the key, so an event
+is entered at most once; an order has at most one ``order`` and one ``cancellation``
+entry, so a replayed or duplicated event of either kind enters nothing. The totals on
+``users`` are sums of this ledger.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class LedgerKind(StrEnum):
     ORDER = "order"
     REFUND = "refund"
     CANCELLATION = "cancellation"
+    REFUND_FAILED = "refund_failed"
 
 
 class LifetimeValueEntry(SQLModel, table=True):
@@ -41,7 +44,9 @@ class LifetimeValueEntry(SQLModel, table=True):
             unique=True,
             postgresql_where=sql_text("kind = 'cancellation'"),
         ),
-        CheckConstraint("kind IN ('order', 'refund', 'cancellation')", name="kind_known"),
+        CheckConstraint(
+            "kind IN ('order', 'refund', 'cancellation', 'refund_failed')", name="kind_known"
+        ),
         CheckConstraint("orders_delta BETWEEN -1 AND 1", name="orders_delta_unit"),
     )
 
@@ -59,7 +64,8 @@ class LifetimeValueEntry(SQLModel, table=True):
         )
     )
     kind: LedgerKind = Field(sa_column=Column(String(16), nullable=False))
-    # Signed minor units of ``currency``: positive for an order, negative otherwise.
+    # Signed minor units of ``currency``: positive for an order or a refund that failed,
+    # negative otherwise.
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
     currency: str = Field(max_length=3)
     # +1 for a counted order, -1 for the cancellation of a counted one, else 0.

@@ -8,6 +8,12 @@ cancelled, refunded order is taken out once whichever of its two events comes fi
 an order cancelled before it was counted (or a replayed ``order.created`` of a cancelled
 order) counts nothing.
 
+``payment.refund_failed`` (a refund the card's bank sent back: the money is the shop's
+again) gives back its amount, capped at what refunds and the cancellation have taken out
+of the order and not been given back yet, so the order never counts more than its total;
+a cancelled order's bounced refund counts too (the shop holds the money), but not as an
+order. Refunded again, the order loses it again through the refund rule.
+
 The totals on ``users`` are recomputed from the customer's ledger in the transaction
 that adds an entry, under a lock on the user's row: two orders of one customer handled
 at once cannot lose an update, and every total is explained by the entries.
@@ -40,7 +46,14 @@ from services.events.subscribers import DomainEvent
 # published order.created): ``order.failed`` and ``payment.failed`` take it out as a
 # cancellation does.
 ENDINGS = frozenset({EventType.ORDER_CANCELLED, EventType.ORDER_FAILED, EventType.PAYMENT_FAILED})
-LIFETIME_VALUE_EVENTS = frozenset({EventType.ORDER_CREATED, EventType.PAYMENT_REFUNDED, *ENDINGS})
+LIFETIME_VALUE_EVENTS = frozenset(
+    {
+        EventType.ORDER_CREATED,
+        EventType.PAYMENT_REFUNDED,
+        EventType.PAYMENT_REFUND_FAILED,
+        *ENDINGS,
+    }
+)
 
 
 class LifetimeValueEventInvalid(ShopError):
@@ -99,6 +112,14 @@ def _amount(data: dict[str, Any], key: str) -> int:
     return value
 
 
+def _same_currency(event: DomainEvent, placed: LifetimeValueEntry) -> None:
+    currency = str(event.data.get("currency") or placed.currency).upper()
+    if currency != placed.currency:
+        raise LifetimeValueEventInvalid(
+            f"{event.type} in {currency} of order {placed.order_id} placed in {placed.currency}"
+        )
+
+
 def plan_entry(
     event: DomainEvent, user_id: str, order_entries: list[LifetimeValueEntry]
 ) -> LifetimeValueEntry | None:
@@ -134,13 +155,19 @@ def plan_entry(
         if placed is None or still_counts <= 0:
             return None  # never counted, or already taken out (e.g. by its cancellation)
         refunded = _amount(event.data, "amount")
-        currency = str(event.data.get("currency") or placed.currency).upper()
-        if currency != placed.currency:
-            raise LifetimeValueEventInvalid(
-                f"refund in {currency} of order {order_id} placed in {placed.currency}"
-            )
+        _same_currency(event, placed)
         taken = min(refunded, still_counts)
         return entry(LedgerKind.REFUND, -taken, placed.currency, 0) if taken else None
+    if event.type is EventType.PAYMENT_REFUND_FAILED:
+        if placed is None:
+            return None  # never counted: nothing was taken out
+        bounced = _amount(event.data, "amount")
+        _same_currency(event, placed)
+        # What refunds and the cancellation took out, less what bounced refunds gave
+        # back already: the order never counts more than its total. A cancelled order's
+        # counts again too (its money is the shop's), though not as an order.
+        given = min(bounced, placed.amount - still_counts)
+        return entry(LedgerKind.REFUND_FAILED, given, placed.currency, 0) if given > 0 else None
     if event.type in ENDINGS:
         if cancelled:
             return None
@@ -200,7 +227,8 @@ class LifetimeValueService:
         user_id = event.data.get("userId")
         if isinstance(user_id, str) and user_id:
             return user_id
-        # payment.refunded names the order only; its customer is on the order's entries.
+        # payment.refunded (and refund_failed) names the order only; its customer is on
+        # the order's entries.
         return entries[0].user_id if entries else None
 
     async def project(self, event: DomainEvent) -> Projection | None:

@@ -88,3 +88,14 @@ async def customer(sessions: SessionFactory, user_id: str) -> User:
         user = await session.get(User, user_id, populate_existing=True)
         assert user is not None
         return user
+
+
+def refund_failed(order: Order, amount: int, refund_id: str = "re_bounced") -> dict[str, Any]:
+    """``payment.refund_failed`` as ``RefundFailures.record`` publishes it (balance left out)."""
+    return {
+        "orderId": order.id,
+        "refundId": refund_id,
+        "amount": amount,
+        "currency": order.currency,
+        "reason": "expired_or_canceled_card",
+    }

@@ -1,5 +1,6 @@
-"""Subscriber ``lifetime_value``: orders, refunds and cancellations into the customer's
-lifetime value (``services/customers.py``), in the transaction of the event's receipt."""
+"""Subscriber ``lifetime_value``: orders, refunds (and those that bounced) and cancellations
+into the customer's lifetime value (``services/customers.py``), in the transaction of the
+event's receipt."""
 
 from __future__ import annotations
 
