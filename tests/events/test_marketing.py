@@ -30,6 +30,7 @@ from tests.events.customers import (
     order_created,
     payment_refunded,
     published,
+    refund_failed,
 )
 from tests.live import LiveStack
 
@@ -115,6 +116,43 @@ async def test_refund_and_cancellation_update_the_contact_before_or_after_lifeti
     assert seen == [(10.0, 1), (60.0, 2), (40.0, 2), (10.0, 1)]
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (1_000, 1)
+
+
+@pytest.mark.parametrize("marketing_first", [True, False], ids=["before", "after"])
+async def test_a_refund_that_bounced_gives_the_contact_its_value_back(
+    db_sessions: SessionFactory,
+    marketing: Subscriber,
+    http: httpx.AsyncClient,
+    marketing_first: bool,
+) -> None:
+    """``payment.refund_failed``: the 30.00 the card's bank sent back is the shop's again,
+    so the contact's lifetime value has it again, whichever subscriber runs first."""
+    assert EventType.PAYMENT_REFUND_FAILED in marketing.event_types
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session)
+        order = await create_order(session, user, total=5_000)
+    events = [
+        await published(db_sessions, CREATED, order.id, order_created(order)),
+        await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 3_000)),
+        await published(
+            db_sessions, EventType.PAYMENT_REFUND_FAILED, order.id, refund_failed(order, 3_000)
+        ),
+    ]
+    seen: list[tuple[float, int]] = []
+    for event_id in events:
+        pair = (marketing, LIFETIME_VALUE) if marketing_first else (LIFETIME_VALUE, marketing)
+        for subscriber in pair:
+            assert await handle_once(db_sessions, subscriber, event_id) is True
+        contact = await _contact(http, user.email)
+        assert contact is not None
+        seen.append(
+            (contact["customFields"]["lifetime_value"], contact["customFields"]["orders_count"])
+        )
+
+    assert seen == [(50.0, 1), (20.0, 1), (50.0, 1)]
+    assert await handle_once(db_sessions, marketing, events[-1]) is False
+    row = await customer(db_sessions, user.id)
+    assert (row.lifetime_value, row.orders_count) == (5_000, 1)
 
 
 async def test_an_outage_leaves_no_receipt_and_the_retry_syncs(

@@ -1,9 +1,9 @@
 """Subscriber ``marketing``: the customer's SendGrid Marketing contact.
 
-``order.created``, ``order.cancelled`` and ``payment.refunded`` (and ``order.failed`` or
-``payment.failed`` of an order that had been counted) upsert the contact with
-the lifetime value, orders count and last order date the ledger gives with the event
-entered (``order.created`` also adds them to the customers list: the seed's
+``order.created``, ``order.cancelled``, ``payment.refunded`` and ``payment.refund_failed``
+(and ``order.failed`` or ``payment.failed`` of an order that had been counted) upsert the
+contact with the lifetime value, orders count and last order date the ledger gives with
+the event entered (``order.created`` also adds them to the customers list: the seed's
 ``triggerOrderConfirmation``); ``user.deleted`` deletes the contact. The provider calls
 are idempotent by nature (PUT by email with absolute values; deleting what is gone
 finds nothing), so a call repeated after a crash changes nothing.
@@ -26,6 +26,7 @@ MARKETING_EVENTS = frozenset(
         EventType.ORDER_FAILED,
         EventType.PAYMENT_FAILED,
         EventType.PAYMENT_REFUNDED,
+        EventType.PAYMENT_REFUND_FAILED,
         EventType.USER_DELETED,
     }
 )
