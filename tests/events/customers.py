@@ -12,6 +12,8 @@ from core.events import EventType
 from core.outbox import publish
 from models.orders import Order, OrderStatus
 from models.users import Role, User, UserStatus
+from services.events.handlers.lifetime_value import LIFETIME_VALUE
+from services.events.handling import handle_once
 from tests.factories import unique_email
 
 
@@ -81,6 +83,22 @@ async def published(
     """A real outbox row, committed as its writer commits it; returns the event id."""
     async with transaction(sessions) as session:
         return (await publish(session, type, aggregate_id, data)).id
+
+
+async def deliver_twice(sessions: SessionFactory, event_id: str) -> None:
+    """Deliver to the lifetime value twice, as an at-least-once relay may: the second
+    changes nothing."""
+    assert await handle_once(sessions, LIFETIME_VALUE, event_id) is True
+    assert await handle_once(sessions, LIFETIME_VALUE, event_id) is False
+
+
+async def delivered(
+    sessions: SessionFactory, type: EventType, aggregate_id: str, data: dict[str, Any]
+) -> str:
+    """``published``, then delivered to the lifetime value twice; returns the event id."""
+    event_id = await published(sessions, type, aggregate_id, data)
+    await deliver_twice(sessions, event_id)
+    return event_id
 
 
 async def customer(sessions: SessionFactory, user_id: str) -> User:

@@ -32,6 +32,8 @@ from tests.events.customers import (
     create_customer,
     create_order,
     customer,
+    deliver_twice,
+    delivered,
     order_cancelled,
     order_created,
     payment_refunded,
@@ -54,19 +56,13 @@ async def _entries(sessions: SessionFactory, user_id: str) -> list[LifetimeValue
         return list(rows.all())
 
 
-async def _deliver(sessions: SessionFactory, event_id: str) -> None:
-    """Deliver twice, as an at-least-once relay may: the second changes nothing."""
-    assert await handle_once(sessions, LIFETIME_VALUE, event_id) is True
-    assert await handle_once(sessions, LIFETIME_VALUE, event_id) is False
-
-
 async def test_an_order_counts_once_when_delivered_twice(db_sessions: SessionFactory) -> None:
     async with transaction(db_sessions) as session:
         user = await create_customer(session)
         order = await create_order(session, user, total=12_345)
     event_id = await published(db_sessions, CREATED, order.id, order_created(order))
 
-    await _deliver(db_sessions, event_id)
+    await deliver_twice(db_sessions, event_id)
 
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.lifetime_value_currency, row.orders_count) == (12_345, "USD", 1)
@@ -74,7 +70,7 @@ async def test_an_order_counts_once_when_delivered_twice(db_sessions: SessionFac
     assert row.first_order_at == row.last_order_at
     # The same order published again (a writer retried) is not a second order either.
     again = await published(db_sessions, CREATED, order.id, order_created(order))
-    await _deliver(db_sessions, again)
+    await deliver_twice(db_sessions, again)
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (12_345, 1)
     entries = await _entries(db_sessions, user.id)
@@ -90,8 +86,8 @@ async def test_orders_add_up_and_set_first_and_last_order(db_sessions: SessionFa
         second = await create_order(session, user, total=2_500)
     first_event = await published(db_sessions, CREATED, first.id, order_created(first))
     second_event = await published(db_sessions, CREATED, second.id, order_created(second))
-    await _deliver(db_sessions, first_event)
-    await _deliver(db_sessions, second_event)
+    await deliver_twice(db_sessions, first_event)
+    await deliver_twice(db_sessions, second_event)
 
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (3_500, 2)
@@ -104,18 +100,16 @@ async def test_a_refund_takes_its_amount_out_once(db_sessions: SessionFactory) -
     async with transaction(db_sessions) as session:
         user = await create_customer(session)
         order = await create_order(session, user, total=5_000)
-    await _deliver(
-        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
-    )
+    await delivered(db_sessions, CREATED, order.id, order_created(order))
     refund = await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 1_200))
 
-    await _deliver(db_sessions, refund)
+    await deliver_twice(db_sessions, refund)
 
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (3_800, 1)
     # More than the order still counts is capped at what it counts: never below zero.
     too_much = await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 9_999))
-    await _deliver(db_sessions, too_much)
+    await deliver_twice(db_sessions, too_much)
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (0, 1)
     assert sorted(e.amount for e in await _entries(db_sessions, user.id)) == [-3_800, -1_200, 5_000]
@@ -129,15 +123,13 @@ async def test_a_cancelled_refunded_order_is_taken_out_once_in_either_order(
         user = await create_customer(session)
         kept = await create_order(session, user, total=700)
         order = await create_order(session, user, total=4_000)
-    await _deliver(db_sessions, await published(db_sessions, CREATED, kept.id, order_created(kept)))
-    await _deliver(
-        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
-    )
+    await delivered(db_sessions, CREATED, kept.id, order_created(kept))
+    await delivered(db_sessions, CREATED, order.id, order_created(order))
     refund = await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 4_000))
     cancel = await published(db_sessions, CANCELLED, order.id, order_cancelled(order))
 
     for event_id in (refund, cancel) if refund_first else (cancel, refund):
-        await _deliver(db_sessions, event_id)
+        await deliver_twice(db_sessions, event_id)
 
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (700, 1)
@@ -160,20 +152,11 @@ async def test_a_partly_refunded_order_cancelled_takes_out_the_rest(
     async with transaction(db_sessions) as session:
         user = await create_customer(session)
         order = await create_order(session, user, total=3_000)
-    await _deliver(
-        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
-    )
-    await _deliver(
-        db_sessions, await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 500))
-    )
-    await _deliver(
-        db_sessions, await published(db_sessions, CANCELLED, order.id, order_cancelled(order))
-    )
+    await delivered(db_sessions, CREATED, order.id, order_created(order))
+    await delivered(db_sessions, REFUNDED, order.id, payment_refunded(order, 500))
+    await delivered(db_sessions, CANCELLED, order.id, order_cancelled(order))
     # The rest of the money comes back as a refund after the cancellation: nothing left.
-    await _deliver(
-        db_sessions,
-        await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 2_500)),
-    )
+    await delivered(db_sessions, REFUNDED, order.id, payment_refunded(order, 2_500))
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (0, 0)
     assert (row.first_order_at, row.last_order_at) == (None, None)
@@ -185,16 +168,12 @@ async def test_an_order_cancelled_before_it_counted_never_counts(
     async with transaction(db_sessions) as session:
         user = await create_customer(session)
         order = await create_order(session, user, total=2_000)
-    await _deliver(
-        db_sessions, await published(db_sessions, CANCELLED, order.id, order_cancelled(order))
-    )
+    await delivered(db_sessions, CANCELLED, order.id, order_cancelled(order))
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (0, 0)
     # A late or replayed order.created of the cancelled order: the cancellation entry
     # keeps it out.
-    await _deliver(
-        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
-    )
+    await delivered(db_sessions, CREATED, order.id, order_created(order))
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (0, 0)
     assert [(e.kind, e.amount) for e in await _entries(db_sessions, user.id)] == [
@@ -209,13 +188,9 @@ async def test_a_replayed_order_created_after_the_cancellation_counts_nothing(
         user = await create_customer(session)
         order = await create_order(session, user, total=2_000)
     created = await published(db_sessions, CREATED, order.id, order_created(order))
-    await _deliver(db_sessions, created)
-    await _deliver(
-        db_sessions, await published(db_sessions, CANCELLED, order.id, order_cancelled(order))
-    )
-    await _deliver(
-        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
-    )
+    await deliver_twice(db_sessions, created)
+    await delivered(db_sessions, CANCELLED, order.id, order_cancelled(order))
+    await delivered(db_sessions, CREATED, order.id, order_created(order))
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (0, 0)
 
@@ -275,7 +250,9 @@ async def test_the_customer_and_staff_see_the_lifetime_value(
     async with transaction(sessions) as session:
         row = await customer(sessions, user["id"])
         order = await create_order(session, row, total=4_321)
-    await _deliver(sessions, await published(sessions, CREATED, order.id, order_created(order)))
+    await deliver_twice(
+        sessions, await published(sessions, CREATED, order.id, order_created(order))
+    )
 
     me = (await client.get("/api/users/me", headers=auth)).json()
     assert me["lifetimeValue"] == 4_321
@@ -336,9 +313,7 @@ async def test_fulfilment_priority_reads_the_customers_other_orders(
         before = await create_order(session, user, total=earlier)
         order = await create_order(session, user, total=total)
     for placed in (before, order):  # this order's own order.created handled too
-        await _deliver(
-            db_sessions, await published(db_sessions, CREATED, placed.id, order_created(placed))
-        )
+        await delivered(db_sessions, CREATED, placed.id, order_created(placed))
 
     async with transaction(db_sessions) as session:
         await OrderService(session, settings, AnalyticsRecorder(False)).queue_fulfillment(order.id)
@@ -364,12 +339,10 @@ async def test_an_order_that_fails_after_it_counted_is_taken_out(
         user = await create_customer(session)
         kept = await create_order(session, user, total=1_500)
         order = await create_order(session, user, total=7_000)
-    await _deliver(db_sessions, await published(db_sessions, CREATED, kept.id, order_created(kept)))
-    await _deliver(
-        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
-    )
+    await delivered(db_sessions, CREATED, kept.id, order_created(kept))
+    await delivered(db_sessions, CREATED, order.id, order_created(order))
     failed = order_cancelled(order) | {"failureCode": "capture_failed", "reason": "expired"}
-    await _deliver(db_sessions, await published(db_sessions, ending, order.id, failed))
+    await delivered(db_sessions, ending, order.id, failed)
 
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (1_500, 1)
@@ -388,7 +361,7 @@ async def test_the_projection_reads_the_ledger_once_so_a_concurrent_commit_never
         user = await create_customer(session)
         order = await create_order(session, user, total=3_255)
     event_id = await published(db_sessions, CREATED, order.id, order_created(order))
-    await _deliver(db_sessions, event_id)  # lifetime_value has committed the order's entry
+    await deliver_twice(db_sessions, event_id)  # lifetime_value has committed the order's entry
 
     async with db_sessions() as session:
         event = await session.get(OutboxEvent, event_id)

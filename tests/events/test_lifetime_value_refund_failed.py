@@ -9,12 +9,12 @@ from sqlmodel import select
 from core.db import SessionFactory, transaction
 from core.events import EventType
 from models.customers import LedgerKind, LifetimeValueEntry
-from services.events.handlers.lifetime_value import LIFETIME_VALUE
-from services.events.handling import handle_once
 from tests.events.customers import (
     create_customer,
     create_order,
     customer,
+    deliver_twice,
+    delivered,
     order_cancelled,
     order_created,
     payment_refunded,
@@ -28,12 +28,6 @@ CREATED, CANCELLED, REFUNDED, BOUNCED = (
     EventType.PAYMENT_REFUNDED,
     EventType.PAYMENT_REFUND_FAILED,
 )
-
-
-async def _deliver(sessions: SessionFactory, event_id: str) -> None:
-    """Deliver twice, as an at-least-once relay may: the second changes nothing."""
-    assert await handle_once(sessions, LIFETIME_VALUE, event_id) is True
-    assert await handle_once(sessions, LIFETIME_VALUE, event_id) is False
 
 
 async def _kinds(sessions: SessionFactory, user_id: str) -> list[tuple[str, int]]:
@@ -50,17 +44,12 @@ async def test_a_refund_that_bounces_gives_the_value_back_once(
     async with transaction(db_sessions) as session:
         user = await create_customer(session)
         order = await create_order(session, user, total=5_000)
-    await _deliver(
-        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
-    )
-    await _deliver(
-        db_sessions,
-        await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 3_000)),
-    )
+    await delivered(db_sessions, CREATED, order.id, order_created(order))
+    await delivered(db_sessions, REFUNDED, order.id, payment_refunded(order, 3_000))
     assert (await customer(db_sessions, user.id)).lifetime_value == 2_000
 
     bounced = await published(db_sessions, BOUNCED, order.id, refund_failed(order, 3_000))
-    await _deliver(db_sessions, bounced)  # redelivered: entered once
+    await deliver_twice(db_sessions, bounced)  # redelivered: entered once
 
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (5_000, 1)
@@ -69,15 +58,10 @@ async def test_a_refund_that_bounces_gives_the_value_back_once(
     )
     # Another event for the same bounce (a replay under a new id) cannot lift the order
     # above its total: nothing is left taken out.
-    await _deliver(
-        db_sessions, await published(db_sessions, BOUNCED, order.id, refund_failed(order, 3_000))
-    )
+    await delivered(db_sessions, BOUNCED, order.id, refund_failed(order, 3_000))
     assert (await customer(db_sessions, user.id)).lifetime_value == 5_000
     # Refunded again by staff: the refund rule takes it out again.
-    await _deliver(
-        db_sessions,
-        await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 3_000)),
-    )
+    await delivered(db_sessions, REFUNDED, order.id, payment_refunded(order, 3_000))
     assert (await customer(db_sessions, user.id)).lifetime_value == 2_000
 
 
@@ -91,32 +75,20 @@ async def test_a_cancelled_orders_bounced_refund_counts_until_it_is_refunded_aga
         user = await create_customer(session)
         kept = await create_order(session, user, total=700)
         order = await create_order(session, user, total=4_000)
-    await _deliver(db_sessions, await published(db_sessions, CREATED, kept.id, order_created(kept)))
-    await _deliver(
-        db_sessions, await published(db_sessions, CREATED, order.id, order_created(order))
-    )
-    await _deliver(
-        db_sessions, await published(db_sessions, CANCELLED, order.id, order_cancelled(order))
-    )
-    await _deliver(
-        db_sessions,
-        await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 4_000)),
-    )
+    await delivered(db_sessions, CREATED, kept.id, order_created(kept))
+    await delivered(db_sessions, CREATED, order.id, order_created(order))
+    await delivered(db_sessions, CANCELLED, order.id, order_cancelled(order))
+    await delivered(db_sessions, REFUNDED, order.id, payment_refunded(order, 4_000))
     row = await customer(db_sessions, user.id)
     started = (row.lifetime_value, row.orders_count, row.first_order_at, row.last_order_at)
     assert started[:2] == (700, 1)
 
-    await _deliver(
-        db_sessions, await published(db_sessions, BOUNCED, order.id, refund_failed(order, 4_000))
-    )
+    await delivered(db_sessions, BOUNCED, order.id, refund_failed(order, 4_000))
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (4_700, 1)  # its money, not an order
     assert (row.first_order_at, row.last_order_at) == started[2:]
 
-    await _deliver(
-        db_sessions,
-        await published(db_sessions, REFUNDED, order.id, payment_refunded(order, 4_000)),
-    )
+    await delivered(db_sessions, REFUNDED, order.id, payment_refunded(order, 4_000))
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count, row.first_order_at, row.last_order_at) == started
 
@@ -136,7 +108,7 @@ async def test_a_partly_refunded_cancelled_orders_bounce_gives_back_only_what_bo
         (REFUNDED, payment_refunded(order, 2_500)),
         (BOUNCED, refund_failed(order, 500)),
     ):
-        await _deliver(db_sessions, await published(db_sessions, type, order.id, data))
+        await delivered(db_sessions, type, order.id, data)
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (500, 0)
 
@@ -147,12 +119,8 @@ async def test_a_bounce_of_an_order_never_counted_enters_nothing(
     async with transaction(db_sessions) as session:
         user = await create_customer(session)
         order = await create_order(session, user, total=2_000)
-    await _deliver(
-        db_sessions, await published(db_sessions, CANCELLED, order.id, order_cancelled(order))
-    )
-    await _deliver(
-        db_sessions, await published(db_sessions, BOUNCED, order.id, refund_failed(order, 2_000))
-    )
+    await delivered(db_sessions, CANCELLED, order.id, order_cancelled(order))
+    await delivered(db_sessions, BOUNCED, order.id, refund_failed(order, 2_000))
     row = await customer(db_sessions, user.id)
     assert (row.lifetime_value, row.orders_count) == (0, 0)
     assert await _kinds(db_sessions, user.id) == [(LedgerKind.CANCELLATION, 0)]
