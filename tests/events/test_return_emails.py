@@ -10,6 +10,7 @@ from core.db import SessionFactory, transaction
 from core.events import EventType
 from core.outbox import publish
 from models.orders import Order, OrderLine
+from models.returns import ReturnReason, ReturnRequest, ReturnStatus
 from services.email import EmailService
 from services.events.handlers import refund_email, return_emails, return_request_alert
 from services.events.handling import handle_once
@@ -129,6 +130,36 @@ async def test_a_decline_and_a_cancellation_say_why(
     assert "Reason: worn, not returnable" in first["text"]
     assert second["subject"] == f"Your return for order {order.id} was cancelled"
     assert "Nothing was refunded" in second["text"]
+
+
+async def test_an_approval_handled_after_the_cancellation_sends_no_label(
+    db_sessions: SessionFactory, emails: EmailService, mail_api: MailApi
+) -> None:
+    """The approval's delivery failed (a dead letter does not hold back its order's later
+    events), the return was cancelled and the customer told; an operator replays the
+    approval: no "here is your label" with a void label after "cancelled"."""
+    order = await _order(db_sessions)
+    subscriber = return_emails(emails, mail_api.settings)
+    async with transaction(db_sessions) as session:
+        request = ReturnRequest(
+            order_id=order.id,
+            user_id=order.user_id,
+            status=ReturnStatus.CANCELLED,
+            reason=ReturnReason.NO_LONGER_NEEDED,
+        )
+        session.add(request)
+    data = {"returnId": request.id, "shipBy": "2026-12-17T10:00:00+00:00"}
+    cancelled = await _event(db_sessions, EventType.RETURN_CANCELLED, order, data)
+    approved = await _event(
+        db_sessions,
+        EventType.RETURN_APPROVED,
+        order,
+        data | {"labelUrl": "https://labels.example/void.pdf", "trackingUrl": None},
+    )
+    assert await handle_once(db_sessions, subscriber, cancelled)
+    assert await handle_once(db_sessions, subscriber, approved)  # handled: nothing to send
+    subjects = [m["subject"] for m in await mail_api.mailbox(order.email)]
+    assert subjects == [f"Your return for order {order.id} was cancelled"]
 
 
 async def test_staff_hear_of_requests_to_decide_only(

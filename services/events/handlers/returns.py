@@ -3,7 +3,9 @@ refunded and cancelled, one per event, keyed in the email ledger by the subscrib
 name and the event's id (a redelivered event sends nothing twice).
 
 A return's refund also publishes ``payment.refunded`` (with ``returnId``), which
-``refund_email`` leaves to the ``return.refunded`` email here: one email per refund.
+``refund_email`` leaves to the ``return.refunded`` email here: one email per refund. An
+approval handled after its return was cancelled (a dead letter replayed late) sends
+nothing: the label in it is void.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.events import EventType
 from core.settings import Settings
+from models.returns import ReturnStatus
 from services.email import EmailService
 from services.events.subscribers import DomainEvent, Subscriber
 from services.order_repository import OrderRepository
+from services.returns.repository import ReturnRepository
 from services.users import UserRepository
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,12 @@ def return_emails(emails: EmailService, settings: Settings) -> Subscriber:
             "order_url": f"{settings.api_base_url}/api/orders/{order.id}",
         }
         if event.type is EventType.RETURN_APPROVED:
+            request = await ReturnRepository(session).get(context["return_id"])
+            if request is not None and request.status == ReturnStatus.CANCELLED:
+                # Handled late (a dead letter replayed after the return was cancelled
+                # and the customer told so): its label is void, its ship-by passed.
+                log.info("approval of a cancelled return: no email", extra={"order": order.id})
+                return
             context |= {
                 "label_url": str(data["labelUrl"]),
                 "tracking_url": data.get("trackingUrl"),
