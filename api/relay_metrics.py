@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -51,34 +52,38 @@ class _RelayGauges(Collector):
         )
         if self.health is None:
             return [ok]
-        lag = GaugeMetricFamily(
-            "shop_event_relay_lag_seconds",
-            "Age of the oldest pending delivery per subscriber; subscriber=_dispatch: of "
-            "the oldest outbox row not yet fanned out (0 when none)",
-            labels=["subscriber"],
-        )
-        for name, seconds in self.health.lag_seconds.items():
-            lag.add_metric([name], seconds)
-        pending = GaugeMetricFamily(
-            "shop_event_deliveries_pending",
-            "Deliveries waiting or under way, per subscriber",
-            labels=["subscriber"],
-        )
-        for name, count in self.health.pending.items():
-            pending.add_metric([name], count)
-        dead = GaugeMetricFamily(
-            "shop_event_dead_letters",
-            "Failed deliveries (dead letters) now, per subscriber",
-            labels=["subscriber"],
-        )
-        for name, count in self.health.dead_letters.items():
-            dead.add_metric([name], count)
-        unknown = GaugeMetricFamily(
-            "shop_event_deliveries_unknown",
-            "Pending deliveries no live worker knows the subscriber (and event type) of: "
-            "waiting for one, dropped after EVENT_SUBSCRIBER_GRACE_SECONDS; per subscriber",
-            labels=["subscriber"],
-        )
-        for name, count in self.health.unknown.items():
-            unknown.add_metric([name], count)
-        return [ok, lag, pending, dead, unknown]
+        return [
+            ok,
+            _per_subscriber(
+                "shop_event_relay_lag_seconds",
+                "Age of the oldest pending delivery per subscriber; subscriber=_dispatch: of "
+                "the oldest outbox row not yet fanned out (0 when none)",
+                self.health.lag_seconds,
+            ),
+            _per_subscriber(
+                "shop_event_deliveries_pending",
+                "Deliveries waiting or under way, per subscriber",
+                self.health.pending,
+            ),
+            _per_subscriber(
+                "shop_event_dead_letters",
+                "Failed deliveries (dead letters) now, per subscriber",
+                self.health.dead_letters,
+            ),
+            _per_subscriber(
+                "shop_event_deliveries_unknown",
+                "Pending deliveries no live worker knows the subscriber (and event type) of: "
+                "waiting for one, dropped after EVENT_SUBSCRIBER_GRACE_SECONDS; per subscriber",
+                self.health.unknown,
+            ),
+        ]
+
+
+def _per_subscriber(
+    name: str, documentation: str, values: Mapping[str, float]
+) -> GaugeMetricFamily:
+    """A gauge with one sample per subscriber."""
+    gauge = GaugeMetricFamily(name, documentation, labels=["subscriber"])
+    for subscriber, value in values.items():
+        gauge.add_metric([subscriber], value)
+    return gauge
