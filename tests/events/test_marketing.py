@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, create_session_factory, transaction
 from core.events import EventType
@@ -57,6 +58,15 @@ async def _contact(http: httpx.AsyncClient, email: str) -> dict[str, Any] | None
     found = (await http.get("/_sandbox/mail/marketing/contacts", params={"email": email})).json()
     assert len(found) <= 1
     return found[0] if found else None
+
+
+async def _anonymise(session: AsyncSession, sessions: SessionFactory, user_id: str) -> None:
+    """As ``UserService.delete`` does before ``user.deleted`` is published: the account's
+    address replaced and its status ``deleted``, in ``session``'s transaction."""
+    row = await customer(sessions, user_id)
+    row.email = f"deleted+{user_id.lower()}@users.invalid"
+    row.status = UserStatus.DELETED
+    session.add(row)
 
 
 async def test_an_order_makes_a_customer_contact_once(
@@ -193,10 +203,7 @@ async def test_an_erased_customer_loses_the_contact_once(
     assert await _contact(http, email) is not None
     # As UserService.delete does: anonymise, then publish user.deleted.
     async with transaction(db_sessions) as session:
-        row = await customer(db_sessions, user.id)
-        row.email = f"deleted+{user.id.lower()}@users.invalid"
-        row.status = UserStatus.DELETED
-        session.add(row)
+        await _anonymise(session, db_sessions, user.id)
         deleted = await publish(session, EventType.USER_DELETED, user.id, {"userId": user.id})
 
     assert await handle_once(db_sessions, marketing, deleted.id) is True
@@ -291,10 +298,7 @@ async def test_a_contact_whose_upsert_answer_was_lost_is_erased_with_the_custome
     # Before the retry, the customer deletes their account: anonymised, as
     # UserService.delete does, before user.deleted is handled.
     async with transaction(sessions) as session:
-        row = await customer(sessions, user.id)
-        row.email = f"deleted+{user.id.lower()}@users.invalid"
-        row.status = UserStatus.DELETED
-        session.add(row)
+        await _anonymise(session, sessions, user.id)
     deleted = await _unpublished(sessions, EventType.USER_DELETED, user.id, {"userId": user.id})
     await _handled(sessions, marketing, deleted)
 
