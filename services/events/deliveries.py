@@ -242,14 +242,18 @@ class DeliveryRepository:
         ]
 
     async def restart(self, ref: DeliveryRef) -> bool:
-        """A new generation, not started: the next pass starts a fresh workflow."""
+        """A new generation, not started: the next pass starts a fresh workflow (the relay
+        is woken at commit). False if it is no longer pending."""
         result = await self.session.exec(
             update(EventDelivery)
             .where(*_this(ref), col(EventDelivery.status) == DeliveryStatus.PENDING)
             .values(generation=EventDelivery.generation + 1, started_at=None, workflow_id=None)
             .returning(col(EventDelivery.event_id))
         )
-        return result.first() is not None
+        restarted = result.first() is not None
+        if restarted:
+            await self.notify_relay()
+        return restarted
 
     # --- one delivery --------------------------------------------------------------
 

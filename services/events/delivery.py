@@ -134,10 +134,7 @@ class DeliveryService:
             event_type=event_type or "",
         )
         async with transaction(self._sessions) as session:
-            deliveries = DeliveryRepository(session)
-            left = await deliveries.restart(ref)
-            if left:
-                await deliveries.notify_relay()
+            left = await DeliveryRepository(session).restart(ref)
         if left:
             log.warning(
                 "event delivery left pending: its subscriber is not in this worker's code",

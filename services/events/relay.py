@@ -179,10 +179,7 @@ class RelayService:
         """A new generation of ``ref``, to be started by the next pass (its workflow is
         gone, e.g. terminated by an operator)."""
         async with transaction(self._sessions) as session:
-            deliveries = DeliveryRepository(session)
-            restarted = await deliveries.restart(ref)
-            if restarted:
-                await deliveries.notify_relay()
+            restarted = await DeliveryRepository(session).restart(ref)
         if restarted:
             log.warning(
                 "event delivery restarted: its workflow no longer runs",
