@@ -31,6 +31,7 @@ from models.returns import ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
 from services.payments.repository import PaymentRepository
 from services.payments.states import refund_balance
+from services.returns.errors import failure_note
 from services.returns.repository import ReturnRepository
 
 
@@ -50,30 +51,59 @@ class RefundFailures:
             return False
         request = await self.returns.by_refund(event.refund_id, lock=True)
         payment = await self.payments.by_intent(event.intent_id, lock=True)
-        if payment is None or await self.payments.refund_failure_recorded(payment, event.refund_id):
+        if payment is None:
             return False
-        moving = await self.gateway.refunds(event.intent_id)
-        if any(r.refund_id == event.refund_id for r in moving):
+        if request is None:
+            # A return's refund recorded while we waited for the payment's lock (it was
+            # made, and failed, before its record committed): its return is read now. Its
+            # row is locked after the payment's, against the order of locks, but whoever
+            # holds it now waits for no payment (its refund is recorded: ``_refund``
+            # returns early, ``settle`` refuses a return that is not ``received``).
+            request = await self.returns.by_refund(event.refund_id, lock=True)
+        return await self.record_failed(
+            payment, event.refund_id, event.failure_reason or "unknown", request=request
+        )
+
+    async def record_failed(
+        self,
+        payment: Payment,
+        refund_id: str,
+        reason: str,
+        *,
+        request: ReturnRequest | None = None,
+        origin: dict[str, str] | None = None,
+    ) -> bool:
+        """Record, once, that the refund ``refund_id`` of the (locked) ``payment`` failed,
+        if Stripe says it moves no money: the webhook's, or a refund's retry that Stripe
+        answered with that refund as it stood when made (``services.payments.refunds``),
+        whichever comes first. ``request`` is the (locked) return it refunded, reopened;
+        ``origin`` says whose it was when that return is not at hand. Returns whether it
+        was recorded now."""
+        if await self.payments.refund_failure_recorded(payment, refund_id):
+            return False
+        moving = await self.gateway.refunds(str(payment.intent_id))
+        if any(r.refund_id == refund_id for r in moving):
             return False  # not failed (a refund that failed never succeeds again)
         # The row's refunded amount is the most Stripe's refunds ever added up to: what
         # it is above their total now is what failed.
         reversed_amount = _give_back(payment, sum(r.amount for r in moving))
-        reason = event.failure_reason or "unknown"
-        origin = {"returnId": request.id} if request is not None else {}
+        if request is not None:
+            origin = {"returnId": request.id}
+        origin = origin or {}
         self.payments.event(
             payment,
             "refund_failed",
-            {"refundId": event.refund_id, "reversed": reversed_amount, "reason": reason, **origin},
+            {"refundId": refund_id, "reversed": reversed_amount, "reason": reason, **origin},
         )
         order = await OrderRepository(self.session).require(payment.order_id)
         self.payments.order_timeline(
             order,
-            f"refund {event.refund_id} failed at Stripe ({reason}): "
+            f"refund {refund_id} failed at Stripe ({reason}): "
             f"{Money(reversed_amount, payment.currency).format()} not refunded, refundable again",
-            {"refundId": event.refund_id, "reason": reason, **origin},
+            {"refundId": refund_id, "reason": reason, **origin},
         )
         if request is not None:
-            _reopen(request, event.refund_id, reason)
+            _reopen(request, refund_id, reason)
             self.returns.stage(request)
         # Once per refund, as the payment event above: both are under the payment's lock.
         await publish(
@@ -82,7 +112,7 @@ class RefundFailures:
             payment.order_id,
             {
                 "orderId": payment.order_id,
-                "refundId": event.refund_id,
+                "refundId": refund_id,
                 "amount": reversed_amount,
                 "currency": payment.currency,
                 "reason": reason,
@@ -115,7 +145,7 @@ def _reopen(request: ReturnRequest, refund_id: str, reason: str) -> None:
     if request.status not in (ReturnStatus.REFUNDED, ReturnStatus.CLOSED):
         return
     request.status = ReturnStatus.RECEIVED
-    request.refund_error = f"the refund {refund_id} failed at Stripe ({reason})"
+    request.refund_error = failure_note(refund_id, reason)
     request.settlement_note = None
     request.refunded_at = request.closed_at = None
     request.updated_at = utcnow()

@@ -342,7 +342,11 @@ async def refund_order(
     the refund is keyed by the count of staff refunds recorded without a key: a retry
     after a lost answer still repeats it, but so is a new refund asked before the lost
     one is recorded taken for that retry (the same amount: the lost refund is recorded,
-    no second one is made; another amount: 502 `payment_error`, nothing made)."""
+    no second one is made; another amount: 502 `payment_error`, nothing made).
+
+    A refund that failed at Stripe since it was made (a retry after a lost answer, the
+    card's bank having sent it back) answers 200 with the order as it stands: nothing
+    refunded by it, its failure on the timeline."""
     service = order_service(state, session)
     order = await service.orders.require(order_id)
     await payments.refund(

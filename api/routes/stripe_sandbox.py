@@ -330,6 +330,14 @@ async def list_refunds(
     )
 
 
+@router.get("/v1/refunds/{refund_id}", summary="Stripe sandbox: retrieve a refund")
+async def retrieve_refund(
+    refund_id: str, request: Request, state: State, session: DbSession, redis: RedisClient
+) -> Response:
+    """One refund, as it stands now (`failed`, with `failure_reason`, once it bounced)."""
+    return await _call(request, state, session, redis, lambda s, p: s.retrieve_refund(refund_id))
+
+
 @router.post("/refunds/{refund_id}/fail", summary="Stripe sandbox: a refund fails")
 async def fail_refund(
     refund_id: str,

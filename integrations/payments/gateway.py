@@ -63,6 +63,14 @@ class RefundResult:
     # What the refund was asked with (``return_id`` for a return's): Stripe keeps it on
     # the refund, so a refund whose answer was lost can still be told apart.
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # Why a ``failed`` refund failed (Stripe's ``failure_reason``): the card's bank sent
+    # it back, after Stripe had answered ``succeeded``.
+    failure_reason: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """It moved no money in the end (``failed``, or ``canceled`` before it moved)."""
+        return self.status in ("failed", "canceled")
 
 
 class PaymentDeclined(ShopError):
@@ -144,6 +152,11 @@ class PaymentGateway(Protocol):
 
     async def refunds(self, intent_id: str) -> list[RefundResult]:
         """The payment's refunds that moved (or are moving) money, oldest first."""
+        ...
+
+    async def retrieve_refund(self, refund_id: str) -> RefundResult:
+        """Where the refund stands now (an idempotent replay answers where it stood when
+        it was made: ``succeeded``, though it failed since)."""
         ...
 
     def verify_webhook(self, payload: bytes, signature: str) -> WebhookEvent:

@@ -201,6 +201,10 @@ class StripeGateway:
             )
         return [_refund(r) for r in reversed(listed.data) if r.status in ("succeeded", "pending")]
 
+    async def retrieve_refund(self, refund_id: str) -> RefundResult:
+        with translated():
+            return _refund(await self._client.v1.refunds.retrieve_async(refund_id))
+
     async def _with_refunds(self, intent: Any) -> IntentState:
         state = _state(intent)
         if state.status is IntentStatus.CAPTURED:
@@ -313,4 +317,5 @@ def _refund(refund: Any) -> RefundResult:
         amount=int(refund.amount),
         status=str(refund.status),
         metadata={str(k): str(v) for k, v in (metadata.to_dict() if metadata else {}).items()},
+        failure_reason=getattr(refund, "failure_reason", None),
     )

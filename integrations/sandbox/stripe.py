@@ -375,6 +375,11 @@ class StripeSandbox:
         self._event("refund.failed", refund)
         return refund
 
+    async def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
+        """``GET /v1/refunds/{id}``: the refund as it stands now (``failed`` once its
+        card's bank sent it back)."""
+        return dict((await self._get(refund_id, "refund", lock=False)).data)
+
     async def _refunds(self, intent_id: str) -> list[dict[str, Any]]:
         rows = await self.session.exec(
             select(SandboxStripeObject)

@@ -11,7 +11,7 @@ so a retried activity repeats the provider request instead of making a new one.
 - ``repository``: all payment SQL.
 """
 
-from services.payments.refunds import NotRefundable, RefundOutcome, refund
+from services.payments.refunds import NotRefundable, RefundFailed, RefundOutcome, refund
 from services.payments.repository import PaymentRepository
 from services.payments.service import PaymentService
 from services.payments.states import Authorization, apply_state, idempotency_key
@@ -22,6 +22,7 @@ __all__ = [
     "NotRefundable",
     "PaymentRepository",
     "PaymentService",
+    "RefundFailed",
     "RefundOutcome",
     "WebhookOutcome",
     "WebhookService",

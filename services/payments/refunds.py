@@ -24,6 +24,15 @@ class NotRefundable(Conflict):
     title = "Nothing captured is left to refund"
 
 
+class RefundFailed(NotRefundable):
+    """The refund was made, then failed at Stripe (its card's bank sent it back): it
+    moved no money. Raised by its caller once that is recorded (a return's refund, for
+    staff to settle: the same type, so the return's workflow waits for them as for a
+    refusal)."""
+
+    title = "The refund failed at the payment provider"
+
+
 # The refund's metadata entry that holds its idempotency key.
 KEY_METADATA = "idempotency_key"
 # Stripe's codes for a refund of more than the charge has left.
@@ -35,6 +44,10 @@ class RefundOutcome:
     refund_id: str
     amount: int
     currency: str
+    # Set when the refund failed at Stripe (its ``failure_reason``): it moved no money.
+    # A retry after a lost answer is answered with the refund as it stood when made
+    # (``succeeded``), though its card's bank has sent it back since.
+    failure: str | None = None
 
 
 async def refund(
@@ -66,7 +79,13 @@ async def refund(
     refund whose answer was lost, then rolled back) is announced with this refund, in an
     event of its own (``unrecorded``, no reason; a return's with its ``returnId``): the
     events add up to the refunded balance whether or not that refund is ever retried,
-    and its retry announces nothing."""
+    and its retry announces nothing.
+
+    A refund that failed at Stripe (``refund.failed``: after a lost answer, its retry is
+    answered with the refund as it stood when made) is recorded as made (its key is
+    spent) and as failed (``RefundFailures.record_failed``, once, whether its webhook
+    came first or comes later): nothing announced as refunded, the outcome's
+    ``failure`` set."""
     payments = PaymentRepository(session)
     payment = await payments.for_order(order.id, lock=True)
     if payment is None or payment.intent_id is None or payment.amount_captured <= 0:
@@ -118,6 +137,8 @@ async def refund(
             f"Stripe refused the refund: at most {max(left, 0)} can still be refunded",
             refundable=max(left, 0),
         ) from exc
+    # Where the refund stands now, not the (replayed) answer: it may have failed since.
+    failure = await _failure(session, gateway, payment, result)
     announced = payment.amount_refunded
     recorded = await payments.refund_recorded(payment, result.refund_id)
     newly_refunded = apply_state(payment, await gateway.retrieve(payment.intent_id))
@@ -128,7 +149,7 @@ async def refund(
     # before, and any earlier refund whose answer was lost (Stripe's total has it, no
     # event did). The lost one is announced now, in an event of its own; its retry finds
     # nothing new and announces nothing.
-    own = 0 if recorded else min(result.amount, newly_refunded)
+    own = 0 if recorded or failure is not None else min(result.amount, newly_refunded)
     unrecorded = newly_refunded - own
     if not recorded:
         payments.event(
@@ -155,8 +176,30 @@ async def refund(
             f"refunded {Money(own, payment.currency).format()}",
             {"refundId": result.refund_id, "reason": reason, **origin},
         )
+    if failure is not None:
+        # Recorded as made above (its key spent: the next staff refund counts it), and as
+        # failed here, unless its ``refund.failed`` was recorded first.
+        # Imported here: ``services.refund_failures`` reads returns, whose steps refund
+        # through this module (a cycle at import time).
+        from services.refund_failures import RefundFailures
+
+        await RefundFailures(session, gateway).record_failed(
+            payment, result.refund_id, failure, origin=origin
+        )
     await session.flush()
-    return RefundOutcome(result.refund_id, result.amount, payment.currency)
+    return RefundOutcome(result.refund_id, result.amount, payment.currency, failure=failure)
+
+
+async def _failure(
+    session: AsyncSession, gateway: PaymentGateway, payment: Payment, result: RefundResult
+) -> str | None:
+    """Why the refund ``result`` failed, if it did: its ``refund.failed`` recorded, or
+    Stripe's refund as it stands now (the answer may be a replay of how it stood)."""
+    reason = await PaymentRepository(session).refund_failure_reason(payment, result.refund_id)
+    if reason is not None:
+        return reason
+    current = result if result.failed else await gateway.retrieve_refund(result.refund_id)
+    return (current.failure_reason or "unknown") if current.failed else None
 
 
 async def _made_under(

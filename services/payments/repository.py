@@ -97,16 +97,21 @@ class PaymentRepository:
 
     async def refund_failure_recorded(self, payment: Payment, refund_id: str) -> bool:
         """Whether the provider's refund ``refund_id`` has a ``refund_failed`` event."""
+        return await self.refund_failure_reason(payment, refund_id) is not None
+
+    async def refund_failure_reason(self, payment: Payment, refund_id: str) -> str | None:
+        """Why the provider's refund ``refund_id`` failed, if a ``refund_failed`` event
+        says it did."""
+        data = col(PaymentEvent.data)
         result = await self.session.exec(
-            select(func.count())
-            .select_from(PaymentEvent)
-            .where(
+            select(data["reason"].astext).where(
                 PaymentEvent.payment_id == payment.id,
                 PaymentEvent.type == "refund_failed",
-                col(PaymentEvent.data)["refundId"].astext == refund_id,
+                data["refundId"].astext == refund_id,
             )
         )
-        return int(result.one()) > 0
+        row = result.first()
+        return None if row is None else str(row or "unknown")
 
     async def _refunded_events(self, payment: Payment, *conditions: Any) -> int:
         """How many of ``payment``'s ``refunded`` events meet ``conditions``."""

@@ -61,3 +61,8 @@ class SettlementTooLarge(ShopError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "settlement_exceeds_refund"
     title = "More than the refund fixed at receipt"
+
+
+def failure_note(refund_id: str, reason: str) -> str:
+    """A return's ``refundError`` when its refund failed at Stripe."""
+    return f"the refund {refund_id} failed at Stripe ({reason})"

@@ -22,9 +22,14 @@ from models.returns import SHOP_FAULT_REASONS, ReturnLine, ReturnRequest, Return
 from services import payments
 from services.inventory.stock import StockService
 from services.order_repository import OrderRepository
-from services.payments.refunds import NotRefundable
+from services.payments.refunds import NotRefundable, RefundFailed
 from services.payments.repository import PaymentRepository
-from services.returns.errors import InvalidReceipt, ReturnNotSettleable, SettlementTooLarge
+from services.returns.errors import (
+    InvalidReceipt,
+    ReturnNotSettleable,
+    SettlementTooLarge,
+    failure_note,
+)
 from services.returns.refunds import OrderAmounts, RefundBreakdown, return_refund
 from services.returns.repository import ReturnRepository
 from workflows.types.returns import ReceivedLine
@@ -199,7 +204,9 @@ class ReturnSteps:
         ``returnId``), then ``return.refunded``. Returns the provider's refund id. Raises
         ``NotRefundable`` when Stripe no longer has that much to refund (another refund
         took it after receipt); the return stays ``received``, the refusal recorded in
-        its ``refund_error`` for staff to settle (``settle``)."""
+        its ``refund_error`` for staff to settle (``settle``). So does a refund Stripe
+        made and that failed since (``RefundFailed``: a retry after a lost answer is
+        answered with the refund as it stood when made)."""
         try:
             return await self._refund(return_id)
         except NotRefundable as refused:
@@ -226,7 +233,7 @@ class ReturnSteps:
             # and its retry must ask Stripe the same (which replays it). If the money
             # went to another refund first, Stripe refuses: ``NotRefundable``.
             amount = request.refund_amount or 0
-            await self._pay_back(
+            failed = await self._pay_back(
                 session,
                 request,
                 amount,
@@ -234,19 +241,26 @@ class ReturnSteps:
                 staff_id=None,
                 key=refund_key(request.id),
             )
-            now = utcnow()
-            request.refund_amount = amount
-            request.status = ReturnStatus.REFUNDED
-            request.refunded_at = request.updated_at = now
-            returns.stage(request)
-            order_id, payload = await announced(
-                session,
-                request,
-                f"return refunded: {Money(amount, request.currency).format()}",
-                {"amount": amount, "currency": request.currency, "refundId": request.refund_id},
-            )
-            await publish(session, EventType.RETURN_REFUNDED, order_id, payload)
-            return request.refund_id
+            if failed is None:
+                await self._refunded(session, request, amount)
+                return request.refund_id
+        # Committed (the refund recorded as made and as failed, the return ``received``
+        # with its ``refund_error``), then raised for the workflow to wait for staff.
+        raise failed
+
+    async def _refunded(self, session: AsyncSession, request: ReturnRequest, amount: int) -> None:
+        now = utcnow()
+        request.refund_amount = amount
+        request.status = ReturnStatus.REFUNDED
+        request.refunded_at = request.updated_at = now
+        ReturnRepository(session).stage(request)
+        order_id, payload = await announced(
+            session,
+            request,
+            f"return refunded: {Money(amount, request.currency).format()}",
+            {"amount": amount, "currency": request.currency, "refundId": request.refund_id},
+        )
+        await publish(session, EventType.RETURN_REFUNDED, order_id, payload)
 
     async def settle(self, return_id: str, *, amount: int, note: str, staff_id: str) -> None:
         """Staff settle a return whose refund was refused for good, or failed at Stripe
@@ -272,7 +286,7 @@ class ReturnSteps:
                 raise SettlementTooLarge(
                     f"at most the {owed} fixed at receipt", field="amount", owed=owed
                 )
-            await self._pay_back(
+            failed = await self._pay_back(
                 session,
                 request,
                 amount,
@@ -281,27 +295,44 @@ class ReturnSteps:
                 # A return whose refund failed at Stripe keeps that refund's id.
                 key=settlement_key(request.id, amount, failed=request.refund_id),
             )
-            now = utcnow()
-            request.refund_amount = amount
-            request.settlement_note = note
-            request.status = ReturnStatus.CLOSED
-            request.refunded_at = request.closed_at = request.updated_at = now
-            returns.stage(request)
-            order_id, payload = await announced(
-                session,
-                request,
-                f"return settled by staff: {amount} {request.currency} refunded of {owed}",
-                {
-                    "amount": amount,
-                    "currency": request.currency,
-                    "refundId": request.refund_id,
-                    "settled": True,
-                    "owed": owed,
-                    "note": note,
-                    "by": staff_id,
-                },
-            )
-            await publish(session, EventType.RETURN_REFUNDED, order_id, payload)
+            if failed is None:
+                await self._settled(session, request, amount, note=note, staff_id=staff_id)
+                return
+        # The settlement's refund failed at Stripe (its retry answered with it as made):
+        # committed ``received`` with the failure, for staff to settle again (a new key).
+        raise failed
+
+    async def _settled(
+        self,
+        session: AsyncSession,
+        request: ReturnRequest,
+        amount: int,
+        *,
+        note: str,
+        staff_id: str,
+    ) -> None:
+        owed = request.refund_amount or 0
+        now = utcnow()
+        request.refund_amount = amount
+        request.settlement_note = note
+        request.status = ReturnStatus.CLOSED
+        request.refunded_at = request.closed_at = request.updated_at = now
+        ReturnRepository(session).stage(request)
+        order_id, payload = await announced(
+            session,
+            request,
+            f"return settled by staff: {amount} {request.currency} refunded of {owed}",
+            {
+                "amount": amount,
+                "currency": request.currency,
+                "refundId": request.refund_id,
+                "settled": True,
+                "owed": owed,
+                "note": note,
+                "by": staff_id,
+            },
+        )
+        await publish(session, EventType.RETURN_REFUNDED, order_id, payload)
 
     async def _pay_back(
         self,
@@ -312,12 +343,14 @@ class ReturnSteps:
         reason: str,
         staff_id: str | None,
         key: str,
-    ) -> None:
+    ) -> RefundFailed | None:
         """Refund ``amount`` of the return's order at the provider under ``key`` (nothing
         for 0), its ``payment.refunded`` carrying the return's id; the caller holds the
-        return's row lock and records the rest."""
+        return's row lock and records the rest. A refund that failed at Stripe since it
+        was made leaves the return ``received`` with the failure as its
+        ``refund_error``: returned, for the caller to raise once committed."""
         if amount <= 0:
-            return
+            return None
         order = await OrderRepository(session).require(request.order_id)
         outcome = await payments.refund(
             session,
@@ -330,6 +363,14 @@ class ReturnSteps:
             source={"returnId": request.id},
         )
         request.refund_id = outcome.refund_id
+        if outcome.failure is None:
+            return None
+        request.refund_error = failure_note(outcome.refund_id, outcome.failure)
+        request.updated_at = utcnow()
+        ReturnRepository(session).stage(request)
+        return RefundFailed(
+            request.refund_error, refundId=outcome.refund_id, reason=outcome.failure
+        )
 
     async def close(self, return_id: str) -> ReturnStatus:
         async with transaction(self._sessions) as session:
