@@ -319,6 +319,11 @@ class Settings(BaseSettings):
     # for this long is dropped (it was taken out of the code); until then it waits for a
     # worker that knows it. At least three polls: a live worker is never taken for gone.
     event_subscriber_grace_seconds: float = Field(default=600.0, gt=0)
+    # A (subscriber, event type) pair no worker has known for this long is deleted from
+    # event_subscriptions by the next relay pass (the workers of a release long gone, a
+    # subscriber taken out of the code). At least twice the grace: a pair unknown for the
+    # grace already counts as unknown, so forgetting it later changes no drop.
+    event_subscription_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
 
     # --- Outgoing webhooks (/api/admin/webhooks) ---------------------------------------
     # Each (event, endpoint) delivery: a 5xx, 408, 429, timeout or connection error is
@@ -376,6 +381,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "EVENT_SUBSCRIBER_GRACE_SECONDS must be at least three "
                 "EVENT_RELAY_POLL_SECONDS (a live worker's subscribers are never dropped)"
+            )
+        if self.event_subscription_retention_seconds < 2 * self.event_subscriber_grace_seconds:
+            raise ValueError(
+                "EVENT_SUBSCRIPTION_RETENTION_SECONDS must be at least twice "
+                "EVENT_SUBSCRIBER_GRACE_SECONDS"
             )
         return self
 

@@ -120,6 +120,7 @@ async def relaying(
             # Twice a poll: a live relay's pairs are never older than about one poll
             # (a pass runs at least once a poll), well inside the grace's three.
             beat_every=timedelta(seconds=deps.settings.event_relay_poll_seconds / 2),
+            forget_after=timedelta(seconds=deps.settings.event_subscription_retention_seconds),
             trace_links=tracing is not None and tracing.exporting,
         ),
         EventDeliveryWorkflows(TemporalConnection.of(client), deps.settings),

@@ -67,6 +67,8 @@ START_BATCH = 500
 # What the workers use by default: EVENT_SUBSCRIBER_GRACE_SECONDS, half EVENT_RELAY_POLL_SECONDS.
 DEFAULT_GRACE = timedelta(minutes=10)
 DEFAULT_BEAT_EVERY = timedelta(seconds=2.5)
+# EVENT_SUBSCRIPTION_RETENTION_SECONDS: a pair no relay has known for this long is deleted.
+DEFAULT_FORGET_AFTER = timedelta(days=7)
 
 # Starts the batches' workflows; returns the ids of those started (or already there).
 Starter = Callable[[Sequence[DeliveryBatch]], Awaitable[Sequence[str]]]
@@ -92,18 +94,24 @@ class RelayService:
         *,
         grace: timedelta = DEFAULT_GRACE,
         beat_every: timedelta = DEFAULT_BEAT_EVERY,
+        forget_after: timedelta = DEFAULT_FORGET_AFTER,
         trace_links: bool = False,
     ) -> None:
         """``grace``: how long a (subscriber, event type) pair no relay knows keeps its
         pending deliveries (and gets new ones). ``beat_every``: how often this relay
         writes its own pairs as known, and drops (at least every pass after that long).
         ``trace_links``: read the traceparents of the batches' events, for the spans of
-        their starts (one query a pass; only worth it when spans are exported)."""
+        their starts (one query a pass; only worth it when spans are exported).
+        ``forget_after``: a pair no relay has known for this long (well beyond ``grace``)
+        is deleted when this relay beats."""
+        if forget_after < 2 * grace:
+            raise ValueError("forget_after must be at least twice the grace")
         self._sessions = sessions
         self._pairs: frozenset[Pair] = frozenset(
             (s.name, str(t)) for s in subscribers for t in s.event_types
         )
         self._grace = grace
+        self._forget_after = forget_after
         self._beat_every = beat_every.total_seconds()
         self._beaten: float | None = None
         self._trace_links = trace_links
@@ -121,6 +129,7 @@ class RelayService:
             await deliveries.lock_relay()
             if beat:
                 await subscriptions.beat(self._pairs)
+                await subscriptions.forget(self._forget_after)
             events = await deliveries.undispatched(DISPATCH_BATCH)
             subscribed = await subscriptions.subscribed(self._grace) if events else {}
             for name, event_type in self._pairs:

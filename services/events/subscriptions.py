@@ -6,6 +6,11 @@ every ``EVENT_RELAY_POLL_SECONDS``; a pair is *subscribed* while some relay has 
 within ``EVENT_SUBSCRIBER_GRACE_SECONDS``. Every relay fans out to every subscribed pair,
 and a pending delivery is dropped only once it is older than that and its pair has not
 been known within it (``DeliveryRepository.drop_pending_unknown_for``).
+
+A pair no relay has known for far longer than that (``EVENT_SUBSCRIPTION_RETENTION_SECONDS``,
+at least twice the grace: a subscriber taken out of the code, the workers of a release
+long gone) is forgotten (``forget``): it says nothing the drop rule reads, since a pair not
+known within the grace counts as unknown whether its row is there or not.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -48,6 +53,17 @@ class SubscriptionRepository:
                 index_elements=["subscriber", "event_type"], set_={"known_at": func.now()}
             )
         )
+
+    async def forget(self, unknown_for: timedelta) -> int:
+        """Delete the pairs no relay has known for ``unknown_for`` (longer than any grace);
+        how many. A relay beating one of them meanwhile keeps it (its ``known_at`` is
+        re-read under the row's lock) or writes it anew."""
+        deleted = await self.session.exec(
+            delete(EventSubscription)
+            .where(col(EventSubscription.known_at) < func.now() - unknown_for)
+            .returning(col(EventSubscription.subscriber))
+        )
+        return len(deleted.all())
 
     async def subscribed(self, grace: timedelta) -> dict[str, set[str]]:
         """event type -> the subscribers some relay has known for it within ``grace``."""
