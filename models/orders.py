@@ -161,6 +161,17 @@ class OrderEvent(SQLModel, table=True):
     """The order's timeline: one row per transition or notable step."""
 
     __tablename__ = "order_events"
+    __table_args__ = (
+        # A keyed entry is written once per order: an activity retried after its write's
+        # answer was lost (the entry committed) finds it and adds no second one.
+        Index(
+            "order_events_order_id_key_idx",
+            "order_id",
+            "key",
+            unique=True,
+            postgresql_where=text("key IS NOT NULL"),
+        ),
+    )
 
     id: str = Field(default_factory=lambda: new_id(IdPrefix.ORDER_EVENT), primary_key=True)
     order_id: str = Field(
@@ -171,6 +182,10 @@ class OrderEvent(SQLModel, table=True):
     status: OrderStatus = Field(sa_column=Column(String(24), nullable=False))
     message: str = Field(max_length=500)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    # What the entry is about (``label-kept:{shipment id}``), for an entry a retried step
+    # may write again; None for the entries whose step writes them once by itself (a
+    # status change, guarded by the status).
+    key: str | None = Field(default=None, max_length=200)
     created_at: datetime = created_at_field()
 
 

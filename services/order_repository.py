@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import bindparam, func, insert, text, update
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -193,20 +194,31 @@ class OrderRepository:
         data: dict[str, Any],
         *,
         at: datetime | None = None,
-    ) -> None:
+        key: str | None = None,
+    ) -> bool:
         """A timeline row (at ``at``, default now); flushes what is staged (``stage``)
-        first."""
+        first. With ``key`` (what the entry is about, derived from the step's input), once
+        per order: a retried step whose first write committed (its answer lost) adds no
+        second entry. Returns whether it was written."""
         await self.session.flush()
-        await self.session.exec(
-            insert(OrderEvent).values(
-                id=new_id(IdPrefix.ORDER_EVENT),
-                order_id=order_id,
-                status=status,
-                message=message,
-                data=data,
-                created_at=at or utcnow(),
-            )
+        statement = pg_insert(OrderEvent).values(
+            id=new_id(IdPrefix.ORDER_EVENT),
+            order_id=order_id,
+            status=status,
+            message=message,
+            data=data,
+            key=key,
+            created_at=at or utcnow(),
         )
+        if key is None:
+            await self.session.exec(statement)
+            return True
+        written = await self.session.exec(
+            statement.on_conflict_do_nothing(
+                index_elements=["order_id", "key"], index_where=text("key IS NOT NULL")
+            ).returning(col(OrderEvent.id))
+        )
+        return written.first() is not None
 
     async def add_lines(self, order_id: str, lines: Sequence[QuoteLine]) -> None:
         """The order's lines as priced (validate-order's snapshot)."""

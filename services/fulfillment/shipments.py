@@ -288,6 +288,9 @@ class ShipmentService:
                     "trackingCode": shipment.tracking_code,
                     "refused": refused.code,
                 },
+                # Nothing else changes here: a retry of the step (its answer lost) would
+                # say it again.
+                key=f"label-kept:{shipment.id}",
             )
 
     async def _void_cancelled(self, shipment_id: str, provider_shipment_id: str) -> bool:
