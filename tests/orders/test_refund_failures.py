@@ -7,11 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import create_session_factory
+from core.db import create_session_factory, transaction
 from core.events import EventType
+from core.settings import SANDBOX_WEBHOOK_SECRET
+from integrations.payments.gateway import PaymentUnavailable
+from integrations.payments.stripe import StripeGateway
+from integrations.sandbox.stripe import StripeSandbox
+from services import payments
+from services.order_repository import OrderRepository
 from tests.fulfillment_rows import published
+from tests.live import LiveStack
 from tests.orders.helpers import (
     SANDBOX_KEY,
     eventually,
@@ -20,6 +28,7 @@ from tests.orders.helpers import (
     provider_events,
     refunded,
 )
+from tests.orders.test_staff_refunds import _RefundAnswerLost
 
 
 async def fail_refund(http: httpx.AsyncClient, refund_id: str) -> dict[str, Any]:
@@ -93,3 +102,58 @@ async def test_a_staff_refund_that_failed_at_stripe_is_refundable_again(
     assert len(await provider_events(engine, placed["id"], "refund_failed")) == 1
     async with create_session_factory(engine)() as session:
         assert len(await published(session, placed["id"], EventType.PAYMENT_REFUND_FAILED)) == 1
+
+
+async def test_a_staff_refund_that_bounced_before_its_retry_is_failed_once_and_spends_its_key(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, live: LiveStack
+) -> None:
+    """10.00 refunded at Stripe, its answer lost; the card's bank sent it back, the
+    ``refund.failed`` delivered late. The retry (the same counted key) is answered with
+    the refund as made (``succeeded``): it is known as failed (Stripe's refund as it
+    stands), recorded once with the late webhook, nothing refunded or announced; and
+    the next staff refund is a new one, not that refund again."""
+    _shopper, placed = await paid_order(http, staff)
+    sessions = create_session_factory(engine)
+
+    async def refund_of(amount: int, via: StripeGateway) -> payments.RefundOutcome:
+        async with transaction(sessions) as session:
+            row = await OrderRepository(session).require(placed["id"])
+            return await payments.refund(
+                session, via, row, amount=amount, reason="dented", staff_id=None
+            )
+
+    with pytest.raises(PaymentUnavailable):
+        await refund_of(1000, _RefundAnswerLost.from_settings(live.settings))
+    [intent] = await intents_for(http, placed["id"])
+    listed = await http.get(
+        "/_sandbox/stripe/v1/refunds", headers=SANDBOX_KEY, params={"payment_intent": intent["id"]}
+    )
+    [made] = listed.json()["data"]
+    secret = live.settings.resolved_stripe_webhook_secret or SANDBOX_WEBHOOK_SECRET
+    async with transaction(sessions) as session:
+        sandbox = StripeSandbox(session, base_url=live.base_url, webhook_secret=secret)
+        await sandbox.fail_refund(made["id"], "lost_or_stolen_card")
+        [held] = sandbox.events
+
+    gateway = StripeGateway.from_settings(live.settings)
+    retried = await refund_of(1000, gateway)
+    assert (retried.refund_id, retried.failure) == (made["id"], "lost_or_stolen_card")
+    late = await http.post(
+        "/api/payments/webhooks/stripe",
+        content=held.payload,
+        headers={"Stripe-Signature": held.signature, "Content-Type": "application/json"},
+    )
+    assert late.status_code == 200, late.text
+    [failure] = await provider_events(engine, placed["id"], "refund_failed")
+    assert (failure["refundId"], failure["reversed"]) == (made["id"], 0)
+    async with sessions() as session:
+        assert len(await published(session, placed["id"], EventType.PAYMENT_REFUND_FAILED)) == 1
+        assert await published(session, placed["id"], EventType.PAYMENT_REFUNDED) == []
+        payment = await payments.PaymentRepository(session).for_order(placed["id"])
+    assert payment is not None
+    assert (payment.status, payment.amount_refunded) == ("captured", 0)
+
+    again = await refund_of(1000, gateway)
+    assert again.refund_id != made["id"]
+    assert again.failure is None
+    assert await refunded(http, intent["id"]) == 1000
