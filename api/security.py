@@ -14,6 +14,7 @@ from api.deps import DbSession, ReadSession, State
 from api.problems import raised_by, raises
 from api.state import AppState
 from core.errors import Forbidden, Unauthenticated
+from core.notifications import Lease
 from models.users import Role, User
 from services.auth import ClientInfo
 from services.tokens import AccessClaims, InvalidToken, TokenExpired, TokenRevoked
@@ -121,6 +122,22 @@ def require_self_or_staff(caller: Caller, user_id: str) -> None:
     """Someone else's account answers 404, not 403, so ids cannot be probed."""
     if caller.user.id != user_id and not caller.is_staff:
         raise UserNotFound(f"no user {user_id}")
+
+
+def stream_lease(state: AppState, caller: Caller) -> Lease:
+    """How long a live stream opened by ``caller`` is served: until the access token it
+    was opened with expires, and while that token is not revoked (asked every
+    ``stream_token_check_seconds``). The client reconnects with a fresh token and
+    ``Last-Event-ID``, and misses nothing."""
+
+    async def not_revoked() -> bool:
+        try:
+            await state.revocations.check(caller.claims)
+        except TokenRevoked:
+            return False
+        return True
+
+    return Lease(caller.claims.expires_at, not_revoked, state.settings.stream_token_check_seconds)
 
 
 def client_info(request: Request) -> ClientInfo:

@@ -18,6 +18,9 @@ payload of its channel, that LISTEN is in place (from then on every commit's not
 reaches it) and that the connection is lost (from then on notifications may be missed, so
 what it built from them is no longer to be trusted). The catalogue's stock view and
 version are kept this way (issue #15).
+
+A ``Lease`` bounds how long a waiter that serves a caller's live stream waits: until the
+caller's token expires or is found revoked.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -91,6 +95,43 @@ class Waiter:
             self.idle = False
         self._woken.clear()
         return True
+
+
+class Lease:
+    """How long a live stream may go on for the caller who opened it: until ``ends_at``
+    (the access token it was opened with expires), and while ``still_valid`` answers
+    True, asked again each time ``recheck_seconds`` have passed (a token revoked by a
+    sign-out, a password change or the account's deletion). Without one, a stream opened
+    once would be served for as long as its client stays, long after its token stopped
+    opening anything else."""
+
+    def __init__(
+        self,
+        ends_at: datetime,
+        still_valid: Callable[[], Awaitable[bool]],
+        recheck_seconds: float,
+    ) -> None:
+        self.ends_at = ends_at
+        self._still_valid = still_valid
+        self._recheck = recheck_seconds
+        self._next_check: float | None = None
+
+    async def wait(self, waiter: Waiter) -> bool:
+        """``waiter.wait`` while the lease holds: True once woken, False once it is over
+        (the stream ends). It is rechecked on time even while wake-ups keep coming."""
+        clock = asyncio.get_running_loop().time
+        if self._next_check is None:
+            self._next_check = clock() + self._recheck  # checked when the stream opened
+        while True:
+            left = (self.ends_at - datetime.now(UTC)).total_seconds()
+            if left <= 0:
+                return False
+            if clock() >= self._next_check:
+                if not await self._still_valid():
+                    return False
+                self._next_check = clock() + self._recheck
+            if await waiter.wait(min(left, self._next_check - clock())):
+                return True
 
 
 class ChannelSubscriber(Protocol):

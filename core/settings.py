@@ -296,6 +296,10 @@ class Settings(BaseSettings):
     # GET /api/orders/{id}/events sends a comment line this often while nothing happens,
     # so that proxies and clients see a live connection.
     order_stream_ping_seconds: float = Field(default=15.0, gt=0)
+    # A live stream (/api/events/stream, an order's events) ends when the access token it
+    # was opened with expires; whether that token was revoked (sign-out, password change,
+    # account deleted) is asked this often while it stays open.
+    stream_token_check_seconds: float = Field(default=15.0, gt=0)
 
     # --- Events: delivering the outbox to subscribers ----------------------------------
     # A failing handler is retried with exponential backoff from the initial interval up

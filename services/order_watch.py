@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 
 from core.db import SessionFactory
-from core.notifications import ChannelListener, Waiter
+from core.notifications import ChannelListener, Lease, Waiter
 from core.settings import Settings
 from models.orders import AFTER_SALE_STATUSES, FINAL_STATUSES, OrderPublic, OrderStatus
 from services.analytics import AnalyticsRecorder
@@ -137,9 +137,12 @@ class OrderWatch:
                 if left <= 0 or not await waiter.wait(left):
                     return state or await self.current(order_id)
 
-    async def follow(self, order_id: str, last_etag: str | None) -> AsyncIterator[OrderState]:
+    async def follow(
+        self, order_id: str, last_etag: str | None, lease: Lease | None = None
+    ) -> AsyncIterator[OrderState]:
         """The order's states: the current one (unless it is ``last_etag``), then each
-        new one as it is committed, until a settled one."""
+        new one as it is committed, until a settled one (or until ``lease`` is over: the
+        caller's token expired or was revoked)."""
         known = last_etag
         with self.changes.watch(order_id) as waiter:
             while True:
@@ -149,4 +152,7 @@ class OrderWatch:
                     yield state
                 if state.settled:
                     return
-                await waiter.wait(None)
+                if lease is None:
+                    await waiter.wait(None)
+                elif not await lease.wait(waiter):
+                    return

@@ -10,7 +10,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import DbSession, ReadSession, State, release_connection
 from api.problems import problem_responses
-from api.security import CurrentUser, ReadingUser
+from api.security import CurrentUser, ReadingUser, stream_lease
+from core.notifications import Lease
 from models.notifications import NotificationPage, NotificationPublic, ReadAllResult
 from services.notifications.inbox import NotificationInbox
 from services.notifications.repository import NotificationNotFound
@@ -143,22 +144,25 @@ async def event_stream(
     with the next one written; an EventSource that reconnects sends the last `id` back as
     `Last-Event-ID` and first gets every notification written after it, oldest first
     (nothing is lost while it was away), then the live ones. A comment line (`: ping`)
-    is sent every 15 s while nothing happens. The stream lasts until the client leaves.
-    A `Last-Event-ID` that is no notification id is 422 `invalid_last_event_id`."""
+    is sent every 15 s while nothing happens. The stream lasts until the client leaves,
+    or until the access token it was opened with expires or is revoked (signed out, the
+    password changed, the account deleted; noticed within 15 s): the client reconnects
+    with a fresh token and `Last-Event-ID`, and misses nothing. A `Last-Event-ID` that
+    is no notification id is 422 `invalid_last_event_id`."""
     after = resume_after(last_event_id)
     # The stream holds no database connection; the feed reads in sessions of its own.
     await release_connection(session)
     return EventSourceResponse(
-        _stream(state.notifications, caller.user.id, after),
+        _stream(state.notifications, caller.user.id, after, stream_lease(state, caller)),
         ping=state.settings.order_stream_ping_seconds,
         headers={"Cache-Control": "no-store"},
     )
 
 
 async def _stream(
-    feed: NotificationFeed, user_id: str, after: str | None
+    feed: NotificationFeed, user_id: str, after: str | None, lease: Lease
 ) -> AsyncIterator[ServerSentEvent]:
-    async with feed.open(user_id, after) as notifications:
+    async with feed.open(user_id, after, lease) as notifications:
         # First the `retry:` field, once the stream is watching: from this line on, no
         # notification written is missed.
         yield ServerSentEvent(comment="connected", retry=RECONNECT_MS)

@@ -11,7 +11,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api.deps import DbSession, State, release_connection
 from api.problems import problem_responses
 from api.routes.orders import order_service, visible_order
-from api.security import CurrentUser
+from api.security import CurrentUser, stream_lease
+from core.notifications import Lease
 from services.order_repository import OrderNotFound
 from services.order_watch import OrderWatch, is_settled, order_etag
 
@@ -66,7 +67,9 @@ async def order_events(
     gets only what is newer, and a settled order whose final state it already has
     answers 204, which tells an EventSource to stop. A comment line (`: ping`) is sent
     every 15 s while nothing happens. Same access as `GET /api/orders/{id}`: the owner or
-    staff; anyone else gets 404."""
+    staff; anyone else gets 404. The stream also ends when the access token it was opened
+    with expires or is revoked (noticed within 15 s): reconnect with a fresh token and
+    `Last-Event-ID`."""
     service = order_service(state, session)
     order = await visible_order(service, order_id, caller)
     public = await service.public(order)
@@ -76,18 +79,18 @@ async def order_events(
     # The stream holds no database connection; the watch reads in sessions of its own.
     await release_connection(session)
     return EventSourceResponse(
-        _stream(state.order_watch, order.id, last),
+        _stream(state.order_watch, order.id, last, stream_lease(state, caller)),
         ping=state.settings.order_stream_ping_seconds,
         headers={"Cache-Control": "no-store"},
     )
 
 
 async def _stream(
-    watch: OrderWatch, order_id: str, last: str | None
+    watch: OrderWatch, order_id: str, last: str | None, lease: Lease
 ) -> AsyncIterator[ServerSentEvent]:
     first = True
     try:
-        async for now in watch.follow(order_id, last):
+        async for now in watch.follow(order_id, last, lease):
             yield ServerSentEvent(
                 data=now.order.model_dump_json(by_alias=True),
                 event="order",

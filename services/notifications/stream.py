@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from core.db import SessionFactory
 from core.errors import ValidationFailed
 from core.ids import IdPrefix, is_valid_id
-from core.notifications import Waiter
+from core.notifications import Lease, Waiter
 from models.notifications import NotificationPublic
 from services.notifications.repository import NotificationRepository
 
@@ -75,18 +75,19 @@ class NotificationFeed:
 
     @contextlib.asynccontextmanager
     async def open(
-        self, user_id: str, after_id: str | None
+        self, user_id: str, after_id: str | None, lease: Lease | None = None
     ) -> AsyncIterator[AsyncIterator[NotificationPublic]]:
         """A stream of the user's notifications after ``after_id`` (None: from now on),
-        oldest first, then each one as it is committed, for as long as it is iterated.
+        oldest first, then each one as it is committed, for as long as it is iterated
+        (and ``lease`` holds: it ends once the caller's token expires or is revoked).
         Once open, nothing committed from then on is missed."""
         with self.watch(user_id) as waiter:
             # Watching before reading: one committed in between still wakes us.
             last = after_id if after_id is not None else await self.newest_id(user_id)
-            yield self._follow(user_id, waiter, last)
+            yield self._follow(user_id, waiter, last, lease)
 
     async def _follow(
-        self, user_id: str, waiter: Waiter, last: str | None
+        self, user_id: str, waiter: Waiter, last: str | None, lease: Lease | None
     ) -> AsyncIterator[NotificationPublic]:
         while True:
             async with self._read_sessions() as session:
@@ -95,7 +96,10 @@ class NotificationFeed:
                 last = row.id
                 yield NotificationPublic.of(row)
             if len(rows) < BATCH:
-                await waiter.wait(None)
+                if lease is None:
+                    await waiter.wait(None)
+                elif not await lease.wait(waiter):
+                    return
 
 
 class InvalidLastEventId(ValidationFailed):

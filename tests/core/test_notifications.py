@@ -1,11 +1,15 @@
-"""``ChannelListener``: one LISTEN connection fanned out by key, against real PostgreSQL."""
+"""``ChannelListener``: one LISTEN connection fanned out by key, against real PostgreSQL;
+``Lease``: how long a stream waiting on it is served."""
 
 from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from core.db import asyncpg_dsn
-from core.notifications import ChannelListener
+from core.notifications import ChannelListener, Lease, Waiter
 from core.settings import Settings
 
 CHANNEL = "shop_test_fanout"
@@ -61,3 +65,30 @@ async def test_a_dropped_connection_is_reopened_and_every_waiter_woken(
     finally:
         await admin.close()
         await listener.aclose()
+
+
+async def test_a_lease_is_rechecked_while_wake_ups_keep_coming() -> None:
+    """A stream woken more often than its lease is rechecked (a busy user's notifications)
+    still has the revocation noticed, and one past its token's expiry waits no more."""
+    asked: list[bool] = []
+
+    async def revoked_after_the_first_ask() -> bool:
+        asked.append(True)
+        return len(asked) < 2
+
+    lease = Lease(datetime.now(UTC) + timedelta(hours=1), revoked_after_the_first_ask, 0.05)
+    waiter = Waiter("user_busy")
+    woken = 0
+    async with asyncio.timeout(30):
+        while True:
+            waiter.wake()  # a notification before each wait: the wait never times out
+            if not await lease.wait(waiter):
+                break
+            woken += 1
+            await asyncio.sleep(0.01)
+    assert len(asked) == 2
+    assert woken >= 1
+
+    expired = Lease(datetime.now(UTC) - timedelta(seconds=1), revoked_after_the_first_ask, 60)
+    waiter.wake()
+    assert not await expired.wait(waiter)

@@ -1,0 +1,120 @@
+"""A live stream is served only as long as the token that opened it: it ends when that
+token is revoked (signed out) or expires, instead of pushing to a signed-out client for
+as long as its connection stays; the client resumes with a fresh token and
+``Last-Event-ID`` and misses nothing. Over real HTTP (an SSE response never ends for an
+in-process transport), API only: nothing moves the orders here but the test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cli.stack.process import free_port
+from core.secrets import jwt_secret
+from core.settings import Settings
+from models.users import Role
+from services.tokens import AccessTokens, new_session_id
+from tests.api.test_order_long_poll import placed_order
+from tests.factories import bearer, login, register, signed_up
+from tests.live import live_api
+from tests.notifications.helpers import SseEvent, next_notification, sse_events, write
+
+# Revocation is asked this often while a stream stays open (15 s by default).
+CHECK_SECONDS = 0.2
+# Long enough for a slow machine; the old streams never ended at all.
+ENDS_WITHIN = 30
+
+
+@pytest.fixture(scope="module")
+async def api(settings: Settings) -> AsyncIterator[str]:
+    quick = Settings.model_validate(
+        settings.model_dump()
+        | {"shop_api_port": free_port(), "stream_token_check_seconds": CHECK_SECONDS}
+    )
+    async with live_api(quick) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+async def http(api: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+        yield client
+
+
+async def _until_it_ends(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
+    """What the stream still sends until it ends by itself (fails if it does not)."""
+    async with asyncio.timeout(ENDS_WITHIN):
+        return [event async for event in events]
+
+
+async def test_signing_out_ends_the_notification_stream_and_a_fresh_token_resumes(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    user, headers = await signed_up(http)
+    first = await write(engine, user["id"], "Before signing out")
+    async with http.stream(
+        "GET", "/api/events/stream", headers=headers | {"Last-Event-ID": "ntf_" + "0" * 26}
+    ) as stream:
+        assert stream.status_code == 200
+        events = sse_events(stream)
+        assert (await next_notification(events)).id == first
+        signed_out = await http.post("/api/auth/logout", headers=headers)
+        assert signed_out.status_code == 204, signed_out.text
+        await _until_it_ends(events)
+
+    # The EventSource reconnects: its token is refused now.
+    again = await http.get("/api/events/stream", headers=headers)
+    assert again.status_code == 401
+    assert again.json()["code"] == "token_revoked"
+    # Signed in again, it resumes after the last one it had: nothing is lost.
+    missed = await write(engine, user["id"], "While signed out")
+    fresh = bearer(await login(http, email=user["email"]))
+    async with http.stream(
+        "GET", "/api/events/stream", headers=fresh | {"Last-Event-ID": first}
+    ) as stream:
+        assert stream.status_code == 200
+        assert (await next_notification(sse_events(stream))).id == missed
+
+
+async def test_the_notification_stream_ends_when_its_token_expires(
+    http: httpx.AsyncClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    user = await register(http)
+    # A token that expires two seconds from now (the API's own are good for minutes).
+    token, _ = AccessTokens(jwt_secret(settings), 2).issue(
+        user["id"], Role.CUSTOMER, new_session_id()
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    async with http.stream("GET", "/api/events/stream", headers=headers) as stream:
+        assert stream.status_code == 200
+        events = sse_events(stream)
+        assert (await anext(events)).comment == "connected"
+        written = await write(engine, user["id"], "While the token is good")
+        assert (await next_notification(events)).id == written
+        await _until_it_ends(events)
+    expired = await http.get("/api/events/stream", headers=headers)
+    assert expired.status_code == 401
+    assert expired.json()["code"] == "token_expired"
+
+
+async def test_signing_out_ends_an_order_stream(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    user, headers = await signed_up(http)
+    order_id = await placed_order(engine, user)  # pending: its stream would not settle
+    url = f"/api/orders/{order_id}/events"
+    async with http.stream("GET", url, headers=headers) as stream:
+        assert stream.status_code == 200
+        events = sse_events(stream)
+        opened = await anext(events)
+        assert opened.event == "order"
+        order: dict[str, Any] = opened.json()
+        assert order["status"] == "pending"
+        assert (await http.post("/api/auth/logout", headers=headers)).status_code == 204
+        await _until_it_ends(events)
+    assert (await http.get(url, headers=headers)).json()["code"] == "token_revoked"
