@@ -41,6 +41,7 @@ PAGE_EXAMPLE = {
 }
 STREAM_EXAMPLE = (
     ": connected\n"
+    "id: ntf_01JEX4Q2A8B0C2D4E6F8G0H2J4\n"
     "retry: 1000\n\n"
     ": ping\n\n"
     "event: notification\n"
@@ -141,9 +142,11 @@ async def event_stream(
     """A `text/event-stream` of the caller's notifications as they are written: each a
     `notification` event whose `id` is the notification's id and whose `data` is the
     notification as `GET /api/notifications` lists it. Without `Last-Event-ID` it starts
-    with the next one written; an EventSource that reconnects sends the last `id` back as
-    `Last-Event-ID` and first gets every notification written after it, oldest first
-    (nothing is lost while it was away), then the live ones. A comment line (`: ping`)
+    with the next one written. It opens with a `: connected` comment whose `id` is where
+    it starts (the newest notification then); an EventSource that reconnects sends the
+    last `id` it got back as `Last-Event-ID` and first gets every notification written
+    after it, oldest first (nothing is lost while it was away, even before the first
+    notification came), then the live ones. A comment line (`: ping`)
     is sent every 15 s while nothing happens. The stream lasts until the client leaves,
     or until the access token it was opened with expires or is revoked (signed out, the
     password changed, the account deleted; noticed within 15 s): the client reconnects
@@ -164,8 +167,10 @@ async def _stream(
 ) -> AsyncIterator[ServerSentEvent]:
     async with feed.open(user_id, after, lease) as notifications:
         # First the `retry:` field, once the stream is watching: from this line on, no
-        # notification written is missed.
-        yield ServerSentEvent(comment="connected", retry=RECONNECT_MS)
+        # notification written is missed. Its `id:` (where the stream starts) becomes the
+        # EventSource's last event id: a reconnect before any notification came resumes
+        # after it instead of from a later "now" (the gap's notifications lost).
+        yield ServerSentEvent(comment="connected", id=notifications.after, retry=RECONNECT_MS)
         async for notification in notifications:
             yield ServerSentEvent(
                 data=notification.model_dump_json(by_alias=True),

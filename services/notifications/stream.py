@@ -9,6 +9,9 @@ stream holds a database connection while it waits.
 
 A user's ids increase in commit order (``NotificationRepository.add``), so "after the
 last id sent" misses nothing, within a stream or across a reconnect (``Last-Event-ID``).
+A stream opened "from now on" first sends where "now" is as an ``id:`` (an EventSource
+keeps it as its last event id): one that drops before any notification came reconnects
+after that, not from a later "now" that would skip what was written while it was away.
 When the LISTEN connection is (re)established every stream reads again: a notification
 committed while it was down was not heard.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 from core.db import SessionFactory
 from core.errors import ValidationFailed
@@ -28,6 +32,19 @@ from services.notifications.repository import NotificationRepository
 CHANNEL = "shop_notification"
 # Read at most this many at a time (a stream resuming after a long absence).
 BATCH = 100
+# Where the stream of a user with no notification yet starts: before any id.
+BEFORE_ANY = f"{IdPrefix.NOTIFICATION}_{'0' * 26}"
+
+
+@dataclass(frozen=True)
+class FollowedNotifications:
+    """An open stream: the notifications after ``after``, as they come."""
+
+    after: str
+    notifications: AsyncIterator[NotificationPublic]
+
+    def __aiter__(self) -> AsyncIterator[NotificationPublic]:
+        return self.notifications
 
 
 class NotificationFeed:
@@ -76,15 +93,18 @@ class NotificationFeed:
     @contextlib.asynccontextmanager
     async def open(
         self, user_id: str, after_id: str | None, lease: Lease | None = None
-    ) -> AsyncIterator[AsyncIterator[NotificationPublic]]:
+    ) -> AsyncIterator[FollowedNotifications]:
         """A stream of the user's notifications after ``after_id`` (None: from now on),
         oldest first, then each one as it is committed, for as long as it is iterated
         (and ``lease`` holds: it ends once the caller's token expires or is revoked).
-        Once open, nothing committed from then on is missed."""
+        Once open, nothing committed from then on is missed, and ``after`` says where it
+        starts (what a client resumes after if it gets none of them)."""
         with self.watch(user_id) as waiter:
             # Watching before reading: one committed in between still wakes us.
             last = after_id if after_id is not None else await self.newest_id(user_id)
-            yield self._follow(user_id, waiter, last, lease)
+            yield FollowedNotifications(
+                last or BEFORE_ANY, self._follow(user_id, waiter, last, lease)
+            )
 
     async def _follow(
         self, user_id: str, waiter: Waiter, last: str | None, lease: Lease | None

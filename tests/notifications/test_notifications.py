@@ -17,7 +17,7 @@ from models.outbox import OutboxEvent
 from services.events.handlers.notifications import notifications_subscriber
 from services.events.handling import load_event
 from tests.factories import signed_up
-from tests.notifications.helpers import next_notification, sse_events, write
+from tests.notifications.helpers import SseEvent, next_notification, sse_events, write
 from tests.orders.helpers import eventually, paid_order, place, product, shopper_with_cart
 
 
@@ -172,3 +172,35 @@ async def test_the_stream_pushes_a_checkout_and_resumes_after_last_event_id(
         assert (await next_notification(events)).id == live
     listed = await _listed(http, shopper.headers)
     assert [n["id"] for n in listed["items"]][:3] == [live, *missed[::-1]]
+
+
+async def test_a_stream_that_pushed_nothing_yet_still_resumes_without_a_gap(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """An EventSource reconnects with the last `id:` it saw, and with no `Last-Event-ID`
+    when it saw none: a stream that has pushed nothing yet tells it where it starts, or
+    its reconnect would start from "now" and lose what was written while it was away."""
+    user, headers = await signed_up(http)  # no notification yet
+
+    async def opened(resume: str | None) -> SseEvent:
+        """The stream's first block, as an EventSource would open it."""
+        sent = headers | ({"Last-Event-ID": resume} if resume is not None else {})
+        async with http.stream("GET", "/api/events/stream", headers=sent, timeout=60) as s:
+            assert s.status_code == 200
+            return await anext(sse_events(s))
+
+    first = await opened(None)
+    assert first.comment == "connected"
+    # Its connection drops; one is written before the EventSource is back.
+    away = await write(engine, user["id"], "While reconnecting")
+    resume = {"Last-Event-ID": first.id} if first.id is not None else {}
+    async with http.stream(
+        "GET", "/api/events/stream", headers=headers | resume, timeout=60
+    ) as stream:
+        events = sse_events(stream)
+        assert (await anext(events)).comment == "connected"
+        live = await write(engine, user["id"], "After reconnecting")
+        assert (await next_notification(events)).id == away  # not lost
+        assert (await next_notification(events)).id == live
+    # Opened afresh, it starts after the newest one, and says so.
+    assert (await opened(None)).id == live
