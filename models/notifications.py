@@ -96,8 +96,18 @@ class NotificationPage(Page[NotificationPublic]):
     unread_count: int
 
 
+class ReadAllRequest(CamelModel):
+    up_to: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The newest notification the caller has seen (the first of the list, "
+        "the last one streamed): only it and older ones are marked read, not one that "
+        "came since. Without it, every unread one.",
+    )
+
+
 class ReadAllResult(CamelModel):
     """How many notifications ``read-all`` marked read (0 when none was unread)."""
 
     marked: int
-    unread_count: int
+    unread_count: int = Field(description="How many are still unread (newer than `upTo`)")

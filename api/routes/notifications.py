@@ -12,8 +12,13 @@ from api.deps import DbSession, ReadSession, State, release_connection
 from api.problems import problem_responses
 from api.security import CurrentUser, ReadingUser, stream_lease
 from core.notifications import Lease
-from models.notifications import NotificationPage, NotificationPublic, ReadAllResult
-from services.notifications.inbox import NotificationInbox
+from models.notifications import (
+    NotificationPage,
+    NotificationPublic,
+    ReadAllRequest,
+    ReadAllResult,
+)
+from services.notifications.inbox import InvalidNotificationId, NotificationInbox
 from services.notifications.repository import NotificationNotFound
 from services.notifications.stream import InvalidLastEventId, NotificationFeed, resume_after
 
@@ -81,13 +86,21 @@ async def list_notifications(
     response_model=ReadAllResult,
     responses={
         200: {"content": {"application/json": {"example": {"marked": 3, "unreadCount": 0}}}},
-        **problem_responses(),
+        **problem_responses(InvalidNotificationId),
     },
 )
-async def read_all_notifications(caller: CurrentUser, session: DbSession) -> ReadAllResult:
+async def read_all_notifications(
+    caller: CurrentUser, session: DbSession, body: ReadAllRequest | None = None
+) -> ReadAllResult:
     """Every unread notification of the caller is marked read now; `marked` says how
-    many were (0 when none was: calling it again changes nothing)."""
-    return await NotificationInbox(session).read_all(caller.user.id)
+    many were (0 when none was: calling it again changes nothing). With
+    `{"upTo": "ntf_…"}`, the newest one the caller has seen (the first of the list, the
+    last one streamed), only it and older ones are: one written while the caller looked
+    stays unread, and `unreadCount` counts it. An `upTo` that is no notification id is
+    422 `invalid_notification_id`."""
+    return await NotificationInbox(session).read_all(
+        caller.user.id, body.up_to if body is not None else None
+    )
 
 
 @router.post(

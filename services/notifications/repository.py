@@ -125,10 +125,11 @@ class NotificationRepository:
             await self.session.refresh(row)
         return row
 
-    async def mark_all_read(self, user_id: str, at: datetime) -> int:
-        result = await self.session.exec(
-            update(Notification)
-            .where(col(Notification.user_id) == user_id, col(Notification.read_at).is_(None))
-            .values(read_at=at)
-        )
+    async def mark_all_read(self, user_id: str, at: datetime, up_to: str | None = None) -> int:
+        """Mark the user's unread notifications read (only those up to ``up_to``, the
+        newest the user has seen, when given); how many were."""
+        conditions = [col(Notification.user_id) == user_id, col(Notification.read_at).is_(None)]
+        if up_to is not None:
+            conditions.append(col(Notification.id) <= up_to)
+        result = await self.session.exec(update(Notification).where(*conditions).values(read_at=at))
         return int(result.rowcount)

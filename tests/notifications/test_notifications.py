@@ -204,3 +204,34 @@ async def test_a_stream_that_pushed_nothing_yet_still_resumes_without_a_gap(
         assert (await next_notification(events)).id == live
     # Opened afresh, it starts after the newest one, and says so.
     assert (await opened(None)).id == live
+
+
+async def test_read_all_up_to_what_was_seen_leaves_a_newer_one_unread(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """ "Mark all read" races with a notification written while the customer looks at the
+    list: `upTo` (the newest one they saw) marks read only those, not one they never saw."""
+    user, headers = await signed_up(http)
+    seen = [await write(engine, user["id"], f"Seen {n}") for n in range(3)]
+    newest_seen = (await _listed(http, headers))["items"][0]["id"]
+    assert newest_seen == seen[-1]
+    unseen = await write(engine, user["id"], "Written while they looked")
+
+    marked = await http.post(
+        "/api/notifications/read-all", headers=headers, json={"upTo": newest_seen}
+    )
+    assert marked.status_code == 200, marked.text
+    assert marked.json() == {"marked": 3, "unreadCount": 1}
+    unread = await _listed(http, headers, unread="true")
+    assert [n["id"] for n in unread["items"]] == [unseen]
+
+    for bad in ("ord_01JEX4Q8Z3K5M7N9P1R3T5V7X9", "ntf_not-an-id", ""):
+        refused = await http.post(
+            "/api/notifications/read-all", headers=headers, json={"upTo": bad}
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "invalid_notification_id"
+    assert (await _listed(http, headers))["unreadCount"] == 1
+    # Without `upTo`, every unread one, as before.
+    everything = await http.post("/api/notifications/read-all", headers=headers)
+    assert everything.json() == {"marked": 1, "unreadCount": 0}
