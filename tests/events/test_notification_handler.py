@@ -172,3 +172,34 @@ async def test_a_refund_that_bounced_notifies_the_customer_once(
         "details.",
     )
     assert row.data == {"orderId": order.id, "returnId": "ret_1", "refundId": "re_bounced"}
+
+
+async def test_a_return_settled_with_nothing_refunded_is_not_a_refund_of_zero(
+    db_sessions: SessionFactory,
+) -> None:
+    # Staff settle a return whose refund was refused with 0 when the money went back
+    # another way (a staff refund, notified as payment.refunded): "We refunded 0.00 USD"
+    # would tell the customer nothing true. The return's email says nothing either.
+    subscriber = notifications_subscriber()
+    async with transaction(db_sessions) as session:
+        order = (await order_in_parcels(session)).order
+        settled = {"orderId": order.id, "currency": "USD", "settled": True, "owed": 1250}
+        nothing = await publish(
+            session,
+            EventType.RETURN_REFUNDED,
+            order.id,
+            settled | {"amount": 0, "returnId": "ret_1", "refundId": "re_refused"},
+        )
+        some = await publish(
+            session,
+            EventType.RETURN_REFUNDED,
+            order.id,
+            settled | {"amount": 700, "returnId": "ret_2", "refundId": "re_2"},
+        )
+    for event in (nothing, some):
+        assert await handle_once(db_sessions, subscriber, event.id) is True
+
+    rows = await _notifications(db_sessions, order.user_id)
+    assert [(r.event_id, r.body) for r in rows] == [
+        (some.id, f"We refunded 7.00 USD for your return from order {order.id}.")
+    ]

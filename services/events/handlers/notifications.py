@@ -6,7 +6,7 @@ One notification per (event, user): the relay's receipt runs the handler once, a
 table's unique (event id, user) keeps a replayed or redelivered event from writing a
 second one even so. Events of an order whose customer's account is closed write nothing,
 nor does an ``order.created`` handled once the order was cancelled or failed (late: its
-ending is the news).
+ending is the news), nor a return settled by staff with nothing refunded.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ async def write_notification(event: DomainEvent, session: AsyncSession) -> None:
     data = event.data
     if event.type is EventType.PAYMENT_REFUNDED and data.get("returnId"):
         return  # a return's refund: its customer hears of it from return.refunded
+    if event.type is EventType.RETURN_REFUNDED and data.get("settled") and not data.get("amount"):
+        # Settled by staff with nothing refunded now: the money went back another way (a
+        # staff refund, notified as payment.refunded); "we refunded 0.00" says nothing
+        # true. The return's email is left out alike (handlers/returns.py).
+        return
     order = await OrderRepository(session).get(str(data.get("orderId") or event.aggregate_id))
     if order is None or await UserRepository(session).get(order.user_id) is None:
         log.info("no customer to notify", extra={"event": event.id, "type": str(event.type)})
