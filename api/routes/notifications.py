@@ -155,7 +155,8 @@ async def event_stream(
     """A `text/event-stream` of the caller's notifications as they are written: each a
     `notification` event whose `id` is the notification's id and whose `data` is the
     notification as `GET /api/notifications` lists it. Without `Last-Event-ID` it starts
-    with the next one written. It opens with a `: connected` comment whose `id` is where
+    with the next one written (a client that has just listed its notifications sends the
+    newest listed id as `Last-Event-ID`, and misses none written in between). It opens with a `: connected` comment whose `id` is where
     it starts (the newest notification then); an EventSource that reconnects sends the
     last `id` it got back as `Last-Event-ID` and first gets every notification written
     after it, oldest first (nothing is lost while it was away, even before the first
