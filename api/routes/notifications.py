@@ -156,16 +156,17 @@ async def event_stream(
     `notification` event whose `id` is the notification's id and whose `data` is the
     notification as `GET /api/notifications` lists it. Without `Last-Event-ID` it starts
     with the next one written (a client that has just listed its notifications sends the
-    newest listed id as `Last-Event-ID`, and misses none written in between). It opens with a `: connected` comment whose `id` is where
-    it starts (the newest notification then); an EventSource that reconnects sends the
-    last `id` it got back as `Last-Event-ID` and first gets every notification written
-    after it, oldest first (nothing is lost while it was away, even before the first
-    notification came), then the live ones. A comment line (`: ping`)
-    is sent every 15 s while nothing happens. The stream lasts until the client leaves,
-    or until the access token it was opened with expires or is revoked (signed out, the
-    password changed, the account deleted; noticed within 15 s): the client reconnects
-    with a fresh token and `Last-Event-ID`, and misses nothing. A `Last-Event-ID` that
-    is no notification id is 422 `invalid_last_event_id`."""
+    newest listed id as `Last-Event-ID`, and misses none written in between). It opens
+    with a `: connected` comment whose `id` is where it starts (the newest notification
+    then); an EventSource that reconnects sends the last `id` it got back as
+    `Last-Event-ID` and first gets every notification written after it, oldest first
+    (nothing is lost while it was away, even before the first notification came), then
+    the live ones. A comment line (`: ping`) is sent every 15 s while nothing happens.
+    The stream lasts until the client leaves, or until the access token it was opened
+    with expires or is revoked (signed out, the password changed, the account deleted;
+    noticed within 15 s): the client reconnects with a fresh token and `Last-Event-ID`,
+    and misses nothing. A `Last-Event-ID` that is no notification id is 422
+    `invalid_last_event_id`."""
     after = resume_after(last_event_id)
     # The stream holds no database connection; the feed reads in sessions of its own.
     await release_connection(session)
