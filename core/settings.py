@@ -443,10 +443,13 @@ class Settings(BaseSettings):
     @property
     def resolved_stripe_webhook_secret(self) -> str | None:
         """The secret webhooks are signed with: STRIPE_WEBHOOK_SECRET, or the sandbox's
-        own outside production (None in production without one: webhooks are refused)."""
+        own while the sandbox is the Stripe in use (no STRIPE_SECRET_KEY) outside
+        production. None otherwise: webhooks are refused. The sandbox's secret is public
+        (it is in this file): with a real Stripe behind us it would let anyone sign."""
         if self.stripe_webhook_secret is not None:
             return self.stripe_webhook_secret.get_secret_value()
-        return SANDBOX_WEBHOOK_SECRET if self.sandboxes_enabled else None
+        sandbox = self.sandboxes_enabled and self.stripe_secret_key is None
+        return SANDBOX_WEBHOOK_SECRET if sandbox else None
 
     @property
     def email_uses_sandbox(self) -> bool:
@@ -504,10 +507,12 @@ class Settings(BaseSettings):
     @property
     def resolved_easypost_webhook_secret(self) -> str | None:
         """The secret EasyPost webhooks are signed with: EASYPOST_WEBHOOK_SECRET, or the
-        sandbox's own outside production (None in production without one: refused)."""
+        sandbox's own while the sandbox is the EasyPost in use (no EASYPOST_API_KEY)
+        outside production. None otherwise: refused (the sandbox's secret is public)."""
         if self.easypost_webhook_secret is not None:
             return self.easypost_webhook_secret.get_secret_value()
-        return SANDBOX_EASYPOST_WEBHOOK_SECRET if self.sandboxes_enabled else None
+        sandbox = self.sandboxes_enabled and self.shipping_uses_sandbox
+        return SANDBOX_EASYPOST_WEBHOOK_SECRET if sandbox else None
 
 
 def normalize_database_url(url: str) -> str:

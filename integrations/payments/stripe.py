@@ -138,16 +138,26 @@ class StripeGateway:
             )
         try:
             event = stripe.Webhook.construct_event(payload, signature, self._webhook_secret)
-        except stripe.SignatureVerificationError:
+        except (stripe.SignatureVerificationError, TypeError):
+            # TypeError: a signature with non-ASCII characters, which the SDK's
+            # constant-time comparison refuses to compare. Forged all the same.
             raise InvalidSignature(
                 "the Stripe-Signature header does not match the payload and the endpoint's "
                 "secret (or its timestamp is too old)"
             ) from None
-        except ValueError:
+        except (ValueError, AttributeError):
+            # AttributeError: signed JSON that is not an object (the SDK reads it as one).
             raise InvalidSignature(
                 "the payload is not a Stripe event", code="invalid_payload"
             ) from None
-        return _webhook_event(event["id"], event["type"], event["data"]["object"].to_dict())
+        try:
+            return _webhook_event(event["id"], event["type"], event["data"]["object"].to_dict())
+        except (KeyError, AttributeError, TypeError):
+            # Signed, yet JSON of another shape (no id, type or data.object): 400 as the
+            # docstring of the endpoint says, not a 500 that Stripe retries for days.
+            raise InvalidSignature(
+                "the payload is not a Stripe event", code="invalid_payload"
+            ) from None
 
     async def create(
         self,

@@ -260,6 +260,10 @@ class EasyPostProvider:
             event = validate_webhook(body, {SIGNATURE_HEADER: signature}, self._webhook_secret)
         except SignatureVerificationError as exc:
             raise WebhookSignatureInvalid(str(exc)) from exc
+        except TypeError as exc:
+            # A signature with non-ASCII characters, which the SDK's constant-time
+            # comparison refuses to compare: forged all the same (not a 500).
+            raise WebhookSignatureInvalid("the X-Hmac-Signature is not ASCII") from exc
         except ValueError as exc:  # signed, yet not JSON
             raise WebhookSignatureInvalid(f"the webhook's body is not JSON: {exc}") from exc
         if not isinstance(event, dict) or event.get("description") != TRACKER_UPDATED:

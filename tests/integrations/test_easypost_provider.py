@@ -15,6 +15,7 @@ import httpx
 import pytest
 from easypost.easypost_client import EasyPostClient
 from easypost.errors.api.api_error import ApiError
+from pydantic import SecretStr
 
 from core.ids import IdPrefix, new_id
 from core.settings import SANDBOX_EASYPOST_WEBHOOK_SECRET, Settings
@@ -338,4 +339,36 @@ def test_production_without_a_secret_refuses_every_webhook(settings: Settings) -
     with pytest.raises(WebhookSignatureInvalid):
         build_shipping_provider(production).verify_webhook(
             body, {"X-Hmac-Signature": sign(body, SANDBOX_EASYPOST_WEBHOOK_SECRET)}
+        )
+
+
+def test_a_real_easypost_key_without_a_webhook_secret_refuses_the_sandbox_s_signature(
+    settings: Settings,
+) -> None:
+    """The sandbox's secret is public (in ``core/settings.py``): with EASYPOST_API_KEY set
+    the carrier is the real one, and a webhook signed with that secret is anyone's, even
+    outside production. Only EASYPOST_WEBHOOK_SECRET verifies then."""
+    real = settings.model_copy(update={"easypost_api_key": SecretStr("EZAK_real")})
+    assert real.sandboxes_enabled
+    assert real.resolved_easypost_webhook_secret is None
+    body = _event("tracker.updated")
+    with pytest.raises(WebhookSignatureInvalid):
+        build_shipping_provider(real).verify_webhook(
+            body, {"X-Hmac-Signature": sign(body, SANDBOX_EASYPOST_WEBHOOK_SECRET)}
+        )
+    configured = real.model_copy(update={"easypost_webhook_secret": SecretStr("whsec_ep")})
+    hook = build_shipping_provider(configured).verify_webhook(
+        body, {"X-Hmac-Signature": sign(body, "whsec_ep")}
+    )
+    assert hook is not None
+    assert hook.event_id == "evt_1"
+
+
+def test_a_signature_that_is_not_ascii_is_refused_not_a_crash(settings: Settings) -> None:
+    """The SDK's constant-time comparison raises TypeError on non-ASCII text: a forged
+    header of that kind is a 400 ``invalid_signature`` like any other forgery."""
+    body = _event("tracker.updated")
+    with pytest.raises(WebhookSignatureInvalid):
+        build_shipping_provider(settings).verify_webhook(
+            body, {"X-Hmac-Signature": "hmac-sha256-hex=\xe9t\xe9"}
         )

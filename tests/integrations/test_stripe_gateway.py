@@ -14,12 +14,15 @@ from uuid import uuid4
 import httpx
 import pytest
 import stripe
+from pydantic import SecretStr
 
 from cli.stack.process import free_port
-from core.settings import Settings
+from core.errors import DependencyUnavailable
+from core.settings import SANDBOX_WEBHOOK_SECRET, Settings
 from integrations.payments.gateway import (
     IntentStatus,
     InvalidPaymentMethod,
+    InvalidSignature,
     PaymentDeclined,
     PaymentUnavailable,
     WebhookEvent,
@@ -297,3 +300,42 @@ def test_a_refund_failed_event_is_about_the_refund_and_its_payment_intent() -> N
         refund_id="re_3QxRfZ2eZvKYlo2C0aBcDeFg",
         failure_reason="expired_or_canceled_card",
     )
+
+
+def test_a_real_stripe_key_without_a_webhook_secret_refuses_the_sandbox_s_signature(
+    settings: Settings,
+) -> None:
+    """The sandbox's secret is public (in ``core/settings.py``): with STRIPE_SECRET_KEY set
+    the payments are Stripe's own, and a webhook signed with that secret is anyone's,
+    even outside production. Only STRIPE_WEBHOOK_SECRET verifies then."""
+    intent = {"id": "pi_1", "object": "payment_intent", "status": "succeeded", "metadata": {}}
+    assert settings.resolved_stripe_webhook_secret == SANDBOX_WEBHOOK_SECRET
+    real = settings.model_copy(update={"stripe_secret_key": SecretStr("sk_test_real")})
+    assert real.sandboxes_enabled
+    assert real.resolved_stripe_webhook_secret is None
+    forged = _stripe_event("payment_intent.succeeded", intent, SANDBOX_WEBHOOK_SECRET)
+    with pytest.raises(DependencyUnavailable):
+        StripeGateway.from_settings(real).verify_webhook(*forged)
+    configured = real.model_copy(update={"stripe_webhook_secret": SecretStr("whsec_real")})
+    gateway = StripeGateway.from_settings(configured)
+    with pytest.raises(InvalidSignature):
+        gateway.verify_webhook(*forged)
+    own = _stripe_event("payment_intent.succeeded", intent, "whsec_real")
+    assert gateway.verify_webhook(*own).intent_id == "pi_1"
+
+
+def test_a_signature_not_ascii_or_a_signed_body_not_an_event_is_a_400_not_a_crash() -> None:
+    """A ``Stripe-Signature`` with non-ASCII text (the SDK's comparison raises TypeError)
+    is forged like any other; a signed body that is JSON but not an event (no id, type or
+    ``data.object``) is ``invalid_payload``, as the endpoint says, not a 500."""
+    gateway = StripeGateway(stripe.StripeClient("sk_test_unit"), "whsec_unit")
+    body, _ = _stripe_event("payment_intent.succeeded", {"object": "payment_intent"}, "x")
+    with pytest.raises(InvalidSignature) as forged:
+        gateway.verify_webhook(body, f"t={int(time.time())},v1=\xe9t\xe9")
+    assert forged.value.code == "invalid_signature"
+    for shape in (b"[]", b'"x"', b"{}", b'{"id":"evt_1","type":"x","data":{}}', body):
+        t = int(time.time())
+        mac = hmac.new(b"whsec_unit", f"{t}.".encode() + shape, hashlib.sha256).hexdigest()
+        with pytest.raises(InvalidSignature) as wrong:
+            gateway.verify_webhook(shape, f"t={t},v1={mac}")
+        assert wrong.value.code == "invalid_payload", shape
