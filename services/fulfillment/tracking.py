@@ -88,7 +88,9 @@ class ShipmentTracking:
             last_event_at = newest[0].occurred_at if newest else None
             recorded: list[RecordedUpdate] = []
             for tracker in trackers:
-                update = await self._record_one(session, fulfillment, shipment, tracker)
+                update = await self._record_one(
+                    session, fulfillment, shipment, tracker, last_event_at
+                )
                 # The parcel's latest entry: every entry of this update is recorded now.
                 for detail in tracker.details:
                     if last_event_at is None or detail.occurred_at > last_event_at:
@@ -102,9 +104,11 @@ class ShipmentTracking:
         fulfillment: Fulfillment,
         shipment: Shipment,
         tracker: TrackerState,
+        latest_before: datetime | None,
     ) -> RecordedUpdate:
         """One update, under the locks ``record_updates`` holds (its ``last_event_at``
-        is the caller's)."""
+        is the caller's; ``latest_before`` is the carrier's time of the parcel's latest
+        entry before it)."""
         repo = FulfillmentRepository(session)
         fresh = await self._append(repo, shipment, tracker.tracker_id, tracker.details)
         current = ShipmentStatus(shipment.status)
@@ -120,7 +124,10 @@ class ShipmentTracking:
         shipment.last_carrier_update_at = (
             tracker.updated_at if last is None else max(last, tracker.updated_at)
         )
-        shipment.delayed = False
+        if latest_before is None or any(d.occurred_at > latest_before for d in tracker.details):
+            # News: the silence is over. A late or replayed webhook with no newer scan
+            # leaves a flagged parcel flagged, as its workflow does (``_take``).
+            shipment.delayed = False
         shipment.updated_at = now
         repo.stage(shipment)
         await session.flush()

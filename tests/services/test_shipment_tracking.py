@@ -234,3 +234,24 @@ async def test_updates_recorded_together_answer_as_one_after_the_other(
     again = await tracking.record_updates(sid, [tracker(sid, PRE, TRANSIT, OUT, DELIVERED)])
     assert [(a.moved, a.new_events) for a in again] == [(False, 0)]
     assert len(await FulfillmentRepository(db_session).tracking(sid)) == 4
+
+
+async def test_a_late_update_with_no_newer_scan_leaves_a_flagged_parcel_flagged(
+    db_sessions: SessionFactory, db_session: AsyncSession
+) -> None:
+    """A webhook that is late, replayed or out of order (no entry newer than the parcel's
+    latest) does not end the silence: the parcel stays ``delayed``, as its workflow keeps
+    it (no second alert there), until a newer scan comes."""
+    made = await order_in_parcels(db_session, status=ShipmentStatus.LABEL_PURCHASED)
+    [shipment] = made.shipments
+    tracking = ShipmentTracking(db_sessions)
+    await tracking.record_update(shipment.id, tracker(shipment.id, PRE, TRANSIT))
+    assert await tracking.mark_delayed(shipment.id, 72, datetime(2026, 12, 1, 9, tzinfo=UTC))
+
+    late = await tracking.record_update(shipment.id, tracker(shipment.id, PRE))
+    again = await tracking.record_updates(shipment.id, [tracker(shipment.id, PRE, TRANSIT)])
+    assert (late.new_events, again[0].new_events) == (0, 0)
+    assert (await saved(db_sessions, shipment.id)).delayed is True
+
+    await tracking.record_update(shipment.id, tracker(shipment.id, PRE, TRANSIT, OUT))
+    assert (await saved(db_sessions, shipment.id)).delayed is False
