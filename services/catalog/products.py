@@ -47,6 +47,7 @@ from services.catalog.detail import ProductDetail, ProductDetailRepository
 from services.catalog.errors import CategoryNotFound, ProductNotFound
 from services.catalog.pricing import PriceBook
 from services.catalog.rows import ProductFields
+from services.inventory.stock import StockService
 
 # Searches are matched on their first 100 characters: enough for any real query, and a
 # paste costs no more than a short one.
@@ -690,6 +691,10 @@ class ProductService:
             setattr(product, key_, value)
         product.updated_at = utcnow()
         await self.products.save(product)
+        if "low_stock_threshold" in changes:
+            # A new threshold is a crossing too: raised above what is available, the
+            # alert (and auto-reorder) goes out now, not at the next stock movement.
+            await StockService(self.products.session).after_change(product.id)
         await product_changed(self.products.session, product.id, "updated")
         return product
 

@@ -13,7 +13,7 @@ from sqlmodel import col, func, select
 from activities.inventory import InventoryActivities, SweepInput
 from core.db import SessionFactory, create_session_factory, transaction
 from core.errors import ShopError
-from models.catalog import ProductCreate
+from models.catalog import ProductCreate, ProductUpdate
 from models.inventory import PurchaseOrder, ReservationLine, StockLevel, StockMovement
 from models.outbox import OutboxEvent
 from services.catalog.products import ProductService
@@ -217,6 +217,31 @@ async def test_low_stock_alerts_once_per_crossing_and_reorders_once(
             await PurchasingService(session).receive(orders[0].id)
     assert again.value.code == "purchase_order_not_open"
     await _ledger_adds_up(sessions, product)
+
+
+async def test_a_threshold_raised_above_what_is_available_alerts_at_once(
+    sessions: SessionFactory,
+) -> None:
+    """Staff raising ``lowStockThreshold`` above the available stock is a crossing: the
+    alert (and auto-reorder) goes out with the change, not at the next stock movement,
+    which for a slow seller may never come. Lowering it back re-arms it, once."""
+    product = await _product(
+        sessions, stock=8, low_stock_threshold=5, auto_reorder=True, reorder_quantity=40
+    )
+    assert await _events(sessions, product) == []
+
+    async def threshold(value: int) -> None:
+        async with transaction(sessions) as session:
+            await ProductService(session).update(product, ProductUpdate(low_stock_threshold=value))
+
+    await threshold(10)
+    await threshold(12)  # still low: no second alert
+    assert await _events(sessions, product) == [
+        {"productId": product, "currentStock": 8, "threshold": 10}
+    ]
+    await threshold(5)  # not low any more: re-armed, nothing sent
+    await threshold(9)
+    assert [e["threshold"] for e in await _events(sessions, product)] == [10, 9]
 
 
 async def test_the_sweeper_returns_expired_reservations(sessions: SessionFactory) -> None:
