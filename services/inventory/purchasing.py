@@ -19,10 +19,17 @@ class PurchasingService:
 
     async def reorder(self, product_id: str) -> bool:
         """Auto-reorder after a low-stock crossing: open a purchase order for the product's
-        reorder quantity if it is set up for it and has none open (the one-open-purchase-
-        order rule, kept by a partial unique index). True if one was opened."""
+        reorder quantity if it is set up for it, is still below its threshold, and has
+        none open (the one-open-purchase-order rule, kept by a partial unique index).
+        True if one was opened."""
         product = await self.levels.product(product_id)
         if product is None or not product.auto_reorder or product.reorder_quantity <= 0:
+            return False
+        stock = await self.levels.stock(product_id)
+        if stock is None or stock.available >= stock.threshold:
+            # The dip is over by the time the event arrives (the relay was behind, or
+            # the delivery retried, while staff restocked or held stock was given back):
+            # nothing to reorder. A new dip publishes a new event.
             return False
         return await self.repository.open_unless_open(
             product_id, product.reorder_quantity, "auto-reorder: low stock"

@@ -244,6 +244,26 @@ async def test_a_threshold_raised_above_what_is_available_alerts_at_once(
     assert [e["threshold"] for e in await _events(sessions, product)] == [10, 9]
 
 
+async def test_a_low_stock_event_delivered_after_the_dip_is_over_reorders_nothing(
+    sessions: SessionFactory,
+) -> None:
+    """The relay delivers ``inventory.low_stock`` when it can: if staff restocked (or the
+    held stock went back) meanwhile, the dip is over and no purchase order is opened."""
+    product = await _product(
+        sessions, stock=10, low_stock_threshold=5, auto_reorder=True, reorder_quantity=40
+    )
+    assert await _reserve(sessions, "ord_dip_1", {product: 7})  # 3 < 5: the event
+    async with transaction(sessions) as session:
+        await StockService(session).adjust(product, 20, "cycle count found more")
+    [event_id] = await _event_ids(sessions, product)
+    assert await handle_once(sessions, auto_reorder(), event_id) is True
+    async with sessions() as session:
+        opened = (
+            await session.exec(select(PurchaseOrder).where(PurchaseOrder.product_id == product))
+        ).all()
+    assert opened == []
+
+
 async def test_the_sweeper_returns_expired_reservations(sessions: SessionFactory) -> None:
     product = await _product(sessions, stock=3)
     assert await _reserve(sessions, "ord_sweep_old", {product: 2}, ttl=0.01)
