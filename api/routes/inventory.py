@@ -143,7 +143,8 @@ async def receive(
     purchase_order_id: str, caller: StaffUser, session: DbSession, state: State
 ) -> PurchaseOrderPublic:
     """Adds the ordered quantity to stock as a receipt; a second receive answers 409
-    `purchase_order_not_open`."""
+    `purchase_order_not_open`. If the product is still below its `lowStockThreshold`,
+    `inventory.low_stock` goes again (with auto-reorder, the next purchase order)."""
     po = await PurchasingService(session).receive(purchase_order_id)
     invalidate_catalog(session, state)
     return _po(po)

@@ -49,7 +49,9 @@ class PurchasingService:
         )
 
     async def receive(self, purchase_order_id: str) -> PurchaseOrder:
-        """Book an open purchase order's quantity into stock as a receipt; once."""
+        """Book an open purchase order's quantity into stock as a receipt; once. If the
+        product is still below its threshold, ``inventory.low_stock`` goes again (the
+        next purchase order, with auto-reorder)."""
         received = await self.repository.mark_received(purchase_order_id)
         po = await self.repository.get(purchase_order_id)
         if po is None:
@@ -67,4 +69,5 @@ class PurchasingService:
             kind=MovementKind.RECEIPT,
             reference=po.id,
         )
+        await self.stock.after_receipt(po.product_id)
         return po

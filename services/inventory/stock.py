@@ -71,13 +71,25 @@ class StockService:
             return
         product = await self.stock.product(product_id)
         assert product is not None
+        await self._publish_low(product_id, available, product.low_stock_threshold)
+
+    async def after_receipt(self, product_id: str) -> bool:
+        """A purchase order received (after ``adjust``) that leaves the product below its
+        threshold: the dip goes on, but what answered it has arrived. No crossing, so
+        ``after_change`` says nothing; ``inventory.low_stock`` goes again, so that the team
+        hears and auto-reorder (which keeps one purchase order open) opens the next one.
+        Without it a product whose reorder quantity did not lift it above its threshold
+        was never reordered again. True if it was published."""
+        stock = await self.get(product_id)
+        if stock.available >= stock.threshold:
+            return False
+        await self._publish_low(product_id, stock.available, stock.threshold)
+        return True
+
+    async def _publish_low(self, product_id: str, available: int, threshold: int) -> None:
         await publish(
             self.session,
             EventType.INVENTORY_LOW_STOCK,
             product_id,
-            {
-                "productId": product_id,
-                "currentStock": available,
-                "threshold": product.low_stock_threshold,
-            },
+            {"productId": product_id, "currentStock": available, "threshold": threshold},
         )

@@ -14,7 +14,13 @@ from activities.inventory import InventoryActivities, SweepInput
 from core.db import SessionFactory, create_session_factory, transaction
 from core.errors import ShopError
 from models.catalog import ProductCreate, ProductUpdate
-from models.inventory import PurchaseOrder, ReservationLine, StockLevel, StockMovement
+from models.inventory import (
+    PurchaseOrder,
+    PurchaseOrderStatus,
+    ReservationLine,
+    StockLevel,
+    StockMovement,
+)
 from models.outbox import OutboxEvent
 from services.catalog.products import ProductService
 from services.events.handlers import auto_reorder
@@ -262,6 +268,37 @@ async def test_a_low_stock_event_delivered_after_the_dip_is_over_reorders_nothin
             await session.exec(select(PurchaseOrder).where(PurchaseOrder.product_id == product))
         ).all()
     assert opened == []
+
+
+async def test_a_receipt_that_leaves_stock_low_reorders_again(sessions: SessionFactory) -> None:
+    """Threshold 50, reorder 20: the first purchase order arrives while the product is
+    still low. No crossing happened, yet the dip is not answered any more (nothing is
+    open): the event goes again and auto-reorder opens the next purchase order, once.
+    A receipt that lifts it above its threshold sends nothing."""
+    product = await _product(
+        sessions, stock=60, low_stock_threshold=50, auto_reorder=True, reorder_quantity=20
+    )
+    assert await _reserve(sessions, "ord_slow_po", {product: 40})  # 20 < 50: the event
+
+    async def deliver_and_receive() -> None:
+        for event_id in await _event_ids(sessions, product):
+            await handle_once(sessions, auto_reorder(), event_id)
+        async with sessions() as session:
+            [opened], _ = await PurchasingService(session).purchase_orders(
+                PurchaseOrderStatus.OPEN, product_id=product
+            )
+        async with transaction(sessions) as session:
+            await PurchasingService(session).receive(opened.id)
+
+    await deliver_and_receive()  # 40 available: still low
+    assert [e["currentStock"] for e in await _events(sessions, product)] == [20, 40]
+    await deliver_and_receive()  # 60 available: above it
+    assert [e["currentStock"] for e in await _events(sessions, product)] == [20, 40]
+    async with sessions() as session:
+        orders, total = await PurchasingService(session).purchase_orders(None, product_id=product)
+    assert (total, {po.status for po in orders}) == (2, {PurchaseOrderStatus.RECEIVED})
+    assert await _stock(sessions, product) == (100, 40, 60)
+    await _ledger_adds_up(sessions, product)
 
 
 async def test_the_sweeper_returns_expired_reservations(sessions: SessionFactory) -> None:
