@@ -62,6 +62,7 @@ class PurchasingService:
             raise Conflict(
                 f"purchase order {purchase_order_id} is {po.status}", code="purchase_order_not_open"
             )
+        was_low = await self.levels.low_stock_alerted(po.product_id)
         await self.stock.adjust(
             po.product_id,
             po.quantity,
@@ -69,5 +70,7 @@ class PurchasingService:
             kind=MovementKind.RECEIPT,
             reference=po.id,
         )
-        await self.stock.after_receipt(po.product_id)
+        if was_low:
+            # Not low before (a crossing now, if any): ``adjust`` has told it already.
+            await self.stock.after_receipt(po.product_id)
         return po

@@ -209,6 +209,14 @@ class StockRepository:
         row = changed.first()
         return int(row[1]) if row is not None and row[0] else None
 
+    async def low_stock_alerted(self, product_id: str) -> bool:
+        """Whether the product's low-stock alert is raised (it fell below its threshold
+        and has not climbed back since)."""
+        result = await self.session.exec(
+            select(StockLevel.low_stock_alerted).where(StockLevel.product_id == product_id)
+        )
+        return bool(result.first())
+
     async def product(self, product_id: str) -> Product | None:
         """The product's row whatever its state (the alert and reorder terms live there)."""
         return await self.session.get(Product, product_id)

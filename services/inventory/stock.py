@@ -74,8 +74,9 @@ class StockService:
         await self._publish_low(product_id, available, product.low_stock_threshold)
 
     async def after_receipt(self, product_id: str) -> bool:
-        """A purchase order received (after ``adjust``) that leaves the product below its
-        threshold: the dip goes on, but what answered it has arrived. No crossing, so
+        """A purchase order received (after ``adjust``) for a product already alerted,
+        which leaves it below its threshold: the dip goes on, but what answered it has
+        arrived. No crossing, so
         ``after_change`` says nothing; ``inventory.low_stock`` goes again, so that the team
         hears and auto-reorder (which keeps one purchase order open) opens the next one.
         Without it a product whose reorder quantity did not lift it above its threshold

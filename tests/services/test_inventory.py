@@ -300,6 +300,18 @@ async def test_a_receipt_that_leaves_stock_low_reorders_again(sessions: SessionF
     assert await _stock(sessions, product) == (100, 40, 60)
     await _ledger_adds_up(sessions, product)
 
+    # A product never alerted (no stock yet): its first receipt is its crossing, told once.
+    empty = await _product(sessions, low_stock_threshold=50, auto_reorder=True, reorder_quantity=20)
+    async with transaction(sessions) as session:
+        assert await PurchasingService(session).reorder(empty)
+    async with sessions() as session:
+        [first], _ = await PurchasingService(session).purchase_orders(None, product_id=empty)
+    async with transaction(sessions) as session:
+        await PurchasingService(session).receive(first.id)
+    assert await _events(sessions, empty) == [
+        {"productId": empty, "currentStock": 20, "threshold": 50}
+    ]
+
 
 async def test_the_sweeper_returns_expired_reservations(sessions: SessionFactory) -> None:
     product = await _product(sessions, stock=3)
