@@ -143,12 +143,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(routes, prefix=API_PREFIX)
     if settings.sandboxes_enabled:
-        app.include_router(sandbox.router)
-        app.include_router(sandbox_marketing.router)
-        app.include_router(stripe_sandbox.router)
-        app.include_router(hubspot_sandbox.router)
-        app.include_router(easypost_sandbox.router)
-        app.include_router(easypost_sandbox_pages.router)
+        # A sandbox stands in for its provider only while the real key is unset: mounted
+        # beside the real service it would still sign webhooks, with the real webhook
+        # secret, and post them to our own endpoints (a forged payment or delivery).
+        for uses_sandbox, sandbox_routes in (
+            (settings.email_uses_sandbox, (sandbox.router, sandbox_marketing.router)),
+            (settings.payments_use_sandbox, (stripe_sandbox.router,)),
+            (settings.crm_uses_sandbox, (hubspot_sandbox.router,)),
+            (
+                settings.shipping_uses_sandbox,
+                (easypost_sandbox.router, easypost_sandbox_pages.router),
+            ),
+        ):
+            if uses_sandbox:
+                for sandbox_router in sandbox_routes:
+                    app.include_router(sandbox_router)
 
     install_openapi(app)
     return app

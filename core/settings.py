@@ -452,6 +452,10 @@ class Settings(BaseSettings):
         return SANDBOX_WEBHOOK_SECRET if sandbox else None
 
     @property
+    def payments_use_sandbox(self) -> bool:
+        return self.stripe_secret_key is None
+
+    @property
     def email_uses_sandbox(self) -> bool:
         return self.sendgrid_api_key is None
 
