@@ -8,6 +8,7 @@ both stay in Redis only until the longest-lived token they could match expires.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,11 @@ from models.users import Role
 ISSUER = "shopweave"
 AUDIENCE = "shopweave-api"
 ALGORITHM = "HS256"
+# API replicas run on hosts whose clocks differ a little: a token issued on one a few
+# seconds ahead has an ``iat`` in another's future. PyJWT refuses that ("not yet valid")
+# unless given a leeway, which would stretch ``exp`` as well; so expiry stays exact and
+# only ``iat`` is allowed this much skew.
+CLOCK_SKEW_SECONDS = 60
 _JTI_KEY = "auth:revoked:jti:"
 _SID_KEY = "auth:revoked:sid:"
 
@@ -87,8 +93,10 @@ class AccessTokens:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "jti", "sid"]},
+                options={"require": ["exp", "iat", "sub", "jti", "sid"], "verify_iat": False},
             )
+            if int(payload["iat"]) > time.time() + CLOCK_SKEW_SECONDS:
+                raise InvalidToken("the access token is not valid yet")
             return AccessClaims(
                 user_id=str(payload["sub"]),
                 role=Role(payload["role"]),
@@ -98,7 +106,7 @@ class AccessTokens:
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenExpired("the access token has expired; refresh it") from exc
-        except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
+        except (jwt.InvalidTokenError, KeyError, TypeError, ValueError) as exc:
             raise InvalidToken("the access token is not valid") from exc
 
 
@@ -114,7 +122,9 @@ class Revocations:
         self.access_ttl = access_ttl_seconds
 
     async def revoke_token(self, claims: AccessClaims) -> None:
-        remaining = int((claims.expires_at - datetime.now(UTC)).total_seconds()) + 1
+        # Kept while a host whose clock lags (up to CLOCK_SKEW_SECONDS) still takes it.
+        remaining = int((claims.expires_at - datetime.now(UTC)).total_seconds())
+        remaining += CLOCK_SKEW_SECONDS
         if remaining > 0:
             await self.redis.set(_JTI_KEY + claims.jti, "1", ex=remaining)
 
@@ -123,7 +133,7 @@ class Revocations:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for sid in session_ids:
-                pipe.set(_SID_KEY + sid, "1", ex=self.access_ttl + 5)
+                pipe.set(_SID_KEY + sid, "1", ex=self.access_ttl + CLOCK_SKEW_SECONDS)
             await pipe.execute()
 
     async def check(self, claims: AccessClaims) -> None:
