@@ -17,9 +17,9 @@ from models.auth import RefreshToken
 from models.base import utcnow
 from models.users import User
 from services import passwords
-from services.throttle import LoginThrottle, normalize_email
+from services.throttle import LoginThrottle
 from services.tokens import AccessClaims, AccessTokens, Revocations, new_session_id
-from services.users import UserRepository
+from services.users import UserRepository, normalize_email
 
 REFRESH_PREFIX = "rt_"
 

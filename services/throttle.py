@@ -15,13 +15,9 @@ from redis.asyncio import Redis
 
 from core.errors import RateLimited
 from core.settings import Settings
+from services.users import normalize_email
 
 PREFIX = "throttle:login"
-
-
-def normalize_email(email: str) -> str:
-    """The form sign-in counts attempts under."""
-    return email.strip().lower()
 
 
 def _key(kind: str, value: str) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
+from pydantic.networks import validate_email
 from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -19,7 +21,15 @@ from services.analytics import AnalyticsRecorder
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """The form an address is stored, looked up and throttled under: what registration's
+    ``EmailStr`` makes of it (Unicode NFC, the domain's IDNA form in Unicode), trimmed and
+    lower-cased. Sign-in takes the address as typed: normalised only by case, the
+    spelling someone registered with (decomposed accents, ``xn--`` domain) found no
+    account, and each spelling counted its failed sign-ins apart."""
+    email = email.strip()
+    with contextlib.suppress(ValueError):  # not one registration takes: no account has it
+        _, email = validate_email(email)
+    return email.lower()
 
 
 class EmailTaken(Conflict):

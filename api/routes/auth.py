@@ -76,8 +76,10 @@ async def login(
     token (opaque, 30 days, single use).
 
     A wrong password and an unknown email both answer 401 `invalid_credentials`, in the
-    same time. After 5 failures for an email (or 20 from one address) within 15 minutes,
-    attempts answer 429 `too_many_attempts` with `Retry-After` until the window ends.
+    same time. The email is normalised as registration does (case, Unicode, an `xn--`
+    domain), for the lookup and the lock-out alike: after 5 failures for an email (in
+    any spelling; or 20 from one address) within 15 minutes, attempts answer 429
+    `too_many_attempts` with `Retry-After` until the window ends.
     With `X-Cart-Token`, that guest cart is merged into the user's cart: quantities add
     up, capped by stock and the per-line maximum. With `anonymousId` (or the
     `X-Anonymous-Id` header), the visitor's analytics events (and the merged guest cart's)

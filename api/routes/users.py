@@ -47,8 +47,9 @@ async def register(
 ) -> UserPublic:
     """Create a customer account and send the welcome email.
 
-    The email is normalised (trimmed, lower-cased); one that is already registered, in
-    any case, answers 409 `email_taken`. The password needs at least 15 characters (NIST
+    The email is normalised (trimmed, Unicode NFC, an `xn--` domain in Unicode,
+    lower-cased), as sign-in normalises it; one that is already registered, in any
+    spelling, answers 409 `email_taken`. The password needs at least 15 characters (NIST
     SP 800-63B-4) and must not be common, repetitive or built from the email or name:
     otherwise 422 `weak_password`. The welcome email is sent by a durable workflow, so
     registration succeeds even when the email provider or Temporal is briefly down.

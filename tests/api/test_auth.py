@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import unicodedata
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -347,3 +349,35 @@ async def test_a_refresh_token_minted_while_its_session_was_revoked_is_dead(
         )
     response = await client.post("/api/auth/refresh", json={"refreshToken": second["refreshToken"]})
     assert response.status_code == 401
+
+
+def _typed_unlike_stored(tag: str) -> tuple[str, str]:
+    """An address as a keyboard may type it (decomposed accents, an IDNA domain in its
+    ASCII form) and as registration stores it (NFC, the domain in Unicode, lower case)."""
+    local = f"josé-{tag}-{uuid4().hex[:8]}"
+    typed = unicodedata.normalize("NFD", local.capitalize()) + "@XN--EXMPLE-CUA.com"
+    return typed, f"{local}@exämple.com"
+
+
+async def test_the_address_typed_at_registration_signs_in(client: httpx.AsyncClient) -> None:
+    typed, stored = _typed_unlike_stored("in")
+    user = await register(client, email=typed)
+    assert user["email"] == stored
+    # Sign-in looked the address up only trimmed and lower-cased: 401 invalid_credentials.
+    assert (await login(client, email=typed))["user"]["id"] == user["id"]
+    assert (await login(client, email=stored.upper()))["user"]["id"] == user["id"]
+
+
+async def test_every_spelling_of_an_address_shares_its_sign_in_lock(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(login_max_failures_per_email=3, login_throttle_window_seconds=600)
+    typed, stored = _typed_unlike_stored("lock")
+    await register(client, email=stored)
+    for _ in range(3):
+        failed = await client.post(
+            "/api/auth/login", json={"email": typed, "password": "wrong password here"}
+        )
+        assert failed.status_code == 401
+    blocked = await client.post("/api/auth/login", json={"email": stored, "password": PASSWORD})
+    assert blocked.status_code == 429, blocked.text
