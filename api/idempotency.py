@@ -83,13 +83,13 @@ class IdempotencyMiddleware:
         except ClientGone:
             return  # the client went away before its request was whole: nothing to answer
         state = scope["app"].state.shop
-        owner = _owner(scope, state)
         fingerprint = hashlib.sha256(
             b"\n".join([scope["path"].encode(), scope.get("query_string", b""), body])
         ).hexdigest()
-        redis_key = f"idem:{owner}:{hashlib.sha256(key.encode()).hexdigest()}"
         redis = state.redis
         try:
+            owner = await _owner(scope, state)
+            redis_key = f"idem:{owner}:{hashlib.sha256(key.encode()).hexdigest()}"
             acquired = await redis.set(
                 redis_key,
                 json.dumps({"state": "running", "fingerprint": fingerprint}),
@@ -205,12 +205,16 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _owner(scope: Scope, state: Any) -> str:
-    """Whose key this is: a verified user, else a guest cart, else the client address."""
+async def _owner(scope: Scope, state: Any) -> str:
+    """Whose key this is: a verified user, else a guest cart, else the client address.
+
+    A token that was revoked (sign-out, password change, the account deleted) is no
+    user's: their stored answers (an erased address, say) are not replayed to it."""
     authorization = _header(scope, b"authorization")
     if authorization and authorization.lower().startswith("bearer "):
         try:
             claims = state.access_tokens.decode(authorization[7:].strip())
+            await state.revocations.check(claims)
             return f"user:{claims.user_id}"
         except ShopError:
             pass  # the endpoint will refuse the token; scope it like an anonymous call

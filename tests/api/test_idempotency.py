@@ -109,6 +109,23 @@ async def test_keys_belong_to_their_caller(client: httpx.AsyncClient) -> None:
     assert second.json()["userId"] == user_b["id"]
 
 
+async def test_a_revoked_token_replays_nothing(client: httpx.AsyncClient) -> None:
+    """The stored answer of a deleted account's address (erased with the account) was
+    replayed, for 24 hours, to anyone holding its revoked token and the key."""
+    user, headers = await signed_up(client)
+    keyed = headers | {"Idempotency-Key": f"address-{user['id']}"}
+    body = {"name": "Home", "street": "1 Main St", "city": "Boston", "zip": "02101"}
+    path = f"/api/users/{user['id']}/addresses"
+    created = await client.post(path, json=body | {"country": "US"}, headers=keyed)
+    assert created.status_code == 201, created.text
+    gone = await client.delete(f"/api/users/{user['id']}", headers=headers)
+    assert gone.status_code == 204
+    again = await client.post(path, json=body | {"country": "US"}, headers=keyed)
+    assert again.status_code == 401, again.text
+    assert again.json()["code"] == "token_revoked"
+    assert "idempotent-replayed" not in again.headers
+
+
 async def test_a_malformed_key_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/users",
