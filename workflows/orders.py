@@ -5,7 +5,8 @@ customer act) → create-order → update-inventory → capture → send-confirm
 queue-fulfillment in parallel. Each step that has an effect registers its compensation
 *before* it runs; on a business failure, exhausted retries, or a customer's cancel, the
 compensations run in reverse, each retried until it succeeds, and the order ends
-``failed`` (with a ``failureCode``) or ``cancelled``.
+``failed`` (with a ``failureCode``) or ``cancelled``. An order priced at 0 has no payment
+steps: there is nothing to authorise or capture, and Stripe refuses an amount of 0.
 
 The ``orders`` row is written by the activities; the workflow mirrors the status for its
 ``status`` query and the ``OrderStatus``/``CustomerId``/``OrderTotal`` search attributes.
@@ -73,6 +74,11 @@ PASSING_STATUSES = frozenset({OrderStatus.RESERVED, OrderStatus.PAYMENT_AUTHORIZ
 # it never run (a hold not voided, a payment not refunded, the order left open). Since
 # this patch the undo, once begun, finishes whatever comes (see _despite_cancel).
 UNDO_FINISHES = "undo-finishes-when-cancelled"
+# Orders started before this patch authorise and capture even a total of 0, which Stripe
+# refuses (a PaymentIntent needs an amount of at least 1): a free order (a 100 % coupon
+# with free shipping) failed at process-payment. Since it, an order priced at 0 skips
+# the payment steps and their compensation: nothing is charged, nothing to give back.
+FREE_ORDERS_UNCHARGED = "free-orders-uncharged"
 # Our error codes are snake_case; a Python exception's class name (a bug) is not.
 _OUR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -229,30 +235,10 @@ class OrderWorkflow:
             self._mirror(OrderStatus.RESERVED)
             self._check_cancel()
 
-            compensations.append(
-                (
-                    "void or refund payment",
-                    lambda: self._compensate(
-                        PaymentActivities.void_or_refund,
-                        ref,
-                        "void the authorisation or refund",
-                        queue=TaskQueue.PAYMENTS,
-                    ),
-                )
-            )
-            auth: AuthorizationResult = await self._step(
-                "process-payment",
-                PaymentActivities.authorize,
-                ref,
-                f"authorise {snapshot.total} {snapshot.currency} (manual capture)",
-                queue=TaskQueue.PAYMENTS,
-            )
-            if auth.status == REQUIRES_ACTION:
-                await self._await_customer_action(auth.next_action_url)
-            elif auth.status != AUTHORIZED:
-                raise OrderFailed("payment_declined", f"the payment is {auth.status}")
-            self._mirror(OrderStatus.PAYMENT_AUTHORIZED)
-            self._check_cancel()
+            # Asked of free orders only: the marker costs every other order nothing.
+            charged = snapshot.total > 0 or not workflow.patched(FREE_ORDERS_UNCHARGED)
+            if charged:
+                await self._authorize(snapshot, ref, compensations)
 
             compensations.append(
                 (
@@ -282,14 +268,15 @@ class OrderWorkflow:
                 local=True,
             )
             self._check_cancel()
-            await self._step(
-                "capture-payment",
-                PaymentActivities.capture,
-                ref,
-                "capture the authorised amount",
-                queue=TaskQueue.PAYMENTS,
-            )
-            self._check_cancel()
+            if charged:
+                await self._step(
+                    "capture-payment",
+                    PaymentActivities.capture,
+                    ref,
+                    "capture the authorised amount",
+                    queue=TaskQueue.PAYMENTS,
+                )
+                self._check_cancel()
 
             # The point of no return: from here the order cannot be cancelled.
             self._fulfilment_started = True
@@ -319,6 +306,38 @@ class OrderWorkflow:
             )
         self._done = True
         return self.status()
+
+    async def _authorize(
+        self,
+        snapshot: OrderSnapshot,
+        ref: OrderRef,
+        compensations: list[tuple[str, Compensation]],
+    ) -> None:
+        """process-payment: hold the total (after 3-D Secure, if the card asks for it)."""
+        compensations.append(
+            (
+                "void or refund payment",
+                lambda: self._compensate(
+                    PaymentActivities.void_or_refund,
+                    ref,
+                    "void the authorisation or refund",
+                    queue=TaskQueue.PAYMENTS,
+                ),
+            )
+        )
+        auth: AuthorizationResult = await self._step(
+            "process-payment",
+            PaymentActivities.authorize,
+            ref,
+            f"authorise {snapshot.total} {snapshot.currency} (manual capture)",
+            queue=TaskQueue.PAYMENTS,
+        )
+        if auth.status == REQUIRES_ACTION:
+            await self._await_customer_action(auth.next_action_url)
+        elif auth.status != AUTHORIZED:
+            raise OrderFailed("payment_declined", f"the payment is {auth.status}")
+        self._mirror(OrderStatus.PAYMENT_AUTHORIZED)
+        self._check_cancel()
 
     async def _await_customer_action(self, url: str | None) -> None:
         """3-D Secure: hold the stock while the customer authenticates, up to the limit."""

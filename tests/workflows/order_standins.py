@@ -88,6 +88,22 @@ def snapshot(order_id: str) -> OrderSnapshot:
     )
 
 
+def free_snapshot(order_id: str) -> OrderSnapshot:
+    """What validate-order answers for a free order: the two lines, a 100 % coupon and
+    free shipping, 0 to pay."""
+    return snapshot(order_id).model_copy(
+        update={
+            "total": 0,
+            "subtotal": TOTAL,
+            "automatic_discounts": 0,
+            "coupon_code": "FREE100",
+            "coupon_discount": TOTAL,
+            "shipping": 0,
+            "tax": 0,
+        }
+    )
+
+
 # --- what a stand-in does on one attempt ----------------------------------------------
 
 

@@ -68,12 +68,14 @@ from tests.workflows.order_standins import (
     RELEASE,
     RESERVE,
     TEA,
+    VALIDATE,
     VOID,
     Block,
     Fail,
     OrderStandIns,
     Step,
     Succeed,
+    free_snapshot,
     requires_action,
     start_order,
     until_event,
@@ -163,6 +165,8 @@ OUT_OF_STOCK_LOCAL_STEPS = "ord_recorded_out_of_stock_local_steps"
 # declined payment's void runs; the undo finishes.
 CANCELLED_WHILE_UNDOING = "ord_recorded_cancelled_while_undoing"
 UNDO_HELD = Block()
+# Since "free-orders-uncharged": an order priced at 0 has no payment steps.
+FREE = "ord_recorded_free"
 SHORT = {"productId": TEA.product_id, "requested": TEA.quantity, "available": 0}
 UNAVAILABLE = {"unavailableItems": [SHORT]}
 DECLINE = {"reason": "card_declined", "intentId": "pi_recorded"}
@@ -185,6 +189,7 @@ SCRIPTS: dict[str, dict[str, Sequence[Step]]] = {
         VOID: [UNDO_HELD],
     },
     THREE_DS_COMPLETED: {AUTHORIZE: [requires_action()]},
+    FREE: {VALIDATE: [Succeed(free_snapshot(FREE))]},
     THREE_DS_TIMED_OUT: {AUTHORIZE: [requires_action()], REFRESH: [requires_action()]},
 }
 
@@ -477,6 +482,13 @@ async def order_paid_local_steps(env: WorkflowEnvironment, queue: str) -> str:
 async def order_out_of_stock_local_steps(env: WorkflowEnvironment, queue: str) -> str:
     handle = await start_order(env.client, OUT_OF_STOCK_LOCAL_STEPS)
     await _order_ends(handle, OrderStatus.FAILED, "out_of_stock")
+    return handle.id
+
+
+@recording("order_free_fulfillment_queued")
+async def order_free(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_order(env.client, FREE)
+    await _order_ends(handle, OrderStatus.FULFILLMENT_QUEUED, None)
     return handle.id
 
 

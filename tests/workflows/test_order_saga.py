@@ -6,6 +6,8 @@ runs, retries of steps and of compensations. Each test takes a fraction of a sec
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
@@ -28,6 +30,7 @@ from tests.workflows.order_standins import (
     RESERVE,
     TEA,
     TOTAL,
+    UNDO_CONFIRM,
     UNDO_ORDER,
     UNDO_PAYMENT,
     USER,
@@ -35,9 +38,11 @@ from tests.workflows.order_standins import (
     VOID,
     Fail,
     OrderStandIns,
+    Succeed,
     authorization,
     ends_queued,
     flaky,
+    free_snapshot,
     start_order,
 )
 from workflows.orders import OrderWorkflow
@@ -251,3 +256,33 @@ async def test_a_lost_email_never_undoes_an_order(
     view = await (await start_order(time_skipping_env.client, order.order_id)).result()
     assert view.status == OrderStatus.FULFILLMENT_QUEUED
     ends_queued(order.ran)
+
+
+async def test_a_free_order_is_confirmed_and_queued_without_a_payment_step(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    """A total of 0 (a 100 % coupon, free shipping): Stripe refuses a PaymentIntent of 0,
+    so nothing is authorised or captured; the rest of the pipeline runs as for any order."""
+    order = standins.script(f"ord_free_{uuid4().hex[:8]}")
+    order.plan[VALIDATE] = [Succeed(free_snapshot(order.order_id))]
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    view = await handle.result()
+    assert view == OrderView(order_id=order.order_id, status=OrderStatus.FULFILLMENT_QUEUED)
+    ends_queued(order.ran, [VALIDATE, RESERVE, CONFIRM, COMMIT])
+    [email] = order.inputs("email.send")
+    assert (email["template"], email["context"]["total"]) == ("order_confirmation", 0)
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(ORDER_TOTAL) == 0
+
+
+async def test_a_free_order_undone_gives_back_stock_and_coupon_and_voids_nothing(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    order = standins.script(f"ord_free_{uuid4().hex[:8]}")
+    order.plan[VALIDATE] = [Succeed(free_snapshot(order.order_id))]
+    order.plan[COMMIT] = [Fail("reservation_lapsed")]
+    view = await (await start_order(time_skipping_env.client, order.order_id)).result()
+    assert (view.status, view.failure_code) == (OrderStatus.FAILED, "reservation_lapsed")
+    assert order.ran == [VALIDATE, RESERVE, CONFIRM, COMMIT, UNDO_CONFIRM, RELEASE, *ENDS_FAILED]
+    [email] = order.inputs("email.send")
+    assert (email["template"], email["context"]["total"]) == ("order_failed", 0)

@@ -45,6 +45,8 @@ def test_there_are_histories_to_replay() -> None:
         "order_3ds_timed_out",
         # Since "undo-finishes-when-cancelled".
         "order_cancelled_from_temporal_while_undoing",
+        # Since "free-orders-uncharged".
+        "order_free_fulfillment_queued",
         "event_delivery_delivered",
         "event_delivery_dead_letter",
         "event_fanout_delivered",
