@@ -15,6 +15,7 @@ from core.errors import Conflict, ValidationFailed
 from core.events import EventType
 from core.outbox import publish
 from core.settings import Settings
+from integrations.payments.gateway import MAX_CHARGE
 from models.base import utcnow
 from models.carts import CartStatus
 from models.inventory import ReservationLine
@@ -199,6 +200,15 @@ class OrderService:
                 + ", ".join(priced.foreign_currency),
                 code="currency_mismatch",
                 productIds=list(priced.foreign_currency),
+            )
+        if priced.total > MAX_CHARGE:
+            # Refused before its lines are written: they may not fit the order's columns.
+            raise ValidationFailed(
+                f"the total ({priced.total} minor units) is more than one payment can take "
+                f"({MAX_CHARGE})",
+                code="order_total_too_large",
+                total=priced.total,
+                limit=MAX_CHARGE,
             )
         if priced.coupon is not None and priced.coupon.problem:
             raise ValidationFailed(

@@ -73,6 +73,11 @@ class RefundResult:
         return self.status in ("failed", "canceled")
 
 
+# The most one PaymentIntent may be for: Stripe takes amounts of up to eight digits
+# (999,999.99 USD). Checked before an order is priced for good (``OrderService.price``).
+MAX_CHARGE = 99_999_999
+
+
 class PaymentDeclined(ShopError):
     status = 402
     code = "payment_declined"
