@@ -259,6 +259,7 @@ class OrderService:
                 order_id=order.id,
                 subtotal=order.subtotal - order.automatic_discounts,
                 currency=order.currency,
+                priced_at=order.priced_at,
             )
         cart = await self.carts.get(order.cart_id, lock=True)
         if cart is not None and cart.status == CartStatus.ACTIVE:

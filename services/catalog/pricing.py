@@ -439,19 +439,30 @@ class CouponService:
         return self._verdict(coupon, normalize_code(code), subtotal, currency, used, utcnow())
 
     async def redeem(
-        self, code: str, *, user_id: str, order_id: str, subtotal: int, currency: str
+        self,
+        code: str,
+        *,
+        user_id: str,
+        order_id: str,
+        subtotal: int,
+        currency: str,
+        priced_at: datetime | None = None,
     ) -> CouponRedemption:
         """Record one use for ``order_id`` (the checkout's create-order step).
 
         The coupon row is locked, so concurrent checkouts cannot exceed its limits;
-        redeeming again for the same order returns the existing redemption.
+        redeeming again for the same order returns the existing redemption. Its window
+        (start, expiry) is judged at ``priced_at``, when the order was priced with it (the
+        amount authorised carries its discount), not minutes later after 3-D Secure.
         """
         existing = await self.coupons.redemption_for_order(order_id)
         if existing is not None:
             return existing
         coupon = await self.coupons.by_code(code, lock=True)
         used = await self.coupons.redemptions_by(coupon.id, user_id) if coupon else 0
-        verdict = self._verdict(coupon, normalize_code(code), subtotal, currency, used, utcnow())
+        verdict = self._verdict(
+            coupon, normalize_code(code), subtotal, currency, used, priced_at or utcnow()
+        )
         if not verdict.valid or coupon is None:
             raise CouponNotApplicable(
                 verdict.detail or "the coupon does not apply", reason=verdict.reason
