@@ -129,6 +129,9 @@ class Order(SQLModel, table=True):
     undoing_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     # Set by validate-order once the cart is priced and snapshotted.
     priced_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # The total the customer was shown (``expectedTotal``), if the client sent it:
+    # validate-order charges nothing else (``price_changed``).
+    expected_total: int | None = Field(default=None)
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
 
@@ -315,6 +318,16 @@ class OrderCreate(CamelModel):
     shipping_address: ShippingAddressIn | None = None
     shipping_address_id: str | None = PydanticField(default=None, max_length=40)
     payment_method: PaymentMethodIn
+    expected_total: StrictInt | None = PydanticField(
+        default=None,
+        ge=0,
+        le=2_147_483_647,
+        examples=[24381],
+        description="The total the shopper was shown (the cart's `totals.total` for this "
+        "shipping address, minor units). If given, the order is charged that or nothing: "
+        "priced otherwise (a price, discount or coupon changed meanwhile) it fails with "
+        "`price_changed` before anything is held or charged",
+    )
 
     @model_validator(mode="after")
     def _one_address(self) -> OrderCreate:

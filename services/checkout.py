@@ -82,6 +82,7 @@ class Checkout:
             shipping_address=clean_shipping_address(fields).model_dump(exclude_none=True),
             payment_method_type=body.payment_method.type,
             payment_token=body.payment_method.token,
+            expected_total=body.expected_total,
         )
         await orders.save(order)
         # At the order's own time: ``OrderService.placed`` renders it without reading it.

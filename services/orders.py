@@ -62,6 +62,11 @@ class CartEmpty(ValidationFailed):
     title = "The cart is empty"
 
 
+class PriceChanged(Conflict):
+    code = "price_changed"
+    title = "The order no longer costs what the shopper was shown"
+
+
 class OrderUndone(Conflict):
     code = "order_undone"
     title = "The order is being undone; this step no longer applies"
@@ -214,6 +219,12 @@ class OrderService:
             raise ValidationFailed(
                 f"the coupon no longer applies: {priced.coupon.problem}",
                 code="coupon_not_applicable",
+            )
+        if order.expected_total is not None and priced.total != order.expected_total:
+            raise PriceChanged(
+                f"the order costs {priced.total} now, not the {order.expected_total} shown",
+                expectedTotal=order.expected_total,
+                total=priced.total,
             )
         await self.orders.add_lines(order.id, priced.lines)
         order.currency = priced.currency

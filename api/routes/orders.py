@@ -99,6 +99,11 @@ async def place_order(
     payment method well formed (422). The rest (pricing, stock, payment) is done by
     `OrderWorkflow`; follow it with `GET /api/orders/{id}`.
 
+    Send `expectedTotal`, the total the shopper was shown (the cart's, for this
+    address), to be charged exactly that: priced otherwise, the order fails with
+    `price_changed` (`expectedTotal` and `total` in its timeline) before anything is
+    held or charged, and the cart stays open to check out again.
+
     Checking the same cart out again returns the same order while it is live. With an
     `Idempotency-Key` header, the same key and body replay the first answer, and the
     same key with another body answers 409 `idempotency_key_reused`.

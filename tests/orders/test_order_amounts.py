@@ -1,5 +1,6 @@
-"""Totals one payment cannot take: refused at validate-order with a stable code, before
-anything is held or written to the order's lines."""
+"""What an order may be charged: never more than one payment takes, and with
+``expectedTotal`` never other than what the shopper was shown. Both are refused at
+validate-order with a stable code, before anything is held or charged."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from integrations.payments.gateway import MAX_CHARGE
 from models.catalog import MAX_AMOUNT
 from tests.orders.helpers import (
+    ADDRESS,
     intents_for,
+    order_body,
     outbox_types,
     place,
     product,
@@ -36,3 +39,45 @@ async def test_a_total_above_what_one_payment_takes_fails_the_order_at_once(
     assert await intents_for(http, placed["id"]) == []
     assert (await stock(http, staff, item["id"]))["reserved"] == 0
     assert await outbox_types(engine, placed["id"]) == ["order.failed"]
+
+
+async def test_an_order_is_charged_the_total_shown_or_nothing(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    """The shopper saw the cart's total; the price rose before the order was priced. With
+    ``expectedTotal`` the order fails ``price_changed`` (nothing held, nothing charged,
+    the cart still open); placed again with the new total it goes through. Without it
+    the order was charged the new price, which nobody had shown the shopper."""
+    item = await product(http, staff, price=2500, stock=5)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    destination = {"country": "US", "state": ADDRESS["state"]}
+    shown = (await http.get("/api/cart", headers=shopper.headers, params=destination)).json()
+    raised = await http.patch(f"/api/products/{item['id']}", headers=staff, json={"price": 3000})
+    assert raised.status_code == 200, raised.text
+
+    first = await http.post(
+        "/api/orders",
+        headers=shopper.headers,
+        json=order_body(shopper.cart_id, expectedTotal=shown["totals"]["total"]),
+    )
+    assert first.status_code == 202, first.text
+    failed = await wait_for(http, shopper.headers, first.json()["id"])
+    assert (failed["status"], failed["failureCode"]) == ("failed", "price_changed"), failed
+    assert failed["totals"] is None  # never priced for good
+    [why] = [e["data"] for e in failed["timeline"] if e["status"] == "failed"]
+    assert why["expectedTotal"] == shown["totals"]["total"] < why["total"]
+    assert await intents_for(http, failed["id"]) == []
+    assert (await stock(http, staff, item["id"]))["reserved"] == 0
+
+    now = (await http.get("/api/cart", headers=shopper.headers, params=destination)).json()
+    assert now["id"] == shopper.cart_id
+    assert now["totals"]["total"] > shown["totals"]["total"]
+    second = await http.post(
+        "/api/orders",
+        headers=shopper.headers,
+        json=order_body(shopper.cart_id, expectedTotal=now["totals"]["total"]),
+    )
+    assert second.status_code == 202, second.text
+    order = await wait_for(http, shopper.headers, second.json()["id"])
+    assert order["status"] == "fulfillment_queued", order
+    assert order["payment"]["amountCaptured"] == now["totals"]["total"]
