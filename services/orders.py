@@ -15,7 +15,7 @@ from core.errors import Conflict, ValidationFailed
 from core.events import EventType
 from core.outbox import publish
 from core.settings import Settings
-from integrations.payments.gateway import MAX_CHARGE
+from integrations.payments.gateway import MAX_CHARGE, min_charge
 from models.base import utcnow
 from models.carts import CartStatus
 from models.inventory import ReservationLine
@@ -214,6 +214,15 @@ class OrderService:
                 code="order_total_too_large",
                 total=priced.total,
                 limit=MAX_CHARGE,
+            )
+        if 0 < priced.total < min_charge(priced.currency):
+            # Stripe refuses it (``amount_too_small``); a total of 0 is charged nothing.
+            raise ValidationFailed(
+                f"the total ({priced.total} minor units) is less than one payment can take "
+                f"({min_charge(priced.currency)})",
+                code="order_total_too_small",
+                total=priced.total,
+                minimum=min_charge(priced.currency),
             )
         if priced.coupon is not None and priced.coupon.problem:
             raise ValidationFailed(

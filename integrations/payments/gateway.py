@@ -76,6 +76,15 @@ class RefundResult:
 # The most one PaymentIntent may be for: Stripe takes amounts of up to eight digits
 # (999,999.99 USD). Checked before an order is priced for good (``OrderService.price``).
 MAX_CHARGE = 99_999_999
+# The least, in minor units, by currency (Stripe's minimum charge amounts): below it
+# Stripe refuses the PaymentIntent (``amount_too_small``). Currencies not listed take
+# USD's 50 minor units; look up Stripe's table before selling in another one.
+_MIN_CHARGE = {"USD": 50, "EUR": 50, "CAD": 50, "AUD": 50, "GBP": 30, "JPY": 50}
+
+
+def min_charge(currency: str) -> int:
+    """The smallest amount one PaymentIntent in ``currency`` may be for."""
+    return _MIN_CHARGE.get(currency.upper(), 50)
 
 
 class PaymentDeclined(ShopError):

@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import locked
 from core.settings import SANDBOX_WEBHOOK_SECRET
+from integrations.payments.gateway import min_charge
 from integrations.sandbox.stripe_wire import charge, charge_id
 from models.sandbox import SandboxStripeObject
 
@@ -154,11 +155,15 @@ class StripeSandbox:
             amount = int(params.get("amount", ""))
         except ValueError:
             raise invalid_request("Missing required param: amount.", "amount") from None
-        if amount < 1:
-            raise invalid_request("Amount must be at least 1.", "amount", "amount_too_small")
         currency = str(params.get("currency", "")).lower()
         if len(currency) != 3:
             raise invalid_request("Missing required param: currency.", "currency")
+        if amount < min_charge(currency):
+            raise invalid_request(
+                f"Amount must be at least {min_charge(currency)} {currency} (minor units).",
+                "amount",
+                "amount_too_small",
+            )
         capture = params.get("capture_method", "automatic")
         if capture not in ("automatic", "manual"):
             raise invalid_request("Invalid capture_method.", "capture_method")

@@ -256,6 +256,27 @@ async def test_parameters_that_failed_validation_keep_no_answer(
     assert intent.id == again.id
 
 
+async def test_an_intent_below_stripes_minimum_charge_is_refused(
+    sandbox: tuple[str, Hooks],
+) -> None:
+    """As Stripe: 0.50 USD at least (0.30 GBP); below it, ``amount_too_small``."""
+    base, _ = sandbox
+    client = _client(base)
+    params = {"payment_method": "pm_card_visa", "capture_method": "manual"}
+    for amount, currency in ((49, "usd"), (29, "gbp"), (0, "usd")):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            await _call(
+                client.v1.payment_intents.create,
+                params | {"amount": amount, "currency": currency},
+            )
+        assert (refused.value.code, refused.value.param) == ("amount_too_small", "amount")
+    for amount, currency in ((50, "usd"), (30, "gbp")):
+        intent = await _call(
+            client.v1.payment_intents.create, params | {"amount": amount, "currency": currency}
+        )
+        assert intent.amount == amount
+
+
 async def test_bad_keys_and_faults(sandbox: tuple[str, Hooks]) -> None:
     base, _ = sandbox
     bad = stripe.StripeClient("sk_live_nope", base_addresses={"api": base}, max_network_retries=0)

@@ -1,6 +1,6 @@
 """A free order (a 100 % coupon, no shipping to pay) end to end: nothing is charged (Stripe
 refuses a PaymentIntent of 0), the order is confirmed and queued, and undoing it moves no
-money."""
+money. A total above 0 but below Stripe's minimum charge is refused with its own code."""
 
 from __future__ import annotations
 
@@ -122,3 +122,20 @@ async def test_a_free_order_cancelled_after_it_was_queued_moves_no_money(
     await eventually(cancelled)
     [text] = await mail_to(http, shopper, "cancelled")
     assert "nothing was charged" in text
+
+
+async def test_a_total_below_stripes_minimum_charge_fails_before_anything_is_held(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    """0.30 USD (and its tax): Stripe takes 0.50 USD at least. Sent to Stripe, the order
+    failed at process-payment with Stripe's refusal (``payment_error``)."""
+    item = await product(http, staff, price=30, stock=5)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper)
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert (order["status"], order["failureCode"]) == ("failed", "order_total_too_small"), order
+    [why] = [e["data"] for e in order["timeline"] if e["status"] == "failed"]
+    assert (why["minimum"], 0 < why["total"] < 50) == (50, True)
+    assert await intents_for(http, placed["id"]) == []
+    assert (await stock(http, staff, str(item["id"])))["reserved"] == 0
+    assert await outbox_types(engine, placed["id"]) == ["order.failed"]
