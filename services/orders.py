@@ -206,12 +206,15 @@ class OrderService:
                 code="currency_mismatch",
                 productIds=list(priced.foreign_currency),
             )
-        if priced.total > MAX_CHARGE:
+        if max(priced.subtotal, priced.total) > MAX_CHARGE:
             # Refused before its lines are written: they may not fit the order's columns.
+            # The subtotal bounds every line and discount (a coupon can make a total
+            # small whose lines are not).
             raise ValidationFailed(
-                f"the total ({priced.total} minor units) is more than one payment can take "
-                f"({MAX_CHARGE})",
+                f"the order ({priced.subtotal} minor units at list price, {priced.total} "
+                f"to pay) is more than one payment can take ({MAX_CHARGE})",
                 code="order_total_too_large",
+                subtotal=priced.subtotal,
                 total=priced.total,
                 limit=MAX_CHARGE,
             )

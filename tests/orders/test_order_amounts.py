@@ -5,10 +5,12 @@ validate-order with a stable code, before anything is held or charged."""
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from integrations.payments.gateway import MAX_CHARGE
 from models.catalog import MAX_AMOUNT
+from tests.factories import unique_slug
 from tests.orders.helpers import (
     ADDRESS,
     intents_for,
@@ -22,15 +24,23 @@ from tests.orders.helpers import (
 )
 
 
-async def test_a_total_above_what_one_payment_takes_fails_the_order_at_once(
-    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+@pytest.mark.parametrize("coupon", [None, "99"], ids=["total", "lines-under-a-coupon"])
+async def test_an_order_above_what_one_payment_takes_fails_at_once(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, coupon: str | None
 ) -> None:
     """Two units at the largest price a product may have: 42,949,672.94 USD, more than an
     order's integer columns hold and more than Stripe takes in one PaymentIntent. Writing
     its lines overflowed, a bug to the workflow: three attempts, then a failureCode of
-    ``validate_order_failed`` that told the shopper nothing."""
+    ``validate_order_failed`` that told the shopper nothing. A 99 % coupon brings the
+    total under the limit, not the lines."""
     item = await product(http, staff, price=MAX_AMOUNT, stock=2)
     shopper = await shopper_with_cart(http, [(item, 2)])
+    if coupon is not None:
+        code = unique_slug("BIG").upper()
+        body = {"code": code, "kind": "percentage", "percent": coupon}
+        assert (await http.post("/api/coupons", headers=staff, json=body)).status_code == 201
+        applied = await http.post("/api/cart/coupon", headers=shopper.headers, json={"code": code})
+        assert 0 < applied.json()["totals"]["total"] < MAX_CHARGE, applied.text
     placed = await place(http, shopper)
     order = await wait_for(http, shopper.headers, placed["id"])
     assert (order["status"], order["failureCode"]) == ("failed", "order_total_too_large"), order
