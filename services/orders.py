@@ -398,6 +398,10 @@ class OrderService:
         if not self.can_move(order, status):
             return False
         message = "order cancelled" if status is OrderStatus.CANCELLED else "order failed"
+        if status is OrderStatus.CANCELLED and await CouponService(self.session).release(order_id):
+            # Cancelled through its fulfilment (once queued): OrderWorkflow's undo of
+            # create-order, which gives the use back, is behind it.
+            await self.note(order, "coupon use given back")
         await self.transition(
             order,
             status,

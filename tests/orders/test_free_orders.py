@@ -96,9 +96,11 @@ async def test_a_free_order_is_confirmed_and_queued_without_a_charge(
 async def test_a_free_order_cancelled_after_it_was_queued_moves_no_money(
     http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
 ) -> None:
-    shopper, item, _code = await free_cart(http, staff)
+    shopper, item, code = await free_cart(http, staff)
     placed = await place(http, shopper)
     await wait_for(http, shopper.headers, placed["id"])
+    coupon = f"/api/coupons/{code}"
+    assert (await http.get(coupon, headers=staff)).json()["usedCount"] == 1
 
     async def fulfilment_opened() -> bool:
         response = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
@@ -110,6 +112,9 @@ async def test_a_free_order_cancelled_after_it_was_queued_moves_no_money(
     assert order["payment"] is None
     assert await intents_for(http, placed["id"]) == []
     assert (await stock(http, staff, str(item["id"])))["onHand"] == 5  # given back
+    # ... and the coupon's use, as a cancel before the order was queued gives it back.
+    assert (await http.get(coupon, headers=staff)).json()["usedCount"] == 0
+    assert "coupon use given back" in [e["message"] for e in order["timeline"]]
     assert await outbox_types(engine, placed["id"]) == [
         "order.created",
         "fulfillment.order_ready",
