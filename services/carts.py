@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import locked
-from core.errors import NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from core.ids import IdPrefix, new_id
 from core.settings import Settings
 from models.base import utcnow
@@ -28,6 +28,7 @@ from services.catalog.errors import ProductNotFound
 from services.catalog.pricing import CouponService, price_book
 from services.catalog.products import ProductRepository
 from services.inventory import OutOfStock, StockRepository
+from services.order_repository import OrderRepository
 from services.quotes import quote
 
 TOKEN_PREFIX = "ct_"
@@ -44,6 +45,11 @@ def new_token() -> str:
 class CartItemNotFound(NotFound):
     code = "cart_item_not_found"
     title = "That product is not in the cart"
+
+
+class CartInCheckout(Conflict):
+    code = "cart_in_checkout"
+    title = "An order is being placed from this cart"
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,25 @@ class CartService:
         cart, new = await self.carts.create(user_id)
         return OwnedCart(cart, None if user_id else new)
 
+    async def _in_checkout(self, cart: Cart) -> str | None:
+        """The order being placed from ``cart``, if any (priced, maybe paid, not yet
+        confirmed: create-order then closes the cart)."""
+        order = await OrderRepository(self.session).live_for_cart(cart.id)
+        return order.id if order is not None else None
+
+    async def _editable(self, cart: Cart) -> None:
+        """A cart whose order is being placed is not changed (the caller holds its lock,
+        as ``Checkout.place`` does): create-order closes it, so a line added meanwhile
+        was neither ordered nor kept, and a coupon or line changed was not what the
+        order was priced with."""
+        order_id = await self._in_checkout(cart)
+        if order_id is not None:
+            raise CartInCheckout(
+                f"order {order_id} is being placed from this cart: wait for it, or cancel "
+                "it, to change the cart",
+                orderId=order_id,
+            )
+
     async def _product(self, product_id: str) -> Product:
         product = (await self.products.by_ids([product_id])).get(product_id)
         if product is None or product.deleted_at is not None:
@@ -205,6 +230,7 @@ class CartService:
 
     async def add(self, owned: OwnedCart, product_id: str, quantity: int) -> None:
         cart = owned.cart
+        await self._editable(owned.cart)
         product = await self._product(product_id)
         if product.currency != cart.currency:
             # Its price is in another currency's minor units: read as the cart's, 1500
@@ -245,6 +271,7 @@ class CartService:
         await self.carts.touch(cart.id)
 
     async def set_quantity(self, owned: OwnedCart, product_id: str, quantity: int) -> None:
+        await self._editable(owned.cart)
         item = await self.carts.item(owned.cart.id, product_id)
         if item is None:
             raise CartItemNotFound(f"{product_id} is not in the cart")
@@ -256,17 +283,20 @@ class CartService:
         await self.carts.touch(owned.cart.id)
 
     async def remove(self, owned: OwnedCart, product_id: str) -> None:
+        await self._editable(owned.cart)
         if not await self.carts.remove_item(owned.cart.id, product_id):
             raise CartItemNotFound(f"{product_id} is not in the cart")
         await self.carts.touch(owned.cart.id)
 
     async def clear(self, owned: OwnedCart) -> None:
+        await self._editable(owned.cart)
         await self.carts.clear(owned.cart.id)
         owned.cart.coupon_code = None
         owned.cart.updated_at = utcnow()
         await self.carts.save(owned.cart)
 
     async def apply_coupon(self, owned: OwnedCart, code: str) -> None:
+        await self._editable(owned.cart)
         priced = await self.quote(owned.cart)
         verdict = await CouponService(self.session).check(
             code, priced.discounted_subtotal, owned.cart.currency, owned.cart.user_id
@@ -283,6 +313,7 @@ class CartService:
         await self.carts.save(owned.cart)
 
     async def remove_coupon(self, owned: OwnedCart) -> None:
+        await self._editable(owned.cart)
         owned.cart.coupon_code = None
         await self.carts.save(owned.cart)
 
@@ -334,6 +365,7 @@ class CartService:
     async def absorb(self, source_cart_id: str, target: OwnedCart) -> None:
         """Add another cart's lines to ``target``: quantities add up, capped by available
         stock and the per-line maximum."""
+        await self._editable(target.cart)
         mine = {i.product_id: i for i in await self.carts.items(target.cart.id)}
         incoming = await self.carts.items(source_cart_id)
         available = await self.stock.available([i.product_id for i in incoming]) if incoming else {}
@@ -364,6 +396,8 @@ class CartService:
         if guest is None:
             return None
         owned = await self.find_or_create(user_id, None)
+        if await self._in_checkout(owned.cart) is not None:
+            return None  # the guest cart stays as it is, to merge at a later sign-in
         await self.absorb(guest.id, owned)
         if guest.coupon_code and not owned.cart.coupon_code:
             owned.cart.coupon_code = guest.coupon_code

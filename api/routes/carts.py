@@ -25,7 +25,7 @@ from models.quotes import Destination
 from services.analytics.tracking import SignInRequired
 from services.cart_reminders import cart_closed, cart_touched
 from services.cart_shares import CartShares, ShareNotFound
-from services.carts import CartItemNotFound, CartService, OwnedCart
+from services.carts import CartInCheckout, CartItemNotFound, CartService, OwnedCart
 from services.catalog.errors import ProductNotFound
 from services.checkout import CartNotFound
 from services.inventory import OutOfStock
@@ -42,6 +42,7 @@ ADDING: tuple[ProblemSpec, ...] = (
     OutOfStock,
     (ValidationFailed, "cart_full"),
     (ValidationFailed, "currency_mismatch"),
+    CartInCheckout,
 )
 
 CartToken = Annotated[
@@ -191,7 +192,7 @@ async def add_item(
     "/items/{product_id}",
     summary="Change a line's quantity",
     response_model=CartPublic,
-    responses=problem_responses(CartItemNotFound, QUANTITY_LIMIT, OutOfStock),
+    responses=problem_responses(CartItemNotFound, QUANTITY_LIMIT, OutOfStock, CartInCheckout),
 )
 async def update_item(product_id: str, body: CartItemUpdate, cart: ExistingCart) -> CartPublic:
     """Set the quantity of a product already in the cart."""
@@ -204,7 +205,7 @@ async def update_item(product_id: str, body: CartItemUpdate, cart: ExistingCart)
     "/items/{product_id}",
     summary="Remove a line",
     response_model=CartPublic,
-    responses=problem_responses(CartItemNotFound),
+    responses=problem_responses(CartItemNotFound, CartInCheckout),
 )
 async def remove_item(product_id: str, cart: ExistingCart) -> CartPublic:
     """Take a product out of the cart."""
@@ -214,7 +215,10 @@ async def remove_item(product_id: str, cart: ExistingCart) -> CartPublic:
 
 
 @router.delete(
-    "", summary="Empty the cart", response_model=CartPublic, responses=problem_responses()
+    "",
+    summary="Empty the cart",
+    response_model=CartPublic,
+    responses=problem_responses(CartInCheckout),
 )
 async def clear_cart(cart: ExistingCart) -> CartPublic:
     """Remove every line and the coupon."""
@@ -227,7 +231,7 @@ async def clear_cart(cart: ExistingCart) -> CartPublic:
     "/coupon",
     summary="Apply a coupon",
     response_model=CartPublic,
-    responses=problem_responses((ValidationFailed, "coupon_not_applicable")),
+    responses=problem_responses((ValidationFailed, "coupon_not_applicable"), CartInCheckout),
 )
 async def apply_coupon(body: CouponApply, cart: ExistingCart) -> CartPublic:
     """A coupon that does not apply answers 422 `coupon_not_applicable` with its `reason`
@@ -238,7 +242,10 @@ async def apply_coupon(body: CouponApply, cart: ExistingCart) -> CartPublic:
 
 
 @router.delete(
-    "/coupon", summary="Remove the coupon", response_model=CartPublic, responses=problem_responses()
+    "/coupon",
+    summary="Remove the coupon",
+    response_model=CartPublic,
+    responses=problem_responses(CartInCheckout),
 )
 async def remove_coupon(cart: ExistingCart) -> CartPublic:
     """The cart no longer carries a coupon."""
@@ -299,7 +306,7 @@ async def view_shared(share_token: str, state: State, session: DbSession) -> Sha
     "/{share_token}/copy",
     summary="Copy a shared cart into yours",
     response_model=CartPublic,
-    responses=problem_responses(ShareNotFound),
+    responses=problem_responses(ShareNotFound, CartInCheckout),
 )
 async def copy_shared(
     share_token: str,

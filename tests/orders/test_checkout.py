@@ -130,3 +130,38 @@ async def test_the_webhooks_of_a_card_authorised_at_once_signal_no_workflow(
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     ]
     assert signals == []
+
+
+async def test_a_cart_is_not_changed_while_its_order_is_being_placed(
+    http: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    """While the order waits for 3-D Secure its cart is still open, and create-order will
+    close it: a line added then was neither ordered nor kept (the cart closed with it).
+    The cart answers 409 ``cart_in_checkout`` instead, until the order is settled."""
+    item, other = await product(http, staff, stock=5), await product(http, staff, stock=5)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    placed = await place(http, shopper, token="pm_card_authenticationRequired")
+    await wait_for(http, shopper.headers, placed["id"], {"requires_action"})
+
+    changes = [
+        http.post("/api/cart/items", headers=shopper.headers, json={"productId": other["id"]}),
+        http.patch(f"/api/cart/items/{item['id']}", headers=shopper.headers, json={"quantity": 3}),
+        http.delete(f"/api/cart/items/{item['id']}", headers=shopper.headers),
+        http.delete("/api/cart", headers=shopper.headers),
+    ]
+    for change in changes:
+        refused = await change
+        assert refused.status_code == 409, refused.text
+        assert (refused.json()["code"], refused.json()["orderId"]) == (
+            "cart_in_checkout",
+            placed["id"],
+        )
+    cart = (await http.get("/api/cart", headers=shopper.headers)).json()
+    assert [(i["productId"], i["quantity"]) for i in cart["items"]] == [(item["id"], 1)]
+
+    cancelled = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
+    assert cancelled.json()["status"] == "cancelled", cancelled.text
+    added = await http.post(
+        "/api/cart/items", headers=shopper.headers, json={"productId": other["id"]}
+    )
+    assert added.status_code == 201, added.text
