@@ -13,6 +13,7 @@ from core.db import create_session_factory
 from models.orders import Payment, PaymentEvent
 from temporal.clients.carts import workflow_id as cart_reminder_id
 from temporal.clients.orders import workflow_id
+from tests.factories import PASSWORD
 from tests.live import LiveStack
 from tests.orders.helpers import (
     analytics_for,
@@ -156,8 +157,19 @@ async def test_a_cart_is_not_changed_while_its_order_is_being_placed(
             "cart_in_checkout",
             placed["id"],
         )
+    # Signing in again with a guest cart: it is not merged into the cart in checkout.
+    guest = await http.post("/api/cart/items", json={"productId": other["id"]})
+    guest_token = guest.json()["cartToken"]
+    signed_in = await http.post(
+        "/api/auth/login",
+        headers={"X-Cart-Token": guest_token},
+        json={"email": shopper.user["email"], "password": PASSWORD},
+    )
+    assert signed_in.status_code == 200, signed_in.text
     cart = (await http.get("/api/cart", headers=shopper.headers)).json()
     assert [(i["productId"], i["quantity"]) for i in cart["items"]] == [(item["id"], 1)]
+    kept = await http.get("/api/cart", headers={"X-Cart-Token": guest_token})
+    assert [i["productId"] for i in kept.json()["items"]] == [other["id"]], kept.text
 
     cancelled = await http.post(f"/api/orders/{placed['id']}/cancel", headers=shopper.headers)
     assert cancelled.json()["status"] == "cancelled", cancelled.text
