@@ -4,6 +4,8 @@ validate-order with a stable code, before anything is held or charged."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,13 +67,16 @@ async def test_an_order_is_charged_the_total_shown_or_nothing(
     raised = await http.patch(f"/api/products/{item['id']}", headers=staff, json={"price": 3000})
     assert raised.status_code == 200, raised.text
 
-    first = await http.post(
-        "/api/orders",
-        headers=shopper.headers,
-        json=order_body(shopper.cart_id, expectedTotal=shown["totals"]["total"]),
-    )
-    assert first.status_code == 202, first.text
-    failed = await wait_for(http, shopper.headers, first.json()["id"])
+    async def place_expecting(total: int) -> dict[str, Any]:
+        placed = await http.post(
+            "/api/orders",
+            headers=shopper.headers,
+            json=order_body(shopper.cart_id, expectedTotal=total),
+        )
+        assert placed.status_code == 202, placed.text
+        return await wait_for(http, shopper.headers, placed.json()["id"])
+
+    failed = await place_expecting(shown["totals"]["total"])
     assert (failed["status"], failed["failureCode"]) == ("failed", "price_changed"), failed
     assert failed["totals"] is None  # never priced for good
     [why] = [e["data"] for e in failed["timeline"] if e["status"] == "failed"]
@@ -82,12 +87,6 @@ async def test_an_order_is_charged_the_total_shown_or_nothing(
     now = (await http.get("/api/cart", headers=shopper.headers, params=destination)).json()
     assert now["id"] == shopper.cart_id
     assert now["totals"]["total"] > shown["totals"]["total"]
-    second = await http.post(
-        "/api/orders",
-        headers=shopper.headers,
-        json=order_body(shopper.cart_id, expectedTotal=now["totals"]["total"]),
-    )
-    assert second.status_code == 202, second.text
-    order = await wait_for(http, shopper.headers, second.json()["id"])
+    order = await place_expecting(now["totals"]["total"])
     assert order["status"] == "fulfillment_queued", order
     assert order["payment"]["amountCaptured"] == now["totals"]["total"]
