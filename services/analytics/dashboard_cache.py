@@ -3,7 +3,9 @@
 The dashboard reads rollups only, and the rollups change only when a rollup run
 recomputes hours and then moves its watermark (every minute): a dashboard for the same
 range and comparison, worked out under the same watermark, is the same (but for its
-``timestamp``). A hit costs one read of the watermark. What is not a rollup (the
+``timestamp``). The range is its label too (``7d``, or ``custom`` for ``from``/``to``
+naming the same hours: the same figures, another ``range.timeRange``). A hit costs one
+read of the watermark. What is not a rollup (the
 low-stock list) may be up to one rollup run old on a hit."""
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from datetime import datetime
 
 from models.analytics_dashboard import Dashboard
 
-CacheKey = tuple[datetime, datetime, bool, datetime | None]
+# (range label, start, end, compare, the rollups' watermark)
+CacheKey = tuple[str, datetime, datetime, bool, datetime | None]
 
 
 class DashboardCache:
@@ -33,7 +36,7 @@ class DashboardCache:
         if self.entries <= 0:
             return
         # Earlier watermarks' answers will not be asked for again.
-        for stale in [k for k in self._found if k[3] != key[3]]:
+        for stale in [k for k in self._found if k[-1] != key[-1]]:
             del self._found[stale]
         self._found[key] = dashboard
         self._found.move_to_end(key)

@@ -31,7 +31,8 @@ class PostgresAnalyticsStore:
         if self.cache is None:
             return await DashboardReader(self.session).dashboard(query)
         watermark = await RollupRepository(self.session).watermark()
-        key = (query.range.start, query.range.end, query.compare, watermark)
+        span = query.range
+        key = (span.label, span.start, span.end, query.compare, watermark)
         found = self.cache.get(key)
         if found is not None:
             return found.model_copy(update={"timestamp": query.now or query.range.end})

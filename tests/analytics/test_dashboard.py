@@ -13,7 +13,7 @@ from models.orders import OrderStatus
 from services.analytics.dashboard import DashboardQuery
 from services.analytics.dashboard_cache import DashboardCache
 from services.analytics.postgres import PostgresAnalyticsStore
-from services.analytics.ranges import resolve_range
+from services.analytics.ranges import TimeRange, resolve_range
 from services.analytics.rollups import RollupRepository, RollupService
 from tests.analytics import rows
 
@@ -359,4 +359,31 @@ async def test_a_cached_dashboard_lasts_until_the_rollups_watermark_moves(
         await session.commit()
     moved = await read_cached(TO)
     assert moved.users.active_users == 5
-    assert DashboardCache(0).get((FROM, TO, True, None)) is None
+    assert DashboardCache(0).get(("custom", FROM, TO, True, None)) is None
+
+
+async def test_a_custom_range_equal_to_a_presets_is_not_answered_as_the_preset(
+    db_sessions: SessionFactory,
+) -> None:
+    """``from``/``to`` naming exactly the hours of the ``7d`` preset are the same figures
+    but not the same answer: the cached preset's ``timeRange`` was served as the custom
+    range's (and the other way round), the cache key leaving out the range's label."""
+    await build(db_sessions)
+    cache = DashboardCache(4)
+    now = TO - timedelta(minutes=30)  # the preset then ends at TO
+    preset = resolve_range("7d", None, None, now=now)
+    custom = resolve_range(None, preset.start, preset.end, now=now)
+    assert (preset.start, preset.end) == (custom.start, custom.end) == (FROM, TO)
+
+    async def read_cached(span: TimeRange) -> Dashboard:
+        async with db_sessions() as session:
+            return await PostgresAnalyticsStore(session, cache).dashboard(
+                DashboardQuery(range=span, now=now)
+            )
+
+    async with db_sessions() as session:
+        await RollupRepository(session).set_watermark(datetime(2024, 2, 1, tzinfo=UTC))
+        await session.commit()
+    assert (await read_cached(preset)).range.time_range == "7d"
+    assert (await read_cached(custom)).range.time_range == "custom"
+    assert (await read_cached(preset)).range.time_range == "7d"
