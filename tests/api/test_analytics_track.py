@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import string
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -197,3 +199,40 @@ async def test_the_document_shows_the_seeds_body_first(client: httpx.AsyncClient
     assert codes["429"] == {"rate_limited"}
     assert "analytics_disabled" in codes["503"]
     assert "sign_in_required" in codes["401"]
+
+
+async def test_long_breakdown_inputs_are_written_and_hold_no_event_back(
+    app: FastAPI, client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """The database keeps each event's ``source`` (``utm_source``, else the referrer's
+    host), ``categoryId`` and ``productId`` in btree indexes, whose rows hold at most
+    2704 bytes. Values that do not compress (well within the 4 KB of properties, or a
+    referrer of 2048 characters) made the INSERT fail with "index row size exceeds
+    btree maximum": answered 202, never written, and the batch writer retried that batch
+    for ever, every later event of the process waiting behind it (then, the buffer
+    full, every catalogue read). They are kept cut to 200 characters."""
+    rng = random.Random(7)
+    noise = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(3900))
+    visitor = _visitor()
+    batch = [
+        {"event": "zoom", "page": "/utm", "properties": {"utm_source": noise[:3500]}},
+        {
+            "event": "zoom",
+            "page": "/ids",
+            "properties": {"productId": noise[:1900], "categoryId": noise[1900:3800]},
+        },
+        # A referrer's host of 2,000 two-byte characters (lower-case: it stays so).
+        {"event": "zoom", "page": "/referrer", "referrer": "https://" + "é" * 2000},
+        {"event": "zoom", "page": "/after"},
+    ]
+    answer = await client.post(TRACK, headers={"X-Anonymous-Id": visitor}, json={"batch": batch})
+    assert answer.status_code == 202, answer.text
+    assert await app.state.shop.ingest.flush() == 4
+    rows = {r.page or "": r for r in await _rows(engine, anonymous_id=visitor)}
+    assert sorted(rows) == ["/after", "/ids", "/referrer", "/utm"]
+    assert rows["/utm"].source == noise[:200].lower()
+    assert (rows["/ids"].product_id, rows["/ids"].category_id) == (noise[:200], noise[1900:2100])
+    assert rows["/referrer"].source == "é" * 200
+    assert rows["/after"].source == "direct"
+    # Nothing else was cut: the event keeps its properties as sent.
+    assert rows["/utm"].properties == {"utm_source": noise[:3500]}
