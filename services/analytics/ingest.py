@@ -50,10 +50,11 @@ def _reason(error: BaseException) -> str:
 
 def _refused_as_data(error: DBAPIError) -> bool:
     """The database refused a value (SQLSTATE class 22, data exception, or 23, integrity
-    violation): retrying the same row fails the same way. A timeout or a lost
-    connection is not this: the same write is tried again."""
+    violation) or a row over one of its limits (class 54, program limit exceeded: an
+    index row over the btree's 2704 bytes was one): retrying the same row fails the same
+    way. A timeout or a lost connection is not this: the same write is tried again."""
     state = getattr(error.orig, "sqlstate", None) or ""
-    return state.startswith(("22", "23"))
+    return state.startswith(("22", "23", "54"))
 
 
 @dataclass(frozen=True)

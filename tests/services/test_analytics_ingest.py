@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import httpx
 from sqlalchemy import event, func, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
@@ -109,6 +110,43 @@ async def test_a_row_the_database_refuses_does_not_hold_the_others_back(
     good = [PendingEvent("page_open", anonymous_id=visitor, page=f"/{n}") for n in range(4)]
     # Longer than the column holds (the API's validation refuses it before it gets here).
     bad = PendingEvent("page_open", anonymous_id=visitor, page="/" + "x" * 3000)
+    await buffer.add([*good[:2], bad, *good[2:]])
+    await buffer.flush()
+    assert (buffer.pending, buffer.refused) == (0, 1)
+    assert await _count(engine, visitor) == 4
+
+
+async def test_a_row_over_a_database_limit_does_not_hold_the_others_back(
+    engine: AsyncEngine,
+) -> None:
+    """A row the database refuses for its size (SQLSTATE class 54, program limit exceeded:
+    "index row size exceeds btree maximum" was one) fails alone every time, as a data
+    error does: it is dropped and logged, the others written. It was taken for a passing
+    failure, and its batch retried for ever with every later event behind it. The
+    database's answer is the stand-in here: since a7c0de140021 no event reaches that
+    limit (``tests/api/test_analytics_track.py``)."""
+    visitor = f"anon_{uuid4().hex[:12]}"
+    buffer = EventBuffer(
+        create_session_factory(engine),
+        batch_rows=10,
+        flush_interval=60,
+        capacity=100,
+        write_timeout=5,
+        shutdown_seconds=5,
+    )
+    good = [PendingEvent("page_open", anonymous_id=visitor, page=f"/{n}") for n in range(4)]
+    bad = PendingEvent("page_open", anonymous_id=visitor, page="/too-big")
+    write = buffer._write
+
+    class ProgramLimitExceeded(Exception):
+        sqlstate = "54000"  # as asyncpg's ProgramLimitExceededError carries it
+
+    async def refusing(batch: list[PendingEvent]) -> None:
+        if bad in batch:
+            raise DBAPIError("INSERT INTO analytics_events …", None, ProgramLimitExceeded())
+        await write(batch)
+
+    buffer._write = refusing  # type: ignore[method-assign]  # the database's answer
     await buffer.add([*good[:2], bad, *good[2:]])
     await buffer.flush()
     assert (buffer.pending, buffer.refused) == (0, 1)
