@@ -5,8 +5,8 @@ recomputes hours and then moves its watermark (every minute): a dashboard for th
 range and comparison, worked out under the same watermark, is the same (but for its
 ``timestamp``). The range is its label too (``7d``, or ``custom`` for ``from``/``to``
 naming the same hours: the same figures, another ``range.timeRange``). A hit costs one
-read of the watermark. What is not a rollup (the
-low-stock list) may be up to one rollup run old on a hit."""
+read of the watermark. What is not a rollup (the low-stock list, and the products'
+names) may be up to one rollup run old on a hit."""
 
 from __future__ import annotations
 
