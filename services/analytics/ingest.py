@@ -7,7 +7,8 @@ as soon as ``batch_rows`` are waiting. A failed or too slow write keeps its rows
 order, at the front of the buffer and is retried with a growing pause; rows are taken
 off only once their transaction has committed, and their ids are made beforehand, so a
 retry after a lost acknowledgement writes nothing twice. A row the database refuses as
-data (which request validation should make impossible) is logged and dropped alone.
+data or over one of its limits (which request validation should make impossible) is
+logged and dropped alone.
 ``aclose`` (the app's lifespan exit, which SIGTERM under uvicorn reaches too) writes
 what is left before the process ends.
 
