@@ -117,6 +117,22 @@ async def build(db_sessions: SessionFactory) -> dict[str, str]:
     return {"x": x.id, "y": y, "z": z}
 
 
+async def set_watermark(db_sessions: SessionFactory, at: datetime) -> None:
+    async with db_sessions() as session:
+        await RollupRepository(session).set_watermark(at)
+        await session.commit()
+
+
+async def read_through(
+    db_sessions: SessionFactory, cache: DashboardCache, span: TimeRange, now: datetime
+) -> Dashboard:
+    """The dashboard as the API reads it, through ``cache``."""
+    async with db_sessions() as session:
+        return await PostgresAnalyticsStore(session, cache).dashboard(
+            DashboardQuery(range=span, now=now)
+        )
+
+
 async def read(db_sessions: SessionFactory, *, compare: bool = True) -> Dashboard:
     span = resolve_range(None, FROM, TO, now=TO)
     async with db_sessions() as session:
@@ -335,14 +351,9 @@ async def test_a_cached_dashboard_lasts_until_the_rollups_watermark_moves(
     span = resolve_range(None, FROM, TO, now=TO)
 
     async def read_cached(now: datetime) -> Dashboard:
-        async with db_sessions() as session:
-            return await PostgresAnalyticsStore(session, cache).dashboard(
-                DashboardQuery(range=span, now=now)
-            )
+        return await read_through(db_sessions, cache, span, now)
 
-    async with db_sessions() as session:
-        await RollupRepository(session).set_watermark(datetime(2024, 2, 1, tzinfo=UTC))
-        await session.commit()
+    await set_watermark(db_sessions, datetime(2024, 2, 1, tzinfo=UTC))
     first = await read_cached(TO)
     assert first.users.active_users == 4
     async with db_sessions() as session:
@@ -354,9 +365,7 @@ async def test_a_cached_dashboard_lasts_until_the_rollups_watermark_moves(
     assert again.timestamp == TO + timedelta(minutes=1)
     assert again.model_copy(update={"timestamp": TO}) == first
 
-    async with db_sessions() as session:
-        await RollupRepository(session).set_watermark(datetime(2024, 2, 1, 0, 1, tzinfo=UTC))
-        await session.commit()
+    await set_watermark(db_sessions, datetime(2024, 2, 1, 0, 1, tzinfo=UTC))
     moved = await read_cached(TO)
     assert moved.users.active_users == 5
     assert DashboardCache(0).get(("custom", FROM, TO, True, None)) is None
@@ -374,16 +383,7 @@ async def test_a_custom_range_equal_to_a_presets_is_not_answered_as_the_preset(
     preset = resolve_range("7d", None, None, now=now)
     custom = resolve_range(None, preset.start, preset.end, now=now)
     assert (preset.start, preset.end) == (custom.start, custom.end) == (FROM, TO)
-
-    async def read_cached(span: TimeRange) -> Dashboard:
-        async with db_sessions() as session:
-            return await PostgresAnalyticsStore(session, cache).dashboard(
-                DashboardQuery(range=span, now=now)
-            )
-
-    async with db_sessions() as session:
-        await RollupRepository(session).set_watermark(datetime(2024, 2, 1, tzinfo=UTC))
-        await session.commit()
-    assert (await read_cached(preset)).range.time_range == "7d"
-    assert (await read_cached(custom)).range.time_range == "custom"
-    assert (await read_cached(preset)).range.time_range == "7d"
+    await set_watermark(db_sessions, datetime(2024, 2, 1, tzinfo=UTC))
+    for span, label in ((preset, "7d"), (custom, "custom"), (preset, "7d")):
+        answer = await read_through(db_sessions, cache, span, now)
+        assert answer.range.time_range == label

@@ -95,10 +95,8 @@ async def test_a_slow_database_holds_events_back_but_loses_none(engine: AsyncEng
     assert await _count(engine, visitor) == 35
 
 
-async def test_a_row_the_database_refuses_does_not_hold_the_others_back(
-    engine: AsyncEngine,
-) -> None:
-    visitor = f"anon_{uuid4().hex[:12]}"
+def _one_batch(engine: AsyncEngine, visitor: str) -> tuple[EventBuffer, list[PendingEvent]]:
+    """A writer that writes only when told (``flush``), and four good events."""
     buffer = EventBuffer(
         create_session_factory(engine),
         batch_rows=10,
@@ -107,7 +105,14 @@ async def test_a_row_the_database_refuses_does_not_hold_the_others_back(
         write_timeout=5,
         shutdown_seconds=5,
     )
-    good = [PendingEvent("page_open", anonymous_id=visitor, page=f"/{n}") for n in range(4)]
+    return buffer, [PendingEvent("page_open", anonymous_id=visitor, page=f"/{n}") for n in range(4)]
+
+
+async def test_a_row_the_database_refuses_does_not_hold_the_others_back(
+    engine: AsyncEngine,
+) -> None:
+    visitor = f"anon_{uuid4().hex[:12]}"
+    buffer, good = _one_batch(engine, visitor)
     # Longer than the column holds (the API's validation refuses it before it gets here).
     bad = PendingEvent("page_open", anonymous_id=visitor, page="/" + "x" * 3000)
     await buffer.add([*good[:2], bad, *good[2:]])
@@ -126,15 +131,7 @@ async def test_a_row_over_a_database_limit_does_not_hold_the_others_back(
     database's answer is the stand-in here: since a7c0de140021 no event reaches that
     limit (``tests/api/test_analytics_track.py``)."""
     visitor = f"anon_{uuid4().hex[:12]}"
-    buffer = EventBuffer(
-        create_session_factory(engine),
-        batch_rows=10,
-        flush_interval=60,
-        capacity=100,
-        write_timeout=5,
-        shutdown_seconds=5,
-    )
-    good = [PendingEvent("page_open", anonymous_id=visitor, page=f"/{n}") for n in range(4)]
+    buffer, good = _one_batch(engine, visitor)
     bad = PendingEvent("page_open", anonymous_id=visitor, page="/too-big")
     write = buffer._write
 
