@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.money import DEFAULT_CURRENCY
 from models.analytics import FUNNEL_STEPS
 from models.analytics_dashboard import (
     ConversionPublic,
@@ -56,7 +57,6 @@ from services.analytics.ranges import TimeRange
 from services.catalog.products import ProductRepository
 from services.inventory.stock import StockService
 
-DEFAULT_CURRENCY = "USD"
 HOUR = timedelta(hours=1)
 USER_CREATED = "user_created"
 
@@ -110,7 +110,7 @@ class DashboardReader:
         before = span.previous() if query.compare else None
         periods = Periods(span, before)
         money, old_money = await self.rollups.money(periods)
-        currency = max(money, key=lambda c: (money[c].revenue, c)) if money else DEFAULT_CURRENCY
+        currency = _main_currency(money) or _main_currency(old_money) or DEFAULT_CURRENCY
         people = await self.people.rows(self._people_asks(periods))
         now_rows, old_rows = people["now"], people.get("before", [])
         return Dashboard(
@@ -148,7 +148,7 @@ class DashboardReader:
         rows = [_currency_sales(c, now[c], then.get(c), compare) for c in sorted(now)]
         main = next(
             (r for r in rows if r.currency == currency),
-            _currency_sales(currency, Money(), None, compare),
+            _currency_sales(currency, Money(), then.get(currency), compare),
         )
         old = then.get(currency, Money())
         return SalesPublic(
@@ -320,6 +320,13 @@ def _active(
         else:
             active[at] = edges.get(midnight(at), 0).bit_count()
     return active
+
+
+def _main_currency(money: dict[str, Money]) -> str | None:
+    """The currency with the most revenue (None: no money at all). With none in the
+    range, the previous period's: a shop that sold nothing compares its nothing with what
+    it sold then, not with the default currency's nothing."""
+    return max(money, key=lambda c: (money[c].revenue, c)) if money else None
 
 
 def _top(

@@ -387,3 +387,26 @@ async def test_a_custom_range_equal_to_a_presets_is_not_answered_as_the_preset(
     for span, label in ((preset, "7d"), (custom, "custom"), (preset, "7d")):
         answer = await read_through(db_sessions, cache, span, now)
         assert answer.range.time_range == label
+
+
+async def test_with_no_sales_in_range_the_main_currency_is_the_previous_periods(
+    db_sessions: SessionFactory,
+) -> None:
+    """4 Jan 11:00 to 21:00 sold nothing; the ten hours before it sold G (EUR 7000). The
+    headline is EUR: nothing now against 7000, a fall of 100 %, with the previous
+    period's EUR series. It was USD (the default) against USD's nothing: no growth, and
+    the previous period's sales left out of the figures and of the chart."""
+    await build(db_sessions)
+    span = resolve_range(None, at(4, 11), at(4, 21), now=TO)
+    async with db_sessions() as session:
+        board = await PostgresAnalyticsStore(session).dashboard(
+            DashboardQuery(range=span, compare=True, now=TO)
+        )
+    sales = board.sales
+    assert (sales.currency, sales.revenue, sales.orders, sales.by_currency) == ("EUR", 0, 0, [])
+    assert sales.previous is not None
+    assert (sales.previous.revenue, sales.previous.orders) == (7000, 1)
+    assert (sales.revenue_growth, sales.orders_growth) == (-1.0, -1.0)
+    assert board.series.currency == "EUR"
+    assert board.series.previous_points is not None
+    assert sum(p.revenue for p in board.series.previous_points) == 7000
