@@ -392,12 +392,28 @@ async def test_a_custom_range_equal_to_a_presets_is_not_answered_as_the_preset(
 async def test_with_no_sales_in_range_the_main_currency_is_the_previous_periods(
     db_sessions: SessionFactory,
 ) -> None:
-    """4 Jan 11:00 to 21:00 sold nothing; the ten hours before it sold G (EUR 7000). The
-    headline is EUR: nothing now against 7000, a fall of 100 %, with the previous
-    period's EUR series. It was USD (the default) against USD's nothing: no growth, and
-    the previous period's sales left out of the figures and of the chart."""
-    await build(db_sessions)
-    span = resolve_range(None, at(4, 11), at(4, 21), now=TO)
+    """A range that sold nothing (3 Mar 2023 11:00 to 21:00) after ten hours that sold EUR
+    7000: the headline is EUR, nothing now against 7000, a fall of 100 %, with the
+    previous period's EUR series. It was USD (the default) against USD's nothing: no
+    growth, and the previous period's sales left out of the figures and of the chart.
+    (Orders only, no events of its own: a day far from every other test's.)"""
+
+    def hour(h: int) -> datetime:
+        return datetime(2023, 3, 3, h, tzinfo=UTC)
+
+    async with db_sessions() as session:
+        buyer = await rows.user(session)
+        await rows.order(
+            session,
+            user_id=buyer.id,
+            at=hour(10),
+            total=7000,
+            lines=[(new_id(IdPrefix.PRODUCT), 1, 7000)],
+            currency="EUR",
+        )
+        await session.commit()
+    await RollupService(db_sessions).recompute([hour(10)])
+    span = resolve_range(None, hour(11), hour(21), now=TO)
     async with db_sessions() as session:
         board = await PostgresAnalyticsStore(session).dashboard(
             DashboardQuery(range=span, compare=True, now=TO)
