@@ -128,7 +128,7 @@ async def test_a_row_over_a_database_limit_does_not_hold_the_others_back(
     "index row size exceeds btree maximum" was one) fails alone every time, as a data
     error does: it is dropped and logged, the others written. It was taken for a passing
     failure, and its batch retried for ever with every later event behind it. The
-    database's answer is the stand-in here: since a7c0de140021 no event reaches that
+    database's answer is the stand-in here: since a7c0de140023 no event reaches that
     limit (``tests/api/test_analytics_track.py``)."""
     visitor = f"anon_{uuid4().hex[:12]}"
     buffer, good = _one_batch(engine, visitor)

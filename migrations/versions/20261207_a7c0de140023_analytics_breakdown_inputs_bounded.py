@@ -6,8 +6,8 @@ non-ASCII characters, made the INSERT fail ("index row size exceeds btree maximu
 with it the API's whole batch of events, retried for ever. No stored row is longer (its
 INSERT would have failed), so none is rewritten.
 
-Revision ID: a7c0de140021
-Revises: a7c0de140020
+Revision ID: a7c0de140023
+Revises: a7c0de140022
 Create Date: 2026-12-07 01:30:00.000000
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "a7c0de140021"
-down_revision: str | None = "a7c0de140020"
+revision: str = "a7c0de140023"
+down_revision: str | None = "a7c0de140022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
