@@ -54,6 +54,9 @@ class Quote(BaseModel):
     # Lines whose product is priced in another currency than the cart's: their price is
     # not in the cart's minor units, so the figures above do not hold for them.
     foreign_currency: tuple[str, ...] = ()
+    # Lines whose product staff took off sale (deactivated or deleted) since it was
+    # added: a cart refuses such a product, and so does validate-order.
+    off_sale: tuple[str, ...] = ()
 
     @property
     def discounted_subtotal(self) -> int:

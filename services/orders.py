@@ -198,6 +198,13 @@ class OrderService:
         priced = await carts.quote(cart, order.address.destination)
         if not priced.lines:
             raise CartEmpty("there is nothing in the cart to order")
+        if priced.off_sale:
+            # As ``POST /cart/items`` refuses it: taken off sale since it was added.
+            raise ValidationFailed(
+                "no longer for sale: " + ", ".join(priced.off_sale),
+                code="product_inactive",
+                productIds=list(priced.off_sale),
+            )
         if priced.foreign_currency:
             # Repriced in another currency since it was added: never charged as the cart's.
             raise ValidationFailed(

@@ -88,6 +88,11 @@ async def quote(
         foreign_currency=tuple(
             i.product_id for i in items if products[i.product_id].currency != cart.currency
         ),
+        off_sale=tuple(
+            i.product_id
+            for i in items
+            if not products[i.product_id].active or products[i.product_id].deleted_at is not None
+        ),
         currency=cart.currency,
         lines=lines,
         subtotal=subtotal,

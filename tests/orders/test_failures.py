@@ -123,6 +123,33 @@ async def test_a_product_repriced_in_another_currency_fails_the_order_before_any
     assert await outbox_types(engine, placed["id"]) == ["order.failed"]
 
 
+@pytest.mark.parametrize("removal", ["deactivated", "deleted"])
+async def test_a_product_taken_off_sale_after_it_was_carted_fails_the_order_before_anything_is_held(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, removal: str
+) -> None:
+    """The cart holds a product that staff then deactivate (or delete): it can no longer
+    be added to a cart (422 ``product_inactive``), so validate-order refuses it too, with
+    the same code, before anything is reserved or charged. Before, it was sold anyway."""
+    item = await product(http, staff, stock=5)
+    shopper = await shopper_with_cart(http, [(item, 1)])
+    if removal == "deactivated":
+        taken = await http.patch(
+            f"/api/products/{item['id']}", headers=staff, json={"active": False}
+        )
+    else:
+        taken = await http.delete(f"/api/products/{item['id']}", headers=staff)
+    assert taken.status_code in (200, 204), taken.text
+    placed = await place(http, shopper)
+    order = await wait_for(http, shopper.headers, placed["id"])
+    assert (order["status"], order["failureCode"]) == ("failed", "product_inactive")
+    assert item["id"] in order["failureDetail"]
+    assert order["payment"] is None
+    assert await intents_for(http, placed["id"]) == []
+    level = await stock(http, staff, item["id"])
+    assert (level["onHand"], level["reserved"]) == (5, 0)
+    assert await outbox_types(engine, placed["id"]) == ["order.failed"]
+
+
 async def test_three_d_secure_completed_by_the_customer_goes_through(
     http: httpx.AsyncClient, staff: dict[str, str]
 ) -> None:
