@@ -216,6 +216,12 @@ class ProductUpdate(CamelModel):
     auto_reorder: StrictBool | None = None
     reorder_quantity: StrictInt | None = PydanticField(default=None, ge=0, le=1_000_000)
 
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        # As a new product's (``ProductFields``): a change is held to the same rule.
+        return None if value is None else ProductFields._currency(value)
+
 
 class RatingSummary(CamelModel):
     average: float | None = PydanticField(description="Mean of visible ratings, 2 decimals")

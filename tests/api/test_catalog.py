@@ -385,6 +385,28 @@ async def test_bad_product_writes_are_refused_and_write_nothing(
         assert name not in _names(found)
 
 
+async def test_a_change_of_currency_is_checked_as_a_new_product_s_is(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    """``POST`` refuses a currency that is not three letters; ``PATCH`` and ``PUT`` stored
+    it ("U$D"), and every amount of the product was then in no currency at all."""
+    sku = unique_slug("cur")
+    product = await _product(client, staff, sku=sku, name="Priced")
+    path = f"/api/products/{product['id']}"
+    for method, body in (
+        ("PATCH", {"currency": "U$D"}),
+        ("PATCH", {"currency": "12E"}),
+        ("PUT", {"sku": sku, "name": "Priced", "price": 1000, "currency": "U$D"}),
+    ):
+        refused = await client.request(method, path, headers=staff, json=body)
+        assert refused.status_code == 422, (method, body, refused.text)
+        assert refused.json()["code"] == "validation_error"
+    assert (await client.get(path)).json()["currency"] == "USD"
+    lowered = await client.patch(path, headers=staff, json={"currency": "eur"})
+    assert lowered.status_code == 200, lowered.text
+    assert lowered.json()["currency"] == "EUR"
+
+
 async def test_customers_cannot_write_the_catalogue(client: httpx.AsyncClient) -> None:
     _, customer = await signed_up(client)
     attempts = [
