@@ -26,6 +26,19 @@ from core.money import MoneyError, normalize_currency
 from models.base import CamelModel, Page, created_at_field, updated_at_field
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+
+
+def one_line(value: str | None) -> str | None:
+    """A name or title: its runs of white space made one space; blank is refused
+    (``minLength`` alone lets "   " through)."""
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
 # Amounts are 32-bit integer columns: 21,474,836.47 in a 2-decimal currency at most.
 MAX_AMOUNT = 2_147_483_647
 
@@ -157,6 +170,8 @@ class CategoryCreate(CamelModel):
     )
     parent_id: str | None = PydanticField(default=None, examples=["cat_01M8…"])
 
+    _name = field_validator("name")(one_line)
+
 
 class CategoryNode(CamelModel):
     id: str
@@ -184,6 +199,8 @@ class ProductFields(CamelModel):
     low_stock_threshold: StrictInt = PydanticField(default=10, ge=0, le=1_000_000)
     auto_reorder: StrictBool = False
     reorder_quantity: StrictInt = PydanticField(default=0, ge=0, le=1_000_000)
+
+    _name = field_validator("name")(one_line)
 
     @field_validator("currency")
     @classmethod
@@ -215,6 +232,8 @@ class ProductUpdate(CamelModel):
     low_stock_threshold: StrictInt | None = PydanticField(default=None, ge=0, le=1_000_000)
     auto_reorder: StrictBool | None = None
     reorder_quantity: StrictInt | None = PydanticField(default=None, ge=0, le=1_000_000)
+
+    _name = field_validator("name")(one_line)
 
     @field_validator("currency")
     @classmethod
@@ -266,6 +285,16 @@ class ReviewCreate(CamelModel):
     rating: StrictInt = PydanticField(ge=1, le=5)
     title: str = PydanticField(min_length=1, max_length=200)
     body: str = PydanticField(min_length=1, max_length=10_000)
+
+    _title = field_validator("title")(one_line)
+
+    @field_validator("body")
+    @classmethod
+    def _body_not_blank(cls, value: str) -> str:
+        value = value.strip()  # its line breaks are the reviewer's
+        if not value:
+            raise ValueError("must not be blank")
+        return value
 
 
 class ReviewPublic(CamelModel):

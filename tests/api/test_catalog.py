@@ -407,6 +407,30 @@ async def test_a_change_of_currency_is_checked_as_a_new_product_s_is(
     assert lowered.json()["currency"] == "EUR"
 
 
+async def test_blank_names_are_refused(client: httpx.AsyncClient, staff: dict[str, str]) -> None:
+    """A name of spaces passed ``minLength``: a product or a category named "" (once the
+    category's was trimmed) went into the catalogue."""
+    blank_product = await client.post(
+        "/api/products",
+        headers=staff,
+        json={"sku": unique_slug("blank"), "name": "   ", "price": 1},
+    )
+    assert blank_product.status_code == 422, blank_product.text
+    assert "name" in {e["field"] for e in blank_product.json()["errors"]}
+    product = await _product(client, staff, name="  Named  ")
+    assert product["name"] == "Named"
+    renamed = await client.patch(
+        f"/api/products/{product['id']}", headers=staff, json={"name": " \t "}
+    )
+    assert renamed.status_code == 422, renamed.text
+    assert (await client.get(f"/api/products/{product['id']}")).json()["name"] == "Named"
+    blank_category = await client.post(
+        "/api/categories", headers=staff, json={"name": "  ", "slug": unique_slug("blank")}
+    )
+    assert blank_category.status_code == 422, blank_category.text
+    assert "name" in {e["field"] for e in blank_category.json()["errors"]}
+
+
 async def test_customers_cannot_write_the_catalogue(client: httpx.AsyncClient) -> None:
     _, customer = await signed_up(client)
     attempts = [

@@ -70,12 +70,17 @@ async def test_reviews_need_an_account_and_valid_fields(
         ({"rating": 6, "title": "t", "body": "b"}, "rating"),
         ({"rating": 3, "title": "", "body": "b"}, "title"),
         ({"rating": 3, "title": "t"}, "body"),
+        # Blank once trimmed: stored as an empty title or body before.
+        ({"rating": 3, "title": "   ", "body": "b"}, "title"),
+        ({"rating": 3, "title": "t", "body": " \n\t "}, "body"),
     ]:
         response = await client.post(
             f"/api/products/{product['id']}/reviews", headers=headers, json=body
         )
         assert response.status_code == 422
         assert field in {e["field"] for e in response.json()["errors"]}
+    listed = (await client.get(f"/api/products/{product['id']}/reviews")).json()
+    assert listed["total"] == 0
     missing = await _review(client, "prod_missing", headers, 3)
     assert missing.status_code == 404
 
