@@ -63,6 +63,11 @@ SEARCH_MAX_LENGTH = 500
 SEARCH_CANDIDATES = 1_000
 
 
+# How many slugs a product made from its name tries when others of that name are
+# created at the same moment.
+SLUG_ATTEMPTS = 5
+
+
 class ProductSort(StrEnum):
     NEWEST = "newest"
     PRICE_ASC = "price_asc"
@@ -437,11 +442,18 @@ class ProductRepository:
             query = query.where(Product.id != except_id)
         return (await self.session.exec(query)).first() is not None
 
-    async def save(self, product: Product) -> None:
-        """Insert or update, flushed now; a taken SKU or slug answers 409."""
-        self.session.add(product)
+    async def save(self, product: Product, *, savepoint: bool = False) -> None:
+        """Insert or update, flushed now; a taken SKU or slug answers 409. ``savepoint``:
+        inside one, so a refused row is dropped with it and the transaction carries on
+        (to try another slug)."""
         try:
-            await self.session.flush()
+            if savepoint:
+                async with self.session.begin_nested():
+                    self.session.add(product)
+                    await self.session.flush()
+            else:
+                self.session.add(product)
+                await self.session.flush()
         except IntegrityError as exc:
             text = str(exc.orig)
             if "products_sku_key" in text:
@@ -644,12 +656,27 @@ class ProductService:
         if data.slug is not None:
             if await self.products.slug_taken(data.slug):
                 raise Conflict(f"the slug {data.slug!r} is taken", code="slug_taken", field="slug")
-            slug = data.slug
+            product = Product(slug=data.slug, **fields)
+            await self.products.save(product)
         else:
-            slug = await self._free_slug(slugify(data.name))
-        product = Product(slug=slug, **fields)
-        await self.products.save(product)
+            product = await self._save_with_free_slug(slugify(data.name), fields)
         await product_changed(self.products.session, product.id, "created")
+        return product
+
+    async def _save_with_free_slug(self, base: str, fields: dict[str, Any]) -> Product:
+        """A slug made from the name, taken by a product committed while this one was
+        being written (two of one name at once): the next free one, not a 409 for a slug
+        the client never chose."""
+        product = Product(slug=await self._free_slug(base), **fields)
+        for _ in range(SLUG_ATTEMPTS - 1):
+            try:
+                await self.products.save(product, savepoint=True)
+                return product
+            except Conflict as exc:
+                if exc.code != "slug_taken":
+                    raise
+            product.slug = await self._free_slug(base)
+        await self.products.save(product)
         return product
 
     async def update(self, key: str, data: ProductUpdate) -> Product:
