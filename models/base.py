@@ -35,6 +35,17 @@ def one_of(column: str, values: type[StrEnum]) -> str:
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
+def one_line(value: str | None) -> str | None:
+    """A name or title (a field validator): its runs of white space made one space;
+    blank is refused (``minLength`` alone lets "   " through)."""
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
 def created_at_field() -> datetime:
     field: datetime = Field(
         default_factory=utcnow,

@@ -23,20 +23,9 @@ from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
 from core.money import MoneyError, normalize_currency
-from models.base import CamelModel, Page, created_at_field, updated_at_field
+from models.base import CamelModel, Page, created_at_field, one_line, updated_at_field
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-
-
-def one_line(value: str | None) -> str | None:
-    """A name or title: its runs of white space made one space; blank is refused
-    (``minLength`` alone lets "   " through)."""
-    if value is None:
-        return None
-    value = " ".join(value.split())
-    if not value:
-        raise ValueError("must not be blank")
-    return value
 
 
 # Amounts are 32-bit integer columns: 21,474,836.47 in a 2-decimal currency at most.

@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer,
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, created_at_field, updated_at_field
+from models.base import CamelModel, created_at_field, one_line, updated_at_field
 
 
 class Role(StrEnum):
@@ -113,13 +113,7 @@ class UserCreate(CamelModel):
     )
     name: str = PydanticField(min_length=1, max_length=200, examples=["Ada Lovelace"])
 
-    @field_validator("name")
-    @classmethod
-    def _name_not_blank(cls, value: str) -> str:
-        value = " ".join(value.split())
-        if not value:
-            raise ValueError("name must not be blank")
-        return value
+    _name = field_validator("name")(one_line)
 
 
 class UserUpdate(CamelModel):
@@ -130,15 +124,7 @@ class UserUpdate(CamelModel):
     password: str | None = PydanticField(default=None, min_length=1, max_length=1024)
     current_password: str | None = PydanticField(default=None, max_length=256)
 
-    @field_validator("name")
-    @classmethod
-    def _name_not_blank(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = " ".join(value.split())
-        if not value:
-            raise ValueError("name must not be blank")
-        return value
+    _name = field_validator("name")(one_line)
 
 
 class UserReplace(UserUpdate):
