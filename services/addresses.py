@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import delete, update
@@ -16,6 +17,8 @@ from models.orders import ShippingAddress
 from models.users import Address, AddressCreate, AddressUpdate
 
 MAX_ADDRESSES_PER_USER = 50
+# A US ZIP code: five digits, or ZIP+4. Other countries' postal codes are left as given.
+US_ZIP = re.compile(r"\d{5}(?:-\d{4})?")
 
 
 class AddressNotFound(NotFound):
@@ -82,7 +85,17 @@ def normalize_address(fields: dict[str, Any]) -> dict[str, Any]:
                 field="country",
             )
         fields["country"] = country
+    if fields.get("country") and fields.get("zip"):
+        check_postal_code(fields["country"], fields["zip"])
     return fields
+
+
+def check_postal_code(country: str, zip_code: str) -> None:
+    """The whole address's rule (a change of either field is checked with the other)."""
+    if country == "US" and not US_ZIP.fullmatch(zip_code):
+        raise InvalidAddress(
+            f"{zip_code!r} is not a US ZIP code (five digits, or ZIP+4)", field="zip"
+        )
 
 
 def clean_shipping_address(fields: dict[str, Any]) -> ShippingAddress:
@@ -135,6 +148,7 @@ class AddressService:
                 await self.addresses.clear_default(user_id, flag, keep=address.id)
         for key, value in fields.items():
             setattr(address, key, value)
+        check_postal_code(address.country, address.zip)
         address.updated_at = utcnow()
         await self._save(address)
         return address

@@ -205,6 +205,10 @@ async def test_the_address_book_keeps_one_default_of_each_kind(client: httpx.Asy
         ({"street": "   "}, "street"),
         ({"city": ""}, "city"),
         ({"zip": "1" * 21}, "zip"),
+        # A US address's ZIP code is five digits (ZIP+4 allowed): stored as given before.
+        ({"zip": "Boston"}, "zip"),
+        ({"zip": "0210"}, "zip"),
+        ({"zip": "02101-12"}, "zip"),
         ({"name": None}, "name"),
         ({"phone": "1" * 33}, "phone"),
     ],
@@ -220,6 +224,36 @@ async def test_address_validation_names_the_field(
     body = response.json()
     fields = {e["field"] for e in body.get("errors", [])} | {body.get("field")}
     assert field in fields
+
+
+async def test_a_us_zip_code_is_checked_against_the_whole_address(
+    client: httpx.AsyncClient,
+) -> None:
+    """A change of ZIP code or of country is checked with the field it did not change;
+    other countries' postal codes are theirs to format."""
+    user, headers = await signed_up(client)
+    base = f"/api/users/{user['id']}/addresses"
+    london = await client.post(
+        base, headers=headers, json=_address(country="GB", state=None, zip="SW1A 1AA")
+    )
+    assert london.status_code == 201, london.text
+    path = f"{base}/{london.json()['id']}"
+    moved = await client.patch(path, headers=headers, json={"country": "US", "state": "MA"})
+    assert moved.status_code == 422, moved.text
+    assert moved.json()["field"] == "zip"
+    boston = await client.post(base, headers=headers, json=_address())
+    bad_zip = await client.patch(
+        f"{base}/{boston.json()['id']}", headers=headers, json={"zip": "MA 02101"}
+    )
+    assert bad_zip.status_code == 422, bad_zip.text
+    assert bad_zip.json()["field"] == "zip"
+    plus4 = await client.patch(
+        f"{base}/{boston.json()['id']}", headers=headers, json={"zip": " 02101-1234 "}
+    )
+    assert plus4.status_code == 200, plus4.text
+    assert plus4.json()["zip"] == "02101-1234"
+    listed = {a["id"]: a["zip"] for a in (await client.get(base, headers=headers)).json()}
+    assert listed[london.json()["id"]] == "SW1A 1AA"
 
 
 async def test_access_matrix(client: httpx.AsyncClient) -> None:
