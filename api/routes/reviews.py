@@ -42,9 +42,10 @@ async def list_reviews(
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Page[ReviewPublic]:
-    """Newest first. Hidden reviews are shown to staff only."""
-    product = await ProductService(session).get(key)
+    """Newest first. Hidden reviews are shown to staff only, and so are the reviews of a
+    product taken off sale (staff moderate them)."""
     staff = caller is not None and caller.is_staff
+    product = await ProductService(session).get(key, include_inactive=staff)
     rows, total = await _service(session).page(
         product.id, include_hidden=staff, page=page, limit=limit
     )

@@ -130,3 +130,24 @@ async def test_staff_hide_reviews_and_the_summary_excludes_them(
     assert (rating["count"], rating["average"]) == (2, 3.0)
     unknown = f"/api/products/{product['id']}/reviews/rev_missing"
     assert (await client.patch(unknown, headers=staff, json={"hidden": True})).status_code == 404
+
+
+async def test_staff_moderate_the_reviews_of_a_product_off_sale(
+    client: httpx.AsyncClient, product: dict[str, Any], staff: dict[str, str]
+) -> None:
+    """Staff may hide a review of a deactivated product, so they can list its reviews to
+    find it; before, the list was 404 for them too. Customers still get 404."""
+    _, shopper = await signed_up(client)
+    spam = (await _review(client, product["id"], shopper, 1)).json()
+    off = await client.patch(
+        f"/api/products/{product['id']}", headers=staff, json={"active": False}
+    )
+    assert off.status_code == 200, off.text
+    path = f"/api/products/{product['id']}/reviews"
+    assert (await client.get(path)).status_code == 404
+    assert (await client.get(path, headers=shopper)).status_code == 404
+    listed = await client.get(path, headers=staff)
+    assert listed.status_code == 200, listed.text
+    assert [r["id"] for r in listed.json()["items"]] == [spam["id"]]
+    hidden = await client.patch(f"{path}/{spam['id']}", headers=staff, json={"hidden": True})
+    assert hidden.status_code == 204
