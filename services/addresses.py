@@ -15,6 +15,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from models.base import utcnow
 from models.orders import ShippingAddress
 from models.users import Address, AddressCreate, AddressUpdate
+from services.users import UserNotFound, UserRepository
 
 MAX_ADDRESSES_PER_USER = 50
 # A US ZIP code: five digits, or ZIP+4. Other countries' postal codes are left as given.
@@ -110,8 +111,16 @@ def clean_shipping_address(fields: dict[str, Any]) -> ShippingAddress:
 class AddressService:
     def __init__(self, session: AsyncSession) -> None:
         self.addresses = AddressRepository(session)
+        self.users = UserRepository(session)
+
+    async def _require_account(self, user_id: str) -> None:
+        """Staff reach any account's book, but not one of no account, nor of a deleted one
+        (its addresses were erased with it)."""
+        if await self.users.get(user_id) is None:
+            raise UserNotFound(f"no user {user_id}")
 
     async def list(self, user_id: str) -> list[Address]:
+        await self._require_account(user_id)
         return await self.addresses.list_for(user_id)
 
     async def get(self, user_id: str, address_id: str) -> Address:
@@ -121,6 +130,7 @@ class AddressService:
         return address
 
     async def create(self, user_id: str, data: AddressCreate) -> Address:
+        await self._require_account(user_id)
         if await self.addresses.count_for(user_id) >= MAX_ADDRESSES_PER_USER:
             raise ValidationFailed(
                 f"an address book holds at most {MAX_ADDRESSES_PER_USER} addresses",

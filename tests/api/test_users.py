@@ -256,6 +256,30 @@ async def test_a_us_zip_code_is_checked_against_the_whole_address(
     assert listed[london.json()["id"]] == "SW1A 1AA"
 
 
+async def test_staff_get_404_for_the_address_book_of_no_account(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    """Staff may keep anyone's address book, but not one of an account that does not
+    exist (a 409 ``address_default_conflict`` from the foreign key, before) or that was
+    deleted (its addresses are erased with it; one could be added again, before)."""
+    gone, gone_headers = await signed_up(client)
+    assert (
+        await client.delete(f"/api/users/{gone['id']}", headers=gone_headers)
+    ).status_code == 204
+    for user_id in ("user_missing", gone["id"]):
+        base = f"/api/users/{user_id}/addresses"
+        added = await client.post(base, headers=staff, json=_address())
+        assert added.status_code == 404, added.text
+        assert added.json()["code"] == "user_not_found"
+        listed = await client.get(base, headers=staff)
+        assert listed.status_code == 404, listed.text
+        assert listed.json()["code"] == "user_not_found"
+    kept, _ = await signed_up(client)
+    added = await client.post(f"/api/users/{kept['id']}/addresses", headers=staff, json=_address())
+    assert added.status_code == 201, added.text
+    assert added.json()["userId"] == kept["id"]
+
+
 async def test_access_matrix(client: httpx.AsyncClient) -> None:
     alice, alice_headers = await signed_up(client, name="Alice")
     bob, bob_headers = await signed_up(client, name="Bob")
