@@ -9,7 +9,9 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.common import RetryPolicy
 
+from core.db import SessionFactory
 from services.email import EmailService
+from services.payments.service import unrefunded
 from temporal.errors import application_errors
 
 # How workflows send a notification (a reminder, an order email): retried for up to six
@@ -36,18 +38,28 @@ class SendEmailResult(BaseModel):
     already_sent: bool
 
 
+# Emails that tell what became of an order's money, read when sent (after the undo's
+# refund): a refund that failed at Stripe is told as failed, not "being refunded".
+REFUND_TOLD = frozenset({"order_cancelled"})
+
+
 class EmailActivities:
-    def __init__(self, emails: EmailService) -> None:
+    def __init__(self, emails: EmailService, sessions: SessionFactory | None = None) -> None:
         self._emails = emails
+        self._sessions = sessions
 
     @activity.defn(name="email.send")
     async def send_email(self, input: SendEmailInput) -> SendEmailResult:
+        context = input.context
+        if input.template in REFUND_TOLD and self._sessions is not None:
+            left = await unrefunded(self._sessions, str(context["order_id"]))
+            context = context | {"unrefunded": left}
         with application_errors():
             result = await self._emails.deliver(
                 key=input.idempotency_key,
                 template=input.template,
                 to=input.to,
-                context=input.context,
+                context=context,
             )
         return SendEmailResult(
             message_id=result.message_id,

@@ -409,11 +409,16 @@ class OrderService:
             # Cancelled through its fulfilment (once queued): OrderWorkflow's undo of
             # create-order, which gives the use back, is behind it.
             await self.note(order, "coupon use given back")
+        # Captured money the undo did not refund (its refund failed at Stripe: staff are
+        # alerted by payment.refund_failed): the customer must not read "refunded".
+        payment = await self.orders.payment(order.id)
+        left = payment.amount_captured - payment.amount_refunded if payment else 0
+        data = (data or {}) | ({"unrefunded": left} if left > 0 else {})
         await self.transition(
             order,
             status,
             message,
-            data={"failureCode": failure_code} | (data or {}),
+            data={"failureCode": failure_code} | data,
             failure_code=failure_code,
             failure_detail=detail,
         )
@@ -424,7 +429,7 @@ class OrderService:
             "reason": detail,
             "total": order.total,
             "currency": order.currency,
-        } | (data or {})
+        } | data
         if status is OrderStatus.CANCELLED:
             await publish(self.session, EventType.ORDER_CANCELLED, order.id, payload)
         elif failure_code in PAYMENT_FAILURES:

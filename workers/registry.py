@@ -143,7 +143,7 @@ def components_for(
     if queue is TaskQueue.NOTIFICATIONS:
         emails = email_service(deps)
         workflows += [UserOnboardingWorkflow, CartAbandonmentWorkflow]
-        activities.append(EmailActivities(emails).send_email)
+        activities.append(EmailActivities(emails, deps.sessions).send_email)
         activities.append(AccountActivities(deps.sessions).contact)
     analytics = AnalyticsRecorder(deps.settings.analytics_enabled)
     if queue is TaskQueue.ORDERS:

@@ -138,7 +138,7 @@ async def refund(
             refundable=max(left, 0),
         ) from exc
     # Where the refund stands now, not the (replayed) answer: it may have failed since.
-    failure = await _failure(session, gateway, payment, result)
+    failure = await refund_failure(session, gateway, payment, result)
     announced = payment.amount_refunded
     recorded = await payments.refund_recorded(payment, result.refund_id)
     newly_refunded = apply_state(payment, await gateway.retrieve(payment.intent_id))
@@ -190,7 +190,7 @@ async def refund(
     return RefundOutcome(result.refund_id, result.amount, payment.currency, failure=failure)
 
 
-async def _failure(
+async def refund_failure(
     session: AsyncSession, gateway: PaymentGateway, payment: Payment, result: RefundResult
 ) -> str | None:
     """Why the refund ``result`` failed, if it did: its ``refund.failed`` recorded, or

@@ -51,6 +51,11 @@ class PaymentRepository:
     def save(self, payment: Payment) -> None:
         self.session.add(payment)
 
+    async def unrefunded(self, order_id: str) -> int:
+        """What the order's payment has captured and not refunded (0 without one)."""
+        payment = await self.for_order(order_id)
+        return payment.amount_captured - payment.amount_refunded if payment else 0
+
     def event(self, payment: Payment | str | None, type: str, data: dict[str, Any]) -> None:
         """A ``payment_events`` row of ``payment`` (the row, or its id)."""
         payment_id = payment.id if isinstance(payment, Payment) else payment

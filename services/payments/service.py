@@ -21,11 +21,12 @@ from integrations.payments.gateway import (
     IntentStatus,
     PaymentDeclined,
     PaymentGateway,
+    RefundResult,
 )
 from models.orders import Order, OrderStatus, Payment
 from services.analytics import AnalyticsRecorder
 from services.orders import OrderService
-from services.payments.refunds import announce_refund
+from services.payments.refunds import announce_refund, refund_failure
 from services.payments.repository import PaymentRepository
 from services.payments.states import (
     Authorization,
@@ -244,28 +245,70 @@ class PaymentService:
             intent_id, idempotency_key=idempotency_key(order_id, "void")
         )
         if state.status is IntentStatus.CAPTURED:
-            await self._refund_rest(order_id, intent_id)
-            return "refunded"
+            refunded = await self._refund_rest(order_id, intent_id)
+            return "refunded" if refunded else "refund failed"
         await self._record(order_id, state, "voided", order_status=None)
         return "voided"
 
-    async def _refund_rest(self, order_id: str, intent_id: str) -> None:
+    async def _refund_rest(self, order_id: str, intent_id: str) -> bool:
         """Refund all that is still captured, as every refund of an order is made: under
         its payment row's lock, held across the provider call, with the answer recorded
         in that transaction. A staff refund (or a return's) at the same moment either
         comes first, and this refunds what it left, or finds nothing left. Made outside
         the lock, the other refund's record read the provider's total, this refund in
-        it, and ours then found nothing new to announce (no ``payment.refunded``)."""
+        it, and ours then found nothing new to announce (no ``payment.refunded``).
+
+        Returns False when the refund failed at Stripe (its card's bank sent it back;
+        a retry after a lost answer is answered with the refund as it stood when made,
+        so it is read as it stands now): recorded and told as a staff refund's failure
+        is (``RefundFailures.record_failed``: ``payment.refund_failed`` alerts staff and
+        tells the customer), and the order's cancellation says it was not refunded."""
         async with transaction(self.sessions) as session:
-            payment = await PaymentRepository(session).for_order(order_id, lock=True)
+            payments = PaymentRepository(session)
+            payment = await payments.for_order(order_id, lock=True)
             assert payment is not None  # it knows the intent
             state = await self.gateway.retrieve(intent_id)
-            if state.amount_captured > state.amount_refunded:
-                await self.gateway.refund(
-                    intent_id, amount=None, idempotency_key=idempotency_key(order_id, "refund")
-                )
-                state = await self.gateway.retrieve(intent_id)
-            await self._apply(session, payment, state, "refunded")
+            if state.amount_captured <= state.amount_refunded:
+                await self._apply(session, payment, state, "refunded")
+                return True
+            result = await self.gateway.refund(
+                intent_id, amount=None, idempotency_key=idempotency_key(order_id, "refund")
+            )
+            failure = await refund_failure(session, self.gateway, payment, result)
+            state = await self.gateway.retrieve(intent_id)
+            if failure is None:
+                await self._apply(session, payment, state, "refunded")
+                return True
+            await self._apply(session, payment, state, "refund_failed_at_stripe")
+            await self._record_refund_failure(session, payment, result, failure)
+            return False
+
+    async def _record_refund_failure(
+        self, session: AsyncSession, payment: Payment, result: RefundResult, failure: str
+    ) -> None:
+        """The failed refund ``result`` recorded once (unless its ``refund.failed`` was).
+        Counted as made first, as a staff refund's is, so the failure gives back its
+        amount and tells it (not 0.00, as the row never knew of it)."""
+        # Imported here: ``services.refund_failures`` reads returns, whose steps refund
+        # through ``services.payments`` (a cycle at import time).
+        from services.refund_failures import RefundFailures
+
+        payments = PaymentRepository(session)
+        if await payments.refund_failure_recorded(payment, result.refund_id):
+            return
+        payment.amount_refunded = min(
+            payment.amount_captured, payment.amount_refunded + result.amount
+        )
+        await RefundFailures(session, self.gateway).record_failed(
+            payment, result.refund_id, failure
+        )
+
+
+async def unrefunded(sessions: SessionFactory, order_id: str) -> int:
+    """What the order's payment has captured and not refunded: after its undo, what a
+    refund that failed at Stripe left (its cancellation email must not say refunded)."""
+    async with autocommit(sessions) as session:
+        return max(await PaymentRepository(session).unrefunded(order_id), 0)
 
 
 def _state_data(state: IntentState) -> dict[str, Any]:

@@ -99,14 +99,13 @@ def describe(event_type: EventType, order_id: str, data: dict[str, Any]) -> tupl
             return (
                 NotificationKind.ORDER_CANCELLED,
                 f"Order {order_id} cancelled",
-                _sentence("Your order was cancelled", reason) + " Any payment taken is refunded.",
+                _sentence("Your order was cancelled", reason) + _refund_news(data),
             )
         case EventType.ORDER_FAILED:
             return (
                 NotificationKind.ORDER_FAILED,
                 f"Order {order_id} could not be completed",
-                _sentence("We could not complete your order", reason)
-                + " Any payment taken is refunded.",
+                _sentence("We could not complete your order", reason) + _refund_news(data),
             )
         case EventType.PAYMENT_FAILED:
             return (
@@ -164,6 +163,17 @@ def describe(event_type: EventType, order_id: str, data: dict[str, Any]) -> tupl
                 f"{order_id}.",
             )
     raise ValueError(f"the notifications subscriber does not take {event_type}")
+
+
+def _refund_news(data: dict[str, Any]) -> str:
+    """What became of the money: refunded, unless the undo's refund failed at Stripe
+    (``unrefunded``, with its own ``payment.refund_failed`` notification and email)."""
+    if isinstance(data.get("unrefunded"), int) and data["unrefunded"] > 0:
+        return (
+            f" The refund of {_money(data['unrefunded'], data)} did not go through; the "
+            "money is safe with us and will be refunded again."
+        )
+    return " Any payment taken is refunded."
 
 
 def _sentence(text: str, reason: str) -> str:
