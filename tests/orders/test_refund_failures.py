@@ -10,11 +10,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import create_session_factory, transaction
+from core.db import SessionFactory, create_session_factory, transaction
 from core.events import EventType
 from core.settings import SANDBOX_WEBHOOK_SECRET
 from integrations.payments.gateway import PaymentUnavailable
 from integrations.payments.stripe import StripeGateway
+from integrations.sandbox.stripe import Event as SandboxEvent
 from integrations.sandbox.stripe import StripeSandbox
 from services import payments
 from services.order_repository import OrderRepository
@@ -38,6 +39,24 @@ async def fail_refund(http: httpx.AsyncClient, refund_id: str) -> dict[str, Any]
     body: dict[str, Any] = failed.json()
     assert (body["status"], body["failure_reason"]) == ("failed", "expired_or_canceled_card")
     return body
+
+
+async def bounce_unannounced(
+    http: httpx.AsyncClient, live: LiveStack, sessions: SessionFactory, order_id: str, reason: str
+) -> tuple[dict[str, Any], SandboxEvent]:
+    """The order's one refund at Stripe fails (its card's bank sent it back); its
+    ``refund.failed`` is held, not sent (returned, to send late)."""
+    [intent] = await intents_for(http, order_id)
+    listed = await http.get(
+        "/_sandbox/stripe/v1/refunds", headers=SANDBOX_KEY, params={"payment_intent": intent["id"]}
+    )
+    [made] = listed.json()["data"]
+    secret = live.settings.resolved_stripe_webhook_secret or SANDBOX_WEBHOOK_SECRET
+    async with transaction(sessions) as session:
+        sandbox = StripeSandbox(session, base_url=live.base_url, webhook_secret=secret)
+        await sandbox.fail_refund(made["id"], reason)
+        [held] = sandbox.events
+    return made, held
 
 
 async def test_a_staff_refund_that_failed_at_stripe_is_refundable_again(
@@ -124,16 +143,7 @@ async def test_a_staff_refund_that_bounced_before_its_retry_is_failed_once_and_s
 
     with pytest.raises(PaymentUnavailable):
         await refund_of(1000, _RefundAnswerLost.from_settings(live.settings))
-    [intent] = await intents_for(http, placed["id"])
-    listed = await http.get(
-        "/_sandbox/stripe/v1/refunds", headers=SANDBOX_KEY, params={"payment_intent": intent["id"]}
-    )
-    [made] = listed.json()["data"]
-    secret = live.settings.resolved_stripe_webhook_secret or SANDBOX_WEBHOOK_SECRET
-    async with transaction(sessions) as session:
-        sandbox = StripeSandbox(session, base_url=live.base_url, webhook_secret=secret)
-        await sandbox.fail_refund(made["id"], "lost_or_stolen_card")
-        [held] = sandbox.events
+    made, held = await bounce_unannounced(http, live, sessions, placed["id"], "lost_or_stolen_card")
 
     gateway = StripeGateway.from_settings(live.settings)
     retried = await refund_of(1000, gateway)
@@ -156,4 +166,5 @@ async def test_a_staff_refund_that_bounced_before_its_retry_is_failed_once_and_s
     again = await refund_of(1000, gateway)
     assert again.refund_id != made["id"]
     assert again.failure is None
+    [intent] = await intents_for(http, placed["id"])
     assert await refunded(http, intent["id"]) == 1000
