@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, locked, transaction
@@ -48,6 +48,10 @@ class DeliveryResult:
     already_sent: bool
 
 
+# The subject kept of a message to an erased account (its own may have named them).
+ERASED_SUBJECT = "(erased with the account)"
+
+
 class EmailMessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -71,6 +75,17 @@ class EmailMessageRepository:
             locked(select(EmailMessage).where(EmailMessage.idempotency_key == key))
         )
         return result.one()
+
+    async def erase_recipient(self, email: str, replacement: str) -> int:
+        """Messages to ``email`` (an erased account's) keep their key, template and
+        status (a retried send still finds them sent) but no longer its address, nor a
+        subject that may name the person. How many."""
+        result = await self.session.exec(
+            update(EmailMessage)
+            .where(col(EmailMessage.to_email) == email)
+            .values(to_email=replacement, subject=ERASED_SUBJECT)
+        )
+        return int(result.rowcount)
 
     async def get(self, message_id: str) -> EmailMessage:
         row = await self.session.get(EmailMessage, message_id)

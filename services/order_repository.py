@@ -93,6 +93,18 @@ class OrderRepository:
         )
         return list(result.all())
 
+    async def erase_email(self, user_id: str, erased: str) -> tuple[str, ...]:
+        """The user's orders keep ``erased`` as their email (an erased account); the
+        addresses they had."""
+        before = await self.session.exec(
+            select(Order.email).where(Order.user_id == user_id, Order.email != erased).distinct()
+        )
+        addresses = tuple(before.all())
+        await self.session.exec(
+            update(Order).where(col(Order.user_id) == user_id).values(email=erased)
+        )
+        return addresses
+
     async def payment(self, order_id: str) -> Payment | None:
         result = await self.session.exec(select(Payment).where(Payment.order_id == order_id))
         return result.first()

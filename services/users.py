@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic.networks import validate_email
 from sqlalchemy import delete, func
@@ -18,6 +19,8 @@ from models.base import utcnow
 from models.users import Address, Role, User, UserCreate, UserStatus, UserUpdate
 from services import passwords
 from services.analytics import AnalyticsRecorder
+from services.email import EmailMessageRepository
+from services.order_repository import OrderRepository
 
 
 def normalize_email(email: str) -> str:
@@ -30,6 +33,25 @@ def normalize_email(email: str) -> str:
     with contextlib.suppress(ValueError):  # not one registration takes: no account has it
         _, email = validate_email(email)
     return email.lower()
+
+
+ERASED_NAME = "Deleted user"
+# What an event's payload says of the person, replaced once their account is erased.
+PERSONAL_KEYS = ("email", "name")
+
+
+def erased_email(user_id: str) -> str:
+    """The address an erased account (and its orders and email ledger) keeps: unique,
+    undeliverable (``.invalid``), naming no one."""
+    return f"deleted+{user_id.lower()}@users.invalid"
+
+
+def without_person(data: dict[str, Any]) -> dict[str, Any]:
+    """An event's ``data`` about an erased account's ``userId``, its email and name
+    replaced by the erased account's."""
+    user_id = str(data.get("userId") or "")
+    erased = {"email": erased_email(user_id), "name": ERASED_NAME}
+    return data | {k: erased[k] for k in PERSONAL_KEYS if k in data}
 
 
 class EmailTaken(Conflict):
@@ -84,6 +106,11 @@ class UserRepository:
         )
         total = (await self.session.exec(count)).one()
         return list(rows.all()), int(total)
+
+    async def erased(self, user_id: str) -> bool:
+        """Whether the account was deleted (anonymised)."""
+        status = await self.session.exec(select(User.status).where(User.id == user_id))
+        return status.first() == UserStatus.DELETED
 
     async def delete_addresses(self, user_id: str) -> None:
         await self.session.exec(delete(Address).where(col(Address.user_id) == user_id))
@@ -191,8 +218,17 @@ class UserService:
     async def delete(self, user: User) -> None:
         """Anonymise the person; keep the account row (orders refer to it)."""
         now = utcnow()
-        user.email = f"deleted+{user.id.lower()}@users.invalid"
-        user.name = "Deleted user"
+        erased = erased_email(user.id)
+        # Orders are kept (accounting) without the address to reach the person, and the
+        # email ledger without the addresses it wrote to: read by address, so before the
+        # account's goes. The rest is erased by the relay's subscribers of user.deleted
+        # (``handlers/erasure.py``, ``handlers/webhooks.py``, CRM, marketing).
+        ledger = EmailMessageRepository(self.session)
+        ordered_with = await OrderRepository(self.session).erase_email(user.id, erased)
+        for address in {user.email, *ordered_with}:
+            await ledger.erase_recipient(address, erased)
+        user.email = erased
+        user.name = ERASED_NAME
         user.password_hash = passwords.UNUSABLE_PASSWORD_HASH
         user.status = UserStatus.DELETED
         user.deleted_at = now

@@ -7,11 +7,12 @@ from typing import Any, cast
 
 from sqlalchemy import Table, func, inspect
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col, select, update
+from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.ids import IdPrefix, new_id
-from models.analytics import AnalyticsEvent, AnalyticsIdentity, person_key
+from models.analytics import AnalyticsEvent, AnalyticsEventLink, AnalyticsIdentity, person_key
+from models.analytics_rollups import AnalyticsPerson
 
 
 class AnalyticsRepository:
@@ -79,6 +80,34 @@ class AnalyticsRepository:
             .values(person_id=user_id, received_at=func.now())
         )
         return int(result.rowcount)
+
+    async def pseudonymise(self, user_id: str, pseudonym: str) -> int:
+        """An erased account's events (and their funnel links and first-seen row) count
+        for ``pseudonym`` instead, with no user id: every figure stays as it was (the
+        same person, unnamed), nothing leads back to the account. Its anonymous ids are
+        no longer linked to it. Returns how many events were unlinked."""
+        events = await self.session.exec(
+            update(AnalyticsEvent)
+            .where(
+                (col(AnalyticsEvent.person_id) == user_id)
+                | (col(AnalyticsEvent.user_id) == user_id)
+            )
+            .values(person_id=pseudonym, user_id=None)
+        )
+        await self.session.exec(
+            update(AnalyticsEventLink)
+            .where(col(AnalyticsEventLink.person_id) == user_id)
+            .values(person_id=pseudonym)
+        )
+        await self.session.exec(
+            update(AnalyticsPerson)
+            .where(col(AnalyticsPerson.person_id) == user_id)
+            .values(person_id=pseudonym)
+        )
+        await self.session.exec(
+            delete(AnalyticsIdentity).where(col(AnalyticsIdentity.user_id) == user_id)
+        )
+        return int(events.rowcount)
 
 
 class AnalyticsRecorder:

@@ -25,6 +25,7 @@ from services.events.handlers import (
     shipping_subscribers,
 )
 from services.events.handlers.crm import crm_subscriber
+from services.events.handlers.erasure import account_erasure_subscriber
 from services.events.handlers.fulfillment import fulfillment_hold_alert, fulfillment_starter
 from services.events.handlers.notifications import notifications_subscriber
 from services.events.handlers.search import search_index_subscriber
@@ -63,6 +64,7 @@ def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
         *shipping_subscribers(deps.email, deps.settings),
         search_index_subscriber(deps.search_index),
         notifications_subscriber(),
+        account_erasure_subscriber(),
         webhooks_subscriber(deps.webhooks),
         webhook_disabled_alert(deps.email, deps.settings),
         relay_probe(deps.redis),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -66,6 +66,13 @@ class NotificationRepository:
         )
         stored: str | None = inserted.scalar_one_or_none()
         return stored
+
+    async def delete_for_user(self, user_id: str) -> int:
+        """Every notification of the user (an erased account): how many."""
+        result = await self.session.exec(
+            delete(Notification).where(col(Notification.user_id) == user_id)
+        )
+        return int(result.rowcount)
 
     async def newest_id(self, user_id: str) -> str | None:
         result = await self.session.exec(

@@ -65,6 +65,18 @@ class WebhookDeliveryRepository:
         )
         return inserted.first() is not None
 
+    async def about_user(self, user_id: str) -> list[WebhookDelivery]:
+        """Deliveries whose payload is about the user (its ``data.userId``)."""
+        rows = await self.session.exec(
+            select(WebhookDelivery).where(
+                col(WebhookDelivery.payload)["data"]["userId"].astext == user_id
+            )
+        )
+        return list(rows.all())
+
+    def save(self, delivery: WebhookDelivery) -> None:
+        self.session.add(delivery)
+
     async def target(
         self, event_id: str, endpoint_id: str
     ) -> tuple[WebhookDelivery, WebhookEndpoint] | None:

@@ -13,12 +13,15 @@ same id (a closed run does not count for a delivery new in its transaction).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.events import EventType
 from core.settings import Settings
 from services.email import EmailService
 from services.events.subscribers import DomainEvent, Subscriber
+from services.users import PERSONAL_KEYS, UserRepository, without_person
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
 from services.webhooks.endpoints import INTERNAL_TYPES
 from services.webhooks.signing import envelope
@@ -32,7 +35,9 @@ DISABLED_TEMPLATE = "webhook_endpoint_disabled"
 def webhooks_subscriber(workflows: WebhookWorkflows) -> Subscriber:
     async def record_deliveries(event: DomainEvent, session: AsyncSession) -> None:
         deliveries = WebhookDeliveryRepository(session)
-        payload = envelope(str(event.type), event.created_at, event.data)
+        if event.type is EventType.USER_DELETED:
+            await erase_person(deliveries, str(event.data.get("userId") or event.aggregate_id))
+        payload = envelope(str(event.type), event.created_at, await as_sent(session, event))
         for endpoint in await deliveries.endpoints_wanting(str(event.type)):
             fresh = await deliveries.add_once(
                 endpoint_id=endpoint.id,
@@ -47,6 +52,29 @@ def webhooks_subscriber(workflows: WebhookWorkflows) -> Subscriber:
             )
 
     return Subscriber(NAME, EVENT_TYPES, record_deliveries)
+
+
+async def as_sent(session: AsyncSession, event: DomainEvent) -> dict[str, Any]:
+    """The event's data, without the person's email and name if their account was erased
+    since it was written (``user.created``, ``shipment.shipped``, ``order.delivered``
+    handled after the deletion's own erasure below)."""
+    data = event.data
+    user_id = data.get("userId")
+    if not user_id or not any(k in data for k in PERSONAL_KEYS):
+        return data
+    return without_person(data) if await UserRepository(session).erased(str(user_id)) else data
+
+
+async def erase_person(deliveries: WebhookDeliveryRepository, user_id: str) -> None:
+    """``user.deleted``: the payloads kept for redelivery (an operator's retry, a
+    delivery still retrying) no longer carry the person's email and name. After this
+    subscriber's own ``user.created`` (ordered per aggregate); the order's events are
+    covered by ``as_sent``."""
+    for delivery in await deliveries.about_user(user_id):
+        data = delivery.payload.get("data")
+        if isinstance(data, dict) and any(k in data for k in PERSONAL_KEYS):
+            delivery.payload = delivery.payload | {"data": without_person(data)}
+            deliveries.save(delivery)
 
 
 def webhook_disabled_alert(emails: EmailService, settings: Settings) -> Subscriber:
