@@ -105,6 +105,10 @@ class OrderRepository:
         )
         return addresses
 
+    async def ids_for_user(self, user_id: str) -> list[str]:
+        rows = await self.session.exec(select(Order.id).where(Order.user_id == user_id))
+        return list(rows.all())
+
     async def payment(self, order_id: str) -> Payment | None:
         result = await self.session.exec(select(Payment).where(Payment.order_id == order_id))
         return result.first()

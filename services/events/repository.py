@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.base import utcnow
@@ -39,6 +41,20 @@ class EventRepository:
     async def event(self, event_id: str) -> DomainEvent | None:
         row = await self.session.get(OutboxEvent, event_id)
         return None if row is None else domain_event(row)
+
+    async def about_user(self, user_id: str, aggregate_ids: Sequence[str]) -> list[OutboxEvent]:
+        """Events of these aggregates (the user's own, their orders) whose data names the
+        user (``userId``)."""
+        rows = await self.session.exec(
+            select(OutboxEvent).where(
+                col(OutboxEvent.aggregate_id).in_([user_id, *aggregate_ids]),
+                col(OutboxEvent.data)["userId"].astext == user_id,
+            )
+        )
+        return list(rows.all())
+
+    def stage(self, row: OutboxEvent) -> None:
+        self.session.add(row)
 
     async def claim_receipt(self, event_id: str, subscriber: str) -> bool:
         """Record that ``subscriber`` handles ``event_id`` in this transaction; False if it

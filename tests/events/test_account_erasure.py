@@ -1,6 +1,7 @@
 """Deleting an account erases what the shop held of the person: in the deletion's
 transaction (the account, its orders' email, the email ledger's addresses) and by the
-relay's subscribers of ``user.deleted`` (notifications, analytics, webhook payloads)."""
+relay's subscribers of ``user.deleted`` (notifications, analytics, the outbox's events,
+webhook payloads)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from models.analytics_rollups import AnalyticsPerson
 from models.email import EmailMessage, EmailStatus
 from models.notifications import Notification
 from models.orders import Order
+from models.outbox import OutboxEvent
 from models.webhook_deliveries import WebhookDelivery
 from models.webhooks import WebhookEndpoint
 from services.analytics import AnalyticsRecorder
@@ -83,6 +85,22 @@ async def test_deleting_an_account_erases_the_person_everywhere_the_shop_kept_th
         session.add(endpoint)
         await session.flush()
         created = {"userId": user.id, "email": email, "name": NAME, "role": "customer"}
+        # As written before the deletion: kept in the outbox until pruned.
+        written = [
+            await publish(session, EventType.USER_CREATED, user.id, created),
+            await publish(
+                session,
+                EventType.ORDER_DELIVERED,
+                order.id,
+                {"orderId": order.id, "userId": user.id, "email": email},
+            ),
+        ]
+        others = await publish(
+            session,
+            EventType.ORDER_DELIVERED,
+            others_order.id,
+            {"orderId": others_order.id, "userId": other.id, "email": other.email},
+        )
         session.add(
             WebhookDelivery(
                 endpoint_id=endpoint.id,
@@ -153,6 +171,16 @@ async def test_deleting_an_account_erases_the_person_everywhere_the_shop_kept_th
         assert email not in str(delivery.payload)
         assert NAME not in str(delivery.payload)
         assert delivery.payload["data"]["userId"] == user.id
+
+        for row in written:
+            kept_event = await session.get(OutboxEvent, row.id, populate_existing=True)
+            assert kept_event is not None
+            assert kept_event.data["userId"] == user.id
+            assert email not in str(kept_event.data)
+            assert NAME not in str(kept_event.data)
+        untouched = await session.get(OutboxEvent, others.id, populate_existing=True)
+        assert untouched is not None
+        assert untouched.data["email"] == other.email
 
         # An event about the person written before the deletion and sent after it.
         shipped = DomainEvent(

@@ -4,6 +4,7 @@ addresses, its orders' email and the email ledger's addresses, in the deletion's
 transaction):
 
 - their notifications are deleted (they tell what they bought, where it went, tracking);
+- the outbox's events about them (their own, their orders') lose their email and name;
 - their analytics events (and the funnel's links and first-seen row) count for a new
   random pseudonym (``erased:…``) instead of the account, with no user id, and the
   anonymous ids they signed in with are no longer linked: every figure (dashboard,
@@ -24,8 +25,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.events import EventType
 from services.analytics import AnalyticsRepository
+from services.events.repository import EventRepository
 from services.events.subscribers import DomainEvent, Subscriber
 from services.notifications.repository import NotificationRepository
+from services.order_repository import OrderRepository
+from services.users import PERSONAL_KEYS, without_person
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,28 @@ async def erase_account(event: DomainEvent, session: AsyncSession) -> None:
     # Random, so that no id of the account (nor of this event) names the pseudonym.
     pseudonym = f"erased:{secrets.token_hex(12)}"
     events = await AnalyticsRepository(session).pseudonymise(user_id, pseudonym)
+    outbox = await _erase_from_outbox(session, user_id)
     log.info(
         "account erased",
-        extra={"user": user_id, "notifications": notifications, "analytics_events": events},
+        extra={
+            "user": user_id,
+            "notifications": notifications,
+            "analytics_events": events,
+            "outbox_events": outbox,
+        },
     )
+
+
+async def _erase_from_outbox(session: AsyncSession, user_id: str) -> int:
+    """Events written before the deletion (kept until pruned, shown to staff at
+    ``/api/admin/events``, replayable) no longer carry the person's email and name. No
+    subscriber reads them from the event (each reads the account or the order)."""
+    events = EventRepository(session)
+    order_ids = await OrderRepository(session).ids_for_user(user_id)
+    erased = 0
+    for row in await events.about_user(user_id, order_ids):
+        if any(k in row.data for k in PERSONAL_KEYS):
+            row.data = without_person(row.data)
+            events.stage(row)
+            erased += 1
+    return erased
