@@ -51,8 +51,9 @@ class EmailActivities:
     @activity.defn(name="email.send")
     async def send_email(self, input: SendEmailInput) -> SendEmailResult:
         context = input.context
-        if input.template in REFUND_TOLD and self._sessions is not None:
-            left = await unrefunded(self._sessions, str(context["order_id"]))
+        order_id = context.get("order_id")
+        if input.template in REFUND_TOLD and order_id and self._sessions is not None:
+            left = await unrefunded(self._sessions, str(order_id))
             context = context | {"unrefunded": left}
         with application_errors():
             result = await self._emails.deliver(
