@@ -18,8 +18,9 @@ from models.users import User
 from models.workflow_starts import WorkflowStart
 from services.addresses import AddressService, clean_shipping_address
 from services.carts import CartRepository
+from services.order_checks import CartEmpty
 from services.order_repository import OrderRepository
-from services.orders import PLACED_MESSAGE, CartEmpty
+from services.orders import PLACED_MESSAGE
 from temporal.clients.orders import OrderWorkflows
 from workflows.types.orders import OrderInput, StepPolicy
 

@@ -11,11 +11,10 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import Conflict, ValidationFailed
+from core.errors import Conflict
 from core.events import EventType
 from core.outbox import publish
 from core.settings import Settings
-from integrations.payments.gateway import MAX_CHARGE, min_charge
 from models.base import utcnow
 from models.carts import CartStatus
 from models.inventory import ReservationLine
@@ -36,6 +35,7 @@ from services.catalog.pricing import CouponService
 from services.customers import LifetimeValueService
 from services.fulfillment.reading import FulfillmentReader
 from services.fulfillment_priority import FulfillmentPriority, ShippingMethod, calculate_priority
+from services.order_checks import refuse_unchargeable
 from services.order_rendering import render_order
 from services.order_repository import OrderFilter, OrderRepository
 from services.order_snapshots import line_snapshot, order_snapshot
@@ -55,16 +55,6 @@ _PROGRESS = {
     OrderStatus.SHIPPED: 7,
     OrderStatus.DELIVERED: 8,
 }
-
-
-class CartEmpty(ValidationFailed):
-    code = "cart_empty"
-    title = "The cart is empty"
-
-
-class PriceChanged(Conflict):
-    code = "price_changed"
-    title = "The order no longer costs what the shopper was shown"
 
 
 class OrderUndone(Conflict):
@@ -196,55 +186,7 @@ class OrderService:
             raise Conflict("the cart was checked out or closed", code="cart_not_active")
         carts = CartService(self.session, self.settings, self.analytics)
         priced = await carts.quote(cart, order.address.destination)
-        if not priced.lines:
-            raise CartEmpty("there is nothing in the cart to order")
-        if priced.off_sale:
-            # As ``POST /cart/items`` refuses it: taken off sale since it was added.
-            raise ValidationFailed(
-                "no longer for sale: " + ", ".join(priced.off_sale),
-                code="product_inactive",
-                productIds=list(priced.off_sale),
-            )
-        if priced.foreign_currency:
-            # Repriced in another currency since it was added: never charged as the cart's.
-            raise ValidationFailed(
-                f"priced in another currency than the cart's ({priced.currency}): "
-                + ", ".join(priced.foreign_currency),
-                code="currency_mismatch",
-                productIds=list(priced.foreign_currency),
-            )
-        if max(priced.subtotal, priced.total) > MAX_CHARGE:
-            # Refused before its lines are written: they may not fit the order's columns.
-            # The subtotal bounds every line and discount (a coupon can make a total
-            # small whose lines are not).
-            raise ValidationFailed(
-                f"the order ({priced.subtotal} minor units at list price, {priced.total} "
-                f"to pay) is more than one payment can take ({MAX_CHARGE})",
-                code="order_total_too_large",
-                subtotal=priced.subtotal,
-                total=priced.total,
-                limit=MAX_CHARGE,
-            )
-        if 0 < priced.total < min_charge(priced.currency):
-            # Stripe refuses it (``amount_too_small``); a total of 0 is charged nothing.
-            raise ValidationFailed(
-                f"the total ({priced.total} minor units) is less than one payment can take "
-                f"({min_charge(priced.currency)})",
-                code="order_total_too_small",
-                total=priced.total,
-                minimum=min_charge(priced.currency),
-            )
-        if priced.coupon is not None and priced.coupon.problem:
-            raise ValidationFailed(
-                f"the coupon no longer applies: {priced.coupon.problem}",
-                code="coupon_not_applicable",
-            )
-        if order.expected_total is not None and priced.total != order.expected_total:
-            raise PriceChanged(
-                f"the order costs {priced.total} now, not the {order.expected_total} shown",
-                expectedTotal=order.expected_total,
-                total=priced.total,
-            )
+        refuse_unchargeable(priced, order.expected_total)
         await self.orders.add_lines(order.id, priced.lines)
         order.currency = priced.currency
         order.subtotal = priced.subtotal

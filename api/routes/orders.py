@@ -42,9 +42,10 @@ from services.addresses import AddressNotFound, InvalidAddress
 from services.checkout import CartNotFound, Checkout
 from services.fulfillment.reading import FulfillmentReader
 from services.fulfillment.repository import ShipmentNotFound
+from services.order_checks import CartEmpty
 from services.order_repository import OrderFilter, OrderNotFound
 from services.order_watch import order_etag
-from services.orders import CartEmpty, OrderNotCancellable, OrderService
+from services.orders import OrderNotCancellable, OrderService
 from services.payments import NotRefundable
 from temporal.clients.connection import WorkflowNotFound, WorkflowRefused
 from temporal.clients.orders import CancelOutcome
