@@ -108,10 +108,19 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         client = await connect(Settings(temporal_address=address))
         yield WorkflowEnvironment.from_client(client)
         return
+    env = await start_dev_server()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+async def start_dev_server() -> WorkflowEnvironment:
+    """A Temporal dev server of our own, every search attribute of ours registered."""
     # Every port it listens on that it lets us choose comes from this worker's ports
     # (pytest_configure above): left to the SDK or the CLI, they would come from the
     # ephemeral range that every process of the machine draws from.
-    env = await WorkflowEnvironment.start_local(
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(find_binary("temporal")),
         port=free_port(),
         dev_server_extra_args=[
@@ -133,10 +142,6 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         ],
         dev_server_log_level="error",
     )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ for ``retry_label`` (staff fixed it) or its cancellation. Cancelled after the la
 bought but before the parcel moved, it refunds the label; if the carrier refuses the
 void (it has scanned the label: the parcel is on its way) the parcel stays labelled, the
 parent hears of it as an exception (the fulfilment goes on hold for staff) and the
-workflow keeps tracking it to the door.
+workflow keeps tracking it to the door; the refusal is carried into later runs, which
+answer a cancel the same way.
 """
 
 from __future__ import annotations
@@ -93,6 +94,14 @@ EARLY_UPDATES_DEDUPED = "early-carrier-updates-deduped"
 # the parcel labelled and nobody following it (and, before the compensation stopped
 # retrying a ``label_in_use`` refusal, the refund was tried forever).
 CANCEL_REFUSED_KEEPS_TRACKING = "cancel-refused-keeps-tracking"
+# Patch: the refusal is carried into the parcel's next run (continue-as-new), which
+# answers a cancel as the first was answered (the parent told, the parcel still tracked,
+# the carrier not asked again). Temporal delivers one cancel per run (a second request
+# of the same run changes nothing): a second cancel reaches a kept parcel once its run
+# has continued as new, and that run, knowing nothing of the refusal, ended there for a
+# parcel on its way (no label left to refund), with nobody tracking it.
+REPEATED_CANCEL_REFUSED = "repeated-cancel-refused"
+CANCEL_REFUSED = "cancel refused: the carrier has scanned the label; still tracked"
 # Provider and database hiccups are retried until they pass; our business errors
 # (a refused label) are non-retryable and reach the workflow.
 RETRY = RetryPolicy(
@@ -120,6 +129,8 @@ class ShipmentWorkflow:
         self._awaiting_retry = False
         self._handled = 0
         self._local_steps = False
+        # The carrier refused a cancel (since REPEATED_CANCEL_REFUSED; carried over).
+        self._cancel_refused = False
 
     # --- messages ---------------------------------------------------------------------
 
@@ -164,7 +175,9 @@ class ShipmentWorkflow:
             await self._track()
         except asyncio.CancelledError:
             if await self._undo():
-                await self._track()  # a second cancel ends it
+                # Temporal delivers one cancel per run; a later run's is answered by
+                # _undo as this one was (since REPEATED_CANCEL_REFUSED).
+                await self._track()
         return self.status()
 
     async def _book(self) -> None:
@@ -311,8 +324,11 @@ class ShipmentWorkflow:
 
     async def _undo(self) -> bool:
         """Cancelled: a label bought for a parcel that never moved is refunded. True if
-        the carrier has the parcel all the same (the refund was refused): tracking goes
-        on."""
+        the carrier has the parcel all the same (the refund was refused, now or in an
+        earlier run): tracking goes on."""
+        if self._cancel_refused:
+            await self._refuse_cancel()
+            return True
         if self._status not in (ShipmentStatus.PENDING, ShipmentStatus.LABEL_PURCHASED):
             return False
         refunded = await workflow.execute_activity_method(
@@ -330,10 +346,16 @@ class ShipmentWorkflow:
             return False
         if not workflow.patched(CANCEL_REFUSED_KEEPS_TRACKING):
             return False
-        self._problem = "cancel refused: the carrier has scanned the label; still tracked"
+        self._cancel_refused = workflow.patched(REPEATED_CANCEL_REFUSED)
+        await self._refuse_cancel()
+        return True
+
+    async def _refuse_cancel(self) -> None:
+        """The carrier keeps the parcel, and so does this workflow (tracking it); the
+        fulfilment hears of it as an exception (it goes on hold for staff)."""
+        self._problem = CANCEL_REFUSED
         self._mirror()
         await self._tell_parent(exception=True, detail=self._problem, cancel_refused=True)
-        return True
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -344,6 +366,9 @@ class ShipmentWorkflow:
         self._delayed = input.delayed
         self._tracking_code, self._tracking_url = input.tracking_code, input.tracking_url
         self._last_update_at = input.last_update_at
+        self._cancel_refused = input.cancel_refused
+        if self._cancel_refused:
+            self._problem = CANCEL_REFUSED
         carried = set(input.seen_event_ids)
         # Signals handled before ``run`` (in the first workflow task) saw no carried ids.
         early = [event_id for event_id in self._seen if event_id not in carried]
@@ -365,6 +390,7 @@ class ShipmentWorkflow:
                 "tracking_url": self._tracking_url,
                 "last_update_at": self._last_update_at,
                 "seen_event_ids": self._seen[-KEEP_SEEN:],
+                "cancel_refused": self._cancel_refused,
             }
         )
 

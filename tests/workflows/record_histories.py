@@ -48,7 +48,6 @@ from activities.accounts import Contact, ContactInput
 from activities.email import SendEmailInput, SendEmailResult
 from activities.system import ProbeInput, ProbeResult
 from cli.stack.process import find_binary
-from integrations.shipping.provider import CarrierStatus
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from models.orders import OrderStatus
 from temporal.queues import TaskQueue
@@ -84,9 +83,15 @@ from tests.workflows.order_standins import (
 from tests.workflows.shipment_standins import (
     BOOK,
     DELAYED,
+    DELIVERED,
+    OUT,
+    PRE,
+    TRANSIT,
     ShipmentStandIns,
     parcel,
+    progress,
     start_under_parent,
+    until,
     update,
 )
 from tests.workflows.shipment_standins import (
@@ -731,12 +736,6 @@ def shipment_recording(name: str) -> Callable[[Recording], Recording]:
 
 
 SHIPMENT_STANDINS.refusals["shp_recorded_refused"] = 1
-PRE, TRANSIT, OUT, DELIVERED = (
-    CarrierStatus.PRE_TRANSIT,
-    CarrierStatus.IN_TRANSIT,
-    CarrierStatus.OUT_FOR_DELIVERY,
-    CarrierStatus.DELIVERED,
-)
 
 
 async def _shipment_ends(handle: WorkflowHandle[Any, ShipmentView], status: str) -> None:
@@ -897,7 +896,10 @@ SHIPMENT_STANDINS.in_use.add("shp_recorded_cancel_refused")
 
 @shipment_recording("shipment_cancel_refused_kept_tracking")
 async def shipment_cancel_refused(env: WorkflowEnvironment, queue: str) -> str:
-    sid = "shp_recorded_cancel_refused"
+    return await shipment_cancel_refused_in(env, "shp_recorded_cancel_refused")
+
+
+async def shipment_cancel_refused_in(env: WorkflowEnvironment, sid: str) -> str:
     child, parent = await start_under_parent(env.client, parcel(sid))
     await SHIPMENT_STANDINS.called(sid, BOOK)
     for _ in range(500):
@@ -914,6 +916,46 @@ async def shipment_cancel_refused(env: WorkflowEnvironment, queue: str) -> str:
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT, DELIVERED))
     await _shipment_ends(child, ShipmentStatus.DELIVERED)
     await parent.result()
+    return child.id
+
+
+# Since the "repeated-cancel-refused" patch: the refusal is remembered (carried into a
+# later run), the first run recording the patch's marker.
+SHIPMENT_STANDINS.in_use.add("shp_recorded_cancel_refused_remembered")
+
+
+@shipment_recording("shipment_cancel_refused_remembered")
+async def shipment_cancel_refused_remembered(env: WorkflowEnvironment, queue: str) -> str:
+    return await shipment_cancel_refused_in(env, "shp_recorded_cancel_refused_remembered")
+
+
+# A later run of a parcel whose cancel the carrier refused (its carried input says so),
+# cancelled again: refused the same way, the parent told, the carrier not asked; tracked
+# to the door. Started with the carried input: the test server cannot continue a
+# cancelled workflow as new.
+@shipment_recording("shipment_cancel_refused_again_in_a_later_run")
+async def shipment_cancel_refused_again(env: WorkflowEnvironment, queue: str) -> str:
+    sid = "shp_recorded_cancel_refused_again"
+    child, parent = await start_under_parent(
+        env.client,
+        parcel(
+            sid,
+            status=ShipmentStatus.IN_TRANSIT,
+            tracking_code=f"9400{sid}",
+            seen_event_ids=["e1"],
+            cancel_refused=True,
+        ),
+    )
+    await until(child, lambda view: view.status == ShipmentStatus.IN_TRANSIT)
+    await child.cancel()
+    for _ in range(500):
+        if await progress(parent):
+            break
+        await asyncio.sleep(0.01)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
+    await _shipment_ends(child, ShipmentStatus.DELIVERED)
+    await parent.result()
+    assert LABEL_REFUND not in SHIPMENT_STANDINS.ran(sid)
     return child.id
 
 

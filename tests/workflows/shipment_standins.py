@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
@@ -63,6 +64,13 @@ BOOK, RECORD, DELAYED, REFUND = (
     RECORD_UPDATE_ACTIVITY,
     MARK_DELAYED_ACTIVITY,
     REFUND_LABEL_ACTIVITY,
+)
+# The carrier's statuses a parcel's tests and recordings move it through.
+PRE, TRANSIT, OUT, DELIVERED = (
+    CarrierStatus.PRE_TRANSIT,
+    CarrierStatus.IN_TRANSIT,
+    CarrierStatus.OUT_FOR_DELIVERY,
+    CarrierStatus.DELIVERED,
 )
 PROGRESS_QUERY = "progress"
 REFUSED = "the carrier refused the address: street not found"
@@ -298,3 +306,22 @@ async def view(handle: WorkflowHandle[Any, ShipmentView]) -> ShipmentView:
     """The ``status`` query (by name, as the typed client asks)."""
     answer: ShipmentView = await handle.query("status", result_type=ShipmentView)
     return answer
+
+
+async def until(
+    handle: WorkflowHandle[Any, ShipmentView], ok: Callable[[ShipmentView], bool]
+) -> ShipmentView:
+    """The parcel's view once ``ok`` holds (a few real seconds at most); a parcel its
+    parent has not started yet counts as not there yet."""
+    seen: ShipmentView | None = None
+    for _ in range(500):
+        try:
+            seen = await view(handle)
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+        else:
+            if ok(seen):
+                return seen
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the parcel never got there: {seen}")

@@ -91,6 +91,9 @@ def test_there_are_histories_to_replay() -> None:
         # Since "cancel-refused-keeps-tracking" (and the fulfilment's hold for it).
         "shipment_cancel_refused_kept_tracking",
         "fulfillment_held_for_a_refused_parcel_cancel",
+        # Since "repeated-cancel-refused".
+        "shipment_cancel_refused_remembered",
+        "shipment_cancel_refused_again_in_a_later_run",
     }
 
 

@@ -9,7 +9,7 @@ are proven against PostgreSQL in ``tests/services/test_shipments.py``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -26,13 +26,18 @@ from temporal.search_attributes import ORDER_ID, SHIPMENT_STATUS
 from tests.workflows.shipment_standins import (
     BOOK,
     DELAYED,
+    DELIVERED,
+    OUT,
+    PRE,
     RECORD,
     REFUND,
     REFUSED,
+    TRANSIT,
     ShipmentStandIns,
     parcel,
     progress,
     start_under_parent,
+    until,
     update,
     view,
 )
@@ -45,13 +50,6 @@ from workflows.types.fulfillment import (
     shipment_workflow_id,
 )
 from workflows.types.shipments import ShipmentView
-
-PRE, TRANSIT, OUT, DELIVERED = (
-    CarrierStatus.PRE_TRANSIT,
-    CarrierStatus.IN_TRANSIT,
-    CarrierStatus.OUT_FOR_DELIVERY,
-    CarrierStatus.DELIVERED,
-)
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +76,6 @@ async def standalone(
         start_signal=signal,
         start_signal_args=list(args),
     )
-
-
-async def until(
-    handle: WorkflowHandle[Any, ShipmentView], ok: Callable[[ShipmentView], bool]
-) -> ShipmentView:
-    for _ in range(500):
-        seen = await view(handle)
-        if ok(seen):
-            return seen
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the parcel never got there: {seen}")
 
 
 async def cancelled(
@@ -372,6 +359,35 @@ async def test_cancelled_after_the_carrier_scanned_the_label_it_is_kept_tracked(
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT, DELIVERED))
     assert (await child.result()).status is ShipmentStatus.DELIVERED
     assert parcels.ran(sid) == [BOOK, REFUND, RECORD]
+    assert statuses(await progress(parent))[-1] == "delivered"
+
+
+async def test_a_continued_run_tells_the_fulfilment_of_a_repeated_refused_cancel(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    """A run carried over from one whose cancel the carrier refused, under its
+    fulfilment: cancelled (Temporal delivers one cancel per run: a second cancel reaches
+    a parcel in a later run), it tells the fulfilment as the first run did (an
+    exception, ``cancel_refused``: it goes on hold for staff) and keeps tracking. Before,
+    it ended without a word to anyone, the parcel on its way. Started with the carried
+    input: the time-skipping server cannot continue a cancelled child as new
+    (``test_shipment_cancel_continued.py`` continues one on a dev server)."""
+    sid = new_id()
+    moving = parcel(
+        sid, status=ShipmentStatus.IN_TRANSIT, tracking_code=f"9400{sid}", cancel_refused=True
+    )
+    child, parent = await start_under_parent(time_skipping_env.client, moving)
+    assert "cancel refused" in ((await until(child, lambda v: True)).problem or "")
+    await child.cancel()
+    for _ in range(500):
+        told = await progress(parent)
+        if told:
+            break
+        await asyncio.sleep(0.01)
+    assert [(p.status, p.exception, p.cancel_refused) for p in told] == [("in_transit", True, True)]
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT, DELIVERED))
+    assert (await child.result()).status is ShipmentStatus.DELIVERED
+    assert REFUND not in parcels.ran(sid)
     assert statuses(await progress(parent))[-1] == "delivered"
 
 

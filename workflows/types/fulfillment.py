@@ -54,6 +54,9 @@ class ShipmentInput(BaseModel):
     tracking_url: str | None = None
     last_update_at: datetime | None = None
     seen_event_ids: list[str] = Field(default_factory=list)
+    # A cancel the carrier refused (it had scanned the label): a later run answers a
+    # cancel the same way, without asking the carrier again.
+    cancel_refused: bool = False
 
 
 class ShipmentProgress(BaseModel):
