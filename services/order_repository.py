@@ -51,6 +51,11 @@ class OrderRepository:
             raise OrderNotFound(f"no order {order_id}")
         return order
 
+    async def reread(self, order: Order) -> Order:
+        """``order`` as the database has it now (a workflow may have moved it since)."""
+        await self.session.refresh(order)
+        return order
+
     async def undoing_since(self, order_id: str) -> datetime | None:
         """Lock the order's row and return when its undoing began (None: it has not),
         without loading the order: the fence of a step that needs nothing else of it."""

@@ -26,8 +26,6 @@ from integrations.payments.gateway import (
 )
 from models.base import IsoDatetime, Page
 from models.orders import (
-    AFTER_SALE_STATUSES,
-    FINAL_STATUSES,
     Order,
     OrderCancel,
     OrderCreate,
@@ -42,14 +40,12 @@ from services.addresses import AddressNotFound, InvalidAddress
 from services.checkout import CartNotFound, Checkout
 from services.fulfillment.reading import FulfillmentReader
 from services.fulfillment.repository import ShipmentNotFound
+from services.order_cancellation import OrderBeingHandedOver, OrderCancellation
 from services.order_checks import CartEmpty
 from services.order_repository import OrderFilter, OrderNotFound
 from services.order_watch import order_etag
 from services.orders import OrderNotCancellable, OrderService
 from services.payments import NotRefundable
-from temporal.clients.connection import WorkflowNotFound, WorkflowRefused
-from temporal.clients.orders import CancelOutcome
-from workflows.types.orders import CancelRequest
 
 router = APIRouter(tags=["orders"])
 Pagination = Annotated[int, Query(ge=1, le=10_000)]
@@ -227,7 +223,9 @@ async def get_order(
             "description": "Cancellation accepted and still being carried out",
             "model": OrderPublic,
         },
-        **problem_responses(OrderNotFound, OrderNotCancellable, DependencyUnavailable),
+        **problem_responses(
+            OrderNotFound, OrderNotCancellable, OrderBeingHandedOver, DependencyUnavailable
+        ),
     },
 )
 async def cancel_order(
@@ -246,59 +244,18 @@ async def cancel_order(
     Answers 200 with the cancelled order, or 202 if undoing the steps takes longer than
     a few seconds (it finishes in the background). Once any parcel has a label
     (`partially_shipped`, `shipped`, `delivered`), or when the order failed, it answers
-    409 `order_not_cancellable`; cancelling twice is harmless.
+    409 `order_not_cancellable`; cancelling twice is harmless. In the moment the order is
+    being handed to the warehouse (its payment captured, its fulfilment not yet the one
+    to cancel it) it answers 503 `order_being_handed_over` with `Retry-After`: the same
+    request goes through a moment later.
     """
     service = order_service(state, session)
     order = await visible_order(service, order_id, caller)
-    if order.status == OrderStatus.CANCELLED:
-        return await service.public(order)
-    if order.status == OrderStatus.FULFILLMENT_QUEUED:
-        return await _cancel_fulfilment(service, order, state, session, response, body)
-    if order.status in FINAL_STATUSES or order.status in AFTER_SALE_STATUSES:
-        raise OrderNotCancellable(f"the order is {order.status}")
-    request = CancelRequest(reason=body.reason if body else None)
-    try:
-        outcome = await state.workflows.orders.cancel(order_id, request)
-    except WorkflowRefused as exc:
-        raise OrderNotCancellable(exc.detail) from exc
-    if outcome is CancelOutcome.UNDERWAY:
+    cancellation = OrderCancellation(service.orders, state.workflows)
+    answer = await cancellation.cancel(order, body.reason if body else None)
+    if answer.underway:
         response.status_code = status.HTTP_202_ACCEPTED  # accepted; still undoing
-    await session.refresh(order)
-    now = OrderStatus(order.status)
-    if now in FINAL_STATUSES and now is not OrderStatus.CANCELLED:
-        # It ended otherwise first (e.g. the payment failed while the cancel was on its way).
-        raise OrderNotCancellable(f"the order is {order.status}")
-    if outcome is CancelOutcome.NOT_RUNNING and now not in FINAL_STATUSES:
-        raise DependencyUnavailable("the order's workflow cannot be reached yet; try again")
-    return await service.public(order)
-
-
-async def _cancel_fulfilment(
-    service: OrderService,
-    order: Order,
-    state: State,
-    session: DbSession,
-    response: Response,
-    body: OrderCancel | None,
-) -> OrderPublic:
-    """An order handed to the warehouse is cancelled by its ``FulfillmentWorkflow``
-    while no parcel has a label (refund, restock, ``cancelled``)."""
-    try:
-        done = await state.workflows.fulfillments.cancel(order.id, body.reason if body else None)
-    except WorkflowRefused as exc:
-        raise OrderNotCancellable(exc.detail) from exc
-    except WorkflowNotFound as exc:
-        # Not started yet (the relay is about to), or finished (delivered or cancelled).
-        await session.refresh(order)
-        if order.status == OrderStatus.CANCELLED:
-            return await service.public(order)
-        if order.status != OrderStatus.FULFILLMENT_QUEUED:
-            raise OrderNotCancellable(f"the order is {order.status}") from exc
-        raise DependencyUnavailable("the order's fulfilment is starting; try again") from exc
-    if done is None:
-        response.status_code = status.HTTP_202_ACCEPTED  # accepted; still undoing
-    await session.refresh(order)
-    return await service.public(order)
+    return await service.public(answer.order)
 
 
 @router.get(

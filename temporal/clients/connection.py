@@ -11,7 +11,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.errors import Conflict, DependencyUnavailable, NotFound
@@ -88,3 +93,14 @@ async def call(request: Awaitable[T], *, what: str, seconds: float = CALL_SECOND
         raise DependencyUnavailable(f"{what} cannot be reached; try again") from exc
     except (TimeoutError, OSError, RuntimeError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
         raise DependencyUnavailable(f"{what} did not answer; try again") from exc
+
+
+def refusal(exc: WorkflowUpdateFailedError, what: str) -> Exception:
+    """An Update's failure as ours: the workflow's refusal (its validator's or its
+    handler's ``ApplicationError``) with its code; anything else means try again. A
+    validator's refusal comes back from the Update's result, not from its start, when
+    the start waits only for the Update to be accepted."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return WorkflowRefused(cause.message, code=cause.type)
+    return DependencyUnavailable(f"{what}; try again")

@@ -19,17 +19,11 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
-from temporalio.exceptions import ApplicationError
 
-from core.errors import DependencyUnavailable
 from models.base import utcnow
 from models.workflow_starts import WorkflowStart
 from services.workflow_starts import WorkflowStartRepository
-from temporal.clients.connection import (
-    TemporalConnection,
-    WorkflowRefused,
-    call,
-)
+from temporal.clients.connection import TemporalConnection, call, refusal
 from temporal.clients.starts import start_row
 from temporal.queues import TaskQueue
 from workflows.types.fulfillment import (
@@ -120,11 +114,11 @@ class FulfillmentWorkflows:
                 what=what,
             )
         except WorkflowUpdateFailedError as exc:
-            raise _refusal(exc, what) from exc
+            raise refusal(exc, f"{what} could not be changed") from exc
         try:
             return await asyncio.wait_for(update.result(), CANCEL_SECONDS)
         except WorkflowUpdateFailedError as exc:
-            raise _refusal(exc, what) from exc
+            raise refusal(exc, f"{what} could not be changed") from exc
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             return None
 
@@ -141,12 +135,4 @@ class FulfillmentWorkflows:
                 seconds=UPDATE_SECONDS,
             )
         except WorkflowUpdateFailedError as exc:
-            raise _refusal(exc, what) from exc
-
-
-def _refusal(exc: WorkflowUpdateFailedError, what: str) -> Exception:
-    """The workflow's refusal with its code; anything else means try again."""
-    cause = exc.cause
-    if isinstance(cause, ApplicationError) and cause.type:
-        return WorkflowRefused(cause.message, code=cause.type)
-    return DependencyUnavailable(f"{what} could not be changed; try again")
+            raise refusal(exc, f"{what} could not be changed") from exc

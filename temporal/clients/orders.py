@@ -17,16 +17,14 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
-from temporalio.exceptions import ApplicationError
 
-from core.errors import DependencyUnavailable
 from models.workflow_starts import WorkflowStart
 from services import workflow_starts
 from temporal.clients.connection import (
     TemporalConnection,
     WorkflowNotFound,
-    WorkflowRefused,
     call,
+    refusal,
 )
 from temporal.clients.starts import WorkflowStarts
 from temporal.queues import TaskQueue
@@ -115,12 +113,12 @@ class OrderWorkflows:
                     continue
                 return CancelOutcome.NOT_RUNNING
             except WorkflowUpdateFailedError as exc:
-                cause = exc.cause
-                if isinstance(cause, ApplicationError) and cause.type:
-                    raise WorkflowRefused(cause.message, code=cause.type) from exc
-                raise DependencyUnavailable(f"{what} could not be cancelled; try again") from exc
+                raise refusal(exc, f"{what} could not be cancelled") from exc
             try:
                 await asyncio.wait_for(update.result(), CANCEL_SECONDS)
+            except WorkflowUpdateFailedError as exc:
+                # The validator's refusal: the start returns once the Update is decided.
+                raise refusal(exc, f"{what} could not be cancelled") from exc
             except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
                 return CancelOutcome.UNDERWAY
             return CancelOutcome.DONE

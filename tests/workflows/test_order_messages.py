@@ -10,6 +10,8 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WithStartWorkflowOperation,
@@ -22,7 +24,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from models.orders import OrderStatus
-from temporal.clients.orders import workflow_id
+from temporal.clients.connection import TemporalConnection, WorkflowRefused
+from temporal.clients.orders import OrderWorkflows, workflow_id
+from temporal.clients.starts import WorkflowStarts
 from temporal.queues import TaskQueue
 from tests.workflows.order_standins import (
     AUTHORISED,
@@ -202,6 +206,28 @@ async def test_once_fulfilment_has_started_a_cancel_is_refused(
     block.release()
     assert (await handle.result()).status == OrderStatus.FULFILLMENT_QUEUED
     ends_queued(order.ran, FORWARD)  # nothing was undone
+
+
+async def test_the_order_client_answers_a_refused_cancel_as_refused(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
+) -> None:
+    """``OrderWorkflows.cancel`` (the API's way in) raises ``WorkflowRefused`` with the
+    validator's code. Its start waits for the Update to be accepted, and a refused one
+    comes back decided, its refusal raised by the result: that escaped as the SDK's
+    ``WorkflowUpdateFailedError`` (a 500 for the customer)."""
+    block = Block()  # the confirmation email: the workflow runs past its point of no return
+    order = standins.order({"email.send": [block]})
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await asyncio.wait_for(block.started.wait(), 5)
+    connection = TemporalConnection.of(time_skipping_env.client)
+    # Sessions for a start still owed: this workflow runs, none is asked for.
+    sessions = async_sessionmaker(class_=AsyncSession)
+    orders = OrderWorkflows(connection, WorkflowStarts(connection, sessions))
+    with pytest.raises(WorkflowRefused) as refused:
+        await orders.cancel(order.order_id, CancelRequest(reason="too late"))
+    assert refused.value.code == "order_not_cancellable"
+    block.release()
+    assert (await handle.result()).status == OrderStatus.FULFILLMENT_QUEUED
 
 
 async def test_a_cancel_from_temporal_undoes_the_order_too(
