@@ -19,7 +19,8 @@ bought but before the parcel moved, it refunds the label; if the carrier refuses
 void (it has scanned the label: the parcel is on its way) the parcel stays labelled, the
 parent hears of it as an exception (the fulfilment goes on hold for staff) and the
 workflow keeps tracking it to the door; the refusal is carried into later runs, which
-answer a cancel the same way.
+answer a cancel the same way. Carrier updates whose recording the cancel interrupted are
+recorded once it is answered.
 """
 
 from __future__ import annotations
@@ -102,6 +103,12 @@ CANCEL_REFUSED_KEEPS_TRACKING = "cancel-refused-keeps-tracking"
 # parcel on its way (no label left to refund), with nobody tracking it.
 REPEATED_CANCEL_REFUSED = "repeated-cancel-refused"
 CANCEL_REFUSED = "cancel refused: the carrier has scanned the label; still tracked"
+# Patch: carrier updates whose recording a cancel interrupted go back to the pending ones,
+# recorded once the cancel is answered if tracking goes on. Before, they were lost: the
+# SDK runs a signal before a cancel of the same activation, so an update and a cancel
+# arriving together started the update's step and then cancelled it, and a parcel whose
+# cancel was refused waited for news it had already been sent (its delivery, at times).
+CANCEL_KEEPS_UNRECORDED_UPDATES = "cancel-keeps-unrecorded-updates"
 # Provider and database hiccups are retried until they pass; our business errors
 # (a refused label) are non-retryable and reach the workflow.
 RETRY = RetryPolicy(
@@ -231,11 +238,25 @@ class ShipmentWorkflow:
             else:
                 await self._record(self._pending.pop(0))
 
+    async def _recorded(self, updates: list[CarrierUpdate], step: Awaitable[Any]) -> Any:
+        """The step recording ``updates``; cancelled before they were recorded, they are
+        pending again (since ``CANCEL_KEEPS_UNRECORDED_UPDATES``), for the tracking that
+        goes on after the cancel is answered (the step is idempotent, run again or not)."""
+        try:
+            return await step
+        except asyncio.CancelledError:
+            if workflow.patched(CANCEL_KEEPS_UNRECORDED_UPDATES):
+                self._pending[:0] = updates
+            raise
+
     async def _record(self, update: CarrierUpdate) -> None:
-        recorded: RecordedUpdate = await self._step(
-            ShippingActivities.record_update,
-            RecordUpdateInput(shipment_id=self._input.shipment_id, tracker=update.tracker),
-            f"record-update: carrier says {update.tracker.status}",
+        recorded: RecordedUpdate = await self._recorded(
+            [update],
+            self._step(
+                ShippingActivities.record_update,
+                RecordUpdateInput(shipment_id=self._input.shipment_id, tracker=update.tracker),
+                f"record-update: carrier says {update.tracker.status}",
+            ),
         )
         was_status, was_delayed = self._status, self._delayed
         self._take(update, recorded)
@@ -249,13 +270,16 @@ class ShipmentWorkflow:
     async def _record_all(self, batch: list[CarrierUpdate]) -> None:
         """The updates that waited, recorded in one local step. The parent hears of an
         exception at once and of the rest once, where the batch left the parcel."""
-        recorded: RecordedUpdates = await self._step(
-            ShippingActivities.record_updates,
-            RecordUpdatesInput(
-                shipment_id=self._input.shipment_id, trackers=[u.tracker for u in batch]
+        recorded: RecordedUpdates = await self._recorded(
+            batch,
+            self._step(
+                ShippingActivities.record_updates,
+                RecordUpdatesInput(
+                    shipment_id=self._input.shipment_id, trackers=[u.tracker for u in batch]
+                ),
+                f"record-updates: carrier says {', '.join(str(u.tracker.status) for u in batch)}",
+                local=True,
             ),
-            f"record-updates: carrier says {', '.join(str(u.tracker.status) for u in batch)}",
-            local=True,
         )
         told = (self._status, self._delayed)
         detail: str | None = None

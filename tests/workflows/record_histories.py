@@ -959,6 +959,28 @@ async def shipment_cancel_refused_again(env: WorkflowEnvironment, queue: str) ->
     return child.id
 
 
+# Since the "cancel-keeps-unrecorded-updates" patch: a cancel and the parcel's delivery
+# reach it in one workflow task (both came while a pre-transit scan's local step held the
+# previous one open); the delivery's step, started first, is cancelled; the carrier refuses
+# the cancel, and the delivery, pending again, is recorded after it.
+SHIPMENT_STANDINS.in_use.add("shp_recorded_cancel_with_an_update")
+
+
+@shipment_recording("shipment_cancelled_with_an_update")
+async def shipment_cancelled_with_an_update(env: WorkflowEnvironment, queue: str) -> str:
+    sid = "shp_recorded_cancel_with_an_update"
+    child, parent = await start_under_parent(env.client, parcel(sid))
+    await SHIPMENT_STANDINS.called(sid, BOOK)
+    await until(child, lambda view: view.status == ShipmentStatus.LABEL_PURCHASED)
+    await SHIPMENT_STANDINS.cancel_with_update(
+        child, sid, update("e1", sid, PRE, TRANSIT, DELIVERED)
+    )
+    await _shipment_ends(child, ShipmentStatus.DELIVERED)
+    await parent.result()
+    assert SHIPMENT_STANDINS.batches[sid] == [1, 1], SHIPMENT_STANDINS.batches[sid]
+    return child.id
+
+
 # --- running them -------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from temporal.search_attributes import ORDER_ID, SHIPMENT_STATUS
     from workflows.shipments import ShipmentWorkflow
     from workflows.types.fulfillment import (
+        CARRIER_UPDATE_SIGNAL,
         FULFILLMENT_WORKFLOW,
         SHIPMENT_PROGRESS_SIGNAL,
         SHIPMENT_WORKFLOW,
@@ -179,6 +180,24 @@ class ShipmentStandIns:
                 return
             await asyncio.sleep(0.01)
         raise AssertionError(f"{name} ran {self.ran(shipment_id)}, not {times} times")
+
+    async def cancel_with_update(
+        self, handle: WorkflowHandle[Any, ShipmentView], sid: str, news: CarrierUpdate
+    ) -> None:
+        """Cancel the parcel and send it ``news`` so that both reach it in one workflow
+        task: both are sent while a pre-transit scan's local step (no move) holds the
+        previous task open, and reach the parcel once it is let go."""
+        gate = self.gates[sid] = asyncio.Event()
+        await handle.signal(CARRIER_UPDATE_SIGNAL, update(f"{news.event_id}-pre", sid, PRE))
+        for _ in range(500):
+            if self.batches[sid]:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the pre-transit scan's step never began")
+        await handle.cancel()
+        await handle.signal(CARRIER_UPDATE_SIGNAL, news)
+        gate.set()
 
     @activity.defn(name=BOOK_LABEL_ACTIVITY)
     async def book_label(self, input: ShipmentRef) -> BookedLabel:

@@ -94,6 +94,8 @@ def test_there_are_histories_to_replay() -> None:
         # Since "repeated-cancel-refused".
         "shipment_cancel_refused_remembered",
         "shipment_cancel_refused_again_in_a_later_run",
+        # Since "cancel-keeps-unrecorded-updates".
+        "shipment_cancelled_with_an_update",
     }
 
 

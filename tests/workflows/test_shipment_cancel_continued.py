@@ -7,15 +7,22 @@ missing method getNamespace"), which is where a second cancel reaches a parcel: 
 delivers one cancel per run, and a second request of the same run changes nothing. Not
 on the session's dev server either: the stand-ins poll the real ``orders`` queue, where
 workflows other modules left there would be theirs to run.
+
+Here too, a cancel that reaches a parcel together with a carrier update: it needs a
+workflow task held open by a local step, which the time-skipping server's clock does not
+suit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 from uuid import uuid4
 
 import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from models.fulfillment import ShipmentStatus
@@ -33,6 +40,7 @@ from tests.workflows.shipment_standins import (
     until,
     update,
 )
+from workflows.shipments import CANCEL_KEEPS_UNRECORDED_UPDATES
 from workflows.types.fulfillment import (
     CARRIER_UPDATE_SIGNAL,
     SHIPMENT_WORKFLOW,
@@ -91,3 +99,45 @@ async def test_a_cancel_refused_once_is_refused_again_after_continue_as_new(
     await latest.signal(CARRIER_UPDATE_SIGNAL, update("e3", sid, PRE, TRANSIT, OUT, DELIVERED))
     assert (await latest.result()).status is ShipmentStatus.DELIVERED
     assert standins.ran(sid).count(REFUND) == 1
+
+
+async def test_an_update_whose_recording_a_cancel_interrupted_is_recorded_after_it(
+    parcels: tuple[WorkflowEnvironment, ShipmentStandIns],
+) -> None:
+    """A cancel and a carrier update reach the parcel in one workflow task (both came
+    while a step held the previous one open). The SDK runs the signal first, so the
+    update's step starts and the cancel then cancels it; the carrier refuses the cancel
+    and the parcel is tracked on, its update recorded then: it is delivered. Before,
+    the update was lost with its cancelled step and the parcel waited for news it had
+    been sent (the lead's hang of the test above, when its cancel and delivery came
+    together)."""
+    env, standins = parcels
+    sid = f"shp_{uuid4().hex[:10]}"
+    standins.in_use.add(sid)
+    handle = await env.client.start_workflow(
+        SHIPMENT_WORKFLOW,
+        parcel(sid),
+        id=shipment_workflow_id(sid),
+        task_queue=str(TaskQueue.ORDERS),
+        result_type=ShipmentView,
+    )
+    await standins.called(sid, BOOK)
+    await until(handle, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    await standins.cancel_with_update(handle, sid, update("e1", sid, PRE, TRANSIT, DELIVERED))
+    delivered = await until(handle, lambda v: v.status is ShipmentStatus.DELIVERED)
+    assert "cancel refused" in (delivered.problem or "")
+    assert (await handle.result()).status is ShipmentStatus.DELIVERED
+    assert standins.ran(sid).count(REFUND) == 1
+    # The delivery's step was cancelled (the patch's marker says so), then run again.
+    assert CANCEL_KEEPS_UNRECORDED_UPDATES in await patches(handle)
+    assert standins.batches[sid] == [1, 1]
+
+
+async def patches(handle: WorkflowHandle[Any, ShipmentView]) -> list[str]:
+    """The patches the parcel's history has markers of."""
+    history = await handle.fetch_history()
+    return [
+        json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
