@@ -19,7 +19,8 @@ bought but before the parcel moved, it refunds the label; if the carrier refuses
 void (it has scanned the label: the parcel is on its way) the parcel stays labelled, the
 parent hears of it as an exception (the fulfilment goes on hold for staff) and the
 workflow keeps tracking it to the door; the refusal is carried into later runs, which
-answer a cancel the same way. Carrier updates whose recording the cancel interrupted are
+answer a cancel the same way. A parcel cancelled once it is moving is refused the same
+way, the carrier not asked. Carrier updates whose recording the cancel interrupted are
 recorded once it is answered.
 """
 
@@ -102,6 +103,12 @@ CANCEL_REFUSED_KEEPS_TRACKING = "cancel-refused-keeps-tracking"
 # has continued as new, and that run, knowing nothing of the refusal, ended there for a
 # parcel on its way (no label left to refund), with nobody tracking it.
 REPEATED_CANCEL_REFUSED = "repeated-cancel-refused"
+# Patch: cancelled once the parcel is moving (in transit, out for delivery, an
+# exception...), it is refused as a cancel the carrier refused is (the parent told, the
+# parcel still tracked, the refusal carried over); the carrier is not asked: a moving
+# parcel has no label to void. Before, the run ended there, the parcel on its way with
+# nobody tracking it (no delivery recorded, no SLA, the order never delivered).
+MOVING_PARCEL_CANCEL_REFUSED = "moving-parcel-cancel-refused"
 CANCEL_REFUSED = "cancel refused: the carrier has scanned the label; still tracked"
 # Patch: carrier updates whose recording a cancel interrupted go back to the pending ones,
 # recorded once the cancel is answered if tracking goes on. Before, they were lost: the
@@ -136,7 +143,7 @@ class ShipmentWorkflow:
         self._awaiting_retry = False
         self._handled = 0
         self._local_steps = False
-        # The carrier refused a cancel (since REPEATED_CANCEL_REFUSED; carried over).
+        # A cancel was refused (since REPEATED_CANCEL_REFUSED; carried over).
         self._cancel_refused = False
 
     # --- messages ---------------------------------------------------------------------
@@ -349,12 +356,17 @@ class ShipmentWorkflow:
     async def _undo(self) -> bool:
         """Cancelled: a label bought for a parcel that never moved is refunded. True if
         the carrier has the parcel all the same (the refund was refused, now or in an
-        earlier run): tracking goes on."""
+        earlier run, or the parcel is moving already): tracking goes on."""
         if self._cancel_refused:
             await self._refuse_cancel()
             return True
         if self._status not in (ShipmentStatus.PENDING, ShipmentStatus.LABEL_PURCHASED):
-            return False
+            if self._status in FINAL or not workflow.patched(MOVING_PARCEL_CANCEL_REFUSED):
+                return False
+            # Moving: nothing to void, so the carrier is not asked.
+            self._cancel_refused = True
+            await self._refuse_cancel()
+            return True
         refunded = await workflow.execute_activity_method(
             ShippingActivities.refund_label,
             ShipmentRef(shipment_id=self._input.shipment_id),

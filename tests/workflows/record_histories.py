@@ -981,6 +981,25 @@ async def shipment_cancelled_with_an_update(env: WorkflowEnvironment, queue: str
     return child.id
 
 
+# Since the "moving-parcel-cancel-refused" patch: cancelled once the parcel is in transit,
+# the cancel is refused without asking the carrier (nothing to void), the parent told, and
+# the parcel tracked to the door.
+@shipment_recording("shipment_moving_parcel_cancel_refused")
+async def shipment_moving_parcel_cancel_refused(env: WorkflowEnvironment, queue: str) -> str:
+    sid = "shp_recorded_moving_cancel_refused"
+    child, parent = await start_under_parent(env.client, parcel(sid))
+    await SHIPMENT_STANDINS.called(sid, BOOK)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    await until(child, lambda view: view.status == ShipmentStatus.IN_TRANSIT)
+    await child.cancel()
+    await until(child, lambda view: view.problem is not None)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
+    await _shipment_ends(child, ShipmentStatus.DELIVERED)
+    await parent.result()
+    assert LABEL_REFUND not in SHIPMENT_STANDINS.ran(sid)
+    return child.id
+
+
 # --- running them -------------------------------------------------------------------------
 
 

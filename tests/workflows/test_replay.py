@@ -96,6 +96,8 @@ def test_there_are_histories_to_replay() -> None:
         "shipment_cancel_refused_again_in_a_later_run",
         # Since "cancel-keeps-unrecorded-updates".
         "shipment_cancelled_with_an_update",
+        # Since "moving-parcel-cancel-refused".
+        "shipment_moving_parcel_cancel_refused",
     }
 
 

@@ -391,17 +391,29 @@ async def test_a_continued_run_tells_the_fulfilment_of_a_repeated_refused_cancel
     assert statuses(await progress(parent))[-1] == "delivered"
 
 
-async def test_cancelled_once_the_parcel_moves_nothing_is_refunded(
+async def test_cancelled_once_the_parcel_moves_it_is_refused_and_kept_tracked(
     time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
 ) -> None:
+    """Since the "moving-parcel-cancel-refused" patch: an operator cancels the parcel's
+    workflow once it is in transit. Nothing is refunded (the carrier is not asked), the
+    fulfilment hears of it as a refused cancel (an exception: on hold for staff) and the
+    workflow follows the parcel to the door. Before, the run ended there, in transit,
+    with nobody tracking the parcel."""
     sid = new_id()
-    handle = await standalone(time_skipping_env, parcel(sid))
+    child, parent = await start_under_parent(time_skipping_env.client, parcel(sid))
     await parcels.called(sid, BOOK)
-    await handle.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
-    await until(handle, lambda v: v.status is ShipmentStatus.IN_TRANSIT)
-    await handle.cancel()
-    assert (await handle.result()).status is ShipmentStatus.IN_TRANSIT
-    assert REFUND not in parcels.ran(sid)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    await until(child, lambda v: v.status is ShipmentStatus.IN_TRANSIT)
+    await child.cancel()
+    kept = await until(child, lambda v: v.problem is not None)
+    assert kept.status is ShipmentStatus.IN_TRANSIT
+    assert "cancel refused" in (kept.problem or "")
+    told = (await progress(parent))[-1]
+    assert (told.status, told.exception, told.cancel_refused) == ("in_transit", True, True)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
+    assert (await child.result()).status is ShipmentStatus.DELIVERED
+    assert parcels.ran(sid) == [BOOK, RECORD, RECORD]
+    assert statuses(await progress(parent))[-1] == "delivered"
 
 
 async def test_updates_that_wait_are_recorded_in_one_step_and_told_once(
