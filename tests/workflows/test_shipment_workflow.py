@@ -329,6 +329,25 @@ async def test_a_long_history_continues_as_new_with_its_state(
     assert parcels.ran(sid) == [BOOK, RECORD, RECORD, RECORD]
 
 
+async def refused_then_delivered(
+    child: WorkflowHandle[Any, ShipmentView],
+    parent: WorkflowHandle[Any, Any],
+    status: ShipmentStatus,
+    event_id: str,
+    sid: str,
+) -> None:
+    """A cancelled parcel kept at ``status`` (its cancel refused, the parent told so as
+    an exception), then followed to the door by the update ``event_id``."""
+    kept = await until(child, lambda v: v.problem is not None)
+    assert kept.status is status
+    assert "cancel refused" in (kept.problem or "")
+    told = (await progress(parent))[-1]
+    assert (told.status, told.exception, told.cancel_refused) == (str(status), True, True)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update(event_id, sid, PRE, TRANSIT, DELIVERED))
+    assert (await child.result()).status is ShipmentStatus.DELIVERED
+    assert statuses(await progress(parent))[-1] == "delivered"
+
+
 async def test_cancelled_after_the_label_the_label_is_refunded(
     time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
 ) -> None:
@@ -357,15 +376,8 @@ async def test_cancelled_after_the_carrier_scanned_the_label_it_is_kept_tracked(
     await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
     await child.cancel()
     await parcels.called(sid, REFUND)
-    kept = await until(child, lambda v: v.problem is not None)
-    assert kept.status is ShipmentStatus.LABEL_PURCHASED
-    assert "cancel refused" in (kept.problem or "")
-    told = (await progress(parent))[-1]
-    assert (told.status, told.exception, told.cancel_refused) == ("label_purchased", True, True)
-    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT, DELIVERED))
-    assert (await child.result()).status is ShipmentStatus.DELIVERED
+    await refused_then_delivered(child, parent, ShipmentStatus.LABEL_PURCHASED, "e1", sid)
     assert parcels.ran(sid) == [BOOK, REFUND, RECORD]
-    assert statuses(await progress(parent))[-1] == "delivered"
 
 
 async def test_a_continued_run_tells_the_fulfilment_of_a_repeated_refused_cancel(
@@ -411,15 +423,8 @@ async def test_cancelled_once_the_parcel_moves_it_is_refused_and_kept_tracked(
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
     await until(child, lambda v: v.status is ShipmentStatus.IN_TRANSIT)
     await child.cancel()
-    kept = await until(child, lambda v: v.problem is not None)
-    assert kept.status is ShipmentStatus.IN_TRANSIT
-    assert "cancel refused" in (kept.problem or "")
-    told = (await progress(parent))[-1]
-    assert (told.status, told.exception, told.cancel_refused) == ("in_transit", True, True)
-    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
-    assert (await child.result()).status is ShipmentStatus.DELIVERED
+    await refused_then_delivered(child, parent, ShipmentStatus.IN_TRANSIT, "e2", sid)
     assert parcels.ran(sid) == [BOOK, RECORD, RECORD]
-    assert statuses(await progress(parent))[-1] == "delivered"
 
 
 async def test_updates_that_wait_are_recorded_in_one_step_and_told_once(
