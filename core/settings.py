@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
     temporal_tls: bool = False
     temporal_ui_url: str | None = None
+    # How long a workflow task may run without yielding before the SDK calls it
+    # deadlocked and interrupts the workflow's thread (temporal/deadlock.py): the SDK's 2 s;
+    # raise it where workers share a starved CPU.
+    workflow_deadlock_timeout_seconds: int = Field(default=2, ge=1, le=600)
 
     # --- Payments (Stripe) and email (SendGrid); unset means the local sandbox ----------
     stripe_secret_key: SecretStr | None = None

@@ -45,7 +45,12 @@ from temporal.search_attributes import (
 )
 from tests.live import LiveStack, live_stack
 from tests.parallel import FileOrGroupScheduling, order_shop_dev_first
-from tests.stack import TEST_HASH_COST, StackServers, test_servers
+from tests.stack import (
+    TEST_DEADLOCK_TIMEOUT_SECONDS,
+    TEST_HASH_COST,
+    StackServers,
+    test_servers,
+)
 
 _exit_status: int | None = None  # pytest's status once the session has finished
 
@@ -196,6 +201,7 @@ def settings(servers: StackServers, temporal_env: WorkflowEnvironment) -> Settin
         # Searches use PostgreSQL and no worker keeps an index (tests/services/
         # test_search_index.py turns the index on, in a directory of its own).
         search_index=False,
+        workflow_deadlock_timeout_seconds=TEST_DEADLOCK_TIMEOUT_SECONDS,
     )
 
 

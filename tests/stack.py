@@ -11,15 +11,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
 import asyncpg
+from temporalio.client import Client
+from temporalio.worker import Worker
 
 from cli.stack.postgres import EmbeddedPostgres
 from cli.stack.process import free_port
 from cli.stack.redis import EmbeddedRedis
 from core.settings import normalize_database_url
+from temporal.deadlock import with_deadlock_timeout
 
 # The suite (and the `shop dev` stacks it starts) register hundreds of accounts: a cheap
 # argon2id cost for them. Production refuses this (Settings), and the hashing itself is
@@ -29,6 +33,17 @@ TEST_HASH_COST: dict[str, int] = {
     "password_hash_memory_kib": 8192,
     "password_hash_parallelism": 1,
 }
+
+# Each test process runs the API, workers on every queue and three embedded servers, and
+# three such processes share two cores: a full garbage collection in a workflow's thread
+# there ran past the SDK's 2 s and was interrupted as a deadlock (temporal/deadlock.py).
+TEST_DEADLOCK_TIMEOUT_SECONDS = 30
+
+
+def suite_worker(client: Client, **options: Any) -> Worker:
+    """A Temporal worker as the suite's stand-in tests run one: the SDK's, with the
+    suite's deadlock limit (the live stacks get it from their settings)."""
+    return with_deadlock_timeout(Worker(client, **options), TEST_DEADLOCK_TIMEOUT_SECONDS)
 
 
 @dataclass(frozen=True)

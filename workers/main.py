@@ -29,6 +29,7 @@ from temporal.attempts import StepAttempts
 from temporal.client import connect
 from temporal.clients.connection import TemporalConnection
 from temporal.clients.events import EventDeliveryWorkflows
+from temporal.deadlock import with_deadlock_timeout
 from temporal.queues import TaskQueue
 from temporal.sandbox import workflow_runner
 from temporal.schedules import ensure_schedules
@@ -80,17 +81,18 @@ async def running_workers(
     async with AsyncExitStack() as running:
         for queue in queues:
             parts = components_for(queue, deps, subscribers)
+            worker = Worker(
+                client,
+                task_queue=str(queue),
+                workflows=parts.workflows,
+                activities=parts.activities,
+                # Retry budgets count an activity's own failures, not lost workers.
+                interceptors=[StepAttempts()],
+                graceful_shutdown_timeout=timedelta(seconds=5),
+                workflow_runner=workflow_runner(),
+            )
             await running.enter_async_context(
-                Worker(
-                    client,
-                    task_queue=str(queue),
-                    workflows=parts.workflows,
-                    activities=parts.activities,
-                    # Retry budgets count an activity's own failures, not lost workers.
-                    interceptors=[StepAttempts()],
-                    graceful_shutdown_timeout=timedelta(seconds=5),
-                    workflow_runner=workflow_runner(),
-                )
+                with_deadlock_timeout(worker, deps.settings.workflow_deadlock_timeout_seconds)
             )
         if TaskQueue.EVENTS in queues:
             # Entered last, so it stops first: no new starts while the workers drain.

@@ -23,7 +23,7 @@ import pytest
 from cli.stack.process import free_port
 from tests.factories import PASSWORD, bearer, login, unique_email
 from tests.orders.helpers import Shopper, shopper_with_cart
-from tests.stack import TEST_HASH_COST
+from tests.stack import TEST_DEADLOCK_TIMEOUT_SECONDS, TEST_HASH_COST
 
 SHOP = str(Path(sys.executable).parent / "shop")
 # Variables that would make `shop dev` use external servers instead of embedded ones.
@@ -34,6 +34,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_VARS}
     # The shoppers these runs sign up need no production-grade argon2 cost.
     env.update({key.upper(): str(value) for key, value in TEST_HASH_COST.items()})
+    env["WORKFLOW_DEADLOCK_TIMEOUT_SECONDS"] = str(TEST_DEADLOCK_TIMEOUT_SECONDS)
     env.update(extra)
     return env
 

@@ -26,10 +26,10 @@ from temporalio.worker import (
     ActivityOutboundInterceptor,
     Interceptor,
     UnsandboxedWorkflowRunner,
-    Worker,
 )
 
 from temporal.attempts import StepAttempts, failures_so_far, own_deadline
+from tests.stack import suite_worker
 
 HEARTBEAT = timedelta(seconds=1)
 
@@ -101,7 +101,7 @@ async def _run(
     plan: Plan,
     outer: Sequence[Interceptor] = (),
 ) -> str:
-    async with Worker(
+    async with suite_worker(
         env.client,
         task_queue=queue,
         workflows=[ScriptedStep],

@@ -21,11 +21,12 @@ from uuid import uuid4
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Interceptor, Worker
+from temporalio.worker import Interceptor
 
 from activities.email import SendEmailResult
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from temporal.queues import TaskQueue
+from tests.stack import suite_worker
 from tests.workflows.order_standins import Block
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.types.fulfillment import (
@@ -236,7 +237,7 @@ class FulfillmentStandIns:
             ]
             for queue, workflows, activities in queues:
                 await stack.enter_async_context(
-                    Worker(
+                    suite_worker(
                         client,
                         task_queue=str(queue),
                         workflows=workflows,

@@ -34,6 +34,7 @@ from models.orders import LineSnapshot, OrderSnapshot
 from temporal.attempts import StepAttempts
 from temporal.clients.orders import workflow_id
 from temporal.queues import TaskQueue
+from tests.stack import suite_worker
 from workflows.orders import OrderWorkflow
 from workflows.types.orders import OrderInput, OrderView
 
@@ -365,7 +366,7 @@ class OrderStandIns:
         ]
         payments = [self.authorize, self.refresh, self.capture, self.void_or_refund]
         return [
-            Worker(
+            suite_worker(
                 client,
                 task_queue=str(TaskQueue.ORDERS),
                 workflows=[OrderWorkflow],
@@ -374,7 +375,7 @@ class OrderStandIns:
                 max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                 default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
             ),
-            Worker(
+            suite_worker(
                 client,
                 task_queue=str(TaskQueue.PAYMENTS),
                 activities=payments,
@@ -382,7 +383,7 @@ class OrderStandIns:
                 max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                 default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
             ),
-            Worker(
+            suite_worker(
                 client,
                 task_queue=str(TaskQueue.NOTIFICATIONS),
                 activities=[self.send_email],

@@ -52,6 +52,7 @@ from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from models.orders import OrderStatus
 from temporal.queues import TaskQueue
 from temporal.search_attributes import SEARCH_ATTRIBUTES
+from tests.stack import suite_worker
 from tests.workflows.fulfillment_standins import (
     CANCEL,
     MUGS,
@@ -1017,7 +1018,7 @@ def _workers(client: Client, queue: str) -> list[Worker]:
         standins.script(order_id, plan)
     others = [w for w in WORKFLOWS if w not in (OrderWorkflow, ReturnWorkflow, ShipmentWorkflow)]
     return [
-        Worker(
+        suite_worker(
             client,
             task_queue=queue,
             workflows=others,

@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from models.returns import ReturnReason, ReturnStatus
 from temporal.queues import TaskQueue
+from tests.stack import suite_worker
 from workflows.returns import ReturnWorkflow
 from workflows.types.fulfillment import return_workflow_id
 from workflows.types.returns import (
@@ -105,7 +106,7 @@ class ReturnStandIns:
         return ReturnStatus.CLOSED
 
     def worker(self, client: Client) -> Worker:
-        return Worker(
+        return suite_worker(
             client,
             task_queue=str(TaskQueue.ORDERS),
             workflows=[ReturnWorkflow],

@@ -25,6 +25,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from tests.stack import suite_worker
+
 with workflow.unsafe.imports_passed_through():
     from integrations.shipping.provider import CarrierStatus, TrackerState, TrackingDetail
     from models.fulfillment import ShipmentStatus
@@ -272,7 +274,7 @@ class ShipmentStandIns:
         return True
 
     def worker(self, client: Client) -> Worker:
-        return Worker(
+        return suite_worker(
             client,
             task_queue=str(TaskQueue.ORDERS),
             workflows=[ShipmentWorkflow, ParentStandIn],

@@ -11,8 +11,8 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
+from tests.stack import suite_worker
 from workflows.maintenance import AnalyticsRollupWorkflow
 from workflows.types.analytics import RollupInput, RollupResult
 
@@ -34,7 +34,7 @@ def refresh_failing(times: int) -> tuple[list[int], Callable[..., Any]]:
 
 async def _run(env: WorkflowEnvironment, standin: Callable[..., Any]) -> RollupResult:
     queue = f"rollup-{uuid.uuid4()}"
-    async with Worker(
+    async with suite_worker(
         env.client, task_queue=queue, workflows=[AnalyticsRollupWorkflow], activities=[standin]
     ):
         result: RollupResult = await env.client.execute_workflow(

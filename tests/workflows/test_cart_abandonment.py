@@ -13,11 +13,11 @@ from uuid import uuid4
 from temporalio import activity
 from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.accounts import Contact, ContactInput
 from activities.email import SendEmailInput, SendEmailResult
 from temporal.clients.carts import workflow_id
+from tests.stack import suite_worker
 from workflows.carts import CartAbandonmentWorkflow
 from workflows.types.carts import AbandonmentInput
 
@@ -68,7 +68,7 @@ async def _cart_workflow(
     """A fresh cart's workflow (with ``start_signal``, signal-with-start) and a worker of
     its own running it against ``outbox``, while the block runs: its handle and cart id."""
     queue, cart = f"carts-{uuid4().hex[:6]}", f"cart_{uuid4().hex[:8]}"
-    async with Worker(
+    async with suite_worker(
         env.client,
         task_queue=queue,
         workflows=[CartAbandonmentWorkflow],

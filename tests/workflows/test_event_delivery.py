@@ -20,8 +20,8 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
+from tests.stack import suite_worker
 from workflows.events import EventBatchWorkflow, EventDeliveryWorkflow, EventFanoutWorkflow
 from workflows.types.events import (
     DEAD_LETTER_ACTIVITY,
@@ -120,7 +120,7 @@ class Deliveries:
 async def deliveries(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Deliveries]:
     standins = StandIns()
     queue = f"events-{uuid4().hex[:6]}"
-    async with Worker(
+    async with suite_worker(
         time_skipping_env.client,
         task_queue=queue,
         workflows=[EventDeliveryWorkflow, EventFanoutWorkflow, EventBatchWorkflow],

@@ -12,13 +12,16 @@ from activities.system import SystemActivities
 from cli.stack.process import free_port
 from core.db import create_engine
 from core.settings import Settings
+from tests.stack import suite_worker
 from workflows.system import StackProbeInput, StackProbeWorkflow
 
 
 def _worker(env: WorkflowEnvironment, queue: str, engine: AsyncEngine, redis: Redis) -> Worker:
     activities = SystemActivities(engine, redis, queue)
     workflows = [StackProbeWorkflow] if queue.endswith("default") else []
-    return Worker(env.client, task_queue=queue, workflows=workflows, activities=[activities.probe])
+    return suite_worker(
+        env.client, task_queue=queue, workflows=workflows, activities=[activities.probe]
+    )
 
 
 async def test_every_served_queue_reports_its_worker(

@@ -11,7 +11,6 @@ from sqlmodel import col, select
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.pruning import OutboxPruneActivities
 from core.db import SessionFactory, transaction
@@ -20,6 +19,7 @@ from core.outbox import publish
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery, EventReceipt
 from models.outbox import OutboxEvent
+from tests.stack import suite_worker
 from workflows.maintenance import OutboxPruneWorkflow
 from workflows.types.pruning import (
     OUTBOX_PRUNE_WORKFLOW,
@@ -126,7 +126,7 @@ async def test_the_workflow_prunes_batch_after_batch_until_one_comes_back_short(
         return PruneBatchResult(deleted=scripted[len(batches) - 1])
 
     queue = f"prune-{uuid.uuid4().hex[:8]}"
-    async with Worker(
+    async with suite_worker(
         client, task_queue=queue, workflows=[OutboxPruneWorkflow], activities=[prune_outbox_batch]
     ):
         result = await client.execute_workflow(
