@@ -75,7 +75,7 @@ async def test_an_order_is_priced_reserved_paid_captured_and_queued(
     subjects = [m["subject"] for m in mail.json()]
     assert any(placed["id"] in s and "confirmed" in s for s in subjects), subjects
 
-    handle = live.client.get_workflow_handle_for(OrderWorkflow.run, workflow_id(placed["id"]))
+    handle = live.client.get_workflow_handle(workflow_id(placed["id"]))
     view = await handle.query(OrderWorkflow.status)
     assert view.status == "fulfillment_queued"
     # What an operator sees (`temporal workflow query --type status`) uses the API's names.
