@@ -116,6 +116,16 @@ CANCEL_REFUSED = "cancel refused: the carrier has scanned the label; still track
 # arriving together started the update's step and then cancelled it, and a parcel whose
 # cancel was refused waited for news it had already been sent (its delivery, at times).
 CANCEL_KEEPS_UNRECORDED_UPDATES = "cancel-keeps-unrecorded-updates"
+# Patch: the stall clock's patch is asked in the run's first workflow task, not when the
+# first carrier update's local step answers. A local step's result can be recorded one
+# workflow task before what the workflow did with it (a query answered while the step
+# ends: the SDK core reports the step's marker with the answer and asks for a new task),
+# and a replay hands the result back in the marker's task, before it knows of the next
+# task's patch marker: ``patched`` answered False there and the replay failed on the
+# marker ("Non-deprecated patch marker ... no corresponding change command"), a query of
+# the closed parcel or a worker taking it up again after its cache dropped it. Parcels
+# started before it ask where they did.
+PATCHES_DECIDED_AT_START = "shipment-patches-decided-at-start"
 # Provider and database hiccups are retried until they pass; our business errors
 # (a refused label) are non-retryable and reach the workflow.
 RETRY = RetryPolicy(
@@ -135,6 +145,9 @@ class ShipmentWorkflow:
         self._last_update_at: datetime | None = None
         # Since the patch: the stall clock runs on the carrier's times.
         self._carrier_clock = False
+        # STALL_FROM_CARRIER_TIME as decided in the first workflow task (since
+        # PATCHES_DECIDED_AT_START); None: asked at the first update, as it was.
+        self._stall_from_carrier_time: bool | None = None
         self._seen: list[str] = []
         self._seen_set: set[str] = set()
         self._pending: list[CarrierUpdate] = []
@@ -181,6 +194,8 @@ class ShipmentWorkflow:
     @workflow.run
     async def run(self, input: ShipmentInput) -> ShipmentView:
         self._local_steps = workflow.patched(LOCAL_TRACKING_STEPS)
+        if workflow.patched(PATCHES_DECIDED_AT_START):
+            self._stall_from_carrier_time = workflow.patched(STALL_FROM_CARRIER_TIME)
         self._restore(input)
         self._mirror()
         try:
@@ -325,7 +340,10 @@ class ShipmentWorkflow:
         parcel's latest tracking entry (a parcel whose carrier went quiet days ago, as
         ``shop seed`` writes, is late already), never later than now. Histories from
         before the patch counted from when the workflow heard it."""
-        if not workflow.patched(STALL_FROM_CARRIER_TIME):
+        from_carrier_time = self._stall_from_carrier_time
+        if from_carrier_time is None:
+            from_carrier_time = workflow.patched(STALL_FROM_CARRIER_TIME)
+        if not from_carrier_time:
             return workflow.now()
         self._carrier_clock = True
         if recorded.last_event_at is None:

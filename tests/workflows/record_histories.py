@@ -757,6 +757,13 @@ async def shipment_delivered_local_steps(env: WorkflowEnvironment, queue: str) -
     return await _delivered(env, "shp_recorded_delivered_local_steps")
 
 
+@shipment_recording("shipment_delivered_patches_decided_at_start")
+async def shipment_delivered_patches_decided_at_start(env: WorkflowEnvironment, queue: str) -> str:
+    """Since the "shipment-patches-decided-at-start" patch: the same, the stall clock's
+    patch asked in the first workflow task (its marker there), not after a local step."""
+    return await _delivered(env, "shp_recorded_delivered_patches_at_start")
+
+
 async def _delivered(env: WorkflowEnvironment, sid: str) -> str:
     child, parent = await start_under_parent(env.client, parcel(sid))
     await SHIPMENT_STANDINS.called(sid, BOOK)
@@ -797,7 +804,17 @@ async def _delayed(env: WorkflowEnvironment, sid: str) -> str:
 async def shipment_stalled_from_carrier_time(env: WorkflowEnvironment, queue: str) -> str:
     """Since the "stall-from-carrier-time" patch: the carrier's scans, 80 h old, make the
     parcel late at once; the next scan moves it on."""
-    sid = "shp_recorded_stalled_by_carrier"
+    return await _stalled_from_carrier_time(env, "shp_recorded_stalled_by_carrier")
+
+
+@shipment_recording("shipment_stalled_patches_decided_at_start")
+async def shipment_stalled_patches_decided_at_start(env: WorkflowEnvironment, queue: str) -> str:
+    """Since the "shipment-patches-decided-at-start" patch: the same, in local steps, the
+    stall clock's patch asked in the first workflow task."""
+    return await _stalled_from_carrier_time(env, "shp_recorded_stalled_patches_at_start")
+
+
+async def _stalled_from_carrier_time(env: WorkflowEnvironment, sid: str) -> str:
     child, _parent = await start_under_parent(env.client, parcel(sid))
     await SHIPMENT_STANDINS.called(sid, BOOK)
     old = await env.get_current_time() - timedelta(hours=80)

@@ -98,6 +98,9 @@ def test_there_are_histories_to_replay() -> None:
         "shipment_cancelled_with_an_update",
         # Since "moving-parcel-cancel-refused".
         "shipment_moving_parcel_cancel_refused",
+        # Since "shipment-patches-decided-at-start".
+        "shipment_delivered_patches_decided_at_start",
+        "shipment_stalled_patches_decided_at_start",
     }
 
 
