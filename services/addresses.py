@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,7 +45,10 @@ class AddressRepository:
         return list(result.all())
 
     async def count_for(self, user_id: str) -> int:
-        return len(await self.list_for(user_id))
+        counted = await self.session.exec(
+            select(func.count()).select_from(Address).where(Address.user_id == user_id)
+        )
+        return int(counted.one())
 
     async def get(self, user_id: str, address_id: str) -> Address | None:
         result = await self.session.exec(
@@ -86,25 +89,29 @@ def normalize_address(fields: dict[str, Any]) -> dict[str, Any]:
                 field="country",
             )
         fields["country"] = country
-    if fields.get("country") and fields.get("zip"):
-        check_postal_code(fields["country"], fields["zip"])
     return fields
 
 
-def check_postal_code(country: str, zip_code: str) -> None:
-    """The whole address's rule (a change of either field is checked with the other)."""
-    if country == "US" and not US_ZIP.fullmatch(zip_code):
+def check_whole_address(country: str, zip_code: str, state: str | None) -> None:
+    """The rules across fields, one for the address book and checkout alike (a change of
+    one field is checked with the others kept): a US address's ZIP code is five digits
+    or ZIP+4, and it names its state (for tax; checkout refused one without, which the
+    book once kept). Other countries' postal codes are theirs to format."""
+    if country != "US":
+        return
+    if not US_ZIP.fullmatch(zip_code):
         raise InvalidAddress(
             f"{zip_code!r} is not a US ZIP code (five digits, or ZIP+4)", field="zip"
         )
+    if not state:
+        raise InvalidAddress("a US address needs a state", field="state")
 
 
 def clean_shipping_address(fields: dict[str, Any]) -> ShippingAddress:
-    """Where an order ships: the address book's rules, plus: a US address names its
-    state (for tax). Checkout's, and staff's when they correct a refused one."""
+    """Where an order ships, by the address book's rules. Checkout's, and staff's when
+    they correct a refused one."""
     address = normalize_address(fields)
-    if address["country"] == "US" and not address.get("state"):
-        raise InvalidAddress("a US address needs a state", field="state")
+    check_whole_address(address["country"], address["zip"], address.get("state"))
     return ShippingAddress.model_validate(address)
 
 
@@ -130,13 +137,17 @@ class AddressService:
         return address
 
     async def create(self, user_id: str, data: AddressCreate) -> Address:
-        await self._require_account(user_id)
+        fields = normalize_address(data.model_dump())
+        check_whole_address(fields["country"], fields["zip"], fields.get("state"))
+        # The account's row locked to the commit: concurrent adds to one book count one
+        # after the other (each counted 49 and added, before, past the limit).
+        if await self.users.lock(user_id) is None:
+            raise UserNotFound(f"no user {user_id}")
         if await self.addresses.count_for(user_id) >= MAX_ADDRESSES_PER_USER:
             raise ValidationFailed(
                 f"an address book holds at most {MAX_ADDRESSES_PER_USER} addresses",
                 code="address_book_full",
             )
-        fields = normalize_address(data.model_dump())
         address = Address(user_id=user_id, **fields)
         await self._take_defaults(address)
         await self._save(address)
@@ -158,7 +169,7 @@ class AddressService:
                 await self.addresses.clear_default(user_id, flag, keep=address.id)
         for key, value in fields.items():
             setattr(address, key, value)
-        check_postal_code(address.country, address.zip)
+        check_whole_address(address.country, address.zip, address.state)
         address.updated_at = utcnow()
         await self._save(address)
         return address

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.events import EventType
 from core.outbox import publish
@@ -71,6 +72,19 @@ class UserRepository:
     async def get(self, user_id: str) -> User | None:
         user = await self.session.get(User, user_id)
         return user if user is not None and user.status == UserStatus.ACTIVE else None
+
+    async def lock(self, user_id: str) -> User | None:
+        """The active account's row, locked to the commit (``FOR NO KEY UPDATE``: rows
+        that reference it may still be written): what serialises changes counted per
+        account, such as its address book's size. None for no account or a deleted one
+        (a deletion that committed first is seen: the lock reads the row as committed)."""
+        result = await self.session.exec(
+            locked(
+                select(User).where(User.id == user_id, User.status == UserStatus.ACTIVE),
+                key_share=True,
+            )
+        )
+        return result.first()
 
     async def by_email(self, email: str) -> User | None:
         result = await self.session.exec(

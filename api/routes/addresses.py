@@ -48,8 +48,11 @@ async def list_addresses(
 async def create_address(
     user_id: str, body: AddressCreate, caller: CurrentUser, session: DbSession
 ) -> AddressPublic:
-    """`country` is an ISO 3166-1 alpha-2 code. Marking the address as default shipping
-    (or billing) takes that flag from the previous default."""
+    """`country` is an ISO 3166-1 alpha-2 code; a US address's `zip` is five digits or
+    ZIP+4 and it names its `state` (422 `invalid_address`, as checkout checks it). A book
+    holds at most 50 addresses (422 `address_book_full`, concurrent adds included).
+    Marking the address as default shipping (or billing) takes that flag from the
+    previous default."""
     require_self_or_staff(caller, user_id)
     return _public(await AddressService(session).create(user_id, body))
 
