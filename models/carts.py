@@ -124,6 +124,14 @@ class CartLine(CamelModel):
     price_changed: bool
     line_total: int
     available: int
+    problem: str | None = PydanticField(
+        default=None,
+        examples=[None, "product_inactive"],
+        description="Why checkout refuses this line now, by the code it refuses it with: "
+        "`product_inactive` (taken off sale since it was added), `currency_mismatch` "
+        "(repriced in another currency), `out_of_stock` (more than `available`); null "
+        "when none",
+    )
 
 
 class CartTotals(CamelModel):
@@ -148,6 +156,18 @@ class CartPublic(CamelModel):
         default=None, description="Why the applied coupon does not currently apply"
     )
     totals: CartTotals
+    checkout_ready: bool = PydanticField(
+        default=True,
+        description="Whether checkout would take the cart as it stands (`checkoutProblem` "
+        "is null); the stock and prices are judged again when the order is placed",
+    )
+    checkout_problem: str | None = PydanticField(
+        default=None,
+        examples=[None, "product_inactive"],
+        description="The code checkout would refuse the cart with now: `cart_empty`, "
+        "`product_inactive`, `currency_mismatch`, `order_total_too_large`, "
+        "`order_total_too_small`, `coupon_not_applicable`, or a line's `out_of_stock`",
+    )
     updated_at: datetime
 
 

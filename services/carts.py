@@ -20,10 +20,11 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from core.ids import IdPrefix, new_id
 from core.settings import Settings
 from models.base import utcnow
-from models.carts import Cart, CartItem, CartLine, CartPublic, CartStatus, CartTotals
+from models.carts import Cart, CartItem, CartPublic, CartStatus
 from models.catalog import Product
 from models.quotes import Destination, Quote
 from services.analytics import AnalyticsRecorder
+from services.cart_view import render_cart
 from services.catalog.errors import ProductNotFound
 from services.catalog.pricing import CouponService, price_book
 from services.catalog.products import ProductRepository
@@ -324,43 +325,13 @@ class CartService:
         )
 
     async def view(self, owned: OwnedCart, destination: Destination | None = None) -> CartPublic:
-        """The cart's JSON, rendered from its ``Quote``."""
+        """The cart's JSON, rendered from its ``Quote`` (``services.cart_view``)."""
         cart = owned.cart
         items = await self.carts.items(cart.id)
         priced = await quote(self.session, self.settings, cart, items, destination)
-        at_add = {i.product_id: i.unit_price_at_add for i in items}
-        available = await self.stock.available(list(at_add)) if items else {}
-        return CartPublic(
-            id=cart.id,
-            cart_token=owned.token,
-            user_id=cart.user_id,
-            currency=priced.currency,
-            items=[
-                CartLine(
-                    product_id=line.product_id,
-                    name=line.name,
-                    slug=line.slug,
-                    quantity=line.quantity,
-                    unit_price=line.effective_unit_price,
-                    unit_price_at_add=at_add[line.product_id],
-                    price_changed=line.effective_unit_price != at_add[line.product_id],
-                    line_total=line.line_total,
-                    available=available.get(line.product_id, 0),
-                )
-                for line in priced.lines
-            ],
-            coupon_code=cart.coupon_code,
-            coupon_problem=priced.coupon.problem if priced.coupon is not None else None,
-            totals=CartTotals(
-                subtotal=priced.subtotal,
-                automatic_discounts=priced.automatic_discounts,
-                coupon_discount=priced.coupon_discount,
-                shipping=priced.shipping,
-                tax=priced.tax,
-                total=priced.total,
-            ),
-            updated_at=cart.updated_at,
-        )
+        products = [i.product_id for i in items]
+        available = await self.stock.available(products) if items else {}
+        return render_cart(cart, owned.token, items, priced, available)
 
     async def absorb(self, source_cart_id: str, target: OwnedCart) -> None:
         """Add another cart's lines to ``target``: quantities add up, capped by available

@@ -4,7 +4,7 @@ written, held or charged: each refusal has a stable code, and the order fails at
 
 from __future__ import annotations
 
-from core.errors import Conflict, ValidationFailed
+from core.errors import Conflict, ShopError, ValidationFailed
 from integrations.payments.gateway import MAX_CHARGE, min_charge
 from models.quotes import Quote
 
@@ -74,3 +74,13 @@ def refuse_unchargeable(priced: Quote, expected_total: int | None) -> None:
             expectedTotal=expected_total,
             total=priced.total,
         )
+
+
+def checkout_problem(priced: Quote) -> str | None:
+    """The code validate-order would refuse ``priced`` with now (None: none of these
+    refusals): what a cart shows before checkout, judged by the same rules."""
+    try:
+        refuse_unchargeable(priced, None)
+    except ShopError as refusal:
+        return refusal.code
+    return None
