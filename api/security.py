@@ -124,20 +124,26 @@ def require_self_or_staff(caller: Caller, user_id: str) -> None:
         raise UserNotFound(f"no user {user_id}")
 
 
-def stream_lease(state: AppState, caller: Caller) -> Lease:
+def stream_lease(state: AppState, caller: Caller, *, staff_only: bool = False) -> Lease:
     """How long a live stream opened by ``caller`` is served: until the access token it
     was opened with expires, and while that token is not revoked (asked every
     ``stream_token_check_seconds``). The client reconnects with a fresh token and
-    ``Last-Event-ID``, and misses nothing."""
+    ``Last-Event-ID``, and misses nothing. A ``staff_only`` stream (one the caller sees
+    as staff, such as another customer's order) also ends once the caller is no longer
+    staff, asked as often: a demoted member kept it until the token expired."""
 
-    async def not_revoked() -> bool:
+    async def still_valid() -> bool:
         try:
             await state.revocations.check(caller.claims)
         except TokenRevoked:
             return False
-        return True
+        if not staff_only:
+            return True
+        async with state.read_sessions() as session:
+            user = await UserRepository(session).get(caller.user.id)
+        return user is not None and Role(user.role).is_staff
 
-    return Lease(caller.claims.expires_at, not_revoked, state.settings.stream_token_check_seconds)
+    return Lease(caller.claims.expires_at, still_valid, state.settings.stream_token_check_seconds)
 
 
 def client_info(request: Request) -> ClientInfo:

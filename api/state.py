@@ -33,6 +33,7 @@ from services.notifications.stream import CHANNEL as NOTIFICATION_CHANNEL
 from services.notifications.stream import NotificationFeed
 from services.order_watch import CHANNEL as ORDER_CHANNEL
 from services.order_watch import OrderWatch
+from services.stream_slots import StreamSlots
 from services.tokens import AccessTokens, Revocations
 from temporal.clients import TemporalConnection, WorkflowClients
 
@@ -74,6 +75,8 @@ class AppState:
     # Each user's live notifications (GET /api/events/stream), woken on the same LISTEN
     # connection's ``shop_notification`` channel.
     notifications: NotificationFeed = field(init=False)
+    # Each user's open live streams, counted in Redis across API processes.
+    stream_slots: StreamSlots = field(init=False)
 
     def __post_init__(self) -> None:
         self.read_sessions = create_read_session_factory(self.engine)
@@ -93,6 +96,7 @@ class AppState:
         self.order_changes.subscribe(STOCK_CHANNEL, self.stock)
         self.order_changes.subscribe(CATALOG_CHANNEL, self.catalog_version)
         self.notifications = NotificationFeed(self.read_sessions)
+        self.stream_slots = StreamSlots.from_settings(self.redis, self.settings)
         self.order_changes.subscribe(NOTIFICATION_CHANNEL, self.notifications)
         self.order_watch = OrderWatch(
             self.sessions, self.read_sessions, self.settings, self.analytics, self.order_changes

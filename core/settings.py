@@ -304,6 +304,11 @@ class Settings(BaseSettings):
     # was opened with expires; whether that token was revoked (sign-out, password change,
     # account deleted) is asked this often while it stays open.
     stream_token_check_seconds: float = Field(default=15.0, gt=0)
+    # At most this many live streams open per user, across API processes (Redis): one
+    # more is 429 too_many_streams. A stream's slot counts until it ends, or (its process
+    # died) this long after its last renewal (renewed every third of it).
+    stream_max_per_user: int = Field(default=10, ge=1)
+    stream_slot_ttl_seconds: float = Field(default=60.0, gt=0)
 
     # --- Events: delivering the outbox to subscribers ----------------------------------
     # A failing handler is retried with exponential backoff from the initial interval up

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
@@ -21,6 +21,7 @@ from models.notifications import (
 from services.notifications.inbox import InvalidNotificationId, NotificationInbox
 from services.notifications.repository import NotificationNotFound
 from services.notifications.stream import InvalidLastEventId, NotificationFeed, resume_after
+from services.stream_slots import TooManyStreams
 
 router = APIRouter(tags=["notifications"])
 Pagination = Annotated[int, Query(ge=1, le=10_000)]
@@ -135,7 +136,7 @@ async def read_notification(
             "description": "`text/event-stream` of `notification` events",
             "content": {"text/event-stream": {"example": STREAM_EXAMPLE}},
         },
-        **problem_responses(InvalidLastEventId),
+        **problem_responses(InvalidLastEventId, TooManyStreams),
     },
 )
 async def event_stream(
@@ -166,12 +167,16 @@ async def event_stream(
     with expires or is revoked (signed out, the password changed, the account deleted;
     noticed within 15 s): the client reconnects with a fresh token and `Last-Event-ID`,
     and misses nothing. A `Last-Event-ID` that is no notification id is 422
-    `invalid_last_event_id`."""
+    `invalid_last_event_id`. A user has at most 10 live streams open (this one and
+    orders' `/events` alike, `STREAM_MAX_PER_USER`): one more is 429 `too_many_streams`
+    (close one first); a stream's slot is given back when it ends."""
     after = resume_after(last_event_id)
+    slot = await state.stream_slots.take(caller.user.id)
     # The stream holds no database connection; the feed reads in sessions of its own.
     await release_connection(session)
+    lease = stream_lease(state, caller)
     return EventSourceResponse(
-        _stream(state.notifications, caller.user.id, after, stream_lease(state, caller)),
+        state.stream_slots.serve(slot, _stream(state.notifications, caller.user.id, after, lease)),
         ping=state.settings.order_stream_ping_seconds,
         headers={"Cache-Control": "no-store"},
     )
@@ -179,7 +184,7 @@ async def event_stream(
 
 async def _stream(
     feed: NotificationFeed, user_id: str, after: str | None, lease: Lease
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncGenerator[ServerSentEvent, None]:
     async with feed.open(user_id, after, lease) as notifications:
         # First the `retry:` field, once the stream is watching: from this line on, no
         # notification written is missed. Its `id:` (where the stream starts) becomes the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response, status
@@ -15,6 +15,7 @@ from api.security import CurrentUser, stream_lease
 from core.notifications import Lease
 from services.order_repository import OrderNotFound
 from services.order_watch import OrderWatch, is_settled, order_etag
+from services.stream_slots import TooManyStreams
 
 router = APIRouter(tags=["orders"])
 
@@ -42,7 +43,7 @@ STREAM_EXAMPLE = (
             "content": {"text/event-stream": {"example": STREAM_EXAMPLE}},
         },
         204: {"description": "Settled, and `Last-Event-ID` is its final state: nothing to follow"},
-        **problem_responses(OrderNotFound),
+        **problem_responses(OrderNotFound, TooManyStreams),
     },
 )
 async def order_events(
@@ -68,18 +69,24 @@ async def order_events(
     answers 204, which tells an EventSource to stop. A comment line (`: ping`) is sent
     every 15 s while nothing happens. Same access as `GET /api/orders/{id}`: the owner or
     staff; anyone else gets 404. The stream also ends when the access token it was opened
-    with expires or is revoked (noticed within 15 s): reconnect with a fresh token and
-    `Last-Event-ID`."""
+    with expires or is revoked, or (another customer's order, followed as staff) once the
+    caller is no longer staff (noticed within 15 s): reconnect with a fresh token and
+    `Last-Event-ID`. A user has at most 10 live streams open (this one and
+    `/api/events/stream` alike, `STREAM_MAX_PER_USER`): one more is 429
+    `too_many_streams` (close one first)."""
     service = order_service(state, session)
     order = await visible_order(service, order_id, caller)
     public = await service.public(order)
     last = f'"{last_event_id.strip().strip(chr(34))}"' if last_event_id else None
     if is_settled(public) and order_etag(public) == last:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+    slot = await state.stream_slots.take(caller.user.id)
     # The stream holds no database connection; the watch reads in sessions of its own.
     await release_connection(session)
+    # Someone else's order is followed as staff: the stream ends if that stops.
+    lease = stream_lease(state, caller, staff_only=order.user_id != caller.user.id)
     return EventSourceResponse(
-        _stream(state.order_watch, order.id, last, stream_lease(state, caller)),
+        state.stream_slots.serve(slot, _stream(state.order_watch, order.id, last, lease)),
         ping=state.settings.order_stream_ping_seconds,
         headers={"Cache-Control": "no-store"},
     )
@@ -87,7 +94,7 @@ async def order_events(
 
 async def _stream(
     watch: OrderWatch, order_id: str, last: str | None, lease: Lease
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncGenerator[ServerSentEvent, None]:
     first = True
     try:
         async for now in watch.follow(order_id, last, lease):

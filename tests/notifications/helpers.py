@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
@@ -53,7 +53,7 @@ class SseEvent:
         return body
 
 
-async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
+async def sse_events(response: httpx.Response) -> AsyncGenerator[SseEvent, None]:
     """Each event (or comment block) of an open ``text/event-stream``."""
     fields: dict[str, str] = {}
     async for line in response.aiter_lines():

@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cli.stack.process import free_port
 from core.secrets import jwt_secret
 from core.settings import Settings
+from models.orders import OrderStatus
 from models.users import Role
 from services.tokens import AccessTokens, new_session_id
-from tests.api.test_order_long_poll import placed_order
-from tests.factories import bearer, login, register, signed_up
+from tests.api.test_order_long_poll import move, placed_order
+from tests.factories import bearer, login, promote, register, signed_up
 from tests.live import live_api
 from tests.notifications.helpers import SseEvent, next_notification, sse_events, write
 
@@ -118,3 +119,36 @@ async def test_signing_out_ends_an_order_stream(
         assert (await http.post("/api/auth/logout", headers=headers)).status_code == 204
         await _until_it_ends(events)
     assert (await http.get(url, headers=headers)).json()["code"] == "token_revoked"
+
+
+async def test_a_demoted_staff_member_loses_a_customers_order_stream(
+    http: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    """A staff member follows a customer's order; removed from staff, the stream went on
+    until the token expired (only revocation was checked). Their own order's stream is
+    theirs whatever their role."""
+    customer, _ = await signed_up(http)
+    order_id = await placed_order(engine, customer)  # pending: its stream would not settle
+    member = await register(http, name="Staff Member")
+    await promote(engine, member["id"], Role.STAFF)
+    headers = bearer(await login(http, email=member["email"]))
+    own_order = await placed_order(engine, member)
+    async with (
+        http.stream("GET", f"/api/orders/{order_id}/events", headers=headers) as staff_stream,
+        http.stream("GET", f"/api/orders/{own_order}/events", headers=headers) as own_stream,
+    ):
+        assert (staff_stream.status_code, own_stream.status_code) == (200, 200)
+        events, own_events = sse_events(staff_stream), sse_events(own_stream)
+        assert (await anext(events)).json()["id"] == order_id
+        assert (await anext(own_events)).json()["id"] == own_order
+        await promote(engine, member["id"], Role.CUSTOMER)
+        await _until_it_ends(events)
+        # Token checks later, the stream of the member's own order still runs.
+        await asyncio.sleep(CHECK_SECONDS * 5)
+        await move(engine, settings, own_order, OrderStatus.RESERVED)
+        moved = await anext(own_events)
+        while moved.event != "order":  # a ping
+            moved = await anext(own_events)
+        assert moved.json()["status"] == "reserved"
+    again = await http.get(f"/api/orders/{order_id}/events", headers=headers)
+    assert (again.status_code, again.json()["code"]) == (404, "order_not_found")
