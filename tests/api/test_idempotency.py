@@ -95,6 +95,7 @@ async def test_keys_belong_to_their_caller(client: httpx.AsyncClient) -> None:
         "name": "Home",
         "street": "1 Main St",
         "city": "Boston",
+        "state": "MA",
         "zip": "02101",
         "country": "US",
     }
@@ -114,7 +115,7 @@ async def test_a_revoked_token_replays_nothing(client: httpx.AsyncClient) -> Non
     replayed, for 24 hours, to anyone holding its revoked token and the key."""
     user, headers = await signed_up(client)
     keyed = headers | {"Idempotency-Key": f"address-{user['id']}"}
-    body = {"name": "Home", "street": "1 Main St", "city": "Boston", "zip": "02101"}
+    body = {"name": "Home", "street": "1 Main St", "city": "Boston", "state": "MA", "zip": "02101"}
     path = f"/api/users/{user['id']}/addresses"
     created = await client.post(path, json=body | {"country": "US"}, headers=keyed)
     assert created.status_code == 201, created.text
