@@ -90,6 +90,7 @@ ANALYTICS_READ_SIDE = (
     "services.analytics.people",
     "services.analytics.bitmaps",
     "services.analytics.rollups",
+    "services.analytics.rollup_repository",
 )
 
 

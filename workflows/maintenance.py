@@ -85,7 +85,10 @@ class AnalyticsRollupWorkflow:
         return await workflow.execute_activity_method(
             AnalyticsActivities.refresh_rollups,
             input,
-            # A first run over a large history recomputes every hour it holds.
+            # A first run over a large history recomputes every hour it holds: it commits
+            # its progress a day at a time and heartbeats, so a retry (or the next run)
+            # resumes where it stopped, and a lost worker is noticed in two minutes.
             start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(minutes=2),
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
