@@ -11,6 +11,7 @@ from temporalio.common import RetryPolicy
 
 from core.db import SessionFactory
 from services.email import EmailService
+from services.order_recipients import ORDER_CUSTOMER_TEMPLATES, order_recipient
 from services.payments.service import unrefunded
 from temporal.errors import application_errors
 
@@ -33,9 +34,12 @@ class SendEmailInput(BaseModel):
 
 
 class SendEmailResult(BaseModel):
-    message_id: str
+    message_id: str | None
     provider_message_id: str | None
     already_sent: bool
+    # Why nothing was sent (no ledger row): "account_closed" for an order's email whose
+    # account was erased while the order ran.
+    skipped: str | None = None
 
 
 # Emails that tell what became of an order's money, read when sent (after the undo's
@@ -50,8 +54,24 @@ class EmailActivities:
 
     @activity.defn(name="email.send")
     async def send_email(self, input: SendEmailInput) -> SendEmailResult:
+        """Idempotent by ``idempotency_key``. An order's email to its customer goes to
+        the order's address and name as they are now, not the workflow's snapshot; to
+        nobody once the account is erased."""
         context = input.context
         order_id = context.get("order_id")
+        to = input.to
+        if input.template in ORDER_CUSTOMER_TEMPLATES and order_id and self._sessions is not None:
+            recipient = await order_recipient(self._sessions, str(order_id))
+            if recipient is None:
+                activity.logger.info("no %s for %s: account closed", input.template, order_id)
+                return SendEmailResult(
+                    message_id=None,
+                    provider_message_id=None,
+                    already_sent=False,
+                    skipped="account_closed",
+                )
+            to = recipient.email
+            context = context | {"name": recipient.name}
         if input.template in REFUND_TOLD and order_id and self._sessions is not None:
             left = await unrefunded(self._sessions, str(order_id))
             context = context | {"unrefunded": left}
@@ -59,7 +79,7 @@ class EmailActivities:
             result = await self._emails.deliver(
                 key=input.idempotency_key,
                 template=input.template,
-                to=input.to,
+                to=to,
                 context=context,
             )
         return SendEmailResult(
