@@ -61,6 +61,17 @@ class OrderActivities:
         async with transaction(self._sessions) as session:
             return await ReservationService(session).extend(input.order_id, input.until)
 
+    @activity.defn(name="orders.reserve_again")
+    async def reserve_again(self, input: ReserveInput) -> int:
+        """After 3-D Secure: the stock held again if the hold expired meanwhile (0 if it
+        is still held); ``out_of_stock`` if it is gone."""
+        with application_errors():
+            async with transaction(self._sessions) as session:
+                await self._orders(session).fence(input.order_id)
+                return await ReservationService(session).reserve_again(
+                    input.order_id, timedelta(seconds=input.ttl_seconds)
+                )
+
     @activity.defn(name="orders.confirm")
     async def confirm(self, input: OrderRef) -> None:
         """create-order: confirm, record coupon usage, publish ``order.created``."""

@@ -153,6 +153,7 @@ def components_for(
             orders.validate,
             orders.reserve_stock,
             orders.extend_reservation,
+            orders.reserve_again,
             orders.confirm,
             orders.commit_stock,
             orders.queue_fulfillment,

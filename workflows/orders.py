@@ -79,6 +79,13 @@ UNDO_FINISHES = "undo-finishes-when-cancelled"
 # with free shipping) failed at process-payment. Since it, an order priced at 0 skips
 # the payment steps and their compensation: nothing is charged, nothing to give back.
 FREE_ORDERS_UNCHARGED = "free-orders-uncharged"
+# Orders started before this patch go on from an authenticated 3-D Secure to the sale
+# without looking at the stock: a hold that lapsed meanwhile (expired before the wait
+# extended it, e.g. authorise retried past the TTL) failed the order at update-inventory
+# (reservation_lapsed), the customer authenticated, the hold voided. Since it, the stock
+# is held again when the authentication arrives; only if it is gone does the order fail
+# (out_of_stock, the hold voided).
+STOCK_HELD_AGAIN_AFTER_3DS = "stock-held-again-after-3ds"
 # Our error codes are snake_case; a Python exception's class name (a bug) is not.
 _OUR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -380,6 +387,16 @@ class OrderWorkflow:
             )
             if now.status in (AUTHORIZED, CAPTURED):
                 self._next_action_url = None
+                if workflow.patched(STOCK_HELD_AGAIN_AFTER_3DS):
+                    await self._step(
+                        "hold-stock-again",
+                        OrderActivities.reserve_again,
+                        ReserveInput(
+                            order_id=self._order_id, ttl_seconds=self._input.reservation_ttl_seconds
+                        ),
+                        "hold the stock again if the hold lapsed",
+                        local=True,
+                    )
                 return
             if now.status != REQUIRES_ACTION:
                 raise OrderFailed(

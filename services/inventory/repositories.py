@@ -266,6 +266,19 @@ class ReservationRepository:
         )
         return sorted((product_id, quantity) for product_id, quantity in moved.all())
 
+    async def reactivate(self, order_id: str, until: datetime) -> int:
+        """The order's expired reservations active again until ``until``: how many."""
+        result = await self.session.exec(
+            update(Reservation)
+            .where(
+                col(Reservation.order_id) == order_id,
+                col(Reservation.status) == ReservationStatus.EXPIRED,
+            )
+            .values(status=ReservationStatus.ACTIVE, expires_at=until, updated_at=utcnow())
+            .returning(col(Reservation.id))
+        )
+        return len(result.all())
+
     async def extend(self, order_id: str, until: datetime) -> int:
         result = await self.session.exec(
             update(Reservation)

@@ -52,26 +52,9 @@ class ReservationService:
             ):
                 return existing
             raise ReservationLapsed(f"the stock held for {order_id} was given back")
-        quantities: dict[str, int] = {}
-        for line in lines:
-            quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+        quantities = _quantities(lines)
         ordered = sorted(quantities)  # lock order: product id, so orders never deadlock
-        await self.stock.ensure_rows(ordered)
-        short: list[dict[str, int | str]] = []
-        for product_id in ordered:
-            wanted = quantities[product_id]
-            if not await self.stock.change(product_id, reserved=wanted, guard_available=wanted):
-                short.append({"productId": product_id, "requested": wanted})
-        if short:
-            available = await self.stock.available([str(s["productId"]) for s in short])
-            for item in short:
-                item["available"] = max(available[str(item["productId"])], 0)
-            # The caller's transaction rolls back, and the reservations already taken
-            # for other lines with it: all or nothing.
-            raise OutOfStock(
-                "not enough stock for: " + ", ".join(str(s["productId"]) for s in short),
-                unavailableItems=short,
-            )
+        await self._take(quantities)
         expires_at = utcnow() + ttl
         rows = []
         for product_id in ordered:
@@ -94,6 +77,53 @@ class ReservationService:
         for product_id in ordered:
             await self.stock_service.after_change(product_id)
         return rows
+
+    async def _take(self, quantities: dict[str, int]) -> None:
+        """Hold each product's quantity, in product-id order; ``OutOfStock`` (the
+        caller's transaction rolls back, and what was taken with it) if any falls short."""
+        ordered = sorted(quantities)  # lock order: product id, so orders never deadlock
+        await self.stock.ensure_rows(ordered)
+        short: list[dict[str, int | str]] = []
+        for product_id in ordered:
+            wanted = quantities[product_id]
+            if not await self.stock.change(product_id, reserved=wanted, guard_available=wanted):
+                short.append({"productId": product_id, "requested": wanted})
+        if short:
+            available = await self.stock.available([str(s["productId"]) for s in short])
+            for item in short:
+                item["available"] = max(available[str(item["productId"])], 0)
+            raise OutOfStock(
+                "not enough stock for: " + ", ".join(str(s["productId"]) for s in short),
+                unavailableItems=short,
+            )
+
+    async def reserve_again(self, order_id: str, ttl: timedelta) -> int:
+        """The order's stock held again if its reservation expired meanwhile (3-D Secure
+        answered after the hold lapsed): every line or ``OutOfStock``. 0 when it is
+        still held (or sold); otherwise how many lines were held again. A reservation
+        released (the order undone) is not taken back: 409 ``reservation_lapsed``."""
+        existing = await self.reservations(order_id)
+        states = {r.status for r in existing}
+        if states & {ReservationStatus.ACTIVE, ReservationStatus.COMMITTED}:
+            return 0
+        if not existing or states != {ReservationStatus.EXPIRED}:
+            raise ReservationLapsed(f"the stock held for {order_id} was given back")
+        # The rows first (a conditional update: a repeat racing this one finds them
+        # active), then the stock; short of it, the transaction undoes both.
+        if await self.repository.reactivate(order_id, utcnow() + ttl) == 0:
+            return 0
+        quantities = {r.product_id: r.quantity for r in existing}
+        await self._take(quantities)
+        for product_id in sorted(quantities):
+            self.stock.record(
+                product_id,
+                MovementKind.RESERVATION,
+                reserved=quantities[product_id],
+                reason="held again after 3-D Secure",
+                reference=order_id,
+            )
+            await self.stock_service.after_change(product_id)
+        return len(quantities)
 
     async def reservations(self, order_id: str) -> list[Reservation]:
         return await self.repository.for_order(order_id)
@@ -170,3 +200,10 @@ class ReservationService:
 
     async def expire(self, order_id: str, now: datetime) -> int:
         return await self._close(order_id, ReservationStatus.EXPIRED, only_expired_before=now)
+
+
+def _quantities(lines: Sequence[ReservationLine]) -> dict[str, int]:
+    quantities: dict[str, int] = {}
+    for line in lines:
+        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+    return quantities

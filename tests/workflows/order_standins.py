@@ -55,6 +55,7 @@ THREE_DS_URL = "https://hooks.stripe.com/3d_secure_2/hosted?payment_intent=pi_re
 VALIDATE, RESERVE, AUTHORIZE = "orders.validate", "orders.reserve_stock", "payments.authorize"
 CONFIRM, COMMIT, CAPTURE = "orders.confirm", "orders.commit_stock", "payments.capture"
 EXTEND, REFRESH = "orders.extend_reservation", "payments.refresh"
+HOLD_AGAIN = "orders.reserve_again"
 FULFIL, CLOSE = "orders.queue_fulfillment", "orders.close"
 RELEASE, VOID = "orders.release_stock", "payments.void_or_refund"
 UNDO_CONFIRM = "orders.undo_confirm"
@@ -283,6 +284,11 @@ class OrderStandIns:
         result: int = await self._act("orders.extend_reservation", input, lambda _: 2)
         return result
 
+    @activity.defn(name="orders.reserve_again")
+    async def reserve_again(self, input: dict[str, Any]) -> int:
+        result: int = await self._act("orders.reserve_again", input, lambda _: 0)
+        return result
+
     @activity.defn(name="orders.confirm")
     async def confirm(self, input: dict[str, Any]) -> None:
         await self._act("orders.confirm", input, lambda _: None)
@@ -357,6 +363,7 @@ class OrderStandIns:
             self.validate,
             self.reserve_stock,
             self.extend_reservation,
+            self.reserve_again,
             self.confirm,
             self.commit_stock,
             self.queue_fulfillment,

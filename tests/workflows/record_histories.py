@@ -64,6 +64,8 @@ from tests.workflows.fulfillment_standins import (
 from tests.workflows.fulfillment_standins import TEA as TEA_LINE
 from tests.workflows.order_standins import (
     AUTHORIZE,
+    EXTEND,
+    HOLD_AGAIN,
     REFRESH,
     RELEASE,
     RESERVE,
@@ -173,6 +175,9 @@ CANCELLED_WHILE_UNDOING = "ord_recorded_cancelled_while_undoing"
 UNDO_HELD = Block()
 # Since "free-orders-uncharged": an order priced at 0 has no payment steps.
 FREE = "ord_recorded_free"
+# Since "stock-held-again-after-3ds": the hold had lapsed (the extension found nothing),
+# the stock is held again when the customer authenticates.
+THREE_DS_HELD_AGAIN = "ord_recorded_3ds_held_again"
 SHORT = {"productId": TEA.product_id, "requested": TEA.quantity, "available": 0}
 UNAVAILABLE = {"unavailableItems": [SHORT]}
 DECLINE = {"reason": "card_declined", "intentId": "pi_recorded"}
@@ -195,6 +200,11 @@ SCRIPTS: dict[str, dict[str, Sequence[Step]]] = {
         VOID: [UNDO_HELD],
     },
     THREE_DS_COMPLETED: {AUTHORIZE: [requires_action()]},
+    THREE_DS_HELD_AGAIN: {
+        AUTHORIZE: [requires_action()],
+        EXTEND: [Succeed(0)],
+        HOLD_AGAIN: [Succeed(2)],
+    },
     FREE: {VALIDATE: [Succeed(free_snapshot(FREE))]},
     THREE_DS_TIMED_OUT: {AUTHORIZE: [requires_action()], REFRESH: [requires_action()]},
 }
@@ -547,6 +557,20 @@ async def order_3ds_completed(env: WorkflowEnvironment, queue: str) -> str:
     await waiting_for_3ds(handle)
     webhook = PaymentWebhook(
         event_id="evt_recorded",
+        type="payment_intent.amount_capturable_updated",
+        intent_id="pi_recorded",
+    )
+    await handle.signal(OrderWorkflow.payment_webhook, webhook)
+    await _order_ends(handle, OrderStatus.FULFILLMENT_QUEUED, None)
+    return handle.id
+
+
+@recording("order_3ds_stock_held_again")
+async def order_3ds_held_again(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_order(env.client, THREE_DS_HELD_AGAIN)
+    await waiting_for_3ds(handle)
+    webhook = PaymentWebhook(
+        event_id="evt_recorded_held_again",
         type="payment_intent.amount_capturable_updated",
         intent_id="pi_recorded",
     )

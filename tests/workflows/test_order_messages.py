@@ -42,6 +42,7 @@ from tests.workflows.order_standins import (
     EXTEND,
     FORWARD,
     FULFIL,
+    HOLD_AGAIN,
     REFRESH,
     RESERVE,
     THREE_DS_URL,
@@ -70,7 +71,8 @@ from workflows.types.orders import (
     PaymentWebhook,
 )
 
-AFTER_3DS = [CONFIRM, COMMIT, CAPTURE]
+# The stock is held again (if the hold lapsed meanwhile), then the sale.
+AFTER_3DS = [HOLD_AGAIN, CONFIRM, COMMIT, CAPTURE]
 ACTION_TIMEOUT = timedelta(minutes=15)
 
 
@@ -267,8 +269,8 @@ async def test_3ds_completed_by_the_customer_goes_through(
     await handle.signal(OrderWorkflow.payment_webhook, _webhook("evt_1"))
     view = await handle.result()
     assert (view.status, view.next_action_url) == (OrderStatus.FULFILLMENT_QUEUED, None)
-    assert order.ran[:8] == [VALIDATE, RESERVE, AUTHORIZE, EXTEND, REFRESH, *AFTER_3DS]
-    assert sorted(order.ran[8:]) == [CONFIRMATION, FULFIL]
+    assert order.ran[:9] == [VALIDATE, RESERVE, AUTHORIZE, EXTEND, REFRESH, *AFTER_3DS]
+    assert sorted(order.ran[9:]) == [CONFIRMATION, FULFIL]
 
 
 async def test_3ds_failed_by_the_customer_declines_the_order(
@@ -313,7 +315,7 @@ async def test_3ds_finished_without_a_webhook_is_found_at_the_deadline(
     order = standins.order({AUTHORIZE: [requires_action()]})  # refresh: authorised
     view = await (await start_order(time_skipping_env.client, order.order_id)).result()
     assert view.status == OrderStatus.FULFILLMENT_QUEUED
-    assert order.ran[:8] == [VALIDATE, RESERVE, AUTHORIZE, EXTEND, REFRESH, *AFTER_3DS]
+    assert order.ran[:9] == [VALIDATE, RESERVE, AUTHORIZE, EXTEND, REFRESH, *AFTER_3DS]
 
 
 async def test_webhooks_that_settle_nothing_leave_the_order_waiting(
@@ -425,7 +427,7 @@ async def test_a_webhook_that_comes_with_the_start_is_taken_when_3ds_begins(
     )
     view = await handle.result()
     assert view.status == OrderStatus.FULFILLMENT_QUEUED
-    assert order.ran[:8] == [VALIDATE, RESERVE, AUTHORIZE, EXTEND, REFRESH, *AFTER_3DS]
+    assert order.ran[:9] == [VALIDATE, RESERVE, AUTHORIZE, EXTEND, REFRESH, *AFTER_3DS]
     described = await handle.describe()
     assert described.close_time is not None
     assert described.close_time - described.start_time < ACTION_TIMEOUT

@@ -47,6 +47,8 @@ def test_there_are_histories_to_replay() -> None:
         "order_cancelled_from_temporal_while_undoing",
         # Since "free-orders-uncharged".
         "order_free_fulfillment_queued",
+        # Since "stock-held-again-after-3ds".
+        "order_3ds_stock_held_again",
         "event_delivery_delivered",
         "event_delivery_dead_letter",
         "event_fanout_delivered",
