@@ -24,13 +24,14 @@ class AnalyticsActivities:
     @activity.defn(name="analytics.refresh_rollups")
     async def refresh_rollups(self, input: RollupInput) -> RollupResult:
         """Idempotent: each touched hour is recomputed whole from raw rows. A long run
-        commits how far it got a day at a time (a retry resumes there) and heartbeats
-        its position (the hour just done, hours done, hours in all), so a lost worker is
-        noticed at the heartbeat timeout rather than the start-to-close one."""
+        commits how far it got, a day of hours or a batch of people at a time (a retry
+        resumes there), and heartbeats its position (step, the hour or person just
+        done, how many of the step's), so a lost worker is noticed at the heartbeat
+        timeout rather than the start-to-close one."""
         latest: dict[str, object] = {}
 
         def moved(progress: RollupProgress) -> None:
-            latest.update(hour=progress.hour.isoformat(), done=progress.done, of=progress.of)
+            latest.update(step=progress.step, at=progress.at, done=progress.done, of=progress.of)
             activity.heartbeat(dict(latest))  # the SDK throttles these
 
         async def alive() -> None:

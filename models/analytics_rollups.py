@@ -143,9 +143,13 @@ class AnalyticsProductSalesDay(SQLModel, table=True):
 
 
 class AnalyticsRollupState(SQLModel, table=True):
-    """How far the rollups have read: rows changed after ``watermark`` are not in yet."""
+    """How far the rollups have read: rows changed after ``watermark`` are not in yet.
+    Beside it, an unfinished run's marks (``services/analytics/rollup_repository.py``):
+    when it began, the end of the last day it recomputed, and (``position``) the last
+    person it relinked."""
 
     __tablename__ = "analytics_rollup_state"
 
     name: str = Field(primary_key=True, max_length=40)
     watermark: datetime = Field(sa_type=DateTime(timezone=True))
+    position: str | None = Field(default=None, max_length=110)

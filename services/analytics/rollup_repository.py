@@ -4,6 +4,7 @@ hour and day recomputed from raw rows, and the marks of how far the rollups have
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +16,22 @@ from services.analytics import bitmaps
 
 STATE = "hourly"
 # An unfinished run's marks, beside the watermark: when it began (the watermark it moves
-# to once whole) and the end of the last UTC day it finished.
+# to once whole), the end of the last UTC day it finished, the last person it relinked
+# (in ``position``).
 RUN_BEGAN, RUN_THROUGH = f"{STATE}.run_began", f"{STATE}.run_through"
+RUN_RELINKED = f"{STATE}.run_relinked"
+RUN_MARKS = (RUN_BEGAN, RUN_THROUGH, RUN_RELINKED)
+
+
+@dataclass(frozen=True)
+class RunMarks:
+    """How far an unfinished run got: all None when none is unfinished."""
+
+    began: datetime | None = None
+    through: datetime | None = None
+    relinked: str | None = None
+
+
 OVERLAP = timedelta(minutes=5)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -181,36 +196,43 @@ class RollupRepository:
         """The watermark moves to ``at``; an unfinished run's marks go (it is whole)."""
         await self._mark(STATE, at)
         await self._rows(
-            "DELETE FROM analytics_rollup_state WHERE name IN (:began, :through)",
-            began=RUN_BEGAN,
-            through=RUN_THROUGH,
+            "DELETE FROM analytics_rollup_state WHERE name = ANY(CAST(:names AS text[]))",
+            names=list(RUN_MARKS),
         )
 
-    async def _mark(self, name: str, at: datetime) -> None:
+    async def _mark(self, name: str, at: datetime, position: str | None = None) -> None:
         await self._rows(
-            "INSERT INTO analytics_rollup_state (name, watermark) VALUES (:name, :at) "
-            "ON CONFLICT (name) DO UPDATE SET watermark = excluded.watermark",
+            "INSERT INTO analytics_rollup_state (name, watermark, position) "
+            "VALUES (:name, :at, :position) ON CONFLICT (name) DO UPDATE "
+            "SET watermark = excluded.watermark, position = excluded.position",
             name=name,
             at=at,
+            position=position,
         )
 
-    async def run_marks(self) -> tuple[datetime | None, datetime | None]:
-        """An unfinished run's (began, through), or Nones."""
-        rows = dict(
-            await self._rows(
-                "SELECT name, watermark FROM analytics_rollup_state "
-                "WHERE name IN (:began, :through)",
-                began=RUN_BEGAN,
-                through=RUN_THROUGH,
+    async def run_marks(self) -> RunMarks:
+        rows = {
+            name: (at, position)
+            for name, at, position in await self._rows(
+                "SELECT name, watermark, position FROM analytics_rollup_state "
+                "WHERE name = ANY(CAST(:names AS text[]))",
+                names=list(RUN_MARKS),
             )
+        }
+        return RunMarks(
+            began=rows[RUN_BEGAN][0] if RUN_BEGAN in rows else None,
+            through=rows[RUN_THROUGH][0] if RUN_THROUGH in rows else None,
+            relinked=rows[RUN_RELINKED][1] if RUN_RELINKED in rows else None,
         )
-        return rows.get(RUN_BEGAN), rows.get(RUN_THROUGH)
 
     async def begin_run(self, began: datetime) -> None:
         await self._mark(RUN_BEGAN, began)
 
     async def run_done_through(self, through: datetime) -> None:
         await self._mark(RUN_THROUGH, through)
+
+    async def run_relinked(self, person: str) -> None:
+        await self._mark(RUN_RELINKED, await self.now(), person)
 
     async def touched_hours(self, since: datetime | None) -> tuple[list[datetime], list[datetime]]:
         """Hours whose events or sales changed after ``since``; hours with new refunds."""

@@ -7,10 +7,11 @@ A late event (its ``created_at`` up to 24 h back) is received now, so its hour i
 recomputed. Rows written by a transaction that began before the watermark but committed
 after it are caught by reading ``OVERLAP`` back from the watermark.
 
-A run goes a UTC day at a time, oldest first, and commits how far it got with each day
-(``RUN_BEGAN``, ``RUN_THROUGH``): a first run over a long history outlasts its activity's
-timeout, and the next attempt (or the schedule's next run) resumes at the day it was in,
-not at the first hour. The watermark moves, and the run's marks go, once it is whole."""
+A run goes a UTC day at a time, oldest first, then relinks people a batch at a time, and
+commits how far it got with each (``RunMarks``): a first run over a long history outlasts
+its activity's timeout, and the next attempt (or the schedule's next run) resumes at the
+day, or the person, it was at, not at the first hour. The watermark moves, and the run's
+marks go, once it is whole."""
 
 from __future__ import annotations
 
@@ -54,9 +55,11 @@ class RefreshOutcome:
 
 @dataclass(frozen=True)
 class RollupProgress:
-    """Where a run is: the hour it just recomputed, and how many of its hours are done."""
+    """Where a run is: its step (``hours``, ``relink``), what it just finished there (an
+    hour, ISO 8601; the last person of a batch), and how many of the step's are done."""
 
-    hour: datetime
+    step: str
+    at: str
     done: int
     of: int
 
@@ -71,38 +74,57 @@ class RollupService:
     async def refresh(self, progress: Progress | None = None) -> RefreshOutcome:
         """Recompute the hours touched since the watermark and relink the people with
         events received since (``links.py``), then move the watermark to when this run
-        began. A run that fails part-way leaves the watermark where it was and its marks
-        (when it began, the days it finished): the next run reads from the same
-        watermark, skips the finished days and moves the watermark to when the first
-        began (each recompute is idempotent; what changed in a finished day after that
-        is the next run's). ``progress`` hears of each hour recomputed. The outcome
+        began. A run that fails part-way leaves the watermark where it was, and its
+        marks (when it began, the days it finished, the last person it relinked): the
+        next run reads from the same watermark, skips the finished days and the people
+        relinked, and moves the watermark to when the first began (each step is
+        idempotent; what changed after that in what was done is the next run's).
+        ``progress`` hears of each hour recomputed and each batch relinked. The outcome
         counts the hours this call recomputed."""
         async with transaction(self.sessions) as session:
             rollups = RollupRepository(session)
-            began, through = await rollups.run_marks()
+            marks = await rollups.run_marks()
+            began = marks.began
             if began is None:
                 began = await rollups.now()
                 await rollups.begin_run(began)
             watermark = await rollups.watermark()
             since = None if watermark is None else watermark - OVERLAP
             hours, refund_hours = await rollups.touched_hours(since)
-        if through is not None:
-            hours = [h for h in hours if h >= through]
-            refund_hours = [h for h in refund_hours if h >= through]
+        if marks.through is not None:
+            hours = [h for h in hours if h >= marks.through]
+            refund_hours = [h for h in refund_hours if h >= marks.through]
         await self.recompute(hours, refund_hours, progress=progress, checkpoint=True)
         async with transaction(self.sessions) as session:
             pending = await LinkRepository(session).pending(since or EPOCH)
-        await self.relink(pending)
+        if marks.relinked is not None:
+            # Those after the last one relinked (in this sort order); one who became
+            # pending since, sorted before it, has events after ``began``: the next run's.
+            pending = [p for p in pending if p > marks.relinked]
+        await self.relink(pending, progress=progress, checkpoint=True)
         async with transaction(self.sessions) as session:
             await RollupRepository(session).set_watermark(began)
         return RefreshOutcome(len(hours), len(refund_hours), began)
 
-    async def relink(self, people: Sequence[str]) -> None:
-        """Every event of ``people`` linked to its person's previous event
-        (``links.py``), a batch of people a transaction."""
+    async def relink(
+        self,
+        people: Sequence[str],
+        *,
+        progress: Progress | None = None,
+        checkpoint: bool = False,
+    ) -> None:
+        """Every event of ``people`` (sorted) linked to its person's previous event
+        (``links.py``), a batch of people a transaction; with ``checkpoint`` the batch's
+        last person is committed with it, as how far the run got."""
+        done = 0
         for batch in batches(people):
             async with transaction(self.sessions) as session:
                 await LinkRepository(session).relink(batch)
+                if checkpoint:
+                    await RollupRepository(session).run_relinked(batch[-1])
+            done += len(batch)
+            if progress is not None:
+                progress(RollupProgress(step="relink", at=batch[-1], done=done, of=len(people)))
 
     async def watermark(self) -> datetime | None:
         async with transaction(self.sessions) as session:
@@ -156,7 +178,11 @@ class RollupService:
                         await rollups.recompute_refund_hour(hour)
                 done += 1
                 if progress is not None:
-                    progress(RollupProgress(hour=hour, done=done, of=len(by_hour)))
+                    progress(
+                        RollupProgress(
+                            step="hours", at=hour.isoformat(), done=done, of=len(by_hour)
+                        )
+                    )
             whole_hours = any("all" in by_hour[h] for h in day_hours)
             if whole_hours or checkpoint:
                 async with transaction(self.sessions) as session:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from sqlalchemy import text
 from temporalio.testing import ActivityEnvironment
 
 from activities.analytics import AnalyticsActivities
 from core.db import SessionFactory
+from services.analytics import links
+from services.analytics.rollup_repository import RunMarks
 from services.analytics.rollups import RollupProgress, RollupRepository, RollupService
 from tests.analytics.rows import event
 from tests.analytics.test_rollups import raw_hour, rolled_hour
@@ -23,6 +27,11 @@ HOURS = [DAY1 + timedelta(days=d, hours=h) for d in range(3) for h in (3, 20)]
 
 class Stopped(Exception):
     """The attempt's end (a timeout, a lost worker), where the test chooses."""
+
+
+def _hour(progress: RollupProgress, into: list[datetime]) -> None:
+    if progress.step == "hours":
+        into.append(datetime.fromisoformat(progress.at))
 
 
 async def _events(db_sessions: SessionFactory) -> None:
@@ -42,11 +51,11 @@ async def test_a_refresh_stopped_part_way_resumes_at_the_day_it_was_in(
     rollups = RollupService(db_sessions)
     await rollups.refresh()  # caught up: what the test adds is all there is to do
     await _events(db_sessions)
-    first: list[datetime] = []
+    first: list[str] = []
 
     def stop_in_the_second_day(progress: RollupProgress) -> None:
-        first.append(progress.hour)
-        if progress.hour == HOURS[2]:  # day 2's first hour is done, its day is not
+        first.append(progress.at)
+        if progress.at == HOURS[2].isoformat():  # day 2's first hour is done, not its day
             raise Stopped()
 
     try:
@@ -55,20 +64,21 @@ async def test_a_refresh_stopped_part_way_resumes_at_the_day_it_was_in(
         pass
     else:
         raise AssertionError("the first refresh was to stop")
-    assert first[-3:] == HOURS[:3]
+    assert first[-3:] == [h.isoformat() for h in HOURS[:3]]
     async with db_sessions() as session:
-        began, through = await RollupRepository(session).run_marks()
-    assert began is not None
-    assert through == DAY1 + timedelta(days=1)
+        marks = await RollupRepository(session).run_marks()
+    assert marks.began is not None
+    assert marks.through == DAY1 + timedelta(days=1)
+    assert marks.relinked is None
 
     again: list[datetime] = []
-    outcome = await rollups.refresh(progress=lambda p: again.append(p.hour))
-    assert not [h for h in again if h < through]  # day 1 is not recomputed again
+    outcome = await rollups.refresh(progress=lambda p: _hour(p, again))
+    assert not [h for h in again if h < marks.through]  # day 1 is not recomputed again
     assert set(HOURS[2:]) <= set(again)  # day 2 from its first hour, and day 3
     assert outcome.hours == len(again)
-    assert outcome.watermark == began == await rollups.watermark()
+    assert outcome.watermark == marks.began == await rollups.watermark()
     async with db_sessions() as session:
-        assert await RollupRepository(session).run_marks() == (None, None)
+        assert await RollupRepository(session).run_marks() == RunMarks()
         for hour in HOURS:
             assert await rolled_hour(session, hour) == await raw_hour(session, hour)
             assert (await rolled_hour(session, hour))["product_view"][0] == 1
@@ -82,6 +92,54 @@ async def test_the_activity_heartbeats_the_hour_it_reached(db_sessions: SessionF
     env.on_heartbeat = lambda *details: beats.extend(details)
     result = await env.run(AnalyticsActivities(db_sessions).refresh_rollups, RollupInput())
     assert result.hours >= len(HOURS)
-    hours = {b["hour"] for b in beats if isinstance(b, dict) and "hour" in b}
+    hours = {b["at"] for b in beats if isinstance(b, dict) and b.get("step") == "hours"}
     assert {h.isoformat() for h in HOURS} <= hours
+    assert any(isinstance(b, dict) and b.get("step") == "relink" for b in beats)
     assert beats[0] == {}  # alive before the first hour is done
+
+
+async def test_a_refresh_stopped_while_relinking_resumes_after_the_last_person_relinked(
+    db_sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollups = RollupService(db_sessions)
+    await rollups.refresh()
+    await _events(db_sessions)
+    monkeypatch.setattr(links, "BATCH", 2)  # people relinked per transaction
+
+    pending: list[int] = []
+
+    def stop_after_a_batch(progress: RollupProgress) -> None:
+        if progress.step == "relink":
+            pending.append(progress.of)
+            raise Stopped()
+
+    with pytest.raises(Stopped):
+        await rollups.refresh(progress=stop_after_a_batch)
+    async with db_sessions() as session:
+        marks = await RollupRepository(session).run_marks()
+    assert marks.relinked is not None
+    assert marks.through is not None
+    assert marks.through > HOURS[-1]
+
+    relinked: list[RollupProgress] = []
+    hours: list[datetime] = []
+
+    def record(progress: RollupProgress) -> None:
+        _hour(progress, hours)
+        if progress.step == "relink":
+            relinked.append(progress)
+
+    await rollups.refresh(progress=record)
+    assert hours == []  # every day was done
+    assert relinked
+    # Not the first batch again: the people after the last one relinked, fewer.
+    assert relinked[0].at > marks.relinked
+    assert relinked[0].of == pending[0] - 2
+    async with db_sessions() as session:
+        result = await session.exec(  # type: ignore[call-overload]
+            text(
+                "SELECT count(*) FROM analytics_events e LEFT JOIN analytics_event_links l "
+                "USING (id) WHERE e.person_id LIKE 'user_rs%' AND l.id IS NULL"
+            )
+        )
+        assert result.scalar_one() == 0  # every event linked, before the mark and after
