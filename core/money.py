@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from fractions import Fraction
 
-# ISO 4217 minor-unit exponents that differ from the usual 2.
+# ISO 4217 minor-unit exponents that differ from the usual 2 (the whole list, 2024).
 _EXPONENTS: dict[str, int] = {
     "BIF": 0,
     "CLP": 0,
@@ -23,6 +23,7 @@ _EXPONENTS: dict[str, int] = {
     "PYG": 0,
     "RWF": 0,
     "UGX": 0,
+    "UYI": 0,
     "VND": 0,
     "VUV": 0,
     "XAF": 0,
@@ -35,6 +36,8 @@ _EXPONENTS: dict[str, int] = {
     "LYD": 3,
     "OMR": 3,
     "TND": 3,
+    "CLF": 4,
+    "UYW": 4,
 }
 DEFAULT_CURRENCY = "USD"
 

@@ -1,4 +1,9 @@
-"""Email templates (Jinja2): ``NAME.subject.txt``, ``NAME.txt`` and ``NAME.html``."""
+"""Email templates (Jinja2): ``NAME.subject.txt``, ``NAME.txt`` and ``NAME.html``.
+
+Amounts are written with the ``money`` filter (``{{ total|money(currency) }}``): minor
+units read with the currency's own ISO 4217 exponent (``core.money.Money.format``, the
+one formatter of money for people), never divided by 100 whatever the currency.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,15 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from core.money import Money
+
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+
+def money(amount: int, currency: str) -> str:
+    """``1234`` USD as ``12.34 USD``, ``1234`` JPY as ``1234 JPY``, ``1234`` KWD as
+    ``1.234 KWD``."""
+    return Money(amount, currency).format()
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,7 @@ class EmailTemplates:
             undefined=StrictUndefined,
             keep_trailing_newline=True,
         )
+        self._env.filters["money"] = money
 
     def render(self, name: str, context: dict[str, Any]) -> RenderedEmail:
         subject = self._env.get_template(f"{name}.subject.txt").render(context)

@@ -14,6 +14,7 @@ import logging
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.events import EventType
+from core.money import DEFAULT_CURRENCY
 from core.settings import Settings
 from services.email import EmailService
 from services.events.subscribers import DomainEvent, Subscriber
@@ -57,7 +58,7 @@ def refund_failed_alert(emails: EmailService, settings: Settings) -> Subscriber:
                 "order_id": order_id,
                 "refund_id": str(data.get("refundId") or ""),
                 "amount": int(data.get("amount") or 0),
-                "currency": str(data.get("currency") or ""),
+                "currency": str(data.get("currency") or DEFAULT_CURRENCY),
                 "reason": str(data.get("reason") or "unknown"),
                 "return_id": return_id,
                 "action_url": (
