@@ -45,6 +45,11 @@ async def quote(
     Lines at their effective price (the largest automatic discount), then the cart's
     coupon on what that leaves, flat-rate shipping below the free threshold, and tax on
     the discounted goods; every amount rounded half-even to minor units.
+
+    Free shipping is judged on the goods at their sale prices, before the coupon: a
+    coupon takes off its discount and nothing else, so it never brings shipping back
+    (judged after it, 10.00 off a 55.00 cart added 5.99 of shipping, and 1.00 off
+    raised the total).
     """
     products = await ProductRepository(session).by_ids([i.product_id for i in items])
     prices = await price_book(session)
@@ -67,7 +72,7 @@ async def quote(
         )
     subtotal = sum(line.unit_price * line.quantity for line in lines)
     automatic = sum(line.line_discount for line in lines)
-    goods = subtotal - automatic
+    goods = at_sale_prices = subtotal - automatic
     coupon = None
     if cart.coupon_code:
         verdict = await CouponService(session).check(
@@ -80,7 +85,7 @@ async def quote(
         )
         goods -= coupon.amount
     threshold = settings.shipping_free_threshold
-    free = not lines or (threshold is not None and goods >= threshold)
+    free = not lines or (threshold is not None and at_sale_prices >= threshold)
     shipping = 0 if free else settings.shipping_flat_rate
     rate = Decimal(tax_rate(settings, destination)) / 100
     tax = percent_of(goods, rate) if goods > 0 else 0

@@ -151,16 +151,55 @@ async def test_totals_round_half_even_and_follow_current_prices(
     moved = (await client.get("/api/cart", headers=headers)).json()
     line = moved["items"][0]
     assert (line["unitPrice"], line["unitPriceAtAdd"], line["priceChanged"]) == (2599, 1999, True)
-    # 5,198 - 520 = 4,678: still under the threshold; tax 292.375 → 292.
+    # 5,198 of goods: over the threshold, so shipping is free, though the coupon takes
+    # them to 5,198 - 520 = 4,678; tax 292.375 → 292.
     assert moved["totals"] == {
         "subtotal": 5198,
         "automaticDiscounts": 0,
         "couponDiscount": 520,
-        "shipping": 599,
+        "shipping": 0,
         "tax": 292,
-        "total": 5569,
+        "total": 4970,
     }
     assert (await client.delete("/api/cart/coupon", headers=headers)).json()["couponCode"] is None
+
+
+async def test_a_coupon_never_brings_shipping_back(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    """Free shipping is judged on the goods at their sale prices, before the coupon: 55.00
+    of goods ship free, with or without 10.00 off. Judged after the coupon, the cart at
+    45.00 paid 5.99 of shipping, and 1.00 off made it dearer than no coupon at all."""
+    product = await _product(client, staff, price=2750, stock=10)
+    _, headers = await signed_up(client)
+    await client.post(
+        "/api/cart/items", headers=headers, json={"productId": product["id"], "quantity": 2}
+    )
+    before = (await client.get("/api/cart", headers=headers)).json()["totals"]
+    # 5,500 of goods, free shipping; 6.25 % MA tax of 5,500 = 343.75 → 344.
+    assert (before["shipping"], before["tax"], before["total"]) == (0, 344, 5844)
+    totals = {}
+    for off in (1000, 100):
+        code = unique_slug("OFF").upper()
+        created = await client.post(
+            "/api/coupons", headers=staff, json={"code": code, "kind": "fixed", "amount": off}
+        )
+        assert created.status_code == 201, created.text
+        applied = await client.post("/api/cart/coupon", headers=headers, json={"code": code})
+        assert applied.status_code == 200, applied.text
+        totals[off] = applied.json()["totals"]
+    # 4,500 after 10.00 off: tax 281.25 → 281, and still no shipping.
+    assert totals[1000] == {
+        "subtotal": 5500,
+        "automaticDiscounts": 0,
+        "couponDiscount": 1000,
+        "shipping": 0,
+        "tax": 281,
+        "total": 4781,
+    }
+    # 1.00 off: 5,400 and tax 337.5 → 338; less than without the coupon.
+    assert (totals[100]["shipping"], totals[100]["total"]) == (0, 5738)
+    assert totals[100]["total"] < before["total"]
 
 
 async def test_a_coupon_that_does_not_apply_is_refused_with_its_reason(

@@ -153,6 +153,35 @@ async def test_the_cart_total_shown_is_the_order_total_charged(
     await asyncio.gather(*(lane(combinations[i::LANES]) for i in range(LANES)))
 
 
+async def test_a_coupon_under_the_free_shipping_threshold_charges_no_shipping(
+    http: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    """55.00 of goods and 10.00 off: the cart shows free shipping and the order charges
+    that total (judged after the coupon, both added 5.99 of shipping)."""
+    item = await product(http, staff, price=2750, stock=5)
+    user, headers = await signed_up(http)
+    added = await http.post(
+        "/api/cart/items", headers=headers, json={"productId": item["id"], "quantity": 2}
+    )
+    assert added.status_code == 201, added.text
+    code = await _created(
+        http, staff, "/api/coupons", {"code": unique_slug("OFF"), "kind": "fixed", "amount": 1000}
+    )
+    applied = await http.post("/api/cart/coupon", headers=headers, json={"code": code["code"]})
+    assert applied.status_code == 200, applied.text
+    totals = (await http.get("/api/cart", headers=headers, params=DESTINATIONS["US-MA"][0])).json()[
+        "totals"
+    ]
+    assert (totals["couponDiscount"], totals["shipping"], totals["total"]) == (1000, 0, 4781)
+    placed = await http.post("/api/orders", headers=headers, json=order_body(added.json()["id"]))
+    assert placed.status_code == 202, placed.text
+    order = await wait_for(http, headers, placed.json()["id"], within=120)
+    assert order["status"] == "fulfillment_queued", order
+    assert order["totals"] == totals
+    assert order["payment"]["amountCaptured"] == totals["total"]
+    await receipt_adds_up(http, user["email"], order)
+
+
 _AMOUNT = re.compile(r"(-?\d+\.\d{2}) [A-Z]{3}$")
 
 
