@@ -72,13 +72,17 @@ class RefundFailures:
         *,
         request: ReturnRequest | None = None,
         origin: dict[str, str] | None = None,
+        refund_amount: int | None = None,
     ) -> bool:
         """Record, once, that the refund ``refund_id`` of the (locked) ``payment`` failed,
         if Stripe says it moves no money: the webhook's, or a refund's retry that Stripe
         answered with that refund as it stood when made (``services.payments.refunds``),
         whichever comes first. ``request`` is the (locked) return it refunded, reopened;
-        ``origin`` says whose it was when that return is not at hand. Returns whether it
-        was recorded now."""
+        ``origin`` says whose it was when that return is not at hand. ``refund_amount``:
+        the refund's own amount, what the customer and staff are told did not arrive
+        (asked of Stripe when not given); the event's ``amount`` is what the payment's
+        refunded amount comes down by, which is 0 for a refund never counted (its answer
+        lost, the retry answered with it failed). Returns whether it was recorded now."""
         if await self.payments.refund_failure_recorded(payment, refund_id):
             return False
         moving = await self.gateway.refunds(str(payment.intent_id))
@@ -87,6 +91,8 @@ class RefundFailures:
         # The row's refunded amount is the most Stripe's refunds ever added up to: what
         # it is above their total now is what failed.
         reversed_amount = _give_back(payment, sum(r.amount for r in moving))
+        if refund_amount is None:
+            refund_amount = (await self.gateway.retrieve_refund(refund_id)).amount
         if request is not None:
             origin = {"returnId": request.id}
         origin = origin or {}
@@ -114,6 +120,7 @@ class RefundFailures:
                 "orderId": payment.order_id,
                 "refundId": refund_id,
                 "amount": reversed_amount,
+                "refundAmount": refund_amount,
                 "currency": payment.currency,
                 "reason": reason,
                 **origin,

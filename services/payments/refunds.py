@@ -184,7 +184,7 @@ async def refund(
         from services.refund_failures import RefundFailures
 
         await RefundFailures(session, gateway).record_failed(
-            payment, result.refund_id, failure, origin=origin
+            payment, result.refund_id, failure, origin=origin, refund_amount=result.amount
         )
     await session.flush()
     return RefundOutcome(result.refund_id, result.amount, payment.currency, failure=failure)

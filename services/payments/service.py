@@ -300,7 +300,7 @@ class PaymentService:
             payment.amount_captured, payment.amount_refunded + result.amount
         )
         await RefundFailures(session, self.gateway).record_failed(
-            payment, result.refund_id, failure
+            payment, result.refund_id, failure, refund_amount=result.amount
         )
 
 

@@ -203,3 +203,67 @@ async def test_a_return_settled_with_nothing_refunded_is_not_a_refund_of_zero(
     assert [(r.event_id, r.body) for r in rows] == [
         (some.id, f"We refunded 7.00 USD for your return from order {order.id}.")
     ]
+
+
+async def test_a_return_of_a_free_order_says_no_refund_is_due(
+    db_sessions: SessionFactory,
+) -> None:
+    """Goods that cost nothing (a 100 % coupon) come back: "no refund is due", and no
+    "We refunded 0.00 USD" when the return closes (both announced a refund of 0.00)."""
+    subscriber = notifications_subscriber()
+    async with transaction(db_sessions) as session:
+        order = (await order_in_parcels(session)).order
+        base = {"orderId": order.id, "currency": "USD", "returnId": "ret_free"}
+        received = await publish(
+            session,
+            EventType.RETURN_RECEIVED,
+            order.id,
+            base
+            | {
+                "refundAmount": 0,
+                "refund": {"goods": 0, "tax": 0, "shipping": 0, "capped": False},
+                "lines": [],
+            },
+        )
+        refunded = await publish(
+            session, EventType.RETURN_REFUNDED, order.id, base | {"amount": 0, "refundId": None}
+        )
+    for event in (received, refunded):
+        assert await handle_once(db_sessions, subscriber, event.id) is True
+
+    rows = await _notifications(db_sessions, order.user_id)
+    assert [(r.event_id, r.title, r.body) for r in rows] == [
+        (
+            received.id,
+            "Return ret_free received",
+            f"Your return from order {order.id} has arrived; no refund is due: what you "
+            "returned cost nothing.",
+        )
+    ]
+
+
+async def test_a_bounced_refund_never_counted_is_told_at_its_own_amount(
+    db_sessions: SessionFactory,
+) -> None:
+    """A staff refund whose answer was lost and that bounced: the payment's refunded
+    amount comes down by nothing (``amount`` 0, it was never counted), but 10.00 did
+    not reach the customer (the notification said a refund of 0.00 USD)."""
+    subscriber = notifications_subscriber()
+    async with transaction(db_sessions) as session:
+        order = (await order_in_parcels(session)).order
+        event = await publish(
+            session,
+            EventType.PAYMENT_REFUND_FAILED,
+            order.id,
+            {
+                "orderId": order.id,
+                "refundId": "re_lost",
+                "amount": 0,
+                "refundAmount": 1000,
+                "currency": "USD",
+                "reason": "lost_or_stolen_card",
+            },
+        )
+    assert await handle_once(db_sessions, subscriber, event.id) is True
+    [row] = await _notifications(db_sessions, order.user_id)
+    assert row.title == f"Refund of 10.00 USD for order {order.id} not completed"

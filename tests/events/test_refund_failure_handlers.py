@@ -90,3 +90,26 @@ async def test_the_customer_gets_one_email_saying_why_and_what_happens_next(
     )
     assert "will refund it again" in mail["text"]
     assert "expired_or_canceled_card" not in mail["text"]  # Stripe's code is not for them
+
+
+async def test_a_refund_never_counted_is_told_at_its_own_amount(
+    db_sessions: SessionFactory, emails: EmailService, mail_api: MailApi
+) -> None:
+    """A staff refund of 12.50 whose answer was lost, then bounced: nothing comes off the
+    payment's refunded amount (``amount`` 0: it was never counted), but the customer did
+    not get 12.50 and is owed it; both emails said 0.00 USD."""
+    to = unique_email("payments-staff")
+    settings = mail_api.settings.model_copy(update={"fulfillment_alert_email": to})
+    order_id, customer, event_id = await _refund_failed(
+        db_sessions, reason="lost_or_stolen_card", amount=0, refundAmount=1250
+    )
+    assert await handle_once(db_sessions, refund_failed_alert(emails, settings), event_id)
+    assert await handle_once(db_sessions, refund_failed_email(emails, settings), event_id)
+    [staff] = await mail_api.mailbox(to)
+    assert staff["subject"] == (
+        f"Refund re_bounced failed: 12.50 USD of order {order_id} to refund again"
+    )
+    assert "12.50 USD did not reach the customer" in staff["text"]
+    [mail] = await mail_api.mailbox(customer)
+    assert mail["subject"] == f"Your refund of 12.50 USD for order {order_id} did not reach you"
+    assert "0.00" not in mail["text"]

@@ -113,6 +113,44 @@ async def test_a_return_settled_by_staff_says_its_refund_unless_it_is_none(
     assert mail["subject"] == "Refund of 7.87 USD for your return ret_mail"
 
 
+async def test_a_return_that_refunds_nothing_says_no_refund_is_due(
+    db_sessions: SessionFactory, emails: EmailService, mail_api: MailApi
+) -> None:
+    """The return of a free order (a 100 % coupon) refunds nothing: its receipt says no
+    refund is due, and why, and its closing sends no "refund of 0.00" (both said a refund
+    of 0.00 USD). A return of an order refunded already says that instead."""
+    order = await _order(db_sessions)
+    subscriber = return_emails(emails, mail_api.settings)
+    lines = [{"productId": "prod_mug", "received": 1, "damaged": 0}]
+    free = {"goods": 0, "tax": 0, "shipping": 0, "capped": False}
+    steps: list[tuple[EventType, dict[str, Any]]] = [
+        (EventType.RETURN_RECEIVED, {"refundAmount": 0, "refund": free, "lines": lines}),
+        (EventType.RETURN_REFUNDED, {"amount": 0, "currency": "USD", "refundId": None}),
+        (
+            EventType.RETURN_RECEIVED,
+            {"refundAmount": 0, "refund": free | {"goods": 1500, "capped": True}, "lines": lines},
+        ),
+    ]
+    for type, data in steps:
+        event_id = await _event(db_sessions, type, order, data)
+        assert await handle_once(db_sessions, subscriber, event_id) is True
+    free_return, refunded_already = await mail_api.mailbox(order.email)
+    for mail in (free_return, refunded_already):
+        assert mail["subject"] == f"We received your return for order {order.id}"
+        assert "0.00" not in mail["text"]
+        assert "0.00" not in mail["html"]
+    assert (
+        "No refund is due for this return: what you returned cost nothing." in free_return["text"]
+    )
+    assert (
+        "No refund is due for this return: what you returned cost nothing." in (free_return["html"])
+    )
+    assert (
+        "No refund is due for this return: everything paid for the order has been refunded "
+        "already." in refunded_already["text"]
+    )
+
+
 async def test_a_decline_and_a_cancellation_say_why(
     db_sessions: SessionFactory, emails: EmailService, mail_api: MailApi
 ) -> None:

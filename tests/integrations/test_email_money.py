@@ -64,6 +64,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "return_id": "ret_1",
         "lines": [{"name": "Tea", "received": 1, "damaged": 0}],
         "refund_amount": AMOUNT,
+        "no_refund_because": "",
     },
     "return_refunded": {
         "name": "Ann",

@@ -97,6 +97,9 @@ async def _failed_once(
         assert await published(session, order["id"], EventType.PAYMENT_REFUNDED) == []
         [told] = await published(session, order["id"], EventType.PAYMENT_REFUND_FAILED)
     assert told.data["refundId"] == refund_id
+    # Nothing comes off the refunded amount (it never counted the refund), but the
+    # customer and staff are told of the refund's own 21.25, not of 0.00.
+    assert (told.data["amount"], told.data["refundAmount"]) == (0, OWED)
     [failure] = await provider_events(engine, order["id"], "refund_failed")
     assert (failure["refundId"], failure["reversed"]) == (refund_id, 0)
     [made] = await provider_events(engine, order["id"], "refunded")

@@ -6,7 +6,8 @@ One notification per (event, user): the relay's receipt runs the handler once, a
 table's unique (event id, user) keeps a replayed or redelivered event from writing a
 second one even so. Events of an order whose customer's account is closed write nothing,
 nor does an ``order.created`` handled once the order was cancelled or failed (late: its
-ending is the news), nor a return settled by staff with nothing refunded.
+ending is the news), nor a return closed with nothing refunded (settled by staff, or
+goods that cost nothing: its receipt said no refund is due).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from core.events import EventType
 from core.money import Money
 from models.notifications import NotificationKind
 from models.orders import OrderStatus
-from services.events.handlers.refund_failures import explain_refund_failure
+from services.events.handlers.refund_failures import explain_refund_failure, refund_amount
+from services.events.handlers.returns import no_refund_because
 from services.events.subscribers import DomainEvent, Subscriber
 from services.notifications.repository import NewNotification, NotificationRepository
 from services.order_repository import OrderRepository
@@ -57,8 +59,9 @@ async def write_notification(event: DomainEvent, session: AsyncSession) -> None:
     data = event.data
     if event.type is EventType.PAYMENT_REFUNDED and data.get("returnId"):
         return  # a return's refund: its customer hears of it from return.refunded
-    if event.type is EventType.RETURN_REFUNDED and data.get("settled") and not data.get("amount"):
-        # Settled by staff with nothing refunded now: the money went back another way (a
+    if event.type is EventType.RETURN_REFUNDED and not data.get("amount"):
+        # Nothing refunded: a return of goods that cost nothing (its receipt said no
+        # refund is due), or settled by staff when the money went back another way (a
         # staff refund, notified as payment.refunded); "we refunded 0.00" says nothing
         # true. The return's email is left out alike (handlers/returns.py).
         return
@@ -124,7 +127,7 @@ def describe(event_type: EventType, order_id: str, data: dict[str, Any]) -> tupl
         case EventType.PAYMENT_REFUND_FAILED:
             return (
                 NotificationKind.REFUND_FAILED,
-                f"Refund of {_money(data.get('amount'), data)} for order {order_id} not completed",
+                f"Refund of {_money(refund_amount(data), data)} for order {order_id} not completed",
                 f"The refund did not reach you: {explain_refund_failure(reason)}. The money is "
                 "safe with us and will be refunded again; we have emailed you the details.",
             )
@@ -152,8 +155,12 @@ def describe(event_type: EventType, order_id: str, data: dict[str, Any]) -> tupl
             return (
                 NotificationKind.RETURN_RECEIVED,
                 f"Return {data.get('returnId') or ''} received",
-                f"Your return from order {order_id} has arrived; we will refund "
-                f"{_money(data.get('refundAmount'), data)}.",
+                f"Your return from order {order_id} has arrived; "
+                + (
+                    f"we will refund {_money(data['refundAmount'], data)}."
+                    if data.get("refundAmount")
+                    else f"no refund is due: {no_refund_because(data)}."
+                ),
             )
         case EventType.RETURN_REFUNDED:
             return (

@@ -10,6 +10,7 @@ event sends nothing twice.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -39,6 +40,13 @@ def explain_refund_failure(reason: str | None) -> str:
     return WHY.get(reason or "", BANK_SENT_IT_BACK)
 
 
+def refund_amount(data: dict[str, Any]) -> int:
+    """The failed refund's own amount (what did not reach the customer), not what the
+    payment's refunded amount came down by (``amount``: 0 for a refund never counted);
+    events written before ``refundAmount`` carry ``amount`` only."""
+    return int(data.get("refundAmount", data.get("amount")) or 0)
+
+
 def refund_failed_alert(emails: EmailService, settings: Settings) -> Subscriber:
     """Email ``FULFILLMENT_ALERT_EMAIL`` (else ``INVENTORY_ALERT_EMAIL``): which refund
     failed, why, and what to do: settle the return (its refund failed, it is ``received``
@@ -57,7 +65,7 @@ def refund_failed_alert(emails: EmailService, settings: Settings) -> Subscriber:
             context={
                 "order_id": order_id,
                 "refund_id": str(data.get("refundId") or ""),
-                "amount": int(data.get("amount") or 0),
+                "amount": refund_amount(data),
                 "currency": str(data.get("currency") or DEFAULT_CURRENCY),
                 "reason": str(data.get("reason") or "unknown"),
                 "return_id": return_id,
@@ -91,7 +99,7 @@ def refund_failed_email(emails: EmailService, settings: Settings) -> Subscriber:
             context={
                 "name": user.name or "there",
                 "order_id": order.id,
-                "amount": int(data.get("amount") or 0),
+                "amount": refund_amount(data),
                 "currency": str(data.get("currency") or order.currency),
                 "why": explain_refund_failure(str(data.get("reason") or "")),
                 "return_id": str(data["returnId"]) if data.get("returnId") else None,

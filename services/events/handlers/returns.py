@@ -42,6 +42,16 @@ def _day(value: object) -> str:
     return f"{datetime.fromisoformat(str(value)):%B %d, %Y}"
 
 
+def no_refund_because(data: dict[str, Any]) -> str:
+    """Why a received return refunds nothing (``return.received`` with ``refundAmount``
+    0), in a clause: its refund was capped at nothing (everything paid was refunded
+    already), else its goods cost nothing (a free order)."""
+    refund = data.get("refund")
+    if isinstance(refund, dict) and refund.get("capped"):
+        return "everything paid for the order has been refunded already"
+    return "what you returned cost nothing"
+
+
 def return_emails(emails: EmailService, settings: Settings) -> Subscriber:
     """One email per step of a return the customer should hear about."""
     name = "return_email"
@@ -79,6 +89,7 @@ def return_emails(emails: EmailService, settings: Settings) -> Subscriber:
             names = {ln.product_id: ln.name for ln in await orders.lines(order.id)}
             context |= {
                 "refund_amount": int(data.get("refundAmount") or 0),
+                "no_refund_because": no_refund_because(data),
                 "lines": [
                     {
                         "name": names.get(str(ln["productId"]), str(ln["productId"])),
@@ -90,10 +101,12 @@ def return_emails(emails: EmailService, settings: Settings) -> Subscriber:
             }
         elif event.type is EventType.RETURN_REFUNDED:
             context["amount"] = int(data.get("amount") or 0)
-            if data.get("settled") and not context["amount"]:
-                # Settled by staff with nothing refunded now: the money went back another
-                # way (a staff refund, with its own email); "a refund of 0.00" says nothing.
-                log.info("return settled without a refund: no email", extra={"order": order.id})
+            if not context["amount"]:
+                # Nothing refunded: a return of goods that cost nothing (its receipt's
+                # email said no refund is due), or settled by staff when the money went
+                # back another way (a staff refund, with its own email). "A refund of
+                # 0.00" says nothing true.
+                log.info("return closed without a refund: no email", extra={"order": order.id})
                 return
         else:
             context["ship_by"] = _day(data.get("shipBy"))
