@@ -105,8 +105,25 @@ class LowStock(CamelModel):
     low_stock_threshold: int
 
 
-class ProductsPublic(CamelModel):
+class CurrencyProducts(CamelModel):
+    """One currency's best sellers by revenue: revenues are ranked within a currency,
+    never against another's (1,000 yen is not more than 9.99 dollars)."""
+
+    currency: str = Field(examples=["EUR"])
     top_by_revenue: list[ProductSales]
+
+
+class ProductsPublic(CamelModel):
+    currency: str = Field(
+        examples=["USD"], description="topByRevenue's: the shop's main currency (sales')"
+    )
+    top_by_revenue: list[ProductSales] = Field(
+        description="The best sellers in the main currency, ranked by its revenue"
+    )
+    top_by_revenue_by_currency: list[CurrencyProducts] = Field(
+        description="Each currency with product sales in range, its own ranking (the main "
+        "one included)"
+    )
     top_by_units: list[ProductSales]
     most_viewed: list[ProductViews]
     view_to_purchase: list[ProductConversion]

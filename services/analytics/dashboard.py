@@ -18,6 +18,7 @@ from models.analytics import FUNNEL_STEPS
 from models.analytics_dashboard import (
     ConversionPublic,
     ConversionStep,
+    CurrencyProducts,
     CurrencySales,
     CurrencySeries,
     Dashboard,
@@ -125,7 +126,7 @@ class DashboardReader:
             ),
             sales=self._sales(currency, money, old_money, compare=before is not None),
             users=self._users(now_rows, old_rows if before else None),
-            products=await self._products(await self.rollups.products(span)),
+            products=await self._products(currency, await self.rollups.products(span)),
             conversion=_conversion(now_rows),
             series=await self._all_series(periods, currency, people),
             timestamp=query.now or span.end,
@@ -194,26 +195,37 @@ class DashboardReader:
             ),
         )
 
-    async def _products(self, figures: ProductFigures) -> ProductsPublic:
+    async def _products(self, currency: str, figures: ProductFigures) -> ProductsPublic:
+        """Revenue is ranked within each currency (the main one is ``topByRevenue``, as
+        the headline sales are), never across: 5,000 yen is not more than 20 dollars."""
         sold = figures.sold
-        by_revenue = _top(sold, key=lambda s: (-s[2], s[0], s[1]))
+        by_currency = {
+            c: _top([s for s in sold if s[1] == c], key=lambda s: (-s[2], s[0], s[1]))
+            for c in sorted({s[1] for s in sold})
+        }
+        by_revenue = by_currency.get(currency, [])
         by_units = _top(sold, key=lambda s: (-s[3], s[0], s[1]))
         viewed = [ProductViews(product_id=p, name=None, views=v) for p, v in figures.viewed]
         purchases: dict[str, int] = defaultdict(int)
         for product_id, _, _, _, orders in sold:
             purchases[product_id] += orders
         low, _ = await StockService(self.session).low(offset=0, limit=TOP)
+        ranked = [p for tops in by_currency.values() for p in tops]
         names = await self._names(
-            [p.product_id for p in (*by_revenue, *by_units)]
+            [p.product_id for p in (*ranked, *by_units)]
             + [v.product_id for v in viewed]
             + [s.product_id for s in low]
         )
-        for top in (*by_revenue, *by_units):
+        for top in (*ranked, *by_units):
             top.name = names.get(top.product_id)
         for seen in viewed:
             seen.name = names.get(seen.product_id)
         return ProductsPublic(
+            currency=currency,
             top_by_revenue=by_revenue,
+            top_by_revenue_by_currency=[
+                CurrencyProducts(currency=c, top_by_revenue=tops) for c, tops in by_currency.items()
+            ],
             top_by_units=by_units,
             most_viewed=viewed,
             view_to_purchase=[

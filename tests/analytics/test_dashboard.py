@@ -184,11 +184,18 @@ async def test_the_dashboard_equals_the_figures_worked_out_by_hand(
 
     products = board.products
     x, y, z = ids["x"], ids["y"], ids["z"]
+    # Revenue is ranked within a currency: the main one's (USD) first, EUR's apart.
+    assert products.currency == "USD"
     assert [(p.product_id, p.currency, p.revenue, p.units) for p in products.top_by_revenue] == [
         (x, "USD", 8000, 2),
-        *sorted([(x, "EUR", 7000, 1), (y, "USD", 7000, 4)]),
+        (y, "USD", 7000, 4),
         (z, "USD", 3000, 1),
     ]
+    assert [
+        (c.currency, [(p.product_id, p.revenue) for p in c.top_by_revenue])
+        for c in products.top_by_revenue_by_currency
+    ] == [("EUR", [(x, 7000)]), ("USD", [(x, 8000), (y, 7000), (z, 3000)])]
+    assert products.top_by_revenue_by_currency[0].top_by_revenue[0].name == "Product X"
     assert [(p.product_id, p.currency, p.units) for p in products.top_by_units][:2] == [
         (y, "USD", 4),
         (x, "USD", 2),
@@ -308,8 +315,10 @@ async def test_products_add_the_edge_hours_to_the_whole_days(db_sessions: Sessio
     assert [(p.product_id, p.views) for p in products.most_viewed] == [(x, 2), (y, 1)]
     assert [(p.product_id, p.currency, p.revenue, p.units) for p in products.top_by_revenue] == [
         (x, "USD", 8000, 2),
-        *sorted([(x, "EUR", 7000, 1), (y, "USD", 7000, 4)]),
+        (y, "USD", 7000, 4),
     ]
+    [euros] = [c for c in products.top_by_revenue_by_currency if c.currency == "EUR"]
+    assert [(p.product_id, p.revenue, p.units) for p in euros.top_by_revenue] == [(x, 7000, 1)]
     conversion = {p.product_id: (p.views, p.purchases) for p in products.view_to_purchase}
     assert conversion == {x: (2, 2), y: (1, 2)}
 
@@ -426,3 +435,45 @@ async def test_with_no_sales_in_range_the_main_currency_is_the_previous_periods(
     assert board.series.currency == "EUR"
     assert board.series.previous_points is not None
     assert sum(p.revenue for p in board.series.previous_points) == 7000
+
+
+async def test_revenue_is_ranked_within_a_currency_never_across(
+    db_sessions: SessionFactory,
+) -> None:
+    """A week of March 2023: 300.00 and 20.00 of USD products, 5,000 yen (about 33
+    dollars) of a JPY one. USD is the main currency (the headline's); its ranking holds
+    its two products only, and the yen's is apart. Ranked across currencies, 5,000 yen
+    came before 20 dollars (2,000 cents): minor units of two currencies compared."""
+    day = datetime(2023, 3, 7, 10, tzinfo=UTC)
+    async with db_sessions() as session:
+        buyer = await rows.user(session)
+        big, small, yen = (new_id(IdPrefix.PRODUCT) for _ in range(3))
+        await rows.order(session, user_id=buyer.id, at=day, total=30000, lines=[(big, 1, 30000)])
+        await rows.order(session, user_id=buyer.id, at=day, total=2000, lines=[(small, 2, 2000)])
+        await rows.order(
+            session,
+            user_id=buyer.id,
+            at=day + timedelta(hours=1),
+            total=5000,
+            lines=[(yen, 1, 5000)],
+            currency="JPY",
+        )
+        await session.commit()
+    start = datetime(2023, 3, 6, tzinfo=UTC)
+    await RollupService(db_sessions).recompute(
+        [start + timedelta(hours=h) for h in range(7 * 24)], []
+    )
+    span = resolve_range(None, start, start + timedelta(days=7), now=start + timedelta(days=7))
+    async with db_sessions() as session:
+        board = await PostgresAnalyticsStore(session).dashboard(
+            DashboardQuery(range=span, compare=False, now=span.end)
+        )
+    assert [(p.product_id, p.currency, p.revenue) for p in board.products.top_by_revenue] == [
+        (big, "USD", 30000),
+        (small, "USD", 2000),
+    ]
+    assert board.sales.currency == board.products.currency == "USD"
+    assert [
+        (c.currency, [(p.product_id, p.revenue) for p in c.top_by_revenue])
+        for c in board.products.top_by_revenue_by_currency
+    ] == [("JPY", [(yen, 5000)]), ("USD", [(big, 30000), (small, 2000)])]

@@ -206,6 +206,13 @@ async def test_staff_sign_in_switch_range_and_see_the_seeded_figures(
     # Top products and low stock, by name.
     top = page.locator("#top-products #top-revenue tbody th")
     assert await top.all_inner_texts() == [p["name"] for p in shown["products"]["topByRevenue"]]
+    if shown["products"]["topByRevenue"]:
+        caption = await page.locator("#top-revenue caption").inner_text()
+        assert caption == f"By revenue in {shown['products']['currency']}"
+    for other in shown["products"]["topByRevenueByCurrency"]:
+        if other["currency"] != shown["products"]["currency"]:
+            rows = page.locator(f"#top-revenue-{other['currency']} tbody th")
+            assert await rows.all_inner_texts() == [p["name"] for p in other["topByRevenue"]]
     low = shown["products"]["lowStock"]
     if low:
         names = await page.locator("#low-stock-table tbody th").all_inner_texts()

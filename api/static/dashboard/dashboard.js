@@ -333,8 +333,8 @@ function table(id, caption, headings, rows, empty) {
   );
 }
 
-function drawProducts(products) {
-  const top = (products.topByRevenue || []).map((p) =>
+function topRows(products) {
+  return products.map((p) =>
     el(
       "tr",
       { "data-product": p.productId },
@@ -343,6 +343,17 @@ function drawProducts(products) {
       el("td", { class: "num" }, money(p.revenue, p.currency)),
     ),
   );
+}
+
+function drawProducts(products) {
+  // Revenue is ranked within a currency, never across: the main currency's first (as the
+  // headline figures), then each other currency's own table.
+  const top = topRows(products.topByRevenue || []);
+  const others = (products.topByRevenueByCurrency || [])
+    .filter((c) => c.currency !== products.currency)
+    .map((c) =>
+      table(`top-revenue-${c.currency}`, `By revenue in ${c.currency}`, ["Product", "Units", "Revenue"], topRows(c.topByRevenue), ""),
+    );
   const viewed = (products.viewToPurchase || []).map((p) =>
     el(
       "tr",
@@ -353,8 +364,10 @@ function drawProducts(products) {
       el("td", { class: "num" }, percent(p.rate)),
     ),
   );
+  const caption = products.currency ? `By revenue in ${products.currency}` : "By revenue";
   $("top-products").replaceChildren(
-    table("top-revenue", "By revenue", ["Product", "Units", "Revenue"], top, "No sales in this range."),
+    table("top-revenue", caption, ["Product", "Units", "Revenue"], top, "No sales in this range."),
+    ...others,
     table("view-to-purchase", "Views to purchases", ["Product", "Views", "Purchases", "Rate"], viewed, "No product views in this range."),
   );
   const low = (products.lowStock || []).map((p) =>
