@@ -39,6 +39,20 @@ _EXPONENTS: dict[str, int] = {
     "CLF": 4,
     "UYW": 4,
 }
+# ISO 4217's currencies (and funds) with a minor unit, the ones a price can be in: the
+# codes with none (gold XAU, the SDR XDR, the test code XTS, XXX) and the withdrawn
+# ones (HRK, CUC) are not. A currency is 2 decimals unless _EXPONENTS says otherwise.
+_ISO_4217_CODES = """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL
+    BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK
+    DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR
+    ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD
+    LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK
+    NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD
+    SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX
+    USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL
+"""
+ISO_4217 = frozenset(_ISO_4217_CODES.split())
 DEFAULT_CURRENCY = "USD"
 
 
@@ -50,6 +64,15 @@ def normalize_currency(code: str) -> str:
     code = code.strip().upper()
     if len(code) != 3 or not code.isalpha() or not code.isascii():
         raise MoneyError(f"not an ISO 4217 currency code: {code!r}")
+    return code
+
+
+def price_currency(code: str) -> str:
+    """``code`` normalised, if a price can be in it (``ISO_4217``): what staff may price a
+    product or a coupon in, so that every amount shown has its right number of decimals."""
+    code = normalize_currency(code)
+    if code not in ISO_4217:
+        raise MoneyError(f"not an ISO 4217 currency with minor units: {code!r}")
     return code
 
 

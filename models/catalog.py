@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from core.money import MoneyError, normalize_currency
+from core.money import MoneyError, price_currency
 from models.base import CamelModel, Page, created_at_field, one_line, updated_at_field
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -195,7 +195,7 @@ class ProductFields(CamelModel):
     @classmethod
     def _currency(cls, value: str) -> str:
         try:
-            return normalize_currency(value)
+            return price_currency(value)
         except MoneyError as exc:
             raise ValueError(str(exc)) from exc
 

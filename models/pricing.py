@@ -13,7 +13,7 @@ from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from core.money import MoneyError, normalize_currency
+from core.money import MoneyError, price_currency
 from models.base import CamelModel, IsoDatetime, created_at_field, updated_at_field
 
 
@@ -167,7 +167,7 @@ class CouponCreate(_Value):
     @classmethod
     def _currency(cls, value: str) -> str:
         try:
-            return normalize_currency(value)
+            return price_currency(value)
         except MoneyError as exc:
             raise ValueError(str(exc)) from exc
 

@@ -4,7 +4,15 @@ from decimal import Decimal
 
 import pytest
 
-from core.money import Money, MoneyError, allocate, exponent, percent_of, round_half_even
+from core.money import (
+    Money,
+    MoneyError,
+    allocate,
+    exponent,
+    percent_of,
+    price_currency,
+    round_half_even,
+)
 
 
 def test_percent_of_rounds_half_to_even() -> None:
@@ -66,3 +74,27 @@ def test_money_formats_plainly() -> None:
     assert Money(9999, "USD").format() == "99.99 USD"
     assert Money(5, "JPY").format() == "5 JPY"
     assert Money(-1050, "EUR").format() == "-10.50 EUR"
+
+
+def test_a_price_is_in_an_iso_4217_currency_with_minor_units() -> None:
+    assert price_currency(" jpy ") == "JPY"
+    assert {price_currency(c) for c in ("USD", "KWD", "CLF", "XOF")} == {
+        "USD",
+        "KWD",
+        "CLF",
+        "XOF",
+    }
+    # Gold, the SDR and the test code have no minor unit; ZZZ and HRK (withdrawn) are none.
+    for code in ("XAU", "XDR", "XTS", "XXX", "ZZZ", "HRK"):
+        with pytest.raises(MoneyError):
+            price_currency(code)
+
+
+def test_money_formats_with_the_iso_4217_exponent() -> None:
+    assert [Money(1234, c).format() for c in ("USD", "JPY", "KWD", "CLF", "UYI")] == [
+        "12.34 USD",
+        "1234 JPY",
+        "1.234 KWD",
+        "0.1234 CLF",
+        "1234 UYI",
+    ]
