@@ -192,6 +192,11 @@ async def test_coupon_checks_say_why(
     euros = await _coupon(client, staff, kind="fixed", percent=None, amount=500, currency="EUR")
     assert (await _check(client, euros, 5000))["reason"] == "coupon_currency_mismatch"
     assert (await _check(client, euros, 5000, body={"currency": "EUR"}))["discount"] == 500
+    # Only a currency a price can be in (ISO 4217, with minor units): not gold.
+    gold = {"code": unique_slug("AU"), "kind": "fixed", "amount": 500, "currency": "XAU"}
+    refused = await client.post("/api/coupons", headers=staff, json=gold)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "validation_error"
     off = await _coupon(client, staff)
     assert (
         await client.patch(f"/api/coupons/{off}", headers=staff, json={"active": False})
