@@ -335,10 +335,14 @@ def _active(
 
 
 def _main_currency(money: dict[str, Money]) -> str | None:
-    """The currency with the most revenue (None: no money at all). With none in the
-    range, the previous period's: a shop that sold nothing compares its nothing with what
-    it sold then, not with the default currency's nothing."""
-    return max(money, key=lambda c: (money[c].revenue, c)) if money else None
+    """The currency with the most orders (None: no money at all); a tie goes to the
+    default currency, then the last code. Never the most revenue: minor units of two
+    currencies are not comparable (5,000 yen, about 33 dollars, beat 30.00 USD). With
+    none in the range, the previous period's: a shop that sold nothing compares its
+    nothing with what it sold then, not with the default currency's nothing."""
+    if not money:
+        return None
+    return max(money, key=lambda c: (money[c].orders, c == DEFAULT_CURRENCY, c))
 
 
 def _top(

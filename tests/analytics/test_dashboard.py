@@ -477,3 +477,42 @@ async def test_revenue_is_ranked_within_a_currency_never_across(
         (c.currency, [(p.product_id, p.revenue) for p in c.top_by_revenue])
         for c in board.products.top_by_revenue_by_currency
     ] == [("JPY", [(yen, 5000)]), ("USD", [(big, 30000), (small, 2000)])]
+
+
+async def test_the_main_currency_is_the_one_with_most_orders(
+    db_sessions: SessionFactory,
+) -> None:
+    """A week of May 2023: two USD orders (30.00 in all) and one of 5,000 yen (about 33
+    dollars). USD is the main currency: most orders. By the most revenue it was JPY, the
+    yen's 5,000 minor units against the dollars' 3,000, and the headline, the series and
+    the top products were the yen's."""
+    day = datetime(2023, 5, 9, 10, tzinfo=UTC)
+    async with db_sessions() as session:
+        buyer = await rows.user(session)
+        for total in (1000, 2000):
+            lines = [(new_id(IdPrefix.PRODUCT), 1, total)]
+            await rows.order(session, user_id=buyer.id, at=day, total=total, lines=lines)
+        await rows.order(
+            session,
+            user_id=buyer.id,
+            at=day,
+            total=5000,
+            lines=[(new_id(IdPrefix.PRODUCT), 1, 5000)],
+            currency="JPY",
+        )
+        await session.commit()
+    start = datetime(2023, 5, 8, tzinfo=UTC)
+    await RollupService(db_sessions).recompute(
+        [start + timedelta(hours=h) for h in range(7 * 24)], []
+    )
+    span = resolve_range(None, start, start + timedelta(days=7), now=start + timedelta(days=7))
+    async with db_sessions() as session:
+        board = await PostgresAnalyticsStore(session).dashboard(
+            DashboardQuery(range=span, compare=False, now=span.end)
+        )
+    assert (board.sales.currency, board.sales.revenue, board.sales.orders) == ("USD", 3000, 2)
+    assert (board.series.currency, board.products.currency) == ("USD", "USD")
+    assert [(c.currency, c.revenue, c.orders) for c in board.sales.by_currency] == [
+        ("JPY", 5000, 1),
+        ("USD", 3000, 2),
+    ]
