@@ -7,6 +7,7 @@ import re
 import httpx
 
 from api.routes.dashboard_page import CONTENT_SECURITY_POLICY
+from core.money import _EXPONENTS
 
 
 async def test_the_page_loads_without_signing_in_under_a_strict_policy(
@@ -67,3 +68,17 @@ async def test_an_unchanged_file_answers_304_and_an_unknown_one_404(
         assert missing.status_code == 404, name
         assert missing.headers["content-type"] == "application/problem+json"
         assert missing.json()["code"] == "asset_not_found"
+
+
+async def test_the_page_reads_minor_units_with_the_servers_exponents(
+    client: httpx.AsyncClient,
+) -> None:
+    """The page's table of ISO 4217 exponents is the server's (``core.money``): amounts
+    are read in the minor units they were written in. It used Intl's (CLDR's) digits,
+    which differ (HUF, IDR, IQD, ...); the browser test checks the page's figures."""
+    script = (await client.get("/dashboard/assets/format.js")).text
+    table = re.search(r"const EXPONENTS = \{(.*?)\};", script, flags=re.DOTALL)
+    assert table is not None
+    pairs = re.findall(r"([A-Z]{3}): ([0-9])", table.group(1))
+    assert {code: int(e) for code, e in pairs} == _EXPONENTS
+    assert len(pairs) == len(_EXPONENTS)

@@ -22,6 +22,7 @@ import pytest
 from playwright.async_api import Page, Response
 from temporalio.client import Client
 
+from core.money import ISO_4217, Money, exponent
 from temporal.schedules import ANALYTICS_ROLLUP
 from tests.browser.conftest import WatchedPage
 from tests.e2e.conftest import SHOP, DevRun, clean_env, running_stack
@@ -237,4 +238,30 @@ async def test_a_customer_is_told_the_dashboard_is_for_staff(
     await message.wait_for(state="visible")
     assert "not a staff account" in await message.inner_text()
     assert await page.locator("#board").is_hidden()
+    assert watched_page.errors == []
+
+
+async def test_the_page_reads_minor_units_with_the_iso_4217_exponent(
+    stack: DevRun, watched_page: WatchedPage
+) -> None:
+    """1,234,567 minor units of every currency a price can be in, as the page writes
+    them: as many decimals as the server's exponent (``core.money``). The page took
+    Intl's (CLDR's) digits: 1,234.56 HUF read 123,456 and 1.234 IQD read 1,234."""
+    page = watched_page.page
+    await page.goto(f"{stack.api}/dashboard")
+    codes = sorted(ISO_4217)
+    shown: list[str] = await page.evaluate(
+        """async (codes) => {
+            const { money } = await import("/dashboard/assets/format.js");
+            return codes.map((c) => money(1234567, c));
+        }""",
+        codes,
+    )
+    for code, text in zip(codes, shown, strict=True):
+        digits = exponent(code)
+        number = re.search(r"[0-9][0-9,]*(?:\.([0-9]+))?", text)
+        assert number is not None, (code, text)
+        assert len(number.group(1) or "") == digits, (code, text)
+        major = Money(1234567, code).format().split(" ")[0]
+        assert number.group(0).replace(",", "") == major, (code, text)
     assert watched_page.errors == []

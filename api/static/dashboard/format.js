@@ -2,13 +2,18 @@
 
 const LOCALE = "en-US";
 
+// ISO 4217 minor-unit exponents that differ from 2: the server's own (core/money.py
+// _EXPONENTS, which a test holds this to). Amounts arrive in these minor units; Intl's
+// digits are CLDR's, which differ (HUF and IDR 0, IQD 0 where ISO says 2, 2 and 3), and
+// read that way 1,234.56 HUF showed as 123,456.
+const EXPONENTS = {
+  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0,
+  UYI: 0, VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0, BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3,
+  OMR: 3, TND: 3, CLF: 4, UYW: 4,
+};
+
 export function fractionDigits(currency) {
-  try {
-    return new Intl.NumberFormat(LOCALE, { style: "currency", currency }).resolvedOptions()
-      .maximumFractionDigits;
-  } catch {
-    return 2;
-  }
+  return EXPONENTS[currency] ?? 2;
 }
 
 export function money(minor, currency) {
