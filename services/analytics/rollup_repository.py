@@ -57,7 +57,9 @@ WHERE a.received_at > :since AND a.properties ? 'orderId'
 """
 # A refund that failed later (``payment.refund_failed``: the card's bank sent it back) is
 # counted back at the hour it failed, as a refund counts at the hour it was made: the
-# refund's own outbox row may have been pruned by then, its hour is never recomputed.
+# refund's own outbox row may have been pruned by then, its hour is never recomputed. A
+# failure that gives nothing back (``amount`` 0: a refund whose answer was lost, never
+# announced as ``payment.refunded``, so never counted) takes no refund off the count.
 REFUND_TYPES = "('payment.refunded', 'payment.refund_failed')"
 TOUCHED_REFUND_HOURS = f"""
 SELECT DISTINCT date_trunc('hour', created_at, 'UTC') FROM outbox
@@ -141,7 +143,9 @@ REFUNDS = f"""
 INSERT INTO analytics_refund_hourly (hour, currency, refunds, amount)
 SELECT CAST(:start AS timestamptz), data ->> 'currency',
        count(*) FILTER (WHERE type = 'payment.refunded')
-         - count(*) FILTER (WHERE type = 'payment.refund_failed'),
+         - count(*) FILTER (
+             WHERE type = 'payment.refund_failed' AND (data ->> 'amount')::bigint > 0
+         ),
        sum(CASE type WHEN 'payment.refunded' THEN 1 ELSE -1 END * (data ->> 'amount')::bigint)
 FROM outbox
 WHERE type IN {REFUND_TYPES} AND created_at >= :start AND created_at < :end

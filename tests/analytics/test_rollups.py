@@ -153,6 +153,36 @@ async def test_a_refund_that_failed_later_is_counted_back_at_the_hour_it_failed(
     assert sum(int(str(r[3])) for r in rolled) == 1000
 
 
+async def test_a_refund_never_counted_that_failed_is_not_counted_back(
+    db_sessions: SessionFactory,
+) -> None:
+    """A staff refund whose answer was lost and that bounced before its retry: never
+    announced as ``payment.refunded`` (never counted), its ``payment.refund_failed``
+    gives back nothing (``amount`` 0). The hour counts no refund back: it counted -1
+    refund for one that had never been counted."""
+    made, failed = datetime(2025, 4, 9, 10, tzinfo=UTC), datetime(2025, 4, 9, 12, tzinfo=UTC)
+    async with db_sessions() as session:
+        session.add_all(
+            [
+                rows.refund("ord_rn1", amount=1000, currency="USD", at=made + timedelta(minutes=5)),
+                rows.refund_failed(
+                    "ord_rn2", amount=0, currency="USD", at=failed + timedelta(minutes=7)
+                ),
+            ]
+        )
+        await session.commit()
+    await RollupService(db_sessions).recompute([], [made, failed])
+    async with db_sessions() as session:
+        rolled = await _rows(
+            session,
+            "SELECT hour, currency, refunds, amount FROM analytics_refund_hourly "
+            "WHERE hour >= :start AND hour < :end ORDER BY hour",
+            start=made,
+            end=failed + timedelta(hours=1),
+        )
+    assert rolled == [(made, "USD", 1, 1000), (failed, "USD", 0, 0)]
+
+
 async def test_recomputing_an_hour_twice_gives_the_same_rows(db_sessions: SessionFactory) -> None:
     hour = datetime(2025, 3, 1, 10, tzinfo=UTC)
     async with db_sessions() as session:
