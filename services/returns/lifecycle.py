@@ -321,7 +321,8 @@ class ReturnSteps:
         order_id, payload = await announced(
             session,
             request,
-            f"return settled by staff: {amount} {request.currency} refunded of {owed}",
+            f"return settled by staff: {Money(amount, request.currency).format()} refunded "
+            f"of {Money(owed, request.currency).format()}",
             {
                 "amount": amount,
                 "currency": request.currency,
