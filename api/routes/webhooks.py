@@ -26,6 +26,7 @@ from services.webhooks.deliveries import (
     WebhookDeliveryAdmin,
     WebhookDeliveryNotFailed,
     WebhookDeliveryNotFound,
+    WebhookEndpointDisabled,
 )
 from services.webhooks.destinations import DestinationPolicy
 from services.webhooks.endpoints import (
@@ -312,7 +313,9 @@ async def list_deliveries(
                 }
             }
         },
-        **problem_responses(WebhookDeliveryNotFound, WebhookDeliveryNotFailed),
+        **problem_responses(
+            WebhookDeliveryNotFound, WebhookDeliveryNotFailed, WebhookEndpointDisabled
+        ),
     },
 )
 async def retry_delivery(
@@ -323,7 +326,8 @@ async def retry_delivery(
 ) -> WebhookDeliveryPublic:
     """The failed delivery goes back to `pending` (its `generation` bumped) and is sent
     again at once, with the same `webhook-id` and its own retries. Only a `failed` one:
-    another answers 409 `webhook_delivery_not_failed`."""
+    another answers 409 `webhook_delivery_not_failed`; while its endpoint is disabled, 409
+    `webhook_endpoint_disabled` (re-enable it first: a disabled endpoint gets nothing)."""
     delivery, start = await WebhookDeliveryAdmin(session).retry(
         delivery_id, WebhookWorkflows(state.temporal, state.settings)
     )

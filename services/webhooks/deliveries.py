@@ -23,6 +23,11 @@ class WebhookDeliveryNotFailed(Conflict):
     title = "Only a failed delivery can be retried"
 
 
+class WebhookEndpointDisabled(Conflict):
+    code = "webhook_endpoint_disabled"
+    title = "The delivery's endpoint is disabled: re-enable it first"
+
+
 class WebhookDeliveryAdmin:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -46,13 +51,23 @@ class WebhookDeliveryAdmin:
         self, delivery_id: str, workflows: WebhookWorkflows
     ) -> tuple[WebhookDeliveryPublic, WorkflowStart]:
         """The failed delivery back to pending in a new generation, its workflow's start
-        recorded (the caller starts it after the commit). Same ``webhook-id``."""
+        recorded (the caller starts it after the commit). Same ``webhook-id``. Not while
+        its endpoint is disabled: the send would be refused at once (a disabled endpoint
+        gets nothing) and the delivery failed again."""
         delivery = await self._deliveries.get(delivery_id)
         if delivery is None:
             raise WebhookDeliveryNotFound(f"No webhook delivery {delivery_id}")
         if delivery.status != WebhookStatus.FAILED:
             raise WebhookDeliveryNotFailed(
                 f"Delivery {delivery_id} is {delivery.status}", status=delivery.status
+            )
+        endpoint = await WebhookEndpointService(self._session).get(delivery.endpoint_id)
+        if not endpoint.enabled:
+            raise WebhookEndpointDisabled(
+                f"Endpoint {endpoint.id} is disabled ({endpoint.disabled_reason}): re-enable "
+                "it, then retry the delivery",
+                endpointId=endpoint.id,
+                disabledReason=endpoint.disabled_reason,
             )
         delivery = await self._deliveries.send_again(delivery)
         start = WebhookWorkflows.request_start(

@@ -1,7 +1,8 @@
 """An endpoint that keeps failing is disabled, and staff are told.
 
 Each delivery given up (all its attempts failed, or refused for good) counts against its
-endpoint; a delivered one ends the count. Once ``WEBHOOK_DISABLE_AFTER_FAILURES``
+endpoint while it is enabled (one given up because staff disabled it does not); a
+delivered one ends the count. Once ``WEBHOOK_DISABLE_AFTER_FAILURES``
 deliveries in a row have failed and the first of them failed at least
 ``WEBHOOK_DISABLE_AFTER_SECONDS`` ago, the endpoint is disabled with the reason and the
 time, and ``webhook_endpoint.disabled`` is published for the staff alert email, all in

@@ -50,10 +50,16 @@ class WebhookEndpointRepository:
 
     async def count_failure(self, endpoint_id: str, at: datetime) -> WebhookEndpoint | None:
         """One more failed delivery in the endpoint's current run of them (which started
-        ``at`` if this is its first); the endpoint as it is now, None if it is gone."""
+        ``at`` if this is its first); the endpoint as it is now, None if it is gone or
+        disabled. A disabled endpoint counts nothing: its deliveries in flight fail
+        because it is disabled, not because it failed them (re-enabling starts a new
+        count anyway)."""
         result = await self.session.exec(
             update(WebhookEndpoint)
-            .where(col(WebhookEndpoint.id) == endpoint_id)
+            .where(
+                col(WebhookEndpoint.id) == endpoint_id,
+                col(WebhookEndpoint.enabled).is_(True),
+            )
             .values(
                 consecutive_failures=col(WebhookEndpoint.consecutive_failures) + 1,
                 failing_since=func.coalesce(col(WebhookEndpoint.failing_since), at),

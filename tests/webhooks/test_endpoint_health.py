@@ -14,16 +14,20 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import SessionFactory, create_session_factory, transaction
+from core.errors import Conflict
 from core.events import EventType
 from core.settings import Settings
 from models.webhooks import WebhookEndpoint, WebhookEndpointUpdate
 from services.email import EmailService
 from services.events.handlers.webhooks import webhook_disabled_alert
 from services.events.handling import handle_once
+from services.webhooks.deliveries import WebhookDeliveryAdmin
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
 from services.webhooks.endpoints import WebhookEndpointService, new_secret
 from services.webhooks.repository import WebhookEndpointRepository
 from services.webhooks.sending import WebhookSender, webhook_client
+from temporal.clients.connection import TemporalConnection
+from temporal.clients.webhooks import WebhookWorkflows
 from tests.events.conftest import MailApi, emails, mail_api
 from tests.factories import unique_email
 from tests.fulfillment_rows import published
@@ -105,7 +109,8 @@ async def test_too_many_failures_for_too_long_disable_the_endpoint_once(
         assert row.disabled_at is not None
         assert row.disabled_at >= since
         assert row.disabled_reason == (f"4 consecutive failed deliveries since {since.isoformat()}")
-        assert await give_up(events[4])  # one more in flight: counted, no second alert
+        assert await give_up(events[4])  # one more in flight: failed, not counted, no alert
+        assert (await _read(db_sessions, endpoint_id)).consecutive_failures == 4
 
     async with db_sessions() as session:
         [event] = await published(session, endpoint_id, EventType.WEBHOOK_ENDPOINT_DISABLED)
@@ -170,3 +175,47 @@ async def test_staff_are_emailed_once_when_an_endpoint_is_disabled(
     assert mail["subject"] == "Webhook endpoint disabled: https://erp.example.com/in"
     assert "Reason: 3 consecutive failed deliveries since " in mail["text"]
     assert f"/api/admin/webhooks/{endpoint_id}" in mail["text"]
+
+
+async def test_a_disabled_endpoint_counts_no_failures_and_is_re_enabled_before_a_retry(
+    db_sessions: SessionFactory, settings: Settings
+) -> None:
+    """Staff pause an endpoint with a delivery still retrying: that delivery fails because
+    the endpoint is disabled, which is no failure of the endpoint's (not counted), and an
+    operator's retry is refused (409 ``webhook_endpoint_disabled``) until it is enabled
+    again: before, the retry was accepted, refused by the send at once, failed again and
+    counted against the endpoint."""
+    events = [f"evt_{uuid4().hex[:12]}" for _ in range(2)]
+    endpoint_id = await _endpoint(db_sessions, "https://hooks.example.com/paused", events)
+    workflows = WebhookWorkflows(TemporalConnection.from_settings(settings), settings)
+    async with webhook_client(settings) as http:
+        sender = WebhookSender(db_sessions, http, settings)
+        assert await sender.give_up(events[0], endpoint_id, 0, "HTTP 500")
+        async with transaction(db_sessions) as session:
+            await WebhookEndpointService(session).update(
+                endpoint_id, WebhookEndpointUpdate(enabled=False)
+            )
+        # Its next attempt is refused (``send``: the endpoint is disabled), and given up.
+        assert await sender.give_up(
+            events[1], endpoint_id, 0, "webhook_rejected: the endpoint is disabled"
+        )
+    row = await _read(db_sessions, endpoint_id)
+    assert (row.enabled, row.consecutive_failures) == (False, 1)
+
+    async with db_sessions() as session:
+        found = await WebhookDeliveryRepository(session).target(events[1], endpoint_id)
+    assert found is not None
+    delivery_id = found[0].id
+    async with transaction(db_sessions) as session:
+        with pytest.raises(Conflict) as refused:
+            await WebhookDeliveryAdmin(session).retry(delivery_id, workflows)
+    assert refused.value.code == "webhook_endpoint_disabled"
+    assert refused.value.extra["endpointId"] == endpoint_id
+
+    async with transaction(db_sessions) as session:
+        await WebhookEndpointService(session).update(
+            endpoint_id, WebhookEndpointUpdate(enabled=True)
+        )
+        again, start = await WebhookDeliveryAdmin(session).retry(delivery_id, workflows)
+    assert (again.status, again.generation) == ("pending", 1)
+    assert start.workflow_id == f"webhook-{events[1]}-{endpoint_id}-1"
