@@ -345,7 +345,7 @@ class Settings(BaseSettings):
     webhook_retry_initial_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_max_interval_seconds: float = Field(default=600.0, gt=0)
     webhook_max_attempts: int = Field(default=8, ge=1)
-    # How long one request may take, connecting included.
+    # How long one request may take in all, the DNS lookup to the answer's status.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # An endpoint whose deliveries failed WEBHOOK_DISABLE_AFTER_FAILURES times in a row
     # (each after all its attempts), the first of them at least WEBHOOK_DISABLE_AFTER_SECONDS

@@ -15,6 +15,7 @@ counts it against the endpoint (``health``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -46,8 +47,10 @@ log = logging.getLogger(__name__)
 
 # Statuses of 4xx that are worth retrying (Standard Webhooks and common practice).
 RETRYABLE_4XX = frozenset({408, 429})
-# The start of a response body kept in the attempt's error.
+# The start of a response body kept in the attempt's error, and the most bytes read for
+# it: an endpoint may answer a huge (or endless) body, which is never read whole.
 ERROR_BODY_CHARS = 200
+ERROR_BODY_BYTES = 4 * ERROR_BODY_CHARS
 
 
 def webhook_client(
@@ -57,7 +60,8 @@ def webhook_client(
     verify: ssl.SSLContext | bool = True,
 ) -> httpx.AsyncClient:
     """A worker's one client for webhook endpoints: no redirects followed (a 3xx is a
-    failure to fix at the endpoint), the configured timeout for each request, and no
+    failure to fix at the endpoint), the configured timeout for each phase of a request
+    (``WebhookSender`` bounds the whole), answers asked uncompressed, and no
     connection kept for another request: each send connects to the address it has just
     checked, and a pooled connection (keyed by that address) could otherwise carry a
     request for another host name sharing the address over a TLS session verified for
@@ -66,7 +70,7 @@ def webhook_client(
     client = httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds,
         follow_redirects=False,
-        headers={"user-agent": "Shopweave-Webhooks/1"},
+        headers={"user-agent": "Shopweave-Webhooks/1", "accept-encoding": "identity"},
         limits=httpx.Limits(max_keepalive_connections=0),
         verify=verify,
     )
@@ -102,6 +106,7 @@ class WebhookSender:
         self._http = http
         self._destinations = DestinationPolicy.of(settings)
         self._health = EndpointHealth(settings)
+        self._timeout = settings.webhook_timeout_seconds
 
     async def send(self, event_id: str, endpoint_id: str, generation: int) -> SendOutcome:
         async with autocommit(self._sessions) as session:
@@ -144,7 +149,17 @@ class WebhookSender:
         raise WebhookSendFailed(answer.error, status_code=answer.status_code)
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
-        """POST to the address ``url`` resolves to now, once it is checked."""
+        """POST to the address ``url`` resolves to now, once it is checked, within
+        WEBHOOK_TIMEOUT_SECONDS in all: the client's timeout bounds each read, so an
+        endpoint trickling its answer a byte at a time would otherwise hold the attempt
+        until the activity's timeout, unrecorded."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._post_checked(url, body, headers)
+        except TimeoutError:
+            return Answer(None, f"timeout: no answer within {self._timeout:g} s")
+
+    async def _post_checked(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         try:
             targets = await pinned(url, self._destinations)
         except DestinationBlocked as blocked:
@@ -153,24 +168,19 @@ class WebhookSender:
             return Answer(None, f"DNS: {unresolved}")
         for target in targets:
             try:
-                response = await self._http.post(
+                async with self._http.stream(
+                    "POST",
                     target.url,
                     content=body,
                     headers=headers | target.headers,
                     extensions=target.extensions,
-                )
-                break
+                ) as response:
+                    return await _answer(response)
             except httpx.ConnectError as exc:
                 failure = exc  # the host's next address, if it has one
             except httpx.HTTPError as exc:
                 return Answer(None, f"{type(exc).__name__}: {exc}"[:500])
-        else:
-            return Answer(None, f"{type(failure).__name__}: {failure}"[:500])
-        code = response.status_code
-        if response.is_success:
-            return Answer(code, None)
-        error = f"HTTP {code}: {response.text[:ERROR_BODY_CHARS]}".strip()
-        return Answer(code, error, permanent=400 <= code < 500 and code not in RETRYABLE_4XX)
+        return Answer(None, f"{type(failure).__name__}: {failure}"[:500])
 
     async def give_up(self, event_id: str, endpoint_id: str, generation: int, error: str) -> bool:
         """The delivery is failed with its last error (if still pending in ``generation``),
@@ -202,6 +212,25 @@ class Answer:
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def _answer(response: httpx.Response) -> Answer:
+    """How the endpoint answered, from its status and (for a failure) the start of its
+    body: a success's body is not read, a failure's only up to ERROR_BODY_BYTES."""
+    code = response.status_code
+    if response.is_success:
+        return Answer(code, None)
+    kept = b""
+    try:
+        async for chunk in response.aiter_bytes():
+            kept += chunk
+            if len(kept) >= ERROR_BODY_BYTES:
+                break
+    except httpx.HTTPError:
+        pass  # the status is the answer; the body is only its explanation
+    text = kept[:ERROR_BODY_BYTES].decode(response.encoding or "utf-8", errors="replace")
+    error = f"HTTP {code}: {text[:ERROR_BODY_CHARS]}".strip()
+    return Answer(code, error, permanent=400 <= code < 500 and code not in RETRYABLE_4XX)
 
 
 def signing_secrets(endpoint: WebhookEndpoint) -> list[str]:
