@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field as PydanticField
-from pydantic import StrictInt, model_validator
+from pydantic import StrictInt, StringConstraints, model_validator
 from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, String, Text
 from sqlmodel import Field, SQLModel
 
@@ -151,8 +152,13 @@ class ReturnCreate(CamelModel):
     note: str | None = PydanticField(default=None, max_length=1000)
 
 
+# Staff's words on a decision (a decline's reason, a settlement's note): something to
+# read, so blank is refused at the edge (422), not left to the workflow's validator (a 409).
+StaffText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
 class ReturnDecline(CamelModel):
-    reason: str = PydanticField(min_length=1, max_length=1000, examples=["worn, not returnable"])
+    reason: StaffText = PydanticField(examples=["worn, not returnable"])
 
 
 class ReturnSettle(CamelModel):
@@ -163,9 +169,7 @@ class ReturnSettle(CamelModel):
         "most the amount fixed at receipt and what is left to refund",
         examples=[787],
     )
-    note: str = PydanticField(
-        min_length=1, max_length=1000, examples=["refunded 30.00 by phone on 12-05; the rest now"]
-    )
+    note: StaffText = PydanticField(examples=["refunded 30.00 by phone on 12-05; the rest now"])
 
 
 class ReturnReceiveLine(CamelModel):

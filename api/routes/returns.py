@@ -177,9 +177,10 @@ async def get_return(
 ) -> ReturnPublic:
     """Its status (`requested`, `approved`, `declined`, `received`, `refunded`,
     `closed`, `cancelled`), lines with what was received, the label and the refund.
-    Someone else's return is 404."""
+    Someone else's return is 404 (staff see any, as `GET /api/admin/returns/{id}`)."""
     service = _returns(state, session)
-    return await service.public(await service.get(return_id, user_id=caller.user.id))
+    user_id = None if caller.is_staff else caller.user.id
+    return await service.public(await service.get(return_id, user_id=user_id))
 
 
 # --- staff ------------------------------------------------------------------------------
@@ -308,7 +309,8 @@ async def decline_return(
     response: Response,
 ) -> ReturnPublic:
     """Decline a `requested` return with a `reason` (the customer is emailed it). 409
-    `return_not_requested` once decided; 422 without a reason."""
+    `return_not_requested` once decided; 422 `validation_error` without a reason (blank
+    counts as none)."""
     service = _returns(state, session)
     request = await service.get(return_id)
     _expect(request, ReturnStatus.REQUESTED, "return_not_requested")

@@ -50,6 +50,10 @@ async def test_staff_list_filter_and_read_returns(
     assert (missing.status_code, missing.json()["code"]) == (404, "return_not_found")
     of_order = await client.get(f"/api/orders/{order.id}/returns", headers=staff)
     assert [r["id"] for r in of_order.json()] == made
+    # Staff read any customer's return where the customer reads it, as the README says.
+    as_customer_reads = await client.get(f"/api/returns/{made[0]}", headers=staff)
+    assert as_customer_reads.status_code == 200, as_customer_reads.text
+    assert as_customer_reads.json() == one.json()
 
     # Customers are not staff; bodies are checked before the workflow is asked.
     assert (await client.get("/api/admin/returns", headers=headers)).status_code == 403
@@ -59,6 +63,15 @@ async def test_staff_list_filter_and_read_returns(
         f"/api/admin/returns/{made[0]}/decline", headers=staff, json={"reason": ""}
     )
     assert blank.status_code == 422
+    spaces = await client.post(
+        f"/api/admin/returns/{made[0]}/decline", headers=staff, json={"reason": "  \n "}
+    )
+    assert (spaces.status_code, spaces.json()["code"]) == (422, "validation_error")
+    assert spaces.json()["errors"][0]["field"] == "reason"
+    blank_note = await client.post(
+        f"/api/admin/returns/{made[0]}/settle", headers=staff, json={"amount": 0, "note": " "}
+    )
+    assert (blank_note.status_code, blank_note.json()["code"]) == (422, "validation_error")
     negative = await client.post(
         f"/api/admin/returns/{made[0]}/receive",
         headers=staff,
