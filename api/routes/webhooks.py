@@ -178,9 +178,9 @@ async def update_endpoint(
 ) -> WebhookEndpointPublic:
     """Change the fields sent (`url`, `eventTypes`, `description`, `enabled`), checked as
     on create; the others stay. `enabled: false` records `disabledAt` and
-    `disabledReason` ("disabled by staff"); `enabled: true` clears them and resets
-    `consecutiveFailures` (also for an endpoint disabled after too many failed
-    deliveries)."""
+    `disabledReason` ("disabled by staff"); `enabled: true` on a disabled endpoint clears
+    them and resets `consecutiveFailures` (also for one disabled after too many failed
+    deliveries); on an enabled endpoint it changes nothing, its run of failures kept."""
     return await WebhookEndpointService(session, DestinationPolicy.of(state.settings)).update(
         endpoint_id, body
     )

@@ -109,8 +109,11 @@ class WebhookEndpointService:
             row.event_types = checked_types(body.event_types)
         if body.description is not None:
             row.description = body.description
-        if body.enabled is True:
-            # A fresh start: the failures that disabled it are forgotten.
+        if body.enabled is True and not row.enabled:
+            # A fresh start: the failures that disabled it are forgotten. An endpoint
+            # already enabled keeps its run of failures: a client sending the whole
+            # endpoint back (``enabled: true`` with a new description) must not reset the
+            # count that disables an endpoint failing for days.
             row.enabled = True
             row.disabled_at = row.disabled_reason = row.failing_since = None
             row.consecutive_failures = 0

@@ -219,3 +219,34 @@ async def test_a_disabled_endpoint_counts_no_failures_and_is_re_enabled_before_a
         again, start = await WebhookDeliveryAdmin(session).retry(delivery_id, workflows)
     assert (again.status, again.generation) == ("pending", 1)
     assert start.workflow_id == f"webhook-{events[1]}-{endpoint_id}-1"
+
+
+async def test_enabled_true_on_an_enabled_endpoint_keeps_its_run_of_failures(
+    db_sessions: SessionFactory, settings: Settings
+) -> None:
+    """Only re-enabling a disabled endpoint starts its count again: before, any PATCH
+    carrying ``enabled: true`` (a client sending the whole endpoint back with a new
+    description) reset the failures of an endpoint that was never disabled, and one
+    failing for days was never disabled."""
+    events = [f"evt_{uuid4().hex[:12]}" for _ in range(2)]
+    endpoint_id = await _endpoint(db_sessions, "https://hooks.example.com/flaky", events)
+    async with webhook_client(settings) as http:
+        sender = WebhookSender(db_sessions, http, settings)
+        for event_id in events:
+            assert await sender.give_up(event_id, endpoint_id, 0, "HTTP 500")
+    since = (await _read(db_sessions, endpoint_id)).failing_since
+    assert since is not None
+
+    async with transaction(db_sessions) as session:
+        changed = await WebhookEndpointService(session).update(
+            endpoint_id, WebhookEndpointUpdate(description="ERP sync", enabled=True)
+        )
+    assert (changed.description, changed.enabled) == ("ERP sync", True)
+    assert (changed.consecutive_failures, changed.failing_since) == (2, since)
+
+    async with transaction(db_sessions) as session:
+        service = WebhookEndpointService(session)
+        await service.update(endpoint_id, WebhookEndpointUpdate(enabled=False))
+        again = await service.update(endpoint_id, WebhookEndpointUpdate(enabled=True))
+    assert (again.enabled, again.consecutive_failures, again.failing_since) == (True, 0, None)
+    assert (again.disabled_at, again.disabled_reason) == (None, None)
