@@ -120,3 +120,14 @@ class WebhookDeliveryPublic(CamelModel):
         """The row's public fields, read by name, with its attempts."""
         log = [WebhookAttemptPublic.model_validate(a, from_attributes=True) for a in attempts]
         return cls.model_validate({**row.model_dump(), "attempt_log": log})
+
+
+class WebhookRetriedFailed(CamelModel):
+    """What ``retry-failed`` sent again."""
+
+    retried: int = PydanticField(
+        description="Failed deliveries now pending again (a new generation each)", examples=[12]
+    )
+    more: bool = PydanticField(
+        description="Failed ones are left (at most 100 a call): call again", examples=[False]
+    )

@@ -12,7 +12,7 @@ from api.deps import DbSession, State, after_commit
 from api.problems import problem_responses
 from api.security import StaffUser
 from models.base import Page
-from models.webhook_deliveries import WebhookDeliveryPublic, WebhookStatus
+from models.webhook_deliveries import WebhookDeliveryPublic, WebhookRetriedFailed, WebhookStatus
 from models.webhooks import (
     SECRET_EXAMPLE,
     URL_EXAMPLE,
@@ -333,3 +333,29 @@ async def retry_delivery(
     )
     after_commit(session, partial(state.workflows.starts.start, start))
     return delivery
+
+
+@router.post(
+    "/{endpoint_id}/retry-failed",
+    summary="Send an endpoint's failed webhook deliveries again (staff)",
+    response_model=WebhookRetriedFailed,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        202: {"content": {"application/json": {"example": {"retried": 12, "more": False}}}},
+        **problem_responses(WebhookEndpointNotFound, WebhookEndpointDisabled),
+    },
+)
+async def retry_failed_deliveries(
+    endpoint_id: EndpointId, caller: StaffUser, session: DbSession, state: State
+) -> WebhookRetriedFailed:
+    """Every `failed` delivery of the endpoint (the oldest 100; `more: true` when failed
+    ones are left: call again) goes back to `pending` and is sent again at once, each as
+    `deliveries/{id}/retry` would (same `webhook-id`, `generation` bumped). For an
+    endpoint back from an outage, once re-enabled: 409 `webhook_endpoint_disabled` while
+    it is disabled."""
+    retried, starts = await WebhookDeliveryAdmin(session).retry_failed(
+        endpoint_id, WebhookWorkflows(state.temporal, state.settings)
+    )
+    for start in starts:
+        after_commit(session, partial(state.workflows.starts.start, start))
+    return retried

@@ -6,7 +6,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict, NotFound
 from models.base import Page
-from models.webhook_deliveries import WebhookDeliveryPublic, WebhookStatus
+from models.webhook_deliveries import (
+    WebhookDelivery,
+    WebhookDeliveryPublic,
+    WebhookRetriedFailed,
+    WebhookStatus,
+)
+from models.webhooks import WebhookEndpointPublic
 from models.workflow_starts import WorkflowStart
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
 from services.webhooks.endpoints import WebhookEndpointService
@@ -26,6 +32,10 @@ class WebhookDeliveryNotFailed(Conflict):
 class WebhookEndpointDisabled(Conflict):
     code = "webhook_endpoint_disabled"
     title = "The delivery's endpoint is disabled: re-enable it first"
+
+
+# Failed deliveries one ``retry-failed`` call sends again (call again while ``more``).
+RETRY_FAILED_LIMIT = 100
 
 
 class WebhookDeliveryAdmin:
@@ -61,18 +71,40 @@ class WebhookDeliveryAdmin:
             raise WebhookDeliveryNotFailed(
                 f"Delivery {delivery_id} is {delivery.status}", status=delivery.status
             )
-        endpoint = await WebhookEndpointService(self._session).get(delivery.endpoint_id)
-        if not endpoint.enabled:
-            raise WebhookEndpointDisabled(
-                f"Endpoint {endpoint.id} is disabled ({endpoint.disabled_reason}): re-enable "
-                "it, then retry the delivery",
-                endpointId=endpoint.id,
-                disabledReason=endpoint.disabled_reason,
-            )
+        _enabled(await WebhookEndpointService(self._session).get(delivery.endpoint_id))
         delivery = await self._deliveries.send_again(delivery)
-        start = WebhookWorkflows.request_start(
+        start = self._start(delivery, workflows)
+        attempts = await self._deliveries.attempts_of(delivery.id)
+        return WebhookDeliveryPublic.of(delivery, attempts), start
+
+    async def retry_failed(
+        self, endpoint_id: str, workflows: WebhookWorkflows, *, limit: int = RETRY_FAILED_LIMIT
+    ) -> tuple[WebhookRetriedFailed, list[WorkflowStart]]:
+        """Each failed delivery of the endpoint (the oldest ``limit``) retried as ``retry``
+        does, their starts recorded (the caller starts them after the commit); ``more``
+        when failed ones are left for another call. What an endpoint back from an outage
+        wants, once re-enabled: its failed deliveries, not one call each."""
+        _enabled(await WebhookEndpointService(self._session).get(endpoint_id))  # 404 too
+        failed = await self._deliveries.failed_of(endpoint_id, limit=limit + 1)
+        starts = [
+            self._start(await self._deliveries.send_again(delivery), workflows)
+            for delivery in failed[:limit]
+        ]
+        return WebhookRetriedFailed(retried=len(starts), more=len(failed) > limit), starts
+
+    def _start(self, delivery: WebhookDelivery, workflows: WebhookWorkflows) -> WorkflowStart:
+        return WebhookWorkflows.request_start(
             self._session,
             workflows.input(delivery.event_id, delivery.endpoint_id, delivery.generation),
         )
-        attempts = await self._deliveries.attempts_of(delivery.id)
-        return WebhookDeliveryPublic.of(delivery, attempts), start
+
+
+def _enabled(endpoint: WebhookEndpointPublic) -> None:
+    """A disabled endpoint gets nothing, a retry neither: it would fail again at once."""
+    if not endpoint.enabled:
+        raise WebhookEndpointDisabled(
+            f"Endpoint {endpoint.id} is disabled ({endpoint.disabled_reason}): re-enable it, "
+            "then retry its deliveries",
+            endpointId=endpoint.id,
+            disabledReason=endpoint.disabled_reason,
+        )

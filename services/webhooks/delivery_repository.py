@@ -150,6 +150,21 @@ class WebhookDeliveryRepository:
         )
         return result.one_or_none()
 
+    async def failed_of(self, endpoint_id: str, *, limit: int) -> list[WebhookDelivery]:
+        """The endpoint's failed deliveries, oldest first, at most ``limit``, locked."""
+        rows = await self.session.exec(
+            locked(
+                select(WebhookDelivery)
+                .where(
+                    col(WebhookDelivery.endpoint_id) == endpoint_id,
+                    col(WebhookDelivery.status) == WebhookStatus.FAILED,
+                )
+                .order_by(col(WebhookDelivery.id))
+                .limit(limit)
+            )
+        )
+        return list(rows.all())
+
     async def send_again(self, delivery: WebhookDelivery) -> WebhookDelivery:
         """A failed delivery back to pending, in a new generation."""
         delivery.status = WebhookStatus.PENDING

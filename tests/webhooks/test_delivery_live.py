@@ -264,6 +264,32 @@ async def test_a_400_fails_visibly_and_a_retry_sends_it_again(
     assert (missing.status_code, missing.json()["code"]) == (404, "webhook_delivery_not_found")
 
 
+async def test_an_endpoint_s_failed_deliveries_are_sent_again_in_one_call(
+    http: httpx.AsyncClient, staff: dict[str, str], made: list[str], hooks: Receiver
+) -> None:
+    """``retry-failed`` starts each failed delivery's new run after its commit: the
+    endpoint gets it again (same ``webhook-id``) and it ends delivered."""
+    hooks.script["outage"] = [400]
+    endpoint = await register(http, staff, made, hooks.url("outage"), ["order.created"])
+    _, order = await paid_order(http, staff)
+
+    async def failed() -> bool:
+        return bool(await deliveries(http, staff, endpoint["id"], status="failed"))
+
+    await eventually(failed)
+    [item] = await deliveries(http, staff, endpoint["id"], status="failed")
+    retried = await http.post(f"/api/admin/webhooks/{endpoint['id']}/retry-failed", headers=staff)
+    assert retried.status_code == 202, retried.text
+    assert retried.json() == {"retried": 1, "more": False}
+
+    async def delivered() -> bool:
+        return bool(await deliveries(http, staff, endpoint["id"], status="delivered"))
+
+    await eventually(delivered)
+    first, again = of_order(hooks.got("outage"), order["id"])
+    assert again.headers["webhook-id"] == first.headers["webhook-id"] == item["id"]
+
+
 async def test_a_slow_endpoint_does_not_hold_back_another(
     http: httpx.AsyncClient, staff: dict[str, str], made: list[str], hooks: Receiver
 ) -> None:

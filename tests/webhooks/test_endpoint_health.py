@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import SessionFactory, create_session_factory, transaction
-from core.errors import Conflict
+from core.errors import Conflict, NotFound
 from core.events import EventType
 from core.settings import Settings
 from models.webhooks import WebhookEndpoint, WebhookEndpointUpdate
@@ -250,3 +250,55 @@ async def test_enabled_true_on_an_enabled_endpoint_keeps_its_run_of_failures(
         again = await service.update(endpoint_id, WebhookEndpointUpdate(enabled=True))
     assert (again.enabled, again.consecutive_failures, again.failing_since) == (True, 0, None)
     assert (again.disabled_at, again.disabled_reason) == (None, None)
+
+
+async def test_an_endpoint_s_failed_deliveries_are_retried_together_once_it_is_enabled(
+    db_sessions: SessionFactory, settings: Settings
+) -> None:
+    """Back from an outage, an endpoint's failed deliveries are sent again in one call
+    (oldest first, ``more`` while some are left), not one call each; not while it is
+    disabled; a pending or delivered one is left alone."""
+    events = [f"evt_{uuid4().hex[:12]}" for _ in range(3)]
+    endpoint_id = await _endpoint(db_sessions, "https://hooks.example.com/back", events)
+    workflows = WebhookWorkflows(TemporalConnection.from_settings(settings), settings)
+    async with webhook_client(settings) as http:
+        sender = WebhookSender(db_sessions, http, settings)
+        for event_id in events[:2]:
+            assert await sender.give_up(event_id, endpoint_id, 0, "HTTP 503")
+    async with transaction(db_sessions) as session:
+        await WebhookEndpointService(session).update(
+            endpoint_id, WebhookEndpointUpdate(enabled=False)
+        )
+    async with transaction(db_sessions) as session:
+        with pytest.raises(Conflict) as refused:
+            await WebhookDeliveryAdmin(session).retry_failed(endpoint_id, workflows)
+    assert refused.value.code == "webhook_endpoint_disabled"
+
+    async with transaction(db_sessions) as session:
+        await WebhookEndpointService(session).update(
+            endpoint_id, WebhookEndpointUpdate(enabled=True)
+        )
+    batches = []
+    for _ in range(3):
+        async with transaction(db_sessions) as session:
+            done, starts = await WebhookDeliveryAdmin(session).retry_failed(
+                endpoint_id, workflows, limit=1
+            )
+        batches.append((done.retried, done.more, [s.workflow_id for s in starts]))
+    assert batches == [
+        (1, True, [f"webhook-{events[0]}-{endpoint_id}-1"]),
+        (1, False, [f"webhook-{events[1]}-{endpoint_id}-1"]),
+        (0, False, []),
+    ]
+    async with db_sessions() as session:
+        repository = WebhookDeliveryRepository(session)
+        states = []
+        for event_id in events:
+            found = await repository.target(event_id, endpoint_id)
+            assert found is not None
+            states.append((found[0].status, found[0].generation))
+    assert states == [("pending", 1), ("pending", 1), ("pending", 0)]
+
+    async with db_sessions() as session:
+        with pytest.raises(NotFound):
+            await WebhookDeliveryAdmin(session).retry_failed("whk_nope", workflows)

@@ -174,6 +174,7 @@ async def test_staff_only_and_unknown_ids(
         ("PATCH", path),
         ("DELETE", path),
         ("POST", f"{path}/rotate-secret"),
+        ("POST", f"{path}/retry-failed"),
     ]:
         json: dict[str, Any] | None = (
             {"url": URL, "eventTypes": ["*"]} if method in ("POST", "PATCH") else None
@@ -188,8 +189,25 @@ async def test_staff_only_and_unknown_ids(
         ("PATCH", missing),
         ("DELETE", missing),
         ("POST", f"{missing}/rotate-secret"),
+        ("POST", f"{missing}/retry-failed"),
     ]:
         body: dict[str, Any] | None = {"enabled": False} if method == "PATCH" else None
         response = await client.request(method, url, json=body, headers=staff)
         assert response.status_code == 404, (method, url, response.text)
         assert response.json()["code"] == "webhook_endpoint_not_found"
+
+
+async def test_retry_failed_answers_what_it_sent_again_and_waits_for_re_enabling(
+    client: httpx.AsyncClient, staff: dict[str, str], made: list[str]
+) -> None:
+    """The call's answer and refusal over HTTP (its sends: test_endpoint_health)."""
+    endpoint = await create(client, staff, made)
+    path = f"/api/admin/webhooks/{endpoint['id']}"
+    nothing = await client.post(f"{path}/retry-failed", headers=staff)
+    assert nothing.status_code == 202, nothing.text
+    assert nothing.json() == {"retried": 0, "more": False}
+    paused = await client.patch(path, json={"enabled": False}, headers=staff)
+    assert paused.status_code == 200, paused.text
+    refused = await client.post(f"{path}/retry-failed", headers=staff)
+    assert (refused.status_code, refused.json()["code"]) == (409, "webhook_endpoint_disabled")
+    assert refused.json()["disabledReason"] == "disabled by staff"
