@@ -31,7 +31,7 @@ class WebhookDeliveryNotFailed(Conflict):
 
 class WebhookEndpointDisabled(Conflict):
     code = "webhook_endpoint_disabled"
-    title = "The delivery's endpoint is disabled: re-enable it first"
+    title = "The webhook endpoint is disabled: re-enable it first"
 
 
 # Failed deliveries one ``retry-failed`` call sends again (call again while ``more``).
