@@ -104,8 +104,14 @@ class ReturnWorkflow:
         return self._approval is not None or self._decline is not None
 
     def _check_undecided(self) -> None:
-        if self._status != ReturnStatus.REQUESTED or self._deciding():
+        if self._status != ReturnStatus.REQUESTED:
             raise _refuse(f"the return is {self._status}", "return_not_requested")
+        if self._deciding():
+            # Still ``requested`` while another approve (buying its label) or decline is
+            # under way: "the return is requested" would contradict the code.
+            raise _refuse(
+                "the return is already being approved or declined", "return_not_requested"
+            )
 
     @workflow.update  # named APPROVE_UPDATE (typed callers keep the method's result type)
     async def approve(self, request: ApproveRequest) -> ReturnView:
@@ -149,9 +155,11 @@ class ReturnWorkflow:
 
     @receive.validator
     def _validate_receive(self, request: ReceiveRequest) -> None:
-        if self._status != ReturnStatus.APPROVED or self._receipt is not None or self._expired:
+        if self._status != ReturnStatus.APPROVED or self._expired:
             status = ReturnStatus.CANCELLED if self._expired else self._status
             raise _refuse(f"the return is {status}", "return_not_approved")
+        if self._receipt is not None:
+            raise _refuse("the return's receipt is already being recorded", "return_not_approved")
         assert self._input is not None
         quantities = {ln.return_line_id: ln.quantity for ln in self._input.lines}
         seen: set[str] = set()

@@ -52,6 +52,8 @@ class ReturnStandIns:
         self.label_refusals: set[str] = set()
         self.refund_refusals: set[str] = set()
         self.labels_in_use: set[str] = set()
+        # Steps held until released, per (activity name, return id).
+        self.holds: dict[tuple[str, str], asyncio.Event] = {}
 
     def _record(self, name: str, input: dict[str, Any]) -> str:
         return_id = str(input["return_id"])
@@ -59,9 +61,15 @@ class ReturnStandIns:
         self.inputs[return_id].append(input)
         return return_id
 
+    async def _held(self, name: str, return_id: str) -> None:
+        hold = self.holds.get((name, return_id))
+        if hold is not None:
+            await hold.wait()
+
     @activity.defn(name=ISSUE_LABEL_ACTIVITY)
     async def issue_label(self, input: dict[str, Any]) -> ReturnStatus:
         return_id = self._record(ISSUE_LABEL_ACTIVITY, input)
+        await self._held(ISSUE_LABEL_ACTIVITY, return_id)
         if return_id in self.label_refusals:
             self.label_refusals.discard(return_id)
             raise ApplicationError(
@@ -84,7 +92,7 @@ class ReturnStandIns:
 
     @activity.defn(name=RECEIVE_ACTIVITY)
     async def receive(self, input: dict[str, Any]) -> int:
-        self._record(RECEIVE_ACTIVITY, input)
+        await self._held(RECEIVE_ACTIVITY, self._record(RECEIVE_ACTIVITY, input))
         return UNIT_REFUND * sum(
             int(ln["received_quantity"]) + int(ln["damaged_quantity"]) for ln in input["lines"]
         )

@@ -16,6 +16,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -73,6 +74,12 @@ def _refused(exc: pytest.ExceptionInfo[WorkflowUpdateFailedError]) -> str | None
     cause = exc.value.cause
     assert isinstance(cause, ApplicationError)
     return cause.type
+
+
+def _detail(exc: pytest.ExceptionInfo[WorkflowUpdateFailedError]) -> str:
+    cause = exc.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause.message
 
 
 async def test_approve_label_receive_refund_close(
@@ -351,3 +358,38 @@ async def test_a_refused_label_answers_an_approval_that_came_with_the_start(
     handle = await start.workflow_handle()
     assert await _status(handle) == ReturnStatus.REQUESTED
     await handle.terminate("done with this test")
+
+
+async def test_a_second_action_while_the_first_is_under_way_is_refused_saying_so(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    """Staff's double click: an approve while the first one's label is being bought, a
+    receipt while the first one is being recorded. Each is refused with its code and a
+    detail that says so: before, "the return is requested" (and "… is approved") came
+    with return_not_requested (and return_not_approved)."""
+    input = return_input()
+    label = returns.holds[(ISSUE_LABEL_ACTIVITY, input.return_id)] = asyncio.Event()
+    receipt = returns.holds[(RECEIVE_ACTIVITY, input.return_id)] = asyncio.Event()
+    handle = await start_return(time_skipping_env.client, input)
+    first = await handle.start_update(
+        ReturnWorkflow.approve,
+        ApproveRequest(staff_id="usr_s"),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as again:
+        await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_t"))
+    assert _refused(again) == "return_not_requested"
+    assert _detail(again) == "the return is already being approved or declined"
+    label.set()
+    assert (await first.result()).status == ReturnStatus.APPROVED
+
+    receiving = await handle.start_update(
+        ReturnWorkflow.receive, RECEIPT, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as twice:
+        await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    assert _refused(twice) == "return_not_approved"
+    assert _detail(twice) == "the return's receipt is already being recorded"
+    receipt.set()
+    assert (await receiving.result()).status == ReturnStatus.REFUNDED
+    assert (await handle.result()).status == ReturnStatus.CLOSED
