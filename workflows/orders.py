@@ -79,6 +79,14 @@ UNDO_FINISHES = "undo-finishes-when-cancelled"
 # with free shipping) failed at process-payment. Since it, an order priced at 0 skips
 # the payment steps and their compensation: nothing is charged, nothing to give back.
 FREE_ORDERS_UNCHARGED = "free-orders-uncharged"
+# Since this patch the two above are not asked: it came after them, so a run that has it
+# takes their new code. They were first asked after a local step (the stock step's
+# result, a local step's failure), and a local step's result that comes while the worker
+# answers a query is recorded one workflow task before what the workflow does with it: a
+# replay (a query of the closed order, a worker taking the order up after its cache
+# dropped it) asked the patch before it knew of its marker, answered False and failed
+# ("Non-deprecated patch marker encountered"). This one is asked in the first task.
+PATCHES_DECIDED_AT_START = "order-patches-decided-at-start"
 # Orders started before this patch go on from an authenticated 3-D Secure to the sale
 # without looking at the stock: a hold that lapsed meanwhile (expired before the wait
 # extended it, e.g. authorise retried past the TTL) failed the order at update-inventory
@@ -149,6 +157,7 @@ class OrderWorkflow:
         self._input = OrderInput(order_id="", user_id="")
         self._snapshot: OrderSnapshot | None = None
         self._local_steps = False
+        self._patches_at_start = False  # PATCHES_DECIDED_AT_START
         self._indexed: dict[str, object] = {}  # search attribute values upserted so far
 
     # --- messages ---------------------------------------------------------------------
@@ -207,6 +216,7 @@ class OrderWorkflow:
         # (no task queue round trip, no scheduled/started/completed events): a crashed
         # worker's workflow task is retried elsewhere and the step runs again.
         self._local_steps = workflow.patched(LOCAL_DATABASE_STEPS)
+        self._patches_at_start = workflow.patched(PATCHES_DECIDED_AT_START)
         ref = OrderRef(order_id=input.order_id)
         compensations: list[tuple[str, Compensation]] = []
         if not self._local_steps:
@@ -242,8 +252,7 @@ class OrderWorkflow:
             self._mirror(OrderStatus.RESERVED)
             self._check_cancel()
 
-            # Asked of free orders only: the marker costs every other order nothing.
-            charged = snapshot.total > 0 or not workflow.patched(FREE_ORDERS_UNCHARGED)
+            charged = snapshot.total > 0 or not self._since(FREE_ORDERS_UNCHARGED)
             if charged:
                 await self._authorize(snapshot, ref, compensations)
 
@@ -407,6 +416,11 @@ class OrderWorkflow:
                     "payment_action_timeout", "the customer did not complete 3-D Secure in time"
                 )
 
+    def _since(self, patch: str) -> bool:
+        """Whether this run takes ``patch``'s new code: yes since PATCHES_DECIDED_AT_START;
+        runs started before ask where they did (of a free order only, for FREE_ORDERS_UNCHARGED)."""
+        return self._patches_at_start or workflow.patched(patch)
+
     def _check_cancel(self) -> None:
         if self._cancel_requested:
             raise OrderCancelled()
@@ -527,7 +541,7 @@ class OrderWorkflow:
     ) -> None:
         self._compensating = True
         undo = self._undo(compensations, status, code, detail, data)
-        if workflow.patched(UNDO_FINISHES):
+        if self._since(UNDO_FINISHES):
             await _despite_cancel(undo)
         else:
             await undo

@@ -26,7 +26,7 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.email import SendEmailResult
 from activities.payments import AuthorizationResult
@@ -146,7 +146,8 @@ class Block:
         self.started.set()
         try:
             while not self.released.is_set():
-                activity.heartbeat()
+                if not activity.info().is_local:  # a local step has no heartbeats
+                    activity.heartbeat()
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self.released.wait(), timeout=0.02)
         except asyncio.CancelledError:
@@ -356,9 +357,12 @@ class OrderStandIns:
         )
         return result
 
-    def workers(self, client: Client) -> list[Worker]:
+    def workers(
+        self, client: Client, *, interceptors: Sequence[Interceptor] = (), **orders_worker: Any
+    ) -> list[Worker]:
         """``OrderWorkflow`` and these stand-ins on the real queues, with the real
-        workers' retry budgets (``StepAttempts``)."""
+        workers' retry budgets (``StepAttempts``); ``interceptors`` and ``orders_worker``
+        (worker options) are the ``orders`` worker's too."""
         orders = [
             self.validate,
             self.reserve_stock,
@@ -378,9 +382,10 @@ class OrderStandIns:
                 task_queue=str(TaskQueue.ORDERS),
                 workflows=[OrderWorkflow],
                 activities=orders,
-                interceptors=[StepAttempts()],
+                interceptors=[StepAttempts(), *interceptors],
                 max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                 default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+                **orders_worker,
             ),
             suite_worker(
                 client,
@@ -399,21 +404,22 @@ class OrderStandIns:
         ]
 
     @asynccontextmanager
-    async def running(self, client: Client) -> AsyncIterator[OrderStandIns]:
+    async def running(self, client: Client, **orders_worker: Any) -> AsyncIterator[OrderStandIns]:
         async with AsyncExitStack() as stack:
-            for worker in self.workers(client):
+            for worker in self.workers(client, **orders_worker):
                 await stack.enter_async_context(worker)
             yield self
 
 
 async def start_order(
-    client: Client, order_id: str, **fields: Any
+    client: Client, order_id: str, *, task_timeout: timedelta | None = None, **fields: Any
 ) -> WorkflowHandle[Any, OrderView]:
     return await client.start_workflow(
         OrderWorkflow.run,
         OrderInput.model_validate({"order_id": order_id, "user_id": USER} | fields),
         id=workflow_id(order_id),
         task_queue=str(TaskQueue.ORDERS),
+        task_timeout=task_timeout,
     )
 
 

@@ -178,6 +178,11 @@ FREE = "ord_recorded_free"
 # Since "stock-held-again-after-3ds": the hold had lapsed (the extension found nothing),
 # the stock is held again when the customer authenticates.
 THREE_DS_HELD_AGAIN = "ord_recorded_3ds_held_again"
+# Since "order-patches-decided-at-start": the two patches above are not asked (that one
+# is, in the first workflow task).
+PAID_AT_START = "ord_recorded_paid_patches_at_start"
+FREE_AT_START = "ord_recorded_free_patches_at_start"
+OUT_OF_STOCK_AT_START = "ord_recorded_out_of_stock_patches_at_start"
 SHORT = {"productId": TEA.product_id, "requested": TEA.quantity, "available": 0}
 UNAVAILABLE = {"unavailableItems": [SHORT]}
 DECLINE = {"reason": "card_declined", "intentId": "pi_recorded"}
@@ -206,6 +211,12 @@ SCRIPTS: dict[str, dict[str, Sequence[Step]]] = {
         HOLD_AGAIN: [Succeed(2)],
     },
     FREE: {VALIDATE: [Succeed(free_snapshot(FREE))]},
+    PAID_AT_START: {},
+    FREE_AT_START: {VALIDATE: [Succeed(free_snapshot(FREE_AT_START))]},
+    OUT_OF_STOCK_AT_START: {
+        RESERVE: [Fail("out_of_stock", f"not enough stock for: {TEA.product_id}", UNAVAILABLE)],
+        RELEASE: [Succeed(0)],
+    },
     THREE_DS_TIMED_OUT: {AUTHORIZE: [requires_action()], REFRESH: [requires_action()]},
 }
 
@@ -505,6 +516,27 @@ async def order_out_of_stock_local_steps(env: WorkflowEnvironment, queue: str) -
 async def order_free(env: WorkflowEnvironment, queue: str) -> str:
     handle = await start_order(env.client, FREE)
     await _order_ends(handle, OrderStatus.FULFILLMENT_QUEUED, None)
+    return handle.id
+
+
+@recording("order_fulfillment_queued_patches_decided_at_start")
+async def order_paid_patches_at_start(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_order(env.client, PAID_AT_START)
+    await _order_ends(handle, OrderStatus.FULFILLMENT_QUEUED, None)
+    return handle.id
+
+
+@recording("order_free_patches_decided_at_start")
+async def order_free_patches_at_start(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_order(env.client, FREE_AT_START)
+    await _order_ends(handle, OrderStatus.FULFILLMENT_QUEUED, None)
+    return handle.id
+
+
+@recording("order_out_of_stock_patches_decided_at_start")
+async def order_out_of_stock_patches_at_start(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_order(env.client, OUT_OF_STOCK_AT_START)
+    await _order_ends(handle, OrderStatus.FAILED, "out_of_stock")
     return handle.id
 
 
