@@ -124,6 +124,16 @@ CANCEL_UNTIL_ANSWERED = "cancel-until-answered"
 # yet refunded, the order not closed), the rest never run. Since this patch ``run`` waits
 # for the Updates in flight to finish before it ends cancelled.
 HANDLERS_FINISH_WHEN_CANCELLED = "handlers-finish-when-cancelled"
+# Since this patch PARCEL_ID_FROM_UPDATE, CANCEL_UNTIL_ANSWERED and
+# HANDLERS_FINISH_WHEN_CANCELLED are not asked: it came after them, so a run that has it
+# takes their new code. The first two were asked when an Update's turn came, which is
+# often when a local step ended (the opening, another Update's); a local step's result
+# that comes while the worker answers a query is recorded one workflow task before what
+# the workflow does with it, and a replay (a query of the closed fulfilment, a worker
+# taking it up after its cache dropped it) asked the patch before it knew of its marker,
+# answered False and failed ("Non-deprecated patch marker encountered"). This one is
+# asked in the first task.
+PATCHES_DECIDED_AT_START = "fulfillment-patches-decided-at-start"
 
 
 # Unsandboxed, as the event workflows are: every order runs this workflow, and building
@@ -146,6 +156,7 @@ class FulfillmentWorkflow:
         # Updates and holds run one at a time, in the order they come.
         self._lock = asyncio.Lock()
         self._local_steps = False
+        self._patches_at_start = False  # PATCHES_DECIDED_AT_START
 
     # --- queries and signals ------------------------------------------------------------
 
@@ -273,7 +284,7 @@ class FulfillmentWorkflow:
                         fulfillment_id=opened.fulfillment_id, reason=request.reason
                     ),
                     "cancel the pending parcels and the fulfilment order",
-                    forever=workflow.patched(CANCEL_UNTIL_ANSWERED),
+                    forever=self._since(CANCEL_UNTIL_ANSWERED),
                     local=True,
                 )
             except ActivityError as err:
@@ -300,11 +311,12 @@ class FulfillmentWorkflow:
     async def run(self, input: FulfillmentInput) -> FulfillmentView:
         # First, so that one run keeps one shape (the SDK remembers the answer).
         self._local_steps = workflow.patched(LOCAL_FULFILLMENT_STEPS)
+        self._patches_at_start = workflow.patched(PATCHES_DECIDED_AT_START)
         self._input = input
         try:
             return await self._run(input)
         except asyncio.CancelledError:
-            if workflow.patched(HANDLERS_FINISH_WHEN_CANCELLED):
+            if self._since(HANDLERS_FINISH_WHEN_CANCELLED):
                 # Temporal delivers its cancel once: this wait is not cancelled.
                 await workflow.wait_condition(workflow.all_handlers_finished)
             raise
@@ -472,7 +484,7 @@ class FulfillmentWorkflow:
         """The id a ``create_shipment`` Update names its parcel by: the same in every
         attempt of the workflow task that runs it (see ``PARCEL_ID_FROM_UPDATE``)."""
         update = workflow.current_update_info()
-        if update is None or not workflow.patched(PARCEL_ID_FROM_UPDATE):
+        if update is None or not self._since(PARCEL_ID_FROM_UPDATE):
             return id_from(
                 IdPrefix.SHIPMENT,
                 int(workflow.now().timestamp() * 1000),
@@ -484,6 +496,12 @@ class FulfillmentWorkflow:
             int(workflow.info().start_time.timestamp() * 1000),
             int.from_bytes(key[:10], "big"),
         )
+
+    def _since(self, patch: str) -> bool:
+        """Whether this run takes ``patch``'s new code: yes since PATCHES_DECIDED_AT_START
+        (``run`` asks it before any Update's turn can come); runs started before ask
+        where they did."""
+        return self._patches_at_start or workflow.patched(patch)
 
     # --- state ----------------------------------------------------------------------------
 

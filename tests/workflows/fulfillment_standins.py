@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -97,7 +98,7 @@ class Fulfilment:
     flaky: dict[str, int] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     shipments: list[str] = field(default_factory=list)
-    # The order activities that wait for their Block before they answer.
+    # The activities that wait for their Block before they answer.
     held: dict[str, Block] = field(default_factory=dict)
 
     @property
@@ -127,11 +128,14 @@ class FulfillmentStandIns:
         self.fulfilments[order_id] = script
         return script
 
-    def _of(self, name: str, input: Any) -> Fulfilment:
+    async def _of(self, name: str, input: Any) -> Fulfilment:
         data = input.model_dump(mode="json")
         key = data.get("order_id") or data.get("fulfillment_id", "").removeprefix("ful_")
         script = self.fulfilments[key]
         script.calls.append((name, data))
+        held = script.held.get(name)
+        if held is not None:
+            await held.wait()
         error = script.fail.get(name)
         if error is not None:
             raise error
@@ -142,7 +146,7 @@ class FulfillmentStandIns:
 
     @activity.defn(name=OPEN)
     async def open(self, input: FulfillmentInput) -> FulfillmentOpened:
-        script = self._of(OPEN, input)
+        script = await self._of(OPEN, input)
         return FulfillmentOpened(
             fulfillment_id=script.fulfillment_id,
             order_id=script.order_id,
@@ -157,7 +161,7 @@ class FulfillmentStandIns:
 
     @activity.defn(name=CREATE)
     async def create_shipment(self, input: NewShipment) -> ShipmentCreated:
-        self._of(CREATE, input).shipments.append(input.shipment_id)
+        (await self._of(CREATE, input)).shipments.append(input.shipment_id)
         return ShipmentCreated(
             shipment_id=input.shipment_id,
             status=ShipmentStatus.PENDING,
@@ -167,17 +171,17 @@ class FulfillmentStandIns:
 
     @activity.defn(name=HOLD)
     async def hold(self, input: FulfillmentHoldInput) -> FulfillmentChange:
-        self._of(HOLD, input)
+        await self._of(HOLD, input)
         return FulfillmentChange(status=FulfillmentStatus.ON_HOLD, changed=True)
 
     @activity.defn(name=RELEASE)
     async def release(self, input: FulfillmentRef) -> FulfillmentChange:
-        self._of(RELEASE, input)
+        await self._of(RELEASE, input)
         return FulfillmentChange(status=FulfillmentStatus.IN_PROGRESS, changed=True)
 
     @activity.defn(name=CANCEL)
     async def cancel(self, input: FulfillmentCancelInput) -> FulfillmentCancelled:
-        script = self._of(CANCEL, input)
+        script = await self._of(CANCEL, input)
         return FulfillmentCancelled(
             cancelled_shipments=script.shipments, status=FulfillmentStatus.CANCELLED
         )
@@ -249,13 +253,14 @@ class FulfillmentStandIns:
 
 
 async def start_fulfilment(
-    client: Client, order_id: str
+    client: Client, order_id: str, *, task_timeout: timedelta | None = None
 ) -> WorkflowHandle[FulfillmentWorkflow, FulfillmentView]:
     return await client.start_workflow(
         FulfillmentWorkflow.run,
         FulfillmentInput(order_id=order_id, priority=40, priority_level="high"),
         id=fulfillment_workflow_id(order_id),
         task_queue=str(TaskQueue.ORDERS),
+        task_timeout=task_timeout,
     )
 
 

@@ -641,6 +641,10 @@ async def _fulfilment_ends(handle: WorkflowHandle[Any, FulfillmentView], status:
 # Since the "local-fulfillment-steps" patch (its parcels' workflows since
 # "local-tracking-steps"): local database steps, upserts only of what changed; since
 # "parcel-id-from-update", each parcel named by its Update's id.
+# Since "fulfillment-patches-decided-at-start": that patch is asked in the first
+# workflow task, and the ones it stands for (parcel-id-from-update, cancel-until-answered,
+# handlers-finish-when-cancelled) are not asked.
+@fulfilment_recording("fulfillment_delivered_patches_decided_at_start")
 @fulfilment_recording("fulfillment_parcels_named_by_their_updates")
 @fulfilment_recording("fulfillment_delivered_in_two_parcels_local_steps")
 @fulfilment_recording("fulfillment_delivered_in_two_parcels")
@@ -657,6 +661,7 @@ async def fulfilment_delivered(env: WorkflowEnvironment, queue: str) -> str:
     return handle.id
 
 
+@fulfilment_recording("fulfillment_cancelled_from_temporal_patches_decided_at_start")
 @fulfilment_recording("fulfillment_cancelled_from_temporal_while_undoing")
 async def fulfilment_cancelled_while_undoing(env: WorkflowEnvironment, queue: str) -> str:
     """Since the "handlers-finish-when-cancelled" patch: staff's cancel is refunding the
@@ -693,6 +698,7 @@ async def fulfilment_cancelled(env: WorkflowEnvironment, queue: str) -> str:
 
 # Since the "cancel-until-answered" patch: the cancel step's answer is lost six times
 # (more than a staff step's five attempts), and the cancel goes on to the refund.
+@fulfilment_recording("fulfillment_cancel_answered_late_patches_decided_at_start")
 @fulfilment_recording("fulfillment_cancel_step_answered_late")
 async def fulfilment_cancel_answered_late(env: WorkflowEnvironment, queue: str) -> str:
     script = FULFILMENTS.fulfilment()

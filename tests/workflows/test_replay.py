@@ -107,6 +107,10 @@ def test_there_are_histories_to_replay() -> None:
         # Since "shipment-patches-decided-at-start".
         "shipment_delivered_patches_decided_at_start",
         "shipment_stalled_patches_decided_at_start",
+        # Since "fulfillment-patches-decided-at-start".
+        "fulfillment_delivered_patches_decided_at_start",
+        "fulfillment_cancelled_from_temporal_patches_decided_at_start",
+        "fulfillment_cancel_answered_late_patches_decided_at_start",
     }
 
 
