@@ -8,8 +8,10 @@ is rolled back.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import random
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -44,7 +46,7 @@ from temporal.search_attributes import (
     SHIPMENT_STATUS,
 )
 from tests.live import LiveStack, live_stack
-from tests.parallel import FileOrGroupScheduling, order_shop_dev_first
+from tests.parallel import FileOrGroupScheduling, order_shop_dev_first, port_slice_of
 from tests.stack import (
     TEST_DEADLOCK_TIMEOUT_SECONDS,
     TEST_HASH_COST,
@@ -66,7 +68,11 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{' and '.join(shared)} set: run the suite with -n 0")
     worker = getattr(config, "workerinput", None)
     if worker is not None:
-        share_port_range(int(worker["workerid"].removeprefix("gw")), int(worker["workercount"]))
+        share_port_range(*port_slice_of(worker["workerid"], int(worker["workercount"])))
+        # A worker killed by a SIGTERM dies without a word (faulthandler's own signals
+        # print; SIGTERM's default does not): it says where each thread was, on the real
+        # stderr (fd 2, taken before any test's capture), then dies as before.
+        faulthandler.register(signal.SIGTERM, file=os.dup(2), all_threads=True, chain=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

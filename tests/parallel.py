@@ -54,3 +54,20 @@ class FileOrGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
 
     def _split_scope(self, nodeid: str) -> str:
         return work_unit(nodeid)
+
+
+# Slices of the port range kept for workers pytest-xdist starts in place of crashed ones
+# (gw3, gw4, ... of three): they run the crashed worker's remaining files, beside live
+# workers whose slices they must not share.
+REPLACEMENT_SLICES = 2
+
+
+def port_slice_of(worker_id: str, workers: int) -> tuple[int, int]:
+    """``(index, count)`` of the port slice (``cli.stack.process.port_slice``) the worker
+    ``gwN`` of ``workers`` chooses ports from. Without slices for replacements, a crashed
+    worker's replacement failed at start ("slice 3 of 3 does not exist"), which ended the
+    whole run as an internal error without naming the test that crashed."""
+    index = int(worker_id.removeprefix("gw"))
+    if index >= workers:
+        index = workers + (index - workers) % REPLACEMENT_SLICES
+    return index, workers + REPLACEMENT_SLICES

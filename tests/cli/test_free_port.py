@@ -7,6 +7,7 @@ import os
 import pytest
 
 from cli.stack.process import PORT_RANGE, free_port, port_range, port_slice
+from tests.parallel import port_slice_of
 
 
 def test_the_slices_are_disjoint_and_inside_the_range() -> None:
@@ -27,5 +28,14 @@ def test_this_process_chooses_in_its_own_slice() -> None:
         assert port_range() == PORT_RANGE
     else:
         count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-        assert port_range() == port_slice(int(worker.removeprefix("gw")), count)
+        assert port_range() == port_slice(*port_slice_of(worker, count))
     assert all(free_port() in port_range() for _ in range(20))
+
+
+def test_workers_and_their_replacements_choose_in_disjoint_slices() -> None:
+    # Three workers, then replacements of crashed ones (gw3, gw4, gw5, ...).
+    chosen = [port_slice_of(f"gw{n}", 3) for n in range(5)]
+    assert len(set(chosen)) == 5
+    slices = [set(port_slice(*one)) for one in chosen]
+    assert len(set().union(*slices)) == sum(len(ports) for ports in slices)
+    assert port_slice_of("gw5", 3) == port_slice_of("gw3", 3)  # a spare slice again
