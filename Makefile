@@ -30,10 +30,12 @@ dev: $(STAMP)
 # The suite runs on TEST_WORKERS pytest-xdist workers (three by default), each with
 # servers of its own on ports of its own (tests/conftest.py), sharing it by whole test
 # files, the `shop dev` ones all on one worker (tests/parallel.py); TEST_WORKERS=0, or
-# ARGS="-n 0", runs it in one process.
+# ARGS="-n 0", runs it in one process. A worker that crashes is not replaced: its test is
+# reported as crashed and the others finish the run (a replacement was given no work by
+# the file scheduler, and the run waited for it until killed).
 TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --max-worker-restart=0 $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -25,8 +25,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from tests.stack import suite_worker
-
+# Passed through, tests.stack included: the sandbox re-imports this module (ParentStandIn
+# runs sandboxed), and a second import of tests.stack's asyncpg there crashed the test
+# process (a segmentation fault at its engine's last close).
 with workflow.unsafe.imports_passed_through():
     from integrations.shipping.provider import CarrierStatus, TrackerState, TrackingDetail
     from models.fulfillment import ShipmentStatus
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from services.fulfillment.tracking import STATUS_OF_CARRIER
     from temporal.queues import TaskQueue
     from temporal.search_attributes import ORDER_ID, SHIPMENT_STATUS
+    from tests.stack import suite_worker
     from workflows.shipments import ShipmentWorkflow
     from workflows.types.fulfillment import (
         CARRIER_UPDATE_SIGNAL,
