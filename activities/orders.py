@@ -63,8 +63,8 @@ class OrderActivities:
 
     @activity.defn(name="orders.reserve_again")
     async def reserve_again(self, input: ReserveInput) -> int:
-        """After 3-D Secure: the stock held again if the hold expired meanwhile (0 if it
-        is still held); ``out_of_stock`` if it is gone."""
+        """After 3-D Secure or a long authorise: the stock held again if the hold expired
+        meanwhile (0 if it is still held); ``out_of_stock`` if it is gone."""
         with application_errors():
             async with transaction(self._sessions) as session:
                 await self._orders(session).fence(input.order_id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -94,6 +94,14 @@ PATCHES_DECIDED_AT_START = "order-patches-decided-at-start"
 # is held again when the authentication arrives; only if it is gone does the order fail
 # (out_of_stock, the hold voided).
 STOCK_HELD_AGAIN_AFTER_3DS = "stock-held-again-after-3ds"
+# Orders started before this patch go on from an authorise that succeeded after the
+# stock's hold lapsed (Stripe down longer than RESERVATION_TTL_SECONDS, authorise retried
+# meanwhile) to update-inventory, which failed the order (reservation_lapsed, the hold
+# voided) though the card was authorised. Since it, an authorise that ends once half the
+# TTL has passed since the hold (the hold's clock is the database's, the workflow's the
+# Temporal server's: half leaves room for any skew) is followed by hold-stock-again, as
+# after 3-D Secure. Asked after the authorise's (remote) result, only then.
+STOCK_HELD_AGAIN_AFTER_AUTHORISE = "stock-held-again-after-authorise"
 # Our error codes are snake_case; a Python exception's class name (a bug) is not.
 _OUR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -157,6 +165,7 @@ class OrderWorkflow:
         self._input = OrderInput(order_id="", user_id="")
         self._snapshot: OrderSnapshot | None = None
         self._local_steps = False
+        self._held_at: datetime | None = None  # when check-inventory took the hold
         self._patches_at_start = False  # PATCHES_DECIDED_AT_START
         self._indexed: dict[str, object] = {}  # search attribute values upserted so far
 
@@ -242,6 +251,7 @@ class OrderWorkflow:
                     ),
                 )
             )
+            self._held_at = workflow.now()
             await self._step(
                 "check-inventory",
                 OrderActivities.reserve_stock,
@@ -352,6 +362,8 @@ class OrderWorkflow:
             await self._await_customer_action(auth.next_action_url)
         elif auth.status != AUTHORIZED:
             raise OrderFailed("payment_declined", f"the payment is {auth.status}")
+        elif self._hold_may_have_lapsed() and workflow.patched(STOCK_HELD_AGAIN_AFTER_AUTHORISE):
+            await self._hold_stock_again()
         self._mirror(OrderStatus.PAYMENT_AUTHORIZED)
         self._check_cancel()
 
@@ -397,15 +409,7 @@ class OrderWorkflow:
             if now.status in (AUTHORIZED, CAPTURED):
                 self._next_action_url = None
                 if workflow.patched(STOCK_HELD_AGAIN_AFTER_3DS):
-                    await self._step(
-                        "hold-stock-again",
-                        OrderActivities.reserve_again,
-                        ReserveInput(
-                            order_id=self._order_id, ttl_seconds=self._input.reservation_ttl_seconds
-                        ),
-                        "hold the stock again if the hold lapsed",
-                        local=True,
-                    )
+                    await self._hold_stock_again()
                 return
             if now.status != REQUIRES_ACTION:
                 raise OrderFailed(
@@ -415,6 +419,25 @@ class OrderWorkflow:
                 raise OrderFailed(
                     "payment_action_timeout", "the customer did not complete 3-D Secure in time"
                 )
+
+    def _hold_may_have_lapsed(self) -> bool:
+        """Whether half the reservation's TTL has passed since check-inventory took it
+        (before that, the sweep cannot have given it back)."""
+        if self._held_at is None:
+            return False
+        ttl = timedelta(seconds=self._input.reservation_ttl_seconds)
+        return workflow.now() - self._held_at >= ttl / 2
+
+    async def _hold_stock_again(self) -> None:
+        """hold-stock-again: the stock held again if the hold lapsed (a no-op while it is
+        held); ``out_of_stock`` if it is gone, which fails the order, the payment voided."""
+        await self._step(
+            "hold-stock-again",
+            OrderActivities.reserve_again,
+            ReserveInput(order_id=self._order_id, ttl_seconds=self._input.reservation_ttl_seconds),
+            "hold the stock again if the hold lapsed",
+            local=True,
+        )
 
     def _since(self, patch: str) -> bool:
         """Whether this run takes ``patch``'s new code: yes since PATCHES_DECIDED_AT_START;

@@ -99,7 +99,8 @@ class ReservationService:
 
     async def reserve_again(self, order_id: str, ttl: timedelta) -> int:
         """The order's stock held again if its reservation expired meanwhile (3-D Secure
-        answered after the hold lapsed): every line or ``OutOfStock``. 0 when it is
+        or a long-retried authorise answered after the hold lapsed): every line or
+        ``OutOfStock``. 0 when it is
         still held (or sold); otherwise how many lines were held again. A reservation
         released (the order undone) is not taken back: 409 ``reservation_lapsed``."""
         existing = await self.reservations(order_id)
@@ -119,7 +120,7 @@ class ReservationService:
                 product_id,
                 MovementKind.RESERVATION,
                 reserved=quantities[product_id],
-                reason="held again after 3-D Secure",
+                reason="held again after the payment",
                 reference=order_id,
             )
             await self.stock_service.after_change(product_id)

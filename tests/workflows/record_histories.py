@@ -77,6 +77,7 @@ from tests.workflows.order_standins import (
     OrderStandIns,
     Step,
     Succeed,
+    flaky,
     free_snapshot,
     requires_action,
     start_order,
@@ -178,6 +179,9 @@ FREE = "ord_recorded_free"
 # Since "stock-held-again-after-3ds": the hold had lapsed (the extension found nothing),
 # the stock is held again when the customer authenticates.
 THREE_DS_HELD_AGAIN = "ord_recorded_3ds_held_again"
+# Since "stock-held-again-after-authorise": authorise retried past half the hold's TTL
+# (two transient failures, 3 s of a 4 s TTL), the stock is held again after it.
+AUTHORISED_HELD_AGAIN = "ord_recorded_authorised_held_again"
 # Since "order-patches-decided-at-start": the two patches above are not asked (that one
 # is, in the first workflow task).
 PAID_AT_START = "ord_recorded_paid_patches_at_start"
@@ -210,6 +214,7 @@ SCRIPTS: dict[str, dict[str, Sequence[Step]]] = {
         EXTEND: [Succeed(0)],
         HOLD_AGAIN: [Succeed(2)],
     },
+    AUTHORISED_HELD_AGAIN: {AUTHORIZE: flaky(2), HOLD_AGAIN: [Succeed(2)]},
     FREE: {VALIDATE: [Succeed(free_snapshot(FREE))]},
     PAID_AT_START: {},
     FREE_AT_START: {VALIDATE: [Succeed(free_snapshot(FREE_AT_START))]},
@@ -607,6 +612,13 @@ async def order_3ds_held_again(env: WorkflowEnvironment, queue: str) -> str:
         intent_id="pi_recorded",
     )
     await handle.signal(OrderWorkflow.payment_webhook, webhook)
+    await _order_ends(handle, OrderStatus.FULFILLMENT_QUEUED, None)
+    return handle.id
+
+
+@recording("order_authorised_stock_held_again")
+async def order_authorised_held_again(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_order(env.client, AUTHORISED_HELD_AGAIN, reservation_ttl_seconds=4.0)
     await _order_ends(handle, OrderStatus.FULFILLMENT_QUEUED, None)
     return handle.id
 

@@ -49,6 +49,8 @@ def test_there_are_histories_to_replay() -> None:
         "order_free_fulfillment_queued",
         # Since "stock-held-again-after-3ds".
         "order_3ds_stock_held_again",
+        # Since "stock-held-again-after-authorise".
+        "order_authorised_stock_held_again",
         # Since "order-patches-decided-at-start".
         "order_fulfillment_queued_patches_decided_at_start",
         "order_free_patches_decided_at_start",
