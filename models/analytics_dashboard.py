@@ -84,6 +84,15 @@ class ProductSales(CamelModel):
     units: int
 
 
+class ProductUnits(CamelModel):
+    """A product's units sold in range, whatever the currency of each sale (units,
+    unlike revenue, add up across currencies)."""
+
+    product_id: str
+    name: str | None
+    units: int
+
+
 class ProductViews(CamelModel):
     product_id: str
     name: str | None
@@ -124,7 +133,9 @@ class ProductsPublic(CamelModel):
         description="Each currency with product sales in range, its own ranking (the main "
         "one included)"
     )
-    top_by_units: list[ProductSales]
+    top_by_units: list[ProductUnits] = Field(
+        description="The most units sold, each product once: its units in every currency"
+    )
     most_viewed: list[ProductViews]
     view_to_purchase: list[ProductConversion]
     low_stock: list[LowStock]

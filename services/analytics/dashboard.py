@@ -29,6 +29,7 @@ from models.analytics_dashboard import (
     ProductConversion,
     ProductSales,
     ProductsPublic,
+    ProductUnits,
     ProductViews,
     RangePublic,
     SalesPublic,
@@ -204,7 +205,14 @@ class DashboardReader:
             for c in sorted({s[1] for s in sold})
         }
         by_revenue = by_currency.get(currency, [])
-        by_units = _top(sold, key=lambda s: (-s[3], s[0], s[1]))
+        # Units add up across currencies: one row per product, whatever it sold in.
+        units: dict[str, int] = defaultdict(int)
+        for product_id, _, _, sold_units, _ in sold:
+            units[product_id] += sold_units
+        by_units = [
+            ProductUnits(product_id=p, name=None, units=u)
+            for p, u in sorted(units.items(), key=lambda pu: (-pu[1], pu[0]))[:TOP]
+        ]
         viewed = [ProductViews(product_id=p, name=None, views=v) for p, v in figures.viewed]
         purchases: dict[str, int] = defaultdict(int)
         for product_id, _, _, _, orders in sold:
@@ -212,12 +220,15 @@ class DashboardReader:
         low, _ = await StockService(self.session).low(offset=0, limit=TOP)
         ranked = [p for tops in by_currency.values() for p in tops]
         names = await self._names(
-            [p.product_id for p in (*ranked, *by_units)]
+            [p.product_id for p in ranked]
+            + [u.product_id for u in by_units]
             + [v.product_id for v in viewed]
             + [s.product_id for s in low]
         )
-        for top in (*ranked, *by_units):
+        for top in ranked:
             top.name = names.get(top.product_id)
+        for most in by_units:
+            most.name = names.get(most.product_id)
         for seen in viewed:
             seen.name = names.get(seen.product_id)
         return ProductsPublic(
