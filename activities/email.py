@@ -11,7 +11,7 @@ from temporalio.common import RetryPolicy
 
 from core.db import SessionFactory
 from services.email import EmailService
-from services.order_recipients import ORDER_CUSTOMER_TEMPLATES, order_recipient
+from services.email_recipients import reads_recipient, recipient_now
 from services.payments.service import unrefunded
 from temporal.errors import application_errors
 
@@ -31,14 +31,18 @@ class SendEmailInput(BaseModel):
     template: str
     to: str
     context: dict[str, Any]
+    # The account the email is for (welcome, cart reminder): its address and name are
+    # read when the email is sent, and an erased account is not written to. None in
+    # inputs scheduled before it existed: those go to ``to``.
+    user_id: str | None = None
 
 
 class SendEmailResult(BaseModel):
     message_id: str | None
     provider_message_id: str | None
     already_sent: bool
-    # Why nothing was sent (no ledger row): "account_closed" for an order's email whose
-    # account was erased while the order ran.
+    # Why nothing was sent: "account_closed" for an email to an account erased before it
+    # went (an order's, while the order ran; a welcome or reminder, while it was retried).
     skipped: str | None = None
 
 
@@ -55,15 +59,17 @@ class EmailActivities:
     @activity.defn(name="email.send")
     async def send_email(self, input: SendEmailInput) -> SendEmailResult:
         """Idempotent by ``idempotency_key``. An order's email to its customer goes to
-        the order's address and name as they are now, not the workflow's snapshot; to
-        nobody once the account is erased."""
+        the order's address and name as they are now, not the workflow's snapshot; an
+        account's (``user_id``) to the account's; to nobody once the account is erased."""
         context = input.context
-        order_id = context.get("order_id")
+        order_id = str(context["order_id"]) if context.get("order_id") else None
         to = input.to
-        if input.template in ORDER_CUSTOMER_TEMPLATES and order_id and self._sessions is not None:
-            recipient = await order_recipient(self._sessions, str(order_id))
+        if self._sessions is not None and reads_recipient(input.template, order_id, input.user_id):
+            recipient = await recipient_now(self._sessions, input.template, order_id, input.user_id)
             if recipient is None:
-                activity.logger.info("no %s for %s: account closed", input.template, order_id)
+                activity.logger.info(
+                    "no %s for %s: account closed", input.template, order_id or input.user_id
+                )
                 return SendEmailResult(
                     message_id=None,
                     provider_message_id=None,
@@ -72,8 +78,10 @@ class EmailActivities:
                 )
             to = recipient.email
             context = context | {"name": recipient.name}
+            if "email" in context:  # the welcome names the address it is for
+                context = context | {"email": recipient.email}
         if input.template in REFUND_TOLD and order_id and self._sessions is not None:
-            left = await unrefunded(self._sessions, str(order_id))
+            left = await unrefunded(self._sessions, order_id)
             context = context | {"unrefunded": left}
         with application_errors():
             result = await self._emails.deliver(

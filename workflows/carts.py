@@ -88,6 +88,7 @@ class CartAbandonmentWorkflow:
                 template="cart_reminder",
                 to=contact.email,
                 context={"name": contact.name or input.name},
+                user_id=input.user_id,  # read again when sent (retried for hours)
             ),
             start_to_close_timeout=NOTIFICATION_START_TO_CLOSE,
             schedule_to_close_timeout=NOTIFICATION_SCHEDULE_TO_CLOSE,

@@ -24,6 +24,7 @@ class UserOnboardingWorkflow:
                 template="welcome",
                 to=input.email,
                 context={"name": input.name, "email": input.email},
+                user_id=input.user_id,  # the address and name are read when it is sent
             ),
             start_to_close_timeout=timedelta(seconds=30),
             schedule_to_close_timeout=timedelta(hours=retry.give_up_after_hours),

@@ -21,9 +21,10 @@ from cli.stack.process import free_port
 from core.db import create_session_factory
 from models.email import EmailMessage
 from models.workflow_starts import WorkflowStart
+from services.users import erased_email
 from temporal.clients.onboarding import workflow_id
 from temporal.clients.starts import relay_pending
-from tests.factories import PASSWORD, unique_email
+from tests.factories import PASSWORD, bearer, login, unique_email
 from tests.live import LiveStack
 
 
@@ -130,6 +131,36 @@ async def test_registration_succeeds_while_the_provider_is_down_and_mail_follows
     await asyncio.wait_for(handle.result(), 30)
     assert len(await _mailbox(http, email)) == 1
     assert (await _ledger(engine, user["id"])).status == "sent"
+
+
+async def test_an_account_erased_before_its_welcome_went_is_not_written_to(
+    http: httpx.AsyncClient, live: LiveStack, engine: AsyncEngine
+) -> None:
+    """The welcome is retried while the provider is down; the account is deleted
+    meanwhile: when the provider is back, nothing goes to the old address or the erased
+    one (before, the retry sent the welcome to the address given at sign-up)."""
+    email = unique_email("erased")
+    down = await http.put("/_sandbox/sendgrid/faults", json={"mode": "down", "to": email})
+    assert down.status_code == 204
+    user = await _register(http, email)
+    handle = live.client.get_workflow_handle(workflow_id(user["id"]))
+    row = None
+    for _ in range(150):
+        row = await _ledger_row(engine, user["id"])
+        if row is not None and row.last_error:
+            break
+        await asyncio.sleep(0.1)
+    assert row is not None, "the welcome was never tried"
+    assert row.last_error, "the welcome never failed against the outage"
+    headers = bearer(await login(http, email=email))
+    erased = await http.delete(f"/api/users/{user['id']}", headers=headers)
+    assert erased.status_code == 204, erased.text
+
+    assert (await http.delete("/_sandbox/sendgrid/faults")).status_code == 204
+    result = await asyncio.wait_for(handle.result(), 30)
+    assert result["skipped"] == "account_closed"
+    assert await _mailbox(http, email) == []
+    assert await _mailbox(http, erased_email(user["id"])) == []
 
 
 async def test_a_start_missed_while_temporal_was_down_is_made_by_the_relay(
