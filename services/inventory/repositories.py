@@ -291,6 +291,20 @@ class ReservationRepository:
         )
         return len(result.all())
 
+    async def hold_at_least(self, order_id: str, until: datetime) -> int:
+        """The order's active reservations kept at least until ``until`` (never shortened)."""
+        result = await self.session.exec(
+            update(Reservation)
+            .where(
+                col(Reservation.order_id) == order_id,
+                col(Reservation.status) == ReservationStatus.ACTIVE,
+                col(Reservation.expires_at) < until,
+            )
+            .values(expires_at=until, updated_at=utcnow())
+            .returning(col(Reservation.id))
+        )
+        return len(result.all())
+
     async def expired_orders(self, now: datetime, limit: int) -> list[str]:
         result = await self.session.exec(
             select(Reservation.order_id)

@@ -100,12 +100,15 @@ class ReservationService:
     async def reserve_again(self, order_id: str, ttl: timedelta) -> int:
         """The order's stock held again if its reservation expired meanwhile (3-D Secure
         or a long-retried authorise answered after the hold lapsed): every line or
-        ``OutOfStock``. 0 when it is
-        still held (or sold); otherwise how many lines were held again. A reservation
+        ``OutOfStock``. 0 when it is still held (then kept for ``ttl`` from now, never
+        shortened) or sold; otherwise how many lines were held again. A reservation
         released (the order undone) is not taken back: 409 ``reservation_lapsed``."""
         existing = await self.reservations(order_id)
         states = {r.status for r in existing}
         if states & {ReservationStatus.ACTIVE, ReservationStatus.COMMITTED}:
+            # Still held, maybe for seconds more: kept for ``ttl`` from now, so that the
+            # sweep cannot take it between this step and the sale.
+            await self.repository.hold_at_least(order_id, utcnow() + ttl)
             return 0
         if not existing or states != {ReservationStatus.EXPIRED}:
             raise ReservationLapsed(f"the stock held for {order_id} was given back")

@@ -6,12 +6,13 @@ released. Before, there was no way back: commit answered ``reservation_lapsed``.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from activities.inventory import InventoryActivities, SweepInput
 from core.db import SessionFactory, transaction
+from models.base import utcnow
 from services.inventory import OutOfStock, ReservationLapsed, ReservationService
 from tests.services.test_inventory import _ledger_adds_up, _product, _reserve, _stock
 
@@ -71,3 +72,28 @@ async def test_a_released_reservation_is_not_taken_back(db_sessions: SessionFact
     with pytest.raises(ReservationLapsed):
         await _again(db_sessions, order)
     assert await _stock(db_sessions, mug) == (3, 0, 3)
+
+
+async def test_a_hold_about_to_lapse_is_kept_for_the_ttl_and_a_longer_one_not_shortened(
+    db_sessions: SessionFactory,
+) -> None:
+    """An authorise that ended with the hold seconds from its expiry: hold-stock-again
+    keeps it for the TTL from now, so the sweep cannot take it before the sale (before,
+    it answered 0 and left the expiry as it was). A hold already longer (extended for
+    3-D Secure) keeps its expiry."""
+    mug = await _product(db_sessions, stock=3)
+    short, long = f"ord_short_{mug[-8:]}", f"ord_long_{mug[-8:]}"
+    assert await _reserve(db_sessions, short, {mug: 1}, ttl=2)
+    assert await _reserve(db_sessions, long, {mug: 1}, ttl=3600)
+    before = await _expiries(db_sessions, long)
+    assert await _again(db_sessions, short) == 0
+    assert await _again(db_sessions, long) == 0
+    [kept] = await _expiries(db_sessions, short)
+    assert kept - utcnow() > TTL - timedelta(minutes=1)
+    assert await _expiries(db_sessions, long) == before
+    assert await _stock(db_sessions, mug) == (3, 2, 1)
+
+
+async def _expiries(sessions: SessionFactory, order: str) -> list[datetime]:
+    async with sessions() as session:
+        return [r.expires_at for r in await ReservationService(session).reservations(order)]
