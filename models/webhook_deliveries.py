@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -32,6 +33,14 @@ class WebhookStatus(StrEnum):
     PENDING = "pending"  # being sent (or waiting for a retry)
     DELIVERED = "delivered"  # the endpoint answered 2xx
     FAILED = "failed"  # a permanent 4xx, or the retries ran out: ``last_error`` says why
+    # Never attempted: its endpoint was disabled when the event came (``last_error``
+    # ``endpoint_disabled: …``). Kept so staff recover it (``retry-failed``) once the
+    # endpoint is enabled again; pruned with the outbox after OUTBOX_RETENTION_DAYS.
+    SKIPPED = "skipped"
+
+
+# The reason a skipped delivery carries in ``last_error`` (a code, as a failure's does).
+SKIPPED_ENDPOINT_DISABLED = "endpoint_disabled: the endpoint was disabled when the event came"
 
 
 class WebhookDelivery(SQLModel, table=True):
@@ -44,6 +53,12 @@ class WebhookDelivery(SQLModel, table=True):
         CheckConstraint(one_of("status", WebhookStatus), name="status"),
         # An endpoint's deliveries, newest first.
         Index("webhook_deliveries_endpoint_id_id_idx", "endpoint_id", "id"),
+        # The pruning's skipped deliveries past the retention, oldest first.
+        Index(
+            "webhook_deliveries_skipped_created_at_idx",
+            "created_at",
+            postgresql_where=text("status = 'skipped'"),
+        ),
     )
 
     # Also the ``webhook-id`` header: the same for every attempt and retry.
@@ -126,8 +141,10 @@ class WebhookRetriedFailed(CamelModel):
     """What ``retry-failed`` sent again."""
 
     retried: int = PydanticField(
-        description="Failed deliveries now pending again (a new generation each)", examples=[12]
+        description="Failed and skipped deliveries now pending again (a new generation each)",
+        examples=[12],
     )
     more: bool = PydanticField(
-        description="Failed ones are left (at most 100 a call): call again", examples=[False]
+        description="Failed or skipped ones are left (at most 100 a call): call again",
+        examples=[False],
     )

@@ -269,6 +269,18 @@ DELIVERY_EXAMPLE = {
         }
     ],
 }
+# An event raised while the endpoint was disabled: recorded, not attempted.
+SKIPPED_EXAMPLE = DELIVERY_EXAMPLE | {
+    "id": "msg_01JEX7Q2R3S4T5V6W7X8Y9Z0A1",
+    "eventId": "evt_01JEX7Q2A1B2C3D4E5F6G7H8J9",
+    "status": "skipped",
+    "attempts": 0,
+    "lastStatusCode": None,
+    "lastError": "endpoint_disabled: the endpoint was disabled when the event came",
+    "createdAt": "2026-12-06T15:02:00Z",
+    "finishedAt": "2026-12-06T15:02:00Z",
+    "attemptLog": [],
+}
 
 
 @router.get(
@@ -276,7 +288,7 @@ DELIVERY_EXAMPLE = {
     summary="A webhook endpoint's deliveries (staff)",
     response_model=Page[WebhookDeliveryPublic],
     responses={
-        **_json({"items": [DELIVERY_EXAMPLE], "total": 1, "page": 1, "limit": 20}),
+        **_json({"items": [SKIPPED_EXAMPLE, DELIVERY_EXAMPLE], "total": 2, "page": 1, "limit": 20}),
         **problem_responses(WebhookEndpointNotFound),
     },
 )
@@ -286,13 +298,20 @@ async def list_deliveries(
     session: DbSession,
     delivery_status: Annotated[
         WebhookStatus | None,
-        Query(alias="status", description="`failed` lists the failed ones", examples=["failed"]),
+        Query(
+            alias="status",
+            description="`failed` lists the failed ones, `skipped` the events raised while "
+            "the endpoint was disabled",
+            examples=["skipped"],
+        ),
     ] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Page[WebhookDeliveryPublic]:
     """One item per event sent (or being sent) to the endpoint, newest first: `status`
-    (`pending`, `delivered`, `failed`), `attempts`, `lastStatusCode`, `lastError`, the
+    (`pending`, `delivered`, `failed`, or `skipped`: raised while the endpoint was
+    disabled, not attempted, `lastError` `endpoint_disabled: …`; `retry-failed` sends it
+    once the endpoint is enabled again), `attempts`, `lastStatusCode`, `lastError`, the
     `payload` sent, and `attemptLog` (each attempt's status code, error and duration). The
     item's `id` is the `webhook-id` header. Paginated like every list."""
     return await WebhookDeliveryAdmin(session).page(
@@ -302,7 +321,7 @@ async def list_deliveries(
 
 @router.post(
     "/deliveries/{delivery_id}/retry",
-    summary="Send a failed webhook delivery again (staff)",
+    summary="Send a failed or skipped webhook delivery again (staff)",
     response_model=WebhookDeliveryPublic,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
@@ -325,8 +344,9 @@ async def retry_delivery(
     state: State,
 ) -> WebhookDeliveryPublic:
     """The failed delivery goes back to `pending` (its `generation` bumped) and is sent
-    again at once, with the same `webhook-id` and its own retries. Only a `failed` one:
-    another answers 409 `webhook_delivery_not_failed`; while its endpoint is disabled, 409
+    again at once, with the same `webhook-id` and its own retries. Only a `failed` or
+    `skipped` one: another answers 409 `webhook_delivery_not_failed`; while its endpoint
+    is disabled, 409
     `webhook_endpoint_disabled` (re-enable it first: a disabled endpoint gets nothing)."""
     delivery, start = await WebhookDeliveryAdmin(session).retry(
         delivery_id, WebhookWorkflows(state.temporal, state.settings)
@@ -337,7 +357,7 @@ async def retry_delivery(
 
 @router.post(
     "/{endpoint_id}/retry-failed",
-    summary="Send an endpoint's failed webhook deliveries again (staff)",
+    summary="Send an endpoint's failed and skipped webhook deliveries (staff)",
     response_model=WebhookRetriedFailed,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
@@ -348,11 +368,12 @@ async def retry_delivery(
 async def retry_failed_deliveries(
     endpoint_id: EndpointId, caller: StaffUser, session: DbSession, state: State
 ) -> WebhookRetriedFailed:
-    """Every `failed` delivery of the endpoint (the oldest 100; `more: true` when failed
-    ones are left: call again) goes back to `pending` and is sent again at once, each as
-    `deliveries/{id}/retry` would (same `webhook-id`, `generation` bumped). For an
-    endpoint back from an outage, once re-enabled: 409 `webhook_endpoint_disabled` while
-    it is disabled."""
+    """Every `failed` delivery of the endpoint, and every `skipped` one (an event raised
+    while it was disabled), the oldest 100 (`more: true` when some are left: call again),
+    goes back to `pending` and is sent at once, each as `deliveries/{id}/retry` would:
+    once, with its own `webhook-id` (receivers deduplicate on it), `generation` bumped.
+    For an endpoint back from an outage, once re-enabled: 409 `webhook_endpoint_disabled`
+    while it is disabled."""
     retried, starts = await WebhookDeliveryAdmin(session).retry_failed(
         endpoint_id, WebhookWorkflows(state.temporal, state.settings)
     )

@@ -1,5 +1,7 @@
 """Pruning the outbox: delivered rows older than the retention go, with their deliveries
-and receipts (``ON DELETE CASCADE``). Undelivered rows, dead letters among them, stay."""
+and receipts (``ON DELETE CASCADE``). Undelivered rows, dead letters among them, stay.
+Webhook deliveries skipped for a disabled endpoint and not recovered within the same
+retention go too: an endpoint left disabled would otherwise keep every event for ever."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from core.db import locked
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
+from services.webhooks.delivery_repository import WebhookDeliveryRepository
 
 # Still owed to someone: never pruned, whatever ``delivered_at`` says.
 _OPEN = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
@@ -56,6 +59,11 @@ class OutboxPruneRepository:
 async def prune_outbox(
     session: AsyncSession, *, retention: timedelta, limit: int, now: datetime | None = None
 ) -> int:
-    """One batch: how many outbox rows delivered more than ``retention`` ago were deleted."""
+    """One batch: how many outbox rows delivered more than ``retention`` ago were deleted,
+    and webhook deliveries skipped (their endpoint disabled) more than ``retention`` ago,
+    never recovered. Either batch full makes the sum at least ``limit``: the caller goes
+    on while one of them has more."""
     cutoff = (now or utcnow()) - retention
-    return await OutboxPruneRepository(session).delete_delivered_before(cutoff, limit)
+    outbox = await OutboxPruneRepository(session).delete_delivered_before(cutoff, limit)
+    skipped = await WebhookDeliveryRepository(session).delete_skipped_before(cutoff, limit)
+    return outbox + skipped

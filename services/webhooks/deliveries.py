@@ -1,4 +1,5 @@
-"""Operators' view of webhook deliveries: an endpoint's deliveries, and a failed one's retry."""
+"""Operators' view of webhook deliveries: an endpoint's deliveries, and a failed (or
+skipped) one's retry."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from models.webhook_deliveries import (
 )
 from models.webhooks import WebhookEndpointPublic
 from models.workflow_starts import WorkflowStart
-from services.webhooks.delivery_repository import WebhookDeliveryRepository
+from services.webhooks.delivery_repository import RECOVERABLE, WebhookDeliveryRepository
 from services.webhooks.endpoints import WebhookEndpointService
 from temporal.clients.webhooks import WebhookWorkflows
 
@@ -26,7 +27,7 @@ class WebhookDeliveryNotFound(NotFound):
 
 class WebhookDeliveryNotFailed(Conflict):
     code = "webhook_delivery_not_failed"
-    title = "Only a failed delivery can be retried"
+    title = "Only a failed or skipped delivery can be retried"
 
 
 class WebhookEndpointDisabled(Conflict):
@@ -60,14 +61,15 @@ class WebhookDeliveryAdmin:
     async def retry(
         self, delivery_id: str, workflows: WebhookWorkflows
     ) -> tuple[WebhookDeliveryPublic, WorkflowStart]:
-        """The failed delivery back to pending in a new generation, its workflow's start
-        recorded (the caller starts it after the commit). Same ``webhook-id``. Not while
+        """The failed (or skipped) delivery back to pending in a new generation, its
+        workflow's start recorded (the caller starts it after the commit). Same
+        ``webhook-id``: the receiver deduplicates a send it had already taken. Not while
         its endpoint is disabled: the send would be refused at once (a disabled endpoint
         gets nothing) and the delivery failed again."""
         delivery = await self._deliveries.get(delivery_id)
         if delivery is None:
             raise WebhookDeliveryNotFound(f"No webhook delivery {delivery_id}")
-        if delivery.status != WebhookStatus.FAILED:
+        if delivery.status not in RECOVERABLE:
             raise WebhookDeliveryNotFailed(
                 f"Delivery {delivery_id} is {delivery.status}", status=delivery.status
             )
@@ -80,10 +82,12 @@ class WebhookDeliveryAdmin:
     async def retry_failed(
         self, endpoint_id: str, workflows: WebhookWorkflows, *, limit: int = RETRY_FAILED_LIMIT
     ) -> tuple[WebhookRetriedFailed, list[WorkflowStart]]:
-        """Each failed delivery of the endpoint (the oldest ``limit``) retried as ``retry``
-        does, their starts recorded (the caller starts them after the commit); ``more``
-        when failed ones are left for another call. What an endpoint back from an outage
-        wants, once re-enabled: its failed deliveries, not one call each."""
+        """Each failed or skipped delivery of the endpoint (the oldest ``limit``) retried
+        as ``retry`` does, their starts recorded (the caller starts them after the commit);
+        ``more`` when some are left for another call. What an endpoint back from an outage
+        wants, once re-enabled: its failed deliveries and the events raised while it was
+        disabled, not one call each. Each is sent once: its row is locked and pending
+        after this, so a concurrent or repeated call leaves it alone."""
         _enabled(await WebhookEndpointService(self._session).get(endpoint_id))  # 404 too
         failed = await self._deliveries.failed_of(endpoint_id, limit=limit + 1)
         starts = [

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, func, update
+from sqlalchemy import Text, cast, delete, func, update
 from sqlalchemy.dialects.postgresql import ARRAY, array, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,6 +16,9 @@ from core.ids import IdPrefix, new_id
 from models.base import utcnow
 from models.webhook_deliveries import WebhookAttempt, WebhookDelivery, WebhookStatus
 from models.webhooks import ALL_EVENTS, WebhookEndpoint
+
+# What staff can send again: given up on, or never attempted (endpoint disabled).
+RECOVERABLE = (WebhookStatus.FAILED, WebhookStatus.SKIPPED)
 
 
 @dataclass(frozen=True)
@@ -31,11 +35,11 @@ class WebhookDeliveryRepository:
         self.session = session
 
     async def endpoints_wanting(self, event_type: str) -> list[WebhookEndpoint]:
-        """The enabled endpoints that take ``event_type`` (or every type)."""
+        """The endpoints that take ``event_type`` (or every type), enabled or not: a
+        disabled one is owed a skipped delivery it can recover."""
         rows = await self.session.exec(
             select(WebhookEndpoint)
             .where(
-                col(WebhookEndpoint.enabled).is_(True),
                 col(WebhookEndpoint.event_types).op("&&")(
                     cast(array([event_type, ALL_EVENTS]), ARRAY(Text))
                 ),
@@ -45,9 +49,16 @@ class WebhookDeliveryRepository:
         return list(rows.all())
 
     async def add_once(
-        self, *, endpoint_id: str, event_id: str, event_type: str, payload: dict[str, Any]
+        self,
+        *,
+        endpoint_id: str,
+        event_id: str,
+        event_type: str,
+        payload: dict[str, Any],
+        skipped_because: str | None = None,
     ) -> bool:
-        """Record the delivery unless (event, endpoint) has one; True if recorded now."""
+        """Record the delivery unless (event, endpoint) has one; True if recorded now.
+        Pending, or with ``skipped_because`` skipped (not attempted) with that reason."""
         inserted = await self.session.exec(
             insert(WebhookDelivery)
             .values(
@@ -56,9 +67,11 @@ class WebhookDeliveryRepository:
                 event_id=event_id,
                 event_type=event_type,
                 payload=payload,
-                status=WebhookStatus.PENDING,
+                status=WebhookStatus.PENDING if skipped_because is None else WebhookStatus.SKIPPED,
                 generation=0,
                 attempts=0,
+                last_error=skipped_because,
+                finished_at=None if skipped_because is None else utcnow(),
             )
             .on_conflict_do_nothing(index_elements=["event_id", "endpoint_id"])
             .returning(col(WebhookDelivery.id))
@@ -151,13 +164,14 @@ class WebhookDeliveryRepository:
         return result.one_or_none()
 
     async def failed_of(self, endpoint_id: str, *, limit: int) -> list[WebhookDelivery]:
-        """The endpoint's failed deliveries, oldest first, at most ``limit``, locked."""
+        """The endpoint's failed and skipped deliveries, oldest first, at most ``limit``,
+        locked (a concurrent call waits, then finds them pending and leaves them)."""
         rows = await self.session.exec(
             locked(
                 select(WebhookDelivery)
                 .where(
                     col(WebhookDelivery.endpoint_id) == endpoint_id,
-                    col(WebhookDelivery.status) == WebhookStatus.FAILED,
+                    col(WebhookDelivery.status).in_(RECOVERABLE),
                 )
                 .order_by(col(WebhookDelivery.id))
                 .limit(limit)
@@ -166,7 +180,7 @@ class WebhookDeliveryRepository:
         return list(rows.all())
 
     async def send_again(self, delivery: WebhookDelivery) -> WebhookDelivery:
-        """A failed delivery back to pending, in a new generation."""
+        """A failed or skipped delivery back to pending, in a new generation."""
         delivery.status = WebhookStatus.PENDING
         delivery.generation += 1
         delivery.finished_at = None
@@ -215,3 +229,32 @@ class WebhookDeliveryRepository:
             .order_by(col(WebhookAttempt.id))
         )
         return list(found.all())
+
+    async def delete_skipped_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` skipped deliveries recorded before ``cutoff``, oldest
+        first (never recovered within the retention); rows another transaction holds (a
+        retry taking them) are left for the next batch."""
+        chosen = (
+            locked(
+                select(WebhookDelivery.id)
+                .where(
+                    col(WebhookDelivery.status) == WebhookStatus.SKIPPED,
+                    col(WebhookDelivery.created_at) < cutoff,
+                )
+                .order_by(col(WebhookDelivery.created_at))
+                .limit(limit),
+                skip_locked=True,
+            )
+            .cte("chosen")
+            .prefix_with("MATERIALIZED")
+        )
+        deleted = await self.session.exec(
+            delete(WebhookDelivery)
+            .where(
+                col(WebhookDelivery.id).in_(select(chosen.c.id)),
+                # Taken by a retry after the choice: no longer skipped, kept.
+                col(WebhookDelivery.status) == WebhookStatus.SKIPPED,
+            )
+            .returning(col(WebhookDelivery.id))
+        )
+        return len(deleted.all())

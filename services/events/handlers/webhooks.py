@@ -1,5 +1,6 @@
 """``webhooks``: every event an enabled webhook endpoint wants becomes one delivery per
-such endpoint, each sent by its own ``WebhookDeliveryWorkflow``. And
+such endpoint, each sent by its own ``WebhookDeliveryWorkflow``; a disabled endpoint
+wanting it gets a ``skipped`` one, not sent, for staff to recover. And
 ``webhook_disabled_alert``: staff are emailed when an endpoint was disabled for failing.
 
 The deliveries and their workflow starts are written in the relay's delivery
@@ -19,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.events import EventType
 from core.settings import Settings
+from models.webhook_deliveries import SKIPPED_ENDPOINT_DISABLED
 from services.email import EmailService
 from services.events.subscribers import DomainEvent, Subscriber
 from services.users import PERSONAL_KEYS, UserRepository, without_person
@@ -39,6 +41,16 @@ def webhooks_subscriber(workflows: WebhookWorkflows) -> Subscriber:
             await erase_person(deliveries, str(event.data.get("userId") or event.aggregate_id))
         payload = envelope(str(event.type), event.created_at, await as_sent(session, event))
         for endpoint in await deliveries.endpoints_wanting(str(event.type)):
+            if not endpoint.enabled:
+                # Not sent, but kept: staff recover it once the endpoint is enabled again.
+                await deliveries.add_once(
+                    endpoint_id=endpoint.id,
+                    event_id=event.id,
+                    event_type=str(event.type),
+                    payload=payload,
+                    skipped_because=SKIPPED_ENDPOINT_DISABLED,
+                )
+                continue
             fresh = await deliveries.add_once(
                 endpoint_id=endpoint.id,
                 event_id=event.id,

@@ -1,0 +1,193 @@
+"""Events raised while an endpoint is disabled are recorded for it as ``skipped`` (not
+attempted), listed in its delivery log, sent once by ``retry-failed`` after it is enabled
+again (with their own ``webhook-id``), and pruned with the outbox if never recovered: the
+``webhooks`` subscriber, ``WebhookDeliveryAdmin`` and ``prune_outbox`` on the real
+database (one transaction, rolled back)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import col, select
+from temporalio.client import Client
+
+from core.db import SessionFactory, transaction
+from core.errors import Conflict
+from core.events import EventType
+from core.ids import IdPrefix, new_id
+from core.settings import Settings
+from models.base import utcnow
+from models.webhook_deliveries import WebhookDelivery, WebhookStatus
+from models.webhooks import WebhookEndpoint, WebhookEndpointUpdate
+from services.events.handlers.webhooks import webhooks_subscriber
+from services.events.pruning import prune_outbox
+from services.events.subscribers import DomainEvent
+from services.webhooks.deliveries import WebhookDeliveryAdmin
+from services.webhooks.delivery_repository import WebhookDeliveryRepository
+from services.webhooks.endpoints import WebhookEndpointService, new_secret
+from services.webhooks.repository import WebhookEndpointRepository
+from temporal.clients.connection import TemporalConnection
+from temporal.clients.webhooks import WebhookWorkflows
+
+# A type only this file's endpoints take (and ``*`` endpoints of other tests, whose
+# rows this file's rolled-back transaction never shows them).
+EVENT = EventType.ORDER_CREATED
+
+
+def _event() -> DomainEvent:
+    order_id = new_id(IdPrefix.ORDER)
+    return DomainEvent(
+        id=new_id(IdPrefix.EVENT),
+        type=EVENT,
+        aggregate_type="order",
+        aggregate_id=order_id,
+        seq=1,
+        data={"orderId": order_id},
+        created_at=utcnow(),
+    )
+
+
+async def _disabled_endpoint(sessions: SessionFactory) -> str:
+    async with transaction(sessions) as session:
+        endpoint = await WebhookEndpointRepository(session).add(
+            WebhookEndpoint(
+                url="https://hooks.example.com/paused", event_types=[EVENT], secret=new_secret()
+            )
+        )
+        await WebhookEndpointService(session).update(
+            endpoint.id, WebhookEndpointUpdate(enabled=False)
+        )
+        return endpoint.id
+
+
+async def _delivery(sessions: SessionFactory, event_id: str, endpoint_id: str) -> WebhookDelivery:
+    async with sessions() as session:
+        found = await WebhookDeliveryRepository(session).target(event_id, endpoint_id)
+        assert found is not None
+        await session.refresh(found[0])
+        return found[0]
+
+
+async def test_events_raised_while_disabled_are_skipped_then_recovered_once(
+    db_sessions: SessionFactory, settings: Settings, temporal_client: Client
+) -> None:
+    """Before, a disabled endpoint got no row at all for an event raised meanwhile:
+    re-enabled, it could never get what it missed."""
+    workflows = WebhookWorkflows(TemporalConnection.of(temporal_client), settings)
+    subscriber = webhooks_subscriber(workflows)
+    endpoint_id = await _disabled_endpoint(db_sessions)
+    events = [_event(), _event()]
+    for event in events:
+        async with transaction(db_sessions) as session:
+            await subscriber.handle(event, session)
+        # The relay delivering the event again records nothing twice.
+        async with transaction(db_sessions) as session:
+            await subscriber.handle(event, session)
+
+    skipped = [await _delivery(db_sessions, e.id, endpoint_id) for e in events]
+    for row in skipped:
+        assert (row.status, row.attempts, row.generation) == ("skipped", 0, 0)
+        assert row.last_error == "endpoint_disabled: the endpoint was disabled when the event came"
+        assert row.finished_at is not None
+    async with db_sessions() as session:
+        listed = await WebhookDeliveryAdmin(session).page(
+            endpoint_id, status=WebhookStatus.SKIPPED, page=1, limit=20
+        )
+    assert [i.id for i in listed.items] == [skipped[1].id, skipped[0].id]  # newest first
+    assert all(i.attempt_log == [] for i in listed.items)
+
+    # Still disabled: nothing is sent (it would be refused at once).
+    async with transaction(db_sessions) as session:
+        with pytest.raises(Conflict) as refused:
+            await WebhookDeliveryAdmin(session).retry_failed(endpoint_id, workflows)
+    assert refused.value.code == "webhook_endpoint_disabled"
+
+    async with transaction(db_sessions) as session:
+        await WebhookEndpointService(session).update(
+            endpoint_id, WebhookEndpointUpdate(enabled=True)
+        )
+        done, starts = await WebhookDeliveryAdmin(session).retry_failed(endpoint_id, workflows)
+    assert (done.retried, done.more) == (2, False)
+    # Oldest first, each its own run; the row keeps its id, the ``webhook-id`` sent.
+    assert [s.workflow_id for s in starts] == [f"webhook-{e.id}-{endpoint_id}-1" for e in events]
+    for event, before in zip(events, skipped, strict=True):
+        after = await _delivery(db_sessions, event.id, endpoint_id)
+        assert (after.id, after.status, after.generation) == (before.id, "pending", 1)
+        assert after.finished_at is None
+
+    # Sent once: a second call (or one racing the first: the rows are locked) has none.
+    async with transaction(db_sessions) as session:
+        again, more_starts = await WebhookDeliveryAdmin(session).retry_failed(
+            endpoint_id, workflows
+        )
+    assert (again.retried, again.more, more_starts) == (0, False, [])
+
+    # An event raised now that it is enabled is sent as usual, not skipped.
+    later = _event()
+    async with transaction(db_sessions) as session:
+        await subscriber.handle(later, session)
+    assert (await _delivery(db_sessions, later.id, endpoint_id)).status == "pending"
+
+
+async def test_a_skipped_delivery_is_retried_alone_once_re_enabled(
+    db_sessions: SessionFactory, settings: Settings, temporal_client: Client
+) -> None:
+    workflows = WebhookWorkflows(TemporalConnection.of(temporal_client), settings)
+    endpoint_id = await _disabled_endpoint(db_sessions)
+    event = _event()
+    async with transaction(db_sessions) as session:
+        await webhooks_subscriber(workflows).handle(event, session)
+    delivery_id = (await _delivery(db_sessions, event.id, endpoint_id)).id
+    async with transaction(db_sessions) as session:
+        await WebhookEndpointService(session).update(
+            endpoint_id, WebhookEndpointUpdate(enabled=True)
+        )
+        retried, start = await WebhookDeliveryAdmin(session).retry(delivery_id, workflows)
+    assert (retried.id, retried.status, retried.generation) == (delivery_id, "pending", 1)
+    assert start.workflow_id == f"webhook-{event.id}-{endpoint_id}-1"
+    async with transaction(db_sessions) as session:
+        with pytest.raises(Conflict) as twice:
+            await WebhookDeliveryAdmin(session).retry(delivery_id, workflows)
+    assert twice.value.code == "webhook_delivery_not_failed"
+
+
+async def test_skipped_deliveries_never_recovered_are_pruned_with_the_outbox(
+    db_sessions: SessionFactory, settings: Settings, temporal_client: Client
+) -> None:
+    """An endpoint left disabled does not keep every event for ever: a skipped delivery
+    older than the retention goes with the outbox's pruning; a recent one, and a failed
+    one (staff's to retry), stay."""
+    workflows = WebhookWorkflows(TemporalConnection.of(temporal_client), settings)
+    endpoint_id = await _disabled_endpoint(db_sessions)
+    old, recent = _event(), _event()
+    async with transaction(db_sessions) as session:
+        for event in (old, recent):
+            await webhooks_subscriber(workflows).handle(event, session)
+        failed = _event()
+        repository = WebhookDeliveryRepository(session)
+        await repository.add_once(
+            endpoint_id=endpoint_id,
+            event_id=failed.id,
+            event_type=str(EVENT),
+            payload={"type": str(EVENT), "timestamp": "t", "data": {}},
+        )
+        assert await repository.fail(failed.id, endpoint_id, 0, "HTTP 500")
+    # Far older than any other row: the prune below, ten years back, sees only these.
+    long_ago = utcnow() - timedelta(days=4000)
+    for event in (old, failed):
+        row = await _delivery(db_sessions, event.id, endpoint_id)
+        async with transaction(db_sessions) as session:
+            row.created_at = long_ago
+            session.add(row)
+
+    async with transaction(db_sessions) as session:
+        pruned = await prune_outbox(session, retention=timedelta(days=3650), limit=100)
+    assert pruned == 1
+    async with db_sessions() as session:
+        left = await session.exec(
+            select(WebhookDelivery.event_id, WebhookDelivery.status).where(
+                col(WebhookDelivery.endpoint_id) == endpoint_id
+            )
+        )
+        assert set(left.all()) == {(recent.id, "skipped"), (failed.id, "failed")}
