@@ -6,19 +6,21 @@ database (one transaction, rolled back)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from temporalio.client import Client
 
-from core.db import SessionFactory, transaction
+from core.db import SessionFactory, create_session_factory, transaction
 from core.errors import Conflict
 from core.events import EventType
 from core.ids import IdPrefix, new_id
 from core.settings import Settings
 from models.base import utcnow
-from models.webhook_deliveries import WebhookDelivery, WebhookStatus
+from models.webhook_deliveries import SKIPPED_ENDPOINT_DISABLED, WebhookDelivery, WebhookStatus
 from models.webhooks import WebhookEndpoint, WebhookEndpointUpdate
 from services.events.handlers.webhooks import webhooks_subscriber
 from services.events.pruning import prune_outbox
@@ -191,3 +193,41 @@ async def test_skipped_deliveries_never_recovered_are_pruned_with_the_outbox(
             )
         )
         assert set(left.all()) == {(recent.id, "skipped"), (failed.id, "failed")}
+
+
+async def test_two_retry_failed_calls_at_once_send_each_skipped_delivery_once(
+    engine: AsyncEngine, settings: Settings, made: list[str]
+) -> None:
+    """Two staff (or a double click) recovering the same endpoint at once: each skipped
+    delivery is taken by one call only (its row locked, then pending for the other)."""
+    sessions = create_session_factory(engine)
+    endpoint_id = await _disabled_endpoint(sessions)
+    made.append(endpoint_id)
+    events = [_event() for _ in range(6)]
+    async with transaction(sessions) as session:
+        repository = WebhookDeliveryRepository(session)
+        for event in events:
+            await repository.add_once(
+                endpoint_id=endpoint_id,
+                event_id=event.id,
+                event_type=str(EVENT),
+                payload={"type": str(EVENT), "timestamp": "t", "data": {}},
+                skipped_because=SKIPPED_ENDPOINT_DISABLED,
+            )
+        await WebhookEndpointService(session).update(
+            endpoint_id, WebhookEndpointUpdate(enabled=True)
+        )
+    workflows = WebhookWorkflows(TemporalConnection.from_settings(settings), settings)
+
+    async def recover() -> list[str]:
+        async with transaction(sessions) as session:
+            _, starts = await WebhookDeliveryAdmin(session).retry_failed(endpoint_id, workflows)
+            await asyncio.sleep(0.2)  # holding its locks while the other call waits
+        return [s.workflow_id for s in starts]
+
+    first, second = await asyncio.gather(recover(), recover())
+    assert sorted(first + second) == sorted(f"webhook-{e.id}-{endpoint_id}-1" for e in events)
+    assert not set(first) & set(second)
+    for event in events:
+        row = await _delivery(sessions, event.id, endpoint_id)
+        assert (row.status, row.generation) == ("pending", 1)
