@@ -89,12 +89,12 @@ class WebhookDeliveryAdmin:
         disabled, not one call each. Each is sent once: its row is locked and pending
         after this, so a concurrent or repeated call leaves it alone."""
         _enabled(await WebhookEndpointService(self._session).get(endpoint_id))  # 404 too
-        failed = await self._deliveries.failed_of(endpoint_id, limit=limit + 1)
+        taken = await self._deliveries.recoverable_of(endpoint_id, limit=limit + 1)
         starts = [
             self._start(await self._deliveries.send_again(delivery), workflows)
-            for delivery in failed[:limit]
+            for delivery in taken[:limit]
         ]
-        return WebhookRetriedFailed(retried=len(starts), more=len(failed) > limit), starts
+        return WebhookRetriedFailed(retried=len(starts), more=len(taken) > limit), starts
 
     def _start(self, delivery: WebhookDelivery, workflows: WebhookWorkflows) -> WorkflowStart:
         return WebhookWorkflows.request_start(

@@ -163,7 +163,7 @@ class WebhookDeliveryRepository:
         )
         return result.one_or_none()
 
-    async def failed_of(self, endpoint_id: str, *, limit: int) -> list[WebhookDelivery]:
+    async def recoverable_of(self, endpoint_id: str, *, limit: int) -> list[WebhookDelivery]:
         """The endpoint's failed and skipped deliveries, oldest first, at most ``limit``,
         locked (a concurrent call waits, then finds them pending and leaves them)."""
         rows = await self.session.exec(
