@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from api.examples import add_examples
 from api.idempotency import IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_PROBLEMS, applies_to
 from api.problems import (
     PROBLEM_REF,
@@ -62,6 +63,7 @@ def install_openapi(app: FastAPI) -> None:
                 for method in route.methods or ():
                     operation = schema["paths"][path][method.lower()]
                     _declare(operation, route.dependant, path, method)
+                    add_examples(operation, path, method, route.original_route.responses)
         for name in _FASTAPI_VALIDATION_SCHEMAS:
             components.pop(name, None)
         app.openapi_schema = schema
