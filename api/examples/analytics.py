@@ -63,7 +63,7 @@ DASHBOARD = {
         "currency": CURRENCY,
         "topByRevenue": [HEADPHONES | {"revenue": 359960, "currency": CURRENCY, "units": 40}],
         "topByRevenueByCurrency": [],
-        "topByUnits": [HEADPHONES | {"revenue": 359960, "currency": CURRENCY, "units": 40}],
+        "topByUnits": [HEADPHONES | {"units": 40}],
         "mostViewed": [HEADPHONES | {"views": 610}],
         "viewToPurchase": [HEADPHONES | {"views": 610, "purchases": 31, "rate": 0.0508}],
         "lowStock": [HEADPHONES | {"available": 7, "lowStockThreshold": 10}],
