@@ -24,7 +24,7 @@ SLOW_TASK_SECONDS = 3.0
 SLOWED: set[str] = set()
 
 
-@workflow.defn(name="SlowFirstTask")
+@workflow.defn(name="SlowFirstTask", sandboxed=False)  # it blocks its thread: no sandbox
 class SlowFirstTask:
     @workflow.run
     async def run(self) -> str:

@@ -5,6 +5,7 @@ catches in our workflow modules' own code, reading them does."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,55 @@ def test_the_check_finds_the_clock_randomness_and_the_os() -> None:
 @pytest.mark.parametrize("path", WORKFLOW_MODULES, ids=[p.stem for p in WORKFLOW_MODULES])
 def test_workflow_modules_use_neither_the_clock_nor_randomness_nor_the_os(path: Path) -> None:
     assert _nondeterminism(path.read_text()) == []
+
+
+TEST_MODULES = sorted(Path(__file__).parents[1].rglob("*.py"))
+# What a test module of sandboxed stand-in workflows may import outside
+# ``imports_passed_through``: modules the sandbox passes through by default.
+SANDBOX_SAFE_TOP_LEVEL = frozenset(sys.stdlib_module_names) | {"temporalio", "__future__"}
+
+
+def sandbox_reimports(source: str) -> list[str]:
+    """The modules a test module of sandboxed workflows (a ``@workflow.defn`` without
+    ``sandboxed=False``) imports at top level that the sandbox imports again in every run
+    it builds. A second import of ``tests.stack`` there (its asyncpg, in the sandbox's
+    own copy) crashed the test process at its engine's last close."""
+    tree = ast.parse(source)
+    sandboxed = any(
+        ast.unparse(decorator).startswith("workflow.defn")
+        and "sandboxed=False" not in ast.unparse(decorator)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        for decorator in node.decorator_list
+    )
+    if not sandboxed:
+        return []
+    imported = [
+        name
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for name in (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+        )
+    ]
+    return [name for name in imported if name.split(".")[0] not in SANDBOX_SAFE_TOP_LEVEL]
+
+
+def test_the_check_finds_a_top_level_import_the_sandbox_would_repeat() -> None:
+    source = (
+        "from temporalio import workflow\nfrom tests.stack import suite_worker\n"
+        "with workflow.unsafe.imports_passed_through():\n    from models.orders import Order\n"
+        "@workflow.defn\nclass W: ...\n"
+    )
+    assert sandbox_reimports(source) == ["tests.stack"]
+    unsandboxed = source.replace("@workflow.defn", "@workflow.defn(sandboxed=False)")
+    assert sandbox_reimports(unsandboxed) == []
+
+
+def test_sandboxed_test_workflows_pass_their_imports_through() -> None:
+    repeated = {
+        str(path): names for path in TEST_MODULES if (names := sandbox_reimports(path.read_text()))
+    }
+    assert repeated == {}
