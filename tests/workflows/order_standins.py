@@ -166,6 +166,14 @@ def flaky(times: int, type: str = "provider_unavailable") -> list[Step]:
     return [*steps, Succeed()]
 
 
+def stock_gone(line: LineSnapshot, available: int) -> Fail:
+    """What a stock step answers when ``line`` is short, ``available`` of it left."""
+    short = {"productId": line.product_id, "requested": line.quantity, "available": available}
+    return Fail(
+        "out_of_stock", f"not enough stock for: {line.product_id}", {"unavailableItems": [short]}
+    )
+
+
 def authorization(status: str, **fields: Any) -> Succeed:
     """What ``payments.authorize`` or ``payments.refresh`` answers."""
     return Succeed(AuthorizationResult.model_validate({"status": status} | fields))

@@ -24,12 +24,12 @@ from tests.workflows.order_standins import (
     MUG,
     REFRESH,
     UNDO_PAYMENT,
-    Fail,
     OrderStandIns,
     Succeed,
     ends_queued,
     requires_action,
     start_order,
+    stock_gone,
     waiting_for_3ds,
 )
 from workflows.orders import OrderWorkflow
@@ -38,7 +38,6 @@ from workflows.types.orders import PaymentWebhook
 WEBHOOK = PaymentWebhook(
     event_id="evt_late", type="payment_intent.amount_capturable_updated", intent_id="pi_standin"
 )
-SHORT = {"productId": MUG.product_id, "requested": MUG.quantity, "available": 1}
 
 
 async def test_3ds_answered_after_the_hold_lapsed_holds_the_stock_again(
@@ -61,9 +60,7 @@ async def test_3ds_answered_after_the_hold_lapsed_holds_the_stock_again(
 async def test_3ds_answered_after_the_stock_went_fails_out_of_stock_and_voids_the_hold(
     time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
 ) -> None:
-    gone = Fail(
-        "out_of_stock", f"not enough stock for: {MUG.product_id}", {"unavailableItems": [SHORT]}
-    )
+    gone = stock_gone(MUG, available=1)
     order = standins.order(
         {AUTHORIZE: [requires_action()], EXTEND: [Succeed(0)], HOLD_AGAIN: [gone]}
     )

@@ -20,18 +20,17 @@ from tests.workflows.order_standins import (
     HOLD_AGAIN,
     MUG,
     UNDO_PAYMENT,
-    Fail,
     OrderStandIns,
     Succeed,
     ends_queued,
     flaky,
     start_order,
+    stock_gone,
 )
 
 # Two transient failures: retried after 1 s and 2 s (skipped), 3 s after the hold.
 SLOW_AUTHORISE = flaky(2)
 RETRIED = [AUTHORIZE, AUTHORIZE]
-SHORT = {"productId": MUG.product_id, "requested": MUG.quantity, "available": 1}
 
 
 async def test_an_authorise_past_the_hold_s_ttl_holds_the_stock_again(
@@ -51,9 +50,7 @@ async def test_an_authorise_past_the_hold_s_ttl_holds_the_stock_again(
 async def test_an_authorise_past_the_ttl_with_the_stock_gone_fails_out_of_stock_and_voids(
     time_skipping_env: WorkflowEnvironment, standins: OrderStandIns
 ) -> None:
-    gone = Fail(
-        "out_of_stock", f"not enough stock for: {MUG.product_id}", {"unavailableItems": [SHORT]}
-    )
+    gone = stock_gone(MUG, available=1)
     order = standins.order({AUTHORIZE: SLOW_AUTHORISE, HOLD_AGAIN: [gone]})
     handle = await start_order(
         time_skipping_env.client, order.order_id, reservation_ttl_seconds=4.0
