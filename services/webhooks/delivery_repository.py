@@ -36,15 +36,28 @@ class WebhookDeliveryRepository:
 
     async def endpoints_wanting(self, event_type: str) -> list[WebhookEndpoint]:
         """The endpoints that take ``event_type`` (or every type), enabled or not: a
-        disabled one is owed a skipped delivery it can recover."""
+        disabled one is owed a skipped delivery it can recover.
+
+        Read under ``FOR KEY SHARE``, the lock the delivery's insert takes on its
+        endpoint anyway (its foreign key), taken before the skip is decided rather than
+        after: a re-enable (``FOR UPDATE``) in progress is waited for and its
+        ``enabled`` read as committed, and one starting later waits for this
+        transaction, so no delivery is recorded ``skipped`` after the re-enable commits
+        (unlocked, the relay could read the endpoint disabled just before the ``PATCH``
+        committed and insert the skipped row just after, missed by the ``retry-failed``
+        that followed). Health updates (``NO KEY UPDATE``) do not wait for it."""
         rows = await self.session.exec(
-            select(WebhookEndpoint)
-            .where(
-                col(WebhookEndpoint.event_types).op("&&")(
-                    cast(array([event_type, ALL_EVENTS]), ARRAY(Text))
-                ),
+            locked(
+                select(WebhookEndpoint)
+                .where(
+                    col(WebhookEndpoint.event_types).op("&&")(
+                        cast(array([event_type, ALL_EVENTS]), ARRAY(Text))
+                    ),
+                )
+                .order_by(col(WebhookEndpoint.id)),
+                read=True,
+                key_share=True,
             )
-            .order_by(col(WebhookEndpoint.id))
         )
         return list(rows.all())
 
