@@ -1,21 +1,20 @@
-"""Outbox pruning, run by ``OutboxPruneWorkflow`` from the ``outbox-prune`` schedule."""
+"""Outbox and webhook delivery pruning, run by ``OutboxPruneWorkflow`` from the
+``outbox-prune`` schedule."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from temporalio import activity
 
 from core.db import SessionFactory, transaction
-from services.events.pruning import prune_outbox
+from services.events.pruning import Retention, prune_outbox
 from workflows.types.pruning import PruneBatchInput, PruneBatchResult
 
 
 class OutboxPruneActivities:
-    def __init__(self, sessions: SessionFactory, retention_days: int) -> None:
+    def __init__(self, sessions: SessionFactory, retention: Retention) -> None:
         self._sessions = sessions
         # Read from the worker's settings at each run, not frozen into the schedule.
-        self._retention = timedelta(days=retention_days)
+        self._retention = retention
 
     @activity.defn(name="events.prune_outbox_batch")
     async def prune_outbox_batch(self, input: PruneBatchInput) -> PruneBatchResult:

@@ -353,6 +353,12 @@ class Settings(BaseSettings):
     # a failing endpoint days (Svix five) before disabling it: so do we.
     webhook_disable_after_failures: int = Field(default=10, ge=1)
     webhook_disable_after_seconds: float = Field(default=5 * 24 * 3600.0, ge=0)
+    # Finished deliveries (with their attempts) are pruned by the `outbox-prune` schedule:
+    # delivered ones this many days after delivery, failed ones (dead letters, which staff
+    # read and retry) after the longer WEBHOOK_FAILED_DELIVERY_RETENTION_DAYS; a pending
+    # one (being sent or retried) never. Skipped ones go with OUTBOX_RETENTION_DAYS.
+    webhook_delivery_retention_days: int = Field(default=30, ge=1)
+    webhook_failed_delivery_retention_days: int = Field(default=90, ge=1)
     # Who is told that an endpoint was disabled; default INVENTORY_ALERT_EMAIL.
     webhook_alert_email: str | None = None
     # Endpoints may be (or resolve to) private, loopback, link-local, multicast or
@@ -399,6 +405,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "EVENT_SUBSCRIPTION_RETENTION_SECONDS must be at least twice "
                 "EVENT_SUBSCRIBER_GRACE_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _failed_webhooks_kept_longer(self) -> Settings:
+        # Operators look at failures after the fact, and retry them: a dead letter is
+        # never gone before a delivered delivery of the same age.
+        if self.webhook_failed_delivery_retention_days < self.webhook_delivery_retention_days:
+            raise ValueError(
+                "WEBHOOK_FAILED_DELIVERY_RETENTION_DAYS must be at least "
+                "WEBHOOK_DELIVERY_RETENTION_DAYS (failed deliveries are kept longer)"
             )
         return self
 

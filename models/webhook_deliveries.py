@@ -30,9 +30,12 @@ from models.base import CamelModel, created_at_field, one_of
 
 
 class WebhookStatus(StrEnum):
-    PENDING = "pending"  # being sent (or waiting for a retry)
-    DELIVERED = "delivered"  # the endpoint answered 2xx
-    FAILED = "failed"  # a permanent 4xx, or the retries ran out: ``last_error`` says why
+    PENDING = "pending"  # being sent (or waiting for a retry): never pruned
+    # The endpoint answered 2xx; pruned WEBHOOK_DELIVERY_RETENTION_DAYS after that.
+    DELIVERED = "delivered"
+    # A permanent 4xx, or the retries ran out: ``last_error`` says why. Staff's to read
+    # and retry: pruned only WEBHOOK_FAILED_DELIVERY_RETENTION_DAYS after it failed.
+    FAILED = "failed"
     # Never attempted: its endpoint was disabled when the event came (``last_error``
     # ``endpoint_disabled: …``). Kept so staff recover it (``retry-failed``) once the
     # endpoint is enabled again; pruned with the outbox after OUTBOX_RETENTION_DAYS.
@@ -53,11 +56,13 @@ class WebhookDelivery(SQLModel, table=True):
         CheckConstraint(one_of("status", WebhookStatus), name="status"),
         # An endpoint's deliveries, newest first.
         Index("webhook_deliveries_endpoint_id_id_idx", "endpoint_id", "id"),
-        # The pruning's skipped deliveries past the retention, oldest first.
+        # The pruning's finished deliveries of a status past its retention, oldest first
+        # (pending ones, never pruned, have no ``finished_at``: left out).
         Index(
-            "webhook_deliveries_skipped_created_at_idx",
-            "created_at",
-            postgresql_where=text("status = 'skipped'"),
+            "webhook_deliveries_status_finished_at_idx",
+            "status",
+            "finished_at",
+            postgresql_where=text("finished_at IS NOT NULL"),
         ),
     )
 

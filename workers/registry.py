@@ -41,6 +41,7 @@ from services.analytics import AnalyticsRecorder
 from services.catalog.indexing import SearchIndexing
 from services.email import EmailService
 from services.events.delivery import DeliveryService
+from services.events.pruning import Retention
 from services.events.registry import HandlerDeps, build_subscribers
 from services.events.subscribers import Subscriber
 from services.fulfillment.shipments import ShipmentService
@@ -134,9 +135,7 @@ def components_for(
         activities.append(InventoryActivities(deps.sessions).sweep_expired_reservations)
         workflows.append(OutboxPruneWorkflow)
         activities.append(
-            OutboxPruneActivities(
-                deps.sessions, deps.settings.outbox_retention_days
-            ).prune_outbox_batch
+            OutboxPruneActivities(deps.sessions, Retention.of(deps.settings)).prune_outbox_batch
         )
         workflows.append(AnalyticsRollupWorkflow)
         activities.append(AnalyticsActivities(deps.sessions).refresh_rollups)

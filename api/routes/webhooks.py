@@ -313,7 +313,10 @@ async def list_deliveries(
     disabled, not attempted, `lastError` `endpoint_disabled: …`; `retry-failed` sends it
     once the endpoint is enabled again), `attempts`, `lastStatusCode`, `lastError`, the
     `payload` sent, and `attemptLog` (each attempt's status code, error and duration). The
-    item's `id` is the `webhook-id` header. Paginated like every list."""
+    item's `id` is the `webhook-id` header. Paginated like every list. Finished ones are
+    pruned after their retention: delivered `WEBHOOK_DELIVERY_RETENTION_DAYS` (30) after
+    delivery, failed `WEBHOOK_FAILED_DELIVERY_RETENTION_DAYS` (90) after failing, skipped
+    `OUTBOX_RETENTION_DAYS` (7) after recording; pending ones never."""
     return await WebhookDeliveryAdmin(session).page(
         endpoint_id, status=delivery_status, page=page, limit=limit
     )

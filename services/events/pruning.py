@@ -1,10 +1,19 @@
-"""Pruning the outbox: delivered rows older than the retention go, with their deliveries
-and receipts (``ON DELETE CASCADE``). Undelivered rows, dead letters among them, stay.
-Webhook deliveries skipped for a disabled endpoint and not recovered within the same
-retention go too: an endpoint left disabled would otherwise keep every event for ever."""
+"""Pruning the outbox and the webhook deliveries, one batch per call (the ``outbox-prune``
+schedule's ``OutboxPruneWorkflow``).
+
+Outbox rows delivered before the retention go, with their deliveries and receipts (``ON
+DELETE CASCADE``); undelivered rows, dead letters among them, stay. Webhook deliveries
+go by their status, with their attempts: delivered ones after
+``WEBHOOK_DELIVERY_RETENTION_DAYS``, failed ones (dead letters: staff read and retry them)
+after the longer ``WEBHOOK_FAILED_DELIVERY_RETENTION_DAYS``, skipped ones (their endpoint
+disabled) not recovered within the outbox's retention, as an endpoint left disabled would
+otherwise keep every event for ever. A pending delivery (being sent, or retried) is never
+pruned: a retry makes a failed or skipped one pending, and its retention starts again when
+it finishes."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists
@@ -12,9 +21,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import locked
+from core.settings import Settings
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
+from models.webhook_deliveries import WebhookStatus
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
 
 # Still owed to someone: never pruned, whatever ``delivered_at`` says.
@@ -56,14 +67,39 @@ class OutboxPruneRepository:
         return len(deleted.all())
 
 
+@dataclass(frozen=True)
+class Retention:
+    """How long finished rows are kept, by kind."""
+
+    outbox: timedelta  # delivered outbox rows, and skipped webhook deliveries
+    webhook_delivered: timedelta
+    webhook_failed: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> Retention:
+        return cls(
+            outbox=timedelta(days=settings.outbox_retention_days),
+            webhook_delivered=timedelta(days=settings.webhook_delivery_retention_days),
+            webhook_failed=timedelta(days=settings.webhook_failed_delivery_retention_days),
+        )
+
+
 async def prune_outbox(
-    session: AsyncSession, *, retention: timedelta, limit: int, now: datetime | None = None
+    session: AsyncSession, *, retention: Retention, limit: int, now: datetime | None = None
 ) -> int:
-    """One batch: how many outbox rows delivered more than ``retention`` ago were deleted,
-    and webhook deliveries skipped (their endpoint disabled) more than ``retention`` ago,
-    never recovered. Either batch full makes the sum at least ``limit``: the caller goes
-    on while one of them has more."""
-    cutoff = (now or utcnow()) - retention
-    outbox = await OutboxPruneRepository(session).delete_delivered_before(cutoff, limit)
-    skipped = await WebhookDeliveryRepository(session).delete_skipped_before(cutoff, limit)
-    return outbox + skipped
+    """One batch: how many rows past their retention were deleted, up to ``limit`` of each
+    kind (outbox rows; webhook deliveries skipped, delivered, failed). Any kind's batch
+    full makes the sum at least ``limit``: the caller goes on while one of them has
+    more."""
+    now = now or utcnow()
+    deleted = await OutboxPruneRepository(session).delete_delivered_before(
+        now - retention.outbox, limit
+    )
+    webhooks = WebhookDeliveryRepository(session)
+    for status, kept in (
+        (WebhookStatus.SKIPPED, retention.outbox),
+        (WebhookStatus.DELIVERED, retention.webhook_delivered),
+        (WebhookStatus.FAILED, retention.webhook_failed),
+    ):
+        deleted += await webhooks.delete_finished_before(status, now - kept, limit)
+    return deleted

@@ -243,18 +243,23 @@ class WebhookDeliveryRepository:
         )
         return list(found.all())
 
-    async def delete_skipped_before(self, cutoff: datetime, limit: int) -> int:
-        """Delete up to ``limit`` skipped deliveries recorded before ``cutoff``, oldest
-        first (never recovered within the retention); rows another transaction holds (a
-        retry taking them) are left for the next batch."""
+    async def delete_finished_before(
+        self, status: WebhookStatus, cutoff: datetime, limit: int
+    ) -> int:
+        """Delete up to ``limit`` deliveries with ``status`` (delivered, failed or skipped:
+        finished, so ``finished_at`` is set) that finished before ``cutoff``, oldest first,
+        with their attempts (``ON DELETE CASCADE``). Rows another transaction holds (a
+        retry taking a failed or skipped one) are left for the next batch."""
+        if status is WebhookStatus.PENDING:
+            raise ValueError("a pending delivery is still being sent: never pruned")
         chosen = (
             locked(
                 select(WebhookDelivery.id)
                 .where(
-                    col(WebhookDelivery.status) == WebhookStatus.SKIPPED,
-                    col(WebhookDelivery.created_at) < cutoff,
+                    col(WebhookDelivery.status) == status,
+                    col(WebhookDelivery.finished_at) < cutoff,
                 )
-                .order_by(col(WebhookDelivery.created_at))
+                .order_by(col(WebhookDelivery.finished_at))
                 .limit(limit),
                 skip_locked=True,
             )
@@ -265,8 +270,8 @@ class WebhookDeliveryRepository:
             delete(WebhookDelivery)
             .where(
                 col(WebhookDelivery.id).in_(select(chosen.c.id)),
-                # Taken by a retry after the choice: no longer skipped, kept.
-                col(WebhookDelivery.status) == WebhookStatus.SKIPPED,
+                # Taken by a retry after the choice: pending again, kept.
+                col(WebhookDelivery.status) == status,
             )
             .returning(col(WebhookDelivery.id))
         )

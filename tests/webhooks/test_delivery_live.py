@@ -17,12 +17,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from temporalio.client import Client
 
 from core.db import create_session_factory, transaction
-from core.events import EventType
-from core.ids import IdPrefix, new_id
 from core.settings import Settings
-from models.base import utcnow
 from services.events.handlers.webhooks import webhooks_subscriber
-from services.events.subscribers import DomainEvent
 from temporal.clients.connection import TemporalConnection
 from temporal.clients.webhooks import WebhookWorkflows
 from tests.factories import register as register_user
@@ -30,6 +26,7 @@ from tests.live import LiveStack, live_stack
 from tests.orders.conftest import http, staff
 from tests.orders.helpers import eventually, paid_order, provider_events
 from tests.webhooks.receiver import Received, Receiver, receiver
+from tests.webhooks.rows import order_created
 from workflows.types.webhooks import SendOutcome, SendResult, webhook_workflow_id
 
 __all__ = ["http", "staff"]
@@ -364,16 +361,8 @@ async def test_a_delivery_committed_after_its_workflow_gave_up_is_sent_by_a_new_
     subscriber = webhooks_subscriber(
         WebhookWorkflows(TemporalConnection.of(live.client), live.settings)
     )
-    order_id = new_id(IdPrefix.ORDER)
-    event = DomainEvent(
-        id=new_id(IdPrefix.EVENT),
-        type=EventType.ORDER_CREATED,
-        aggregate_type="order",
-        aggregate_id=order_id,
-        seq=1,
-        data={"orderId": order_id},
-        created_at=utcnow(),
-    )
+    event = order_created()
+    order_id = event.aggregate_id
     sessions = create_session_factory(engine)
     async with sessions() as session:
         await subscriber.handle(event, session)

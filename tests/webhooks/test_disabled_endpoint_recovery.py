@@ -16,59 +16,23 @@ from temporalio.client import Client
 
 from core.db import SessionFactory, create_session_factory, transaction
 from core.errors import Conflict
-from core.events import EventType
-from core.ids import IdPrefix, new_id
 from core.settings import Settings
 from models.base import utcnow
 from models.webhook_deliveries import SKIPPED_ENDPOINT_DISABLED, WebhookDelivery, WebhookStatus
-from models.webhooks import WebhookEndpoint, WebhookEndpointUpdate
+from models.webhooks import WebhookEndpointUpdate
 from services.events.handlers.webhooks import webhooks_subscriber
-from services.events.pruning import prune_outbox
-from services.events.subscribers import DomainEvent
+from services.events.pruning import Retention, prune_outbox
 from services.webhooks.deliveries import WebhookDeliveryAdmin
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
-from services.webhooks.endpoints import WebhookEndpointService, new_secret
-from services.webhooks.repository import WebhookEndpointRepository
+from services.webhooks.endpoints import WebhookEndpointService
 from temporal.clients.connection import TemporalConnection
 from temporal.clients.webhooks import WebhookWorkflows
+from tests.webhooks.rows import ORDER_CREATED, delivery_of, disabled_endpoint, order_created
 
 # A type only this file's endpoints take (and ``*`` endpoints of other tests, whose
 # rows this file's rolled-back transaction never shows them).
-EVENT = EventType.ORDER_CREATED
-
-
-def _event() -> DomainEvent:
-    order_id = new_id(IdPrefix.ORDER)
-    return DomainEvent(
-        id=new_id(IdPrefix.EVENT),
-        type=EVENT,
-        aggregate_type="order",
-        aggregate_id=order_id,
-        seq=1,
-        data={"orderId": order_id},
-        created_at=utcnow(),
-    )
-
-
-async def _disabled_endpoint(sessions: SessionFactory) -> str:
-    async with transaction(sessions) as session:
-        endpoint = await WebhookEndpointRepository(session).add(
-            WebhookEndpoint(
-                url="https://hooks.example.com/paused", event_types=[EVENT], secret=new_secret()
-            )
-        )
-        await WebhookEndpointService(session).update(
-            endpoint.id, WebhookEndpointUpdate(enabled=False)
-        )
-        return endpoint.id
-
-
-async def _delivery(sessions: SessionFactory, event_id: str, endpoint_id: str) -> WebhookDelivery:
-    async with sessions() as session:
-        found = await WebhookDeliveryRepository(session).target(event_id, endpoint_id)
-        assert found is not None
-        await session.refresh(found[0])
-        return found[0]
+EVENT = ORDER_CREATED
+PAUSED = "https://hooks.example.com/paused"
 
 
 async def test_events_raised_while_disabled_are_skipped_then_recovered_once(
@@ -78,8 +42,8 @@ async def test_events_raised_while_disabled_are_skipped_then_recovered_once(
     re-enabled, it could never get what it missed."""
     workflows = WebhookWorkflows(TemporalConnection.of(temporal_client), settings)
     subscriber = webhooks_subscriber(workflows)
-    endpoint_id = await _disabled_endpoint(db_sessions)
-    events = [_event(), _event()]
+    endpoint_id = await disabled_endpoint(db_sessions, PAUSED)
+    events = [order_created(), order_created()]
     for event in events:
         async with transaction(db_sessions) as session:
             await subscriber.handle(event, session)
@@ -87,7 +51,7 @@ async def test_events_raised_while_disabled_are_skipped_then_recovered_once(
         async with transaction(db_sessions) as session:
             await subscriber.handle(event, session)
 
-    skipped = [await _delivery(db_sessions, e.id, endpoint_id) for e in events]
+    skipped = [await delivery_of(db_sessions, e.id, endpoint_id) for e in events]
     for row in skipped:
         assert (row.status, row.attempts, row.generation) == ("skipped", 0, 0)
         assert row.last_error == "endpoint_disabled: the endpoint was disabled when the event came"
@@ -114,7 +78,7 @@ async def test_events_raised_while_disabled_are_skipped_then_recovered_once(
     # Oldest first, each its own run; the row keeps its id, the ``webhook-id`` sent.
     assert [s.workflow_id for s in starts] == [f"webhook-{e.id}-{endpoint_id}-1" for e in events]
     for event, before in zip(events, skipped, strict=True):
-        after = await _delivery(db_sessions, event.id, endpoint_id)
+        after = await delivery_of(db_sessions, event.id, endpoint_id)
         assert (after.id, after.status, after.generation) == (before.id, "pending", 1)
         assert after.finished_at is None
 
@@ -126,21 +90,21 @@ async def test_events_raised_while_disabled_are_skipped_then_recovered_once(
     assert (again.retried, again.more, more_starts) == (0, False, [])
 
     # An event raised now that it is enabled is sent as usual, not skipped.
-    later = _event()
+    later = order_created()
     async with transaction(db_sessions) as session:
         await subscriber.handle(later, session)
-    assert (await _delivery(db_sessions, later.id, endpoint_id)).status == "pending"
+    assert (await delivery_of(db_sessions, later.id, endpoint_id)).status == "pending"
 
 
 async def test_a_skipped_delivery_is_retried_alone_once_re_enabled(
     db_sessions: SessionFactory, settings: Settings, temporal_client: Client
 ) -> None:
     workflows = WebhookWorkflows(TemporalConnection.of(temporal_client), settings)
-    endpoint_id = await _disabled_endpoint(db_sessions)
-    event = _event()
+    endpoint_id = await disabled_endpoint(db_sessions, PAUSED)
+    event = order_created()
     async with transaction(db_sessions) as session:
         await webhooks_subscriber(workflows).handle(event, session)
-    delivery_id = (await _delivery(db_sessions, event.id, endpoint_id)).id
+    delivery_id = (await delivery_of(db_sessions, event.id, endpoint_id)).id
     async with transaction(db_sessions) as session:
         await WebhookEndpointService(session).update(
             endpoint_id, WebhookEndpointUpdate(enabled=True)
@@ -159,14 +123,14 @@ async def test_skipped_deliveries_never_recovered_are_pruned_with_the_outbox(
 ) -> None:
     """An endpoint left disabled does not keep every event for ever: a skipped delivery
     older than the retention goes with the outbox's pruning; a recent one, and a failed
-    one (staff's to retry), stay."""
+    one within its own retention (staff's to retry), stay."""
     workflows = WebhookWorkflows(TemporalConnection.of(temporal_client), settings)
-    endpoint_id = await _disabled_endpoint(db_sessions)
-    old, recent = _event(), _event()
+    endpoint_id = await disabled_endpoint(db_sessions, PAUSED)
+    old, recent = order_created(), order_created()
     async with transaction(db_sessions) as session:
         for event in (old, recent):
             await webhooks_subscriber(workflows).handle(event, session)
-        failed = _event()
+        failed = order_created()
         repository = WebhookDeliveryRepository(session)
         await repository.add_once(
             endpoint_id=endpoint_id,
@@ -178,13 +142,18 @@ async def test_skipped_deliveries_never_recovered_are_pruned_with_the_outbox(
     # Far older than any other row: the prune below, ten years back, sees only these.
     long_ago = utcnow() - timedelta(days=4000)
     for event in (old, failed):
-        row = await _delivery(db_sessions, event.id, endpoint_id)
+        row = await delivery_of(db_sessions, event.id, endpoint_id)
         async with transaction(db_sessions) as session:
-            row.created_at = long_ago
+            row.created_at = row.finished_at = long_ago
             session.add(row)
 
+    ten_years = timedelta(days=3650)
+    # Failed ones have a retention of their own (longer): not this one.
+    retention = Retention(
+        outbox=ten_years, webhook_delivered=ten_years, webhook_failed=timedelta(days=5000)
+    )
     async with transaction(db_sessions) as session:
-        pruned = await prune_outbox(session, retention=timedelta(days=3650), limit=100)
+        pruned = await prune_outbox(session, retention=retention, limit=100)
     assert pruned == 1
     async with db_sessions() as session:
         left = await session.exec(
@@ -201,9 +170,9 @@ async def test_two_retry_failed_calls_at_once_send_each_skipped_delivery_once(
     """Two staff (or a double click) recovering the same endpoint at once: each skipped
     delivery is taken by one call only (its row locked, then pending for the other)."""
     sessions = create_session_factory(engine)
-    endpoint_id = await _disabled_endpoint(sessions)
+    endpoint_id = await disabled_endpoint(sessions, PAUSED)
     made.append(endpoint_id)
-    events = [_event() for _ in range(6)]
+    events = [order_created() for _ in range(6)]
     async with transaction(sessions) as session:
         repository = WebhookDeliveryRepository(session)
         for event in events:
@@ -229,5 +198,5 @@ async def test_two_retry_failed_calls_at_once_send_each_skipped_delivery_once(
     assert sorted(first + second) == sorted(f"webhook-{e.id}-{endpoint_id}-1" for e in events)
     assert not set(first) & set(second)
     for event in events:
-        row = await _delivery(sessions, event.id, endpoint_id)
+        row = await delivery_of(sessions, event.id, endpoint_id)
         assert (row.status, row.generation) == ("pending", 1)

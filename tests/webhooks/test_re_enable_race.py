@@ -11,60 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from core.db import SessionFactory, create_session_factory, transaction
-from core.events import EventType
-from core.ids import IdPrefix, new_id
 from core.settings import Settings
-from models.base import utcnow
-from models.webhook_deliveries import WebhookDelivery
-from models.webhooks import WebhookEndpoint, WebhookEndpointUpdate
+from models.webhooks import WebhookEndpointUpdate
 from services.events.handlers.webhooks import webhooks_subscriber
 from services.events.subscribers import DomainEvent, Subscriber
 from services.webhooks.deliveries import WebhookDeliveryAdmin
-from services.webhooks.delivery_repository import WebhookDeliveryRepository
-from services.webhooks.endpoints import WebhookEndpointService, new_secret
-from services.webhooks.repository import WebhookEndpointRepository
+from services.webhooks.endpoints import WebhookEndpointService
 from temporal.clients.connection import TemporalConnection
 from temporal.clients.webhooks import WebhookWorkflows
 from tests.lock_waits import waiting_on_locks
+from tests.webhooks.rows import delivery_of, disabled_endpoint, order_created
 
 # A hang guard only: each wait ends as soon as the other side has moved.
 GUARD_SECONDS = 30
-
-
-def _event() -> DomainEvent:
-    order_id = new_id(IdPrefix.ORDER)
-    return DomainEvent(
-        id=new_id(IdPrefix.EVENT),
-        type=EventType.ORDER_CREATED,
-        aggregate_type="order",
-        aggregate_id=order_id,
-        seq=1,
-        data={"orderId": order_id},
-        created_at=utcnow(),
-    )
-
-
-async def _disabled_endpoint(sessions: SessionFactory) -> str:
-    async with transaction(sessions) as session:
-        endpoint = await WebhookEndpointRepository(session).add(
-            WebhookEndpoint(
-                url="https://hooks.example.com/race",
-                event_types=[EventType.ORDER_CREATED],
-                secret=new_secret(),
-            )
-        )
-        await WebhookEndpointService(session).update(
-            endpoint.id, WebhookEndpointUpdate(enabled=False)
-        )
-        return endpoint.id
-
-
-async def _delivery(sessions: SessionFactory, event_id: str, endpoint_id: str) -> WebhookDelivery:
-    async with sessions() as session:
-        found = await WebhookDeliveryRepository(session).target(event_id, endpoint_id)
-        assert found is not None
-        await session.refresh(found[0])
-        return found[0]
+RACE = "https://hooks.example.com/race"
 
 
 class _RelayDelivery:
@@ -110,10 +70,10 @@ async def test_an_event_recorded_during_the_re_enable_is_sent_not_skipped(
     called ``retry-failed`` again. Now the relay reads the endpoint under a lock the
     ``PATCH`` holds, so it sees it enabled and sends the event."""
     sessions = create_session_factory(engine)
-    endpoint_id = await _disabled_endpoint(sessions)
+    endpoint_id = await disabled_endpoint(sessions, RACE)
     made.append(endpoint_id)
     workflows = WebhookWorkflows(TemporalConnection.of(temporal_client), settings)
-    event = _event()
+    event = order_created()
 
     async with transaction(sessions) as session:  # PATCH {"enabled": true}
         await WebhookEndpointService(session).update(
@@ -128,7 +88,7 @@ async def test_an_event_recorded_during_the_re_enable_is_sent_not_skipped(
         recovered, _ = await WebhookDeliveryAdmin(session).retry_failed(endpoint_id, workflows)
     await relay.committed()
 
-    row = await _delivery(sessions, event.id, endpoint_id)
+    row = await delivery_of(sessions, event.id, endpoint_id)
     assert (row.status, row.generation, row.last_error) == ("pending", 0, None)
     assert recovered.retried == 0
     # Nothing is left for a second call to find.
@@ -143,10 +103,10 @@ async def test_an_event_skipped_before_the_re_enable_is_recovered_by_one_call(
     """The other order: the relay decided to skip first, so the ``PATCH`` waits for the
     relay's commit, and the one ``retry-failed`` after it finds the skipped delivery."""
     sessions = create_session_factory(engine)
-    endpoint_id = await _disabled_endpoint(sessions)
+    endpoint_id = await disabled_endpoint(sessions, RACE)
     made.append(endpoint_id)
     workflows = WebhookWorkflows(TemporalConnection.of(temporal_client), settings)
-    event = _event()
+    event = order_created()
 
     relay = _RelayDelivery(sessions, webhooks_subscriber(workflows), event)
     await relay.wait_handled()
@@ -167,5 +127,5 @@ async def test_an_event_skipped_before_the_re_enable_is_recovered_by_one_call(
         recovered, starts = await WebhookDeliveryAdmin(session).retry_failed(endpoint_id, workflows)
     assert recovered.retried == 1
     assert [s.workflow_id for s in starts] == [f"webhook-{event.id}-{endpoint_id}-1"]
-    row = await _delivery(sessions, event.id, endpoint_id)
+    row = await delivery_of(sessions, event.id, endpoint_id)
     assert (row.status, row.generation) == ("pending", 1)

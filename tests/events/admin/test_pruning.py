@@ -19,6 +19,7 @@ from core.outbox import publish
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery, EventReceipt
 from models.outbox import OutboxEvent
+from services.events.pruning import Retention
 from tests.stack import suite_worker
 from workflows.maintenance import OutboxPruneWorkflow
 from workflows.types.pruning import (
@@ -92,7 +93,10 @@ async def test_prune_deletes_only_rows_delivered_before_the_retention(
     still_owed = await _event(
         db_sessions, delivered_days_ago=9, deliveries={"a": done, "b": DeliveryStatus.FAILED}
     )
-    activities = OutboxPruneActivities(db_sessions, retention_days=7)
+    # The webhook retentions do not matter here: this test makes no webhook deliveries.
+    activities = OutboxPruneActivities(
+        db_sessions, Retention(outbox=7 * DAY, webhook_delivered=30 * DAY, webhook_failed=90 * DAY)
+    )
     env = ActivityEnvironment()
 
     first = await env.run(activities.prune_outbox_batch, PruneBatchInput(limit=1))
