@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from core.errors import Conflict, ShopError, ValidationFailed
 from integrations.payments.gateway import MAX_CHARGE, min_charge
+from integrations.payments.stripe_units import max_charge, to_stripe
 from models.quotes import Quote
 
 
@@ -22,9 +23,9 @@ class PriceChanged(Conflict):
 def refuse_unchargeable(priced: Quote, expected_total: int | None) -> None:
     """Raise why ``priced`` cannot be ordered as it stands, if it cannot: nothing in it,
     a product taken off sale or repriced in another currency since it was added, a total
-    one payment cannot take (too large, or above 0 and below Stripe's minimum charge), a
-    coupon that no longer applies, or a total other than the ``expected_total`` the
-    shopper was shown."""
+    one payment cannot take (too large, above 0 and below Stripe's minimum charge, or no
+    amount Stripe can write in its currency), a coupon that no longer applies, or a total
+    other than the ``expected_total`` the shopper was shown."""
     if not priced.lines:
         raise CartEmpty("there is nothing in the cart to order")
     if priced.off_sale:
@@ -42,17 +43,19 @@ def refuse_unchargeable(priced: Quote, expected_total: int | None) -> None:
             code="currency_mismatch",
             productIds=list(priced.foreign_currency),
         )
-    if max(priced.subtotal, priced.total) > MAX_CHARGE:
+    limit = max_charge(priced.currency, MAX_CHARGE)
+    if max(priced.subtotal, priced.total) > limit:
         # Refused before its lines are written: they may not fit the order's columns.
         # The subtotal bounds every line and discount (a coupon can make a total
-        # small whose lines are not).
+        # small whose lines are not). In our minor units: Stripe's eight digits are
+        # 999,999 ISK (it writes ISK with two decimals).
         raise ValidationFailed(
             f"the order ({priced.subtotal} minor units at list price, {priced.total} "
-            f"to pay) is more than one payment can take ({MAX_CHARGE})",
+            f"to pay) is more than one payment can take ({limit})",
             code="order_total_too_large",
             subtotal=priced.subtotal,
             total=priced.total,
-            limit=MAX_CHARGE,
+            limit=limit,
         )
     if 0 < priced.total < min_charge(priced.currency):
         # Stripe refuses it (``amount_too_small``); a total of 0 is charged nothing.
@@ -63,6 +66,10 @@ def refuse_unchargeable(priced: Quote, expected_total: int | None) -> None:
             total=priced.total,
             minimum=min_charge(priced.currency),
         )
+    if priced.total > 0:
+        # A total Stripe cannot take exactly (fractions of an ariary, a KWD amount not
+        # ending in 0): ``amount_not_representable``, never charged as another amount.
+        to_stripe(priced.total, priced.currency)
     if priced.coupon is not None and priced.coupon.problem:
         raise ValidationFailed(
             f"the coupon no longer applies: {priced.coupon.problem}",

@@ -28,6 +28,10 @@ class IntentStatus(StrEnum):
 
 @dataclass(frozen=True)
 class IntentState:
+    """A payment at the provider. Every amount here (and in ``RefundResult``) is in ISO
+    4217 minor units of ``currency``, ours: an adapter converts from the provider's own
+    (``integrations.payments.stripe_units``: Stripe writes ISK with two decimals)."""
+
     intent_id: str
     status: IntentStatus
     amount: int
@@ -157,10 +161,12 @@ class PaymentGateway(Protocol):
         intent_id: str,
         *,
         amount: int | None,
+        currency: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
-        """Refund ``amount`` (all that is left when None) of a captured payment, with
+        """Refund ``amount`` (all that is left when None) of a captured payment in
+        ``currency`` (the payment's: it says what ``amount``'s minor units are), with
         ``metadata`` kept on the refund."""
         ...
 

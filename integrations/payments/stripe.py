@@ -28,6 +28,7 @@ from integrations.payments.gateway import (
     RefundResult,
     WebhookEvent,
 )
+from integrations.payments.stripe_units import from_stripe, to_stripe
 
 SANDBOX_KEY = "sk_test_shopweave_sandbox"
 _STATUSES = {
@@ -42,17 +43,20 @@ _STATUSES = {
 
 
 def _state(obj: Any, refunded: int = 0) -> IntentState:
+    """The PaymentIntent in our words, its amounts in our minor units (``refunded`` is
+    ours already: the sum of ``_refund``s)."""
     intent: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
     next_action = intent.get("next_action") or {}
     redirect = next_action.get("redirect_to_url") or {}
     error = intent.get("last_payment_error") or {}
     metadata = intent.get("metadata") or {}
+    currency = str(intent["currency"]).upper()
     return IntentState(
         intent_id=intent["id"],
         status=_STATUSES[intent["status"]],
-        amount=int(intent["amount"]),
-        currency=str(intent["currency"]).upper(),
-        amount_captured=int(intent.get("amount_received") or 0),
+        amount=from_stripe(int(intent["amount"]), currency),
+        currency=currency,
+        amount_captured=from_stripe(int(intent.get("amount_received") or 0), currency),
         amount_refunded=refunded,
         next_action_url=redirect.get("url"),
         failure_code=error.get("decline_code") or error.get("code"),
@@ -169,7 +173,8 @@ class StripeGateway:
         idempotency_key: str,
     ) -> IntentState:
         params: dict[str, Any] = {
-            "amount": amount,
+            # Refused here (``AmountNotRepresentable``) if Stripe cannot take it exactly.
+            "amount": to_stripe(amount, currency),
             "currency": currency.lower(),
             "payment_method": payment_method,
             "payment_method_types": ["card"],
@@ -261,12 +266,13 @@ class StripeGateway:
         intent_id: str,
         *,
         amount: int | None,
+        currency: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
         params: dict[str, Any] = {"payment_intent": intent_id}
         if amount is not None:
-            params["amount"] = amount
+            params["amount"] = to_stripe(amount, currency)
         asked = {**params, "metadata": dict(metadata)} if metadata else params
         options: dict[str, Any] = {"idempotency_key": idempotency_key}
         with translated():
@@ -324,7 +330,7 @@ def _refund(refund: Any) -> RefundResult:
     metadata = getattr(refund, "metadata", None)
     return RefundResult(
         refund_id=refund.id,
-        amount=int(refund.amount),
+        amount=from_stripe(int(refund.amount), str(refund.currency)),
         status=str(refund.status),
         metadata={str(k): str(v) for k, v in (metadata.to_dict() if metadata else {}).items()},
         failure_reason=getattr(refund, "failure_reason", None),

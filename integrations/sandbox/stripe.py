@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import locked
 from core.settings import SANDBOX_WEBHOOK_SECRET
-from integrations.payments.gateway import min_charge
+from integrations.payments.stripe_units import stripe_minimum, stripe_step
 from integrations.sandbox.stripe_wire import charge, charge_id
 from models.sandbox import SandboxStripeObject
 
@@ -158,9 +158,11 @@ class StripeSandbox:
         currency = str(params.get("currency", "")).lower()
         if len(currency) != 3:
             raise invalid_request("Missing required param: currency.", "currency")
-        if amount < min_charge(currency):
+        _whole_steps(amount, currency)
+        if amount < stripe_minimum(currency):
             raise invalid_request(
-                f"Amount must be at least {min_charge(currency)} {currency} (minor units).",
+                f"Amount must be at least {stripe_minimum(currency)} {currency} (in Stripe's "
+                "amount units).",
                 "amount",
                 "amount_too_small",
             )
@@ -338,6 +340,7 @@ class StripeSandbox:
         refunded = _moved(await self._refunds(intent["id"]))
         left = intent["amount_received"] - refunded
         amount = int(params.get("amount", left))
+        _whole_steps(amount, intent["currency"])
         if amount < 1 or amount > left:
             raise invalid_request(
                 f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
@@ -410,6 +413,19 @@ class StripeSandbox:
             "has_more": len(refunds) > limit,
             "data": refunds[:limit],
         }
+
+
+def _whole_steps(amount: int, currency: str) -> None:
+    """Stripe's ``amount`` rules beyond its minor unit: ISK and UGX are written with two
+    decimals that are always ``00`` ("You can't charge fractions of ISK"), the
+    three-decimal currencies' last digit must be 0 (``integrations.payments.stripe_units``)."""
+    step = stripe_step(currency)
+    if amount % step:
+        raise invalid_request(
+            f"Invalid amount: {currency.upper()} amounts must be a multiple of {step}.",
+            "amount",
+            "invalid_charge_amount",
+        )
 
 
 def _moved(refunds: list[dict[str, Any]]) -> int:

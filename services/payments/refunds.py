@@ -127,7 +127,11 @@ async def refund(
     try:
         result = await _made_under(gateway, payment.intent_id, metadata, amount) or (
             await gateway.refund(
-                payment.intent_id, amount=amount, idempotency_key=key, metadata=metadata
+                payment.intent_id,
+                amount=amount,
+                currency=payment.currency,
+                idempotency_key=key,
+                metadata=metadata,
             )
         )
     except PaymentRejected as exc:

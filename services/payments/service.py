@@ -272,7 +272,10 @@ class PaymentService:
                 await self._apply(session, payment, state, "refunded")
                 return True
             result = await self.gateway.refund(
-                intent_id, amount=None, idempotency_key=idempotency_key(order_id, "refund")
+                intent_id,
+                amount=None,
+                currency=payment.currency,
+                idempotency_key=idempotency_key(order_id, "refund"),
             )
             failure = await refund_failure(session, self.gateway, payment, result)
             state = await self.gateway.retrieve(intent_id)

@@ -81,9 +81,13 @@ async def test_authorise_is_idempotent_then_capture_and_refund_in_parts(
     # Capturing again (an answer lost, a retried activity) reports the capture.
     replay = await gateway.capture(held.intent_id, idempotency_key=f"{order}:capture-2")
     assert replay.amount_captured == 4200
-    part = await gateway.refund(held.intent_id, amount=1200, idempotency_key=f"{order}:r1")
+    part = await gateway.refund(
+        held.intent_id, amount=1200, currency="USD", idempotency_key=f"{order}:r1"
+    )
     assert part.amount == 1200
-    rest = await gateway.refund(held.intent_id, amount=None, idempotency_key=f"{order}:r2")
+    rest = await gateway.refund(
+        held.intent_id, amount=None, currency="USD", idempotency_key=f"{order}:r2"
+    )
     assert rest.amount == 3000
     final = await gateway.retrieve(held.intent_id)
     assert final.amount_refunded == 4200
@@ -148,12 +152,22 @@ async def test_a_refund_keeps_its_metadata_and_a_key_first_used_without_it_is_re
     held = await _authorize(gateway, order)
     await gateway.capture(held.intent_id, idempotency_key=f"{order}:capture")
     tagged = await gateway.refund(
-        held.intent_id, amount=1000, idempotency_key=f"{order}:a", metadata={"return_id": "ret_a"}
+        held.intent_id,
+        amount=1000,
+        currency="USD",
+        idempotency_key=f"{order}:a",
+        metadata={"return_id": "ret_a"},
     )
     assert tagged.metadata == {"return_id": "ret_a"}
-    untagged = await gateway.refund(held.intent_id, amount=700, idempotency_key=f"{order}:b")
+    untagged = await gateway.refund(
+        held.intent_id, amount=700, currency="USD", idempotency_key=f"{order}:b"
+    )
     again = await gateway.refund(
-        held.intent_id, amount=700, idempotency_key=f"{order}:b", metadata={"return_id": "ret_b"}
+        held.intent_id,
+        amount=700,
+        currency="USD",
+        idempotency_key=f"{order}:b",
+        metadata={"return_id": "ret_b"},
     )
     assert again.refund_id == untagged.refund_id
     assert [(r.refund_id, r.amount, r.metadata) for r in await gateway.refunds(held.intent_id)] == [

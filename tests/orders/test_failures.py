@@ -466,11 +466,16 @@ class _RefundAnswersOnCue(StripeGateway):
         intent_id: str,
         *,
         amount: int | None,
+        currency: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
         result = await super().refund(
-            intent_id, amount=amount, idempotency_key=idempotency_key, metadata=metadata
+            intent_id,
+            amount=amount,
+            currency=currency,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
         )
         self.made.set()
         await self.answer.wait()

@@ -31,11 +31,16 @@ class _RefundAnswerLost(StripeGateway):
         intent_id: str,
         *,
         amount: int | None,
+        currency: str,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
         await super().refund(
-            intent_id, amount=amount, idempotency_key=idempotency_key, metadata=metadata
+            intent_id,
+            amount=amount,
+            currency=currency,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
         )
         raise PaymentUnavailable("the refund's answer was lost")
 

@@ -60,7 +60,9 @@ async def test_damaged_return_refunds_once_under_faults_and_restocks_the_good_un
 
     # A first attempt reached Stripe, but its answer (and our commit) was lost...
     [intent] = await intents_for(http, order["id"])
-    await gateway.refund(intent["id"], amount=3786, idempotency_key=refund_key(request.id))
+    await gateway.refund(
+        intent["id"], amount=3786, currency="USD", idempotency_key=refund_key(request.id)
+    )
     # ... and the retries meet a gateway failing half its calls.
     await http.put("/_sandbox/stripe/faults", json={"failureRate": 0.5})
     refund_id = None

@@ -75,7 +75,9 @@ async def test_a_return_refund_retried_after_a_lost_answer_is_replayed_whatever_
     parameters (``idempotency_error``) on every attempt, and the return never ended."""
     order_id, return_id, intent_id = await _received(http, staff, engine, live)
     gateway = StripeGateway.from_settings(live.settings)
-    first = await gateway.refund(intent_id, amount=OWED, idempotency_key=refund_key(return_id))
+    first = await gateway.refund(
+        intent_id, amount=OWED, currency="USD", idempotency_key=refund_key(return_id)
+    )
     await _staff_refund(engine, live, order_id, 1500)
 
     steps = ReturnSteps(create_session_factory(engine), gateway)
