@@ -81,18 +81,22 @@ class RefundFailures:
         ``origin`` says whose it was when that return is not at hand. ``refund_amount``:
         the refund's own amount, what the customer and staff are told did not arrive
         (asked of Stripe when not given); the event's ``amount`` is what the payment's
-        refunded amount comes down by, which is 0 for a refund never counted (its answer
-        lost, the retry answered with it failed). Returns whether it was recorded now."""
+        refunded amount comes down by, never more than that (another refund that failed
+        with it gives back its own, in its own event), and 0 for a refund never counted
+        (its answer lost, the retry answered with it failed). Returns whether it was
+        recorded now."""
         if await self.payments.refund_failure_recorded(payment, refund_id):
             return False
         moving = await self.gateway.refunds(str(payment.intent_id))
         if any(r.refund_id == refund_id for r in moving):
             return False  # not failed (a refund that failed never succeeds again)
-        # The row's refunded amount is the most Stripe's refunds ever added up to: what
-        # it is above their total now is what failed.
-        reversed_amount = _give_back(payment, sum(r.amount for r in moving))
         if refund_amount is None:
             refund_amount = (await self.gateway.retrieve_refund(refund_id)).amount
+        # The row's refunded amount is the most Stripe's refunds ever added up to: what
+        # it is above their total now is what failed, of this refund and of any other
+        # that failed with it and is not recorded yet. This one gives back its own money
+        # only; the other's record gives back the rest.
+        reversed_amount = _give_back(payment, sum(r.amount for r in moving), refund_amount)
         if request is not None:
             origin = {"returnId": request.id}
         origin = origin or {}
@@ -130,10 +134,16 @@ class RefundFailures:
         return True
 
 
-def _give_back(payment: Payment, refunded_now: int) -> int:
-    """Bring the row's refunded amount down to ``refunded_now`` (Stripe's moving refunds),
-    its status with it; returns by how much."""
-    reversed_amount = max(payment.amount_refunded - refunded_now, 0)
+def _give_back(payment: Payment, refunded_now: int, refund_amount: int) -> int:
+    """Bring the row's refunded amount down towards ``refunded_now`` (Stripe's moving
+    refunds) by at most ``refund_amount`` (the failed refund's own), its status with it;
+    returns by how much.
+
+    Two refunds of one payment bouncing close together are both out of Stripe's total
+    when the first is recorded: brought down to it, the first event gave back both
+    amounts and the second 0, so the analytics counted one bounce (a failure with
+    ``amount`` 0 takes no refund off their count) and the lifetime value entered one."""
+    reversed_amount = min(max(payment.amount_refunded - refunded_now, 0), refund_amount)
     if reversed_amount == 0:
         return 0
     payment.amount_refunded -= reversed_amount

@@ -5,71 +5,41 @@ reaches the payment step through the API; the boundary is right all the same."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli.stack.process import free_port
 from core.db import create_session_factory, transaction
 from core.errors import ValidationFailed
 from core.events import EventType
 from core.settings import Settings
 from integrations.payments.gateway import IntentStatus
-from integrations.payments.stripe import StripeGateway
 from integrations.payments.stripe_units import AmountNotRepresentable
 from models.orders import Order
 from models.quotes import Quote, QuoteLine
 from services import payments
-from services.analytics import AnalyticsRecorder
 from services.order_checks import checkout_problem, refuse_unchargeable
-from services.payments import PaymentRepository, PaymentService
-from tests.events.customers import create_customer, create_order
+from services.payments import PaymentRepository
 from tests.fulfillment_rows import published
-from tests.live import live_api
-from tests.orders.helpers import SANDBOX_KEY
-
-
-@pytest.fixture(scope="module")
-async def api(settings: Settings) -> AsyncIterator[tuple[Settings, str]]:
-    live = settings.model_copy(update={"shop_api_port": free_port()})
-    async with live_api(live) as base:
-        yield live, base
-
-
-async def _order(engine: AsyncEngine, *, total: int, currency: str) -> Order:
-    async with transaction(create_session_factory(engine)) as session:
-        return await create_order(
-            session, await create_customer(session), total=total, currency=currency
-        )
-
-
-async def _at_stripe(base: str, path: str, **params: str) -> Any:
-    async with httpx.AsyncClient(base_url=base) as http:
-        answer = await http.get(f"/_sandbox/stripe/v1/{path}", headers=SANDBOX_KEY, params=params)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
+from tests.services.payment_rows import at_stripe, order_of, payment_service
 
 
 async def test_an_isk_order_charges_and_refunds_stripe_in_its_units_and_reads_back_ours(
-    engine: AsyncEngine, api: tuple[Settings, str]
+    engine: AsyncEngine, stripe_api: tuple[Settings, str]
 ) -> None:
     """4,200 ISK (ISO exponent 0: 4200 minor units) is 420000 to Stripe, which writes ISK
     with two decimals that are always 00; a 1,200 ISK refund is 120000. Before, Stripe was
     sent 4200 (42 ISK, a hundredth of the order) and its answers read as they came."""
-    live, base = api
-    order = await _order(engine, total=4200, currency="ISK")
+    live, base = stripe_api
+    order = await order_of(engine, total=4200, currency="ISK")
     sessions = create_session_factory(engine)
-    gateway = StripeGateway.from_settings(live)
-    service = PaymentService(sessions, gateway, live, AnalyticsRecorder(False))
+    service = payment_service(engine, live)
+    gateway = service.gateway
 
     held = await service.authorize(order.id)
     assert held.status is IntentStatus.AUTHORIZED
     captured = await service.capture(order.id)
     assert (captured.amount, captured.amount_captured, captured.currency) == (4200, 4200, "ISK")
-    intent = await _at_stripe(base, f"payment_intents/{captured.intent_id}")
+    intent = await at_stripe(base, f"payment_intents/{captured.intent_id}")
     assert (intent["amount"], intent["amount_received"], intent["currency"]) == (
         420000,
         420000,
@@ -85,7 +55,7 @@ async def test_an_isk_order_charges_and_refunds_stripe_in_its_units_and_reads_ba
     assert (outcome.amount, outcome.currency) == (1200, "ISK")
     assert (await gateway.retrieve(captured.intent_id)).amount_refunded == 1200
     assert await service.void_or_refund(order.id) == "refunded"  # the other 3,000 ISK
-    listed = await _at_stripe(base, "refunds", payment_intent=captured.intent_id)
+    listed = await at_stripe(base, "refunds", payment_intent=captured.intent_id)
     assert sorted(r["amount"] for r in listed["data"]) == [120000, 300000]
     assert sorted(r.amount for r in await gateway.refunds(captured.intent_id)) == [1200, 3000]
 
@@ -98,28 +68,26 @@ async def test_an_isk_order_charges_and_refunds_stripe_in_its_units_and_reads_ba
 
 
 async def test_an_amount_stripe_cannot_take_exactly_is_refused_before_anything_is_held(
-    engine: AsyncEngine, api: tuple[Settings, str]
+    engine: AsyncEngine, stripe_api: tuple[Settings, str]
 ) -> None:
     """1,500.50 ariary: MGA has two decimals in ISO 4217 and none at Stripe. Refused
     (``amount_not_representable``) before an intent is made, not charged as 1,500 or
     1,501 ariary; 1,500.00 is 1500 to Stripe."""
-    live, base = api
+    live, base = stripe_api
     sessions = create_session_factory(engine)
-    service = PaymentService(
-        sessions, StripeGateway.from_settings(live), live, AnalyticsRecorder(False)
-    )
-    odd = await _order(engine, total=150050, currency="MGA")
+    service = payment_service(engine, live)
+    odd = await order_of(engine, total=150050, currency="MGA")
     with pytest.raises(AmountNotRepresentable) as refused:
         await service.authorize(odd.id)
     assert refused.value.extra["multipleOf"] == 100
     async with sessions() as session:
         assert await PaymentRepository(session).for_order(odd.id) is None
 
-    whole = await _order(engine, total=150000, currency="MGA")
+    whole = await order_of(engine, total=150000, currency="MGA")
     await service.authorize(whole.id)
     state = await service.capture(whole.id)
     assert (state.amount_captured, state.currency) == (150000, "MGA")
-    intent = await _at_stripe(base, f"payment_intents/{state.intent_id}")
+    intent = await at_stripe(base, f"payment_intents/{state.intent_id}")
     assert (intent["amount"], intent["amount_received"]) == (1500, 1500)
 
 
