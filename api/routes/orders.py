@@ -24,6 +24,7 @@ from integrations.payments.gateway import (
     PaymentRejected,
     PaymentUnavailable,
 )
+from integrations.payments.stripe_units import AmountNotRepresentable
 from models.base import IsoDatetime, Page
 from models.orders import (
     Order,
@@ -280,7 +281,9 @@ async def get_order_shipment(
     "/admin/orders/{order_id}/refunds",
     summary="Refund an order, in full or in part (staff)",
     response_model=OrderPublic,
-    responses=problem_responses(OrderNotFound, NotRefundable, PaymentUnavailable, PaymentRejected),
+    responses=problem_responses(
+        OrderNotFound, NotRefundable, AmountNotRepresentable, PaymentUnavailable, PaymentRejected
+    ),
 )
 async def refund_order(
     order_id: str,
@@ -293,8 +296,11 @@ async def refund_order(
     """Refund `amount` (minor units) of the captured payment, or all that is left.
 
     409 `payment_not_refundable` when nothing captured is left (or `amount` exceeds it,
-    with `refundable`); 503 `payment_unavailable` if Stripe cannot be reached or its
-    answer was lost (nothing is recorded; try again with the same `Idempotency-Key`).
+    with `refundable`); 422 `amount_not_representable` for an `amount` Stripe cannot
+    take exactly in the order's currency (with `multipleOf`: whole ariary in MGA, a KWD
+    amount ending in 0; nothing is refunded); 503 `payment_unavailable` if Stripe cannot
+    be reached or its answer was lost (nothing is recorded; try again with the same
+    `Idempotency-Key`).
     Writes `payment.refunded` and a timeline entry.
 
     Send an `Idempotency-Key`: Stripe's refund is keyed by it, so a retry with the same

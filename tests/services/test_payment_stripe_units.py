@@ -89,6 +89,16 @@ async def test_an_amount_stripe_cannot_take_exactly_is_refused_before_anything_i
     assert (state.amount_captured, state.currency) == (150000, "MGA")
     intent = await at_stripe(base, f"payment_intents/{state.intent_id}")
     assert (intent["amount"], intent["amount_received"]) == (1500, 1500)
+    # A staff refund of 10.50 ariary: refused (what the API answers 422), nothing refunded.
+    async with transaction(sessions) as session:
+        row = await session.get(Order, whole.id)
+        assert row is not None
+        with pytest.raises(AmountNotRepresentable):
+            await payments.refund(
+                session, service.gateway, row, amount=1050, reason="dented", staff_id=None
+            )
+    listed = await at_stripe(base, "refunds", payment_intent=state.intent_id)
+    assert listed["data"] == []
 
 
 def _quote(currency: str, total: int) -> Quote:
