@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import typing
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +20,7 @@ from starlette.responses import Response
 
 from api.middleware import current_request_id, request_span
 from api.problems import problem_response
+from api.unknown_fields import UNKNOWN_FIELD, suggestion
 from core.errors import DependencyUnavailable, ShopError
 from models.base import UNION_TAG_MARK
 
@@ -94,28 +96,45 @@ def _invalid_json(request: Request, error: dict[str, Any]) -> Response:
     )
 
 
+def _error_entry(request: Request, err: Mapping[str, Any]) -> dict[str, str]:
+    loc = tuple(err.get("loc", ()))
+    entry = {
+        "field": _field_path(loc),
+        "in": str(loc[0]) if loc else "body",
+        "message": err.get("msg", "invalid"),
+        "type": err.get("type", "value_error"),
+    }
+    if entry["type"] == "extra_forbidden":
+        # A field the body's model does not have (models.base.RequestModel): named as
+        # sent, with the field it was probably meant to be.
+        entry["type"] = UNKNOWN_FIELD
+        entry["message"] = "not a field of this request" + suggestion(request, loc)
+    return entry
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if any(err.get("type") == "json_invalid" for err in exc.errors()):
         return _invalid_json(
             request, next(e for e in exc.errors() if e.get("type") == "json_invalid")
         )
-    errors = [
-        {
-            "field": _field_path(tuple(err.get("loc", ()))),
-            "in": str(err["loc"][0]) if err.get("loc") else "body",
-            "message": err.get("msg", "invalid"),
-            "type": err.get("type", "value_error"),
-        }
-        for err in exc.errors()
-    ]
+    errors = [_error_entry(request, err) for err in exc.errors()]
     fields = ", ".join(sorted({e["field"] for e in errors}))
     code, detail = (
         "validation_error",
         f"invalid: {fields}" if fields else "the request is not valid",
     )
     kinds = {e["type"] for e in errors}
-    if len(kinds) == 1 and not kinds <= _PYDANTIC_ERROR_TYPES:
+    unknown = [e for e in errors if e["type"] == UNKNOWN_FIELD]
+    if unknown:
+        # A misspelt name usually leaves a required field missing as well: the unknown
+        # one is the mistake to fix first, so it gives the code whatever else is wrong.
+        code = UNKNOWN_FIELD
+        detail = "; ".join(
+            [f"unknown field {e['field']}: {e['message']}" for e in unknown]
+            + [f"{e['field']}: {e['message']}" for e in errors if e not in unknown]
+        )
+    elif len(kinds) == 1 and not kinds <= _PYDANTIC_ERROR_TYPES:
         # One domain rule broken: its own code, and its message as the detail.
         code = kinds.pop()
         detail = "; ".join(dict.fromkeys(f"{e['field']}: {e['message']}" for e in errors))

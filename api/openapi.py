@@ -5,7 +5,8 @@ Routes declare their own errors (``problem_responses``); what whole kinds of ope
 can answer is added here, from the code that answers it: the errors their dependencies
 raise (``@raises`` on ``CurrentUser``, ``StaffUser``…), request validation (422; a NUL
 character anywhere is refused by ``api/guards.py`` for every operation), unreadable,
-non-JSON or oversized bodies (400, 422, 413) where there is a body, and
+non-JSON or oversized bodies (400, 422, 413) where there is a body, a field the body
+does not know (422 ``unknown_field``) where its model refuses one, and
 ``Idempotency-Key`` on creating POSTs.
 """
 
@@ -30,6 +31,7 @@ from api.problems import (
     raised_by,
 )
 from api.security import token_optional
+from api.unknown_fields import UNKNOWN_FIELD, refuses_unknown_fields
 from core.errors import PayloadTooLarge, ShopError, ValidationFailed
 
 # Any operation: a NUL character in the path or query (api/guards.py).
@@ -43,6 +45,8 @@ UNREADABLE_BODY: tuple[ProblemSpec, ...] = (
     ShopError,
     PayloadTooLarge,
 )
+# A body that refuses fields it does not know (models.base.RequestModel).
+UNKNOWN_FIELDS: tuple[ProblemSpec, ...] = ((ValidationFailed, UNKNOWN_FIELD),)
 # FastAPI's own 422 schema, which our problem+json replaces.
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
@@ -96,6 +100,8 @@ def _declare(operation: dict[str, Any], dependant: Dependant, path: str, method:
         errors.extend(INVALID_INPUT)
     if has_body:
         errors.extend(UNREADABLE_BODY)
+    if has_body and refuses_unknown_fields(dependant):
+        errors.extend(UNKNOWN_FIELDS)
     if applies_to(method, path):
         errors.extend(IDEMPOTENCY_PROBLEMS)
         operation.setdefault("parameters", []).append(

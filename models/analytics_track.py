@@ -6,7 +6,6 @@ import json
 from typing import Annotated, Any
 
 from pydantic import (
-    ConfigDict,
     Discriminator,
     Field,
     StrictBool,
@@ -17,7 +16,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from models.analytics import EVENT_NAME
-from models.base import CamelModel, IsoDatetime, union_tag
+from models.base import CamelModel, IsoDatetime, RequestModel, union_tag
 
 # The seed's events (recorded by the shop itself, or sent by clients) and custom ones.
 # Recorded by the shop in the transaction that makes them true (a cart line, an order, a
@@ -46,10 +45,9 @@ def properties_size(properties: dict[str, Any]) -> int:
     return len(json.dumps(properties, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-class TrackEvent(CamelModel):
-    # Unknown fields are refused, so a body is one event or one batch, never both.
-    model_config = ConfigDict(extra="forbid")
-
+class TrackEvent(RequestModel):
+    # Unknown fields are refused (RequestModel), so a body is one event or one batch,
+    # never both.
     event: str = Field(
         max_length=64,
         examples=["product_view", "newsletter_signup"],
@@ -142,9 +140,7 @@ class TrackEvent(CamelModel):
         return value
 
 
-class TrackBatch(CamelModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TrackBatch(RequestModel):
     batch: list[TrackEvent] = Field(
         description=f"1 to {MAX_BATCH} events", json_schema_extra={"minItems": 1, "maxItems": 100}
     )

@@ -10,7 +10,7 @@ from sqlalchemy import Column, DateTime, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, created_at_field
+from models.base import CamelModel, RequestModel, created_at_field
 from models.users import UserPublic
 
 
@@ -40,7 +40,7 @@ class RefreshToken(SQLModel, table=True):
     ip: str | None = Field(default=None, max_length=64)
 
 
-class LoginRequest(CamelModel):
+class LoginRequest(RequestModel):
     email: str = PydanticField(min_length=1, max_length=320, examples=["ada@example.com"])
     password: str = PydanticField(min_length=1, max_length=256)
     anonymous_id: str | None = PydanticField(
@@ -52,11 +52,11 @@ class LoginRequest(CamelModel):
     )
 
 
-class RefreshRequest(CamelModel):
+class RefreshRequest(RequestModel):
     refresh_token: str = PydanticField(min_length=1, max_length=256)
 
 
-class LogoutRequest(CamelModel):
+class LogoutRequest(RequestModel):
     refresh_token: str | None = PydanticField(default=None, max_length=256)
 
 
@@ -69,7 +69,7 @@ class TokenPair(CamelModel):
     user: UserPublic
 
 
-class LoginUnlock(CamelModel):
+class LoginUnlock(RequestModel):
     email: str | None = PydanticField(default=None, max_length=320, examples=["ada@example.com"])
     ip: str | None = PydanticField(default=None, max_length=64, examples=["203.0.113.7"])
 

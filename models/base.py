@@ -113,6 +113,20 @@ class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+class RequestModel(CamelModel):
+    """A JSON request body of the public API, or a part of one (an address in an order).
+
+    A field it does not know is refused, 422 ``unknown_field`` (api/errors.py), never
+    ignored: ``{"isActive": false}`` for ``active`` would otherwise answer 200 and change
+    nothing. Only what clients send derives from it: answers, workflow inputs, snapshots
+    and events keep pydantic's default (extra fields ignored), so that rows and histories
+    written by another version still read. The providers' webhooks and the sandboxes take
+    the providers' whole payloads and do not use it. ``tests/api/test_unknown_fields.py``
+    holds every body of ``/api`` to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Page(CamelModel, Generic[T]):
     """A page of a list: ``items`` and the ``total`` across all pages."""
 

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, created_at_field, updated_at_field
+from models.base import CamelModel, RequestModel, created_at_field, updated_at_field
 
 
 class CartStatus(StrEnum):
@@ -98,7 +98,7 @@ class CartShare(SQLModel, table=True):
 # --- wire schemas ---------------------------------------------------------------------
 
 
-class CartItemAdd(CamelModel):
+class CartItemAdd(RequestModel):
     product_id: str = PydanticField(min_length=1, max_length=40, examples=["prod_01M8…"])
     quantity: StrictInt = PydanticField(default=1, ge=1, le=10_000, examples=[2])
     user_id: str | None = PydanticField(
@@ -106,11 +106,11 @@ class CartItemAdd(CamelModel):
     )
 
 
-class CartItemUpdate(CamelModel):
+class CartItemUpdate(RequestModel):
     quantity: StrictInt = PydanticField(ge=1, le=10_000)
 
 
-class CouponApply(CamelModel):
+class CouponApply(RequestModel):
     code: str = PydanticField(min_length=1, max_length=64, examples=["WELCOME10"])
 
 
@@ -171,7 +171,7 @@ class CartPublic(CamelModel):
     updated_at: datetime
 
 
-class ShareCreate(CamelModel):
+class ShareCreate(RequestModel):
     can_edit: StrictBool = PydanticField(
         default=False, description="Let signed-in holders of the link add to this cart"
     )

@@ -23,7 +23,7 @@ from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
 from core.money import MoneyError, price_currency
-from models.base import CamelModel, Page, created_at_field, one_line, updated_at_field
+from models.base import CamelModel, Page, RequestModel, created_at_field, one_line, updated_at_field
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
@@ -152,7 +152,7 @@ class Review(SQLModel, table=True):
 # --- wire schemas ---------------------------------------------------------------------
 
 
-class CategoryCreate(CamelModel):
+class CategoryCreate(RequestModel):
     name: str = PydanticField(min_length=1, max_length=120, examples=["Headphones"])
     slug: str = PydanticField(
         min_length=1, max_length=120, pattern=SLUG_PATTERN, examples=["headphones"]
@@ -170,7 +170,7 @@ class CategoryNode(CamelModel):
     children: list[CategoryNode] = PydanticField(default_factory=list)
 
 
-class ProductFields(CamelModel):
+class ProductFields(RequestModel):
     sku: str = PydanticField(
         min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", examples=["HP-WL-100"]
     )
@@ -204,7 +204,7 @@ class ProductCreate(ProductFields):
     slug: str | None = PydanticField(default=None, max_length=220, pattern=SLUG_PATTERN)
 
 
-class ProductUpdate(CamelModel):
+class ProductUpdate(RequestModel):
     sku: str | None = PydanticField(
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$"
     )
@@ -270,7 +270,7 @@ class ProductPage(Page[ProductPublic]):
     )
 
 
-class ReviewCreate(CamelModel):
+class ReviewCreate(RequestModel):
     rating: StrictInt = PydanticField(ge=1, le=5)
     title: str = PydanticField(min_length=1, max_length=200)
     body: str = PydanticField(min_length=1, max_length=10_000)

@@ -9,7 +9,7 @@ from pydantic import Field as PydanticField
 from pydantic import StringConstraints, model_validator
 
 from core.events import EventType
-from models.base import CamelModel
+from models.base import CamelModel, RequestModel
 from models.events import DeliveryStatus
 
 # At most this many deliveries go back to pending per bulk replay call.
@@ -71,7 +71,7 @@ class EventDetail(CamelModel):
     deliveries: list[DeliveryPublic]
 
 
-class ReplayRequest(CamelModel):
+class ReplayRequest(RequestModel):
     """Which failed deliveries of the event to replay: all of them when left out."""
 
     subscribers: list[SubscriberName] | None = PydanticField(
@@ -88,7 +88,7 @@ class ReplayResult(CamelModel):
     deliveries: list[DeliveryPublic]
 
 
-class BulkReplayRequest(CamelModel):
+class BulkReplayRequest(RequestModel):
     """Either `eventIds`, or a filter (`subscriber`, `type`, or both)."""
 
     event_ids: list[EventId] | None = PydanticField(

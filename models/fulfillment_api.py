@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import Field as PydanticField
 
-from models.base import CamelModel
+from models.base import CamelModel, RequestModel
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from models.orders import ShippingAddress
 from models.shipment_views import (
@@ -21,23 +21,23 @@ from models.shipment_views import (
 # --- requests ---------------------------------------------------------------------------
 
 
-class ShipmentLineIn(CamelModel):
+class ShipmentLineIn(RequestModel):
     order_line_id: str = PydanticField(min_length=1, max_length=40, examples=["oline_01JD…"])
     quantity: int = PydanticField(gt=0, le=10_000, examples=[1])
 
 
-class ShipmentCreate(CamelModel):
+class ShipmentCreate(RequestModel):
     """A parcel staff pack: which order lines, how many of each, and its weight."""
 
     lines: list[ShipmentLineIn] = PydanticField(min_length=1, max_length=200)
     weight_oz: float | None = PydanticField(default=None, gt=0, le=2400, examples=[24.0])
 
 
-class FulfillmentHold(CamelModel):
+class FulfillmentHold(RequestModel):
     reason: str = PydanticField(min_length=1, max_length=500, examples=["address to confirm"])
 
 
-class FulfillmentCancel(CamelModel):
+class FulfillmentCancel(RequestModel):
     reason: str | None = PydanticField(default=None, max_length=500, examples=["out of stock"])
 
 

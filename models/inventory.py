@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, created_at_field, updated_at_field
+from models.base import CamelModel, RequestModel, created_at_field, updated_at_field
 
 
 class MovementKind(StrEnum):
@@ -167,7 +167,7 @@ class InventoryPublic(StockPublic):
     limit: int
 
 
-class StockAdjustment(CamelModel):
+class StockAdjustment(RequestModel):
     delta: StrictInt = PydanticField(ge=-1_000_000, le=1_000_000, examples=[25])
     reason: str = PydanticField(min_length=1, max_length=500, examples=["cycle count"])
 

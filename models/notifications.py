@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, Page, created_at_field
+from models.base import CamelModel, Page, RequestModel, created_at_field
 
 
 class NotificationKind(StrEnum):
@@ -96,7 +96,7 @@ class NotificationPage(Page[NotificationPublic]):
     unread_count: int
 
 
-class ReadAllRequest(CamelModel):
+class ReadAllRequest(RequestModel):
     up_to: str | None = Field(
         default=None,
         max_length=100,

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, created_at_field, updated_at_field
+from models.base import CamelModel, RequestModel, created_at_field, updated_at_field
 from models.quotes import Destination
 from models.shipment_views import OrderShipment
 
@@ -251,7 +251,7 @@ class PaymentEvent(SQLModel, table=True):
 # --- wire schemas ---------------------------------------------------------------------
 
 
-class ShippingAddressIn(CamelModel):
+class ShippingAddressIn(RequestModel):
     """The seed's address (street/city/state/zip); country defaults to US."""
 
     name: str | None = PydanticField(default=None, max_length=200, examples=["Ada Lovelace"])
@@ -283,7 +283,7 @@ class ShippingAddress(CamelModel):
 PAYMENT_METHOD_TYPES: dict[str, str] = {"card": "card", "credit_card": "card"}
 
 
-class PaymentMethodIn(CamelModel):
+class PaymentMethodIn(RequestModel):
     type: str = PydanticField(
         max_length=40,
         examples=["card", "credit_card"],
@@ -313,7 +313,7 @@ class PaymentMethodIn(CamelModel):
             ) from None
 
 
-class OrderCreate(CamelModel):
+class OrderCreate(RequestModel):
     cart_id: str = PydanticField(min_length=1, max_length=40, examples=["cart_01J…"])
     shipping_address: ShippingAddressIn | None = None
     shipping_address_id: str | None = PydanticField(default=None, max_length=40)
@@ -336,11 +336,11 @@ class OrderCreate(CamelModel):
         return self
 
 
-class OrderCancel(CamelModel):
+class OrderCancel(RequestModel):
     reason: str | None = PydanticField(default=None, max_length=500, examples=["changed my mind"])
 
 
-class RefundCreate(CamelModel):
+class RefundCreate(RequestModel):
     amount: StrictInt | None = PydanticField(
         default=None,
         gt=0,

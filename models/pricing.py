@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
 from core.money import MoneyError, price_currency
-from models.base import CamelModel, IsoDatetime, created_at_field, updated_at_field
+from models.base import CamelModel, IsoDatetime, RequestModel, created_at_field, updated_at_field
 
 
 class DiscountKind(StrEnum):
@@ -101,7 +101,7 @@ class CouponRedemption(SQLModel, table=True):
 # --- wire schemas ---------------------------------------------------------------------
 
 
-class _Value(CamelModel):
+class _Value(RequestModel):
     kind: DiscountKind
     percent: Decimal | None = PydanticField(
         default=None, gt=0, le=100, decimal_places=2, examples=["12.5"]
@@ -172,7 +172,7 @@ class CouponCreate(_Value):
             raise ValueError(str(exc)) from exc
 
 
-class CouponUpdate(CamelModel):
+class CouponUpdate(RequestModel):
     """Only the fields given change. ``expiresAt``, ``usageLimit`` and ``perUserLimit``
     may be set to null (no expiry, no limit); ``active`` and ``minSubtotal`` may not."""
 
@@ -199,7 +199,7 @@ class CouponPublic(CamelModel):
     active: bool
 
 
-class CouponCheck(CamelModel):
+class CouponCheck(RequestModel):
     code: str = PydanticField(min_length=1, max_length=64)
     subtotal: StrictInt = PydanticField(ge=0, le=2_147_483_647, description="Minor units")
     currency: str = PydanticField(default="USD", min_length=3, max_length=3)

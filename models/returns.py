@@ -15,7 +15,7 @@ from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, Str
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, created_at_field, one_of, updated_at_field
+from models.base import CamelModel, RequestModel, created_at_field, one_of, updated_at_field
 from models.catalog import MAX_AMOUNT
 
 
@@ -129,7 +129,7 @@ REASON_TEXT = {
 }
 
 
-class ReturnLineCreate(CamelModel):
+class ReturnLineCreate(RequestModel):
     """A line to send back: the order line (``orderLineId``), or the product
     (``productId``) when the order has one line of it."""
 
@@ -146,7 +146,7 @@ class ReturnLineCreate(CamelModel):
         return self
 
 
-class ReturnCreate(CamelModel):
+class ReturnCreate(RequestModel):
     lines: list[ReturnLineCreate] = PydanticField(min_length=1, max_length=100)
     reason: ReturnReason
     note: str | None = PydanticField(default=None, max_length=1000)
@@ -157,11 +157,11 @@ class ReturnCreate(CamelModel):
 StaffText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
-class ReturnDecline(CamelModel):
+class ReturnDecline(RequestModel):
     reason: StaffText = PydanticField(examples=["worn, not returnable"])
 
 
-class ReturnSettle(CamelModel):
+class ReturnSettle(RequestModel):
     amount: StrictInt = PydanticField(
         ge=0,
         le=MAX_AMOUNT,
@@ -172,7 +172,7 @@ class ReturnSettle(CamelModel):
     note: StaffText = PydanticField(examples=["refunded 30.00 by phone on 12-05; the rest now"])
 
 
-class ReturnReceiveLine(CamelModel):
+class ReturnReceiveLine(RequestModel):
     return_line_id: str = PydanticField(max_length=40)
     received_quantity: StrictInt = PydanticField(
         ge=0, le=10_000, description="Units back in good condition: restocked and refunded"
@@ -182,7 +182,7 @@ class ReturnReceiveLine(CamelModel):
     )
 
 
-class ReturnReceive(CamelModel):
+class ReturnReceive(RequestModel):
     lines: list[ReturnReceiveLine] = PydanticField(min_length=1, max_length=100)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer,
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, created_at_field, one_line, updated_at_field
+from models.base import CamelModel, RequestModel, created_at_field, one_line, updated_at_field
 
 
 class Role(StrEnum):
@@ -106,7 +106,7 @@ class Address(SQLModel, table=True):
 # --- wire schemas ---------------------------------------------------------------------
 
 
-class UserCreate(CamelModel):
+class UserCreate(RequestModel):
     email: EmailStr = PydanticField(max_length=320, examples=["ada@example.com"])
     password: str = PydanticField(
         min_length=1, max_length=1024, examples=["violet tangerine orbit lamp 42"]
@@ -116,7 +116,7 @@ class UserCreate(CamelModel):
     _name = field_validator("name")(one_line)
 
 
-class UserUpdate(CamelModel):
+class UserUpdate(RequestModel):
     """Fields a user may change. A password change needs the current password."""
 
     name: str | None = PydanticField(default=None, min_length=1, max_length=200)
@@ -173,11 +173,11 @@ class AddressFields(CamelModel):
     is_default_billing: StrictBool = False
 
 
-class AddressCreate(AddressFields):
-    pass
+class AddressCreate(AddressFields, RequestModel):
+    """An address as a client sends it; AddressPublic shares its fields, not its strictness."""
 
 
-class AddressUpdate(CamelModel):
+class AddressUpdate(RequestModel):
     name: str | None = PydanticField(default=None, min_length=1, max_length=200)
     street: str | None = PydanticField(default=None, min_length=1, max_length=300)
     city: str | None = PydanticField(default=None, min_length=1, max_length=120)

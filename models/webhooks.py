@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, created_at_field, updated_at_field
+from models.base import CamelModel, RequestModel, created_at_field, updated_at_field
 
 # An endpoint taking every event type.
 ALL_EVENTS = "*"
@@ -57,7 +57,7 @@ class WebhookEndpoint(SQLModel, table=True):
     updated_at: datetime = updated_at_field()
 
 
-class WebhookEndpointCreate(CamelModel):
+class WebhookEndpointCreate(RequestModel):
     url: str = PydanticField(
         min_length=1,
         max_length=MAX_URL_LENGTH,
@@ -74,7 +74,7 @@ class WebhookEndpointCreate(CamelModel):
     enabled: StrictBool = True
 
 
-class WebhookEndpointUpdate(CamelModel):
+class WebhookEndpointUpdate(RequestModel):
     """Only the fields sent change."""
 
     url: str | None = PydanticField(default=None, min_length=1, max_length=MAX_URL_LENGTH)
@@ -122,7 +122,7 @@ DEFAULT_ROTATION_GRACE_SECONDS = 24 * 3600
 MAX_ROTATION_GRACE_SECONDS = 7 * 24 * 3600
 
 
-class WebhookSecretRotation(CamelModel):
+class WebhookSecretRotation(RequestModel):
     expires_in_seconds: StrictInt = PydanticField(
         default=DEFAULT_ROTATION_GRACE_SECONDS,
         ge=0,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, StrictBool
+from pydantic import StrictBool
 
 from api.deps import DbSession, State
 from api.problems import problem_responses
 from api.routes.catalog import invalidate_catalog
 from api.security import CurrentUser, OptionalUser, StaffUser
-from models.base import Page
+from models.base import Page, RequestModel
 from models.catalog import Review, ReviewCreate, ReviewPublic
 from services.catalog.errors import ProductNotFound
 from services.catalog.products import ProductService
@@ -71,7 +71,7 @@ async def create_review(
     return _public(review)
 
 
-class ReviewModeration(BaseModel):
+class ReviewModeration(RequestModel):
     hidden: StrictBool
 
 
