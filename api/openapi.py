@@ -67,7 +67,7 @@ def install_openapi(app: FastAPI) -> None:
                 for method in route.methods or ():
                     operation = schema["paths"][path][method.lower()]
                     _declare(operation, route.dependant, path, method)
-                    add_examples(operation, path, method, route.original_route.responses)
+                    add_examples(operation, path, method, route.original_route)
         for name in _FASTAPI_VALIDATION_SCHEMAS:
             components.pop(name, None)
         app.openapi_schema = schema

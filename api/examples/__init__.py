@@ -10,8 +10,10 @@ response or body model, so an example cannot drift from what the API sends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.routing import APIRoute
 
 from api.examples import (
     analytics,
@@ -50,18 +52,18 @@ REQUEST_EXAMPLES: dict[str, object] = {
 _JSON = "application/json"
 
 
-def add_examples(
-    operation: dict[str, Any], path: str, method: str, declared: Mapping[int | str, Any]
-) -> None:
+def add_examples(operation: dict[str, Any], path: str, method: str, route: APIRoute) -> None:
     """Put the operation's examples into its OpenAPI entry, beside any it declares.
 
-    ``declared`` is the route's own ``responses=``: FastAPI writes the document with
-    ``exclude_none``, which drops every null from an example declared there (a webhook
-    endpoint's ``disabledAt: null``), so those are put back as written."""
-    for status, response in declared.items():
+    FastAPI writes the document with ``exclude_none``, which drops every null from an
+    example the route declares (a webhook endpoint's ``disabledAt: null``, a PATCH that
+    clears a field), so those are put back as written: the route's ``responses=``, its
+    body's ``openapi_examples`` and its ``openapi_extra`` request body."""
+    for status, response in route.responses.items():
         example = response.get("content", {}).get(_JSON, {}).get("example")
         if example is not None:
             operation["responses"][str(status)]["content"][_JSON]["example"] = example
+    _restore_request_examples(operation, route)
     key = f"{method.upper()} {path}"
     for status, example in RESPONSE_EXAMPLES.get(key, {}).items():
         media = operation["responses"][str(status)].setdefault("content", {})
@@ -69,3 +71,18 @@ def add_examples(
     if key in REQUEST_EXAMPLES and "requestBody" in operation:
         body = operation["requestBody"]["content"].setdefault(_JSON, {})
         body.setdefault("example", REQUEST_EXAMPLES[key])
+
+
+def _restore_request_examples(operation: dict[str, Any], route: APIRoute) -> None:
+    content = operation.get("requestBody", {}).get("content", {})
+    field_info = route.body_field.field_info if route.body_field else None
+    named = getattr(field_info, "openapi_examples", None)  # a Body()'s (FastAPI)
+    if named:
+        for media in content.values():
+            if "examples" in media:
+                media["examples"] = jsonable_encoder(named)
+    declared = (route.openapi_extra or {}).get("requestBody", {}).get("content", {})
+    for media_type, media in declared.items():
+        for field in ("example", "examples"):
+            if field in media and media_type in content:
+                content[media_type][field] = jsonable_encoder(media[field])

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import Body, FastAPI
+from fastapi.encoders import jsonable_encoder
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import TypeAdapter, ValidationError
 
 from api.app import create_app
 from api.examples import REQUEST_EXAMPLES, RESPONSE_EXAMPLES
+from api.openapi import install_openapi
 from core.settings import Settings
 
 JSON = "application/json"
@@ -117,3 +119,47 @@ def test_every_example_in_the_tables_belongs_to_an_operation(app: FastAPI) -> No
         responses = spec["paths"][path][method.lower()]["responses"]
         for status in by_status:
             assert JSON in responses[str(status)].get("content", {}), f"{key} {status}"
+
+
+_CLEARED = {"description": None, "tags": [None], "nested": {"at": None}}
+_ClearingBody = Annotated[
+    dict[str, Any], Body(openapi_examples={"clear": {"summary": "Clear it", "value": _CLEARED}})
+]
+
+
+def test_request_examples_keep_their_nulls() -> None:
+    """FastAPI writes the document with ``exclude_none``, which dropped every null from a
+    request example given with ``Body(openapi_examples=…)`` or ``openapi_extra`` (a PATCH
+    that clears a field showed as one that changes nothing): they read as written."""
+    app = FastAPI()
+    install_openapi(app)
+
+    @app.patch("/named")
+    def named(body: _ClearingBody) -> None:
+        """A body with named examples."""
+
+    @app.post(
+        "/extra",
+        openapi_extra={"requestBody": {"content": {JSON: {"example": _CLEARED}}}},
+    )
+    def extra(body: dict[str, Any]) -> None:
+        """A body whose example is declared beside the route."""
+
+    spec = app.openapi()
+    named_body = spec["paths"]["/named"]["patch"]["requestBody"]["content"][JSON]
+    assert named_body["examples"]["clear"] == {"summary": "Clear it", "value": _CLEARED}
+    assert spec["paths"]["/extra"]["post"]["requestBody"]["content"][JSON]["example"] == _CLEARED
+
+
+def test_every_declared_request_example_is_in_the_document_as_written(app: FastAPI) -> None:
+    spec = app.openapi()
+    declared = 0
+    for method, path, route in _routes(app):
+        if route.body_field is None:
+            continue
+        examples = getattr(route.body_field.field_info, "openapi_examples", None) or {}
+        content = spec["paths"][path][method.lower()].get("requestBody", {}).get("content", {})
+        for name, example in examples.items():
+            declared += 1
+            assert content[JSON]["examples"][name] == jsonable_encoder(example), path
+    assert declared > 5
