@@ -80,7 +80,7 @@ def known_fields(annotation: Any, path: tuple[int | str, ...]) -> set[str]:
 
 
 def suggestion(request: Request, loc: tuple[int | str, ...]) -> str:
-    """``"; did you mean 'active'?"`` for an unknown body field at ``loc``, else ``""``."""
+    """``"; did you mean active?"`` for an unknown body field at ``loc``, else ``""``."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or route.body_field is None or len(loc) < 2:
         return ""
