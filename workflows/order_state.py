@@ -15,6 +15,7 @@ from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from core.money import Money
     from models.orders import CANCELLABLE_STATUSES, OrderSnapshot, OrderStatus
     from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
     from workflows.order_steps import OrderCancelled, OrderSteps
@@ -117,7 +118,9 @@ class OrderState:
     def _mirror(self, status: OrderStatus) -> None:
         """Keep the query's and the search attributes' idea of the status current."""
         self._status = status
-        details = f"{status}; total {self._total}"
+        details = f"{status}"
+        if self._snapshot is not None:  # priced: the total as the shopper reads it
+            details += f"; total {Money(self._total, self._snapshot.currency).format()}"
         if self._failure_code:
             details += f"; failure {self._failure_code}"
         workflow.set_current_details(details)

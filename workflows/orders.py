@@ -27,6 +27,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
     from activities.payments import AuthorizationResult, PaymentActivities
+    from core.money import Money
     from models.orders import PAYMENT_FAILURES, OrderSnapshot, OrderStatus
     from temporal.queues import TaskQueue
     from workflows.order_patches import (
@@ -207,7 +208,9 @@ class OrderWorkflow(OrderState):
             "process-payment",
             PaymentActivities.authorize,
             ref,
-            f"authorise {snapshot.total} {snapshot.currency} (manual capture)",
+            # What the UI shows (metadata, not compared on replay): the total as the
+            # shopper reads it.
+            f"authorise {Money(snapshot.total, snapshot.currency).format()} (manual capture)",
             queue=TaskQueue.PAYMENTS,
         )
         if auth.status == REQUIRES_ACTION:

@@ -10,6 +10,9 @@ from uuid import uuid4
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from models.orders import PAYMENT_FAILURES, OrderStatus
@@ -43,6 +46,7 @@ from tests.workflows.order_standins import (
     ends_queued,
     flaky,
     free_snapshot,
+    snapshot,
     start_order,
 )
 from workflows.orders import OrderWorkflow
@@ -286,3 +290,34 @@ async def test_a_free_order_undone_gives_back_stock_and_coupon_and_voids_nothing
     assert order.ran == [VALIDATE, RESERVE, CONFIRM, COMMIT, UNDO_CONFIRM, RELEASE, *ENDS_FAILED]
     [email] = order.inputs("email.send")
     assert (email["template"], email["context"]["total"]) == ("order_failed", 0)
+
+
+async def _ui_labels(handle: WorkflowHandle[OrderWorkflow, OrderView]) -> tuple[list[str], str]:
+    """What the Temporal UI shows of a closed order: its activities' summaries and its
+    current details."""
+    history = await handle.fetch_history()
+    summaries = [
+        pydantic_data_converter.payload_converter.from_payload(e.user_metadata.summary, str)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return summaries, str(metadata.current_details)
+
+
+@pytest.mark.parametrize(
+    ("currency", "shown"), [("USD", "33.99 USD"), ("JPY", "3399 JPY"), ("KWD", "3.399 KWD")]
+)
+async def test_the_temporal_ui_shows_the_total_as_a_shopper_reads_it(
+    time_skipping_env: WorkflowEnvironment, standins: OrderStandIns, currency: str, shown: str
+) -> None:
+    """The payment step's summary and the order's current details carry the total as
+    ``Money.format`` writes it (the currency's own decimals), not in minor units (3399)."""
+    order = standins.script(f"ord_ui_{uuid4().hex[:8]}")
+    priced = snapshot(order.order_id).model_copy(update={"currency": currency})
+    order.plan[VALIDATE] = [Succeed(priced)]
+    handle = await start_order(time_skipping_env.client, order.order_id)
+    await handle.result()
+    summaries, details = await _ui_labels(handle)
+    assert f"process-payment: authorise {shown} (manual capture)" in summaries, summaries
+    assert details == f"fulfillment_queued; total {shown}"
