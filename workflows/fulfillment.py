@@ -9,60 +9,52 @@ to the door whatever happens here) that signals its progress back; a carrier exc
 puts the fulfilment on hold. A cancel before any label cancels the pending parcels and
 runs the order's own compensations: stock back, payment refunded, order ``cancelled``,
 customer emailed; once accepted, each of its steps is tried until it answers.
+
+This module is staff's Updates and the run; the state they share, the status query and
+the parcels' signal are ``workflows/fulfillment_state.py``, how a step runs and the
+order's undoing ``workflows/fulfillment_steps.py``, and the patches its runs ask
+``workflows/fulfillment_patches.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.email import (
-        NOTIFICATION_RETRY,
-        NOTIFICATION_SCHEDULE_TO_CLOSE,
-        NOTIFICATION_START_TO_CLOSE,
-        EmailActivities,
-        SendEmailInput,
-    )
     from activities.fulfillment import FulfillmentActivities
-    from activities.orders import OrderActivities
-    from activities.payments import PaymentActivities
     from core.ids import IdPrefix, id_from
     from models.fulfillment import FulfillmentStatus, ShipmentStatus
-    from models.orders import OrderStatus
-    from services.fulfillment.status import shipment_can_move
-    from temporal.local_retries import LOCAL_RETRY_THRESHOLD
     from temporal.queues import TaskQueue
-    from temporal.search_attributes import (
-        CUSTOMER_ID,
-        FULFILLMENT_STATUS,
-        ORDER_ID,
-        SHIPMENT_STATUS,
-    )
+    from temporal.search_attributes import ORDER_ID, SHIPMENT_STATUS
     from workflows.fulfillment_parcels import (
         as_refusal,
-        parcels_status,
         refuse_closed_or_held,
         refuse_labelled,
         refuse_parcel,
         refused,
     )
+    from workflows.fulfillment_patches import (
+        CANCEL_UNTIL_ANSWERED,
+        HANDLERS_FINISH_WHEN_CANCELLED,
+        LOCAL_FULFILLMENT_STEPS,
+        PARCEL_ID_FROM_UPDATE,
+        PATCHES_DECIDED_AT_START,
+        UPDATES_WAIT_FOR_OPEN,
+    )
+    from workflows.fulfillment_state import FulfillmentState
+    from workflows.fulfillment_steps import undo_order
     from workflows.types.fulfillment import (
         FULFILLMENT_WORKFLOW,
-        SHIPMENT_PROGRESS_SIGNAL,
         SHIPMENT_WORKFLOW,
-        STATUS_QUERY,
         ShipmentInput,
-        ShipmentProgress,
         shipment_workflow_id,
     )
     from workflows.types.fulfillment_orders import (
@@ -81,59 +73,6 @@ with workflow.unsafe.imports_passed_through():
         ShipmentRequest,
         ShipmentState,
     )
-    from workflows.types.orders import CloseInput, OrderRef
-
-STEP_TIMEOUT = timedelta(seconds=30)
-# Staff wait on an Update: a step retries a few times, then the Update answers.
-STAFF_STEP_RETRY = RetryPolicy(
-    maximum_attempts=5, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5)
-)
-# What cannot be given up (opening the fulfilment, a compensation) retries until it works.
-FOREVER = RetryPolicy(
-    maximum_attempts=0, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
-)
-# Patch: the fulfilment's own database steps (open, create a shipment, hold, release,
-# cancel) run as local activities, a search attribute is upserted only when its value
-# changes, and a parcel's workflow starts with its search attributes set. Fulfilments
-# started before it keep their remote steps and upserts.
-LOCAL_FULFILLMENT_STEPS = "local-fulfillment-steps"
-# Since this patch an Update waits for the fulfilment order to be open before it takes
-# the lock. Before it, an Update that came with the start (in the first workflow task)
-# ran first, took the lock and waited for the opening, which ``run`` makes holding the
-# lock: neither ever moved again. Fulfilments started before it keep the old order
-# (their Updates came after the opening, or they are stuck and are terminated).
-UPDATES_WAIT_FOR_OPEN = "updates-wait-for-open"
-# Since this patch a parcel's id comes from its Update's id (and the run's start), not
-# from ``workflow.now()``. A workflow task tried again (its worker died after
-# ``fulfillment.create_shipment`` committed, before the task's completion recorded the
-# local step) runs the handler again at a later ``now()``: the step named another
-# parcel, and made it too (the same units twice while some were left) or was refused
-# (``quantity_exceeds_unassigned``), the first parcel left with no workflow to label it.
-PARCEL_ID_FROM_UPDATE = "parcel-id-from-update"
-# Since this patch an accepted cancel's own step is retried until it answers, as the
-# undoing after it is. Before, it had a staff step's five attempts: an attempt that
-# committed (its answer lost: the worker or the database went away) followed by four
-# that failed answered the Update "try again", the rows cancelled while nothing gave the
-# stock back or refunded the payment, and the workflow, not knowing, waited for staff to
-# cancel again (the API had often answered 202, "under way", already). The step is one
-# idempotent transaction, so trying it until it answers either cancels (and the undoing
-# follows) or refuses with the business reason (``fulfillment_has_labels``).
-CANCEL_UNTIL_ANSWERED = "cancel-until-answered"
-# A cancel from Temporal (the UI, the CLI) ends ``run`` where it waits; the workflow then
-# closed with staff's cancel Update still undoing the order (stock back, the payment not
-# yet refunded, the order not closed), the rest never run. Since this patch ``run`` waits
-# for the Updates in flight to finish before it ends cancelled.
-HANDLERS_FINISH_WHEN_CANCELLED = "handlers-finish-when-cancelled"
-# Since this patch PARCEL_ID_FROM_UPDATE, CANCEL_UNTIL_ANSWERED and
-# HANDLERS_FINISH_WHEN_CANCELLED are not asked: it came after them, so a run that has it
-# takes their new code. The first two were asked when an Update's turn came, which is
-# often when a local step ended (the opening, another Update's); a local step's result
-# that comes while the worker answers a query is recorded one workflow task before what
-# the workflow does with it, and a replay (a query of the closed fulfilment, a worker
-# taking it up after its cache dropped it) asked the patch before it knew of its marker,
-# answered False and failed ("Non-deprecated patch marker encountered"). This one is
-# asked in the first task.
-PATCHES_DECIDED_AT_START = "fulfillment-patches-decided-at-start"
 
 
 # Unsandboxed, as the event workflows are: every order runs this workflow, and building
@@ -142,53 +81,7 @@ PATCHES_DECIDED_AT_START = "fulfillment-patches-decided-at-start"
 # randomness nor the OS (tests/temporal/test_sandbox.py reads it), and what it imports
 # is passed through the sandbox all the same.
 @workflow.defn(name=FULFILLMENT_WORKFLOW, sandboxed=False)
-class FulfillmentWorkflow:
-    def __init__(self) -> None:
-        self._input = FulfillmentInput(order_id="")
-        self._opened: FulfillmentOpened | None = None
-        self._status: FulfillmentStatus | None = None
-        self._hold_reason: str | None = None
-        self._shipments: dict[str, ShipmentState] = {}
-        self._running: set[str] = set()  # children not finished
-        self._children: dict[str, workflow.ChildWorkflowHandle[Any, Any]] = {}
-        self._watchers: dict[str, asyncio.Task[None]] = {}
-        self._exceptions: list[ShipmentProgress] = []
-        # Updates and holds run one at a time, in the order they come.
-        self._lock = asyncio.Lock()
-        self._local_steps = False
-        self._patches_at_start = False  # PATCHES_DECIDED_AT_START
-
-    # --- queries and signals ------------------------------------------------------------
-
-    @workflow.query(name=STATUS_QUERY)
-    def status(self) -> FulfillmentView:
-        return FulfillmentView(
-            order_id=self._input.order_id,
-            fulfillment_id=self._opened.fulfillment_id if self._opened else None,
-            status=self._status,
-            hold_reason=self._hold_reason,
-            shipments=list(self._shipments.values()),
-        )
-
-    @workflow.signal(name=SHIPMENT_PROGRESS_SIGNAL)
-    def shipment_progress(self, progress: ShipmentProgress) -> None:
-        """A child parcel's news. Late or repeated news never moves a parcel back."""
-        shipment = self._shipments.get(progress.shipment_id)
-        if shipment is None:
-            return
-        shipment.delayed = progress.delayed
-        moved = shipment_can_move(shipment.status, progress.status)
-        if moved:
-            shipment.status = progress.status
-        # A label the carrier refused leaves the parcel pending, and a cancel the carrier
-        # refused (it scanned the label) leaves it labelled: exceptions all the same (no
-        # parcel told either before them, so histories replay as they ran).
-        if progress.exception and (
-            moved or progress.status is ShipmentStatus.PENDING or progress.cancel_refused
-        ):
-            self._exceptions.append(progress)
-        self._derive()
-
+class FulfillmentWorkflow(FulfillmentState):
     # --- staff's Updates ----------------------------------------------------------------
 
     @asynccontextmanager
@@ -296,7 +189,7 @@ class FulfillmentWorkflow:
                 if child is not None and shipment_id in self._running:
                     child.cancel()
             self._mirror(FulfillmentStatus.CANCELLED)
-            await self._undo_order(opened, request.reason)
+            await undo_order(opened, request.reason)
             return self.status()
 
     @cancel.validator
@@ -400,86 +293,6 @@ class FulfillmentWorkflow:
         finally:
             self._running.discard(shipment_id)
 
-    async def _undo_order(self, opened: FulfillmentOpened, reason: str | None) -> None:
-        """The order's own compensations (as ``OrderWorkflow`` runs them), then the email."""
-        ref = OrderRef(order_id=opened.order_id)
-        await self._step(
-            OrderActivities.release_stock, ref, "give the sold stock back", forever=True
-        )
-        await self._step(
-            PaymentActivities.void_or_refund,
-            ref,
-            "refund the captured payment",
-            queue=TaskQueue.PAYMENTS,
-            forever=True,
-        )
-        await self._step(
-            OrderActivities.close,
-            CloseInput(
-                order_id=opened.order_id,
-                status=OrderStatus.CANCELLED,
-                failure_code=None,
-                detail=reason or "cancelled before shipping",
-            ),
-            "mark the order cancelled",
-            forever=True,
-        )
-        try:
-            await workflow.execute_activity_method(
-                EmailActivities.send_email,
-                SendEmailInput(
-                    # The same key as OrderWorkflow's: an order is cancelled once.
-                    idempotency_key=f"order_cancelled:{opened.order_id}",
-                    template="order_cancelled",
-                    to=opened.email,
-                    context={
-                        "name": opened.name,
-                        "order_id": opened.order_id,
-                        "total": opened.total,
-                        "currency": opened.currency,
-                        "reason": reason or "",
-                    },
-                ),
-                task_queue=str(TaskQueue.NOTIFICATIONS),
-                start_to_close_timeout=NOTIFICATION_START_TO_CLOSE,
-                schedule_to_close_timeout=NOTIFICATION_SCHEDULE_TO_CLOSE,
-                retry_policy=NOTIFICATION_RETRY,
-                summary="notify-cancelled: email order_cancelled",
-            )
-        except ActivityError as err:
-            # A lost email never undoes a cancel; the email ledger shows what was not sent.
-            workflow.logger.warning("order_cancelled email not sent: %s", err)
-
-    async def _step(
-        self,
-        activity: Callable[..., Awaitable[Any]],
-        arg: BaseModel,
-        summary: str,
-        *,
-        queue: TaskQueue = TaskQueue.ORDERS,
-        forever: bool = False,
-        local: bool = False,
-    ) -> Any:
-        """``local``: a database step of this workflow's own, run in this worker since
-        ``LOCAL_FULFILLMENT_STEPS`` (each is one transaction, safe to repeat)."""
-        if local and self._local_steps:
-            return await workflow.execute_local_activity_method(
-                activity,
-                arg,
-                start_to_close_timeout=STEP_TIMEOUT,
-                retry_policy=FOREVER if forever else STAFF_STEP_RETRY,
-                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-                summary=summary,
-            )
-        return await workflow.execute_activity_method(
-            activity,
-            arg,
-            task_queue=str(queue),
-            start_to_close_timeout=STEP_TIMEOUT,
-            retry_policy=FOREVER if forever else STAFF_STEP_RETRY,
-            summary=summary,
-        )
-
     def _parcel_id(self) -> str:
         """The id a ``create_shipment`` Update names its parcel by: the same in every
         attempt of the workflow task that runs it (see ``PARCEL_ID_FROM_UPDATE``)."""
@@ -496,50 +309,3 @@ class FulfillmentWorkflow:
             int(workflow.info().start_time.timestamp() * 1000),
             int.from_bytes(key[:10], "big"),
         )
-
-    def _since(self, patch: str) -> bool:
-        """Whether this run takes ``patch``'s new code: yes since PATCHES_DECIDED_AT_START
-        (``run`` asks it before any Update's turn can come); runs started before ask
-        where they did."""
-        return self._patches_at_start or workflow.patched(patch)
-
-    # --- state ----------------------------------------------------------------------------
-
-    async def _wait_opened(self) -> FulfillmentOpened:
-        await workflow.wait_condition(lambda: self._opened is not None)
-        assert self._opened is not None
-        return self._opened
-
-    def _derive(self) -> None:
-        """Mirror the fulfilment's status from the parcels (the database has the same
-        rule in ``services.fulfillment.status``; this copy feeds the query and the
-        search attribute)."""
-        if self._opened is None or self._status is FulfillmentStatus.CANCELLED:
-            return
-        self._mirror(parcels_status(self._opened.lines, list(self._shipments.values())))
-
-    def _finished(self) -> bool:
-        """Delivered or cancelled, and every parcel's workflow has ended."""
-        if self._status not in (FulfillmentStatus.DELIVERED, FulfillmentStatus.CANCELLED):
-            return False
-        return not self._running and not self._exceptions
-
-    def _mirror(self, status: FulfillmentStatus) -> None:
-        if self._hold_reason is not None and status is not FulfillmentStatus.CANCELLED:
-            status = FulfillmentStatus.ON_HOLD
-        self._status = status
-        opened = self._opened
-        workflow.set_current_details(f"fulfilment {status}; {len(self._shipments)} parcel(s)")
-        attributes = [
-            FULFILLMENT_STATUS.value_set(str(status)),
-            ORDER_ID.value_set(self._input.order_id),
-        ]
-        if opened is not None:
-            attributes.append(CUSTOMER_ID.value_set(opened.user_id))
-        if self._local_steps:
-            # Only what changed: each upsert is an event, and parcels' news often
-            # leaves the fulfilment's status as it was.
-            indexed = workflow.info().typed_search_attributes
-            attributes = [a for a in attributes if indexed.get(a.key) != a.value]
-        if attributes:
-            workflow.upsert_search_attributes(attributes)
