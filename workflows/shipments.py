@@ -22,37 +22,40 @@ workflow keeps tracking it to the door; the refusal is carried into later runs, 
 answer a cancel the same way. A parcel cancelled once it is moving is refused the same
 way, the carrier not asked. Carrier updates whose recording the cancel interrupted are
 recorded once it is answered.
+
+This module is the parcel's life; its state, the messages that read or change it and
+what it tells its parent are ``workflows/shipment_state.py``, how a step runs
+``workflows/shipment_steps.py``, and the patches its runs ask
+``workflows/shipment_patches.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.shipping import ShippingActivities
     from models.fulfillment import ShipmentStatus
-    from temporal.local_retries import LOCAL_RETRY_THRESHOLD
     from temporal.queues import TaskQueue
-    from temporal.search_attributes import ORDER_ID, SHIPMENT_STATUS
-    from workflows.types.fulfillment import (
-        CARRIER_UPDATE_SIGNAL,
-        RETRY_LABEL_SIGNAL,
-        SHIPMENT_PROGRESS_SIGNAL,
-        SHIPMENT_WORKFLOW,
-        STATUS_QUERY,
-        CarrierUpdate,
-        ShipmentInput,
-        ShipmentProgress,
+    from workflows.shipment_patches import (
+        CANCEL_KEEPS_UNRECORDED_UPDATES,
+        CANCEL_REFUSED_KEEPS_TRACKING,
+        LOCAL_TRACKING_STEPS,
+        MOVING_PARCEL_CANCEL_REFUSED,
+        PATCHES_DECIDED_AT_START,
+        REPEATED_CANCEL_REFUSED,
+        STALL_FROM_CARRIER_TIME,
     )
+    from workflows.shipment_state import CANCEL_REFUSED, ShipmentState
+    from workflows.shipment_steps import RETRY, STEP_TIMEOUT
+    from workflows.types.fulfillment import SHIPMENT_WORKFLOW, CarrierUpdate, ShipmentInput
     from workflows.types.shipments import (
         BookedLabel,
         MarkDelayedInput,
@@ -68,127 +71,10 @@ FINAL = frozenset(
     {ShipmentStatus.DELIVERED, ShipmentStatus.RETURN_TO_SENDER, ShipmentStatus.CANCELLED}
 )
 EXCEPTIONS = frozenset({ShipmentStatus.FAILURE, ShipmentStatus.RETURN_TO_SENDER})
-# Event ids a run hands to the next one: enough for any carrier's redeliveries (an older
-# repeat is caught by the tracking history's unique ids and the forward-only status).
-KEEP_SEEN = 1000
-STEP_TIMEOUT = timedelta(seconds=60)
-# Patch: the stall clock runs from the carrier's latest tracking entry, not from when the
-# workflow recorded the update.
-STALL_FROM_CARRIER_TIME = "stall-from-carrier-time"
-# A silence already past when an update is recorded is flagged this long after it, unless
-# more news comes: a carrier (or ``shop seed``) sending a parcel's past scans one after
-# another must not have it flagged between two of them.
-BACKFILL_GRACE = timedelta(seconds=10)
-# Patch: the database steps (recording updates, flagging a stall) run as local activities,
-# every update that arrived while the workflow was busy is recorded in one step and told
-# to the parent once (an exception at once), and a search attribute is upserted only when
-# its value changes. Parcels started before it keep one remote activity per update.
-LOCAL_TRACKING_STEPS = "local-tracking-steps"
-# Patch: a carrier update handled before ``run`` (a continued run's first workflow task,
-# or signal-with-start) is checked against the event ids carried over, as any later one
-# is. The handler runs before ``run`` restores them, so a webhook redelivered just after
-# continue-as-new was recorded again (a step for nothing; the history and the status
-# caught the repeat). Parcels started before it keep what their first task did.
-EARLY_UPDATES_DEDUPED = "early-carrier-updates-deduped"
-# Patch: cancelled, a parcel whose label the carrier would not void (scanned: the parcel
-# is on its way; the compensation answers False) is kept tracked and the parent told (an
-# exception: the fulfilment goes on hold for staff). Before, the run ended there with
-# the parcel labelled and nobody following it (and, before the compensation stopped
-# retrying a ``label_in_use`` refusal, the refund was tried forever).
-CANCEL_REFUSED_KEEPS_TRACKING = "cancel-refused-keeps-tracking"
-# Patch: the refusal is carried into the parcel's next run (continue-as-new), which
-# answers a cancel as the first was answered (the parent told, the parcel still tracked,
-# the carrier not asked again). Temporal delivers one cancel per run (a second request
-# of the same run changes nothing): a second cancel reaches a kept parcel once its run
-# has continued as new, and that run, knowing nothing of the refusal, ended there for a
-# parcel on its way (no label left to refund), with nobody tracking it.
-REPEATED_CANCEL_REFUSED = "repeated-cancel-refused"
-# Patch: cancelled once the parcel is moving (in transit, out for delivery, an
-# exception...), it is refused as a cancel the carrier refused is (the parent told, the
-# parcel still tracked, the refusal carried over); the carrier is not asked: a moving
-# parcel has no label to void. Before, the run ended there, the parcel on its way with
-# nobody tracking it (no delivery recorded, no SLA, the order never delivered).
-MOVING_PARCEL_CANCEL_REFUSED = "moving-parcel-cancel-refused"
-CANCEL_REFUSED = "cancel refused: the carrier has scanned the label; still tracked"
-# Patch: carrier updates whose recording a cancel interrupted go back to the pending ones,
-# recorded once the cancel is answered if tracking goes on. Before, they were lost: the
-# SDK runs a signal before a cancel of the same activation, so an update and a cancel
-# arriving together started the update's step and then cancelled it, and a parcel whose
-# cancel was refused waited for news it had already been sent (its delivery, at times).
-CANCEL_KEEPS_UNRECORDED_UPDATES = "cancel-keeps-unrecorded-updates"
-# Patch: the stall clock's patch is asked in the run's first workflow task, not when the
-# first carrier update's local step answers. A local step's result can be recorded one
-# workflow task before what the workflow did with it (a query answered while the step
-# ends: the SDK core reports the step's marker with the answer and asks for a new task),
-# and a replay hands the result back in the marker's task, before it knows of the next
-# task's patch marker: ``patched`` answered False there and the replay failed on the
-# marker ("Non-deprecated patch marker ... no corresponding change command"), a query of
-# the closed parcel or a worker taking it up again after its cache dropped it. Parcels
-# started before it ask where they did.
-PATCHES_DECIDED_AT_START = "shipment-patches-decided-at-start"
-# Provider and database hiccups are retried until they pass; our business errors
-# (a refused label) are non-retryable and reach the workflow.
-RETRY = RetryPolicy(
-    maximum_attempts=0, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
-)
 
 
 @workflow.defn(name=SHIPMENT_WORKFLOW)
-class ShipmentWorkflow:
-    def __init__(self) -> None:
-        self._input = ShipmentInput(shipment_id="", order_id="", fulfillment_id="")
-        self._status = ShipmentStatus.PENDING
-        self._delayed = False
-        self._tracking_code: str | None = None
-        self._tracking_url: str | None = None
-        # When the carrier last scanned the parcel (its own time), or the label bought.
-        self._last_update_at: datetime | None = None
-        # Since the patch: the stall clock runs on the carrier's times.
-        self._carrier_clock = False
-        # STALL_FROM_CARRIER_TIME as decided in the first workflow task (since
-        # PATCHES_DECIDED_AT_START); None: asked at the first update, as it was.
-        self._stall_from_carrier_time: bool | None = None
-        self._seen: list[str] = []
-        self._seen_set: set[str] = set()
-        self._pending: list[CarrierUpdate] = []
-        self._problem: str | None = None
-        self._retry_label = False
-        self._awaiting_retry = False
-        self._handled = 0
-        self._local_steps = False
-        # A cancel was refused (since REPEATED_CANCEL_REFUSED; carried over).
-        self._cancel_refused = False
-
-    # --- messages ---------------------------------------------------------------------
-
-    @workflow.query(name=STATUS_QUERY)
-    def status(self) -> ShipmentView:
-        return ShipmentView(
-            shipment_id=self._input.shipment_id,
-            order_id=self._input.order_id,
-            status=self._status,
-            delayed=self._delayed,
-            tracking_code=self._tracking_code,
-            tracking_url=self._tracking_url,
-            last_update_at=self._last_update_at,
-            problem=self._problem,
-            awaiting_retry=self._awaiting_retry,
-        )
-
-    @workflow.signal(name=CARRIER_UPDATE_SIGNAL)
-    def carrier_update(self, update: CarrierUpdate) -> None:
-        """A verified carrier webhook; a redelivery (same event id) is dropped."""
-        if update.event_id in self._seen_set:
-            return
-        self._remember(update.event_id)
-        self._pending.append(update)
-
-    @workflow.signal(name=RETRY_LABEL_SIGNAL)
-    def retry_label(self) -> None:
-        """Try the refused label again (staff corrected what the carrier refused)."""
-        self._retry_label = True
-        self._awaiting_retry = False
-
+class ShipmentWorkflow(ShipmentState):
     # --- the parcel's life ------------------------------------------------------------
 
     @workflow.run
@@ -410,144 +296,3 @@ class ShipmentWorkflow:
         self._problem = CANCEL_REFUSED
         self._mirror()
         await self._tell_parent(exception=True, detail=self._problem, cancel_refused=True)
-
-    # --- helpers ----------------------------------------------------------------------
-
-    def _restore(self, input: ShipmentInput) -> None:
-        """A fresh start, or the state the previous run carried over."""
-        self._input = input
-        self._status = input.status
-        self._delayed = input.delayed
-        self._tracking_code, self._tracking_url = input.tracking_code, input.tracking_url
-        self._last_update_at = input.last_update_at
-        self._cancel_refused = input.cancel_refused
-        if self._cancel_refused:
-            self._problem = CANCEL_REFUSED
-        carried = set(input.seen_event_ids)
-        # Signals handled before ``run`` (in the first workflow task) saw no carried ids.
-        early = [event_id for event_id in self._seen if event_id not in carried]
-        if len(early) < len(self._seen) and workflow.patched(EARLY_UPDATES_DEDUPED):
-            self._pending = [u for u in self._pending if u.event_id not in carried]
-            self._seen, self._seen_set = [], set()
-            for event_id in [*input.seen_event_ids, *early]:
-                self._remember(event_id)
-            return
-        for event_id in input.seen_event_ids:
-            self._remember(event_id)
-
-    def _carry_over(self) -> ShipmentInput:
-        return self._input.model_copy(
-            update={
-                "status": self._status,
-                "delayed": self._delayed,
-                "tracking_code": self._tracking_code,
-                "tracking_url": self._tracking_url,
-                "last_update_at": self._last_update_at,
-                "seen_event_ids": self._seen[-KEEP_SEEN:],
-                "cancel_refused": self._cancel_refused,
-            }
-        )
-
-    def _time_to_continue(self) -> bool:
-        return (
-            self._handled >= self._input.max_updates_per_run
-            or workflow.info().is_continue_as_new_suggested()
-        )
-
-    def _quiet(self) -> timedelta | None:
-        """How long until the parcel counts as stalled; None once it is flagged (the
-        next update clears the flag and starts the clock again)."""
-        if self._delayed:
-            return None
-        since = self._last_update_at or workflow.now()
-        left = since + timedelta(hours=self._input.stall_hours) - workflow.now()
-        return max(left, BACKFILL_GRACE if self._carrier_clock else timedelta(milliseconds=1))
-
-    def _remember(self, event_id: str) -> None:
-        self._seen.append(event_id)
-        self._seen_set.add(event_id)
-
-    def _mirror(self) -> None:
-        """The query's and the search attributes' idea of the parcel."""
-        details = f"{self._status}"
-        if self._delayed:
-            details += "; delayed"
-        if self._tracking_code:
-            details += f"; tracking {self._tracking_code}"
-        if self._problem:
-            details += f"; {self._problem}"
-        workflow.set_current_details(details)
-        attributes = [
-            SHIPMENT_STATUS.value_set(str(self._status)),
-            ORDER_ID.value_set(self._input.order_id),
-        ]
-        if self._local_steps:
-            # Only what changed: each upsert is an event in the history. The parent
-            # starts a parcel with both set.
-            indexed = workflow.info().typed_search_attributes
-            attributes = [a for a in attributes if indexed.get(a.key) != a.value]
-        if attributes:
-            workflow.upsert_search_attributes(attributes)
-
-    async def _tell_parent(
-        self, *, exception: bool = False, detail: str | None = None, cancel_refused: bool = False
-    ) -> None:
-        """Signal the fulfilment (started standalone, there is none to tell)."""
-        parent = workflow.info().parent
-        if parent is None:
-            return
-        progress = ShipmentProgress(
-            shipment_id=self._input.shipment_id,
-            status=self._status,
-            delayed=self._delayed,
-            exception=exception,
-            detail=detail,
-            cancel_refused=cancel_refused,
-        )
-        try:
-            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-                SHIPMENT_PROGRESS_SIGNAL, progress
-            )
-        except FailureError as err:
-            # The fulfilment has closed; the parcel's rows still say where it is.
-            workflow.logger.warning("progress of %s not told: %s", progress.shipment_id, err)
-
-    async def _step(
-        self,
-        activity: Callable[..., Awaitable[Any]],
-        arg: BaseModel,
-        summary: str,
-        *,
-        cancellation: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
-        local: bool = False,
-    ) -> Any:
-        """Run one step; our business errors come out as their ``ApplicationError``.
-        ``local``: a database step, run in this worker since ``LOCAL_TRACKING_STEPS``
-        (no task queue round trip, one marker in the history; a crashed worker's
-        workflow task is retried elsewhere and the step runs again, as it may)."""
-        try:
-            if local and self._local_steps:
-                return await workflow.execute_local_activity_method(
-                    activity,
-                    arg,
-                    start_to_close_timeout=STEP_TIMEOUT,
-                    retry_policy=RETRY,
-                    local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-                    cancellation_type=cancellation,
-                    summary=summary,
-                )
-            return await workflow.execute_activity_method(
-                activity,
-                arg,
-                task_queue=str(TaskQueue.ORDERS),
-                start_to_close_timeout=STEP_TIMEOUT,
-                retry_policy=RETRY,
-                cancellation_type=cancellation,
-                summary=summary,
-            )
-        except ActivityError as err:
-            if isinstance(err.cause, CancelledError):
-                raise asyncio.CancelledError() from err
-            if isinstance(err.cause, ApplicationError):
-                raise err.cause from err
-            raise

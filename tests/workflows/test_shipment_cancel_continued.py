@@ -40,7 +40,7 @@ from tests.workflows.shipment_standins import (
     until,
     update,
 )
-from workflows.shipments import CANCEL_KEEPS_UNRECORDED_UPDATES
+from workflows.shipment_patches import CANCEL_KEEPS_UNRECORDED_UPDATES
 from workflows.types.fulfillment import (
     CARRIER_UPDATE_SIGNAL,
     SHIPMENT_WORKFLOW,

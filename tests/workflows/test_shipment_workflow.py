@@ -41,7 +41,7 @@ from tests.workflows.shipment_standins import (
     update,
     view,
 )
-from workflows.shipments import BACKFILL_GRACE
+from workflows.shipment_state import BACKFILL_GRACE
 from workflows.types.fulfillment import (
     CARRIER_UPDATE_SIGNAL,
     RETRY_LABEL_SIGNAL,
