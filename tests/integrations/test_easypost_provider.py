@@ -345,9 +345,10 @@ def test_production_without_a_secret_refuses_every_webhook(settings: Settings) -
 def test_a_real_easypost_key_without_a_webhook_secret_refuses_the_sandbox_s_signature(
     settings: Settings,
 ) -> None:
-    """The sandbox's secret is public (in ``core/settings.py``): with EASYPOST_API_KEY set
-    the carrier is the real one, and a webhook signed with that secret is anyone's, even
-    outside production. Only EASYPOST_WEBHOOK_SECRET verifies then."""
+    """The sandbox's secret is public (in ``core/settings/providers.py``): with
+    EASYPOST_API_KEY set the carrier is the real one, and a webhook signed with that
+    secret is anyone's, even outside production. Only EASYPOST_WEBHOOK_SECRET verifies
+    then."""
     real = settings.model_copy(update={"easypost_api_key": SecretStr("EZAK_real")})
     assert real.sandboxes_enabled
     assert real.resolved_easypost_webhook_secret is None

@@ -319,9 +319,9 @@ def test_a_refund_failed_event_is_about_the_refund_and_its_payment_intent() -> N
 def test_a_real_stripe_key_without_a_webhook_secret_refuses_the_sandbox_s_signature(
     settings: Settings,
 ) -> None:
-    """The sandbox's secret is public (in ``core/settings.py``): with STRIPE_SECRET_KEY set
-    the payments are Stripe's own, and a webhook signed with that secret is anyone's,
-    even outside production. Only STRIPE_WEBHOOK_SECRET verifies then."""
+    """The sandbox's secret is public (in ``core/settings/providers.py``): with
+    STRIPE_SECRET_KEY set the payments are Stripe's own, and a webhook signed with that
+    secret is anyone's, even outside production. Only STRIPE_WEBHOOK_SECRET verifies then."""
     intent = {"id": "pi_1", "object": "payment_intent", "status": "succeeded", "metadata": {}}
     assert settings.resolved_stripe_webhook_secret == SANDBOX_WEBHOOK_SECRET
     real = settings.model_copy(update={"stripe_secret_key": SecretStr("sk_test_real")})
