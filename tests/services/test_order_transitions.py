@@ -14,8 +14,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings
+from models.analytics import AnalyticsEvent
 from models.base import utcnow
-from models.orders import Order, OrderEvent, OrderStatus
+from models.orders import Order, OrderEvent, OrderLine, OrderStatus
 from services.analytics import AnalyticsRecorder
 from services.order_repository import OrderNotFound
 from services.orders import OrderService, OrderUndone
@@ -137,3 +138,38 @@ async def test_the_fence_stops_a_step_of_an_order_being_undone(
         await orders.fence(order.id)
     with pytest.raises(OrderNotFound):
         await orders.fence("ord_missing")
+
+
+async def test_queue_fulfillment_records_order_complete_with_the_seeds_order_figures(
+    db_session: AsyncSession, settings: Settings
+) -> None:
+    """The seed's createOrder tracks ``orderId``, ``total`` and ``itemCount`` (as
+    ``order_created``); the shop records them on ``order_complete``, the funnel's last
+    step, once: the item count is the units of every line."""
+    order = await _order(db_session, OrderStatus.CONFIRMED)  # lines of 1 unit
+    db_session.add(
+        OrderLine(
+            order_id=order.id,
+            product_id="prod_second_line",
+            name="Second",
+            quantity=3,
+            list_price=500,
+            unit_price=500,
+            line_total=1500,
+        )
+    )
+    await db_session.flush()
+    orders = OrderService(db_session, settings, AnalyticsRecorder(enabled=True))
+    await orders.queue_fulfillment(order.id)
+    await orders.queue_fulfillment(order.id)  # a retried step records nothing twice
+    rows = await db_session.exec(
+        select(AnalyticsEvent).where(col(AnalyticsEvent.properties)["orderId"].astext == order.id)
+    )
+    [event] = rows.all()
+    assert (event.event, event.user_id) == ("order_complete", order.user_id)
+    assert event.properties == {
+        "orderId": order.id,
+        "total": order.total,
+        "currency": order.currency,
+        "itemCount": 4,
+    }
