@@ -1,4 +1,6 @@
-"""The event relay's gauges in ``/metrics``, computed from the database at scrape time.
+"""The gauges of ``/metrics`` read from the database at scrape time: the event relay's,
+and how many products are below their low-stock threshold (the low-stock alert of
+``deploy/prometheus/alerts.yml``).
 
 A database that fails or is slow must not take ``/metrics`` down with it: the gauges are
 then left out, ``shop_event_relay_metrics_ok`` is 0 and the error is logged.
@@ -14,9 +16,11 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory
 from services.events.relay_health import RelayHealth, relay_health
+from services.inventory.stock import StockService
 
 log = logging.getLogger(__name__)
 
@@ -27,27 +31,34 @@ async def relay_exposition(sessions: SessionFactory, *, live_within: timedelta) 
     """``live_within``: a subscriber no relay has said it knows for this long has no live
     worker (three relay polls)."""
     health: RelayHealth | None
+    low_stock = 0
     try:
         async with sessions() as session:
-            health = await asyncio.wait_for(
-                relay_health(session, live_within=live_within), SCRAPE_TIMEOUT_SECONDS
+            health, low_stock = await asyncio.wait_for(
+                _read(session, live_within), SCRAPE_TIMEOUT_SECONDS
             )
     except Exception:
         log.warning("relay metrics: the database did not answer", exc_info=True)
         health = None
     registry = CollectorRegistry()
-    registry.register(_RelayGauges(health))
+    registry.register(_RelayGauges(health, low_stock))
     return generate_latest(registry)
 
 
+async def _read(session: AsyncSession, live_within: timedelta) -> tuple[RelayHealth, int]:
+    health = await relay_health(session, live_within=live_within)
+    return health, await StockService(session).low_count()
+
+
 class _RelayGauges(Collector):
-    def __init__(self, health: RelayHealth | None) -> None:
+    def __init__(self, health: RelayHealth | None, low_stock: int) -> None:
         self.health = health
+        self.low_stock = low_stock
 
     def collect(self) -> list[GaugeMetricFamily]:
         ok = GaugeMetricFamily(
             "shop_event_relay_metrics_ok",
-            "1 if the relay gauges below were read from the database at this scrape",
+            "1 if the relay and low-stock gauges below were read from the database at this scrape",
             value=0 if self.health is None else 1,
         )
         if self.health is None:
@@ -75,6 +86,12 @@ class _RelayGauges(Collector):
                 "Pending deliveries no live worker knows the subscriber (and event type) of: "
                 "waiting for one, dropped after EVENT_SUBSCRIBER_GRACE_SECONDS; per subscriber",
                 self.health.unknown,
+            ),
+            GaugeMetricFamily(
+                "shop_low_stock_products",
+                "Products (not deleted) whose available stock is below their low-stock "
+                "threshold now: GET /api/inventory/low-stock's total",
+                value=self.low_stock,
             ),
         ]
 

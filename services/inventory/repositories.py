@@ -29,6 +29,12 @@ from models.inventory import (
 ON_HAND = col(StockLevel.on_hand)
 RESERVED = col(StockLevel.reserved)
 AVAILABLE = ON_HAND - RESERVED
+# A product (not deleted) whose available stock, 0 without a stock row, is below its
+# threshold: the low-stock list and its count in /metrics.
+_BELOW_THRESHOLD = and_(
+    col(Product.deleted_at).is_(None),
+    func.coalesce(AVAILABLE, 0) < Product.low_stock_threshold,
+)
 _AVAILABLE_BY_IDS = (
     "SELECT product_id, on_hand - reserved, revision FROM stock_levels"
     " WHERE product_id = ANY($1::varchar[])"
@@ -170,25 +176,25 @@ class StockRepository:
 
     async def low(self, *, offset: int, limit: int) -> tuple[list[Stock], int]:
         available = AVAILABLE
-        condition = and_(
-            col(Product.deleted_at).is_(None),
-            func.coalesce(available, 0) < Product.low_stock_threshold,
-        )
         query = (
             select(Product.id, Product.low_stock_threshold, StockLevel.on_hand, StockLevel.reserved)
             .outerjoin(StockLevel, col(StockLevel.product_id) == col(Product.id))
-            .where(condition)
+            .where(_BELOW_THRESHOLD)
         )
         rows = await self.session.exec(
             query.order_by(func.coalesce(available, 0), col(Product.id)).offset(offset).limit(limit)
         )
+        return [Stock(r[0], r[2] or 0, r[3] or 0, r[1]) for r in rows.all()], await self.low_count()
+
+    async def low_count(self) -> int:
+        """How many products are below their threshold now (``low``'s total)."""
         total = await self.session.exec(
             select(func.count())
             .select_from(Product)
             .outerjoin(StockLevel, col(StockLevel.product_id) == col(Product.id))
-            .where(condition)
+            .where(_BELOW_THRESHOLD)
         )
-        return [Stock(r[0], r[2] or 0, r[3] or 0, r[1]) for r in rows.all()], int(total.one())
+        return int(total.one())
 
     async def flag_low(self, product_id: str) -> int | None:
         """Set the alert flag to whether the product is below its threshold, in one

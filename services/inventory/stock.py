@@ -34,6 +34,10 @@ class StockService:
         """Products whose available stock is below their threshold, lowest first."""
         return await self.stock.low(offset=offset, limit=limit)
 
+    async def low_count(self) -> int:
+        """How many products are below their threshold now."""
+        return await self.stock.low_count()
+
     async def movements(
         self, product_id: str, *, offset: int, limit: int
     ) -> tuple[list[StockMovement], int]:

@@ -15,7 +15,7 @@ from models.outbox import OutboxEvent
 from services.events.relay_health import DISPATCH, relay_health
 from services.events.subscriptions import SubscriptionRepository
 from tests.events.admin.seeding import Seeder, unique_subscriber
-from tests.factories import ClientFactory
+from tests.factories import ClientFactory, stocked_product
 
 GAUGES = (
     "shop_event_relay_lag_seconds",
@@ -119,3 +119,42 @@ async def test_metrics_answer_without_the_relay_gauges_when_the_database_is_down
     gauges = _gauges(answer.text)
     assert gauges == {("shop_event_relay_metrics_ok", ""): 0}
     assert "http_requests_total" in answer.text
+
+
+def _low_stock(exposition: str) -> float:
+    [value] = [
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == "shop_low_stock_products"
+    ]
+    return value
+
+
+async def test_metrics_count_the_products_below_their_low_stock_threshold(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    """The seed's low-stock alert, for Prometheus (``deploy/prometheus/alerts.yml``): the
+    products below their threshold now, as ``GET /api/inventory/low-stock`` counts them."""
+    before = _low_stock((await client.get("/metrics")).text)
+    item = await stocked_product(client, staff, price=1000, stock=3, lowStockThreshold=10)
+    assert _low_stock((await client.get("/metrics")).text) == before + 1
+    low = await client.get("/api/inventory/low-stock", headers=staff)
+    assert low.json()["total"] == before + 1
+
+    restocked = await client.post(
+        f"/api/inventory/{item['id']}/adjust",
+        headers=staff,
+        json={"delta": 20, "reason": "restock"},
+    )
+    assert restocked.status_code == 200, restocked.text
+    assert _low_stock((await client.get("/metrics")).text) == before
+    await client.post(
+        f"/api/inventory/{item['id']}/adjust",
+        headers=staff,
+        json={"delta": -23, "reason": "gone again"},
+    )
+    assert _low_stock((await client.get("/metrics")).text) == before + 1
+    deleted = await client.delete(f"/api/products/{item['id']}", headers=staff)
+    assert deleted.status_code == 204, deleted.text
+    assert _low_stock((await client.get("/metrics")).text) == before
