@@ -13,6 +13,7 @@ import asyncio
 from temporalio.client import Client, Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from core.errors import DependencyUnavailable
@@ -37,14 +38,27 @@ def client_interceptors(settings: Settings, role: ProcessRole) -> list[Intercept
     return [] if tracing is None else [TracingInterceptor(tracing.tracer)]
 
 
+def worker_runtime(settings: Settings) -> Runtime | None:
+    """A worker process's SDK runtime serving its metrics on ``WORKER_METRICS_PORT``
+    (durations in seconds, as Prometheus names them), or None (the SDK's default runtime,
+    no metrics endpoint). One per process: the port is bound until the process ends."""
+    if settings.worker_metrics_port is None:
+        return None
+    address = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+    metrics = PrometheusConfig(bind_address=address, durations_as_seconds=True)
+    return Runtime(telemetry=TelemetryConfig(metrics=metrics))
+
+
 async def connect(
     settings: Settings,
     *,
     timeout: float = 10.0,  # noqa: ASYNC109
     role: ProcessRole = ProcessRole.CLI,
+    runtime: Runtime | None = None,
 ) -> Client:
     """A client for ``TEMPORAL_ADDRESS``/``TEMPORAL_NAMESPACE`` (API key and TLS for
-    Cloud), tracing as ``role`` (the API's, a worker's, the CLI's)."""
+    Cloud), tracing as ``role`` (the API's, a worker's, the CLI's); ``runtime``: a
+    worker's, with its metrics endpoint (``worker_runtime``)."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     tls: bool | TLSConfig = settings.temporal_tls or api_key is not None
     try:
@@ -56,6 +70,7 @@ async def connect(
                 api_key=api_key,
                 tls=tls,
                 interceptors=client_interceptors(settings, role),
+                runtime=runtime,
             ),
             timeout,
         )

@@ -26,7 +26,7 @@ from services.events.relay import RelayService
 from services.events.subscribers import Subscriber
 from services.webhooks.sending import webhook_client
 from temporal.attempts import StepAttempts
-from temporal.client import connect
+from temporal.client import connect, worker_runtime
 from temporal.clients.connection import TemporalConnection
 from temporal.clients.events import EventDeliveryWorkflows
 from temporal.deadlock import with_deadlock_timeout
@@ -139,7 +139,7 @@ async def relaying(
 
 
 async def run_worker(settings: Settings, queues: Sequence[TaskQueue]) -> None:
-    client = await connect(settings, role=ProcessRole.WORKER)
+    client = await connect(settings, role=ProcessRole.WORKER, runtime=worker_runtime(settings))
     try:
         await ensure_schedules(client)
     except Exception as exc:  # e.g. a namespace where we may not create schedules

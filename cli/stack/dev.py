@@ -213,7 +213,7 @@ class DevStack:
                 f"worker-{n}",
                 [sys.executable, "-m", "cli.main", "worker"],
                 log_path=self.logs / f"worker-{n}.log",
-                env=child_env,
+                env=child_env | _worker_metrics_env(s, n),
             )
             with self._step(f"worker {n} of {o.workers} (all queues)"):
                 self._track(f"worker {n}", worker)
@@ -327,6 +327,14 @@ def _redact(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return parts._replace(netloc=netloc).geturl()
     return url
+
+
+def _worker_metrics_env(settings: Settings, n: int) -> dict[str, str]:
+    """The n-th worker's metrics port (WORKER_METRICS_PORT + n - 1): workers on one host
+    cannot share one."""
+    if settings.worker_metrics_port is None:
+        return {}
+    return {"WORKER_METRICS_PORT": str(settings.worker_metrics_port + n - 1)}
 
 
 def write_stack_env(path: Path, values: dict[str, str]) -> None:

@@ -72,6 +72,11 @@ class StackSettings(BaseSettings):
     # deadlocked and interrupts the workflow's thread (temporal/deadlock.py): the SDK's 2 s;
     # raise it where workers share a starved CPU.
     workflow_deadlock_timeout_seconds: int = Field(default=2, ge=1, le=600)
+    # A worker's Temporal SDK metrics (task latencies, schedule-to-start, slots, polls,
+    # failures) in the Prometheus format at WORKER_METRICS_HOST:WORKER_METRICS_PORT/metrics;
+    # unset, none. `shop dev` gives its n-th worker the port + n - 1.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
 
     # --- catalogue search: the in-process tantivy index ------------------------------
     # False: searches use PostgreSQL full-text search only, and no index is kept.

@@ -3,9 +3,10 @@ User Analytics, System Health) and custom alerts (low stock, payment failures, s
 errors), under deploy/ and started by docker-compose's ``monitoring`` profile.
 
 Docker cannot run here, so each part is checked by what it reads: every PromQL expression
-names metrics that the API's /metrics declares (or postgres-exporter's, from its own
-scrape job), and every SQL query of the PostgreSQL data source runs on the migrated
-schema, with Grafana's time macro filled in.
+names metrics that the API's /metrics declares (a worker's, ``temporal_…``, are checked
+against a worker's own endpoint in tests/temporal/test_worker_metrics.py;
+postgres-exporter's come from its own scrape job), and every SQL query of the PostgreSQL
+data source runs on the migrated schema, with Grafana's time macro filled in.
 """
 
 from __future__ import annotations
@@ -29,9 +30,21 @@ DASHBOARDS = {
     "System Health",
 }
 SEED_ALERTS = {"LowStock", "PaymentFailures", "SystemErrors"}
-# Metric names in an expression: ours (shop_, http_), postgres-exporter's (pg_), and
-# Prometheus's own `up`. Label names and functions never start so.
-METRIC = re.compile(r"\b(shop_[a-z0-9_]+|http_[a-z0-9_]+|pg_[a-z0-9_]+|up)\b(?![(\"])")
+# Metric names in an expression: the API's (shop_, http_), the workers' (temporal_),
+# postgres-exporter's (pg_), and Prometheus's own `up`. Label names and functions never
+# start so.
+METRIC = re.compile(
+    r"\b(shop_[a-z0-9_]+|http_[a-z0-9_]+|temporal_[a-z0-9_]+|pg_[a-z0-9_]+|up)\b(?![(\"])"
+)
+
+
+def metric_names(deploy: Path) -> set[str]:
+    """Every metric name the dashboards and alert rules read."""
+    texts = [p.read_text() for p in (deploy / "grafana" / "dashboards").glob("*.json")]
+    texts.append((deploy / "prometheus" / "alerts.yml").read_text())
+    return {name for text in texts for name in METRIC.findall(text)}
+
+
 TIME_FILTER = re.compile(r"\$__timeFilter\(([a-z_.]+)\)")
 
 
@@ -143,10 +156,12 @@ async def test_every_expression_reads_a_metric_that_is_exposed(
         found = set(METRIC.findall(expression))
         assert found, expression
         used |= found
-    ours = {name for name in used if not name.startswith("pg_") and name != "up"}
+    ours = {name for name in used if name.startswith(("shop_", "http_"))}
     assert ours <= declared, sorted(ours - declared)
-    # postgres-exporter's names come from its own scrape job; `up` from Prometheus.
-    assert "postgres" in jobs
+    # The workers' and postgres-exporter's names come from their own scrape jobs; `up`
+    # from Prometheus.
+    assert {"shop-worker", "postgres"} <= set(jobs)
+    assert used <= metric_names(deploy)
     assert {"shop_low_stock_products", "shop_payment_failures_total"} <= used
 
 
@@ -185,3 +200,16 @@ def test_compose_starts_monitoring_with_the_deploy_files(repo_root: Path) -> Non
     ).read_text()
     for variable in re.findall(r"\$\{(\w+)\}", provisioned):
         assert variable in env, variable
+
+
+def test_compose_workers_serve_their_metrics_where_prometheus_looks(repo_root: Path) -> None:
+    compose = _yaml(repo_root / "docker-compose.yml")
+    worker = compose["services"]["worker"]["environment"]
+    jobs = {
+        job["job_name"]: job
+        for job in _yaml(repo_root / "deploy" / "prometheus" / "prometheus.yml")["scrape_configs"]
+    }
+    [lookup] = jobs["shop-worker"]["dns_sd_configs"]
+    assert lookup["names"] == ["worker"]
+    assert str(lookup["port"]) == worker["WORKER_METRICS_PORT"]
+    assert worker["WORKER_METRICS_HOST"] == "0.0.0.0"
