@@ -21,7 +21,7 @@ from starlette.responses import Response
 from api.middleware import current_request_id, request_span
 from api.problems import problem_response
 from api.unknown_fields import UNKNOWN_FIELD, suggestion
-from core.errors import DependencyUnavailable, ShopError
+from core.errors import DependencyUnavailable, ShopError, UnsupportedMediaType
 from models.base import UNION_TAG_MARK
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,28 @@ def _error_entry(request: Request, err: Mapping[str, Any]) -> dict[str, str]:
     return entry
 
 
+def _body_not_read_as_json(errors: typing.Sequence[Any]) -> bool:
+    """FastAPI reads a body as JSON only when its Content-Type says JSON (strictly: not
+    when it says nothing); any other type leaves the raw bytes for the model to refuse,
+    which would read as "Input should be a valid dictionary": the client's mistake is the
+    type."""
+    return any(
+        err.get("loc", ())[:1] == ("body",) and isinstance(err.get("input"), bytes | bytearray)
+        for err in errors
+    )
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if _body_not_read_as_json(exc.errors()):
+        sent = request.headers.get("content-type", "").split(";")[0].strip()
+        sent_as = f"not {sent}" if sent else "not without a Content-Type"
+        return await _shop_error(
+            request,
+            UnsupportedMediaType(
+                f"the body must be JSON, sent as Content-Type: application/json, {sent_as}"
+            ),
+        )
     if any(err.get("type") == "json_invalid" for err in exc.errors()):
         return _invalid_json(
             request, next(e for e in exc.errors() if e.get("type") == "json_invalid")

@@ -6,7 +6,8 @@ can answer is added here, from the code that answers it: the errors their depend
 raise (``@raises`` on ``CurrentUser``, ``StaffUser``…), request validation (422; a NUL
 character anywhere is refused by ``api/guards.py`` for every operation), unreadable,
 non-JSON or oversized bodies (400, 422, 413) where there is a body, a field the body
-does not know (422 ``unknown_field``) where its model refuses one, and
+does not know (422 ``unknown_field``) where its model refuses one, a body of another
+Content-Type than JSON (415) where FastAPI reads it into a model, and
 ``Idempotency-Key`` on creating POSTs.
 """
 
@@ -32,7 +33,7 @@ from api.problems import (
 )
 from api.security import token_optional
 from api.unknown_fields import UNKNOWN_FIELD, refuses_unknown_fields
-from core.errors import PayloadTooLarge, ShopError, ValidationFailed
+from core.errors import PayloadTooLarge, ShopError, UnsupportedMediaType, ValidationFailed
 
 # Any operation: a NUL character in the path or query (api/guards.py).
 ANY_REQUEST: tuple[ProblemSpec, ...] = (ValidationFailed,)
@@ -47,6 +48,9 @@ UNREADABLE_BODY: tuple[ProblemSpec, ...] = (
 )
 # A body that refuses fields it does not know (models.base.RequestModel).
 UNKNOWN_FIELDS: tuple[ProblemSpec, ...] = ((ValidationFailed, UNKNOWN_FIELD),)
+# A body FastAPI reads into a model, sent with another Content-Type than JSON
+# (api/errors.py); the webhooks read their raw bytes and do not answer it.
+NOT_JSON_BODY: tuple[ProblemSpec, ...] = (UnsupportedMediaType,)
 # FastAPI's own 422 schema, which our problem+json replaces.
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
@@ -102,6 +106,8 @@ def _declare(operation: dict[str, Any], dependant: Dependant, path: str, method:
         errors.extend(UNREADABLE_BODY)
     if has_body and refuses_unknown_fields(dependant):
         errors.extend(UNKNOWN_FIELDS)
+    if dependant.body_params:
+        errors.extend(NOT_JSON_BODY)
     if applies_to(method, path):
         errors.extend(IDEMPOTENCY_PROBLEMS)
         operation.setdefault("parameters", []).append(

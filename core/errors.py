@@ -77,6 +77,12 @@ class PayloadTooLarge(ShopError):
     title = "Payload too large"
 
 
+class UnsupportedMediaType(ShopError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_media_type"
+    title = "The body is not JSON"
+
+
 class RateLimited(ShopError):
     status = HTTPStatus.TOO_MANY_REQUESTS
     code = "rate_limited"

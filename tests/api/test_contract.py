@@ -155,6 +155,12 @@ async def test_every_error_is_declared_as_problem_json(document: dict[str, Any])
             assert "validation_error" in _codes(operation, "422"), (method, path)
             if "requestBody" in operation:
                 assert _codes(operation, "413") == ["payload_too_large"], (method, path)
+    # A model's body sent as text/plain (api/errors.py); not the webhooks, which read
+    # their raw bytes.
+    users = document["paths"]["/api/users"]["post"]
+    assert _codes(users, "415") == ["unsupported_media_type"]
+    easypost = document["paths"]["/api/shipping/webhooks/easypost"]["post"]
+    assert "415" not in easypost["responses"]
 
 
 async def test_a_nul_in_the_query_of_an_operation_without_parameters_is_declared(

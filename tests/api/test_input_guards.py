@@ -130,6 +130,31 @@ async def test_malformed_json_names_the_line_and_column(client: httpx.AsyncClien
     assert (body["line"], body["column"]) == (2, 28)
 
 
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""]
+)
+async def test_a_body_sent_as_another_type_than_json_answers_415(
+    client: httpx.AsyncClient, content_type: str
+) -> None:
+    """JSON sent without saying so (curl's -d says form-urlencoded; no Content-Type is
+    not read as JSON either): the type is the mistake, not the fields, which FastAPI
+    would report as "not a valid dictionary"."""
+    email = unique_email()
+    sent = f'{{"email": "{email}", "password": "{PASSWORD}", "name": "Ada"}}'
+    response = await client.post("/api/users", content=sent, headers={"Content-Type": content_type})
+    assert response.status_code == 415, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "unsupported_media_type"
+    assert f"not {content_type or 'without a Content-Type'}" in body["detail"]
+    assert "application/json" in body["detail"]
+    # A +json type is JSON: the same body is taken.
+    json_ld = await client.post(
+        "/api/users", content=sent, headers={"Content-Type": "application/ld+json"}
+    )
+    assert json_ld.status_code == 201, json_ld.text
+
+
 async def test_field_paths_read_alike_for_query_and_body(
     client: httpx.AsyncClient, staff: dict[str, str]
 ) -> None:
