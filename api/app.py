@@ -12,6 +12,7 @@ from api import system
 from api.easypost_auto_advance import stop_auto_advance
 from api.errors import install_error_handlers
 from api.guards import InputGuardMiddleware
+from api.head_requests import HeadAsGetMiddleware
 from api.idempotency import IdempotencyMiddleware
 from api.middleware import (
     Metrics,
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     registry = CollectorRegistry()
     app.state.registry = metrics_exposition(registry, settings.prometheus_multiproc_dir)
+    # Innermost: HEAD runs as GET through the routes, and is HEAD to everything outside.
+    app.add_middleware(HeadAsGetMiddleware)
     # Added first, so it runs inside the request-id middleware (and sees the id).
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(InputGuardMiddleware, max_body_bytes=settings.max_body_bytes)
