@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from api.middleware import current_request_id, request_span
 from api.problems import problem_response
@@ -169,15 +170,38 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers (RFC 9110: a 405 lists them in ``Allow``). The
+    router names only the first route it matched, and each method of a path is a route
+    of its own (``GET`` and ``POST /api/products``): asked here of every route, only
+    when a 405 is answered."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    if "GET" in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")  # api/head_requests.py
+    return ", ".join(allowed)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    headers = dict(exc.headers or {})
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     detail = exc.detail if isinstance(exc.detail, str) else phrase
     if status == 404 and detail == "Not Found":
         detail = f"nothing at {request.method} {request.url.path}"
     if status == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
     return problem_response(
         status=status,
         code=_HTTP_CODES.get(status, f"http_{status}"),
@@ -185,7 +209,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         detail=detail,
         instance=request.url.path,
         request_id=current_request_id(request),
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
 
 

@@ -110,6 +110,26 @@ async def test_wrong_method_is_a_problem(client: httpx.AsyncClient) -> None:
     assert response.status_code == 405
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/products", "GET, HEAD, POST"),
+        ("/api/products/prod_x", "GET, HEAD, PUT, PATCH, DELETE"),
+        ("/api/cart", "GET, HEAD, DELETE"),
+        ("/api/auth/login", "POST"),
+    ],
+)
+async def test_a_405_lists_every_method_of_the_path(
+    client: httpx.AsyncClient, path: str, allowed: str
+) -> None:
+    """Each method of a path is a route of its own: Allow names them all, not only the
+    first route's (which told a client GET was all /api/products takes)."""
+    response = await client.request("TRACE", path)
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == allowed
 
 
 class _Address(BaseModel):
