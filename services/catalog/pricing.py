@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import delete, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -328,6 +329,18 @@ class CouponRepository:
         self.session.add(row)
         await self.session.flush()
 
+    async def add(self, coupon: Coupon) -> None:
+        """Insert a new coupon. Its code taken meanwhile (a create racing this one past
+        the service's look-up) is 409 ``coupon_code_taken`` too, not the unique index's
+        error (a 500)."""
+        try:
+            async with self.session.begin_nested():
+                await self.save(coupon)
+        except IntegrityError as exc:
+            raise Conflict(
+                f"coupon {coupon.code} exists", code="coupon_code_taken", field="code"
+            ) from exc
+
     async def count_use(self, coupon_id: str, delta: int) -> None:
         await self.session.exec(
             update(Coupon)
@@ -357,7 +370,7 @@ class CouponService:
             usage_limit=data.usage_limit,
             per_user_limit=data.per_user_limit,
         )
-        await self.coupons.save(coupon)
+        await self.coupons.add(coupon)
         return coupon
 
     async def get(self, code: str) -> Coupon:
