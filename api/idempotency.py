@@ -84,7 +84,7 @@ class IdempotencyMiddleware:
             return  # the client went away before its request was whole: nothing to answer
         state = scope["app"].state.shop
         fingerprint = hashlib.sha256(
-            b"\n".join([scope["path"].encode(), scope.get("query_string", b""), body])
+            b"\n".join([scope["path"].encode(), scope.get("query_string", b""), _canonical(body)])
         ).hexdigest()
         redis = state.redis
         try:
@@ -192,6 +192,17 @@ class IdempotencyMiddleware:
         headers.append((b"idempotent-replayed", b"true"))
         await send({"type": "http.response.start", "status": record["status"], "headers": headers})
         await send({"type": "http.response.body", "body": base64.b64decode(record["body"])})
+
+
+def _canonical(body: bytes) -> bytes:
+    """The request's parameters, not its bytes (Stripe compares parameters): a retry whose
+    JSON was written out again (other spacing, keys in another order) is the same
+    request. A body that is not JSON is compared as it came."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return body
+    return json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -58,6 +58,37 @@ async def test_the_same_key_with_another_body_is_409(client: httpx.AsyncClient) 
     assert other.json()["code"] == "idempotency_key_reused"
 
 
+async def test_the_same_json_written_out_again_is_the_same_request(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """A retry whose body a client library serialised anew (other spacing, keys in
+    another order) is the same request: replayed, not 409 idempotency_key_reused."""
+    email = unique_email("idem")
+    key = {"Idempotency-Key": f"respelled-{email}", "Content-Type": "application/json"}
+    first = await client.post(
+        "/api/users",
+        content=f'{{"email": "{email}", "password": "{PASSWORD}", "name": "Once"}}',
+        headers=key,
+    )
+    again = await client.post(
+        "/api/users",
+        content=f'{{\n  "name":"Once",\n  "password":"{PASSWORD}",\n  "email":"{email}"\n}}',
+        headers=key,
+    )
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert await _users_with(engine, email) == 1
+    # A value changed is another request still.
+    other = await client.post(
+        "/api/users",
+        content=f'{{"email": "{email}", "password": "{PASSWORD}", "name": "Twice"}}',
+        headers=key,
+    )
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"
+
+
 async def test_client_errors_are_replayed_too(client: httpx.AsyncClient) -> None:
     key = {"Idempotency-Key": f"bad-{unique_email()}"}
     body = {"email": unique_email(), "password": "short", "name": "W"}
