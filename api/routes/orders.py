@@ -18,7 +18,7 @@ from api.deps import (
 )
 from api.problems import problem_responses
 from api.security import CurrentUser, ReadingUser, StaffUser
-from core.errors import Conflict, DependencyUnavailable
+from core.errors import Conflict, DependencyUnavailable, ValidationFailed
 from integrations.payments.gateway import (
     InvalidPaymentMethod,
     PaymentRejected,
@@ -334,7 +334,7 @@ async def refund_order(
     "/admin/orders",
     summary="Search all orders (staff)",
     response_model=Page[OrderSummary],
-    responses=problem_responses(),
+    responses=problem_responses((ValidationFailed, "invalid_time_range")),
 )
 async def admin_orders(
     caller: StaffUser,
@@ -357,8 +357,11 @@ async def admin_orders(
     created_to: Annotated[IsoDatetime | None, Query(alias="to")] = None,
 ) -> Page[OrderSummary]:
     """Every order, newest first, filtered by `status`, `userId` (the `userId` the
-    orders carry) and a creation window `from` (inclusive) to `to` (exclusive), ISO 8601.
+    orders carry) and a creation window `from` (inclusive) to `to` (exclusive), ISO 8601;
+    `to` not after `from` is 422 `invalid_time_range` (as the analytics' windows are).
     Staff only."""
+    if created_from is not None and created_to is not None and created_to <= created_from:
+        raise ValidationFailed("to must be after from", code="invalid_time_range", field="to")
     items, total = await order_service(state, session).summaries(
         OrderFilter(
             user_id=user_id or customer_id,
