@@ -14,7 +14,7 @@ from opentelemetry import trace
 from pydantic_core.core_schema import ErrorType
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -227,6 +227,24 @@ async def _data_error(request: Request, exc: Exception) -> Response:
     )
 
 
+# The "data exceptions" (SQLSTATE class 22) that mean a value does not fit its column:
+# 22003 numeric_value_out_of_range (stock added past the integer's range, say), 22008
+# datetime_field_overflow, 22001 string_data_right_truncation. Not the rest of the class
+# (a division by zero in our SQL is our bug).
+_OUT_OF_RANGE = frozenset({"22003", "22008", "22001"})
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    # SQLAlchemy's asyncpg dialect turns the server's data exceptions into its generic
+    # DBAPIError, not DataError (which only a value asyncpg itself refuses to send
+    # becomes): an overflow in the database's own arithmetic is the client's value too.
+    # Any other database error stays a bug of ours: raised on, to the 500 handler.
+    assert isinstance(exc, DBAPIError)
+    if getattr(exc.orig, "sqlstate", None) in _OUT_OF_RANGE:
+        return await _data_error(request, exc)
+    raise exc
+
+
 async def _redis_unavailable(request: Request, exc: Exception) -> Response:
     # Sign-in throttling, rate limits and token revocation read Redis on the request's
     # path: Redis down or not answering is a dependency's outage (503, try again), as
@@ -259,6 +277,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_exception_handler(Exception, _unhandled)

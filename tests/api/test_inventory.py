@@ -8,9 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
+from sqlmodel import col, select, update
 
 from core.db import create_session_factory
+from models.inventory import StockLevel
 from models.outbox import OutboxEvent
 from services.events.handlers import auto_reorder
 from services.events.handling import handle_once
@@ -154,3 +155,31 @@ async def test_inventory_is_staff_only(client: httpx.AsyncClient, product: dict[
     ]:
         assert (await client.request(method, path, headers=customer, json=body)).status_code == 403
         assert (await client.request(method, path, json=body)).status_code == 401
+
+
+async def test_stock_past_the_column_s_range_is_422_and_changes_nothing(
+    client: httpx.AsyncClient, staff: dict[str, str], product: dict[str, Any], engine: AsyncEngine
+) -> None:
+    """2,147 deliveries of a million each fill the on-hand column (PostgreSQL integer):
+    one more overflowed in the database's own arithmetic and answered 500 (the driver's
+    generic error, not the DataError the 422 was mapped from). It is the client's value:
+    422 invalid_value, and neither the stock nor the ledger changed."""
+    path = f"/api/inventory/{product['id']}"
+    first = await client.post(f"{path}/adjust", headers=staff, json={"delta": 1, "reason": "x"})
+    assert first.status_code == 200, first.text
+    async with create_session_factory(engine)() as session:
+        await session.exec(
+            update(StockLevel)
+            .where(col(StockLevel.product_id) == product["id"])
+            .values(on_hand=2_147_000_000)
+        )
+        await session.commit()
+    before = (await client.get(path, headers=staff)).json()
+    over = await client.post(
+        f"{path}/adjust", headers=staff, json={"delta": 1_000_000, "reason": "delivery"}
+    )
+    assert over.status_code == 422, over.text
+    assert over.json()["code"] == "invalid_value"
+    after = (await client.get(path, headers=staff)).json()
+    assert after == before
+    assert after["onHand"] == 2_147_000_000

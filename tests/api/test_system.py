@@ -4,9 +4,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
+from sqlalchemy import text
 
 from api.app import create_app
 from cli.stack.process import free_port
+from core.db import create_engine
 from core.errors import Conflict
 from core.settings import Settings
 from tests.factories import ClientFactory
@@ -154,6 +156,16 @@ async def app_with_probe_routes(settings: Settings) -> FastAPI:
     async def boom() -> None:
         raise RuntimeError("secret internals: password=hunter2")
 
+    @app.get("/api/_test/sql/{expression}")
+    async def sql(expression: str) -> None:
+        statements = {"overflow": "SELECT 2147483647::integer + 1", "zero": "SELECT 1 / 0"}
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text(statements[expression]))
+        finally:
+            await engine.dispose()
+
     @app.get("/api/_test/conflict")
     async def conflict() -> None:
         raise Conflict("that cart was checked out", code="cart_checked_out", cart_id="cart_1")
@@ -215,6 +227,21 @@ async def test_unhandled_error_is_a_500_problem_without_internals(
     assert "trace-42" in body["detail"]
     assert "hunter2" not in response.text
     assert "Traceback" not in response.text
+
+
+async def test_a_value_out_of_a_column_s_range_is_422_another_database_error_500(
+    probe_client: httpx.AsyncClient,
+) -> None:
+    """An overflow in PostgreSQL's own arithmetic reaches us as SQLAlchemy's generic
+    DBAPIError (not DataError): still the client's value, 422 invalid_value. A division
+    by zero in our SQL is a bug of ours: 500."""
+    async with probe_client as http:
+        overflow = await http.get("/api/_test/sql/overflow")
+        zero = await http.get("/api/_test/sql/zero")
+    assert overflow.status_code == 422, overflow.text
+    assert overflow.json()["code"] == "invalid_value"
+    assert zero.status_code == 500, zero.text
+    assert zero.json()["code"] == "internal_error"
 
 
 async def test_openapi_and_docs_are_under_api(client: httpx.AsyncClient) -> None:
