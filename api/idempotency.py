@@ -5,7 +5,8 @@ The same key with the same request returns the stored response (marked
 different request answers 409 ``idempotency_key_reused``; a key whose first request is
 still running answers 409 ``idempotency_key_in_progress``. Keys are scoped to the caller
 (the signed-in user, else the guest cart token, else the client address) and kept for
-24 hours. Server errors (5xx) are not stored, so the client can retry them.
+24 hours. Server errors (5xx) are not stored, so the client can retry them, nor is a
+body refused for its Content-Type (415), which nothing read.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ KEEP_SECONDS = 24 * 3600
 # not hold a key forever).
 LOCK_SECONDS = 60
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+# Answers given before the endpoint read the request, so nothing ran: not kept, so the
+# same key with the request sent as it should be runs (415: the body was not sent as
+# JSON; kept, its retry with the Content-Type set would get the 415 for 24 hours).
+_NOTHING_RAN = frozenset({HTTPStatus.UNSUPPORTED_MEDIA_TYPE})
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # What a request with an Idempotency-Key can answer besides the endpoint's own answers.
 IDEMPOTENCY_PROBLEMS: tuple[ProblemSpec, ...] = (
@@ -133,7 +138,7 @@ class IdempotencyMiddleware:
             await self.app(scope, replay_body, capture)
         finally:
             try:
-                if captured["status"] >= 500:
+                if captured["status"] >= 500 or captured["status"] in _NOTHING_RAN:
                     await redis.delete(redis_key)
                 else:
                     record = {

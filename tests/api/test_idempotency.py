@@ -99,6 +99,25 @@ async def test_client_errors_are_replayed_too(client: httpx.AsyncClient) -> None
     assert again.headers["idempotent-replayed"] == "true"
 
 
+async def test_a_body_refused_for_its_content_type_is_not_kept(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """The 415 of JSON sent as form-urlencoded is not the request's answer (nothing read
+    it): the retry with the Content-Type set, and the same key, runs."""
+    email = unique_email("idem")
+    key = {"Idempotency-Key": f"typed-{email}"}
+    sent = json.dumps({"email": email, "password": PASSWORD, "name": "Typed"})
+    form = {**key, "Content-Type": "application/x-www-form-urlencoded"}
+    refused = await client.post("/api/users", content=sent, headers=form)
+    assert refused.status_code == 415, refused.text
+    retried = await client.post(
+        "/api/users", content=sent, headers={**key, "Content-Type": "application/json"}
+    )
+    assert retried.status_code == 201, retried.text
+    assert "idempotent-replayed" not in retried.headers
+    assert await _users_with(engine, email) == 1
+
+
 async def test_racing_requests_with_one_key_create_one_thing(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
