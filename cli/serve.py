@@ -127,6 +127,39 @@ class TcpConfig(uvicorn.Config):
 WORKER_HEALTHCHECK_SECONDS = 60
 
 
+class ApiSupervisor(Multiprocess):
+    """uvicorn's supervisor of the API processes, which notices a killed one at once.
+
+    The supervisor pings each process every half second and waits for the answer up to
+    ``timeout_worker_healthcheck`` (``WORKER_HEALTHCHECK_SECONDS``, 60 s). It kept its
+    own copy of each pipe's child end, so a process killed while a ping was on its way
+    (its answer waiting for the GIL on busy cores) left the pipe open and the supervisor
+    waited out the whole minute, reaping and replacing no process meanwhile: a chaos run
+    that SIGKILLed the second API process during that minute had no API for 60 s, and a
+    SendGrid sandbox send queued in the listening socket then arrived three times. Once
+    a process has started, its child end is closed here (the child has its own): the
+    process's death ends the pipe, the ping fails at once and the process is replaced.
+    """
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        self._close_child_ends()
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        self._close_child_ends()
+
+    def restart_all(self) -> None:
+        super().restart_all()
+        self._close_child_ends()
+
+    def _close_child_ends(self) -> None:
+        for process in self.processes:
+            # Started before it was listed (spawn hands the child its end at start);
+            # closing twice (uvicorn closes it on terminate and kill) does nothing.
+            process.child_conn.close()
+
+
 def processes_config(app: str, processes: int, **options: Any) -> TcpConfig:
     """The supervisor's configuration for ``processes`` copies of the app factory."""
     options.setdefault("timeout_worker_healthcheck", WORKER_HEALTHCHECK_SECONDS)
@@ -157,7 +190,7 @@ def serve_processes(app: str, processes: int, **options: Any) -> None:
     is stopped."""
     config = processes_config(app, processes, **options)
     with shared_metrics_dir():
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        ApiSupervisor(config, sockets=[config.bind_socket()]).run()
 
 
 @asynccontextmanager

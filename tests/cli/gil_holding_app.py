@@ -25,3 +25,21 @@ def create() -> FastAPI:
         return {"pid": os.getpid()}
 
     return app
+
+
+def create_holding_on_request() -> FastAPI:
+    """An app that starts at once and holds the GIL for ``?seconds=`` when asked (used
+    by ``test_serve_supervisor``): its health-check answer waits until then."""
+    with open(os.environ["GIL_APP_STARTS"], "a") as starts:
+        starts.write(f"{os.getpid()}\n")
+    app = FastAPI()
+
+    @app.get("/")
+    def hello() -> dict[str, int]:
+        return {"pid": os.getpid()}
+
+    @app.get("/hold")
+    def hold(seconds: int) -> None:
+        ctypes.PyDLL(None).sleep(seconds)
+
+    return app
