@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SANDBOX_API_KEY = "SG.sandbox.local-development-key"
+# What SendGrid answers the Email Activity API of an account without that add-on.
+NO_ACTIVITY_FEED = (401, 403, 404)
 
 
 class EmailRejected(ShopError):
@@ -101,14 +103,23 @@ class SendGridSender:
 
     async def find_accepted(self, arg: str, value: str) -> str | None:
         query = f"unique_args['{arg}']=\"{value}\""
-        try:
-            response: Any = await self._call(
-                lambda: self._client.client.messages.get(query_params={"query": query, "limit": 1})
-            )
-        except EmailProviderUnavailable as exc:
-            # Without the Email Activity add-on SendGrid answers 401/403/404 here;
-            # then we cannot know, and sending again (at least once) is the fallback.
-            log.warning("cannot look up earlier sends: %s", exc.detail)
+
+        def lookup() -> Any:
+            try:
+                return self._client.client.messages.get(query_params={"query": query, "limit": 1})
+            except HTTPError as err:
+                if int(getattr(err, "status_code", 0) or 0) in NO_ACTIVITY_FEED:
+                    return None
+                raise
+
+        # Only an account without the feed is an answer ("cannot know"); a feed that is
+        # down, slow or failing is retried like a send: the earlier attempt may yet land
+        # (a request queued while the provider restarts), and sending again then doubles
+        # it. Before, any failure here meant "send again": a chaos run got one refund
+        # email three times while the sandbox's API process was being replaced.
+        response: Any = await self._call(lookup)
+        if response is None:
+            log.warning("cannot look up earlier sends: no Email Activity feed on this account")
             return None
         messages = json.loads(response.body or b"{}").get("messages", [])
         return str(messages[0]["msg_id"]) if messages else None
