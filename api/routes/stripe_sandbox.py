@@ -41,7 +41,6 @@ from models.base import CamelModel
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/_sandbox/stripe", tags=["sandbox"])
 FAULTS_KEY = "sandbox:stripe:faults"
-IDEMPOTENCY_SECONDS = 24 * 3600
 IN_FLIGHT_SECONDS = 30
 
 
@@ -170,6 +169,7 @@ async def _call(
     params = parse_form(parse_qsl((await request.body()).decode(), keep_blank_values=True))
     params.update(parse_form(list(request.query_params.multi_items())))
     idempotency_key = request.headers.get("idempotency-key")
+    sandbox = _sandbox(state, session)
     record_key = None
     fingerprint = hashlib.sha256(
         json.dumps([request.url.path, params], sort_keys=True, default=str).encode()
@@ -183,11 +183,10 @@ async def _call(
         # stored and the mark cleared between the look and the mark, and the request ran
         # twice, e.g. two PaymentIntents for one key.)
         marked = await redis.set(f"{record_key}:inflight", "1", nx=True, ex=IN_FLIGHT_SECONDS)
-        stored = await redis.get(record_key)
-        if stored:
+        record = await sandbox.kept_answer(record_key)
+        if record is not None:
             if marked:
                 await redis.delete(f"{record_key}:inflight")
-            record = json.loads(stored)
             if record["fingerprint"] != fingerprint:
                 return _error(
                     400,
@@ -216,7 +215,6 @@ async def _call(
                 },
             )
 
-    sandbox = _sandbox(state, session)
     try:
         body, code = await handler(sandbox, params), 200
     except StripeError as exc:
@@ -231,17 +229,17 @@ async def _call(
         # endpoint never began): the key stays free for the request sent as meant.
         await redis.delete(f"{record_key}:inflight")
     elif record_key is not None:
-        record, done = (
-            record_key,
-            json.dumps({"fingerprint": fingerprint, "status": code, "body": body}),
+        # The answer commits with the change (only a committed answer is replayed, and a
+        # committed change always has its answer); the mark is cleared after the commit.
+        await sandbox.keep_answer(
+            record_key, {"fingerprint": fingerprint, "status": code, "body": body}
         )
+        inflight = f"{record_key}:inflight"
 
-        async def remember() -> None:
-            # Only a committed answer is replayed: a rolled-back one never happened.
-            await redis.set(record, done, ex=IDEMPOTENCY_SECONDS)
-            await redis.delete(f"{record}:inflight")
+        async def unmark() -> None:
+            await redis.delete(inflight)
 
-        after_commit(session, remember)
+        after_commit(session, unmark)
     _send_webhooks_after_commit(state, session, sandbox)
     if faults.lost_answer_rate and random.random() < faults.lost_answer_rate:
         # The change stands (the request still commits, its answer kept under its key);

@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import col, select
@@ -26,6 +27,7 @@ from core.db import locked
 from core.settings import SANDBOX_WEBHOOK_SECRET
 from integrations.payments.stripe_units import stripe_minimum, stripe_step
 from integrations.sandbox.stripe_wire import charge, charge_id
+from models.base import utcnow
 from models.sandbox import SandboxStripeObject
 
 __all__ = ["SANDBOX_WEBHOOK_SECRET", "StripeSandbox"]
@@ -57,6 +59,15 @@ def invalid_request(message: str, param: str | None = None, code: str | None = N
     return StripeError(
         400, {"type": "invalid_request_error", "message": message, "param": param, "code": code}
     )
+
+
+# Idempotency answers are rows beside the objects (never listed: lists read by kind).
+ANSWER_KIND = "idempotency"
+ANSWER_KEPT = timedelta(hours=24)
+
+
+def _answer_id(key: str) -> str:
+    return f"idem_{hashlib.sha256(key.encode()).hexdigest()[:48]}"
 
 
 def new_id(prefix: str) -> str:
@@ -132,6 +143,24 @@ class StripeSandbox:
         row.data = dict(data)
         self.session.add(row)
         return data
+
+    async def kept_answer(self, key: str) -> dict[str, Any] | None:
+        """The answer kept for an idempotency key within Stripe's 24 hours, if any."""
+        row = await self.session.get(SandboxStripeObject, _answer_id(key))
+        if row is None or row.created_at < utcnow() - ANSWER_KEPT:
+            return None
+        return dict(row.data)
+
+    async def keep_answer(self, key: str, answer: dict[str, Any]) -> None:
+        """Keep the answer under its key in this transaction, so it commits with the
+        change it answers or not at all. (Kept in Redis after the commit, it was lost
+        with an API process killed in between: the retry, its key free again, made a
+        second PaymentIntent for one order in a chaos run.)"""
+        row = await self.session.get(SandboxStripeObject, _answer_id(key))
+        if row is None:
+            row = SandboxStripeObject(id=_answer_id(key), kind=ANSWER_KIND, data={})
+        row.created_at = utcnow()  # a key expired and used again starts its 24 hours
+        self._save(row, answer | {"key": key})
 
     def _event(self, kind: str, obj: dict[str, Any]) -> None:
         if "*" not in self.enabled_events and kind not in self.enabled_events:

@@ -541,3 +541,26 @@ async def test_an_endpoint_subscribed_to_everything_gets_every_event(
         {"amount": "100", "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true"}
     )
     assert [json.loads(e.payload)["type"] for e in some.events] == ["payment_intent.succeeded"]
+
+
+async def test_an_answer_commits_with_its_change(sandbox: tuple[str, Hooks], redis: Redis) -> None:
+    """An API process SIGKILLed after its request committed, before its after-commit step,
+    leaves the change and its answer: the retry, once the in-flight mark has lapsed, is
+    answered with it. Before, the answer was kept in Redis after the commit, so such a
+    retry ran the request again: two PaymentIntents for one order in a chaos run."""
+    base, _ = sandbox
+    key = f"ord_{uuid4().hex[:8]}:create"
+    scope = hashlib.sha256(KEY.encode()).hexdigest()[:16]
+    body = {"amount": "700", "currency": "usd", "payment_method": "pm_card_visa"}
+    headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": key}
+    async with httpx.AsyncClient(base_url=base) as http:
+        created = await http.post("/v1/payment_intents", data=body, headers=headers)
+        assert created.status_code == 200
+        # What the killed process would have left in Redis: nothing (its mark lapsed).
+        await redis.delete(
+            f"sandbox:stripe:idem:{scope}:{key}", f"sandbox:stripe:idem:{scope}:{key}:inflight"
+        )
+        retried = await http.post("/v1/payment_intents", data=body, headers=headers)
+    assert retried.status_code == 200
+    assert retried.headers.get("Idempotent-Replayed") == "true"
+    assert retried.json()["id"] == created.json()["id"]

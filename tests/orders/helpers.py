@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,10 +14,12 @@ from sqlmodel import col, select
 from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
-from core.db import create_session_factory
+from core.db import create_session_factory, transaction
+from integrations.sandbox.stripe import ANSWER_KEPT, ANSWER_KIND
 from models.analytics import AnalyticsEvent
 from models.orders import Payment, PaymentEvent
 from models.outbox import OutboxEvent
+from models.sandbox import SandboxStripeObject
 from temporal.clients.orders import workflow_id
 from tests.factories import signed_up, stocked_product
 
@@ -174,6 +177,24 @@ async def refunded(http: httpx.AsyncClient, intent_id: str) -> int:
     )
     assert response.status_code == 200, response.text
     return sum(int(r["amount"]) for r in response.json()["data"] if r["status"] != "failed")
+
+
+async def stripe_forgets_keys(engine: AsyncEngine, part: str) -> int:
+    """Stripe's 24 hours pass for the sandbox's idempotency keys holding ``part``: their
+    answers (kept with the change they answer) are no longer replayed. How many."""
+    async with transaction(create_session_factory(engine)) as session:
+        rows = (
+            await session.exec(
+                select(SandboxStripeObject).where(
+                    SandboxStripeObject.kind == ANSWER_KIND,
+                    col(SandboxStripeObject.data)["key"].astext.contains(part),
+                )
+            )
+        ).all()
+        for row in rows:
+            row.created_at -= ANSWER_KEPT + timedelta(minutes=1)
+            session.add(row)
+        return len(rows)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30) -> None:

@@ -12,14 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_session_factory, transaction
 from core.events import EventType
-from core.redis import create_redis
 from integrations.payments.gateway import PaymentUnavailable, RefundResult
 from integrations.payments.stripe import StripeGateway
 from services import payments
 from services.order_repository import OrderRepository
 from tests.fulfillment_rows import published
 from tests.live import LiveStack
-from tests.orders.helpers import intents_for, paid_order, refunded
+from tests.orders.helpers import intents_for, paid_order, refunded, stripe_forgets_keys
 
 
 class _RefundAnswerLost(StripeGateway):
@@ -155,13 +154,7 @@ async def test_a_staff_refund_retried_after_stripe_forgot_its_key_is_not_made_ag
     staff_id = (await http.get("/api/users/me", headers=staff)).json()["id"]
     request_key = f"next-day-{placed['id']}" if keyed else None
     await _refund_answer_lost(engine, live, placed["id"], staff_id, request_key)
-    redis = create_redis(live.settings)
-    try:
-        forgotten = [k async for k in redis.scan_iter(f"sandbox:stripe:idem:*:{placed['id']}:*")]
-        assert forgotten
-        await redis.delete(*forgotten)
-    finally:
-        await redis.aclose()
+    assert await stripe_forgets_keys(engine, f"{placed['id']}:")
     headers = staff | ({"Idempotency-Key": request_key} if request_key else {})
     again = await http.post(
         f"/api/admin/orders/{placed['id']}/refunds",

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
 from core.db import create_session_factory, transaction
-from core.redis import create_redis
 from core.settings import SANDBOX_WEBHOOK_SECRET
 from integrations.payments.gateway import PaymentUnavailable, RefundResult
 from integrations.payments.stripe import StripeGateway
@@ -28,7 +27,7 @@ from services import payments
 from services.order_repository import OrderRepository
 from services.returns import ReturnSteps
 from tests.live import LiveStack
-from tests.orders.helpers import intents_for, refunded
+from tests.orders.helpers import intents_for, refunded, stripe_forgets_keys
 from tests.returns.delivered import two_mugs_of_three_approved
 from workflows.types.returns import ReceivedLine
 
@@ -260,13 +259,6 @@ async def test_a_lost_refund_retried_after_stripe_forgot_its_key_is_not_made_aga
     failed for staff, its money refunded)."""
     case = await _received(http, staff, engine, live)
     await _refund_answer_lost(case)
-    redis = create_redis(live.settings)
-    try:
-        keys = redis.scan_iter(f"sandbox:stripe:idem:*:return:{case.return_id}*")
-        forgotten = [k async for k in keys]
-        assert forgotten
-        await redis.delete(*forgotten)
-    finally:
-        await redis.aclose()
+    assert await stripe_forgets_keys(engine, f"return:{case.return_id}")
     await case.steps().refund(case.return_id)
     await _one_return_refund(http, case)
