@@ -10,38 +10,20 @@ and must come up in the first process the supervisor started.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from cli.serve import WORKER_HEALTHCHECK_SECONDS
-from cli.stack.process import free_port
 from tests.cli.gil_holding_app import HOLD_SECONDS
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli.supervised import supervised
 
 
 def test_a_process_holding_the_gil_while_it_starts_is_not_killed(tmp_path: Path) -> None:
     assert WORKER_HEALTHCHECK_SECONDS > HOLD_SECONDS
     starts = tmp_path / "starts"
-    port = free_port()
-    serve = (
-        "from cli.serve import serve_processes; "
-        f"serve_processes('tests.cli.gil_holding_app:create', 1, host='127.0.0.1', port={port})"
-    )
-    supervisor = subprocess.Popen(
-        [sys.executable, "-c", serve],
-        cwd=ROOT,
-        env={**os.environ, "GIL_APP_STARTS": str(starts)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with supervised("create", starts) as (supervisor, port):
         # Until it serves (or the supervisor gives up): on a loaded machine the imports
         # alone can take longer than the hold. A process killed by the health check and
         # replaced would show as a second start below, however long this waits.
@@ -55,6 +37,3 @@ def test_a_process_holding_the_gil_while_it_starts_is_not_killed(tmp_path: Path)
         assert answer is not None, f"never served; processes started: {starts.read_text()!r}"
         [started] = starts.read_text().split()
         assert answer["pid"] == int(started)
-    finally:
-        supervisor.send_signal(signal.SIGTERM)
-        supervisor.wait(timeout=30)

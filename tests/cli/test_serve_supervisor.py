@@ -15,16 +15,14 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
 
-from cli.stack.process import free_port
+from tests.cli.supervised import supervised
 
-ROOT = Path(__file__).resolve().parents[2]
 HEALTHCHECK_SECONDS = 3600
 # Far below the health check's hour, far above a start on a loaded machine.
 REPLACED_WITHIN = 240
@@ -42,20 +40,9 @@ def _serving_pid(port: int, supervisor: subprocess.Popen[bytes], within: float) 
 
 def test_a_process_killed_while_its_health_check_is_pending_is_replaced(tmp_path: Path) -> None:
     starts = tmp_path / "starts"
-    port = free_port()
-    serve = (
-        "from cli.serve import serve_processes; "
-        "serve_processes('tests.cli.gil_holding_app:create_holding_on_request', 1, "
-        f"host='127.0.0.1', port={port}, timeout_worker_healthcheck={HEALTHCHECK_SECONDS})"
-    )
-    supervisor = subprocess.Popen(
-        [sys.executable, "-c", serve],
-        cwd=ROOT,
-        env={**os.environ, "GIL_APP_STARTS": str(starts)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with supervised(
+        "create_holding_on_request", starts, timeout_worker_healthcheck=HEALTHCHECK_SECONDS
+    ) as (supervisor, port):
         first = _serving_pid(port, supervisor, REPLACED_WITHIN)
         assert first is not None, "never served"
 
@@ -72,14 +59,3 @@ def test_a_process_killed_while_its_health_check_is_pending_is_replaced(tmp_path
         assert second is not None, f"not replaced; processes started: {starts.read_text()!r}"
         assert second != first
         assert starts.read_text().split() == [str(first), str(second)]
-    finally:
-        supervisor.send_signal(signal.SIGTERM)
-        try:
-            supervisor.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            # A supervisor stuck in a health check does not even read its signals.
-            for pid in (supervisor.pid, *(int(p) for p in starts.read_text().split())):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            supervisor.wait()
-            raise
