@@ -6,7 +6,8 @@ Precedence, highest first: real environment variables, then ``DATA_DIR/stack.env
 ``Settings`` is one class, composed of its groups, one module each: the stack
 (``stack.py``: data dir, API address, PostgreSQL, Redis, Temporal, search index), the
 providers (``providers.py``), the shop's rules (``shop.py``), events and webhooks
-(``events.py``), analytics, logs and traces (``observability.py``). A setting is read
+(``events.py``), the browsers' cross-origin access (``browsers.py``), analytics, logs and
+traces (``observability.py``). A setting is read
 from the environment variable of its name wherever it is declared.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic_settings import SettingsConfigDict
 
+from core.settings.browsers import DEV_CORS_ORIGINS, BrowserSettings
 from core.settings.events import EventSettings
 from core.settings.observability import ObservabilitySettings
 from core.settings.providers import (
@@ -30,6 +32,7 @@ from core.settings.shop import RETURN_REASONS, ShopSettings
 from core.settings.stack import STACK_ENV_FILE, normalize_database_url
 
 __all__ = [
+    "DEV_CORS_ORIGINS",
     "REAL_SENDGRID_ACTIVITY_LAG",
     "RETURN_REASONS",
     "SANDBOX_EASYPOST_API_KEY",
@@ -42,7 +45,9 @@ __all__ = [
 ]
 
 
-class Settings(ProviderSettings, ShopSettings, EventSettings, ObservabilitySettings):
+class Settings(
+    ProviderSettings, ShopSettings, EventSettings, BrowserSettings, ObservabilitySettings
+):
     """Every knob Shopweave has, named after its environment variable."""
 
     model_config = SettingsConfigDict(
