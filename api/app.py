@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from api import system
+from api.cors import CorsMiddleware, CorsPolicy
 from api.easypost_auto_advance import stop_auto_advance
 from api.errors import install_error_handlers
 from api.guards import InputGuardMiddleware
@@ -110,6 +111,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added first, so it runs inside the request-id middleware (and sees the id).
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(InputGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outside the guard and idempotency, so their answers carry the CORS headers too; inside
+    # the request id, so a preflight has one.
+    cors = CorsPolicy(
+        settings.cors_origins,
+        credentials=settings.cors_allow_credentials,
+        max_age=settings.cors_max_age_seconds,
+    )
+    app.add_middleware(CorsMiddleware, policy=cors)
     app.add_middleware(RequestContextMiddleware, metrics=Metrics(registry), tracing=tracing)
     install_error_handlers(app)
 

@@ -17,8 +17,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Match
 
+from api.allowed_methods import path_methods
+from api.cors import STATE_KEY as CORS_STATE_KEY
 from api.middleware import current_request_id, request_span
 from api.problems import problem_response
 from api.unknown_fields import UNKNOWN_FIELD, suggestion
@@ -170,27 +171,6 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
-_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-
-
-def _allowed_methods(request: Request) -> str:
-    """Every method the path answers (RFC 9110: a 405 lists them in ``Allow``). The
-    router names only the first route it matched, and each method of a path is a route
-    of its own (``GET`` and ``POST /api/products``): asked here of every route, only
-    when a 405 is answered."""
-    allowed = [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL
-            for route in request.app.router.routes
-        )
-    ]
-    if "GET" in allowed:
-        allowed.insert(allowed.index("GET") + 1, "HEAD")  # api/head_requests.py
-    return ", ".join(allowed)
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
@@ -201,7 +181,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         detail = f"nothing at {request.method} {request.url.path}"
     if status == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
-        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        headers["Allow"] = ", ".join(path_methods(request.scope)) or headers.get("Allow", "")
     return problem_response(
         status=status,
         code=_HTTP_CODES.get(status, f"http_{status}"),
@@ -269,6 +249,9 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
             detail=f"something went wrong on our side; quote request id {request_id} to support",
             instance=request.url.path,
             request_id=request_id,
+            # Answered outside the CORS middleware too: a browser shows the page this
+            # answer only with its CORS headers.
+            headers=request.scope.get("state", {}).get(CORS_STATE_KEY),
         )
 
 

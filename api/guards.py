@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import problem_response
-from core.logging import request_id_var
+from api.problems import send_problem
 
 # A JSON "\u0000" escape: a backslash that is not itself escaped, then u0000.
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -112,7 +110,7 @@ class InputGuardMiddleware:
                 return b"".join(chunks)
 
     async def _refuse_size(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _problem(
+        await send_problem(
             scope,
             receive,
             send,
@@ -125,7 +123,7 @@ class InputGuardMiddleware:
         )
 
     async def _refuse_nul(self, scope: Scope, receive: Receive, send: Send, *, where: str) -> None:
-        await _problem(
+        await send_problem(
             scope,
             receive,
             send,
@@ -151,29 +149,3 @@ def _header(scope: Scope, name: bytes) -> str:
         if key == name:
             return str(value.decode("latin-1").strip().lower())
     return ""
-
-
-async def _problem(
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    *,
-    status: int,
-    code: str,
-    title: str,
-    detail: str,
-    extra: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> None:
-    request_id = scope.get("state", {}).get("request_id") or request_id_var.get()
-    response = problem_response(
-        status=status,
-        code=code,
-        title=title,
-        detail=detail,
-        instance=scope["path"].replace("\x00", "\\u0000"),
-        request_id=request_id,
-        extra=extra,
-        headers=headers,
-    )
-    await response(scope, receive, send)

@@ -9,8 +9,10 @@ from typing import Any, TypeVar
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from starlette.types import Receive, Scope, Send
 
 from core.errors import ShopError
+from core.logging import request_id_var
 from core.telemetry import current_trace_id
 from models.base import CamelModel
 
@@ -71,6 +73,33 @@ def problem_response(
     return JSONResponse(
         body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers
     )
+
+
+async def send_problem(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer a problem from pure ASGI middleware (before any route or handler runs)."""
+    request_id = scope.get("state", {}).get("request_id") or request_id_var.get()
+    response = problem_response(
+        status=status,
+        code=code,
+        title=title,
+        detail=detail,
+        instance=scope["path"].replace("\x00", "\\u0000"),
+        request_id=request_id,
+        extra=extra,
+        headers=headers,
+    )
+    await response(scope, receive, send)
 
 
 # An error a route can answer: its class (status and default code), or its class with

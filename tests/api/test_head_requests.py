@@ -35,7 +35,7 @@ async def test_head_of_what_has_no_get_answers_as_get_would(client: httpx.AsyncC
     assert missing.content == b""
     post_only = await client.head("/api/auth/login")
     assert post_only.status_code == 405
-    assert post_only.headers["allow"] == "POST"
+    assert post_only.headers["allow"] == "POST, OPTIONS"
 
 
 async def test_head_of_an_event_stream_ends_and_gives_its_slot_back(

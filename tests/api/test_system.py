@@ -112,16 +112,16 @@ async def test_wrong_method_is_a_problem(client: httpx.AsyncClient) -> None:
     assert response.status_code == 405
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["code"] == "method_not_allowed"
-    assert response.headers["allow"] == "GET, HEAD"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
 
 
 @pytest.mark.parametrize(
     ("path", "allowed"),
     [
-        ("/api/products", "GET, HEAD, POST"),
-        ("/api/products/prod_x", "GET, HEAD, PUT, PATCH, DELETE"),
-        ("/api/cart", "GET, HEAD, DELETE"),
-        ("/api/auth/login", "POST"),
+        ("/api/products", "GET, HEAD, POST, OPTIONS"),
+        ("/api/products/prod_x", "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"),
+        ("/api/cart", "GET, HEAD, DELETE, OPTIONS"),
+        ("/api/auth/login", "POST, OPTIONS"),
     ],
 )
 async def test_a_405_lists_every_method_of_the_path(
