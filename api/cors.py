@@ -106,8 +106,9 @@ class CorsMiddleware:
                 asked_method = value.decode("latin-1").strip()
             elif name == b"access-control-request-headers":
                 asked_headers = value.decode("latin-1")
-        allowed = origin is not None and self.policy.allows(origin)
-        cors = self.policy.headers(origin) if origin is not None and allowed else {}
+        cors = (
+            self.policy.headers(origin) if origin is not None and self.policy.allows(origin) else {}
+        )
         if self.policy.enabled:
             cors["Vary"] = "Origin"
         if scope["method"] == "OPTIONS":
@@ -115,7 +116,7 @@ class CorsMiddleware:
             if methods:
                 if origin is not None and asked_method is not None:
                     await self._preflight(
-                        scope, receive, send, methods, allowed, asked_method, asked_headers
+                        scope, receive, send, methods, origin, asked_method, asked_headers
                     )
                     return
                 await _no_content(send, {"Allow": ", ".join(methods), **cors})
@@ -138,14 +139,14 @@ class CorsMiddleware:
         receive: Receive,
         send: Send,
         methods: list[str],
-        allowed: bool,
+        origin: str,
         asked_method: str,
         asked_headers: str | None,
     ) -> None:
         asked = [h.strip().lower() for h in (asked_headers or "").split(",") if h.strip()]
         unknown = [h for h in asked if h not in _ALLOWED_NAMES]
         refusal = None
-        if not allowed:
+        if not self.policy.allows(origin):
             refusal = (
                 "this origin is not allowed to call the API from a browser (CORS_ALLOWED_ORIGINS)"
             )
@@ -167,7 +168,6 @@ class CorsMiddleware:
                 headers={"Vary": _PREFLIGHT_VARY},
             )
             return
-        origin = next(v.decode("latin-1") for k, v in scope["headers"] if k == b"origin")
         await _no_content(
             send,
             {
