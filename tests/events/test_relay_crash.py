@@ -13,8 +13,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -40,8 +38,8 @@ from tests.events.relay_support import (
     relay,
     run_id,
 )
+from tests.processes import start_module
 
-ROOT = Path(__file__).resolve().parents[2]
 Start = Callable[[], subprocess.Popen[bytes]]
 
 
@@ -74,21 +72,9 @@ def workers(settings: Settings, tmp_path: Path) -> Iterator[Callable[[str, str],
     def for_run(run: str, subscriber: str) -> Start:
         def start() -> subprocess.Popen[bytes]:
             log = tmp_path / f"worker-{len(started)}.log"
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "tests.events.relay_worker", run, subscriber],
-                    cwd=ROOT,
-                    env=_env(settings),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            args = [run, subscriber]
+            proc = start_module("tests.events.relay_worker", args, log, "ready", _env(settings))
             started.append(proc)
-            deadline = time.monotonic() + 60
-            while "ready" not in log.read_text(errors="replace"):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"worker did not start:\n{log.read_text(errors='replace')}")
-                time.sleep(0.2)
             return proc
 
         return start
