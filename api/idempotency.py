@@ -3,21 +3,35 @@
 The same key with the same request returns the stored response (marked
 ``Idempotent-Replayed: true``) without running the endpoint again; the same key with a
 different request answers 409 ``idempotency_key_reused``; a key whose first request is
-still running answers 409 ``idempotency_key_in_progress``. Keys are scoped to the caller
-(the signed-in user, else the guest cart token, else the client address) and kept for
-24 hours. Server errors (5xx) are not stored, so the client can retry them, nor is a
-body refused for its Content-Type (415), which nothing read.
+still running answers 409 ``idempotency_key_in_progress`` with ``Retry-After``. Keys are
+scoped to the caller (the signed-in user, else the guest cart token, else the client
+address) and kept for 24 hours. Server errors (5xx) are not stored, so the client can retry
+them, nor is a body refused for its Content-Type (415), which nothing read.
+
+A first request holds its key by a lease (``LEASE_SECONDS``) that the process running it
+renews every third of the lease: a request of any length keeps its key, and the key of a
+process that died (a SIGKILLed API replica renews nothing and frees nothing) is free
+again one lease later. The lease is a record naming the request (a token); renewing it,
+and storing the answer or freeing the key at the end, happen only while the record under
+the key is still that one, so a request whose lease lapsed never takes over, extends or
+deletes the request that holds the key now.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import logging
+import math
 import re
+import uuid
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,10 +39,14 @@ from api.guards import ClientGone
 from api.problems import ProblemSpec, problem_response
 from core.errors import Conflict, DependencyUnavailable, ShopError
 
+log = logging.getLogger(__name__)
+
 KEEP_SECONDS = 24 * 3600
-# How long a first request may run before its lock lapses (a crashed API replica must
-# not hold a key forever).
-LOCK_SECONDS = 60
+# How long a first request holds its key without renewing it: how long the key of an API
+# process that died stays taken (its clients' retries get 409 meanwhile). A fixed 60 s
+# lock made a mobile app's checkout retried after a dropped connection wait a minute for
+# nothing; renewed every third of it, a running request keeps its key however long.
+LEASE_SECONDS = 10.0
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 # Answers given before the endpoint read the request, so nothing ran: not kept, so the
 # same key with the request sent as it should be runs (415: the body was not sent as
@@ -42,6 +60,100 @@ IDEMPOTENCY_PROBLEMS: tuple[ProblemSpec, ...] = (
     (Conflict, "idempotency_key_in_progress"),
     (DependencyUnavailable, "idempotency_unavailable"),
 )
+
+
+# KEYS[1]: the key's record; ARGV: our running record, the lease (ms). Taken, or the record
+# that holds the key and how long it has left (ms), read in the same step as the refusal
+# (between two commands, a record freed meanwhile read as nothing).
+_TAKE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
+return {0, redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+"""
+# ARGV: our running record, the lease (ms). Extended only while the record is ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+# ARGV: our running record, the answer to keep ('' frees the key), how long to keep it (s).
+# Not if another request holds the key now (ours lapsed and it was taken); if nobody does,
+# the answer is kept all the same: the request ran, its retry is to replay it.
+_SETTLE = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+    redis.call('DEL', KEYS[1])
+else
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class HeldKey:
+    """What holds a key another request took: its record (running, or the kept answer) and
+    how long it has left (ms; negative if it has no expiry)."""
+
+    record: str
+    ttl_ms: int
+
+
+@dataclass(frozen=True)
+class KeyLease:
+    """A first request's hold on its key: the running record it wrote, unique to it."""
+
+    redis: Redis
+    key: str
+    running: str
+
+    @classmethod
+    async def take(
+        cls, redis: Redis, key: str, fingerprint: str, lease_seconds: float
+    ) -> KeyLease | HeldKey:
+        running = json.dumps(
+            {"state": "running", "fingerprint": fingerprint, "token": uuid.uuid4().hex}
+        )
+        taken = await redis.eval(_TAKE, 1, key, running, _ms(lease_seconds))
+        if int(taken[0]):
+            return cls(redis, key, running)
+        return HeldKey(record=str(taken[1]), ttl_ms=int(taken[2]))
+
+    async def renew(self, lease_seconds: float) -> bool:
+        """One more lease from now; False if the key is no longer ours."""
+        return bool(
+            int(await self.redis.eval(_RENEW, 1, self.key, self.running, _ms(lease_seconds)))
+        )
+
+    async def keep(self, lease_seconds: float) -> None:
+        """Renew every third of the lease until cancelled (the request ended) or the key is
+        no longer ours."""
+        while True:
+            await asyncio.sleep(lease_seconds / 3)
+            try:
+                if not await self.renew(lease_seconds):
+                    # Stalled past a whole lease (the event loop, or Redis out of reach).
+                    log.warning("an Idempotency-Key's lease lapsed while its request ran")
+                    return
+            except RedisError as exc:  # tried again in a third of the lease
+                log.warning("idempotency key lease not renewed: %s", exc)
+
+    async def settle(self, answer: str | None) -> bool:
+        """Keep ``answer`` under the key for ``KEEP_SECONDS``, or free the key (None); False
+        (nothing done) if another request holds the key now."""
+        settled = await self.redis.eval(
+            _SETTLE, 1, self.key, self.running, answer or "", KEEP_SECONDS
+        )
+        return bool(int(settled))
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def retry_after(held: HeldKey) -> int:
+    """Seconds until a running request's lease lapses at the latest (its process may have
+    died), at least 1."""
+    return max(1, math.ceil(held.ttl_ms / 1000)) if held.ttl_ms > 0 else 1
 
 
 def applies_to(method: str, path: str, prefix: str = "/api") -> bool:
@@ -91,17 +203,11 @@ class IdempotencyMiddleware:
         fingerprint = hashlib.sha256(
             b"\n".join([scope["path"].encode(), scope.get("query_string", b""), _canonical(body)])
         ).hexdigest()
-        redis = state.redis
+        lease_seconds = LEASE_SECONDS
         try:
             owner = await _owner(scope, state)
             redis_key = f"idem:{owner}:{hashlib.sha256(key.encode()).hexdigest()}"
-            acquired = await redis.set(
-                redis_key,
-                json.dumps({"state": "running", "fingerprint": fingerprint}),
-                nx=True,
-                ex=LOCK_SECONDS,
-            )
-            stored = None if acquired else await redis.get(redis_key)
+            lease = await KeyLease.take(state.redis, redis_key, fingerprint, lease_seconds)
         except RedisError:
             # Without Redis we cannot promise idempotency: refuse rather than risk a
             # second order or charge.
@@ -115,8 +221,8 @@ class IdempotencyMiddleware:
             )
             await response(scope, receive, send)
             return
-        if not acquired:
-            await self._answer_existing(scope, receive, send, stored, fingerprint, request_id)
+        if isinstance(lease, HeldKey):
+            await self._answer_existing(scope, receive, send, lease, fingerprint, request_id)
             return
 
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": b""}
@@ -134,12 +240,14 @@ class IdempotencyMiddleware:
                 captured["body"] += message.get("body", b"")
             await send(message)
 
+        keeper = asyncio.create_task(lease.keep(lease_seconds))
         try:
             await self.app(scope, replay_body, capture)
         finally:
+            keeper.cancel()
             try:
                 if captured["status"] >= 500 or captured["status"] in _NOTHING_RAN:
-                    await redis.delete(redis_key)
+                    await lease.settle(None)
                 else:
                     record = {
                         "state": "done",
@@ -152,22 +260,20 @@ class IdempotencyMiddleware:
                         ],
                         "body": base64.b64encode(captured["body"]).decode(),
                     }
-                    await redis.set(redis_key, json.dumps(record), ex=KEEP_SECONDS)
+                    await lease.settle(json.dumps(record))
             except RedisError:
-                pass  # the lock lapses by itself
+                pass  # the lease lapses by itself
 
     async def _answer_existing(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
-        stored: str | None,
+        held: HeldKey,
         fingerprint: str,
         request_id: str | None,
     ) -> None:
-        record: dict[str, Any] = (
-            json.loads(stored) if stored else {"state": "running", "fingerprint": fingerprint}
-        )
+        record: dict[str, Any] = json.loads(held.record)
         if record["fingerprint"] != fingerprint:
             response = problem_response(
                 status=HTTPStatus.CONFLICT,
@@ -187,7 +293,7 @@ class IdempotencyMiddleware:
                 detail="the first request with this Idempotency-Key is still running",
                 instance=scope["path"],
                 request_id=request_id,
-                headers={"Retry-After": "1"},
+                headers={"Retry-After": str(retry_after(held))},
             )
             await response(scope, receive, send)
             return
