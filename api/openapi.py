@@ -21,7 +21,12 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.examples import add_examples
-from api.idempotency import IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_PROBLEMS, applies_to
+from api.idempotency import (
+    IDEMPOTENCY_KEY_PATTERN,
+    IDEMPOTENCY_PROBLEMS,
+    LEASE_SECONDS,
+    applies_to,
+)
 from api.problems import (
     PROBLEM_REF,
     Problem,
@@ -130,4 +135,13 @@ def _declare(operation: dict[str, Any], dependant: Dependant, path: str, method:
         # Rebuilt whole: FastAPI adds an empty application/json beside problem+json.
         if codes:
             responses[str(status)] = problem_entry(status, codes)
+    if applies_to(method, path):
+        responses["409"]["headers"] = {
+            "Retry-After": {
+                "description": "With `idempotency_key_in_progress`: seconds until the first "
+                "request's hold on the key lapses at the latest (renewed while that request "
+                f"runs, the hold of an API process that died lapses within {LEASE_SECONDS:g} s)",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
     operation["responses"] = dict(sorted(responses.items()))

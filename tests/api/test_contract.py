@@ -179,6 +179,8 @@ async def test_kinds_of_operations_declare_what_they_share(document: dict[str, A
     assert _codes(adjust, "403") == ["staff_only"]
     assert _codes(adjust, "404") == ["product_not_found"]
     assert {"insufficient_stock", "idempotency_key_reused"} <= set(_codes(adjust, "409"))
+    assert "idempotency_key_in_progress" in _codes(adjust, "409")
+    assert adjust["responses"]["409"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
     assert "bad_request" in _codes(adjust, "400")
     assert "Idempotency-Key" in [p["name"] for p in adjust["parameters"]]
     # The staff refund reads the header itself, but declares it once, as every creating POST.
