@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from api.allowed_methods import path_methods
 from api.cors import STATE_KEY as CORS_STATE_KEY
+from api.idempotency import NOTHING_RAN
 from api.middleware import current_request_id, request_span
 from api.problems import problem_response
 from api.unknown_fields import UNKNOWN_FIELD, suggestion
@@ -127,6 +128,9 @@ def _body_not_read_as_json(errors: typing.Sequence[Any]) -> bool:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    # The request's own validation: its endpoint never ran, so its Idempotency-Key keeps
+    # no answer (the corrected retry runs).
+    setattr(request.state, NOTHING_RAN, True)
     if _body_not_read_as_json(exc.errors()):
         sent = request.headers.get("content-type", "").split(";")[0].strip()
         sent_as = f"not {sent}" if sent else "not without a Content-Type"

@@ -6,7 +6,12 @@ different request answers 409 ``idempotency_key_reused``; a key whose first requ
 still running answers 409 ``idempotency_key_in_progress`` with ``Retry-After``. Keys are
 scoped to the caller (the signed-in user, else the guest cart token, else the client
 address) and kept for 24 hours. Server errors (5xx) are not stored, so the client can retry
-them, nor is a body refused for its Content-Type (415), which nothing read.
+them, nor is a request refused before its endpoint ran (as Stripe: "if incoming
+parameters failed validation ... no idempotent result is saved"): a body that is not
+JSON, sent with another Content-Type (415), with an unknown field or a field missing or of
+the wrong type (422 ``validation_error``, ``unknown_field``). The corrected retry with the
+same key then runs, where it met 409 ``idempotency_key_reused``. An endpoint's own
+refusals (a weak password, an empty cart) are its answer, and kept.
 
 A first request holds its key by a lease (``LEASE_SECONDS``) that the process running it
 renews every third of the lease: a request of any length keeps its key, and the key of a
@@ -48,10 +53,10 @@ KEEP_SECONDS = 24 * 3600
 # nothing; renewed every third of it, a running request keeps its key however long.
 LEASE_SECONDS = 10.0
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
-# Answers given before the endpoint read the request, so nothing ran: not kept, so the
-# same key with the request sent as it should be runs (415: the body was not sent as
-# JSON; kept, its retry with the Content-Type set would get the 415 for 24 hours).
-_NOTHING_RAN = frozenset({HTTPStatus.UNSUPPORTED_MEDIA_TYPE})
+# Set in the request's state by the answer to a request whose endpoint never ran
+# (``api/errors.py``: the request's own validation, 415 and 422): not kept, so the same
+# key with the request sent as it should be runs.
+NOTHING_RAN = "idempotency_nothing_ran"
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # What a request with an Idempotency-Key can answer besides the endpoint's own answers.
 IDEMPOTENCY_PROBLEMS: tuple[ProblemSpec, ...] = (
@@ -240,13 +245,15 @@ class IdempotencyMiddleware:
                 captured["body"] += message.get("body", b"")
             await send(message)
 
+        # The app's request state is this dict (Starlette's ``request.state``).
+        request_state: dict[str, Any] = scope.setdefault("state", {})
         keeper = asyncio.create_task(lease.keep(lease_seconds))
         try:
             await self.app(scope, replay_body, capture)
         finally:
             keeper.cancel()
             try:
-                if captured["status"] >= 500 or captured["status"] in _NOTHING_RAN:
+                if captured["status"] >= 500 or request_state.get(NOTHING_RAN, False):
                     await lease.settle(None)
                 else:
                     record = {

@@ -120,6 +120,31 @@ async def test_a_body_refused_for_its_content_type_is_not_kept(
     assert await _users_with(engine, email) == 1
 
 
+async def test_a_body_its_endpoint_never_ran_for_is_not_kept(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """A body refused by the request's own validation (an unknown field, a field missing)
+    ran nothing: the corrected retry with the same key runs (Stripe keeps no answer for a
+    request that failed validation), where it met 409 idempotency_key_reused."""
+    email = unique_email("idem")
+    key = {"Idempotency-Key": f"fixed-{email}"}
+    typo = {"email": email, "password": PASSWORD, "nmae": "Typo"}
+    refused = await client.post("/api/users", json=typo, headers=key)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "unknown_field"
+    missing = await client.post("/api/users", json={"email": email}, headers=key)
+    assert missing.status_code == 422, missing.text
+    assert "idempotent-replayed" not in missing.headers
+    fixed = {"email": email, "password": PASSWORD, "name": "Fixed"}
+    retried = await client.post("/api/users", json=fixed, headers=key)
+    assert retried.status_code == 201, retried.text
+    assert "idempotent-replayed" not in retried.headers
+    again = await client.post("/api/users", json=fixed, headers=key)
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert await _users_with(engine, email) == 1
+
+
 async def test_racing_requests_with_one_key_create_one_thing(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
