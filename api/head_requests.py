@@ -10,11 +10,24 @@ Pure ASGI: the request keeps its own method outside (logs, metrics, the server, 
 sends no body for ``HEAD`` either); the route it ran is handed back for the metrics'
 label. A streamed answer (an event stream) ends once its headers are out: the endpoint
 is told the client has gone.
+
+The request's state marks it a ``HEAD`` (``is_head``): a catalogue read records no
+analytics event for it (``catalog_answers.record_read``), as nobody viewed a product or
+searched when a link checker, an uptime monitor or a CDN revalidating sent it.
 """
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Set in the request's state (Starlette's ``request.state``) of a ``HEAD`` run as ``GET``.
+HEAD_REQUEST = "head_request"
+
+
+def is_head(request: Request) -> bool:
+    """Whether ``request`` (a ``GET`` to the routes) was sent as ``HEAD``."""
+    return bool(request.scope.get("state", {}).get(HEAD_REQUEST, False))
 
 
 class HeadAsGetMiddleware:
@@ -25,6 +38,8 @@ class HeadAsGetMiddleware:
         if scope["type"] != "http" or scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
+        # The app's request state is this dict, shared with the middleware outside.
+        scope.setdefault("state", {})[HEAD_REQUEST] = True
         as_get = {**scope, "method": "GET"}
         finished = False
 

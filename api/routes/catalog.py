@@ -199,7 +199,7 @@ async def answer_listing(
     event = None
     if query.search:
         event = ("product_search", {"search": query.search, "resultsCount": body["total"]})
-        await record_read(state, caller, anonymous_id, *event)
+        await record_read(request, state, caller, anonymous_id, *event)
     if caller is None:
         # A guest's search is kept too: a shop's popular searches repeat (the bench's
         # generator repeats 43% of a process's searches within 1,500).

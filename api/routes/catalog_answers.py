@@ -10,6 +10,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from api.deps import ANONYMOUS_ID
+from api.head_requests import is_head
 from api.responses import JsonBody
 from api.security import Caller
 from api.state import AppState
@@ -54,7 +55,7 @@ class AnsweredRoute(APIRoute):
                 first = await self.first_guest_read(request, anonymous_id)
                 return first if first is not None else await handler(request)
             if answer.event is not None:
-                await record_read(state, None, anonymous_id, *answer.event)
+                await record_read(request, state, None, anonymous_id, *answer.event)
             return Response(answer.body, media_type=JsonBody.media_type)
 
         return answered
@@ -90,14 +91,16 @@ def keep_answer(
 
 
 async def record_read(
+    request: Request,
     state: AppState,
     caller: Caller | None,
     anonymous_id: str | None,
     event: str,
     properties: dict[str, Any],
 ) -> None:
-    """Views and searches go to the batch writer: a read never waits for an INSERT."""
-    if state.settings.analytics_enabled:
+    """Views and searches go to the batch writer: a read never waits for an INSERT. A
+    ``HEAD`` (a link checker, a monitor, a CDN revalidating) viewed nothing: not recorded."""
+    if state.settings.analytics_enabled and not is_head(request):
         user_id = caller.user.id if caller else None
         await state.ingest.add(
             [PendingEvent(event, user_id=user_id, anonymous_id=anonymous_id, properties=properties)]

@@ -51,7 +51,7 @@ async def read_product(
         "categoryId": product["categoryId"],
         "price": product["effectivePrice"],
     }
-    await record_read(state, caller, anonymous_id, "product_view", view)
+    await record_read(request, state, caller, anonymous_id, "product_view", view)
     response = JsonBody(product)
     if caller is None:
         entry = ("product", {"key": key})
