@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import EmailStr, StrictBool, field_validator
 from pydantic import Field as PydanticField
+from pydantic import StrictBool, field_validator
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, text
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, RequestModel, created_at_field, one_line, updated_at_field
+from models.base import (
+    CamelModel,
+    Email,
+    RequestModel,
+    created_at_field,
+    one_line,
+    updated_at_field,
+)
 
 
 class Role(StrEnum):
@@ -107,7 +114,7 @@ class Address(SQLModel, table=True):
 
 
 class UserCreate(RequestModel):
-    email: EmailStr = PydanticField(max_length=320, examples=["ada@example.com"])
+    email: Email
     password: str = PydanticField(
         min_length=1, max_length=1024, examples=["violet tangerine orbit lamp 42"]
     )
@@ -120,7 +127,7 @@ class UserUpdate(RequestModel):
     """Fields a user may change. A password change needs the current password."""
 
     name: str | None = PydanticField(default=None, min_length=1, max_length=200)
-    email: EmailStr | None = PydanticField(default=None, max_length=320)
+    email: Email | None = None
     password: str | None = PydanticField(default=None, min_length=1, max_length=1024)
     current_password: str | None = PydanticField(default=None, max_length=256)
 
@@ -131,7 +138,7 @@ class UserReplace(UserUpdate):
     """PUT: the whole editable profile."""
 
     name: str = PydanticField(min_length=1, max_length=200)
-    email: EmailStr = PydanticField(max_length=320)
+    email: Email
 
 
 class UserPublic(CamelModel):

@@ -230,6 +230,47 @@ async def test_emails_are_unique_whatever_their_case(client: httpx.AsyncClient) 
     assert body["field"] == "email"
 
 
+def sized_email(local: int, whole: int) -> str:
+    """A unique, well-formed address with ``local`` characters before the @-sign and
+    ``whole`` in all (labels of at most 63, under example.com)."""
+    mark = uuid4().hex
+    before = (mark + "a" * local)[:local]
+    labels, left = [], whole - local - len("@example.com")
+    while left > 0:
+        label = min(63, left - 1) if left > 1 else 1
+        labels.append("b" * label)
+        left -= label + 1
+    address = f"{before}@{''.join(f'{label}.' for label in labels)}example.com"
+    assert (address.index("@"), len(address)) == (local, whole)
+    return address
+
+
+async def test_an_address_longer_than_smtp_carries_is_refused_as_a_malformed_one(
+    client: httpx.AsyncClient,
+) -> None:
+    """RFC 5321 §4.5.3.1: 64 octets before the @-sign, 254 in all. Past either, sign-up
+    answers as it does an address that is not one: 422 validation_error naming email."""
+    for longest in (sized_email(64, 80), sized_email(64, 254), sized_email(20, 254)):
+        taken = await client.post(
+            "/api/users", json={"email": longest, "password": PASSWORD, "name": "Long"}
+        )
+        assert taken.status_code == 201, (longest, taken.text)
+    malformed = await client.post(
+        "/api/users", json={"email": "not-an-email", "password": PASSWORD, "name": "X"}
+    )
+    [expected] = malformed.json()["errors"]
+    for too_long in (sized_email(65, 80), "é" * 33 + "@example.com", sized_email(20, 255)):
+        refused = await client.post(
+            "/api/users", json={"email": too_long, "password": PASSWORD, "name": "Long"}
+        )
+        assert refused.status_code == 422, (too_long, refused.text)
+        problem = refused.json()
+        assert problem["code"] == "validation_error"
+        [error] = problem["errors"]
+        assert (error["field"], error["type"]) == (expected["field"], expected["type"])
+        assert error["message"].startswith("value is not a valid email address: ")
+
+
 @pytest.mark.parametrize(
     ("body", "fields"),
     [

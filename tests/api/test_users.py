@@ -47,6 +47,27 @@ async def test_a_user_updates_their_profile(client: httpx.AsyncClient) -> None:
     assert {e["field"] for e in incomplete.json()["errors"]} == {"email"}
 
 
+async def test_a_profile_cannot_take_an_address_longer_than_smtp_carries(
+    client: httpx.AsyncClient,
+) -> None:
+    """64 octets before the @-sign at most (RFC 5321 §4.5.3.1.1), in a change as at
+    sign-up: 422 validation_error naming email, and the account keeps its address."""
+    user, headers = await signed_up(client)
+    too_long = "a" * 65 + "@example.com"
+    patched = await client.patch(
+        f"/api/users/{user['id']}", headers=headers, json={"email": too_long}
+    )
+    replaced = await client.put(
+        f"/api/users/{user['id']}", headers=headers, json={"name": "Ada", "email": too_long}
+    )
+    for refused in (patched, replaced):
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "validation_error"
+        assert [e["field"] for e in refused.json()["errors"]] == ["email"]
+    me = await client.get("/api/users/me", headers=headers)
+    assert me.json()["email"] == user["email"]
+
+
 async def test_an_email_someone_else_has_cannot_be_taken(client: httpx.AsyncClient) -> None:
     other = await register(client)
     user, headers = await signed_up(client)
