@@ -58,6 +58,7 @@ EXPOSED_HEADERS = (
     "Allow",
     "WWW-Authenticate",
 )
+_EXPOSED = ", ".join(EXPOSED_HEADERS)
 # Where the 500 handler finds the headers of this request's answer.
 STATE_KEY = "cors_headers"
 
@@ -85,7 +86,7 @@ class CorsPolicy:
         headers = {"Access-Control-Allow-Origin": "*" if self.any_origin else origin}
         if self.credentials:
             headers["Access-Control-Allow-Credentials"] = "true"
-        headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSED_HEADERS)
+        headers["Access-Control-Expose-Headers"] = _EXPOSED
         return headers
 
 
