@@ -120,7 +120,7 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from cli.serve import API_SERVER, serve_processes, settle_heap
+    from cli.serve import api_server_options, serve_processes, settle_heap
 
     settings = _settings(data_dir)
     try:
@@ -134,7 +134,7 @@ def api(
         "log_config": None,
         "proxy_headers": True,
         "timeout_graceful_shutdown": 5,
-        **API_SERVER,
+        **api_server_options(settings),
     }
     if processes == 1:
         settle_heap()

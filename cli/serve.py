@@ -95,6 +95,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 API_SERVER: dict[str, Any] = {"http": BoundedHttpToolsProtocol, "loop": "uvloop"}
 
 
+def api_server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the API, as ``shop api`` (``shop dev``) and ``serve_api``
+    (tests, benchmarks) run it: ``API_SERVER`` and the idle keep-alive timeout
+    (``API_KEEP_ALIVE_SECONDS``)."""
+    return {**API_SERVER, "timeout_keep_alive": settings.api_keep_alive_seconds}
+
+
 class TcpConfig(uvicorn.Config):
     """uvicorn's ``Config`` whose listening socket says it is TCP.
 
@@ -201,7 +208,7 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
         host="127.0.0.1",
         port=settings.shop_api_port,
         log_config=None,
-        **API_SERVER,
+        **api_server_options(settings),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

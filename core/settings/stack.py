@@ -28,6 +28,13 @@ class StackSettings(BaseSettings):
     # Worker processes a running `shop dev` started (it records them in stack.env).
     shop_dev_workers: int = Field(default=0, ge=0)
     shop_env: Literal["development", "test", "production"] = "development"
+    # How long an idle keep-alive connection stays open on the API (seconds). Longer
+    # than the idle timeout of whatever keeps connections to it (AWS ALB 60 s, nginx's
+    # upstream keepalive 60 s; HTTP clients' pools, httpx 5 s): the side that closes an
+    # idle connection must be the client, or a request it sends just as the server
+    # closes is lost (a 502 at the load balancer, a ReadError in the client). uvicorn's
+    # own 5 s equalled httpx's pool expiry, and a POST sent at that moment failed.
+    api_keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
     # Largest request body the API reads (bytes); larger ones answer 413 unread.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Set by `shop api --workers N` for the processes it starts (prometheus_client's own
