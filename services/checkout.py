@@ -41,6 +41,7 @@ def order_input(order: Order, settings: Settings) -> OrderInput:
         ),
         reservation_ttl_seconds=settings.reservation_ttl_seconds,
         action_timeout_seconds=settings.payment_action_timeout_seconds,
+        authorize_timeout_seconds=settings.authorize_budget_seconds,
     )
 
 

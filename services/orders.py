@@ -164,9 +164,17 @@ class OrderService:
         if await self.orders.undoing_since(order_id) is not None:
             raise OrderUndone(f"order {order_id} is being undone")
 
-    async def note(self, order: Order, message: str, data: dict[str, Any] | None = None) -> None:
-        """A timeline entry without a status change (e.g. a compensation that ran)."""
-        await self.orders.add_event(order.id, order.status, message, data or {})
+    async def note(
+        self,
+        order: Order,
+        message: str,
+        data: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+    ) -> None:
+        """A timeline entry without a status change (e.g. a compensation that ran); with
+        ``key``, once per order (``OrderRepository.add_event``)."""
+        await self.orders.add_event(order.id, order.status, message, data or {}, key=key)
 
     # --- the workflow's steps ---------------------------------------------------------
 

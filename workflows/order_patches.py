@@ -44,3 +44,11 @@ STOCK_HELD_AGAIN_AFTER_3DS = "stock-held-again-after-3ds"
 # Temporal server's: half leaves room for any skew) is followed by hold-stock-again, as
 # after 3-D Secure. Asked after the authorise's (remote) result, only then.
 STOCK_HELD_AGAIN_AFTER_AUTHORISE = "stock-held-again-after-authorise"
+# Orders started before this patch give process-payment the step's own budget (three
+# attempts, each with the Stripe SDK's retries: about 8 s against a Stripe answering 5xx)
+# and fail ``payment_unavailable`` past it: a 20-second Stripe outage lost orders whose
+# stock was held for 15 minutes. Since it, process-payment is tried again, round after
+# round, for ``OrderInput.authorize_timeout_seconds`` while the provider is unreachable
+# (``payment_unavailable``: 5xx answers, lost connections, Stripe calls that timed out),
+# the customer's cancel heard at once meanwhile. Asked in the run's first workflow task.
+AUTHORISE_WAITS_OUT_OUTAGES = "authorise-waits-out-outages"

@@ -7,8 +7,11 @@ and the status mirrored in the search attributes and in the UI's current details
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
@@ -18,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from core.money import Money
     from models.orders import CANCELLABLE_STATUSES, OrderSnapshot, OrderStatus
     from temporal.search_attributes import CUSTOMER_ID, ORDER_STATUS, ORDER_TOTAL
-    from workflows.order_steps import OrderCancelled, OrderSteps
+    from workflows.order_steps import OrderCancelled, OrderFailed, OrderSteps
     from workflows.types.orders import (
         DECISIVE_WEBHOOKS,
         PAYMENT_WEBHOOK_SIGNAL,
@@ -32,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
 # Statuses an order passes through in a moment on its way to the next: since
 # LOCAL_DATABASE_STEPS the search attributes skip them (the query still has them).
 PASSING_STATUSES = frozenset({OrderStatus.RESERVED, OrderStatus.PAYMENT_AUTHORIZED})
+T = TypeVar("T")
 
 
 class OrderState:
@@ -56,6 +60,7 @@ class OrderState:
         self._local_steps = False
         self._held_at: datetime | None = None  # when check-inventory took the hold
         self._patches_at_start = False  # PATCHES_DECIDED_AT_START
+        self._waits_out_outages = False  # AUTHORISE_WAITS_OUT_OUTAGES
         self._indexed: dict[str, object] = {}  # search attribute values upserted so far
 
     # --- messages ---------------------------------------------------------------------
@@ -114,6 +119,22 @@ class OrderState:
     def _check_cancel(self) -> None:
         if self._cancel_requested:
             raise OrderCancelled()
+
+    async def _unless_cancelled(self, step: Awaitable[T]) -> T:
+        """``step``'s result, or ``OrderCancelled`` as soon as the customer cancels (the
+        step is then cancelled; the compensations undo whatever it did)."""
+        task = asyncio.ensure_future(step)
+        try:
+            await workflow.wait_condition(lambda: task.done() or self._cancel_requested)
+        except asyncio.CancelledError:
+            task.cancel()  # cancelled from Temporal: the step with it
+            raise
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, OrderFailed):
+            await task
+        raise OrderCancelled()
 
     def _mirror(self, status: OrderStatus) -> None:
         """Keep the query's and the search attributes' idea of the status current."""

@@ -19,6 +19,7 @@ are ``workflows/order_state.py``, how a step, a compensation or an email runs is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from models.orders import PAYMENT_FAILURES, OrderSnapshot, OrderStatus
     from temporal.queues import TaskQueue
     from workflows.order_patches import (
+        AUTHORISE_WAITS_OUT_OUTAGES,
         FREE_ORDERS_UNCHARGED,
         LOCAL_DATABASE_STEPS,
         PATCHES_DECIDED_AT_START,
@@ -58,6 +60,13 @@ with workflow.unsafe.imports_passed_through():
     )
 
 AUTHORIZED, REQUIRES_ACTION, CAPTURED = "authorized", "requires_action", "captured"
+# process-payment's failure that says the provider could not be reached (its 5xx answers,
+# lost connections, rate limits, calls that timed out: ``PaymentUnavailable``): tried again
+# in a new round. Anything else (a decline, a bug) fails the order at once, as before.
+PROVIDER_UNREACHABLE = "payment_unavailable"
+# The pause between two rounds of process-payment's attempts: doubled each time up to the
+# most (a round against a provider answering 5xx takes about 8 s itself).
+FIRST_PAUSE, MOST_PAUSE = timedelta(seconds=2), timedelta(seconds=30)
 
 
 # Unsandboxed, as the event workflows are: every order runs this workflow, and building
@@ -78,6 +87,7 @@ class OrderWorkflow(OrderState):
         # worker's workflow task is retried elsewhere and the step runs again.
         self._local_steps = workflow.patched(LOCAL_DATABASE_STEPS)
         self._patches_at_start = workflow.patched(PATCHES_DECIDED_AT_START)
+        self._waits_out_outages = workflow.patched(AUTHORISE_WAITS_OUT_OUTAGES)
         self._steps = OrderSteps(input.order_id, input.steps, self._local_steps)
         ref = OrderRef(order_id=input.order_id)
         compensations: list[tuple[str, Compensation]] = []
@@ -204,15 +214,20 @@ class OrderWorkflow(OrderState):
                 ),
             )
         )
-        auth: AuthorizationResult = await self._steps.run(
-            "process-payment",
-            PaymentActivities.authorize,
-            ref,
-            # What the UI shows (metadata, not compared on replay): the total as the
-            # shopper reads it.
-            f"authorise {Money(snapshot.total, snapshot.currency).format()} (manual capture)",
-            queue=TaskQueue.PAYMENTS,
-        )
+        # What the UI shows (metadata, not compared on replay): the total as the shopper
+        # reads it.
+        summary = f"authorise {Money(snapshot.total, snapshot.currency).format()} (manual capture)"
+        auth: AuthorizationResult
+        if self._waits_out_outages:
+            auth = await self._authorize_through_outages(ref, summary)
+        else:
+            auth = await self._steps.run(
+                "process-payment",
+                PaymentActivities.authorize,
+                ref,
+                summary,
+                queue=TaskQueue.PAYMENTS,
+            )
         if auth.status == REQUIRES_ACTION:
             await self._await_customer_action(auth.next_action_url)
         elif auth.status != AUTHORIZED:
@@ -221,6 +236,40 @@ class OrderWorkflow(OrderState):
             await self._hold_stock_again()
         self._mirror(OrderStatus.PAYMENT_AUTHORIZED)
         self._check_cancel()
+
+    async def _authorize_through_outages(self, ref: OrderRef, summary: str) -> AuthorizationResult:
+        """process-payment while the provider cannot be reached: a round of the step's
+        attempts, then (if the provider was unreachable throughout) a pause and another
+        round, until ``authorize_timeout_seconds`` have passed; its failure then is the
+        order's. The stock stays held all along (the budget is at most half its TTL), and
+        every round asks Stripe under the same idempotency keys, so one payment is made
+        however many rounds it takes. A cancel is heard at once, in a round or a pause."""
+        deadline = workflow.now() + timedelta(seconds=self._input.authorize_timeout_seconds)
+        pause = FIRST_PAUSE
+        while True:
+            try:
+                result: AuthorizationResult = await self._unless_cancelled(
+                    self._steps.run(
+                        "process-payment",
+                        PaymentActivities.authorize,
+                        ref,
+                        summary,
+                        queue=TaskQueue.PAYMENTS,
+                    )
+                )
+                return result
+            except OrderFailed as failed:
+                if failed.code != PROVIDER_UNREACHABLE or workflow.now() + pause >= deadline:
+                    raise
+            workflow.set_current_details(
+                f"reserved: waiting for the payment provider; trying until {deadline:%F %T} UTC"
+            )
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._cancel_requested, timeout=pause.total_seconds()
+                )
+            self._check_cancel()
+            pause = min(pause * 2, MOST_PAUSE)
 
     async def _await_customer_action(self, url: str | None) -> None:
         """3-D Secure: hold the stock while the customer authenticates, up to the limit."""

@@ -76,6 +76,11 @@ class ShopSettings(StackSettings):
     order_step_heartbeat_seconds: float = Field(default=5.0, gt=0)
     # How long an order waits for the customer to finish 3-D Secure (the stock stays held).
     payment_action_timeout_seconds: float = Field(default=15 * 60.0, gt=0)
+    # How long process-payment keeps trying while the payment provider is unreachable
+    # (5xx answers, lost connections, timeouts), the stock held meanwhile; unset, a third
+    # of RESERVATION_TTL_SECONDS (300 s). At most half of it (refused at start-up): from
+    # half the TTL on, the hold may have lapsed (see ``authorize_budget_seconds``).
+    payment_authorize_timeout_seconds: float | None = Field(default=None, gt=0)
     # GET /api/orders/{id} with `Prefer: wait=N` waits at most this long (larger N is
     # clamped): under common proxies' idle timeouts.
     order_wait_max_seconds: float = Field(default=30.0, gt=0, le=300)
@@ -106,6 +111,27 @@ class ShopSettings(StackSettings):
     def auto_approve_reasons(self) -> frozenset[str]:
         """RETURN_AUTO_APPROVE_REASONS as a set of ``ReturnReason`` values."""
         return frozenset(n for n in self.return_auto_approve_reasons.split(",") if n)
+
+    @property
+    def authorize_budget_seconds(self) -> float:
+        """PAYMENT_AUTHORIZE_TIMEOUT_SECONDS, or a third of the reservation's TTL. A third
+        leaves the last round of attempts (begun before the budget ran out) time to end
+        before half the TTL, where the workflow starts to doubt the hold (and holds the
+        stock again, ``stock-held-again-after-authorise``)."""
+        if self.payment_authorize_timeout_seconds is not None:
+            return self.payment_authorize_timeout_seconds
+        return self.reservation_ttl_seconds / 3
+
+    @model_validator(mode="after")
+    def _authorize_budget_within_the_hold(self) -> Self:
+        budget = self.payment_authorize_timeout_seconds
+        if budget is not None and budget > self.reservation_ttl_seconds / 2:
+            raise ValueError(
+                f"PAYMENT_AUTHORIZE_TIMEOUT_SECONDS ({budget:g}) must be at most half of "
+                f"RESERVATION_TTL_SECONDS ({self.reservation_ttl_seconds}): an order that "
+                "waits longer for the payment provider may lose its stock's hold meanwhile"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_hash_cost(self) -> Self:

@@ -21,6 +21,7 @@ from integrations.payments.gateway import (
     IntentStatus,
     PaymentDeclined,
     PaymentGateway,
+    PaymentUnavailable,
     RefundResult,
 )
 from models.orders import Order, OrderStatus, Payment
@@ -50,7 +51,33 @@ class PaymentService:
         self.analytics = analytics
 
     async def authorize(self, order_id: str) -> Authorization:
-        """process-payment: hold the order total on the customer's card.
+        """process-payment: hold the order total on the customer's card (``_authorize``).
+        If the provider cannot be reached, the order's timeline says it is waiting for
+        the provider (once: the workflow tries again for its budget, see
+        ``OrderWorkflow._authorize_through_outages``)."""
+        try:
+            return await self._authorize(order_id)
+        except PaymentUnavailable as exc:
+            await self._waiting_for_provider(order_id, exc)
+            raise
+
+    async def _waiting_for_provider(self, order_id: str, exc: PaymentUnavailable) -> None:
+        budget = self.settings.authorize_budget_seconds
+        async with transaction(self.sessions) as session:
+            orders = OrderService(session, self.settings, self.analytics)
+            order = await orders.orders.require(order_id)
+            if order.undoing_at is not None:
+                return  # the order is being undone: nobody waits for the provider now
+            await orders.note(
+                order,
+                f"waiting for the payment provider: it cannot be reached; the payment is "
+                f"tried again for up to {budget:g} s, the stock held meanwhile",
+                {"reason": exc.detail},
+                key="payment-provider-unreachable",
+            )
+
+    async def _authorize(self, order_id: str) -> Authorization:
+        """Hold the order total on the customer's card.
 
         Two provider calls and two commits, and no transaction open across a call. The
         PaymentIntent is created first (that holds nothing); then one transaction, under

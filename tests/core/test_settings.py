@@ -106,3 +106,16 @@ def test_a_subscriber_grace_shorter_than_three_relay_polls_is_refused(
         Settings()
     monkeypatch.setenv("EVENT_SUBSCRIBER_GRACE_SECONDS", "180")
     assert Settings().event_subscriber_grace_seconds == 180.0
+
+
+def test_the_authorise_budget_is_a_third_of_the_reservation_by_default() -> None:
+    assert Settings().authorize_budget_seconds == 300
+    assert Settings(reservation_ttl_seconds=60).authorize_budget_seconds == 20
+    assert Settings(payment_authorize_timeout_seconds=45).authorize_budget_seconds == 45
+
+
+def test_an_authorise_budget_longer_than_half_the_reservation_is_refused() -> None:
+    """Waiting longer for Stripe than half the stock's hold could lose the hold."""
+    Settings(reservation_ttl_seconds=600, payment_authorize_timeout_seconds=300)
+    with pytest.raises(ValueError, match="at most half of RESERVATION_TTL_SECONDS"):
+        Settings(reservation_ttl_seconds=600, payment_authorize_timeout_seconds=301)

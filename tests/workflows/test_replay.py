@@ -55,6 +55,8 @@ def test_there_are_histories_to_replay() -> None:
         "order_fulfillment_queued_patches_decided_at_start",
         "order_free_patches_decided_at_start",
         "order_out_of_stock_patches_decided_at_start",
+        # Since "authorise-waits-out-outages".
+        "order_authorised_after_a_provider_outage",
         "event_delivery_delivered",
         "event_delivery_dead_letter",
         "event_fanout_delivered",

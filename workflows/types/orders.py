@@ -45,6 +45,9 @@ class OrderInput(BaseModel):
     steps: StepPolicy = StepPolicy()
     reservation_ttl_seconds: float = 900.0
     action_timeout_seconds: float = 900.0
+    # How long process-payment keeps trying while the provider is unreachable (since
+    # ``authorise-waits-out-outages``; settings' ``authorize_budget_seconds``).
+    authorize_timeout_seconds: float = 300.0
 
 
 class OrderView(BaseModel):

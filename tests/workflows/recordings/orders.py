@@ -65,6 +65,10 @@ AUTHORISED_HELD_AGAIN = "ord_recorded_authorised_held_again"
 PAID_AT_START = "ord_recorded_paid_patches_at_start"
 FREE_AT_START = "ord_recorded_free_patches_at_start"
 OUT_OF_STOCK_AT_START = "ord_recorded_out_of_stock_patches_at_start"
+# Since "authorise-waits-out-outages": the provider unreachable for a round of
+# process-payment's attempts, authorised in the next round after a pause.
+AUTHORISED_AFTER_OUTAGE = "ord_recorded_authorised_after_outage"
+PROVIDER_DOWN = Fail("payment_unavailable", "stripe: unavailable", non_retryable=False)
 SHORT = {"productId": TEA.product_id, "requested": TEA.quantity, "available": 0}
 UNAVAILABLE = {"unavailableItems": [SHORT]}
 DECLINE = {"reason": "card_declined", "intentId": "pi_recorded"}
@@ -101,6 +105,7 @@ SCRIPTS: dict[str, dict[str, Sequence[Step]]] = {
         RELEASE: [Succeed(0)],
     },
     THREE_DS_TIMED_OUT: {AUTHORIZE: [requires_action()], REFRESH: [requires_action()]},
+    AUTHORISED_AFTER_OUTAGE: {AUTHORIZE: [PROVIDER_DOWN] * 3 + [Succeed()]},
 }
 
 
@@ -242,4 +247,11 @@ async def order_authorised_held_again(env: WorkflowEnvironment, queue: str) -> s
 async def order_3ds_timed_out(env: WorkflowEnvironment, queue: str) -> str:
     handle = await start_order(env.client, THREE_DS_TIMED_OUT)
     await _order_ends(handle, OrderStatus.FAILED, "payment_action_timeout")  # time skips
+    return handle.id
+
+
+@recording("order_authorised_after_a_provider_outage")
+async def order_authorised_after_outage(env: WorkflowEnvironment, queue: str) -> str:
+    handle = await start_order(env.client, AUTHORISED_AFTER_OUTAGE, authorize_timeout_seconds=60.0)
+    await _order_ends(handle, OrderStatus.FULFILLMENT_QUEUED, None)  # time skips
     return handle.id
