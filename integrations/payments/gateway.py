@@ -80,15 +80,44 @@ class RefundResult:
 # The most one PaymentIntent may be for: Stripe takes amounts of up to eight digits
 # (999,999.99 USD). Checked before an order is priced for good (``OrderService.price``).
 MAX_CHARGE = 99_999_999
-# The least, in minor units, by currency (Stripe's minimum charge amounts): below it
-# Stripe refuses the PaymentIntent (``amount_too_small``). Currencies not listed take
-# USD's 50 minor units; look up Stripe's table before selling in another one.
-_MIN_CHARGE = {"USD": 50, "EUR": 50, "CAD": 50, "AUD": 50, "GBP": 30, "JPY": 50}
+# The least, in minor units, by currency: Stripe's "Minimum and maximum charge amounts"
+# (docs.stripe.com/currencies, read 2026-12-07), every currency its table names. Below it
+# Stripe refuses the PaymentIntent (``amount_too_small``). The table is by settlement
+# currency: a charge in another currency must come to the settlement currency's minimum
+# once converted, which no fixed figure says; those take USD's 50 minor units here.
+# Until 2026-12-07 only six were listed: 1.00 HUF (Stripe's least is 175.00), 5.00 MXN
+# or 3.00 THB passed validate-order and Stripe refused them at process-payment.
+MIN_CHARGE = {
+    "USD": 50,  # $0.50
+    "AED": 200,  # 2.00 AED
+    "AUD": 50,  # $0.50
+    "BGN": 100,  # 1.00 лв
+    "BRL": 50,  # R$0.50
+    "CAD": 50,  # $0.50
+    "CHF": 50,  # 0.50 Fr
+    "CZK": 1500,  # 15.00 Kč
+    "DKK": 250,  # 2.50 kr.
+    "EUR": 50,  # €0.50
+    "GBP": 30,  # £0.30
+    "HKD": 400,  # $4.00
+    "HUF": 17500,  # 175.00 Ft
+    "INR": 50,  # ₹0.50
+    "JPY": 50,  # ¥50 (no minor unit)
+    "MXN": 1000,  # $10
+    "MYR": 200,  # RM 2
+    "NOK": 300,  # 3.00 kr.
+    "NZD": 50,  # $0.50
+    "PLN": 200,  # 2.00 zł
+    "RON": 200,  # 2.00 lei
+    "SEK": 300,  # 3.00 kr.
+    "SGD": 50,  # $0.50
+    "THB": 1000,  # ฿10
+}
 
 
 def min_charge(currency: str) -> int:
     """The smallest amount one PaymentIntent in ``currency`` may be for."""
-    return _MIN_CHARGE.get(currency.upper(), 50)
+    return MIN_CHARGE.get(currency.upper(), 50)
 
 
 class PaymentDeclined(ShopError):

@@ -3,11 +3,13 @@ Stripe sandbox keeping Stripe's rules on it (docs.stripe.com/currencies)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.money import exponent
-from integrations.payments.gateway import PaymentRejected
+from integrations.payments.gateway import PaymentRejected, min_charge
 from integrations.payments.stripe_units import (
     THREE_DECIMAL,
     WHOLE_UNITS_AS_TWO_DECIMAL,
@@ -124,3 +126,62 @@ async def test_the_sandbox_keeps_stripes_rules_on_its_units(db_session: AsyncSes
     assert refused.value.error["code"] == "invalid_charge_amount"
     refund = await sandbox.refund({"payment_intent": made["id"], "amount": "1200"})
     assert (refund["amount"], refund["currency"]) == (1200, "isk")
+
+
+# Stripe's "Minimum and maximum charge amounts" (docs.stripe.com/currencies, read
+# 2026-12-07), written as Stripe writes them: every currency its table names.
+STRIPES_MINIMUMS = {
+    "USD": "0.50",
+    "AED": "2.00",
+    "AUD": "0.50",
+    "BGN": "1.00",
+    "BRL": "0.50",
+    "CAD": "0.50",
+    "CHF": "0.50",
+    "CZK": "15.00",
+    "DKK": "2.50",
+    "EUR": "0.50",
+    "GBP": "0.30",
+    "HKD": "4.00",
+    "HUF": "175.00",
+    "INR": "0.50",
+    "JPY": "50",
+    "MXN": "10",
+    "MYR": "2",
+    "NOK": "3.00",
+    "NZD": "0.50",
+    "PLN": "2.00",
+    "RON": "2.00",
+    "SEK": "3.00",
+    "SGD": "0.50",
+    "THB": "10",
+}
+
+
+@pytest.mark.parametrize(("currency", "least"), sorted(STRIPES_MINIMUMS.items()))
+async def test_the_minimum_charge_is_stripes_at_its_edge(
+    db_session: AsyncSession, currency: str, least: str
+) -> None:
+    """validate-order's ``order_total_too_small`` and the sandbox's ``amount_too_small``
+    both read ``min_charge``: the least Stripe charges is taken, a minor unit less is
+    refused. Before, HUF and 12 others (AED, CZK, MXN, THB…) took USD's 50 minor units:
+    1.00 HUF passed validate-order, and Stripe refused it at process-payment."""
+    minimum = int(Decimal(least).scaleb(exponent(currency)))
+    assert min_charge(currency) == minimum
+    sandbox = StripeSandbox(db_session, base_url="http://sandbox", webhook_secret="whsec_min")
+
+    async def intent(amount: int) -> dict[str, object]:
+        return await sandbox.create_intent(
+            {
+                "amount": str(to_stripe(amount, currency)),
+                "currency": currency.lower(),
+                "payment_method": "pm_card_visa",
+                "capture_method": "manual",
+            }
+        )
+
+    with pytest.raises(StripeError) as refused:
+        await intent(minimum - 1)
+    assert refused.value.error["code"] == "amount_too_small"
+    made = await intent(minimum)
+    assert made["amount"] == to_stripe(minimum, currency)
