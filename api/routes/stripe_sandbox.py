@@ -26,8 +26,11 @@ import httpx
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import Field
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from api.deps import DbSession, RedisClient, State, after_commit
+from api.idempotency import KeyLease
 from integrations.sandbox.stripe import (
     SANDBOX_WEBHOOK_SECRET,
     Event,
@@ -41,7 +44,12 @@ from models.base import CamelModel
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/_sandbox/stripe", tags=["sandbox"])
 FAULTS_KEY = "sandbox:stripe:faults"
-IN_FLIGHT_SECONDS = 30
+# How long a request with an Idempotency-Key holds its key without renewing it (renewed
+# every third of it while it runs, ``api.idempotency.KeyLease``): a request of any length
+# keeps its key, and the key of an API process that died is free again within it. A fixed
+# 30 s mark did neither: a request running longer lost its key to a retry (two runs of
+# one key), and a dead process's key answered 409 for 30 s.
+IN_FLIGHT_LEASE_SECONDS = 5.0
 
 
 def _error(status_code: int, error: dict[str, Any]) -> JSONResponse:
@@ -174,19 +182,23 @@ async def _call(
     fingerprint = hashlib.sha256(
         json.dumps([request.url.path, params], sort_keys=True, default=str).encode()
     ).hexdigest()
+    lease: KeyLease | None = None
     if idempotency_key and request.method == "POST":
         scope = hashlib.sha256(key.encode()).hexdigest()[:16]
         record_key = f"sandbox:stripe:idem:{scope}:{idempotency_key}"
-        # The in-flight mark first, the stored answer second: a first request stores its
-        # answer before it clears the mark, so whoever holds the mark and finds no answer
+        # The in-flight lease first, the stored answer second: a first request stores its
+        # answer before it frees the lease, so whoever holds the lease and finds no answer
         # is the only one to run the request. (Looking first left a gap: the answer
-        # stored and the mark cleared between the look and the mark, and the request ran
+        # stored and the lease freed between the look and the lease, and the request ran
         # twice, e.g. two PaymentIntents for one key.)
-        marked = await redis.set(f"{record_key}:inflight", "1", nx=True, ex=IN_FLIGHT_SECONDS)
+        taken = await KeyLease.take(
+            redis, f"{record_key}:inflight", fingerprint, IN_FLIGHT_LEASE_SECONDS
+        )
+        lease = taken if isinstance(taken, KeyLease) else None
         record = await sandbox.kept_answer(record_key)
         if record is not None:
-            if marked:
-                await redis.delete(f"{record_key}:inflight")
+            if lease is not None:
+                await lease.settle(None)
             if record["fingerprint"] != fingerprint:
                 return _error(
                     400,
@@ -203,8 +215,9 @@ async def _call(
                 headers={"Idempotent-Replayed": "true"},
             )
         # Another request with this key still running: Stripe answers 409 (and its SDK
-        # retries). Held until this one's change is committed (or 30 s at most).
-        if not marked:
+        # retries). Held until that one's change is committed, or (its process died) until
+        # its lease lapses.
+        if lease is None:
             return _error(
                 409,
                 {
@@ -215,29 +228,31 @@ async def _call(
                 },
             )
 
+    keeper = asyncio.create_task(_hold(lease, session)) if lease is not None else None
     try:
-        body, code = await handler(sandbox, params), 200
-    except StripeError as exc:
-        body, code = {"error": exc.error}, exc.status
+        try:
+            body, code = await handler(sandbox, params), 200
+        except StripeError as exc:
+            body, code = {"error": exc.error}, exc.status
     except BaseException:
-        # Rolled back: nothing happened, so a retry with the key may run (not 30 s of 409).
-        if record_key is not None:
-            await redis.delete(f"{record_key}:inflight")
+        # Rolled back: nothing happened, so a retry with the key may run at once.
+        await _free(lease, keeper)
         raise
-    if record_key is not None and _failed_validation(code, body):
+    if lease is not None and _failed_validation(code, body):
         # Stripe keeps no answer for a request whose parameters failed validation (its
         # endpoint never began): the key stays free for the request sent as meant.
-        await redis.delete(f"{record_key}:inflight")
-    elif record_key is not None:
+        await _free(lease, keeper)
+    elif record_key is not None and lease is not None:
         # The answer commits with the change (only a committed answer is replayed, and a
-        # committed change always has its answer); the mark is cleared after the commit.
+        # committed change always has its answer); the lease is freed after the commit
+        # (or, if the commit fails, by its keeper once the transaction is over).
         await sandbox.keep_answer(
             record_key, {"fingerprint": fingerprint, "status": code, "body": body}
         )
-        inflight = f"{record_key}:inflight"
+        held = lease
 
         async def unmark() -> None:
-            await redis.delete(inflight)
+            await _free(held, keeper)
 
         after_commit(session, unmark)
     _send_webhooks_after_commit(state, session, sandbox)
@@ -248,6 +263,33 @@ async def _call(
     return JSONResponse(
         body, status_code=code, headers={"Request-Id": f"req_{random.getrandbits(48):x}"}
     )
+
+
+async def _hold(lease: KeyLease, session: DbSession) -> None:
+    """Renew ``lease`` while its request's transaction is open; once it is over (committed,
+    or rolled back by a failed commit, which runs no after-commit action), free the key."""
+    ended = asyncio.Event()
+
+    def transaction_ended(_: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:  # the request's own, not a savepoint in it
+            ended.set()
+
+    event.listen(session.sync_session, "after_transaction_end", transaction_ended)
+    renewing = asyncio.create_task(lease.keep(IN_FLIGHT_LEASE_SECONDS))
+    try:
+        await ended.wait()
+    finally:
+        renewing.cancel()
+        event.remove(session.sync_session, "after_transaction_end", transaction_ended)
+    await lease.settle(None)
+
+
+async def _free(lease: KeyLease | None, keeper: asyncio.Task[None] | None) -> None:
+    """The request is over: stop renewing its lease and free its key."""
+    if keeper is not None:
+        keeper.cancel()
+    if lease is not None:
+        await lease.settle(None)
 
 
 @router.post("/v1/payment_intents", summary="Stripe sandbox: create a PaymentIntent")

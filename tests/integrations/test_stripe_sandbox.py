@@ -23,12 +23,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from temporalio.client import Client
 
+from api.idempotency import KeyLease
+from api.routes.stripe_sandbox import IN_FLIGHT_LEASE_SECONDS
 from cli.stack.process import free_port
 from core.settings import Settings
 from integrations.payments.gateway import PaymentUnavailable
 from integrations.payments.stripe import _translate
 from integrations.sandbox.stripe import SANDBOX_WEBHOOK_SECRET, StripeSandbox
 from tests.live import live_api, send_cut_short
+from tests.orders.helpers import eventually
 
 KEY = "sk_test_sandbox"
 
@@ -389,6 +392,71 @@ async def test_a_key_still_in_flight_answers_409(sandbox: tuple[str, Hooks], red
     assert isinstance(
         _translate(stripe.IdempotencyError("in use", http_status=409)), PaymentUnavailable
     )
+
+
+async def test_a_running_request_keeps_its_key_and_a_dead_one_frees_it_soon(
+    sandbox: tuple[str, Hooks], redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-flight mark is a lease renewed while its request runs (``KeyLease``, as the
+    API's own Idempotency-Key): a concurrent request with the key gets 409
+    ``idempotency_key_in_use`` however long the first one runs, and the key of a process
+    that died (its lease never renewed) is free again within ``IN_FLIGHT_LEASE_SECONDS``.
+    Before, a fixed 30 s mark: a request running longer lost its key to a retry (which
+    ran it again), and a dead process's key answered 409 for 30 s."""
+    base, _ = sandbox
+    key = f"ord_{uuid4().hex[:8]}:create"
+    scope = hashlib.sha256(KEY.encode()).hexdigest()[:16]
+    in_flight = f"sandbox:stripe:idem:{scope}:{key}:inflight"
+    body = {"amount": "700", "currency": "usd", "payment_method": "pm_card_visa"}
+    headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": key}
+    gate = asyncio.Event()
+    create = StripeSandbox.create_intent
+
+    async def slow_create(self: StripeSandbox, params: dict[str, Any]) -> dict[str, Any]:
+        await gate.wait()  # a request that runs as long as the test says
+        return await create(self, params)
+
+    monkeypatch.setattr(StripeSandbox, "create_intent", slow_create)
+    lease_ms = IN_FLIGHT_LEASE_SECONDS * 1000
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        first = asyncio.create_task(http.post("/v1/payment_intents", data=body, headers=headers))
+        try:
+            await eventually(lambda: _ttl(redis, in_flight, above=0))
+            held = await redis.pttl(in_flight)
+            assert 0 < held <= lease_ms, held  # a lease, not a 30 s mark
+            # Renewed while the request runs: it holds its key past its first lease.
+            await eventually(lambda: _ttl(redis, in_flight, above=held), within=lease_ms / 1000)
+            busy = await http.post("/v1/payment_intents", data=body, headers=headers)
+            assert (busy.status_code, busy.json()["error"]["code"]) == (
+                409,
+                "idempotency_key_in_use",
+            )
+        finally:
+            gate.set()
+        created = await first
+        assert created.status_code == 200, created.text
+        assert await redis.get(in_flight) is None  # freed once committed
+        replay = await http.post("/v1/payment_intents", data=body, headers=headers)
+        assert replay.json()["id"] == created.json()["id"]
+
+        # A process that took a key and died: its lease is never renewed nor freed.
+        dead = f"ord_{uuid4().hex[:8]}:create"
+        dead_flight = f"sandbox:stripe:idem:{scope}:{dead}:inflight"
+        taken = await KeyLease.take(redis, dead_flight, "fp", IN_FLIGHT_LEASE_SECONDS)
+        assert isinstance(taken, KeyLease)
+        retry = headers | {"Idempotency-Key": dead}
+        refused = await http.post("/v1/payment_intents", data=body, headers=retry)
+        assert refused.status_code == 409
+
+        async def runs() -> bool:
+            answer = await http.post("/v1/payment_intents", data=body, headers=retry)
+            return answer.status_code == 200
+
+        await eventually(runs, within=IN_FLIGHT_LEASE_SECONDS + 5)
+
+
+async def _ttl(redis: Redis, key: str, *, above: int) -> bool:
+    return int(await redis.pttl(key)) > above
 
 
 async def test_the_key_may_come_as_http_basic_auth(sandbox: tuple[str, Hooks]) -> None:
