@@ -94,9 +94,23 @@ class RefundFailures:
             refund_amount = (await self.gateway.retrieve_refund(refund_id)).amount
         # The row's refunded amount is the most Stripe's refunds ever added up to: what
         # it is above their total now is what failed, of this refund and of any other
-        # that failed with it and is not recorded yet. This one gives back its own money
-        # only; the other's record gives back the rest.
-        reversed_amount = _give_back(payment, sum(r.amount for r in moving), refund_amount)
+        # that failed with it and is not recorded yet. This one gives back the money of
+        # its own that the row counts: as its ``refunded`` event announced it; if none
+        # did (its answer was lost), what is left once every other failed refund that the
+        # row counts by id has its own back. The other's record gives back the rest.
+        counted = await self.payments.counted_refunds(payment)
+        still_moving = {r.refund_id for r in moving}
+        others = sum(
+            amount
+            for other, amount in counted.items()
+            if other != refund_id and other not in still_moving
+        )
+        reversed_amount = _give_back(
+            payment,
+            sum(r.amount for r in moving),
+            counted.get(refund_id, refund_amount),
+            others if refund_id not in counted else 0,
+        )
         if request is not None:
             origin = {"returnId": request.id}
         origin = origin or {}
@@ -134,16 +148,21 @@ class RefundFailures:
         return True
 
 
-def _give_back(payment: Payment, refunded_now: int, refund_amount: int) -> int:
+def _give_back(payment: Payment, refunded_now: int, own: int, others: int) -> int:
     """Bring the row's refunded amount down towards ``refunded_now`` (Stripe's moving
-    refunds) by at most ``refund_amount`` (the failed refund's own), its status with it;
-    returns by how much.
+    refunds) by at most ``own`` (what the row counts of the failed refund), leaving
+    ``others`` (what it counts of other failed refunds not recorded yet) to theirs, its
+    status with it; returns by how much.
 
     Two refunds of one payment bouncing close together are both out of Stripe's total
     when the first is recorded: brought down to it, the first event gave back both
     amounts and the second 0, so the analytics counted one bounce (a failure with
-    ``amount`` 0 takes no refund off their count) and the lifetime value entered one."""
-    reversed_amount = min(max(payment.amount_refunded - refunded_now, 0), refund_amount)
+    ``amount`` 0 takes no refund off their count) and the lifetime value entered one.
+    And a refund whose answer was lost (never counted) bouncing with a counted one, its
+    ``refund.failed`` first, took the counted one's money: the total was right, each
+    event's amount wrong (the lifetime value's ``refund_failed`` entries with it)."""
+    excess = max(payment.amount_refunded - refunded_now - others, 0)
+    reversed_amount = min(excess, own)
     if reversed_amount == 0:
         return 0
     payment.amount_refunded -= reversed_amount

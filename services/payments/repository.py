@@ -100,6 +100,29 @@ class PaymentRepository:
         )
         return {str(r) for r in result.all() if r is not None}
 
+    async def counted_refunds(self, payment: Payment) -> dict[str, int]:
+        """The provider refunds of ``payment`` whose money the row's refunded amount counts
+        by their id, unless they failed since: each one's ``refunded`` event and what it
+        announced (``announced``; the whole ``amount`` in events from before it was
+        written). A refund whose answer was lost and that no later refund recorded by id
+        (its money announced with no refund id, or never) is not among them."""
+        data = col(PaymentEvent.data)
+        failed = select(data["refundId"].astext).where(
+            PaymentEvent.payment_id == payment.id, PaymentEvent.type == "refund_failed"
+        )
+        result = await self.session.exec(
+            select(data["refundId"].astext, data["announced"].astext, data["amount"].astext).where(
+                PaymentEvent.payment_id == payment.id,
+                PaymentEvent.type == "refunded",
+                data.op("?", is_comparison=True)("refundId"),
+                data["refundId"].astext.not_in(failed),
+            )
+        )
+        counted: dict[str, int] = {}
+        for refund_id, announced, amount in result.all():
+            counted[str(refund_id)] = int(announced if announced is not None else amount or 0)
+        return counted
+
     async def refund_failure_recorded(self, payment: Payment, refund_id: str) -> bool:
         """Whether the provider's refund ``refund_id`` has a ``refund_failed`` event."""
         return await self.refund_failure_reason(payment, refund_id) is not None

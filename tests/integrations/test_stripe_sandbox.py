@@ -372,8 +372,7 @@ def test_webhook_signatures_verify_with_the_sdk() -> None:
 async def test_a_key_still_in_flight_answers_409(sandbox: tuple[str, Hooks], redis: Redis) -> None:
     base, _ = sandbox
     key = f"ord_{uuid4().hex[:8]}:create"
-    scope = hashlib.sha256(KEY.encode()).hexdigest()[:16]
-    in_flight = f"sandbox:stripe:idem:{scope}:{key}:inflight"
+    in_flight = _in_flight(key)
     body = {"amount": "700", "currency": "usd", "payment_method": "pm_card_visa"}
     headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": key}
     async with httpx.AsyncClient(base_url=base) as http:
@@ -405,8 +404,7 @@ async def test_a_running_request_keeps_its_key_and_a_dead_one_frees_it_soon(
     ran it again), and a dead process's key answered 409 for 30 s."""
     base, _ = sandbox
     key = f"ord_{uuid4().hex[:8]}:create"
-    scope = hashlib.sha256(KEY.encode()).hexdigest()[:16]
-    in_flight = f"sandbox:stripe:idem:{scope}:{key}:inflight"
+    in_flight = _in_flight(key)
     body = {"amount": "700", "currency": "usd", "payment_method": "pm_card_visa"}
     headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": key}
     gate = asyncio.Event()
@@ -441,7 +439,7 @@ async def test_a_running_request_keeps_its_key_and_a_dead_one_frees_it_soon(
 
         # A process that took a key and died: its lease is never renewed nor freed.
         dead = f"ord_{uuid4().hex[:8]}:create"
-        dead_flight = f"sandbox:stripe:idem:{scope}:{dead}:inflight"
+        dead_flight = _in_flight(dead)
         taken = await KeyLease.take(redis, dead_flight, "fp", IN_FLIGHT_LEASE_SECONDS)
         assert isinstance(taken, KeyLease)
         retry = headers | {"Idempotency-Key": dead}
@@ -453,6 +451,12 @@ async def test_a_running_request_keeps_its_key_and_a_dead_one_frees_it_soon(
             return answer.status_code == 200
 
         await eventually(runs, within=IN_FLIGHT_LEASE_SECONDS + 5)
+
+
+def _in_flight(key: str) -> str:
+    """The Redis key of the in-flight lease of ``key`` (an Idempotency-Key) under ``KEY``."""
+    scope = hashlib.sha256(KEY.encode()).hexdigest()[:16]
+    return f"sandbox:stripe:idem:{scope}:{key}:inflight"
 
 
 async def _ttl(redis: Redis, key: str, *, above: int) -> bool:
