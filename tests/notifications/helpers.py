@@ -76,3 +76,14 @@ async def next_notification(events: AsyncIterator[SseEvent], within: float = 30)
             if event.event == "notification":
                 return event
     raise AssertionError("the stream ended")
+
+
+# Long enough for a slow machine: bounds only a stream that should end by itself (before
+# streams ended with their token, they never ended at all).
+ENDS_WITHIN = 30
+
+
+async def until_it_ends(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
+    """What the stream still sends until it ends by itself (fails if it does not)."""
+    async with asyncio.timeout(ENDS_WITHIN):
+        return [event async for event in events]

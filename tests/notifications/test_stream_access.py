@@ -23,12 +23,10 @@ from services.tokens import AccessTokens, new_session_id
 from tests.api.test_order_long_poll import move, placed_order
 from tests.factories import bearer, login, promote, register, signed_up
 from tests.live import live_api
-from tests.notifications.helpers import SseEvent, next_notification, sse_events, write
+from tests.notifications.helpers import next_notification, sse_events, until_it_ends, write
 
 # Revocation is asked this often while a stream stays open (15 s by default).
 CHECK_SECONDS = 0.2
-# Long enough for a slow machine; the old streams never ended at all.
-ENDS_WITHIN = 30
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +45,6 @@ async def http(api: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def _until_it_ends(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
-    """What the stream still sends until it ends by itself (fails if it does not)."""
-    async with asyncio.timeout(ENDS_WITHIN):
-        return [event async for event in events]
-
-
 async def test_signing_out_ends_the_notification_stream_and_a_fresh_token_resumes(
     http: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -66,7 +58,7 @@ async def test_signing_out_ends_the_notification_stream_and_a_fresh_token_resume
         assert (await next_notification(events)).id == first
         signed_out = await http.post("/api/auth/logout", headers=headers)
         assert signed_out.status_code == 204, signed_out.text
-        await _until_it_ends(events)
+        await until_it_ends(events)
 
     # The EventSource reconnects: its token is refused now.
     again = await http.get("/api/events/stream", headers=headers)
@@ -97,7 +89,7 @@ async def test_the_notification_stream_ends_when_its_token_expires(
         assert (await anext(events)).comment == "connected"
         written = await write(engine, user["id"], "While the token is good")
         assert (await next_notification(events)).id == written
-        await _until_it_ends(events)
+        await until_it_ends(events)
     expired = await http.get("/api/events/stream", headers=headers)
     assert expired.status_code == 401
     assert expired.json()["code"] == "token_expired"
@@ -117,7 +109,7 @@ async def test_signing_out_ends_an_order_stream(
         order: dict[str, Any] = opened.json()
         assert order["status"] == "pending"
         assert (await http.post("/api/auth/logout", headers=headers)).status_code == 204
-        await _until_it_ends(events)
+        await until_it_ends(events)
     assert (await http.get(url, headers=headers)).json()["code"] == "token_revoked"
 
 
@@ -142,7 +134,7 @@ async def test_a_demoted_staff_member_loses_a_customers_order_stream(
         assert (await anext(events)).json()["id"] == order_id
         assert (await anext(own_events)).json()["id"] == own_order
         await promote(engine, member["id"], Role.CUSTOMER)
-        await _until_it_ends(events)
+        await until_it_ends(events)
         # Token checks later, the stream of the member's own order still runs.
         await asyncio.sleep(CHECK_SECONDS * 5)
         await move(engine, settings, own_order, OrderStatus.RESERVED)
