@@ -161,10 +161,18 @@ def retry_after(held: HeldKey) -> int:
     return max(1, math.ceil(held.ttl_ms / 1000)) if held.ttl_ms > 0 else 1
 
 
+# Answers that carry live credentials (sign-in's tokens, a stream ticket): never stored,
+# never replayed (a replayed ticket would be one already spent, and Redis would hold it).
+_CREDENTIAL_PATHS = ("/auth/", "/events/stream-tickets")
+
+
 def applies_to(method: str, path: str, prefix: str = "/api") -> bool:
-    """Creating POSTs of the API; sign-in answers carry live tokens: never stored, never
-    replayed."""
-    return method == "POST" and path.startswith(prefix) and not path.startswith(f"{prefix}/auth/")
+    """Creating POSTs of the API, but those whose answers carry live credentials."""
+    return (
+        method == "POST"
+        and path.startswith(prefix)
+        and not any(path.startswith(prefix + p) for p in _CREDENTIAL_PATHS)
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

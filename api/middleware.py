@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context as otel_context
@@ -35,6 +36,10 @@ log = logging.getLogger("shop.access")
 
 # A client may pass its own id through (for tracing across systems) if it is sane.
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Query parameters that are credentials (a live stream's `?ticket=`, for a browser's
+# EventSource): a span's `url.query` says REDACTED instead, as OpenTelemetry's HTTP
+# conventions ask of credentials in a URL. The access log writes the path only.
+SECRET_QUERY_PARAMETERS = frozenset({"ticket"})
 
 
 def current_request_id(request: Request) -> str | None:
@@ -56,6 +61,17 @@ def fastapi_telemetry(tracing: Tracing | None) -> TelemetryConfig:
         "logs": False,
         "auto_configure": False,
     }
+
+
+def redacted_query(query_string: bytes) -> str | None:
+    """``query_string`` with the values of ``SECRET_QUERY_PARAMETERS`` replaced by
+    ``REDACTED``, or None when it holds none of them (kept as it is)."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    if not any(name in SECRET_QUERY_PARAMETERS for name, _ in pairs):
+        return None
+    return urlencode(
+        [(name, "REDACTED" if name in SECRET_QUERY_PARAMETERS else value) for name, value in pairs]
+    )
 
 
 def request_span(request: Request) -> Span:
@@ -165,6 +181,11 @@ class RequestContextMiddleware:
         span: Span
         if self.spans_made_by_fastapi:
             span = trace.get_current_span()
+            # FastAPI's span recorded the query as it came (redacting only cloud storage's
+            # signatures): a stream ticket would be exported with it.
+            query = scope.get("query_string") or b""
+            if b"ticket" in query and (redacted := redacted_query(query)) is not None:
+                span.set_attribute("url.query", redacted)
         else:
             parent = incoming_context(traceparent, tracestate) if traceparent else None
             span = unrecorded_span(parent)

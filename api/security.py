@@ -1,12 +1,14 @@
-"""Who is calling: ``CurrentUser``, ``StaffUser``, ``AdminUser`` dependency aliases."""
+"""Who is calling: ``CurrentUser``, ``StaffUser``, ``AdminUser`` dependency aliases, and
+``StreamingUser`` for the live streams (a Bearer token, or a stream ticket)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,6 +19,13 @@ from core.errors import Forbidden, Unauthenticated
 from core.notifications import Lease
 from models.users import Role, User
 from services.auth import ClientInfo
+from services.stream_tickets import (
+    InvalidStreamTicket,
+    OpenedTicket,
+    StreamTicketExpired,
+    StreamTicketUsed,
+    StreamTicketWrongStream,
+)
 from services.tokens import AccessClaims, InvalidToken, TokenExpired, TokenRevoked
 from services.users import UserNotFound, UserRepository
 
@@ -27,10 +36,19 @@ _bearer = HTTPBearer(auto_error=False, description="An access token from POST /a
 class Caller:
     user: User
     claims: AccessClaims
+    # The stream ticket a live stream was opened with (``StreamingUser``), if it was.
+    ticket: OpenedTicket | None = None
 
     @property
     def is_staff(self) -> bool:
         return Role(self.user.role).is_staff
+
+    def last_event_id(self, header: str | None) -> str | None:
+        """Where a live stream resumes: the request's ``Last-Event-ID``, else the
+        ``lastEventId`` its ticket was asked for with (a new EventSource sends none)."""
+        if header and header.strip():
+            return header
+        return self.ticket.last_event_id if self.ticket is not None else None
 
 
 async def _identify(
@@ -41,12 +59,22 @@ async def _identify(
             "send an access token as `Authorization: Bearer <token>`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    claims = state.access_tokens.decode(credentials.credentials)
+    return await _identify_claims(
+        state, session, state.access_tokens.decode(credentials.credentials)
+    )
+
+
+async def _identify_claims(
+    state: AppState,
+    session: AsyncSession,
+    claims: AccessClaims,
+    ticket: OpenedTicket | None = None,
+) -> Caller:
     await state.revocations.check(claims)
     user = await UserRepository(session).get(claims.user_id)
     if user is None:
         raise Unauthenticated("this account no longer exists", code="account_deleted")
-    return Caller(user=user, claims=claims)
+    return Caller(user=user, claims=claims, ticket=ticket)
 
 
 @raises(
@@ -74,6 +102,45 @@ async def _reading_caller(
     session (autocommit), which the endpoint shares, so a read opens no transaction (no
     ``BEGIN`` and ``ROLLBACK`` round trips: the long-poll's two per ``GET``, issue #15)."""
     return await _identify(state, session, credentials)
+
+
+StreamTicket = Annotated[
+    str | None,
+    Query(
+        description="A stream ticket from `POST /api/events/stream-tickets`, for a client "
+        "that cannot send `Authorization` (a browser's `EventSource`): this stream's path "
+        "only, first used within a minute, then by this stream's reconnects only",
+        examples=["stk_Xq3v9R0bq6kq1Ahx5T2mZcYwB8nE4uJd7fLp0sGiKoM"],
+    ),
+]
+
+
+@raises(
+    *raised_by(_caller),
+    InvalidStreamTicket,
+    StreamTicketExpired,
+    StreamTicketUsed,
+    StreamTicketWrongStream,
+)
+async def _streaming_caller(
+    request: Request,
+    state: State,
+    session: ReadSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ticket: StreamTicket = None,
+) -> Caller:
+    """The caller of a live stream: ``Authorization: Bearer``, or ``?ticket=`` (which
+    then stands for the access token that asked for it, and is held by this stream)."""
+    if ticket is None:
+        return await _identify(state, session, credentials)
+    reconnect = bool(request.headers.get("last-event-id", "").strip())
+    opened = await state.stream_tickets.redeem(ticket, request.scope["path"], reconnect=reconnect)
+    if opened.claims.expires_at <= datetime.now(UTC):
+        raise TokenExpired(
+            "the access token this stream ticket was issued for has expired; "
+            "get a new ticket with a fresh token"
+        )
+    return await _identify_claims(state, session, opened.claims, opened)
 
 
 @raises(*raised_by(_caller))
@@ -107,14 +174,19 @@ CurrentUser = Annotated[Caller, Depends(_caller)]
 # The caller of an endpoint that only reads, with ``ReadSession`` (not ``DbSession``).
 ReadingUser = Annotated[Caller, Depends(_reading_caller)]
 OptionalUser = Annotated[Caller | None, Depends(_optional_caller)]
+# The caller of a live stream (``ReadSession``): a Bearer token, or a stream ticket.
+StreamingUser = Annotated[Caller, Depends(_streaming_caller)]
 StaffUser = Annotated[Caller, Depends(_staff)]
 AdminUser = Annotated[Caller, Depends(_admin)]
 
 
 def token_optional(dependencies: Collection[object]) -> bool:
     """Whether an endpoint with these dependencies takes an access token without needing
-    one (``OptionalUser`` and no ``CurrentUser``, ``ReadingUser``, ``StaffUser`` or
-    ``AdminUser``)."""
+    one: ``OptionalUser`` and no ``CurrentUser``, ``ReadingUser``, ``StaffUser`` or
+    ``AdminUser``; or ``StreamingUser``, whose stream ticket (a declared query parameter)
+    stands in for it."""
+    if _streaming_caller in dependencies:
+        return True
     return _optional_caller in dependencies and not {_caller, _reading_caller} & set(dependencies)
 
 
@@ -130,12 +202,16 @@ def stream_lease(state: AppState, caller: Caller, *, staff_only: bool = False) -
     ``stream_token_check_seconds``). The client reconnects with a fresh token and
     ``Last-Event-ID``, and misses nothing. A ``staff_only`` stream (one the caller sees
     as staff, such as another customer's order) also ends once the caller is no longer
-    staff, asked as often: a demoted member kept it until the token expired."""
+    staff, asked as often: a demoted member kept it until the token expired. A stream
+    opened with a ticket also ends once another connection took the ticket over (one
+    stream per ticket), asked as often."""
 
     async def still_valid() -> bool:
         try:
             await state.revocations.check(caller.claims)
         except TokenRevoked:
+            return False
+        if caller.ticket is not None and not await state.stream_tickets.holds(caller.ticket):
             return False
         if not staff_only:
             return True

@@ -34,6 +34,7 @@ from services.notifications.stream import NotificationFeed
 from services.order_watch import CHANNEL as ORDER_CHANNEL
 from services.order_watch import OrderWatch
 from services.stream_slots import StreamSlots
+from services.stream_tickets import StreamTickets
 from services.tokens import AccessTokens, Revocations
 from temporal.clients import TemporalConnection, WorkflowClients
 
@@ -77,6 +78,8 @@ class AppState:
     notifications: NotificationFeed = field(init=False)
     # Each user's open live streams, counted in Redis across API processes.
     stream_slots: StreamSlots = field(init=False)
+    # Tickets that open a live stream without a header (a browser's EventSource), in Redis.
+    stream_tickets: StreamTickets = field(init=False)
 
     def __post_init__(self) -> None:
         self.read_sessions = create_read_session_factory(self.engine)
@@ -97,6 +100,7 @@ class AppState:
         self.order_changes.subscribe(CATALOG_CHANNEL, self.catalog_version)
         self.notifications = NotificationFeed(self.read_sessions)
         self.stream_slots = StreamSlots.from_settings(self.redis, self.settings)
+        self.stream_tickets = StreamTickets.from_settings(self.redis, self.settings)
         self.order_changes.subscribe(NOTIFICATION_CHANNEL, self.notifications)
         self.order_watch = OrderWatch(
             self.sessions, self.read_sessions, self.settings, self.analytics, self.order_changes

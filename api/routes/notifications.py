@@ -10,7 +10,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import DbSession, ReadSession, State, release_connection
 from api.problems import problem_responses
-from api.security import CurrentUser, ReadingUser, stream_lease
+from api.security import CurrentUser, ReadingUser, StreamingUser, stream_lease
 from core.notifications import Lease
 from models.notifications import (
     NotificationPage,
@@ -140,7 +140,7 @@ async def read_notification(
     },
 )
 async def event_stream(
-    caller: ReadingUser,
+    caller: StreamingUser,
     state: State,
     session: ReadSession,
     last_event_id: Annotated[
@@ -169,8 +169,18 @@ async def event_stream(
     and misses nothing. A `Last-Event-ID` that is no notification id is 422
     `invalid_last_event_id`. A user has at most 10 live streams open (this one and
     orders' `/events` alike, `STREAM_MAX_PER_USER`): one more is 429 `too_many_streams`
-    (close one first); a stream's slot is given back when it ends."""
-    after = resume_after(last_event_id)
+    (close one first); a stream's slot is given back when it ends.
+
+    A browser's `EventSource` cannot send `Authorization`: it opens the stream with
+    `?ticket=` from `POST /api/events/stream-tickets` instead (the ticket stands for the
+    access token that asked for it, with every rule above), and reconnects with it by
+    itself. A ticket that is unknown, expired, spent (opened a stream already, and this
+    is no reconnect: no `Last-Event-ID`) or for another stream is 401
+    `invalid_stream_ticket`, `stream_ticket_expired`, `stream_ticket_used`,
+    `stream_ticket_wrong_stream`; its token expired or revoked, `token_expired`,
+    `token_revoked`. Without `Last-Event-ID`, a ticket's `lastEventId` is where the stream
+    resumes."""
+    after = resume_after(caller.last_event_id(last_event_id))
     slot = await state.stream_slots.take(caller.user.id)
     # The stream holds no database connection; the feed reads in sessions of its own.
     await release_connection(session)

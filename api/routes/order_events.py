@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import DbSession, State, release_connection
+from api.deps import ReadSession, State, release_connection
 from api.problems import problem_responses
 from api.routes.orders import order_service, visible_order
-from api.security import CurrentUser, stream_lease
+from api.security import StreamingUser, stream_lease
 from core.notifications import Lease
 from services.order_repository import OrderNotFound
 from services.order_watch import OrderWatch, is_settled, order_etag
@@ -48,9 +48,9 @@ STREAM_EXAMPLE = (
 )
 async def order_events(
     order_id: str,
-    caller: CurrentUser,
+    caller: StreamingUser,
     state: State,
-    session: DbSession,
+    session: ReadSession,
     last_event_id: Annotated[
         str | None,
         Header(
@@ -73,11 +73,19 @@ async def order_events(
     caller is no longer staff (noticed within 15 s): reconnect with a fresh token and
     `Last-Event-ID`. A user has at most 10 live streams open (this one and
     `/api/events/stream` alike, `STREAM_MAX_PER_USER`): one more is 429
-    `too_many_streams` (close one first)."""
+    `too_many_streams` (close one first).
+
+    A browser's `EventSource`, which cannot send `Authorization`, opens it with
+    `?ticket=` from `POST /api/events/stream-tickets` (for this order's path) instead,
+    and reconnects with it by itself; the ticket's errors are as at
+    `GET /api/events/stream`, and without `Last-Event-ID` its `lastEventId` is where the
+    stream resumes."""
+    # Reads only, in autocommit, as GET /api/orders/{id} does.
     service = order_service(state, session)
     order = await visible_order(service, order_id, caller)
     public = await service.public(order)
-    last = f'"{last_event_id.strip().strip(chr(34))}"' if last_event_id else None
+    resume = caller.last_event_id(last_event_id)
+    last = f'"{resume.strip().strip(chr(34))}"' if resume else None
     if is_settled(public) and order_etag(public) == last:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     slot = await state.stream_slots.take(caller.user.id)

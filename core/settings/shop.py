@@ -96,6 +96,10 @@ class ShopSettings(StackSettings):
     # died) this long after its last renewal (renewed every third of it).
     stream_max_per_user: int = Field(default=10, ge=1)
     stream_slot_ttl_seconds: float = Field(default=60.0, gt=0)
+    # A stream ticket (POST /api/events/stream-tickets, for a browser's EventSource) must
+    # open its stream this soon after it is issued; its stream's reconnects then use it
+    # for as long as the access token that asked for it lives.
+    stream_ticket_ttl_seconds: float = Field(default=60.0, gt=0, le=600)
 
     @field_validator("return_auto_approve_reasons")
     @classmethod

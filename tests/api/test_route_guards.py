@@ -84,6 +84,7 @@ CUSTOMER = frozenset(
         "POST /api/notifications/read-all",
         "POST /api/notifications/{notification_id}/read",
         "GET /api/events/stream",
+        "POST /api/events/stream-tickets",
     }
 )
 # The providers' stand-ins: never mounted in production or beside the real provider
@@ -91,7 +92,7 @@ CUSTOMER = frozenset(
 SANDBOX_PREFIX = "/_sandbox/"
 
 _STAFF_GUARDS = {security._staff: "staff_only", security._admin: "admin_only"}
-_SIGNED_IN = {security._caller, security._reading_caller}
+_SIGNED_IN = {security._caller, security._reading_caller, security._streaming_caller}
 
 
 def _guard(operation: Operation) -> str | None:

@@ -193,3 +193,33 @@ async def test_with_an_exporter_sql_and_redis_calls_are_spans_under_the_request(
     assert all(s.parent_span_id for s in spans if "db.system" in s.attributes), [
         (s.name, s.attributes) for s in spans if not s.parent_span_id
     ]
+
+
+async def test_a_stream_ticket_is_neither_logged_nor_exported(
+    settings: Settings,
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]],
+    receiver: OtlpReceiver,
+    log_lines: list[dict[str, object]],
+) -> None:
+    """A ticket travels in the URL (a browser's EventSource sends no header): the access
+    log writes the path only, and the span's ``url.query`` had it as it came."""
+    overrides = {"otel_exporter_otlp_endpoint": receiver.endpoint}
+    http = await make_client(**overrides)
+    ticket = "stk_" + "Q" * 43
+    response = await http.get(
+        "/api/events/stream",
+        params={"ticket": ticket, "x": "kept"},
+        headers={"traceparent": TRACEPARENT},
+    )
+    assert response.status_code == 401, response.text
+    assert ticket not in response.text
+    tracing = tracing_for(_traced(settings, **overrides), ProcessRole.API)
+    assert tracing is not None
+    assert tracing.flush()
+    spans = receiver.received()
+    span = next(s for s in spans if s.name == "GET /api/events/stream")
+    assert span.attributes["url.query"] == "ticket=REDACTED&x=kept"
+    assert ticket not in json.dumps([s.attributes for s in spans])
+    logged = json.dumps(log_lines)
+    assert "GET /api/events/stream 401" in logged, log_lines
+    assert ticket not in logged
