@@ -24,7 +24,7 @@ from api.idempotency import NOTHING_RAN
 from api.middleware import current_request_id, request_span
 from api.problems import problem_response
 from api.unknown_fields import UNKNOWN_FIELD, suggestion
-from core.errors import DependencyUnavailable, ShopError, UnsupportedMediaType
+from core.errors import DependencyUnavailable, ShopError, UnsupportedMediaType, ValueOutOfRange
 from models.base import UNION_TAG_MARK
 
 log = logging.getLogger(__name__)
@@ -201,13 +201,9 @@ async def _data_error(request: Request, exc: Exception) -> Response:
     # A value the database cannot hold (a number out of range, say) is the client's
     # mistake: validation bounds catch most, this catches the rest without a 500.
     log.info("value refused by the database: %s", exc)
-    return problem_response(
-        status=HTTPStatus.UNPROCESSABLE_ENTITY,
-        code="invalid_value",
-        title="A value is out of range",
-        detail="a value in the request is out of the range this field accepts",
-        instance=request.url.path,
-        request_id=current_request_id(request),
+    return await _shop_error(
+        request,
+        ValueOutOfRange("a value in the request is out of the range this field accepts"),
     )
 
 

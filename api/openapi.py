@@ -38,13 +38,19 @@ from api.problems import (
 )
 from api.security import token_optional
 from api.unknown_fields import UNKNOWN_FIELD, refuses_unknown_fields
-from core.errors import PayloadTooLarge, ShopError, UnsupportedMediaType, ValidationFailed
+from core.errors import (
+    PayloadTooLarge,
+    ShopError,
+    UnsupportedMediaType,
+    ValidationFailed,
+    ValueOutOfRange,
+)
 
 # Any operation: a NUL character in the path or query (api/guards.py).
 ANY_REQUEST: tuple[ProblemSpec, ...] = (ValidationFailed,)
 # Any operation with input: the request does not match its schema, or a value passes the
 # schema but not the database (a number out of a column's range).
-INVALID_INPUT: tuple[ProblemSpec, ...] = (ValidationFailed, (ValidationFailed, "invalid_value"))
+INVALID_INPUT: tuple[ProblemSpec, ...] = (ValidationFailed, ValueOutOfRange)
 # A body that cannot be read (not UTF-8, say) or is over MAX_BODY_BYTES (api/guards.py);
 # one that is not JSON answers 422 validation_error.
 UNREADABLE_BODY: tuple[ProblemSpec, ...] = (

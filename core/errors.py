@@ -47,6 +47,16 @@ class ValidationFailed(ShopError):
     title = "The request is not valid"
 
 
+class ValueOutOfRange(ShopError):
+    """A value (or a sum it makes: stock on hand plus a receipt) past what its column
+    holds. Refused before anything is written; in a worker, a non-retryable failure of
+    this type instead of an activity retried forever on the database's overflow."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "invalid_value"
+    title = "A value is out of range"
+
+
 class Unauthenticated(ShopError):
     status = HTTPStatus.UNAUTHORIZED
     code = "unauthenticated"

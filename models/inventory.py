@@ -51,6 +51,10 @@ class PurchaseOrderStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# The most stock a product holds: on_hand and reserved are PostgreSQL integers.
+MAX_STOCK = 2_147_483_647
+
+
 class StockLevel(SQLModel, table=True):
     __tablename__ = "stock_levels"
     __table_args__ = (

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, text, update
+from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,6 +17,7 @@ from core.outbox import publish
 from models.base import utcnow
 from models.catalog import Product
 from models.inventory import (
+    MAX_STOCK,
     MovementKind,
     PurchaseOrder,
     PurchaseOrderStatus,
@@ -111,12 +112,18 @@ class StockRepository:
         guard_available: int | None = None,
     ) -> bool:
         """Apply deltas atomically; with ``guard_available``, only if at least that much is
-        available. False (and nothing changed) when a guard or constraint refuses."""
+        available. False (and nothing changed) when a guard or constraint refuses, or
+        when the stock would pass what its integer columns hold (``overflows`` tells):
+        the sums are checked as bigints, so PostgreSQL's integer overflow never aborts
+        the transaction."""
+        new_on_hand = cast(ON_HAND, BigInteger) + on_hand
+        new_reserved = cast(RESERVED, BigInteger) + reserved
         conditions: list[ColumnElement[bool]] = [
             col(StockLevel.product_id) == product_id,
-            ON_HAND + on_hand >= 0,
-            RESERVED + reserved >= 0,
-            RESERVED + reserved <= ON_HAND + on_hand,
+            new_on_hand >= 0,
+            new_on_hand <= MAX_STOCK,
+            new_reserved >= 0,
+            new_reserved <= new_on_hand,
         ]
         if guard_available is not None:
             conditions.append(guard_available <= AVAILABLE)
@@ -135,6 +142,16 @@ class StockRepository:
             # stock row's lock, so this product's events commit in seq order.
             await publish(self.session, EventType.PRODUCT_CHANGED, product_id, {"reason": "stock"})
         return True
+
+    async def overflows(self, product_id: str, *, on_hand: int) -> bool:
+        """Would adding ``on_hand`` pass the most stock a row holds (``MAX_STOCK``)? Asked
+        after ``change`` refused, to tell that from too little stock."""
+        row = (
+            await self.session.exec(
+                select(StockLevel.on_hand).where(col(StockLevel.product_id) == product_id)
+            )
+        ).first()
+        return (row or 0) + on_hand > MAX_STOCK
 
     def record(
         self,

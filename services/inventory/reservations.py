@@ -182,7 +182,11 @@ class ReservationService:
             order_id, ReservationStatus.COMMITTED, ReservationStatus.RETURNED
         )
         for product_id, quantity in returned:
-            await self.stock.change(product_id, on_hand=quantity)
+            if not await self.stock.change(product_id, on_hand=quantity):
+                # A stock topped up meanwhile to nearly the most a product holds takes no
+                # units back: 422 invalid_value, and the caller's transaction (the whole
+                # undo) rolls back.
+                await self.stock_service.refuse_overflow(product_id, quantity)
             self.stock.record(
                 product_id,
                 MovementKind.RETURN,

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import Conflict
+from core.errors import Conflict, ValueOutOfRange
 from core.events import EventType
 from core.outbox import publish
-from models.inventory import MovementKind, StockMovement
+from models.inventory import MAX_STOCK, MovementKind, StockMovement
 from services.catalog.errors import ProductNotFound
 from services.inventory.repositories import Stock, StockRepository
 
@@ -54,10 +54,13 @@ class StockService:
         reference: str | None = None,
     ) -> Stock:
         """Add (or, negative, remove) stock; 409 and no change if it would go below what
-        is on hand and not reserved."""
+        is on hand and not reserved, 422 ``invalid_value`` and no change if it would pass
+        the most a product holds (a receipt onto nearly full stock: in a worker, a
+        non-retryable failure, not an overflow retried forever)."""
         stock = await self.get(product_id)
         await self.stock.ensure_rows([product_id])
         if not await self.stock.change(product_id, on_hand=delta):
+            await self.refuse_overflow(product_id, delta)
             raise InsufficientStock(
                 f"removing {-delta} would leave negative or less than the reserved stock "
                 f"(on hand {stock.on_hand}, reserved {stock.reserved})",
@@ -67,6 +70,17 @@ class StockService:
         self.stock.record(product_id, kind, on_hand=delta, reason=reason, reference=reference)
         await self.after_change(product_id)
         return await self.get(product_id)
+
+    async def refuse_overflow(self, product_id: str, delta: int) -> None:
+        """After ``change`` refused: 422 ``invalid_value`` if adding ``delta`` would pass
+        the most stock a product holds (``MAX_STOCK``)."""
+        if delta > 0 and await self.stock.overflows(product_id, on_hand=delta):
+            raise ValueOutOfRange(
+                f"adding {delta} to the stock of {product_id} would pass the most a product "
+                f"holds ({MAX_STOCK:,})",
+                productId=product_id,
+                limit=MAX_STOCK,
+            )
 
     async def after_change(self, product_id: str) -> None:
         """``inventory.low_stock`` once per crossing; re-arm when stock climbs back."""

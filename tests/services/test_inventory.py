@@ -12,12 +12,14 @@ from sqlmodel import col, func, select
 
 from activities.inventory import InventoryActivities, SweepInput
 from core.db import SessionFactory, create_session_factory, transaction
-from core.errors import ShopError
+from core.errors import ShopError, ValueOutOfRange
 from models.catalog import ProductCreate, ProductUpdate
 from models.inventory import (
+    MAX_STOCK,
     PurchaseOrder,
     PurchaseOrderStatus,
     ReservationLine,
+    ReservationStatus,
     StockLevel,
     StockMovement,
 )
@@ -165,6 +167,42 @@ async def test_reserve_release_and_commit_are_idempotent(sessions: SessionFactor
     assert await _stock(sessions, product) == (1, 0, 1)  # sold
     async with transaction(sessions) as session:
         assert await ReservationService(session).release("ord_idem_2") == 0  # sold stays sold
+    await _ledger_adds_up(sessions, product)
+
+
+async def test_stock_past_the_most_a_product_holds_is_refused_typed_and_changes_nothing(
+    sessions: SessionFactory,
+) -> None:
+    """on_hand is a PostgreSQL integer: a receipt onto nearly full stock, or a sale undone
+    after staff topped it up, overflowed it in the database's own arithmetic. The
+    database's error, which a worker (a return's receipt, an order's undo) retried
+    forever. Now ``ValueOutOfRange`` (422 ``invalid_value``; in a worker, non-retryable
+    where the step raises business errors), checked as bigints so the transaction is not
+    aborted, and nothing changed."""
+    product = await _product(sessions, stock=6)
+    assert await _reserve(sessions, "ord_full_1", {product: 5})
+    async with transaction(sessions) as session:
+        await ReservationService(session).commit("ord_full_1")
+        await StockService(session).adjust(product, MAX_STOCK - 3, "a huge delivery")
+    assert await _stock(sessions, product) == (MAX_STOCK - 2, 0, MAX_STOCK - 2)
+
+    with pytest.raises(ValueOutOfRange) as receipt:
+        async with transaction(sessions) as session:
+            await StockService(session).adjust(product, 3, "one more box")
+    assert receipt.value.extra == {"productId": product, "limit": MAX_STOCK}
+    with pytest.raises(ValueOutOfRange):
+        async with transaction(sessions) as session:
+            await ReservationService(session).restock("ord_full_1")
+    assert await _stock(sessions, product) == (MAX_STOCK - 2, 0, MAX_STOCK - 2)
+    async with sessions() as session:
+        held = await ReservationService(session).reservations("ord_full_1")
+    assert [r.status for r in held] == [ReservationStatus.COMMITTED]
+
+    # What fits goes through, up to the most a product holds.
+    async with transaction(sessions) as session:
+        await StockService(session).adjust(product, -3, "miscounted")
+        assert await ReservationService(session).restock("ord_full_1") == 1
+    assert await _stock(sessions, product) == (MAX_STOCK, 0, MAX_STOCK)
     await _ledger_adds_up(sessions, product)
 
 
