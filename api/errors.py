@@ -25,7 +25,7 @@ from api.middleware import current_request_id, request_span
 from api.problems import problem_response
 from api.unknown_fields import UNKNOWN_FIELD, suggestion
 from core.errors import DependencyUnavailable, ShopError, UnsupportedMediaType, ValueOutOfRange
-from models.base import UNION_TAG_MARK
+from models.base import CONTROL_CHARACTER, UNION_TAG_MARK
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,11 @@ _HTTP_CODES = {
 }
 
 
-# Pydantic's own error types; any other type was raised by one of our validators as a
+# Pydantic's own error types, and ours that say a value is malformed as they do (text a
+# person typed with a control character in it: models.base.SingleLineText): the code stays
+# ``validation_error``. Any other type was raised by one of our validators as a
 # ``PydanticCustomError`` whose type is a stable code (e.g. ``invalid_payment_method``).
-_PYDANTIC_ERROR_TYPES = frozenset(typing.get_args(ErrorType))
+_MALFORMED = frozenset(typing.get_args(ErrorType)) | {CONTROL_CHARACTER}
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -160,7 +162,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
             [f"unknown field {e['field']}: {e['message']}" for e in unknown]
             + [f"{e['field']}: {e['message']}" for e in errors if e not in unknown]
         )
-    elif len(kinds) == 1 and not kinds <= _PYDANTIC_ERROR_TYPES:
+    elif len(kinds) == 1 and not kinds <= _MALFORMED:
         # One domain rule broken: its own code, and its message as the detail.
         code = kinds.pop()
         detail = "; ".join(dict.fromkeys(f"{e['field']}: {e['message']}" for e in errors))

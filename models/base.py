@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Tag
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Tag,
+)
 from pydantic import Field as PydanticField
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
@@ -126,6 +135,64 @@ Email = Annotated[
     AfterValidator(_local_part_fits),
     PydanticField(max_length=EMAIL_MAX_LENGTH, examples=["ada@example.com"]),
 ]
+
+
+# Text a person typed (a name, an address, a review): no control characters and no
+# bidirectional formatting characters. An override (U+202A to U+202E) or isolate (U+2066
+# to U+2069) makes what follows display reversed in staff tools and emails ("Trojan
+# source"-style spoofing: a product or a shopper's name that reads as another), and a C0
+# or C1 control has no place in a name. A tab is white space (names collapse it); a
+# newline, only where the field is several lines of text (``MultilineText``). NUL is
+# refused before any of this, for every field (api/guards.py). Request fields only:
+# answers, events and workflow inputs keep ``str``, so rows written before still read.
+CONTROL_CHARACTER = "control_character"
+_BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+_ONE_LINE_FORBIDDEN = re.compile(f"[\x00-\x08\x0a-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+_MULTILINE_FORBIDDEN = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+
+
+_CONTROL_NAMES = {"\n": "LINE FEED", "\r": "CARRIAGE RETURN"}
+
+
+def _refuse_controls(forbidden: re.Pattern[str], what: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        found = forbidden.search(value)
+        if found is None:
+            return value
+        char = found.group()
+        name = _CONTROL_NAMES.get(char) or unicodedata.name(char, "a control character")
+        raise PydanticCustomError(
+            CONTROL_CHARACTER,
+            "must be {what}; found U+{code} ({name}) at character {position}",
+            {
+                "what": what,
+                "code": f"{ord(char):04X}",
+                "name": name,
+                "position": found.start() + 1,
+            },
+        )
+
+    return check
+
+
+# One line: a name, a title, a code, a part of an address.
+ONE_LINE_TEXT = AfterValidator(
+    _refuse_controls(
+        _ONE_LINE_FORBIDDEN,
+        "one line of text without control characters or bidirectional overrides",
+    )
+)
+# Several lines (a description, a review, a note): newlines (LF, CRLF) and tabs too.
+MULTILINE_TEXT = AfterValidator(
+    _refuse_controls(
+        _MULTILINE_FORBIDDEN,
+        "text without control characters (but newlines and tabs) or bidirectional overrides",
+    )
+)
+# The types; a field with constraints of its own that change the text (strip_whitespace)
+# puts the check after them: ``Annotated[str, StringConstraints(...), MULTILINE_TEXT]``.
+SingleLineText = Annotated[str, ONE_LINE_TEXT]
+MultilineText = Annotated[str, MULTILINE_TEXT]
 
 
 # A tagged union's tag shows in a validation error's location ("body", tag, field, ...):

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, RequestModel, created_at_field, updated_at_field
+from models.base import CamelModel, RequestModel, SingleLineText, created_at_field, updated_at_field
 
 
 class CartStatus(StrEnum):
@@ -111,7 +111,7 @@ class CartItemUpdate(RequestModel):
 
 
 class CouponApply(RequestModel):
-    code: str = PydanticField(min_length=1, max_length=64, examples=["WELCOME10"])
+    code: SingleLineText = PydanticField(min_length=1, max_length=64, examples=["WELCOME10"])
 
 
 class CartLine(CamelModel):

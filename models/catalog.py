@@ -23,7 +23,16 @@ from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
 from core.money import MoneyError, price_currency
-from models.base import CamelModel, Page, RequestModel, created_at_field, one_line, updated_at_field
+from models.base import (
+    CamelModel,
+    MultilineText,
+    Page,
+    RequestModel,
+    SingleLineText,
+    created_at_field,
+    one_line,
+    updated_at_field,
+)
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
@@ -153,7 +162,7 @@ class Review(SQLModel, table=True):
 
 
 class CategoryCreate(RequestModel):
-    name: str = PydanticField(min_length=1, max_length=120, examples=["Headphones"])
+    name: SingleLineText = PydanticField(min_length=1, max_length=120, examples=["Headphones"])
     slug: str = PydanticField(
         min_length=1, max_length=120, pattern=SLUG_PATTERN, examples=["headphones"]
     )
@@ -174,8 +183,10 @@ class ProductFields(RequestModel):
     sku: str = PydanticField(
         min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", examples=["HP-WL-100"]
     )
-    name: str = PydanticField(min_length=1, max_length=200, examples=["Wireless Headphones"])
-    description: str = PydanticField(default="", max_length=20_000)
+    name: SingleLineText = PydanticField(
+        min_length=1, max_length=200, examples=["Wireless Headphones"]
+    )
+    description: MultilineText = PydanticField(default="", max_length=20_000)
     category_id: str | None = None
     price: StrictInt = PydanticField(
         ge=0, le=MAX_AMOUNT, description="Minor units", examples=[9999]
@@ -208,9 +219,9 @@ class ProductUpdate(RequestModel):
     sku: str | None = PydanticField(
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$"
     )
-    name: str | None = PydanticField(default=None, min_length=1, max_length=200)
+    name: SingleLineText | None = PydanticField(default=None, min_length=1, max_length=200)
     slug: str | None = PydanticField(default=None, max_length=220, pattern=SLUG_PATTERN)
-    description: str | None = PydanticField(default=None, max_length=20_000)
+    description: MultilineText | None = PydanticField(default=None, max_length=20_000)
     category_id: str | None = None
     price: StrictInt | None = PydanticField(default=None, ge=0, le=MAX_AMOUNT)
     currency: str | None = PydanticField(default=None, min_length=3, max_length=3)
@@ -272,8 +283,8 @@ class ProductPage(Page[ProductPublic]):
 
 class ReviewCreate(RequestModel):
     rating: StrictInt = PydanticField(ge=1, le=5)
-    title: str = PydanticField(min_length=1, max_length=200)
-    body: str = PydanticField(min_length=1, max_length=10_000)
+    title: SingleLineText = PydanticField(min_length=1, max_length=200)
+    body: MultilineText = PydanticField(min_length=1, max_length=10_000)
 
     _title = field_validator("title")(one_line)
 

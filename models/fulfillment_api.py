@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import Field as PydanticField
 
-from models.base import CamelModel, RequestModel
+from models.base import CamelModel, MultilineText, RequestModel
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from models.orders import ShippingAddress
 from models.shipment_views import (
@@ -34,11 +34,15 @@ class ShipmentCreate(RequestModel):
 
 
 class FulfillmentHold(RequestModel):
-    reason: str = PydanticField(min_length=1, max_length=500, examples=["address to confirm"])
+    reason: MultilineText = PydanticField(
+        min_length=1, max_length=500, examples=["address to confirm"]
+    )
 
 
 class FulfillmentCancel(RequestModel):
-    reason: str | None = PydanticField(default=None, max_length=500, examples=["out of stock"])
+    reason: MultilineText | None = PydanticField(
+        default=None, max_length=500, examples=["out of stock"]
+    )
 
 
 # --- staff views ------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, RequestModel, created_at_field, updated_at_field
+from models.base import CamelModel, MultilineText, RequestModel, created_at_field, updated_at_field
 
 
 class MovementKind(StrEnum):
@@ -173,7 +173,7 @@ class InventoryPublic(StockPublic):
 
 class StockAdjustment(RequestModel):
     delta: StrictInt = PydanticField(ge=-1_000_000, le=1_000_000, examples=[25])
-    reason: str = PydanticField(min_length=1, max_length=500, examples=["cycle count"])
+    reason: MultilineText = PydanticField(min_length=1, max_length=500, examples=["cycle count"])
 
 
 class PurchaseOrderPublic(CamelModel):

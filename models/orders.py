@@ -27,7 +27,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, RequestModel, created_at_field, updated_at_field
+from models.base import (
+    CamelModel,
+    MultilineText,
+    RequestModel,
+    SingleLineText,
+    created_at_field,
+    updated_at_field,
+)
 from models.quotes import Destination
 from models.shipment_views import OrderShipment
 
@@ -254,13 +261,17 @@ class PaymentEvent(SQLModel, table=True):
 class ShippingAddressIn(RequestModel):
     """The seed's address (street/city/state/zip); country defaults to US."""
 
-    name: str | None = PydanticField(default=None, max_length=200, examples=["Ada Lovelace"])
-    street: str = PydanticField(min_length=1, max_length=300, examples=["123 Main St"])
-    city: str = PydanticField(min_length=1, max_length=120, examples=["Boston"])
-    state: str | None = PydanticField(default=None, max_length=120, examples=["MA"])
-    zip: str = PydanticField(min_length=1, max_length=20, examples=["02101"])
-    country: str = PydanticField(default="US", min_length=2, max_length=2, examples=["US"])
-    phone: str | None = PydanticField(default=None, max_length=32)
+    name: SingleLineText | None = PydanticField(
+        default=None, max_length=200, examples=["Ada Lovelace"]
+    )
+    street: SingleLineText = PydanticField(min_length=1, max_length=300, examples=["123 Main St"])
+    city: SingleLineText = PydanticField(min_length=1, max_length=120, examples=["Boston"])
+    state: SingleLineText | None = PydanticField(default=None, max_length=120, examples=["MA"])
+    zip: SingleLineText = PydanticField(min_length=1, max_length=20, examples=["02101"])
+    country: SingleLineText = PydanticField(
+        default="US", min_length=2, max_length=2, examples=["US"]
+    )
+    phone: SingleLineText | None = PydanticField(default=None, max_length=32)
 
 
 class ShippingAddress(CamelModel):
@@ -337,7 +348,9 @@ class OrderCreate(RequestModel):
 
 
 class OrderCancel(RequestModel):
-    reason: str | None = PydanticField(default=None, max_length=500, examples=["changed my mind"])
+    reason: MultilineText | None = PydanticField(
+        default=None, max_length=500, examples=["changed my mind"]
+    )
 
 
 class RefundCreate(RequestModel):
@@ -348,7 +361,9 @@ class RefundCreate(RequestModel):
         examples=[1200],
         description="Minor units; omit to refund everything still captured",
     )
-    reason: str | None = PydanticField(default=None, max_length=500, examples=["damaged item"])
+    reason: MultilineText | None = PydanticField(
+        default=None, max_length=500, examples=["damaged item"]
+    )
 
 
 class LineSnapshot(BaseModel):

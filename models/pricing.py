@@ -14,7 +14,14 @@ from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
 from core.money import MoneyError, price_currency
-from models.base import CamelModel, IsoDatetime, RequestModel, created_at_field, updated_at_field
+from models.base import (
+    CamelModel,
+    IsoDatetime,
+    RequestModel,
+    SingleLineText,
+    created_at_field,
+    updated_at_field,
+)
 
 
 class DiscountKind(StrEnum):
@@ -122,7 +129,9 @@ class _Value(RequestModel):
 
 
 class DiscountCreate(_Value):
-    name: str = PydanticField(min_length=1, max_length=200, examples=["Summer audio sale"])
+    name: SingleLineText = PydanticField(
+        min_length=1, max_length=200, examples=["Summer audio sale"]
+    )
     product_id: str | None = None
     category_id: str | None = None
     starts_at: IsoDatetime
@@ -200,7 +209,7 @@ class CouponPublic(CamelModel):
 
 
 class CouponCheck(RequestModel):
-    code: str = PydanticField(min_length=1, max_length=64)
+    code: SingleLineText = PydanticField(min_length=1, max_length=64)
     subtotal: StrictInt = PydanticField(ge=0, le=2_147_483_647, description="Minor units")
     currency: str = PydanticField(default="USD", min_length=3, max_length=3)
 

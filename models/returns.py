@@ -15,7 +15,15 @@ from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, Str
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, RequestModel, created_at_field, one_of, updated_at_field
+from models.base import (
+    MULTILINE_TEXT,
+    CamelModel,
+    MultilineText,
+    RequestModel,
+    created_at_field,
+    one_of,
+    updated_at_field,
+)
 from models.catalog import MAX_AMOUNT
 
 
@@ -149,12 +157,14 @@ class ReturnLineCreate(RequestModel):
 class ReturnCreate(RequestModel):
     lines: list[ReturnLineCreate] = PydanticField(min_length=1, max_length=100)
     reason: ReturnReason
-    note: str | None = PydanticField(default=None, max_length=1000)
+    note: MultilineText | None = PydanticField(default=None, max_length=1000)
 
 
 # Staff's words on a decision (a decline's reason, a settlement's note): something to
 # read, so blank is refused at the edge (422), not left to the workflow's validator (a 409).
-StaffText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+StaffText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), MULTILINE_TEXT
+]
 
 
 class ReturnDecline(RequestModel):

@@ -15,6 +15,7 @@ from models.base import (
     CamelModel,
     Email,
     RequestModel,
+    SingleLineText,
     created_at_field,
     one_line,
     updated_at_field,
@@ -118,7 +119,7 @@ class UserCreate(RequestModel):
     password: str = PydanticField(
         min_length=1, max_length=1024, examples=["violet tangerine orbit lamp 42"]
     )
-    name: str = PydanticField(min_length=1, max_length=200, examples=["Ada Lovelace"])
+    name: SingleLineText = PydanticField(min_length=1, max_length=200, examples=["Ada Lovelace"])
 
     _name = field_validator("name")(one_line)
 
@@ -126,7 +127,7 @@ class UserCreate(RequestModel):
 class UserUpdate(RequestModel):
     """Fields a user may change. A password change needs the current password."""
 
-    name: str | None = PydanticField(default=None, min_length=1, max_length=200)
+    name: SingleLineText | None = PydanticField(default=None, min_length=1, max_length=200)
     email: Email | None = None
     password: str | None = PydanticField(default=None, min_length=1, max_length=1024)
     current_password: str | None = PydanticField(default=None, max_length=256)
@@ -137,7 +138,7 @@ class UserUpdate(RequestModel):
 class UserReplace(UserUpdate):
     """PUT: the whole editable profile."""
 
-    name: str = PydanticField(min_length=1, max_length=200)
+    name: SingleLineText = PydanticField(min_length=1, max_length=200)
     email: Email
 
 
@@ -167,15 +168,17 @@ class UserPublic(CamelModel):
 
 
 class AddressFields(CamelModel):
-    name: str = PydanticField(min_length=1, max_length=200, examples=["Ada Lovelace"])
-    street: str = PydanticField(min_length=1, max_length=300, examples=["123 Main St"])
-    city: str = PydanticField(min_length=1, max_length=120, examples=["Boston"])
-    state: str | None = PydanticField(default=None, max_length=120, examples=["MA"])
-    zip: str = PydanticField(min_length=1, max_length=20, examples=["02101"])
-    country: str = PydanticField(
+    name: SingleLineText = PydanticField(min_length=1, max_length=200, examples=["Ada Lovelace"])
+    street: SingleLineText = PydanticField(min_length=1, max_length=300, examples=["123 Main St"])
+    city: SingleLineText = PydanticField(min_length=1, max_length=120, examples=["Boston"])
+    state: SingleLineText | None = PydanticField(default=None, max_length=120, examples=["MA"])
+    zip: SingleLineText = PydanticField(min_length=1, max_length=20, examples=["02101"])
+    country: SingleLineText = PydanticField(
         min_length=2, max_length=2, examples=["US"], description="ISO 3166-1 alpha-2"
     )
-    phone: str | None = PydanticField(default=None, max_length=32, examples=["+1 617 555 0100"])
+    phone: SingleLineText | None = PydanticField(
+        default=None, max_length=32, examples=["+1 617 555 0100"]
+    )
     is_default_shipping: StrictBool = False
     is_default_billing: StrictBool = False
 
@@ -185,13 +188,13 @@ class AddressCreate(AddressFields, RequestModel):
 
 
 class AddressUpdate(RequestModel):
-    name: str | None = PydanticField(default=None, min_length=1, max_length=200)
-    street: str | None = PydanticField(default=None, min_length=1, max_length=300)
-    city: str | None = PydanticField(default=None, min_length=1, max_length=120)
-    state: str | None = PydanticField(default=None, max_length=120)
-    zip: str | None = PydanticField(default=None, min_length=1, max_length=20)
-    country: str | None = PydanticField(default=None, min_length=2, max_length=2)
-    phone: str | None = PydanticField(default=None, max_length=32)
+    name: SingleLineText | None = PydanticField(default=None, min_length=1, max_length=200)
+    street: SingleLineText | None = PydanticField(default=None, min_length=1, max_length=300)
+    city: SingleLineText | None = PydanticField(default=None, min_length=1, max_length=120)
+    state: SingleLineText | None = PydanticField(default=None, max_length=120)
+    zip: SingleLineText | None = PydanticField(default=None, min_length=1, max_length=20)
+    country: SingleLineText | None = PydanticField(default=None, min_length=2, max_length=2)
+    phone: SingleLineText | None = PydanticField(default=None, max_length=32)
     is_default_shipping: StrictBool | None = None
     is_default_billing: StrictBool | None = None
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from core.ids import IdPrefix, new_id
-from models.base import CamelModel, RequestModel, created_at_field, updated_at_field
+from models.base import CamelModel, MultilineText, RequestModel, created_at_field, updated_at_field
 
 # An endpoint taking every event type.
 ALL_EVENTS = "*"
@@ -70,7 +70,9 @@ class WebhookEndpointCreate(RequestModel):
         description='`["*"]` for every event, or a list of event types',
         examples=[["order.created", "order.cancelled"]],
     )
-    description: str = PydanticField(default="", max_length=500, examples=["ERP order sync"])
+    description: MultilineText = PydanticField(
+        default="", max_length=500, examples=["ERP order sync"]
+    )
     enabled: StrictBool = True
 
 
@@ -81,7 +83,7 @@ class WebhookEndpointUpdate(RequestModel):
     event_types: list[str] | None = PydanticField(
         default=None, min_length=1, max_length=MAX_EVENT_TYPES
     )
-    description: str | None = PydanticField(default=None, max_length=500)
+    description: MultilineText | None = PydanticField(default=None, max_length=500)
     enabled: StrictBool | None = None
 
 
