@@ -48,6 +48,9 @@ _HTTP_CODES = {
 # ``validation_error``. Any other type was raised by one of our validators as a
 # ``PydanticCustomError`` whose type is a stable code (e.g. ``invalid_payment_method``).
 _MALFORMED = frozenset(typing.get_args(ErrorType)) | {CONTROL_CHARACTER}
+# Pydantic asks for an object in Python's words ("a valid dictionary or object to extract
+# fields from", or "... instance of ShippingAddressIn", a class of ours): JSON's instead.
+_OBJECT_EXPECTED = frozenset({"model_type", "model_attributes_type", "dataclass_type"})
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -109,7 +112,9 @@ def _error_entry(request: Request, err: Mapping[str, Any]) -> dict[str, str]:
         "message": err.get("msg", "invalid"),
         "type": err.get("type", "value_error"),
     }
-    if entry["type"] == "extra_forbidden":
+    if entry["type"] in _OBJECT_EXPECTED:
+        entry["message"] = "Input should be an object"
+    elif entry["type"] == "extra_forbidden":
         # A field the body's model does not have (models.base.RequestModel): named as
         # sent, with the field it was probably meant to be.
         entry["type"] = UNKNOWN_FIELD

@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from models.analytics import EVENT_NAME
-from models.base import CamelModel, IsoDatetime, RequestModel, union_tag
+from models.base import CamelModel, IsoDatetime, RequestModel, UnionError, union_tag
 
 # The seed's events (recorded by the shop itself, or sent by clients) and custom ones.
 # Recorded by the shop in the transaction that makes them true (a cart line, an order, a
@@ -31,7 +31,15 @@ ANONYMOUS_ID = r"^[A-Za-z0-9_.:-]{1,100}$"
 
 # Finite numbers only: JSON (and a JSONB column) has no Infinity or NaN.
 Scalar = StrictBool | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | str | None
-PropertyValue = Scalar | list[Scalar]
+INVALID_PROPERTY_VALUE = "invalid_property_value"
+# One error naming the property (``properties.level``), not one per member of the union.
+PropertyValue = Annotated[
+    Scalar | list[Scalar],
+    UnionError(
+        INVALID_PROPERTY_VALUE,
+        "a property is a string, a finite number, true, false, null, or an array of those",
+    ),
+]
 
 SEED_TRACK_EXAMPLE: dict[str, Any] = {
     "event": "product_view",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
@@ -15,11 +16,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     EmailStr,
+    GetCoreSchemaHandler,
     Tag,
 )
 from pydantic import Field as PydanticField
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
+from pydantic_core import CoreSchema, PydanticCustomError
 from sqlalchemy import DateTime, MetaData, func
 from sqlmodel import Field, SQLModel
 
@@ -193,6 +195,29 @@ MULTILINE_TEXT = AfterValidator(
 # puts the check after them: ``Annotated[str, StringConstraints(...), MULTILINE_TEXT]``.
 SingleLineText = Annotated[str, ONE_LINE_TEXT]
 MultilineText = Annotated[str, MULTILINE_TEXT]
+
+
+@dataclass(frozen=True)
+class UnionError:
+    """On a union in a request (``Annotated[A | B, UnionError(...)]``): one error at the
+    field, in the client's words, where pydantic gives one per member, each named in the
+    location by its internal schema (``properties.level.list[nullable[union[bool,int,
+    float,str]]]``) or its class. ``tests/api/test_request_text.py`` holds every union
+    of a request body to it (tagged unions name their members by ``union_tag``)."""
+
+    type: str
+    message: str
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        schema = handler(source)
+        union = cast("dict[str, Any]", schema["schema"] if schema["type"] == "nullable" else schema)
+        if union["type"] != "union":
+            raise TypeError(f"UnionError is for a union, not {union['type']}")
+        union["custom_error_type"] = self.type
+        union["custom_error_message"] = self.message
+        return schema
 
 
 # A tagged union's tag shows in a validation error's location ("body", tag, field, ...):

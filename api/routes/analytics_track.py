@@ -10,7 +10,13 @@ from api.deps import AnonymousIdHeader, State
 from api.problems import problem_responses
 from api.security import OptionalUser, client_info
 from core.errors import ValidationFailed
-from models.analytics_track import SEED_TRACK_EXAMPLE, TrackAccepted, TrackBatch, TrackRequest
+from models.analytics_track import (
+    INVALID_PROPERTY_VALUE,
+    SEED_TRACK_EXAMPLE,
+    TrackAccepted,
+    TrackBatch,
+    TrackRequest,
+)
 from services.analytics.tracking import (
     AnalyticsDisabled,
     SignInRequired,
@@ -60,6 +66,7 @@ TRACK_EXAMPLES = {
         (ValidationFailed, "invalid_event_name"),
         (ValidationFailed, "reserved_event"),
         (ValidationFailed, "properties_not_flat"),
+        (ValidationFailed, INVALID_PROPERTY_VALUE),
         (ValidationFailed, "properties_too_large"),
         (ValidationFailed, "invalid_text"),
         (ValidationFailed, "batch_too_large"),

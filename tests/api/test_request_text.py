@@ -1,15 +1,22 @@
 """What a person types is refused with control characters or bidirectional overrides in
-it (models.base.SingleLineText, MultilineText)."""
+it (models.base.SingleLineText, MultilineText), and a 422 names fields as the client sent
+them, never by pydantic's internal types (a union's members, a model's class)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ValidationError
 
-from models.base import CONTROL_CHARACTER
+from api.app import create_app
+from core.settings import Settings
+from models.base import CONTROL_CHARACTER, UNION_TAG_MARK
 from models.carts import CouponApply
 from models.catalog import CategoryCreate, ProductCreate, ProductUpdate, ReviewCreate
 from models.fulfillment_api import FulfillmentCancel, FulfillmentHold
@@ -151,4 +158,123 @@ async def test_a_name_with_a_bidi_override_is_422_naming_it_and_nothing_is_made(
     )
     assert [(e["field"], e["type"]) for e in category.json()["errors"]] == [
         ("name", CONTROL_CHARACTER)
+    ]
+
+
+# --- unions and models: named as the client sent them ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def routes_app() -> FastAPI:
+    return create_app(Settings(shop_env="test", jwt_secret="x" * 40, search_index=False))
+
+
+def _body_schemas(dependant: Dependant) -> Iterator[Any]:
+    """The core schema each body is validated with (as FastAPI builds it: with its
+    ``Annotated`` metadata, a discriminator for one)."""
+    for param in dependant.body_params:
+        yield param._type_adapter.core_schema
+    for dependency in dependant.dependencies:
+        yield from _body_schemas(dependency)
+
+
+def _unions(schema: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every union in a core schema, with where it is; not those inside one that gives
+    its own error (theirs never show)."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "union" or schema.get("type") == "tagged-union":
+            yield path, schema
+            if "custom_error_type" in schema:
+                return
+        for key, value in schema.items():
+            yield from _unions(value, f"{path}.{key}")
+    elif isinstance(schema, list):
+        for i, value in enumerate(schema):
+            yield from _unions(value, f"{path}[{i}]")
+
+
+def test_every_union_of_a_request_body_names_its_error_in_the_clients_words(
+    routes_app: FastAPI,
+) -> None:
+    """A union's members show in an error's location by their internal names
+    (``properties.level.list[nullable[union[bool,int,float,str]]]``, a model's class):
+    each union of a body gives one error of its own (models.base.UnionError), and a
+    tagged union's tags are marked to be left out (models.base.union_tag)."""
+    plain: list[str] = []
+    for route in iter_route_contexts(routes_app.routes):
+        if not isinstance(route.original_route, APIRoute):
+            continue
+        for schema in _body_schemas(route.dependant):
+            for where, union in _unions(schema):
+                if union["type"] == "tagged-union":
+                    tags = [str(t) for t in union["choices"]]
+                    if not all(t.startswith(UNION_TAG_MARK) for t in tags):
+                        plain.append(f"{route.path_format}: {where} tags {tags}")
+                elif "custom_error_type" not in union:
+                    plain.append(f"{route.path_format}: {where}")
+    assert plain == []
+
+
+async def test_a_property_of_no_accepted_type_is_one_error_naming_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """JSON's non-standard Infinity and NaN passed no member of the property's union: five
+    errors, at ``properties.level.bool`` ... ``properties.level.list[nullable[union[bool,
+    int,float,str]]]``. One now, at the property."""
+    message = "a property is a string, a finite number, true, false, null, or an array of those"
+    for body, field in [
+        ('{"event": "zoom", "properties": {"level": Infinity}}', "properties.level"),
+        ('{"event": "zoom", "properties": {"levels": [1, NaN]}}', "properties.levels"),
+        (
+            '{"batch": [{"event": "zoom"}, {"event": "zoom", "properties": {"x": -Infinity}}]}',
+            "batch.1.properties.x",
+        ),
+    ]:
+        answer = await client.post(
+            "/api/analytics/track", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 422, answer.text
+        problem = answer.json()
+        assert problem["code"] == "invalid_property_value"
+        assert problem["detail"] == f"{field}: {message}"
+        assert problem["errors"] == [
+            {"field": field, "in": "body", "message": message, "type": "invalid_property_value"}
+        ]
+
+
+async def test_an_object_of_the_wrong_type_is_asked_for_in_json_terms(
+    client: httpx.AsyncClient,
+) -> None:
+    """Pydantic asks for "a valid dictionary or object to extract fields from" (and, where
+    a model is validated as such, "a valid dictionary or instance of ShippingAddressIn",
+    a class of ours): Python's words. JSON has objects."""
+    track = await client.post("/api/analytics/track", json=[{"event": "zoom"}])
+    assert track.status_code == 422, track.text
+    assert track.json()["errors"] == [
+        {
+            "field": "body",
+            "in": "body",
+            "message": "Input should be an object",
+            "type": "model_attributes_type",
+        }
+    ]
+    _user, headers = await signed_up(client)
+    order = await client.post(
+        "/api/orders",
+        headers=headers,
+        json={
+            "cartId": "cart_x",
+            "shippingAddress": "1 Main St, Boston",
+            "paymentMethod": {"type": "card", "token": "pm_card_visa"},
+        },
+    )
+    assert order.status_code == 422, order.text
+    errors = order.json()["errors"]
+    assert errors == [
+        {
+            "field": "shippingAddress",
+            "in": "body",
+            "message": "Input should be an object",
+            "type": "model_attributes_type",
+        }
     ]
