@@ -11,7 +11,7 @@ from temporalio.common import RetryPolicy
 
 from core.db import SessionFactory
 from services.email import EmailService
-from services.email_recipients import reads_recipient, recipient_now
+from services.email_recipients import held_recipient, reads_recipient
 from services.payments.service import unrefunded
 from temporal.errors import application_errors
 
@@ -60,12 +60,14 @@ class EmailActivities:
     async def send_email(self, input: SendEmailInput) -> SendEmailResult:
         """Idempotent by ``idempotency_key``. An order's email to its customer goes to
         the order's address and name as they are now, not the workflow's snapshot; an
-        account's (``user_id``) to the account's; to nobody once the account is erased."""
-        context = input.context
-        order_id = str(context["order_id"]) if context.get("order_id") else None
-        to = input.to
-        if self._sessions is not None and reads_recipient(input.template, order_id, input.user_id):
-            recipient = await recipient_now(self._sessions, input.template, order_id, input.user_id)
+        account's (``user_id``) to the account's; to nobody once the account is erased
+        (the account is held until the provider has the message: an erasure waits)."""
+        order_id = str(input.context["order_id"]) if input.context.get("order_id") else None
+        if self._sessions is None or not reads_recipient(input.template, order_id, input.user_id):
+            return await self._deliver(input, input.to, input.context, order_id)
+        async with held_recipient(
+            self._sessions, input.template, order_id, input.user_id
+        ) as recipient:
             if recipient is None:
                 activity.logger.info(
                     "no %s for %s: account closed", input.template, order_id or input.user_id
@@ -76,10 +78,14 @@ class EmailActivities:
                     already_sent=False,
                     skipped="account_closed",
                 )
-            to = recipient.email
-            context = context | {"name": recipient.name}
+            context = input.context | {"name": recipient.name}
             if "email" in context:  # the welcome names the address it is for
                 context = context | {"email": recipient.email}
+            return await self._deliver(input, recipient.email, context, order_id)
+
+    async def _deliver(
+        self, input: SendEmailInput, to: str, context: dict[str, Any], order_id: str | None
+    ) -> SendEmailResult:
         if input.template in REFUND_TOLD and order_id and self._sessions is not None:
             left = await unrefunded(self._sessions, order_id)
             context = context | {"unrefunded": left}

@@ -152,8 +152,9 @@ async def _balance(data: dict[str, Any], orders: OrderRepository, order: Order) 
 
 
 async def _customer_name(session: AsyncSession, order: Order) -> str | None:
-    """Whom to greet, or None when the account is closed (no email then)."""
-    user = await UserRepository(session).get(order.user_id)
+    """Whom to greet, or None when the account is closed (no email then). The account
+    is held to the handler's commit: an erasure waits for the email (``UserRepository.hold``)."""
+    user = await UserRepository(session).hold(order.user_id)
     if user is None:
         return None
     return user.name or "there"

@@ -88,7 +88,7 @@ def refund_failed_email(emails: EmailService, settings: Settings) -> Subscriber:
     async def email_customer(event: DomainEvent, session: AsyncSession) -> None:
         data = event.data
         order = await OrderRepository(session).require(str(data["orderId"]))
-        user = await UserRepository(session).get(order.user_id)
+        user = await UserRepository(session).hold(order.user_id)
         if user is None:
             log.info("refund failed for a closed account: no email", extra={"order": order.id})
             return

@@ -59,7 +59,7 @@ def return_emails(emails: EmailService, settings: Settings) -> Subscriber:
     async def email_customer(event: DomainEvent, session: AsyncSession) -> None:
         orders = OrderRepository(session)
         order = await orders.require(str(event.data["orderId"]))
-        user = await UserRepository(session).get(order.user_id)
+        user = await UserRepository(session).hold(order.user_id)
         if user is None:
             log.info("return of a closed account: no email", extra={"order": order.id})
             return

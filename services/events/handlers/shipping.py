@@ -28,8 +28,9 @@ DELAYED_TEMPLATE = "shipment_delayed"
 
 
 async def _greeting(session: AsyncSession, user_id: str) -> str | None:
-    """Whom to greet, or None when the account is closed (no email then)."""
-    user = await UserRepository(session).get(user_id)
+    """Whom to greet, or None when the account is closed (no email then). The account
+    is held to the handler's commit: an erasure waits for the email (``UserRepository.hold``)."""
+    user = await UserRepository(session).hold(user_id)
     if user is None:
         return None
     return user.name or "there"
