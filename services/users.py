@@ -73,35 +73,33 @@ class UserRepository:
         user = await self.session.get(User, user_id)
         return user if user is not None and user.status == UserStatus.ACTIVE else None
 
-    async def lock(self, user_id: str, *, erasing: bool = False) -> User | None:
+    async def lock(self, user_id: str) -> User | None:
         """The active account's row, locked to the commit (``FOR NO KEY UPDATE``: rows
         that reference it may still be written): what serialises changes counted per
         account, such as its address book's size. None for no account or a deleted one
         (a deletion that committed first is seen: the lock reads the row as committed).
-
-        ``erasing``: ``FOR UPDATE``, which waits for every ``hold`` (an email being sent
-        to the person) and makes every later one wait for this transaction."""
+        It waits for every ``hold``: an erasure takes it first."""
         result = await self.session.exec(
             locked(
                 select(User).where(User.id == user_id, User.status == UserStatus.ACTIVE),
-                key_share=not erasing,
+                key_share=True,
             )
         )
         return result.first()
 
     async def hold(self, user_id: str) -> User | None:
-        """The active account, its row held (``FOR KEY SHARE``) until the transaction
-        ends: what an email to the person is handed to the provider under. An erasure
-        locks the row ``FOR UPDATE`` before it rewrites any address, so it waits for the
-        sends under a hold to settle, and a hold asked for meanwhile waits for the erasure
-        and finds the account closed: once an erasure is acknowledged, nothing more goes
-        to the address. Other changes to the account (``FOR NO KEY UPDATE``) do not wait.
-        None for no account or a deleted one."""
+        """The active account, its row share-locked (``FOR SHARE``) until the transaction
+        ends: what an email to the person is handed to the provider under, as the
+        marketing contact's upsert is. An erasure ``lock``s the row before it rewrites
+        any address, so it waits for the sends under a hold to settle, and a hold asked
+        for meanwhile waits for the erasure and finds the account closed: once an
+        erasure is acknowledged, nothing more goes to the address. Rows referencing the
+        account may still be written meanwhile (no foreign key waits for an email). None
+        for no account or a deleted one."""
         result = await self.session.exec(
             locked(
                 select(User).where(User.id == user_id, User.status == UserStatus.ACTIVE),
                 read=True,
-                key_share=True,
             )
         )
         return result.first()
@@ -252,11 +250,11 @@ class UserService:
     async def delete(self, user: User) -> None:
         """Anonymise the person; keep the account row (orders refer to it).
 
-        The row is locked first (``lock(erasing=True)``): an email handed to the provider
-        under a ``hold`` settles before anything is rewritten, and none is sent after.
-        First, too, because a send's ledger row (rewritten below) is written while its
-        hold is kept: rewriting it before waiting for the hold would wait in a circle."""
-        if await self.users.lock(user.id, erasing=True) is None:
+        The row is locked first (``lock``): an email handed to the provider under a
+        ``hold`` settles before anything is rewritten, and none is sent after. First,
+        too, because a send's ledger row (rewritten below) is written while its hold is
+        kept: rewriting it before waiting for the hold would wait in a circle."""
+        if await self.users.lock(user.id) is None:
             raise UserNotFound(f"user {user.id} was deleted meanwhile")
         now = utcnow()
         erased = erased_email(user.id)

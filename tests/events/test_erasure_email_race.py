@@ -88,8 +88,12 @@ async def _erase_while_held(
     await held.reached.wait()
     erasing = asyncio.create_task(erase())
     # Either the erasure is seen waiting for the send, or it has already been acknowledged.
-    waiting = asyncio.create_task(waiting_on_locks(engine, 1, query_like="%FROM users%FOR UPDATE%"))
+    waiting = asyncio.create_task(
+        waiting_on_locks(engine, 1, query_like="%FROM users%FOR NO KEY UPDATE%")
+    )
     await asyncio.wait({erasing, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if waiting.done():
+        waiting.result()  # seen waiting, not given up on
     held.release.set()
     await sending
     acknowledged = await erasing
