@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -70,11 +71,14 @@ async def running_workers(
     queues: Sequence[TaskQueue],
     *,
     subscribers: Sequence[Subscriber] | None = None,
+    started: float | None = None,
 ) -> AsyncIterator[None]:
     """Poll every queue in ``queues`` until the block exits, then drain gracefully.
 
     Serving the events queue also runs the outbox relay, delivering to ``subscribers``
-    (default: every subscriber in the code; tests pass their own).
+    (default: every subscriber in the code; tests pass their own), and owing them the
+    events dispatched since ``started`` (the process's ``time.monotonic()``; default:
+    when the relay is built).
     """
     if subscribers is None:
         subscribers = default_subscribers(deps)
@@ -96,7 +100,7 @@ async def running_workers(
             )
         if TaskQueue.EVENTS in queues:
             # Entered last, so it stops first: no new starts while the workers drain.
-            await running.enter_async_context(relaying(client, deps, subscribers))
+            await running.enter_async_context(relaying(client, deps, subscribers, started))
             if deps.search_index is not None:
                 # The events worker writes the search index: built now if missing or of
                 # an older schema, in the background (searches use PostgreSQL meanwhile).
@@ -109,7 +113,10 @@ async def running_workers(
 
 @asynccontextmanager
 async def relaying(
-    client: Client, deps: WorkerDeps, subscribers: Sequence[Subscriber]
+    client: Client,
+    deps: WorkerDeps,
+    subscribers: Sequence[Subscriber],
+    started: float | None = None,
 ) -> AsyncIterator[OutboxRelay]:
     """The outbox relay (``workers.relay``) running beside the workers."""
     tracing = tracing_for(deps.settings, ProcessRole.WORKER)
@@ -124,6 +131,7 @@ async def relaying(
             beat_every=timedelta(seconds=deps.settings.event_relay_poll_seconds / 2),
             forget_after=timedelta(seconds=deps.settings.event_subscription_retention_seconds),
             trace_links=tracing is not None and tracing.exporting,
+            started=started,
         ),
         EventDeliveryWorkflows(TemporalConnection.of(client), deps.settings),
     )
@@ -139,6 +147,9 @@ async def relaying(
 
 
 async def run_worker(settings: Settings, queues: Sequence[TaskQueue]) -> None:
+    # The deploy's moment for the subscribers of this code: its relay owes them what was
+    # dispatched from here on, while it connects and starts its workers too.
+    started = time.monotonic()
     client = await connect(settings, role=ProcessRole.WORKER, runtime=worker_runtime(settings))
     try:
         await ensure_schedules(client)
@@ -148,7 +159,10 @@ async def run_worker(settings: Settings, queues: Sequence[TaskQueue]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with worker_deps(settings, client) as deps, running_workers(client, deps, queues):
+    async with (
+        worker_deps(settings, client) as deps,
+        running_workers(client, deps, queues, started=started),
+    ):
         log.info("worker ready", extra={"queues": ",".join(map(str, queues))})
         await stop.wait()
         log.info("worker stopping")

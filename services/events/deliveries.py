@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, Table, func, tuple_, update
+from sqlalchemy import ColumnElement, Table, case, func, tuple_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import aliased
@@ -73,17 +73,21 @@ class DeliveryRepository:
             await self.session.exec(insert(EventDelivery).values(rows).on_conflict_do_nothing())
 
     async def mark_dispatched(self, event_ids: Sequence[str], *, delivered: Sequence[str]) -> None:
-        """Fanned out; ``delivered`` (wanted by no subscriber) are done at once as well."""
-        now = utcnow()
+        """Fanned out; ``delivered`` (wanted by no subscriber) are done at once as well.
+        The database's clock, read after the relay lock was taken (the statement's start):
+        a relay's first pass catches up on what was dispatched since its process started
+        by that clock (``services.events.catch_up``)."""
+        now = func.statement_timestamp()
         await self.session.exec(
-            update(OutboxEvent).where(col(OutboxEvent.id).in_(event_ids)).values(dispatched_at=now)
-        )
-        if delivered:
-            await self.session.exec(
-                update(OutboxEvent)
-                .where(col(OutboxEvent.id).in_(delivered))
-                .values(delivered_at=now)
+            update(OutboxEvent)
+            .where(col(OutboxEvent.id).in_(event_ids))
+            .values(
+                dispatched_at=now,
+                delivered_at=case(
+                    (col(OutboxEvent.id).in_(delivered), now), else_=col(OutboxEvent.delivered_at)
+                ),
             )
+        )
 
     async def drop_pending_unknown_for(self, grace: timedelta) -> list[DeliveryRef]:
         """Pending deliveries older than ``grace`` whose (subscriber, event type) no relay

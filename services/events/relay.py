@@ -7,7 +7,10 @@ delivery is claimed by one batch only, and none is skipped.
 0. **Beat.** At a pass ``beat_every`` (half the relay's poll) after the last, the relay
    writes the (subscriber, event type) pairs of its code as known now
    (``event_subscriptions``): workers of two versions side by side (a rolling deploy)
-   share what each knows.
+   share what each knows. At its first, it also gives its pairs the events dispatched
+   since its worker process started that they lack (``services.events.catch_up``): a
+   subscriber a deploy adds gets every event dispatched from the start of the first
+   worker that has it, none before.
 1. **Dispatch.** Outbox rows not yet dispatched, in ``seq`` order, get one
    ``event_deliveries`` row per subscriber that wants their type: in this relay's code,
    or in any relay's that has known it within ``grace`` (a worker of newer code adding a
@@ -48,7 +51,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from core.db import SessionFactory, transaction
+from services.events.catch_up import CatchUpRepository
 from services.events.deliveries import DeliveryRepository
 from services.events.subscribers import Subscriber
 from services.events.subscriptions import Pair, SubscriptionRepository
@@ -96,6 +102,7 @@ class RelayService:
         beat_every: timedelta = DEFAULT_BEAT_EVERY,
         forget_after: timedelta = DEFAULT_FORGET_AFTER,
         trace_links: bool = False,
+        started: float | None = None,
     ) -> None:
         """``grace``: how long a (subscriber, event type) pair no relay knows keeps its
         pending deliveries (and gets new ones). ``beat_every``: how often this relay
@@ -103,7 +110,9 @@ class RelayService:
         ``trace_links``: read the traceparents of the batches' events, for the spans of
         their starts (one query a pass; only worth it when spans are exported).
         ``forget_after``: a pair no relay has known for this long (well beyond ``grace``)
-        is deleted when this relay beats."""
+        is deleted when this relay beats. ``started``: when the worker process started
+        (``time.monotonic()``; default now): the first beat catches its pairs up on what
+        was dispatched since."""
         if forget_after < 2 * grace:
             raise ValueError("forget_after must be at least twice the grace")
         self._sessions = sessions
@@ -114,6 +123,7 @@ class RelayService:
         self._forget_after = forget_after
         self._beat_every = beat_every.total_seconds()
         self._beaten: float | None = None
+        self._started = time.monotonic() if started is None else started
         self._trace_links = trace_links
 
     def _beat_due(self) -> bool:
@@ -130,6 +140,8 @@ class RelayService:
             if beat:
                 await subscriptions.beat(self._pairs)
                 await subscriptions.forget(self._forget_after)
+            if beat and self._beaten is None:
+                await self._catch_up(session)
             events = await deliveries.undispatched(DISPATCH_BATCH)
             subscribed = await subscriptions.subscribed(self._grace) if events else {}
             for name, event_type in self._pairs:
@@ -178,6 +190,19 @@ class RelayService:
                 await DeliveryRepository(session).mark_started(started)
         count = sum(len(b.deliveries) for b in started)
         return PassResult(dispatched=len(events), dropped=len(dropped), started=count)
+
+    async def _catch_up(self, session: AsyncSession) -> None:
+        catch_up = CatchUpRepository(session)
+        now = await catch_up.clock()
+        # Read after the database's clock: the start is never taken late.
+        since = now - timedelta(seconds=time.monotonic() - self._started)
+        owed = await catch_up.owed_since(self._pairs, since)
+        if owed:
+            log.info(
+                "events dispatched since this worker started, before its relay knew its "
+                "subscribers, are owed to them",
+                extra={"events": len(owed), "since": since.isoformat()},
+            )
 
     async def started_before(self, age: timedelta, limit: int = 100) -> list[StartedDelivery]:
         """Deliveries started ``age`` ago and still pending: is their workflow still there?"""
