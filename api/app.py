@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry
 
 from api import system
@@ -22,6 +22,7 @@ from api.middleware import (
     metrics_exposition,
 )
 from api.openapi import install_openapi
+from api.query_parameters import refuse_unexpected_query
 from api.routes import (
     addresses,
     admin_events,
@@ -128,7 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # catalogue, the busiest by far, comes first, and the API's routers are included
     # directly under their prefix, not through one more router. No other path overlaps
     # the catalogue's (`/api/products`, `/api/products/{key}`, `/api/categories`).
-    app.include_router(catalog.router, prefix=API_PREFIX)
+    # Every /api route refuses a query parameter it does not declare (api/query_parameters.py).
+    strict_query = [Depends(refuse_unexpected_query)]
+    app.include_router(catalog.router, prefix=API_PREFIX, dependencies=strict_query)
     app.include_router(system.router)
     app.include_router(dashboard_page.router)
     for routes in (
@@ -155,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analytics_dashboard.router,
         analytics_funnel.router,
     ):
-        app.include_router(routes, prefix=API_PREFIX)
+        app.include_router(routes, prefix=API_PREFIX, dependencies=strict_query)
     if settings.sandboxes_enabled:
         # A sandbox stands in for its provider only while the real key is unset: mounted
         # beside the real service it would still sign webhooks, with the real webhook

@@ -23,6 +23,7 @@ from api.cors import STATE_KEY as CORS_STATE_KEY
 from api.idempotency import NOTHING_RAN
 from api.middleware import current_request_id, request_span
 from api.problems import problem_response
+from api.query_parameters import REPEATED_PARAMETER, UNKNOWN_PARAMETER
 from api.unknown_fields import UNKNOWN_FIELD, suggestion
 from core.errors import DependencyUnavailable, ShopError, UnsupportedMediaType, ValueOutOfRange
 from models.base import CONTROL_CHARACTER, UNION_TAG_MARK
@@ -51,6 +52,15 @@ _MALFORMED = frozenset(typing.get_args(ErrorType)) | {CONTROL_CHARACTER}
 # Pydantic asks for an object in Python's words ("a valid dictionary or object to extract
 # fields from", or "... instance of ShippingAddressIn", a class of ours): JSON's instead.
 _OBJECT_EXPECTED = frozenset({"model_type", "model_attributes_type", "dataclass_type"})
+
+
+# The errors that name a field or parameter the operation does not take as sent, in the
+# order their code wins; each is named in the detail as "unknown field isActive: …".
+_NAMING = {
+    UNKNOWN_FIELD: "unknown field",
+    UNKNOWN_PARAMETER: "unknown parameter",
+    REPEATED_PARAMETER: "repeated parameter",
+}
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -158,14 +168,15 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         f"invalid: {fields}" if fields else "the request is not valid",
     )
     kinds = {e["type"] for e in errors}
-    unknown = [e for e in errors if e["type"] == UNKNOWN_FIELD]
-    if unknown:
+    naming = [e for e in errors if e["type"] in _NAMING]
+    if naming:
         # A misspelt name usually leaves a required field missing as well: the unknown
-        # one is the mistake to fix first, so it gives the code whatever else is wrong.
-        code = UNKNOWN_FIELD
+        # (or repeated) one is the mistake to fix first, so it gives the code whatever
+        # else is wrong.
+        code = next(kind for kind in _NAMING if kind in kinds)
         detail = "; ".join(
-            [f"unknown field {e['field']}: {e['message']}" for e in unknown]
-            + [f"{e['field']}: {e['message']}" for e in errors if e not in unknown]
+            [f"{_NAMING[e['type']]} {e['field']}: {e['message']}" for e in naming]
+            + [f"{e['field']}: {e['message']}" for e in errors if e not in naming]
         )
     elif len(kinds) == 1 and not kinds <= _MALFORMED:
         # One domain rule broken: its own code, and its message as the detail.

@@ -6,8 +6,10 @@ can answer is added here, from the code that answers it: the errors their depend
 raise (``@raises`` on ``CurrentUser``, ``StaffUser``…), request validation (422; a NUL
 character anywhere is refused by ``api/guards.py`` for every operation), unreadable,
 non-JSON or oversized bodies (400, 422, 413) where there is a body, a field the body
-does not know (422 ``unknown_field``) where its model refuses one, a body of another
-Content-Type than JSON (415) where FastAPI reads it into a model, and
+does not know (422 ``unknown_field``) where its model refuses one, a query parameter
+the operation does not declare (422 ``unknown_parameter``) or a scalar one repeated
+(``repeated_parameter``) where its query is checked (``api/query_parameters.py``), a
+body of another Content-Type than JSON (415) where FastAPI reads it into a model, and
 ``Idempotency-Key`` on creating POSTs.
 """
 
@@ -35,6 +37,12 @@ from api.problems import (
     problem_codes,
     problem_entry,
     raised_by,
+)
+from api.query_parameters import (
+    REPEATED_PARAMETER,
+    UNKNOWN_PARAMETER,
+    QueryRules,
+    checks_query,
 )
 from api.security import token_optional
 from api.unknown_fields import UNKNOWN_FIELD, refuses_unknown_fields
@@ -117,6 +125,11 @@ def _declare(operation: dict[str, Any], dependant: Dependant, path: str, method:
         errors.extend(UNREADABLE_BODY)
     if has_body and refuses_unknown_fields(dependant):
         errors.extend(UNKNOWN_FIELDS)
+    rules = QueryRules.of(dependant) if checks_query(calls) else None
+    if rules is not None:
+        errors.append((ValidationFailed, UNKNOWN_PARAMETER))
+        if rules.single:
+            errors.append((ValidationFailed, REPEATED_PARAMETER))
     if dependant.body_params:
         errors.extend(NOT_JSON_BODY)
     if applies_to(method, path):

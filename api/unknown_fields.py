@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import Request
@@ -35,6 +36,12 @@ def _bare(annotation: Any) -> Any:
     return (
         typing.get_args(annotation)[0] if typing.get_origin(annotation) is Annotated else annotation
     )
+
+
+def kinds_of(annotation: Any) -> list[Any]:
+    """What a value of ``annotation`` can be, bare: its union's members (Optional too),
+    without ``Annotated`` metadata (a query parameter's, as a body field's)."""
+    return [_bare(member) for member in _members(_bare(annotation))]
 
 
 def _tagged(annotation: Any, tag: str) -> bool:
@@ -87,10 +94,17 @@ def suggestion(request: Request, loc: tuple[int | str, ...]) -> str:
     if loc[0] != "body" or not isinstance(loc[-1], str):
         return ""
     known = known_fields(route.body_field.field_info.annotation, loc[1:-1])
-    close = difflib.get_close_matches(loc[-1], sorted(known), n=1, cutoff=0.6)
+    return did_you_mean(loc[-1], known)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean active?"`` when one of the ``known`` names is close to ``name``
+    (a body's field or a query's parameter), else ``""``."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     if not close:
-        lowered = {name.lower(): name for name in known}
-        close = [lowered[loc[-1].lower()]] if loc[-1].lower() in lowered else []
+        lowered = {known_name.lower(): known_name for known_name in names}
+        close = [lowered[name.lower()]] if name.lower() in lowered else []
     return f"; did you mean {close[0]}?" if close else ""
 
 

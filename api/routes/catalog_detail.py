@@ -62,9 +62,12 @@ async def read_product(
 class ProductDetailRoute(AnsweredRoute):
     """A guest's product this process holds no answer to is read here, before FastAPI's
     request handling, as a kept answer is sent: the route's one parameter is the path's
-    ``key`` (any string), and a guest's dependencies are none (no token: no caller; the
-    anonymous id ``AnsweredRoute`` checked)."""
+    ``key`` (any string; a query string goes the full way, which refuses it), and a
+    guest's dependencies are none (no token: no caller; the anonymous id
+    ``AnsweredRoute`` checked)."""
 
-    async def first_guest_read(self, request: Request, anonymous_id: str | None) -> Response:
+    async def first_guest_read(self, request: Request, anonymous_id: str | None) -> Response | None:
+        if request.scope["query_string"]:
+            return None  # the route takes no parameter: the full read refuses them
         key: str = request.path_params["key"]
         return await read_product(request.app.state.shop, key, None, anonymous_id, request)

@@ -4,9 +4,10 @@ FastAPI's reading of ``GET /products`` (nine query parameters validated one by o
 dependencies solved) cost 0.8 ms of a first search's 2-3.5 ms of API CPU. A search's
 query string is read here instead, but only when FastAPI would read it the same way and
 accept it: every parameter known and given once, every value written plainly and in
-range. Anything else (a parameter this does not know, a value FastAPI might coerce or
-refuse) is None here, and the route's full read answers it, errors included
-(problem+json from FastAPI's validation), so no request is judged twice differently.
+range. Anything else (a parameter this does not know or given twice, a value FastAPI
+refuses) is None here, and the route's full read answers it, errors included
+(problem+json from FastAPI's validation and ``api/query_parameters.py``), so no request
+is judged twice differently.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from services.catalog.products import (
     normalize_search,
 )
 
-# A plain decimal: no sign, no leading zero, no spaces or underscores (which pydantic
-# reads too, and which are left to it).
+# A plain decimal: no sign, no leading zero, no spaces or underscores (which the full
+# read refuses: api/query_parameters.py), at most ten digits.
 _PLAIN_INT = re.compile(r"0|[1-9][0-9]{0,9}")
 _SORTS = {sort.value: sort for sort in ProductSort}
 _BOOLS = {"true": True, "false": False}

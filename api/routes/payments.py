@@ -9,6 +9,7 @@ from pydantic import Field
 
 from api.deps import DbSession, State
 from api.problems import problem_responses
+from api.query_parameters import takes_any_query
 from core.errors import DependencyUnavailable
 from integrations.payments.gateway import InvalidSignature
 from models.base import CamelModel
@@ -36,6 +37,7 @@ class WebhookReceipt(CamelModel):
         DependencyUnavailable,
     ),
 )
+@takes_any_query  # called at the URL the operator gave the provider
 async def stripe_webhook(
     request: Request,
     state: State,

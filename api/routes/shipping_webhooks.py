@@ -10,6 +10,7 @@ from pydantic import Field
 
 from api.deps import DbSession, State
 from api.problems import problem_responses
+from api.query_parameters import takes_any_query
 from core.errors import DependencyUnavailable
 from integrations.shipping.provider import ShippingRejected, WebhookSignatureInvalid
 from models.base import CamelModel
@@ -81,6 +82,7 @@ class CarrierWebhookReceipt(CamelModel):
         }
     },
 )
+@takes_any_query  # called at the URL the operator gave the provider
 async def easypost_webhook(
     request: Request, state: State, session: DbSession
 ) -> CarrierWebhookReceipt:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.openapi import _calls
@@ -19,6 +20,7 @@ class Operation:
     path: str
     endpoint: Callable[..., Any]
     dependencies: tuple[Callable[..., Any], ...]
+    dependant: Dependant
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -37,6 +39,7 @@ def operations(app: FastAPI) -> list[Operation]:
                     path=route.path_format,
                     endpoint=original.endpoint,
                     dependencies=tuple(_calls(route.dependant)),
+                    dependant=route.dependant,
                 )
             )
     return found
