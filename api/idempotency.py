@@ -9,9 +9,10 @@ address) and kept for 24 hours. Server errors (5xx) are not stored, so the clien
 them, nor is a request refused before its endpoint ran (as Stripe: "if incoming
 parameters failed validation ... no idempotent result is saved"): a body that is not
 JSON, sent with another Content-Type (415), with an unknown field or a field missing or of
-the wrong type (422 ``validation_error``, ``unknown_field``). The corrected retry with the
-same key then runs, where it met 409 ``idempotency_key_reused``. An endpoint's own
-refusals (a weak password, an empty cart) are its answer, and kept.
+the wrong type, an unknown or repeated query parameter (422 ``validation_error``,
+``unknown_field``, ``unknown_parameter``, ``repeated_parameter``). The corrected retry
+with the same key then runs, where it met 409 ``idempotency_key_reused``. An endpoint's
+own refusals (a weak password, an empty cart) are its answer, and kept.
 
 A first request holds its key by a lease (``LEASE_SECONDS``) that the process running it
 renews every third of the lease: a request of any length keeps its key, and the key of a

@@ -123,9 +123,10 @@ async def test_a_body_refused_for_its_content_type_is_not_kept(
 async def test_a_body_its_endpoint_never_ran_for_is_not_kept(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    """A body refused by the request's own validation (an unknown field, a field missing)
-    ran nothing: the corrected retry with the same key runs (Stripe keeps no answer for a
-    request that failed validation), where it met 409 idempotency_key_reused."""
+    """A request refused by its own validation (an unknown field or query parameter, a
+    field missing) ran nothing: the corrected retry with the same key runs (Stripe keeps
+    no answer for a request that failed validation), where it met 409
+    idempotency_key_reused."""
     email = unique_email("idem")
     key = {"Idempotency-Key": f"fixed-{email}"}
     typo = {"email": email, "password": PASSWORD, "nmae": "Typo"}
@@ -136,6 +137,10 @@ async def test_a_body_its_endpoint_never_ran_for_is_not_kept(
     assert missing.status_code == 422, missing.text
     assert "idempotent-replayed" not in missing.headers
     fixed = {"email": email, "password": PASSWORD, "name": "Fixed"}
+    # A query parameter the operation does not take (api/query_parameters.py) likewise.
+    unknown = await client.post("/api/users?source=app", json=fixed, headers=key)
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.json()["code"] == "unknown_parameter"
     retried = await client.post("/api/users", json=fixed, headers=key)
     assert retried.status_code == 201, retried.text
     assert "idempotent-replayed" not in retried.headers
