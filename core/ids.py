@@ -53,6 +53,7 @@ class IdPrefix(StrEnum):
     LABEL = "lbl"
     TRACKING_EVENT = "trk"
     RETURN = "ret"
+    ADDRESS_CORRECTION = "corr"
     RETURN_LINE = "rline"
     NOTIFICATION = "ntf"
     WEBHOOK_ENDPOINT = "whk"

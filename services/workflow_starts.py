@@ -163,14 +163,16 @@ async def request_signal(
     workflow_id: str,
     task_queue: str,
     signal: str,
+    arg: BaseModel | None = None,
 ) -> WorkflowStart:
     """A signal owed by this change to the running workflow ``workflow_id``, sent after
-    the commit or by the relay; never a start (a workflow that has ended is not told)."""
+    the commit or by the relay; never a start (a workflow that has ended is not told).
+    ``arg``, the signal's argument, is kept as the row's input (none: ``{}``)."""
     row = WorkflowStart(
         workflow_type=workflow_type,
         workflow_id=workflow_id,
         task_queue=task_queue,
-        input={},
+        input={} if arg is None else arg.model_dump(mode="json"),
         start_signal=signal,
         signal_only=True,
         created_at=utcnow(),

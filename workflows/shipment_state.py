@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         SHIPMENT_PROGRESS_SIGNAL,
         STATUS_QUERY,
         CarrierUpdate,
+        RetryLabel,
         ShipmentInput,
         ShipmentProgress,
     )
@@ -64,6 +65,9 @@ class ShipmentState:
         self._problem: str | None = None
         self._retry_label = False
         self._awaiting_retry = False
+        # The corrections whose ``retry_label`` was acted on (a label is booked only
+        # while the parcel has none, so they need not outlive the run).
+        self._corrections: set[str] = set()
         self._handled = 0
         self._local_steps = False
         # A cancel was refused (since REPEATED_CANCEL_REFUSED; carried over).
@@ -94,8 +98,16 @@ class ShipmentState:
         self._pending.append(update)
 
     @workflow.signal(name=RETRY_LABEL_SIGNAL)
-    def retry_label(self) -> None:
-        """Try the refused label again (staff corrected what the carrier refused)."""
+    def retry_label(self, retry: RetryLabel | None = None) -> None:
+        """Try the refused label again (staff corrected what the carrier refused). A
+        correction acted on already (the relay sent its signal again after an answer was
+        lost) is dropped: a label is bought once per correction. Signals without one
+        (owed before corrections were named) are all acted on, as they were: no recorded
+        history has a named one, so none replays differently."""
+        if retry is not None:
+            if retry.correction_id in self._corrections:
+                return
+            self._corrections.add(retry.correction_id)
         self._retry_label = True
         self._awaiting_retry = False
 

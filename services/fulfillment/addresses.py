@@ -6,7 +6,9 @@ every later label of the order goes there), the parcel's provider shipment is fo
 (it was created for the old address, so the retried booking creates one for the new),
 and the order's timeline says so. The ``retry_label`` signal is owed by the same
 transaction (a ``workflow_starts`` row): the caller sends it once this commits, and the
-relay does if the caller never gets to (its process died in between).
+relay does if the caller never gets to (its process died in between) or its answer was
+lost. The signal names the correction (``correctionId``, on the timeline entry too), so
+a second send of it buys no second label.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict
+from core.ids import IdPrefix, new_id
 from models.base import utcnow
 from models.fulfillment import Shipment, ShipmentStatus
 from models.orders import ShippingAddress
@@ -73,13 +76,21 @@ class ShipmentAddresses:
         repo.stage(shipment)
         orders = OrderRepository(self.session)
         order = await orders.require(shipment.order_id)
+        correction_id = new_id(IdPrefix.ADDRESS_CORRECTION)
         await orders.add_event(
             order.id,
             order.status,
             f"parcel {shipment.id}: shipping address corrected, label to be tried again",
-            {"shipmentId": shipment.id, "refused": view.problem, "address": _stored(address)},
+            {
+                "shipmentId": shipment.id,
+                "correctionId": correction_id,
+                "refused": view.problem,
+                "address": _stored(address),
+            },
         )
-        retry = await ShipmentWorkflows.request_retry_label(self.session, shipment.id)
+        retry = await ShipmentWorkflows.request_retry_label(
+            self.session, shipment.id, correction_id
+        )
         await self.session.flush()
         return shipment, retry
 

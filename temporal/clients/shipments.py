@@ -24,6 +24,7 @@ from workflows.types.fulfillment import (
     SHIPMENT_WORKFLOW,
     STATUS_QUERY,
     CarrierUpdate,
+    RetryLabel,
     shipment_workflow_id,
 )
 from workflows.types.shipments import ShipmentView
@@ -58,14 +59,19 @@ class ShipmentWorkflows:
         )
 
     @staticmethod
-    async def request_retry_label(session: AsyncSession, shipment_id: str) -> WorkflowStart:
+    async def request_retry_label(
+        session: AsyncSession, shipment_id: str, correction_id: str
+    ) -> WorkflowStart:
         """In the correction's transaction: the parcel's workflow is to try the label the
         carrier refused again. The caller sends it after the commit
-        (``WorkflowStarts.start``); if that never happens, the relay does."""
+        (``WorkflowStarts.start``); if that never happens, the relay does. Sent twice
+        (the relay after a lost answer), the workflow acts once: the signal names the
+        correction."""
         return await workflow_starts.request_signal(
             session,
             workflow_type=SHIPMENT_WORKFLOW,
             workflow_id=shipment_workflow_id(shipment_id),
             task_queue=str(TaskQueue.ORDERS),
             signal=RETRY_LABEL_SIGNAL,
+            arg=RetryLabel(correction_id=correction_id),
         )

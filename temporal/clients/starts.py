@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 async def start_row(client: Client, row: WorkflowStart, *, again_if_closed: bool = False) -> None:
     """Start the row's workflow; one that already exists counts as started. A
-    ``signal_only`` row signals the running workflow; one that has ended (or never ran)
-    has nobody to tell, and the row is done all the same.
+    ``signal_only`` row signals the running workflow, its input the signal's argument
+    (none if it is ``{}``); one that has ended (or never ran) has nobody to tell, and the
+    row is done all the same.
 
     ``again_if_closed``: a *closed* run with the id does not count, a new run starts (a
     running one still does). For a caller that knows no earlier run can have done the
@@ -37,7 +38,9 @@ async def start_row(client: Client, row: WorkflowStart, *, again_if_closed: bool
     if row.signal_only:
         assert row.start_signal is not None
         try:
-            await client.get_workflow_handle(row.workflow_id).signal(row.start_signal)
+            await client.get_workflow_handle(row.workflow_id).signal(
+                row.start_signal, args=[row.input] if row.input else []
+            )
         except RPCError as exc:
             if exc.status is not RPCStatusCode.NOT_FOUND:
                 raise

@@ -14,6 +14,8 @@ from uuid import uuid4
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 
 from core.db import create_session_factory
 from integrations.sandbox.easypost_wire import UNVERIFIABLE_ZIP
@@ -23,13 +25,13 @@ from services.fulfillment.addresses import ShipmentAddresses
 from services.workflow_starts import WorkflowStartRepository
 from temporal.clients.connection import TemporalConnection
 from temporal.clients.shipments import ShipmentWorkflows
-from temporal.clients.starts import relay_pending
+from temporal.clients.starts import relay_pending, start_row
 from tests.factories import staff_headers
 from tests.live import LiveStack
 from tests.orders.helpers import ADDRESS, order_body, product, shopper_with_cart, wait_for
 from tests.shipping.test_tracking_live import fulfilment_of, http, poll, tracker_of
 from workflows.types.fulfillment import shipment_workflow_id
-from workflows.types.shipments import ShipmentView
+from workflows.types.shipments import BOOK_LABEL_ACTIVITY, ShipmentView
 
 __all__ = ["http"]  # the live API client fixture
 CORRECTED = {"street": "12 Beacon St", "city": "Boston", "state": "MA", "zip": "02108"}
@@ -173,6 +175,62 @@ async def test_a_correction_whose_retry_was_never_sent_is_relayed(
     assert owed is None  # sent once; a later relay run sends nothing more
 
 
+async def test_a_correction_relayed_again_after_a_lost_answer_books_once(
+    http: httpx.AsyncClient, engine: AsyncEngine, live: LiveStack
+) -> None:
+    """The correction's ``retry_label`` reached the workflow but its answer was lost, so
+    the row stayed owed and the relay sent it again. The corrected address was refused
+    as well, so the repeat found the parcel waiting for staff: it books nothing (one
+    label attempt per correction) and the parcel still waits. Before, the repeat booked
+    a third time, with the address the carrier had just refused."""
+    refused = await refused_parcel(http, engine, live)
+    sessions = create_session_factory(engine)
+    workflows = ShipmentWorkflows(TemporalConnection.of(live.client))
+    still_nowhere = CORRECTED | {"zip": UNVERIFIABLE_ZIP}
+    async with sessions() as session, session.begin():
+        _, owed = await ShipmentAddresses(session, workflows).correct(
+            refused.parcel, ShippingAddressIn.model_validate(still_nowhere).model_dump()
+        )
+    handle = live.client.get_workflow_handle(shipment_workflow_id(refused.parcel))
+
+    async def history() -> list[HistoryEvent]:
+        return list((await handle.fetch_history()).events)
+
+    def bookings(events: list[HistoryEvent]) -> int:
+        return sum(
+            e.activity_task_scheduled_event_attributes.activity_type.name == BOOK_LABEL_ACTIVITY
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        )
+
+    def handled_signals(events: list[HistoryEvent]) -> int:
+        """Retry signals answered by a workflow task completed after them."""
+        signalled = [
+            i
+            for i, e in enumerate(events)
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            and e.workflow_execution_signaled_event_attributes.signal_name == "retry_label"
+        ]
+        done = [
+            i
+            for i, e in enumerate(events)
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        ]
+        return sum(any(d > s for d in done) for s in signalled)
+
+    # Sent, but the sender never heard back: the row is still owed.
+    await start_row(live.client, owed)
+    await poll(history, lambda events: bookings(events) == 2, "the corrected booking")
+    again = await poll(refused.view, lambda v: v.awaiting_retry, "the second refusal")
+    assert again.status is ShipmentStatus.PENDING
+
+    await relay_pending(live.client, sessions, older_than=timedelta(0))
+    events = await poll(history, lambda events: handled_signals(events) == 2, "the repeat")
+    assert bookings(events) == 2
+    after = await refused.view()
+    assert (after.status, after.awaiting_retry) == (ShipmentStatus.PENDING, True)
+
+
 async def test_a_signal_owed_to_a_workflow_that_ended_is_dropped(
     engine: AsyncEngine, live: LiveStack
 ) -> None:
@@ -181,7 +239,7 @@ async def test_a_signal_owed_to_a_workflow_that_ended_is_dropped(
     sessions = create_session_factory(engine)
     gone = f"shp_gone_{uuid4().hex[:8]}"
     async with sessions() as session, session.begin():
-        await ShipmentWorkflows.request_retry_label(session, gone)
+        await ShipmentWorkflows.request_retry_label(session, gone, "corr_gone")
     await relay_pending(live.client, sessions, older_than=timedelta(0))
     async with sessions() as session:
         assert await WorkflowStartRepository(session).owed(shipment_workflow_id(gone)) is None

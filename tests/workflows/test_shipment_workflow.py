@@ -46,6 +46,7 @@ from workflows.types.fulfillment import (
     CARRIER_UPDATE_SIGNAL,
     RETRY_LABEL_SIGNAL,
     SHIPMENT_WORKFLOW,
+    RetryLabel,
     ShipmentInput,
     shipment_workflow_id,
 )
@@ -205,6 +206,33 @@ async def test_a_refused_label_holds_the_fulfilment_until_staff_retry(
     assert parcels.ran(sid) == [BOOK, BOOK]
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, DELIVERED))
     assert (await child.result()).status is ShipmentStatus.DELIVERED
+
+
+async def test_a_correction_sent_twice_buys_at_most_one_more_label(
+    time_skipping_env: WorkflowEnvironment, parcels: ShipmentStandIns
+) -> None:
+    """Staff's correction owes one ``retry_label``; the relay sends it again when the
+    first send's answer was lost. The carrier refuses the corrected address too, and the
+    repeat (the same correction's id) comes while the parcel waits for staff again: it
+    is not another try (before, it booked a third time with the address the carrier had
+    just refused, and the parcel no longer said it waited for staff). A new correction
+    is."""
+    sid = new_id()
+    parcels.refusals[sid] = 2
+    child, _parent = await start_under_parent(time_skipping_env.client, parcel(sid))
+    await until(child, lambda v: v.awaiting_retry)
+    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_1"))
+    await parcels.called(sid, BOOK, 2)
+    await until(child, lambda v: v.awaiting_retry)
+    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_1"))
+    await time_skipping_env.sleep(timedelta(days=1))
+    still = await view(child)
+    assert (still.status, still.awaiting_retry) == (ShipmentStatus.PENDING, True)
+    assert parcels.ran(sid) == [BOOK, BOOK]
+    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_2"))
+    await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    assert parcels.ran(sid) == [BOOK, BOOK, BOOK]
+    await cancelled(time_skipping_env, child)
 
 
 async def test_a_stalled_parcel_is_flagged_once_per_silence_and_still_waited_for(

@@ -73,6 +73,15 @@ class ShipmentProgress(BaseModel):
     cancel_refused: bool = False
 
 
+class RetryLabel(BaseModel):
+    """``RETRY_LABEL_SIGNAL``'s argument: the staff correction that asks for the label
+    again. The signal is owed by the correction's transaction and may be sent twice (the
+    relay after an answer that was lost); the workflow acts once per ``correction_id``.
+    Sent with no argument (a correction recorded before it), every signal is acted on."""
+
+    correction_id: str
+
+
 class CarrierUpdate(BaseModel):
     """A verified carrier webhook for one parcel (``CARRIER_UPDATE_SIGNAL``). ``event_id``
     is the provider's event id: a redelivered webhook repeats it and is dropped."""

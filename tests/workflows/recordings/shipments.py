@@ -29,7 +29,7 @@ from tests.workflows.shipment_standins import (
 )
 from tests.workflows.shipment_standins import REFUND as LABEL_REFUND
 from workflows.shipments import ShipmentWorkflow
-from workflows.types.fulfillment import CARRIER_UPDATE_SIGNAL, RETRY_LABEL_SIGNAL
+from workflows.types.fulfillment import CARRIER_UPDATE_SIGNAL, RETRY_LABEL_SIGNAL, RetryLabel
 from workflows.types.shipments import ShipmentView
 
 # ShipmentWorkflow: stand-ins keep each parcel's status; parcel ids name the recordings.
@@ -45,6 +45,7 @@ def shipment_recording(name: str) -> Callable[[Recording], Recording]:
 
 
 SHIPMENT_STANDINS.refusals["shp_recorded_refused"] = 1
+SHIPMENT_STANDINS.refusals["shp_recorded_correction_twice"] = 2
 
 
 async def _shipment_ends(handle: WorkflowHandle[Any, ShipmentView], status: str) -> None:
@@ -143,6 +144,25 @@ async def shipment_refused(env: WorkflowEnvironment, queue: str) -> str:
     await SHIPMENT_STANDINS.called(sid, BOOK, 2)
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, DELIVERED))
     await _shipment_ends(child, ShipmentStatus.DELIVERED)
+    return child.id
+
+
+@shipment_recording("shipment_label_correction_sent_twice")
+async def shipment_correction_sent_twice(env: WorkflowEnvironment, queue: str) -> str:
+    """Since ``retry_label`` names its correction: the corrected address refused too,
+    the same correction sent again (dropped), then a new one that is bought."""
+    sid = "shp_recorded_correction_twice"
+    child, _parent = await start_under_parent(env.client, parcel(sid))
+    await until(child, lambda v: v.awaiting_retry)
+    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_1"))
+    await SHIPMENT_STANDINS.called(sid, BOOK, 2)
+    await until(child, lambda v: v.awaiting_retry)
+    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_1"))
+    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_2"))
+    await SHIPMENT_STANDINS.called(sid, BOOK, 3)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, DELIVERED))
+    await _shipment_ends(child, ShipmentStatus.DELIVERED)
+    assert SHIPMENT_STANDINS.ran(sid).count(BOOK) == 3
     return child.id
 
 
