@@ -25,13 +25,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.fulfillment import FulfillmentActivities
     from core.ids import IdPrefix, id_from
     from models.fulfillment import FulfillmentStatus, ShipmentStatus
+    from services.fulfillment.status import shipment_can_move
     from temporal.queues import TaskQueue
     from temporal.search_attributes import ORDER_ID, SHIPMENT_STATUS
     from workflows.fulfillment_parcels import (
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         LOCAL_FULFILLMENT_STEPS,
         PARCEL_ID_FROM_UPDATE,
         PATCHES_DECIDED_AT_START,
+        RESET_READS_THE_DATABASE,
         UPDATES_WAIT_FOR_OPEN,
     )
     from workflows.fulfillment_state import FulfillmentState
@@ -205,6 +207,12 @@ class FulfillmentWorkflow(FulfillmentState):
         # First, so that one run keeps one shape (the SDK remembers the answer).
         self._local_steps = workflow.patched(LOCAL_FULFILLMENT_STEPS)
         self._patches_at_start = workflow.patched(PATCHES_DECIDED_AT_START)
+        self._reset_reads = workflow.patched(RESET_READS_THE_DATABASE)
+        if self._reset_reads:
+            # Temporal gives a reset run a new randomness seed at the reset point: from
+            # there, the run reads its fulfilment again (``_run``).
+            workflow.register_random_seed_callback(lambda _seed: self._reset.set())
+            self._reset_watcher = asyncio.create_task(self._watch_for_resets())
         self._input = input
         try:
             return await self._run(input)
@@ -224,9 +232,26 @@ class FulfillmentWorkflow(FulfillmentState):
                 local=True,
             )
             self._opened = opened
-            self._mirror(opened.status)
+            if self._reset_reads:
+                await self._take_stored(opened)
+            else:
+                self._mirror(opened.status)
         while True:
-            await workflow.wait_condition(lambda: bool(self._exceptions) or self._finished())
+            await workflow.wait_condition(
+                lambda: bool(self._exceptions) or self._finished() or self._reset_seen
+            )
+            if self._reset_seen:
+                self._reset_seen = False
+                async with self._lock:
+                    await self._take_stored(
+                        await self._step(
+                            FulfillmentActivities.open,
+                            input,
+                            "reset: read the fulfilment order again",
+                            forever=True,
+                            local=True,
+                        )
+                    )
             while self._exceptions:
                 news = self._exceptions.pop(0)
                 reason = f"shipment {news.shipment_id}: {news.status}"
@@ -238,6 +263,37 @@ class FulfillmentWorkflow(FulfillmentState):
                 break
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
+
+    # --- a reset run -----------------------------------------------------------------------
+
+    async def _watch_for_resets(self) -> None:
+        """The seed's change alone wakes nothing (the SDK looks at what the run waits
+        for when a task of it has run); this task is woken by it, and then the run is."""
+        while True:
+            await self._reset.wait()
+            self._reset.clear()
+            self._reset_seen = True
+
+    async def _take_stored(self, opened: FulfillmentOpened) -> None:
+        """The fulfilment as the database holds it (``open`` answered it again: a run
+        reset to before what its earlier run did): parcels this run does not know are
+        taken as stored (their workflows run on their own and tell this one by id), a
+        known one moves forward to its stored status, the hold is the stored one. A
+        fulfilment cancelled where this run does not know it has its order's undoing
+        finished (every step of it answers a repeat as the first: nothing twice)."""
+        for stored in opened.shipments:
+            known = self._shipments.get(stored.shipment_id)
+            if known is None:
+                self._shipments[stored.shipment_id] = stored
+            elif shipment_can_move(known.status, stored.status):
+                known.status = stored.status
+        self._hold_reason = opened.hold_reason
+        if opened.status is FulfillmentStatus.CANCELLED:
+            if self._status is not FulfillmentStatus.CANCELLED:
+                self._mirror(FulfillmentStatus.CANCELLED)
+                await undo_order(opened, None)
+            return
+        self._derive()
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -255,7 +311,23 @@ class FulfillmentWorkflow(FulfillmentState):
         self._mirror(change.status)
 
     async def _start_parcel(self, opened: FulfillmentOpened, shipment_id: str) -> None:
-        handle: workflow.ChildWorkflowHandle[Any, Any] = await workflow.start_child_workflow(
+        try:
+            handle = await self._start_child(opened, shipment_id)
+        except WorkflowAlreadyStartedError:
+            if not self._reset_reads:
+                raise
+            # A reset run names a parcel its earlier run started: that workflow follows
+            # it (running or ended) and tells this one by id; one parcel, one workflow.
+            workflow.logger.info("parcel %s has its workflow already", shipment_id)
+            return
+        self._children[shipment_id] = handle
+        self._running.add(shipment_id)
+        self._watchers[shipment_id] = asyncio.create_task(self._watch(shipment_id, handle))
+
+    async def _start_child(
+        self, opened: FulfillmentOpened, shipment_id: str
+    ) -> workflow.ChildWorkflowHandle[Any, Any]:
+        return await workflow.start_child_workflow(
             SHIPMENT_WORKFLOW,
             ShipmentInput(
                 shipment_id=shipment_id,
@@ -277,10 +349,14 @@ class FulfillmentWorkflow(FulfillmentState):
                 if self._local_steps
                 else None
             ),
+            # Since RESET_READS_THE_DATABASE a parcel's workflow never runs twice (the
+            # SDK's default lets a closed one run again).
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.REJECT_DUPLICATE
+                if self._reset_reads
+                else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            ),
         )
-        self._children[shipment_id] = handle
-        self._running.add(shipment_id)
-        self._watchers[shipment_id] = asyncio.create_task(self._watch(shipment_id, handle))
 
     async def _watch(
         self, shipment_id: str, handle: workflow.ChildWorkflowHandle[Any, Any]
@@ -304,8 +380,12 @@ class FulfillmentWorkflow(FulfillmentState):
                 workflow.random().getrandbits(80),
             )
         key = hashlib.sha256(f"{workflow.info().workflow_id}/{update.id}".encode()).digest()
+        info = workflow.info()
+        # The workflow's start, which a reset keeps (since RESET_READS_THE_DATABASE); the
+        # start of its first workflow task is the reset run's own.
+        started = info.workflow_start_time if self._reset_reads else info.start_time
         return id_from(
             IdPrefix.SHIPMENT,
-            int(workflow.info().start_time.timestamp() * 1000),
+            int(started.timestamp() * 1000),
             int.from_bytes(key[:10], "big"),
         )

@@ -48,3 +48,17 @@ HANDLERS_FINISH_WHEN_CANCELLED = "handlers-finish-when-cancelled"
 # answered False and failed ("Non-deprecated patch marker encountered"). This one is
 # asked in the first task.
 PATCHES_DECIDED_AT_START = "fulfillment-patches-decided-at-start"
+# Since this patch a run reset by an operator (``temporal workflow reset``, the UI's
+# Reset) goes on from what the database holds, not from what its history kept up to the
+# reset point. Before it, the reset run named a parcel again from its Update with the
+# run's new start time, so an Update applied again made a second parcel of units still
+# unassigned (a second label bought) or was refused (``quantity_exceeds_unassigned``),
+# and, either way or when the Update was not applied again, the parcels made after the
+# reset point were unknown to the run: their news dropped, the fulfilment never
+# delivered, its workflow never ending. Now a parcel's id comes from the workflow's own
+# start (kept by a reset), its workflow is started once (a reset run finds it running or
+# ended and leaves it be), and the run reads its fulfilment again (``fulfillment.open``,
+# which answers the stored hold and parcels) when it opens it and when Temporal tells it
+# it was reset (its randomness seed changes there), taking the parcels and the hold as
+# stored, and finishing an undo whose cancel it no longer knows of.
+RESET_READS_THE_DATABASE = "fulfillment-reset-reads-the-database"

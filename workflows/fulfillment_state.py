@@ -45,6 +45,11 @@ class FulfillmentState:
         self._lock = asyncio.Lock()
         self._local_steps = False
         self._patches_at_start = False  # PATCHES_DECIDED_AT_START
+        self._reset_reads = False  # RESET_READS_THE_DATABASE
+        # Temporal reset this run (a new randomness seed): read the fulfilment again.
+        self._reset = asyncio.Event()
+        self._reset_seen = False
+        self._reset_watcher: asyncio.Task[None] | None = None
 
     # --- queries and signals ------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from models.fulfillment import (
     ShipmentLine,
     ShipmentStatus,
 )
+from models.orders import Order
 from services.fulfillment.progress import FulfillmentProgress
 from services.fulfillment.repository import FulfillmentRepository
 from services.order_repository import OrderRepository
@@ -32,6 +33,7 @@ from workflows.types.fulfillment_orders import (
     FulfillmentOpened,
     LineQuantity,
     ShipmentCreated,
+    ShipmentState,
 )
 
 DEFAULT_WEIGHT_OZ = 16.0
@@ -108,24 +110,32 @@ class FulfillmentService:
             )
             # Just inserted: nothing to read back (issue #15, two statements per order);
             # the lines' ids were made in this order, the order ``lines`` reads them in.
-            fulfillment, stored = draft, lines
-        else:
-            earlier = await self.repo.for_order(order_id)
-            assert earlier is not None  # inserted by an earlier attempt
-            fulfillment, stored = earlier, await self.repo.lines(earlier.id)
-        return FulfillmentOpened(
-            fulfillment_id=fulfillment.id,
-            order_id=order.id,
-            status=fulfillment.status,
-            lines=[
-                LineQuantity(order_line_id=ln.order_line_id, quantity=ln.quantity) for ln in stored
-            ],
-            user_id=order.user_id,
-            email=order.email,
-            name=str(order.shipping_address.get("name") or order.email),
-            total=order.total,
-            currency=order.currency,
-        )
+            return _opened(order, draft, lines)
+        earlier = await self.repo.for_order(order_id)
+        assert earlier is not None  # inserted by an earlier attempt
+        # Opened again (a retry, or a run reset to before what it did since): with the
+        # hold and the parcels as they are now, for the run to take.
+        opened = _opened(order, earlier, await self.repo.lines(earlier.id))
+        opened.hold_reason = earlier.hold_reason
+        opened.shipments = await self._parcels(earlier.id)
+        return opened
+
+    async def _parcels(self, fulfillment_id: str) -> list[ShipmentState]:
+        shipments = await self.repo.shipments(fulfillment_id)
+        lines = await self.repo.shipment_lines([s.id for s in shipments])
+        return [
+            ShipmentState(
+                shipment_id=s.id,
+                status=s.status,
+                delayed=s.delayed,
+                lines=[
+                    LineQuantity(order_line_id=ln.order_line_id, quantity=ln.quantity)
+                    for ln in lines
+                    if ln.shipment_id == s.id
+                ],
+            )
+            for s in shipments
+        ]
 
     async def create_shipment(
         self,
@@ -309,3 +319,19 @@ class FulfillmentService:
         )
         await self.session.flush()
         return FulfillmentCancelled(cancelled_shipments=cancelled, status=fulfillment.status)
+
+
+def _opened(
+    order: Order, fulfillment: Fulfillment, stored: Sequence[FulfillmentLine]
+) -> FulfillmentOpened:
+    return FulfillmentOpened(
+        fulfillment_id=fulfillment.id,
+        order_id=order.id,
+        status=fulfillment.status,
+        lines=[LineQuantity(order_line_id=ln.order_line_id, quantity=ln.quantity) for ln in stored],
+        user_id=order.user_id,
+        email=order.email,
+        name=str(order.shipping_address.get("name") or order.email),
+        total=order.total,
+        currency=order.currency,
+    )

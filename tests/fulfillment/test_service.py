@@ -73,6 +73,28 @@ async def test_open_copies_address_and_lines_once(db_session: AsyncSession) -> N
     assert [ln.order_line_id for ln in first.lines] == [ln.id for ln in lines]
 
 
+async def test_opened_again_it_answers_the_stored_hold_and_parcels(
+    db_session: AsyncSession,
+) -> None:
+    """A workflow run reset to before what its earlier run did opens the fulfilment
+    again: the answer carries the hold and the parcels as stored (status, lines), for
+    the run to take; a first opening has none to carry."""
+    order, (mugs, tea) = await queued_order(db_session)
+    service = FulfillmentService(db_session)
+    opened = await service.open(order.id, 0, "normal")
+    assert (opened.hold_reason, opened.shipments) == (None, [])
+    first = await service.create_shipment(opened.fulfillment_id, [lq(mugs.id, 2)])
+    second = await service.create_shipment(opened.fulfillment_id, [lq(tea.id, 1)])
+    await service.hold(opened.fulfillment_id, "address to confirm")
+    again = await service.open(order.id, 0, "normal")
+    assert again.hold_reason == "address to confirm"
+    assert again.status is FulfillmentStatus.ON_HOLD
+    assert [(s.shipment_id, s.status, s.lines) for s in again.shipments] == [
+        (first.shipment_id, ShipmentStatus.PENDING, [lq(mugs.id, 2)]),
+        (second.shipment_id, ShipmentStatus.PENDING, [lq(tea.id, 1)]),
+    ]
+
+
 async def test_open_reads_back_nothing_it_just_inserted(
     db_session: AsyncSession, engine: AsyncEngine
 ) -> None:

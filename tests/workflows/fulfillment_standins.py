@@ -50,6 +50,7 @@ from workflows.types.fulfillment_orders import (
     LineQuantity,
     NewShipment,
     ShipmentCreated,
+    ShipmentState,
 )
 
 MUGS, TEA = "oline_mugs", "oline_tea"
@@ -100,6 +101,13 @@ class Fulfilment:
     shipments: list[str] = field(default_factory=list)
     # The activities that wait for their Block before they answer.
     held: dict[str, Block] = field(default_factory=dict)
+    # The parcels as the database has them (made by create_shipment; a test moves them
+    # as the real parcel's steps would): a repeated ``open`` answers them, as the
+    # service does.
+    stored: dict[str, ShipmentState] = field(default_factory=dict)
+    # The fulfilment's stored hold and cancel, which a repeated ``open`` answers too.
+    stored_hold: str | None = None
+    stored_cancelled: bool = False
 
     @property
     def fulfillment_id(self) -> str:
@@ -147,10 +155,17 @@ class FulfillmentStandIns:
     @activity.defn(name=OPEN)
     async def open(self, input: FulfillmentInput) -> FulfillmentOpened:
         script = await self._of(OPEN, input)
+        again = script.ran.count(OPEN) > 1
         return FulfillmentOpened(
+            shipments=[s.model_copy(deep=True) for s in script.stored.values()] if again else [],
+            hold_reason=script.stored_hold if again else None,
             fulfillment_id=script.fulfillment_id,
             order_id=script.order_id,
-            status=FulfillmentStatus.OPEN,
+            status=(
+                FulfillmentStatus.CANCELLED
+                if again and script.stored_cancelled
+                else FulfillmentStatus.OPEN
+            ),
             lines=LINES,
             user_id="usr_standin",
             email="ada@example.com",
@@ -161,10 +176,18 @@ class FulfillmentStandIns:
 
     @activity.defn(name=CREATE)
     async def create_shipment(self, input: NewShipment) -> ShipmentCreated:
-        (await self._of(CREATE, input)).shipments.append(input.shipment_id)
+        script = await self._of(CREATE, input)
+        script.shipments.append(input.shipment_id)
+        # Asked again for a parcel it has, it answers the parcel as it is (as the service).
+        stored = script.stored.setdefault(
+            input.shipment_id,
+            ShipmentState(
+                shipment_id=input.shipment_id, status=ShipmentStatus.PENDING, lines=input.lines
+            ),
+        )
         return ShipmentCreated(
             shipment_id=input.shipment_id,
-            status=ShipmentStatus.PENDING,
+            status=stored.status,
             lines=input.lines,
             fulfillment_status=FulfillmentStatus.IN_PROGRESS,
         )

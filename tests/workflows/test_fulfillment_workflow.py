@@ -36,6 +36,7 @@ from tests.workflows.fulfillment_standins import (
     CLOSE,
     CREATE,
     HOLD,
+    LINES,
     MUGS,
     OPEN,
     REFUND,
@@ -63,6 +64,7 @@ from workflows.types.fulfillment_orders import (
     LineQuantity,
     ShipmentCreated,
     ShipmentRequest,
+    ShipmentState,
 )
 
 
@@ -517,3 +519,47 @@ async def test_an_update_that_comes_with_the_start_waits_for_the_opening(
     handle = await start.workflow_handle()
     await status_is(handle, FulfillmentStatus.IN_PROGRESS)
     await handle.terminate("test over")
+
+
+async def test_opened_again_it_takes_the_parcels_and_the_hold_the_database_has(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    """``open`` answers a fulfilment opened before with its stored hold and parcels (a
+    run reset to before what its earlier run did; ``test_fulfillment_reset.py`` resets
+    on a dev server): the run takes them, so the parcel's news is not a stranger's and
+    staff's release finds the hold. Before, the run knew none of it."""
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    script.flaky[OPEN] = 1  # the first opening's answer is lost: the retry opens again
+    moving = ShipmentState(
+        shipment_id="shp_stored", status=ShipmentStatus.IN_TRANSIT, lines=[LINES[0]]
+    )
+    script.stored[moving.shipment_id] = moving
+    script.stored_hold = "shipment shp_stored: failure (no access)"
+    handle = await start_fulfilment(client, script.order_id)
+    await status_is(handle, FulfillmentStatus.ON_HOLD)
+    view = await handle.query(FulfillmentWorkflow.status)
+    assert view.hold_reason == script.stored_hold
+    assert view.shipments == [moving]
+    released = await handle.execute_update(FulfillmentWorkflow.release)
+    assert released.hold_reason is None
+    assert script.ran == [OPEN, OPEN, RELEASE]
+
+
+async def test_opened_again_cancelled_it_finishes_the_order_s_undoing(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    """Opened again, the fulfilment is cancelled in the database while the run never
+    saw the cancel (its Update came after the reset point and was not applied again):
+    the run finishes the order's undoing (each step answers a repeat as the first: no
+    second refund or email) and ends cancelled, instead of waiting for parcels that
+    will never come."""
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    script.flaky[OPEN] = 1
+    script.stored_cancelled = True
+    handle = await start_fulfilment(client, script.order_id)
+    assert (await handle.result()).status is FulfillmentStatus.CANCELLED
+    assert script.ran == [OPEN, OPEN, *UNDO]
+    [email] = script.inputs("email.send")
+    assert email["idempotency_key"] == f"order_cancelled:{script.order_id}"

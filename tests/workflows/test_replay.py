@@ -115,6 +115,11 @@ def test_there_are_histories_to_replay() -> None:
         "fulfillment_delivered_patches_decided_at_start",
         "fulfillment_cancelled_from_temporal_patches_decided_at_start",
         "fulfillment_cancel_answered_late_patches_decided_at_start",
+        # Since "fulfillment-reset-reads-the-database" (record_reset_histories.py: the
+        # reset runs' histories).
+        "fulfillment_delivered_reset_reads_the_database",
+        "fulfillment_reset_to_the_first_task",
+        "fulfillment_reset_without_its_updates",
         # Since retry_label names its correction (no patch: unnamed ones act as before).
         "shipment_label_correction_sent_twice",
     }

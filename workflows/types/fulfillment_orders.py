@@ -37,7 +37,9 @@ class LineQuantity(BaseModel):
 
 
 class FulfillmentOpened(BaseModel):
-    """What the workflow keeps of its fulfilment order, and of the customer to write to."""
+    """What the workflow keeps of its fulfilment order, and of the customer to write to.
+    Opened before (a repeat: a reset run opens it again), also what the database holds
+    of it since: its hold and its parcels, which the run takes as they are stored."""
 
     fulfillment_id: str
     order_id: str
@@ -48,6 +50,8 @@ class FulfillmentOpened(BaseModel):
     name: str
     total: int
     currency: str
+    hold_reason: str | None = None
+    shipments: list[ShipmentState] = []
 
 
 class ShipmentRequest(BaseModel):
@@ -127,3 +131,7 @@ class FulfillmentView(BaseModel):
     status: FulfillmentStatus | None
     hold_reason: str | None = None
     shipments: list[ShipmentState] = []
+
+
+# ``ShipmentState`` is defined after the answer that carries it.
+FulfillmentOpened.model_rebuild()

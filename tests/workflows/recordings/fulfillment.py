@@ -67,6 +67,9 @@ async def _fulfilment_ends(handle: WorkflowHandle[Any, FulfillmentView], status:
 # Since "fulfillment-patches-decided-at-start": that patch is asked in the first
 # workflow task, and the ones it stands for (parcel-id-from-update, cancel-until-answered,
 # handlers-finish-when-cancelled) are not asked.
+# Since "fulfillment-reset-reads-the-database": its marker in the first task, each
+# parcel named from the workflow's start and started once (REJECT_DUPLICATE).
+@fulfilment_recording("fulfillment_delivered_reset_reads_the_database")
 @fulfilment_recording("fulfillment_delivered_patches_decided_at_start")
 @fulfilment_recording("fulfillment_parcels_named_by_their_updates")
 @fulfilment_recording("fulfillment_delivered_in_two_parcels_local_steps")
