@@ -69,6 +69,14 @@ APPROVAL_BEFORE_RUN_KEPT = "return-approval-before-run-kept"
 # workflow failed there, the return left ``approved`` with no workflow to take the
 # goods' receipt or refund them; since, it waits for the receipt.
 LATE_PARCEL_AWAITED = "return-late-parcel-awaited"
+# The ship-by time passed and the cancel answered that the return had moved on (received,
+# refunded, closed, declined): the run never saw it, as a run reset (``temporal workflow
+# reset``, the UI's Reset) to before staff's receipt Update, the Update not applied again.
+# Before this patch the workflow ended ``cancelled`` all the same, its status wrong and a
+# return received but not yet refunded (the refund retrying when the operator reset) never
+# refunded; since, it goes on from the stored status (refund, close; every step answers a
+# repeat as the first did, the refund under the return's key: once).
+DEADLINE_TAKES_STORED_STATUS = "return-deadline-takes-stored-status"
 
 
 def _refuse(message: str, code: str) -> ApplicationError:
@@ -211,9 +219,12 @@ class ReturnWorkflow:
             )
         except TimeoutError:
             self._expired = True
-            if await self._cancel_unsent(ref):
+            ended = await self._cancel_unsent(ref)
+            if ended is ReturnStatus.CANCELLED:
                 self._mirror(ReturnStatus.CANCELLED)
                 return self.status()
+            if ended is not None:
+                return await self._go_on_from(ref, ended)
 
         receipt = self._receipt
         assert receipt is not None
@@ -229,12 +240,15 @@ class ReturnWorkflow:
         self._mirror(ReturnStatus.CLOSED)
         return self.status()
 
-    async def _cancel_unsent(self, ref: ReturnRef) -> bool:
-        """Not sent back in time: cancel (the label voided). False when the carrier has
-        scanned the label meanwhile: the goods come late, and their receipt is awaited
-        (taken again by ``receive``), with no second deadline."""
+    async def _cancel_unsent(self, ref: ReturnRef) -> ReturnStatus | None:
+        """Not sent back in time: cancel (the label voided), ``cancelled``. None when the
+        carrier has scanned the label meanwhile: the goods come late, and their receipt
+        is awaited (taken again by ``receive``), with no second deadline. Another status
+        (since DEADLINE_TAKES_STORED_STATUS): the return had moved on, as stored."""
         try:
-            await self._step(ReturnActivities.cancel, ref, "not sent back in time: cancel")
+            answered: ReturnStatus = await self._step(
+                ReturnActivities.cancel, ref, "not sent back in time: cancel"
+            )
         except ActivityError as err:
             cause = err.cause
             if not (
@@ -246,8 +260,32 @@ class ReturnWorkflow:
             self._expired = False
             workflow.set_current_details(f"{self._status}; sent late: {cause.message}")
             await workflow.wait_condition(lambda: self._receipt is not None)
-            return False
-        return True
+            return None
+        if answered != ReturnStatus.CANCELLED and workflow.patched(DEADLINE_TAKES_STORED_STATUS):
+            return ReturnStatus(answered)
+        return ReturnStatus.CANCELLED
+
+    async def _go_on_from(self, ref: ReturnRef, stored: ReturnStatus) -> ReturnView:
+        """The return as stored, which this run had not seen: received, it is refunded
+        and closed (the receipt's amount read back: ``receive`` answers a repeat with
+        it); refunded, closed; closed or declined, it ends so."""
+        self._expired = False
+        if stored not in (ReturnStatus.RECEIVED, ReturnStatus.REFUNDED, ReturnStatus.CLOSED):
+            self._mirror(stored)
+            return self.status()
+        self._refund_amount = await self._step(
+            ReturnActivities.receive,
+            ReceiveInput(return_id=ref.return_id, lines=[]),
+            "the receipt as recorded (this run did not see it)",
+        )
+        self._mirror(stored)
+        if stored is ReturnStatus.RECEIVED:
+            await self._refund(ref)
+            self._mirror(ReturnStatus.REFUNDED)
+        if stored is not ReturnStatus.CLOSED:
+            await self._step(ReturnActivities.close, ref, "close")
+            self._mirror(ReturnStatus.CLOSED)
+        return self.status()
 
     async def _refund(self, ref: ReturnRef) -> None:
         """The refund, retried until it succeeds, unless Stripe no longer has the money

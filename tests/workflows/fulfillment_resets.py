@@ -183,12 +183,17 @@ async def completed_tasks(client: Client, workflow_id: str) -> list[int]:
     ]
 
 
-async def task_that_took_the_update(client: Client, workflow_id: str) -> int:
-    """The completed workflow task that accepted the first Update (its events follow)."""
-    events = client.get_workflow_handle(workflow_id).fetch_history_events()
-    accepted = [
+async def updates_accepted(client: Client, workflow_id: str) -> list[int]:
+    """The event ids of the Updates the workflow accepted, oldest first."""
+    return [
         e.event_id
-        async for e in events
+        async for e in client.get_workflow_handle(workflow_id).fetch_history_events()
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
     ]
-    return max(t for t in await completed_tasks(client, workflow_id) if t < accepted[0])
+
+
+async def task_that_took_the_update(client: Client, workflow_id: str, index: int = 0) -> int:
+    """The completed workflow task that accepted the ``index``th Update (its events
+    follow that task's completion)."""
+    accepted = (await updates_accepted(client, workflow_id))[index]
+    return max(t for t in await completed_tasks(client, workflow_id) if t < accepted)

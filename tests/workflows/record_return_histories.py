@@ -45,6 +45,7 @@ from workflows.types.returns import (
 )
 
 Recording = Callable[[WorkflowEnvironment], Awaitable[str]]
+STANDINS = ReturnStandIns()
 # Stripe refuses this return's refund (the stand-ins' ``refund_refusals``).
 REFUND_REFUSED_ID = "ret_recorded_refund_refused"
 # The carrier scans this return's label as the ship-by time passes (``labels_in_use``).
@@ -143,6 +144,19 @@ async def sent_late(env: WorkflowEnvironment) -> str:
     return handle.id
 
 
+# Since "return-deadline-takes-stored-status": the receipt recorded where the run did not
+# see it (a reset run; ``record_reset_histories.py`` records a reset), found by the
+# deadline's cancel: refunded and closed.
+async def received_unseen_at_the_deadline(env: WorkflowEnvironment) -> str:
+    input = return_input("ret_recorded_received_unseen")
+    handle = await start_return(env.client, input)
+    await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_staff"))
+    STANDINS.stored[input.return_id] = ReturnStatus.RECEIVED
+    STANDINS.amounts[input.return_id] = 2000
+    assert (await handle.result()).status == ReturnStatus.CLOSED
+    return handle.id
+
+
 RECORDINGS: dict[str, Recording] = {
     "return_refunded": refunded,
     "return_auto_approved": auto_approved,
@@ -151,6 +165,7 @@ RECORDINGS: dict[str, Recording] = {
     "return_refund_refused": refund_refused,
     "return_staff_approved_with_the_start": staff_approved_with_the_start,
     "return_sent_late": sent_late,
+    "return_received_unseen_at_the_deadline": received_unseen_at_the_deadline,
 }
 
 
@@ -168,7 +183,7 @@ async def record(names: list[str], overwrite: bool = False) -> None:
                 search_attributes=SEARCH_ATTRIBUTES, namespace=env.client.namespace
             )
         )
-        standins = ReturnStandIns()
+        standins = STANDINS
         standins.refund_refusals.add(REFUND_REFUSED_ID)
         standins.labels_in_use.add(SENT_LATE_ID)
         async with standins.worker(env.client):

@@ -43,6 +43,7 @@ from workflows.types.returns import (
 # The stand-in refunds 1000 minor units per unit received, damaged or not.
 UNIT_REFUND = 1000
 SHIP_BY_SECONDS = 14 * 86400.0
+RECEIVED_OR_LATER = frozenset({ReturnStatus.RECEIVED, ReturnStatus.REFUNDED, ReturnStatus.CLOSED})
 
 
 class ReturnStandIns:
@@ -54,6 +55,12 @@ class ReturnStandIns:
         self.labels_in_use: set[str] = set()
         # Steps held until released, per (activity name, return id).
         self.holds: dict[tuple[str, str], asyncio.Event] = {}
+        # The return's row as the real steps leave it: its status and refund amount (a
+        # step asked again answers from them, as the services do).
+        self.stored: dict[str, ReturnStatus] = {}
+        self.amounts: dict[str, int] = {}
+        # Return ids whose refund fails for now (Stripe away: retried).
+        self.stripe_away: set[str] = set()
 
     def _record(self, name: str, input: dict[str, Any]) -> str:
         return_id = str(input["return_id"])
@@ -75,42 +82,58 @@ class ReturnStandIns:
             raise ApplicationError(
                 "the carrier refused the address", type="shipping_rejected", non_retryable=True
             )
+        self.stored[return_id] = ReturnStatus.APPROVED
         return ReturnStatus.APPROVED
 
     @activity.defn(name=DECLINE_ACTIVITY)
     async def decline(self, input: dict[str, Any]) -> ReturnStatus:
-        self._record(DECLINE_ACTIVITY, input)
+        self.stored[self._record(DECLINE_ACTIVITY, input)] = ReturnStatus.DECLINED
         return ReturnStatus.DECLINED
 
     @activity.defn(name=CANCEL_ACTIVITY)
     async def cancel(self, input: dict[str, Any]) -> ReturnStatus:
-        if self._record(CANCEL_ACTIVITY, input) in self.labels_in_use:
+        return_id = self._record(CANCEL_ACTIVITY, input)
+        stored = self.stored.get(return_id, ReturnStatus.APPROVED)
+        if stored != ReturnStatus.APPROVED:
+            return stored  # moved on: nothing to cancel (as the service answers)
+        if return_id in self.labels_in_use:
             raise ApplicationError(
                 "the carrier has scanned the return label", type=LABEL_IN_USE, non_retryable=True
             )
+        self.stored[return_id] = ReturnStatus.CANCELLED
         return ReturnStatus.CANCELLED
 
     @activity.defn(name=RECEIVE_ACTIVITY)
     async def receive(self, input: dict[str, Any]) -> int:
-        await self._held(RECEIVE_ACTIVITY, self._record(RECEIVE_ACTIVITY, input))
-        return UNIT_REFUND * sum(
+        return_id = self._record(RECEIVE_ACTIVITY, input)
+        await self._held(RECEIVE_ACTIVITY, return_id)
+        if self.stored.get(return_id) in RECEIVED_OR_LATER:
+            return self.amounts[return_id]  # recorded already: its amount
+        self.stored[return_id] = ReturnStatus.RECEIVED
+        self.amounts[return_id] = UNIT_REFUND * sum(
             int(ln["received_quantity"]) + int(ln["damaged_quantity"]) for ln in input["lines"]
         )
+        return self.amounts[return_id]
 
     @activity.defn(name=REFUND_ACTIVITY)
     async def refund(self, input: dict[str, Any]) -> str:
-        if self._record(REFUND_ACTIVITY, input) in self.refund_refusals:
+        return_id = self._record(REFUND_ACTIVITY, input)
+        await self._held(REFUND_ACTIVITY, return_id)
+        if return_id in self.stripe_away:
+            raise ApplicationError("Stripe is away", type="DependencyUnavailable")
+        if return_id in self.refund_refusals:
             raise ApplicationError(
                 "Stripe refused the refund: at most 500 can still be refunded",
                 {"refundable": 500},
                 type=REFUND_NOT_REFUNDABLE,
                 non_retryable=True,
             )
+        self.stored[return_id] = ReturnStatus.REFUNDED
         return "re_standin"
 
     @activity.defn(name=CLOSE_ACTIVITY)
     async def close(self, input: dict[str, Any]) -> ReturnStatus:
-        self._record(CLOSE_ACTIVITY, input)
+        self.stored[self._record(CLOSE_ACTIVITY, input)] = ReturnStatus.CLOSED
         return ReturnStatus.CLOSED
 
     def worker(self, client: Client) -> Worker:

@@ -164,6 +164,31 @@ async def test_not_sent_back_in_time_is_cancelled_without_a_refund(
     assert returns.ran[input.return_id] == [ISSUE_LABEL_ACTIVITY, CANCEL_ACTIVITY]
 
 
+async def test_at_the_ship_by_time_a_return_that_moved_on_unseen_goes_on_from_its_rows(
+    time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
+) -> None:
+    """The receipt was recorded where this run did not see it (a run reset to before
+    staff's receive Update, not applied again: ``test_return_reset.py`` resets on a dev
+    server), its refund not yet made. At the ship-by time the cancel answers that the
+    return is received: the run reads the receipt's amount back, refunds (under the
+    return's key: once), closes. Before, it ended ``cancelled``, the refund never made."""
+    input = return_input()
+    handle = await start_return(time_skipping_env.client, input)
+    await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
+    returns.stored[input.return_id] = ReturnStatus.RECEIVED
+    returns.amounts[input.return_id] = 2 * UNIT_REFUND
+    result = await handle.result()  # time skips to the ship-by deadline
+    assert (result.status, result.refund_amount) == (ReturnStatus.CLOSED, 2 * UNIT_REFUND)
+    assert returns.ran[input.return_id] == [
+        ISSUE_LABEL_ACTIVITY,
+        CANCEL_ACTIVITY,
+        RECEIVE_ACTIVITY,
+        REFUND_ACTIVITY,
+        CLOSE_ACTIVITY,
+    ]
+    assert returns.stored[input.return_id] is ReturnStatus.CLOSED
+
+
 async def test_a_label_the_carrier_scanned_by_the_ship_by_time_waits_for_the_goods(
     time_skipping_env: WorkflowEnvironment, returns: ReturnStandIns
 ) -> None:
