@@ -122,20 +122,7 @@ class FulfillmentService:
 
     async def _parcels(self, fulfillment_id: str) -> list[ShipmentState]:
         shipments = await self.repo.shipments(fulfillment_id)
-        lines = await self.repo.shipment_lines([s.id for s in shipments])
-        return [
-            ShipmentState(
-                shipment_id=s.id,
-                status=s.status,
-                delayed=s.delayed,
-                lines=[
-                    LineQuantity(order_line_id=ln.order_line_id, quantity=ln.quantity)
-                    for ln in lines
-                    if ln.shipment_id == s.id
-                ],
-            )
-            for s in shipments
-        ]
+        return parcel_states(shipments, await self.repo.shipment_lines([s.id for s in shipments]))
 
     async def create_shipment(
         self,
@@ -335,3 +322,22 @@ def _opened(
         total=order.total,
         currency=order.currency,
     )
+
+
+def parcel_states(
+    shipments: Sequence[Shipment], lines: Sequence[ShipmentLine]
+) -> list[ShipmentState]:
+    """The parcels as ``FulfillmentWorkflow`` keeps them, from their rows."""
+    return [
+        ShipmentState(
+            shipment_id=s.id,
+            status=s.status,
+            delayed=s.delayed,
+            lines=[
+                LineQuantity(order_line_id=ln.order_line_id, quantity=ln.quantity)
+                for ln in lines
+                if ln.shipment_id == s.id
+            ],
+        )
+        for s in shipments
+    ]

@@ -13,6 +13,7 @@ from models.fulfillment import (
     ShipmentStatus,
 )
 from models.orders import OrderStatus
+from services.fulfillment.service import parcel_states
 from services.fulfillment.status import (
     fulfillment_status,
     line_progress,
@@ -20,7 +21,7 @@ from services.fulfillment.status import (
     shipment_can_move,
 )
 from workflows.fulfillment_parcels import parcels_status
-from workflows.types.fulfillment_orders import LineQuantity, ShipmentState
+from workflows.types.fulfillment_orders import LineQuantity
 
 F, S, OS = FulfillmentStatus, ShipmentStatus, OrderStatus
 # Two lines: A (2 units) and B (1 unit).
@@ -177,18 +178,7 @@ def test_the_workflow_mirrors_the_database_rule(
         has_shipments=any(s.status != S.CANCELLED for s in shipments),
         progress=line_progress(LINES, shipments, lines),
     )
-    states = [
-        ShipmentState(
-            shipment_id=s.id,
-            status=s.status,
-            lines=[
-                LineQuantity(order_line_id=ln.order_line_id, quantity=ln.quantity)
-                for ln in lines
-                if ln.shipment_id == s.id
-            ],
-        )
-        for s in shipments
-    ]
+    states = parcel_states(shipments, lines)
     quantities = [
         LineQuantity(order_line_id=ln.order_line_id, quantity=ln.quantity) for ln in LINES
     ]

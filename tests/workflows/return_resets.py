@@ -12,7 +12,13 @@ from temporalio.client import Client, WorkflowUpdateStage
 
 from models.returns import ReturnStatus
 from tests.workflows.fulfillment_resets import reset, task_that_took_the_update
-from tests.workflows.return_standins import UNIT_REFUND, ReturnStandIns, return_input, start_return
+from tests.workflows.return_standins import (
+    RECEIPT,
+    UNIT_REFUND,
+    ReturnStandIns,
+    return_input,
+    start_return,
+)
 from workflows.returns import ReturnWorkflow
 from workflows.types.returns import (
     CANCEL_ACTIVITY,
@@ -20,18 +26,9 @@ from workflows.types.returns import (
     RECEIVE_ACTIVITY,
     REFUND_ACTIVITY,
     ApproveRequest,
-    ReceivedLine,
-    ReceiveRequest,
     ReturnView,
 )
 
-RECEIPT = ReceiveRequest(
-    lines=[
-        ReceivedLine(return_line_id="rline_a", received_quantity=2, damaged_quantity=0),
-        ReceivedLine(return_line_id="rline_b", received_quantity=0, damaged_quantity=1),
-    ],
-    staff_id="usr_staff",
-)
 # Short, on a dev server's real clock: the deadline falls soon after the reset.
 SHIP_BY_SECONDS = 3.0
 EXCLUDE_UPDATES = ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE

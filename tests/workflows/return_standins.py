@@ -35,6 +35,8 @@ from workflows.types.returns import (
     RECEIVE_ACTIVITY,
     REFUND_ACTIVITY,
     REFUND_NOT_REFUNDABLE,
+    ReceivedLine,
+    ReceiveRequest,
     ReturnInput,
     ReturnLineRef,
     ReturnView,
@@ -43,6 +45,14 @@ from workflows.types.returns import (
 # The stand-in refunds 1000 minor units per unit received, damaged or not.
 UNIT_REFUND = 1000
 SHIP_BY_SECONDS = 14 * 86400.0
+# Three units back, one damaged: 3 * UNIT_REFUND refunded.
+RECEIPT = ReceiveRequest(
+    lines=[
+        ReceivedLine(return_line_id="rline_a", received_quantity=1, damaged_quantity=1),
+        ReceivedLine(return_line_id="rline_b", received_quantity=1, damaged_quantity=0),
+    ],
+    staff_id="usr_staff",
+)
 RECEIVED_OR_LATER = frozenset({ReturnStatus.RECEIVED, ReturnStatus.REFUNDED, ReturnStatus.CLOSED})
 
 

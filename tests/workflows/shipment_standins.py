@@ -40,9 +40,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.types.fulfillment import (
         CARRIER_UPDATE_SIGNAL,
         FULFILLMENT_WORKFLOW,
+        RETRY_LABEL_SIGNAL,
         SHIPMENT_PROGRESS_SIGNAL,
         SHIPMENT_WORKFLOW,
         CarrierUpdate,
+        RetryLabel,
         ShipmentInput,
         ShipmentProgress,
         fulfillment_workflow_id,
@@ -348,3 +350,16 @@ async def until(
                 return seen
         await asyncio.sleep(0.01)
     raise AssertionError(f"the parcel never got there: {seen}")
+
+
+async def refused_again_then_sent_again(
+    standins: ShipmentStandIns, child: WorkflowHandle[Any, ShipmentView], sid: str
+) -> None:
+    """A parcel whose label the carrier refuses twice: staff's correction ``corr_1``
+    books it again, refused too, and ``corr_1``'s signal is sent again (the relay after
+    a lost answer) while the parcel waits for staff."""
+    await until(child, lambda v: v.awaiting_retry)
+    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_1"))
+    await standins.called(sid, BOOK_LABEL_ACTIVITY, 2)
+    await until(child, lambda v: v.awaiting_retry)
+    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_1"))

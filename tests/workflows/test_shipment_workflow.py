@@ -36,6 +36,7 @@ from tests.workflows.shipment_standins import (
     ShipmentStandIns,
     parcel,
     progress,
+    refused_again_then_sent_again,
     start_under_parent,
     until,
     update,
@@ -220,11 +221,7 @@ async def test_a_correction_sent_twice_buys_at_most_one_more_label(
     sid = new_id()
     parcels.refusals[sid] = 2
     child, _parent = await start_under_parent(time_skipping_env.client, parcel(sid))
-    await until(child, lambda v: v.awaiting_retry)
-    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_1"))
-    await parcels.called(sid, BOOK, 2)
-    await until(child, lambda v: v.awaiting_retry)
-    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_1"))
+    await refused_again_then_sent_again(parcels, child, sid)
     await time_skipping_env.sleep(timedelta(days=1))
     still = await view(child)
     assert (still.status, still.awaiting_retry) == (ShipmentStatus.PENDING, True)

@@ -23,6 +23,7 @@ from tests.workflows.shipment_standins import (
     ShipmentStandIns,
     parcel,
     progress,
+    refused_again_then_sent_again,
     start_under_parent,
     until,
     update,
@@ -153,11 +154,7 @@ async def shipment_correction_sent_twice(env: WorkflowEnvironment, queue: str) -
     the same correction sent again (dropped), then a new one that is bought."""
     sid = "shp_recorded_correction_twice"
     child, _parent = await start_under_parent(env.client, parcel(sid))
-    await until(child, lambda v: v.awaiting_retry)
-    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_1"))
-    await SHIPMENT_STANDINS.called(sid, BOOK, 2)
-    await until(child, lambda v: v.awaiting_retry)
-    await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_1"))
+    await refused_again_then_sent_again(SHIPMENT_STANDINS, child, sid)
     await child.signal(RETRY_LABEL_SIGNAL, RetryLabel(correction_id="corr_2"))
     await SHIPMENT_STANDINS.called(sid, BOOK, 3)
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, DELIVERED))
