@@ -49,7 +49,9 @@ class FulfillmentActivities:
     async def hold(self, input: FulfillmentHoldInput) -> FulfillmentChange:
         with application_errors():
             async with transaction(self._sessions) as session:
-                return await FulfillmentService(session).hold(input.fulfillment_id, input.reason)
+                return await FulfillmentService(session).hold(
+                    input.fulfillment_id, input.reason, input.key
+                )
 
     @activity.defn(name="fulfillment.release")
     async def release(self, input: FulfillmentRef) -> FulfillmentChange:

@@ -253,12 +253,14 @@ class FulfillmentWorkflow(FulfillmentState):
                         )
                     )
             while self._exceptions:
-                news = self._exceptions.pop(0)
+                news, key = self._exceptions.pop(0), self._exception_keys.pop(0)
                 reason = f"shipment {news.shipment_id}: {news.status}"
                 if news.detail:
                     reason += f" ({news.detail})"
                 async with self._lock:
-                    await self._hold(reason, forever=True)
+                    # Keyed since RESET_READS_THE_DATABASE: an exception a reset run is
+                    # told again holds it no second time (staff released that hold).
+                    await self._hold(reason, forever=True, key=key if self._reset_reads else None)
             if self._finished():
                 break
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -297,11 +299,11 @@ class FulfillmentWorkflow(FulfillmentState):
 
     # --- steps ----------------------------------------------------------------------------
 
-    async def _hold(self, reason: str, *, forever: bool = False) -> None:
+    async def _hold(self, reason: str, *, forever: bool = False, key: str | None = None) -> None:
         opened = await self._wait_opened()
         change: FulfillmentChange = await self._step(
             FulfillmentActivities.hold,
-            FulfillmentHoldInput(fulfillment_id=opened.fulfillment_id, reason=reason),
+            FulfillmentHoldInput(fulfillment_id=opened.fulfillment_id, reason=reason, key=key),
             "put the fulfilment on hold",
             forever=forever,
             local=True,

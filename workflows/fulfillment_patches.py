@@ -60,5 +60,7 @@ PATCHES_DECIDED_AT_START = "fulfillment-patches-decided-at-start"
 # ended and leaves it be), and the run reads its fulfilment again (``fulfillment.open``,
 # which answers the stored hold and parcels) when it opens it and when Temporal tells it
 # it was reset (its randomness seed changes there), taking the parcels and the hold as
-# stored, and finishing an undo whose cancel it no longer knows of.
+# stored, and finishing an undo whose cancel it no longer knows of. A parcel's exception
+# holds the fulfilment under a key counting the parcel's exceptions, so the same one told
+# again to a reset run (staff released its hold since) holds it (and emails) no second time.
 RESET_READS_THE_DATABASE = "fulfillment-reset-reads-the-database"

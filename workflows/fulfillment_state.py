@@ -41,6 +41,9 @@ class FulfillmentState:
         self._children: dict[str, workflow.ChildWorkflowHandle[Any, Any]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._exceptions: list[ShipmentProgress] = []
+        # Per parcel, the exceptions it told; the hold key of each exception waiting.
+        self._exceptions_told: dict[str, int] = {}
+        self._exception_keys: list[str] = []
         # Updates and holds run one at a time, in the order they come.
         self._lock = asyncio.Lock()
         self._local_steps = False
@@ -80,6 +83,11 @@ class FulfillmentState:
             moved or progress.status is ShipmentStatus.PENDING or progress.cancel_refused
         ):
             self._exceptions.append(progress)
+            told = self._exceptions_told.get(progress.shipment_id, 0) + 1
+            self._exceptions_told[progress.shipment_id] = told
+            # Its hold's key: the same for the same exception told again to a reset run
+            # (the signals before the reset point replayed, those after it sent again).
+            self._exception_keys.append(f"hold:{progress.shipment_id}:{told}")
         self._derive()
 
     # --- the state as the run and the Updates see it ------------------------------------

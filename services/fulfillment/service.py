@@ -208,28 +208,34 @@ class FulfillmentService:
             fulfillment_status=fulfillment.status,
         )
 
-    async def hold(self, fulfillment_id: str, reason: str) -> FulfillmentChange:
+    async def hold(
+        self, fulfillment_id: str, reason: str, key: str | None = None
+    ) -> FulfillmentChange:
         """Put it on hold for staff (``fulfillment.on_hold``); a held one keeps its first
         reason, and a cancelled or delivered one is left alone. ``changed``: the hold in
         place is this one, also when a repeat finds it (a retry whose first answer was
-        lost: the workflow learns the reason from it, and lets staff release it)."""
+        lost: the workflow learns the reason from it, and lets staff release it).
+        ``key`` names what the hold is for (a parcel's exception): such a hold is placed
+        once, its timeline entry keyed; asked for again once staff released it (a reset
+        run told of the exception again) it changes nothing and nobody is emailed."""
         fulfillment = await self.repo.require(fulfillment_id, lock=True)
         if fulfillment.hold_reason is not None or fulfillment.status in CLOSED:
             return FulfillmentChange(
                 status=fulfillment.status,
                 changed=fulfillment.hold_reason == reason and fulfillment.status not in CLOSED,
             )
+        order = await self.orders.require(fulfillment.order_id)
+        entry = {"fulfillmentId": fulfillment.id, "reason": reason}
+        if key is not None and not await self.orders.add_event(
+            order.id, order.status, "fulfilment on hold", entry, key=key
+        ):
+            return FulfillmentChange(status=fulfillment.status, changed=False)
         fulfillment.hold_reason = reason
         fulfillment.held_at = utcnow()
         self.repo.stage(fulfillment)
         fulfillment = await self.progress.refresh(fulfillment.id)
-        order = await self.orders.require(fulfillment.order_id)
-        await self.orders.add_event(
-            order.id,
-            order.status,
-            "fulfilment on hold",
-            {"fulfillmentId": fulfillment.id, "reason": reason},
-        )
+        if key is None:
+            await self.orders.add_event(order.id, order.status, "fulfilment on hold", entry)
         await publish(
             self.session,
             EventType.FULFILLMENT_ON_HOLD,

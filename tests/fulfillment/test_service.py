@@ -198,6 +198,30 @@ async def test_a_hold_repeated_after_a_lost_answer_answers_as_the_first(
     assert (await timeline(db_session, order.id)).count("fulfilment on hold") == 1
 
 
+async def test_a_keyed_hold_is_placed_once_even_after_staff_released_it(
+    db_session: AsyncSession,
+) -> None:
+    """A parcel's exception holds the fulfilment under a key; told of it again (a reset
+    workflow run) after staff released that hold, the step changes nothing: no second
+    hold, no second ``fulfillment.on_hold`` (the warehouse's email), one timeline entry."""
+    order, (mugs, _tea) = await queued_order(db_session)
+    service = FulfillmentService(db_session)
+    opened = await service.open(order.id, 0, "normal")
+    await service.create_shipment(opened.fulfillment_id, [lq(mugs.id, 2)])
+    first = await service.hold(opened.fulfillment_id, "shipment shp_1: failure", "hold:shp_1:1")
+    assert (first.status, first.changed) == (FulfillmentStatus.ON_HOLD, True)
+    await service.release(opened.fulfillment_id)
+    again = await service.hold(opened.fulfillment_id, "shipment shp_1: failure", "hold:shp_1:1")
+    assert (again.status, again.changed) == (FulfillmentStatus.IN_PROGRESS, False)
+    stored = await FulfillmentRepository(db_session).require(opened.fulfillment_id)
+    assert stored.hold_reason is None
+    assert len(await events(db_session, order.id, EventType.FULFILLMENT_ON_HOLD)) == 1
+    assert (await timeline(db_session, order.id)).count("fulfilment on hold") == 1
+    # Another exception has its own key: it holds.
+    other = await service.hold(opened.fulfillment_id, "shipment shp_1: failure", "hold:shp_1:2")
+    assert other.changed is True
+
+
 async def test_cancel_cancels_pending_parcels_but_not_once_a_label_exists(
     db_session: AsyncSession,
 ) -> None:

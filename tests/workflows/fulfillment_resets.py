@@ -20,6 +20,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from models.fulfillment import FulfillmentStatus, ShipmentStatus
 from tests.workflows.fulfillment_standins import (
+    HOLD,
     MUGS,
     OPEN,
     TEA,
@@ -172,6 +173,51 @@ async def reset_without_its_updates(client: Client, standins: FulfillmentStandIn
         (whole.shipment_id, ShipmentStatus.DELIVERED)
     ]
     return workflow_id
+
+
+async def reset_after_a_released_hold(client: Client, standins: FulfillmentStandIns) -> str:
+    """The whole order in one parcel; the carrier fails to deliver it (an exception: the
+    fulfilment goes on hold, the warehouse emailed) and staff release the hold. The
+    fulfilment is reset to before the exception: Temporal tells the run of it again, and
+    of staff's release; the exception holds the fulfilment no second time (its hold is
+    keyed), the release finds nothing to release, and the parcel is followed to the door."""
+    script, workflow_id = await started(client, standins)
+    whole = await latest(client, workflow_id).execute_update(
+        FulfillmentWorkflow.create_shipment, parcel((MUGS, 2), (TEA, 1))
+    )
+    script.stored[whole.shipment_id].status = ShipmentStatus.FAILURE
+    await carrier(
+        client, whole.shipment_id, ShipmentStatus.FAILURE, exception=True, detail="no access"
+    )
+    await until(client, workflow_id, lambda v: v.hold_reason is not None)
+    await latest(client, workflow_id).execute_update(FulfillmentWorkflow.release)
+    assert script.holds_placed == 1
+
+    before_the_exception = await task_before_the_first_signal(client, workflow_id)
+    await reset(client, workflow_id, before_the_exception)
+    again = await until(
+        client, workflow_id, lambda v: script.ran.count(HOLD) == 2 and v.hold_reason is None
+    )
+    assert [(s.shipment_id, s.status) for s in again.shipments] == [
+        (whole.shipment_id, ShipmentStatus.FAILURE)
+    ]
+    assert script.holds_placed == 1  # the warehouse emailed once
+    assert {i["key"] for i in script.inputs(HOLD)} == {f"hold:{whole.shipment_id}:1"}
+
+    await moved(client, script, whole.shipment_id, ShipmentStatus.DELIVERED)
+    done = await latest(client, workflow_id).result()
+    assert (done.status, done.hold_reason) == (FulfillmentStatus.DELIVERED, None)
+    return workflow_id
+
+
+async def task_before_the_first_signal(client: Client, workflow_id: str) -> int:
+    """The last completed workflow task before the workflow was first signalled."""
+    signalled = [
+        e.event_id
+        async for e in client.get_workflow_handle(workflow_id).fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    return max(t for t in await completed_tasks(client, workflow_id) if t < signalled[0])
 
 
 async def completed_tasks(client: Client, workflow_id: str) -> list[int]:

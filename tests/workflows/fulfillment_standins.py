@@ -108,6 +108,9 @@ class Fulfilment:
     # The fulfilment's stored hold and cancel, which a repeated ``open`` answers too.
     stored_hold: str | None = None
     stored_cancelled: bool = False
+    # The holds placed (each emails the warehouse), and the keys of the keyed ones.
+    holds_placed: int = 0
+    hold_keys: set[str] = field(default_factory=set)
 
     @property
     def fulfillment_id(self) -> str:
@@ -194,7 +197,12 @@ class FulfillmentStandIns:
 
     @activity.defn(name=HOLD)
     async def hold(self, input: FulfillmentHoldInput) -> FulfillmentChange:
-        await self._of(HOLD, input)
+        script = await self._of(HOLD, input)
+        if input.key is not None:
+            if input.key in script.hold_keys:  # held once for it already (as the service)
+                return FulfillmentChange(status=FulfillmentStatus.SHIPPED, changed=False)
+            script.hold_keys.add(input.key)
+        script.holds_placed += 1
         return FulfillmentChange(status=FulfillmentStatus.ON_HOLD, changed=True)
 
     @activity.defn(name=RELEASE)

@@ -17,7 +17,11 @@ from collections.abc import Awaitable, Callable
 from temporalio.client import Client
 
 from tests.conftest import start_dev_server
-from tests.workflows.fulfillment_resets import reset_to_the_first_task, reset_without_its_updates
+from tests.workflows.fulfillment_resets import (
+    reset_after_a_released_hold,
+    reset_to_the_first_task,
+    reset_without_its_updates,
+)
 from tests.workflows.fulfillment_standins import FulfillmentStandIns
 from tests.workflows.record_histories import HISTORIES, recorder_main
 from tests.workflows.return_resets import reset_before_the_receipt_while_refunding
@@ -27,6 +31,7 @@ FULFILMENTS: dict[str, Callable[[Client, FulfillmentStandIns], Awaitable[str]]] 
     # Since "fulfillment-reset-reads-the-database".
     "fulfillment_reset_to_the_first_task": reset_to_the_first_task,
     "fulfillment_reset_without_its_updates": reset_without_its_updates,
+    "fulfillment_reset_after_a_released_hold": reset_after_a_released_hold,
 }
 RETURNS: dict[str, Callable[[Client, ReturnStandIns], Awaitable[str]]] = {
     # Since "return-deadline-takes-stored-status".

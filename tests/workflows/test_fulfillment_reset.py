@@ -13,7 +13,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import start_dev_server
-from tests.workflows.fulfillment_resets import reset_to_the_first_task, reset_without_its_updates
+from tests.workflows.fulfillment_resets import (
+    reset_after_a_released_hold,
+    reset_to_the_first_task,
+    reset_without_its_updates,
+)
 from tests.workflows.fulfillment_standins import FulfillmentStandIns
 
 
@@ -50,3 +54,15 @@ async def test_reset_without_its_updates_the_run_takes_the_parcels_the_database_
     news was dropped, the fulfilment stayed ``open`` for good while its rows said
     shipped, and its workflow never ended."""
     await reset_without_its_updates(*fulfilments)
+
+
+async def test_reset_to_before_an_exception_staff_released_it_holds_no_second_time(
+    fulfilments: tuple[Client, FulfillmentStandIns],
+) -> None:
+    """A parcel's exception put the fulfilment on hold (the warehouse emailed) and staff
+    released it; the fulfilment is reset to before the exception, which Temporal tells
+    the reset run again, with the release. The hold is keyed by the exception (the
+    parcel's first): asked again, it changes nothing, nobody is emailed, and the parcel
+    is followed to the door. Before, the reset run held the fulfilment again and the
+    warehouse had a second email for an exception already dealt with."""
+    await reset_after_a_released_hold(*fulfilments)

@@ -274,7 +274,7 @@ async def test_hold_stops_new_parcels_until_released(
     await handle.execute_update(FulfillmentWorkflow.create_shipment, parcel((MUGS, 1)))
     assert script.ran == [OPEN, HOLD, RELEASE, CREATE]
     assert script.inputs(HOLD) == [
-        {"fulfillment_id": script.fulfillment_id, "reason": "address to confirm"}
+        {"fulfillment_id": script.fulfillment_id, "reason": "address to confirm", "key": None}
     ]
     await handle.execute_update(FulfillmentWorkflow.cancel, CancelFulfillmentRequest())
     await handle.result()
@@ -423,6 +423,29 @@ async def test_a_carrier_exception_puts_the_fulfilment_on_hold_for_staff(
     )
     await carrier(client, again.shipment_id, ShipmentStatus.DELIVERED)
     assert (await handle.result()).status is FulfillmentStatus.DELIVERED
+
+
+async def test_each_exception_of_a_parcel_holds_by_its_own_key(
+    time_skipping_env: WorkflowEnvironment, fulfilments: FulfillmentStandIns
+) -> None:
+    """A parcel's exceptions hold the fulfilment by keys that count them (its first, its
+    second): a new exception after staff's release holds it again, while the same one
+    told again to a reset run (``test_fulfillment_reset.py``) finds its hold was placed.
+    Before, a hold had no key and an exception told again held it again."""
+    client = time_skipping_env.client
+    script = fulfilments.fulfilment()
+    handle = await start_fulfilment(client, script.order_id)
+    lost = await handle.execute_update(
+        FulfillmentWorkflow.create_shipment, parcel((MUGS, 2), (TEA, 1))
+    )
+    await carrier(client, lost.shipment_id, ShipmentStatus.FAILURE, exception=True)
+    await status_is(handle, FulfillmentStatus.ON_HOLD)
+    await handle.execute_update(FulfillmentWorkflow.release)
+    await carrier(client, lost.shipment_id, ShipmentStatus.RETURN_TO_SENDER, exception=True)
+    await status_is(handle, FulfillmentStatus.ON_HOLD)
+    keys = [i["key"] for i in script.inputs(HOLD)]
+    assert keys == [f"hold:{lost.shipment_id}:1", f"hold:{lost.shipment_id}:2"]
+    assert script.holds_placed == 2
 
 
 async def test_a_cancel_the_carrier_refused_puts_the_fulfilment_on_hold_for_staff(

@@ -120,6 +120,7 @@ def test_there_are_histories_to_replay() -> None:
         "fulfillment_delivered_reset_reads_the_database",
         "fulfillment_reset_to_the_first_task",
         "fulfillment_reset_without_its_updates",
+        "fulfillment_reset_after_a_released_hold",
         # Since "return-deadline-takes-stored-status".
         "return_received_unseen_at_the_deadline",
         "return_reset_before_the_receipt_while_refunding",

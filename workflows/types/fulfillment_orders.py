@@ -85,6 +85,8 @@ class HoldRequest(BaseModel):
 class FulfillmentHoldInput(BaseModel):
     fulfillment_id: str
     reason: str
+    # A parcel's exception (``hold:{shipment id}:{n}``, the parcel's n-th): held once.
+    key: str | None = None
 
 
 class FulfillmentRef(BaseModel):
