@@ -10,7 +10,6 @@ went, and any send after it finds the account closed."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -25,15 +24,13 @@ from integrations.email.factory import build_sender
 from integrations.email.sender import EmailSender, OutgoingEmail
 from integrations.email.templates import EmailTemplates
 from models.users import User
-from services.analytics import AnalyticsRecorder
 from services.email import EmailService
 from services.events.handlers import payment_failed_email
 from services.events.handling import handle_once
-from services.users import UserService
 from tests.events.conftest import MailApi
 from tests.events.customers import create_customer, create_order
+from tests.events.erasure_race import Hold, delete_account, erase_while_held
 from tests.factories import unique_email
-from tests.lock_waits import waiting_on_locks
 
 
 class HeldSender:
@@ -41,12 +38,10 @@ class HeldSender:
 
     def __init__(self, sender: EmailSender) -> None:
         self._sender = sender
-        self.reached = asyncio.Event()
-        self.release = asyncio.Event()
+        self.hold = Hold()
 
     async def send(self, email: OutgoingEmail) -> str:
-        self.reached.set()
-        await self.release.wait()
+        await self.hold.point()
         return await self._sender.send(email)
 
     async def find_accepted(self, arg: str, value: str) -> str | None:
@@ -77,28 +72,10 @@ async def _erase_while_held(
     address = user.email
 
     async def erase() -> list[dict[str, Any]]:
-        async with transaction(sessions) as session:
-            service = UserService(
-                session, analytics=AnalyticsRecorder(False), password_min_length=15
-            )
-            await service.delete(await service.get(user.id))
+        await delete_account(sessions, user.id)
         return await mail_api.mailbox(address)  # what had reached them by the acknowledgment
 
-    sending = asyncio.create_task(send())
-    await held.reached.wait()
-    erasing = asyncio.create_task(erase())
-    # Either the erasure is seen waiting for the send, or it has already been acknowledged.
-    waiting = asyncio.create_task(
-        waiting_on_locks(engine, 1, query_like="%FROM users%FOR NO KEY UPDATE%")
-    )
-    await asyncio.wait({erasing, waiting}, return_when=asyncio.FIRST_COMPLETED)
-    if waiting.done():
-        waiting.result()  # seen waiting, not given up on
-    held.release.set()
-    await sending
-    acknowledged = await erasing
-    waiting.cancel()
-    return acknowledged
+    return await erase_while_held(engine, held.hold, send, erase)
 
 
 async def test_a_welcome_on_its_way_at_an_erasure_goes_before_it_is_acknowledged(

@@ -4,7 +4,8 @@ notification for the order's customer (``/api/notifications``, pushed live at
 
 One notification per (event, user): the relay's receipt runs the handler once, and the
 table's unique (event id, user) keeps a replayed or redelivered event from writing a
-second one even so. Events of an order whose customer's account is closed write nothing,
+second one even so. Events of an order whose customer's account is closed write nothing
+(the account is held from that read to the commit, so none is written after an erasure),
 nor does an ``order.created`` handled once the order was cancelled or failed (late: its
 ending is the news), nor a return closed with nothing refunded (settled by staff, or
 goods that cost nothing: its receipt said no refund is due).
@@ -66,7 +67,10 @@ async def write_notification(event: DomainEvent, session: AsyncSession) -> None:
         # true. The return's email is left out alike (handlers/returns.py).
         return
     order = await OrderRepository(session).get(str(data.get("orderId") or event.aggregate_id))
-    if order is None or await UserRepository(session).get(order.user_id) is None:
+    # Held to the commit (``UserRepository.hold``), as a customer email is: an erasure
+    # waits for this notification to be written, and its ``account_erasure`` then deletes
+    # it; one handled after the erasure finds the account closed and writes nothing.
+    if order is None or await UserRepository(session).hold(order.user_id) is None:
         log.info("no customer to notify", extra={"event": event.id, "type": str(event.type)})
         return
     if event.type is EventType.ORDER_CREATED and order.status in ENDED:
