@@ -25,26 +25,21 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import SessionFactory, locked, transaction
+from core.db import SessionFactory, transaction
 from core.events import EventType
 from core.money import Money
 from integrations.marketing.client import CustomerContact, MarketingClient
 from models.base import utcnow
 from models.marketing import MarketingContact
-from models.users import User, UserStatus
+from models.users import User
 from services.customers import ENDINGS, LifetimeTotals, LifetimeValueService
 from services.events.subscribers import DomainEvent
+from services.users import UserRepository
 
 
 class MarketingContactRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def customer(self, user_id: str) -> User | None:
-        """The user, share-locked until the transaction ends: an erasure of the account
-        waits for this contact's upsert, so its ``user.deleted`` cannot overtake it."""
-        result = await self.session.exec(locked(select(User).where(User.id == user_id), read=True))
-        return result.first()
 
     async def remember(self, user_id: str, email: str) -> None:
         await self.session.exec(
@@ -106,8 +101,10 @@ class MarketingService:
             return False
         if event.type in ENDINGS and not await values.was_counted(event):
             return False  # an order that ended before it counted makes no one a customer
-        user = await self.contacts.customer(projection.user_id)
-        if user is None or user.status != UserStatus.ACTIVE:
+        # Held until the transaction ends: an erasure of the account waits for this
+        # contact's upsert, so its ``user.deleted`` cannot overtake it.
+        user = await UserRepository(self.session).hold(projection.user_id)
+        if user is None:
             return False
         # Committed before the call: an erasure must find it even if this transaction
         # rolls back after the provider kept the contact (its answer lost).

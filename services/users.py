@@ -89,13 +89,15 @@ class UserRepository:
 
     async def hold(self, user_id: str) -> User | None:
         """The active account, its row share-locked (``FOR SHARE``) until the transaction
-        ends: what an email to the person is handed to the provider under, as the
-        marketing contact's upsert is. An erasure ``lock``s the row before it rewrites
-        any address, so it waits for the sends under a hold to settle, and a hold asked
-        for meanwhile waits for the erasure and finds the account closed: once an
-        erasure is acknowledged, nothing more goes to the address. Rows referencing the
-        account may still be written meanwhile (no foreign key waits for an email). None
-        for no account or a deleted one."""
+        ends: what an email to the person is handed to the provider under, a
+        notification for them written under, and their marketing and CRM contacts
+        upserted under. An erasure ``lock``s the row before it rewrites any address, so
+        it waits for the work under a hold to settle, and a hold asked for meanwhile
+        waits for the erasure and finds the account closed: once an erasure is
+        acknowledged, nothing more goes to the address nor is written for the person
+        (what was written before, its ``user.deleted`` subscribers erase). Rows
+        referencing the account may still be written meanwhile (no foreign key waits
+        for an email). None for no account or a deleted one."""
         result = await self.session.exec(
             locked(
                 select(User).where(User.id == user_id, User.status == UserStatus.ACTIVE),

@@ -12,7 +12,10 @@
 - ``user.deleted``: the customer's contacts are erased (GDPR), as the shop forgets them.
 
 Events carry ids; the customer's email and name are read from the database through the
-handler's session. Effects are keyed at the CRM (contact by email, deal by a unique order
+handler's session, the account held (``UserRepository.hold``, ``FOR SHARE``) until the
+handler's transaction ends: the account cannot be deleted, nor its ``user.deleted``
+published, while its contact is being written, so the erasure that follows finds the
+contact. Effects are keyed at the CRM (contact by email, deal by a unique order
 id property), so a redelivered event changes nothing twice.
 """
 
@@ -21,18 +24,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import locked
 from core.errors import ValidationFailed
 from core.events import EventType
 from core.money import Money, MoneyError
 from integrations.crm.client import Contact, CrmClient, Deal, DealStage
 from models.orders import OrderStatus
-from models.users import User, UserStatus
+from models.users import User
 from services.events.subscribers import DomainEvent, Subscriber
 from services.order_repository import OrderRepository
+from services.users import UserRepository
 
 log = logging.getLogger(__name__)
 
@@ -94,22 +96,6 @@ def deal_stage_of(status: OrderStatus) -> DealStage:
     return DealStage.PLACED
 
 
-class CrmCustomerRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def active_customer(self, user_id: str) -> User | None:
-        """The customer, held (``FOR SHARE``) until the handler's transaction ends: the
-        account cannot be deleted, nor its ``user.deleted`` published, while its contact
-        is being written, so the erasure that follows finds the contact."""
-        result = await self.session.exec(
-            locked(
-                select(User).where(User.id == user_id, User.status == UserStatus.ACTIVE), read=True
-            )
-        )
-        return result.first()
-
-
 class CrmSync:
     """What each event does to the CRM."""
 
@@ -134,7 +120,7 @@ class CrmSync:
 
     async def user_created(self, event: DomainEvent, session: AsyncSession) -> None:
         """A new account is a contact from the start (a lead until they order)."""
-        user = await CrmCustomerRepository(session).active_customer(str(_field(event, "userId")))
+        user = await UserRepository(session).hold(str(_field(event, "userId")))
         if user is None:
             return  # deleted since: its user.deleted follows and forgets it
         await self.upsert_contact(user)
@@ -151,7 +137,7 @@ class CrmSync:
             amount = Money(int(_field(event, "total")), str(_field(event, "currency")))
         except (MoneyError, TypeError, ValueError) as exc:
             raise MalformedEvent(f"{event.type} {event.id}: {exc}") from exc
-        user = await CrmCustomerRepository(session).active_customer(str(_field(event, "userId")))
+        user = await UserRepository(session).hold(str(_field(event, "userId")))
         contact_id = None
         if user is not None:  # a deleted customer's order is a deal without a contact
             contact_id = await self.upsert_contact(user)
