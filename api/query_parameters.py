@@ -1,16 +1,17 @@
 """A query string is read as strictly as a body: every parameter known, given once,
-and an integer written as one.
+an integer written as one and a boolean as ``true`` or ``false``.
 
 FastAPI reads the parameters a route declares and ignores the rest: a misspelt one
 (``?categry=headphones``) passed for no filter at all, a scalar given twice
-(``?page=1&page=3``) silently took the last, and pydantic's lax mode read ``1_0`` as 10
-and ``+5``, `` 5`` or ``5.0`` as 5. ``refuse_unexpected_query``, a dependency of every
-``/api`` router (``api/app.py``), refuses them from the route's own declared parameters
-(422 ``unknown_parameter``, with the parameter probably meant, as ``unknown_field`` does
-for a body; 422 ``repeated_parameter``; 422 ``validation_error`` ``int_parsing``), with
-whatever else FastAPI finds wrong in the query. A route that takes whatever its caller
-sends (a provider's webhook, called at a URL the operator typed in the provider's
-console) is marked ``takes_any_query``.
+(``?page=1&page=3``) silently took the last, and pydantic's lax mode read ``1_0`` as 10,
+``+5``, `` 5`` or ``5.0`` as 5, and ``1``, ``yes``, ``on``, ``t``, ``y`` or ``True`` as
+true (``0``, ``no``, ``off``... as false). ``refuse_unexpected_query``, a dependency of
+every ``/api`` router (``api/app.py``), refuses them from the route's own declared
+parameters (422 ``unknown_parameter``, with the parameter probably meant, as
+``unknown_field`` does for a body; 422 ``repeated_parameter``; 422 ``validation_error``
+``int_parsing`` or ``bool_parsing``), with whatever else FastAPI finds wrong in the
+query. A route that takes whatever its caller sends (a provider's webhook, called at a
+URL the operator typed in the provider's console) is marked ``takes_any_query``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ INTEGER_MESSAGE = (
     "Input should be a valid integer, written as digits with an optional minus sign "
     "(no underscores, spaces, plus sign, leading zeros or fraction)"
 )
+# A boolean as JSON writes one: ``true`` or ``false``, nothing else (a body's booleans
+# are JSON's too); one spelling, so a cache, a log search and a client agree.
+PLAIN_BOOLEANS = frozenset({"true", "false"})
+BOOLEAN_MESSAGE = "Input should be a valid boolean, written as true or false"
 _ANY_QUERY = "__takes_any_query__"
 _SEQUENCES = frozenset({list, tuple, set, frozenset, Sequence})
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,11 +67,12 @@ def _kinds(annotation: Any) -> list[Any]:
 class QueryRules:
     """What a route's query string may hold, from the parameters it declares (its
     dependencies' too): their names, those that take one value, those that are
-    integers."""
+    integers, those that are booleans."""
 
     known: frozenset[str]
     single: frozenset[str]
     integers: frozenset[str]
+    booleans: frozenset[str]
     fields: tuple[ModelField, ...]
 
     @classmethod
@@ -80,13 +86,14 @@ class QueryRules:
             known=frozenset(kinds),
             single=frozenset(name for name, kind in kinds.items() if _SEQUENCES.isdisjoint(kind)),
             integers=frozenset(name for name, kind in kinds.items() if int in kind),
+            booleans=frozenset(name for name, kind in kinds.items() if bool in kind),
             fields=tuple(fields),
         )
 
     def errors(self, request: Request) -> list[dict[str, Any]]:
-        """The query's unknown, repeated and unplainly written integer parameters, each
-        named once, in the order sent, and (when there is one) FastAPI's errors of the
-        other parameters."""
+        """The query's unknown, repeated and unplainly written integer or boolean
+        parameters, each named once, in the order sent, and (when there is one) FastAPI's
+        errors of the other parameters."""
         pairs = request.query_params.multi_items()
         counts = Counter(name for name, _ in pairs)
         found: dict[str, dict[str, Any]] = {}
@@ -101,6 +108,8 @@ class QueryRules:
                 found[name] = _error(REPEATED_PARAMETER, name, message, value)
             elif name in self.integers and PLAIN_INTEGER.fullmatch(value) is None:
                 found[name] = _error("int_parsing", name, INTEGER_MESSAGE, value)
+            elif name in self.booleans and value not in PLAIN_BOOLEANS:
+                found[name] = _error("bool_parsing", name, BOOLEAN_MESSAGE, value)
         if not found:
             return []
         # What FastAPI would say of the parameters left: the client fixes all at once.
@@ -135,7 +144,7 @@ _RULES = "_shop_query_rules"
 
 async def refuse_unexpected_query(request: Request) -> None:
     """Refuse a query parameter the route does not declare, a scalar one given twice and
-    an integer not written plainly: 422, before the route's other dependencies run."""
+    an integer or a boolean not written plainly: 422, before the route's other dependencies run."""
     if not request.scope["query_string"]:
         return
     route = request.scope.get("route")

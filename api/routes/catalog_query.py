@@ -29,6 +29,8 @@ from services.catalog.products import (
 # read refuses: api/query_parameters.py), at most ten digits.
 _PLAIN_INT = re.compile(r"0|[1-9][0-9]{0,9}")
 _SORTS = {sort.value: sort for sort in ProductSort}
+# The full read's spellings (``api/query_parameters.PLAIN_BOOLEANS``): anything else
+# goes the full way, and is refused there.
 _BOOLS = {"true": True, "false": False}
 # The route's bounds (``list_products``'s ``Query`` declarations).
 CATEGORY_MAX_LENGTH = 120

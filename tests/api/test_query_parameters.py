@@ -204,6 +204,27 @@ async def test_integers_written_plainly_are_read(client: httpx.AsyncClient) -> N
     assert [e["type"] for e in below["errors"]] == ["greater_than_equal"]
 
 
+@pytest.mark.parametrize("written", ["1", "0", "yes", "no", "on", "t", "y", "True", "FALSE", ""])
+async def test_a_boolean_not_written_true_or_false_is_refused(
+    client: httpx.AsyncClient, written: str
+) -> None:
+    """Pydantic's lax mode reads each of these as a boolean (``yes`` as true)."""
+    _, auth = await signed_up(client)
+    for path, name in (("/api/products", "inStock"), ("/api/notifications", "unread")):
+        response = await client.get(path, params={name: written}, headers=auth)
+        [error] = _problem(response, "validation_error")["errors"]
+        assert (error["field"], error["in"], error["type"]) == (name, "query", "bool_parsing")
+        assert error["message"] == "Input should be a valid boolean, written as true or false"
+
+
+async def test_booleans_written_true_or_false_are_read(client: httpx.AsyncClient) -> None:
+    _, auth = await signed_up(client)
+    for written in ("true", "false"):
+        listed = await client.get("/api/notifications", params={"unread": written}, headers=auth)
+        assert listed.status_code == 200, listed.text
+        assert (await client.get("/api/products", params={"inStock": written})).status_code == 200
+
+
 async def test_the_unknown_parameter_gives_the_code_and_the_rest_is_listed(
     client: httpx.AsyncClient,
 ) -> None:
