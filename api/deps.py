@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -109,6 +109,39 @@ AnonymousIdHeader = Annotated[
 IdempotencyKeyHeader = Annotated[
     str | None, Header(alias="Idempotency-Key", include_in_schema=False)
 ]
+
+
+async def last_event_id(
+    header: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=100,
+            description="The `id` of the last event received: the stream resumes after it",
+        ),
+    ] = None,
+    query: Annotated[
+        str | None,
+        Query(
+            alias="lastEventId",
+            max_length=100,
+            description="The same, where an EventSource polyfill sends it on a reconnect "
+            "(`event-source-polyfill`: a header would need a CORS preflight); "
+            "`Last-Event-ID` wins when both are given",
+            examples=["ntf_01JEX4Q8Z3K5M7N9P1R3T5V7X9"],
+        ),
+    ] = None,
+) -> str | None:
+    """Where a live stream resumes: the ``Last-Event-ID`` an EventSource sends back when
+    it reconnects, else the ``lastEventId`` query parameter a polyfill sends instead. A
+    blank header is none (the query's then)."""
+    if header is not None and header.strip():
+        return header
+    return query
+
+
+# The resume point a live stream's request carries (header or query), None without one.
+LastEventId = Annotated[str | None, Depends(last_event_id)]
 
 
 async def analytics_store(session: DbSession, state: State) -> AnalyticsStore:

@@ -12,7 +12,8 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.deps import DbSession, ReadSession, State
+from api.deps import DbSession, LastEventId, ReadSession, State
+from api.head_requests import is_head
 from api.problems import raised_by, raises
 from api.state import AppState
 from core.errors import Forbidden, Unauthenticated
@@ -43,11 +44,12 @@ class Caller:
     def is_staff(self) -> bool:
         return Role(self.user.role).is_staff
 
-    def last_event_id(self, header: str | None) -> str | None:
-        """Where a live stream resumes: the request's ``Last-Event-ID``, else the
-        ``lastEventId`` its ticket was asked for with (a new EventSource sends none)."""
-        if header and header.strip():
-            return header
+    def last_event_id(self, sent: str | None) -> str | None:
+        """Where a live stream resumes: the request's own (``LastEventId``: the
+        ``Last-Event-ID`` header, else ``?lastEventId=``), else the ``lastEventId`` its
+        ticket was asked for with (a new EventSource sends none)."""
+        if sent and sent.strip():
+            return sent
         return self.ticket.last_event_id if self.ticket is not None else None
 
 
@@ -127,14 +129,22 @@ async def _streaming_caller(
     state: State,
     session: ReadSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    resume: LastEventId,
     ticket: StreamTicket = None,
 ) -> Caller:
     """The caller of a live stream: ``Authorization: Bearer``, or ``?ticket=`` (which
-    then stands for the access token that asked for it, and is held by this stream)."""
+    then stands for the access token that asked for it, and is held by this stream).
+    A request that carries a last event id (header or query) is a reconnect. A ``HEAD``
+    (a link prefetcher, a proxy checking the URL) has the ticket checked as its ``GET``
+    would, and neither spends it nor takes it over: the EventSource still opens with it."""
     if ticket is None:
         return await _identify(state, session, credentials)
-    reconnect = bool(request.headers.get("last-event-id", "").strip())
-    opened = await state.stream_tickets.redeem(ticket, request.scope["path"], reconnect=reconnect)
+    opened = await state.stream_tickets.redeem(
+        ticket,
+        request.scope["path"],
+        reconnect=bool(resume and resume.strip()),
+        spend=not is_head(request),
+    )
     if opened.claims.expires_at <= datetime.now(UTC):
         raise TokenExpired(
             "the access token this stream ticket was issued for has expired; "

@@ -11,12 +11,16 @@ the client may give (``lastEventId``).
 
 - It must be first used within ``STREAM_TICKET_TTL_SECONDS`` (60), on its path only.
 - The first use spends it: from then on it only reconnects *that* stream, as an
-  EventSource does by itself (same URL, with ``Last-Event-ID``), until its access token
-  expires. A second open without ``Last-Event-ID`` (another tab, a copied URL) is refused.
+  EventSource does by itself (same URL, with ``Last-Event-ID``, or ``?lastEventId=`` from
+  a polyfill), until its access token expires. A second open without a last event id
+  (another tab, a copied URL) is refused.
 - One stream per ticket: each use takes the ticket over (``holder``), and a stream whose
   ticket another connection took ends at its next token check. The newest wins, not the
   oldest: a reconnect that comes before the server noticed the old connection gone (a
   network that dropped without a word) is never refused.
+- A ``HEAD`` (a link prefetcher, a proxy checking the URL) is checked as its ``GET``
+  would be and changes nothing (``redeem(spend=False)``): it neither spends the ticket
+  nor takes it over.
 
 Every step is one Lua script, so two API processes using one ticket at once cannot both
 be its first use.
@@ -58,21 +62,25 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[9]))
 return ms + tonumber(ARGV[2])
 """
 # KEYS[1]: the ticket; ARGV: path, this connection's id, '1' for a reconnect (it sends
-# Last-Event-ID), kept after (ms). The first use spends the ticket and keeps it for its
-# token's life; a reconnect takes it over.
+# Last-Event-ID), kept after (ms), '1' to use it ('0': only check it, for a HEAD). The
+# first use spends the ticket and keeps it for its token's life; a reconnect takes it
+# over.
 _REDEEM = """
 local t = redis.call('HMGET', KEYS[1], 'path', 'state', 'use_by', 'exp', 'user', 'role',
     'sid', 'jti', 'last')
 if not t[1] then return {'invalid'} end
 if t[1] ~= ARGV[1] then return {'wrong_stream'} end
+local use = ARGV[5] == '1'
 if t[2] == 'minted' then
     local now = redis.call('TIME')
     local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
     if ms > tonumber(t[3]) then return {'expired'} end
-    redis.call('HSET', KEYS[1], 'state', 'opened', 'holder', ARGV[2])
-    redis.call('PEXPIREAT', KEYS[1], tonumber(t[4]) + tonumber(ARGV[4]))
+    if use then
+        redis.call('HSET', KEYS[1], 'state', 'opened', 'holder', ARGV[2])
+        redis.call('PEXPIREAT', KEYS[1], tonumber(t[4]) + tonumber(ARGV[4]))
+    end
 elseif ARGV[3] == '1' then
-    redis.call('HSET', KEYS[1], 'holder', ARGV[2])
+    if use then redis.call('HSET', KEYS[1], 'holder', ARGV[2]) end
 else
     return {'used'}
 end
@@ -159,14 +167,20 @@ class StreamTickets:
         )
         return IssuedTicket(ticket, path, datetime.fromtimestamp(int(use_by) / 1000, UTC))
 
-    async def redeem(self, ticket: str, path: str, *, reconnect: bool) -> OpenedTicket:
+    async def redeem(
+        self, ticket: str, path: str, *, reconnect: bool, spend: bool = True
+    ) -> OpenedTicket:
         """The ticket's claims, for a stream of ``path`` opening now (``reconnect``: the
-        request carries ``Last-Event-ID``), which holds the ticket from now on; or why
-        not (401). Whether its token still holds is the caller's to ask."""
+        request carries a last event id), which holds the ticket from now on; or why not
+        (401). Without ``spend`` (a ``HEAD``) it is checked as that use would be and left
+        as it was: not spent, not taken over (this stream never holds it). Whether its
+        token still holds is the caller's to ask."""
         if not _TICKET.match(ticket):
             raise InvalidStreamTicket("this is not a stream ticket (stk_…)")
         key, holder = _key(ticket), uuid.uuid4().hex
-        answer = await self.redis.eval(_REDEEM, 1, key, path, holder, int(reconnect), KEPT_AFTER_MS)
+        answer = await self.redis.eval(
+            _REDEEM, 1, key, path, holder, int(reconnect), KEPT_AFTER_MS, int(spend)
+        )
         outcome, *fields = (_text(value) for value in answer)
         if outcome == "invalid":
             raise InvalidStreamTicket(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import DbSession, ReadSession, State, release_connection
+from api.deps import DbSession, LastEventId, ReadSession, State, release_connection
 from api.problems import problem_responses
 from api.security import CurrentUser, ReadingUser, StreamingUser, stream_lease
 from core.notifications import Lease
@@ -143,15 +143,7 @@ async def event_stream(
     caller: StreamingUser,
     state: State,
     session: ReadSession,
-    last_event_id: Annotated[
-        str | None,
-        Header(
-            alias="Last-Event-ID",
-            max_length=100,
-            description="The `id` of the last event received: first send every "
-            "notification after it",
-        ),
-    ] = None,
+    last_event_id: LastEventId,
 ) -> EventSourceResponse:
     """A `text/event-stream` of the caller's notifications as they are written: each a
     `notification` event whose `id` is the notification's id and whose `data` is the
@@ -166,20 +158,23 @@ async def event_stream(
     The stream lasts until the client leaves, or until the access token it was opened
     with expires or is revoked (signed out, the password changed, the account deleted;
     noticed within 15 s): the client reconnects with a fresh token and `Last-Event-ID`,
-    and misses nothing. A `Last-Event-ID` that is no notification id is 422
-    `invalid_last_event_id`. A user has at most 10 live streams open (this one and
-    orders' `/events` alike, `STREAM_MAX_PER_USER`): one more is 429 `too_many_streams`
-    (close one first); a stream's slot is given back when it ends.
+    and misses nothing. An EventSource polyfill that sends `?lastEventId=` instead of the
+    header is read the same way (the header wins when both come). A last event id that
+    is no notification id is 422 `invalid_last_event_id`. A user has at most 10 live
+    streams open (this one and orders' `/events` alike, `STREAM_MAX_PER_USER`): one more
+    is 429 `too_many_streams` (close one first); a stream's slot is given back when it
+    ends.
 
     A browser's `EventSource` cannot send `Authorization`: it opens the stream with
     `?ticket=` from `POST /api/events/stream-tickets` instead (the ticket stands for the
     access token that asked for it, with every rule above), and reconnects with it by
     itself. A ticket that is unknown, expired, spent (opened a stream already, and this
-    is no reconnect: no `Last-Event-ID`) or for another stream is 401
+    is no reconnect: no last event id) or for another stream is 401
     `invalid_stream_ticket`, `stream_ticket_expired`, `stream_ticket_used`,
     `stream_ticket_wrong_stream`; its token expired or revoked, `token_expired`,
-    `token_revoked`. Without `Last-Event-ID`, a ticket's `lastEventId` is where the stream
-    resumes."""
+    `token_revoked`. Without a last event id, a ticket's `lastEventId` is where the stream
+    resumes. A `HEAD` (a link prefetcher, a proxy) answers as the `GET` would, its ticket
+    checked but neither spent nor taken over."""
     after = resume_after(caller.last_event_id(last_event_id))
     slot = await state.stream_slots.take(caller.user.id)
     # The stream holds no database connection; the feed reads in sessions of its own.

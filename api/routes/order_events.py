@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import ReadSession, State, release_connection
+from api.deps import LastEventId, ReadSession, State, release_connection
 from api.problems import problem_responses
 from api.routes.orders import order_service, visible_order
 from api.security import StreamingUser, stream_lease
@@ -51,20 +50,14 @@ async def order_events(
     caller: StreamingUser,
     state: State,
     session: ReadSession,
-    last_event_id: Annotated[
-        str | None,
-        Header(
-            alias="Last-Event-ID",
-            max_length=100,
-            description="The `id` of the last event received: resume after it",
-        ),
-    ] = None,
+    last_event_id: LastEventId,
 ) -> Response:
     """A `text/event-stream`: an `order` event at once with the order as
     `GET /api/orders/{id}` shows it, then one each time it changes (status, timeline
     entry, payment, parcel), until it settles (`fulfillment_queued` or later, `failed`,
     `cancelled`): the stream ends after that state. Each event's `id` is the order's ETag
-    (without quotes); an EventSource that reconnects sends it back as `Last-Event-ID` and
+    (without quotes); an EventSource that reconnects sends it back as `Last-Event-ID` (an
+    EventSource polyfill as `?lastEventId=`, read the same way; the header wins) and
     gets only what is newer, and a settled order whose final state it already has
     answers 204, which tells an EventSource to stop. A comment line (`: ping`) is sent
     every 15 s while nothing happens. Same access as `GET /api/orders/{id}`: the owner or
@@ -78,8 +71,8 @@ async def order_events(
     A browser's `EventSource`, which cannot send `Authorization`, opens it with
     `?ticket=` from `POST /api/events/stream-tickets` (for this order's path) instead,
     and reconnects with it by itself; the ticket's errors are as at
-    `GET /api/events/stream`, and without `Last-Event-ID` its `lastEventId` is where the
-    stream resumes."""
+    `GET /api/events/stream`, and without a last event id its `lastEventId` is where the
+    stream resumes. A `HEAD` checks the ticket without spending it."""
     # Reads only, in autocommit, as GET /api/orders/{id} does.
     service = order_service(state, session)
     order = await visible_order(service, order_id, caller)

@@ -206,6 +206,35 @@ async def test_a_stream_that_pushed_nothing_yet_still_resumes_without_a_gap(
     assert (await opened(None)).id == live
 
 
+async def test_a_polyfill_resumes_with_the_last_event_id_in_the_query(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """An EventSource polyfill (``event-source-polyfill``) sends the last id back as
+    ``?lastEventId=`` on a reconnect, not as a header (which would need a CORS
+    preflight): the stream resumes after it as after the header (before: 422
+    unknown_parameter, and earlier still ignored, losing what was written while away).
+    The header wins when both come; a bad id is refused either way."""
+    user, headers = await signed_up(http)
+    seen = await write(engine, user["id"], "Seen before the connection dropped")
+    missed = await write(engine, user["id"], "While away")
+    for sent in (
+        {"params": {"lastEventId": seen}},
+        {"params": {"lastEventId": "ord_not_read"}, "headers": {"Last-Event-ID": seen}},
+    ):
+        request = http.stream(
+            "GET",
+            "/api/events/stream",
+            params=sent["params"],
+            headers=headers | sent.get("headers", {}),
+            timeout=60,
+        )
+        async with request as stream:
+            assert stream.status_code == 200, await stream.aread()
+            assert (await next_notification(sse_events(stream))).id == missed
+    bad = await http.get("/api/events/stream", headers=headers, params={"lastEventId": "ord_1"})
+    assert (bad.status_code, bad.json()["code"]) == (422, "invalid_last_event_id")
+
+
 async def test_read_all_up_to_what_was_seen_leaves_a_newer_one_unread(
     http: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:

@@ -8,6 +8,7 @@ Over real HTTP (an SSE response never ends for an in-process transport)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from cli.stack.process import free_port
 from core.secrets import jwt_secret
 from core.settings import Settings
 from models.users import Role
-from services.stream_tickets import StreamTickets
+from services.stream_tickets import PREFIX, StreamTickets
 from services.tokens import AccessTokens, new_session_id
 from tests.api.test_order_long_poll import placed_order
 from tests.factories import bearer, login, promote, register, signed_up
@@ -122,6 +123,54 @@ async def test_a_ticket_is_spent_by_its_first_use_then_only_its_streams_reconnec
     async with http.stream("GET", url, headers={"Last-Event-ID": connected.id}) as stream:
         assert stream.status_code == 200
         assert (await next_notification(sse_events(stream))).id == missed
+
+
+async def test_a_polyfill_reconnects_with_the_last_event_id_in_the_query(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """``event-source-polyfill`` reconnects to the same URL with ``&lastEventId=`` rather
+    than a header: that is a reconnect, which the spent ticket takes, resuming there."""
+    user, headers = await signed_up(http)
+    url = (await ticket_for(http, headers))["url"]
+    async with http.stream("GET", url) as stream:
+        connected = await anext(sse_events(stream))
+        assert connected.id == NO_NOTIFICATION_YET
+    missed = await write(engine, user["id"], "While the polyfill was away")
+    async with http.stream("GET", f"{url}&lastEventId={connected.id}") as stream:
+        assert stream.status_code == 200, await stream.aread()
+        assert (await next_notification(sse_events(stream))).id == missed
+
+
+async def test_a_head_checks_a_ticket_without_spending_or_taking_it_over(
+    http: httpx.AsyncClient, engine: AsyncEngine, redis: Redis
+) -> None:
+    """A link prefetcher or a proxy sending ``HEAD`` to the ticket's URL gets what the
+    ``GET`` would (200 and the stream's headers, no body; a bad ticket's 401), and the
+    EventSource still opens with the ticket afterwards (before, the HEAD spent it:
+    ``stream_ticket_used``). A HEAD with a last event id takes no ticket over either."""
+    user, headers = await signed_up(http)
+    order_id = await placed_order(engine, user)
+    for path in (STREAM, f"/api/orders/{order_id}/events"):
+        ticket = await ticket_for(http, headers, path)
+        for _ in range(2):
+            head = await http.head(ticket["url"])
+            assert head.status_code == 200, (path, head.text)
+            assert head.headers["content-type"].startswith("text/event-stream")
+            assert head.content == b""
+        async with http.stream("GET", ticket["url"]) as stream:
+            assert stream.status_code == 200, (path, await stream.aread())
+            first = await anext(sse_events(stream))
+            assert first.id is not None
+            key = f"{PREFIX}:{hashlib.sha256(ticket['ticket'].encode()).hexdigest()}"
+            holder = await redis.hget(key, "holder")
+            reconnect = await http.head(ticket["url"], headers={"Last-Event-ID": first.id})
+            assert reconnect.status_code == 200, reconnect.text
+            assert await redis.hget(key, "holder") == holder  # the open stream keeps it
+        # Spent by the GET: a HEAD without a last event id is refused as a GET would be.
+        spent = await http.head(ticket["url"])
+        assert (spent.status_code, spent.content) == (401, b"")
+    wrong = await http.head(STREAM, params={"ticket": "stk_" + "A" * 43})
+    assert (wrong.status_code, wrong.content) == (401, b"")
 
 
 async def test_a_reconnect_takes_the_ticket_over_and_the_older_stream_ends(

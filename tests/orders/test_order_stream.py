@@ -68,3 +68,14 @@ async def test_the_stream_follows_a_checkout_and_closes_when_it_settles(
     # An EventSource reconnecting with the final id is told there is nothing more.
     again = await http.get(url, headers=shopper.headers | {"Last-Event-ID": events[-1]["id"]})
     assert again.status_code == 204
+    # An EventSource polyfill sends it in the query instead (``api.deps.last_event_id``);
+    # the header wins when both come.
+    final_id = events[-1]["id"]
+    polyfill = await http.get(url, headers=shopper.headers, params={"lastEventId": final_id})
+    assert polyfill.status_code == 204, polyfill.text
+    both = await http.get(
+        url,
+        headers=shopper.headers | {"Last-Event-ID": final_id},
+        params={"lastEventId": events[0]["id"]},
+    )
+    assert both.status_code == 204, both.text
