@@ -55,3 +55,11 @@ CANCEL_KEEPS_UNRECORDED_UPDATES = "cancel-keeps-unrecorded-updates"
 # the closed parcel or a worker taking it up again after its cache dropped it. Parcels
 # started before it ask where they did.
 PATCHES_DECIDED_AT_START = "shipment-patches-decided-at-start"
+# Patch: a ``retry_label`` naming a correction acted on already is dropped (a label is
+# bought once per correction; ``RetryLabel``). Asked in the run's first workflow task, so
+# that a run every worker sees alike: a worker of the release before takes the signal with
+# its argument dropped (temporalio calls a handler that takes no parameter without the
+# payloads) and acts on a repeat, and a run it served must replay the same on this code
+# (it did not: the repeat dropped here, the label bought in the history, the replay
+# failed). Parcels started before it act on every ``retry_label``, as they did.
+RETRY_LABEL_ONCE_PER_CORRECTION = "retry-label-once-per-correction"

@@ -20,7 +20,10 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from models.fulfillment import ShipmentStatus
     from temporal.search_attributes import ORDER_ID, SHIPMENT_STATUS
-    from workflows.shipment_patches import EARLY_UPDATES_DEDUPED
+    from workflows.shipment_patches import (
+        EARLY_UPDATES_DEDUPED,
+        RETRY_LABEL_ONCE_PER_CORRECTION,
+    )
     from workflows.shipment_steps import run_step
     from workflows.types.fulfillment import (
         CARRIER_UPDATE_SIGNAL,
@@ -101,10 +104,12 @@ class ShipmentState:
     def retry_label(self, retry: RetryLabel | None = None) -> None:
         """Try the refused label again (staff corrected what the carrier refused). A
         correction acted on already (the relay sent its signal again after an answer was
-        lost) is dropped: a label is bought once per correction. Signals without one
-        (owed before corrections were named) are all acted on, as they were: no recorded
-        history has a named one, so none replays differently."""
-        if retry is not None:
+        lost) is dropped: a label is bought once per correction, in runs started since
+        ``RETRY_LABEL_ONCE_PER_CORRECTION`` (``run`` asks it in the first task; a handler
+        run before ``run`` in that task asks it first). Older runs act on every signal,
+        as a worker of the release before does; so do all on a signal without one (owed
+        before corrections were named)."""
+        if retry is not None and workflow.patched(RETRY_LABEL_ONCE_PER_CORRECTION):
             if retry.correction_id in self._corrections:
                 return
             self._corrections.add(retry.correction_id)

@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         MOVING_PARCEL_CANCEL_REFUSED,
         PATCHES_DECIDED_AT_START,
         REPEATED_CANCEL_REFUSED,
+        RETRY_LABEL_ONCE_PER_CORRECTION,
         STALL_FROM_CARRIER_TIME,
     )
     from workflows.shipment_state import CANCEL_REFUSED, ShipmentState
@@ -80,6 +81,8 @@ class ShipmentWorkflow(ShipmentState):
     @workflow.run
     async def run(self, input: ShipmentInput) -> ShipmentView:
         self._local_steps = workflow.patched(LOCAL_TRACKING_STEPS)
+        # Decided here, in the first task; retry_label asks it again (the SDK's answer).
+        workflow.patched(RETRY_LABEL_ONCE_PER_CORRECTION)
         if workflow.patched(PATCHES_DECIDED_AT_START):
             self._stall_from_carrier_time = workflow.patched(STALL_FROM_CARRIER_TIME)
         self._restore(input)

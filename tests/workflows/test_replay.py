@@ -124,8 +124,11 @@ def test_there_are_histories_to_replay() -> None:
         # Since "return-deadline-takes-stored-status".
         "return_received_unseen_at_the_deadline",
         "return_reset_before_the_receipt_while_refunding",
-        # Since retry_label names its correction (no patch: unnamed ones act as before).
+        # Since "retry-label-once-per-correction" (retry_label names its correction).
         "shipment_label_correction_sent_twice",
+        # Recorded on a worker of the release before (its retry_label takes no argument)
+        # receiving named corrections: a parcel it served replays as it ran.
+        "shipment_correction_repeated_on_an_older_worker",
     }
 
 

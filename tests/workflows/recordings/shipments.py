@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -47,6 +48,7 @@ def shipment_recording(name: str) -> Callable[[Recording], Recording]:
 
 SHIPMENT_STANDINS.refusals["shp_recorded_refused"] = 1
 SHIPMENT_STANDINS.refusals["shp_recorded_correction_twice"] = 2
+SHIPMENT_STANDINS.refusals["shp_recorded_correction_older_worker"] = 2
 
 
 async def _shipment_ends(handle: WorkflowHandle[Any, ShipmentView], status: str) -> None:
@@ -160,6 +162,30 @@ async def shipment_correction_sent_twice(env: WorkflowEnvironment, queue: str) -
     await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, DELIVERED))
     await _shipment_ends(child, ShipmentStatus.DELIVERED)
     assert SHIPMENT_STANDINS.ran(sid).count(BOOK) == 3
+    return child.id
+
+
+@shipment_recording("shipment_correction_repeated_on_an_older_worker")
+async def shipment_correction_repeated_on_an_older_worker(
+    env: WorkflowEnvironment, queue: str
+) -> str:
+    """A worker of the release before corrections were named (its ``retry_label`` takes no
+    argument) serves a parcel while this release's API and relay send them: the SDK
+    calls the handler without the argument, so ``corr_1`` sent again books once more
+    (the label the carrier refused twice is bought at the third try). This release
+    replays it as it ran. Recorded with that release's ``workflows/shipment_state.py``
+    in place of ours (``git show 703be9b^:workflows/shipment_state.py``, our
+    ``workflows/shipments.py`` without ``retry-label-once-per-correction``, both in a
+    copy of ``workflows/`` found first on the path: from that copy's parent directory,
+    ``PYTHONPATH=.:/path/to/checkout python -m tests.workflows.record_histories NAME``)."""
+    if "retry" in inspect.signature(ShipmentWorkflow.retry_label).parameters:
+        raise RuntimeError("record this on the release before's ShipmentWorkflow (docstring)")
+    sid = "shp_recorded_correction_older_worker"
+    child, _parent = await start_under_parent(env.client, parcel(sid))
+    await refused_again_then_sent_again(SHIPMENT_STANDINS, child, sid)
+    await SHIPMENT_STANDINS.called(sid, BOOK, 3)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, DELIVERED))
+    await _shipment_ends(child, ShipmentStatus.DELIVERED)
     return child.id
 
 
