@@ -70,7 +70,11 @@ async def test_an_event_reaches_every_matching_subscriber_and_is_delivered_when_
     other = Recorder(f"other_{run}", run, types=frozenset({EventType.USER_DELETED}))
     sessions = create_session_factory(engine)
     subscribers = [fast.subscriber, slow.subscriber, other.subscriber]
-    async with relay(quick(settings), temporal_client, subscribers):
+    # The slow handler is held while the test asks the workflow (a describe and a query,
+    # each a round through the worker, seconds apiece on a loaded machine): its timeout
+    # must outlast them, or its first attempt times out and it is delivered at attempt 2.
+    held_long = quick(settings, event_handler_timeout_seconds=120.0)
+    async with relay(held_long, temporal_client, subscribers):
         [event] = await publish_probes(sessions, run, [f"agg-{run}"], 1)
         await eventually(lambda: _has_effect(engine, event, fast.name))
         [row] = await outbox(engine, [event])
