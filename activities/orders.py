@@ -10,9 +10,11 @@ from temporalio import activity
 
 from core.db import SessionFactory, transaction
 from core.settings import Settings
+from models.inventory import MAX_STOCK
 from models.orders import OrderSnapshot, OrderStatus
 from services.analytics import AnalyticsRecorder
 from services.inventory import ReservationService
+from services.inventory.stock import not_put_back_note
 from services.orders import OrderService
 from temporal.clients.carts import CartReminderWorkflows
 from temporal.errors import application_errors
@@ -106,9 +108,17 @@ class OrderActivities:
             order = await orders.undo_started(input.order_id)
             inventory = ReservationService(session)
             count = await inventory.release(input.order_id)
-            count += await inventory.restock(input.order_id)
+            restock = await inventory.restock(input.order_id)
+            count += restock.returned
             if count:
                 await orders.note(order, "stock released", {"products": count})
+            for product_id, quantity in restock.not_put_back.items():
+                # Sold units the stock had no room for: said where staff read the order.
+                await orders.note(
+                    order,
+                    f"stock of {product_id}: {not_put_back_note(quantity)}",
+                    {"productId": product_id, "notPutBack": quantity, "limit": MAX_STOCK},
+                )
             return count
 
     @activity.defn(name="orders.undo_confirm")

@@ -48,9 +48,10 @@ class ValidationFailed(ShopError):
 
 
 class ValueOutOfRange(ShopError):
-    """A value (or a sum it makes: stock on hand plus a receipt) past what its column
+    """A value (or a sum it makes: stock on hand plus an adjustment) past what its column
     holds. Refused before anything is written; in a worker, a non-retryable failure of
-    this type instead of an activity retried forever on the database's overflow."""
+    this type instead of an activity retried forever on the database's overflow (units
+    coming back to stock in a worker are never refused: ``StockService.put_back``)."""
 
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "invalid_value"

@@ -43,6 +43,9 @@ class ReservationStatus(StrEnum):
     EXPIRED = "expired"
     COMMITTED = "committed"
     RETURNED = "returned"  # sold, then the order was undone: back on hand
+    # Sold, the order undone, but the stock was too full to count the units back in
+    # (``StockService.put_back``): staff count them in by hand.
+    NOT_PUT_BACK = "not_put_back"
 
 
 class PurchaseOrderStatus(StrEnum):

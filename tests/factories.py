@@ -7,9 +7,12 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from core.db import create_session_factory, transaction
+from models.inventory import StockLevel
 from models.users import Role
 from services.users import UserRepository
 
@@ -101,3 +104,14 @@ async def stocked_product(
         )
         assert adjusted.status_code == 200, adjusted.text
     return product
+
+
+async def fill_stock(engine: AsyncEngine, product_id: str, on_hand: int) -> None:
+    """The product's stock on hand set to ``on_hand`` in the database: near the most a
+    product holds, which no adjustment reaches in one go (at most 1,000,000)."""
+    async with transaction(create_session_factory(engine)) as session:
+        await session.exec(
+            update(StockLevel)
+            .where(col(StockLevel.product_id) == product_id)
+            .values(on_hand=on_hand)
+        )

@@ -289,6 +289,18 @@ class ReservationRepository:
         )
         return sorted((product_id, quantity) for product_id, quantity in moved.all())
 
+    async def mark(self, order_id: str, product_id: str, to: ReservationStatus) -> None:
+        """The order's reservation of ``product_id`` moved to ``to`` (the caller has just
+        moved it from where it was, in the same transaction)."""
+        await self.session.exec(
+            update(Reservation)
+            .where(
+                col(Reservation.order_id) == order_id,
+                col(Reservation.product_id) == product_id,
+            )
+            .values(status=to, updated_at=utcnow())
+        )
+
     async def reactivate(self, order_id: str, until: datetime) -> int:
         """The order's expired reservations active again until ``until``: how many."""
         result = await self.session.exec(

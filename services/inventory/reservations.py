@@ -10,6 +10,7 @@ them, so stock is never promised twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,6 +20,15 @@ from models.base import utcnow
 from models.inventory import MovementKind, Reservation, ReservationLine, ReservationStatus
 from services.inventory.repositories import ReservationRepository, StockRepository
 from services.inventory.stock import StockService
+
+
+@dataclass(frozen=True)
+class Restock:
+    """What ``ReservationService.restock`` did: how many sold lines it gave back, and the
+    units (by product) the stock had no room for, not put back on hand."""
+
+    returned: int
+    not_put_back: dict[str, int]
 
 
 class OutOfStock(Conflict):
@@ -175,27 +185,24 @@ class ReservationService:
                 raise ReservationLapsed(f"the stock held for {order_id} was given back")
         return committed
 
-    async def restock(self, order_id: str) -> int:
+    async def restock(self, order_id: str) -> Restock:
         """Undo a sale whose order was later undone: its stock goes back on hand (a
-        ``return`` movement). Idempotent; 0 when nothing was sold."""
+        ``return`` movement). Idempotent; nothing returned when nothing was sold. A
+        product whose stock staff topped up meanwhile to nearly the most it holds takes
+        no units back (``StockService.put_back``): its reservation ends ``not_put_back``
+        and ``Restock.not_put_back`` names it, for the order's timeline. Never refused: a
+        compensation must finish."""
         returned = await self.repository.move(
             order_id, ReservationStatus.COMMITTED, ReservationStatus.RETURNED
         )
+        not_put_back: dict[str, int] = {}
         for product_id, quantity in returned:
-            if not await self.stock.change(product_id, on_hand=quantity):
-                # A stock topped up meanwhile to nearly the most a product holds takes no
-                # units back: 422 invalid_value, and the caller's transaction (the whole
-                # undo) rolls back.
-                await self.stock_service.refuse_overflow(product_id, quantity)
-            self.stock.record(
-                product_id,
-                MovementKind.RETURN,
-                on_hand=quantity,
-                reason="order undone",
-                reference=order_id,
-            )
-            await self.stock_service.after_change(product_id)
-        return len(returned)
+            if not await self.stock_service.put_back(
+                product_id, quantity, reason="order undone", reference=order_id
+            ):
+                await self.repository.mark(order_id, product_id, ReservationStatus.NOT_PUT_BACK)
+                not_put_back[product_id] = quantity
+        return Restock(returned=len(returned), not_put_back=not_put_back)
 
     async def extend(self, order_id: str, until: datetime) -> int:
         """Keep the order's active reservations until ``until`` (e.g. while 3-D Secure

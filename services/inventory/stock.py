@@ -55,8 +55,8 @@ class StockService:
     ) -> Stock:
         """Add (or, negative, remove) stock; 409 and no change if it would go below what
         is on hand and not reserved, 422 ``invalid_value`` and no change if it would pass
-        the most a product holds (a receipt onto nearly full stock: in a worker, a
-        non-retryable failure, not an overflow retried forever)."""
+        the most a product holds (staff's adjustment or purchase order's receipt onto
+        nearly full stock). Units coming back in a worker's step take ``put_back``."""
         stock = await self.get(product_id)
         await self.stock.ensure_rows([product_id])
         if not await self.stock.change(product_id, on_hand=delta):
@@ -70,6 +70,31 @@ class StockService:
         self.stock.record(product_id, kind, on_hand=delta, reason=reason, reference=reference)
         await self.after_change(product_id)
         return await self.get(product_id)
+
+    async def put_back(
+        self, product_id: str, quantity: int, *, reason: str, reference: str
+    ) -> bool:
+        """Units coming back on hand in a worker's step that must finish (an undone order's
+        sold stock, a return's undamaged units): a ``return`` movement. True if they were
+        counted in. When they would pass the most a product holds (``MAX_STOCK``: staff
+        topped the stock up meanwhile) they are not, and nothing raises: a ``return``
+        movement of 0 with ``reason`` and why (``not_put_back_note``) says how many staff
+        have to count in by hand (an adjustment) once there is room; False. Refusing
+        instead would retry an order's undo for ever, or fail a return with its refund."""
+        await self.stock.ensure_rows([product_id])
+        if not await self.stock.change(product_id, on_hand=quantity):
+            self.stock.record(
+                product_id,
+                MovementKind.RETURN,
+                reason=f"{reason}: {not_put_back_note(quantity)}",
+                reference=reference,
+            )
+            return False
+        self.stock.record(
+            product_id, MovementKind.RETURN, on_hand=quantity, reason=reason, reference=reference
+        )
+        await self.after_change(product_id)
+        return True
 
     async def refuse_overflow(self, product_id: str, delta: int) -> None:
         """After ``change`` refused: 422 ``invalid_value`` if adding ``delta`` would pass
@@ -112,3 +137,12 @@ class StockService:
             product_id,
             {"productId": product_id, "currentStock": available, "threshold": threshold},
         )
+
+
+def not_put_back_note(quantity: int) -> str:
+    """Why units that came back are not on hand: what ``StockService.put_back`` writes on
+    its ledger entry and callers on the order's timeline."""
+    return (
+        f"{quantity} not put back on hand: it would pass the most a product holds "
+        f"({MAX_STOCK:,}); count them in by hand (an adjustment) once there is room"
+    )

@@ -16,8 +16,10 @@ from sqlmodel import col, select
 from core.db import create_session_factory, transaction
 from models.events import DeliveryStatus, EventDelivery, EventReceipt
 from models.fulfillment import Fulfillment, ShipmentStatus
+from models.inventory import MAX_STOCK
 from models.outbox import OutboxEvent
 from models.workflow_starts import WorkflowStart
+from tests.factories import fill_stock
 from tests.fulfillment.helpers import (
     eventually,
     fulfilment_of,
@@ -262,6 +264,40 @@ async def test_the_customer_cancels_a_queued_order_refund_and_restock_included(
         assert staff_again.json()["code"] == "fulfillment_closed"
     else:
         assert staff_again.json()["status"] == "cancelled"
+
+
+async def test_a_queued_order_cancelled_onto_full_stock_ends_its_units_not_put_back(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    """Staff topped the product's stock up to within the order's 2 units of the most it
+    holds, then the customer cancels: the undo's restock (a compensation, retried until
+    it succeeds) failed on every attempt (``invalid_value``), so the order stayed
+    queued, never refunded. Now the undo finishes: cancelled and refunded, the 2 units
+    not put back, the order's timeline and the product's ledger saying so."""
+    order, shopper, _fulfillment_id, [item] = await queued(http, staff, engine, [2])
+    await fill_stock(engine, item["id"], MAX_STOCK - 1)
+    cancelled = await http.post(
+        f"/api/orders/{order['id']}/cancel", headers=shopper.headers, json={"reason": "too late"}
+    )
+    assert cancelled.status_code in (200, 202), cancelled.text
+    done = await wait_for(http, shopper.headers, order["id"], {"cancelled"})
+    assert done["payment"]["status"] == "refunded"
+    [intent] = await intents_for(http, order["id"])
+    assert await refunded(http, intent["id"]) == intent["amount_received"]
+    note = (
+        f"stock of {item['id']}: 2 not put back on hand: it would pass the most a product "
+        "holds (2,147,483,647); count them in by hand (an adjustment) once there is room"
+    )
+    [entry] = [e for e in done["timeline"] if e["message"] == note]
+    assert entry["data"] == {"productId": item["id"], "notPutBack": 2, "limit": MAX_STOCK}
+    level = await stock(http, staff, item["id"])
+    assert (level["onHand"], level["reserved"]) == (MAX_STOCK - 1, 0)
+    [latest, *_] = level["movements"]
+    assert (latest["kind"], latest["onHandDelta"], latest["reference"]) == (
+        "return",
+        0,
+        order["id"],
+    )
 
 
 async def test_once_a_parcel_has_a_label_neither_customer_nor_staff_can_cancel(

@@ -173,37 +173,69 @@ async def test_reserve_release_and_commit_are_idempotent(sessions: SessionFactor
 async def test_stock_past_the_most_a_product_holds_is_refused_typed_and_changes_nothing(
     sessions: SessionFactory,
 ) -> None:
-    """on_hand is a PostgreSQL integer: a receipt onto nearly full stock, or a sale undone
-    after staff topped it up, overflowed it in the database's own arithmetic. The
-    database's error, which a worker (a return's receipt, an order's undo) retried
-    forever. Now ``ValueOutOfRange`` (422 ``invalid_value``; in a worker, non-retryable
-    where the step raises business errors), checked as bigints so the transaction is not
-    aborted, and nothing changed."""
+    """on_hand is a PostgreSQL integer: a receipt onto nearly full stock overflowed it in
+    the database's own arithmetic, the database's error retried forever in a worker. Now
+    an adjustment is ``ValueOutOfRange`` (422 ``invalid_value``), checked as bigints so
+    the transaction is not aborted, and nothing changed."""
     product = await _product(sessions, stock=6)
-    assert await _reserve(sessions, "ord_full_1", {product: 5})
     async with transaction(sessions) as session:
-        await ReservationService(session).commit("ord_full_1")
-        await StockService(session).adjust(product, MAX_STOCK - 3, "a huge delivery")
+        await StockService(session).adjust(product, MAX_STOCK - 8, "a huge delivery")
     assert await _stock(sessions, product) == (MAX_STOCK - 2, 0, MAX_STOCK - 2)
 
     with pytest.raises(ValueOutOfRange) as receipt:
         async with transaction(sessions) as session:
             await StockService(session).adjust(product, 3, "one more box")
     assert receipt.value.extra == {"productId": product, "limit": MAX_STOCK}
-    with pytest.raises(ValueOutOfRange):
-        async with transaction(sessions) as session:
-            await ReservationService(session).restock("ord_full_1")
     assert await _stock(sessions, product) == (MAX_STOCK - 2, 0, MAX_STOCK - 2)
-    async with sessions() as session:
-        held = await ReservationService(session).reservations("ord_full_1")
-    assert [r.status for r in held] == [ReservationStatus.COMMITTED]
-
-    # What fits goes through, up to the most a product holds.
     async with transaction(sessions) as session:
-        await StockService(session).adjust(product, -3, "miscounted")
-        assert await ReservationService(session).restock("ord_full_1") == 1
+        await StockService(session).adjust(product, 2, "what fits")
     assert await _stock(sessions, product) == (MAX_STOCK, 0, MAX_STOCK)
     await _ledger_adds_up(sessions, product)
+
+
+async def test_a_sale_undone_onto_stock_topped_up_to_the_most_is_not_put_back_and_ends(
+    sessions: SessionFactory,
+) -> None:
+    """An undone order's sold units go back on hand; staff topped the stock up meanwhile
+    to within them of the most a product holds. The restock (a compensation, retried
+    until it succeeds) raised ``ValueOutOfRange`` on every attempt: the order's undo
+    never finished. Now it finishes: that product's units are not put back (its
+    reservation ``not_put_back``, a ``return`` movement of 0 saying how many to count in
+    by hand), the others are, and a repeat changes nothing."""
+    full = await _product(sessions, stock=6)
+    roomy = await _product(sessions, stock=4)
+    assert await _reserve(sessions, "ord_full_1", {full: 5, roomy: 3})
+    async with transaction(sessions) as session:
+        await ReservationService(session).commit("ord_full_1")
+        await StockService(session).adjust(full, MAX_STOCK - 3, "a huge delivery")
+    assert await _stock(sessions, full) == (MAX_STOCK - 2, 0, MAX_STOCK - 2)
+
+    for returned, not_put_back in ((2, {full: 5}), (0, {})):
+        async with transaction(sessions) as session:
+            restock = await ReservationService(session).restock("ord_full_1")
+        assert (restock.returned, restock.not_put_back) == (returned, not_put_back)
+    assert await _stock(sessions, full) == (MAX_STOCK - 2, 0, MAX_STOCK - 2)
+    assert await _stock(sessions, roomy) == (4, 0, 4)
+    async with sessions() as session:
+        held = await ReservationService(session).reservations("ord_full_1")
+        [entry] = (
+            await session.exec(
+                select(StockMovement)
+                .where(StockMovement.product_id == full, StockMovement.kind == "return")
+                .where(StockMovement.reference == "ord_full_1")
+            )
+        ).all()
+    assert {r.product_id: r.status for r in held} == {
+        full: ReservationStatus.NOT_PUT_BACK,
+        roomy: ReservationStatus.RETURNED,
+    }
+    assert (entry.on_hand_delta, entry.reserved_delta) == (0, 0)
+    assert entry.reason == (
+        "order undone: 5 not put back on hand: it would pass the most a product holds "
+        "(2,147,483,647); count them in by hand (an adjustment) once there is room"
+    )
+    await _ledger_adds_up(sessions, full)
+    await _ledger_adds_up(sessions, roomy)
 
 
 async def _low_stock(sessions: SessionFactory, product_id: str) -> list[OutboxEvent]:
