@@ -350,18 +350,18 @@ async def receive_return(
     """Per return line: `receivedQuantity` units back in good condition (restocked,
     ledger reason `return`) and `damagedQuantity` units back damaged (not restocked);
     together at most the line's quantity (422 `invalid_receipt`); lines left out count
-    as nothing received; 422 `invalid_value` (naming the line's `receivedQuantity`)
-    when restocking it would pass the most stock a product holds (2,147,483,647),
-    before anything is recorded. Every unit received, damaged or not, is refunded: the
-    return then moves to `received`, `refunded` and `closed` (202 while the refund is still
-    under way). 409 `return_not_approved` unless the return is `approved`; 409
+    as nothing received. Undamaged units the stock has no room for (it would pass the
+    most a product holds, 2,147,483,647) are received and refunded all the same, not put
+    back on hand: a `return` ledger movement of 0 and an entry on the order's timeline
+    say how many, for staff to count in by hand. Every unit received, damaged or not, is
+    refunded: the return then moves to `received`, `refunded` and `closed` (202 while the
+    refund is still under way). 409 `return_not_approved` unless the return is `approved`; 409
     `payment_not_refundable` when Stripe no longer has the amount to refund (a staff
     refund took it after receipt): the return stays `received`, its workflow failed with
     that type, for staff to settle (see the README's "Returns")."""
     service = _returns(state, session)
     request = await service.get(return_id)
     _expect(request, ReturnStatus.APPROVED, "return_not_approved")
-    await service.check_restock_fits(return_id, body.lines)
     receipt = ReceiveRequest(
         lines=[
             ReceivedLine(

@@ -6,6 +6,7 @@ nothing; the refund is keyed at the provider by ``return:{id}``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,11 +17,11 @@ from core.money import Money
 from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway
 from models.base import utcnow
-from models.inventory import MovementKind
+from models.inventory import MAX_STOCK
 from models.orders import Payment
 from models.returns import SHOP_FAULT_REASONS, ReturnLine, ReturnRequest, ReturnStatus
 from services import payments
-from services.inventory.stock import StockService
+from services.inventory.stock import StockService, not_put_back_note
 from services.order_repository import OrderRepository
 from services.payments.refunds import NotRefundable, RefundFailed
 from services.payments.repository import PaymentRepository
@@ -97,7 +98,7 @@ class ReturnSteps:
                 if line.received_quantity + line.damaged_quantity > line.quantity:
                     raise InvalidReceipt(f"line {line.id}: more units than the return holds")
                 returns.stage(line)
-            await self._restock(session, list(lines.values()))
+            not_put_back = await self._restock(session, list(lines.values()))
             breakdown = await self._refund_due(session, request, list(lines.values()), payment)
             now = utcnow()
             request.status = ReturnStatus.RECEIVED
@@ -127,22 +128,42 @@ class ReturnSteps:
                     },
                     "by": staff_id,
                 },
+                notes=[
+                    (
+                        f"return {request.id}, stock of {lines[line_id].product_id}: "
+                        + not_put_back_note(quantity),
+                        {
+                            "returnLineId": line_id,
+                            "productId": lines[line_id].product_id,
+                            "notPutBack": quantity,
+                            "limit": MAX_STOCK,
+                        },
+                    )
+                    for line_id, quantity in not_put_back.items()
+                ],
             )
             await publish(session, EventType.RETURN_RECEIVED, order_id, payload)
             return breakdown.amount
 
-    async def _restock(self, session: AsyncSession, lines: list[ReturnLine]) -> None:
+    async def _restock(self, session: AsyncSession, lines: list[ReturnLine]) -> dict[str, int]:
+        """The undamaged units back on hand, once per return line. Units the stock has no
+        room for (staff topped it up to nearly the most a product holds after the edge
+        let the receipt through) are not put back (``StockService.put_back``): the
+        receipt, and the refund, go on all the same; returns them by return line."""
         done = await ReturnRepository(session).restocked([ln.id for ln in lines])
         stock = StockService(session)
+        not_put_back: dict[str, int] = {}
         for line in lines:
-            if line.received_quantity > 0 and line.id not in done:
-                await stock.adjust(
-                    line.product_id,
-                    line.received_quantity,
-                    f"return {line.return_id}",
-                    kind=MovementKind.RETURN,
-                    reference=line.id,
-                )
+            if line.received_quantity == 0 or line.id in done:
+                continue
+            if not await stock.put_back(
+                line.product_id,
+                line.received_quantity,
+                reason=f"return {line.return_id}",
+                reference=line.id,
+            ):
+                not_put_back[line.id] = line.received_quantity
+        return not_put_back
 
     async def _refund_due(
         self,
@@ -385,13 +406,21 @@ class ReturnSteps:
 
 
 async def announced(
-    session: AsyncSession, request: ReturnRequest, message: str, data: dict[str, Any]
+    session: AsyncSession,
+    request: ReturnRequest,
+    message: str,
+    data: dict[str, Any],
+    *,
+    notes: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> tuple[str, dict[str, Any]]:
     """The order id and payload of a return's event (with what its email needs), and
-    the order's timeline entry; the caller publishes it."""
+    the order's timeline entry, then one per ``notes`` (a message and its data: what
+    staff have to see, as units not put back on hand); the caller publishes it."""
     orders = OrderRepository(session)
     order = await orders.require(request.order_id)
     await orders.add_event(order.id, order.status, message, {"returnId": request.id})
+    for note, noted in notes:
+        await orders.add_event(order.id, order.status, note, {"returnId": request.id, **noted})
     return order.id, {
         "returnId": request.id,
         "orderId": order.id,

@@ -11,32 +11,27 @@ time.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import ValueOutOfRange
 from core.events import EventType
 from core.outbox import publish
 from core.settings import Settings
 from models.base import utcnow
 from models.fulfillment import ShipmentStatus
-from models.inventory import MAX_STOCK
 from models.orders import Order, OrderLine
 from models.returns import (
     ReturnCreate,
     ReturnLine,
     ReturnLinePublic,
     ReturnPublic,
-    ReturnReceiveLine,
     ReturnRequest,
     ReturnStatus,
 )
 from models.workflow_starts import WorkflowStart
 from services.fulfillment.repository import FulfillmentRepository
-from services.inventory.repositories import StockRepository
 from services.order_repository import OrderNotFound, OrderRepository
 from services.returns.errors import (
     LineNotDelivered,
@@ -78,39 +73,6 @@ class ReturnService:
         self.orders = OrderRepository(session)
 
     # --- requesting -------------------------------------------------------------------
-
-    async def check_restock_fits(
-        self, return_id: str, received: Sequence[ReturnReceiveLine]
-    ) -> None:
-        """A receipt restocks its undamaged units: 422 ``invalid_value`` naming the line's
-        ``receivedQuantity``, before the workflow is asked, if they would pass the most
-        stock a product holds. Left to the workflow, its receive step failed on the
-        database's integer overflow and was retried forever. (A receipt that races a
-        staff top-up still fails there, as a non-retryable ``invalid_value``.)"""
-        products = {ln.id: ln.product_id for ln in await self.returns.lines([return_id])}
-        stock = StockRepository(self.session)
-        adding: dict[str, int] = defaultdict(int)
-        for index, line in enumerate(received):
-            product_id = products.get(line.return_line_id)
-            if product_id is None or line.received_quantity == 0:
-                continue  # the workflow's validator answers a line not of this return
-            adding[product_id] += line.received_quantity
-            if await stock.overflows(product_id, on_hand=adding[product_id]):
-                detail = (
-                    f"restocking {adding[product_id]} of {product_id} would pass the most "
-                    f"stock a product holds ({MAX_STOCK:,})"
-                )
-                raise ValueOutOfRange(
-                    detail,
-                    errors=[
-                        {
-                            "field": f"lines.{index}.receivedQuantity",
-                            "in": "body",
-                            "message": detail,
-                            "type": ValueOutOfRange.code,
-                        }
-                    ],
-                )
 
     async def request(
         self, user_id: str, order_id: str, body: ReturnCreate

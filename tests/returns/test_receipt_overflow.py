@@ -1,31 +1,28 @@
-"""A return received onto nearly full stock: refused at the edge before the workflow is
-asked, and, when stock filled up meanwhile, a receive step that fails once with a typed,
-non-retryable error and writes nothing (it failed on the database's integer overflow
-and was retried forever)."""
+"""A return received onto nearly full stock: the receipt is recorded and refunded as any
+other, its undamaged units that would pass the most a product holds left off the stock
+and noted for staff. It failed on the database's integer overflow and was retried
+forever, then (refused as ``invalid_value``) failed the return's workflow."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
-import pytest
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.returns import ReturnActivities
 from core.db import SessionFactory, create_session_factory, transaction
-from core.errors import ValueOutOfRange
 from core.settings import Settings
 from integrations.payments.stripe import StripeGateway
 from integrations.shipping.factory import build_shipping_provider
 from models.inventory import MAX_STOCK, StockLevel, StockMovement
 from models.outbox import OutboxEvent
 from models.returns import ReturnLine, ReturnReason, ReturnRequest, ReturnStatus
+from services.order_repository import OrderRepository
 from services.returns import ReturnLabels, ReturnRepository, ReturnSteps
-from tests.factories import signed_up, staff_headers, stocked_product
+from tests.factories import fill_stock, signed_up, staff_headers, stocked_product
 from tests.returns.delivered import write_order
 from workflows.types.returns import ReceivedLine, ReceiveInput
 
@@ -51,15 +48,6 @@ async def _approved_return(
         )
         await ReturnRepository(session).add(request, [row])
     return staff, thing, request, row
-
-
-async def _fill_stock(engine: AsyncEngine, product_id: str, on_hand: int) -> None:
-    async with transaction(create_session_factory(engine)) as session:
-        await session.exec(
-            update(StockLevel)
-            .where(col(StockLevel.product_id) == product_id)
-            .values(on_hand=on_hand)
-        )
 
 
 async def _written(sessions: SessionFactory, request: ReturnRequest) -> tuple[Any, ...]:
@@ -88,82 +76,76 @@ async def _written(sessions: SessionFactory, request: ReturnRequest) -> tuple[An
     return status, line.received_quantity, stock, list(movements), list(events)
 
 
-async def test_a_receipt_past_the_most_stock_a_product_holds_is_422_before_the_workflow(
+async def test_a_receipt_onto_nearly_full_stock_is_not_refused_at_the_edge(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    """Three units back onto 2,147,483,646: the receive step overflowed the integer
-    column, forever. Refused now at the edge, naming the line's field, before the
-    workflow hears of it (this return has none: asked, it answered 409
-    return_not_actionable)."""
+    """Three units back onto 2,147,483,646: the edge answered 422 ``invalid_value`` and
+    recorded nothing, so the customer's refund waited for room in the stock. The receipt
+    is a fact and the refund owed: the workflow is asked (this return has none: 409
+    ``return_not_actionable``), and its receive step leaves what does not fit off the
+    stock (below)."""
     staff, thing, request, line = await _approved_return(client, engine)
-    await _fill_stock(engine, thing["id"], MAX_STOCK - 1)
-    before = await _written(create_session_factory(engine), request)
-    refused = await client.post(
+    await fill_stock(engine, thing["id"], MAX_STOCK - 1)
+    asked = await client.post(
         f"/api/admin/returns/{request.id}/receive",
         headers=staff,
         json={"lines": [{"returnLineId": line.id, "receivedQuantity": 2, "damagedQuantity": 1}]},
     )
-    assert refused.status_code == 422, refused.text
-    problem = refused.json()
-    detail = (
-        f"restocking 2 of {thing['id']} would pass the most stock a product holds (2,147,483,647)"
-    )
-    assert (problem["code"], problem["detail"]) == ("invalid_value", detail)
-    assert problem["errors"] == [
-        {
-            "field": "lines.0.receivedQuantity",
-            "in": "body",
-            "message": detail,
-            "type": "invalid_value",
-        }
-    ]
-    assert await _written(create_session_factory(engine), request) == before
-    # One unit fits: the workflow is asked (none here).
-    fits = await client.post(
-        f"/api/admin/returns/{request.id}/receive",
-        headers=staff,
-        json={"lines": [{"returnLineId": line.id, "receivedQuantity": 1, "damagedQuantity": 2}]},
-    )
-    assert (fits.status_code, fits.json()["code"]) == (409, "return_not_actionable")
+    assert (asked.status_code, asked.json()["code"]) == (409, "return_not_actionable")
 
 
-async def test_a_receive_step_onto_stock_filled_meanwhile_fails_once_and_writes_nothing(
+async def test_a_receive_step_onto_stock_filled_meanwhile_receives_and_notes_what_did_not_fit(
     client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
-    """Stock topped up after the edge let the receipt through: the step's restock would
-    pass the column. It raised the database's overflow, which Temporal retried forever
-    (the return's steps retry until they succeed); now a non-retryable ``invalid_value``,
-    the transaction rolled back: not the return, its line, the stock, the ledger nor an
-    event written."""
+    """Stock topped up so that the receipt's units would pass the column. The step raised
+    the database's overflow, retried forever; then a non-retryable ``invalid_value``, which
+    failed the return's workflow, the customer never refunded. Now the receipt is recorded
+    (the refund fixed as for any receipt), the units are not put back on hand: a
+    ``return`` movement of 0 and the order's timeline say how many, for staff. The step
+    answers a repeat as the first time, writing nothing more."""
     _staff, thing, request, line = await _approved_return(client, engine)
-    await _fill_stock(engine, thing["id"], MAX_STOCK - 2)
+    await fill_stock(engine, thing["id"], MAX_STOCK - 2)
     sessions = create_session_factory(engine)
-    before = await _written(sessions, request)
     steps = ReturnSteps(sessions, StripeGateway.from_settings(settings))
-    received = [ReceivedLine(return_line_id=line.id, received_quantity=3, damaged_quantity=0)]
-
-    with pytest.raises(ValueOutOfRange):
-        await steps.receive(request.id, received, staff_id=None)
-    assert await _written(sessions, request) == before
-
     activities = ReturnActivities(
         ReturnLabels(sessions, settings, build_shipping_provider(settings)), steps
     )
-    with pytest.raises(ApplicationError) as failed:
-        await ActivityEnvironment().run(
-            activities.receive, ReceiveInput(return_id=request.id, lines=received)
-        )
-    assert (failed.value.type, failed.value.non_retryable) == ("invalid_value", True)
-    assert await _written(sessions, request) == before
+    received = [ReceivedLine(return_line_id=line.id, received_quantity=3, damaged_quantity=0)]
+    receive = ReceiveInput(return_id=request.id, lines=received)
 
-    # Two fit: received, restocked to the most a product holds.
-    two = [ReceivedLine(return_line_id=line.id, received_quantity=2, damaged_quantity=1)]
-    assert await steps.receive(request.id, two, staff_id=None) is not None
+    amount = await ActivityEnvironment().run(activities.receive, receive)
+    assert amount is not None
     status, counted, stock, movements, events = await _written(sessions, request)
     assert (status, counted, stock, len(movements), len(events)) == (
         ReturnStatus.RECEIVED,
-        2,
-        MAX_STOCK,
+        3,
+        MAX_STOCK - 2,
         1,
         1,
     )
+    note = (
+        "3 not put back on hand: it would pass the most a product holds (2,147,483,647); "
+        "count them in by hand (an adjustment) once there is room"
+    )
+    async with sessions() as session:
+        [movement] = (
+            await session.exec(select(StockMovement).where(col(StockMovement.id) == movements[0]))
+        ).all()
+        timeline = await OrderRepository(session).events(request.order_id)
+    assert (movement.kind, movement.on_hand_delta, movement.reason) == (
+        "return",
+        0,
+        f"return {request.id}: {note}",
+    )
+    [entry] = [e for e in timeline if e.message.endswith(note)]
+    assert entry.message == f"return {request.id}, stock of {thing['id']}: {note}"
+    assert entry.data == {
+        "returnId": request.id,
+        "returnLineId": line.id,
+        "productId": thing["id"],
+        "notPutBack": 3,
+        "limit": MAX_STOCK,
+    }
+
+    assert await ActivityEnvironment().run(activities.receive, receive) == amount
+    assert await _written(sessions, request) == (status, counted, stock, movements, events)

@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
 from core.db import create_session_factory
-from models.inventory import MovementKind, StockMovement
+from models.inventory import MAX_STOCK, MovementKind, StockMovement
 from models.outbox import OutboxEvent
+from tests.factories import fill_stock
 from tests.orders.helpers import (
+    Shopper,
     intents_for,
     place,
     product,
@@ -51,10 +53,15 @@ async def _delivered_order(
     return mug, order, shopper
 
 
-async def test_approve_receive_one_damaged_refund_once_restock_close(
-    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
-) -> None:
-    mug, order, shopper = await _delivered_order(http, staff, engine)
+async def _two_mugs_back(
+    http: httpx.AsyncClient,
+    staff: dict[str, str],
+    order: dict[str, Any],
+    shopper: Shopper,
+    mug: dict[str, Any],
+) -> tuple[str, str, dict[str, Any]]:
+    """The customer returns the two mugs (damaged), staff approve: the return's id, its
+    line's, and the approved return."""
     asked = await http.post(
         f"/api/orders/{order['id']}/returns",
         headers=shopper.headers,
@@ -62,11 +69,40 @@ async def test_approve_receive_one_damaged_refund_once_restock_close(
     )
     assert asked.status_code == 201, asked.text
     return_id = asked.json()["id"]
-    line_id = asked.json()["lines"][0]["id"]
-
     approved = await http.post(f"/api/admin/returns/{return_id}/approve", headers=staff)
     assert approved.status_code in (200, 202), approved.text
     body = await _return_until(http, shopper.headers, return_id, "approved")
+    return return_id, asked.json()["lines"][0]["id"], body
+
+
+async def _received_and_closed(
+    http: httpx.AsyncClient,
+    staff: dict[str, str],
+    shopper: Shopper,
+    return_id: str,
+    line_id: str,
+    received: int,
+    damaged: int,
+) -> dict[str, Any]:
+    """Staff receive the return's line; the return once closed (refunded)."""
+    answer = await http.post(
+        f"/api/admin/returns/{return_id}/receive",
+        headers=staff,
+        json={
+            "lines": [
+                {"returnLineId": line_id, "receivedQuantity": received, "damagedQuantity": damaged}
+            ]
+        },
+    )
+    assert answer.status_code in (200, 202), answer.text
+    return await _return_until(http, shopper.headers, return_id, "closed")
+
+
+async def test_approve_receive_one_damaged_refund_once_restock_close(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    mug, order, shopper = await _delivered_order(http, staff, engine)
+    return_id, line_id, body = await _two_mugs_back(http, staff, order, shopper, mug)
     assert body["labelUrl"]
     assert body["trackingCode"]
     assert body["shipBy"]
@@ -81,13 +117,7 @@ async def test_approve_receive_one_damaged_refund_once_restock_close(
 
     # A third of Stripe's answers fail: the SDK and the activity retry with the same key.
     await http.put("/_sandbox/stripe/faults", json={"failureRate": 0.3})
-    received = await http.post(
-        f"/api/admin/returns/{return_id}/receive",
-        headers=staff,
-        json={"lines": [{"returnLineId": line_id, "receivedQuantity": 1, "damagedQuantity": 1}]},
-    )
-    assert received.status_code in (200, 202), received.text
-    done = await _return_until(http, shopper.headers, return_id, "closed")
+    done = await _received_and_closed(http, staff, shopper, return_id, line_id, 1, 1)
     await http.delete("/_sandbox/stripe/faults")
 
     # Goods 30.00 of 40.00, tax 2.50 x 3/4 -> 1.87, shipping 5.99 (the shop's fault).
@@ -149,3 +179,32 @@ async def test_a_declined_return_frees_its_units(
         f"/api/orders/{order['id']}/returns", headers=shopper.headers, json=lines
     )
     assert again.status_code == 201, again.text
+
+
+async def test_a_receipt_onto_full_stock_is_refunded_and_closed_its_units_noted(
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+) -> None:
+    """The mug's stock topped up to within the 2 returned of the most a product holds:
+    the receipt was refused (422 ``invalid_value``) or, racing the top-up, failed the
+    return's workflow; either way the customer was not refunded. Now the return is
+    received, refunded and closed as any other, the 2 units left off the stock and
+    noted on the order's timeline for staff."""
+    mug, order, shopper = await _delivered_order(http, staff, engine)
+    return_id, line_id, _ = await _two_mugs_back(http, staff, order, shopper, mug)
+    await fill_stock(engine, mug["id"], MAX_STOCK - 1)
+    done = await _received_and_closed(http, staff, shopper, return_id, line_id, 2, 0)
+    # Goods 30.00 of 40.00, tax 2.50 x 3/4 -> 1.87, shipping 5.99 (the shop's fault).
+    assert done["refundAmount"] == 3786
+    [intent] = await intents_for(http, order["id"])
+    assert await refunded(http, intent["id"]) == 3786
+    assert (await stock(http, staff, mug["id"]))["onHand"] == MAX_STOCK - 1
+    timeline = (await http.get(f"/api/orders/{order['id']}", headers=staff)).json()["timeline"]
+    assert [e["data"] for e in timeline if "notPutBack" in e["data"]] == [
+        {
+            "returnId": return_id,
+            "returnLineId": line_id,
+            "productId": mug["id"],
+            "notPutBack": 2,
+            "limit": MAX_STOCK,
+        }
+    ]
