@@ -28,6 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.route_templates import UNMATCHED, RouteTemplates
 from core.ids import IdPrefix, new_id
 from core.logging import request_id_var
 from core.telemetry import Tracing, incoming_context, unrecorded_span
@@ -40,6 +41,17 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # EventSource): a span's `url.query` says REDACTED instead, as OpenTelemetry's HTTP
 # conventions ask of credentials in a URL. The access log writes the path only.
 SECRET_QUERY_PARAMETERS = frozenset({"ticket"})
+
+
+# HTTP's methods; a span of any other is named ``HTTP`` (the semantic conventions, as
+# FastAPI names it), so that no client picks its spans' names.
+_SPAN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
+)
+
+
+def _span_method(method: str) -> str:
+    return method if method in _SPAN_METHODS else "HTTP"
 
 
 def current_request_id(request: Request) -> str | None:
@@ -161,6 +173,7 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self.spans_made_by_fastapi = tracing is not None and tracing.exporting
+        self.routes = RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -196,6 +209,22 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         status = 500
         started = time.perf_counter()
+        method = scope["method"]
+        route: str | None = None  # the template of the route matched
+        route_read = False
+
+        def read_route() -> None:
+            nonlocal route, route_read
+            if route_read:
+                return
+            route_read = True
+            route = self.routes.template(scope)
+            if route is not None and self.spans_made_by_fastapi:
+                # Named before the answer goes out (FastAPI's span ends with it). FastAPI
+                # names it after the route it ran: none for an answer given before routing
+                # (an OPTIONS, a preflight, an idempotent replay).
+                span.set_attribute("http.route", route)
+                span.update_name(f"{_span_method(method)} {route}")
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -205,17 +234,17 @@ class RequestContextMiddleware:
                 if not any(k.lower() == b"x-request-id" for k, _ in headers):
                     headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
+                read_route()
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(elapsed)
+            read_route()
+            label = route or UNMATCHED
+            self.metrics.requests.labels(method, label, str(status)).inc()
+            self.metrics.latency.labels(method, label).observe(elapsed)
             log.info(
                 "%s %s %s",
                 method,
