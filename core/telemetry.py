@@ -18,6 +18,7 @@ import logging
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
@@ -28,9 +29,11 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
+    Decision,
     ParentBased,
     Sampler,
     TraceIdRatioBased,
@@ -133,6 +136,21 @@ def build_sampler(name: str, arg: float) -> Sampler:
     }[name]
 
 
+class _GivenIds(RandomIdGenerator):
+    """Random ids, but those given to ``Tracing.span_with_ids`` for the span it starts."""
+
+    def __init__(self) -> None:
+        self.given: ContextVar[tuple[int, int] | None] = ContextVar("given_ids", default=None)
+
+    def generate_trace_id(self) -> int:
+        given = self.given.get()
+        return given[0] if given else super().generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        given = self.given.get()
+        return given[1] if given else super().generate_span_id()
+
+
 class Tracing:
     """One process role's tracer provider and tracer."""
 
@@ -152,8 +170,12 @@ class Tracing:
         sampler = (
             build_sampler(config.sampler, config.sampler_arg) if self.exporting else ALWAYS_OFF
         )
+        self._ids = _GivenIds()
         self.provider = TracerProvider(
-            sampler=sampler, resource=resource, shutdown_on_exit=self.exporting
+            sampler=sampler,
+            resource=resource,
+            shutdown_on_exit=self.exporting,
+            id_generator=self._ids,
         )
         if self.exporting:
             # Imported only when used: the exporter pulls in protobuf and requests.
@@ -163,6 +185,35 @@ class Tracing:
                 BatchSpanProcessor(OTLPSpanExporter(endpoint=config.traces_endpoint))
             )
         self.tracer = self.provider.get_tracer(TRACER_NAME)
+
+    def root_context(self, trace_id: int, span_id: int, name: str) -> SpanContext:
+        """The context of the root span ``span_with_ids`` makes with these ids (sampled as
+        the sampler decides for a root of that trace), without making it: what its
+        children are made under, however many times, in whichever process."""
+        decision = self.provider.sampler.should_sample(None, trace_id, name).decision
+        sampled = decision is Decision.RECORD_AND_SAMPLE
+        flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        return SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
+
+    def span_with_ids(
+        self,
+        trace_id: int,
+        span_id: int,
+        name: str,
+        *,
+        attributes: Mapping[str, str],
+        time_ns: int,
+    ) -> None:
+        """Records a root span of an instant with these ids (``root_context``'s): a trace
+        whose ids are known wherever its work runs (a workflow run's, from its run id)."""
+        token = self._ids.given.set((trace_id, span_id))
+        try:
+            span = self.tracer.start_span(
+                name, Context(), attributes=attributes, start_time=time_ns
+            )
+        finally:
+            self._ids.given.reset(token)
+        span.end(end_time=time_ns)
 
     def flush(self, timeout_millis: int = 5_000) -> bool:
         """Send what is batched now (a test, a stopping process)."""

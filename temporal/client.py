@@ -1,5 +1,5 @@
 """Connecting to Temporal with our data converter (pydantic models on the wire) and
-OpenTelemetry's ``TracingInterceptor``.
+OpenTelemetry's ``TracingInterceptor`` (``temporal/run_traces.py``).
 
 The interceptor is the client's, so it also runs in every worker built on the client:
 a start, signal, update or query carries the caller's trace in a Temporal header, and
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 
 from temporalio.client import Client, Interceptor
-from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
@@ -19,6 +18,7 @@ from temporalio.service import TLSConfig
 from core.errors import DependencyUnavailable
 from core.settings import Settings
 from core.telemetry import ProcessRole, tracing_for
+from temporal.run_traces import RunTracingInterceptor
 
 
 def require_temporal_address(settings: Settings) -> str:
@@ -33,9 +33,10 @@ def require_temporal_address(settings: Settings) -> str:
 
 def client_interceptors(settings: Settings, role: ProcessRole) -> list[Interceptor]:
     """Tracing, unless ``OTEL_SDK_DISABLED``: the client's calls and, in a worker built
-    on the client, its workflows and activities."""
+    on the client, its workflows and activities (a run started without a trace, as a
+    Schedule's, in a trace of its own: ``temporal/run_traces.py``)."""
     tracing = tracing_for(settings, role)
-    return [] if tracing is None else [TracingInterceptor(tracing.tracer)]
+    return [] if tracing is None else [RunTracingInterceptor(tracing)]
 
 
 def worker_runtime(settings: Settings) -> Runtime | None:

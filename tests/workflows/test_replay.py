@@ -14,6 +14,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from core.settings import Settings
+from core.telemetry import ProcessRole, tracing_for
+from temporal.run_traces import RunTracingInterceptor
 from temporal.sandbox import workflow_runner
 from tests.workflows.record_histories import HISTORIES, WORKFLOWS
 
@@ -148,3 +151,24 @@ async def test_history_replays_deterministically(
     history = WorkflowHistory.from_json(path.stem, TEXTS[path.stem])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+async def test_every_history_replays_on_a_traced_worker() -> None:
+    """Our workers trace (``temporal/client.py``): the interceptor, which gives a run
+    started without a trace one of its own while replaying it (``temporal/run_traces.py``),
+    changes none of the commands a run makes."""
+    tracing = tracing_for(Settings(otel_service_name="replay"), ProcessRole.WORKER)
+    assert tracing is not None
+    replayer = Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+        interceptors=[RunTracingInterceptor(tracing)],
+    )
+    failed = {}
+    for path in FILES:
+        history = WorkflowHistory.from_json(path.stem, TEXTS[path.stem])
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        if result.replay_failure is not None:
+            failed[path.stem] = result.replay_failure
+    assert failed == {}
