@@ -19,6 +19,7 @@ from api.state import AppState
 from core.errors import Forbidden, Unauthenticated
 from core.notifications import Lease
 from models.users import Role, User
+from services.analytics.tracking import SignInRequired
 from services.auth import ClientInfo
 from services.stream_tickets import (
     InvalidStreamTicket,
@@ -204,6 +205,25 @@ def require_self_or_staff(caller: Caller, user_id: str) -> None:
     """Someone else's account answers 404, not 403, so ids cannot be probed."""
     if caller.user.id != user_id and not caller.is_staff:
         raise UserNotFound(f"no user {user_id}")
+
+
+def require_own_user_id(
+    caller: Caller | None, user_id: str | None, *, guest_hint: str = ""
+) -> None:
+    """The seed's bodies name the user (`POST /cart/items`'s `userId`, the order
+    pipeline's `{cartId, userId, …}`), but the user always comes from the token: a
+    `userId` is accepted only when it is the caller's own. Another's answers 403
+    `user_mismatch`; a guest's 401 `sign_in_required` (``guest_hint`` added to its
+    detail)."""
+    if user_id is None:
+        return
+    if caller is None:
+        raise SignInRequired(
+            f"userId {user_id[:40]} needs that user's access token "
+            f"(`Authorization: Bearer …`){guest_hint}"
+        )
+    if user_id != caller.user.id:
+        raise Forbidden("userId must be your own", code="user_mismatch")
 
 
 def stream_lease(state: AppState, caller: Caller, *, staff_only: bool = False) -> Lease:

@@ -326,6 +326,13 @@ class PaymentMethodIn(RequestModel):
 
 class OrderCreate(RequestModel):
     cart_id: str = PydanticField(min_length=1, max_length=40, examples=["cart_01J…"])
+    user_id: str | None = PydanticField(
+        default=None,
+        max_length=40,
+        description="Accepted only when it is the caller's own id (the seed's pipeline "
+        "takes `{cartId, userId, shippingAddress, paymentMethod}`); another's answers 403 "
+        "`user_mismatch`",
+    )
     shipping_address: ShippingAddressIn | None = None
     shipping_address_id: str | None = PydanticField(default=None, max_length=40)
     payment_method: PaymentMethodIn

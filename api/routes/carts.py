@@ -10,7 +10,7 @@ from fastapi import APIRouter, Cookie, Depends, Header, Query, Response, status
 
 from api.deps import DbSession, State, after_commit
 from api.problems import ProblemSpec, problem_responses, raises
-from api.security import Caller, CurrentUser, OptionalUser
+from api.security import Caller, CurrentUser, OptionalUser, require_own_user_id
 from core.errors import Forbidden, ValidationFailed
 from models.carts import (
     CartItemAdd,
@@ -173,14 +173,9 @@ async def add_item(
     guest's response carries `cartToken`, to be sent back as `X-Cart-Token`. More than is
     available answers 409 `out_of_stock` with `available`; an unknown product 404, an
     inactive one 422."""
-    if body.user_id is not None:
-        if caller is None:
-            raise SignInRequired(
-                f"userId {body.user_id[:40]} needs that user's access token "
-                "(`Authorization: Bearer …`); a guest's cart is named by its cartToken"
-            )
-        if body.user_id != caller.user.id:
-            raise Forbidden("userId must be your own", code="user_mismatch")
+    require_own_user_id(
+        caller, body.user_id, guest_hint="; a guest's cart is named by its cartToken"
+    )
     service = _service(state, session)
     owned = await _cart(service, caller, token or cookie, create=True)
     await service.add(owned, body.product_id, body.quantity)

@@ -17,8 +17,8 @@ from api.deps import (
     release_connection,
 )
 from api.problems import problem_responses
-from api.security import CurrentUser, ReadingUser, StaffUser
-from core.errors import Conflict, DependencyUnavailable, ValidationFailed
+from api.security import CurrentUser, ReadingUser, StaffUser, require_own_user_id
+from core.errors import Conflict, DependencyUnavailable, Forbidden, ValidationFailed
 from integrations.payments.gateway import (
     InvalidPaymentMethod,
     PaymentRejected,
@@ -78,6 +78,7 @@ async def visible_order(service: OrderService, order_id: str, caller: CurrentUse
     response_model=OrderPublic,
     responses=problem_responses(
         CartNotFound,
+        (Forbidden, "user_mismatch"),
         (Conflict, "cart_not_active"),
         CartEmpty,
         InvalidAddress,
@@ -91,8 +92,9 @@ async def place_order(
 ) -> OrderPublic:
     """Check out the caller's cart: 202 with the order in status `pending`.
 
-    Only fast checks happen here: the cart must be the caller's (404 `cart_not_found`)
-    and not empty (422 `cart_empty`); the address must be complete (422
+    Only fast checks happen here: a `userId` (the seed's pipeline input names one) must
+    be the caller's own (403 `user_mismatch`); the cart must be the caller's (404
+    `cart_not_found`) and not empty (422 `cart_empty`); the address must be complete (422
     `invalid_address`, or 404 `address_not_found` for a `shippingAddressId`) and the
     payment method well formed (422). The rest (pricing, stock, payment) is done by
     `OrderWorkflow`; follow it with `GET /api/orders/{id}`.
@@ -109,6 +111,7 @@ async def place_order(
     The answer's `ETag` is the order's: send it as `If-None-Match` with `Prefer: wait=30`
     to `GET /api/orders/{id}` to hear of the order's next change as it happens.
     """
+    require_own_user_id(caller, body.user_id)
     order, start = await Checkout(session, state.settings).place(caller.user, body)
     if start is not None:
         after_commit(session, partial(state.workflows.starts.start, start))

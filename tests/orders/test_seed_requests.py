@@ -120,6 +120,38 @@ async def test_creating_an_order_as_the_seed_shows(
     assert order["paymentMethod"]["type"] == "card"  # the seed's credit_card, stored as card
 
 
+async def test_the_order_pipelines_input_names_the_user(
+    http: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    """The seed's pipeline takes `{cartId, userId, shippingAddress, paymentMethod}`
+    (`validateOrder`): a client sending that shape to `POST /orders`, its own id as
+    `userId` as on `POST /cart/items`, places the order (it was 422 `unknown_field`);
+    the seed's placeholder `user_456` is someone else: 403, nothing placed."""
+    user = await register(http)
+    auth = bearer(await login(http, email=user["email"]))
+    item = await product(http, staff, price=2999, stock=5)
+    added = await http.post(
+        "/api/cart/items", headers=auth | JSON, json={"productId": item["id"], "quantity": 1}
+    )
+    assert added.status_code == 201, added.text
+    pipeline_input = SEED_PLACE_ORDER | {"cartId": added.json()["id"], "userId": "user_456"}
+    problem(
+        await http.post("/api/orders", headers=auth | JSON, json=pipeline_input),
+        403,
+        "user_mismatch",
+    )
+    mine = await http.get("/api/orders", headers=auth)
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["total"] == 0
+    placed = await http.post(
+        "/api/orders", headers=auth | JSON, json=pipeline_input | {"userId": user["id"]}
+    )
+    assert placed.status_code == 202, placed.text
+    assert placed.json()["userId"] == user["id"]
+    order = await wait_for(http, auth, placed.json()["id"])
+    assert order["status"] == "fulfillment_queued", order
+
+
 async def test_an_unknown_payment_method_type_is_named(
     http: httpx.AsyncClient, staff: dict[str, str]
 ) -> None:
