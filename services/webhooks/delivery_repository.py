@@ -176,6 +176,19 @@ class WebhookDeliveryRepository:
         )
         return result.one_or_none()
 
+    async def lock_all_of(self, endpoint_id: str) -> None:
+        """Lock every delivery of the endpoint (by id, as ``recoverable_of`` does): what
+        deleting the endpoint does before it locks the endpoint's row. The sender writes a
+        delivery, then its endpoint's run of failures; the endpoint's row first and then
+        its deliveries (by the delete's cascade) was the other order, a deadlock."""
+        await self.session.exec(
+            locked(
+                select(col(WebhookDelivery.id))
+                .where(col(WebhookDelivery.endpoint_id) == endpoint_id)
+                .order_by(col(WebhookDelivery.id))
+            )
+        )
+
     async def recoverable_of(self, endpoint_id: str, *, limit: int) -> list[WebhookDelivery]:
         """The endpoint's failed and skipped deliveries, oldest first, at most ``limit``,
         locked (a concurrent call waits, then finds them pending and leaves them)."""

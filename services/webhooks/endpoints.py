@@ -20,6 +20,7 @@ from models.webhooks import (
     WebhookEndpointWithSecret,
     WebhookSecretRotation,
 )
+from services.webhooks.delivery_repository import WebhookDeliveryRepository
 from services.webhooks.destinations import (
     DestinationPolicy,
     InvalidWebhookUrl,
@@ -78,6 +79,7 @@ class WebhookEndpointService:
         self, session: AsyncSession, destinations: DestinationPolicy = DestinationPolicy()
     ) -> None:
         self._endpoints = WebhookEndpointRepository(session)
+        self._deliveries = WebhookDeliveryRepository(session)
         self._destinations = destinations
 
     async def create(self, body: WebhookEndpointCreate) -> WebhookEndpointWithSecret:
@@ -125,6 +127,12 @@ class WebhookEndpointService:
         return WebhookEndpointPublic.of(await self._endpoints.save(row))
 
     async def delete(self, endpoint_id: str) -> None:
+        """The endpoint and its deliveries (one in flight is dropped: its sender finds
+        nothing to record). Its deliveries' rows are locked before its own, in the order
+        the sender takes them (a delivery, then the endpoint's run of failures): the
+        endpoint's first, a give-up under way deadlocked with the cascade, and the
+        ``DELETE`` answered 500."""
+        await self._deliveries.lock_all_of(endpoint_id)
         await self._endpoints.delete(await self._row(endpoint_id, for_update=True))
 
     async def rotate_secret(
