@@ -10,7 +10,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from cli.unreachable import unreachable
 from core.errors import DependencyUnavailable
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
@@ -921,6 +923,12 @@ def main() -> None:
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception as exc:
+        line = unreachable(exc)
+        if line is None:
+            raise
+        err_console.print(f"[red]error:[/] {escape(line)}")
+        code = 1
     # The Temporal SDK's Rust threads can abort CPython's finalisation ("PyGILState_Release:
     # thread state must be current", temporalio/sdk-python#300), turning a clean exit into
     # SIGABRT. Everything is closed by now, so skip finalisation.
