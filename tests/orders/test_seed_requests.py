@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.factories import PASSWORD, bearer, login, register, unique_email
+from tests.factories import PASSWORD, bearer, login, register, unique_email, unique_slug
 from tests.orders.helpers import product, wait_for
 
 # The seed's bodies, verbatim (JSON from its curl examples).
@@ -163,6 +163,29 @@ async def test_an_unknown_payment_method_type_is_named(
     assert response.json()["detail"] == (
         "paymentMethod.type: unknown payment method type 'bitcoin'; accepted: card, credit_card"
     )
+
+
+async def test_the_product_services_filters(http: httpx.AsyncClient, staff: dict[str, str]) -> None:
+    """`getProducts({category, minPrice, maxPrice, search, page = 1, limit = 20})`: the
+    seed's filter names, all at once, are the query's (prices in minor units here)."""
+    slug = unique_slug("seed-cat")
+    created = await http.post(
+        "/api/categories", headers=staff | JSON, json={"name": "Seed Things", "slug": slug}
+    )
+    assert created.status_code == 201, created.text
+    item = await product(http, staff, price=4999, stock=1)
+    moved = await http.patch(
+        f"/api/products/{item['id']}", headers=staff | JSON, json={"categoryId": slug}
+    )
+    assert moved.status_code == 200, moved.text
+    filters = f"category={slug}&minPrice=4000&maxPrice=5000&page=1&limit=20"
+    listed = await http.get(f"/api/products?{filters}")
+    assert listed.status_code == 200, listed.text
+    assert [p["id"] for p in listed.json()["items"]] == [item["id"]]
+    searched = await http.get(f"/api/products?{filters}&search=thing")
+    assert searched.status_code == 200, searched.text
+    outside = await http.get(f"/api/products?category={slug}&minPrice=5000&page=1&limit=20")
+    assert outside.json()["items"] == []
 
 
 async def test_the_seed_dashboard_answers_staff(
