@@ -10,9 +10,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.ids import IdPrefix, new_id
 from models.analytics import AnalyticsEvent, AnalyticsEventLink, AnalyticsIdentity, person_key
 from models.analytics_rollups import AnalyticsPerson
+from models.users import User, UserStatus
 
 
 class AnalyticsRepository:
@@ -56,6 +58,21 @@ class AnalyticsRepository:
             )
         )
         return dict(found.all())
+
+    async def erased_accounts(self, user_ids: Collection[str], *, hold: bool = False) -> set[str]:
+        """Those of ``user_ids`` whose account was erased: an event for one is written
+        for nobody (``AnalyticsRecorder.track``, the batch writer), as its erasure's
+        ``pseudonymise`` left it. With ``hold`` the rows are share-locked (``FOR SHARE``,
+        in id order) to the commit, as ``UserRepository.hold`` does: an erasure
+        committing meanwhile waits for the events, which its ``user.deleted``
+        subscriber then pseudonymises, and one committed first is seen here."""
+        if not user_ids:
+            return set()
+        query = select(User.id, User.status).where(col(User.id).in_(sorted(user_ids)))
+        if hold:
+            query = locked(query.order_by(col(User.id)), read=True)
+        rows = await self.session.exec(query)
+        return {user_id for user_id, status in rows.all() if status == UserStatus.DELETED}
 
     async def link(self, anonymous_id: str, user_id: str) -> None:
         """Upsert: an anonymous id belongs to the last user who signed in with it."""
@@ -128,6 +145,16 @@ class AnalyticsRecorder:
         if not self.enabled:
             return None
         event_id = new_id(IdPrefix.ANALYTICS)
+        repository = AnalyticsRepository(session)
+        if user_id and await repository.erased_accounts([user_id]):
+            # An order or a payment of an erased account goes on (3-D Secure answered
+            # late, a webhook): its events still count, for nobody (the event alone, as
+            # an event with no visitor does). Not for the account, whose analytics its
+            # erasure already moved to a pseudonym, nor its cart (``session_id``), which
+            # names the account. A plain read, not a hold: the order's (or cart's) row,
+            # locked by the caller before this, is also rewritten by the erasure, which
+            # therefore commits before this read or after this transaction.
+            user_id = session_id = None
         row = AnalyticsEvent(
             id=event_id,
             event=event,
@@ -136,5 +163,5 @@ class AnalyticsRecorder:
             person_id=person_key(user_id, None, session_id, event_id),
             properties=properties or {},
         )
-        AnalyticsRepository(session).add(row)
+        repository.add(row)
         return row

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -72,13 +72,17 @@ class PendingEvent:
     created_at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=lambda: new_id(IdPrefix.ANALYTICS))
 
-    def row(self, linked: dict[str, str]) -> dict[str, Any]:
-        """The table row; an anonymous id that signed in counts for its user."""
+    def row(self, linked: dict[str, str], erased: Collection[str] = ()) -> dict[str, Any]:
+        """The table row; an anonymous id that signed in counts for its user. An event of
+        an ``erased`` account (tracked before its erasure, written after) counts for its
+        visitor alone, as an anonymous one: not for the account."""
         user = self.user_id or linked.get(self.anonymous_id or "")
+        if user in erased:
+            user = None
         return {
             "id": self.id,
             "event": self.event,
-            "user_id": self.user_id,
+            "user_id": self.user_id if user else None,
             "session_id": self.session_id,
             "anonymous_id": self.anonymous_id,
             "person_id": person_key(user, self.anonymous_id, self.session_id, self.id),
@@ -196,7 +200,13 @@ class EventBuffer:
             await repository.limit_statement_time(self.write_timeout)
             anonymous = {e.anonymous_id for e in batch if e.anonymous_id and not e.user_id}
             linked = await repository.linked_users(anonymous)
-            await repository.insert_many([event.row(linked) for event in batch])
+            # Held to the commit: an erasure waits for these rows (its subscriber then
+            # pseudonymises them), or committed first and they count for no one.
+            erased = await repository.erased_accounts(
+                {e.user_id for e in batch if e.user_id} | set(linked.values()),
+                hold=True,
+            )
+            await repository.insert_many([event.row(linked, erased) for event in batch])
             await session.commit()
 
     async def _run(self) -> None:

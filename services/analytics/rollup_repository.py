@@ -65,6 +65,26 @@ TOUCHED_REFUND_HOURS = f"""
 SELECT DISTINCT date_trunc('hour', created_at, 'UTC') FROM outbox
 WHERE type IN {REFUND_TYPES} AND created_at > :since
 """
+# Events written for an account after its erasure committed (by a path that did not
+# check, or a worker of an earlier release) count for their visitor alone, as the
+# writers now write them (``AnalyticsRecorder.track``, the batch writer), before the
+# hours are read: numbered as the account, they would give it an ``analytics_people``
+# row (and funnel links) again, the erasure's pseudonym having taken the old one. Their
+# ``received_at`` moves to now, so their hours are recomputed and their people relinked.
+ERASED_STRAYS = """
+UPDATE analytics_events e SET user_id = NULL, session_id = NULL,
+  person_id = coalesce('anon:' || e.anonymous_id, 'ae:' || e.id), received_at = now()
+FROM users u
+WHERE e.received_at > :since AND (e.person_id = u.id OR e.user_id = u.id)
+  AND u.status = 'deleted' AND e.received_at >= u.deleted_at
+"""
+# An erased account's people row with no event of the account left (its erasure's
+# pseudonym has the ones before it): one a rollup numbered from such events.
+ERASED_PEOPLE = """
+DELETE FROM analytics_people p USING users u
+WHERE p.person_id = u.id AND u.status = 'deleted'
+  AND NOT EXISTS (SELECT 1 FROM analytics_events e WHERE e.person_id = p.person_id)
+"""
 # In person order: hours recomputed side by side (``rebuild``) take the new rows' locks in
 # one order, so they wait for each other rather than deadlock.
 FIRST_ORDER = "min(created_at) FILTER (WHERE event = 'order_complete')"
@@ -237,6 +257,12 @@ class RollupRepository:
 
     async def run_relinked(self, person: str) -> None:
         await self._mark(RUN_RELINKED, await self.now(), person)
+
+    async def unlink_erased(self, since: datetime | None) -> None:
+        """Events received since ``since`` for an account erased before they were (and
+        the people row they gave it) no longer count for the account."""
+        await self._rows(ERASED_STRAYS, since=since or EPOCH)
+        await self._rows(ERASED_PEOPLE)
 
     async def touched_hours(self, since: datetime | None) -> tuple[list[datetime], list[datetime]]:
         """Hours whose events or sales changed after ``since``; hours with new refunds."""

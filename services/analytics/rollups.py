@@ -90,6 +90,7 @@ class RollupService:
                 await rollups.begin_run(began)
             watermark = await rollups.watermark()
             since = None if watermark is None else watermark - OVERLAP
+            await rollups.unlink_erased(since)
             hours, refund_hours = await rollups.touched_hours(since)
         if marks.through is not None:
             hours = [h for h in hours if h >= marks.through]
