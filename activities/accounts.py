@@ -15,6 +15,13 @@ class ContactInput(BaseModel):
     user_id: str
     # The cart a reminder would be about: is it still waiting to be checked out?
     cart_id: str | None = None
+    # Whether to answer the address and name. The cart reminder asks not to: its email
+    # step reads them when it sends, and an answer would keep them in the run's history
+    # (an erased account's too). True in inputs of runs scheduled before it existed.
+    # Not asked, they are answered empty (not None): a worker of the release before,
+    # taking a run this one started, reads a None address as an erased account's and
+    # sends nothing; with "" it hands the email step the account, which reads them.
+    address: bool = True
 
 
 class Contact(BaseModel):
@@ -43,4 +50,6 @@ class AccountActivities:
         cart_active = input.cart_id is None or (
             cart is not None and cart.status == CartStatus.ACTIVE
         )
+        if not input.address:
+            return Contact(active=True, email="", name="", cart_active=cart_active)
         return Contact(active=True, email=user.email, name=user.name, cart_active=cart_active)

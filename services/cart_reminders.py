@@ -21,11 +21,10 @@ async def cart_touched(
     *,
     cart_id: str,
     user_id: str,
-    email: str,
-    name: str,
 ) -> WorkflowStart | None:
     """Start the cart's reminder timer, or push it back if it is running; None when
-    reminders are off."""
+    reminders are off. The workflow is given the account, not its address: the email
+    step reads that when the reminder is sent."""
     if not settings.cart_abandonment_enabled:
         return None
     return await CartReminderWorkflows.request_start(
@@ -33,8 +32,6 @@ async def cart_touched(
         AbandonmentInput(
             cart_id=cart_id,
             user_id=user_id,
-            email=email,
-            name=name,
             delay_seconds=settings.cart_abandonment_delay_hours * 3600,
         ),
     )

@@ -7,6 +7,10 @@ change while that email goes out continues it as new, to time the next quiet spe
 clearing the cart (``cart_closed``) ends it without one. Checkout signals nothing (a
 signal and a workflow task per order): at the deadline the workflow asks whether the
 cart is still active, and a checked-out one gets no reminder.
+
+Its input, its steps' inputs and their results name the account, never its address or
+name: the email step reads those when it sends (``email.send`` with ``user_id``), so an
+erased account's address is in no history.
 """
 
 from __future__ import annotations
@@ -62,14 +66,20 @@ class CartAbandonmentWorkflow:
             await self._until_deadline()
             if self._closed:
                 return "closed"
-            # Write to whoever the shopper is *now*: the address may have changed in a
-            # day, and a deleted account gets nothing; nor does a cart checked out since
-            # (checkout does not signal: it would cost every order a workflow task here).
+            # A deleted account gets nothing; nor does a cart checked out since (checkout
+            # does not signal: it would cost every order a workflow task here). Asked
+            # without the address (``address=False``): the email step reads it when it
+            # sends, so the run's history never holds it. The same commands as before,
+            # so no patch: a run started earlier, or replayed, schedules the same steps.
             changes = self._changes
             asks_cart = workflow.patched("cart-checked-at-deadline")
             contact = await workflow.execute_activity_method(
                 AccountActivities.contact,
-                ContactInput(user_id=input.user_id, cart_id=input.cart_id if asks_cart else None),
+                ContactInput(
+                    user_id=input.user_id,
+                    cart_id=input.cart_id if asks_cart else None,
+                    address=False,
+                ),
                 start_to_close_timeout=timedelta(seconds=10),
             )
             moved = self._closed or self._changes != changes
@@ -77,7 +87,7 @@ class CartAbandonmentWorkflow:
                 break
             # The shopper came back (or cleared the cart) while we asked: no reminder
             # now; wait for the deadline the change set.
-        if not contact.active or contact.email is None or not contact.cart_active:
+        if not contact.active or not contact.cart_active:
             return "closed"
         changes = self._changes
         await workflow.execute_activity_method(
@@ -86,9 +96,12 @@ class CartAbandonmentWorkflow:
                 # One reminder per run, however often the activity is retried.
                 idempotency_key=f"cart-reminder:{input.cart_id}:{workflow.info().run_id}",
                 template="cart_reminder",
-                to=contact.email,
-                context={"name": contact.name or input.name},
-                user_id=input.user_id,  # read again when sent (retried for hours)
+                # Nobody named here: the step writes to the account's address and name
+                # as they are when it sends (held against an erasure), to no one once
+                # the account is erased, however long it is retried.
+                to="",
+                context={},
+                user_id=input.user_id,
             ),
             start_to_close_timeout=NOTIFICATION_START_TO_CLOSE,
             schedule_to_close_timeout=NOTIFICATION_SCHEDULE_TO_CLOSE,
@@ -96,8 +109,11 @@ class CartAbandonmentWorkflow:
         )
         back = not self._closed and self._changes != changes and self._deadline is not None
         if back and workflow.patched(CHANGE_DURING_REMINDER):
-            # A new run: a new reminder key (the run id), the change's deadline kept.
-            workflow.continue_as_new(input.model_copy(update={"deadline": self._deadline}))
+            # A new run: a new reminder key (the run id), the change's deadline kept; an
+            # input of a run started before carries no address into the next run.
+            workflow.continue_as_new(
+                input.model_copy(update={"deadline": self._deadline, "email": "", "name": ""})
+            )
         return "reminded"
 
     async def _until_deadline(self) -> None:

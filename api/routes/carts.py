@@ -73,9 +73,7 @@ async def _keep_reminder_in_step(
         await cart_closed(session, cart_id)
         after_commit(session, partial(state.workflows.cart_reminders.stop, cart_id))
         return
-    start = await cart_touched(
-        session, state.settings, cart_id=cart_id, user_id=user.id, email=user.email, name=user.name
-    )
+    start = await cart_touched(session, state.settings, cart_id=cart_id, user_id=user.id)
     if start is not None:
         after_commit(session, partial(state.workflows.starts.start, start))
 

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from uuid import uuid4
 
 from temporalio import activity
-from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
+from temporalio.api.enums.v1 import EventType as HistoryEvent
+from temporalio.client import WorkflowExecutionDescription, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from activities.accounts import Contact, ContactInput
@@ -22,13 +23,15 @@ from workflows.carts import CartAbandonmentWorkflow
 from workflows.types.carts import AbandonmentInput
 
 DAY = 24 * 3600
+ADDRESS = "ada@example.com"
 
 
 class Outbox:
     def __init__(self, contact: Contact | None = None) -> None:
         self.sent: list[SendEmailInput] = []
         self.asked: list[ContactInput] = []
-        self.contact_now = contact or Contact(active=True, email="ada.new@example.com", name="Ada")
+        # As the step answers the reminder, which asks without the address.
+        self.contact_now = contact or Contact(active=True, email="", name="")
         # When set, the next contact step waits for it (the test acts meanwhile).
         self.asking: asyncio.Event | None = None
         self.answer: asyncio.Event | None = None
@@ -43,6 +46,8 @@ class Outbox:
             self.asking.set()
             await self.answer.wait()
             self.asking = self.answer = None
+        if input.address and self.contact_now.active:  # as the step answers when asked
+            return self.contact_now.model_copy(update={"email": ADDRESS, "name": "Ada"})
         return self.contact_now
 
     @activity.defn(name="email.send")
@@ -55,15 +60,32 @@ class Outbox:
         return SendEmailResult(message_id="msg_test", provider_message_id="x", already_sent=False)
 
 
-def _input(cart_id: str) -> AbandonmentInput:
-    return AbandonmentInput(
-        cart_id=cart_id, user_id="user_1", email="ada@example.com", name="Ada", delay_seconds=DAY
-    )
+def _input(cart_id: str, *, older: bool = False) -> AbandonmentInput:
+    """The run's input; ``older``: as started before the reminder read the address when
+    it sends (the shopper's address and name in it)."""
+    if older:
+        return AbandonmentInput(
+            cart_id=cart_id, user_id="user_1", email=ADDRESS, name="Ada", delay_seconds=DAY
+        )
+    return AbandonmentInput(cart_id=cart_id, user_id="user_1", delay_seconds=DAY)
+
+
+def _naming_the_address(history: WorkflowHistory) -> list[str]:
+    """The kinds of the history's events that carry the shopper's address."""
+    return [
+        HistoryEvent.Name(e.event_type)
+        for e in history.events
+        if ADDRESS.encode() in e.SerializeToString()
+    ]
 
 
 @asynccontextmanager
 async def _cart_workflow(
-    env: WorkflowEnvironment, outbox: Outbox, start_signal: str | None = None
+    env: WorkflowEnvironment,
+    outbox: Outbox,
+    start_signal: str | None = None,
+    *,
+    older: bool = False,
 ) -> AsyncIterator[tuple[WorkflowHandle[CartAbandonmentWorkflow, str], str]]:
     """A fresh cart's workflow (with ``start_signal``, signal-with-start) and a worker of
     its own running it against ``outbox``, while the block runs: its handle and cart id."""
@@ -76,7 +98,7 @@ async def _cart_workflow(
     ):
         handle = await env.client.start_workflow(
             CartAbandonmentWorkflow.run,
-            _input(cart),
+            _input(cart, older=older),
             id=workflow_id(cart),
             task_queue=queue,
             start_signal=start_signal,
@@ -102,7 +124,9 @@ async def test_activity_pushes_the_timer_back_and_it_fires_once(
     assert len(outbox.sent) == 1
     reminder = outbox.sent[0]
     assert reminder.template == "cart_reminder"
-    assert reminder.to == "ada.new@example.com"  # the address at send time, not at start
+    # The account, not an address: the step reads the address and name when it sends.
+    assert (reminder.to, reminder.context, reminder.user_id) == ("", {}, "user_1")
+    assert outbox.asked == [ContactInput(user_id="user_1", cart_id=cart, address=False)]
     assert reminder.idempotency_key.startswith(f"cart-reminder:{cart}:")
 
 
@@ -135,9 +159,9 @@ async def test_a_cart_checked_out_meanwhile_gets_no_reminder_at_its_deadline(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     """Checkout signals nothing: at the deadline the workflow asks about the cart."""
-    contact = Contact(active=True, email="ada@example.com", name="Ada", cart_active=False)
+    contact = Contact(active=True, cart_active=False)
     outbox, cart = await _closed_at_deadline(time_skipping_env, contact)
-    assert outbox.asked == [ContactInput(user_id="user_1", cart_id=cart)]
+    assert outbox.asked == [ContactInput(user_id="user_1", cart_id=cart, address=False)]
 
 
 async def test_closed_with_the_start_ends_at_once(
@@ -200,14 +224,14 @@ async def test_a_change_while_the_deadline_is_checked_waits_again(
 
 
 async def _message_while_the_reminder_goes_out(
-    env: WorkflowEnvironment, outbox: Outbox, signal: str
+    env: WorkflowEnvironment, outbox: Outbox, signal: str, *, older: bool = False
 ) -> tuple[WorkflowExecutionDescription, str, str, datetime]:
     """Past the deadline, ``signal`` sent while the reminder is being sent (the send
     then completes), and the workflow waited out: its latest run's description and
     result, its first run's id, and when the signal was sent."""
     outbox.sending, outbox.sent_answer = asyncio.Event(), asyncio.Event()
     sending, answer = outbox.sending, outbox.sent_answer
-    async with _cart_workflow(env, outbox, "cart_changed") as (handle, _cart):
+    async with _cart_workflow(env, outbox, "cart_changed", older=older) as (handle, _cart):
         with env.auto_time_skipping_disabled():
             await env.sleep(timedelta(seconds=DAY + 1))  # past the deadline
             await asyncio.wait_for(sending.wait(), 10)
@@ -238,6 +262,28 @@ async def test_a_change_while_the_reminder_goes_out_times_the_next_one(
     assert len(outbox.sent) == 2
     assert outbox.sent[0].idempotency_key != outbox.sent[1].idempotency_key
     assert len(outbox.asked) == 2
+
+
+async def test_a_run_started_with_the_address_carries_it_no_further(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """A run started before the reminder read the address when it sends has it in its
+    input (kept: it is that run's start): its steps are asked without it, and a run it
+    continues as new is given none. Before, the contact step's answer and the email
+    step's input held the address too, and the next run's input again."""
+    env, outbox = time_skipping_env, Outbox()
+    latest, result, first_run, _ = await _message_while_the_reminder_goes_out(
+        env, outbox, "cart_changed", older=True
+    )
+    assert result == "reminded"
+    assert latest.run_id != first_run
+    first = await env.client.get_workflow_handle(latest.id, run_id=first_run).fetch_history()
+    assert _naming_the_address(first) == ["EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"]
+    continued = await env.client.get_workflow_handle(
+        latest.id, run_id=latest.run_id
+    ).fetch_history()
+    assert _naming_the_address(continued) == []
+    assert [(m.to, m.context) for m in outbox.sent] == [("", {}), ("", {})]
 
 
 async def test_clearing_while_the_reminder_goes_out_ends_with_it(

@@ -58,6 +58,14 @@ async def test_an_untouched_cart_gets_one_reminder(live: LiveStack, engine: Asyn
         box = (await http.get("/_sandbox/mail/messages", params={"to": user["email"]})).json()
         subjects = [m["subject"] for m in box]
         assert subjects.count("Cart Keeper, your cart is waiting") == 1
+        # Written to the address and name read when it was sent: the run's history (its
+        # input, the steps' inputs and answers) holds neither, so an erasure leaves none
+        # in Temporal. Before, the start's input and both steps carried them.
+        history = await handle.fetch_history()
+        for personal in (user["email"], "Cart Keeper"):
+            assert [
+                e.event_id for e in history.events if personal.encode() in e.SerializeToString()
+            ] == []
 
 
 async def test_emptying_the_cart_stops_the_timer(live: LiveStack, engine: AsyncEngine) -> None:

@@ -34,6 +34,8 @@ def test_there_are_histories_to_replay() -> None:
         "cart_abandonment_changed_at_deadline",
         # Since "cart-change-during-reminder" (the first run: it continues as new).
         "cart_abandonment_changed_during_reminder",
+        # Since the reminder reads the address when it sends (no patch: the same steps).
+        "cart_abandonment_reminded_without_address",
         "user_onboarding_sent",
         "stack_probe_ok",
         "analytics_rollup_ok",
