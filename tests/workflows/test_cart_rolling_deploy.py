@@ -8,7 +8,7 @@ replay failed)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
@@ -24,25 +24,17 @@ from activities.email import (
     SendEmailInput,
 )
 from tests.workflows.record_histories import HISTORIES
-from workflows.carts import CHANGE_AT_DEADLINE, CHANGE_DURING_REMINDER
+from workflows.carts import CHANGE_AT_DEADLINE, CHANGE_DURING_REMINDER, CartAbandonmentWorkflow
 from workflows.types.carts import (
     CART_ABANDONMENT_WORKFLOW,
-    CART_CHANGED_SIGNAL,
-    CART_CLOSED_SIGNAL,
-    DEADLINE_QUERY,
     AbandonmentInput,
 )
 
 
 @workflow.defn(name=CART_ABANDONMENT_WORKFLOW, sandboxed=False)
-class OlderRelease:
-    """``CartAbandonmentWorkflow`` as the release before had it (c040385), verbatim."""
-
-    def __init__(self) -> None:
-        self._delay = timedelta(0)
-        self._deadline: datetime | None = None
-        self._changes = 0
-        self._closed = False
+class OlderRelease(CartAbandonmentWorkflow):
+    """``CartAbandonmentWorkflow`` as the release before had it (c040385): its ``run``,
+    verbatim; its handlers and timer are this release's (unchanged since)."""
 
     @workflow.run
     async def run(self, input: AbandonmentInput) -> str:
@@ -90,35 +82,6 @@ class OlderRelease:
             # A new run: a new reminder key (the run id), the change's deadline kept.
             workflow.continue_as_new(input.model_copy(update={"deadline": self._deadline}))
         return "reminded"
-
-    async def _until_deadline(self) -> None:
-        """Until the deadline passes (each change pushes it back) or the cart is closed."""
-        assert self._deadline is not None
-        while not self._closed:
-            remaining = (self._deadline - workflow.now()).total_seconds()
-            if remaining <= 0:
-                return
-            seen = self._changes
-            try:
-                await workflow.wait_condition(
-                    lambda seen=seen: self._closed or self._changes != seen,  # type: ignore[misc]
-                    timeout=remaining,
-                )
-            except TimeoutError:
-                return
-
-    @workflow.signal(name=CART_CHANGED_SIGNAL)
-    def cart_changed(self) -> None:
-        self._changes += 1
-        self._deadline = workflow.now() + self._delay if self._delay else None
-
-    @workflow.signal(name=CART_CLOSED_SIGNAL)
-    def cart_closed(self) -> None:
-        self._closed = True
-
-    @workflow.query(name=DEADLINE_QUERY)
-    def deadline(self) -> datetime | None:
-        return self._deadline
 
 
 async def test_a_run_this_release_started_replays_on_the_release_before() -> None:
