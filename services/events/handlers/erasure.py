@@ -8,7 +8,10 @@ transaction):
 - their analytics events (and the funnel's links and first-seen row) count for a new
   random pseudonym (``erased:…``) instead of the account, with no user id, and the
   anonymous ids they signed in with are no longer linked: every figure (dashboard,
-  funnel, retention) stays as it was, nothing leads back to the account.
+  funnel, retention) stays as it was, nothing leads back to the account. Events written
+  for the account after this (an order of it paid later) count for no one: their writers
+  and the hourly rollup see the account erased (``AnalyticsRepository.erased_accounts``,
+  ``RollupRepository.unlink_erased``).
 
 Idempotent: run again, it finds nothing of the account left. In the relay's delivery
 transaction, so a crash midway leaves it to the next delivery. Webhook payloads are the
