@@ -71,11 +71,12 @@ WHERE type IN {REFUND_TYPES} AND created_at > :since
 # hours are read: numbered as the account, they would give it an ``analytics_people``
 # row (and funnel links) again, the erasure's pseudonym having taken the old one. Their
 # ``received_at`` moves to now, so their hours are recomputed and their people relinked.
+# (An event with the account's ``user_id`` counts for it: ``person_id`` is the account.)
 ERASED_STRAYS = """
 UPDATE analytics_events e SET user_id = NULL, session_id = NULL,
   person_id = coalesce('anon:' || e.anonymous_id, 'ae:' || e.id), received_at = now()
 FROM users u
-WHERE e.received_at > :since AND (e.person_id = u.id OR e.user_id = u.id)
+WHERE e.received_at > :since AND e.person_id = u.id
   AND u.status = 'deleted' AND e.received_at >= u.deleted_at
 """
 # An erased account's people row with no event of the account left (its erasure's
