@@ -12,7 +12,12 @@ from services.inventory.repositories import (
     Stock,
     StockRepository,
 )
-from services.inventory.reservations import OutOfStock, ReservationLapsed, ReservationService
+from services.inventory.reservations import (
+    OutOfStock,
+    ReservationLapsed,
+    ReservationService,
+    StockInvariantBroken,
+)
 from services.inventory.stock import InsufficientStock, StockService
 
 __all__ = [
@@ -24,6 +29,7 @@ __all__ = [
     "ReservationRepository",
     "ReservationService",
     "Stock",
+    "StockInvariantBroken",
     "StockRepository",
     "StockService",
 ]

@@ -31,6 +31,13 @@ class Restock:
     not_put_back: dict[str, int]
 
 
+class StockInvariantBroken(RuntimeError):
+    """A product's stock row refused a reservation's sale or release: its reserved count
+    no longer covers what is held (a bug, or the row edited by hand). Not a business
+    outcome: the step fails (retried, in Temporal's UI with this message) rather than
+    record a ledger movement that did not happen."""
+
+
 class OutOfStock(Conflict):
     code = "out_of_stock"
     title = "Not enough stock"
@@ -145,12 +152,19 @@ class ReservationService:
     async def _close(
         self, order_id: str, to: ReservationStatus, *, only_expired_before: datetime | None = None
     ) -> int:
+        """The order's active reservations moved to ``to``, each product's stock with
+        them (a sale takes the units off hand, anything else gives them back to available)
+        and a ledger movement. If a stock row refuses the change, it no longer covers the
+        reservation (an invariant broken by a bug or a hand edit): ``StockInvariantBroken``
+        rolls the caller's transaction back, so no movement is recorded that did not
+        happen and the reservation stays active until the row is put right."""
         closed = await self.repository.move(
             order_id, ReservationStatus.ACTIVE, to, only_expired_before=only_expired_before
         )
         for product_id, quantity in closed:
             if to is ReservationStatus.COMMITTED:
-                await self.stock.change(product_id, on_hand=-quantity, reserved=-quantity)
+                if not await self.stock.change(product_id, on_hand=-quantity, reserved=-quantity):
+                    raise await self._broken(order_id, product_id, quantity, to)
                 self.stock.record(
                     product_id,
                     MovementKind.SALE,
@@ -159,7 +173,8 @@ class ReservationService:
                     reference=order_id,
                 )
             else:
-                await self.stock.change(product_id, reserved=-quantity)
+                if not await self.stock.change(product_id, reserved=-quantity):
+                    raise await self._broken(order_id, product_id, quantity, to)
                 self.stock.record(
                     product_id,
                     MovementKind.RELEASE,
@@ -169,6 +184,21 @@ class ReservationService:
                 )
             await self.stock_service.after_change(product_id)
         return len(closed)
+
+    async def _broken(
+        self, order_id: str, product_id: str, quantity: int, to: ReservationStatus
+    ) -> StockInvariantBroken:
+        stock = await self.stock.stock(product_id)
+        now = (
+            "no such product"
+            if stock is None
+            else f"on hand {stock.on_hand}, reserved {stock.reserved}"
+        )
+        return StockInvariantBroken(
+            f"the stock of {product_id} does not cover the {quantity} held for {order_id} "
+            f"({now}): the reservation cannot be {to}; nothing was recorded. Put the stock "
+            "row right (its reserved count includes every active reservation), then retry"
+        )
 
     async def release(self, order_id: str) -> int:
         """Give the order's active reservations back to stock; idempotent."""
