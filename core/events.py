@@ -25,6 +25,9 @@ class EventType(StrEnum):
     PAYMENT_REFUND_FAILED = "payment.refund_failed"
     FULFILLMENT_ORDER_READY = "fulfillment.order_ready"
     INVENTORY_LOW_STOCK = "inventory.low_stock"
+    # Units coming back in a worker's step (an undone order's sale, a return's receipt)
+    # that the stock had no room for: staff count them in by hand.
+    INVENTORY_STOCK_NOT_PUT_BACK = "inventory.stock_not_put_back"
     # Something a search reads changed: name, description, price, category, active,
     # deleted, rating, or stock crossing zero. The search index re-reads the product.
     PRODUCT_CHANGED = "product.changed"
@@ -65,6 +68,7 @@ AGGREGATE_OF: dict[EventType, AggregateType] = {
     EventType.PAYMENT_REFUND_FAILED: AggregateType.ORDER,
     EventType.FULFILLMENT_ORDER_READY: AggregateType.ORDER,
     EventType.INVENTORY_LOW_STOCK: AggregateType.PRODUCT,
+    EventType.INVENTORY_STOCK_NOT_PUT_BACK: AggregateType.PRODUCT,
     EventType.PRODUCT_CHANGED: AggregateType.PRODUCT,
     EventType.FULFILLMENT_ON_HOLD: AggregateType.ORDER,
     EventType.SHIPMENT_SHIPPED: AggregateType.ORDER,

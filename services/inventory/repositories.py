@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import locked
 from core.events import EventType
 from core.ids import IdPrefix, new_id
 from core.outbox import publish
@@ -142,6 +143,13 @@ class StockRepository:
             # stock row's lock, so this product's events commit in seq order.
             await publish(self.session, EventType.PRODUCT_CHANGED, product_id, {"reason": "stock"})
         return True
+
+    async def lock(self, product_id: str) -> None:
+        """The product's stock row locked for this transaction (its events are published
+        under it, so that they commit in ``seq`` order), when no change took the lock."""
+        await self.session.exec(
+            locked(select(StockLevel.product_id).where(col(StockLevel.product_id) == product_id))
+        )
 
     async def overflows(self, product_id: str, *, on_hand: int) -> bool:
         """Would adding ``on_hand`` pass the most stock a row holds (``MAX_STOCK``)? Asked

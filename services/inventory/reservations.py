@@ -228,7 +228,7 @@ class ReservationService:
         not_put_back: dict[str, int] = {}
         for product_id, quantity in returned:
             if not await self.stock_service.put_back(
-                product_id, quantity, reason="order undone", reference=order_id
+                product_id, quantity, reason="order undone", reference=order_id, order_id=order_id
             ):
                 await self.repository.mark(order_id, product_id, ReservationStatus.NOT_PUT_BACK)
                 not_put_back[product_id] = quantity

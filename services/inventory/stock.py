@@ -1,6 +1,8 @@
 """Stock levels and their ledger: adjustments, low stock, and the ``inventory.low_stock``
 event a fall below a product's threshold publishes (its subscribers email the inventory
-team and auto-reorder: ``services/events/handlers/inventory.py``)."""
+team and auto-reorder: ``services/events/handlers/inventory.py``), and the
+``inventory.stock_not_put_back`` event of units coming back that the stock has no room
+for (its subscriber emails the inventory team)."""
 
 from __future__ import annotations
 
@@ -72,22 +74,46 @@ class StockService:
         return await self.get(product_id)
 
     async def put_back(
-        self, product_id: str, quantity: int, *, reason: str, reference: str
+        self,
+        product_id: str,
+        quantity: int,
+        *,
+        reason: str,
+        reference: str,
+        order_id: str,
+        return_id: str | None = None,
     ) -> bool:
         """Units coming back on hand in a worker's step that must finish (an undone order's
         sold stock, a return's undamaged units): a ``return`` movement. True if they were
         counted in. When they would pass the most a product holds (``MAX_STOCK``: staff
         topped the stock up meanwhile) they are not, and nothing raises: a ``return``
         movement of 0 with ``reason`` and why (``not_put_back_note``) says how many staff
-        have to count in by hand (an adjustment) once there is room; False. Refusing
-        instead would retry an order's undo for ever, or fail a return with its refund."""
+        have to count in by hand (an adjustment) once there is room, and
+        ``inventory.stock_not_put_back`` tells them (its subscriber emails the inventory
+        team); False. Refusing instead would retry an order's undo for ever, or fail a
+        return with its refund. Once per call: callers call once per order line or return
+        line (a repeat of their step finds it done), so the event is written once."""
         await self.stock.ensure_rows([product_id])
         if not await self.stock.change(product_id, on_hand=quantity):
+            await self.stock.lock(product_id)
             self.stock.record(
                 product_id,
                 MovementKind.RETURN,
                 reason=f"{reason}: {not_put_back_note(quantity)}",
                 reference=reference,
+            )
+            await publish(
+                self.session,
+                EventType.INVENTORY_STOCK_NOT_PUT_BACK,
+                product_id,
+                {
+                    "productId": product_id,
+                    "quantity": quantity,
+                    "limit": MAX_STOCK,
+                    "orderId": order_id,
+                    "returnId": return_id,
+                    "reference": reference,
+                },
             )
             return False
         self.stock.record(

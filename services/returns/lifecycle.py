@@ -98,7 +98,7 @@ class ReturnSteps:
                 if line.received_quantity + line.damaged_quantity > line.quantity:
                     raise InvalidReceipt(f"line {line.id}: more units than the return holds")
                 returns.stage(line)
-            not_put_back = await self._restock(session, list(lines.values()))
+            not_put_back = await self._restock(session, request.order_id, list(lines.values()))
             breakdown = await self._refund_due(session, request, list(lines.values()), payment)
             now = utcnow()
             request.status = ReturnStatus.RECEIVED
@@ -145,7 +145,9 @@ class ReturnSteps:
             await publish(session, EventType.RETURN_RECEIVED, order_id, payload)
             return breakdown.amount
 
-    async def _restock(self, session: AsyncSession, lines: list[ReturnLine]) -> dict[str, int]:
+    async def _restock(
+        self, session: AsyncSession, order_id: str, lines: list[ReturnLine]
+    ) -> dict[str, int]:
         """The undamaged units back on hand, once per return line. Units the stock has no
         room for (staff topped it up to nearly the most a product holds after the edge
         let the receipt through) are not put back (``StockService.put_back``): the
@@ -161,6 +163,8 @@ class ReturnSteps:
                 line.received_quantity,
                 reason=f"return {line.return_id}",
                 reference=line.id,
+                order_id=order_id,
+                return_id=line.return_id,
             ):
                 not_put_back[line.id] = line.received_quantity
         return not_put_back

@@ -101,8 +101,9 @@ async def test_a_receive_step_onto_stock_filled_meanwhile_receives_and_notes_wha
     the database's overflow, retried forever; then a non-retryable ``invalid_value``, which
     failed the return's workflow, the customer never refunded. Now the receipt is recorded
     (the refund fixed as for any receipt), the units are not put back on hand: a
-    ``return`` movement of 0 and the order's timeline say how many, for staff. The step
-    answers a repeat as the first time, writing nothing more."""
+    ``return`` movement of 0 and the order's timeline say how many, and one
+    ``inventory.stock_not_put_back`` event tells staff. The step answers a repeat as the
+    first time, writing nothing more."""
     _staff, thing, request, line = await _approved_return(client, engine)
     await fill_stock(engine, thing["id"], MAX_STOCK - 2)
     sessions = create_session_factory(engine)
@@ -149,3 +150,21 @@ async def test_a_receive_step_onto_stock_filled_meanwhile_receives_and_notes_wha
 
     assert await ActivityEnvironment().run(activities.receive, receive) == amount
     assert await _written(sessions, request) == (status, counted, stock, movements, events)
+    async with sessions() as session:
+        told = (
+            await session.exec(
+                select(OutboxEvent.data)
+                .where(col(OutboxEvent.type) == "inventory.stock_not_put_back")
+                .where(col(OutboxEvent.aggregate_id) == thing["id"])
+            )
+        ).all()
+    assert told == [  # once, though the step ran twice
+        {
+            "productId": thing["id"],
+            "quantity": 3,
+            "limit": MAX_STOCK,
+            "orderId": request.order_id,
+            "returnId": request.id,
+            "reference": line.id,
+        }
+    ]

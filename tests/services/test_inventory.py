@@ -201,7 +201,8 @@ async def test_a_sale_undone_onto_stock_topped_up_to_the_most_is_not_put_back_an
     until it succeeds) raised ``ValueOutOfRange`` on every attempt: the order's undo
     never finished. Now it finishes: that product's units are not put back (its
     reservation ``not_put_back``, a ``return`` movement of 0 saying how many to count in
-    by hand), the others are, and a repeat changes nothing."""
+    by hand, one ``inventory.stock_not_put_back`` event telling staff), the others are,
+    and a repeat changes nothing (no second event)."""
     full = await _product(sessions, stock=6)
     roomy = await _product(sessions, stock=4)
     assert await _reserve(sessions, "ord_full_1", {full: 5, roomy: 3})
@@ -234,6 +235,28 @@ async def test_a_sale_undone_onto_stock_topped_up_to_the_most_is_not_put_back_an
         "order undone: 5 not put back on hand: it would pass the most a product holds "
         "(2,147,483,647); count them in by hand (an adjustment) once there is room"
     )
+    async with sessions() as session:
+        told = (
+            await session.exec(
+                select(OutboxEvent)
+                .where(OutboxEvent.type == "inventory.stock_not_put_back")
+                .where(col(OutboxEvent.aggregate_id).in_([full, roomy]))
+            )
+        ).all()
+    assert [(e.aggregate_type, e.aggregate_id, e.data) for e in told] == [
+        (
+            "product",
+            full,
+            {
+                "productId": full,
+                "quantity": 5,
+                "limit": MAX_STOCK,
+                "orderId": "ord_full_1",
+                "returnId": None,
+                "reference": "ord_full_1",
+            },
+        )
+    ]
     await _ledger_adds_up(sessions, full)
     await _ledger_adds_up(sessions, roomy)
 
