@@ -38,7 +38,8 @@ class ShopSettings(StackSettings):
     # --- Inventory -----------------------------------------------------------------------
     # How long a checkout may hold stock before the sweeper gives it back.
     reservation_ttl_seconds: int = Field(default=15 * 60, ge=10)
-    # Who gets the low-stock alert emails (the seed writes to inventory@company.com).
+    # Who gets the low-stock alert emails (the seed writes to inventory@company.com), and
+    # those of units not put back on the stock.
     inventory_alert_email: str = Field(
         default="inventory@shopweave.example", min_length=3, max_length=320, pattern=r"^\S+@\S+$"
     )

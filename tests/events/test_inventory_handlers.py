@@ -1,5 +1,6 @@
 """``inventory.low_stock``: the inventory team's email and auto-reorder, once each per
-crossing however often the event is delivered."""
+crossing however often the event is delivered; ``inventory.stock_not_put_back``: the
+team's email to count units in by hand, once per event."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from core.settings import Settings
 from integrations.email.sender import EmailProviderUnavailable
 from models.catalog import ProductCreate
 from models.email import EmailMessage, EmailStatus
-from models.inventory import PurchaseOrder, ReservationLine
+from models.inventory import MAX_STOCK, PurchaseOrder, ReservationLine
 from models.outbox import OutboxEvent
 from services.catalog.products import ProductService
 from services.email import EmailService
-from services.events.handlers import auto_reorder, low_stock_alert
+from services.events.handlers import auto_reorder, low_stock_alert, stock_not_put_back_alert
 from services.events.handling import handle_once
 from services.inventory import ReservationService, StockService
 from tests.events.conftest import MailApi
@@ -65,6 +66,18 @@ async def _purchase_orders(sessions: SessionFactory, product_id: str) -> list[tu
         return [(po.quantity, po.status) for po in rows.all()]
 
 
+async def _sent_once(
+    emails: EmailService, to: str, mail: dict[str, Any], *, template: str, key: str, link: str
+) -> None:
+    """``mail`` is ``template``, links to ``link``, and is the one message the email
+    ledger holds for ``to``, sent under ``key``."""
+    assert f'href="{link}"' in mail["html"]
+    assert mail["customArgs"]["template"] == template
+    async with emails.sessions() as session:
+        [row] = (await session.exec(select(EmailMessage).where(EmailMessage.to_email == to))).all()
+    assert (row.idempotency_key, row.status) == (key, EmailStatus.SENT)
+
+
 def _alerting_to(settings: Settings) -> tuple[Settings, str]:
     to = unique_email("inventory")
     return settings.model_copy(update={"inventory_alert_email": to}), to
@@ -96,14 +109,14 @@ async def test_the_inventory_team_gets_one_email_with_the_product_stock_and_thre
         f"Stock and ledger (staff): {settings.api_base_url}/api/inventory/{product_id}",
     ):
         assert expected in text
-    assert f'href="{settings.api_base_url}/api/inventory/{product_id}"' in mail["html"]
-    assert mail["customArgs"]["template"] == "low_stock"
-    async with emails.sessions() as session:
-        [ledger] = (
-            await session.exec(select(EmailMessage).where(EmailMessage.to_email == to))
-        ).all()
-    assert ledger.idempotency_key == f"low_stock_alert:{event_id}"
-    assert ledger.status == EmailStatus.SENT
+    await _sent_once(
+        emails,
+        to,
+        mail,
+        template="low_stock",
+        key=f"low_stock_alert:{event_id}",
+        link=f"{settings.api_base_url}/api/inventory/{product_id}",
+    )
 
 
 async def test_a_lost_provider_answer_does_not_send_the_alert_twice(
@@ -176,3 +189,86 @@ async def test_auto_reorder_leaves_products_without_it_alone(db_sessions: Sessio
     [event_id] = await _low_stock_events(db_sessions, product_id)
     assert await handle_once(db_sessions, auto_reorder(), event_id) is True
     assert await _purchase_orders(db_sessions, product_id) == []
+
+
+async def _not_put_back(
+    sessions: SessionFactory, product_id: str, quantity: int, **origin: str
+) -> str:
+    """``quantity`` units put back onto the product's stock filled to one short of the
+    most it holds: refused, the event written; its id."""
+    async with transaction(sessions) as session:
+        stock = StockService(session)
+        await stock.adjust(product_id, MAX_STOCK - 1 - (await stock.get(product_id)).on_hand, "x")
+        reference = origin.pop("reference", origin["order_id"])
+        assert not await stock.put_back(
+            product_id, quantity, reason="order undone", reference=reference, **origin
+        )
+    async with sessions() as session:
+        [event_id] = (
+            await session.exec(
+                select(OutboxEvent.id).where(
+                    OutboxEvent.aggregate_id == product_id,
+                    OutboxEvent.type == "inventory.stock_not_put_back",
+                )
+            )
+        ).all()
+    return event_id
+
+
+async def test_units_not_put_back_are_one_email_to_the_inventory_team_however_delivered(
+    db_sessions: SessionFactory, emails: EmailService, mail_api: MailApi
+) -> None:
+    settings, to = _alerting_to(mail_api.settings)
+    alert = stock_not_put_back_alert(emails, settings)
+    product_id, sku = await _product(db_sessions, stock=4)
+    order_id = unique_slug("ord")
+    event_id = await _not_put_back(db_sessions, product_id, 5, order_id=order_id)
+
+    assert await handle_once(db_sessions, alert, event_id) is True
+    assert await handle_once(db_sessions, alert, event_id) is False  # delivered twice
+
+    [mail] = await mail_api.mailbox(to)
+    assert mail["subject"] == (
+        f"Stock Not Put Back: 5 of Ceramic Teapot ({sku}) to count in by hand"
+    )
+    text = " ".join(mail["text"].split())
+    base = settings.api_base_url
+    for expected in (
+        f"5 of Ceramic Teapot (SKU {sku}, id {product_id}) came back from order {order_id}, "
+        "whose sale was undone, but were not put back on hand: they would have passed the "
+        "most a product holds (2,147,483,647).",
+        f'POST {base}/api/inventory/{product_id}/adjust, {{"delta": 5,',
+        f"Stock and ledger (staff): {base}/api/inventory/{product_id}",
+        f"Order (its timeline says the same): {base}/api/orders/{order_id}",
+    ):
+        assert expected in text
+    assert "Return:" not in text
+    await _sent_once(
+        emails,
+        to,
+        mail,
+        template="stock_not_put_back",
+        key=f"stock_not_put_back_alert:{event_id}",
+        link=f"{base}/api/inventory/{product_id}",
+    )
+
+
+async def test_units_of_a_return_not_put_back_name_the_return(
+    db_sessions: SessionFactory, emails: EmailService, mail_api: MailApi
+) -> None:
+    settings, to = _alerting_to(mail_api.settings)
+    product_id, _ = await _product(db_sessions, stock=1)
+    order_id, return_id = unique_slug("ord"), unique_slug("ret")
+    event_id = await _not_put_back(
+        db_sessions,
+        product_id,
+        2,
+        order_id=order_id,
+        return_id=return_id,
+        reference=unique_slug("rline"),
+    )
+    assert await handle_once(db_sessions, stock_not_put_back_alert(emails, settings), event_id)
+    [mail] = await mail_api.mailbox(to)
+    text = " ".join(mail["text"].split())
+    assert f"came back with return {return_id} of order {order_id}, but" in text
+    assert f"Return: {settings.api_base_url}/api/admin/returns/{return_id}" in text

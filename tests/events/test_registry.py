@@ -63,6 +63,7 @@ def test_the_worker_runs_every_handler_once_under_its_own_name(
         "marketing",
         "low_stock_alert",
         "auto_reorder",
+        "stock_not_put_back_alert",
         "payment_failed_email",
         "payment_failure_metrics",
         "refund_email",

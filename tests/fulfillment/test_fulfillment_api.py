@@ -267,13 +267,14 @@ async def test_the_customer_cancels_a_queued_order_refund_and_restock_included(
 
 
 async def test_a_queued_order_cancelled_onto_full_stock_ends_its_units_not_put_back(
-    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, live: LiveStack
 ) -> None:
     """Staff topped the product's stock up to within the order's 2 units of the most it
     holds, then the customer cancels: the undo's restock (a compensation, retried until
     it succeeds) failed on every attempt (``invalid_value``), so the order stayed
     queued, never refunded. Now the undo finishes: cancelled and refunded, the 2 units
-    not put back, the order's timeline and the product's ledger saying so."""
+    not put back, the order's timeline and the product's ledger saying so, and the
+    inventory team emailed once (``inventory.stock_not_put_back``)."""
     order, shopper, _fulfillment_id, [item] = await queued(http, staff, engine, [2])
     await fill_stock(engine, item["id"], MAX_STOCK - 1)
     cancelled = await http.post(
@@ -298,6 +299,27 @@ async def test_a_queued_order_cancelled_onto_full_stock_ends_its_units_not_put_b
         0,
         order["id"],
     )
+
+    # The inventory team is told, once: the relay delivers the event, its alert emails.
+    async def told() -> OutboxEvent | None:
+        async with create_session_factory(engine)() as session:
+            return (
+                await session.exec(
+                    select(OutboxEvent)
+                    .where(col(OutboxEvent.type) == "inventory.stock_not_put_back")
+                    .where(col(OutboxEvent.aggregate_id) == item["id"])
+                    .where(col(OutboxEvent.delivered_at).is_not(None))
+                )
+            ).first()
+
+    event = await eventually(told, "inventory.stock_not_put_back delivered")
+    assert event.data["orderId"] == order["id"]
+    to = live.settings.inventory_alert_email
+    mailbox = (await http.get("/_sandbox/mail/messages", params={"to": to})).json()
+    about = [m["subject"] for m in mailbox if item["sku"] in m["subject"]]
+    assert [s for s in about if s.startswith("Stock Not Put Back")] == [
+        f"Stock Not Put Back: 2 of {item['name']} ({item['sku']}) to count in by hand"
+    ]
 
 
 async def test_once_a_parcel_has_a_label_neither_customer_nor_staff_can_cancel(

@@ -9,7 +9,11 @@ from core.db import SessionFactory
 from core.settings import Settings
 from integrations.marketing.client import MarketingClient
 from services.email import EmailService
-from services.events.handlers.inventory import auto_reorder, low_stock_alert
+from services.events.handlers.inventory import (
+    auto_reorder,
+    low_stock_alert,
+    stock_not_put_back_alert,
+)
 from services.events.handlers.lifetime_value import LIFETIME_VALUE
 from services.events.handlers.marketing import marketing_subscriber
 from services.events.handlers.payments import (
@@ -43,18 +47,20 @@ __all__ = [
     "return_request_alert",
     "shipment_delayed_alert",
     "shipment_shipped_email",
+    "stock_not_put_back_alert",
 ]
 
 
 def alert_and_email_subscribers(
     emails: EmailService, redis: Redis, settings: Settings
 ) -> list[Subscriber]:
-    """The low-stock alert and auto-reorder, the payment emails and counter, a bounced
-    refund's alert and email, and the return emails (the customer's, and staff's alert
-    of a request to decide)."""
+    """The low-stock alert and auto-reorder, the alert of units not put back on the
+    stock, the payment emails and counter, a bounced refund's alert and email, and the
+    return emails (the customer's, and staff's alert of a request to decide)."""
     return [
         low_stock_alert(emails, settings),
         auto_reorder(),
+        stock_not_put_back_alert(emails, settings),
         payment_failed_email(emails, settings),
         payment_failure_metrics(redis),
         refund_email(emails, settings),
