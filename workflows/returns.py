@@ -29,6 +29,12 @@ with workflow.unsafe.imports_passed_through():
     from models.returns import ReturnStatus
     from temporal.queues import TaskQueue
     from temporal.search_attributes import CUSTOMER_ID, ORDER_ID, RETURN_STATUS
+    from workflows.return_patches import (
+        APPROVAL_BEFORE_RUN_KEPT,
+        DEADLINE_TAKES_STORED_STATUS,
+        LATE_PARCEL_AWAITED,
+        REFUND_REFUSED,
+    )
     from workflows.types.fulfillment import RETURN_WORKFLOW, STATUS_QUERY
     from workflows.types.returns import (
         LABEL_IN_USE,
@@ -52,31 +58,6 @@ STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=1),
 )
-
-
-# A refund Stripe refuses (the money went to another refund after receipt) ends the
-# return ``received``, failed for staff, instead of failing the workflow bare: the
-# ``receive`` Update says why (older workers never saw that refusal).
-REFUND_REFUSED = "return-refund-refused"
-# An approve Update that comes with the start (in the first workflow task) runs before
-# ``run``: its validator accepts it (the return is requested, undecided) and its handler
-# keeps staff's approval. ``run`` then replaced it with the automatic one for an
-# auto-approved reason: the label was issued as auto-approved, staff's name lost. Since
-# this patch an approval already given stands.
-APPROVAL_BEFORE_RUN_KEPT = "return-approval-before-run-kept"
-# The ship-by time passed, but the cancel could not void the label: the carrier has
-# scanned it (``label_in_use``), the goods are on their way. Before this patch the
-# workflow failed there, the return left ``approved`` with no workflow to take the
-# goods' receipt or refund them; since, it waits for the receipt.
-LATE_PARCEL_AWAITED = "return-late-parcel-awaited"
-# The ship-by time passed and the cancel answered that the return had moved on (received,
-# refunded, closed, declined): the run never saw it, as a run reset (``temporal workflow
-# reset``, the UI's Reset) to before staff's receipt Update, the Update not applied again.
-# Before this patch the workflow ended ``cancelled`` all the same, its status wrong and a
-# return received but not yet refunded (the refund retrying when the operator reset) never
-# refunded; since, it goes on from the stored status (refund, close; every step answers a
-# repeat as the first did, the refund under the return's key: once).
-DEADLINE_TAKES_STORED_STATUS = "return-deadline-takes-stored-status"
 
 
 def _refuse(message: str, code: str) -> ApplicationError:
