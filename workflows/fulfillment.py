@@ -209,10 +209,8 @@ class FulfillmentWorkflow(FulfillmentState):
         self._patches_at_start = workflow.patched(PATCHES_DECIDED_AT_START)
         self._reset_reads = workflow.patched(RESET_READS_THE_DATABASE)
         if self._reset_reads:
-            # Temporal gives a reset run a new randomness seed at the reset point: from
-            # there, the run reads its fulfilment again (``_run``).
-            workflow.register_random_seed_callback(lambda _seed: self._reset.set())
-            self._reset_watcher = asyncio.create_task(self._watch_for_resets())
+            # From the reset point, the run reads its fulfilment again (``_run``).
+            self._resets.start()
         self._input = input
         try:
             return await self._run(input)
@@ -238,10 +236,9 @@ class FulfillmentWorkflow(FulfillmentState):
                 self._mirror(opened.status)
         while True:
             await workflow.wait_condition(
-                lambda: bool(self._exceptions) or self._finished() or self._reset_seen
+                lambda: bool(self._exceptions) or self._finished() or self._resets.seen
             )
-            if self._reset_seen:
-                self._reset_seen = False
+            if self._resets.take():
                 async with self._lock:
                     await self._take_stored(
                         await self._step(
@@ -267,14 +264,6 @@ class FulfillmentWorkflow(FulfillmentState):
         return self.status()
 
     # --- a reset run -----------------------------------------------------------------------
-
-    async def _watch_for_resets(self) -> None:
-        """The seed's change alone wakes nothing (the SDK looks at what the run waits
-        for when a task of it has run); this task is woken by it, and then the run is."""
-        while True:
-            await self._reset.wait()
-            self._reset.clear()
-            self._reset_seen = True
 
     async def _take_stored(self, opened: FulfillmentOpened) -> None:
         """The fulfilment as the database holds it (``open`` answered it again: a run

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from temporal.search_attributes import CUSTOMER_ID, FULFILLMENT_STATUS, ORDER_ID
     from workflows.fulfillment_parcels import parcels_status
     from workflows.fulfillment_steps import run_step
+    from workflows.resets import ResetWatch
     from workflows.types.fulfillment import SHIPMENT_PROGRESS_SIGNAL, STATUS_QUERY, ShipmentProgress
     from workflows.types.fulfillment_orders import (
         FulfillmentInput,
@@ -49,10 +50,8 @@ class FulfillmentState:
         self._local_steps = False
         self._patches_at_start = False  # PATCHES_DECIDED_AT_START
         self._reset_reads = False  # RESET_READS_THE_DATABASE
-        # Temporal reset this run (a new randomness seed): read the fulfilment again.
-        self._reset = asyncio.Event()
-        self._reset_seen = False
-        self._reset_watcher: asyncio.Task[None] | None = None
+        # Temporal reset this run: read the fulfilment again.
+        self._resets = ResetWatch()
 
     # --- queries and signals ------------------------------------------------------------
 
