@@ -18,12 +18,14 @@ from workflows.types.returns import (
     CLOSE_ACTIVITY,
     DECLINE_ACTIVITY,
     ISSUE_LABEL_ACTIVITY,
+    READ_ACTIVITY,
     RECEIVE_ACTIVITY,
     REFUND_ACTIVITY,
     ApproveInput,
     DeclineInput,
     ReceiveInput,
     ReturnRef,
+    StoredReturn,
 )
 
 
@@ -75,6 +77,12 @@ class ReturnActivities:
             raise to_application_error(exc) from exc
         except ShopError as exc:
             raise ApplicationError(exc.detail, exc.extra, type=exc.code) from exc
+
+    @activity.defn(name=READ_ACTIVITY)
+    async def read(self, input: ReturnRef) -> StoredReturn:
+        """The return as stored (a run reset by an operator goes on from it)."""
+        with application_errors():
+            return await self._steps.stored(input.return_id)
 
     @activity.defn(name=CLOSE_ACTIVITY)
     async def close(self, input: ReturnRef) -> ReturnStatus:

@@ -182,6 +182,7 @@ def components_for(
             returns.receive,
             returns.refund,
             returns.close,
+            returns.read,
         ]
         shipping = ShippingActivities(
             ShipmentService(deps.sessions, carrier, deps.settings),

@@ -1,7 +1,8 @@
 """``ReturnWorkflow``'s steps after the goods are back: receive (restock), refund and
-close (the label's steps are in ``labels``). Each moves the return forward only from
-the status it expects, in one transaction with its event, so a repeated step changes
-nothing; the refund is keyed at the provider by ``return:{id}``.
+close (the label's steps are in ``labels``), and the read of the return as stored. Each
+step moves the return forward only from the status it expects, in one transaction with
+its event, so a repeated step changes nothing; the refund is keyed at the provider by
+``return:{id}``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from services.returns.errors import (
 )
 from services.returns.refunds import OrderAmounts, RefundBreakdown, return_refund
 from services.returns.repository import ReturnRepository
-from workflows.types.returns import ReceivedLine
+from workflows.types.returns import ReceivedLine, StoredReturn
 
 # The weight a returned unit is booked at (the carrier needs one; ours are estimates).
 UNIT_WEIGHT_OZ = 16.0
@@ -63,6 +64,21 @@ class ReturnSteps:
     ) -> None:
         self._sessions = sessions
         self._gateway = gateway
+
+    async def stored(self, return_id: str) -> StoredReturn:
+        """The return as its row holds it; changes nothing."""
+        async with self._sessions() as session:
+            request = await ReturnRepository(session).require(return_id)
+        return StoredReturn(
+            status=ReturnStatus(request.status),
+            approved_at=request.approved_at,
+            label_issued=request.label_url is not None,
+            ship_by=request.ship_by,
+            received_at=request.received_at,
+            refund_amount=request.refund_amount,
+            refunded_at=request.refunded_at,
+            refund_error=request.refund_error,
+        )
 
     # --- receipt, restock, refund -----------------------------------------------------
 

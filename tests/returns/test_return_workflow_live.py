@@ -13,9 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
 from core.db import create_session_factory
+from integrations.payments.stripe import StripeGateway
 from models.inventory import MAX_STOCK, MovementKind, StockMovement
 from models.outbox import OutboxEvent
+from models.returns import ReturnStatus
+from services.returns import ReturnSteps
 from tests.factories import fill_stock
+from tests.live import LiveStack
 from tests.orders.helpers import (
     Shopper,
     intents_for,
@@ -99,7 +103,7 @@ async def _received_and_closed(
 
 
 async def test_approve_receive_one_damaged_refund_once_restock_close(
-    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
+    http: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine, live: LiveStack
 ) -> None:
     mug, order, shopper = await _delivered_order(http, staff, engine)
     return_id, line_id, body = await _two_mugs_back(http, staff, order, shopper, mug)
@@ -152,6 +156,16 @@ async def test_approve_receive_one_damaged_refund_once_restock_close(
     ]
     paid = (await http.get(f"/api/orders/{order['id']}", headers=shopper.headers)).json()
     assert paid["payment"]["amountRefunded"] == 3786
+    # What a reset run reads (``returns.read``, which the run also asked at its start).
+    steps = ReturnSteps(create_session_factory(engine), StripeGateway.from_settings(live.settings))
+    stored = await steps.stored(return_id)
+    assert (stored.status, stored.label_issued, stored.refund_amount, stored.refund_error) == (
+        ReturnStatus.CLOSED,
+        True,
+        3786,
+        None,
+    )
+    assert None not in (stored.approved_at, stored.ship_by, stored.received_at, stored.refunded_at)
 
 
 async def test_a_declined_return_frees_its_units(

@@ -6,6 +6,8 @@ The workflow's name and id scheme live with the other after-sale workflows
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -23,6 +25,8 @@ CANCEL_ACTIVITY = "returns.cancel"
 RECEIVE_ACTIVITY = "returns.receive"
 REFUND_ACTIVITY = "returns.refund"
 CLOSE_ACTIVITY = "returns.close"
+# Reads the return's row, changes nothing (since "return-reset-reads-the-return").
+READ_ACTIVITY = "returns.read"
 
 
 class ReturnLineRef(BaseModel):
@@ -69,6 +73,24 @@ class ReceiveRequest(BaseModel):
 
 class ReturnRef(BaseModel):
     return_id: str
+
+
+class StoredReturn(BaseModel):
+    """The return as its row holds it (``returns.read``): what a run goes on from when
+    the row has moved on where the run did not see it (a run reset by an operator)."""
+
+    status: ReturnStatus
+    approved_at: datetime | None = None
+    # The return label, bought with the approval.
+    label_issued: bool = False
+    # Approved: the goods are awaited until then.
+    ship_by: datetime | None = None
+    received_at: datetime | None = None
+    # Fixed at receipt: what the return is owed.
+    refund_amount: int | None = None
+    # When the refund was made, or why Stripe refused it (for staff to settle).
+    refunded_at: datetime | None = None
+    refund_error: str | None = None
 
 
 class DeclineInput(BaseModel):
