@@ -29,3 +29,17 @@ LATE_PARCEL_AWAITED = "return-late-parcel-awaited"
 # refunded; since, it goes on from the stored status (refund, close; every step answers a
 # repeat as the first did, the refund under the return's key: once).
 DEADLINE_TAKES_STORED_STATUS = "return-deadline-takes-stored-status"
+# A run reset by an operator (``temporal workflow reset``, the UI's Reset) keeps its
+# history up to the reset point and is sent again the Updates that came since, unless
+# they are excluded. Before this patch it did not read the return again: reset to before
+# staff's approval, Updates not sent again, it waited for a decision the row already had
+# and refused staff's receipt (``return_not_approved``); reset to before the receipt, it
+# waited until the ship-by time (see DEADLINE_TAKES_STORED_STATUS). Since, the run reads
+# the return (``returns.read``, which changes nothing) at its start (a run reset to its
+# first task) and where it waits when Temporal tells it it was reset (its randomness seed
+# changes there), and goes on from the stored status: approved, it awaits the receipt
+# until the stored ship-by time; received, it refunds the amount fixed at receipt (once:
+# the return's key) and closes; refunded, it closes; closed, declined or cancelled, it
+# ends so. No step is done again that the row says was done: no second label, receipt,
+# refund or email.
+RESET_READS_THE_RETURN = "return-reset-reads-the-return"

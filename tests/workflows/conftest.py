@@ -6,6 +6,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.order_standins import OrderStandIns
+from tests.workflows.return_standins import ReturnStandIns
 
 
 @pytest.fixture(scope="module")
@@ -14,6 +15,15 @@ async def standins(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Orde
     of workers per test module; each test scripts its own orders."""
     async with OrderStandIns().running(time_skipping_env.client) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+async def returns(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[ReturnStandIns]:
+    """``ReturnWorkflow`` and its stand-in activities on the time-skipping server, one
+    worker per test module."""
+    standins = ReturnStandIns()
+    async with standins.worker(time_skipping_env.client):
+        yield standins
 
 
 @pytest.fixture(autouse=True)

@@ -56,8 +56,8 @@ RECEIPT = ReceiveRequest(
 )
 
 
-async def refunded(env: WorkflowEnvironment) -> str:
-    handle = await start_return(env.client, return_input("ret_recorded_refunded"))
+async def refunded(env: WorkflowEnvironment, return_id: str = "ret_recorded_refunded") -> str:
+    handle = await start_return(env.client, return_input(return_id))
     await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_staff"))
     await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
     assert (await handle.result()).status == ReturnStatus.CLOSED
@@ -157,6 +157,25 @@ async def received_unseen_at_the_deadline(env: WorkflowEnvironment) -> str:
     return handle.id
 
 
+# Since "return-reset-reads-the-return": the run reads the return at its start (and
+# where it is reset: ``record_reset_histories.py`` records resets).
+async def refunded_reading_the_return(env: WorkflowEnvironment) -> str:
+    return await refunded(env, "ret_recorded_reads_the_return")
+
+
+# Since "return-reset-reads-the-return": the row approved before the run started (a run
+# reset to its first task): no approval awaited, the receipt taken.
+async def approved_unseen_at_the_start(env: WorkflowEnvironment) -> str:
+    input = return_input("ret_recorded_approved_unseen")
+    now = await env.get_current_time()
+    STANDINS.approved(input.return_id, ship_by=now + timedelta(seconds=SHIP_BY_SECONDS))
+    handle = await start_return(env.client, input)
+    await until_approved(handle)
+    await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
+    assert (await handle.result()).status == ReturnStatus.CLOSED
+    return handle.id
+
+
 RECORDINGS: dict[str, Recording] = {
     "return_refunded": refunded,
     "return_auto_approved": auto_approved,
@@ -166,6 +185,8 @@ RECORDINGS: dict[str, Recording] = {
     "return_staff_approved_with_the_start": staff_approved_with_the_start,
     "return_sent_late": sent_late,
     "return_received_unseen_at_the_deadline": received_unseen_at_the_deadline,
+    "return_refunded_reading_the_return": refunded_reading_the_return,
+    "return_approved_unseen_at_the_start": approved_unseen_at_the_start,
 }
 
 

@@ -6,13 +6,15 @@ in ``label_refusals`` has its first label refused by the carrier (non-retryable)
 ``refund_refusals`` has its refund refused by Stripe (``payment_not_refundable``: no
 longer that much to refund, non-retryable); one in ``labels_in_use`` has its label
 scanned by the carrier when the ship-by time passes (the cancel's void refused,
-``label_in_use``, non-retryable).
+``label_in_use``, non-retryable). The read (``returns.read``) answers the return as the
+stand-ins keep it and counts in ``reads``, not in ``ran``: it changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -32,6 +34,7 @@ from workflows.types.returns import (
     DECLINE_ACTIVITY,
     ISSUE_LABEL_ACTIVITY,
     LABEL_IN_USE,
+    READ_ACTIVITY,
     RECEIVE_ACTIVITY,
     REFUND_ACTIVITY,
     REFUND_NOT_REFUNDABLE,
@@ -40,6 +43,7 @@ from workflows.types.returns import (
     ReturnInput,
     ReturnLineRef,
     ReturnView,
+    StoredReturn,
 )
 
 # The stand-in refunds 1000 minor units per unit received, damaged or not.
@@ -71,6 +75,10 @@ class ReturnStandIns:
         self.amounts: dict[str, int] = {}
         # Return ids whose refund fails for now (Stripe away: retried).
         self.stripe_away: set[str] = set()
+        # The approved return's ship-by time, from the server's clock (the time-skipping
+        # server's, which the workflow's ``now()`` is), as the real step stores it.
+        self.ship_bys: dict[str, datetime] = {}
+        self.reads: dict[str, int] = defaultdict(int)
 
     def _record(self, name: str, input: dict[str, Any]) -> str:
         return_id = str(input["return_id"])
@@ -92,7 +100,12 @@ class ReturnStandIns:
             raise ApplicationError(
                 "the carrier refused the address", type="shipping_rejected", non_retryable=True
             )
+        if self.stored.get(return_id, ReturnStatus.REQUESTED) != ReturnStatus.REQUESTED:
+            return self.stored[return_id]  # decided already (as the service answers)
         self.stored[return_id] = ReturnStatus.APPROVED
+        self.ship_bys[return_id] = activity.info().current_attempt_scheduled_time + timedelta(
+            seconds=float(input["ship_by_seconds"])
+        )
         return ReturnStatus.APPROVED
 
     @activity.defn(name=DECLINE_ACTIVITY)
@@ -141,6 +154,23 @@ class ReturnStandIns:
         self.stored[return_id] = ReturnStatus.REFUNDED
         return "re_standin"
 
+    @activity.defn(name=READ_ACTIVITY)
+    async def read(self, input: dict[str, Any]) -> StoredReturn:
+        return_id = str(input["return_id"])
+        self.reads[return_id] += 1
+        status = self.stored.get(return_id, ReturnStatus.REQUESTED)
+        return StoredReturn(
+            status=status,
+            label_issued=return_id in self.ship_bys,
+            ship_by=self.ship_bys.get(return_id),
+            refund_amount=self.amounts.get(return_id),
+        )
+
+    def approved(self, return_id: str, *, ship_by: datetime) -> None:
+        """The return's row approved where its run does not see it."""
+        self.stored[return_id] = ReturnStatus.APPROVED
+        self.ship_bys[return_id] = ship_by
+
     @activity.defn(name=CLOSE_ACTIVITY)
     async def close(self, input: dict[str, Any]) -> ReturnStatus:
         self.stored[self._record(CLOSE_ACTIVITY, input)] = ReturnStatus.CLOSED
@@ -158,6 +188,7 @@ class ReturnStandIns:
                 self.receive,
                 self.refund,
                 self.close,
+                self.read,
             ],
         )
 

@@ -129,6 +129,13 @@ def test_there_are_histories_to_replay() -> None:
         # Since "return-deadline-takes-stored-status".
         "return_received_unseen_at_the_deadline",
         "return_reset_before_the_receipt_while_refunding",
+        # Since "return-reset-reads-the-return" (the reset runs' histories by
+        # record_reset_histories.py).
+        "return_refunded_reading_the_return",
+        "return_approved_unseen_at_the_start",
+        "return_reset_before_the_approval",
+        "return_reset_before_the_receipt_reads_the_return",
+        "return_reset_to_the_first_task_once_closed",
         # Since "retry-label-once-per-correction" (retry_label names its correction).
         "shipment_label_correction_sent_twice",
         # Recorded on a worker of the release before (its retry_label takes no argument)

@@ -6,7 +6,6 @@ coming with the start (in the first workflow task, where it runs before ``run``)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -59,13 +58,6 @@ LATE_PATH = [
     REFUND_ACTIVITY,
     CLOSE_ACTIVITY,
 ]
-
-
-@pytest.fixture(scope="module")
-async def returns(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[ReturnStandIns]:
-    standins = ReturnStandIns()
-    async with standins.worker(time_skipping_env.client):
-        yield standins
 
 
 async def _status(handle: WorkflowHandle[Any, ReturnView]) -> ReturnStatus:
