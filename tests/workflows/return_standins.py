@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 from models.returns import ReturnReason, ReturnStatus
 from temporal.queues import TaskQueue
 from tests.stack import suite_worker
+from tests.workflows.order_standins import Block
 from workflows.returns import ReturnWorkflow
 from workflows.types.fulfillment import return_workflow_id
 from workflows.types.returns import (
@@ -79,6 +80,8 @@ class ReturnStandIns:
         # server's, which the workflow's ``now()`` is), as the real step stores it.
         self.ship_bys: dict[str, datetime] = {}
         self.reads: dict[str, int] = defaultdict(int)
+        # Reads held until released, per return id.
+        self.held_reads: dict[str, Block] = {}
 
     def _record(self, name: str, input: dict[str, Any]) -> str:
         return_id = str(input["return_id"])
@@ -158,6 +161,9 @@ class ReturnStandIns:
     async def read(self, input: dict[str, Any]) -> StoredReturn:
         return_id = str(input["return_id"])
         self.reads[return_id] += 1
+        held = self.held_reads.get(return_id)
+        if held is not None:
+            await held.wait()
         status = self.stored.get(return_id, ReturnStatus.REQUESTED)
         return StoredReturn(
             status=status,
@@ -176,9 +182,10 @@ class ReturnStandIns:
         self.stored[self._record(CLOSE_ACTIVITY, input)] = ReturnStatus.CLOSED
         return ReturnStatus.CLOSED
 
-    def worker(self, client: Client) -> Worker:
+    def worker(self, client: Client, **options: Any) -> Worker:
         return suite_worker(
             client,
+            **options,
             task_queue=str(TaskQueue.ORDERS),
             workflows=[ReturnWorkflow],
             activities=[
@@ -214,12 +221,15 @@ def return_input(
     )
 
 
-async def start_return(client: Client, input: ReturnInput) -> WorkflowHandle[Any, ReturnView]:
+async def start_return(
+    client: Client, input: ReturnInput, *, task_timeout: timedelta | None = None
+) -> WorkflowHandle[Any, ReturnView]:
     return await client.start_workflow(
         ReturnWorkflow.run,
         input,
         id=return_workflow_id(input.return_id),
         task_queue=str(TaskQueue.ORDERS),
+        task_timeout=task_timeout,
     )
 
 
