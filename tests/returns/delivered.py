@@ -4,6 +4,7 @@ of them approved, and one placed through the live stack for the refund tests."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -188,3 +189,16 @@ async def two_mugs_of_three_approved(
         engine, settings, order, {mug["id"]: 2}, ReturnReason.NO_LONGER_NEEDED
     )
     return shopper, order, request, line
+
+
+async def return_until(
+    http: httpx.AsyncClient, headers: dict[str, str], return_id: str, status: str
+) -> dict[str, Any]:
+    """The return as ``headers``' caller sees it (``GET /api/returns/{id}``), once it is
+    ``status`` (within 30 s)."""
+    for _ in range(300):
+        body: dict[str, Any] = (await http.get(f"/api/returns/{return_id}", headers=headers)).json()
+        if body["status"] == status:
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"return {return_id} is {body['status']}, not {status}")

@@ -5,7 +5,6 @@ amount, the undamaged unit back in stock, the return closed; and a declined one.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -30,18 +29,7 @@ from tests.orders.helpers import (
     stock,
     wait_for,
 )
-from tests.returns.delivered import Parcel, days_ago, ship
-
-
-async def _return_until(
-    http: httpx.AsyncClient, headers: dict[str, str], return_id: str, status: str
-) -> dict[str, Any]:
-    for _ in range(300):
-        body: dict[str, Any] = (await http.get(f"/api/returns/{return_id}", headers=headers)).json()
-        if body["status"] == status:
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"return {return_id} is {body['status']}, not {status}")
+from tests.returns.delivered import Parcel, days_ago, return_until, ship
 
 
 async def _delivered_order(
@@ -75,7 +63,7 @@ async def _two_mugs_back(
     return_id = asked.json()["id"]
     approved = await http.post(f"/api/admin/returns/{return_id}/approve", headers=staff)
     assert approved.status_code in (200, 202), approved.text
-    body = await _return_until(http, shopper.headers, return_id, "approved")
+    body = await return_until(http, shopper.headers, return_id, "approved")
     return return_id, asked.json()["lines"][0]["id"], body
 
 
@@ -99,7 +87,7 @@ async def _received_and_closed(
         },
     )
     assert answer.status_code in (200, 202), answer.text
-    return await _return_until(http, shopper.headers, return_id, "closed")
+    return await return_until(http, shopper.headers, return_id, "closed")
 
 
 async def test_approve_receive_one_damaged_refund_once_restock_close(
