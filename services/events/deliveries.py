@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
+from functools import cache
 
-from sqlalchemy import ColumnElement, Table, case, func, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Table,
+    Update,
+    bindparam,
+    case,
+    func,
+    tuple_,
+    update,
+)
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from core.db import locked
 from models.base import utcnow
@@ -271,38 +283,12 @@ class DeliveryRepository:
         yet marked started is by its first attempt: its workflow ran before any pass
         recorded its start (the pass that started it died), and may finish it before the
         next pass looks (which then finds nothing pending to mark)."""
-        deliveries, outbox = _DELIVERIES.c, _OUTBOX.c
-        counted = (
-            update(_DELIVERIES)
-            .where(
-                deliveries.event_id == event_id,
-                deliveries.subscriber == subscriber,
-                deliveries.generation == generation,
-                deliveries.status == DeliveryStatus.PENDING,
-            )
-            .values(
-                attempts=deliveries.attempts + 1,
-                started_at=func.coalesce(deliveries.started_at, func.now()),
-            )
-            .returning(deliveries.event_id)
-            .cte("counted")
-        )
         # On the session's connection: a Core statement needs none of the session's steps.
         connection = await self.session.connection()
         row = (
             await connection.execute(
-                core_select(
-                    outbox.id,
-                    outbox.type,
-                    outbox.aggregate_type,
-                    outbox.aggregate_id,
-                    outbox.seq,
-                    outbox.data,
-                    outbox.created_at,
-                    outbox.traceparent,
-                )
-                .join(counted, counted.c.event_id == outbox.id)
-                .add_cte(counted)
+                self._begin_attempt_statement(),
+                {"p_event_id": event_id, "p_subscriber": subscriber, "p_generation": generation},
             )
         ).first()
         if row is None:
@@ -332,23 +318,19 @@ class DeliveryRepository:
         """Pending -> ``status`` (forward only); False if it was not pending. With
         ``wake_relay``, a delivery that finished wakes every relay when this transaction
         commits (``notify_relay`` in the same statement: one round trip fewer)."""
-        deliveries = _DELIVERIES.c
-        conditions = [
-            deliveries.event_id == event_id,
-            deliveries.subscriber == subscriber,
-            deliveries.status == DeliveryStatus.PENDING,
-        ]
+        params: dict[str, object] = {
+            "p_event_id": event_id,
+            "p_subscriber": subscriber,
+            "p_status": status,
+            "p_finished_at": utcnow(),
+            "p_error": error,
+        }
         if generation is not None:
-            conditions.append(deliveries.generation == generation)
-        finished = (
-            update(_DELIVERIES)
-            .where(*conditions)
-            .values(status=status, finished_at=utcnow(), last_error=error)
-            .returning(deliveries.event_id)
+            params["p_generation"] = generation
+        result = await self.session.exec(
+            self._finish_statement(generation is not None, wake_relay),
+            params=params,
         )
-        if wake_relay:
-            finished = finished.returning(func.pg_notify(CHANNEL, "delivery"))
-        result = await self.session.exec(finished)
         return result.first() is not None
 
     async def complete_events(self, event_ids: Iterable[str]) -> None:
@@ -357,32 +339,117 @@ class DeliveryRepository:
         The outbox row is locked first: two subscribers finishing the same event at once
         then take turns and the second sees the first's status, so the last sets it.
         """
-        deliveries, outbox = _DELIVERIES.c, _OUTBOX.c
         for event_id in sorted(set(event_ids)):
             held = await self.session.exec(
-                # NO KEY UPDATE: it must not wait for the KEY SHARE locks that the receipts'
-                # foreign keys hold on this row (the other deliveries' transactions), or two
-                # subscribers finishing the same event deadlock.
-                locked(
-                    select(outbox.id).where(outbox.id == event_id, outbox.delivered_at.is_(None)),
-                    key_share=True,
-                )
+                self._hold_event_statement(), params={"p_event_id": event_id}
             )
             if held.first() is None:
                 continue
             # A statement of its own after the lock: its snapshot (read committed) sees
-            # what the transaction that held the lock committed. Counting the unfinished
-            # deliveries in the UPDATE saves the round trip of a separate count.
-            unfinished = (
-                select(deliveries.event_id)
-                .where(deliveries.event_id == event_id, deliveries.status.in_(_UNFINISHED))
-                .exists()
-            )
+            # what the transaction that held the lock committed.
             await self.session.exec(
-                update(_OUTBOX)
-                .where(outbox.id == event_id, ~unfinished)
-                .values(delivered_at=utcnow())
+                self._complete_event_statement(),
+                params={"p_event_id": event_id, "p_delivered_at": utcnow()},
             )
+
+    # --- one delivery's statements, built once --------------------------------------
+    # Each delivery runs these (eight deliveries an order): built per call, their Python
+    # construction and cache key cost more of the worker's CPU than their execution (the
+    # attempt's CTE alone built a column proxy, with its foreign key and event listener,
+    # per call; py-spy, issue #15). Built once with bind parameters, SQLAlchemy reuses
+    # their memoised cache key and compiled form; the SQL sent is the same.
+
+    @staticmethod
+    @cache
+    def _begin_attempt_statement() -> Executable:
+        deliveries, outbox = _DELIVERIES.c, _OUTBOX.c
+        counted = (
+            update(_DELIVERIES)
+            .where(
+                deliveries.event_id == bindparam("p_event_id"),
+                deliveries.subscriber == bindparam("p_subscriber"),
+                deliveries.generation == bindparam("p_generation"),
+                deliveries.status == DeliveryStatus.PENDING,
+            )
+            .values(
+                attempts=deliveries.attempts + 1,
+                started_at=func.coalesce(deliveries.started_at, func.now()),
+            )
+            .returning(deliveries.event_id)
+            .cte("counted")
+        )
+        return (
+            core_select(
+                outbox.id,
+                outbox.type,
+                outbox.aggregate_type,
+                outbox.aggregate_id,
+                outbox.seq,
+                outbox.data,
+                outbox.created_at,
+                outbox.traceparent,
+            )
+            .join(counted, counted.c.event_id == outbox.id)
+            .add_cte(counted)
+        )
+
+    @staticmethod
+    @cache
+    def _finish_statement(of_generation: bool, wake_relay: bool) -> Update:
+        deliveries = _DELIVERIES.c
+        conditions = [
+            deliveries.event_id == bindparam("p_event_id"),
+            deliveries.subscriber == bindparam("p_subscriber"),
+            deliveries.status == DeliveryStatus.PENDING,
+        ]
+        if of_generation:
+            conditions.append(deliveries.generation == bindparam("p_generation"))
+        finished = (
+            update(_DELIVERIES)
+            .where(*conditions)
+            .values(
+                status=bindparam("p_status", type_=deliveries.status.type),
+                finished_at=bindparam("p_finished_at", type_=deliveries.finished_at.type),
+                last_error=bindparam("p_error", type_=deliveries.last_error.type),
+            )
+            .returning(deliveries.event_id)
+        )
+        if wake_relay:
+            finished = finished.returning(func.pg_notify(CHANNEL, "delivery"))
+        return finished
+
+    @staticmethod
+    @cache
+    def _hold_event_statement() -> SelectOfScalar[str]:
+        outbox = _OUTBOX.c
+        # NO KEY UPDATE: it must not wait for the KEY SHARE locks that the receipts'
+        # foreign keys hold on this row (the other deliveries' transactions), or two
+        # subscribers finishing the same event deadlock.
+        return locked(
+            select(outbox.id).where(
+                outbox.id == bindparam("p_event_id"), outbox.delivered_at.is_(None)
+            ),
+            key_share=True,
+        )
+
+    @staticmethod
+    @cache
+    def _complete_event_statement() -> Update:
+        deliveries, outbox = _DELIVERIES.c, _OUTBOX.c
+        # Counting the unfinished deliveries in the UPDATE saves the round trip of a count.
+        unfinished = (
+            select(deliveries.event_id)
+            .where(
+                deliveries.event_id == bindparam("p_event_id"),
+                deliveries.status.in_(_UNFINISHED),
+            )
+            .exists()
+        )
+        return (
+            update(_OUTBOX)
+            .where(outbox.id == bindparam("p_event_id"), ~unfinished)
+            .values(delivered_at=bindparam("p_delivered_at", type_=outbox.delivered_at.type))
+        )
 
     async def notify_relay(self) -> None:
         """Wake every relay when this transaction commits."""
