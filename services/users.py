@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from pydantic.networks import validate_email
-from sqlalchemy import delete, func
+from sqlalchemy import bindparam, delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from core.db import locked
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -87,6 +89,16 @@ class UserRepository:
         )
         return result.first()
 
+    @staticmethod
+    @cache
+    def _hold_statement() -> SelectOfScalar[User]:
+        """``hold``'s statement, taken by several of an order's emails and event
+        handlers: built once (issue #15, as ``OrderRepository``'s order by id)."""
+        return locked(
+            select(User).where(User.id == bindparam("p_user_id"), User.status == UserStatus.ACTIVE),
+            read=True,
+        )
+
     async def hold(self, user_id: str) -> User | None:
         """The active account, its row share-locked (``FOR SHARE``) until the transaction
         ends: what an email to the person is handed to the provider under, a
@@ -98,12 +110,7 @@ class UserRepository:
         (what was written before, its ``user.deleted`` subscribers erase). Rows
         referencing the account may still be written meanwhile (no foreign key waits
         for an email). None for no account or a deleted one."""
-        result = await self.session.exec(
-            locked(
-                select(User).where(User.id == user_id, User.status == UserStatus.ACTIVE),
-                read=True,
-            )
-        )
+        result = await self.session.exec(self._hold_statement(), params={"p_user_id": user_id})
         return result.first()
 
     async def by_email(self, email: str) -> User | None:

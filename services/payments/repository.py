@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from core.db import locked
 from core.ids import IdPrefix, new_id
@@ -19,11 +21,18 @@ class PaymentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    @staticmethod
+    @cache
+    def _payment_statement(lock: bool) -> SelectOfScalar[Payment]:
+        """The order's payment row, read several times an order: built once (issue #15,
+        as ``OrderRepository``'s order by id)."""
+        query = select(Payment).where(Payment.order_id == bindparam("p_order_id"))
+        return locked(query) if lock else query
+
     async def for_order(self, order_id: str, *, lock: bool = False) -> Payment | None:
-        query = select(Payment).where(Payment.order_id == order_id)
-        if lock:
-            query = locked(query)
-        return (await self.session.exec(query)).first()
+        return (
+            await self.session.exec(self._payment_statement(lock), params={"p_order_id": order_id})
+        ).first()
 
     async def open(self, order: Order, provider: str, intent_id: str) -> str | None:
         """The order's payment row, pending, once: its id, or None if it existed already."""
