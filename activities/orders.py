@@ -11,7 +11,7 @@ from temporalio import activity
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from models.inventory import MAX_STOCK
-from models.orders import OrderSnapshot, OrderStatus
+from models.orders import OrderSnapshot, OrderStatus, TimelineAudience
 from services.analytics import AnalyticsRecorder
 from services.inventory import ReservationService
 from services.inventory.stock import not_put_back_note
@@ -111,13 +111,16 @@ class OrderActivities:
             restock = await inventory.restock(input.order_id)
             count += restock.returned
             if count:
-                await orders.note(order, "stock released", {"products": count})
+                await orders.note(
+                    order, "stock released", {"products": count}, audience=TimelineAudience.STAFF
+                )
             for product_id, quantity in restock.not_put_back.items():
                 # Sold units the stock had no room for: said where staff read the order.
                 await orders.note(
                     order,
                     f"stock of {product_id}: {not_put_back_note(quantity)}",
                     {"productId": product_id, "notPutBack": quantity, "limit": MAX_STOCK},
+                    audience=TimelineAudience.STAFF,
                 )
             return count
 

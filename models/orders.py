@@ -33,6 +33,7 @@ from models.base import (
     RequestModel,
     SingleLineText,
     created_at_field,
+    one_of,
     updated_at_field,
 )
 from models.quotes import Destination
@@ -75,6 +76,16 @@ PAYMENT_FAILURES = frozenset(
 )
 # Until fulfilment has started, an order can still be cancelled.
 CANCELLABLE_STATUSES = frozenset(OrderStatus) - FINAL_STATUSES - AFTER_SALE_STATUSES
+
+
+class TimelineAudience(StrEnum):
+    """Who an order's timeline entry is for, decided where it is written: the customer
+    sees ``customer`` entries (status changes, parcels, refunds, returns); staff see
+    every entry, ``staff`` ones too (compensations, stock to count in by hand, provider
+    trouble, fulfilment holds, staff decisions)."""
+
+    CUSTOMER = "customer"
+    STAFF = "staff"
 
 
 class PaymentStatus(StrEnum):
@@ -181,6 +192,7 @@ class OrderEvent(SQLModel, table=True):
             unique=True,
             postgresql_where=text("key IS NOT NULL"),
         ),
+        CheckConstraint(one_of("audience", TimelineAudience), name="audience_known"),
     )
 
     id: str = Field(default_factory=lambda: new_id(IdPrefix.ORDER_EVENT), primary_key=True)
@@ -196,6 +208,10 @@ class OrderEvent(SQLModel, table=True):
     # may write again; None for the entries whose step writes them once by itself (a
     # status change, guarded by the status).
     key: str | None = Field(default=None, max_length=200)
+    audience: TimelineAudience = Field(
+        default=TimelineAudience.CUSTOMER,
+        sa_column=Column(String(8), nullable=False, server_default=TimelineAudience.CUSTOMER.value),
+    )
     created_at: datetime = created_at_field()
 
 
@@ -436,6 +452,10 @@ class OrderEventPublic(CamelModel):
     status: OrderStatus
     message: str
     data: dict[str, Any]
+    audience: TimelineAudience = PydanticField(
+        description="`customer`: shown to the customer and staff; `staff`: an operational "
+        "note only staff see (the customer's own reads leave it out)"
+    )
     created_at: datetime
 
 

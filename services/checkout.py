@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import Conflict, NotFound
 from core.settings import Settings
 from models.carts import CartStatus
-from models.orders import Order, OrderCreate, OrderStatus
+from models.orders import Order, OrderCreate, OrderStatus, TimelineAudience
 from models.users import User
 from models.workflow_starts import WorkflowStart
 from services.addresses import AddressService, clean_shipping_address
@@ -89,7 +89,12 @@ class Checkout:
         await orders.save(order)
         # At the order's own time: ``OrderService.placed`` renders it without reading it.
         await orders.add_event(
-            order.id, OrderStatus.PENDING, PLACED_MESSAGE, {}, at=order.created_at
+            order.id,
+            OrderStatus.PENDING,
+            PLACED_MESSAGE,
+            {},
+            audience=TimelineAudience.CUSTOMER,
+            at=order.created_at,
         )
         start = OrderWorkflows.request_start(self.session, order_input(order, self.settings))
         await self.session.flush()

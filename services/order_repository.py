@@ -20,7 +20,15 @@ from core.db import locked
 from core.errors import NotFound
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
-from models.orders import AFTER_SALE_STATUSES, Order, OrderEvent, OrderLine, OrderStatus, Payment
+from models.orders import (
+    AFTER_SALE_STATUSES,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Payment,
+    TimelineAudience,
+)
 from models.quotes import QuoteLine
 
 
@@ -104,10 +112,15 @@ class OrderRepository:
         )
         return list(result.all())
 
-    async def events(self, order_id: str) -> list[OrderEvent]:
+    async def events(self, order_id: str, reader: TimelineAudience) -> list[OrderEvent]:
+        """The order's timeline as ``reader`` sees it: a customer its ``customer``
+        entries, staff every entry."""
+        conditions = [col(OrderEvent.order_id) == order_id]
+        if reader is TimelineAudience.CUSTOMER:
+            conditions.append(col(OrderEvent.audience) == TimelineAudience.CUSTOMER)
         result = await self.session.exec(
             select(OrderEvent)
-            .where(OrderEvent.order_id == order_id)
+            .where(*conditions)
             .order_by(col(OrderEvent.created_at), col(OrderEvent.id))
         )
         return list(result.all())
@@ -182,8 +195,9 @@ class OrderRepository:
         data: dict[str, Any],
     ) -> None:
         """Set ``values`` on the order's row and append its timeline entry at
-        ``values["status"]``, in one statement (a data-modifying CTE: one round trip, no
-        ORM flush); ``order`` is updated in memory as committed (nothing left to flush).
+        ``values["status"]`` (a status change: the customer's), in one statement (a
+        data-modifying CTE: one round trip, no ORM flush); ``order`` is updated in memory
+        as committed (nothing left to flush).
         The caller holds the row (``require(lock=True)``); what else is staged is flushed
         first, as ``add_event`` does."""
         await self.session.flush()
@@ -206,13 +220,18 @@ class OrderRepository:
         await self.session.exec(
             insert(events)
             .from_select(
-                ["id", "order_id", "status", "message", "data", "created_at"],
+                ["id", "order_id", "status", "message", "data", "audience", "created_at"],
                 core_select(
                     bindparam("event_id", entry["id"], type_=events.c.id.type),
                     moved.c.id,
                     bindparam("event_status", entry["status"], type_=events.c.status.type),
                     bindparam("event_message", message, type_=events.c.message.type),
                     bindparam("event_data", data, type_=events.c.data.type),
+                    bindparam(
+                        "event_audience",
+                        TimelineAudience.CUSTOMER.value,
+                        type_=events.c.audience.type,
+                    ),
                     bindparam("event_at", entry["created_at"], type_=events.c.created_at.type),
                 ).select_from(moved),
             )
@@ -228,13 +247,14 @@ class OrderRepository:
         message: str,
         data: dict[str, Any],
         *,
+        audience: TimelineAudience,
         at: datetime | None = None,
         key: str | None = None,
     ) -> bool:
-        """A timeline row (at ``at``, default now); flushes what is staged (``stage``)
-        first. With ``key`` (what the entry is about, derived from the step's input), once
-        per order: a retried step whose first write committed (its answer lost) adds no
-        second entry. Returns whether it was written."""
+        """A timeline row for ``audience`` (at ``at``, default now); flushes what is
+        staged (``stage``) first. With ``key`` (what the entry is about, derived from the
+        step's input), once per order: a retried step whose first write committed (its
+        answer lost) adds no second entry. Returns whether it was written."""
         await self.session.flush()
         statement = pg_insert(OrderEvent).values(
             id=new_id(IdPrefix.ORDER_EVENT),
@@ -243,6 +263,7 @@ class OrderRepository:
             message=message,
             data=data,
             key=key,
+            audience=audience,
             created_at=at or utcnow(),
         )
         if key is None:

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from core.db import SessionFactory
 from core.notifications import ChannelListener, Lease, Waiter
 from core.settings import Settings
-from models.orders import AFTER_SALE_STATUSES, FINAL_STATUSES, OrderPublic, OrderStatus
+from models.orders import (
+    AFTER_SALE_STATUSES,
+    FINAL_STATUSES,
+    OrderPublic,
+    OrderStatus,
+    TimelineAudience,
+)
 from services.analytics import AnalyticsRecorder
 from services.order_repository import OrderRepository
 from services.orders import OrderService
@@ -78,16 +84,19 @@ class OrderWatch:
         self._analytics = analytics
         self.changes = changes
 
-    async def current(self, order_id: str) -> OrderState:
-        """The order as the API renders it, read in a session of its own (raises
-        ``OrderNotFound``)."""
+    async def current(self, order_id: str, reader: TimelineAudience) -> OrderState:
+        """The order as the API renders it for ``reader``, read in a session of its own
+        (raises ``OrderNotFound``). A customer's state, and so its ETag, leaves the
+        staff-only timeline entries out: one written wakes the waiters, whose re-read
+        finds the same ETag and waits on."""
         async with self._sessions() as session:
             # One snapshot for the order and its timeline, payment and parcels: read
             # committed would let a commit land between the queries, and a torn state
             # has an ETag of its own (a waiter would answer it as a change).
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             order = await OrderRepository(session).require(order_id)
-            public = await OrderService(session, self._settings, self._analytics).public(order)
+            service = OrderService(session, self._settings, self._analytics)
+            public = await service.public(order, reader)
         return OrderState(public, order_etag(public))
 
     async def _status(
@@ -107,13 +116,15 @@ class OrderWatch:
     async def wait_for_change(
         self,
         order_id: str,
+        reader: TimelineAudience,
         known: Collection[str],
         wait: float,
         statuses: Collection[OrderStatus] | None = None,
     ) -> OrderState:
-        """The order once its ETag is none of ``known`` (and, with ``statuses``, once it
-        is in one of them or settled): at once if it already is, else as soon as such a
-        change is committed; as it is if ``wait`` seconds pass first."""
+        """The order as ``reader`` sees it once its ETag is none of ``known`` (and, with
+        ``statuses``, once it is in one of them or settled): at once if it already is,
+        else as soon as such a change is committed; as it is if ``wait`` seconds pass
+        first."""
         clock = asyncio.get_running_loop().time
         deadline = clock() + wait
         status: OrderStatus | None = None
@@ -122,12 +133,12 @@ class OrderWatch:
             while True:
                 state: OrderState | None = None
                 if statuses is None:
-                    state = await self.current(order_id)
+                    state = await self.current(order_id, reader)
                 else:
                     # Only the status until it is one asked for (no rendering).
                     status = await self._status(order_id, waiter, status)
                     if awaited(status, statuses):
-                        state = await self.current(order_id)
+                        state = await self.current(order_id, reader)
                         status = OrderStatus(state.order.status)
                         if not awaited(status, statuses):
                             state = None  # it moved past them between the two reads
@@ -135,18 +146,22 @@ class OrderWatch:
                     return state
                 left = deadline - clock()
                 if left <= 0 or not await waiter.wait(left):
-                    return state or await self.current(order_id)
+                    return state or await self.current(order_id, reader)
 
     async def follow(
-        self, order_id: str, last_etag: str | None, lease: Lease | None = None
+        self,
+        order_id: str,
+        reader: TimelineAudience,
+        last_etag: str | None,
+        lease: Lease | None = None,
     ) -> AsyncIterator[OrderState]:
-        """The order's states: the current one (unless it is ``last_etag``), then each
-        new one as it is committed, until a settled one (or until ``lease`` is over: the
-        caller's token expired or was revoked)."""
+        """The order's states as ``reader`` sees them: the current one (unless it is
+        ``last_etag``), then each new one as it is committed, until a settled one (or
+        until ``lease`` is over: the caller's token expired or was revoked)."""
         known = last_etag
         with self.changes.watch(order_id) as waiter:
             while True:
-                state = await self.current(order_id)
+                state = await self.current(order_id, reader)
                 if state.etag != known:
                     known = state.etag
                     yield state

@@ -28,6 +28,7 @@ from models.orders import (
     OrderSnapshot,
     OrderStatus,
     OrderSummary,
+    TimelineAudience,
 )
 from services.analytics import AnalyticsRecorder
 from services.carts import CartRepository, CartService
@@ -170,11 +171,14 @@ class OrderService:
         message: str,
         data: dict[str, Any] | None = None,
         *,
+        audience: TimelineAudience,
         key: str | None = None,
     ) -> None:
-        """A timeline entry without a status change (e.g. a compensation that ran); with
-        ``key``, once per order (``OrderRepository.add_event``)."""
-        await self.orders.add_event(order.id, order.status, message, data or {}, key=key)
+        """A timeline entry without a status change (e.g. a compensation that ran), for
+        ``audience``; with ``key``, once per order (``OrderRepository.add_event``)."""
+        await self.orders.add_event(
+            order.id, order.status, message, data or {}, audience=audience, key=key
+        )
 
     # --- the workflow's steps ---------------------------------------------------------
 
@@ -206,7 +210,12 @@ class OrderService:
         order.total = priced.total
         order.priced_at = utcnow()
         self.orders.stage(order)
-        await self.note(order, "order priced", {"total": order.total, "lines": len(priced.lines)})
+        await self.note(
+            order,
+            "order priced",
+            {"total": order.total, "lines": len(priced.lines)},
+            audience=TimelineAudience.CUSTOMER,
+        )
         await self.analytics.track(
             self.session,
             "checkout_start",
@@ -249,7 +258,9 @@ class OrderService:
         await self.transition(order, OrderStatus.CONFIRMED, "order confirmed")
         if order.total == 0:
             # The workflow skips the payment steps of a free order (Stripe refuses 0).
-            await self.note(order, "nothing to charge: the total is 0")
+            await self.note(
+                order, "nothing to charge: the total is 0", audience=TimelineAudience.CUSTOMER
+            )
         lines = await self.orders.lines(order.id)
         await publish(
             self.session,
@@ -316,7 +327,7 @@ class OrderService:
         no other shipping method yet); the lifetime value is what the customer's other
         orders count in this order's currency (``services/customers.py``), so it does not
         depend on whether this order's ``order.created`` was handled yet."""
-        timeline = await self.orders.events(order.id)
+        timeline = await self.orders.events(order.id, TimelineAudience.CUSTOMER)  # statuses
         confirmed = next(
             (e.created_at for e in timeline if e.status == OrderStatus.CONFIRMED),
             order.created_at,
@@ -336,7 +347,7 @@ class OrderService:
         order = await self.undo_started(order_id)
         released = await CouponService(self.session).release(order_id)
         if released:
-            await self.note(order, "coupon use given back")
+            await self.note(order, "coupon use given back", audience=TimelineAudience.CUSTOMER)
         cart = await self.carts.get(order.cart_id, lock=True)
         reopened = False
         if cart is not None and cart.status == CartStatus.CHECKED_OUT:
@@ -345,7 +356,7 @@ class OrderService:
                 cart.status = CartStatus.ACTIVE
                 cart.updated_at = utcnow()
                 self.carts.stage(cart)
-                await self.note(order, "cart reopened")
+                await self.note(order, "cart reopened", audience=TimelineAudience.CUSTOMER)
                 reopened = True
         return released or reopened
 
@@ -365,7 +376,7 @@ class OrderService:
         if status is OrderStatus.CANCELLED and await CouponService(self.session).release(order_id):
             # Cancelled through its fulfilment (once queued): OrderWorkflow's undo of
             # create-order, which gives the use back, is behind it.
-            await self.note(order, "coupon use given back")
+            await self.note(order, "coupon use given back", audience=TimelineAudience.CUSTOMER)
         # Captured money the undo did not refund (its refund failed at Stripe: staff are
         # alerted by payment.refund_failed): the customer must not read "refunded".
         payment = await self.orders.payment(order.id)
@@ -397,7 +408,9 @@ class OrderService:
 
     # --- reading ----------------------------------------------------------------------
 
-    async def public(self, order: Order) -> OrderPublic:
+    async def public(self, order: Order, reader: TimelineAudience) -> OrderPublic:
+        """The order as ``reader`` sees it: a customer without the staff-only timeline
+        entries (so its ETag does not change with one), staff with every entry."""
         return render_order(
             order,
             lines=[
@@ -406,7 +419,7 @@ class OrderService:
             ],
             timeline=[
                 OrderEventPublic.model_validate(e, from_attributes=True)
-                for e in await self.orders.events(order.id)
+                for e in await self.orders.events(order.id, reader)
             ],
             payment=await self.orders.payment(order.id),
             shipments=await FulfillmentReader(self.session).order_shipments(order.id),
@@ -425,6 +438,7 @@ class OrderService:
                     status=OrderStatus.PENDING,
                     message=PLACED_MESSAGE,
                     data={},
+                    audience=TimelineAudience.CUSTOMER,
                     created_at=order.created_at,
                 )
             ],

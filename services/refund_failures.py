@@ -26,7 +26,7 @@ from core.money import Money
 from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway, WebhookEvent
 from models.base import utcnow
-from models.orders import Payment, PaymentStatus
+from models.orders import Payment, PaymentStatus, TimelineAudience
 from models.returns import ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
 from services.payments.repository import PaymentRepository
@@ -125,6 +125,8 @@ class RefundFailures:
             f"refund {refund_id} failed at Stripe ({reason}): "
             f"{Money(reversed_amount, payment.currency).format()} not refunded, refundable again",
             {"refundId": refund_id, "reason": reason, **origin},
+            # For staff to settle; the customer hears of the refund once it is made.
+            audience=TimelineAudience.STAFF,
         )
         if request is not None:
             _reopen(request, refund_id, reason)

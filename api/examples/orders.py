@@ -11,6 +11,7 @@ from api.examples.common import (
     CART_ID,
     CREATED_AT,
     CURRENCY,
+    FULFILLMENT_ID,
     ORDER_ID,
     ORDER_LINE_ID,
     PAYMENT_ID,
@@ -41,8 +42,21 @@ PAYMENT = {
 }
 
 
-def _event(status: str, message: str, at: str) -> dict[str, object]:
-    return {"status": status, "message": message, "data": {}, "createdAt": at}
+def _event(
+    status: str,
+    message: str,
+    at: str,
+    *,
+    audience: str = "customer",
+    data: dict[str, object] | None = None,
+) -> dict[str, object]:
+    return {
+        "status": status,
+        "message": message,
+        "data": data or {},
+        "audience": audience,
+        "createdAt": at,
+    }
 
 
 PLACED = _event("pending", "order placed", CREATED_AT)
@@ -108,8 +122,26 @@ CANCELLED_ORDER = CONFIRMED_ORDER | {
     "timeline": [*TIMELINE[:3], _event("cancelled", "order cancelled", CANCELLED_AT)],
     "updatedAt": CANCELLED_AT,
 }
+# Staff read every entry of the timeline, the staff-only ones too (`audience: staff`).
 REFUNDED_ORDER = ORDER | {
     "payment": PAYMENT | {"status": "partially_refunded", "amountRefunded": 1200},
+    "timeline": [
+        *TIMELINE[:4],
+        _event(
+            "fulfillment_queued",
+            "fulfilment order opened",
+            "2026-12-06T14:30:03Z",
+            audience="staff",
+            data={"fulfillmentId": FULFILLMENT_ID, "priority": 10, "priorityLevel": "normal"},
+        ),
+        TIMELINE[4],
+        _event(
+            "shipped",
+            "refunded 12.00 USD",
+            "2026-12-08T09:00:00Z",
+            data={"refundId": "re_3QHj2kLmN4oP5qR6", "reason": "damaged item"},
+        ),
+    ],
 }
 SUMMARY = {
     "id": ORDER_ID,

@@ -9,9 +9,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import LastEventId, ReadSession, State, release_connection
 from api.problems import problem_responses
-from api.routes.orders import order_service, visible_order
+from api.routes.orders import order_service, timeline_reader, visible_order
 from api.security import StreamingUser, stream_lease
 from core.notifications import Lease
+from models.orders import TimelineAudience
 from services.order_repository import OrderNotFound
 from services.order_watch import OrderWatch, is_settled, order_etag
 from services.stream_slots import TooManyStreams
@@ -59,7 +60,9 @@ async def order_events(
     (without quotes); an EventSource that reconnects sends it back as `Last-Event-ID` (an
     EventSource polyfill as `?lastEventId=`, read the same way; the header wins) and
     gets only what is newer, and a settled order whose final state it already has
-    answers 204, which tells an EventSource to stop. A comment line (`: ping`) is sent
+    answers 204, which tells an EventSource to stop. The order is the caller's view of it:
+    a customer's leaves out the staff-only timeline entries (no event for one), staff's
+    has every entry. A comment line (`: ping`) is sent
     every 15 s while nothing happens. Same access as `GET /api/orders/{id}`: the owner or
     staff; anyone else gets 404. The stream also ends when the access token it was opened
     with expires or is revoked, or (another customer's order, followed as staff) once the
@@ -76,7 +79,8 @@ async def order_events(
     # Reads only, in autocommit, as GET /api/orders/{id} does.
     service = order_service(state, session)
     order = await visible_order(service, order_id, caller)
-    public = await service.public(order)
+    reader = timeline_reader(caller)
+    public = await service.public(order, reader)
     resume = caller.last_event_id(last_event_id)
     last = f'"{resume.strip().strip(chr(34))}"' if resume else None
     if is_settled(public) and order_etag(public) == last:
@@ -84,21 +88,26 @@ async def order_events(
     slot = await state.stream_slots.take(caller.user.id)
     # The stream holds no database connection; the watch reads in sessions of its own.
     await release_connection(session)
-    # Someone else's order is followed as staff: the stream ends if that stops.
-    lease = stream_lease(state, caller, staff_only=order.user_id != caller.user.id)
+    # Someone else's order, or staff-only timeline entries, are followed as staff: the
+    # stream ends if that stops (the reconnect reads as the caller is then).
+    lease = stream_lease(
+        state,
+        caller,
+        staff_only=order.user_id != caller.user.id or reader is TimelineAudience.STAFF,
+    )
     return EventSourceResponse(
-        state.stream_slots.serve(slot, _stream(state.order_watch, order.id, last, lease)),
+        state.stream_slots.serve(slot, _stream(state.order_watch, order.id, reader, last, lease)),
         ping=state.settings.order_stream_ping_seconds,
         headers={"Cache-Control": "no-store"},
     )
 
 
 async def _stream(
-    watch: OrderWatch, order_id: str, last: str | None, lease: Lease
+    watch: OrderWatch, order_id: str, reader: TimelineAudience, last: str | None, lease: Lease
 ) -> AsyncGenerator[ServerSentEvent, None]:
     first = True
     try:
-        async for now in watch.follow(order_id, last, lease):
+        async for now in watch.follow(order_id, reader, last, lease):
             yield ServerSentEvent(
                 data=now.order.model_dump_json(by_alias=True),
                 event="order",

@@ -34,6 +34,7 @@ from models.orders import (
     OrderStatus,
     OrderSummary,
     RefundCreate,
+    TimelineAudience,
 )
 from models.shipment_views import OrderShipmentDetail
 from services import payments
@@ -61,6 +62,12 @@ PLACE_EXAMPLE = {
 
 def order_service(state: State, session: DbSession) -> OrderService:
     return OrderService(session, state.settings, state.analytics)
+
+
+def timeline_reader(caller: CurrentUser) -> TimelineAudience:
+    """Whose view of the timeline ``caller`` reads: staff see every entry (their own
+    orders' too), a customer only the entries written for customers."""
+    return TimelineAudience.STAFF if caller.is_staff else TimelineAudience.CUSTOMER
 
 
 async def visible_order(service: OrderService, order_id: str, caller: CurrentUser) -> Order:
@@ -119,7 +126,11 @@ async def place_order(
     service = order_service(state, session)
     # A new order is rendered from what was just written; an order already placed for
     # this cart is read.
-    public = service.placed(order) if start is not None else await service.public(order)
+    public = (
+        service.placed(order)
+        if start is not None
+        else await service.public(order, timeline_reader(caller))
+    )
     # The tag a client long-polls from (GET with If-None-Match and Prefer: wait).
     response.headers["ETag"] = order_etag(public)
     return public
@@ -177,12 +188,18 @@ async def get_order(
     (`out_of_stock`, `payment_declined`, `payment_action_timeout`, `cart_empty`, …).
     Someone else's order answers 404 (staff see every order).
 
-    Every answer carries an `ETag`. With `If-None-Match: <etag>` an unchanged order
-    answers 304 Not Modified. Add `Prefer: wait=N` (N seconds, at most 30) to wait for a
-    change instead: the answer is the 200 with the new order and ETag as soon as the
-    order changes (its status, a timeline entry, its payment or a parcel), or 304 once N
-    seconds pass without a change; `Preference-Applied: wait=N` says the wait was
-    honoured.
+    Each timeline entry says whom it is for in `audience`: the customer reads only the
+    `customer` entries (status changes, parcels, refunds, returns); staff read every
+    entry, the `staff` ones too (a compensation that ran, units to count in by hand,
+    the payment provider unreachable, fulfilment holds, staff decisions).
+
+    Every answer carries an `ETag`, of the order as the caller sees it: a staff-only
+    entry changes staff's ETag, not the customer's (nor wakes the customer's wait). With
+    `If-None-Match: <etag>` an unchanged order answers 304 Not Modified. Add
+    `Prefer: wait=N` (N seconds, at most 30) to wait for a change instead: the answer is
+    the 200 with the new order and ETag as soon as the order changes (its status, a
+    timeline entry, its payment or a parcel), or 304 once N seconds pass without a
+    change; `Preference-Applied: wait=N` says the wait was honoured.
 
     `until=confirmed` (statuses, comma-separated) narrows the wait to the statuses the
     client waits for: it answers 200 once the order is in one of them or settled
@@ -205,10 +222,12 @@ async def get_order(
         # Waiting holds no database connection; the watch reads in sessions of its own.
         await release_connection(session)
         response.headers["Preference-Applied"] = f"wait={wait:g}"
-        now = await state.order_watch.wait_for_change(order.id, known or (), wait, statuses)
+        now = await state.order_watch.wait_for_change(
+            order.id, timeline_reader(caller), known or (), wait, statuses
+        )
         public, etag = now.order, now.etag
     else:
-        public = await service.public(order)
+        public = await service.public(order, timeline_reader(caller))
         etag = order_etag(public)
     response.headers["ETag"] = etag
     if matches(etag, known):
@@ -259,7 +278,7 @@ async def cancel_order(
     answer = await cancellation.cancel(order, body.reason if body else None)
     if answer.underway:
         response.status_code = status.HTTP_202_ACCEPTED  # accepted; still undoing
-    return await service.public(answer.order)
+    return await service.public(answer.order, timeline_reader(caller))
 
 
 @router.get(
@@ -304,7 +323,8 @@ async def refund_order(
     amount ending in 0; nothing is refunded); 503 `payment_unavailable` if Stripe cannot
     be reached or its answer was lost (nothing is recorded; try again with the same
     `Idempotency-Key`).
-    Writes `payment.refunded` and a timeline entry.
+    Writes `payment.refunded` and a timeline entry. The answer is the order as staff
+    see it: every timeline entry, the staff-only ones too.
 
     Send an `Idempotency-Key`: Stripe's refund is keyed by it, so a retry with the same
     key repeats the refund (made once, however often its answer was lost) and a new key
@@ -330,7 +350,7 @@ async def refund_order(
         staff_id=caller.user.id,
         request_key=idempotency_key,
     )
-    return await service.public(order)
+    return await service.public(order, TimelineAudience.STAFF)
 
 
 @router.get(

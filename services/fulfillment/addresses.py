@@ -21,7 +21,7 @@ from core.errors import Conflict
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
 from models.fulfillment import Shipment, ShipmentStatus
-from models.orders import ShippingAddress
+from models.orders import ShippingAddress, TimelineAudience
 from models.workflow_starts import WorkflowStart
 from services.addresses import clean_shipping_address
 from services.fulfillment.repository import FulfillmentRepository
@@ -87,6 +87,8 @@ class ShipmentAddresses:
                 "refused": view.problem,
                 "address": _stored(address),
             },
+            # The customer's own address changed: theirs to see.
+            audience=TimelineAudience.CUSTOMER,
         )
         retry = await ShipmentWorkflows.request_retry_label(
             self.session, shipment.id, correction_id

@@ -23,7 +23,7 @@ from models.fulfillment import (
     ShipmentLine,
     ShipmentStatus,
 )
-from models.orders import Order
+from models.orders import Order, TimelineAudience
 from services.fulfillment.progress import FulfillmentProgress
 from services.fulfillment.repository import FulfillmentRepository
 from services.order_repository import OrderRepository
@@ -107,6 +107,7 @@ class FulfillmentService:
                 order.status,
                 "fulfilment order opened",
                 {"fulfillmentId": draft.id, "priority": priority, "priorityLevel": level},
+                audience=TimelineAudience.STAFF,
             )
             # Just inserted: nothing to read back (issue #15, two statements per order);
             # the lines' ids were made in this order, the order ``lines`` reads them in.
@@ -194,6 +195,7 @@ class FulfillmentService:
                 "shipmentId": shipment.id,
                 "lines": [{"orderLineId": k, "quantity": v} for k, v in wanted.items()],
             },
+            audience=TimelineAudience.CUSTOMER,
         )
         return await self._created(shipment, fulfillment)
 
@@ -227,7 +229,12 @@ class FulfillmentService:
         order = await self.orders.require(fulfillment.order_id)
         entry = {"fulfillmentId": fulfillment.id, "reason": reason}
         if key is not None and not await self.orders.add_event(
-            order.id, order.status, "fulfilment on hold", entry, key=key
+            order.id,
+            order.status,
+            "fulfilment on hold",
+            entry,
+            audience=TimelineAudience.STAFF,
+            key=key,
         ):
             return FulfillmentChange(status=fulfillment.status, changed=False)
         fulfillment.hold_reason = reason
@@ -235,7 +242,9 @@ class FulfillmentService:
         self.repo.stage(fulfillment)
         fulfillment = await self.progress.refresh(fulfillment.id)
         if key is None:
-            await self.orders.add_event(order.id, order.status, "fulfilment on hold", entry)
+            await self.orders.add_event(
+                order.id, order.status, "fulfilment on hold", entry, audience=TimelineAudience.STAFF
+            )
         await publish(
             self.session,
             EventType.FULFILLMENT_ON_HOLD,
@@ -263,7 +272,11 @@ class FulfillmentService:
         fulfillment = await self.progress.refresh(fulfillment.id)
         order = await self.orders.require(fulfillment.order_id)
         await self.orders.add_event(
-            order.id, order.status, "fulfilment released", {"fulfillmentId": fulfillment.id}
+            order.id,
+            order.status,
+            "fulfilment released",
+            {"fulfillmentId": fulfillment.id},
+            audience=TimelineAudience.STAFF,
         )
         return FulfillmentChange(status=fulfillment.status, changed=True)
 
@@ -309,6 +322,8 @@ class FulfillmentService:
             order.status,
             "fulfilment cancelled",
             {"fulfillmentId": fulfillment.id, "reason": reason, "shipmentIds": cancelled},
+            # The customer's entry is the order's own cancellation (a status change).
+            audience=TimelineAudience.STAFF,
         )
         await self.session.flush()
         return FulfillmentCancelled(cancelled_shipments=cancelled, status=fulfillment.status)

@@ -47,6 +47,7 @@ from models.fulfillment import (
     ShipmentLabel,
     ShipmentStatus,
 )
+from models.orders import TimelineAudience
 from services.fulfillment.progress import FulfillmentProgress
 from services.fulfillment.repository import FulfillmentRepository
 from services.fulfillment.status import shipment_can_move
@@ -186,6 +187,7 @@ class ShipmentService:
                     "trackingCode": label.tracking_code,
                     "trackingUrl": label.tracking_url,
                 },
+                audience=TimelineAudience.CUSTOMER,
             )
             await publish(
                 session,
@@ -266,6 +268,9 @@ class ShipmentService:
                 order.status,
                 f"parcel {shipment.id} cancelled; its label was refunded",
                 {"shipmentId": shipment.id, "trackingCode": shipment.tracking_code},
+                # The label's refund is the shop's business; the parcel's status shows
+                # the customer it is cancelled.
+                audience=TimelineAudience.STAFF,
             )
             return True
 
@@ -288,6 +293,7 @@ class ShipmentService:
                     "trackingCode": shipment.tracking_code,
                     "refused": refused.code,
                 },
+                audience=TimelineAudience.STAFF,
                 # Nothing else changes here: a retry of the step (its answer lost) would
                 # say it again.
                 key=f"label-kept:{shipment.id}",

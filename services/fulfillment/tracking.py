@@ -27,6 +27,7 @@ from core.outbox import publish
 from integrations.shipping.provider import CarrierStatus, TrackerState, TrackingDetail
 from models.base import utcnow
 from models.fulfillment import Fulfillment, Shipment, ShipmentStatus, TrackingEvent
+from models.orders import TimelineAudience
 from services.fulfillment.progress import FulfillmentProgress
 from services.fulfillment.repository import FulfillmentRepository
 from services.fulfillment.status import FINAL_SHIPMENT_STATUSES, shipment_can_move
@@ -148,6 +149,7 @@ class ShipmentTracking:
                     "location": detail.location,
                     "occurredAt": detail.occurred_at.isoformat(),
                 },
+                audience=TimelineAudience.CUSTOMER,
             )
         latest = tracker.details[-1] if tracker.details else None
         return RecordedUpdate(
@@ -213,6 +215,9 @@ class ShipmentTracking:
                     "quietSince": quiet_since.isoformat(),
                     "stallHours": stall_hours,
                 },
+                # An alarm for staff to chase the carrier; the parcel's own tracking is
+                # what the customer follows.
+                audience=TimelineAudience.STAFF,
             )
             await publish(
                 session,

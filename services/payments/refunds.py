@@ -14,7 +14,7 @@ from core.events import EventType
 from core.money import Money
 from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway, PaymentRejected, RefundResult
-from models.orders import Order, Payment
+from models.orders import Order, Payment, TimelineAudience
 from services.payments.repository import PaymentRepository
 from services.payments.states import apply_state, idempotency_key, refund_balance
 
@@ -179,6 +179,7 @@ async def refund(
             order,
             f"refunded {Money(own, payment.currency).format()}",
             {"refundId": result.refund_id, "reason": reason, **origin},
+            audience=TimelineAudience.CUSTOMER,
         )
     if failure is not None:
         # Recorded as made above (its key spent: the next staff refund counts it), and as
@@ -327,4 +328,6 @@ async def _announce_lost(
         order,
         f"refunded {Money(amount, payment.currency).format()} (a refund whose answer was lost)",
         {"unrecorded": True, **origin},
+        # Money the customer got back, however its answer was lost.
+        audience=TimelineAudience.CUSTOMER,
     )

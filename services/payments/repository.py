@@ -14,7 +14,14 @@ from sqlmodel.sql.expression import SelectOfScalar
 from core.db import locked
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
-from models.orders import Order, OrderEvent, Payment, PaymentEvent, PaymentStatus
+from models.orders import (
+    Order,
+    OrderEvent,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+    TimelineAudience,
+)
 
 
 class PaymentRepository:
@@ -163,10 +170,19 @@ class PaymentRepository:
         )
         return int(result.one())
 
-    def order_timeline(self, order: Order, message: str, data: dict[str, Any]) -> None:
-        """A payment entry on the order's timeline, at the order's current status."""
+    def order_timeline(
+        self, order: Order, message: str, data: dict[str, Any], *, audience: TimelineAudience
+    ) -> None:
+        """A payment entry on the order's timeline for ``audience``, at the order's
+        current status."""
         self.session.add(
-            OrderEvent(order_id=order.id, status=order.status, message=message, data=data)
+            OrderEvent(
+                order_id=order.id,
+                status=order.status,
+                message=message,
+                data=data,
+                audience=audience,
+            )
         )
 
     async def webhook_seen_first_time(

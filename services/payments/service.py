@@ -24,7 +24,7 @@ from integrations.payments.gateway import (
     PaymentUnavailable,
     RefundResult,
 )
-from models.orders import Order, OrderStatus, Payment
+from models.orders import Order, OrderStatus, Payment, TimelineAudience
 from services.analytics import AnalyticsRecorder
 from services.orders import OrderService
 from services.payments.refunds import announce_refund, refund_failure
@@ -73,6 +73,7 @@ class PaymentService:
                 f"waiting for the payment provider: it cannot be reached; the payment is "
                 f"tried again for up to {budget:g} s, the stock held meanwhile",
                 {"reason": exc.detail},
+                audience=TimelineAudience.STAFF,
                 key="payment-provider-unreachable",
             )
 

@@ -21,7 +21,7 @@ from integrations.shipping.provider import (
     ShippingProvider,
 )
 from models.base import utcnow
-from models.orders import Order
+from models.orders import Order, TimelineAudience
 from models.returns import ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
 from services.returns.lifecycle import announced
@@ -92,6 +92,7 @@ class ReturnLabels:
                     "autoApproved": auto,
                     "by": staff_id,
                 },
+                audience=TimelineAudience.CUSTOMER,
             )
             await publish(session, EventType.RETURN_APPROVED, order_id, payload)
             return ReturnStatus.APPROVED
@@ -131,6 +132,7 @@ class ReturnLabels:
                 request,
                 "return declined",
                 {"reason": reason, "by": staff_id},
+                audience=TimelineAudience.CUSTOMER,
             )
             await publish(session, EventType.RETURN_DECLINED, order_id, payload)
             return ReturnStatus.DECLINED
@@ -157,6 +159,7 @@ class ReturnLabels:
                 request,
                 "return cancelled: not sent back in time",
                 {"shipBy": request.ship_by.isoformat() if request.ship_by else None},
+                audience=TimelineAudience.CUSTOMER,
             )
             await publish(session, EventType.RETURN_CANCELLED, order_id, payload)
             return ReturnStatus.CANCELLED

@@ -19,7 +19,7 @@ from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway
 from models.base import utcnow
 from models.inventory import MAX_STOCK
-from models.orders import Payment
+from models.orders import Payment, TimelineAudience
 from models.returns import SHOP_FAULT_REASONS, ReturnLine, ReturnRequest, ReturnStatus
 from services import payments
 from services.inventory.stock import StockService, not_put_back_note
@@ -144,6 +144,7 @@ class ReturnSteps:
                     },
                     "by": staff_id,
                 },
+                audience=TimelineAudience.CUSTOMER,
                 notes=[
                     (
                         f"return {request.id}, stock of {lines[line_id].product_id}: "
@@ -300,6 +301,7 @@ class ReturnSteps:
             request,
             f"return refunded: {Money(amount, request.currency).format()}",
             {"amount": amount, "currency": request.currency, "refundId": request.refund_id},
+            audience=TimelineAudience.CUSTOMER,
         )
         await publish(session, EventType.RETURN_REFUNDED, order_id, payload)
 
@@ -373,6 +375,8 @@ class ReturnSteps:
                 "note": note,
                 "by": staff_id,
             },
+            # A staff decision; what the customer got back is the refund's own entry.
+            audience=TimelineAudience.STAFF,
         )
         await publish(session, EventType.RETURN_REFUNDED, order_id, payload)
 
@@ -431,16 +435,26 @@ async def announced(
     message: str,
     data: dict[str, Any],
     *,
+    audience: TimelineAudience,
     notes: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> tuple[str, dict[str, Any]]:
     """The order id and payload of a return's event (with what its email needs), and
-    the order's timeline entry, then one per ``notes`` (a message and its data: what
-    staff have to see, as units not put back on hand); the caller publishes it."""
+    the order's timeline entry for ``audience``, then a staff-only one per ``notes`` (a
+    message and its data: what staff have to see, as units not put back on hand); the
+    caller publishes it."""
     orders = OrderRepository(session)
     order = await orders.require(request.order_id)
-    await orders.add_event(order.id, order.status, message, {"returnId": request.id})
+    await orders.add_event(
+        order.id, order.status, message, {"returnId": request.id}, audience=audience
+    )
     for note, noted in notes:
-        await orders.add_event(order.id, order.status, note, {"returnId": request.id, **noted})
+        await orders.add_event(
+            order.id,
+            order.status,
+            note,
+            {"returnId": request.id, **noted},
+            audience=TimelineAudience.STAFF,
+        )
     return order.id, {
         "returnId": request.id,
         "orderId": order.id,

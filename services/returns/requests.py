@@ -21,7 +21,7 @@ from core.outbox import publish
 from core.settings import Settings
 from models.base import utcnow
 from models.fulfillment import ShipmentStatus
-from models.orders import Order, OrderLine
+from models.orders import Order, OrderLine, TimelineAudience
 from models.returns import (
     ReturnCreate,
     ReturnLine,
@@ -180,7 +180,11 @@ class ReturnService:
             },
         )
         await self.orders.add_event(
-            order.id, order.status, "return requested", {"returnId": request.id}
+            order.id,
+            order.status,
+            "return requested",
+            {"returnId": request.id},
+            audience=TimelineAudience.CUSTOMER,
         )
 
     async def delivered(self, order_id: str) -> dict[str, Delivered]:

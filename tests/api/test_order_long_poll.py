@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db import create_session_factory, transaction
 from core.notifications import ChannelListener
 from core.settings import Settings
-from models.orders import Order, OrderStatus
+from models.orders import Order, OrderStatus, TimelineAudience
 from services.analytics import AnalyticsRecorder
 from services.order_repository import OrderRepository
 from services.orders import OrderService
@@ -50,7 +50,9 @@ async def placed_order(engine: AsyncEngine, user: dict[str, Any]) -> str:
         )
         session.add(order)
         await session.flush()
-        await OrderRepository(session).add_event(order.id, OrderStatus.PENDING, "placed", {})
+        await OrderRepository(session).add_event(
+            order.id, OrderStatus.PENDING, "placed", {}, audience=TimelineAudience.CUSTOMER
+        )
         return order.id
 
 
@@ -269,6 +271,21 @@ async def test_a_lost_notification_is_made_good_when_the_listener_reconnects(
     assert changes.deliveries == delivered + 2
 
 
+async def streaming_from_placed(
+    client: httpx.AsyncClient, app: FastAPI, order_id: str, headers: dict[str, str]
+) -> asyncio.Task[httpx.Response]:
+    """The order's event stream resumed from the state the client has (its placed state:
+    not sent again), once it follows the order."""
+    url = f"/api/orders/{order_id}"
+    placed_tag = (await client.get(url, headers=headers)).headers["etag"].strip('"')
+    changes = await listening(app)
+    streaming = asyncio.create_task(
+        client.get(f"{url}/events", headers=headers | {"Last-Event-ID": placed_tag})
+    )
+    await until(lambda: changes.watching(order_id, idle=True) == 1, "the stream follows the order")
+    return streaming
+
+
 def _events(body: str) -> list[dict[str, str]]:
     events = []
     for block in body.split("\r\n\r\n" if "\r\n" in body else "\n\n"):
@@ -288,13 +305,7 @@ async def test_the_event_stream_resumes_after_last_event_id_and_stops_when_settl
     user, headers = await signed_up(client)
     order_id = await placed_order(engine, user)
     url = f"/api/orders/{order_id}"
-    placed_tag = (await client.get(url, headers=headers)).headers["etag"].strip('"')
-    changes = await listening(app)
-    # Resuming from the state the client has: that state is not sent again.
-    streaming = asyncio.create_task(
-        client.get(f"{url}/events", headers=headers | {"Last-Event-ID": placed_tag})
-    )
-    await until(lambda: changes.watching(order_id, idle=True) == 1, "the stream follows the order")
+    streaming = await streaming_from_placed(client, app, order_id, headers)
     for status in (OrderStatus.RESERVED, OrderStatus.CONFIRMED, OrderStatus.FULFILLMENT_QUEUED):
         await move(engine, settings, order_id, status)
     answer = await streaming  # ends by itself: the order settled

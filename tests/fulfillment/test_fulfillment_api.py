@@ -289,7 +289,10 @@ async def test_a_queued_order_cancelled_onto_full_stock_ends_its_units_not_put_b
         f"stock of {item['id']}: 2 not put back on hand: it would pass the most a product "
         "holds (2,147,483,647); count them in by hand (an adjustment) once there is room"
     )
-    [entry] = [e for e in done["timeline"] if e["message"] == note]
+    assert note not in [e["message"] for e in done["timeline"]]  # the customer's
+    ledger = (await http.get(f"/api/orders/{order['id']}", headers=staff)).json()
+    [entry] = [e for e in ledger["timeline"] if e["message"] == note]
+    assert entry["audience"] == "staff"
     assert entry["data"] == {"productId": item["id"], "notPutBack": 2, "limit": MAX_STOCK}
     level = await stock(http, staff, item["id"])
     assert (level["onHand"], level["reserved"]) == (MAX_STOCK - 1, 0)

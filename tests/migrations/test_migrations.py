@@ -203,3 +203,123 @@ def test_the_breakdown_columns_are_backfilled_and_taken_away(scratch_database: s
     again = asyncio.run(read())
     assert again["unfilled"] == 0
     assert again["ae_zz_down"] == ("new", None, None)
+
+
+def test_the_timeline_audience_is_backfilled_and_taken_away(scratch_database: str) -> None:
+    """a7c0de140027 marks the entries a staff-only writer words as staff's (stock released,
+    units not put back, provider trouble, fulfilment steps, a parcel's label refunded or
+    kept, a stall, a staff settlement, a refund failed at Stripe) and leaves every other
+    one for the customer, as it was; down, the column goes."""
+    upgrade(scratch_database, "a7c0de140026")
+    url = _plain(scratch_database, urlsplit(scratch_database).path[1:])
+    entries = {
+        # id: (message, data, key, audience after the upgrade)
+        "oe_placed": ("order placed", "{}", None, "customer"),
+        "oe_released": ("stock released", '{"products": 2}', None, "staff"),
+        "oe_overflow": (
+            "stock of prod_1: 3 not put back on hand",
+            '{"notPutBack": 3}',
+            None,
+            "staff",
+        ),
+        "oe_waiting": (
+            "waiting for the payment provider: it cannot be reached",
+            "{}",
+            "payment-provider-unreachable",
+            "staff",
+        ),
+        "oe_opened": ("fulfilment order opened", '{"fulfillmentId": "ful_1"}', None, "staff"),
+        "oe_held": ("fulfilment on hold", '{"reason": "fraud check"}', "hold:1", "staff"),
+        "oe_voided": ("parcel shp_1 cancelled; its label was refunded", "{}", None, "staff"),
+        "oe_kept": (
+            "parcel shp_1 not cancelled: the carrier has scanned its label",
+            "{}",
+            "label-kept:shp_1",
+            "staff",
+        ),
+        "oe_stalled": (
+            "parcel shp_1 delayed: no carrier update for 48 h",
+            '{"stallHours": 48}',
+            None,
+            "staff",
+        ),
+        "oe_corrected": (
+            "parcel shp_1: shipping address corrected, label to be tried again",
+            '{"correctionId": "adc_1"}',
+            None,
+            "customer",
+        ),
+        "oe_settled": ("return settled by staff: $5.00 refunded of $9.00", "{}", None, "staff"),
+        "oe_bounced": (
+            "refund re_1 failed at Stripe (lost_or_stolen_card): $5.00 not refunded",
+            "{}",
+            None,
+            "staff",
+        ),
+        "oe_shipped": (
+            "parcel shp_1 shipped with USPS Priority",
+            '{"trackingCode": "94"}',
+            None,
+            "customer",
+        ),
+        "oe_tracked": (
+            "parcel shp_1: delivered",
+            '{"carrierStatus": "delivered"}',
+            None,
+            "customer",
+        ),
+        "oe_refunded": ("refunded $5.00", '{"refundId": "re_2"}', None, "customer"),
+        "oe_return": ("return refunded: $5.00", "{}", None, "customer"),
+    }
+
+    async def fill() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            # Timeline rows alone: their order's row (and its trigger's notice) is beside
+            # the point here.
+            await conn.execute("SET session_replication_role = replica")
+            for entry_id, (message, data, key, _) in entries.items():
+                await conn.execute(
+                    "INSERT INTO order_events (id, order_id, status, message, data, key, "
+                    "created_at) VALUES ($1, 'ord_1', 'confirmed', $2, $3::jsonb, $4, now())",
+                    entry_id,
+                    message,
+                    data,
+                    key,
+                )
+        finally:
+            await conn.close()
+
+    async def read() -> dict[str, str] | None:
+        conn = await asyncpg.connect(url)
+        try:
+            if not await conn.fetchval(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                "'order_events' AND column_name = 'audience'"
+            ):
+                return None
+            rows = await conn.fetch("SELECT id, audience FROM order_events")
+        finally:
+            await conn.close()
+        return {r["id"]: r["audience"] for r in rows}
+
+    async def refused() -> bool:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "UPDATE order_events SET audience = 'everyone' WHERE id = 'oe_placed'"
+            )
+        except asyncpg.CheckViolationError:
+            return True
+        finally:
+            await conn.close()
+        return False
+
+    asyncio.run(fill())
+    upgrade(scratch_database, "a7c0de140027")
+    assert asyncio.run(read()) == {k: v[3] for k, v in entries.items()}
+    assert asyncio.run(refused())
+    downgrade(scratch_database, "a7c0de140026")
+    assert asyncio.run(read()) is None
+    upgrade(scratch_database)
+    assert asyncio.run(read()) == {k: v[3] for k, v in entries.items()}

@@ -18,6 +18,7 @@ from core.settings import Settings
 from integrations.payments.stripe import StripeGateway
 from integrations.shipping.factory import build_shipping_provider
 from models.inventory import MAX_STOCK, StockLevel, StockMovement
+from models.orders import TimelineAudience
 from models.outbox import OutboxEvent
 from models.returns import ReturnLine, ReturnReason, ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
@@ -132,7 +133,7 @@ async def test_a_receive_step_onto_stock_filled_meanwhile_receives_and_notes_wha
         [movement] = (
             await session.exec(select(StockMovement).where(col(StockMovement.id) == movements[0]))
         ).all()
-        timeline = await OrderRepository(session).events(request.order_id)
+        timeline = await OrderRepository(session).events(request.order_id, TimelineAudience.STAFF)
     assert (movement.kind, movement.on_hand_delta, movement.reason) == (
         "return",
         0,
@@ -147,6 +148,7 @@ async def test_a_receive_step_onto_stock_filled_meanwhile_receives_and_notes_wha
         "notPutBack": 3,
         "limit": MAX_STOCK,
     }
+    assert entry.audience == TimelineAudience.STAFF  # the customer's reads leave it out
 
     assert await ActivityEnvironment().run(activities.receive, receive) == amount
     assert await _written(sessions, request) == (status, counted, stock, movements, events)

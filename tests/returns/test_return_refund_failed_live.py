@@ -87,11 +87,14 @@ async def test_a_return_whose_refund_failed_is_reopened_and_settled_with_a_new_r
     assert await refunded(http, intent["id"]) == OWED
     after = (await http.get(f"/api/orders/{order['id']}", headers=shopper.headers)).json()
     assert after["payment"]["amountRefunded"] == OWED
-    # The customer's timeline says it in money, not minor units ("2125 USD" was 21.25).
+    # Staff's timeline says it in money, not minor units ("2125 USD" was 21.25); the
+    # customer's has the refund, not the staff's settlement.
     owed = f"{OWED // 100}.{OWED % 100:02d} USD"
-    assert f"return settled by staff: {owed} refunded of {owed}" in [
-        e["message"] for e in after["timeline"]
-    ]
+    settlement = f"return settled by staff: {owed} refunded of {owed}"
+    assert settlement not in [e["message"] for e in after["timeline"]]
+    assert f"refunded {owed}" in [e["message"] for e in after["timeline"]]
+    ledger = (await http.get(f"/api/orders/{order['id']}", headers=staff)).json()
+    assert settlement in [e["message"] for e in ledger["timeline"]]
 
     # The settlement's refund fails too: settled again with the same amount, it is a new
     # refund (its key names the failed one), not Stripe's answer about the failed one.
