@@ -43,15 +43,21 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 SECRET_QUERY_PARAMETERS = frozenset({"ticket"})
 
 
-# HTTP's methods; a span of any other is named ``HTTP`` (the semantic conventions, as
-# FastAPI names it), so that no client picks its spans' names.
-_SPAN_METHODS = frozenset(
+# HTTP's methods. A request's method is any token its client sends: any other names its
+# span ``HTTP`` (the semantic conventions, as FastAPI names it) and is counted as
+# ``_OTHER`` (the conventions' value), so that no client picks its spans' names or adds
+# series to the request metrics.
+_KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
 )
 
 
 def _span_method(method: str) -> str:
-    return method if method in _SPAN_METHODS else "HTTP"
+    return method if method in _KNOWN_METHODS else "HTTP"
+
+
+def _metric_method(method: str) -> str:
+    return method if method in _KNOWN_METHODS else "_OTHER"
 
 
 def current_request_id(request: Request) -> str | None:
@@ -243,8 +249,9 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             read_route()
             label = route or UNMATCHED
-            self.metrics.requests.labels(method, label, str(status)).inc()
-            self.metrics.latency.labels(method, label).observe(elapsed)
+            counted_as = _metric_method(method)
+            self.metrics.requests.labels(counted_as, label, str(status)).inc()
+            self.metrics.latency.labels(counted_as, label).observe(elapsed)
             log.info(
                 "%s %s %s",
                 method,

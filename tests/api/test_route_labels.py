@@ -101,6 +101,18 @@ async def test_a_path_no_route_matches_is_unmatched_never_itself(
     assert not [key for key in samples if "no-such-thing" in key[1]]
 
 
+async def test_a_method_http_does_not_define_is_counted_as_other_never_itself(
+    client: httpx.AsyncClient,
+) -> None:
+    # The method is the client's to choose (any token): counted as itself, each would be
+    # a series of its own, as many as a client cares to send.
+    for n in range(3):
+        assert (await client.request(f"BREW{n}", "/api/products")).status_code == 405
+    samples = await counted(client)
+    assert samples[("_OTHER", "/api/products", "405")] == 3
+    assert not [key for key in samples if key[0].startswith("BREW")]
+
+
 async def test_a_request_span_is_named_after_the_route_its_path_matched(
     settings: Settings, make_client: MakeClient
 ) -> None:
