@@ -268,6 +268,9 @@ class CartService:
             user_id=cart.user_id,
             session_id=cart.id,
             properties={"productId": product_id, "quantity": quantity, "price": product.price},
+            # The erasure does not rewrite the cart's row: nothing else makes it wait for
+            # this event, which its subscriber must see to erase.
+            hold_account=True,
         )
         await self.carts.touch(cart.id)
 

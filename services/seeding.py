@@ -217,9 +217,15 @@ class CollectingRecorder(AnalyticsRecorder):
         user_id: str | None = None,
         session_id: str | None = None,
         properties: dict[str, Any] | None = None,
+        hold_account: bool = False,
     ) -> AnalyticsEvent | None:
         row = await super().track(
-            session, event, user_id=user_id, session_id=session_id, properties=properties
+            session,
+            event,
+            user_id=user_id,
+            session_id=session_id,
+            properties=properties,
+            hold_account=hold_account,
         )
         if row is not None:
             self.rows.append(row)

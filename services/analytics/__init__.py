@@ -141,17 +141,25 @@ class AnalyticsRecorder:
         user_id: str | None = None,
         session_id: str | None = None,
         properties: dict[str, Any] | None = None,
+        hold_account: bool = False,
     ) -> AnalyticsEvent | None:
+        """The event, in the caller's transaction. ``hold_account``: the account is
+        share-locked to the commit (``erased_accounts(hold=True)``), for a caller that
+        holds no row the erasure rewrites (a cart's event): otherwise an erasure could
+        commit, and its ``user.deleted`` subscriber run, between this read and the
+        commit, and the event keep the account's id. A caller holding the account's
+        order row must not (the erasure, holding the account, waits for that row: a
+        deadlock); the plain read is enough for it (below)."""
         if not self.enabled:
             return None
         event_id = new_id(IdPrefix.ANALYTICS)
         repository = AnalyticsRepository(session)
-        if user_id and await repository.erased_accounts([user_id]):
+        if user_id and await repository.erased_accounts([user_id], hold=hold_account):
             # An order or a payment of an erased account goes on (3-D Secure answered
             # late, a webhook): its events still count, for nobody (the event alone, as
             # an event with no visitor does). Not for the account, whose analytics its
             # erasure already moved to a pseudonym, nor its cart (``session_id``), which
-            # names the account. A plain read, not a hold: the order's (or cart's) row,
+            # names the account. Without ``hold_account`` a plain read: the order's row,
             # locked by the caller before this, is also rewritten by the erasure, which
             # therefore commits before this read or after this transaction.
             user_id = session_id = None
