@@ -11,8 +11,11 @@ span ``ScheduledRun:{workflow type}`` (``UntracedStart:{workflow type}`` when no
 started it) is recorded once, by the run's first workflow task, and every workflow task
 (a replay on another worker too) puts the run's workflow spans (``RunWorkflow``,
 ``StartActivity``, …), and so its activities, under that root: its ids are derived from
-the run id, and nothing is stored in the run's history. A run whose start carried a trace
-(a request's, an event delivery's) is traced as before, in that trace.
+the run id, and nothing is stored in the run's history. A run an operator reset (a new run
+id, its history the reset one's up to the reset point) goes on in the trace of the run it
+was reset from (Temporal's ``original_execution_run_id``), under that run's root: its own
+first task is replayed, so it would record none. A run whose start carried a trace (a
+request's, an event delivery's) is traced as before, in that trace.
 """
 
 from __future__ import annotations
@@ -44,12 +47,15 @@ SCHEDULED_BY = SearchAttributeKey.for_keyword("TemporalScheduledById")
 class UntracedRun:
     workflow_type: str
     workflow_id: str
+    # The run whose trace this is: the run itself, or for a run reset by an operator the
+    # run it was reset from (whose first task recorded the root).
     run_id: str
     schedule_id: str | None
     time_ns: int
     # The run's first workflow task (not a replay of the run's history: a worker that lost
-    # the run from its cache, or took it over): the root span is recorded now (again if that
-    # task failed and runs again, as the SDK's own RunWorkflow span is).
+    # the run from its cache, or took it over), and not a reset run's: the root span is
+    # recorded now (again if that task failed and runs again, as the SDK's own RunWorkflow
+    # span is).
     first_task: bool
 
 
@@ -102,13 +108,15 @@ class _RunTracingInboundInterceptor(TracingWorkflowInboundInterceptor):
         # starts here, before any of its spans is made.
         if not self._load_workflow_context_carrier():
             info = workflow.info()
+            # A reset keeps the run's started event, and with it the first run's id here.
+            traced_as = info.original_execution_run_id or info.run_id
             run = UntracedRun(
                 workflow_type=info.workflow_type,
                 workflow_id=info.workflow_id,
-                run_id=info.run_id,
+                run_id=traced_as,
                 schedule_id=info.typed_search_attributes.get(SCHEDULED_BY),
                 time_ns=workflow.time_ns(),
-                first_task=not workflow.unsafe.is_replaying(),
+                first_task=traced_as == info.run_id and not workflow.unsafe.is_replaying(),
             )
             self._workflow_context_carrier = workflow.extern_functions()[_RUN_TRACE](run)
         return await super().execute_workflow(input)

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     Schedule,
@@ -31,6 +32,7 @@ from core.telemetry import ProcessRole, current_trace_id, tracing_for
 from temporal.client import client_interceptors
 from temporal.sandbox import workflow_runner
 from tests.otlp_receiver import OtlpReceiver, otlp_receiver
+from tests.workflows.fulfillment_resets import reset
 from workflows.maintenance import OutboxPruneWorkflow
 from workflows.types.pruning import (
     OUTBOX_PRUNE_WORKFLOW,
@@ -267,3 +269,37 @@ async def test_without_an_exporter_a_scheduled_runs_steps_carry_its_trace_id(
         run_id, result = await run_from_a_schedule(temporal_client, task_queue)
     assert result.batches == 3
     assert batches.trace_ids == [uuid.UUID(run_id).hex] * 3
+
+
+async def test_a_reset_run_goes_on_in_its_runs_trace(worker: TracedWorker) -> None:
+    """An operator resets an untraced run past its first workflow task: the reset run (a
+    new run id) replays that task, so records no root; its spans are under the root the
+    run it was reset from recorded, in that run's trace, none an orphan."""
+    workflow_id = f"prune-{uuid.uuid4().hex[:8]}"
+    run = await worker.client.start_workflow(
+        OUTBOX_PRUNE_WORKFLOW,
+        PruneInput(batch_size=10),
+        id=workflow_id,
+        task_queue=worker.task_queue,
+        execution_timeout=timedelta(minutes=1),
+    )
+    assert PruneResult.model_validate(await run.result()).batches == 3
+    assert run.result_run_id is not None
+    first_run = run.result_run_id
+    completed = [
+        e.event_id
+        async for e in run.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    ]
+    # Back to the task that took the first batch's result: the second batch is run again.
+    await reset(worker.client, workflow_id, completed[1])
+    reset_run = worker.client.get_workflow_handle(workflow_id)
+    assert PruneResult.model_validate(await reset_run.result()).batches == 2
+    reset_run_id = (await reset_run.describe()).run_id
+    assert reset_run_id != first_run
+    spans = worker.of_run(reset_run_id)
+    assert [s for s in spans if s.name == "RunActivity:events.prune_outbox_batch"], spans
+    recorded = {s.context.span_id for s in worker.spans.get_finished_spans() if s.context}
+    orphans = [s.name for s in spans if s.parent is None or s.parent.span_id not in recorded]
+    assert orphans == []
+    assert {s.context.trace_id for s in spans if s.context} == {uuid.UUID(first_run).int}
