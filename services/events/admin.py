@@ -82,13 +82,19 @@ class EventAdminRepository:
     async def deliveries(
         self, where: DeliveryFilter, *, offset: int, limit: int
     ) -> tuple[list[tuple[EventDelivery, OutboxEvent]], int]:
-        """Deliveries with their events, newest first."""
+        """Deliveries with their events, newest first; one event's (the same time and
+        seq) by subscriber, so that pages never repeat or skip a delivery."""
         conditions = _conditions(where)
         rows = await self.session.exec(
             select(EventDelivery, OutboxEvent)
             .join(OutboxEvent, col(OutboxEvent.id) == col(EventDelivery.event_id))
             .where(*conditions)
-            .order_by(col(EventDelivery.created_at).desc(), col(EventDelivery.seq).desc())
+            .order_by(
+                col(EventDelivery.created_at).desc(),
+                col(EventDelivery.seq).desc(),
+                col(EventDelivery.event_id),
+                col(EventDelivery.subscriber),
+            )
             .offset(offset)
             .limit(limit)
         )

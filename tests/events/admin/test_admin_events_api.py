@@ -92,6 +92,28 @@ async def test_dead_letters_are_listed_newest_first_filtered_and_paged(
     assert (bad.status_code, bad.json()["code"]) == (422, "validation_error")
 
 
+async def test_deliveries_of_one_instant_page_in_a_stable_order(
+    client: httpx.AsyncClient, staff: dict[str, str], seed: Seeder
+) -> None:
+    """One event's deliveries share its time and seq: the listing orders them by subscriber
+    too, so paging through them shows each once (a sort of ties alone may answer two
+    pages with one row, another never)."""
+    prefix = unique_subscriber("tie")
+    # Written in the reverse of the order they are listed in.
+    subscribers = [f"{prefix}_{n}" for n in range(7, -1, -1)]
+    row = await seed.event(deliveries=dict.fromkeys(subscribers, FAILED))
+    seen: list[str] = []
+    for page in range(1, 5):
+        answer = await client.get(
+            "/api/admin/events",
+            params={"aggregateId": row.aggregate_id, "limit": 2, "page": page},
+            headers=staff,
+        )
+        assert answer.status_code == 200, answer.text
+        seen += [item["subscriber"] for item in answer.json()["items"]]
+    assert seen == sorted(subscribers)
+
+
 async def test_an_event_with_all_its_deliveries(
     client: httpx.AsyncClient, staff: dict[str, str], seed: Seeder
 ) -> None:
