@@ -29,7 +29,7 @@ from services.stream_tickets import (
     StreamTicketWrongStream,
 )
 from services.tokens import AccessClaims, InvalidToken, TokenExpired, TokenRevoked
-from services.users import UserNotFound, UserRepository
+from services.users import AccountDeleted, UserNotFound, UserRepository
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/auth/login")
 
@@ -76,13 +76,13 @@ async def _identify_claims(
     await state.revocations.check(claims)
     user = await UserRepository(session).get(claims.user_id)
     if user is None:
-        raise Unauthenticated("this account no longer exists", code="account_deleted")
+        raise AccountDeleted("this account no longer exists")
     return Caller(user=user, claims=claims, ticket=ticket)
 
 
 @raises(
     Unauthenticated,
-    (Unauthenticated, "account_deleted"),
+    AccountDeleted,
     InvalidToken,
     TokenExpired,
     TokenRevoked,

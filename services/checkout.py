@@ -4,6 +4,13 @@ The order row, its first timeline entry and the workflow start are one transacti
 workflow is started after the commit (or by the relay if Temporal is briefly away), so a
 placed order is never lost and never started twice. The cart row is locked while its
 order is looked up, so one cart checked out twice concurrently yields one order.
+
+The account is held (``UserRepository.hold``, ``FOR SHARE``) from the start to the
+commit, before the cart is locked (an erasure locks the account first, then closes its
+cart): an erasure committing meanwhile waits for the order and then erases its email as
+it does older orders', and a placement reaching the account after an erasure committed
+is refused as a deleted account's token is (401 ``account_deleted``). The order's email
+and the address's default name are the held row's, never the caller's read before it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from services.carts import CartRepository
 from services.order_checks import CartEmpty
 from services.order_repository import OrderRepository
 from services.orders import PLACED_MESSAGE
+from services.users import AccountDeleted, UserRepository
 from temporal.clients.orders import OrderWorkflows
 from workflows.types.orders import OrderInput, StepPolicy
 
@@ -53,6 +61,10 @@ class Checkout:
     async def place(self, user: User, body: OrderCreate) -> tuple[Order, WorkflowStart | None]:
         """A pending order for the caller's cart and its workflow start; for a cart that
         already has a live order, that order (and no new start)."""
+        held = await UserRepository(self.session).hold(user.id)
+        if held is None:
+            raise AccountDeleted(f"account {user.id} was deleted")
+        user = held
         carts = CartRepository(self.session)
         cart = await carts.get(body.cart_id, lock=True)
         if cart is None or cart.user_id != user.id:

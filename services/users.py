@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from core.db import locked
-from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from core.events import EventType
 from core.outbox import publish
 from models.base import utcnow
@@ -65,6 +65,14 @@ class EmailTaken(Conflict):
 class UserNotFound(NotFound):
     code = "user_not_found"
     title = "No such user"
+
+
+class AccountDeleted(Unauthenticated):
+    """A signed-in caller whose account was erased (its access token still valid for
+    up to its 15 minutes), or was erased while its request ran."""
+
+    code = "account_deleted"
+    title = "This account no longer exists"
 
 
 class UserRepository:

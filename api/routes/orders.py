@@ -104,7 +104,9 @@ async def place_order(
     `cart_not_found`) and not empty (422 `cart_empty`); the address must be complete (422
     `invalid_address`, or 404 `address_not_found` for a `shippingAddressId`) and the
     payment method well formed (422). The rest (pricing, stock, payment) is done by
-    `OrderWorkflow`; follow it with `GET /api/orders/{id}`.
+    `OrderWorkflow`; follow it with `GET /api/orders/{id}`. An account deleted before
+    the order is written is refused as its token is (401 `account_deleted`); deleted
+    after, its order's email is erased with its other orders'.
 
     Send `expectedTotal`, the total the shopper was shown (the cart's, for this
     address), to be charged exactly that: priced otherwise, the order fails with

@@ -20,30 +20,22 @@ from sqlmodel import col, select
 from core.db import create_session_factory, transaction
 from core.settings import Settings
 from models.analytics import AnalyticsEvent
-from models.catalog import Product
 from services.analytics import AnalyticsRecorder, AnalyticsRepository
 from services.carts import CartService
-from services.inventory import StockService
-from tests.events.customers import create_customer
-from tests.events.erasure_race import Hold, delete_account, erase_while_held
+from tests.events.erasure_race import (
+    Hold,
+    customer_with_cart,
+    delete_account,
+    erase_while_held,
+)
 from tests.events.test_erasure_notification_race import _handle_user_deleted
-from tests.factories import unique_email, unique_slug
 
 
 async def test_a_cart_event_being_written_at_an_erasure_names_no_one(
     engine: AsyncEngine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sessions = create_session_factory(engine)
-    async with transaction(sessions) as session:
-        user = await create_customer(session, email=unique_email("cart-race"))
-        product = Product(
-            sku=unique_slug("sku"), name="Mug", slug=unique_slug("mug"), price=900, currency="USD"
-        )
-        session.add(product)
-        await session.flush()
-        await StockService(session).adjust(product.id, 5, "test stock")
-        carts = CartService(session, settings, AnalyticsRecorder(False))
-        owned = await carts.find_or_create(user.id, None)
+    user, product, owned = await customer_with_cart(sessions, settings, "cart-race")
     paused = Hold()
     erased_accounts = AnalyticsRepository.erased_accounts
 

@@ -8,10 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from core.db import create_session_factory
+from core.secrets import jwt_secret
+from core.settings import Settings
 from models.analytics import AnalyticsEvent
 from models.carts import Cart
 from models.outbox import OutboxEvent
 from models.users import Role
+from services.tokens import AccessTokens, new_session_id
 from tests.factories import (
     PASSWORD,
     ClientFactory,
@@ -145,6 +148,39 @@ async def test_deleting_an_account_anonymises_it_and_ends_its_sessions(
         assert row.password_hash.startswith("!")
         addresses = await session.exec(select(Address).where(Address.user_id == user["id"]))
         assert addresses.all() == []
+
+
+async def test_a_deleted_accounts_still_valid_token_neither_orders_nor_fills_a_cart(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    """An access token stays signed and unexpired for its 15 minutes after its account is
+    deleted. Another session's is revoked with the session (401 `token_revoked`); one whose
+    revocation is not known (say Redis lost it) finds the account deleted (401
+    `account_deleted`). Neither writes a cart or an order for the account."""
+    user, headers = await signed_up(client)
+    other = bearer(await login(client, email=user["email"]))
+    unrevoked, _ = AccessTokens(jwt_secret(settings), 900).issue(
+        user["id"], Role.CUSTOMER, new_session_id()
+    )
+    assert (await client.delete(f"/api/users/{user['id']}", headers=headers)).status_code == 204
+    order = {
+        "cartId": "cart_none",
+        "shippingAddress": _address() | {"country": "US"},
+        "paymentMethod": {"type": "card", "token": "pm_card_visa"},
+    }
+    for token, code in (
+        (other, "token_revoked"),
+        ({"Authorization": f"Bearer {unrevoked}"}, "account_deleted"),
+    ):
+        added = await client.post(
+            "/api/cart/items", headers=token, json={"productId": "prod_none", "quantity": 1}
+        )
+        assert (added.status_code, added.json()["code"]) == (401, code)
+        placed = await client.post("/api/orders", headers=token, json=order)
+        assert (placed.status_code, placed.json()["code"]) == (401, code)
+    async with create_session_factory(engine)() as session:
+        carts = await session.exec(select(Cart).where(Cart.user_id == user["id"]))
+        assert carts.all() == []
 
 
 async def test_registration_writes_its_events_with_the_user(

@@ -11,8 +11,15 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import SessionFactory, transaction
+from core.settings import Settings
+from models.catalog import Product
+from models.users import User
 from services.analytics import AnalyticsRecorder
+from services.carts import CartService, OwnedCart
+from services.inventory import StockService
 from services.users import UserService
+from tests.events.customers import create_customer
+from tests.factories import unique_email, unique_slug
 from tests.lock_waits import waiting_on_locks
 
 T = TypeVar("T")
@@ -28,6 +35,22 @@ class Hold:
     async def point(self) -> None:
         self.reached.set()
         await self.release.wait()
+
+
+async def customer_with_cart(
+    sessions: SessionFactory, settings: Settings, prefix: str
+) -> tuple[User, Product, OwnedCart]:
+    """An active account, its (empty) cart, and a product with five in stock, committed."""
+    async with transaction(sessions) as session:
+        user = await create_customer(session, email=unique_email(prefix))
+        product = Product(
+            sku=unique_slug("sku"), name="Mug", slug=unique_slug("mug"), price=900, currency="USD"
+        )
+        session.add(product)
+        await session.flush()
+        await StockService(session).adjust(product.id, 5, "test stock")
+        carts = CartService(session, settings, AnalyticsRecorder(False))
+        return user, product, await carts.find_or_create(user.id, None)
 
 
 async def delete_account(sessions: SessionFactory, user_id: str) -> None:
