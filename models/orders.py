@@ -400,10 +400,14 @@ class LineSnapshot(BaseModel):
 
 
 class OrderSnapshot(BaseModel):
-    """What validate-order fixed: whom it is for, the priced lines and the total."""
+    """What validate-order fixed: whom it is for (the account, by id), the priced lines
+    and the total."""
 
     order_id: str
     user_id: str
+    # Empty: kept in the workflow's history, out of an erasure's reach, the snapshot names
+    # no person (``services.order_snapshots``). Snapshots recorded before carry them,
+    # unused: the order's emails read the address and name when sent.
     email: str
     name: str
     currency: str

@@ -1,5 +1,11 @@
 """validate-order's result: the workflow's copy of a priced order (``OrderSnapshot``),
-built from the quote's lines, or on a repeat from the lines stored on the order."""
+built from the quote's lines, or on a repeat from the lines stored on the order.
+
+It names the account (``user_id``), never the person: an activity's result is kept in the
+workflow's history until the namespace's retention, where an erasure of the account does
+not reach. Its ``email`` and ``name`` are empty (the fields stay: a worker of an earlier
+release requires them); the order's emails read the address and name when they are
+sent, under the account's hold (``services.email_recipients``)."""
 
 from __future__ import annotations
 
@@ -17,12 +23,12 @@ def line_snapshot(line: QuoteLine) -> LineSnapshot:
     )
 
 
-def order_snapshot(order: Order, name: str, lines: list[LineSnapshot]) -> OrderSnapshot:
+def order_snapshot(order: Order, lines: list[LineSnapshot]) -> OrderSnapshot:
     return OrderSnapshot(
         order_id=order.id,
         user_id=order.user_id,
-        email=order.email,
-        name=name,
+        email="",
+        name="",
         currency=order.currency,
         total=order.total,
         lines=lines,

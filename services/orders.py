@@ -40,7 +40,6 @@ from services.order_checks import refuse_unchargeable
 from services.order_rendering import render_order
 from services.order_repository import OrderFilter, OrderRepository
 from services.order_snapshots import line_snapshot, order_snapshot
-from services.users import UserRepository
 
 # The first timeline entry of every order (``Checkout.place``).
 PLACED_MESSAGE = "order placed"
@@ -186,12 +185,10 @@ class OrderService:
         """validate-order: quote the cart for the order's address and keep that quote on
         the order (its lines and totals), once; a repeat returns the same snapshot."""
         order = await self.orders.require(order_id, lock=True)
-        user = await UserRepository(self.session).get(order.user_id)
-        name = user.name if user is not None else ""
         if order.priced_at is not None:
             lines = await self.orders.lines(order.id)
             return order_snapshot(
-                order, name, [LineSnapshot.model_validate(ln, from_attributes=True) for ln in lines]
+                order, [LineSnapshot.model_validate(ln, from_attributes=True) for ln in lines]
             )
         cart = await self.carts.get(order.cart_id, lock=True)
         if cart is None or cart.status != CartStatus.ACTIVE:
@@ -227,7 +224,7 @@ class OrderService:
                 "itemCount": sum(line.quantity for line in priced.lines),
             },
         )
-        return order_snapshot(order, name, [line_snapshot(line) for line in priced.lines])
+        return order_snapshot(order, [line_snapshot(line) for line in priced.lines])
 
     async def reservation_lines(self, order_id: str) -> list[ReservationLine]:
         return [

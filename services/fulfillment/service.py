@@ -338,8 +338,11 @@ def _opened(
         status=fulfillment.status,
         lines=[LineQuantity(order_line_id=ln.order_line_id, quantity=ln.quantity) for ln in stored],
         user_id=order.user_id,
-        email=order.email,
-        name=str(order.shipping_address.get("name") or order.email),
+        # Kept in the workflow's history (until the namespace's retention), where an
+        # erasure does not reach: no address, no name. Its cancellation email reads them
+        # when sent, under the account's hold (``services.email_recipients``).
+        email="",
+        name="",
         total=order.total,
         currency=order.currency,
     )

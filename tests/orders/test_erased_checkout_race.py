@@ -25,6 +25,7 @@ from models.users import User
 from services.analytics import AnalyticsRecorder
 from services.carts import CartRepository, CartService
 from services.checkout import Checkout
+from services.orders import OrderService
 from services.users import AccountDeleted, erased_email
 from tests.events.erasure_race import (
     Hold,
@@ -92,3 +93,24 @@ async def test_an_order_placed_after_an_erasure_is_refused(
         async with transaction(sessions) as session:
             await Checkout(session, settings).place(signed_in, body)
     assert await _orders_of(sessions, user.id) == []
+
+
+async def test_the_workflows_copy_of_an_order_names_no_one(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """validate-order's ``OrderSnapshot`` is the activity's result, kept in the workflow's
+    history (until the namespace's retention) where no erasure reaches: it carries the
+    account's id, never its email or name (the order's emails read those when sent)."""
+    sessions = create_session_factory(engine)
+    user, cart_id = await _customer_with_cart(sessions, settings)
+    body = OrderCreate.model_validate(order_body(cart_id))
+    async with transaction(sessions) as session:
+        order, _ = await Checkout(session, settings).place(user, body)
+    for _ in range(2):  # the first pricing, and a repeat of it
+        async with transaction(sessions) as session:
+            service = OrderService(session, settings, AnalyticsRecorder(False))
+            snapshot = await service.price(order.id)
+        assert snapshot.user_id == user.id
+        assert (snapshot.email, snapshot.name) == ("", "")
+        assert user.email not in snapshot.model_dump_json()
+        assert user.name not in snapshot.model_dump_json()

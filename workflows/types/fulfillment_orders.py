@@ -37,7 +37,7 @@ class LineQuantity(BaseModel):
 
 
 class FulfillmentOpened(BaseModel):
-    """What the workflow keeps of its fulfilment order, and of the customer to write to.
+    """What the workflow keeps of its fulfilment order, and whose it is (the account, by id).
     Opened before (a repeat: a reset run opens it again), also what the database holds
     of it since: its hold and its parcels, which the run takes as they are stored."""
 
@@ -46,6 +46,8 @@ class FulfillmentOpened(BaseModel):
     status: FulfillmentStatus
     lines: list[LineQuantity]
     user_id: str
+    # Empty: the history keeps no person (runs opened before carry them, unused: the
+    # cancellation email reads the order's address and the account's name when sent).
     email: str
     name: str
     total: int
