@@ -15,6 +15,7 @@ from pydantic_core.core_schema import ErrorType
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -25,6 +26,7 @@ from api.middleware import current_request_id, request_span
 from api.problems import problem_response
 from api.query_parameters import REPEATED_PARAMETER, UNKNOWN_PARAMETER
 from api.unknown_fields import UNKNOWN_FIELD, suggestion
+from core.db import DatabaseUnreachable
 from core.errors import DependencyUnavailable, ShopError, UnsupportedMediaType, ValueOutOfRange
 from models.base import CONTROL_CHARACTER, UNION_TAG_MARK
 
@@ -238,9 +240,60 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     # becomes): an overflow in the database's own arithmetic is the client's value too.
     # Any other database error stays a bug of ours: raised on, to the 500 handler.
     assert isinstance(exc, DBAPIError)
-    if getattr(exc.orig, "sqlstate", None) in _OUT_OF_RANGE:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in _OUT_OF_RANGE:
         return await _data_error(request, exc)
+    if exc.connection_invalidated or _transient(sqlstate):
+        return await _database_unavailable(request, exc, sqlstate)
     raise exc
+
+
+# The database errors that say nothing about the request nor our code, only about that
+# moment: the same request a moment later goes through. 40001 serialization_failure and
+# 40P01 deadlock_detected (the transaction met a concurrent one and was rolled back), 55P03
+# lock_not_available and 57014 query_canceled (``lock_timeout``, ``statement_timeout``),
+# 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now (the server stopping
+# or starting), 53300 too_many_connections, and class 08 (the connection broke).
+_TRANSIENT = frozenset({"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300"})
+
+
+def _transient(sqlstate: str | None) -> bool:
+    return sqlstate is not None and (sqlstate in _TRANSIENT or sqlstate.startswith("08"))
+
+
+async def _database_unavailable(
+    request: Request, exc: Exception, sqlstate: str | None = None
+) -> Response:
+    # Not a bug of ours (500) but the database's moment: 503 with Retry-After, a warning
+    # with its SQLSTATE for operators, not an unhandled error. Nothing of the request was
+    # committed (its one transaction rolled back), so a retry, with the same
+    # Idempotency-Key too (a 5xx frees it), runs it again.
+    log.warning(
+        "database unavailable (sqlstate %s): %s",
+        sqlstate or "none",
+        exc,
+        extra={"path": request.url.path, "sqlstate": sqlstate},
+    )
+    detail = (
+        "the request met a concurrent one in the database and was undone; try again"
+        if sqlstate in {"40001", "40P01"}
+        else "the database did not answer in time; try again in a moment"
+    )
+    return problem_response(
+        status=HTTPStatus.SERVICE_UNAVAILABLE,
+        code="database_unavailable",
+        title="The database is unavailable",
+        detail=detail,
+        instance=request.url.path,
+        request_id=current_request_id(request),
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _database_unreachable(request: Request, exc: Exception) -> Response:
+    # A connection that would not open (core.db.DatabaseUnreachable) or none free in the
+    # pool in time (SQLAlchemy's TimeoutError): the database's outage too.
+    return await _database_unavailable(request, exc)
 
 
 async def _redis_unavailable(request: Request, exc: Exception) -> Response:
@@ -279,6 +332,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(DatabaseUnreachable, _database_unreachable)
+    app.add_exception_handler(PoolTimeoutError, _database_unreachable)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_exception_handler(Exception, _unhandled)

@@ -55,8 +55,23 @@ def create_engine(
         echo=settings.db_echo,
     )
     event.listen(engine.sync_engine, "checkout", _closed_is_replaced)
+    event.listen(engine.sync_engine, "do_connect", _unreachable_is_named)
     trace_engine(engine, tracing)
     return engine
+
+
+class DatabaseUnreachable(ConnectionError):
+    """A connection to the database could not be opened (refused, no such socket, no
+    answer in time). asyncpg raises the bare ``OSError`` and SQLAlchemy passes it on as it
+    is: named, so that the API answers it as the database's outage, not as any
+    ``OSError`` of ours (a file that would not open)."""
+
+
+def _unreachable_is_named(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:  # TimeoutError (no answer in time) is one too
+        raise DatabaseUnreachable(f"the database could not be reached: {exc}") from exc
 
 
 def _closed_is_replaced(dbapi_connection: Any, record: Any, proxy: Any) -> None:
