@@ -126,8 +126,14 @@ class AuthService:
         self.throttle = throttle
         self.refresh_ttl = refresh_ttl
 
-    async def login(self, email: str, password: str, client: ClientInfo) -> IssuedTokens:
-        """Wrong password and unknown email answer alike and take the same time."""
+    async def authenticate(self, email: str, password: str, client: ClientInfo) -> User:
+        """The account of ``email`` if ``password`` is its password (``InvalidCredentials``
+        otherwise, alike for an unknown email and in the same time); nothing written to
+        the database. A sign-in that locks more of the account's rows (its cart, to merge
+        a guest's) does so before ``complete_login``: the order of locks is the cart's
+        row, then the account's, as add-to-cart takes them (it holds the account for its
+        analytics event, ``AnalyticsRepository.erased_accounts(hold=True)``); the rehash
+        rewriting the account first deadlocked with it."""
         email = normalize_email(email)
         await self.throttle.attempt(email, client.ip)
         user = await self.users.by_email(email)
@@ -139,6 +145,12 @@ class AuthService:
         if not ok or user is None:
             raise InvalidCredentials("the email or password is wrong")
         await self.throttle.succeeded(email, client.ip)
+        return user
+
+    async def complete_login(self, user: User, password: str, client: ClientInfo) -> IssuedTokens:
+        """The signed-in session of ``user``, whose ``password`` was just verified: its hash
+        upgraded if it was made at a lower cost (a write of the account's row), tokens
+        issued."""
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = await passwords.hash_password(password)
             await self.users.save(user)
