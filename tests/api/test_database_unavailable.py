@@ -14,10 +14,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.app import create_app
 from cli.stack.process import free_port
-from core.db import create_engine
+from core.db import create_engine, require_database_url
 from core.settings import Settings
 from tests.factories import ClientFactory
 
@@ -73,6 +74,28 @@ async def probe(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             await connection.execute(text("SELECT pg_sleep(0.05)"))
         return {"ran": calls["flaky"]}
 
+    @app.get("/api/_test/db/terminated")
+    async def terminated() -> None:
+        # The server ends this request's connection under it (an operator's
+        # pg_terminate_backend, a failover): asyncpg's ConnectionDoesNotExistError.
+        async with engine.connect() as connection, connection.begin():
+            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            async with engine.connect() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await connection.execute(text("SELECT 1"))
+
+    @app.get("/api/_test/db/pool-exhausted")
+    async def pool_exhausted() -> None:
+        # Every pooled connection taken, none free within the pool's timeout.
+        small = create_async_engine(
+            require_database_url(settings), pool_size=1, max_overflow=0, pool_timeout=0.1
+        )
+        try:
+            async with small.connect(), small.connect():
+                pass
+        finally:
+            await small.dispose()
+
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
@@ -92,6 +115,13 @@ async def test_a_statement_timeout_is_503_logged_as_a_warning_with_its_sqlstate(
     assert [r.levelno for r in warnings] == [logging.WARNING]
     assert getattr(warnings[0], "sqlstate", None) == "57014"
     assert "57014" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("failure", ["terminated", "pool-exhausted"])
+async def test_a_connection_ended_under_a_request_or_none_free_is_503(
+    probe: httpx.AsyncClient, failure: str
+) -> None:
+    _assert_database_unavailable(await probe.get(f"/api/_test/db/{failure}"))
 
 
 async def test_a_deadlock_between_two_requests_is_503_for_the_one_undone(
