@@ -277,7 +277,7 @@ async def _database_unavailable(
     detail = (
         "the request met a concurrent one in the database and was undone; try again"
         if sqlstate in {"40001", "40P01"}
-        else "the database did not answer in time; try again in a moment"
+        else "the database is unavailable for the moment; try again shortly"
     )
     return problem_response(
         status=HTTPStatus.SERVICE_UNAVAILABLE,
