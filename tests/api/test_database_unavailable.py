@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.app import create_app
+from api.deps import DbSession
 from cli.stack.process import free_port
 from core.db import create_engine, require_database_url
 from core.settings import Settings
@@ -96,6 +97,23 @@ async def probe(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         finally:
             await small.dispose()
 
+    @app.post("/api/_test/db/commit-refused")
+    async def commit_refused(session: DbSession) -> dict[str, bool]:
+        # The request's one transaction (DbSession) is refused at its commit, after the
+        # endpoint returned, as PostgreSQL refuses a serializable transaction (40001):
+        # a deferred trigger stands in for the concurrent transaction.
+        for statement in (
+            "CREATE TEMP TABLE refused (x int) ON COMMIT DROP",
+            "CREATE OR REPLACE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'could not serialize access'"
+            " USING ERRCODE = '40001'; END $$",
+            "CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON refused DEFERRABLE"
+            " INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse()",
+            "INSERT INTO refused VALUES (1)",
+        ):
+            await (await session.connection()).execute(text(statement))
+        return {"committed": True}
+
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
@@ -122,6 +140,19 @@ async def test_a_connection_ended_under_a_request_or_none_free_is_503(
     probe: httpx.AsyncClient, failure: str
 ) -> None:
     _assert_database_unavailable(await probe.get(f"/api/_test/db/{failure}"))
+
+
+async def test_a_serialization_failure_at_the_request_s_commit_is_503(
+    probe: httpx.AsyncClient,
+) -> None:
+    """Refused at the commit the session dependency makes when the endpoint returned:
+    still before the answer, still 503 (and the Idempotency-Key freed)."""
+    headers = {"Idempotency-Key": f"refused-{random.randrange(2**40)}"}
+    response = await probe.post("/api/_test/db/commit-refused", json={}, headers=headers)
+    _assert_database_unavailable(response)
+    assert "concurrent" in response.json()["detail"]
+    again = await probe.post("/api/_test/db/commit-refused", json={}, headers=headers)
+    _assert_database_unavailable(again)  # run again, not 409 in progress nor replayed
 
 
 async def test_a_deadlock_between_two_requests_is_503_for_the_one_undone(
