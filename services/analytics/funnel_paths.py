@@ -86,11 +86,14 @@ def _reached_before(k: int, rules: WalkRules) -> str:
     return f"(SELECT person_id, t0, t AS after, grp{lp} FROM p{k - 1})"
 
 
-_PREVIOUS = """CROSS JOIN LATERAL (
+# The event of the person just before ``s`` in (time, id) order, if any: a left join,
+# so an event with none (the person's first, which may share its instant with the entry
+# and have a smaller id) is kept as the links keep it, with null ``pe``, ``pt``, ``pid``.
+_PREVIOUS = """LEFT JOIN LATERAL (
     SELECT x.event, x.created_at AS t, x.id FROM analytics_events x
     WHERE x.person_id = s.person_id AND (x.created_at, x.id) < (s.t, s.id)
     ORDER BY x.created_at DESC, x.id DESC LIMIT 1
-  ) p"""
+  ) p ON true"""
 
 
 def _probed(k: int, rules: WalkRules) -> str:
