@@ -20,6 +20,7 @@ from models.analytics import AnalyticsEvent
 from models.analytics_funnel import FunnelReport
 from models.catalog import Category, Product
 from services.analytics.funnel import FunnelQuery, FunnelService
+from services.analytics.funnel_repository import StepFigures
 from tests.factories import unique_slug
 
 T0 = datetime(2001, 3, 5, tzinfo=UTC)  # a Monday
@@ -294,16 +295,26 @@ async def test_the_database_and_the_walk_agree(db_session: AsyncSession) -> None
         assert in_sql[None].counts[-1] > 0
 
 
-async def test_strict_and_step_windows_agree_with_the_walk_at_ties(
-    db_session: AsyncSession,
-) -> None:
+TIE_STEPS = ["product_view", "add_to_cart", "checkout_start", "payment_start"]
+# The walked modes (strict, step windows), with and without a breakdown.
+TIE_QUERIES: list[dict[str, str]] = [
+    {"window": "3d", "step_windows": "1h,2h,30m"},
+    {"window": "2d", "step_windows": "30m,1d,1d", "breakdown": "source"},
+    {"window": "2d", "order": "strict"},
+    {"window": "2d", "order": "strict", "breakdown": "source"},
+    {"window": "3d", "order": "strict", "step_windows": "1h,2h,30m"},
+    {"window": "2d", "order": "strict", "step_windows": "1h,1h,1d", "breakdown": "source"},
+]
+TIE_PEOPLE = [f"t{person}" for person in range(200)]
+
+
+def tie_rows() -> list[AnalyticsEvent]:
     """Many events of a person at the same instant (taken in id order, random here) and
-    other events between the steps: the SQL walk of ``strict`` and of step windows, with
-    a breakdown, equals the walk in Python."""
+    other events between the steps (``TIE_STEPS``), of ``TIE_PEOPLE``."""
     rng = random.Random(1414)
-    names = ["product_view", "add_to_cart", "checkout_start", "payment_start"]
+    names = TIE_STEPS
     rows: list[AnalyticsEvent] = []
-    for person in range(200):
+    for person in TIE_PEOPLE:
         at = T0 + timedelta(minutes=30 * rng.randrange(0, 9 * 48))
         step = 0
         for _ in range(rng.randrange(1, 14)):
@@ -313,45 +324,56 @@ async def test_strict_and_step_windows_agree_with_the_walk_at_ties(
             name = names[step] if rng.random() < 0.85 else "product_search"
             rows.append(
                 event(
-                    f"t{person}",
+                    person,
                     name,
                     at,
                     id=f"ae_tie_{rng.randrange(10**9):09d}_{len(rows)}",
                     properties={"utm_source": rng.choice(["a", "b"])},
                 )
             )
-    await add(db_session, rows)
-    service = FunnelService(db_session)
+    return rows
+
+
+async def sql_and_walk(
+    session: AsyncSession, query: dict[str, str], now: datetime
+) -> tuple[dict[str | None, StepFigures], dict[str | None, StepFigures]]:
+    """The funnel of ``TIE_STEPS`` in SQL and walked in Python."""
+    service = FunnelService(session)
+    parsed = FunnelQuery.parse(now=now, start=START, end=END, steps=",".join(TIE_STEPS), **query)
+    in_sql = await service.repo.figures(parsed.rules, parsed.breakdown, parsed.range, now)
+    return in_sql, await service.walked(parsed, now)
+
+
+async def test_strict_and_step_windows_agree_with_the_walk_at_ties(
+    db_session: AsyncSession,
+) -> None:
+    """Many events of a person at the same instant and other events between the steps:
+    the SQL walk of ``strict`` and of step windows, with a breakdown, equals the walk in
+    Python."""
+    await add(db_session, tie_rows())
     now = T0 + 6 * D  # many still inside their windows
-    for query in (
-        {"window": "3d", "step_windows": "1h,2h,30m"},
-        {"window": "2d", "step_windows": "30m,1d,1d", "breakdown": "source"},
-        {"window": "2d", "order": "strict"},
-        {"window": "2d", "order": "strict", "breakdown": "source"},
-        {"window": "3d", "order": "strict", "step_windows": "1h,2h,30m"},
-        {"window": "2d", "order": "strict", "step_windows": "1h,1h,1d", "breakdown": "source"},
-    ):
-        parsed = FunnelQuery.parse(now=now, start=START, end=END, steps=",".join(names), **query)
-        in_sql = await service.repo.figures(parsed.rules, parsed.breakdown, parsed.range, now)
-        walked = await service.walked(parsed, now)
+    for query in TIE_QUERIES:
+        in_sql, walked = await sql_and_walk(db_session, query, now)
         assert walked == in_sql, query
         assert in_sql[None].counts[0] > 50
         assert in_sql[None].counts[-1] > 0, query
         assert sum(in_sql[None].in_window) > 0, query
 
 
+def one_instant_rows() -> list[AnalyticsEvent]:
+    """kim's view and cart at one instant in id order, leo's the other way round."""
+    return [
+        event("kim", "product_view", T0 + H, id="ae_kim_1"),
+        event("kim", "add_to_cart", T0 + H, id="ae_kim_2"),
+        event("leo", "product_view", T0 + H, id="ae_leo_2"),
+        event("leo", "add_to_cart", T0 + H, id="ae_leo_1"),
+    ]
+
+
 async def test_strict_at_one_instant_follows_the_ids(db_session: AsyncSession) -> None:
     """A view and a cart at the same instant: in id order they are a way, the other way
     round the cart came first and the way is broken; ordered with step windows too."""
-    await add(
-        db_session,
-        [
-            event("kim", "product_view", T0 + H, id="ae_kim_1"),
-            event("kim", "add_to_cart", T0 + H, id="ae_kim_2"),
-            event("leo", "product_view", T0 + H, id="ae_leo_2"),
-            event("leo", "add_to_cart", T0 + H, id="ae_leo_1"),
-        ],
-    )
+    await add(db_session, one_instant_rows())
     steps = "product_view,add_to_cart"
     assert counts(await funnel(db_session, order="strict", steps=steps)) == [2, 1]
     assert counts(await funnel(db_session, order="strict", step_windows="1m", steps=steps)) == [

@@ -14,18 +14,28 @@ way with step windows, whichever way it was read.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.analytics import AnalyticsEvent
 from models.base import utcnow
-from services.analytics.funnel import FunnelQuery, FunnelService
 from services.analytics.links import LinkRepository
 from services.analytics.rollup_repository import STATE, RollupRepository
-from tests.services.test_analytics_funnel import END, START, T0, D, H, add, counts, event, funnel
+from tests.services.test_analytics_funnel import (
+    T0,
+    TIE_PEOPLE,
+    TIE_QUERIES,
+    D,
+    H,
+    add,
+    counts,
+    event,
+    funnel,
+    one_instant_rows,
+    sql_and_walk,
+    tie_rows,
+)
 
 PLANS: dict[str, dict[str, str]] = {
     "no_index_scan": {"enable_indexscan": "off", "enable_indexonlyscan": "off"},
@@ -94,15 +104,7 @@ async def test_one_instant_follows_the_ids_under_any_plan(
 ) -> None:
     """A view and a cart at one instant: in id order a way, the other way round broken
     (strict), and the entry starts a way (ordered with step windows)."""
-    await add(
-        db_session,
-        [
-            event("kim", "product_view", T0 + H, id="ae_kim_1"),
-            event("kim", "add_to_cart", T0 + H, id="ae_kim_2"),
-            event("leo", "product_view", T0 + H, id="ae_leo_2"),
-            event("leo", "add_to_cart", T0 + H, id="ae_leo_1"),
-        ],
-    )
+    await add(db_session, one_instant_rows())
     await crowd(db_session)
     await read_links(db_session, how, ["kim", "leo"])
     await force(db_session, plan)
@@ -120,41 +122,11 @@ async def test_sql_agrees_with_the_walk_at_ties_under_any_plan(
 ) -> None:
     """Many events of a person at one instant, ids in random order: the SQL funnel in
     every walked mode, with a breakdown, equals the walk in Python."""
-    rng = random.Random(1414)
-    names = ["product_view", "add_to_cart", "checkout_start", "payment_start"]
-    rows: list[AnalyticsEvent] = []
-    for person in range(200):
-        at = T0 + timedelta(minutes=30 * rng.randrange(0, 9 * 48))
-        step = 0
-        for _ in range(rng.randrange(1, 14)):
-            at += timedelta(minutes=30 * rng.choice([0, 0, 1, 2, 6, 20]))
-            step = (step + 1) % len(names) if rng.random() < 0.6 else rng.randrange(len(names))
-            name = names[step] if rng.random() < 0.85 else "product_search"
-            rows.append(
-                event(
-                    f"t{person}",
-                    name,
-                    at,
-                    id=f"ae_tie_{rng.randrange(10**9):09d}_{len(rows)}",
-                    properties={"utm_source": rng.choice(["a", "b"])},
-                )
-            )
-    await add(db_session, rows)
+    await add(db_session, tie_rows())
     await crowd(db_session)
-    await read_links(db_session, how, [f"t{person}" for person in range(200)])
+    await read_links(db_session, how, TIE_PEOPLE)
     await force(db_session, plan)
-    service = FunnelService(db_session)
     now = T0 + 6 * D
-    for query in (
-        {"window": "3d", "step_windows": "1h,2h,30m"},
-        {"window": "2d", "step_windows": "30m,1d,1d", "breakdown": "source"},
-        {"window": "2d", "order": "strict"},
-        {"window": "2d", "order": "strict", "breakdown": "source"},
-        {"window": "3d", "order": "strict", "step_windows": "1h,2h,30m"},
-        {"window": "2d", "order": "strict", "step_windows": "1h,1h,1d", "breakdown": "source"},
-        {"window": "2d", "order": "ordered", "breakdown": "source"},
-    ):
-        parsed = FunnelQuery.parse(now=now, start=START, end=END, steps=",".join(names), **query)
-        in_sql = await service.repo.figures(parsed.rules, parsed.breakdown, parsed.range, now)
-        walked = await service.walked(parsed, now)
+    for query in [*TIE_QUERIES, {"window": "2d", "order": "ordered", "breakdown": "source"}]:
+        in_sql, walked = await sql_and_walk(db_session, query, now)
         assert walked == in_sql, query
