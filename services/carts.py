@@ -110,7 +110,9 @@ class CartRepository:
 
     async def items(self, cart_id: str) -> list[CartItem]:
         result = await self.session.exec(
-            select(CartItem).where(CartItem.cart_id == cart_id).order_by(col(CartItem.created_at))
+            select(CartItem)
+            .where(CartItem.cart_id == cart_id)
+            .order_by(col(CartItem.created_at), col(CartItem.id))
         )
         return list(result.all())
 

@@ -151,7 +151,9 @@ class UserRepository:
             query = query.where(User.role == role)
             count = count.where(User.role == role)
         rows = await self.session.exec(
-            query.order_by(col(User.created_at).desc()).offset(offset).limit(limit)
+            query.order_by(col(User.created_at).desc(), col(User.id).desc())
+            .offset(offset)
+            .limit(limit)
         )
         total = (await self.session.exec(count)).one()
         return list(rows.all()), int(total)

@@ -38,7 +38,9 @@ class CategoryRepository:
         return select(Category.id).where(col(Category.id).in_(sa_select(tree.c.id)))
 
     async def all(self) -> list[Category]:
-        result = await self.session.exec(select(Category).order_by(col(Category.name)))
+        result = await self.session.exec(
+            select(Category).order_by(col(Category.name), col(Category.id))
+        )
         return list(result.all())
 
     async def by_id_or_slug(self, key: str) -> Category | None:

@@ -129,7 +129,9 @@ class DiscountRepository:
         return min(present) if present else None
 
     async def all(self) -> list[Discount]:
-        result = await self.session.exec(select(Discount).order_by(col(Discount.starts_at)))
+        result = await self.session.exec(
+            select(Discount).order_by(col(Discount.starts_at), col(Discount.id))
+        )
         return list(result.all())
 
     async def get(self, discount_id: str) -> Discount | None:
@@ -310,7 +312,9 @@ class CouponRepository:
         return result.first()
 
     async def all(self) -> list[Coupon]:
-        result = await self.session.exec(select(Coupon).order_by(col(Coupon.created_at).desc()))
+        result = await self.session.exec(
+            select(Coupon).order_by(col(Coupon.created_at).desc(), col(Coupon.id).desc())
+        )
         return list(result.all())
 
     async def delete_redemption(self, order_id: str) -> str | None:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
+from sqlmodel import col, select, update
 
-from core.db import create_session_factory
+from core.db import create_session_factory, transaction
 from core.secrets import jwt_secret
 from core.settings import Settings
 from models.analytics import AnalyticsEvent
 from models.carts import Cart
 from models.outbox import OutboxEvent
-from models.users import Role
+from models.users import Role, User
 from services.tokens import AccessTokens, new_session_id
 from tests.factories import (
     PASSWORD,
@@ -415,6 +417,30 @@ async def test_staff_can_see_and_manage_accounts(
     assert forced.status_code == 403
     too_big = await client.get("/api/users", headers=staff_headers, params={"limit": 101})
     assert too_big.status_code == 422
+
+
+async def test_accounts_of_one_instant_page_in_a_stable_order(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """Accounts created at the same instant (a bulk import) list by id too: paging through
+    them shows each once (a sort of ties alone may answer two pages with one account,
+    another never). They are dated after everyone else's, so they lead the list."""
+    staff = await register(client, name="Staff Member")
+    await promote(engine, staff["id"], Role.STAFF)
+    headers = bearer(await login(client, email=staff["email"]))
+    ids = [(await register(client, name=f"Bulk {n}"))["id"] for n in range(8)]
+    async with transaction(create_session_factory(engine)) as session:
+        await session.exec(
+            update(User)
+            .where(col(User.id).in_(ids))
+            .values(created_at=datetime(2999, 1, 1, tzinfo=UTC))
+        )
+    seen: list[str] = []
+    for page in range(1, 5):
+        answer = await client.get("/api/users", headers=headers, params={"limit": 2, "page": page})
+        assert answer.status_code == 200, answer.text
+        seen += [u["id"] for u in answer.json()["items"] if u["id"] in ids]
+    assert seen == sorted(ids, reverse=True)
 
 
 async def test_only_admins_manage_staff_accounts(
