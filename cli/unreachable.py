@@ -27,12 +27,15 @@ def unreachable(exc: BaseException) -> str | None:
     None for anything else (a bug keeps its traceback)."""
     seen: set[int] = set()
     link: BaseException | None = exc
+    failed: BaseException | None = None
     while link is not None and id(link) not in seen:
         seen.add(id(link))
         if isinstance(link, CONNECTION_ERRORS) or _every_address_failed(link):
-            return f"cannot connect: {_reason(link)}; {HINT}"
+            # The innermost says it best: the socket's own error, not a wrapper naming
+            # it again (``core.db.DatabaseUnreachable``).
+            failed = link
         link = link.__cause__ or link.__context__
-    return None
+    return None if failed is None else f"cannot connect: {_reason(failed)}; {HINT}"
 
 
 def _every_address_failed(exc: BaseException) -> bool:

@@ -65,8 +65,9 @@ async def order_events(
     has every entry. A comment line (`: ping`) is sent
     every 15 s while nothing happens. Same access as `GET /api/orders/{id}`: the owner or
     staff; anyone else gets 404. The stream also ends when the access token it was opened
-    with expires or is revoked, or (another customer's order, followed as staff) once the
-    caller is no longer staff (noticed within 15 s): reconnect with a fresh token and
+    with expires or is revoked, or (an order followed as staff: another customer's, or
+    one's own with its staff-only entries) once the caller is no longer staff (noticed
+    within 15 s): reconnect with a fresh token and
     `Last-Event-ID`. A user has at most 10 live streams open (this one and
     `/api/events/stream` alike, `STREAM_MAX_PER_USER`): one more is 429
     `too_many_streams` (close one first).

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli.unreachable import unreachable
+from core.db import DatabaseUnreachable
 
 SHOP = str(Path(sys.executable).parent / "shop")
 NOWHERE = "postgresql+asyncpg://nobody@127.0.0.1:1/shop"  # nothing listens on port 1
@@ -60,6 +61,14 @@ def test_a_failed_connection_is_found_in_the_chain() -> None:
         line = unreachable(_raised(DriverError("wrapped"), refused, cause=cause))
         assert line is not None
         assert line.startswith("cannot connect: [Errno 111] Connect call failed")
+    # The database's connection names its failure again (core.db.DatabaseUnreachable):
+    # the line is the socket's own error.
+    named = _raised(
+        DatabaseUnreachable(f"the database could not be reached: {refused}"), refused, cause=True
+    )
+    line = unreachable(_raised(DriverError("wrapped"), named, cause=True))
+    assert line is not None
+    assert line.startswith("cannot connect: [Errno 111] Connect call failed"), line
     every = OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 1), …")
     assert unreachable(_raised(DriverError("wrapped"), every, cause=True)) is not None
 
