@@ -12,13 +12,12 @@ from workflows.types.onboarding import OnboardingInput, RetrySpec
 
 
 def request_onboarding(session: AsyncSession, user: User, settings: Settings) -> WorkflowStart:
-    """Add the onboarding start to the registration's transaction."""
+    """Add the onboarding start to the registration's transaction: the account's id, not
+    its address or name (the welcome reads them when it is sent)."""
     return OnboardingWorkflows.request_start(
         session,
         OnboardingInput(
             user_id=user.id,
-            email=user.email,
-            name=user.name,
             email_retry=RetrySpec(
                 initial_seconds=settings.email_retry_initial_seconds,
                 max_interval_seconds=settings.email_retry_max_interval_seconds,

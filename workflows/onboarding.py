@@ -22,9 +22,14 @@ class UserOnboardingWorkflow:
             SendEmailInput(
                 idempotency_key=f"welcome:{input.user_id}",
                 template="welcome",
-                to=input.email,
-                context={"name": input.name, "email": input.email},
-                user_id=input.user_id,  # the address and name are read when it is sent
+                # Nobody named here (nor by an input of a run started before, which
+                # named them): the step writes to the account's address and name as
+                # they are when it sends, to no one once the account is erased. The
+                # context's keys are the ones it fills (a worker of the release before
+                # fills only those it is given).
+                to="",
+                context={"name": "", "email": ""},
+                user_id=input.user_id,
             ),
             start_to_close_timeout=timedelta(seconds=30),
             schedule_to_close_timeout=timedelta(hours=retry.give_up_after_hours),

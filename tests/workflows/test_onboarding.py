@@ -84,6 +84,14 @@ async def test_the_welcome_email_arrives_once(
     assert row.status == "sent"
     assert row.provider_message_id == message["id"]
     assert row.attempts == 1
+    # Written to the address and name read when it was sent: the run's history (the
+    # start's input, the step's input and answer) holds neither, so an erasure leaves
+    # none in Temporal. Before, the start's input and the step's carried both.
+    history = await handle.fetch_history()
+    for personal in (email, "Welcome Tester"):
+        assert [
+            e.event_id for e in history.events if personal.encode() in e.SerializeToString()
+        ] == []
 
 
 async def test_a_send_that_failed_after_the_provider_took_it_is_not_repeated(

@@ -19,6 +19,12 @@ class RetrySpec(BaseModel):
 
 class OnboardingInput(BaseModel):
     user_id: str
-    email: str
-    name: str
+    # The account's address and name, carried by runs started before the welcome read
+    # them when it is sent (kept for those inputs and the start relay's owed rows). Now
+    # empty: an erased account's address would stay in the run's history (its start's
+    # input) until the namespace's retention. Sent as "" rather than left out, so that
+    # a worker of the release before, which requires them, still takes a run started
+    # by this one.
+    email: str = ""
+    name: str = ""
     email_retry: RetrySpec = RetrySpec()
