@@ -1,12 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
-from uuid import uuid4
 
 import asyncpg
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -15,30 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from migrations.runner import downgrade, upgrade
 from models.base import metadata
-from tests.stack import StackServers
-
-
-def _plain(url: str, database: str) -> str:
-    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1))
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
-@pytest.fixture
-def scratch_database(servers: StackServers) -> Iterator[str]:
-    """An empty database of its own, so up/down migrations disturb no other test."""
-    name = f"shop_mig_{uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(_plain(servers.database_url, "postgres"))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    parts = urlsplit(servers.database_url)
-    yield urlunsplit(parts._replace(path=f"/{name}"))
-    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+from tests.migrations.conftest import asyncpg_url
 
 
 def _tables(url: str) -> set[str]:
@@ -91,7 +64,7 @@ def test_the_daily_product_rollups_are_filled_from_the_hourly_rows(scratch_datab
     upgrade(scratch_database, "a7c0de140002")
 
     async def fill() -> None:
-        conn = await asyncpg.connect(_plain(scratch_database, urlsplit(scratch_database).path[1:]))
+        conn = await asyncpg.connect(asyncpg_url(scratch_database))
         try:
             await conn.execute(
                 "INSERT INTO analytics_product_view_hourly (hour, product_id, views) VALUES "
@@ -109,7 +82,7 @@ def test_the_daily_product_rollups_are_filled_from_the_hourly_rows(scratch_datab
             await conn.close()
 
     async def read() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-        conn = await asyncpg.connect(_plain(scratch_database, urlsplit(scratch_database).path[1:]))
+        conn = await asyncpg.connect(asyncpg_url(scratch_database))
         try:
             views = await conn.fetch(
                 "SELECT to_char(day AT TIME ZONE 'UTC', 'MM-DD'), product_id, views "
@@ -134,7 +107,7 @@ def test_the_breakdown_columns_are_backfilled_and_taken_away(scratch_database: s
     """a7c0de140012 fills each existing event's source and ids (in batches of 50,000, so
     past a batch's end too), then the trigger keeps new ones; down, all of it goes."""
     upgrade(scratch_database, "f15c0de00040")
-    url = _plain(scratch_database, urlsplit(scratch_database).path[1:])
+    url = asyncpg_url(scratch_database)
     insert = (
         "INSERT INTO analytics_events (id, event, person_id, properties, referrer, created_at) "
         "VALUES ($1, 'product_view', 'p', $2::jsonb, $3, now())"
@@ -211,7 +184,7 @@ def test_the_timeline_audience_is_backfilled_and_taken_away(scratch_database: st
     kept, a stall, a staff settlement, a refund failed at Stripe) and leaves every other
     one for the customer, as it was; down, the column goes."""
     upgrade(scratch_database, "a7c0de140026")
-    url = _plain(scratch_database, urlsplit(scratch_database).path[1:])
+    url = asyncpg_url(scratch_database)
     entries = {
         # id: (message, data, key, audience after the upgrade)
         "oe_placed": ("order placed", "{}", None, "customer"),
