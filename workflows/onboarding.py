@@ -9,16 +9,18 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities, SendEmailInput, SendEmailResult
-    from workflows.types.onboarding import USER_ONBOARDING_WORKFLOW, OnboardingInput
+    from workflows.types.onboarding import (
+        USER_ONBOARDING_WORKFLOW,
+        OnboardingInput,
+        RetrySpec,
+    )
 
 
 @workflow.defn(name=USER_ONBOARDING_WORKFLOW)
 class UserOnboardingWorkflow:
     @workflow.run
     async def run(self, input: OnboardingInput) -> SendEmailResult:
-        retry = input.email_retry
-        return await workflow.execute_activity_method(
-            EmailActivities.send_email,
+        return await self._send(
             SendEmailInput(
                 idempotency_key=f"welcome:{input.user_id}",
                 template="welcome",
@@ -31,6 +33,14 @@ class UserOnboardingWorkflow:
                 context={"name": "", "email": ""},
                 user_id=input.user_id,
             ),
+            input.email_retry,
+        )
+
+    async def _send(self, email: SendEmailInput, retry: RetrySpec) -> SendEmailResult:
+        """The one step: retried until the provider takes it, or ``retry`` gives up."""
+        return await workflow.execute_activity_method(
+            EmailActivities.send_email,
+            email,
             start_to_close_timeout=timedelta(seconds=30),
             schedule_to_close_timeout=timedelta(hours=retry.give_up_after_hours),
             retry_policy=RetryPolicy(
