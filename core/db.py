@@ -120,6 +120,20 @@ def locked(
     answer moves the order under the payment row's lock; authorisation checks the order
     under it too. Two transactions taking two of these rows in opposite orders can each
     wait for the other: a deadlock (PostgreSQL aborts one after ``deadlock_timeout``).
+
+    The order of locks, for the rows of one customer: the account's row first, then their
+    orders' rows, then their carts' (a guest's cart being merged before theirs). The
+    account is locked in the strongest mode the transaction will take it in, from the
+    start: ``UserRepository.lock`` (``FOR NO KEY UPDATE``) by a transaction that writes
+    it (a sign-in's rehash, the erasure), ``UserRepository.hold`` (``FOR SHARE``) by one
+    that writes for the person (checkout, a cart's change, a sign-in's merge,
+    ``CartService.hold_owner``); a hold later upgraded to a write waits for every other
+    holder, and one of them waiting for a row the first holds is a deadlock. Checkout
+    holds the account, then locks the cart; a sign-in locks the account
+    (``AuthService.authenticate``), then the guest's cart and theirs; a cart's change
+    holds the account, then locks the cart; the erasure locks the account, rewrites the
+    orders, then closes the cart (``cart_reminders.account_deleted``); a workflow's step
+    locks the order, then its cart, and takes no lock on the account after those.
     """
     return query.with_for_update(
         read=read, skip_locked=skip_locked, key_share=key_share

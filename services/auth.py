@@ -50,6 +50,15 @@ class ClientInfo:
 
 
 @dataclass(frozen=True)
+class Authenticated:
+    """An account whose password was just verified, its row locked for the sign-in."""
+
+    user: User
+    # Its hash is to be upgraded: the row is locked to be written (``UserRepository.lock``).
+    rehash: bool
+
+
+@dataclass(frozen=True)
 class IssuedTokens:
     access_token: str
     access_claims: AccessClaims
@@ -126,14 +135,16 @@ class AuthService:
         self.throttle = throttle
         self.refresh_ttl = refresh_ttl
 
-    async def authenticate(self, email: str, password: str, client: ClientInfo) -> User:
+    async def authenticate(self, email: str, password: str, client: ClientInfo) -> Authenticated:
         """The account of ``email`` if ``password`` is its password (``InvalidCredentials``
-        otherwise, alike for an unknown email and in the same time); nothing written to
-        the database. A sign-in that locks more of the account's rows (its cart, to merge
-        a guest's) does so before ``complete_login``: the order of locks is the cart's
-        row, then the account's, as add-to-cart takes them (it holds the account for its
-        analytics event, ``AnalyticsRepository.erased_accounts(hold=True)``); the rehash
-        rewriting the account first deadlocked with it."""
+        otherwise, alike for an unknown email and in the same time), its row then locked
+        to the commit before the sign-in locks any other row (its carts, to merge a
+        guest's): the one lock order of ``core.db.locked``. Locked to be written
+        (``UserRepository.lock``) if ``complete_login`` will rehash the password, held
+        (``hold``) otherwise: a hold later upgraded to the rehash's write deadlocked
+        with another holder (a checkout), and the cart's lock taken before the
+        account's, with the erasure (the account, then the cart it closes). An account
+        erased, or its password changed, since it was read is the lock's to see."""
         email = normalize_email(email)
         await self.throttle.attempt(email, client.ip)
         user = await self.users.by_email(email)
@@ -144,14 +155,33 @@ class AuthService:
             ok = await passwords.verify_password(user.password_hash, password)
         if not ok or user is None:
             raise InvalidCredentials("the email or password is wrong")
+        signing_in = await self._lock(user, password)
         await self.throttle.succeeded(email, client.ip)
-        return user
+        return signing_in
 
-    async def complete_login(self, user: User, password: str, client: ClientInfo) -> IssuedTokens:
-        """The signed-in session of ``user``, whose ``password`` was just verified: its hash
-        upgraded if it was made at a lower cost (a write of the account's row), tokens
-        issued."""
-        if passwords.needs_rehash(user.password_hash):
+    async def _lock(self, user: User, password: str) -> Authenticated:
+        verified = user.password_hash
+        rehash = passwords.needs_rehash(verified)
+        # The lock re-reads the row into ``user`` (``core.db.locked``).
+        row = await (self.users.lock(user.id) if rehash else self.users.hold(user.id))
+        if row is None:  # erased meanwhile
+            raise InvalidCredentials("the email or password is wrong")
+        if row.password_hash != verified and not await passwords.verify_password(
+            row.password_hash, password
+        ):
+            raise InvalidCredentials("the email or password is wrong")
+        # A hash changed meanwhile (another sign-in's rehash) is upgraded only under the
+        # lock taken to write it.
+        return Authenticated(row, rehash and passwords.needs_rehash(row.password_hash))
+
+    async def complete_login(
+        self, signing_in: Authenticated, password: str, client: ClientInfo
+    ) -> IssuedTokens:
+        """The signed-in session of the account ``authenticate`` locked: its hash
+        upgraded if it was made at a lower cost (a write of the account's row, locked
+        for it), tokens issued."""
+        user = signing_in.user
+        if signing_in.rehash:
             user.password_hash = await passwords.hash_password(password)
             await self.users.save(user)
         return await self._issue(user, new_session_id(), client)

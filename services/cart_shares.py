@@ -12,6 +12,7 @@ from core.errors import Forbidden, NotFound
 from models.base import utcnow
 from models.carts import CartShare, CartStatus, SharedCartView
 from services.carts import CartRepository, CartService, OwnedCart, hash_token
+from services.users import UserRepository
 
 
 class ShareNotFound(NotFound):
@@ -72,8 +73,15 @@ class CartShares:
 
     async def resolve(self, token: str, *, lock: bool = False) -> tuple[CartShare, OwnedCart]:
         share = await self.shares.live(token)
-        # Edits serialise on the cart row (lock), like the owner's own edits.
-        cart = await self.carts.get(share.cart_id, lock=lock) if share is not None else None
+        cart = await self.carts.get(share.cart_id) if share is not None else None
+        if lock and cart is not None:
+            # Edits serialise on the cart row, like the owner's own edits, locked after
+            # the owner's account is held (the one lock order, ``core.db.locked``): an
+            # erasure of the owner (the account, then the cart it closes) waits for the
+            # edit, or closed the cart first.
+            if cart.user_id is not None:
+                await UserRepository(self.service.session).hold(cart.user_id)
+            cart = await self.carts.get(cart.id, lock=True)
         if share is None or cart is None or cart.status != CartStatus.ACTIVE:
             raise ShareNotFound("this share link does not exist or was revoked")
         return share, OwnedCart(cart, None)

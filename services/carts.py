@@ -2,6 +2,9 @@
 
 Totals are always computed from current prices; each line says whether its price moved
 since it was added. Quantities are checked against available stock when they change.
+
+A signed-in shopper's cart is locked after their account is held (``hold_owner``): the
+one lock order of ``core.db.locked``, which checkout, sign-in and the erasure follow too.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from services.catalog.products import ProductRepository
 from services.inventory import OutOfStock, StockRepository
 from services.order_repository import OrderRepository
 from services.quotes import quote
+from services.users import AccountDeleted, UserRepository
 
 TOKEN_PREFIX = "ct_"
 
@@ -170,8 +174,19 @@ class CartService:
         self.stock = StockRepository(session)
         self.products = ProductRepository(session)
 
+    async def hold_owner(self, user_id: str) -> None:
+        """Share-lock the account (``UserRepository.hold``) before its cart's row, as
+        checkout does and the erasure (the account, then the cart it closes) and a
+        sign-in that rehashes (the account, written, then the carts it merges) take
+        them; an account erased meanwhile answers ``AccountDeleted``, as checkout does.
+        The other order deadlocked with the erasure, the cart's ``add_to_cart`` event
+        holding the account after its cart."""
+        if await UserRepository(self.session).hold(user_id) is None:
+            raise AccountDeleted(f"account {user_id} was deleted")
+
     async def find(self, user_id: str | None, token: str | None) -> OwnedCart | None:
         if user_id is not None:
+            await self.hold_owner(user_id)
             cart = await self.carts.active_for_user(user_id, lock=True)
             return OwnedCart(cart, None) if cart else None
         if token:
@@ -270,8 +285,9 @@ class CartService:
             user_id=cart.user_id,
             session_id=cart.id,
             properties={"productId": product_id, "quantity": quantity, "price": product.price},
-            # The erasure does not rewrite the cart's row: nothing else makes it wait for
-            # this event, which its subscriber must see to erase.
+            # The account is held before the cart (``hold_owner``): what makes an erasure
+            # wait for this event, which its subscriber must see to erase. Held again
+            # here at no wait, for a caller that locked the cart some other way.
             hold_account=True,
         )
         await self.carts.touch(cart.id)
@@ -367,7 +383,9 @@ class CartService:
 
     async def merge_guest_cart(self, token: str, user_id: str) -> str | None:
         """At sign-in: the guest cart joins the user's cart and is closed. Returns the
-        guest cart's id (None if there was none)."""
+        guest cart's id (None if there was none). The account is held before either cart
+        is locked (``hold_owner``; the sign-in has locked it already, ``authenticate``)."""
+        await self.hold_owner(user_id)
         guest = await self.carts.active_for_token(token, lock=True)
         if guest is None:
             return None

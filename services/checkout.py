@@ -6,11 +6,12 @@ placed order is never lost and never started twice. The cart row is locked while
 order is looked up, so one cart checked out twice concurrently yields one order.
 
 The account is held (``UserRepository.hold``, ``FOR SHARE``) from the start to the
-commit, before the cart is locked (an erasure locks the account first, then closes its
-cart): an erasure committing meanwhile waits for the order and then erases its email as
-it does older orders', and a placement reaching the account after an erasure committed
-is refused as a deleted account's token is (401 ``account_deleted``). The order's email
-and the address's default name are the held row's, never the caller's read before it.
+commit, before the cart is locked (the one lock order of ``core.db.locked``, which the
+erasure, sign-in and cart changes follow too): an erasure committing meanwhile waits for
+the order and then erases its email as it does older orders', and a placement reaching
+the account after an erasure committed is refused as a deleted account's token is (401
+``account_deleted``). The order's email and the address's default name are the held
+row's, never the caller's read before it.
 """
 
 from __future__ import annotations

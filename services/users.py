@@ -272,7 +272,9 @@ class UserService:
         The row is locked first (``lock``): an email handed to the provider under a
         ``hold`` settles before anything is rewritten, and none is sent after. First,
         too, because a send's ledger row (rewritten below) is written while its hold is
-        kept: rewriting it before waiting for the hold would wait in a circle."""
+        kept: rewriting it before waiting for the hold would wait in a circle. The
+        caller closes the account's cart after this (``cart_reminders.account_deleted``):
+        the account's row, then its orders', then its cart's (``core.db.locked``)."""
         if await self.users.lock(user.id) is None:
             raise UserNotFound(f"user {user.id} was deleted meanwhile")
         now = utcnow()

@@ -87,15 +87,14 @@ async def login(
     """
     service = auth_service(state, session)
     client = client_info(request)
-    user = await service.authenticate(body.email, body.password, client)
+    # The account's row is locked first, the carts' after it (AuthService.authenticate).
+    signing_in = await service.authenticate(body.email, body.password, client)
     guest_cart_id = None
     if cart_token:
-        # Before the account's row is written (a rehash): the cart's lock, then the
-        # account's, as add-to-cart takes them (AuthService.authenticate).
         guest_cart_id = await CartService(
             session, state.settings, state.analytics
-        ).merge_guest_cart(cart_token, user.id)
-    issued = await service.complete_login(user, body.password, client)
+        ).merge_guest_cart(cart_token, signing_in.user.id)
+    issued = await service.complete_login(signing_in, body.password, client)
     anonymous = body.anonymous_id or anonymous_id
     if state.settings.analytics_enabled and (anonymous or guest_cart_id):
         await _link_visitor(state, session, issued.user.id, anonymous, guest_cart_id)

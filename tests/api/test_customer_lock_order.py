@@ -1,0 +1,250 @@
+"""One lock order for a customer's rows (``core.db.locked``): the account's row, then the
+cart's. Each test races two requests of one customer that took the two rows in opposite
+orders, in the interleaving where each waited for the other (PostgreSQL then aborted one
+as a deadlock, 503 ``database_unavailable``), and asserts both go through.
+
+Made deterministic: the first request is held at a point of its own (``Hold``), the
+second is let run until it is seen waiting on a row lock, and the first is let go. No
+sleep orders the two."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.carts import Cart
+from services import passwords
+from services.carts import CartRepository
+from tests.events.erasure_race import Hold
+from tests.factories import PASSWORD, signed_up, stocked_product
+from tests.lock_waits import waiting_on_locks
+from tests.orders.helpers import order_body
+from tests.stack import TEST_HASH_COST
+
+
+async def make_rehash_due(engine: AsyncEngine, user_id: str) -> None:
+    """The account's password hashed at another cost than the configured one: its next
+    sign-in upgrades the hash (a write of the account's row)."""
+    older = PasswordHasher(
+        time_cost=TEST_HASH_COST["password_hash_time_cost"] + 1,
+        memory_cost=TEST_HASH_COST["password_hash_memory_kib"],
+        parallelism=TEST_HASH_COST["password_hash_parallelism"],
+    ).hash(PASSWORD)
+    assert passwords.needs_rehash(older)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE users SET password_hash = :hash WHERE id = :id"),
+            {"hash": older, "id": user_id},
+        )
+
+
+async def stored_hash(engine: AsyncEngine, user_id: str) -> str:
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            text("SELECT password_hash FROM users WHERE id = :id"), {"id": user_id}
+        )
+        return str(found.scalar_one())
+
+
+async def added(client: httpx.AsyncClient, line: dict[str, Any], **headers: str) -> dict[str, Any]:
+    response = await client.post("/api/cart/items", json=line, headers=headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def race(
+    engine: AsyncEngine,
+    paused: Hold,
+    first: Awaitable[httpx.Response],
+    second: Callable[[], Awaitable[httpx.Response]],
+) -> tuple[httpx.Response, httpx.Response]:
+    """``first`` until it reaches ``paused``; ``second`` until it waits on a row lock;
+    then ``first`` let go. Both answers."""
+    running = asyncio.ensure_future(first)
+    await asyncio.wait_for(paused.reached.wait(), 30)
+    racing = asyncio.ensure_future(second())
+    await waiting_on_locks(engine, 1)
+    paused.release.set()
+    return await running, await racing
+
+
+def hold_after_locking_the_cart(monkeypatch: pytest.MonkeyPatch, user_id: str) -> Hold:
+    """Stop the first request that locks ``user_id``'s active cart, right after it did."""
+    paused = Hold()
+    active_for_user = CartRepository.active_for_user
+
+    async def held(self: CartRepository, owner: str, *, lock: bool = False) -> Cart | None:
+        found = await active_for_user(self, owner, lock=lock)
+        if lock and owner == user_id and not paused.reached.is_set():
+            await paused.point()
+        return found
+
+    monkeypatch.setattr(CartRepository, "active_for_user", held)
+    return paused
+
+
+async def test_checkout_racing_a_sign_in_that_rehashes_and_merges_both_go_through(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    staff: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Checkout held the account (``FOR SHARE``), then locked the cart; the sign-in locked
+    the carts to merge, then rewrote the account (the rehash): each waited for the other.
+    Checkout is held between its two locks."""
+    user, auth = await signed_up(client)
+    product = await stocked_product(client, staff, price=1500, stock=20)
+    line = {"productId": product["id"], "quantity": 1}
+    cart_token = (await added(client, line))["cartToken"]
+    cart_id = (await added(client, line, **auth))["id"]
+    await make_rehash_due(engine, user["id"])
+
+    paused = Hold()
+    get_cart = CartRepository.get
+
+    async def held(self: CartRepository, wanted: str, *, lock: bool = False) -> Cart | None:
+        if lock and wanted == cart_id and not paused.reached.is_set():
+            await paused.point()  # the account is held, the cart not yet locked
+        return await get_cart(self, wanted, lock=lock)
+
+    monkeypatch.setattr(CartRepository, "get", held)
+
+    placed, signed_in = await race(
+        engine,
+        paused,
+        client.post("/api/orders", json=order_body(cart_id), headers=auth),
+        lambda: client.post(
+            "/api/auth/login",
+            json={"email": user["email"], "password": PASSWORD},
+            headers={"X-Cart-Token": cart_token},
+        ),
+    )
+
+    assert placed.status_code == 202, placed.text
+    assert signed_in.status_code == 200, signed_in.text
+    assert not passwords.needs_rehash(await stored_hash(engine, user["id"]))
+    # The customer's cart was being checked out: the guest cart is kept, to merge later.
+    guest = await client.get("/api/cart", headers={"X-Cart-Token": cart_token})
+    assert guest.status_code == 200, guest.text
+    assert [item["quantity"] for item in guest.json()["items"]] == [1]
+
+
+async def test_add_to_cart_racing_the_erasure_both_go_through(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    staff: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Add-to-cart locked the cart, then held the account (its ``add_to_cart`` event);
+    the erasure locked the account, then closed the cart. The add is held after its cart
+    lock."""
+    user, auth = await signed_up(client)
+    product = await stocked_product(client, staff, price=1500, stock=20)
+    line = {"productId": product["id"], "quantity": 1}
+    cart_id = (await added(client, line, **auth))["id"]
+    paused = hold_after_locking_the_cart(monkeypatch, user["id"])
+
+    adding, erased = await race(
+        engine,
+        paused,
+        client.post("/api/cart/items", json=line, headers=auth),
+        lambda: client.delete(f"/api/users/{user['id']}", headers=auth),
+    )
+
+    assert adding.status_code == 201, adding.text
+    assert erased.status_code == 204, erased.text
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT c.status, i.quantity FROM carts c JOIN cart_items i ON i.cart_id = c.id"
+                " WHERE c.id = :id"
+            ),
+            {"id": cart_id},
+        )
+        assert [tuple(row) for row in rows.all()] == [("closed", 2)]  # added, then closed
+
+
+async def test_sign_in_merging_a_guest_cart_racing_the_erasure_both_go_through(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    staff: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sign-in locked the carts to merge, then wrote a refresh token (whose foreign
+    key share-locks the account's key); the erasure locked the account, rewrote its
+    email (a key: a lock no key share-lock passes), then closed the cart. The sign-in is
+    held after it locked the customer's cart."""
+    user, auth = await signed_up(client)
+    product = await stocked_product(client, staff, price=1500, stock=20)
+    line = {"productId": product["id"], "quantity": 1}
+    cart_token = (await added(client, line))["cartToken"]
+    await added(client, line, **auth)
+    paused = hold_after_locking_the_cart(monkeypatch, user["id"])
+
+    signed_in, erased = await race(
+        engine,
+        paused,
+        client.post(
+            "/api/auth/login",
+            json={"email": user["email"], "password": PASSWORD},
+            headers={"X-Cart-Token": cart_token},
+        ),
+        lambda: client.delete(f"/api/users/{user['id']}", headers=auth),
+    )
+
+    assert signed_in.status_code == 200, signed_in.text
+    assert erased.status_code == 204, erased.text
+    # The session the sign-in opened ended with the account.
+    refreshed = await client.post(
+        "/api/auth/refresh", json={"refreshToken": signed_in.json()["refreshToken"]}
+    )
+    assert refreshed.status_code == 401, refreshed.text
+
+
+async def test_a_shared_carts_edit_racing_the_owners_erasure_both_go_through(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    staff: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An editor's add through a share link locked the owner's cart, then held the owner's
+    account (the ``add_to_cart`` event); the owner's erasure locked the account, then
+    closed the cart. The edit is held after its cart lock."""
+    owner, owner_auth = await signed_up(client)
+    _, editor_auth = await signed_up(client)
+    product = await stocked_product(client, staff, price=1500, stock=20)
+    line = {"productId": product["id"], "quantity": 1}
+    cart_id = (await added(client, line, **owner_auth))["id"]
+    share = await client.post("/api/cart/share", json={"canEdit": True}, headers=owner_auth)
+    assert share.status_code == 201, share.text
+
+    paused = Hold()
+    get_cart = CartRepository.get
+
+    async def held(self: CartRepository, wanted: str, *, lock: bool = False) -> Cart | None:
+        found = await get_cart(self, wanted, lock=lock)
+        if lock and wanted == cart_id and not paused.reached.is_set():
+            await paused.point()  # the owner's cart is locked
+        return found
+
+    monkeypatch.setattr(CartRepository, "get", held)
+
+    edited, erased = await race(
+        engine,
+        paused,
+        client.post(
+            f"/api/carts/shared/{share.json()['token']}/items", json=line, headers=editor_auth
+        ),
+        lambda: client.delete(f"/api/users/{owner['id']}", headers=owner_auth),
+    )
+
+    assert edited.status_code == 200, edited.text
+    assert erased.status_code == 204, erased.text
