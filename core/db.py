@@ -133,7 +133,9 @@ def locked(
     (``AuthService.authenticate``), then the guest's cart and theirs; a cart's change
     holds the account, then locks the cart; the erasure locks the account, rewrites the
     orders, then closes the cart (``cart_reminders.account_deleted``); a workflow's step
-    locks the order, then its cart, and takes no lock on the account after those.
+    locks the order, then its cart, and takes no lock on the account after those. A
+    refresh holds the account, then locks its token's row (the erasure revokes the
+    account's tokens after it locked the account).
     """
     return query.with_for_update(
         read=read, skip_locked=skip_locked, key_share=key_share

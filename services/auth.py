@@ -71,6 +71,13 @@ class RefreshTokenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def owner(self, token_hash: str) -> str | None:
+        """The account a token was issued to, read without a lock."""
+        result = await self.session.exec(
+            select(RefreshToken.user_id).where(RefreshToken.token_hash == token_hash)
+        )
+        return result.first()
+
     async def by_hash_for_update(self, token_hash: str) -> RefreshToken | None:
         result = await self.session.exec(
             locked(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
@@ -187,7 +194,17 @@ class AuthService:
         return await self._issue(user, new_session_id(), client)
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> IssuedTokens:
-        row = await self.refresh_tokens.by_hash_for_update(hash_refresh_token(refresh_token))
+        """The next tokens of the session. The account's row is held (``FOR SHARE``)
+        before the token's is locked, the one lock order of ``core.db.locked``: the
+        erasure locks the account, then revokes its tokens, and a rotation that locked
+        its token first, then wrote the next one (whose foreign key waits for the
+        erasure's rewrite of the account), deadlocked with it."""
+        token_hash = hash_refresh_token(refresh_token)
+        owner = await self.refresh_tokens.owner(token_hash)
+        user = await self.users.hold(owner) if owner is not None else None
+        if user is None:  # no such token, or its account erased
+            raise InvalidRefreshToken("the refresh token is not valid; sign in again")
+        row = await self.refresh_tokens.by_hash_for_update(token_hash)
         if row is None or row.revoked_at is not None:
             raise InvalidRefreshToken("the refresh token is not valid; sign in again")
         if row.rotated_at is not None:
@@ -205,9 +222,6 @@ class AuthService:
             raise InvalidRefreshToken("this session has ended; sign in again")
         if row.expires_at <= datetime.now(UTC):
             raise InvalidRefreshToken("the refresh token has expired; sign in again")
-        user = await self.users.get(row.user_id)
-        if user is None:
-            raise InvalidRefreshToken("the refresh token is not valid; sign in again")
         row.rotated_at = utcnow()
         await self.refresh_tokens.add(row)
         return await self._issue(user, row.family_id, client)

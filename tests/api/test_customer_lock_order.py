@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.carts import Cart
 from services import passwords
+from services.auth import RefreshTokenRepository
 from services.carts import CartRepository
 from tests.events.erasure_race import Hold
-from tests.factories import PASSWORD, signed_up, stocked_product
+from tests.factories import PASSWORD, bearer, login, register, signed_up, stocked_product
 from tests.lock_waits import waiting_on_locks
 from tests.orders.helpers import order_body
 from tests.stack import TEST_HASH_COST
@@ -76,19 +77,32 @@ async def race(
     return await running, await racing
 
 
-def hold_after_locking_the_cart(monkeypatch: pytest.MonkeyPatch, user_id: str) -> Hold:
-    """Stop the first request that locks ``user_id``'s active cart, right after it did."""
+def hold_after(
+    monkeypatch: pytest.MonkeyPatch, owner: type, name: str, when: Callable[..., bool]
+) -> Hold:
+    """Stop the first call of ``owner.name`` whose arguments ``when`` accepts, right after
+    it returned (the row it locked is held)."""
     paused = Hold()
-    active_for_user = CartRepository.active_for_user
+    original = getattr(owner, name)
 
-    async def held(self: CartRepository, owner: str, *, lock: bool = False) -> Cart | None:
-        found = await active_for_user(self, owner, lock=lock)
-        if lock and owner == user_id and not paused.reached.is_set():
+    async def held(self: object, *args: Any, **kwargs: Any) -> Any:
+        found = await original(self, *args, **kwargs)
+        if when(*args, **kwargs) and not paused.reached.is_set():
             await paused.point()
         return found
 
-    monkeypatch.setattr(CartRepository, "active_for_user", held)
+    monkeypatch.setattr(owner, name, held)
     return paused
+
+
+def hold_after_locking_the_cart(monkeypatch: pytest.MonkeyPatch, user_id: str) -> Hold:
+    """Stop the first request that locks ``user_id``'s active cart, right after it did."""
+    return hold_after(
+        monkeypatch,
+        CartRepository,
+        "active_for_user",
+        lambda owner, lock=False: lock and owner == user_id,
+    )
 
 
 async def test_checkout_racing_a_sign_in_that_rehashes_and_merges_both_go_through(
@@ -226,16 +240,10 @@ async def test_a_shared_carts_edit_racing_the_owners_erasure_both_go_through(
     share = await client.post("/api/cart/share", json={"canEdit": True}, headers=owner_auth)
     assert share.status_code == 201, share.text
 
-    paused = Hold()
-    get_cart = CartRepository.get
-
-    async def held(self: CartRepository, wanted: str, *, lock: bool = False) -> Cart | None:
-        found = await get_cart(self, wanted, lock=lock)
-        if lock and wanted == cart_id and not paused.reached.is_set():
-            await paused.point()  # the owner's cart is locked
-        return found
-
-    monkeypatch.setattr(CartRepository, "get", held)
+    # Held once the owner's cart is locked.
+    paused = hold_after(
+        monkeypatch, CartRepository, "get", lambda wanted, lock=False: lock and wanted == cart_id
+    )
 
     edited, erased = await race(
         engine,
@@ -248,3 +256,32 @@ async def test_a_shared_carts_edit_racing_the_owners_erasure_both_go_through(
 
     assert edited.status_code == 200, edited.text
     assert erased.status_code == 204, erased.text
+
+
+async def test_a_refresh_racing_the_erasure_both_go_through(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh locked its token's row, then wrote the next token (whose foreign key
+    share-locks the account's key); the erasure locked the account, rewrote its email,
+    then revoked the account's tokens. The refresh is held after its token's lock."""
+    user = await register(client)
+    tokens = await login(client, email=user["email"])
+    # Held once the token's row is locked.
+    paused = hold_after(
+        monkeypatch, RefreshTokenRepository, "by_hash_for_update", lambda token_hash: True
+    )
+
+    refreshed, erased = await race(
+        engine,
+        paused,
+        client.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]}),
+        lambda: client.delete(f"/api/users/{user['id']}", headers=bearer(tokens)),
+    )
+
+    assert refreshed.status_code == 200, refreshed.text
+    assert erased.status_code == 204, erased.text
+    # The token the refresh issued was revoked with the account's sessions.
+    again = await client.post(
+        "/api/auth/refresh", json={"refreshToken": refreshed.json()["refreshToken"]}
+    )
+    assert again.status_code == 401, again.text
