@@ -7,8 +7,12 @@ before ``include_router``'s prefix (``/products/{key}``: FastAPI 0.16x includes 
 lazily and keeps their own routes), and some answers have none at all: an ``OPTIONS`` or a
 CORS preflight, answered before routing (``api/cors.py``), an idempotent replay, a 405 or
 any answer of a plain Starlette route (``/api/openapi.json``). Each is named here by the
-full template of the route its path matched; a path no route matches has none (the
-``unmatched`` label: never the path itself, which would make a series per URL).
+full template of the route its path matched. A path that matches none only for a slash
+(``/api/products/``), which the router answers with a 307 to the path that matches
+(``/api/products``), is named by the template of that route, as FastAPI names its span:
+the status (307) tells the redirect from the answer. A path no route matches, with or
+without its trailing slash, has none (the ``unmatched`` label: never the path itself,
+which would make a series per URL).
 """
 
 from __future__ import annotations
@@ -52,6 +56,21 @@ class RouteTemplates:
         }
         for context in inclusions or self._contexts:
             if context.matches(by_path)[0] is not Match.NONE:
+                return context.path_format
+        if inclusions is None and scope["app"].router.redirect_slashes:
+            return self._redirected_to(by_path)
+        return None
+
+    def _redirected_to(self, by_path: Scope) -> str | None:
+        """The template of the route the router redirects ``by_path`` to, matched as it
+        matches it (Starlette's ``Router.app``): the path without its trailing slashes, or
+        with one, when the path alone matches no route."""
+        path: str = by_path["path"]
+        if path == by_path["root_path"] + "/":
+            return None  # the root is never redirected
+        other = {**by_path, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
+        for context in self._contexts:
+            if context.matches(other)[0] is not Match.NONE:
                 return context.path_format
         return None
 

@@ -101,6 +101,29 @@ async def test_a_path_no_route_matches_is_unmatched_never_itself(
     assert not [key for key in samples if "no-such-thing" in key[1]]
 
 
+async def test_a_trailing_slash_redirect_is_counted_under_the_route_it_redirects_to(
+    client: httpx.AsyncClient,
+) -> None:
+    # The router answers a path that matches no route only for its trailing slash with a
+    # 307 to the one that does: counted under that route's template (the status tells the
+    # redirect apart), not ``unmatched`` with the 404s.
+    for path, target in (
+        ("/api/products/", "/api/products"),
+        ("/api/products/p1/", "/api/products/p1"),
+    ):
+        response = await client.get(path)
+        assert response.status_code == 307, response.text
+        assert response.headers["location"].endswith(target)
+    assert (await client.delete("/api/cart/items/i1/")).status_code == 307
+    assert (await client.get("/api/no-such-thing/")).status_code == 404
+    samples = await counted(client)
+    assert samples[("GET", "/api/products", "307")] == 1
+    assert samples[("GET", "/api/products/{key}", "307")] == 1
+    assert samples[("DELETE", "/api/cart/items/{product_id}", "307")] == 1
+    assert samples[("GET", "unmatched", "404")] == 1
+    assert not [key for key in samples if key[1] == "unmatched" and key[2] == "307"]
+
+
 async def test_a_method_http_does_not_define_is_counted_as_other_never_itself(
     client: httpx.AsyncClient,
 ) -> None:
@@ -127,6 +150,7 @@ async def test_a_request_span_is_named_after_the_route_its_path_matched(
         assert (await http.options("/api/categories")).status_code == 204
         assert (await http.get("/api/products/prod_x")).status_code == 404
         assert (await http.get("/api/no-such-thing")).status_code == 404
+        assert (await http.get("/api/categories/")).status_code == 307
         traced = Settings.model_validate(settings.model_dump() | overrides)
         tracing = tracing_for(traced, ProcessRole.API)
         assert tracing is not None
@@ -136,5 +160,6 @@ async def test_a_request_span_is_named_after_the_route_its_path_matched(
     assert ("OPTIONS /api/products/{key}", "/api/products/{key}") in named, named
     assert ("OPTIONS /api/categories", "/api/categories") in named, named
     assert ("GET /api/products/{key}", "/api/products/{key}") in named, named
+    assert ("GET /api/categories", "/api/categories") in named, named
     # Unmatched: the method alone, no route (never the path).
     assert ("GET", None) in named, named
