@@ -49,7 +49,9 @@ class WorkflowStartRepository:
             locked(
                 select(WorkflowStart)
                 .where(col(WorkflowStart.started_at).is_(None), WorkflowStart.created_at <= cutoff)
-                .order_by(col(WorkflowStart.created_at))
+                # Oldest first, ties by id: one total order, so which rows a batch
+                # takes is decided by the rows alone.
+                .order_by(col(WorkflowStart.created_at), col(WorkflowStart.id))
                 .limit(limit),
                 skip_locked=True,
             )

@@ -150,7 +150,7 @@ class EventAdminRepository:
             locked(
                 select(EventDelivery.event_id, EventDelivery.subscriber)
                 .where(*conditions)
-                .order_by(col(EventDelivery.seq))
+                .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
                 .limit(limit),
                 skip_locked=True,
             )

@@ -243,7 +243,8 @@ class DeliveryRepository:
                 col(EventDelivery.status) == DeliveryStatus.PENDING,
                 col(EventDelivery.started_at) < utcnow() - age,
             )
-            .order_by(col(EventDelivery.seq))
+            # An event's deliveries share its seq: the subscriber completes the key.
+            .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
             .limit(limit)
         )
         return [

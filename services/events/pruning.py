@@ -51,7 +51,7 @@ class OutboxPruneRepository:
                     col(OutboxEvent.delivered_at) < cutoff,
                     ~open_delivery,
                 )
-                .order_by(col(OutboxEvent.delivered_at))
+                .order_by(col(OutboxEvent.delivered_at), col(OutboxEvent.id))
                 .limit(limit),
                 skip_locked=True,
             )

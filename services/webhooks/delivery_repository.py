@@ -272,7 +272,7 @@ class WebhookDeliveryRepository:
                     col(WebhookDelivery.status) == status,
                     col(WebhookDelivery.finished_at) < cutoff,
                 )
-                .order_by(col(WebhookDelivery.finished_at))
+                .order_by(col(WebhookDelivery.finished_at), col(WebhookDelivery.id))
                 .limit(limit),
                 skip_locked=True,
             )
