@@ -11,6 +11,7 @@ from fastapi import Depends, Header, Query, Request
 from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.problems import REDIS_UNAVAILABLE, raises
 from api.state import AppState
 from core.settings import Settings
 from services.analytics.postgres import PostgresAnalyticsStore
@@ -80,7 +81,11 @@ async def get_read_session(state: State) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+@raises(REDIS_UNAVAILABLE)
 async def get_redis(state: State) -> Redis:
+    """Redis, for an endpoint that reads or writes it on the request's path: one that
+    takes it answers 503 ``dependency_unavailable`` when Redis does not (its OpenAPI
+    entry says so, ``api/openapi.py``)."""
     return state.redis
 
 

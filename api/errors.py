@@ -27,7 +27,14 @@ from api.problems import problem_response
 from api.query_parameters import REPEATED_PARAMETER, UNKNOWN_PARAMETER
 from api.unknown_fields import UNKNOWN_FIELD, suggestion
 from core.db import DatabaseUnreachable
-from core.errors import DependencyUnavailable, ShopError, UnsupportedMediaType, ValueOutOfRange
+from core.errors import (
+    DatabaseUnavailable,
+    DependencyUnavailable,
+    InternalError,
+    ShopError,
+    UnsupportedMediaType,
+    ValueOutOfRange,
+)
 from models.base import CONTROL_CHARACTER, UNION_TAG_MARK
 
 log = logging.getLogger(__name__)
@@ -280,9 +287,9 @@ async def _database_unavailable(
         else "the database is unavailable for the moment; try again shortly"
     )
     return problem_response(
-        status=HTTPStatus.SERVICE_UNAVAILABLE,
-        code="database_unavailable",
-        title="The database is unavailable",
+        status=DatabaseUnavailable.status,
+        code=DatabaseUnavailable.code,
+        title=DatabaseUnavailable.title,
         detail=detail,
         instance=request.url.path,
         request_id=current_request_id(request),
@@ -314,9 +321,9 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
     with trace.use_span(request_span(request), end_on_exit=False):
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(
-            status=HTTPStatus.INTERNAL_SERVER_ERROR,
-            code="internal_error",
-            title="Internal server error",
+            status=InternalError.status,
+            code=InternalError.code,
+            title=InternalError.title,
             detail=f"something went wrong on our side; quote request id {request_id} to support",
             instance=request.url.path,
             request_id=request_id,

@@ -2,8 +2,11 @@
 problem+json with its stable ``code`` values.
 
 Routes declare their own errors (``problem_responses``); what whole kinds of operations
-can answer is added here, from the code that answers it: the errors their dependencies
-raise (``@raises`` on ``CurrentUser``, ``StaffUser``…), request validation (422; a NUL
+can answer is added here, from the code that answers it: what no client causes (500
+``internal_error``; 503 ``database_unavailable`` with ``Retry-After``, unless the endpoint
+is marked ``no_database_outage``), the errors their dependencies raise (``@raises`` on
+``CurrentUser``, ``StaffUser``…; the Redis client and the token's revocation check: 503
+``dependency_unavailable`` with ``Retry-After``), request validation (422; a NUL
 character anywhere is refused by ``api/guards.py`` for every operation), unreadable,
 non-JSON or oversized bodies (400, 422, 413) where there is a body, a field the body
 does not know (422 ``unknown_field``) where its model refuses one, a query parameter
@@ -30,9 +33,12 @@ from api.idempotency import (
     applies_to,
 )
 from api.problems import (
+    DATABASE_UNAVAILABLE,
     PROBLEM_REF,
+    SERVER_ERROR,
     Problem,
     ProblemSpec,
+    answers_database_outage,
     entry_codes,
     problem_codes,
     problem_entry,
@@ -114,7 +120,13 @@ def _calls(dependant: Dependant) -> list[Callable[..., Any]]:
 
 def _declare(operation: dict[str, Any], dependant: Dependant, path: str, method: str) -> None:
     calls = _calls(dependant)
-    errors = [*ANY_REQUEST, *(error for call in calls for error in raised_by(call))]
+    errors = [
+        *ANY_REQUEST,
+        SERVER_ERROR,
+        *(error for call in calls for error in raised_by(call)),
+    ]
+    if dependant.call is None or answers_database_outage(dependant.call):
+        errors.append(DATABASE_UNAVAILABLE)
     if operation.get("security") and token_optional(calls):
         # OptionalUser alone: the bearer token may be left out altogether.
         operation["security"] = [*operation["security"], {}]

@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.types import Receive, Scope, Send
 
-from core.errors import ShopError
+from core.errors import DatabaseUnavailable, DependencyUnavailable, InternalError, ShopError
 from core.logging import request_id_var
 from core.telemetry import current_trace_id
 from models.base import CamelModel
@@ -117,22 +117,82 @@ def problem_codes(*errors: ProblemSpec) -> dict[int, set[str]]:
     return codes
 
 
-def problem_entry(status: int, codes: set[str]) -> dict[str, Any]:
-    """One OpenAPI response: problem+json whose ``code`` is one of ``codes``."""
-    listed = ", ".join(f"`{code}`" for code in sorted(codes))
+# What any operation can answer that is not the client's fault (``api/errors.py``): a bug
+# of ours; the database out of reach, busy or undoing the request for a concurrent one
+# (``core.db.DatabaseUnreachable``, a transient SQLSTATE); and, where the operation reads
+# Redis, Redis out of reach (the code ``dependency_unavailable``). ``api.openapi`` adds
+# them to every operation.
+SERVER_ERROR: ProblemSpec = InternalError
+DATABASE_UNAVAILABLE: ProblemSpec = DatabaseUnavailable
+REDIS_UNAVAILABLE: ProblemSpec = DependencyUnavailable
+# The codes answered with ``Retry-After`` (the same request goes through a moment later).
+RETRY_AFTER_CODES = frozenset({DatabaseUnavailable.code, DependencyUnavailable.code})
+
+_REQUEST_ID = "req_01JEX5D8E9F0G1H2J3K4M5N6P7"
+
+
+def _example(error: type[ShopError], detail: str) -> dict[str, Any]:
     return {
-        "description": f"{HTTPStatus(status).phrase}: `code` is one of {listed}",
-        "content": {
-            PROBLEM_MEDIA_TYPE: {
-                "schema": {
-                    "allOf": [
-                        {"$ref": PROBLEM_REF},
-                        {"properties": {"code": {"enum": sorted(codes)}}},
-                    ]
-                }
-            }
+        "summary": error.title,
+        "value": {
+            "type": f"urn:shopweave:problem:{error.code}",
+            "title": error.title,
+            "status": int(error.status),
+            "detail": detail,
+            "code": error.code,
+            "instance": "/api/orders",
+            "requestId": _REQUEST_ID,
+            "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
         },
     }
+
+
+# An example of each answer above, as ``api/errors.py`` words it.
+PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
+    InternalError.code: _example(
+        InternalError,
+        f"something went wrong on our side; quote request id {_REQUEST_ID} to support",
+    ),
+    DatabaseUnavailable.code: _example(
+        DatabaseUnavailable, "the database is unavailable for the moment; try again shortly"
+    ),
+    DependencyUnavailable.code: _example(
+        DependencyUnavailable, "Redis did not answer; try again in a moment"
+    ),
+}
+
+
+def problem_entry(status: int, codes: set[str]) -> dict[str, Any]:
+    """One OpenAPI response: problem+json whose ``code`` is one of ``codes``, with an
+    example of each code ``PROBLEM_EXAMPLES`` has, and ``Retry-After`` where one of
+    ``RETRY_AFTER_CODES`` sends it."""
+    listed = ", ".join(f"`{code}`" for code in sorted(codes))
+    media: dict[str, Any] = {
+        "schema": {
+            "allOf": [
+                {"$ref": PROBLEM_REF},
+                {"properties": {"code": {"enum": sorted(codes)}}},
+            ]
+        }
+    }
+    examples = {code: PROBLEM_EXAMPLES[code] for code in sorted(codes) if code in PROBLEM_EXAMPLES}
+    if examples:
+        media["examples"] = examples
+    entry: dict[str, Any] = {
+        "description": f"{HTTPStatus(status).phrase}: `code` is one of {listed}",
+        "content": {PROBLEM_MEDIA_TYPE: media},
+    }
+    retried = sorted(codes & RETRY_AFTER_CODES)
+    if retried:
+        named = " and ".join(f"`{code}`" for code in retried)
+        entry["headers"] = {
+            "Retry-After": {
+                "description": f"With {named}: seconds to wait before trying again "
+                "(`dependency_unavailable` sends it when Redis did not answer)",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
+    return entry
 
 
 def entry_codes(entry: dict[str, Any]) -> set[str]:
@@ -172,3 +232,18 @@ def raises(*errors: ProblemSpec) -> Callable[[F], F]:
 
 def raised_by(dependency: Callable[..., Any]) -> tuple[ProblemSpec, ...]:
     return _RAISED_BY.get(dependency, ())
+
+
+_NO_DATABASE_OUTAGE: set[Callable[..., Any]] = set()
+
+
+def no_database_outage(endpoint: F) -> F:
+    """Mark an endpoint that never answers ``database_unavailable``: it reads no database
+    on its request's path, nor do its dependencies, or it answers an outage in its own
+    words (``/ready``: 503 ``not_ready``). Its OpenAPI entry leaves the code out."""
+    _NO_DATABASE_OUTAGE.add(endpoint)
+    return endpoint
+
+
+def answers_database_outage(endpoint: Callable[..., Any]) -> bool:
+    return endpoint not in _NO_DATABASE_OUTAGE

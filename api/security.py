@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import DbSession, LastEventId, ReadSession, State
 from api.head_requests import is_head
-from api.problems import raised_by, raises
+from api.problems import REDIS_UNAVAILABLE, raised_by, raises
 from api.state import AppState
 from core.errors import Forbidden, Unauthenticated
 from core.notifications import Lease
@@ -86,6 +86,8 @@ async def _identify_claims(
     InvalidToken,
     TokenExpired,
     TokenRevoked,
+    # The token's revocation is checked in Redis (``_identify_claims``).
+    REDIS_UNAVAILABLE,
 )
 async def _caller(
     state: State,

@@ -17,7 +17,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import services.events.metrics  # noqa: F401
 from api.deps import State
 from api.middleware import current_request_id
-from api.problems import problem_response, problem_responses
+from api.problems import (
+    REDIS_UNAVAILABLE,
+    no_database_outage,
+    problem_response,
+    problem_responses,
+)
 from api.relay_metrics import relay_exposition
 from core.db import ping
 from core.errors import DependencyUnavailable
@@ -44,6 +49,7 @@ class Readiness(CamelModel):
 
 
 @router.get("/health", summary="Liveness: the process answers", response_model=Health)
+@no_database_outage  # reads nothing
 async def health() -> Health:
     """Answers 200 while the API process runs. It checks nothing else, so a load balancer
     does not restart healthy API replicas when a dependency has a bad minute."""
@@ -75,6 +81,7 @@ async def _temporal_ok(state: State) -> None:
     response_model=Readiness,
     responses=problem_responses((DependencyUnavailable, "not_ready")),
 )
+@no_database_outage  # an outage of any of the three answers `not_ready`
 async def ready(request: Request, state: State) -> Response:
     """200 when PostgreSQL, Redis and Temporal all answer within 3 s. Otherwise 503
     problem+json with code `not_ready`, naming each dependency that failed in `detail`
@@ -103,8 +110,11 @@ async def ready(request: Request, state: State) -> Response:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **problem_responses(REDIS_UNAVAILABLE)},
 )
+# The relay's gauges leave out what the database does not answer; the shared counters
+# are read from Redis.
+@no_database_outage
 async def metrics(request: Request, state: State) -> Response:
     """Request counts and latencies of every API process behind this port (`shop api
     --workers N` sums them; one process adds its CPU, memory and GC figures), the

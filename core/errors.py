@@ -107,3 +107,21 @@ class DependencyUnavailable(ShopError):
     code = "dependency_unavailable"
     title = "A dependency is unavailable"
     retryable = True
+
+
+class DatabaseUnavailable(DependencyUnavailable):
+    """The database out of reach, busy, or undoing the request for a concurrent one: the
+    same request a moment later goes through (``api/errors.py`` answers it, with
+    ``Retry-After``)."""
+
+    code = "database_unavailable"
+    title = "The database is unavailable"
+
+
+class InternalError(ShopError):
+    """A bug of ours: an exception nothing expected, answered by the API's last handler
+    (``api/errors.py``). Never raised on purpose."""
+
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+    code = "internal_error"
+    title = "Internal server error"

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, status
 
-from api.deps import AnonymousIdHeader, State
+from api.deps import AnonymousIdHeader, RedisClient, State
 from api.problems import problem_responses
 from api.security import OptionalUser, client_info
 from core.errors import ValidationFailed
@@ -81,6 +81,7 @@ async def track(
     body: Annotated[TrackRequest, Body(openapi_examples=TRACK_EXAMPLES)],
     request: Request,
     state: State,
+    redis: RedisClient,
     caller: OptionalUser,
     anonymous_id: AnonymousIdHeader = None,
 ) -> TrackAccepted:
@@ -104,5 +105,5 @@ async def track(
         anonymous_id=anonymous_id or next((e.anonymous_id for e in events if e.anonymous_id), None),
         ip=client_info(request).ip,
     )
-    service = TrackingService(state.settings, state.redis, state.ingest)
+    service = TrackingService(state.settings, redis, state.ingest)
     return TrackAccepted(accepted=await service.track(tracker, events))

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response, status
 
 from api.deps import AnonymousIdHeader, DbSession, State
-from api.problems import problem_responses
+from api.problems import REDIS_UNAVAILABLE, problem_responses
 from api.security import CurrentUser, StaffUser, client_info
 from models.auth import (
     LoginRequest,
@@ -62,7 +62,7 @@ def _pair(issued: IssuedTokens, state: State) -> TokenPair:
     "/login",
     summary="Sign in",
     response_model=TokenPair,
-    responses=problem_responses(InvalidCredentials, TooManyAttempts),
+    responses=problem_responses(InvalidCredentials, TooManyAttempts, REDIS_UNAVAILABLE),
 )
 async def login(
     body: LoginRequest,
@@ -124,7 +124,7 @@ async def _link_visitor(
     "/refresh",
     summary="Rotate the refresh token",
     response_model=TokenPair,
-    responses=problem_responses(InvalidRefreshToken, RefreshTokenReused),
+    responses=problem_responses(InvalidRefreshToken, RefreshTokenReused, REDIS_UNAVAILABLE),
 )
 async def refresh(
     body: RefreshRequest, request: Request, state: State, session: DbSession

@@ -1,0 +1,177 @@
+"""The OpenAPI document lists, for every operation, the answers no client causes: 500
+``internal_error``, 503 ``database_unavailable`` with ``Retry-After`` and, where the
+operation reads Redis (its dependencies say so: the Redis client, the token's revocation
+check), 503 ``dependency_unavailable``; each as problem+json with an example that is what
+the API sends (``api/openapi.py``, ``api/problems.py``).
+
+Left out: the sandboxes (``/_sandbox/…``: other providers' contracts, mounted in dev and
+tests only), and ``database_unavailable`` of the three system endpoints that never answer
+it: ``/health`` reads nothing, ``/ready`` answers any outage as 503 ``not_ready``, and
+``/metrics`` leaves out the relay's gauges when the database does not answer them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from api.app import create_app
+from api.deps import RedisClient
+from api.problems import PROBLEM_EXAMPLES, PROBLEM_MEDIA_TYPE, entry_codes
+from cli.stack.process import free_port
+from core.db import create_engine
+from core.settings import Settings
+from tests.api.route_table import operations
+
+NO_DATABASE_OUTAGE = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}
+# The ids of a request (and the path it was sent to) differ from one answer to the next.
+PER_REQUEST = ("instance", "requestId", "traceId")
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    app = create_app(Settings(shop_env="test", jwt_secret="x" * 40, search_index=False))
+    spec: dict[str, Any] = app.openapi()
+    return spec
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, methods in document["paths"].items():
+        if path.startswith("/_sandbox/"):
+            continue
+        for method, operation in methods.items():
+            yield method.upper(), path, operation
+
+
+def _codes(operation: dict[str, Any], status: str) -> set[str]:
+    return entry_codes(operation["responses"].get(status, {}))
+
+
+def test_every_operation_documents_a_bug_and_the_databases_outage(
+    document: dict[str, Any],
+) -> None:
+    without_500: list[str] = []
+    without_503: list[str] = []
+    for method, path, operation in _operations(document):
+        if "internal_error" not in _codes(operation, "500"):
+            without_500.append(f"{method} {path}")
+        if "database_unavailable" not in _codes(operation, "503"):
+            without_503.append(f"{method} {path}")
+            continue
+        unavailable = operation["responses"]["503"]
+        assert "Retry-After" in unavailable["headers"], (method, path)
+    assert without_500 == []
+    assert {tuple(name.split(" ", 1)) for name in without_503} == NO_DATABASE_OUTAGE
+
+
+def test_every_documented_server_error_has_its_example(document: dict[str, Any]) -> None:
+    checked = 0
+    for method, path, operation in _operations(document):
+        for status in ("500", "503"):
+            entry = operation["responses"].get(status)
+            if entry is None:
+                continue
+            examples = entry["content"][PROBLEM_MEDIA_TYPE].get("examples", {})
+            for code in entry_codes(entry) & set(PROBLEM_EXAMPLES):
+                example = examples[code]["value"]
+                assert example["code"] == code, (method, path)
+                assert str(example["status"]) == status, (method, path)
+                checked += 1
+    assert checked > 300
+
+
+def test_operations_that_read_redis_document_its_outage(document: dict[str, Any]) -> None:
+    by_name = {f"{method} {path}": op for method, path, op in _operations(document)}
+    redis = {name for name, op in by_name.items() if "dependency_unavailable" in _codes(op, "503")}
+    # Every signed-in operation: the token's revocation is checked in Redis.
+    signed_in = {name for name, op in by_name.items() if op.get("security")}
+    assert len(signed_in) > 90
+    assert signed_in <= redis, sorted(signed_in - redis)
+    # Sign-in counts failures in Redis and tracking rate-limits there (their outage is
+    # answered so: tests/api/test_system.py); /metrics reads the shared counters there.
+    for name in ("POST /api/auth/login", "POST /api/analytics/track", "GET /metrics"):
+        assert name in redis, name
+    # A guest's read that Redis only caches (a miss reads the database) does not.
+    for name in ("GET /api/categories", "GET /api/returns/reasons", "GET /health"):
+        assert name not in redis, name
+
+
+def test_an_operation_that_takes_the_redis_client_documents_its_outage() -> None:
+    app = create_app(Settings(shop_env="test", jwt_secret="x" * 40, search_index=False))
+    taking = [
+        op
+        for op in operations(app)
+        if any(getattr(call, "__name__", "") == "get_redis" for call in op.dependencies)
+    ]
+    assert any(op.path == "/api/analytics/track" for op in taking)
+
+    @app.get("/api/_test/redis")
+    async def reads_redis(redis: RedisClient) -> None:
+        """Reads Redis."""
+
+    spec = app.openapi()
+    assert "dependency_unavailable" in _codes(spec["paths"]["/api/_test/redis"]["get"], "503")
+
+
+def _without_request_ids(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key not in PER_REQUEST}
+
+
+def _assert_is_the_example(response: httpx.Response, code: str) -> None:
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    example = PROBLEM_EXAMPLES[code]["value"]
+    assert _without_request_ids(response.json()) == _without_request_ids(example)
+    assert set(example) == set(response.json())
+
+
+async def test_the_examples_are_what_the_api_answers(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    away = f"postgresql+asyncpg://shop@127.0.0.1:{free_port()}/shop"
+    unreachable = create_engine(settings.model_copy(update={"database_url": away}))
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    async def database_away() -> None:
+        async with unreachable.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    app.add_api_route("/api/_test/broken", broken)
+    app.add_api_route("/api/_test/database-away", database_away)
+    try:
+        response = await client.get("/api/_test/broken")
+        assert response.status_code == 500
+        example = PROBLEM_EXAMPLES["internal_error"]["value"]
+        request_id = response.json()["requestId"]
+        assert response.json()["detail"] == example["detail"].replace(
+            example["requestId"], request_id
+        )
+        assert _without_request_ids(response.json() | {"detail": example["detail"]}) == (
+            _without_request_ids(example)
+        )
+        response = await client.get("/api/_test/database-away")
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        _assert_is_the_example(response, "database_unavailable")
+    finally:
+        await unreachable.dispose()
+
+
+async def test_the_redis_example_is_what_the_api_answers(settings: Settings) -> None:
+    broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = create_app(broken)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.post(
+                "/api/analytics/track", json={"event": "size_guide_open", "anonymousId": "a"}
+            )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    _assert_is_the_example(response, "dependency_unavailable")
