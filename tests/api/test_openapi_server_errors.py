@@ -2,7 +2,7 @@
 ``internal_error``, 503 ``database_unavailable`` with ``Retry-After`` and, where the
 operation reads Redis (its dependencies say so: the Redis client, the token's revocation
 check), 503 ``dependency_unavailable``; each as problem+json with an example that is what
-the API sends (``api/openapi.py``, ``api/problems.py``).
+the API sends (Redis': ``tests/api/test_system.py``) (``api/openapi.py``, ``api/problems.py``).
 
 Left out: the sandboxes (``/_sandbox/…``: other providers' contracts, mounted in dev and
 tests only), and ``database_unavailable`` of the three system endpoints that never answer
@@ -122,7 +122,9 @@ def _without_request_ids(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if key not in PER_REQUEST}
 
 
-def _assert_is_the_example(response: httpx.Response, code: str) -> None:
+def assert_is_the_example(response: httpx.Response, code: str) -> None:
+    """``response`` is the OpenAPI document's example of ``code`` but for the request's
+    own ids (tests/api/test_system.py holds Redis' to it too)."""
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
     example = PROBLEM_EXAMPLES[code]["value"]
     assert _without_request_ids(response.json()) == _without_request_ids(example)
@@ -158,20 +160,6 @@ async def test_the_examples_are_what_the_api_answers(
         response = await client.get("/api/_test/database-away")
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
-        _assert_is_the_example(response, "database_unavailable")
+        assert_is_the_example(response, "database_unavailable")
     finally:
         await unreachable.dispose()
-
-
-async def test_the_redis_example_is_what_the_api_answers(settings: Settings) -> None:
-    broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    app = create_app(broken)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            response = await http.post(
-                "/api/analytics/track", json={"event": "size_guide_open", "anonymousId": "a"}
-            )
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
-    _assert_is_the_example(response, "dependency_unavailable")

@@ -11,14 +11,17 @@ which rows a batch of N took, of those at its boundary, the plan's choice."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, transaction
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
-from models.events import DeliveryStatus, EventDelivery
+from models.events import DeliveryStatus
 from models.outbox import OutboxEvent
 from models.webhook_deliveries import WebhookDelivery, WebhookStatus
 from models.webhooks import WebhookEndpoint
@@ -29,6 +32,7 @@ from services.events.pruning import OutboxPruneRepository
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
 from services.webhooks.endpoints import new_secret
 from services.workflow_starts import WorkflowStartRepository
+from tests.events.admin.seeding import Seeder
 
 INSTANT = datetime(2001, 1, 1, tzinfo=UTC)
 AFTER = INSTANT + timedelta(seconds=1)
@@ -44,22 +48,45 @@ def _since_the_instant() -> timedelta:
     return utcnow() - AFTER
 
 
+async def _written_in_reverse(sessions: SessionFactory, rows: Sequence[SQLModel]) -> None:
+    """``rows`` (in their key's order) written last one first."""
+    async with transaction(sessions) as session:
+        for row in reversed(rows):
+            session.add(row)
+
+
+Prune = Callable[[AsyncSession], Awaitable[int]]
+
+
+async def _left_after_two_batches(
+    sessions: SessionFactory, prune: Prune, key: Any, keys: list[str]
+) -> list[set[str]]:
+    """Which of ``keys`` (a table's ``key`` column) are left after each of two batches."""
+    left: list[set[str]] = []
+    for _ in range(2):
+        async with transaction(sessions) as session:
+            assert await prune(session) == BATCH
+            rows = await session.exec(select(key).where(col(key).in_(keys)))
+            left.append(set(rows.all()))
+    return left
+
+
 async def test_pending_workflow_starts_of_one_instant_are_taken_by_id(
     db_sessions: SessionFactory,
 ) -> None:
     ids = _keys(IdPrefix.WORKFLOW_START)
-    async with transaction(db_sessions) as session:
-        for start_id in reversed(ids):
-            session.add(
-                WorkflowStart(
-                    id=start_id,
-                    workflow_type="TieWorkflow",
-                    workflow_id=f"tie-{start_id}",
-                    task_queue="ties",
-                    input={},
-                    created_at=INSTANT,
-                )
-            )
+    rows = [
+        WorkflowStart(
+            id=start_id,
+            workflow_type="TieWorkflow",
+            workflow_id=f"tie-{start_id}",
+            task_queue="ties",
+            input={},
+            created_at=INSTANT,
+        )
+        for start_id in ids
+    ]
+    await _written_in_reverse(db_sessions, rows)
     taken: list[list[str]] = []
     for _ in range(2):
         async with transaction(db_sessions) as session:
@@ -75,26 +102,24 @@ async def test_outbox_rows_delivered_at_one_instant_are_pruned_by_id(
     db_sessions: SessionFactory,
 ) -> None:
     ids = _keys(IdPrefix.EVENT)
-    async with transaction(db_sessions) as session:
-        for event_id in reversed(ids):
-            session.add(
-                OutboxEvent(
-                    id=event_id,
-                    type="tie.test",
-                    aggregate_type="tie",
-                    aggregate_id="tie_1",
-                    created_at=INSTANT,
-                    dispatched_at=INSTANT,
-                    delivered_at=INSTANT,
-                )
-            )
-    left: list[set[str]] = []
-    for _ in range(2):
-        async with transaction(db_sessions) as session:
-            pruned = await OutboxPruneRepository(session).delete_delivered_before(AFTER, BATCH)
-            assert pruned == BATCH
-            rows = await session.exec(select(OutboxEvent.id).where(col(OutboxEvent.id).in_(ids)))
-            left.append(set(rows.all()))
+    rows = [
+        OutboxEvent(
+            id=event_id,
+            type="tie.test",
+            aggregate_type="tie",
+            aggregate_id="tie_1",
+            created_at=INSTANT,
+            dispatched_at=INSTANT,
+            delivered_at=INSTANT,
+        )
+        for event_id in ids
+    ]
+    await _written_in_reverse(db_sessions, rows)
+
+    async def prune(session: AsyncSession) -> int:
+        return await OutboxPruneRepository(session).delete_delivered_before(AFTER, BATCH)
+
+    left = await _left_after_two_batches(db_sessions, prune, OutboxEvent.id, ids)
     assert left == [set(ids[2:]), set()]
 
 
@@ -102,72 +127,50 @@ async def test_webhook_deliveries_finished_at_one_instant_are_pruned_by_id(
     db_sessions: SessionFactory,
 ) -> None:
     ids = _keys(IdPrefix.WEBHOOK_DELIVERY)
-    async with transaction(db_sessions) as session:
-        endpoint = WebhookEndpoint(
-            url="https://hooks.example.com/ties", event_types=["test.none"], secret=new_secret()
+    endpoint = WebhookEndpoint(
+        url="https://hooks.example.com/ties", event_types=["test.none"], secret=new_secret()
+    )
+    await _written_in_reverse(db_sessions, [endpoint])
+    rows = [
+        WebhookDelivery(
+            id=delivery_id,
+            endpoint_id=endpoint.id,
+            event_id=new_id(IdPrefix.EVENT),
+            event_type="order.created",
+            payload={},
+            status=WebhookStatus.DELIVERED,
+            created_at=INSTANT,
+            finished_at=INSTANT,
         )
-        session.add(endpoint)
-        await session.flush()
-        for delivery_id in reversed(ids):
-            session.add(
-                WebhookDelivery(
-                    id=delivery_id,
-                    endpoint_id=endpoint.id,
-                    event_id=new_id(IdPrefix.EVENT),
-                    event_type="order.created",
-                    payload={},
-                    status=WebhookStatus.DELIVERED,
-                    created_at=INSTANT,
-                    finished_at=INSTANT,
-                )
-            )
-    left: list[set[str]] = []
-    for _ in range(2):
-        async with transaction(db_sessions) as session:
-            deliveries = WebhookDeliveryRepository(session)
-            pruned = await deliveries.delete_finished_before(WebhookStatus.DELIVERED, AFTER, BATCH)
-            assert pruned == BATCH
-            rows = await session.exec(
-                select(WebhookDelivery.id).where(col(WebhookDelivery.id).in_(ids))
-            )
-            left.append(set(rows.all()))
+        for delivery_id in ids
+    ]
+    await _written_in_reverse(db_sessions, rows)
+
+    async def prune(session: AsyncSession) -> int:
+        deliveries = WebhookDeliveryRepository(session)
+        return await deliveries.delete_finished_before(WebhookStatus.DELIVERED, AFTER, BATCH)
+
+    left = await _left_after_two_batches(db_sessions, prune, WebhookDelivery.id, ids)
     assert left == [set(ids[2:]), set()]
 
 
 async def _one_event_for_four(
-    sessions: SessionFactory, status: DeliveryStatus, started_at: datetime | None
+    sessions: SessionFactory, status: DeliveryStatus
 ) -> tuple[str, list[str]]:
-    """An event with four deliveries (one seq), written in the reverse of their
-    subscribers' order; the event's id and the subscribers in order."""
+    """An event of ``INSTANT`` with four deliveries (one seq, started then), written in
+    the reverse of their subscribers' order; the event's id and the subscribers in order."""
     subscribers = [f"tie-{letter}" for letter in "abcd"]
-    async with transaction(sessions) as session:
-        event = OutboxEvent(
-            type="tie.test", aggregate_type="tie", aggregate_id="tie_1", dispatched_at=INSTANT
-        )
-        session.add(event)
-        await session.flush()
-        assert event.seq is not None
-        for subscriber in reversed(subscribers):
-            session.add(
-                EventDelivery(
-                    event_id=event.id,
-                    subscriber=subscriber,
-                    event_type=event.type,
-                    aggregate_type=event.aggregate_type,
-                    aggregate_id=event.aggregate_id,
-                    seq=event.seq,
-                    status=status,
-                    started_at=started_at,
-                    workflow_id="tie-batch" if started_at else None,
-                )
-            )
-        return event.id, subscribers
+    event = await Seeder(sessions).event(
+        deliveries={subscriber: status for subscriber in reversed(subscribers)},
+        age=utcnow() - INSTANT,
+    )
+    return event.id, subscribers
 
 
 async def test_deliveries_of_one_event_started_long_ago_are_taken_by_subscriber(
     db_sessions: SessionFactory,
 ) -> None:
-    _, subscribers = await _one_event_for_four(db_sessions, DeliveryStatus.PENDING, INSTANT)
+    _, subscribers = await _one_event_for_four(db_sessions, DeliveryStatus.PENDING)
     taken: list[list[str]] = []
     for _ in range(2):
         async with transaction(db_sessions) as session:
@@ -182,7 +185,7 @@ async def test_deliveries_of_one_event_started_long_ago_are_taken_by_subscriber(
 async def test_failed_deliveries_of_one_event_are_replayed_by_subscriber(
     db_sessions: SessionFactory,
 ) -> None:
-    event_id, subscribers = await _one_event_for_four(db_sessions, DeliveryStatus.FAILED, None)
+    event_id, subscribers = await _one_event_for_four(db_sessions, DeliveryStatus.FAILED)
     moved: list[list[str]] = []
     for _ in range(2):
         async with transaction(db_sessions) as session:
