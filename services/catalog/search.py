@@ -8,13 +8,19 @@ beginning with it (three letters or more), which is what the trigram similarity 
 name gives there. Ranking is BM25 (PostgreSQL: ``ts_rank_cd`` plus the trigram
 similarity), ties broken by id. Counting and candidates follow the same rules: at most
 ``SEARCH_CANDIDATES``.
+
+A word's near clause is asked of each snapshot in the cheapest form found to match the
+same documents (``checked_plan``, by counting, once a word and snapshot): the same
+results and scores as tantivy's fuzzy query, at 100,000 products about a quarter less
+of tantivy's time a search (README *Catalogue reads*).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import tantivy
@@ -76,28 +82,130 @@ def _filter(query: tantivy.Query) -> tuple[tantivy.Occur, tantivy.Query]:
     return (tantivy.Occur.Must, tantivy.Query.const_score_query(query, 0.0))
 
 
-def text_query(schema: tantivy.Schema, text: str) -> tantivy.Query | None:
-    """Every word must match; None when no word is left (punctuation, stop words)."""
+@dataclass(frozen=True)
+class WordPlan:
+    """How one search word's near clause (its near words in the name, at a constant
+    ``NEAR_BOOST``) is asked: ``near`` None when it matches nothing; ``optional`` when
+    every document it matches also matches the word's stem, so it only adds to their
+    score (tantivy then looks it up in those documents rather than iterating it)."""
+
+    near: tantivy.Query | None
+    optional: bool = False
+
+
+# A word's near clause is replaced by at most this many terms (a union of many term
+# lists can cost more than the bit set tantivy's fuzzy query gathers).
+NEAR_TERMS = 4
+# Words planned per snapshot; past it a word is asked as written (no checks).
+WORD_PLANS = 4_096
+Planner = Callable[[str, str], WordPlan]
+
+
+def _fuzzy(schema: tantivy.Schema, word: str) -> tantivy.Query:
+    """The name's words as written that begin with ``word``, or (five letters or more)
+    with a word one edit from it (a transposition counts one)."""
+    distance = 1 if len(word) >= 5 else 0
+    return tantivy.Query.fuzzy_term_query(
+        schema, "name_words", word, distance=distance, prefix=True
+    )
+
+
+def plain_plan(schema: tantivy.Schema, word: str, stem: str) -> WordPlan:
+    """The near clause as written: tantivy's fuzzy prefix query (a constant score)."""
+    if len(word) < 3:
+        return WordPlan(None)
+    return WordPlan(tantivy.Query.boost_query(_fuzzy(schema, word), NEAR_BOOST))
+
+
+def _stem_clauses(schema: tantivy.Schema, stem: str) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+    """The stem in the name (weighing double) or in the description."""
+    name = tantivy.Query.term_query(schema, "name", stem)
+    return [
+        (tantivy.Occur.Should, tantivy.Query.boost_query(name, NAME_BOOST)),
+        (tantivy.Occur.Should, tantivy.Query.term_query(schema, "description", stem)),
+    ]
+
+
+def _both(first: tantivy.Query, second: tantivy.Query) -> tantivy.Query:
+    return tantivy.Query.boolean_query([(tantivy.Occur.Must, first), (tantivy.Occur.Must, second)])
+
+
+def checked_plan(snapshot: IndexSnapshot, word: str, stem: str) -> WordPlan:
+    """``plain_plan``'s near clause in a cheaper form that matches the same documents of
+    this snapshot with the same score, each form checked by counting: none when it
+    matches nothing; the terms beginning with the word (its own, or the one a cut-off
+    word begins) when they match exactly its documents, as constant-score term queries
+    (no automaton, no bit set); optional when the stem's clauses match all its
+    documents. Kept per snapshot: counting costs a few near clauses' worth once a word."""
+    plain = plain_plan(snapshot.schema, word, stem)
+    if plain.near is None:
+        return plain
+    schema, count = snapshot.schema, snapshot.count
+    fuzzy = _fuzzy(schema, word)
+    found = count(fuzzy)
+    if found == 0:
+        return WordPlan(None)
+    near = plain.near
+    terms = [
+        term
+        for term, _ in snapshot.searcher.terms_with_prefix("name_words", word, limit=NEAR_TERMS + 1)
+    ]
+    if 0 < len(terms) <= NEAR_TERMS:
+        scored = [
+            tantivy.Query.const_score_query(
+                tantivy.Query.term_query(schema, "name_words", term, index_option="basic"),
+                NEAR_BOOST,
+            )
+            for term in terms
+        ]
+        # The best of constant scores is that constant, as the fuzzy query's is.
+        terms_query = (
+            scored[0] if len(scored) == 1 else tantivy.Query.disjunction_max_query(scored, 0.0)
+        )
+        if count(terms_query) == found == count(_both(fuzzy, terms_query)):
+            near = terms_query
+    stems = tantivy.Query.boolean_query(_stem_clauses(schema, stem))
+    return WordPlan(near, optional=count(_both(near, stems)) == found)
+
+
+def snapshot_plan(snapshot: IndexSnapshot, word: str, stem: str) -> WordPlan:
+    """``checked_plan``, once per word and snapshot."""
+    plans = snapshot.word_plans
+    plan = plans.get((word, stem))
+    if plan is None:
+        if len(plans) >= WORD_PLANS:
+            return plain_plan(snapshot.schema, word, stem)
+        plan = plans[(word, stem)] = checked_plan(snapshot, word, stem)
+    return plan
+
+
+def text_query(
+    schema: tantivy.Schema, text: str, plan: Planner | None = None
+) -> tantivy.Query | None:
+    """Every word must match; None when no word is left (punctuation, stop words).
+    ``plan`` says how each word's near clause is asked (``plain_plan`` by default): the
+    same documents and scores either way."""
     words, stems = _WORDS.analyze(text)[:MAX_WORDS], _STEMS.analyze(text)[:MAX_WORDS]
     if len(words) != len(stems):
         words = stems
+    planned = plan or partial(plain_plan, schema)
     clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
     for word, stem in zip(words, stems, strict=True):
-        either: list[tuple[tantivy.Occur, tantivy.Query]] = [
-            (
-                tantivy.Occur.Should,
-                tantivy.Query.boost_query(
-                    tantivy.Query.term_query(schema, "name", stem), NAME_BOOST
-                ),
-            ),
-            (tantivy.Occur.Should, tantivy.Query.term_query(schema, "description", stem)),
-        ]
-        if len(word) >= 3:
-            near = tantivy.Query.fuzzy_term_query(
-                schema, "name_words", word, distance=1 if len(word) >= 5 else 0, prefix=True
+        either = _stem_clauses(schema, stem)
+        found = planned(word, stem)
+        if found.near is None:
+            matches = tantivy.Query.boolean_query(either)
+        elif found.optional:
+            # Scored as (name + description) + near, the order the union below adds in.
+            matches = tantivy.Query.boolean_query(
+                [
+                    (tantivy.Occur.Must, tantivy.Query.boolean_query(either)),
+                    (tantivy.Occur.Should, found.near),
+                ]
             )
-            either.append((tantivy.Occur.Should, tantivy.Query.boost_query(near, NEAR_BOOST)))
-        clauses.append((tantivy.Occur.Must, tantivy.Query.boolean_query(either)))
+        else:
+            matches = tantivy.Query.boolean_query([*either, (tantivy.Occur.Should, found.near)])
+        clauses.append((tantivy.Occur.Must, matches))
     if not clauses:
         return None
     return tantivy.Query.boolean_query(clauses)
@@ -142,7 +250,7 @@ class IndexedSearch:
         self, products: ProductRepository, query: ProductQuery, category_ids: list[str] | None
     ) -> SearchResult:
         schema = self.snapshot.schema
-        matches = text_query(schema, query.search or "")
+        matches = text_query(schema, query.search or "", partial(snapshot_plan, self.snapshot))
         if matches is None or category_ids == []:
             return SearchResult([], 0)
         wanted = filtered_query(schema, matches, query, category_ids)
@@ -156,16 +264,12 @@ class IndexedSearch:
             found = await products.rendered_by_ids(ids)
             rows = [found[i] for i in ids if i in found]
         else:
-            counted = min(self._count(wanted), SEARCH_CANDIDATES + 1)
+            counted = min(self.snapshot.count(wanted), SEARCH_CANDIDATES + 1)
             ids, skip = self._sorted_window(wanted, sort, offset, query.limit)
             rows = await products.page_of(ids, sort, offset - skip, query.limit)
         if counted > SEARCH_CANDIDATES:
             return SearchResult(rows, SEARCH_CANDIDATES, total_exact=False)
         return SearchResult(rows, counted)
-
-    def _count(self, query: tantivy.Query) -> int:
-        found = self.snapshot.searcher.search(query, 1, count=True)
-        return int(getattr(found, "count", 0) or 0)  # the stub leaves ``count`` out
 
     def _ranked_page(
         self, hits: list[tuple[float, tantivy.DocAddress]], offset: int, limit: int
@@ -218,7 +322,7 @@ class IndexedSearch:
             both = tantivy.Query.boolean_query(
                 [(tantivy.Occur.Must, wanted), (tantivy.Occur.Must, ties)]
             )
-            total = self._count(both)
+            total = self.snapshot.count(both)
             if total:
                 ids.update(self._id(a) for _, a in searcher.search(both, total, count=False).hits)
         return sorted(ids), before

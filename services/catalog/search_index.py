@@ -26,11 +26,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tantivy
 
 from models.catalog import Product
+
+if TYPE_CHECKING:
+    from services.catalog.search import WordPlan
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +228,16 @@ class IndexSnapshot:
     # addresses never change, and ranking a page reads the id of every hit that ties
     # with it (a median of 300 documents a search at 100,000 products, 4.5 ms).
     ids: dict[tuple[int, int], str] = field(default_factory=dict, compare=False, repr=False)
+    # How each search word is asked of this snapshot, by (word, stem): what a plan was
+    # checked against (its documents) is this snapshot's alone.
+    word_plans: dict[tuple[str, str], WordPlan] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def count(self, query: tantivy.Query) -> int:
+        """How many live documents ``query`` matches."""
+        found = self.searcher.search(query, 1, count=True)
+        return int(getattr(found, "count", 0) or 0)  # the stub leaves ``count`` out
 
     def product_id(self, address: tantivy.DocAddress) -> str:
         key = (address.segment_ord, address.doc)
