@@ -10,7 +10,8 @@ similarity), ties broken by id. Counting and candidates follow the same rules: a
 ``SEARCH_CANDIDATES``.
 
 A word's near clause is asked of each snapshot in the cheapest form found to match the
-same documents (``checked_plan``, by counting, once a word and snapshot): the same
+same documents (``checked_plan``, by counting, once a word is searched often enough in
+a snapshot): the same
 results and scores as tantivy's fuzzy query, at 100,000 products about a quarter less
 of tantivy's time a search (README *Catalogue reads*).
 """
@@ -96,8 +97,12 @@ class WordPlan:
 # A word's near clause is replaced by at most this many terms (a union of many term
 # lists can cost more than the bit set tantivy's fuzzy query gathers).
 NEAR_TERMS = 4
-# Words planned per snapshot; past it a word is asked as written (no checks).
+# Words planned (and words counted) per snapshot; past it a word is asked as written.
 WORD_PLANS = 4_096
+# A word is planned on its this-many-th search in a snapshot, asked as written before:
+# planning costs what five or six searches save at 100,000 products (a few dozen at
+# 1,000), and every write to the index starts a new snapshot.
+PLAN_AFTER = 8
 Planner = Callable[[str, str], WordPlan]
 
 
@@ -169,13 +174,19 @@ def checked_plan(snapshot: IndexSnapshot, word: str, stem: str) -> WordPlan:
 
 
 def snapshot_plan(snapshot: IndexSnapshot, word: str, stem: str) -> WordPlan:
-    """``checked_plan``, once per word and snapshot."""
-    plans = snapshot.word_plans
-    plan = plans.get((word, stem))
+    """``checked_plan``, once per word and snapshot, from the word's ``PLAN_AFTER``-th
+    search in it; ``plain_plan`` until then."""
+    key = (word, stem)
+    plans, asks = snapshot.word_plans, snapshot.word_asks
+    plan = plans.get(key)
     if plan is None:
-        if len(plans) >= WORD_PLANS:
+        asked = asks.get(key, 0) + 1
+        if asked < PLAN_AFTER or len(plans) >= WORD_PLANS:
+            if key in asks or len(asks) < WORD_PLANS:
+                asks[key] = asked
             return plain_plan(snapshot.schema, word, stem)
-        plan = plans[(word, stem)] = checked_plan(snapshot, word, stem)
+        asks.pop(key, None)
+        plan = plans[key] = checked_plan(snapshot, word, stem)
     return plan
 
 

@@ -233,6 +233,8 @@ class IndexSnapshot:
     word_plans: dict[tuple[str, str], WordPlan] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # How often each word not yet planned was searched in this snapshot.
+    word_asks: dict[tuple[str, str], int] = field(default_factory=dict, compare=False, repr=False)
 
     def count(self, query: tantivy.Query) -> int:
         """How many live documents ``query`` matches."""

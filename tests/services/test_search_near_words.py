@@ -116,6 +116,12 @@ def snapshot(index_path: Path) -> IndexSnapshot:
     return found
 
 
+@pytest.fixture
+def at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Words planned on their first search (not their ``PLAN_AFTER``-th)."""
+    monkeypatch.setattr(search, "PLAN_AFTER", 1)
+
+
 def _bench_draws(count: int) -> list[str]:
     draw = SEARCH(random.Random(11))
     return [parse_qs(urlparse(draw()).query)["search"][0] for _ in range(count)]
@@ -186,12 +192,14 @@ def _kind(plan: WordPlan) -> str:
     return f"{near}, optional" if plan.optional else near
 
 
+@pytest.mark.usefixtures("at_once")
 def test_the_bench_searches_find_what_the_fuzzy_query_finds(snapshot: IndexSnapshot) -> None:
     kinds = _same_answers(snapshot, _bench_draws(2_000))
     assert {"terms, optional", "terms", "fuzzy"} <= set(kinds), kinds
     assert kinds["terms, optional"] > kinds["fuzzy"], kinds
 
 
+@pytest.mark.usefixtures("at_once")
 def test_mistyped_searches_find_what_the_fuzzy_query_finds(snapshot: IndexSnapshot) -> None:
     kinds = _same_answers(snapshot, _typed_draws(snapshot, 2_000))
     assert {"terms, optional", "terms", "fuzzy", "fuzzy, optional", "none"} <= set(kinds), kinds
@@ -219,6 +227,7 @@ def _plan(snapshot: IndexSnapshot, word: str) -> str:
         ("xlinen", "fuzzy"),  # "linen" is one edit away, no word begins with it
     ],
 )
+@pytest.mark.usefixtures("at_once")
 def test_a_word_is_planned_by_what_its_near_words_are(
     snapshot: IndexSnapshot, word: str, kind: str
 ) -> None:
@@ -226,6 +235,7 @@ def test_a_word_is_planned_by_what_its_near_words_are(
     assert _same_answers(snapshot, [word, f"{word} steel"])
 
 
+@pytest.mark.usefixtures("at_once")
 async def test_a_new_snapshot_plans_again(index_path: Path) -> None:
     """Plans hold for the snapshot they were checked on: once no live product is named
     "skirt" (its term still in the index), "shirt" needs no fuzzy query."""
@@ -249,6 +259,17 @@ async def test_a_new_snapshot_plans_again(index_path: Path) -> None:
         assert await writer.apply(skirt, [])
 
 
+def test_a_word_is_planned_on_its_eighth_search_in_a_snapshot(snapshot: IndexSnapshot) -> None:
+    assert search.PLAN_AFTER == 8
+    assert [_plan(snapshot, "linen") for _ in range(7)] == ["fuzzy"] * 7
+    assert snapshot.word_plans == {}
+    assert snapshot.word_asks == {("linen", "linen"): 7}
+    assert _plan(snapshot, "linen") == "terms, optional"
+    assert set(snapshot.word_plans) == {("linen", "linen")}
+    assert snapshot.word_asks == {}
+
+
+@pytest.mark.usefixtures("at_once")
 def test_past_its_bound_a_snapshot_asks_words_as_written(
     snapshot: IndexSnapshot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -286,10 +307,16 @@ class _Rows:
 async def test_a_search_of_full_words_asks_tantivy_for_no_fuzzy_query(
     snapshot: IndexSnapshot,
 ) -> None:
+    """Once its words were searched often enough in the snapshot."""
     searcher = _RecordingSearcher(snapshot.searcher)
     recording = IndexSnapshot(cast(tantivy.Searcher, searcher), snapshot.schema, "recording")
     rows = cast(ProductRepository, _Rows())
-    found = await IndexedSearch(recording).search(rows, ProductQuery(search="Linen Cap"), None)
+    engine = IndexedSearch(recording)
+    for page in range(1, 9):
+        found = await engine.search(rows, ProductQuery(search="Linen Cap", page=page), None)
+    assert all("FuzzyTermQuery" in query for query in searcher.searched[:-1])
+    searcher.searched.clear()
+    found = await engine.search(rows, ProductQuery(search="Linen Cap"), None)
     expected = text_query(snapshot.schema, "linen cap")
     assert expected is not None
     ranked = snapshot.searcher.search(expected, SEARCH_CANDIDATES + 1, count=False).hits
