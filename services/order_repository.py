@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, text, update
+from sqlalchemy import Insert, bindparam, func, insert, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm.attributes import set_committed_value
@@ -106,10 +106,18 @@ class OrderRepository:
         )
         return result.first()
 
-    async def lines(self, order_id: str) -> list[OrderLine]:
-        result = await self.session.exec(
-            select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
+    @staticmethod
+    @cache
+    def _lines_statement() -> SelectOfScalar[OrderLine]:
+        # Read several times an order (its reservation, confirmation, fulfilment; issue #15).
+        return (
+            select(OrderLine)
+            .where(OrderLine.order_id == bindparam("p_order_id"))
+            .order_by(col(OrderLine.id))
         )
+
+    async def lines(self, order_id: str) -> list[OrderLine]:
+        result = await self.session.exec(self._lines_statement(), params={"p_order_id": order_id})
         return list(result.all())
 
     async def events(self, order_id: str, reader: TimelineAudience) -> list[OrderEvent]:
@@ -201,44 +209,53 @@ class OrderRepository:
         The caller holds the row (``require(lock=True)``); what else is staged is flushed
         first, as ``add_event`` does."""
         await self.session.flush()
+        params = {f"p_{name}": value for name, value in values.items()}
+        params.update(
+            p_order_id=order.id,
+            event_id=new_id(IdPrefix.ORDER_EVENT),
+            event_status=values["status"],
+            event_message=message,
+            event_data=data,
+            event_audience=TimelineAudience.CUSTOMER.value,
+            event_at=values.get("updated_at") or utcnow(),
+        )
+        # On the session's connection: a Core statement needs none of the session's steps.
+        connection = await self.session.connection()
+        await connection.execute(self._move_statement(tuple(values)), params)
+        for key, value in values.items():
+            set_committed_value(order, key, value)
+
+    # Every step of every order moves it: built once per set of columns (one in practice,
+    # ``OrderService.move``'s), with bind parameters, SQLAlchemy reuses its memoised cache
+    # key instead of building the CTE, its column proxies and its key per call (issue #15).
+    @staticmethod
+    @cache
+    def _move_statement(columns: tuple[str, ...]) -> Insert:
         orders = Order.__table__  # type: ignore[attr-defined]
         events = OrderEvent.__table__  # type: ignore[attr-defined]
         moved = (
             update(orders)
-            .where(orders.c.id == order.id)
-            .values(**values)
+            .where(orders.c.id == bindparam("p_order_id"))
+            .values({name: bindparam(f"p_{name}", type_=orders.c[name].type) for name in columns})
             .returning(orders.c.id)
             .cte("moved")
         )
-        entry = {
-            "id": new_id(IdPrefix.ORDER_EVENT),
-            "status": values["status"],
-            "message": message,
-            "data": data,
-            "created_at": values.get("updated_at") or utcnow(),
-        }
-        await self.session.exec(
+        return (
             insert(events)
             .from_select(
                 ["id", "order_id", "status", "message", "data", "audience", "created_at"],
                 core_select(
-                    bindparam("event_id", entry["id"], type_=events.c.id.type),
+                    bindparam("event_id", type_=events.c.id.type),
                     moved.c.id,
-                    bindparam("event_status", entry["status"], type_=events.c.status.type),
-                    bindparam("event_message", message, type_=events.c.message.type),
-                    bindparam("event_data", data, type_=events.c.data.type),
-                    bindparam(
-                        "event_audience",
-                        TimelineAudience.CUSTOMER.value,
-                        type_=events.c.audience.type,
-                    ),
-                    bindparam("event_at", entry["created_at"], type_=events.c.created_at.type),
+                    bindparam("event_status", type_=events.c.status.type),
+                    bindparam("event_message", type_=events.c.message.type),
+                    bindparam("event_data", type_=events.c.data.type),
+                    bindparam("event_audience", type_=events.c.audience.type),
+                    bindparam("event_at", type_=events.c.created_at.type),
                 ).select_from(moved),
             )
             .add_cte(moved)
         )
-        for key, value in values.items():
-            set_committed_value(order, key, value)
 
     async def add_event(
         self,
@@ -256,25 +273,46 @@ class OrderRepository:
         step's input), once per order: a retried step whose first write committed (its
         answer lost) adds no second entry. Returns whether it was written."""
         await self.session.flush()
-        statement = pg_insert(OrderEvent).values(
-            id=new_id(IdPrefix.ORDER_EVENT),
-            order_id=order_id,
-            status=status,
-            message=message,
-            data=data,
-            key=key,
-            audience=audience,
-            created_at=at or utcnow(),
+        params = {
+            "p_id": new_id(IdPrefix.ORDER_EVENT),
+            "p_order_id": order_id,
+            "p_status": status,
+            "p_message": message,
+            "p_data": data,
+            "p_key": key,
+            "p_audience": audience,
+            "p_created_at": at or utcnow(),
+        }
+        connection = await self.session.connection()
+        written = await connection.execute(self._add_event_statement(keyed=key is not None), params)
+        return key is None or written.first() is not None
+
+    @staticmethod
+    @cache
+    def _add_event_statement(*, keyed: bool) -> Insert:
+        # Most steps of every order write one (issue #15): built once, without and with
+        # its key, on the table (a Core insert, as ``move``'s).
+        events = OrderEvent.__table__  # type: ignore[attr-defined]
+        statement = pg_insert(events).values(
+            {
+                name: bindparam(f"p_{name}", type_=events.c[name].type)
+                for name in (
+                    "id",
+                    "order_id",
+                    "status",
+                    "message",
+                    "data",
+                    "key",
+                    "audience",
+                    "created_at",
+                )
+            }
         )
-        if key is None:
-            await self.session.exec(statement)
-            return True
-        written = await self.session.exec(
-            statement.on_conflict_do_nothing(
-                index_elements=["order_id", "key"], index_where=text("key IS NOT NULL")
-            ).returning(col(OrderEvent.id))
-        )
-        return written.first() is not None
+        if not keyed:
+            return statement
+        return statement.on_conflict_do_nothing(
+            index_elements=["order_id", "key"], index_where=text("key IS NOT NULL")
+        ).returning(events.c.id)
 
     async def add_lines(self, order_id: str, lines: Sequence[QuoteLine]) -> None:
         """The order's lines as priced (validate-order's snapshot)."""

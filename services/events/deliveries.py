@@ -9,6 +9,9 @@ from functools import cache
 from sqlalchemy import (
     ColumnElement,
     Executable,
+    Integer,
+    Select,
+    String,
     Table,
     Update,
     bindparam,
@@ -18,8 +21,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import aliased
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -38,6 +40,7 @@ CHANNEL = "shop_outbox"
 # pg_advisory_xact_lock key of a relay pass ("outbox" in ASCII): passes never overlap.
 RELAY_LOCK = 0x6F7574626F78
 
+_NAMES = ARRAY(String)
 _UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
 # The tables themselves, for the statements of one delivery (several an event, eight an
@@ -139,34 +142,15 @@ class DeliveryRepository:
         to the same subscriber: the deliveries that may start now, oldest first. Only
         those of ``known`` (subscriber, event type) pairs: the calling relay's own, which
         its worker can deliver; the others wait for a relay that knows them."""
-        earlier = aliased(EventDelivery)
-        blocked = (
-            select(earlier.event_id)
-            .where(
-                earlier.status == DeliveryStatus.PENDING,
-                earlier.subscriber == EventDelivery.subscriber,
-                earlier.aggregate_type == EventDelivery.aggregate_type,
-                earlier.aggregate_id == EventDelivery.aggregate_id,
-                earlier.seq < EventDelivery.seq,
-            )
-            .exists()
-        )
-        result = await self.session.exec(
-            select(
-                col(EventDelivery.event_id),
-                col(EventDelivery.subscriber),
-                col(EventDelivery.generation),
-                col(EventDelivery.event_type),
-            )
-            .where(
-                col(EventDelivery.status) == DeliveryStatus.PENDING,
-                col(EventDelivery.started_at).is_(None),
-                col(EventDelivery.workflow_id).is_(None),
-                _of_pairs(known),
-                ~blocked,
-            )
-            .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
-            .limit(limit)
+        pairs = sorted(known)
+        connection = await self.session.connection()
+        result = await connection.execute(
+            self._heads_statement(),
+            {
+                "p_subscribers": [subscriber for subscriber, _ in pairs],
+                "p_event_types": [event_type for _, event_type in pairs],
+                "p_limit": limit,
+            },
         )
         return [_ref(*row) for row in result.all()]
 
@@ -421,6 +405,47 @@ class DeliveryRepository:
 
     @staticmethod
     @cache
+    def _heads_statement() -> Select[str, str, int, str]:
+        # Every relay pass asks it (issue #15). The pairs are two arrays, each one
+        # parameter: an IN list of ~80 pairs was ~160 parameters to render and send.
+        deliveries = _DELIVERIES.c
+        earlier = _DELIVERIES.alias().c
+        blocked = (
+            core_select(earlier.event_id)
+            .where(
+                earlier.status == DeliveryStatus.PENDING,
+                earlier.subscriber == deliveries.subscriber,
+                earlier.aggregate_type == deliveries.aggregate_type,
+                earlier.aggregate_id == deliveries.aggregate_id,
+                earlier.seq < deliveries.seq,
+            )
+            .exists()
+        )
+        return (
+            core_select(
+                deliveries.event_id,
+                deliveries.subscriber,
+                deliveries.generation,
+                deliveries.event_type,
+            )
+            .where(
+                deliveries.status == DeliveryStatus.PENDING,
+                deliveries.started_at.is_(None),
+                deliveries.workflow_id.is_(None),
+                tuple_(deliveries.subscriber, deliveries.event_type).in_(
+                    core_select(
+                        func.unnest(bindparam("p_subscribers", type_=_NAMES)),
+                        func.unnest(bindparam("p_event_types", type_=_NAMES)),
+                    )
+                ),
+                ~blocked,
+            )
+            .order_by(deliveries.seq, deliveries.subscriber)
+            .limit(bindparam("p_limit", type_=Integer))
+        )
+
+    @staticmethod
+    @cache
     def _hold_event_statement() -> SelectOfScalar[str]:
         outbox = _OUTBOX.c
         # NO KEY UPDATE: it must not wait for the KEY SHARE locks that the receipts'
@@ -455,10 +480,6 @@ class DeliveryRepository:
     async def notify_relay(self) -> None:
         """Wake every relay when this transaction commits."""
         await self.session.exec(select(func.pg_notify(CHANNEL, "delivery")))
-
-
-def _of_pairs(pairs: Collection[Pair]) -> ColumnElement[bool]:
-    return tuple_(col(EventDelivery.subscriber), col(EventDelivery.event_type)).in_(sorted(pairs))
 
 
 def _this(ref: DeliveryRef) -> list[ColumnElement[bool]]:

@@ -5,10 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    cast,
+    func,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import locked
@@ -37,6 +50,7 @@ _BELOW_THRESHOLD = and_(
     col(Product.deleted_at).is_(None),
     func.coalesce(AVAILABLE, 0) < Product.low_stock_threshold,
 )
+_STOCK_LEVELS: Table = SQLModel.metadata.tables[StockLevel.__tablename__]
 _AVAILABLE_BY_IDS = (
     "SELECT product_id, on_hand - reserved, revision FROM stock_levels"
     " WHERE product_id = ANY($1::varchar[])"
@@ -117,22 +131,17 @@ class StockRepository:
         when the stock would pass what its integer columns hold (``overflows`` tells):
         the sums are checked as bigints, so PostgreSQL's integer overflow never aborts
         the transaction."""
-        new_on_hand = cast(ON_HAND, BigInteger) + on_hand
-        new_reserved = cast(RESERVED, BigInteger) + reserved
-        conditions: list[ColumnElement[bool]] = [
-            col(StockLevel.product_id) == product_id,
-            new_on_hand >= 0,
-            new_on_hand <= MAX_STOCK,
-            new_reserved >= 0,
-            new_reserved <= new_on_hand,
-        ]
+        params: dict[str, object] = {
+            "p_product_id": product_id,
+            "p_on_hand": on_hand,
+            "p_reserved": reserved,
+            "p_updated_at": utcnow(),
+        }
         if guard_available is not None:
-            conditions.append(guard_available <= AVAILABLE)
-        result = await self.session.exec(
-            update(StockLevel)
-            .where(and_(*conditions))
-            .values(on_hand=ON_HAND + on_hand, reserved=RESERVED + reserved, updated_at=utcnow())
-            .returning(AVAILABLE)
+            params["p_guard_available"] = guard_available
+        connection = await self.session.connection()
+        result = await connection.execute(
+            self._change_statement(guarded=guard_available is not None), params
         )
         row = result.first()
         if row is None:
@@ -143,6 +152,38 @@ class StockRepository:
             # stock row's lock, so this product's events commit in seq order.
             await publish(self.session, EventType.PRODUCT_CHANGED, product_id, {"reason": "stock"})
         return True
+
+    # Every reservation, commit and release of every order line changes stock: built once
+    # (with and without the guard), with bind parameters, on the table (no row of it is
+    # ever held as an object), SQLAlchemy reuses its memoised cache key (issue #15).
+    @staticmethod
+    @cache
+    def _change_statement(*, guarded: bool) -> Update:
+        stock = _STOCK_LEVELS.c
+        on_hand = bindparam("p_on_hand", type_=Integer)
+        reserved = bindparam("p_reserved", type_=Integer)
+        new_on_hand = cast(stock.on_hand, BigInteger) + on_hand
+        new_reserved = cast(stock.reserved, BigInteger) + reserved
+        available = stock.on_hand - stock.reserved
+        conditions: list[ColumnElement[bool]] = [
+            stock.product_id == bindparam("p_product_id"),
+            new_on_hand >= 0,
+            new_on_hand <= MAX_STOCK,
+            new_reserved >= 0,
+            new_reserved <= new_on_hand,
+        ]
+        if guarded:
+            conditions.append(available >= bindparam("p_guard_available", type_=Integer))
+        return (
+            update(_STOCK_LEVELS)
+            .where(and_(*conditions))
+            .values(
+                on_hand=stock.on_hand + on_hand,
+                reserved=stock.reserved + reserved,
+                updated_at=bindparam("p_updated_at", type_=stock.updated_at.type),
+            )
+            .returning(available)
+        )
 
     async def lock(self, product_id: str) -> None:
         """The product's stock row locked for this transaction (its events are published
@@ -226,19 +267,33 @@ class StockRepository:
         statement (a crossing either way, not one statement for each way, issue #15): the
         available count when it just fell below (the flag was clear); None when it is not
         low, was flagged already, or climbed back to its threshold (the flag cleared)."""
-        low = self._threshold(product_id) > AVAILABLE
-        changed = await self.session.exec(
-            update(StockLevel)
-            .where(
-                col(StockLevel.product_id) == product_id,
-                self._threshold(product_id).is_not(None),
-                col(StockLevel.low_stock_alerted).is_distinct_from(low),
-            )
-            .values(low_stock_alerted=low)
-            .returning(col(StockLevel.low_stock_alerted), AVAILABLE)
-        )
+        connection = await self.session.connection()
+        changed = await connection.execute(self._flag_low_statement(), {"p_product_id": product_id})
         row = changed.first()
         return int(row[1]) if row is not None and row[0] else None
+
+    @staticmethod
+    @cache
+    def _flag_low_statement() -> Update:
+        # After every stock change of every order line: built once, as ``change`` is.
+        stock = _STOCK_LEVELS.c
+        threshold = (
+            select(Product.low_stock_threshold)
+            .where(Product.id == bindparam("p_product_id"))
+            .scalar_subquery()
+        )
+        available = stock.on_hand - stock.reserved
+        low = threshold > available
+        return (
+            update(_STOCK_LEVELS)
+            .where(
+                stock.product_id == bindparam("p_product_id"),
+                threshold.is_not(None),
+                stock.low_stock_alerted.is_distinct_from(low),
+            )
+            .values(low_stock_alerted=low)
+            .returning(stock.low_stock_alerted, available)
+        )
 
     async def low_stock_alerted(self, product_id: str) -> bool:
         """Whether the product's low-stock alert is raised (it fell below its threshold
@@ -251,10 +306,6 @@ class StockRepository:
     async def product(self, product_id: str) -> Product | None:
         """The product's row whatever its state (the alert and reorder terms live there)."""
         return await self.session.get(Product, product_id)
-
-    @staticmethod
-    def _threshold(product_id: str) -> ColumnElement[int]:
-        return select(Product.low_stock_threshold).where(Product.id == product_id).scalar_subquery()
 
 
 class ReservationRepository:

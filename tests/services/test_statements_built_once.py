@@ -2,7 +2,9 @@
 its steps and event handlers, are statements built once (issue #15): a statement built
 per call cost its construction and its cache key each time, more of the worker's CPU
 than running it. Each read runs the same statement object every call, with its own
-values bound (what it returns is the rest of the suite's to check)."""
+values bound (what it returns is the rest of the suite's to check). So do an order's
+move, the relay's heads and a stock change, each checked here with two rows in one
+session: a value bound to the wrong parameter shows as the wrong row's result."""
 
 from __future__ import annotations
 
@@ -12,12 +14,25 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.events import EventType
+from core.ids import IdPrefix, new_id
+from core.outbox import publish
+from models.base import utcnow
+from models.catalog import ProductCreate
+from models.inventory import StockLevel
+from models.orders import OrderEvent, OrderStatus, TimelineAudience
+from services.catalog.products import ProductService
+from services.events.deliveries import DeliveryRepository
+from services.inventory import StockService
+from services.inventory.repositories import StockRepository
 from services.order_repository import OrderRepository
 from services.payments.repository import PaymentRepository
 from services.users import UserRepository
 from tests.events.customers import create_customer, create_order
+from tests.factories import unique_slug
 
 
 @contextmanager
@@ -49,6 +64,7 @@ async def test_an_orders_reads_run_statements_built_once(
         lambda i: repository.get(orders[i].id),
         lambda i: repository.get(orders[i].id, lock=True),
         lambda i: repository.undoing_since(orders[i].id),
+        lambda i: repository.lines(orders[i].id),
         lambda i: payments.for_order(orders[i].id),
         lambda i: payments.for_order(orders[i].id, lock=True),
         lambda i: users.hold(orders[i].user_id or ""),
@@ -61,3 +77,155 @@ async def test_an_orders_reads_run_statements_built_once(
         assert runs[0] is runs[1], runs
     assert await repository.get(orders[1].id) is orders[1]
     assert await users.hold(second.id) is second
+
+
+async def test_an_orders_move_runs_one_statement_with_each_orders_values(
+    db_session: AsyncSession, engine: AsyncEngine
+) -> None:
+    orders = [
+        await create_order(db_session, await create_customer(db_session), total=1000)
+        for _ in range(2)
+    ]
+    repository = OrderRepository(db_session)
+    moves = [
+        (OrderStatus.FULFILLMENT_QUEUED, None, None, "queued", {"n": 0}),
+        (OrderStatus.FAILED, "payment_declined", "declined", "failed", {"n": 1}),
+    ]
+    with executed(engine) as runs:
+        for order, (status, code, detail, message, data) in zip(orders, moves, strict=True):
+            await repository.move(
+                order,
+                {
+                    "status": status,
+                    "failure_code": code,
+                    "failure_detail": detail,
+                    "next_action_url": None,
+                    "updated_at": utcnow(),
+                },
+                message,
+                data,
+            )
+    assert len(runs) == 2, runs
+    assert runs[0] is runs[1], runs
+    with executed(engine) as notes:
+        for order in orders:
+            for key in ("first", "first", "second"):  # the second "first" writes nothing
+                await repository.add_event(
+                    order.id,
+                    OrderStatus(order.status),
+                    f"{key} note of {order.id}",
+                    {"key": key},
+                    audience=TimelineAudience.STAFF,
+                    key=key,
+                )
+            await repository.add_event(
+                order.id, OrderStatus(order.status), "unkeyed", {}, audience=TimelineAudience.STAFF
+            )
+    keyed = [run for i, run in enumerate(notes) if i % 4 != 3]
+    assert len(notes) == 8, notes
+    assert all(run is keyed[0] for run in keyed), notes
+    assert notes[3] is notes[7], notes
+    assert notes[3] is not keyed[0], notes
+    for order, (status, code, detail, message, data) in zip(orders, moves, strict=True):
+        await repository.reread(order)
+        assert (order.status, order.failure_code, order.failure_detail) == (status, code, detail)
+        entries = (
+            await db_session.exec(
+                select(OrderEvent)
+                .where(OrderEvent.order_id == order.id)
+                .order_by(col(OrderEvent.created_at), col(OrderEvent.id))
+            )
+        ).all()
+        assert [(e.status, e.message, e.data, e.key, e.audience) for e in entries] == [
+            (status, message, data, None, TimelineAudience.CUSTOMER),
+            (status, f"first note of {order.id}", {"key": "first"}, "first", "staff"),
+            (status, f"second note of {order.id}", {"key": "second"}, "second", "staff"),
+            (status, "unkeyed", {}, None, "staff"),
+        ]
+        assert entries[0].created_at == order.updated_at
+
+
+async def test_the_relays_heads_run_one_statement_with_each_callers_pairs(
+    db_session: AsyncSession, engine: AsyncEngine
+) -> None:
+    """Two subscribers of this test's own, two aggregates: each caller's pairs, its limit,
+    and an aggregate's later event held back behind its first."""
+    first, second = unique_slug("heads-a"), unique_slug("heads-b")
+    repository = DeliveryRepository(db_session)
+    users = [new_id(IdPrefix.USER), new_id(IdPrefix.USER)]
+    events = []
+    for user_id in (*users, users[0]):
+        published = await publish(db_session, EventType.USER_CREATED, user_id, {"userId": user_id})
+        await repository.add_deliveries(published, [first, second])
+        events.append(published.id)
+    created = str(EventType.USER_CREATED)
+    with executed(engine) as runs:
+        only_first = await repository.heads(10, [(first, created)])
+        both = await repository.heads(10, {(first, created), (second, created)})
+        one = await repository.heads(1, [(second, created), (second, str(EventType.USER_DELETED))])
+        unknown = await repository.heads(10, [(first, str(EventType.USER_DELETED))])
+    assert len(runs) == 4, runs
+    assert all(run is runs[0] for run in runs), runs
+    assert [(d.event_id, d.subscriber) for d in only_first] == [
+        (events[0], first),
+        (events[1], first),
+    ]
+    assert [(d.event_id, d.subscriber) for d in both] == [
+        (events[0], first),
+        (events[0], second),
+        (events[1], first),
+        (events[1], second),
+    ]
+    assert [(d.event_id, d.subscriber, d.generation, d.event_type) for d in one] == [
+        (events[0], second, 0, created)
+    ]
+    assert unknown == []
+
+
+async def test_a_stock_change_runs_one_statement_per_form_with_each_products_values(
+    db_session: AsyncSession, engine: AsyncEngine
+) -> None:
+    products = []
+    for stock in (5, 50):
+        product = await ProductService(db_session).create(
+            ProductCreate(sku=unique_slug("stmt"), name="Stocked thing", price=100)
+        )
+        await StockService(db_session).adjust(product.id, stock, "initial count")
+        products.append(product.id)
+    repository = StockRepository(db_session)
+    with executed(engine) as runs:
+        guarded = [
+            await repository.change(products[0], reserved=4, guard_available=4),
+            await repository.change(products[1], reserved=6, guard_available=6),
+            # 1 left of the first product's 5: refused; 44 of the second's: taken
+            await repository.change(products[0], reserved=2, guard_available=2),
+            await repository.change(products[1], reserved=44, guard_available=44),
+        ]
+        # Below the threshold (10): the first was flagged at its count of 5, the second
+        # is flagged now, at 0 available
+        flagged = [await repository.flag_low(product) for product in products]
+        plain = [
+            await repository.change(products[0], on_hand=-4, reserved=-4),
+            await repository.change(products[1], on_hand=10),
+            await repository.change(products[0], on_hand=-2),  # would go below 0: refused
+        ]
+        # The second back at its threshold: cleared
+        cleared = [await repository.flag_low(product) for product in products]
+    assert (guarded, plain) == ([True, True, False, True], [True, True, False])
+    assert (flagged, cleared) == ([None, 0], [None, None])
+    changes = [run for run in runs if "UPDATE stock_levels SET on_hand" in str(run)]
+    assert len(changes) == 7, runs
+    assert all(run is changes[0] for run in changes[:4]), runs
+    assert all(run is changes[4] for run in changes[4:]), runs
+    flags = [run for run in runs if "UPDATE stock_levels SET low_stock_alerted" in str(run)]
+    assert len(flags) == 4, runs
+    assert all(run is flags[0] for run in flags), runs
+    levels = await db_session.exec(
+        select(
+            StockLevel.product_id,
+            StockLevel.on_hand,
+            StockLevel.reserved,
+            StockLevel.low_stock_alerted,
+        ).where(col(StockLevel.product_id).in_(products))
+    )
+    assert sorted(levels.all()) == sorted([(products[0], 1, 0, True), (products[1], 60, 50, False)])
