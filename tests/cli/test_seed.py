@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, func, select
 from temporalio.client import WorkflowExecutionStatus
 
-from cli.main import staff_account_line
 from cli.seed import OrderSeeder, Seeder, seed
 from cli.seed.backdating import past_times
 from cli.seed.catalogue import _product
+from cli.seed_command import staff_account_line
 from core.db import SessionFactory, create_session_factory, transaction
 from core.settings import Settings
 from models.analytics import AnalyticsEvent
