@@ -30,7 +30,7 @@ from services.analytics import AnalyticsRecorder
 from services.cart_view import render_cart
 from services.catalog.errors import ProductNotFound
 from services.catalog.pricing import CouponService, price_book
-from services.catalog.products import ProductRepository
+from services.catalog.product_repository import ProductRepository
 from services.inventory import OutOfStock, StockRepository
 from services.order_repository import OrderRepository
 from services.quotes import quote

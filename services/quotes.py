@@ -16,7 +16,7 @@ from core.settings import Settings
 from models.carts import Cart, CartItem
 from models.quotes import Destination, Quote, QuoteCoupon, QuoteLine
 from services.catalog.pricing import CouponService, price_book
-from services.catalog.products import ProductRepository
+from services.catalog.product_repository import ProductRepository
 
 
 def tax_rate(settings: Settings, destination: Destination | None) -> int:

@@ -34,17 +34,14 @@ from services.catalog.cache import CatalogCache
 from services.catalog.categories import CategoryService
 from services.catalog.errors import CategoryNotFound, ProductNotFound
 from services.catalog.pricing import price_book
-from services.catalog.products import (
-    POSTGRES_SEARCH,
+from services.catalog.product_query import (
     SEARCH_MAX_LENGTH,
     ProductQuery,
-    ProductSearch,
-    ProductService,
     ProductSort,
     normalize_search,
-    to_public,
-    to_wire,
 )
+from services.catalog.products import POSTGRES_SEARCH, ProductSearch, ProductService
+from services.catalog.rendering import to_public, to_wire
 from services.inventory import StockRepository
 
 SLUG_TAKEN = (Conflict, "slug_taken")

@@ -14,7 +14,7 @@ from api.state import AppState
 from services.catalog.cache import CatalogCache
 from services.catalog.detail import ProductDetailRepository
 from services.catalog.errors import ProductNotFound
-from services.catalog.products import to_wire
+from services.catalog.rendering import to_wire
 
 
 async def read_product(

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from models.catalog import MAX_AMOUNT
-from services.catalog.products import (
+from services.catalog.product_query import (
     SEARCH_MAX_LENGTH,
     ProductQuery,
     ProductSort,

@@ -56,7 +56,7 @@ from services.analytics.people import (
     union,
 )
 from services.analytics.ranges import TimeRange
-from services.catalog.products import ProductRepository
+from services.catalog.product_repository import ProductRepository
 from services.inventory.stock import StockService
 
 HOUR = timedelta(hours=1)

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory
 from core.settings import Settings
-from services.catalog.products import ProductRepository
+from services.catalog.product_repository import ProductRepository
 from services.catalog.search_index import Searchable, SearchIndexWriter
 
 log = logging.getLogger(__name__)

@@ -26,15 +26,14 @@ from pathlib import Path
 
 import tantivy
 
-from services.catalog.products import (
-    POSTGRES_SEARCH,
+from services.catalog.product_query import (
     SEARCH_CANDIDATES,
     ProductQuery,
-    ProductRepository,
-    ProductSearch,
     ProductSort,
     SearchResult,
 )
+from services.catalog.product_repository import ProductRepository
+from services.catalog.products import POSTGRES_SEARCH, ProductSearch
 from services.catalog.rows import ProductFields
 from services.catalog.search_index import IndexSnapshot, SearchIndexReader
 

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, create_session_factory
 from models.analytics import AnalyticsEvent
-from services.catalog.products import SEARCH_MAX_LENGTH
+from services.catalog.product_query import SEARCH_MAX_LENGTH
 from tests.factories import signed_up, unique_slug
 
 

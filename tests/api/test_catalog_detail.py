@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_session_factory
 from services.catalog.pricing import price_book
-from services.catalog.products import ProductService, to_wire
+from services.catalog.products import ProductService
+from services.catalog.rendering import to_wire
 from services.inventory import StockRepository
 from tests.factories import signed_up, unique_slug
 

@@ -15,7 +15,7 @@ import api.routes.catalog as catalog_routes
 from api.routes.catalog_query import guest_search_query
 from api.state import AppState
 from services.catalog.answers import Answers
-from services.catalog.products import SEARCH_MAX_LENGTH, ProductQuery, ProductSort
+from services.catalog.product_query import SEARCH_MAX_LENGTH, ProductQuery, ProductSort
 from tests.factories import stocked_product, unique_slug
 
 

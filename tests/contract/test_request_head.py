@@ -7,7 +7,7 @@ import json
 from urllib.parse import quote, urlsplit
 
 from cli.serve import MAX_REQUEST_HEAD_BYTES
-from services.catalog.products import SEARCH_MAX_LENGTH
+from services.catalog.product_query import SEARCH_MAX_LENGTH
 from tests.live import LiveStack
 
 

@@ -20,14 +20,13 @@ from models.catalog import CategoryCreate, ProductCreate, ProductUpdate, ReviewC
 from models.users import Role, User, UserStatus
 from services.catalog.categories import CategoryService
 from services.catalog.indexing import SearchIndexing
-from services.catalog.products import (
+from services.catalog.product_query import (
     SEARCH_CANDIDATES,
     ProductQuery,
-    ProductSearch,
-    ProductService,
     ProductSort,
     SearchResult,
 )
+from services.catalog.products import ProductSearch, ProductService
 from services.catalog.reviews import NoPurchases, ReviewService
 from services.catalog.search import IndexedSearch, SearchEngines, text_query
 from services.catalog.search_index import (
