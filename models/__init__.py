@@ -22,8 +22,9 @@ from models.hubspot_sandbox import SandboxHubSpotObject
 from models.inventory import PurchaseOrder, Reservation, StockLevel, StockMovement
 from models.marketing import MarketingContact, SandboxMarketingRecord
 from models.notifications import Notification
-from models.orders import Order, OrderEvent, OrderLine, Payment, PaymentEvent
+from models.orders import Order, OrderEvent, OrderLine
 from models.outbox import OutboxEvent
+from models.payments import Payment, PaymentEvent
 from models.pricing import Coupon, CouponRedemption, Discount
 from models.returns import ReturnLine, ReturnRequest
 from models.sandbox import SandboxStripeObject

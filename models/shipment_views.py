@@ -1,5 +1,5 @@
 """The customer's view of an order's parcels (``GET /api/orders/{id}`` and its
-shipments): apart from ``models.fulfillment_api`` so that ``models.orders`` can use it."""
+shipments): apart from ``models.fulfillment_api`` so that ``models.order_api`` can use it."""
 
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import Conflict, NotFound
 from core.settings import Settings
 from models.carts import CartStatus
-from models.orders import Order, OrderCreate, OrderStatus, TimelineAudience
+from models.order_api import OrderCreate
+from models.orders import Order, OrderStatus, TimelineAudience
 from models.users import User
 from models.workflow_starts import WorkflowStart
 from services.addresses import AddressService, clean_shipping_address

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from models.orders import (
-    Order,
+from models.order_api import (
     OrderEventPublic,
     OrderLinePublic,
     OrderPublic,
     OrderTotals,
-    Payment,
     PaymentSummary,
 )
+from models.orders import Order
+from models.payments import Payment
 from models.shipment_views import OrderShipment
 
 

@@ -26,9 +26,9 @@ from models.orders import (
     OrderEvent,
     OrderLine,
     OrderStatus,
-    Payment,
     TimelineAudience,
 )
+from models.payments import Payment
 from models.quotes import QuoteLine
 
 

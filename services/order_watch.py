@@ -25,13 +25,8 @@ from dataclasses import dataclass
 from core.db import SessionFactory
 from core.notifications import ChannelListener, Lease, Waiter
 from core.settings import Settings
-from models.orders import (
-    AFTER_SALE_STATUSES,
-    FINAL_STATUSES,
-    OrderPublic,
-    OrderStatus,
-    TimelineAudience,
-)
+from models.order_api import OrderPublic
+from models.orders import AFTER_SALE_STATUSES, FINAL_STATUSES, OrderStatus, TimelineAudience
 from services.analytics import AnalyticsRecorder
 from services.order_repository import OrderRepository
 from services.orders import OrderService

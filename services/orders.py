@@ -18,16 +18,13 @@ from core.settings import Settings
 from models.base import utcnow
 from models.carts import CartStatus
 from models.inventory import ReservationLine
+from models.order_api import OrderEventPublic, OrderLinePublic, OrderPublic, OrderSummary
 from models.orders import (
     PAYMENT_FAILURES,
     LineSnapshot,
     Order,
-    OrderEventPublic,
-    OrderLinePublic,
-    OrderPublic,
     OrderSnapshot,
     OrderStatus,
-    OrderSummary,
     TimelineAudience,
 )
 from services.analytics import AnalyticsRecorder

@@ -26,7 +26,8 @@ from core.money import Money
 from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway, WebhookEvent
 from models.base import utcnow
-from models.orders import Payment, PaymentStatus, TimelineAudience
+from models.orders import TimelineAudience
+from models.payments import Payment, PaymentStatus
 from models.returns import ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
 from services.payments.repository import PaymentRepository

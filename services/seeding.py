@@ -26,7 +26,8 @@ from core.settings import Settings
 from models.analytics import AnalyticsEvent
 from models.catalog import Product, Review
 from models.inventory import MovementKind
-from models.orders import Order, OrderCreate, PaymentMethodIn
+from models.order_api import OrderCreate, PaymentMethodIn
+from models.orders import Order
 from models.users import User, UserStatus
 from models.workflow_starts import WorkflowStart
 from services.addresses import AddressService

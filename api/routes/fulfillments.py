@@ -22,7 +22,7 @@ from models.fulfillment_api import (
     ShipmentCreate,
     ShipmentSummary,
 )
-from models.orders import ShippingAddressIn
+from models.order_api import ShippingAddressIn
 from services.addresses import InvalidAddress
 from services.fulfillment.addresses import ShipmentAddresses, ShipmentNotAwaitingAddress
 from services.fulfillment.reading import FulfillmentReader

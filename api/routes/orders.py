@@ -26,16 +26,8 @@ from integrations.payments.gateway import (
 )
 from integrations.payments.stripe_units import AmountNotRepresentable
 from models.base import IsoDatetime, Page
-from models.orders import (
-    Order,
-    OrderCancel,
-    OrderCreate,
-    OrderPublic,
-    OrderStatus,
-    OrderSummary,
-    RefundCreate,
-    TimelineAudience,
-)
+from models.order_api import OrderCancel, OrderCreate, OrderPublic, OrderSummary, RefundCreate
+from models.orders import Order, OrderStatus, TimelineAudience
 from models.shipment_views import OrderShipmentDetail
 from services import payments
 from services.addresses import AddressNotFound, InvalidAddress

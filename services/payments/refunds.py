@@ -14,7 +14,8 @@ from core.events import EventType
 from core.money import Money
 from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway, PaymentRejected, RefundResult
-from models.orders import Order, Payment, TimelineAudience
+from models.orders import Order, TimelineAudience
+from models.payments import Payment
 from services.payments.repository import PaymentRepository
 from services.payments.states import apply_state, idempotency_key, refund_balance
 

@@ -14,14 +14,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 from core.db import locked
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
-from models.orders import (
-    Order,
-    OrderEvent,
-    Payment,
-    PaymentEvent,
-    PaymentStatus,
-    TimelineAudience,
-)
+from models.orders import Order, OrderEvent, TimelineAudience
+from models.payments import Payment, PaymentEvent, PaymentStatus
 
 
 class PaymentRepository:

@@ -24,7 +24,8 @@ from integrations.payments.gateway import (
     PaymentUnavailable,
     RefundResult,
 )
-from models.orders import Order, OrderStatus, Payment, TimelineAudience
+from models.orders import Order, OrderStatus, TimelineAudience
+from models.payments import Payment
 from services.analytics import AnalyticsRecorder
 from services.orders import OrderService
 from services.payments.refunds import announce_refund, refund_failure

@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from integrations.payments.gateway import IntentState, IntentStatus
 from models.base import utcnow
-from models.orders import Payment, PaymentStatus
+from models.payments import Payment, PaymentStatus
 
 _FROM_INTENT = {
     IntentStatus.REQUIRES_PAYMENT_METHOD: PaymentStatus.FAILED,

@@ -19,7 +19,8 @@ from core.outbox import publish
 from integrations.payments.gateway import PaymentGateway
 from models.base import utcnow
 from models.inventory import MAX_STOCK
-from models.orders import Payment, TimelineAudience
+from models.orders import TimelineAudience
+from models.payments import Payment
 from models.returns import SHOP_FAULT_REASONS, ReturnLine, ReturnRequest, ReturnStatus
 from services import payments
 from services.inventory.stock import StockService, not_put_back_note

@@ -14,8 +14,9 @@ from models.analytics import AnalyticsEvent
 from models.base import utcnow
 from models.catalog import Product
 from models.inventory import StockLevel
-from models.orders import Order, OrderLine, OrderStatus, Payment, PaymentStatus
+from models.orders import Order, OrderLine, OrderStatus
 from models.outbox import OutboxEvent
+from models.payments import Payment, PaymentStatus
 from models.users import Role, User, UserStatus
 
 ADDRESS = {"street": "1 Main St", "city": "Boston", "state": "MA", "zip": "02101"}

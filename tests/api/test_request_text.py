@@ -21,7 +21,7 @@ from models.carts import CouponApply
 from models.catalog import CategoryCreate, ProductCreate, ProductUpdate, ReviewCreate
 from models.fulfillment_api import FulfillmentCancel, FulfillmentHold
 from models.inventory import StockAdjustment
-from models.orders import OrderCancel, RefundCreate, ShippingAddressIn
+from models.order_api import OrderCancel, RefundCreate, ShippingAddressIn
 from models.pricing import CouponCheck, DiscountCreate
 from models.returns import ReturnCreate, ReturnDecline, ReturnSettle
 from models.users import AddressCreate, AddressUpdate, UserCreate, UserReplace, UserUpdate

@@ -23,7 +23,8 @@ from core.db import SessionFactory, create_session_factory, transaction
 from core.settings import Settings
 from models.analytics import AnalyticsEvent
 from models.catalog import Product, ProductCreate, Review, ReviewCreate
-from models.orders import Order, OrderEvent, Payment, PaymentEvent
+from models.orders import Order, OrderEvent
+from models.payments import Payment, PaymentEvent
 from models.users import Address, Role, User, UserStatus
 from services.catalog.products import ProductService
 from services.catalog.reviews import NoPurchases, ReviewService

@@ -17,8 +17,8 @@ from temporalio.client import Client
 from core.db import create_session_factory, transaction
 from integrations.sandbox.stripe import ANSWER_KEPT, ANSWER_KIND
 from models.analytics import AnalyticsEvent
-from models.orders import Payment, PaymentEvent
 from models.outbox import OutboxEvent
+from models.payments import Payment, PaymentEvent
 from models.sandbox import SandboxStripeObject
 from temporal.clients.orders import workflow_id
 from tests.factories import signed_up, stocked_product

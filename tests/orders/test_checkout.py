@@ -10,7 +10,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from activities.accounts import AccountActivities, ContactInput
 from core.db import create_session_factory
-from models.orders import Payment, PaymentEvent
+from models.payments import Payment, PaymentEvent
 from temporal.clients.carts import workflow_id as cart_reminder_id
 from temporal.clients.orders import workflow_id
 from tests.factories import PASSWORD

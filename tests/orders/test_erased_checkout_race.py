@@ -20,7 +20,8 @@ from sqlmodel import col, select
 
 from core.db import SessionFactory, create_session_factory, transaction
 from core.settings import Settings
-from models.orders import Order, OrderCreate
+from models.order_api import OrderCreate
+from models.orders import Order
 from models.users import User
 from services.analytics import AnalyticsRecorder
 from services.carts import CartRepository, CartService

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
 from core.db import create_session_factory, transaction
-from models.orders import OrderCreate
+from models.order_api import OrderCreate
 from models.users import User
 from services.checkout import Checkout, order_input
 from services.workflow_starts import WorkflowStartRepository

@@ -20,7 +20,8 @@ from core.db import SessionFactory, create_session_factory, transaction
 from core.events import EventType
 from core.settings import Settings
 from integrations.payments.stripe import StripeGateway
-from models.orders import Order, OrderLine, Payment, PaymentStatus
+from models.orders import Order, OrderLine
+from models.payments import Payment, PaymentStatus
 from models.returns import ReturnLine, ReturnReason, ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
 from services.returns import ReturnRepository, ReturnSteps

@@ -21,8 +21,9 @@ from core.settings import SANDBOX_WEBHOOK_SECRET
 from integrations.payments.gateway import PaymentUnavailable, RefundResult
 from integrations.payments.stripe import StripeGateway
 from integrations.sandbox.stripe import sign
-from models.orders import OrderEvent, Payment, PaymentEvent
+from models.orders import OrderEvent
 from models.outbox import OutboxEvent
+from models.payments import Payment, PaymentEvent
 from services import payments
 from services.order_repository import OrderRepository
 from services.returns import ReturnSteps

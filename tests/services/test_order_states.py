@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from integrations.payments.gateway import IntentState, IntentStatus
-from models.orders import Order, OrderStatus, Payment, PaymentStatus
+from models.orders import Order, OrderStatus
+from models.payments import Payment, PaymentStatus
 from services.orders import OrderService
 from services.payments import apply_state
 

@@ -13,7 +13,7 @@ from sqlmodel import select
 from core.db import create_session_factory
 from core.settings import Settings
 from integrations.payments.stripe import StripeGateway
-from models.orders import Payment, PaymentEvent
+from models.payments import Payment, PaymentEvent
 from services.analytics import AnalyticsRecorder
 from services.payments import PaymentService
 from tests.api.test_order_long_poll import placed_order

@@ -20,7 +20,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from core.db import create_session_factory
 from integrations.sandbox.easypost_wire import UNVERIFIABLE_ZIP
 from models.fulfillment import ShipmentStatus
-from models.orders import ShippingAddressIn
+from models.order_api import ShippingAddressIn
 from services.fulfillment.addresses import ShipmentAddresses
 from services.workflow_starts import WorkflowStartRepository
 from temporal.clients.connection import TemporalConnection

@@ -19,7 +19,8 @@ from core.events import EventType
 from core.settings import Settings
 from core.shared_metrics import SharedCounters, declare
 from models.carts import CartStatus
-from models.orders import PAYMENT_FAILURES, Order, Payment
+from models.orders import PAYMENT_FAILURES, Order
+from models.payments import Payment
 from services.carts import CartRepository
 from services.email import EmailService
 from services.events.handlers.payment_failures import explain
