@@ -2,7 +2,9 @@
 
 - ``requests``: the request, checked against what was delivered, and the views;
 - ``labels``: ``ReturnWorkflow``'s steps around the label (approve, decline, cancel);
-- ``lifecycle``: its steps once the goods are back (receive and restock, refund, close);
+- ``lifecycle``: its steps once the goods are back (``ReturnSteps``): receive and restock
+  (``receipt``), refund and the staff's settlement (``refund_steps``), close; ``timeline``
+  what each step tells the order's timeline and its event;
 - ``refunds``: what a return refunds (a pure function);
 - ``repository``: all return SQL; ``errors``: the codes a client can get.
 """
@@ -19,7 +21,8 @@ from services.returns.errors import (
     UnknownOrderLine,
 )
 from services.returns.labels import ReturnLabels
-from services.returns.lifecycle import ReturnSteps, refund_key
+from services.returns.lifecycle import ReturnSteps
+from services.returns.refund_steps import refund_key
 from services.returns.refunds import OrderAmounts, RefundBreakdown, return_refund
 from services.returns.repository import ReturnNotFound, ReturnRepository
 from services.returns.requests import ReturnService

@@ -24,8 +24,8 @@ from models.base import utcnow
 from models.orders import Order, TimelineAudience
 from models.returns import ReturnRequest, ReturnStatus
 from services.order_repository import OrderRepository
-from services.returns.lifecycle import announced
 from services.returns.repository import ReturnRepository
+from services.returns.timeline import announced
 
 # The weight a returned unit is booked at (the carrier needs one; ours are estimates).
 UNIT_WEIGHT_OZ = 16.0
