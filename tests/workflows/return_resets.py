@@ -11,7 +11,6 @@ kept: each scenario fails on that code."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from temporalio.api.enums.v1 import ResetReapplyExcludeType
@@ -28,8 +27,10 @@ from tests.workflows.return_standins import (
     RECEIPT,
     UNIT_REFUND,
     ReturnStandIns,
+    ended,
     return_input,
     start_return,
+    until_status,
 )
 from workflows.return_patches import RESET_READS_THE_RETURN
 from workflows.returns import ReturnWorkflow
@@ -46,27 +47,11 @@ from workflows.types.returns import (
 Handle = WorkflowHandle[Any, ReturnView]
 
 EXCLUDE_UPDATES = ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE
-# A run waiting for what its row already has never ends: the scenario fails instead.
-ENDS_WITHIN = 30.0
 
 
 def latest(client: Client, workflow_id: str) -> Handle:
     """The workflow's current run (the reset run, once it is reset)."""
     return client.get_workflow_handle(workflow_id, result_type=ReturnView)
-
-
-async def until(client: Client, workflow_id: str, status: ReturnStatus) -> None:
-    seen: ReturnStatus | None = None
-    for _ in range(300):
-        seen = (await latest(client, workflow_id).query(ReturnWorkflow.status)).status
-        if seen is status:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{workflow_id} never {status}; last {seen}")
-
-
-async def ended(client: Client, workflow_id: str) -> ReturnView:
-    return await asyncio.wait_for(latest(client, workflow_id).result(), ENDS_WITHIN)
 
 
 async def reset_before_the_approval(client: Client, standins: ReturnStandIns) -> str:
@@ -80,13 +65,13 @@ async def reset_before_the_approval(client: Client, standins: ReturnStandIns) ->
     await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_staff"))
     took_the_approval = await task_that_took_the_update(client, handle.id)
     await reset(client, handle.id, took_the_approval, EXCLUDE_UPDATES)
-    await until(client, handle.id, ReturnStatus.APPROVED)
+    await until_status(latest(client, handle.id), ReturnStatus.APPROVED, tries=300)
     assert standins.reads[rid] == 2  # at the start, and at the reset point
     assert any(RESET_READS_THE_RETURN in p for p in await patches(client, handle.id))
 
     view = await latest(client, handle.id).execute_update(ReturnWorkflow.receive, RECEIPT)
     assert (view.status, view.refund_amount) == (ReturnStatus.REFUNDED, 3 * UNIT_REFUND)
-    done = await ended(client, handle.id)
+    done = await ended(latest(client, handle.id))
     assert done.status is ReturnStatus.CLOSED
     assert standins.ran[rid] == [
         ISSUE_LABEL_ACTIVITY,
@@ -111,16 +96,13 @@ async def reset_before_the_receipt_while_refunding(client: Client, standins: Ret
     await handle.start_update(
         ReturnWorkflow.receive, RECEIPT, wait_for_stage=WorkflowUpdateStage.ACCEPTED
     )
-    for _ in range(300):
-        if REFUND_ACTIVITY in standins.ran[rid]:
-            break
-        await asyncio.sleep(0.05)
+    await standins.until_ran(rid, REFUND_ACTIVITY)
     assert standins.stored[rid] is ReturnStatus.RECEIVED  # the refund retrying
 
     took_the_receipt = await task_that_took_the_update(client, handle.id, 1)
     await reset(client, handle.id, took_the_receipt, EXCLUDE_UPDATES)
     standins.stripe_away.discard(rid)
-    done = await ended(client, handle.id)
+    done = await ended(latest(client, handle.id))
     assert (done.status, done.refund_amount) == (ReturnStatus.CLOSED, 3 * UNIT_REFUND)
     assert standins.stored[rid] is ReturnStatus.CLOSED
     # The reset run: no cancel, no receipt again; refunded, closed.
@@ -145,7 +127,7 @@ async def reset_to_the_first_task_once_closed(client: Client, standins: ReturnSt
 
     first_task = (await completed_tasks(client, handle.id))[0]
     await reset(client, handle.id, first_task, EXCLUDE_UPDATES)
-    done = await ended(client, handle.id)
+    done = await ended(latest(client, handle.id))
     assert (done.status, done.refund_amount) == (ReturnStatus.CLOSED, 3 * UNIT_REFUND)
     assert standins.ran[rid] == steps  # nothing done again
     assert standins.reads[rid] == 2

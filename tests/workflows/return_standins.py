@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -25,6 +27,7 @@ from temporalio.worker import Worker
 
 from models.returns import ReturnReason, ReturnStatus
 from temporal.queues import TaskQueue
+from tests.conftest import start_dev_server
 from tests.stack import suite_worker
 from tests.workflows.order_standins import Block
 from workflows.returns import ReturnWorkflow
@@ -59,6 +62,9 @@ RECEIPT = ReceiveRequest(
     staff_id="usr_staff",
 )
 RECEIVED_OR_LATER = frozenset({ReturnStatus.RECEIVED, ReturnStatus.REFUNDED, ReturnStatus.CLOSED})
+# Longer than any run of the stand-ins takes: a run waiting for what its row already has
+# never ends, and the test fails instead.
+ENDS_WITHIN = 30.0
 
 
 class ReturnStandIns:
@@ -182,6 +188,27 @@ class ReturnStandIns:
         self.stored[self._record(CLOSE_ACTIVITY, input)] = ReturnStatus.CLOSED
         return ReturnStatus.CLOSED
 
+    async def until_ran(self, return_id: str, name: str, *, tries: int = 300) -> None:
+        """Until the stand-in ``name`` has run for the return, for a few seconds at most."""
+        for _ in range(tries):
+            if name in self.ran[return_id]:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{return_id}: {name} never ran; ran {self.ran[return_id]}")
+
+    @asynccontextmanager
+    async def on_dev_server(self, **options: Any) -> AsyncIterator[Client]:
+        """A dev server (one that can reset a run) with these stand-ins' worker
+        (``options`` as ``worker``'s); held reads are released before it stops."""
+        env = await start_dev_server()
+        try:
+            async with self.worker(env.client, **options):
+                yield env.client
+        finally:
+            for held in self.held_reads.values():
+                held.release()
+            await env.shutdown()
+
     def worker(self, client: Client, **options: Any) -> Worker:
         return suite_worker(
             client,
@@ -233,10 +260,25 @@ async def start_return(
     )
 
 
-async def until_approved(handle: WorkflowHandle[Any, ReturnView]) -> None:
-    """Until the (auto-approved) return's label is issued, for a few seconds at most."""
-    for _ in range(100):
-        if (await handle.query(ReturnWorkflow.status)).status == ReturnStatus.APPROVED:
+async def until_status(
+    handle: WorkflowHandle[Any, ReturnView], status: ReturnStatus, *, tries: int = 100
+) -> None:
+    """Until the run answers ``status`` (a handle without a run id asks the latest run,
+    a reset one once it is reset), for a few seconds at most."""
+    seen: ReturnStatus | None = None
+    for _ in range(tries):
+        seen = (await handle.query(ReturnWorkflow.status)).status
+        if seen is status:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"{handle.id} was not approved")
+    raise AssertionError(f"{handle.id} never {status}; last {seen}")
+
+
+async def until_approved(handle: WorkflowHandle[Any, ReturnView]) -> None:
+    """Until the (auto-approved) return's label is issued, for a few seconds at most."""
+    await until_status(handle, ReturnStatus.APPROVED)
+
+
+async def ended(handle: WorkflowHandle[Any, ReturnView]) -> ReturnView:
+    """The run's result, within ``ENDS_WITHIN``."""
+    return await asyncio.wait_for(handle.result(), ENDS_WITHIN)

@@ -11,12 +11,9 @@ a decision the row already had (and refused staff's receipt, ``return_not_approv
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from models.returns import ReturnStatus
@@ -25,9 +22,11 @@ from tests.workflows.return_standins import (
     SHIP_BY_SECONDS,
     UNIT_REFUND,
     ReturnStandIns,
+    ended,
     return_input,
     start_return,
     until_approved,
+    until_status,
 )
 from workflows.returns import ReturnWorkflow
 from workflows.types.returns import (
@@ -35,15 +34,7 @@ from workflows.types.returns import (
     CLOSE_ACTIVITY,
     RECEIVE_ACTIVITY,
     REFUND_ACTIVITY,
-    ReturnView,
 )
-
-# Longer than any of these runs takes here; a run waiting for a decision never ends.
-ENDS_WITHIN = 30.0
-
-
-async def _result(handle: WorkflowHandle[Any, ReturnView]) -> ReturnView:
-    return await asyncio.wait_for(handle.result(), ENDS_WITHIN)
 
 
 async def test_an_approved_return_waits_for_no_approval_and_takes_the_receipt(
@@ -58,7 +49,7 @@ async def test_an_approved_return_waits_for_no_approval_and_takes_the_receipt(
     await until_approved(handle)
     view = await handle.execute_update(ReturnWorkflow.receive, RECEIPT)
     assert (view.status, view.refund_amount) == (ReturnStatus.REFUNDED, 3 * UNIT_REFUND)
-    assert (await _result(handle)).status is ReturnStatus.CLOSED
+    assert (await ended(handle)).status is ReturnStatus.CLOSED
     assert returns.ran[input.return_id] == [RECEIVE_ACTIVITY, REFUND_ACTIVITY, CLOSE_ACTIVITY]
     assert returns.reads[input.return_id] == 1
 
@@ -74,12 +65,8 @@ async def test_an_approved_return_is_cancelled_at_its_stored_ship_by_time(
     handle = await start_return(time_skipping_env.client, input)
     await until_approved(handle)
     await time_skipping_env.sleep(timedelta(hours=2))
-    for _ in range(100):  # cancelled two hours on, not fourteen days
-        if (await handle.query(ReturnWorkflow.status)).status is not ReturnStatus.APPROVED:
-            break
-        await asyncio.sleep(0.05)
-    assert (await handle.query(ReturnWorkflow.status)).status is ReturnStatus.CANCELLED
-    assert (await _result(handle)).status is ReturnStatus.CANCELLED
+    await until_status(handle, ReturnStatus.CANCELLED)  # two hours on, not fourteen days
+    assert (await ended(handle)).status is ReturnStatus.CANCELLED
     assert returns.ran[input.return_id] == [CANCEL_ACTIVITY]
 
 
@@ -109,7 +96,7 @@ async def test_a_return_that_moved_on_goes_on_from_its_row(
     if amount is not None:
         returns.amounts[input.return_id] = amount
     handle = await start_return(time_skipping_env.client, input)
-    done = await _result(handle)
+    done = await ended(handle)
     closed = ReturnStatus.CLOSED if amount is not None else stored
     assert (done.status, done.refund_amount) == (closed, amount)
     assert returns.ran[input.return_id] == steps

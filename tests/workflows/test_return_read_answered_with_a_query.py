@@ -20,7 +20,6 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner
 
 from models.returns import ReturnReason, ReturnStatus
-from tests.conftest import start_dev_server
 from tests.workflows.held_queries import (
     TASK_TIMEOUT,
     HoldQueries,
@@ -42,20 +41,12 @@ from workflows.types.returns import ReturnView
 
 @pytest.fixture(scope="module")
 async def returns() -> AsyncIterator[tuple[Client, ReturnStandIns]]:
-    env = await start_dev_server()
     standins = ReturnStandIns()
-    try:
-        # Unsandboxed: the held query blocks the workflow's thread (``held_queries``).
-        async with standins.worker(
-            env.client,
-            interceptors=[HoldQueries()],
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        ):
-            yield env.client, standins
-    finally:
-        for held in standins.held_reads.values():
-            held.release()
-        await env.shutdown()
+    # Unsandboxed: the held query blocks the workflow's thread (``held_queries``).
+    async with standins.on_dev_server(
+        interceptors=[HoldQueries()], workflow_runner=UnsandboxedWorkflowRunner()
+    ) as client:
+        yield client, standins
 
 
 async def test_a_return_whose_read_ended_during_a_query_replays(

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.client import Client
 
-from tests.conftest import start_dev_server
 from tests.workflows.return_resets import (
     reset_before_the_approval,
     reset_before_the_receipt_while_refunding,
@@ -22,13 +21,9 @@ from tests.workflows.return_standins import ReturnStandIns
 
 @pytest.fixture(scope="module")
 async def returns() -> AsyncIterator[tuple[Client, ReturnStandIns]]:
-    env = await start_dev_server()
-    try:
-        standins = ReturnStandIns()
-        async with standins.worker(env.client):
-            yield env.client, standins
-    finally:
-        await env.shutdown()
+    standins = ReturnStandIns()
+    async with standins.on_dev_server() as client:
+        yield client, standins
 
 
 async def test_reset_to_before_its_approval_the_run_takes_the_receipt(

@@ -189,10 +189,7 @@ async def test_a_label_the_carrier_scanned_by_the_ship_by_time_waits_for_the_goo
     handle = await start_return(time_skipping_env.client, input)
     await handle.execute_update(ReturnWorkflow.approve, ApproveRequest(staff_id="usr_s"))
     await time_skipping_env.sleep(timedelta(seconds=SHIP_BY_SECONDS + 60))
-    for _ in range(200):
-        if CANCEL_ACTIVITY in returns.ran[input.return_id]:
-            break
-        await asyncio.sleep(0.05)
+    await returns.until_ran(input.return_id, CANCEL_ACTIVITY)
     assert returns.ran[input.return_id] == [ISSUE_LABEL_ACTIVITY, CANCEL_ACTIVITY]
     assert await _status(handle) == ReturnStatus.APPROVED
 
