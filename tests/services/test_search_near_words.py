@@ -24,7 +24,8 @@ from cli.seed.catalogue import _product
 from cli.seed.vocabulary import TAXONOMY
 from models.catalog import Product
 from services.catalog import search
-from services.catalog.products import SEARCH_CANDIDATES, ProductQuery, ProductRepository
+from services.catalog.product_query import SEARCH_CANDIDATES, ProductQuery
+from services.catalog.product_repository import ProductRepository
 from services.catalog.search import (
     IndexedSearch,
     WordPlan,
