@@ -1,5 +1,5 @@
-"""Outbox and webhook delivery pruning, run by ``OutboxPruneWorkflow`` from the
-``outbox-prune`` schedule."""
+"""Outbox, webhook delivery and workflow start pruning, run by ``OutboxPruneWorkflow``
+from the ``outbox-prune`` schedule."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, event, text
+from sqlalchemy import CTE, Select, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -140,6 +140,15 @@ def locked(
     return query.with_for_update(
         read=read, skip_locked=skip_locked, key_share=key_share
     ).execution_options(populate_existing=True)
+
+
+def locked_batch(query: Query) -> CTE:
+    """A batch job's rows: ``query`` (ordered to a unique key, with its ``LIMIT``) locked
+    ``FOR UPDATE SKIP LOCKED`` (rows another transaction holds are left for the next
+    batch), as a ``MATERIALIZED`` CTE named ``chosen``: the statement that deletes or
+    moves ``WHERE key IN (SELECT … FROM chosen)`` may rescan it, and a rescan of a plain
+    subquery skips the rows already taken and takes more than the ``LIMIT``."""
+    return locked(query, skip_locked=True).cte("chosen").prefix_with("MATERIALIZED")
 
 
 @asynccontextmanager

@@ -24,6 +24,7 @@ from services import passwords
 from services.analytics import AnalyticsRecorder
 from services.email import EmailMessageRepository
 from services.order_repository import OrderRepository
+from services.workflow_starts import WorkflowStartRepository
 
 
 def normalize_email(email: str) -> str:
@@ -274,7 +275,9 @@ class UserService:
         too, because a send's ledger row (rewritten below) is written while its hold is
         kept: rewriting it before waiting for the hold would wait in a circle. The
         caller closes the account's cart after this (``cart_reminders.account_deleted``):
-        the account's row, then its orders', then its cart's (``core.db.locked``)."""
+        the account's row, then its orders' (and its recorded workflow starts', which
+        nothing locks while waiting for another of the person's rows), then its cart's
+        (``core.db.locked``)."""
         if await self.users.lock(user.id) is None:
             raise UserNotFound(f"user {user.id} was deleted meanwhile")
         now = utcnow()
@@ -287,6 +290,10 @@ class UserService:
         ordered_with = await OrderRepository(self.session).erase_email(user.id, erased)
         for address in {user.email, *ordered_with}:
             await ledger.erase_recipient(address, erased)
+        # Recorded workflow starts whose input names the account (the welcome's, a
+        # reminder's, written before they stopped carrying the person) lose its email
+        # and name: kept until pruned (``WORKFLOW_START_RETENTION_DAYS``), owed ones too.
+        await WorkflowStartRepository(self.session).blank_personal(user.id, PERSONAL_KEYS)
         user.email = erased
         user.name = ERASED_NAME
         user.password_hash = passwords.UNUSABLE_PASSWORD_HASH

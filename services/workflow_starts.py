@@ -9,19 +9,24 @@ that already exists counts as started, so a start is never doubled.
 (the cart reminder): one row per workflow id, set pending again by each change.
 ``request_signal`` is a signal alone, owed to a workflow started elsewhere (a parcel's,
 a child of its fulfilment's): the same row, never a start.
+
+Started rows are kept ``WORKFLOW_START_RETENTION_DAYS``, then pruned by the
+``outbox-prune`` schedule (``delete_started_before``); an erasure blanks the person's
+fields in the inputs that name the account (``blank_personal``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy import delete, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import array, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import locked
+from core.db import locked, locked_batch
 from models.base import utcnow
 from models.workflow_starts import WorkflowStart
 
@@ -115,6 +120,76 @@ class WorkflowStartRepository:
             .where(col(WorkflowStart.id) == start_id)
             .values(attempts=WorkflowStart.attempts + 1, last_error=error[:2000])
         )
+
+    async def delete_started_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` rows started before ``cutoff``, oldest first; rows
+        another transaction holds are left for the next batch.
+
+        Only started rows go: a pending one (failed or not: the relay retries it until
+        it starts, it never gives up) is a start still owed. Once started, no row's
+        presence decides a later start, whichever way it was written:
+
+        - ``request`` (orders, returns, the welcome, a staff webhook retry): the workflow
+          id is made of an id new with the request (the order's, the return's, the
+          account's, the delivery's generation), so it is never requested again.
+        - ``request_again`` and ``request_signal`` (cart reminders, a parcel's owed
+          signal): a later request sets the row pending again, or inserts it anew once it
+          is gone (``upsert_pending``); a started one holds nothing back (the start allows
+          a duplicate id). ``owed`` and ``discard_owed`` read pending rows only.
+        - ``add_once`` (a fulfilment, a webhook delivery, started in the relay's delivery
+          of their event, the row written started): a repeated delivery (a replayed
+          event) starts the workflow whether the row was there or not; Temporal's id
+          (``REJECT_DUPLICATE`` while the run is kept, ``USE_EXISTING``) is what dedupes
+          it. ``add_once``'s answer is only reported.
+
+        A row requested again meanwhile (``upsert_pending``) is pending again: the lock
+        reads the row as committed and checks ``started_at`` again, so it is not taken
+        (or, locked first, it is deleted and the request inserts it anew)."""
+        chosen = locked_batch(
+            select(WorkflowStart.id)
+            .where(
+                col(WorkflowStart.started_at).is_not(None),
+                col(WorkflowStart.started_at) < cutoff,
+            )
+            # Oldest first, ties by id (the unique key): one total order.
+            .order_by(col(WorkflowStart.started_at), col(WorkflowStart.id))
+            .limit(limit)
+        )
+        deleted = await self.session.exec(
+            delete(WorkflowStart)
+            .where(col(WorkflowStart.id).in_(select(chosen.c.id)))
+            .returning(col(WorkflowStart.id))
+        )
+        return len(deleted.all())
+
+    async def blank_personal(self, user_id: str, keys: Sequence[str]) -> int:
+        """In the inputs that name the account ``user_id`` (``user_id``: the welcome's, a
+        cart reminder's, an order's, a return's), pending or started, each of ``keys``
+        present becomes ``""``: the welcome's and the reminder's inputs written before
+        they stopped carrying the person held the email and name. A pending one still
+        starts: its workflow reads the address and name when it sends (and finds the
+        account erased), and takes them empty, as every input written since does. Rows
+        locked in id order; how many were changed."""
+        result = await self.session.exec(
+            locked(
+                select(WorkflowStart)
+                .where(
+                    col(WorkflowStart.input).contains({"user_id": user_id}),
+                    # ``?|``: any of the keys is in the input.
+                    col(WorkflowStart.input).op("?|")(array(list(keys))),
+                )
+                .order_by(col(WorkflowStart.id))
+            )
+        )
+        changed = 0
+        for row in result.all():
+            blanked = row.input | {key: "" for key in keys if key in row.input}
+            if blanked != row.input:
+                row.input = blanked
+                self.session.add(row)
+                changed += 1
+        await self.session.flush()
+        return changed
 
 
 def request(

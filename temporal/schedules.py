@@ -59,7 +59,7 @@ def _schedules() -> dict[str, Schedule]:
         RESERVATION_SWEEP: _every_minute(
             "ReservationSweepWorkflow", SweepInput(), RESERVATION_SWEEP
         ),
-        # The retention is the worker's OUTBOX_RETENTION_DAYS, read at each run.
+        # The retentions are the worker's (OUTBOX_RETENTION_DAYS, …), read at each run.
         OUTBOX_PRUNE: _every(
             timedelta(hours=1),
             OUTBOX_PRUNE_WORKFLOW,

@@ -3,7 +3,8 @@
 ``WorkflowStartRelayWorkflow`` starts workflows whose start was missed (e.g. Temporal was
 unreachable when the request committed); ``ReservationSweepWorkflow`` returns expired
 stock reservations (both every minute); ``OutboxPruneWorkflow`` deletes delivered outbox
-rows and finished webhook deliveries past their retention (hourly);
+rows, finished webhook deliveries and started workflow starts past their retention
+(hourly);
 ``AnalyticsRollupWorkflow`` recomputes the analytics hours touched since its last run
 (every minute)."""
 
@@ -56,9 +57,10 @@ class ReservationSweepWorkflow:
 
 @workflow.defn(name=OUTBOX_PRUNE_WORKFLOW)
 class OutboxPruneWorkflow:
-    """Delivered outbox rows older than ``OUTBOX_RETENTION_DAYS`` go, and finished
-    webhook deliveries past their status's retention, a batch per activity call, until a
-    batch comes back short or ``max_batches`` ran."""
+    """Delivered outbox rows older than ``OUTBOX_RETENTION_DAYS`` go, finished webhook
+    deliveries past their status's retention and workflow starts started longer than
+    ``WORKFLOW_START_RETENTION_DAYS`` ago, a batch per activity call, until a batch comes
+    back short or ``max_batches`` ran."""
 
     @workflow.run
     async def run(self, input: PruneInput) -> PruneResult:

@@ -18,6 +18,10 @@ class EventSettings(StackSettings):
     # Delivered outbox rows (with their deliveries and receipts) are pruned after this
     # many days by the `outbox-prune` schedule; undelivered ones and dead letters stay.
     outbox_retention_days: int = Field(default=7, ge=1)
+    # Workflow starts (`workflow_starts`, each with its workflow's input) are pruned by
+    # the same schedule this many days after they started; one still owed (pending, or
+    # failing and retried by the relay) never is.
+    workflow_start_retention_days: int = Field(default=30, ge=1)
 
     # --- Events: delivering the outbox to subscribers ----------------------------------
     # A failing handler is retried with exponential backoff from the initial interval up

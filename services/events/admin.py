@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, func, tuple_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import locked
+from core.db import locked, locked_batch
 from core.errors import Conflict, NotFound
 from models.event_admin import BULK_REPLAY_LIMIT
 from models.events import DeliveryStatus, EventDelivery
@@ -144,18 +144,11 @@ class EventAdminRepository:
         )
         if event_ids is not None:
             conditions.append(col(EventDelivery.event_id).in_(event_ids))
-        # Materialized: a LIMIT … FOR UPDATE subquery inside the UPDATE may be rescanned,
-        # each rescan skipping the rows already moved, and so move more than ``limit``.
-        chosen = (
-            locked(
-                select(EventDelivery.event_id, EventDelivery.subscriber)
-                .where(*conditions)
-                .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
-                .limit(limit),
-                skip_locked=True,
-            )
-            .cte("chosen")
-            .prefix_with("MATERIALIZED")
+        chosen = locked_batch(
+            select(EventDelivery.event_id, EventDelivery.subscriber)
+            .where(*conditions)
+            .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
+            .limit(limit)
         )
         moved = await self.session.exec(
             update(EventDelivery)

@@ -1,5 +1,5 @@
-"""Pruning the outbox and the webhook deliveries, one batch per call (the ``outbox-prune``
-schedule's ``OutboxPruneWorkflow``).
+"""Pruning the outbox, the webhook deliveries and the started workflow starts, one batch
+per call (the ``outbox-prune`` schedule's ``OutboxPruneWorkflow``).
 
 Outbox rows delivered before the retention go, with their deliveries and receipts (``ON
 DELETE CASCADE``); undelivered rows, dead letters among them, stay. Webhook deliveries
@@ -9,7 +9,9 @@ after the longer ``WEBHOOK_FAILED_DELIVERY_RETENTION_DAYS``, skipped ones (their
 disabled) not recovered within the outbox's retention, as an endpoint left disabled would
 otherwise keep every event for ever. A pending delivery (being sent, or retried) is never
 pruned: a retry makes a failed or skipped one pending, and its retention starts again when
-it finishes."""
+it finishes. Workflow starts go ``WORKFLOW_START_RETENTION_DAYS`` after they started; one
+still owed never (``WorkflowStartRepository.delete_started_before`` says why that is safe
+for every kind)."""
 
 from __future__ import annotations
 
@@ -20,13 +22,14 @@ from sqlalchemy import delete, exists
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import locked
+from core.db import locked_batch
 from core.settings import Settings
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
 from models.webhook_deliveries import WebhookStatus
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
+from services.workflow_starts import WorkflowStartRepository
 
 # Still owed to someone: never pruned, whatever ``delivered_at`` says.
 _OPEN = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
@@ -43,21 +46,15 @@ class OutboxPruneRepository:
             col(EventDelivery.event_id) == col(OutboxEvent.id),
             col(EventDelivery.status).in_(_OPEN),
         )
-        chosen = (
-            locked(
-                select(OutboxEvent.id)
-                .where(
-                    col(OutboxEvent.delivered_at).is_not(None),
-                    col(OutboxEvent.delivered_at) < cutoff,
-                    ~open_delivery,
-                )
-                .order_by(col(OutboxEvent.delivered_at), col(OutboxEvent.id))
-                .limit(limit),
-                skip_locked=True,
+        chosen = locked_batch(
+            select(OutboxEvent.id)
+            .where(
+                col(OutboxEvent.delivered_at).is_not(None),
+                col(OutboxEvent.delivered_at) < cutoff,
+                ~open_delivery,
             )
-            # Materialized, so a rescan cannot pick further rows past ``limit``.
-            .cte("chosen")
-            .prefix_with("MATERIALIZED")
+            .order_by(col(OutboxEvent.delivered_at), col(OutboxEvent.id))
+            .limit(limit)
         )
         deleted = await self.session.exec(
             delete(OutboxEvent)
@@ -74,6 +71,7 @@ class Retention:
     outbox: timedelta  # delivered outbox rows, and skipped webhook deliveries
     webhook_delivered: timedelta
     webhook_failed: timedelta
+    workflow_starts: timedelta  # started ones
 
     @classmethod
     def of(cls, settings: Settings) -> Retention:
@@ -81,6 +79,7 @@ class Retention:
             outbox=timedelta(days=settings.outbox_retention_days),
             webhook_delivered=timedelta(days=settings.webhook_delivery_retention_days),
             webhook_failed=timedelta(days=settings.webhook_failed_delivery_retention_days),
+            workflow_starts=timedelta(days=settings.workflow_start_retention_days),
         )
 
 
@@ -88,9 +87,9 @@ async def prune_outbox(
     session: AsyncSession, *, retention: Retention, limit: int, now: datetime | None = None
 ) -> int:
     """One batch: how many rows past their retention were deleted, up to ``limit`` of each
-    kind (outbox rows; webhook deliveries skipped, delivered, failed). Any kind's batch
-    full makes the sum at least ``limit``: the caller goes on while one of them has
-    more."""
+    kind (outbox rows; webhook deliveries skipped, delivered, failed; started workflow
+    starts). Any kind's batch full makes the sum at least ``limit``: the caller goes on
+    while one of them has more."""
     now = now or utcnow()
     deleted = await OutboxPruneRepository(session).delete_delivered_before(
         now - retention.outbox, limit
@@ -102,4 +101,7 @@ async def prune_outbox(
         (WebhookStatus.FAILED, retention.webhook_failed),
     ):
         deleted += await webhooks.delete_finished_before(status, now - kept, limit)
+    deleted += await WorkflowStartRepository(session).delete_started_before(
+        now - retention.workflow_starts, limit
+    )
     return deleted

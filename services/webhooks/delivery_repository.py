@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, array, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import locked
+from core.db import locked, locked_batch
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
 from models.webhook_deliveries import WebhookAttempt, WebhookDelivery, WebhookStatus
@@ -265,19 +265,14 @@ class WebhookDeliveryRepository:
         retry taking a failed or skipped one) are left for the next batch."""
         if status is WebhookStatus.PENDING:
             raise ValueError("a pending delivery is still being sent: never pruned")
-        chosen = (
-            locked(
-                select(WebhookDelivery.id)
-                .where(
-                    col(WebhookDelivery.status) == status,
-                    col(WebhookDelivery.finished_at) < cutoff,
-                )
-                .order_by(col(WebhookDelivery.finished_at), col(WebhookDelivery.id))
-                .limit(limit),
-                skip_locked=True,
+        chosen = locked_batch(
+            select(WebhookDelivery.id)
+            .where(
+                col(WebhookDelivery.status) == status,
+                col(WebhookDelivery.finished_at) < cutoff,
             )
-            .cte("chosen")
-            .prefix_with("MATERIALIZED")
+            .order_by(col(WebhookDelivery.finished_at), col(WebhookDelivery.id))
+            .limit(limit)
         )
         deleted = await self.session.exec(
             delete(WebhookDelivery)

@@ -6,20 +6,26 @@ webhook payloads)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import uuid4
 
 from sqlmodel import col, select
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
 
+from activities.email import SendEmailInput, SendEmailResult
 from core.db import SessionFactory, transaction
 from core.events import EventType
 from core.outbox import publish
 from models.analytics import AnalyticsEvent, AnalyticsEventLink, AnalyticsIdentity
 from models.analytics_rollups import AnalyticsPerson
+from models.base import utcnow
 from models.email import EmailMessage, EmailStatus
 from models.notifications import Notification
 from models.orders import Order
 from models.outbox import OutboxEvent
 from models.webhook_deliveries import WebhookDelivery
 from models.webhooks import WebhookEndpoint
+from models.workflow_starts import WorkflowStart
 from services.analytics import AnalyticsRecorder
 from services.events.handlers.erasure import account_erasure_subscriber
 from services.events.handlers.webhooks import as_sent, erase_person
@@ -28,8 +34,13 @@ from services.events.subscribers import DomainEvent
 from services.users import UserService
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
 from services.webhooks.signing import envelope
+from temporal.clients.starts import start_row
 from tests.events.customers import create_customer, create_order
 from tests.factories import unique_email
+from tests.stack import suite_worker
+from workflows.onboarding import UserOnboardingWorkflow
+from workflows.types.carts import CART_ABANDONMENT_WORKFLOW
+from workflows.types.onboarding import USER_ONBOARDING_WORKFLOW, OnboardingInput, RetrySpec
 
 NAME = "Grace Hopper"
 
@@ -197,3 +208,112 @@ async def test_deleting_an_account_erases_the_person_everywhere_the_shop_kept_th
             update={"data": {"orderId": others_order.id, "userId": other.id, "email": other.email}}
         )
         assert await as_sent(session, about_other) == about_other.data
+
+
+async def test_the_erasure_blanks_the_person_in_the_recorded_workflow_starts(
+    db_sessions: SessionFactory, time_skipping_env: WorkflowEnvironment
+) -> None:
+    """Starts recorded before the welcome and the reminder stopped carrying the person
+    (``workflow_starts`` rows, kept once started, owed until then) lose the email and
+    name in the erasure's transaction: the welcome still owed (Temporal was away) and a
+    reminder that ran. Another account's start and the account's order (no email or
+    name in its input) are left as they were. The welcome, started after, is given the
+    account's id and still runs."""
+    async with transaction(db_sessions) as session:
+        user = await create_customer(session, name=NAME, email=unique_email("grace"))
+        email = user.email
+        other = await create_customer(session, name="Ada Lovelace")
+        order = await create_order(session, user, total=2500)
+        retry = {"initial_seconds": 2.0, "max_interval_seconds": 60.0, "give_up_after_hours": 24.0}
+        rows = {
+            # As the release before wrote them.
+            "welcome": WorkflowStart(
+                workflow_type=USER_ONBOARDING_WORKFLOW,
+                workflow_id=f"user-onboarding-{user.id}",
+                task_queue="notifications",
+                input={"user_id": user.id, "email": email, "name": NAME, "email_retry": retry},
+            ),
+            "reminder": WorkflowStart(
+                workflow_type=CART_ABANDONMENT_WORKFLOW,
+                workflow_id=f"cart-abandonment-cart_{user.id}",
+                task_queue="notifications",
+                input={
+                    "cart_id": f"cart_{user.id}",
+                    "user_id": user.id,
+                    "email": email,
+                    "name": NAME,
+                    "delay_seconds": 3600.0,
+                    "deadline": None,
+                },
+                start_signal="cart_changed",
+                started_at=utcnow(),
+            ),
+            "order": WorkflowStart(
+                workflow_type="OrderWorkflow",
+                workflow_id=f"order-{order.id}",
+                task_queue="orders",
+                input={"order_id": order.id, "user_id": user.id},
+                started_at=utcnow(),
+            ),
+            "other": WorkflowStart(
+                workflow_type=USER_ONBOARDING_WORKFLOW,
+                workflow_id=f"user-onboarding-{other.id}",
+                task_queue="notifications",
+                input={
+                    "user_id": other.id,
+                    "email": other.email,
+                    "name": other.name,
+                    "email_retry": retry,
+                },
+            ),
+        }
+        for row in rows.values():
+            session.add(row)
+    written = {kind: dict(row.input) for kind, row in rows.items()}
+
+    async with transaction(db_sessions) as session:
+        service = UserService(session, analytics=AnalyticsRecorder(False), password_min_length=15)
+        await service.delete(await service.get(user.id))
+
+    async with db_sessions() as session:
+        kept = {
+            kind: await session.get(WorkflowStart, row.id, populate_existing=True)
+            for kind, row in rows.items()
+        }
+    inputs = {kind: row.input for kind, row in kept.items() if row is not None}
+    assert set(inputs) == set(rows)  # none deleted
+    for kind in ("welcome", "reminder"):
+        assert email not in str(inputs[kind])
+        assert NAME not in str(inputs[kind])
+        assert inputs[kind] == written[kind] | {"email": "", "name": ""}
+    assert inputs["order"] == written["order"]
+    assert inputs["other"] == written["other"]
+    # What this release records for a welcome: the blanked one is no different.
+    assert OnboardingInput.model_validate(inputs["welcome"]) == OnboardingInput(
+        user_id=user.id, email_retry=RetrySpec()
+    )
+    welcome = kept["welcome"]
+    assert welcome is not None
+    assert welcome.started_at is None  # still owed
+
+    # Started now (as the relay would), it runs: the step is given the account.
+    sent: list[SendEmailInput] = []
+
+    @activity.defn(name="email.send")
+    async def send(input: SendEmailInput) -> SendEmailResult:
+        sent.append(input)
+        return SendEmailResult(
+            message_id=None, provider_message_id=None, already_sent=False, skipped="account_closed"
+        )
+
+    client = time_skipping_env.client
+    queue = f"erased-{uuid4().hex[:6]}"
+    welcome.task_queue = queue
+    welcome.workflow_id = f"user-onboarding-{queue}"
+    async with suite_worker(
+        client, task_queue=queue, workflows=[UserOnboardingWorkflow], activities=[send]
+    ):
+        await start_row(client, welcome)
+        await client.get_workflow_handle(welcome.workflow_id).result()
+    assert [(s.to, s.user_id) for s in sent] == [("", user.id)]
+    assert email not in str(sent[0].context)

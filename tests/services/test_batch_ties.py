@@ -71,11 +71,9 @@ async def _left_after_two_batches(
     return left
 
 
-async def test_pending_workflow_starts_of_one_instant_are_taken_by_id(
-    db_sessions: SessionFactory,
-) -> None:
-    ids = _keys(IdPrefix.WORKFLOW_START)
-    rows = [
+def _starts_of_the_instant(ids: list[str], *, started: bool) -> list[WorkflowStart]:
+    """Workflow starts requested at ``INSTANT`` (and started then, if ``started``)."""
+    return [
         WorkflowStart(
             id=start_id,
             workflow_type="TieWorkflow",
@@ -83,10 +81,17 @@ async def test_pending_workflow_starts_of_one_instant_are_taken_by_id(
             task_queue="ties",
             input={},
             created_at=INSTANT,
+            started_at=INSTANT if started else None,
         )
         for start_id in ids
     ]
-    await _written_in_reverse(db_sessions, rows)
+
+
+async def test_pending_workflow_starts_of_one_instant_are_taken_by_id(
+    db_sessions: SessionFactory,
+) -> None:
+    ids = _keys(IdPrefix.WORKFLOW_START)
+    await _written_in_reverse(db_sessions, _starts_of_the_instant(ids, started=False))
     taken: list[list[str]] = []
     for _ in range(2):
         async with transaction(db_sessions) as session:
@@ -96,6 +101,19 @@ async def test_pending_workflow_starts_of_one_instant_are_taken_by_id(
                 await starts.mark_started(start_id)
         taken.append(batch)
     assert taken == [ids[:2], ids[2:]]
+
+
+async def test_workflow_starts_started_at_one_instant_are_pruned_by_id(
+    db_sessions: SessionFactory,
+) -> None:
+    ids = _keys(IdPrefix.WORKFLOW_START)
+    await _written_in_reverse(db_sessions, _starts_of_the_instant(ids, started=True))
+
+    async def prune(session: AsyncSession) -> int:
+        return await WorkflowStartRepository(session).delete_started_before(AFTER, BATCH)
+
+    left = await _left_after_two_batches(db_sessions, prune, WorkflowStart.id, ids)
+    assert left == [set(ids[2:]), set()]
 
 
 async def test_outbox_rows_delivered_at_one_instant_are_pruned_by_id(

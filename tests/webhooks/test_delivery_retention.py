@@ -165,7 +165,12 @@ async def test_a_batch_deletes_at_most_its_limit_of_each_kind_oldest_first(
     ten_years = 3650 * DAY
     activities = OutboxPruneActivities(
         db_sessions,
-        Retention(outbox=ten_years, webhook_delivered=ten_years, webhook_failed=ten_years),
+        Retention(
+            outbox=ten_years,
+            webhook_delivered=ten_years,
+            webhook_failed=ten_years,
+            workflow_starts=ten_years,
+        ),
     )
     env = ActivityEnvironment()
 

@@ -150,7 +150,10 @@ async def test_skipped_deliveries_never_recovered_are_pruned_with_the_outbox(
     ten_years = timedelta(days=3650)
     # Failed ones have a retention of their own (longer): not this one.
     retention = Retention(
-        outbox=ten_years, webhook_delivered=ten_years, webhook_failed=timedelta(days=5000)
+        outbox=ten_years,
+        webhook_delivered=ten_years,
+        webhook_failed=timedelta(days=5000),
+        workflow_starts=ten_years,
     )
     async with transaction(db_sessions) as session:
         pruned = await prune_outbox(session, retention=retention, limit=100)

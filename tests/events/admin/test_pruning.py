@@ -95,7 +95,13 @@ async def test_prune_deletes_only_rows_delivered_before_the_retention(
     )
     # The webhook retentions do not matter here: this test makes no webhook deliveries.
     activities = OutboxPruneActivities(
-        db_sessions, Retention(outbox=7 * DAY, webhook_delivered=30 * DAY, webhook_failed=90 * DAY)
+        db_sessions,
+        Retention(
+            outbox=7 * DAY,
+            webhook_delivered=30 * DAY,
+            webhook_failed=90 * DAY,
+            workflow_starts=3650 * DAY,
+        ),
     )
     env = ActivityEnvironment()
 
