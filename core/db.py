@@ -135,7 +135,8 @@ def locked(
     orders, then closes the cart (``cart_reminders.account_deleted``); a workflow's step
     locks the order, then its cart, and takes no lock on the account after those. A
     refresh holds the account, then locks its token's row (the erasure revokes the
-    account's tokens after it locked the account).
+    account's tokens after it locked the account); a sign-out locks the account, then
+    its token's row and its session's (``AuthService.logout``).
     """
     return query.with_for_update(
         read=read, skip_locked=skip_locked, key_share=key_share

@@ -227,6 +227,15 @@ class AuthService:
         return await self._issue(user, row.family_id, client)
 
     async def logout(self, claims: AccessClaims, refresh_token: str | None) -> None:
+        """Revoke the session's refresh tokens (and those of ``refresh_token``'s family, if
+        it is the caller's) and the access token. The account's row is locked first
+        (``UserRepository.lock``), the one lock order of ``core.db.locked``: the erasure
+        locks it, then revokes every token of the account, and a logout that locked its
+        token first, then revoked its family's older tokens, waited in a circle with it.
+        Locked, not held: a refresh that found a stolen token revokes a family under a
+        hold, after locking that token, and two holders could wait in a circle too."""
+        # None once erased: its tokens are revoked already, the access token still is.
+        await self.users.lock(claims.user_id)
         families = [claims.session_id]
         if refresh_token:
             row = await self.refresh_tokens.by_hash_for_update(hash_refresh_token(refresh_token))

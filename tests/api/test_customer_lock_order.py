@@ -285,3 +285,39 @@ async def test_a_refresh_racing_the_erasure_both_go_through(
         "/api/auth/refresh", json={"refreshToken": refreshed.json()["refreshToken"]}
     )
     assert again.status_code == 401, again.text
+
+
+async def test_a_logout_racing_the_erasure_both_go_through(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A logout locked the refresh token it was given, then revoked its session's tokens
+    (its family's older, rotated ones too); the erasure locked the account, then revoked
+    every token of the account, the older ones first: each waited for a token the other
+    held. The logout is held after its token's lock (now taken after the account's)."""
+    user = await register(client)
+    tokens = await login(client, email=user["email"])
+    for _ in range(2):  # the session's older tokens, rotated, stay in its family
+        refreshed = await client.post(
+            "/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]}
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        tokens = refreshed.json()
+    paused = hold_after(
+        monkeypatch, RefreshTokenRepository, "by_hash_for_update", lambda token_hash: True
+    )
+
+    logged_out, erased = await race(
+        engine,
+        paused,
+        client.post(
+            "/api/auth/logout",
+            json={"refreshToken": tokens["refreshToken"]},
+            headers=bearer(tokens),
+        ),
+        lambda: client.delete(f"/api/users/{user['id']}", headers=bearer(tokens)),
+    )
+
+    assert logged_out.status_code == 204, logged_out.text
+    assert erased.status_code == 204, erased.text
+    again = await client.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
+    assert again.status_code == 401, again.text
