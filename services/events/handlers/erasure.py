@@ -1,7 +1,7 @@
 """``user.deleted`` → ``account_erasure``: what the shop's own tables still held of the
 person once ``UserService.delete`` anonymised the account (its name, email, password,
-addresses, its orders' email and the email ledger's addresses, in the deletion's
-transaction):
+addresses, its orders' email, the email ledger's addresses and the email and name in its
+recorded workflow starts' inputs, in the deletion's transaction):
 
 - their notifications are deleted (they tell what they bought, where it went, tracking);
 - the outbox's events about them (their own, their orders') lose their email and name;
