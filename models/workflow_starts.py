@@ -33,6 +33,19 @@ class WorkflowStart(SQLModel, table=True):
             "created_at",
             postgresql_where=text("started_at IS NULL"),
         ),
+        # The retention's batches, oldest start first (``delete_started_before``).
+        Index(
+            "workflow_starts_started_idx",
+            "started_at",
+            "id",
+            postgresql_where=text("started_at IS NOT NULL"),
+        ),
+        # An erasure's inputs naming the account (``blank_personal``).
+        Index(
+            "workflow_starts_user_idx",
+            text("(input ->> 'user_id')"),
+            postgresql_where=text("input ? 'user_id'"),
+        ),
     )
 
     id: str = Field(default_factory=lambda: new_id(IdPrefix.WORKFLOW_START), primary_key=True)

@@ -174,7 +174,9 @@ class WorkflowStartRepository:
             locked(
                 select(WorkflowStart)
                 .where(
-                    col(WorkflowStart.input).contains({"user_id": user_id}),
+                    # As ``workflow_starts_user_idx`` is written, so it is used.
+                    col(WorkflowStart.input).op("?")("user_id"),
+                    col(WorkflowStart.input)["user_id"].astext == user_id,
                     # ``?|``: any of the keys is in the input.
                     col(WorkflowStart.input).op("?|")(array(list(keys))),
                 )
