@@ -125,8 +125,8 @@ def locked(
     orders' rows, then their carts' (a guest's cart being merged before theirs). The
     account is locked in the strongest mode the transaction will take it in, from the
     start: ``UserRepository.lock`` (``FOR NO KEY UPDATE``) by a transaction that writes
-    it (a sign-in's rehash, the erasure), ``UserRepository.hold`` (``FOR SHARE``) by one
-    that writes for the person (checkout, a cart's change, a sign-in's merge,
+    it (a sign-in's rehash, a profile change, the erasure), ``UserRepository.hold``
+    (``FOR SHARE``) by one that writes for the person (checkout, a cart's change, a sign-in's merge,
     ``CartService.hold_owner``); a hold later upgraded to a write waits for every other
     holder, and one of them waiting for a row the first holds is a deadlock. Checkout
     holds the account, then locks the cart; a sign-in locks the account

@@ -228,7 +228,13 @@ class UserService:
         return user
 
     async def update(self, user: User, data: UserUpdate) -> tuple[User, bool]:
-        """Apply the fields given; returns the user and whether the password changed."""
+        """Apply the fields given; returns the user and whether the password changed.
+
+        The row is locked first (``lock``, which re-reads it into ``user``): a change
+        read before an erasure committed wrote the name and email it was given over the
+        erased ones, and a current password is checked against the hash as it is now."""
+        if await self.users.lock(user.id) is None:
+            raise UserNotFound(f"user {user.id} was deleted meanwhile")
         changes = data.model_dump(exclude_unset=True)
         password_changed = False
         if "email" in changes and changes["email"] is not None:

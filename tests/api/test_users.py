@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpx
@@ -17,6 +18,8 @@ from models.carts import Cart
 from models.outbox import OutboxEvent
 from models.users import Role, User
 from services.tokens import AccessTokens, new_session_id
+from services.users import ERASED_NAME, UserService, erased_email
+from tests.api.test_customer_lock_order import hold_after
 from tests.factories import (
     PASSWORD,
     ClientFactory,
@@ -495,3 +498,30 @@ async def test_deleting_an_account_closes_its_cart(
     async with create_session_factory(engine)() as session:
         row = (await session.exec(select(Cart).where(Cart.id == cart["id"]))).one()
     assert row.status == "closed"
+
+
+async def test_a_profile_change_racing_the_erasure_writes_nothing_back(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile change read the account, the erasure committed, and the change then wrote
+    the name and email it was given over the erased ones: an erased account named again.
+    The change is held after it read the account; the erasure runs whole meanwhile."""
+    user, headers = await signed_up(client)
+    paused = hold_after(monkeypatch, UserService, "get", lambda user_id: user_id == user["id"])
+    changing = asyncio.ensure_future(
+        client.patch(
+            f"/api/users/{user['id']}",
+            headers=headers,
+            json={"name": "Ada Again", "email": unique_email("again")},
+        )
+    )
+    await asyncio.wait_for(paused.reached.wait(), 30)
+    erased = await client.delete(f"/api/users/{user['id']}", headers=headers)
+    assert erased.status_code == 204, erased.text
+    paused.release.set()
+
+    changed = await changing
+    assert changed.status_code == 404, changed.text
+    async with transaction(create_session_factory(engine)) as session:
+        row = (await session.exec(select(User).where(User.id == user["id"]))).one()
+    assert (row.email, row.name) == (erased_email(user["id"]), ERASED_NAME)
