@@ -232,6 +232,8 @@ class IdempotencyMiddleware:
                 detail="retry in a moment with the same Idempotency-Key",
                 instance=scope["path"],
                 request_id=request_id,
+                # As every other outage of a dependency: the same request a moment later.
+                headers={"Retry-After": "1"},
             )
             await response(scope, receive, send)
             return

@@ -126,7 +126,9 @@ SERVER_ERROR: ProblemSpec = InternalError
 DATABASE_UNAVAILABLE: ProblemSpec = DatabaseUnavailable
 REDIS_UNAVAILABLE: ProblemSpec = DependencyUnavailable
 # The codes answered with ``Retry-After`` (the same request goes through a moment later).
-RETRY_AFTER_CODES = frozenset({DatabaseUnavailable.code, DependencyUnavailable.code})
+RETRY_AFTER_CODES = frozenset(
+    {DatabaseUnavailable.code, DependencyUnavailable.code, "idempotency_unavailable"}
+)
 
 _REQUEST_ID = "req_01JEX5D8E9F0G1H2J3K4M5N6P7"
 

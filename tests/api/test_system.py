@@ -75,6 +75,25 @@ async def test_redis_down_is_a_503_where_a_request_needs_it(settings: Settings) 
         assert_is_the_example(response, "dependency_unavailable")
 
 
+async def test_an_idempotency_key_with_redis_down_says_when_to_retry(settings: Settings) -> None:
+    """A creating POST with an Idempotency-Key is refused while Redis (which keeps the
+    keys) is away, rather than risk running it twice: a 503 that, as every other outage
+    of a dependency, says when to send it again (it had no Retry-After)."""
+    broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = create_app(broken)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.post(
+                "/api/users",
+                json={"email": "idem@example.com", "password": "violet tangerine orbit"},
+                headers={"Idempotency-Key": "sign-up-1"},
+            )
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "idempotency_unavailable"
+    assert response.headers["retry-after"] == "1"
+
+
 async def test_ready_reports_temporal_down_but_the_api_still_starts(settings: Settings) -> None:
     broken = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     app = create_app(broken)
