@@ -122,7 +122,7 @@ def bench_catalog(
             )
             if r.server_cpu and r.requests:
                 console.print(
-                    "  " + per_request_line("  CPU ms per search", r.server_cpu, r.requests)
+                    "    " + per_request_line("CPU ms per search", r.server_cpu, r.requests)
                 )
         if len(points) >= 2 and points[0].result.percentile(95):
             first, last = points[0], points[-1]
