@@ -87,6 +87,10 @@ async def login(
     """
     service = auth_service(state, session)
     client = client_info(request)
+    anonymous = body.anonymous_id or anonymous_id
+    linking = state.settings.analytics_enabled and bool(anonymous or cart_token)
+    if linking:
+        await _write_waiting_events(state)
     # The account's row is locked first, the carts' after it (AuthService.authenticate).
     signing_in = await service.authenticate(body.email, body.password, client)
     guest_cart_id = None
@@ -95,29 +99,25 @@ async def login(
             session, state.settings, state.analytics
         ).merge_guest_cart(cart_token, signing_in.user.id)
     issued = await service.complete_login(signing_in, body.password, client)
-    anonymous = body.anonymous_id or anonymous_id
-    if state.settings.analytics_enabled and (anonymous or guest_cart_id):
-        await _link_visitor(state, session, issued.user.id, anonymous, guest_cart_id)
+    if linking and (anonymous or guest_cart_id):
+        await IdentityLinks(session).sign_in(
+            issued.user.id, anonymous_id=anonymous, guest_cart_id=guest_cart_id
+        )
     return _pair(issued, state)
 
 
-async def _link_visitor(
-    state: State,
-    session: DbSession,
-    user_id: str,
-    anonymous_id: str | None,
-    guest_cart_id: str | None,
-) -> None:
-    # The guest's last views may still wait in this process's batch writer: written
-    # first, they move with the rest (events buffered elsewhere find the link when
-    # written). Sign-in does not fail for analytics: the link is made regardless.
+async def _write_waiting_events(state: State) -> None:
+    """The guest's last views may still wait in this process's batch writer: written
+    before the sign-in links the visitor, they move with the rest (events buffered
+    elsewhere find the link when written). Written before ``authenticate`` locks the
+    account: the writer holds (``FOR SHARE``) the accounts its events name, and a
+    sign-in that upgrades the password's hash has locked the row to write it, so a flush
+    after that lock waited for it until its write timed out. Sign-in does not fail for
+    analytics: the link is made regardless."""
     try:
         await state.ingest.flush()
     except Exception:
         log.warning("analytics events not written before linking a sign-in", exc_info=True)
-    await IdentityLinks(session).sign_in(
-        user_id, anonymous_id=anonymous_id, guest_cart_id=guest_cart_id
-    )
 
 
 @router.post(
