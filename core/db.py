@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import CTE, Select, event, text
+from sqlalchemy import CTE, ColumnElement, Select, delete, event, select, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import InstrumentedAttribute, Mapped
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import DependencyUnavailable
@@ -150,6 +151,25 @@ def locked_batch(query: Query) -> CTE:
     moves ``WHERE key IN (SELECT … FROM chosen)`` may rescan it, and a rescan of a plain
     subquery skips the rows already taken and takes more than the ``LIMIT``."""
     return locked(query, skip_locked=True).cte("chosen").prefix_with("MATERIALIZED")
+
+
+async def delete_batch(
+    session: AsyncSession,
+    key: Mapped[Any],
+    query: Select[*tuple[Any, ...]],
+    *still: ColumnElement[bool],
+) -> int:
+    """Delete a batch job's rows: those ``query`` chooses by their ``key`` (its only
+    column; ``locked_batch``), where ``still`` holds of them once locked (a row taken
+    back meanwhile is kept). How many were deleted."""
+    chosen = locked_batch(query)
+    column = cast(InstrumentedAttribute[Any], key)
+    deleted = await session.exec(
+        delete(column.class_)
+        .where(column.in_(select(chosen.c[column.key])), *still)
+        .returning(column)
+    )
+    return len(deleted.all())
 
 
 @asynccontextmanager

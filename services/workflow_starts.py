@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import array, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import locked, locked_batch
+from core.db import delete_batch, locked
 from models.base import utcnow
 from models.workflow_starts import WorkflowStart
 
@@ -145,7 +145,9 @@ class WorkflowStartRepository:
         A row requested again meanwhile (``upsert_pending``) is pending again: the lock
         reads the row as committed and checks ``started_at`` again, so it is not taken
         (or, locked first, it is deleted and the request inserts it anew)."""
-        chosen = locked_batch(
+        return await delete_batch(
+            self.session,
+            col(WorkflowStart.id),
             select(WorkflowStart.id)
             .where(
                 col(WorkflowStart.started_at).is_not(None),
@@ -153,14 +155,8 @@ class WorkflowStartRepository:
             )
             # Oldest first, ties by id (the unique key): one total order.
             .order_by(col(WorkflowStart.started_at), col(WorkflowStart.id))
-            .limit(limit)
+            .limit(limit),
         )
-        deleted = await self.session.exec(
-            delete(WorkflowStart)
-            .where(col(WorkflowStart.id).in_(select(chosen.c.id)))
-            .returning(col(WorkflowStart.id))
-        )
-        return len(deleted.all())
 
     async def blank_personal(self, user_id: str, keys: Sequence[str]) -> int:
         """In the inputs that name the account ``user_id`` (``user_id``: the welcome's, a

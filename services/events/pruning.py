@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists
+from sqlalchemy import exists
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import locked_batch
+from core.db import delete_batch
 from core.settings import Settings
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
@@ -46,7 +46,9 @@ class OutboxPruneRepository:
             col(EventDelivery.event_id) == col(OutboxEvent.id),
             col(EventDelivery.status).in_(_OPEN),
         )
-        chosen = locked_batch(
+        return await delete_batch(
+            self.session,
+            col(OutboxEvent.id),
             select(OutboxEvent.id)
             .where(
                 col(OutboxEvent.delivered_at).is_not(None),
@@ -54,14 +56,8 @@ class OutboxPruneRepository:
                 ~open_delivery,
             )
             .order_by(col(OutboxEvent.delivered_at), col(OutboxEvent.id))
-            .limit(limit)
+            .limit(limit),
         )
-        deleted = await self.session.exec(
-            delete(OutboxEvent)
-            .where(col(OutboxEvent.id).in_(select(chosen.c.id)))
-            .returning(col(OutboxEvent.id))
-        )
-        return len(deleted.all())
 
 
 @dataclass(frozen=True)

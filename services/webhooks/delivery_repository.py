@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, update
+from sqlalchemy import Text, cast, func, update
 from sqlalchemy.dialects.postgresql import ARRAY, array, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import locked, locked_batch
+from core.db import delete_batch, locked
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
 from models.webhook_deliveries import WebhookAttempt, WebhookDelivery, WebhookStatus
@@ -265,22 +265,16 @@ class WebhookDeliveryRepository:
         retry taking a failed or skipped one) are left for the next batch."""
         if status is WebhookStatus.PENDING:
             raise ValueError("a pending delivery is still being sent: never pruned")
-        chosen = locked_batch(
+        return await delete_batch(
+            self.session,
+            col(WebhookDelivery.id),
             select(WebhookDelivery.id)
             .where(
                 col(WebhookDelivery.status) == status,
                 col(WebhookDelivery.finished_at) < cutoff,
             )
             .order_by(col(WebhookDelivery.finished_at), col(WebhookDelivery.id))
-            .limit(limit)
+            .limit(limit),
+            # Taken by a retry after the choice: pending again, kept.
+            col(WebhookDelivery.status) == status,
         )
-        deleted = await self.session.exec(
-            delete(WebhookDelivery)
-            .where(
-                col(WebhookDelivery.id).in_(select(chosen.c.id)),
-                # Taken by a retry after the choice: pending again, kept.
-                col(WebhookDelivery.status) == status,
-            )
-            .returning(col(WebhookDelivery.id))
-        )
-        return len(deleted.all())
