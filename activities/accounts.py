@@ -7,7 +7,7 @@ from temporalio import activity
 
 from core.db import SessionFactory
 from models.carts import CartStatus
-from services.carts import CartRepository
+from services.cart_repository import CartRepository
 from services.users import UserRepository
 
 

@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings
 from models.workflow_starts import WorkflowStart
-from services.carts import CartRepository
+from services.cart_repository import CartRepository
 from temporal.clients.carts import CartReminderWorkflows
 from workflows.types.carts import AbandonmentInput
 

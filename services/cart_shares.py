@@ -11,7 +11,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import Forbidden, NotFound
 from models.base import utcnow
 from models.carts import CartShare, CartStatus, SharedCartView
-from services.carts import CartRepository, CartService, OwnedCart, hash_token
+from services.cart_repository import CartRepository, hash_token
+from services.carts import CartService, OwnedCart
 from services.users import UserRepository
 
 

@@ -26,7 +26,7 @@ from models.orders import Order, OrderStatus, TimelineAudience
 from models.users import User
 from models.workflow_starts import WorkflowStart
 from services.addresses import AddressService, clean_shipping_address
-from services.carts import CartRepository
+from services.cart_repository import CartRepository
 from services.order_checks import CartEmpty
 from services.order_repository import OrderRepository
 from services.orders import PLACED_MESSAGE

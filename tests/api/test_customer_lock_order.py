@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from models.carts import Cart
 from services import passwords
 from services.auth import RefreshTokenRepository
-from services.carts import CartRepository
+from services.cart_repository import CartRepository
 from tests.events.erasure_race import Hold
 from tests.factories import PASSWORD, bearer, login, register, signed_up, stocked_product
 from tests.lock_waits import waiting_on_locks

@@ -24,7 +24,8 @@ from models.order_api import OrderCreate
 from models.orders import Order
 from models.users import User
 from services.analytics import AnalyticsRecorder
-from services.carts import CartRepository, CartService
+from services.cart_repository import CartRepository
+from services.carts import CartService
 from services.checkout import Checkout
 from services.orders import OrderService
 from services.users import AccountDeleted, erased_email

@@ -21,7 +21,7 @@ from core.shared_metrics import SharedCounters, declare
 from models.carts import CartStatus
 from models.orders import PAYMENT_FAILURES, Order
 from models.payments import Payment
-from services.carts import CartRepository
+from services.cart_repository import CartRepository
 from services.email import EmailService
 from services.events.handlers.payment_failures import explain
 from services.events.subscribers import DomainEvent, Subscriber
