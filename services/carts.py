@@ -24,8 +24,9 @@ from services.analytics import AnalyticsRecorder
 # services/orders.py imports CartRepository from here (its import is another change's).
 from services.cart_repository import CartRepository as CartRepository
 from services.cart_view import render_cart
+from services.catalog.coupons import CouponService
 from services.catalog.errors import ProductNotFound
-from services.catalog.pricing import CouponService, price_book
+from services.catalog.pricing import price_book
 from services.catalog.product_repository import ProductRepository
 from services.inventory import OutOfStock, StockRepository
 from services.order_repository import OrderRepository

@@ -15,7 +15,8 @@ from core.money import percent_of
 from core.settings import Settings
 from models.carts import Cart, CartItem
 from models.quotes import Destination, Quote, QuoteCoupon, QuoteLine
-from services.catalog.pricing import CouponService, price_book
+from services.catalog.coupons import CouponService
+from services.catalog.pricing import price_book
 from services.catalog.product_repository import ProductRepository
 
 

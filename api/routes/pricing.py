@@ -22,13 +22,9 @@ from models.pricing import (
     DiscountCreate,
     DiscountPublic,
 )
+from services.catalog.coupons import CouponNotFound, CouponService
+from services.catalog.discounts import DiscountRepository, DiscountService
 from services.catalog.errors import CategoryNotFound, ProductNotFound
-from services.catalog.pricing import (
-    CouponNotFound,
-    CouponService,
-    DiscountRepository,
-    DiscountService,
-)
 
 router = APIRouter(tags=["pricing"])
 

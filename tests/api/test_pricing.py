@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_session_factory, transaction
 from core.errors import ShopError
-from services.catalog.pricing import CouponService
+from services.catalog.coupons import CouponService
 from tests.factories import signed_up, unique_slug
 
 

@@ -20,8 +20,9 @@ from models.base import utcnow
 from models.catalog import Product, ProductCreate
 from models.pricing import DiscountCreate, DiscountKind
 from services.catalog.cache import CatalogCache, LocalEntries
+from services.catalog.discounts import DiscountService
 from services.catalog.listing import listing_conditions
-from services.catalog.pricing import DiscountService, PriceBook, PriceBookCache, price_book
+from services.catalog.pricing import PriceBook, PriceBookCache, price_book
 from services.catalog.product_query import SEARCH_CANDIDATES, ProductQuery, ProductSort
 from services.catalog.product_repository import ProductRepository
 from services.catalog.products import ProductService

@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict
 from models.pricing import CouponCreate
-from services.catalog.pricing import CouponRepository, CouponService
+from services.catalog.coupons import CouponRepository, CouponService
 
 
 def _coupon(code: str) -> CouponCreate:

@@ -16,7 +16,7 @@ from models.base import utcnow
 from models.orders import Order, OrderStatus
 from models.pricing import Coupon, CouponRedemption, DiscountKind
 from services.analytics import AnalyticsRecorder
-from services.catalog.pricing import CouponRepository
+from services.catalog.coupons import CouponRepository
 from services.orders import OrderService
 from tests.fulfillment.factories import queued_order
 

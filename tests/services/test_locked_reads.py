@@ -16,7 +16,7 @@ from core.db import SessionFactory
 from core.settings import Settings
 from models.pricing import Coupon, CouponUpdate, DiscountKind
 from services.analytics import AnalyticsRecorder
-from services.catalog.pricing import CouponNotApplicable, CouponService
+from services.catalog.coupons import CouponNotApplicable, CouponService
 from services.orders import OrderService, OrderUndone
 from tests.events.customers import create_customer, create_order
 
