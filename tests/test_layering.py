@@ -86,6 +86,7 @@ ANALYTICS_READ_SIDE = (
     "services.analytics.clickhouse",
     "services.analytics.dashboard_repository",
     "services.analytics.funnel_repository",
+    "services.analytics.funnel_statements",
     "services.analytics.funnel_walk",
     "services.analytics.people",
     "services.analytics.bitmaps",

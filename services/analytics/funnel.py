@@ -25,7 +25,8 @@ from models.analytics_funnel import (
     FunnelReport,
     FunnelStep,
 )
-from services.analytics.funnel_repository import Breakdown, FunnelRepository, StepFigures
+from services.analytics.funnel_repository import FunnelRepository, StepFigures
+from services.analytics.funnel_statements import Breakdown
 from services.analytics.funnel_walk import FunnelOrder, PersonPath, WalkRules, walk
 from services.analytics.ranges import InvalidTimeRange, TimeRange, resolve_range
 

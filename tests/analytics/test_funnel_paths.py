@@ -18,7 +18,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models.analytics import AnalyticsEvent
 from services.analytics import AnalyticsRepository
 from services.analytics.funnel import FunnelQuery, FunnelService
-from services.analytics.funnel_repository import StepFigures, figures_params, figures_statement
+from services.analytics.funnel_repository import StepFigures
+from services.analytics.funnel_statements import figures_params, figures_statement
 
 T0 = datetime(2001, 3, 5, tzinfo=UTC)
 M = timedelta(minutes=1)
