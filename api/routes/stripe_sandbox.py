@@ -31,13 +31,8 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from api.deps import DbSession, RedisClient, State, after_commit
 from api.idempotency import KeyLease
-from integrations.sandbox.stripe import (
-    SANDBOX_WEBHOOK_SECRET,
-    Event,
-    StripeError,
-    StripeSandbox,
-    parse_form,
-)
+from integrations.sandbox.stripe import SANDBOX_WEBHOOK_SECRET, StripeSandbox, parse_form
+from integrations.sandbox.stripe_objects import Event, StripeError
 from integrations.sandbox.webhooks import Delivery, deliver_later
 from models.base import CamelModel
 

@@ -360,7 +360,7 @@ async def test_list_pages_newest_first(sandbox: tuple[str, Hooks]) -> None:
 
 
 def test_webhook_signatures_verify_with_the_sdk() -> None:
-    from integrations.sandbox.stripe import sign
+    from integrations.sandbox.stripe_objects import sign
 
     payload = json.dumps({"id": "evt_1", "object": "event", "type": "x", "data": {"object": {}}})
     event = stripe.Webhook.construct_event(payload, sign(payload, "whsec_x"), "whsec_x")

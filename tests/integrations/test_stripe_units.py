@@ -19,7 +19,8 @@ from integrations.payments.stripe_units import (
     max_charge,
     to_stripe,
 )
-from integrations.sandbox.stripe import StripeError, StripeSandbox
+from integrations.sandbox.stripe import StripeSandbox
+from integrations.sandbox.stripe_objects import StripeError
 
 # (currency, ours, Stripe's): ISK and UGX are whole units written with two decimals
 # (5 ISK is 500), MGA is two decimals to ISO and none to Stripe, HUF and TWD are

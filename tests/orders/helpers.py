@@ -15,7 +15,7 @@ from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
 from core.db import create_session_factory, transaction
-from integrations.sandbox.stripe import ANSWER_KEPT, ANSWER_KIND
+from integrations.sandbox.stripe_objects import ANSWER_KEPT, ANSWER_KIND
 from models.analytics import AnalyticsEvent
 from models.outbox import OutboxEvent
 from models.payments import Payment, PaymentEvent

@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import SANDBOX_WEBHOOK_SECRET
-from integrations.sandbox.stripe import sign
+from integrations.sandbox.stripe_objects import sign
 from tests.factories import signed_up
 from tests.orders.helpers import (
     ADDRESS,

@@ -15,8 +15,8 @@ from core.events import EventType
 from core.settings import SANDBOX_WEBHOOK_SECRET
 from integrations.payments.gateway import PaymentUnavailable
 from integrations.payments.stripe import StripeGateway
-from integrations.sandbox.stripe import Event as SandboxEvent
 from integrations.sandbox.stripe import StripeSandbox
+from integrations.sandbox.stripe_objects import Event as SandboxEvent
 from services import payments
 from services.order_repository import OrderRepository
 from tests.fulfillment_rows import published

@@ -19,7 +19,8 @@ from core.events import EventType
 from core.settings import SANDBOX_WEBHOOK_SECRET
 from integrations.payments.gateway import PaymentUnavailable, RefundResult
 from integrations.payments.stripe import StripeGateway
-from integrations.sandbox.stripe import Event, StripeSandbox
+from integrations.sandbox.stripe import StripeSandbox
+from integrations.sandbox.stripe_objects import Event
 from models.returns import ReturnStatus
 from services import payments
 from services.returns import ReturnRepository, ReturnSteps

@@ -20,7 +20,7 @@ from core.db import create_session_factory, transaction
 from core.settings import SANDBOX_WEBHOOK_SECRET
 from integrations.payments.gateway import PaymentUnavailable, RefundResult
 from integrations.payments.stripe import StripeGateway
-from integrations.sandbox.stripe import sign
+from integrations.sandbox.stripe_objects import sign
 from models.orders import OrderEvent
 from models.outbox import OutboxEvent
 from models.payments import Payment, PaymentEvent
