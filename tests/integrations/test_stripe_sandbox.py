@@ -24,7 +24,7 @@ from starlette.routing import Route
 from temporalio.client import Client
 
 from api.idempotency import KeyLease
-from api.routes.stripe_sandbox import IN_FLIGHT_LEASE_SECONDS
+from api.routes.stripe_sandbox_calls import IN_FLIGHT_LEASE_SECONDS
 from cli.stack.process import free_port
 from core.settings import Settings
 from integrations.payments.gateway import PaymentUnavailable
