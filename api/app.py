@@ -26,6 +26,7 @@ from api.query_parameters import refuse_unexpected_query
 from api.routes import (
     addresses,
     admin_events,
+    admin_returns,
     analytics_dashboard,
     analytics_funnel,
     analytics_track,
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stream_tickets.router,
         fulfillments.router,
         returns.router,
+        admin_returns.router,
         payments.router,
         shipping_webhooks.router,
         admin_events.router,
