@@ -32,12 +32,8 @@ import asyncpg
 import httpx
 from rich.console import Console
 
-from bench.analytics_data import (
-    WINDOW_DAYS,
-    EventGenerator,
-    LoadFigures,
-    load_catalogue,
-)
+from bench.analytics_copy import LoadFigures, load_catalogue
+from bench.analytics_data import WINDOW_DAYS, EventGenerator
 from bench.load import LoadResult, run_load
 from core.settings import Settings
 

@@ -22,7 +22,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from bench.analytics_data import EventGenerator, LoadFigures, copy_events, copy_parallel
+from bench.analytics_copy import LoadFigures, copy_events, copy_parallel
+from bench.analytics_data import EventGenerator
 from core.settings import Settings
 
 HOUR = timedelta(hours=1)

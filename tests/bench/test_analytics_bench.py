@@ -24,14 +24,8 @@ from bench.analytics import (
     table_sizes,
     time_endpoints,
 )
-from bench.analytics_data import (
-    WINDOW_DAYS,
-    CatalogueProduct,
-    EventGenerator,
-    LoadFigures,
-    copy_events,
-    load_catalogue,
-)
+from bench.analytics_copy import LoadFigures, copy_events, load_catalogue
+from bench.analytics_data import WINDOW_DAYS, CatalogueProduct, EventGenerator
 from bench.load import LoadResult
 from cli.seed import Seeder
 from cli.stack.process import free_port
