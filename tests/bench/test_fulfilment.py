@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bench.fulfilment import FulfilmentResult, ParcelSample, Throughput, ratio
+from bench.fulfilment_figures import FulfilmentResult, ParcelSample, Throughput, ratio
 
 
 def test_throughput_latencies_and_the_ceiling_ratio() -> None:
