@@ -135,8 +135,10 @@ def locked(
     holds the account, then locks the cart; the erasure locks the account, rewrites the
     orders, then closes the cart (``cart_reminders.account_deleted``); a workflow's step
     locks the order, then its cart, and takes no lock on the account after those. A
-    refresh holds the account, then locks its token's row (the erasure revokes the
-    account's tokens after it locked the account); a sign-out locks the account, then
+    refresh holds the account, then locks its session (``RefreshTokenRepository
+    .lock_family``, an advisory lock), then its token's row, and a reused token's refresh
+    revokes the session's rows under those (the erasure and a password change revoke the
+    account's tokens after they locked the account); a sign-out locks the account, then
     its token's row and its session's (``AuthService.logout``).
     """
     return query.with_for_update(

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -71,12 +71,28 @@ class RefreshTokenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def owner(self, token_hash: str) -> str | None:
-        """The account a token was issued to, read without a lock."""
+    async def issued_to(self, token_hash: str) -> tuple[str, str] | None:
+        """The account and the session (family) a token was issued in, read without a
+        lock: neither ever changes."""
         result = await self.session.exec(
-            select(RefreshToken.user_id).where(RefreshToken.token_hash == token_hash)
+            select(RefreshToken.user_id, RefreshToken.family_id).where(
+                RefreshToken.token_hash == token_hash
+            )
         )
-        return result.first()
+        found = result.first()
+        return None if found is None else (found[0], found[1])
+
+    async def lock_family(self, family_id: str) -> None:
+        """The session's own lock, held to the commit: a transaction-level advisory lock
+        on its family, which a refresh takes before any of the family's rows (its token's,
+        then the rotation's write or the reuse's revocation of them all). Two refreshes of
+        one session take their turns: each once locked its own token first, and two
+        reuses (or a reuse and the rotation of a token issued meanwhile) then each waited
+        for a row the other had locked. Not a row of the family: the first token's row
+        would do only while no later one sorts before it, which ids made on hosts whose
+        clocks differ do not promise."""
+        key = func.hashtextextended(f"rtok:{family_id}", 0)
+        await self.session.exec(select(func.pg_advisory_xact_lock(key)))
 
     async def by_hash_for_update(self, token_hash: str) -> RefreshToken | None:
         result = await self.session.exec(
@@ -194,16 +210,21 @@ class AuthService:
         return await self._issue(user, new_session_id(), client)
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> IssuedTokens:
-        """The next tokens of the session. The account's row is held (``FOR SHARE``)
-        before the token's is locked, the one lock order of ``core.db.locked``: the
-        erasure locks the account, then revokes its tokens, and a rotation that locked
-        its token first, then wrote the next one (whose foreign key waits for the
-        erasure's rewrite of the account), deadlocked with it."""
+        """The next tokens of the session. The account's row is held (``FOR SHARE``),
+        then the session is locked (``lock_family``), then the token's row: the one lock
+        order of ``core.db.locked``. The erasure locks the account, then revokes its
+        tokens, and a rotation that locked its token first, then wrote the next one (whose
+        foreign key waits for the erasure's rewrite of the account), deadlocked with it;
+        two refreshes of one session that each locked their token first, then revoked
+        the session's rows (a reused token), deadlocked with each other. A sign-out, a
+        password change and the erasure lock the account (``FOR NO KEY UPDATE``), which
+        no refresh of it holds meanwhile, before they revoke its sessions' rows."""
         token_hash = hash_refresh_token(refresh_token)
-        owner = await self.refresh_tokens.owner(token_hash)
-        user = await self.users.hold(owner) if owner is not None else None
-        if user is None:  # no such token, or its account erased
+        issued = await self.refresh_tokens.issued_to(token_hash)
+        user = await self.users.hold(issued[0]) if issued is not None else None
+        if issued is None or user is None:  # no such token, or its account erased
             raise InvalidRefreshToken("the refresh token is not valid; sign in again")
+        await self.refresh_tokens.lock_family(issued[1])
         row = await self.refresh_tokens.by_hash_for_update(token_hash)
         if row is None or row.revoked_at is not None:
             raise InvalidRefreshToken("the refresh token is not valid; sign in again")

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.carts import Cart
 from services import passwords
-from services.auth import RefreshTokenRepository
+from services.auth import RefreshTokenRepository, hash_refresh_token
 from services.cart_repository import CartRepository
 from tests.events.erasure_race import Hold
 from tests.factories import PASSWORD, bearer, login, register, signed_up, stocked_product
@@ -320,4 +320,112 @@ async def test_a_logout_racing_the_erasure_both_go_through(
     assert logged_out.status_code == 204, logged_out.text
     assert erased.status_code == 204, erased.text
     again = await client.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
+    assert again.status_code == 401, again.text
+
+
+async def rotated_session(client: httpx.AsyncClient, rotations: int) -> list[str]:
+    """A session's refresh tokens, oldest first: the login's, then one per rotation (all
+    rotated but the last, the current one)."""
+    user = await register(client)
+    tokens = [(await login(client, email=user["email"]))["refreshToken"]]
+    for _ in range(rotations):
+        refreshed = await client.post("/api/auth/refresh", json={"refreshToken": tokens[-1]})
+        assert refreshed.status_code == 200, refreshed.text
+        tokens.append(refreshed.json()["refreshToken"])
+    return tokens
+
+
+def hold_after_locking(monkeypatch: pytest.MonkeyPatch, token: str) -> Hold:
+    """Stop the first refresh of ``token`` right after it locked the token's row."""
+    wanted = hash_refresh_token(token)
+    return hold_after(
+        monkeypatch,
+        RefreshTokenRepository,
+        "by_hash_for_update",
+        lambda token_hash: token_hash == wanted,
+    )
+
+
+async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post("/api/auth/refresh", json={"refreshToken": token})
+
+
+async def family_unrevoked(engine: AsyncEngine, token: str) -> int:
+    """How many tokens of ``token``'s family are not revoked."""
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            text(
+                "SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL AND family_id ="
+                " (SELECT family_id FROM refresh_tokens WHERE token_hash = :hash)"
+            ),
+            {"hash": hash_refresh_token(token)},
+        )
+        return int(found.scalar_one())
+
+
+async def test_two_rotated_tokens_of_one_session_refreshed_at_once_both_answer_401(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two stolen, already rotated tokens of one session presented at once: each refresh
+    locked its own token's row, then revoked the family's rows, the other's among them:
+    each waited for the other (one aborted, 503 ``database_unavailable``). The first is
+    held after its token's lock; the second now waits for the first's session before
+    locking anything of it. The session ends, and both are told so."""
+    _, first, second, current = await rotated_session(client, 3)
+    paused = hold_after_locking(monkeypatch, first)
+
+    reused, later = await race(
+        engine, paused, refresh(client, first), lambda: refresh(client, second)
+    )
+
+    assert reused.status_code == 401, reused.text
+    assert reused.json()["code"] == "refresh_token_reused"
+    # Its token was revoked with the session by the time it was looked at.
+    assert later.status_code == 401, later.text
+    assert later.json()["code"] == "invalid_refresh_token"
+    assert await family_unrevoked(engine, current) == 0
+    assert (await refresh(client, current)).status_code == 401
+
+
+async def test_a_refresh_racing_a_stolen_tokens_reuse_is_told_the_session_ended(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old token's reuse revokes the session while its current token is refreshed.
+    The reuse is held after its token's lock: the honest refresh waits for it (it rotated
+    meanwhile and was answered 200 with tokens of the session being ended), then finds
+    its token revoked: 401 ``invalid_refresh_token``."""
+    _, stolen, current = await rotated_session(client, 2)
+    paused = hold_after_locking(monkeypatch, stolen)
+
+    reused, honest = await race(
+        engine, paused, refresh(client, stolen), lambda: refresh(client, current)
+    )
+
+    assert reused.status_code == 401, reused.text
+    assert reused.json()["code"] == "refresh_token_reused"
+    assert honest.status_code == 401, honest.text
+    assert honest.json()["code"] == "invalid_refresh_token"
+    assert await family_unrevoked(engine, current) == 0
+
+
+async def test_a_stolen_tokens_reuse_racing_a_refresh_revokes_the_token_it_issued(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The current token's refresh is held after its token's lock while an old token is
+    reused: the reuse waits for it, then revokes the whole session, the token the refresh
+    issued meanwhile included (its revocation once left that row out: the statement had
+    begun before the row was committed)."""
+    _, stolen, current = await rotated_session(client, 2)
+    paused = hold_after_locking(monkeypatch, current)
+
+    honest, reused = await race(
+        engine, paused, refresh(client, current), lambda: refresh(client, stolen)
+    )
+
+    assert honest.status_code == 200, honest.text
+    assert reused.status_code == 401, reused.text
+    assert reused.json()["code"] == "refresh_token_reused"
+    issued = honest.json()["refreshToken"]
+    assert await family_unrevoked(engine, issued) == 0
+    again = await refresh(client, issued)
     assert again.status_code == 401, again.text
