@@ -174,10 +174,13 @@ class DeliveryRepository:
             col(EventDelivery.status) == DeliveryStatus.PENDING,
             col(EventDelivery.started_at).is_(None),
         ]
+        # The batches written first first (two of one instant by id): a backlog larger
+        # than ``limit`` is started oldest first, not in whichever order the plan met them.
         ids = (
             select(col(EventDelivery.workflow_id))
             .where(*unstarted, col(EventDelivery.workflow_id).is_not(None))
-            .distinct()
+            .group_by(col(EventDelivery.workflow_id))
+            .order_by(func.min(col(EventDelivery.created_at)), col(EventDelivery.workflow_id))
             .limit(limit)
         )
         # Rows, not columns: one is rarely there (a pass died), so nothing to build.

@@ -400,13 +400,19 @@ class ReservationRepository:
         return len(result.all())
 
     async def expired_orders(self, now: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` orders holding reservations that expired before ``now``, the
+        one whose earliest expired first first (two of one instant by id): under a
+        backlog larger than a sweep, the oldest are never left for later (``DISTINCT``
+        with a ``LIMIT`` took whichever the plan met first)."""
+        expired = func.min(col(Reservation.expires_at))
         result = await self.session.exec(
             select(Reservation.order_id)
             .where(
                 col(Reservation.status) == ReservationStatus.ACTIVE,
                 col(Reservation.expires_at) < now,
             )
-            .distinct()
+            .group_by(col(Reservation.order_id))
+            .order_by(expired, col(Reservation.order_id))
             .limit(limit)
         )
         return list(result.all())

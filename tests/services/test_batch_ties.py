@@ -21,18 +21,24 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.db import SessionFactory, transaction
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
-from models.events import DeliveryStatus
+from models.catalog import ProductCreate
+from models.events import DeliveryStatus, EventDelivery
+from models.inventory import Reservation, ReservationStatus
 from models.outbox import OutboxEvent
 from models.webhook_deliveries import WebhookDelivery, WebhookStatus
 from models.webhooks import WebhookEndpoint
 from models.workflow_starts import WorkflowStart
+from services.catalog.products import ProductService
 from services.events.admin import EventAdminRepository
 from services.events.deliveries import DeliveryRepository
 from services.events.pruning import OutboxPruneRepository
+from services.inventory.repositories import ReservationRepository
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
 from services.webhooks.endpoints import new_secret
 from services.workflow_starts import WorkflowStartRepository
 from tests.events.admin.seeding import Seeder
+from tests.factories import unique_slug
+from tests.query_plans import statement_plans
 
 INSTANT = datetime(2001, 1, 1, tzinfo=UTC)
 AFTER = INSTANT + timedelta(seconds=1)
@@ -212,3 +218,107 @@ async def test_failed_deliveries_of_one_event_are_replayed_by_subscriber(
             )
         moved.append(sorted(subscriber for _, subscriber in pairs))
     assert moved == [subscribers[:2], subscribers[2:]]
+
+
+async def _product(sessions: SessionFactory) -> str:
+    async with transaction(sessions) as session:
+        product = await ProductService(session).create(
+            ProductCreate(sku=unique_slug("tie"), name="Tied thing", price=100)
+        )
+        return product.id
+
+
+async def test_expired_reservations_are_swept_oldest_order_first(
+    db_sessions: SessionFactory,
+) -> None:
+    """Four orders' reservations expired, more than a sweep takes: the orders whose
+    reservations expired first go first (an order by its earliest), two of one instant by
+    id. The orders' ids sort the other way round, as they were written."""
+    orders = _keys(IdPrefix.ORDER)
+    product = await _product(db_sessions)
+    # The last order's expired first; the first two's at one instant.
+    expiries = [AFTER, AFTER, INSTANT + timedelta(milliseconds=500), INSTANT]
+    await _written_in_reverse(
+        db_sessions,
+        [
+            Reservation(
+                order_id=order_id,
+                product_id=product,
+                quantity=1,
+                status=ReservationStatus.ACTIVE,
+                expires_at=expires_at,
+            )
+            for order_id, expires_at in zip(orders, expiries, strict=True)
+        ],
+    )
+    swept_at = AFTER + timedelta(seconds=1)
+    async with db_sessions() as session:
+        reservations = ReservationRepository(session)
+        assert await reservations.expired_orders(swept_at, BATCH) == [orders[3], orders[2]]
+        assert await reservations.expired_orders(swept_at, 3) == [orders[3], orders[2], orders[0]]
+
+
+async def test_the_expiry_sweep_reads_by_index(db_session: AsyncSession) -> None:
+    reservations = ReservationRepository(db_session)
+    plans = await statement_plans(db_session, lambda: reservations.expired_orders(AFTER, BATCH))
+    assert len(plans) == 1, plans
+    assert "Index Scan using reservations_active_expiry_idx" in plans[0], plans
+
+
+async def _claimed_not_started(
+    sessions: SessionFactory, written: list[datetime], workflow_ids: list[str]
+) -> None:
+    """One event per batch, its delivery written at ``written`` and claimed by the
+    batch's workflow, its start never recorded; the last batch written first."""
+    async with transaction(sessions) as session:
+        for at, workflow_id in reversed(list(zip(written, workflow_ids, strict=True))):
+            event = OutboxEvent(
+                type="tie.test",
+                aggregate_type="tie",
+                aggregate_id=f"tie_{workflow_id}",
+                created_at=at,
+                dispatched_at=at,
+            )
+            session.add(event)
+            await session.flush()
+            assert event.seq is not None
+            session.add(
+                EventDelivery(
+                    event_id=event.id,
+                    subscriber="tie-claimed",
+                    event_type=event.type,
+                    aggregate_type=event.aggregate_type,
+                    aggregate_id=event.aggregate_id,
+                    seq=event.seq,
+                    created_at=at,
+                    workflow_id=workflow_id,
+                )
+            )
+
+
+async def test_batches_claimed_but_not_started_are_started_oldest_first(
+    db_sessions: SessionFactory,
+) -> None:
+    """Four batches a pass claimed and never started, more than a pass starts again: the
+    batches whose deliveries were written first go first, two of one instant by workflow
+    id (the ids sort the other way round, and the newest batch's event came first)."""
+    batches = sorted(f"events-tie-{new_id(IdPrefix.EVENT)}" for _ in range(4))
+    written = [AFTER, AFTER, INSTANT + timedelta(milliseconds=500), INSTANT]
+    await _claimed_not_started(db_sessions, written, batches)
+    taken: list[set[str]] = []
+    for _ in range(2):
+        async with transaction(db_sessions) as session:
+            deliveries = DeliveryRepository(session)
+            owed = await deliveries.claimed(BATCH)
+            await deliveries.mark_started(owed)
+        taken.append({batch.workflow_id for batch in owed})
+    assert taken == [{batches[3], batches[2]}, {batches[0], batches[1]}]
+
+
+async def test_the_claimed_batches_are_read_by_index(db_session: AsyncSession) -> None:
+    deliveries = DeliveryRepository(db_session)
+    plans = await statement_plans(db_session, lambda: deliveries.claimed(BATCH))
+    # Both reads of the table take the pending rows from an index of them.
+    assert len(plans) == 1, plans
+    assert plans[0].count("Index Scan using event_deliveries_") == 2, plans
+    assert "Seq Scan" not in plans[0], plans

@@ -10,12 +10,10 @@ On the real PostgreSQL, in the test's transaction (rolled back). The rows are da
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +23,7 @@ from models.workflow_starts import WorkflowStart
 from services import workflow_starts
 from services.events.pruning import Retention, prune_outbox
 from services.workflow_starts import WorkflowStartRepository
+from tests.query_plans import statement_plans
 
 NOW = datetime(1999, 6, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -170,31 +169,6 @@ def test_the_retention_is_a_setting() -> None:
     assert retention.workflow_starts == 90 * DAY
 
 
-async def _plans(session: AsyncSession, run: Callable[[], Awaitable[object]]) -> list[str]:
-    """The plans of the statements ``run`` sends, with sequential scans and bitmap scans
-    off: whether an index can serve each (the test table is too small for the planner to
-    choose one on its own)."""
-    connection = await session.connection()
-    engine = connection.engine
-    sent: list[tuple[str, Any]] = []
-
-    def record(*args: Any) -> None:
-        sent.append((args[2], args[3]))
-
-    for setting in ("enable_seqscan", "enable_bitmapscan"):
-        await connection.exec_driver_sql(f"SET LOCAL {setting} = off")
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        await run()
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-    plans = []
-    for statement, parameters in sent:
-        result = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-        plans.append("\n".join(row[0] for row in result.all()))
-    return plans
-
-
 async def test_the_retention_and_the_erasure_read_the_starts_by_index(
     db_session: AsyncSession,
 ) -> None:
@@ -202,9 +176,11 @@ async def test_the_retention_and_the_erasure_read_the_starts_by_index(
     (migration a7c0de140029): the statements match the partial indexes' predicates."""
     repository = WorkflowStartRepository(db_session)
     await _plain(db_session, _id("plan"))
-    pruning = await _plans(db_session, lambda: repository.delete_started_before(NOW, limit=2))
+    pruning = await statement_plans(
+        db_session, lambda: repository.delete_started_before(NOW, limit=2)
+    )
     assert any("workflow_starts_started_idx" in plan for plan in pruning), pruning
-    erasing = await _plans(
+    erasing = await statement_plans(
         db_session, lambda: repository.blank_personal("usr_plan", ("email", "name"))
     )
     assert any("workflow_starts_user_idx" in plan for plan in erasing), erasing
