@@ -29,8 +29,8 @@ from api.unknown_fields import UNKNOWN_FIELD, suggestion
 from core.db import DatabaseUnreachable
 from core.errors import (
     DatabaseUnavailable,
-    DependencyUnavailable,
     InternalError,
+    RedisUnavailable,
     ShopError,
     UnsupportedMediaType,
     ValueOutOfRange,
@@ -308,7 +308,7 @@ async def _redis_unavailable(request: Request, exc: Exception) -> Response:
     # path: Redis down or not answering is a dependency's outage (503, try again), as
     # /ready reports it, not a bug of ours (500). What Redis said stays in the log.
     log.warning("redis unavailable: %s", exc, extra={"path": request.url.path})
-    unavailable = DependencyUnavailable(
+    unavailable = RedisUnavailable(
         "Redis did not answer; try again in a moment", headers={"Retry-After": "1"}
     )
     return await _shop_error(request, unavailable)

@@ -6,7 +6,8 @@ can answer is added here, from the code that answers it: what no client causes (
 ``internal_error``; 503 ``database_unavailable`` with ``Retry-After``, unless the endpoint
 is marked ``no_database_outage``), the errors their dependencies raise (``@raises`` on
 ``CurrentUser``, ``StaffUser``…; the Redis client and the token's revocation check: 503
-``dependency_unavailable`` with ``Retry-After``), request validation (422; a NUL
+``dependency_unavailable`` with ``Retry-After``, its example naming Redis, beside a route's
+own Temporal one), request validation (422; a NUL
 character anywhere is refused by ``api/guards.py`` for every operation), unreadable,
 non-JSON or oversized bodies (400, 422, 413) where there is a body, a field the body
 does not know (422 ``unknown_field``) where its model refuses one, a query parameter
@@ -40,8 +41,10 @@ from api.problems import (
     ProblemSpec,
     answers_database_outage,
     entry_codes,
+    entry_examples,
     problem_codes,
     problem_entry,
+    problem_examples,
     raised_by,
 )
 from api.query_parameters import (
@@ -160,12 +163,15 @@ def _declare(operation: dict[str, Any], dependant: Dependant, path: str, method:
     if "422" in responses and not entry_codes(responses["422"]):
         del responses["422"]  # FastAPI's HTTPValidationError: we answer problem+json
     declared = {int(status): entry_codes(entry) for status, entry in responses.items()}
+    shown = {int(status): entry_examples(entry) for status, entry in responses.items()}
     for status, codes in problem_codes(*errors).items():
         declared[status] = declared.get(status, set()) | codes
+    for status, names in problem_examples(*errors).items():
+        shown[status] = shown.get(status, set()) | names
     for status, codes in declared.items():
         # Rebuilt whole: FastAPI adds an empty application/json beside problem+json.
         if codes:
-            responses[str(status)] = problem_entry(status, codes)
+            responses[str(status)] = problem_entry(status, codes, shown.get(status))
     if applies_to(method, path):
         responses["409"]["headers"] = {
             "Retry-After": {

@@ -11,7 +11,13 @@ from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.types import Receive, Scope, Send
 
-from core.errors import DatabaseUnavailable, DependencyUnavailable, InternalError, ShopError
+from core.errors import (
+    DatabaseUnavailable,
+    DependencyUnavailable,
+    InternalError,
+    RedisUnavailable,
+    ShopError,
+)
 from core.logging import request_id_var
 from core.telemetry import current_trace_id
 from models.base import CamelModel
@@ -108,23 +114,38 @@ ProblemSpec = type[ShopError] | tuple[type[ShopError], str]
 Responses = dict[int | str, dict[str, Any]]
 
 
+def _error_and_code(error: ProblemSpec) -> tuple[type[ShopError], str]:
+    return error if isinstance(error, tuple) else (error, error.code)
+
+
 def problem_codes(*errors: ProblemSpec) -> dict[int, set[str]]:
     """The stable codes of ``errors``, by HTTP status."""
     codes: dict[int, set[str]] = {}
     for error in errors:
-        cls, code = error if isinstance(error, tuple) else (error, error.code)
+        cls, code = _error_and_code(error)
         codes.setdefault(int(cls.status), set()).add(code)
     return codes
 
 
 # What any operation can answer that is not the client's fault (``api/errors.py``): a bug
 # of ours; the database out of reach, busy or undoing the request for a concurrent one
-# (``core.db.DatabaseUnreachable``, a transient SQLSTATE); and, where the operation reads
-# Redis, Redis out of reach (the code ``dependency_unavailable``). ``api.openapi`` adds
-# them to every operation.
+# (``core.db.DatabaseUnreachable``, a transient SQLSTATE); where the operation reads
+# Redis, Redis out of reach; where it calls a workflow, Temporal out of reach. Both of
+# those answer the code ``dependency_unavailable``, each shown by an example naming its
+# dependency. ``api.openapi`` adds the first two to every operation, Redis' to those
+# whose dependencies read it (``raises``).
 SERVER_ERROR: ProblemSpec = InternalError
 DATABASE_UNAVAILABLE: ProblemSpec = DatabaseUnavailable
-REDIS_UNAVAILABLE: ProblemSpec = DependencyUnavailable
+REDIS_UNAVAILABLE: ProblemSpec = RedisUnavailable
+# A route that calls a workflow (``temporal/clients``): the call could not reach it or had
+# no answer in time (``temporal/clients/connection.py``: ``dependency_unavailable``), or
+# no connection to Temporal could be opened (``temporal/client.py``:
+# ``temporal_unavailable``). A route's own bare ``DependencyUnavailable`` is that call's:
+# every route that declares one calls a workflow (Redis' outage is ``RedisUnavailable``).
+TEMPORAL_UNAVAILABLE: tuple[ProblemSpec, ...] = (
+    DependencyUnavailable,
+    (DependencyUnavailable, "temporal_unavailable"),
+)
 # The codes answered with ``Retry-After`` (the same request goes through a moment later).
 RETRY_AFTER_CODES = frozenset(
     {DatabaseUnavailable.code, DependencyUnavailable.code, "idempotency_unavailable"}
@@ -133,15 +154,18 @@ RETRY_AFTER_CODES = frozenset(
 _REQUEST_ID = "req_01JEX5D8E9F0G1H2J3K4M5N6P7"
 
 
-def _example(error: type[ShopError], detail: str) -> dict[str, Any]:
+def _example(
+    error: type[ShopError], detail: str, *, code: str | None = None, summary: str | None = None
+) -> dict[str, Any]:
+    code = code or error.code
     return {
-        "summary": error.title,
+        "summary": summary or error.title,
         "value": {
-            "type": f"urn:shopweave:problem:{error.code}",
+            "type": f"urn:shopweave:problem:{code}",
             "title": error.title,
             "status": int(error.status),
             "detail": detail,
-            "code": error.code,
+            "code": code,
             "instance": "/api/orders",
             "requestId": _REQUEST_ID,
             "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
@@ -149,7 +173,11 @@ def _example(error: type[ShopError], detail: str) -> dict[str, Any]:
     }
 
 
-# An example of each answer above, as ``api/errors.py`` words it.
+REDIS_EXAMPLE = "dependency_unavailable_redis"
+TEMPORAL_EXAMPLE = "dependency_unavailable_temporal"
+# An example of each answer above, as the API words it (``api/errors.py``,
+# ``temporal/clients/connection.py``, ``temporal/client.py``), by name: a code's own, or
+# for ``dependency_unavailable`` one per dependency.
 PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
     InternalError.code: _example(
         InternalError,
@@ -158,16 +186,45 @@ PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
     DatabaseUnavailable.code: _example(
         DatabaseUnavailable, "the database is unavailable for the moment; try again shortly"
     ),
-    DependencyUnavailable.code: _example(
-        DependencyUnavailable, "Redis did not answer; try again in a moment"
+    REDIS_EXAMPLE: _example(
+        DependencyUnavailable,
+        "Redis did not answer; try again in a moment",
+        summary="Redis did not answer",
+    ),
+    TEMPORAL_EXAMPLE: _example(
+        DependencyUnavailable,
+        "order ord_01JD3K7Q8MXYZ cannot be reached; try again",
+        summary="Temporal could not reach the workflow, or it did not answer in time",
+    ),
+    "temporal_unavailable": _example(
+        DependencyUnavailable,
+        "Temporal at temporal:7233 is not reachable: Failed client connect: Server "
+        "connection error: tonic::transport::Error(Transport, ConnectError(...))",
+        code="temporal_unavailable",
+        summary="No connection to Temporal could be opened",
     ),
 }
 
 
-def problem_entry(status: int, codes: set[str]) -> dict[str, Any]:
-    """One OpenAPI response: problem+json whose ``code`` is one of ``codes``, with an
-    example of each code ``PROBLEM_EXAMPLES`` has, and ``Retry-After`` where one of
-    ``RETRY_AFTER_CODES`` sends it."""
+def problem_examples(*errors: ProblemSpec) -> dict[int, set[str]]:
+    """The names of the examples (``PROBLEM_EXAMPLES``) of ``errors``, by HTTP status."""
+    names: dict[int, set[str]] = {}
+    for error in errors:
+        cls, code = _error_and_code(error)
+        if code == DependencyUnavailable.code:
+            name = REDIS_EXAMPLE if issubclass(cls, RedisUnavailable) else TEMPORAL_EXAMPLE
+        elif code in PROBLEM_EXAMPLES:
+            name = code
+        else:
+            continue
+        names.setdefault(int(cls.status), set()).add(name)
+    return names
+
+
+def problem_entry(status: int, codes: set[str], examples: set[str] | None = None) -> dict[str, Any]:
+    """One OpenAPI response: problem+json whose ``code`` is one of ``codes``, with the
+    examples ``examples`` names (``PROBLEM_EXAMPLES``) of those codes, and
+    ``Retry-After`` where one of ``RETRY_AFTER_CODES`` sends it."""
     listed = ", ".join(f"`{code}`" for code in sorted(codes))
     media: dict[str, Any] = {
         "schema": {
@@ -177,9 +234,13 @@ def problem_entry(status: int, codes: set[str]) -> dict[str, Any]:
             ]
         }
     }
-    examples = {code: PROBLEM_EXAMPLES[code] for code in sorted(codes) if code in PROBLEM_EXAMPLES}
-    if examples:
-        media["examples"] = examples
+    shown = {
+        name: PROBLEM_EXAMPLES[name]
+        for name in sorted(examples or ())
+        if PROBLEM_EXAMPLES[name]["value"]["code"] in codes
+    }
+    if shown:
+        media["examples"] = shown
     entry: dict[str, Any] = {
         "description": f"{HTTPStatus(status).phrase}: `code` is one of {listed}",
         "content": {PROBLEM_MEDIA_TYPE: media},
@@ -197,14 +258,23 @@ def problem_entry(status: int, codes: set[str]) -> dict[str, Any]:
     return entry
 
 
+def _media(entry: dict[str, Any]) -> dict[str, Any]:
+    media: dict[str, Any] = entry.get("content", {}).get(PROBLEM_MEDIA_TYPE, {})
+    return media
+
+
 def entry_codes(entry: dict[str, Any]) -> set[str]:
     """The codes a response made by ``problem_entry`` lists (none for any other)."""
-    schema = entry.get("content", {}).get(PROBLEM_MEDIA_TYPE, {}).get("schema", {})
-    for part in schema.get("allOf", []):
+    for part in _media(entry).get("schema", {}).get("allOf", []):
         enum = part.get("properties", {}).get("code", {}).get("enum")
         if enum is not None:
             return set(enum)
     return set()
+
+
+def entry_examples(entry: dict[str, Any]) -> set[str]:
+    """The names of the examples a response made by ``problem_entry`` shows."""
+    return set(_media(entry).get("examples", {})) & set(PROBLEM_EXAMPLES)
 
 
 def problem_responses(*errors: ProblemSpec) -> Responses:
@@ -212,8 +282,10 @@ def problem_responses(*errors: ProblemSpec) -> Responses:
     problem+json with its ``code`` values. What every endpoint of a kind can answer
     (validation, authentication, staff-only, idempotency keys) is added by
     ``api.openapi``, so routes list only their own errors."""
+    examples = problem_examples(*errors)
     return {
-        status: problem_entry(status, codes) for status, codes in problem_codes(*errors).items()
+        status: problem_entry(status, codes, examples.get(status))
+        for status, codes in problem_codes(*errors).items()
     }
 
 

@@ -109,6 +109,12 @@ class DependencyUnavailable(ShopError):
     retryable = True
 
 
+class RedisUnavailable(DependencyUnavailable):
+    """Redis down or not answering on a request's path (``api/errors.py`` answers every
+    Redis error so): the code of any dependency's outage, told apart from Temporal's in
+    the OpenAPI document, whose example for it names Redis."""
+
+
 class DatabaseUnavailable(DependencyUnavailable):
     """The database out of reach, busy, or undoing the request for a concurrent one: the
     same request a moment later goes through (``api/errors.py`` answers it, with

@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn
 from fastapi import APIRouter, Query, Response, status
 
 from api.deps import DbSession, State, after_commit
-from api.problems import problem_responses
+from api.problems import TEMPORAL_UNAVAILABLE, problem_responses
 from api.security import StaffUser
 from core.errors import Conflict, DependencyUnavailable, ShopError, ValidationFailed
 from models.base import Page
@@ -143,7 +143,7 @@ async def get_fulfillment(
         FulfillmentClosed,
         UnknownOrderLine,
         QuantityExceedsUnassigned,
-        DependencyUnavailable,
+        *TEMPORAL_UNAVAILABLE,
     ),
     openapi_extra={"requestBody": {"content": {"application/json": {"example": SHIPMENT_EXAMPLE}}}},
 )
@@ -183,7 +183,7 @@ async def create_shipment(
     "/admin/fulfillments/{fulfillment_id}/hold",
     summary="Put a fulfilment order on hold (staff)",
     response_model=FulfillmentPublic,
-    responses=problem_responses(FulfillmentNotFound, FulfillmentClosed, DependencyUnavailable),
+    responses=problem_responses(FulfillmentNotFound, FulfillmentClosed, *TEMPORAL_UNAVAILABLE),
 )
 async def hold_fulfillment(
     fulfillment_id: str,
@@ -210,7 +210,7 @@ async def hold_fulfillment(
     summary="Release a fulfilment order from its hold (staff)",
     response_model=FulfillmentPublic,
     responses=problem_responses(
-        FulfillmentNotFound, FulfillmentNotOnHold, FulfillmentClosed, DependencyUnavailable
+        FulfillmentNotFound, FulfillmentNotOnHold, FulfillmentClosed, *TEMPORAL_UNAVAILABLE
     ),
 )
 async def release_fulfillment(
@@ -238,7 +238,7 @@ async def release_fulfillment(
             "model": FulfillmentPublic,
         },
         **problem_responses(
-            FulfillmentNotFound, FulfillmentHasLabels, FulfillmentClosed, DependencyUnavailable
+            FulfillmentNotFound, FulfillmentHasLabels, FulfillmentClosed, *TEMPORAL_UNAVAILABLE
         ),
     },
 )
@@ -273,7 +273,7 @@ async def cancel_fulfillment(
     summary="Correct the address a parcel's label was refused for, and retry it (staff)",
     response_model=ShipmentSummary,
     responses=problem_responses(
-        ShipmentNotFound, InvalidAddress, ShipmentNotAwaitingAddress, DependencyUnavailable
+        ShipmentNotFound, InvalidAddress, ShipmentNotAwaitingAddress, *TEMPORAL_UNAVAILABLE
     ),
     openapi_extra={"requestBody": {"content": {"application/json": {"example": ADDRESS_EXAMPLE}}}},
 )

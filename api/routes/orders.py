@@ -16,9 +16,9 @@ from api.deps import (
     after_commit,
     release_connection,
 )
-from api.problems import problem_responses
+from api.problems import TEMPORAL_UNAVAILABLE, problem_responses
 from api.security import CurrentUser, ReadingUser, StaffUser, require_own_user_id
-from core.errors import Conflict, DependencyUnavailable, Forbidden, ValidationFailed
+from core.errors import Conflict, Forbidden, ValidationFailed
 from integrations.payments.gateway import (
     InvalidPaymentMethod,
     PaymentRejected,
@@ -241,7 +241,7 @@ async def get_order(
             "model": OrderPublic,
         },
         **problem_responses(
-            OrderNotFound, OrderNotCancellable, OrderBeingHandedOver, DependencyUnavailable
+            OrderNotFound, OrderNotCancellable, OrderBeingHandedOver, *TEMPORAL_UNAVAILABLE
         ),
     },
 )

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Header, Request
 from pydantic import Field
 
 from api.deps import DbSession, State
-from api.problems import problem_responses
+from api.problems import TEMPORAL_UNAVAILABLE, problem_responses
 from api.query_parameters import takes_any_query
-from core.errors import DependencyUnavailable
 from integrations.payments.gateway import InvalidSignature
 from models.base import CamelModel
 from services.payments import WebhookService
@@ -34,7 +33,7 @@ class WebhookReceipt(CamelModel):
         InvalidSignature,
         (InvalidSignature, "missing_signature"),
         (InvalidSignature, "invalid_payload"),
-        DependencyUnavailable,
+        *TEMPORAL_UNAVAILABLE,
     ),
 )
 @takes_any_query  # called at the URL the operator gave the provider

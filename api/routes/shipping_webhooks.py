@@ -9,9 +9,8 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from api.deps import DbSession, State
-from api.problems import problem_responses
+from api.problems import TEMPORAL_UNAVAILABLE, problem_responses
 from api.query_parameters import takes_any_query
-from core.errors import DependencyUnavailable
 from integrations.shipping.provider import ShippingRejected, WebhookSignatureInvalid
 from models.base import CamelModel
 from services.fulfillment.tracking import shipment_of_tracker
@@ -48,8 +47,7 @@ class CarrierWebhookReceipt(CamelModel):
     responses=problem_responses(
         WebhookSignatureInvalid,
         (ShippingRejected, "shipping_rejected"),
-        DependencyUnavailable,
-        (DependencyUnavailable, "temporal_unavailable"),
+        *TEMPORAL_UNAVAILABLE,
     ),
     openapi_extra={
         "requestBody": {

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.app import create_app
+from api.problems import REDIS_EXAMPLE
 from cli.stack.process import free_port
 from core.db import create_engine
 from core.errors import Conflict
@@ -72,7 +73,7 @@ async def test_redis_down_is_a_503_where_a_request_needs_it(settings: Settings) 
         assert response.status_code == 503, response.text
         assert response.headers["retry-after"] == "1"
         # As the OpenAPI document shows it.
-        assert_is_the_example(response, "dependency_unavailable")
+        assert_is_the_example(response, REDIS_EXAMPLE)
 
 
 async def test_an_idempotency_key_with_redis_down_says_when_to_retry(settings: Settings) -> None:

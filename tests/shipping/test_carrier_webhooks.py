@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from uuid import uuid4
@@ -16,17 +17,23 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from api.problems import TEMPORAL_EXAMPLE
 from core.db import create_session_factory, transaction
 from core.settings import Settings
 from integrations.sandbox.easypost_wire import sign
 from models.fulfillment import Shipment, ShipmentStatus
 from temporal.queues import TaskQueue
+from tests.api.test_openapi_server_errors import assert_is_the_example
+from tests.conftest import start_dev_server
 from tests.fulfillment_rows import order_in_parcels
 from tests.workflows.shipment_standins import BOOK, RECORD, ShipmentStandIns, parcel
 from workflows.types.fulfillment import SHIPMENT_WORKFLOW, shipment_workflow_id
 from workflows.types.shipments import ShipmentView
 
 URL = "/api/shipping/webhooks/easypost"
+# What Temporal's outages say (temporal/client.py, temporal/clients/connection.py).
+NO_CONNECTION = re.compile(r"Temporal at \S+ is not reachable: .+")
+CALL_FAILED = re.compile(r"\w+ \w+ (cannot be reached|did not answer); try again")
 
 
 def tracker_event(
@@ -166,3 +173,32 @@ async def test_temporal_away_answers_503_so_easypost_sends_it_again(
     answer = await asyncio.wait_for(away.post(URL, **signed(settings, event)), 30)
     assert answer.status_code == 503, answer.text
     assert answer.json()["code"] == "temporal_unavailable"
+    # As the OpenAPI document shows it: Temporal named, not Redis.
+    assert_is_the_example(answer, "temporal_unavailable", detail=NO_CONNECTION)
+
+
+async def test_temporal_gone_after_connecting_answers_503_naming_the_workflow(
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]],
+    settings: Settings,
+    engine: AsyncEngine,
+) -> None:
+    """The API connected to Temporal, which then went away: the signal to the parcel's
+    workflow fails, 503 ``dependency_unavailable`` naming the parcel, as the OpenAPI
+    document's Temporal example of the code shows it (its Redis example was the only one,
+    on every operation)."""
+    shipment = await labelled_shipment(engine)
+    tracker = f"trk_{shipment.id}"
+    temporal = await start_dev_server()
+    try:
+        address = temporal.client.service_client.config.target_host
+        api = await make_client(temporal_address=address)
+        # Connected: the parcel has no workflow on this server, nothing to tell.
+        first = await api.post(URL, **signed(settings, tracker_event(tracker, "in_transit")))
+        assert first.json()["ignored"] == "no_longer_tracked", first.text
+    finally:
+        await temporal.shutdown()
+    event = tracker_event(tracker, "in_transit", "out_for_delivery")
+    answer = await asyncio.wait_for(api.post(URL, **signed(settings, event)), 30)
+    assert answer.status_code == 503, answer.text
+    assert_is_the_example(answer, TEMPORAL_EXAMPLE, detail=CALL_FAILED)
+    assert shipment.id in answer.json()["detail"]
