@@ -363,49 +363,31 @@ async def family_unrevoked(engine: AsyncEngine, token: str) -> int:
         return int(found.scalar_one())
 
 
-async def test_two_rotated_tokens_of_one_session_refreshed_at_once_both_answer_401(
-    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("other", ["another rotated token", "the current token"])
+async def test_a_stolen_tokens_reuse_racing_another_refresh_of_its_session_ends_both(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, other: str
 ) -> None:
-    """Two stolen, already rotated tokens of one session presented at once: each refresh
-    locked its own token's row, then revoked the family's rows, the other's among them:
-    each waited for the other (one aborted, 503 ``database_unavailable``). The first is
-    held after its token's lock; the second now waits for the first's session before
-    locking anything of it. The session ends, and both are told so."""
-    _, first, second, current = await rotated_session(client, 3)
-    paused = hold_after_locking(monkeypatch, first)
+    """An old token's reuse revokes the session while another of its tokens is refreshed.
+    Each refresh locked its own token's row first: two rotated tokens' reuses then each
+    revoked the family's rows, the other's among them, and waited for each other (one
+    aborted, 503 ``database_unavailable``); the current token's refresh waited for nothing
+    and was answered 200 with tokens of the session being ended. The reuse is held after
+    its token's lock: the other refresh now waits for the session's lock, then finds its
+    token revoked (401 ``invalid_refresh_token``)."""
+    _, stolen, rotated, current = await rotated_session(client, 3)
+    paused = hold_after_locking(monkeypatch, stolen)
+    token = rotated if other == "another rotated token" else current
 
     reused, later = await race(
-        engine, paused, refresh(client, first), lambda: refresh(client, second)
+        engine, paused, refresh(client, stolen), lambda: refresh(client, token)
     )
 
     assert reused.status_code == 401, reused.text
     assert reused.json()["code"] == "refresh_token_reused"
-    # Its token was revoked with the session by the time it was looked at.
     assert later.status_code == 401, later.text
     assert later.json()["code"] == "invalid_refresh_token"
     assert await family_unrevoked(engine, current) == 0
     assert (await refresh(client, current)).status_code == 401
-
-
-async def test_a_refresh_racing_a_stolen_tokens_reuse_is_told_the_session_ended(
-    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An old token's reuse revokes the session while its current token is refreshed.
-    The reuse is held after its token's lock: the honest refresh waits for it (it rotated
-    meanwhile and was answered 200 with tokens of the session being ended), then finds
-    its token revoked: 401 ``invalid_refresh_token``."""
-    _, stolen, current = await rotated_session(client, 2)
-    paused = hold_after_locking(monkeypatch, stolen)
-
-    reused, honest = await race(
-        engine, paused, refresh(client, stolen), lambda: refresh(client, current)
-    )
-
-    assert reused.status_code == 401, reused.text
-    assert reused.json()["code"] == "refresh_token_reused"
-    assert honest.status_code == 401, honest.text
-    assert honest.json()["code"] == "invalid_refresh_token"
-    assert await family_unrevoked(engine, current) == 0
 
 
 async def test_a_stolen_tokens_reuse_racing_a_refresh_revokes_the_token_it_issued(
