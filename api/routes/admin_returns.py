@@ -11,10 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from api.deps import DbSession, State
-from api.problems import problem_responses
+from api.problems import TEMPORAL_UNAVAILABLE, problem_responses
 from api.routes.returns import returns_for
 from api.security import StaffUser
-from core.errors import DependencyUnavailable
 from integrations.payments.gateway import PaymentRejected, PaymentUnavailable
 from models.base import Page
 from models.returns import (
@@ -59,7 +58,7 @@ RECEIVE_EXAMPLE = {
 ACCEPTED: dict[int | str, dict[str, Any]] = {
     202: {"description": "Accepted; the workflow is still at it", "model": ReturnPublic}
 }
-STAFF_ACTION_PROBLEMS = (ReturnNotFound, ReturnNotActionable, DependencyUnavailable)
+STAFF_ACTION_PROBLEMS = (ReturnNotFound, ReturnNotActionable, *TEMPORAL_UNAVAILABLE)
 REFUSED = {
     "approve": (ReturnNotActionable, "return_not_requested"),
     "label": (ReturnNotActionable, "return_label_failed"),

@@ -112,13 +112,6 @@ CALLS_A_WORKFLOW = {
     "POST /api/payments/webhooks/stripe",
     "POST /api/shipping/webhooks/easypost",
 }
-# routes/returns.py's staff actions declare the bare DependencyUnavailable, not
-# TEMPORAL_UNAVAILABLE, so not yet temporal_unavailable (that module is being split).
-DECLARES_THE_BARE_CLASS = {
-    "POST /api/admin/returns/{return_id}/approve",
-    "POST /api/admin/returns/{return_id}/decline",
-    "POST /api/admin/returns/{return_id}/receive",
-}
 
 
 def _outage_examples(operation: dict[str, Any]) -> set[str]:
@@ -142,10 +135,8 @@ def test_each_outage_example_names_the_dependency_the_operation_reaches(
             # Redis' outage alone: its example wherever the code is answered.
             assert shown == ({REDIS_EXAMPLE} if "dependency_unavailable" in codes else set()), name
             continue
-        temporal = {TEMPORAL_EXAMPLE}
-        if name not in DECLARES_THE_BARE_CLASS:
-            temporal.add("temporal_unavailable")
-            assert "temporal_unavailable" in codes, name
+        temporal = {TEMPORAL_EXAMPLE, "temporal_unavailable"}
+        assert "temporal_unavailable" in codes, name
         # Redis' too where a token is checked (its revocation is read there).
         assert shown == temporal | ({REDIS_EXAMPLE} if operation.get("security") else set()), name
     # The webhooks take no token: Temporal's examples alone.
