@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import tantivy
 
@@ -224,10 +224,13 @@ class IndexSnapshot:
     searcher: tantivy.Searcher
     schema: tantivy.Schema
     generation: str
-    # Product ids of the documents read so far, by (segment, doc): a snapshot's
-    # addresses never change, and ranking a page reads the id of every hit that ties
-    # with it (a median of 300 documents a search at 100,000 products, 4.5 ms).
-    ids: dict[tuple[int, int], str] = field(default_factory=dict, compare=False, repr=False)
+    # Product ids of the documents read so far, a list a segment by doc (None: not read
+    # yet): a snapshot's addresses never change, and ranking a page reads the id of every
+    # hit that ties with it (a median of 300 documents a search at 100,000 products, 4.5
+    # ms to read from the documents). Lists, not a dict by (segment, doc): a lookup is
+    # two indexings, not a tuple built and hashed (README *Catalogue reads*), and no key
+    # object per id for the collector to track.
+    ids: list[list[str | None]] = field(default_factory=list, compare=False, repr=False)
     # How each search word is asked of this snapshot, by (word, stem): what a plan was
     # checked against (its documents) is this snapshot's alone.
     word_plans: dict[tuple[str, str], WordPlan] = field(
@@ -242,17 +245,38 @@ class IndexSnapshot:
         return int(getattr(found, "count", 0) or 0)  # the stub leaves ``count`` out
 
     def product_id(self, address: tantivy.DocAddress) -> str:
-        key = (address.segment_ord, address.doc)
-        found = self.ids.get(key)
-        if found is None:
-            found = str(self.searcher.doc(address)["id"][0])
-            self.ids[key] = found
-        return found
+        return self.product_ids([address])[0]
 
-    def product_ids(self, addresses: Iterable[tantivy.DocAddress]) -> list[str]:
-        """``product_id`` of each, in one loop (a page's tied hits: hundreds)."""
-        known, read = self.ids.get, self.product_id
-        return [known((a.segment_ord, a.doc)) or read(a) for a in addresses]
+    def product_ids(self, addresses: Sequence[tantivy.DocAddress]) -> list[str]:
+        """The product id of each document, each read once a snapshot (a page's tied
+        hits: hundreds)."""
+        segments = self.ids
+        try:
+            known = [segments[a.segment_ord][a.doc] for a in addresses]
+        except IndexError:  # a segment or a document past those seen so far
+            self._make_room(addresses)
+            known = [segments[a.segment_ord][a.doc] for a in addresses]
+        if None not in known:
+            return cast(list[str], known)
+        return [
+            found if found is not None else self._read(address)
+            for found, address in zip(known, addresses, strict=True)
+        ]
+
+    def _make_room(self, addresses: Iterable[tantivy.DocAddress]) -> None:
+        segments = self.ids
+        for address in addresses:
+            segment, doc = address.segment_ord, address.doc
+            if segment >= len(segments):
+                segments.extend([] for _ in range(segment + 1 - len(segments)))
+            known = segments[segment]
+            if doc >= len(known):
+                known.extend([None] * (doc + 1 - len(known)))
+
+    def _read(self, address: tantivy.DocAddress) -> str:
+        found = str(self.searcher.doc(address)["id"][0])
+        self.ids[address.segment_ord][address.doc] = found
+        return found
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

@@ -2,11 +2,16 @@
 documents with the same scores as tantivy's fuzzy prefix query it replaces: thousands of
 searches drawn as ``shop bench catalog`` draws them and as people mistype, over an index
 of the seed's catalogue kept up as the relay keeps it (a second segment, deletions), on
-real tantivy. No database: a search's rows come from a stand-in repository."""
+real tantivy. No database: a search's rows come from a stand-in repository.
+
+And a search's page, ranked from the index's hits and the ids a snapshot keeps, is that of
+a plain ranking of the candidates (by score, then id, ids read from the documents) over
+4,000 such searches."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import string
 from collections.abc import AsyncIterator, Sequence
@@ -326,3 +331,76 @@ async def test_a_search_of_full_words_asks_tantivy_for_no_fuzzy_query(
     assert list(found.rows) == [product_id for _, product_id in by_score[:20]]
     assert len(searcher.searched) == 1
     assert "FuzzyTermQuery" not in searcher.searched[0]
+
+
+def _documents_ids(snapshot: IndexSnapshot) -> dict[tuple[int, int], str]:
+    """Every live document's product id, by address, read from the documents."""
+    searcher = snapshot.searcher
+    every = searcher.search(tantivy.Query.all_query(), searcher.num_docs, count=False).hits
+    return {(a.segment_ord, a.doc): str(searcher.doc(a)["id"][0]) for _, a in every}
+
+
+async def _same_pages(snapshot: IndexSnapshot, texts: Sequence[str], seed: int) -> int:
+    """Asserts each text's page (the bench's pages 1-3, and some deeper) and total are a
+    plain ranking's; how many pages held products."""
+    documents = _documents_ids(snapshot)
+    engine, rows = IndexedSearch(snapshot), cast(ProductRepository, _Rows())
+    rng, full = random.Random(seed), 0
+    for text in texts:
+        page = rng.choice([1, 1, 2, 3, rng.randint(4, 60)])
+        limit = rng.choice([20, 20, 20, 7, 100])
+        found = await engine.search(rows, ProductQuery(search=text, page=page, limit=limit), None)
+        query = text_query(snapshot.schema, text)
+        if query is None:
+            assert (list(found.rows), found.total) == ([], 0), text
+            continue
+        hits = snapshot.searcher.search(query, SEARCH_CANDIDATES + 1, count=False).hits
+        ranked = sorted(
+            (-score, documents[(a.segment_ord, a.doc)]) for score, a in hits[:SEARCH_CANDIDATES]
+        )
+        expected = [product_id for _, product_id in ranked[(page - 1) * limit : page * limit]]
+        assert list(found.rows) == expected, (text, page, limit)
+        assert (found.total, found.total_exact) == (
+            min(len(hits), SEARCH_CANDIDATES),
+            len(hits) <= SEARCH_CANDIDATES,
+        ), text
+        full += bool(expected)
+    return full
+
+
+async def test_the_bench_searches_rank_as_a_plain_ranking_does(snapshot: IndexSnapshot) -> None:
+    """A fresh snapshot: ids read as pages need them, in any order, over the segments
+    of a kept-up index."""
+    assert snapshot.searcher.num_segments >= 2
+    assert await _same_pages(snapshot, _bench_draws(2_000), seed=1) > 1_000
+
+
+async def test_mistyped_searches_rank_as_a_plain_ranking_does(snapshot: IndexSnapshot) -> None:
+    assert await _same_pages(snapshot, _typed_draws(snapshot, 2_000), seed=2) > 500
+
+
+def test_the_ids_a_snapshot_keeps_are_no_objects_for_the_collector(
+    snapshot: IndexSnapshot,
+) -> None:
+    """A snapshot keeps every id a ranking reads (hundreds a search, up to the whole
+    catalogue): by address in a list a segment, so the collector has no object to track
+    per id (a dict by (segment, doc) made a tuple per id, each tracked until a pass
+    examined it)."""
+    searcher = snapshot.searcher
+    addresses = [a for _, a in searcher.search(tantivy.Query.all_query(), 1_000, count=False).hits]
+    rng = random.Random(3)
+    rng.shuffle(addresses)
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        ids = snapshot.product_ids(addresses)
+        again = snapshot.product_ids(addresses[::-1])
+        tracked = len(gc.get_objects()) - before
+    finally:
+        gc.enable()
+    assert tracked < 10, tracked
+    documents = _documents_ids(snapshot)
+    assert ids == [documents[(a.segment_ord, a.doc)] for a in addresses]
+    assert again == ids[::-1]
+    assert [snapshot.product_id(a) for a in addresses[:5]] == ids[:5]
