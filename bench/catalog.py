@@ -17,12 +17,13 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import asyncpg
 import httpx
@@ -30,6 +31,7 @@ import psutil
 
 from bench.http import hello_world
 from bench.load import GeneratedLoad, TargetFactory, fixed, run_load_processes
+from bench.stack_cost import API as API_ROLE
 from bench.stack_cost import POSTGRES, StackProcesses, cpu_during, stack_processes
 from cli.seed.vocabulary import ADJECTIVES, MATERIALS, NOUNS, TAXONOMY
 from core.settings import Settings
@@ -127,6 +129,54 @@ def _run(
         )
     result.server_cpu = used
     return result
+
+
+def connection_spread(servers: Sequence[psutil.Process], port: int) -> list[int]:
+    """How many connections to ``port`` each process under ``servers`` holds, most first.
+    uvicorn's workers share one listening socket and take connections as they race to
+    accept them, so 32 keep-alive clients may well be 22 on one process and 10 on the
+    other: the crowded one's requests wait twice as long (README *Catalogue reads*)."""
+    held: dict[int, int] = {}
+    for root in servers:
+        with suppress(psutil.Error):
+            for process in [root, *root.children(recursive=True)]:
+                with suppress(psutil.Error):
+                    count = sum(
+                        1
+                        for c in process.net_connections("tcp")
+                        if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+                    )
+                    if count:
+                        held[process.pid] = count
+    return sorted(held.values(), reverse=True)
+
+
+def _spread_run(
+    label: str,
+    base: str,
+    targets: TargetFactory,
+    cpu: StackProcesses,
+    duration: float,
+    concurrency: int,
+    generators: int,
+) -> tuple[GeneratedLoad, list[int]]:
+    """``_run``, and how the clients' connections were spread over the API's processes
+    half-way through (``connection_spread``)."""
+    servers = cpu.roles.get(API_ROLE, [])
+    port = urlsplit(base).port or 80
+    spread: list[int] = []
+    # When run_load_processes' generators start sending (its default start delay).
+    started = 1.5 + 0.5 * max(1, min(generators, concurrency))
+    sample = threading.Timer(
+        started + duration / 2, lambda: spread.extend(connection_spread(servers, port))
+    )
+    sample.start()
+    try:
+        result = _run(label, base, targets, cpu, duration, concurrency, generators)
+    finally:
+        sample.cancel()
+        sample.join()
+    return result, spread
 
 
 def measure(
@@ -266,6 +316,8 @@ async def settle(settings: Settings) -> None:
 class ScalingPoint:
     products: int
     result: GeneratedLoad
+    # Connections per API process, most first (``connection_spread``).
+    spread: list[int]
 
 
 async def search_scaling(
@@ -344,8 +396,8 @@ async def _scale_search(
                 async with sessions() as session:
                     await announce_version(session, version)
                 cpu = StackProcesses({**stack_processes(api_base).roles, **database})
-                result = await asyncio.to_thread(
-                    _run,
+                result, spread = await asyncio.to_thread(
+                    _spread_run,
                     f"search at {size:,} products",
                     api_base,
                     SEARCH,
@@ -354,7 +406,7 @@ async def _scale_search(
                     concurrency,
                     generators,
                 )
-                points.append(ScalingPoint(size, result))
+                points.append(ScalingPoint(size, result, spread))
             await redis.flushdb()
             await redis.aclose()
     finally:

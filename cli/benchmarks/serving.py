@@ -124,6 +124,10 @@ def bench_catalog(
                 console.print(
                     "    " + per_request_line("CPU ms per search", r.server_cpu, r.requests)
                 )
+            if point.spread:
+                console.print(
+                    f"    connections per API process: {'/'.join(map(str, point.spread))}"
+                )
         if len(points) >= 2 and points[0].result.percentile(95):
             first, last = points[0], points[-1]
             ratio = last.result.percentile(95) / first.result.percentile(95)

@@ -8,10 +8,11 @@ import random
 
 import asyncpg
 
-from bench.catalog import HELLO, settle, table, workloads
+from bench.catalog import HELLO, _spread_run, settle, table, workloads
 from bench.http import hello_world
 from bench.load import GeneratedLoad, _read_response, run_load_processes
 from bench.scratch import asyncpg_dsn
+from bench.stack_cost import stack_processes
 from core.db import require_database_url
 from core.settings import Settings
 
@@ -30,6 +31,18 @@ def test_the_generators_load_the_hello_world_and_count_its_answers() -> None:
     assert "share of hello" in lines[0]
     assert lines[1].startswith("missing")
     assert lines[2].startswith("hello world")
+
+
+def test_a_run_tells_how_its_connections_were_spread_over_the_servers_processes() -> None:
+    """Every keep-alive client's connection is counted once, on the process holding it,
+    the most crowded first (uvicorn's workers race to accept them)."""
+    with hello_world(2) as url:
+        cpu = stack_processes(url)
+        result, spread = _spread_run("hello world", url, HELLO, cpu, 1.0, 6, 2)
+    assert result.requests > 0
+    assert sum(spread) == 6, spread
+    assert 1 <= len(spread) <= 2, spread
+    assert spread == sorted(spread, reverse=True)
 
 
 def test_a_chunked_answer_is_read_to_its_end() -> None:
