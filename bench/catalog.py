@@ -161,21 +161,26 @@ def _spread_run(
     generators: int,
 ) -> tuple[GeneratedLoad, list[int]]:
     """``_run``, and how the clients' connections were spread over the API's processes
-    half-way through (``connection_spread``)."""
+    (``connection_spread``, read every quarter of a second: the reading that found the
+    most, once every generator has connected, however long their start took)."""
     servers = cpu.roles.get(API_ROLE, [])
     port = urlsplit(base).port or 80
     spread: list[int] = []
-    # When run_load_processes' generators start sending (its default start delay).
-    started = 1.5 + 0.5 * max(1, min(generators, concurrency))
-    sample = threading.Timer(
-        started + duration / 2, lambda: spread.extend(connection_spread(servers, port))
-    )
-    sample.start()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.25):
+            found = connection_spread(servers, port)
+            if sum(found) >= sum(spread):
+                spread[:] = found
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
         result = _run(label, base, targets, cpu, duration, concurrency, generators)
     finally:
-        sample.cancel()
-        sample.join()
+        done.set()
+        watcher.join()
     return result, spread
 
 
