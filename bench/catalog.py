@@ -152,17 +152,12 @@ def connection_spread(servers: Sequence[psutil.Process], port: int) -> list[int]
 
 
 def _spread_run(
-    label: str,
-    base: str,
-    targets: TargetFactory,
-    cpu: StackProcesses,
-    duration: float,
-    concurrency: int,
-    generators: int,
+    run: Callable[[], GeneratedLoad], cpu: StackProcesses, base: str
 ) -> tuple[GeneratedLoad, list[int]]:
-    """``_run``, and how the clients' connections were spread over the API's processes
-    (``connection_spread``, read every quarter of a second: the reading that found the
-    most, once every generator has connected, however long their start took)."""
+    """``run`` (a ``_run`` against ``base``), and how the clients' connections were spread
+    over the API's processes (``connection_spread``, read every quarter of a second: the
+    reading that found the most, once every generator has connected, however long their
+    start took)."""
     servers = cpu.roles.get(API_ROLE, [])
     port = urlsplit(base).port or 80
     spread: list[int] = []
@@ -177,7 +172,7 @@ def _spread_run(
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        result = _run(label, base, targets, cpu, duration, concurrency, generators)
+        result = run()
     finally:
         done.set()
         watcher.join()
@@ -401,16 +396,9 @@ async def _scale_search(
                 async with sessions() as session:
                     await announce_version(session, version)
                 cpu = StackProcesses({**stack_processes(api_base).roles, **database})
-                result, spread = await asyncio.to_thread(
-                    _spread_run,
-                    f"search at {size:,} products",
-                    api_base,
-                    SEARCH,
-                    cpu,
-                    duration,
-                    concurrency,
-                    generators,
-                )
+                label = f"search at {size:,} products"
+                run = partial(_run, label, api_base, SEARCH, cpu, duration, concurrency, generators)
+                result, spread = await asyncio.to_thread(_spread_run, run, cpu, api_base)
                 points.append(ScalingPoint(size, result, spread))
             await redis.flushdb()
             await redis.aclose()

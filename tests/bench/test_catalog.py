@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+from functools import partial
 
 import asyncpg
 
-from bench.catalog import HELLO, _spread_run, settle, table, workloads
+from bench.catalog import HELLO, _run, _spread_run, settle, table, workloads
 from bench.http import hello_world
 from bench.load import GeneratedLoad, _read_response, run_load_processes
 from bench.scratch import asyncpg_dsn
@@ -38,7 +39,8 @@ def test_a_run_tells_how_its_connections_were_spread_over_the_servers_processes(
     the most crowded first (uvicorn's workers race to accept them)."""
     with hello_world(2) as url:
         cpu = stack_processes(url)
-        result, spread = _spread_run("hello world", url, HELLO, cpu, 1.0, 6, 2)
+        run = partial(_run, "hello world", url, HELLO, cpu, 1.0, 6, 2)
+        result, spread = _spread_run(run, cpu, url)
     assert result.requests > 0
     assert sum(spread) == 6, spread
     assert 1 <= len(spread) <= 2, spread
