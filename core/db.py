@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
@@ -10,6 +10,7 @@ from sqlalchemy import CTE, ColumnElement, Select, delete, event, select, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import InstrumentedAttribute, Mapped
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import DependencyUnavailable
@@ -172,6 +173,27 @@ async def delete_batch(
         .returning(column)
     )
     return len(deleted.all())
+
+
+async def insert_rows(
+    session: AsyncSession, statement: ReturningInsert[Any], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert ``rows`` with ``statement``, an INSERT on a table built once (with its
+    ``ON CONFLICT`` if any, and a ``RETURNING``), as one multi-row INSERT on the session's
+    connection (what the session has staged is flushed first, as its own statements do).
+
+    The one way to insert several rows on a hot path: ``insert(Model).values([...])`` is
+    compiled again at every call, since SQLAlchemy caches no multi-VALUES statement (its
+    cache key is ``None``), and runs the ORM's bulk-insert steps besides (issue #15: the
+    relay's fan-out, its beat, an order's lines and its stock rows). A statement built once
+    and given the rows as parameter sets is compiled once and expanded per call into one
+    multi-row INSERT by SQLAlchemy's *insertmanyvalues*; the ``RETURNING`` is what selects
+    that path on asyncpg, without which each row would be an INSERT of its own."""
+    if not rows:
+        return
+    await session.flush()
+    connection = await session.connection()
+    await connection.execute(statement, list(rows))
 
 
 @asynccontextmanager

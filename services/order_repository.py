@@ -12,11 +12,12 @@ from sqlalchemy import Insert, bindparam, func, insert, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select, SelectOfScalar
 
-from core.db import locked
+from core.db import insert_rows, locked
 from core.errors import NotFound
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
@@ -316,26 +317,29 @@ class OrderRepository:
 
     async def add_lines(self, order_id: str, lines: Sequence[QuoteLine]) -> None:
         """The order's lines as priced (validate-order's snapshot)."""
-        if not lines:
-            return
-        await self.session.exec(
-            insert(OrderLine).values(
-                [
-                    {
-                        "id": new_id(IdPrefix.ORDER_LINE),
-                        "order_id": order_id,
-                        "product_id": line.product_id,
-                        "name": line.name,
-                        "sku": line.sku,
-                        "quantity": line.quantity,
-                        "list_price": line.unit_price,
-                        "unit_price": line.effective_unit_price,
-                        "line_total": line.line_total,
-                    }
-                    for line in lines
-                ]
-            )
-        )
+        rows = [
+            {
+                "id": new_id(IdPrefix.ORDER_LINE),
+                "order_id": order_id,
+                "product_id": line.product_id,
+                "name": line.name,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "list_price": line.unit_price,
+                "unit_price": line.effective_unit_price,
+                "line_total": line.line_total,
+            }
+            for line in lines
+        ]
+        await insert_rows(self.session, self._new_lines_statement(), rows)
+
+    # Every order's validate-order: built once, not a multi-VALUES statement compiled at
+    # every call (``core.db.insert_rows``, issue #15).
+    @staticmethod
+    @cache
+    def _new_lines_statement() -> ReturningInsert[tuple[str]]:
+        lines = OrderLine.__table__  # type: ignore[attr-defined]
+        return insert(lines).returning(lines.c.id)
 
     async def has_confirmed_purchase(self, user_id: str, product_id: str) -> bool:
         """``PurchaseHistory`` for reviews: a review is verified when the reviewer bought

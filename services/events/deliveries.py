@@ -22,11 +22,12 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from core.db import locked
+from core.db import insert_rows, locked
 from models.base import utcnow
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
@@ -84,8 +85,14 @@ class DeliveryRepository:
             }
             for name in subscribers
         ]
-        if rows:
-            await self.session.exec(insert(EventDelivery).values(rows).on_conflict_do_nothing())
+        await insert_rows(self.session, self._add_statement(), rows)
+
+    # The relay fans every event out (one to three subscribers): a statement built once,
+    # not a multi-VALUES one compiled at every call (``core.db.insert_rows``, issue #15).
+    @staticmethod
+    @cache
+    def _add_statement() -> ReturningInsert[tuple[str]]:
+        return insert(_DELIVERIES).on_conflict_do_nothing().returning(_DELIVERIES.c.event_id)
 
     async def mark_dispatched(self, event_ids: Sequence[str], *, delivered: Sequence[str]) -> None:
         """Fanned out; ``delivered`` (wanted by no subscriber) are done at once as well.

@@ -18,12 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import delete, func
+from sqlalchemy import Table, delete, func
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col, select
+from sqlalchemy.sql.dml import ReturningInsert
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.db import insert_rows
 from models.events import EventSubscription
 
 # (subscriber, event type)
@@ -45,13 +48,20 @@ class SubscriptionRepository:
     async def beat(self, pairs: Iterable[Pair]) -> None:
         """These pairs are known now (by the relay calling)."""
         rows = [{"subscriber": name, "event_type": type_} for name, type_ in sorted(set(pairs))]
-        if not rows:
-            return
-        statement = insert(EventSubscription).values(rows)
-        await self.session.exec(
-            statement.on_conflict_do_update(
+        await insert_rows(self.session, self._beat_statement(), rows)
+
+    # Every relay beats every few seconds with its ~80 pairs: a statement built once, not
+    # a multi-VALUES one compiled at every beat (``core.db.insert_rows``, issue #15).
+    @staticmethod
+    @cache
+    def _beat_statement() -> ReturningInsert[tuple[str]]:
+        table: Table = SQLModel.metadata.tables[EventSubscription.__tablename__]
+        return (
+            insert(table)
+            .on_conflict_do_update(
                 index_elements=["subscriber", "event_type"], set_={"known_at": func.now()}
             )
+            .returning(table.c.subscriber)
         )
 
     async def forget(self, unknown_for: timedelta) -> int:

@@ -21,10 +21,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import locked
+from core.db import insert_rows, locked
 from core.events import EventType
 from core.ids import IdPrefix, new_id
 from core.outbox import publish
@@ -74,12 +75,20 @@ class StockRepository:
         self.session = session
 
     async def ensure_rows(self, product_ids: Sequence[str]) -> None:
-        if product_ids:
-            await self.session.exec(
-                pg_insert(StockLevel)
-                .values([{"product_id": p, "on_hand": 0, "reserved": 0} for p in product_ids])
-                .on_conflict_do_nothing(index_elements=["product_id"])
-            )
+        rows = [{"product_id": p, "on_hand": 0, "reserved": 0} for p in product_ids]
+        await insert_rows(self.session, self._ensure_statement(), rows)
+
+    # Every order's reservation: built once, not a multi-VALUES statement compiled at
+    # every call (``core.db.insert_rows``, issue #15).
+    @staticmethod
+    @cache
+    def _ensure_statement() -> ReturningInsert[tuple[str]]:
+        levels = StockLevel.__table__  # type: ignore[attr-defined]
+        return (
+            pg_insert(levels)
+            .on_conflict_do_nothing(index_elements=["product_id"])
+            .returning(levels.c.product_id)
+        )
 
     async def stock(self, product_id: str) -> Stock | None:
         row = (

@@ -4,7 +4,10 @@ per call cost its construction and its cache key each time, more of the worker's
 than running it. Each read runs the same statement object every call, with its own
 values bound (what it returns is the rest of the suite's to check). So do an order's
 move, the relay's heads and a stock change, each checked here with two rows in one
-session: a value bound to the wrong parameter shows as the wrong row's result."""
+session: a value bound to the wrong parameter shows as the wrong row's result. The
+inserts of several rows on the order's and the relay's paths (``core.db.insert_rows``)
+are compiled once, whatever the number of rows: a multi-VALUES statement was compiled
+at every call."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import delete, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,10 +25,13 @@ from core.ids import IdPrefix, new_id
 from core.outbox import publish
 from models.base import utcnow
 from models.catalog import ProductCreate
+from models.events import EventDelivery, EventSubscription
 from models.inventory import StockLevel
-from models.orders import OrderEvent, OrderStatus, TimelineAudience
+from models.orders import OrderEvent, OrderLine, OrderStatus, TimelineAudience
+from models.quotes import QuoteLine
 from services.catalog.products import ProductService
 from services.events.deliveries import DeliveryRepository
+from services.events.subscriptions import SubscriptionRepository
 from services.inventory import StockService
 from services.inventory.repositories import StockRepository
 from services.order_repository import OrderRepository
@@ -48,6 +54,125 @@ def executed(engine: AsyncEngine) -> Iterator[list[Any]]:
         yield statements
     finally:
         event.remove(engine.sync_engine, "before_execute", record)
+
+
+@contextmanager
+def compiled(engine: AsyncEngine) -> Iterator[list[Any]]:
+    """The compiled forms (SQLAlchemy's ``Compiled``) of the statements run on ``engine``
+    inside the block: the same object twice is one compilation, taken from the cache."""
+    forms: list[Any] = []
+
+    def record(
+        _conn: Any, _cursor: Any, _sql: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        forms.append(context.compiled)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield forms
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+def _line(product_id: str, quantity: int) -> QuoteLine:
+    return QuoteLine(
+        product_id=product_id,
+        name=f"Thing {quantity}",
+        slug="thing",
+        sku=None,
+        quantity=quantity,
+        unit_price=100,
+        effective_unit_price=90,
+        line_discount=10 * quantity,
+        line_total=90 * quantity,
+    )
+
+
+async def test_inserts_of_several_rows_are_compiled_once_whatever_their_rows(
+    db_session: AsyncSession, engine: AsyncEngine
+) -> None:
+    """The relay's fan-out and beat, an order's lines and its stock rows: one row, two,
+    and again, each call's own rows written (a row already there left as it was). One
+    row and several are two forms (SQLAlchemy compiles an ``executemany`` apart), each
+    compiled once: a multi-VALUES statement was compiled at every call."""
+    products = []
+    for stock in (5, 7):
+        product = await ProductService(db_session).create(
+            ProductCreate(sku=unique_slug("rows"), name="Stocked thing", price=100)
+        )
+        await StockService(db_session).adjust(product.id, stock, "initial count")
+        products.append(product.id)
+    unstocked = await ProductService(db_session).create(
+        ProductCreate(sku=unique_slug("rows"), name="Unstocked thing", price=100)
+    )
+    await db_session.exec(delete(StockLevel).where(col(StockLevel.product_id) == unstocked.id))
+    orders = [
+        await create_order(db_session, await create_customer(db_session), total=1000)
+        for _ in range(2)
+    ]
+    user_id = new_id(IdPrefix.USER)
+    published = [
+        await publish(db_session, EventType.USER_CREATED, user_id, {"userId": user_id})
+        for _ in range(2)
+    ]
+    await db_session.flush()
+    one, two = unique_slug("rows-a"), unique_slug("rows-b")
+    calls: list[Callable[[int], Awaitable[None]]] = [
+        lambda i: DeliveryRepository(db_session).add_deliveries(published[i], [one, two][: i + 1]),
+        lambda i: SubscriptionRepository(db_session).beat(
+            [(one, "order.created"), (two, "order.created")][: i + 1]
+        ),
+        lambda i: StockRepository(db_session).ensure_rows([products[0], unstocked.id][: i + 1]),
+        lambda i: OrderRepository(db_session).add_lines(
+            orders[i].id, [_line(products[0], 1), _line(products[1], 2)][: i + 1]
+        ),
+    ]
+    for call in calls:
+        with compiled(engine) as forms:
+            for i in (0, 1, 0, 1):
+                await call(i)
+        assert len(forms) == 4, forms
+        assert forms[0] is forms[2], [str(form) for form in forms]
+        assert forms[1] is forms[3], [str(form) for form in forms]
+    deliveries = await db_session.exec(
+        select(EventDelivery.event_id, EventDelivery.subscriber, EventDelivery.seq).where(
+            col(EventDelivery.subscriber).in_([one, two])
+        )
+    )
+    assert sorted(deliveries.all()) == sorted(
+        [
+            (published[0].id, one, published[0].seq),
+            (published[1].id, one, published[1].seq),
+            (published[1].id, two, published[1].seq),
+        ]
+    )
+    known = await db_session.exec(
+        select(EventSubscription.subscriber, EventSubscription.event_type).where(
+            col(EventSubscription.subscriber).in_([one, two])
+        )
+    )
+    assert sorted(known.all()) == sorted([(one, "order.created"), (two, "order.created")])
+    levels = await db_session.exec(
+        select(StockLevel.product_id, StockLevel.on_hand, StockLevel.reserved).where(
+            col(StockLevel.product_id).in_([*products, unstocked.id])
+        )
+    )
+    assert sorted(levels.all()) == sorted(
+        [(products[0], 5, 0), (products[1], 7, 0), (unstocked.id, 0, 0)]
+    )
+    lines = await db_session.exec(
+        select(
+            OrderLine.order_id, OrderLine.product_id, OrderLine.quantity, OrderLine.line_total
+        ).where(col(OrderLine.order_id).in_([o.id for o in orders]))
+    )
+    assert sorted(lines.all()) == sorted(
+        [
+            (orders[0].id, products[0], 1, 90),
+            (orders[1].id, products[0], 1, 90),
+            (orders[1].id, products[1], 2, 180),
+        ]
+        * 2
+    )
 
 
 async def test_an_orders_reads_run_statements_built_once(
