@@ -175,6 +175,32 @@ async def test_inserts_of_several_rows_are_compiled_once_whatever_their_rows(
     )
 
 
+async def test_a_relay_pass_runs_statements_built_once(
+    db_session: AsyncSession, engine: AsyncEngine
+) -> None:
+    """The relay's lock, its read of what is not fanned out yet and of batches claimed and
+    not started: each pass runs them (several passes an order), each call the same
+    statement with its own limit."""
+    repository = DeliveryRepository(db_session)
+    await db_session.connection()  # the test's savepoint begun
+    reads: list[Callable[[int], Awaitable[object]]] = [
+        lambda i: repository.lock_relay(),
+        lambda i: repository.undispatched(i + 1),
+        lambda i: repository.claimed(i + 1),
+    ]
+    for read in reads:
+        with executed(engine) as runs:
+            await read(0)
+            await read(1)
+        assert len(runs) == 2, runs
+        assert runs[0] is runs[1], runs
+    user_id = new_id(IdPrefix.USER)
+    for _ in range(3):
+        await publish(db_session, EventType.USER_CREATED, user_id, {"userId": user_id})
+    assert len(await repository.undispatched(2)) == 2
+    assert len(await repository.undispatched(3)) == 3
+
+
 async def test_an_orders_reads_run_statements_built_once(
     db_session: AsyncSession, engine: AsyncEngine
 ) -> None:
