@@ -69,10 +69,10 @@ def seed(
         )
     after = report.after_sale
     if after.parcels or after.returns:
-        fates = ", ".join(f"{n} {f}" for f, n in sorted(after.by_fate.items()))
+        by_status = ", ".join(f"{n} {s}" for s, n in sorted(after.by_status.items()))
         console.print(
-            f"after the sale, as planned ({fates}; a parcel whose carrier steps fall after "
-            f"now is still on its way): parcels added {after.parcels}, "
+            f"after the sale, the orders are {by_status} (a parcel whose carrier steps "
+            f"fall after now is still on its way): parcels added {after.parcels}, "
             f"returns added {after.returns}"
         )
     console.print(staff_account_line(report.staff_email, report.staff_password))

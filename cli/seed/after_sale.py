@@ -14,7 +14,6 @@ the time they were made: their workflows, refunds and timers ran then.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from typing import TypeVar
 import httpx
 from temporalio.client import Client
 
-from cli.seed.after_sale_plan import ParcelPlan, ReturnPlan, Shares, plan_order
+from cli.seed.after_sale_plan import ParcelPlan, ReturnPlan, Shares, plan_order, statuses
 from cli.seed.part import SeedPart
 from core.db import transaction
 from core.errors import DependencyUnavailable
@@ -46,7 +45,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class AfterSaleSeeded:
-    by_fate: dict[str, int] = field(default_factory=dict)
+    by_status: dict[str, int] = field(default_factory=dict)
     parcels: int = 0
     returns: int = 0
 
@@ -136,7 +135,7 @@ class AfterSaleSeeder(SeedPart):
 
             await asyncio.gather(*(give_back(o) for o in returnable))
         return AfterSaleSeeded(
-            by_fate=dict(Counter(str(p.fate) for p in plans.values())),
+            by_status=statuses(plans.values()),
             parcels=len(labels),
             returns=len(returnable),
         )

@@ -22,6 +22,8 @@ lately: ``IN_WINDOW`` of them were delivered 3 to 27 days ago).
 from __future__ import annotations
 
 import random
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -120,6 +122,13 @@ class AfterSalePlan:
         if self.every_unit_packed:
             return OrderStatus.SHIPPED
         return OrderStatus.PARTIALLY_SHIPPED
+
+
+def statuses(plans: Iterable[AfterSalePlan]) -> dict[str, int]:
+    """How many orders stand at each status once their plans are carried out (what
+    ``shop seed`` prints). By ``order_status``, not by fate: a plan to deliver whose first
+    label would fall after now ships nothing, and its order stays ``fulfillment_queued``."""
+    return dict(Counter(str(plan.order_status) for plan in plans))
 
 
 def _hours(rng: random.Random, low: float, high: float) -> timedelta:

@@ -7,7 +7,7 @@ import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from cli.seed.after_sale_plan import OPEN_HOURS, AfterSalePlan, Fate, plan_order
+from cli.seed.after_sale_plan import OPEN_HOURS, AfterSalePlan, Fate, plan_order, statuses
 from cli.seed.backdating import past_times
 from models.orders import OrderStatus
 from services.fulfillment.status import LineProgress, order_status
@@ -113,3 +113,16 @@ def test_the_same_order_gets_the_same_plan() -> None:
     assert plan_order(42, order_id, at, lines, NOW, WINDOW) == first
     others = {plan_order(s, order_id, at, lines, NOW, WINDOW) for s in range(1, 30)}
     assert len(others) > 1
+
+
+def test_the_seed_reports_the_status_each_order_reaches_not_its_fate() -> None:
+    """A plan to deliver whose label would fall after now ships nothing: its order stays
+    queued, and the seed says so (it printed "3 delivered" beside "parcels added 2")."""
+    sold = NOW - timedelta(hours=OPEN_HOURS)  # labels come 3 to 30 hours after the sale
+    plans = [plan_order(42, f"ord_{n}", sold, (("oline_1", 1),), NOW, WINDOW) for n in range(200)]
+    unshipped = [p for p in plans if p.fate is Fate.DELIVERED and not p.parcels]
+    assert unshipped
+    counted = statuses([*plans, AfterSalePlan("ord_open", Fate.OPEN)])
+    assert sum(counted.values()) == len(plans) + 1
+    assert counted["fulfillment_queued"] == len([p for p in plans if not p.parcels]) + 1
+    assert counted.get("delivered", 0) == len([p for p in plans if p.delivered])
