@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 
 from temporalio.client import Client, Interceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from core.errors import DependencyUnavailable
 from core.settings import Settings
 from core.telemetry import ProcessRole, tracing_for
+from temporal.failures import data_converter
 from temporal.run_traces import RunTracingInterceptor
 
 
@@ -68,7 +68,7 @@ async def connect(
             Client.connect(
                 require_temporal_address(settings),
                 namespace=settings.temporal_namespace,
-                data_converter=pydantic_data_converter,
+                data_converter=data_converter,
                 api_key=api_key,
                 tls=tls,
                 interceptors=client_interceptors(settings, role),
