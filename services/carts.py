@@ -20,9 +20,7 @@ from models.carts import Cart, CartItem, CartPublic, CartStatus
 from models.catalog import Product
 from models.quotes import Destination, Quote
 from services.analytics import AnalyticsRecorder
-
-# services/orders.py imports CartRepository from here (its import is another change's).
-from services.cart_repository import CartRepository as CartRepository
+from services.cart_repository import CartRepository
 from services.cart_view import render_cart
 from services.catalog.coupons import CouponService
 from services.catalog.errors import ProductNotFound

@@ -28,8 +28,9 @@ from models.orders import (
     TimelineAudience,
 )
 from services.analytics import AnalyticsRecorder
-from services.carts import CartRepository, CartService
-from services.catalog.pricing import CouponService
+from services.cart_repository import CartRepository
+from services.carts import CartService
+from services.catalog.coupons import CouponService
 from services.customers import LifetimeValueService
 from services.fulfillment.reading import FulfillmentReader
 from services.fulfillment_priority import FulfillmentPriority, ShippingMethod, calculate_priority

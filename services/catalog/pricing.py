@@ -18,9 +18,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.base import utcnow
 from models.pricing import Discount, DiscountKind
-
-# services/orders.py imports CouponService from here (its import is another change's).
-from services.catalog.coupons import CouponService as CouponService
 from services.catalog.discounts import DiscountRepository, reduction
 from services.catalog.rows import ProductFields
 
