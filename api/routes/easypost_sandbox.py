@@ -11,8 +11,6 @@ key will do. Switches (JSON, outside ``/v2``): drive a tracker by hand
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import random
 from collections.abc import Awaitable, Callable
@@ -29,6 +27,7 @@ from api.problems import problem_responses
 from api.state import AppState
 from core.errors import Conflict, NotFound
 from core.settings import SANDBOX_EASYPOST_WEBHOOK_SECRET
+from integrations.sandbox.credentials import api_key
 from integrations.sandbox.easypost import EasyPostSandbox, TrackerCannotMove, Webhook
 from integrations.sandbox.easypost_wire import EasyPostError
 from integrations.sandbox.webhooks import Delivery, deliver_later
@@ -99,19 +98,6 @@ def _error(exc: EasyPostError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
-def _api_key(authorization: str) -> str:
-    scheme, _, credentials = authorization.strip().partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return ""
-        return decoded.partition(":")[0].strip()
-    if scheme.lower() == "bearer":
-        return credentials.strip()
-    return ""
-
-
 async def current_faults(redis: Redis) -> EasyPostFaults:
     return EasyPostFaults.model_validate_json(await redis.get(FAULTS_KEY) or "{}")
 
@@ -163,7 +149,7 @@ async def _call(
     status: int = 200,
 ) -> Response:
     """Authentication, faults and EasyPost's error shape around one sandbox operation."""
-    if not _api_key(request.headers.get("authorization", "")):
+    if not api_key(request.headers.get("authorization", "")):
         return _error(_UNAUTHENTICATED)
     faults = await current_faults(redis)
     if faults.latency_ms:

@@ -11,7 +11,6 @@ a refund as a card's bank does, later.
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -28,7 +27,6 @@ from api.routes.stripe_sandbox_calls import (
 )
 from integrations.sandbox.stripe_objects import StripeError
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/_sandbox/stripe", tags=["sandbox"])
 
 

@@ -7,8 +7,6 @@ validation), and the signed webhooks sent once the change has committed."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import json
 import random
@@ -25,6 +23,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from api.deps import DbSession, RedisClient, State, after_commit
 from api.idempotency import KeyLease
+from integrations.sandbox.credentials import api_key
 from integrations.sandbox.stripe import SANDBOX_WEBHOOK_SECRET, StripeSandbox, parse_form
 from integrations.sandbox.stripe_objects import Event, StripeError
 from integrations.sandbox.webhooks import Delivery, deliver_later
@@ -86,21 +85,6 @@ def send_webhooks_after_commit(state: State, session: DbSession, sandbox: Stripe
     after_commit(session, send_webhooks)
 
 
-def _api_key(authorization: str) -> str:
-    """The secret key from `Bearer sk_…` or, as Stripe also accepts (and its docs' curl
-    examples use: `curl -u sk_test_…:`), HTTP Basic with the key as the user name."""
-    scheme, _, credentials = authorization.strip().partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return ""
-        return decoded.partition(":")[0].strip()
-    if scheme.lower() == "bearer":
-        return credentials.strip()
-    return ""
-
-
 def _failed_validation(status: int, body: dict[str, Any]) -> bool:
     """An ``invalid_request_error`` that names a parameter: the request was refused before
     anything ran."""
@@ -119,7 +103,7 @@ async def answer_call(
     redis: RedisClient,
     handler: Handler,
 ) -> Response:
-    key = _api_key(request.headers.get("authorization", ""))
+    key = api_key(request.headers.get("authorization", ""))
     if not key.startswith(("sk_test_", "rk_test_")):
         return error_response(
             401,
