@@ -77,7 +77,12 @@ async def connect(
             timeout,
         )
     except (RuntimeError, TimeoutError) as exc:
-        raise DependencyUnavailable(
-            f"Temporal at {settings.temporal_address} is not reachable: {exc}",
-            code="temporal_unavailable",
-        ) from exc
+        raise not_reachable(settings.temporal_address, exc, timeout) from exc
+
+
+def not_reachable(address: str | None, exc: Exception, seconds: float) -> DependencyUnavailable:
+    """No connection to Temporal opened within ``seconds`` (``exc`` says why): 503
+    ``temporal_unavailable``, naming the address (``address``: None when not known)."""
+    where = f"Temporal at {address}" if address else "Temporal"
+    reason = str(exc) or f"no connection within {seconds:g} s"
+    return DependencyUnavailable(f"{where} is not reachable: {reason}", code="temporal_unavailable")

@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from core.errors import Conflict, DependencyUnavailable, NotFound
 from core.settings import Settings
 from core.telemetry import ProcessRole
-from temporal.client import connect
+from temporal.client import connect, not_reachable
 
 T = TypeVar("T")
 
@@ -48,8 +48,11 @@ class TemporalConnection:
     """Connects on first use and again after a failure, so the API starts (and reports
     itself not ready) while Temporal is still down, instead of refusing to start."""
 
-    def __init__(self, connect: Callable[[], Awaitable[Client]]) -> None:
+    def __init__(
+        self, connect: Callable[[], Awaitable[Client]], *, address: str | None = None
+    ) -> None:
         self._connect = connect
+        self._address = address  # what ``connect`` reaches, for the error
         self._client: Client | None = None
         self._lock = asyncio.Lock()
 
@@ -57,7 +60,10 @@ class TemporalConnection:
     def from_settings(
         cls, settings: Settings, *, role: ProcessRole = ProcessRole.API
     ) -> TemporalConnection:
-        return cls(lambda: connect(settings, timeout=CONNECT_SECONDS, role=role))
+        return cls(
+            lambda: connect(settings, timeout=CONNECT_SECONDS, role=role),
+            address=settings.temporal_address,
+        )
 
     @classmethod
     def of(cls, client: Client) -> TemporalConnection:
@@ -74,13 +80,16 @@ class TemporalConnection:
         return self._client
 
     async def client(self) -> Client:
-        """The client within ``CONNECT_SECONDS``, or ``DependencyUnavailable``."""
+        """The client within ``CONNECT_SECONDS``, or ``DependencyUnavailable``: no
+        connection opened is ``temporal_unavailable``, whether the connect failed or
+        did not finish in time (Temporal took the connection and never answered), for
+        the caller that connected and those that waited for it alike."""
         try:
             return await asyncio.wait_for(self.get(), CONNECT_SECONDS)
         except DependencyUnavailable:
             raise
         except Exception as exc:
-            raise DependencyUnavailable("the workflow service is unavailable; try again") from exc
+            raise not_reachable(self._address, exc, CONNECT_SECONDS) from exc
 
 
 async def call(request: Awaitable[T], *, what: str, seconds: float = CALL_SECONDS) -> T:

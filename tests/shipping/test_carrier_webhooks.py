@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from uuid import uuid4
@@ -175,6 +176,32 @@ async def test_temporal_away_answers_503_so_easypost_sends_it_again(
     assert answer.json()["code"] == "temporal_unavailable"
     # As the OpenAPI document shows it: Temporal named, not Redis.
     assert_is_the_example(answer, "temporal_unavailable", detail=NO_CONNECTION)
+
+
+async def test_temporal_silent_answers_503_temporal_unavailable(
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]],
+    settings: Settings,
+    engine: AsyncEngine,
+) -> None:
+    """Temporal's address takes the connection but never answers (a server too busy to,
+    a proxy in front of none): no connection to Temporal opens, 503
+    ``temporal_unavailable`` as the OpenAPI document's example shows it, for the request
+    that tried to connect and for the one that waited for it meanwhile. They answered
+    ``dependency_unavailable`` ("the workflow service is unavailable"), which the README
+    and the OpenAPI document keep for a call to a workflow that failed, naming it."""
+    shipment = await labelled_shipment(engine)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # never accepts, never answers
+        silent_at = f"127.0.0.1:{silent.getsockname()[1]}"
+        api = await make_client(temporal_address=silent_at)
+        event = signed(settings, tracker_event(f"trk_{shipment.id}", "in_transit"))
+        answers = await asyncio.wait_for(
+            asyncio.gather(api.post(URL, **event), api.post(URL, **event)), 30
+        )
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["code"] == "temporal_unavailable", answer.text
+        assert_is_the_example(answer, "temporal_unavailable", detail=NO_CONNECTION)
+        assert silent_at in answer.json()["detail"]
 
 
 async def test_temporal_gone_after_connecting_answers_503_naming_the_workflow(
