@@ -9,13 +9,14 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Insert, bindparam, func, insert, text, update
+from sqlalchemy import Select as CoreSelect
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import Select, SelectOfScalar
+from sqlmodel.sql.expression import SelectOfScalar
 
 from core.db import insert_rows, locked
 from core.errors import NotFound
@@ -46,6 +47,17 @@ class OrderFilter:
     created_to: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ChargeTerms:
+    """What authorising an order's payment reads of the order (``charge_terms``)."""
+
+    order_id: str
+    total: int
+    currency: str
+    payment_token: str
+    undoing_at: datetime | None
+
+
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -59,11 +71,38 @@ class OrderRepository:
         query = select(Order).where(Order.id == bindparam("p_order_id"))
         return locked(query) if lock else query
 
+    # The reads below return columns, not an order: Core statements built once, run on the
+    # session's connection, without the ORM's execute path (its compile state, loading
+    # context and autoflush), the cost left of an ORM read already built once (issue #15).
+    # Nothing staged is flushed first: their callers read before they write.
+
     @staticmethod
     @cache
-    def _undoing_statement() -> Select[str, datetime | None]:
-        query: Select[str, datetime | None] = select(Order.id, Order.undoing_at)
-        return locked(query.where(Order.id == bindparam("p_order_id")))
+    def _undoing_statement() -> CoreSelect[datetime | None]:
+        orders = Order.__table__  # type: ignore[attr-defined]
+        return locked(
+            core_select(orders.c.undoing_at).where(orders.c.id == bindparam("p_order_id"))
+        )
+
+    @staticmethod
+    @cache
+    def _status_statement() -> CoreSelect[str]:
+        orders = Order.__table__  # type: ignore[attr-defined]
+        return core_select(orders.c.status).where(orders.c.id == bindparam("p_order_id"))
+
+    @staticmethod
+    @cache
+    def _charge_statement() -> CoreSelect[str, int, str, str, datetime | None]:
+        orders = Order.__table__  # type: ignore[attr-defined]
+        return locked(
+            core_select(
+                orders.c.id,
+                orders.c.total,
+                orders.c.currency,
+                orders.c.payment_token,
+                orders.c.undoing_at,
+            ).where(orders.c.id == bindparam("p_order_id"))
+        )
 
     async def get(self, order_id: str, *, lock: bool = False) -> Order | None:
         return (
@@ -84,19 +123,35 @@ class OrderRepository:
     async def undoing_since(self, order_id: str) -> datetime | None:
         """Lock the order's row and return when its undoing began (None: it has not),
         without loading the order: the fence of a step that needs nothing else of it."""
+        connection = await self.session.connection()
         found = (
-            await self.session.exec(self._undoing_statement(), params={"p_order_id": order_id})
+            await connection.execute(self._undoing_statement(), {"p_order_id": order_id})
         ).first()
         if found is None:
             raise OrderNotFound(f"no order {order_id}")
-        return found[1]
+        return found[0]
 
     async def status_of(self, order_id: str) -> OrderStatus:
         """The order's status alone (one column of one row)."""
-        status = (await self.session.exec(select(Order.status).where(Order.id == order_id))).first()
+        connection = await self.session.connection()
+        status = (
+            await connection.execute(self._status_statement(), {"p_order_id": order_id})
+        ).scalar()
         if status is None:
             raise OrderNotFound(f"no order {order_id}")
         return OrderStatus(status)
+
+    async def charge_terms(self, order_id: str) -> ChargeTerms:
+        """Lock the order's row and return what authorising its payment reads of it,
+        without loading the order (``OrderService.charge_terms`` fences it)."""
+        connection = await self.session.connection()
+        found = (
+            await connection.execute(self._charge_statement(), {"p_order_id": order_id})
+        ).first()
+        if found is None:
+            raise OrderNotFound(f"no order {order_id}")
+        order_id, total, currency, payment_token, undoing_at = found
+        return ChargeTerms(order_id, total, currency, payment_token, undoing_at)
 
     async def live_for_cart(self, cart_id: str) -> Order | None:
         result = await self.session.exec(

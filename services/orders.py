@@ -36,7 +36,7 @@ from services.fulfillment.reading import FulfillmentReader
 from services.fulfillment_priority import FulfillmentPriority, ShippingMethod, calculate_priority
 from services.order_checks import refuse_unchargeable
 from services.order_rendering import render_order
-from services.order_repository import OrderFilter, OrderRepository
+from services.order_repository import ChargeTerms, OrderFilter, OrderRepository
 from services.order_snapshots import line_snapshot, order_snapshot
 
 # The first timeline entry of every order (``Checkout.place``).
@@ -161,6 +161,15 @@ class OrderService:
         is locked and checked without loading the order."""
         if await self.orders.undoing_since(order_id) is not None:
             raise OrderUndone(f"order {order_id} is being undone")
+
+    async def charge_terms(self, order_id: str) -> ChargeTerms:
+        """``forward`` for authorising the order's payment: the row locked and fenced, and
+        what a charge reads of it (its total, currency and card), without loading the
+        order."""
+        terms = await self.orders.charge_terms(order_id)
+        if terms.undoing_at is not None:
+            raise OrderUndone(f"order {order_id} is being undone")
+        return terms
 
     async def note(
         self,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from sqlalchemy import Select as CoreSelect
 from sqlalchemy import bindparam, func
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,6 +36,23 @@ class PaymentRepository:
         return (
             await self.session.exec(self._payment_statement(lock), params={"p_order_id": order_id})
         ).first()
+
+    @staticmethod
+    @cache
+    def _intent_statement() -> CoreSelect[str | None]:
+        payments = Payment.__table__  # type: ignore[attr-defined]
+        return core_select(payments.c.intent_id).where(
+            payments.c.order_id == bindparam("p_order_id")
+        )
+
+    async def intent_id(self, order_id: str) -> str | None:
+        """The PaymentIntent id the order's payment records (None: no payment row, or one
+        that knows no intent), without loading the payment: each of an order's payment
+        steps reads it first. A Core statement built once on the session's connection,
+        without the ORM's execute path (issue #15); nothing staged is flushed first."""
+        connection = await self.session.connection()
+        found = await connection.execute(self._intent_statement(), {"p_order_id": order_id})
+        return found.scalar()
 
     async def open(self, order: Order, provider: str, intent_id: str) -> str | None:
         """The order's payment row, pending, once: its id, or None if it existed already."""

@@ -24,9 +24,10 @@ from integrations.payments.gateway import (
     PaymentUnavailable,
     RefundResult,
 )
-from models.orders import Order, OrderStatus, TimelineAudience
+from models.orders import OrderStatus, TimelineAudience
 from models.payments import Payment
 from services.analytics import AnalyticsRecorder
+from services.order_repository import ChargeTerms
 from services.orders import OrderService
 from services.payments.refunds import announce_refund, refund_failure
 from services.payments.repository import PaymentRepository
@@ -91,11 +92,11 @@ class PaymentService:
         order, intent_id = await self._to_charge(order_id)
         if intent_id is None:
             created = await self.gateway.create(
-                order_id=order.id,
+                order_id=order.order_id,
                 amount=order.total,
                 currency=order.currency,
                 payment_method=order.payment_token,
-                idempotency_key=idempotency_key(order.id, "create"),
+                idempotency_key=idempotency_key(order.order_id, "create"),
             )
             intent_id = created.intent_id
         # The intent the payment row records, which the compensation voids: confirm that
@@ -104,24 +105,24 @@ class PaymentService:
         try:
             state = await self.gateway.confirm(
                 intent_id,
-                idempotency_key=idempotency_key(order.id, "confirm"),
-                return_url=f"{self.settings.api_base_url}/api/orders/{order.id}",
+                idempotency_key=idempotency_key(order.order_id, "confirm"),
+                return_url=f"{self.settings.api_base_url}/api/orders/{order.order_id}",
             )
         except PaymentDeclined as exc:
             await self._declined(order_id, exc)
             raise
         return await self._authorization(order_id, state, "authorization")
 
-    async def _to_charge(self, order_id: str) -> tuple[Order, str | None]:
-        """The order to charge and its PaymentIntent id, if one was made before. Nothing is
-        written; an order being undone already stops here (``OrderUndone``), before an
-        intent is made for it. Autocommit: the fence's lock waits for an undo in flight
-        and is let go at once, as the rollback that ended this read did, without the
-        ``BEGIN`` and ``ROLLBACK`` round trips."""
+    async def _to_charge(self, order_id: str) -> tuple[ChargeTerms, str | None]:
+        """What to charge for the order and its PaymentIntent id, if one was made before.
+        Nothing is written; an order being undone already stops here (``OrderUndone``),
+        before an intent is made for it. Autocommit: the fence's lock waits for an undo in
+        flight and is let go at once, as the rollback that ended this read did, without
+        the ``BEGIN`` and ``ROLLBACK`` round trips. Columns, not rows loaded by the ORM."""
         async with autocommit(self.sessions) as session:
-            order = await OrderService(session, self.settings, self.analytics).forward(order_id)
-            payment = await PaymentRepository(session).for_order(order_id)
-            return order, payment.intent_id if payment else None
+            orders = OrderService(session, self.settings, self.analytics)
+            terms = await orders.charge_terms(order_id)
+            return terms, await PaymentRepository(session).intent_id(order_id)
 
     async def _open(self, order_id: str, intent_id: str) -> str:
         """The order's payment row with its intent's id, created on the first attempt
@@ -239,8 +240,7 @@ class PaymentService:
             if undo is not None:
                 orders = OrderService(session, self.settings, self.analytics)
                 await (orders.undo_started(order_id) if undo else orders.fence(order_id))
-            payment = await PaymentRepository(session).for_order(order_id)
-            return payment.intent_id if payment else None
+            return await PaymentRepository(session).intent_id(order_id)
 
     async def refresh(self, order_id: str) -> Authorization:
         """Ask the provider where the payment stands (after a webhook, or a wait's end)."""

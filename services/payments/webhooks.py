@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from integrations.payments.gateway import WebhookEvent
 from models.orders import OrderStatus
-from services.order_repository import OrderRepository
+from services.order_repository import OrderNotFound, OrderRepository
 from services.payments.repository import PaymentRepository
 from workflows.types.orders import DECISIVE_WEBHOOKS
 
@@ -46,7 +46,10 @@ class WebhookService:
         # flight: every card order's first webhook arrives then) cost each order a signal
         # and a workflow task for nothing: the customer can act only on the URL that the
         # authorisation records with ``requires_action``, so their webhook comes after it.
-        order = await self.orders.get(event.order_id)
-        if order is None or order.status != OrderStatus.REQUIRES_ACTION:
+        try:
+            status = await self.orders.status_of(event.order_id)
+        except OrderNotFound:
             return WebhookOutcome()
-        return WebhookOutcome(wake_order_id=order.id)
+        if status is not OrderStatus.REQUIRES_ACTION:
+            return WebhookOutcome()
+        return WebhookOutcome(wake_order_id=event.order_id)

@@ -34,7 +34,7 @@ from services.events.deliveries import DeliveryRepository
 from services.events.subscriptions import SubscriptionRepository
 from services.inventory import StockService
 from services.inventory.repositories import StockRepository
-from services.order_repository import OrderRepository
+from services.order_repository import ChargeTerms, OrderRepository
 from services.payments.repository import PaymentRepository
 from services.users import UserRepository
 from tests.events.customers import create_customer, create_order
@@ -228,6 +228,63 @@ async def test_an_orders_reads_run_statements_built_once(
         assert runs[0] is runs[1], runs
     assert await repository.get(orders[1].id) is orders[1]
     assert await users.hold(second.id) is second
+
+
+@contextmanager
+def orm_executions(session: AsyncSession) -> Iterator[list[Any]]:
+    """The statements ``session`` ran through the ORM's execute path inside the block."""
+    statements: list[Any] = []
+
+    def record(state: Any) -> None:
+        statements.append(state.statement)
+
+    event.listen(session.sync_session, "do_orm_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(session.sync_session, "do_orm_execute", record)
+
+
+async def test_an_orders_column_reads_run_built_once_without_the_orm(
+    db_session: AsyncSession, engine: AsyncEngine
+) -> None:
+    """The fence of an order's steps, its status, what its authorisation charges and its
+    payment's intent: run several times an order (each payment step reads the intent and
+    the fence; the API's long-poll and a payment webhook the status), each read is one
+    statement built once on the session's connection, not the ORM's execute path (its
+    compile state, loading context and autoflush, the cost left of reads already built
+    once). Two orders, one being undone and paid, each read with its own values."""
+    orders = [
+        await create_order(db_session, await create_customer(db_session), total=total)
+        for total in (1000, 2500)
+    ]
+    orders[1].undoing_at = utcnow()
+    orders[1].status = OrderStatus.REQUIRES_ACTION
+    db_session.add(orders[1])
+    await db_session.flush()
+    payments = PaymentRepository(db_session)
+    await payments.open(orders[1], "stripe", "pi_second")
+    repository = OrderRepository(db_session)
+    reads: list[Callable[[int], Awaitable[object]]] = [
+        lambda i: repository.undoing_since(orders[i].id),
+        lambda i: repository.status_of(orders[i].id),
+        lambda i: repository.charge_terms(orders[i].id),
+        lambda i: payments.intent_id(orders[i].id),
+    ]
+    answers = []
+    for read in reads:
+        with executed(engine) as runs, orm_executions(db_session) as through_orm:
+            answers.append((await read(0), await read(1)))
+        assert through_orm == [], through_orm
+        assert len(runs) == 2, runs
+        assert runs[0] is runs[1], runs
+    undoing, statuses, terms, intents = answers
+    assert undoing == (None, orders[1].undoing_at)
+    assert statuses == (OrderStatus.CONFIRMED, OrderStatus.REQUIRES_ACTION)
+    assert terms == tuple(
+        ChargeTerms(o.id, o.total, "USD", "pm_card_visa", o.undoing_at) for o in orders
+    )
+    assert intents == (None, "pi_second")
 
 
 async def test_an_orders_move_runs_one_statement_with_each_orders_values(
