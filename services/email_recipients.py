@@ -56,14 +56,14 @@ async def _recipient(
     session: AsyncSession, template: str, order_id: str | None, user_id: str | None
 ) -> Recipient | None:
     if order_id and template in ORDER_CUSTOMER_TEMPLATES:
-        order = await OrderRepository(session).get(order_id)
-        if order is None:
+        addressee = await OrderRepository(session).addressee(order_id)
+        if addressee is None:
             return None
-        user_id, email = order.user_id, order.email
+        user_id, email = addressee
     else:
         email = None
     # Read after the order: an erasure that rewrote the order's address since is seen here.
-    user = await UserRepository(session).hold(user_id) if user_id else None
+    user = await UserRepository(session).hold_contact(user_id) if user_id else None
     if user is None:
         return None
     return Recipient(email=email or user.email, name=user.name or "there")

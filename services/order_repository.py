@@ -141,6 +141,23 @@ class OrderRepository:
             raise OrderNotFound(f"no order {order_id}")
         return OrderStatus(status)
 
+    @staticmethod
+    @cache
+    def _addressee_statement() -> CoreSelect[str | None, str]:
+        orders = Order.__table__  # type: ignore[attr-defined]
+        return core_select(orders.c.user_id, orders.c.email).where(
+            orders.c.id == bindparam("p_order_id")
+        )
+
+    async def addressee(self, order_id: str) -> tuple[str | None, str] | None:
+        """The order's account and the address its customer chose (None: no such
+        order), without loading the order: its emails' recipient."""
+        connection = await self.session.connection()
+        found = (
+            await connection.execute(self._addressee_statement(), {"p_order_id": order_id})
+        ).first()
+        return None if found is None else (found[0], found[1])
+
     async def charge_terms(self, order_id: str) -> ChargeTerms:
         """Lock the order's row and return what authorising its payment reads of it,
         without loading the order (``OrderService.charge_terms`` fences it)."""

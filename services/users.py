@@ -8,7 +8,9 @@ from functools import cache
 from typing import Any
 
 from pydantic.networks import validate_email
+from sqlalchemy import Select as CoreSelect
 from sqlalchemy import bindparam, delete, func
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -56,6 +58,14 @@ def without_person(data: dict[str, Any]) -> dict[str, Any]:
     user_id = str(data.get("userId") or "")
     erased = {"email": erased_email(user_id), "name": ERASED_NAME}
     return data | {k: erased[k] for k in PERSONAL_KEYS if k in data}
+
+
+@dataclass(frozen=True)
+class Contact:
+    """An active account's address and name (``UserRepository.hold_contact``)."""
+
+    email: str
+    name: str
 
 
 class EmailTaken(Conflict):
@@ -121,6 +131,28 @@ class UserRepository:
         for an email). None for no account or a deleted one."""
         result = await self.session.exec(self._hold_statement(), params={"p_user_id": user_id})
         return result.first()
+
+    @staticmethod
+    @cache
+    def _hold_contact_statement() -> CoreSelect[str, str]:
+        users = User.__table__  # type: ignore[attr-defined]
+        return locked(
+            core_select(users.c.email, users.c.name).where(
+                users.c.id == bindparam("p_user_id"), users.c.status == UserStatus.ACTIVE
+            ),
+            read=True,
+        )
+
+    async def hold_contact(self, user_id: str) -> Contact | None:
+        """``hold`` (the same lock, to the same end) for a caller that reads only the
+        account's address and name, an email's recipient: without loading the account, a
+        Core statement built once on the session's connection, not the ORM's execute path
+        (issue #15: an order's confirmation reads it). Nothing staged is flushed first."""
+        connection = await self.session.connection()
+        found = (
+            await connection.execute(self._hold_contact_statement(), {"p_user_id": user_id})
+        ).first()
+        return None if found is None else Contact(email=found[0], name=found[1])
 
     async def by_email(self, email: str) -> User | None:
         result = await self.session.exec(

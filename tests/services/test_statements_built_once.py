@@ -30,13 +30,14 @@ from models.inventory import StockLevel
 from models.orders import OrderEvent, OrderLine, OrderStatus, TimelineAudience
 from models.quotes import QuoteLine
 from services.catalog.products import ProductService
+from services.email_recipients import Recipient, _recipient
 from services.events.deliveries import DeliveryRepository
 from services.events.subscriptions import SubscriptionRepository
 from services.inventory import StockService
 from services.inventory.repositories import StockRepository
 from services.order_repository import ChargeTerms, OrderRepository
 from services.payments.repository import PaymentRepository
-from services.users import UserRepository
+from services.users import Contact, UserRepository
 from tests.events.customers import create_customer, create_order
 from tests.factories import unique_slug
 
@@ -248,16 +249,19 @@ def orm_executions(session: AsyncSession) -> Iterator[list[Any]]:
 async def test_an_orders_column_reads_run_built_once_without_the_orm(
     db_session: AsyncSession, engine: AsyncEngine
 ) -> None:
-    """The fence of an order's steps, its status, what its authorisation charges and its
-    payment's intent: run several times an order (each payment step reads the intent and
-    the fence; the API's long-poll and a payment webhook the status), each read is one
+    """The fence of an order's steps, its status, what its authorisation charges, its
+    payment's intent, and its email's recipient (the order's address, the account held):
+    run several times an order (each payment step reads the intent and the fence; the
+    API's long-poll and a payment webhook the status), each read is one
     statement built once on the session's connection, not the ORM's execute path (its
     compile state, loading context and autoflush, the cost left of reads already built
     once). Two orders, one being undone and paid, each read with its own values."""
+    customers = [await create_customer(db_session) for _ in range(2)]
     orders = [
-        await create_order(db_session, await create_customer(db_session), total=total)
-        for total in (1000, 2500)
+        await create_order(db_session, customer, total=total)
+        for customer, total in zip(customers, (1000, 2500), strict=True)
     ]
+    orders[1].email = "chosen-at-checkout@example.com"
     orders[1].undoing_at = utcnow()
     orders[1].status = OrderStatus.REQUIRES_ACTION
     db_session.add(orders[1])
@@ -265,11 +269,14 @@ async def test_an_orders_column_reads_run_built_once_without_the_orm(
     payments = PaymentRepository(db_session)
     await payments.open(orders[1], "stripe", "pi_second")
     repository = OrderRepository(db_session)
+    users = UserRepository(db_session)
     reads: list[Callable[[int], Awaitable[object]]] = [
         lambda i: repository.undoing_since(orders[i].id),
         lambda i: repository.status_of(orders[i].id),
         lambda i: repository.charge_terms(orders[i].id),
         lambda i: payments.intent_id(orders[i].id),
+        lambda i: repository.addressee(orders[i].id),
+        lambda i: users.hold_contact(customers[i].id),
     ]
     answers = []
     for read in reads:
@@ -278,13 +285,20 @@ async def test_an_orders_column_reads_run_built_once_without_the_orm(
         assert through_orm == [], through_orm
         assert len(runs) == 2, runs
         assert runs[0] is runs[1], runs
-    undoing, statuses, terms, intents = answers
+    undoing, statuses, terms, intents, addressees, contacts = answers
     assert undoing == (None, orders[1].undoing_at)
     assert statuses == (OrderStatus.CONFIRMED, OrderStatus.REQUIRES_ACTION)
     assert terms == tuple(
         ChargeTerms(o.id, o.total, "USD", "pm_card_visa", o.undoing_at) for o in orders
     )
     assert intents == (None, "pi_second")
+    assert addressees == tuple((o.user_id, o.email) for o in orders)
+    assert contacts == tuple(Contact(email=c.email, name=c.name) for c in customers)
+    # The order's confirmation reads its recipient with these two
+    with orm_executions(db_session) as through_orm:
+        recipient = await _recipient(db_session, "order_confirmation", orders[1].id, None)
+    assert through_orm == [], through_orm
+    assert recipient == Recipient(email=orders[1].email, name=customers[1].name)
 
 
 async def test_an_orders_move_runs_one_statement_with_each_orders_values(
