@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, TypeVarTuple, cast
 
-from sqlalchemy import CTE, ColumnElement, Select, delete, event, select, text
+from sqlalchemy import CTE, ColumnElement, Row, Select, delete, event, select, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import InstrumentedAttribute, Mapped
@@ -20,6 +20,7 @@ from core.telemetry import Tracing
 
 SessionFactory = async_sessionmaker[AsyncSession]
 Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
+Columns = TypeVarTuple("Columns")
 
 
 def require_database_url(settings: Settings) -> str:
@@ -194,6 +195,19 @@ async def insert_rows(
     await session.flush()
     connection = await session.connection()
     await connection.execute(statement, list(rows))
+
+
+async def first_row(
+    session: AsyncSession, statement: Select[*Columns], params: Mapping[str, Any]
+) -> Row[*Columns] | None:
+    """The first row of ``statement``, a Core read of columns built once (``@cache``, with
+    bind parameters), run on the session's connection with ``params``: not the ORM's
+    execute path (its compile state, loading context, identity map and autoflush), what
+    an ORM read costs even when its statement is built once (issue #15). For a caller
+    that reads values, not a row it changes through the ORM; what the session has staged
+    is not flushed first."""
+    connection = await session.connection()
+    return (await connection.execute(statement, params)).first()
 
 
 @asynccontextmanager

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from core.db import insert_rows, locked
+from core.db import first_row, insert_rows, locked
 from core.errors import NotFound
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
@@ -123,23 +123,17 @@ class OrderRepository:
     async def undoing_since(self, order_id: str) -> datetime | None:
         """Lock the order's row and return when its undoing began (None: it has not),
         without loading the order: the fence of a step that needs nothing else of it."""
-        connection = await self.session.connection()
-        found = (
-            await connection.execute(self._undoing_statement(), {"p_order_id": order_id})
-        ).first()
+        found = await first_row(self.session, self._undoing_statement(), {"p_order_id": order_id})
         if found is None:
             raise OrderNotFound(f"no order {order_id}")
         return found[0]
 
     async def status_of(self, order_id: str) -> OrderStatus:
         """The order's status alone (one column of one row)."""
-        connection = await self.session.connection()
-        status = (
-            await connection.execute(self._status_statement(), {"p_order_id": order_id})
-        ).scalar()
-        if status is None:
+        found = await first_row(self.session, self._status_statement(), {"p_order_id": order_id})
+        if found is None:
             raise OrderNotFound(f"no order {order_id}")
-        return OrderStatus(status)
+        return OrderStatus(found[0])
 
     @staticmethod
     @cache
@@ -152,19 +146,13 @@ class OrderRepository:
     async def addressee(self, order_id: str) -> tuple[str | None, str] | None:
         """The order's account and the address its customer chose (None: no such
         order), without loading the order: its emails' recipient."""
-        connection = await self.session.connection()
-        found = (
-            await connection.execute(self._addressee_statement(), {"p_order_id": order_id})
-        ).first()
+        found = await first_row(self.session, self._addressee_statement(), {"p_order_id": order_id})
         return None if found is None else (found[0], found[1])
 
     async def charge_terms(self, order_id: str) -> ChargeTerms:
         """Lock the order's row and return what authorising its payment reads of it,
         without loading the order (``OrderService.charge_terms`` fences it)."""
-        connection = await self.session.connection()
-        found = (
-            await connection.execute(self._charge_statement(), {"p_order_id": order_id})
-        ).first()
+        found = await first_row(self.session, self._charge_statement(), {"p_order_id": order_id})
         if found is None:
             raise OrderNotFound(f"no order {order_id}")
         order_id, total, currency, payment_token, undoing_at = found

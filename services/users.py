@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from core.db import locked
+from core.db import first_row, locked
 from core.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from core.events import EventType
 from core.outbox import publish
@@ -148,10 +148,9 @@ class UserRepository:
         account's address and name, an email's recipient: without loading the account, a
         Core statement built once on the session's connection, not the ORM's execute path
         (issue #15: an order's confirmation reads it). Nothing staged is flushed first."""
-        connection = await self.session.connection()
-        found = (
-            await connection.execute(self._hold_contact_statement(), {"p_user_id": user_id})
-        ).first()
+        found = await first_row(
+            self.session, self._hold_contact_statement(), {"p_user_id": user_id}
+        )
         return None if found is None else Contact(email=found[0], name=found[1])
 
     async def by_email(self, email: str) -> User | None:

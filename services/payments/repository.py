@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from core.db import locked
+from core.db import first_row, locked
 from core.ids import IdPrefix, new_id
 from models.base import utcnow
 from models.orders import Order, OrderEvent, TimelineAudience
@@ -50,9 +50,8 @@ class PaymentRepository:
         that knows no intent), without loading the payment: each of an order's payment
         steps reads it first. A Core statement built once on the session's connection,
         without the ORM's execute path (issue #15); nothing staged is flushed first."""
-        connection = await self.session.connection()
-        found = await connection.execute(self._intent_statement(), {"p_order_id": order_id})
-        return found.scalar()
+        found = await first_row(self.session, self._intent_statement(), {"p_order_id": order_id})
+        return None if found is None else found[0]
 
     async def open(self, order: Order, provider: str, intent_id: str) -> str | None:
         """The order's payment row, pending, once: its id, or None if it existed already."""

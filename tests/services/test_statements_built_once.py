@@ -12,7 +12,7 @@ at every call."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import delete, event
@@ -43,36 +43,34 @@ from tests.factories import unique_slug
 
 
 @contextmanager
-def executed(engine: AsyncEngine) -> Iterator[list[Any]]:
-    """The statement objects run on ``engine`` inside the block."""
-    statements: list[Any] = []
+def recorded(target: Any, name: str, pick: Callable[..., Any]) -> Iterator[list[Any]]:
+    """What ``pick`` takes of each ``name`` event of ``target`` inside the block."""
+    seen: list[Any] = []
 
-    def record(_conn: Any, clause: Any, *_: Any) -> None:
-        statements.append(clause)
+    def record(*args: Any) -> None:
+        seen.append(pick(*args))
 
-    event.listen(engine.sync_engine, "before_execute", record)
+    event.listen(target, name, record)
     try:
-        yield statements
+        yield seen
     finally:
-        event.remove(engine.sync_engine, "before_execute", record)
+        event.remove(target, name, record)
 
 
-@contextmanager
-def compiled(engine: AsyncEngine) -> Iterator[list[Any]]:
+def executed(engine: AsyncEngine) -> AbstractContextManager[list[Any]]:
+    """The statement objects run on ``engine`` inside the block."""
+    return recorded(engine.sync_engine, "before_execute", lambda _conn, clause, *_: clause)
+
+
+def compiled(engine: AsyncEngine) -> AbstractContextManager[list[Any]]:
     """The compiled forms (SQLAlchemy's ``Compiled``) of the statements run on ``engine``
     inside the block: the same object twice is one compilation, taken from the cache."""
-    forms: list[Any] = []
+    return recorded(engine.sync_engine, "before_cursor_execute", lambda *args: args[4].compiled)
 
-    def record(
-        _conn: Any, _cursor: Any, _sql: str, _params: Any, context: Any, _many: bool
-    ) -> None:
-        forms.append(context.compiled)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield forms
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+def orm_executions(session: AsyncSession) -> AbstractContextManager[list[Any]]:
+    """The statements ``session`` ran through the ORM's execute path inside the block."""
+    return recorded(session.sync_session, "do_orm_execute", lambda state: state.statement)
 
 
 def _line(product_id: str, quantity: int) -> QuoteLine:
@@ -229,21 +227,6 @@ async def test_an_orders_reads_run_statements_built_once(
         assert runs[0] is runs[1], runs
     assert await repository.get(orders[1].id) is orders[1]
     assert await users.hold(second.id) is second
-
-
-@contextmanager
-def orm_executions(session: AsyncSession) -> Iterator[list[Any]]:
-    """The statements ``session`` ran through the ORM's execute path inside the block."""
-    statements: list[Any] = []
-
-    def record(state: Any) -> None:
-        statements.append(state.statement)
-
-    event.listen(session.sync_session, "do_orm_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(session.sync_session, "do_orm_execute", record)
 
 
 async def test_an_orders_column_reads_run_built_once_without_the_orm(
