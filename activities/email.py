@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.common import RetryPolicy
 
-from core.db import SessionFactory
+from core.db import SessionFactory, holders
 from services.email import EmailService
 from services.email_recipients import held_recipient, reads_recipient
 from services.payments.service import unrefunded
@@ -65,9 +65,10 @@ class EmailActivities:
         order_id = str(input.context["order_id"]) if input.context.get("order_id") else None
         if self._sessions is None or not reads_recipient(input.template, order_id, input.user_id):
             return await self._deliver(input, input.to, input.context, order_id)
-        async with held_recipient(
-            self._sessions, input.template, order_id, input.user_id
-        ) as recipient:
+        async with (
+            holders(self._sessions),
+            held_recipient(self._sessions, input.template, order_id, input.user_id) as recipient,
+        ):
             if recipient is None:
                 activity.logger.info(
                     "no %s for %s: account closed", input.template, order_id or input.user_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, TypeVarTuple, cast
@@ -208,6 +210,28 @@ async def first_row(
     is not flushed first."""
     connection = await session.connection()
     return (await connection.execute(statement, params)).first()
+
+
+# Per engine: work that keeps one connection while it takes another from the same pool.
+_HOLDERS: weakref.WeakKeyDictionary[object, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def holders(factory: SessionFactory) -> asyncio.Semaphore:
+    """What work that keeps a connection while it takes a second from the same pool enters
+    first (an email sent under its account's hold, an event's handler whose email books
+    itself in transactions of its own). With as many such as the pool has connections,
+    each waited for another's second until the pool's timeout and failed: at most half
+    the pool's connections enter at once in a process, so the others always free one.
+    Never entered twice by one task (it would wait for itself)."""
+    bind = factory.kw.get("bind")
+    if bind is None:
+        return asyncio.Semaphore(1)
+    found = _HOLDERS.get(bind)
+    if found is None:
+        size = getattr(getattr(bind, "pool", None), "size", None)
+        kept = int(size()) if callable(size) else 1
+        found = _HOLDERS[bind] = asyncio.Semaphore(max(1, kept // 2))
+    return found
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-from core.db import SessionFactory, autocommit, transaction
+from core.db import SessionFactory, autocommit, holders, transaction
 from core.telemetry import Tracing, continued_span
 from models.events import DeliveryStatus
 from services.events.deliveries import DeliveryRepository
@@ -78,7 +78,8 @@ class DeliveryService:
                     "shop.event.generation": generation,
                 },
             ):
-                async with transaction(self._sessions) as session:
+                # Its handler may book an email in transactions of their own.
+                async with holders(self._sessions), transaction(self._sessions) as session:
                     ran = await handle_event_in(session, subscriber, event)
                     deliveries = DeliveryRepository(session)
                     await deliveries.finish(

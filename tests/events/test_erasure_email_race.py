@@ -10,10 +10,11 @@ went, and any send after it finds the account closed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.testing import ActivityEnvironment
 
 from activities.email import EmailActivities, SendEmailInput, SendEmailResult
@@ -132,3 +133,45 @@ async def test_an_event_email_on_its_way_at_an_erasure_goes_before_it_is_acknowl
 
 async def _sent(mail_api: MailApi, user: User) -> list[dict[str, Any]]:
     return await mail_api.mailbox(user.email)
+
+
+async def test_sends_that_hold_their_accounts_never_take_every_connection(
+    engine: AsyncEngine, mail_api: MailApi
+) -> None:
+    """A send holds its account on one connection and books the email on another. Three
+    welcomes at once on a pool of two (no overflow) each took one and waited for a second
+    until the pool's timeout: they failed (sqlalchemy's TimeoutError). Now at most half
+    the pool's connections hold at once (``core.db.holders``), and all three go."""
+    small = create_async_engine(
+        engine.url.render_as_string(hide_password=False),
+        pool_size=2,
+        max_overflow=0,
+        pool_timeout=3,
+    )
+    try:
+        sessions = create_session_factory(small)
+        users = [await _customer(sessions, f"pool-{n}") for n in range(3)]
+        emails, held = _held_emails(sessions, mail_api)
+        activities = EmailActivities(emails, sessions)
+
+        async def welcome(user: User) -> SendEmailResult:
+            return await ActivityEnvironment().run(
+                activities.send_email,
+                SendEmailInput(
+                    idempotency_key=f"welcome:{user.id}",
+                    template="welcome",
+                    to=user.email,
+                    context={"name": user.name, "email": user.email},
+                    user_id=user.id,
+                ),
+            )
+
+        held.hold.release.set()  # nothing held at the provider: the pool alone decides
+        sent = await asyncio.gather(*(welcome(user) for user in users))
+        assert [result.skipped for result in sent] == [None, None, None]
+        for user in users:
+            assert [m["subject"] for m in await _sent(mail_api, user)] == [
+                "Welcome to Shopweave, Ada Lovelace"
+            ]
+    finally:
+        await small.dispose()
