@@ -275,11 +275,22 @@ class DeliveryRepository:
 
     async def restart(self, ref: DeliveryRef) -> bool:
         """A new generation, not started: the next pass starts a fresh workflow (the relay
-        is woken at commit). False if it is no longer pending."""
+        is woken at commit). False if it is no longer pending.
+
+        With a fresh budget, as a replay: the new workflow retries up to
+        ``EVENT_MAX_ATTEMPTS`` times whatever the lost one had spent, so ``attempts``
+        starts again from 0 (``last_error`` kept). Carried over, a delivery restarted
+        after its batch was terminated showed 11 attempts against a limit of 10 and
+        stayed pending while its new run retried, up to 10 more."""
         result = await self.session.exec(
             update(EventDelivery)
             .where(*_this(ref), col(EventDelivery.status) == DeliveryStatus.PENDING)
-            .values(generation=EventDelivery.generation + 1, started_at=None, workflow_id=None)
+            .values(
+                generation=EventDelivery.generation + 1,
+                attempts=0,
+                started_at=None,
+                workflow_id=None,
+            )
             .returning(col(EventDelivery.event_id))
         )
         restarted = result.first() is not None
