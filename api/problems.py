@@ -21,6 +21,7 @@ from core.errors import (
 from core.logging import request_id_var
 from core.telemetry import current_trace_id
 from models.base import CamelModel
+from services.fulfillment.service import FulfillmentUnavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -146,9 +147,18 @@ TEMPORAL_UNAVAILABLE: tuple[ProblemSpec, ...] = (
     DependencyUnavailable,
     (DependencyUnavailable, "temporal_unavailable"),
 )
-# The codes answered with ``Retry-After`` (the same request goes through a moment later).
+# The codes answered with ``Retry-After`` (the same request goes through a moment later):
+# the database's, Redis' and Temporal's outages (``TemporalUnavailable``: a workflow out
+# of reach, ``dependency_unavailable``, or no connection, ``temporal_unavailable``), and a
+# fulfilment step that gave up for the moment (``fulfillment_unavailable``).
 RETRY_AFTER_CODES = frozenset(
-    {DatabaseUnavailable.code, DependencyUnavailable.code, "idempotency_unavailable"}
+    {
+        DatabaseUnavailable.code,
+        DependencyUnavailable.code,
+        "temporal_unavailable",
+        FulfillmentUnavailable.code,
+        "idempotency_unavailable",
+    }
 )
 
 _REQUEST_ID = "req_01JEX5D8E9F0G1H2J3K4M5N6P7"
@@ -203,6 +213,11 @@ PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
         code="temporal_unavailable",
         summary="No connection to Temporal could be opened",
     ),
+    # What a fulfilment action answers when the workflow's step gave up
+    # (``workflows.fulfillment_parcels.as_refusal``).
+    FulfillmentUnavailable.code: _example(
+        FulfillmentUnavailable, "the fulfilment step could not complete; try again"
+    ),
 }
 
 
@@ -250,8 +265,7 @@ def problem_entry(status: int, codes: set[str], examples: set[str] | None = None
         named = " and ".join(f"`{code}`" for code in retried)
         entry["headers"] = {
             "Retry-After": {
-                "description": f"With {named}: seconds to wait before trying again "
-                "(`dependency_unavailable` sends it when Redis did not answer)",
+                "description": f"With {named}: seconds to wait before trying again",
                 "schema": {"type": "integer", "minimum": 1},
             }
         }

@@ -124,6 +124,30 @@ class DatabaseUnavailable(DependencyUnavailable):
     title = "The database is unavailable"
 
 
+class RetryShortly(DependencyUnavailable):
+    """An outage of the moment: the same request a moment later may go through, so it is
+    answered with ``Retry-After``, as the database's and Redis' outages are."""
+
+    RETRY_AFTER_SECONDS: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        retry = {"Retry-After": str(self.RETRY_AFTER_SECONDS)}
+        super().__init__(detail, code=code, headers=retry | (headers or {}), **extra)
+
+
+class TemporalUnavailable(RetryShortly):
+    """Temporal out of reach, or not answering about a workflow in time
+    (``temporal/client.py``, ``temporal/clients``). Its code is ``dependency_unavailable``
+    (``temporal_unavailable`` when no connection could be opened)."""
+
+
 class InternalError(ShopError):
     """A bug of ours: an exception nothing expected, answered by the API's last handler
     (``api/errors.py``). Never raised on purpose."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from core.errors import DependencyUnavailable, ShopError
+from core.errors import ShopError, TemporalUnavailable
 from models.orders import AFTER_SALE_STATUSES, FINAL_STATUSES, Order, OrderStatus
 from services.order_repository import OrderRepository
 from services.orders import OrderNotCancellable
@@ -77,7 +77,7 @@ class OrderCancellation:
             # It ended otherwise first (e.g. the payment failed while the cancel was on its way).
             raise OrderNotCancellable(f"the order is {now}")
         if outcome is CancelOutcome.NOT_RUNNING and now not in FINAL_STATUSES:
-            raise DependencyUnavailable("the order's workflow cannot be reached yet; try again")
+            raise TemporalUnavailable("the order's workflow cannot be reached yet; try again")
         return CancelAnswer(order, underway=outcome is CancelOutcome.UNDERWAY)
 
     async def _after_refusal(

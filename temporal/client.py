@@ -15,7 +15,7 @@ from temporalio.client import Client, Interceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
-from core.errors import DependencyUnavailable
+from core.errors import DependencyUnavailable, TemporalUnavailable
 from core.settings import Settings
 from core.telemetry import ProcessRole, tracing_for
 from temporal.failures import data_converter
@@ -80,9 +80,9 @@ async def connect(
         raise not_reachable(settings.temporal_address, exc, timeout) from exc
 
 
-def not_reachable(address: str | None, exc: Exception, seconds: float) -> DependencyUnavailable:
+def not_reachable(address: str | None, exc: Exception, seconds: float) -> TemporalUnavailable:
     """No connection to Temporal opened within ``seconds`` (``exc`` says why): 503
     ``temporal_unavailable``, naming the address (``address``: None when not known)."""
     where = f"Temporal at {address}" if address else "Temporal"
     reason = str(exc) or f"no connection within {seconds:g} s"
-    return DependencyUnavailable(f"{where} is not reachable: {reason}", code="temporal_unavailable")
+    return TemporalUnavailable(f"{where} is not reachable: {reason}", code="temporal_unavailable")

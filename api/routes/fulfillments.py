@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response, status
 from api.deps import DbSession, State, after_commit
 from api.problems import TEMPORAL_UNAVAILABLE, problem_responses
 from api.security import StaffUser
-from core.errors import Conflict, DependencyUnavailable, ShopError, ValidationFailed
+from core.errors import Conflict, ShopError, ValidationFailed
 from models.base import Page
 from models.fulfillment import FulfillmentStatus
 from models.fulfillment_api import (
@@ -32,6 +32,7 @@ from services.fulfillment.service import (
     FulfillmentHasLabels,
     FulfillmentNotOnHold,
     FulfillmentOnHold,
+    FulfillmentUnavailable,
     QuantityExceedsUnassigned,
     UnknownOrderLine,
 )
@@ -53,10 +54,10 @@ _REFUSALS: dict[str, type[ShopError]] = {
         UnknownOrderLine,
         QuantityExceedsUnassigned,
         FulfillmentNotFound,
+        FulfillmentUnavailable,
     )
 }
 _REFUSALS["validation_error"] = ValidationFailed
-_REFUSALS["fulfillment_unavailable"] = DependencyUnavailable
 
 SHIPMENT_EXAMPLE = {
     "lines": [{"orderLineId": "oline_01JD3Q5Z8K2M4N6P8R0T2V4X6Z", "quantity": 1}],
@@ -143,6 +144,7 @@ async def get_fulfillment(
         FulfillmentClosed,
         UnknownOrderLine,
         QuantityExceedsUnassigned,
+        FulfillmentUnavailable,
         *TEMPORAL_UNAVAILABLE,
     ),
     openapi_extra={"requestBody": {"content": {"application/json": {"example": SHIPMENT_EXAMPLE}}}},
@@ -183,7 +185,9 @@ async def create_shipment(
     "/admin/fulfillments/{fulfillment_id}/hold",
     summary="Put a fulfilment order on hold (staff)",
     response_model=FulfillmentPublic,
-    responses=problem_responses(FulfillmentNotFound, FulfillmentClosed, *TEMPORAL_UNAVAILABLE),
+    responses=problem_responses(
+        FulfillmentNotFound, FulfillmentClosed, FulfillmentUnavailable, *TEMPORAL_UNAVAILABLE
+    ),
 )
 async def hold_fulfillment(
     fulfillment_id: str,
@@ -210,7 +214,11 @@ async def hold_fulfillment(
     summary="Release a fulfilment order from its hold (staff)",
     response_model=FulfillmentPublic,
     responses=problem_responses(
-        FulfillmentNotFound, FulfillmentNotOnHold, FulfillmentClosed, *TEMPORAL_UNAVAILABLE
+        FulfillmentNotFound,
+        FulfillmentNotOnHold,
+        FulfillmentClosed,
+        FulfillmentUnavailable,
+        *TEMPORAL_UNAVAILABLE,
     ),
 )
 async def release_fulfillment(
@@ -238,7 +246,11 @@ async def release_fulfillment(
             "model": FulfillmentPublic,
         },
         **problem_responses(
-            FulfillmentNotFound, FulfillmentHasLabels, FulfillmentClosed, *TEMPORAL_UNAVAILABLE
+            FulfillmentNotFound,
+            FulfillmentHasLabels,
+            FulfillmentClosed,
+            FulfillmentUnavailable,
+            *TEMPORAL_UNAVAILABLE,
         ),
     },
 )

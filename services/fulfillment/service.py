@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.errors import Conflict, ValidationFailed
+from core.errors import Conflict, RetryShortly, ValidationFailed
 from core.events import EventType
 from core.outbox import publish
 from models.base import utcnow
@@ -70,6 +70,15 @@ class QuantityExceedsUnassigned(ValidationFailed):
 
 
 CLOSED = frozenset({FulfillmentStatus.CANCELLED, FulfillmentStatus.DELIVERED})
+
+
+class FulfillmentUnavailable(RetryShortly):
+    """A fulfilment step (its activity) failed for a reason of the moment and the
+    workflow's Update gave up on it (``workflows.fulfillment_parcels.as_refusal``):
+    nothing was changed, the same request may go through a moment later."""
+
+    code = "fulfillment_unavailable"
+    title = "The fulfilment step could not complete"
 
 
 class FulfillmentService:

@@ -2,7 +2,8 @@
 
 Callers (the API, the CLI, activities) wait a bounded time for Temporal and never see
 its exceptions: an unknown or finished workflow is ``WorkflowNotFound``; anything that
-means Temporal cannot be reached or did not answer is ``DependencyUnavailable`` (503).
+means Temporal cannot be reached or did not answer is ``TemporalUnavailable`` (503
+``dependency_unavailable`` with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.errors import Conflict, DependencyUnavailable, NotFound
+from core.errors import Conflict, DependencyUnavailable, NotFound, TemporalUnavailable
 from core.settings import Settings
 from core.telemetry import ProcessRole
 from temporal.client import connect, not_reachable
@@ -99,9 +100,9 @@ async def call(request: Awaitable[T], *, what: str, seconds: float = CALL_SECOND
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
             raise WorkflowNotFound(f"{what} is not running") from exc
-        raise DependencyUnavailable(f"{what} cannot be reached; try again") from exc
+        raise TemporalUnavailable(f"{what} cannot be reached; try again") from exc
     except (TimeoutError, OSError, RuntimeError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-        raise DependencyUnavailable(f"{what} did not answer; try again") from exc
+        raise TemporalUnavailable(f"{what} did not answer; try again") from exc
 
 
 def refusal(exc: WorkflowUpdateFailedError, what: str) -> Exception:
@@ -112,4 +113,4 @@ def refusal(exc: WorkflowUpdateFailedError, what: str) -> Exception:
     cause = exc.cause
     if isinstance(cause, ApplicationError) and cause.type:
         return WorkflowRefused(cause.message, code=cause.type)
-    return DependencyUnavailable(f"{what}; try again")
+    return TemporalUnavailable(f"{what}; try again")

@@ -16,7 +16,7 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ApplicationError
 
-from core.errors import DependencyUnavailable
+from core.errors import TemporalUnavailable
 from models.workflow_starts import WorkflowStart
 from services import workflow_starts
 from temporal.clients.connection import (
@@ -119,4 +119,4 @@ def _refused(exc: WorkflowUpdateFailedError, what: str, name: str) -> Exception:
     cause = exc.cause
     if isinstance(cause, ApplicationError) and cause.type:
         return WorkflowRefused(cause.message, code=cause.type)
-    return DependencyUnavailable(f"{what} could not take {name}; try again")
+    return TemporalUnavailable(f"{what} could not take {name}; try again")

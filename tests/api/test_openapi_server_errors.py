@@ -20,6 +20,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from api.app import create_app
 from api.deps import RedisClient
@@ -31,10 +33,14 @@ from api.problems import (
     entry_codes,
     entry_examples,
 )
+from api.routes.fulfillments import refused as fulfilment_refused
 from cli.stack.process import free_port
 from core.db import create_engine
 from core.settings import Settings
+from temporal.clients.connection import WorkflowRefused
+from temporal.clients.connection import refusal as temporal_refusal
 from tests.api.route_table import operations
+from workflows.fulfillment_parcels import as_refusal
 
 NO_DATABASE_OUTAGE = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}
 # The ids of a request (and the path it was sent to) differ from one answer to the next.
@@ -75,6 +81,21 @@ def test_every_operation_documents_a_bug_and_the_databases_outage(
         assert "Retry-After" in unavailable["headers"], (method, path)
     assert without_500 == []
     assert {tuple(name.split(" ", 1)) for name in without_503} == NO_DATABASE_OUTAGE
+
+
+def test_every_temporal_outage_documents_retry_after(document: dict[str, Any]) -> None:
+    """A workflow out of reach (``dependency_unavailable``) or no connection to Temporal
+    (``temporal_unavailable``) is answered with ``Retry-After``, as the document says."""
+    temporal = 0
+    for method, path, operation in _operations(document):
+        codes = _codes(operation, "503")
+        if "temporal_unavailable" not in codes:
+            continue
+        temporal += 1
+        header = operation["responses"]["503"]["headers"]["Retry-After"]
+        for code in ("temporal_unavailable", "dependency_unavailable"):
+            assert f"`{code}`" in header["description"], (method, path)
+    assert temporal > 0
 
 
 def test_every_documented_server_error_has_its_example(document: dict[str, Any]) -> None:
@@ -233,3 +254,58 @@ async def test_the_examples_are_what_the_api_answers(
         assert_is_the_example(response, "database_unavailable")
     finally:
         await unreachable.dispose()
+
+
+# The fulfilment actions, whose workflow Update answers ``fulfillment_unavailable`` when
+# its step gave up (``workflows.fulfillment_parcels.as_refusal``).
+FULFILMENT_ACTIONS = {
+    ("POST", "/api/admin/fulfillments/{fulfillment_id}/shipments"),
+    ("POST", "/api/admin/fulfillments/{fulfillment_id}/hold"),
+    ("POST", "/api/admin/fulfillments/{fulfillment_id}/release"),
+    ("POST", "/api/admin/fulfillments/{fulfillment_id}/cancel"),
+}
+
+
+def test_the_fulfilment_actions_declare_their_step_unavailable(
+    document: dict[str, Any],
+) -> None:
+    declaring = {
+        (method, path)
+        for method, path, operation in _operations(document)
+        if "fulfillment_unavailable" in _codes(operation, "503")
+    }
+    assert declaring == FULFILMENT_ACTIONS
+    for method, path in FULFILMENT_ACTIONS:
+        entry = document["paths"][path][method.lower()]["responses"]["503"]
+        assert "fulfillment_unavailable" in entry_examples(entry), (method, path)
+        assert "`fulfillment_unavailable`" in entry["headers"]["Retry-After"]["description"]
+
+
+async def test_a_fulfilment_step_that_gave_up_is_answered_as_the_example(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The workflow's refusal as the client gets it back (``refusal``) and the route
+    answers it (``refused``): 503 ``fulfillment_unavailable`` with ``Retry-After``."""
+    step = ActivityError(
+        "activity error",
+        scheduled_event_id=5,
+        started_event_id=6,
+        identity="worker",
+        activity_type="fulfillment.hold",
+        activity_id="1",
+        retry_state=None,
+    )
+    step.__cause__ = ApplicationError("the database did not answer", type="TimeoutError")
+    update_failed = WorkflowUpdateFailedError(as_refusal(step))
+    update_failed.__cause__ = update_failed.cause
+
+    async def step_gave_up() -> None:
+        refusal = temporal_refusal(update_failed, "fulfilment ful_…")
+        assert isinstance(refusal, WorkflowRefused)
+        fulfilment_refused(refusal)
+
+    app.add_api_route("/api/_test/fulfilment-step", step_gave_up)
+    response = await client.get("/api/_test/fulfilment-step")
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert_is_the_example(response, "fulfillment_unavailable")

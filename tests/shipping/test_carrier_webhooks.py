@@ -174,6 +174,8 @@ async def test_temporal_away_answers_503_so_easypost_sends_it_again(
     answer = await asyncio.wait_for(away.post(URL, **signed(settings, event)), 30)
     assert answer.status_code == 503, answer.text
     assert answer.json()["code"] == "temporal_unavailable"
+    # Try again in a moment, as a database or Redis outage says.
+    assert answer.headers["retry-after"] == "1"
     # As the OpenAPI document shows it: Temporal named, not Redis.
     assert_is_the_example(answer, "temporal_unavailable", detail=NO_CONNECTION)
 
@@ -229,3 +231,4 @@ async def test_temporal_gone_after_connecting_answers_503_naming_the_workflow(
     assert answer.status_code == 503, answer.text
     assert_is_the_example(answer, TEMPORAL_EXAMPLE, detail=CALL_FAILED)
     assert shipment.id in answer.json()["detail"]
+    assert answer.headers["retry-after"] == "1"
