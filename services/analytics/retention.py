@@ -3,7 +3,7 @@ and how many of each came back in each later period."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
@@ -78,15 +78,24 @@ class RetentionQuery:
         count = periods or DEFAULT_PERIODS
         resolved = resolve_range(time_range, start, end, now)
         horizon = PERIOD_LENGTH[unit] * (count + 1)
-        return cls(unit, count, by, ensure_horizon(resolved, horizon))
+        resolved = ensure_horizon(resolved, horizon)
+        # Whole cohorts: the range starts at the start of its first period, as reported
+        # (``range.from``) and as counted.
+        whole = replace(resolved, start=period_start(resolved.start, unit))
+        return cls(unit, count, by, whole)
 
     @property
     def first_period(self) -> datetime:
-        """The range's start, down to the start of its period (whole cohorts)."""
-        day = self.range.start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        if self.period is RetentionPeriod.WEEK:
-            day -= timedelta(days=day.weekday())
-        return day
+        """The start of the first cohort's period: the range's start (``parse``)."""
+        return self.range.start
+
+
+def period_start(at: datetime, period: RetentionPeriod) -> datetime:
+    """The start of the period ``at`` falls in: its UTC day, or the Monday of its week."""
+    day = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period is RetentionPeriod.WEEK:
+        day -= timedelta(days=day.weekday())
+    return day
 
 
 # Per cohort kind: the people's column their cohort comes from, and the rollups' event

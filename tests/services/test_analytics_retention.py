@@ -86,6 +86,33 @@ async def test_weekly_cohorts_by_first_order(history: AsyncSession) -> None:
     assert report.cohorts[0].rates == [1.0, 0.5, 0.0, 0.5]
 
 
+@pytest.mark.parametrize(
+    ("period", "start", "first"),
+    [
+        # From a Wednesday 09:00: the Monday of that week, as its first cohort starts.
+        ("week", T0 + 2 * D, datetime(2001, 3, 5, tzinfo=UTC)),
+        ("day", T0, datetime(2001, 3, 5, tzinfo=UTC)),
+    ],
+)
+async def test_the_range_reported_starts_with_its_first_cohort(
+    history: AsyncSession, period: str, start: datetime, first: datetime
+) -> None:
+    parsed = RetentionQuery.parse(
+        period=period,
+        periods=3,
+        cohort=None,
+        time_range=None,
+        start=start,
+        end=T0 + 14 * D,
+        now=NOW,
+    )
+    report = await RetentionService(history).retention(parsed, NOW)
+    assert report.range.from_ == first
+    assert report.range.to == T0 + 14 * D
+    # No cohort before it (a daily one is listed only with people in it).
+    assert min(c.start for c in report.cohorts) >= first.date()
+
+
 async def test_weekly_cohorts_by_first_visit(history: AsyncSession) -> None:
     report = await retention(history, cohort="first_visit")
     # Week 0: p1, p2, p4 (p4's view); week 1: p5. Any event brings someone back.
