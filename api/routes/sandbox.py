@@ -12,14 +12,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from api.deps import DbSession, RedisClient
 from integrations.sandbox.sendgrid import (
+    DOWN_STATUS,
     SandboxFaults,
     SandboxMailbox,
     SendGridError,
     api_key_valid,
+    down_error,
     new_message_id,
     to_row,
     validate_mail_send,
@@ -62,10 +64,10 @@ async def mail_send(
     message_id = new_message_id()
     row = to_row(message_id, payload)
     fault = await SandboxFaults(redis).take(row.to_emails)
-    if fault == "down":
-        return _errors(503, [SendGridError("Service Unavailable (sandbox fault: down)")])
+    if fault is not None and fault.mode == "down":
+        return _errors(fault.status, [down_error(fault.status)])
     await SandboxMailbox(session).store(row)
-    if fault == "accept_then_fail":
+    if fault is not None and fault.mode == "accept_then_fail":
         # The message is kept (the request still commits) but the client is told it
         # failed, as when the provider took a message and the answer was lost.
         return _errors(500, [SendGridError("Internal Server Error (sandbox fault)")])
@@ -85,8 +87,10 @@ async def email_activity(
     if not api_key_valid(authorization):
         return _errors(401, [_UNAUTHORIZED])
     faults = SandboxFaults(redis)
-    if (await faults.current() or {}).get("mode") == "down":
-        return _errors(503, [SendGridError("Service Unavailable (sandbox fault: down)")])
+    current = await faults.current() or {}
+    if current.get("mode") == "down":
+        down = int(current.get("status") or DOWN_STATUS)
+        return _errors(down, [down_error(down)])
     lag = await faults.activity_lag()
     try:
         rows = await SandboxMailbox(session).search(
@@ -114,12 +118,45 @@ async def email_activity(
 
 
 class FaultRequest(CamelModel):
-    mode: Literal["down", "accept_then_fail"]
+    """The other sandboxes' switches (``failureRate``, ``status``, ``lostAnswerRate``,
+    ``latencyMs``), or a ``mode`` with the share of calls it affects (``failureRate``)."""
+
+    mode: Literal["down", "accept_then_fail"] | None = Field(
+        default=None,
+        description="`down`: refused 503, nothing stored; `accept_then_fail`: stored, then "
+        "500. With `failureRate`, that share of calls; not with `status` or `lostAnswerRate`",
+    )
+    failure_rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Share of calls that fail: answered `status` (500 if unset), nothing "
+        "stored (with `mode`: the share of calls it affects)",
+    )
+    status: int | None = Field(
+        default=None,
+        ge=400,
+        le=599,
+        description="The status failing calls answer (500 if unset); alone, every call fails",
+    )
+    lost_answer_rate: float = Field(
+        default=0,
+        ge=0,
+        le=1,
+        description="Share of calls that are stored but answer 500, as when the answer was "
+        "lost on the way back",
+    )
+    latency_ms: int = Field(default=0, ge=0, le=30_000, description="Added to every call")
     count: int | None = Field(default=None, ge=1, description="Requests to affect; none: all")
     to: str | None = Field(default=None, max_length=320, description="Only sends to this address")
-    failure_rate: float | None = Field(
-        default=None, gt=0, le=1, description="Affect each request with this probability"
-    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> FaultRequest:
+        if self.mode is not None and (self.status is not None or self.lost_answer_rate):
+            raise ValueError(
+                "mode is not given with status or lostAnswerRate: give one or the other"
+            )
+        return self
 
 
 @router.put(
@@ -129,11 +166,25 @@ class FaultRequest(CamelModel):
     response_class=Response,
 )
 async def set_fault(body: FaultRequest, redis: RedisClient) -> Response:
-    """`down`: sends answer 503 and nothing is stored. `accept_then_fail`: the message is
-    stored, then the send answers 500. `count` limits the fault to that many sends, `to`
-    to sends to one address, `failureRate` to that share of requests (drawn per request).
-    They apply to mail sends and to the Marketing calls alike."""
-    await SandboxFaults(redis).set(body.mode, body.count, body.to, body.failure_rate)
+    """As the other sandboxes: `failureRate` of calls answer `status` (default 500) and
+    nothing is stored; `status` alone fails every call (503: SendGrid down, the Email
+    Activity search too); `lostAnswerRate` of calls store the message, then answer 500;
+    `latencyMs` is added to every call. Or `mode`: `down` (503, nothing stored) or
+    `accept_then_fail` (stored, then 500), for every call or `failureRate` of them.
+    `count` limits the fault to that many calls, `to` to sends to one address. They apply
+    to mail sends and to the Marketing calls alike; a new `PUT` replaces the last."""
+    faults = SandboxFaults(redis)
+    await faults.set_latency(body.latency_ms)
+    if body.mode is not None:
+        await faults.set(body.mode, body.count, body.to, body.failure_rate or None)
+    else:
+        await faults.set_switches(
+            failure_rate=body.failure_rate or 0,
+            status=body.status,
+            lost_answer_rate=body.lost_answer_rate,
+            count=body.count,
+            to=body.to,
+        )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -16,7 +16,13 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import DbSession, RedisClient
-from integrations.sandbox.sendgrid import SandboxFaults, SendGridError, api_key_valid
+from integrations.sandbox.sendgrid import (
+    Fault,
+    SandboxFaults,
+    SendGridError,
+    api_key_valid,
+    down_error,
+)
 from integrations.sandbox.sendgrid_marketing import (
     RESERVED_FIELDS,
     MarketingInvalid,
@@ -27,7 +33,6 @@ from models.marketing import SandboxContactView, SandboxListView
 router = APIRouter(prefix="/_sandbox", tags=["sandbox"])
 BASE = "/sendgrid/v3/marketing"
 _UNAUTHORIZED = SendGridError("The provided authorization grant is invalid, expired, or revoked")
-_DOWN = SendGridError("Service Unavailable (sandbox fault: down)")
 _FAILED = SendGridError("Internal Server Error (sandbox fault)")
 Authorization = Annotated[str | None, Header()]
 
@@ -49,17 +54,19 @@ class _Gate:
     def __init__(self, authorization: str | None, redis: RedisClient) -> None:
         self.authorization = authorization
         self.redis = redis
-        self.fault: str | None = None
+        self.fault: Fault | None = None
 
     async def refuse(self, recipients: list[str]) -> JSONResponse | None:
         if not api_key_valid(self.authorization):
             return _errors(401, [_UNAUTHORIZED])
         self.fault = await SandboxFaults(self.redis).take(recipients)
-        return _errors(503, [_DOWN]) if self.fault == "down" else None
+        if self.fault is not None and self.fault.mode == "down":
+            return _errors(self.fault.status, [down_error(self.fault.status)])
+        return None
 
     def answer(self, status: int, body: dict[str, Any]) -> JSONResponse:
         """The success answer, or 500 after the work is kept (``accept_then_fail``)."""
-        if self.fault == "accept_then_fail":
+        if self.fault is not None and self.fault.mode == "accept_then_fail":
             return _errors(500, [_FAILED])
         return JSONResponse(body, status_code=status)
 

@@ -3,18 +3,22 @@
 ``POST /v3/mail/send`` validates and stores the message (the local mailbox) and answers
 202 with an ``X-Message-Id``; ``GET /v3/messages`` is the Email Activity query we use to
 learn whether a message was already accepted. Faults can be injected for tests and
-demos: ``down`` (503, nothing stored) and ``accept_then_fail`` (stored, then 500, as when
-the provider took the message but its answer was lost).
+demos: ``down`` (503, or the status set, nothing stored) and ``accept_then_fail``
+(stored, then 500, as when the provider took the message but its answer was lost), set
+with the other sandboxes' switches (``failureRate``, ``status``, ``lostAnswerRate``,
+``latencyMs``) or by ``mode``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from typing import Any, Literal
 
 from redis.asyncio import Redis
@@ -27,6 +31,8 @@ from models.email import SandboxEmail
 FAULT_KEY = "sandbox:sendgrid:fault"
 # Seconds an accepted message stays out of the Email Activity search (the real feed lags).
 ACTIVITY_LAG_KEY = "sandbox:sendgrid:activity_lag"
+# Milliseconds added to every send and Marketing call.
+LATENCY_KEY = "sandbox:sendgrid:latency_ms"
 FaultMode = Literal["down", "accept_then_fail"]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _QUERY_TERM = re.compile(
@@ -204,6 +210,23 @@ class SandboxMailbox:
         return list(result.all())
 
 
+@dataclass(frozen=True)
+class Fault:
+    """What one call meets: ``down`` (refused with ``status``, nothing kept) or
+    ``accept_then_fail`` (kept, then answered 500)."""
+
+    mode: FaultMode
+    status: int = 500
+
+
+DOWN_STATUS = 503
+
+
+def down_error(status: int) -> SendGridError:
+    """What a call refused by the fault switch answers (``down``)."""
+    return SendGridError(f"{HTTPStatus(status).phrase} (sandbox fault: down)")
+
+
 class SandboxFaults:
     """Injected failures, shared by every API process through Redis."""
 
@@ -222,8 +245,43 @@ class SandboxFaults:
         fault = {"mode": mode, "remaining": count, "to": to.lower() if to else None, "rate": rate}
         await self.redis.set(FAULT_KEY, json.dumps(fault))
 
+    async def set_switches(
+        self,
+        *,
+        failure_rate: float,
+        status: int | None,
+        lost_answer_rate: float,
+        count: int | None = None,
+        to: str | None = None,
+    ) -> None:
+        """The other sandboxes' switches: ``failure_rate`` of calls answer ``status``
+        (500 if unset), nothing kept; ``status`` alone fails every call;
+        ``lost_answer_rate`` of calls are kept, then answer 500. ``count`` and ``to``
+        narrow them as with ``set``; none of them set, no fault."""
+        every = status is not None and not failure_rate and not lost_answer_rate
+        if not (every or failure_rate or lost_answer_rate):
+            await self.redis.delete(FAULT_KEY)
+            return
+        fault = {
+            "mode": "down" if every else None,
+            "status": status,
+            "failure_rate": failure_rate,
+            "remaining": count,
+            "to": to.lower() if to else None,
+            # The share of calls affected: refused or kept then failed (None: every one).
+            "rate": None if every else min(1.0, failure_rate + lost_answer_rate),
+        }
+        await self.redis.set(FAULT_KEY, json.dumps(fault))
+
+    async def set_latency(self, milliseconds: int) -> None:
+        """Added to every send and Marketing call (0: none)."""
+        if milliseconds:
+            await self.redis.set(LATENCY_KEY, str(milliseconds))
+        else:
+            await self.redis.delete(LATENCY_KEY)
+
     async def clear(self) -> None:
-        await self.redis.delete(FAULT_KEY, ACTIVITY_LAG_KEY)
+        await self.redis.delete(FAULT_KEY, ACTIVITY_LAG_KEY, LATENCY_KEY)
 
     async def set_activity_lag(self, seconds: float) -> None:
         """Accepted messages show in the Email Activity search only ``seconds`` later."""
@@ -237,8 +295,12 @@ class SandboxFaults:
         raw = await self.redis.get(FAULT_KEY)
         return json.loads(raw) if raw else None
 
-    async def take(self, recipients: list[str]) -> FaultMode | None:
-        """The fault to apply to a send to ``recipients``, counting it down atomically."""
+    async def take(self, recipients: list[str]) -> Fault | None:
+        """The fault to apply to a send to ``recipients``, counting it down atomically,
+        after the latency set."""
+        latency = await self.redis.get(LATENCY_KEY)
+        if latency:
+            await asyncio.sleep(int(latency) / 1000)
         script = """
         local raw = redis.call('GET', KEYS[1])
         if not raw then return nil end
@@ -257,9 +319,24 @@ class SandboxFaults:
             if fault.remaining == 0 then redis.call('DEL', KEYS[1])
             else redis.call('SET', KEYS[1], cjson.encode(fault)) end
         end
-        return fault.mode
+        return raw
         """
         # The dice are thrown here: Lua's math.random repeats itself in Redis 6 scripts.
-        roll = str(random.random())
-        mode = await self.redis.eval(script, 1, FAULT_KEY, roll, *[r.lower() for r in recipients])
-        return mode  # type: ignore[no-any-return]
+        roll = random.random()
+        raw = await self.redis.eval(
+            script, 1, FAULT_KEY, str(roll), *[r.lower() for r in recipients]
+        )
+        if raw is None:
+            return None
+        fault: dict[str, Any] = json.loads(raw)
+        mode: FaultMode | None = fault.get("mode")
+        status: int | None = fault.get("status")
+        if mode == "down":
+            return Fault("down", status or DOWN_STATUS)
+        if mode == "accept_then_fail":
+            return Fault("accept_then_fail")
+        # The switches: the roll below failure_rate refuses, the rest of the share affected
+        # is kept then answered 500.
+        if roll < float(fault.get("failure_rate") or 0):
+            return Fault("down", status or 500)
+        return Fault("accept_then_fail")

@@ -17,7 +17,7 @@ from integrations.email.sender import (
     OutgoingEmail,
     SendGridSender,
 )
-from integrations.sandbox.sendgrid import SandboxFaults
+from integrations.sandbox.sendgrid import LATENCY_KEY, SandboxFaults
 from tests.factories import unique_email
 from tests.live import live_api
 
@@ -179,3 +179,60 @@ async def test_the_failure_rate_is_validated(client: httpx.AsyncClient) -> None:
         "/_sandbox/sendgrid/faults", json={"mode": "down", "failureRate": 1.5}
     )
     assert response.status_code == 422
+
+
+# The other sandboxes' fault switches (HubSpot's, EasyPost's, Stripe's), on SendGrid's.
+
+
+async def _send_to(client: httpx.AsyncClient, to: str) -> httpx.Response:
+    return await client.post(
+        SEND, json=_mail(personalizations=[{"to": [{"email": to}]}]), headers=KEY
+    )
+
+
+async def _stored(client: httpx.AsyncClient, to: str) -> int:
+    return len((await client.get("/_sandbox/mail/messages", params={"to": to})).json())
+
+
+@pytest.mark.parametrize(
+    ("switches", "answered", "stored"),
+    [
+        ({"status": 429}, 429, 0),  # status alone: every call, nothing stored
+        ({"failureRate": 1.0}, 500, 0),  # failing calls answer 500 by default
+        ({"failureRate": 1.0, "status": 502}, 502, 0),
+        ({"lostAnswerRate": 1.0}, 500, 1),  # stored, then the answer is lost
+    ],
+)
+async def test_the_fault_switches_are_the_other_sandboxes(
+    client: httpx.AsyncClient, switches: dict[str, Any], answered: int, stored: int
+) -> None:
+    to = unique_email("switch")
+    put = await client.put("/_sandbox/sendgrid/faults", json=switches | {"to": to})
+    assert put.status_code == 204, put.text
+    try:
+        response = await _send_to(client, to)
+        assert response.status_code == answered, response.text
+        assert await _stored(client, to) == stored
+        # Others' sends pass: the switch names `to`.
+        assert (await _send_to(client, unique_email("other"))).status_code == 202
+    finally:
+        await client.delete("/_sandbox/sendgrid/faults")
+    assert (await _send_to(client, to)).status_code == 202
+
+
+async def test_the_latency_switch_is_kept_until_cleared(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    put = await client.put("/_sandbox/sendgrid/faults", json={"latencyMs": 20})
+    assert put.status_code == 204, put.text
+    try:
+        assert await redis.get(LATENCY_KEY) in ("20", b"20")
+        assert (await _send_to(client, unique_email("slow"))).status_code == 202
+    finally:
+        await client.delete("/_sandbox/sendgrid/faults")
+    assert await redis.get(LATENCY_KEY) is None
+
+
+async def test_a_mode_is_not_given_with_the_switches(client: httpx.AsyncClient) -> None:
+    response = await client.put("/_sandbox/sendgrid/faults", json={"mode": "down", "status": 429})
+    assert response.status_code == 422, response.text
