@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import DbSession, RedisClient, State, after_commit
 from api.problems import problem_responses
+from api.routes.sandbox_faults import ProviderFaults
 from api.state import AppState
 from core.errors import Conflict, NotFound
 from core.settings import SANDBOX_EASYPOST_WEBHOOK_SECRET
@@ -44,22 +45,7 @@ _UNAUTHENTICATED = EasyPostError(
 )
 
 
-class EasyPostFaults(CamelModel):
-    failure_rate: float = Field(default=0, ge=0, le=1, description="Share of calls that fail")
-    latency_ms: int = Field(default=0, ge=0, le=30_000, description="Added to every call")
-    status: int | None = Field(
-        default=None,
-        ge=400,
-        le=599,
-        description="The status failing calls answer (500 if unset); alone, every call fails",
-    )
-    lost_answer_rate: float = Field(
-        default=0,
-        ge=0,
-        le=1,
-        description="Share of calls that take effect but answer 500, as when the answer "
-        "was lost on the way back",
-    )
+class EasyPostFaults(ProviderFaults):
     duplicate_webhook_rate: float = Field(
         default=0, ge=0, le=1, description="Share of webhooks sent twice (same event id)"
     )

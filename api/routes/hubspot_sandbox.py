@@ -19,9 +19,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import Field
 
 from api.deps import DbSession, RedisClient
+from api.routes.sandbox_faults import ProviderFaults
 from integrations.sandbox.hubspot import HubSpotSandbox
 from integrations.sandbox.hubspot_wire import HubSpotError, validation_error
 from models.base import CamelModel
@@ -45,22 +45,8 @@ _UNAUTHENTICATED = HubSpotError(
 )
 
 
-class HubSpotFaults(CamelModel):
-    failure_rate: float = Field(default=0, ge=0, le=1, description="Share of calls that fail")
-    latency_ms: int = Field(default=0, ge=0, le=30_000, description="Added to every call")
-    status: int | None = Field(
-        default=None,
-        ge=400,
-        le=599,
-        description="The status failing calls answer (500 if unset); alone, every call fails",
-    )
-    lost_answer_rate: float = Field(
-        default=0,
-        ge=0,
-        le=1,
-        description="Share of calls that take effect but answer 500, as when the answer "
-        "was lost on the way back",
-    )
+class HubSpotFaults(ProviderFaults):
+    """HubSpot's: the shared switches alone."""
 
 
 class CrmRecord(CamelModel):

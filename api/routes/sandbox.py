@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import Field, model_validator
 
 from api.deps import DbSession, RedisClient
+from api.routes.sandbox_faults import ProviderFaults
 from integrations.sandbox.sendgrid import (
     DOWN_STATUS,
     SandboxFaults,
@@ -117,36 +118,16 @@ async def email_activity(
     )
 
 
-class FaultRequest(CamelModel):
+class FaultRequest(ProviderFaults):
     """The other sandboxes' switches (``failureRate``, ``status``, ``lostAnswerRate``,
-    ``latencyMs``), or a ``mode`` with the share of calls it affects (``failureRate``)."""
+    ``latencyMs``), or a ``mode`` with the share of calls it affects (``failureRate``; 0,
+    the default: every call)."""
 
     mode: Literal["down", "accept_then_fail"] | None = Field(
         default=None,
         description="`down`: refused 503, nothing stored; `accept_then_fail`: stored, then "
         "500. With `failureRate`, that share of calls; not with `status` or `lostAnswerRate`",
     )
-    failure_rate: float | None = Field(
-        default=None,
-        ge=0,
-        le=1,
-        description="Share of calls that fail: answered `status` (500 if unset), nothing "
-        "stored (with `mode`: the share of calls it affects)",
-    )
-    status: int | None = Field(
-        default=None,
-        ge=400,
-        le=599,
-        description="The status failing calls answer (500 if unset); alone, every call fails",
-    )
-    lost_answer_rate: float = Field(
-        default=0,
-        ge=0,
-        le=1,
-        description="Share of calls that are stored but answer 500, as when the answer was "
-        "lost on the way back",
-    )
-    latency_ms: int = Field(default=0, ge=0, le=30_000, description="Added to every call")
     count: int | None = Field(default=None, ge=1, description="Requests to affect; none: all")
     to: str | None = Field(default=None, max_length=320, description="Only sends to this address")
 
@@ -179,7 +160,7 @@ async def set_fault(body: FaultRequest, redis: RedisClient) -> Response:
         await faults.set(body.mode, body.count, body.to, body.failure_rate or None)
     else:
         await faults.set_switches(
-            failure_rate=body.failure_rate or 0,
+            failure_rate=body.failure_rate,
             status=body.status,
             lost_answer_rate=body.lost_answer_rate,
             count=body.count,
