@@ -204,6 +204,7 @@ async def test_temporal_silent_answers_503_temporal_unavailable(
         assert answer.json()["code"] == "temporal_unavailable", answer.text
         assert_is_the_example(answer, "temporal_unavailable", detail=NO_CONNECTION)
         assert silent_at in answer.json()["detail"]
+        assert answer.headers["retry-after"] == "1"
 
 
 async def test_temporal_gone_after_connecting_answers_503_naming_the_workflow(
