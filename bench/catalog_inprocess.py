@@ -212,7 +212,7 @@ async def measure_first_searches(data_dir: Path, count: int, *, frozen: bool) ->
             await announce_version(session, version)
         await asyncio.sleep(0.5)
         if frozen:
-            settle_heap()
+            settle_heap(app)
         pauses = CollectorPauses()
         gc.callbacks.append(pauses)
         latencies = []

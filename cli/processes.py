@@ -90,7 +90,7 @@ def api(
         **api_server_options(settings),
     }
     if processes == 1:
-        settle_heap()
+        settle_heap(application)
         uvicorn.run(application, **common)
         return
     # Each process builds its own app from the same settings (the data dir by env).

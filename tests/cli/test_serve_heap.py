@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import weakref
 
+from fastapi import FastAPI
+
 from cli.serve import settle_heap
 
 
@@ -20,7 +22,7 @@ def test_settle_heap_collects_start_up_garbage_then_freezes_the_rest() -> None:
     gone = weakref.ref(garbage)
     del garbage
     frozen_before = gc.get_freeze_count()
-    settle_heap()
+    settle_heap(FastAPI())
     try:
         assert gone() is None
         assert gc.get_freeze_count() > frozen_before
