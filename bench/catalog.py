@@ -135,7 +135,7 @@ def connection_spread(servers: Sequence[psutil.Process], port: int) -> list[int]
     """How many connections to ``port`` each process under ``servers`` holds, most first.
     uvicorn's workers share one listening socket and take connections as they race to
     accept them, so 32 keep-alive clients may well be 22 on one process and 10 on the
-    other: the crowded one's requests wait twice as long (README *Catalogue reads*)."""
+    other: the crowded one's requests wait twice as long (docs/benchmarks.md *Catalogue reads*)."""
     held: dict[int, int] = {}
     for root in servers:
         with suppress(psutil.Error):

@@ -11,7 +11,7 @@ CPU time per request and cProfile's count of Python calls per request (over 500:
 first reads, 500 others, also new). ``--first-searches N`` measures only N first
 searches, with the garbage collector's passes. No server,
 generator or neighbour shares the figure, which a shared machine blurs less than it
-blurs throughput (README *Catalogue reads*)."""
+blurs throughput (docs/benchmarks.md *Catalogue reads*)."""
 
 from __future__ import annotations
 

@@ -233,7 +233,7 @@ def settle_heap(app: FastAPI) -> None:
     waits, and each API process serves 16 requests at once under the catalogue bench:
     in-process at 100,000 products, one full pass over a heap of 315,000 objects took
     253 ms during 1,500 first searches (the whole of that run's worst latency), and 61
-    ms with this heap frozen (README *Catalogue reads*). Objects frozen here are still
+    ms with this heap frozen (docs/benchmarks.md *Catalogue reads*). Objects frozen here are still
     freed by reference counting; only cyclic garbage among them would stay, and a
     collection first clears what the start-up left.
 

@@ -43,7 +43,7 @@ class LocalEntries:
     every reader gets a copy of its own. Kept as decoded dicts and lists, the 4,096 pages
     of a busy process were ~137,000 containers that every full pass of the garbage
     collector walked while the event loop waited: 60 ms a pass in process, 80-140 ms
-    under the catalogue bench, the searches' p99 (README *Catalogue reads*). Bytes are
+    under the catalogue bench, the searches' p99 (docs/benchmarks.md *Catalogue reads*). Bytes are
     not tracked by the collector; decoding a page of 20 costs ~40 us on a hit. A new
     version empties the copy (its entries could never be read again)."""
 

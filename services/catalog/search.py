@@ -13,7 +13,7 @@ A word's near clause is asked of each snapshot in the cheapest form found to mat
 same documents (``checked_plan``, by counting, once a word is searched often enough in
 a snapshot): the same
 results and scores as tantivy's fuzzy query, at 100,000 products about a quarter less
-of tantivy's time a search (README *Catalogue reads*).
+of tantivy's time a search (docs/benchmarks.md *Catalogue reads*).
 """
 
 from __future__ import annotations

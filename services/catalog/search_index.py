@@ -228,7 +228,7 @@ class IndexSnapshot:
     # yet): a snapshot's addresses never change, and ranking a page reads the id of every
     # hit that ties with it (a median of 300 documents a search at 100,000 products, 4.5
     # ms to read from the documents). Lists, not a dict by (segment, doc): a lookup is
-    # two indexings, not a tuple built and hashed (README *Catalogue reads*), and no key
+    # two indexings, not a tuple built and hashed (docs/benchmarks.md *Catalogue reads*), and no key
     # object per id for the collector to track.
     ids: list[list[str | None]] = field(default_factory=list, compare=False, repr=False)
     # How each search word is asked of this snapshot, by (word, stem): what a plan was
