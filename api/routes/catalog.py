@@ -17,7 +17,7 @@ from api.problems import problem_responses
 from api.responses import JsonBody
 from api.routes.catalog_answers import AnsweredRoute, keep_answer, record_read
 from api.routes.catalog_detail import ProductDetailRoute, read_product
-from api.routes.catalog_query import guest_search_query
+from api.routes.catalog_query import guest_listing_query
 from api.security import Caller, OptionalUser, StaffUser
 from api.state import AppState
 from core.errors import Conflict, ValidationFailed
@@ -49,16 +49,16 @@ PRODUCT_CONFLICTS = ((Conflict, "sku_taken"), SLUG_TAKEN)
 
 
 class CatalogRoute(AnsweredRoute):
-    """``AnsweredRoute``, and a guest's search that was not answered before is validated
-    and answered here, before FastAPI's parameter and dependency machinery (0.8 ms of a
-    first search's 2-3.5 ms of API CPU): ``guest_search_query`` takes only a query that
-    FastAPI would accept as it stands, and the answer comes from ``answer_listing``, as
-    the route's. Anything else (a listing, an error) goes the full way."""
+    """``AnsweredRoute``, and a guest's listing or search that was not answered before is
+    validated and answered here, before FastAPI's parameter and dependency machinery (0.8
+    ms of a first search's 2-3.5 ms of API CPU): ``guest_listing_query`` takes only a
+    query that FastAPI would accept as it stands, and the answer comes from
+    ``answer_listing``, as the route's. Anything else (an error) goes the full way."""
 
     async def first_guest_read(self, request: Request, anonymous_id: str | None) -> Response | None:
         if self.name != "list_products":
             return None
-        query = guest_search_query(request.scope["query_string"])
+        query = guest_listing_query(request.scope["query_string"])
         if query is None:
             return None
         return await answer_listing(request, request.app.state.shop, None, anonymous_id, query)
@@ -176,8 +176,8 @@ async def answer_listing(
     anonymous_id: str | None,
     query: ProductQuery,
 ) -> Response:
-    """The answer to a validated ``GET /products``: by the route, or for a guest's search
-    by ``CatalogRoute`` before FastAPI reads the request."""
+    """The answer to a validated ``GET /products``: by the route, or for a guest by
+    ``CatalogRoute`` before FastAPI reads the request."""
     # The sessions are opened here, not taken as dependencies: FastAPI's per-request
     # dependency machinery (an exit stack, a shielded context manager per generator) cost
     # more than the session itself on a cached page. Reads run in autocommit (a round trip
