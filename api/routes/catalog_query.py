@@ -3,12 +3,12 @@
 
 FastAPI's reading of ``GET /products`` (nine query parameters validated one by one, the
 dependencies solved) cost 0.8 ms of a first search's 2-3.5 ms of API CPU, and a sixth of
-a first filtered listing's (docs/benchmarks.md *Catalogue reads*). A query string is read here instead, but only when FastAPI
-would read it the same way and accept it: every parameter known and given once, every
-value written plainly and in range. Anything else (a parameter this does not know or
-given twice, a value FastAPI refuses) is None here, and the route's full read answers
-it, errors included (problem+json from FastAPI's validation and
-``api/query_parameters.py``), so no request is judged twice differently.
+a first filtered listing's (docs/benchmarks.md *Catalogue reads*). A query string is
+read here instead, but only when FastAPI would read it the same way and accept it: every
+parameter known and given once, every value written plainly and in range. Anything else
+(a parameter this does not know or given twice, a value FastAPI refuses) is None here,
+and the route's full read answers it, errors included (problem+json from FastAPI's
+validation and ``api/query_parameters.py``), so no request is judged twice differently.
 """
 
 from __future__ import annotations
