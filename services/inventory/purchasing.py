@@ -7,8 +7,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict, NotFound
 from models.inventory import MovementKind, PurchaseOrder, PurchaseOrderStatus
-from services.inventory.repositories import PurchaseOrderRepository, StockRepository
+from services.inventory.purchase_order_repository import PurchaseOrderRepository
 from services.inventory.stock import StockService
+from services.inventory.stock_repository import StockRepository
 
 
 class PurchasingService:

@@ -18,8 +18,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import Conflict
 from models.base import utcnow
 from models.inventory import MovementKind, Reservation, ReservationLine, ReservationStatus
-from services.inventory.repositories import ReservationRepository, StockRepository
+from services.inventory.reservation_repository import ReservationRepository
 from services.inventory.stock import StockService
+from services.inventory.stock_repository import StockRepository
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from core.events import EventType
 from core.outbox import publish
 from models.inventory import MAX_STOCK, MovementKind, StockMovement
 from services.catalog.errors import ProductNotFound
-from services.inventory.repositories import Stock, StockRepository
+from services.inventory.stock_repository import Stock, StockRepository
 
 
 class InsufficientStock(Conflict):

@@ -32,7 +32,7 @@ from services.catalog.products import ProductService
 from services.events.admin import EventAdminRepository
 from services.events.deliveries import DeliveryRepository
 from services.events.pruning import OutboxPruneRepository
-from services.inventory.repositories import ReservationRepository
+from services.inventory.reservation_repository import ReservationRepository
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
 from services.webhooks.endpoints import new_secret
 from services.workflow_starts import WorkflowStartRepository

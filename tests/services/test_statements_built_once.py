@@ -34,7 +34,7 @@ from services.email_recipients import Recipient, _recipient
 from services.events.deliveries import DeliveryRepository
 from services.events.subscriptions import SubscriptionRepository
 from services.inventory import StockService
-from services.inventory.repositories import StockRepository
+from services.inventory.stock_repository import StockRepository
 from services.order_repository import ChargeTerms, OrderRepository
 from services.payments.repository import PaymentRepository
 from services.users import Contact, UserRepository

@@ -20,7 +20,7 @@ from services.catalog.errors import ProductNotFound
 from services.email import EmailService
 from services.events.subscribers import DomainEvent, Subscriber
 from services.inventory.purchasing import PurchasingService
-from services.inventory.repositories import StockRepository
+from services.inventory.stock_repository import StockRepository
 
 LOW_STOCK = frozenset({EventType.INVENTORY_LOW_STOCK})
 LOW_STOCK_TEMPLATE = "low_stock"

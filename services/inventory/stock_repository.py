@@ -1,10 +1,9 @@
-"""All inventory SQL: stock levels and their ledger, reservations, purchase orders."""
+"""The stock's SQL: levels and their ledger, the low-stock list and its alert flag."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 
 from sqlalchemy import (
@@ -17,7 +16,6 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -27,20 +25,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import insert_rows, locked
 from core.events import EventType
-from core.ids import IdPrefix, new_id
 from core.outbox import publish
 from models.base import utcnow
 from models.catalog import Product
-from models.inventory import (
-    MAX_STOCK,
-    MovementKind,
-    PurchaseOrder,
-    PurchaseOrderStatus,
-    Reservation,
-    ReservationStatus,
-    StockLevel,
-    StockMovement,
-)
+from models.inventory import MAX_STOCK, MovementKind, StockLevel, StockMovement
 
 ON_HAND = col(StockLevel.on_hand)
 RESERVED = col(StockLevel.reserved)
@@ -315,181 +303,3 @@ class StockRepository:
     async def product(self, product_id: str) -> Product | None:
         """The product's row whatever its state (the alert and reorder terms live there)."""
         return await self.session.get(Product, product_id)
-
-
-class ReservationRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def add(self, rows: Sequence[Reservation]) -> None:
-        self.session.add_all(rows)
-        await self.session.flush()
-
-    async def for_order(self, order_id: str) -> list[Reservation]:
-        result = await self.session.exec(
-            select(Reservation)
-            .where(Reservation.order_id == order_id)
-            .order_by(col(Reservation.product_id))
-        )
-        return list(result.all())
-
-    async def move(
-        self,
-        order_id: str,
-        source: ReservationStatus,
-        to: ReservationStatus,
-        *,
-        only_expired_before: datetime | None = None,
-    ) -> list[tuple[str, int]]:
-        """Move the order's reservations in ``source`` to ``to`` (conditionally, so each
-        moves once): (product id, quantity) of each moved, in product-id order."""
-        conditions = [
-            col(Reservation.order_id) == order_id,
-            col(Reservation.status) == source,
-        ]
-        if only_expired_before is not None:
-            conditions.append(col(Reservation.expires_at) < only_expired_before)
-        moved = await self.session.exec(
-            update(Reservation)
-            .where(*conditions)
-            .values(status=to, updated_at=utcnow())
-            .returning(col(Reservation.product_id), col(Reservation.quantity))
-        )
-        return sorted((product_id, quantity) for product_id, quantity in moved.all())
-
-    async def mark(self, order_id: str, product_id: str, to: ReservationStatus) -> None:
-        """The order's reservation of ``product_id`` moved to ``to`` (the caller has just
-        moved it from where it was, in the same transaction)."""
-        await self.session.exec(
-            update(Reservation)
-            .where(
-                col(Reservation.order_id) == order_id,
-                col(Reservation.product_id) == product_id,
-            )
-            .values(status=to, updated_at=utcnow())
-        )
-
-    async def reactivate(self, order_id: str, until: datetime) -> int:
-        """The order's expired reservations active again until ``until``: how many."""
-        result = await self.session.exec(
-            update(Reservation)
-            .where(
-                col(Reservation.order_id) == order_id,
-                col(Reservation.status) == ReservationStatus.EXPIRED,
-            )
-            .values(status=ReservationStatus.ACTIVE, expires_at=until, updated_at=utcnow())
-            .returning(col(Reservation.id))
-        )
-        return len(result.all())
-
-    async def extend(self, order_id: str, until: datetime) -> int:
-        result = await self.session.exec(
-            update(Reservation)
-            .where(
-                col(Reservation.order_id) == order_id,
-                col(Reservation.status) == ReservationStatus.ACTIVE,
-            )
-            .values(expires_at=until, updated_at=utcnow())
-            .returning(col(Reservation.id))
-        )
-        return len(result.all())
-
-    async def hold_at_least(self, order_id: str, until: datetime) -> int:
-        """The order's active reservations kept at least until ``until`` (never shortened)."""
-        result = await self.session.exec(
-            update(Reservation)
-            .where(
-                col(Reservation.order_id) == order_id,
-                col(Reservation.status) == ReservationStatus.ACTIVE,
-                col(Reservation.expires_at) < until,
-            )
-            .values(expires_at=until, updated_at=utcnow())
-            .returning(col(Reservation.id))
-        )
-        return len(result.all())
-
-    async def expired_orders(self, now: datetime, limit: int) -> list[str]:
-        """Up to ``limit`` orders holding reservations that expired before ``now``, the
-        one whose earliest expired first first (two of one instant by id): under a
-        backlog larger than a sweep, the oldest are never left for later (``DISTINCT``
-        with a ``LIMIT`` took whichever the plan met first)."""
-        expired = func.min(col(Reservation.expires_at))
-        result = await self.session.exec(
-            select(Reservation.order_id)
-            .where(
-                col(Reservation.status) == ReservationStatus.ACTIVE,
-                col(Reservation.expires_at) < now,
-            )
-            .group_by(col(Reservation.order_id))
-            .order_by(expired, col(Reservation.order_id))
-            .limit(limit)
-        )
-        return list(result.all())
-
-
-class PurchaseOrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def open_unless_open(self, product_id: str, quantity: int, reason: str) -> bool:
-        """Open a purchase order, unless the product has one open already (a partial
-        unique index decides, so concurrent callers never double up); True if opened."""
-        opened = await self.session.exec(
-            pg_insert(PurchaseOrder)
-            .values(
-                id=new_id(IdPrefix.PURCHASE_ORDER),
-                product_id=product_id,
-                quantity=quantity,
-                status=PurchaseOrderStatus.OPEN,
-                reason=reason,
-            )
-            .on_conflict_do_nothing(
-                index_elements=["product_id"], index_where=text("status = 'open'")
-            )
-            .returning(col(PurchaseOrder.id))
-        )
-        return opened.first() is not None
-
-    async def mark_received(self, purchase_order_id: str) -> bool:
-        """Open → received, once; False if it was not open (or does not exist)."""
-        result = await self.session.exec(
-            update(PurchaseOrder)
-            .where(
-                col(PurchaseOrder.id) == purchase_order_id,
-                col(PurchaseOrder.status) == PurchaseOrderStatus.OPEN,
-            )
-            .values(status=PurchaseOrderStatus.RECEIVED, received_at=utcnow())
-            .returning(col(PurchaseOrder.id))
-        )
-        return result.first() is not None
-
-    async def get(self, purchase_order_id: str) -> PurchaseOrder | None:
-        # As committed (``mark_received`` may have changed a copy the session holds):
-        # one SELECT, where ``get`` then ``refresh`` made two for a row not loaded yet.
-        return await self.session.get(PurchaseOrder, purchase_order_id, populate_existing=True)
-
-    async def page(
-        self,
-        *,
-        status: PurchaseOrderStatus | None,
-        product_id: str | None,
-        offset: int,
-        limit: int,
-    ) -> tuple[list[PurchaseOrder], int]:
-        """Newest first, one page, and how many there are in all."""
-        conditions = []
-        if status is not None:
-            conditions.append(col(PurchaseOrder.status) == status)
-        if product_id is not None:
-            conditions.append(col(PurchaseOrder.product_id) == product_id)
-        rows = await self.session.exec(
-            select(PurchaseOrder)
-            .where(*conditions)
-            .order_by(col(PurchaseOrder.created_at).desc(), col(PurchaseOrder.id).desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        total = await self.session.exec(
-            select(func.count()).select_from(PurchaseOrder).where(*conditions)
-        )
-        return list(rows.all()), int(total.one())
