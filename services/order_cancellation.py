@@ -16,10 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from core.errors import ShopError, TemporalUnavailable
+from core.errors import Conflict, ShopError, TemporalUnavailable
 from models.orders import AFTER_SALE_STATUSES, FINAL_STATUSES, Order, OrderStatus
 from services.order_repository import OrderRepository
-from services.orders import OrderNotCancellable
 from temporal.clients import WorkflowClients
 from temporal.clients.connection import WorkflowNotFound, WorkflowRefused
 from temporal.clients.orders import CancelOutcome
@@ -28,6 +27,11 @@ from workflows.types.orders import CancelRequest
 # The hand-over's steps are a local activity's commit and the relay's start of the
 # fulfilment: a second is plenty.
 HANDOVER_RETRY_SECONDS = 1
+
+
+class OrderNotCancellable(Conflict):
+    code = "order_not_cancellable"
+    title = "The order can no longer be cancelled"
 
 
 class OrderBeingHandedOver(ShopError):

@@ -34,11 +34,15 @@ from services.addresses import AddressNotFound, InvalidAddress
 from services.checkout import CartNotFound, Checkout
 from services.fulfillment.reading import FulfillmentReader
 from services.fulfillment.repository import ShipmentNotFound
-from services.order_cancellation import OrderBeingHandedOver, OrderCancellation
+from services.order_cancellation import (
+    OrderBeingHandedOver,
+    OrderCancellation,
+    OrderNotCancellable,
+)
 from services.order_checks import CartEmpty
 from services.order_repository import OrderFilter, OrderNotFound
 from services.order_watch import order_etag
-from services.orders import OrderNotCancellable, OrderService
+from services.orders import OrderService
 from services.payments import NotRefundable
 
 router = APIRouter(tags=["orders"])

@@ -17,7 +17,8 @@ from core.settings import Settings
 from models.pricing import Coupon, CouponUpdate, DiscountKind
 from services.analytics import AnalyticsRecorder
 from services.catalog.coupons import CouponNotApplicable, CouponService
-from services.orders import OrderService, OrderUndone
+from services.order_transitions import OrderUndone
+from services.orders import OrderService
 from tests.events.customers import create_customer, create_order
 
 

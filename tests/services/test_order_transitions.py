@@ -19,7 +19,8 @@ from models.base import utcnow
 from models.orders import Order, OrderEvent, OrderLine, OrderStatus
 from services.analytics import AnalyticsRecorder
 from services.order_repository import OrderNotFound
-from services.orders import OrderService, OrderUndone
+from services.order_transitions import OrderUndone
+from services.orders import OrderService
 from tests.fulfillment.factories import queued_order
 
 
