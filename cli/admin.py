@@ -131,7 +131,7 @@ def admin_probe(
     timeout: Annotated[float, typer.Option(help="Seconds a queue may go unserved.")] = 10,
 ) -> None:
     """Check that every task queue is served by a worker that reaches the database and Redis."""
-    from cli.stack.dev import probe_workers
+    from cli.stack.probes import probe_workers
     from cli.stack.process import StackError
 
     settings = settings_for(data_dir)

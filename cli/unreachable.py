@@ -1,7 +1,7 @@
 """A ``shop`` command whose PostgreSQL or Redis does not answer says so in one line.
 
 ``shop dev`` checks the servers it is given before it starts anything
-(``cli/stack/dev.py``). Every other command meets them when it first needs them, and a
+(``cli/stack/probes.py``). Every other command meets them when it first needs them, and a
 connection that would not open came out as the driver's traceback (SQLAlchemy's and
 asyncpg's, or redis-py's: 100 to 170 lines ending in ``ConnectionRefusedError``). The
 usual cause is a ``stack.env`` left by a ``shop dev`` that was killed before its clean-up,

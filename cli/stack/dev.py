@@ -12,8 +12,6 @@ import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,11 +19,19 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from rich.console import Console
 
 from cli.stack.postgres import EmbeddedPostgres, sizing_for
+from cli.stack.probes import (
+    check_postgres,
+    check_redis,
+    check_temporal,
+    http_ok,
+    probe_workers,
+    redact,
+    register_search_attributes,
+)
 from cli.stack.process import ManagedProcess, StackError, ensure_port_free, wait_until
 from cli.stack.redis import EmbeddedRedis
 from cli.stack.temporal import TemporalDevServer
@@ -184,7 +190,7 @@ class DevStack:
             }
         )
         with self._step("search attributes"):
-            asyncio.run(_register_search_attributes(stack_settings))
+            asyncio.run(register_search_attributes(stack_settings))
         with self._step("migrations"), logged_to_file("alembic", self.logs / "migrations.log"):
             from migrations.runner import upgrade
 
@@ -257,8 +263,8 @@ class DevStack:
             ("Metrics", f"{api_base}/metrics"),
             ("Temporal UI", ui_url or "(external Temporal: see its own UI)"),
             ("Temporal", temporal_address),
-            ("PostgreSQL", _redact(database_url)),
-            ("Redis", _redact(redis_url)),
+            ("PostgreSQL", redact(database_url)),
+            ("Redis", redact(redis_url)),
             ("Logs", str(self.logs)),
             ("Stack file", str(self.data_dir / STACK_ENV_FILE)),
         ]
@@ -321,14 +327,6 @@ class DevStack:
         self.console.print(f"  [green]✓[/] {label} [dim]({time.monotonic() - started:.1f}s)[/]")
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
-
-
 def _worker_metrics_env(settings: Settings, n: int) -> dict[str, str]:
     """The n-th worker's metrics port (WORKER_METRICS_PORT + n - 1): workers on one host
     cannot share one."""
@@ -347,96 +345,3 @@ def write_stack_env(path: Path, values: dict[str, str]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(path)
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def check_postgres(url: str) -> None:
-    import asyncpg
-
-    async def connect() -> None:
-        dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        conn = await asyncpg.connect(dsn, timeout=5)
-        await conn.close()
-
-    try:
-        asyncio.run(connect())
-    except Exception as exc:
-        raise StackError(
-            f"cannot reach PostgreSQL at DATABASE_URL {_redact(url)}: {_reason(exc)}"
-        ) from None
-
-
-def check_redis(url: str) -> None:
-    from redis import Redis
-    from redis.exceptions import RedisError
-
-    try:
-        with Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3) as client:
-            client.ping()
-    except (RedisError, OSError) as exc:
-        raise StackError(
-            f"cannot reach Redis at REDIS_URL {_redact(url)}: {_reason(exc)}"
-        ) from None
-
-
-def check_temporal(settings: Settings, address: str) -> None:
-    from core.errors import DependencyUnavailable
-    from temporal.client import connect
-
-    async def probe() -> None:
-        client = await connect(settings, timeout=5)
-        await client.service_client.check_health()
-
-    try:
-        asyncio.run(probe())
-    except (DependencyUnavailable, RuntimeError, OSError) as exc:
-        raise StackError(
-            f"cannot reach Temporal at TEMPORAL_ADDRESS {address}: {_reason(exc)}"
-        ) from None
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
-
-
-async def _register_search_attributes(settings: Settings) -> None:
-    from temporal.client import connect
-    from temporal.search_attributes import ensure_search_attributes
-
-    client = await connect(settings)
-    await ensure_search_attributes(client, settings.temporal_namespace)
-
-
-async def probe_workers(settings: Settings, pickup_timeout: float = 30) -> list[str]:
-    """Run ``StackProbeWorkflow`` over every queue; one report line per queue.
-
-    Raises ``StackError`` naming each queue that no working worker serves.
-    """
-    from core.ids import ulid
-    from temporal.client import connect
-    from temporal.queues import ALL_QUEUES, TaskQueue
-    from workflows.system import StackProbeInput, StackProbeWorkflow
-
-    client = await connect(settings)
-    result = await client.execute_workflow(
-        StackProbeWorkflow.run,
-        StackProbeInput(queues=[str(q) for q in ALL_QUEUES], pickup_timeout_seconds=pickup_timeout),
-        id=f"stack-probe-{ulid()}",
-        task_queue=str(TaskQueue.DEFAULT),
-    )
-    failed = [f"{q.queue}: {q.error}" for q in result.queues if not q.ok]
-    if failed:
-        raise StackError("workers are not serving every queue: " + "; ".join(failed))
-    return [
-        f"{q.queue:<14} ok  (worker pid {q.result.pid} on {q.result.host})"
-        for q in result.queues
-        if q.result is not None
-    ]
