@@ -270,7 +270,7 @@ async def time_endpoints(
 async def _answering(base: str, seconds: float = 300) -> None:
     """Wait for the scratch API's ``/health``: on a machine busy with other work its
     start (imports, two processes) can outlast ``api_process``'s own wait."""
-    from bench.checkout import BenchError
+    from bench.checkout_setup import BenchError
 
     deadline = time.monotonic() + seconds
     async with httpx.AsyncClient(timeout=10) as http:
@@ -319,7 +319,7 @@ async def run(
         seed_catalogue,
     )
     from bench.catalog import api_process
-    from bench.checkout import staff_headers
+    from bench.checkout_setup import staff_headers
     from bench.scratch import asyncpg_dsn, database_name, scratch_database
 
     results: list[SizeResult] = []

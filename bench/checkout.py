@@ -33,10 +33,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
 
 import httpx
 
+from bench.checkout_setup import (
+    Shopper,
+    check_status,
+    shoppers,
+    staff_headers,
+    stocked_product,
+    wait_for_onboarding,
+)
 from bench.stack_cost import (
     API,
     WorkflowCensus,
@@ -47,7 +54,6 @@ from bench.stack_cost import (
 )
 from core.settings import Settings
 
-PASSWORD = "bench checkout shopper password 2026"
 ADDRESS = {"street": "123 Main St", "city": "Boston", "state": "MA", "zip": "02101"}
 SETTLED = frozenset({"fulfillment_queued", "failed", "cancelled"})
 # How a client learns that its order changed.
@@ -57,24 +63,6 @@ FOLLOW_MODES = (LONG_POLL, POLL)
 # Seconds one long-poll may wait (the API's maximum by default).
 LONG_POLL_WAIT = 30
 CONFIRMED_OR_LATER = ("confirmed", "fulfillment_queued")
-# Sign-in throttling counts attempts per address before the password is checked (20 in
-# flight would trip it), so setup signs in fewer shoppers at once than it registers.
-REGISTER_CONCURRENCY = 8
-LOGIN_CONCURRENCY = 8
-
-
-class BenchError(Exception):
-    """The stack answered something the benchmark cannot go on from."""
-
-
-def _check(response: httpx.Response, *expected: int) -> dict[str, Any]:
-    if response.status_code not in expected:
-        raise BenchError(
-            f"{response.request.method} {response.request.url.path} answered "
-            f"{response.status_code}: {response.text[:300]}"
-        )
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def _ts(value: str) -> datetime:
@@ -193,123 +181,6 @@ class CheckoutResult:
         return lines
 
 
-@dataclass(frozen=True)
-class Shopper:
-    headers: dict[str, str]
-    cart_id: str
-
-
-async def _gather_limited(limit: int, jobs: list[Any]) -> list[Any]:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(job: Any) -> Any:
-        async with gate:
-            return await job
-
-    return await asyncio.gather(*(one(j) for j in jobs))
-
-
-async def _login(http: httpx.AsyncClient, email: str, password: str) -> dict[str, str]:
-    for _ in range(5):
-        response = await http.post("/api/auth/login", json={"email": email, "password": password})
-        if response.status_code == 429:  # throttled: wait as told, then try again
-            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-            continue
-        tokens = _check(response, 200)
-        return {"Authorization": f"Bearer {tokens['accessToken']}"}
-    raise BenchError(f"sign-in of {email} stayed throttled")
-
-
-async def staff_headers(http: httpx.AsyncClient, settings: Settings) -> dict[str, str]:
-    """A staff account: registered through the API, promoted in the database (the API
-    lets nobody make themselves staff), then signed in."""
-    from core.db import create_engine, create_session_factory, transaction
-    from models.users import Role
-    from services.users import UserRepository
-
-    email = f"bench-staff-{uuid4().hex[:10]}@shopweave.example"
-    user = _check(
-        await http.post(
-            "/api/users", json={"email": email, "password": PASSWORD, "name": "Bench Staff"}
-        ),
-        201,
-    )
-    engine = create_engine(settings)
-    try:
-        async with transaction(create_session_factory(engine)) as session:
-            row = await UserRepository(session).get(user["id"])
-            if row is None:
-                raise BenchError(f"{user['id']} is not in the stack's database: another stack?")
-            row.role = Role.STAFF
-            session.add(row)
-    finally:
-        await engine.dispose()
-    return await _login(http, email, PASSWORD)
-
-
-async def stocked_product(http: httpx.AsyncClient, staff: dict[str, str], stock: int) -> str:
-    sku = f"BENCH-{uuid4().hex[:10].upper()}"
-    product = _check(
-        await http.post(
-            "/api/products",
-            headers=staff,
-            json={"sku": sku, "name": "Bench Checkout Widget", "price": 2500, "currency": "USD"},
-        ),
-        201,
-    )
-    _check(
-        await http.post(
-            f"/api/inventory/{product['id']}/adjust",
-            headers=staff,
-            json={"delta": stock, "reason": "bench checkout stock"},
-        ),
-        200,
-    )
-    return str(product["id"])
-
-
-async def shoppers(http: httpx.AsyncClient, count: int, product_id: str) -> list[Shopper]:
-    run = uuid4().hex[:8]
-    emails = [f"bench-{run}-{n:05d}@example.com" for n in range(count)]
-
-    async def register(email: str) -> None:
-        body = {"email": email, "password": PASSWORD, "name": "Bench Shopper"}
-        _check(await http.post("/api/users", json=body), 201)
-
-    async def sign_in_and_fill(email: str) -> Shopper:
-        headers = await _login(http, email, PASSWORD)
-        cart = _check(
-            await http.post(
-                "/api/cart/items", headers=headers, json={"productId": product_id, "quantity": 1}
-            ),
-            200,
-            201,
-        )
-        return Shopper(headers, str(cart["id"]))
-
-    await _gather_limited(REGISTER_CONCURRENCY, [register(e) for e in emails])
-    result: list[Shopper] = await _gather_limited(
-        LOGIN_CONCURRENCY, [sign_in_and_fill(e) for e in emails]
-    )
-    return result
-
-
-async def wait_for_onboarding(settings: Settings) -> None:
-    """Let the shoppers' welcome-email workflows finish so they do not compete with the
-    timed orders for the workers (best effort: skipped if Temporal cannot be asked)."""
-    from temporal.client import connect
-
-    try:
-        client = await connect(settings)
-        query = "WorkflowType = 'UserOnboardingWorkflow' AND ExecutionStatus = 'Running'"
-        for _ in range(600):
-            if (await client.count_workflows(query)).count == 0:
-                return
-            await asyncio.sleep(0.1)
-    except Exception:  # visibility unavailable: the timed part just starts sooner
-        await asyncio.sleep(2)
-
-
 async def place_and_follow(
     http: httpx.AsyncClient,
     shopper: Shopper,
@@ -330,7 +201,7 @@ async def place_and_follow(
             "paymentMethod": {"type": "card", "token": "pm_card_visa"},
         },
     )
-    placed = _check(response, 202)
+    placed = check_status(response, 202)
     post_seconds = time.perf_counter() - started
     deadline = started + within
     if follow == LONG_POLL:
@@ -369,7 +240,9 @@ async def _poll(
     while order["status"] not in SETTLED and time.perf_counter() < deadline:
         await asyncio.sleep(delay)
         delay = min(delay * 2, ceiling)
-        order = _check(await http.get(f"/api/orders/{order['id']}", headers=shopper.headers), 200)
+        order = check_status(
+            await http.get(f"/api/orders/{order['id']}", headers=shopper.headers), 200
+        )
         reads += 1
     return order, reads
 
@@ -397,7 +270,7 @@ async def _long_poll(
         reads += 1
         if response.status_code == 304:
             continue
-        order = _check(response, 200)
+        order = check_status(response, 200)
         etag = response.headers.get("etag")
     return order, reads
 

@@ -35,13 +35,11 @@ from typing import Any
 
 import httpx
 
-from bench.checkout import (
-    ADDRESS,
+from bench.checkout import ADDRESS, _ts, place_and_follow
+from bench.checkout_setup import (
     BenchError,
     Shopper,
-    _check,
-    _ts,
-    place_and_follow,
+    check_status,
     shoppers,
     staff_headers,
     stocked_product,
@@ -80,7 +78,7 @@ async def _fulfilment_of(
 ) -> dict[str, Any]:
     deadline = time.monotonic() + within
     while True:
-        page = _check(
+        page = check_status(
             await http.get("/api/admin/fulfillments", headers=staff, params={"orderId": order_id}),
             200,
         )
@@ -149,7 +147,7 @@ class StaffSession:
 
 async def _advance(http: httpx.AsyncClient, tracker_id: str) -> None:
     for status in ADVANCES:
-        _check(
+        check_status(
             await http.post(
                 f"/_sandbox/easypost/trackers/{tracker_id}/advance", json={"status": status}
             ),
@@ -158,7 +156,7 @@ async def _advance(http: httpx.AsyncClient, tracker_id: str) -> None:
 
 
 async def _tracker_of(http: httpx.AsyncClient, shipment_id: str) -> str:
-    held = _check(
+    held = check_status(
         await http.get("/_sandbox/easypost/shipments", params={"reference": shipment_id}), 200
     )
     tracker: dict[str, Any] = (
@@ -181,11 +179,11 @@ async def _create_parcel(
             "POST", f"{url}/shipments", json={"lines": lines, "weightOz": PARCEL_WEIGHT_OZ}
         )
         if response.status_code != 503:
-            made: dict[str, Any] = _check(response, 201)
+            made: dict[str, Any] = check_status(response, 201)
             return made
         for _ in range(30):
             await asyncio.sleep(1)
-            fulfilment = _check(await staff.send("GET", url), 200)
+            fulfilment = check_status(await staff.send("GET", url), 200)
             if fulfilment["shipments"]:
                 found: dict[str, Any] = fulfilment["shipments"][0]
                 return found
@@ -203,7 +201,7 @@ async def ship_and_follow(
     shipment_id = str(created["id"])
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        fulfilment = _check(
+        fulfilment = check_status(
             await staff.send("GET", f"/api/admin/fulfillments/{order.fulfillment_id}"), 200
         )
         mine = next(s for s in fulfilment["shipments"] if s["id"] == shipment_id)
@@ -216,7 +214,7 @@ async def ship_and_follow(
         return sample
     await _advance(http, await _tracker_of(http, shipment_id))
     while time.monotonic() < deadline:
-        seen = _check(await staff.send("GET", f"/api/orders/{order.order_id}"), 200)
+        seen = check_status(await staff.send("GET", f"/api/orders/{order.order_id}"), 200)
         sample.status = f"order {seen['status']}"
         if seen["status"] == "delivered":
             at = [_ts(e["createdAt"]) for e in seen["timeline"] if e["status"] == "delivered"]

@@ -125,7 +125,7 @@ def bench_analytics(
     funnel and retention endpoints at each size against a ceiling (`GET /health`); prints
     the load's events/s and the table and index sizes."""
     from bench.analytics import run as run_analytics
-    from bench.checkout import BenchError
+    from bench.checkout_setup import BenchError
     from bench.environment import header
     from bench.scratch import ScratchNameInvalid
 

@@ -67,8 +67,9 @@ def bench_checkout(
     running stack (`shop dev`): shoppers and stock are set up first, untimed."""
     import httpx
 
-    from bench.checkout import FOLLOW_MODES, BenchError
+    from bench.checkout import FOLLOW_MODES
     from bench.checkout import run as run_checkout
+    from bench.checkout_setup import BenchError
 
     if status not in FOLLOW_MODES:
         raise fail(f"--status is one of {', '.join(FOLLOW_MODES)}, not {status!r}")
@@ -160,7 +161,7 @@ def bench_fulfilment(
     latencies; orders to ship are placed first, untimed."""
     import httpx
 
-    from bench.checkout import BenchError
+    from bench.checkout_setup import BenchError
     from bench.fulfilment import run as run_fulfilment
 
     settings = settings_for(data_dir)
