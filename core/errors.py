@@ -19,6 +19,9 @@ class ShopError(Exception):
     title: ClassVar[str] = "Bad request"
     # Business errors are final: retrying the same input gives the same answer.
     retryable: ClassVar[bool] = False
+    # Set where the same request a moment later may go through: answered with
+    # ``Retry-After`` (a caller's own ``headers`` win over it).
+    retry_after_seconds: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -31,7 +34,12 @@ class ShopError(Exception):
         self.detail = detail or self.title
         if code is not None:
             self.code = code
-        self.headers = headers or {}
+        retry = (
+            {}
+            if self.retry_after_seconds is None
+            else {"Retry-After": str(self.retry_after_seconds)}
+        )
+        self.headers = retry | (headers or {})
         # Extra members of the problem document, camelCase on the wire
         # (e.g. ``unavailableItems`` for out_of_stock).
         self.extra = extra
@@ -128,18 +136,7 @@ class RetryShortly(DependencyUnavailable):
     """An outage of the moment: the same request a moment later may go through, so it is
     answered with ``Retry-After``, as the database's and Redis' outages are."""
 
-    RETRY_AFTER_SECONDS: ClassVar[int] = 1
-
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        retry = {"Retry-After": str(self.RETRY_AFTER_SECONDS)}
-        super().__init__(detail, code=code, headers=retry | (headers or {}), **extra)
+    retry_after_seconds = 1
 
 
 class TemporalUnavailable(RetryShortly):

@@ -39,9 +39,7 @@ class OrderBeingHandedOver(ShopError):
     code = "order_being_handed_over"
     title = "The order is being handed to the warehouse; try again in a moment"
     retryable = True
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Retry-After": str(HANDOVER_RETRY_SECONDS)})
+    retry_after_seconds = HANDOVER_RETRY_SECONDS
 
 
 @dataclass(frozen=True)
