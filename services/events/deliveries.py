@@ -211,17 +211,27 @@ class DeliveryRepository:
         ]
         # The batches written first first (two of one instant by id): a backlog larger
         # than ``limit`` is started oldest first, not in whichever order the plan met them.
+        first_written = func.min(col(EventDelivery.created_at))
         ids = (
             select(col(EventDelivery.workflow_id))
             .where(*unstarted, col(EventDelivery.workflow_id).is_not(None))
             .group_by(col(EventDelivery.workflow_id))
-            .order_by(func.min(col(EventDelivery.created_at)), col(EventDelivery.workflow_id))
+            .order_by(first_written, col(EventDelivery.workflow_id))
             .limit(bindparam("limit", type_=Integer))
         )
+        # Returned in that order too, the order the pass starts them in: in the rows' seq
+        # order, two batches of one instant came by their events, not by id, and a batch
+        # written first whose events came later came after the others. A batch's own
+        # deliveries in seq order.
         return (
             select(EventDelivery)
             .where(*unstarted, col(EventDelivery.workflow_id).in_(ids.scalar_subquery()))
-            .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
+            .order_by(
+                first_written.over(partition_by=col(EventDelivery.workflow_id)),
+                col(EventDelivery.workflow_id),
+                col(EventDelivery.seq),
+                col(EventDelivery.subscriber),
+            )
         )
 
     async def traceparents(self, event_ids: Iterable[str]) -> dict[str, str]:

@@ -301,18 +301,22 @@ async def test_batches_claimed_but_not_started_are_started_oldest_first(
 ) -> None:
     """Four batches a pass claimed and never started, more than a pass starts again: the
     batches whose deliveries were written first go first, two of one instant by workflow
-    id (the ids sort the other way round, and the newest batch's event came first)."""
+    id (the ids sort the other way round, and the newest batch's event came first), and
+    each pass gets them in that order, the order it starts them in (not the rows')."""
     batches = sorted(f"events-tie-{new_id(IdPrefix.EVENT)}" for _ in range(4))
     written = [AFTER, AFTER, INSTANT + timedelta(milliseconds=500), INSTANT]
     await _claimed_not_started(db_sessions, written, batches)
-    taken: list[set[str]] = []
+    async with db_sessions() as session:
+        every = await DeliveryRepository(session).claimed(len(batches))
+    assert [batch.workflow_id for batch in every] == [batches[i] for i in (3, 2, 0, 1)]
+    taken: list[list[str]] = []
     for _ in range(2):
         async with transaction(db_sessions) as session:
             deliveries = DeliveryRepository(session)
             owed = await deliveries.claimed(BATCH)
             await deliveries.mark_started(owed)
-        taken.append({batch.workflow_id for batch in owed})
-    assert taken == [{batches[3], batches[2]}, {batches[0], batches[1]}]
+        taken.append([batch.workflow_id for batch in owed])
+    assert taken == [[batches[3], batches[2]], [batches[0], batches[1]]]
 
 
 async def test_the_claimed_batches_are_read_by_index(db_session: AsyncSession) -> None:
