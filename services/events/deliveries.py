@@ -348,27 +348,39 @@ class DeliveryRepository:
         subscriber: str,
         status: DeliveryStatus,
         *,
-        generation: int | None = None,
+        generation: int,
         error: str | None = None,
         wake_relay: bool = False,
     ) -> bool:
-        """Pending -> ``status`` (forward only); False if it was not pending. With
-        ``wake_relay``, a delivery that finished wakes every relay when this transaction
-        commits (``notify_relay`` in the same statement: one round trip fewer)."""
-        params: dict[str, object] = {
-            "p_event_id": event_id,
-            "p_subscriber": subscriber,
-            "p_status": status,
-            "p_finished_at": utcnow(),
-            "p_error": error,
-        }
-        if generation is not None:
-            params["p_generation"] = generation
+        """Pending at ``generation`` -> ``status`` (forward only, compare-and-set); False
+        if it was not pending, or is pending at another generation: an attempt of a run
+        that was terminated, ending after the sweep restarted its delivery, must not
+        finish the new run's. With ``wake_relay``, a delivery that finished wakes every
+        relay when this transaction commits (``notify_relay`` in the same statement: one
+        round trip fewer)."""
         result = await self.session.exec(
-            self._finish_statement(generation is not None, wake_relay),
-            params=params,
+            self._finish_statement(wake_relay),
+            params={
+                "p_event_id": event_id,
+                "p_subscriber": subscriber,
+                "p_generation": generation,
+                "p_status": status,
+                "p_finished_at": utcnow(),
+                "p_error": error,
+            },
         )
         return result.first() is not None
+
+    async def state(self, event_id: str, subscriber: str) -> tuple[DeliveryStatus, int] | None:
+        """The delivery's status and generation now (None if it is gone)."""
+        result = await self.session.exec(
+            select(col(EventDelivery.status), col(EventDelivery.generation)).where(
+                col(EventDelivery.event_id) == event_id,
+                col(EventDelivery.subscriber) == subscriber,
+            )
+        )
+        row = result.first()
+        return None if row is None else (DeliveryStatus(row[0]), row[1])
 
     async def complete_events(self, event_ids: Iterable[str]) -> None:
         """Set ``delivered_at`` on each event none of whose deliveries is pending or failed.
@@ -432,18 +444,16 @@ class DeliveryRepository:
 
     @staticmethod
     @cache
-    def _finish_statement(of_generation: bool, wake_relay: bool) -> Update:
+    def _finish_statement(wake_relay: bool) -> Update:
         deliveries = _DELIVERIES.c
-        conditions = [
-            deliveries.event_id == bindparam("p_event_id"),
-            deliveries.subscriber == bindparam("p_subscriber"),
-            deliveries.status == DeliveryStatus.PENDING,
-        ]
-        if of_generation:
-            conditions.append(deliveries.generation == bindparam("p_generation"))
         finished = (
             update(_DELIVERIES)
-            .where(*conditions)
+            .where(
+                deliveries.event_id == bindparam("p_event_id"),
+                deliveries.subscriber == bindparam("p_subscriber"),
+                deliveries.generation == bindparam("p_generation"),
+                deliveries.status == DeliveryStatus.PENDING,
+            )
             .values(
                 status=bindparam("p_status", type_=deliveries.status.type),
                 finished_at=bindparam("p_finished_at", type_=deliveries.finished_at.type),

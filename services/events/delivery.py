@@ -26,10 +26,14 @@ from models.events import DeliveryStatus
 from services.events.deliveries import DeliveryRepository
 from services.events.handling import handle_event_in
 from services.events.metrics import EVENTS_DELIVERED, EVENTS_FAILED, count
-from services.events.subscribers import Subscriber
+from services.events.subscribers import DomainEvent, Subscriber
 from workflows.types.events import DeliveryRef, DeliveryStep
 
 log = logging.getLogger(__name__)
+
+
+class _NotThisGeneration(Exception):
+    """Rolls back an attempt's transaction: its delivery moved on without it."""
 
 
 class DeliveryService:
@@ -78,14 +82,7 @@ class DeliveryService:
                     "shop.event.generation": generation,
                 },
             ):
-                # Its handler may book an email in transactions of their own.
-                async with holders(self._sessions), transaction(self._sessions) as session:
-                    ran = await handle_event_in(session, subscriber, event)
-                    deliveries = DeliveryRepository(session)
-                    await deliveries.finish(
-                        event_id, subscriber_name, DeliveryStatus.DELIVERED, wake_relay=True
-                    )
-                    await deliveries.complete_events([event_id])
+                ran = await self._handle(subscriber, event, generation)
         except Exception as exc:
             labels = {"subscriber": subscriber_name, "type": event_type}
             await count(self._redis, EVENTS_FAILED, labels)
@@ -94,11 +91,66 @@ class DeliveryService:
                 extra={"event_id": event_id, "subscriber": subscriber_name, "error": repr(exc)},
             )
             raise
+        if ran is None:
+            outlived = await self._outlived(
+                event_id, subscriber_name, generation, DeliveryStatus.DELIVERED
+            )
+            return DeliveryStep.SKIPPED if outlived else DeliveryStep.DELIVERED
         if ran:
             await count(
                 self._redis, EVENTS_DELIVERED, {"subscriber": subscriber_name, "type": event_type}
             )
         return DeliveryStep.DELIVERED
+
+    async def _handle(
+        self, subscriber: Subscriber, event: DomainEvent, generation: int
+    ) -> bool | None:
+        """The handler, its receipt and the delivery's ``delivered`` status in one
+        transaction; whether the handler ran (False: its receipt was there). None, all of
+        it rolled back, if the delivery is no longer pending at ``generation``."""
+        try:
+            # Its handler may book an email in transactions of their own.
+            async with holders(self._sessions), transaction(self._sessions) as session:
+                ran = await handle_event_in(session, subscriber, event)
+                deliveries = DeliveryRepository(session)
+                if not await deliveries.finish(
+                    event.id,
+                    subscriber.name,
+                    DeliveryStatus.DELIVERED,
+                    generation=generation,
+                    wake_relay=True,
+                ):
+                    raise _NotThisGeneration
+                await deliveries.complete_events([event.id])
+        except _NotThisGeneration:
+            return None
+        return ran
+
+    async def _outlived(
+        self, event_id: str, subscriber_name: str, generation: int, finished: DeliveryStatus
+    ) -> bool:
+        """Whether an attempt that could not finish its delivery as ``finished`` was
+        outlived, logged: its run was terminated and the delivery restarted as a new
+        generation, whose run delivers it (or it was dropped, or replayed), and this
+        attempt changed nothing. False if another attempt of its own run finished it so
+        (the first attempt's answer lost, say). Either way it is done: an error would be
+        retried, never to succeed."""
+        async with self._sessions() as session:
+            now = await DeliveryRepository(session).state(event_id, subscriber_name)
+        if now == (finished, generation):
+            return False
+        status, current = now if now is not None else (None, None)
+        log.warning(
+            "event delivery attempt outlived by its delivery's generation: nothing done",
+            extra={
+                "event_id": event_id,
+                "subscriber": subscriber_name,
+                "generation": generation,
+                "current_generation": current,
+                "status": status,
+            },
+        )
+        return True
 
     async def dead_letter(
         self, event_id: str, subscriber_name: str, generation: int, error: str
@@ -113,8 +165,9 @@ class DeliveryService:
                 error=error,
                 wake_relay=True,
             )
-            if not failed:
-                return DeliveryStep.SKIPPED
+        if not failed:
+            await self._outlived(event_id, subscriber_name, generation, DeliveryStatus.FAILED)
+            return DeliveryStep.SKIPPED
         log.error(
             "event delivery is a dead letter",
             extra={"event_id": event_id, "subscriber": subscriber_name, "error": error},

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.db import SessionFactory, create_session_factory, transaction
 from core.events import EventType
 from core.outbox import publish
-from models.events import DeliveryStatus, EventDelivery
+from models.events import DeliveryStatus, EventDelivery, EventReceipt
 from models.outbox import OutboxEvent
 from models.users import User
 from services.events.deliveries import DeliveryRepository
@@ -22,7 +22,7 @@ from services.events.handling import EventGone, handle_once
 from services.events.subscribers import DomainEvent, Subscriber
 from tests.events.customers import create_customer
 from tests.lock_waits import waiting_on_locks
-from workflows.types.events import DeliveryStep
+from workflows.types.events import DeliveryRef, DeliveryStep
 
 
 class Boom(RuntimeError):
@@ -141,6 +141,64 @@ async def test_two_attempts_of_one_delivery_at_once_run_its_handler_once(
         delivery = await session.get(EventDelivery, (row.id, name))
         assert delivery is not None
         assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 2)
+        event = await session.get(OutboxEvent, row.id)
+        assert event is not None
+        assert event.delivered_at is not None
+
+
+async def test_an_attempt_outlived_by_its_generation_finishes_nothing(
+    engine: AsyncEngine, redis: Redis
+) -> None:
+    # The operator terminated the batch while its local activity ran the handler; the
+    # sweep restarted the delivery as generation 1, whose new run delivers it. The old
+    # attempt, ending later, must neither mark generation 1's delivery delivered (under
+    # the new run's feet) nor fail: its transaction changes nothing, the new run delivers.
+    sessions = create_session_factory(engine)  # committed: the restart beside the attempt
+    name = "outlived"
+    async with transaction(sessions) as session:
+        user = await create_customer(session)
+        row = await publish(session, EventType.USER_CREATED, user.id, {"userId": user.id})
+        deliveries = DeliveryRepository(session)
+        await deliveries.add_deliveries(row, [name])
+        await deliveries.mark_dispatched([row.id], delivered=[])
+    entered, release = asyncio.Event(), asyncio.Event()
+    runs = 0
+
+    async def provider_call(event: DomainEvent, session: AsyncSession) -> None:
+        nonlocal runs
+        runs += 1
+        entered.set()
+        await release.wait()
+        customer = await session.get(User, event.data["userId"])
+        assert customer is not None
+        customer.name = customer.name + "!"
+        session.add(customer)
+
+    service = DeliveryService(
+        sessions, redis, [Subscriber(name, frozenset({EventType.USER_CREATED}), provider_call)]
+    )
+    old = asyncio.create_task(service.deliver(row.id, name, 0))
+    await asyncio.wait_for(entered.wait(), 10)
+    ref = DeliveryRef(event_id=row.id, subscriber=name, generation=0, event_type=row.type)
+    async with transaction(sessions) as session:
+        assert await DeliveryRepository(session).restart(ref)
+    release.set()
+
+    assert await old == DeliveryStep.SKIPPED
+    async with sessions() as session:
+        delivery = await session.get(EventDelivery, (row.id, name))
+        assert delivery is not None
+        assert (delivery.status, delivery.generation) == (DeliveryStatus.PENDING, 1)
+        assert await session.get(EventReceipt, (row.id, name)) is None  # rolled back
+    assert await service.deliver(row.id, name, 1) == DeliveryStep.DELIVERED
+    assert runs == 2
+    async with sessions() as session:
+        customer = await session.get(User, user.id)
+        assert customer is not None
+        assert customer.name == user.name + "!"  # the old attempt's effect rolled back
+        delivery = await session.get(EventDelivery, (row.id, name))
+        assert delivery is not None
+        assert (delivery.status, delivery.generation) == (DeliveryStatus.DELIVERED, 1)
         event = await session.get(OutboxEvent, row.id)
         assert event is not None
         assert event.delivered_at is not None
