@@ -23,7 +23,7 @@ from core.db import asyncpg_dsn
 from core.settings import Settings
 from services.events.deliveries import CHANNEL
 from services.events.relay import RelayService
-from temporal.clients.events import EventDeliveryWorkflows, workflow_id
+from temporal.clients.events import EventDeliveryWorkflows
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +108,4 @@ class OutboxRelay:
     async def _restart_lost(self) -> None:
         """Deliveries started long ago whose workflow no longer runs get a fresh one."""
         age = timedelta(seconds=self._settings.event_restart_after_seconds)
-        # Subscribers of one event started together share a workflow: asked about once.
-        running: dict[str, bool] = {}
-        for delivery in await self._relay.started_before(age):
-            key = delivery.workflow_id or workflow_id(delivery)
-            if key not in running:
-                try:
-                    running[key] = await self._workflows.is_running(delivery)
-                except Exception as exc:
-                    log.warning("cannot check a delivery's workflow", extra={"error": repr(exc)})
-                    return
-            if not running[key]:
-                await self._relay.restart(delivery)
+        await self._relay.restart_lost(age, self._workflows.is_running)

@@ -42,6 +42,8 @@ CHANNEL = "shop_outbox"
 RELAY_LOCK = 0x6F7574626F78
 
 _NAMES = ARRAY(String)
+# Where the lost-delivery sweep has got to: the last (seq, subscriber) it looked at.
+SweepKey = tuple[int, str]
 _UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
 # The tables themselves, for the statements of one delivery (several an event, eight an
@@ -260,15 +262,23 @@ class DeliveryRepository:
                 .values(started_at=now)
             )
 
-    async def started_before(self, age: timedelta, limit: int) -> list[StartedDelivery]:
-        """Pending deliveries started more than ``age`` ago (their workflow may be gone)."""
+    async def started_before(
+        self, age: timedelta, limit: int, *, after: SweepKey | None = None
+    ) -> list[StartedDelivery]:
+        """Pending deliveries started more than ``age`` ago (their workflow may be gone),
+        in (seq, subscriber) order, a unique key (an event's deliveries share its seq):
+        the first ``limit`` after ``after``, so that the sweep pages through them all."""
+        conditions = [
+            col(EventDelivery.status) == DeliveryStatus.PENDING,
+            col(EventDelivery.started_at) < utcnow() - age,
+        ]
+        if after is not None:
+            conditions.append(
+                tuple_(col(EventDelivery.seq), col(EventDelivery.subscriber)) > tuple_(*after)
+            )
         result = await self.session.exec(
             select(EventDelivery)
-            .where(
-                col(EventDelivery.status) == DeliveryStatus.PENDING,
-                col(EventDelivery.started_at) < utcnow() - age,
-            )
-            # An event's deliveries share its seq: the subscriber completes the key.
+            .where(*conditions)
             .order_by(col(EventDelivery.seq), col(EventDelivery.subscriber))
             .limit(limit)
         )
@@ -279,6 +289,7 @@ class DeliveryRepository:
                 generation=row.generation,
                 event_type=row.event_type,
                 workflow_id=row.workflow_id,
+                seq=row.seq,
             )
             for row in result.all()
         ]

@@ -55,7 +55,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, transaction
 from services.events.catch_up import CatchUpRepository
-from services.events.deliveries import DeliveryRepository
+from services.events.deliveries import DeliveryRepository, SweepKey
 from services.events.subscribers import Subscriber
 from services.events.subscriptions import Pair, SubscriptionRepository
 from workflows.types.events import (
@@ -78,6 +78,19 @@ DEFAULT_FORGET_AFTER = timedelta(days=7)
 
 # Starts the batches' workflows; returns the ids of those started (or already there).
 Starter = Callable[[Sequence[DeliveryBatch]], Awaitable[Sequence[str]]]
+# Whether a delivery's workflow still runs.
+RunningCheck = Callable[[StartedDelivery], Awaitable[bool]]
+# The lost-delivery sweep: deliveries read at a time, and workflows asked about per sweep.
+SWEEP_PAGE = 100
+SWEEP_ASKS = 100
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    asked: int
+    restarted: int
+    # It reached the last delivery (the next sweep starts from the first again).
+    finished: bool
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,7 @@ class RelayService:
         self._beaten: float | None = None
         self._started = time.monotonic() if started is None else started
         self._trace_links = trace_links
+        self._swept_to: SweepKey | None = None
 
     def _beat_due(self) -> bool:
         return self._beaten is None or time.monotonic() - self._beaten >= self._beat_every
@@ -215,10 +229,52 @@ class RelayService:
                 extra={"events": len(owed), "since": since.isoformat()},
             )
 
-    async def started_before(self, age: timedelta, limit: int = 100) -> list[StartedDelivery]:
-        """Deliveries started ``age`` ago and still pending: is their workflow still there?"""
-        async with self._sessions() as session:
-            return await DeliveryRepository(session).started_before(age, limit)
+    async def restart_lost(
+        self,
+        age: timedelta,
+        is_running: RunningCheck,
+        *,
+        page: int = SWEEP_PAGE,
+        asks: int = SWEEP_ASKS,
+    ) -> SweepResult:
+        """Deliveries started more than ``age`` ago and still pending whose workflow no
+        longer runs (an operator terminated it) are restarted, as the next generation.
+
+        The sweep pages through every such delivery (``page`` at a time, by its unique
+        (seq, subscriber) key), however many are alive ahead of a lost one, asking about
+        each workflow once (an event's, a batch's deliveries share one). It is bounded by
+        the work it does, not by the rows it reads: after ``asks`` workflows asked, it
+        stops, and the next sweep goes on from there; one that reaches the end starts the
+        next from the beginning. It stops likewise when a workflow cannot be asked about
+        (Temporal away)."""
+        running: dict[str, bool] = {}
+        asked = restarted = 0
+        while True:
+            async with self._sessions() as session:
+                found = await DeliveryRepository(session).started_before(
+                    age, page, after=self._swept_to
+                )
+            for delivery in found:
+                known = running.get(delivery.workflow_id) if delivery.workflow_id else None
+                if known is None:
+                    if asked >= asks:
+                        return SweepResult(asked=asked, restarted=restarted, finished=False)
+                    try:
+                        known = await is_running(delivery)
+                    except Exception as exc:
+                        log.warning(
+                            "cannot check a delivery's workflow", extra={"error": repr(exc)}
+                        )
+                        return SweepResult(asked=asked, restarted=restarted, finished=False)
+                    asked += 1
+                    if delivery.workflow_id:
+                        running[delivery.workflow_id] = known
+                if not known and await self.restart(delivery):
+                    restarted += 1
+                self._swept_to = (delivery.seq, delivery.subscriber)
+            if len(found) < page:
+                self._swept_to = None
+                return SweepResult(asked=asked, restarted=restarted, finished=True)
 
     async def restart(self, ref: DeliveryRef) -> bool:
         """A new generation of ``ref``, to be started by the next pass (its workflow is

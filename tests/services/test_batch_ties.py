@@ -6,8 +6,9 @@ database picks (one transaction, rolled back; the instant is far in the past, so
 other test's committed row is old enough to be taken).
 
 Each of these batches takes the head of what is left (it deletes, starts or moves the rows
-it took), never a page after a cursor: a tie never made one skip or repeat a row. It made
-which rows a batch of N took, of those at its boundary, the plan's choice."""
+it took), but the lost-delivery sweep's, which pages after a cursor (the unique key it
+orders by): a tie never made one skip or repeat a row. It made which rows a batch of N
+took, of those at its boundary, the plan's choice."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from models.webhooks import WebhookEndpoint
 from models.workflow_starts import WorkflowStart
 from services.catalog.products import ProductService
 from services.events.admin import EventAdminRepository
-from services.events.deliveries import DeliveryRepository
+from services.events.deliveries import DeliveryRepository, SweepKey
 from services.events.pruning import OutboxPruneRepository
 from services.inventory.reservation_repository import ReservationRepository
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
@@ -204,6 +205,37 @@ async def test_deliveries_of_one_event_started_long_ago_are_taken_by_subscriber(
                 await deliveries.restart(delivery)  # started_at cleared: not taken again
         taken.append([delivery.subscriber for delivery in batch])
     assert taken == [subscribers[:2], subscribers[2:]]
+
+
+async def test_deliveries_of_one_event_started_long_ago_are_paged_by_subscriber(
+    db_sessions: SessionFactory,
+) -> None:
+    """The lost-delivery sweep's pages (it restarts only the lost ones, so it pages
+    after a cursor): one event's deliveries share its seq, the subscriber completes the
+    key, and no page skips or repeats one of them."""
+    _, subscribers = await _one_event_for_four(db_sessions, DeliveryStatus.PENDING)
+    pages: list[list[str]] = []
+    after: SweepKey | None = None
+    async with db_sessions() as session:
+        deliveries = DeliveryRepository(session)
+        for _ in range(3):
+            page = await deliveries.started_before(_since_the_instant(), BATCH, after=after)
+            pages.append([delivery.subscriber for delivery in page])
+            if page:
+                after = (page[-1].seq, page[-1].subscriber)
+    assert pages == [subscribers[:2], subscribers[2:], []]
+
+
+async def test_the_lost_delivery_sweep_reads_by_index(db_session: AsyncSession) -> None:
+    deliveries = DeliveryRepository(db_session)
+    plans = await statement_plans(
+        db_session,
+        lambda: deliveries.started_before(_since_the_instant(), BATCH, after=(1, "a")),
+    )
+    # The pending rows only, from an index of them.
+    assert len(plans) == 1, plans
+    assert "Index Scan using event_deliveries_" in plans[0], plans
+    assert "Seq Scan" not in plans[0], plans
 
 
 async def test_failed_deliveries_of_one_event_are_replayed_by_subscriber(

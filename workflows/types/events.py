@@ -70,6 +70,8 @@ class StartedDelivery(DeliveryRef):
     workflow ids, by the one-subscriber workflow whose id ``DeliveryRef`` names)."""
 
     workflow_id: str | None = None
+    # Its event's: with the subscriber, where the lost-delivery sweep has got to.
+    seq: int = 0
 
 
 class SubscriberDelivery(BaseModel):
