@@ -55,7 +55,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import SessionFactory, transaction
 from services.events.catch_up import CatchUpRepository
-from services.events.deliveries import DeliveryRepository, SweepKey
+from services.events.deliveries import DeliveryRepository
+from services.events.relay_repository import RelayRepository, SweepKey
 from services.events.subscribers import Subscriber
 from services.events.subscriptions import Pair, SubscriptionRepository
 from workflows.types.events import (
@@ -150,15 +151,15 @@ class RelayService:
         # delivery, nothing new to fan out) claims in it, one transaction instead of two.
         beat = self._beat_due()
         async with transaction(self._sessions) as session:
-            deliveries = DeliveryRepository(session)
+            work = RelayRepository(session)
             subscriptions = SubscriptionRepository(session)
-            await deliveries.lock_relay()
+            await work.lock_relay()
             if beat:
                 await subscriptions.beat(self._pairs)
                 await subscriptions.forget(self._forget_after)
             if beat and self._beaten is None:
                 await self._catch_up(session)
-            events = await deliveries.undispatched(DISPATCH_BATCH)
+            events = await work.undispatched(DISPATCH_BATCH)
             subscribed = await subscriptions.subscribed(self._grace) if events else {}
             for name, event_type in self._pairs:
                 subscribed.setdefault(event_type, set()).add(name)
@@ -168,46 +169,46 @@ class RelayService:
                 if not names:
                     unwanted.append(event.id)
                     log.debug("event has no subscriber", extra={"event_id": event.id})
-                await deliveries.add_deliveries(event, names)
+                await work.add_deliveries(event, names)
             if events:
-                await deliveries.mark_dispatched([e.id for e in events], delivered=unwanted)
+                await work.mark_dispatched([e.id for e in events], delivered=unwanted)
             dropped: list[DeliveryRef] = []
             if beat:
-                dropped = await deliveries.drop_pending_unknown_for(self._grace)
+                dropped = await work.drop_pending_unknown_for(self._grace)
             for ref in dropped:
                 log.warning(
                     "event delivery dropped: no worker has known its subscriber for the grace",
                     extra={"event_id": ref.event_id, "subscriber": ref.subscriber},
                 )
             if dropped:
-                await deliveries.complete_events(ref.event_id for ref in dropped)
+                await DeliveryRepository(session).complete_events(ref.event_id for ref in dropped)
             wrote = beat or bool(events) or bool(dropped)
-            batches = [] if wrote else await self._claim(deliveries)
+            batches = [] if wrote else await self._claim(work)
         if beat:
             self._beaten = time.monotonic()
         if wrote:
             async with transaction(self._sessions) as session:
-                deliveries = DeliveryRepository(session)
-                await deliveries.lock_relay()
-                batches = await self._claim(deliveries)
+                work = RelayRepository(session)
+                await work.lock_relay()
+                batches = await self._claim(work)
         ids = set(await start(batches)) if batches else set()
         started = [b for b in batches if b.workflow_id in ids]
         if started:
             async with transaction(self._sessions) as session:
-                await DeliveryRepository(session).mark_started(started)
+                await RelayRepository(session).mark_started(started)
         count = sum(len(b.deliveries) for b in started)
         return PassResult(dispatched=len(events), dropped=len(dropped), started=count)
 
-    async def _claim(self, deliveries: DeliveryRepository) -> list[DeliveryBatch]:
+    async def _claim(self, work: RelayRepository) -> list[DeliveryBatch]:
         """The batches to start, under the relay's lock: those a pass claimed and did not
         start, then fresh ones, claimed now."""
-        owed = await deliveries.claimed(START_BATCH // BATCH_LIMIT)
-        fresh = batches_of(await deliveries.heads(START_BATCH, self._pairs))
+        owed = await work.claimed(START_BATCH // BATCH_LIMIT)
+        fresh = batches_of(await work.heads(START_BATCH, self._pairs))
         for batch in fresh:
-            await deliveries.claim(batch)
+            await work.claim(batch)
         batches = [*owed, *fresh]
         if self._trace_links and batches:
-            traces = await deliveries.traceparents(
+            traces = await work.traceparents(
                 ref.event_id for batch in batches for ref in batch.deliveries
             )
             for batch in batches:
@@ -251,7 +252,7 @@ class RelayService:
         asked = restarted = 0
         while True:
             async with self._sessions() as session:
-                found = await DeliveryRepository(session).started_before(
+                found = await RelayRepository(session).started_before(
                     age, page, after=self._swept_to
                 )
             for delivery in found:

@@ -5,7 +5,7 @@ code says which subscribers exist. Each relay writes its own pairs (``beat``) at
 every ``EVENT_RELAY_POLL_SECONDS``; a pair is *subscribed* while some relay has known it
 within ``EVENT_SUBSCRIBER_GRACE_SECONDS``. Every relay fans out to every subscribed pair,
 and a pending delivery is dropped only once it is older than that and its pair has not
-been known within it (``DeliveryRepository.drop_pending_unknown_for``).
+been known within it (``RelayRepository.drop_pending_unknown_for``).
 
 A pair no relay has known for far longer than that (``EVENT_SUBSCRIPTION_RETENTION_SECONDS``,
 at least twice the grace: a subscriber taken out of the code, the workers of a release

@@ -15,8 +15,8 @@ from core.events import EventType
 from core.ids import IdPrefix, new_id
 from core.outbox import publish
 from models.outbox import OutboxEvent
-from services.events.deliveries import DeliveryRepository
 from services.events.delivery import DeliveryService
+from services.events.relay_repository import RelayRepository
 from services.events.subscribers import DomainEvent, Subscriber
 from workflows.types.events import DeliveryStep
 
@@ -30,7 +30,7 @@ async def test_a_delivery_reads_its_event_in_the_statement_that_counts_the_attem
     user_id = new_id(IdPrefix.USER)
     async with transaction(sessions) as session:
         published = await publish(session, EventType.USER_CREATED, user_id, {"userId": user_id})
-        await DeliveryRepository(session).add_deliveries(published, [SUBSCRIBER])
+        await RelayRepository(session).add_deliveries(published, [SUBSCRIBER])
     handled: list[DomainEvent] = []
 
     async def handle(domain_event: DomainEvent, _session: AsyncSession) -> None:
@@ -76,7 +76,7 @@ async def test_a_deliverys_statements_are_built_once_and_reused(
         for _ in range(2):
             user_id = new_id(IdPrefix.USER)
             event_ = await publish(session, EventType.USER_CREATED, user_id, {"userId": user_id})
-            await DeliveryRepository(session).add_deliveries(event_, [SUBSCRIBER])
+            await RelayRepository(session).add_deliveries(event_, [SUBSCRIBER])
             published.append(event_)
     handled: list[str] = []
 

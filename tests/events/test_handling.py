@@ -19,6 +19,7 @@ from models.users import User
 from services.events.deliveries import DeliveryRepository
 from services.events.delivery import DeliveryService
 from services.events.handling import EventGone, handle_once
+from services.events.relay_repository import RelayRepository
 from services.events.subscribers import DomainEvent, Subscriber
 from tests.events.customers import create_customer
 from tests.lock_waits import waiting_on_locks
@@ -112,7 +113,7 @@ async def test_two_attempts_of_one_delivery_at_once_run_its_handler_once(
     async with transaction(sessions) as session:
         user = await create_customer(session)
         row = await publish(session, EventType.USER_CREATED, user.id, {"userId": user.id})
-        deliveries = DeliveryRepository(session)
+        deliveries = RelayRepository(session)
         await deliveries.add_deliveries(row, [name])
         # Fanned out by hand: a relay of a later test must not deliver it to its own.
         await deliveries.mark_dispatched([row.id], delivered=[])
@@ -158,7 +159,7 @@ async def test_an_attempt_outlived_by_its_generation_finishes_nothing(
     async with transaction(sessions) as session:
         user = await create_customer(session)
         row = await publish(session, EventType.USER_CREATED, user.id, {"userId": user.id})
-        deliveries = DeliveryRepository(session)
+        deliveries = RelayRepository(session)
         await deliveries.add_deliveries(row, [name])
         await deliveries.mark_dispatched([row.id], delivered=[])
     entered, release = asyncio.Event(), asyncio.Event()

@@ -31,8 +31,9 @@ from models.webhooks import WebhookEndpoint
 from models.workflow_starts import WorkflowStart
 from services.catalog.products import ProductService
 from services.events.admin import EventAdminRepository
-from services.events.deliveries import DeliveryRepository, SweepKey
+from services.events.deliveries import DeliveryRepository
 from services.events.pruning import OutboxPruneRepository
+from services.events.relay_repository import RelayRepository, SweepKey
 from services.inventory.reservation_repository import ReservationRepository
 from services.webhooks.delivery_repository import WebhookDeliveryRepository
 from services.webhooks.endpoints import new_secret
@@ -199,10 +200,10 @@ async def test_deliveries_of_one_event_started_long_ago_are_taken_by_subscriber(
     taken: list[list[str]] = []
     for _ in range(2):
         async with transaction(db_sessions) as session:
-            deliveries = DeliveryRepository(session)
-            batch = await deliveries.started_before(_since_the_instant(), BATCH)
+            batch = await RelayRepository(session).started_before(_since_the_instant(), BATCH)
             for delivery in batch:
-                await deliveries.restart(delivery)  # started_at cleared: not taken again
+                # started_at cleared: not taken again
+                await DeliveryRepository(session).restart(delivery)
         taken.append([delivery.subscriber for delivery in batch])
     assert taken == [subscribers[:2], subscribers[2:]]
 
@@ -217,9 +218,9 @@ async def test_deliveries_of_one_event_started_long_ago_are_paged_by_subscriber(
     pages: list[list[str]] = []
     after: SweepKey | None = None
     async with db_sessions() as session:
-        deliveries = DeliveryRepository(session)
+        work = RelayRepository(session)
         for _ in range(3):
-            page = await deliveries.started_before(_since_the_instant(), BATCH, after=after)
+            page = await work.started_before(_since_the_instant(), BATCH, after=after)
             pages.append([delivery.subscriber for delivery in page])
             if page:
                 after = (page[-1].seq, page[-1].subscriber)
@@ -227,10 +228,10 @@ async def test_deliveries_of_one_event_started_long_ago_are_paged_by_subscriber(
 
 
 async def test_the_lost_delivery_sweep_reads_by_index(db_session: AsyncSession) -> None:
-    deliveries = DeliveryRepository(db_session)
+    work = RelayRepository(db_session)
     plans = await statement_plans(
         db_session,
-        lambda: deliveries.started_before(_since_the_instant(), BATCH, after=(1, "a")),
+        lambda: work.started_before(_since_the_instant(), BATCH, after=(1, "a")),
     )
     # The pending rows only, from an index of them.
     assert len(plans) == 1, plans
@@ -339,21 +340,21 @@ async def test_batches_claimed_but_not_started_are_started_oldest_first(
     written = [AFTER, AFTER, INSTANT + timedelta(milliseconds=500), INSTANT]
     await _claimed_not_started(db_sessions, written, batches)
     async with db_sessions() as session:
-        every = await DeliveryRepository(session).claimed(len(batches))
+        every = await RelayRepository(session).claimed(len(batches))
     assert [batch.workflow_id for batch in every] == [batches[i] for i in (3, 2, 0, 1)]
     taken: list[list[str]] = []
     for _ in range(2):
         async with transaction(db_sessions) as session:
-            deliveries = DeliveryRepository(session)
-            owed = await deliveries.claimed(BATCH)
-            await deliveries.mark_started(owed)
+            work = RelayRepository(session)
+            owed = await work.claimed(BATCH)
+            await work.mark_started(owed)
         taken.append([batch.workflow_id for batch in owed])
     assert taken == [[batches[3], batches[2]], [batches[0], batches[1]]]
 
 
 async def test_the_claimed_batches_are_read_by_index(db_session: AsyncSession) -> None:
-    deliveries = DeliveryRepository(db_session)
-    plans = await statement_plans(db_session, lambda: deliveries.claimed(BATCH))
+    work = RelayRepository(db_session)
+    plans = await statement_plans(db_session, lambda: work.claimed(BATCH))
     # Both reads of the table take the pending rows from an index of them.
     assert len(plans) == 1, plans
     assert plans[0].count("Index Scan using event_deliveries_") == 2, plans

@@ -31,7 +31,7 @@ from models.orders import OrderEvent, OrderLine, OrderStatus, TimelineAudience
 from models.quotes import QuoteLine
 from services.catalog.products import ProductService
 from services.email_recipients import Recipient, _recipient
-from services.events.deliveries import DeliveryRepository
+from services.events.relay_repository import RelayRepository
 from services.events.subscriptions import SubscriptionRepository
 from services.inventory import StockService
 from services.inventory.stock_repository import StockRepository
@@ -117,7 +117,7 @@ async def test_inserts_of_several_rows_are_compiled_once_whatever_their_rows(
     await db_session.flush()
     one, two = unique_slug("rows-a"), unique_slug("rows-b")
     calls: list[Callable[[int], Awaitable[None]]] = [
-        lambda i: DeliveryRepository(db_session).add_deliveries(published[i], [one, two][: i + 1]),
+        lambda i: RelayRepository(db_session).add_deliveries(published[i], [one, two][: i + 1]),
         lambda i: SubscriptionRepository(db_session).beat(
             [(one, "order.created"), (two, "order.created")][: i + 1]
         ),
@@ -180,7 +180,7 @@ async def test_a_relay_pass_runs_statements_built_once(
     """The relay's lock, its read of what is not fanned out yet and of batches claimed and
     not started: each pass runs them (several passes an order), each call the same
     statement with its own limit."""
-    repository = DeliveryRepository(db_session)
+    repository = RelayRepository(db_session)
     await db_session.connection()  # the test's savepoint begun
     reads: list[Callable[[int], Awaitable[object]]] = [
         lambda i: repository.lock_relay(),
@@ -356,7 +356,7 @@ async def test_the_relays_heads_run_one_statement_with_each_callers_pairs(
     """Two subscribers of this test's own, two aggregates: each caller's pairs, its limit,
     and an aggregate's later event held back behind its first."""
     first, second = unique_slug("heads-a"), unique_slug("heads-b")
-    repository = DeliveryRepository(db_session)
+    repository = RelayRepository(db_session)
     users = [new_id(IdPrefix.USER), new_id(IdPrefix.USER)]
     events = []
     for user_id in (*users, users[0]):
