@@ -102,6 +102,54 @@ async def test_an_unknown_event_is_a_clear_error(db_sessions: SessionFactory) ->
         await handle_once(db_sessions, subscriber, "evt_missing")
 
 
+async def _fanned_out(sessions: SessionFactory, subscriber: str) -> tuple[User, OutboxEvent]:
+    """A customer's ``user.created``, fanned out to ``subscriber`` alone, committed."""
+    async with transaction(sessions) as session:
+        user = await create_customer(session)
+        row = await publish(session, EventType.USER_CREATED, user.id, {"userId": user.id})
+        deliveries = RelayRepository(session)
+        await deliveries.add_deliveries(row, [subscriber])
+        # Fanned out by hand: a relay of a later test must not deliver it to its own.
+        await deliveries.mark_dispatched([row.id], delivered=[])
+    return user, row
+
+
+class HeldProvider:
+    """A handler that waits to be released, as a provider's call would; how many times it
+    ran and, with ``renames``, a database effect: a "!" on the customer's name."""
+
+    def __init__(self, *, renames: bool = False) -> None:
+        self.renames = renames
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+        self.runs = 0
+
+    async def handle(self, event: DomainEvent, session: AsyncSession) -> None:
+        self.runs += 1
+        self.entered.set()
+        await self.release.wait()
+        if self.renames:
+            customer = await session.get(User, event.data["userId"])
+            assert customer is not None
+            customer.name = customer.name + "!"
+            session.add(customer)
+
+    def service(self, sessions: SessionFactory, redis: Redis, name: str) -> DeliveryService:
+        subscriber = Subscriber(name, frozenset({EventType.USER_CREATED}), self.handle)
+        return DeliveryService(sessions, redis, [subscriber])
+
+
+async def _delivered(sessions: SessionFactory, event_id: str, subscriber: str) -> EventDelivery:
+    """The delivery, delivered, and its event too (its only one)."""
+    async with sessions() as session:
+        delivery = await session.get(EventDelivery, (event_id, subscriber))
+        assert delivery is not None
+        assert delivery.status == DeliveryStatus.DELIVERED
+        event = await session.get(OutboxEvent, event_id)
+        assert event is not None
+        assert event.delivered_at is not None
+        return delivery
+
+
 async def test_two_attempts_of_one_delivery_at_once_run_its_handler_once(
     engine: AsyncEngine, redis: Redis
 ) -> None:
@@ -110,41 +158,20 @@ async def test_two_attempts_of_one_delivery_at_once_run_its_handler_once(
     # on the first's receipt, then finds it and runs nothing (no second email, deal, ...).
     sessions = create_session_factory(engine)  # committed: two connections at once
     name = "twice_at_once"
-    async with transaction(sessions) as session:
-        user = await create_customer(session)
-        row = await publish(session, EventType.USER_CREATED, user.id, {"userId": user.id})
-        deliveries = RelayRepository(session)
-        await deliveries.add_deliveries(row, [name])
-        # Fanned out by hand: a relay of a later test must not deliver it to its own.
-        await deliveries.mark_dispatched([row.id], delivered=[])
-    entered, release = asyncio.Event(), asyncio.Event()
-    runs = 0
-
-    async def provider_call(event: DomainEvent, session: AsyncSession) -> None:
-        nonlocal runs
-        runs += 1
-        entered.set()
-        await release.wait()
-
-    service = DeliveryService(
-        sessions, redis, [Subscriber(name, frozenset({EventType.USER_CREATED}), provider_call)]
-    )
+    _, row = await _fanned_out(sessions, name)
+    provider = HeldProvider()
+    service = provider.service(sessions, redis, name)
     first = asyncio.create_task(service.deliver(row.id, name, 0))
-    await asyncio.wait_for(entered.wait(), 10)
+    await asyncio.wait_for(provider.entered.wait(), 10)
     second = asyncio.create_task(service.deliver(row.id, name, 0))
     await waiting_on_locks(engine, 1, query_like="%event_receipts%")
-    release.set()
+    provider.release.set()
 
     assert await first == DeliveryStep.DELIVERED
     assert await second == DeliveryStep.DELIVERED
-    assert runs == 1
-    async with sessions() as session:
-        delivery = await session.get(EventDelivery, (row.id, name))
-        assert delivery is not None
-        assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 2)
-        event = await session.get(OutboxEvent, row.id)
-        assert event is not None
-        assert event.delivered_at is not None
+    assert provider.runs == 1
+    delivery = await _delivered(sessions, row.id, name)
+    assert delivery.attempts == 2
 
 
 async def test_an_attempt_outlived_by_its_generation_finishes_nothing(
@@ -156,34 +183,15 @@ async def test_an_attempt_outlived_by_its_generation_finishes_nothing(
     # the new run's feet) nor fail: its transaction changes nothing, the new run delivers.
     sessions = create_session_factory(engine)  # committed: the restart beside the attempt
     name = "outlived"
-    async with transaction(sessions) as session:
-        user = await create_customer(session)
-        row = await publish(session, EventType.USER_CREATED, user.id, {"userId": user.id})
-        deliveries = RelayRepository(session)
-        await deliveries.add_deliveries(row, [name])
-        await deliveries.mark_dispatched([row.id], delivered=[])
-    entered, release = asyncio.Event(), asyncio.Event()
-    runs = 0
-
-    async def provider_call(event: DomainEvent, session: AsyncSession) -> None:
-        nonlocal runs
-        runs += 1
-        entered.set()
-        await release.wait()
-        customer = await session.get(User, event.data["userId"])
-        assert customer is not None
-        customer.name = customer.name + "!"
-        session.add(customer)
-
-    service = DeliveryService(
-        sessions, redis, [Subscriber(name, frozenset({EventType.USER_CREATED}), provider_call)]
-    )
+    user, row = await _fanned_out(sessions, name)
+    provider = HeldProvider(renames=True)
+    service = provider.service(sessions, redis, name)
     old = asyncio.create_task(service.deliver(row.id, name, 0))
-    await asyncio.wait_for(entered.wait(), 10)
+    await asyncio.wait_for(provider.entered.wait(), 10)
     ref = DeliveryRef(event_id=row.id, subscriber=name, generation=0, event_type=row.type)
     async with transaction(sessions) as session:
         assert await DeliveryRepository(session).restart(ref)
-    release.set()
+    provider.release.set()
 
     assert await old == DeliveryStep.SKIPPED
     async with sessions() as session:
@@ -192,14 +200,9 @@ async def test_an_attempt_outlived_by_its_generation_finishes_nothing(
         assert (delivery.status, delivery.generation) == (DeliveryStatus.PENDING, 1)
         assert await session.get(EventReceipt, (row.id, name)) is None  # rolled back
     assert await service.deliver(row.id, name, 1) == DeliveryStep.DELIVERED
-    assert runs == 2
+    assert provider.runs == 2
+    assert (await _delivered(sessions, row.id, name)).generation == 1
     async with sessions() as session:
         customer = await session.get(User, user.id)
         assert customer is not None
         assert customer.name == user.name + "!"  # the old attempt's effect rolled back
-        delivery = await session.get(EventDelivery, (row.id, name))
-        assert delivery is not None
-        assert (delivery.status, delivery.generation) == (DeliveryStatus.DELIVERED, 1)
-        event = await session.get(OutboxEvent, row.id)
-        assert event is not None
-        assert event.delivered_at is not None
