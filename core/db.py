@@ -143,7 +143,9 @@ def locked(
     .lock_family``, an advisory lock), then its token's row, and a reused token's refresh
     revokes the session's rows under those (the erasure and a password change revoke the
     account's tokens after they locked the account); a sign-out locks the account, then
-    its token's row and its session's (``AuthService.logout``).
+    its sessions, then their tokens' rows, and reads the token it was given without a
+    lock to learn whose it is: another account's token is never locked
+    (``AuthService.logout``).
     """
     return query.with_for_update(
         read=read, skip_locked=skip_locked, key_share=key_share

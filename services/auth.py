@@ -249,22 +249,30 @@ class AuthService:
 
     async def logout(self, claims: AccessClaims, refresh_token: str | None) -> None:
         """Revoke the session's refresh tokens (and those of ``refresh_token``'s family, if
-        it is the caller's) and the access token. The account's row is locked first
-        (``UserRepository.lock``), the one lock order of ``core.db.locked``: the erasure
-        locks it, then revokes every token of the account, and a logout that locked its
-        token first, then revoked its family's older tokens, waited in a circle with it.
-        Locked, not held: a refresh that found a stolen token revokes a family under a
-        hold, after locking that token, and two holders could wait in a circle too."""
+        it is the caller's: another account's token is ignored, as an unknown one is) and
+        the access token. The house order of ``core.db.locked``: the account's row first
+        (``UserRepository.lock``), then the sessions (``RefreshTokenRepository
+        .lock_family``, in order), then their tokens' rows (the revocation). The erasure
+        locks the account, then revokes every token of the account, and a logout that
+        locked its token first, then revoked its family's older tokens, waited in a circle
+        with it. Locked, not held: a refresh that found a stolen token revokes a family
+        under a hold, after locking that token, and two holders could wait in a circle
+        too. The presented token is read without a lock (``issued_to``) to learn whose it
+        is: locked before that check, two sign-outs each presenting the other account's
+        token each locked their own account, then the other's token, then waited for
+        each other's tokens to revoke their own session."""
         # None once erased: its tokens are revoked already, the access token still is.
         await self.users.lock(claims.user_id)
-        families = [claims.session_id]
+        families = {claims.session_id}
         if refresh_token:
-            row = await self.refresh_tokens.by_hash_for_update(hash_refresh_token(refresh_token))
-            if row is not None and row.user_id == claims.user_id:
-                families.append(row.family_id)
-        await self.refresh_tokens.revoke_families(sorted(set(families)))
+            issued = await self.refresh_tokens.issued_to(hash_refresh_token(refresh_token))
+            if issued is not None and issued[0] == claims.user_id:
+                families.add(issued[1])
+        for family in sorted(families):
+            await self.refresh_tokens.lock_family(family)
+        await self.refresh_tokens.revoke_families(sorted(families))
         await self.revocations.revoke_token(claims)
-        await self.revocations.revoke_sessions(sorted(set(families)))
+        await self.revocations.revoke_sessions(sorted(families))
 
     async def end_other_sessions(self, user_id: str, keep_session: str | None) -> None:
         """After a password change (keep the current one) or deletion (keep none)."""

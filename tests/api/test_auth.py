@@ -75,6 +75,23 @@ async def test_logout_revokes_only_that_session(client: httpx.AsyncClient) -> No
     assert (await client.get("/api/users/me", headers=bearer(phone))).status_code == 200
 
 
+async def test_logout_leaves_another_accounts_session_it_was_sent_alone(
+    client: httpx.AsyncClient,
+) -> None:
+    """The family of ``refreshToken`` ends with the caller's session only if it is the
+    caller's: another account's token is ignored, as an unknown one is."""
+    ada = await login(client, email=(await register(client))["email"])
+    bob = await login(client, email=(await register(client))["email"])
+    out = await client.post(
+        "/api/auth/logout", headers=bearer(ada), json={"refreshToken": bob["refreshToken"]}
+    )
+    assert out.status_code == 204, out.text
+    assert (await client.get("/api/users/me", headers=bearer(ada))).status_code == 401
+    assert (await client.get("/api/users/me", headers=bearer(bob))).status_code == 200
+    kept = await client.post("/api/auth/refresh", json={"refreshToken": bob["refreshToken"]})
+    assert kept.status_code == 200, kept.text
+
+
 async def test_reusing_a_rotated_refresh_token_ends_the_whole_family(
     client: httpx.AsyncClient,
 ) -> None:

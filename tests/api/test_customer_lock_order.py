@@ -77,12 +77,37 @@ async def race(
     return await running, await racing
 
 
+async def race_through(
+    engine: AsyncEngine,
+    paused: Hold,
+    first: Awaitable[httpx.Response],
+    second: Callable[[], Awaitable[httpx.Response]],
+) -> tuple[httpx.Response, httpx.Response]:
+    """``race`` for two requests that need not wait for each other at all: ``first`` until
+    it reaches ``paused``; ``second`` until it waits on a row lock or has its answer;
+    then ``first`` let go. Both answers."""
+    running = asyncio.ensure_future(first)
+    await asyncio.wait_for(paused.reached.wait(), 30)
+    racing = asyncio.ensure_future(second())
+    waiting = asyncio.ensure_future(waiting_on_locks(engine, 1))
+    await asyncio.wait({racing, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    paused.release.set()
+    return await running, await racing
+
+
 def hold_after(
-    monkeypatch: pytest.MonkeyPatch, owner: type, name: str, when: Callable[..., bool]
+    monkeypatch: pytest.MonkeyPatch,
+    owner: type,
+    name: str,
+    when: Callable[..., bool],
+    paused: Hold | None = None,
 ) -> Hold:
     """Stop the first call of ``owner.name`` whose arguments ``when`` accepts, right after
-    it returned (the row it locked is held)."""
-    paused = Hold()
+    it returned (the row it locked is held); with ``paused``, only if nothing stopped at
+    that hold yet (one hold for whichever of several calls comes first)."""
+    paused = paused or Hold()
     original = getattr(owner, name)
 
     async def held(self: object, *args: Any, **kwargs: Any) -> Any:
@@ -293,7 +318,7 @@ async def test_a_logout_racing_the_erasure_both_go_through(
     """A logout locked the refresh token it was given, then revoked its session's tokens
     (its family's older, rotated ones too); the erasure locked the account, then revoked
     every token of the account, the older ones first: each waited for a token the other
-    held. The logout is held after its token's lock (now taken after the account's)."""
+    held. The logout is held after its session's lock (taken after the account's)."""
     user = await register(client)
     tokens = await login(client, email=user["email"])
     for _ in range(2):  # the session's older tokens, rotated, stay in its family
@@ -302,9 +327,7 @@ async def test_a_logout_racing_the_erasure_both_go_through(
         )
         assert refreshed.status_code == 200, refreshed.text
         tokens = refreshed.json()
-    paused = hold_after(
-        monkeypatch, RefreshTokenRepository, "by_hash_for_update", lambda token_hash: True
-    )
+    paused = hold_after(monkeypatch, RefreshTokenRepository, "lock_family", lambda family: True)
 
     logged_out, erased = await race(
         engine,
@@ -321,6 +344,48 @@ async def test_a_logout_racing_the_erasure_both_go_through(
     assert erased.status_code == 204, erased.text
     again = await client.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
     assert again.status_code == 401, again.text
+
+
+async def test_two_logouts_each_sending_the_other_accounts_token_both_go_through(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each logout locked its own account, then the refresh token it was given (the other
+    account's) before seeing it was not the caller's, then revoked its own session's
+    tokens: each waited for the token the other held. Now the given token is read
+    without a lock, and a logout takes nothing of another account's. The first is held
+    once it has read the other's token (locked, before)."""
+    ada = await login(client, email=(await register(client))["email"])
+    bob = await login(client, email=(await register(client))["email"])
+    theirs = hash_refresh_token(bob["refreshToken"])
+    paused = hold_after(
+        monkeypatch, RefreshTokenRepository, "issued_to", lambda token_hash: token_hash == theirs
+    )
+    hold_after(
+        monkeypatch,
+        RefreshTokenRepository,
+        "by_hash_for_update",
+        lambda token_hash: token_hash == theirs,
+        paused,
+    )
+
+    first, second = await race_through(
+        engine,
+        paused,
+        client.post(
+            "/api/auth/logout", json={"refreshToken": bob["refreshToken"]}, headers=bearer(ada)
+        ),
+        lambda: client.post(
+            "/api/auth/logout", json={"refreshToken": ada["refreshToken"]}, headers=bearer(bob)
+        ),
+    )
+
+    assert first.status_code == 204, first.text
+    assert second.status_code == 204, second.text
+    for tokens in (ada, bob):  # each ended its own session
+        me = await client.get("/api/users/me", headers=bearer(tokens))
+        assert me.status_code == 401, me.text
+        assert me.json()["code"] == "token_revoked"
+        assert (await refresh(client, tokens["refreshToken"])).status_code == 401
 
 
 async def rotated_session(client: httpx.AsyncClient, rotations: int) -> list[str]:
