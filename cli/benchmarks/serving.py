@@ -98,6 +98,9 @@ def bench_catalog(
         keys = asyncio.run(product_keys(base))
     except (httpx.HTTPError, DependencyUnavailable) as exc:
         raise fail(f"the API at {base} did not answer: {exc}") from None
+    if not keys:  # the product detail workload draws from them
+        seed = "shop seed --products N" + (f" --data-dir {data_dir}" if data_dir else "")
+        raise fail(f"the catalogue at {base} has no products: run `{seed}` first (e.g. N=2000)")
     console.print(f"catalogue of {total:,} products at {base}")
     results = measure(base, keys, duration, concurrency, generators, stack_processes(base))
     hello = None

@@ -1,5 +1,6 @@
 """``shop bench catalog``'s parts: the load generator processes against the hello world,
-a chunked answer, the workloads' targets and the table. Nothing here is timed."""
+a chunked answer, the workloads' targets, the table, and the refusal of a catalogue with
+no product. Nothing here is timed."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import random
 from functools import partial
 
 import asyncpg
+from typer.testing import CliRunner
 
-from bench.catalog import HELLO, _run, _spread_run, settle, table, workloads
+from bench.catalog import HELLO, _run, _spread_run, api_process, settle, table, workloads
 from bench.http import hello_world
 from bench.load import GeneratedLoad, _read_response, run_load_processes
-from bench.scratch import asyncpg_dsn
+from bench.scratch import asyncpg_dsn, scratch_database
 from bench.stack_cost import stack_processes
+from cli.main import app
 from core.db import require_database_url
 from core.settings import Settings
 
@@ -111,3 +114,21 @@ async def test_a_bulk_load_is_settled_before_search_is_measured(settings: Settin
         await conn.close()
     assert sorted(r["relname"] for r in vacuumed) == ["products", "stock_levels"]
     assert after > before
+
+
+async def test_an_unseeded_catalogue_is_one_line_saying_to_seed_it(settings: Settings) -> None:
+    """Against a stack nobody seeded (a migrated database, no product) the bench stops
+    before measuring, in one line naming `shop seed`: the product detail workload drew
+    its products from none, an IndexError in a load generator."""
+    async with scratch_database(settings) as empty, api_process(empty) as base:
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            app,
+            ["bench", "catalog", "--url", base, "--duration", "1", "--sizes", ""],
+        )
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.stderr.strip().splitlines() == [
+        f"error: the catalogue at {base} has no products: run `shop seed --products N` "
+        "first (e.g. N=2000)"
+    ]
