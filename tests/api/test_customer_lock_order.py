@@ -66,33 +66,23 @@ async def race(
     paused: Hold,
     first: Awaitable[httpx.Response],
     second: Callable[[], Awaitable[httpx.Response]],
+    *,
+    waits: bool = True,
 ) -> tuple[httpx.Response, httpx.Response]:
     """``first`` until it reaches ``paused``; ``second`` until it waits on a row lock;
-    then ``first`` let go. Both answers."""
-    running = asyncio.ensure_future(first)
-    await asyncio.wait_for(paused.reached.wait(), 30)
-    racing = asyncio.ensure_future(second())
-    await waiting_on_locks(engine, 1)
-    paused.release.set()
-    return await running, await racing
-
-
-async def race_through(
-    engine: AsyncEngine,
-    paused: Hold,
-    first: Awaitable[httpx.Response],
-    second: Callable[[], Awaitable[httpx.Response]],
-) -> tuple[httpx.Response, httpx.Response]:
-    """``race`` for two requests that need not wait for each other at all: ``first`` until
-    it reaches ``paused``; ``second`` until it waits on a row lock or has its answer;
-    then ``first`` let go. Both answers."""
+    then ``first`` let go. Both answers. Without ``waits``, for two requests that need not
+    wait for each other at all: ``first`` is let go once ``second`` waits on a row lock
+    or has its answer."""
     running = asyncio.ensure_future(first)
     await asyncio.wait_for(paused.reached.wait(), 30)
     racing = asyncio.ensure_future(second())
     waiting = asyncio.ensure_future(waiting_on_locks(engine, 1))
-    await asyncio.wait({racing, waiting}, return_when=asyncio.FIRST_COMPLETED)
-    waiting.cancel()
-    await asyncio.gather(waiting, return_exceptions=True)
+    if waits:
+        await waiting
+    else:
+        await asyncio.wait({racing, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
     paused.release.set()
     return await running, await racing
 
@@ -368,7 +358,7 @@ async def test_two_logouts_each_sending_the_other_accounts_token_both_go_through
         paused,
     )
 
-    first, second = await race_through(
+    first, second = await race(
         engine,
         paused,
         client.post(
@@ -377,6 +367,7 @@ async def test_two_logouts_each_sending_the_other_accounts_token_both_go_through
         lambda: client.post(
             "/api/auth/logout", json={"refreshToken": ada["refreshToken"]}, headers=bearer(bob)
         ),
+        waits=False,
     )
 
     assert first.status_code == 204, first.text
