@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 from cli.stack.postgres import EmbeddedPostgres
 from cli.stack.process import free_port
 from cli.stack.redis import EmbeddedRedis
-from core.settings import normalize_database_url
+from core.settings import Settings, normalize_database_url
 from temporal.deadlock import with_deadlock_timeout
 
 # The suite (and the `shop dev` stacks it starts) register hundreds of accounts: a cheap
@@ -33,6 +33,24 @@ TEST_HASH_COST: dict[str, int] = {
     "password_hash_memory_kib": 8192,
     "password_hash_parallelism": 1,
 }
+
+# What production requires that the suite's settings leave out: a JWT secret, the Stripe
+# webhook endpoint's secret, and argon2id at no less than OWASP's floor (its defaults).
+PRODUCTION_REQUIRES: dict[str, Any] = {
+    "jwt_secret": "a-production-secret-of-enough-length-123",
+    "stripe_webhook_secret": "whsec_production_endpoint_secret",
+    "password_hash_time_cost": 3,
+    "password_hash_memory_kib": 65536,
+    "password_hash_parallelism": 4,
+}
+
+
+def production_settings(settings: Settings, **overrides: Any) -> Settings:
+    """``settings`` as in production (``SHOP_ENV=production``), with what it requires
+    (``PRODUCTION_REQUIRES``) and ``overrides`` (``None`` unsets one)."""
+    values = settings.model_dump() | {"shop_env": "production"} | PRODUCTION_REQUIRES
+    return Settings.model_validate(values | overrides)
+
 
 # Each test process runs the API, workers on every queue and three embedded servers, and
 # three such processes share two cores: a full garbage collection in a workflow's thread

@@ -10,7 +10,7 @@ from pydantic import Field
 from api.deps import DbSession, State
 from api.problems import TEMPORAL_UNAVAILABLE, problem_responses
 from api.query_parameters import takes_any_query
-from integrations.payments.gateway import InvalidSignature
+from integrations.payments.gateway import InvalidSignature, WebhookSecretMissing
 from models.base import CamelModel
 from services.payments import WebhookService
 from services.refund_failures import RefundFailures
@@ -33,6 +33,7 @@ class WebhookReceipt(CamelModel):
         InvalidSignature,
         (InvalidSignature, "missing_signature"),
         (InvalidSignature, "invalid_payload"),
+        WebhookSecretMissing,
         *TEMPORAL_UNAVAILABLE,
     ),
 )
@@ -46,8 +47,12 @@ async def stripe_webhook(
     """Stripe calls this with PaymentIntent events, signed with the endpoint's secret.
 
     A missing `Stripe-Signature` answers 400 `missing_signature`, a wrong one 400
-    `invalid_signature`, a body that is not an event 400 `invalid_payload`. Each event id
-    is recorded once; a redelivery answers 200 with `duplicate: true` and does nothing.
+    `invalid_signature`, a body that is not an event 400 `invalid_payload`. With no
+    `STRIPE_WEBHOOK_SECRET` to verify it with (a real `STRIPE_SECRET_KEY` set outside
+    production; production does not start without it) the answer is 503
+    `webhook_secret_missing`, so Stripe delivers the event again once it is set. Each
+    event id is recorded once; a redelivery answers 200 with `duplicate: true` and does
+    nothing.
     Events for an order are passed to its workflow as a signal; if Temporal cannot be
     reached the answer is 503 and nothing is recorded, so Stripe delivers it again.
     A refund's `refund.failed` (checked with Stripe) gives the refund's money back to the

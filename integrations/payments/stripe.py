@@ -13,7 +13,6 @@ from typing import Any
 
 import stripe
 
-from core.errors import DependencyUnavailable
 from core.instrumentation import trace_stripe_http
 from core.settings import Settings
 from core.telemetry import Tracing
@@ -27,6 +26,7 @@ from integrations.payments.gateway import (
     PaymentUnavailable,
     RefundResult,
     WebhookEvent,
+    WebhookSecretMissing,
 )
 from integrations.payments.stripe_units import from_stripe, to_stripe
 
@@ -135,7 +135,9 @@ class StripeGateway:
 
     def verify_webhook(self, payload: bytes, signature: str) -> WebhookEvent:
         if self._webhook_secret is None:
-            raise DependencyUnavailable("STRIPE_WEBHOOK_SECRET is not configured")
+            raise WebhookSecretMissing(
+                "STRIPE_WEBHOOK_SECRET is not set: Stripe's webhooks cannot be verified"
+            )
         if not signature.strip():
             raise InvalidSignature(
                 "the request has no Stripe-Signature header", code="missing_signature"

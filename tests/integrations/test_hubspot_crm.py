@@ -20,6 +20,7 @@ from integrations.crm.client import Contact, CrmRejected, CrmUnavailable, Deal, 
 from integrations.crm.hubspot import ORDER_ID_PROPERTY, HubSpotCrm, deal_properties
 from tests.factories import unique_email
 from tests.live import live_api
+from tests.stack import production_settings
 
 PLACED_AT = datetime(2026, 12, 3, 8, 30, 15, 250000, tzinfo=UTC)
 
@@ -366,18 +367,7 @@ async def test_fault_switches_are_read_back_and_cleared(sandbox: httpx.AsyncClie
 async def test_the_sandbox_is_not_mounted_in_production(settings: Settings) -> None:
     from api.app import create_app
 
-    production = Settings.model_validate(
-        settings.model_dump()
-        | {
-            "shop_env": "production",
-            "jwt_secret": "a-production-secret-of-enough-length-123",
-            # Production refuses the suite's cheap argon2id cost.
-            "password_hash_time_cost": 3,
-            "password_hash_memory_kib": 65536,
-            "password_hash_parallelism": 4,
-        }
-    )
-    app = create_app(production)
+    app = create_app(production_settings(settings))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

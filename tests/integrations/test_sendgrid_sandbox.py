@@ -20,6 +20,7 @@ from integrations.email.sender import (
 from integrations.sandbox.sendgrid import LATENCY_KEY, SandboxFaults
 from tests.factories import unique_email
 from tests.live import live_api
+from tests.stack import production_settings
 
 SEND = "/_sandbox/sendgrid/v3/mail/send"
 KEY = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
@@ -92,18 +93,7 @@ async def test_a_good_message_is_202_and_lands_in_the_mailbox(client: httpx.Asyn
 async def test_the_sandbox_is_not_mounted_in_production(settings: Settings) -> None:
     from api.app import create_app
 
-    production = Settings.model_validate(
-        settings.model_dump()
-        | {
-            "shop_env": "production",
-            "jwt_secret": "a-production-secret-of-enough-length-123",
-            # Production refuses the suite's cheap argon2id cost.
-            "password_hash_time_cost": 3,
-            "password_hash_memory_kib": 65536,
-            "password_hash_parallelism": 4,
-        }
-    )
-    app = create_app(production)
+    app = create_app(production_settings(settings))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

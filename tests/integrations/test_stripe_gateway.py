@@ -17,7 +17,6 @@ import stripe
 from pydantic import SecretStr
 
 from cli.stack.process import free_port
-from core.errors import DependencyUnavailable
 from core.settings import SANDBOX_WEBHOOK_SECRET, Settings
 from integrations.payments.gateway import (
     IntentStatus,
@@ -26,6 +25,7 @@ from integrations.payments.gateway import (
     PaymentDeclined,
     PaymentUnavailable,
     WebhookEvent,
+    WebhookSecretMissing,
 )
 from integrations.payments.stripe import StripeGateway
 from tests.live import live_api
@@ -328,8 +328,9 @@ def test_a_real_stripe_key_without_a_webhook_secret_refuses_the_sandbox_s_signat
     assert real.sandboxes_enabled
     assert real.resolved_stripe_webhook_secret is None
     forged = _stripe_event("payment_intent.succeeded", intent, SANDBOX_WEBHOOK_SECRET)
-    with pytest.raises(DependencyUnavailable):
+    with pytest.raises(WebhookSecretMissing) as missing:
         StripeGateway.from_settings(real).verify_webhook(*forged)
+    assert (missing.value.status, missing.value.code) == (503, "webhook_secret_missing")
     configured = real.model_copy(update={"stripe_webhook_secret": SecretStr("whsec_real")})
     gateway = StripeGateway.from_settings(configured)
     with pytest.raises(InvalidSignature):
