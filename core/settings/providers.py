@@ -108,8 +108,10 @@ class ProviderSettings(StackSettings):
     def resolved_stripe_webhook_secret(self) -> str | None:
         """The secret webhooks are signed with: STRIPE_WEBHOOK_SECRET, or the sandbox's
         own while the sandbox is the Stripe in use (no STRIPE_SECRET_KEY) outside
-        production. None otherwise: webhooks are refused. The sandbox's secret is public
-        (it is in this file): with a real Stripe behind us it would let anyone sign."""
+        production. None otherwise: production does not start, and elsewhere webhooks
+        answer 503 ``webhook_secret_missing`` (``core.secrets.check_stripe_webhook_secret``).
+        The sandbox's secret is public (it is in this file): with a real Stripe behind us
+        it would let anyone sign."""
         if self.stripe_webhook_secret is not None:
             return self.stripe_webhook_secret.get_secret_value()
         sandbox = self.sandboxes_enabled and self.stripe_secret_key is None
