@@ -84,8 +84,16 @@ async def scratch_database(
         | overrides
     )
     try:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        await asyncio.to_thread(upgrade, scratch_url)
+        # Quiet while the scratch database is migrated, and as it was afterwards: a level
+        # left behind silenced the migration lines of whatever ran next in this process
+        # (`shop dev`'s migrations log, or a test of it).
+        alembic = logging.getLogger("alembic")
+        level = alembic.level
+        alembic.setLevel(logging.WARNING)
+        try:
+            await asyncio.to_thread(upgrade, scratch_url)
+        finally:
+            alembic.setLevel(level)
         yield scratch
     finally:
         if not keep:

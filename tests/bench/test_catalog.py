@@ -5,6 +5,7 @@ no product. Nothing here is timed."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from functools import partial
 
@@ -132,3 +133,14 @@ async def test_an_unseeded_catalogue_is_one_line_saying_to_seed_it(settings: Set
         f"error: the catalogue at {base} has no products: run `shop seed --products N` "
         "first (e.g. N=2000)"
     ]
+
+
+async def test_a_scratch_database_leaves_the_migration_log_as_it_was(settings: Settings) -> None:
+    """The scratch database is migrated quietly, and the ``alembic`` logger is left at
+    its level: it was left at WARNING, and the next migrations of the process (a test of
+    ``logged_to_file``, run after a bench test in one worker) logged nothing."""
+    alembic = logging.getLogger("alembic")
+    before = alembic.level
+    async with scratch_database(settings):
+        pass
+    assert alembic.level == before
