@@ -56,6 +56,7 @@ from api.routes import (
 )
 from api.state import AppState
 from core.db import create_engine, create_session_factory
+from core.production import check_production
 from core.redis import create_redis
 from core.settings import Settings, load_settings
 from core.telemetry import ProcessRole, tracing_for
@@ -78,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # First: every setting production lacks, named at once (`shop api` asks it before
+        # uvicorn; a process of `--workers N` or a test's app asks it here).
+        check_production(settings, ProcessRole.API)
         engine = create_engine(settings, tracing=tracing)
         redis = create_redis(settings, tracing=tracing)
         app.state.shop = AppState(

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import SessionFactory, asyncpg_dsn, create_read_session_factory
 from core.notifications import ChannelListener
-from core.secrets import check_stripe_webhook_secret, jwt_secret
+from core.secrets import jwt_secret, warn_unverifiable_webhooks
 from core.settings import Settings
 from core.telemetry import ProcessRole, tracing_for
 from integrations.payments.gateway import PaymentGateway
@@ -87,7 +87,7 @@ class AppState:
         self.workflows = WorkflowClients(self.temporal, self.sessions)
         ttl = self.settings.access_token_ttl_seconds
         self.access_tokens = AccessTokens(jwt_secret(self.settings), ttl)
-        check_stripe_webhook_secret(self.settings)
+        warn_unverifiable_webhooks(self.settings)
         self.revocations = Revocations(self.redis, ttl)
         self.analytics = AnalyticsRecorder(self.settings.analytics_enabled)
         self.ingest = EventBuffer.from_settings(self.sessions, self.settings)

@@ -11,7 +11,9 @@ import typer
 from cli.options import DataDir, console, fail, settings_for
 from core.errors import DependencyUnavailable
 from core.logging import configure_logging
+from core.production import check_production
 from core.settings import Settings
+from core.telemetry import ProcessRole
 
 
 def dev(
@@ -77,6 +79,8 @@ def api(
 
     settings = settings_for(data_dir)
     try:
+        # Before uvicorn: its lifespan would print a traceback of the first one only.
+        check_production(settings, ProcessRole.API)
         application = create_app(settings)
     except DependencyUnavailable as exc:
         raise fail(exc.detail) from None

@@ -117,6 +117,17 @@ class DependencyUnavailable(ShopError):
     retryable = True
 
 
+class WebhookSecretMissing(ShopError):
+    """No secret to verify a provider's webhooks with (Stripe's, EasyPost's): the
+    server's configuration, not the request. 503, so that the provider delivers the event
+    again (Stripe retries for three days, EasyPost for a day and more) once the operator
+    has set the secret; production refuses to start without it (``core.production``)."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "webhook_secret_missing"
+    title = "The webhook secret is not configured"
+
+
 class RedisUnavailable(DependencyUnavailable):
     """Redis down or not answering on a request's path (``api/errors.py`` answers every
     Redis error so): the code of any dependency's outage, told apart from Temporal's in

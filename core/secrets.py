@@ -1,6 +1,7 @@
 """The secrets the API must have before it serves: the JWT signing secret (JWT_SECRET in
-production, a kept random one elsewhere) and the Stripe webhook secret (refused to start
-without in production). Checked as the API starts (``api.state.AppState``)."""
+production, a kept random one elsewhere) and the providers' webhook secrets. Production's
+requirements are checked first (``core.production``); these run as the API starts
+(``api.state.AppState``)."""
 
 from __future__ import annotations
 
@@ -35,25 +36,33 @@ def jwt_secret(settings: Settings) -> str:
     return _kept_secret(settings.shop_data_dir / SECRET_FILE)
 
 
-def check_stripe_webhook_secret(settings: Settings) -> None:
-    """Refuse to start in production without STRIPE_WEBHOOK_SECRET: every webhook of
-    Stripe's (3-D Secure's outcome, a refund sent back) would answer 503
-    ``webhook_secret_missing``, and the orders waiting for one would wait out their
-    timeouts. Outside production the sandbox's secret stands in while the sandbox is the
-    Stripe in use; with a real STRIPE_SECRET_KEY and no secret the API starts, says so
-    here once, and answers Stripe's webhooks 503 until the secret is set."""
-    if settings.resolved_stripe_webhook_secret is not None:
+def warn_unverifiable_webhooks(settings: Settings) -> None:
+    """Say once, as the API starts, which providers' webhooks cannot be verified. Outside
+    production each sandbox's secret stands in while the sandbox is the provider in use;
+    with a real STRIPE_SECRET_KEY (EASYPOST_API_KEY) and no STRIPE_WEBHOOK_SECRET
+    (EASYPOST_WEBHOOK_SECRET) the API starts and answers that provider's webhooks 503
+    ``webhook_secret_missing`` until the secret is set (the provider sends them again).
+    Production does not start without them (``core.production``)."""
+    s = settings
+    if not s.sandboxes_enabled:
         return
-    if settings.shop_env == "production":
-        raise DependencyUnavailable(
-            "STRIPE_WEBHOOK_SECRET must be set in production (the signing secret of the "
-            "Stripe webhook endpoint): Stripe's webhooks cannot be verified without it",
-            code="config",
-        )
-    log.warning(
-        "STRIPE_WEBHOOK_SECRET is not set while STRIPE_SECRET_KEY is: Stripe's webhooks "
-        "answer 503 webhook_secret_missing until it is (the sandbox's secret is public)"
-    )
+    for secret, variable, key, provider in (
+        (s.resolved_stripe_webhook_secret, "STRIPE_WEBHOOK_SECRET", "STRIPE_SECRET_KEY", "Stripe"),
+        (
+            s.resolved_easypost_webhook_secret,
+            "EASYPOST_WEBHOOK_SECRET",
+            "EASYPOST_API_KEY",
+            "EasyPost",
+        ),
+    ):
+        if secret is None:
+            log.warning(
+                "%s is not set while %s is: %s's webhooks answer 503 webhook_secret_missing "
+                "until it is (the sandbox's secret is public)",
+                variable,
+                key,
+                provider,
+            )
 
 
 def _kept_secret(path: Path) -> str:

@@ -34,11 +34,16 @@ TEST_HASH_COST: dict[str, int] = {
     "password_hash_parallelism": 1,
 }
 
-# What production requires that the suite's settings leave out: a JWT secret, the Stripe
-# webhook endpoint's secret, and argon2id at no less than OWASP's floor (its defaults).
+# What production requires that the suite's settings leave out (core.production): a JWT
+# secret, the providers' keys and webhook secrets (their sandboxes are not mounted in
+# production), and argon2id at no less than OWASP's floor (its defaults).
 PRODUCTION_REQUIRES: dict[str, Any] = {
     "jwt_secret": "a-production-secret-of-enough-length-123",
+    "stripe_secret_key": "sk_live_production_key",
     "stripe_webhook_secret": "whsec_production_endpoint_secret",
+    "sendgrid_api_key": "SG.production_key",
+    "easypost_api_key": "EZAK_production_key",
+    "easypost_webhook_secret": "easypost_production_webhook_secret",
     "password_hash_time_cost": 3,
     "password_hash_memory_kib": 65536,
     "password_hash_parallelism": 4,

@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from core.db import create_engine, create_session_factory
+from core.production import check_production
 from core.redis import create_redis
 from core.settings import Settings
 from core.telemetry import ProcessRole, tracing_for
@@ -147,6 +148,8 @@ async def relaying(
 
 
 async def run_worker(settings: Settings, queues: Sequence[TaskQueue]) -> None:
+    # Before connecting anything: every setting production lacks, named at once.
+    check_production(settings, ProcessRole.WORKER)
     # The deploy's moment for the subscribers of this code: its relay owes them what was
     # dispatched from here on, while it connects and starts its workers too.
     started = time.monotonic()

@@ -110,7 +110,7 @@ def default_subscribers(deps: WorkerDeps) -> tuple[Subscriber, ...]:
             sessions=deps.sessions,
             redis=deps.redis,
             email=email_service(deps),
-            crm=build_crm(deps.settings, tracing),
+            crm=build_crm(deps.settings, tracing) if deps.settings.crm_enabled else None,
             marketing=build_marketing_client(deps.settings, tracing),
             fulfillments=FulfillmentWorkflows(TemporalConnection.of(deps.client)),
             webhooks=WebhookWorkflows(TemporalConnection.of(deps.client), deps.settings),

@@ -10,7 +10,8 @@ from pydantic import Field
 from api.deps import DbSession, State
 from api.problems import TEMPORAL_UNAVAILABLE, problem_responses
 from api.query_parameters import takes_any_query
-from integrations.payments.gateway import InvalidSignature, WebhookSecretMissing
+from core.errors import WebhookSecretMissing
+from integrations.payments.gateway import InvalidSignature
 from models.base import CamelModel
 from services.payments import WebhookService
 from services.refund_failures import RefundFailures

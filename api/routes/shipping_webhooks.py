@@ -11,6 +11,7 @@ from pydantic import Field
 from api.deps import DbSession, State
 from api.problems import TEMPORAL_UNAVAILABLE, problem_responses
 from api.query_parameters import takes_any_query
+from core.errors import WebhookSecretMissing
 from integrations.shipping.provider import ShippingRejected, WebhookSignatureInvalid
 from models.base import CamelModel
 from services.fulfillment.tracking import shipment_of_tracker
@@ -47,6 +48,7 @@ class CarrierWebhookReceipt(CamelModel):
     responses=problem_responses(
         WebhookSignatureInvalid,
         (ShippingRejected, "shipping_rejected"),
+        WebhookSecretMissing,
         *TEMPORAL_UNAVAILABLE,
     ),
     openapi_extra={
@@ -87,7 +89,10 @@ async def easypost_webhook(
     """EasyPost calls this with its events, signed with the webhook secret
     (`X-Hmac-Signature`); the EasyPost sandbox does the same.
 
-    A missing or wrong signature answers 400 `invalid_signature`; a signed
+    A missing or wrong signature answers 400 `invalid_signature`. With no
+    `EASYPOST_WEBHOOK_SECRET` to verify it with (a real `EASYPOST_API_KEY` set outside
+    production; production does not start without it) the answer is 503
+    `webhook_secret_missing`, so EasyPost delivers it again once it is set. A signed
     `tracker.updated` that is not a tracker answers 422 `shipping_rejected`. Other event
     types, and trackers that are not one of our parcels, answer 200 with `ignored`. A
     tracker update is passed to its parcel's workflow, which drops an event id it has seen

@@ -109,7 +109,7 @@ class ProviderSettings(StackSettings):
         """The secret webhooks are signed with: STRIPE_WEBHOOK_SECRET, or the sandbox's
         own while the sandbox is the Stripe in use (no STRIPE_SECRET_KEY) outside
         production. None otherwise: production does not start, and elsewhere webhooks
-        answer 503 ``webhook_secret_missing`` (``core.secrets.check_stripe_webhook_secret``).
+        answer 503 ``webhook_secret_missing`` (``core.secrets.warn_unverifiable_webhooks``).
         The sandbox's secret is public (it is in this file): with a real Stripe behind us
         it would let anyone sign."""
         if self.stripe_webhook_secret is not None:
@@ -142,6 +142,12 @@ class ProviderSettings(StackSettings):
     @property
     def crm_uses_sandbox(self) -> bool:
         return self.hubspot_access_token is None
+
+    @property
+    def crm_enabled(self) -> bool:
+        """HubSpot is optional: in production without HUBSPOT_ACCESS_TOKEN (its sandbox is
+        not mounted there) the CRM subscriber is off (``core.production``)."""
+        return self.sandboxes_enabled or not self.crm_uses_sandbox
 
     @property
     def resolved_hubspot_base_url(self) -> str:
@@ -178,7 +184,8 @@ class ProviderSettings(StackSettings):
     def resolved_easypost_webhook_secret(self) -> str | None:
         """The secret EasyPost webhooks are signed with: EASYPOST_WEBHOOK_SECRET, or the
         sandbox's own while the sandbox is the EasyPost in use (no EASYPOST_API_KEY)
-        outside production. None otherwise: refused (the sandbox's secret is public)."""
+        outside production. None otherwise (the sandbox's secret is public): production
+        does not start, and elsewhere webhooks answer 503 ``webhook_secret_missing``."""
         if self.easypost_webhook_secret is not None:
             return self.easypost_webhook_secret.get_secret_value()
         sandbox = self.sandboxes_enabled and self.shipping_uses_sandbox

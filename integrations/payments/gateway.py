@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from http import HTTPStatus
 from typing import Protocol
 
 from core.errors import DependencyUnavailable, ShopError
@@ -151,17 +150,6 @@ class PaymentUnavailable(DependencyUnavailable):
 class InvalidSignature(ShopError):
     code = "invalid_signature"
     title = "The webhook signature does not verify"
-
-
-class WebhookSecretMissing(ShopError):
-    """No secret to verify the provider's webhooks with: the server's configuration, not
-    the request. 503, so that the provider delivers the event again (Stripe retries for
-    three days) once the operator has set the secret; production refuses to start
-    without it (``core.secrets.check_stripe_webhook_secret``)."""
-
-    status = HTTPStatus.SERVICE_UNAVAILABLE
-    code = "webhook_secret_missing"
-    title = "The webhook secret is not configured"
 
 
 class PaymentGateway(Protocol):

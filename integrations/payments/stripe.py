@@ -13,6 +13,7 @@ from typing import Any
 
 import stripe
 
+from core.errors import WebhookSecretMissing
 from core.instrumentation import trace_stripe_http
 from core.settings import Settings
 from core.telemetry import Tracing
@@ -26,7 +27,6 @@ from integrations.payments.gateway import (
     PaymentUnavailable,
     RefundResult,
     WebhookEvent,
-    WebhookSecretMissing,
 )
 from integrations.payments.stripe_units import from_stripe, to_stripe
 

@@ -31,6 +31,7 @@ from easypost.errors.general.easypost_error import EasyPostError
 from easypost.errors.general.signature_verification_error import SignatureVerificationError
 from easypost.util import validate_webhook
 
+from core.errors import WebhookSecretMissing
 from core.money import exponent
 from core.settings import Settings
 from core.telemetry import Tracing
@@ -254,7 +255,12 @@ class EasyPostProvider:
         signature = next(
             (v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER.lower()), None
         )
-        if not signature or not self._webhook_secret:
+        if not self._webhook_secret:
+            # The configuration's fault, not the request's: 503, so EasyPost sends it again.
+            raise WebhookSecretMissing(
+                "EASYPOST_WEBHOOK_SECRET is not set: EasyPost's webhooks cannot be verified"
+            )
+        if not signature:
             raise WebhookSignatureInvalid("the webhook carries no X-Hmac-Signature")
         try:
             event = validate_webhook(body, {SIGNATURE_HEADER: signature}, self._webhook_secret)

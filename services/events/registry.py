@@ -44,7 +44,8 @@ class HandlerDeps:
     sessions: SessionFactory
     redis: Redis
     email: EmailService
-    crm: CrmClient
+    # None: the CRM is off (production without HUBSPOT_ACCESS_TOKEN), no CRM subscriber.
+    crm: CrmClient | None
     marketing: MarketingClient
     # Starts FulfillmentWorkflow for fulfillment.order_ready.
     fulfillments: FulfillmentWorkflows
@@ -55,8 +56,9 @@ class HandlerDeps:
 
 
 def build_subscribers(deps: HandlerDeps) -> tuple[Subscriber, ...]:
+    crm = () if deps.crm is None else (crm_subscriber(deps.crm),)
     subscribers = (
-        crm_subscriber(deps.crm),
+        *crm,
         *customer_value_subscribers(deps.marketing, deps.sessions),
         *alert_and_email_subscribers(deps.email, deps.redis, deps.settings),
         fulfillment_starter(deps.fulfillments, deps.settings),

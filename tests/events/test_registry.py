@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 
 from core.db import create_session_factory
 from core.events import EventType
@@ -21,6 +23,8 @@ from services.events.registry import HandlerDeps, build_subscribers
 from services.events.subscribers import Subscriber, subscribers_of
 from temporal.clients import FulfillmentWorkflows, TemporalConnection
 from temporal.clients.webhooks import WebhookWorkflows
+from tests.stack import production_settings
+from workers.registry import WorkerDeps, default_subscribers
 
 # The seed's "Event Handlers" and ARCHITECTURE §6: each must reach a real handler.
 SEED_EVENTS = {
@@ -101,3 +105,30 @@ def test_every_catalogued_event_type_is_published_somewhere() -> None:
     )
     published = set(re.findall(r"publish\(\s*[\w.]+,\s*EventType\.(\w+)", sources))
     assert published == {t.name for t in EventType}
+
+
+async def test_a_production_worker_runs_the_crm_only_with_hubspots_token(
+    settings: Settings, engine: AsyncEngine, redis: Redis, temporal_client: Client
+) -> None:
+    """HubSpot is optional in production (its sandbox is not mounted there): without
+    HUBSPOT_ACCESS_TOKEN the CRM subscriber is off, rather than posting every order's deal
+    to a path that answers 404 and retrying it forever."""
+    async with httpx.AsyncClient() as webhook_http:
+
+        def names(worker_settings: Settings) -> set[str]:
+            deps = WorkerDeps(
+                settings=worker_settings,
+                client=temporal_client,
+                engine=engine,
+                sessions=create_session_factory(engine),
+                redis=redis,
+                email_sender=build_sender(worker_settings),
+                webhook_http=webhook_http,
+            )
+            return {s.name for s in default_subscribers(deps)}
+
+        without = names(production_settings(settings))
+        assert "crm" not in without
+        assert {"marketing", "lifetime_value", "webhooks"} <= without
+        assert "crm" in names(production_settings(settings, hubspot_access_token="pat-na1-x"))
+        assert "crm" in names(settings)  # outside production, the sandbox stands in

@@ -17,6 +17,7 @@ from easypost.easypost_client import EasyPostClient
 from easypost.errors.api.api_error import ApiError
 from pydantic import SecretStr
 
+from core.errors import WebhookSecretMissing
 from core.ids import IdPrefix, new_id
 from core.settings import SANDBOX_EASYPOST_WEBHOOK_SECRET, Settings
 from integrations.sandbox.easypost_wire import sign
@@ -336,7 +337,8 @@ def test_production_without_a_secret_refuses_every_webhook(settings: Settings) -
     production = settings.model_copy(update={"shop_env": "production"})
     assert production.resolved_easypost_webhook_secret is None
     body = _event("tracker.updated")
-    with pytest.raises(WebhookSignatureInvalid):
+    # The configuration's fault, said as such (503): not "carries no X-Hmac-Signature".
+    with pytest.raises(WebhookSecretMissing):
         build_shipping_provider(production).verify_webhook(
             body, {"X-Hmac-Signature": sign(body, SANDBOX_EASYPOST_WEBHOOK_SECRET)}
         )
@@ -353,10 +355,11 @@ def test_a_real_easypost_key_without_a_webhook_secret_refuses_the_sandbox_s_sign
     assert real.sandboxes_enabled
     assert real.resolved_easypost_webhook_secret is None
     body = _event("tracker.updated")
-    with pytest.raises(WebhookSignatureInvalid):
+    with pytest.raises(WebhookSecretMissing) as missing:
         build_shipping_provider(real).verify_webhook(
             body, {"X-Hmac-Signature": sign(body, SANDBOX_EASYPOST_WEBHOOK_SECRET)}
         )
+    assert (missing.value.status, missing.value.code) == (503, "webhook_secret_missing")
     configured = real.model_copy(update={"easypost_webhook_secret": SecretStr("whsec_ep")})
     hook = build_shipping_provider(configured).verify_webhook(
         body, {"X-Hmac-Signature": sign(body, "whsec_ep")}

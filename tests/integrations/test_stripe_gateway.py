@@ -17,6 +17,7 @@ import stripe
 from pydantic import SecretStr
 
 from cli.stack.process import free_port
+from core.errors import WebhookSecretMissing
 from core.settings import SANDBOX_WEBHOOK_SECRET, Settings
 from integrations.payments.gateway import (
     IntentStatus,
@@ -25,7 +26,6 @@ from integrations.payments.gateway import (
     PaymentDeclined,
     PaymentUnavailable,
     WebhookEvent,
-    WebhookSecretMissing,
 )
 from integrations.payments.stripe import StripeGateway
 from tests.live import live_api

@@ -1,0 +1,136 @@
+"""What ``SHOP_ENV=production`` requires of the configuration, checked before any traffic.
+
+Outside production a setting left unset is the embedded server or the provider's local
+sandbox. In production neither exists (the sandboxes are not mounted), so a key left
+unset would send real customers' payments, emails and labels to a path that answers
+404, and a missing server would surface as a 503 at the first request. ``shop api`` and
+``shop worker`` (and the API's start-up, ``api.state.AppState``) ask
+``check_production`` first: every missing or invalid setting the process needs is named
+at once, one line each, with what to do, and the process does not start.
+
+``REQUIREMENTS`` is the one list: docker-compose.yml passes every variable in it
+(``tests/deploy/test_compose.py``), and the README's *Production* section names them.
+HubSpot is optional: without ``HUBSPOT_ACCESS_TOKEN`` the CRM subscriber is off
+(``Settings.crm_enabled``), said once as a worker starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.errors import DependencyUnavailable
+from core.settings import Settings
+from core.telemetry import ProcessRole
+
+log = logging.getLogger(__name__)
+
+# JWT_SECRET's least length (``core.secrets.jwt_secret`` refuses a shorter one anywhere).
+JWT_SECRET_MIN_LENGTH = 32
+
+API = frozenset({ProcessRole.API})
+WORKER = frozenset({ProcessRole.WORKER})
+BOTH = API | WORKER
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A variable production needs in the processes of ``roles``; ``unmet`` says whether
+    the settings lack it (or hold a value that cannot work), ``remedy`` what to do."""
+
+    variable: str
+    roles: frozenset[ProcessRole]
+    unmet: Callable[[Settings], bool]
+    remedy: str
+
+    def line(self) -> str:
+        return f"SHOP_ENV=production needs {self.variable} ({self.remedy})"
+
+
+def _jwt_secret_unusable(settings: Settings) -> bool:
+    secret = settings.jwt_secret
+    return secret is None or len(secret.get_secret_value()) < JWT_SECRET_MIN_LENGTH
+
+
+REQUIREMENTS: tuple[Requirement, ...] = (
+    Requirement(
+        "JWT_SECRET",
+        API,
+        _jwt_secret_unusable,
+        f"at least {JWT_SECRET_MIN_LENGTH} random characters that sign access tokens, the "
+        "same for every API process; make one with "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`",
+    ),
+    Requirement(
+        "DATABASE_URL",
+        BOTH,
+        lambda s: s.resolved_database_url is None,
+        "postgresql+asyncpg://user:password@host:5432/ecommerce, or DB_HOST with DB_PORT, "
+        "DB_NAME, DB_USER and DB_PASSWORD",
+    ),
+    Requirement("REDIS_URL", BOTH, lambda s: not s.redis_url, "redis://host:6379/0"),
+    Requirement(
+        "TEMPORAL_ADDRESS",
+        BOTH,
+        lambda s: not s.temporal_address,
+        "host:7233 of the Temporal frontend, with TEMPORAL_NAMESPACE (and TEMPORAL_API_KEY "
+        "for Temporal Cloud)",
+    ),
+    Requirement(
+        "STRIPE_SECRET_KEY",
+        BOTH,
+        lambda s: s.payments_use_sandbox,
+        "the Stripe account's secret key, sk_live_…: without it payments would go to the "
+        "Stripe sandbox, which production does not mount",
+    ),
+    Requirement(
+        "STRIPE_WEBHOOK_SECRET",
+        API,
+        lambda s: s.resolved_stripe_webhook_secret is None,
+        "the signing secret of the Stripe webhook endpoint, whsec_…: Stripe's webhooks "
+        "(3-D Secure's outcome, refunds) cannot be verified without it",
+    ),
+    Requirement(
+        "SENDGRID_API_KEY",
+        WORKER,
+        lambda s: s.email_uses_sandbox,
+        "a SendGrid API key, SG.…: without it order confirmations and alerts would go to "
+        "the SendGrid sandbox, which production does not mount",
+    ),
+    Requirement(
+        "EASYPOST_API_KEY",
+        WORKER,
+        lambda s: s.shipping_uses_sandbox,
+        "the EasyPost production API key: without it shipping labels would be bought from "
+        "the EasyPost sandbox, which production does not mount",
+    ),
+    Requirement(
+        "EASYPOST_WEBHOOK_SECRET",
+        API,
+        lambda s: s.resolved_easypost_webhook_secret is None,
+        "the secret of the EasyPost webhook: the carrier's tracking updates cannot be "
+        "verified without it",
+    ),
+)
+
+
+def production_problems(settings: Settings, role: ProcessRole) -> list[str]:
+    """One line per requirement of ``role`` these settings leave unmet (none outside
+    production)."""
+    if settings.shop_env != "production":
+        return []
+    return [r.line() for r in REQUIREMENTS if role in r.roles and r.unmet(settings)]
+
+
+def check_production(settings: Settings, role: ProcessRole) -> None:
+    """Refuse to start a production process whose configuration cannot work, naming every
+    unmet requirement at once (``DependencyUnavailable`` code ``config``, one line each).
+    A worker that starts says once that the optional CRM is off, if it is."""
+    if problems := production_problems(settings, role):
+        raise DependencyUnavailable("\n".join(problems), code="config")
+    if role is ProcessRole.WORKER and not settings.crm_enabled:
+        log.warning(
+            "HUBSPOT_ACCESS_TOKEN is not set: the CRM is off, no order becomes a HubSpot "
+            "deal (set it to sync orders to HubSpot)"
+        )
