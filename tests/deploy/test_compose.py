@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from core.production import REQUIREMENTS
 from core.settings import Settings
+from core.telemetry import ProcessRole
 
 # Our own image's services: their environment is read by core.settings.Settings.
 SHOP_SERVICES = ("setup", "api", "worker")
@@ -81,3 +83,29 @@ def test_the_dockerfile_runs_the_shop_command(repo_root: Path) -> None:
     for package in ("api", "core", "cli", "migrations", "workflows", "activities", "workers"):
         assert f"COPY {package} ./{package}" in dockerfile
     assert "USER shop" in dockerfile
+
+
+# Each of our services' processes, as the production check knows it.
+SERVICE_ROLES = {"api": ProcessRole.API, "worker": ProcessRole.WORKER}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICE_ROLES))
+def test_shop_services_pass_what_production_requires(compose: dict[str, Any], name: str) -> None:
+    """Every variable the production check requires of the service's process is passed:
+    a server's address as written, a secret or key as ``${VAR:?message}``, so that
+    ``docker compose up`` says what is missing before anything starts (an empty
+    ``${VAR:-}`` started the API into a traceback). From ``core.production``'s own list,
+    so the two cannot drift."""
+    env = _env(compose["services"][name])
+    assert env["SHOP_ENV"] == "production"
+    role = SERVICE_ROLES[name]
+    required = [r.variable for r in REQUIREMENTS if role in r.roles]
+    assert required, role
+    for variable in required:
+        value = env.get(variable, "")
+        if "${" not in value:
+            assert value, f"{name} does not pass {variable}"
+            continue
+        match = re.fullmatch(r"\$\{(\w+):\?([^}]+)\}", value)
+        assert match is not None, f"{name}: {variable} is {value!r}, not ${{{variable}:?…}}"
+        assert match.group(1) == variable
