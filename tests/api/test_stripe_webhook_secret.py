@@ -3,11 +3,13 @@ start without it, and elsewhere (a real STRIPE_SECRET_KEY, no secret: the sandbo
 public) the API says so as it starts and answers Stripe 503 ``webhook_secret_missing``,
 its own code, so that Stripe delivers the event again once the secret is set. Before, the
 API started in production, said nothing, and answered every webhook 503
-``dependency_unavailable``, the code of an outage of the moment."""
+``dependency_unavailable``, the code of an outage of the moment. EasyPost's webhooks get
+the same treatment (``EASYPOST_API_KEY``, ``EASYPOST_WEBHOOK_SECRET``)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -41,27 +43,54 @@ async def test_production_does_not_start_without_the_stripe_webhook_secret(
     assert (forged.status_code, forged.json()["code"]) == (400, "invalid_signature")
 
 
-async def test_a_real_stripe_key_without_the_secret_starts_saying_so_and_answers_its_code(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+@dataclass(frozen=True)
+class RealKey:
+    """A provider's real key set outside production, its webhook secret not."""
+
+    setting: str
+    webhook: str
+    headers: dict[str, str]
+    secret: str
+    key: str
+    provider: str
+
+
+STRIPE = RealKey(
+    "stripe_secret_key", WEBHOOK, SIGNED, "STRIPE_WEBHOOK_SECRET", "STRIPE_SECRET_KEY", "Stripe"
+)
+# EasyPost's was answered 400 "the webhook carries no X-Hmac-Signature" to a signed one.
+EASYPOST = RealKey(
+    "easypost_api_key",
+    "/api/shipping/webhooks/easypost",
+    {"X-Hmac-Signature": "hmac-sha256-hex=00", "Content-Type": "application/json"},
+    "EASYPOST_WEBHOOK_SECRET",
+    "EASYPOST_API_KEY",
+    "EasyPost",
+)
+
+
+@pytest.mark.parametrize("real", [STRIPE, EASYPOST], ids=lambda r: r.provider)
+async def test_a_real_key_without_the_secret_starts_saying_so_and_answers_its_code(
+    settings: Settings, caplog: pytest.LogCaptureFixture, real: RealKey
 ) -> None:
-    real = Settings.model_validate(settings.model_dump() | {"stripe_secret_key": "sk_test_real"})
-    app = create_app(real)
+    configured = Settings.model_validate(settings.model_dump() | {real.setting: "real_key"})
+    app = create_app(configured)
     with caplog.at_level(logging.WARNING, logger="core.secrets"):
         async with app.router.lifespan_context(app):
             said = [r.getMessage() for r in caplog.records if r.name == "core.secrets"]
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-                answer = await http.post(WEBHOOK, content=b"{}", headers=SIGNED)
+                answer = await http.post(real.webhook, content=b"{}", headers=real.headers)
                 document = (await http.get("/api/openapi.json")).json()
 
     assert said == [
-        "STRIPE_WEBHOOK_SECRET is not set while STRIPE_SECRET_KEY is: Stripe's webhooks "
+        f"{real.secret} is not set while {real.key} is: {real.provider}'s webhooks "
         "answer 503 webhook_secret_missing until it is (the sandbox's secret is public)"
     ]
     assert answer.status_code == 503, answer.text
     assert answer.json()["code"] == "webhook_secret_missing"
     assert answer.json()["detail"] == (
-        "STRIPE_WEBHOOK_SECRET is not set: Stripe's webhooks cannot be verified"
+        f"{real.secret} is not set: {real.provider}'s webhooks cannot be verified"
     )
-    responses = document["paths"][WEBHOOK]["post"]["responses"]
+    responses = document["paths"][real.webhook]["post"]["responses"]
     assert "webhook_secret_missing" in entry_codes(responses["503"])
