@@ -132,8 +132,13 @@ class DiscountCreate(_Value):
     name: SingleLineText = PydanticField(
         min_length=1, max_length=200, examples=["Summer audio sale"]
     )
-    product_id: str | None = None
-    category_id: str | None = None
+    # An empty id names nothing: refused here, not left to the foreign key (a 500).
+    product_id: str | None = PydanticField(
+        default=None, min_length=1, max_length=40, examples=["prod_01M8…"]
+    )
+    category_id: str | None = PydanticField(
+        default=None, min_length=1, max_length=40, examples=["cat_01M8…"]
+    )
     starts_at: IsoDatetime
     ends_at: IsoDatetime | None = None
 

@@ -93,9 +93,11 @@ class DiscountService:
         self.discounts = DiscountRepository(session)
 
     async def create(self, data: DiscountCreate) -> Discount:
-        if data.product_id and not await self.discounts.product_exists(data.product_id):
+        if data.product_id is not None and not await self.discounts.product_exists(data.product_id):
             raise ProductNotFound("no such product", field="productId")
-        if data.category_id and not await self.discounts.category_exists(data.category_id):
+        if data.category_id is not None and not await self.discounts.category_exists(
+            data.category_id
+        ):
             raise CategoryNotFound("no such category", field="categoryId")
         discount = Discount(
             name=data.name,

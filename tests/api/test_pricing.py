@@ -153,6 +153,19 @@ async def test_bad_discounts_are_422(
     assert response.status_code == 422, response.text
 
 
+@pytest.mark.parametrize("field", ["productId", "categoryId"])
+async def test_an_empty_target_id_is_a_validation_error(
+    client: httpx.AsyncClient, staff: dict[str, str], field: str
+) -> None:
+    # It was taken as no id by the existence check, then refused by the foreign key: a 500.
+    body = {"name": "Empty", "kind": "fixed", "amount": 5, "startsAt": "2025-01-01T00:00:00Z"}
+    response = await client.post("/api/discounts", headers=staff, json=body | {field: ""})
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert [error["field"] for error in problem["errors"]] == [field]
+
+
 async def _coupon(client: httpx.AsyncClient, staff: dict[str, str], **fields: Any) -> str:
     code = unique_slug("C").upper()
     body = {"code": code.lower(), "kind": "percentage", "percent": "10"} | fields
