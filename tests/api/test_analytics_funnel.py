@@ -130,6 +130,22 @@ BAD_PARAMETERS: list[tuple[str, dict[str, str], str, str | None]] = [
     ("retention", {"cohort": "first_login"}, "invalid_cohort", "cohort"),
     ("retention", {"timeRange": "1y"}, "invalid_time_range", "timeRange"),
     ("retention", {"periods": "many"}, "validation_error", None),
+    # A bad value longer than the good ones is refused with the parameter's own code too
+    # (length caps answered validation_error for these, where the dashboard's timeRange
+    # and the funnel's stepWindows, past no cap, said invalid_*).
+    ("funnel", {"timeRange": "fortnight"}, "invalid_time_range", "timeRange"),
+    ("funnel", {"window": "1234567890m"}, "invalid_window", "window"),
+    ("funnel", {"stepWindows": ",".join(["1h"] * 40)}, "invalid_window", "stepWindows"),
+    (
+        "funnel",
+        {"steps": ",".join(f"step_{n}" for n in range(120))},
+        "invalid_funnel_step",
+        "steps",
+    ),
+    ("funnel", {"order": "chronologically_ordered"}, "invalid_order", "order"),
+    ("funnel", {"breakdown": "utm_campaign_and_source"}, "invalid_breakdown", "breakdown"),
+    ("retention", {"period": "fortnight"}, "invalid_period", "period"),
+    ("retention", {"cohort": "first_subscription"}, "invalid_cohort", "cohort"),
     # ISO 8601 whose UTC is year 0: a 500 when the range was converted to UTC.
     ("funnel", {"from": "0001-01-01T00:00:00+05:00", "to": "2026-01-01"}, "validation_error", None),
     (
