@@ -3,7 +3,7 @@ points (1250 = 12.5 %), so nothing is ever a float."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -185,6 +185,23 @@ class CouponCreate(_Value):
         except MoneyError as exc:
             raise ValueError(str(exc)) from exc
 
+    @field_validator("starts_at", "expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return coupon_time(value)
+
+    @model_validator(mode="after")
+    def _window(self) -> CouponCreate:
+        if self.starts_at and self.expires_at and self.expires_at <= self.starts_at:
+            raise ValueError("`expiresAt` must be after `startsAt`")
+        return self
+
+
+def coupon_time(value: datetime | None) -> datetime | None:
+    """A coupon's time without an offset is UTC, as the database stores it: the answer
+    then says what a read of the coupon says (it showed the time without its `Z`)."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
 
 class CouponUpdate(RequestModel):
     """Only the fields given change. ``expiresAt``, ``usageLimit`` and ``perUserLimit``
@@ -195,6 +212,11 @@ class CouponUpdate(RequestModel):
     usage_limit: StrictInt | None = PydanticField(default=None, ge=1, le=2_147_483_647)
     per_user_limit: StrictInt | None = PydanticField(default=None, ge=1, le=2_147_483_647)
     min_subtotal: StrictInt | None = PydanticField(default=None, ge=0, le=2_147_483_647)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return coupon_time(value)
 
 
 class CouponPublic(CamelModel):

@@ -146,6 +146,9 @@ class CouponService:
         for required in ("active", "min_subtotal"):
             if required in changes and changes[required] is None:
                 raise ValidationFailed(f"{required} cannot be null", field=required)
+        expires_at = changes.get("expires_at")
+        if expires_at is not None and coupon.starts_at and expires_at <= coupon.starts_at:
+            raise ValidationFailed("`expiresAt` must be after `startsAt`", field="expiresAt")
         limit = changes.get("usage_limit", coupon.usage_limit)
         if limit is not None and limit < coupon.used_count:
             raise Conflict(

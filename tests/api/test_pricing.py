@@ -174,6 +174,34 @@ async def _coupon(client: httpx.AsyncClient, staff: dict[str, str], **fields: An
     return code
 
 
+async def test_a_coupon_window_is_checked_and_its_times_are_utc(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    # An expiry before the start was taken: a coupon no one could ever use.
+    backwards = {
+        "code": unique_slug("BACK"),
+        "kind": "percentage",
+        "percent": "10",
+        "startsAt": "2027-02-01T00:00:00Z",
+        "expiresAt": "2027-01-01T00:00:00Z",
+    }
+    refused = await client.post("/api/coupons", headers=staff, json=backwards)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "validation_error"
+    # A time without an offset is UTC; the answer said it without its Z, unlike a read.
+    naive = backwards | {"code": unique_slug("NAIVE"), "expiresAt": "2027-03-01T00:00:00"}
+    created = await _post(client, "/api/coupons", staff, naive)
+    assert created["expiresAt"] == "2027-03-01T00:00:00Z"
+    read = await client.get(f"/api/coupons/{created['code']}", headers=staff)
+    assert read.json() == created
+    moved = await client.patch(
+        f"/api/coupons/{created['code']}", headers=staff, json={"expiresAt": "2027-01-15T00:00Z"}
+    )
+    assert moved.status_code == 422, moved.text
+    assert moved.json()["code"] == "validation_error"
+    assert (await client.get(f"/api/coupons/{created['code']}", headers=staff)).json() == created
+
+
 async def _check(client: httpx.AsyncClient, code: str, subtotal: int, **kw: Any) -> dict[str, Any]:
     response = await client.post(
         "/api/coupons/validate",
