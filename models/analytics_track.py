@@ -136,9 +136,7 @@ class TrackEvent(RequestModel):
         try:
             size = properties_size(value)
         except UnicodeEncodeError:
-            raise PydanticCustomError(
-                "invalid_text", "properties: not valid Unicode text"
-            ) from None
+            raise PydanticCustomError("invalid_text", "not valid Unicode text") from None
         if size > MAX_PROPERTIES_BYTES:
             raise PydanticCustomError(
                 "properties_too_large",

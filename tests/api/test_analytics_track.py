@@ -106,6 +106,16 @@ async def test_bad_events_are_refused_with_their_own_code(client: httpx.AsyncCli
     )
     problem = _problem(infinite, 422, "invalid_property_value")
     assert [e["field"] for e in problem["errors"]] == ["properties.level"]
+    # Text no database column holds (a lone surrogate) is named once: its detail said
+    # "properties: properties: not valid Unicode text".
+    surrogate = await client.post(
+        TRACK,
+        content=b'{"event": "zoom", "properties": {"label": "\\ud800"}}',
+        headers={"Content-Type": "application/json"},
+    )
+    problem = _problem(surrogate, 422, "invalid_text")
+    assert problem["detail"] == "properties: not valid Unicode text", problem
+    assert [e["field"] for e in problem["errors"]] == ["properties"]
     # Read as a batch (it has one), its "event" is a field a batch does not have.
     both = {"event": "zoom", "batch": [{"event": "zoom"}]}
     problem = _problem(await client.post(TRACK, json=both), 422, "unknown_field")
