@@ -81,7 +81,10 @@ def checked_url(url: str, policy: DestinationPolicy) -> str:
         parts = urlsplit(url.strip())
         host = parts.hostname
         parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as error:
+        # What a send parses it with: a host it cannot take (`256.1.1.1`) was
+        # saved, then every delivery raised InvalidURL and stayed pending, unexplained.
+        httpx.URL(url.strip())
+    except (ValueError, httpx.InvalidURL) as error:
         raise InvalidWebhookUrl(f"{url!r} is not a url: {error}") from None
     if not host or parts.username or parts.password:
         raise InvalidWebhookUrl("The url needs a host and no user or password in it")
@@ -178,7 +181,10 @@ async def pinned(url: str, policy: DestinationPolicy) -> list[Destination]:
     """The requests that may be made for ``url``, one per address its host resolves to
     now, every address checked (try them in order until one connects). Raises
     ``DestinationBlocked`` or ``DestinationUnresolved``."""
-    parsed = httpx.URL(url)
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as error:  # saved before the save checked it so
+        raise DestinationBlocked(f"{url!r} is not a url: {error}") from None
     if policy.https_only and parsed.scheme != "https":
         raise DestinationBlocked(f"{parsed.scheme} is not allowed: webhooks go to https urls")
     port = parsed.port or _default_port(parsed)

@@ -85,6 +85,13 @@ def test_production_takes_https_only_and_refuses_private_addresses(settings: Set
     assert checked_url("http://127.0.0.1:9000/h", DestinationPolicy.of(settings))
 
 
+@pytest.mark.parametrize("url", ["https://256.1.1.1/h", "https://999.1.1.1:8443/h"])
+def test_a_url_the_sender_cannot_parse_is_refused_when_saved(url: str, settings: Settings) -> None:
+    for policy in (DestinationPolicy.of(settings), DestinationPolicy()):
+        with pytest.raises(InvalidWebhookUrl, match="is not a url"):
+            checked_url(url, policy)
+
+
 @pytest.fixture
 async def strict_app(settings: Settings) -> AsyncIterator[FastAPI]:
     strict = settings.model_copy(update={"webhook_allow_private_addresses": False})
@@ -128,6 +135,10 @@ async def test_an_endpoint_reaching_a_private_address_is_refused(
         assert problem["code"] == "webhook_url_not_allowed", (url, problem)
         assert shown in problem["detail"], (url, problem)
         assert problem["reason"] == "address"
+
+    # Production's check read such a url with httpx after urlsplit took it: a 500.
+    unparsed = await create("https://256.1.1.1/h")
+    assert (unparsed.status_code, unparsed.json()["code"]) == (422, "invalid_webhook_url")
 
     unresolved = await create("https://nowhere.invalid/h")
     assert (unresolved.status_code, unresolved.json()["code"]) == (422, "webhook_url_not_allowed")
@@ -190,6 +201,26 @@ async def test_a_send_to_a_blocked_address_fails_for_good_with_the_reason_record
     assert attempt.error == (
         "blocked: 127.0.0.1 is a loopback address, and WEBHOOK_ALLOW_PRIVATE_ADDRESSES is false"
     )
+
+
+async def test_a_send_to_a_url_saved_unparsable_fails_for_good_with_the_reason_recorded(
+    settings: Settings, engine: AsyncEngine, made: list[str]
+) -> None:
+    # Saved before the save parsed urls as a send does: each attempt raised InvalidURL,
+    # and the delivery stayed pending with no attempt and no error to show staff.
+    endpoint_id, delivery_id = await _pending_delivery(
+        engine, made, "https://256.1.1.1/h", "evt_unparsable_send"
+    )
+    sessions = create_session_factory(engine)
+    async with webhook_client(settings) as http:
+        sender = WebhookSender(sessions, http, settings)
+        with pytest.raises(WebhookRejected, match="is not a url"):
+            await sender.send("evt_unparsable_send", endpoint_id, 0)
+    async with transaction(sessions) as session:
+        [attempt] = await WebhookDeliveryRepository(session).attempts_of(delivery_id)
+    assert attempt.succeeded is False
+    assert attempt.error is not None
+    assert "Invalid IPv4 address" in attempt.error
 
 
 async def test_a_send_connects_to_the_checked_address_under_the_url_s_host(
