@@ -22,6 +22,7 @@ from core.logging import request_id_var
 from core.telemetry import current_trace_id
 from models.base import CamelModel
 from services.fulfillment.service import FulfillmentUnavailable
+from services.order_cancellation import OrderBeingHandedOver
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -158,6 +159,7 @@ RETRY_AFTER_CODES = frozenset(
         "temporal_unavailable",
         FulfillmentUnavailable.code,
         "idempotency_unavailable",
+        OrderBeingHandedOver.code,
     }
 )
 

@@ -36,6 +36,7 @@ from api.problems import (
 from api.routes.fulfillments import refused as fulfilment_refused
 from cli.stack.process import free_port
 from core.db import create_engine
+from core.errors import ShopError
 from core.settings import Settings
 from temporal.clients.connection import WorkflowRefused
 from temporal.clients.connection import refusal as temporal_refusal
@@ -96,6 +97,31 @@ def test_every_temporal_outage_documents_retry_after(document: dict[str, Any]) -
         for code in ("temporal_unavailable", "dependency_unavailable"):
             assert f"`{code}`" in header["description"], (method, path)
     assert temporal > 0
+
+
+def test_every_error_that_sends_retry_after_documents_it(document: dict[str, Any]) -> None:
+    """An error class that declares ``retry_after_seconds`` answers with ``Retry-After``
+    (``core.errors.ShopError``); wherever an operation lists its code, the document
+    lists the header (``order_being_handed_over`` was sent with it, not documented)."""
+    classes: list[type[ShopError]] = [ShopError]
+    retried: set[str] = set()
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        if cls.retry_after_seconds is not None and not cls.__module__.startswith("tests."):
+            retried.add(cls.code)
+    assert "order_being_handed_over" in retried
+    listed = 0
+    for method, path, operation in _operations(document):
+        for status, entry in operation["responses"].items():
+            if not status.startswith("5"):
+                continue
+            for code in retried & set(_codes(operation, status)):
+                listed += 1
+                header = entry.get("headers", {}).get("Retry-After")
+                assert header is not None, (method, path, code)
+                assert f"`{code}`" in header["description"], (method, path, code)
+    assert listed > 0
 
 
 def test_every_documented_server_error_has_its_example(document: dict[str, Any]) -> None:
