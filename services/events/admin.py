@@ -24,10 +24,8 @@ from core.errors import Conflict, NotFound
 from models.event_admin import BULK_REPLAY_LIMIT
 from models.events import DeliveryStatus, EventDelivery
 from models.outbox import OutboxEvent
+from services.events.deliveries import CHANNEL
 from services.events.subscriptions import Pair, SubscriptionRepository
-
-# The relay LISTENs on this channel (migrations e7a1c0de0003).
-RELAY_CHANNEL = "shop_outbox"
 
 
 class EventNotFound(NotFound):
@@ -213,7 +211,7 @@ class EventAdminRepository:
 
     async def notify_relay(self) -> None:
         """Wake the relay when this transaction commits (NOTIFY is sent at commit)."""
-        await self.session.exec(select(func.pg_notify(RELAY_CHANNEL, "")))
+        await self.session.exec(select(func.pg_notify(CHANNEL, "")))
 
 
 def _conditions(where: DeliveryFilter) -> list[ColumnElement[bool]]:
