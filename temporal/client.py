@@ -1,5 +1,6 @@
 """Connecting to Temporal with our data converter (pydantic models on the wire) and
-OpenTelemetry's ``TracingInterceptor`` (``temporal/run_traces.py``).
+OpenTelemetry tracing (``temporal/run_traces.py``: the SDK's ``TracingInterceptor`` for
+the client's calls and the activities, ours for the workflows).
 
 The interceptor is the client's, so it also runs in every worker built on the client:
 a start, signal, update or query carries the caller's trace in a Temporal header, and

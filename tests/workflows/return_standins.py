@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -215,16 +215,20 @@ class ReturnStandIns:
             **options,
             task_queue=str(TaskQueue.ORDERS),
             workflows=[ReturnWorkflow],
-            activities=[
-                self.issue_label,
-                self.decline,
-                self.cancel,
-                self.receive,
-                self.refund,
-                self.close,
-                self.read,
-            ],
+            activities=self.activities(),
         )
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """Every step of the return's, as these stand-ins take it."""
+        return [
+            self.issue_label,
+            self.decline,
+            self.cancel,
+            self.receive,
+            self.refund,
+            self.close,
+            self.read,
+        ]
 
 
 def return_input(
