@@ -282,14 +282,18 @@ class ShipmentStandIns:
             client,
             task_queue=str(TaskQueue.ORDERS),
             workflows=[ShipmentWorkflow, ParentStandIn],
-            activities=[
-                self.book_label,
-                self.record_update,
-                self.record_updates,
-                self.mark_delayed,
-                self.refund_label,
-            ],
+            activities=self.activities(),
         )
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """Every step of the parcel's, as these stand-ins take it."""
+        return [
+            self.book_label,
+            self.record_update,
+            self.record_updates,
+            self.mark_delayed,
+            self.refund_label,
+        ]
 
     @asynccontextmanager
     async def running(self, client: Client) -> AsyncIterator[ShipmentStandIns]:
