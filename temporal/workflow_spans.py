@@ -19,10 +19,11 @@ carries a trace, as its child), ``CompleteWorkflow``, and for what the run start
 ``SignalExternalWorkflow``, whose headers carry the new span to the activity or the
 workflow; a continue-as-new carries the run's parent to the next run. Each is an instant
 (ended at once: a replay never leaves one open) made only when the task is not a replay
-(a query's, on every answer). A signal's or an Update's span is linked to its sender's
-span. An Update that fails fails the Update, not the run: no ``CompleteWorkflow`` for it
-(the SDK made one). Nexus operations, which no workflow of ours starts, get no span.
-Nothing here adds a command to the run's history.
+(a query's, on every answer); what a replay starts carries the run's parent instead, as a
+local activity's retry scheduled from a replayed command still runs. A signal's or an
+Update's span is linked to its sender's span. An Update that fails fails the Update, not
+the run: no ``CompleteWorkflow`` for it (the SDK made one). Nexus operations, which no
+workflow of ours starts, get no span. Nothing here adds a command to the run's history.
 """
 
 from __future__ import annotations
@@ -170,9 +171,16 @@ class RunSpansInbound(WorkflowInboundInterceptor):
         on_replay: bool = False,
     ) -> Headers | None:
         """A span named ``name`` under ``parent`` (the run's parent by default), unless the
-        task replays history; ``headers`` carrying it (unchanged on a replay)."""
+        task replays history; ``headers`` carrying it, or on a replay the run's parent.
+
+        A command a replay makes is matched to the history's and not sent again, but a
+        local activity's can still run: its retry, scheduled after a timer that fires in
+        a later task from the handle the replay made (a worker with no cache, or one that
+        lost the run from it), and an attempt whose marker the history lacks (the SDK
+        completed the task it ran in without it). Without a trace in its headers it
+        would be a trace of its own."""
         if workflow.unsafe.is_replaying() and not on_replay:
-            return headers
+            return None if headers is None else self.with_run_trace(headers)
         info = workflow.info()
         attributes = {"temporalWorkflowID": info.workflow_id, "temporalRunID": info.run_id}
         if update_id is not None:

@@ -64,7 +64,7 @@ from workflows.types.fulfillment import (
     shipment_workflow_id,
 )
 from workflows.types.returns import APPROVE_UPDATE, RECEIVE_UPDATE, ApproveRequest
-from workflows.types.shipments import ShipmentView
+from workflows.types.shipments import RECORD_UPDATES_ACTIVITY, ShipmentView
 
 
 @pytest.fixture
@@ -84,6 +84,7 @@ class Traced:
     tracing: Tracing
     task_queue: str
     spans: InMemorySpanExporter
+    shipments: ShipmentStandIns
 
     def of_run(self, run_id: str) -> list[ReadableSpan]:
         return [
@@ -116,15 +117,16 @@ async def traced(own_server: Client, receiver: OtlpReceiver) -> AsyncIterator[Tr
     tracing.provider.add_span_processor(SimpleSpanProcessor(spans))
     task_queue = str(TaskQueue.ORDERS)
     traced_client = as_a_worker_connects(own_server, exported)
+    shipments = ShipmentStandIns()
     async with Worker(
         traced_client,
         task_queue=task_queue,
         workflows=[CartAbandonmentWorkflow, ReturnWorkflow, ShipmentWorkflow, ParentStandIn],
-        activities=ReturnStandIns().activities() + ShipmentStandIns().activities(),
+        activities=ReturnStandIns().activities() + shipments.activities(),
         workflow_runner=workflow_runner(),
         max_cached_workflows=0,
     ):
-        yield Traced(own_server, traced_client, tracing, task_queue, spans)
+        yield Traced(own_server, traced_client, tracing, task_queue, spans, shipments)
     assert tracing.flush()
 
 
@@ -325,3 +327,36 @@ async def test_what_a_run_starts_signals_and_continues_as_carries_its_trace(
     assert query.context is not None
     assert query.context.trace_id == asked.get_span_context().trace_id
     assert parent_of(query) == f"QueryWorkflow:{PROGRESS_QUERY}"
+
+
+async def test_a_local_step_retried_in_a_later_task_runs_in_the_runs_trace(
+    traced: Traced,
+) -> None:
+    """The parcel's recording (a local step) fails once; its retry, after a timer, is
+    scheduled again in a later workflow task, by the command the replay of the run's
+    history made (no cache): it runs in the request's trace all the same."""
+    sid = f"shp_{uuid.uuid4().hex[:10]}"
+    traced.shipments.hiccups[sid] = 1
+    with traced.tracing.tracer.start_as_current_span("POST /api/test") as request:
+        parent = await traced.traced_client.start_workflow(
+            FULFILLMENT_WORKFLOW,
+            parcel(sid),
+            id=fulfillment_workflow_id(f"ord_{sid}"),
+            task_queue=traced.task_queue,
+            execution_timeout=timedelta(minutes=1),
+        )
+    child = traced.client.get_workflow_handle(shipment_workflow_id(sid), result_type=ShipmentView)
+    await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT, DELIVERED))
+    assert ShipmentView.model_validate(await parent.result()).status is ShipmentStatus.DELIVERED
+
+    attempts = [
+        s
+        for s in traced.spans.get_finished_spans()
+        if s.name == f"RunActivity:{RECORD_UPDATES_ACTIVITY}"
+        and s.attributes
+        and s.attributes.get("temporalWorkflowID") == child.id
+    ]
+    assert len(attempts) == 2
+    trace_id = request.get_span_context().trace_id
+    assert [s.context.trace_id for s in attempts if s.context] == [trace_id, trace_id]

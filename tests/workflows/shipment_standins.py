@@ -6,7 +6,7 @@ recorder.
 The stand-ins keep each parcel's status as the real service would (the carrier's status
 mapped, forward only by ``shipment_can_move``) and record every call, so a test can
 assert exactly what the workflow asked for; a parcel's label can be scripted to be
-refused by the carrier.
+refused by the carrier, and its recording to fail (and be retried) a number of times.
 """
 
 from __future__ import annotations
@@ -172,6 +172,9 @@ class ShipmentStandIns:
         self.gates: dict[str, asyncio.Event] = {}
         # Shipment ids whose label the carrier has scanned: a refund is refused (False).
         self.in_use: set[str] = set()
+        # Shipment id: record_updates attempts that fail (a database hiccup, retried)
+        # before one records.
+        self.hiccups: dict[str, int] = {}
 
     def ran(self, shipment_id: str) -> list[str]:
         return [name for name, _ in self.calls[shipment_id]]
@@ -232,6 +235,9 @@ class ShipmentStandIns:
         """As the service answers: each update recorded as ``record_update`` would, one
         after the other (each counts as a RECORD call; ``batches`` keeps the steps)."""
         sid = input.shipment_id
+        if self.hiccups.get(sid, 0) > 0:
+            self.hiccups[sid] -= 1
+            raise ApplicationError("the database is restarting")
         self.batches[sid].append(len(input.trackers))
         if sid in self.gates:
             await self.gates.pop(sid).wait()
