@@ -1,7 +1,7 @@
 """Every signal and Update our workflows handle is a span of the run's trace, whichever
 workflow task handles it: the run's first (a signal-with-start, an update-with-start) as
-well as a later one, replayed from history on a fresh instance; and what a run starts or
-signals, and the run it continues as, carry its trace (``temporal/run_traces.py``,
+well as a later one, replayed from history on a fresh instance; and a local step that a
+replayed task schedules again runs in the run's trace (``temporal/run_traces.py``,
 ``temporal/workflow_spans.py``).
 """
 
@@ -36,7 +36,6 @@ from tests.workflows.return_standins import RECEIPT, ReturnStandIns, ended, retu
 from tests.workflows.shipment_standins import (
     DELIVERED,
     PRE,
-    PROGRESS_QUERY,
     TRANSIT,
     ParentStandIn,
     ShipmentStandIns,
@@ -57,8 +56,6 @@ from workflows.types.fulfillment import (
     CARRIER_UPDATE_SIGNAL,
     FULFILLMENT_WORKFLOW,
     RETURN_WORKFLOW,
-    SHIPMENT_PROGRESS_SIGNAL,
-    SHIPMENT_WORKFLOW,
     fulfillment_workflow_id,
     return_workflow_id,
     shipment_workflow_id,
@@ -269,66 +266,6 @@ async def test_updates_with_an_untraced_start_and_later_are_spans_of_the_runs_tr
     )
 
 
-async def test_what_a_run_starts_signals_and_continues_as_carries_its_trace(
-    traced: Traced,
-) -> None:
-    """A request starts a fulfilment (the parent stand-in) whose parcel is its child; the
-    parcel tells its parent of its progress (a signal to an external workflow) and
-    continues as new after each carrier update: one trace, each workflow's spans under
-    the span that started it, the signal linked to its sending span, a traced query a
-    child of the caller's span."""
-    sid = f"shp_{uuid.uuid4().hex[:10]}"
-    with traced.tracing.tracer.start_as_current_span("POST /api/test") as request:
-        parent = await traced.traced_client.start_workflow(
-            FULFILLMENT_WORKFLOW,
-            parcel(sid, max_updates_per_run=1),
-            id=fulfillment_workflow_id(f"ord_{sid}"),
-            task_queue=traced.task_queue,
-            execution_timeout=timedelta(minutes=1),
-        )
-    child = traced.client.get_workflow_handle(shipment_workflow_id(sid), result_type=ShipmentView)
-    await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
-    first = (await child.describe()).run_id
-    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
-    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-    while (await child.describe()).run_id == first:
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the parcel's run never continued as new")
-        await asyncio.sleep(0.01)
-    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
-    assert ShipmentView.model_validate(await parent.result()).status is ShipmentStatus.DELIVERED
-    with traced.tracing.tracer.start_as_current_span("GET /api/test") as asked:
-        assert await traced.traced_client.get_workflow_handle(parent.id).query(PROGRESS_QUERY)
-
-    trace_id = request.get_span_context().trace_id
-    spans = [
-        s
-        for s in traced.spans.get_finished_spans()
-        if s.attributes and s.attributes.get("temporalWorkflowID") in (parent.id, child.id)
-    ]
-    queried = {f"QueryWorkflow:{PROGRESS_QUERY}", f"HandleQuery:{PROGRESS_QUERY}"}
-    assert {s.context.trace_id for s in spans if s.context and s.name not in queried} == {trace_id}
-    by_id = {s.context.span_id: s for s in spans if s.context is not None}
-
-    def parent_of(span: ReadableSpan) -> str:
-        assert span.parent is not None, span.name
-        return by_id[span.parent.span_id].name
-
-    runs = [s for s in spans if s.name == f"RunWorkflow:{SHIPMENT_WORKFLOW}"]
-    assert len({s.attributes["temporalRunID"] for s in runs if s.attributes}) == 2
-    assert {parent_of(s) for s in runs} == {f"StartChildWorkflow:{SHIPMENT_WORKFLOW}"}
-    told = [s for s in spans if s.name == f"HandleSignal:{SHIPMENT_PROGRESS_SIGNAL}"]
-    assert told
-    for span in told:
-        assert [by_id[link.context.span_id].name for link in span.links] == [
-            f"SignalExternalWorkflow:{SHIPMENT_PROGRESS_SIGNAL}"
-        ]
-    query = named(spans, f"HandleQuery:{PROGRESS_QUERY}")
-    assert query.context is not None
-    assert query.context.trace_id == asked.get_span_context().trace_id
-    assert parent_of(query) == f"QueryWorkflow:{PROGRESS_QUERY}"
-
-
 async def test_a_local_step_retried_in_a_later_task_runs_in_the_runs_trace(
     traced: Traced,
 ) -> None:
@@ -357,6 +294,8 @@ async def test_a_local_step_retried_in_a_later_task_runs_in_the_runs_trace(
         and s.attributes
         and s.attributes.get("temporalWorkflowID") == child.id
     ]
-    assert len(attempts) == 2
+    # Two at least: the SDK runs an attempt again when another run's task evicts the
+    # parcel while it is in flight (a worker with no cache: see the README, Tracing).
+    assert len(attempts) >= 2
     trace_id = request.get_span_context().trace_id
-    assert [s.context.trace_id for s in attempts if s.context] == [trace_id, trace_id]
+    assert {s.context.trace_id for s in attempts if s.context} == {trace_id}
