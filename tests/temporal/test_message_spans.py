@@ -1,8 +1,8 @@
 """Every signal and Update our workflows handle is a span of the run's trace, whichever
 workflow task handles it: the run's first (a signal-with-start, an update-with-start) as
-well as a later one, replayed from history on a fresh instance; and a local step that a
-replayed task schedules again runs in the run's trace (``temporal/run_traces.py``,
-``temporal/workflow_spans.py``).
+well as a later one, replayed from history on a fresh instance; and what a run starts or
+signals, and the run it continues as, carry its trace, a local step that a replayed task
+schedules again too (``temporal/run_traces.py``, ``temporal/workflow_spans.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from tests.workflows.return_standins import RECEIPT, ReturnStandIns, ended, retu
 from tests.workflows.shipment_standins import (
     DELIVERED,
     PRE,
+    PROGRESS_QUERY,
     TRANSIT,
     ParentStandIn,
     ShipmentStandIns,
@@ -56,6 +57,8 @@ from workflows.types.fulfillment import (
     CARRIER_UPDATE_SIGNAL,
     FULFILLMENT_WORKFLOW,
     RETURN_WORKFLOW,
+    SHIPMENT_PROGRESS_SIGNAL,
+    SHIPMENT_WORKFLOW,
     fulfillment_workflow_id,
     return_workflow_id,
     shipment_workflow_id,
@@ -72,14 +75,19 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 @dataclass
 class Traced:
-    """A worker of the cart's and the return's workflows (the return's steps stand-ins),
-    traced as a worker process is, its finished spans kept here; every workflow task
-    replays its run from history on a fresh instance (no cache)."""
+    """A worker of the cart's, the return's and the parcel's workflows (their steps
+    stand-ins), traced as a worker process is, its finished spans kept here; every
+    workflow task replays its run from history on a fresh instance (no cache). The
+    parcel's stand-in parent runs on a worker of its own (``parents_queue``): on a worker
+    with no cache, another run's task evicts a run whose local activity is in flight
+    (the SDK cancels it, runs it again on replay, and its tasks were seen to time out
+    again and again under load)."""
 
     client: Client  # traces nothing: the Temporal CLI's, the UI's, a Schedule's start
     traced_client: Client  # traces its calls, as the API's does
     tracing: Tracing
     task_queue: str
+    parents_queue: str
     spans: InMemorySpanExporter
     shipments: ShipmentStandIns
 
@@ -114,16 +122,27 @@ async def traced(own_server: Client, receiver: OtlpReceiver) -> AsyncIterator[Tr
     tracing.provider.add_span_processor(SimpleSpanProcessor(spans))
     task_queue = str(TaskQueue.ORDERS)
     traced_client = as_a_worker_connects(own_server, exported)
+    parents_queue = f"parents-{uuid.uuid4().hex[:8]}"
     shipments = ShipmentStandIns()
-    async with Worker(
-        traced_client,
-        task_queue=task_queue,
-        workflows=[CartAbandonmentWorkflow, ReturnWorkflow, ShipmentWorkflow, ParentStandIn],
-        activities=ReturnStandIns().activities() + shipments.activities(),
-        workflow_runner=workflow_runner(),
-        max_cached_workflows=0,
+    async with (
+        Worker(
+            traced_client,
+            task_queue=task_queue,
+            workflows=[CartAbandonmentWorkflow, ReturnWorkflow, ShipmentWorkflow],
+            activities=ReturnStandIns().activities() + shipments.activities(),
+            workflow_runner=workflow_runner(),
+            max_cached_workflows=0,
+        ),
+        Worker(
+            traced_client,
+            task_queue=parents_queue,
+            workflows=[ParentStandIn],
+            workflow_runner=workflow_runner(),
+        ),
     ):
-        yield Traced(own_server, traced_client, tracing, task_queue, spans, shipments)
+        yield Traced(
+            own_server, traced_client, tracing, task_queue, parents_queue, spans, shipments
+        )
     assert tracing.flush()
 
 
@@ -266,6 +285,66 @@ async def test_updates_with_an_untraced_start_and_later_are_spans_of_the_runs_tr
     )
 
 
+async def test_what_a_run_starts_signals_and_continues_as_carries_its_trace(
+    traced: Traced,
+) -> None:
+    """A request starts a fulfilment (the parent stand-in) whose parcel is its child; the
+    parcel tells its parent of its progress (a signal to an external workflow) and
+    continues as new after each carrier update: one trace, each workflow's spans under
+    the span that started it, the signal linked to its sending span, a traced query a
+    child of the caller's span."""
+    sid = f"shp_{uuid.uuid4().hex[:10]}"
+    with traced.tracing.tracer.start_as_current_span("POST /api/test") as request:
+        parent = await traced.traced_client.start_workflow(
+            FULFILLMENT_WORKFLOW,
+            parcel(sid, max_updates_per_run=1),
+            id=fulfillment_workflow_id(f"ord_{sid}"),
+            task_queue=traced.parents_queue,
+            execution_timeout=timedelta(minutes=1),
+        )
+    child = traced.client.get_workflow_handle(shipment_workflow_id(sid), result_type=ShipmentView)
+    await until(child, lambda v: v.status is ShipmentStatus.LABEL_PURCHASED)
+    first = (await child.describe()).run_id
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e1", sid, PRE, TRANSIT))
+    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    while (await child.describe()).run_id == first:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("the parcel's run never continued as new")
+        await asyncio.sleep(0.01)
+    await child.signal(CARRIER_UPDATE_SIGNAL, update("e2", sid, PRE, TRANSIT, DELIVERED))
+    assert ShipmentView.model_validate(await parent.result()).status is ShipmentStatus.DELIVERED
+    with traced.tracing.tracer.start_as_current_span("GET /api/test") as asked:
+        assert await traced.traced_client.get_workflow_handle(parent.id).query(PROGRESS_QUERY)
+
+    trace_id = request.get_span_context().trace_id
+    spans = [
+        s
+        for s in traced.spans.get_finished_spans()
+        if s.attributes and s.attributes.get("temporalWorkflowID") in (parent.id, child.id)
+    ]
+    queried = {f"QueryWorkflow:{PROGRESS_QUERY}", f"HandleQuery:{PROGRESS_QUERY}"}
+    assert {s.context.trace_id for s in spans if s.context and s.name not in queried} == {trace_id}
+    by_id = {s.context.span_id: s for s in spans if s.context is not None}
+
+    def parent_of(span: ReadableSpan) -> str:
+        assert span.parent is not None, span.name
+        return by_id[span.parent.span_id].name
+
+    runs = [s for s in spans if s.name == f"RunWorkflow:{SHIPMENT_WORKFLOW}"]
+    assert len({s.attributes["temporalRunID"] for s in runs if s.attributes}) == 2
+    assert {parent_of(s) for s in runs} == {f"StartChildWorkflow:{SHIPMENT_WORKFLOW}"}
+    told = [s for s in spans if s.name == f"HandleSignal:{SHIPMENT_PROGRESS_SIGNAL}"]
+    assert told
+    for span in told:
+        assert [by_id[link.context.span_id].name for link in span.links] == [
+            f"SignalExternalWorkflow:{SHIPMENT_PROGRESS_SIGNAL}"
+        ]
+    query = named(spans, f"HandleQuery:{PROGRESS_QUERY}")
+    assert query.context is not None
+    assert query.context.trace_id == asked.get_span_context().trace_id
+    assert parent_of(query) == f"QueryWorkflow:{PROGRESS_QUERY}"
+
+
 async def test_a_local_step_retried_in_a_later_task_runs_in_the_runs_trace(
     traced: Traced,
 ) -> None:
@@ -279,7 +358,7 @@ async def test_a_local_step_retried_in_a_later_task_runs_in_the_runs_trace(
             FULFILLMENT_WORKFLOW,
             parcel(sid),
             id=fulfillment_workflow_id(f"ord_{sid}"),
-            task_queue=traced.task_queue,
+            task_queue=traced.parents_queue,
             execution_timeout=timedelta(minutes=1),
         )
     child = traced.client.get_workflow_handle(shipment_workflow_id(sid), result_type=ShipmentView)
@@ -294,8 +373,8 @@ async def test_a_local_step_retried_in_a_later_task_runs_in_the_runs_trace(
         and s.attributes
         and s.attributes.get("temporalWorkflowID") == child.id
     ]
-    # Two at least: the SDK runs an attempt again when another run's task evicts the
-    # parcel while it is in flight (a worker with no cache: see the README, Tracing).
+    # Two at least: the SDK runs an attempt again if the parcel is evicted while it is
+    # in flight (``Traced``).
     assert len(attempts) >= 2
     trace_id = request.get_span_context().trace_id
     assert {s.context.trace_id for s in attempts if s.context} == {trace_id}
