@@ -17,8 +17,10 @@ HubSpot is optional: without ``HUBSPOT_ACCESS_TOKEN`` the CRM subscriber is off
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+
+from pydantic import SecretStr
 
 from core.errors import DependencyUnavailable
 from core.settings import Settings
@@ -43,9 +45,31 @@ class Requirement:
     roles: frozenset[ProcessRole]
     unmet: Callable[[Settings], bool]
     remedy: str
+    # The task queues whose workers need it (``temporal.queues.TaskQueue`` values; None:
+    # every worker): a worker started with ``--queue default`` uses no provider.
+    queues: frozenset[str] | None = None
+    # Whether a deployment must always pass it (docker-compose.yml does, as
+    # ``${VAR:?…}``); False for a setting that is right when left unset.
+    passed: bool = True
 
     def line(self) -> str:
         return f"SHOP_ENV=production needs {self.variable} ({self.remedy})"
+
+
+# Stripe's test-mode keys (secret and restricted) and EasyPost's test key: in production
+# they take no money and buy labels no carrier honours.
+STRIPE_TEST_KEYS = ("sk_test_", "rk_test_")
+EASYPOST_TEST_KEY = "EZTK"
+# The path the local sandboxes are mounted at, which production does not mount.
+SANDBOX_PATH = "/_sandbox/"
+STRIPE_QUEUES = frozenset({"orders", "payments"})  # payments, and returns' refunds
+EMAIL_QUEUES = frozenset({"notifications", "events"})  # emails, and the events' handlers'
+SHIPPING_QUEUES = frozenset({"orders"})  # labels, tracking and return labels
+CRM_QUEUES = frozenset({"notifications", "events"})  # contacts, and orders' deals
+
+
+def _secret_starts(value: SecretStr | None, prefixes: str | tuple[str, ...]) -> bool:
+    return value is not None and value.get_secret_value().startswith(prefixes)
 
 
 def _jwt_secret_unusable(settings: Settings) -> bool:
@@ -80,9 +104,11 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement(
         "STRIPE_SECRET_KEY",
         BOTH,
-        lambda s: s.payments_use_sandbox,
-        "the Stripe account's secret key, sk_live_…: without it payments would go to the "
-        "Stripe sandbox, which production does not mount",
+        lambda s: s.payments_use_sandbox or _secret_starts(s.stripe_secret_key, STRIPE_TEST_KEYS),
+        "the Stripe account's live secret key, sk_live_… (or rk_live_…): without it payments "
+        "would go to the Stripe sandbox, which production does not mount, and a test-mode "
+        "key takes no money",
+        STRIPE_QUEUES,
     ),
     Requirement(
         "STRIPE_WEBHOOK_SECRET",
@@ -97,13 +123,16 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         lambda s: s.email_uses_sandbox,
         "a SendGrid API key, SG.…: without it order confirmations and alerts would go to "
         "the SendGrid sandbox, which production does not mount",
+        EMAIL_QUEUES,
     ),
     Requirement(
         "EASYPOST_API_KEY",
         WORKER,
-        lambda s: s.shipping_uses_sandbox,
-        "the EasyPost production API key: without it shipping labels would be bought from "
-        "the EasyPost sandbox, which production does not mount",
+        lambda s: s.shipping_uses_sandbox or _secret_starts(s.easypost_api_key, EASYPOST_TEST_KEY),
+        "the EasyPost production API key, EZAK…: without it shipping labels would be bought "
+        "from the EasyPost sandbox, which production does not mount, and a test key (EZTK…) "
+        "buys labels no carrier honours",
+        SHIPPING_QUEUES,
     ),
     Requirement(
         "EASYPOST_WEBHOOK_SECRET",
@@ -112,22 +141,64 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "the secret of the EasyPost webhook: the carrier's tracking updates cannot be "
         "verified without it",
     ),
+    # A provider's base URL left at its sandbox (copied from a development .env) answers
+    # 404 in production: unset, each SDK talks to the provider itself.
+    Requirement(
+        "SENDGRID_BASE_URL",
+        WORKER,
+        lambda s: SANDBOX_PATH in (s.sendgrid_base_url or ""),
+        "unset (https://api.sendgrid.com), not a sandbox's URL, which production does not mount",
+        EMAIL_QUEUES,
+        passed=False,
+    ),
+    Requirement(
+        "EASYPOST_BASE_URL",
+        WORKER,
+        lambda s: SANDBOX_PATH in (s.easypost_base_url or ""),
+        "unset (https://api.easypost.com/v2), not a sandbox's URL, which production does not mount",
+        SHIPPING_QUEUES,
+        passed=False,
+    ),
+    Requirement(
+        "HUBSPOT_BASE_URL",
+        WORKER,
+        lambda s: s.hubspot_access_token is not None and SANDBOX_PATH in (s.hubspot_base_url or ""),
+        "unset (https://api.hubapi.com), not a sandbox's URL, which production does not mount",
+        CRM_QUEUES,
+        passed=False,
+    ),
 )
 
 
-def production_problems(settings: Settings, role: ProcessRole) -> list[str]:
+def production_problems(
+    settings: Settings, role: ProcessRole, queues: Collection[str] | None = None
+) -> list[str]:
     """One line per requirement of ``role`` these settings leave unmet (none outside
-    production)."""
+    production); for a worker serving only ``queues``, those its queues need."""
     if settings.shop_env != "production":
         return []
-    return [r.line() for r in REQUIREMENTS if role in r.roles and r.unmet(settings)]
+    served = None if queues is None else frozenset(map(str, queues))
+    return [
+        r.line()
+        for r in REQUIREMENTS
+        if role in r.roles
+        and (
+            served is None
+            or role is not ProcessRole.WORKER
+            or r.queues is None
+            or r.queues & served
+        )
+        and r.unmet(settings)
+    ]
 
 
-def check_production(settings: Settings, role: ProcessRole) -> None:
+def check_production(
+    settings: Settings, role: ProcessRole, queues: Collection[str] | None = None
+) -> None:
     """Refuse to start a production process whose configuration cannot work, naming every
     unmet requirement at once (``DependencyUnavailable`` code ``config``, one line each).
     A worker that starts says once that the optional CRM is off, if it is."""
-    if problems := production_problems(settings, role):
+    if problems := production_problems(settings, role, queues):
         raise DependencyUnavailable("\n".join(problems), code="config")
     if role is ProcessRole.WORKER and not settings.crm_enabled:
         log.warning(

@@ -149,7 +149,7 @@ async def relaying(
 
 async def run_worker(settings: Settings, queues: Sequence[TaskQueue]) -> None:
     # Before connecting anything: every setting production lacks, named at once.
-    check_production(settings, ProcessRole.WORKER)
+    check_production(settings, ProcessRole.WORKER, queues)
     # The deploy's moment for the subscribers of this code: its relay owes them what was
     # dispatched from here on, while it connects and starts its workers too.
     started = time.monotonic()

@@ -55,8 +55,12 @@ def production(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Make:
     return make
 
 
+# What a deployment must pass; the others (a provider's base URL) are right when unset.
+PASSED = tuple(r for r in REQUIREMENTS if r.passed)
+
+
 def _lines(role: ProcessRole) -> list[str]:
-    return [r.line() for r in REQUIREMENTS if role in r.roles]
+    return [r.line() for r in PASSED if role in r.roles]
 
 
 def test_a_complete_production_configuration_starts(production: Make) -> None:
@@ -81,7 +85,7 @@ def test_every_missing_setting_is_named_at_once(production: Make) -> None:
         assert refused.value.detail.splitlines() == _lines(role)
     # Each process is asked for what it uses: the API signs tokens and verifies
     # webhooks; the worker sends the emails and buys the labels.
-    assert {r.variable for r in REQUIREMENTS if ProcessRole.API in r.roles} == {
+    assert {r.variable for r in PASSED if ProcessRole.API in r.roles} == {
         "JWT_SECRET",
         "DATABASE_URL",
         "REDIS_URL",
@@ -90,7 +94,7 @@ def test_every_missing_setting_is_named_at_once(production: Make) -> None:
         "STRIPE_WEBHOOK_SECRET",
         "EASYPOST_WEBHOOK_SECRET",
     }
-    assert {r.variable for r in REQUIREMENTS if ProcessRole.WORKER in r.roles} == {
+    assert {r.variable for r in PASSED if ProcessRole.WORKER in r.roles} == {
         "DATABASE_URL",
         "REDIS_URL",
         "TEMPORAL_ADDRESS",
@@ -100,7 +104,7 @@ def test_every_missing_setting_is_named_at_once(production: Make) -> None:
     }
 
 
-@pytest.mark.parametrize("requirement", REQUIREMENTS, ids=lambda r: r.variable)
+@pytest.mark.parametrize("requirement", PASSED, ids=lambda r: r.variable)
 def test_each_requirement_alone(production: Make, requirement: Requirement) -> None:
     """Without one setting, exactly its line, in each process that needs it: a provider's
     key above all, whose absence pointed the SDK at a sandbox production does not mount."""
@@ -191,3 +195,63 @@ def test_shop_names_an_invalid_setting_in_one_line(
     assert ran.returncode == 1, ran.stderr
     assert "Traceback" not in ran.stderr
     assert ran.stderr.splitlines() == [f"error: {line}"]
+
+
+@pytest.mark.parametrize(
+    ("values", "variable"),
+    [
+        ({"stripe_secret_key": "sk_test_x"}, "STRIPE_SECRET_KEY"),
+        ({"stripe_secret_key": "rk_test_x"}, "STRIPE_SECRET_KEY"),
+        ({"easypost_api_key": "EZTKx"}, "EASYPOST_API_KEY"),
+        ({"sendgrid_base_url": "https://shop.example/_sandbox/sendgrid"}, "SENDGRID_BASE_URL"),
+        ({"easypost_base_url": "http://api:3001/_sandbox/easypost/v2"}, "EASYPOST_BASE_URL"),
+        (
+            {"hubspot_access_token": "pat-x", "hubspot_base_url": "http://api/_sandbox/hubspot"},
+            "HUBSPOT_BASE_URL",
+        ),
+    ],
+)
+def test_a_test_key_or_a_sandbox_url_is_refused(
+    production: Make, values: dict[str, Any], variable: str
+) -> None:
+    """A staging .env in production: a test-mode key (no money taken, labels no carrier
+    honours) or a provider URL left at its sandbox (404: production mounts none) is
+    named, as a missing key is. Each passed the check before."""
+    settings = production(**COMPLETE | values)
+    problems = [line for role in ROLES for line in production_problems(settings, role)]
+    assert problems, values
+    assert all(line.startswith(f"SHOP_ENV=production needs {variable} (") for line in problems)
+
+
+def test_live_keys_and_real_urls_pass(production: Make) -> None:
+    settings = production(
+        **COMPLETE
+        | {
+            "stripe_secret_key": "rk_live_x",
+            "sendgrid_base_url": "https://api.sendgrid.com",
+            "hubspot_base_url": "http://proxy.internal/_sandbox/hubspot",  # CRM off: unused
+        }
+    )
+    for role in ROLES:
+        assert production_problems(settings, role) == []
+
+
+def test_a_worker_is_asked_only_for_what_its_queues_use(production: Make) -> None:
+    """``shop worker --queue default`` uses no provider; ``--queue payments`` only Stripe.
+    All queues were asked for every provider's key."""
+    bare_providers = production(
+        **COMPLETE | {"stripe_secret_key": None, "sendgrid_api_key": None, "easypost_api_key": None}
+    )
+    worker = ProcessRole.WORKER
+
+    def named(queues: list[str] | None) -> list[str]:
+        return [line.split()[2] for line in production_problems(bare_providers, worker, queues)]
+
+    assert named(["default"]) == []
+    assert named(["payments"]) == ["STRIPE_SECRET_KEY"]
+    assert named(["notifications"]) == ["SENDGRID_API_KEY"]
+    assert named(["orders"]) == ["STRIPE_SECRET_KEY", "EASYPOST_API_KEY"]
+    assert named(None) == named(["orders", "payments", "notifications", "default", "events"])
+    assert named(None) == ["STRIPE_SECRET_KEY", "SENDGRID_API_KEY", "EASYPOST_API_KEY"]
+    # The server addresses are every worker's.
+    assert production_problems(production(**COMPLETE | {"redis_url": None}), worker, ["default"])
