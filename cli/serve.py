@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -88,12 +89,43 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
 
+# How long an API process sleeps after accepting a connection, when several processes
+# share the listening socket: a nanosecond asked, as libuv's UV_TCP_SINGLE_ACCEPT slept;
+# the kernel rounds it up to the thread's timer slack (50 us by default) and runs another
+# task on the core meanwhile.
+ACCEPT_TURN_SECONDS = 1e-9
+
+
+class AcceptTurnsProtocol(BoundedHttpToolsProtocol):
+    """``BoundedHttpToolsProtocol``, and with several processes on one listening socket
+    (``shop api --workers N``, so ``shop dev``) each process gives up its core for a
+    moment after it accepts a connection, so that the next one goes to another process.
+
+    The processes race to accept. libuv (1.52, in uvloop 0.23) accepts one connection per
+    turn of its loop, and every waiting process is woken by a new one, but the process
+    that has just accepted is still on a core, and the others have to be scheduled first:
+    on two busy cores it won the next connection too. 32 keep-alive clients opened at once
+    (the catalogue bench's) ended up 32/0, 27/5, 31/1 ... between two processes, and the
+    crowded one's p95 was 1.4-4x the other's (README *Catalogue reads*). libuv's own switch
+    for this, ``UV_TCP_SINGLE_ACCEPT`` (a 1 ns ``nanosleep`` after each accept), went with
+    its accept loop (libuv PR #3696, 2022): the libuv 1.52 here does not read it. The same
+    sleep here evens the spread (figures in the README). It costs the accepting process
+    0.05-0.15 ms of its loop per new connection, which keep-alive clients open once; one
+    process alone never sleeps.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if self.config.workers > 1:
+            time.sleep(ACCEPT_TURN_SECONDS)
+
+
 # The API's HTTP parser and event loop, named rather than left to uvicorn's "auto":
-# httptools (bounded, above), whose parsing is C where h11's is Python; uvloop, because
-# the event loop's own work per request is a third of asyncio's (GET /health from 32
-# keep-alive clients, 2 processes, same machine and minute: 1,570 req/s on asyncio,
-# 5,150 on uvloop).
-API_SERVER: dict[str, Any] = {"http": BoundedHttpToolsProtocol, "loop": "uvloop"}
+# httptools (bounded, above, and taking turns to accept), whose parsing is C where h11's
+# is Python; uvloop, because the event loop's own work per request is a third of
+# asyncio's (GET /health from 32 keep-alive clients, 2 processes, same machine and
+# minute: 1,570 req/s on asyncio, 5,150 on uvloop).
+API_SERVER: dict[str, Any] = {"http": AcceptTurnsProtocol, "loop": "uvloop"}
 
 
 def api_server_options(settings: Settings) -> dict[str, Any]:
