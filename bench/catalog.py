@@ -134,8 +134,10 @@ def _run(
 def connection_spread(servers: Sequence[psutil.Process], port: int) -> list[int]:
     """How many connections to ``port`` each process under ``servers`` holds, most first.
     uvicorn's workers share one listening socket and take connections as they race to
-    accept them, so 32 keep-alive clients may well be 22 on one process and 10 on the
-    other: the crowded one's requests wait twice as long (docs/benchmarks.md *Catalogue reads*)."""
+    accept them, so 32 keep-alive clients could well be 22 on one process and 10 on the
+    other: the crowded one's requests wait twice as long (docs/benchmarks.md *Catalogue
+    reads*). The API's processes take turns to accept (``cli.serve.AcceptTurnsProtocol``),
+    which evens most spreads, not every one on a busy machine: so it is still printed."""
     held: dict[int, int] = {}
     for root in servers:
         with suppress(psutil.Error):

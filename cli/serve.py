@@ -106,12 +106,12 @@ class AcceptTurnsProtocol(BoundedHttpToolsProtocol):
     that has just accepted is still on a core, and the others have to be scheduled first:
     on two busy cores it won the next connection too. 32 keep-alive clients opened at once
     (the catalogue bench's) ended up 32/0, 27/5, 31/1 ... between two processes, and the
-    crowded one's p95 was 1.4-4x the other's (README *Catalogue reads*). libuv's own switch
-    for this, ``UV_TCP_SINGLE_ACCEPT`` (a 1 ns ``nanosleep`` after each accept), went with
-    its accept loop (libuv PR #3696, 2022): the libuv 1.52 here does not read it. The same
-    sleep here evens the spread (figures in the README). It costs the accepting process
-    0.05-0.15 ms of its loop per new connection, which keep-alive clients open once; one
-    process alone never sleeps.
+    crowded one's p95 was 1.4-4x the other's (docs/benchmarks.md *Catalogue reads*, which
+    also has the spreads since). libuv's own switch for this, ``UV_TCP_SINGLE_ACCEPT`` (a
+    1 ns ``nanosleep`` after each accept), went with its accept loop (libuv PR #3696,
+    2022): the libuv 1.52 here does not read it. The same sleep here evens most spreads.
+    It costs the accepting process 0.05-0.15 ms of its loop per new connection, which
+    keep-alive clients open once; one process alone never sleeps.
     """
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
