@@ -96,6 +96,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 ACCEPT_TURN_SECONDS = 1e-9
 
 
+def pause_after_accept() -> None:
+    """Blocking on purpose: the point is to leave the core, not to run another task."""
+    time.sleep(ACCEPT_TURN_SECONDS)
+
+
 class AcceptTurnsProtocol(BoundedHttpToolsProtocol):
     """``BoundedHttpToolsProtocol``, and with several processes on one listening socket
     (``shop api --workers N``, so ``shop dev``) each process gives up its core for a
@@ -117,7 +122,7 @@ class AcceptTurnsProtocol(BoundedHttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if self.config.workers > 1:
-            time.sleep(ACCEPT_TURN_SECONDS)
+            pause_after_accept()
 
 
 # The API's HTTP parser and event loop, named rather than left to uvicorn's "auto":

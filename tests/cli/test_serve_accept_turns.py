@@ -37,7 +37,9 @@ async def _sleeps_while_accepting(monkeypatch: pytest.MonkeyPatch, workers: int)
     config.load()
     state = ServerState()
     slept: list[float] = []
-    monkeypatch.setattr("cli.serve.time.sleep", slept.append)
+    # The protocol's pause, not the process's ``time.sleep``: another thread's sleep (a
+    # pool's, a client's) counted as the protocol's.
+    monkeypatch.setattr("cli.serve.pause_after_accept", lambda: slept.append(ACCEPT_TURN_SECONDS))
     loop = asyncio.get_running_loop()
     accepted: list[asyncio.Transport] = []
     all_accepted = asyncio.Event()
