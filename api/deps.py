@@ -35,6 +35,11 @@ async def get_settings(state: State) -> Settings:
     return state.settings
 
 
+# A list's page and its size (ARCHITECTURE §4: lists are paginated, `page` and `limit` up
+# to 100, and answer `items` and `total`, ``models.base.Page``): what every list takes.
+Pagination = Annotated[int, Query(ge=1, le=10_000)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
 AfterCommit = Callable[[], Awaitable[object]]
 _AFTER_COMMIT = "after_commit"
 

@@ -61,9 +61,9 @@ PURCHASE_ORDER = {
 
 RESPONSES: dict[str, dict[int, object]] = {
     "POST /api/discounts": {201: DISCOUNT},
-    "GET /api/discounts": {200: [DISCOUNT]},
+    "GET /api/discounts": {200: page(DISCOUNT)},
     "POST /api/coupons": {201: COUPON | {"usedCount": 0}},
-    "GET /api/coupons": {200: [COUPON]},
+    "GET /api/coupons": {200: page(COUPON)},
     "GET /api/coupons/{code}": {200: COUPON},
     "PATCH /api/coupons/{code}": {200: COUPON | {"active": False}},
     "POST /api/coupons/validate": {

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.deps import DbSession, State
+from api.deps import DbSession, Limit, Pagination, State
 from api.problems import TEMPORAL_UNAVAILABLE, problem_responses
 from api.routes.returns import returns_for
 from api.security import StaffUser
@@ -43,8 +43,6 @@ from workflows.types.returns import (
 )
 
 router = APIRouter(tags=["returns"])
-Pagination = Annotated[int, Query(ge=1, le=10_000)]
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 RECEIVE_EXAMPLE = {
     "lines": [

@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.deps import DbSession, State, after_commit
+from api.deps import DbSession, Limit, Pagination, State, after_commit
 from api.problems import TEMPORAL_UNAVAILABLE, problem_responses
 from api.security import StaffUser
 from core.errors import Conflict, ShopError, ValidationFailed
@@ -40,8 +40,6 @@ from temporal.clients.connection import WorkflowNotFound, WorkflowRefused
 from workflows.types.fulfillment_orders import LineQuantity, ShipmentRequest
 
 router = APIRouter(tags=["fulfilment"])
-Pagination = Annotated[int, Query(ge=1, le=10_000)]
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 # The workflow's refusals (validator or activity), by code, as our errors.
 _REFUSALS: dict[str, type[ShopError]] = {

@@ -8,7 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import DbSession, LastEventId, ReadSession, State, release_connection
+from api.deps import (
+    DbSession,
+    LastEventId,
+    Limit,
+    Pagination,
+    ReadSession,
+    State,
+    release_connection,
+)
 from api.problems import problem_responses
 from api.security import CurrentUser, ReadingUser, StreamingUser, stream_lease
 from core.notifications import Lease
@@ -24,8 +32,6 @@ from services.notifications.stream import InvalidLastEventId, NotificationFeed, 
 from services.stream_slots import TooManyStreams
 
 router = APIRouter(tags=["notifications"])
-Pagination = Annotated[int, Query(ge=1, le=10_000)]
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 # How soon a disconnected EventSource tries again (the `retry:` field), in milliseconds.
 RECONNECT_MS = 1000

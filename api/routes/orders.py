@@ -11,6 +11,8 @@ from api.conditional import ANY_TAG, AwaitedStatuses, KnownEtags, WaitPreference
 from api.deps import (
     DbSession,
     IdempotencyKeyHeader,
+    Limit,
+    Pagination,
     ReadSession,
     State,
     after_commit,
@@ -46,8 +48,6 @@ from services.orders import OrderService
 from services.payments import NotRefundable
 
 router = APIRouter(tags=["orders"])
-Pagination = Annotated[int, Query(ge=1, le=10_000)]
-Limit = Annotated[int, Query(ge=1, le=100)]
 
 PLACE_EXAMPLE = {
     "cartId": "cart_01JD3Q5Z8K2M4N6P8R0T2V4X6Z",

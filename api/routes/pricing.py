@@ -6,11 +6,12 @@ from decimal import Decimal
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import DbSession, State
+from api.deps import DbSession, Limit, Pagination, State
 from api.problems import problem_responses
 from api.routes.catalog import invalidate_catalog
 from api.security import OptionalUser, StaffUser
 from core.errors import Conflict, NotFound
+from models.base import Page
 from models.pricing import (
     Coupon,
     CouponCheck,
@@ -23,7 +24,7 @@ from models.pricing import (
     DiscountPublic,
 )
 from services.catalog.coupons import CouponNotFound, CouponService
-from services.catalog.discounts import DiscountRepository, DiscountService
+from services.catalog.discounts import DiscountService
 from services.catalog.errors import CategoryNotFound, ProductNotFound
 
 router = APIRouter(tags=["pricing"])
@@ -88,12 +89,16 @@ async def create_discount(
 @router.get(
     "/discounts",
     summary="List discounts (staff)",
-    response_model=list[DiscountPublic],
+    response_model=Page[DiscountPublic],
     responses=problem_responses(),
 )
-async def list_discounts(caller: StaffUser, session: DbSession) -> list[DiscountPublic]:
-    """Every discount, past, present and future, by start time."""
-    return [_discount(d) for d in await DiscountRepository(session).all()]
+async def list_discounts(
+    caller: StaffUser, session: DbSession, page: Pagination = 1, limit: Limit = 20
+) -> Page[DiscountPublic]:
+    """Every discount, past, present and future, by start time. Paginated like every
+    list."""
+    rows, total = await DiscountService(session).page(page=page, limit=limit)
+    return Page(items=[_discount(d) for d in rows], total=total, page=page, limit=limit)
 
 
 @router.delete(
@@ -128,12 +133,15 @@ async def create_coupon(body: CouponCreate, caller: StaffUser, session: DbSessio
 @router.get(
     "/coupons",
     summary="List coupons (staff)",
-    response_model=list[CouponPublic],
+    response_model=Page[CouponPublic],
     responses=problem_responses(),
 )
-async def list_coupons(caller: StaffUser, session: DbSession) -> list[CouponPublic]:
-    """Newest first, with how often each has been used."""
-    return [_coupon(c) for c in await CouponService(session).list()]
+async def list_coupons(
+    caller: StaffUser, session: DbSession, page: Pagination = 1, limit: Limit = 20
+) -> Page[CouponPublic]:
+    """Newest first, with how often each has been used. Paginated like every list."""
+    rows, total = await CouponService(session).page(page=page, limit=limit)
+    return Page(items=[_coupon(c) for c in rows], total=total, page=page, limit=limit)
 
 
 @router.get(

@@ -63,11 +63,16 @@ class CouponRepository:
         )
         return result.first()
 
-    async def all(self) -> list[Coupon]:
+    async def page(self, *, offset: int, limit: int) -> tuple[list[Coupon], int]:
+        """Newest first, and how many there are."""
         result = await self.session.exec(
-            select(Coupon).order_by(col(Coupon.created_at).desc(), col(Coupon.id).desc())
+            select(Coupon)
+            .order_by(col(Coupon.created_at).desc(), col(Coupon.id).desc())
+            .offset(offset)
+            .limit(limit)
         )
-        return list(result.all())
+        total = await self.session.exec(select(func.count()).select_from(Coupon))
+        return list(result.all()), int(total.one())
 
     async def delete_redemption(self, order_id: str) -> str | None:
         """Remove the order's redemption; the coupon's id if there was one."""
@@ -135,8 +140,8 @@ class CouponService:
             raise CouponNotFound(f"no coupon {normalize_code(code)}")
         return coupon
 
-    async def list(self) -> list[Coupon]:
-        return await self.coupons.all()
+    async def page(self, *, page: int, limit: int) -> tuple[list[Coupon], int]:
+        return await self.coupons.page(offset=(page - 1) * limit, limit=limit)
 
     async def update(self, code: str, data: CouponUpdate) -> Coupon:
         coupon = await self.coupons.by_code(code, lock=True)

@@ -57,11 +57,16 @@ class DiscountRepository:
         present = [c for c in candidates if c is not None]
         return min(present) if present else None
 
-    async def all(self) -> list[Discount]:
+    async def page(self, *, offset: int, limit: int) -> tuple[list[Discount], int]:
+        """By start time, and how many there are."""
         result = await self.session.exec(
-            select(Discount).order_by(col(Discount.starts_at), col(Discount.id))
+            select(Discount)
+            .order_by(col(Discount.starts_at), col(Discount.id))
+            .offset(offset)
+            .limit(limit)
         )
-        return list(result.all())
+        total = await self.session.exec(select(func.count()).select_from(Discount))
+        return list(result.all()), int(total.one())
 
     async def get(self, discount_id: str) -> Discount | None:
         return await self.session.get(Discount, discount_id)
@@ -91,6 +96,9 @@ class DiscountService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.discounts = DiscountRepository(session)
+
+    async def page(self, *, page: int, limit: int) -> tuple[list[Discount], int]:
+        return await self.discounts.page(offset=(page - 1) * limit, limit=limit)
 
     async def create(self, data: DiscountCreate) -> Discount:
         if data.product_id is not None and not await self.discounts.product_exists(data.product_id):

@@ -326,6 +326,69 @@ async def test_only_staff_manage_coupons_and_codes_are_unique(
     assert response.status_code == 403
 
 
+async def _every_page(
+    client: httpx.AsyncClient, path: str, staff: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Every item of a paginated list, page by page, each page checked against the
+    contract (``items``, ``total``, ``page``, ``limit``)."""
+    items: list[dict[str, Any]] = []
+    number = 1
+    while True:
+        response = await client.get(path, headers=staff, params={"page": number, "limit": 100})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert set(body) == {"items", "total", "page", "limit"}
+        assert (body["page"], body["limit"]) == (number, 100)
+        items += body["items"]
+        if len(items) >= body["total"] or not body["items"]:
+            assert len(items) == body["total"]
+            return items
+        number += 1
+
+
+async def test_coupons_and_discounts_are_listed_a_page_at_a_time(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    # They answered the whole table as a bare array, where every other list of the API
+    # (ARCHITECTURE §4) answers a page: items, total, page and limit.
+    first, second = await _coupon(client, staff), await _coupon(client, staff)
+    newest = await client.get("/api/coupons", headers=staff, params={"limit": 1})
+    assert newest.status_code == 200, newest.text
+    body = newest.json()
+    assert [c["code"] for c in body["items"]] == [second]
+    assert (body["page"], body["limit"]) == (1, 1)
+    assert body["total"] >= 2
+    after = await client.get("/api/coupons", headers=staff, params={"page": 2, "limit": 1})
+    assert [c["code"] for c in after.json()["items"]] == [first]
+    assert first in {c["code"] for c in await _every_page(client, "/api/coupons", staff)}
+
+    product = await _post(
+        client, "/api/products", staff, {"sku": unique_slug("pg"), "name": "Mug", "price": 800}
+    )
+    made = {
+        (
+            await _post(
+                client,
+                "/api/discounts",
+                staff,
+                {
+                    "name": name,
+                    "kind": "fixed",
+                    "amount": 50,
+                    "productId": product["id"],
+                    "startsAt": _iso(-60),
+                },
+            )
+        )["id"]
+        for name in ("Mug deal", "Mug deal too")
+    }
+    assert made <= {d["id"] for d in await _every_page(client, "/api/discounts", staff)}
+    for path in ("/api/coupons", "/api/discounts"):
+        too_many = await client.get(path, headers=staff, params={"limit": 101})
+        assert too_many.status_code == 422
+        assert too_many.json()["code"] == "validation_error"
+
+
 async def test_coupon_updates_are_checked(
     client: httpx.AsyncClient, staff: dict[str, str], engine: AsyncEngine
 ) -> None:
