@@ -16,7 +16,7 @@ from models.base import (
     RequestModel,
     SingleLineText,
 )
-from models.orders import OrderStatus, ShippingAddress, TimelineAudience
+from models.orders import OrderLine, OrderStatus, ShippingAddress, TimelineAudience
 from models.payments import PaymentStatus
 from models.shipment_views import OrderShipment
 
@@ -121,6 +121,11 @@ class RefundCreate(RequestModel):
 
 
 class OrderLinePublic(CamelModel):
+    order_line_id: str = PydanticField(
+        examples=["oline_01JEX5D8EAB2C3D4E5F6G7H8J9"],
+        description="The line's id: what a return (`POST /api/orders/{id}/returns`) and a "
+        "parcel's `lines` name it by",
+    )
     product_id: str
     name: str
     sku: str | None
@@ -128,6 +133,19 @@ class OrderLinePublic(CamelModel):
     list_price: int
     unit_price: int
     line_total: int
+
+    @classmethod
+    def of(cls, line: OrderLine) -> OrderLinePublic:
+        return cls(
+            order_line_id=line.id,
+            product_id=line.product_id,
+            name=line.name,
+            sku=line.sku,
+            quantity=line.quantity,
+            list_price=line.list_price,
+            unit_price=line.unit_price,
+            line_total=line.line_total,
+        )
 
 
 class OrderTotals(CamelModel):

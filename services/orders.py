@@ -284,10 +284,7 @@ class OrderService(OrderTransitions):
         entries (so its ETag does not change with one), staff with every entry."""
         return render_order(
             order,
-            lines=[
-                OrderLinePublic.model_validate(ln, from_attributes=True)
-                for ln in await self.orders.lines(order.id)
-            ],
+            lines=[OrderLinePublic.of(ln) for ln in await self.orders.lines(order.id)],
             timeline=[
                 OrderEventPublic.model_validate(e, from_attributes=True)
                 for e in await self.orders.events(order.id, reader)

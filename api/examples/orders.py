@@ -22,6 +22,7 @@ from api.examples.common import (
 )
 
 LINE = {
+    "orderLineId": ORDER_LINE_ID,
     "productId": PRODUCT_ID,
     "name": "Wireless Headphones",
     "sku": "HP-WL-100",

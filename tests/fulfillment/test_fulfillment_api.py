@@ -189,6 +189,12 @@ async def test_staff_work_a_fulfilment_order_and_every_mistake_has_its_code(
     mine = (await http.get(f"/api/orders/{order['id']}", headers=shopper.headers)).json()
     [seen] = mine["shipments"]
     assert seen["id"] == parcel["id"]
+    # Each item carries its line's id, by which parcels and returns name it (the items
+    # had none: a customer learnt a line's id only from a parcel already packed).
+    assert {(i["orderLineId"], i["productId"]) for i in mine["items"]} == {
+        (ln["orderLineId"], ln["productId"]) for ln in one["lines"]
+    }
+    assert mine["items"][0]["orderLineId"] in {mugs, tea}
     assert "labelUrl" not in seen
     tracked = await http.get(
         f"/api/orders/{order['id']}/shipments/{parcel['id']}", headers=shopper.headers
