@@ -2,8 +2,10 @@
 
 Products are numbered (SKU ``SW-0000001``…) and each is drawn from its own generator,
 seeded from the run's and its number, so a product is the same whether the first run or
-a later top-up added it. Reviews are written by seeded customers on seeded products only,
-one per (customer, product), up to the target counting the seeded reviews there are.
+a later top-up added it, its opening stock too (received through ``StockService`` in
+the transaction that adds it: most in stock, some low, a few out). Reviews are written
+by seeded customers on seeded products only, one per (customer, product), up to the
+target counting the seeded reviews there are.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from services.catalog.categories import CategoryService
 from services.catalog.indexing import SearchIndexing
 from services.catalog.products import ProductService
 from services.catalog.reviews import AlreadyReviewed, NoPurchases, ReviewService
+from services.inventory import StockService
 from services.seeding import SeedRecords, seed_sku
 
 BATCH = 2000  # products per bulk insert
+OPENING_STOCK_REASON = "seed: opening stock"
 REVIEW_BATCH = 200  # reviews per transaction
 
 
@@ -59,6 +63,22 @@ def _product(rng: random.Random, n: int, category: str, category_id: str) -> Pro
         auto_reorder=rng.random() < 0.3,
         reorder_quantity=rng.choice([25, 50, 100]),
     )
+
+
+# Opening stock: most products in stock, some low (below their threshold), a few out.
+OUT_OF_STOCK_SHARE = 0.05
+LOW_STOCK_SHARE = 0.10
+
+
+def _opening_stock(rng: random.Random, threshold: int) -> int:
+    """The stock a seeded product opens with, drawn from its own generator after the
+    product itself (so the product is the same as before stock was seeded)."""
+    draw = rng.random()
+    if draw < OUT_OF_STOCK_SHARE:
+        return 0
+    if draw < OUT_OF_STOCK_SHARE + LOW_STOCK_SHARE:
+        return rng.randint(1, max(1, threshold - 1))
+    return rng.randint(max(1, threshold), max(1, threshold) * 20)
 
 
 def _category(name: str, parent_id: str | None) -> CategoryCreate:
@@ -98,11 +118,20 @@ class CatalogueSeeder(SeedPart):
         with self.tally("products", len(missing)) as tally:
             for start in range(0, len(missing), BATCH):
                 items = []
+                opening: dict[str, int] = {}
                 for n in missing[start : start + BATCH]:
                     own = random.Random(f"{base}:{n}")
-                    items.append(_product(own, n, *own.choice(leaves)))
+                    item = _product(own, n, *own.choice(leaves))
+                    items.append(item)
+                    opening[item.sku] = _opening_stock(own, item.low_stock_threshold)
                 async with transaction(self.sessions) as session:
-                    tally.add(await ProductService(session).create_many(items))
+                    added = await ProductService(session).create_many(items)
+                    # Only the products this batch added: one another run added meanwhile
+                    # got its stock there.
+                    await StockService(session).receive_many(
+                        {added[sku]: opening[sku] for sku in added}, OPENING_STOCK_REASON
+                    )
+                    tally.add(len(added))
         if tally.added:
             async with transaction(self.sessions) as session:
                 await ProductService(session).after_bulk_load()

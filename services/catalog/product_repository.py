@@ -244,17 +244,18 @@ class ProductRepository:
             )
         await self.session.exec(text("ANALYZE products"))  # type: ignore[call-overload]
 
-    async def insert_many(self, rows: list[dict[str, Any]]) -> int:
-        """Bulk insert (one round trip per batch); rows whose SKU exists are skipped."""
+    async def insert_many(self, rows: list[dict[str, Any]]) -> dict[str, str]:
+        """Bulk insert (one round trip per batch); rows whose SKU exists are skipped.
+        SKU → id of those added."""
         if not rows:
-            return 0
+            return {}
         statement = (
             pg_insert(Product)
             .on_conflict_do_nothing(index_elements=["sku"])
-            .returning(col(Product.id))
+            .returning(col(Product.sku), col(Product.id))
         )
         result = await self.session.exec(statement, params=rows)
-        return len(result.all())
+        return {str(sku): str(product_id) for sku, product_id in result.all()}
 
     async def search(
         self, query: ProductQuery, category_ids: list[str] | None, known_total: int | None = None

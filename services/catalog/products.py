@@ -171,10 +171,10 @@ class ProductService:
         await product_changed(self.products.session, product.id, "updated")
         return product
 
-    async def create_many(self, items: list[ProductCreate]) -> int:
+    async def create_many(self, items: list[ProductCreate]) -> dict[str, str]:
         """Many products at once (seeding, imports): validated like ``create``, written in
         one bulk statement. Products whose SKU exists already are skipped; slugs are
-        made unique by suffixing the SKU. Returns how many were added."""
+        made unique by suffixing the SKU. Returns SKU → id of those added."""
         now = utcnow()
         rows = []
         for data in items:

@@ -6,6 +6,8 @@ for (its subscriber emails the inventory team)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import Conflict, ValueOutOfRange
@@ -72,6 +74,24 @@ class StockService:
         self.stock.record(product_id, kind, on_hand=delta, reason=reason, reference=reference)
         await self.after_change(product_id)
         return await self.get(product_id)
+
+    async def receive_many(self, quantities: Mapping[str, int], reason: str) -> None:
+        """Opening stock for products a bulk load has just added (``shop seed``): each
+        quantity received as ``adjust`` receives one (a ``receipt`` on the ledger), in
+        one statement per table for any number of products. Quantities of 0 are left
+        out (the product has no stock, as one never received). No low-stock alert is
+        raised for one received below its threshold: the alert is for a crossing, so, as
+        for a product without stock, its next change raises it. Each quantity must fit
+        the stock (``MAX_STOCK``, 422 ``invalid_value``)."""
+        for product_id, quantity in quantities.items():
+            if not 0 <= quantity <= MAX_STOCK:
+                raise ValueOutOfRange(
+                    f"{quantity} is not a quantity the stock of {product_id} holds",
+                    productId=product_id,
+                    limit=MAX_STOCK,
+                )
+        received = {p: q for p, q in quantities.items() if q > 0}
+        await self.stock.receive_many(received, reason)
 
     async def put_back(
         self,

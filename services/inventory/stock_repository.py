@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import insert_rows, locked
 from core.events import EventType
+from core.ids import IdPrefix, new_id
 from core.outbox import publish
 from models.base import utcnow
 from models.catalog import Product
@@ -77,6 +78,52 @@ class StockRepository:
             .on_conflict_do_nothing(index_elements=["product_id"])
             .returning(levels.c.product_id)
         )
+
+    async def receive_many(self, quantities: Mapping[str, int], reason: str) -> None:
+        """``quantities`` on hand more, by product, each with its receipt on the ledger, as
+        ``change`` and ``record`` write one: one multi-row statement for the levels (a
+        row created where there is none) and one for the ledger, whatever the count."""
+        if not quantities:
+            return
+        now = utcnow()
+        levels = [
+            {"product_id": p, "on_hand": q, "reserved": 0, "updated_at": now}
+            for p, q in quantities.items()
+        ]
+        await insert_rows(self.session, self._receive_statement(), levels)
+        receipts = [
+            {
+                "id": new_id(IdPrefix.MOVEMENT),
+                "product_id": p,
+                "kind": MovementKind.RECEIPT.value,
+                "on_hand_delta": q,
+                "reserved_delta": 0,
+                "reason": reason,
+                "reference": None,
+                "created_at": now,
+            }
+            for p, q in quantities.items()
+        ]
+        await insert_rows(self.session, self._ledger_statement(), receipts)
+
+    # A bulk load's, chunk after chunk: built once (``core.db.insert_rows``).
+    @staticmethod
+    @cache
+    def _receive_statement() -> ReturningInsert[tuple[str]]:
+        insert = pg_insert(_STOCK_LEVELS)
+        return insert.on_conflict_do_update(
+            index_elements=["product_id"],
+            set_={
+                "on_hand": _STOCK_LEVELS.c.on_hand + insert.excluded.on_hand,
+                "updated_at": insert.excluded.updated_at,
+            },
+        ).returning(_STOCK_LEVELS.c.product_id)
+
+    @staticmethod
+    @cache
+    def _ledger_statement() -> ReturningInsert[tuple[str]]:
+        movements: Table = SQLModel.metadata.tables[StockMovement.__tablename__]
+        return pg_insert(movements).returning(movements.c.id)
 
     async def stock(self, product_id: str) -> Stock | None:
         row = (

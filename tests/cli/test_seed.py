@@ -17,17 +17,19 @@ from temporalio.client import WorkflowExecutionStatus
 
 from cli.seed import OrderSeeder, Seeder, seed
 from cli.seed.backdating import past_times
-from cli.seed.catalogue import _product
+from cli.seed.catalogue import _opening_stock, _product
 from cli.seed_command import staff_account_line
 from core.db import SessionFactory, create_session_factory, transaction
 from core.settings import Settings
 from models.analytics import AnalyticsEvent
 from models.catalog import Product, ProductCreate, Review, ReviewCreate
+from models.inventory import MovementKind, StockMovement
 from models.orders import Order, OrderEvent
 from models.payments import Payment, PaymentEvent
 from models.users import Address, Role, User, UserStatus
 from services.catalog.products import ProductService
 from services.catalog.reviews import NoPurchases, ReviewService
+from services.inventory import StockService
 from services.seeding import SEED_SKU_PATTERN, SeedRecords
 from temporal.clients.orders import workflow_id
 from tests.live import LiveStack
@@ -349,6 +351,50 @@ async def test_products_top_up_the_missing_numbers_only(
         own = random.Random(f"{base}:{int(product.sku[3:])}")
         expected = _product(own, int(product.sku[3:]), *own.choice(leaves))
         assert (product.name, product.price) == (expected.name, expected.price)
+
+
+async def test_seeded_products_open_with_stock_most_in_some_low_a_few_out(
+    settings: Settings, db_sessions: SessionFactory
+) -> None:
+    # They had none: only the products the seeded orders took got stock, so a shopper
+    # following the README could buy about 9 of 200.
+    seeder = Seeder(db_sessions, settings, Console(quiet=True))
+    leaves = await seeder.categories()
+    assert await seeder.products(random.Random(4), 200, leaves, first_number=70_001) == 200
+    async with db_sessions() as session:
+        products = (
+            await session.exec(select(Product).where(col(Product.sku).like("SW-007%")))
+        ).all()
+        stock = {p.id: await StockService(session).get(p.id) for p in products}
+        ledger = (
+            await session.exec(
+                select(StockMovement).where(
+                    col(StockMovement.product_id).in_([p.id for p in products])
+                )
+            )
+        ).all()
+    assert len(products) == 200
+    out = [s for s in stock.values() if s.available == 0]
+    low = [s for s in stock.values() if 0 < s.available < s.threshold]
+    in_stock = [s for s in stock.values() if s.available >= s.threshold]
+    assert len(in_stock) >= 150
+    assert 5 <= len(low) <= 40
+    assert 1 <= len(out) <= 25
+    assert all(s.reserved == 0 for s in stock.values())
+    # Received through the stock's own path: one receipt on the ledger per product in
+    # stock, of what it holds.
+    assert {(m.product_id, m.on_hand_delta) for m in ledger} == {
+        (s.product_id, s.on_hand) for s in stock.values() if s.on_hand > 0
+    }
+    assert {(m.kind, m.reason) for m in ledger} == {(MovementKind.RECEIPT, "seed: opening stock")}
+    # Drawn from the product's own generator, after the product: the same in every run.
+    base = random.Random(4).getrandbits(64)
+    for product in products:
+        number = int(product.sku[3:])
+        own = random.Random(f"{base}:{number}")
+        _product(own, number, *own.choice(leaves))
+        expected = _opening_stock(own, product.low_stock_threshold)
+        assert stock[product.id].on_hand == expected
 
 
 def test_a_reseed_says_how_to_get_a_staff_login() -> None:

@@ -223,7 +223,7 @@ async def test_past_the_cap_the_index_reports_a_lower_bound_and_sorts_every_matc
         ProductCreate(sku=f"{word}-{i}", name=f"{word} thing {i}", price=100 + i, currency="USD")
         for i in range(SEARCH_CANDIDATES + 5)
     ]
-    assert await ProductService(db_session).create_many(items) == len(items)
+    assert len(await ProductService(db_session).create_many(items)) == len(items)
     await indexing.rebuild(db_sessions)
     engine = _engine(indexing)
 
@@ -269,7 +269,7 @@ async def test_every_page_ranks_as_a_full_ranking_of_the_candidates_does(
         )
         for i in range(SEARCH_CANDIDATES + 30)
     ]
-    assert await ProductService(db_session).create_many(items) == len(items)
+    assert len(await ProductService(db_session).create_many(items)) == len(items)
     await indexing.rebuild(db_sessions)
     # Some documents written again, as the relay does: they move to a segment of their
     # own, so the index's order of equal scores (by address) is no longer by id.
@@ -321,7 +321,7 @@ async def test_a_snapshot_reads_each_documents_id_once(
         ProductCreate(sku=f"{word}-{i}", name=f"{word} thing", price=100 + i, currency="USD")
         for i in range(30)
     ]
-    assert await ProductService(db_session).create_many(items) == len(items)
+    assert len(await ProductService(db_session).create_many(items)) == len(items)
     await indexing.rebuild(db_sessions)
     engine = _engine(indexing)
     assert isinstance(engine, IndexedSearch)
