@@ -34,6 +34,7 @@ from bench.load import GeneratedLoad, TargetFactory, fixed, run_load_processes
 from bench.stack_cost import API as API_ROLE
 from bench.stack_cost import POSTGRES, StackProcesses, cpu_during, stack_processes
 from cli.seed.vocabulary import ADJECTIVES, MATERIALS, NOUNS, TAXONOMY
+from core.errors import DependencyUnavailable
 from core.settings import Settings
 
 LEAVES = [child.lower().replace(" ", "-") for _, children in TAXONOMY for child in children]
@@ -248,6 +249,32 @@ def per_request_line(label: str, cpu: dict[str, float], requests: int) -> str:
     return f"  {label:<18}{parts}"
 
 
+# How long a benchmark's own API process may take to serve: its start-up imports the
+# app, opens its pools and builds the search engine, slow on a loaded machine.
+API_START_SECONDS = 180.0
+
+
+async def _until_serving(proc: asyncio.subprocess.Process, base: str) -> None:
+    """Until ``base`` answers ``/health``; an API process that exits or never answers is
+    an error saying so (it was handed out anyway after 20 s, and the bench then failed
+    with "did not answer" on a loaded machine)."""
+    deadline = asyncio.get_running_loop().time() + API_START_SECONDS
+    async with httpx.AsyncClient() as http:
+        while True:
+            with suppress(httpx.HTTPError):
+                if (await http.get(base + "/health")).status_code == 200:
+                    return
+            if proc.returncode is not None:
+                raise DependencyUnavailable(
+                    f"the API process for {base} exited with {proc.returncode}"
+                )
+            if asyncio.get_running_loop().time() > deadline:
+                raise DependencyUnavailable(
+                    f"the API process for {base} did not serve in {API_START_SECONDS:.0f} s"
+                )
+            await asyncio.sleep(0.1)
+
+
 @asynccontextmanager
 async def api_process(settings: Settings, *, analytics: bool = False) -> AsyncIterator[str]:
     """``shop api`` for ``settings`` in a process of its own, as in production (with
@@ -279,12 +306,7 @@ async def api_process(settings: Settings, *, analytics: bool = False) -> AsyncIt
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(200):
-                with suppress(httpx.HTTPError):
-                    if (await http.get(base + "/health")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
+        await _until_serving(proc, base)
         yield base
     finally:
         proc.terminate()

@@ -113,9 +113,12 @@ def bench_catalog(
     wanted = [int(s) for s in sizes.split(",") if s.strip()]
     if wanted:
         console.print("search latency by catalogue size (scratch database):")
-        points = asyncio.run(
-            search_scaling(settings, wanted, min(duration, 10), concurrency, generators)
-        )
+        try:
+            points = asyncio.run(
+                search_scaling(settings, wanted, min(duration, 10), concurrency, generators)
+            )
+        except DependencyUnavailable as exc:  # its own API process did not serve
+            raise fail(str(exc)) from None
         for point in points:
             r = point.result
             console.print(

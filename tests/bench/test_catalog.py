@@ -7,18 +7,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 from functools import partial
 
 import asyncpg
+import pytest
 from typer.testing import CliRunner
 
-from bench.catalog import HELLO, _run, _spread_run, api_process, settle, table, workloads
+from bench.catalog import (
+    HELLO,
+    _run,
+    _spread_run,
+    _until_serving,
+    api_process,
+    settle,
+    table,
+    workloads,
+)
 from bench.http import hello_world
 from bench.load import GeneratedLoad, _read_response, run_load_processes
 from bench.scratch import asyncpg_dsn, scratch_database
 from bench.stack_cost import stack_processes
 from cli.main import app
+from cli.stack.process import free_port
 from core.db import require_database_url
+from core.errors import DependencyUnavailable
 from core.settings import Settings
 
 
@@ -144,3 +157,13 @@ async def test_a_scratch_database_leaves_the_migration_log_as_it_was(settings: S
     async with scratch_database(settings):
         pass
     assert alembic.level == before
+
+
+async def test_an_api_process_that_exits_is_an_error_not_a_url() -> None:
+    """A benchmark's own API process that dies before serving is named as such: it was
+    handed out after 20 s of trying anyway, and the bench then failed on "did not
+    answer" (a loaded CI machine started it too slowly)."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "raise SystemExit(3)")
+    await proc.wait()
+    with pytest.raises(DependencyUnavailable, match="exited with 3"):
+        await _until_serving(proc, f"http://127.0.0.1:{free_port()}")
