@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from core.errors import DependencyUnavailable
+from core.secrets import JWT_SECRET_MIN_LENGTH
 from core.settings import Settings
 from core.telemetry import ProcessRole
 
 log = logging.getLogger(__name__)
-
-# JWT_SECRET's least length (``core.secrets.jwt_secret`` refuses a shorter one anywhere).
-JWT_SECRET_MIN_LENGTH = 32
 
 API = frozenset({ProcessRole.API})
 WORKER = frozenset({ProcessRole.WORKER})

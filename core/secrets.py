@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 SECRET_FILE = "jwt-secret"
 
 
+# JWT_SECRET's least length, refused anywhere (and named by ``core.production``).
+JWT_SECRET_MIN_LENGTH = 32
+
+
 def jwt_secret(settings: Settings) -> str:
     """The secret access tokens are signed with.
 
@@ -28,8 +32,10 @@ def jwt_secret(settings: Settings) -> str:
     """
     if settings.jwt_secret is not None:
         value = settings.jwt_secret.get_secret_value()
-        if len(value) < 32:
-            raise DependencyUnavailable("JWT_SECRET must be at least 32 characters", code="config")
+        if len(value) < JWT_SECRET_MIN_LENGTH:
+            raise DependencyUnavailable(
+                f"JWT_SECRET must be at least {JWT_SECRET_MIN_LENGTH} characters", code="config"
+            )
         return value
     if settings.shop_env == "production":
         raise DependencyUnavailable("JWT_SECRET must be set in production", code="config")
